@@ -1,0 +1,68 @@
+package framing
+
+import (
+	"strconv"
+	"testing"
+)
+
+var benchSizes = []int{64, 1000}
+
+func BenchmarkAppendFrame(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			payload := randPayload(n, 1)
+			buf := make([]byte, 0, MaxEncodedLen(n))
+			h := Header{KindData, 2, 1}
+			b.ReportAllocs()
+			b.SetBytes(int64(n))
+			for b.Loop() {
+				buf = AppendFrame(buf[:0], h, payload)
+			}
+		})
+	}
+}
+
+func BenchmarkDecoderFeed(b *testing.B) {
+	for _, n := range benchSizes {
+		for _, chunk := range []int{0, 1} {
+			name := strconv.Itoa(n) + "/whole"
+			if chunk == 1 {
+				name = strconv.Itoa(n) + "/bytewise"
+			}
+			b.Run(name, func(b *testing.B) {
+				wire := AppendFrame(nil, Header{KindData, 2, 1}, randPayload(n, 1))
+				d := NewDecoder(1500)
+				frames := 0
+				emit := func(Header, []byte) { frames++ }
+				b.ReportAllocs()
+				b.SetBytes(int64(n))
+				for b.Loop() {
+					if chunk == 0 {
+						d.Feed(wire, emit)
+						continue
+					}
+					for i := range wire {
+						d.Feed(wire[i:i+1], emit)
+					}
+				}
+				if uint64(frames) != d.Stats().Frames || d.Stats().Frames == 0 {
+					b.Fatalf("stats %+v", d.Stats())
+				}
+			})
+		}
+	}
+}
+
+func BenchmarkCompactAppendEthernet(b *testing.B) {
+	eth := append(append(MACFor(2), MACFor(1)...), randPayload(1002, 1)...)
+	out := make([]byte, 0, 2000)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(eth)))
+	for b.Loop() {
+		h, p, err := Compact(eth, 1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out, _ = AppendEthernet(out[:0], h, p)
+	}
+}

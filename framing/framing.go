@@ -1,0 +1,154 @@
+// Package framing is the bytes on the wire between the MAC and a byte-stream
+// modem: a link header with one-byte node ids, a CRC-32C trailer, COBS
+// byte-stuffing with 0x00 delimiters, a streaming decoder that resynchronises
+// after garbage, and the mapping between Ethernet frames and link frames.
+//
+// Everything here is a pure function or a value owned by one goroutine; the
+// package does no I/O and never panics on any input bytes. The format is
+// specified byte by byte in docs/frame-format.md.
+//
+// An inner frame is
+//
+//	byte 0      0x10 | kind   (high nibble: version 1, low nibble: Kind)
+//	byte 1      destination NodeID
+//	byte 2      source NodeID
+//	bytes 3..   payload
+//	last 4      CRC-32C (Castagnoli) of all preceding inner bytes, big-endian
+//
+// and on the byte stream it travels as 0x00 COBS(inner) 0x00.
+package framing
+
+import (
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"strconv"
+)
+
+// NodeID is a link address: one byte on air instead of a 6-byte MAC.
+// 0x01..0xFE are nodes, Broadcast (0xFF) addresses every node and 0x00 is
+// reserved (never valid as source or destination).
+type NodeID uint8
+
+// Broadcast is the destination that every node accepts. It is never a valid
+// source.
+const Broadcast NodeID = 0xFF
+
+// Kind is the low nibble of the first inner byte: what the payload is.
+type Kind uint8
+
+const (
+	// KindData is a compacted Ethernet frame: the payload is the EtherType
+	// (2 bytes) followed by the Ethernet payload; both MAC addresses are
+	// derived from the node ids (see MACFor).
+	KindData Kind = 0
+	// KindEthernet carries a whole Ethernet frame, 14-byte header included,
+	// for frames whose MACs cannot be derived from node ids (multicast
+	// destinations, foreign source MACs).
+	KindEthernet Kind = 1
+)
+
+// Kinds 2 to 15 are reserved for later use (acknowledgements, fragments,
+// authenticated envelopes). The decoder passes them through; AppendEthernet
+// rejects them with ErrBadKind.
+
+// String names the kind for logs: "data", "ethernet" or "kind(N)".
+func (k Kind) String() string {
+	switch k {
+	case KindData:
+		return "data"
+	case KindEthernet:
+		return "ethernet"
+	}
+	return "kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Header is the decoded link header of one frame.
+type Header struct {
+	// Kind is the payload type, 0..15. Higher bits are not representable on
+	// the wire: AppendFrame encodes only Kind & 0x0F.
+	Kind Kind
+	// Dst is the destination node (or Broadcast); Src the sending node.
+	Dst, Src NodeID
+}
+
+const (
+	// HeaderLen is the number of inner header bytes (version|kind, dst, src).
+	HeaderLen = 3
+	// CRCLen is the number of CRC-32C trailer bytes.
+	CRCLen = 4
+	// Version is the format version carried in the high nibble of byte 0.
+	Version = 1
+	// Overhead is the number of inner bytes a frame adds to its payload.
+	Overhead = HeaderLen + CRCLen
+)
+
+// Sentinel errors; the functions of this package wrap them with %w, so test
+// with errors.Is.
+var (
+	// ErrShort: an Ethernet frame or a link payload is too short for its kind.
+	ErrShort = errors.New("frame too short")
+	// ErrNoRoute: a unicast Ethernet destination that is no node's MAC.
+	ErrNoRoute = errors.New("no link route to destination mac")
+	// ErrBadKind: a reserved kind where an Ethernet frame was expected.
+	ErrBadKind = errors.New("kind does not carry an ethernet frame")
+	// ErrBadAddr: a node id that is not valid where it is used (0x00
+	// anywhere, Broadcast as a source).
+	ErrBadAddr = errors.New("invalid node id")
+)
+
+// castagnoli is built once; hash/crc32 uses the CPU's CRC-32C instruction
+// where there is one (SSE4.2, ARMv8 CRC).
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// MaxEncodedLen is the largest on-wire size of a frame with an n-byte payload
+// (delimiters and COBS included): 2 + L + ceil(L/254) with L = n + 7. A
+// payload whose inner frame has a 0x00 at least every 254 bytes encodes to
+// 2 + L + 1. It returns 0 for negative n.
+func MaxEncodedLen(n int) int {
+	if n < 0 {
+		return 0
+	}
+	l := n + Overhead
+	return 2 + l + (l+253)/254
+}
+
+// AppendFrame appends the on-wire encoding of one frame (0x00 COBS(inner)
+// 0x00) to dst and returns the extended slice. It does not allocate when
+// cap(dst)-len(dst) >= MaxEncodedLen(len(payload)).
+//
+// AppendFrame does not validate h: it encodes h.Kind & 0x0F and the node ids
+// as given, so a frame with a 0x00 address or a Broadcast source is encoded
+// but every decoder rejects it (BadAddr).
+func AppendFrame(dst []byte, h Header, payload []byte) []byte {
+	hdr := [HeaderLen]byte{Version<<4 | byte(h.Kind&0x0F), byte(h.Dst), byte(h.Src)}
+	crc := crc32.Update(crcHeader(hdr), castagnoli, payload)
+	var trailer [CRCLen]byte
+	binary.BigEndian.PutUint32(trailer[:], crc)
+
+	dst = append(dst, 0)
+	var e cobsEncoder
+	e.begin(dst)
+	e.write(hdr[:])
+	e.write(payload)
+	e.write(trailer[:])
+	dst = e.end()
+	return append(dst, 0)
+}
+
+// crcHeader is the CRC-32C of the three header bytes. It is computed here
+// rather than with crc32.Update, whose slice parameter escapes and would
+// cost AppendFrame an allocation for its header array.
+func crcHeader(hdr [HeaderLen]byte) uint32 {
+	crc := ^uint32(0)
+	for _, b := range hdr {
+		crc = castagnoli[byte(crc)^b] ^ crc>>8
+	}
+	return ^crc
+}
+
+// validAddr reports whether h's addresses may appear on air: dst any id but
+// 0x00, src a node id (neither 0x00 nor Broadcast).
+func validAddr(h Header) bool {
+	return h.Dst != 0 && h.Src != 0 && h.Src != Broadcast
+}
