@@ -1,0 +1,43 @@
+package kiss
+
+import "time"
+
+// clock is the TNC's time source: the TxDone estimate and the reconnect
+// backoff run on it, so tests drive both with a fake clock, without sleeping.
+type clock interface {
+	Now() time.Time
+	NewTimer(d time.Duration) timer
+}
+
+// timer is a one-shot timer; *time.Timer fits through realTimer.
+type timer interface {
+	C() <-chan time.Time
+	Stop() bool
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+func (realClock) NewTimer(d time.Duration) timer { return realTimer{time.NewTimer(d)} }
+
+type realTimer struct{ t *time.Timer }
+
+func (r realTimer) C() <-chan time.Time { return r.t.C }
+func (r realTimer) Stop() bool          { return r.t.Stop() }
+
+// Reconnect backoff: first retry after backoffMin, doubling to backoffMax. A
+// connection that stayed up backoffMax or longer starts the count again.
+const (
+	backoffMin = 500 * time.Millisecond
+	backoffMax = 30 * time.Second
+)
+
+// backoff is the wait before reconnect attempt number attempt (0 first).
+func backoff(attempt int) time.Duration {
+	d := backoffMin
+	for i := 0; i < attempt && d < backoffMax; i++ {
+		d *= 2
+	}
+	return min(d, backoffMax)
+}

@@ -1,0 +1,252 @@
+package kiss
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults, as Dire Wolf and most TNCs start.
+const (
+	// DefaultMaxFrame is Dire Wolf's limit: it silently cuts a KISS message
+	// longer than 2048 bytes (escapes included).
+	DefaultMaxFrame = 2048
+	// DefaultAirRate is the 1200 bit/s AFSK of VHF packet.
+	DefaultAirRate = 1200
+	// DefaultBaud is the serial rate of a hardware TNC's host port.
+	DefaultBaud = 9600
+	// DefaultTXDelay is the key-up delay (Dire Wolf's TXDELAY 30).
+	DefaultTXDelay = 300 * time.Millisecond
+	// DefaultPersistence is P = 63, p = 0.25.
+	DefaultPersistence = 63
+	// DefaultSlotTime is the CSMA slot (Dire Wolf's SLOTTIME 10).
+	DefaultSlotTime = 100 * time.Millisecond
+	// DefaultTXTail is the tail after the frame (Dire Wolf's TXTAIL 10).
+	DefaultTXTail = 100 * time.Millisecond
+)
+
+// MinBurst is the shortest burst Transmit accepts: Dire Wolf, like AX.25
+// receivers in general, drops frames of fewer than 15 bytes. slided's frames
+// are always longer, so nothing is padded.
+const MinBurst = 15
+
+// Config describes one KISS TNC. Set either Addr (KISS over TCP, as Dire
+// Wolf offers) or Device (a serial port). Use Defaults, ParseTCP or
+// ParseSerial to start from sensible values: Dial sends every setting as it
+// stands (a zero TXDelay is sent as 0).
+type Config struct {
+	// Addr is host:port of a KISS TCP server.
+	Addr string
+	// Device is a serial device path; Baud its rate (DefaultBaud if 0).
+	Device string
+	Baud   int
+	// Port is the KISS port (the TNC's radio channel), 0 to 15.
+	Port byte
+	// AirRate is the TNC's air rate in bit/s; it must be set (it paces
+	// TxDone and is reported as Info().BitRate).
+	AirRate int
+	// MaxFrame is the largest KISS frame the TNC takes in, FENDs, type byte
+	// and escapes included (DefaultMaxFrame if 0).
+	MaxFrame int
+	// TXDelay, Persistence (0 to 255), SlotTime and TXTail are sent to the
+	// TNC on every connect; times go in 10 ms units, 0 to 2.55 s.
+	TXDelay     time.Duration
+	Persistence int
+	SlotTime    time.Duration
+	TXTail      time.Duration
+	// FullDuplex true makes the TNC send at once, without its CSMA: the
+	// client owns channel access. False lets the TNC run p-persistent CSMA
+	// on its own carrier detect.
+	FullDuplex bool
+	// Dial, if set, replaces net.Dialer.DialContext for Addr (tests use it
+	// to reach a TNC inside a network namespace).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Defaults returns a Config with the default air rate, frame limit and
+// channel-access settings, and no Addr or Device.
+func Defaults() Config {
+	return Config{
+		Baud:        DefaultBaud,
+		AirRate:     DefaultAirRate,
+		MaxFrame:    DefaultMaxFrame,
+		TXDelay:     DefaultTXDelay,
+		Persistence: DefaultPersistence,
+		SlotTime:    DefaultSlotTime,
+		TXTail:      DefaultTXTail,
+	}
+}
+
+// ErrConfig is wrapped by every configuration error.
+var ErrConfig = errors.New("kiss: bad config")
+
+// ParseTCP parses the part of a modem URL after "kiss-tcp:", such as
+// "127.0.0.1:8001?air=9600&txdelay=30ms&persist=63&slot=10ms&fullduplex=0".
+// Keys: air, port, maxframe, txdelay, persist, slot, txtail, fullduplex.
+// Missing keys keep Defaults; an unknown key is an error naming it.
+func ParseTCP(s string) (Config, error) {
+	addr, query, _ := strings.Cut(s, "?")
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return Config{}, fmt.Errorf("%w: address %q: %w", ErrConfig, addr, err)
+	}
+	c := Defaults()
+	c.Addr = addr
+	if err := c.parseQuery(query, false); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// ParseSerial parses the part of a modem URL after "kiss-serial:", such as
+// "/dev/ttyUSB0?baud=9600&air=1200". Keys: those of ParseTCP and baud.
+func ParseSerial(s string) (Config, error) {
+	dev, query, _ := strings.Cut(s, "?")
+	if dev == "" {
+		return Config{}, fmt.Errorf("%w: no device", ErrConfig)
+	}
+	c := Defaults()
+	c.Device = dev
+	if err := c.parseQuery(query, true); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+func (c *Config) parseQuery(query string, serial bool) error {
+	vals, err := url.ParseQuery(query)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	for key, vs := range vals {
+		if len(vs) != 1 {
+			return fmt.Errorf("%w: key %q given %d times", ErrConfig, key, len(vs))
+		}
+		v := vs[0]
+		var err error
+		switch key {
+		case "air":
+			c.AirRate, err = parseInt(v, 1, 1<<30)
+		case "port":
+			var p int
+			p, err = parseInt(v, 0, 15)
+			c.Port = byte(p)
+		case "maxframe":
+			c.MaxFrame, err = parseInt(v, 3+2*MinBurst, 1<<20)
+		case "txdelay":
+			c.TXDelay, err = parseTenMs(v)
+		case "persist":
+			c.Persistence, err = parseInt(v, 0, 255)
+		case "slot":
+			c.SlotTime, err = parseTenMs(v)
+		case "txtail":
+			c.TXTail, err = parseTenMs(v)
+		case "fullduplex":
+			c.FullDuplex, err = strconv.ParseBool(v)
+		case "baud":
+			if !serial {
+				return fmt.Errorf("%w: key %q is for kiss-serial only", ErrConfig, key)
+			}
+			c.Baud, err = parseInt(v, 1, 1<<30)
+		default:
+			return fmt.Errorf("%w: unknown key %q", ErrConfig, key)
+		}
+		if err != nil {
+			return fmt.Errorf("%w: key %q: %w", ErrConfig, key, err)
+		}
+	}
+	return nil
+}
+
+func parseInt(s string, lo, hi int) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, err
+	}
+	if n < lo || n > hi {
+		return 0, fmt.Errorf("%d out of range %d..%d", n, lo, hi)
+	}
+	return n, nil
+}
+
+func parseTenMs(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := tenMs(d); err != nil {
+		return 0, err
+	}
+	return d, nil
+}
+
+// tenMs converts d to the 10 ms units of a KISS parameter, rounding to the
+// nearest unit.
+func tenMs(d time.Duration) (byte, error) {
+	if d < 0 || d > 2550*time.Millisecond {
+		return 0, fmt.Errorf("%v out of range 0..2.55s", d)
+	}
+	return byte((d + 5*time.Millisecond) / (10 * time.Millisecond)), nil
+}
+
+// check validates c and fills MaxFrame and Baud when zero.
+func (c *Config) check() error {
+	if (c.Addr == "") == (c.Device == "") {
+		return fmt.Errorf("%w: set exactly one of Addr and Device", ErrConfig)
+	}
+	if c.AirRate <= 0 {
+		return fmt.Errorf("%w: air rate %d", ErrConfig, c.AirRate)
+	}
+	if c.Port > 15 {
+		return fmt.Errorf("%w: port %d (0 to 15)", ErrConfig, c.Port)
+	}
+	if c.Persistence < 0 || c.Persistence > 255 {
+		return fmt.Errorf("%w: persistence %d (0 to 255)", ErrConfig, c.Persistence)
+	}
+	for _, d := range []time.Duration{c.TXDelay, c.SlotTime, c.TXTail} {
+		if _, err := tenMs(d); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+	}
+	if c.MaxFrame == 0 {
+		c.MaxFrame = DefaultMaxFrame
+	}
+	if c.MaxFrame < 3+2*MinBurst {
+		return fmt.Errorf("%w: max frame %d too small", ErrConfig, c.MaxFrame)
+	}
+	if c.Baud == 0 {
+		c.Baud = DefaultBaud
+	}
+	return nil
+}
+
+// MaxBurst is the longest burst Transmit accepts: the most that fits in
+// MaxFrame even if every byte needs an escape (two FENDs and the type byte
+// around twice the burst).
+func (c Config) MaxBurst() int {
+	m := c.MaxFrame
+	if m == 0 {
+		m = DefaultMaxFrame
+	}
+	return (m - 3) / 2
+}
+
+// TxTime estimates how long the TNC keeps the channel for a burst of n
+// bytes once it starts sending: TXDelay (flags), the HDLC frame (n bytes
+// plus the TNC's 2-byte CRC, about 3% bit stuffing on random data, the
+// closing flag) at AirRate, and TXTail. It does not include the time the
+// TNC's own CSMA may wait for a free channel.
+func (c Config) TxTime(n int) time.Duration {
+	if c.AirRate <= 0 {
+		return 0
+	}
+	bits := int64(n+2) * 8
+	bits += bits / 32 // bit stuffing: one in 32 on random data
+	bits += 8         // closing flag
+	air := time.Duration((bits*int64(time.Second) + int64(c.AirRate) - 1) / int64(c.AirRate))
+	return c.TXDelay + air + c.TXTail
+}

@@ -1,0 +1,198 @@
+package kiss
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slided/slided/framing"
+)
+
+func TestParseTCP(t *testing.T) {
+	tests := []struct {
+		desc    string
+		in      string
+		want    func(*Config)
+		wantErr string // substring; "" means no error
+	}{
+		{"address only keeps defaults", "127.0.0.1:8001", func(c *Config) {}, ""},
+		{"all keys", "127.0.0.1:8001?air=9600&txdelay=30ms&persist=255&slot=10ms&txtail=0s&fullduplex=1&port=2&maxframe=1024",
+			func(c *Config) {
+				c.AirRate, c.TXDelay, c.Persistence, c.SlotTime, c.TXTail = 9600, 30*time.Millisecond, 255, 10*time.Millisecond, 0
+				c.FullDuplex, c.Port, c.MaxFrame = true, 2, 1024
+			}, ""},
+		{"fullduplex=0", "[::1]:8001?fullduplex=0", func(c *Config) {}, ""},
+		{"unknown key named", "127.0.0.1:8001?air=9600&bogus=1", nil, `unknown key "bogus"`},
+		{"baud is serial only", "127.0.0.1:8001?baud=9600", nil, `"baud" is for kiss-serial only`},
+		{"no port", "127.0.0.1", nil, "address"},
+		{"persist out of range", "127.0.0.1:8001?persist=256", nil, `key "persist"`},
+		{"txdelay too long", "127.0.0.1:8001?txdelay=3s", nil, `key "txdelay"`},
+		{"txdelay not a duration", "127.0.0.1:8001?txdelay=30", nil, `key "txdelay"`},
+		{"port out of range", "127.0.0.1:8001?port=16", nil, `key "port"`},
+		{"repeated key", "127.0.0.1:8001?air=1200&air=9600", nil, "2 times"},
+		{"air zero", "127.0.0.1:8001?air=0", nil, `key "air"`},
+	}
+	for _, tt := range tests {
+		got, err := ParseTCP(tt.in)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, ErrConfig) {
+				t.Errorf("%s: error %v, want ErrConfig containing %q", tt.desc, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tt.desc, err)
+			continue
+		}
+		want := Defaults()
+		want.Addr, _, _ = strings.Cut(tt.in, "?")
+		tt.want(&want)
+		if got.Addr != want.Addr || got.AirRate != want.AirRate || got.TXDelay != want.TXDelay ||
+			got.Persistence != want.Persistence || got.SlotTime != want.SlotTime || got.TXTail != want.TXTail ||
+			got.FullDuplex != want.FullDuplex || got.Port != want.Port || got.MaxFrame != want.MaxFrame || got.Baud != want.Baud {
+			t.Errorf("%s: got %+v, want %+v", tt.desc, got, want)
+		}
+	}
+}
+
+func TestParseSerial(t *testing.T) {
+	tests := []struct {
+		desc      string
+		in        string
+		dev       string
+		baud, air int
+		wantErr   string
+	}{
+		{"device and keys", "/dev/ttyUSB0?baud=19200&air=1200", "/dev/ttyUSB0", 19200, 1200, ""},
+		{"device only", "/dev/ttyS1", "/dev/ttyS1", DefaultBaud, DefaultAirRate, ""},
+		{"no device", "?baud=9600", "", 0, 0, "no device"},
+		{"unknown key", "/dev/ttyS1?speed=9600", "", 0, 0, `unknown key "speed"`},
+	}
+	for _, tt := range tests {
+		got, err := ParseSerial(tt.in)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%s: error %v, want one containing %q", tt.desc, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || got.Device != tt.dev || got.Baud != tt.baud || got.AirRate != tt.air || got.Addr != "" {
+			t.Errorf("%s: got %+v, %v; want device %s baud %d air %d", tt.desc, got, err, tt.dev, tt.baud, tt.air)
+		}
+	}
+}
+
+func TestConfigCheck(t *testing.T) {
+	base := Defaults()
+	base.Addr = "127.0.0.1:8001"
+	tests := []struct {
+		desc string
+		mod  func(*Config)
+		ok   bool
+	}{
+		{"defaults with an address", func(c *Config) {}, true},
+		{"both addr and device", func(c *Config) { c.Device = "/dev/ttyS0" }, false},
+		{"neither", func(c *Config) { c.Addr = "" }, false},
+		{"no air rate", func(c *Config) { c.AirRate = 0 }, false},
+		{"port 16", func(c *Config) { c.Port = 16 }, false},
+		{"negative persistence", func(c *Config) { c.Persistence = -1 }, false},
+		{"slot too long", func(c *Config) { c.SlotTime = 3 * time.Second }, false},
+		{"tiny max frame", func(c *Config) { c.MaxFrame = 20 }, false},
+		{"zero max frame takes the default", func(c *Config) { c.MaxFrame = 0 }, true},
+	}
+	for _, tt := range tests {
+		c := base
+		tt.mod(&c)
+		err := c.check()
+		if (err == nil) != tt.ok {
+			t.Errorf("%s: check() = %v, want ok=%v", tt.desc, err, tt.ok)
+		}
+	}
+}
+
+func TestTxTime(t *testing.T) {
+	tests := []struct {
+		desc string
+		cfg  Config
+		n    int
+		want time.Duration
+	}{
+		// (1000+2)*8 = 8016 bits, +250 stuffing, +8 flag = 8274 bits.
+		{"1000 bytes at 9600, no delays", Config{AirRate: 9600}, 1000, 861875 * time.Microsecond},
+		{"plus txdelay and tail", Config{AirRate: 9600, TXDelay: 30 * time.Millisecond, TXTail: 10 * time.Millisecond}, 1000,
+			(861875 + 40000) * time.Microsecond},
+		// (100+2)*8 = 816, +25, +8 = 849 bits at 1200 = 707.5 ms.
+		{"100 bytes at 1200", Config{AirRate: 1200}, 100, 707500 * time.Microsecond},
+		{"no air rate", Config{}, 100, 0},
+	}
+	for _, tt := range tests {
+		if got := tt.cfg.TxTime(tt.n); got != tt.want {
+			t.Errorf("%s: TxTime(%d) = %v, want %v", tt.desc, tt.n, got, tt.want)
+		}
+	}
+}
+
+func TestMaxBurst(t *testing.T) {
+	tests := []struct {
+		desc     string
+		maxFrame int
+		want     int
+	}{
+		{"Dire Wolf", 2048, 1022},
+		{"default", 0, 1022},
+		{"odd", 2049, 1023},
+	}
+	for _, tt := range tests {
+		c := Config{MaxFrame: tt.maxFrame}
+		got := c.MaxBurst()
+		if got != tt.want {
+			t.Errorf("%s: MaxBurst() = %d, want %d", tt.desc, got, tt.want)
+		}
+		// The worst case, every byte escaped, still fits.
+		worst := framing.AppendKISS(nil, 0, framing.KISSData, bytes.Repeat([]byte{framing.KISSFEND}, got))
+		limit := tt.maxFrame
+		if limit == 0 {
+			limit = DefaultMaxFrame
+		}
+		if len(worst) > limit {
+			t.Errorf("%s: worst-case frame %d bytes exceeds %d", tt.desc, len(worst), limit)
+		}
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	tests := []struct {
+		desc    string
+		attempt int
+		want    time.Duration
+	}{
+		{"first", 0, 500 * time.Millisecond},
+		{"second", 1, time.Second},
+		{"fifth", 4, 8 * time.Second},
+		{"capped", 6, 30 * time.Second},
+		{"far beyond", 1000, 30 * time.Second},
+	}
+	for _, tt := range tests {
+		if got := backoff(tt.attempt); got != tt.want {
+			t.Errorf("%s: backoff(%d) = %v, want %v", tt.desc, tt.attempt, got, tt.want)
+		}
+	}
+}
+
+func TestParamFrames(t *testing.T) {
+	cfg := Config{Addr: "x:1", Port: 1, AirRate: 9600, TXDelay: 35 * time.Millisecond, Persistence: 200,
+		SlotTime: 20 * time.Millisecond, TXTail: 0, FullDuplex: true}
+	tn := &TNC{cfg: cfg}
+	want := []byte{
+		0xC0, 0x11, 4, 0xC0, // TXDELAY 35 ms rounds to 4
+		0xC0, 0x12, 200, 0xC0,
+		0xC0, 0x13, 2, 0xC0,
+		0xC0, 0x14, 0, 0xC0,
+		0xC0, 0x15, 1, 0xC0,
+	}
+	if got := tn.paramFrames(); !bytes.Equal(got, want) {
+		t.Fatalf("param frames % x, want % x", got, want)
+	}
+}
