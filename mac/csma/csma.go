@@ -1,0 +1,268 @@
+// Package csma decides when a queued frame goes on air: p-persistent CSMA
+// with a slotted backoff that only counts while the channel is idle, and
+// binary exponential growth of the contention window while it is contended.
+//
+// The package is sans-I/O. Every method takes the current time; the MAC never
+// reads a clock, sleeps or starts a goroutine. The daemon drives it in real
+// time and the simulator in virtual time, and for a given rand seed and input
+// sequence it makes the same decisions. A MAC is not safe for concurrent use:
+// one goroutine owns it. docs/mac.md describes the state machine.
+//
+// The driver's loop:
+//
+//	feed inputs:     Enqueue, Carrier, TxDone
+//	after each input, and whenever Deadline passes:
+//	    if frame, ok := m.Poll(now); ok { transmit frame; later m.TxDone(t) }
+package csma
+
+import (
+	"errors"
+	"math/rand/v2"
+	"time"
+)
+
+// ErrQueueFull is returned by Enqueue when Room() == 0. The caller decides
+// what gives: drop the new frame, or call DropOldest and enqueue again.
+var ErrQueueFull = errors.New("csma: queue full")
+
+// Stats counts what a MAC has done since New. All counters only grow.
+type Stats struct {
+	Enqueued    uint64 // frames accepted by Enqueue
+	Rejected    uint64 // Enqueue calls refused with ErrQueueFull
+	Transmitted uint64 // frames handed out by Poll
+	Dropped     uint64 // frames removed by DropOldest
+	Deferrals   uint64 // times the channel was found busy while a frame waited
+	Backoffs    uint64 // backoff slots counted down (including persistence slots)
+	Persisted   uint64 // slots waited because the p-draw said "not now"
+	CWMaxHits   uint64 // doublings of the contention window capped at CWMax
+	// BusyTime is the total time the carrier was sensed busy, for busy
+	// periods that have ended (the MAC learns a period's length at its end).
+	// The node's own transmissions are not included.
+	BusyTime time.Duration
+}
+
+// MAC is one node's channel access: a bounded FIFO of frames and the CSMA
+// state that decides when its head goes on air. Create it with New.
+type MAC struct {
+	cfg Config
+	rng *rand.Rand
+
+	// Ring buffer of frames. While onAir, q[head] is nil (the frame belongs
+	// to the caller) but still counted in n.
+	q     [][]byte
+	head  int
+	n     int
+	onAir bool
+
+	busy      bool      // carrier sensed busy (never true while onAir)
+	busySince time.Time // start of the current busy period
+	idleSince time.Time // end of the last busy period or own transmission
+	armed     time.Time // the countdown counts from no earlier than this
+	slots     int       // backoff slots left before the p-draw
+	cw        int       // contention window, in slots
+
+	stats Stats
+}
+
+// New returns a MAC with an empty queue on a channel idle since long ago.
+// rng drives every random choice (backoff draws, persistence), so a fixed
+// seed gives reproducible runs; the MAC is its only user from now on.
+func New(cfg Config, rng *rand.Rand) (*MAC, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if rng == nil {
+		return nil, errors.New("csma: nil rand source")
+	}
+	return &MAC{
+		cfg: cfg,
+		rng: rng,
+		q:   make([][]byte, cfg.QueueLen),
+		cw:  cfg.CWMin,
+	}, nil
+}
+
+// Enqueue appends frame to the queue. From now on the MAC owns frame until
+// Poll or DropOldest hands it back. It returns ErrQueueFull when Room() == 0.
+// A frame that arrives at an empty queue draws a backoff; if the channel is
+// busy at that moment this counts as a deferral first.
+func (m *MAC) Enqueue(now time.Time, frame []byte) error {
+	if m.n == len(m.q) {
+		m.stats.Rejected++
+		return ErrQueueFull
+	}
+	m.q[(m.head+m.n)%len(m.q)] = frame
+	m.n++
+	m.stats.Enqueued++
+	if m.n == 1 {
+		if m.busy {
+			m.deferral()
+		}
+		m.draw(now)
+	}
+	return nil
+}
+
+// DropOldest removes and returns the oldest frame that is not on air, for a
+// drop-head policy when the queue is full. It returns false when no frame
+// waits. The frame on air is never returned: it belongs to the caller.
+func (m *MAC) DropOldest() ([]byte, bool) {
+	i := 0
+	if m.onAir {
+		i = 1
+	}
+	if m.n <= i {
+		return nil, false
+	}
+	pos := (m.head + i) % len(m.q)
+	f := m.q[pos]
+	// Close the gap: move the frames in front of pos (at most the one on
+	// air) one place back. The backoff state stays with the MAC.
+	if i == 1 {
+		m.q[pos] = m.q[m.head]
+	}
+	m.q[m.head] = nil
+	m.head = (m.head + 1) % len(m.q)
+	m.n--
+	m.stats.Dropped++
+	return f, true
+}
+
+// Room is the number of frames Enqueue still accepts.
+func (m *MAC) Room() int { return len(m.q) - m.n }
+
+// Len is the number of frames held, including the one on air.
+func (m *MAC) Len() int { return m.n }
+
+// Transmitting reports whether a frame returned by Poll awaits its TxDone.
+func (m *MAC) Transmitting() bool { return m.onAir }
+
+// Stats returns a copy of the counters.
+func (m *MAC) Stats() Stats { return m.stats }
+
+// Carrier reports the modem's carrier sense. Repeating the current state is
+// a no-op. While a frame is on air the report is ignored: a half-duplex modem
+// cannot hear while it transmits, so a modem that still senses a carrier
+// after TxDone must report it again.
+//
+// When the channel turns busy while a frame waits, this is a deferral: the
+// countdown stops (the idle slots it counted are kept in Stats.Backoffs), the
+// contention window doubles (up to CWMax) and the remaining backoff is drawn
+// afresh from the doubled window. Once the carrier has dropped and the channel
+// has been idle for IFS, the countdown resumes. docs/mac.md explains why the
+// backoff is redrawn rather than resumed where it stopped.
+func (m *MAC) Carrier(now time.Time, busy bool) {
+	if m.onAir || busy == m.busy {
+		return
+	}
+	m.busy = busy
+	if !busy {
+		m.stats.BusyTime += now.Sub(m.busySince)
+		m.idleSince = now
+		return
+	}
+	m.busySince = now
+	if m.n == 0 {
+		return
+	}
+	if start := m.countStart(); now.After(start) {
+		counted := min(now.Sub(start)/m.cfg.SlotTime, time.Duration(m.slots))
+		m.stats.Backoffs += uint64(counted)
+	}
+	m.deferral()
+	m.slots = m.rng.IntN(m.cw)
+}
+
+// TxDone reports that the frame returned by Poll has left the modem (or was
+// lost). The channel counts as idle from now; the contention window returns
+// to CWMin and, if another frame waits, it draws a fresh backoff so that a
+// busy node leaves room for others. TxDone without a frame on air is a no-op.
+func (m *MAC) TxDone(now time.Time) {
+	if !m.onAir {
+		return
+	}
+	m.onAir = false
+	m.head = (m.head + 1) % len(m.q)
+	m.n--
+	m.busy = false
+	m.idleSince = now
+	m.cw = m.cfg.CWMin
+	if m.n > 0 {
+		m.draw(now)
+	}
+}
+
+// Poll returns the head frame if it should go on air now; ownership passes
+// to the caller, who hands it to the modem and calls TxDone when it is gone.
+// Poll is safe to call at any time and calling it again with the same now
+// returns nothing new. When the backoff has run out and the persistence draw
+// fails, the MAC waits one more slot.
+func (m *MAC) Poll(now time.Time) ([]byte, bool) {
+	if m.onAir || m.n == 0 || m.busy {
+		return nil, false
+	}
+	d := m.decision()
+	if now.Before(d) {
+		return nil, false
+	}
+	m.stats.Backoffs += uint64(m.slots)
+	m.slots = 0
+	if m.cfg.Persistence < 1 && m.rng.Float64() >= m.cfg.Persistence {
+		// Not this slot. Count the next slot from the latest slot boundary
+		// not after now, so that a late Poll makes one draw, not many.
+		m.stats.Persisted++
+		m.slots = 1
+		late := now.Sub(d)
+		m.armed = d.Add(late - late%m.cfg.SlotTime)
+		return nil, false
+	}
+	m.onAir = true
+	f := m.q[m.head]
+	m.q[m.head] = nil
+	m.stats.Transmitted++
+	return f, true
+}
+
+// Deadline returns when Poll must next be called if no other input arrives.
+// It returns false when only an input can change anything: the queue is
+// empty, a frame is on air (waiting for TxDone), or the carrier is busy
+// (waiting for Carrier). After Poll(now) the deadline is later than now.
+func (m *MAC) Deadline() (time.Time, bool) {
+	if m.onAir || m.n == 0 || m.busy {
+		return time.Time{}, false
+	}
+	return m.decision(), true
+}
+
+// countStart is when the countdown (re)starts counting: the channel has been
+// idle for IFS and the current backoff has been armed.
+func (m *MAC) countStart() time.Time {
+	s := m.idleSince.Add(m.cfg.IFS)
+	if m.armed.After(s) {
+		return m.armed
+	}
+	return s
+}
+
+// decision is when the countdown runs out, given an idle channel.
+func (m *MAC) decision() time.Time {
+	return m.countStart().Add(time.Duration(m.slots) * m.cfg.SlotTime)
+}
+
+// draw starts a fresh backoff from [0, CW), counted from now at the earliest.
+func (m *MAC) draw(now time.Time) {
+	m.slots = m.rng.IntN(m.cw)
+	m.armed = now
+}
+
+// deferral records that the channel was found busy while a frame waited and
+// doubles the contention window.
+func (m *MAC) deferral() {
+	m.stats.Deferrals++
+	if m.cw*2 > m.cfg.CWMax {
+		m.stats.CWMaxHits++
+		m.cw = m.cfg.CWMax
+		return
+	}
+	m.cw *= 2
+}

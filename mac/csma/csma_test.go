@@ -1,0 +1,555 @@
+package csma
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+var t0 = time.Unix(1_000_000, 0)
+
+// testConfig has round numbers so expected times are easy to read.
+func testConfig() Config {
+	return Config{
+		SlotTime:    10 * time.Millisecond,
+		IFS:         25 * time.Millisecond,
+		Persistence: 1,
+		CWMin:       4,
+		CWMax:       32,
+		QueueLen:    4,
+	}
+}
+
+// newPair returns a MAC and a twin generator with the same seed: the test
+// replays the MAC's draws on the twin to predict its decisions.
+func newPair(t *testing.T, cfg Config, seed uint64) (*MAC, *rand.Rand) {
+	t.Helper()
+	m, err := New(cfg, rand.New(rand.NewPCG(seed, 99)))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return m, rand.New(rand.NewPCG(seed, 99))
+}
+
+func slots(cfg Config, n int) time.Duration { return time.Duration(n) * cfg.SlotTime }
+
+func mustEnqueue(t *testing.T, m *MAC, now time.Time, f []byte) {
+	t.Helper()
+	if err := m.Enqueue(now, f); err != nil {
+		t.Fatalf("Enqueue: %v", err)
+	}
+}
+
+// wantDeadline checks Deadline and that Poll sends nothing just before it.
+func wantDeadline(t *testing.T, m *MAC, want time.Time) {
+	t.Helper()
+	d, ok := m.Deadline()
+	if !ok || !d.Equal(want) {
+		t.Fatalf("Deadline = %v, %v; want %v, true", d.Sub(t0), ok, want.Sub(t0))
+	}
+	if f, ok := m.Poll(want.Add(-time.Nanosecond)); ok {
+		t.Fatalf("Poll 1ns before the deadline sent %q", f)
+	}
+}
+
+func wantSend(t *testing.T, m *MAC, now time.Time, want string) {
+	t.Helper()
+	f, ok := m.Poll(now)
+	if !ok || string(f) != want {
+		t.Fatalf("Poll(%v) = %q, %v; want %q, true", now.Sub(t0), f, ok, want)
+	}
+	if !m.Transmitting() {
+		t.Fatalf("not transmitting after Poll returned a frame")
+	}
+	if f, ok := m.Poll(now); ok {
+		t.Fatalf("second Poll at the same time sent %q", f)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		desc   string
+		modify func(*Config)
+		ok     bool
+	}{
+		{desc: "test config", modify: func(*Config) {}, ok: true},
+		{desc: "zero IFS", modify: func(c *Config) { c.IFS = 0 }, ok: true},
+		{desc: "CWMin equals CWMax equals 1", modify: func(c *Config) { c.CWMin, c.CWMax = 1, 1 }, ok: true},
+		{desc: "zero slot", modify: func(c *Config) { c.SlotTime = 0 }},
+		{desc: "negative slot", modify: func(c *Config) { c.SlotTime = -time.Second }},
+		{desc: "huge slot", modify: func(c *Config) { c.SlotTime = math.MaxInt64 / 4 }},
+		{desc: "negative IFS", modify: func(c *Config) { c.IFS = -1 }},
+		{desc: "zero persistence", modify: func(c *Config) { c.Persistence = 0 }},
+		{desc: "persistence above 1", modify: func(c *Config) { c.Persistence = 1.01 }},
+		{desc: "NaN persistence", modify: func(c *Config) { c.Persistence = math.NaN() }},
+		{desc: "zero CWMin", modify: func(c *Config) { c.CWMin = 0 }},
+		{desc: "CWMin above CWMax", modify: func(c *Config) { c.CWMin, c.CWMax = 64, 32 }},
+		{desc: "CWMax too large", modify: func(c *Config) { c.CWMax = 1 << 20 }},
+		{desc: "zero queue", modify: func(c *Config) { c.QueueLen = 0 }},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			c := testConfig()
+			tc.modify(&c)
+			err := c.Validate()
+			if (err == nil) != tc.ok {
+				t.Fatalf("Validate() = %v, want ok=%v", err, tc.ok)
+			}
+			if err != nil && !errors.Is(err, ErrInvalidConfig) {
+				t.Errorf("error %v does not wrap ErrInvalidConfig", err)
+			}
+			if _, err := New(c, rand.New(rand.NewPCG(1, 1))); (err == nil) != tc.ok {
+				t.Errorf("New() = %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+	if _, err := New(testConfig(), nil); err == nil {
+		t.Errorf("New with a nil rand source succeeded")
+	}
+}
+
+func TestDefaultConfig(t *testing.T) {
+	for _, rate := range []int{-1, 0, 50, 300, 1200, 9600, 115200, 1_000_000, math.MaxInt32} {
+		c := DefaultConfig(rate)
+		if err := c.Validate(); err != nil {
+			t.Errorf("DefaultConfig(%d) invalid: %v", rate, err)
+		}
+		if c.SlotTime < maxPropagation {
+			t.Errorf("DefaultConfig(%d).SlotTime = %v, shorter than propagation", rate, c.SlotTime)
+		}
+	}
+	if a, b := DefaultConfig(1200), DefaultConfig(9600); a.SlotTime <= b.SlotTime {
+		t.Errorf("slot at 1200 bit/s (%v) not longer than at 9600 (%v)", a.SlotTime, b.SlotTime)
+	}
+}
+
+func TestIdleChannel(t *testing.T) {
+	cfg := testConfig()
+	for _, tc := range []struct {
+		desc      string
+		idleSince time.Duration // before t0; the channel was busy before that
+		wantStart time.Duration // the countdown starts this long after t0
+	}{
+		{desc: "idle since long ago: backoff counts from enqueue", idleSince: time.Hour, wantStart: 0},
+		{desc: "idle for 5ms: IFS ends 20ms after enqueue", idleSince: 5 * time.Millisecond, wantStart: 20 * time.Millisecond},
+		{desc: "went idle at enqueue: full IFS", idleSince: 0, wantStart: cfg.IFS},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			for seed := range uint64(20) {
+				m, twin := newPair(t, cfg, seed)
+				m.Carrier(t0.Add(-tc.idleSince-time.Second), true)
+				m.Carrier(t0.Add(-tc.idleSince), false)
+				// The MAC had no frame while busy: no deferral, no draw.
+				mustEnqueue(t, m, t0, []byte("a"))
+				b := twin.IntN(cfg.CWMin)
+				want := t0.Add(tc.wantStart + slots(cfg, b))
+				wantDeadline(t, m, want)
+				wantSend(t, m, want, "a")
+				if _, ok := m.Deadline(); ok {
+					t.Errorf("Deadline set while transmitting")
+				}
+				st := m.Stats()
+				if st.Transmitted != 1 || st.Enqueued != 1 || st.Backoffs != uint64(b) || st.Deferrals != 0 {
+					t.Errorf("stats = %+v, want 1 enqueued, 1 sent, %d backoff slots, no deferral", st, b)
+				}
+			}
+		})
+	}
+}
+
+func TestBusyDefersAndResumes(t *testing.T) {
+	cfg := testConfig()
+	for _, tc := range []struct {
+		desc      string
+		busyAt    time.Duration // after t0 (enqueue on a long-idle channel)
+		busyFor   time.Duration
+		minSlots  int // first draw must be at least this for the busy to interrupt it
+		wantCount uint64
+	}{
+		{desc: "busy in the middle of slot 1", busyAt: 15 * time.Millisecond, busyFor: 100 * time.Millisecond, minSlots: 2, wantCount: 1},
+		{desc: "busy right at enqueue", busyAt: 0, busyFor: time.Second, minSlots: 1, wantCount: 0},
+		{desc: "busy exactly at a slot boundary", busyAt: 20 * time.Millisecond, busyFor: 3 * time.Millisecond, minSlots: 3, wantCount: 2},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			tested := 0
+			for seed := range uint64(200) {
+				m, twin := newPair(t, cfg, seed)
+				first := twin.IntN(cfg.CWMin)
+				if first < tc.minSlots {
+					continue
+				}
+				tested++
+				mustEnqueue(t, m, t0, []byte("a"))
+				busy := t0.Add(tc.busyAt)
+				m.Carrier(busy, true)
+				if _, ok := m.Deadline(); ok {
+					t.Fatalf("Deadline set while the carrier is busy")
+				}
+				// Frozen: nothing goes out while busy, however late.
+				for _, d := range []time.Duration{0, slots(cfg, first), tc.busyFor - 1} {
+					if f, ok := m.Poll(busy.Add(d)); ok {
+						t.Fatalf("Poll while busy sent %q", f)
+					}
+				}
+				idle := busy.Add(tc.busyFor)
+				m.Carrier(idle, false)
+				second := twin.IntN(2 * cfg.CWMin) // redrawn from the doubled window
+				want := idle.Add(cfg.IFS + slots(cfg, second))
+				wantDeadline(t, m, want)
+				wantSend(t, m, want, "a")
+				st := m.Stats()
+				if st.Deferrals != 1 || st.BusyTime != tc.busyFor || m.cw != 2*cfg.CWMin {
+					t.Errorf("deferrals %d busy %v cw %d; want 1, %v, %d", st.Deferrals, st.BusyTime, m.cw, tc.busyFor, 2*cfg.CWMin)
+				}
+				if want := tc.wantCount + uint64(second); st.Backoffs != want {
+					t.Errorf("backoff slots = %d, want %d", st.Backoffs, want)
+				}
+			}
+			if tested == 0 {
+				t.Fatalf("no seed drew at least %d slots", tc.minSlots)
+			}
+		})
+	}
+}
+
+func TestBackoffDoublingAndCap(t *testing.T) {
+	cfg := testConfig() // CWMin 4, CWMax 32
+	cfg.CWMax = 24      // not a power-of-two multiple of CWMin: capped, not doubled
+	m, twin := newPair(t, cfg, 5)
+	now := t0
+	mustEnqueue(t, m, now, []byte("a"))
+	twin.IntN(cfg.CWMin)
+	for i, want := range []struct{ cw, hits int }{{8, 0}, {16, 0}, {24, 1}, {24, 2}, {24, 3}} {
+		now = now.Add(time.Millisecond)
+		m.Carrier(now, true)
+		m.Carrier(now, true) // idempotent
+		now = now.Add(time.Second)
+		m.Carrier(now, false)
+		b := twin.IntN(want.cw)
+		if m.cw != want.cw || m.Stats().CWMaxHits != uint64(want.hits) {
+			t.Fatalf("after busy %d: cw %d hits %d; want %d, %d", i+1, m.cw, m.Stats().CWMaxHits, want.cw, want.hits)
+		}
+		wantDeadline(t, m, now.Add(cfg.IFS+slots(cfg, b)))
+	}
+	if got := m.Stats().Deferrals; got != 5 {
+		t.Errorf("deferrals = %d, want 5", got)
+	}
+}
+
+func TestResetAfterTransmission(t *testing.T) {
+	cfg := testConfig()
+	m, twin := newPair(t, cfg, 11)
+	mustEnqueue(t, m, t0, []byte("a"))
+	mustEnqueue(t, m, t0, []byte("b"))
+	twin.IntN(cfg.CWMin)
+	m.Carrier(t0, true) // deferral: cw 8
+	twin.IntN(2 * cfg.CWMin)
+	m.Carrier(t0.Add(time.Second), false)
+	d, _ := m.Deadline()
+	wantSend(t, m, d, "a")
+	if m.cw != 2*cfg.CWMin {
+		t.Fatalf("cw = %d before TxDone, want %d", m.cw, 2*cfg.CWMin)
+	}
+	// Carrier reports while transmitting are ignored (half duplex).
+	m.Carrier(d.Add(time.Millisecond), true)
+	m.Carrier(d.Add(2*time.Millisecond), false)
+	m.Carrier(d.Add(3*time.Millisecond), true)
+	end := d.Add(time.Second)
+	m.TxDone(end)
+	m.TxDone(end.Add(time.Millisecond)) // no frame on air: no-op
+	if m.cw != cfg.CWMin || m.Len() != 1 || m.Transmitting() {
+		t.Fatalf("after TxDone: cw %d len %d transmitting %v; want %d, 1, false", m.cw, m.Len(), m.Transmitting(), cfg.CWMin)
+	}
+	// A fresh backoff from CWMin, after IFS, for the next frame.
+	b := twin.IntN(cfg.CWMin)
+	want := end.Add(cfg.IFS + slots(cfg, b))
+	wantDeadline(t, m, want)
+	wantSend(t, m, want, "b")
+	if st := m.Stats(); st.Deferrals != 1 || st.BusyTime != time.Second {
+		t.Errorf("stats %+v: carrier during transmission was not ignored", st)
+	}
+}
+
+func TestPersistence(t *testing.T) {
+	for _, tc := range []struct {
+		desc string
+		p    float64
+	}{
+		{desc: "p=1 sends at the end of the backoff", p: 1},
+		{desc: "p=0.3 waits whole slots", p: 0.3},
+		{desc: "p=0.9", p: 0.9},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.Persistence = tc.p
+			var persisted uint64
+			for seed := range uint64(50) {
+				m, twin := newPair(t, cfg, seed)
+				mustEnqueue(t, m, t0, []byte("a"))
+				want := t0.Add(slots(cfg, twin.IntN(cfg.CWMin)))
+				for i := 0; ; i++ {
+					if i > 1000 {
+						t.Fatalf("no transmission after 1000 slots")
+					}
+					wantDeadline(t, m, want)
+					if tc.p < 1 && twin.Float64() >= tc.p {
+						if f, ok := m.Poll(want); ok {
+							t.Fatalf("Poll sent %q where the twin says wait", f)
+						}
+						if f, ok := m.Poll(want); ok { // idempotent
+							t.Fatalf("repeated Poll sent %q", f)
+						}
+						persisted++
+						want = want.Add(cfg.SlotTime)
+						continue
+					}
+					wantSend(t, m, want, "a")
+					break
+				}
+				if got := m.Stats().Persisted; tc.p == 1 && got != 0 {
+					t.Fatalf("p=1 waited %d persistence slots", got)
+				}
+			}
+			if tc.p < 0.5 && persisted == 0 {
+				t.Errorf("p=%v never waited a persistence slot in 50 runs", tc.p)
+			}
+		})
+	}
+}
+
+func TestLatePoll(t *testing.T) {
+	cfg := testConfig()
+	cfg.Persistence = 0.5
+	m, twin := newPair(t, cfg, 3)
+	mustEnqueue(t, m, t0, []byte("a"))
+	d := t0.Add(slots(cfg, twin.IntN(cfg.CWMin)))
+	// Poll 3.5 slots late: one draw; if it fails, the next slot boundary
+	// after now is the deadline.
+	late := d.Add(35 * time.Millisecond)
+	for twin.Float64() >= cfg.Persistence {
+		if _, ok := m.Poll(late); ok {
+			t.Fatalf("late Poll sent where the twin says wait")
+		}
+		next, ok := m.Deadline()
+		if want := late.Add(5 * time.Millisecond); !ok || !next.Equal(want) {
+			t.Fatalf("deadline after a late Poll = %v, want %v", next.Sub(t0), want.Sub(t0))
+		}
+		late = next.Add(35 * time.Millisecond)
+	}
+	wantSend(t, m, late, "a")
+}
+
+func TestQueue(t *testing.T) {
+	cfg := testConfig() // QueueLen 4
+	m, _ := newPair(t, cfg, 1)
+	if _, ok := m.DropOldest(); ok {
+		t.Fatalf("DropOldest on an empty queue returned a frame")
+	}
+	for _, f := range []string{"a", "b", "c", "d"} {
+		mustEnqueue(t, m, t0, []byte(f))
+	}
+	if err := m.Enqueue(t0, []byte("e")); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("Enqueue on a full queue = %v, want ErrQueueFull", err)
+	}
+	if m.Room() != 0 || m.Len() != 4 || m.Stats().Rejected != 1 {
+		t.Fatalf("room %d len %d rejected %d; want 0, 4, 1", m.Room(), m.Len(), m.Stats().Rejected)
+	}
+	d, _ := m.Deadline()
+	wantSend(t, m, d, "a")
+	// The frame on air ("a") is never dropped.
+	for _, want := range []string{"b", "c"} {
+		f, ok := m.DropOldest()
+		if !ok || string(f) != want {
+			t.Fatalf("DropOldest = %q, %v; want %q", f, ok, want)
+		}
+	}
+	mustEnqueue(t, m, d, []byte("e"))
+	mustEnqueue(t, m, d, []byte("f"))
+	if err := m.Enqueue(d, []byte("g")); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("Enqueue = %v, want ErrQueueFull (the frame on air counts)", err)
+	}
+	if f, ok := m.DropOldest(); !ok || string(f) != "d" {
+		t.Fatalf("DropOldest = %q, %v; want d", f, ok)
+	}
+	m.TxDone(d.Add(time.Second))
+	// FIFO order survives the drops: e, f.
+	for _, want := range []string{"e", "f"} {
+		d, ok := m.Deadline()
+		if !ok {
+			t.Fatalf("no deadline with %d frames queued", m.Len())
+		}
+		wantSend(t, m, d, want)
+		m.TxDone(d.Add(time.Second))
+	}
+	// Only the on-air frame left: DropOldest refuses.
+	mustEnqueue(t, m, t0.Add(time.Hour), []byte("h"))
+	d, _ = m.Deadline()
+	wantSend(t, m, d, "h")
+	if f, ok := m.DropOldest(); ok {
+		t.Fatalf("DropOldest returned %q, the frame on air", f)
+	}
+	if m.Len() != 1 || m.Room() != 3 {
+		t.Fatalf("len %d room %d, want 1, 3", m.Len(), m.Room())
+	}
+	m.TxDone(d.Add(time.Second))
+	if _, ok := m.Deadline(); ok || m.Len() != 0 {
+		t.Fatalf("empty MAC has a deadline or frames (len %d)", m.Len())
+	}
+	if st := m.Stats(); st.Dropped != 3 || st.Enqueued != 7 || st.Transmitted != 4 {
+		t.Errorf("stats %+v; want 3 dropped, 7 enqueued, 4 transmitted", st)
+	}
+}
+
+func TestEnqueueWhileBusy(t *testing.T) {
+	cfg := testConfig()
+	m, twin := newPair(t, cfg, 8)
+	m.Carrier(t0, true)
+	mustEnqueue(t, m, t0.Add(time.Millisecond), []byte("a"))
+	if st := m.Stats(); st.Deferrals != 1 || m.cw != 2*cfg.CWMin {
+		t.Fatalf("enqueue on a busy channel: deferrals %d cw %d; want 1, %d", st.Deferrals, m.cw, 2*cfg.CWMin)
+	}
+	b := twin.IntN(2 * cfg.CWMin)
+	idle := t0.Add(time.Second)
+	m.Carrier(idle, false)
+	wantDeadline(t, m, idle.Add(cfg.IFS+slots(cfg, b)))
+}
+
+// script drives a MAC with a random sequence of inputs, calling Poll after
+// each input and at deadlines as the daemon does, and checks invariants. It
+// returns the times at which frames went on air.
+func script(t *testing.T, m *MAC, r *rand.Rand, steps int) []time.Duration {
+	t.Helper()
+	now := t0
+	var sent []time.Duration
+	onAirUntil := time.Time{}
+	for range steps {
+		// Advance to the next deadline, or by a random amount.
+		if d, ok := m.Deadline(); ok && r.IntN(2) == 0 {
+			now = d
+		} else {
+			now = now.Add(time.Duration(r.IntN(200)) * time.Millisecond)
+		}
+		switch r.IntN(6) {
+		case 0, 1:
+			room := m.Room()
+			err := m.Enqueue(now, []byte("x"))
+			if (room == 0) != errors.Is(err, ErrQueueFull) || (room > 0 && err != nil) {
+				t.Fatalf("Enqueue: %v with room %d", err, room)
+			}
+		case 2:
+			m.Carrier(now, r.IntN(2) == 0)
+		case 3:
+			if m.Transmitting() && !now.Before(onAirUntil) {
+				m.TxDone(now)
+			}
+		case 4:
+			if r.IntN(4) == 0 {
+				m.DropOldest()
+			}
+		}
+		if f, ok := m.Poll(now); ok {
+			if string(f) != "x" {
+				t.Fatalf("Poll returned %q", f)
+			}
+			sent = append(sent, now.Sub(t0))
+			onAirUntil = now.Add(50 * time.Millisecond)
+		}
+		if _, ok := m.Poll(now); ok {
+			t.Fatalf("Poll not idempotent at %v", now.Sub(t0))
+		}
+		if m.Len()+m.Room() != m.cfg.QueueLen || m.Len() < 0 {
+			t.Fatalf("len %d + room %d != %d", m.Len(), m.Room(), m.cfg.QueueLen)
+		}
+		d, ok := m.Deadline()
+		waiting := m.Len() > 0 && !m.Transmitting() && !m.busy
+		if ok != waiting {
+			t.Fatalf("Deadline ok = %v with len %d transmitting %v busy %v", ok, m.Len(), m.Transmitting(), m.busy)
+		}
+		if ok && !d.After(now) {
+			t.Fatalf("Deadline %v not after the last event %v", d.Sub(t0), now.Sub(t0))
+		}
+		if m.cw < m.cfg.CWMin || m.cw > m.cfg.CWMax || m.slots < 0 || m.slots >= m.cfg.CWMax {
+			t.Fatalf("cw %d slots %d out of range", m.cw, m.slots)
+		}
+	}
+	return sent
+}
+
+func TestInvariantsAndDeterminism(t *testing.T) {
+	for _, p := range []float64{1, 0.4} {
+		cfg := testConfig()
+		cfg.Persistence = p
+		for seed := range uint64(10) {
+			m1, _ := newPair(t, cfg, seed)
+			m2, _ := newPair(t, cfg, seed)
+			a := script(t, m1, rand.New(rand.NewPCG(seed, 1)), 2000)
+			b := script(t, m2, rand.New(rand.NewPCG(seed, 1)), 2000)
+			if len(a) == 0 {
+				t.Fatalf("seed %d: nothing sent", seed)
+			}
+			if len(a) != len(b) || m1.Stats() != m2.Stats() {
+				t.Fatalf("seed %d: runs differ: %d vs %d frames, %+v vs %+v", seed, len(a), len(b), m1.Stats(), m2.Stats())
+			}
+			for i := range a {
+				if a[i] != b[i] {
+					t.Fatalf("seed %d: frame %d sent at %v and %v", seed, i, a[i], b[i])
+				}
+			}
+		}
+	}
+}
+
+func TestCycleAllocs(t *testing.T) {
+	m, _ := newPair(t, DefaultConfig(115200), 1)
+	frame := make([]byte, 1050)
+	now := t0
+	if n := testing.AllocsPerRun(1000, func() { now = cycle(m, now, frame) }); n != 0 {
+		t.Errorf("Enqueue/Poll/TxDone cycle allocates %v times", n)
+	}
+}
+
+// cycle queues one frame, polls at its deadline and completes it.
+func cycle(m *MAC, now time.Time, frame []byte) time.Time {
+	if err := m.Enqueue(now, frame); err != nil {
+		panic(err)
+	}
+	if d, ok := m.Deadline(); ok {
+		now = d
+	}
+	if _, ok := m.Poll(now); !ok {
+		panic("no frame at the deadline")
+	}
+	now = now.Add(time.Millisecond)
+	m.TxDone(now)
+	return now
+}
+
+func BenchmarkCycle(b *testing.B) {
+	m, err := New(DefaultConfig(115200), rand.New(rand.NewPCG(1, 2)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	frame := make([]byte, 1050)
+	now := t0
+	b.ReportAllocs()
+	for b.Loop() {
+		now = cycle(m, now, frame)
+	}
+}
+
+func BenchmarkPollIdle(b *testing.B) {
+	m, err := New(DefaultConfig(115200), rand.New(rand.NewPCG(1, 2)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := m.Enqueue(t0, make([]byte, 100)); err != nil {
+		b.Fatal(err)
+	}
+	m.Carrier(t0, true)
+	m.Carrier(t0.Add(time.Millisecond), false)
+	b.ReportAllocs()
+	for b.Loop() {
+		m.Poll(t0.Add(time.Millisecond)) // in IFS: nothing to send
+	}
+}

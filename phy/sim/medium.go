@@ -1,0 +1,608 @@
+// Package sim is a simulated shared half-duplex medium.
+//
+// It has three layers:
+//
+//   - Medium, the core: a sans-I/O model of the channel. Time is passed in and
+//     events come out of Advance, so the same code runs in real time (Server)
+//     and in virtual time (MAC studies, tests). It is deterministic for a seed.
+//   - Server, the medium in real time on a Unix stream socket, so daemons in
+//     different network namespaces share one channel.
+//   - Client, the PHY a daemon uses to reach a Server (bridge.PHY).
+//
+// The model, its assumptions and the wire protocol are in docs/simulator.md.
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/slided/slided/phy"
+)
+
+// NodeID names a node on the medium. 0 and 0xFF are not valid node ids (they
+// are kept for "none" and "broadcast" by the link layer).
+type NodeID = uint8
+
+// MaxFrame is the largest burst, in bytes, the medium carries in one
+// transmission.
+const MaxFrame = 4096
+
+// Errors returned by the medium, the server and the client. Callers branch on
+// them with errors.Is.
+var (
+	ErrInvalidNode  = errors.New("sim: invalid node id")
+	ErrNodeInUse    = errors.New("sim: node id in use")
+	ErrNotAttached  = errors.New("sim: node not attached")
+	ErrTransmitting = errors.New("sim: node is still transmitting")
+	ErrFrameSize    = errors.New("sim: frame empty or larger than the medium carries")
+)
+
+// Config describes the channel. Every attached node hears every other with the
+// same delay and error rates (a topology comes later).
+type Config struct {
+	// BitRate is the air rate in bit/s.
+	BitRate int
+	// PropDelay is the time a signal takes from one node to another.
+	PropDelay time.Duration
+	// LossRate is the probability that a reception which did not collide is
+	// lost as a whole anyway (fading, a missed preamble).
+	LossRate float64
+	// BitErrorRate is the probability that each bit of a delivered reception
+	// is flipped, independently.
+	BitErrorRate float64
+	// Seed seeds the random source for loss and bit errors: the same seed and
+	// the same inputs give the same outputs.
+	Seed uint64
+}
+
+// Validate reports the first problem with c, or nil.
+func (c Config) Validate() error {
+	switch {
+	case c.BitRate <= 0:
+		return fmt.Errorf("sim: bit rate %d: must be positive", c.BitRate)
+	case c.BitRate > 1_000_000_000:
+		return fmt.Errorf("sim: bit rate %d: above 1 Gbit/s", c.BitRate)
+	case c.PropDelay < 0:
+		return fmt.Errorf("sim: propagation delay %v: negative", c.PropDelay)
+	case !(c.LossRate >= 0 && c.LossRate <= 1):
+		return fmt.Errorf("sim: loss rate %v: not in [0, 1]", c.LossRate)
+	case !(c.BitErrorRate >= 0 && c.BitErrorRate <= 1):
+		return fmt.Errorf("sim: bit error rate %v: not in [0, 1]", c.BitErrorRate)
+	}
+	return nil
+}
+
+// MediumStats counts what happened on the medium since it was made.
+type MediumStats struct {
+	// Transmissions is the number of transmissions accepted.
+	Transmissions uint64
+	// Deliveries is the number of Received events (one per receiver).
+	Deliveries uint64
+	// Collisions counts lost receptions, one per receiver and transmission:
+	// those overlapped at the receiver by another signal, and those during
+	// which the receiver transmitted itself (half duplex).
+	Collisions uint64
+	// Losses counts receptions dropped whole by LossRate.
+	Losses uint64
+	// Truncated counts receptions cut short because the sender detached.
+	Truncated uint64
+	// BitErrors counts bits flipped in delivered receptions.
+	BitErrors uint64
+	// BusyTime is the total time during which at least one node was
+	// transmitting, over completed busy periods.
+	BusyTime time.Duration
+}
+
+// Medium is the channel model. It is not safe for concurrent use: one
+// goroutine owns it and passes the current time into every call. Times must
+// not go backwards; an earlier time is taken as the latest time seen.
+//
+// Memory stays bounded by the transmissions in flight: their records, buffers
+// and events are reused once every receiver is done with them.
+type Medium struct {
+	cfg   Config
+	rng   *rand.Rand
+	epoch time.Time     // time of the first call that passed a time in
+	begun bool          // epoch is set
+	now   time.Duration // latest time seen, since epoch
+
+	nodes [256]node
+	ids   []NodeID // attached nodes, ascending: the order receivers are scheduled in
+
+	q   eventQueue
+	seq uint64 // tie-breaker: equal times and kinds fire in scheduling order
+
+	txs    []transmission
+	txFree []int32
+	rxs    []reception
+	rxFree []int32
+
+	scratch   []byte        // Received data handed to deliver, valid during the call
+	onAir     int           // transmissions on air now
+	busySince time.Duration // start of the current busy period
+	stats     MediumStats
+}
+
+type node struct {
+	attached bool
+	gen      uint32 // bumped by Detach, so events of an earlier attachment are ignored
+	busy     bool   // a Transmit was accepted and its TxDone not yet delivered
+	tx       int32  // that transmission, while busy
+	onAir    bool   // between its start and end events
+	arriving int32  // signals arriving now
+	carrier  bool   // the carrier state last reported
+	disturb  uint32 // bumped when every reception arriving now is spoiled
+}
+
+type transmission struct {
+	from      NodeID
+	gen       uint32
+	start     time.Duration
+	end       time.Duration // moved earlier when the sender detaches
+	started   bool          // the start event has fired
+	cancelled bool          // detached before it started: it never happened
+	refs      int32         // events in the queue that name it
+	data      []byte
+	rxs       []int32 // its receptions
+}
+
+type reception struct {
+	tx        int32
+	to        NodeID
+	gen       uint32
+	start     time.Duration
+	end       time.Duration // moved earlier when the sender detaches
+	started   bool
+	cancelled bool
+	lost      bool   // spoiled (collision, half duplex, truncation)
+	truncated bool   // its sender detached during it
+	disturb   uint32 // the receiver's disturb count when it began
+	loss, ber float64
+	refs      int32
+}
+
+// evKind orders events at equal times: arrivals end before anything starts,
+// so intervals are half-open ([start, end)) and back-to-back signals do not
+// collide; a sender's end comes before its next start; a node that starts
+// transmitting at the instant a signal arrives gets no carrier event for it.
+type evKind uint8
+
+const (
+	evArrivalEnd evKind = iota
+	evTxEnd
+	evTxStart
+	evArrivalStart
+)
+
+type event struct {
+	at   time.Duration
+	seq  uint64
+	tx   int32
+	rx   int32 // -1 for the sender's events
+	kind evKind
+}
+
+// link is what a transmission from one node does at another. Every attached
+// node reaches every other with the configured delay and error rates today; a
+// topology replaces this one method with a per-pair lookup.
+type link struct {
+	reach     bool
+	delay     time.Duration
+	loss, ber float64
+}
+
+func (m *Medium) link(from, to NodeID) link {
+	return link{reach: true, delay: m.cfg.PropDelay, loss: m.cfg.LossRate, ber: m.cfg.BitErrorRate}
+}
+
+// NewMedium returns an empty medium for cfg.
+func NewMedium(cfg Config) (*Medium, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Medium{
+		cfg: cfg,
+		rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+	}, nil
+}
+
+// Config returns the medium's configuration.
+func (m *Medium) Config() Config { return m.cfg }
+
+// Attach adds a node. It hears transmissions that start after this call.
+func (m *Medium) Attach(id NodeID) error {
+	if id == 0 || id == 0xFF {
+		return fmt.Errorf("%w: %d", ErrInvalidNode, id)
+	}
+	n := &m.nodes[id]
+	if n.attached {
+		return fmt.Errorf("%w: %d", ErrNodeInUse, id)
+	}
+	gen := n.gen
+	*n = node{attached: true, gen: gen}
+	i, _ := slices.BinarySearch(m.ids, id)
+	m.ids = slices.Insert(m.ids, i, id)
+	return nil
+}
+
+// Detach removes a node at now. Its transmission in progress is cut off at
+// now: the part already sent still arrives (each receiver's carrier ends one
+// propagation delay after now) but the reception is lost; a transmission not
+// yet started never happens. Nothing more is delivered to the node. Detaching
+// a node that is not attached does nothing.
+func (m *Medium) Detach(now time.Time, id NodeID) {
+	n := &m.nodes[id]
+	if !n.attached {
+		return
+	}
+	t := m.clock(now)
+	if n.busy {
+		m.cut(n.tx, t)
+	}
+	*n = node{gen: n.gen + 1}
+	if i, ok := slices.BinarySearch(m.ids, id); ok {
+		m.ids = slices.Delete(m.ids, i, i+1)
+	}
+}
+
+// Transmit puts data on air from node from, starting at now, and returns when
+// the transmission ends (now + airtime). The medium copies data. It returns
+// ErrTransmitting while from's previous transmission has not ended (its
+// TxDone not delivered yet), ErrNotAttached, or ErrFrameSize.
+//
+// Call Advance(now, …) first, so that events due before now have fired; the
+// transmission itself takes effect in the next Advance.
+func (m *Medium) Transmit(now time.Time, from NodeID, data []byte) (end time.Time, err error) {
+	n := &m.nodes[from]
+	switch {
+	case !n.attached:
+		return time.Time{}, fmt.Errorf("%w: %d", ErrNotAttached, from)
+	case n.busy:
+		return time.Time{}, fmt.Errorf("%w: %d", ErrTransmitting, from)
+	case len(data) == 0 || len(data) > MaxFrame:
+		return time.Time{}, fmt.Errorf("%w: %d bytes", ErrFrameSize, len(data))
+	}
+	t := m.clock(now)
+	air := phy.Airtime(len(data), m.cfg.BitRate)
+	if air <= 0 {
+		air = 1 // keep end after start so the event order holds
+	}
+	ti := m.allocTx()
+	tx := &m.txs[ti]
+	tx.from, tx.gen, tx.start, tx.end = from, n.gen, t, t+air
+	tx.data = append(tx.data[:0], data...)
+	m.push(t, evTxStart, ti, -1)
+	m.push(t+air, evTxEnd, ti, -1)
+	for _, to := range m.ids {
+		if to == from {
+			continue
+		}
+		l := m.link(from, to)
+		if !l.reach {
+			continue
+		}
+		ri := m.allocRx()
+		rx := &m.rxs[ri]
+		*rx = reception{tx: ti, to: to, gen: m.nodes[to].gen, start: t + l.delay, end: t + l.delay + air, loss: l.loss, ber: l.ber}
+		m.push(rx.start, evArrivalStart, ti, ri)
+		m.push(rx.end, evArrivalEnd, ti, ri)
+		tx = &m.txs[ti]
+		tx.rxs = append(tx.rxs, ri)
+	}
+	n.busy, n.tx = true, ti
+	m.stats.Transmissions++
+	return m.epoch.Add(t + air), nil
+}
+
+// Next returns the time of the next pending event, if any. Advance(next, …)
+// may deliver nothing (an event made moot by Detach).
+func (m *Medium) Next() (time.Time, bool) {
+	if len(m.q) == 0 {
+		return time.Time{}, false
+	}
+	return m.epoch.Add(m.q[0].at), true
+}
+
+// Advance fires every event due at or before now, in time order, calling
+// deliver for each event a node gets. For Received, ev.Data is lent for the
+// duration of the call only: deliver copies it if it keeps it. deliver may
+// call Transmit, Attach and Detach.
+func (m *Medium) Advance(now time.Time, deliver func(to NodeID, ev phy.Event)) {
+	t := m.clock(now)
+	for len(m.q) > 0 && m.q[0].at <= t {
+		ev := m.q.pop()
+		m.fire(ev, deliver)
+		m.release(ev)
+	}
+}
+
+// Stats returns the counters.
+func (m *Medium) Stats() MediumStats { return m.stats }
+
+// inFlight reports the transmission and reception records in use (tests).
+func (m *Medium) inFlight() (txs, rxs, events int) {
+	return len(m.txs) - len(m.txFree), len(m.rxs) - len(m.rxFree), len(m.q)
+}
+
+func (m *Medium) clock(now time.Time) time.Duration {
+	if !m.begun {
+		m.epoch, m.begun = now, true
+	}
+	t := now.Sub(m.epoch)
+	if t < m.now {
+		t = m.now
+	}
+	m.now = t
+	return t
+}
+
+func (m *Medium) fire(ev event, deliver func(NodeID, phy.Event)) {
+	switch ev.kind {
+	case evTxStart:
+		tx := &m.txs[ev.tx]
+		if tx.cancelled {
+			return
+		}
+		tx.started = true
+		n := &m.nodes[tx.from]
+		n.onAir = true
+		if n.arriving > 0 {
+			n.disturb++ // half duplex: everything arriving now is lost
+		}
+		if m.onAir == 0 {
+			m.busySince = ev.at
+		}
+		m.onAir++
+
+	case evTxEnd:
+		tx := &m.txs[ev.tx]
+		if tx.cancelled || ev.at != tx.end {
+			return // cancelled, or superseded by an earlier end (cut)
+		}
+		m.onAir--
+		if m.onAir == 0 {
+			m.stats.BusyTime += ev.at - m.busySince
+		}
+		n := &m.nodes[tx.from]
+		if !n.attached || n.gen != tx.gen {
+			return
+		}
+		n.onAir, n.busy = false, false
+		// Carrier first: a MAC that sends its next frame on TxDone must
+		// already know the channel is busy.
+		from := tx.from
+		if want := n.arriving > 0; want != n.carrier {
+			n.carrier = want
+			deliver(from, carrierEvent(want))
+			if !n.attached || n.gen != tx.gen {
+				return // deliver detached it
+			}
+		}
+		deliver(from, phy.Event{Kind: phy.TxDone})
+
+	case evArrivalStart:
+		rx := &m.rxs[ev.rx]
+		if rx.cancelled {
+			return
+		}
+		n := &m.nodes[rx.to]
+		if !n.attached || n.gen != rx.gen {
+			rx.cancelled = true
+			return
+		}
+		rx.started = true
+		if n.arriving > 0 {
+			n.disturb++ // collision: spoils those arriving, and this one
+			rx.lost = true
+		}
+		if n.onAir {
+			rx.lost = true
+		}
+		n.arriving++
+		rx.disturb = n.disturb
+		if !n.onAir && !n.carrier {
+			n.carrier = true
+			deliver(rx.to, phy.Event{Kind: phy.CarrierOn})
+		}
+
+	case evArrivalEnd:
+		rx := &m.rxs[ev.rx]
+		if rx.cancelled || ev.at != rx.end {
+			return
+		}
+		n := &m.nodes[rx.to]
+		if !n.attached || n.gen != rx.gen {
+			return
+		}
+		n.arriving--
+		to, gen := rx.to, rx.gen
+		if !n.onAir && n.arriving == 0 && n.carrier {
+			n.carrier = false
+			deliver(to, phy.Event{Kind: phy.CarrierOff})
+			if !n.attached || n.gen != gen {
+				return // deliver detached it
+			}
+		}
+		rx = &m.rxs[ev.rx] // deliver may have grown m.rxs
+		switch {
+		case rx.truncated:
+			m.stats.Truncated++
+		case rx.lost || rx.disturb != n.disturb:
+			m.stats.Collisions++
+		case rx.loss > 0 && m.rng.Float64() < rx.loss:
+			m.stats.Losses++
+		default:
+			m.scratch = append(m.scratch[:0], m.txs[ev.tx].data...)
+			m.stats.BitErrors += uint64(m.flipBits(m.scratch, rx.ber))
+			m.stats.Deliveries++
+			deliver(to, phy.Event{Kind: phy.Received, Data: m.scratch})
+		}
+	}
+}
+
+func carrierEvent(on bool) phy.Event {
+	if on {
+		return phy.Event{Kind: phy.CarrierOn}
+	}
+	return phy.Event{Kind: phy.CarrierOff}
+}
+
+// cut ends transmission ti at t because its sender detached.
+func (m *Medium) cut(ti int32, t time.Duration) {
+	tx := &m.txs[ti]
+	if !tx.started {
+		tx.cancelled = true
+		for _, ri := range tx.rxs {
+			m.rxs[ri].cancelled = true
+		}
+		return
+	}
+	if t >= tx.end {
+		return // over already; its end event just has not fired
+	}
+	tx.end = t
+	m.push(t, evTxEnd, ti, -1)
+	for _, ri := range m.txs[ti].rxs {
+		rx := &m.rxs[ri]
+		if rx.cancelled {
+			continue
+		}
+		end := t + (rx.start - tx.start)
+		if !rx.started && end <= rx.start {
+			rx.cancelled = true
+			continue
+		}
+		rx.end, rx.lost, rx.truncated = end, true, true
+		m.push(end, evArrivalEnd, ti, ri)
+	}
+}
+
+// flipBits flips each bit of b with probability p, drawing the gaps between
+// errors from a geometric distribution (one random number per error, not per
+// bit). It returns the number of bits flipped.
+func (m *Medium) flipBits(b []byte, p float64) int {
+	if p <= 0 || len(b) == 0 {
+		return 0
+	}
+	nbits := len(b) * 8
+	if p >= 1 {
+		for i := range b {
+			b[i] = ^b[i]
+		}
+		return nbits
+	}
+	lq := math.Log1p(-p)
+	flipped, pos := 0, -1
+	for {
+		gap := math.Floor(math.Log1p(-m.rng.Float64()) / lq)
+		if gap >= float64(nbits-pos-1) {
+			return flipped
+		}
+		pos += int(gap) + 1
+		b[pos>>3] ^= 0x80 >> (pos & 7)
+		flipped++
+	}
+}
+
+func (m *Medium) push(at time.Duration, kind evKind, tx, rx int32) {
+	m.seq++
+	m.txs[tx].refs++
+	if rx >= 0 {
+		m.rxs[rx].refs++
+	}
+	m.q.push(event{at: at, seq: m.seq, tx: tx, rx: rx, kind: kind})
+}
+
+func (m *Medium) release(ev event) {
+	if ev.rx >= 0 {
+		rx := &m.rxs[ev.rx]
+		if rx.refs--; rx.refs == 0 {
+			m.rxFree = append(m.rxFree, ev.rx)
+		}
+	}
+	tx := &m.txs[ev.tx]
+	if tx.refs--; tx.refs == 0 {
+		tx.rxs = tx.rxs[:0]
+		m.txFree = append(m.txFree, ev.tx)
+	}
+}
+
+func (m *Medium) allocTx() int32 {
+	if k := len(m.txFree); k > 0 {
+		i := m.txFree[k-1]
+		m.txFree = m.txFree[:k-1]
+		tx := &m.txs[i]
+		*tx = transmission{data: tx.data[:0], rxs: tx.rxs[:0]}
+		return i
+	}
+	m.txs = append(m.txs, transmission{})
+	return int32(len(m.txs) - 1)
+}
+
+func (m *Medium) allocRx() int32 {
+	if k := len(m.rxFree); k > 0 {
+		i := m.rxFree[k-1]
+		m.rxFree = m.rxFree[:k-1]
+		return i
+	}
+	m.rxs = append(m.rxs, reception{})
+	return int32(len(m.rxs) - 1)
+}
+
+// eventQueue is a binary min-heap of events by (at, kind, seq). It is written
+// out rather than built on container/heap to avoid boxing each event.
+type eventQueue []event
+
+func (a *event) before(b *event) bool {
+	if a.at != b.at {
+		return a.at < b.at
+	}
+	if a.kind != b.kind {
+		return a.kind < b.kind
+	}
+	return a.seq < b.seq
+}
+
+func (q *eventQueue) push(ev event) {
+	*q = append(*q, ev)
+	h := *q
+	i := len(h) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !h[i].before(&h[p]) {
+			break
+		}
+		h[i], h[p] = h[p], h[i]
+		i = p
+	}
+}
+
+func (q *eventQueue) pop() event {
+	h := *q
+	top := h[0]
+	last := len(h) - 1
+	h[0] = h[last]
+	h = h[:last]
+	i := 0
+	for {
+		l := 2*i + 1
+		if l >= len(h) {
+			break
+		}
+		c := l
+		if r := l + 1; r < len(h) && h[r].before(&h[l]) {
+			c = r
+		}
+		if !h[c].before(&h[i]) {
+			break
+		}
+		h[i], h[c] = h[c], h[i]
+		i = c
+	}
+	*q = h
+	return top
+}

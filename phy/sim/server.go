@@ -1,0 +1,448 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/slided/slided/phy"
+)
+
+// Server runs a Medium in real time for clients on a stream socket.
+//
+// Goroutines, while Serve runs:
+//   - the owner goroutine owns the Medium and the table of attached
+//     connections; a timer wakes it at the Medium's next event. It exits when
+//     Serve's context is done or the listener fails.
+//   - Serve's own goroutine accepts connections.
+//   - per connection, a reader goroutine (hello, then transmit requests to
+//     the owner) and, once attached, a writer goroutine draining a bounded
+//     byte queue filled by the owner. Both exit when the connection closes;
+//     Serve closes every connection before it returns.
+//
+// The owner never blocks on a client: when a connection's queue exceeds
+// queueLimit bytes, the client is disconnected (slow reader).
+type Server struct {
+	cfg     Config
+	log     zerolog.Logger
+	m       *Medium // owned by the owner goroutine while Serve runs
+	reqs    chan request
+	serving atomic.Bool
+
+	statsMu sync.Mutex
+	stats   MediumStats
+}
+
+// queueLimit bounds the bytes waiting for one client's writer: room for a few
+// dozen largest bursts, far more than a client that keeps up ever holds.
+const queueLimit = 16 * maxMsg
+
+// helloTimeout bounds how long a new connection may take to say hello.
+const helloTimeout = 5 * time.Second
+
+type reqOp uint8
+
+const (
+	reqAttach reqOp = iota + 1
+	reqTransmit
+	reqDetach
+)
+
+type request struct {
+	op    reqOp
+	c     *serverConn
+	data  []byte     // reqTransmit: lent until reply
+	reply chan error // reqAttach, reqTransmit
+}
+
+// NewServer returns a server for a medium configured by cfg, logging to log.
+func NewServer(cfg Config, log zerolog.Logger) (*Server, error) {
+	m, err := NewMedium(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{cfg: cfg, log: log, m: m, reqs: make(chan request)}, nil
+}
+
+// Stats returns the medium's counters. It is safe from any goroutine; the
+// figures are as of the owner's last wake-up.
+func (s *Server) Stats() MediumStats {
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
+	return s.stats
+}
+
+// Serve accepts clients on ln until ctx is done or ln fails, then closes ln
+// and every connection, detaches their nodes, and returns: nil after ctx is
+// done, otherwise the listener's error. One Serve at a time; Serve may be
+// called again (on a new listener) after it returned, with the same medium.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if !s.serving.CompareAndSwap(false, true) {
+		return errors.New("sim: server already serving")
+	}
+	defer s.serving.Store(false)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stopLn := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stopLn()
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.own(ctx)
+	}()
+	s.log.Info().Str("addr", ln.Addr().String()).Int("bit_rate", s.cfg.BitRate).
+		Dur("prop_delay", s.cfg.PropDelay).Msg("sim: medium serving")
+
+	var err error
+	for {
+		nc, aerr := ln.Accept()
+		if aerr != nil {
+			if ctx.Err() == nil {
+				err = fmt.Errorf("sim: accept: %w", aerr)
+			}
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.handle(ctx, &wg, nc)
+		}()
+	}
+	cancel()
+	ln.Close()
+	wg.Wait()
+	s.log.Info().Msg("sim: medium stopped")
+	return err
+}
+
+// own is the owner goroutine: the only one that touches s.m.
+func (s *Server) own(ctx context.Context) {
+	var conns [256]*serverConn
+	var drops []*serverConn
+	deliver := func(to NodeID, ev phy.Event) {
+		c := conns[to]
+		if c == nil {
+			return
+		}
+		if !c.enqueueEvent(ev) {
+			drops = append(drops, c)
+		}
+	}
+	drop := func(now time.Time, c *serverConn, reason string) {
+		if conns[c.id] != c {
+			return
+		}
+		conns[c.id] = nil
+		s.m.Detach(now, c.id)
+		c.close()
+		s.log.Warn().Uint8("node", c.id).Str("reason", reason).Msg("sim: client dropped")
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		if next, ok := s.m.Next(); ok {
+			timer.Reset(time.Until(next))
+		} else {
+			timer.Stop()
+		}
+		var now time.Time
+		select {
+		case <-ctx.Done():
+			now = time.Now()
+			s.m.Advance(now, func(NodeID, phy.Event) {})
+			for _, c := range conns {
+				if c != nil {
+					conns[c.id] = nil
+					s.m.Detach(now, c.id)
+					c.close()
+				}
+			}
+			s.publish()
+			return
+		case <-timer.C:
+			now = time.Now()
+			s.m.Advance(now, deliver)
+		case r := <-s.reqs:
+			now = time.Now()
+			s.m.Advance(now, deliver)
+			switch r.op {
+			case reqAttach:
+				err := s.m.Attach(r.c.id)
+				if err == nil {
+					conns[r.c.id] = r.c
+					r.c.enqueue(&message{typ: msgWelcome, version: protoVersion, bitRate: uint32(s.cfg.BitRate), maxFrame: MaxFrame})
+				}
+				r.reply <- err
+			case reqTransmit:
+				var err error
+				if conns[r.c.id] == r.c {
+					_, err = s.m.Transmit(now, r.c.id, r.data)
+				} else {
+					err = ErrNotAttached
+				}
+				r.reply <- err
+			case reqDetach:
+				if conns[r.c.id] == r.c {
+					conns[r.c.id] = nil
+					s.m.Detach(now, r.c.id)
+					s.log.Info().Uint8("node", r.c.id).Msg("sim: client left")
+				}
+			}
+		}
+		for _, c := range drops {
+			drop(now, c, "slow reader: outgoing queue full")
+		}
+		clear(drops)
+		drops = drops[:0]
+		s.publish()
+	}
+}
+
+func (s *Server) publish() {
+	st := s.m.Stats()
+	s.statsMu.Lock()
+	s.stats = st
+	s.statsMu.Unlock()
+}
+
+// ask hands r to the owner and waits for its reply. It fails when the server
+// is stopping.
+func (s *Server) ask(ctx context.Context, r request) error {
+	select {
+	case s.reqs <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if r.reply == nil {
+		return nil
+	}
+	select {
+	case err := <-r.reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// handle is a connection's reader goroutine.
+func (s *Server) handle(ctx context.Context, wg *sync.WaitGroup, nc net.Conn) {
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	defer stop()
+	defer nc.Close()
+	log := s.log.With().Str("remote", nc.RemoteAddr().String()).Logger()
+
+	mr := newMsgReader(nc)
+	nc.SetReadDeadline(time.Now().Add(helloTimeout))
+	hello, err := mr.next()
+	if err != nil {
+		log.Warn().Err(err).Msg("sim: client dropped before hello")
+		return
+	}
+	reject := func(code uint8, err error) {
+		nc.SetWriteDeadline(time.Now().Add(time.Second))
+		nc.Write(appendMessage(nil, errorMessage(code, err.Error())))
+		log.Warn().Err(err).Uint8("node", hello.node).Msg("sim: client rejected")
+	}
+	switch {
+	case hello.typ != msgHello:
+		reject(codeProtocol, fmt.Errorf("%w: expected hello, got type %d", errBadMessage, hello.typ))
+		return
+	case hello.version != protoVersion:
+		reject(codeVersion, fmt.Errorf("sim: protocol version %d not supported (want %d)", hello.version, protoVersion))
+		return
+	}
+	c := &serverConn{nc: nc, id: hello.node, notify: make(chan struct{}, 1), done: make(chan struct{})}
+	if err := s.ask(ctx, request{op: reqAttach, c: c, reply: make(chan error, 1)}); err != nil {
+		code := uint8(codeProtocol)
+		switch {
+		case errors.Is(err, ErrNodeInUse):
+			code = codeNodeInUse
+		case errors.Is(err, ErrInvalidNode):
+			code = codeBadNode
+		case ctx.Err() != nil:
+			return
+		}
+		reject(code, err)
+		return
+	}
+	nc.SetReadDeadline(time.Time{})
+	log = log.With().Uint8("node", c.id).Logger()
+	log.Info().Msg("sim: client attached")
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.write()
+	}()
+
+	reply := make(chan error, 1)
+	for {
+		msg, err := mr.next()
+		if err != nil {
+			select {
+			case <-c.done: // dropped by the owner; it logged why
+			default:
+				if ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+					log.Warn().Err(err).Msg("sim: client connection ended")
+				}
+			}
+			break
+		}
+		if msg.typ != msgTransmit {
+			log.Warn().Uint8("type", uint8(msg.typ)).Msg("sim: client sent an unexpected message; dropping it")
+			c.fail(errorMessage(codeProtocol, "unexpected message type"))
+			break
+		}
+		if err := s.ask(ctx, request{op: reqTransmit, c: c, data: msg.data, reply: reply}); err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			log.Warn().Err(err).Msg("sim: client transmit refused; dropping it")
+			c.fail(errorMessage(codeProtocol, err.Error()))
+			break
+		}
+	}
+	s.ask(ctx, request{op: reqDetach, c: c})
+	c.mu.Lock()
+	finishing := c.finishing
+	c.mu.Unlock()
+	if finishing {
+		// Let the writer send the error message before the connection
+		// closes; the write deadline set by fail bounds the wait.
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+		}
+	}
+	c.close()
+}
+
+func errorMessage(code uint8, text string) *message {
+	if len(text) > 200 {
+		text = text[:200]
+	}
+	return &message{typ: msgError, code: code, data: []byte(text)}
+}
+
+// serverConn is one attached client as the owner and the writer see it.
+type serverConn struct {
+	nc     net.Conn
+	id     NodeID
+	notify chan struct{} // capacity 1: the writer has work
+	done   chan struct{} // closed by close
+
+	mu        sync.Mutex
+	pending   []byte // encoded messages for the writer
+	spare     []byte // the writer's other buffer
+	finishing bool   // close once pending is written
+	closeOnce sync.Once
+}
+
+// enqueueEvent encodes ev for the client. It returns false when the queue is
+// over its limit (the client is not reading).
+func (c *serverConn) enqueueEvent(ev phy.Event) bool {
+	c.mu.Lock()
+	switch ev.Kind {
+	case phy.Received:
+		c.pending = appendData(c.pending, msgReceived, ev.Data)
+	case phy.CarrierOn:
+		c.pending = appendEmpty(c.pending, msgCarrierOn)
+	case phy.CarrierOff:
+		c.pending = appendEmpty(c.pending, msgCarrierOff)
+	case phy.TxDone:
+		c.pending = appendEmpty(c.pending, msgTxDone)
+	}
+	ok := len(c.pending) <= queueLimit
+	c.mu.Unlock()
+	c.wake()
+	return ok
+}
+
+func (c *serverConn) enqueue(m *message) {
+	c.mu.Lock()
+	c.pending = appendMessage(c.pending, m)
+	c.mu.Unlock()
+	c.wake()
+}
+
+// fail queues a last message and has the writer close the connection after
+// writing it.
+func (c *serverConn) fail(m *message) {
+	c.mu.Lock()
+	c.pending = appendMessage(c.pending, m)
+	c.finishing = true
+	c.mu.Unlock()
+	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	c.wake()
+}
+
+func (c *serverConn) wake() {
+	select {
+	case c.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (c *serverConn) close() {
+	c.closeOnce.Do(func() {
+		close(c.done)
+		c.nc.Close()
+	})
+}
+
+// write is the writer goroutine; it exits when the connection is closed or a
+// write fails.
+func (c *serverConn) write() {
+	for {
+		select {
+		case <-c.notify:
+		case <-c.done:
+			return
+		}
+		c.mu.Lock()
+		buf := c.pending
+		c.pending = c.spare[:0]
+		finishing := c.finishing
+		c.mu.Unlock()
+		if len(buf) > 0 {
+			if _, err := c.nc.Write(buf); err != nil {
+				c.close()
+				return
+			}
+		}
+		if finishing {
+			c.close()
+			return
+		}
+		c.mu.Lock()
+		c.spare = buf[:0]
+		c.mu.Unlock()
+	}
+}
+
+// ListenUnix listens on a Unix stream socket at path for Serve. A socket file
+// left behind by a server that died is removed first; a live server at path
+// gives an error.
+func ListenUnix(path string) (net.Listener, error) {
+	ln, err := net.Listen("unix", path)
+	if err == nil || !errors.Is(err, syscall.EADDRINUSE) {
+		return ln, err
+	}
+	if c, derr := net.DialTimeout("unix", path, time.Second); derr == nil {
+		c.Close()
+		return nil, fmt.Errorf("sim: %s: a medium server is already listening: %w", path, err)
+	}
+	if rerr := os.Remove(path); rerr != nil {
+		return nil, fmt.Errorf("sim: remove stale socket: %w", rerr)
+	}
+	return net.Listen("unix", path)
+}
