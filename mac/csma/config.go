@@ -78,7 +78,7 @@ func DefaultConfig(bitRate int) Config {
 		IFS:         ifsSlots * slot,
 		Persistence: 1,
 		CWMin:       16,
-		CWMax:       256,
+		CWMax:       128,
 		QueueLen:    16,
 	}
 }

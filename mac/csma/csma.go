@@ -1,6 +1,7 @@
 // Package csma decides when a queued frame goes on air: p-persistent CSMA
-// with a slotted backoff that only counts while the channel is idle, and
-// binary exponential growth of the contention window while it is contended.
+// with a slotted backoff that only counts while the channel is idle, and a
+// contention window that grows in doublings with the number of other busy
+// senders the node has heard.
 //
 // The package is sans-I/O. Every method takes the current time; the MAC never
 // reads a clock, sleeps or starts a goroutine. The daemon drives it in real
@@ -60,6 +61,8 @@ type MAC struct {
 	armed     time.Time // the countdown counts from no earlier than this
 	slots     int       // backoff slots left before the p-draw
 	cw        int       // contention window, in slots
+	heard     int       // deferrals since the last own transmission
+	load      float64   // smoothed deferrals per own transmission: other active senders
 
 	stats Stats
 }
@@ -146,11 +149,11 @@ func (m *MAC) Stats() Stats { return m.stats }
 // after TxDone must report it again.
 //
 // When the channel turns busy while a frame waits, this is a deferral: the
-// countdown stops (the idle slots it counted are kept in Stats.Backoffs), the
-// contention window doubles (up to CWMax) and the remaining backoff is drawn
-// afresh from the doubled window. Once the carrier has dropped and the channel
-// has been idle for IFS, the countdown resumes. docs/mac.md explains why the
-// backoff is redrawn rather than resumed where it stopped.
+// countdown freezes with the slots it has left, and the deferral counts
+// towards the contention estimate that sets the next window. Once the carrier
+// has dropped and the channel has been idle for IFS, the countdown resumes
+// where it stopped. docs/mac.md explains the rule and what it was measured
+// against.
 func (m *MAC) Carrier(now time.Time, busy bool) {
 	if m.onAir || busy == m.busy {
 		return
@@ -166,17 +169,14 @@ func (m *MAC) Carrier(now time.Time, busy bool) {
 		return
 	}
 	if start := m.countStart(); now.After(start) {
-		counted := min(now.Sub(start)/m.cfg.SlotTime, time.Duration(m.slots))
+		counted := min(int(now.Sub(start)/m.cfg.SlotTime), m.slots)
 		m.stats.Backoffs += uint64(counted)
+		m.slots -= counted
+		m.armed = time.Time{}
 	}
 	m.deferral()
-	m.slots = m.rng.IntN(m.cw)
 }
 
-// TxDone reports that the frame returned by Poll has left the modem (or was
-// lost). The channel counts as idle from now; the contention window returns
-// to CWMin and, if another frame waits, it draws a fresh backoff so that a
-// busy node leaves room for others. TxDone without a frame on air is a no-op.
 func (m *MAC) TxDone(now time.Time) {
 	if !m.onAir {
 		return
@@ -186,7 +186,7 @@ func (m *MAC) TxDone(now time.Time) {
 	m.n--
 	m.busy = false
 	m.idleSince = now
-	m.cw = m.cfg.CWMin
+	m.adapt()
 	if m.n > 0 {
 		m.draw(now)
 	}
@@ -259,10 +259,33 @@ func (m *MAC) draw(now time.Time) {
 // doubles the contention window.
 func (m *MAC) deferral() {
 	m.stats.Deferrals++
-	if m.cw*2 > m.cfg.CWMax {
-		m.stats.CWMaxHits++
-		m.cw = m.cfg.CWMax
-		return
+	m.heard++
+}
+
+// adapt sets the window for the next backoff after a transmission. The
+// number of deferrals between two of a node's own transmissions estimates
+// how many other senders are busy (one frame each when shares are fair);
+// the window is CWMin·(1+estimate), smoothed, rounded up to a doubling of
+// CWMin as in binary exponential backoff and capped at CWMax. Waiting nodes keep
+// their frozen counts, which only shrink, so a node that has just sent cannot
+// keep the channel: shares stay fair in the short term.
+// loadFloor is the smoothed load below which the others count as silent.
+const loadFloor = 0.1
+
+func (m *MAC) adapt() {
+	m.load = 0.75*m.load + 0.25*float64(m.heard)
+	m.heard = 0
+	if m.load < loadFloor {
+		m.load = 0 // the others have been silent for a while
 	}
-	m.cw *= 2
+	cw := m.cfg.CWMin
+	for want := float64(m.cfg.CWMin) * (1 + m.load); float64(cw) < want; {
+		if cw*2 > m.cfg.CWMax {
+			m.stats.CWMaxHits++
+			cw = m.cfg.CWMax
+			break
+		}
+		cw *= 2
+	}
+	m.cw = cw
 }

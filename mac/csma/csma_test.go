@@ -194,16 +194,18 @@ func TestBusyDefersAndResumes(t *testing.T) {
 				}
 				idle := busy.Add(tc.busyFor)
 				m.Carrier(idle, false)
-				second := twin.IntN(2 * cfg.CWMin) // redrawn from the doubled window
-				want := idle.Add(cfg.IFS + slots(cfg, second))
+				// Resumed where it stopped: the slots counted before the
+				// busy period are not counted again.
+				left := first - int(tc.wantCount)
+				want := idle.Add(cfg.IFS + slots(cfg, left))
 				wantDeadline(t, m, want)
 				wantSend(t, m, want, "a")
 				st := m.Stats()
-				if st.Deferrals != 1 || st.BusyTime != tc.busyFor || m.cw != 2*cfg.CWMin {
-					t.Errorf("deferrals %d busy %v cw %d; want 1, %v, %d", st.Deferrals, st.BusyTime, m.cw, tc.busyFor, 2*cfg.CWMin)
+				if st.Deferrals != 1 || st.BusyTime != tc.busyFor || m.cw != cfg.CWMin {
+					t.Errorf("deferrals %d busy %v cw %d; want 1, %v, %d", st.Deferrals, st.BusyTime, m.cw, tc.busyFor, cfg.CWMin)
 				}
-				if want := tc.wantCount + uint64(second); st.Backoffs != want {
-					t.Errorf("backoff slots = %d, want %d", st.Backoffs, want)
+				if st.Backoffs != uint64(first) {
+					t.Errorf("backoff slots = %d, want %d", st.Backoffs, first)
 				}
 			}
 			if tested == 0 {
@@ -213,43 +215,70 @@ func TestBusyDefersAndResumes(t *testing.T) {
 	}
 }
 
-func TestBackoffDoublingAndCap(t *testing.T) {
-	cfg := testConfig() // CWMin 4, CWMax 32
+// TestWindowFollowsContention: the window after a transmission grows with
+// the smoothed number of deferrals per own transmission, doubling per step
+// and capped at CWMax, and shrinks back when the others fall silent.
+func TestWindowFollowsContention(t *testing.T) {
+	cfg := testConfig() // CWMin 4
 	cfg.CWMax = 24      // not a power-of-two multiple of CWMin: capped, not doubled
-	m, twin := newPair(t, cfg, 5)
+	m, _ := newPair(t, cfg, 5)
 	now := t0
-	mustEnqueue(t, m, now, []byte("a"))
-	twin.IntN(cfg.CWMin)
-	for i, want := range []struct{ cw, hits int }{{8, 0}, {16, 0}, {24, 1}, {24, 2}, {24, 3}} {
-		now = now.Add(time.Millisecond)
-		m.Carrier(now, true)
-		m.Carrier(now, true) // idempotent
-		now = now.Add(time.Second)
-		m.Carrier(now, false)
-		b := twin.IntN(want.cw)
-		if m.cw != want.cw || m.Stats().CWMaxHits != uint64(want.hits) {
-			t.Fatalf("after busy %d: cw %d hits %d; want %d, %d", i+1, m.cw, m.Stats().CWMaxHits, want.cw, want.hits)
+	for i, step := range []struct{ deferrals, cw, hits int }{
+		// load = 0.75 load + 0.25 deferrals (0 below 0.1); window: the
+		// smallest CWMin·2^j >= CWMin·(1+load), capped at CWMax.
+		{4, 8, 0},  // load 1.00
+		{4, 16, 0}, // 1.75
+		{4, 16, 0}, // 2.31
+		{4, 16, 0}, // 2.73
+		{4, 24, 1}, // 3.05: 32 wanted, capped
+		{4, 24, 2}, // 3.29
+		{0, 16, 2}, // 2.47
+		{0, 16, 2}, // 1.85
+		{0, 16, 2}, // 1.39
+		{0, 16, 2}, // 1.04
+		{0, 8, 2},  // 0.78
+		{0, 8, 2},  // 0.59
+		{0, 8, 2},  // 0.44
+		{0, 8, 2},  // 0.33
+		{0, 8, 2},  // 0.25
+		{0, 8, 2},  // 0.19
+		{0, 8, 2},  // 0.14
+		{0, 8, 2},  // 0.104
+		{0, 4, 2},  // 0.078: silent, back to CWMin
+	} {
+		mustEnqueue(t, m, now, []byte("a"))
+		for range step.deferrals {
+			now = now.Add(time.Millisecond)
+			m.Carrier(now, true)
+			m.Carrier(now, true) // idempotent
+			now = now.Add(100 * time.Millisecond)
+			m.Carrier(now, false)
 		}
-		wantDeadline(t, m, now.Add(cfg.IFS+slots(cfg, b)))
-	}
-	if got := m.Stats().Deferrals; got != 5 {
-		t.Errorf("deferrals = %d, want 5", got)
+		d, ok := m.Deadline()
+		if !ok {
+			t.Fatalf("cycle %d: no deadline", i)
+		}
+		wantSend(t, m, d, "a")
+		now = d.Add(10 * time.Millisecond)
+		m.TxDone(now)
+		if m.cw != step.cw || m.Stats().CWMaxHits != uint64(step.hits) {
+			t.Fatalf("cycle %d (%d deferrals): cw %d hits %d; want %d, %d", i, step.deferrals, m.cw, m.Stats().CWMaxHits, step.cw, step.hits)
+		}
 	}
 }
 
-func TestResetAfterTransmission(t *testing.T) {
+func TestNextBackoffAfterTransmission(t *testing.T) {
 	cfg := testConfig()
 	m, twin := newPair(t, cfg, 11)
 	mustEnqueue(t, m, t0, []byte("a"))
 	mustEnqueue(t, m, t0, []byte("b"))
 	twin.IntN(cfg.CWMin)
-	m.Carrier(t0, true) // deferral: cw 8
-	twin.IntN(2 * cfg.CWMin)
+	m.Carrier(t0, true) // deferral: the window changes only after the transmission
 	m.Carrier(t0.Add(time.Second), false)
 	d, _ := m.Deadline()
 	wantSend(t, m, d, "a")
-	if m.cw != 2*cfg.CWMin {
-		t.Fatalf("cw = %d before TxDone, want %d", m.cw, 2*cfg.CWMin)
+	if m.cw != cfg.CWMin {
+		t.Fatalf("cw = %d before TxDone, want %d", m.cw, cfg.CWMin)
 	}
 	// Carrier reports while transmitting are ignored (half duplex).
 	m.Carrier(d.Add(time.Millisecond), true)
@@ -258,11 +287,13 @@ func TestResetAfterTransmission(t *testing.T) {
 	end := d.Add(time.Second)
 	m.TxDone(end)
 	m.TxDone(end.Add(time.Millisecond)) // no frame on air: no-op
-	if m.cw != cfg.CWMin || m.Len() != 1 || m.Transmitting() {
-		t.Fatalf("after TxDone: cw %d len %d transmitting %v; want %d, 1, false", m.cw, m.Len(), m.Transmitting(), cfg.CWMin)
+	// One deferral (the ignored reports do not count): load 0.25, so the
+	// window is the next doubling above CWMin·1.25.
+	if m.cw != 2*cfg.CWMin || m.Len() != 1 || m.Transmitting() {
+		t.Fatalf("after TxDone: cw %d len %d transmitting %v; want %d, 1, false", m.cw, m.Len(), m.Transmitting(), 2*cfg.CWMin)
 	}
-	// A fresh backoff from CWMin, after IFS, for the next frame.
-	b := twin.IntN(cfg.CWMin)
+	// A fresh backoff from that window, after IFS, for the next frame.
+	b := twin.IntN(2 * cfg.CWMin)
 	want := end.Add(cfg.IFS + slots(cfg, b))
 	wantDeadline(t, m, want)
 	wantSend(t, m, want, "b")
@@ -406,10 +437,10 @@ func TestEnqueueWhileBusy(t *testing.T) {
 	m, twin := newPair(t, cfg, 8)
 	m.Carrier(t0, true)
 	mustEnqueue(t, m, t0.Add(time.Millisecond), []byte("a"))
-	if st := m.Stats(); st.Deferrals != 1 || m.cw != 2*cfg.CWMin {
-		t.Fatalf("enqueue on a busy channel: deferrals %d cw %d; want 1, %d", st.Deferrals, m.cw, 2*cfg.CWMin)
+	if st := m.Stats(); st.Deferrals != 1 || m.cw != cfg.CWMin {
+		t.Fatalf("enqueue on a busy channel: deferrals %d cw %d; want 1, %d", st.Deferrals, m.cw, cfg.CWMin)
 	}
-	b := twin.IntN(2 * cfg.CWMin)
+	b := twin.IntN(cfg.CWMin)
 	idle := t0.Add(time.Second)
 	m.Carrier(idle, false)
 	wantDeadline(t, m, idle.Add(cfg.IFS+slots(cfg, b)))

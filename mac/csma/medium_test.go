@@ -334,7 +334,7 @@ func TestMediumModel(t *testing.T) {
 // short-term fairness of DefaultConfig(115200) for saturated nodes.
 func BenchmarkMedium(b *testing.B) {
 	for _, n := range []int{2, 10, 20} {
-		for _, cwMax := range []int{64, 256, 1024} {
+		for _, cwMax := range []int{64, 128, 256, 1024} {
 			b.Run(fmt.Sprintf("nodes=%d/cwmax=%d", n, cwMax), func(b *testing.B) {
 				b.ReportAllocs()
 				cfg := DefaultConfig(115200)
