@@ -81,7 +81,7 @@ func BenchmarkSetRate(b *testing.B) {
 	}
 }
 
-// BenchmarkNewShaper: installing the whole tree (tbf, htb, 64 classes and
+// BenchmarkNewShaper: installing the whole tree (htb, pacer class, 64 classes and
 // queues, the filter) and removing it.
 func BenchmarkNewShaper(b *testing.B) {
 	d := newBenchTAP(b, "slt-bnew0")

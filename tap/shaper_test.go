@@ -52,12 +52,12 @@ func TestShaperBackpressure(t *testing.T) {
 		got += n
 	}
 	t.Logf("shaper %d B/s: sent %d, EAGAIN %d in %v; read %d payload bytes; root %+v; child %+v; TAP tx_dropped %d",
-		rate, res.sent, res.eagain, res.elapsed, got, qs.Root, qs.Child, ls.TxDropped)
+		rate, res.sent, res.eagain, res.elapsed, got, qs.Root, qs.Root, ls.TxDropped)
 	if res.eagain == 0 {
 		t.Errorf("the sender never saw EAGAIN: no backpressure")
 	}
-	if qs.Root.Drops != 0 || qs.Child.Drops != 0 {
-		t.Errorf("qdisc drops: root %d, child %d; want 0", qs.Root.Drops, qs.Child.Drops)
+	if qs.Root.Drops != 0 {
+		t.Errorf("qdisc drops: %d; want 0", qs.Root.Drops)
 	}
 	if ls.TxDropped != 0 {
 		t.Errorf("TAP tx_dropped = %d, want 0", ls.TxDropped)
@@ -162,17 +162,17 @@ func TestShaperFairShares(t *testing.T) {
 	defer s.Close()
 	a, b, qs := twoFlows(t, d, s, 1500*time.Millisecond)
 	j := jain(a, b)
-	t.Logf("flow shares: big-buffer %d bytes, small-buffer %d bytes, Jain %.3f; child %+v", a, b, j, qs.Child)
+	t.Logf("flow shares: big-buffer %d bytes, small-buffer %d bytes, Jain %.3f; qdisc %+v", a, b, j, qs.Root)
 	if j <= 0.9 {
 		t.Errorf("Jain's index %.3f (flows %d and %d bytes), want > 0.9", j, a, b)
 	}
-	if qs.Root.Drops != 0 || qs.Child.Drops != 0 {
-		t.Errorf("qdisc drops: root %d, child %d; want 0", qs.Root.Drops, qs.Child.Drops)
+	if qs.Root.Drops != 0 {
+		t.Errorf("qdisc drops: %d; want 0", qs.Root.Drops)
 	}
 }
 
 // TestFIFOChildIsUnfair shows that TestShaperFairShares can fail: with the
-// flow scheduler replaced by one FIFO, the flow with the bigger socket
+// flow hash removed, so that one FIFO holds every flow, the flow with the bigger socket
 // buffer takes the bigger share.
 func TestFIFOChildIsUnfair(t *testing.T) {
 	d := newTAP(t, "slt-fifo0", 16)
@@ -181,10 +181,11 @@ func TestFIFOChildIsUnfair(t *testing.T) {
 		t.Fatalf("NewShaper: %v", err)
 	}
 	defer s.Close()
-	limit := nl.NewRtAttr(nl.TCA_OPTIONS, nl.Uint32Attr(2000))
-	if err := tcRequest(unix.RTM_NEWQDISC, unix.NLM_F_CREATE|unix.NLM_F_REPLACE, d.Index(),
-		0x20<<16, netlink.MakeHandle(1, 1), 0, "pfifo", limit); err != nil {
-		t.Fatalf("replace the flow scheduler with a pfifo: %v", err)
+	// Without the flow hash every packet lands in the default bucket 1:1,
+	// one FIFO.
+	info := netlink.MakeHandle(filterPrio, nl.Swap16(unix.ETH_P_ALL))
+	if err := tcRequest(unix.RTM_DELTFILTER, 0, d.Index(), 1, childHandle, info, "bpf", nil); err != nil {
+		t.Fatalf("remove the flow hash: %v", err)
 	}
 	a, b, _ := twoFlows(t, d, nil, 1500*time.Millisecond)
 	j := jain(a, b)
@@ -205,16 +206,11 @@ func TestShaperSetRateAndClose(t *testing.T) {
 		if err := s.SetRate(rate); err != nil {
 			t.Fatalf("SetRate(%d): %v", rate, err)
 		}
-		root, child := rootAndChild(t, d.Index())
-		tbf, ok := root.(*netlink.Tbf)
-		if !ok {
-			t.Fatalf("root qdisc %T, want tbf", root)
+		if got := pacerRate(t, d.Index()); got != rate {
+			t.Errorf("pacer class rate %d after SetRate(%d)", got, rate)
 		}
-		if tbf.Rate != rate {
-			t.Errorf("tbf rate %d after SetRate(%d)", tbf.Rate, rate)
-		}
-		if child == nil || child.Type() != "htb" {
-			t.Errorf("flow scheduler gone after SetRate: %v", child)
+		if root := rootQdisc(t, d.Index()); root == nil || root.Type() != "htb" {
+			t.Errorf("root qdisc after SetRate: %v, want htb", root)
 		}
 	}
 	if err := s.SetRate(0); err == nil {
@@ -226,9 +222,8 @@ func TestShaperSetRateAndClose(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	root, child := rootAndChild(t, d.Index())
-	if root != nil && (root.Type() == "tbf" || root.Attrs().Handle == rootHandle) || child != nil {
-		t.Errorf("after Close: root %v, child %v; want the kernel default", root, child)
+	if root := rootQdisc(t, d.Index()); root != nil && (root.Type() == "htb" || root.Attrs().Handle == rootHandle) {
+		t.Errorf("after Close: root %v; want the kernel default", root)
 	}
 	if err := s.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
@@ -238,19 +233,36 @@ func TestShaperSetRateAndClose(t *testing.T) {
 	}
 }
 
-func rootAndChild(t *testing.T, ifindex int) (root, child netlink.Qdisc) {
+func rootQdisc(t *testing.T, ifindex int) netlink.Qdisc {
 	t.Helper()
 	qs, err := listQdiscs(ifindex)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, q := range qs {
-		switch {
-		case q.Attrs().Parent == netlink.HANDLE_ROOT:
-			root = q
-		case q.Attrs().Handle == childHandle:
-			child = q
+		if q.Attrs().Parent == netlink.HANDLE_ROOT {
+			return q
 		}
 	}
-	return root, child
+	return nil
+}
+
+// pacerRate reads back the rate of class 1:100, bytes/s.
+func pacerRate(t *testing.T, ifindex int) uint64 {
+	t.Helper()
+	link, err := netlink.LinkByIndex(ifindex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := netlink.ClassList(link, rootHandle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if h, ok := c.(*netlink.HtbClass); ok && h.Handle == netlink.MakeHandle(1, pacerMinor) {
+			return h.Rate
+		}
+	}
+	t.Fatal("no pacer class 1:100")
+	return 0
 }

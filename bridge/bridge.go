@@ -1,0 +1,617 @@
+// Package bridge is the data path of one slided interface: it moves Ethernet
+// frames between a TAP device and a modem (PHY) through the CSMA MAC, and it
+// keeps the host's backlog where it pushes back on the sending applications.
+//
+//	TAP ──Read (only when the MAC has room)──► Compact ► AppendFrame ► MAC queue ► PHY.Transmit
+//	TAP ◄──Write──── AppendEthernet ◄── framing.Decoder ◄── PHY Received events
+//
+// Goroutines: Run's goroutine (the loop) owns the MAC, the decoder, every
+// buffer and every counter. One reader goroutine blocks in TAP.Read, but only
+// while it holds a read token the loop gave it; it exits when Run's context
+// is done and its current Read returns (the caller closes the TAP after Run
+// returns, which ends that Read).
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/slided/slided/framing"
+	"github.com/slided/slided/mac/csma"
+	"github.com/slided/slided/phy"
+)
+
+// TAP is the host side: one Ethernet frame per Read and per Write. Read may
+// block; Write must not block for long. Read must return an error once the
+// device is closed.
+type TAP interface {
+	Read(p []byte) (int, error)
+	Write(p []byte) (int, error)
+}
+
+// PHY is a modem as the MAC sees it. The concrete types in phy/sim,
+// phy/serial and phy/kiss satisfy it.
+type PHY interface {
+	// Info describes the modem; valid once the modem has reported Up.
+	Info() phy.Info
+	// Transmit puts one encoded burst on air. The PHY is done with b when
+	// it returns. It must not be called again before the TxDone (or Down)
+	// that follows it, and it does not block for the airtime.
+	Transmit(b []byte) error
+	// Events delivers the modem's reports in order; closed after Close.
+	Events() <-chan phy.Event
+	// Close stops the modem's goroutines and releases its port or socket.
+	Close() error
+}
+
+// Shaper is the qdisc on the TAP that holds the host's backlog (see
+// docs/backpressure.md). Its methods are called from the loop goroutine only.
+type Shaper interface {
+	// SetRate sets the rate at which the qdisc releases packets to the TAP.
+	SetRate(bytesPerSec uint64) error
+	// Released reports how many packets the qdisc has passed to the TAP's
+	// ring since it was installed, and how many of those the ring dropped.
+	Released() (sent, dropped uint64, err error)
+}
+
+// Policy says what happens to packets when the link cannot keep up.
+type Policy uint8
+
+const (
+	// Block reads the TAP only when the MAC has room; the backlog waits in
+	// the qdisc and the senders' sockets block (backpressure).
+	Block Policy = iota
+	// DropTail reads the TAP at once and drops a new packet when the MAC
+	// queue is full.
+	DropTail
+	// DropHead reads the TAP at once and drops the oldest queued packet when
+	// the MAC queue is full: fresh data wins over stale data.
+	DropHead
+)
+
+var policyNames = [...]string{"block", "drop-tail", "drop-head"}
+
+func (p Policy) String() string {
+	if int(p) < len(policyNames) {
+		return policyNames[p]
+	}
+	return fmt.Sprintf("policy(%d)", uint8(p))
+}
+
+// ParsePolicy parses "block", "drop-tail" or "drop-head".
+func ParsePolicy(s string) (Policy, error) {
+	for i, n := range policyNames {
+		if s == n {
+			return Policy(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown policy %q (want block, drop-tail or drop-head)", s)
+}
+
+// Config sets up a Bridge.
+type Config struct {
+	Node   framing.NodeID
+	MTU    int          // the TAP's MTU; Ethernet frames are up to MTU+14 bytes
+	MAC    csma.Config  // zero value: csma.DefaultConfig of the PHY's bit rate
+	Policy Policy       // default Block
+	Seed   uint64       // seeds the MAC's random choices (0: from the node id and time)
+	Tick   time.Duration // pacing and statistics interval (default 250ms)
+	// RingLen is the TAP's txqueuelen: the ring between the qdisc and the
+	// daemon (default DefaultTxQueueLen).
+	RingLen int
+	Log    zerolog.Logger
+}
+
+// Bridge moves frames between a TAP and a PHY. Create it with New and run it
+// with Run; Stats may be called from any goroutine.
+type Bridge struct {
+	cfg    Config
+	tap    TAP
+	phy    PHY
+	shaper Shaper
+
+	statsReq chan chan Stats
+
+	mu   sync.Mutex // guards last, for Stats after Run returned
+	last Stats
+}
+
+// New checks the configuration and returns a Bridge. shaper may be nil (no
+// qdisc management: the policy still decides when the TAP is read).
+func New(cfg Config, tap TAP, p PHY, shaper Shaper) (*Bridge, error) {
+	if cfg.Node == 0 || cfg.Node == framing.Broadcast {
+		return nil, fmt.Errorf("node id %d is reserved (use 1 to 254)", cfg.Node)
+	}
+	if cfg.MTU == 0 {
+		cfg.MTU = 1500
+	}
+	if cfg.MTU < 68 || cfg.MTU > 9000 {
+		return nil, fmt.Errorf("mtu %d out of range 68..9000", cfg.MTU)
+	}
+	if cfg.Policy > DropHead {
+		return nil, fmt.Errorf("unknown policy %d", cfg.Policy)
+	}
+	if cfg.Tick <= 0 {
+		cfg.Tick = 250 * time.Millisecond
+	}
+	if cfg.RingLen <= 0 {
+		cfg.RingLen = DefaultTxQueueLen
+	}
+	if cfg.MAC != (csma.Config{}) {
+		if err := cfg.MAC.Validate(); err != nil {
+			return nil, fmt.Errorf("mac config: %w", err)
+		}
+	}
+	return &Bridge{cfg: cfg, tap: tap, phy: p, shaper: shaper, statsReq: make(chan chan Stats)}, nil
+}
+
+// Stats returns a snapshot of the counters. While Run is running it asks the
+// loop; afterwards it returns the last snapshot.
+func (b *Bridge) Stats() Stats {
+	reply := make(chan Stats, 1)
+	select {
+	case b.statsReq <- reply:
+		return <-reply
+	case <-time.After(time.Second):
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.last
+	}
+}
+
+type packet struct {
+	buf []byte
+	n   int
+	err error
+}
+
+// Run moves frames until ctx is done or the TAP fails. It returns nil when
+// ctx is done. A PHY that goes Down is waited for, not an error.
+func (b *Bridge) Run(ctx context.Context) error {
+	l, err := b.newLoop()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go l.reader(ctx, b.tap)
+	err = l.run(ctx)
+	b.mu.Lock()
+	b.last = l.snapshot(time.Now())
+	b.mu.Unlock()
+	return err
+}
+
+// loop is the state owned by Run's goroutine.
+type loop struct {
+	b       *Bridge
+	log     zerolog.Logger
+	mac     *csma.MAC
+	macCfg  csma.Config
+	dec     *framing.Decoder
+	info    phy.Info
+	pacer   *pacer
+	tokens  chan []byte
+	packets chan packet
+
+	up          bool
+	tokenOut    bool     // the reader holds a buffer
+	free        [][]byte // encoded-frame buffers not in use
+	frameCap    int
+	rxBuf       []byte
+	ethLen      map[*byte]int // Ethernet length of each queued frame, keyed by its buffer
+	onAir       []byte        // the frame being transmitted (for its Ethernet length)
+	onAirEth    int
+	carrierOn   bool
+	carrierAt   time.Time
+	txStart     time.Time
+	stats       Stats
+	tickDeliver uint64 // Ethernet bytes delivered this tick
+	starved     bool   // the MAC ran out of frames during this tick
+	baseSent    uint64 // shaper counters at start
+	baseDropped uint64
+	haveBase    bool
+	rateErr     bool // a SetRate failure was logged already
+}
+
+func (b *Bridge) newLoop() (*loop, error) {
+	maxEth := b.cfg.MTU + 14
+	l := &loop{
+		b:        b,
+		log:      b.cfg.Log,
+		tokens:   make(chan []byte, 1),
+		packets:  make(chan packet, 1),
+		frameCap: framing.MaxEncodedLen(maxEth),
+		rxBuf:    make([]byte, 0, maxEth),
+		ethLen:   make(map[*byte]int),
+	}
+	l.dec = framing.NewDecoder(maxEth)
+	l.stats.Policy = b.cfg.Policy.String()
+	l.stats.Node = int(b.cfg.Node)
+	return l, nil
+}
+
+// start builds the MAC once the PHY has told its figures (at its first Up).
+func (l *loop) start(now time.Time) error {
+	l.info = l.b.phy.Info()
+	cfg := l.b.cfg.MAC
+	if cfg == (csma.Config{}) {
+		cfg = DefaultMAC(l.info.BitRate, l.b.cfg.Policy)
+	}
+	seed := l.b.cfg.Seed
+	if seed == 0 {
+		seed = uint64(now.UnixNano()) ^ uint64(l.b.cfg.Node)<<56
+	}
+	m, err := csma.New(cfg, rand.New(rand.NewPCG(seed, uint64(l.b.cfg.Node))))
+	if err != nil {
+		return fmt.Errorf("mac: %w", err)
+	}
+	l.mac = m
+	l.macCfg = cfg
+	l.pacer = newPacer(l.info.BitRate, cfg.QueueLen, l.b.cfg.RingLen, phy.Airtime(l.frameCap, l.info.BitRate))
+	l.stats.BitRate = l.info.BitRate
+	l.log.Info().Int("bit_rate", l.info.BitRate).Int("max_frame", l.info.MaxFrame).
+		Dur("slot", cfg.SlotTime).Dur("ifs", cfg.IFS).Int("queue", cfg.QueueLen).
+		Str("policy", l.b.cfg.Policy.String()).Msg("link up")
+	if l.b.shaper != nil {
+		l.setRate(l.pacer.rate)
+	}
+	return nil
+}
+
+// RealTimeSlot is the shortest contention slot the daemon uses: carrier
+// sense reaches the MAC through a socket or a serial port and a goroutine
+// wake-up, which takes up to about a millisecond on a busy small board.
+const RealTimeSlot = time.Millisecond
+
+// DefaultMAC is csma.DefaultConfig for a channel of bitRate bit/s, adjusted
+// for a daemon that runs in real time: the slot is at least RealTimeSlot and
+// the IFS one slot, the contention window starts at 8 slots so that a lone
+// sender still keeps the channel over 90% busy, and with policy Block the
+// MAC queue is short (4 frames) so that the backlog waits in the qdisc,
+// where it is shared fairly among flows and counts against the senders.
+func DefaultMAC(bitRate int, policy Policy) csma.Config {
+	c := csma.DefaultConfig(bitRate)
+	c.SlotTime = max(c.SlotTime, RealTimeSlot)
+	c.IFS = c.SlotTime
+	c.CWMin = 8
+	if policy == Block {
+		c.QueueLen = 4
+	}
+	return c
+}
+
+// DefaultTxQueueLen is the txqueuelen slided gives its TAP: small, so that
+// little hides in the ring where it no longer counts against the senders.
+const DefaultTxQueueLen = 16
+
+// reader reads the TAP, one frame per token. It exits when ctx is done (after
+// its current Read returns) or when Read fails for good.
+func (l *loop) reader(ctx context.Context, t TAP) {
+	for {
+		var buf []byte
+		select {
+		case <-ctx.Done():
+			return
+		case buf = <-l.tokens:
+		}
+		n, err := t.Read(buf[:cap(buf)])
+		select {
+		case l.packets <- packet{buf: buf, n: n, err: err}:
+		case <-ctx.Done():
+			return
+		}
+		if err != nil && !isTemporary(err) {
+			return
+		}
+	}
+}
+
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+func (l *loop) run(ctx context.Context) error {
+	events := l.b.phy.Events()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	tick := time.NewTicker(l.b.cfg.Tick)
+	defer tick.Stop()
+	lastTick := time.Now()
+	ethBuf := make([]byte, l.b.cfg.MTU+14)
+	for {
+		// Since Go 1.23 Reset and Stop leave no stale tick in timer.C.
+		timer.Stop()
+		if l.mac != nil {
+			if d, ok := l.mac.Deadline(); ok {
+				timer.Reset(time.Until(d))
+			}
+		}
+		if l.mac != nil && !l.tokenOut && l.wantRead() {
+			l.tokens <- ethBuf
+			l.tokenOut = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-events:
+			if !ok {
+				return errors.New("phy closed its events")
+			}
+			now := time.Now()
+			if err := l.event(now, ev); err != nil {
+				return err
+			}
+			l.pump(now)
+		case p := <-l.packets:
+			l.tokenOut = false
+			ethBuf = p.buf
+			now := time.Now()
+			if p.err != nil {
+				if isTemporary(p.err) {
+					continue
+				}
+				return fmt.Errorf("read tap: %w", p.err)
+			}
+			l.fromTAP(now, p.buf[:p.n])
+			l.pump(now)
+		case <-timer.C:
+			l.pump(time.Now())
+		case now := <-tick.C:
+			l.tick(now, now.Sub(lastTick))
+			lastTick = now
+		case reply := <-l.b.statsReq:
+			reply <- l.snapshot(time.Now())
+		}
+	}
+}
+
+// wantRead says whether the reader should be given a token now.
+func (l *loop) wantRead() bool {
+	if l.b.cfg.Policy != Block {
+		return true
+	}
+	return l.mac.Room() > 0
+}
+
+func (l *loop) event(now time.Time, ev phy.Event) error {
+	switch ev.Kind {
+	case phy.Up:
+		if l.mac == nil {
+			if err := l.start(now); err != nil {
+				return err
+			}
+		} else {
+			l.log.Info().Msg("modem back up")
+			l.mac.Carrier(now, false)
+		}
+		l.up = true
+		l.stats.Up = true
+	case phy.Down:
+		l.log.Warn().Msg("modem down; holding frames until it returns")
+		l.up = false
+		l.stats.Up = false
+		l.stats.PHYDowns++
+		if l.mac != nil {
+			if l.mac.Transmitting() {
+				l.stats.Drops.PHYDown++
+				l.txEnded(now)
+			}
+			l.mac.Carrier(now, true) // nobody may transmit until Up
+		}
+	case phy.CarrierOn:
+		if !l.carrierOn {
+			l.carrierOn, l.carrierAt = true, now
+		}
+		if l.mac != nil {
+			l.mac.Carrier(now, true)
+		}
+	case phy.CarrierOff:
+		if l.carrierOn {
+			l.stats.ChannelBusy += now.Sub(l.carrierAt)
+			l.carrierOn = false
+		}
+		if l.mac != nil && l.up {
+			l.mac.Carrier(now, false)
+		}
+	case phy.TxDone:
+		if l.mac != nil && l.mac.Transmitting() {
+			l.stats.TxFrames++
+			l.stats.TxBytes += uint64(len(l.onAir))
+			l.stats.TxEthBytes += uint64(l.onAirEth)
+			l.tickDeliver += uint64(l.onAirEth)
+			l.txEnded(now)
+		}
+	case phy.Received:
+		l.stats.RxBursts++
+		l.stats.RxWireBytes += uint64(len(ev.Data))
+		l.dec.Feed(ev.Data, l.fromAir)
+	}
+	return nil
+}
+
+// txEnded closes the current transmission and recycles its buffer.
+func (l *loop) txEnded(now time.Time) {
+	l.stats.ChannelBusy += now.Sub(l.txStart)
+	l.mac.TxDone(now)
+	if l.onAir != nil {
+		l.free = append(l.free, l.onAir[:0])
+		l.onAir = nil
+	}
+	if l.mac.Len() == 0 {
+		l.starved = true
+	}
+}
+
+// fromTAP frames one Ethernet frame read from the TAP and queues it.
+func (l *loop) fromTAP(now time.Time, eth []byte) {
+	l.stats.TAPReads++
+	h, payload, err := framing.Compact(eth, l.b.cfg.Node)
+	if err != nil {
+		if errors.Is(err, framing.ErrNoRoute) {
+			l.stats.Drops.NoRoute++
+		} else {
+			l.stats.Drops.BadFrame++
+		}
+		return
+	}
+	var buf []byte
+	if n := len(l.free); n > 0 {
+		buf, l.free = l.free[n-1], l.free[:n-1]
+	} else {
+		buf = make([]byte, 0, l.frameCap)
+	}
+	frame := framing.AppendFrame(buf, h, payload)
+	if l.info.MaxFrame > 0 && len(frame) > l.info.MaxFrame {
+		l.stats.Drops.TooBig++
+		l.free = append(l.free, frame[:0])
+		return
+	}
+	if l.mac.Room() == 0 {
+		switch l.b.cfg.Policy {
+		case DropHead:
+			if old, ok := l.mac.DropOldest(); ok {
+				l.stats.Drops.QueueHead++
+				delete(l.ethLen, &old[:1][0])
+				l.free = append(l.free, old[:0])
+			}
+		default:
+			l.stats.Drops.QueueFull++
+			l.free = append(l.free, frame[:0])
+			return
+		}
+	}
+	if err := l.mac.Enqueue(now, frame); err != nil {
+		l.stats.Drops.QueueFull++
+		l.free = append(l.free, frame[:0])
+		return
+	}
+	l.ethLen[&frame[:1][0]] = len(eth)
+}
+
+// fromAir delivers one decoded frame to the TAP if it is for this node.
+func (l *loop) fromAir(h framing.Header, payload []byte) {
+	if h.Src == l.b.cfg.Node {
+		l.stats.Drops.Echo++
+		return
+	}
+	if h.Dst != l.b.cfg.Node && h.Dst != framing.Broadcast {
+		l.stats.NotForUs++
+		return
+	}
+	eth, err := framing.AppendEthernet(l.rxBuf[:0], h, payload)
+	if err != nil {
+		l.stats.Drops.BadFrame++
+		return
+	}
+	l.rxBuf = eth[:0]
+	if len(eth) > l.b.cfg.MTU+14 {
+		l.stats.Drops.TooBig++
+		return
+	}
+	if _, err := l.b.tap.Write(eth); err != nil {
+		l.stats.Drops.TAPWrite++
+		l.log.Debug().Err(err).Msg("write tap")
+		return
+	}
+	l.stats.RxFrames++
+	l.stats.RxEthBytes += uint64(len(eth))
+}
+
+// pump lets the MAC start a transmission if it wants one now.
+func (l *loop) pump(now time.Time) {
+	if l.mac == nil || !l.up {
+		return
+	}
+	frame, ok := l.mac.Poll(now)
+	if !ok {
+		return
+	}
+	key := &frame[:1][0]
+	l.onAir, l.onAirEth, l.txStart = frame, l.ethLen[key], now
+	delete(l.ethLen, key)
+	if err := l.b.phy.Transmit(frame); err != nil {
+		l.stats.Drops.PHYError++
+		l.log.Warn().Err(err).Msg("transmit")
+		l.txEnded(now)
+	}
+}
+
+// tick feeds the pacer and retunes the shaper.
+func (l *loop) tick(now time.Time, dt time.Duration) {
+	if l.mac == nil {
+		return
+	}
+	saturated := !l.starved && l.mac.Len() > 0
+	ring := -1
+	if l.b.shaper != nil {
+		sent, dropped, err := l.b.shaper.Released()
+		if err == nil {
+			if !l.haveBase {
+				// The ring is empty when the first tick runs only if
+				// nothing was queued before; the error is bounded by the
+				// ring length and corrected by the clamp below.
+				l.baseSent, l.baseDropped, l.haveBase = sent-l.stats.TAPReads, dropped, true
+			}
+			r := int64(sent-l.baseSent) - int64(l.stats.TAPReads) - int64(dropped-l.baseDropped)
+			if l.tokenOut && r > 0 {
+				r-- // the reader may already hold one
+			}
+			if r < 0 {
+				r = 0
+			}
+			ring = int(r)
+			l.stats.RingDropped = dropped - l.baseDropped
+		}
+		l.stats.Ring = ring
+		backlog := -1
+		if ring >= 0 {
+			backlog = ring + l.mac.Len()
+		}
+		rate := l.pacer.update(dt, l.tickDeliver, saturated, backlog)
+		l.log.Debug().Uint64("delivered", l.tickDeliver).Bool("saturated", saturated).Int("ring", ring).
+			Int("queue", l.mac.Len()).Float64("rate", rate).Msg("pacing")
+		l.setRate(rate)
+	}
+	l.tickDeliver = 0
+	l.starved = l.mac.Len() == 0
+}
+
+func (l *loop) setRate(rate float64) {
+	r := uint64(rate)
+	if err := l.b.shaper.SetRate(r); err != nil {
+		if !l.rateErr {
+			l.log.Error().Err(err).Msg("cannot retune the shaping qdisc; keeping its last rate")
+			l.rateErr = true
+		}
+		l.stats.ShaperErrors++
+		return
+	}
+	l.stats.PacingRate = r
+}
+
+func (l *loop) snapshot(now time.Time) Stats {
+	s := l.stats
+	if l.carrierOn {
+		s.ChannelBusy += now.Sub(l.carrierAt)
+	}
+	if l.mac != nil {
+		s.QueueDepth = l.mac.Len()
+		s.QueueLen = l.macCfg.QueueLen
+		ms := l.mac.Stats()
+		s.MAC = ms
+	}
+	d := l.dec.Stats()
+	s.Decoder = d
+	s.Drops.BadCRC = d.BadCRC
+	s.Drops.Garbage = d.BadCOBS + d.TooLong + d.Short + d.BadVersion + d.BadAddr
+	s.ReadPending = l.tokenOut
+	return s
+}

@@ -1,0 +1,102 @@
+package bridge
+
+import "time"
+
+// pacer chooses the rate of the shaping qdisc on the TAP so that the host's
+// backlog stays in the qdisc, where it still counts against the senders'
+// socket buffers, and not in the TAP's ring, where the kernel drops.
+//
+// It is sans-I/O: the bridge feeds it one sample per tick. All figures are in
+// bytes of Ethernet frames, the unit in which the qdisc counts (skb->len).
+//
+// The rule: while the link is the bottleneck (the MAC had a frame waiting for
+// the whole tick), the capacity is what the MAC delivered; the rate is that
+// capacity corrected by how far the ring is from its target, so a ring that
+// grows is drained and one that empties is refilled. While the link is not
+// the bottleneck, the rate grows multiplicatively towards the channel's raw
+// rate so that a sender that speeds up is not held back for long.
+type pacer struct {
+	min, max   float64       // bytes/s bounds; min > 0 keeps a stalled daemon's ring draining (bounded stall)
+	rate       float64       // current rate, bytes/s
+	capacity   float64       // smoothed delivered rate while saturated, bytes/s; 0 until measured
+	tau        time.Duration // smoothing time constant of capacity
+	target float64 // packets we want waiting between the qdisc and the air (MAC queue + TAP ring)
+	scale  float64 // backlog error that moves the rate by 50%
+}
+
+// newPacer starts at 90% of the raw channel rate. queueLen is the MAC's
+// queue and ringLen the TAP's ring: the pacer aims at a full MAC queue and a
+// couple of packets in the ring, so the MAC never waits for the host and the
+// rest of the backlog stays in the qdisc. frameTime is the airtime of a full
+// frame: the capacity is smoothed over several of them, so that a tick in
+// which no frame happened to finish does not read as a stalled link.
+func newPacer(bitRate, queueLen, ringLen int, frameTime time.Duration) *pacer {
+	max := float64(bitRate) / 8
+	ringTarget := 2.0
+	if float64(ringLen) < 4*ringTarget {
+		ringTarget = float64(ringLen) / 4
+	}
+	scale := float64(queueLen+ringLen) / 2
+	if scale < 1 {
+		scale = 1
+	}
+	tau := 8 * frameTime
+	if tau < 2*time.Second {
+		tau = 2 * time.Second
+	}
+	return &pacer{
+		min:        max / 64,
+		max:        max,
+		rate:       max * 0.9,
+		tau:        tau,
+		target:     float64(queueLen) + ringTarget,
+		scale:      scale,
+	}
+}
+
+// update takes one tick's sample and returns the new rate in bytes/s.
+// delivered is the Ethernet bytes the MAC put on air during dt; saturated
+// says the MAC never ran out of frames during dt; backlog is the number of
+// packets waiting in the MAC queue and the TAP ring at the end of dt (-1 when
+// the ring is unknown).
+func (p *pacer) update(dt time.Duration, delivered uint64, saturated bool, backlog int) float64 {
+	if dt <= 0 {
+		return p.rate
+	}
+	measured := float64(delivered) / dt.Seconds()
+	switch {
+	case saturated:
+		if p.capacity == 0 {
+			p.capacity = p.rate
+		}
+		alpha := dt.Seconds() / p.tau.Seconds()
+		if alpha > 1 {
+			alpha = 1
+		}
+		p.capacity += alpha * (measured - p.capacity)
+		correction := 1.0
+		if backlog >= 0 {
+			correction = 1 + 0.5*(p.target-float64(backlog))/p.scale
+		}
+		correction = clamp(correction, 0.5, 1.1)
+		p.rate = p.capacity * correction
+	case float64(backlog) > p.target:
+		// Frames pile up although the MAC was not saturated: the daemon
+		// is slow to read (or stopped). Do not add to the pile.
+		p.rate *= 0.8
+	default:
+		p.rate *= 1.25
+	}
+	p.rate = clamp(p.rate, p.min, p.max)
+	return p.rate
+}
+
+func clamp(x, lo, hi float64) float64 {
+	if x < lo {
+		return lo
+	}
+	if x > hi {
+		return hi
+	}
+	return x
+}

@@ -1,0 +1,66 @@
+package bridge
+
+import (
+	"time"
+
+	"github.com/slided/slided/framing"
+	"github.com/slided/slided/mac/csma"
+)
+
+// Stats is a snapshot of one interface's counters.
+type Stats struct {
+	Node    int    `json:"node"`
+	Policy  string `json:"policy"`
+	Up      bool   `json:"up"`
+	BitRate int    `json:"bit_rate"`
+
+	// Host → air.
+	TAPReads   uint64 `json:"tap_reads"`    // Ethernet frames read from the TAP
+	TxFrames   uint64 `json:"tx_frames"`    // frames put on air in full
+	TxBytes    uint64 `json:"tx_bytes"`     // bytes on air, framing included
+	TxEthBytes uint64 `json:"tx_eth_bytes"` // the Ethernet bytes those frames carried
+
+	// Air → host.
+	RxBursts    uint64 `json:"rx_bursts"`     // Received events from the modem
+	RxWireBytes uint64 `json:"rx_wire_bytes"` // bytes from the modem
+	RxFrames    uint64 `json:"rx_frames"`     // Ethernet frames written to the TAP
+	RxEthBytes  uint64 `json:"rx_eth_bytes"`
+	NotForUs    uint64 `json:"not_for_us"` // good frames addressed to another node
+
+	// Where packets wait.
+	QueueDepth  int    `json:"queue_depth"`  // frames in the MAC queue (one may be on air)
+	QueueLen    int    `json:"queue_len"`    // the MAC queue's capacity
+	ReadPending bool   `json:"read_pending"` // the daemon is ready to read the TAP
+	Ring        int    `json:"ring"`         // estimated packets in the TAP ring (-1 unknown)
+	RingDropped uint64 `json:"ring_dropped"` // packets the TAP ring dropped (tx_dropped since start)
+	PacingRate  uint64 `json:"pacing_rate"`  // the shaping qdisc's rate, bytes/s (0: not shaping)
+
+	ChannelBusy  time.Duration `json:"channel_busy_ns"` // carrier sensed or own transmission
+	PHYDowns     uint64        `json:"phy_downs"`
+	ShaperErrors uint64        `json:"shaper_errors"`
+
+	Drops   Drops                `json:"drops"`
+	MAC     csma.Stats           `json:"mac"`
+	Decoder framing.DecoderStats `json:"decoder"`
+}
+
+// Drops counts packets and frames lost inside the daemon, by reason.
+type Drops struct {
+	QueueFull uint64 `json:"queue_full"` // drop-tail: new packet, MAC queue full
+	QueueHead uint64 `json:"queue_head"` // drop-head: oldest packet pushed out
+	NoRoute   uint64 `json:"no_route"`   // unicast to a MAC that is no slided node
+	TooBig    uint64 `json:"too_big"`    // larger than the modem's largest frame or the MTU
+	BadFrame  uint64 `json:"bad_frame"`  // malformed Ethernet frame or link frame kind
+	PHYError  uint64 `json:"phy_error"`  // the modem refused a transmission
+	PHYDown   uint64 `json:"phy_down"`   // lost on air when the modem went down
+	TAPWrite  uint64 `json:"tap_write"`  // the TAP refused a received frame
+	Echo      uint64 `json:"echo"`       // our own frame heard back
+	BadCRC    uint64 `json:"bad_crc"`    // received with a bad checksum
+	Garbage   uint64 `json:"garbage"`    // received undecodable (framing, length, version, address)
+}
+
+// Total is the sum of all drops.
+func (d Drops) Total() uint64 {
+	return d.QueueFull + d.QueueHead + d.NoRoute + d.TooBig + d.BadFrame + d.PHYError +
+		d.PHYDown + d.TAPWrite + d.Echo + d.BadCRC + d.Garbage
+}

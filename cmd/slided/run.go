@@ -1,0 +1,395 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/slided/slided/bridge"
+	"github.com/slided/slided/control"
+	"github.com/slided/slided/framing"
+	"github.com/slided/slided/phy/serial"
+	"github.com/slided/slided/phy/sim"
+	"github.com/slided/slided/tap"
+)
+
+type runFlags struct {
+	tap        string
+	node       int
+	phy        string
+	addr       string
+	control    string
+	mtu        int
+	txqueuelen int
+	policy     string
+	shaper     bool
+	log        logFlags
+}
+
+func cmdRun(args []string) error {
+	var f runFlags
+	fs := newFlags("run")
+	fs.StringVar(&f.tap, "tap", "", "name of the TAP interface to create (required)")
+	fs.IntVar(&f.node, "node", 0, "this node's link id, 1..254 (required)")
+	fs.StringVar(&f.phy, "phy", "", "the modem: sim:PATH (a 'slided sim' medium socket) or serial:/dev/ttyX?baud=N&air=BPS... (see docs/modems.md) (required)")
+	fs.StringVar(&f.addr, "addr", "", "addresses for the TAP, comma-separated CIDRs (e.g. 192.0.2.1/24,fd00::1/64)")
+	fs.StringVar(&f.control, "control", "", "path of the control socket that 'slided status' reads")
+	fs.IntVar(&f.mtu, "mtu", 1500, "MTU of the TAP")
+	fs.IntVar(&f.txqueuelen, "txqueuelen", bridge.DefaultTxQueueLen, "txqueuelen of the TAP (its ring; keep it small)")
+	fs.StringVar(&f.policy, "policy", "block", "when the link cannot keep up: block (backpressure), drop-tail, drop-head")
+	fs.BoolVar(&f.shaper, "shaper", true, "manage a shaping qdisc on the TAP that carries backpressure (policy block)")
+	f.log.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := f.validate()
+	if err != nil {
+		return usageError("run", "%v", err)
+	}
+	log, err := f.log.logger(os.Stderr, "run")
+	if err != nil {
+		return usageError("run", "%v", err)
+	}
+	if !hasNetAdmin() {
+		return usageError("run", "creating a TAP device needs CAP_NET_ADMIN: run as root (sudo slided run ...)")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return runDaemon(ctx, f, cfg, log)
+}
+
+type runConfig struct {
+	node   framing.NodeID
+	addrs  []netip.Prefix
+	policy bridge.Policy
+}
+
+func (f *runFlags) validate() (runConfig, error) {
+	var c runConfig
+	switch {
+	case f.tap == "":
+		return c, errors.New("-tap NAME is required")
+	case len(f.tap) > 15:
+		return c, fmt.Errorf("-tap %q: interface names are at most 15 bytes", f.tap)
+	case f.node < 1 || f.node > 254:
+		return c, fmt.Errorf("-node %d: want a link id from 1 to 254", f.node)
+	case f.phy == "":
+		return c, errors.New("-phy is required, e.g. -phy sim:/run/slided/medium.sock")
+	case f.txqueuelen < 1:
+		return c, fmt.Errorf("-txqueuelen %d: want at least 1", f.txqueuelen)
+	}
+	c.node = framing.NodeID(f.node)
+	if f.addr != "" {
+		for _, s := range strings.Split(f.addr, ",") {
+			p, err := netip.ParsePrefix(strings.TrimSpace(s))
+			if err != nil {
+				return c, fmt.Errorf("-addr %q: want CIDR such as 192.0.2.1/24", s)
+			}
+			c.addrs = append(c.addrs, p)
+		}
+	}
+	pol, err := bridge.ParsePolicy(f.policy)
+	if err != nil {
+		return c, fmt.Errorf("-policy: %w", err)
+	}
+	c.policy = pol
+	if _, _, err := splitPHY(f.phy); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// splitPHY splits "-phy kind:rest" and checks the kind.
+func splitPHY(spec string) (kind, rest string, err error) {
+	kind, rest, ok := strings.Cut(spec, ":")
+	if !ok || rest == "" {
+		return "", "", fmt.Errorf("-phy %q: want KIND:ARGS, e.g. sim:/run/slided/medium.sock", spec)
+	}
+	switch kind {
+	case "sim":
+		return kind, rest, nil
+	case "serial":
+		if _, err := serial.ParseURL(rest); err != nil {
+			return "", "", fmt.Errorf("-phy %q: %w", spec, err)
+		}
+		return kind, rest, nil
+	}
+	return "", "", fmt.Errorf("-phy %q: unknown modem kind %q (known: sim, serial)", spec, kind)
+}
+
+// openPHY opens the modem; it blocks until the modem is reachable or ctx is done.
+func openPHY(ctx context.Context, spec string, node framing.NodeID, log zerolog.Logger) (bridge.PHY, error) {
+	kind, rest, err := splitPHY(spec)
+	if err != nil {
+		return nil, err
+	}
+	switch kind {
+	case "sim":
+		return sim.Dial(ctx, rest, sim.NodeID(node), log.With().Str("phy", "sim").Logger())
+	case "serial":
+		cfg, err := serial.ParseURL(rest)
+		if err != nil {
+			return nil, err
+		}
+		log := log.With().Str("phy", "serial").Str("port", cfg.Path).Logger()
+		return retryOpen(ctx, log, func() (*serial.Port, error) { return serial.Open(ctx, cfg, log) })
+	}
+	return nil, fmt.Errorf("unknown modem kind %q", kind)
+}
+
+// retryOpen calls open until it succeeds or ctx is done, backing off from
+// 250 ms to 10 s and logging when the error changes or the backoff grows.
+func retryOpen[T any](ctx context.Context, log zerolog.Logger, open func() (T, error)) (T, error) {
+	wait := 250 * time.Millisecond
+	var last string
+	for {
+		v, err := open()
+		if err == nil {
+			return v, nil
+		}
+		if msg := err.Error(); msg != last || wait < 10*time.Second {
+			log.Warn().Err(err).Dur("retry_in", wait).Msg("cannot open modem; retrying")
+			last = msg
+		}
+		select {
+		case <-ctx.Done():
+			var zero T
+			return zero, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 10*time.Second)
+	}
+}
+
+func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger) error {
+	log = log.With().Str("tap", f.tap).Int("node", f.node).Logger()
+	dev, err := tap.Create(tap.Config{
+		Name:         f.tap,
+		MTU:          f.mtu,
+		TxQueueLen:   f.txqueuelen,
+		MAC:          framing.MACFor(c.node),
+		Addrs:        c.addrs,
+		Backpressure: true,
+	})
+	if err != nil {
+		return err
+	}
+	defer dev.Close()
+	log.Info().Str("mac", framing.MACFor(c.node).String()).Int("mtu", f.mtu).
+		Int("txqueuelen", f.txqueuelen).Bool("iff_backpressure", dev.Backpressure()).Msg("tap created")
+
+	var sh *shaper
+	if c.policy == bridge.Block && f.shaper {
+		sh = &shaper{dev: dev, log: log, flowLimit: 1000}
+		defer sh.Close()
+	}
+	st := &statusSource{dev: dev, shaper: sh, policy: c.policy, wantShaper: f.shaper}
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if f.control != "" {
+		srv, err := control.Listen(f.control, map[string]control.Handler{"status": st.status}, log)
+		if err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(ctx); err != nil {
+				log.Error().Err(err).Msg("control socket stopped")
+			}
+		}()
+	}
+
+	log.Info().Str("phy", f.phy).Msg("opening modem")
+	p, err := openPHY(ctx, f.phy, c.node, log)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("open modem: %w", err)
+	}
+	defer p.Close()
+
+	var bs bridge.Shaper
+	if sh != nil {
+		bs = sh
+	}
+	br, err := bridge.New(bridge.Config{
+		Node:    c.node,
+		MTU:     f.mtu,
+		Policy:  c.policy,
+		RingLen: f.txqueuelen,
+		Log:     log,
+	}, dev, p, bs)
+	if err != nil {
+		return err
+	}
+	st.setBridge(br)
+	log.Info().Str("policy", c.policy.String()).Msg("running")
+	err = br.Run(ctx)
+	dev.Close() // ends the bridge's pending TAP read
+	if err != nil {
+		return err
+	}
+	log.Info().Msg("stopped")
+	return nil
+}
+
+// shaper installs the shaping qdisc on first use and retunes it after. Its
+// methods are called from the bridge's loop only; Stats from the control
+// goroutine is guarded by mu.
+type shaper struct {
+	dev       *tap.Device
+	log       zerolog.Logger
+	flowLimit uint32
+
+	mu      sync.Mutex
+	s       *tap.Shaper
+	failed  error
+	lastSet time.Time
+}
+
+func (s *shaper) SetRate(r uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failed != nil {
+		return s.failed
+	}
+	if s.s == nil {
+		burst := uint32(2 * 1514)
+		sh, err := tap.NewShaper(s.dev.Index(), tap.ShaperConfig{Rate: r, Burst: burst, FlowLimit: s.flowLimit})
+		if err != nil {
+			s.failed = fmt.Errorf("backpressure qdisc unavailable, the TAP ring will drop when full: %w", err)
+			return s.failed
+		}
+		s.s = sh
+		s.log.Info().Uint64("rate_bytes_per_s", r).Msg("shaping qdisc installed")
+		return nil
+	}
+	return s.s.SetRate(r)
+}
+
+func (s *shaper) Released() (sent, dropped uint64, err error) {
+	s.mu.Lock()
+	sh := s.s
+	s.mu.Unlock()
+	if sh == nil {
+		return 0, 0, errors.New("no shaping qdisc")
+	}
+	q, err := sh.Stats()
+	if err != nil {
+		return 0, 0, err
+	}
+	ls, err := s.dev.LinkStats()
+	if err != nil {
+		return 0, 0, err
+	}
+	return q.Root.Packets, ls.TxDropped, nil
+}
+
+func (s *shaper) stats() (*tap.QdiscStats, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failed != nil {
+		return nil, s.failed
+	}
+	if s.s == nil {
+		return nil, nil
+	}
+	q, err := s.s.Stats()
+	return &q, err
+}
+
+func (s *shaper) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.s != nil {
+		return s.s.Close()
+	}
+	return nil
+}
+
+// statusSource answers the control socket's "status".
+type statusSource struct {
+	dev        *tap.Device
+	shaper     *shaper
+	policy     bridge.Policy
+	wantShaper bool
+
+	mu sync.Mutex
+	br *bridge.Bridge
+}
+
+func (s *statusSource) setBridge(b *bridge.Bridge) {
+	s.mu.Lock()
+	s.br = b
+	s.mu.Unlock()
+}
+
+func (s *statusSource) status() (any, error) {
+	st := control.Status{Interface: s.dev.Name()}
+	switch {
+	case s.dev.Backpressure():
+		st.Backpressure = "kernel (IFF_BACKPRESSURE)"
+	case s.policy != bridge.Block:
+		st.Backpressure = "off (policy " + s.policy.String() + ")"
+	case !s.wantShaper:
+		st.Backpressure = "off (-shaper=false): the TAP ring drops when full"
+	default:
+		st.Backpressure = "shaping qdisc paced by the MAC"
+	}
+	if ls, err := s.dev.LinkStats(); err == nil {
+		st.Link = &ls
+	} else {
+		st.Warnings = append(st.Warnings, "link stats: "+err.Error())
+	}
+	if s.shaper != nil {
+		q, err := s.shaper.stats()
+		if err != nil {
+			st.Backpressure = "degraded: " + err.Error()
+			st.Warnings = append(st.Warnings, err.Error())
+		}
+		st.Qdisc = q
+	}
+	s.mu.Lock()
+	br := s.br
+	s.mu.Unlock()
+	if br != nil {
+		bs := br.Stats()
+		st.Bridge = &bs
+	} else {
+		st.Warnings = append(st.Warnings, "modem not reached yet")
+	}
+	return st, nil
+}
+
+// hasNetAdmin reports whether the process has CAP_NET_ADMIN in its effective set.
+func hasNetAdmin() bool {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return os.Geteuid() == 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			var caps uint64
+			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%x", &caps); err != nil {
+				return os.Geteuid() == 0
+			}
+			const capNetAdmin = 12
+			return caps&(1<<capNetAdmin) != 0
+		}
+	}
+	return os.Geteuid() == 0
+}

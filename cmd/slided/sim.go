@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/slided/slided/phy/sim"
+)
+
+func cmdSim(args []string) error {
+	fs := newFlags("sim")
+	listen := fs.String("listen", "", "path of the Unix socket to serve the medium on (required)")
+	rate := fs.Int("rate", 9600, "the channel's bit rate, bit/s")
+	delay := fs.Duration("delay", 0, "propagation delay between every pair of nodes (e.g. 670ms for 1 km under water)")
+	loss := fs.Float64("loss", 0, "probability that a reception is lost, 0..1")
+	ber := fs.Float64("ber", 0, "bit-error rate applied to each reception, 0..1")
+	seed := fs.Uint64("seed", 1, "seed of the medium's random choices")
+	var lf logFlags
+	lf.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *listen == "" {
+		return usageError("sim", "-listen PATH is required")
+	}
+	cfg := sim.Config{BitRate: *rate, PropDelay: *delay, LossRate: *loss, BitErrorRate: *ber, Seed: *seed}
+	if err := cfg.Validate(); err != nil {
+		return usageError("sim", "%v", err)
+	}
+	log, err := lf.logger(os.Stderr, "sim")
+	if err != nil {
+		return usageError("sim", "%v", err)
+	}
+	srv, err := sim.NewServer(cfg, log)
+	if err != nil {
+		return err
+	}
+	ln, err := listenUnix(*listen)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(*listen)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	log.Info().Str("listen", *listen).Int("rate", *rate).Dur("delay", *delay).
+		Float64("loss", *loss).Float64("ber", *ber).Msg("medium serving")
+	err = srv.Serve(ctx, ln)
+	s := srv.Stats()
+	log.Info().Interface("stats", s).Msg("medium stopped")
+	return err
+}
+
+// listenUnix listens on a Unix socket at path, replacing a stale socket file
+// that no server answers on.
+func listenUnix(path string) (net.Listener, error) {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("%s exists and is not a socket", path)
+		}
+		if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("%s: another medium is serving it", path)
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("remove stale socket: %w", err)
+		}
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("chmod %s: %w", path, err)
+	}
+	return ln, nil
+}

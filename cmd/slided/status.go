@@ -1,0 +1,73 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/slided/slided/control"
+)
+
+func cmdStatus(args []string, out io.Writer) error {
+	fs := newFlags("status")
+	path := fs.String("control", "", "the daemon's control socket (its -control flag) (required)")
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *path == "" {
+		return usageError("status", "-control PATH is required")
+	}
+	raw, err := control.Query(*path, "status", 3*time.Second)
+	if err != nil {
+		return fmt.Errorf("%w (is 'slided run -control %s' running?)", err, *path)
+	}
+	if *asJSON {
+		_, err := fmt.Fprintf(out, "%s", raw)
+		return err
+	}
+	var st control.Status
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return fmt.Errorf("decode status: %w", err)
+	}
+	printStatus(out, &st)
+	return nil
+}
+
+func printStatus(out io.Writer, st *control.Status) {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	row := func(k string, format string, a ...any) { fmt.Fprintf(w, "%s\t%s\n", k, fmt.Sprintf(format, a...)) }
+	row("interface", "%s", st.Interface)
+	row("backpressure", "%s", st.Backpressure)
+	if b := st.Bridge; b != nil {
+		up := "down"
+		if b.Up {
+			up = "up"
+		}
+		row("node", "%d, modem %s, %d bit/s, policy %s", b.Node, up, b.BitRate, b.Policy)
+		row("to air", "%d frames read, %d sent, %d bytes on air (%d Ethernet bytes)", b.TAPReads, b.TxFrames, b.TxBytes, b.TxEthBytes)
+		row("from air", "%d frames to the TAP, %d bytes received, %d for other nodes", b.RxFrames, b.RxWireBytes, b.NotForUs)
+		row("queues", "mac %d/%d, ring ~%d, reading %v", b.QueueDepth, b.QueueLen, b.Ring, b.ReadPending)
+		if b.PacingRate > 0 {
+			row("pacing", "%d bytes/s", b.PacingRate)
+		}
+		row("channel busy", "%s", b.ChannelBusy.Round(time.Millisecond))
+		row("mac", "%d deferrals, %d backoff slots", b.MAC.Deferrals, b.MAC.Backoffs)
+		d := b.Drops
+		row("drops", "%d in all: queue-full %d, drop-head %d, no-route %d, too-big %d, bad-crc %d, garbage %d, phy %d/%d, tap-write %d",
+			d.Total(), d.QueueFull, d.QueueHead, d.NoRoute, d.TooBig, d.BadCRC, d.Garbage, d.PHYError, d.PHYDown, d.TAPWrite)
+	}
+	if q := st.Qdisc; q != nil {
+		row("qdisc", "%d packets passed, %d dropped, %d waiting (%d bytes), %d overlimits",
+			q.Root.Packets, q.Root.Drops, q.Root.Qlen, q.Root.Backlog, q.Root.Overlimits)
+	}
+	if l := st.Link; l != nil {
+		row("tap", "tx %d packets, tx_dropped %d, rx %d packets", l.TxPackets, l.TxDropped, l.RxPackets)
+	}
+	for _, m := range st.Warnings {
+		row("warning", "%s", m)
+	}
+	w.Flush()
+}

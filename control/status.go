@@ -1,0 +1,16 @@
+package control
+
+import (
+	"github.com/slided/slided/bridge"
+	"github.com/slided/slided/tap"
+)
+
+// Status is the answer to "status": what `slided status -json` prints.
+type Status struct {
+	Interface    string          `json:"interface"`
+	Backpressure string          `json:"backpressure"` // the mechanism in effect, or why none is
+	Link         *tap.LinkStats  `json:"link,omitempty"`
+	Qdisc        *tap.QdiscStats `json:"qdisc,omitempty"`
+	Bridge       *bridge.Stats   `json:"bridge,omitempty"`
+	Warnings     []string        `json:"warnings,omitempty"`
+}

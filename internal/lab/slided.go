@@ -1,0 +1,116 @@
+package lab
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/slided/slided/control"
+)
+
+// PairConfig describes two slided daemons in two namespaces sharing one
+// simulated medium.
+type PairConfig struct {
+	Bin    string   // the slided binary
+	Dir    string   // where sockets and logs go (a temporary directory)
+	Rate   int      // the medium's bit rate
+	Subnet string   // first three octets of a /24 from the documentation ranges, e.g. "192.0.2"
+	Args   []string // extra arguments for both daemons' run command
+	TAP    string   // TAP name (default "slided0")
+}
+
+// Pair is a running pair: node 1 in NS[0] at Addr[0], node 2 in NS[1] at Addr[1].
+type Pair struct {
+	Cfg     PairConfig
+	NS      [2]string
+	Addr    [2]string
+	Ctl     [2]string
+	Logs    [3]string // medium, daemon 1, daemon 2
+	Medium  *Proc
+	Daemons [2]*Proc
+}
+
+// StartPair starts a medium and two daemons and waits until both daemons
+// report their modem up.
+func (l *Lab) StartPair(cfg PairConfig) (*Pair, error) {
+	if cfg.TAP == "" {
+		cfg.TAP = "slided0"
+	}
+	p := &Pair{Cfg: cfg}
+	sock := filepath.Join(cfg.Dir, "medium.sock")
+	p.Logs[0] = filepath.Join(cfg.Dir, "medium.log")
+	m, err := l.Start("", "medium", p.Logs[0], cfg.Bin, "sim", "-listen", sock, "-rate", strconv.Itoa(cfg.Rate), "-log-format", "json")
+	if err != nil {
+		return nil, err
+	}
+	p.Medium = m
+	for i := range 2 {
+		ns, err := l.AddNS(fmt.Sprintf("n%d", i+1))
+		if err != nil {
+			return nil, err
+		}
+		p.NS[i] = ns
+		p.Addr[i] = fmt.Sprintf("%s.%d", cfg.Subnet, i+1)
+		p.Ctl[i] = filepath.Join(cfg.Dir, fmt.Sprintf("node%d.ctl", i+1))
+		p.Logs[i+1] = filepath.Join(cfg.Dir, fmt.Sprintf("node%d.log", i+1))
+		args := []string{cfg.Bin, "run", "-tap", cfg.TAP, "-node", strconv.Itoa(i + 1),
+			"-phy", "sim:" + sock, "-addr", p.Addr[i] + "/24", "-control", p.Ctl[i], "-log-format", "json"}
+		args = append(args, cfg.Args...)
+		d, err := l.Start(ns, fmt.Sprintf("node%d", i+1), p.Logs[i+1], args...)
+		if err != nil {
+			return nil, err
+		}
+		p.Daemons[i] = d
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for i := range 2 {
+		for {
+			st, err := p.Status(i)
+			if err == nil && st.Bridge != nil && st.Bridge.Up {
+				break
+			}
+			if done, perr := p.Daemons[i].Exited(); done {
+				return nil, fmt.Errorf("node%d exited (%v); its log:\n%s", i+1, perr, Tail(p.Logs[i+1], 20))
+			}
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("node%d not up after 15s (last: %v); its log:\n%s", i+1, err, Tail(p.Logs[i+1], 20))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	return p, nil
+}
+
+// Status asks daemon i (0 or 1) for its status.
+func (p *Pair) Status(i int) (*control.Status, error) {
+	raw, err := control.Query(p.Ctl[i], "status", 2*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	var st control.Status
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return nil, err
+	}
+	if st.Bridge == nil {
+		return &st, errors.New("bridge not running yet")
+	}
+	return &st, nil
+}
+
+// Tail returns the last n lines of a file, for error messages.
+func Tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "(" + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
