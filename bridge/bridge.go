@@ -97,15 +97,15 @@ func ParsePolicy(s string) (Policy, error) {
 // Config sets up a Bridge.
 type Config struct {
 	Node   framing.NodeID
-	MTU    int          // the TAP's MTU; Ethernet frames are up to MTU+14 bytes
-	MAC    csma.Config  // zero value: csma.DefaultConfig of the PHY's bit rate
-	Policy Policy       // default Block
-	Seed   uint64       // seeds the MAC's random choices (0: from the node id and time)
+	MTU    int           // the TAP's MTU; Ethernet frames are up to MTU+14 bytes
+	MAC    csma.Config   // zero value: csma.DefaultConfig of the PHY's bit rate
+	Policy Policy        // default Block
+	Seed   uint64        // seeds the MAC's random choices (0: from the node id and time)
 	Tick   time.Duration // pacing and statistics interval (default 250ms)
 	// RingLen is the TAP's txqueuelen: the ring between the qdisc and the
 	// daemon (default DefaultTxQueueLen).
 	RingLen int
-	Log    zerolog.Logger
+	Log     zerolog.Logger
 }
 
 // Bridge moves frames between a TAP and a PHY. Create it with New and run it

@@ -16,12 +16,12 @@ import "time"
 // the bottleneck, the rate grows multiplicatively towards the channel's raw
 // rate so that a sender that speeds up is not held back for long.
 type pacer struct {
-	min, max   float64       // bytes/s bounds; min > 0 keeps a stalled daemon's ring draining (bounded stall)
-	rate       float64       // current rate, bytes/s
-	capacity   float64       // smoothed delivered rate while saturated, bytes/s; 0 until measured
-	tau        time.Duration // smoothing time constant of capacity
-	target float64 // packets we want waiting between the qdisc and the air (MAC queue + TAP ring)
-	scale  float64 // backlog error that moves the rate by 50%
+	min, max float64       // bytes/s bounds; min > 0 keeps a stalled daemon's ring draining (bounded stall)
+	rate     float64       // current rate, bytes/s
+	capacity float64       // smoothed delivered rate while saturated, bytes/s; 0 until measured
+	tau      time.Duration // smoothing time constant of capacity
+	target   float64       // packets we want waiting between the qdisc and the air (MAC queue + TAP ring)
+	scale    float64       // backlog error that moves the rate by 50%
 }
 
 // newPacer starts at 90% of the raw channel rate. queueLen is the MAC's
@@ -45,12 +45,12 @@ func newPacer(bitRate, queueLen, ringLen int, frameTime time.Duration) *pacer {
 		tau = 2 * time.Second
 	}
 	return &pacer{
-		min:        max / 64,
-		max:        max,
-		rate:       max * 0.9,
-		tau:        tau,
-		target:     float64(queueLen) + ringTarget,
-		scale:      scale,
+		min:    max / 64,
+		max:    max,
+		rate:   max * 0.9,
+		tau:    tau,
+		target: float64(queueLen) + ringTarget,
+		scale:  scale,
 	}
 }
 
