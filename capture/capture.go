@@ -1,0 +1,243 @@
+// Package capture records the frames a node puts on air and hears, in a
+// classic pcap file that Wireshark and tcpdump open.
+//
+// The file has magic 0xa1b2c3d4 (microsecond timestamps), version 2.4,
+// snaplen 65535 and link type LINKTYPE_USER0 (147). Each record is one link
+// frame as it was decoded on air: the 3-byte link header (version|kind, DST,
+// SRC) and the payload, without COBS or KISS framing and without the CRC-32C
+// trailer. Classic pcap has no direction field: a frame this node sent has
+// its own node id as SRC. docs/operations.md tells how to make Wireshark
+// decode the link header (User DLTs, or packaging/slided.lua).
+//
+// All multi-byte fields are written little-endian; the magic number tells a
+// reader the byte order, so files are the same on every architecture.
+package capture
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/slided/slided/framing"
+)
+
+const (
+	// Magic is the classic pcap magic number for microsecond timestamps.
+	Magic = 0xa1b2c3d4
+	// VersionMajor and VersionMinor are the pcap format version, 2.4.
+	VersionMajor, VersionMinor = 2, 4
+	// SnapLen is the largest number of bytes stored per record; longer
+	// frames are cut and keep their original length in the record header.
+	SnapLen = 65535
+	// LinkType is LINKTYPE_USER0 (DLT_USER0), the first of the link types
+	// reserved for private use.
+	LinkType = 147
+	// FileHeaderLen and RecordHeaderLen are the sizes of the pcap headers.
+	FileHeaderLen, RecordHeaderLen = 24, 16
+)
+
+// Direction says whether a frame was sent or received by this node.
+type Direction uint8
+
+const (
+	// Tx is a frame this node put on air.
+	Tx Direction = iota
+	// Rx is a frame this node decoded from the air.
+	Rx
+)
+
+// String returns "tx" or "rx" (or "direction(N)").
+func (d Direction) String() string {
+	switch d {
+	case Tx:
+		return "tx"
+	case Rx:
+		return "rx"
+	}
+	return fmt.Sprintf("direction(%d)", uint8(d))
+}
+
+// ErrClosed is returned by WriteFrame after Close.
+var ErrClosed = errors.New("capture: writer closed")
+
+// Stats counts what a Writer did.
+type Stats struct {
+	TxFrames, RxFrames uint64 // records written, by direction
+	Bytes              uint64 // bytes written to the file, headers included
+	// Skipped counts frames not written because the writer turned itself
+	// off after a write error or on reaching its size limit.
+	Skipped uint64
+	// Err is the error that turned the writer off (nil while it runs, or
+	// ErrLimit after the size limit).
+	Err error
+}
+
+// ErrLimit is the Stats.Err of a writer that reached its size limit.
+var ErrLimit = errors.New("capture: size limit reached")
+
+// Writer writes one pcap stream. Its methods are safe for concurrent use;
+// each WriteFrame issues one Write of the record header and frame together,
+// so a file cut short by a crash ends at most in one partial record.
+//
+// A Writer never stops the data path: the first write error is returned by
+// the WriteFrame that met it, after which the writer is off and every later
+// WriteFrame returns nil and counts the frame in Stats.Skipped.
+type Writer struct {
+	mu      sync.Mutex
+	w       io.Writer
+	closer  io.Closer // the file Create opened; nil for New
+	buf     []byte    // record being assembled; grows to the largest record
+	limit   int64     // 0: none
+	written int64
+	closed  bool
+	stats   Stats
+}
+
+// Create creates (or truncates) the file at path with mode 0600 (captures
+// hold user traffic) and writes the pcap file header. Close closes the file.
+func Create(path string) (*Writer, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("capture: %w", err)
+	}
+	w, err := New(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	w.closer = f
+	return w, nil
+}
+
+// New writes the pcap file header to w and returns a Writer that appends
+// records to it. The Writer does not close w.
+func New(w io.Writer) (*Writer, error) {
+	var h [FileHeaderLen]byte
+	le := binary.LittleEndian
+	le.PutUint32(h[0:], Magic)
+	le.PutUint16(h[4:], VersionMajor)
+	le.PutUint16(h[6:], VersionMinor)
+	// h[8:16]: thiszone and sigfigs, both 0.
+	le.PutUint32(h[16:], SnapLen)
+	le.PutUint32(h[20:], LinkType)
+	if _, err := w.Write(h[:]); err != nil {
+		return nil, fmt.Errorf("capture: write file header: %w", err)
+	}
+	return &Writer{w: w, written: FileHeaderLen, stats: Stats{Bytes: FileHeaderLen}}, nil
+}
+
+// SetLimit turns the writer off once the stream would grow past maxBytes
+// (file header included), so a capture left running cannot fill a small
+// board's storage. 0 means no limit (the default). The frame that would
+// cross the limit and all later ones are counted as Skipped.
+func (w *Writer) SetLimit(maxBytes int64) {
+	w.mu.Lock()
+	w.limit = maxBytes
+	w.mu.Unlock()
+}
+
+// WriteFrame appends one record: frame is the inner link frame (header and
+// payload, no CRC) at time t, sent or received as dir says. It does not
+// keep frame. It returns the write error that turns the writer off, once;
+// ErrClosed after Close; nil otherwise (including while off).
+// It does not allocate once its buffer has grown to the largest record.
+func (w *Writer) WriteFrame(t time.Time, dir Direction, frame []byte) error {
+	return w.write(t, dir, nil, frame)
+}
+
+// WriteLink is WriteFrame for a frame held as a decoded header and its
+// payload, as framing.Decoder delivers it: it writes the same record as
+// WriteFrame would for the inner frame (version|kind, DST, SRC, payload)
+// and spares the caller assembling it.
+func (w *Writer) WriteLink(t time.Time, dir Direction, h framing.Header, payload []byte) error {
+	hdr := [framing.HeaderLen]byte{framing.Version<<4 | byte(h.Kind&0x0F), byte(h.Dst), byte(h.Src)}
+	return w.write(t, dir, hdr[:], payload)
+}
+
+func (w *Writer) write(t time.Time, dir Direction, head, body []byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return ErrClosed
+	}
+	if w.stats.Err != nil {
+		w.stats.Skipped++
+		return nil
+	}
+	orig := len(head) + len(body)
+	incl := min(orig, SnapLen)
+	n := RecordHeaderLen + incl
+	if w.limit > 0 && w.written+int64(n) > w.limit {
+		w.stats.Err = ErrLimit
+		w.stats.Skipped++
+		return nil
+	}
+
+	sec, usec := timestamp(t)
+	b := w.buf[:0]
+	b = binary.LittleEndian.AppendUint32(b, sec)
+	b = binary.LittleEndian.AppendUint32(b, usec)
+	b = binary.LittleEndian.AppendUint32(b, uint32(incl))
+	b = binary.LittleEndian.AppendUint32(b, uint32(min(uint64(orig), math.MaxUint32)))
+	b = append(b, head...) // head is at most 3 bytes, under SnapLen
+	b = append(b, body[:incl-len(head)]...)
+	w.buf = b
+
+	if _, err := w.w.Write(b); err != nil {
+		w.stats.Err = fmt.Errorf("capture: write record: %w", err)
+		w.stats.Skipped++
+		return w.stats.Err
+	}
+	w.written += int64(n)
+	w.stats.Bytes += uint64(n)
+	if dir == Rx {
+		w.stats.RxFrames++
+	} else {
+		w.stats.TxFrames++
+	}
+	return nil
+}
+
+// timestamp splits t into pcap's unsigned seconds and microseconds, clamped
+// to the range the format can hold (1970 to 2106).
+func timestamp(t time.Time) (sec, usec uint32) {
+	s := t.Unix()
+	switch {
+	case s < 0:
+		return 0, 0
+	case s > math.MaxUint32:
+		return math.MaxUint32, 999999
+	}
+	return uint32(s), uint32(t.Nanosecond() / 1000)
+}
+
+// Stats returns the writer's counters.
+func (w *Writer) Stats() Stats {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stats
+}
+
+// Close stops the writer and closes the file that Create opened (a Writer
+// from New leaves its io.Writer open). Later WriteFrame calls return
+// ErrClosed. Close is idempotent; later calls return nil.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	w.buf = nil
+	if w.closer != nil {
+		if err := w.closer.Close(); err != nil {
+			return fmt.Errorf("capture: close: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,253 @@
+// Package metrics exposes a daemon's status document (control.Status) in
+// the Prometheus text exposition format, version 0.0.4, written by hand:
+// prometheus/client_golang would triple the size of the binary for a dozen
+// counters.
+//
+// Every sample carries the label interface="<TAP name>". Names follow the
+// Prometheus conventions: counters end in _total, units are base units
+// (bytes, seconds, bits per second). The list with the meaning of each is in
+// docs/operations.md; HELP lines repeat it.
+//
+// Serve answers scrapes with a minimal HTTP/1.x responder instead of
+// net/http: serving with net/http added 3.4 MiB to a 3.1 MiB stripped
+// linux/arm binary, more than doubling it (measured; docs/operations.md).
+// Package metrics/nethttp has a net/http Handler for programs that link
+// net/http anyway.
+package metrics
+
+import (
+	"errors"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/slided/slided/control"
+)
+
+// ContentType is the media type of the text format Write produces.
+const ContentType = "text/plain; version=0.0.4; charset=utf-8"
+
+// Write writes st as Prometheus text. The output is deterministic (same
+// status, same bytes); it issues a single Write to w. Parts of st that are
+// nil (no bridge before the modem is reached, no qdisc without a shaper)
+// produce no samples, except slided_up, which is then 0.
+func Write(w io.Writer, st *control.Status) error {
+	if st == nil {
+		return errors.New("metrics: no status")
+	}
+	e := encoder{iface: st.Interface, b: make([]byte, 0, 12<<10)}
+	e.encode(st)
+	_, err := w.Write(e.b)
+	return err
+}
+
+// encoder appends families to b. iface is the value of the interface label.
+type encoder struct {
+	b     []byte
+	iface string
+}
+
+const (
+	counter = "counter"
+	gauge   = "gauge"
+)
+
+// family writes the HELP and TYPE lines of one metric.
+func (e *encoder) family(name, typ, help string) {
+	e.b = append(e.b, "# HELP "...)
+	e.b = append(e.b, name...)
+	e.b = append(e.b, ' ')
+	e.b = appendEscaped(e.b, help, false)
+	e.b = append(e.b, "\n# TYPE "...)
+	e.b = append(e.b, name...)
+	e.b = append(e.b, ' ')
+	e.b = append(e.b, typ...)
+	e.b = append(e.b, '\n')
+}
+
+// labels writes name{interface="...",k="v"...}; kv holds pairs.
+func (e *encoder) labels(name string, kv ...string) {
+	e.b = append(e.b, name...)
+	e.b = append(e.b, `{interface="`...)
+	e.b = appendEscaped(e.b, e.iface, true)
+	e.b = append(e.b, '"')
+	for i := 0; i+1 < len(kv); i += 2 {
+		e.b = append(e.b, ',')
+		e.b = append(e.b, kv[i]...)
+		e.b = append(e.b, `="`...)
+		e.b = appendEscaped(e.b, kv[i+1], true)
+		e.b = append(e.b, '"')
+	}
+	e.b = append(e.b, "} "...)
+}
+
+func (e *encoder) uint(name string, v uint64, kv ...string) {
+	e.labels(name, kv...)
+	e.b = strconv.AppendUint(e.b, v, 10)
+	e.b = append(e.b, '\n')
+}
+
+func (e *encoder) float(name string, v float64, kv ...string) {
+	e.labels(name, kv...)
+	switch {
+	case math.IsInf(v, 1):
+		e.b = append(e.b, "+Inf"...)
+	case math.IsInf(v, -1):
+		e.b = append(e.b, "-Inf"...)
+	case math.IsNaN(v):
+		e.b = append(e.b, "NaN"...)
+	default:
+		e.b = strconv.AppendFloat(e.b, v, 'g', -1, 64)
+	}
+	e.b = append(e.b, '\n')
+}
+
+// one writes a family with a single sample.
+func (e *encoder) one(name, typ, help string, v uint64) {
+	e.family(name, typ, help)
+	e.uint(name, v)
+}
+
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// appendEscaped escapes \ and newline (HELP text), and " too in label values.
+func appendEscaped(b []byte, s string, quote bool) []byte {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\':
+			b = append(b, `\\`...)
+		case c == '\n':
+			b = append(b, `\n`...)
+		case c == '"' && quote:
+			b = append(b, `\"`...)
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
+}
+
+// backpressureMode is the first word of Status.Backpressure ("kernel",
+// "shaping", "off", "degraded"): a label value with a bounded set of values,
+// where the full text may hold an error message.
+func backpressureMode(s string) string {
+	w, _, _ := strings.Cut(strings.TrimSpace(s), " ")
+	w = strings.TrimRight(w, ":")
+	if w == "" {
+		return "unknown"
+	}
+	return strings.ToLower(w)
+}
+
+func (e *encoder) encode(st *control.Status) {
+	br := st.Bridge
+	up := br != nil && br.Up
+	e.family("slided_info", gauge, "Constant 1; the labels describe the interface: link node id, queue policy, backpressure mechanism.")
+	node, policy := "", ""
+	if br != nil {
+		node, policy = strconv.Itoa(br.Node), br.Policy
+	}
+	e.uint("slided_info", 1, "node", node, "policy", policy, "backpressure", backpressureMode(st.Backpressure))
+	e.one("slided_up", gauge, "1 when the modem is up and the bridge is running, else 0.", b2u(up))
+	e.one("slided_status_warnings", gauge, "Number of warnings in the status document (see slided status).", uint64(len(st.Warnings)))
+
+	if br != nil {
+		e.one("slided_air_bit_rate_bits_per_second", gauge, "The modem's air bit rate.", uint64(max(br.BitRate, 0)))
+
+		e.one("slided_tap_reads_total", counter, "Ethernet frames the daemon read from the TAP.", br.TAPReads)
+		e.one("slided_tx_frames_total", counter, "Frames put on air in full.", br.TxFrames)
+		e.one("slided_tx_bytes_total", counter, "Bytes put on air, framing included.", br.TxBytes)
+		e.one("slided_tx_ethernet_bytes_total", counter, "Ethernet bytes carried by the frames put on air.", br.TxEthBytes)
+		e.one("slided_rx_bursts_total", counter, "Receive events from the modem.", br.RxBursts)
+		e.one("slided_rx_wire_bytes_total", counter, "Bytes received from the modem, framing included.", br.RxWireBytes)
+		e.one("slided_rx_frames_total", counter, "Ethernet frames written to the TAP.", br.RxFrames)
+		e.one("slided_rx_ethernet_bytes_total", counter, "Ethernet bytes written to the TAP.", br.RxEthBytes)
+		e.one("slided_rx_not_for_us_total", counter, "Good frames heard on air that were addressed to another node.", br.NotForUs)
+
+		d := br.Drops
+		e.family("slided_drops_total", counter, "Packets and frames lost inside the daemon, by reason.")
+		for _, r := range []struct {
+			reason string
+			n      uint64
+		}{
+			{"queue_full", d.QueueFull}, {"queue_head", d.QueueHead}, {"no_route", d.NoRoute},
+			{"too_big", d.TooBig}, {"bad_frame", d.BadFrame}, {"phy_error", d.PHYError},
+			{"phy_down", d.PHYDown}, {"tap_write", d.TAPWrite}, {"echo", d.Echo},
+			{"bad_crc", d.BadCRC}, {"garbage", d.Garbage},
+		} {
+			e.uint("slided_drops_total", r.n, "reason", r.reason)
+		}
+
+		e.one("slided_queue_depth_frames", gauge, "Frames in the MAC queue, one on air included.", uint64(max(br.QueueDepth, 0)))
+		e.one("slided_queue_capacity_frames", gauge, "Capacity of the MAC queue.", uint64(max(br.QueueLen, 0)))
+		e.one("slided_tap_read_pending", gauge, "1 when the daemon is ready to read the TAP (the MAC has room).", b2u(br.ReadPending))
+		if br.Ring >= 0 {
+			e.one("slided_tap_ring_packets", gauge, "Estimated packets waiting in the TAP ring.", uint64(br.Ring))
+		}
+		e.one("slided_pacing_rate_bytes_per_second", gauge, "Rate of the shaping qdisc (0: not shaping).", br.PacingRate)
+		e.family("slided_channel_busy_seconds_total", counter, "Time the channel was busy: carrier sensed or own transmission.")
+		e.float("slided_channel_busy_seconds_total", seconds(br.ChannelBusy))
+		e.one("slided_phy_downs_total", counter, "Times the modem went down.", br.PHYDowns)
+		e.one("slided_shaper_errors_total", counter, "Failed updates of the shaping qdisc.", br.ShaperErrors)
+
+		m := br.MAC
+		e.one("slided_mac_enqueued_total", counter, "Frames accepted by the MAC queue.", m.Enqueued)
+		e.one("slided_mac_rejected_total", counter, "Frames refused because the MAC queue was full.", m.Rejected)
+		e.one("slided_mac_transmitted_total", counter, "Frames the MAC sent to the modem.", m.Transmitted)
+		e.one("slided_mac_dropped_total", counter, "Frames removed from the MAC queue by the drop-head policy.", m.Dropped)
+		e.one("slided_mac_deferrals_total", counter, "Times the channel was found busy while a frame waited.", m.Deferrals)
+		e.one("slided_mac_backoff_slots_total", counter, "Backoff slots counted down, persistence slots included.", m.Backoffs)
+		e.one("slided_mac_persistence_slots_total", counter, "Slots waited because the p-persistence draw said not now.", m.Persisted)
+		e.one("slided_mac_cw_max_hits_total", counter, "Contention window doublings capped at its maximum.", m.CWMaxHits)
+		e.family("slided_mac_carrier_busy_seconds_total", counter, "Time the carrier was sensed busy (ended periods, own transmissions excluded).")
+		e.float("slided_mac_carrier_busy_seconds_total", seconds(m.BusyTime))
+
+		dec := br.Decoder
+		e.one("slided_decoder_frames_total", counter, "Good frames decoded from the modem's byte stream.", dec.Frames)
+		e.family("slided_decoder_rejects_total", counter, "Candidate frames the decoder rejected, by reason.")
+		for _, r := range []struct {
+			reason string
+			n      uint64
+		}{
+			{"bad_crc", dec.BadCRC}, {"bad_cobs", dec.BadCOBS}, {"too_long", dec.TooLong},
+			{"short", dec.Short}, {"bad_version", dec.BadVersion}, {"bad_addr", dec.BadAddr},
+		} {
+			e.uint("slided_decoder_rejects_total", r.n, "reason", r.reason)
+		}
+		e.one("slided_decoder_garbage_bytes_total", counter, "Stream bytes discarded by the decoder.", dec.GarbageBytes)
+	}
+
+	if l := st.Link; l != nil {
+		// The kernel's view of the TAP: tx is what the host stack sent into
+		// the TAP (towards the air), rx what the daemon injected.
+		e.one("slided_tap_tx_packets_total", counter, "Packets the host sent into the TAP (kernel tx).", l.TxPackets)
+		e.one("slided_tap_tx_bytes_total", counter, "Bytes the host sent into the TAP (kernel tx).", l.TxBytes)
+		e.one("slided_tap_tx_dropped_total", counter, "Packets the TAP ring dropped because it was full (kernel tx_dropped).", l.TxDropped)
+		e.one("slided_tap_tx_errors_total", counter, "Kernel tx_errors of the TAP.", l.TxErrors)
+		e.one("slided_tap_rx_packets_total", counter, "Packets the daemon injected into the TAP (kernel rx).", l.RxPackets)
+		e.one("slided_tap_rx_bytes_total", counter, "Bytes the daemon injected into the TAP (kernel rx).", l.RxBytes)
+		e.one("slided_tap_rx_dropped_total", counter, "Kernel rx_dropped of the TAP.", l.RxDropped)
+		e.one("slided_tap_rx_errors_total", counter, "Kernel rx_errors of the TAP.", l.RxErrors)
+	}
+
+	if q := st.Qdisc; q != nil {
+		// The shaper's root qdisc: what it passed to the TAP, and the
+		// drops of its per-flow queues.
+		r := q.Root
+		e.one("slided_qdisc_sent_packets_total", counter, "Packets the shaping qdisc passed to the TAP.", r.Packets)
+		e.one("slided_qdisc_sent_bytes_total", counter, "Bytes the shaping qdisc passed to the TAP.", r.Bytes)
+		e.one("slided_qdisc_drops_total", counter, "Packets the shaping qdisc dropped, per-flow queues included (32-bit kernel counter, wraps).", uint64(r.Drops))
+		e.one("slided_qdisc_overlimits_total", counter, "Times a packet had to wait for the pacer's tokens (32-bit kernel counter, wraps).", uint64(r.Overlimits))
+		e.one("slided_qdisc_backlog_bytes", gauge, "Bytes queued in the shaping qdisc.", uint64(r.Backlog))
+		e.one("slided_qdisc_backlog_packets", gauge, "Packets queued in the shaping qdisc.", uint64(r.Qlen))
+	}
+}
+
+func seconds(d time.Duration) float64 { return d.Seconds() }
