@@ -17,6 +17,7 @@ import (
 	"github.com/slided/slided/bridge"
 	"github.com/slided/slided/control"
 	"github.com/slided/slided/framing"
+	"github.com/slided/slided/phy/kiss"
 	"github.com/slided/slided/phy/serial"
 	"github.com/slided/slided/phy/sim"
 	"github.com/slided/slided/tap"
@@ -40,7 +41,7 @@ func cmdRun(args []string) error {
 	fs := newFlags("run")
 	fs.StringVar(&f.tap, "tap", "", "name of the TAP interface to create (required)")
 	fs.IntVar(&f.node, "node", 0, "this node's link id, 1..254 (required)")
-	fs.StringVar(&f.phy, "phy", "", "the modem: sim:PATH (a 'slided sim' medium socket) or serial:/dev/ttyX?baud=N&air=BPS... (see docs/modems.md) (required)")
+	fs.StringVar(&f.phy, "phy", "", "the modem: sim:PATH (a 'slided sim' medium socket) serial:/dev/ttyX?baud=N&air=BPS..., kiss-tcp:HOST:PORT?air=BPS..., kiss-serial:/dev/ttyX?baud=N... (see docs/modems.md) (required)")
 	fs.StringVar(&f.addr, "addr", "", "addresses for the TAP, comma-separated CIDRs (e.g. 192.0.2.1/24,fd00::1/64)")
 	fs.StringVar(&f.control, "control", "", "path of the control socket that 'slided status' reads")
 	fs.IntVar(&f.mtu, "mtu", 1500, "MTU of the TAP")
@@ -122,8 +123,20 @@ func splitPHY(spec string) (kind, rest string, err error) {
 			return "", "", fmt.Errorf("-phy %q: %w", spec, err)
 		}
 		return kind, rest, nil
+	case "kiss-tcp", "kiss-serial":
+		if _, err := parseKISS(kind, rest); err != nil {
+			return "", "", fmt.Errorf("-phy %q: %w", spec, err)
+		}
+		return kind, rest, nil
 	}
-	return "", "", fmt.Errorf("-phy %q: unknown modem kind %q (known: sim, serial)", spec, kind)
+	return "", "", fmt.Errorf("-phy %q: unknown modem kind %q (known: sim, serial, kiss-tcp, kiss-serial)", spec, kind)
+}
+
+func parseKISS(kind, rest string) (kiss.Config, error) {
+	if kind == "kiss-tcp" {
+		return kiss.ParseTCP(rest)
+	}
+	return kiss.ParseSerial(rest)
 }
 
 // openPHY opens the modem; it blocks until the modem is reachable or ctx is done.
@@ -142,6 +155,13 @@ func openPHY(ctx context.Context, spec string, node framing.NodeID, log zerolog.
 		}
 		log := log.With().Str("phy", "serial").Str("port", cfg.Path).Logger()
 		return retryOpen(ctx, log, func() (*serial.Port, error) { return serial.Open(ctx, cfg, log) })
+	case "kiss-tcp", "kiss-serial":
+		cfg, err := parseKISS(kind, rest)
+		if err != nil {
+			return nil, err
+		}
+		log := log.With().Str("phy", kind).Logger()
+		return retryOpen(ctx, log, func() (*kiss.TNC, error) { return kiss.Dial(ctx, cfg, log) })
 	}
 	return nil, fmt.Errorf("unknown modem kind %q", kind)
 }
