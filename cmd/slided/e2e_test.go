@@ -263,8 +263,17 @@ func TestTwoFlowsShareFairly(t *testing.T) {
 	if j < 0.9 {
 		t.Errorf("Jain's index %.3f < 0.9: %v", j, rates)
 	}
-	if received != s1.Sent+s2.Sent {
+	// The far node's own multicast chatter (IPv6 neighbour discovery, MLD)
+	// may collide with a frame or two on the channel, which has no ARQ.
+	if received < (s1.Sent+s2.Sent)*95/100 {
 		t.Errorf("received %d of %d", received, s1.Sent+s2.Sent)
+	}
+	st, err := p.Status(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Link.TxDropped != 0 || st.Qdisc == nil || st.Qdisc.Root.Drops != 0 || st.Bridge.Drops.Total() != 0 {
+		t.Errorf("host drops: TAP %d, qdisc %+v, daemon %+v", st.Link.TxDropped, st.Qdisc, st.Bridge.Drops)
 	}
 }
 
