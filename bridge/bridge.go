@@ -60,6 +60,13 @@ type Shaper interface {
 	Released() (sent, dropped uint64, err error)
 }
 
+// Capture records frames as they go on air and come off it (a pcap file).
+// It is called from the loop goroutine; payload is only lent for the call.
+// It must not block: a capture that fails turns itself off.
+type Capture interface {
+	WriteLink(t time.Time, tx bool, h framing.Header, payload []byte)
+}
+
 // Policy says what happens to packets when the link cannot keep up.
 type Policy uint8
 
@@ -105,6 +112,9 @@ type Config struct {
 	// RingLen is the TAP's txqueuelen: the ring between the qdisc and the
 	// daemon (default DefaultTxQueueLen).
 	RingLen int
+	// Capture, if set, records every frame queued for the air and every
+	// frame decoded from it.
+	Capture Capture
 	Log     zerolog.Logger
 }
 
@@ -469,6 +479,9 @@ func (l *loop) fromTAP(now time.Time, eth []byte) {
 		buf = make([]byte, 0, l.frameCap)
 	}
 	frame := framing.AppendFrame(buf, h, payload)
+	if c := l.b.cfg.Capture; c != nil {
+		c.WriteLink(now, true, h, payload)
+	}
 	if l.info.MaxFrame > 0 && len(frame) > l.info.MaxFrame {
 		l.stats.Drops.TooBig++
 		l.free = append(l.free, frame[:0])
@@ -498,6 +511,9 @@ func (l *loop) fromTAP(now time.Time, eth []byte) {
 
 // fromAir delivers one decoded frame to the TAP if it is for this node.
 func (l *loop) fromAir(h framing.Header, payload []byte) {
+	if c := l.b.cfg.Capture; c != nil {
+		c.WriteLink(time.Now(), false, h, payload)
+	}
 	if h.Src == l.b.cfg.Node {
 		l.stats.Drops.Echo++
 		return

@@ -28,7 +28,10 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	slidedBin = filepath.Join(dir, "slided")
-	out, err := exec.Command("go", "build", "-o", slidedBin, ".").CombinedOutput()
+	build := exec.Command("go", "build", "-o", slidedBin, ".")
+	// The binary as shipped: static, which -user needs.
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := build.CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build slided: %v\n%s", err, out)
 		os.Exit(1)

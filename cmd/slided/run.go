@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -15,8 +16,11 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/slided/slided/bridge"
+	"github.com/slided/slided/capture"
+	"github.com/slided/slided/config"
 	"github.com/slided/slided/control"
 	"github.com/slided/slided/framing"
+	"github.com/slided/slided/metrics"
 	"github.com/slided/slided/phy/kiss"
 	"github.com/slided/slided/phy/serial"
 	"github.com/slided/slided/phy/sim"
@@ -33,6 +37,10 @@ type runFlags struct {
 	txqueuelen int
 	policy     string
 	shaper     bool
+	config     string
+	metrics    string
+	pcap       string
+	user       string
 	log        logFlags
 }
 
@@ -48,9 +56,22 @@ func cmdRun(args []string) error {
 	fs.IntVar(&f.txqueuelen, "txqueuelen", bridge.DefaultTxQueueLen, "txqueuelen of the TAP (its ring; keep it small)")
 	fs.StringVar(&f.policy, "policy", "block", "when the link cannot keep up: block (backpressure), drop-tail, drop-head")
 	fs.BoolVar(&f.shaper, "shaper", true, "manage a shaping qdisc on the TAP that carries backpressure (policy block)")
+	fs.StringVar(&f.config, "config", "", "TOML file with these settings (flags given on the command line win)")
+	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9469)")
+	fs.StringVar(&f.pcap, "pcap", "", "write every frame on air to this pcap file (link type USER0; see docs/operations.md)")
+	fs.StringVar(&f.user, "user", "", "after setup, run as this user, keeping only CAP_NET_ADMIN")
 	f.log.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if f.config != "" {
+		file, err := config.Load(f.config)
+		if err != nil {
+			return usageError("run", "%v", err)
+		}
+		if err := file.Apply(fs); err != nil {
+			return usageError("run", "%v", err)
+		}
 	}
 	cfg, err := f.validate()
 	if err != nil {
@@ -214,6 +235,17 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 	}
 	st := &statusSource{dev: dev, shaper: sh, policy: c.policy, wantShaper: f.shaper}
 
+	var capt *pcapCapture
+	if f.pcap != "" {
+		w, err := capture.Create(f.pcap)
+		if err != nil {
+			return fmt.Errorf("-pcap: %w", err)
+		}
+		capt = &pcapCapture{w: w, log: log}
+		defer w.Close()
+		log.Info().Str("file", f.pcap).Msg("capturing frames on air")
+	}
+
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
@@ -232,6 +264,32 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 		}()
 	}
 
+	if f.metrics != "" {
+		ln, err := net.Listen("tcp", f.metrics)
+		if err != nil {
+			return fmt.Errorf("-metrics: %w", err)
+		}
+		if a, ok := ln.Addr().(*net.TCPAddr); ok && !a.IP.IsLoopback() {
+			log.Warn().Str("addr", f.metrics).Msg("metrics listener is reachable from other hosts")
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			get := func() (*control.Status, error) {
+				v, err := st.status()
+				if err != nil {
+					return nil, err
+				}
+				s := v.(control.Status)
+				return &s, nil
+			}
+			if err := metrics.Serve(ctx, ln, get); err != nil {
+				log.Error().Err(err).Msg("metrics listener stopped")
+			}
+		}()
+		log.Info().Str("addr", ln.Addr().String()).Msg("serving metrics")
+	}
+
 	log.Info().Str("phy", f.phy).Msg("opening modem")
 	p, err := openPHY(ctx, f.phy, c.node, log)
 	if err != nil {
@@ -242,9 +300,20 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 	}
 	defer p.Close()
 
+	if f.user != "" {
+		if err := dropPrivileges(f.user); err != nil {
+			return err
+		}
+		log.Info().Str("user", f.user).Msg("dropped privileges; keeping CAP_NET_ADMIN for the shaping qdisc")
+	}
+
 	var bs bridge.Shaper
 	if sh != nil {
 		bs = sh
+	}
+	var bc bridge.Capture
+	if capt != nil {
+		bc = capt
 	}
 	br, err := bridge.New(bridge.Config{
 		Node:    c.node,
@@ -252,6 +321,7 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 		Policy:  c.policy,
 		RingLen: f.txqueuelen,
 		Log:     log,
+		Capture: bc,
 	}, dev, p, bs)
 	if err != nil {
 		return err
@@ -265,6 +335,25 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 	}
 	log.Info().Msg("stopped")
 	return nil
+}
+
+// pcapCapture adapts a capture.Writer to the bridge; a write error is
+// logged once (the writer then turns itself off).
+type pcapCapture struct {
+	w      *capture.Writer
+	log    zerolog.Logger
+	failed bool
+}
+
+func (c *pcapCapture) WriteLink(t time.Time, tx bool, h framing.Header, payload []byte) {
+	dir := capture.Rx
+	if tx {
+		dir = capture.Tx
+	}
+	if err := c.w.WriteLink(t, dir, h, payload); err != nil && !c.failed {
+		c.failed = true
+		c.log.Error().Err(err).Msg("pcap capture stopped; the link keeps running")
+	}
 }
 
 // shaper installs the shaping qdisc on first use and retunes it after. Its
@@ -407,7 +496,6 @@ func hasNetAdmin() bool {
 			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%x", &caps); err != nil {
 				return os.Geteuid() == 0
 			}
-			const capNetAdmin = 12
 			return caps&(1<<capNetAdmin) != 0
 		}
 	}

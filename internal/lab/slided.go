@@ -21,6 +21,8 @@ type PairConfig struct {
 	Rate   int      // the medium's bit rate
 	Subnet string   // first three octets of a /24 from the documentation ranges, e.g. "192.0.2"
 	Args   []string // extra arguments for both daemons' run command
+	// NodeArgs, if set, gives extra arguments for daemon i (0 or 1).
+	NodeArgs func(i int) []string
 	TAP    string   // TAP name (default "slided0")
 }
 
@@ -61,6 +63,9 @@ func (l *Lab) StartPair(cfg PairConfig) (*Pair, error) {
 		args := []string{cfg.Bin, "run", "-tap", cfg.TAP, "-node", strconv.Itoa(i + 1),
 			"-phy", "sim:" + sock, "-addr", p.Addr[i] + "/24", "-control", p.Ctl[i], "-log-format", "json"}
 		args = append(args, cfg.Args...)
+		if cfg.NodeArgs != nil {
+			args = append(args, cfg.NodeArgs(i)...)
+		}
 		d, err := l.Start(ns, fmt.Sprintf("node%d", i+1), p.Logs[i+1], args...)
 		if err != nil {
 			return nil, err
