@@ -6,6 +6,7 @@
 //	slided sim    -listen PATH -rate BPS
 //	slided status -control PATH [-json]
 //	slided demo
+//	slided bench  -protocol P -nodes N -a A (-load G | -saturated) -frames K -seed S [-json]
 package main
 
 import (
@@ -28,6 +29,7 @@ usage:
   slided sim    -listen PATH -rate BPS [flags]
   slided status -control PATH [-json]
   slided demo   (as root: two namespaces, a 9600 bit/s simulated channel, traffic, a report)
+  slided bench  -protocol aloha|np-csma|csma -nodes N -a A (-load G | -saturated) -frames K -seed S [-json]
 
 'slided COMMAND -h' lists a command's flags.
 `
@@ -53,6 +55,8 @@ func main() {
 		err = cmdStatus(args, os.Stdout)
 	case "demo":
 		err = cmdDemo(args, os.Stdout)
+	case "bench":
+		err = cmdBench(args, os.Stdout)
 	case "help", "-h", "-help", "--help":
 		fmt.Print(usage)
 		return

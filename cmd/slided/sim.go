@@ -21,6 +21,7 @@ func cmdSim(args []string) error {
 	loss := fs.Float64("loss", 0, "probability that a reception is lost, 0..1")
 	ber := fs.Float64("ber", 0, "bit-error rate applied to each reception, 0..1")
 	seed := fs.Uint64("seed", 1, "seed of the medium's random choices")
+	scen := simScenarioFlag(fs)
 	var lf logFlags
 	lf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -30,6 +31,9 @@ func cmdSim(args []string) error {
 		return usageError("sim", "-listen PATH is required")
 	}
 	cfg := sim.Config{BitRate: *rate, PropDelay: *delay, LossRate: *loss, BitErrorRate: *ber, Seed: *seed}
+	if err := scen.apply(&cfg); err != nil {
+		return usageError("sim", "%v", err)
+	}
 	if err := cfg.Validate(); err != nil {
 		return usageError("sim", "%v", err)
 	}
@@ -48,8 +52,11 @@ func cmdSim(args []string) error {
 	defer os.Remove(*listen)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	log.Info().Str("listen", *listen).Int("rate", *rate).Dur("delay", *delay).
-		Float64("loss", *loss).Float64("ber", *ber).Msg("medium serving")
+	if err := scen.watch(ctx, srv, log); err != nil {
+		return err
+	}
+	log.Info().Str("listen", *listen).Int("rate", cfg.BitRate).Dur("delay", cfg.PropDelay).
+		Float64("loss", cfg.LossRate).Float64("ber", cfg.BitErrorRate).Msg("medium serving")
 	err = srv.Serve(ctx, ln)
 	s := srv.Stats()
 	log.Info().Interface("stats", s).Msg("medium stopped")

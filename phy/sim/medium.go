@@ -42,7 +42,7 @@ var (
 )
 
 // Config describes the channel. Every attached node hears every other with the
-// same delay and error rates (a topology comes later).
+// same delay and error rates unless a Topology is set (Medium.SetTopology).
 type Config struct {
 	// BitRate is the air rate in bit/s.
 	BitRate int
@@ -105,6 +105,7 @@ type MediumStats struct {
 // and events are reused once every receiver is done with them.
 type Medium struct {
 	cfg   Config
+	topo  *Topology // nil: every pair as cfg says
 	rng   *rand.Rand
 	epoch time.Time     // time of the first call that passed a time in
 	begun bool          // epoch is set
@@ -186,18 +187,25 @@ type event struct {
 	kind evKind
 }
 
-// link is what a transmission from one node does at another. Every attached
-// node reaches every other with the configured delay and error rates today; a
-// topology replaces this one method with a per-pair lookup.
-type link struct {
-	reach     bool
-	delay     time.Duration
-	loss, ber float64
+// link returns what a transmission from one node does at another: the
+// topology's entry when one is set, otherwise every attached node reaches
+// every other with the configured delay and error rates.
+func (m *Medium) link(from, to NodeID) Link {
+	if m.topo != nil {
+		return m.topo.Link(from, to)
+	}
+	return Link{Reach: true, Delay: m.cfg.PropDelay, LossRate: m.cfg.LossRate, BitErrorRate: m.cfg.BitErrorRate}
 }
 
-func (m *Medium) link(from, to NodeID) link {
-	return link{reach: true, delay: m.cfg.PropDelay, loss: m.cfg.LossRate, ber: m.cfg.BitErrorRate}
-}
+// SetTopology replaces the links between nodes; nil goes back to Config's
+// single delay and error rates for every pair. The change applies to
+// transmissions that start after the call: receptions already scheduled keep
+// the delay and rates they were given. The medium keeps t; do not change it
+// afterwards.
+func (m *Medium) SetTopology(t *Topology) { m.topo = t }
+
+// Topology returns the topology set by SetTopology, or nil.
+func (m *Medium) Topology() *Topology { return m.topo }
 
 // NewMedium returns an empty medium for cfg.
 func NewMedium(cfg Config) (*Medium, error) {
@@ -282,12 +290,12 @@ func (m *Medium) Transmit(now time.Time, from NodeID, data []byte) (end time.Tim
 			continue
 		}
 		l := m.link(from, to)
-		if !l.reach {
+		if !l.Reach {
 			continue
 		}
 		ri := m.allocRx()
 		rx := &m.rxs[ri]
-		*rx = reception{tx: ti, to: to, gen: m.nodes[to].gen, start: t + l.delay, end: t + l.delay + air, loss: l.loss, ber: l.ber}
+		*rx = reception{tx: ti, to: to, gen: m.nodes[to].gen, start: t + l.Delay, end: t + l.Delay + air, loss: l.LossRate, ber: l.BitErrorRate}
 		m.push(rx.start, evArrivalStart, ti, ri)
 		m.push(rx.end, evArrivalEnd, ti, ri)
 		tx = &m.txs[ti]

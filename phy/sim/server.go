@@ -36,6 +36,7 @@ type Server struct {
 	m       *Medium // owned by the owner goroutine while Serve runs
 	reqs    chan request
 	serving atomic.Bool
+	setMu   sync.Mutex // SetTopology before Serve against Serve starting
 
 	statsMu sync.Mutex
 	stats   MediumStats
@@ -54,12 +55,14 @@ const (
 	reqAttach reqOp = iota + 1
 	reqTransmit
 	reqDetach
+	reqTopology
 )
 
 type request struct {
 	op    reqOp
 	c     *serverConn
 	data  []byte     // reqTransmit: lent until reply
+	topo  *Topology  // reqTopology
 	reply chan error // reqAttach, reqTransmit
 }
 
@@ -80,12 +83,31 @@ func (s *Server) Stats() MediumStats {
 	return s.stats
 }
 
+// SetTopology replaces the medium's links (Medium.SetTopology) while the
+// server runs, or before Serve; it is safe from any goroutine and applies to
+// transmissions that start after it returns. It fails only when ctx is done
+// or Serve is stopping. The server keeps t; do not change it afterwards.
+func (s *Server) SetTopology(ctx context.Context, t *Topology) error {
+	if !s.serving.Load() {
+		s.setMu.Lock()
+		defer s.setMu.Unlock()
+		if !s.serving.Load() {
+			s.m.SetTopology(t)
+			return nil
+		}
+	}
+	return s.ask(ctx, request{op: reqTopology, topo: t, reply: make(chan error, 1)})
+}
+
 // Serve accepts clients on ln until ctx is done or ln fails, then closes ln
 // and every connection, detaches their nodes, and returns: nil after ctx is
 // done, otherwise the listener's error. One Serve at a time; Serve may be
 // called again (on a new listener) after it returned, with the same medium.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	if !s.serving.CompareAndSwap(false, true) {
+	s.setMu.Lock()
+	ok := s.serving.CompareAndSwap(false, true)
+	s.setMu.Unlock()
+	if !ok {
 		return errors.New("sim: server already serving")
 	}
 	defer s.serving.Store(false)
@@ -191,6 +213,9 @@ func (s *Server) own(ctx context.Context) {
 					err = ErrNotAttached
 				}
 				r.reply <- err
+			case reqTopology:
+				s.m.SetTopology(r.topo)
+				r.reply <- nil
 			case reqDetach:
 				if conns[r.c.id] == r.c {
 					conns[r.c.id] = nil

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestCmdBenchJSON(t *testing.T) {
+	var out bytes.Buffer
+	err := cmdBench([]string{"-protocol", "np-csma", "-nodes", "50", "-a", "0.1", "-load", "1", "-frames", "500", "-seed", "2", "-json"}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r map[string]any
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatalf("output %q: %v", out.String(), err)
+	}
+	for _, k := range []string{"G", "S", "delay_mean", "jain", "collisions"} {
+		if _, ok := r[k]; !ok {
+			t.Errorf("no %q in %s", k, out.String())
+		}
+	}
+}
+
+func TestCmdBenchSweep(t *testing.T) {
+	prefix := filepath.Join(t.TempDir(), "s")
+	var out bytes.Buffer
+	if err := cmdBench([]string{"-protocol", "aloha", "-nodes", "50", "-load", "0.1:2:4", "-frames", "200", "-sweep", "-out", prefix}, &out); err != nil {
+		t.Fatal(err)
+	}
+	csv, err := os.ReadFile(prefix + ".csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(csv), "\n"); n != 5 {
+		t.Errorf("csv has %d lines, want header + 4:\n%s", n, csv)
+	}
+	svg, err := os.ReadFile(prefix + ".svg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(string(svg), "<circle") != 5 || !strings.HasSuffix(string(svg), "</svg>\n") {
+		t.Errorf("svg lacks 4 points and a legend mark, or is cut short")
+	}
+}
+
+func TestCmdBenchBadInput(t *testing.T) {
+	for _, args := range [][]string{
+		{"-protocol", "tdma", "-load", "1"},
+		{"-protocol", "aloha", "-saturated"},
+		{"-protocol", "aloha", "-load", "0.1:5:3"},
+		{"-protocol", "aloha", "-load", "-1"},
+		{"-protocol", "csma", "-saturated", "-cwmin", "64", "-cwmax", "8"},
+	} {
+		if err := cmdBench(args, &bytes.Buffer{}); err == nil {
+			t.Errorf("%v: accepted", args)
+		}
+	}
+}

@@ -1,0 +1,530 @@
+// Package simbench measures channel-access protocols on the simulated medium
+// in virtual time: the phy/sim Medium (sans-I/O) and, for protocol "csma",
+// slided's own mac/csma, driven by a discrete-event clock instead of timers,
+// so that hours of channel time for a hundred nodes run in seconds. A run is
+// deterministic for its Config (seed included).
+//
+// Protocols:
+//
+//   - "aloha": pure ALOHA. Every node always has a frame and makes channel
+//     attempts at the points of a Poisson process of rate G/N per frame time
+//     (N nodes, offered channel traffic G); each attempt transmits at once.
+//   - "np-csma": non-persistent CSMA as Kleinrock and Tobagi model it. An
+//     attempt senses the carrier: idle, the node transmits; busy, it
+//     reschedules, and the next attempt comes after an exponential delay of
+//     mean N/G frame times (long against the frame time when N is large).
+//   - "csma": slided's mac/csma with its queue, fed by Poisson arrivals of
+//     total rate G per frame time, or kept full (Saturated).
+//
+// For aloha and np-csma the many nodes with small memoryless attempt rates
+// make the attempts, new and rescheduled, the Poisson process of rate G that
+// the textbook's infinite population assumes. A frame is addressed to a
+// random other node and counts as a success when that node receives it; the
+// sender learns this at once (an ideal acknowledgement) and takes a new frame.
+//
+// docs/simulation.md has the measurements and how to repeat them.
+package simbench
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/slided/slided/mac/csma"
+	"github.com/slided/slided/phy"
+	"github.com/slided/slided/phy/sim"
+)
+
+// Protocol names.
+const (
+	Aloha  = "aloha"
+	NPCSMA = "np-csma"
+	CSMA   = "csma"
+)
+
+// ErrConfig is wrapped by every error Config.Validate returns.
+var ErrConfig = errors.New("simbench: invalid config")
+
+// Config is one run.
+type Config struct {
+	// Protocol is Aloha, NPCSMA or CSMA.
+	Protocol string
+	// Nodes is the number of nodes, 2..254.
+	Nodes int
+	// A is the propagation delay over the frame time (every pair alike).
+	// Ignored when Topology is set.
+	A float64
+	// Load is the offered channel traffic G, in frames per frame time:
+	// attempts for aloha and np-csma, new frames for csma. Ignored when
+	// Saturated.
+	Load float64
+	// Saturated keeps every csma node's queue full (csma only).
+	Saturated bool
+	// Frames is the measured length of the run, in frame times; a warm-up
+	// of a tenth of that (at most 1000 frame times) runs before it.
+	Frames int
+	// Seed seeds the medium, the driver and each MAC.
+	Seed uint64
+	// FrameBytes is the frame length; 0 means 100. At least 14.
+	FrameBytes int
+	// BitRate is the channel's bit rate; 0 means 9600.
+	BitRate int
+	// MAC configures csma; the zero value means csma.DefaultConfig(BitRate).
+	MAC csma.Config
+	// Topology, when set, gives the links instead of A (nodes 1..Nodes).
+	Topology *sim.Topology
+}
+
+func (c *Config) defaults() {
+	if c.FrameBytes == 0 {
+		c.FrameBytes = 100
+	}
+	if c.BitRate == 0 {
+		c.BitRate = 9600
+	}
+	if c.Protocol == CSMA && c.MAC == (csma.Config{}) {
+		c.MAC = csma.DefaultConfig(c.BitRate)
+	}
+}
+
+// Validate reports the first problem with c (after defaults), or nil.
+func (c Config) Validate() error {
+	c.defaults()
+	bad := func(f string, a ...any) error { return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(f, a...)) }
+	switch {
+	case c.Protocol != Aloha && c.Protocol != NPCSMA && c.Protocol != CSMA:
+		return bad("protocol %q: want aloha, np-csma or csma", c.Protocol)
+	case c.Nodes < 2 || c.Nodes > 254:
+		return bad("nodes %d: want 2..254", c.Nodes)
+	case !(c.A >= 0 && c.A <= 100):
+		return bad("a %v: want 0..100", c.A)
+	case c.Saturated && c.Protocol != CSMA:
+		return bad("-saturated is for csma; aloha and np-csma always have a frame, give -load")
+	case !c.Saturated && !(c.Load > 0 && c.Load <= 1000):
+		return bad("load %v: want > 0 (and at most 1000)", c.Load)
+	case c.Frames < 1:
+		return bad("frames %d: want at least 1", c.Frames)
+	case c.FrameBytes < headerLen || c.FrameBytes > sim.MaxFrame:
+		return bad("frame size %d: want %d..%d bytes", c.FrameBytes, headerLen, sim.MaxFrame)
+	case c.BitRate <= 0:
+		return bad("bit rate %d: must be positive", c.BitRate)
+	}
+	if c.Protocol == CSMA {
+		if err := c.MAC.Validate(); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+	}
+	return nil
+}
+
+// Result is what a run measured. Rates are per frame time.
+type Result struct {
+	Protocol  string  `json:"protocol"`
+	Nodes     int     `json:"nodes"`
+	A         float64 `json:"a"`
+	Load      float64 `json:"load,omitempty"`
+	Saturated bool    `json:"saturated,omitempty"`
+	Seed      uint64  `json:"seed"`
+	// FrameTimes is the measured span (warm-up excluded).
+	FrameTimes float64 `json:"frame_times"`
+	// G is channel-access attempts, new or rescheduled, per frame time:
+	// transmissions plus attempts that found the channel busy (for csma,
+	// the MAC's deferrals).
+	G float64 `json:"G"`
+	// S is frames received by their addressee without collision, per
+	// frame time.
+	S float64 `json:"S"`
+	// Theory is the textbook S at the measured G (aloha, np-csma), or 0.
+	Theory float64 `json:"S_theory,omitempty"`
+	// Attempts, Transmissions and Successes count over the measured span.
+	Attempts      uint64 `json:"attempts"`
+	Transmissions uint64 `json:"transmissions"`
+	Successes     uint64 `json:"successes"`
+	// Collisions is transmissions their addressee did not receive (on a
+	// loss-free medium: they overlapped another at it, or it was sending).
+	Collisions    uint64  `json:"collisions"`
+	CollisionRate float64 `json:"collision_rate"`
+	// Dropped is csma frames refused by a full queue (Poisson load only).
+	Dropped uint64 `json:"dropped,omitempty"`
+	// DelayMean and DelayP95 are in frame times: from the frame's arrival
+	// (csma) or its reaching the head of the line (aloha, np-csma) to the
+	// end of its first successful reception.
+	DelayMean float64 `json:"delay_mean"`
+	DelayP95  float64 `json:"delay_p95"`
+	// Jain is Jain's fairness index over the nodes' successes: 1 is fair,
+	// 1/N is one node taking everything.
+	Jain float64 `json:"jain"`
+	// WallSeconds and Speed (simulated frame times per wall second) say
+	// how fast the run went; they are the only fields that vary between
+	// runs of one Config.
+	WallSeconds float64 `json:"wall_seconds"`
+	Speed       float64 `json:"frame_times_per_second"`
+}
+
+// AlohaS is the throughput of pure ALOHA at offered traffic G: G·e^(−2G).
+func AlohaS(g float64) float64 { return g * math.Exp(-2*g) }
+
+// NPCSMAS is the throughput of non-persistent CSMA (Kleinrock and Tobagi
+// 1975) at offered traffic G and normalised propagation delay a:
+// G·e^(−aG) / (G(1+2a) + e^(−aG)).
+func NPCSMAS(g, a float64) float64 {
+	e := math.Exp(-a * g)
+	return g * e / (g*(1+2*a) + e)
+}
+
+// frame header: src u8, dst u8, seq u32, made u64 (ns since the epoch).
+const headerLen = 14
+
+// epoch is the virtual clock's origin.
+var epoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+type node struct {
+	id      sim.NodeID
+	carrier bool
+	onAir   bool
+	seq     uint32    // aloha, np-csma: the frame at the head of the line
+	hol     time.Time // when it got there
+	mac     *csma.MAC
+	free    [][]byte // csma: frame buffers not in the MAC
+	success uint64
+}
+
+type runner struct {
+	cfg   Config
+	m     *sim.Medium
+	rng   *rand.Rand
+	nodes []node
+	tm    *timers // slot i: node i's attempt timer or MAC deadline; N+i: its next arrival
+	now   time.Time
+	T     time.Duration
+	mean  float64 // mean gap between a node's attempts (aloha, np-csma) or arrivals (csma), ns
+
+	measuring bool
+	attempts  uint64 // rescheduled attempts (aloha, np-csma)
+	tx        uint64
+	succ      uint64
+	delays    []float64 // frame times
+	dropped   uint64
+	macBase   uint64 // deferrals at the start of the measurement
+}
+
+// Run runs one simulation.
+func Run(cfg Config) (Result, error) {
+	cfg.defaults()
+	if err := cfg.Validate(); err != nil {
+		return Result{}, err
+	}
+	start := time.Now()
+	T := phy.Airtime(cfg.FrameBytes, cfg.BitRate)
+	delay := time.Duration(math.Round(cfg.A * float64(T)))
+	m, err := sim.NewMedium(sim.Config{BitRate: cfg.BitRate, PropDelay: delay, Seed: cfg.Seed})
+	if err != nil {
+		return Result{}, err
+	}
+	if cfg.Topology != nil {
+		m.SetTopology(cfg.Topology)
+	}
+	r := &runner{
+		cfg:   cfg,
+		m:     m,
+		rng:   rand.New(rand.NewPCG(cfg.Seed, 0x5eed)),
+		nodes: make([]node, cfg.Nodes),
+		tm:    newTimers(2 * cfg.Nodes),
+		now:   epoch,
+		T:     T,
+	}
+	if !cfg.Saturated {
+		r.mean = float64(cfg.Nodes) * float64(T) / cfg.Load
+	}
+	m.Advance(epoch, nil) // sets the medium's epoch
+	for i := range r.nodes {
+		n := &r.nodes[i]
+		n.id = sim.NodeID(i + 1)
+		n.hol = epoch
+		if err := m.Attach(n.id); err != nil {
+			return Result{}, err
+		}
+		if cfg.Protocol == CSMA {
+			n.mac, err = csma.New(cfg.MAC, rand.New(rand.NewPCG(cfg.Seed, uint64(i)+1)))
+			if err != nil {
+				return Result{}, err
+			}
+			for range cfg.MAC.QueueLen + 1 {
+				n.free = append(n.free, make([]byte, cfg.FrameBytes))
+			}
+			if cfg.Saturated {
+				r.topUp(i)
+				r.service(i)
+			} else {
+				r.tm.set(cfg.Nodes+i, r.after(r.mean))
+			}
+		} else {
+			r.tm.set(i, r.after(r.mean))
+		}
+	}
+
+	warm := min(cfg.Frames/10, 1000)
+	measureFrom := epoch.Add(time.Duration(warm) * T)
+	end := measureFrom.Add(time.Duration(cfg.Frames) * T)
+	deliver := r.deliver
+	for {
+		next, mok := m.Next()
+		slot, at, tok := r.tm.peek()
+		// Medium events first at equal times: carrier state is then
+		// current when a node decides.
+		useMedium := mok && (!tok || !at.Before(next))
+		if useMedium {
+			at = next
+		} else if !tok {
+			break
+		}
+		if !r.measuring && !at.Before(measureFrom) {
+			r.startMeasuring()
+		}
+		if at.After(end) {
+			break
+		}
+		r.now = at
+		if useMedium {
+			m.Advance(at, deliver)
+			continue
+		}
+		r.tm.clear(slot)
+		r.fire(slot)
+	}
+	if !r.measuring {
+		r.startMeasuring()
+	}
+	return r.result(start), nil
+}
+
+func (r *runner) after(mean float64) time.Time {
+	return r.now.Add(time.Duration(r.rng.ExpFloat64() * mean))
+}
+
+func (r *runner) startMeasuring() {
+	r.measuring = true
+	r.attempts, r.tx, r.succ, r.dropped = 0, 0, 0, 0
+	r.delays = r.delays[:0]
+	r.macBase = 0
+	for i := range r.nodes {
+		r.nodes[i].success = 0
+		if mac := r.nodes[i].mac; mac != nil {
+			r.macBase += mac.Stats().Deferrals
+		}
+	}
+}
+
+// fire handles timer slot s.
+func (r *runner) fire(s int) {
+	N := r.cfg.Nodes
+	if s >= N { // csma arrival
+		i := s - N
+		r.tm.set(s, r.after(r.mean))
+		if len(r.nodes[i].free) == 0 || r.nodes[i].mac.Room() == 0 {
+			r.dropped++
+			return
+		}
+		r.enqueue(i)
+		r.service(i)
+		return
+	}
+	n := &r.nodes[s]
+	switch r.cfg.Protocol {
+	case CSMA:
+		r.service(s)
+	case Aloha:
+		r.transmit(s, r.frame(s))
+	case NPCSMA:
+		if n.carrier {
+			r.attempts++ // sensed busy: reschedule
+			r.tm.set(s, r.after(r.mean))
+			return
+		}
+		r.transmit(s, r.frame(s))
+	}
+}
+
+// frame writes node i's head-of-line frame into a scratch buffer.
+func (r *runner) frame(i int) []byte {
+	n := &r.nodes[i]
+	if len(n.free) == 0 {
+		n.free = append(n.free, make([]byte, r.cfg.FrameBytes))
+	}
+	b := n.free[0]
+	r.header(b, i, n.seq, n.hol)
+	return b
+}
+
+func (r *runner) header(b []byte, i int, seq uint32, made time.Time) {
+	dst := r.rng.IntN(r.cfg.Nodes - 1)
+	if dst >= i {
+		dst++
+	}
+	b[0], b[1] = byte(i+1), byte(dst+1)
+	binary.BigEndian.PutUint32(b[2:], seq)
+	binary.BigEndian.PutUint64(b[6:], uint64(made.Sub(epoch)))
+}
+
+func (r *runner) transmit(i int, b []byte) {
+	n := &r.nodes[i]
+	if _, err := r.m.Transmit(r.now, n.id, b); err != nil {
+		panic(fmt.Sprintf("simbench: transmit: %v", err)) // a driver bug, not input
+	}
+	n.onAir = true
+	r.tx++
+}
+
+// enqueue gives node i's MAC a new frame made now.
+func (r *runner) enqueue(i int) {
+	n := &r.nodes[i]
+	b := n.free[len(n.free)-1]
+	n.free = n.free[:len(n.free)-1]
+	r.header(b, i, n.seq, r.now)
+	n.seq++
+	if err := n.mac.Enqueue(r.now, b); err != nil {
+		n.free = append(n.free, b)
+		r.dropped++
+	}
+}
+
+func (r *runner) topUp(i int) {
+	n := &r.nodes[i]
+	for n.mac.Room() > 0 && len(n.free) > 0 {
+		r.enqueue(i)
+	}
+}
+
+// service polls node i's MAC and rearms its deadline.
+func (r *runner) service(i int) {
+	n := &r.nodes[i]
+	if f, ok := n.mac.Poll(r.now); ok {
+		r.transmit(i, f)
+		n.free = append(n.free, f) // the medium copied it
+	}
+	if d, ok := n.mac.Deadline(); ok {
+		r.tm.set(i, d)
+	} else {
+		r.tm.clear(i)
+	}
+}
+
+func (r *runner) deliver(to sim.NodeID, ev phy.Event) {
+	i := int(to) - 1
+	n := &r.nodes[i]
+	switch ev.Kind {
+	case phy.CarrierOn, phy.CarrierOff:
+		n.carrier = ev.Kind == phy.CarrierOn
+		if n.mac != nil {
+			n.mac.Carrier(r.now, n.carrier)
+			r.service(i)
+		}
+	case phy.TxDone:
+		n.onAir = false
+		if n.mac == nil {
+			r.tm.set(i, r.after(r.mean))
+			return
+		}
+		// The MAC ignored carrier reports while on air: bring it up to date.
+		n.mac.TxDone(r.now)
+		n.mac.Carrier(r.now, n.carrier)
+		if r.cfg.Saturated {
+			r.topUp(i)
+		}
+		r.service(i)
+	case phy.Received:
+		d := ev.Data
+		if len(d) < headerLen || d[1] != byte(to) {
+			return
+		}
+		src := int(d[0]) - 1
+		if src < 0 || src >= len(r.nodes) {
+			return
+		}
+		if r.measuring {
+			r.succ++
+			r.nodes[src].success++
+		}
+		sn := &r.nodes[src]
+		seq := binary.BigEndian.Uint32(d[2:])
+		made := epoch.Add(time.Duration(binary.BigEndian.Uint64(d[6:])))
+		if sn.mac == nil {
+			if seq != sn.seq {
+				return // a copy sent before the sender learnt of the first
+			}
+			sn.seq++
+			sn.hol = r.now
+		}
+		if r.measuring {
+			r.delays = append(r.delays, float64(r.now.Sub(made))/float64(r.T))
+		}
+	}
+}
+
+// quantile returns the q-quantile of xs (reordered in place).
+func quantile(xs []float64, q float64) float64 {
+	slices.Sort(xs)
+	return xs[min(len(xs)-1, int(q*float64(len(xs))))]
+}
+
+func (r *runner) result(start time.Time) Result {
+	cfg := r.cfg
+	span := float64(cfg.Frames)
+	res := Result{
+		Protocol: cfg.Protocol, Nodes: cfg.Nodes, A: cfg.A, Seed: cfg.Seed,
+		Saturated: cfg.Saturated, FrameTimes: span,
+		Transmissions: r.tx, Successes: r.succ, Dropped: r.dropped,
+	}
+	if !cfg.Saturated {
+		res.Load = cfg.Load
+	}
+	attempts := r.attempts + r.tx
+	if cfg.Protocol == CSMA {
+		var def uint64
+		for i := range r.nodes {
+			def += r.nodes[i].mac.Stats().Deferrals
+		}
+		attempts = r.tx + def - r.macBase
+	}
+	res.Attempts = attempts
+	res.G = float64(attempts) / span
+	res.S = float64(r.succ) / span
+	switch cfg.Protocol {
+	case Aloha:
+		res.Theory = AlohaS(res.G)
+	case NPCSMA:
+		res.Theory = NPCSMAS(res.G, cfg.A)
+	}
+	if r.tx > r.succ {
+		res.Collisions = r.tx - r.succ
+	}
+	if r.tx > 0 {
+		res.CollisionRate = float64(res.Collisions) / float64(r.tx)
+	}
+	if len(r.delays) > 0 {
+		sum := 0.0
+		for _, d := range r.delays {
+			sum += d
+		}
+		res.DelayMean = sum / float64(len(r.delays))
+		res.DelayP95 = quantile(r.delays, 0.95)
+	}
+	var s1, s2 float64
+	for i := range r.nodes {
+		x := float64(r.nodes[i].success)
+		s1 += x
+		s2 += x * x
+	}
+	if s2 > 0 {
+		res.Jain = s1 * s1 / (float64(len(r.nodes)) * s2)
+	}
+	res.WallSeconds = time.Since(start).Seconds()
+	if res.WallSeconds > 0 {
+		res.Speed = (span + float64(min(cfg.Frames/10, 1000))) / res.WallSeconds
+	}
+	return res
+}
