@@ -36,7 +36,7 @@ func TestRunAsUserWithMetricsAndCapture(t *testing.T) {
 	dir := t.TempDir()
 	pcaps := [2]string{filepath.Join(dir, "n1.pcap"), filepath.Join(dir, "n2.pcap")}
 	p, err := l.StartPair(lab.PairConfig{Bin: slidedBin, Dir: dir, Rate: 115200, Subnet: "192.0.2",
-		Args: []string{"-user", "nobody", "-metrics", "127.0.0.1:9469"},
+		Args:     []string{"-user", "nobody", "-metrics", "127.0.0.1:9469"},
 		NodeArgs: func(i int) []string { return []string{"-pcap", pcaps[i]} }})
 	if err != nil {
 		t.Fatal(err)

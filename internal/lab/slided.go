@@ -23,7 +23,7 @@ type PairConfig struct {
 	Args   []string // extra arguments for both daemons' run command
 	// NodeArgs, if set, gives extra arguments for daemon i (0 or 1).
 	NodeArgs func(i int) []string
-	TAP    string   // TAP name (default "slided0")
+	TAP      string // TAP name (default "slided0")
 }
 
 // Pair is a running pair: node 1 in NS[0] at Addr[0], node 2 in NS[1] at Addr[1].
