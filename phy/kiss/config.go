@@ -1,6 +1,7 @@
 package kiss
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/slided/slided/framing"
 )
 
 // Defaults, as Dire Wolf and most TNCs start.
@@ -224,16 +227,33 @@ func (c *Config) check() error {
 	return nil
 }
 
-// MaxBurst is the longest burst Transmit accepts: the most that fits in
-// MaxFrame even if every byte needs an escape (two FENDs and the type byte
-// around twice the burst).
+// MaxBurst is the longest burst Transmit can accept: MaxFrame less the two
+// FENDs and the type byte (2045 bytes for Dire Wolf). A burst that long fits
+// only if none of its bytes needs an escape; Transmit checks each burst's
+// real escaped length (FrameLen) against MaxFrame.
 func (c Config) MaxBurst() int {
 	m := c.MaxFrame
 	if m == 0 {
 		m = DefaultMaxFrame
 	}
-	return (m - 3) / 2
+	return m - 3
 }
+
+// FrameLen is the length of b sent as one KISS data frame on c.Port: two
+// FENDs, the type byte and the data, each 0xC0 (FEND) and 0xDB (FESC), in
+// the type byte or the data, counting twice. It does not allocate.
+func (c Config) FrameLen(b []byte) int {
+	n := 3 + len(b) + bytes.Count(b, fend) + bytes.Count(b, fesc)
+	if t := c.Port << 4; t == framing.KISSFEND || t == framing.KISSFESC {
+		n++ // port 12: the type byte 0xC0 is escaped too
+	}
+	return n
+}
+
+var (
+	fend = []byte{framing.KISSFEND}
+	fesc = []byte{framing.KISSFESC}
+)
 
 // TxTime estimates how long the TNC keeps the channel for a burst of n
 // bytes once it starts sending: TXDelay (flags), the HDLC frame (n bytes

@@ -140,9 +140,9 @@ func TestMaxBurst(t *testing.T) {
 		maxFrame int
 		want     int
 	}{
-		{"Dire Wolf", 2048, 1022},
-		{"default", 0, 1022},
-		{"odd", 2049, 1023},
+		{"Dire Wolf", 2048, 2045},
+		{"default", 0, 2045},
+		{"odd", 2049, 2046},
 	}
 	for _, tt := range tests {
 		c := Config{MaxFrame: tt.maxFrame}
@@ -150,15 +150,59 @@ func TestMaxBurst(t *testing.T) {
 		if got != tt.want {
 			t.Errorf("%s: MaxBurst() = %d, want %d", tt.desc, got, tt.want)
 		}
-		// The worst case, every byte escaped, still fits.
-		worst := framing.AppendKISS(nil, 0, framing.KISSData, bytes.Repeat([]byte{framing.KISSFEND}, got))
+		// A burst of MaxBurst bytes that needs no escape fills the frame
+		// limit exactly; one escape more does not fit.
 		limit := tt.maxFrame
 		if limit == 0 {
 			limit = DefaultMaxFrame
 		}
-		if len(worst) > limit {
-			t.Errorf("%s: worst-case frame %d bytes exceeds %d", tt.desc, len(worst), limit)
+		plain := framing.AppendKISS(nil, 0, framing.KISSData, bytes.Repeat([]byte{'x'}, got))
+		if len(plain) != limit {
+			t.Errorf("%s: unescaped burst of %d bytes is a %d-byte frame, want %d", tt.desc, got, len(plain), limit)
 		}
+	}
+}
+
+// TestFrameLen: FrameLen is the length AppendKISS produces, escapes of the
+// data and of the type byte included.
+func TestFrameLen(t *testing.T) {
+	tests := []struct {
+		desc string
+		port byte
+		b    []byte
+		want int
+	}{
+		{"empty", 0, nil, 3},
+		{"plain", 0, []byte("hello"), 8},
+		{"one FEND", 0, []byte{1, framing.KISSFEND, 2}, 7},
+		{"one FESC", 0, []byte{1, framing.KISSFESC, 2}, 7},
+		{"TFEND and TFESC need no escape", 0, []byte{framing.KISSTFEND, framing.KISSTFESC}, 5},
+		{"all special", 3, bytes.Repeat([]byte{framing.KISSFEND, framing.KISSFESC}, 100), 403},
+		{"port 12: the type byte is FEND", 12, []byte("hello"), 9},
+		{"port 13: type byte 0xD0, no escape", 13, []byte("hello"), 8},
+	}
+	for _, tt := range tests {
+		c := Config{Port: tt.port}
+		got := c.FrameLen(tt.b)
+		if got != tt.want {
+			t.Errorf("%s: FrameLen = %d, want %d", tt.desc, got, tt.want)
+		}
+		if enc := framing.AppendKISS(nil, tt.port, framing.KISSData, tt.b); len(enc) != got {
+			t.Errorf("%s: FrameLen = %d, AppendKISS made %d bytes", tt.desc, got, len(enc))
+		}
+	}
+}
+
+func BenchmarkFrameLen(b *testing.B) {
+	c := Defaults()
+	burst := make([]byte, 1044)
+	for i := range burst {
+		burst[i] = byte(i * 7)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(burst)))
+	for b.Loop() {
+		c.FrameLen(burst)
 	}
 }
 

@@ -35,7 +35,8 @@ import (
 
 // Errors of Transmit; callers branch on them with errors.Is.
 var (
-	// ErrTooLong: the burst is longer than Info().MaxFrame.
+	// ErrTooLong: the burst is longer than Info().MaxFrame, or its KISS
+	// frame, escapes included, is longer than Config.MaxFrame.
 	ErrTooLong = errors.New("kiss: burst too long")
 	// ErrTooShort: the burst is shorter than MinBurst.
 	ErrTooShort = errors.New("kiss: burst too short")
@@ -191,9 +192,13 @@ func write(c io.Writer, b []byte) error {
 	return err
 }
 
-// Info describes the TNC: BitRate is the configured air rate, MaxFrame the
-// longest burst that fits in the TNC's frame limit even if every byte must
-// be escaped ((MaxFrame-3)/2: 1022 bytes for Dire Wolf), Turnaround TXDelay.
+// Info describes the TNC: BitRate is the configured air rate, Turnaround
+// TXDelay, and MaxFrame the longest burst that fits in the TNC's frame limit
+// when no byte needs an escape (Config.MaxBurst: MaxFrame-3, 2045 bytes for
+// Dire Wolf). It is the unescaped bound on purpose: escapes are rare (a
+// random byte needs one with p = 2/256, under 1%), and the worst-case bound,
+// (MaxFrame-3)/2, would refuse every ordinary 1000-byte datagram. Transmit
+// refuses the rare burst whose escapes push it over the limit.
 func (t *TNC) Info() phy.Info { return t.info }
 
 // Events delivers Up, Received, TxDone and Down, in order. Received data is
@@ -205,11 +210,16 @@ func (t *TNC) Events() <-chan phy.Event { return t.events }
 // Transmit sends b as one KISS data frame. It copies b before returning and
 // does not wait for the airtime: TxDone follows after Config.TxTime(len(b))
 // (or Down, if the connection is lost first). It refuses bursts longer than
-// Info().MaxFrame (ErrTooLong) or shorter than MinBurst (ErrTooShort), a
-// second burst before TxDone (ErrBusy), and bursts while down (ErrDown).
+// Info().MaxFrame or whose KISS frame, escapes included (Config.FrameLen),
+// is longer than Config.MaxFrame (ErrTooLong: the TNC would cut it), bursts
+// shorter than MinBurst (ErrTooShort), a second burst before TxDone
+// (ErrBusy), and bursts while down (ErrDown).
 func (t *TNC) Transmit(b []byte) error {
 	if len(b) > t.maxBurst {
 		return fmt.Errorf("%w: %d bytes, at most %d", ErrTooLong, len(b), t.maxBurst)
+	}
+	if n := t.cfg.FrameLen(b); n > t.cfg.MaxFrame {
+		return fmt.Errorf("%w: %d bytes are %d once escaped, at most %d", ErrTooLong, len(b), n, t.cfg.MaxFrame)
 	}
 	if len(b) < MinBurst {
 		return fmt.Errorf("%w: %d bytes, at least %d", ErrTooShort, len(b), MinBurst)

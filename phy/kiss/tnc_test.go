@@ -240,7 +240,7 @@ func TestTNCAgainstFake(t *testing.T) {
 		t.Fatalf("parameters %v, want %v", got, wantParams)
 	}
 	wantEvent(t, tnc, phy.Up)
-	if info := tnc.Info(); info.BitRate != 9600 || info.MaxFrame != 1022 || info.Turnaround != 50*time.Millisecond {
+	if info := tnc.Info(); info.BitRate != 9600 || info.MaxFrame != 2045 || info.Turnaround != 50*time.Millisecond {
 		t.Fatalf("info %+v", info)
 	}
 
@@ -294,13 +294,30 @@ func TestTNCAgainstFake(t *testing.T) {
 		b    []byte
 		want error
 	}{
-		{"too long", make([]byte, 1023), ErrTooLong},
+		{"too long", make([]byte, 2046), ErrTooLong},
+		{"too long once escaped", bytes.Repeat([]byte{framing.KISSFEND}, 1023), ErrTooLong},
+		{"one escape too many", append(bytes.Repeat([]byte{framing.KISSFESC}, 6), make([]byte, 2034)...), ErrTooLong},
 		{"too short", make([]byte, MinBurst-1), ErrTooShort},
 	} {
 		if err := tnc.Transmit(tc.b); !errors.Is(err, tc.want) {
 			t.Errorf("%s: Transmit = %v, want %v", tc.desc, err, tc.want)
 		}
 	}
+
+	// A burst whose frame, escapes included, is exactly the TNC's limit goes
+	// out whole.
+	fits := append(bytes.Repeat([]byte{framing.KISSFESC}, 5), make([]byte, 2035)...)
+	if n := cfg.FrameLen(fits); n != DefaultMaxFrame {
+		t.Fatalf("test burst is a %d-byte frame, want %d", n, DefaultMaxFrame)
+	}
+	if err := tnc.Transmit(fits); err != nil {
+		t.Fatalf("burst that fits once escaped: %v", err)
+	}
+	if got := readFrames(t, conn, 1); got[0] != fmt.Sprintf("3/0/%x", fits) {
+		t.Fatalf("TNC got %.40s..., want the burst intact", got[0])
+	}
+	clk.Advance(clk.nextTimer(t).d)
+	wantEvent(t, tnc, phy.TxDone)
 
 	// The TNC goes away: Down, retries on the backoff schedule, Up when it
 	// is back, and the parameters again.
@@ -331,8 +348,8 @@ func TestTNCAgainstFake(t *testing.T) {
 	}
 	readFrames(t, conn, 1)
 	clk.nextTimer(t) // TxDone estimate: armed after the write was counted
-	if st := tnc.Stats(); st.Connects != 2 || st.Drops != 1 || st.Sent != 2 {
-		t.Fatalf("stats %+v: want 2 connects, 1 drop, 2 sent", st)
+	if st := tnc.Stats(); st.Connects != 2 || st.Drops != 1 || st.Sent != 3 {
+		t.Fatalf("stats %+v: want 2 connects, 1 drop, 3 sent", st)
 	}
 
 	// Close: the events channel is closed, and Transmit says so.
