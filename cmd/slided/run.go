@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,6 +23,7 @@ import (
 	"github.com/slided/slided/control"
 	"github.com/slided/slided/framing"
 	"github.com/slided/slided/metrics"
+	"github.com/slided/slided/phy"
 	"github.com/slided/slided/phy/kiss"
 	"github.com/slided/slided/phy/serial"
 	"github.com/slided/slided/phy/sim"
@@ -299,6 +302,7 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 		return fmt.Errorf("open modem: %w", err)
 	}
 	defer p.Close()
+	tuneNeighbours(dev.Name(), p.Info().BitRate, f.mtu, log)
 
 	if f.user != "" {
 		if err := dropPrivileges(f.user); err != nil {
@@ -500,4 +504,33 @@ func hasNetAdmin() bool {
 		}
 	}
 	return os.Geteuid() == 0
+}
+
+// tuneNeighbours sets the kernel's neighbour (ARP and IPv6 ND) timers on the
+// TAP for a slow link. The defaults (3 probes 1 s apart) give up before a
+// reply can cross a 1200 bit/s channel behind a frame or two, and the kernel
+// then drops the packets that waited for it. Probes go out one full frame's
+// airtime plus a second apart, five of them, and an entry stays reachable
+// for two minutes. Links fast enough for the defaults are left alone.
+func tuneNeighbours(dev string, bitRate, mtu int, log zerolog.Logger) {
+	retrans := phy.Airtime(mtu+14+framing.Overhead, bitRate) + time.Second
+	if bitRate <= 0 || retrans <= 2*time.Second {
+		return
+	}
+	retrans = min(retrans, 30*time.Second)
+	set := map[string]string{
+		"retrans_time_ms":        strconv.FormatInt(retrans.Milliseconds(), 10),
+		"mcast_solicit":          "5",
+		"ucast_solicit":          "5",
+		"base_reachable_time_ms": "120000",
+	}
+	for _, family := range []string{"ipv4", "ipv6"} {
+		for k, v := range set {
+			path := filepath.Join("/proc/sys/net", family, "neigh", dev, k)
+			if err := os.WriteFile(path, []byte(v), 0); err != nil && !errors.Is(err, os.ErrNotExist) {
+				log.Warn().Err(err).Str("sysctl", path).Msg("cannot tune neighbour timers for a slow link")
+			}
+		}
+	}
+	log.Info().Dur("retrans", retrans).Msg("neighbour timers tuned for a slow link")
 }
