@@ -9,6 +9,7 @@ require (
 	github.com/vishvananda/netlink v1.3.1
 	github.com/vishvananda/netns v0.0.5
 	go.bug.st/serial v1.8.0
+	golang.org/x/crypto v0.45.0
 	golang.org/x/sys v0.50.0
 )
 

@@ -1,0 +1,562 @@
+// Package arq is the link layer above channel access: it cuts packets into
+// fragments that fit the modem's frame size, reassembles them at the
+// receiver, and for unicast runs selective-repeat ARQ with acknowledgements,
+// bounded retries and duplicate suppression. Broadcast goes unacknowledged.
+//
+// The package is sans-I/O, like mac/csma: every method takes the current
+// time; an ARQ never reads a clock, sleeps or starts a goroutine, and for a
+// given input sequence it makes the same decisions. Frames to send and
+// packets to deliver leave through a Sink during the call that produced them.
+// An ARQ is not safe for concurrent use: one goroutine owns it.
+//
+// The driver's loop:
+//
+//	packet from the TAP:    a.Send(now, h, packet)       (ErrWindowFull: hold it)
+//	frame from the decoder: a.Receive(now, h, payload)
+//	frame went on air:      a.TxDone(now, h, payload)    (optional, sharper timer)
+//	when a.Deadline() passes: a.Poll(now)
+//
+// docs/link-arq.md gives the formats, the state machines and the timing rule.
+package arq
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/slided/slided/framing"
+)
+
+// Sink receives what an ARQ produces. Both methods are called synchronously
+// from Send, Receive and Poll, by the goroutine that owns the ARQ; the byte
+// slices are valid only during the call (copy or encode them at once).
+type Sink interface {
+	// Transmit queues one link frame. h.Src is the ARQ's Self. A frame the
+	// sink cannot queue may be dropped: ARQ recovers unicast through its
+	// timer.
+	Transmit(h framing.Header, payload []byte)
+	// Deliver hands up one whole packet; h.Kind is the packet's kind
+	// (KindData or KindEthernet as the sender gave it), h.Dst and h.Src the
+	// link addresses it travelled with.
+	Deliver(h framing.Header, packet []byte)
+}
+
+// Errors returned by Send; callers branch on them with errors.Is.
+var (
+	// ErrWindowFull: the destination already has Window packets awaiting
+	// acknowledgement, or its next sequence number was used too recently
+	// (within DupLifetime). Hold the packet and try after the next Receive
+	// or Poll.
+	ErrWindowFull = errors.New("arq: window full")
+	// ErrTooBig: the packet is longer than MaxPacket.
+	ErrTooBig = errors.New("arq: packet too big")
+	// ErrBadAddr: destination 0x00.
+	ErrBadAddr = errors.New("arq: invalid destination")
+)
+
+// Stats counts what an ARQ has done since New. All counters only grow,
+// except the two gauges at the end.
+type Stats struct {
+	Packets         uint64 // packets accepted by Send
+	Fragments       uint64 // fragments transmitted the first time
+	Retransmissions uint64 // fragments transmitted again
+	Rounds          uint64 // retry rounds (after an Ack with gaps or a timeout)
+	Timeouts        uint64 // Ack timeouts
+	GiveUps         uint64 // unicast packets abandoned after MaxRetries
+	Acked           uint64 // unicast packets fully acknowledged
+	AcksSent        uint64
+	AcksReceived    uint64
+	StaleAcks       uint64 // Acks for no outstanding packet
+	Delivered       uint64 // packets handed to Sink.Deliver
+	Duplicates      uint64 // fragments of an already delivered packet (re-acked, not delivered)
+	DupFragments    uint64 // fragments already held in a reassembly buffer
+	ReasmTimeouts   uint64 // partial packets freed by ReasmTimeout
+	ReasmEvicted    uint64 // partial packets evicted to make room
+	Malformed       uint64 // unparsable fragments or Acks, inconsistent or oversize packets
+	NotForUs        uint64 // frames for another unicast destination
+	Ignored         uint64 // frames of kinds the ARQ does not handle
+	// ReasmBytes is the fragment bytes held in reassembly buffers now.
+	ReasmBytes int
+	// HeldBytes is the packet bytes held for retransmission now.
+	HeldBytes int
+}
+
+// outPkt is one unicast packet awaiting acknowledgement.
+type outPkt struct {
+	used     bool
+	seq      uint8
+	inner    framing.Kind
+	count    uint8
+	acked    uint64
+	poll     uint8 // the fragment that carried AckReq in the current round
+	retries  int
+	deadline time.Time
+	data     []byte // cap MaxPacket, reused
+}
+
+// peer is the state kept for one other node.
+type peer struct {
+	nextSeq   uint8
+	lastUse   [256]int64 // sender: when each seq was last assigned (UnixNano, 0 never)
+	delivered [256]int64 // receiver: when each seq from this peer was delivered
+	out       []outPkt   // len Window, unicast only
+	busy      int        // used entries in out
+}
+
+// reasm is one partial packet.
+type reasm struct {
+	used          bool
+	src           framing.NodeID
+	bcast         bool
+	seq           uint8
+	inner         framing.Kind
+	count         uint8
+	have          uint64
+	off, n        [framing.MaxFragments]uint16
+	arena         []byte // cap MaxPacket, reused; fragments in arrival order
+	started, last time.Time
+}
+
+// ARQ is one node's fragmentation, reassembly and link ARQ. Create it with
+// New.
+type ARQ struct {
+	cfg      Config
+	sink     Sink
+	fragData int
+	peers    [256]*peer
+	bufs     []reasm
+	tx       []byte // fragment being composed
+	out      []byte // packet being assembled
+	stats    Stats
+}
+
+// New returns an ARQ that sends and delivers through sink.
+func New(cfg Config, sink Sink) (*ARQ, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if sink == nil {
+		return nil, errors.New("arq: nil sink")
+	}
+	return &ARQ{
+		cfg:      cfg,
+		sink:     sink,
+		fragData: cfg.MaxPayload - framing.FragHeaderLen,
+		bufs:     make([]reasm, cfg.ReasmBuffers),
+		tx:       make([]byte, 0, cfg.MaxPayload),
+		out:      make([]byte, 0, cfg.MaxPacket),
+	}, nil
+}
+
+// Stats returns a copy of the counters.
+func (a *ARQ) Stats() Stats { return a.stats }
+
+func (a *ARQ) peer(id framing.NodeID) *peer {
+	p := a.peers[id]
+	if p == nil {
+		p = &peer{}
+		if id != framing.Broadcast && !a.cfg.NoARQ {
+			p.out = make([]outPkt, a.cfg.Window)
+		}
+		a.peers[id] = p
+	}
+	return p
+}
+
+// Send fragments packet (of kind h.Kind, to h.Dst; h.Src is ignored and Self
+// used) and transmits the fragments through the sink. Unicast packets are
+// kept, copied, until acknowledged or given up; broadcast packets (and all
+// packets with NoARQ) go once, and when they fit one frame they go as a
+// plain frame of kind h.Kind without a fragment header. Send does not retain
+// packet.
+func (a *ARQ) Send(now time.Time, h framing.Header, packet []byte) error {
+	if h.Dst == 0 {
+		return fmt.Errorf("send to %#02x: %w", byte(h.Dst), ErrBadAddr)
+	}
+	if len(packet) > a.cfg.MaxPacket {
+		return fmt.Errorf("send %d bytes (max %d): %w", len(packet), a.cfg.MaxPacket, ErrTooBig)
+	}
+	h.Src = a.cfg.Self
+	count := uint8(max(1, (len(packet)+a.fragData-1)/a.fragData))
+	p := a.peer(h.Dst)
+	if h.Dst == framing.Broadcast || a.cfg.NoARQ {
+		a.stats.Packets++
+		if len(packet) <= a.cfg.MaxPayload {
+			a.stats.Fragments++
+			a.sink.Transmit(h, packet)
+			return nil
+		}
+		seq := p.nextSeq
+		p.nextSeq++
+		for i := range count {
+			a.sendFrag(h.Dst, framing.FragHeader{Inner: h.Kind, Seq: seq, Index: i, Count: count}, packet)
+		}
+		a.stats.Fragments += uint64(count)
+		return nil
+	}
+	slot := -1
+	for i := range p.out {
+		if !p.out[i].used {
+			slot = i
+			break
+		}
+	}
+	seq := p.nextSeq
+	if last := p.lastUse[seq]; slot < 0 || (last != 0 && now.UnixNano()-last < int64(a.cfg.DupLifetime)) {
+		return fmt.Errorf("send to node %d: %w", h.Dst, ErrWindowFull)
+	}
+	p.nextSeq++
+	p.lastUse[seq] = max(now.UnixNano(), 1)
+	o := &p.out[slot]
+	if o.data == nil {
+		o.data = make([]byte, 0, a.cfg.MaxPacket)
+	}
+	*o = outPkt{used: true, seq: seq, inner: h.Kind, count: count, poll: count - 1,
+		deadline: now.Add(a.cfg.AckTimeout), data: append(o.data[:0], packet...)}
+	p.busy++
+	a.stats.HeldBytes += len(packet)
+	a.stats.Packets++
+	for i := range count {
+		a.sendFrag(h.Dst, framing.FragHeader{AckReq: i == count-1, Inner: h.Kind, Seq: seq, Index: i, Count: count}, o.data)
+	}
+	a.stats.Fragments += uint64(count)
+	return nil
+}
+
+// sendFrag transmits fragment f.Index of packet.
+func (a *ARQ) sendFrag(dst framing.NodeID, f framing.FragHeader, packet []byte) {
+	lo := int(f.Index) * a.fragData
+	hi := min(lo+a.fragData, len(packet))
+	b, _ := framing.AppendFrag(a.tx[:0], f) // f is in range by construction
+	b = append(b, packet[lo:hi]...)
+	a.sink.Transmit(framing.Header{Kind: framing.KindFragment, Dst: dst, Src: a.cfg.Self}, b)
+}
+
+// Receive handles one frame from the decoder. Plain KindData and
+// KindEthernet frames are delivered as they are; fragments are reassembled
+// (and acknowledged when they ask for it); Acks advance the sender. Frames
+// for another unicast node are counted and dropped. Receive does not retain
+// payload.
+func (a *ARQ) Receive(now time.Time, h framing.Header, payload []byte) {
+	if h.Dst != a.cfg.Self && h.Dst != framing.Broadcast {
+		a.stats.NotForUs++
+		return
+	}
+	if h.Src == 0 || h.Src == framing.Broadcast {
+		a.stats.Malformed++
+		return
+	}
+	switch h.Kind {
+	case framing.KindData, framing.KindEthernet:
+		a.stats.Delivered++
+		a.sink.Deliver(h, payload)
+	case framing.KindFragment:
+		a.onFrag(now, h, payload)
+	case framing.KindAck:
+		a.onAck(now, h, payload)
+	default:
+		a.stats.Ignored++
+	}
+}
+
+func (a *ARQ) onFrag(now time.Time, h framing.Header, payload []byte) {
+	f, body, err := framing.ParseFrag(payload)
+	if err != nil {
+		a.stats.Malformed++
+		return
+	}
+	bcast := h.Dst == framing.Broadcast
+	ackReq := f.AckReq && !bcast
+	p := a.peer(h.Src)
+	if !bcast {
+		if t := p.delivered[f.Seq]; t != 0 && now.UnixNano()-t < int64(a.cfg.DupLifetime) {
+			a.stats.Duplicates++
+			if ackReq {
+				a.sendAck(h.Src, framing.Ack{Seq: f.Seq, Count: f.Count, Have: countMask(f.Count)})
+			}
+			return
+		}
+	}
+	if len(body) > a.cfg.MaxPacket {
+		a.stats.Malformed++
+		return
+	}
+	hd := framing.Header{Kind: f.Inner, Dst: h.Dst, Src: h.Src}
+	if f.Count == 1 {
+		a.deliver(now, p, bcast, f.Seq, hd, body)
+		if ackReq {
+			a.sendAck(h.Src, framing.Ack{Seq: f.Seq, Count: 1, Have: 1})
+		}
+		return
+	}
+	r := a.find(h.Src, bcast, f.Seq)
+	if r != nil && (r.count != f.Count || r.inner != f.Inner) {
+		a.free(r) // a stale packet under a reused sequence number
+		a.stats.Malformed++
+		r = nil
+	}
+	if r == nil {
+		if r = a.alloc(now, len(body)); r == nil {
+			return
+		}
+		r.src, r.bcast, r.seq, r.inner, r.count = h.Src, bcast, f.Seq, f.Inner, f.Count
+	}
+	r.last = now
+	bit := uint64(1) << f.Index
+	if r.have&bit != 0 {
+		a.stats.DupFragments++
+	} else {
+		if a.stats.ReasmBytes+len(body) > a.cfg.ReasmBytes {
+			a.evictFor(r, len(body))
+		}
+		if len(r.arena)+len(body) > a.cfg.MaxPacket {
+			a.free(r) // outgrows any packet: forged, or a sender misconfigured
+			a.stats.Malformed++
+			return
+		}
+		r.off[f.Index], r.n[f.Index] = uint16(len(r.arena)), uint16(len(body))
+		r.arena = append(r.arena, body...)
+		r.have |= bit
+		a.stats.ReasmBytes += len(body)
+	}
+	have := r.have
+	if have == countMask(r.count) {
+		pkt := a.out[:0]
+		for i := range r.count {
+			pkt = append(pkt, r.arena[r.off[i]:r.off[i]+r.n[i]]...)
+		}
+		a.free(r)
+		a.deliver(now, p, bcast, f.Seq, hd, pkt)
+	}
+	if ackReq {
+		a.sendAck(h.Src, framing.Ack{Seq: f.Seq, Count: f.Count, Have: have})
+	}
+}
+
+func (a *ARQ) deliver(now time.Time, p *peer, bcast bool, seq uint8, h framing.Header, pkt []byte) {
+	if !bcast {
+		p.delivered[seq] = max(now.UnixNano(), 1)
+	}
+	a.stats.Delivered++
+	a.sink.Deliver(h, pkt)
+}
+
+func (a *ARQ) sendAck(dst framing.NodeID, ack framing.Ack) {
+	b, err := framing.AppendAck(a.tx[:0], ack)
+	if err != nil {
+		return
+	}
+	a.stats.AcksSent++
+	a.sink.Transmit(framing.Header{Kind: framing.KindAck, Dst: dst, Src: a.cfg.Self}, b)
+}
+
+func (a *ARQ) find(src framing.NodeID, bcast bool, seq uint8) *reasm {
+	for i := range a.bufs {
+		r := &a.bufs[i]
+		if r.used && r.src == src && r.bcast == bcast && r.seq == seq {
+			return r
+		}
+	}
+	return nil
+}
+
+// alloc returns a free buffer, evicting the oldest partial packet if none is
+// free, or nil if n bytes can never fit.
+func (a *ARQ) alloc(now time.Time, n int) *reasm {
+	var free, oldest *reasm
+	for i := range a.bufs {
+		r := &a.bufs[i]
+		if !r.used {
+			free = r
+			break
+		}
+		if oldest == nil || r.started.Before(oldest.started) {
+			oldest = r
+		}
+	}
+	if free == nil {
+		a.free(oldest)
+		a.stats.ReasmEvicted++
+		free = oldest
+	}
+	if free.arena == nil {
+		free.arena = make([]byte, 0, a.cfg.MaxPacket)
+	}
+	*free = reasm{used: true, started: now, arena: free.arena[:0]}
+	return free
+}
+
+// evictFor frees the oldest partial packets other than keep until n more
+// bytes fit under ReasmBytes. Validate guarantees ReasmBytes >= MaxPacket, so
+// keep alone always fits.
+func (a *ARQ) evictFor(keep *reasm, n int) {
+	for a.stats.ReasmBytes+n > a.cfg.ReasmBytes {
+		var oldest *reasm
+		for i := range a.bufs {
+			r := &a.bufs[i]
+			if r.used && r != keep && (oldest == nil || r.started.Before(oldest.started)) {
+				oldest = r
+			}
+		}
+		if oldest == nil {
+			return
+		}
+		a.free(oldest)
+		a.stats.ReasmEvicted++
+	}
+}
+
+func (a *ARQ) free(r *reasm) {
+	a.stats.ReasmBytes -= len(r.arena)
+	r.used = false
+	r.arena = r.arena[:0]
+}
+
+func (a *ARQ) onAck(now time.Time, h framing.Header, payload []byte) {
+	if h.Dst != a.cfg.Self {
+		a.stats.Malformed++ // Acks are never broadcast
+		return
+	}
+	ack, err := framing.ParseAck(payload)
+	if err != nil {
+		a.stats.Malformed++
+		return
+	}
+	a.stats.AcksReceived++
+	p := a.peers[h.Src]
+	var o *outPkt
+	if p != nil {
+		for i := range p.out {
+			if p.out[i].used && p.out[i].seq == ack.Seq && p.out[i].count == ack.Count {
+				o = &p.out[i]
+				break
+			}
+		}
+	}
+	if o == nil {
+		a.stats.StaleAcks++
+		return
+	}
+	current := ack.Have&(1<<o.poll) != 0 // answers this round's poll, not an earlier one
+	o.acked |= ack.Have
+	if o.acked == countMask(o.count) {
+		a.stats.Acked++
+		a.release(p, o)
+		return
+	}
+	if !current {
+		return
+	}
+	a.retry(now, h.Src, p, o, ^o.acked&countMask(o.count))
+}
+
+// retry starts a new round for o: it retransmits the fragments in missing,
+// the highest of them carrying AckReq, or gives o up after MaxRetries.
+func (a *ARQ) retry(now time.Time, dst framing.NodeID, p *peer, o *outPkt, missing uint64) {
+	if o.retries >= a.cfg.MaxRetries {
+		a.stats.GiveUps++
+		a.release(p, o)
+		return
+	}
+	o.retries++
+	a.stats.Rounds++
+	last := uint8(63)
+	for missing&(1<<last) == 0 {
+		last--
+	}
+	o.poll = last
+	for i := range o.count {
+		if missing&(1<<i) != 0 {
+			a.sendFrag(dst, framing.FragHeader{AckReq: i == last, Inner: o.inner, Seq: o.seq, Index: i, Count: o.count}, o.data)
+			a.stats.Retransmissions++
+		}
+	}
+	o.deadline = now.Add(a.cfg.AckTimeout)
+}
+
+func (a *ARQ) release(p *peer, o *outPkt) {
+	a.stats.HeldBytes -= len(o.data)
+	o.used = false
+	p.busy--
+}
+
+// TxDone tells the ARQ that a frame it transmitted has left the modem. For
+// the fragment that asked for an Ack it restarts the Ack timer from now, so
+// that time spent in the MAC queue does not count against AckTimeout.
+// Other frames are ignored; calling TxDone is optional.
+func (a *ARQ) TxDone(now time.Time, h framing.Header, payload []byte) {
+	if h.Kind != framing.KindFragment || h.Dst == framing.Broadcast {
+		return
+	}
+	f, _, err := framing.ParseFrag(payload)
+	if err != nil || !f.AckReq {
+		return
+	}
+	if p := a.peers[h.Dst]; p != nil {
+		for i := range p.out {
+			o := &p.out[i]
+			if o.used && o.seq == f.Seq && o.poll == f.Index {
+				o.deadline = now.Add(a.cfg.AckTimeout)
+			}
+		}
+	}
+}
+
+// Deadline is the earliest time at which Poll has work: an Ack timeout or a
+// reassembly time-out. ok is false when nothing is pending.
+func (a *ARQ) Deadline() (t time.Time, ok bool) {
+	for _, p := range a.peers {
+		if p == nil || p.busy == 0 {
+			continue
+		}
+		for i := range p.out {
+			if o := &p.out[i]; o.used && (!ok || o.deadline.Before(t)) {
+				t, ok = o.deadline, true
+			}
+		}
+	}
+	for i := range a.bufs {
+		if r := &a.bufs[i]; r.used {
+			if d := r.last.Add(a.cfg.ReasmTimeout); !ok || d.Before(t) {
+				t, ok = d, true
+			}
+		}
+	}
+	return t, ok
+}
+
+// Poll runs the timers due at now: a unicast packet whose Ack is overdue
+// retransmits its highest unacknowledged fragment as a poll (or is given up
+// after MaxRetries), and a partial packet idle for ReasmTimeout is freed.
+func (a *ARQ) Poll(now time.Time) {
+	for id, p := range a.peers {
+		if p == nil || p.busy == 0 {
+			continue
+		}
+		for i := range p.out {
+			o := &p.out[i]
+			if o.used && !now.Before(o.deadline) {
+				a.stats.Timeouts++
+				missing := ^o.acked & countMask(o.count)
+				last := uint64(1) << 63
+				for missing&last == 0 {
+					last >>= 1
+				}
+				a.retry(now, framing.NodeID(id), p, o, last)
+			}
+		}
+	}
+	for i := range a.bufs {
+		if r := &a.bufs[i]; r.used && !now.Before(r.last.Add(a.cfg.ReasmTimeout)) {
+			a.free(r)
+			a.stats.ReasmTimeouts++
+		}
+	}
+}
+
+func countMask(n uint8) uint64 {
+	if n >= 64 {
+		return ^uint64(0)
+	}
+	return 1<<n - 1
+}

@@ -1,0 +1,437 @@
+package arq
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/slided/slided/framing"
+)
+
+type frame struct {
+	h framing.Header
+	p []byte
+}
+
+// recorder is a Sink that copies what it is given.
+type recorder struct {
+	tx, rx []frame
+}
+
+func (r *recorder) Transmit(h framing.Header, p []byte) {
+	r.tx = append(r.tx, frame{h, append([]byte(nil), p...)})
+}
+
+func (r *recorder) Deliver(h framing.Header, p []byte) {
+	r.rx = append(r.rx, frame{h, append([]byte(nil), p...)})
+}
+
+func (r *recorder) take() []frame { f := r.tx; r.tx = nil; return f }
+
+var t0 = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// node is an ARQ with its recorder.
+type node struct {
+	*ARQ
+	rec *recorder
+}
+
+func testConfig(self framing.NodeID) Config {
+	c := DefaultConfig(self, 24, 200, Timing{BitRate: 9600, Propagation: 10 * time.Millisecond, Margin: 20 * time.Millisecond})
+	return c
+}
+
+func newNode(t *testing.T, c Config) node {
+	t.Helper()
+	rec := &recorder{}
+	a, err := New(c, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return node{a, rec}
+}
+
+func pattern(n int, seed byte) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = seed + byte(i*7)
+	}
+	return b
+}
+
+// deliverAll hands frames to dst, skipping those for which drop says so.
+func deliverAll(now time.Time, dst node, fs []frame, drop func(i int, f frame) bool) {
+	for i, f := range fs {
+		if drop == nil || !drop(i, f) {
+			dst.Receive(now, f.h, f.p)
+		}
+	}
+}
+
+func fragIndex(t *testing.T, f frame) uint8 {
+	t.Helper()
+	h, _, err := framing.ParseFrag(f.p)
+	if err != nil {
+		t.Fatalf("not a fragment: %v", err)
+	}
+	return h.Index
+}
+
+func TestTimingAckTimeout(t *testing.T) {
+	tm := Timing{BitRate: 1200, Propagation: 670 * time.Millisecond, Turnaround: 50 * time.Millisecond, Margin: 100 * time.Millisecond}
+	// largest Ack: 10 bytes payload, 17 inner, 20 on the wire = 160 bits = 133.333 ms.
+	want := 133333333*time.Nanosecond + 2*670*time.Millisecond + 150*time.Millisecond
+	if got := tm.AckTimeout(); got != want {
+		t.Fatalf("AckTimeout %v, want %v", got, want)
+	}
+}
+
+func TestSendFragments(t *testing.T) {
+	a := newNode(t, testConfig(1))
+	pkt := pattern(50, 1) // 20 bytes per fragment: 3 fragments
+	if err := a.Send(t0, framing.Header{Kind: framing.KindData, Dst: 2}, pkt); err != nil {
+		t.Fatal(err)
+	}
+	fs := a.rec.take()
+	if len(fs) != 3 {
+		t.Fatalf("%d frames, want 3", len(fs))
+	}
+	for i, f := range fs {
+		h, body, err := framing.ParseFrag(f.p)
+		want := framing.FragHeader{AckReq: i == 2, Inner: framing.KindData, Seq: h.Seq, Index: uint8(i), Count: 3}
+		if err != nil || h != want || f.h != (framing.Header{Kind: framing.KindFragment, Dst: 2, Src: 1}) || len(f.p) > 24 {
+			t.Fatalf("fragment %d: %+v %+v %v", i, f.h, h, err)
+		}
+		if !bytes.Equal(body, pkt[i*20:min(i*20+20, 50)]) {
+			t.Fatalf("fragment %d body % x", i, body)
+		}
+	}
+}
+
+func TestARQ(t *testing.T) {
+	tests := []struct {
+		desc string
+		size int
+		// drop decides, per round (0 = first transmission) and frame index
+		// within the round, whether the frame from A to B is lost.
+		drop           func(round, i int) bool
+		ackLost        func(round int) bool
+		wantDelivered  int
+		wantRetx       uint64 // fragments retransmitted
+		wantGiveUps    uint64
+		wantDuplicates uint64
+	}{
+		{desc: "no loss", size: 150, wantDelivered: 1},
+		{desc: "one middle fragment lost: only it is resent", size: 150,
+			drop: func(r, i int) bool { return r == 0 && i == 3 }, wantDelivered: 1, wantRetx: 1},
+		{desc: "last fragment (the poll) lost: timeout resends only it", size: 150,
+			drop: func(r, i int) bool { return r == 0 && i == 7 }, wantDelivered: 1, wantRetx: 1},
+		{desc: "two fragments lost, one of them the poll", size: 150,
+			drop: func(r, i int) bool { return r == 0 && (i == 1 || i == 7) }, wantDelivered: 1, wantRetx: 2},
+		{desc: "ack lost: retransmission is acked, not delivered twice", size: 60,
+			ackLost: func(r int) bool { return r == 0 }, wantDelivered: 1, wantRetx: 1, wantDuplicates: 1},
+		{desc: "everything lost: give up after the retry limit", size: 60,
+			drop: func(r, i int) bool { return true }, wantGiveUps: 1, wantRetx: 4},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			a, b := newNode(t, testConfig(1)), newNode(t, testConfig(2))
+			pkt := pattern(tc.size, 9)
+			now := t0
+			if err := a.Send(now, framing.Header{Kind: framing.KindEthernet, Dst: 2}, pkt); err != nil {
+				t.Fatal(err)
+			}
+			for round := 0; round < 20; round++ {
+				fs := a.rec.take()
+				if len(fs) == 0 {
+					d, ok := a.Deadline()
+					if !ok {
+						break
+					}
+					now = d
+					a.Poll(now)
+					continue
+				}
+				deliverAll(now, b, fs, func(i int, f frame) bool { return tc.drop != nil && tc.drop(round, i) })
+				acks := b.rec.take()
+				if tc.ackLost == nil || !tc.ackLost(round) {
+					deliverAll(now, a, acks, nil)
+				}
+			}
+			st, sb := a.Stats(), b.Stats()
+			if len(b.rec.rx) != tc.wantDelivered || st.Retransmissions != tc.wantRetx || st.GiveUps != tc.wantGiveUps || sb.Duplicates != tc.wantDuplicates {
+				t.Fatalf("delivered %d retx %d giveups %d dups %d; want %d %d %d %d\nA %+v\nB %+v",
+					len(b.rec.rx), st.Retransmissions, st.GiveUps, sb.Duplicates,
+					tc.wantDelivered, tc.wantRetx, tc.wantGiveUps, tc.wantDuplicates, st, sb)
+			}
+			if tc.wantDelivered == 1 {
+				got := b.rec.rx[0]
+				if !bytes.Equal(got.p, pkt) || got.h != (framing.Header{Kind: framing.KindEthernet, Dst: 2, Src: 1}) {
+					t.Fatalf("delivered %+v % x", got.h, got.p)
+				}
+			}
+			if st.HeldBytes != 0 || sb.ReasmBytes != 0 {
+				t.Fatalf("memory still held: sender %d, receiver %d", st.HeldBytes, sb.ReasmBytes)
+			}
+			if _, ok := a.Deadline(); ok {
+				t.Fatalf("sender still has a timer")
+			}
+		})
+	}
+}
+
+func TestBroadcastUnacked(t *testing.T) {
+	a, b := newNode(t, testConfig(1)), newNode(t, testConfig(2))
+	small, big := pattern(20, 1), pattern(100, 2)
+	for _, p := range [][]byte{small, big} {
+		if err := a.Send(t0, framing.Header{Kind: framing.KindData, Dst: framing.Broadcast}, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fs := a.rec.take()
+	if fs[0].h.Kind != framing.KindData || !bytes.Equal(fs[0].p, small) {
+		t.Fatalf("a broadcast that fits one frame must go plain, got %+v", fs[0].h)
+	}
+	for _, f := range fs[1:] {
+		if h, _, err := framing.ParseFrag(f.p); err != nil || h.AckReq {
+			t.Fatalf("broadcast fragment %+v asks for an ack (%v)", h, err)
+		}
+	}
+	deliverAll(t0, b, fs, nil)
+	if len(b.rec.tx) != 0 {
+		t.Fatalf("receiver acknowledged a broadcast: %+v", b.rec.tx)
+	}
+	if len(b.rec.rx) != 2 || !bytes.Equal(b.rec.rx[1].p, big) {
+		t.Fatalf("delivered %d packets", len(b.rec.rx))
+	}
+	if _, ok := a.Deadline(); ok || a.Stats().HeldBytes != 0 {
+		t.Fatal("sender keeps state for a broadcast")
+	}
+}
+
+func TestReassemblyTimeout(t *testing.T) {
+	a, b := newNode(t, testConfig(1)), newNode(t, testConfig(2))
+	if err := a.Send(t0, framing.Header{Kind: framing.KindData, Dst: framing.Broadcast}, pattern(100, 3)); err != nil {
+		t.Fatal(err)
+	}
+	fs := a.rec.take()
+	deliverAll(t0, b, fs[:len(fs)-1], nil)
+	if got := b.Stats().ReasmBytes; got != 80 {
+		t.Fatalf("holding %d bytes, want 80", got)
+	}
+	d, ok := b.Deadline()
+	if !ok || d != t0.Add(b.cfg.ReasmTimeout) {
+		t.Fatalf("deadline %v %v", d, ok)
+	}
+	b.Poll(d.Add(-time.Nanosecond))
+	if b.Stats().ReasmBytes == 0 {
+		t.Fatal("freed before the time-out")
+	}
+	b.Poll(d)
+	if st := b.Stats(); st.ReasmBytes != 0 || st.ReasmTimeouts != 1 || len(b.rec.rx) != 0 {
+		t.Fatalf("after time-out: %+v", st)
+	}
+	deliverAll(d, b, fs[len(fs)-1:], nil) // the straggler alone cannot complete a packet
+	if len(b.rec.rx) != 0 {
+		t.Fatal("delivered a packet missing its fragments")
+	}
+}
+
+func TestReassemblyBounded(t *testing.T) {
+	c := testConfig(2)
+	c.ReasmBuffers, c.ReasmBytes = 3, 250
+	a, b := newNode(t, testConfig(1)), newNode(t, c)
+	var last []frame
+	for i := range 6 {
+		if err := a.Send(t0, framing.Header{Kind: framing.KindData, Dst: framing.Broadcast}, pattern(200, byte(i))); err != nil {
+			t.Fatal(err)
+		}
+		fs := a.rec.take()
+		deliverAll(t0.Add(time.Duration(i)), b, fs[:len(fs)-1], nil) // never complete
+		last = fs
+		if st := b.Stats(); st.ReasmBytes > 250 {
+			t.Fatalf("holding %d bytes, cap 250", st.ReasmBytes)
+		}
+	}
+	if st := b.Stats(); st.ReasmEvicted < 5 {
+		t.Fatalf("evicted %d", st.ReasmEvicted)
+	}
+	deliverAll(t0.Add(9), b, last[len(last)-1:], nil) // the newest survives eviction
+	if len(b.rec.rx) != 1 || !bytes.Equal(b.rec.rx[0].p, pattern(200, 5)) {
+		t.Fatalf("newest packet not completed: %d delivered", len(b.rec.rx))
+	}
+}
+
+func TestWindowFull(t *testing.T) {
+	c := testConfig(1)
+	c.Window = 2
+	a := newNode(t, c)
+	for i := range 3 {
+		err := a.Send(t0, framing.Header{Dst: 2}, pattern(10, 0))
+		if (i < 2) != (err == nil) {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	if err := a.Send(t0, framing.Header{Dst: 3}, pattern(10, 0)); err != nil {
+		t.Fatalf("another destination has its own window: %v", err)
+	}
+	if err := a.Send(t0, framing.Header{Dst: 3}, pattern(201, 0)); err == nil {
+		t.Fatal("oversize packet accepted")
+	}
+}
+
+// TestRandomLoss: over a lossy link in both directions, every packet is
+// delivered exactly once or given up and counted, and all state drains.
+func TestRandomLoss(t *testing.T) {
+	for seed := range uint64(20) {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 42))
+			loss := 0.05 + 0.3*rng.Float64()
+			ca := testConfig(1)
+			ca.Window = 1 + rng.IntN(6)
+			a, b := newNode(t, ca), newNode(t, testConfig(2))
+			const n = 60
+			sent, now, next := 0, t0, 0
+			for step := 0; step < 100000 && (next < n || a.Stats().HeldBytes > 0 || len(a.rec.tx)+len(b.rec.tx) > 0); step++ {
+				now = now.Add(time.Millisecond)
+				if next < n {
+					size := 1 + rng.IntN(200)
+					pkt := pattern(size, byte(next))
+					pkt[0] = byte(next)
+					if err := a.Send(now, framing.Header{Kind: framing.KindData, Dst: 2}, pkt); err == nil {
+						next++
+						sent++
+					}
+				}
+				// Deliver in random order within a step, with loss; late
+				// duplicates are possible via retransmission.
+				fs := a.rec.take()
+				rng.Shuffle(len(fs), func(i, j int) { fs[i], fs[j] = fs[j], fs[i] })
+				deliverAll(now, b, fs, func(int, frame) bool { return rng.Float64() < loss })
+				deliverAll(now, a, b.rec.take(), func(int, frame) bool { return rng.Float64() < loss })
+				if d, ok := a.Deadline(); ok && !now.Before(d) {
+					a.Poll(now)
+				}
+				if d, ok := b.Deadline(); ok && !now.Before(d) {
+					b.Poll(now)
+				}
+			}
+			st := a.Stats()
+			seen := map[byte]int{}
+			for _, f := range b.rec.rx {
+				seen[f.p[0]]++
+				if !bytes.Equal(f.p[1:], pattern(len(f.p), f.p[0])[1:]) {
+					t.Fatalf("packet %d corrupted", f.p[0])
+				}
+			}
+			for id, c := range seen {
+				if c != 1 {
+					t.Fatalf("packet %d delivered %d times", id, c)
+				}
+			}
+			// Every acknowledged packet was delivered; every packet not
+			// delivered was given up (a delivered packet whose Acks were all
+			// lost is given up too, and counted there).
+			if uint64(len(seen)) < st.Acked || uint64(sent-len(seen)) > st.GiveUps {
+				t.Fatalf("sent %d, delivered %d, acked %d, given up %d", sent, len(seen), st.Acked, st.GiveUps)
+			}
+			if st.Acked+st.GiveUps != uint64(sent) || st.HeldBytes != 0 {
+				t.Fatalf("sent %d but acked %d + given up %d (held %d)", sent, st.Acked, st.GiveUps, st.HeldBytes)
+			}
+			t.Logf("loss %.2f window %d: %+v", loss, ca.Window, st)
+		})
+	}
+}
+
+func TestNoAllocs(t *testing.T) {
+	a, b := newNode(t, testConfig(1)), newNode(t, testConfig(2))
+	discard := sinkFunc{}
+	a.sink, b.sink = discard, discard
+	pkt := pattern(150, 1)
+	var frames []frame
+	a.sink = sinkFunc{tx: func(h framing.Header, p []byte) { frames = append(frames, frame{h, append([]byte(nil), p...)}) }}
+	_ = a.Send(t0, framing.Header{Dst: framing.Broadcast}, pkt)
+	now := t0
+	n := testing.AllocsPerRun(50, func() {
+		now = now.Add(time.Second)
+		for _, f := range frames {
+			b.Receive(now, f.h, f.p)
+		}
+		b.Poll(now)
+	})
+	if n != 0 {
+		t.Fatalf("%v allocations per reassembled packet", n)
+	}
+}
+
+type sinkFunc struct {
+	tx func(framing.Header, []byte)
+}
+
+func (s sinkFunc) Transmit(h framing.Header, p []byte) {
+	if s.tx != nil {
+		s.tx(h, p)
+	}
+}
+func (s sinkFunc) Deliver(framing.Header, []byte) {}
+
+func BenchmarkSendReceive(b *testing.B) {
+	rx, err := New(testConfig(2), sinkFunc{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tx, err := New(testConfig(1), sinkFunc{tx: func(h framing.Header, p []byte) { rx.Receive(t0, h, p) }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	pkt := pattern(150, 1)
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = tx.Send(t0, framing.Header{Dst: framing.Broadcast}, pkt)
+	}
+}
+
+// TestAirBytes reports the bytes on air per IP datagram with -frame-max 64
+// (inner frames of at most 64 bytes: MaxPayload 57) against Ethernet in
+// KISS, averaged over random payloads. Run with -v to see the figures;
+// docs/link-arq.md quotes them.
+func TestAirBytes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, ip := range []int{64, 1000} {
+		const runs = 200
+		var arqBytes, ackBytes, kissBytes, frags int
+		for range runs {
+			pkt := make([]byte, 2+ip) // KindData payload: EtherType + IP datagram
+			for i := range pkt {
+				pkt[i] = byte(rng.UintN(256))
+			}
+			var wire []byte
+			a, err := New(DefaultConfig(1, 64-framing.Overhead, 1514, Timing{BitRate: 1200}), sinkFunc{tx: func(h framing.Header, p []byte) {
+				wire = framing.AppendFrame(wire, h, p)
+				frags++
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Send(t0, framing.Header{Kind: framing.KindData, Dst: 2}, pkt); err != nil {
+				t.Fatal(err)
+			}
+			arqBytes += len(wire)
+			eth := append(make([]byte, 12, 14+ip), pkt...) // 14-byte header + IP
+			copy(eth, framing.MACFor(2))
+			copy(eth[6:], framing.MACFor(1))
+			kissBytes += len(framing.AppendKISS(nil, 0, framing.KISSData, eth))
+		}
+		count := (2 + ip + 52) / 53
+		a, _ := framing.AppendAck(nil, framing.Ack{Count: uint8(count), Have: countMask(uint8(count))})
+		ackBytes = len(framing.AppendFrame(nil, framing.Header{Kind: framing.KindAck, Dst: 1, Src: 2}, a))
+		if frags/runs != count {
+			t.Fatalf("%d fragments, want %d", frags/runs, count)
+		}
+		t.Logf("IP %4d bytes: slided %d fragments, %.1f bytes on air + %d-byte ack = %.1f (overhead %.1f); Ethernet in KISS %.1f (overhead %.1f)",
+			ip, count, float64(arqBytes)/runs, ackBytes, float64(arqBytes)/runs+float64(ackBytes),
+			float64(arqBytes)/runs+float64(ackBytes)-float64(ip), float64(kissBytes)/runs, float64(kissBytes)/runs-float64(ip))
+	}
+}

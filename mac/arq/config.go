@@ -1,0 +1,130 @@
+package arq
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/slided/slided/framing"
+)
+
+// ErrInvalidConfig is wrapped by every error Config.Validate returns.
+var ErrInvalidConfig = errors.New("arq: invalid config")
+
+// Config holds the fragmentation, ARQ and reassembly parameters of one node.
+// DefaultConfig fills it from the link's timing.
+type Config struct {
+	// Self is this node's id: frames for other unicast destinations are
+	// ignored, and Acks are sent from it.
+	Self framing.NodeID
+	// MaxPayload is the largest link payload (bytes between the 3-byte
+	// header and the CRC) one frame may carry: -frame-max minus the framing
+	// overhead. A fragment carries MaxPayload-4 packet bytes. Must be > 4.
+	MaxPayload int
+	// MaxPacket is the largest packet Send accepts and reassembly builds
+	// (an Ethernet frame with its header, or the KindData payload).
+	MaxPacket int
+	// NoARQ turns acknowledgements off for unicast: packets go once, as
+	// broadcast does.
+	NoARQ bool
+	// AckTimeout is how long the sender waits for an Ack after the last
+	// fragment of a round went on air (TxDone) or, without TxDone, was
+	// handed to the Sink. See Timing.AckTimeout.
+	AckTimeout time.Duration
+	// MaxRetries is the number of retransmission rounds a packet gets after
+	// its first; then it is given up.
+	MaxRetries int
+	// Window is the number of unacknowledged packets per destination; Send
+	// returns ErrWindowFull beyond it. 1..64.
+	Window int
+	// ReasmTimeout frees a partial packet that has received no fragment for
+	// this long.
+	ReasmTimeout time.Duration
+	// ReasmBuffers and ReasmBytes cap the partial packets held (count and
+	// fragment bytes); a new packet beyond either evicts the oldest.
+	ReasmBuffers, ReasmBytes int
+	// DupLifetime is how long a delivered sequence number is remembered so
+	// that a retransmission of it is acknowledged but not delivered again.
+	// It must cover the sender's whole retry span.
+	DupLifetime time.Duration
+}
+
+// Timing describes the link for the acknowledgement timeout.
+type Timing struct {
+	// BitRate is the air rate in bit/s.
+	BitRate int
+	// Propagation is the one-way propagation delay to the farthest peer
+	// (1 km of water: 0.67 s; radio: microseconds).
+	Propagation time.Duration
+	// Turnaround is the modem's receive-to-transmit switch time plus any
+	// preamble it sends before the first byte (TXDELAY on a TNC).
+	Turnaround time.Duration
+	// Margin covers the receiver's channel access (IFS and backoff) and the
+	// daemon's timer latency.
+	Margin time.Duration
+}
+
+// AckTimeout is the time from the end of a fragment's transmission to the
+// latest expected end of the Ack: the fragment travels (Propagation), the
+// receiver turns its modem round (Turnaround), accesses the channel
+// (Margin), sends the largest Ack (its airtime, on-wire size from
+// framing.MaxEncodedLen) and the Ack travels back (Propagation).
+func (t Timing) AckTimeout() time.Duration {
+	rate := t.BitRate
+	if rate <= 0 {
+		rate = 1200
+	}
+	ackBits := int64(framing.MaxEncodedLen(framing.AckMaxLen)) * 8
+	air := time.Duration(ackBits * int64(time.Second) / int64(rate))
+	return air + 2*t.Propagation + t.Turnaround + t.Margin
+}
+
+// DefaultConfig returns a configuration for node self, frames of at most
+// maxPayload link payload bytes and packets of up to maxPacket bytes, timed
+// by t: four retries, a window of 4 packets, reassembly of 8 packets or
+// 8×maxPacket bytes for 4 whole retry spans, and duplicates remembered for
+// as long as a sender may retry.
+func DefaultConfig(self framing.NodeID, maxPayload, maxPacket int, t Timing) Config {
+	c := Config{
+		Self:         self,
+		MaxPayload:   maxPayload,
+		MaxPacket:    maxPacket,
+		AckTimeout:   t.AckTimeout(),
+		MaxRetries:   4,
+		Window:       4,
+		ReasmBuffers: 8,
+		ReasmBytes:   8 * maxPacket,
+	}
+	span := time.Duration(c.MaxRetries+1) * c.AckTimeout
+	c.ReasmTimeout = span
+	c.DupLifetime = 2 * span
+	return c
+}
+
+// Validate reports whether c can be used; the error wraps ErrInvalidConfig.
+func (c Config) Validate() error {
+	fragData := c.MaxPayload - framing.FragHeaderLen
+	switch {
+	case c.Self == 0 || c.Self == framing.Broadcast:
+		return fmt.Errorf("%w: self node %#02x", ErrInvalidConfig, byte(c.Self))
+	case fragData < 1:
+		return fmt.Errorf("%w: max payload %d leaves no room after the %d-byte fragment header", ErrInvalidConfig, c.MaxPayload, framing.FragHeaderLen)
+	case c.MaxPacket < 1:
+		return fmt.Errorf("%w: max packet %d", ErrInvalidConfig, c.MaxPacket)
+	case (c.MaxPacket+fragData-1)/fragData > framing.MaxFragments:
+		return fmt.Errorf("%w: a %d-byte packet needs more than %d fragments of %d bytes", ErrInvalidConfig, c.MaxPacket, framing.MaxFragments, fragData)
+	case c.AckTimeout <= 0 && !c.NoARQ:
+		return fmt.Errorf("%w: ack timeout %v must be positive", ErrInvalidConfig, c.AckTimeout)
+	case c.MaxRetries < 0:
+		return fmt.Errorf("%w: max retries %d", ErrInvalidConfig, c.MaxRetries)
+	case c.Window < 1 || c.Window > 64:
+		return fmt.Errorf("%w: window %d outside 1..64", ErrInvalidConfig, c.Window)
+	case c.ReasmTimeout <= 0:
+		return fmt.Errorf("%w: reassembly timeout %v must be positive", ErrInvalidConfig, c.ReasmTimeout)
+	case c.ReasmBuffers < 1 || c.ReasmBytes < c.MaxPacket:
+		return fmt.Errorf("%w: reassembly needs at least one buffer and max packet bytes (%d, %d)", ErrInvalidConfig, c.ReasmBuffers, c.ReasmBytes)
+	case c.DupLifetime < 0:
+		return fmt.Errorf("%w: duplicate lifetime %v", ErrInvalidConfig, c.DupLifetime)
+	}
+	return nil
+}
