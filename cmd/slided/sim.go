@@ -15,7 +15,8 @@ import (
 
 func cmdSim(args []string) error {
 	fs := newFlags("sim")
-	listen := fs.String("listen", "", "path of the Unix socket to serve the medium on (required)")
+	listen := fs.String("listen", "", "path of the Unix socket to serve the medium on")
+	listenUDP := fs.String("listen-udp", "", "HOST:PORT of a UDP socket to serve the medium on, for daemons on other hosts (-phy sim-udp:HOST:PORT)")
 	rate := fs.Int("rate", 9600, "the channel's bit rate, bit/s")
 	delay := fs.Duration("delay", 0, "propagation delay between every pair of nodes (e.g. 670ms for 1 km under water)")
 	loss := fs.Float64("loss", 0, "probability that a reception is lost, 0..1")
@@ -27,8 +28,8 @@ func cmdSim(args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *listen == "" {
-		return usageError("sim", "-listen PATH is required")
+	if *listen == "" && *listenUDP == "" {
+		return usageError("sim", "-listen PATH or -listen-udp HOST:PORT (or both) is required")
 	}
 	cfg := sim.Config{BitRate: *rate, PropDelay: *delay, LossRate: *loss, BitErrorRate: *ber, Seed: *seed}
 	if err := scen.apply(&cfg); err != nil {
@@ -45,21 +46,33 @@ func cmdSim(args []string) error {
 	if err != nil {
 		return err
 	}
-	ln, err := listenUnix(*listen)
-	if err != nil {
-		return err
+	var ln net.Listener
+	if *listen != "" {
+		ln, err = listenUnix(*listen)
+		if err != nil {
+			return err
+		}
+		defer os.Remove(*listen)
 	}
-	defer os.Remove(*listen)
+	var pc *net.UDPConn
+	if *listenUDP != "" {
+		if pc, err = sim.ListenUDP(*listenUDP); err != nil {
+			if ln != nil {
+				ln.Close()
+			}
+			return err
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := scen.watch(ctx, srv, log); err != nil {
 		return err
 	}
-	log.Info().Str("listen", *listen).Int("rate", cfg.BitRate).Dur("delay", cfg.PropDelay).
+	log.Info().Str("listen", *listen).Str("listen_udp", *listenUDP).Int("rate", cfg.BitRate).Dur("delay", cfg.PropDelay).
 		Float64("loss", cfg.LossRate).Float64("ber", cfg.BitErrorRate).Msg("medium serving")
-	err = srv.Serve(ctx, ln)
+	err = srv.ServeAll(ctx, ln, pc)
 	s := srv.Stats()
-	log.Info().Interface("stats", s).Msg("medium stopped")
+	log.Info().Interface("stats", s).Interface("udp", srv.UDPStats()).Msg("medium stopped")
 	return err
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -30,6 +31,10 @@ import (
 //
 // The owner never blocks on a client: when a connection's queue exceeds
 // queueLimit bytes, the client is disconnected (slow reader).
+//
+// With a UDP socket (ServeUDP, ServeAll), a reader goroutine decodes
+// datagrams and hands them to the owner, which keeps one session per client
+// address and writes datagrams itself (udp.go).
 type Server struct {
 	cfg     Config
 	log     zerolog.Logger
@@ -40,6 +45,8 @@ type Server struct {
 
 	statsMu sync.Mutex
 	stats   MediumStats
+
+	udpCount udpCounters // UDP transport counters, kept across Serve calls
 }
 
 // queueLimit bounds the bytes waiting for one client's writer: room for a few
@@ -56,14 +63,27 @@ const (
 	reqTransmit
 	reqDetach
 	reqTopology
+	reqDatagram
 )
 
 type request struct {
 	op    reqOp
 	c     *serverConn
-	data  []byte     // reqTransmit: lent until reply
-	topo  *Topology  // reqTopology
-	reply chan error // reqAttach, reqTransmit
+	data  []byte         // reqTransmit: lent until reply
+	topo  *Topology      // reqTopology
+	reply chan error     // reqAttach, reqTransmit, reqDatagram
+	from  netip.AddrPort // reqDatagram: the sender
+	dg    *datagram      // reqDatagram: lent until reply
+}
+
+// attachment is an attached client as the owner sees it: a stream
+// connection (serverConn) or a UDP session (udpSession). Both methods are
+// called by the owner only.
+type attachment interface {
+	node() NodeID
+	// enqueueEvent passes ev on; false means the client cannot keep up.
+	enqueueEvent(ev phy.Event) bool
+	close()
 }
 
 // NewServer returns a server for a medium configured by cfg, logging to log.
@@ -104,6 +124,17 @@ func (s *Server) SetTopology(ctx context.Context, t *Topology) error {
 // done, otherwise the listener's error. One Serve at a time; Serve may be
 // called again (on a new listener) after it returned, with the same medium.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	return s.ServeAll(ctx, ln, nil)
+}
+
+// ServeAll is Serve on a stream listener and a UDP socket at once, one
+// medium for the clients of both; either may be nil, not both. It closes
+// both before it returns (nil after ctx is done, otherwise the first error
+// of either). The UDP protocol is in docs/simulator.md.
+func (s *Server) ServeAll(ctx context.Context, ln net.Listener, pc *net.UDPConn) error {
+	if ln == nil && pc == nil {
+		return errors.New("sim: serve: no listener and no UDP socket")
+	}
 	s.setMu.Lock()
 	ok := s.serving.CompareAndSwap(false, true)
 	s.setMu.Unlock()
@@ -113,44 +144,84 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer s.serving.Store(false)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stopLn := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stopLn()
+	var u *udpServer
+	var udpErr chan error
+	if pc != nil {
+		defer pc.Close()
+		u = newUDPServer(pc, s.cfg.BitRate, &s.udpCount, s.log)
+		udpErr = make(chan error, 1)
+		// Wake the reader without closing the socket: the owner still
+		// says goodbye to the UDP clients on its way out.
+		stopPC := context.AfterFunc(ctx, func() { pc.SetReadDeadline(time.Unix(1, 0)) })
+		defer stopPC()
+	}
 
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		s.own(ctx)
+		s.own(ctx, u)
 	}()
-	s.log.Info().Str("addr", ln.Addr().String()).Int("bit_rate", s.cfg.BitRate).
-		Dur("prop_delay", s.cfg.PropDelay).Msg("sim: medium serving")
-
-	var err error
-	for {
-		nc, aerr := ln.Accept()
-		if aerr != nil {
-			if ctx.Err() == nil {
-				err = fmt.Errorf("sim: accept: %w", aerr)
-			}
-			break
-		}
+	if u != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.handle(ctx, &wg, nc)
+			if err := s.readUDP(ctx, u); err != nil {
+				udpErr <- err
+				cancel()
+			}
 		}()
+		s.log.Info().Str("udp", pc.LocalAddr().String()).Int("bit_rate", s.cfg.BitRate).
+			Dur("prop_delay", s.cfg.PropDelay).Msg("sim: medium serving on UDP")
 	}
-	cancel()
-	ln.Close()
+
+	var err error
+	if ln != nil {
+		stopLn := context.AfterFunc(ctx, func() { ln.Close() })
+		defer stopLn()
+		s.log.Info().Str("addr", ln.Addr().String()).Int("bit_rate", s.cfg.BitRate).
+			Dur("prop_delay", s.cfg.PropDelay).Msg("sim: medium serving")
+		for {
+			nc, aerr := ln.Accept()
+			if aerr != nil {
+				if ctx.Err() == nil {
+					err = fmt.Errorf("sim: accept: %w", aerr)
+				}
+				break
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.handle(ctx, &wg, nc)
+			}()
+		}
+		cancel()
+		ln.Close()
+	} else {
+		<-ctx.Done()
+	}
 	wg.Wait()
+	if err == nil && udpErr != nil {
+		select {
+		case err = <-udpErr:
+		default:
+		}
+	}
 	s.log.Info().Msg("sim: medium stopped")
 	return err
 }
 
-// own is the owner goroutine: the only one that touches s.m.
-func (s *Server) own(ctx context.Context) {
-	var conns [256]*serverConn
-	var drops []*serverConn
+// own is the owner goroutine: the only one that touches s.m (and u's
+// sessions, u may be nil).
+func (s *Server) own(ctx context.Context, u *udpServer) {
+	var conns [256]attachment
+	var drops []attachment
+	var tick <-chan time.Time
+	if u != nil {
+		t := time.NewTicker(udpStateInterval)
+		defer t.Stop()
+		tick = t.C
+	}
 	deliver := func(to NodeID, ev phy.Event) {
 		c := conns[to]
 		if c == nil {
@@ -160,14 +231,14 @@ func (s *Server) own(ctx context.Context) {
 			drops = append(drops, c)
 		}
 	}
-	drop := func(now time.Time, c *serverConn, reason string) {
-		if conns[c.id] != c {
+	drop := func(now time.Time, c attachment, reason string) {
+		if conns[c.node()] != c {
 			return
 		}
-		conns[c.id] = nil
-		s.m.Detach(now, c.id)
+		conns[c.node()] = nil
+		s.m.Detach(now, c.node())
 		c.close()
-		s.log.Warn().Uint8("node", c.id).Str("reason", reason).Msg("sim: client dropped")
+		s.log.Warn().Uint8("node", c.node()).Str("reason", reason).Msg("sim: client dropped")
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -184,13 +255,17 @@ func (s *Server) own(ctx context.Context) {
 			s.m.Advance(now, func(NodeID, phy.Event) {})
 			for _, c := range conns {
 				if c != nil {
-					conns[c.id] = nil
-					s.m.Detach(now, c.id)
+					conns[c.node()] = nil
+					s.m.Detach(now, c.node())
 					c.close()
 				}
 			}
 			s.publish()
 			return
+		case <-tick:
+			now = time.Now()
+			s.m.Advance(now, deliver)
+			u.tick(now, s.m, &conns)
 		case <-timer.C:
 			now = time.Now()
 			s.m.Advance(now, deliver)
@@ -215,6 +290,9 @@ func (s *Server) own(ctx context.Context) {
 				r.reply <- err
 			case reqTopology:
 				s.m.SetTopology(r.topo)
+				r.reply <- nil
+			case reqDatagram:
+				u.handle(now, s.m, &conns, r.from, r.dg)
 				r.reply <- nil
 			case reqDetach:
 				if conns[r.c.id] == r.c {
@@ -357,6 +435,8 @@ func errorMessage(code uint8, text string) *message {
 	}
 	return &message{typ: msgError, code: code, data: []byte(text)}
 }
+
+func (c *serverConn) node() NodeID { return c.id }
 
 // serverConn is one attached client as the owner and the writer see it.
 type serverConn struct {
