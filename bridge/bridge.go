@@ -282,15 +282,16 @@ const RealTimeSlot = time.Millisecond
 
 // DefaultMAC is csma.DefaultConfig for a channel of bitRate bit/s, adjusted
 // for a daemon that runs in real time: the slot is at least RealTimeSlot and
-// the IFS one slot, the contention window starts at 8 slots so that a lone
-// sender still keeps the channel over 90% busy, and with policy Block the
+// the IFS one slot, the contention window starts at 4 slots so that a lone
+// sender keeps the channel over 90% busy even with millisecond slots (the
+// window grows with the contention the MAC hears), and with policy Block the
 // MAC queue is short (4 frames) so that the backlog waits in the qdisc,
 // where it is shared fairly among flows and counts against the senders.
 func DefaultMAC(bitRate int, policy Policy) csma.Config {
 	c := csma.DefaultConfig(bitRate)
 	c.SlotTime = max(c.SlotTime, RealTimeSlot)
 	c.IFS = c.SlotTime
-	c.CWMin = 8
+	c.CWMin = 4
 	if policy == Block {
 		c.QueueLen = 4
 	}

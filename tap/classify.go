@@ -55,7 +55,16 @@ func flowHashProgram(major uint16, buckets uint32) ([]unix.SockFilter, error) {
 	a.label("ports6")
 	a.op(unix.BPF_LD|unix.BPF_W|unix.BPF_ABS, 14+40)
 
+	// A = sport<<16 | dport. Mix the ports as dport + 3*sport (16 bits), so
+	// that swapping or shifting both ports by the same amount changes the
+	// hash (a plain XOR fold cancels sport against dport: 6000->6000 and
+	// 6001->6001 would share a bucket).
 	a.label("mixports")
+	a.op(unix.BPF_MISC|unix.BPF_TAX, 0)
+	a.op(unix.BPF_ALU|unix.BPF_RSH|unix.BPF_K, 16)
+	a.op(unix.BPF_ALU|unix.BPF_MUL|unix.BPF_K, 3)
+	a.op(unix.BPF_ALU|unix.BPF_ADD|unix.BPF_X, 0)
+	a.op(unix.BPF_ALU|unix.BPF_AND|unix.BPF_K, 0xffff)
 	a.op(unix.BPF_MISC|unix.BPF_TAX, 0)
 	a.op(unix.BPF_LD|unix.BPF_MEM, 0)
 	a.op(unix.BPF_ALU|unix.BPF_XOR|unix.BPF_X, 0)

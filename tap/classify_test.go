@@ -55,6 +55,10 @@ func runBPF(t testing.TB, prog []unix.SockFilter, pkt []byte) uint32 {
 			a ^= x
 		case c == unix.BPF_ALU|unix.BPF_RSH|unix.BPF_K:
 			a >>= in.K
+		case c == unix.BPF_ALU|unix.BPF_MUL|unix.BPF_K:
+			a *= in.K
+		case c == unix.BPF_ALU|unix.BPF_ADD|unix.BPF_X:
+			a += x
 		case c == unix.BPF_ALU|unix.BPF_AND|unix.BPF_K:
 			a &= in.K
 		case c == unix.BPF_ALU|unix.BPF_ADD|unix.BPF_K:
@@ -134,6 +138,9 @@ func TestFlowHashProgram(t *testing.T) {
 		{desc: "udp4 fragments ignore ports", a: ip4Frame(17, 0x00b9, 1, 2), b: ip4Frame(17, 0x00b9, 3, 4), same: true},
 		{desc: "udp6 consecutive source ports", a: ip6Frame(17, 40000, 9), b: ip6Frame(17, 40001, 9)},
 		{desc: "tcp6 consecutive destination ports", a: ip6Frame(6, 5000, 22), b: ip6Frame(6, 5000, 23)},
+		{desc: "udp4 both ports shifted by one", a: ip4Frame(17, 0, 6000, 6000), b: ip4Frame(17, 0, 6001, 6001)},
+		{desc: "udp4 ports swapped", a: ip4Frame(17, 0, 5000, 6000), b: ip4Frame(17, 0, 6000, 5000)},
+		{desc: "udp6 both ports shifted by one", a: ip6Frame(17, 6000, 6000), b: ip6Frame(17, 6001, 6001)},
 		{desc: "arp goes to bucket 1", a: arp, b: arp, same: true, wantA: base},
 		{desc: "truncated udp4 matches nothing", a: ip4Frame(17, 0, 1, 2)[:36], b: ip4Frame(17, 0, 1, 2)[:36], same: true, noMatchA: true},
 	}

@@ -513,31 +513,40 @@ func hasNetAdmin() bool {
 	return os.Geteuid() == 0
 }
 
-// tuneNeighbours sets the kernel's neighbour (ARP and IPv6 ND) timers on the
-// TAP for a slow link. The defaults (3 probes 1 s apart) give up before a
+// tuneNeighbours sets the kernel's neighbour (ARP and IPv6 ND) settings on
+// the TAP for a link of bitRate bit/s.
+//
+// Always: packets waiting for an address to resolve stay in the kernel's
+// neighbour queue, which by default holds 212,992 bytes per neighbour and
+// then drops the oldest; two blocked UDP senders overflow it before the first
+// ARP reply is back. Those packets still count against their senders' socket
+// buffers, so a larger queue (1 MiB) turns those losses into backpressure.
+//
+// On slow links also: the defaults (3 probes 1 s apart) give up before a
 // reply can cross a 1200 bit/s channel behind a frame or two, and the kernel
 // then drops the packets that waited for it. Probes go out one full frame's
-// airtime plus a second apart, five of them, and an entry stays reachable
-// for two minutes. Links fast enough for the defaults are left alone.
+// airtime plus a second apart, five of them, and an entry stays reachable for
+// two minutes.
 func tuneNeighbours(dev string, bitRate, mtu int, log zerolog.Logger) {
+	set := map[string]string{"unres_qlen_bytes": strconv.Itoa(1 << 20)}
 	retrans := phy.Airtime(mtu+14+framing.Overhead, bitRate) + time.Second
-	if bitRate <= 0 || retrans <= 2*time.Second {
-		return
-	}
-	retrans = min(retrans, 30*time.Second)
-	set := map[string]string{
-		"retrans_time_ms":        strconv.FormatInt(retrans.Milliseconds(), 10),
-		"mcast_solicit":          "5",
-		"ucast_solicit":          "5",
-		"base_reachable_time_ms": "120000",
+	slow := bitRate > 0 && retrans > 2*time.Second
+	if slow {
+		retrans = min(retrans, 30*time.Second)
+		set["retrans_time_ms"] = strconv.FormatInt(retrans.Milliseconds(), 10)
+		set["mcast_solicit"] = "5"
+		set["ucast_solicit"] = "5"
+		set["base_reachable_time_ms"] = "120000"
 	}
 	for _, family := range []string{"ipv4", "ipv6"} {
 		for k, v := range set {
 			path := filepath.Join("/proc/sys/net", family, "neigh", dev, k)
 			if err := os.WriteFile(path, []byte(v), 0); err != nil && !errors.Is(err, os.ErrNotExist) {
-				log.Warn().Err(err).Str("sysctl", path).Msg("cannot tune neighbour timers for a slow link")
+				log.Warn().Err(err).Str("sysctl", path).Msg("cannot tune neighbour settings")
 			}
 		}
 	}
-	log.Info().Dur("retrans", retrans).Msg("neighbour timers tuned for a slow link")
+	if slow {
+		log.Info().Dur("retrans", retrans).Msg("neighbour timers tuned for a slow link")
+	}
 }
