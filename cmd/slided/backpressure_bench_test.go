@@ -9,6 +9,7 @@ package main
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -32,6 +33,9 @@ type bulkConfig struct {
 	sndbuf int           // SO_SNDBUF of each sender
 	idle   time.Duration // the receiver stops after this long without a datagram
 	args   []string      // extra daemon arguments
+	// oneServer sends every flow to one receiving socket, from consecutive
+	// source ports; otherwise flow f goes from port 6000+f to port 6000+f.
+	oneServer bool
 }
 
 // bulkSize is the UDP payload of every datagram.
@@ -85,7 +89,37 @@ func readProc(pid int) (procSample, error) {
 	return s, nil
 }
 
-// status asks daemon i for its status and fails the benchmark if it cannot.
+// unresolvedDiscards is the kernel's count of packets dropped while waiting
+// for ARP (unresolved_discards in /proc/net/stat/arp_cache, summed over
+// CPUs; the table is shared by every namespace), or 0 if unreadable.
+func unresolvedDiscards() uint64 {
+	b, err := os.ReadFile("/proc/net/stat/arp_cache")
+	if err != nil {
+		return 0
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	col := -1
+	for i, name := range strings.Fields(lines[0]) {
+		if name == "unresolved_discards" {
+			col = i
+		}
+	}
+	var n uint64
+	for _, line := range lines[1:] {
+		f := strings.Fields(line)
+		if col < 0 || col >= len(f) {
+			return 0
+		}
+		v, err := strconv.ParseUint(f[col], 16, 64)
+		if err != nil {
+			return 0
+		}
+		n += v
+	}
+	return n
+}
+
+// mustStatus asks daemon i for its status and fails the benchmark if it cannot.
 func mustStatus(b *testing.B, p *lab.Pair, i int) *control.Status {
 	b.Helper()
 	st, err := p.Status(i)
@@ -99,7 +133,15 @@ func mustStatus(b *testing.B, p *lab.Pair, i int) *control.Status {
 func runBulk(b *testing.B, cfg bulkConfig) {
 	b.ReportAllocs()
 	for range b.N {
-		_, p := startPair(b, cfg.rate, "192.0.2", cfg.args...)
+		l, p := startPair(b, cfg.rate, "192.0.2", cfg.args...)
+		// Resolve node 2's address first: until ARP answers, the kernel
+		// holds a destination's packets in its neighbour queue
+		// (unres_qlen_bytes, 212,992 bytes) and drops the oldest when it
+		// overflows, which two 64 KiB senders do (docs/backpressure.md). ping
+		// -w retries once a second: a frame may collide with start-up chatter.
+		if out, err := l.Exec(p.NS[0], "ping", "-c", "1", "-w", "15", p.Addr[1]); err != nil {
+			b.Fatalf("ping before the blast: %v\n%s", err, out)
+		}
 		pid := p.Daemons[0].Cmd.Process.Pid
 		rxPid := p.Daemons[1].Cmd.Process.Pid
 		// Let ARP, neighbour discovery and the pacer settle before the
@@ -113,27 +155,58 @@ func runBulk(b *testing.B, cfg bulkConfig) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		before := mustStatus(b, p, 0)
+		before, before2 := mustStatus(b, p, 0), mustStatus(b, p, 1)
 
-		conns := make([][2]*net.UDPConn, cfg.flows)
-		for f := range cfg.flows {
-			conns[f] = udpPair(b, p, 6000+f, cfg.sndbuf)
+		// Flow f sends from senders[f] to dsts[f]; each receiver counts
+		// the flows it sees by the flow id in the payload.
+		senders := make([]*net.UDPConn, cfg.flows)
+		dsts := make([]*net.UDPAddr, cfg.flows)
+		var receivers []*net.UDPConn
+		if cfg.oneServer {
+			// Like two applications talking to one server: consecutive
+			// source ports, one destination port.
+			r, err := lab.ListenUDP(p.NS[1], p.Addr[1]+":6000")
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { r.Close() })
+			receivers = append(receivers, r)
+			for f := range cfg.flows {
+				c, err := lab.ListenUDP(p.NS[0], fmt.Sprintf("%s:%d", p.Addr[0], 7000+f))
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { c.Close() })
+				if err := c.SetWriteBuffer(cfg.sndbuf); err != nil {
+					b.Fatal(err)
+				}
+				senders[f], dsts[f] = c, udpAddr(p.Addr[1], 6000)
+			}
+		} else {
+			// One socket pair per flow, each bound to port 6000+f at both
+			// ends (as the end-to-end tests do).
+			for f := range cfg.flows {
+				cs := udpPair(b, p, 6000+f, cfg.sndbuf)
+				senders[f], dsts[f] = cs[0], udpAddr(p.Addr[1], 6000+f)
+				receivers = append(receivers, cs[1])
+			}
 		}
-		recvd := make(chan *lab.RecvStats, cfg.flows)
-		for f := range cfg.flows {
+		recvd := make(chan *lab.RecvStats, len(receivers))
+		for _, r := range receivers {
 			go func() {
-				rs, err := lab.Receive(conns[f][1], cfg.idle, time.Now().Add(cfg.blast+90*time.Second))
+				rs, err := lab.Receive(r, cfg.idle, time.Now().Add(cfg.blast+90*time.Second))
 				if err != nil {
 					b.Error(err)
 				}
 				recvd <- rs
 			}()
 		}
-		sent := make(chan lab.SendStats, cfg.flows)
+		arp0 := unresolvedDiscards()
+		sent := make(chan timedSend, cfg.flows)
 		start := time.Now()
 		for f := range cfg.flows {
 			go func() {
-				sent <- lab.Blast(conns[f][0], udpAddr(p.Addr[1], 6000+f), uint64(f+1), bulkSize, cfg.blast, 1<<30)
+				sent <- blastTimed(senders[f], dsts[f], uint64(f+1), cfg.blast)
 			}()
 		}
 		// Sample the sender's memory while it works.
@@ -153,13 +226,30 @@ func runBulk(b *testing.B, cfg bulkConfig) {
 		b.Logf("at the end of the blast: qdisc %d packets, TAP ring %d, MAC queue %d of %d, pacing rate %d B/s",
 			qlen, end.Bridge.Ring, end.Bridge.QueueDepth, end.Bridge.QueueLen, end.Bridge.PacingRate)
 		var ss []lab.SendStats
+		var fit float64
 		for range cfg.flows {
-			ss = append(ss, <-sent)
+			ts := <-sent
+			ss = append(ss, ts.SendStats)
+			fit += ts.fitRate(cfg.blast/4, cfg.blast)
 		}
+		// While the backlog drains, note where it sits once a second.
 		var rs []*lab.RecvStats
-		for range cfg.flows {
-			rs = append(rs, <-recvd)
+		var drain []string
+		tick := time.NewTicker(time.Second)
+		for len(rs) < len(receivers) {
+			select {
+			case r := <-recvd:
+				rs = append(rs, r)
+			case <-tick.C:
+				if st, err := p.Status(0); err == nil && st.Qdisc != nil {
+					drain = append(drain, fmt.Sprintf("%.0fs: qdisc %d, ring %d, mac %d, rate %d, tx %d",
+						time.Since(start).Seconds(), st.Qdisc.Root.Qlen, st.Bridge.Ring, st.Bridge.QueueDepth,
+						st.Bridge.PacingRate, st.Bridge.TxFrames-before.Bridge.TxFrames))
+				}
+			}
 		}
+		tick.Stop()
+		b.Logf("drain: %s", strings.Join(drain, "; "))
 		busy, err := readProc(pid)
 		if err != nil {
 			b.Fatal(err)
@@ -168,24 +258,27 @@ func runBulk(b *testing.B, cfg bulkConfig) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		after := mustStatus(b, p, 0)
+		after, after2 := mustStatus(b, p, 0), mustStatus(b, p, 1)
 
 		// Totals over all flows; the receive window is from the first
 		// datagram of any flow to the last of any.
 		var nsent, nrecv, errs int
 		var late float64
 		var first, last time.Time
-		var perFlow []float64
-		for i := range cfg.flows {
-			nsent += ss[i].Sent
-			errs += ss[i].Errors
-			late += ss[i].LateRate(bulkSize)
-			got := 0
-			for flow, fs := range rs[i].Flows {
-				if flow != uint64(i+1) {
+		for _, s := range ss {
+			nsent += s.Sent
+			errs += s.Errors
+			late += s.LateRate(bulkSize)
+		}
+		// The receivers finished in any order; each counts its own flow.
+		perFlow := make([]float64, cfg.flows)
+		for _, r := range rs {
+			for flow, fs := range r.Flows {
+				if flow < 1 || flow > uint64(cfg.flows) {
 					continue
 				}
-				got = fs.Received
+				perFlow[flow-1] = float64(fs.Received)
+				nrecv += fs.Received
 				if first.IsZero() || fs.First.Before(first) {
 					first = fs.First
 				}
@@ -193,8 +286,6 @@ func runBulk(b *testing.B, cfg bulkConfig) {
 					last = fs.Last
 				}
 			}
-			nrecv += got
-			perFlow = append(perFlow, float64(got))
 		}
 		if nrecv < 2 {
 			b.Fatalf("received %d datagrams of %d sent", nrecv, nsent)
@@ -214,6 +305,10 @@ func runBulk(b *testing.B, cfg bulkConfig) {
 		b.ReportMetric(goodput*8, "goodput_bit/s")
 		b.ReportMetric(float64(nrecv*bulkSize*8)/txBits, "payload/airbits")
 		b.ReportMetric(late/goodput, "pacing_ratio")
+		// The same over the last three quarters of the blast, fitted: a
+		// blocking sender sends in bursts of half its buffer, which a
+		// count over one half cuts at an arbitrary point.
+		b.ReportMetric(fit/goodput, "pacing_ratio_fit")
 		b.ReportMetric(float64(nsent), "sent")
 		b.ReportMetric(float64(nrecv), "delivered")
 		b.ReportMetric(float64(nsent-nrecv), "lost")
@@ -221,6 +316,14 @@ func runBulk(b *testing.B, cfg bulkConfig) {
 		b.ReportMetric(float64(after.Link.TxDropped), "tap_tx_dropped")
 		b.ReportMetric(qdrops, "qdisc_drops")
 		b.ReportMetric(float64(after.Bridge.Drops.Total()), "daemon_drops")
+		// Frames node 1 put on air that node 2 did not write to its TAP
+		// (collisions with node 2's own frames: ARP, neighbour discovery).
+		rx2 := after2.Bridge.RxFrames - before2.Bridge.RxFrames
+		b.ReportMetric(float64(txFrames)-float64(rx2), "lost_on_air")
+		b.ReportMetric(float64(after2.Bridge.TxFrames-before2.Bridge.TxFrames), "node2_tx_frames")
+		// The neighbour table's counters are the host's, not the pair's:
+		// other traffic on the machine may add to this one.
+		b.ReportMetric(float64(unresolvedDiscards()-arp0), "arp_discards")
 		b.ReportMetric(float64(idle.rssKB), "rss_idle_kB")
 		b.ReportMetric(float64(peakRSS), "rss_blast_kB")
 		if txFrames > 0 {
@@ -241,6 +344,79 @@ func runBulk(b *testing.B, cfg bulkConfig) {
 	}
 }
 
+// timedSend is what blastTimed saw: lab.SendStats plus the time of every
+// successful send since the start.
+type timedSend struct {
+	lab.SendStats
+	at []time.Duration
+}
+
+// blastTimed sends bulkSize-byte datagrams from c to dst as fast as the
+// socket takes them for d, like lab.Blast, and records when each was taken.
+func blastTimed(c *net.UDPConn, dst *net.UDPAddr, flow uint64, d time.Duration) timedSend {
+	buf := make([]byte, bulkSize)
+	binary.BigEndian.PutUint64(buf, flow)
+	ts := timedSend{at: make([]time.Duration, 0, 1<<16)}
+	start := time.Now()
+	c.SetWriteDeadline(start.Add(d))
+	defer c.SetWriteDeadline(time.Time{})
+	for seq := uint64(0); ; seq++ {
+		binary.BigEndian.PutUint64(buf[8:], seq)
+		t0 := time.Now()
+		_, err := c.WriteToUDP(buf, dst)
+		now := time.Now()
+		if dt := now.Sub(t0); dt > time.Millisecond {
+			ts.Blocked += dt
+		}
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				break
+			}
+			ts.Errors++
+			if now.Sub(start) >= d {
+				break
+			}
+			continue
+		}
+		ts.Sent++
+		ts.Bytes += bulkSize
+		ts.at = append(ts.at, now.Sub(start))
+	}
+	ts.Elapsed = time.Since(start)
+	for i, t := range ts.at {
+		if t >= d/2 {
+			ts.Late, ts.LateDur = len(ts.at)-i, ts.Elapsed-t
+			break
+		}
+	}
+	return ts
+}
+
+// fitRate is the least-squares slope of bytes sent against time over the
+// sends in [from, to), bytes/s. Unlike a count over the same interval it does
+// not depend on where the interval cuts the sawtooth of a blocking sender
+// (the kernel wakes a sender only when half its send buffer is free, so it
+// sends in bursts of half a buffer).
+func (ts timedSend) fitRate(from, to time.Duration) float64 {
+	var n, sx, sy, sxx, sxy float64
+	for i, t := range ts.at {
+		if t < from || t >= to {
+			continue
+		}
+		x, y := t.Seconds(), float64(i*bulkSize)
+		n++
+		sx += x
+		sy += y
+		sxx += x * x
+		sxy += x * y
+	}
+	den := n*sxx - sx*sx
+	if n < 3 || den == 0 {
+		return 0
+	}
+	return (n*sxy - sx*sy) / den
+}
+
 // BenchmarkBulk115200: one blocking sender, 1000-byte datagrams, 10 s.
 func BenchmarkBulk115200(b *testing.B) {
 	runBulk(b, bulkConfig{rate: 115200, flows: 1, blast: 10 * time.Second, sndbuf: 64 << 10, idle: 4 * time.Second})
@@ -259,14 +435,23 @@ func BenchmarkDropTail115200(b *testing.B) {
 		args: []string{"-policy", "drop-tail", "-shaper=false"}})
 }
 
-// BenchmarkTwoFlows115200: two senders on node 1 share the link.
+// BenchmarkTwoFlows115200: two senders on node 1 (source ports 7000 and
+// 7001) to one receiving socket on node 2 share the link.
 func BenchmarkTwoFlows115200(b *testing.B) {
-	runBulk(b, bulkConfig{rate: 115200, flows: 2, blast: 10 * time.Second, sndbuf: 64 << 10, idle: 4 * time.Second})
+	runBulk(b, bulkConfig{rate: 115200, flows: 2, blast: 10 * time.Second, sndbuf: 64 << 10, idle: 8 * time.Second, oneServer: true})
 }
 
-// BenchmarkTwoFlows9600: two senders on node 1 share a 9600 bit/s link.
+// BenchmarkTwoFlows9600: the same on a 9600 bit/s link.
 func BenchmarkTwoFlows9600(b *testing.B) {
-	runBulk(b, bulkConfig{rate: 9600, flows: 2, blast: 30 * time.Second, sndbuf: 8 << 10, idle: 6 * time.Second})
+	runBulk(b, bulkConfig{rate: 9600, flows: 2, blast: 30 * time.Second, sndbuf: 8 << 10, idle: 20 * time.Second, oneServer: true})
+}
+
+// BenchmarkTwoFlowsSamePorts115200: two flows whose source and destination
+// ports are equal (6000→6000, 6001→6001), as in TestTwoFlowsShareFairly.
+// The flow hash (tap/classify.go) XORs the two ports, so such flows cancel
+// out and share one bucket: this measures what a shared FIFO gives.
+func BenchmarkTwoFlowsSamePorts115200(b *testing.B) {
+	runBulk(b, bulkConfig{rate: 115200, flows: 2, blast: 10 * time.Second, sndbuf: 64 << 10, idle: 8 * time.Second})
 }
 
 // BenchmarkStartup: time from starting a daemon to its status answering Up,
