@@ -184,14 +184,11 @@ type packet struct {
 // Run moves frames until ctx is done or the TAP fails. It returns nil when
 // ctx is done. A PHY that goes Down is waited for, not an error.
 func (b *Bridge) Run(ctx context.Context) error {
-	l, err := b.newLoop()
-	if err != nil {
-		return err
-	}
+	l := b.newLoop()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go l.reader(ctx, b.tap)
-	err = l.run(ctx)
+	err := l.run(ctx)
 	b.mu.Lock()
 	b.last = l.snapshot(time.Now())
 	b.mu.Unlock()
@@ -205,6 +202,7 @@ type loop struct {
 	mac     *csma.MAC
 	macCfg  csma.Config
 	dec     *framing.Decoder
+	emit    func(framing.Header, []byte)
 	info    phy.Info
 	pacer   *pacer
 	tokens  chan []byte
@@ -230,7 +228,7 @@ type loop struct {
 	rateErr     bool // a SetRate failure was logged already
 }
 
-func (b *Bridge) newLoop() (*loop, error) {
+func (b *Bridge) newLoop() *loop {
 	maxEth := b.cfg.MTU + 14
 	l := &loop{
 		b:        b,
@@ -242,9 +240,10 @@ func (b *Bridge) newLoop() (*loop, error) {
 		ethLen:   make(map[*byte]int),
 	}
 	l.dec = framing.NewDecoder(maxEth)
+	l.emit = l.fromAir // one method value, not one per Received event
 	l.stats.Policy = b.cfg.Policy.String()
 	l.stats.Node = int(b.cfg.Node)
-	return l, nil
+	return l
 }
 
 // start builds the MAC once the PHY has told its figures (at its first Up).
@@ -443,7 +442,7 @@ func (l *loop) event(now time.Time, ev phy.Event) error {
 	case phy.Received:
 		l.stats.RxBursts++
 		l.stats.RxWireBytes += uint64(len(ev.Data))
-		l.dec.Feed(ev.Data, l.fromAir)
+		l.dec.Feed(ev.Data, l.emit)
 	}
 	return nil
 }

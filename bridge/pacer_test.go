@@ -1,0 +1,99 @@
+package bridge
+
+import (
+	"testing"
+	"time"
+)
+
+// TestPacer drives the pacer with synthetic ticks: a 9600 bit/s channel
+// (1200 B/s raw), MAC queue 4, ring 16, so the backlog target is 4 + 2.
+func TestPacer(t *testing.T) {
+	const tick = 250 * time.Millisecond
+	for _, tc := range []struct {
+		desc      string
+		ticks     int
+		delivered uint64 // Ethernet bytes per tick
+		saturated bool
+		backlog   int
+		check     func(t *testing.T, rate float64)
+	}{
+		{
+			desc: "saturated at target converges to the delivered rate", ticks: 200,
+			delivered: 250, saturated: true, backlog: 6, // 1000 B/s delivered
+			check: func(t *testing.T, r float64) {
+				if r < 950 || r > 1050 {
+					t.Errorf("rate %.0f B/s, want about the 1000 B/s delivered", r)
+				}
+			},
+		},
+		{
+			desc: "a growing backlog pulls the rate below the capacity", ticks: 200,
+			delivered: 250, saturated: true, backlog: 20,
+			check: func(t *testing.T, r float64) {
+				if r > 600 {
+					t.Errorf("rate %.0f B/s with a full ring, want at most half the 1000 B/s capacity plus margin", r)
+				}
+			},
+		},
+		{
+			desc: "an empty backlog lets the rate rise a little above capacity", ticks: 200,
+			delivered: 250, saturated: true, backlog: 0,
+			check: func(t *testing.T, r float64) {
+				if r <= 1000 || r > 1101 {
+					t.Errorf("rate %.0f B/s, want in (1000, 1101]", r)
+				}
+			},
+		},
+		{
+			desc: "an idle link opens up to the raw rate", ticks: 40,
+			delivered: 0, saturated: false, backlog: 0,
+			check: func(t *testing.T, r float64) {
+				if r != 1200 {
+					t.Errorf("rate %.0f B/s, want the raw 1200", r)
+				}
+			},
+		},
+		{
+			desc: "a stalled reader never drives the rate below raw/64", ticks: 400,
+			delivered: 0, saturated: false, backlog: 30,
+			check: func(t *testing.T, r float64) {
+				if r != 1200.0/64 {
+					t.Errorf("rate %.2f B/s, want the floor %.2f", r, 1200.0/64)
+				}
+			},
+		},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			p := newPacer(9600, 4, 16, time.Second)
+			var r float64
+			for range tc.ticks {
+				r = p.update(tick, tc.delivered, tc.saturated, tc.backlog)
+				if r < p.min || r > p.max {
+					t.Fatalf("rate %.1f outside [%.1f, %.1f]", r, p.min, p.max)
+				}
+			}
+			tc.check(t, r)
+		})
+	}
+}
+
+// TestPacerIgnoresEmptyTick: at 9600 bit/s a 1000-byte frame takes longer
+// than a tick, so ticks in which no frame finished alternate with ticks in
+// which one did; the smoothed capacity must not collapse on the empty ones.
+func TestPacerIgnoresEmptyTick(t *testing.T) {
+	p := newPacer(9600, 4, 16, phyAirtime9600)
+	var r float64
+	for i := range 200 {
+		d := uint64(0)
+		if i%2 == 1 {
+			d = 1042
+		}
+		r = p.update(250*time.Millisecond, d, true, 6)
+	}
+	// 1042 bytes every 0.5 s is 2084 B/s, clamped to the raw 1200.
+	if r < 1100 {
+		t.Errorf("rate %.0f B/s after alternating empty and full ticks, want near the raw 1200", r)
+	}
+}
+
+const phyAirtime9600 = 870 * time.Millisecond
