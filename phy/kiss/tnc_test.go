@@ -16,19 +16,14 @@ import (
 	"github.com/creack/pty"
 	"github.com/rs/zerolog"
 
+	"github.com/slided/slided/bridge"
 	"github.com/slided/slided/framing"
 	"github.com/slided/slided/internal/direwolftest"
 	"github.com/slided/slided/phy"
 )
 
-// The interface bridge.PHY declares, copied here to pin that *TNC fits it
-// without importing bridge.
-var _ interface {
-	Info() phy.Info
-	Transmit(b []byte) error
-	Events() <-chan phy.Event
-	Close() error
-} = (*TNC)(nil)
+// A TNC is a modem the bridge can drive.
+var _ bridge.PHY = (*TNC)(nil)
 
 // wait bounds every blocking step of a test; generous, never a measurement.
 const wait = 20 * time.Second

@@ -99,13 +99,6 @@ type Client struct {
 	carrier bool // owned by the reading goroutine: last carrier event sent
 }
 
-var _ interface {
-	Info() phy.Info
-	Transmit([]byte) error
-	Events() <-chan phy.Event
-	Close() error
-} = (*Client)(nil)
-
 // Dial connects node to the medium server at path. It retries with capped
 // backoff, logging each failure, until it is attached or ctx is done; a
 // rejection by the server (node id in use, bad id, wrong version) is returned

@@ -472,13 +472,6 @@ type UDPClient struct {
 	junk, carrierRepairs, txDoneRepairs, txLost, downs atomic.Uint64
 }
 
-var _ interface {
-	Info() phy.Info
-	Transmit([]byte) error
-	Events() <-chan phy.Event
-	Close() error
-} = (*UDPClient)(nil)
-
 // DialUDP attaches node to the medium server at addr ("HOST:PORT", e.g.
 // "198.51.100.1:7300") over UDP. The socket is made in the caller's network
 // namespace. Like Dial, it retries with capped backoff until attached or ctx
