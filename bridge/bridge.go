@@ -281,9 +281,11 @@ const RealTimeSlot = time.Millisecond
 
 // DefaultMAC is csma.DefaultConfig for a channel of bitRate bit/s, adjusted
 // for a daemon that runs in real time: the slot is at least RealTimeSlot and
-// the IFS one slot, the contention window starts at 4 slots so that a lone
-// sender keeps the channel over 90% busy even with millisecond slots (the
-// window grows with the contention the MAC hears), and with policy Block the
+// the IFS one slot; the contention window starts at 4 slots so that a lone
+// sender keeps the channel over 90% busy even with millisecond slots, and
+// grows by 16 slots per other busy sender heard, because with slots this
+// short two contenders whose draws are one slot apart may still collide (the
+// carrier reaches the other node up to a slot late). With policy Block the
 // MAC queue is short (4 frames) so that the backlog waits in the qdisc,
 // where it is shared fairly among flows and counts against the senders.
 func DefaultMAC(bitRate int, policy Policy) csma.Config {
@@ -291,6 +293,7 @@ func DefaultMAC(bitRate int, policy Policy) csma.Config {
 	c.SlotTime = max(c.SlotTime, RealTimeSlot)
 	c.IFS = c.SlotTime
 	c.CWMin = 4
+	c.CWPerSender = 16
 	if policy == Block {
 		c.QueueLen = 4
 	}

@@ -98,12 +98,12 @@ func udpAddr(ip string, port int) *net.UDPAddr {
 func TestPingAndUDPBothWays(t *testing.T) {
 	l, p := startPair(t, 115200, "192.0.2")
 
-	out, err := l.Exec(p.NS[0], "ping", "-c", "3", "-i", "0.3", "-W", "5", p.Addr[1])
-	if err != nil {
-		t.Fatalf("ping: %v", err)
-	}
-	if !strings.Contains(out, "3 received") {
-		t.Fatalf("ping lost packets:\n%s", out)
+	// Both nodes' kernels send IPv6 start-up multicast (router and
+	// neighbour solicitations, MLD) as the TAPs come up; without link ARQ
+	// one of those may collide with an ARP or ICMP frame, so one echo in
+	// five may be lost. None answered, or more lost, is a failure.
+	if got := pingCount(t, l, p.NS[0], p.Addr[1], 5, 5*time.Second); got < 4 {
+		t.Fatalf("ping: %d of 5 replies", got)
 	}
 
 	cs := udpPair(t, p, 5000, 0)

@@ -184,7 +184,7 @@ func TestCommandLineErrors(t *testing.T) {
 		{"unknown config key", []string{"run", "-config", bad}, "bad.toml:3"},
 		{"missing config", []string{"run", "-config", filepath.Join(dir, "none.toml")}, "none.toml"},
 		{"status without control", []string{"status"}, "-control PATH is required"},
-		{"sim without listen", []string{"sim"}, "-listen PATH is required"},
+		{"sim without listen", []string{"sim"}, "-listen PATH or -listen-udp HOST:PORT (or both) is required"},
 		{"sim zero rate", []string{"sim", "-listen", filepath.Join(dir, "m.sock"), "-rate", "0"}, "rate"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {

@@ -28,10 +28,16 @@ type Config struct {
 	// transmits with probability p, otherwise it waits one more slot.
 	Persistence float64
 	// CWMin and CWMax bound the contention window, in slots. A backoff is
-	// drawn uniformly from [0, CW). CW doubles (up to CWMax) each time the
-	// channel is found busy while a frame waits and returns to CWMin after a
-	// transmission. 1 <= CWMin <= CWMax <= 65536.
+	// drawn uniformly from [0, CW). After each transmission CW is the
+	// smallest CWMin·2^j >= CWMin + CWPerSender·load, where load estimates
+	// the other busy senders (docs/mac.md), capped at CWMax.
+	// 1 <= CWMin <= CWMax <= 65536.
 	CWMin, CWMax int
+	// CWPerSender is the window added per other busy sender heard; 0 means
+	// CWMin. A small CWMin keeps a lone sender's pauses short while a larger
+	// CWPerSender keeps contenders apart when slots are short against the
+	// carrier-sense latency.
+	CWPerSender int
 	// QueueLen is the number of frames the MAC holds, including the one on
 	// air. Must be >= 1.
 	QueueLen int
@@ -98,6 +104,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: cw max %d exceeds %d", ErrInvalidConfig, c.CWMax, maxCW)
 	case c.SlotTime > math.MaxInt64/(2*maxCW):
 		return fmt.Errorf("%w: slot time %v too long", ErrInvalidConfig, c.SlotTime)
+	case c.CWPerSender < 0 || c.CWPerSender > maxCW:
+		return fmt.Errorf("%w: cw per sender %d must be in 0..%d", ErrInvalidConfig, c.CWPerSender, maxCW)
 	case c.QueueLen < 1:
 		return fmt.Errorf("%w: queue length %d must be at least 1", ErrInvalidConfig, c.QueueLen)
 	}

@@ -265,8 +265,8 @@ func (m *MAC) deferral() {
 // adapt sets the window for the next backoff after a transmission. The
 // number of deferrals between two of a node's own transmissions estimates
 // how many other senders are busy (one frame each when shares are fair);
-// the window is CWMin·(1+estimate), smoothed, rounded up to a doubling of
-// CWMin as in binary exponential backoff and capped at CWMax. Waiting nodes keep
+// the window is CWMin + CWPerSender·estimate, smoothed, rounded up to a
+// doubling of CWMin as in binary exponential backoff and capped at CWMax. Waiting nodes keep
 // their frozen counts, which only shrink, so a node that has just sent cannot
 // keep the channel: shares stay fair in the short term.
 // loadFloor is the smoothed load below which the others count as silent.
@@ -278,8 +278,12 @@ func (m *MAC) adapt() {
 	if m.load < loadFloor {
 		m.load = 0 // the others have been silent for a while
 	}
+	per := m.cfg.CWPerSender
+	if per == 0 {
+		per = m.cfg.CWMin
+	}
 	cw := m.cfg.CWMin
-	for want := float64(m.cfg.CWMin) * (1 + m.load); float64(cw) < want; {
+	for want := float64(m.cfg.CWMin) + float64(per)*m.load; float64(cw) < want; {
 		if cw*2 > m.cfg.CWMax {
 			m.stats.CWMaxHits++
 			cw = m.cfg.CWMax
