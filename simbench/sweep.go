@@ -42,6 +42,12 @@ func ParseRange(s string) ([]float64, error) {
 
 // Sweep runs cfg once per load.
 func Sweep(cfg Config, loads []float64) ([]Result, error) {
+	return SweepProgress(cfg, loads, nil)
+}
+
+// SweepProgress is Sweep that calls progress (if not nil) after each run with
+// the runs done so far, out of len(loads), and the last result.
+func SweepProgress(cfg Config, loads []float64, progress func(done, total int, r Result)) ([]Result, error) {
 	out := make([]Result, 0, len(loads))
 	for _, g := range loads {
 		c := cfg
@@ -51,6 +57,9 @@ func Sweep(cfg Config, loads []float64) ([]Result, error) {
 			return out, err
 		}
 		out = append(out, r)
+		if progress != nil {
+			progress(len(out), len(loads), r)
+		}
 	}
 	return out, nil
 }

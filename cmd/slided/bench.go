@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/slided/slided/mac/csma"
 	"github.com/slided/slided/phy/sim"
@@ -86,7 +87,7 @@ func cmdBench(args []string, out io.Writer) error {
 		if err := cfg.Validate(); err != nil {
 			return usageError("bench", "%v", err)
 		}
-		rs, err := simbench.Sweep(cfg, loads)
+		rs, err := simbench.SweepProgress(cfg, loads, sweepProgress(os.Stderr, time.Now()))
 		if err != nil {
 			return err
 		}
@@ -130,4 +131,22 @@ func writeFile(path string, write func(io.Writer) error) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return f.Close()
+}
+
+// sweepProgress reports a sweep's progress on w: one line rewritten in place
+// on a terminal (runs done, the last point, rate, ETA), nothing otherwise,
+// so that scripts that capture the output get only the results.
+func sweepProgress(w *os.File, start time.Time) func(done, total int, r simbench.Result) {
+	if !isTerminal(w) {
+		return nil
+	}
+	return func(done, total int, r simbench.Result) {
+		el := time.Since(start)
+		eta := time.Duration(float64(el) / float64(done) * float64(total-done))
+		fmt.Fprintf(w, "\r  %d/%d runs  G=%.3f S=%.3f  %.0f frame times/s  ETA %s   ",
+			done, total, r.G, r.S, r.Speed, eta.Round(100*time.Millisecond))
+		if done == total {
+			fmt.Fprintln(w)
+		}
+	}
 }
