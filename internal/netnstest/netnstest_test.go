@@ -4,6 +4,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestMain(m *testing.M) { Main(m) }
@@ -28,10 +29,17 @@ func TestNewExecStart(t *testing.T) {
 		if _, err := Exec(name, "false"); err == nil {
 			t.Error("Exec(false) returned no error")
 		}
-		Start(t, name, "sleep", "60") // the cleanup must kill it
-		pids, err := Pids(name)
-		if err != nil || len(pids) != 1 {
-			t.Errorf("Pids(%s) = %v, %v; want the one sleep", name, pids, err)
+		cmd := Start(t, name, "sleep", "60") // the cleanup must kill it
+		// ip netns exec enters the namespace after fork, so the child may not
+		// be listed yet: look again for up to 5 s.
+		var pids []int
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if pids, err = Pids(name); err != nil || len(pids) > 0 {
+				break
+			}
+		}
+		if err != nil || len(pids) != 1 || pids[0] != cmd.Process.Pid {
+			t.Errorf("Pids(%s) = %v, %v; want [%d], the one sleep", name, pids, err, cmd.Process.Pid)
 		}
 	})
 	out, err := exec.Command("ip", "netns", "list").Output()
