@@ -106,6 +106,34 @@ func (m *MAC) Enqueue(now time.Time, frame []byte) error {
 	return nil
 }
 
+// EnqueueFront puts frame at the head of the queue, behind only the frame on
+// air: the next frame to go out, for link acknowledgements that must not
+// wait behind data. Ownership and ErrQueueFull are as for Enqueue. The
+// backoff already drawn for the old head frame is kept for the new one, so
+// channel access is unchanged; only the order of the frames is.
+func (m *MAC) EnqueueFront(now time.Time, frame []byte) error {
+	if m.n == 0 || (m.n == 1 && m.onAir) {
+		return m.Enqueue(now, frame)
+	}
+	if m.n == len(m.q) {
+		m.stats.Rejected++
+		return ErrQueueFull
+	}
+	nh := (m.head - 1 + len(m.q)) % len(m.q)
+	if m.onAir {
+		// q[head] is the on-air placeholder: it moves one place forward
+		// and the new frame takes its old place.
+		m.q[nh] = m.q[m.head]
+		m.q[m.head] = frame
+	} else {
+		m.q[nh] = frame
+	}
+	m.head = nh
+	m.n++
+	m.stats.Enqueued++
+	return nil
+}
+
 // DropOldest removes and returns the oldest frame that is not on air, for a
 // drop-head policy when the queue is full. It returns false when no frame
 // waits. The frame on air is never returned: it belongs to the caller.

@@ -584,3 +584,53 @@ func BenchmarkPollIdle(b *testing.B) {
 		m.Poll(t0.Add(time.Millisecond)) // in IFS: nothing to send
 	}
 }
+
+func TestEnqueueFront(t *testing.T) {
+	cfg := testConfig() // QueueLen 4
+	m, _ := newPair(t, cfg, 3)
+	// Empty queue: same as Enqueue.
+	if err := m.EnqueueFront(t0, []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	mustEnqueue(t, m, t0, []byte("b"))
+	d, _ := m.Deadline()
+	if err := m.EnqueueFront(t0, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if d2, _ := m.Deadline(); !d2.Equal(d) {
+		t.Fatalf("EnqueueFront moved the deadline from %v to %v", d.Sub(t0), d2.Sub(t0))
+	}
+	wantSend(t, m, d, "x")
+	// On air: the new frame goes behind the frame on air, before the rest.
+	if err := m.EnqueueFront(d, []byte("y")); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.EnqueueFront(d, []byte("z")); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("EnqueueFront on a full queue = %v, want ErrQueueFull", err)
+	}
+	now := d
+	for _, want := range []string{"y", "a", "b"} {
+		now = now.Add(time.Second)
+		m.TxDone(now)
+		d, ok := m.Deadline()
+		if !ok {
+			t.Fatalf("no deadline with %d frames queued", m.Len())
+		}
+		wantSend(t, m, d, want)
+		now = d
+	}
+	m.TxDone(now.Add(time.Second))
+	if m.Len() != 0 {
+		t.Fatalf("len %d after sending everything", m.Len())
+	}
+	// The only frame on air: EnqueueFront appends behind it.
+	mustEnqueue(t, m, now, []byte("p"))
+	d, _ = m.Deadline()
+	wantSend(t, m, d, "p")
+	if err := m.EnqueueFront(d, []byte("q")); err != nil {
+		t.Fatal(err)
+	}
+	m.TxDone(d.Add(time.Second))
+	d, _ = m.Deadline()
+	wantSend(t, m, d, "q")
+}
