@@ -2,8 +2,13 @@
 // frames between a TAP device and a modem (PHY) through the CSMA MAC, and it
 // keeps the host's backlog where it pushes back on the sending applications.
 //
-//	TAP ──Read (only when the MAC has room)──► Compact ► AppendFrame ► MAC queue ► PHY.Transmit
-//	TAP ◄──Write──── AppendEthernet ◄── framing.Decoder ◄── PHY Received events
+//	TAP ──Read (only when the MAC has room)──► Compact ► ARQ.Send (fragments) ► Seal ► AppendFrame ► MAC queue ► PHY.Transmit
+//	TAP ◄──Write──── AppendEthernet ◄── ARQ (reassembly, Acks) ◄── Open ◄── framing.Decoder ◄── PHY Received events
+//
+// The ARQ layer (mac/arq) cuts packets to the modem's largest frame and, for
+// unicast, retransmits what is not acknowledged; Acks jump the MAC queue. The
+// optional pre-shared key (package auth) seals every frame on air and drops
+// every frame not sealed with it. docs/link-arq.md has the formats.
 //
 // Goroutines: Run's goroutine (the loop) owns the MAC, the decoder, every
 // buffer and every counter. One reader goroutine blocks in TAP.Read, but only
@@ -22,7 +27,9 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/slided/slided/auth"
 	"github.com/slided/slided/framing"
+	"github.com/slided/slided/mac/arq"
 	"github.com/slided/slided/mac/csma"
 	"github.com/slided/slided/phy"
 )
@@ -112,6 +119,18 @@ type Config struct {
 	// RingLen is the TAP's txqueuelen: the ring between the qdisc and the
 	// daemon (default DefaultTxQueueLen).
 	RingLen int
+	// FrameMax is the largest frame, in bytes on the wire, that the modem
+	// carries (-frame-max). Larger packets travel as fragments. 0: the
+	// PHY's own limit (phy.Info.MaxFrame), or none.
+	FrameMax int
+	// NoARQ turns link acknowledgements and retransmission off for unicast.
+	NoARQ bool
+	// PropDelay is the one-way propagation delay to the farthest node; it
+	// lengthens the ARQ's acknowledgement timeout.
+	PropDelay time.Duration
+	// Key, if set, seals every frame sent and drops every frame received
+	// that is not sealed with it (forged, replayed or unsealed).
+	Key *auth.Key
 	// Capture, if set, records every frame queued for the air and every
 	// frame decoded from it.
 	Capture Capture
@@ -156,6 +175,17 @@ func New(cfg Config, tap TAP, p PHY, shaper Shaper) (*Bridge, error) {
 	if cfg.MAC != (csma.Config{}) {
 		if err := cfg.MAC.Validate(); err != nil {
 			return nil, fmt.Errorf("mac config: %w", err)
+		}
+	}
+	if cfg.FrameMax < 0 {
+		return nil, fmt.Errorf("frame-max %d: must be positive (0: the modem's own limit)", cfg.FrameMax)
+	}
+	if cfg.FrameMax > 0 {
+		// The PHY may lower the limit further at link up; check now that
+		// this one is usable.
+		ac := arqConfig(cfg, cfg.FrameMax, arq.Timing{BitRate: 1200})
+		if err := ac.Validate(); err != nil {
+			return nil, fmt.Errorf("frame-max %d: %w", cfg.FrameMax, err)
 		}
 	}
 	return &Bridge{cfg: cfg, tap: tap, phy: p, shaper: shaper, statsReq: make(chan chan Stats)}, nil
@@ -208,14 +238,30 @@ type loop struct {
 	tokens  chan []byte
 	packets chan packet
 
+	// The link layer above the MAC (link.go).
+	arq       *arq.ARQ
+	sealer    *auth.Sealer
+	opener    *auth.Opener
+	frameMax  int       // effective largest frame on the wire (0: none)
+	now       time.Time // time of the input being handled, for the ARQ's sink
+	pend      [][]byte  // encoded data frames waiting for room in the MAC
+	acks      [][]byte  // encoded Acks waiting for room (they go to the MAC queue's front)
+	meta      map[*byte]frameMeta
+	lastQd    *byte // key of the last frame the sink queued
+	held      []byte
+	heldH     framing.Header
+	heldEth   int
+	holding   bool // a packet waits for the ARQ window
+	sealBuf   []byte
+	openBuf   []byte
+	onAirMeta frameMeta
+
 	up          bool
 	tokenOut    bool     // the reader holds a buffer
 	free        [][]byte // encoded-frame buffers not in use
 	frameCap    int
 	rxBuf       []byte
-	ethLen      map[*byte]int // Ethernet length of each queued frame, keyed by its buffer
-	onAir       []byte        // the frame being transmitted (for its Ethernet length)
-	onAirEth    int
+	onAir       []byte // the frame being transmitted
 	carrierOn   bool
 	carrierAt   time.Time
 	txStart     time.Time
@@ -235,11 +281,13 @@ func (b *Bridge) newLoop() *loop {
 		log:      b.cfg.Log,
 		tokens:   make(chan []byte, 1),
 		packets:  make(chan packet, 1),
-		frameCap: framing.MaxEncodedLen(maxEth),
+		frameCap: framing.MaxEncodedLen(maxEth + framing.FragHeaderLen + auth.Overhead),
 		rxBuf:    make([]byte, 0, maxEth),
-		ethLen:   make(map[*byte]int),
+		meta:     make(map[*byte]frameMeta),
 	}
-	l.dec = framing.NewDecoder(maxEth)
+	// Any frame a node of this MTU sends fits: a whole packet in one
+	// fragment, sealed.
+	l.dec = framing.NewDecoder(maxEth + framing.FragHeaderLen + auth.Overhead)
 	l.emit = l.fromAir // one method value, not one per Received event
 	l.stats.Policy = b.cfg.Policy.String()
 	l.stats.Node = int(b.cfg.Node)
@@ -253,11 +301,17 @@ func (l *loop) start(now time.Time) error {
 	if cfg == (csma.Config{}) {
 		cfg = DefaultMAC(l.info.BitRate, l.b.cfg.Policy)
 	}
+	if err := l.startLink(now, cfg); err != nil {
+		return err
+	}
+	// Room for Acks in front of the data: the data limit stays QueueLen.
+	macCfg := cfg
+	macCfg.QueueLen += ackReserve
 	seed := l.b.cfg.Seed
 	if seed == 0 {
 		seed = uint64(now.UnixNano()) ^ uint64(l.b.cfg.Node)<<56
 	}
-	m, err := csma.New(cfg, rand.New(rand.NewPCG(seed, uint64(l.b.cfg.Node))))
+	m, err := csma.New(macCfg, rand.New(rand.NewPCG(seed, uint64(l.b.cfg.Node))))
 	if err != nil {
 		return fmt.Errorf("mac: %w", err)
 	}
@@ -265,7 +319,8 @@ func (l *loop) start(now time.Time) error {
 	l.macCfg = cfg
 	l.pacer = newPacer(l.info.BitRate, cfg.QueueLen, l.b.cfg.RingLen, phy.Airtime(l.frameCap, l.info.BitRate))
 	l.stats.BitRate = l.info.BitRate
-	l.log.Info().Int("bit_rate", l.info.BitRate).Int("max_frame", l.info.MaxFrame).
+	l.log.Info().Int("bit_rate", l.info.BitRate).Int("max_frame", l.info.MaxFrame).Int("frame_max", l.frameMax).
+		Bool("arq", !l.b.cfg.NoARQ).Bool("auth", l.sealer != nil).
 		Dur("slot", cfg.SlotTime).Dur("ifs", cfg.IFS).Int("queue", cfg.QueueLen).
 		Str("policy", l.b.cfg.Policy.String()).Msg("link up")
 	if l.b.shaper != nil {
@@ -343,7 +398,11 @@ func (l *loop) run(ctx context.Context) error {
 		// Since Go 1.23 Reset and Stop leave no stale tick in timer.C.
 		timer.Stop()
 		if l.mac != nil {
-			if d, ok := l.mac.Deadline(); ok {
+			d, ok := l.mac.Deadline()
+			if ad, aok := l.arq.Deadline(); aok && (!ok || ad.Before(d)) {
+				d, ok = ad, true
+			}
+			if ok {
 				timer.Reset(time.Until(d))
 			}
 		}
@@ -391,7 +450,7 @@ func (l *loop) wantRead() bool {
 	if l.b.cfg.Policy != Block {
 		return true
 	}
-	return l.mac.Room() > 0
+	return !l.holding && len(l.pend) == 0 && l.mac.Room() > ackReserve
 }
 
 func (l *loop) event(now time.Time, ev phy.Event) error {
@@ -438,13 +497,17 @@ func (l *loop) event(now time.Time, ev phy.Event) error {
 		if l.mac != nil && l.mac.Transmitting() {
 			l.stats.TxFrames++
 			l.stats.TxBytes += uint64(len(l.onAir))
-			l.stats.TxEthBytes += uint64(l.onAirEth)
-			l.tickDeliver += uint64(l.onAirEth)
+			l.stats.TxEthBytes += uint64(l.onAirMeta.eth)
+			l.tickDeliver += uint64(l.onAirMeta.eth)
+			if m := l.onAirMeta; m.frag {
+				l.arq.TxDone(now, m.h, m.head[:])
+			}
 			l.txEnded(now)
 		}
 	case phy.Received:
 		l.stats.RxBursts++
 		l.stats.RxWireBytes += uint64(len(ev.Data))
+		l.now = now
 		l.dec.Feed(ev.Data, l.emit)
 	}
 	return nil
@@ -463,90 +526,18 @@ func (l *loop) txEnded(now time.Time) {
 	}
 }
 
-// fromTAP frames one Ethernet frame read from the TAP and queues it.
-func (l *loop) fromTAP(now time.Time, eth []byte) {
-	l.stats.TAPReads++
-	h, payload, err := framing.Compact(eth, l.b.cfg.Node)
-	if err != nil {
-		if errors.Is(err, framing.ErrNoRoute) {
-			l.stats.Drops.NoRoute++
-		} else {
-			l.stats.Drops.BadFrame++
-		}
-		return
-	}
-	var buf []byte
-	if n := len(l.free); n > 0 {
-		buf, l.free = l.free[n-1], l.free[:n-1]
-	} else {
-		buf = make([]byte, 0, l.frameCap)
-	}
-	frame := framing.AppendFrame(buf, h, payload)
-	if c := l.b.cfg.Capture; c != nil {
-		c.WriteLink(now, true, h, payload)
-	}
-	if l.info.MaxFrame > 0 && len(frame) > l.info.MaxFrame {
-		l.stats.Drops.TooBig++
-		l.free = append(l.free, frame[:0])
-		return
-	}
-	if l.mac.Room() == 0 {
-		switch l.b.cfg.Policy {
-		case DropHead:
-			if old, ok := l.mac.DropOldest(); ok {
-				l.stats.Drops.QueueHead++
-				delete(l.ethLen, &old[:1][0])
-				l.free = append(l.free, old[:0])
-			}
-		default:
-			l.stats.Drops.QueueFull++
-			l.free = append(l.free, frame[:0])
-			return
-		}
-	}
-	if err := l.mac.Enqueue(now, frame); err != nil {
-		l.stats.Drops.QueueFull++
-		l.free = append(l.free, frame[:0])
-		return
-	}
-	l.ethLen[&frame[:1][0]] = len(eth)
-}
-
-// fromAir delivers one decoded frame to the TAP if it is for this node.
-func (l *loop) fromAir(h framing.Header, payload []byte) {
-	if c := l.b.cfg.Capture; c != nil {
-		c.WriteLink(time.Now(), false, h, payload)
-	}
-	if h.Src == l.b.cfg.Node {
-		l.stats.Drops.Echo++
-		return
-	}
-	if h.Dst != l.b.cfg.Node && h.Dst != framing.Broadcast {
-		l.stats.NotForUs++
-		return
-	}
-	eth, err := framing.AppendEthernet(l.rxBuf[:0], h, payload)
-	if err != nil {
-		l.stats.Drops.BadFrame++
-		return
-	}
-	l.rxBuf = eth[:0]
-	if len(eth) > l.b.cfg.MTU+14 {
-		l.stats.Drops.TooBig++
-		return
-	}
-	if _, err := l.b.tap.Write(eth); err != nil {
-		l.stats.Drops.TAPWrite++
-		l.log.Debug().Err(err).Msg("write tap")
-		return
-	}
-	l.stats.RxFrames++
-	l.stats.RxEthBytes += uint64(len(eth))
-}
-
 // pump lets the MAC start a transmission if it wants one now.
 func (l *loop) pump(now time.Time) {
-	if l.mac == nil || !l.up {
+	if l.mac == nil {
+		return
+	}
+	l.now = now
+	if d, ok := l.arq.Deadline(); ok && !now.Before(d) {
+		l.arq.Poll(now)
+	}
+	l.retryHeld(now)
+	l.feed(now)
+	if !l.up {
 		return
 	}
 	frame, ok := l.mac.Poll(now)
@@ -554,8 +545,8 @@ func (l *loop) pump(now time.Time) {
 		return
 	}
 	key := &frame[:1][0]
-	l.onAir, l.onAirEth, l.txStart = frame, l.ethLen[key], now
-	delete(l.ethLen, key)
+	l.onAir, l.onAirMeta, l.txStart = frame, l.meta[key], now
+	delete(l.meta, key)
 	if err := l.b.phy.Transmit(frame); err != nil {
 		l.stats.Drops.PHYError++
 		l.log.Warn().Err(err).Msg("transmit")
@@ -626,6 +617,10 @@ func (l *loop) snapshot(now time.Time) Stats {
 		s.QueueLen = l.macCfg.QueueLen
 		ms := l.mac.Stats()
 		s.MAC = ms
+		s.ARQ = l.arq.Stats()
+		s.LinkQueue = len(l.pend) + len(l.acks)
+		s.Holding = l.holding
+		s.FrameMax = l.frameMax
 	}
 	d := l.dec.Stats()
 	s.Decoder = d

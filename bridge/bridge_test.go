@@ -54,9 +54,14 @@ func ethFrame(dst, src framing.NodeID) []byte {
 
 func startBridge(t *testing.T, policy Policy) (*Bridge, *fakeTAP, *fakePHY) {
 	t.Helper()
+	return startBridgeConfig(t, Config{Node: 1, Policy: policy, Log: zerolog.Nop()})
+}
+
+func startBridgeConfig(t *testing.T, cfg Config) (*Bridge, *fakeTAP, *fakePHY) {
+	t.Helper()
 	tp := &fakeTAP{frames: make(chan []byte, 64), done: make(chan struct{})}
 	ph := &fakePHY{ev: make(chan phy.Event, 16), txs: make(chan []byte, 64)}
-	b, err := New(Config{Node: 1, Policy: policy, Log: zerolog.Nop()}, tp, ph, nil)
+	b, err := New(cfg, tp, ph, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,16 +119,26 @@ func TestBlockReadsOnlyWithRoom(t *testing.T) {
 }
 
 // TestDropTailReadsEverything: with drop-tail the bridge reads at once and
-// drops what the MAC queue cannot take, counting it.
+// drops what it cannot hold, counting it: without ARQ what the MAC queue
+// cannot take; with ARQ (the default) what the destination's window cannot
+// take, plus the one packet held for it.
 func TestDropTailReadsEverything(t *testing.T) {
-	b, tp, _ := startBridge(t, DropTail)
-	for range 30 {
-		tp.frames <- ethFrame(2, 1)
-	}
-	st := waitReads(t, b, 30)
-	queue := uint64(DefaultMAC(9600, DropTail).QueueLen)
-	if st.Drops.QueueFull != 30-queue {
-		t.Fatalf("queue-full drops %d, want %d", st.Drops.QueueFull, 30-queue)
+	for _, noARQ := range []bool{true, false} {
+		b, tp, _ := startBridgeConfig(t, Config{Node: 1, Policy: DropTail, NoARQ: noARQ, Log: zerolog.Nop()})
+		for range 30 {
+			tp.frames <- ethFrame(2, 1)
+		}
+		st := waitReads(t, b, 30)
+		kept := uint64(DefaultMAC(9600, DropTail).QueueLen)
+		if !noARQ {
+			kept = uint64(st.ARQ.Packets) + 1 // window, and the held one
+			if !st.Holding || st.ARQ.Packets != 4 {
+				t.Errorf("ARQ accepted %d packets, holding %v; want the window of 4 and one held", st.ARQ.Packets, st.Holding)
+			}
+		}
+		if st.Drops.QueueFull != 30-kept {
+			t.Fatalf("no ARQ %v: queue-full drops %d, want %d", noARQ, st.Drops.QueueFull, 30-kept)
+		}
 	}
 }
 

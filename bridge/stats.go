@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/slided/slided/framing"
+	"github.com/slided/slided/mac/arq"
 	"github.com/slided/slided/mac/csma"
 )
 
@@ -34,6 +35,10 @@ type Stats struct {
 	Ring        int    `json:"ring"`         // estimated packets in the TAP ring (-1 unknown)
 	RingDropped uint64 `json:"ring_dropped"` // packets the TAP ring dropped (tx_dropped since start)
 	PacingRate  uint64 `json:"pacing_rate"`  // the shaping qdisc's rate, bytes/s (0: not shaping)
+	LinkQueue   int    `json:"link_queue"`   // frames (fragments, Acks) waiting for room in the MAC queue
+	Holding     bool   `json:"holding"`      // a packet waits for its destination's ARQ window
+	WindowWaits uint64 `json:"window_waits"` // packets that had to wait for an ARQ window
+	FrameMax    int    `json:"frame_max"`    // largest frame on the wire (0: no limit)
 
 	ChannelBusy  time.Duration `json:"channel_busy_ns"` // carrier sensed or own transmission
 	PHYDowns     uint64        `json:"phy_downs"`
@@ -41,6 +46,7 @@ type Stats struct {
 
 	Drops   Drops                `json:"drops"`
 	MAC     csma.Stats           `json:"mac"`
+	ARQ     arq.Stats            `json:"arq"`
 	Decoder framing.DecoderStats `json:"decoder"`
 }
 
@@ -57,10 +63,21 @@ type Drops struct {
 	Echo      uint64 `json:"echo"`       // our own frame heard back
 	BadCRC    uint64 `json:"bad_crc"`    // received with a bad checksum
 	Garbage   uint64 `json:"garbage"`    // received undecodable (framing, length, version, address)
+
+	// With a key (-key): frames received and dropped.
+	Unsealed   uint64 `json:"unsealed"`    // not sealed at all
+	AuthFailed uint64 `json:"auth_failed"` // forged, wrong key or modified
+	Replayed   uint64 `json:"replayed"`    // a counter already seen or too old
+	// Without a key: sealed frames we cannot open.
+	Sealed uint64 `json:"sealed"`
+	// Sending.
+	SealFailed uint64 `json:"seal_failed"` // the key's counter is exhausted
+	AckQueue   uint64 `json:"ack_queue"`   // Acks dropped, too many waiting
 }
 
 // Total is the sum of all drops.
 func (d Drops) Total() uint64 {
 	return d.QueueFull + d.QueueHead + d.NoRoute + d.TooBig + d.BadFrame + d.PHYError +
-		d.PHYDown + d.TAPWrite + d.Echo + d.BadCRC + d.Garbage
+		d.PHYDown + d.TAPWrite + d.Echo + d.BadCRC + d.Garbage +
+		d.Unsealed + d.AuthFailed + d.Replayed + d.Sealed + d.SealFailed + d.AckQueue
 }

@@ -41,6 +41,10 @@ type File struct {
 	LogLevel   string   `toml:"log_level"`
 	LogFormat  string   `toml:"log_format"`
 	User       string   `toml:"user"`
+	FrameMax   int      `toml:"frame_max"`
+	ARQ        *bool    `toml:"arq"`
+	PropDelay  string   `toml:"prop_delay"` // a Go duration, e.g. "700ms"
+	Key        string   `toml:"key"`        // path of the pre-shared key file
 
 	path string // the file Load read, for Apply's messages
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/slided/slided/auth"
 	"github.com/slided/slided/bridge"
 	"github.com/slided/slided/capture"
 	"github.com/slided/slided/config"
@@ -44,6 +45,10 @@ type runFlags struct {
 	metrics    string
 	pcap       string
 	user       string
+	frameMax   int
+	arq        bool
+	propDelay  time.Duration
+	key        string
 	log        logFlags
 }
 
@@ -63,6 +68,10 @@ func cmdRun(args []string) error {
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9469)")
 	fs.StringVar(&f.pcap, "pcap", "", "write every frame on air to this pcap file (link type USER0; see docs/operations.md)")
 	fs.StringVar(&f.user, "user", "", "after setup, run as this user, keeping only CAP_NET_ADMIN")
+	fs.IntVar(&f.frameMax, "frame-max", 0, "largest frame the modem carries, in bytes on the wire; larger packets are fragmented (0: the modem's own limit)")
+	fs.BoolVar(&f.arq, "arq", true, "link ARQ for unicast: acknowledgements and selective retransmission (-arq=false turns it off)")
+	fs.DurationVar(&f.propDelay, "prop-delay", 0, "one-way propagation delay to the farthest node (e.g. 700ms for 1 km of water), for the ARQ's ack timeout")
+	fs.StringVar(&f.key, "key", "", "file with the pre-shared key (64 hex digits, mode 0600): frames are authenticated, forged and replayed ones dropped")
 	f.log.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -96,6 +105,7 @@ type runConfig struct {
 	node   framing.NodeID
 	addrs  []netip.Prefix
 	policy bridge.Policy
+	key    *auth.Key
 }
 
 func (f *runFlags) validate() (runConfig, error) {
@@ -111,6 +121,17 @@ func (f *runFlags) validate() (runConfig, error) {
 		return c, errors.New("-phy is required, e.g. -phy sim:/run/slided/medium.sock")
 	case f.txqueuelen < 1:
 		return c, fmt.Errorf("-txqueuelen %d: want at least 1", f.txqueuelen)
+	case f.frameMax < 0:
+		return c, fmt.Errorf("-frame-max %d: want a positive size in bytes (0: the modem's own limit)", f.frameMax)
+	case f.propDelay < 0:
+		return c, fmt.Errorf("-prop-delay %v: want a positive duration", f.propDelay)
+	}
+	if f.key != "" {
+		k, err := auth.LoadKey(f.key)
+		if err != nil {
+			return c, fmt.Errorf("-key: %w", err)
+		}
+		c.key = &k
 	}
 	c.node = framing.NodeID(f.node)
 	if f.addr != "" {
@@ -327,12 +348,16 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 		bc = capt
 	}
 	br, err := bridge.New(bridge.Config{
-		Node:    c.node,
-		MTU:     f.mtu,
-		Policy:  c.policy,
-		RingLen: f.txqueuelen,
-		Log:     log,
-		Capture: bc,
+		Node:      c.node,
+		MTU:       f.mtu,
+		Policy:    c.policy,
+		RingLen:   f.txqueuelen,
+		FrameMax:  f.frameMax,
+		NoARQ:     !f.arq,
+		PropDelay: f.propDelay,
+		Key:       c.key,
+		Log:       log,
+		Capture:   bc,
 	}, dev, p, bs)
 	if err != nil {
 		return err

@@ -1,0 +1,331 @@
+package bridge
+
+// The link layer between the TAP and the MAC queue: fragmentation and ARQ
+// (mac/arq), the authenticated envelope (auth), and the two waiting lines in
+// front of the MAC. Everything here runs on the loop goroutine.
+//
+// Waiting lines, in the order they are served:
+//
+//	acks  Acks, each put at the front of the MAC queue as soon as it has
+//	      any room (ackReserve places are kept for them): an Ack waits
+//	      behind the frame on air, never behind data.
+//	pend  data frames (fragments, retransmissions, plain frames), moved
+//	      into the MAC while it holds fewer than QueueLen frames.
+//
+// With policy Block the TAP is read only when pend is empty, the MAC has a
+// data place free and no packet is held for the ARQ window, so a packet's
+// fragments are all the backlog the daemon keeps (at most MaxFragments
+// frames); the rest waits in the qdisc. A packet that finds its
+// destination's ARQ window full is held (one packet) until an Ack or a
+// timeout opens it.
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/slided/slided/auth"
+	"github.com/slided/slided/framing"
+	"github.com/slided/slided/mac/arq"
+	"github.com/slided/slided/mac/csma"
+	"github.com/slided/slided/phy"
+)
+
+// ackReserve is the number of MAC queue places kept for Acks.
+const ackReserve = 2
+
+// maxAcks bounds the Acks waiting outside the MAC; beyond it the newest is
+// dropped (the sender's timer recovers).
+const maxAcks = 16
+
+// frameMeta is what the loop remembers of a queued frame, keyed by its
+// buffer: the Ethernet bytes it completes (for pacing and counters; only the
+// last fragment of a packet's first transmission carries them), and for
+// fragments the header the ARQ wants back at TxDone.
+type frameMeta struct {
+	eth  int
+	frag bool
+	h    framing.Header
+	head [framing.FragHeaderLen]byte
+}
+
+// maxPayload is the largest link payload (between header and CRC) of a
+// frame of at most frameMax bytes on the wire, with seal bytes of envelope.
+func maxPayload(frameMax, seal int) int {
+	p := frameMax
+	for p > 0 && framing.MaxEncodedLen(p+seal) > frameMax {
+		p--
+	}
+	return p
+}
+
+// arqConfig is the ARQ configuration of cfg for frames of at most frameMax
+// bytes on the wire (0: no limit).
+func arqConfig(cfg Config, frameMax int, t arq.Timing) arq.Config {
+	maxPacket := cfg.MTU + 14
+	seal := 0
+	if cfg.Key != nil {
+		seal = auth.Overhead
+	}
+	mp := maxPacket + framing.FragHeaderLen
+	if frameMax > 0 {
+		mp = maxPayload(frameMax, seal)
+	}
+	ac := arq.DefaultConfig(cfg.Node, mp, maxPacket, t)
+	ac.NoARQ = cfg.NoARQ
+	return ac
+}
+
+// startLink builds the ARQ and the envelope once the PHY's figures are known.
+func (l *loop) startLink(now time.Time, mc csma.Config) error {
+	cfg := l.b.cfg
+	l.frameMax = cfg.FrameMax
+	if m := l.info.MaxFrame; m > 0 && (l.frameMax == 0 || m < l.frameMax) {
+		l.frameMax = m
+	}
+	// The receiver's Ack may wait for the frame it is sending, then IFS and
+	// the widest backoff; a retransmission that comes too early costs one
+	// fragment, one that comes too late costs idle time.
+	frameAir := phy.Airtime(l.frameCap, l.info.BitRate)
+	if l.frameMax > 0 {
+		frameAir = phy.Airtime(min(l.frameCap, l.frameMax), l.info.BitRate)
+	}
+	t := arq.Timing{
+		BitRate:     l.info.BitRate,
+		Propagation: cfg.PropDelay,
+		Turnaround:  l.info.Turnaround,
+		Margin:      mc.IFS + time.Duration(mc.CWMax)*mc.SlotTime + 2*frameAir + 50*time.Millisecond,
+	}
+	ac := arqConfig(cfg, l.frameMax, t)
+	a, err := arq.New(ac, (*arqSink)(l))
+	if err != nil {
+		return fmt.Errorf("frame-max %d: %w", l.frameMax, err)
+	}
+	l.arq = a
+	if cfg.Key != nil {
+		if l.sealer, err = auth.NewSealer(*cfg.Key, cfg.Node, auth.CounterAt(now)); err != nil {
+			return fmt.Errorf("auth: %w", err)
+		}
+		if l.opener, err = auth.NewOpener(*cfg.Key); err != nil {
+			return fmt.Errorf("auth: %w", err)
+		}
+	}
+	l.log.Info().Int("max_payload", ac.MaxPayload).Dur("ack_timeout", ac.AckTimeout).
+		Int("max_retries", ac.MaxRetries).Int("window", ac.Window).Msg("link layer")
+	return nil
+}
+
+// fromTAP hands one Ethernet frame read from the TAP to the ARQ.
+func (l *loop) fromTAP(now time.Time, eth []byte) {
+	l.stats.TAPReads++
+	l.now = now
+	h, payload, err := framing.Compact(eth, l.b.cfg.Node)
+	if err != nil {
+		if errors.Is(err, framing.ErrNoRoute) {
+			l.stats.Drops.NoRoute++
+		} else {
+			l.stats.Drops.BadFrame++
+		}
+		return
+	}
+	if l.b.cfg.Policy != Block && (l.holding || len(l.pend) > 0 || l.mac.Room() <= ackReserve) {
+		switch {
+		case l.b.cfg.Policy == DropHead && l.holding:
+			l.stats.Drops.QueueHead++
+			l.hold(h, payload, len(eth))
+			return
+		case l.b.cfg.Policy == DropHead && len(l.pend) == 0:
+			if old, ok := l.mac.DropOldest(); ok {
+				l.stats.Drops.QueueHead++
+				delete(l.meta, &old[:1][0])
+				l.free = append(l.free, old[:0])
+			}
+		default:
+			l.stats.Drops.QueueFull++
+			return
+		}
+	}
+	l.send(now, h, payload, len(eth))
+}
+
+// send passes one packet to the ARQ; a full window holds it.
+func (l *loop) send(now time.Time, h framing.Header, payload []byte, ethLen int) {
+	l.lastQd = nil
+	err := l.arq.Send(now, h, payload)
+	switch {
+	case err == nil:
+		if l.lastQd != nil {
+			m := l.meta[l.lastQd]
+			m.eth = ethLen
+			l.meta[l.lastQd] = m
+		}
+	case errors.Is(err, arq.ErrWindowFull):
+		l.stats.WindowWaits++
+		l.hold(h, payload, ethLen)
+	case errors.Is(err, arq.ErrTooBig):
+		l.stats.Drops.TooBig++
+	default:
+		l.stats.Drops.BadFrame++
+		l.log.Debug().Err(err).Msg("arq send")
+	}
+}
+
+func (l *loop) hold(h framing.Header, payload []byte, ethLen int) {
+	l.held = append(l.held[:0], payload...)
+	l.heldH, l.heldEth, l.holding = h, ethLen, true
+}
+
+// retryHeld offers the held packet to the ARQ again.
+func (l *loop) retryHeld(now time.Time) {
+	if !l.holding {
+		return
+	}
+	l.holding = false
+	l.send(now, l.heldH, l.held, l.heldEth) // holds it again if still full
+	if l.holding {
+		l.stats.WindowWaits-- // the same wait, not a new one
+	}
+}
+
+// feed moves waiting frames into the MAC queue: Acks to its front, data
+// behind while fewer than QueueLen frames wait.
+func (l *loop) feed(now time.Time) {
+	for len(l.acks) > 0 && l.mac.Room() > 0 {
+		f := l.acks[0]
+		l.acks = l.acks[:copy(l.acks, l.acks[1:])]
+		if err := l.mac.EnqueueFront(now, f); err != nil {
+			l.recycle(f)
+		}
+	}
+	for len(l.pend) > 0 && l.mac.Room() > ackReserve {
+		f := l.pend[0]
+		l.pend = l.pend[:copy(l.pend, l.pend[1:])]
+		if err := l.mac.Enqueue(now, f); err != nil {
+			l.recycle(f)
+		}
+	}
+}
+
+func (l *loop) recycle(f []byte) {
+	delete(l.meta, &f[:1][0])
+	l.free = append(l.free, f[:0])
+}
+
+func (l *loop) buffer() []byte {
+	if n := len(l.free); n > 0 {
+		b := l.free[n-1]
+		l.free = l.free[:n-1]
+		return b
+	}
+	return make([]byte, 0, l.frameCap)
+}
+
+// fromAir takes one frame from the decoder: it checks the address and the
+// envelope and passes the frame to the ARQ, which delivers whole packets
+// through arqSink.Deliver.
+func (l *loop) fromAir(h framing.Header, payload []byte) {
+	if c := l.b.cfg.Capture; c != nil {
+		c.WriteLink(time.Now(), false, h, payload)
+	}
+	if h.Src == l.b.cfg.Node {
+		l.stats.Drops.Echo++
+		return
+	}
+	if h.Dst != l.b.cfg.Node && h.Dst != framing.Broadcast {
+		l.stats.NotForUs++
+		return
+	}
+	if l.arq == nil { // nothing decodes before the link is up; be safe
+		l.stats.Drops.BadFrame++
+		return
+	}
+	switch {
+	case l.opener != nil:
+		if h.Kind != framing.KindSealed {
+			l.stats.Drops.Unsealed++
+			return
+		}
+		var err error
+		h, l.openBuf, err = l.opener.Open(l.openBuf[:0], h, payload)
+		switch {
+		case errors.Is(err, auth.ErrReplay), errors.Is(err, auth.ErrTooOld):
+			l.stats.Drops.Replayed++
+			return
+		case err != nil:
+			l.stats.Drops.AuthFailed++
+			return
+		}
+		payload = l.openBuf
+	case h.Kind == framing.KindSealed:
+		l.stats.Drops.Sealed++
+		return
+	}
+	l.arq.Receive(l.now, h, payload)
+}
+
+// arqSink is the loop as the ARQ's Sink.
+type arqSink loop
+
+// Transmit seals and encodes one link frame and queues it: Acks in l.acks,
+// everything else in l.pend.
+func (s *arqSink) Transmit(h framing.Header, payload []byte) {
+	l := (*loop)(s)
+	m := frameMeta{h: h}
+	if h.Kind == framing.KindFragment && len(payload) >= framing.FragHeaderLen {
+		m.frag = true
+		copy(m.head[:], payload)
+	}
+	if l.sealer != nil {
+		var err error
+		h, l.sealBuf, err = l.sealer.Seal(l.sealBuf[:0], h, payload)
+		if err != nil {
+			l.stats.Drops.SealFailed++
+			return
+		}
+		payload = l.sealBuf
+	}
+	if m.h.Kind == framing.KindAck && len(l.acks) >= maxAcks {
+		l.stats.Drops.AckQueue++
+		return
+	}
+	frame := framing.AppendFrame(l.buffer(), h, payload)
+	if l.frameMax > 0 && len(frame) > l.frameMax {
+		// Not reached: the ARQ cuts packets to fit.
+		l.stats.Drops.TooBig++
+		l.free = append(l.free, frame[:0])
+		return
+	}
+	if c := l.b.cfg.Capture; c != nil {
+		c.WriteLink(l.now, true, h, payload)
+	}
+	key := &frame[:1][0]
+	l.meta[key] = m
+	l.lastQd = key
+	if m.h.Kind == framing.KindAck {
+		l.acks = append(l.acks, frame)
+	} else {
+		l.pend = append(l.pend, frame)
+	}
+}
+
+// Deliver writes one whole packet to the TAP as an Ethernet frame.
+func (s *arqSink) Deliver(h framing.Header, packet []byte) {
+	l := (*loop)(s)
+	eth, err := framing.AppendEthernet(l.rxBuf[:0], h, packet)
+	if err != nil {
+		l.stats.Drops.BadFrame++
+		return
+	}
+	l.rxBuf = eth[:0]
+	if len(eth) > l.b.cfg.MTU+14 {
+		l.stats.Drops.TooBig++
+		return
+	}
+	if _, err := l.b.tap.Write(eth); err != nil {
+		l.stats.Drops.TAPWrite++
+		l.log.Debug().Err(err).Msg("write tap")
+		return
+	}
+	l.stats.RxFrames++
+	l.stats.RxEthBytes += uint64(len(eth))
+}
