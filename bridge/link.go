@@ -85,16 +85,22 @@ func (l *loop) startLink(now time.Time, mc csma.Config) error {
 	}
 	// The receiver's Ack may wait for the frame it is sending, then IFS and
 	// the widest backoff; a retransmission that comes too early costs one
-	// fragment, one that comes too late costs idle time.
+	// fragment, one that comes too late costs idle time. A modem that does
+	// its own channel access reports TxDone before the burst may have gone
+	// (it waits for the channel inside the TNC), and the receiver's TNC may
+	// hold a data frame in front of the Ack: two more frames.
 	frameAir := phy.Airtime(l.frameCap, l.info.BitRate)
 	if l.frameMax > 0 {
 		frameAir = phy.Airtime(min(l.frameCap, l.frameMax), l.info.BitRate)
+	}
+	if l.info.OwnAccess {
+		frameAir *= 3
 	}
 	t := arq.Timing{
 		BitRate:     l.info.BitRate,
 		Propagation: cfg.PropDelay,
 		Turnaround:  l.info.Turnaround,
-		Margin:      mc.IFS + time.Duration(mc.CWMax)*mc.SlotTime + 2*frameAir + 50*time.Millisecond,
+		Margin:      mc.IFS + time.Duration(mc.CWMax)*mc.SlotTime + frameAir + 50*time.Millisecond,
 	}
 	ac := arqConfig(cfg, l.frameMax, t)
 	a, err := arq.New(ac, (*arqSink)(l))

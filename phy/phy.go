@@ -57,6 +57,10 @@ type Info struct {
 	// Turnaround is the time the modem needs between receiving and
 	// transmitting (key-up, TXDELAY); zero for the simulated medium.
 	Turnaround time.Duration
+	// OwnAccess is true when the modem does its own channel access (a KISS
+	// TNC that is not full duplex): a burst may wait inside it, so TxDone
+	// is an estimate that can come before the burst went on air.
+	OwnAccess bool
 }
 
 // Airtime is how long n bytes occupy a channel of bitRate bit/s (8 bits a

@@ -62,7 +62,7 @@ type Stats struct {
 	Retransmissions uint64 // fragments transmitted again
 	Rounds          uint64 // retry rounds (after an Ack with gaps or a timeout)
 	Timeouts        uint64 // Ack timeouts
-	GiveUps         uint64 // unicast packets abandoned after MaxRetries
+	GiveUps         uint64 // unicast packets abandoned after MaxRetries rounds without progress
 	Acked           uint64 // unicast packets fully acknowledged
 	AcksSent        uint64
 	AcksReceived    uint64
@@ -438,6 +438,15 @@ func (a *ARQ) onAck(now time.Time, h framing.Header, payload []byte) {
 		return
 	}
 	current := ack.Have&(1<<o.poll) != 0 // answers this round's poll, not an earlier one
+	if ack.Have&^o.acked != 0 {
+		// Progress: the retry limit counts rounds that bring nothing, so a
+		// packet of many fragments on a lossy link is not given up while
+		// it advances. Each reset needs a new bit, so a packet gets at most
+		// Count×(MaxRetries+1) rounds; once it is complete at the receiver
+		// no bit is new, and the sender stops within MaxRetries+1 rounds,
+		// inside the receiver's DupLifetime.
+		o.retries = 0
+	}
 	o.acked |= ack.Have
 	if o.acked == countMask(o.count) {
 		a.stats.Acked++

@@ -133,7 +133,7 @@ func TestARQ(t *testing.T) {
 		{desc: "ack lost: retransmission is acked, not delivered twice", size: 60,
 			ackLost: func(r int) bool { return r == 0 }, wantDelivered: 1, wantRetx: 1, wantDuplicates: 1},
 		{desc: "everything lost: give up after the retry limit", size: 60,
-			drop: func(r, i int) bool { return true }, wantGiveUps: 1, wantRetx: 4},
+			drop: func(r, i int) bool { return true }, wantGiveUps: 1, wantRetx: 8},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {

@@ -31,8 +31,9 @@ type Config struct {
 	// fragment of a round went on air (TxDone) or, without TxDone, was
 	// handed to the Sink. See Timing.AckTimeout.
 	AckTimeout time.Duration
-	// MaxRetries is the number of retransmission rounds a packet gets after
-	// its first; then it is given up.
+	// MaxRetries is the number of retransmission rounds in a row that may
+	// bring no newly acknowledged fragment; the next timeout gives the
+	// packet up. An Ack that acknowledges a new fragment resets the count.
 	MaxRetries int
 	// Window is the number of unacknowledged packets per destination; Send
 	// returns ErrWindowFull beyond it. 1..64.
@@ -81,7 +82,7 @@ func (t Timing) AckTimeout() time.Duration {
 
 // DefaultConfig returns a configuration for node self, frames of at most
 // maxPayload link payload bytes and packets of up to maxPacket bytes, timed
-// by t: four retries, a window of 4 packets, reassembly of 8 packets or
+// by t: eight retries without progress, a window of 4 packets, reassembly of 8 packets or
 // 8×maxPacket bytes for 4 whole retry spans, and duplicates remembered for
 // as long as a sender may retry.
 func DefaultConfig(self framing.NodeID, maxPayload, maxPacket int, t Timing) Config {
@@ -90,7 +91,7 @@ func DefaultConfig(self framing.NodeID, maxPayload, maxPacket int, t Timing) Con
 		MaxPayload:   maxPayload,
 		MaxPacket:    maxPacket,
 		AckTimeout:   t.AckTimeout(),
-		MaxRetries:   4,
+		MaxRetries:   8,
 		Window:       4,
 		ReasmBuffers: 8,
 		ReasmBytes:   8 * maxPacket,

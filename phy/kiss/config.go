@@ -33,9 +33,9 @@ const (
 	DefaultTXTail = 100 * time.Millisecond
 )
 
-// MinBurst is the shortest burst Transmit accepts: Dire Wolf, like AX.25
-// receivers in general, drops frames of fewer than 15 bytes. slided's frames
-// are always longer, so nothing is padded.
+// MinBurst is the shortest burst Transmit sends: Dire Wolf, like AX.25
+// receivers in general, drops frames of fewer than 15 bytes. Data frames are
+// longer; link Acks (13 bytes) are padded with 0x00 delimiters.
 const MinBurst = 15
 
 // Config describes one KISS TNC. Set either Addr (KISS over TCP, as Dire

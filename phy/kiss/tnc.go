@@ -38,7 +38,7 @@ var (
 	// ErrTooLong: the burst is longer than Info().MaxFrame, or its KISS
 	// frame, escapes included, is longer than Config.MaxFrame.
 	ErrTooLong = errors.New("kiss: burst too long")
-	// ErrTooShort: the burst is shorter than MinBurst.
+	// ErrTooShort: the burst is empty.
 	ErrTooShort = errors.New("kiss: burst too short")
 	// ErrBusy: Transmit was called before the previous TxDone or Down.
 	ErrBusy = errors.New("kiss: transmission outstanding")
@@ -121,7 +121,7 @@ func dial(ctx context.Context, cfg Config, log zerolog.Logger, clk clock) (*TNC,
 		closing:  make(chan struct{}),
 		done:     make(chan struct{}),
 	}
-	t.info = phy.Info{BitRate: cfg.AirRate, MaxFrame: t.maxBurst, Turnaround: cfg.TXDelay}
+	t.info = phy.Info{BitRate: cfg.AirRate, MaxFrame: t.maxBurst, Turnaround: cfg.TXDelay, OwnAccess: !cfg.FullDuplex}
 	t.params = t.paramFrames()
 	conn, err := t.connect(ctx)
 	if err != nil {
@@ -211,9 +211,10 @@ func (t *TNC) Events() <-chan phy.Event { return t.events }
 // does not wait for the airtime: TxDone follows after Config.TxTime(len(b))
 // (or Down, if the connection is lost first). It refuses bursts longer than
 // Info().MaxFrame or whose KISS frame, escapes included (Config.FrameLen),
-// is longer than Config.MaxFrame (ErrTooLong: the TNC would cut it), bursts
-// shorter than MinBurst (ErrTooShort), a second burst before TxDone
-// (ErrBusy), and bursts while down (ErrDown).
+// is longer than Config.MaxFrame (ErrTooLong: the TNC would cut it), empty
+// bursts (ErrTooShort), a second burst before TxDone (ErrBusy), and bursts
+// while down (ErrDown). A burst shorter than MinBurst is padded to it with
+// 0x00 bytes, which slided's decoder skips as empty frames.
 func (t *TNC) Transmit(b []byte) error {
 	if len(b) > t.maxBurst {
 		return fmt.Errorf("%w: %d bytes, at most %d", ErrTooLong, len(b), t.maxBurst)
@@ -221,8 +222,14 @@ func (t *TNC) Transmit(b []byte) error {
 	if n := t.cfg.FrameLen(b); n > t.cfg.MaxFrame {
 		return fmt.Errorf("%w: %d bytes are %d once escaped, at most %d", ErrTooLong, len(b), n, t.cfg.MaxFrame)
 	}
+	if len(b) == 0 {
+		return fmt.Errorf("%w: empty burst", ErrTooShort)
+	}
+	var pad [MinBurst]byte
 	if len(b) < MinBurst {
-		return fmt.Errorf("%w: %d bytes, at least %d", ErrTooShort, len(b), MinBurst)
+		// Trailing 0x00 bytes are empty frames to slided's decoder.
+		copy(pad[:], b)
+		b = pad[:]
 	}
 	if !t.up.Load() {
 		return ErrDown

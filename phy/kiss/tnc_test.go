@@ -292,7 +292,7 @@ func TestTNCAgainstFake(t *testing.T) {
 		{"too long", make([]byte, 2046), ErrTooLong},
 		{"too long once escaped", bytes.Repeat([]byte{framing.KISSFEND}, 1023), ErrTooLong},
 		{"one escape too many", append(bytes.Repeat([]byte{framing.KISSFESC}, 6), make([]byte, 2034)...), ErrTooLong},
-		{"too short", make([]byte, MinBurst-1), ErrTooShort},
+		{"empty", nil, ErrTooShort},
 	} {
 		if err := tnc.Transmit(tc.b); !errors.Is(err, tc.want) {
 			t.Errorf("%s: Transmit = %v, want %v", tc.desc, err, tc.want)
@@ -312,6 +312,23 @@ func TestTNCAgainstFake(t *testing.T) {
 		t.Fatalf("TNC got %.40s..., want the burst intact", got[0])
 	}
 	clk.Advance(clk.nextTimer(t).d)
+	wantEvent(t, tnc, phy.TxDone)
+
+	// A burst shorter than MinBurst is padded with delimiters, and its
+	// airtime is the padded one.
+	short := []byte{0, 1, 2, 3, 0}
+	if err := tnc.Transmit(short); err != nil {
+		t.Fatalf("short burst: %v", err)
+	}
+	padded := append(append([]byte(nil), short...), make([]byte, MinBurst-len(short))...)
+	if got := readFrames(t, conn, 1); got[0] != fmt.Sprintf("3/0/%x", padded) {
+		t.Fatalf("TNC got %s, want %x", got[0], padded)
+	}
+	if tm := clk.nextTimer(t); tm.d != cfg.TxTime(MinBurst) {
+		t.Fatalf("TxDone after %v, want the padded burst's %v", tm.d, cfg.TxTime(MinBurst))
+	} else {
+		clk.Advance(tm.d)
+	}
 	wantEvent(t, tnc, phy.TxDone)
 
 	// The TNC goes away: Down, retries on the backoff schedule, Up when it
@@ -343,8 +360,8 @@ func TestTNCAgainstFake(t *testing.T) {
 	}
 	readFrames(t, conn, 1)
 	clk.nextTimer(t) // TxDone estimate: armed after the write was counted
-	if st := tnc.Stats(); st.Connects != 2 || st.Drops != 1 || st.Sent != 3 {
-		t.Fatalf("stats %+v: want 2 connects, 1 drop, 3 sent", st)
+	if st := tnc.Stats(); st.Connects != 2 || st.Drops != 1 || st.Sent != 4 {
+		t.Fatalf("stats %+v: want 2 connects, 1 drop, 4 sent", st)
 	}
 
 	// Close: the events channel is closed, and Transmit says so.
