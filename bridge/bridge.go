@@ -255,6 +255,7 @@ type loop struct {
 	sealBuf   []byte
 	openBuf   []byte
 	onAirMeta frameMeta
+	ackWait   time.Duration // how long a poll reserves the channel for its Ack (csma.Reserve)
 
 	up          bool
 	tokenOut    bool     // the reader holds a buffer
@@ -500,7 +501,11 @@ func (l *loop) event(now time.Time, ev phy.Event) error {
 			l.stats.TxEthBytes += uint64(l.onAirMeta.eth)
 			l.tickDeliver += uint64(l.onAirMeta.eth)
 			if m := l.onAirMeta; m.frag {
-				l.arq.TxDone(now, m.h, m.head[:])
+				if m.head[0]&0x80 != 0 && m.h.Dst != framing.Broadcast && l.ackWait > 0 {
+					// The Ack answers at once (csma.EnqueueFront): keep
+					// the channel for it.
+					l.mac.Reserve(now, now.Add(l.ackWait))
+				}
 			}
 			l.txEnded(now)
 		}
@@ -517,6 +522,8 @@ func (l *loop) event(now time.Time, ev phy.Event) error {
 func (l *loop) txEnded(now time.Time) {
 	l.stats.ChannelBusy += now.Sub(l.txStart)
 	l.mac.TxDone(now)
+	l.frameGone(now, l.onAirMeta) // sent or lost: the ARQ's timer recovers a loss
+	l.onAirMeta = frameMeta{}
 	if l.onAir != nil {
 		l.free = append(l.free, l.onAir[:0])
 		l.onAir = nil

@@ -31,6 +31,10 @@ import (
 	"github.com/slided/slided/phy"
 )
 
+// kissMinBurst is the shortest burst a KISS TNC sends (phy/kiss.MinBurst):
+// Acks are padded to it there.
+const kissMinBurst = 15
+
 // ackReserve is the number of MAC queue places kept for Acks.
 const ackReserve = 2
 
@@ -103,6 +107,21 @@ func (l *loop) startLink(now time.Time, mc csma.Config) error {
 		Margin:      mc.IFS + time.Duration(mc.CWMax)*mc.SlotTime + frameAir + 50*time.Millisecond,
 	}
 	ac := arqConfig(cfg, l.frameMax, t)
+	// Frames may wait in the MAC queue longer than the ack timeout: time
+	// a round from its poll's TxDone (frameGone reports every poll).
+	ac.ArmOnTxDone = true
+	if !cfg.NoARQ && !l.info.OwnAccess {
+		// After a poll the sender leaves the channel to the Ack: its
+		// airtime, the round trip, the receiver's turnaround and two slots
+		// of scheduling latency. A TNC that does its own channel access
+		// keeps no such reservation (its timing is not ours to see).
+		seal := 0
+		if l.b.cfg.Key != nil {
+			seal = auth.Overhead
+		}
+		l.ackWait = phy.Airtime(max(framing.MaxEncodedLen(framing.AckMaxLen+seal), kissMinBurst), l.info.BitRate) +
+			2*cfg.PropDelay + l.info.Turnaround + 2*mc.SlotTime
+	}
 	a, err := arq.New(ac, (*arqSink)(l))
 	if err != nil {
 		return fmt.Errorf("frame-max %d: %w", l.frameMax, err)
@@ -143,8 +162,7 @@ func (l *loop) fromTAP(now time.Time, eth []byte) {
 		case l.b.cfg.Policy == DropHead && len(l.pend) == 0:
 			if old, ok := l.mac.DropOldest(); ok {
 				l.stats.Drops.QueueHead++
-				delete(l.meta, &old[:1][0])
-				l.free = append(l.free, old[:0])
+				l.recycle(now, old)
 			}
 		default:
 			l.stats.Drops.QueueFull++
@@ -200,21 +218,32 @@ func (l *loop) feed(now time.Time) {
 		f := l.acks[0]
 		l.acks = l.acks[:copy(l.acks, l.acks[1:])]
 		if err := l.mac.EnqueueFront(now, f); err != nil {
-			l.recycle(f)
+			l.recycle(now, f)
 		}
 	}
 	for len(l.pend) > 0 && l.mac.Room() > ackReserve {
 		f := l.pend[0]
 		l.pend = l.pend[:copy(l.pend, l.pend[1:])]
 		if err := l.mac.Enqueue(now, f); err != nil {
-			l.recycle(f)
+			l.recycle(now, f)
 		}
 	}
 }
 
-func (l *loop) recycle(f []byte) {
-	delete(l.meta, &f[:1][0])
+// recycle takes back a frame that will not be sent.
+func (l *loop) recycle(now time.Time, f []byte) {
+	key := &f[:1][0]
+	l.frameGone(now, l.meta[key])
+	delete(l.meta, key)
 	l.free = append(l.free, f[:0])
+}
+
+// frameGone tells the ARQ that a fragment left the daemon, on air or not:
+// a poll's Ack timer starts now (arq.Config.ArmOnTxDone).
+func (l *loop) frameGone(now time.Time, m frameMeta) {
+	if m.frag && l.arq != nil {
+		l.arq.TxDone(now, m.h, m.head[:])
+	}
 }
 
 func (l *loop) buffer() []byte {
@@ -266,6 +295,9 @@ func (l *loop) fromAir(h framing.Header, payload []byte) {
 		l.stats.Drops.Sealed++
 		return
 	}
+	if h.Kind == framing.KindAck && h.Dst == l.b.cfg.Node {
+		l.mac.Reserve(l.now, l.now) // the Ack we kept the channel for has come
+	}
 	l.arq.Receive(l.now, h, payload)
 }
 
@@ -286,6 +318,7 @@ func (s *arqSink) Transmit(h framing.Header, payload []byte) {
 		h, l.sealBuf, err = l.sealer.Seal(l.sealBuf[:0], h, payload)
 		if err != nil {
 			l.stats.Drops.SealFailed++
+			l.frameGone(l.now, m)
 			return
 		}
 		payload = l.sealBuf
@@ -298,6 +331,7 @@ func (s *arqSink) Transmit(h framing.Header, payload []byte) {
 	if l.frameMax > 0 && len(frame) > l.frameMax {
 		// Not reached: the ARQ cuts packets to fit.
 		l.stats.Drops.TooBig++
+		l.frameGone(l.now, m)
 		l.free = append(l.free, frame[:0])
 		return
 	}

@@ -422,6 +422,13 @@ func BenchmarkBulk115200(b *testing.B) {
 	runBulk(b, bulkConfig{rate: 115200, flows: 1, blast: 10 * time.Second, sndbuf: 64 << 10, idle: 4 * time.Second})
 }
 
+// BenchmarkBulk115200NoARQ: the same with link ARQ off (-arq=false): what
+// the Acks cost in airtime when nothing is lost.
+func BenchmarkBulk115200NoARQ(b *testing.B) {
+	runBulk(b, bulkConfig{rate: 115200, flows: 1, blast: 10 * time.Second, sndbuf: 64 << 10, idle: 4 * time.Second,
+		args: []string{"-arq=false"}})
+}
+
 // BenchmarkBulk9600: the same at 9600 bit/s, 20 s (a 1000-byte frame takes
 // almost a second on air, so the receiver waits longer for the next).
 func BenchmarkBulk9600(b *testing.B) {

@@ -212,7 +212,7 @@ func (a *ARQ) Send(now time.Time, h framing.Header, packet []byte) error {
 		o.data = make([]byte, 0, a.cfg.MaxPacket)
 	}
 	*o = outPkt{used: true, seq: seq, inner: h.Kind, count: count, poll: count - 1,
-		deadline: now.Add(a.cfg.AckTimeout), data: append(o.data[:0], packet...)}
+		deadline: a.arm(now), data: append(o.data[:0], packet...)}
 	p.busy++
 	a.stats.HeldBytes += len(packet)
 	a.stats.Packets++
@@ -480,7 +480,16 @@ func (a *ARQ) retry(now time.Time, dst framing.NodeID, p *peer, o *outPkt, missi
 			a.stats.Retransmissions++
 		}
 	}
-	o.deadline = now.Add(a.cfg.AckTimeout)
+	o.deadline = a.arm(now)
+}
+
+// arm is the Ack deadline of a round whose frames were handed to the sink at
+// now: AckTimeout from now, or none yet with ArmOnTxDone (TxDone arms it).
+func (a *ARQ) arm(now time.Time) time.Time {
+	if a.cfg.ArmOnTxDone {
+		return time.Time{}
+	}
+	return now.Add(a.cfg.AckTimeout)
 }
 
 func (a *ARQ) release(p *peer, o *outPkt) {
@@ -492,7 +501,10 @@ func (a *ARQ) release(p *peer, o *outPkt) {
 // TxDone tells the ARQ that a frame it transmitted has left the modem. For
 // the fragment that asked for an Ack it restarts the Ack timer from now, so
 // that time spent in the MAC queue does not count against AckTimeout.
-// Other frames are ignored; calling TxDone is optional.
+// Other frames are ignored. Calling TxDone is optional unless ArmOnTxDone is
+// set; then the driver must call it for every fragment with AckReq that it
+// was given, also when it dropped the frame instead of sending it (the
+// timer then recovers the packet).
 func (a *ARQ) TxDone(now time.Time, h framing.Header, payload []byte) {
 	if h.Kind != framing.KindFragment || h.Dst == framing.Broadcast {
 		return
@@ -519,7 +531,7 @@ func (a *ARQ) Deadline() (t time.Time, ok bool) {
 			continue
 		}
 		for i := range p.out {
-			if o := &p.out[i]; o.used && (!ok || o.deadline.Before(t)) {
+			if o := &p.out[i]; o.used && !o.deadline.IsZero() && (!ok || o.deadline.Before(t)) {
 				t, ok = o.deadline, true
 			}
 		}
@@ -544,7 +556,7 @@ func (a *ARQ) Poll(now time.Time) {
 		}
 		for i := range p.out {
 			o := &p.out[i]
-			if o.used && !now.Before(o.deadline) {
+			if o.used && !o.deadline.IsZero() && !now.Before(o.deadline) {
 				a.stats.Timeouts++
 				missing := ^o.acked & countMask(o.count)
 				last := uint64(1) << 63

@@ -435,3 +435,48 @@ func TestAirBytes(t *testing.T) {
 			float64(arqBytes)/runs+float64(ackBytes)-float64(ip), float64(kissBytes)/runs, float64(kissBytes)/runs-float64(ip))
 	}
 }
+
+// TestArmOnTxDone: with ArmOnTxDone the Ack timer of a round runs from the
+// TxDone of its poll, however long the frames waited in the driver's queue,
+// and a retry round is unarmed again until its own poll has gone.
+func TestArmOnTxDone(t *testing.T) {
+	c := testConfig(1)
+	c.ArmOnTxDone = true
+	a := newNode(t, c)
+	if err := a.Send(t0, framing.Header{Kind: framing.KindData, Dst: 2}, pattern(50, 1)); err != nil {
+		t.Fatal(err)
+	}
+	fs := a.rec.take()
+	if _, ok := a.Deadline(); ok {
+		t.Fatal("deadline armed before the poll went on air")
+	}
+	queued := t0.Add(10 * c.AckTimeout) // far longer than AckTimeout in the queue
+	a.Poll(queued)
+	if st := a.Stats(); st.Timeouts != 0 {
+		t.Fatalf("timed out while the poll was still queued: %+v", st)
+	}
+	for _, f := range fs[:len(fs)-1] {
+		a.TxDone(queued, f.h, f.p) // not polls: no timer
+	}
+	if _, ok := a.Deadline(); ok {
+		t.Fatal("deadline armed by a fragment without AckReq")
+	}
+	poll := fs[len(fs)-1]
+	a.TxDone(queued, poll.h, poll.p)
+	d, ok := a.Deadline()
+	if !ok || !d.Equal(queued.Add(c.AckTimeout)) {
+		t.Fatalf("deadline %v, %v; want AckTimeout after the poll's TxDone", d.Sub(t0), ok)
+	}
+	a.Poll(d)
+	retry := a.rec.take()
+	if st := a.Stats(); st.Timeouts != 1 || len(retry) != 1 {
+		t.Fatalf("after the timeout: %+v, %d frames; want one timeout and the poll again", st, len(retry))
+	}
+	if _, ok := a.Deadline(); ok {
+		t.Fatal("retry round armed before its poll went on air")
+	}
+	a.TxDone(d, retry[0].h, retry[0].p)
+	if d2, ok := a.Deadline(); !ok || !d2.Equal(d.Add(c.AckTimeout)) {
+		t.Fatalf("retry deadline %v, %v", d2.Sub(t0), ok)
+	}
+}

@@ -31,6 +31,12 @@ type Config struct {
 	// fragment of a round went on air (TxDone) or, without TxDone, was
 	// handed to the Sink. See Timing.AckTimeout.
 	AckTimeout time.Duration
+	// ArmOnTxDone starts each round's Ack timer only at TxDone of its poll
+	// fragment, not when the fragments are handed to the Sink: for a driver
+	// whose queue may hold a frame longer than AckTimeout (a daemon with
+	// several frames queued for a slow modem). The driver must then call
+	// TxDone for every poll, sent or dropped.
+	ArmOnTxDone bool
 	// MaxRetries is the number of retransmission rounds in a row that may
 	// bring no newly acknowledged fragment; the next timeout gives the
 	// packet up. An Ack that acknowledges a new fragment resets the count.

@@ -36,6 +36,8 @@ type Stats struct {
 	Backoffs    uint64 // backoff slots counted down (including persistence slots)
 	Persisted   uint64 // slots waited because the p-draw said "not now"
 	CWMaxHits   uint64 // doublings of the contention window capped at CWMax
+	Urgent      uint64 // frames accepted by EnqueueFront (sent without IFS or backoff)
+	Reserved    uint64 // busy periods that began inside a reservation (not deferrals)
 	// BusyTime is the total time the carrier was sensed busy, for busy
 	// periods that have ended (the MAC learns a period's length at its end).
 	// The node's own transmissions are not included.
@@ -55,6 +57,9 @@ type MAC struct {
 	n     int
 	onAir bool
 
+	urgent    int       // frames from EnqueueFront waiting at the head (after the one on air)
+	reserved  time.Time // Reserve: no data frame before this
+	airUrgent bool      // the frame on air came from EnqueueFront
 	busy      bool      // carrier sensed busy (never true while onAir)
 	busySince time.Time // start of the current busy period
 	idleSince time.Time // end of the last busy period or own transmission
@@ -107,50 +112,58 @@ func (m *MAC) Enqueue(now time.Time, frame []byte) error {
 }
 
 // EnqueueFront puts frame at the head of the queue, behind only the frame on
-// air: the next frame to go out, for link acknowledgements that must not
-// wait behind data. Ownership and ErrQueueFull are as for Enqueue. The
-// backoff already drawn for the old head frame is kept for the new one, so
-// channel access is unchanged; only the order of the frames is.
+// air and other urgent frames, and sends it as soon as the channel is idle:
+// no IFS, no backoff, no persistence draw. It is for link acknowledgements,
+// which answer the frame just received while every other node still waits
+// out its IFS, so they neither wait behind data nor collide with the next
+// data frame. An urgent frame does not change the contention estimate; the
+// data frame behind it draws a fresh backoff when it has gone. Ownership and
+// ErrQueueFull are as for Enqueue.
 func (m *MAC) EnqueueFront(now time.Time, frame []byte) error {
-	if m.n == 0 || (m.n == 1 && m.onAir) {
-		return m.Enqueue(now, frame)
-	}
 	if m.n == len(m.q) {
 		m.stats.Rejected++
 		return ErrQueueFull
 	}
-	nh := (m.head - 1 + len(m.q)) % len(m.q)
+	// Urgent frames sit at positions first .. first+urgent-1, in order.
+	first := m.head
 	if m.onAir {
-		// q[head] is the on-air placeholder: it moves one place forward
-		// and the new frame takes its old place.
-		m.q[nh] = m.q[m.head]
-		m.q[m.head] = frame
-	} else {
-		m.q[nh] = frame
+		first = (m.head + 1) % len(m.q)
 	}
-	m.head = nh
+	pos := (first + m.urgent) % len(m.q)
+	// Shift the data frames from pos on one place back.
+	for i := m.n - 1; i >= m.offset()+m.urgent; i-- {
+		m.q[(m.head+i+1)%len(m.q)] = m.q[(m.head+i)%len(m.q)]
+	}
+	m.q[pos] = frame
 	m.n++
+	m.urgent++
 	m.stats.Enqueued++
+	m.stats.Urgent++
 	return nil
 }
 
-// DropOldest removes and returns the oldest frame that is not on air, for a
-// drop-head policy when the queue is full. It returns false when no frame
-// waits. The frame on air is never returned: it belongs to the caller.
-func (m *MAC) DropOldest() ([]byte, bool) {
-	i := 0
+// offset is the index of the first frame not on air.
+func (m *MAC) offset() int {
 	if m.onAir {
-		i = 1
+		return 1
 	}
+	return 0
+}
+
+// DropOldest removes and returns the oldest data frame (not the one on air,
+// not an urgent one), for a drop-head policy when the queue is full. It
+// returns false when no data frame waits. The frame on air is never
+// returned: it belongs to the caller.
+func (m *MAC) DropOldest() ([]byte, bool) {
+	i := m.offset() + m.urgent // the oldest data frame
 	if m.n <= i {
 		return nil, false
 	}
-	pos := (m.head + i) % len(m.q)
-	f := m.q[pos]
-	// Close the gap: move the frames in front of pos (at most the one on
-	// air) one place back. The backoff state stays with the MAC.
-	if i == 1 {
-		m.q[pos] = m.q[m.head]
+	f := m.q[(m.head+i)%len(m.q)]
+	// Close the gap: move the frames in front of it (the one on air and the
+	// urgent ones) one place back. The backoff state stays with the MAC.
+	for j := i; j > 0; j-- {
+		m.q[(m.head+j)%len(m.q)] = m.q[(m.head+j-1)%len(m.q)]
 	}
 	m.q[m.head] = nil
 	m.head = (m.head + 1) % len(m.q)
@@ -193,8 +206,8 @@ func (m *MAC) Carrier(now time.Time, busy bool) {
 		return
 	}
 	m.busySince = now
-	if m.n == 0 {
-		return
+	if m.n == m.urgent {
+		return // no data frame counts down (urgent frames do not)
 	}
 	if start := m.countStart(); now.After(start) {
 		counted := min(int(now.Sub(start)/m.cfg.SlotTime), m.slots)
@@ -202,7 +215,23 @@ func (m *MAC) Carrier(now time.Time, busy bool) {
 		m.slots -= counted
 		m.armed = time.Time{}
 	}
+	if now.Before(m.reserved) {
+		// The answer the channel was reserved for (an Ack): not a
+		// competing sender.
+		m.stats.Reserved++
+		return
+	}
 	m.deferral()
+}
+
+// Reserve keeps the channel for an expected answer until the given time: no
+// data frame goes before it, and a carrier that starts before it is the
+// answer, not a competing sender, so it does not widen the contention
+// window. The link layer reserves the time an Ack needs after each frame
+// that asks for one, and ends the reservation (Reserve(now, now)) when the
+// Ack has come. Urgent frames ignore the reservation.
+func (m *MAC) Reserve(now, until time.Time) {
+	m.reserved = until
 }
 
 func (m *MAC) TxDone(now time.Time) {
@@ -214,6 +243,13 @@ func (m *MAC) TxDone(now time.Time) {
 	m.n--
 	m.busy = false
 	m.idleSince = now
+	if m.airUrgent {
+		m.airUrgent = false
+		if m.n > m.urgent {
+			m.draw(now)
+		}
+		return
+	}
 	m.adapt()
 	if m.n > 0 {
 		m.draw(now)
@@ -228,6 +264,17 @@ func (m *MAC) TxDone(now time.Time) {
 func (m *MAC) Poll(now time.Time) ([]byte, bool) {
 	if m.onAir || m.n == 0 || m.busy {
 		return nil, false
+	}
+	if m.urgent > 0 {
+		if now.Before(m.idleSince) {
+			return nil, false
+		}
+		m.urgent--
+		m.onAir, m.airUrgent = true, true
+		f := m.q[m.head]
+		m.q[m.head] = nil
+		m.stats.Transmitted++
+		return f, true
 	}
 	d := m.decision()
 	if now.Before(d) {
@@ -259,6 +306,9 @@ func (m *MAC) Deadline() (time.Time, bool) {
 	if m.onAir || m.n == 0 || m.busy {
 		return time.Time{}, false
 	}
+	if m.urgent > 0 {
+		return m.idleSince, true
+	}
 	return m.decision(), true
 }
 
@@ -272,9 +322,14 @@ func (m *MAC) countStart() time.Time {
 	return s
 }
 
-// decision is when the countdown runs out, given an idle channel.
+// decision is when the countdown runs out, given an idle channel, and no
+// earlier than the end of a reservation.
 func (m *MAC) decision() time.Time {
-	return m.countStart().Add(time.Duration(m.slots) * m.cfg.SlotTime)
+	d := m.countStart().Add(time.Duration(m.slots) * m.cfg.SlotTime)
+	if d.Before(m.reserved) {
+		return m.reserved
+	}
+	return d
 }
 
 // draw starts a fresh backoff from [0, CW), counted from now at the earliest.

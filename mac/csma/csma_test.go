@@ -586,51 +586,107 @@ func BenchmarkPollIdle(b *testing.B) {
 }
 
 func TestEnqueueFront(t *testing.T) {
-	cfg := testConfig() // QueueLen 4
+	cfg := testConfig() // QueueLen 4, IFS 25ms, slot 10ms
 	m, _ := newPair(t, cfg, 3)
-	// Empty queue: same as Enqueue.
-	if err := m.EnqueueFront(t0, []byte("a")); err != nil {
-		t.Fatal(err)
-	}
+	mustEnqueue(t, m, t0, []byte("a"))
 	mustEnqueue(t, m, t0, []byte("b"))
-	d, _ := m.Deadline()
+	// An urgent frame goes at once on an idle channel: no IFS, no backoff.
 	if err := m.EnqueueFront(t0, []byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	if d2, _ := m.Deadline(); !d2.Equal(d) {
-		t.Fatalf("EnqueueFront moved the deadline from %v to %v", d.Sub(t0), d2.Sub(t0))
+	if d, ok := m.Deadline(); !ok || d.After(t0) {
+		t.Fatalf("Deadline with an urgent frame = %v, %v; want now", d.Sub(t0), ok)
 	}
-	wantSend(t, m, d, "x")
-	// On air: the new frame goes behind the frame on air, before the rest.
-	if err := m.EnqueueFront(d, []byte("y")); err != nil {
+	wantSend(t, m, t0, "x")
+	// Behind the frame on air, in front of the data; the queue still bounds.
+	if err := m.EnqueueFront(t0, []byte("y")); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.EnqueueFront(d, []byte("z")); !errors.Is(err, ErrQueueFull) {
+	if err := m.EnqueueFront(t0, []byte("z")); !errors.Is(err, ErrQueueFull) {
 		t.Fatalf("EnqueueFront on a full queue = %v, want ErrQueueFull", err)
 	}
-	now := d
-	for _, want := range []string{"y", "a", "b"} {
-		now = now.Add(time.Second)
-		m.TxDone(now)
-		d, ok := m.Deadline()
-		if !ok {
-			t.Fatalf("no deadline with %d frames queued", m.Len())
-		}
-		wantSend(t, m, d, want)
-		now = d
+	if f, ok := m.DropOldest(); !ok || string(f) != "a" {
+		t.Fatalf("DropOldest = %q, %v; want the oldest data frame a, not the urgent y", f, ok)
 	}
-	m.TxDone(now.Add(time.Second))
-	if m.Len() != 0 {
-		t.Fatalf("len %d after sending everything", m.Len())
+	t1 := t0.Add(time.Second)
+	m.TxDone(t1)
+	wantSend(t, m, t1, "y") // the moment the channel is ours again
+	// After the urgent frame the data frame draws a fresh backoff, counted
+	// after IFS, and the contention estimate is untouched.
+	t2 := t1.Add(time.Second)
+	m.TxDone(t2)
+	d, ok := m.Deadline()
+	if !ok || d.Before(t2.Add(cfg.IFS)) || d.After(t2.Add(cfg.IFS+slots(cfg, cfg.CWMin))) {
+		t.Fatalf("data deadline %v after the urgent frame left at %v; want IFS plus a backoff of at most CWMin slots", d.Sub(t0), t2.Sub(t0))
 	}
-	// The only frame on air: EnqueueFront appends behind it.
-	mustEnqueue(t, m, now, []byte("p"))
-	d, _ = m.Deadline()
-	wantSend(t, m, d, "p")
-	if err := m.EnqueueFront(d, []byte("q")); err != nil {
+	// An urgent frame on a busy channel waits for the carrier to drop, then
+	// goes at once; waiting does not count as a deferral.
+	m.Carrier(t2, true)
+	before := m.Stats().Deferrals
+	if err := m.EnqueueFront(t2, []byte("w")); err != nil {
 		t.Fatal(err)
 	}
-	m.TxDone(d.Add(time.Second))
+	if _, ok := m.Deadline(); ok {
+		t.Fatal("deadline while the carrier is busy")
+	}
+	t3 := t2.Add(50 * time.Millisecond)
+	m.Carrier(t3, false)
+	wantSend(t, m, t3, "w")
+	m.TxDone(t3.Add(time.Second))
 	d, _ = m.Deadline()
-	wantSend(t, m, d, "q")
+	wantSend(t, m, d, "b")
+	m.TxDone(d.Add(time.Second))
+	st := m.Stats()
+	if st.Urgent != 3 || st.Transmitted != 4 || st.Dropped != 1 || st.Deferrals != before {
+		t.Errorf("stats %+v; want 3 urgent, 4 transmitted, 1 dropped, %d deferrals", st, before)
+	}
+	// With only urgent frames waiting the carrier changes nothing either.
+	if err := m.EnqueueFront(t3.Add(time.Hour), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if m.Len() != 1 || m.Room() != 3 {
+		t.Fatalf("len %d room %d, want 1, 3", m.Len(), m.Room())
+	}
+	m.Carrier(t3.Add(time.Hour), true)
+	if got := m.Stats().Deferrals; got != st.Deferrals {
+		t.Errorf("deferrals %d → %d: a busy channel with only an urgent frame waiting counted as a deferral", st.Deferrals, got)
+	}
+}
+
+// TestReserve: a reservation holds data frames back until it ends (or is
+// ended), and a carrier that starts inside it is not counted as a competing
+// sender; one that starts after it is.
+func TestReserve(t *testing.T) {
+	cfg := testConfig()
+	m, _ := newPair(t, cfg, 5)
+	mustEnqueue(t, m, t0, []byte("a"))
+	d, _ := m.Deadline()
+	until := d.Add(time.Second)
+	m.Reserve(t0, until)
+	wantDeadline(t, m, until)
+	// The answer comes: busy inside the reservation, no deferral.
+	m.Carrier(d, true)
+	if st := m.Stats(); st.Deferrals != 0 || st.Reserved != 1 {
+		t.Fatalf("stats %+v: want the answer counted as reserved, not as a deferral", st)
+	}
+	end := d.Add(100 * time.Millisecond)
+	m.Carrier(end, false)
+	m.Reserve(end, end) // the answer has come: the reservation ends early
+	got, ok := m.Deadline()
+	if !ok || got.Before(end.Add(cfg.IFS)) || got.After(until) {
+		t.Fatalf("deadline %v after the reservation ended at %v", got.Sub(t0), end.Sub(t0))
+	}
+	// Urgent frames ignore a reservation.
+	m.Reserve(end, end.Add(time.Hour))
+	if err := m.EnqueueFront(end, []byte("u")); err != nil {
+		t.Fatal(err)
+	}
+	wantSend(t, m, end, "u")
+	m.TxDone(end.Add(time.Millisecond))
+	m.Reserve(end, end)
+	// A carrier after the reservation is a competitor again.
+	m.Carrier(end.Add(time.Second), true)
+	if st := m.Stats(); st.Deferrals != 1 {
+		t.Fatalf("stats %+v: want one deferral", st)
+	}
 }
