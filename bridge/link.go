@@ -53,16 +53,6 @@ type frameMeta struct {
 	head [framing.FragHeaderLen]byte
 }
 
-// maxPayload is the largest link payload (between header and CRC) of a
-// frame of at most frameMax bytes on the wire, with seal bytes of envelope.
-func maxPayload(frameMax, seal int) int {
-	p := frameMax
-	for p > 0 && framing.MaxEncodedLen(p+seal) > frameMax {
-		p--
-	}
-	return p
-}
-
 // arqConfig is the ARQ configuration of cfg for frames of at most frameMax
 // bytes on the wire (0: no limit).
 func arqConfig(cfg Config, frameMax int, t arq.Timing) arq.Config {
@@ -73,7 +63,7 @@ func arqConfig(cfg Config, frameMax int, t arq.Timing) arq.Config {
 	}
 	mp := maxPacket + framing.FragHeaderLen
 	if frameMax > 0 {
-		mp = maxPayload(frameMax, seal)
+		mp = framing.MaxPayloadLen(frameMax) - seal
 	}
 	ac := arq.DefaultConfig(cfg.Node, mp, maxPacket, t)
 	ac.NoARQ = cfg.NoARQ
@@ -103,7 +93,7 @@ func (l *loop) startLink(now time.Time, mc csma.Config) error {
 	t := arq.Timing{
 		BitRate:     l.info.BitRate,
 		Propagation: cfg.PropDelay,
-		Turnaround:  l.info.Turnaround,
+		Turnaround:  l.info.Turnaround + l.info.CarrierLag,
 		Margin:      mc.IFS + time.Duration(mc.CWMax)*mc.SlotTime + frameAir + 50*time.Millisecond,
 	}
 	ac := arqConfig(cfg, l.frameMax, t)
@@ -112,8 +102,8 @@ func (l *loop) startLink(now time.Time, mc csma.Config) error {
 	ac.ArmOnTxDone = true
 	if !cfg.NoARQ && !l.info.OwnAccess {
 		// After a poll the sender leaves the channel to the Ack: its
-		// airtime, the round trip, the receiver's turnaround and two slots
-		// of scheduling latency. A TNC that does its own channel access
+		// airtime, the round trip, the receiver's turnaround, its carrier
+		// hang-over and two slots of scheduling latency. A TNC that does its own channel access
 		// keeps no such reservation (its timing is not ours to see).
 		seal := 0
 		if l.b.cfg.Key != nil {
@@ -121,6 +111,10 @@ func (l *loop) startLink(now time.Time, mc csma.Config) error {
 		}
 		l.ackWait = phy.Airtime(max(framing.MaxEncodedLen(framing.AckMaxLen+seal), kissMinBurst), l.info.BitRate) +
 			2*cfg.PropDelay + l.info.Turnaround + 2*mc.SlotTime
+		// The receiver sends its Ack when its carrier sense drops, which
+		// with a hang-over is that long after our frame ended (the same
+		// modem settings are assumed at both ends).
+		l.ackWait += l.info.CarrierLag
 	}
 	a, err := arq.New(ac, (*arqSink)(l))
 	if err != nil {

@@ -113,6 +113,23 @@ func MaxEncodedLen(n int) int {
 	return 2 + l + (l+253)/254
 }
 
+// MaxPayloadLen is the largest payload whose frame takes at most wire bytes
+// on the wire (the inverse of MaxEncodedLen): what a modem that carries
+// frames of wire bytes leaves for the link layer. It is negative when not
+// even an empty frame fits.
+func MaxPayloadLen(wire int) int {
+	// MaxEncodedLen grows by one per payload byte, and by one more every
+	// 254 bytes; start from the estimate and step down.
+	n := wire - Overhead - 2 - (wire+253)/254
+	for n > 0 && MaxEncodedLen(n+1) <= wire {
+		n++
+	}
+	for n >= 0 && MaxEncodedLen(n) > wire {
+		n--
+	}
+	return n
+}
+
 // AppendFrame appends the on-wire encoding of one frame (0x00 COBS(inner)
 // 0x00) to dst and returns the extended slice. It does not allocate when
 // cap(dst)-len(dst) >= MaxEncodedLen(len(payload)).

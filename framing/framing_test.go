@@ -252,3 +252,21 @@ func TestCRCHeader(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxPayloadLen: for every wire size up to 3000 bytes, MaxPayloadLen
+// is the largest payload whose frame fits: n fits and n+1 does not.
+func TestMaxPayloadLen(t *testing.T) {
+	if got := MaxPayloadLen(MaxEncodedLen(0) - 1); got >= 0 {
+		t.Errorf("MaxPayloadLen below an empty frame = %d, want negative", got)
+	}
+	for wire := MaxEncodedLen(0); wire <= 3000; wire++ {
+		n := MaxPayloadLen(wire)
+		if n < 0 || MaxEncodedLen(n) > wire || MaxEncodedLen(n+1) <= wire {
+			t.Fatalf("MaxPayloadLen(%d) = %d: MaxEncodedLen(%d) = %d, MaxEncodedLen(%d) = %d",
+				wire, n, n, MaxEncodedLen(n), n+1, MaxEncodedLen(n+1))
+		}
+	}
+	if got := MaxPayloadLen(64); got != 54 {
+		t.Errorf("MaxPayloadLen(64) = %d, want 54 (docs/link-arq.md)", got)
+	}
+}

@@ -24,6 +24,9 @@ type PairConfig struct {
 	// NodeArgs, if set, gives extra arguments for daemon i (0 or 1).
 	NodeArgs func(i int) []string
 	TAP      string // TAP name (default "slided0")
+	// MediumArgs are extra arguments for the medium (slided sim), e.g.
+	// -scenario FILE.
+	MediumArgs []string
 }
 
 // Pair is a running pair: node 1 in NS[0] at Addr[0], node 2 in NS[1] at Addr[1].
@@ -46,7 +49,8 @@ func (l *Lab) StartPair(cfg PairConfig) (*Pair, error) {
 	p := &Pair{Cfg: cfg}
 	sock := filepath.Join(cfg.Dir, "medium.sock")
 	p.Logs[0] = filepath.Join(cfg.Dir, "medium.log")
-	m, err := l.Start("", "medium", p.Logs[0], cfg.Bin, "sim", "-listen", sock, "-rate", strconv.Itoa(cfg.Rate), "-log-format", "json")
+	margs := append([]string{cfg.Bin, "sim", "-listen", sock, "-rate", strconv.Itoa(cfg.Rate), "-log-format", "json"}, cfg.MediumArgs...)
+	m, err := l.Start("", "medium", p.Logs[0], margs...)
 	if err != nil {
 		return nil, err
 	}

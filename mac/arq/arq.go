@@ -89,7 +89,8 @@ type outPkt struct {
 	count    uint8
 	acked    uint64
 	poll     uint8 // the fragment that carried AckReq in the current round
-	retries  int
+	retries  int   // rounds in a row without progress
+	rounds   int   // all retry rounds: at most Count×(MaxRetries+1)
 	deadline time.Time
 	data     []byte // cap MaxPacket, reused
 }
@@ -437,7 +438,16 @@ func (a *ARQ) onAck(now time.Time, h framing.Header, payload []byte) {
 		a.stats.StaleAcks++
 		return
 	}
-	current := ack.Have&(1<<o.poll) != 0 // answers this round's poll, not an earlier one
+	if ack.Have == countMask(o.count) {
+		// Whole at the receiver: delivered (or delivered before).
+		a.stats.Acked++
+		a.release(p, o)
+		return
+	}
+	if ack.Have&(1<<o.poll) == 0 {
+		// An earlier round's Ack: the current poll's will say more.
+		return
+	}
 	if ack.Have&^o.acked != 0 {
 		// Progress: the retry limit counts rounds that bring nothing, so a
 		// packet of many fragments on a lossy link is not given up while
@@ -447,27 +457,23 @@ func (a *ARQ) onAck(now time.Time, h framing.Header, payload []byte) {
 		// inside the receiver's DupLifetime.
 		o.retries = 0
 	}
-	o.acked |= ack.Have
-	if o.acked == countMask(o.count) {
-		a.stats.Acked++
-		a.release(p, o)
-		return
-	}
-	if !current {
-		return
-	}
+	// The Ack is the receiver's whole state, not an increment: if it freed
+	// a partial packet (reassembly time-out or eviction), fragments it
+	// held before are missing again and must be sent again.
+	o.acked = ack.Have
 	a.retry(now, h.Src, p, o, ^o.acked&countMask(o.count))
 }
 
 // retry starts a new round for o: it retransmits the fragments in missing,
 // the highest of them carrying AckReq, or gives o up after MaxRetries.
 func (a *ARQ) retry(now time.Time, dst framing.NodeID, p *peer, o *outPkt, missing uint64) {
-	if o.retries >= a.cfg.MaxRetries {
+	if o.retries >= a.cfg.MaxRetries || o.rounds >= int(o.count)*(a.cfg.MaxRetries+1) {
 		a.stats.GiveUps++
 		a.release(p, o)
 		return
 	}
 	o.retries++
+	o.rounds++
 	a.stats.Rounds++
 	last := uint8(63)
 	for missing&(1<<last) == 0 {

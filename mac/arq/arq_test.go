@@ -408,7 +408,7 @@ func TestAirBytes(t *testing.T) {
 				pkt[i] = byte(rng.UintN(256))
 			}
 			var wire []byte
-			a, err := New(DefaultConfig(1, 64-framing.Overhead, 1514, Timing{BitRate: 1200}), sinkFunc{tx: func(h framing.Header, p []byte) {
+			a, err := New(DefaultConfig(1, framing.MaxPayloadLen(64), 1514, Timing{BitRate: 1200}), sinkFunc{tx: func(h framing.Header, p []byte) {
 				wire = framing.AppendFrame(wire, h, p)
 				frags++
 			}})
@@ -424,7 +424,8 @@ func TestAirBytes(t *testing.T) {
 			copy(eth[6:], framing.MACFor(1))
 			kissBytes += len(framing.AppendKISS(nil, 0, framing.KISSData, eth))
 		}
-		count := (2 + ip + 52) / 53
+		per := framing.MaxPayloadLen(64) - framing.FragHeaderLen // 50 packet bytes a fragment
+		count := (2 + ip + per - 1) / per
 		a, _ := framing.AppendAck(nil, framing.Ack{Count: uint8(count), Have: countMask(uint8(count))})
 		ackBytes = len(framing.AppendFrame(nil, framing.Header{Kind: framing.KindAck, Dst: 1, Src: 2}, a))
 		if frags/runs != count {
@@ -478,5 +479,43 @@ func TestArmOnTxDone(t *testing.T) {
 	a.TxDone(d, retry[0].h, retry[0].p)
 	if d2, ok := a.Deadline(); !ok || !d2.Equal(d.Add(c.AckTimeout)) {
 		t.Fatalf("retry deadline %v, %v", d2.Sub(t0), ok)
+	}
+}
+
+// TestReceiverForgetsPartialPacket: the receiver frees a partial packet
+// (reassembly time-out) while the sender still retries it. The next Ack
+// holds only what came after; the sender must send the forgotten fragments
+// again instead of adding the two Acks up and counting the packet done.
+func TestReceiverForgetsPartialPacket(t *testing.T) {
+	a, b := newNode(t, testConfig(1)), newNode(t, testConfig(2))
+	pkt := pattern(50, 4) // 3 fragments
+	if err := a.Send(t0, framing.Header{Kind: framing.KindData, Dst: 2}, pkt); err != nil {
+		t.Fatal(err)
+	}
+	fs := a.rec.take()
+	deliverAll(t0, b, fs, func(i int, f frame) bool { return i == 0 }) // fragment 0 lost
+	deliverAll(t0, a, b.rec.take(), nil)                               // Ack {1,2}: round 2 resends 0
+	retry := a.rec.take()
+	if len(retry) != 1 || fragIndex(t, retry[0]) != 0 {
+		t.Fatalf("round 2 sent %d frames, want fragment 0", len(retry))
+	}
+	late := t0.Add(b.cfg.ReasmTimeout)
+	b.Poll(late) // the receiver gives the partial packet up
+	if b.Stats().ReasmTimeouts != 1 {
+		t.Fatalf("receiver stats %+v: want one reassembly time-out", b.Stats())
+	}
+	deliverAll(late, b, retry, nil)        // fragment 0 alone now
+	deliverAll(late, a, b.rec.take(), nil) // Ack {0}
+	if st := a.Stats(); st.Acked != 0 {
+		t.Fatalf("sender counted the packet acknowledged with fragments 1 and 2 forgotten: %+v", st)
+	}
+	again := a.rec.take()
+	if len(again) != 2 || fragIndex(t, again[0]) != 1 || fragIndex(t, again[1]) != 2 {
+		t.Fatalf("round 3 sent %d frames, want fragments 1 and 2", len(again))
+	}
+	deliverAll(late, b, again, nil)
+	deliverAll(late, a, b.rec.take(), nil)
+	if len(b.rec.rx) != 1 || !bytes.Equal(b.rec.rx[0].p, pkt) || a.Stats().Acked != 1 {
+		t.Fatalf("delivered %d packets, sender %+v; want the packet once and acknowledged", len(b.rec.rx), a.Stats())
 	}
 }

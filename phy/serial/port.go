@@ -183,7 +183,7 @@ func open(ctx context.Context, cfg Config, log zerolog.Logger, opt options) (*Po
 	}
 	p := &Port{
 		cfg:      cfg,
-		info:     phy.Info{BitRate: cfg.AirRate, MaxFrame: cfg.MaxFrame, Turnaround: cfg.Turnaround},
+		info:     phy.Info{BitRate: cfg.AirRate, MaxFrame: cfg.MaxFrame, Turnaround: cfg.Turnaround, CarrierLag: carrierLag(cfg)},
 		log:      log.With().Str("phy", "serial").Str("path", cfg.Path).Logger(),
 		opt:      opt,
 		ctx:      ctx,
@@ -639,4 +639,13 @@ func (p *Port) sync(f func()) bool {
 	case <-p.stopping:
 		return false
 	}
+}
+
+// carrierLag is the hang-over of carrier sense inferred from receive
+// activity; the DCD line follows the channel.
+func carrierLag(cfg Config) time.Duration {
+	if cfg.Carrier == CarrierRx {
+		return cfg.Hangover
+	}
+	return 0
 }
