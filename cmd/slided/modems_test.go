@@ -61,17 +61,18 @@ func newModemLab(t testing.TB, name string) (*lab.Lab, [2]string, string) {
 // startDaemons starts node 1 in ns[0] with modem phys[0] and node 2 in
 // ns[1] with phys[1], at subnet.1 and subnet.2 (subnet: the first three
 // octets of a documentation /24), and waits until both report their modem
-// up. The Lab stops them.
-func startDaemons(t testing.TB, l *lab.Lab, dir string, ns, phys [2]string, subnet string) *lab.Pair {
+// up. extra is appended to both daemons' run arguments. The Lab stops them.
+func startDaemons(t testing.TB, l *lab.Lab, dir string, ns, phys [2]string, subnet string, extra ...string) *lab.Pair {
 	t.Helper()
 	p := &lab.Pair{Cfg: lab.PairConfig{Bin: slidedBin, Dir: dir, Subnet: subnet, TAP: "slided0"}, NS: ns}
 	for i := range 2 {
 		p.Addr[i] = fmt.Sprintf("%s.%d", subnet, i+1)
 		p.Ctl[i] = filepath.Join(dir, fmt.Sprintf("node%d.ctl", i+1))
 		p.Logs[i+1] = filepath.Join(dir, fmt.Sprintf("node%d.log", i+1))
-		d, err := l.Start(ns[i], fmt.Sprintf("node%d", i+1), p.Logs[i+1], slidedBin, "run", "-tap", p.Cfg.TAP,
-			"-node", strconv.Itoa(i+1), "-phy", phys[i], "-addr", p.Addr[i]+"/24", "-control", p.Ctl[i],
-			"-log-format", "json")
+		argv := []string{slidedBin, "run", "-tap", p.Cfg.TAP,
+			"-node", strconv.Itoa(i + 1), "-phy", phys[i], "-addr", p.Addr[i] + "/24", "-control", p.Ctl[i],
+			"-log-format", "json"}
+		d, err := l.Start(ns[i], fmt.Sprintf("node%d", i+1), p.Logs[i+1], append(argv, extra...)...)
 		if err != nil {
 			t.Fatal(err)
 		}
