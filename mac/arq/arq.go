@@ -249,6 +249,10 @@ func (a *ARQ) Receive(now time.Time, h framing.Header, payload []byte) {
 	}
 	switch h.Kind {
 	case framing.KindData, framing.KindEthernet:
+		if len(payload) > a.cfg.MaxPacket {
+			a.stats.Malformed++ // a sender with a larger MTU, or junk
+			return
+		}
 		a.stats.Delivered++
 		a.sink.Deliver(h, payload)
 	case framing.KindFragment:

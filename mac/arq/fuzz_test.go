@@ -1,0 +1,96 @@
+package arq
+
+import (
+	"testing"
+	"time"
+
+	"github.com/slided/slided/framing"
+)
+
+// FuzzReceive feeds an ARQ a stream of frames cut from the fuzzer's bytes:
+// each frame is a header byte (kind), a source byte, a length byte and that
+// many payload bytes, at a time that advances by the next byte in
+// milliseconds. Whatever arrives, the ARQ must not panic, must keep its
+// reassembly within ReasmBytes, deliver nothing longer than MaxPacket, and
+// free every partial packet once the time-out has passed.
+func FuzzReceive(f *testing.F) {
+	frag := func(flags, seq, idx, count byte, body ...byte) []byte {
+		return append([]byte{flags, seq, idx, count}, body...)
+	}
+	seed := func(frames ...[]byte) []byte {
+		var b []byte
+		for _, fr := range frames {
+			b = append(b, fr...)
+		}
+		return b
+	}
+	f.Add(seed([]byte{2, 1, 6}, frag(0x80, 1, 0, 2, 1, 2), []byte{5},
+		[]byte{2, 1, 6}, frag(0x80, 1, 1, 2, 3, 4), []byte{5}))
+	f.Add(seed([]byte{3, 1, 3, 1, 1, 1, 0}))
+	f.Add(seed([]byte{1, 3, 4, 0xde, 0xad, 0xbe, 0xef, 9}))
+	f.Add(seed([]byte{2, 4, 4}, frag(0x01, 9, 63, 64), []byte{200}))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		c := testConfig(2)
+		var delivered int
+		a, err := New(c, sinkFuncs{deliver: func(h framing.Header, p []byte) {
+			delivered++
+			if len(p) > c.MaxPacket {
+				t.Fatalf("delivered %d bytes, max packet %d", len(p), c.MaxPacket)
+			}
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Give the ARQ a packet of its own in flight, so Acks have
+		// something to match.
+		if err := a.Send(t0, framing.Header{Kind: framing.KindData, Dst: 1}, pattern(60, 1)); err != nil {
+			t.Fatal(err)
+		}
+		now := t0
+		for len(in) >= 3 {
+			kind, src, n := framing.Kind(in[0]&0x0F), framing.NodeID(in[1]), int(in[2])
+			in = in[3:]
+			n = min(n, len(in))
+			payload := in[:n]
+			in = in[n:]
+			dst := framing.NodeID(2)
+			if src&1 == 1 {
+				dst = framing.Broadcast
+			}
+			a.Receive(now, framing.Header{Kind: kind, Dst: dst, Src: src}, payload)
+			if st := a.Stats(); st.ReasmBytes > c.ReasmBytes || st.ReasmBytes < 0 {
+				t.Fatalf("holding %d reassembly bytes, limit %d", st.ReasmBytes, c.ReasmBytes)
+			}
+			if len(in) > 0 {
+				now = now.Add(time.Duration(in[0]) * time.Millisecond)
+				in = in[1:]
+			}
+			if d, ok := a.Deadline(); ok && !now.Before(d) {
+				a.Poll(now)
+			}
+		}
+		end := now.Add(c.ReasmTimeout + c.DupLifetime + time.Duration(c.MaxRetries+2)*c.AckTimeout)
+		for range 200 {
+			d, ok := a.Deadline()
+			if !ok || d.After(end) {
+				break
+			}
+			a.Poll(d)
+		}
+		a.Poll(end)
+		if st := a.Stats(); st.ReasmBytes != 0 {
+			t.Fatalf("%d reassembly bytes still held after the time-out: %+v", st.ReasmBytes, st)
+		}
+	})
+}
+
+type sinkFuncs struct {
+	deliver func(framing.Header, []byte)
+}
+
+func (sinkFuncs) Transmit(framing.Header, []byte) {}
+func (s sinkFuncs) Deliver(h framing.Header, p []byte) {
+	if s.deliver != nil {
+		s.deliver(h, p)
+	}
+}
