@@ -131,6 +131,10 @@ type Config struct {
 	// Key, if set, seals every frame sent and drops every frame received
 	// that is not sealed with it (forged, replayed or unsealed).
 	Key *auth.Key
+	// NoNeighAnswer stops the daemon from answering ARP requests and IPv6
+	// neighbour solicitations for addresses of other nodes itself
+	// (neigh.go); they then always go on air.
+	NoNeighAnswer bool
 	// Capture, if set, records every frame queued for the air and every
 	// frame decoded from it.
 	Capture Capture
@@ -248,13 +252,12 @@ type loop struct {
 	acks      [][]byte  // encoded Acks waiting for room (they go to the MAC queue's front)
 	meta      map[*byte]frameMeta
 	lastQd    *byte // key of the last frame the sink queued
-	held      []byte
-	heldH     framing.Header
-	heldEth   int
-	holding   bool // a packet waits for the ARQ window
+	held      []heldPkt // packets waiting for an ARQ window, oldest first (at most maxHeld)
 	sealBuf   []byte
 	openBuf   []byte
 	onAirMeta frameMeta
+	neigh     *neighTable // nil with NoNeighAnswer
+	neighBuf  []byte
 	ackWait   time.Duration // how long a poll reserves the channel for its Ack (csma.Reserve)
 
 	up          bool
@@ -289,6 +292,9 @@ func (b *Bridge) newLoop() *loop {
 	// Any frame a node of this MTU sends fits: a whole packet in one
 	// fragment, sealed.
 	l.dec = framing.NewDecoder(maxEth + framing.FragHeaderLen + auth.Overhead)
+	if !b.cfg.NoNeighAnswer {
+		l.neigh = newNeighTable()
+	}
 	l.emit = l.fromAir // one method value, not one per Received event
 	l.stats.Policy = b.cfg.Policy.String()
 	l.stats.Node = int(b.cfg.Node)
@@ -451,7 +457,7 @@ func (l *loop) wantRead() bool {
 	if l.b.cfg.Policy != Block {
 		return true
 	}
-	return !l.holding && len(l.pend) == 0 && l.mac.Room() > ackReserve
+	return len(l.held) == 0 && len(l.pend) == 0 && l.mac.Room() > ackReserve
 }
 
 func (l *loop) event(now time.Time, ev phy.Event) error {
@@ -626,8 +632,11 @@ func (l *loop) snapshot(now time.Time) Stats {
 		s.MAC = ms
 		s.ARQ = l.arq.Stats()
 		s.LinkQueue = len(l.pend) + len(l.acks)
-		s.Holding = l.holding
+		s.Holding = len(l.held) > 0
 		s.FrameMax = l.frameMax
+	}
+	if l.neigh != nil {
+		s.NeighKnown = len(l.neigh.m)
 	}
 	d := l.dec.Stats()
 	s.Decoder = d

@@ -138,6 +138,17 @@ func (l *loop) startLink(now time.Time, mc csma.Config) error {
 func (l *loop) fromTAP(now time.Time, eth []byte) {
 	l.stats.TAPReads++
 	l.now = now
+	if l.neigh != nil {
+		if r, ok := l.neigh.answer(l.neighBuf[:0], now, l.b.cfg.Node, eth); ok {
+			l.neighBuf = r[:0]
+			if _, err := l.b.tap.Write(r); err != nil {
+				l.stats.Drops.TAPWrite++
+				return
+			}
+			l.stats.NeighAnswered++
+			return
+		}
+	}
 	h, payload, err := framing.Compact(eth, l.b.cfg.Node)
 	if err != nil {
 		if errors.Is(err, framing.ErrNoRoute) {
@@ -147,10 +158,13 @@ func (l *loop) fromTAP(now time.Time, eth []byte) {
 		}
 		return
 	}
-	if l.b.cfg.Policy != Block && (l.holding || len(l.pend) > 0 || l.mac.Room() <= ackReserve) {
+	holding := len(l.held) > 0
+	if l.b.cfg.Policy != Block && (holding || len(l.pend) > 0 || l.mac.Room() <= ackReserve) {
 		switch {
-		case l.b.cfg.Policy == DropHead && l.holding:
+		case l.b.cfg.Policy == DropHead && holding:
+			// The oldest packet waiting for its window gives way.
 			l.stats.Drops.QueueHead++
+			l.popHeld()
 			l.hold(h, payload, len(eth))
 			return
 		case l.b.cfg.Policy == DropHead && len(l.pend) == 0:
@@ -163,11 +177,33 @@ func (l *loop) fromTAP(now time.Time, eth []byte) {
 			return
 		}
 	}
-	l.send(now, h, payload, len(eth))
+	if holding {
+		// Block: the reader already held a token when the window closed.
+		// Keep packets in order behind the one waiting.
+		l.hold(h, payload, len(eth))
+		return
+	}
+	if err := l.send(now, h, payload, len(eth)); errors.Is(err, arq.ErrWindowFull) {
+		l.stats.WindowWaits++
+		l.hold(h, payload, len(eth))
+	}
 }
 
-// send passes one packet to the ARQ; a full window holds it.
-func (l *loop) send(now time.Time, h framing.Header, payload []byte, ethLen int) {
+// maxHeld bounds the packets waiting for an ARQ window: with policy block
+// the TAP is not read while one waits, but the reader may hold a token
+// already, so a second one can arrive.
+const maxHeld = 2
+
+// heldPkt is a packet waiting for its destination's ARQ window.
+type heldPkt struct {
+	h    framing.Header
+	data []byte
+	eth  int
+}
+
+// send passes one packet to the ARQ. It returns arq.ErrWindowFull for the
+// caller to hold the packet; other errors are counted here.
+func (l *loop) send(now time.Time, h framing.Header, payload []byte, ethLen int) error {
 	l.lastQd = nil
 	err := l.arq.Send(now, h, payload)
 	switch {
@@ -178,31 +214,49 @@ func (l *loop) send(now time.Time, h framing.Header, payload []byte, ethLen int)
 			l.meta[l.lastQd] = m
 		}
 	case errors.Is(err, arq.ErrWindowFull):
-		l.stats.WindowWaits++
-		l.hold(h, payload, ethLen)
 	case errors.Is(err, arq.ErrTooBig):
 		l.stats.Drops.TooBig++
 	default:
 		l.stats.Drops.BadFrame++
 		l.log.Debug().Err(err).Msg("arq send")
 	}
+	return err
 }
 
+// hold keeps a copy of the packet until the ARQ window opens.
 func (l *loop) hold(h framing.Header, payload []byte, ethLen int) {
-	l.held = append(l.held[:0], payload...)
-	l.heldH, l.heldEth, l.holding = h, ethLen, true
-}
-
-// retryHeld offers the held packet to the ARQ again.
-func (l *loop) retryHeld(now time.Time) {
-	if !l.holding {
+	if len(l.held) >= maxHeld {
+		l.stats.Drops.QueueFull++ // not reached with policy block (see maxHeld)
 		return
 	}
-	l.holding = false
-	l.send(now, l.heldH, l.held, l.heldEth) // holds it again if still full
-	if l.holding {
-		l.stats.WindowWaits-- // the same wait, not a new one
+	n := len(l.held)
+	if n < cap(l.held) {
+		l.held = l.held[:n+1] // reuse the buffer that slot had
+	} else {
+		l.held = append(l.held, heldPkt{})
 	}
+	p := &l.held[n]
+	p.h, p.eth, p.data = h, ethLen, append(p.data[:0], payload...)
+}
+
+// retryHeld offers the waiting packets to the ARQ again, oldest first.
+func (l *loop) retryHeld(now time.Time) {
+	for len(l.held) > 0 {
+		p := l.held[0]
+		if err := l.send(now, p.h, p.data, p.eth); errors.Is(err, arq.ErrWindowFull) {
+			return
+		}
+		l.popHeld()
+	}
+}
+
+// popHeld removes the oldest held packet; its buffer moves behind the
+// others for reuse, so that no two slots share one.
+func (l *loop) popHeld() {
+	p := l.held[0]
+	copy(l.held, l.held[1:])
+	l.held[len(l.held)-1] = p
+	l.held = l.held[:len(l.held)-1]
 }
 
 // feed moves waiting frames into the MAC queue: Acks to its front, data
@@ -362,4 +416,7 @@ func (s *arqSink) Deliver(h framing.Header, packet []byte) {
 	}
 	l.stats.RxFrames++
 	l.stats.RxEthBytes += uint64(len(eth))
+	if l.neigh != nil {
+		l.neigh.learn(l.now, h.Src, eth)
+	}
 }

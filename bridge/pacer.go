@@ -12,7 +12,10 @@ import "time"
 // The rule: while the link is the bottleneck (the MAC had a frame waiting for
 // the whole tick), the capacity is what the MAC delivered; the rate is that
 // capacity corrected by how far the ring is from its target, so a ring that
-// grows is drained and one that empties is refilled. While the link is not
+// grows is drained and one that empties is refilled. A ring above its target
+// while this tick delivered less than the average bases the rate on this
+// tick: the average lags by seconds, and a ring of 16 fills in two when the
+// other node starts sending and halves our share. While the link is not
 // the bottleneck, the rate grows multiplicatively towards the channel's raw
 // rate so that a sender that speeds up is not held back for long.
 type pacer struct {
@@ -74,12 +77,19 @@ func (p *pacer) update(dt time.Duration, delivered uint64, saturated bool, backl
 			alpha = 1
 		}
 		p.capacity += alpha * (measured - p.capacity)
-		correction := 1.0
+		base, correction := p.capacity, 1.0
 		if backlog >= 0 {
 			correction = 1 + 0.5*(p.target-float64(backlog))/p.scale
 		}
-		correction = clamp(correction, 0.5, 1.1)
-		p.rate = p.capacity * correction
+		if float64(backlog) > p.target && measured < base {
+			// The ring is filling: the smoothed capacity lags behind a link
+			// that just got slower (another node started sending, ARQ
+			// rounds). Trust this tick's delivery at once, or the ring
+			// overflows before the average catches up.
+			base = measured
+		}
+		correction = clamp(correction, 0.25, 1.1)
+		p.rate = base * correction
 	case float64(backlog) > p.target:
 		// Frames pile up although the MAC was not saturated: the daemon
 		// is slow to read (or stopped). Do not add to the pile.

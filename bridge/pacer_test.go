@@ -97,3 +97,25 @@ func TestPacerIgnoresEmptyTick(t *testing.T) {
 }
 
 const phyAirtime9600 = 870 * time.Millisecond
+
+// TestPacerFollowsASuddenHalving: the link has carried 1000 B/s for a
+// minute; then another node starts sending and our share halves. The ring
+// (16 packets) fills in seconds, so the rate must fall below the new share
+// in the first tick that sees the backlog grow, not after the smoothed
+// capacity has caught up.
+func TestPacerFollowsASuddenHalving(t *testing.T) {
+	const tick = 250 * time.Millisecond
+	p := newPacer(9600, 4, 16, phy1000(9600))
+	for range 240 {
+		p.update(tick, 250, true, 6)
+	}
+	r := p.update(tick, 125, true, 9) // 500 B/s now, backlog above target
+	if r > 500 {
+		t.Fatalf("rate %.0f B/s the first tick after the share halved to 500 B/s; want at most that", r)
+	}
+}
+
+// phy1000 is the airtime of a 1000-byte frame at bitRate.
+func phy1000(bitRate int) time.Duration {
+	return time.Duration(1000*8) * time.Second / time.Duration(bitRate)
+}

@@ -39,6 +39,9 @@ type Stats struct {
 	Holding     bool   `json:"holding"`      // a packet waits for its destination's ARQ window
 	WindowWaits uint64 `json:"window_waits"` // packets that had to wait for an ARQ window
 	FrameMax    int    `json:"frame_max"`    // largest frame on the wire (0: no limit)
+	// Neighbour discovery answered by the daemon (neigh.go).
+	NeighAnswered uint64 `json:"neigh_answered"` // ARP requests and IPv6 solicitations answered without airtime
+	NeighKnown    int    `json:"neigh_known"`    // addresses of other nodes heard on air
 
 	ChannelBusy  time.Duration `json:"channel_busy_ns"` // carrier sensed or own transmission
 	PHYDowns     uint64        `json:"phy_downs"`

@@ -49,6 +49,7 @@ type runFlags struct {
 	arq        bool
 	propDelay  time.Duration
 	key        string
+	neigh      bool
 	log        logFlags
 }
 
@@ -71,6 +72,7 @@ func cmdRun(args []string) error {
 	fs.IntVar(&f.frameMax, "frame-max", 0, "largest frame the modem carries, in bytes on the wire; larger packets are fragmented (0: the modem's own limit)")
 	fs.BoolVar(&f.arq, "arq", true, "link ARQ for unicast: acknowledgements and selective retransmission (-arq=false turns it off)")
 	fs.DurationVar(&f.propDelay, "prop-delay", 0, "one-way propagation delay to the farthest node (e.g. 700ms for 1 km of water), for the ARQ's ack timeout")
+	fs.BoolVar(&f.neigh, "neigh-answer", true, "answer ARP and IPv6 neighbour solicitations for addresses heard from other nodes locally, without airtime")
 	fs.StringVar(&f.key, "key", "", "file with the pre-shared key (64 hex digits, mode 0600): frames are authenticated, forged and replayed ones dropped")
 	f.log.register(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -348,16 +350,17 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 		bc = capt
 	}
 	br, err := bridge.New(bridge.Config{
-		Node:      c.node,
-		MTU:       f.mtu,
-		Policy:    c.policy,
-		RingLen:   f.txqueuelen,
-		FrameMax:  f.frameMax,
-		NoARQ:     !f.arq,
-		PropDelay: f.propDelay,
-		Key:       c.key,
-		Log:       log,
-		Capture:   bc,
+		Node:          c.node,
+		MTU:           f.mtu,
+		Policy:        c.policy,
+		RingLen:       f.txqueuelen,
+		FrameMax:      f.frameMax,
+		NoARQ:         !f.arq,
+		PropDelay:     f.propDelay,
+		Key:           c.key,
+		NoNeighAnswer: !f.neigh,
+		Log:           log,
+		Capture:       bc,
 	}, dev, p, bs)
 	if err != nil {
 		return err

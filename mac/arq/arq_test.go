@@ -399,41 +399,50 @@ func BenchmarkSendReceive(b *testing.B) {
 // docs/link-arq.md quotes them.
 func TestAirBytes(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	for _, ip := range []int{64, 1000} {
-		const runs = 200
-		var arqBytes, ackBytes, kissBytes, frags int
-		for range runs {
-			pkt := make([]byte, 2+ip) // KindData payload: EtherType + IP datagram
-			for i := range pkt {
-				pkt[i] = byte(rng.UintN(256))
-			}
-			var wire []byte
-			a, err := New(DefaultConfig(1, framing.MaxPayloadLen(64), 1514, Timing{BitRate: 1200}), sinkFunc{tx: func(h framing.Header, p []byte) {
-				wire = framing.AppendFrame(wire, h, p)
-				frags++
-			}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := a.Send(t0, framing.Header{Kind: framing.KindData, Dst: 2}, pkt); err != nil {
-				t.Fatal(err)
-			}
-			arqBytes += len(wire)
-			eth := append(make([]byte, 12, 14+ip), pkt...) // 14-byte header + IP
-			copy(eth, framing.MACFor(2))
-			copy(eth[6:], framing.MACFor(1))
-			kissBytes += len(framing.AppendKISS(nil, 0, framing.KISSData, eth))
+	for _, frameMax := range []int{64, 0} {
+		maxPayload := 1514 + framing.FragHeaderLen // no limit: one fragment
+		if frameMax > 0 {
+			maxPayload = framing.MaxPayloadLen(frameMax)
 		}
-		per := framing.MaxPayloadLen(64) - framing.FragHeaderLen // 50 packet bytes a fragment
-		count := (2 + ip + per - 1) / per
-		a, _ := framing.AppendAck(nil, framing.Ack{Count: uint8(count), Have: countMask(uint8(count))})
-		ackBytes = len(framing.AppendFrame(nil, framing.Header{Kind: framing.KindAck, Dst: 1, Src: 2}, a))
-		if frags/runs != count {
-			t.Fatalf("%d fragments, want %d", frags/runs, count)
+		per := maxPayload - framing.FragHeaderLen // packet bytes a fragment
+		for _, ip := range []int{64, 1000} {
+			const runs = 200
+			var arqBytes, ackBytes, kissBytes, frags int
+			for range runs {
+				pkt := make([]byte, 2+ip) // KindData payload: EtherType + IP datagram
+				for i := range pkt {
+					pkt[i] = byte(rng.UintN(256))
+				}
+				var wire []byte
+				a, err := New(DefaultConfig(1, maxPayload, 1514, Timing{BitRate: 1200}), sinkFunc{tx: func(h framing.Header, p []byte) {
+					if frameMax > 0 && framing.MaxEncodedLen(len(p)) > frameMax {
+						t.Fatalf("a %d-byte payload may take more than %d bytes on the wire", len(p), frameMax)
+					}
+					wire = framing.AppendFrame(wire, h, p)
+					frags++
+				}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := a.Send(t0, framing.Header{Kind: framing.KindData, Dst: 2}, pkt); err != nil {
+					t.Fatal(err)
+				}
+				arqBytes += len(wire)
+				eth := append(make([]byte, 12, 14+ip), pkt...) // 14-byte header + IP
+				copy(eth, framing.MACFor(2))
+				copy(eth[6:], framing.MACFor(1))
+				kissBytes += len(framing.AppendKISS(nil, 0, framing.KISSData, eth))
+			}
+			count := (2 + ip + per - 1) / per
+			a, _ := framing.AppendAck(nil, framing.Ack{Count: uint8(count), Have: countMask(uint8(count))})
+			ackBytes = len(framing.AppendFrame(nil, framing.Header{Kind: framing.KindAck, Dst: 1, Src: 2}, a))
+			if frags/runs != count {
+				t.Fatalf("%d fragments, want %d", frags/runs, count)
+			}
+			t.Logf("frame-max %d, IP %4d bytes: slided %d fragments, %.1f bytes on air + %d-byte ack = %.1f (overhead %.1f); Ethernet in KISS %.1f (overhead %.1f)",
+				frameMax, ip, count, float64(arqBytes)/runs, ackBytes, float64(arqBytes)/runs+float64(ackBytes),
+				float64(arqBytes)/runs+float64(ackBytes)-float64(ip), float64(kissBytes)/runs, float64(kissBytes)/runs-float64(ip))
 		}
-		t.Logf("IP %4d bytes: slided %d fragments, %.1f bytes on air + %d-byte ack = %.1f (overhead %.1f); Ethernet in KISS %.1f (overhead %.1f)",
-			ip, count, float64(arqBytes)/runs, ackBytes, float64(arqBytes)/runs+float64(ackBytes),
-			float64(arqBytes)/runs+float64(ackBytes)-float64(ip), float64(kissBytes)/runs, float64(kissBytes)/runs-float64(ip))
 	}
 }
 
