@@ -251,7 +251,7 @@ type loop struct {
 	pend      [][]byte  // encoded data frames waiting for room in the MAC
 	acks      [][]byte  // encoded Acks waiting for room (they go to the MAC queue's front)
 	meta      map[*byte]frameMeta
-	lastQd    *byte // key of the last frame the sink queued
+	lastQd    *byte     // key of the last frame the sink queued
 	held      []heldPkt // packets waiting for an ARQ window, oldest first (at most maxHeld)
 	sealBuf   []byte
 	openBuf   []byte
