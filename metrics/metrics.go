@@ -180,7 +180,9 @@ func (e *encoder) encode(st *control.Status) {
 			{"queue_full", d.QueueFull}, {"queue_head", d.QueueHead}, {"no_route", d.NoRoute},
 			{"too_big", d.TooBig}, {"bad_frame", d.BadFrame}, {"phy_error", d.PHYError},
 			{"phy_down", d.PHYDown}, {"tap_write", d.TAPWrite}, {"echo", d.Echo},
-			{"bad_crc", d.BadCRC}, {"garbage", d.Garbage},
+			{"bad_crc", d.BadCRC}, {"garbage", d.Garbage}, {"unsealed", d.Unsealed},
+			{"auth_failed", d.AuthFailed}, {"replayed", d.Replayed}, {"sealed", d.Sealed},
+			{"seal_failed", d.SealFailed}, {"ack_queue", d.AckQueue},
 		} {
 			e.uint("slided_drops_total", r.n, "reason", r.reason)
 		}
@@ -206,8 +208,27 @@ func (e *encoder) encode(st *control.Status) {
 		e.one("slided_mac_backoff_slots_total", counter, "Backoff slots counted down, persistence slots included.", m.Backoffs)
 		e.one("slided_mac_persistence_slots_total", counter, "Slots waited because the p-persistence draw said not now.", m.Persisted)
 		e.one("slided_mac_cw_max_hits_total", counter, "Contention window doublings capped at its maximum.", m.CWMaxHits)
+		e.one("slided_mac_urgent_total", counter, "Frames sent without IFS or backoff (link Acks).", m.Urgent)
+		e.one("slided_mac_reserved_total", counter, "Busy periods inside a reservation for an expected Ack (not deferrals).", m.Reserved)
 		e.family("slided_mac_carrier_busy_seconds_total", counter, "Time the carrier was sensed busy (ended periods, own transmissions excluded).")
 		e.float("slided_mac_carrier_busy_seconds_total", seconds(m.BusyTime))
+
+		a := br.ARQ
+		e.one("slided_link_queue_frames", gauge, "Fragments and Acks waiting for room in the MAC queue.", uint64(max(br.LinkQueue, 0)))
+		e.one("slided_link_window_waits_total", counter, "Packets that waited for their destination's ARQ window.", br.WindowWaits)
+		e.one("slided_arq_packets_total", counter, "Packets given to the link layer.", a.Packets)
+		e.one("slided_arq_fragments_total", counter, "Fragments transmitted the first time.", a.Fragments)
+		e.one("slided_arq_retransmissions_total", counter, "Fragments transmitted again.", a.Retransmissions)
+		e.one("slided_arq_timeouts_total", counter, "Ack timeouts.", a.Timeouts)
+		e.one("slided_arq_give_ups_total", counter, "Unicast packets abandoned after the retry limit.", a.GiveUps)
+		e.one("slided_arq_acked_total", counter, "Unicast packets fully acknowledged.", a.Acked)
+		e.one("slided_arq_acks_sent_total", counter, "Acks sent.", a.AcksSent)
+		e.one("slided_arq_delivered_total", counter, "Packets reassembled and delivered.", a.Delivered)
+		e.one("slided_arq_duplicates_total", counter, "Fragments of packets already delivered (suppressed).", a.Duplicates)
+		e.one("slided_arq_reassembly_timeouts_total", counter, "Partial packets freed by the reassembly time-out.", a.ReasmTimeouts)
+		e.one("slided_arq_reassembly_bytes", gauge, "Fragment bytes held for reassembly.", uint64(max(a.ReasmBytes, 0)))
+		e.one("slided_neigh_answered_total", counter, "ARP requests and IPv6 solicitations answered without airtime.", br.NeighAnswered)
+		e.one("slided_neigh_known", gauge, "Addresses of other nodes heard on air.", uint64(max(br.NeighKnown, 0)))
 
 		dec := br.Decoder
 		e.one("slided_decoder_frames_total", counter, "Good frames decoded from the modem's byte stream.", dec.Frames)

@@ -16,6 +16,7 @@ import (
 	"github.com/slided/slided/bridge"
 	"github.com/slided/slided/control"
 	"github.com/slided/slided/framing"
+	"github.com/slided/slided/mac/arq"
 	"github.com/slided/slided/mac/csma"
 	"github.com/slided/slided/tap"
 )
@@ -41,9 +42,13 @@ func fullStatus() *control.Status {
 			QueueDepth: 10, QueueLen: 11, ReadPending: true, Ring: 12, RingDropped: 13, PacingRate: 14,
 			ChannelBusy: 1500 * time.Millisecond, PHYDowns: 15, ShaperErrors: 16,
 			Drops: bridge.Drops{QueueFull: 21, QueueHead: 22, NoRoute: 23, TooBig: 24, BadFrame: 25,
-				PHYError: 26, PHYDown: 27, TAPWrite: 28, Echo: 29, BadCRC: 30, Garbage: 31},
+				PHYError: 26, PHYDown: 27, TAPWrite: 28, Echo: 29, BadCRC: 30, Garbage: 31,
+				Unsealed: 32, AuthFailed: 33, Replayed: 34, Sealed: 35, SealFailed: 36, AckQueue: 37},
 			MAC: csma.Stats{Enqueued: 41, Rejected: 42, Transmitted: 43, Dropped: 44, Deferrals: 45,
-				Backoffs: 46, Persisted: 47, CWMaxHits: 48, BusyTime: 250 * time.Millisecond},
+				Backoffs: 46, Persisted: 47, CWMaxHits: 48, Urgent: 49, Reserved: 50, BusyTime: 250 * time.Millisecond},
+			LinkQueue: 61, WindowWaits: 62, NeighAnswered: 63, NeighKnown: 64,
+			ARQ: arq.Stats{Packets: 71, Fragments: 72, Retransmissions: 73, Timeouts: 74, GiveUps: 75,
+				Acked: 76, AcksSent: 77, Delivered: 78, Duplicates: 79, ReasmTimeouts: 80, ReasmBytes: 81},
 			Decoder: framing.DecoderStats{Frames: 51, BadCRC: 52, BadCOBS: 53, TooLong: 54, Short: 55,
 				BadVersion: 56, BadAddr: 57, GarbageBytes: 58},
 		},
@@ -162,6 +167,29 @@ func TestWriteValues(t *testing.T) {
 		`slided_drops_total{` + i + `,reason="echo"}`:                  "29",
 		`slided_drops_total{` + i + `,reason="bad_crc"}`:               "30",
 		`slided_drops_total{` + i + `,reason="garbage"}`:               "31",
+		`slided_drops_total{` + i + `,reason="unsealed"}`:              "32",
+		`slided_drops_total{` + i + `,reason="auth_failed"}`:           "33",
+		`slided_drops_total{` + i + `,reason="replayed"}`:              "34",
+		`slided_drops_total{` + i + `,reason="sealed"}`:                "35",
+		`slided_drops_total{` + i + `,reason="seal_failed"}`:           "36",
+		`slided_drops_total{` + i + `,reason="ack_queue"}`:             "37",
+		`slided_mac_urgent_total{` + i + `}`:                           "49",
+		`slided_mac_reserved_total{` + i + `}`:                         "50",
+		`slided_link_queue_frames{` + i + `}`:                          "61",
+		`slided_link_window_waits_total{` + i + `}`:                    "62",
+		`slided_neigh_answered_total{` + i + `}`:                       "63",
+		`slided_neigh_known{` + i + `}`:                                "64",
+		`slided_arq_packets_total{` + i + `}`:                          "71",
+		`slided_arq_fragments_total{` + i + `}`:                        "72",
+		`slided_arq_retransmissions_total{` + i + `}`:                  "73",
+		`slided_arq_timeouts_total{` + i + `}`:                         "74",
+		`slided_arq_give_ups_total{` + i + `}`:                         "75",
+		`slided_arq_acked_total{` + i + `}`:                            "76",
+		`slided_arq_acks_sent_total{` + i + `}`:                        "77",
+		`slided_arq_delivered_total{` + i + `}`:                        "78",
+		`slided_arq_duplicates_total{` + i + `}`:                       "79",
+		`slided_arq_reassembly_timeouts_total{` + i + `}`:              "80",
+		`slided_arq_reassembly_bytes{` + i + `}`:                       "81",
 		`slided_mac_enqueued_total{` + i + `}`:                         "41",
 		`slided_mac_rejected_total{` + i + `}`:                         "42",
 		`slided_mac_transmitted_total{` + i + `}`:                      "43",
@@ -226,10 +254,10 @@ func TestWritePartial(t *testing.T) {
 			wantSamples: 3, wantUp: "0", absent: "slided_tx_frames_total"},
 		{desc: "bridge down, no link, no qdisc, ring unknown", st: &control.Status{Interface: "t0",
 			Bridge: &bridge.Stats{Node: 1, Policy: "block", Ring: -1}},
-			wantSamples: 63 - 8 - 6 - 1, wantUp: "0", absent: "slided_tap_ring_packets"},
+			wantSamples: 86 - 8 - 6 - 1, wantUp: "0", absent: "slided_tap_ring_packets"},
 		{desc: "bridge up, no qdisc", st: &control.Status{Interface: "t0", Link: &tap.LinkStats{},
 			Bridge: &bridge.Stats{Node: 1, Up: true}},
-			wantSamples: 63 - 6, wantUp: "1", absent: "slided_qdisc_backlog_bytes"},
+			wantSamples: 86 - 6, wantUp: "1", absent: "slided_qdisc_backlog_bytes"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {

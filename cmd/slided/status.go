@@ -54,10 +54,24 @@ func printStatus(out io.Writer, st *control.Status) {
 			row("pacing", "%d bytes/s", b.PacingRate)
 		}
 		row("channel busy", "%s", b.ChannelBusy.Round(time.Millisecond))
-		row("mac", "%d deferrals, %d backoff slots", b.MAC.Deferrals, b.MAC.Backoffs)
+		row("mac", "%d deferrals, %d backoff slots, %d urgent (Acks)", b.MAC.Deferrals, b.MAC.Backoffs, b.MAC.Urgent)
+		a := b.ARQ
+		limit := "no frame limit"
+		if b.FrameMax > 0 {
+			limit = fmt.Sprintf("frames of at most %d bytes", b.FrameMax)
+		}
+		row("link", "%s; %d packets in %d fragments, %d retransmitted, %d timeouts, %d given up, %d acked; waiting %d",
+			limit, a.Packets, a.Fragments, a.Retransmissions, a.Timeouts, a.GiveUps, a.Acked, b.LinkQueue)
+		row("reassembly", "%d delivered, %d duplicates suppressed, %d timed out, %d bytes held",
+			a.Delivered, a.Duplicates, a.ReasmTimeouts, a.ReasmBytes)
+		row("neighbours", "%d addresses heard, %d requests answered without airtime", b.NeighKnown, b.NeighAnswered)
 		d := b.Drops
 		row("drops", "%d in all: queue-full %d, drop-head %d, no-route %d, too-big %d, bad-crc %d, garbage %d, phy %d/%d, tap-write %d",
 			d.Total(), d.QueueFull, d.QueueHead, d.NoRoute, d.TooBig, d.BadCRC, d.Garbage, d.PHYError, d.PHYDown, d.TAPWrite)
+		if n := d.Unsealed + d.AuthFailed + d.Replayed + d.Sealed + d.SealFailed; n > 0 {
+			row("auth drops", "unsealed %d, forged %d, replayed %d, sealed without our key %d, seal failed %d",
+				d.Unsealed, d.AuthFailed, d.Replayed, d.Sealed, d.SealFailed)
+		}
 	}
 	if q := st.Qdisc; q != nil {
 		row("qdisc", "%d packets passed, %d dropped, %d waiting (%d bytes), %d overlimits",

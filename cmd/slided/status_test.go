@@ -1,0 +1,42 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/slided/slided/bridge"
+	"github.com/slided/slided/control"
+	"github.com/slided/slided/mac/arq"
+)
+
+// TestPrintStatus: the human table shows the link layer, the neighbour
+// answers and, only when there are any, the authentication drops.
+func TestPrintStatus(t *testing.T) {
+	st := &control.Status{Interface: "slided0", Backpressure: "shaping", Bridge: &bridge.Stats{
+		Node: 2, Policy: "block", Up: true, BitRate: 9600, FrameMax: 64, LinkQueue: 3,
+		NeighKnown: 4, NeighAnswered: 5,
+		ARQ: arq.Stats{Packets: 10, Fragments: 210, Retransmissions: 7, Timeouts: 2, GiveUps: 1, Acked: 9,
+			Delivered: 8, Duplicates: 6, ReasmTimeouts: 1, ReasmBytes: 100},
+	}}
+	var out bytes.Buffer
+	printStatus(&out, st)
+	for _, want := range []string{
+		"frames of at most 64 bytes; 10 packets in 210 fragments, 7 retransmitted, 2 timeouts, 1 given up, 9 acked; waiting 3",
+		"8 delivered, 6 duplicates suppressed, 1 timed out, 100 bytes held",
+		"4 addresses heard, 5 requests answered without airtime",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "auth drops") {
+		t.Errorf("auth drops shown without any:\n%s", out.String())
+	}
+	st.Bridge.Drops = bridge.Drops{AuthFailed: 3, Replayed: 2}
+	out.Reset()
+	printStatus(&out, st)
+	if !strings.Contains(out.String(), "unsealed 0, forged 3, replayed 2") {
+		t.Errorf("auth drops missing:\n%s", out.String())
+	}
+}
