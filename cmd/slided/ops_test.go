@@ -168,6 +168,10 @@ func TestCommandLineErrors(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.toml")
 	os.WriteFile(bad, []byte("tap = \"s0\"\nnode = 1\nbogus_key = 3\n"), 0o600)
+	openKey := filepath.Join(dir, "open.key")
+	os.WriteFile(openKey, []byte(strings.Repeat("ab", 32)+"\n"), 0o644)
+	shortKey := filepath.Join(dir, "short.key")
+	os.WriteFile(shortKey, []byte("abcd\n"), 0o600)
 	for _, tc := range []struct {
 		desc string
 		args []string
@@ -181,6 +185,9 @@ func TestCommandLineErrors(t *testing.T) {
 		{"bad serial option", []string{"run", "-tap", "s0", "-node", "1", "-phy", "serial:/dev/ttyS9?baud=fast"}, "baud"},
 		{"bad address", []string{"run", "-tap", "s0", "-node", "1", "-phy", "sim:/x", "-addr", "192.0.2.1"}, "CIDR"},
 		{"bad policy", []string{"run", "-tap", "s0", "-node", "1", "-phy", "sim:/x", "-policy", "maybe"}, "policy"},
+		{"key readable by others", []string{"run", "-tap", "s0", "-node", "1", "-phy", "sim:/x", "-key", openKey}, "-key"},
+		{"key too short", []string{"run", "-tap", "s0", "-node", "1", "-phy", "sim:/x", "-key", shortKey}, "-key"},
+		{"negative frame max", []string{"run", "-tap", "s0", "-node", "1", "-phy", "sim:/x", "-frame-max", "-5"}, "-frame-max"},
 		{"unknown config key", []string{"run", "-config", bad}, "bad.toml:3"},
 		{"missing config", []string{"run", "-config", filepath.Join(dir, "none.toml")}, "none.toml"},
 		{"status without control", []string{"status"}, "-control PATH is required"},
