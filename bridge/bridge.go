@@ -181,18 +181,34 @@ func New(cfg Config, tap TAP, p PHY, shaper Shaper) (*Bridge, error) {
 			return nil, fmt.Errorf("mac config: %w", err)
 		}
 	}
-	if cfg.FrameMax < 0 {
-		return nil, fmt.Errorf("frame-max %d: must be positive (0: the modem's own limit)", cfg.FrameMax)
-	}
-	if cfg.FrameMax > 0 {
-		// The PHY may lower the limit further at link up; check now that
-		// this one is usable.
-		ac := arqConfig(cfg, cfg.FrameMax, arq.Timing{BitRate: 1200})
-		if err := ac.Validate(); err != nil {
-			return nil, fmt.Errorf("frame-max %d: %w", cfg.FrameMax, err)
-		}
+	if err := CheckFrameMax(cfg); err != nil {
+		return nil, err
 	}
 	return &Bridge{cfg: cfg, tap: tap, phy: p, shaper: shaper, statsReq: make(chan chan Stats)}, nil
+}
+
+// CheckFrameMax reports whether cfg.FrameMax can carry a packet of the MTU
+// in at most framing.MaxFragments fragments (with the key's envelope, if
+// any). The PHY may lower the limit further at link up. New calls it; the
+// command line calls it too, to refuse a bad limit before any setup.
+func CheckFrameMax(cfg Config) error {
+	if cfg.FrameMax < 0 {
+		return fmt.Errorf("frame-max %d: must be positive (0: the modem's own limit)", cfg.FrameMax)
+	}
+	if cfg.FrameMax == 0 {
+		return nil
+	}
+	if cfg.MTU == 0 {
+		cfg.MTU = 1500
+	}
+	if cfg.Node == 0 {
+		cfg.Node = 1 // only the sizes matter here
+	}
+	ac := arqConfig(cfg, cfg.FrameMax, arq.Timing{BitRate: 1200})
+	if err := ac.Validate(); err != nil {
+		return fmt.Errorf("frame-max %d: %w", cfg.FrameMax, err)
+	}
+	return nil
 }
 
 // Stats returns a snapshot of the counters. While Run is running it asks the

@@ -188,6 +188,7 @@ func TestCommandLineErrors(t *testing.T) {
 		{"key readable by others", []string{"run", "-tap", "s0", "-node", "1", "-phy", "sim:/x", "-key", openKey}, "-key"},
 		{"key too short", []string{"run", "-tap", "s0", "-node", "1", "-phy", "sim:/x", "-key", shortKey}, "-key"},
 		{"negative frame max", []string{"run", "-tap", "s0", "-node", "1", "-phy", "sim:/x", "-frame-max", "-5"}, "-frame-max"},
+		{"frame max too small", []string{"run", "-tap", "s0", "-node", "1", "-phy", "sim:/x", "-frame-max", "30"}, "-frame-max 30: arq: invalid config"},
 		{"unknown config key", []string{"run", "-config", bad}, "bad.toml:3"},
 		{"missing config", []string{"run", "-config", filepath.Join(dir, "none.toml")}, "none.toml"},
 		{"status without control", []string{"status"}, "-control PATH is required"},

@@ -135,6 +135,9 @@ func (f *runFlags) validate() (runConfig, error) {
 		}
 		c.key = &k
 	}
+	if err := bridge.CheckFrameMax(bridge.Config{FrameMax: f.frameMax, MTU: f.mtu, Key: c.key}); err != nil {
+		return c, fmt.Errorf("-%w", err)
+	}
 	c.node = framing.NodeID(f.node)
 	if f.addr != "" {
 		for _, s := range strings.Split(f.addr, ",") {
