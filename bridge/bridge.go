@@ -614,7 +614,7 @@ func (l *loop) tick(now time.Time, dt time.Duration) {
 		if ring >= 0 {
 			backlog = ring + l.mac.Len()
 		}
-		rate := l.pacer.update(dt, l.tickDeliver, saturated, backlog)
+		rate := l.pacer.update(dt, l.tickDeliver, saturated, backlog, ring)
 		l.log.Debug().Uint64("delivered", l.tickDeliver).Bool("saturated", saturated).Int("ring", ring).
 			Int("queue", l.mac.Len()).Float64("rate", rate).Msg("pacing")
 		l.setRate(rate)

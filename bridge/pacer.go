@@ -12,10 +12,10 @@ import "time"
 // The rule: while the link is the bottleneck (the MAC had a frame waiting for
 // the whole tick), the capacity is what the MAC delivered; the rate is that
 // capacity corrected by how far the ring is from its target, so a ring that
-// grows is drained and one that empties is refilled. A ring above its target
-// while this tick delivered less than the average bases the rate on this
-// tick: the average lags by seconds, and a ring of 16 fills in two when the
-// other node starts sending and halves our share. While the link is not
+// grows is drained and one that empties is refilled. A ring more than half
+// full while the last second delivered less than the average bases the rate
+// on that second: the average lags by seconds, and a ring of 16 fills in
+// two when the other node starts sending and halves our share. While the link is not
 // the bottleneck, the rate grows multiplicatively towards the channel's raw
 // rate so that a sender that speeds up is not held back for long.
 type pacer struct {
@@ -25,6 +25,29 @@ type pacer struct {
 	tau      time.Duration // smoothing time constant of capacity
 	target   float64       // packets we want waiting between the qdisc and the air (MAC queue + TAP ring)
 	scale    float64       // backlog error that moves the rate by 50%
+	ringLen  int           // the TAP's ring
+	recent   [4]sample     // the last ticks, for recentRate
+	next     int
+}
+
+// sample is one tick's delivery.
+type sample struct {
+	dt        time.Duration
+	delivered uint64
+}
+
+// recentRate is the delivery over the last ticks (about a second), bytes/s.
+func (p *pacer) recentRate() float64 {
+	var dt time.Duration
+	var n uint64
+	for _, s := range p.recent {
+		dt += s.dt
+		n += s.delivered
+	}
+	if dt <= 0 {
+		return 0
+	}
+	return float64(n) / dt.Seconds()
 }
 
 // newPacer starts at 90% of the raw channel rate. queueLen is the MAC's
@@ -52,8 +75,9 @@ func newPacer(bitRate, queueLen, ringLen int, frameTime time.Duration) *pacer {
 		max:    max,
 		rate:   max * 0.9,
 		tau:    tau,
-		target: float64(queueLen) + ringTarget,
-		scale:  scale,
+		target:  float64(queueLen) + ringTarget,
+		scale:   scale,
+		ringLen: ringLen,
 	}
 }
 
@@ -61,12 +85,14 @@ func newPacer(bitRate, queueLen, ringLen int, frameTime time.Duration) *pacer {
 // delivered is the Ethernet bytes the MAC put on air during dt; saturated
 // says the MAC never ran out of frames during dt; backlog is the number of
 // packets waiting in the MAC queue and the TAP ring at the end of dt (-1 when
-// the ring is unknown).
-func (p *pacer) update(dt time.Duration, delivered uint64, saturated bool, backlog int) float64 {
+// the ring is unknown), ring the TAP ring's part of it (-1 unknown).
+func (p *pacer) update(dt time.Duration, delivered uint64, saturated bool, backlog, ring int) float64 {
 	if dt <= 0 {
 		return p.rate
 	}
 	measured := float64(delivered) / dt.Seconds()
+	p.recent[p.next] = sample{dt, delivered}
+	p.next = (p.next + 1) % len(p.recent)
 	switch {
 	case saturated:
 		if p.capacity == 0 {
@@ -81,12 +107,13 @@ func (p *pacer) update(dt time.Duration, delivered uint64, saturated bool, backl
 		if backlog >= 0 {
 			correction = 1 + 0.5*(p.target-float64(backlog))/p.scale
 		}
-		if float64(backlog) > p.target && measured < base {
-			// The ring is filling: the smoothed capacity lags behind a link
-			// that just got slower (another node started sending, ARQ
-			// rounds). Trust this tick's delivery at once, or the ring
-			// overflows before the average catches up.
-			base = measured
+		if recent := p.recentRate(); ring > p.ringLen/2 && recent > 0 && recent < base {
+			// The ring is half full: the smoothed capacity lags behind a
+			// link that just got slower (another node started sending).
+			// Trust the last second's delivery, or the ring overflows
+			// before the average catches up. A second, not a tick: with
+			// small modem frames a packet takes many ticks to deliver.
+			base = recent
 		}
 		correction = clamp(correction, 0.25, 1.1)
 		p.rate = base * correction

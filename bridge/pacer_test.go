@@ -67,7 +67,7 @@ func TestPacer(t *testing.T) {
 			p := newPacer(9600, 4, 16, time.Second)
 			var r float64
 			for range tc.ticks {
-				r = p.update(tick, tc.delivered, tc.saturated, tc.backlog)
+				r = p.update(tick, tc.delivered, tc.saturated, tc.backlog, tc.backlog-4)
 				if r < p.min || r > p.max {
 					t.Fatalf("rate %.1f outside [%.1f, %.1f]", r, p.min, p.max)
 				}
@@ -88,7 +88,7 @@ func TestPacerIgnoresEmptyTick(t *testing.T) {
 		if i%2 == 1 {
 			d = 1042
 		}
-		r = p.update(250*time.Millisecond, d, true, 6)
+		r = p.update(250*time.Millisecond, d, true, 6, 2)
 	}
 	// 1042 bytes every 0.5 s is 2084 B/s, clamped to the raw 1200.
 	if r < 1100 {
@@ -101,17 +101,37 @@ const phyAirtime9600 = 870 * time.Millisecond
 // TestPacerFollowsASuddenHalving: the link has carried 1000 B/s for a
 // minute; then another node starts sending and our share halves. The ring
 // (16 packets) fills in seconds, so the rate must fall below the new share
-// in the first tick that sees the backlog grow, not after the smoothed
+// within two ticks of the ring passing half full, not after the smoothed
 // capacity has caught up.
 func TestPacerFollowsASuddenHalving(t *testing.T) {
 	const tick = 250 * time.Millisecond
 	p := newPacer(9600, 4, 16, phy1000(9600))
 	for range 240 {
-		p.update(tick, 250, true, 6)
+		p.update(tick, 250, true, 6, 2)
 	}
-	r := p.update(tick, 125, true, 9) // 500 B/s now, backlog above target
-	if r > 500 {
-		t.Fatalf("rate %.0f B/s the first tick after the share halved to 500 B/s; want at most that", r)
+	p.update(tick, 125, true, 13, 9) // 500 B/s now, the ring past half
+	if r := p.update(tick, 125, true, 14, 10); r > 500 {
+		t.Fatalf("rate %.0f B/s two ticks after the share halved to 500 B/s; want at most that", r)
+	}
+}
+
+// TestPacerSmallFrames: with -frame-max a packet takes many ticks to
+// deliver (21 fragments of 64 bytes at 9600 bit/s: 1.5 s), so most ticks
+// deliver nothing while the MAC queue is full of fragments. The rate must
+// stay near the packet rate, not collapse towards its floor.
+func TestPacerSmallFrames(t *testing.T) {
+	const tick = 250 * time.Millisecond
+	p := newPacer(9600, 4, 16, phy1000(9600))
+	var r float64
+	for i := range 240 {
+		var d uint64
+		if i%6 == 5 {
+			d = 1042 // one packet every 1.5 s: 695 B/s
+		}
+		r = p.update(tick, d, true, 8, 2) // MAC: 4 fragments and 2 Acks; ring 2
+	}
+	if r < 350 || r > 1000 {
+		t.Fatalf("rate %.0f B/s with one 1042-byte packet every 1.5 s (695 B/s); want about that", r)
 	}
 }
 

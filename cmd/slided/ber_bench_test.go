@@ -50,29 +50,13 @@ position = [1, 0]
 
 func runBER(b *testing.B, rate, frameMax int, ber float64, arqOn bool, blast time.Duration) {
 	b.Helper()
-	if os.Geteuid() != 0 {
-		b.Fatal("benchmarks create network namespaces and TAP devices: run them as root")
-	}
-	l, err := lab.New("slided-ber")
-	if err != nil {
-		b.Fatal(err)
-	}
-	dir := b.TempDir()
-	defer func() {
-		if err := l.Close(); err != nil {
-			b.Errorf("cleanup: %v", err)
-		}
-	}()
-	scen := filepath.Join(dir, "ber.toml")
+	scen := filepath.Join(b.TempDir(), "ber.toml")
 	if err := os.WriteFile(scen, []byte(fmt.Sprintf(berScenario, ber)), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	p, err := l.StartPair(lab.PairConfig{Bin: slidedBin, Dir: dir, Rate: rate, Subnet: "198.51.100",
+	l, p := startPairConfig(b, lab.PairConfig{Rate: rate, Subnet: "198.51.100",
 		MediumArgs: []string{"-scenario", scen},
 		Args:       []string{"-frame-max", fmt.Sprint(frameMax), fmt.Sprintf("-arq=%v", arqOn)}})
-	if err != nil {
-		b.Fatal(err)
-	}
 	// Neighbour discovery first, so that the blast measures the link.
 	pingCount(b, l, p.NS[0], p.Addr[1], 3, 20*time.Second)
 	cs := udpPair(b, p, 6100, 8<<10)

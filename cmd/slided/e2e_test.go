@@ -46,6 +46,13 @@ func TestMain(m *testing.M) {
 // at the end. subnet must be a /24 from the documentation ranges.
 func startPair(t testing.TB, rate int, subnet string, args ...string) (*lab.Lab, *lab.Pair) {
 	t.Helper()
+	return startPairConfig(t, lab.PairConfig{Rate: rate, Subnet: subnet, Args: args})
+}
+
+// startPairConfig is startPair with every setting of lab.PairConfig; Bin
+// and Dir are filled in.
+func startPairConfig(t testing.TB, cfg lab.PairConfig) (*lab.Lab, *lab.Pair) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("end-to-end tests create network namespaces and TAP devices: run them as root")
 	}
@@ -64,7 +71,8 @@ func startPair(t testing.TB, rate int, subnet string, args ...string) (*lab.Lab,
 			}
 		}
 	})
-	p, err := l.StartPair(lab.PairConfig{Bin: slidedBin, Dir: dir, Rate: rate, Subnet: subnet, Args: args})
+	cfg.Bin, cfg.Dir = slidedBin, dir
+	p, err := l.StartPair(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,28 +187,26 @@ func TestNeighbourAnsweredLocally(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	targets := []string{p.Addr[1], v6[1]}
 	// First resolutions go on air; node 1 hears node 2's addresses.
-	if got := pingCount(t, l, p.NS[0], p.Addr[1], 3, 5*time.Second); got < 2 {
-		t.Fatalf("ping: %d of 3 replies", got)
-	}
-	if got := pingCount(t, l, p.NS[0], v6[1], 3, 5*time.Second); got < 2 {
-		t.Fatalf("ping -6: %d of 3 replies", got)
+	for _, to := range targets {
+		if got := pingCount(t, l, p.NS[0], to, 3, 5*time.Second); got < 2 {
+			t.Fatalf("ping %s: %d of 3 replies", to, got)
+		}
 	}
 	before, err := p.Status(0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.Exec(p.NS[0], "ip", "neigh", "flush", "dev", p.Cfg.TAP); err != nil {
-		t.Fatal(err)
+	for _, family := range []string{"-4", "-6"} {
+		if _, err := l.Exec(p.NS[0], "ip", family, "neigh", "flush", "dev", p.Cfg.TAP); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, err := l.Exec(p.NS[0], "ip", "-6", "neigh", "flush", "dev", p.Cfg.TAP); err != nil {
-		t.Fatal(err)
-	}
-	if got := pingCount(t, l, p.NS[0], p.Addr[1], 2, 5*time.Second); got < 1 {
-		t.Errorf("ping after the flush: %d of 2 replies", got)
-	}
-	if got := pingCount(t, l, p.NS[0], v6[1], 2, 5*time.Second); got < 1 {
-		t.Errorf("ping -6 after the flush: %d of 2 replies", got)
+	for _, to := range targets {
+		if got := pingCount(t, l, p.NS[0], to, 2, 5*time.Second); got < 1 {
+			t.Errorf("ping %s after the flush: %d of 2 replies", to, got)
+		}
 	}
 	after, err := p.Status(0)
 	if err != nil {

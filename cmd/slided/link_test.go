@@ -39,26 +39,8 @@ func TestPreSharedKey(t *testing.T) {
 		{"another key", k2, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			l, err := lab.New("slided-key")
-			if err != nil {
-				t.Fatal(err)
-			}
-			dir := t.TempDir()
-			t.Cleanup(func() {
-				if err := l.Close(); err != nil {
-					t.Errorf("cleanup: %v", err)
-				}
-				if t.Failed() {
-					for _, f := range []string{"node1.log", "node2.log"} {
-						t.Logf("--- %s ---\n%s", f, lab.Tail(filepath.Join(dir, f), 20))
-					}
-				}
-			})
-			p, err := l.StartPair(lab.PairConfig{Bin: slidedBin, Dir: dir, Rate: 115200, Subnet: "192.0.2",
+			l, p := startPairConfig(t, lab.PairConfig{Rate: 115200, Subnet: "192.0.2",
 				NodeArgs: func(i int) []string { return []string{"-key", []string{k1, tc.key2}[i]} }})
-			if err != nil {
-				t.Fatal(err)
-			}
 			got := pingCount(t, l, p.NS[0], p.Addr[1], 3, 3*time.Second)
 			st, err := p.Status(1)
 			if err != nil {
