@@ -71,10 +71,10 @@ func newPacer(bitRate, queueLen, ringLen int, frameTime time.Duration) *pacer {
 		tau = 2 * time.Second
 	}
 	return &pacer{
-		min:    max / 64,
-		max:    max,
-		rate:   max * 0.9,
-		tau:    tau,
+		min:     max / 64,
+		max:     max,
+		rate:    max * 0.9,
+		tau:     tau,
 		target:  float64(queueLen) + ringTarget,
 		scale:   scale,
 		ringLen: ringLen,
