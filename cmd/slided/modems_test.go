@@ -245,24 +245,7 @@ func TestSerialPtyPair(t *testing.T) {
 		t.Fatalf("socat not found (%v): apt-get install -y socat", err)
 	}
 	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
-	sc, err := l.Start("", "socat", filepath.Join(dir, "socat.log"), "socat", "-d", "-d",
-		"pty,raw,echo=0,link="+a, "pty,raw,echo=0,link="+b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		_, ea := os.Stat(a)
-		_, eb := os.Stat(b)
-		if ea == nil && eb == nil {
-			break
-		}
-		if done, err := sc.Exited(); done {
-			t.Fatalf("socat exited: %v", err)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("socat links not there after 10s: %v, %v", ea, eb)
-		}
-	}
+	startSocat(t, l, dir, "socat", a, b)
 	const q = "?baud=115200&air=38400"
 	p := startDaemons(t, l, dir, ns, [2]string{"serial:" + a + q, "serial:" + b + q}, "192.0.2")
 
