@@ -97,6 +97,15 @@ func (l *loop) startLink(now time.Time, mc csma.Config) error {
 		Margin:      mc.IFS + time.Duration(mc.CWMax)*mc.SlotTime + frameAir + 50*time.Millisecond,
 	}
 	ac := arqConfig(cfg, l.frameMax, t)
+	// The longest a frame can wait in our queues: a window of packets'
+	// fragments (retransmission rounds included) and the MAC queue.
+	frags := (ac.MaxPacket + ac.MaxPayload - framing.FragHeaderLen - 1) / (ac.MaxPayload - framing.FragHeaderLen)
+	one := phy.Airtime(min(l.frameCap, framing.MaxEncodedLen(ac.MaxPayload)), l.info.BitRate)
+	t.QueueDelay = time.Duration(ac.Window*frags+mc.QueueLen+ackReserve) * one
+	if l.info.OwnAccess {
+		t.QueueDelay *= 3 // and the TNC's own queue and channel access
+	}
+	ac = arqConfig(cfg, l.frameMax, t)
 	// Frames may wait in the MAC queue longer than the ack timeout: time
 	// a round from its poll's TxDone (frameGone reports every poll).
 	ac.ArmOnTxDone = true
@@ -129,7 +138,8 @@ func (l *loop) startLink(now time.Time, mc csma.Config) error {
 			return fmt.Errorf("auth: %w", err)
 		}
 	}
-	l.log.Info().Int("max_payload", ac.MaxPayload).Dur("ack_timeout", ac.AckTimeout).
+	l.log.Info().Int("max_payload", ac.MaxPayload).Dur("ack_timeout", ac.AckTimeout).Dur("max_age", ac.MaxAge).
+		Dur("dup_lifetime", ac.DupLifetime).
 		Int("max_retries", ac.MaxRetries).Int("window", ac.Window).Msg("link layer")
 	return nil
 }

@@ -91,6 +91,7 @@ type outPkt struct {
 	poll     uint8 // the fragment that carried AckReq in the current round
 	retries  int   // rounds in a row without progress
 	rounds   int   // all retry rounds: at most Count×(MaxRetries+1)
+	sent     time.Time
 	deadline time.Time
 	data     []byte // cap MaxPacket, reused
 }
@@ -203,7 +204,11 @@ func (a *ARQ) Send(now time.Time, h framing.Header, packet []byte) error {
 		}
 	}
 	seq := p.nextSeq
-	if last := p.lastUse[seq]; slot < 0 || (last != 0 && now.UnixNano()-last < int64(a.cfg.DupLifetime)) {
+	reuse := a.cfg.SeqReuse
+	if reuse == 0 {
+		reuse = a.cfg.DupLifetime
+	}
+	if last := p.lastUse[seq]; slot < 0 || (last != 0 && now.UnixNano()-last < int64(reuse)) {
 		return fmt.Errorf("send to node %d: %w", h.Dst, ErrWindowFull)
 	}
 	p.nextSeq++
@@ -212,7 +217,7 @@ func (a *ARQ) Send(now time.Time, h framing.Header, packet []byte) error {
 	if o.data == nil {
 		o.data = make([]byte, 0, a.cfg.MaxPacket)
 	}
-	*o = outPkt{used: true, seq: seq, inner: h.Kind, count: count, poll: count - 1,
+	*o = outPkt{used: true, seq: seq, inner: h.Kind, count: count, poll: count - 1, sent: now,
 		deadline: a.arm(now), data: append(o.data[:0], packet...)}
 	p.busy++
 	a.stats.HeldBytes += len(packet)
@@ -471,7 +476,8 @@ func (a *ARQ) onAck(now time.Time, h framing.Header, payload []byte) {
 // retry starts a new round for o: it retransmits the fragments in missing,
 // the highest of them carrying AckReq, or gives o up after MaxRetries.
 func (a *ARQ) retry(now time.Time, dst framing.NodeID, p *peer, o *outPkt, missing uint64) {
-	if o.retries >= a.cfg.MaxRetries || o.rounds >= int(o.count)*(a.cfg.MaxRetries+1) {
+	tooOld := a.cfg.MaxAge > 0 && now.Sub(o.sent) >= a.cfg.MaxAge
+	if tooOld || o.retries >= a.cfg.MaxRetries || o.rounds >= int(o.count)*(a.cfg.MaxRetries+1) {
 		a.stats.GiveUps++
 		a.release(p, o)
 		return

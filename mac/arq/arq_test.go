@@ -2,6 +2,7 @@ package arq
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -526,5 +527,75 @@ func TestReceiverForgetsPartialPacket(t *testing.T) {
 	deliverAll(late, a, b.rec.take(), nil)
 	if len(b.rec.rx) != 1 || !bytes.Equal(b.rec.rx[0].p, pkt) || a.Stats().Acked != 1 {
 		t.Fatalf("delivered %d packets, sender %+v; want the packet once and acknowledged", len(b.rec.rx), a.Stats())
+	}
+}
+
+// TestLifetimes: the default configuration's lifetimes keep a late
+// retransmission from being delivered twice and a reused sequence number
+// from being taken for the old packet, whatever the queueing delay.
+func TestLifetimes(t *testing.T) {
+	for _, q := range []time.Duration{0, 500 * time.Millisecond, 10 * time.Second} {
+		c := DefaultConfig(1, 54, 1514, Timing{BitRate: 9600, Margin: 50 * time.Millisecond, QueueDelay: q})
+		if c.MaxAge+q > c.DupLifetime {
+			t.Errorf("queue %v: max age %v + queue > duplicate lifetime %v", q, c.MaxAge, c.DupLifetime)
+		}
+		if c.SeqReuse < c.MaxAge+q+c.DupLifetime {
+			t.Errorf("queue %v: sequence reuse %v < max age + queue + duplicate lifetime", q, c.SeqReuse)
+		}
+	}
+}
+
+// TestMaxAge: with ArmOnTxDone and a poll that waits long in the queue every
+// round, rounds take far longer than AckTimeout; the packet is given up once
+// MaxAge has passed since Send, and nothing of it is sent after that.
+func TestMaxAge(t *testing.T) {
+	c := testConfig(1)
+	c.ArmOnTxDone = true
+	a := newNode(t, c)
+	if err := a.Send(t0, framing.Header{Kind: framing.KindData, Dst: 2}, pattern(10, 1)); err != nil {
+		t.Fatal(err)
+	}
+	now := t0
+	var last time.Time
+	for round := 0; round < 100 && a.Stats().GiveUps == 0; round++ {
+		fs := a.rec.take()
+		if len(fs) > 0 {
+			last = now
+		}
+		now = now.Add(3 * c.AckTimeout) // waited in the queue
+		for _, f := range fs {
+			a.TxDone(now, f.h, f.p)
+		}
+		now = now.Add(c.AckTimeout) // no Ack
+		a.Poll(now)
+	}
+	if a.Stats().GiveUps != 1 {
+		t.Fatalf("not given up: %+v", a.Stats())
+	}
+	if last.Sub(t0) >= c.MaxAge || now.Sub(t0) > c.MaxAge+4*c.AckTimeout {
+		t.Fatalf("last retransmission %v after Send, given up at %v; max age %v", last.Sub(t0), now.Sub(t0), c.MaxAge)
+	}
+}
+
+// TestSeqReuse: a sequence number is not given to a new packet until
+// SeqReuse has passed since it was last given out.
+func TestSeqReuse(t *testing.T) {
+	c := testConfig(1)
+	c.Window = 64
+	a, b := newNode(t, c), newNode(t, testConfig(2))
+	now := t0
+	for i := range 256 {
+		if err := a.Send(now, framing.Header{Kind: framing.KindData, Dst: 2}, pattern(10, byte(i))); err != nil {
+			t.Fatalf("packet %d: %v", i, err)
+		}
+		deliverAll(now, b, a.rec.take(), nil)
+		deliverAll(now, a, b.rec.take(), nil) // acknowledged at once
+		now = now.Add(time.Millisecond)
+	}
+	if err := a.Send(now, framing.Header{Kind: framing.KindData, Dst: 2}, pattern(10, 0)); !errors.Is(err, ErrWindowFull) {
+		t.Fatalf("seq 0 again after %v: %v, want ErrWindowFull (reuse after %v)", now.Sub(t0), err, c.SeqReuse)
+	}
+	if err := a.Send(t0.Add(c.SeqReuse), framing.Header{Kind: framing.KindData, Dst: 2}, pattern(10, 0)); err != nil {
+		t.Fatalf("seq 0 after SeqReuse: %v", err)
 	}
 }

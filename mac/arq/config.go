@@ -50,6 +50,16 @@ type Config struct {
 	// ReasmBuffers and ReasmBytes cap the partial packets held (count and
 	// fragment bytes); a new packet beyond either evicts the oldest.
 	ReasmBuffers, ReasmBytes int
+	// MaxAge gives a unicast packet up once this long has passed since
+	// Send, whatever its rounds; 0: no limit. With ArmOnTxDone a round lasts
+	// as long as its poll waits in the driver's queue, so MaxAge, not the
+	// retry count, bounds how late a retransmission can come.
+	MaxAge time.Duration
+	// SeqReuse is how long a sequence number stays unused after Send gave
+	// it to a packet: long enough that the receiver has forgotten the old
+	// packet (MaxAge + queueing + DupLifetime), or a new packet under the
+	// same number would be taken for a duplicate and lost. 0: DupLifetime.
+	SeqReuse time.Duration
 	// DupLifetime is how long a delivered sequence number is remembered so
 	// that a retransmission of it is acknowledged but not delivered again.
 	// It must cover the sender's whole retry span.
@@ -69,6 +79,10 @@ type Timing struct {
 	// Margin covers the receiver's channel access (IFS and backoff) and the
 	// daemon's timer latency.
 	Margin time.Duration
+	// QueueDelay is the longest a frame handed to the driver may wait
+	// before it goes on air (its queues' airtime): it widens the duplicate
+	// lifetime so that a retransmission that waited is still recognised.
+	QueueDelay time.Duration
 }
 
 // AckTimeout is the time from the end of a fragment's transmission to the
@@ -104,7 +118,15 @@ func DefaultConfig(self framing.NodeID, maxPayload, maxPacket int, t Timing) Con
 	}
 	span := time.Duration(c.MaxRetries+1) * c.AckTimeout
 	c.ReasmTimeout = span
-	c.DupLifetime = 2 * span
+	// A packet lives at most MaxAge; its last retransmission, handed over
+	// before then, arrives within QueueDelay more; the receiver delivered it
+	// no earlier than Send. So a receiver that remembers deliveries for
+	// MaxAge + QueueDelay (+ one timeout of slack) never delivers it twice,
+	// and a sender that waits that long again before reusing the number
+	// never has a new packet taken for the old one.
+	c.MaxAge = 2*span + t.QueueDelay
+	c.DupLifetime = c.MaxAge + t.QueueDelay + c.AckTimeout
+	c.SeqReuse = c.MaxAge + t.QueueDelay + c.DupLifetime
 	return c
 }
 
@@ -130,8 +152,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: reassembly timeout %v must be positive", ErrInvalidConfig, c.ReasmTimeout)
 	case c.ReasmBuffers < 1 || c.ReasmBytes < c.MaxPacket:
 		return fmt.Errorf("%w: reassembly needs at least one buffer and max packet bytes (%d, %d)", ErrInvalidConfig, c.ReasmBuffers, c.ReasmBytes)
-	case c.DupLifetime < 0:
-		return fmt.Errorf("%w: duplicate lifetime %v", ErrInvalidConfig, c.DupLifetime)
+	case c.DupLifetime < 0 || c.MaxAge < 0 || c.SeqReuse < 0:
+		return fmt.Errorf("%w: duplicate lifetime %v, max age %v, sequence reuse %v", ErrInvalidConfig, c.DupLifetime, c.MaxAge, c.SeqReuse)
 	}
 	return nil
 }
