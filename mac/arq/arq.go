@@ -101,6 +101,8 @@ type peer struct {
 	nextSeq   uint8
 	lastUse   [256]int64 // sender: when each seq was last assigned (UnixNano, 0 never)
 	delivered [256]int64 // receiver: when each seq from this peer was delivered
+	highest   uint8      // receiver: the most advanced seq delivered from this peer
+	seenAny   bool       // highest is set
 	out       []outPkt   // len Window, unicast only
 	busy      int        // used entries in out
 }
@@ -204,11 +206,7 @@ func (a *ARQ) Send(now time.Time, h framing.Header, packet []byte) error {
 		}
 	}
 	seq := p.nextSeq
-	reuse := a.cfg.SeqReuse
-	if reuse == 0 {
-		reuse = a.cfg.DupLifetime
-	}
-	if last := p.lastUse[seq]; slot < 0 || (last != 0 && now.UnixNano()-last < int64(reuse)) {
+	if last := p.lastUse[seq]; slot < 0 || (a.cfg.SeqReuse > 0 && last != 0 && now.UnixNano()-last < int64(a.cfg.SeqReuse)) {
 		return fmt.Errorf("send to node %d: %w", h.Dst, ErrWindowFull)
 	}
 	p.nextSeq++
@@ -279,7 +277,11 @@ func (a *ARQ) onFrag(now time.Time, h framing.Header, payload []byte) {
 	ackReq := f.AckReq && !bcast
 	p := a.peer(h.Src)
 	if !bcast {
-		if t := p.delivered[f.Seq]; t != 0 && now.UnixNano()-t < int64(a.cfg.DupLifetime) {
+		// A duplicate was delivered within DupLifetime and is not ahead of
+		// the most advanced packet delivered: a sender reusing the number
+		// for a new packet is always ahead (its window is 4 packets, far
+		// less than half the sequence space), a retransmission never is.
+		if t := p.delivered[f.Seq]; t != 0 && now.UnixNano()-t < int64(a.cfg.DupLifetime) && !(p.seenAny && ahead(f.Seq, p.highest)) {
 			a.stats.Duplicates++
 			if ackReq {
 				a.sendAck(h.Src, framing.Ack{Seq: f.Seq, Count: f.Count, Have: countMask(f.Count)})
@@ -346,6 +348,9 @@ func (a *ARQ) onFrag(now time.Time, h framing.Header, payload []byte) {
 func (a *ARQ) deliver(now time.Time, p *peer, bcast bool, seq uint8, h framing.Header, pkt []byte) {
 	if !bcast {
 		p.delivered[seq] = max(now.UnixNano(), 1)
+		if !p.seenAny || ahead(seq, p.highest) {
+			p.highest, p.seenAny = seq, true
+		}
 	}
 	a.stats.Delivered++
 	a.sink.Deliver(h, pkt)
@@ -589,6 +594,13 @@ func (a *ARQ) Poll(now time.Time) {
 			a.stats.ReasmTimeouts++
 		}
 	}
+}
+
+// ahead reports whether sequence number s comes after h in the circular
+// space: up to 127 numbers later.
+func ahead(s, h uint8) bool {
+	d := s - h
+	return d >= 1 && d <= 127
 }
 
 func countMask(n uint8) uint64 {

@@ -55,10 +55,11 @@ type Config struct {
 	// as long as its poll waits in the driver's queue, so MaxAge, not the
 	// retry count, bounds how late a retransmission can come.
 	MaxAge time.Duration
-	// SeqReuse is how long a sequence number stays unused after Send gave
-	// it to a packet: long enough that the receiver has forgotten the old
-	// packet (MaxAge + queueing + DupLifetime), or a new packet under the
-	// same number would be taken for a duplicate and lost. 0: DupLifetime.
+	// SeqReuse, if positive, is how long a sequence number stays unused
+	// after Send gave it to a packet. The default is 0: the receiver tells a
+	// new packet under a reused number from a retransmission of the old one
+	// by its position after the most advanced packet delivered, so no time
+	// gap is needed.
 	SeqReuse time.Duration
 	// DupLifetime is how long a delivered sequence number is remembered so
 	// that a retransmission of it is acknowledged but not delivered again.
@@ -121,12 +122,9 @@ func DefaultConfig(self framing.NodeID, maxPayload, maxPacket int, t Timing) Con
 	// A packet lives at most MaxAge; its last retransmission, handed over
 	// before then, arrives within QueueDelay more; the receiver delivered it
 	// no earlier than Send. So a receiver that remembers deliveries for
-	// MaxAge + QueueDelay (+ one timeout of slack) never delivers it twice,
-	// and a sender that waits that long again before reusing the number
-	// never has a new packet taken for the old one.
-	c.MaxAge = 2*span + t.QueueDelay
+	// MaxAge + QueueDelay (+ one timeout of slack) never delivers it twice.
+	c.MaxAge = 4*span + t.QueueDelay
 	c.DupLifetime = c.MaxAge + t.QueueDelay + c.AckTimeout
-	c.SeqReuse = c.MaxAge + t.QueueDelay + c.DupLifetime
 	return c
 }
 
