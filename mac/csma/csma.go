@@ -102,7 +102,11 @@ func (m *MAC) Enqueue(now time.Time, frame []byte) error {
 	m.q[(m.head+m.n)%len(m.q)] = frame
 	m.n++
 	m.stats.Enqueued++
-	if m.n == 1 {
+	// The first data frame waiting draws its backoff now, unless a data
+	// frame is on air (its TxDone draws for the next). Urgent frames in
+	// front of it do not matter: they go without backoff and leave its
+	// countdown as it is.
+	if m.n-m.urgent-m.offset() == 1 && !(m.onAir && !m.airUrgent) {
 		if m.busy {
 			m.deferral()
 		}
@@ -116,9 +120,9 @@ func (m *MAC) Enqueue(now time.Time, frame []byte) error {
 // no IFS, no backoff, no persistence draw. It is for link acknowledgements,
 // which answer the frame just received while every other node still waits
 // out its IFS, so they neither wait behind data nor collide with the next
-// data frame. An urgent frame does not change the contention estimate; the
-// data frame behind it draws a fresh backoff when it has gone. Ownership and
-// ErrQueueFull are as for Enqueue.
+// data frame. An urgent frame does not change the contention estimate, and
+// the data frame behind it keeps its countdown (resumed after IFS with the
+// slots it had left). Ownership and ErrQueueFull are as for Enqueue.
 func (m *MAC) EnqueueFront(now time.Time, frame []byte) error {
 	if m.n == len(m.q) {
 		m.stats.Rejected++
@@ -244,10 +248,11 @@ func (m *MAC) TxDone(now time.Time) {
 	m.busy = false
 	m.idleSince = now
 	if m.airUrgent {
+		// The data frame behind resumes its countdown after IFS, with the
+		// slots it had left: an Ack sent in the middle of a backoff must
+		// not cost the node its place (a node that acknowledges the other's
+		// every frame would never get its own out).
 		m.airUrgent = false
-		if m.n > m.urgent {
-			m.draw(now)
-		}
 		return
 	}
 	m.adapt()
@@ -268,6 +273,14 @@ func (m *MAC) Poll(now time.Time) ([]byte, bool) {
 	if m.urgent > 0 {
 		if now.Before(m.idleSince) {
 			return nil, false
+		}
+		// The data frame behind keeps its countdown: take off the slots
+		// that have run, as a busy channel would.
+		if start := m.countStart(); m.n > m.urgent && now.After(start) {
+			counted := min(int(now.Sub(start)/m.cfg.SlotTime), m.slots)
+			m.stats.Backoffs += uint64(counted)
+			m.slots -= counted
+			m.armed = time.Time{}
 		}
 		m.urgent--
 		m.onAir, m.airUrgent = true, true

@@ -690,3 +690,33 @@ func TestReserve(t *testing.T) {
 		t.Fatalf("stats %+v: want one deferral", st)
 	}
 }
+
+// TestUrgentKeepsCountdown: an urgent frame sent in the middle of a data
+// frame's backoff leaves that countdown where it was: after the urgent
+// frame, the data frame waits IFS and only the slots it had left. (A fresh
+// draw there let a node that acknowledges the other's every frame never
+// send its own: one direction of the demo got nothing through.)
+func TestUrgentKeepsCountdown(t *testing.T) {
+	cfg := testConfig() // IFS 25ms, slot 10ms, CWMin 4
+	cfg.CWMin, cfg.CWMax = 16, 64
+	var m *MAC
+	var slotsDrawn int
+	for seed := uint64(1); ; seed++ {
+		var twin *rand.Rand
+		m, twin = newPair(t, cfg, seed)
+		if slotsDrawn = twin.IntN(cfg.CWMin); slotsDrawn >= 4 {
+			break
+		}
+	}
+	mustEnqueue(t, m, t0, []byte("data")) // idle since long ago: counts from t0
+	wantDeadline(t, m, t0.Add(slots(cfg, slotsDrawn)))
+	at := t0.Add(slots(cfg, 2)) // two slots have run
+	if err := m.EnqueueFront(at, []byte("ack")); err != nil {
+		t.Fatal(err)
+	}
+	wantSend(t, m, at, "ack")
+	done := at.Add(5 * time.Millisecond)
+	m.TxDone(done)
+	wantDeadline(t, m, done.Add(cfg.IFS+slots(cfg, slotsDrawn-2)))
+	wantSend(t, m, done.Add(cfg.IFS+slots(cfg, slotsDrawn-2)), "data")
+}
