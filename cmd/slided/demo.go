@@ -113,10 +113,11 @@ func cmdDemo(args []string, out io.Writer) error {
 	case hostDrops == 0 && lost == 0:
 		say("\nNothing was lost: the link pushed back on the senders instead.")
 	case hostDrops == 0:
-		say("\nNo host dropped anything: the link pushed back on the senders instead. %d datagram(s) were lost on the"+
-			" shared channel itself, where two nodes' frames collided.", lost)
+		say("\nNo host dropped anything: the link pushed back on the senders instead. %d datagram(s) did not arrive"+
+			" while the demo waited: given up on the shared channel, or still queued behind the other node's traffic"+
+			" (the share between two nodes is uneven at this rate: docs/mac.md).", lost)
 	default:
-		say("\n%d packet(s) were dropped on the hosts (see above) and %d datagram(s) did not arrive.", hostDrops, lost)
+		say("\n%d packet(s) were dropped on the hosts (see above) and %d datagram(s) did not arrive while the demo waited.", hostDrops, lost)
 	}
 	say("Cleaning up.")
 	if *keep {
