@@ -31,10 +31,6 @@ import (
 	"github.com/slided/slided/phy"
 )
 
-// kissMinBurst is the shortest burst a KISS TNC sends (phy/kiss.MinBurst):
-// Acks are padded to it there.
-const kissMinBurst = 15
-
 // ackReserve is the number of MAC queue places kept for Acks.
 const ackReserve = 2
 
@@ -118,7 +114,7 @@ func (l *loop) startLink(now time.Time, mc csma.Config) error {
 		if l.b.cfg.Key != nil {
 			seal = auth.Overhead
 		}
-		l.ackWait = phy.Airtime(max(framing.MaxEncodedLen(framing.AckMaxLen+seal), kissMinBurst), l.info.BitRate) +
+		l.ackWait = phy.Airtime(max(framing.MaxEncodedLen(framing.AckMaxLen+seal), l.info.MinBurst), l.info.BitRate) +
 			2*cfg.PropDelay + l.info.Turnaround + 2*mc.SlotTime
 		// The receiver sends its Ack when its carrier sense drops, which
 		// with a hang-over is that long after our frame ended (the same

@@ -65,6 +65,9 @@ type Info struct {
 	// the channel went quiet (a hang-over on receive activity); zero when
 	// carrier follows the channel (DCD, the simulated medium).
 	CarrierLag time.Duration
+	// MinBurst is the shortest burst the modem sends; shorter ones are
+	// padded to it (a KISS TNC: 15 bytes). 0: no minimum.
+	MinBurst int
 }
 
 // Airtime is how long n bytes occupy a channel of bitRate bit/s (8 bits a
