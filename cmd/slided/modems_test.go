@@ -313,13 +313,22 @@ func testDirewolf(t *testing.T, baud, n, size int, limit time.Duration) {
 			t.Errorf("ping node%d → node%d: %d of 3 replies", i+1, 2-i, got)
 		}
 	}
+	// The link layer's timers, as the daemon chose them for this modem.
+	if b, err := os.ReadFile(p.Logs[1]); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, `"link layer"`) {
+				t.Logf("node1: %s", line)
+			}
+		}
+	}
 	exchange(t, p, 5020, n, size, 80, 3*wait, limit)
 	for i := range 2 {
 		st := checkNoHostDrops(t, p, i)
 		if b := st.Bridge; b.TxFrames < uint64(n) {
 			t.Errorf("node%d put %d frames on air, want at least %d", i+1, b.TxFrames, n)
 		}
-		t.Logf("node%d: tx %d rx %d frames, mac %+v", i+1, st.Bridge.TxFrames, st.Bridge.RxFrames, st.Bridge.MAC)
+		t.Logf("node%d: tx %d rx %d frames, mac %+v, arq %+v, decoder %+v", i+1, st.Bridge.TxFrames, st.Bridge.RxFrames,
+			st.Bridge.MAC, st.Bridge.ARQ, st.Bridge.Decoder)
 	}
 }
 

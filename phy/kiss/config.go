@@ -255,6 +255,16 @@ var (
 	fesc = []byte{framing.KISSFESC}
 )
 
+// AccessWait is the mean time the TNC's p-persistent CSMA waits once the
+// channel is free: (1-p)/p slots, p = (Persistence+1)/256. Zero with
+// FullDuplex (the TNC keys up at once).
+func (c Config) AccessWait() time.Duration {
+	if c.FullDuplex {
+		return 0
+	}
+	return c.SlotTime * time.Duration(255-c.Persistence) / time.Duration(c.Persistence+1)
+}
+
 // TxTime estimates how long the TNC keeps the channel for a burst of n
 // bytes once it starts sending: TXDelay (flags), the HDLC frame (n bytes
 // plus the TNC's 2-byte CRC, about 3% bit stuffing on random data, the

@@ -134,6 +134,26 @@ func TestTxTime(t *testing.T) {
 	}
 }
 
+func TestAccessWait(t *testing.T) {
+	slot := 30 * time.Millisecond
+	tests := []struct {
+		desc string
+		cfg  Config
+		want time.Duration
+	}{
+		{"P 255: p = 1, no wait", Config{Persistence: 255, SlotTime: slot}, 0},
+		{"P 127: p = 1/2, one slot", Config{Persistence: 127, SlotTime: slot}, slot},
+		{"P 63: p = 1/4, three slots", Config{Persistence: 63, SlotTime: slot}, 3 * slot},
+		{"P 0: p = 1/256, 255 slots", Config{Persistence: 0, SlotTime: slot}, 255 * slot},
+		{"full duplex keys up at once", Config{Persistence: 63, SlotTime: slot, FullDuplex: true}, 0},
+	}
+	for _, tt := range tests {
+		if got := tt.cfg.AccessWait(); got != tt.want {
+			t.Errorf("%s: AccessWait = %v, want %v", tt.desc, got, tt.want)
+		}
+	}
+}
+
 func TestMaxBurst(t *testing.T) {
 	tests := []struct {
 		desc     string

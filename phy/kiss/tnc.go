@@ -7,7 +7,9 @@
 // nor when the channel is busy, so TxDone is an estimate from the air rate
 // (Config.TxTime) and no carrier events are reported: channel access is the
 // TNC's own p-persistent CSMA (FullDuplex false), or the client's
-// (FullDuplex true). See docs/modems.md.
+// (FullDuplex true). With the TNC's CSMA, a frame received while a burst is
+// outstanding restarts the estimate from its arrival: the TNC deferred to it.
+// See docs/modems.md.
 //
 // Goroutines: Dial starts one, run, that owns the connection state, the
 // TxDone timer and the reconnect backoff, and exits on Close. While
@@ -62,6 +64,9 @@ type Stats struct {
 	Sent, Received uint64
 	// Ignored counts frames for other ports, other commands, or empty.
 	Ignored uint64
+	// Deferred counts bursts whose TxDone estimate a received frame pushed
+	// back (the TNC's CSMA held them while the channel was busy).
+	Deferred uint64
 	// Connects counts successful (re)connects, Drops lost connections.
 	Connects, Drops uint64
 	// Decoder sums the KISS decoder's counters over all connections: garbage
@@ -460,6 +465,18 @@ func (t *TNC) run(conn io.ReadWriteCloser) {
 
 		case b := <-rxc:
 			t.count(func(s *Stats) { s.Received++ })
+			if txTimer != nil && !t.cfg.FullDuplex {
+				// A frame heard while our burst is outstanding held the
+				// channel, and a half-duplex TNC that does its own CSMA
+				// cannot have sent during it: our burst had not started
+				// (it would have ended before this frame began, and
+				// TxDone with it), so it goes after this frame, once the
+				// TNC's p-persistence lets it.
+				txTimer.Stop()
+				txTimer = t.clk.NewTimer(t.cfg.TxTime(t.txlen) + t.cfg.AccessWait())
+				txC = txTimer.C()
+				t.count(func(s *Stats) { s.Deferred++ })
+			}
 			t.emit(phy.Event{Kind: phy.Received, Data: b})
 
 		case err := <-errc:

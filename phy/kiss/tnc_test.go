@@ -284,6 +284,38 @@ func TestTNCAgainstFake(t *testing.T) {
 	clk.Advance(time.Millisecond)
 	wantEvent(t, tnc, phy.TxDone)
 
+	// A frame heard before the estimate ends means the TNC deferred to it:
+	// the estimate starts again from its arrival, with the mean
+	// p-persistent wait (P 127: one 20 ms slot).
+	if err := tnc.Transmit(burst); err != nil {
+		t.Fatal(err)
+	}
+	readFrames(t, conn, 1)
+	tm = clk.nextTimer(t)
+	clk.Advance(tm.d / 2)
+	heard := []byte("the other station")
+	if _, err := conn.Write(framing.AppendKISS(nil, 3, framing.KISSData, heard)); err != nil {
+		t.Fatal(err)
+	}
+	again := clk.nextTimer(t)
+	if want := cfg.TxTime(len(burst)) + 20*time.Millisecond; again.d != want {
+		t.Fatalf("TxDone timer after a reception %v, want %v", again.d, want)
+	}
+	if ev := wantEvent(t, tnc, phy.Received); !bytes.Equal(ev.Data, heard) {
+		t.Fatalf("received %q, want %q", ev.Data, heard)
+	}
+	clk.Advance(tm.d) // the first estimate's end: no TxDone yet
+	select {
+	case ev := <-tnc.Events():
+		t.Fatalf("event %v before the deferred estimate ended", ev.Kind)
+	default:
+	}
+	clk.Advance(again.d - tm.d)
+	wantEvent(t, tnc, phy.TxDone)
+	if st := tnc.Stats(); st.Deferred != 1 {
+		t.Fatalf("deferred %d, want 1", st.Deferred)
+	}
+
 	for _, tc := range []struct {
 		desc string
 		b    []byte
@@ -360,8 +392,8 @@ func TestTNCAgainstFake(t *testing.T) {
 	}
 	readFrames(t, conn, 1)
 	clk.nextTimer(t) // TxDone estimate: armed after the write was counted
-	if st := tnc.Stats(); st.Connects != 2 || st.Drops != 1 || st.Sent != 4 {
-		t.Fatalf("stats %+v: want 2 connects, 1 drop, 4 sent", st)
+	if st := tnc.Stats(); st.Connects != 2 || st.Drops != 1 || st.Sent != 5 {
+		t.Fatalf("stats %+v: want 2 connects, 1 drop, 5 sent", st)
 	}
 
 	// Close: the events channel is closed, and Transmit says so.
