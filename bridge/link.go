@@ -78,7 +78,9 @@ func (l *loop) startLink(now time.Time, mc csma.Config) error {
 	// fragment, one that comes too late costs idle time. A modem that does
 	// its own channel access reports TxDone before the burst may have gone
 	// (it waits for the channel inside the TNC), and the receiver's TNC may
-	// hold a data frame in front of the Ack: two more frames.
+	// hold a data frame in front of the Ack: two more frames. (Two frames
+	// and the TNCs' access waits in all, tried on the Dire Wolf pair, gave
+	// three times the spurious retransmissions.)
 	frameAir := phy.Airtime(l.frameCap, l.info.BitRate)
 	if l.frameMax > 0 {
 		frameAir = phy.Airtime(min(l.frameCap, l.frameMax), l.info.BitRate)
@@ -105,11 +107,11 @@ func (l *loop) startLink(now time.Time, mc csma.Config) error {
 	// Frames may wait in the MAC queue longer than the ack timeout: time
 	// a round from its poll's TxDone (frameGone reports every poll).
 	ac.ArmOnTxDone = true
-	if !cfg.NoARQ && !l.info.OwnAccess {
+	if !cfg.NoARQ {
 		// After a poll the sender leaves the channel to the Ack: its
 		// airtime, the round trip, the receiver's turnaround, its carrier
-		// hang-over and two slots of scheduling latency. A TNC that does its own channel access
-		// keeps no such reservation (its timing is not ours to see).
+		// hang-over and two slots of scheduling latency. The same modem
+		// settings are assumed at both ends.
 		seal := 0
 		if l.b.cfg.Key != nil {
 			seal = auth.Overhead
@@ -117,9 +119,13 @@ func (l *loop) startLink(now time.Time, mc csma.Config) error {
 		l.ackWait = phy.Airtime(max(framing.MaxEncodedLen(framing.AckMaxLen+seal), l.info.MinBurst), l.info.BitRate) +
 			2*cfg.PropDelay + l.info.Turnaround + 2*mc.SlotTime
 		// The receiver sends its Ack when its carrier sense drops, which
-		// with a hang-over is that long after our frame ended (the same
-		// modem settings are assumed at both ends).
+		// with a hang-over is that long after our frame ended.
 		l.ackWait += l.info.CarrierLag
+		// A TNC that does its own channel access keys the Ack up after its
+		// p-persistent wait: twice the mean covers most of them. Without
+		// the reservation our next frame and their Ack key up together
+		// and collide (neither radio hears while it sends).
+		l.ackWait += 2 * l.info.AccessWait
 	}
 	a, err := arq.New(ac, (*arqSink)(l))
 	if err != nil {

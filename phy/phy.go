@@ -61,6 +61,10 @@ type Info struct {
 	// TNC that is not full duplex): a burst may wait inside it, so TxDone
 	// is an estimate that can come before the burst went on air.
 	OwnAccess bool
+	// AccessWait, with OwnAccess, is the mean time the modem's own channel
+	// access waits after the channel clears before it keys up (a TNC's
+	// p-persistence); zero otherwise.
+	AccessWait time.Duration
 	// CarrierLag is how long the modem's carrier sense may stay on after
 	// the channel went quiet (a hang-over on receive activity); zero when
 	// carrier follows the channel (DCD, the simulated medium).

@@ -269,7 +269,7 @@ func TestSerialPtyPair(t *testing.T) {
 // key-up (there is no radio to wait for) and a slot of about the
 // receiver's carrier-detect time at that rate (docs/modems.md).
 var kissParams = map[int]string{
-	9600: "txdelay=50ms&txtail=10ms&persist=127&slot=30ms",
+	9600: "txdelay=50ms&txtail=10ms&persist=63&slot=30ms",
 	1200: "txdelay=50ms&txtail=10ms&persist=127&slot=100ms",
 }
 
@@ -378,7 +378,7 @@ func BenchmarkDirewolfDaemonGoodput(b *testing.B) {
 		b.ReportMetric(float64(fc.bytes-fc.bytes/int64(fc.received))*8/d, "bit/s")
 		b.ReportMetric(100*float64(fc.received)/n, "%delivered")
 		st := checkNoHostDrops(b, p, 0)
-		b.Logf("%d of %d datagrams in %.1fs; node1 tx %d frames, %d bytes on air; mac %+v",
-			fc.received, n, d, st.Bridge.TxFrames, st.Bridge.TxBytes, st.Bridge.MAC)
+		b.Logf("%d of %d datagrams in %.1fs; node1 tx %d frames, %d bytes on air; mac %+v; arq %+v",
+			fc.received, n, d, st.Bridge.TxFrames, st.Bridge.TxBytes, st.Bridge.MAC, st.Bridge.ARQ)
 	}
 }

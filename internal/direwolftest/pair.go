@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -93,7 +94,10 @@ func StartPair(t testing.TB, nsA, nsB string, baud int) (kissA, kissB string) {
 	}
 	procs = append(procs, b)
 
-	for _, r := range []*relay{newRelay(a.out, b.in), newRelay(b.out, a.in)} {
+	ab, ba := newRelay(a.out, b.in), newRelay(b.out, a.in)
+	// Half-duplex radios: a modem hears nothing while it transmits.
+	ab.muted, ba.muted = &ba.sending, &ab.sending
+	for _, r := range []*relay{ab, ba} {
 		wg.Add(2)
 		go func() { defer wg.Done(); r.collect() }()
 		go func() { defer wg.Done(); r.play(stop) }()
@@ -196,10 +200,16 @@ func waitListening(p *instance, addr string) error {
 
 // relay carries one direction of audio: collect queues what the sender's
 // modem writes (in bursts, when it transmits); play feeds the receiver's
-// modem a continuous real-time stream, the queued audio or silence.
+// modem a continuous real-time stream, the queued audio or silence. Like a
+// radio's receiver, the receiving modem hears silence while it transmits
+// itself (muted: the other direction is sending), so two stations that key
+// up together collide: neither hears the other.
 type relay struct {
 	src *os.File
 	dst io.Writer
+
+	sending atomic.Bool  // this direction played the sender's audio in its last tick
+	muted   *atomic.Bool // the receiver is transmitting (the other direction's sending)
 
 	mu      sync.Mutex
 	queue   bytes.Buffer
@@ -253,6 +263,10 @@ func (r *relay) play(stop <-chan struct{}) {
 		m := min(r.queue.Len(), n) &^ (bytesPerSample - 1) // whole samples only
 		copy(chunk, r.queue.Next(m))
 		r.mu.Unlock()
+		r.sending.Store(m > 0)
+		if r.muted != nil && r.muted.Load() {
+			m = 0 // the receiver is keyed up: the sender's audio is lost to it
+		}
 		clear(chunk[m:]) // silence
 		if _, err := r.dst.Write(chunk); err != nil {
 			return

@@ -256,13 +256,15 @@ var (
 )
 
 // AccessWait is the mean time the TNC's p-persistent CSMA waits once the
-// channel is free: (1-p)/p slots, p = (Persistence+1)/256. Zero with
-// FullDuplex (the TNC keys up at once).
+// channel is free. Dire Wolf waits a slot, then keys up with probability
+// p = (Persistence+1)/256 and otherwise waits another slot: 1/p slots on
+// average (a TNC that tries before its first slot, as the KISS paper has
+// it, waits one slot less). Zero with FullDuplex (the TNC keys up at once).
 func (c Config) AccessWait() time.Duration {
 	if c.FullDuplex {
 		return 0
 	}
-	return c.SlotTime * time.Duration(255-c.Persistence) / time.Duration(c.Persistence+1)
+	return c.SlotTime * 256 / time.Duration(c.Persistence+1)
 }
 
 // TxTime estimates how long the TNC keeps the channel for a burst of n

@@ -141,10 +141,10 @@ func TestAccessWait(t *testing.T) {
 		cfg  Config
 		want time.Duration
 	}{
-		{"P 255: p = 1, no wait", Config{Persistence: 255, SlotTime: slot}, 0},
-		{"P 127: p = 1/2, one slot", Config{Persistence: 127, SlotTime: slot}, slot},
-		{"P 63: p = 1/4, three slots", Config{Persistence: 63, SlotTime: slot}, 3 * slot},
-		{"P 0: p = 1/256, 255 slots", Config{Persistence: 0, SlotTime: slot}, 255 * slot},
+		{"P 255: p = 1, the first slot", Config{Persistence: 255, SlotTime: slot}, slot},
+		{"P 127: p = 1/2, two slots", Config{Persistence: 127, SlotTime: slot}, 2 * slot},
+		{"P 63: p = 1/4, four slots", Config{Persistence: 63, SlotTime: slot}, 4 * slot},
+		{"P 0: p = 1/256, 256 slots", Config{Persistence: 0, SlotTime: slot}, 256 * slot},
 		{"full duplex keys up at once", Config{Persistence: 63, SlotTime: slot, FullDuplex: true}, 0},
 	}
 	for _, tt := range tests {

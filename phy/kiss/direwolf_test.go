@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -173,4 +174,44 @@ wait:
 	b.ReportMetric(float64(received*size*8)/elapsed.Seconds(), "goodput-bit/s")
 	b.ReportMetric(float64(want-received), "lost")
 	b.ReportMetric(float64(size*8*received)/float64(baud)/elapsed.Seconds(), "efficiency")
+}
+
+// BenchmarkDirewolfLatency measures how much later than the TxDone estimate
+// a burst reaches the other client over a Dire Wolf pair at 9600 bit/s: the
+// time from Transmit to the Received event at B, minus Config.TxTime. That
+// excess is the write path into the modem plus its receive path (demodulate,
+// check, KISS over TCP), which TxDone cannot see. Bursts go one at a time on
+// an idle channel, a second apart. Run with -benchtime=20x; reports the
+// median excess per size in milliseconds.
+func BenchmarkDirewolfLatency(b *testing.B) {
+	a, rx := direwolfPair(b, 9600)
+	// Dire Wolf reads a new client only after up to a second: one burst
+	// first, not timed.
+	if err := a.Transmit(make([]byte, 100)); err != nil {
+		b.Fatal(err)
+	}
+	waitKind(b, rx, phy.Received, 20*time.Second)
+	waitKind(b, a, phy.TxDone, 20*time.Second)
+	sizes := []int{15, 1000}
+	excess := make([][]time.Duration, len(sizes))
+	b.ReportAllocs()
+	for b.Loop() {
+		for i, size := range sizes {
+			burst := bytes.Repeat([]byte{byte(size)}, size)
+			start := time.Now()
+			if err := a.Transmit(burst); err != nil {
+				b.Fatal(err)
+			}
+			waitKind(b, rx, phy.Received, 20*time.Second)
+			excess[i] = append(excess[i], time.Since(start)-a.cfg.TxTime(size))
+			waitKind(b, a, phy.TxDone, 20*time.Second)
+			time.Sleep(time.Second) // let both modems' carrier detect drop
+		}
+	}
+	for i, size := range sizes {
+		d := excess[i]
+		slices.Sort(d)
+		b.ReportMetric(float64(d[len(d)/2])/1e6, fmt.Sprintf("ms-excess-%dB", size))
+		b.Logf("%d-byte bursts: excess over TxTime min %v median %v max %v", size, d[0], d[len(d)/2], d[len(d)-1])
+	}
 }

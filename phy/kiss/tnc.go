@@ -126,7 +126,8 @@ func dial(ctx context.Context, cfg Config, log zerolog.Logger, clk clock) (*TNC,
 		closing:  make(chan struct{}),
 		done:     make(chan struct{}),
 	}
-	t.info = phy.Info{BitRate: cfg.AirRate, MaxFrame: t.maxBurst, Turnaround: cfg.TXDelay, OwnAccess: !cfg.FullDuplex, MinBurst: MinBurst}
+	t.info = phy.Info{BitRate: cfg.AirRate, MaxFrame: t.maxBurst, Turnaround: cfg.TXDelay, OwnAccess: !cfg.FullDuplex,
+		AccessWait: cfg.AccessWait(), MinBurst: MinBurst}
 	t.params = t.paramFrames()
 	conn, err := t.connect(ctx)
 	if err != nil {

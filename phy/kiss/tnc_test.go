@@ -235,7 +235,8 @@ func TestTNCAgainstFake(t *testing.T) {
 		t.Fatalf("parameters %v, want %v", got, wantParams)
 	}
 	wantEvent(t, tnc, phy.Up)
-	if info := tnc.Info(); info.BitRate != 9600 || info.MaxFrame != 2045 || info.Turnaround != 50*time.Millisecond {
+	if info := tnc.Info(); info.BitRate != 9600 || info.MaxFrame != 2045 || info.Turnaround != 50*time.Millisecond ||
+		!info.OwnAccess || info.AccessWait != 40*time.Millisecond {
 		t.Fatalf("info %+v", info)
 	}
 
@@ -286,7 +287,7 @@ func TestTNCAgainstFake(t *testing.T) {
 
 	// A frame heard before the estimate ends means the TNC deferred to it:
 	// the estimate starts again from its arrival, with the mean
-	// p-persistent wait (P 127: one 20 ms slot).
+	// p-persistent wait (P 127: two 20 ms slots).
 	if err := tnc.Transmit(burst); err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +299,7 @@ func TestTNCAgainstFake(t *testing.T) {
 		t.Fatal(err)
 	}
 	again := clk.nextTimer(t)
-	if want := cfg.TxTime(len(burst)) + 20*time.Millisecond; again.d != want {
+	if want := cfg.TxTime(len(burst)) + 40*time.Millisecond; again.d != want {
 		t.Fatalf("TxDone timer after a reception %v, want %v", again.d, want)
 	}
 	if ev := wantEvent(t, tnc, phy.Received); !bytes.Equal(ev.Data, heard) {
