@@ -273,6 +273,7 @@ type loop struct {
 	openBuf   []byte
 	onAirMeta frameMeta
 	neigh     *neighTable // nil with NoNeighAnswer
+	senders   senders     // other nodes heard sending, for the MAC's window
 	neighBuf  []byte
 	ackWait   time.Duration // how long a poll reserves the channel for its Ack (csma.Reserve)
 
@@ -341,6 +342,10 @@ func (l *loop) start(now time.Time) error {
 	l.mac = m
 	l.macCfg = cfg
 	l.pacer = newPacer(l.info.BitRate, cfg.QueueLen, l.b.cfg.RingLen, phy.Airtime(l.frameCap, l.info.BitRate))
+	// A node counts as sending for four of the largest frames' airtime
+	// and a second after its last frame: long enough to span the other
+	// nodes' turns on a busy channel.
+	l.senders.window = 4*phy.Airtime(l.frameCap, l.info.BitRate) + time.Second
 	l.stats.BitRate = l.info.BitRate
 	l.log.Info().Int("bit_rate", l.info.BitRate).Int("max_frame", l.info.MaxFrame).Int("frame_max", l.frameMax).
 		Bool("arq", !l.b.cfg.NoARQ).Bool("auth", l.sealer != nil).
@@ -543,6 +548,7 @@ func (l *loop) event(now time.Time, ev phy.Event) error {
 // txEnded closes the current transmission and recycles its buffer.
 func (l *loop) txEnded(now time.Time) {
 	l.stats.ChannelBusy += now.Sub(l.txStart)
+	l.mac.Contenders(l.senders.count(now))
 	l.mac.TxDone(now)
 	l.frameGone(now, l.onAirMeta) // sent or lost: the ARQ's timer recovers a loss
 	l.onAirMeta = frameMeta{}
@@ -650,6 +656,7 @@ func (l *loop) snapshot(now time.Time) Stats {
 		s.LinkQueue = len(l.pend) + len(l.acks)
 		s.Holding = len(l.held) > 0
 		s.FrameMax = l.frameMax
+		s.Senders = l.senders.count(now)
 	}
 	if l.neigh != nil {
 		s.NeighKnown = len(l.neigh.m)

@@ -327,6 +327,9 @@ func (l *loop) fromAir(h framing.Header, payload []byte) {
 		return
 	}
 	if h.Dst != l.b.cfg.Node && h.Dst != framing.Broadcast {
+		// A sender all the same (a sealed Ack to another node counts too:
+		// its kind is sealed).
+		l.senders.heard(l.now, h.Src, h.Kind)
 		l.stats.NotForUs++
 		return
 	}
@@ -355,6 +358,7 @@ func (l *loop) fromAir(h framing.Header, payload []byte) {
 		l.stats.Drops.Sealed++
 		return
 	}
+	l.senders.heard(l.now, h.Src, h.Kind)
 	if h.Kind == framing.KindAck && h.Dst == l.b.cfg.Node {
 		l.mac.Reserve(l.now, l.now) // the Ack we kept the channel for has come
 	}

@@ -46,7 +46,7 @@ func fullStatus() *control.Status {
 				Unsealed: 32, AuthFailed: 33, Replayed: 34, Sealed: 35, SealFailed: 36, AckQueue: 37},
 			MAC: csma.Stats{Enqueued: 41, Rejected: 42, Transmitted: 43, Dropped: 44, Deferrals: 45,
 				Backoffs: 46, Persisted: 47, CWMaxHits: 48, Urgent: 49, Reserved: 50, BusyTime: 250 * time.Millisecond},
-			LinkQueue: 61, WindowWaits: 62, NeighAnswered: 63, NeighKnown: 64,
+			LinkQueue: 61, WindowWaits: 62, NeighAnswered: 63, NeighKnown: 64, Senders: 65,
 			ARQ: arq.Stats{Packets: 71, Fragments: 72, Retransmissions: 73, Timeouts: 74, GiveUps: 75,
 				Acked: 76, AcksSent: 77, Delivered: 78, Duplicates: 79, ReasmTimeouts: 80, ReasmBytes: 81},
 			Decoder: framing.DecoderStats{Frames: 51, BadCRC: 52, BadCOBS: 53, TooLong: 54, Short: 55,
@@ -179,6 +179,7 @@ func TestWriteValues(t *testing.T) {
 		`slided_link_window_waits_total{` + i + `}`:                    "62",
 		`slided_neigh_answered_total{` + i + `}`:                       "63",
 		`slided_neigh_known{` + i + `}`:                                "64",
+		`slided_mac_senders{` + i + `}`:                                "65",
 		`slided_arq_packets_total{` + i + `}`:                          "71",
 		`slided_arq_fragments_total{` + i + `}`:                        "72",
 		`slided_arq_retransmissions_total{` + i + `}`:                  "73",
@@ -254,10 +255,10 @@ func TestWritePartial(t *testing.T) {
 			wantSamples: 3, wantUp: "0", absent: "slided_tx_frames_total"},
 		{desc: "bridge down, no link, no qdisc, ring unknown", st: &control.Status{Interface: "t0",
 			Bridge: &bridge.Stats{Node: 1, Policy: "block", Ring: -1}},
-			wantSamples: 86 - 8 - 6 - 1, wantUp: "0", absent: "slided_tap_ring_packets"},
+			wantSamples: 87 - 8 - 6 - 1, wantUp: "0", absent: "slided_tap_ring_packets"},
 		{desc: "bridge up, no qdisc", st: &control.Status{Interface: "t0", Link: &tap.LinkStats{},
 			Bridge: &bridge.Stats{Node: 1, Up: true}},
-			wantSamples: 86 - 6, wantUp: "1", absent: "slided_qdisc_backlog_bytes"},
+			wantSamples: 87 - 6, wantUp: "1", absent: "slided_qdisc_backlog_bytes"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {

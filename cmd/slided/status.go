@@ -54,7 +54,8 @@ func printStatus(out io.Writer, st *control.Status) {
 			row("pacing", "%d bytes/s", b.PacingRate)
 		}
 		row("channel busy", "%s", b.ChannelBusy.Round(time.Millisecond))
-		row("mac", "%d deferrals, %d backoff slots, %d urgent (Acks)", b.MAC.Deferrals, b.MAC.Backoffs, b.MAC.Urgent)
+		row("mac", "%d deferrals, %d backoff slots, %d urgent (Acks), %d other senders heard", b.MAC.Deferrals, b.MAC.Backoffs,
+			b.MAC.Urgent, b.Senders)
 		a := b.ARQ
 		limit := "no frame limit"
 		if b.FrameMax > 0 {

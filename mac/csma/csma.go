@@ -68,6 +68,7 @@ type MAC struct {
 	cw        int       // contention window, in slots
 	heard     int       // deferrals since the last own transmission
 	load      float64   // smoothed deferrals per own transmission: other active senders
+	others    int       // Contenders: other nodes sending now (-1: unknown, use load)
 
 	stats Stats
 }
@@ -83,10 +84,11 @@ func New(cfg Config, rng *rand.Rand) (*MAC, error) {
 		return nil, errors.New("csma: nil rand source")
 	}
 	return &MAC{
-		cfg: cfg,
-		rng: rng,
-		q:   make([][]byte, cfg.QueueLen),
-		cw:  cfg.CWMin,
+		cfg:    cfg,
+		rng:    rng,
+		q:      make([][]byte, cfg.QueueLen),
+		cw:     cfg.CWMin,
+		others: -1,
 	}, nil
 }
 
@@ -238,6 +240,18 @@ func (m *MAC) Reserve(now, until time.Time) {
 	m.reserved = until
 }
 
+// Contenders tells the MAC how many other nodes are sending now, as the
+// caller knows them (the link layer counts the distinct senders it has
+// decoded recently). From then on the window after each transmission is
+// sized from n instead of the MAC's own deferral estimate: every node on a
+// shared channel hears the same senders, so their windows agree, whereas
+// the deferrals a node counts per frame of its own grow as it falls behind
+// and would widen its window further (docs/mac.md). A negative n goes back
+// to the deferral estimate. Takes effect at the next TxDone.
+func (m *MAC) Contenders(n int) {
+	m.others = max(n, -1)
+}
+
 func (m *MAC) TxDone(now time.Time) {
 	if !m.onAir {
 		return
@@ -378,8 +392,12 @@ func (m *MAC) adapt() {
 	if per == 0 {
 		per = m.cfg.CWMin
 	}
+	load := m.load
+	if m.others >= 0 {
+		load = float64(m.others)
+	}
 	cw := m.cfg.CWMin
-	for want := float64(m.cfg.CWMin) + float64(per)*m.load; float64(cw) < want; {
+	for want := float64(m.cfg.CWMin) + float64(per)*load; float64(cw) < want; {
 		if cw*2 > m.cfg.CWMax {
 			m.stats.CWMaxHits++
 			cw = m.cfg.CWMax

@@ -267,6 +267,48 @@ func TestWindowFollowsContention(t *testing.T) {
 	}
 }
 
+// TestWindowFollowsContenders: once the caller says how many others send,
+// the window follows that count and ignores the deferrals the node hears;
+// Contenders(-1) hands the window back to the deferral estimate.
+func TestWindowFollowsContenders(t *testing.T) {
+	cfg := testConfig() // CWMin 4, CWPerSender 0: 4 slots a sender
+	cfg.CWMax = 64
+	m, _ := newPair(t, cfg, 6)
+	now := t0
+	for i, step := range []struct{ others, deferrals, cw int }{
+		{1, 0, 8},   // 4 + 4·1 = 8, deferrals or not
+		{1, 6, 8},   // a node that falls behind hears more: same window
+		{1, 6, 8},   //
+		{3, 0, 16},  // 4 + 12 = 16
+		{20, 0, 64}, // capped
+		{0, 6, 4},   // alone, though deferrals were heard
+		// Back to the estimate, which kept counting all along (load =
+		// 0.75 load + 0.25 deferrals): 0, 1.5, 2.63, 1.97, 1.48, 2.61, now
+		// 3.46 → 4 + 13.8 → 32.
+		{-1, 6, 32},
+		{-5, 0, 16}, // below -1 means -1: load 2.59 → 4 + 10.4 → 16
+	} {
+		m.Contenders(step.others)
+		mustEnqueue(t, m, now, []byte("a"))
+		for range step.deferrals {
+			now = now.Add(time.Millisecond)
+			m.Carrier(now, true)
+			now = now.Add(100 * time.Millisecond)
+			m.Carrier(now, false)
+		}
+		d, ok := m.Deadline()
+		if !ok {
+			t.Fatalf("step %d: no deadline", i)
+		}
+		wantSend(t, m, d, "a")
+		now = d.Add(10 * time.Millisecond)
+		m.TxDone(now)
+		if m.cw != step.cw {
+			t.Fatalf("step %d (%d others, %d deferrals): cw %d, want %d", i, step.others, step.deferrals, m.cw, step.cw)
+		}
+	}
+}
+
 func TestNextBackoffAfterTransmission(t *testing.T) {
 	cfg := testConfig()
 	m, twin := newPair(t, cfg, 11)

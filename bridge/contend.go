@@ -1,0 +1,38 @@
+package bridge
+
+import (
+	"time"
+
+	"github.com/slided/slided/framing"
+)
+
+// senders counts the other nodes heard sending recently, for
+// csma.MAC.Contenders: every node on a shared channel hears the same
+// senders, so windows sized from this count agree between nodes, where the
+// MAC's own deferral estimate grows for the node that falls behind
+// (docs/mac.md). Owned by the loop goroutine.
+type senders struct {
+	last   [256]time.Time // when each node was last heard sending (zero: never)
+	window time.Duration  // a node heard within this counts
+}
+
+// heard records a frame from src at now. Acks are not counted: they answer
+// our own frames inside the reservation we keep for them, so they do not
+// compete with our data.
+func (s *senders) heard(now time.Time, src framing.NodeID, kind framing.Kind) {
+	if kind == framing.KindAck {
+		return
+	}
+	s.last[src] = now
+}
+
+// count is the number of nodes heard within the window before now.
+func (s *senders) count(now time.Time) int {
+	n := 0
+	for i := range s.last {
+		if t := s.last[i]; !t.IsZero() && now.Sub(t) < s.window {
+			n++
+		}
+	}
+	return n
+}
