@@ -218,6 +218,29 @@ func TestBusyDefersAndResumes(t *testing.T) {
 // TestWindowFollowsContention: the window after a transmission grows with
 // the smoothed number of deferrals per own transmission, doubling per step
 // and capped at CWMax, and shrinks back when the others fall silent.
+// sendAfterDeferrals queues a frame at now, lets the channel turn busy
+// deferrals times while it waits, sends it at its deadline and ends the
+// transmission; it returns the time after TxDone.
+func sendAfterDeferrals(t *testing.T, m *MAC, now time.Time, deferrals int) time.Time {
+	t.Helper()
+	mustEnqueue(t, m, now, []byte("a"))
+	for range deferrals {
+		now = now.Add(time.Millisecond)
+		m.Carrier(now, true)
+		m.Carrier(now, true) // idempotent
+		now = now.Add(100 * time.Millisecond)
+		m.Carrier(now, false)
+	}
+	d, ok := m.Deadline()
+	if !ok {
+		t.Fatal("no deadline")
+	}
+	wantSend(t, m, d, "a")
+	now = d.Add(10 * time.Millisecond)
+	m.TxDone(now)
+	return now
+}
+
 func TestWindowFollowsContention(t *testing.T) {
 	cfg := testConfig() // CWMin 4
 	cfg.CWMax = 24      // not a power-of-two multiple of CWMin: capped, not doubled
@@ -246,21 +269,7 @@ func TestWindowFollowsContention(t *testing.T) {
 		{0, 8, 2},  // 0.104
 		{0, 4, 2},  // 0.078: silent, back to CWMin
 	} {
-		mustEnqueue(t, m, now, []byte("a"))
-		for range step.deferrals {
-			now = now.Add(time.Millisecond)
-			m.Carrier(now, true)
-			m.Carrier(now, true) // idempotent
-			now = now.Add(100 * time.Millisecond)
-			m.Carrier(now, false)
-		}
-		d, ok := m.Deadline()
-		if !ok {
-			t.Fatalf("cycle %d: no deadline", i)
-		}
-		wantSend(t, m, d, "a")
-		now = d.Add(10 * time.Millisecond)
-		m.TxDone(now)
+		now = sendAfterDeferrals(t, m, now, step.deferrals)
 		if m.cw != step.cw || m.Stats().CWMaxHits != uint64(step.hits) {
 			t.Fatalf("cycle %d (%d deferrals): cw %d hits %d; want %d, %d", i, step.deferrals, m.cw, m.Stats().CWMaxHits, step.cw, step.hits)
 		}
@@ -289,20 +298,7 @@ func TestWindowFollowsContenders(t *testing.T) {
 		{-5, 0, 16}, // below -1 means -1: load 2.59 → 4 + 10.4 → 16
 	} {
 		m.Contenders(step.others)
-		mustEnqueue(t, m, now, []byte("a"))
-		for range step.deferrals {
-			now = now.Add(time.Millisecond)
-			m.Carrier(now, true)
-			now = now.Add(100 * time.Millisecond)
-			m.Carrier(now, false)
-		}
-		d, ok := m.Deadline()
-		if !ok {
-			t.Fatalf("step %d: no deadline", i)
-		}
-		wantSend(t, m, d, "a")
-		now = d.Add(10 * time.Millisecond)
-		m.TxDone(now)
+		now = sendAfterDeferrals(t, m, now, step.deferrals)
 		if m.cw != step.cw {
 			t.Fatalf("step %d (%d others, %d deferrals): cw %d, want %d", i, step.others, step.deferrals, m.cw, step.cw)
 		}
