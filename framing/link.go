@@ -40,16 +40,18 @@ const (
 // Short input gives ErrShort.
 var ErrMalformed = errors.New("malformed link-control payload")
 
-// fragAckReq is the AckReq flag in FragHeader byte 0; bits 6..4 are reserved
-// and must be zero, bits 3..0 are the inner kind.
+// fragAckReq and fragFirst are the AckReq and First flags in FragHeader
+// byte 0; bits 5..4 are reserved and must be zero, bits 3..0 are the inner
+// kind.
 const (
 	fragAckReq   = 0x80
-	fragReserved = 0x70
+	fragFirst    = 0x40
+	fragReserved = 0x30
 )
 
 // FragHeader is the 4-byte header in front of every KindFragment payload.
 //
-//	byte 0  bit 7 AckReq, bits 6..4 zero, bits 3..0 Inner
+//	byte 0  bit 7 AckReq, bit 6 First, bits 5..4 zero, bits 3..0 Inner
 //	byte 1  Seq
 //	byte 2  Index
 //	byte 3  Count
@@ -58,6 +60,12 @@ type FragHeader struct {
 	// sets it on the last fragment it sends in each round; it is never set
 	// on broadcast.
 	AckReq bool
+	// First marks a packet that starts the sender's numbering towards this
+	// receiver (the sender has just started, or has had no Ack from the
+	// receiver yet): the receiver forgets what it delivered from the sender
+	// before, so that a restarted sender's packets are not taken for
+	// duplicates. Unicast only.
+	First bool
 	// Inner is the kind of the reassembled packet (KindData or
 	// KindEthernet; any kind 0..15 is representable).
 	Inner Kind
@@ -85,6 +93,9 @@ func AppendFrag(dst []byte, f FragHeader) ([]byte, error) {
 	if f.AckReq {
 		b0 |= fragAckReq
 	}
+	if f.First {
+		b0 |= fragFirst
+	}
 	return append(dst, b0, f.Seq, f.Index, f.Count), nil
 }
 
@@ -100,6 +111,7 @@ func ParseFrag(p []byte) (FragHeader, []byte, error) {
 	}
 	f := FragHeader{
 		AckReq: p[0]&fragAckReq != 0,
+		First:  p[0]&fragFirst != 0,
 		Inner:  Kind(p[0] & 0x0F),
 		Seq:    p[1],
 		Index:  p[2],

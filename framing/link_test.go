@@ -15,6 +15,8 @@ func TestFragVectors(t *testing.T) {
 		{"single fragment, ack requested, data", FragHeader{AckReq: true, Inner: KindData, Seq: 7, Index: 0, Count: 1}, []byte{0x80, 7, 0, 1}},
 		{"middle fragment, ethernet, no ack", FragHeader{Inner: KindEthernet, Seq: 255, Index: 3, Count: 17}, []byte{0x01, 0xff, 3, 17}},
 		{"last of 64", FragHeader{AckReq: true, Inner: 15, Seq: 0, Index: 63, Count: 64}, []byte{0x8f, 0, 63, 64}},
+		{"first packet of a sender, polled", FragHeader{AckReq: true, First: true, Inner: KindEthernet, Seq: 42, Count: 1}, []byte{0xc1, 42, 0, 1}},
+		{"first packet, middle fragment", FragHeader{First: true, Inner: KindData, Seq: 9, Index: 1, Count: 3}, []byte{0x40, 9, 1, 3}},
 	}
 	for _, tc := range tests {
 		got, err := AppendFrag([]byte{0xAA}, tc.f)
@@ -36,7 +38,8 @@ func TestParseFragErrors(t *testing.T) {
 	}{
 		{"empty", nil, ErrShort},
 		{"three bytes", []byte{0x80, 1, 0}, ErrShort},
-		{"reserved bit", []byte{0x90, 1, 0, 1}, ErrMalformed},
+		{"reserved bit 4", []byte{0x90, 1, 0, 1}, ErrMalformed},
+		{"reserved bit 5", []byte{0x20, 1, 0, 1}, ErrMalformed},
 		{"count zero", []byte{0x00, 1, 0, 0}, ErrMalformed},
 		{"count 65", []byte{0x00, 1, 0, 65}, ErrMalformed},
 		{"index equals count", []byte{0x00, 1, 4, 4}, ErrMalformed},

@@ -38,6 +38,8 @@ type Pair struct {
 	Logs    [3]string // medium, daemon 1, daemon 2
 	Medium  *Proc
 	Daemons [2]*Proc
+
+	argv [2][]string // each daemon's command line, for RestartNode
 }
 
 // StartPair starts a medium and two daemons and waits until both daemons
@@ -75,24 +77,47 @@ func (l *Lab) StartPair(cfg PairConfig) (*Pair, error) {
 			return nil, err
 		}
 		p.Daemons[i] = d
+		p.argv[i] = args
 	}
-	deadline := time.Now().Add(15 * time.Second)
 	for i := range 2 {
-		for {
-			st, err := p.Status(i)
-			if err == nil && st.Bridge != nil && st.Bridge.Up {
-				break
-			}
-			if done, perr := p.Daemons[i].Exited(); done {
-				return nil, fmt.Errorf("node%d exited (%v); its log:\n%s", i+1, perr, Tail(p.Logs[i+1], 20))
-			}
-			if time.Now().After(deadline) {
-				return nil, fmt.Errorf("node%d not up after 15s (last: %v); its log:\n%s", i+1, err, Tail(p.Logs[i+1], 20))
-			}
-			time.Sleep(100 * time.Millisecond)
+		if err := p.waitUp(i); err != nil {
+			return nil, err
 		}
 	}
 	return p, nil
+}
+
+// RestartNode stops daemon i (0 or 1) with SIGTERM, starts it again with the
+// same command line (its TAP is created anew) and waits until its modem is
+// up.
+func (l *Lab) RestartNode(p *Pair, i int) error {
+	if err := p.Daemons[i].Stop(10 * time.Second); err != nil {
+		return fmt.Errorf("stop node%d: %w", i+1, err)
+	}
+	d, err := l.Start(p.NS[i], fmt.Sprintf("node%d", i+1), p.Logs[i+1], p.argv[i]...)
+	if err != nil {
+		return err
+	}
+	p.Daemons[i] = d
+	return p.waitUp(i)
+}
+
+// waitUp waits up to 15 s until daemon i reports its modem up.
+func (p *Pair) waitUp(i int) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		st, err := p.Status(i)
+		if err == nil && st.Bridge != nil && st.Bridge.Up {
+			return nil
+		}
+		if done, perr := p.Daemons[i].Exited(); done {
+			return fmt.Errorf("node%d exited (%v); its log:\n%s", i+1, perr, Tail(p.Logs[i+1], 20))
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("node%d not up after 15s (last: %v); its log:\n%s", i+1, err, Tail(p.Logs[i+1], 20))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // Status asks daemon i (0 or 1) for its status.

@@ -89,6 +89,7 @@ type outPkt struct {
 	count    uint8
 	acked    uint64
 	poll     uint8 // the fragment that carried AckReq in the current round
+	first    bool  // sent before the receiver acknowledged anything: fragments carry First until it has
 	retries  int   // rounds in a row without progress
 	rounds   int   // all retry rounds: at most Count×(MaxRetries+1)
 	sent     time.Time
@@ -99,10 +100,14 @@ type outPkt struct {
 // peer is the state kept for one other node.
 type peer struct {
 	nextSeq   uint8
+	seqSet    bool       // sender: nextSeq has been seeded
+	synced    bool       // sender: the peer has acknowledged one of our packets since we started
 	lastUse   [256]int64 // sender: when each seq was last assigned (UnixNano, 0 never)
 	delivered [256]int64 // receiver: when each seq from this peer was delivered
 	highest   uint8      // receiver: the most advanced seq delivered from this peer
 	seenAny   bool       // highest is set
+	sessSeq   uint8      // receiver: seq of the sender's last First packet
+	sessAt    int64      // receiver: when it started (UnixNano, 0 never)
 	out       []outPkt   // len Window, unicast only
 	busy      int        // used entries in out
 }
@@ -198,11 +203,21 @@ func (a *ARQ) Send(now time.Time, h framing.Header, packet []byte) error {
 		a.stats.Fragments += uint64(count)
 		return nil
 	}
+	if !p.seqSet {
+		// A restarted node starts its numbering somewhere else, so that a
+		// receiver that still remembers its first packet from a restart a
+		// moment ago does not take the new one for a retransmission.
+		p.nextSeq, p.seqSet = uint8(now.UnixNano()/int64(time.Millisecond)), true
+	}
 	slot := -1
-	for i := range p.out {
-		if !p.out[i].used {
-			slot = i
-			break
+	// Until the receiver has acknowledged a packet it does not know where
+	// our numbering starts: one packet at a time, marked First.
+	if p.synced || p.busy == 0 {
+		for i := range p.out {
+			if !p.out[i].used {
+				slot = i
+				break
+			}
 		}
 	}
 	seq := p.nextSeq
@@ -215,13 +230,13 @@ func (a *ARQ) Send(now time.Time, h framing.Header, packet []byte) error {
 	if o.data == nil {
 		o.data = make([]byte, 0, a.cfg.MaxPacket)
 	}
-	*o = outPkt{used: true, seq: seq, inner: h.Kind, count: count, poll: count - 1, sent: now,
+	*o = outPkt{used: true, seq: seq, inner: h.Kind, count: count, poll: count - 1, sent: now, first: !p.synced,
 		deadline: a.arm(now), data: append(o.data[:0], packet...)}
 	p.busy++
 	a.stats.HeldBytes += len(packet)
 	a.stats.Packets++
 	for i := range count {
-		a.sendFrag(h.Dst, framing.FragHeader{AckReq: i == count-1, Inner: h.Kind, Seq: seq, Index: i, Count: count}, o.data)
+		a.sendFrag(h.Dst, framing.FragHeader{AckReq: i == count-1, First: o.first, Inner: h.Kind, Seq: seq, Index: i, Count: count}, o.data)
 	}
 	a.stats.Fragments += uint64(count)
 	return nil
@@ -276,6 +291,9 @@ func (a *ARQ) onFrag(now time.Time, h framing.Header, payload []byte) {
 	bcast := h.Dst == framing.Broadcast
 	ackReq := f.AckReq && !bcast
 	p := a.peer(h.Src)
+	if !bcast && f.First {
+		a.onFirst(now, h.Src, p, f.Seq)
+	}
 	if !bcast {
 		// A duplicate was delivered within DupLifetime and is not ahead of
 		// the most advanced packet delivered: a sender reusing the number
@@ -342,6 +360,29 @@ func (a *ARQ) onFrag(now time.Time, h framing.Header, payload []byte) {
 	}
 	if ackReq {
 		a.sendAck(h.Src, framing.Ack{Seq: f.Seq, Count: f.Count, Have: have})
+	}
+}
+
+// onFirst handles a fragment marked First from src: unless it belongs to the
+// First packet already seen (a retransmission, or another fragment of it),
+// the sender has started its numbering afresh, so what was delivered from it
+// and its partial packets belong to its previous life and are forgotten.
+func (a *ARQ) onFirst(now time.Time, src framing.NodeID, p *peer, seq uint8) {
+	// The same First packet: the sender sends no other packet until the
+	// receiver has acknowledged one, and marks no retransmission First
+	// after that, so on a channel that keeps order nothing later has been
+	// delivered since.
+	if p.sessAt != 0 && p.sessSeq == seq && now.UnixNano()-p.sessAt < int64(a.cfg.DupLifetime) &&
+		(!p.seenAny || p.highest == seq) {
+		return
+	}
+	p.sessSeq, p.sessAt = seq, max(now.UnixNano(), 1)
+	p.delivered = [256]int64{}
+	p.seenAny = false
+	for i := range a.bufs {
+		if r := &a.bufs[i]; r.used && r.src == src && !r.bcast {
+			a.free(r)
+		}
 	}
 }
 
@@ -452,6 +493,7 @@ func (a *ARQ) onAck(now time.Time, h framing.Header, payload []byte) {
 		a.stats.StaleAcks++
 		return
 	}
+	p.synced = true // the receiver has seen where our numbering starts
 	if ack.Have == countMask(o.count) {
 		// Whole at the receiver: delivered (or delivered before).
 		a.stats.Acked++
@@ -497,7 +539,7 @@ func (a *ARQ) retry(now time.Time, dst framing.NodeID, p *peer, o *outPkt, missi
 	o.poll = last
 	for i := range o.count {
 		if missing&(1<<i) != 0 {
-			a.sendFrag(dst, framing.FragHeader{AckReq: i == last, Inner: o.inner, Seq: o.seq, Index: i, Count: o.count}, o.data)
+			a.sendFrag(dst, framing.FragHeader{AckReq: i == last, First: o.first && !p.synced, Inner: o.inner, Seq: o.seq, Index: i, Count: o.count}, o.data)
 			a.stats.Retransmissions++
 		}
 	}

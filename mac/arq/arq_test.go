@@ -2,6 +2,7 @@ package arq
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -100,7 +101,8 @@ func TestSendFragments(t *testing.T) {
 	}
 	for i, f := range fs {
 		h, body, err := framing.ParseFrag(f.p)
-		want := framing.FragHeader{AckReq: i == 2, Inner: framing.KindData, Seq: h.Seq, Index: uint8(i), Count: 3}
+		// The first packet to a node is marked First on every fragment.
+		want := framing.FragHeader{AckReq: i == 2, First: true, Inner: framing.KindData, Seq: h.Seq, Index: uint8(i), Count: 3}
 		if err != nil || h != want || f.h != (framing.Header{Kind: framing.KindFragment, Dst: 2, Src: 1}) || len(f.p) > 24 {
 			t.Fatalf("fragment %d: %+v %+v %v", i, f.h, h, err)
 		}
@@ -267,7 +269,16 @@ func TestReassemblyBounded(t *testing.T) {
 func TestWindowFull(t *testing.T) {
 	c := testConfig(1)
 	c.Window = 2
-	a := newNode(t, c)
+	a, b := newNode(t, c), newNode(t, testConfig(2))
+	// Before node 2 has acknowledged anything the window is one packet.
+	if err := a.Send(t0, framing.Header{Dst: 2}, pattern(10, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Send(t0, framing.Header{Dst: 2}, pattern(10, 0)); !errors.Is(err, ErrWindowFull) {
+		t.Fatalf("second packet before the first Ack: %v, want ErrWindowFull", err)
+	}
+	deliverAll(t0, b, a.rec.take(), nil)
+	deliverAll(t0, a, b.rec.take(), nil)
 	for i := range 3 {
 		err := a.Send(t0, framing.Header{Dst: 2}, pattern(10, 0))
 		if (i < 2) != (err == nil) {
@@ -603,5 +614,110 @@ func TestSeqReuse(t *testing.T) {
 	deliverAll(now, b, old, nil) // a late retransmission of seq 255
 	if got := len(b.rec.rx); got != 258 || b.Stats().Duplicates != 1 {
 		t.Fatalf("late retransmission: %d delivered, %+v; want it suppressed", got, b.Stats())
+	}
+}
+
+// exchange sends n packets from a to dst, each delivered and acknowledged at
+// once, and returns the time after the last.
+func exchange(t *testing.T, now time.Time, a, b node, dst framing.NodeID, n int, seed byte) time.Time {
+	t.Helper()
+	for i := range n {
+		if err := a.Send(now, framing.Header{Kind: framing.KindData, Dst: dst}, pattern(10, seed+byte(i))); err != nil {
+			t.Fatalf("packet %d: %v", i, err)
+		}
+		deliverAll(now, b, a.rec.take(), nil)
+		deliverAll(now, a, b.rec.take(), nil)
+		now = now.Add(time.Millisecond)
+	}
+	return now
+}
+
+// TestSenderRestart: a sender that restarts (a new ARQ for the same node:
+// the daemon was restarted) numbers its packets afresh, and the receiver
+// must deliver them, not take them for duplicates of the packets it
+// delivered from the sender's previous life; a retransmission of the new
+// first packet is still suppressed.
+func TestSenderRestart(t *testing.T) {
+	a, b := newNode(t, testConfig(1)), newNode(t, testConfig(2))
+	now := exchange(t, t0, a, b, 2, 20, 0)
+	if got := len(b.rec.rx); got != 20 {
+		t.Fatalf("before the restart: %d of 20 delivered", got)
+	}
+	a = newNode(t, testConfig(1)) // restarted, within the receiver's DupLifetime
+	now = now.Add(time.Second)
+	// Its first packet waits for an Ack before the next one goes: the
+	// receiver has to learn where the new numbering starts.
+	if err := a.Send(now, framing.Header{Kind: framing.KindData, Dst: 2}, pattern(10, 100)); err != nil {
+		t.Fatal(err)
+	}
+	first := a.rec.take()
+	if err := a.Send(now, framing.Header{Kind: framing.KindData, Dst: 2}, pattern(10, 101)); !errors.Is(err, ErrWindowFull) {
+		t.Fatalf("second packet before the first Ack: %v, want ErrWindowFull", err)
+	}
+	deliverAll(now, b, first, nil)
+	b.rec.take()                   // the Ack is lost
+	deliverAll(now, b, first, nil) // the retransmission
+	if got, d := len(b.rec.rx), b.Stats().Duplicates; got != 21 || d != 1 {
+		t.Fatalf("first packet after the restart: %d delivered (want 21), %d duplicates (want 1)", got, d)
+	}
+	deliverAll(now, a, b.rec.take(), nil) // this Ack arrives
+	now = exchange(t, now, a, b, 2, 10, 102)
+	if got := len(b.rec.rx); got != 31 {
+		t.Fatalf("after the restart: %d of 31 delivered (%+v)", got, b.Stats())
+	}
+	for i, f := range b.rec.rx[20:] {
+		want := pattern(10, 100)
+		if i > 0 {
+			want = pattern(10, 102+byte(i-1))
+		}
+		if !bytes.Equal(f.p, want) {
+			t.Fatalf("packet %d after the restart: wrong payload", i)
+		}
+	}
+}
+
+// TestSenderRestartSameSeq: a sender restarted so that its numbering starts
+// at the same sequence number as in its previous life (it starts from the
+// clock's milliseconds modulo 256) is still recognised as new, because the
+// receiver has delivered later packets of the previous life since its First
+// packet; a partial packet of the previous life under that number is not
+// mixed into the new one.
+func TestSenderRestartSameSeq(t *testing.T) {
+	a, b := newNode(t, testConfig(1)), newNode(t, testConfig(2))
+	now := exchange(t, t0, a, b, 2, 5, 0)
+	// A 3-fragment packet of the previous life, only its first fragment heard.
+	if err := a.Send(now, framing.Header{Kind: framing.KindData, Dst: 2}, pattern(50, 50)); err != nil {
+		t.Fatal(err)
+	}
+	deliverAll(now, b, a.rec.take()[:1], nil)
+	a = newNode(t, testConfig(1))
+	now = t0.Add(256 * time.Millisecond) // same starting number as at t0
+	pkt := pattern(50, 200)
+	if err := a.Send(now, framing.Header{Kind: framing.KindData, Dst: 2}, pkt); err != nil {
+		t.Fatal(err)
+	}
+	fs := a.rec.take()
+	if h, _, _ := framing.ParseFrag(fs[0].p); !h.First {
+		t.Fatalf("first packet after the restart not marked First: %+v", h)
+	}
+	deliverAll(now, b, fs, nil)
+	if got := len(b.rec.rx); got != 6 || !bytes.Equal(b.rec.rx[5].p, pkt) {
+		t.Fatalf("%d delivered (want 6, the last the new packet whole); %+v", got, b.Stats())
+	}
+	// Its retransmission is a duplicate, and later packets go through, up
+	// to seq 5, where the previous life left a partial packet.
+	deliverAll(now, b, fs, nil)
+	deliverAll(now, a, b.rec.take(), nil)
+	now = exchange(t, now, a, b, 2, 4, 210)
+	if got, d := len(b.rec.rx), b.Stats().Duplicates; got != 10 || d != 3 {
+		t.Fatalf("%d delivered (want 10), %d duplicate fragments (want 3)", got, d)
+	}
+	pkt = pattern(50, 220) // seq 5, three fragments
+	if err := a.Send(now, framing.Header{Kind: framing.KindData, Dst: 2}, pkt); err != nil {
+		t.Fatal(err)
+	}
+	deliverAll(now, b, a.rec.take()[1:], nil) // fragments 1 and 2 only
+	if got := len(b.rec.rx); got != 10 {
+		t.Fatalf("seq 5 delivered from the previous life's fragment 0 and the new 1 and 2: %d packets", got)
 	}
 }
