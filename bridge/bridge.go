@@ -131,6 +131,13 @@ type Config struct {
 	// Key, if set, seals every frame sent and drops every frame received
 	// that is not sealed with it (forged, replayed or unsealed).
 	Key *auth.Key
+	// WindowFromSenders sizes the MAC's contention window from the number
+	// of other nodes heard sending (csma.MAC.Contenders) instead of the
+	// MAC's deferral estimate: every node hears the same senders, so two
+	// nodes sending both ways share the channel evenly, at the cost of a
+	// full window before every frame while both send, which is costly
+	// with short frames (docs/mac.md).
+	WindowFromSenders bool
 	// NoNeighAnswer stops the daemon from answering ARP requests and IPv6
 	// neighbour solicitations for addresses of other nodes itself
 	// (neigh.go); they then always go on air.
@@ -548,7 +555,9 @@ func (l *loop) event(now time.Time, ev phy.Event) error {
 // txEnded closes the current transmission and recycles its buffer.
 func (l *loop) txEnded(now time.Time) {
 	l.stats.ChannelBusy += now.Sub(l.txStart)
-	l.mac.Contenders(l.senders.count(now))
+	if l.b.cfg.WindowFromSenders {
+		l.mac.Contenders(l.senders.count(now))
+	}
 	l.mac.TxDone(now)
 	l.frameGone(now, l.onAirMeta) // sent or lost: the ARQ's timer recovers a loss
 	l.onAirMeta = frameMeta{}

@@ -46,6 +46,7 @@ type File struct {
 	PropDelay   string   `toml:"prop_delay"` // a Go duration, e.g. "700ms"
 	Key         string   `toml:"key"`        // path of the pre-shared key file
 	NeighAnswer *bool    `toml:"neigh_answer"`
+	CWSenders   *bool    `toml:"cw_senders"`
 
 	path string // the file Load read, for Apply's messages
 }

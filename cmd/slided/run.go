@@ -50,6 +50,7 @@ type runFlags struct {
 	propDelay  time.Duration
 	key        string
 	neigh      bool
+	cwSenders  bool
 	log        logFlags
 }
 
@@ -73,6 +74,7 @@ func cmdRun(args []string) error {
 	fs.BoolVar(&f.arq, "arq", true, "link ARQ for unicast: acknowledgements and selective retransmission (-arq=false turns it off)")
 	fs.DurationVar(&f.propDelay, "prop-delay", 0, "one-way propagation delay to the farthest node (e.g. 700ms for 1 km of water), for the ARQ's ack timeout")
 	fs.BoolVar(&f.neigh, "neigh-answer", true, "answer ARP and IPv6 neighbour solicitations for addresses heard from other nodes locally, without airtime")
+	fs.BoolVar(&f.cwSenders, "cw-senders", false, "size the contention window from the number of other nodes heard sending: fair between nodes sending both ways, slower with short frames (docs/mac.md)")
 	fs.StringVar(&f.key, "key", "", "file with the pre-shared key (64 hex digits, mode 0600): frames are authenticated, forged and replayed ones dropped")
 	f.log.register(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -353,17 +355,18 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 		bc = capt
 	}
 	br, err := bridge.New(bridge.Config{
-		Node:          c.node,
-		MTU:           f.mtu,
-		Policy:        c.policy,
-		RingLen:       f.txqueuelen,
-		FrameMax:      f.frameMax,
-		NoARQ:         !f.arq,
-		PropDelay:     f.propDelay,
-		Key:           c.key,
-		NoNeighAnswer: !f.neigh,
-		Log:           log,
-		Capture:       bc,
+		Node:              c.node,
+		MTU:               f.mtu,
+		Policy:            c.policy,
+		RingLen:           f.txqueuelen,
+		FrameMax:          f.frameMax,
+		NoARQ:             !f.arq,
+		PropDelay:         f.propDelay,
+		Key:               c.key,
+		NoNeighAnswer:     !f.neigh,
+		WindowFromSenders: f.cwSenders,
+		Log:               log,
+		Capture:           bc,
 	}, dev, p, bs)
 	if err != nil {
 		return err
