@@ -308,8 +308,10 @@ func testDirewolf(t *testing.T, baud, n, size int, limit time.Duration) {
 	if baud == 1200 {
 		// ARP requests are broadcast, without link ARQ: one lost to a
 		// collision with the hosts' start-up chatter is probed again
-		// 11 s later (the daemon's neighbour timers at 1200 bit/s).
-		wait = 40 * time.Second
+		// 11 s later (the daemon's neighbour timers at 1200 bit/s). An
+		// echo or reply lost to a collision is retransmitted after the
+		// link's ack timeout, 33 s here: wait for two of those.
+		wait = 80 * time.Second
 	}
 	// One reply of three may be lost on air (the first request also waits
 	// for ARP); none at all is a failure.
