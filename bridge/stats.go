@@ -43,8 +43,9 @@ type Stats struct {
 	NeighAnswered uint64 `json:"neigh_answered"` // ARP requests and IPv6 solicitations answered without airtime
 	NeighKnown    int    `json:"neigh_known"`    // addresses of other nodes heard on air
 
-	// Senders is the number of other nodes heard sending recently; it sets
-	// the MAC's contention window (csma.MAC.Contenders).
+	// Senders is the number of other nodes heard sending recently; with
+	// Config.WindowFromSenders it sets the MAC's contention window
+	// (csma.MAC.Contenders).
 	Senders int `json:"senders"`
 
 	ChannelBusy  time.Duration `json:"channel_busy_ns"` // carrier sensed or own transmission

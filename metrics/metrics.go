@@ -229,7 +229,7 @@ func (e *encoder) encode(st *control.Status) {
 		e.one("slided_arq_reassembly_bytes", gauge, "Fragment bytes held for reassembly.", uint64(max(a.ReasmBytes, 0)))
 		e.one("slided_neigh_answered_total", counter, "ARP requests and IPv6 solicitations answered without airtime.", br.NeighAnswered)
 		e.one("slided_neigh_known", gauge, "Addresses of other nodes heard on air.", uint64(max(br.NeighKnown, 0)))
-		e.one("slided_mac_senders", gauge, "Other nodes heard sending recently (they set the contention window).", uint64(max(br.Senders, 0)))
+		e.one("slided_mac_senders", gauge, "Other nodes heard sending recently (with -cw-senders they set the contention window).", uint64(max(br.Senders, 0)))
 
 		dec := br.Decoder
 		e.one("slided_decoder_frames_total", counter, "Good frames decoded from the modem's byte stream.", dec.Frames)

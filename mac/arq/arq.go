@@ -89,7 +89,6 @@ type outPkt struct {
 	count    uint8
 	acked    uint64
 	poll     uint8 // the fragment that carried AckReq in the current round
-	first    bool  // sent before the receiver acknowledged anything: fragments carry First until it has
 	retries  int   // rounds in a row without progress
 	rounds   int   // all retry rounds: at most Count×(MaxRetries+1)
 	sent     time.Time
@@ -101,7 +100,7 @@ type outPkt struct {
 type peer struct {
 	nextSeq   uint8
 	seqSet    bool       // sender: nextSeq has been seeded
-	synced    bool       // sender: the peer has acknowledged one of our packets since we started
+	synced    bool       // sender: the peer has acknowledged a packet of ours (before: one outstanding, marked First)
 	lastUse   [256]int64 // sender: when each seq was last assigned (UnixNano, 0 never)
 	delivered [256]int64 // receiver: when each seq from this peer was delivered
 	highest   uint8      // receiver: the most advanced seq delivered from this peer
@@ -230,13 +229,13 @@ func (a *ARQ) Send(now time.Time, h framing.Header, packet []byte) error {
 	if o.data == nil {
 		o.data = make([]byte, 0, a.cfg.MaxPacket)
 	}
-	*o = outPkt{used: true, seq: seq, inner: h.Kind, count: count, poll: count - 1, sent: now, first: !p.synced,
+	*o = outPkt{used: true, seq: seq, inner: h.Kind, count: count, poll: count - 1, sent: now,
 		deadline: a.arm(now), data: append(o.data[:0], packet...)}
 	p.busy++
 	a.stats.HeldBytes += len(packet)
 	a.stats.Packets++
 	for i := range count {
-		a.sendFrag(h.Dst, framing.FragHeader{AckReq: i == count-1, First: o.first, Inner: h.Kind, Seq: seq, Index: i, Count: count}, o.data)
+		a.sendFrag(h.Dst, framing.FragHeader{AckReq: i == count-1, First: !p.synced, Inner: h.Kind, Seq: seq, Index: i, Count: count}, o.data)
 	}
 	a.stats.Fragments += uint64(count)
 	return nil
@@ -539,7 +538,7 @@ func (a *ARQ) retry(now time.Time, dst framing.NodeID, p *peer, o *outPkt, missi
 	o.poll = last
 	for i := range o.count {
 		if missing&(1<<i) != 0 {
-			a.sendFrag(dst, framing.FragHeader{AckReq: i == last, First: o.first && !p.synced, Inner: o.inner, Seq: o.seq, Index: i, Count: o.count}, o.data)
+			a.sendFrag(dst, framing.FragHeader{AckReq: i == last, First: !p.synced, Inner: o.inner, Seq: o.seq, Index: i, Count: o.count}, o.data)
 			a.stats.Retransmissions++
 		}
 	}

@@ -474,7 +474,7 @@ func (t *TNC) run(conn io.ReadWriteCloser) {
 				// TxDone with it), so it goes after this frame, once the
 				// TNC's p-persistence lets it.
 				txTimer.Stop()
-				txTimer = t.clk.NewTimer(t.cfg.TxTime(t.txlen) + t.cfg.AccessWait())
+				txTimer = t.clk.NewTimer(t.cfg.TxTime(t.txlen) + t.info.AccessWait)
 				txC = txTimer.C()
 				t.count(func(s *Stats) { s.Deferred++ })
 			}
