@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -28,8 +29,10 @@ var (
 	ErrDown = errors.New("modem down")
 	// ErrClosed: the port was closed (or its context ended).
 	ErrClosed = errors.New("port closed")
-	// ErrHangup is the cause logged when a read returns end of file: the
-	// device hung up (a pty whose master closed, a USB adapter unplugged).
+	// ErrHangup is the cause logged when a read returns end of file or EIO:
+	// the device hung up (a pty whose master closed, a USB adapter
+	// unplugged). Linux gives a tty's reader either, depending on whether
+	// the read was already waiting when the other side went.
 	ErrHangup = errors.New("device hung up")
 	// ErrVanished is the cause logged when the device path no longer exists
 	// although the open device still answers.
@@ -548,8 +551,8 @@ func (p *Port) onRx(m rxMsg) {
 	}
 	if m.err != nil {
 		err := m.err
-		if errors.Is(err, io.EOF) {
-			err = ErrHangup
+		if errors.Is(err, io.EOF) || errors.Is(err, syscall.EIO) {
+			err = fmt.Errorf("%w (%w)", ErrHangup, err)
 		}
 		p.down(now, fmt.Errorf("read: %w", err))
 	}
