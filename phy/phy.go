@@ -1,11 +1,89 @@
 // Package phy is the vocabulary every modem shares with the code that drives
-// it: the events a modem reports and the figures that describe it. Each modem
-// lives in a package below this one (phy/sim, phy/serial, phy/kiss) and returns
-// its own concrete type; the interface those types satisfy is declared by the
-// package that uses them (bridge.PHY).
+// it: the events a modem reports, the figures that describe it, the errors it
+// returns, and the contract below. Each modem lives in a package below this
+// one (phy/sim, phy/serial, phy/kiss) and returns its own concrete type; the
+// interface those types satisfy is declared by the package that uses them
+// (bridge.PHY). phy/phytest is the conformance suite every modem runs.
+//
+// # The modem contract
+//
+// A modem has three methods that matter here, Transmit(b), Events() and
+// Close(), and it keeps these promises:
+//
+//  1. Transmit never waits on the consumer of Events, nor on I/O that can
+//     stall (a full socket, a wedged USB adapter, flow control held off): it
+//     checks b, copies it (or hands it to the modem's goroutine) and returns
+//     in bounded time whether or not anybody reads Events. A write that
+//     cannot finish later makes the modem go Down; it never blocks the
+//     caller. The caller may transmit again only after the TxDone or Down
+//     that follows an accepted Transmit; earlier calls return ErrBusy.
+//
+//  2. Events are delivered in the order they happened. The first event is
+//     Up. Between an Up and the next Down come Received, CarrierOn,
+//     CarrierOff and TxDone in any order the channel produces. Exactly one
+//     TxDone follows each Transmit that returned nil, unless Down comes
+//     first: then the burst is lost and no TxDone follows it.
+//
+//  3. Carrier events report the channel as the modem senses it, at all
+//     times, including while the node itself transmits: a CarrierOn that
+//     arrives before our own TxDone still holds after it, until a
+//     CarrierOff. CarrierOn and CarrierOff alternate (a modem never repeats
+//     the state it reported last); a modem that cannot sense while it
+//     transmits (a half-duplex radio) reports the state it senses again
+//     after its TxDone if it changed. Down resets the carrier to off for
+//     the consumer; after Up it stays off until a CarrierOn. A modem that
+//     senses no carrier at all (a KISS TNC, a modem that reports nothing
+//     until it decoded a packet) reports no carrier events.
+//
+//  4. Events are buffered in a bounded queue. A modem whose consumer does
+//     not read keeps working: Transmit, Close and the modem's own timers
+//     and watchdogs go on. When its queue of received frames is full it
+//     either stops reading its source (a byte stream's own flow control:
+//     TCP, a serial port's buffer) or drops the newest received frames and
+//     counts them; it never drops Up, Down or TxDone.
+//
+//  5. Down is reported when the modem or medium went away or stopped
+//     answering (a hang-up, a write that did not finish within the modem's
+//     watchdog, a medium that missed its keep-alives). Received frames that
+//     arrived before the loss are delivered before the Down. While down,
+//     Transmit returns ErrDown; the modem reconnects by itself, with
+//     backoff, and reports Up when it is usable again, logging why it went
+//     down and how long it took to come back.
+//
+//  6. Close stops the modem's goroutines, closes its port or socket and then
+//     the Events channel, and returns even if nobody reads Events and even
+//     if a write is wedged (within the write watchdog). Events not yet read
+//     at Close are discarded. After Close, Transmit returns ErrClosed.
+//     Close is safe to call more than once.
+//
+// Every error a modem returns from Transmit wraps one of ErrBusy, ErrDown,
+// ErrClosed, ErrTooLarge or ErrEmpty, so that callers branch with errors.Is
+// without knowing the modem.
 package phy
 
-import "time"
+import (
+	"errors"
+	"time"
+)
+
+// Errors of Transmit, shared by every modem: a modem wraps them with its own
+// context (fmt.Errorf("kiss: %d bytes: %w", n, phy.ErrTooLarge)), and callers
+// test them with errors.Is.
+var (
+	// ErrBusy: Transmit was called before the TxDone or Down of the
+	// previous accepted burst. The caller's bug, never the channel's.
+	ErrBusy = errors.New("transmission outstanding")
+	// ErrDown: the modem is not connected; a Down was or is being
+	// reported, and an Up will follow when it is back.
+	ErrDown = errors.New("modem down")
+	// ErrClosed: Close was called.
+	ErrClosed = errors.New("modem closed")
+	// ErrTooLarge: the burst is larger than the modem carries in one
+	// transmission (Info.MaxFrame, or a limit after escaping).
+	ErrTooLarge = errors.New("burst larger than the modem carries")
+	// ErrEmpty: the burst is empty.
+	ErrEmpty = errors.New("empty burst")
+)
 
 // EventKind says what a modem reports.
 type EventKind uint8
