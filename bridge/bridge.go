@@ -307,6 +307,7 @@ type loop struct {
 	haveBase    bool
 	rateErr     bool // a SetRate failure was logged already
 	busyLogged  bool // a Transmit refused with phy.ErrBusy was logged already
+	rxAuthentic bool // the frame fromAir is handling opened under the key
 }
 
 func (b *Bridge) newLoop() *loop {

@@ -42,6 +42,7 @@ type Stats struct {
 	// Neighbour discovery answered by the daemon (neigh.go).
 	NeighAnswered uint64 `json:"neigh_answered"` // ARP requests and IPv6 solicitations answered without airtime
 	NeighKnown    int    `json:"neigh_known"`    // addresses of other nodes heard on air
+	NeighRefused  uint64 `json:"neigh_refused"`  // claims to an address another node holds (not moved)
 
 	// Senders is the number of other nodes heard sending recently; with
 	// Config.WindowFromSenders it sets the MAC's contention window
