@@ -285,8 +285,10 @@ type loop struct {
 	sealBuf   []byte
 	openBuf   []byte
 	onAirMeta frameMeta
-	neigh     *neighTable // nil with NoNeighAnswer
-	senders   senders     // other nodes heard sending, for the MAC's window
+	neigh     *neighTable  // nil with NoNeighAnswer
+	senders   senders      // other nodes heard sending, for the MAC's window
+	overhear  *auth.Opener // with a key: opens frames for other nodes before they count as senders
+	overBuf   []byte
 	neighBuf  []byte
 	ackWait   time.Duration // how long a poll reserves the channel for its Ack (csma.Reserve)
 
@@ -356,6 +358,11 @@ func (l *loop) start(now time.Time) error {
 	}
 	l.mac = m
 	l.macCfg = cfg
+	if k := l.b.cfg.Key; k != nil {
+		if l.overhear, err = auth.NewOpener(*k); err != nil {
+			return fmt.Errorf("auth: %w", err)
+		}
+	}
 	l.pacer = newPacer(l.info.BitRate, cfg.QueueLen, l.b.cfg.RingLen, phy.Airtime(l.frameCap, l.info.BitRate))
 	// A node counts as sending for four of the largest frames' airtime
 	// and a second after its last frame: long enough to span the other

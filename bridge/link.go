@@ -328,9 +328,8 @@ func (l *loop) fromAir(h framing.Header, payload []byte) {
 		return
 	}
 	if h.Dst != l.b.cfg.Node && h.Dst != framing.Broadcast {
-		// A sender all the same (a sealed Ack to another node counts too:
-		// its kind is sealed).
-		l.senders.heard(l.now, h.Src, h.Kind)
+		// A sender all the same, once authenticated (contend.go).
+		l.overheard(h, payload)
 		l.stats.NotForUs++
 		return
 	}
