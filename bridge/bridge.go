@@ -42,16 +42,22 @@ type TAP interface {
 	Write(p []byte) (int, error)
 }
 
-// PHY is a modem as the MAC sees it. The concrete types in phy/sim,
-// phy/serial and phy/kiss satisfy it.
+// PHY is a modem as the MAC sees it, keeping the modem contract written in
+// package phy (phy.go). The concrete types in phy/sim, phy/serial and
+// phy/kiss satisfy it.
 type PHY interface {
 	// Info describes the modem; valid once the modem has reported Up.
 	Info() phy.Info
 	// Transmit puts one encoded burst on air. The PHY is done with b when
 	// it returns. It must not be called again before the TxDone (or Down)
-	// that follows it, and it does not block for the airtime.
+	// that follows it, and it blocks neither for the airtime nor on I/O.
+	// Its errors wrap phy.ErrBusy, ErrDown, ErrClosed, ErrTooLarge or
+	// ErrEmpty; the loop branches on them (loop.refused).
 	Transmit(b []byte) error
 	// Events delivers the modem's reports in order; closed after Close.
+	// Carrier events report the channel at all times, our own
+	// transmissions included: a CarrierOn before our TxDone still holds
+	// after it (csma.MAC.Carrier keeps it), so nobody reports it again.
 	Events() <-chan phy.Event
 	// Close stops the modem's goroutines and releases its port or socket.
 	Close() error
@@ -279,8 +285,10 @@ type loop struct {
 	sealBuf   []byte
 	openBuf   []byte
 	onAirMeta frameMeta
-	neigh     *neighTable // nil with NoNeighAnswer
-	senders   senders     // other nodes heard sending, for the MAC's window
+	neigh     *neighTable  // nil with NoNeighAnswer
+	senders   senders      // other nodes heard sending, for the MAC's window
+	overhear  *auth.Opener // with a key: opens frames for other nodes before they count as senders
+	overBuf   []byte
 	neighBuf  []byte
 	ackWait   time.Duration // how long a poll reserves the channel for its Ack (csma.Reserve)
 
@@ -300,6 +308,8 @@ type loop struct {
 	baseDropped uint64
 	haveBase    bool
 	rateErr     bool // a SetRate failure was logged already
+	busyLogged  bool // a Transmit refused with phy.ErrBusy was logged already
+	rxAuthentic bool // the frame fromAir is handling opened under the key
 }
 
 func (b *Bridge) newLoop() *loop {
@@ -348,6 +358,11 @@ func (l *loop) start(now time.Time) error {
 	}
 	l.mac = m
 	l.macCfg = cfg
+	if k := l.b.cfg.Key; k != nil {
+		if l.overhear, err = auth.NewOpener(*k); err != nil {
+			return fmt.Errorf("auth: %w", err)
+		}
+	}
 	l.pacer = newPacer(l.info.BitRate, cfg.QueueLen, l.b.cfg.RingLen, phy.Airtime(l.frameCap, l.info.BitRate))
 	// A node counts as sending for four of the largest frames' airtime
 	// and a second after its last frame: long enough to span the other
@@ -503,16 +518,12 @@ func (l *loop) event(now time.Time, ev phy.Event) error {
 		l.stats.Up = true
 	case phy.Down:
 		l.log.Warn().Msg("modem down; holding frames until it returns")
-		l.up = false
-		l.stats.Up = false
 		l.stats.PHYDowns++
-		if l.mac != nil {
-			if l.mac.Transmitting() {
-				l.stats.Drops.PHYDown++
-				l.txEnded(now)
-			}
-			l.mac.Carrier(now, true) // nobody may transmit until Up
+		if l.mac != nil && l.mac.Transmitting() {
+			l.stats.Drops.PHYDown++
+			l.txEnded(now)
 		}
+		l.down(now)
 	case phy.CarrierOn:
 		if !l.carrierOn {
 			l.carrierOn, l.carrierAt = true, now
@@ -550,6 +561,22 @@ func (l *loop) event(now time.Time, ev phy.Event) error {
 		l.dec.Feed(ev.Data, l.emit)
 	}
 	return nil
+}
+
+// down holds every transmission until the modem reports Up: after a Down
+// event, or a Transmit refused with phy.ErrDown (the Down is then on its
+// way). The MAC sees a busy channel, so it sets no deadline meanwhile.
+// Down also ends the carrier as the modem reported it (phy.go).
+func (l *loop) down(now time.Time) {
+	l.up = false
+	l.stats.Up = false
+	if l.carrierOn {
+		l.stats.ChannelBusy += now.Sub(l.carrierAt)
+		l.carrierOn = false
+	}
+	if l.mac != nil {
+		l.mac.Carrier(now, true) // nobody may transmit until Up
+	}
 }
 
 // txEnded closes the current transmission and recycles its buffer.
@@ -592,10 +619,43 @@ func (l *loop) pump(now time.Time) {
 	l.onAir, l.onAirMeta, l.txStart = frame, l.meta[key], now
 	delete(l.meta, key)
 	if err := l.b.phy.Transmit(frame); err != nil {
+		l.refused(now, err)
+	}
+}
+
+// refused handles a frame the modem would not transmit, by the errors every
+// modem wraps (phy.go). The frame is lost in every case: it ends as if sent
+// (txEnded), so a fragment that asked for an Ack is sent again when the
+// ARQ's timer runs out, and the MAC draws its next backoff.
+func (l *loop) refused(now time.Time, err error) {
+	switch {
+	case errors.Is(err, phy.ErrDown):
+		// The modem went down under us; its Down event follows (or is
+		// queued already). Hold everything until its Up.
+		l.stats.Drops.PHYDown++
+		l.log.Warn().Err(err).Msg("transmit: modem down; holding frames until it returns")
+		l.txEnded(now)
+		l.down(now)
+		return
+	case errors.Is(err, phy.ErrBusy):
+		// The loop transmits only after the last TxDone or Down: a modem
+		// that says otherwise, or this loop, has a bug. Say so once.
+		l.stats.Drops.PHYBusy++
+		if !l.busyLogged {
+			l.busyLogged = true
+			l.log.Error().Err(err).Msg("transmit: the modem says a burst is still outstanding; a bug in the modem or the bridge (logged once, counted as drops.phy_busy)")
+		}
+	case errors.Is(err, phy.ErrTooLarge):
+		l.stats.Drops.PHYTooLarge++
+		l.log.Debug().Err(err).Int("bytes", len(l.onAir)).Msg("transmit")
+	case errors.Is(err, phy.ErrEmpty):
+		l.stats.Drops.PHYEmpty++
+		l.log.Debug().Err(err).Msg("transmit")
+	default:
 		l.stats.Drops.PHYError++
 		l.log.Warn().Err(err).Msg("transmit")
-		l.txEnded(now)
 	}
+	l.txEnded(now)
 }
 
 // tick feeds the pacer and retunes the shaper.

@@ -1,9 +1,14 @@
 package bridge
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"strings"
+	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -170,4 +175,213 @@ func TestGarbageFromTheAirIsCounted(t *testing.T) {
 		t.Fatalf("rx %d frames, bad crc %d, garbage %d; want 1 good frame and 2 bad runs counted",
 			st.RxFrames, st.Drops.BadCRC, st.Drops.Garbage)
 	}
+}
+
+// scriptPHY is a modem for tests in a synctest bubble: it reports what the
+// test sends on ev, records the bursts it accepts and refuses Transmit
+// calls with the errors queued in errs, in order.
+type scriptPHY struct {
+	ev chan phy.Event
+
+	mu    sync.Mutex
+	errs  []error // returned by the next Transmit calls (nil: accept)
+	calls int
+	sent  [][]byte
+}
+
+func (p *scriptPHY) Info() phy.Info           { return phy.Info{BitRate: 9600} }
+func (p *scriptPHY) Events() <-chan phy.Event { return p.ev }
+func (p *scriptPHY) Close() error             { return nil }
+func (p *scriptPHY) Transmit(b []byte) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls++
+	if len(p.errs) > 0 {
+		err := p.errs[0]
+		p.errs = p.errs[1:]
+		if err != nil {
+			return err
+		}
+	}
+	p.sent = append(p.sent, append([]byte(nil), b...))
+	return nil
+}
+
+// counts returns the Transmit calls and the bursts accepted so far.
+func (p *scriptPHY) counts() (calls, sent int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.calls, len(p.sent)
+}
+
+// lockedBuf collects log lines written by the loop goroutine.
+type lockedBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.b.String(), s)
+}
+
+// bubble is a bridge (node 1 unless cfg says otherwise) on a scriptPHY and
+// a recTAP, running in virtual time.
+type bubble struct {
+	b   *Bridge
+	tap *recTAP
+	phy *scriptPHY
+	log *lockedBuf
+}
+
+// after lets d of virtual time pass and returns once the bridge has
+// handled everything due by then.
+func (x *bubble) after(d time.Duration) {
+	time.Sleep(d)
+	synctest.Wait()
+}
+
+// inBubble runs f against a bridge inside a synctest bubble, after the
+// modem's first Up has been handled.
+func inBubble(t *testing.T, cfg Config, f func(t *testing.T, x *bubble)) {
+	t.Helper()
+	synctest.Test(t, func(t *testing.T) {
+		x := &bubble{
+			tap: &recTAP{fakeTAP: fakeTAP{frames: make(chan []byte, 64), done: make(chan struct{})}},
+			phy: &scriptPHY{ev: make(chan phy.Event, 64)},
+			log: &lockedBuf{},
+		}
+		if cfg.Node == 0 {
+			cfg.Node = 1
+		}
+		cfg.Seed = 1
+		cfg.Log = zerolog.New(x.log)
+		b, err := New(cfg, x.tap, x.phy, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x.b = b
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- b.Run(ctx) }()
+		defer func() { // also after t.Fatal in f
+			cancel()
+			close(x.tap.done)
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		}()
+		x.phy.ev <- phy.Event{Kind: phy.Up}
+		synctest.Wait()
+		f(t, x)
+	})
+}
+
+// TestBridgeCarrierHeldAcrossTxDone: a CarrierOn reported while our frame
+// is on air, before its TxDone, keeps the next frame back until the
+// CarrierOff; the modem does not report it again after TxDone (phy.go).
+func TestBridgeCarrierHeldAcrossTxDone(t *testing.T) {
+	inBubble(t, Config{NoARQ: true}, func(t *testing.T, x *bubble) {
+		x.tap.frames <- ethFrame(2, 1)
+		x.tap.frames <- ethFrame(2, 1)
+		x.after(time.Second)
+		if _, sent := x.phy.counts(); sent != 1 {
+			t.Fatalf("%d frames on air, want the first one", sent)
+		}
+		x.phy.ev <- phy.Event{Kind: phy.CarrierOn} // another node starts during our frame
+		x.phy.ev <- phy.Event{Kind: phy.TxDone}
+		x.after(time.Minute)
+		if _, sent := x.phy.counts(); sent != 1 {
+			t.Fatalf("%d frames on air while another node's frame is still arriving, want 1", sent)
+		}
+		x.phy.ev <- phy.Event{Kind: phy.CarrierOff}
+		x.after(time.Second)
+		if _, sent := x.phy.counts(); sent != 2 {
+			t.Fatalf("%d frames on air after CarrierOff, want 2", sent)
+		}
+	})
+}
+
+// TestBridgeTransmitRefused: each error a modem wraps (phy.go) is counted
+// under its own reason; the frame is dropped and the next one goes on air.
+// ErrBusy is a bug and logged once however often it happens.
+func TestBridgeTransmitRefused(t *testing.T) {
+	for _, tc := range []struct {
+		desc  string
+		err   error
+		times int
+		count func(Drops) uint64
+		logs  string // logged once
+	}{
+		{"busy", fmt.Errorf("sim: %w", phy.ErrBusy), 2, func(d Drops) uint64 { return d.PHYBusy }, "phy_busy"},
+		{"too large", fmt.Errorf("kiss: 5000 bytes: %w", phy.ErrTooLarge), 1, func(d Drops) uint64 { return d.PHYTooLarge }, ""},
+		{"empty", fmt.Errorf("serial: %w", phy.ErrEmpty), 1, func(d Drops) uint64 { return d.PHYEmpty }, ""},
+		{"closed", fmt.Errorf("sim: %w", phy.ErrClosed), 1, func(d Drops) uint64 { return d.PHYError }, ""},
+		{"other", errors.New("something else"), 1, func(d Drops) uint64 { return d.PHYError }, ""},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			inBubble(t, Config{NoARQ: true}, func(t *testing.T, x *bubble) {
+				for range tc.times {
+					x.phy.errs = append(x.phy.errs, tc.err)
+				}
+				for range tc.times + 1 {
+					x.tap.frames <- ethFrame(2, 1)
+				}
+				x.after(time.Second)
+				calls, sent := x.phy.counts()
+				st := x.b.Stats()
+				if calls != tc.times+1 || sent != 1 {
+					t.Fatalf("%d Transmit calls, %d accepted; want %d and 1", calls, sent, tc.times+1)
+				}
+				if n := tc.count(st.Drops); n != uint64(tc.times) || st.Drops.Total() != uint64(tc.times) {
+					t.Fatalf("drops %+v: want %d under this reason and no other", st.Drops, tc.times)
+				}
+				if !st.Up {
+					t.Fatal("the bridge took the modem for down")
+				}
+				if tc.logs != "" && x.log.count(tc.logs) != 1 {
+					t.Fatalf("%q logged %d times, want once", tc.logs, x.log.count(tc.logs))
+				}
+			})
+		})
+	}
+}
+
+// TestBridgeTransmitDown: a Transmit refused with ErrDown loses the frame
+// to the ARQ's retransmission and holds every transmission until the
+// modem's Up, even when the ARQ's timer fires meanwhile.
+func TestBridgeTransmitDown(t *testing.T) {
+	inBubble(t, Config{}, func(t *testing.T, x *bubble) {
+		x.phy.errs = []error{fmt.Errorf("serial: write: %w", phy.ErrDown)}
+		first := ethFrame(2, 1)
+		x.tap.frames <- first
+		x.after(time.Second)
+		st := x.b.Stats()
+		if calls, _ := x.phy.counts(); calls != 1 || st.Drops.PHYDown != 1 || st.Up {
+			t.Fatalf("%d Transmit calls, drops %+v, up %v; want 1 call, 1 phy_down drop, down", calls, st.Drops, st.Up)
+		}
+		// The modem's Down comes a little later; meanwhile the ARQ's
+		// timer runs out and more traffic arrives: nothing is sent.
+		x.tap.frames <- ethFrame(2, 1)
+		x.after(time.Minute)
+		if calls, _ := x.phy.counts(); calls != 1 {
+			t.Fatalf("%d Transmit calls while the modem is down, want 1", calls)
+		}
+		x.phy.ev <- phy.Event{Kind: phy.Down}
+		x.after(time.Minute)
+		x.phy.ev <- phy.Event{Kind: phy.Up}
+		x.after(time.Second)
+		st = x.b.Stats()
+		if _, sent := x.phy.counts(); sent != 1 || !st.Up || st.ARQ.Retransmissions == 0 || st.PHYDowns != 1 {
+			t.Fatalf("after Up: %d accepted, up %v, arq %+v, downs %d; want the lost fragment sent again",
+				sent, st.Up, st.ARQ, st.PHYDowns)
+		}
+	})
 }

@@ -6,6 +6,25 @@ import (
 	"github.com/slided/slided/framing"
 )
 
+// overheard counts the sender of a frame addressed to another node. With
+// a key the frame must open under it first: a forged, unsealed or replayed
+// frame names any sender it likes, and counting it would let anyone widen
+// every node's contention window (Config.WindowFromSenders) or fake the
+// senders figure. It opens with an Opener of its own (overhear), so that
+// frames for other nodes never touch the replay windows of the frames for
+// us; opening also shows the inner kind, so that an Ack to another node is
+// not counted either. Runs on the loop goroutine.
+func (l *loop) overheard(h framing.Header, payload []byte) {
+	if l.overhear != nil {
+		var err error
+		h, l.overBuf, err = l.overhear.Open(l.overBuf[:0], h, payload)
+		if err != nil {
+			return
+		}
+	}
+	l.senders.heard(l.now, h.Src, h.Kind)
+}
+
 // senders counts the other nodes heard sending recently, for
 // csma.MAC.Contenders: every node on a shared channel hears the same
 // senders, so windows sized from this count agree between nodes, where the

@@ -4,7 +4,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slided/slided/auth"
 	"github.com/slided/slided/framing"
+	"github.com/slided/slided/phy"
 )
 
 func TestSenders(t *testing.T) {
@@ -31,4 +33,45 @@ func TestSenders(t *testing.T) {
 			t.Errorf("step %d (%v from node %d at %v): %d senders, want %d", i, step.kind, step.src, step.at, got, step.want)
 		}
 	}
+}
+
+// TestSendersAuthenticated: with a key, a frame addressed to another node
+// counts its sender only once it opened under the key: a forged, unsealed
+// or replayed frame names any sender it likes. A sealed Ack to another
+// node is not counted either (its kind shows once opened).
+func TestSendersAuthenticated(t *testing.T) {
+	key := auth.Key{5, 5, 5}
+	inBubble(t, Config{Key: &key}, func(t *testing.T, x *bubble) {
+		rx := func(b []byte) {
+			x.phy.ev <- phy.Event{Kind: phy.Received, Data: b}
+			x.after(time.Millisecond)
+		}
+		forged := framing.AppendFrame(nil, framing.Header{Kind: framing.KindSealed, Dst: 3, Src: 5}, make([]byte, 40))
+		rx(forged)
+		rx(airFrame(t, 6, ethFrame(3, 6), nil)) // unsealed
+		s4, err := auth.NewSealer(key, 4, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, p, err := s4.Seal(nil, framing.Header{Kind: framing.KindAck, Dst: 3, Src: 4}, []byte{0, 0, 0, 0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rx(framing.AppendFrame(nil, h, p))
+		if st := x.b.Stats(); st.Senders != 0 || st.NotForUs != 3 {
+			t.Fatalf("%d senders after a forged, an unsealed and an Ack frame (%d not for us); want none", st.Senders, st.NotForUs)
+		}
+		good := airFrame(t, 4, ethFrame(3, 4), s4)
+		rx(good)
+		if st := x.b.Stats(); st.Senders != 1 {
+			t.Fatalf("%d senders after node 4's sealed frame to node 3, want 1", st.Senders)
+		}
+		// The same frame again, once node 4 has fallen out of the count:
+		// a replay, not a sender.
+		x.after(time.Hour)
+		rx(good)
+		if st := x.b.Stats(); st.Senders != 0 {
+			t.Fatalf("%d senders after a replayed frame, want none", st.Senders)
+		}
+	})
 }

@@ -319,6 +319,7 @@ func (l *loop) buffer() []byte {
 // envelope and passes the frame to the ARQ, which delivers whole packets
 // through arqSink.Deliver.
 func (l *loop) fromAir(h framing.Header, payload []byte) {
+	l.rxAuthentic = false
 	if c := l.b.cfg.Capture; c != nil {
 		c.WriteLink(time.Now(), false, h, payload)
 	}
@@ -327,9 +328,8 @@ func (l *loop) fromAir(h framing.Header, payload []byte) {
 		return
 	}
 	if h.Dst != l.b.cfg.Node && h.Dst != framing.Broadcast {
-		// A sender all the same (a sealed Ack to another node counts too:
-		// its kind is sealed).
-		l.senders.heard(l.now, h.Src, h.Kind)
+		// A sender all the same, once authenticated (contend.go).
+		l.overheard(h, payload)
 		l.stats.NotForUs++
 		return
 	}
@@ -354,6 +354,7 @@ func (l *loop) fromAir(h framing.Header, payload []byte) {
 			return
 		}
 		payload = l.openBuf
+		l.rxAuthentic = true
 	case h.Kind == framing.KindSealed:
 		l.stats.Drops.Sealed++
 		return
@@ -432,7 +433,5 @@ func (s *arqSink) Deliver(h framing.Header, packet []byte) {
 	}
 	l.stats.RxFrames++
 	l.stats.RxEthBytes += uint64(len(eth))
-	if l.neigh != nil {
-		l.neigh.learn(l.now, h.Src, eth)
-	}
+	l.learnNeigh(h.Src, eth)
 }

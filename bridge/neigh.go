@@ -4,16 +4,34 @@ package bridge
 // link address of another slided node broadcasts an ARP request (IPv4) or
 // multicasts a neighbour solicitation (IPv6); on a slow link each costs a
 // broadcast frame and a reply on air. Every slided node's link address is
-// framing.MACFor(its node id), so once the daemon has heard a node use an
+// framing.MACFor(its node id), so once the daemon has heard a node claim an
 // IP address (in a frame from the air), it can answer such requests for
 // that address itself, from the TAP side, without airtime.
 //
-// Safe, because: only addresses heard recently from the node itself are
-// answered (neighTTL), a newer frame from another node moves the address,
-// and requests that check for duplicates (ARP probes and announcements,
+// What counts as a claim (learn): the sender of an ARP request or reply,
+// the target of an IPv6 neighbour advertisement, and the source of a
+// neighbour solicitation that carries its source link-layer address (RFC
+// 4861 7.2.3: a host creates a cache entry from exactly that). The frame's
+// link addresses must all be the sending node's: the Ethernet source, the
+// ARP sender hardware address, the advertisement's target link-layer
+// option when present. An ordinary IP packet is no claim: its source
+// address is whatever the sender wrote, and learning from it let one
+// spoofed datagram take over another node's address. With a key, only
+// frames that opened under it teach (the bridge passes only those).
+//
+// An address belongs to one node at a time. A claim from another node
+// while the owner's entry is fresh (heard within neighTTL) does not move
+// it: the daemon then answers for neither node until no conflicting claim
+// has come for neighTTL, so the requests go on air and the hosts settle it
+// as they would without the daemon. A claim after the owner has been quiet
+// for neighTTL takes the address. The quiet period is the entry's whole
+// freshness, so that whenever the daemon would still answer for the old
+// node, it never answers for a new one.
+//
+// Requests that check for duplicates (ARP probes and announcements,
 // solicitations from the unspecified address) and requests for addresses
 // not heard are sent on air as before. The kernel's own unicast probes of a
-// stale entry go on air too, so an address that moved is found again.
+// stale entry go on air too, and their answers refresh the entry.
 
 import (
 	"bytes"
@@ -24,19 +42,21 @@ import (
 	"github.com/slided/slided/framing"
 )
 
-// neighTTL is how long an address heard from a node is answered for.
+// neighTTL is how long a claim heard from a node is answered for, and how
+// long an owner must be quiet before another node may take its address.
 const neighTTL = 10 * time.Minute
 
 // maxNeigh bounds the table; when full, the entry heard longest ago goes.
 const maxNeigh = 1024
 
 type neighEntry struct {
-	node framing.NodeID
-	seen time.Time
+	node     framing.NodeID
+	seen     time.Time // the owner's last claim
+	disputed time.Time // another node's last claim while this one was fresh (zero: none)
 }
 
-// neighTable maps IP addresses heard on air to the node that used them. It
-// is owned by the loop goroutine.
+// neighTable maps IP addresses claimed on air to the node that claimed
+// them. It is owned by the loop goroutine.
 type neighTable struct {
 	m map[netip.Addr]neighEntry
 }
@@ -49,37 +69,55 @@ const (
 	etherIPv6 = 0x86DD
 )
 
-// learn records the source address of an Ethernet frame that came from
-// node src over the air, if the frame's source MAC is that node's.
-func (t *neighTable) learn(now time.Time, src framing.NodeID, eth []byte) {
-	if len(eth) < 14 || !bytes.Equal(eth[6:12], framing.MACFor(src)) {
+// neighConflict is a claim learn refused: addr belongs to owner, fresh,
+// and claimant claimed it too. first is set for the claim that began the
+// dispute.
+type neighConflict struct {
+	addr     netip.Addr
+	owner    framing.NodeID
+	claimant framing.NodeID
+	first    bool
+}
+
+// learnNeigh teaches the neighbour table from a packet the ARQ delivered
+// from the air. With a key only a packet that was authenticated teaches:
+// fromAir passes on nothing else, and rxAuthentic says so for this one.
+func (l *loop) learnNeigh(src framing.NodeID, eth []byte) {
+	if l.neigh == nil || l.opener != nil && !l.rxAuthentic {
 		return
 	}
-	p := eth[14:]
-	var a netip.Addr
-	switch binary.BigEndian.Uint16(eth[12:14]) {
-	case etherARP:
-		if len(p) < 28 || !arpIPv4(p) || !bytes.Equal(p[8:14], eth[6:12]) {
-			return
-		}
-		a = netip.AddrFrom4([4]byte(p[14:18]))
-	case etherIPv4:
-		if len(p) < 20 || p[0]>>4 != 4 {
-			return
-		}
-		a = netip.AddrFrom4([4]byte(p[12:16]))
-	case etherIPv6:
-		if len(p) < 40 || p[0]>>4 != 6 {
-			return
-		}
-		a = netip.AddrFrom16([16]byte(p[8:24]))
-	default:
+	c, refused := l.neigh.learn(l.now, src, eth)
+	if !refused {
 		return
 	}
-	if !a.IsValid() || a.IsUnspecified() || a.IsMulticast() || a.IsLoopback() {
-		return
+	l.stats.NeighRefused++
+	if c.first {
+		l.log.Warn().Stringer("addr", c.addr).Int("owner", int(c.owner)).Int("claimant", int(c.claimant)).
+			Msg("two nodes claim one address; answering for neither until one is quiet")
 	}
-	if _, ok := t.m[a]; !ok && len(t.m) >= maxNeigh {
+}
+
+// learn records the address an Ethernet frame from node src claims, if it
+// claims one (see the top of this file). It returns a claim it refused
+// because another node owns the address.
+func (t *neighTable) learn(now time.Time, src framing.NodeID, eth []byte) (neighConflict, bool) {
+	a, ok := claimed(src, eth)
+	if !ok {
+		return neighConflict{}, false
+	}
+	e, held := t.m[a]
+	switch {
+	case held && e.node == src:
+		e.seen = now
+		t.m[a] = e
+		return neighConflict{}, false
+	case held && now.Sub(e.seen) <= neighTTL:
+		first := e.disputed.IsZero() || now.Sub(e.disputed) > neighTTL
+		e.disputed = now
+		t.m[a] = e
+		return neighConflict{addr: a, owner: e.node, claimant: src, first: first}, true
+	}
+	if !held && len(t.m) >= maxNeigh {
 		var oldest netip.Addr
 		var at time.Time
 		for k, e := range t.m {
@@ -90,12 +128,101 @@ func (t *neighTable) learn(now time.Time, src framing.NodeID, eth []byte) {
 		delete(t.m, oldest)
 	}
 	t.m[a] = neighEntry{node: src, seen: now}
+	return neighConflict{}, false
 }
 
-// lookup returns the node that used a recently.
+// claimed returns the address eth, a frame from node src, claims for src:
+// see the top of this file. Every link address in it must be src's.
+func claimed(src framing.NodeID, eth []byte) (netip.Addr, bool) {
+	mac := framing.MACFor(src)
+	if len(eth) < 14 || !bytes.Equal(eth[6:12], mac) {
+		return netip.Addr{}, false
+	}
+	p := eth[14:]
+	var a netip.Addr
+	switch binary.BigEndian.Uint16(eth[12:14]) {
+	case etherARP:
+		// Request or reply: the sender's addresses, whatever the target.
+		if len(p) < 28 || !arpIPv4(p) || !bytes.Equal(p[8:14], mac) {
+			return netip.Addr{}, false
+		}
+		if op := binary.BigEndian.Uint16(p[6:8]); op != 1 && op != 2 {
+			return netip.Addr{}, false
+		}
+		a = netip.AddrFrom4([4]byte(p[14:18]))
+	case etherIPv6:
+		icmp, ok := ndMessage(p)
+		if !ok {
+			return netip.Addr{}, false
+		}
+		switch icmp[0] {
+		case ndAdvertise:
+			if lla, found, ok := ndOption(icmp[24:], ndOptTgtLink); !ok || found && !bytes.Equal(lla, mac) {
+				return netip.Addr{}, false
+			}
+			a = netip.AddrFrom16([16]byte(icmp[8:24]))
+		case ndSolicit:
+			if lla, found, ok := ndOption(icmp[24:], ndOptSrcLink); !ok || !found || !bytes.Equal(lla, mac) {
+				return netip.Addr{}, false
+			}
+			a = netip.AddrFrom16([16]byte(p[8:24]))
+		default:
+			return netip.Addr{}, false
+		}
+	default:
+		return netip.Addr{}, false
+	}
+	if !a.IsValid() || a.IsUnspecified() || a.IsMulticast() || a.IsLoopback() {
+		return netip.Addr{}, false
+	}
+	return a, true
+}
+
+// ndMessage returns the ICMPv6 message of p, an IPv6 packet, if it is a
+// well-formed neighbour solicitation or advertisement as RFC 4861 7.1.1
+// and 7.1.2 check them: no extension headers, hop limit 255, code 0, at
+// least 24 bytes, a valid checksum.
+func ndMessage(p []byte) ([]byte, bool) {
+	if len(p) < 40+24 || p[0]>>4 != 6 || p[6] != icmpv6 || p[7] != 255 {
+		return nil, false
+	}
+	plen := int(binary.BigEndian.Uint16(p[4:6]))
+	if plen < 24 || 40+plen > len(p) {
+		return nil, false
+	}
+	icmp := p[40 : 40+plen]
+	if (icmp[0] != ndSolicit && icmp[0] != ndAdvertise) || icmp[1] != 0 {
+		return nil, false
+	}
+	if icmpv6Checksum(p[8:24], p[24:40], icmp) != 0 {
+		return nil, false
+	}
+	return icmp, true
+}
+
+// ndOption finds the first option of kind typ among ND options and
+// returns its 6-byte link-layer address. ok is false when the options are
+// malformed (a zero length, or one running past the end): the whole
+// message is then invalid (RFC 4861 7.1.1).
+func ndOption(opts []byte, typ byte) (lla []byte, found, ok bool) {
+	for len(opts) > 0 {
+		if len(opts) < 2 || opts[1] == 0 || int(opts[1])*8 > len(opts) {
+			return nil, false, false
+		}
+		n := int(opts[1]) * 8
+		if opts[0] == typ && !found {
+			lla, found = opts[2:8], true
+		}
+		opts = opts[n:]
+	}
+	return lla, found, true
+}
+
+// lookup returns the node that claimed a recently, unless another node
+// claimed it too within neighTTL.
 func (t *neighTable) lookup(now time.Time, a netip.Addr) (framing.NodeID, bool) {
 	e, ok := t.m[a]
-	if !ok || now.Sub(e.seen) > neighTTL {
+	if !ok || now.Sub(e.seen) > neighTTL || !e.disputed.IsZero() && now.Sub(e.disputed) <= neighTTL {
 		return 0, false
 	}
 	return e.node, true
@@ -157,6 +284,7 @@ const (
 	icmpv6       = 58
 	ndSolicit    = 135
 	ndAdvertise  = 136
+	ndOptSrcLink = 1
 	ndOptTgtLink = 2
 )
 

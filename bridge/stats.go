@@ -42,6 +42,7 @@ type Stats struct {
 	// Neighbour discovery answered by the daemon (neigh.go).
 	NeighAnswered uint64 `json:"neigh_answered"` // ARP requests and IPv6 solicitations answered without airtime
 	NeighKnown    int    `json:"neigh_known"`    // addresses of other nodes heard on air
+	NeighRefused  uint64 `json:"neigh_refused"`  // claims to an address another node holds (not moved)
 
 	// Senders is the number of other nodes heard sending recently; with
 	// Config.WindowFromSenders it sets the MAC's contention window
@@ -65,12 +66,17 @@ type Drops struct {
 	NoRoute   uint64 `json:"no_route"`   // unicast to a MAC that is no slided node
 	TooBig    uint64 `json:"too_big"`    // larger than the modem's largest frame or the MTU
 	BadFrame  uint64 `json:"bad_frame"`  // malformed Ethernet frame or link frame kind
-	PHYError  uint64 `json:"phy_error"`  // the modem refused a transmission
-	PHYDown   uint64 `json:"phy_down"`   // lost on air when the modem went down
+	PHYError  uint64 `json:"phy_error"`  // the modem refused a transmission for another reason (closed, ...)
+	PHYDown   uint64 `json:"phy_down"`   // lost when the modem went down (on air, or refused with phy.ErrDown)
 	TAPWrite  uint64 `json:"tap_write"`  // the TAP refused a received frame
 	Echo      uint64 `json:"echo"`       // our own frame heard back
 	BadCRC    uint64 `json:"bad_crc"`    // received with a bad checksum
 	Garbage   uint64 `json:"garbage"`    // received undecodable (framing, length, version, address)
+
+	// The modem refused a transmission with one of phy.go's errors.
+	PHYBusy     uint64 `json:"phy_busy"`      // phy.ErrBusy: sent before the last TxDone (a bug, logged once)
+	PHYTooLarge uint64 `json:"phy_too_large"` // phy.ErrTooLarge: larger than the modem carries
+	PHYEmpty    uint64 `json:"phy_empty"`     // phy.ErrEmpty
 
 	// With a key (-key): frames received and dropped.
 	Unsealed   uint64 `json:"unsealed"`    // not sealed at all
@@ -86,6 +92,6 @@ type Drops struct {
 // Total is the sum of all drops.
 func (d Drops) Total() uint64 {
 	return d.QueueFull + d.QueueHead + d.NoRoute + d.TooBig + d.BadFrame + d.PHYError +
-		d.PHYDown + d.TAPWrite + d.Echo + d.BadCRC + d.Garbage +
+		d.PHYDown + d.PHYBusy + d.PHYTooLarge + d.PHYEmpty + d.TAPWrite + d.Echo + d.BadCRC + d.Garbage +
 		d.Unsealed + d.AuthFailed + d.Replayed + d.Sealed + d.SealFailed + d.AckQueue
 }

@@ -179,7 +179,8 @@ func (e *encoder) encode(st *control.Status) {
 		}{
 			{"queue_full", d.QueueFull}, {"queue_head", d.QueueHead}, {"no_route", d.NoRoute},
 			{"too_big", d.TooBig}, {"bad_frame", d.BadFrame}, {"phy_error", d.PHYError},
-			{"phy_down", d.PHYDown}, {"tap_write", d.TAPWrite}, {"echo", d.Echo},
+			{"phy_down", d.PHYDown}, {"phy_busy", d.PHYBusy}, {"phy_too_large", d.PHYTooLarge},
+			{"phy_empty", d.PHYEmpty}, {"tap_write", d.TAPWrite}, {"echo", d.Echo},
 			{"bad_crc", d.BadCRC}, {"garbage", d.Garbage}, {"unsealed", d.Unsealed},
 			{"auth_failed", d.AuthFailed}, {"replayed", d.Replayed}, {"sealed", d.Sealed},
 			{"seal_failed", d.SealFailed}, {"ack_queue", d.AckQueue},

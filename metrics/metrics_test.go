@@ -43,7 +43,8 @@ func fullStatus() *control.Status {
 			ChannelBusy: 1500 * time.Millisecond, PHYDowns: 15, ShaperErrors: 16,
 			Drops: bridge.Drops{QueueFull: 21, QueueHead: 22, NoRoute: 23, TooBig: 24, BadFrame: 25,
 				PHYError: 26, PHYDown: 27, TAPWrite: 28, Echo: 29, BadCRC: 30, Garbage: 31,
-				Unsealed: 32, AuthFailed: 33, Replayed: 34, Sealed: 35, SealFailed: 36, AckQueue: 37},
+				Unsealed: 32, AuthFailed: 33, Replayed: 34, Sealed: 35, SealFailed: 36, AckQueue: 37,
+				PHYBusy: 38, PHYTooLarge: 39, PHYEmpty: 40},
 			MAC: csma.Stats{Enqueued: 41, Rejected: 42, Transmitted: 43, Dropped: 44, Deferrals: 45,
 				Backoffs: 46, Persisted: 47, CWMaxHits: 48, Urgent: 49, Reserved: 50, BusyTime: 250 * time.Millisecond},
 			LinkQueue: 61, WindowWaits: 62, NeighAnswered: 63, NeighKnown: 64, Senders: 65,
@@ -173,6 +174,9 @@ func TestWriteValues(t *testing.T) {
 		`slided_drops_total{` + i + `,reason="sealed"}`:                "35",
 		`slided_drops_total{` + i + `,reason="seal_failed"}`:           "36",
 		`slided_drops_total{` + i + `,reason="ack_queue"}`:             "37",
+		`slided_drops_total{` + i + `,reason="phy_busy"}`:              "38",
+		`slided_drops_total{` + i + `,reason="phy_too_large"}`:         "39",
+		`slided_drops_total{` + i + `,reason="phy_empty"}`:             "40",
 		`slided_mac_urgent_total{` + i + `}`:                           "49",
 		`slided_mac_reserved_total{` + i + `}`:                         "50",
 		`slided_link_queue_frames{` + i + `}`:                          "61",
@@ -255,10 +259,10 @@ func TestWritePartial(t *testing.T) {
 			wantSamples: 3, wantUp: "0", absent: "slided_tx_frames_total"},
 		{desc: "bridge down, no link, no qdisc, ring unknown", st: &control.Status{Interface: "t0",
 			Bridge: &bridge.Stats{Node: 1, Policy: "block", Ring: -1}},
-			wantSamples: 87 - 8 - 6 - 1, wantUp: "0", absent: "slided_tap_ring_packets"},
+			wantSamples: 90 - 8 - 6 - 1, wantUp: "0", absent: "slided_tap_ring_packets"},
 		{desc: "bridge up, no qdisc", st: &control.Status{Interface: "t0", Link: &tap.LinkStats{},
 			Bridge: &bridge.Stats{Node: 1, Up: true}},
-			wantSamples: 87 - 6, wantUp: "1", absent: "slided_qdisc_backlog_bytes"},
+			wantSamples: 90 - 6, wantUp: "1", absent: "slided_qdisc_backlog_bytes"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {

@@ -429,9 +429,9 @@ func (r *runner) deliver(to sim.NodeID, ev phy.Event) {
 			r.tm.set(i, r.after(r.mean))
 			return
 		}
-		// The MAC ignored carrier reports while on air: bring it up to date.
+		// The MAC kept the carrier reports that came while on air and
+		// applies them here (csma.MAC.Carrier): no report again.
 		n.mac.TxDone(r.now)
-		n.mac.Carrier(r.now, n.carrier)
 		if r.cfg.Saturated {
 			r.topUp(i)
 		}

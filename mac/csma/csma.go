@@ -61,6 +61,7 @@ type MAC struct {
 	reserved  time.Time // Reserve: no data frame before this
 	airUrgent bool      // the frame on air came from EnqueueFront
 	busy      bool      // carrier sensed busy (never true while onAir)
+	airBusy   bool      // while onAir: the carrier as last reported, applied at TxDone
 	busySince time.Time // start of the current busy period
 	idleSince time.Time // end of the last busy period or own transmission
 	armed     time.Time // the countdown counts from no earlier than this
@@ -191,9 +192,12 @@ func (m *MAC) Transmitting() bool { return m.onAir }
 func (m *MAC) Stats() Stats { return m.stats }
 
 // Carrier reports the modem's carrier sense. Repeating the current state is
-// a no-op. While a frame is on air the report is ignored: a half-duplex modem
-// cannot hear while it transmits, so a modem that still senses a carrier
-// after TxDone must report it again.
+// a no-op. While a frame is on air the report is recorded and takes effect
+// at TxDone: the modem reports the channel at all times, including during
+// the node's own transmission, and does not repeat a CarrierOn that came
+// before its TxDone (phy.go, the modem contract), so a carrier still on at
+// TxDone holds the next frame back until it drops. A carrier that came and
+// went while the node transmitted leaves no trace.
 //
 // When the channel turns busy while a frame waits, this is a deferral: the
 // countdown freezes with the slots it has left, and the deferral counts
@@ -202,7 +206,11 @@ func (m *MAC) Stats() Stats { return m.stats }
 // where it stopped. docs/mac.md explains the rule and what it was measured
 // against.
 func (m *MAC) Carrier(now time.Time, busy bool) {
-	if m.onAir || busy == m.busy {
+	if m.onAir {
+		m.airBusy = busy
+		return
+	}
+	if busy == m.busy {
 		return
 	}
 	m.busy = busy
@@ -252,6 +260,10 @@ func (m *MAC) Contenders(n int) {
 	m.others = max(n, -1)
 }
 
+// TxDone reports that the frame from Poll has left the modem (or was lost
+// with it). The next data frame draws its backoff, counted after IFS; a
+// carrier reported on while the frame was on air, and not off since, then
+// turns the channel busy (see Carrier). Without a frame on air it is a no-op.
 func (m *MAC) TxDone(now time.Time) {
 	if !m.onAir {
 		return
@@ -267,11 +279,17 @@ func (m *MAC) TxDone(now time.Time) {
 		// not cost the node its place (a node that acknowledges the other's
 		// every frame would never get its own out).
 		m.airUrgent = false
-		return
+	} else {
+		m.adapt()
+		if m.n > 0 {
+			m.draw(now)
+		}
 	}
-	m.adapt()
-	if m.n > 0 {
-		m.draw(now)
+	// A carrier that began during the transmission and is still on: the
+	// channel is busy from now on (the own frame's time is not busy time).
+	if m.airBusy {
+		m.airBusy = false
+		m.Carrier(now, true)
 	}
 }
 
@@ -297,7 +315,7 @@ func (m *MAC) Poll(now time.Time) ([]byte, bool) {
 			m.armed = time.Time{}
 		}
 		m.urgent--
-		m.onAir, m.airUrgent = true, true
+		m.onAir, m.airUrgent, m.airBusy = true, true, false
 		f := m.q[m.head]
 		m.q[m.head] = nil
 		m.stats.Transmitted++
@@ -318,7 +336,7 @@ func (m *MAC) Poll(now time.Time) ([]byte, bool) {
 		m.armed = d.Add(late - late%m.cfg.SlotTime)
 		return nil, false
 	}
-	m.onAir = true
+	m.onAir, m.airBusy = true, false
 	f := m.q[m.head]
 	m.q[m.head] = nil
 	m.stats.Transmitted++

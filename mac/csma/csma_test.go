@@ -318,15 +318,17 @@ func TestNextBackoffAfterTransmission(t *testing.T) {
 	if m.cw != cfg.CWMin {
 		t.Fatalf("cw = %d before TxDone, want %d", m.cw, cfg.CWMin)
 	}
-	// Carrier reports while transmitting are ignored (half duplex).
+	// A carrier that came and went while transmitting leaves no trace:
+	// the node's own frame was on air, so it was no deferral.
 	m.Carrier(d.Add(time.Millisecond), true)
 	m.Carrier(d.Add(2*time.Millisecond), false)
 	m.Carrier(d.Add(3*time.Millisecond), true)
+	m.Carrier(d.Add(4*time.Millisecond), false)
 	end := d.Add(time.Second)
 	m.TxDone(end)
 	m.TxDone(end.Add(time.Millisecond)) // no frame on air: no-op
-	// One deferral (the ignored reports do not count): load 0.25, so the
-	// window is the next doubling above CWMin·1.25.
+	// One deferral (the reports while on air do not count): load 0.25, so
+	// the window is the next doubling above CWMin·1.25.
 	if m.cw != 2*cfg.CWMin || m.Len() != 1 || m.Transmitting() {
 		t.Fatalf("after TxDone: cw %d len %d transmitting %v; want %d, 1, false", m.cw, m.Len(), m.Transmitting(), 2*cfg.CWMin)
 	}
@@ -337,6 +339,66 @@ func TestNextBackoffAfterTransmission(t *testing.T) {
 	wantSend(t, m, want, "b")
 	if st := m.Stats(); st.Deferrals != 1 || st.BusyTime != time.Second {
 		t.Errorf("stats %+v: carrier during transmission was not ignored", st)
+	}
+}
+
+// TestCarrierHeldAcrossTxDone: a carrier that starts while the node's own
+// frame is on air, and is still on at its TxDone, keeps the next frame
+// back until CarrierOff (phy.go's contract, point 3: the modem reports the
+// channel at all times and does not repeat itself after TxDone). The busy
+// period counts as a deferral and from TxDone on as busy time; the next
+// backoff, drawn at TxDone, counts after CarrierOff and IFS.
+func TestCarrierHeldAcrossTxDone(t *testing.T) {
+	cfg := testConfig()
+	for _, tc := range []struct {
+		desc    string
+		reports []bool // carrier reports while "a" is on air, 1 ms apart
+		busy    bool   // the last one: the channel is busy at TxDone
+	}{
+		{"on before TxDone", []bool{true}, true},
+		{"on, off, on", []bool{true, false, true}, true},
+		{"on, off", []bool{true, false}, false},
+		{"none", nil, false},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			m, twin := newPair(t, cfg, 5)
+			mustEnqueue(t, m, t0, []byte("a"))
+			mustEnqueue(t, m, t0, []byte("b"))
+			first := twin.IntN(cfg.CWMin)
+			start := t0.Add(slots(cfg, first))
+			wantSend(t, m, start, "a")
+			for i, on := range tc.reports {
+				m.Carrier(start.Add(time.Duration(i+1)*time.Millisecond), on)
+			}
+			end := start.Add(time.Second)
+			m.TxDone(end)
+			second := twin.IntN(cfg.CWMin) // the others were silent before: CWMin
+			if !tc.busy {
+				want := end.Add(cfg.IFS + slots(cfg, second))
+				wantDeadline(t, m, want)
+				wantSend(t, m, want, "b")
+				if st := m.Stats(); st.Deferrals != 0 || st.BusyTime != 0 {
+					t.Errorf("stats %+v: want no deferral, no busy time", st)
+				}
+				return
+			}
+			if d, ok := m.Deadline(); ok {
+				t.Fatalf("Deadline %v set while the carrier is on", d.Sub(t0))
+			}
+			for _, after := range []time.Duration{0, cfg.IFS + slots(cfg, cfg.CWMax), time.Hour - 1} {
+				if f, ok := m.Poll(end.Add(after)); ok {
+					t.Fatalf("Poll %v after TxDone sent %q while the carrier is on", after, f)
+				}
+			}
+			off := end.Add(time.Hour)
+			m.Carrier(off, false)
+			want := off.Add(cfg.IFS + slots(cfg, second))
+			wantDeadline(t, m, want)
+			wantSend(t, m, want, "b")
+			if st := m.Stats(); st.Deferrals != 1 || st.BusyTime != time.Hour {
+				t.Errorf("stats %+v: want 1 deferral and an hour busy", st)
+			}
+		})
 	}
 }
 

@@ -93,7 +93,8 @@ func (md *medium) step(tb testing.TB) bool {
 		tb.Fatalf("event at %v is before now %v", next, md.now)
 	}
 	md.now = next
-	for i, m := range md.macs {
+	var ended []int
+	for i := range md.macs {
 		if !md.txEnd[i].IsZero() && !md.txEnd[i].After(md.now) {
 			md.txEnd[i] = time.Time{}
 			md.active--
@@ -102,8 +103,14 @@ func (md *medium) step(tb testing.TB) bool {
 			} else {
 				md.delivered[i]++
 			}
-			m.TxDone(md.now)
+			ended = append(ended, i)
 		}
+	}
+	// As phy/sim orders them: signals that end now end before the
+	// senders' TxDone, so a sender sees the carrier as it is after now.
+	for _, i := range ended {
+		md.macs[i].Carrier(md.now, md.active > 0)
+		md.macs[i].TxDone(md.now)
 	}
 	if md.active == 0 && !md.busyFrom.IsZero() {
 		md.busy += md.now.Sub(md.busyFrom)
