@@ -40,7 +40,12 @@
 //     and watchdogs go on. When its queue of received frames is full it
 //     either stops reading its source (a byte stream's own flow control:
 //     TCP, a serial port's buffer) or drops the newest received frames and
-//     counts them; it never drops Up, Down or TxDone.
+//     counts them; it never drops Up, Down or TxDone. While nobody reads,
+//     a modem may remove from its queue a pair of events that cancel out
+//     and that the consumer has not seen (CarrierOn then CarrierOff, or Up
+//     then Down with no burst accepted in between), so that a flapping
+//     carrier line cannot grow the queue; what the consumer reads still
+//     alternates and still ends in the modem's current state.
 //
 //  5. Down is reported when the modem or medium went away or stopped
 //     answering (a hang-up, a write that did not finish within the modem's
