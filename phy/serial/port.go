@@ -74,7 +74,7 @@ type options struct {
 	backoffMin time.Duration
 	backoffMax time.Duration
 	pathCheck  time.Duration             // how often the device path is checked
-	dcd        func(*line) (bool, error) // reads DCD; (*line).dcd unless faked
+	dcd        func(*line) (bool, error) // reads DCD; (*line).DCD unless faked
 }
 
 func defaultOptions() options {
@@ -84,7 +84,7 @@ func defaultOptions() options {
 		backoffMin: defaultBackoffMin,
 		backoffMax: defaultBackoffMax,
 		pathCheck:  defaultPathCheck,
-		dcd:        (*line).dcd,
+		dcd:        (*line).DCD,
 	}
 }
 
@@ -278,7 +278,7 @@ func (p *Port) openConn() (*conn, error) {
 	}
 	if p.cfg.Carrier == CarrierDCD {
 		if _, err := p.opt.dcd(ln); err != nil {
-			ln.close()
+			ln.Close()
 			return nil, fmt.Errorf("carrier=dcd needs the modem status of %s: %w", p.cfg.Path, err)
 		}
 	}
@@ -301,7 +301,7 @@ func (p *Port) reader(c *conn) {
 			slab = make([]byte, 0, slabSize)
 		}
 		buf := slab[len(slab):cap(slab)]
-		n, err := c.file.Read(buf)
+		n, err := c.Read(buf)
 		var data []byte
 		if n > 0 {
 			data = buf[:n:n]
@@ -327,7 +327,7 @@ func (p *Port) writer(c *conn) {
 	for {
 		select {
 		case b := <-c.wr:
-			n, err := c.file.Write(b)
+			n, err := c.Write(b)
 			select {
 			case p.wrDone <- wrMsg{c: c, n: n, err: err}:
 			case <-p.stopping:
@@ -518,7 +518,7 @@ func (p *Port) finishTx(now time.Time) {
 		return
 	}
 	if !st.outqFailed {
-		q, err := st.c.outq()
+		q, err := st.c.OutQ()
 		if err != nil {
 			st.outqFailed = true
 			p.log.Info().Err(err).Msg("TIOCOUTQ not supported, pacing by air rate only")
@@ -578,7 +578,7 @@ func (p *Port) carrier(now time.Time) {
 // drop closes the device and lets its goroutines go.
 func (p *Port) drop() {
 	st := &p.st
-	if err := st.c.close(); err != nil {
+	if err := st.c.Close(); err != nil {
 		p.log.Debug().Err(err).Msg("closing the device")
 	}
 	close(st.c.stop)

@@ -143,7 +143,7 @@ func newHarness(t *testing.T, cfg Config, opt options) *harness {
 	}
 	opt.clock = h.clk
 	if opt.dcd == nil {
-		opt.dcd = (*line).dcd
+		opt.dcd = (*line).DCD
 	}
 	if opt.backoffMin == 0 {
 		opt.backoffMin, opt.backoffMax = 250*time.Millisecond, time.Second
