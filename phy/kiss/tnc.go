@@ -34,6 +34,7 @@ import (
 
 	"github.com/slided/slided/framing"
 	"github.com/slided/slided/phy"
+	"github.com/slided/slided/phy/internal/evq"
 	"github.com/slided/slided/phy/internal/tty"
 )
 
@@ -407,35 +408,6 @@ type dialResult struct {
 	err error
 }
 
-// queue is run's queue of events not yet delivered: run never blocks on
-// the consumer. Received frames in it are bounded (rxHeld: beyond it run
-// stops taking frames from the reader); Up, Down and TxDone are never
-// dropped, and are bounded by the bursts and reconnects themselves (an Up
-// still queued when the connection is lost again, with no burst after it,
-// is taken back instead of adding a Down).
-type queue struct {
-	evs []phy.Event
-	rx  int // Received events in evs
-}
-
-func (q *queue) push(ev phy.Event) {
-	if ev.Kind == phy.Received {
-		q.rx++
-	}
-	q.evs = append(q.evs, ev)
-}
-
-func (q *queue) pop() {
-	if q.evs[0].Kind == phy.Received {
-		q.rx--
-	}
-	q.evs[0] = phy.Event{}
-	q.evs = q.evs[1:]
-	if len(q.evs) == 0 {
-		q.evs = q.evs[:0:0] // let the array go; the next push starts one afresh
-	}
-}
-
 // run owns the connection: it forwards received frames, hands bursts to the
 // writer, times TxDone, and on a lost connection
 // reports Down and reconnects with backoff. It never blocks on the
@@ -448,7 +420,7 @@ func (t *TNC) run(c conn) {
 
 	var (
 		l        = t.startLink(c)
-		q        queue
+		q        evq.Queue // events not yet delivered
 		upSince  = t.clk.Now()
 		downAt   time.Time
 		attempt  int
@@ -462,7 +434,7 @@ func (t *TNC) run(c conn) {
 	)
 	t.up.Store(true)
 	t.count(func(s *Stats) { s.Connects++ })
-	q.push(phy.Event{Kind: phy.Up})
+	q.Push(phy.Event{Kind: phy.Up})
 
 	stopTx := func() {
 		if txTimer != nil {
@@ -483,7 +455,7 @@ func (t *TNC) run(c conn) {
 		outstanding := t.busy.Load()
 		l.close()           // before stopTx: the writer no longer holds txbuf
 		for len(l.rx) > 0 { // frames that arrived before the loss
-			q.push(phy.Event{Kind: phy.Received, Data: <-l.rx})
+			q.Push(phy.Event{Kind: phy.Received, Data: <-l.rx})
 			t.count(func(s *Stats) { s.Received++ })
 		}
 		l = nil
@@ -495,11 +467,7 @@ func (t *TNC) run(c conn) {
 			attempt = 0
 		}
 		downAt = now
-		if n := len(q.evs); n > 0 && q.evs[n-1].Kind == phy.Up && !outstanding {
-			q.evs = q.evs[:n-1] // the consumer never saw this Up: still down
-		} else {
-			q.push(phy.Event{Kind: phy.Down})
-		}
+		q.PushDown(!outstanding)
 		scheduleRetry()
 		t.log.Warn().Str("tnc", t.target).Err(err).Str("up_for", upFor.String()).Str("retry_in", backoff(attempt-1).String()).
 			Msg("kiss: tnc connection lost, reconnecting")
@@ -515,13 +483,11 @@ func (t *TNC) run(c conn) {
 		)
 		if l != nil {
 			errc, wrc = l.errc, l.wrDone
-			if q.rx < rxHeld {
+			if q.Received() < rxHeld {
 				rxc = l.rx
 			}
 		}
-		if len(q.evs) > 0 {
-			out, head = t.events, q.evs[0]
-		}
+		out, head = q.Out(t.events)
 		select {
 		case <-t.closing:
 			if l != nil {
@@ -541,7 +507,7 @@ func (t *TNC) run(c conn) {
 			return
 
 		case out <- head:
-			q.pop()
+			q.Pop()
 
 		case <-t.txc:
 			if l == nil {
@@ -573,7 +539,7 @@ func (t *TNC) run(c conn) {
 		case <-txC:
 			txTimer, txC = nil, nil
 			t.busy.Store(false)
-			q.push(phy.Event{Kind: phy.TxDone})
+			q.Push(phy.Event{Kind: phy.TxDone})
 
 		case b := <-rxc:
 			t.count(func(s *Stats) { s.Received++ })
@@ -589,7 +555,7 @@ func (t *TNC) run(c conn) {
 				txC = txTimer.C()
 				t.count(func(s *Stats) { s.Deferred++ })
 			}
-			q.push(phy.Event{Kind: phy.Received, Data: b})
+			q.Push(phy.Event{Kind: phy.Received, Data: b})
 
 		case err := <-errc:
 			drop(err)
@@ -620,7 +586,7 @@ func (t *TNC) run(c conn) {
 			t.count(func(s *Stats) { s.Connects++ })
 			t.log.Info().Str("tnc", t.target).Int("attempts", attempt).Str("down_for", upSince.Sub(downAt).String()).
 				Msg("kiss: tnc reconnected")
-			q.push(phy.Event{Kind: phy.Up})
+			q.Push(phy.Event{Kind: phy.Up})
 		}
 	}
 }
