@@ -116,7 +116,9 @@ func Dial(ctx context.Context, cfg Config, log zerolog.Logger) (*TNC, error) {
 	return dial(ctx, cfg, log, realClock{})
 }
 
-func dial(ctx context.Context, cfg Config, log zerolog.Logger, clk clock) (*TNC, error) {
+// dial is Dial with the clock and, for tests, options applied before the
+// first connect.
+func dial(ctx context.Context, cfg Config, log zerolog.Logger, clk clock, opts ...func(*TNC)) (*TNC, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
@@ -137,12 +139,16 @@ func dial(ctx context.Context, cfg Config, log zerolog.Logger, clk clock) (*TNC,
 	t.info = phy.Info{BitRate: cfg.AirRate, MaxFrame: t.maxBurst, Turnaround: cfg.TXDelay, OwnAccess: !cfg.FullDuplex,
 		AccessWait: cfg.AccessWait(), MinBurst: MinBurst}
 	t.params = t.paramFrames()
+	for _, o := range opts {
+		o(t)
+	}
 	c, err := t.connect(ctx)
 	if err != nil {
 		return nil, err
 	}
 	t.log.Info().Str("tnc", t.target).Int("air_bps", cfg.AirRate).Bool("full_duplex", cfg.FullDuplex).
 		Msg("kiss: tnc connected")
+	t.up.Store(true) // before the Up is read: Transmit may come first
 	go t.run(c)
 	return t, nil
 }
@@ -432,7 +438,6 @@ func (t *TNC) run(c conn) {
 		dialc    chan dialResult
 		stopDial context.CancelFunc
 	)
-	t.up.Store(true)
 	t.count(func(s *Stats) { s.Connects++ })
 	q.Push(phy.Event{Kind: phy.Up})
 
