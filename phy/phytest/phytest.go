@@ -38,6 +38,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -385,36 +386,36 @@ const maxFlood = 1 << 16
 func floodFrame(i int) []byte { return burst(60+i%40, byte(i)) }
 
 // flooder sends flood frames from a goroutine of its own (Send blocks
-// while the modem holds the source off) until stopped or limit.
+// while the modem holds the source off) until its limit.
 type flooder struct {
-	stop chan struct{}
-	done chan struct{}
-	n    int   // frames sent; read after done
-	err  error // read after done
+	done  chan struct{}
+	limit atomic.Int64
+	sent  atomic.Int64
+	n     int   // frames sent; read after done
+	err   error // read after done
 }
 
 func flood(far FarEnd, limit int) *flooder {
-	f := &flooder{stop: make(chan struct{}), done: make(chan struct{})}
+	f := &flooder{done: make(chan struct{})}
+	f.limit.Store(int64(limit))
 	go func() {
 		defer close(f.done)
-		for f.n < limit {
-			select {
-			case <-f.stop:
-				return
-			default:
-			}
+		for int64(f.n) < f.limit.Load() {
 			if f.err = far.Send(floodFrame(f.n)); f.err != nil {
 				return
 			}
 			f.n++
+			f.sent.Store(int64(f.n))
 		}
 	}()
 	return f
 }
 
-// fill floods the modem until its Events channel is full: then a modem
-// with the hang of issue 1 has its goroutine blocked delivering an event.
-// A modem whose Events channel has no capacity gets 256 frames.
+// fill floods the modem until its Events channel is full, then sends
+// floodExtra frames more (or until flow control holds the far end off):
+// then a modem with the hang of issue 1 has its goroutine blocked
+// delivering an event. A modem whose Events channel has no capacity gets
+// 256 frames.
 func fill(t *testing.T, m Modem, far FarEnd) *flooder {
 	t.Helper()
 	ev := m.Events()
@@ -438,9 +439,26 @@ func fill(t *testing.T, m Modem, far FarEnd) *flooder {
 			t.Fatalf("flood: Events (capacity %d) not full after %v", cap(ev), Patience)
 		}
 	}
-	close(f.stop)
-	return f
+	f.limit.Store(f.sent.Load() + floodExtra)
+	// Wait for the extra frames, or for the far end to be held off (no
+	// progress for a while): a guess that only makes the test less
+	// sensitive if wrong, never fail.
+	for last := int64(-1); ; {
+		select {
+		case <-f.done:
+			return f
+		case <-time.After(50 * time.Millisecond):
+		}
+		n := f.sent.Load()
+		if n == last {
+			return f
+		}
+		last = n
+	}
 }
+
+// floodExtra is how many frames fill sends after Events is full.
+const floodExtra = 64
 
 func (s suite) flood(t *testing.T) {
 	m, far := s.h.Open(t)
