@@ -3,9 +3,15 @@ package kiss
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
+	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
+	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/slided/slided/framing"
 	"github.com/slided/slided/phy"
@@ -91,4 +97,95 @@ func TestTransmitDuringFullEventQueue(t *testing.T) {
 
 func frame(i int) []byte {
 	return bytes.Repeat([]byte{byte(i)}, 20+i%50)
+}
+
+// TestWriteWatchdog: a TNC that stops reading wedges a write; after the
+// watchdog (writeTimeout, in the bubble's virtual time) the connection is
+// dropped: Down, a log line naming the cause, a reconnect after the
+// backoff, Up. Close returns while a write is wedged and nobody reads.
+func TestWriteWatchdog(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs syncBuffer
+		log := zerolog.New(&logs)
+		// The far end of each connection reads the parameters, then
+		// stops reading.
+		params := func(c net.Conn) {
+			go func() {
+				buf := make([]byte, 1)
+				for n := 0; n < 10; { // 5 frames, 2 FENDs each
+					if _, err := c.Read(buf); err != nil {
+						return
+					}
+					if buf[0] == framing.KISSFEND {
+						n++
+					}
+				}
+			}()
+		}
+		cfg := Defaults()
+		cfg.Addr = "tnc.invalid:8001"
+		cfg.Dial = func(context.Context, string, string) (net.Conn, error) {
+			near, far := net.Pipe()
+			params(far)
+			return near, nil
+		}
+		tnc, err := Dial(context.Background(), cfg, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantKind(t, tnc, phy.Up)
+		if err := tnc.Transmit(bytes.Repeat([]byte("x"), 100)); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		wantKind(t, tnc, phy.Down)
+		if d := time.Since(start); d != writeTimeout {
+			t.Errorf("Down %v after the write started, want the watchdog's %v", d, writeTimeout)
+		}
+		if !strings.Contains(logs.String(), ErrWriteTimeout.Error()) {
+			t.Errorf("no log line naming %q:\n%s", ErrWriteTimeout, logs.String())
+		}
+		if st := tnc.Stats(); st.WriteTimeouts != 1 || st.Drops != 1 {
+			t.Errorf("stats %+v, want 1 write timeout, 1 drop", st)
+		}
+		if err := tnc.Transmit([]byte("while down, padded")); !errors.Is(err, phy.ErrDown) {
+			t.Errorf("Transmit while down = %v, want phy.ErrDown", err)
+		}
+		wantKind(t, tnc, phy.Up)
+		if d := time.Since(start); d != writeTimeout+backoffMin {
+			t.Errorf("Up %v after the write started, want %v", d, writeTimeout+backoffMin)
+		}
+		// Wedge again, read nothing more, Close.
+		if err := tnc.Transmit(bytes.Repeat([]byte("y"), 100)); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		tnc.Close()
+		for range tnc.Events() {
+		}
+	})
+}
+
+func wantKind(t *testing.T, tnc *TNC, kind phy.EventKind) {
+	t.Helper()
+	if ev := <-tnc.Events(); ev.Kind != kind {
+		t.Fatalf("event %v, want %v", ev.Kind, kind)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

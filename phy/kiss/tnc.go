@@ -12,9 +12,14 @@
 // See docs/modems.md.
 //
 // Goroutines: Dial starts one, run, that owns the connection state, the
-// TxDone timer and the reconnect backoff, and exits on Close. While
-// connected, run starts a reader goroutine per connection that decodes KISS
-// and exits when that connection is closed (run waits for it).
+// event queue, the TxDone timer and the reconnect backoff, and exits on
+// Close. While connected, run starts a reader goroutine per connection that
+// decodes KISS and a writer goroutine that writes bursts with a deadline
+// (the write watchdog); both exit when that connection is closed, and run
+// waits for them. To reconnect, run starts a dialer goroutine that exits
+// when its attempt ends (cancelled on Close, which does not wait for it).
+// run never blocks on the consumer of Events nor on I/O, so Transmit and
+// Close return promptly whether or not anybody reads Events.
 package kiss
 
 import (
@@ -503,10 +508,14 @@ func (t *TNC) run(c conn) {
 				retry.Stop()
 			}
 			if dialc != nil {
+				// Do not wait for the dial: a serial open can hang in the
+				// kernel. Its goroutine closes what it got and exits.
 				stopDial()
-				if r := <-dialc; r.c != nil {
-					r.c.Close()
-				}
+				go func(ch <-chan dialResult) {
+					if r := <-ch; r.c != nil {
+						r.c.Close()
+					}
+				}(dialc)
 			}
 			t.up.Store(false)
 			return
