@@ -163,6 +163,7 @@ func TestWriteWatchdog(t *testing.T) {
 		tnc.Close()
 		for range tnc.Events() {
 		}
+		t.Logf("log:\n%s", logs.String())
 	})
 }
 
