@@ -228,8 +228,10 @@ func (t *TNC) Info() phy.Info { return t.info }
 
 // Events delivers Up, Received, TxDone and Down, in order. Received data is
 // one KISS data frame's data and belongs to the receiver. A slow reader
-// stalls the TNC's reading (TCP or serial flow control), it loses nothing.
-// The channel is closed after Close.
+// stalls the TNC's reading once rxHeld frames wait beyond the channel (TCP
+// or serial flow control holds the TNC off), it loses nothing, and it
+// never stalls Transmit, Close, TxDone or the reconnects. The channel is
+// closed after Close; events not read by then are discarded.
 func (t *TNC) Events() <-chan phy.Event { return t.events }
 
 // Transmit sends b as one KISS data frame. It copies b and returns without
