@@ -12,9 +12,14 @@
 // See docs/modems.md.
 //
 // Goroutines: Dial starts one, run, that owns the connection state, the
-// TxDone timer and the reconnect backoff, and exits on Close. While
-// connected, run starts a reader goroutine per connection that decodes KISS
-// and exits when that connection is closed (run waits for it).
+// event queue, the TxDone timer and the reconnect backoff, and exits on
+// Close. While connected, run starts a reader goroutine per connection that
+// decodes KISS and a writer goroutine that writes bursts with a deadline
+// (the write watchdog); both exit when that connection is closed, and run
+// waits for them. To reconnect, run starts a dialer goroutine that exits
+// when its attempt ends (cancelled on Close, which does not wait for it).
+// run never blocks on the consumer of Events nor on I/O, so Transmit and
+// Close return promptly whether or not anybody reads Events.
 package kiss
 
 import (
@@ -24,6 +29,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,29 +39,32 @@ import (
 
 	"github.com/slided/slided/framing"
 	"github.com/slided/slided/phy"
+	"github.com/slided/slided/phy/internal/evq"
+	"github.com/slided/slided/phy/internal/tty"
 )
 
-// Errors of Transmit; callers branch on them with errors.Is.
-var (
-	// ErrTooLong: the burst is longer than Info().MaxFrame, or its KISS
-	// frame, escapes included, is longer than Config.MaxFrame.
-	ErrTooLong = errors.New("kiss: burst too long")
-	// ErrTooShort: the burst is empty.
-	ErrTooShort = errors.New("kiss: burst too short")
-	// ErrBusy: Transmit was called before the previous TxDone or Down.
-	ErrBusy = errors.New("kiss: transmission outstanding")
-	// ErrDown: the TNC is not connected (a Down was or is being reported).
-	ErrDown = errors.New("kiss: tnc not connected")
-	// ErrClosed: the TNC was closed.
-	ErrClosed = errors.New("kiss: closed")
-)
+// Transmit's errors wrap phy.ErrTooLarge, phy.ErrEmpty, phy.ErrBusy,
+// phy.ErrDown and phy.ErrClosed (package phy); callers branch on those with
+// errors.Is.
+
+// ErrWriteTimeout is the cause logged (and counted in Stats.WriteTimeouts)
+// when a write to the TNC did not finish within the write watchdog: the
+// connection is dropped, Down reported, and the TNC reconnected.
+var ErrWriteTimeout = errors.New("write did not finish in time (tnc not reading, flow control held off?)")
 
 const (
-	dialTimeout  = 10 * time.Second
-	writeTimeout = 10 * time.Second // a TCP write that stalls this long drops the connection
-	eventQueue   = 64
-	rxQueue      = 8
-	readBuf      = 4096
+	dialTimeout = 10 * time.Second
+	// writeTimeout is the write watchdog: a write to the TNC (TCP or serial)
+	// that has not finished this long after it started drops the
+	// connection. The longest KISS frame takes 2.2 s at 9600 baud.
+	writeTimeout = 10 * time.Second
+	eventQueue   = 64 // capacity of the Events channel
+	// rxHeld bounds the received frames run holds beyond the Events
+	// channel; with both full it stops taking frames from the reader, which
+	// stops reading the connection (TCP or the tty holds the rest off).
+	rxHeld  = 64
+	rxQueue = 8 // frames between the reader and run
+	readBuf = 4096
 )
 
 // Stats counts what a TNC has done since Dial.
@@ -69,6 +78,8 @@ type Stats struct {
 	Deferred uint64
 	// Connects counts successful (re)connects, Drops lost connections.
 	Connects, Drops uint64
+	// WriteTimeouts counts the drops by the write watchdog.
+	WriteTimeouts uint64
 	// Decoder sums the KISS decoder's counters over all connections: garbage
 	// bytes, bad escapes and over-long frames are counted and dropped there.
 	Decoder framing.KISSStats
@@ -84,6 +95,7 @@ type TNC struct {
 	info     phy.Info
 	params   []byte // the parameter frames sent on each connect
 	maxBurst int
+	wtime    time.Duration // the write watchdog (writeTimeout; tests shorten it)
 
 	events  chan phy.Event
 	txc     chan struct{} // Transmit → run: txbuf holds a frame
@@ -109,7 +121,9 @@ func Dial(ctx context.Context, cfg Config, log zerolog.Logger) (*TNC, error) {
 	return dial(ctx, cfg, log, realClock{})
 }
 
-func dial(ctx context.Context, cfg Config, log zerolog.Logger, clk clock) (*TNC, error) {
+// dial is Dial with the clock and, for tests, options applied before the
+// first connect.
+func dial(ctx context.Context, cfg Config, log zerolog.Logger, clk clock, opts ...func(*TNC)) (*TNC, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
@@ -119,6 +133,7 @@ func dial(ctx context.Context, cfg Config, log zerolog.Logger, clk clock) (*TNC,
 		clk:      clk,
 		target:   cfg.Addr + cfg.Device,
 		maxBurst: cfg.MaxBurst(),
+		wtime:    writeTimeout,
 		events:   make(chan phy.Event, eventQueue),
 		txc:      make(chan struct{}),
 		txReply:  make(chan error, 1),
@@ -129,13 +144,17 @@ func dial(ctx context.Context, cfg Config, log zerolog.Logger, clk clock) (*TNC,
 	t.info = phy.Info{BitRate: cfg.AirRate, MaxFrame: t.maxBurst, Turnaround: cfg.TXDelay, OwnAccess: !cfg.FullDuplex,
 		AccessWait: cfg.AccessWait(), MinBurst: MinBurst}
 	t.params = t.paramFrames()
-	conn, err := t.connect(ctx)
+	for _, o := range opts {
+		o(t)
+	}
+	c, err := t.connect(ctx)
 	if err != nil {
 		return nil, err
 	}
 	t.log.Info().Str("tnc", t.target).Int("air_bps", cfg.AirRate).Bool("full_duplex", cfg.FullDuplex).
 		Msg("kiss: tnc connected")
-	go t.run(conn)
+	t.up.Store(true) // before the Up is read: Transmit may come first
+	go t.run(c)
 	return t, nil
 }
 
@@ -160,8 +179,9 @@ func (t *TNC) paramFrames() []byte {
 }
 
 // connect opens the TCP connection or serial port and sends the parameters.
-func (t *TNC) connect(ctx context.Context) (io.ReadWriteCloser, error) {
-	var c io.ReadWriteCloser
+// ctx bounds the dial; the parameters' write is bounded by the watchdog.
+func (t *TNC) connect(ctx context.Context) (conn, error) {
+	var c conn
 	if t.cfg.Addr != "" {
 		ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 		defer cancel()
@@ -175,27 +195,26 @@ func (t *TNC) connect(ctx context.Context) (io.ReadWriteCloser, error) {
 		}
 		c = nc
 	} else {
-		p, err := serial.Open(t.cfg.Device, &serial.Mode{BaudRate: t.cfg.Baud})
+		l, err := tty.Open(t.cfg.Device, serial.Mode{BaudRate: t.cfg.Baud}, false)
 		if err != nil {
 			return nil, fmt.Errorf("kiss: open %s: %w", t.cfg.Device, err)
 		}
-		c = p
+		c = l
 	}
-	if err := write(c, t.params); err != nil {
+	c.SetWriteDeadline(time.Now().Add(t.wtime))
+	if _, err := c.Write(t.params); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("kiss: send parameters to %s: %w", t.target, err)
 	}
+	c.SetWriteDeadline(time.Time{})
 	return c, nil
 }
 
-func write(c io.Writer, b []byte) error {
-	if d, ok := c.(interface{ SetWriteDeadline(time.Time) error }); ok {
-		if err := d.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
-			return err
-		}
-	}
-	_, err := c.Write(b)
-	return err
+// conn is a connection to the TNC: a net.Conn or a tty.Line. Close
+// unblocks a Read or Write in progress on either.
+type conn interface {
+	io.ReadWriteCloser
+	SetWriteDeadline(time.Time) error
 }
 
 // Info describes the TNC: BitRate is the configured air rate, Turnaround
@@ -209,27 +228,31 @@ func (t *TNC) Info() phy.Info { return t.info }
 
 // Events delivers Up, Received, TxDone and Down, in order. Received data is
 // one KISS data frame's data and belongs to the receiver. A slow reader
-// stalls the TNC's reading (TCP or serial flow control), it loses nothing.
-// The channel is closed after Close.
+// stalls the TNC's reading once rxHeld frames wait beyond the channel (TCP
+// or serial flow control holds the TNC off), it loses nothing, and it
+// never stalls Transmit, Close, TxDone or the reconnects. The channel is
+// closed after Close; events not read by then are discarded.
 func (t *TNC) Events() <-chan phy.Event { return t.events }
 
-// Transmit sends b as one KISS data frame. It copies b before returning and
-// does not wait for the airtime: TxDone follows after Config.TxTime(len(b))
-// (or Down, if the connection is lost first). It refuses bursts longer than
-// Info().MaxFrame or whose KISS frame, escapes included (Config.FrameLen),
-// is longer than Config.MaxFrame (ErrTooLong: the TNC would cut it), empty
-// bursts (ErrTooShort), a second burst before TxDone (ErrBusy), and bursts
-// while down (ErrDown). A burst shorter than MinBurst is padded to it with
-// 0x00 bytes, which slided's decoder skips as empty frames.
+// Transmit sends b as one KISS data frame. It copies b and returns without
+// waiting for the write, the airtime or the consumer of Events: TxDone
+// follows after Config.TxTime(len(b)) once the frame is written (or Down,
+// if the connection is lost or the write watchdog fires first). It refuses
+// bursts longer than Info().MaxFrame or whose KISS frame, escapes included
+// (Config.FrameLen), is longer than Config.MaxFrame (phy.ErrTooLarge: the
+// TNC would cut it), empty bursts (phy.ErrEmpty), a second burst before
+// TxDone (phy.ErrBusy), bursts while down (phy.ErrDown) and after Close
+// (phy.ErrClosed). A burst shorter than MinBurst is padded to it with 0x00
+// bytes, which slided's decoder skips as empty frames.
 func (t *TNC) Transmit(b []byte) error {
 	if len(b) > t.maxBurst {
-		return fmt.Errorf("%w: %d bytes, at most %d", ErrTooLong, len(b), t.maxBurst)
+		return fmt.Errorf("kiss: %d bytes, at most %d: %w", len(b), t.maxBurst, phy.ErrTooLarge)
 	}
 	if n := t.cfg.FrameLen(b); n > t.cfg.MaxFrame {
-		return fmt.Errorf("%w: %d bytes are %d once escaped, at most %d", ErrTooLong, len(b), n, t.cfg.MaxFrame)
+		return fmt.Errorf("kiss: %d bytes are %d once escaped, at most %d: %w", len(b), n, t.cfg.MaxFrame, phy.ErrTooLarge)
 	}
 	if len(b) == 0 {
-		return fmt.Errorf("%w: empty burst", ErrTooShort)
+		return fmt.Errorf("kiss: %w", phy.ErrEmpty)
 	}
 	var pad [MinBurst]byte
 	if len(b) < MinBurst {
@@ -237,19 +260,26 @@ func (t *TNC) Transmit(b []byte) error {
 		copy(pad[:], b)
 		b = pad[:]
 	}
+	select {
+	case <-t.closing:
+		return fmt.Errorf("kiss: %w", phy.ErrClosed)
+	default:
+	}
 	if !t.up.Load() {
-		return ErrDown
+		return fmt.Errorf("kiss: %s: %w", t.target, phy.ErrDown)
 	}
 	if !t.busy.CompareAndSwap(false, true) {
-		return ErrBusy
+		return fmt.Errorf("kiss: %w", phy.ErrBusy)
 	}
 	t.txbuf = framing.AppendKISS(t.txbuf[:0], t.cfg.Port, framing.KISSData, b)
 	t.txlen = len(b)
+	// run never blocks for long (it waits on no consumer and no I/O), so
+	// this hand-over is prompt.
 	select {
 	case t.txc <- struct{}{}:
 	case <-t.done:
 		t.busy.Store(false)
-		return ErrClosed
+		return fmt.Errorf("kiss: %w", phy.ErrClosed)
 	}
 	err := <-t.txReply
 	if err != nil {
@@ -259,7 +289,9 @@ func (t *TNC) Transmit(b []byte) error {
 }
 
 // Close stops the goroutines, closes the connection and then the Events
-// channel. It is safe to call more than once.
+// channel; events not yet read are discarded. It returns whether or not
+// anybody reads Events, and a write in progress is cut (closing the
+// connection unblocks it). It is safe to call more than once.
 func (t *TNC) Close() error {
 	t.closeOnce.Do(func() { close(t.closing) })
 	<-t.done
@@ -279,37 +311,68 @@ func (t *TNC) count(f func(*Stats)) {
 	t.mu.Unlock()
 }
 
-// emit delivers ev unless the TNC is closing.
-func (t *TNC) emit(ev phy.Event) {
-	select {
-	case t.events <- ev:
-	case <-t.closing:
-	}
+// link is one connection with its reader and writer goroutines.
+type link struct {
+	c      conn
+	rx     chan []byte   // received data frames, owned by the receiver
+	errc   chan error    // the read error that ended the connection
+	wr     chan []byte   // to the writer: one frame at a time
+	wrDone chan error    // the writer's result for the frame
+	stop   chan struct{} // closed by run to stop the reader and writer
+	wg     sync.WaitGroup
 }
 
-// reader is the per-connection decoding goroutine's handle.
-type reader struct {
-	rx   chan []byte   // received data frames, owned by the receiver
-	errc chan error    // the read error that ended the connection
-	stop chan struct{} // closed by run to stop sending on rx
-	done chan struct{} // closed when the goroutine has exited
+func (t *TNC) startLink(c conn) *link {
+	l := &link{
+		c:      c,
+		rx:     make(chan []byte, rxQueue),
+		errc:   make(chan error, 1),
+		wr:     make(chan []byte, 1),
+		wrDone: make(chan error, 1),
+		stop:   make(chan struct{}),
+	}
+	l.wg.Add(2)
+	go t.read(l)
+	go t.write(l)
+	return l
 }
 
-func (t *TNC) startReader(c io.Reader) *reader {
-	rd := &reader{
-		rx:   make(chan []byte, rxQueue),
-		errc: make(chan error, 1),
-		stop: make(chan struct{}),
-		done: make(chan struct{}),
+// close closes the connection, which unblocks the reader's Read and the
+// writer's Write, and waits for both goroutines to exit.
+func (l *link) close() {
+	l.c.Close()
+	close(l.stop)
+	l.wg.Wait()
+}
+
+// write writes the frames run hands over, one at a time, until l.stop. A
+// Write that has not finished when the write watchdog's deadline passes
+// fails with os.ErrDeadlineExceeded (run drops the connection); one in
+// progress returns when run closes the connection (a lost connection,
+// Close).
+func (t *TNC) write(l *link) {
+	defer l.wg.Done()
+	for {
+		select {
+		case b := <-l.wr:
+			// The write watchdog: a deadline on the connection (TCP, or
+			// the tty's non-blocking descriptor).
+			err := l.c.SetWriteDeadline(time.Now().Add(t.wtime))
+			if err == nil {
+				_, err = l.c.Write(b)
+			}
+			l.wrDone <- err // capacity 1, one frame at a time
+		case <-l.stop:
+			return
+		}
 	}
-	go t.read(c, rd)
-	return rd
 }
 
 // read decodes the TNC's byte stream until a read error (the connection was
-// closed or lost) or until rd.stop.
-func (t *TNC) read(c io.Reader, rd *reader) {
-	defer close(rd.done)
+// closed or lost) or until l.stop. While run takes no frames (its queue is
+// full: nobody reads Events) read waits, and so does the connection.
+func (t *TNC) read(l *link) {
+	defer l.wg.Done()
 	dec := framing.NewKISSDecoder(t.cfg.MaxFrame)
 	var last framing.KISSStats
 	stopped := false
@@ -322,14 +385,14 @@ func (t *TNC) read(c io.Reader, rd *reader) {
 			return
 		}
 		select {
-		case rd.rx <- bytes.Clone(data): // the event's receiver owns it
-		case <-rd.stop:
+		case l.rx <- bytes.Clone(data): // the event's receiver owns it
+		case <-l.stop:
 			stopped = true
 		}
 	}
 	buf := make([]byte, readBuf)
 	for {
-		n, err := c.Read(buf)
+		n, err := l.c.Read(buf)
 		if n > 0 {
 			dec.Feed(buf[:n], emit)
 			s := dec.Stats()
@@ -347,51 +410,51 @@ func (t *TNC) read(c io.Reader, rd *reader) {
 			return
 		}
 		if err != nil {
-			rd.errc <- err
+			l.errc <- err
 			return
 		}
 	}
 }
 
 type dialResult struct {
-	conn io.ReadWriteCloser
-	err  error
+	c   conn
+	err error
 }
 
-// run owns the connection: it forwards received frames, writes bursts, times
-// TxDone, and on a lost connection reports Down and reconnects with backoff.
-// It exits on Close, after closing the connection and the Events channel.
-func (t *TNC) run(conn io.ReadWriteCloser) {
+// run owns the connection: it forwards received frames, hands bursts to the
+// writer, times TxDone, and on a lost connection
+// reports Down and reconnects with backoff. It never blocks on the
+// consumer of Events (events wait in its queue) nor on I/O (the reader,
+// the writer and the dialer are goroutines of their own). It exits on
+// Close, after closing the connection and the Events channel.
+func (t *TNC) run(c conn) {
 	defer close(t.done)
 	defer close(t.events)
 
 	var (
-		rd       = t.startReader(conn)
+		l        = t.startLink(c)
+		q        evq.Queue // events not yet delivered
 		upSince  = t.clk.Now()
 		downAt   time.Time
 		attempt  int
-		txTimer  timer
+		txTimer  timer // TxDone estimate, once the frame is written
 		txC      <-chan time.Time
+		writing  bool
 		retry    timer
 		retryC   <-chan time.Time
 		dialc    chan dialResult
 		stopDial context.CancelFunc
 	)
-	t.up.Store(true)
 	t.count(func(s *Stats) { s.Connects++ })
-	t.emit(phy.Event{Kind: phy.Up})
+	q.Push(phy.Event{Kind: phy.Up})
 
 	stopTx := func() {
 		if txTimer != nil {
 			txTimer.Stop()
 			txTimer, txC = nil, nil
 		}
-		t.busy.Store(false)
-	}
-	closeConn := func() {
-		conn.Close()
-		close(rd.stop)
-		<-rd.done
+		writing = false
+		t.busy.Store(false) // the writer has exited (link.close) or finished
 	}
 	scheduleRetry := func() {
 		d := backoff(attempt)
@@ -401,12 +464,13 @@ func (t *TNC) run(conn io.ReadWriteCloser) {
 	}
 	drop := func(err error) {
 		t.up.Store(false)
-		closeConn()
-		for len(rd.rx) > 0 { // frames that arrived before the loss
-			t.emit(phy.Event{Kind: phy.Received, Data: <-rd.rx})
+		outstanding := t.busy.Load()
+		l.close()           // before stopTx: the writer no longer holds txbuf
+		for len(l.rx) > 0 { // frames that arrived before the loss
+			q.Push(phy.Event{Kind: phy.Received, Data: <-l.rx})
 			t.count(func(s *Stats) { s.Received++ })
 		}
-		rd, conn = nil, nil
+		l = nil
 		stopTx()
 		t.count(func(s *Stats) { s.Drops++ })
 		now := t.clk.Now()
@@ -415,43 +479,72 @@ func (t *TNC) run(conn io.ReadWriteCloser) {
 			attempt = 0
 		}
 		downAt = now
-		t.emit(phy.Event{Kind: phy.Down})
+		q.PushDown(!outstanding)
 		scheduleRetry()
 		t.log.Warn().Str("tnc", t.target).Err(err).Str("up_for", upFor.String()).Str("retry_in", backoff(attempt-1).String()).
 			Msg("kiss: tnc connection lost, reconnecting")
 	}
 
 	for {
-		var rxc <-chan []byte
-		var errc <-chan error
-		if rd != nil {
-			rxc, errc = rd.rx, rd.errc
+		var (
+			rxc  <-chan []byte
+			errc <-chan error
+			wrc  <-chan error
+			out  chan<- phy.Event
+			head phy.Event
+		)
+		if l != nil {
+			errc, wrc = l.errc, l.wrDone
+			if q.Received() < rxHeld {
+				rxc = l.rx
+			}
 		}
+		out, head = q.Out(t.events)
 		select {
 		case <-t.closing:
+			if l != nil {
+				l.close()
+			}
 			stopTx()
 			if retry != nil {
 				retry.Stop()
 			}
 			if dialc != nil {
+				// Do not wait for the dial: a serial open can hang in the
+				// kernel. Its goroutine closes what it got and exits.
 				stopDial()
-				if r := <-dialc; r.conn != nil {
-					r.conn.Close()
-				}
-			}
-			if conn != nil {
-				closeConn()
+				go func(ch <-chan dialResult) {
+					if r := <-ch; r.c != nil {
+						r.c.Close()
+					}
+				}(dialc)
 			}
 			t.up.Store(false)
 			return
 
+		case out <- head:
+			q.Pop()
+
 		case <-t.txc:
-			if conn == nil {
-				t.txReply <- ErrDown
+			if l == nil {
+				t.txReply <- fmt.Errorf("kiss: %s: %w", t.target, phy.ErrDown)
 				continue
 			}
 			t.txReply <- nil
-			if err := write(conn, t.txbuf); err != nil {
+			writing = true
+			l.wr <- t.txbuf // the writer is idle: its last frame was reported
+
+		case err := <-wrc:
+			if !writing {
+				continue
+			}
+			writing = false
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				t.count(func(s *Stats) { s.WriteTimeouts++ })
+				drop(fmt.Errorf("%w: %v", ErrWriteTimeout, t.wtime))
+				continue
+			}
+			if err != nil {
 				drop(fmt.Errorf("write: %w", err))
 				continue
 			}
@@ -462,7 +555,7 @@ func (t *TNC) run(conn io.ReadWriteCloser) {
 		case <-txC:
 			txTimer, txC = nil, nil
 			t.busy.Store(false)
-			t.emit(phy.Event{Kind: phy.TxDone})
+			q.Push(phy.Event{Kind: phy.TxDone})
 
 		case b := <-rxc:
 			t.count(func(s *Stats) { s.Received++ })
@@ -478,7 +571,7 @@ func (t *TNC) run(conn io.ReadWriteCloser) {
 				txC = txTimer.C()
 				t.count(func(s *Stats) { s.Deferred++ })
 			}
-			t.emit(phy.Event{Kind: phy.Received, Data: b})
+			q.Push(phy.Event{Kind: phy.Received, Data: b})
 
 		case err := <-errc:
 			drop(err)
@@ -488,9 +581,9 @@ func (t *TNC) run(conn io.ReadWriteCloser) {
 			ctx, cancel := context.WithCancel(context.Background())
 			stopDial = cancel
 			dialc = make(chan dialResult, 1)
-			go func(c chan<- dialResult) {
-				conn, err := t.connect(ctx)
-				c <- dialResult{conn, err}
+			go func(ch chan<- dialResult) {
+				c, err := t.connect(ctx)
+				ch <- dialResult{c, err}
 			}(dialc)
 
 		case r := <-dialc:
@@ -503,14 +596,13 @@ func (t *TNC) run(conn io.ReadWriteCloser) {
 					Msg("kiss: tnc reconnect failed")
 				continue
 			}
-			conn = r.conn
-			rd = t.startReader(conn)
+			l = t.startLink(r.c)
 			upSince = t.clk.Now()
 			t.up.Store(true)
 			t.count(func(s *Stats) { s.Connects++ })
 			t.log.Info().Str("tnc", t.target).Int("attempts", attempt).Str("down_for", upSince.Sub(downAt).String()).
 				Msg("kiss: tnc reconnected")
-			t.emit(phy.Event{Kind: phy.Up})
+			q.Push(phy.Event{Kind: phy.Up})
 		}
 	}
 }

@@ -269,7 +269,7 @@ func TestTNCAgainstFake(t *testing.T) {
 	if got, want := readFrames(t, conn, 1), fmt.Sprintf("3/0/%x", burst); got[0] != want {
 		t.Fatalf("TNC got %s, want %s", got[0], want)
 	}
-	if err := tnc.Transmit(burst); !errors.Is(err, ErrBusy) {
+	if err := tnc.Transmit(burst); !errors.Is(err, phy.ErrBusy) {
 		t.Fatalf("second Transmit before TxDone: %v, want ErrBusy", err)
 	}
 	tm := clk.nextTimer(t)
@@ -322,10 +322,10 @@ func TestTNCAgainstFake(t *testing.T) {
 		b    []byte
 		want error
 	}{
-		{"too long", make([]byte, 2046), ErrTooLong},
-		{"too long once escaped", bytes.Repeat([]byte{framing.KISSFEND}, 1023), ErrTooLong},
-		{"one escape too many", append(bytes.Repeat([]byte{framing.KISSFESC}, 6), make([]byte, 2034)...), ErrTooLong},
-		{"empty", nil, ErrTooShort},
+		{"too long", make([]byte, 2046), phy.ErrTooLarge},
+		{"too long once escaped", bytes.Repeat([]byte{framing.KISSFEND}, 1023), phy.ErrTooLarge},
+		{"one escape too many", append(bytes.Repeat([]byte{framing.KISSFESC}, 6), make([]byte, 2034)...), phy.ErrTooLarge},
+		{"empty", nil, phy.ErrEmpty},
 	} {
 		if err := tnc.Transmit(tc.b); !errors.Is(err, tc.want) {
 			t.Errorf("%s: Transmit = %v, want %v", tc.desc, err, tc.want)
@@ -369,8 +369,8 @@ func TestTNCAgainstFake(t *testing.T) {
 	srv.l.Close()
 	conn.Close()
 	wantEvent(t, tnc, phy.Down)
-	if err := tnc.Transmit(burst); !errors.Is(err, ErrDown) {
-		t.Fatalf("Transmit while down: %v, want ErrDown", err)
+	if err := tnc.Transmit(burst); !errors.Is(err, phy.ErrDown) {
+		t.Fatalf("Transmit while down: %v, want phy.ErrDown", err)
 	}
 	tm = clk.nextTimer(t)
 	if tm.d != backoff(0) {

@@ -15,20 +15,14 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/slided/slided/phy"
+	"github.com/slided/slided/phy/internal/evq"
 )
 
-// Errors returned by Transmit. Callers branch on them with errors.Is.
+// Transmit's errors wrap phy.ErrTooLarge, phy.ErrEmpty, phy.ErrBusy,
+// phy.ErrDown and phy.ErrClosed (package phy); callers branch on those with
+// errors.Is. The errors below are causes of a Down, logged and wrapped in
+// the log line's error.
 var (
-	// ErrTooLarge: the burst is longer than Config.MaxFrame.
-	ErrTooLarge = errors.New("burst larger than the modem's largest packet")
-	// ErrEmpty: a zero-length burst.
-	ErrEmpty = errors.New("empty burst")
-	// ErrBusy: Transmit was called before the TxDone (or Down) of the last one.
-	ErrBusy = errors.New("a burst is still on air")
-	// ErrDown: the device is gone; the port is reopening it and reports Up.
-	ErrDown = errors.New("modem down")
-	// ErrClosed: the port was closed (or its context ended).
-	ErrClosed = errors.New("port closed")
 	// ErrHangup is the cause logged when a read returns end of file or EIO:
 	// the device hung up (a pty whose master closed, a USB adapter
 	// unplugged). Linux gives a tty's reader either, depending on whether
@@ -56,10 +50,15 @@ type Stats struct {
 }
 
 const (
-	eventQueue = 64   // Events channel capacity
-	rxQueue    = 16   // chunks between the reader and the run goroutine
-	slabSize   = 4096 // receive chunks are carved out of slabs this big
-	minRead    = 512  // a new slab is taken when less than this is left
+	eventQueue = 64 // Events channel capacity
+	// rxHeld bounds the received chunks run holds beyond the Events
+	// channel; with both full it stops taking chunks from the reader, which
+	// stops reading the device (the tty's buffer, then the modem's flow
+	// control, holds the rest off).
+	rxHeld   = 64
+	rxQueue  = 16   // chunks between the reader and the run goroutine
+	slabSize = 4096 // receive chunks are carved out of slabs this big
+	minRead  = 512  // a new slab is taken when less than this is left
 
 	defaultDCDPoll    = 20 * time.Millisecond
 	defaultBackoffMin = 250 * time.Millisecond
@@ -74,7 +73,7 @@ type options struct {
 	backoffMin time.Duration
 	backoffMax time.Duration
 	pathCheck  time.Duration             // how often the device path is checked
-	dcd        func(*line) (bool, error) // reads DCD; (*line).dcd unless faked
+	dcd        func(*line) (bool, error) // reads DCD; (*line).DCD unless faked
 }
 
 func defaultOptions() options {
@@ -84,7 +83,7 @@ func defaultOptions() options {
 		backoffMin: defaultBackoffMin,
 		backoffMax: defaultBackoffMax,
 		pathCheck:  defaultPathCheck,
-		dcd:        (*line).dcd,
+		dcd:        (*line).DCD,
 	}
 }
 
@@ -98,8 +97,10 @@ func defaultOptions() options {
 // end of the context given to Open) stops run, which closes the device,
 // waits for every reader and writer to exit, then closes Events.
 //
-// The caller must keep reading Events: while it does not, the port stops
-// (received bytes wait in the OS buffer, timers wait) but loses nothing.
+// The run goroutine never blocks on the consumer of Events: events wait in
+// its queue (evq). While the consumer does not read, Transmit, Close, the
+// timers and the write watchdog go on, and received bytes beyond the
+// queue's bound wait in the OS buffer: nothing is lost.
 type Port struct {
 	cfg  Config
 	info phy.Info
@@ -123,7 +124,8 @@ type Port struct {
 
 	bytesIn, bytesOut, bursts, reopens, writeTimeouts, refused atomic.Uint64
 
-	st runState // owned by run
+	st runState  // owned by run
+	q  evq.Queue // events not yet delivered, owned by run
 }
 
 // conn is one open instance of the device with its goroutines' channels.
@@ -164,6 +166,7 @@ type runState struct {
 	pathAt           time.Time
 
 	reopenAt  time.Time
+	downAt    time.Time
 	backoff   time.Duration
 	loggedErr string
 	loggedFor time.Duration
@@ -235,16 +238,18 @@ func (p *Port) Stats() Stats {
 // waiting for the airtime. TxDone follows once TXDelay plus the airtime of
 // b at the air rate have passed and the OS holds none of it (TIOCOUTQ), or
 // Down follows if the device went away or the write watchdog fired. It must
-// not be called again before then (ErrBusy). A burst longer than MaxFrame
-// is refused (ErrTooLarge), as is one while the device is down (ErrDown).
+// not be called again before then (phy.ErrBusy). A burst longer than MaxFrame
+// is refused (phy.ErrTooLarge), as is one while the device is down (phy.ErrDown)
+// and after Close (phy.ErrClosed); an empty one gives phy.ErrEmpty. It never
+// waits on the consumer of Events nor on the device.
 func (p *Port) Transmit(b []byte) error {
 	if len(b) == 0 {
 		p.refused.Add(1)
-		return ErrEmpty
+		return fmt.Errorf("serial: %w", phy.ErrEmpty)
 	}
 	if p.cfg.MaxFrame > 0 && len(b) > p.cfg.MaxFrame {
 		p.refused.Add(1)
-		return fmt.Errorf("%w: %d bytes, largest %d", ErrTooLarge, len(b), p.cfg.MaxFrame)
+		return fmt.Errorf("serial: %d bytes, largest %d: %w", len(b), p.cfg.MaxFrame, phy.ErrTooLarge)
 	}
 	p.txMu.Lock()
 	defer p.txMu.Unlock()
@@ -252,7 +257,7 @@ func (p *Port) Transmit(b []byte) error {
 	case p.txReq <- b:
 		return <-p.txResp
 	case <-p.stopping:
-		return ErrClosed
+		return fmt.Errorf("serial: %w", phy.ErrClosed)
 	}
 }
 
@@ -278,7 +283,7 @@ func (p *Port) openConn() (*conn, error) {
 	}
 	if p.cfg.Carrier == CarrierDCD {
 		if _, err := p.opt.dcd(ln); err != nil {
-			ln.close()
+			ln.Close()
 			return nil, fmt.Errorf("carrier=dcd needs the modem status of %s: %w", p.cfg.Path, err)
 		}
 	}
@@ -301,7 +306,7 @@ func (p *Port) reader(c *conn) {
 			slab = make([]byte, 0, slabSize)
 		}
 		buf := slab[len(slab):cap(slab)]
-		n, err := c.file.Read(buf)
+		n, err := c.Read(buf)
 		var data []byte
 		if n > 0 {
 			data = buf[:n:n]
@@ -327,7 +332,7 @@ func (p *Port) writer(c *conn) {
 	for {
 		select {
 		case b := <-c.wr:
-			n, err := c.file.Write(b)
+			n, err := c.Write(b)
 			select {
 			case p.wrDone <- wrMsg{c: c, n: n, err: err}:
 			case <-p.stopping:
@@ -351,7 +356,7 @@ func (p *Port) run(c *conn) {
 		close(p.done)
 	}()
 	p.st.c = c
-	p.emit(phy.Event{Kind: phy.Up})
+	p.push(phy.Event{Kind: phy.Up})
 	now := p.opt.clock.Now()
 	p.st.pathAt = now.Add(p.opt.pathCheck)
 	if p.cfg.Carrier == CarrierDCD {
@@ -359,14 +364,21 @@ func (p *Port) run(c *conn) {
 	}
 	for {
 		p.arm()
+		out, head := p.q.Out(p.events)
+		rx := p.rx
+		if p.q.Received() >= rxHeld {
+			rx = nil // flow control: the reader waits, then the OS buffer
+		}
 		select {
 		case <-p.quit:
 			return
 		case <-p.ctx.Done():
 			return
+		case out <- head:
+			p.q.Pop()
 		case b := <-p.txReq:
 			p.txResp <- p.startTx(b)
-		case m := <-p.rx:
+		case m := <-rx:
 			p.onRx(m)
 		case m := <-p.wrDone:
 			p.onWrote(m)
@@ -384,19 +396,14 @@ func (p *Port) run(c *conn) {
 					drained = true
 				}
 			}
+			p.q.Flush(p.events)
 			f()
 		}
 	}
 }
 
-// emit sends ev unless the port is being closed.
-func (p *Port) emit(ev phy.Event) {
-	select {
-	case p.events <- ev:
-	case <-p.quit:
-	case <-p.ctx.Done():
-	}
-}
+// push queues ev for the consumer; run delivers it when it can.
+func (p *Port) push(ev phy.Event) { p.q.Push(ev) }
 
 // arm sets the one timer to the earliest pending deadline.
 func (p *Port) arm() {
@@ -478,10 +485,10 @@ func (p *Port) startTx(b []byte) error {
 	switch {
 	case st.c == nil:
 		p.refused.Add(1)
-		return ErrDown
+		return fmt.Errorf("serial %s: %w", p.cfg.Path, phy.ErrDown)
 	case st.txActive:
 		p.refused.Add(1)
-		return ErrBusy
+		return fmt.Errorf("serial: %w", phy.ErrBusy)
 	}
 	st.txBuf = append(st.txBuf[:0], b...)
 	now := p.opt.clock.Now()
@@ -518,7 +525,7 @@ func (p *Port) finishTx(now time.Time) {
 		return
 	}
 	if !st.outqFailed {
-		q, err := st.c.outq()
+		q, err := st.c.OutQ()
 		if err != nil {
 			st.outqFailed = true
 			p.log.Info().Err(err).Msg("TIOCOUTQ not supported, pacing by air rate only")
@@ -529,7 +536,7 @@ func (p *Port) finishTx(now time.Time) {
 	}
 	st.txActive = false
 	p.bursts.Add(1)
-	p.emit(phy.Event{Kind: phy.TxDone})
+	p.push(phy.Event{Kind: phy.TxDone})
 }
 
 func (p *Port) onRx(m rxMsg) {
@@ -547,7 +554,7 @@ func (p *Port) onRx(m rxMsg) {
 			st.sensed = true
 			p.carrier(now)
 		}
-		p.emit(phy.Event{Kind: phy.Received, Data: m.data})
+		p.push(phy.Event{Kind: phy.Received, Data: m.data})
 	}
 	if m.err != nil {
 		err := m.err
@@ -569,16 +576,16 @@ func (p *Port) carrier(now time.Time) {
 	}
 	st.reported = st.sensed
 	if st.sensed {
-		p.emit(phy.Event{Kind: phy.CarrierOn})
+		p.push(phy.Event{Kind: phy.CarrierOn})
 	} else {
-		p.emit(phy.Event{Kind: phy.CarrierOff})
+		p.push(phy.Event{Kind: phy.CarrierOff})
 	}
 }
 
 // drop closes the device and lets its goroutines go.
 func (p *Port) drop() {
 	st := &p.st
-	if err := st.c.close(); err != nil {
+	if err := st.c.Close(); err != nil {
 		p.log.Debug().Err(err).Msg("closing the device")
 	}
 	close(st.c.stop)
@@ -590,6 +597,7 @@ func (p *Port) down(now time.Time, cause error) {
 	st := &p.st
 	p.log.Warn().Err(cause).Msg("modem down")
 	p.drop()
+	idle := !st.txActive
 	if st.txActive {
 		// The abandoned writer may still hold txBuf for a moment.
 		st.txBuf = nil
@@ -598,9 +606,10 @@ func (p *Port) down(now time.Time, cause error) {
 	st.sensed, st.lastRx = false, time.Time{}
 	if st.reported {
 		st.reported = false
-		p.emit(phy.Event{Kind: phy.CarrierOff})
+		p.push(phy.Event{Kind: phy.CarrierOff})
 	}
-	p.emit(phy.Event{Kind: phy.Down})
+	p.q.PushDown(idle)
+	st.downAt = now
 	st.backoff = p.opt.backoffMin
 	st.reopenAt = now.Add(st.backoff)
 	st.tries, st.loggedErr, st.loggedFor = 0, "", 0
@@ -628,8 +637,8 @@ func (p *Port) reopen(now time.Time) {
 		st.dcdAt = now
 	}
 	p.reopens.Add(1)
-	p.log.Info().Int("tries", st.tries).Msg("modem back up")
-	p.emit(phy.Event{Kind: phy.Up})
+	p.log.Info().Int("tries", st.tries).Dur("down_for", now.Sub(st.downAt)).Msg("modem back up")
+	p.push(phy.Event{Kind: phy.Up})
 }
 
 // sync runs f on the run goroutine after any tick already fired (tests).

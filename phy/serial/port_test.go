@@ -143,7 +143,7 @@ func newHarness(t *testing.T, cfg Config, opt options) *harness {
 	}
 	opt.clock = h.clk
 	if opt.dcd == nil {
-		opt.dcd = (*line).dcd
+		opt.dcd = (*line).DCD
 	}
 	if opt.backoffMin == 0 {
 		opt.backoffMin, opt.backoffMax = 250*time.Millisecond, time.Second
@@ -289,16 +289,16 @@ func TestTransmitArrivesAndReceive(t *testing.T) {
 
 func TestTransmitRefused(t *testing.T) {
 	h := newHarness(t, Config{AirRate: 300, MaxFrame: 16}, options{})
-	if err := h.p.Transmit(make([]byte, 17)); !errors.Is(err, ErrTooLarge) {
+	if err := h.p.Transmit(make([]byte, 17)); !errors.Is(err, phy.ErrTooLarge) {
 		t.Errorf("Transmit(17 bytes) = %v, want ErrTooLarge", err)
 	}
-	if err := h.p.Transmit(nil); !errors.Is(err, ErrEmpty) {
+	if err := h.p.Transmit(nil); !errors.Is(err, phy.ErrEmpty) {
 		t.Errorf("Transmit(nil) = %v, want ErrEmpty", err)
 	}
 	if err := h.p.Transmit(make([]byte, 16)); err != nil {
 		t.Fatalf("Transmit(16 bytes): %v", err)
 	}
-	if err := h.p.Transmit(make([]byte, 1)); !errors.Is(err, ErrBusy) {
+	if err := h.p.Transmit(make([]byte, 1)); !errors.Is(err, phy.ErrBusy) {
 		t.Errorf("second Transmit = %v, want ErrBusy", err)
 	}
 	if got := h.p.Stats().Refused; got != 3 {
@@ -476,7 +476,7 @@ func TestWatchdog(t *testing.T) {
 	h.none()
 	h.advance(time.Nanosecond)
 	h.expect(phy.Down)
-	if err := h.p.Transmit([]byte("x")); !errors.Is(err, ErrDown) {
+	if err := h.p.Transmit([]byte("x")); !errors.Is(err, phy.ErrDown) {
 		t.Errorf("Transmit while down = %v, want ErrDown", err)
 	}
 	if st := h.p.Stats(); st.WriteTimeouts != 1 {
@@ -594,7 +594,7 @@ func TestContextEndsPort(t *testing.T) {
 		select {
 		case _, ok := <-p.Events():
 			if !ok {
-				if err := p.Transmit([]byte("x")); !errors.Is(err, ErrClosed) {
+				if err := p.Transmit([]byte("x")); !errors.Is(err, phy.ErrClosed) {
 					t.Errorf("Transmit after the context ended = %v, want ErrClosed", err)
 				}
 				p.Close()
