@@ -1,0 +1,375 @@
+package main
+
+// The Wireshark dissector (packaging/slided.lua) against captures written by
+// a real daemon pair: link ARQ on, frames small enough that every unicast
+// packet travels as several fragments, once without a key and once with
+// one. tshark (Debian package tshark) decodes them and the test checks its
+// output field by field. docs/frame-format.md names the fields.
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slided/slided/internal/lab"
+)
+
+// dissectorScript is the dissector under test, from cmd/slided.
+var dissectorScript = filepath.Join("..", "..", "packaging", "slided.lua")
+
+// dissectorFrameMax cuts a 1000-byte datagram (1042 bytes as an Ethernet
+// frame, 1028 in the compact header) into six fragments.
+const dissectorFrameMax = 200
+
+// needTshark returns the path of tshark or fails t: CI installs it, so a
+// missing tshark is a broken setup, not a reason to skip.
+func needTshark(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("tshark")
+	if err != nil {
+		t.Fatal("tshark is missing (Debian package tshark): the dissector test needs it")
+	}
+	return p
+}
+
+// tshark runs tshark with the dissector on file and returns its standard
+// output and standard error. extra comes before -r, so it may hold -o, -Y,
+// -T and -e options.
+func tshark(t *testing.T, file string, extra ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	args := append([]string{"-n", "-X", "lua_script:" + dissectorScript}, extra...)
+	args = append(args, "-r", file)
+	cmd := exec.Command(needTshark(t), args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	// Keep the user's own Wireshark profile and plugins out of the test.
+	cmd.Env = append(os.Environ(), "WIRESHARK_CONFIG_DIR="+t.TempDir())
+	err = cmd.Run()
+	return out.String(), errb.String(), err
+}
+
+// captureExchange runs a daemon pair with node 1 capturing, makes traffic
+// that exercises every kind the daemon sends (broadcast ARP, IPv6
+// multicast, unicast ICMP and UDP in fragments, Acks, sealed frames with a
+// key), stops the daemons and returns the capture's path.
+func captureExchange(t *testing.T, subnet string, key string) string {
+	t.Helper()
+	pcap := filepath.Join(t.TempDir(), "air.pcap")
+	args := []string{"-frame-max", strconv.Itoa(dissectorFrameMax)}
+	if key != "" {
+		args = append(args, "-key", key)
+	}
+	l, p := startPairConfig(t, lab.PairConfig{Rate: 115200, Subnet: subnet, Args: args,
+		NodeArgs: func(i int) []string {
+			if i == 0 {
+				return []string{"-pcap", pcap}
+			}
+			return nil
+		}})
+	// 600-byte echoes travel in four fragments each way.
+	out, _ := l.Exec(p.NS[0], "ping", "-n", "-c", "3", "-i", "0.5", "-W", "3", "-s", "600", p.Addr[1])
+	if !strings.Contains(out, " 0% packet loss") && !strings.Contains(out, " 33% packet loss") {
+		t.Fatalf("ping across the pair:\n%s", out)
+	}
+	cs := udpPair(t, p, 5040, 0)
+	const n, size = 3, 1000
+	buf := make([]byte, size)
+	for i := range n {
+		binary.BigEndian.PutUint64(buf, 1)
+		binary.BigEndian.PutUint64(buf[8:], uint64(i))
+		if _, err := cs[0].WriteToUDP(buf, udpAddr(p.Addr[1], 5040)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fc, err := countFlow(cs[1], 1, n, 5*time.Second, time.Now().Add(20*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fc.received != n {
+		t.Fatalf("udp: %d of %d datagrams arrived", fc.received, n)
+	}
+	for i := range 2 {
+		if err := p.Daemons[i].Stop(10 * time.Second); err != nil {
+			t.Fatalf("stop node%d: %v", i+1, err)
+		}
+	}
+	if os.Getenv("SLIDED_KEEP_PCAP") != "" {
+		b, _ := os.ReadFile(pcap)
+		os.WriteFile(os.Getenv("SLIDED_KEEP_PCAP")+"-"+fmt.Sprint(key != "")+".pcap", b, 0o644)
+	}
+	return pcap
+}
+
+// dissectorFields are the fields the test reads from every frame.
+var dissectorFields = []string{
+	"frame.number", "slided.kind", "slided.src", "slided.dst",
+	"slided.frag.seq", "slided.frag.index", "slided.frag.count", "slided.frag.first", "slided.frag.ackreq",
+	"slided.frag.inner", "slided.reassembled.length",
+	"slided.ack.seq", "slided.ack.count", "slided.ack.complete", "slided.ack.packet_in",
+	"slided.sealed.counter", "slided.sealed.opened", "slided.sealed.inner",
+	"udp.length", "icmp.type", "arp.opcode", "ipv6.dst",
+}
+
+// malformedFilter matches a frame the dissector could not decode, or where
+// it failed: the dissector's own mark, Wireshark's exception mark, any
+// error-level expert info, and a Lua error.
+const malformedFilter = `slided.malformed || _ws.malformed || _ws.lua.error || _ws.expert.severity == "Error"`
+
+// tsharkFrame is one frame's fields, by name; absent fields are "".
+type tsharkFrame map[string]string
+
+// num returns the field as a number, or -1 when it is absent.
+func (f tsharkFrame) num(name string) int {
+	v, err := strconv.Atoi(f[name])
+	if err != nil {
+		return -1
+	}
+	return v
+}
+
+// flag reports a boolean field: tshark 4.0 prints 1 and 0.
+func (f tsharkFrame) flag(name string) bool { return f[name] == "1" || f[name] == "True" }
+
+// kind is the kind the link carried: the inner kind of an opened sealed
+// frame, else the header's.
+func (f tsharkFrame) kind() int {
+	if f.flag("slided.sealed.opened") {
+		return f.num("slided.sealed.inner")
+	}
+	return f.num("slided.kind")
+}
+
+// dissect runs tshark -T fields over file and returns its frames. It fails
+// t on a tshark error or a Lua error.
+func dissect(t *testing.T, file string, opts ...string) []tsharkFrame {
+	t.Helper()
+	args := append([]string{"-T", "fields", "-E", "separator=|", "-E", "occurrence=f"}, opts...)
+	for _, name := range dissectorFields {
+		args = append(args, "-e", name)
+	}
+	out, errout, err := tshark(t, file, args...)
+	if err != nil || strings.Contains(errout, "Lua") {
+		t.Fatalf("tshark: %v\n%s", err, errout)
+	}
+	var frames []tsharkFrame
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		vals := strings.Split(line, "|")
+		if len(vals) != len(dissectorFields) {
+			t.Fatalf("tshark line %q: %d fields, want %d", line, len(vals), len(dissectorFields))
+		}
+		f := tsharkFrame{}
+		for i, name := range dissectorFields {
+			f[name] = vals[i]
+		}
+		frames = append(frames, f)
+	}
+	if len(frames) == 0 {
+		t.Fatal("tshark shows no frames")
+	}
+	return frames
+}
+
+// matching returns the numbers of the frames of file that filter selects.
+// It fails t on a tshark error or a Lua error.
+func matching(t *testing.T, file, filter string, opts ...string) []int {
+	t.Helper()
+	args := append([]string{"-Y", filter, "-T", "fields", "-e", "frame.number"}, opts...)
+	out, errout, err := tshark(t, file, args...)
+	if err != nil || strings.Contains(errout, "Lua") {
+		t.Fatalf("tshark -Y %q: %v\n%s", filter, err, errout)
+	}
+	var nums []int
+	for _, s := range strings.Fields(out) {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			t.Fatalf("tshark -Y %q: %q is not a frame number", filter, s)
+		}
+		nums = append(nums, n)
+	}
+	return nums
+}
+
+// checkNoMalformed fails t if any frame of file is malformed or raised a
+// Lua error.
+func checkNoMalformed(t *testing.T, file string, opts ...string) {
+	t.Helper()
+	if bad := matching(t, file, malformedFilter, opts...); len(bad) != 0 {
+		out, _, _ := tshark(t, file, append([]string{"-V", "-Y", malformedFilter}, opts...)...)
+		t.Errorf("malformed frames %v:\n%s", bad, out)
+	}
+}
+
+// checkDecoded checks what the daemon pair of captureExchange put on air,
+// frame by frame: broadcast ARP and IPv6 multicast whole, unicast in
+// fragments that reassemble into the echoes and the 1000-byte datagrams,
+// the First flag on each direction's first packet only, and Acks that name
+// packets the capture holds.
+func checkDecoded(t *testing.T, frames []tsharkFrame) {
+	t.Helper()
+	byNum := map[int]tsharkFrame{}
+	type packetKey struct{ src, dst, seq int }
+	type packet struct {
+		count int
+		index map[int]bool
+	}
+	packets := map[packetKey]*packet{}
+	firstSeen := map[[2]int]bool{}  // direction -> its first fragment seen
+	laterPlain := map[[2]int]bool{} // direction -> a fragment without First seen
+	var arp, mcast, udp, echoReq, echoRep, acks int
+	for _, f := range frames {
+		byNum[f.num("frame.number")] = f
+		src, dst := f.num("slided.src"), f.num("slided.dst")
+		switch f.kind() {
+		case 0:
+			if f.num("arp.opcode") == 1 && dst == 0xFF {
+				arp++
+			}
+		case 1:
+			if strings.HasPrefix(f["ipv6.dst"], "ff02:") && dst == 0xFF {
+				mcast++
+			}
+		case 2:
+			k := packetKey{src, dst, f.num("slided.frag.seq")}
+			count, index := f.num("slided.frag.count"), f.num("slided.frag.index")
+			if count < 1 || index < 0 || index >= count {
+				t.Errorf("frame %s: fragment %d of %d", f["frame.number"], index, count)
+				continue
+			}
+			p := packets[k]
+			if p == nil || p.count != count {
+				p = &packet{count: count, index: map[int]bool{}}
+				packets[k] = p
+			}
+			p.index[index] = true
+			dir := [2]int{src, dst}
+			if !firstSeen[dir] {
+				firstSeen[dir] = true
+				if !f.flag("slided.frag.first") {
+					t.Errorf("frame %s: the first fragment from node %d to node %d lacks the First flag", f["frame.number"], src, dst)
+				}
+			} else if !f.flag("slided.frag.first") {
+				laterPlain[dir] = true
+			}
+			if n := f.num("slided.reassembled.length"); n >= 0 {
+				if len(p.index) != count {
+					t.Errorf("frame %s: reassembled %v with %d of %d fragments seen", f["frame.number"], k, len(p.index), count)
+				}
+				if !f.flag("slided.frag.ackreq") {
+					t.Errorf("frame %s: the fragment that completes a unicast packet has no AckReq", f["frame.number"])
+				}
+				switch {
+				case f.num("udp.length") == 1008:
+					if n != 1030 || count < 6 {
+						t.Errorf("frame %s: a 1000-byte datagram reassembled to %d bytes from %d fragments, want 1030 (EtherType and IP packet) from 6 or more", f["frame.number"], n, count)
+					}
+					udp++
+				case f.num("icmp.type") == 8 && count >= 4:
+					echoReq++
+				case f.num("icmp.type") == 0 && count >= 4:
+					echoRep++
+				}
+			}
+		case 3:
+			acks++
+			seq, count := f.num("slided.ack.seq"), f.num("slided.ack.count")
+			// The Ack from src answers the packet dst sent to src.
+			p := packets[packetKey{dst, src, seq}]
+			if p == nil || p.count != count {
+				t.Errorf("frame %s: ack for seq %d of %d fragments from node %d to node %d, not in the capture before it", f["frame.number"], seq, count, dst, src)
+				continue
+			}
+			if in := f.num("slided.ack.packet_in"); in >= 0 {
+				g := byNum[in]
+				if g == nil || g.num("slided.frag.seq") != seq || g.num("slided.reassembled.length") < 0 {
+					t.Errorf("frame %s: ack of seq %d points at frame %d, which does not reassemble it", f["frame.number"], seq, in)
+				}
+			} else if f.flag("slided.ack.complete") {
+				t.Errorf("frame %s: a complete ack without the frame of its packet", f["frame.number"])
+			}
+		default:
+			t.Errorf("frame %s: kind %q (sealed %q, opened %q)", f["frame.number"], f["slided.kind"], f["slided.sealed.inner"], f["slided.sealed.opened"])
+		}
+	}
+	if arp == 0 || mcast == 0 {
+		t.Errorf("whole frames: %d broadcast ARP requests, %d IPv6 multicast; want some of each", arp, mcast)
+	}
+	if udp < 3 || echoReq < 2 || echoRep < 2 {
+		t.Errorf("reassembled: %d datagrams of 1000 bytes (want 3), %d echo requests and %d replies in 4 or more fragments (want 2 each)", udp, echoReq, echoRep)
+	}
+	if acks == 0 {
+		t.Error("no acks")
+	}
+	for _, dir := range [][2]int{{1, 2}, {2, 1}} {
+		if !firstSeen[dir] || !laterPlain[dir] {
+			t.Errorf("node %d to node %d: fragments seen %v, after the first packet without First %v", dir[0], dir[1], firstSeen[dir], laterPlain[dir])
+		}
+	}
+}
+
+// TestDissectorCapture: every frame a keyless daemon pair puts on air
+// decodes, fragments reassemble into the IP packets that were sent, and no
+// frame is malformed.
+func TestDissectorCapture(t *testing.T) {
+	needTshark(t)
+	pcap := captureExchange(t, "192.0.2", "")
+	frames := dissect(t, pcap)
+	checkDecoded(t, frames)
+	checkNoMalformed(t, pcap)
+	t.Logf("%d frames decoded", len(frames))
+}
+
+// TestDissectorSealedCapture: with a key every frame is sealed. Without the
+// key file tshark shows each as sealed with its counter (never repeated by
+// a sender); with it (-o slided.key_file:FILE) the capture reads as the
+// keyless one does.
+func TestDissectorSealedCapture(t *testing.T) {
+	needTshark(t)
+	key := writeKey(t, t.TempDir(), "net.key", 0x5a)
+	pcap := captureExchange(t, "198.51.100", key)
+
+	type use struct {
+		src     int
+		counter uint64
+	}
+	seen := map[use]string{}
+	for _, f := range dissect(t, pcap) {
+		c, err := strconv.ParseUint(f["slided.sealed.counter"], 10, 64)
+		if f.num("slided.kind") != 4 || err != nil || f.flag("slided.sealed.opened") {
+			t.Errorf("frame %s without the key: kind %q, counter %q, opened %q; want sealed with a counter, not opened",
+				f["frame.number"], f["slided.kind"], f["slided.sealed.counter"], f["slided.sealed.opened"])
+			continue
+		}
+		// Acks overtake data sealed before them, so counters need not
+		// rise through the file; a sender never repeats one.
+		u := use{f.num("slided.src"), c}
+		if prev, ok := seen[u]; ok {
+			t.Errorf("frames %s and %s: node %d used counter %d twice", prev, f["frame.number"], u.src, c)
+		}
+		seen[u] = f["frame.number"]
+	}
+	checkNoMalformed(t, pcap)
+
+	withKey := []string{"-o", "slided.key_file:" + key}
+	frames := dissect(t, pcap, withKey...)
+	for _, f := range frames {
+		if !f.flag("slided.sealed.opened") {
+			t.Errorf("frame %s: not opened with the key", f["frame.number"])
+		}
+	}
+	checkDecoded(t, frames)
+	checkNoMalformed(t, pcap, withKey...)
+
+	// Another key opens nothing, and says so without calling it malformed.
+	other := writeKey(t, t.TempDir(), "other.key", 0xa5)
+	if n := len(matching(t, pcap, "slided.sealed.auth_failed", "-o", "slided.key_file:"+other)); n != len(frames) {
+		t.Errorf("with another key %d of %d frames failed authentication", n, len(frames))
+	}
+	checkNoMalformed(t, pcap, "-o", "slided.key_file:"+other)
+}
