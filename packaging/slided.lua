@@ -500,7 +500,7 @@ local function dissect_ack(dst, src, range, pinfo, item)
     local want = 2 + math.floor((count + 7) / 8)
     if range:len() ~= want then
         info(string.format("Ack seq %d", seq))
-        malformed(item, pinfo, string.format("ack of %d fragments is %d bytes, not %d", count, want, range:len()))
+        malformed(item, pinfo, string.format("ack of %d fragments is %d bytes, not %d", count, range:len(), want))
         return
     end
     local bm = range(2)

@@ -9,6 +9,7 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slided/slided/capture"
 	"github.com/slided/slided/internal/lab"
 )
 
@@ -111,7 +113,7 @@ func captureExchange(t *testing.T, subnet string, key string) string {
 var dissectorFields = []string{
 	"frame.number", "slided.kind", "slided.src", "slided.dst",
 	"slided.frag.seq", "slided.frag.index", "slided.frag.count", "slided.frag.first", "slided.frag.ackreq",
-	"slided.frag.inner", "slided.reassembled.length",
+	"slided.frag.inner", "slided.reassembled.length", "slided.frag.duplicate_of",
 	"slided.ack.seq", "slided.ack.count", "slided.ack.complete", "slided.ack.packet_in",
 	"slided.sealed.counter", "slided.sealed.opened", "slided.sealed.inner",
 	"udp.length", "icmp.type", "arp.opcode", "ipv6.dst",
@@ -372,4 +374,140 @@ func TestDissectorSealedCapture(t *testing.T) {
 		t.Errorf("with another key %d of %d frames failed authentication", n, len(frames))
 	}
 	checkNoMalformed(t, pcap, "-o", "slided.key_file:"+other)
+}
+
+// writeCapture writes frames (hex, spaces allowed) as a capture through
+// package capture and returns its path.
+func writeCapture(t *testing.T, frames []string) string {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := capture.New(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	for i, h := range frames {
+		b, err := hex.DecodeString(strings.ReplaceAll(h, " ", ""))
+		if err != nil {
+			t.Fatalf("frame %d: %v", i+1, err)
+		}
+		if err := w.WriteFrame(at.Add(time.Duration(i)*time.Millisecond), capture.Tx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := filepath.Join(t.TempDir(), "frames.pcap")
+	if err := os.WriteFile(p, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestDissectorBadFrames: every way a frame can be wrong is shown as
+// malformed (or as a reserved kind, or as failing authentication), never as
+// a Lua error, and good frames around them decode; reassembly marks
+// retransmitted fragments and names the frame of the packet an Ack answers.
+func TestDissectorBadFrames(t *testing.T) {
+	needTshark(t)
+	const (
+		ok        = "ok"
+		malformed = "slided.malformed"
+		reserved  = "slided.reserved_kind"
+		forged    = "slided.sealed.auth_failed"
+		anything  = "" // Wireshark's own dissectors judge it; no Lua error
+	)
+	cases := []struct {
+		desc, frame, want string
+	}{
+		{"header cut short", "10 02", malformed},
+		{"version 2", "20 02 01 08 00", malformed},
+		{"destination 0", "10 00 01 08 00", malformed},
+		{"source broadcast", "10 02 ff 08 00", malformed},
+		{"data without its EtherType", "10 02 01 08", malformed},
+		{"ethernet shorter than its header", "11 02 01 aa bb cc", malformed},
+		{"fragment header cut short", "12 02 01 80 07 00", malformed},
+		{"fragment reserved bits", "12 02 01 b0 07 00 01 aa", malformed},
+		{"fragment count 0", "12 02 01 80 07 00 00 aa", malformed},
+		{"fragment index = count", "12 02 01 80 07 02 02 aa", malformed},
+		{"fragment count 65", "12 02 01 80 07 00 41 aa", malformed},
+		{"ack cut short", "13 01 02 07 01", malformed},
+		{"ack count 0", "13 01 02 07 00 00", malformed},
+		{"ack longer than its bitmap", "13 01 02 07 01 01 00", malformed},
+		{"ack bits beyond count", "13 01 02 07 02 07", malformed},
+		{"sealed shorter than the envelope", "14 02 01 00 00 00 00 00 01 aa bb", malformed},
+		{"reserved kind 7", "17 02 01 de ad", reserved},
+		{"reserved kind 15, empty", "1f 02 01", reserved},
+		{"fragment of an ethernet packet shorter than its header", "12 02 01 81 0b 00 01 aa bb cc", malformed},
+		{"fragment of reserved kind 5", "12 02 01 85 0c 00 01 aa", reserved},
+		{"data with an IPv4 header cut short", "10 02 01 08 00 45 00 00", anything},
+		{"sealed under another key", "14 02 01 00 00 00 00 00 01 00 00 00 00 00 00 00 00 00", forged},
+		// A two-fragment packet (EtherType 0x88b5, local experimental),
+		// its first fragment twice, its Ack, a late retransmission.
+		{"first fragment", "12 02 01 40 09 00 02 88 b5 01 02", ok},
+		{"first fragment again", "12 02 01 40 09 00 02 88 b5 01 02", ok},
+		{"last fragment", "12 02 01 80 09 01 02 03 04", ok},
+		{"ack", "13 01 02 09 02 03", ok},
+		{"last fragment again", "12 02 01 80 09 01 02 03 04", ok},
+		{"ack missing fragment 1", "13 01 02 09 02 01", ok},
+	}
+	frames := make([]string, len(cases))
+	for i, c := range cases {
+		frames[i] = c.frame
+	}
+	pcap := writeCapture(t, frames)
+	keyOpt := []string{"-o", "slided.key_file:" + writeKey(t, t.TempDir(), "net.key", 0x5a)}
+
+	got := map[int][]string{}
+	for _, name := range []string{malformed, reserved, forged} {
+		for _, n := range matching(t, pcap, name, keyOpt...) {
+			got[n] = append(got[n], name)
+		}
+	}
+	if n := matching(t, pcap, "_ws.lua.error", keyOpt...); len(n) != 0 {
+		t.Errorf("Lua errors in frames %v", n)
+	}
+	bad := map[int]bool{}
+	for _, n := range matching(t, pcap, malformedFilter, keyOpt...) {
+		bad[n] = true
+	}
+	for i, c := range cases {
+		n := i + 1
+		switch c.want {
+		case anything:
+		case ok:
+			if len(got[n]) != 0 || bad[n] {
+				t.Errorf("frame %d (%s): marked %v (malformed filter %v), want clean", n, c.desc, got[n], bad[n])
+			}
+		default:
+			if len(got[n]) != 1 || got[n][0] != c.want {
+				t.Errorf("frame %d (%s): marked %v, want %s", n, c.desc, got[n], c.want)
+			}
+		}
+	}
+
+	fields := dissect(t, pcap, keyOpt...)
+	at := func(desc string) tsharkFrame {
+		for i, c := range cases {
+			if c.desc == desc {
+				return fields[i]
+			}
+		}
+		t.Fatalf("no case %q", desc)
+		return nil
+	}
+	first, last := at("first fragment").num("frame.number"), at("last fragment").num("frame.number")
+	for _, c := range []struct {
+		desc, field string
+		want        int
+	}{
+		{"first fragment again", "slided.frag.duplicate_of", first},
+		{"last fragment", "slided.reassembled.length", 6},
+		{"ack", "slided.ack.packet_in", last},
+		{"last fragment again", "slided.frag.duplicate_of", last},
+		{"ack missing fragment 1", "slided.ack.packet_in", last},
+		{"ack missing fragment 1", "slided.ack.complete", 0},
+	} {
+		if got := at(c.desc).num(c.field); got != c.want {
+			t.Errorf("%s: %s = %d, want %d", c.desc, c.field, got, c.want)
+		}
+	}
 }
