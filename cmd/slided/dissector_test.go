@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -317,7 +318,8 @@ func checkDecoded(t *testing.T, frames []tsharkFrame) {
 
 // TestDissectorCapture: every frame a keyless daemon pair puts on air
 // decodes, fragments reassemble into the IP packets that were sent, and no
-// frame is malformed.
+// frame is malformed. The same capture damaged gives tshark's error or
+// malformed marks, never a Lua error.
 func TestDissectorCapture(t *testing.T) {
 	needTshark(t)
 	pcap := captureExchange(t, "192.0.2", "")
@@ -325,6 +327,7 @@ func TestDissectorCapture(t *testing.T) {
 	checkDecoded(t, frames)
 	checkNoMalformed(t, pcap)
 	t.Logf("%d frames decoded", len(frames))
+	t.Run("damaged", func(t *testing.T) { checkDamaged(t, pcap) })
 }
 
 // TestDissectorSealedCapture: with a key every frame is sealed. Without the
@@ -510,4 +513,90 @@ func TestDissectorBadFrames(t *testing.T) {
 			t.Errorf("%s: %s = %d, want %d", c.desc, c.field, got, c.want)
 		}
 	}
+}
+
+// pcapRecords returns the offset of each record of a classic pcap file.
+func pcapRecords(t *testing.T, raw []byte) []int {
+	t.Helper()
+	var offs []int
+	for off := capture.FileHeaderLen; off+capture.RecordHeaderLen <= len(raw); {
+		offs = append(offs, off)
+		off += capture.RecordHeaderLen + int(binary.LittleEndian.Uint32(raw[off+8:]))
+	}
+	if len(offs) < 10 {
+		t.Fatalf("capture of %d bytes holds %d records", len(raw), len(offs))
+	}
+	return offs
+}
+
+// checkDamaged damages a good capture three ways: cut in the middle of a
+// record, a record length past the snap length, and bytes flipped inside
+// frames. tshark reports the first two as a damaged file after the frames
+// before them; flipped frames show as malformed where the dissector can
+// tell. None gives a Lua error.
+func checkDamaged(t *testing.T, good string) {
+	raw, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offs := pcapRecords(t, raw)
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	half := len(offs) / 2
+	for _, c := range []struct {
+		desc, file, stderr string
+	}{
+		{"cut mid-record", write("cut.pcap", raw[:offs[half]+capture.RecordHeaderLen+2]), "cut short in the middle of a packet"},
+		{"record longer than the snap length", write("long.pcap", func() []byte {
+			b := bytes.Clone(raw)
+			binary.LittleEndian.PutUint32(b[offs[half]+8:], 1<<30)
+			return b
+		}()), "damaged or corrupt"},
+	} {
+		out, errout, err := tshark(t, c.file)
+		if err == nil || !strings.Contains(errout, c.stderr) || strings.Contains(errout, "Lua") {
+			t.Errorf("%s: tshark %v, stderr %q; want an error saying %q and nothing from Lua", c.desc, err, errout, c.stderr)
+		}
+		if n := strings.Count(out, "\n"); n != half || strings.Contains(out, "Lua Error") {
+			t.Errorf("%s: tshark shows %d frames, want the %d before the damage, none with a Lua error:\n%s", c.desc, n, half, out)
+		}
+	}
+
+	malformedSeen := 0
+	for seed := range uint64(10) {
+		rng := rand.New(rand.NewPCG(seed, 15))
+		b := bytes.Clone(raw)
+		for i, off := range offs {
+			n := int(binary.LittleEndian.Uint32(b[off+8:]))
+			if n == 0 || rng.IntN(2) == 0 {
+				continue
+			}
+			// Odd records are hit in the link and fragment headers, even
+			// ones anywhere.
+			pos := rng.IntN(n)
+			if i%2 == 1 {
+				pos = rng.IntN(min(n, 7))
+			}
+			b[off+capture.RecordHeaderLen+pos] ^= byte(1 + rng.IntN(255))
+		}
+		p := write(fmt.Sprintf("flipped-%d.pcap", seed), b)
+		out, errout, err := tshark(t, p, "-T", "fields", "-E", "occurrence=a", "-e", "frame.number", "-e", "_ws.expert.message")
+		if err != nil || strings.Contains(errout, "Lua") || strings.Contains(out, "Lua Error") {
+			t.Fatalf("seed %d: tshark %v, stderr %q; a Lua error in %d lines:\n%s", seed, err, errout, strings.Count(out, "Lua Error"), out)
+		}
+		if n := strings.Count(out, "\n"); n != len(offs) {
+			t.Errorf("seed %d: %d frames shown of %d", seed, n, len(offs))
+		}
+		malformedSeen += len(matching(t, p, "slided.malformed"))
+	}
+	if malformedSeen == 0 {
+		t.Error("no flipped frame shown as malformed")
+	}
+	t.Logf("flipped frames: %d shown as malformed over 10 files of %d frames", malformedSeen, len(offs))
 }
