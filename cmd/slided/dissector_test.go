@@ -115,6 +115,7 @@ var dissectorFields = []string{
 	"frame.number", "slided.kind", "slided.src", "slided.dst",
 	"slided.frag.seq", "slided.frag.index", "slided.frag.count", "slided.frag.first", "slided.frag.ackreq",
 	"slided.frag.inner", "slided.reassembled.length", "slided.frag.duplicate_of",
+	"slided.frag.reassembled_in",
 	"slided.ack.seq", "slided.ack.count", "slided.ack.complete", "slided.ack.packet_in",
 	"slided.sealed.counter", "slided.sealed.opened", "slided.sealed.inner",
 	"udp.length", "icmp.type", "arp.opcode", "ipv6.dst",
@@ -327,6 +328,26 @@ func TestDissectorCapture(t *testing.T) {
 	checkDecoded(t, frames)
 	checkNoMalformed(t, pcap)
 	t.Logf("%d frames decoded", len(frames))
+
+	// Two passes, as Wireshark's window makes: the same decoding, and now
+	// each fragment names the frame that reassembles its packet.
+	frames = dissect(t, pcap, "-2")
+	checkDecoded(t, frames)
+	pointed := 0
+	for _, f := range frames {
+		in := f.num("slided.frag.reassembled_in")
+		if in < 0 {
+			continue
+		}
+		g := frames[in-1]
+		if g.num("slided.frag.seq") != f.num("slided.frag.seq") || g.num("slided.reassembled.length") < 0 || in <= f.num("frame.number") {
+			t.Errorf("frame %s: reassembled in frame %d, which does not complete seq %s", f["frame.number"], in, f["slided.frag.seq"])
+		}
+		pointed++
+	}
+	if pointed == 0 {
+		t.Error("two passes: no fragment names the frame that reassembles it")
+	}
 	t.Run("damaged", func(t *testing.T) { checkDamaged(t, pcap) })
 }
 
