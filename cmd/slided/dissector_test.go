@@ -20,7 +20,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slided/slided/auth"
 	"github.com/slided/slided/capture"
+	"github.com/slided/slided/framing"
 	"github.com/slided/slided/internal/lab"
 )
 
@@ -439,9 +441,34 @@ func TestDissectorBadFrames(t *testing.T) {
 		forged    = "slided.sealed.auth_failed"
 		anything  = "" // Wireshark's own dissectors judge it; no Lua error
 	)
+	// Sealed frames made with the key the test gives tshark (0x5a
+	// repeated, as writeKey writes it below).
+	var key auth.Key
+	for i := range key {
+		key[i] = 0x5a
+	}
+	sealer, err := auth.NewSealer(key, 1, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seal := func(kind framing.Kind, payload string) string {
+		p, err := hex.DecodeString(strings.ReplaceAll(payload, " ", ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, env, err := sealer.Seal(nil, framing.Header{Kind: kind, Dst: 2, Src: 1}, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hex.EncodeToString(append([]byte{framing.Version<<4 | byte(h.Kind), byte(h.Dst), byte(h.Src)}, env...))
+	}
 	cases := []struct {
 		desc, frame, want string
 	}{
+		{"sealed ack", seal(framing.KindAck, "21 01 01"), ok},
+		{"sealed frame inside a sealed frame", seal(framing.KindSealed, "00 01 02 03"), malformed},
+		{"sealed reserved kind 9", seal(9, "aa"), reserved},
+		{"sealed data without its EtherType", seal(framing.KindData, ""), malformed},
 		{"header cut short", "10 02", malformed},
 		{"version 2", "20 02 01 08 00", malformed},
 		{"destination 0", "10 00 01 08 00", malformed},
@@ -529,6 +556,12 @@ func TestDissectorBadFrames(t *testing.T) {
 		{"last fragment again", "slided.frag.duplicate_of", last},
 		{"ack missing fragment 1", "slided.ack.packet_in", last},
 		{"ack missing fragment 1", "slided.ack.complete", 0},
+		{"sealed ack", "slided.sealed.opened", 1},
+		{"sealed ack", "slided.sealed.inner", 3},
+		{"sealed ack", "slided.sealed.counter", 1000},
+		{"sealed ack", "slided.ack.seq", 0x21},
+		{"sealed ack", "slided.ack.complete", 1},
+		{"sealed data without its EtherType", "slided.sealed.counter", 1003},
 	} {
 		if got := at(c.desc).num(c.field); got != c.want {
 			t.Errorf("%s: %s = %d, want %d", c.desc, c.field, got, c.want)
