@@ -229,8 +229,10 @@ func checkDecoded(t *testing.T, frames []tsharkFrame) {
 	firstSeen := map[[2]int]bool{}  // direction -> its first fragment seen
 	laterPlain := map[[2]int]bool{} // direction -> a fragment without First seen
 	var arp, mcast, udp, echoReq, echoRep, acks int
+	perKind := map[int]int{}
 	for _, f := range frames {
 		byNum[f.num("frame.number")] = f
+		perKind[f.kind()]++
 		src, dst := f.num("slided.src"), f.num("slided.dst")
 		switch f.kind() {
 		case 0:
@@ -312,6 +314,8 @@ func checkDecoded(t *testing.T, frames []tsharkFrame) {
 	if acks == 0 {
 		t.Error("no acks")
 	}
+	t.Logf("%d frames by kind %v: %d broadcast ARP, %d IPv6 multicast, reassembled %d datagrams, %d echo requests, %d replies; %d acks",
+		len(frames), perKind, arp, mcast, udp, echoReq, echoRep, acks)
 	for _, dir := range [][2]int{{1, 2}, {2, 1}} {
 		if !firstSeen[dir] || !laterPlain[dir] {
 			t.Errorf("node %d to node %d: fragments seen %v, after the first packet without First %v", dir[0], dir[1], firstSeen[dir], laterPlain[dir])
