@@ -301,10 +301,11 @@ end
 
 local buffers  -- "src:dst:seq" -> {count, inner, frags = {[index] = string}, frames = {[index] = frame}, held, done}
 local latest   -- "src:dst" -> seq of the last packet reassembled from src to dst
+local firstseq -- "src:dst" -> seq of the First packet that began the sender's numbering
 local results  -- frame number -> {dup, reasm = string, inner, frames, reasm_in, packet_in}
 
 local function reset()
-    buffers, latest, results = {}, {}, {}
+    buffers, latest, firstseq, results = {}, {}, {}, {}
     key_path = nil
 end
 reset()
@@ -319,9 +320,19 @@ end
 -- fragment_arrived adds one fragment to the reassembly state and returns
 -- this frame's result: dup (the frame of the same fragment before), or reasm
 -- (the whole packet, when this fragment completes it).
-local function fragment_arrived(num, src, dst, seq, index, count, inner, bytes)
+local function fragment_arrived(num, src, dst, seq, index, count, inner, first, bytes)
     local pair = src .. ":" .. dst
     local k = pair .. ":" .. seq
+    if first and not (firstseq[pair] == seq and (latest[pair] == nil or latest[pair] == seq)) then
+        -- A First fragment of another packet than the one the sender's
+        -- numbering began with (or one since followed by others): the
+        -- sender restarted. Forget its previous life, as the receiver does
+        -- (docs/link-arq.md, "A sender that restarts").
+        for k2 in pairs(buffers) do
+            if k2:sub(1, #pair + 1) == pair .. ":" then buffers[k2] = nil end
+        end
+        latest[pair], firstseq[pair] = nil, seq
+    end
     local b = buffers[k]
     if b and b.done then
         if latest[pair] and not ahead(seq, latest[pair]) then
@@ -459,7 +470,8 @@ local function dissect_fragment(dst, src, range, pinfo, tree, item)
     if pinfo.visited then
         res = results[pinfo.number] or {}
     else
-        res = fragment_arrived(pinfo.number, src, dst, seq, index, count, inner, body and body:raw() or "")
+        res = fragment_arrived(pinfo.number, src, dst, seq, index, count, inner, band(flags, 0x40) ~= 0,
+            body and body:raw() or "")
         results[pinfo.number] = res
     end
     if res.dup then

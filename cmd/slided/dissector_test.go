@@ -503,6 +503,11 @@ func TestDissectorBadFrames(t *testing.T) {
 		{"ack", "13 01 02 09 02 03", ok},
 		{"last fragment again", "12 02 01 80 09 01 02 03 04", ok},
 		{"ack missing fragment 1", "13 01 02 09 02 01", ok},
+		// The next packet, then node 1 restarted: a First packet that
+		// reuses seq 9 is new, not a retransmission.
+		{"next packet", "12 02 01 80 0a 00 01 88 b5 0a", ok},
+		{"restarted sender, seq 9 again", "12 02 01 c0 09 00 01 88 b5 09", ok},
+		{"restarted sender, its retransmission", "12 02 01 c0 09 00 01 88 b5 09", ok},
 	}
 	frames := make([]string, len(cases))
 	for i, c := range cases {
@@ -560,6 +565,10 @@ func TestDissectorBadFrames(t *testing.T) {
 		{"last fragment again", "slided.frag.duplicate_of", last},
 		{"ack missing fragment 1", "slided.ack.packet_in", last},
 		{"ack missing fragment 1", "slided.ack.complete", 0},
+		{"next packet", "slided.reassembled.length", 3},
+		{"restarted sender, seq 9 again", "slided.reassembled.length", 3},
+		{"restarted sender, seq 9 again", "slided.frag.duplicate_of", -1},
+		{"restarted sender, its retransmission", "slided.frag.duplicate_of", at("restarted sender, seq 9 again").num("frame.number")},
 		{"sealed ack", "slided.sealed.opened", 1},
 		{"sealed ack", "slided.sealed.inner", 3},
 		{"sealed ack", "slided.sealed.counter", 1000},
