@@ -266,27 +266,40 @@ local function open_envelope(key, hdr, src, env)
     return chacha_xor(key, nonce, ct)
 end
 
--- The key, loaded from the preference; key_err says why it is unusable.
-local key, key_err, key_path
+-- The keys, loaded from the preference as slided run -key reads its file
+-- (auth.LoadKeys): one key, or two during a changeover, one per line of 64
+-- hex digits; blank lines and lines starting with # are ignored. key_err
+-- says why the file is unusable.
+local keys, key_err, key_path
 
 local function load_key()
     local path = slided.prefs.key_file or ""
     if path == key_path then return end
-    key, key_err, key_path = nil, nil, path
+    keys, key_err, key_path = nil, nil, path
     if path == "" then return end
     local fh, err = io.open(path, "rb")
     if not fh then
         key_err = "cannot open key file: " .. tostring(err)
         return
     end
-    local text = fh:read("*a") or ""
+    local text = fh:read(1024) or ""
     fh:close()
-    text = text:gsub("%s", "")
-    if #text ~= 64 or text:find("[^%x]") then
-        key_err = "key file " .. path .. ": want 64 hex digits"
+    local found = {}
+    for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+        line = line:gsub("^%s+", ""):gsub("%s+$", "")
+        if line ~= "" and line:sub(1, 1) ~= "#" then
+            if #line ~= 64 or line:find("[^%x]") then
+                key_err = "key file " .. path .. ": a line is not 64 hex digits"
+                return
+            end
+            found[#found + 1] = line:gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end)
+        end
+    end
+    if #found == 0 or #found > 2 then
+        key_err = "key file " .. path .. ": want one key, or two during a changeover"
         return
     end
-    key = text:gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end)
+    keys = found
 end
 
 function slided.prefs_changed()
@@ -570,7 +583,7 @@ local function dissect_sealed(dst, src, range, pinfo, tree, item)
     item:add(f.sealed_tag, range(range:len() - SEAL_TAG, SEAL_TAG))
     info(string.format("Sealed #%s", tostring(counter)))
     load_key()
-    if not key then
+    if not keys then
         item:add(f.sealed_opened, false):set_generated()
         if key_err then
             item:add_proto_expert_info(e.bad_key, key_err)
@@ -580,7 +593,11 @@ local function dissect_sealed(dst, src, range, pinfo, tree, item)
         return
     end
     local hdr = string.char(0x10 + KIND_SEALED, dst, src)
-    local plain = open_envelope(key, hdr, src, range:raw())
+    local plain
+    for _, key in ipairs(keys) do
+        plain = open_envelope(key, hdr, src, range:raw())
+        if plain then break end
+    end
     if not plain then
         item:add(f.sealed_opened, false):set_generated()
         item:add_proto_expert_info(e.forged)

@@ -20,10 +20,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slided/slided/auth"
 	"github.com/slided/slided/capture"
 	"github.com/slided/slided/framing"
 	"github.com/slided/slided/internal/lab"
+	"golang.org/x/crypto/chacha20poly1305"
 )
 
 // dissectorScript is the dissector under test, from cmd/slided.
@@ -60,6 +60,18 @@ func tshark(t *testing.T, file string, extra ...string) (stdout, stderr string, 
 	return out.String(), errb.String(), err
 }
 
+// stateDirArgs gives a keyed daemon its own state directory when the
+// binary has the -state-dir flag (where the key's counters are kept across
+// restarts); a binary without the flag gets nothing.
+func stateDirArgs(t *testing.T, dir string) []string {
+	t.Helper()
+	out, _ := exec.Command(slidedBin, "run", "-h").CombinedOutput()
+	if !bytes.Contains(out, []byte("-state-dir")) {
+		return nil
+	}
+	return []string{"-state-dir", dir}
+}
+
 // captureExchange runs a daemon pair with node 1 capturing, makes traffic
 // that exercises every kind the daemon sends (broadcast ARP, IPv6
 // multicast, unicast ICMP and UDP in fragments, Acks, sealed frames with a
@@ -71,12 +83,17 @@ func captureExchange(t *testing.T, subnet string, key string) string {
 	if key != "" {
 		args = append(args, "-key", key)
 	}
+	state := t.TempDir()
 	l, p := startPairConfig(t, lab.PairConfig{Rate: 115200, Subnet: subnet, Args: args,
 		NodeArgs: func(i int) []string {
-			if i == 0 {
-				return []string{"-pcap", pcap}
+			var a []string
+			if key != "" {
+				a = stateDirArgs(t, filepath.Join(state, fmt.Sprintf("node%d", i+1)))
 			}
-			return nil
+			if i == 0 {
+				a = append(a, "-pcap", pcap)
+			}
+			return a
 		}})
 	// 600-byte echoes travel in four fragments each way.
 	out, _ := l.Exec(p.NS[0], "ping", "-n", "-c", "3", "-i", "0.5", "-W", "3", "-s", "600", p.Addr[1])
@@ -446,25 +463,27 @@ func TestDissectorBadFrames(t *testing.T) {
 		anything  = "" // Wireshark's own dissectors judge it; no Lua error
 	)
 	// Sealed frames made with the key the test gives tshark (0x5a
-	// repeated, as writeKey writes it below).
-	var key auth.Key
-	for i := range key {
-		key[i] = 0x5a
-	}
-	sealer, err := auth.NewSealer(key, 1, 1000)
+	// repeated, the second key of the file below), by the envelope's layout in
+	// docs/link-arq.md rather than by package auth: a second implementation
+	// of the layout that the dissector must agree with.
+	aead, err := chacha20poly1305.New(bytes.Repeat([]byte{0x5a}, chacha20poly1305.KeySize))
 	if err != nil {
 		t.Fatal(err)
 	}
+	counter := uint64(1000)
 	seal := func(kind framing.Kind, payload string) string {
 		p, err := hex.DecodeString(strings.ReplaceAll(payload, " ", ""))
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, env, err := sealer.Seal(nil, framing.Header{Kind: kind, Dst: 2, Src: 1}, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return hex.EncodeToString(append([]byte{framing.Version<<4 | byte(h.Kind), byte(h.Dst), byte(h.Src)}, env...))
+		hdr := []byte{framing.Version<<4 | byte(framing.KindSealed), 2, 1}
+		var nonce [chacha20poly1305.NonceSize]byte
+		nonce[0] = hdr[2]
+		binary.BigEndian.PutUint64(nonce[4:], counter)
+		frame := append(hdr, nonce[6:]...) // the 48-bit counter
+		frame = aead.Seal(frame, nonce[:], append([]byte{byte(kind)}, p...), hdr)
+		counter++
+		return hex.EncodeToString(frame[:len(frame)-(chacha20poly1305.Overhead-8)]) // the tag cut to 8 bytes
 	}
 	cases := []struct {
 		desc, frame, want string
@@ -514,7 +533,13 @@ func TestDissectorBadFrames(t *testing.T) {
 		frames[i] = c.frame
 	}
 	pcap := writeCapture(t, frames)
-	keyOpt := []string{"-o", "slided.key_file:" + writeKey(t, t.TempDir(), "net.key", 0x5a)}
+	// A key file during a changeover, as the daemon reads it: a comment,
+	// another key, then the key the frames were sealed with.
+	keyFile := filepath.Join(t.TempDir(), "net.key")
+	if err := os.WriteFile(keyFile, []byte("# changeover\n"+strings.Repeat("a5", 32)+"\n\n"+strings.Repeat("5a", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keyOpt := []string{"-o", "slided.key_file:" + keyFile}
 
 	got := map[int][]string{}
 	for _, name := range []string{malformed, reserved, forged} {
