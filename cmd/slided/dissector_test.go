@@ -423,9 +423,23 @@ func TestDissectorSealedCapture(t *testing.T) {
 	checkNoMalformed(t, pcap, "-o", "slided.key_file:"+other)
 }
 
-// writeCapture writes frames (hex, spaces allowed) as a capture through
-// package capture and returns its path.
-func writeCapture(t *testing.T, frames []string) string {
+// hexFrames decodes frames written in hex (spaces allowed).
+func hexFrames(t testing.TB, frames []string) [][]byte {
+	t.Helper()
+	out := make([][]byte, len(frames))
+	for i, h := range frames {
+		b, err := hex.DecodeString(strings.ReplaceAll(h, " ", ""))
+		if err != nil {
+			t.Fatalf("frame %d: %v", i+1, err)
+		}
+		out[i] = b
+	}
+	return out
+}
+
+// writeCapture writes frames as a capture through package capture and
+// returns its path.
+func writeCapture(t *testing.T, frames [][]byte) string {
 	t.Helper()
 	var buf bytes.Buffer
 	w, err := capture.New(&buf)
@@ -433,11 +447,7 @@ func writeCapture(t *testing.T, frames []string) string {
 		t.Fatal(err)
 	}
 	at := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
-	for i, h := range frames {
-		b, err := hex.DecodeString(strings.ReplaceAll(h, " ", ""))
-		if err != nil {
-			t.Fatalf("frame %d: %v", i+1, err)
-		}
+	for i, b := range frames {
 		if err := w.WriteFrame(at.Add(time.Duration(i)*time.Millisecond), capture.Tx, b); err != nil {
 			t.Fatal(err)
 		}
@@ -532,7 +542,7 @@ func TestDissectorBadFrames(t *testing.T) {
 	for i, c := range cases {
 		frames[i] = c.frame
 	}
-	pcap := writeCapture(t, frames)
+	pcap := writeCapture(t, hexFrames(t, frames))
 	// A key file during a changeover, as the daemon reads it: a comment,
 	// another key, then the key the frames were sealed with.
 	keyFile := filepath.Join(t.TempDir(), "net.key")
@@ -691,4 +701,46 @@ func checkDamaged(t *testing.T, good string) {
 		t.Error("no flipped frame shown as malformed")
 	}
 	t.Logf("flipped frames: %d shown as malformed over 10 files of %d frames", malformedSeen, len(offs))
+}
+
+// FuzzDissector hands tshark captures of arbitrary frames: the input is a
+// run of frames, each a length byte and that many bytes (the last one takes
+// what is left). Whatever the frames, tshark shows every one of them and no
+// Lua error. Each input costs a tshark run (about 0.2 s), so this target
+// fuzzes slowly; its seeds run with the tests.
+func FuzzDissector(f *testing.F) {
+	seeds := [][]string{
+		{"10 02 01 08 00 45 00 00 1c", "11 ff 03 33 33 00 00 00 01 aa bb cc dd ee ff 86 dd 60 00", "12 01 02"},
+		{"12 02 01 40 09 00 02 88 b5 01 02", "12 02 01 80 09 01 02 03 04", "13 01 02 09 02 03", "12 02 01 80 09 01 02 03 04"},
+		{"12 02 01 81 0b 00 01 aa bb cc", "12 02 01 c5 0c 03 02", "13 01 02 07 02 07", "13 01 02 07 41 ff"},
+		{"14 02 01 00 00 00 00 00 01 00 00 00 00 00 00 00 00 00", "1f 02 01", "20 02 01", "10"},
+	}
+	for _, s := range seeds {
+		var in []byte
+		for _, b := range hexFrames(f, s) {
+			in = append(append(in, byte(len(b))), b...)
+		}
+		f.Add(in)
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var frames [][]byte
+		for len(in) > 0 && len(frames) < 200 {
+			n := min(int(in[0]), len(in)-1)
+			frames = append(frames, in[1:1+n])
+			in = in[1+n:]
+		}
+		if len(frames) == 0 {
+			return
+		}
+		pcap := writeCapture(t, frames)
+		key := writeKey(t, t.TempDir(), "net.key", 0x5a)
+		out, errout, err := tshark(t, pcap, "-o", "slided.key_file:"+key,
+			"-T", "fields", "-E", "occurrence=a", "-e", "frame.number", "-e", "_ws.expert.message")
+		if err != nil || strings.Contains(errout, "Lua") || strings.Contains(out, "Lua Error") {
+			t.Fatalf("tshark %v, stderr %q:\n%s", err, errout, out)
+		}
+		if n := strings.Count(out, "\n"); n != len(frames) {
+			t.Fatalf("tshark shows %d frames of %d:\n%s", n, len(frames), out)
+		}
+	})
 }
