@@ -122,9 +122,16 @@ func captureExchange(t *testing.T, subnet string, key string) string {
 			t.Fatalf("stop node%d: %v", i+1, err)
 		}
 	}
-	if os.Getenv("SLIDED_KEEP_PCAP") != "" {
-		b, _ := os.ReadFile(pcap)
-		os.WriteFile(os.Getenv("SLIDED_KEEP_PCAP")+"-"+fmt.Sprint(key != "")+".pcap", b, 0o644)
+	// SLIDED_KEEP_PCAP=PREFIX keeps a copy (PREFIX-keyless.pcap,
+	// PREFIX-keyed.pcap) to open by hand.
+	if prefix := os.Getenv("SLIDED_KEEP_PCAP"); prefix != "" {
+		name := prefix + "-keyless.pcap"
+		if key != "" {
+			name = prefix + "-keyed.pcap"
+		}
+		if b, err := os.ReadFile(pcap); err != nil || os.WriteFile(name, b, 0o600) != nil {
+			t.Errorf("keep a copy of the capture as %s: failed", name)
+		}
 	}
 	return pcap
 }
