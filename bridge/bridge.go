@@ -67,6 +67,15 @@ type Shaper interface {
 	Released() (sent, dropped uint64, err error)
 }
 
+// AuthState keeps one key's counters across restarts (auth.StateFile). Its
+// methods are called from the loop goroutine; Reserve and SaveFloors write
+// durably before they return.
+type AuthState interface {
+	State() auth.State
+	auth.Reserver
+	auth.FloorSaver
+}
+
 // Capture records frames as they go on air and come off it (a pcap file).
 // It is called from the loop goroutine; payload is only lent for the call.
 // It must not block: a capture that fails turns itself off.
@@ -131,6 +140,17 @@ type Config struct {
 	// Key, if set, seals every frame sent and drops every frame received
 	// that is not sealed with it (forged, replayed or unsealed).
 	Key *auth.Key
+	// Key2, with Key, is a second key frames are also opened with (never
+	// sealed with): a key changeover (docs/operations.md).
+	Key2 *auth.Key
+	// KeyState[i], if set, keeps the counters of Key (i=0) and Key2 (i=1)
+	// across restarts: without it a restart relies on the clock alone to
+	// never reuse a counter, and accepts replays of frames its previous
+	// life accepted (docs/link-arq.md).
+	KeyState [2]AuthState
+	// KeyMaxAge, if positive, refuses sealed frames whose counter is older
+	// than the clock minus KeyMaxAge (auth.Opener.SetMaxAge).
+	KeyMaxAge time.Duration
 	// WindowFromSenders sizes the MAC's contention window from the number
 	// of other nodes heard sending (csma.MAC.Contenders) instead of the
 	// MAC's deferral estimate: every node hears the same senders, so two
@@ -268,7 +288,7 @@ type loop struct {
 	// The link layer above the MAC (link.go).
 	arq       *arq.ARQ
 	sealer    *auth.Sealer
-	opener    *auth.Opener
+	openers   []*auth.Opener
 	frameMax  int       // effective largest frame on the wire (0: none)
 	now       time.Time // time of the input being handled, for the ARQ's sink
 	pend      [][]byte  // encoded data frames waiting for room in the MAC
@@ -300,6 +320,11 @@ type loop struct {
 	baseDropped uint64
 	haveBase    bool
 	rateErr     bool // a SetRate failure was logged already
+
+	// With a key: the openers are Key's, then Key2's.
+	sealErr  bool      // the last seal failed (logged once per episode)
+	saveErr  bool      // the last save of a floor failed (likewise)
+	ownIDLog time.Time // when another station with our id was last logged
 }
 
 func (b *Bridge) newLoop() *loop {
