@@ -1,7 +1,7 @@
 // Package auth is the optional authenticated envelope around link frames:
 // ChaCha20-Poly1305 under a pre-shared 256-bit key, a nonce made of the
 // sender's node id and a 48-bit counter, an 8-byte truncated tag and a
-// 64-counter replay window per sender. docs/link-arq.md gives the layout.
+// replay window of the 64 newest counters accepted from each sender. docs/link-arq.md gives the layout.
 //
 // A Sealer and an Opener are each owned by one goroutine. Neither does I/O
 // itself: what must survive a restart (the counters a Sealer may have used,
@@ -43,7 +43,12 @@ const (
 	// Overhead is the bytes an envelope adds to the inner payload: counter,
 	// inner kind, tag.
 	Overhead = CounterLen + 1 + TagLen
-	// ReplayWindow is the number of counters below a sender's highest that
+	// ReplayWindow is the number of a sender's newest accepted counters an
+	// Opener remembers: a counter below all of them is refused (ErrTooOld),
+	// one among them is a replay, one between them not seen yet is a frame
+	// that was overtaken (an Ack sealed later but sent first) and accepted.
+	// Counters advance with the clock, so they are sparse: the window is
+	// counted in frames, not in counters.
 	// are still accepted once each (reordering).
 	ReplayWindow = 64
 	// MaxCounter is the last counter a Sealer uses; then it refuses with
@@ -76,8 +81,8 @@ var (
 	ErrForged = errors.New("auth: authentication failed")
 	// ErrReplay: this counter from this sender was already accepted.
 	ErrReplay = errors.New("auth: replayed frame")
-	// ErrTooOld: the counter is ReplayWindow or more below the sender's
-	// highest accepted counter.
+	// ErrTooOld: the counter is below the ReplayWindow newest counters
+	// accepted from the sender, or at or below its restored floor.
 	ErrTooOld = errors.New("auth: counter outside the replay window")
 	// ErrExhausted: the Sealer's counter reached MaxCounter; a new key is
 	// needed.
@@ -282,47 +287,60 @@ func (s *Sealer) Seal(now time.Time, dst []byte, h framing.Header, payload []byt
 	return out, dst, nil
 }
 
-// replay is one sender's window: the highest counter accepted and a bitmap
-// of the ReplayWindow counters at and below it (bit i = highest-i).
+// replay is one sender's window: the newest ReplayWindow counters
+// accepted (in any order), and a floor restored from a saved state.
 type replay struct {
-	seen    bool
-	highest uint64
-	bits    uint64
+	floor  uint64 // counters up to floor are refused (Restore); 0 with none
+	n      int    // counters in recent
+	recent [ReplayWindow]uint64
+}
+
+// lowest returns the smallest counter in recent and its index (n > 0).
+func (r *replay) lowest() (uint64, int) {
+	lo, at := r.recent[0], 0
+	for i, c := range r.recent[1:r.n] {
+		if c < lo {
+			lo, at = c, i+1
+		}
+	}
+	return lo, at
 }
 
 // check reports whether c may be accepted, without recording it.
 func (r *replay) check(c uint64) error {
-	switch {
-	case !r.seen || c > r.highest:
-		return nil
-	case r.highest-c >= ReplayWindow:
+	if r.floor > 0 && c <= r.floor {
 		return ErrTooOld
-	case r.bits&(1<<(r.highest-c)) != 0:
-		return ErrReplay
+	}
+	if r.n == 0 {
+		return nil
+	}
+	if lo, _ := r.lowest(); c < lo {
+		return ErrTooOld
+	}
+	for _, x := range r.recent[:r.n] {
+		if x == c {
+			return ErrReplay
+		}
 	}
 	return nil
 }
 
+// accept records c, which check allowed: the lowest counter gives way when
+// the window is full.
 func (r *replay) accept(c uint64) {
-	switch {
-	case !r.seen:
-		r.seen, r.highest, r.bits = true, c, 1
-	case c > r.highest:
-		if d := c - r.highest; d >= ReplayWindow {
-			r.bits = 1
-		} else {
-			r.bits = r.bits<<d | 1
-		}
-		r.highest = c
-	default:
-		r.bits |= 1 << (r.highest - c)
+	if r.n < ReplayWindow {
+		r.recent[r.n] = c
+		r.n++
+		return
 	}
+	_, at := r.lowest()
+	r.recent[at] = c
 }
 
 // Opener checks and unwraps sealed frames from every sender.
 type Opener struct {
 	aead    cipher.AEAD
-	windows [256]replay
+	windows [256]*replay // allocated at a sender's first frame
 	floors  [256]uint64 // saved: counters up to floors[src] may have been accepted
 	next    [256]uint64 // scratch for SaveFloors
 	saver   FloorSaver
@@ -351,11 +369,15 @@ func (o *Opener) Restore(floors *[256]uint64) {
 			continue
 		}
 		o.floors[src] = max(o.floors[src], f)
-		w := &o.windows[src]
-		if !w.seen || f > w.highest {
-			*w = replay{seen: true, highest: f, bits: ^uint64(0)}
-		}
+		o.window(framing.NodeID(src)).floor = max(o.window(framing.NodeID(src)).floor, f)
 	}
+}
+
+func (o *Opener) window(src framing.NodeID) *replay {
+	if o.windows[src] == nil {
+		o.windows[src] = new(replay)
+	}
+	return o.windows[src]
 }
 
 // SetSaver makes the Opener save a sender's floor, FloorAhead above the
@@ -429,7 +451,7 @@ func (o *Opener) Open(now time.Time, dst []byte, h framing.Header, env []byte) (
 	if err := o.verify(h, env, c); err != nil {
 		return framing.Header{}, dst, err
 	}
-	w := &o.windows[h.Src]
+	w := o.window(h.Src)
 	if err := w.check(c); err != nil {
 		return framing.Header{}, dst, err
 	}

@@ -405,3 +405,40 @@ func TestLoadKeys(t *testing.T) {
 		t.Errorf("world-readable: %v", err)
 	}
 }
+
+// TestOvertakenFrames: counters follow the clock, so an Ack sealed 100 ms
+// after a fragment that still waits in the queue carries a counter 6,553
+// higher, and goes on air first. The fragment must still be accepted. (A
+// window of 64 consecutive counters refused it; the end-to-end
+// TestKeyChangeover counted such refusals as replays.)
+func TestOvertakenFrames(t *testing.T) {
+	s, err := Resume(testKey, 1, t0, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := mustOpener(t, testKey)
+	var frags [][]byte
+	var h framing.Header
+	for i := range 10 {
+		var env []byte
+		h, env, err = s.Seal(t0, nil, framing.Header{Kind: framing.KindFragment, Dst: 2}, []byte{byte(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		frags = append(frags, env)
+	}
+	ah, ack, err := s.Seal(t0.Add(100*time.Millisecond), nil, framing.Header{Kind: framing.KindAck, Dst: 2}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	order := append([][]byte{frags[0], ack}, frags[1:]...)
+	for i, e := range order {
+		hh := h
+		if i == 1 {
+			hh = ah
+		}
+		if _, _, err := o.Open(t0, nil, hh, e); err != nil {
+			t.Errorf("frame %d on air: %v", i, err)
+		}
+	}
+}

@@ -6,8 +6,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -34,11 +37,11 @@ type recorder struct {
 	idleAt time.Time // when the carrier last dropped (mu)
 }
 
-func startRecorder(t *testing.T, p *lab.Pair, node sim.NodeID) *recorder {
+func startRecorder(t *testing.T, sock string, node sim.NodeID) *recorder {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := sim.Dial(ctx, filepath.Join(p.Cfg.Dir, "medium.sock"), node, zerolog.Nop())
+	c, err := sim.Dial(ctx, sock, node, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +161,7 @@ func TestReplayAfterReceiverRestart(t *testing.T) {
 	keys := t.TempDir()
 	k := writeKey(t, keys, "net.key", 0x5a)
 	l, p := startPairConfig(t, lab.PairConfig{Rate: 115200, Subnet: "192.0.2", NodeArgs: keyArgs(t.TempDir(), k)})
-	r := startRecorder(t, p, 200)
+	r := startRecorder(t, filepath.Join(p.Cfg.Dir, "medium.sock"), 200)
 	if got := pingCount(t, l, p.NS[0], p.Addr[1], 3, 3*time.Second); got < 2 {
 		t.Fatalf("ping with the key: %d of 3 replies", got)
 	}
@@ -183,4 +186,143 @@ func TestReplayAfterReceiverRestart(t *testing.T) {
 	if st.Drops.Replayed < uint64(n) {
 		t.Errorf("node2 refused %d frames as replays, want the %d sealed frames of node 1", st.Drops.Replayed, n)
 	}
+}
+
+// writeKeys writes a key file of two keys (made of bytes a and b), mode 0600.
+func writeKeys(t *testing.T, dir, name string, a, b byte) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	text := strings.Repeat(fmt.Sprintf("%02x", a), 32) + "\n" + strings.Repeat(fmt.Sprintf("%02x", b), 32) + "\n"
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestKeyChangeover: in the middle of a changeover node 1 already seals
+// with the new key and node 2 still with the old one; each accepts both.
+// Pings and UDP cross, each node opens the other's frames with its second
+// key, and nothing is refused. Before, a key file of two keys was refused.
+func TestKeyChangeover(t *testing.T) {
+	keys := t.TempDir()
+	const oldKey, newKey = 0x5a, 0xc3
+	k1 := writeKeys(t, keys, "node1.key", newKey, oldKey)
+	k2 := writeKeys(t, keys, "node2.key", oldKey, newKey)
+	l, p := startPairConfig(t, lab.PairConfig{Rate: 115200, Subnet: "192.0.2", NodeArgs: keyArgs(t.TempDir(), k1, k2)})
+	if got := pingCount(t, l, p.NS[0], p.Addr[1], 3, 3*time.Second); got < 2 {
+		t.Errorf("ping across the changeover: %d of 3 replies", got)
+	}
+	exchange(t, p, 5031, 10, 500, 100, 5*time.Second, 30*time.Second)
+	var fps [2][]string
+	for i := range 2 {
+		st := cliStatus(t, p, i).Bridge
+		d := st.Drops
+		if d.AuthFailed+d.Unsealed+d.Replayed+d.StateFailed+d.SealFailed != 0 {
+			t.Errorf("node%d refused frames: %+v", i+1, d)
+		}
+		if st.KeyOpened[1] == 0 || st.KeyOpened[0] != 0 {
+			t.Errorf("node%d opened %v frames with its first and second key; want all with the second (the other node seals with it)", i+1, st.KeyOpened)
+		}
+		fps[i] = st.KeyFingerprints
+	}
+	if len(fps[0]) != 2 || len(fps[1]) != 2 || fps[0][0] != fps[1][1] || fps[0][1] != fps[1][0] {
+		t.Errorf("fingerprints %v and %v: want the same two keys, in opposite order", fps[0], fps[1])
+	}
+}
+
+// TestSecondStationWithOurID: a second daemon with node 1's key and node id
+// on the same host (the same state directory) refuses to start. On another
+// host (its own state directory) it runs, and node 1 reports hearing frames
+// with its id that it did not seal. The simulated medium takes one station
+// per id, so the twin runs on a medium of its own and its frames are
+// carried over to node 1's medium by a recorder, as if both were in range.
+// Before, the twin started on the same host, and node 1 counted the twin's
+// frames as echoes of its own.
+func TestSecondStationWithOurID(t *testing.T) {
+	keys := t.TempDir()
+	k := writeKey(t, keys, "net.key", 0x5a)
+	state := t.TempDir()
+	l, p := startPairConfig(t, lab.PairConfig{Rate: 115200, Subnet: "192.0.2", NodeArgs: keyArgs(state, k)})
+	ns, err := l.AddNS("n3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := p.Cfg.Dir
+	start := func(name, medium, stateDir string) (*lab.Proc, string) {
+		logf := filepath.Join(dir, name+".log")
+		d, err := l.Start(ns, name, logf, slidedBin, "run", "-tap", "slided0", "-node", "1",
+			"-phy", "sim:"+medium, "-addr", "192.0.2.11/24", "-control", filepath.Join(dir, name+".ctl"),
+			"-log-format", "json", "-key", k, "-state-dir", stateDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d, logf
+	}
+
+	// Same host: node 1's state is locked.
+	d, logf := start("twin-local", filepath.Join(dir, "medium.sock"), filepath.Join(state, "node1"))
+	if err := waitExit(d, 15*time.Second); err == nil {
+		t.Fatalf("a second daemon with node 1's key and id on its state directory started; its log:\n%s", lab.Tail(logf, 10))
+	} else if log := lab.Tail(logf, 10); !strings.Contains(log, "-state-dir") || !strings.Contains(log, "another slided") {
+		t.Errorf("refused (%v), but its log does not say why:\n%s", err, log)
+	}
+
+	// Another host: its own state directory and its own medium.
+	sockB := filepath.Join(dir, "medium-b.sock")
+	if _, err := l.Start("", "medium-b", filepath.Join(dir, "medium-b.log"), slidedBin, "sim", "-listen", sockB, "-rate", "115200"); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(sockB); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("medium-b did not start")
+		}
+	}
+	rb := startRecorder(t, sockB, 200)
+	twin, logf := start("twin", sockB, filepath.Join(t.TempDir(), "twin"))
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		raw, err := control.Query(filepath.Join(dir, "twin.ctl"), "status", 2*time.Second)
+		if err == nil && strings.Contains(string(raw), `"up":true`) {
+			break
+		}
+		if done, err := twin.Exited(); done || time.Now().After(deadline) {
+			t.Fatalf("the twin is not up (exited: %v, %v):\n%s", done, err, lab.Tail(logf, 10))
+		}
+	}
+	// The twin asks for node 2's address: sealed ARP broadcasts from node 1.
+	l.Exec(ns, "ping", "-n", "-c", "3", "-i", "0.5", "-W", "1", p.Addr[1])
+	if done, err := twin.Exited(); done {
+		t.Fatalf("the twin exited (%v):\n%s", err, lab.Tail(logf, 10))
+	}
+	bursts := rb.stop()
+	if n := sealedFrom(bursts, 1); n == 0 {
+		t.Fatalf("the twin sent no sealed frame (%d bursts)", len(bursts))
+	}
+	ra := startRecorder(t, filepath.Join(dir, "medium.sock"), 201)
+	base := cliStatus(t, p, 0).Bridge.RxBursts
+	ra.replay(t, bursts)
+	st := settle(t, p, 0, base+uint64(len(bursts))).Bridge
+	t.Logf("node1 heard %d bursts of the twin: own_id_heard %d, drops %+v", len(bursts), st.OwnIDHeard, st.Drops)
+	if st.OwnIDHeard == 0 {
+		t.Errorf("node1 did not notice a station with its id and key")
+	}
+	if log := lab.Tail(p.Logs[1], 50); !strings.Contains(log, "another station sends with our node id") {
+		t.Errorf("node1's log does not say so")
+	}
+}
+
+// waitExit waits up to d for the process to end and returns its exit
+// error, or nil if it is still running.
+func waitExit(p *lab.Proc, d time.Duration) error {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if done, err := p.Exited(); done {
+			if err == nil {
+				return errors.New("exited with status 0")
+			}
+			return err
+		}
+	}
+	return nil
 }
