@@ -341,8 +341,8 @@ func (r *replay) accept(c uint64) {
 type Opener struct {
 	aead    cipher.AEAD
 	windows [256]*replay // allocated at a sender's first frame
-	floors  [256]uint64 // saved: counters up to floors[src] may have been accepted
-	next    [256]uint64 // scratch for SaveFloors
+	floors  [256]uint64  // saved: counters up to floors[src] may have been accepted
+	next    [256]uint64  // scratch for SaveFloors
 	saver   FloorSaver
 	maxAge  time.Duration
 	plain   []byte
