@@ -8,7 +8,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -156,11 +158,19 @@ func keyArgs(state string, keys ...string) func(i int) []string {
 // restarted, node 1 is gone, and the attacker replays the recording in
 // order. Nothing may reach node 2's TAP. Before the receive windows were
 // persisted, the restarted node took the first replayed counter as node 1's
-// window and delivered the rest.
+// window and delivered the rest. The daemons run as nobody (-user), who
+// writes the state after the privileges drop.
 func TestReplayAfterReceiverRestart(t *testing.T) {
 	keys := t.TempDir()
 	k := writeKey(t, keys, "net.key", 0x5a)
-	l, p := startPairConfig(t, lab.PairConfig{Rate: 115200, Subnet: "192.0.2", NodeArgs: keyArgs(t.TempDir(), k)})
+	state := t.TempDir()
+	for _, d := range []string{state, filepath.Dir(state)} {
+		if err := os.Chmod(d, 0o755); err != nil { // nobody must reach it
+			t.Fatal(err)
+		}
+	}
+	l, p := startPairConfig(t, lab.PairConfig{Rate: 115200, Subnet: "192.0.2", NodeArgs: keyArgs(state, k),
+		Args: []string{"-user", "nobody"}})
 	r := startRecorder(t, filepath.Join(p.Cfg.Dir, "medium.sock"), 200)
 	if got := pingCount(t, l, p.NS[0], p.Addr[1], 3, 3*time.Second); got < 2 {
 		t.Fatalf("ping with the key: %d of 3 replies", got)
@@ -325,4 +335,24 @@ func waitExit(p *lab.Proc, d time.Duration) error {
 		}
 	}
 	return nil
+}
+
+// TestKeyNeedsStateDir: with a key, a state directory that cannot be
+// written stops the daemon at start, before it creates its TAP, with an
+// error that names the flag.
+func TestKeyNeedsStateDir(t *testing.T) {
+	dir := t.TempDir()
+	k := writeKey(t, dir, "net.key", 0x5a)
+	notDir := filepath.Join(dir, "file")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(slidedBin, "run", "-tap", "slidedx0", "-node", "1", "-phy", "sim:"+filepath.Join(dir, "none.sock"),
+		"-key", k, "-state-dir", filepath.Join(notDir, "state")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "-state-dir") {
+		t.Fatalf("daemon with an unusable state directory: %v\n%s", err, out)
+	}
+	if _, err := net.InterfaceByName("slidedx0"); err == nil {
+		t.Errorf("the TAP was created before the state directory was checked")
+	}
 }
