@@ -2,6 +2,7 @@ package auth
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -441,4 +442,29 @@ func TestOvertakenFrames(t *testing.T) {
 			t.Errorf("frame %d on air: %v", i, err)
 		}
 	}
+}
+
+// FuzzParseKeys: no panic; what parses is one or two keys, written back one
+// per line they parse the same.
+func FuzzParseKeys(f *testing.F) {
+	f.Add([]byte(keyHex + "\n"))
+	f.Add([]byte("# changeover\n" + keyHex + "\n\n" + keyHex + "\n"))
+	f.Add([]byte(keyHex + "\nzz\n"))
+	f.Fuzz(func(t *testing.T, text []byte) {
+		keys, err := ParseKeys(text)
+		if err != nil {
+			return
+		}
+		if len(keys) < 1 || len(keys) > 2 {
+			t.Fatalf("%d keys", len(keys))
+		}
+		var out []byte
+		for _, k := range keys {
+			out = append(out, hex.EncodeToString(k[:])+"\n"...)
+		}
+		again, err := ParseKeys(out)
+		if err != nil || len(again) != len(keys) || again[0] != keys[0] || again[len(again)-1] != keys[len(keys)-1] {
+			t.Fatalf("round trip: %v", err)
+		}
+	})
 }
