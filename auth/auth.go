@@ -1,10 +1,13 @@
 // Package auth is the optional authenticated envelope around link frames:
 // ChaCha20-Poly1305 under a pre-shared 256-bit key, a nonce made of the
 // sender's node id and a 48-bit counter, an 8-byte truncated tag and a
-// 64-counter replay window per sender. docs/link-arq.md gives the layout.
+// replay window of the 64 newest counters accepted from each sender. docs/link-arq.md gives the layout.
 //
-// A Sealer and an Opener are each owned by one goroutine; neither does I/O
-// except LoadKey, which reads the key file.
+// A Sealer and an Opener are each owned by one goroutine. Neither does I/O
+// itself: what must survive a restart (the counters a Sealer may have used,
+// the counters an Opener may have accepted) goes through the Reserver and
+// FloorSaver they are given, which StateFile implements with a file in the
+// daemon's state directory. LoadKeys reads the key file.
 //
 // Envelope (the payload of a framing.KindSealed frame):
 //
@@ -40,12 +43,34 @@ const (
 	// Overhead is the bytes an envelope adds to the inner payload: counter,
 	// inner kind, tag.
 	Overhead = CounterLen + 1 + TagLen
-	// ReplayWindow is the number of counters below a sender's highest that
+	// ReplayWindow is the number of a sender's newest accepted counters an
+	// Opener remembers: a counter below all of them is refused (ErrTooOld),
+	// one among them is a replay, one between them not seen yet is a frame
+	// that was overtaken (an Ack sealed later but sent first) and accepted.
+	// Counters advance with the clock, so they are sparse: the window is
+	// counted in frames, not in counters.
 	// are still accepted once each (reordering).
 	ReplayWindow = 64
 	// MaxCounter is the last counter a Sealer uses; then it refuses with
 	// ErrExhausted.
 	MaxCounter = 1<<48 - 1
+	// CounterRate is the counters per second a Sealer's counter advances by
+	// at least, with or without frames to seal (CounterAt's unit).
+	CounterRate = 1 << 16
+	// ReserveAhead is how far ahead of the counter in use a Sealer reserves
+	// (Reserver.Reserve): ten minutes of counters, so one write to the state
+	// directory every ten minutes while frames are sealed, and a restart
+	// starts at most that far ahead of the clock.
+	ReserveAhead = 600 * CounterRate
+	// FloorAhead is how far above a sender's accepted counter an Opener
+	// saves its floor (FloorSaver.SaveFloors): ten seconds of that sender's
+	// counters, so at most one write per sender every ten seconds while it
+	// sends. After a restart the sender is refused until its counter passes
+	// the floor: up to ten seconds after the last frame accepted from it.
+	FloorAhead = 10 * CounterRate
+	// recentSent is the number of counters a Sealer remembers having used,
+	// to tell its own frames heard back from another station's (Foreign).
+	recentSent = 64
 )
 
 // Errors; Open and Seal wrap them, so test with errors.Is.
@@ -56,15 +81,42 @@ var (
 	ErrForged = errors.New("auth: authentication failed")
 	// ErrReplay: this counter from this sender was already accepted.
 	ErrReplay = errors.New("auth: replayed frame")
-	// ErrTooOld: the counter is ReplayWindow or more below the sender's
-	// highest accepted counter.
+	// ErrTooOld: the counter is below the ReplayWindow newest counters
+	// accepted from the sender, or at or below its restored floor.
 	ErrTooOld = errors.New("auth: counter outside the replay window")
 	// ErrExhausted: the Sealer's counter reached MaxCounter; a new key is
 	// needed.
 	ErrExhausted = errors.New("auth: counter exhausted")
 	// ErrNotSealed: Open was given a frame that is not KindSealed.
 	ErrNotSealed = errors.New("auth: not a sealed frame")
+	// ErrNotReserved: the Sealer could not record the counters it is about
+	// to use (Reserver failed); it refuses to seal rather than risk reusing
+	// a counter after a restart.
+	ErrNotReserved = errors.New("auth: counters not reserved in the state directory; refusing to seal")
+	// ErrNotSaved: the Opener could not record a sender's new counter
+	// (FloorSaver failed); it refuses the frame rather than accept, after a
+	// restart, a replay of it.
+	ErrNotSaved = errors.New("auth: replay state not saved in the state directory; refusing the frame")
+	// ErrStale: the counter is older than the Opener's clock minus its
+	// maximum age (SetMaxAge).
+	ErrStale = errors.New("auth: counter older than the clock allows")
 )
+
+// Reserver durably records, before Reserve returns nil, that this node may
+// have used every counter below mark under this key. A Sealer calls it from
+// its owner's goroutine before it uses a counter at or above the last mark.
+type Reserver interface {
+	Reserve(mark uint64) error
+}
+
+// FloorSaver durably records, before SaveFloors returns nil, that every
+// counter up to floors[src] from each sender src may have been accepted
+// under this key (0: none). An Opener calls it from its owner's goroutine
+// before it accepts a counter above a sender's last floor; floors is only
+// lent for the call.
+type FloorSaver interface {
+	SaveFloors(floors *[256]uint64) error
+}
 
 // Key is a pre-shared key. Load it with LoadKey.
 type Key [KeySize]byte
@@ -82,11 +134,33 @@ func CounterAt(t time.Time) uint64 {
 	return uint64(s)<<16 | uint64(t.Nanosecond())<<16/1e9
 }
 
+// counterSince is the counters CounterRate yields in d (0 for d <= 0).
+func counterSince(d time.Duration) uint64 {
+	if d <= 0 {
+		return 0
+	}
+	return uint64(d/time.Second)<<16 | uint64(d%time.Second)<<16/uint64(time.Second)
+}
+
 // Sealer seals this node's outgoing frames.
+//
+// Its counter never repeats as long as the start given to NewSealer is above
+// every counter used before under this key and node id. With Tie, the
+// counter also advances at CounterRate with the monotonic clock, so that a
+// receiver's saved floor (FloorAhead) is passed soon after it restarts, even
+// on a board whose wall clock is wrong. With SetReserver, no counter is used
+// before the Reserver has recorded it.
 type Sealer struct {
 	aead    cipher.AEAD
 	self    framing.NodeID
 	counter uint64
+	first   uint64    // the first counter of this Sealer
+	base    uint64    // with Tie: the counter at t0
+	t0      time.Time // with Tie: zero otherwise
+	limit   uint64    // with a Reserver: counters from here on need a reservation
+	reserve Reserver
+	recent  [recentSent]uint64 // counters used lately, a ring
+	nRecent int                // counters written to recent in all
 	scratch []byte
 	nonce   [chacha20poly1305.NonceSize]byte // held here: a slice of a local array passed to the AEAD interface escapes
 	ad      [framing.HeaderLen]byte
@@ -103,11 +177,68 @@ func NewSealer(key Key, self framing.NodeID, start uint64) (*Sealer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
-	return &Sealer{aead: aead, self: self, counter: start}, nil
+	return &Sealer{aead: aead, self: self, counter: start, first: start, limit: MaxCounter + 1}, nil
 }
 
-// Counter is the counter the next Seal will use.
+// Resume returns the Sealer a daemon uses: for node self, starting above
+// every counter a previous run may have used (saved, the Send of its State)
+// and at least at CounterAt(now), advancing with the clock (Tie), and
+// reserving its counters through r before it uses them (SetReserver; nil:
+// nothing is persisted and the clock is all that keeps counters from
+// repeating after a restart).
+func Resume(key Key, self framing.NodeID, now time.Time, saved uint64, r Reserver) (*Sealer, error) {
+	s, err := NewSealer(key, self, max(saved, CounterAt(now)))
+	if err != nil {
+		return nil, err
+	}
+	s.Tie(now)
+	if r != nil {
+		s.SetReserver(r, 0)
+	}
+	return s, nil
+}
+
+// Tie makes the counter advance at CounterRate from its current value at
+// now, by the monotonic clock (pass time.Now(); tests pass any time and
+// later times to Seal).
+func (s *Sealer) Tie(now time.Time) {
+	s.base, s.t0 = s.counter, now
+}
+
+// SetReserver makes the Sealer ask r to record counters before it uses them,
+// ReserveAhead at a time; counters below limit are taken as reserved already
+// (pass 0 to reserve before the first Seal).
+func (s *Sealer) SetReserver(r Reserver, limit uint64) {
+	s.reserve, s.limit = r, limit
+}
+
+// Counter is the counter the next Seal will use, not counting the advance
+// of the clock (Tie).
 func (s *Sealer) Counter() uint64 { return s.counter }
+
+// Foreign reports whether an authentic frame from this node's id with
+// counter c (Opener.Verify) can only have been sealed by another station:
+// a counter this Sealer has not used although it is not older than the
+// counters it remembers using. An older counter may be one of this node's
+// own frames replayed, so it is not proof.
+func (s *Sealer) Foreign(c uint64) bool {
+	if c >= s.counter {
+		return true
+	}
+	oldest := s.first
+	if s.nRecent >= recentSent {
+		oldest = s.recent[s.nRecent%recentSent]
+	}
+	if c < oldest {
+		return false
+	}
+	for i := range min(s.nRecent, recentSent) {
+		if s.recent[i] == c {
+			return false
+		}
+	}
+	return true
+}
 
 func nonce(src framing.NodeID, counter uint64) [chacha20poly1305.NonceSize]byte {
 	var n [chacha20poly1305.NonceSize]byte
@@ -120,16 +251,33 @@ func aad(h framing.Header) [framing.HeaderLen]byte {
 	return [framing.HeaderLen]byte{framing.Version<<4 | byte(framing.KindSealed), byte(h.Dst), byte(h.Src)}
 }
 
-// Seal wraps the frame (h, payload) from this node: it returns the outer
-// header (KindSealed, h.Dst, Self) and dst extended with the envelope
-// (len(payload)+Overhead bytes). It does not retain payload.
-func (s *Sealer) Seal(dst []byte, h framing.Header, payload []byte) (framing.Header, []byte, error) {
-	if s.counter > MaxCounter {
+// Seal wraps the frame (h, payload) from this node at time now: it returns
+// the outer header (KindSealed, h.Dst, Self) and dst extended with the
+// envelope (len(payload)+Overhead bytes). It does not retain payload. It
+// fails with ErrExhausted past MaxCounter and with ErrNotReserved when the
+// Reserver fails; the counter is not used then.
+func (s *Sealer) Seal(now time.Time, dst []byte, h framing.Header, payload []byte) (framing.Header, []byte, error) {
+	c := s.counter
+	if !s.t0.IsZero() {
+		c = max(c, s.base+counterSince(now.Sub(s.t0)))
+	}
+	if c > MaxCounter {
 		return framing.Header{}, dst, ErrExhausted
 	}
+	if c >= s.limit {
+		if s.reserve == nil {
+			return framing.Header{}, dst, ErrNotReserved
+		}
+		mark := min(c+ReserveAhead, MaxCounter+1)
+		if err := s.reserve.Reserve(mark); err != nil {
+			return framing.Header{}, dst, fmt.Errorf("%w: %w", ErrNotReserved, err)
+		}
+		s.limit = mark
+	}
 	out := framing.Header{Kind: framing.KindSealed, Dst: h.Dst, Src: s.self}
-	c := s.counter
-	s.counter++
+	s.counter = c + 1
+	s.recent[s.nRecent%recentSent] = c
+	s.nRecent++
 	s.nonce, s.ad = nonce(s.self, c), aad(out)
 	s.scratch = append(append(s.scratch[:0], byte(h.Kind&0x0F)), payload...)
 	dst = append(dst, byte(c>>40), byte(c>>32), byte(c>>24), byte(c>>16), byte(c>>8), byte(c))
@@ -139,47 +287,64 @@ func (s *Sealer) Seal(dst []byte, h framing.Header, payload []byte) (framing.Hea
 	return out, dst, nil
 }
 
-// replay is one sender's window: the highest counter accepted and a bitmap
-// of the ReplayWindow counters at and below it (bit i = highest-i).
+// replay is one sender's window: the newest ReplayWindow counters
+// accepted (in any order), and a floor restored from a saved state.
 type replay struct {
-	seen    bool
-	highest uint64
-	bits    uint64
+	floor  uint64 // counters up to floor are refused (Restore); 0 with none
+	n      int    // counters in recent
+	recent [ReplayWindow]uint64
+}
+
+// lowest returns the smallest counter in recent and its index (n > 0).
+func (r *replay) lowest() (uint64, int) {
+	lo, at := r.recent[0], 0
+	for i, c := range r.recent[1:r.n] {
+		if c < lo {
+			lo, at = c, i+1
+		}
+	}
+	return lo, at
 }
 
 // check reports whether c may be accepted, without recording it.
 func (r *replay) check(c uint64) error {
-	switch {
-	case !r.seen || c > r.highest:
-		return nil
-	case r.highest-c >= ReplayWindow:
+	if r.floor > 0 && c <= r.floor {
 		return ErrTooOld
-	case r.bits&(1<<(r.highest-c)) != 0:
-		return ErrReplay
+	}
+	if r.n == 0 {
+		return nil
+	}
+	if lo, _ := r.lowest(); c < lo {
+		return ErrTooOld
+	}
+	for _, x := range r.recent[:r.n] {
+		if x == c {
+			return ErrReplay
+		}
 	}
 	return nil
 }
 
+// accept records c, which check allowed: the lowest counter gives way when
+// the window is full.
 func (r *replay) accept(c uint64) {
-	switch {
-	case !r.seen:
-		r.seen, r.highest, r.bits = true, c, 1
-	case c > r.highest:
-		if d := c - r.highest; d >= ReplayWindow {
-			r.bits = 1
-		} else {
-			r.bits = r.bits<<d | 1
-		}
-		r.highest = c
-	default:
-		r.bits |= 1 << (r.highest - c)
+	if r.n < ReplayWindow {
+		r.recent[r.n] = c
+		r.n++
+		return
 	}
+	_, at := r.lowest()
+	r.recent[at] = c
 }
 
 // Opener checks and unwraps sealed frames from every sender.
 type Opener struct {
 	aead    cipher.AEAD
-	windows [256]replay
+	windows [256]*replay // allocated at a sender's first frame
+	floors  [256]uint64  // saved: counters up to floors[src] may have been accepted
+	next    [256]uint64  // scratch for SaveFloors
+	saver   FloorSaver
+	maxAge  time.Duration
 	plain   []byte
 	check   []byte
 	nonce   [chacha20poly1305.NonceSize]byte
@@ -187,7 +352,7 @@ type Opener struct {
 }
 
 // NewOpener returns an Opener that knows no sender yet: the first frame
-// from each sender sets its window.
+// from each sender sets its window, unless Restore gives it a floor.
 func NewOpener(key Key) (*Opener, error) {
 	aead, err := chacha20poly1305.New(key[:])
 	if err != nil {
@@ -196,25 +361,55 @@ func NewOpener(key Key) (*Opener, error) {
 	return &Opener{aead: aead}, nil
 }
 
-// Open verifies the KindSealed frame (h, env) and returns the inner header
-// (the inner kind, h.Dst, h.Src) and dst extended with the inner payload.
-// Nothing is appended unless the frame is authentic and not a replay; only
-// then does the sender's window advance. Open does not retain env.
-func (o *Opener) Open(dst []byte, h framing.Header, env []byte) (framing.Header, []byte, error) {
+// Restore refuses, from each sender src, every counter up to floors[src]
+// (0: nothing), as saved by a FloorSaver before a restart.
+func (o *Opener) Restore(floors *[256]uint64) {
+	for src, f := range floors {
+		if f == 0 {
+			continue
+		}
+		o.floors[src] = max(o.floors[src], f)
+		o.window(framing.NodeID(src)).floor = max(o.window(framing.NodeID(src)).floor, f)
+	}
+}
+
+func (o *Opener) window(src framing.NodeID) *replay {
+	if o.windows[src] == nil {
+		o.windows[src] = new(replay)
+	}
+	return o.windows[src]
+}
+
+// SetSaver makes the Opener save a sender's floor, FloorAhead above the
+// counter, before it accepts a counter above the sender's last floor.
+func (o *Opener) SetSaver(s FloorSaver) { o.saver = s }
+
+// SetMaxAge makes Open refuse (ErrStale) counters below CounterAt(now-d):
+// frames sealed, by the sender's clock, more than d before the receiver's
+// clock. It protects a receiver that has no saved floor for a sender, at
+// the cost of refusing every sender whose clock is more than d behind.
+// 0 (the default) turns the check off.
+func (o *Opener) SetMaxAge(d time.Duration) { o.maxAge = d }
+
+// parse returns the envelope's counter, or an error for a frame that is not
+// sealed or too short.
+func parse(h framing.Header, env []byte) (uint64, error) {
 	if h.Kind != framing.KindSealed {
-		return framing.Header{}, dst, ErrNotSealed
+		return 0, ErrNotSealed
 	}
 	if len(env) < Overhead {
-		return framing.Header{}, dst, ErrShort
+		return 0, ErrShort
 	}
 	var c uint64
 	for _, b := range env[:CounterLen] {
 		c = c<<8 | uint64(b)
 	}
-	w := &o.windows[h.Src]
-	if err := w.check(c); err != nil {
-		return framing.Header{}, dst, err
-	}
+	return c, nil
+}
+
+// verify checks the tag of (h, env) with counter c and leaves the inner kind
+// and payload in o.plain.
+func (o *Opener) verify(h framing.Header, env []byte, c uint64) error {
 	ct, tag := env[CounterLen:len(env)-TagLen], env[len(env)-TagLen:]
 	o.nonce, o.ad = nonce(h.Src, c), aad(h)
 	// The AEAD API verifies only whole tags. ChaCha20 is a stream cipher, so
@@ -224,7 +419,52 @@ func (o *Opener) Open(dst []byte, h framing.Header, env []byte) (framing.Header,
 	o.plain = o.aead.Seal(o.plain[:0], o.nonce[:], ct, o.ad[:])[:len(ct)]
 	o.check = o.aead.Seal(o.check[:0], o.nonce[:], o.plain, o.ad[:])
 	if subtle.ConstantTimeCompare(o.check[len(ct):len(ct)+TagLen], tag) != 1 {
-		return framing.Header{}, dst, ErrForged
+		return ErrForged
+	}
+	return nil
+}
+
+// Verify checks that (h, env) is authentic under this key and returns its
+// counter, without the replay window: for frames that carry this node's own
+// id (Sealer.Foreign tells whose they are).
+func (o *Opener) Verify(h framing.Header, env []byte) (uint64, error) {
+	c, err := parse(h, env)
+	if err != nil {
+		return 0, err
+	}
+	return c, o.verify(h, env, c)
+}
+
+// Open verifies the KindSealed frame (h, env) received at now and returns
+// the inner header (the inner kind, h.Dst, h.Src) and dst extended with the
+// inner payload. The tag is checked first, so that a frame sealed under
+// another key fails with ErrForged whatever its counter (a caller with two
+// keys tries the next one on ErrForged only); then the replay window, the
+// maximum age and the saved floor. Nothing is appended unless the frame is
+// authentic, not a replay and its counter saved; only then does the
+// sender's window advance. Open does not retain env.
+func (o *Opener) Open(now time.Time, dst []byte, h framing.Header, env []byte) (framing.Header, []byte, error) {
+	c, err := parse(h, env)
+	if err != nil {
+		return framing.Header{}, dst, err
+	}
+	if err := o.verify(h, env, c); err != nil {
+		return framing.Header{}, dst, err
+	}
+	w := o.window(h.Src)
+	if err := w.check(c); err != nil {
+		return framing.Header{}, dst, err
+	}
+	if o.maxAge > 0 && c < CounterAt(now.Add(-o.maxAge)) {
+		return framing.Header{}, dst, ErrStale
+	}
+	if o.saver != nil && c >= o.floors[h.Src] {
+		o.next = o.floors
+		o.next[h.Src] = min(c+FloorAhead, MaxCounter)
+		if err := o.saver.SaveFloors(&o.next); err != nil {
+			return framing.Header{}, dst, fmt.Errorf("%w: %w", ErrNotSaved, err)
+		}
+		o.floors = o.next
 	}
 	w.accept(c)
 	inner := framing.Header{Kind: framing.Kind(o.plain[0] & 0x0F), Dst: h.Dst, Src: h.Src}

@@ -13,6 +13,9 @@ import (
 	"github.com/slided/slided/framing"
 )
 
+// t0 is the tests' clock: a time without a monotonic reading.
+var t0 = time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+
 var testKey = Key{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32}
 
 func mustSealer(t testing.TB, k Key, self framing.NodeID, start uint64) *Sealer {
@@ -32,7 +35,7 @@ func mustOpener(t testing.TB, k Key) *Opener {
 }
 
 func seal(t testing.TB, s *Sealer, p []byte) (framing.Header, []byte) {
-	h, env, err := s.Seal(nil, framing.Header{Kind: framing.KindData, Dst: 2}, p)
+	h, env, err := s.Seal(t0, nil, framing.Header{Kind: framing.KindData, Dst: 2}, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,10 +96,12 @@ func TestOpen(t *testing.T) {
 		{"tampered tag", []env{tampered(len(envs[69].p) - 1)}, ErrForged},
 		{"header rewritten", []env{redirected}, ErrForged},
 		{"replay", []env{envs[5], envs[5]}, ErrReplay},
-		{"reordered inside the window", []env{envs[10], envs[8], envs[9]}, nil},
-		{"replay after reordering", []env{envs[10], envs[8], envs[8]}, ErrReplay},
-		{"63 below the highest", []env{envs[68], envs[5]}, nil},
-		{"64 below the highest: too old", []env{envs[69], envs[5]}, ErrTooOld},
+		{"reordered inside the window", []env{envs[8], envs[10], envs[9]}, nil},
+		{"replay after reordering", []env{envs[8], envs[10], envs[9], envs[9]}, ErrReplay},
+		{"older than the first frame heard", []env{envs[10], envs[5]}, ErrTooOld},
+		{"overtaken by 63 frames", append(append([]env{envs[0]}, envs[2:65]...), envs[1]), nil},
+		{"overtaken by 64 frames: too old", append(append([]env{envs[0]}, envs[2:66]...), envs[1]), ErrTooOld},
+		{"replay of the oldest in the window", append(append([]env{envs[0]}, envs[2:65]...), envs[0]), ErrReplay},
 		{"short", []env{{envs[0].h, envs[0].p[:Overhead-1]}}, ErrShort},
 		{"forgery does not move the window", []env{tampered(3), envs[0]}, nil},
 	}
@@ -106,7 +111,7 @@ func TestOpen(t *testing.T) {
 		var inner framing.Header
 		var out []byte
 		for _, e := range tc.seq {
-			inner, out, err = o.Open(nil, e.h, e.p)
+			inner, out, err = o.Open(t0, nil, e.h, e.p)
 		}
 		if !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v, want %v", tc.desc, err, tc.want)
@@ -124,7 +129,7 @@ func TestOpen(t *testing.T) {
 func TestSealerExhausted(t *testing.T) {
 	s := mustSealer(t, testKey, 1, MaxCounter)
 	seal(t, s, nil)
-	if _, _, err := s.Seal(nil, framing.Header{Dst: 2}, nil); !errors.Is(err, ErrExhausted) {
+	if _, _, err := s.Seal(t0, nil, framing.Header{Dst: 2}, nil); !errors.Is(err, ErrExhausted) {
 		t.Fatalf("counter past 2^48-1: %v", err)
 	}
 }
@@ -143,10 +148,10 @@ func TestNoAllocs(t *testing.T) {
 	buf, plain := make([]byte, 0, 256), make([]byte, 0, 256)
 	p := bytes.Repeat([]byte{7}, 64)
 	h, env := seal(t, s, p) // warm the scratch buffers
-	o.Open(nil, h, env)
+	o.Open(t0, nil, h, env)
 	n := testing.AllocsPerRun(100, func() {
-		h, e, _ := s.Seal(buf[:0], framing.Header{Dst: 2}, p)
-		if _, _, err := o.Open(plain[:0], h, e); err != nil {
+		h, e, _ := s.Seal(t0, buf[:0], framing.Header{Dst: 2}, p)
+		if _, _, err := o.Open(t0, plain[:0], h, e); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -212,14 +217,14 @@ func FuzzOpen(f *testing.F) {
 	f.Fuzz(func(t *testing.T, payload, garbage []byte, dst, src uint8, flip int, mask uint8) {
 		o := mustOpener(t, testKey)
 		h := framing.Header{Kind: framing.KindSealed, Dst: framing.NodeID(dst), Src: framing.NodeID(src)}
-		if _, out, err := o.Open(nil, h, garbage); err == nil {
+		if _, out, err := o.Open(t0, nil, h, garbage); err == nil {
 			t.Fatalf("garbage % x opened to % x", garbage, out)
 		}
 		if src == 0 || src == 0xFF {
 			return
 		}
 		s := mustSealer(t, testKey, framing.NodeID(src), uint64(len(garbage)))
-		sh, env, err := s.Seal(nil, framing.Header{Kind: framing.KindEthernet, Dst: framing.NodeID(dst)}, payload)
+		sh, env, err := s.Seal(t0, nil, framing.Header{Kind: framing.KindEthernet, Dst: framing.NodeID(dst)}, payload)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -229,16 +234,16 @@ func FuzzOpen(f *testing.F) {
 				i = -i
 			}
 			env[i] ^= mask
-			if _, _, err := o.Open(nil, sh, env); err == nil {
+			if _, _, err := o.Open(t0, nil, sh, env); err == nil {
 				t.Fatalf("flipping byte %d with %#x was not detected", i, mask)
 			}
 			env[i] ^= mask
 		}
-		inner, out, err := o.Open(nil, sh, env)
+		inner, out, err := o.Open(t0, nil, sh, env)
 		if err != nil || inner != (framing.Header{Kind: framing.KindEthernet, Dst: h.Dst, Src: h.Src}) || !bytes.Equal(out, payload) {
 			t.Fatalf("round trip: %+v % x %v", inner, out, err)
 		}
-		if _, _, err := o.Open(nil, sh, env); !errors.Is(err, ErrReplay) {
+		if _, _, err := o.Open(t0, nil, sh, env); !errors.Is(err, ErrReplay) {
 			t.Fatalf("replay accepted: %v", err)
 		}
 	})

@@ -73,6 +73,15 @@ type Shaper interface {
 	Released() (sent, dropped uint64, err error)
 }
 
+// AuthState keeps one key's counters across restarts (auth.StateFile). Its
+// methods are called from the loop goroutine; Reserve and SaveFloors write
+// durably before they return.
+type AuthState interface {
+	State() auth.State
+	auth.Reserver
+	auth.FloorSaver
+}
+
 // Capture records frames as they go on air and come off it (a pcap file).
 // It is called from the loop goroutine; payload is only lent for the call.
 // It must not block: a capture that fails turns itself off.
@@ -137,6 +146,17 @@ type Config struct {
 	// Key, if set, seals every frame sent and drops every frame received
 	// that is not sealed with it (forged, replayed or unsealed).
 	Key *auth.Key
+	// Key2, with Key, is a second key frames are also opened with (never
+	// sealed with): a key changeover (docs/operations.md).
+	Key2 *auth.Key
+	// KeyState[i], if set, keeps the counters of Key (i=0) and Key2 (i=1)
+	// across restarts: without it a restart relies on the clock alone to
+	// never reuse a counter, and accepts replays of frames its previous
+	// life accepted (docs/link-arq.md).
+	KeyState [2]AuthState
+	// KeyMaxAge, if positive, refuses sealed frames whose counter is older
+	// than the clock minus KeyMaxAge (auth.Opener.SetMaxAge).
+	KeyMaxAge time.Duration
 	// WindowFromSenders sizes the MAC's contention window from the number
 	// of other nodes heard sending (csma.MAC.Contenders) instead of the
 	// MAC's deferral estimate: every node hears the same senders, so two
@@ -274,7 +294,7 @@ type loop struct {
 	// The link layer above the MAC (link.go).
 	arq       *arq.ARQ
 	sealer    *auth.Sealer
-	opener    *auth.Opener
+	openers   []*auth.Opener
 	frameMax  int       // effective largest frame on the wire (0: none)
 	now       time.Time // time of the input being handled, for the ARQ's sink
 	pend      [][]byte  // encoded data frames waiting for room in the MAC
@@ -285,9 +305,9 @@ type loop struct {
 	sealBuf   []byte
 	openBuf   []byte
 	onAirMeta frameMeta
-	neigh     *neighTable  // nil with NoNeighAnswer
-	senders   senders      // other nodes heard sending, for the MAC's window
-	overhear  *auth.Opener // with a key: opens frames for other nodes before they count as senders
+	neigh     *neighTable    // nil with NoNeighAnswer
+	senders   senders        // other nodes heard sending, for the MAC's window
+	overhear  []*auth.Opener // with a key: open frames for other nodes before they count as senders (one per key)
 	overBuf   []byte
 	neighBuf  []byte
 	ackWait   time.Duration // how long a poll reserves the channel for its Ack (csma.Reserve)
@@ -310,6 +330,11 @@ type loop struct {
 	rateErr     bool // a SetRate failure was logged already
 	busyLogged  bool // a Transmit refused with phy.ErrBusy was logged already
 	rxAuthentic bool // the frame fromAir is handling opened under the key
+
+	// With a key: the openers are Key's, then Key2's.
+	sealErr  bool      // the last seal failed (logged once per episode)
+	saveErr  bool      // the last save of a floor failed (likewise)
+	ownIDLog time.Time // when another station with our id was last logged
 }
 
 func (b *Bridge) newLoop() *loop {
@@ -358,10 +383,15 @@ func (l *loop) start(now time.Time) error {
 	}
 	l.mac = m
 	l.macCfg = cfg
-	if k := l.b.cfg.Key; k != nil {
-		if l.overhear, err = auth.NewOpener(*k); err != nil {
+	for _, k := range []*auth.Key{l.b.cfg.Key, l.b.cfg.Key2} {
+		if k == nil {
+			continue
+		}
+		o, err := auth.NewOpener(*k)
+		if err != nil {
 			return fmt.Errorf("auth: %w", err)
 		}
+		l.overhear = append(l.overhear, o)
 	}
 	l.pacer = newPacer(l.info.BitRate, cfg.QueueLen, l.b.cfg.RingLen, phy.Airtime(l.frameCap, l.info.BitRate))
 	// A node counts as sending for four of the largest frames' airtime

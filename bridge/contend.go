@@ -16,9 +16,16 @@ import (
 // not counted either. Runs on the loop goroutine.
 func (l *loop) overheard(h framing.Header, payload []byte) {
 	if l.overhear != nil {
-		var err error
-		h, l.overBuf, err = l.overhear.Open(l.overBuf[:0], h, payload)
-		if err != nil {
+		opened := false
+		for _, o := range l.overhear {
+			inner, buf, err := o.Open(l.now, l.overBuf[:0], h, payload)
+			l.overBuf = buf
+			if err == nil {
+				h, opened = inner, true
+				break
+			}
+		}
+		if !opened {
 			return
 		}
 	}

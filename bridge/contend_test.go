@@ -53,7 +53,7 @@ func TestSendersAuthenticated(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, p, err := s4.Seal(nil, framing.Header{Kind: framing.KindAck, Dst: 3, Src: 4}, []byte{0, 0, 0, 0})
+		h, p, err := s4.Seal(time.Now(), nil, framing.Header{Kind: framing.KindAck, Dst: 3, Src: 4}, []byte{0, 0, 0, 0})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -133,10 +133,7 @@ func (l *loop) startLink(now time.Time, mc csma.Config) error {
 	}
 	l.arq = a
 	if cfg.Key != nil {
-		if l.sealer, err = auth.NewSealer(*cfg.Key, cfg.Node, auth.CounterAt(now)); err != nil {
-			return fmt.Errorf("auth: %w", err)
-		}
-		if l.opener, err = auth.NewOpener(*cfg.Key); err != nil {
+		if err := l.startAuth(now); err != nil {
 			return fmt.Errorf("auth: %w", err)
 		}
 	}
@@ -144,6 +141,105 @@ func (l *loop) startLink(now time.Time, mc csma.Config) error {
 		Dur("dup_lifetime", ac.DupLifetime).
 		Int("max_retries", ac.MaxRetries).Int("window", ac.Window).Msg("link layer")
 	return nil
+}
+
+// startAuth builds the Sealer (Key) and the Openers (Key, Key2), from the
+// counters KeyState saved.
+func (l *loop) startAuth(now time.Time) error {
+	cfg := l.b.cfg
+	var saved uint64
+	var r auth.Reserver
+	if st := cfg.KeyState[0]; st != nil {
+		saved, r = st.State().Send, st
+	}
+	var err error
+	if l.sealer, err = auth.Resume(*cfg.Key, cfg.Node, now, saved, r); err != nil {
+		return err
+	}
+	for i, k := range []*auth.Key{cfg.Key, cfg.Key2} {
+		if k == nil {
+			continue
+		}
+		o, err := auth.NewOpener(*k)
+		if err != nil {
+			return err
+		}
+		if st := cfg.KeyState[i]; st != nil {
+			s := st.State()
+			o.Restore(&s.Recv)
+			o.SetSaver(st)
+		}
+		o.SetMaxAge(cfg.KeyMaxAge)
+		l.openers = append(l.openers, o)
+		l.stats.KeyFingerprints = append(l.stats.KeyFingerprints, auth.Fingerprint(*k))
+	}
+	l.log.Info().Strs("key_fingerprints", l.stats.KeyFingerprints).Bool("state", r != nil).
+		Uint64("counter", l.sealer.Counter()).Dur("max_age", cfg.KeyMaxAge).Msg("frames sealed")
+	return nil
+}
+
+// open unwraps a sealed frame with the first key that authenticates it and
+// counts what it refuses; ok is false for a refused frame.
+func (l *loop) open(h framing.Header, payload []byte) (framing.Header, []byte, bool) {
+	if h.Kind != framing.KindSealed {
+		l.stats.Drops.Unsealed++
+		return h, nil, false
+	}
+	var err error
+	for i, o := range l.openers {
+		var inner framing.Header
+		inner, l.openBuf, err = o.Open(l.now, l.openBuf[:0], h, payload)
+		if err == nil {
+			l.stats.KeyOpened[i]++
+			if l.saveErr {
+				l.saveErr = false
+				l.log.Info().Msg("replay state saved again; accepting sealed frames")
+			}
+			return inner, l.openBuf, true
+		}
+		if !errors.Is(err, auth.ErrForged) {
+			break
+		}
+	}
+	switch {
+	case errors.Is(err, auth.ErrReplay), errors.Is(err, auth.ErrTooOld), errors.Is(err, auth.ErrStale):
+		l.stats.Drops.Replayed++
+	case errors.Is(err, auth.ErrNotSaved):
+		l.stats.Drops.StateFailed++
+		if !l.saveErr {
+			l.saveErr = true
+			l.log.Error().Err(err).Msg("cannot save the replay state; refusing sealed frames until it can (drops.state_failed)")
+		}
+	default:
+		l.stats.Drops.AuthFailed++
+	}
+	return h, nil, false
+}
+
+// ownID checks a frame that carries our own node id: with a key, one that
+// is authentic but was not sealed here (auth.Sealer.Foreign) comes from
+// another station using our id and key. It is counted and logged, at most
+// once a minute; everything else with our id is an echo.
+func (l *loop) ownID(h framing.Header, payload []byte) {
+	if h.Kind == framing.KindSealed && l.sealer != nil {
+		for i, o := range l.openers {
+			c, err := o.Verify(h, payload)
+			if err != nil {
+				continue
+			}
+			if i > 0 || l.sealer.Foreign(c) {
+				l.stats.OwnIDHeard++
+				if l.now.Sub(l.ownIDLog) >= time.Minute {
+					l.ownIDLog = l.now
+					l.log.Error().Int("node", int(l.b.cfg.Node)).Uint64("own_id_heard", l.stats.OwnIDHeard).
+						Msg("another station sends with our node id and key: counters (nonces) may repeat; give every node its own id")
+				}
+				return
+			}
+			break
+		}
+	}
+	l.stats.Drops.Echo++
 }
 
 // fromTAP hands one Ethernet frame read from the TAP to the ARQ.
@@ -324,7 +420,7 @@ func (l *loop) fromAir(h framing.Header, payload []byte) {
 		c.WriteLink(time.Now(), false, h, payload)
 	}
 	if h.Src == l.b.cfg.Node {
-		l.stats.Drops.Echo++
+		l.ownID(h, payload)
 		return
 	}
 	if h.Dst != l.b.cfg.Node && h.Dst != framing.Broadcast {
@@ -338,22 +434,11 @@ func (l *loop) fromAir(h framing.Header, payload []byte) {
 		return
 	}
 	switch {
-	case l.opener != nil:
-		if h.Kind != framing.KindSealed {
-			l.stats.Drops.Unsealed++
+	case l.openers != nil:
+		var ok bool
+		if h, payload, ok = l.open(h, payload); !ok {
 			return
 		}
-		var err error
-		h, l.openBuf, err = l.opener.Open(l.openBuf[:0], h, payload)
-		switch {
-		case errors.Is(err, auth.ErrReplay), errors.Is(err, auth.ErrTooOld):
-			l.stats.Drops.Replayed++
-			return
-		case err != nil:
-			l.stats.Drops.AuthFailed++
-			return
-		}
-		payload = l.openBuf
 		l.rxAuthentic = true
 	case h.Kind == framing.KindSealed:
 		l.stats.Drops.Sealed++
@@ -380,11 +465,19 @@ func (s *arqSink) Transmit(h framing.Header, payload []byte) {
 	}
 	if l.sealer != nil {
 		var err error
-		h, l.sealBuf, err = l.sealer.Seal(l.sealBuf[:0], h, payload)
+		h, l.sealBuf, err = l.sealer.Seal(l.now, l.sealBuf[:0], h, payload)
 		if err != nil {
 			l.stats.Drops.SealFailed++
+			if !l.sealErr {
+				l.sealErr = true
+				l.log.Error().Err(err).Msg("cannot seal: no frame is sent until the state directory takes the counters again (drops.seal_failed)")
+			}
 			l.frameGone(l.now, m)
 			return
+		}
+		if l.sealErr {
+			l.sealErr = false
+			l.log.Info().Msg("counters reserved again; sealing")
 		}
 		payload = l.sealBuf
 	}

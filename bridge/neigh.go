@@ -83,7 +83,7 @@ type neighConflict struct {
 // from the air. With a key only a packet that was authenticated teaches:
 // fromAir passes on nothing else, and rxAuthentic says so for this one.
 func (l *loop) learnNeigh(src framing.NodeID, eth []byte) {
-	if l.neigh == nil || l.opener != nil && !l.rxAuthentic {
+	if l.neigh == nil || l.openers != nil && !l.rxAuthentic {
 		return
 	}
 	c, refused := l.neigh.learn(l.now, src, eth)

@@ -339,7 +339,7 @@ func airFrame(t *testing.T, src framing.NodeID, eth []byte, s *auth.Sealer) []by
 		t.Fatal(err)
 	}
 	if s != nil {
-		if h, p, err = s.Seal(nil, h, p); err != nil {
+		if h, p, err = s.Seal(time.Now(), nil, h, p); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -49,6 +49,15 @@ type Stats struct {
 	// (csma.MAC.Contenders).
 	Senders int `json:"senders"`
 
+	// With a key (-key): the keys' fingerprints (auth.Fingerprint, the
+	// sealing key first), the frames each key opened (a changeover is over
+	// when the second key's count stops growing on every node), and
+	// authentic frames carrying our own node id that we did not seal:
+	// another station uses our id and key.
+	KeyFingerprints []string  `json:"key_fingerprints,omitempty"`
+	KeyOpened       [2]uint64 `json:"key_opened"`
+	OwnIDHeard      uint64    `json:"own_id_heard"`
+
 	ChannelBusy  time.Duration `json:"channel_busy_ns"` // carrier sensed or own transmission
 	PHYDowns     uint64        `json:"phy_downs"`
 	ShaperErrors uint64        `json:"shaper_errors"`
@@ -82,10 +91,13 @@ type Drops struct {
 	Unsealed   uint64 `json:"unsealed"`    // not sealed at all
 	AuthFailed uint64 `json:"auth_failed"` // forged, wrong key or modified
 	Replayed   uint64 `json:"replayed"`    // a counter already seen or too old
+	// The counter could not be saved in the state directory (-state-dir):
+	// refused rather than accepted again after a restart.
+	StateFailed uint64 `json:"state_failed"`
 	// Without a key: sealed frames we cannot open.
 	Sealed uint64 `json:"sealed"`
 	// Sending.
-	SealFailed uint64 `json:"seal_failed"` // the key's counter is exhausted
+	SealFailed uint64 `json:"seal_failed"` // counters not reserved in the state directory, or exhausted
 	AckQueue   uint64 `json:"ack_queue"`   // Acks dropped, too many waiting
 }
 
@@ -93,5 +105,5 @@ type Drops struct {
 func (d Drops) Total() uint64 {
 	return d.QueueFull + d.QueueHead + d.NoRoute + d.TooBig + d.BadFrame + d.PHYError +
 		d.PHYDown + d.PHYBusy + d.PHYTooLarge + d.PHYEmpty + d.TAPWrite + d.Echo + d.BadCRC + d.Garbage +
-		d.Unsealed + d.AuthFailed + d.Replayed + d.Sealed + d.SealFailed + d.AckQueue
+		d.Unsealed + d.AuthFailed + d.Replayed + d.StateFailed + d.Sealed + d.SealFailed + d.AckQueue
 }

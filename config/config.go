@@ -43,8 +43,10 @@ type File struct {
 	User        string   `toml:"user"`
 	FrameMax    int      `toml:"frame_max"`
 	ARQ         *bool    `toml:"arq"`
-	PropDelay   string   `toml:"prop_delay"` // a Go duration, e.g. "700ms"
-	Key         string   `toml:"key"`        // path of the pre-shared key file
+	PropDelay   string   `toml:"prop_delay"`  // a Go duration, e.g. "700ms"
+	Key         string   `toml:"key"`         // path of the pre-shared key file
+	StateDir    string   `toml:"state_dir"`   // where the key's counters are kept across restarts
+	KeyMaxAge   string   `toml:"key_max_age"` // a Go duration, e.g. "10m"
 	NeighAnswer *bool    `toml:"neigh_answer"`
 	CWSenders   *bool    `toml:"cw_senders"`
 

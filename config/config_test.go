@@ -56,6 +56,8 @@ func TestLoadGood(t *testing.T) {
 		{desc: "empty file", content: "", want: File{}},
 		{desc: "comments and quoted key", content: "# nothing\n\"tap\" = 'x' # trailing\n", want: File{TAP: "x"}},
 		{desc: "shaper true", content: "shaper = true\n", want: File{Shaper: ptr(true)}},
+		{desc: "key and its state", content: "key = \"/etc/slided/key\"\nstate_dir = \"/srv/slided\"\nkey_max_age = \"10m\"\n",
+			want: File{Key: "/etc/slided/key", StateDir: "/srv/slided", KeyMaxAge: "10m"}},
 		{desc: "multi-line string", content: "phy = \"\"\"\nsim:/run/m.sock\"\"\"\nnode = 2\n",
 			want: File{PHY: "sim:/run/m.sock", Node: 2}},
 	}

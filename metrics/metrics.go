@@ -182,10 +182,18 @@ func (e *encoder) encode(st *control.Status) {
 			{"phy_down", d.PHYDown}, {"phy_busy", d.PHYBusy}, {"phy_too_large", d.PHYTooLarge},
 			{"phy_empty", d.PHYEmpty}, {"tap_write", d.TAPWrite}, {"echo", d.Echo},
 			{"bad_crc", d.BadCRC}, {"garbage", d.Garbage}, {"unsealed", d.Unsealed},
-			{"auth_failed", d.AuthFailed}, {"replayed", d.Replayed}, {"sealed", d.Sealed},
+			{"auth_failed", d.AuthFailed}, {"replayed", d.Replayed}, {"state_failed", d.StateFailed}, {"sealed", d.Sealed},
 			{"seal_failed", d.SealFailed}, {"ack_queue", d.AckQueue},
 		} {
 			e.uint("slided_drops_total", r.n, "reason", r.reason)
+		}
+
+		if len(br.KeyFingerprints) > 0 {
+			e.family("slided_key_opened_total", counter, "Sealed frames opened with each key: first (the sealing key) and second (accepted during a changeover).")
+			for i, fp := range br.KeyFingerprints {
+				e.uint("slided_key_opened_total", br.KeyOpened[i], "key", [...]string{"first", "second"}[i], "fingerprint", fp)
+			}
+			e.one("slided_own_id_heard_total", counter, "Authentic frames with this node's id that it did not seal: another station uses its id and key.", br.OwnIDHeard)
 		}
 
 		e.one("slided_queue_depth_frames", gauge, "Frames in the MAC queue, one on air included.", uint64(max(br.QueueDepth, 0)))

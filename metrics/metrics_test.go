@@ -44,7 +44,8 @@ func fullStatus() *control.Status {
 			Drops: bridge.Drops{QueueFull: 21, QueueHead: 22, NoRoute: 23, TooBig: 24, BadFrame: 25,
 				PHYError: 26, PHYDown: 27, TAPWrite: 28, Echo: 29, BadCRC: 30, Garbage: 31,
 				Unsealed: 32, AuthFailed: 33, Replayed: 34, Sealed: 35, SealFailed: 36, AckQueue: 37,
-				PHYBusy: 38, PHYTooLarge: 39, PHYEmpty: 40},
+				PHYBusy: 38, PHYTooLarge: 39, PHYEmpty: 40, StateFailed: 41},
+			KeyFingerprints: []string{"872d7ed1c48a0e21", "d6016cf91e90d3b1"}, KeyOpened: [2]uint64{82, 83}, OwnIDHeard: 84,
 			MAC: csma.Stats{Enqueued: 41, Rejected: 42, Transmitted: 43, Dropped: 44, Deferrals: 45,
 				Backoffs: 46, Persisted: 47, CWMaxHits: 48, Urgent: 49, Reserved: 50, BusyTime: 250 * time.Millisecond},
 			LinkQueue: 61, WindowWaits: 62, NeighAnswered: 63, NeighKnown: 64, Senders: 65,
@@ -227,6 +228,11 @@ func TestWriteValues(t *testing.T) {
 		`slided_qdisc_backlog_bytes{` + i + `}`:                        "205",
 		`slided_qdisc_backlog_packets{` + i + `}`:                      "206",
 	}
+	// With a key.
+	want[`slided_drops_total{`+i+`,reason="state_failed"}`] = "41"
+	want[`slided_key_opened_total{`+i+`,key="first",fingerprint="872d7ed1c48a0e21"}`] = "82"
+	want[`slided_key_opened_total{`+i+`,key="second",fingerprint="d6016cf91e90d3b1"}`] = "83"
+	want[`slided_own_id_heard_total{`+i+`}`] = "84"
 	for k, v := range want {
 		if got, ok := ex.samples[k]; !ok {
 			t.Errorf("missing sample %s", k)
@@ -259,10 +265,10 @@ func TestWritePartial(t *testing.T) {
 			wantSamples: 3, wantUp: "0", absent: "slided_tx_frames_total"},
 		{desc: "bridge down, no link, no qdisc, ring unknown", st: &control.Status{Interface: "t0",
 			Bridge: &bridge.Stats{Node: 1, Policy: "block", Ring: -1}},
-			wantSamples: 90 - 8 - 6 - 1, wantUp: "0", absent: "slided_tap_ring_packets"},
+			wantSamples: 91 - 8 - 6 - 1, wantUp: "0", absent: "slided_tap_ring_packets"},
 		{desc: "bridge up, no qdisc", st: &control.Status{Interface: "t0", Link: &tap.LinkStats{},
 			Bridge: &bridge.Stats{Node: 1, Up: true}},
-			wantSamples: 90 - 6, wantUp: "1", absent: "slided_qdisc_backlog_bytes"},
+			wantSamples: 91 - 6, wantUp: "1", absent: "slided_qdisc_backlog_bytes"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {

@@ -40,7 +40,7 @@ func TestPreSharedKey(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l, p := startPairConfig(t, lab.PairConfig{Rate: 115200, Subnet: "192.0.2",
-				NodeArgs: func(i int) []string { return []string{"-key", []string{k1, tc.key2}[i]} }})
+				NodeArgs: keyArgs(t.TempDir(), k1, tc.key2)})
 			got := pingCount(t, l, p.NS[0], p.Addr[1], 3, 3*time.Second)
 			st, err := p.Status(1)
 			if err != nil {

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -49,6 +50,8 @@ type runFlags struct {
 	arq        bool
 	propDelay  time.Duration
 	key        string
+	stateDir   string
+	keyMaxAge  time.Duration
 	neigh      bool
 	cwSenders  bool
 	log        logFlags
@@ -75,7 +78,9 @@ func cmdRun(args []string) error {
 	fs.DurationVar(&f.propDelay, "prop-delay", 0, "one-way propagation delay to the farthest node (e.g. 700ms for 1 km of water), for the ARQ's ack timeout")
 	fs.BoolVar(&f.neigh, "neigh-answer", true, "answer ARP and IPv6 neighbour solicitations for addresses heard from other nodes locally, without airtime")
 	fs.BoolVar(&f.cwSenders, "cw-senders", false, "size the contention window from the number of other nodes heard sending: fair between nodes sending both ways, slower with short frames (docs/mac.md)")
-	fs.StringVar(&f.key, "key", "", "file with the pre-shared key (64 hex digits, mode 0600): frames are authenticated, forged and replayed ones dropped")
+	fs.StringVar(&f.key, "key", "", "file with the pre-shared key (64 hex digits, mode 0600): frames are authenticated, forged and replayed ones dropped; a second line holds a key also accepted during a changeover")
+	fs.StringVar(&f.stateDir, "state-dir", defaultStateDir, "directory where, with -key, the counters that must never repeat are kept across restarts (must be writable)")
+	fs.DurationVar(&f.keyMaxAge, "key-max-age", 0, "with -key, refuse frames sealed longer ago than this by the sender's clock (e.g. 10m; only when every node keeps real time; 0: off)")
 	f.log.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -110,7 +115,11 @@ type runConfig struct {
 	addrs  []netip.Prefix
 	policy bridge.Policy
 	key    *auth.Key
+	key2   *auth.Key // accepted too, during a changeover
 }
+
+// defaultStateDir is -state-dir's default: the unit's StateDirectory.
+const defaultStateDir = "/var/lib/slided"
 
 func (f *runFlags) validate() (runConfig, error) {
 	var c runConfig
@@ -131,11 +140,20 @@ func (f *runFlags) validate() (runConfig, error) {
 		return c, fmt.Errorf("-prop-delay %v: want a positive duration", f.propDelay)
 	}
 	if f.key != "" {
-		k, err := auth.LoadKey(f.key)
+		keys, err := auth.LoadKeys(f.key)
 		if err != nil {
 			return c, fmt.Errorf("-key: %w", err)
 		}
-		c.key = &k
+		c.key = &keys[0]
+		if len(keys) == 2 {
+			c.key2 = &keys[1]
+		}
+		if f.stateDir == "" {
+			return c, errors.New("-state-dir: a key needs a state directory, so that no counter is ever reused")
+		}
+		if f.keyMaxAge < 0 {
+			return c, fmt.Errorf("-key-max-age %v: want a positive duration (0: off)", f.keyMaxAge)
+		}
 	}
 	if err := bridge.CheckFrameMax(bridge.Config{FrameMax: f.frameMax, MTU: f.mtu, Key: c.key}); err != nil {
 		return c, fmt.Errorf("-%w", err)
@@ -251,6 +269,21 @@ func retryOpen[T any](ctx context.Context, log zerolog.Logger, open func() (T, e
 
 func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger) error {
 	log = log.With().Str("tap", f.tap).Int("node", f.node).Logger()
+	// The key's state first: a second daemon with our key and node id on
+	// this host stops here, before it touches the TAP.
+	var keyState [2]bridge.AuthState
+	for i, k := range []*auth.Key{c.key, c.key2} {
+		if k == nil {
+			continue
+		}
+		sf, err := openKeyState(f, k, c.node)
+		if err != nil {
+			return err
+		}
+		defer sf.Close()
+		keyState[i] = sf
+	}
+
 	dev, err := tap.Create(tap.Config{
 		Name:         f.tap,
 		MTU:          f.mtu,
@@ -363,6 +396,9 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 		NoARQ:             !f.arq,
 		PropDelay:         f.propDelay,
 		Key:               c.key,
+		Key2:              c.key2,
+		KeyState:          keyState,
+		KeyMaxAge:         f.keyMaxAge,
 		NoNeighAnswer:     !f.neigh,
 		WindowFromSenders: f.cwSenders,
 		Log:               log,
@@ -380,6 +416,35 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 	}
 	log.Info().Msg("stopped")
 	return nil
+}
+
+// openKeyState opens the state of key k in -state-dir, checks that it can be
+// written (a daemon that could not reserve its counters would refuse to
+// send), and gives it to -user, who writes it after the privileges drop.
+func openKeyState(f runFlags, k *auth.Key, node framing.NodeID) (*auth.StateFile, error) {
+	sf, err := auth.OpenState(f.stateDir, *k, node)
+	if err != nil {
+		return nil, fmt.Errorf("-state-dir %s: %w", f.stateDir, err)
+	}
+	st := sf.State()
+	if err := sf.Write(&st); err != nil {
+		sf.Close()
+		return nil, fmt.Errorf("-state-dir %s: %w (a key needs a writable state directory so that no counter is ever reused)", f.stateDir, err)
+	}
+	if f.user != "" {
+		u, err := user.Lookup(f.user)
+		if err != nil {
+			sf.Close()
+			return nil, fmt.Errorf("-user %s: %w", f.user, err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		if err := sf.Chown(uid, gid); err != nil {
+			sf.Close()
+			return nil, fmt.Errorf("-state-dir %s: give it to -user %s: %w", f.stateDir, f.user, err)
+		}
+	}
+	return sf, nil
 }
 
 // pcapCapture adapts a capture.Writer to the bridge; a write error is

@@ -1,0 +1,100 @@
+package bridge
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slided/slided/auth"
+)
+
+// memState is an AuthState in memory that can be made to fail.
+type memState struct {
+	mu     sync.Mutex
+	st     auth.State
+	fail   error
+	writes int
+}
+
+func (m *memState) State() auth.State {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.st
+}
+
+func (m *memState) Reserve(mark uint64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail != nil {
+		return m.fail
+	}
+	m.st.Send, m.writes = mark, m.writes+1
+	return nil
+}
+
+func (m *memState) SaveFloors(f *[256]uint64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail != nil {
+		return m.fail
+	}
+	m.st.Recv, m.writes = *f, m.writes+1
+	return nil
+}
+
+// TestKeyStateFailure: a sender whose counters cannot be reserved sends
+// nothing (seal_failed); a receiver that cannot save a sender's counter
+// delivers nothing (state_failed); with working state both save what they
+// used and accepted.
+func TestKeyStateFailure(t *testing.T) {
+	k := auth.Key{1, 2, 3}
+	disk := errors.New("read-only file system")
+	for _, tc := range []struct {
+		name       string
+		fail       [2]error
+		delivered  int
+		sealFailed uint64 // at node 1
+		saveFailed uint64 // at node 2
+	}{
+		{"state works", [2]error{}, 5, 0, 0},
+		{"sender cannot reserve", [2]error{disk, nil}, 0, 5, 0},
+		{"receiver cannot save", [2]error{nil, disk}, 0, 0, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := [2]*memState{{fail: tc.fail[0]}, {fail: tc.fail[1]}}
+			_, bs := startWire(t, 0, 115200, [2]Config{
+				{Key: &k, NoARQ: true, KeyState: [2]AuthState{st[0]}},
+				{Key: &k, NoARQ: true, KeyState: [2]AuthState{st[1]}},
+			})
+			tap1, tap2 := bs[0].tap.(*recTAP), bs[1].tap.(*recTAP)
+			sent := map[uint32][]byte{}
+			for id := range uint32(5) {
+				f := numbered(2, 1, id, 100)
+				sent[id] = f
+				tap1.frames <- f
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for bs[0].Stats().Drops.SealFailed+bs[1].Stats().Drops.StateFailed+uint64(len(tap2.got())) < 5 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if got := checkDelivered(t, tap2, sent, tc.delivered); got != tc.delivered {
+				t.Fatalf("%d packets delivered, want %d", got, tc.delivered)
+			}
+			if d := bs[0].Stats().Drops; d.SealFailed != tc.sealFailed {
+				t.Errorf("node1 drops %+v, want %d seal_failed", d, tc.sealFailed)
+			}
+			if d := bs[1].Stats().Drops; d.StateFailed != tc.saveFailed {
+				t.Errorf("node2 drops %+v, want %d state_failed", d, tc.saveFailed)
+			}
+			if tc.delivered > 0 {
+				if s := st[0].State(); s.Send == 0 {
+					t.Errorf("node1 reserved no counters")
+				}
+				if s := st[1].State(); s.Recv[1] == 0 {
+					t.Errorf("node2 saved no floor for node1")
+				}
+			}
+		})
+	}
+}
