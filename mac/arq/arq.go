@@ -16,6 +16,9 @@
 //	frame went on air:      a.TxDone(now, h, payload)    (optional, sharper timer)
 //	when a.Deadline() passes: a.Poll(now)
 //
+// The ack timeout is learnt per peer from round trips (RFC 6298 with
+// Karn's rule and backoff, rtt.go); AppendPeers reports it.
+//
 // docs/link-arq.md gives the formats, the state machines and the timing rule.
 package arq
 
@@ -595,7 +598,8 @@ func (a *ARQ) release(p *peer, o *outPkt) {
 
 // TxDone tells the ARQ that a frame it transmitted has left the modem. For
 // the fragment that asked for an Ack it restarts the Ack timer from now, so
-// that time spent in the MAC queue does not count against AckTimeout.
+// that time spent in the MAC queue does not count against the ack timeout,
+// and the round trip sampled when the Ack comes starts here too.
 // Other frames are ignored. Calling TxDone is optional unless ArmOnTxDone is
 // set; then the driver must call it for every fragment with AckReq that it
 // was given, also when it dropped the frame instead of sending it (the
