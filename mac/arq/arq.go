@@ -520,8 +520,12 @@ func (a *ARQ) onAck(now time.Time, h framing.Header, payload []byte) {
 	// The Ack answers the current poll. Unless a round of this packet
 	// timed out (then it may answer an earlier transmission of the same
 	// fragment: Karn's rule), it measures the round trip the timer covers.
-	if !o.timedOut && !o.armedAt.IsZero() {
+	switch {
+	case o.armedAt.IsZero():
+	case !o.timedOut:
 		p.rtt.sample(a.rttb, now.Sub(o.armedAt))
+	default:
+		p.rtt.settle(a.rttb, now.Sub(o.armedAt))
 	}
 	if complete {
 		// Whole at the receiver: delivered (or delivered before).

@@ -12,15 +12,29 @@ import (
 //	later samples:   RTTVAR = 3/4 RTTVAR + 1/4 |SRTT - R|, SRTT = 7/8 SRTT + 1/8 R
 //	RTO = SRTT + max(G, 4 RTTVAR), clamped to [lo, hi]
 //
-// A timeout doubles RTO up to hi (backoff); the doubled value stays until
-// the next sample, so that a timeout set too short for the link grows
-// until an Ack comes back before it and can be measured (Karn's algorithm:
-// the caller takes no sample from a round whose poll was sent more than
-// once). Before the first sample RTO is the configured initial timeout.
+// Before the first sample RTO is the configured initial timeout. A timeout
+// doubles RTO (backoff) and the doubled value stays until the next sample:
+// the caller takes no sample from a packet whose poll went more than once
+// (Karn's rule), so a timeout set too short for the link must grow until
+// an Ack beats it and can be measured.
+//
+// On a radio or acoustic link a timeout is mostly a lost frame, not a
+// congested path, and a packet's life is bounded (MaxAge): doubling at
+// every loss would leave a lossy link few rounds per packet. So once the
+// estimate is valid, backoff stops at twice the estimated RTO, and an Ack
+// to a retransmitted packet that comes when the estimate says an answer
+// to the retransmission would (within max(G, 4 RTTVAR) of SRTT) undoes
+// it: that timeout was a loss. An Ack that comes at any other time answers
+// an earlier transmission (or the round trip has changed): the timeout was
+// too short, and backoff may grow to hi until the next sample, as before
+// the first.
 type rtt struct {
 	srtt, rttvar time.Duration
 	rto          time.Duration
 	samples      uint64
+	// doubt: the estimate is not to be trusted (no sample yet, or a
+	// timeout proved too short since the last); backoff may reach hi.
+	doubt bool
 }
 
 // rttBounds are the limits an rtt works within.
@@ -37,7 +51,15 @@ func (c *Config) rttBounds() rttBounds {
 	return b
 }
 
-func newRTT(b rttBounds) rtt { return rtt{rto: b.init} }
+func newRTT(b rttBounds) rtt { return rtt{rto: b.init, doubt: true} }
+
+// base is the timeout the estimate gives, without backoff.
+func (e *rtt) base(b rttBounds) time.Duration {
+	if e.samples == 0 {
+		return b.init
+	}
+	return min(max(e.srtt+max(b.g, 4*e.rttvar), b.lo), b.hi)
+}
 
 // sample takes one round-trip measurement r.
 func (e *rtt) sample(b rttBounds, r time.Duration) {
@@ -53,19 +75,42 @@ func (e *rtt) sample(b rttBounds, r time.Duration) {
 		e.srtt = (7*e.srtt + r) / 8
 	}
 	e.samples++
+	e.doubt = false
 	if !b.fixed {
-		e.rto = min(max(e.srtt+max(b.g, 4*e.rttvar), b.lo), b.hi)
+		e.rto = e.base(b)
 	}
 }
 
-// backoff doubles the timeout after a timeout of a round armed with it,
-// up to hi. A round armed before an earlier backoff (several packets timing
+// settle handles an Ack that Karn's rule keeps from being a sample: it
+// answers a packet that timed out, r after the current round was armed.
+func (e *rtt) settle(b rttBounds, r time.Duration) {
+	if b.fixed || e.samples == 0 {
+		return // nothing to compare with: the backoff stays
+	}
+	d := e.srtt - r
+	if d < 0 {
+		d = -d
+	}
+	if d <= max(b.g, 4*e.rttvar) {
+		e.rto = e.base(b) // the retransmission's answer: the timeout was a loss
+	} else {
+		e.doubt = true // an earlier transmission's: the timeout was too short
+	}
+}
+
+// backoff doubles the timeout after a timeout of a round armed with it:
+// up to hi while the estimate is in doubt, else up to twice the estimate's
+// timeout. A round armed before an earlier backoff (several packets timing
 // out together) does not double it again.
 func (e *rtt) backoff(b rttBounds, armedWith time.Duration) {
 	if b.fixed || armedWith < e.rto {
 		return
 	}
-	e.rto = min(2*e.rto, b.hi)
+	limit := b.hi
+	if !e.doubt {
+		limit = min(max(2*e.base(b), e.rto), b.hi)
+	}
+	e.rto = min(2*e.rto, limit)
 }
 
 // PeerStats is what an ARQ knows about one other node: its round-trip
