@@ -293,6 +293,22 @@ func TestLearnSlowLink(t *testing.T) {
 	if learnt.SRTT < rtt*9/10 || learnt.SRTT > rtt*11/10 || learnt.RTO < learnt.SRTT || learnt.Samples < n/2 {
 		t.Fatalf("estimate %+v; want SRTT near %v", learnt, rtt)
 	}
+
+	// The same link losing 20 % of its frames, 10 × 100 packets of 8
+	// fragments: far fewer retransmissions. (More packets reach MaxAge,
+	// which stays computed from the configured timeout: docs/link-arq.md.)
+	var lf, ll PeerStats
+	for seed := range uint64(10) {
+		f := slowLink(t, fixedCfg, rtt, 100, 150, 0.2, seed)
+		l := slowLink(t, c, rtt, 100, 150, 0.2, seed)
+		lf.Acked, lf.GiveUps, lf.Retransmissions = lf.Acked+f.Acked, lf.GiveUps+f.GiveUps, lf.Retransmissions+f.Retransmissions
+		ll.Acked, ll.GiveUps, ll.Retransmissions = ll.Acked+l.Acked, ll.GiveUps+l.GiveUps, ll.Retransmissions+l.Retransmissions
+	}
+	t.Logf("with 20%% loss, 1000 packets of 8 fragments: fixed %d acked, %d given up, %d retransmissions; learnt %d, %d, %d",
+		lf.Acked, lf.GiveUps, lf.Retransmissions, ll.Acked, ll.GiveUps, ll.Retransmissions)
+	if ll.Retransmissions*2 > lf.Retransmissions {
+		t.Errorf("lossy: learnt %d retransmissions, fixed %d: want half or fewer", ll.Retransmissions, lf.Retransmissions)
+	}
 }
 
 // TestLossyLinkKeepsRounds: on a link that loses frames, whose round trip
