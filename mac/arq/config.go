@@ -34,9 +34,10 @@ type Config struct {
 	AckTimeout time.Duration
 	// MaxAckTimeout, if positive, makes the timeout learn, per peer: from
 	// measured round trips (RFC 6298: SRTT + max(RTTGranularity,
-	// 4·RTTVAR)), doubled by each timeout, never above MaxAckTimeout nor
-	// below MinAckTimeout. 0: every round waits AckTimeout (round trips
-	// are still measured and reported). Must be at least AckTimeout.
+	// 4·RTTVAR)), doubled by timeouts (rtt.go says how far), never above
+	// MaxAckTimeout nor below MinAckTimeout. 0: every round waits
+	// AckTimeout (round trips are still measured and reported). Must be
+	// at least AckTimeout.
 	MaxAckTimeout time.Duration
 	// MinAckTimeout is the learned timeout's lower bound: the shortest
 	// round trip the link allows (Timing.MinAckTimeout). At most
