@@ -752,6 +752,7 @@ func (l *loop) snapshot(now time.Time) Stats {
 		ms := l.mac.Stats()
 		s.MAC = ms
 		s.ARQ = l.arq.Stats()
+		s.Peers = peers(l.arq, now)
 		s.LinkQueue = len(l.pend) + len(l.acks)
 		s.Holding = len(l.held) > 0
 		s.FrameMax = l.frameMax

@@ -137,7 +137,8 @@ func (l *loop) startLink(now time.Time, mc csma.Config) error {
 			return fmt.Errorf("auth: %w", err)
 		}
 	}
-	l.log.Info().Int("max_payload", ac.MaxPayload).Dur("ack_timeout", ac.AckTimeout).Dur("max_age", ac.MaxAge).
+	l.log.Info().Int("max_payload", ac.MaxPayload).Dur("ack_timeout", ac.AckTimeout).
+		Dur("ack_timeout_min", ac.MinAckTimeout).Dur("ack_timeout_max", ac.MaxAckTimeout).Dur("max_age", ac.MaxAge).
 		Dur("dup_lifetime", ac.DupLifetime).
 		Int("max_retries", ac.MaxRetries).Int("window", ac.Window).Msg("link layer")
 	return nil

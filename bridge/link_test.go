@@ -192,6 +192,16 @@ func TestARQRecoversLosses(t *testing.T) {
 	if st.FrameMax != 64 {
 		t.Errorf("frame max %d, want 64", st.FrameMax)
 	}
+	// Status per peer: node 2 only, with the same counts and a measured
+	// round trip.
+	if len(st.Peers) != 1 {
+		t.Fatalf("peers %+v, want node 2 alone", st.Peers)
+	}
+	p := st.Peers[0]
+	if p.Node != 2 || p.Acked != st.ARQ.Acked || p.Retransmissions != st.ARQ.Retransmissions || p.Timeouts != st.ARQ.Timeouts ||
+		p.Samples == 0 || p.SRTT <= 0 || p.RTO <= 0 || p.LastHeard.IsZero() || p.HeardAgo < 0 {
+		t.Errorf("peer %+v; arq %+v", p, st.ARQ)
+	}
 }
 
 // TestNoARQLosesWithoutDuplicates: with -arq=false the same losses cost

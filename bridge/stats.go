@@ -66,6 +66,53 @@ type Stats struct {
 	MAC     csma.Stats           `json:"mac"`
 	ARQ     arq.Stats            `json:"arq"`
 	Decoder framing.DecoderStats `json:"decoder"`
+
+	// Peers is what the link layer knows of each other node it has sent
+	// to or heard, in node order: at most 254 entries.
+	Peers []Peer `json:"peers,omitempty"`
+}
+
+// Peer is one other node as the link ARQ sees it (arq.PeerStats).
+type Peer struct {
+	Node int `json:"node"`
+	// The round trip from a poll leaving the modem to its Ack, smoothed,
+	// with its mean deviation (0 before the first sample), the number of
+	// samples, and the ack timeout now in use towards the node.
+	SRTT    time.Duration `json:"srtt_ns"`
+	RTTVar  time.Duration `json:"rttvar_ns"`
+	RTO     time.Duration `json:"rto_ns"`
+	Samples uint64        `json:"rtt_samples"`
+	// Sent to the node: packets, fragments first sent, fragments sent
+	// again, ack timeouts, packets given up and acknowledged.
+	Packets         uint64 `json:"packets"`
+	Fragments       uint64 `json:"fragments"`
+	Retransmissions uint64 `json:"retransmissions"`
+	Timeouts        uint64 `json:"timeouts"`
+	GiveUps         uint64 `json:"give_ups"`
+	Acked           uint64 `json:"acked"`
+	// LastHeard is when the last frame from the node arrived (omitted if
+	// never); HeardAgo is how long before the snapshot (-1: never).
+	LastHeard time.Time     `json:"last_heard,omitzero"`
+	HeardAgo  time.Duration `json:"heard_ago_ns"`
+}
+
+// peers converts an ARQ's per-peer figures, taken at now.
+func peers(a *arq.ARQ, now time.Time) []Peer {
+	var buf [8]arq.PeerStats
+	ps := a.AppendPeers(buf[:0])
+	if len(ps) == 0 {
+		return nil
+	}
+	out := make([]Peer, len(ps))
+	for i, p := range ps {
+		out[i] = Peer{Node: int(p.Node), SRTT: p.SRTT, RTTVar: p.RTTVar, RTO: p.RTO, Samples: p.Samples,
+			Packets: p.Packets, Fragments: p.Fragments, Retransmissions: p.Retransmissions, Timeouts: p.Timeouts,
+			GiveUps: p.GiveUps, Acked: p.Acked, LastHeard: p.LastHeard, HeardAgo: -1}
+		if !p.LastHeard.IsZero() {
+			out[i].HeardAgo = max(now.Sub(p.LastHeard), 0)
+		}
+	}
+	return out
 }
 
 // Drops counts packets and frames lost inside the daemon, by reason.

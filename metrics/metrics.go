@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slided/slided/bridge"
 	"github.com/slided/slided/control"
 )
 
@@ -236,6 +237,7 @@ func (e *encoder) encode(st *control.Status) {
 		e.one("slided_arq_duplicates_total", counter, "Fragments of packets already delivered (suppressed).", a.Duplicates)
 		e.one("slided_arq_reassembly_timeouts_total", counter, "Partial packets freed by the reassembly time-out.", a.ReasmTimeouts)
 		e.one("slided_arq_reassembly_bytes", gauge, "Fragment bytes held for reassembly.", uint64(max(a.ReasmBytes, 0)))
+		e.peers(br.Peers)
 		e.one("slided_neigh_answered_total", counter, "ARP requests and IPv6 solicitations answered without airtime.", br.NeighAnswered)
 		e.one("slided_neigh_known", gauge, "Addresses of other nodes heard on air.", uint64(max(br.NeighKnown, 0)))
 		e.one("slided_mac_senders", gauge, "Other nodes heard sending recently (with -cw-senders they set the contention window).", uint64(max(br.Senders, 0)))
@@ -282,3 +284,46 @@ func (e *encoder) encode(st *control.Status) {
 }
 
 func seconds(d time.Duration) float64 { return d.Seconds() }
+
+// peers writes the link ARQ's per-peer figures, labelled peer="<node id>":
+// at most 254 peers, nothing when there are none. The round trip is only
+// written for peers with a sample.
+func (e *encoder) peers(ps []bridge.Peer) {
+	if len(ps) == 0 {
+		return
+	}
+	ids := make([]string, len(ps))
+	for i, p := range ps {
+		ids[i] = strconv.Itoa(p.Node)
+	}
+	e.family("slided_arq_peer_rtt_seconds", gauge, "Smoothed round trip from a poll leaving the modem to its Ack, per peer.")
+	for i, p := range ps {
+		if p.Samples > 0 {
+			e.float("slided_arq_peer_rtt_seconds", seconds(p.SRTT), "peer", ids[i])
+		}
+	}
+	e.family("slided_arq_peer_rtt_deviation_seconds", gauge, "Mean deviation of the round trip (RTTVAR), per peer.")
+	for i, p := range ps {
+		if p.Samples > 0 {
+			e.float("slided_arq_peer_rtt_deviation_seconds", seconds(p.RTTVar), "peer", ids[i])
+		}
+	}
+	e.family("slided_arq_peer_ack_timeout_seconds", gauge, "Ack timeout in use towards the peer.")
+	for i, p := range ps {
+		e.float("slided_arq_peer_ack_timeout_seconds", seconds(p.RTO), "peer", ids[i])
+	}
+	e.family("slided_arq_peer_retransmissions_total", counter, "Fragments transmitted again to the peer.")
+	for i, p := range ps {
+		e.uint("slided_arq_peer_retransmissions_total", p.Retransmissions, "peer", ids[i])
+	}
+	e.family("slided_arq_peer_timeouts_total", counter, "Ack timeouts towards the peer.")
+	for i, p := range ps {
+		e.uint("slided_arq_peer_timeouts_total", p.Timeouts, "peer", ids[i])
+	}
+	e.family("slided_arq_peer_last_heard_timestamp_seconds", gauge, "When the last frame from the peer arrived (Unix time).")
+	for i, p := range ps {
+		if !p.LastHeard.IsZero() {
+			e.float("slided_arq_peer_last_heard_timestamp_seconds", float64(p.LastHeard.UnixMilli())/1000, "peer", ids[i])
+		}
+	}
+}

@@ -53,6 +53,11 @@ func fullStatus() *control.Status {
 				Acked: 76, AcksSent: 77, Delivered: 78, Duplicates: 79, ReasmTimeouts: 80, ReasmBytes: 81},
 			Decoder: framing.DecoderStats{Frames: 51, BadCRC: 52, BadCOBS: 53, TooLong: 54, Short: 55,
 				BadVersion: 56, BadAddr: 57, GarbageBytes: 58},
+			Peers: []bridge.Peer{
+				{Node: 2, SRTT: 412 * time.Millisecond, RTTVar: 30 * time.Millisecond, RTO: 532 * time.Millisecond, Samples: 90,
+					Retransmissions: 91, Timeouts: 92, LastHeard: time.Unix(1700000000, 250e6), HeardAgo: time.Second},
+				{Node: 9, RTO: 4200 * time.Millisecond, HeardAgo: -1},
+			},
 		},
 	}
 }
@@ -233,6 +238,21 @@ func TestWriteValues(t *testing.T) {
 	want[`slided_key_opened_total{`+i+`,key="first",fingerprint="872d7ed1c48a0e21"}`] = "82"
 	want[`slided_key_opened_total{`+i+`,key="second",fingerprint="d6016cf91e90d3b1"}`] = "83"
 	want[`slided_own_id_heard_total{`+i+`}`] = "84"
+	// Per peer: no round trip for a peer never measured, no time for one
+	// never heard.
+	for k, v := range map[string]string{
+		`slided_arq_peer_rtt_seconds{` + i + `,peer="2"}`:                  "0.412",
+		`slided_arq_peer_rtt_deviation_seconds{` + i + `,peer="2"}`:        "0.03",
+		`slided_arq_peer_ack_timeout_seconds{` + i + `,peer="2"}`:          "0.532",
+		`slided_arq_peer_ack_timeout_seconds{` + i + `,peer="9"}`:          "4.2",
+		`slided_arq_peer_retransmissions_total{` + i + `,peer="2"}`:        "91",
+		`slided_arq_peer_retransmissions_total{` + i + `,peer="9"}`:        "0",
+		`slided_arq_peer_timeouts_total{` + i + `,peer="2"}`:               "92",
+		`slided_arq_peer_timeouts_total{` + i + `,peer="9"}`:               "0",
+		`slided_arq_peer_last_heard_timestamp_seconds{` + i + `,peer="2"}`: "1.70000000025e+09",
+	} {
+		want[k] = v
+	}
 	for k, v := range want {
 		if got, ok := ex.samples[k]; !ok {
 			t.Errorf("missing sample %s", k)

@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/slided/slided/bridge"
 	"github.com/slided/slided/control"
 )
 
@@ -89,6 +90,35 @@ func printStatus(out io.Writer, st *control.Status) {
 	}
 	for _, m := range st.Warnings {
 		row("warning", "%s", m)
+	}
+	w.Flush()
+	if st.Bridge != nil && len(st.Bridge.Peers) > 0 {
+		printPeers(out, st.Bridge.Peers)
+	}
+}
+
+// printPeers prints the link ARQ's view of each other node: the round trip
+// (smoothed, its deviation, samples), the ack timeout in use, what was sent
+// and lost, and when the node was last heard.
+func printPeers(out io.Writer, ps []bridge.Peer) {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "peer\tround trip\tdeviation\tsamples\tack timeout\tpackets\tacked\tgiven up\tresent\ttimeouts\tlast heard")
+	ms := func(d time.Duration) string { return d.Round(time.Millisecond).String() }
+	for _, p := range ps {
+		rtt, dev := "-", "-"
+		if p.Samples > 0 {
+			rtt, dev = ms(p.SRTT), ms(p.RTTVar)
+		}
+		resent := fmt.Sprint(p.Retransmissions)
+		if all := p.Fragments + p.Retransmissions; all > 0 {
+			resent = fmt.Sprintf("%d (%.1f%%)", p.Retransmissions, 100*float64(p.Retransmissions)/float64(all))
+		}
+		heard := "never"
+		if p.HeardAgo >= 0 {
+			heard = ms(p.HeardAgo) + " ago"
+		}
+		fmt.Fprintf(w, "%d\t%s\t%s\t%d\t%s\t%d\t%d\t%d\t%s\t%d\t%s\n", p.Node, rtt, dev, p.Samples, ms(p.RTO),
+			p.Packets, p.Acked, p.GiveUps, resent, p.Timeouts, heard)
 	}
 	w.Flush()
 }

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/slided/slided/bridge"
 	"github.com/slided/slided/control"
@@ -38,5 +40,37 @@ func TestPrintStatus(t *testing.T) {
 	printStatus(&out, st)
 	if !strings.Contains(out.String(), "unsealed 0, forged 3, replayed 2") {
 		t.Errorf("auth drops missing:\n%s", out.String())
+	}
+}
+
+// TestPrintStatusPeers: the per-peer table shows each node's round trip,
+// timeout, losses and when it was last heard; a node never measured or
+// never heard says so.
+func TestPrintStatusPeers(t *testing.T) {
+	st := &control.Status{Interface: "slided0", Bridge: &bridge.Stats{Node: 1, Peers: []bridge.Peer{
+		{Node: 2, SRTT: 412300 * time.Microsecond, RTTVar: 30 * time.Millisecond, RTO: 532 * time.Millisecond, Samples: 40,
+			Packets: 41, Fragments: 97, Retransmissions: 3, Timeouts: 1, Acked: 40, HeardAgo: 1200 * time.Millisecond},
+		{Node: 7, RTO: 4200 * time.Millisecond, HeardAgo: -1},
+	}}}
+	var out bytes.Buffer
+	printStatus(&out, st)
+	lines := strings.Split(out.String(), "\n")
+	var rows []string
+	for i, l := range lines {
+		if strings.HasPrefix(l, "peer ") {
+			rows = lines[i:]
+			break
+		}
+	}
+	if len(rows) < 3 {
+		t.Fatalf("no peer table:\n%s", out.String())
+	}
+	for i, want := range [][]string{
+		{"2", "412ms", "30ms", "40", "532ms", "41", "40", "0", "3", "(3.0%)", "1", "1.2s", "ago"},
+		{"7", "-", "-", "0", "4.2s", "0", "0", "0", "0", "0", "never"},
+	} {
+		if got := strings.Fields(rows[1+i]); !slices.Equal(got, want) {
+			t.Errorf("peer row %d: %q, want %q\n%s", i, got, want, out.String())
+		}
 	}
 }

@@ -16,6 +16,9 @@
 //	frame went on air:      a.TxDone(now, h, payload)    (optional, sharper timer)
 //	when a.Deadline() passes: a.Poll(now)
 //
+// The ack timeout is learnt per peer from round trips (RFC 6298 with
+// Karn's rule and backoff, rtt.go); AppendPeers reports it.
+//
 // docs/link-arq.md gives the formats, the state machines and the timing rule.
 package arq
 
@@ -93,7 +96,10 @@ type outPkt struct {
 	rounds   int   // all retry rounds: at most Count×(MaxRetries+1)
 	sent     time.Time
 	deadline time.Time
-	data     []byte // cap MaxPacket, reused
+	armedAt  time.Time     // when the current round's timer was armed (zero: not yet)
+	armedRTO time.Duration // the wait it was armed with
+	timedOut bool          // a round timed out: Acks may answer an earlier poll, so no RTT sample (Karn)
+	data     []byte        // cap MaxPacket, reused
 }
 
 // peer is the state kept for one other node.
@@ -109,6 +115,8 @@ type peer struct {
 	sessAt    int64      // receiver: when it started (UnixNano, 0 never)
 	out       []outPkt   // len Window, unicast only
 	busy      int        // used entries in out
+	rtt       rtt        // sender: round-trip estimate and ack timeout
+	stats     peerStats  // sender: counters towards this peer
 }
 
 // reasm is one partial packet.
@@ -136,6 +144,8 @@ type ARQ struct {
 	tx       []byte // fragment being composed
 	out      []byte // packet being assembled
 	stats    Stats
+	rttb     rttBounds
+	heard    [256]int64 // when each node was last heard (UnixNano, 0 never)
 }
 
 // New returns an ARQ that sends and delivers through sink.
@@ -153,6 +163,7 @@ func New(cfg Config, sink Sink) (*ARQ, error) {
 		bufs:     make([]reasm, cfg.ReasmBuffers),
 		tx:       make([]byte, 0, cfg.MaxPayload),
 		out:      make([]byte, 0, cfg.MaxPacket),
+		rttb:     cfg.rttBounds(),
 	}, nil
 }
 
@@ -162,7 +173,7 @@ func (a *ARQ) Stats() Stats { return a.stats }
 func (a *ARQ) peer(id framing.NodeID) *peer {
 	p := a.peers[id]
 	if p == nil {
-		p = &peer{}
+		p = &peer{rtt: newRTT(a.rttb)}
 		if id != framing.Broadcast && !a.cfg.NoARQ {
 			p.out = make([]outPkt, a.cfg.Window)
 		}
@@ -230,14 +241,19 @@ func (a *ARQ) Send(now time.Time, h framing.Header, packet []byte) error {
 		o.data = make([]byte, 0, a.cfg.MaxPacket)
 	}
 	*o = outPkt{used: true, seq: seq, inner: h.Kind, count: count, poll: count - 1, sent: now,
-		deadline: a.arm(now), data: append(o.data[:0], packet...)}
+		data: append(o.data[:0], packet...)}
+	if !a.cfg.ArmOnTxDone {
+		a.arm(p, o, now)
+	}
 	p.busy++
 	a.stats.HeldBytes += len(packet)
 	a.stats.Packets++
+	p.stats.packets++
 	for i := range count {
 		a.sendFrag(h.Dst, framing.FragHeader{AckReq: i == count-1, First: !p.synced, Inner: h.Kind, Seq: seq, Index: i, Count: count}, o.data)
 	}
 	a.stats.Fragments += uint64(count)
+	p.stats.fragments += uint64(count)
 	return nil
 }
 
@@ -256,6 +272,9 @@ func (a *ARQ) sendFrag(dst framing.NodeID, f framing.FragHeader, packet []byte) 
 // for another unicast node are counted and dropped. Receive does not retain
 // payload.
 func (a *ARQ) Receive(now time.Time, h framing.Header, payload []byte) {
+	if h.Src != 0 && h.Src != framing.Broadcast && h.Src != a.cfg.Self {
+		a.heard[h.Src] = max(now.UnixNano(), 1)
+	}
 	if h.Dst != a.cfg.Self && h.Dst != framing.Broadcast {
 		a.stats.NotForUs++
 		return
@@ -493,14 +512,26 @@ func (a *ARQ) onAck(now time.Time, h framing.Header, payload []byte) {
 		return
 	}
 	p.synced = true // the receiver has seen where our numbering starts
-	if ack.Have == countMask(o.count) {
-		// Whole at the receiver: delivered (or delivered before).
-		a.stats.Acked++
-		a.release(p, o)
+	complete := ack.Have == countMask(o.count)
+	if !complete && ack.Have&(1<<o.poll) == 0 {
+		// An earlier round's Ack: the current poll's will say more.
 		return
 	}
-	if ack.Have&(1<<o.poll) == 0 {
-		// An earlier round's Ack: the current poll's will say more.
+	// The Ack answers the current poll. Unless a round of this packet
+	// timed out (then it may answer an earlier transmission of the same
+	// fragment: Karn's rule), it measures the round trip the timer covers.
+	switch {
+	case o.armedAt.IsZero():
+	case !o.timedOut:
+		p.rtt.sample(a.rttb, now.Sub(o.armedAt))
+	default:
+		p.rtt.settle(a.rttb, now.Sub(o.armedAt))
+	}
+	if complete {
+		// Whole at the receiver: delivered (or delivered before).
+		a.stats.Acked++
+		p.stats.acked++
+		a.release(p, o)
 		return
 	}
 	if ack.Have&^o.acked != 0 {
@@ -525,6 +556,7 @@ func (a *ARQ) retry(now time.Time, dst framing.NodeID, p *peer, o *outPkt, missi
 	tooOld := a.cfg.MaxAge > 0 && now.Sub(o.sent) >= a.cfg.MaxAge
 	if tooOld || o.retries >= a.cfg.MaxRetries || o.rounds >= int(o.count)*(a.cfg.MaxRetries+1) {
 		a.stats.GiveUps++
+		p.stats.giveUps++
 		a.release(p, o)
 		return
 	}
@@ -540,18 +572,26 @@ func (a *ARQ) retry(now time.Time, dst framing.NodeID, p *peer, o *outPkt, missi
 		if missing&(1<<i) != 0 {
 			a.sendFrag(dst, framing.FragHeader{AckReq: i == last, First: !p.synced, Inner: o.inner, Seq: o.seq, Index: i, Count: o.count}, o.data)
 			a.stats.Retransmissions++
+			p.stats.retx++
 		}
 	}
-	o.deadline = a.arm(now)
+	o.deadline, o.armedAt = time.Time{}, time.Time{}
+	if !a.cfg.ArmOnTxDone {
+		a.arm(p, o, now) // else TxDone arms it
+	}
 }
 
-// arm is the Ack deadline of a round whose frames were handed to the sink at
-// now: AckTimeout from now, or none yet with ArmOnTxDone (TxDone arms it).
-func (a *ARQ) arm(now time.Time) time.Time {
-	if a.cfg.ArmOnTxDone {
-		return time.Time{}
+// arm starts o's Ack timer at now (its poll was handed to the sink, or left
+// the modem): the peer's current timeout, but no later than the end of the
+// packet's MaxAge, when the timeout gives it up.
+func (a *ARQ) arm(p *peer, o *outPkt, now time.Time) {
+	d := now.Add(p.rtt.rto)
+	if a.cfg.MaxAge > 0 {
+		if end := o.sent.Add(a.cfg.MaxAge); end.Before(d) {
+			d = end
+		}
 	}
-	return now.Add(a.cfg.AckTimeout)
+	o.deadline, o.armedAt, o.armedRTO = d, now, d.Sub(now)
 }
 
 func (a *ARQ) release(p *peer, o *outPkt) {
@@ -562,7 +602,8 @@ func (a *ARQ) release(p *peer, o *outPkt) {
 
 // TxDone tells the ARQ that a frame it transmitted has left the modem. For
 // the fragment that asked for an Ack it restarts the Ack timer from now, so
-// that time spent in the MAC queue does not count against AckTimeout.
+// that time spent in the MAC queue does not count against the ack timeout,
+// and the round trip sampled when the Ack comes starts here too.
 // Other frames are ignored. Calling TxDone is optional unless ArmOnTxDone is
 // set; then the driver must call it for every fragment with AckReq that it
 // was given, also when it dropped the frame instead of sending it (the
@@ -579,7 +620,7 @@ func (a *ARQ) TxDone(now time.Time, h framing.Header, payload []byte) {
 		for i := range p.out {
 			o := &p.out[i]
 			if o.used && o.seq == f.Seq && o.poll == f.Index {
-				o.deadline = now.Add(a.cfg.AckTimeout)
+				a.arm(p, o, now)
 			}
 		}
 	}
@@ -620,6 +661,9 @@ func (a *ARQ) Poll(now time.Time) {
 			o := &p.out[i]
 			if o.used && !o.deadline.IsZero() && !now.Before(o.deadline) {
 				a.stats.Timeouts++
+				p.stats.timeouts++
+				p.rtt.backoff(a.rttb, o.armedRTO)
+				o.timedOut = true
 				missing := ^o.acked & countMask(o.count)
 				last := uint64(1) << 63
 				for missing&last == 0 {

@@ -124,6 +124,7 @@ func TestARQ(t *testing.T) {
 		wantRetx       uint64 // fragments retransmitted
 		wantGiveUps    uint64
 		wantDuplicates uint64
+		fixed          bool // MaxAckTimeout 0: every round waits AckTimeout
 	}{
 		{desc: "no loss", size: 150, wantDelivered: 1},
 		{desc: "one middle fragment lost: only it is resent", size: 150,
@@ -134,12 +135,20 @@ func TestARQ(t *testing.T) {
 			drop: func(r, i int) bool { return r == 0 && (i == 1 || i == 7) }, wantDelivered: 1, wantRetx: 2},
 		{desc: "ack lost: retransmission is acked, not delivered twice", size: 60,
 			ackLost: func(r int) bool { return r == 0 }, wantDelivered: 1, wantRetx: 1, wantDuplicates: 1},
-		{desc: "everything lost: give up after the retry limit", size: 60,
+		{desc: "everything lost, fixed timeout: give up after the retry limit", size: 60, fixed: true,
 			drop: func(r, i int) bool { return true }, wantGiveUps: 1, wantRetx: 8},
+		// Timeouts at T, 3T, 7T, 15T, 31T (doubling up to 16T), then MaxAge
+		// (36T) ends the packet before the retry limit.
+		{desc: "everything lost: backoff, give up at MaxAge", size: 60,
+			drop: func(r, i int) bool { return true }, wantGiveUps: 1, wantRetx: 5},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
-			a, b := newNode(t, testConfig(1)), newNode(t, testConfig(2))
+			ca := testConfig(1)
+			if tc.fixed {
+				ca.MaxAckTimeout = 0
+			}
+			a, b := newNode(t, ca), newNode(t, testConfig(2))
 			pkt := pattern(tc.size, 9)
 			now := t0
 			if err := a.Send(now, framing.Header{Kind: framing.KindEthernet, Dst: 2}, pkt); err != nil {
@@ -497,7 +506,7 @@ func TestArmOnTxDone(t *testing.T) {
 		t.Fatal("retry round armed before its poll went on air")
 	}
 	a.TxDone(d, retry[0].h, retry[0].p)
-	if d2, ok := a.Deadline(); !ok || !d2.Equal(d.Add(c.AckTimeout)) {
+	if d2, ok := a.Deadline(); !ok || !d2.Equal(d.Add(2*c.AckTimeout)) { // doubled by the timeout
 		t.Fatalf("retry deadline %v, %v", d2.Sub(t0), ok)
 	}
 }

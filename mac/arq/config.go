@@ -29,8 +29,23 @@ type Config struct {
 	NoARQ bool
 	// AckTimeout is how long the sender waits for an Ack after the last
 	// fragment of a round went on air (TxDone) or, without TxDone, was
-	// handed to the Sink. See Timing.AckTimeout.
+	// handed to the Sink, until the first round trip to the peer has been
+	// measured. See Timing.AckTimeout.
 	AckTimeout time.Duration
+	// MaxAckTimeout, if positive, makes the timeout learn, per peer: from
+	// measured round trips (RFC 6298: SRTT + max(RTTGranularity,
+	// 4·RTTVAR)), doubled by timeouts (rtt.go says how far), never above
+	// MaxAckTimeout nor below MinAckTimeout. 0: every round waits
+	// AckTimeout (round trips are still measured and reported). Must be
+	// at least AckTimeout.
+	MaxAckTimeout time.Duration
+	// MinAckTimeout is the learned timeout's lower bound: the shortest
+	// round trip the link allows (Timing.MinAckTimeout). At most
+	// AckTimeout.
+	MinAckTimeout time.Duration
+	// RTTGranularity is G of RFC 6298, the least margin the learned
+	// timeout keeps above SRTT: the driver's timer and scheduling latency.
+	RTTGranularity time.Duration
 	// ArmOnTxDone starts each round's Ack timer only at TxDone of its poll
 	// fragment, not when the fragments are handed to the Sink: for a driver
 	// whose queue may hold a frame longer than AckTimeout (a daemon with
@@ -101,21 +116,41 @@ func (t Timing) AckTimeout() time.Duration {
 	return air + 2*t.Propagation + t.Turnaround + t.Margin
 }
 
+// MinAckTimeout is the shortest time in which an Ack can follow the end of
+// a poll: the round trip's propagation, the receiver's turnaround and the
+// airtime of the largest Ack, with no channel access and no margin. A
+// learned timeout below it would always expire before the Ack.
+func (t Timing) MinAckTimeout() time.Duration {
+	return t.AckTimeout() - t.Margin
+}
+
+// DefaultRTTGranularity is the G of RFC 6298 DefaultConfig uses: a daemon's
+// timer and scheduling latency on a small, busy board.
+const DefaultRTTGranularity = 50 * time.Millisecond
+
 // DefaultConfig returns a configuration for node self, frames of at most
 // maxPayload link payload bytes and packets of up to maxPacket bytes, timed
 // by t: eight retries without progress, a window of 4 packets, reassembly of 8 packets or
 // 8×maxPacket bytes for 4 whole retry spans, and duplicates remembered for
-// as long as a sender may retry.
+// as long as a sender may retry. The ack timeout starts at t.AckTimeout and
+// learns from round trips between t.MinAckTimeout and 16 × t.AckTimeout
+// (so an initial value 8 times too short still grows to fit by backoff).
 func DefaultConfig(self framing.NodeID, maxPayload, maxPacket int, t Timing) Config {
 	c := Config{
-		Self:         self,
-		MaxPayload:   maxPayload,
-		MaxPacket:    maxPacket,
-		AckTimeout:   t.AckTimeout(),
-		MaxRetries:   8,
-		Window:       4,
-		ReasmBuffers: 8,
-		ReasmBytes:   8 * maxPacket,
+		Self:       self,
+		MaxPayload: maxPayload,
+		MaxPacket:  maxPacket,
+		AckTimeout: t.AckTimeout(),
+		MaxRetries: 8,
+		// Lifetimes below stay computed from the initial AckTimeout: a
+		// learned timeout changes when rounds come, not how long a packet
+		// lives (MaxAge) or how long a receiver remembers it.
+		MinAckTimeout:  t.MinAckTimeout(),
+		MaxAckTimeout:  16 * t.AckTimeout(),
+		RTTGranularity: DefaultRTTGranularity,
+		Window:         4,
+		ReasmBuffers:   8,
+		ReasmBytes:     8 * maxPacket,
 	}
 	span := time.Duration(c.MaxRetries+1) * c.AckTimeout
 	c.ReasmTimeout = span
@@ -142,6 +177,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: a %d-byte packet needs more than %d fragments of %d bytes", ErrInvalidConfig, c.MaxPacket, framing.MaxFragments, fragData)
 	case c.AckTimeout <= 0 && !c.NoARQ:
 		return fmt.Errorf("%w: ack timeout %v must be positive", ErrInvalidConfig, c.AckTimeout)
+	case c.MaxAckTimeout != 0 && c.MaxAckTimeout < c.AckTimeout, c.MinAckTimeout < 0, c.MinAckTimeout > c.AckTimeout, c.RTTGranularity < 0:
+		return fmt.Errorf("%w: ack timeout bounds %v..%v (granularity %v) must hold the initial %v", ErrInvalidConfig,
+			c.MinAckTimeout, c.MaxAckTimeout, c.RTTGranularity, c.AckTimeout)
 	case c.MaxRetries < 0:
 		return fmt.Errorf("%w: max retries %d", ErrInvalidConfig, c.MaxRetries)
 	case c.Window < 1 || c.Window > 64:
