@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -205,5 +208,190 @@ func TestCommandLineErrors(t *testing.T) {
 				t.Errorf("output %q does not mention %q", out, tc.want)
 			}
 		})
+	}
+}
+
+// unitService reads one [Service] directive of packaging/slided.service,
+// split into words; every assignment adds, an empty one resets.
+func unitService(t *testing.T, key string) []string {
+	t.Helper()
+	b, err := os.ReadFile("../../packaging/slided.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vals []string
+	section := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "[") {
+			section = line
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || section != "[Service]" || strings.TrimSpace(k) != key {
+			continue
+		}
+		if strings.TrimSpace(v) == "" {
+			vals = nil
+			continue
+		}
+		vals = append(vals, strings.Fields(v)...)
+	}
+	return vals
+}
+
+// unitSandbox returns a command prefix that runs a program as the unit
+// would start slided: its capability bounding set (from the unit file, or
+// caps if not nil), no new privileges, and /proc/sys read-only if the unit
+// sets ProtectKernelTunables. extra is shell run first, in the private
+// mount namespace.
+func unitSandbox(t *testing.T, caps []string, extra string) []string {
+	t.Helper()
+	if caps == nil {
+		caps = unitService(t, "CapabilityBoundingSet")
+	}
+	bounding := "-all"
+	for _, c := range caps {
+		bounding += ",+" + strings.ToLower(strings.TrimPrefix(c, "CAP_"))
+	}
+	script := "set -e\n"
+	if v := unitService(t, "ProtectKernelTunables"); len(v) == 1 && v[0] == "yes" {
+		script += "mount --bind /proc/sys /proc/sys\nmount -o remount,bind,ro /proc/sys\n"
+	}
+	script += extra + "\nexec setpriv --no-new-privs --bounding-set=" + bounding + " -- \"$@\"\n"
+	return []string{"unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"}
+}
+
+// startSandboxed starts a medium at rate and one daemon (node 1, TAP
+// slided0, 192.0.2.1/24) in a namespace of its own, wrapped in prefix.
+func startSandboxed(t *testing.T, rate int, prefix []string, args ...string) (l *lab.Lab, ns, ctl, logf string, d *lab.Proc) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("run as root")
+	}
+	l, err := lab.New("slided-ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	logf = filepath.Join(dir, "node.log")
+	t.Cleanup(func() {
+		l.Close()
+		if t.Failed() {
+			t.Logf("--- node.log ---\n%s", lab.Tail(logf, 30))
+		}
+	})
+	sock := filepath.Join(dir, "medium.sock")
+	if _, err := l.Start("", "medium", filepath.Join(dir, "medium.log"), slidedBin, "sim", "-listen", sock, "-rate", fmt.Sprint(rate)); err != nil {
+		t.Fatal(err)
+	}
+	if ns, err = l.AddNS("n1"); err != nil {
+		t.Fatal(err)
+	}
+	ctl = filepath.Join(dir, "node.ctl")
+	argv := append(append([]string{}, prefix...), slidedBin, "run", "-tap", "slided0", "-node", "1", "-phy", "sim:"+sock,
+		"-addr", "192.0.2.1/24", "-control", ctl, "-log-format", "json")
+	if d, err = l.Start(ns, "node", logf, append(argv, args...)...); err != nil {
+		t.Fatal(err)
+	}
+	return l, ns, ctl, logf, d
+}
+
+// waitExit waits up to 20 s for d to end and returns its exit status, or
+// -1 if it is still running.
+func waitExit(d *lab.Proc) int {
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if done, err := d.Exited(); done {
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				return ee.ExitCode()
+			}
+			return 0
+		}
+	}
+	return -1
+}
+
+// TestOpsUnderTheUnitSandbox: started as packaging/slided.service starts it
+// (its bounding set, no new privileges, /proc/sys read-only) with -user
+// nobody, the daemon comes up as nobody with CAP_NET_ADMIN only, and the
+// neighbour settings for a slow link are in place.
+func TestOpsUnderTheUnitSandbox(t *testing.T) {
+	l, ns, ctl, _, d := startSandboxed(t, 1200, unitSandbox(t, nil, ""), "-user", "nobody")
+	var st control.Status
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		raw, err := control.Query(ctl, "status", 2*time.Second)
+		if err == nil && json.Unmarshal(raw, &st) == nil && st.Bridge != nil && st.Bridge.Up {
+			break
+		}
+		if done, err := d.Exited(); done {
+			t.Fatalf("daemon exited: %v", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon not up after 15 s: %v", err)
+		}
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.Cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := string(b); !strings.Contains(s, "\nUid:\t65534\t65534\t65534\t65534") || !strings.Contains(s, "\nCapEff:\t0000000000001000") {
+		t.Errorf("daemon credentials, want nobody with CAP_NET_ADMIN only:\n%s", s)
+	}
+	// 1200 bit/s: a full frame takes over 10 s, so probes go out that plus
+	// a second apart, five of them (run.go, tuneNeighbours).
+	for _, family := range []string{"ipv4", "ipv6"} {
+		for k, want := range map[string]string{"unres_qlen_bytes": "1048576", "ucast_solicit": "5",
+			"mcast_solicit": "5", "base_reachable_time_ms": "120000"} {
+			out, err := l.Exec(ns, "cat", "/proc/sys/net/"+family+"/neigh/slided0/"+k)
+			if err != nil || strings.TrimSpace(out) != want {
+				t.Errorf("%s %s = %q (%v), want %s", family, k, strings.TrimSpace(out), err, want)
+			}
+		}
+		out, _ := l.Exec(ns, "cat", "/proc/sys/net/"+family+"/neigh/slided0/retrans_time_ms")
+		if ms, err := strconv.Atoi(strings.TrimSpace(out)); err != nil || ms < 10000 {
+			t.Errorf("%s retrans_time_ms = %q, want the airtime of a frame plus a second", family, out)
+		}
+	}
+}
+
+// TestOpsPrivUserFailureDoesNotLoop: when -user cannot be applied (here the
+// bounding set lacks CAP_SETUID and CAP_SETGID), the daemon says why before
+// it creates anything and exits with the status the unit's
+// RestartPreventExitStatus names, so systemd does not restart it forever.
+func TestOpsPrivUserFailureDoesNotLoop(t *testing.T) {
+	_, _, _, logf, d := startSandboxed(t, 115200, unitSandbox(t, []string{"CAP_NET_ADMIN"}, ""), "-user", "nobody")
+	code := waitExit(d)
+	if prevent := unitService(t, "RestartPreventExitStatus"); code < 0 || !slices.Contains(prevent, strconv.Itoa(code)) {
+		t.Errorf("exit status %d; the unit's RestartPreventExitStatus is %v", code, prevent)
+	}
+	if log := lab.Tail(logf, 5); !strings.Contains(log, "CAP_SETUID") {
+		t.Errorf("the error does not name the missing capability:\n%s", log)
+	}
+}
+
+// TestOpsPrivGroupIdsFailure: if the supplementary groups of the -user
+// account cannot be read (here /etc/group is a directory), the daemon
+// stops with an error instead of running without them.
+func TestOpsPrivGroupIdsFailure(t *testing.T) {
+	etc := t.TempDir()
+	passwd, err := os.ReadFile("/etc/passwd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(etc, "passwd"), passwd, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(etc, "group"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	prefix := []string{"unshare", "--mount", "--propagation", "private", "sh", "-c",
+		"set -e\nmount --bind " + etc + " /etc\nexec \"$@\"", "sh"}
+	_, _, _, logf, d := startSandboxed(t, 115200, prefix, "-user", "nobody")
+	if code := waitExit(d); code != 77 {
+		t.Errorf("exit status %d, want 77 (privileges)", code)
+	}
+	if log := lab.Tail(logf, 5); !strings.Contains(log, "supplementary groups") {
+		t.Errorf("the error does not say the groups could not be read:\n%s", log)
 	}
 }

@@ -8,8 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -100,9 +98,21 @@ func cmdRun(args []string) error {
 	if !hasNetAdmin() {
 		return usageError("run", "creating a TAP device needs CAP_NET_ADMIN: run as root (sudo slided run ...)")
 	}
+	if f.user != "" {
+		if cfg.creds, err = resolveUser(f.user); err != nil {
+			fmt.Fprintf(os.Stderr, "slided run: %v\n", err)
+			return exitError{exitPrivileges}
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return runDaemon(ctx, f, cfg, log)
+	err = runDaemon(ctx, f, cfg, log)
+	var pe *privilegeError
+	if errors.As(err, &pe) {
+		fmt.Fprintf(os.Stderr, "slided run: %v\n", err)
+		return exitError{exitPrivileges}
+	}
+	return err
 }
 
 type runConfig struct {
@@ -110,6 +120,7 @@ type runConfig struct {
 	addrs  []netip.Prefix
 	policy bridge.Policy
 	key    *auth.Key
+	creds  *credentials // -user, resolved
 }
 
 func (f *runFlags) validate() (runConfig, error) {
@@ -337,10 +348,10 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 		return fmt.Errorf("open modem: %w", err)
 	}
 	defer p.Close()
-	tuneNeighbours(dev.Name(), p.Info().BitRate, f.mtu, log)
+	tuneNeighbours(dev.Index(), p.Info().BitRate, f.mtu, log)
 
-	if f.user != "" {
-		if err := dropPrivileges(f.user); err != nil {
+	if c.creds != nil {
+		if err := c.creds.apply(); err != nil {
 			return err
 		}
 		log.Info().Str("user", f.user).Msg("dropped privileges; keeping CAP_NET_ADMIN for the shaping qdisc")
@@ -548,7 +559,9 @@ func hasNetAdmin() bool {
 }
 
 // tuneNeighbours sets the kernel's neighbour (ARP and IPv6 ND) settings on
-// the TAP for a link of bitRate bit/s.
+// the TAP for a link of bitRate bit/s, over netlink (tap.SetNeighParams):
+// writes under /proc/sys would fail in the systemd unit
+// (ProtectKernelTunables=yes) and for a daemon that is not root.
 //
 // Always: packets waiting for an address to resolve stay in the kernel's
 // neighbour queue, which by default holds 212,992 bytes per neighbour and
@@ -561,26 +574,20 @@ func hasNetAdmin() bool {
 // then drops the packets that waited for it. Probes go out one full frame's
 // airtime plus a second apart, five of them, and an entry stays reachable for
 // two minutes.
-func tuneNeighbours(dev string, bitRate, mtu int, log zerolog.Logger) {
-	set := map[string]string{"unres_qlen_bytes": strconv.Itoa(1 << 20)}
+func tuneNeighbours(ifindex, bitRate, mtu int, log zerolog.Logger) {
+	p := tap.NeighParams{QueueLenBytes: 1 << 20}
 	retrans := phy.Airtime(mtu+14+framing.Overhead, bitRate) + time.Second
 	slow := bitRate > 0 && retrans > 2*time.Second
 	if slow {
-		retrans = min(retrans, 30*time.Second)
-		set["retrans_time_ms"] = strconv.FormatInt(retrans.Milliseconds(), 10)
-		set["mcast_solicit"] = "5"
-		set["ucast_solicit"] = "5"
-		set["base_reachable_time_ms"] = "120000"
+		p.RetransTime = min(retrans, 30*time.Second)
+		p.UcastProbes, p.McastProbes = 5, 5
+		p.BaseReachableTime = 2 * time.Minute
 	}
-	for _, family := range []string{"ipv4", "ipv6"} {
-		for k, v := range set {
-			path := filepath.Join("/proc/sys/net", family, "neigh", dev, k)
-			if err := os.WriteFile(path, []byte(v), 0); err != nil && !errors.Is(err, os.ErrNotExist) {
-				log.Warn().Err(err).Str("sysctl", path).Msg("cannot tune neighbour settings")
-			}
-		}
+	if err := tap.SetNeighParams(ifindex, p); err != nil {
+		log.Warn().Err(err).Msg("cannot tune neighbour settings")
+		return
 	}
 	if slow {
-		log.Info().Dur("retrans", retrans).Msg("neighbour timers tuned for a slow link")
+		log.Info().Dur("retrans", p.RetransTime).Msg("neighbour timers tuned for a slow link")
 	}
 }
