@@ -23,6 +23,7 @@ import (
 
 	"github.com/slided/slided/control"
 	"github.com/slided/slided/internal/lab"
+	"github.com/slided/slided/tap"
 )
 
 // TestRunAsUserWithMetricsAndCapture: daemons that drop to nobody keep only
@@ -393,5 +394,45 @@ func TestOpsPrivGroupIdsFailure(t *testing.T) {
 	}
 	if log := lab.Tail(logf, 5); !strings.Contains(log, "supplementary groups") {
 		t.Errorf("the error does not say the groups could not be read:\n%s", log)
+	}
+}
+
+// blockingQdisc is a qdisc whose Stats blocks until release is closed, as a
+// netlink dump can.
+type blockingQdisc struct {
+	inStats chan struct{}
+	release chan struct{}
+}
+
+func (q *blockingQdisc) SetRate(uint64) error { return nil }
+func (q *blockingQdisc) Close() error         { return nil }
+func (q *blockingQdisc) Stats() (tap.QdiscStats, error) {
+	q.inStats <- struct{}{}
+	<-q.release
+	return tap.QdiscStats{}, nil
+}
+
+// TestMetricsScrapeLeavesTheLoopAlone: while a scrape reads the qdisc's
+// counters (a netlink dump), the lock the loop's SetRate takes is free.
+func TestMetricsScrapeLeavesTheLoopAlone(t *testing.T) {
+	q := &blockingQdisc{inStats: make(chan struct{}), release: make(chan struct{})}
+	s := &shaper{install: func(tap.ShaperConfig) (qdisc, error) { return q, nil }}
+	if err := s.SetRate(1000); err != nil { // installs q
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() { // the scrape
+		_, err := s.stats()
+		done <- err
+	}()
+	<-q.inStats
+	if !s.mu.TryLock() {
+		t.Error("a scrape holds the shaper's lock across the qdisc dump; the loop's SetRate would wait for it")
+	} else {
+		s.mu.Unlock()
+	}
+	close(q.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

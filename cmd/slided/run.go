@@ -413,17 +413,26 @@ func (c *pcapCapture) WriteLink(t time.Time, tx bool, h framing.Header, payload 
 }
 
 // shaper installs the shaping qdisc on first use and retunes it after. Its
-// methods are called from the bridge's loop only; Stats from the control
-// goroutine is guarded by mu.
+// methods are called from the bridge's loop only; stats, from the control
+// and metrics goroutines, and Close share its fields under mu.
 type shaper struct {
 	dev       *tap.Device
 	log       zerolog.Logger
 	flowLimit uint32
+	// install creates the qdisc; nil means tap.NewShaper on dev.
+	install func(tap.ShaperConfig) (qdisc, error)
 
-	mu      sync.Mutex
-	s       *tap.Shaper
-	failed  error
-	lastSet time.Time
+	mu     sync.Mutex
+	s      qdisc
+	failed error
+}
+
+// qdisc is the shaping qdisc as shaper uses it; *tap.Shaper is one. Its
+// methods may be called from several goroutines.
+type qdisc interface {
+	SetRate(bytesPerSec uint64) error
+	Stats() (tap.QdiscStats, error)
+	Close() error
 }
 
 func (s *shaper) SetRate(r uint64) error {
@@ -433,8 +442,11 @@ func (s *shaper) SetRate(r uint64) error {
 		return s.failed
 	}
 	if s.s == nil {
-		burst := uint32(2 * 1514)
-		sh, err := tap.NewShaper(s.dev.Index(), tap.ShaperConfig{Rate: r, Burst: burst, FlowLimit: s.flowLimit})
+		install := s.install
+		if install == nil {
+			install = func(cfg tap.ShaperConfig) (qdisc, error) { return tap.NewShaper(s.dev.Index(), cfg) }
+		}
+		sh, err := install(tap.ShaperConfig{Rate: r, Burst: 2 * 1514, FlowLimit: s.flowLimit})
 		if err != nil {
 			s.failed = fmt.Errorf("backpressure qdisc unavailable, the TAP ring will drop when full: %w", err)
 			return s.failed
@@ -464,16 +476,20 @@ func (s *shaper) Released() (sent, dropped uint64, err error) {
 	return q.Root.Packets, ls.TxDropped, nil
 }
 
+// stats reads the qdisc's counters for a status or a scrape. It holds mu
+// only to copy the fields: the netlink dump runs without it, so the loop's
+// SetRate never waits for a scrape.
 func (s *shaper) stats() (*tap.QdiscStats, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failed != nil {
-		return nil, s.failed
+	sh, failed := s.s, s.failed
+	s.mu.Unlock()
+	if failed != nil {
+		return nil, failed
 	}
-	if s.s == nil {
+	if sh == nil {
 		return nil, nil
 	}
-	q, err := s.s.Stats()
+	q, err := sh.Stats()
 	return &q, err
 }
 
