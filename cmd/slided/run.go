@@ -332,7 +332,10 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 				s := v.(control.Status)
 				return &s, nil
 			}
-			if err := metrics.Serve(ctx, ln, get); err != nil {
+			srv := &metrics.Server{Get: get, OnAcceptError: func(err error) {
+				log.Warn().Err(err).Msg("metrics listener: accept failed; retrying")
+			}}
+			if err := srv.Serve(ctx, ln); err != nil {
 				log.Error().Err(err).Msg("metrics listener stopped")
 			}
 		}()
