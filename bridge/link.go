@@ -319,9 +319,12 @@ func (l *loop) buffer() []byte {
 // envelope and passes the frame to the ARQ, which delivers whole packets
 // through arqSink.Deliver.
 func (l *loop) fromAir(h framing.Header, payload []byte) {
-	if c := l.b.cfg.Capture; c != nil {
+	// With a key, only frames that pass authentication are captured (as
+	// they were on air), so a keyless neighbour cannot fill the capture.
+	if c := l.b.cfg.Capture; c != nil && l.opener == nil {
 		c.WriteLink(time.Now(), false, h, payload)
 	}
+	airH, airPayload := h, payload
 	if h.Src == l.b.cfg.Node {
 		l.stats.Drops.Echo++
 		return
@@ -354,6 +357,9 @@ func (l *loop) fromAir(h framing.Header, payload []byte) {
 			return
 		}
 		payload = l.openBuf
+		if c := l.b.cfg.Capture; c != nil {
+			c.WriteLink(time.Now(), false, airH, airPayload)
+		}
 	case h.Kind == framing.KindSealed:
 		l.stats.Drops.Sealed++
 		return

@@ -18,10 +18,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/slided/slided/capture"
 	"github.com/slided/slided/control"
+	"github.com/slided/slided/framing"
 	"github.com/slided/slided/internal/lab"
 	"github.com/slided/slided/tap"
 )
@@ -434,5 +438,81 @@ func TestMetricsScrapeLeavesTheLoopAlone(t *testing.T) {
 	close(q.release)
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// stuckDisk takes the pcap file header, then blocks every Write until
+// release is closed.
+type stuckDisk struct {
+	writes  atomic.Int64
+	release chan struct{}
+}
+
+func (w *stuckDisk) Write(b []byte) (int, error) {
+	if w.writes.Add(1) > 1 {
+		<-w.release
+	}
+	return len(b), nil
+}
+
+// TestPcapSlowDiskDoesNotBlockTheLoop: the bridge's Capture returns at once
+// while the disk is stuck; the frames it has no room for are counted.
+func TestPcapSlowDiskDoesNotBlockTheLoop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		disk := &stuckDisk{release: make(chan struct{})}
+		w, err := capture.New(disk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &pcapCapture{q: capture.NewQueue(w, 0)}
+		var done atomic.Bool
+		go func() { // the bridge's loop
+			for range 1000 {
+				c.WriteLink(time.Now(), true, framing.Header{Kind: framing.KindData, Dst: 2, Src: 1}, make([]byte, 100))
+			}
+			done.Store(true)
+		}()
+		synctest.Wait()
+		if !done.Load() {
+			t.Fatal("the loop is stuck in a capture write")
+		}
+		if st := c.stats(); st.Dropped == 0 || st.Dropped+uint64(capture.DefaultQueueLen) != 1000 {
+			t.Errorf("dropped %d of 1000 with a %d-record queue", st.Dropped, capture.DefaultQueueLen)
+		}
+		close(disk.release)
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestPcapFlags: sizes take suffixes; a bound too small for one record, or
+// no file at all, is refused.
+func TestPcapFlags(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{{"16M", 16 << 20, true}, {"512k", 512 << 10, true}, {"1G", 1 << 30, true}, {"70000", 70000, true},
+		{"", 0, false}, {"-1", 0, false}, {"12X", 0, false}, {"99999999999G", 0, false}} {
+		var b byteSize
+		err := b.Set(tc.in)
+		if (err == nil) != tc.ok || (tc.ok && int64(b) != tc.want) {
+			t.Errorf("Set(%q) = %d, %v; want %d, ok %v", tc.in, b, err, tc.want, tc.ok)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-pcap-max-size", "1k"}, "-pcap-max-size 1024"},
+		{[]string{"-pcap-files", "0"}, "-pcap-files 0"},
+	} {
+		args := append([]string{"run", "-tap", "s0", "-node", "1", "-phy", "sim:/x", "-pcap", "/tmp/x.pcap"}, tc.args...)
+		out, err := exec.Command(slidedBin, args...).CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), tc.want) {
+			t.Errorf("%v: %v, %q; want exit 2 mentioning %q", tc.args, err, out, tc.want)
+		}
 	}
 }

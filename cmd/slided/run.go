@@ -42,6 +42,8 @@ type runFlags struct {
 	config     string
 	metrics    string
 	pcap       string
+	pcapMax    byteSize
+	pcapFiles  int
 	user       string
 	frameMax   int
 	arq        bool
@@ -66,7 +68,10 @@ func cmdRun(args []string) error {
 	fs.BoolVar(&f.shaper, "shaper", true, "manage a shaping qdisc on the TAP that carries backpressure (policy block)")
 	fs.StringVar(&f.config, "config", "", "TOML file with these settings (flags given on the command line win)")
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9469)")
-	fs.StringVar(&f.pcap, "pcap", "", "write every frame on air to this pcap file (link type USER0; see docs/operations.md)")
+	fs.StringVar(&f.pcap, "pcap", "", "write every frame on air to this pcap file (link type USER0; see docs/operations.md); with -key, received frames only once authenticated")
+	f.pcapMax = defaultPcapMaxSize
+	fs.Var(&f.pcapMax, "pcap-max-size", "largest size of one pcap file (k, M, G suffixes); then the next file is started (default 16M)")
+	fs.IntVar(&f.pcapFiles, "pcap-files", defaultPcapFiles, "number of pcap files in the ring: PATH, PATH.1, ...; the oldest is overwritten (1: stop at -pcap-max-size)")
 	fs.StringVar(&f.user, "user", "", "after setup, run as this user, keeping only CAP_NET_ADMIN")
 	fs.IntVar(&f.frameMax, "frame-max", 0, "largest frame the modem carries, in bytes on the wire; larger packets are fragmented (0: the modem's own limit)")
 	fs.BoolVar(&f.arq, "arq", true, "link ARQ for unicast: acknowledgements and selective retransmission (-arq=false turns it off)")
@@ -138,6 +143,10 @@ func (f *runFlags) validate() (runConfig, error) {
 		return c, fmt.Errorf("-txqueuelen %d: want at least 1", f.txqueuelen)
 	case f.frameMax < 0:
 		return c, fmt.Errorf("-frame-max %d: want a positive size in bytes (0: the modem's own limit)", f.frameMax)
+	case f.pcap != "" && int64(f.pcapMax) < capture.MinRingSize:
+		return c, fmt.Errorf("-pcap-max-size %d: want at least %d bytes, room for one full record", f.pcapMax, capture.MinRingSize)
+	case f.pcap != "" && f.pcapFiles < 1:
+		return c, fmt.Errorf("-pcap-files %d: want at least 1", f.pcapFiles)
 	case f.propDelay < 0:
 		return c, fmt.Errorf("-prop-delay %v: want a positive duration", f.propDelay)
 	}
@@ -286,13 +295,13 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 
 	var capt *pcapCapture
 	if f.pcap != "" {
-		w, err := capture.Create(f.pcap)
+		capt, err = openPcap(f.pcap, int64(f.pcapMax), f.pcapFiles)
 		if err != nil {
 			return fmt.Errorf("-pcap: %w", err)
 		}
-		capt = &pcapCapture{w: w, log: log}
-		defer w.Close()
-		log.Info().Str("file", f.pcap).Msg("capturing frames on air")
+		defer capt.Close()
+		st.capture = capt
+		log.Info().Str("file", f.pcap).Int64("max_size", int64(f.pcapMax)).Int("files", f.pcapFiles).Msg("capturing frames on air")
 	}
 
 	var wg sync.WaitGroup
@@ -396,25 +405,6 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 	return nil
 }
 
-// pcapCapture adapts a capture.Writer to the bridge; a write error is
-// logged once (the writer then turns itself off).
-type pcapCapture struct {
-	w      *capture.Writer
-	log    zerolog.Logger
-	failed bool
-}
-
-func (c *pcapCapture) WriteLink(t time.Time, tx bool, h framing.Header, payload []byte) {
-	dir := capture.Rx
-	if tx {
-		dir = capture.Tx
-	}
-	if err := c.w.WriteLink(t, dir, h, payload); err != nil && !c.failed {
-		c.failed = true
-		c.log.Error().Err(err).Msg("pcap capture stopped; the link keeps running")
-	}
-}
-
 // shaper installs the shaping qdisc on first use and retunes it after. Its
 // methods are called from the bridge's loop only; stats, from the control
 // and metrics goroutines, and Close share its fields under mu.
@@ -511,6 +501,7 @@ type statusSource struct {
 	shaper     *shaper
 	policy     bridge.Policy
 	wantShaper bool
+	capture    *pcapCapture // nil without -pcap
 
 	mu sync.Mutex
 	br *bridge.Bridge
@@ -546,6 +537,13 @@ func (s *statusSource) status() (any, error) {
 			st.Warnings = append(st.Warnings, err.Error())
 		}
 		st.Qdisc = q
+	}
+	if s.capture != nil {
+		cs := s.capture.stats()
+		st.Capture = &cs
+		if cs.Err != nil {
+			st.Warnings = append(st.Warnings, "pcap capture stopped: "+cs.Err.Error())
+		}
 	}
 	s.mu.Lock()
 	br := s.br
