@@ -269,7 +269,9 @@ func unitSandbox(t *testing.T, caps []string, extra string) []string {
 
 // startSandboxed starts a medium at rate and one daemon (node 1, TAP
 // slided0, 192.0.2.1/24) in a namespace of its own, wrapped in prefix.
-func startSandboxed(t *testing.T, rate int, prefix []string, args ...string) (l *lab.Lab, ns, ctl, logf string, d *lab.Proc) {
+// With asNobody the medium runs as nobody, so that a daemon started as
+// nobody can reach its socket.
+func startSandboxed(t *testing.T, rate int, asNobody bool, prefix []string, args ...string) (l *lab.Lab, ns, ctl, logf string, d *lab.Proc) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("run as root")
@@ -279,6 +281,13 @@ func startSandboxed(t *testing.T, rate int, prefix []string, args ...string) (l 
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
+	// Open to a daemon that does not run as root (the medium's and the
+	// control socket are made here).
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o777); err != nil {
+			t.Fatal(err)
+		}
+	}
 	logf = filepath.Join(dir, "node.log")
 	t.Cleanup(func() {
 		l.Close()
@@ -287,7 +296,11 @@ func startSandboxed(t *testing.T, rate int, prefix []string, args ...string) (l 
 		}
 	})
 	sock := filepath.Join(dir, "medium.sock")
-	if _, err := l.Start("", "medium", filepath.Join(dir, "medium.log"), slidedBin, "sim", "-listen", sock, "-rate", fmt.Sprint(rate)); err != nil {
+	medium := []string{slidedBin, "sim", "-listen", sock, "-rate", fmt.Sprint(rate)}
+	if asNobody {
+		medium = append([]string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"}, medium...)
+	}
+	if _, err := l.Start("", "medium", filepath.Join(dir, "medium.log"), medium...); err != nil {
 		t.Fatal(err)
 	}
 	if ns, err = l.AddNS("n1"); err != nil {
@@ -322,7 +335,7 @@ func waitExit(d *lab.Proc) int {
 // nobody, the daemon comes up as nobody with CAP_NET_ADMIN only, and the
 // neighbour settings for a slow link are in place.
 func TestOpsUnderTheUnitSandbox(t *testing.T) {
-	l, ns, ctl, _, d := startSandboxed(t, 1200, unitSandbox(t, nil, ""), "-user", "nobody")
+	l, ns, ctl, _, d := startSandboxed(t, 1200, false, unitSandbox(t, nil, ""), "-user", "nobody")
 	var st control.Status
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		raw, err := control.Query(ctl, "status", 2*time.Second)
@@ -365,7 +378,7 @@ func TestOpsUnderTheUnitSandbox(t *testing.T) {
 // it creates anything and exits with the status the unit's
 // RestartPreventExitStatus names, so systemd does not restart it forever.
 func TestOpsPrivUserFailureDoesNotLoop(t *testing.T) {
-	_, _, _, logf, d := startSandboxed(t, 115200, unitSandbox(t, []string{"CAP_NET_ADMIN"}, ""), "-user", "nobody")
+	_, _, _, logf, d := startSandboxed(t, 115200, false, unitSandbox(t, []string{"CAP_NET_ADMIN"}, ""), "-user", "nobody")
 	code := waitExit(d)
 	if prevent := unitService(t, "RestartPreventExitStatus"); code < 0 || !slices.Contains(prevent, strconv.Itoa(code)) {
 		t.Errorf("exit status %d; the unit's RestartPreventExitStatus is %v", code, prevent)
@@ -392,7 +405,7 @@ func TestOpsPrivGroupIdsFailure(t *testing.T) {
 	}
 	prefix := []string{"unshare", "--mount", "--propagation", "private", "sh", "-c",
 		"set -e\nmount --bind " + etc + " /etc\nexec \"$@\"", "sh"}
-	_, _, _, logf, d := startSandboxed(t, 115200, prefix, "-user", "nobody")
+	_, _, _, logf, d := startSandboxed(t, 115200, false, prefix, "-user", "nobody")
 	if code := waitExit(d); code != 77 {
 		t.Errorf("exit status %d, want 77 (privileges)", code)
 	}
@@ -514,5 +527,36 @@ func TestPcapFlags(t *testing.T) {
 		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), tc.want) {
 			t.Errorf("%v: %v, %q; want exit 2 mentioning %q", tc.args, err, out, tc.want)
 		}
+	}
+}
+
+// TestOpsPrivAlreadyThatUser: started as systemd's User=nobody with
+// AmbientCapabilities=CAP_NET_ADMIN would start it (and /dev/net/tun mode
+// 0666, as Debian's udev makes it), -user nobody changes nothing but the
+// capability sets: the daemon does not call setgroups, which would fail.
+func TestOpsPrivAlreadyThatUser(t *testing.T) {
+	script := "mount -t tmpfs -o mode=755 none /dev/net\nmknod -m 666 /dev/net/tun c 10 200\n" +
+		"exec setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=+net_admin --ambient-caps=+net_admin -- \"$@\""
+	prefix := []string{"unshare", "--mount", "--propagation", "private", "sh", "-c", "set -e\n" + script, "sh"}
+	_, _, ctl, _, d := startSandboxed(t, 115200, true, prefix, "-user", "nobody")
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		raw, err := control.Query(ctl, "status", 2*time.Second)
+		var st control.Status
+		if err == nil && json.Unmarshal(raw, &st) == nil && st.Bridge != nil && st.Bridge.Up {
+			break
+		}
+		if done, err := d.Exited(); done {
+			t.Fatalf("daemon exited: %v", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon not up after 15 s: %v", err)
+		}
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.Cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := string(b); !strings.Contains(s, "\nUid:\t65534\t65534\t65534\t65534") || !strings.Contains(s, "\nCapEff:\t0000000000001000") {
+		t.Errorf("daemon credentials, want nobody with CAP_NET_ADMIN only:\n%s", s)
 	}
 }
