@@ -11,6 +11,11 @@
 //
 // All multi-byte fields are written little-endian; the magic number tells a
 // reader the byte order, so files are the same on every architecture.
+//
+// A Writer writes synchronously; CreateRing bounds what it keeps on disk
+// (a ring of files of a maximum size), and a Queue in front of it keeps the
+// caller off the disk: a bounded set of buffers and a writer goroutine,
+// dropping and counting frames when the disk falls behind.
 package capture
 
 import (
@@ -90,9 +95,10 @@ var ErrLimit = errors.New("capture: size limit reached")
 // each WriteFrame issues one Write of the record header and frame together,
 // so a file cut short by a crash ends at most in one partial record.
 //
-// A Writer never stops the data path: the first write error is returned by
-// the WriteFrame that met it, after which the writer is off and every later
-// WriteFrame returns nil and counts the frame in Stats.Skipped.
+// WriteFrame waits for the underlying Write (put a Queue in front of a
+// Writer on a path that must not wait for a disk). The first write error is
+// returned by the WriteFrame that met it, after which the writer is off and
+// every later WriteFrame returns nil and counts the frame in Stats.Skipped.
 type Writer struct {
 	mu  sync.Mutex // held across file writes
 	smu sync.Mutex // guards stats; writers of stats hold mu too
@@ -339,8 +345,8 @@ func (w *Writer) Stats() Stats {
 	return st
 }
 
-// Close stops the writer and closes the file that Create opened (a Writer
-// from New leaves its io.Writer open). Later WriteFrame calls return
+// Close stops the writer and closes the files that Create or CreateRing
+// opened (a Writer from New leaves its io.Writer open). Later WriteFrame calls return
 // ErrClosed. Close is idempotent; later calls return nil.
 func (w *Writer) Close() error {
 	w.mu.Lock()
