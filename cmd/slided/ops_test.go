@@ -560,3 +560,23 @@ func TestOpsPrivAlreadyThatUser(t *testing.T) {
 		t.Errorf("daemon credentials, want nobody with CAP_NET_ADMIN only:\n%s", s)
 	}
 }
+
+// FuzzByteSize: any text is refused or gives a size that reads back the same.
+func FuzzByteSize(f *testing.F) {
+	for _, s := range []string{"16M", "512k", "1G", "0", "70000", "", "-1", "9223372036854775807", "8589934591G", "1g", "k"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var b byteSize
+		if err := b.Set(s); err != nil {
+			return
+		}
+		if b < 0 {
+			t.Fatalf("Set(%q) = %d, negative", s, b)
+		}
+		var again byteSize
+		if err := again.Set(b.String()); err != nil || again != b {
+			t.Fatalf("Set(%q) = %d; Set(%q) = %d, %v", s, b, b.String(), again, err)
+		}
+	})
+}
