@@ -30,7 +30,8 @@ type Queue struct {
 	closing atomic.Bool
 	dropped atomic.Uint64
 	once    sync.Once
-	err     error // Close's result
+	err     error       // Close's result
+	onErr   func(error) // see NewQueue
 }
 
 type queued struct {
@@ -41,13 +42,15 @@ type queued struct {
 }
 
 // NewQueue starts the writer goroutine for w with n buffers (0 means
-// DefaultQueueLen). The Queue owns w from now on: Close closes it.
-func NewQueue(w *Writer, n int) *Queue {
+// DefaultQueueLen). The Queue owns w from now on: Close closes it. onErr,
+// if not nil, is called once, from the writer goroutine, with the write
+// error that turns the Writer off (for the log).
+func NewQueue(w *Writer, n int, onErr func(error)) *Queue {
 	if n <= 0 {
 		n = DefaultQueueLen
 	}
 	q := &Queue{w: w, free: make(chan *queued, n), full: make(chan *queued, n),
-		stop: make(chan struct{}), done: make(chan struct{})}
+		stop: make(chan struct{}), done: make(chan struct{}), onErr: onErr}
 	for range n {
 		q.free <- &queued{}
 	}
@@ -97,8 +100,11 @@ func (q *Queue) run() {
 }
 
 func (q *Queue) write(r *queued) {
-	// A write error turns the Writer off; Stats.Err then reports it.
-	_ = q.w.WriteLink(r.t, r.dir, r.h, r.buf)
+	// A write error turns the Writer off, and is returned once; Stats.Err
+	// reports it after.
+	if err := q.w.WriteLink(r.t, r.dir, r.h, r.buf); err != nil && q.onErr != nil {
+		q.onErr(err)
+	}
 	q.free <- r
 }
 

@@ -3,6 +3,7 @@ package capture
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -39,7 +40,7 @@ func TestQueueSlowWriterDoesNotBlock(t *testing.T) {
 			t.Fatal(err)
 		}
 		const qlen, n = 8, 1000
-		q := NewQueue(w, qlen)
+		q := NewQueue(w, qlen, nil)
 		var done atomic.Bool
 		go func() {
 			for i := range n {
@@ -144,4 +145,29 @@ func TestCreateRingErrors(t *testing.T) {
 			t.Errorf("%s: no error", tc.desc)
 		}
 	}
+}
+
+// TestQueueWriteErrorReportedOnce: the error that turns the Writer off is
+// handed to onErr once; later frames are skipped.
+func TestQueueWriteErrorReportedOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fw := &failWriter{n: 2} // file header and one record succeed
+		w, err := New(fw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var errs []error
+		q := NewQueue(w, 4, func(err error) { errs = append(errs, err) })
+		for range 10 {
+			q.WriteLink(time.Unix(1, 0), Rx, framing.Header{Kind: framing.KindData, Dst: 1, Src: 2}, []byte("x"))
+			synctest.Wait() // the writer goroutine has taken it
+		}
+		if err := q.Close(); err != nil {
+			t.Fatal(err)
+		}
+		st := q.Stats()
+		if len(errs) != 1 || !errors.Is(errs[0], errDisk) || st.RxFrames != 1 || st.Skipped != 9 || st.Dropped != 0 {
+			t.Errorf("errors %v, stats %+v; want one errDisk, 1 written, 9 skipped", errs, st)
+		}
+	})
 }

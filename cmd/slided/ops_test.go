@@ -477,7 +477,7 @@ func TestPcapSlowDiskDoesNotBlockTheLoop(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := &pcapCapture{q: capture.NewQueue(w, 0)}
+		c := &pcapCapture{q: capture.NewQueue(w, 0, nil)}
 		var done atomic.Bool
 		go func() { // the bridge's loop
 			for range 1000 {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/slided/slided/capture"
 	"github.com/slided/slided/framing"
 )
@@ -24,13 +26,15 @@ type pcapCapture struct {
 }
 
 // openPcap creates the ring of files files of at most maxSize bytes at
-// path and starts its writer goroutine; Close stops it.
-func openPcap(path string, maxSize int64, files int) (*pcapCapture, error) {
+// path and starts its writer goroutine; Close stops it. A write error is
+// logged once (the capture then stops; the link keeps running).
+func openPcap(path string, maxSize int64, files int, log zerolog.Logger) (*pcapCapture, error) {
 	w, err := capture.CreateRing(path, maxSize, files)
 	if err != nil {
 		return nil, err
 	}
-	return &pcapCapture{q: capture.NewQueue(w, 0)}, nil
+	onErr := func(err error) { log.Error().Err(err).Msg("pcap capture stopped; the link keeps running") }
+	return &pcapCapture{q: capture.NewQueue(w, 0, onErr)}, nil
 }
 
 func (c *pcapCapture) WriteLink(t time.Time, tx bool, h framing.Header, payload []byte) {

@@ -295,7 +295,7 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 
 	var capt *pcapCapture
 	if f.pcap != "" {
-		capt, err = openPcap(f.pcap, int64(f.pcapMax), f.pcapFiles)
+		capt, err = openPcap(f.pcap, int64(f.pcapMax), f.pcapFiles, log)
 		if err != nil {
 			return fmt.Errorf("-pcap: %w", err)
 		}
