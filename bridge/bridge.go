@@ -84,7 +84,10 @@ type AuthState interface {
 
 // Capture records frames as they go on air and come off it (a pcap file).
 // It is called from the loop goroutine; payload is only lent for the call.
-// It must not block: a capture that fails turns itself off.
+// It must not block (queue and drop; a capture that fails turns itself
+// off). With a Key, a received frame is passed only once it has passed
+// authentication (forged, replayed, unsealed frames and frames for other
+// nodes, which this node does not open, are left out).
 type Capture interface {
 	WriteLink(t time.Time, tx bool, h framing.Header, payload []byte)
 }
@@ -169,7 +172,7 @@ type Config struct {
 	// (neigh.go); they then always go on air.
 	NoNeighAnswer bool
 	// Capture, if set, records every frame queued for the air and every
-	// frame decoded from it.
+	// frame decoded from it (with a Key: every authenticated one).
 	Capture Capture
 	Log     zerolog.Logger
 }

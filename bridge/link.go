@@ -417,9 +417,12 @@ func (l *loop) buffer() []byte {
 // through arqSink.Deliver.
 func (l *loop) fromAir(h framing.Header, payload []byte) {
 	l.rxAuthentic = false
-	if c := l.b.cfg.Capture; c != nil {
+	// With a key, only frames that pass authentication are captured (as
+	// they were on air), so a keyless neighbour cannot fill the capture.
+	if c := l.b.cfg.Capture; c != nil && l.openers == nil {
 		c.WriteLink(time.Now(), false, h, payload)
 	}
+	airH, airPayload := h, payload
 	if h.Src == l.b.cfg.Node {
 		l.ownID(h, payload)
 		return
@@ -441,6 +444,9 @@ func (l *loop) fromAir(h framing.Header, payload []byte) {
 			return
 		}
 		l.rxAuthentic = true
+		if c := l.b.cfg.Capture; c != nil {
+			c.WriteLink(time.Now(), false, airH, airPayload)
+		}
 	case h.Kind == framing.KindSealed:
 		l.stats.Drops.Sealed++
 		return

@@ -36,8 +36,10 @@ type File struct {
 	TxQueueLen  int      `toml:"txqueuelen"`
 	Policy      string   `toml:"policy"`
 	Shaper      *bool    `toml:"shaper"`
-	Metrics     string   `toml:"metrics"` // listen address of the Prometheus endpoint, e.g. 127.0.0.1:9469
-	PCAP        string   `toml:"pcap"`    // path of a pcap file of the frames on air
+	Metrics     string   `toml:"metrics"`       // listen address of the Prometheus endpoint, e.g. 127.0.0.1:9469
+	PCAP        string   `toml:"pcap"`          // path of a pcap file of the frames on air
+	PCAPMaxSize string   `toml:"pcap_max_size"` // largest size of one pcap file, e.g. "16M"
+	PCAPFiles   int      `toml:"pcap_files"`    // pcap files in the ring
 	LogLevel    string   `toml:"log_level"`
 	LogFormat   string   `toml:"log_format"`
 	User        string   `toml:"user"`

@@ -2,6 +2,7 @@ package control
 
 import (
 	"github.com/slided/slided/bridge"
+	"github.com/slided/slided/capture"
 	"github.com/slided/slided/tap"
 )
 
@@ -12,5 +13,6 @@ type Status struct {
 	Link         *tap.LinkStats  `json:"link,omitempty"`
 	Qdisc        *tap.QdiscStats `json:"qdisc,omitempty"`
 	Bridge       *bridge.Stats   `json:"bridge,omitempty"`
+	Capture      *capture.Stats  `json:"capture,omitempty"` // -pcap
 	Warnings     []string        `json:"warnings,omitempty"`
 }

@@ -281,6 +281,18 @@ func (e *encoder) encode(st *control.Status) {
 		e.one("slided_qdisc_backlog_bytes", gauge, "Bytes queued in the shaping qdisc.", uint64(r.Backlog))
 		e.one("slided_qdisc_backlog_packets", gauge, "Packets queued in the shaping qdisc.", uint64(r.Qlen))
 	}
+
+	if c := st.Capture; c != nil {
+		// -pcap: what reached the files, and what did not.
+		e.family("slided_capture_frames_total", counter, "Frames written to the pcap files, by direction.")
+		e.uint("slided_capture_frames_total", c.TxFrames, "direction", "tx")
+		e.uint("slided_capture_frames_total", c.RxFrames, "direction", "rx")
+		e.one("slided_capture_bytes_total", counter, "Bytes written to the pcap files, headers included.", c.Bytes)
+		e.one("slided_capture_dropped_total", counter, "Frames not captured because the capture queue was full (the disk was slower than the link).", c.Dropped)
+		e.one("slided_capture_skipped_total", counter, "Frames not captured because the capture had stopped (write error, or the size limit with one file).", c.Skipped)
+		e.one("slided_capture_rotations_total", counter, "Moves to the next pcap file of the ring.", c.Rotations)
+		e.one("slided_capture_stopped", gauge, "1 when the capture has stopped (see slided status), else 0.", b2u(c.Err != nil || c.Error != ""))
+	}
 }
 
 func seconds(d time.Duration) float64 { return d.Seconds() }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/slided/slided/bridge"
+	"github.com/slided/slided/capture"
 	"github.com/slided/slided/control"
 	"github.com/slided/slided/framing"
 	"github.com/slided/slided/mac/arq"
@@ -35,6 +36,7 @@ func fullStatus() *control.Status {
 		Qdisc: &tap.QdiscStats{
 			Root: tap.QueueStats{Packets: 201, Bytes: 202, Drops: 203, Overlimits: 204, Backlog: 205, Qlen: 206},
 		},
+		Capture: &capture.Stats{TxFrames: 301, RxFrames: 302, Bytes: 303, Skipped: 304, Dropped: 305, Rotations: 306},
 		Bridge: &bridge.Stats{
 			Node: 7, Policy: "block", Up: true, BitRate: 9600,
 			TAPReads: 1, TxFrames: 2, TxBytes: 3, TxEthBytes: 4,
@@ -232,6 +234,13 @@ func TestWriteValues(t *testing.T) {
 		`slided_qdisc_overlimits_total{` + i + `}`:                     "204",
 		`slided_qdisc_backlog_bytes{` + i + `}`:                        "205",
 		`slided_qdisc_backlog_packets{` + i + `}`:                      "206",
+		`slided_capture_frames_total{` + i + `,direction="tx"}`:        "301",
+		`slided_capture_frames_total{` + i + `,direction="rx"}`:        "302",
+		`slided_capture_bytes_total{` + i + `}`:                        "303",
+		`slided_capture_skipped_total{` + i + `}`:                      "304",
+		`slided_capture_dropped_total{` + i + `}`:                      "305",
+		`slided_capture_rotations_total{` + i + `}`:                    "306",
+		`slided_capture_stopped{` + i + `}`:                            "0",
 	}
 	// With a key.
 	want[`slided_drops_total{`+i+`,reason="state_failed"}`] = "41"

@@ -7,9 +7,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/slided/slided/control"
@@ -157,19 +161,25 @@ func TestServe(t *testing.T) {
 	}
 }
 
-// TestServeStalledClient: a client that connects and sends nothing holds
-// Serve for connTimeout at most; the next scrape is then answered.
+// TestServeStalledClient: a client that connects and sends nothing is
+// dropped after the head time-out.
 func TestServeStalledClient(t *testing.T) {
-	old := connTimeout
-	connTimeout = 50 * time.Millisecond
-	t.Cleanup(func() { connTimeout = old })
-	ln := startServe(t, func() (*control.Status, error) { return fullStatus(), nil })
-	stalled := ln.dial(t)
-	defer stalled.Close()
-	resp, _ := exchange(t, ln, "GET /metrics HTTP/1.1\r\n\r\n", "GET")
-	if resp.StatusCode != 200 {
-		t.Fatalf("status %d after a stalled client, want 200", resp.StatusCode)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		ln := newPipeListener()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		s := &Server{Get: func() (*control.Status, error) { return fullStatus(), nil }, HeadTimeout: time.Second}
+		go s.Serve(ctx, ln)
+		stalled := ln.dial(t)
+		defer stalled.Close()
+		start := time.Now()
+		if _, err := stalled.Read(make([]byte, 1)); err == nil {
+			t.Fatal("a stalled client got an answer")
+		}
+		if d := time.Since(start); d != time.Second {
+			t.Errorf("stalled client dropped after %v, want the head time-out, 1s", d)
+		}
+	})
 }
 
 // TestServeSequentialScrapes checks that the reused buffers give the same
@@ -191,4 +201,89 @@ func TestServeListenerError(t *testing.T) {
 	if !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("got %v, want net.ErrClosed", err)
 	}
+}
+
+// TestServeConcurrentScrapes: a client that connects and sends nothing does
+// not delay another scrape; it is still connected when the scrape is answered.
+func TestServeConcurrentScrapes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ln := startServe(t, func() (*control.Status, error) { return fullStatus(), nil })
+		stalled := ln.dial(t)
+		defer stalled.Close()
+		var hungUp atomic.Bool
+		go func() {
+			io.Copy(io.Discard, stalled)
+			hungUp.Store(true)
+		}()
+		resp, _ := exchange(t, ln, "GET /metrics HTTP/1.1\r\n\r\n", "GET")
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d, want 200", resp.StatusCode)
+		}
+		synctest.Wait()
+		if hungUp.Load() {
+			t.Error("the scrape was answered only after the stalled client was dropped")
+		}
+	})
+}
+
+// TestServeConnectionCap: with every slot held by clients that send
+// nothing, a new scrape is still answered: the client that has waited
+// longest without a request is dropped for it.
+func TestServeConnectionCap(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ln := startServe(t, func() (*control.Status, error) { return fullStatus(), nil })
+		var stalled []net.Conn
+		for range DefaultMaxConns {
+			c := ln.dial(t)
+			defer c.Close()
+			stalled = append(stalled, c)
+			time.Sleep(time.Millisecond) // an order to evict by
+		}
+		resp, _ := exchange(t, ln, "GET /metrics HTTP/1.1\r\n\r\n", "GET")
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d, want 200", resp.StatusCode)
+		}
+		if _, err := stalled[0].Read(make([]byte, 1)); err == nil {
+			t.Error("the oldest idle client is still connected")
+		}
+	})
+}
+
+// flakyListener fails its first Accept with a non-timeout error (as
+// EMFILE would) and then behaves as the pipeListener it wraps.
+type flakyListener struct {
+	*pipeListener
+	failed atomic.Bool
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if !l.failed.Swap(true) {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.pipeListener.Accept()
+}
+
+// TestServeAcceptErrorRetries: a non-timeout accept error is retried after
+// a pause instead of ending the endpoint.
+func TestServeAcceptErrorRetries(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ln := &flakyListener{pipeListener: newPipeListener()}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		var errs []error
+		s := &Server{Get: func() (*control.Status, error) { return fullStatus(), nil },
+			OnAcceptError: func(err error) { errs = append(errs, err) }}
+		go func() { done <- s.Serve(ctx, ln) }()
+		resp, _ := exchange(t, ln.pipeListener, "GET /metrics HTTP/1.1\r\n\r\n", "GET")
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d, want 200", resp.StatusCode)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+		if len(errs) != 1 || !errors.Is(errs[0], syscall.EMFILE) {
+			t.Errorf("accept errors reported: %v, want the one EMFILE", errs)
+		}
+	})
 }

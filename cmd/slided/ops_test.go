@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,12 +15,19 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/slided/slided/capture"
 	"github.com/slided/slided/control"
+	"github.com/slided/slided/framing"
 	"github.com/slided/slided/internal/lab"
+	"github.com/slided/slided/tap"
 )
 
 // TestRunAsUserWithMetricsAndCapture: daemons that drop to nobody keep only
@@ -206,4 +214,369 @@ func TestCommandLineErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// unitService reads one [Service] directive of packaging/slided.service,
+// split into words; every assignment adds, an empty one resets.
+func unitService(t *testing.T, key string) []string {
+	t.Helper()
+	b, err := os.ReadFile("../../packaging/slided.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vals []string
+	section := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "[") {
+			section = line
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || section != "[Service]" || strings.TrimSpace(k) != key {
+			continue
+		}
+		if strings.TrimSpace(v) == "" {
+			vals = nil
+			continue
+		}
+		vals = append(vals, strings.Fields(v)...)
+	}
+	return vals
+}
+
+// unitSandbox returns a command prefix that runs a program as the unit
+// would start slided: its capability bounding set (from the unit file, or
+// caps if not nil), no new privileges, and /proc/sys read-only if the unit
+// sets ProtectKernelTunables. extra is shell run first, in the private
+// mount namespace.
+func unitSandbox(t *testing.T, caps []string, extra string) []string {
+	t.Helper()
+	if caps == nil {
+		caps = unitService(t, "CapabilityBoundingSet")
+	}
+	bounding := "-all"
+	for _, c := range caps {
+		bounding += ",+" + strings.ToLower(strings.TrimPrefix(c, "CAP_"))
+	}
+	script := "set -e\n"
+	if v := unitService(t, "ProtectKernelTunables"); len(v) == 1 && v[0] == "yes" {
+		script += "mount --bind /proc/sys /proc/sys\nmount -o remount,bind,ro /proc/sys\n"
+	}
+	script += extra + "\nexec setpriv --no-new-privs --bounding-set=" + bounding + " -- \"$@\"\n"
+	return []string{"unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"}
+}
+
+// startSandboxed starts a medium at rate and one daemon (node 1, TAP
+// slided0, 192.0.2.1/24) in a namespace of its own, wrapped in prefix.
+// With asNobody the medium runs as nobody, so that a daemon started as
+// nobody can reach its socket.
+func startSandboxed(t *testing.T, rate int, asNobody bool, prefix []string, args ...string) (l *lab.Lab, ns, ctl, logf string, d *lab.Proc) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("run as root")
+	}
+	l, err := lab.New("slided-ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	// Open to a daemon that does not run as root (the medium's and the
+	// control socket are made here).
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o777); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logf = filepath.Join(dir, "node.log")
+	t.Cleanup(func() {
+		l.Close()
+		if t.Failed() {
+			t.Logf("--- node.log ---\n%s", lab.Tail(logf, 30))
+		}
+	})
+	sock := filepath.Join(dir, "medium.sock")
+	medium := []string{slidedBin, "sim", "-listen", sock, "-rate", fmt.Sprint(rate)}
+	if asNobody {
+		medium = append([]string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"}, medium...)
+	}
+	if _, err := l.Start("", "medium", filepath.Join(dir, "medium.log"), medium...); err != nil {
+		t.Fatal(err)
+	}
+	if ns, err = l.AddNS("n1"); err != nil {
+		t.Fatal(err)
+	}
+	ctl = filepath.Join(dir, "node.ctl")
+	argv := append(append([]string{}, prefix...), slidedBin, "run", "-tap", "slided0", "-node", "1", "-phy", "sim:"+sock,
+		"-addr", "192.0.2.1/24", "-control", ctl, "-log-format", "json")
+	if d, err = l.Start(ns, "node", logf, append(argv, args...)...); err != nil {
+		t.Fatal(err)
+	}
+	return l, ns, ctl, logf, d
+}
+
+// waitExit waits up to 20 s for d to end and returns its exit status, or
+// -1 if it is still running.
+func waitExitCode(d *lab.Proc) int {
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if done, err := d.Exited(); done {
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				return ee.ExitCode()
+			}
+			return 0
+		}
+	}
+	return -1
+}
+
+// TestOpsUnderTheUnitSandbox: started as packaging/slided.service starts it
+// (its bounding set, no new privileges, /proc/sys read-only) with -user
+// nobody, the daemon comes up as nobody with CAP_NET_ADMIN only, and the
+// neighbour settings for a slow link are in place.
+func TestOpsUnderTheUnitSandbox(t *testing.T) {
+	l, ns, ctl, _, d := startSandboxed(t, 1200, false, unitSandbox(t, nil, ""), "-user", "nobody")
+	var st control.Status
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		raw, err := control.Query(ctl, "status", 2*time.Second)
+		if err == nil && json.Unmarshal(raw, &st) == nil && st.Bridge != nil && st.Bridge.Up {
+			break
+		}
+		if done, err := d.Exited(); done {
+			t.Fatalf("daemon exited: %v", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon not up after 15 s: %v", err)
+		}
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.Cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := string(b); !strings.Contains(s, "\nUid:\t65534\t65534\t65534\t65534") || !strings.Contains(s, "\nCapEff:\t0000000000001000") {
+		t.Errorf("daemon credentials, want nobody with CAP_NET_ADMIN only:\n%s", s)
+	}
+	// 1200 bit/s: a full frame takes over 10 s, so probes go out that plus
+	// a second apart, five of them (run.go, tuneNeighbours).
+	for _, family := range []string{"ipv4", "ipv6"} {
+		for k, want := range map[string]string{"unres_qlen_bytes": "1048576", "ucast_solicit": "5",
+			"mcast_solicit": "5", "base_reachable_time_ms": "120000"} {
+			out, err := l.Exec(ns, "cat", "/proc/sys/net/"+family+"/neigh/slided0/"+k)
+			if err != nil || strings.TrimSpace(out) != want {
+				t.Errorf("%s %s = %q (%v), want %s", family, k, strings.TrimSpace(out), err, want)
+			}
+		}
+		out, _ := l.Exec(ns, "cat", "/proc/sys/net/"+family+"/neigh/slided0/retrans_time_ms")
+		if ms, err := strconv.Atoi(strings.TrimSpace(out)); err != nil || ms < 10000 {
+			t.Errorf("%s retrans_time_ms = %q, want the airtime of a frame plus a second", family, out)
+		}
+	}
+}
+
+// TestOpsPrivUserFailureDoesNotLoop: when -user cannot be applied (here the
+// bounding set lacks CAP_SETUID and CAP_SETGID), the daemon says why before
+// it creates anything and exits with the status the unit's
+// RestartPreventExitStatus names, so systemd does not restart it forever.
+func TestOpsPrivUserFailureDoesNotLoop(t *testing.T) {
+	_, _, _, logf, d := startSandboxed(t, 115200, false, unitSandbox(t, []string{"CAP_NET_ADMIN"}, ""), "-user", "nobody")
+	code := waitExitCode(d)
+	if prevent := unitService(t, "RestartPreventExitStatus"); code < 0 || !slices.Contains(prevent, strconv.Itoa(code)) {
+		t.Errorf("exit status %d; the unit's RestartPreventExitStatus is %v", code, prevent)
+	}
+	if log := lab.Tail(logf, 5); !strings.Contains(log, "CAP_SETUID") {
+		t.Errorf("the error does not name the missing capability:\n%s", log)
+	}
+}
+
+// TestOpsPrivGroupIdsFailure: if the supplementary groups of the -user
+// account cannot be read (here /etc/group is a directory), the daemon
+// stops with an error instead of running without them.
+func TestOpsPrivGroupIdsFailure(t *testing.T) {
+	etc := t.TempDir()
+	passwd, err := os.ReadFile("/etc/passwd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(etc, "passwd"), passwd, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(etc, "group"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	prefix := []string{"unshare", "--mount", "--propagation", "private", "sh", "-c",
+		"set -e\nmount --bind " + etc + " /etc\nexec \"$@\"", "sh"}
+	_, _, _, logf, d := startSandboxed(t, 115200, false, prefix, "-user", "nobody")
+	if code := waitExitCode(d); code != 77 {
+		t.Errorf("exit status %d, want 77 (privileges)", code)
+	}
+	if log := lab.Tail(logf, 5); !strings.Contains(log, "supplementary groups") {
+		t.Errorf("the error does not say the groups could not be read:\n%s", log)
+	}
+}
+
+// blockingQdisc is a qdisc whose Stats blocks until release is closed, as a
+// netlink dump can.
+type blockingQdisc struct {
+	inStats chan struct{}
+	release chan struct{}
+}
+
+func (q *blockingQdisc) SetRate(uint64) error { return nil }
+func (q *blockingQdisc) Close() error         { return nil }
+func (q *blockingQdisc) Stats() (tap.QdiscStats, error) {
+	q.inStats <- struct{}{}
+	<-q.release
+	return tap.QdiscStats{}, nil
+}
+
+// TestMetricsScrapeLeavesTheLoopAlone: while a scrape reads the qdisc's
+// counters (a netlink dump), the lock the loop's SetRate takes is free.
+func TestMetricsScrapeLeavesTheLoopAlone(t *testing.T) {
+	q := &blockingQdisc{inStats: make(chan struct{}), release: make(chan struct{})}
+	s := &shaper{install: func(tap.ShaperConfig) (qdisc, error) { return q, nil }}
+	if err := s.SetRate(1000); err != nil { // installs q
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() { // the scrape
+		_, err := s.stats()
+		done <- err
+	}()
+	<-q.inStats
+	if !s.mu.TryLock() {
+		t.Error("a scrape holds the shaper's lock across the qdisc dump; the loop's SetRate would wait for it")
+	} else {
+		s.mu.Unlock()
+	}
+	close(q.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// stuckDisk takes the pcap file header, then blocks every Write until
+// release is closed.
+type stuckDisk struct {
+	writes  atomic.Int64
+	release chan struct{}
+}
+
+func (w *stuckDisk) Write(b []byte) (int, error) {
+	if w.writes.Add(1) > 1 {
+		<-w.release
+	}
+	return len(b), nil
+}
+
+// TestPcapSlowDiskDoesNotBlockTheLoop: the bridge's Capture returns at once
+// while the disk is stuck; the frames it has no room for are counted.
+func TestPcapSlowDiskDoesNotBlockTheLoop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		disk := &stuckDisk{release: make(chan struct{})}
+		w, err := capture.New(disk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &pcapCapture{q: capture.NewQueue(w, 0, nil)}
+		var done atomic.Bool
+		go func() { // the bridge's loop
+			for range 1000 {
+				c.WriteLink(time.Now(), true, framing.Header{Kind: framing.KindData, Dst: 2, Src: 1}, make([]byte, 100))
+			}
+			done.Store(true)
+		}()
+		synctest.Wait()
+		if !done.Load() {
+			t.Fatal("the loop is stuck in a capture write")
+		}
+		if st := c.stats(); st.Dropped == 0 || st.Dropped+uint64(capture.DefaultQueueLen) != 1000 {
+			t.Errorf("dropped %d of 1000 with a %d-record queue", st.Dropped, capture.DefaultQueueLen)
+		}
+		close(disk.release)
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestPcapFlags: sizes take suffixes; a bound too small for one record, or
+// no file at all, is refused.
+func TestPcapFlags(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{{"16M", 16 << 20, true}, {"512k", 512 << 10, true}, {"1G", 1 << 30, true}, {"70000", 70000, true},
+		{"", 0, false}, {"-1", 0, false}, {"12X", 0, false}, {"99999999999G", 0, false}} {
+		var b byteSize
+		err := b.Set(tc.in)
+		if (err == nil) != tc.ok || (tc.ok && int64(b) != tc.want) {
+			t.Errorf("Set(%q) = %d, %v; want %d, ok %v", tc.in, b, err, tc.want, tc.ok)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-pcap-max-size", "1k"}, "-pcap-max-size 1024"},
+		{[]string{"-pcap-files", "0"}, "-pcap-files 0"},
+	} {
+		args := append([]string{"run", "-tap", "s0", "-node", "1", "-phy", "sim:/x", "-pcap", "/tmp/x.pcap"}, tc.args...)
+		out, err := exec.Command(slidedBin, args...).CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), tc.want) {
+			t.Errorf("%v: %v, %q; want exit 2 mentioning %q", tc.args, err, out, tc.want)
+		}
+	}
+}
+
+// TestOpsPrivAlreadyThatUser: started as systemd's User=nobody with
+// AmbientCapabilities=CAP_NET_ADMIN would start it (and /dev/net/tun mode
+// 0666, as Debian's udev makes it), -user nobody changes nothing but the
+// capability sets: the daemon does not call setgroups, which would fail.
+func TestOpsPrivAlreadyThatUser(t *testing.T) {
+	script := "mount -t tmpfs -o mode=755 none /dev/net\nmknod -m 666 /dev/net/tun c 10 200\n" +
+		"exec setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=+net_admin --ambient-caps=+net_admin -- \"$@\""
+	prefix := []string{"unshare", "--mount", "--propagation", "private", "sh", "-c", "set -e\n" + script, "sh"}
+	_, _, ctl, _, d := startSandboxed(t, 115200, true, prefix, "-user", "nobody")
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		raw, err := control.Query(ctl, "status", 2*time.Second)
+		var st control.Status
+		if err == nil && json.Unmarshal(raw, &st) == nil && st.Bridge != nil && st.Bridge.Up {
+			break
+		}
+		if done, err := d.Exited(); done {
+			t.Fatalf("daemon exited: %v", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon not up after 15 s: %v", err)
+		}
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.Cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := string(b); !strings.Contains(s, "\nUid:\t65534\t65534\t65534\t65534") || !strings.Contains(s, "\nCapEff:\t0000000000001000") {
+		t.Errorf("daemon credentials, want nobody with CAP_NET_ADMIN only:\n%s", s)
+	}
+}
+
+// FuzzByteSize: any text is refused or gives a size that reads back the same.
+func FuzzByteSize(f *testing.F) {
+	for _, s := range []string{"16M", "512k", "1G", "0", "70000", "", "-1", "9223372036854775807", "8589934591G", "1g", "k"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var b byteSize
+		if err := b.Set(s); err != nil {
+			return
+		}
+		if b < 0 {
+			t.Fatalf("Set(%q) = %d, negative", s, b)
+		}
+		var again byteSize
+		if err := again.Set(b.String()); err != nil || again != b {
+			t.Fatalf("Set(%q) = %d; Set(%q) = %d, %v", s, b, b.String(), again, err)
+		}
+	})
 }

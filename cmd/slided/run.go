@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,6 +44,8 @@ type runFlags struct {
 	config     string
 	metrics    string
 	pcap       string
+	pcapMax    byteSize
+	pcapFiles  int
 	user       string
 	frameMax   int
 	arq        bool
@@ -71,7 +72,10 @@ func cmdRun(args []string) error {
 	fs.BoolVar(&f.shaper, "shaper", true, "manage a shaping qdisc on the TAP that carries backpressure (policy block)")
 	fs.StringVar(&f.config, "config", "", "TOML file with these settings (flags given on the command line win)")
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9469)")
-	fs.StringVar(&f.pcap, "pcap", "", "write every frame on air to this pcap file (link type USER0; see docs/operations.md)")
+	fs.StringVar(&f.pcap, "pcap", "", "write every frame on air to this pcap file (link type USER0; see docs/operations.md); with -key, received frames only once authenticated")
+	f.pcapMax = defaultPcapMaxSize
+	fs.Var(&f.pcapMax, "pcap-max-size", "largest size of one pcap file (k, M, G suffixes); then the next file is started (default 16M)")
+	fs.IntVar(&f.pcapFiles, "pcap-files", defaultPcapFiles, "number of pcap files in the ring: PATH, PATH.1, ...; the oldest is overwritten (1: stop at -pcap-max-size)")
 	fs.StringVar(&f.user, "user", "", "after setup, run as this user, keeping only CAP_NET_ADMIN")
 	fs.IntVar(&f.frameMax, "frame-max", 0, "largest frame the modem carries, in bytes on the wire; larger packets are fragmented (0: the modem's own limit)")
 	fs.BoolVar(&f.arq, "arq", true, "link ARQ for unicast: acknowledgements and selective retransmission (-arq=false turns it off)")
@@ -105,9 +109,21 @@ func cmdRun(args []string) error {
 	if !hasNetAdmin() {
 		return usageError("run", "creating a TAP device needs CAP_NET_ADMIN: run as root (sudo slided run ...)")
 	}
+	if f.user != "" {
+		if cfg.creds, err = resolveUser(f.user); err != nil {
+			fmt.Fprintf(os.Stderr, "slided run: %v\n", err)
+			return exitError{exitPrivileges}
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return runDaemon(ctx, f, cfg, log)
+	err = runDaemon(ctx, f, cfg, log)
+	var pe *privilegeError
+	if errors.As(err, &pe) {
+		fmt.Fprintf(os.Stderr, "slided run: %v\n", err)
+		return exitError{exitPrivileges}
+	}
+	return err
 }
 
 type runConfig struct {
@@ -115,7 +131,8 @@ type runConfig struct {
 	addrs  []netip.Prefix
 	policy bridge.Policy
 	key    *auth.Key
-	key2   *auth.Key // accepted too, during a changeover
+	key2   *auth.Key    // accepted too, during a changeover
+	creds  *credentials // -user, resolved
 }
 
 // defaultStateDir is -state-dir's default: the unit's StateDirectory.
@@ -136,6 +153,10 @@ func (f *runFlags) validate() (runConfig, error) {
 		return c, fmt.Errorf("-txqueuelen %d: want at least 1", f.txqueuelen)
 	case f.frameMax < 0:
 		return c, fmt.Errorf("-frame-max %d: want a positive size in bytes (0: the modem's own limit)", f.frameMax)
+	case f.pcap != "" && int64(f.pcapMax) < capture.MinRingSize:
+		return c, fmt.Errorf("-pcap-max-size %d: want at least %d bytes, room for one full record", f.pcapMax, capture.MinRingSize)
+	case f.pcap != "" && f.pcapFiles < 1:
+		return c, fmt.Errorf("-pcap-files %d: want at least 1", f.pcapFiles)
 	case f.propDelay < 0:
 		return c, fmt.Errorf("-prop-delay %v: want a positive duration", f.propDelay)
 	}
@@ -308,13 +329,13 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 
 	var capt *pcapCapture
 	if f.pcap != "" {
-		w, err := capture.Create(f.pcap)
+		capt, err = openPcap(f.pcap, int64(f.pcapMax), f.pcapFiles, log)
 		if err != nil {
 			return fmt.Errorf("-pcap: %w", err)
 		}
-		capt = &pcapCapture{w: w, log: log}
-		defer w.Close()
-		log.Info().Str("file", f.pcap).Msg("capturing frames on air")
+		defer capt.Close()
+		st.capture = capt
+		log.Info().Str("file", f.pcap).Int64("max_size", int64(f.pcapMax)).Int("files", f.pcapFiles).Msg("capturing frames on air")
 	}
 
 	var wg sync.WaitGroup
@@ -354,7 +375,10 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 				s := v.(control.Status)
 				return &s, nil
 			}
-			if err := metrics.Serve(ctx, ln, get); err != nil {
+			srv := &metrics.Server{Get: get, OnAcceptError: func(err error) {
+				log.Warn().Err(err).Msg("metrics listener: accept failed; retrying")
+			}}
+			if err := srv.Serve(ctx, ln); err != nil {
 				log.Error().Err(err).Msg("metrics listener stopped")
 			}
 		}()
@@ -370,10 +394,10 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 		return fmt.Errorf("open modem: %w", err)
 	}
 	defer p.Close()
-	tuneNeighbours(dev.Name(), p.Info().BitRate, f.mtu, log)
+	tuneNeighbours(dev.Index(), p.Info().BitRate, f.mtu, log)
 
-	if f.user != "" {
-		if err := dropPrivileges(f.user); err != nil {
+	if c.creds != nil {
+		if err := c.creds.apply(); err != nil {
 			return err
 		}
 		log.Info().Str("user", f.user).Msg("dropped privileges; keeping CAP_NET_ADMIN for the shaping qdisc")
@@ -447,37 +471,27 @@ func openKeyState(f runFlags, k *auth.Key, node framing.NodeID) (*auth.StateFile
 	return sf, nil
 }
 
-// pcapCapture adapts a capture.Writer to the bridge; a write error is
-// logged once (the writer then turns itself off).
-type pcapCapture struct {
-	w      *capture.Writer
-	log    zerolog.Logger
-	failed bool
-}
-
-func (c *pcapCapture) WriteLink(t time.Time, tx bool, h framing.Header, payload []byte) {
-	dir := capture.Rx
-	if tx {
-		dir = capture.Tx
-	}
-	if err := c.w.WriteLink(t, dir, h, payload); err != nil && !c.failed {
-		c.failed = true
-		c.log.Error().Err(err).Msg("pcap capture stopped; the link keeps running")
-	}
-}
-
 // shaper installs the shaping qdisc on first use and retunes it after. Its
-// methods are called from the bridge's loop only; Stats from the control
-// goroutine is guarded by mu.
+// methods are called from the bridge's loop only; stats, from the control
+// and metrics goroutines, and Close share its fields under mu.
 type shaper struct {
 	dev       *tap.Device
 	log       zerolog.Logger
 	flowLimit uint32
+	// install creates the qdisc; nil means tap.NewShaper on dev.
+	install func(tap.ShaperConfig) (qdisc, error)
 
-	mu      sync.Mutex
-	s       *tap.Shaper
-	failed  error
-	lastSet time.Time
+	mu     sync.Mutex
+	s      qdisc
+	failed error
+}
+
+// qdisc is the shaping qdisc as shaper uses it; *tap.Shaper is one. Its
+// methods may be called from several goroutines.
+type qdisc interface {
+	SetRate(bytesPerSec uint64) error
+	Stats() (tap.QdiscStats, error)
+	Close() error
 }
 
 func (s *shaper) SetRate(r uint64) error {
@@ -487,8 +501,11 @@ func (s *shaper) SetRate(r uint64) error {
 		return s.failed
 	}
 	if s.s == nil {
-		burst := uint32(2 * 1514)
-		sh, err := tap.NewShaper(s.dev.Index(), tap.ShaperConfig{Rate: r, Burst: burst, FlowLimit: s.flowLimit})
+		install := s.install
+		if install == nil {
+			install = func(cfg tap.ShaperConfig) (qdisc, error) { return tap.NewShaper(s.dev.Index(), cfg) }
+		}
+		sh, err := install(tap.ShaperConfig{Rate: r, Burst: 2 * 1514, FlowLimit: s.flowLimit})
 		if err != nil {
 			s.failed = fmt.Errorf("backpressure qdisc unavailable, the TAP ring will drop when full: %w", err)
 			return s.failed
@@ -518,16 +535,20 @@ func (s *shaper) Released() (sent, dropped uint64, err error) {
 	return q.Root.Packets, ls.TxDropped, nil
 }
 
+// stats reads the qdisc's counters for a status or a scrape. It holds mu
+// only to copy the fields: the netlink dump runs without it, so the loop's
+// SetRate never waits for a scrape.
 func (s *shaper) stats() (*tap.QdiscStats, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failed != nil {
-		return nil, s.failed
+	sh, failed := s.s, s.failed
+	s.mu.Unlock()
+	if failed != nil {
+		return nil, failed
 	}
-	if s.s == nil {
+	if sh == nil {
 		return nil, nil
 	}
-	q, err := s.s.Stats()
+	q, err := sh.Stats()
 	return &q, err
 }
 
@@ -546,6 +567,7 @@ type statusSource struct {
 	shaper     *shaper
 	policy     bridge.Policy
 	wantShaper bool
+	capture    *pcapCapture // nil without -pcap
 
 	mu sync.Mutex
 	br *bridge.Bridge
@@ -582,6 +604,13 @@ func (s *statusSource) status() (any, error) {
 		}
 		st.Qdisc = q
 	}
+	if s.capture != nil {
+		cs := s.capture.stats()
+		st.Capture = &cs
+		if cs.Err != nil {
+			st.Warnings = append(st.Warnings, "pcap capture stopped: "+cs.Err.Error())
+		}
+	}
 	s.mu.Lock()
 	br := s.br
 	s.mu.Unlock()
@@ -613,7 +642,9 @@ func hasNetAdmin() bool {
 }
 
 // tuneNeighbours sets the kernel's neighbour (ARP and IPv6 ND) settings on
-// the TAP for a link of bitRate bit/s.
+// the TAP for a link of bitRate bit/s, over netlink (tap.SetNeighParams):
+// writes under /proc/sys would fail in the systemd unit
+// (ProtectKernelTunables=yes) and for a daemon that is not root.
 //
 // Always: packets waiting for an address to resolve stay in the kernel's
 // neighbour queue, which by default holds 212,992 bytes per neighbour and
@@ -626,26 +657,20 @@ func hasNetAdmin() bool {
 // then drops the packets that waited for it. Probes go out one full frame's
 // airtime plus a second apart, five of them, and an entry stays reachable for
 // two minutes.
-func tuneNeighbours(dev string, bitRate, mtu int, log zerolog.Logger) {
-	set := map[string]string{"unres_qlen_bytes": strconv.Itoa(1 << 20)}
+func tuneNeighbours(ifindex, bitRate, mtu int, log zerolog.Logger) {
+	p := tap.NeighParams{QueueLenBytes: 1 << 20}
 	retrans := phy.Airtime(mtu+14+framing.Overhead, bitRate) + time.Second
 	slow := bitRate > 0 && retrans > 2*time.Second
 	if slow {
-		retrans = min(retrans, 30*time.Second)
-		set["retrans_time_ms"] = strconv.FormatInt(retrans.Milliseconds(), 10)
-		set["mcast_solicit"] = "5"
-		set["ucast_solicit"] = "5"
-		set["base_reachable_time_ms"] = "120000"
+		p.RetransTime = min(retrans, 30*time.Second)
+		p.UcastProbes, p.McastProbes = 5, 5
+		p.BaseReachableTime = 2 * time.Minute
 	}
-	for _, family := range []string{"ipv4", "ipv6"} {
-		for k, v := range set {
-			path := filepath.Join("/proc/sys/net", family, "neigh", dev, k)
-			if err := os.WriteFile(path, []byte(v), 0); err != nil && !errors.Is(err, os.ErrNotExist) {
-				log.Warn().Err(err).Str("sysctl", path).Msg("cannot tune neighbour settings")
-			}
-		}
+	if err := tap.SetNeighParams(ifindex, p); err != nil {
+		log.Warn().Err(err).Msg("cannot tune neighbour settings")
+		return
 	}
 	if slow {
-		log.Info().Dur("retrans", retrans).Msg("neighbour timers tuned for a slow link")
+		log.Info().Dur("retrans", p.RetransTime).Msg("neighbour timers tuned for a slow link")
 	}
 }
