@@ -184,8 +184,11 @@ func TestServerBurst(t *testing.T) {
 	}
 	data := bytes.Repeat([]byte("slided "), 20)
 	burst(t, n1, data, n2, n3)
-	if err := n1.Transmit(make([]byte, MaxFrame+1)); !errors.Is(err, ErrFrameSize) {
-		t.Errorf("Transmit too long: err = %v, want ErrFrameSize", err)
+	if err := n1.Transmit(make([]byte, MaxFrame+1)); !errors.Is(err, phy.ErrTooLarge) {
+		t.Errorf("Transmit too long: err = %v, want phy.ErrTooLarge", err)
+	}
+	if err := n1.Transmit(nil); !errors.Is(err, phy.ErrEmpty) {
+		t.Errorf("Transmit empty: err = %v, want phy.ErrEmpty", err)
 	}
 	// Node 3 answers; the sender's own buffer may be reused at once.
 	reply := []byte("ack")
@@ -209,7 +212,7 @@ func TestServerCollision(t *testing.T) {
 	if err := n1.Transmit(data); err != nil {
 		t.Fatal(err)
 	}
-	if err := n1.Transmit(data); !errors.Is(err, ErrBusy) {
+	if err := n1.Transmit(data); !errors.Is(err, phy.ErrBusy) {
 		t.Errorf("second Transmit before TxDone: err = %v, want ErrBusy", err)
 	}
 	if err := n2.Transmit(data); err != nil {
@@ -357,7 +360,7 @@ func TestClientReconnects(t *testing.T) {
 	ts.stop()
 	expect(t, n1, phy.Down)
 	expect(t, n2, phy.Down)
-	if err := n1.Transmit([]byte("void")); !errors.Is(err, ErrDown) {
+	if err := n1.Transmit([]byte("void")); !errors.Is(err, phy.ErrDown) {
 		t.Errorf("Transmit while down: err = %v, want ErrDown", err)
 	}
 
