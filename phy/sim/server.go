@@ -457,7 +457,7 @@ type serverConn struct {
 	id      NodeID
 	version uint8         // the protocol version of the client's hello
 	notify  chan struct{} // capacity 1: the writer has work
-	done   chan struct{} // closed by close
+	done    chan struct{} // closed by close
 
 	mu        sync.Mutex
 	pending   []byte // encoded messages for the writer

@@ -55,7 +55,7 @@ type UDPStats struct {
 
 type udpCounters struct {
 	datagrams, junk, unknown, unexpected, sessions, expired, sendErrors atomic.Uint64
-	cookies, oldVersion, authFailures, replays, squats                 atomic.Uint64
+	cookies, oldVersion, authFailures, replays, squats                  atomic.Uint64
 }
 
 // UDPStats returns the UDP transport's counters; safe from any goroutine.

@@ -28,14 +28,14 @@ const protoMagic = "SLSM"
 type msgType uint8
 
 const (
-	msgHello      msgType = 1 // client → server: magic, version, node id
-	msgWelcome    msgType = 2 // server → client: version, bit rate, max frame
-	msgTransmit   msgType = 3 // client → server: the burst
-	msgReceived   msgType = 4 // server → client: a burst heard
-	msgCarrierOn  msgType = 5 // server → client
-	msgCarrierOff msgType = 6 // server → client
-	msgTxDone     msgType = 7 // server → client
-	msgError      msgType = 8 // server → client: code, text; the server then closes
+	msgHello      msgType = 1  // client → server: magic, version, node id
+	msgWelcome    msgType = 2  // server → client: version, bit rate, max frame
+	msgTransmit   msgType = 3  // client → server: the burst
+	msgReceived   msgType = 4  // server → client: a burst heard
+	msgCarrierOn  msgType = 5  // server → client
+	msgCarrierOff msgType = 6  // server → client
+	msgTxDone     msgType = 7  // server → client
+	msgError      msgType = 8  // server → client: code, text; the server then closes
 	msgPing       msgType = 11 // client → server: keep-alive, empty (stream version 2; UDP)
 	msgPong       msgType = 14 // server → client: the answer to a ping, empty (stream version 2)
 )
