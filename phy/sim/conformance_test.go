@@ -264,7 +264,7 @@ func (f *udpFar) send(b []byte) error {
 	return err
 }
 
-func (f *udpFar) Send(b []byte) error { return f.send(appendData(nil, msgReceived, b)) }
+func (f *udpFar) Send(b []byte) error                    { return f.send(appendData(nil, msgReceived, b)) }
 func (f *udpFar) Expect(b []byte, d time.Duration) error { return f.q.expect(b, d) }
 func (f *udpFar) Stall()                                 {}
 func (f *udpFar) Resume()                                {}
