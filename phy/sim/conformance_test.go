@@ -39,6 +39,13 @@ func (q *farQueue) put(b []byte) {
 	}
 }
 
+// clear forgets what the modem wrote before a hang-up.
+func (q *farQueue) clear() {
+	q.mu.Lock()
+	q.got = nil
+	q.mu.Unlock()
+}
+
 func (q *farQueue) expect(want []byte, d time.Duration) error {
 	deadline := time.After(d)
 	for {
@@ -125,7 +132,11 @@ func (f *streamFar) serve(nc net.Conn) {
 		case msgPing:
 			f.write(appendEmpty(nil, msgPong))
 		case msgTransmit:
-			f.q.put(msg.data)
+			f.mu.Lock()
+			if f.nc == nc { // not a leftover of a connection hung up
+				f.q.put(msg.data)
+			}
+			f.mu.Unlock()
 			f.write(appendEmpty(nil, msgTxDone))
 		}
 	}
@@ -170,6 +181,7 @@ func (f *streamFar) HangUp() {
 		f.nc = nil
 	}
 	f.mu.Unlock()
+	f.q.clear()
 }
 func (f *streamFar) Return() { f.listen() }
 func (f *streamFar) Carrier(on bool) {
@@ -243,8 +255,10 @@ func (f *udpFar) listen() {
 			case msgPing:
 				f.send(appendDatagram(nil, &datagram{message: message{typ: msgState}, carrier: carrier, seq: done}))
 			case msgUTransmit:
-				f.q.put(d.data)
 				f.mu.Lock()
+				if f.pc == pc { // not a leftover of a socket hung up
+					f.q.put(d.data)
+				}
 				f.done = d.seq
 				f.mu.Unlock()
 				f.send(appendDatagram(nil, &datagram{message: message{typ: msgUTxDone}, seq: d.seq}))
@@ -270,8 +284,12 @@ func (f *udpFar) Stall()                                 {}
 func (f *udpFar) Resume()                                {}
 func (f *udpFar) HangUp() {
 	f.mu.Lock()
-	f.pc.Close()
+	if f.pc != nil {
+		f.pc.Close()
+		f.pc = nil
+	}
 	f.mu.Unlock()
+	f.q.clear()
 }
 func (f *udpFar) Return() { f.listen() }
 func (f *udpFar) Carrier(on bool) {
