@@ -258,6 +258,10 @@ func TestServerDuplicateNode(t *testing.T) {
 	if _, err := Dial(ctx, path, 0, zerolog.Nop()); !errors.Is(err, ErrInvalidNode) {
 		t.Errorf("Dial node 0: err = %v, want ErrInvalidNode", err)
 	}
+	// The server logs just after it wrote the rejection.
+	for deadline := time.Now().Add(waitFor); !strings.Contains(ts.log.String(), "client rejected") && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if !strings.Contains(ts.log.String(), "client rejected") {
 		t.Errorf("no log line for the rejection:\n%s", ts.log)
 	}
