@@ -454,3 +454,39 @@ func TestListenUnixStaleSocket(t *testing.T) {
 	}
 	ln.Close()
 }
+
+// TestServerVersions: a version 1 client (before the keep-alive) is still
+// welcomed, in version 1, and may not ping; a version 2 client's ping gets
+// a pong; a version 3 hello is refused with error 2.
+func TestServerVersions(t *testing.T) {
+	checkGoroutines(t)
+	path := filepath.Join(t.TempDir(), "medium.sock")
+	startServer(t, rtConfig, path)
+	for _, tc := range []struct {
+		version uint8
+		want    []message // after the hello
+	}{
+		{1, []message{{typ: msgWelcome, version: 1, bitRate: 9600, maxFrame: MaxFrame}, {typ: msgError, code: codeProtocol}}},
+		{2, []message{{typ: msgWelcome, version: 2, bitRate: 9600, maxFrame: MaxFrame}, {typ: msgPong}}},
+		{3, []message{{typ: msgError, code: codeVersion}}},
+	} {
+		nc, err := net.Dial("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.SetDeadline(time.Now().Add(waitFor))
+		nc.Write(appendMessage(nil, &message{typ: msgHello, version: tc.version, node: 4}))
+		nc.Write(appendEmpty(nil, msgPing))
+		mr := newMsgReader(nc)
+		for i, want := range tc.want {
+			got, err := mr.next()
+			if err != nil {
+				t.Fatalf("version %d, message %d: %v", tc.version, i, err)
+			}
+			if got.typ != want.typ || got.version != want.version || got.code != want.code || got.bitRate != want.bitRate {
+				t.Errorf("version %d, message %d: %+v, want %+v", tc.version, i, got, want)
+			}
+		}
+		nc.Close()
+	}
+}

@@ -393,3 +393,25 @@ func BenchmarkDatagramKeyed(b *testing.B) {
 		}
 	}
 }
+
+func TestParseUDPTarget(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want UDPTarget
+		ok   bool
+	}{
+		{"198.51.100.1:7300", UDPTarget{Addr: "198.51.100.1:7300"}, true},
+		{"198.51.100.1:7300?key=/etc/slided/medium.key", UDPTarget{Addr: "198.51.100.1:7300", KeyFile: "/etc/slided/medium.key"}, true},
+		{"[fd00::1]:7300?key=k", UDPTarget{Addr: "[fd00::1]:7300", KeyFile: "k"}, true},
+		{"198.51.100.1", UDPTarget{}, false},
+		{"198.51.100.1:7300?key=", UDPTarget{}, false},
+		{"198.51.100.1:7300?key=a&key=b", UDPTarget{}, false},
+		{"198.51.100.1:7300?keyfile=a", UDPTarget{}, false},
+		{"198.51.100.1:7300?%zz", UDPTarget{}, false},
+	} {
+		got, err := ParseUDPTarget(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseUDPTarget(%q) = %+v, %v; want %+v, ok %v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+}
