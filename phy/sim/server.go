@@ -35,8 +35,8 @@ import (
 //
 // With a UDP socket (ServeUDP, ServeAll), a reader goroutine decodes
 // datagrams and hands them to the owner, which keeps one session per client
-// address and writes datagrams itself (udpserver.go); a ticker wakes the
-// owner once a second to expire silent sessions.
+// address and writes datagrams itself (udpserver.go); a timer wakes the
+// owner when the quietest session is due to expire.
 type Server struct {
 	cfg     Config
 	log     zerolog.Logger
@@ -225,12 +225,12 @@ func (s *Server) ServeAll(ctx context.Context, ln net.Listener, pc *net.UDPConn)
 func (s *Server) own(ctx context.Context, u *udpServer) {
 	var conns [256]attachment
 	var drops []attachment
-	var tick <-chan time.Time
-	if u != nil {
-		t := time.NewTicker(udpTickInterval)
-		defer t.Stop()
-		tick = t.C
-	}
+	// expiry wakes the owner when the quietest UDP session is due to
+	// expire; it is stopped while there is none, so an idle medium does
+	// not wake.
+	expiry := time.NewTimer(time.Hour)
+	expiry.Stop()
+	defer expiry.Stop()
 	deliver := func(to NodeID, ev phy.Event) {
 		c := conns[to]
 		if c == nil {
@@ -252,6 +252,13 @@ func (s *Server) own(ctx context.Context, u *udpServer) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
+		if u != nil {
+			if next, ok := u.nextExpiry(); ok {
+				expiry.Reset(time.Until(next))
+			} else {
+				expiry.Stop()
+			}
+		}
 		if next, ok := s.m.Next(); ok {
 			timer.Reset(time.Until(next))
 		} else {
@@ -271,7 +278,7 @@ func (s *Server) own(ctx context.Context, u *udpServer) {
 			}
 			s.publish()
 			return
-		case <-tick:
+		case <-expiry.C:
 			now = time.Now()
 			s.m.Advance(now, deliver)
 			u.tick(now, s.m, &conns)

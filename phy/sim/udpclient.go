@@ -405,7 +405,7 @@ func (c *UDPClient) connectLoop(ctx context.Context, permanent bool) (phy.Info, 
 			return phy.Info{}, fmt.Errorf("sim: dial udp %s: %w (last error: %w)", c.addr, ctx.Err(), err)
 		}
 		if permanent && errors.Is(err, ErrRejected) &&
-			(!errors.Is(err, ErrNodeInUse) || time.Since(start) > udpTimeout+udpTickInterval) {
+			(!errors.Is(err, ErrNodeInUse) || time.Since(start) > udpTimeout+udpExpirySlack) {
 			return phy.Info{}, err
 		}
 		wait := backoff(attempt, c.backoffMin, c.backoffMax)

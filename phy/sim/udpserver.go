@@ -24,8 +24,9 @@ const (
 	udpPingInterval = 2 * time.Second
 	// udpTimeout: a peer heard from for this long is gone (three pings).
 	udpTimeout = 3 * udpPingInterval
-	// udpTickInterval: how often the server looks for silent sessions.
-	udpTickInterval = time.Second
+	// udpExpirySlack: how late after udpTimeout the server may notice a
+	// silent session (it batches expiries that fall this close).
+	udpExpirySlack = time.Second
 	// udpHelloWait: how long a client waits for the answer to one hello.
 	udpHelloWait = 500 * time.Millisecond
 	// udpTxGrace: how long after the airtime a client waits for a tx done
@@ -398,6 +399,18 @@ func (u *udpServer) welcome(now time.Time, ss *udpSession, d *datagram) {
 	u.wbuf = appendDatagram(u.wbuf[:0], &w)
 	ss.send()
 	ss.welcome = append(ss.welcome[:0], u.wbuf...)
+}
+
+// nextExpiry is when the quietest session is due to expire (plus the
+// slack); false without sessions.
+func (u *udpServer) nextExpiry() (time.Time, bool) {
+	var first time.Time
+	for _, ss := range u.sessions {
+		if first.IsZero() || ss.heard.Before(first) {
+			first = ss.heard
+		}
+	}
+	return first.Add(udpTimeout + udpExpirySlack), !first.IsZero()
 }
 
 // tick ends the sessions of silent clients.
