@@ -38,6 +38,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -378,62 +379,91 @@ func drainClosed(t *testing.T, m Modem) {
 	}
 }
 
-// floodFrames is how many frames the flood sends: enough to fill the
-// modem's Events channel several times over.
-func floodFrames(m Modem) int {
-	return max(4*cap(m.Events()), 256)
+// maxFlood bounds the frames a flood sends.
+const maxFlood = 1 << 16
+
+// floodFrame is the flood's frame number i.
+func floodFrame(i int) []byte { return burst(60+i%40, byte(i)) }
+
+// flooder sends flood frames from a goroutine of its own (Send blocks
+// while the modem holds the source off) until its limit.
+type flooder struct {
+	done  chan struct{}
+	limit atomic.Int64
+	sent  atomic.Int64
+	n     int   // frames sent; read after done
+	err   error // read after done
 }
 
-// sendAll sends frames from a goroutine of its own (Send blocks while the
-// modem holds the source off); the channel gets its result.
-func sendAll(far FarEnd, frames [][]byte) <-chan error {
-	errc := make(chan error, 1)
+func flood(far FarEnd, limit int) *flooder {
+	f := &flooder{done: make(chan struct{})}
+	f.limit.Store(int64(limit))
 	go func() {
-		for _, f := range frames {
-			if err := far.Send(f); err != nil {
-				errc <- err
+		defer close(f.done)
+		for int64(f.n) < f.limit.Load() {
+			if f.err = far.Send(floodFrame(f.n)); f.err != nil {
 				return
 			}
+			f.n++
+			f.sent.Store(int64(f.n))
 		}
-		errc <- nil
 	}()
-	return errc
+	return f
 }
 
-// waitFull waits until m's Events channel is full, or the sender finished:
-// then the modem's goroutine is (in a modem with issue 1) blocked
-// delivering an event.
-func waitFull(t *testing.T, m Modem, sent <-chan error) (senderDone bool, err error) {
+// fill floods the modem until its Events channel is full, then sends
+// floodExtra frames more (or until flow control holds the far end off):
+// then a modem with the hang of issue 1 has its goroutine blocked
+// delivering an event. A modem whose Events channel has no capacity gets
+// 256 frames.
+func fill(t *testing.T, m Modem, far FarEnd) *flooder {
 	t.Helper()
-	deadline := time.Now().Add(Patience)
 	ev := m.Events()
-	for time.Now().Before(deadline) {
+	if cap(ev) == 0 {
+		f := flood(far, 256)
 		select {
-		case err := <-sent:
-			return true, err
-		case <-time.After(5 * time.Millisecond):
+		case <-f.done:
+		case <-time.After(Patience):
 		}
-		if cap(ev) > 0 && len(ev) == cap(ev) {
-			return false, nil
+		return f
+	}
+	f := flood(far, maxFlood)
+	deadline := time.Now().Add(Patience)
+	for len(ev) < cap(ev) {
+		select {
+		case <-f.done:
+			t.Fatalf("flood: the far end stopped after %d frames (%v) with Events (capacity %d) not full", f.n, f.err, cap(ev))
+		case <-time.After(2 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("flood: Events (capacity %d) not full after %v", cap(ev), Patience)
 		}
 	}
-	t.Fatalf("Events channel (capacity %d) not full and the far end not done sending in %v", cap(ev), Patience)
-	return false, nil
+	f.limit.Store(f.sent.Load() + floodExtra)
+	// Wait for the extra frames, or for the far end to be held off (no
+	// progress for a while): a guess that only makes the test less
+	// sensitive if wrong, never fail.
+	for last := int64(-1); ; {
+		select {
+		case <-f.done:
+			return f
+		case <-time.After(50 * time.Millisecond):
+		}
+		n := f.sent.Load()
+		if n == last {
+			return f
+		}
+		last = n
+	}
 }
+
+// floodExtra is how many frames fill sends after Events is full.
+const floodExtra = 64
 
 func (s suite) flood(t *testing.T) {
 	m, far := s.h.Open(t)
 	c := NewChecker(t, m)
-	n := floodFrames(m)
-	frames := make([][]byte, n)
-	for i := range frames {
-		frames[i] = burst(60+i%40, byte(i))
-	}
-	sent := sendAll(far, frames)
-	senderDone, err := waitFull(t, m, sent)
-	if err != nil {
-		t.Fatalf("far end send: %v", err)
-	}
+	f := fill(t, m, far)
 
 	// Nobody reads Events now. Transmit must not wait for that.
 	b := burst(s.caps.MaxBurst, 3)
@@ -447,28 +477,32 @@ func (s suite) flood(t *testing.T) {
 		t.Fatalf("far end, burst sent during the flood: %v", err)
 	}
 
-	// The consumer reads again: Up, every frame, the TxDone.
-	var want []byte
-	for _, f := range frames {
-		want = append(want, f...)
-	}
+	// The consumer reads again: every frame, the TxDone.
 	var got []byte
+	senderDone := false
 	deadline := time.Now().Add(Patience)
-	for c.pending > 0 || (s.caps.FlowControlled && len(got) < len(want)) || !senderDone {
+	var want []byte
+	for {
 		if !senderDone {
 			select {
-			case err := <-sent:
+			case <-f.done:
 				senderDone = true
-				if err != nil {
-					t.Fatalf("far end send: %v", err)
+				if f.err != nil {
+					t.Fatalf("far end send: %v", f.err)
+				}
+				for i := range f.n {
+					want = append(want, floodFrame(i)...)
 				}
 			default:
 			}
 		}
+		if senderDone && c.pending == 0 && (!s.caps.FlowControlled || len(got) >= len(want)) {
+			break
+		}
 		ev, ok := c.next(time.Until(deadline))
 		if !ok {
-			t.Fatalf("flood: after %v, %d of %d bytes received, sender done %v (%s)",
-				Patience, len(got), len(want), senderDone, c)
+			t.Fatalf("flood: after %v, %d bytes received, sender done %v (%d frames, %d bytes) (%s)",
+				Patience, len(got), senderDone, f.n, len(want), c)
 		}
 		if ev.Kind == phy.Received {
 			got = append(got, ev.Data...)
@@ -489,16 +523,16 @@ func (s suite) flood(t *testing.T) {
 		// Dropped frames are allowed; the ones delivered come in order.
 		i := 0
 		for _, r := range c.Received {
-			for i < len(frames) && !bytes.Equal(frames[i], r) {
+			for i < f.n && !bytes.Equal(floodFrame(i), r) {
 				i++
 			}
-			if i == len(frames) {
+			if i == f.n {
 				t.Fatalf("flood: a received frame (%d bytes) was not sent, or came out of order", len(r))
 			}
 			i++
 		}
 	}
-	t.Logf("flood: %d frames sent, %d received events", n, c.Count[phy.Received])
+	t.Logf("flood: %d frames sent, %d received events", f.n, c.Count[phy.Received])
 }
 
 func (s suite) carrierDuringTransmit(t *testing.T) {
@@ -612,14 +646,7 @@ func (s suite) closeWhileBlocked(t *testing.T) {
 	if s.caps.Wedge {
 		far.Stall()
 	}
-	frames := make([][]byte, floodFrames(m))
-	for i := range frames {
-		frames[i] = burst(80, byte(i))
-	}
-	sent := sendAll(far, frames)
-	if _, err := waitFull(t, m, sent); err != nil {
-		t.Fatalf("far end send: %v", err)
-	}
+	fill(t, m, far)
 	// Keep a write outstanding (ErrBusy after the first is fine).
 	b := burst(s.caps.MaxBurst, 9)
 	for range 4 {
