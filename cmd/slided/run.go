@@ -63,7 +63,7 @@ func cmdRun(args []string) error {
 	fs := newFlags("run")
 	fs.StringVar(&f.tap, "tap", "", "name of the TAP interface to create (required)")
 	fs.IntVar(&f.node, "node", 0, "this node's link id, 1..254 (required)")
-	fs.StringVar(&f.phy, "phy", "", "the modem: sim:PATH (a 'slided sim' medium socket), sim-udp:HOST:PORT (a medium on another host), serial:/dev/ttyX?baud=N&air=BPS..., kiss-tcp:HOST:PORT?air=BPS..., kiss-serial:/dev/ttyX?baud=N... (see docs/modems.md) (required)")
+	fs.StringVar(&f.phy, "phy", "", "the modem: sim:PATH (a 'slided sim' medium socket), sim-udp:HOST:PORT[?key=FILE] (a medium on another host), serial:/dev/ttyX?baud=N&air=BPS..., kiss-tcp:HOST:PORT?air=BPS..., kiss-serial:/dev/ttyX?baud=N... (see docs/modems.md) (required)")
 	fs.StringVar(&f.addr, "addr", "", "addresses for the TAP, comma-separated CIDRs (e.g. 192.0.2.1/24,fd00::1/64)")
 	fs.StringVar(&f.control, "control", "", "path of the control socket that 'slided status' reads")
 	fs.IntVar(&f.mtu, "mtu", 1500, "MTU of the TAP")
@@ -210,8 +210,8 @@ func splitPHY(spec string) (kind, rest string, err error) {
 	case "sim":
 		return kind, rest, nil
 	case "sim-udp":
-		if _, _, err := net.SplitHostPort(rest); err != nil {
-			return "", "", fmt.Errorf("-phy %q: want sim-udp:HOST:PORT: %w", spec, err)
+		if _, err := sim.ParseUDPTarget(rest); err != nil {
+			return "", "", fmt.Errorf("-phy %q: %w", spec, err)
 		}
 		return kind, rest, nil
 	case "serial":
@@ -245,7 +245,19 @@ func openPHY(ctx context.Context, spec string, node framing.NodeID, log zerolog.
 	case "sim":
 		return sim.Dial(ctx, rest, sim.NodeID(node), log.With().Str("phy", "sim").Logger())
 	case "sim-udp":
-		return sim.DialUDP(ctx, rest, sim.NodeID(node), log.With().Str("phy", "sim-udp").Logger())
+		t, err := sim.ParseUDPTarget(rest)
+		if err != nil {
+			return nil, err
+		}
+		var key *auth.Key
+		if t.KeyFile != "" {
+			k, err := auth.LoadKey(t.KeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("-phy sim-udp: %w", err)
+			}
+			key = &k
+		}
+		return sim.DialUDP(ctx, t.Addr, sim.NodeID(node), key, log.With().Str("phy", "sim-udp").Logger())
 	case "serial":
 		cfg, err := serial.ParseURL(rest)
 		if err != nil {

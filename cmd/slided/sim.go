@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/slided/slided/auth"
 	"github.com/slided/slided/phy/sim"
 )
 
@@ -22,6 +23,7 @@ func cmdSim(args []string) error {
 	loss := fs.Float64("loss", 0, "probability that a reception is lost, 0..1")
 	ber := fs.Float64("ber", 0, "bit-error rate applied to each reception, 0..1")
 	seed := fs.Uint64("seed", 1, "seed of the medium's random choices")
+	keyFile := fs.String("key", "", "with -listen-udp: a file holding the pre-shared key (64 hex digits, mode 600, as the daemon's -key) that UDP members must have (-phy 'sim-udp:HOST:PORT?key=FILE')")
 	scen := simScenarioFlag(fs)
 	var lf logFlags
 	lf.register(fs)
@@ -30,6 +32,9 @@ func cmdSim(args []string) error {
 	}
 	if *listen == "" && *listenUDP == "" {
 		return usageError("sim", "-listen PATH or -listen-udp HOST:PORT (or both) is required")
+	}
+	if *keyFile != "" && *listenUDP == "" {
+		return usageError("sim", "-key applies to -listen-udp only (the Unix socket is guarded by its file mode)")
 	}
 	cfg := sim.Config{BitRate: *rate, PropDelay: *delay, LossRate: *loss, BitErrorRate: *ber, Seed: *seed}
 	if err := scen.apply(&cfg); err != nil {
@@ -45,6 +50,13 @@ func cmdSim(args []string) error {
 	srv, err := sim.NewServer(cfg, log)
 	if err != nil {
 		return err
+	}
+	if *keyFile != "" {
+		key, err := auth.LoadKey(*keyFile)
+		if err != nil {
+			return err
+		}
+		srv.SetUDPKey(key)
 	}
 	var ln net.Listener
 	if *listen != "" {

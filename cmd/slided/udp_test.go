@@ -16,8 +16,9 @@ import (
 
 // TestMediumOverUDP: the medium in a namespace of its own, reached over UDP
 // through veth pairs and a bridge (as a medium on another host would be);
-// a daemon in each of two other namespaces with -phy sim-udp. Ping and UDP
-// cross; the medium is killed and restarted, and traffic crosses again.
+// a daemon in each of two other namespaces with -phy sim-udp, all with one
+// key. Ping and UDP cross; the medium is killed and restarted, and traffic
+// crosses again.
 //
 // Addresses, all from 198.51.100.0/24: the underlay 198.51.100.0/25 (medium
 // .1, daemons .2 and .3), the daemons' TAP link 198.51.100.128/25 (.129,
@@ -72,9 +73,14 @@ func TestMediumOverUDP(t *testing.T) {
 	}
 
 	const mediumAddr = "198.51.100.1:7300"
+	// The medium authenticates its members with a key (docs/simulator.md).
+	keyFile := filepath.Join(dir, "medium.key")
+	if err := os.WriteFile(keyFile, []byte(strings.Repeat("5a", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	startMedium := func(name string) *lab.Proc {
 		t.Helper()
-		m, err := l.Start(med, name, logs[0], slidedBin, "sim", "-listen-udp", mediumAddr, "-rate", "115200", "-log-format", "json")
+		m, err := l.Start(med, name, logs[0], slidedBin, "sim", "-listen-udp", mediumAddr, "-key", keyFile, "-rate", "115200", "-log-format", "json")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -86,7 +92,7 @@ func TestMediumOverUDP(t *testing.T) {
 		p.Addr[i] = fmt.Sprintf("198.51.100.%d", 129+i)
 		p.Ctl[i] = filepath.Join(dir, fmt.Sprintf("node%d.ctl", i+1))
 		d, err := l.Start(p.NS[i], fmt.Sprintf("node%d", i+1), logs[i+1], slidedBin, "run", "-tap", "slided0",
-			"-node", strconv.Itoa(i+1), "-phy", "sim-udp:"+mediumAddr, "-addr", p.Addr[i]+"/25",
+			"-node", strconv.Itoa(i+1), "-phy", "sim-udp:"+mediumAddr+"?key="+keyFile, "-addr", p.Addr[i]+"/25",
 			"-control", p.Ctl[i], "-log-format", "json")
 		if err != nil {
 			t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -13,16 +14,11 @@ import (
 	"github.com/slided/slided/phy"
 )
 
-// Client errors.
-var (
-	// ErrDown: the medium server is not reachable right now; the client is
-	// reconnecting by itself.
-	ErrDown = errors.New("sim: medium down")
-	// ErrBusy: Transmit was called before the TxDone of the previous one.
-	ErrBusy = errors.New("sim: transmission outstanding")
-	// ErrRejected: the server refused the client (see RejectError).
-	ErrRejected = errors.New("sim: rejected by the medium server")
-)
+// ErrRejected: the server refused the client (see RejectError).
+var ErrRejected = errors.New("sim: rejected by the medium server")
+
+// errSilent: the medium answered nothing for the keep-alive timeout.
+var errSilent = errors.New("sim: medium silent")
 
 // RejectError is the server's error message. It wraps ErrRejected, and also
 // ErrNodeInUse or ErrInvalidNode when that was the reason.
@@ -46,12 +42,23 @@ func (e *RejectError) Unwrap() []error {
 	return []error{ErrRejected}
 }
 
-// EventQueue is the capacity of a Client's Events channel.
+// EventQueue is the capacity of a client's Events channel; a client holds
+// up to maxQueuedFrames more received frames behind it (eventPump).
 const EventQueue = 64
 
 const (
 	handshakeTimeout = 5 * time.Second
-	writeTimeout     = 2 * time.Second
+	// writeTimeout is the write watchdog: a write to the medium that does
+	// not finish within it (the server stopped reading) takes the
+	// connection down.
+	writeTimeout = 2 * time.Second
+	// kaInterval: a stream client that heard nothing from the server for
+	// this long pings it (version 2); idle, that is one ping and one pong
+	// every kaInterval.
+	kaInterval = 3 * time.Second
+	// kaTimeout: a server heard from for this long is gone (three pings
+	// unanswered): the client reports Down and reconnects.
+	kaTimeout = 3 * kaInterval
 )
 
 // backoff is the wait before retry number attempt (0-based): min doubling
@@ -67,36 +74,55 @@ func backoff(attempt int, min, max time.Duration) time.Duration {
 	return d
 }
 
-// Client is a PHY on a medium server (it satisfies bridge.PHY).
+// Client is a PHY on a medium server over a stream socket (it satisfies
+// bridge.PHY and keeps the modem contract of phy/phy.go).
 //
-// One goroutine, started by Dial, reads the connection, turns messages into
-// events and reconnects when the server goes away; it exits on Close, after
-// which Events is closed. Transmit and Info are safe from any goroutine.
+// Goroutines:
+//   - run, started by Dial, reads the connection, turns messages into events
+//     and reconnects when the server goes away; it exits on Close.
+//   - per connection, a writer writes what Transmit queued and the
+//     keep-alive pings, each write bounded by writeTimeout, and takes the
+//     connection down when the server has been silent for kaTimeout; it
+//     exits when the connection ends.
+//   - the event pump hands events to the consumer of Events (eventPump); it
+//     exits after run, and closes Events.
 //
-// Events has room for EventQueue events. When the consumer falls behind, the
-// reading goroutine blocks rather than drop anything (carrier events are
-// never lost); the socket then fills, the server's queue for this node grows,
-// and if the consumer stays behind the server disconnects the client, which
-// reports Down, reconnects and reports Up.
+// Transmit, Info and Close are safe from any goroutine and never wait on
+// the socket or the consumer.
 type Client struct {
-	path string
-	node NodeID
-	log  zerolog.Logger
+	path   string
+	node   NodeID
+	log    zerolog.Logger
+	dialFn func(ctx context.Context) (net.Conn, error)
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
-	events chan phy.Event
-	done   chan struct{} // closed when the reading goroutine has exited
+	pump   *eventPump
+	done   chan struct{} // closed when run and the pump have exited
 
 	backoffMin, backoffMax time.Duration
 
 	mu     sync.Mutex
-	conn   net.Conn // nil while down
+	closed bool
+	cur    *clientConn // nil while down
 	info   phy.Info
 	txBusy bool
-	wbuf   []byte
 
-	carrier bool // owned by the reading goroutine: last carrier event sent
+	carrier bool // owned by run: last carrier event sent
+}
+
+// clientConn is one connection to the server.
+type clientConn struct {
+	nc      net.Conn
+	mr      *msgReader
+	version uint8        // of the server's welcome; pings from 2 on
+	heard   atomic.Int64 // time of the last message from the server, unix ns
+	wake    chan struct{}
+	done    chan struct{} // closed by run when the connection ended
+
+	// Guarded by Client.mu.
+	out []byte // encoded messages for the writer
+	why error  // why the writer took the connection down
 }
 
 // Dial connects node to the medium server at path. It retries with capped
@@ -109,27 +135,41 @@ func Dial(ctx context.Context, path string, node NodeID, log zerolog.Logger) (*C
 }
 
 func dial(ctx context.Context, path string, node NodeID, log zerolog.Logger, bmin, bmax time.Duration) (*Client, error) {
+	dialFn := func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", path)
+	}
+	return dialWith(ctx, path, dialFn, node, log, bmin, bmax)
+}
+
+// dialWith is Dial with the connection made by dialFn (tests hand in pipes).
+func dialWith(ctx context.Context, path string, dialFn func(context.Context) (net.Conn, error), node NodeID, log zerolog.Logger, bmin, bmax time.Duration) (*Client, error) {
 	if node == 0 || node == 0xFF {
 		return nil, fmt.Errorf("%w: %d", ErrInvalidNode, node)
 	}
 	c := &Client{
-		path: path, node: node,
+		path: path, node: node, dialFn: dialFn,
 		log:        log.With().Str("medium", path).Uint8("node", node).Logger(),
-		events:     make(chan phy.Event, EventQueue),
+		pump:       newEventPump(),
 		done:       make(chan struct{}),
 		backoffMin: bmin, backoffMax: bmax,
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	dctx, stop := context.WithCancel(ctx)
 	defer stop()
-	nc, mr, info, err := c.connectLoop(dctx, true)
+	cc, info, err := c.connectLoop(dctx, true)
 	if err != nil {
 		c.cancel()
 		return nil, err
 	}
-	c.conn, c.info = nc, info
-	c.events <- phy.Event{Kind: phy.Up}
-	go c.run(nc, mr)
+	c.cur, c.info = cc, info
+	c.pump.push(phy.Event{Kind: phy.Up})
+	pumpStop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); c.pump.run(pumpStop) }()
+	go func() { defer wg.Done(); defer close(pumpStop); c.run(cc) }()
+	go func() { wg.Wait(); close(c.done) }()
 	return c, nil
 }
 
@@ -142,146 +182,212 @@ func (c *Client) Info() phy.Info {
 
 // Events returns the channel of the client's reports; it is closed after
 // Close.
-func (c *Client) Events() <-chan phy.Event { return c.events }
+func (c *Client) Events() <-chan phy.Event { return c.pump.events }
 
-// Transmit sends b to the medium; it returns once b is handed to the socket
-// (it copies b), not after the airtime: TxDone follows. It returns ErrBusy
-// before the previous TxDone, ErrFrameSize for an empty or too long b, and an
-// error wrapping ErrDown while the server is unreachable.
+// Dropped counts received frames dropped because the consumer of Events
+// fell behind by more than EventQueue + 256 frames.
+func (c *Client) Dropped() uint64 { return c.pump.dropped.Load() }
+
+// Transmit queues b (copied) for the medium and returns at once; TxDone
+// follows after the airtime. Errors wrap phy.ErrClosed after Close,
+// phy.ErrDown while the server is unreachable, phy.ErrBusy before the
+// previous TxDone or Down, phy.ErrEmpty and phy.ErrTooLarge.
 func (c *Client) Transmit(b []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
-	case c.conn == nil:
-		return fmt.Errorf("sim: transmit: %w", ErrDown)
+	case c.closed:
+		return fmt.Errorf("sim: transmit: %w", phy.ErrClosed)
+	case c.cur == nil:
+		return fmt.Errorf("sim: transmit: %w", phy.ErrDown)
 	case c.txBusy:
-		return ErrBusy
-	case len(b) == 0 || len(b) > c.info.MaxFrame:
-		return fmt.Errorf("%w: %d bytes", ErrFrameSize, len(b))
+		return fmt.Errorf("sim: transmit: %w", phy.ErrBusy)
+	case len(b) == 0:
+		return fmt.Errorf("sim: transmit: %w", phy.ErrEmpty)
+	case len(b) > c.info.MaxFrame:
+		return fmt.Errorf("sim: transmit %d bytes (max %d): %w", len(b), c.info.MaxFrame, phy.ErrTooLarge)
 	}
-	c.wbuf = appendData(c.wbuf[:0], msgTransmit, b)
-	c.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if _, err := c.conn.Write(c.wbuf); err != nil {
-		c.conn.Close() // the reading goroutine reports Down and reconnects
-		c.conn = nil
-		return fmt.Errorf("sim: transmit: %w (%w)", ErrDown, err)
-	}
+	cc := c.cur
+	cc.out = appendData(cc.out, msgTransmit, b)
 	c.txBusy = true
+	select {
+	case cc.wake <- struct{}{}:
+	default:
+	}
 	return nil
 }
 
-// Close disconnects, stops the reading goroutine and closes Events. It is
-// safe to call more than once.
+// Close disconnects, stops the goroutines and closes Events. It returns even
+// if nobody reads Events or a write is wedged. It is safe to call more than
+// once.
 func (c *Client) Close() error {
-	c.cancel()
 	c.mu.Lock()
-	if c.conn != nil {
-		c.conn.Close()
+	c.closed = true
+	if c.cur != nil {
+		c.cur.nc.Close()
 	}
 	c.mu.Unlock()
+	c.cancel()
 	<-c.done
 	return nil
 }
 
 // run is the reading goroutine.
-func (c *Client) run(nc net.Conn, mr *msgReader) {
-	defer close(c.done)
-	defer close(c.events)
+func (c *Client) run(cc *clientConn) {
 	for {
-		err := c.read(mr)
-		nc.Close()
+		go c.write(cc)
+		err := c.read(cc)
+		cc.nc.Close()
+		close(cc.done)
 		c.mu.Lock()
-		c.conn, c.txBusy = nil, false
+		if cc.why != nil {
+			err = cc.why
+		}
+		c.cur, c.txBusy = nil, false
 		c.mu.Unlock()
 		if c.ctx.Err() != nil {
 			return
 		}
+		start := time.Now()
 		c.log.Warn().Err(err).Msg("sim: medium connection lost")
 		if c.carrier {
 			c.carrier = false
-			if !c.emit(phy.Event{Kind: phy.CarrierOff}) {
-				return
-			}
+			c.pump.push(phy.Event{Kind: phy.CarrierOff})
 		}
-		if !c.emit(phy.Event{Kind: phy.Down}) {
-			return
-		}
+		c.pump.push(phy.Event{Kind: phy.Down})
 		var info phy.Info
-		nc, mr, info, err = c.connectLoop(c.ctx, false)
+		cc, info, err = c.connectLoop(c.ctx, false)
 		if err != nil {
 			return // closed
 		}
 		c.mu.Lock()
-		if c.ctx.Err() != nil {
+		if c.closed {
 			c.mu.Unlock()
-			nc.Close()
+			cc.nc.Close()
 			return
 		}
-		c.conn, c.info = nc, info
+		c.cur, c.info = cc, info
 		c.mu.Unlock()
-		c.log.Info().Msg("sim: medium connection restored")
-		if !c.emit(phy.Event{Kind: phy.Up}) {
-			return
-		}
+		c.log.Info().Dur("down_for", time.Since(start)).Msg("sim: medium connection restored")
+		c.pump.push(phy.Event{Kind: phy.Up})
 	}
 }
 
 // read turns messages into events until the connection fails.
-func (c *Client) read(mr *msgReader) error {
+func (c *Client) read(cc *clientConn) error {
 	for {
-		msg, err := mr.next()
+		msg, err := cc.mr.next()
 		if err != nil {
 			return err
 		}
+		cc.heard.Store(time.Now().UnixNano())
 		var ev phy.Event
 		switch msg.typ {
 		case msgReceived:
 			ev = phy.Event{Kind: phy.Received, Data: append([]byte(nil), msg.data...)}
-		case msgCarrierOn:
-			c.carrier = true
-			ev = phy.Event{Kind: phy.CarrierOn}
-		case msgCarrierOff:
-			c.carrier = false
+		case msgCarrierOn, msgCarrierOff:
+			on := msg.typ == msgCarrierOn
+			if on == c.carrier {
+				continue // never two of a kind in a row
+			}
+			c.carrier = on
 			ev = phy.Event{Kind: phy.CarrierOff}
+			if on {
+				ev.Kind = phy.CarrierOn
+			}
 		case msgTxDone:
 			c.mu.Lock()
+			busy := c.txBusy
 			c.txBusy = false
 			c.mu.Unlock()
+			if !busy {
+				continue // not ours (a transmit lost with a connection)
+			}
 			ev = phy.Event{Kind: phy.TxDone}
+		case msgPong:
+			continue
 		case msgError:
 			return &RejectError{Code: msg.code, Text: string(msg.data)}
 		default:
 			return fmt.Errorf("%w: unexpected type %d from server", errBadMessage, msg.typ)
 		}
-		if !c.emit(ev) {
-			return c.ctx.Err()
-		}
+		c.pump.push(ev)
 	}
 }
 
-// emit delivers ev, blocking while the channel is full; false after Close.
-func (c *Client) emit(ev phy.Event) bool {
-	select {
-	case c.events <- ev:
-		return true
-	case <-c.ctx.Done():
-		return false
+// write is a connection's writer goroutine: it writes what Transmit queued
+// and the keep-alive pings, and takes the connection down when a write does
+// not finish within writeTimeout or the server was silent for kaTimeout.
+// Idle, it wakes once per kaInterval.
+func (c *Client) write(cc *clientConn) {
+	t := time.NewTimer(kaInterval)
+	defer t.Stop()
+	var buf []byte
+	var pinged time.Time
+	fail := func(err error) {
+		c.mu.Lock()
+		if cc.why == nil {
+			cc.why = err
+		}
+		c.mu.Unlock()
+		cc.nc.Close() // the reader returns and run reports Down
+	}
+	for {
+		select {
+		case <-cc.done:
+			return
+		case <-cc.wake:
+		case <-t.C:
+		}
+		now := time.Now()
+		heard := time.Unix(0, cc.heard.Load())
+		if cc.version >= 2 && now.Sub(heard) >= kaTimeout {
+			fail(fmt.Errorf("%w: nothing heard for %v (%d pings unanswered)", errSilent, now.Sub(heard).Round(time.Millisecond), kaTimeout/kaInterval-1))
+			return
+		}
+		c.mu.Lock()
+		buf = append(buf[:0], cc.out...)
+		cc.out = cc.out[:0]
+		c.mu.Unlock()
+		if cc.version >= 2 && now.Sub(heard) >= kaInterval && now.Sub(pinged) >= kaInterval {
+			buf = appendEmpty(buf, msgPing)
+			pinged = now
+		}
+		if len(buf) > 0 {
+			cc.nc.SetWriteDeadline(now.Add(writeTimeout))
+			if _, err := cc.nc.Write(buf); err != nil {
+				fail(fmt.Errorf("sim: write to the medium: %w", err))
+				return
+			}
+		}
+		if cc.version < 2 {
+			t.Stop()
+			continue
+		}
+		next := heard.Add(kaInterval)
+		if p := pinged.Add(kaInterval); p.After(next) {
+			next = p
+		}
+		if d := heard.Add(kaTimeout); d.Before(next) {
+			next = d
+		}
+		t.Reset(time.Until(next))
 	}
 }
 
 // connectLoop connects until it succeeds or ctx is done. With permanent set,
 // a rejection by the server ends it at once.
-func (c *Client) connectLoop(ctx context.Context, permanent bool) (net.Conn, *msgReader, phy.Info, error) {
+func (c *Client) connectLoop(ctx context.Context, permanent bool) (*clientConn, phy.Info, error) {
 	for attempt := 0; ; attempt++ {
-		nc, mr, info, err := c.connect(ctx)
+		cc, info, err := c.connect(ctx)
 		if err == nil {
-			return nc, mr, info, nil
+			return cc, info, nil
 		}
 		if ctx.Err() != nil {
-			return nil, nil, phy.Info{}, fmt.Errorf("sim: dial %s: %w (last error: %w)", c.path, ctx.Err(), err)
+			return nil, phy.Info{}, fmt.Errorf("sim: dial %s: %w (last error: %w)", c.path, ctx.Err(), err)
 		}
 		if permanent && errors.Is(err, ErrRejected) {
-			return nil, nil, phy.Info{}, err
+			return nil, phy.Info{}, err
 		}
 		wait := backoff(attempt, c.backoffMin, c.backoffMax)
 		c.log.Warn().Err(err).Int("attempt", attempt+1).Dur("retry_in", wait).Msg("sim: cannot reach the medium server")
@@ -290,23 +396,22 @@ func (c *Client) connectLoop(ctx context.Context, permanent bool) (net.Conn, *ms
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return nil, nil, phy.Info{}, fmt.Errorf("sim: dial %s: %w (last error: %w)", c.path, ctx.Err(), err)
+			return nil, phy.Info{}, fmt.Errorf("sim: dial %s: %w (last error: %w)", c.path, ctx.Err(), err)
 		}
 	}
 }
 
 // connect makes one attempt: dial, hello, welcome.
-func (c *Client) connect(ctx context.Context) (net.Conn, *msgReader, phy.Info, error) {
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "unix", c.path)
+func (c *Client) connect(ctx context.Context) (*clientConn, phy.Info, error) {
+	nc, err := c.dialFn(ctx)
 	if err != nil {
-		return nil, nil, phy.Info{}, err
+		return nil, phy.Info{}, err
 	}
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer stop()
-	fail := func(err error) (net.Conn, *msgReader, phy.Info, error) {
+	fail := func(err error) (*clientConn, phy.Info, error) {
 		nc.Close()
-		return nil, nil, phy.Info{}, err
+		return nil, phy.Info{}, err
 	}
 	nc.SetDeadline(time.Now().Add(handshakeTimeout))
 	if _, err := nc.Write(appendMessage(nil, &message{typ: msgHello, version: protoVersion, node: c.node})); err != nil {
@@ -335,5 +440,7 @@ func (c *Client) connect(ctx context.Context) (net.Conn, *msgReader, phy.Info, e
 	if !stop() {
 		return fail(ctx.Err())
 	}
-	return nc, mr, phy.Info{BitRate: int(msg.bitRate), MaxFrame: maxFrame}, nil
+	cc := &clientConn{nc: nc, mr: mr, version: msg.version, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	cc.heard.Store(time.Now().UnixNano())
+	return cc, phy.Info{BitRate: int(msg.bitRate), MaxFrame: maxFrame}, nil
 }

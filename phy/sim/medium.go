@@ -169,7 +169,8 @@ type reception struct {
 // evKind orders events at equal times: arrivals end before anything starts,
 // so intervals are half-open ([start, end)) and back-to-back signals do not
 // collide; a sender's end comes before its next start; a node that starts
-// transmitting at the instant a signal arrives gets no carrier event for it.
+// transmitting at the instant a signal arrives loses that reception (its
+// carrier is still reported).
 type evKind uint8
 
 const (
@@ -380,17 +381,9 @@ func (m *Medium) fire(ev event, deliver func(NodeID, phy.Event)) {
 			return
 		}
 		n.onAir, n.busy = false, false
-		// Carrier first: a MAC that sends its next frame on TxDone must
-		// already know the channel is busy.
-		from := tx.from
-		if want := n.arriving > 0; want != n.carrier {
-			n.carrier = want
-			deliver(from, carrierEvent(want))
-			if !n.attached || n.gen != tx.gen {
-				return // deliver detached it
-			}
-		}
-		deliver(from, phy.Event{Kind: phy.TxDone})
+		// The carrier was reported while on air (phy/phy.go, rule 3): the
+		// MAC knows the channel's state when it gets TxDone.
+		deliver(tx.from, phy.Event{Kind: phy.TxDone})
 
 	case evArrivalStart:
 		rx := &m.rxs[ev.rx]
@@ -412,7 +405,7 @@ func (m *Medium) fire(ev event, deliver func(NodeID, phy.Event)) {
 		}
 		n.arriving++
 		rx.disturb = n.disturb
-		if !n.onAir && !n.carrier {
+		if !n.carrier { // sensed even while on air
 			n.carrier = true
 			deliver(rx.to, phy.Event{Kind: phy.CarrierOn})
 		}
@@ -428,7 +421,7 @@ func (m *Medium) fire(ev event, deliver func(NodeID, phy.Event)) {
 		}
 		n.arriving--
 		to, gen := rx.to, rx.gen
-		if !n.onAir && n.arriving == 0 && n.carrier {
+		if n.arriving == 0 && n.carrier {
 			n.carrier = false
 			deliver(to, phy.Event{Kind: phy.CarrierOff})
 			if !n.attached || n.gen != gen {
@@ -450,13 +443,6 @@ func (m *Medium) fire(ev event, deliver func(NodeID, phy.Event)) {
 			deliver(to, phy.Event{Kind: phy.Received, Data: m.scratch})
 		}
 	}
-}
-
-func carrierEvent(on bool) phy.Event {
-	if on {
-		return phy.Event{Kind: phy.CarrierOn}
-	}
-	return phy.Event{Kind: phy.CarrierOff}
 }
 
 // cut ends transmission ti at t because its sender detached.

@@ -280,11 +280,11 @@ func TestCollision(t *testing.T) {
 	h.checkLog([]rec{
 		{0, 2, phy.CarrierOn, ""},
 		{0, 3, phy.CarrierOn, ""},
-		{ms(16), 1, phy.CarrierOn, ""}, // 2's signal still arriving as 1 stops
+		{ms(11), 1, phy.CarrierOn, ""},  // sensed while 1 is on air
+		{ms(16), 2, phy.CarrierOff, ""}, // 1's signal ends while 2 is on air
 		{ms(16), 1, phy.TxDone, ""},
 		{ms(19), 1, phy.CarrierOff, ""},
 		{ms(19), 3, phy.CarrierOff, ""},
-		{ms(19), 2, phy.CarrierOff, ""}, // 2 sensed 1 before it transmitted
 		{ms(19), 2, phy.TxDone, ""},
 	})
 	if st := h.m.Stats(); st.Deliveries != 0 || st.Collisions != 4 || st.BusyTime != ms(19) {
@@ -328,7 +328,7 @@ func TestHalfDuplex(t *testing.T) {
 			want: []rec{
 				{ms(40), 1, phy.TxDone, ""},
 				{ms(100), 2, phy.CarrierOn, ""},
-				// no CarrierOn repeated at 128, no CarrierOff while on air
+				// no CarrierOn repeated at 128
 				{ms(128), 2, phy.TxDone, ""},
 				{ms(140), 2, phy.CarrierOff, ""},
 				{ms(220), 1, phy.CarrierOn, ""},
@@ -337,11 +337,26 @@ func TestHalfDuplex(t *testing.T) {
 			},
 		},
 		{
+			desc: "signal ends while transmitting",
+			at:   ms(136),
+			want: []rec{
+				{ms(40), 1, phy.TxDone, ""},
+				{ms(100), 2, phy.CarrierOn, ""},
+				{ms(140), 2, phy.CarrierOff, ""}, // while 2 is on air
+				{ms(144), 2, phy.TxDone, ""},
+				{ms(236), 1, phy.CarrierOn, ""},
+				{ms(244), 1, phy.CarrierOff, ""},
+				{ms(244), 1, phy.Received, "z"},
+			},
+		},
+		{
 			desc: "signal arrives while transmitting",
 			at:   ms(95),
 			want: []rec{
 				{ms(40), 1, phy.TxDone, ""},
-				{ms(103), 2, phy.CarrierOn, ""}, // only once 2 stops
+				// Carrier is sensed while 2 transmits (phy/phy.go,
+				// rule 3), though the reception is lost.
+				{ms(100), 2, phy.CarrierOn, ""},
 				{ms(103), 2, phy.TxDone, ""},
 				{ms(140), 2, phy.CarrierOff, ""},
 				{ms(195), 1, phy.CarrierOn, ""},

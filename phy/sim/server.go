@@ -14,6 +14,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/slided/slided/auth"
 	"github.com/slided/slided/phy"
 )
 
@@ -34,7 +35,8 @@ import (
 //
 // With a UDP socket (ServeUDP, ServeAll), a reader goroutine decodes
 // datagrams and hands them to the owner, which keeps one session per client
-// address and writes datagrams itself (udp.go).
+// address and writes datagrams itself (udpserver.go); a timer wakes the
+// owner when the quietest session is due to expire.
 type Server struct {
 	cfg     Config
 	log     zerolog.Logger
@@ -46,7 +48,9 @@ type Server struct {
 	statsMu sync.Mutex
 	stats   MediumStats
 
-	udpCount udpCounters // UDP transport counters, kept across Serve calls
+	udpCount   udpCounters                      // UDP transport counters, kept across Serve calls
+	udpKey     *auth.Key                        // set before Serve (SetUDPKey)
+	complaints atomic.Pointer[complaintLimiter] // the UDP transport's, kept across Serve calls
 }
 
 // queueLimit bounds the bytes waiting for one client's writer: room for a few
@@ -148,7 +152,12 @@ func (s *Server) ServeAll(ctx context.Context, ln net.Listener, pc *net.UDPConn)
 	var udpErr chan error
 	if pc != nil {
 		defer pc.Close()
-		u = newUDPServer(pc, s.cfg.BitRate, &s.udpCount, s.log)
+		cl := s.complaints.Load()
+		if cl == nil {
+			cl = newComplaintLimiter(complaintEvery)
+			s.complaints.Store(cl)
+		}
+		u = newUDPServer(pc, s.cfg.BitRate, s.udpKey, &s.udpCount, cl, s.log)
 		udpErr = make(chan error, 1)
 		// Wake the reader without closing the socket: the owner still
 		// says goodbye to the UDP clients on its way out.
@@ -216,12 +225,12 @@ func (s *Server) ServeAll(ctx context.Context, ln net.Listener, pc *net.UDPConn)
 func (s *Server) own(ctx context.Context, u *udpServer) {
 	var conns [256]attachment
 	var drops []attachment
-	var tick <-chan time.Time
-	if u != nil {
-		t := time.NewTicker(udpStateInterval)
-		defer t.Stop()
-		tick = t.C
-	}
+	// expiry wakes the owner when the quietest UDP session is due to
+	// expire; it is stopped while there is none, so an idle medium does
+	// not wake.
+	expiry := time.NewTimer(time.Hour)
+	expiry.Stop()
+	defer expiry.Stop()
 	deliver := func(to NodeID, ev phy.Event) {
 		c := conns[to]
 		if c == nil {
@@ -243,6 +252,13 @@ func (s *Server) own(ctx context.Context, u *udpServer) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
+		if u != nil {
+			if next, ok := u.nextExpiry(); ok {
+				expiry.Reset(time.Until(next))
+			} else {
+				expiry.Stop()
+			}
+		}
 		if next, ok := s.m.Next(); ok {
 			timer.Reset(time.Until(next))
 		} else {
@@ -262,7 +278,7 @@ func (s *Server) own(ctx context.Context, u *udpServer) {
 			}
 			s.publish()
 			return
-		case <-tick:
+		case <-expiry.C:
 			now = time.Now()
 			s.m.Advance(now, deliver)
 			u.tick(now, s.m, &conns)
@@ -277,7 +293,7 @@ func (s *Server) own(ctx context.Context, u *udpServer) {
 				err := s.m.Attach(r.c.id)
 				if err == nil {
 					conns[r.c.id] = r.c
-					r.c.enqueue(&message{typ: msgWelcome, version: protoVersion, bitRate: uint32(s.cfg.BitRate), maxFrame: MaxFrame})
+					r.c.enqueue(&message{typ: msgWelcome, version: r.c.version, bitRate: uint32(s.cfg.BitRate), maxFrame: MaxFrame})
 				}
 				r.reply <- err
 			case reqTransmit:
@@ -360,11 +376,11 @@ func (s *Server) handle(ctx context.Context, wg *sync.WaitGroup, nc net.Conn) {
 	case hello.typ != msgHello:
 		reject(codeProtocol, fmt.Errorf("%w: expected hello, got type %d", errBadMessage, hello.typ))
 		return
-	case hello.version != protoVersion:
-		reject(codeVersion, fmt.Errorf("sim: protocol version %d not supported (want %d)", hello.version, protoVersion))
+	case hello.version < minProtoVersion || hello.version > protoVersion:
+		reject(codeVersion, fmt.Errorf("sim: protocol version %d not supported (want %d to %d)", hello.version, minProtoVersion, protoVersion))
 		return
 	}
-	c := &serverConn{nc: nc, id: hello.node, notify: make(chan struct{}, 1), done: make(chan struct{})}
+	c := &serverConn{nc: nc, id: hello.node, version: hello.version, notify: make(chan struct{}, 1), done: make(chan struct{})}
 	if err := s.ask(ctx, request{op: reqAttach, c: c, reply: make(chan error, 1)}); err != nil {
 		code := uint8(codeProtocol)
 		switch {
@@ -399,6 +415,10 @@ func (s *Server) handle(ctx context.Context, wg *sync.WaitGroup, nc net.Conn) {
 				}
 			}
 			break
+		}
+		if msg.typ == msgPing && c.version >= 2 {
+			c.enqueue(&message{typ: msgPong})
+			continue
 		}
 		if msg.typ != msgTransmit {
 			log.Warn().Uint8("type", uint8(msg.typ)).Msg("sim: client sent an unexpected message; dropping it")
@@ -440,10 +460,11 @@ func (c *serverConn) node() NodeID { return c.id }
 
 // serverConn is one attached client as the owner and the writer see it.
 type serverConn struct {
-	nc     net.Conn
-	id     NodeID
-	notify chan struct{} // capacity 1: the writer has work
-	done   chan struct{} // closed by close
+	nc      net.Conn
+	id      NodeID
+	version uint8         // the protocol version of the client's hello
+	notify  chan struct{} // capacity 1: the writer has work
+	done    chan struct{} // closed by close
 
 	mu        sync.Mutex
 	pending   []byte // encoded messages for the writer

@@ -184,8 +184,11 @@ func TestServerBurst(t *testing.T) {
 	}
 	data := bytes.Repeat([]byte("slided "), 20)
 	burst(t, n1, data, n2, n3)
-	if err := n1.Transmit(make([]byte, MaxFrame+1)); !errors.Is(err, ErrFrameSize) {
-		t.Errorf("Transmit too long: err = %v, want ErrFrameSize", err)
+	if err := n1.Transmit(make([]byte, MaxFrame+1)); !errors.Is(err, phy.ErrTooLarge) {
+		t.Errorf("Transmit too long: err = %v, want phy.ErrTooLarge", err)
+	}
+	if err := n1.Transmit(nil); !errors.Is(err, phy.ErrEmpty) {
+		t.Errorf("Transmit empty: err = %v, want phy.ErrEmpty", err)
 	}
 	// Node 3 answers; the sender's own buffer may be reused at once.
 	reply := []byte("ack")
@@ -209,7 +212,7 @@ func TestServerCollision(t *testing.T) {
 	if err := n1.Transmit(data); err != nil {
 		t.Fatal(err)
 	}
-	if err := n1.Transmit(data); !errors.Is(err, ErrBusy) {
+	if err := n1.Transmit(data); !errors.Is(err, phy.ErrBusy) {
 		t.Errorf("second Transmit before TxDone: err = %v, want ErrBusy", err)
 	}
 	if err := n2.Transmit(data); err != nil {
@@ -254,6 +257,10 @@ func TestServerDuplicateNode(t *testing.T) {
 	}
 	if _, err := Dial(ctx, path, 0, zerolog.Nop()); !errors.Is(err, ErrInvalidNode) {
 		t.Errorf("Dial node 0: err = %v, want ErrInvalidNode", err)
+	}
+	// The server logs just after it wrote the rejection.
+	for deadline := time.Now().Add(waitFor); !strings.Contains(ts.log.String(), "client rejected") && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
 	}
 	if !strings.Contains(ts.log.String(), "client rejected") {
 		t.Errorf("no log line for the rejection:\n%s", ts.log)
@@ -357,7 +364,7 @@ func TestClientReconnects(t *testing.T) {
 	ts.stop()
 	expect(t, n1, phy.Down)
 	expect(t, n2, phy.Down)
-	if err := n1.Transmit([]byte("void")); !errors.Is(err, ErrDown) {
+	if err := n1.Transmit([]byte("void")); !errors.Is(err, phy.ErrDown) {
 		t.Errorf("Transmit while down: err = %v, want ErrDown", err)
 	}
 
@@ -446,4 +453,40 @@ func TestListenUnixStaleSocket(t *testing.T) {
 		t.Fatalf("ListenUnix over a stale socket: %v", err)
 	}
 	ln.Close()
+}
+
+// TestServerVersions: a version 1 client (before the keep-alive) is still
+// welcomed, in version 1, and may not ping; a version 2 client's ping gets
+// a pong; a version 3 hello is refused with error 2.
+func TestServerVersions(t *testing.T) {
+	checkGoroutines(t)
+	path := filepath.Join(t.TempDir(), "medium.sock")
+	startServer(t, rtConfig, path)
+	for _, tc := range []struct {
+		version uint8
+		want    []message // after the hello
+	}{
+		{1, []message{{typ: msgWelcome, version: 1, bitRate: 9600, maxFrame: MaxFrame}, {typ: msgError, code: codeProtocol}}},
+		{2, []message{{typ: msgWelcome, version: 2, bitRate: 9600, maxFrame: MaxFrame}, {typ: msgPong}}},
+		{3, []message{{typ: msgError, code: codeVersion}}},
+	} {
+		nc, err := net.Dial("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.SetDeadline(time.Now().Add(waitFor))
+		nc.Write(appendMessage(nil, &message{typ: msgHello, version: tc.version, node: 4}))
+		nc.Write(appendEmpty(nil, msgPing))
+		mr := newMsgReader(nc)
+		for i, want := range tc.want {
+			got, err := mr.next()
+			if err != nil {
+				t.Fatalf("version %d, message %d: %v", tc.version, i, err)
+			}
+			if got.typ != want.typ || got.version != want.version || got.code != want.code || got.bitRate != want.bitRate {
+				t.Errorf("version %d, message %d: %+v, want %+v", tc.version, i, got, want)
+			}
+		}
+		nc.Close()
+	}
 }

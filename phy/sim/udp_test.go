@@ -80,7 +80,7 @@ func udpDial(t *testing.T, ns, addr string, node NodeID) *UDPClient {
 	inNS(t, ns, func() (err error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		c, err = dialUDP(ctx, addr, node, zerolog.Nop(), 10*time.Millisecond, 100*time.Millisecond)
+		c, err = dialUDP(ctx, addr, node, nil, zerolog.Nop(), 10*time.Millisecond, 100*time.Millisecond)
 		return err
 	})
 	t.Cleanup(func() { c.Close() })
@@ -142,10 +142,20 @@ func TestParseDatagram(t *testing.T) {
 		want datagram // checked when ok
 		ok   bool
 	}{
-		{desc: "hello", in: []byte{0, 7, 1, 'S', 'L', 'S', 'M', 1, 7}, ok: true,
-			want: datagram{message: message{typ: msgHello, version: 1, node: 7}}},
-		{desc: "welcome", in: []byte{0, 8, 2, 1, 0, 0, 0x25, 0x80, 0x10, 0}, ok: true,
-			want: datagram{message: message{typ: msgWelcome, version: 1, bitRate: 9600, maxFrame: 4096}}},
+		{desc: "hello of version 1", in: []byte{0, 7, 1, 'S', 'L', 'S', 'M', 1, 7}, ok: true,
+			want: datagram{message: message{typ: msgHello, version: 1, node: 7}, old: true}},
+		{desc: "hello", in: append([]byte{0, 39, 1, 'S', 'L', 'S', 'M', 2, 7}, append(n16(1), n16(2)...)...), ok: true,
+			want: datagram{message: message{typ: msgHello, version: 2, node: 7}, nonce: [16]byte(n16(1)), cookie: [16]byte(n16(2))}},
+		{desc: "hello with a trailer", in: append(append([]byte{0, 39, 1, 'S', 'L', 'S', 'M', 2, 7}, append(n16(1), n16(2)...)...), make([]byte, trailerLen)...), ok: true,
+			want: datagram{message: message{typ: msgHello, version: 2, node: 7}, nonce: [16]byte(n16(1)), cookie: [16]byte(n16(2))}},
+		{desc: "welcome", in: append([]byte{0, 24, 2, 2, 0, 0, 0x25, 0x80, 0x10, 0}, n16(3)...), ok: true,
+			want: datagram{message: message{typ: msgWelcome, version: 2, bitRate: 9600, maxFrame: 4096}, nonce: [16]byte(n16(3))}},
+		{desc: "cookie", in: append([]byte{0, 33, 15}, append(n16(4), n16(5)...)...), ok: true,
+			want: datagram{message: message{typ: msgCookie}, nonce: [16]byte(n16(4)), cookie: [16]byte(n16(5))}},
+		{desc: "welcome of version 1", in: []byte{0, 8, 2, 1, 0, 0, 0x25, 0x80, 0x10, 0}},
+		{desc: "hello of another length", in: []byte{0, 8, 1, 'S', 'L', 'S', 'M', 2, 7, 0}},
+		{desc: "cookie too short", in: append([]byte{0, 32, 15}, make([]byte, 31)...)},
+		{desc: "a trailer too short", in: []byte{0, 1, 11, 1, 2, 3}},
 		{desc: "transmit with seq", in: []byte{0, 6, 9, 0x12, 0x34, 'a', 'b', 'c'}, ok: true,
 			want: datagram{message: message{typ: msgUTransmit, data: []byte("abc")}, seq: 0x1234}},
 		{desc: "largest transmit", in: append([]byte{0x10, 3, 9, 0, 1}, burst...), ok: true,
@@ -187,20 +197,29 @@ func TestParseDatagram(t *testing.T) {
 			}
 			if got.typ != tc.want.typ || got.seq != tc.want.seq || got.carrier != tc.want.carrier ||
 				got.version != tc.want.version || got.node != tc.want.node || got.bitRate != tc.want.bitRate ||
-				got.maxFrame != tc.want.maxFrame || got.code != tc.want.code || !bytes.Equal(got.data, tc.want.data) {
+				got.maxFrame != tc.want.maxFrame || got.code != tc.want.code || !bytes.Equal(got.data, tc.want.data) ||
+				got.old != tc.want.old || got.nonce != tc.want.nonce || got.cookie != tc.want.cookie {
 				t.Fatalf("got %+v, want %+v", got, tc.want)
 			}
-			if enc := appendDatagram(nil, &got); !bytes.Equal(enc, tc.in) {
+			if enc := append(appendDatagram(nil, &got), got.trailer...); !bytes.Equal(enc, tc.in) {
 				t.Fatalf("re-encoded % x, want % x", enc, tc.in)
 			}
 		})
 	}
 }
 
+// n16 is 16 bytes of v.
+func n16(v byte) []byte { return bytes.Repeat([]byte{v}, 16) }
+
 func FuzzDatagramDecoder(f *testing.F) {
 	for _, s := range [][]byte{
 		{0, 7, 1, 'S', 'L', 'S', 'M', 1, 7}, {0, 6, 9, 0x12, 0x34, 'a', 'b', 'c'}, {0, 3, 10, 0, 1},
 		{0, 4, 12, 1, 0, 9}, {0, 1, 11}, {0, 1, 13}, {0, 3, 8, 6, 'z'}, {0, 8, 2, 1, 0, 0, 0x25, 0x80, 0x10, 0},
+		append([]byte{0, 39, 1, 'S', 'L', 'S', 'M', 2, 7}, append(n16(1), n16(2)...)...),
+		append([]byte{0, 24, 2, 2, 0, 0, 0x25, 0x80, 0x10, 0}, n16(3)...),
+		append([]byte{0, 33, 15}, append(n16(4), n16(5)...)...),
+		append([]byte{0, 1, 11}, make([]byte, trailerLen)...),
+		append([]byte{0, 6, 9, 0x12, 0x34, 'a', 'b', 'c'}, bytes.Repeat([]byte{6}, trailerLen)...),
 	} {
 		f.Add(s)
 	}
@@ -212,7 +231,7 @@ func FuzzDatagramDecoder(f *testing.F) {
 			}
 			return
 		}
-		if enc := appendDatagram(nil, &d); !bytes.Equal(enc, b) {
+		if enc := append(appendDatagram(nil, &d), d.trailer...); !bytes.Equal(enc, b) {
 			t.Fatalf("round trip: % x became % x", b, enc)
 		}
 	})
@@ -283,7 +302,7 @@ func TestUDPServerBurst(t *testing.T) {
 		if err := a.Transmit(payload); err != nil {
 			t.Fatal(err)
 		}
-		if err := a.Transmit(payload); !errors.Is(err, ErrBusy) {
+		if err := a.Transmit(payload); !errors.Is(err, phy.ErrBusy) {
 			t.Fatalf("second Transmit: %v, want ErrBusy", err)
 		}
 		evs := wantEvents(t, b.Events(), phy.CarrierOn, phy.CarrierOff, phy.Received)
@@ -309,7 +328,7 @@ func TestUDPServerBurst(t *testing.T) {
 	inNS(t, ns, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_, err := dialUDP(ctx, addr, 1, zerolog.Nop(), 10*time.Millisecond, 100*time.Millisecond)
+		_, err := dialUDP(ctx, addr, 1, nil, zerolog.Nop(), 10*time.Millisecond, 100*time.Millisecond)
 		if !errors.Is(err, ErrNodeInUse) {
 			return fmt.Errorf("dial node 1 again: %v, want ErrNodeInUse", err)
 		}
@@ -357,7 +376,7 @@ func (f *fakeServer) welcome() {
 	if d := f.read(); d.typ != msgHello {
 		f.t.Fatalf("got type %d, want hello", d.typ)
 	}
-	f.send(&datagram{message: message{typ: msgWelcome, version: protoVersion, bitRate: 9600, maxFrame: 1000}})
+	f.send(&datagram{message: message{typ: msgWelcome, version: udpVersion, bitRate: 9600, maxFrame: 1000}})
 }
 
 // TestUDPClientRepairsLoss: a lost carrier off and a lost tx done are made
@@ -374,7 +393,7 @@ func TestUDPClientRepairsLoss(t *testing.T) {
 		defer h.Close()
 		runtime.LockOSThread()
 		netns.Set(h)
-		c, err := dialUDP(context.Background(), f.pc.LocalAddr().String(), 5, zerolog.Nop(), 10*time.Millisecond, 100*time.Millisecond)
+		c, err := dialUDP(context.Background(), f.pc.LocalAddr().String(), 5, nil, zerolog.Nop(), 10*time.Millisecond, 100*time.Millisecond)
 		if err != nil {
 			t.Error(err)
 		}
@@ -427,7 +446,7 @@ func TestUDPClientRepairsLoss(t *testing.T) {
 	wantEvents(t, c.Events(), phy.CarrierOn)
 	f.send(&datagram{message: *errorMessage(codeGone, "bye")})
 	wantEvents(t, c.Events(), phy.CarrierOff, phy.Down)
-	if err := c.Transmit([]byte("x")); !errors.Is(err, ErrDown) {
+	if err := c.Transmit([]byte("x")); !errors.Is(err, phy.ErrDown) {
 		t.Fatalf("Transmit while down: %v, want ErrDown", err)
 	}
 	f.welcome()
@@ -482,7 +501,21 @@ func TestUDPServerRestart(t *testing.T) {
 	var raw *net.UDPConn
 	inNS(t, ns, func() (err error) { raw, err = net.DialUDP("udp", nil, pc.LocalAddr().(*net.UDPAddr)); return err })
 	defer raw.Close()
-	raw.Write(appendMessage(nil, &message{typ: msgHello, version: protoVersion, node: 9}))
+	hello := func(cookie [cookieLen]byte) []byte {
+		return appendDatagram(nil, &datagram{message: message{typ: msgHello, version: udpVersion, node: 9}, cookie: cookie})
+	}
+	raw.Write(hello([cookieLen]byte{}))
+	buf := make([]byte, maxDatagram)
+	raw.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := raw.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := parseDatagram(buf[:n])
+	if err != nil || d.typ != msgCookie {
+		t.Fatalf("answer to a hello without a cookie: %+v, %v; want a cookie", d, err)
+	}
+	raw.Write(hello(d.cookie))
 	// DialUDP retries "node in use" for udpTimeout, by which time the
 	// silent session has expired.
 	c := udpDial(t, ns, addr, 9)

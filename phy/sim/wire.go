@@ -14,8 +14,13 @@ import (
 //
 // where length counts the type byte and the body.
 
-// protoVersion is the protocol version carried in hello and welcome.
-const protoVersion = 1
+// protoVersion is the stream protocol version a client says in its hello.
+// Version 2 added ping and pong (the client's keep-alive); a server still
+// welcomes version 1 clients, which never ping.
+const protoVersion = 2
+
+// minProtoVersion is the oldest stream protocol version a server accepts.
+const minProtoVersion = 1
 
 // protoMagic opens the hello body, so that a server spots a stranger at once.
 const protoMagic = "SLSM"
@@ -23,14 +28,16 @@ const protoMagic = "SLSM"
 type msgType uint8
 
 const (
-	msgHello      msgType = 1 // client → server: magic, version, node id
-	msgWelcome    msgType = 2 // server → client: version, bit rate, max frame
-	msgTransmit   msgType = 3 // client → server: the burst
-	msgReceived   msgType = 4 // server → client: a burst heard
-	msgCarrierOn  msgType = 5 // server → client
-	msgCarrierOff msgType = 6 // server → client
-	msgTxDone     msgType = 7 // server → client
-	msgError      msgType = 8 // server → client: code, text; the server then closes
+	msgHello      msgType = 1  // client → server: magic, version, node id
+	msgWelcome    msgType = 2  // server → client: version, bit rate, max frame
+	msgTransmit   msgType = 3  // client → server: the burst
+	msgReceived   msgType = 4  // server → client: a burst heard
+	msgCarrierOn  msgType = 5  // server → client
+	msgCarrierOff msgType = 6  // server → client
+	msgTxDone     msgType = 7  // server → client
+	msgError      msgType = 8  // server → client: code, text; the server then closes
+	msgPing       msgType = 11 // client → server: keep-alive, empty (stream version 2; UDP)
+	msgPong       msgType = 14 // server → client: the answer to a ping, empty (stream version 2)
 )
 
 // Error codes carried by msgError.
@@ -145,7 +152,7 @@ func parseBody(t msgType, body []byte) (message, error) {
 			return message{}, fmt.Errorf("%w: empty burst", errBadMessage)
 		}
 		m.data = body
-	case msgCarrierOn, msgCarrierOff, msgTxDone:
+	case msgCarrierOn, msgCarrierOff, msgTxDone, msgPing, msgPong:
 		if len(body) != 0 {
 			return message{}, fmt.Errorf("%w: type %d with a body", errBadMessage, t)
 		}

@@ -24,6 +24,8 @@ func TestMessageRoundTrip(t *testing.T) {
 		{"tx done", message{typ: msgTxDone}, []byte{0, 1, 7}},
 		{"error", message{typ: msgError, code: codeNodeInUse, data: []byte("in use")}, []byte{0, 8, 8, 3, 'i', 'n', ' ', 'u', 's', 'e'}},
 		{"error without text", message{typ: msgError, code: 1, data: []byte{}}, []byte{0, 2, 8, 1}},
+		{"ping", message{typ: msgPing}, []byte{0, 1, 11}},
+		{"pong", message{typ: msgPong}, []byte{0, 1, 14}},
 	} {
 		enc := appendMessage(nil, &tc.m)
 		if tc.want != nil && !bytes.Equal(enc, tc.want) {
@@ -88,6 +90,7 @@ func FuzzMessageDecoder(f *testing.F) {
 		{typ: msgReceived, data: []byte{0}},
 		{typ: msgCarrierOn}, {typ: msgCarrierOff}, {typ: msgTxDone},
 		{typ: msgError, code: 3, data: []byte("node id in use")},
+		{typ: msgPing}, {typ: msgPong}, {typ: msgHello, version: 2, node: 9},
 	} {
 		f.Add(appendMessage(nil, &m))
 	}

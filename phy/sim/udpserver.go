@@ -1,0 +1,480 @@
+package sim
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/slided/slided/auth"
+	"github.com/slided/slided/phy"
+)
+
+// Timing of the UDP transport.
+const (
+	// udpPingInterval: how often a client pings; the server answers each
+	// ping with the session's state. Idle, a client wakes twice per
+	// interval (its ping, the answer).
+	udpPingInterval = 2 * time.Second
+	// udpTimeout: a peer heard from for this long is gone (three pings).
+	udpTimeout = 3 * udpPingInterval
+	// udpExpirySlack: how late after udpTimeout the server may notice a
+	// silent session (it batches expiries that fall this close).
+	udpExpirySlack = time.Second
+	// udpHelloWait: how long a client waits for the answer to one hello.
+	udpHelloWait = 500 * time.Millisecond
+	// udpTxGrace: how long after the airtime a client waits for a tx done
+	// before it takes the burst for lost and reports TxDone itself.
+	udpTxGrace = time.Second
+	// udpWriteTimeout bounds one datagram write (the socket buffer is full).
+	udpWriteTimeout = 100 * time.Millisecond
+)
+
+// UDPStats counts what a Server's UDP transport saw, over all its Serve
+// calls.
+type UDPStats struct {
+	Datagrams     uint64 // well-formed datagrams received
+	Junk          uint64 // datagrams that did not decode (dropped)
+	UnknownSource uint64 // well-formed datagrams, hello aside, from an address without a session (dropped)
+	Unexpected    uint64 // well-formed but out of place: a server message from a client, a duplicate or refused transmit
+	Sessions      uint64 // sessions opened (a client's hello accepted)
+	Expired       uint64 // sessions ended because the client fell silent for udpTimeout
+	SendErrors    uint64 // datagrams the socket refused to send
+	Cookies       uint64 // cookies sent (hellos without a valid cookie)
+	OldVersion    uint64 // hellos of another protocol version (answered at most once per source per 10 s)
+	AuthFailures  uint64 // datagrams dropped: no trailer or a wrong tag (with a key), or a trailer without one
+	Replays       uint64 // datagrams dropped: a counter already seen or too old
+	Squats        uint64 // hellos refused because a live session holds the node id
+	Suppressed    uint64 // complaint log lines suppressed by the rate limit
+}
+
+type udpCounters struct {
+	datagrams, junk, unknown, unexpected, sessions, expired, sendErrors atomic.Uint64
+	cookies, oldVersion, authFailures, replays, squats                  atomic.Uint64
+}
+
+// UDPStats returns the UDP transport's counters; safe from any goroutine.
+func (s *Server) UDPStats() UDPStats {
+	c := &s.udpCount
+	var suppressed uint64
+	if l := s.complaints.Load(); l != nil {
+		suppressed = l.total()
+	}
+	return UDPStats{
+		Datagrams: c.datagrams.Load(), Junk: c.junk.Load(), UnknownSource: c.unknown.Load(),
+		Unexpected: c.unexpected.Load(), Sessions: c.sessions.Load(), Expired: c.expired.Load(),
+		SendErrors: c.sendErrors.Load(), Cookies: c.cookies.Load(), OldVersion: c.oldVersion.Load(),
+		AuthFailures: c.authFailures.Load(), Replays: c.replays.Load(), Squats: c.squats.Load(),
+		Suppressed: suppressed,
+	}
+}
+
+// SetUDPKey makes the UDP transport authenticate its members with key (the
+// clients must dial with the same key); call it before Serve. Without it,
+// any address that passes the cookie exchange may attach.
+func (s *Server) SetUDPKey(key auth.Key) {
+	s.udpKey = &key
+}
+
+// ServeUDP is Serve for clients on a UDP socket (DialUDP): it serves until
+// ctx is done or pc fails, closes pc and returns.
+func (s *Server) ServeUDP(ctx context.Context, pc *net.UDPConn) error {
+	return s.ServeAll(ctx, nil, pc)
+}
+
+// ListenUDP opens a UDP socket on addr ("HOST:PORT") for ServeUDP.
+func ListenUDP(addr string) (*net.UDPConn, error) {
+	a, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("sim: udp address %q: %w", addr, err)
+	}
+	pc, err := net.ListenUDP("udp", a)
+	if err != nil {
+		return nil, fmt.Errorf("sim: listen udp: %w", err)
+	}
+	return pc, nil
+}
+
+// udpServer is the UDP side of a Server. Its sessions are owned by the
+// owner goroutine, which also writes every datagram; the reader goroutine
+// (readUDP) touches only pc's read side, the counters and the complaint
+// limiter.
+type udpServer struct {
+	pc         *net.UDPConn
+	cnt        *udpCounters
+	log        zerolog.Logger
+	bitRate    uint32
+	sessions   map[netip.AddrPort]*udpSession
+	wbuf       []byte
+	jar        cookieJar
+	psk        *auth.Key // nil: no member authentication
+	hello      *tagger   // under the hello key, with psk
+	lastHello  [256]uint64
+	complaints *complaintLimiter
+}
+
+func newUDPServer(pc *net.UDPConn, bitRate int, psk *auth.Key, cnt *udpCounters, cl *complaintLimiter, log zerolog.Logger) *udpServer {
+	u := &udpServer{pc: pc, bitRate: uint32(bitRate), cnt: cnt, log: log, psk: psk, complaints: cl,
+		sessions: make(map[netip.AddrPort]*udpSession), wbuf: make([]byte, 0, maxDatagram)}
+	rand.Read(u.jar.secret[:]) // never fails (crypto/rand)
+	if psk != nil {
+		u.hello = newTagger(helloKey(psk))
+	}
+	return u
+}
+
+// complain logs a complaint about src, at most one line per source per
+// complaintEvery.
+func (u *udpServer) complain(now time.Time, src netip.AddrPort, msg string, err error) {
+	ok, n := u.complaints.allow(now, src.Addr())
+	if !ok {
+		return
+	}
+	ev := u.log.Warn().Str("remote", src.String())
+	if err != nil {
+		ev = ev.Err(err)
+	}
+	if n > 0 {
+		ev = ev.Int("suppressed", n)
+	}
+	ev.Msg(msg)
+}
+
+// udpSession is one attached UDP client (an attachment).
+type udpSession struct {
+	u         *udpServer
+	addr      netip.AddrPort
+	id        NodeID
+	heard     time.Time // last datagram from the client
+	carrier   bool      // last carrier event sent
+	rxSeq     uint16    // last transmit seen
+	haveRx    bool
+	txSeq     uint16 // the transmit on air, if inTx
+	inTx      bool
+	doneSeq   uint16 // last transmit done (or refused)
+	closeOnce bool
+	cnonce    [nonceLen]byte // of the hello that made the session
+	welcome   []byte         // the welcome sent, resent for a repeated hello
+	tag       *tagger        // session key; nil without a key
+	sendCtr   uint64
+	recv      replayWindow
+}
+
+func (ss *udpSession) node() NodeID { return ss.id }
+
+// enqueueEvent sends ev at once; a UDP client is never a slow reader (what
+// the network drops, the state answer to the next ping repairs, or the MAC
+// retries).
+func (ss *udpSession) enqueueEvent(ev phy.Event) bool {
+	u := ss.u
+	switch ev.Kind {
+	case phy.Received:
+		u.wbuf = appendData(u.wbuf[:0], msgReceived, ev.Data)
+	case phy.CarrierOn, phy.CarrierOff:
+		ss.carrier = ev.Kind == phy.CarrierOn
+		t := msgCarrierOff
+		if ss.carrier {
+			t = msgCarrierOn
+		}
+		u.wbuf = appendEmpty(u.wbuf[:0], t)
+	case phy.TxDone:
+		ss.inTx, ss.doneSeq = false, ss.txSeq
+		u.wbuf = appendDatagram(u.wbuf[:0], &datagram{message: message{typ: msgUTxDone}, seq: ss.txSeq})
+	default:
+		return true
+	}
+	ss.send()
+	return true
+}
+
+// send seals u.wbuf for the session and writes it.
+func (ss *udpSession) send() {
+	u := ss.u
+	if ss.tag != nil {
+		ss.sendCtr++
+		u.wbuf = ss.tag.seal(u.wbuf, u.wbuf, dirServer, ss.sendCtr)
+	}
+	u.send(ss.addr)
+}
+
+// close is called by the owner after it detached the node: the client is
+// told the session is over, so that it reconnects at once.
+func (ss *udpSession) close() {
+	if ss.closeOnce {
+		return
+	}
+	ss.closeOnce = true
+	ss.sendError(codeGone, "session ended by the medium server")
+	delete(ss.u.sessions, ss.addr)
+}
+
+func (ss *udpSession) sendError(code uint8, text string) {
+	ss.u.wbuf = appendMessage(ss.u.wbuf[:0], errorMessage(code, text))
+	ss.send()
+}
+
+// send writes u.wbuf to addr; a failure is counted, never waited on.
+func (u *udpServer) send(addr netip.AddrPort) {
+	u.pc.SetWriteDeadline(time.Now().Add(udpWriteTimeout))
+	if _, err := u.pc.WriteToUDPAddrPort(u.wbuf, addr); err != nil {
+		u.cnt.sendErrors.Add(1)
+	}
+}
+
+// helloError answers a hello that passed the cookie exchange with an error;
+// with a key it is tagged under the hello key with the hello's counter, so
+// that the client can trust it.
+func (u *udpServer) helloError(to netip.AddrPort, ctr uint64, code uint8, text string) {
+	u.wbuf = appendMessage(u.wbuf[:0], errorMessage(code, text))
+	if u.hello != nil && ctr != 0 {
+		u.wbuf = u.hello.seal(u.wbuf, u.wbuf, dirServer, ctr)
+	}
+	u.send(to)
+}
+
+// detach ends a session without telling the client.
+func (u *udpServer) detach(now time.Time, m *Medium, conns *[256]attachment, ss *udpSession) {
+	if conns[ss.id] == ss {
+		conns[ss.id] = nil
+		m.Detach(now, ss.id)
+	}
+	ss.closeOnce = true
+	delete(u.sessions, ss.addr)
+}
+
+// handle is the owner's part for one datagram from from.
+func (u *udpServer) handle(now time.Time, m *Medium, conns *[256]attachment, from netip.AddrPort, d *datagram) {
+	ss := u.sessions[from]
+	if d.typ == msgHello {
+		u.handleHello(now, m, conns, from, d, ss)
+		return
+	}
+	if ss == nil {
+		u.cnt.unknown.Add(1)
+		return
+	}
+	if ss.tag != nil {
+		ctr, ok := ss.tag.open(d, dirClient)
+		if !ok {
+			u.cnt.authFailures.Add(1)
+			u.complain(now, from, "sim: udp datagram with a wrong tag dropped", nil)
+			return
+		}
+		if !ss.recv.accept(ctr) {
+			u.cnt.replays.Add(1)
+			u.complain(now, from, "sim: udp datagram replayed; dropped", nil)
+			return
+		}
+	} else if len(d.trailer) != 0 {
+		u.cnt.authFailures.Add(1)
+		return
+	}
+	ss.heard = now
+	switch d.typ {
+	case msgPing:
+		u.wbuf = appendDatagram(u.wbuf[:0], &datagram{message: message{typ: msgState}, carrier: ss.carrier, seq: ss.doneSeq})
+		ss.send()
+	case msgBye:
+		u.detach(now, m, conns, ss)
+		u.log.Info().Uint8("node", ss.id).Str("remote", from.String()).Msg("sim: udp client left")
+	case msgUTransmit:
+		if ss.haveRx && d.seq == ss.rxSeq {
+			u.cnt.unexpected.Add(1) // a duplicated datagram
+			return
+		}
+		ss.rxSeq, ss.haveRx = d.seq, true
+		if _, err := m.Transmit(now, ss.id, d.data); err != nil {
+			// The client gave up waiting for the previous tx done, or
+			// sent too much: the burst is lost, and said so at once.
+			u.cnt.unexpected.Add(1)
+			u.log.Debug().Err(err).Uint8("node", ss.id).Msg("sim: udp transmit refused")
+			ss.doneSeq = d.seq
+			u.wbuf = appendDatagram(u.wbuf[:0], &datagram{message: message{typ: msgUTxDone}, seq: d.seq})
+			ss.send()
+			return
+		}
+		ss.txSeq, ss.inTx = d.seq, true
+	default:
+		u.cnt.unexpected.Add(1)
+	}
+}
+
+// oldVersionText is the error an old client gets; short, since the address
+// has not proven it asked (a spoofed version 1 hello is 9 bytes).
+const oldVersionText = "sim: medium speaks udp protocol 2; upgrade slided"
+
+func (u *udpServer) handleHello(now time.Time, m *Medium, conns *[256]attachment, from netip.AddrPort, d *datagram, ss *udpSession) {
+	if d.old || d.version != udpVersion {
+		u.cnt.oldVersion.Add(1)
+		// At most one answer per source per complaintEvery: the answer is
+		// larger than a version 1 hello.
+		if ok, _ := u.complaints.allow(now, from.Addr()); ok {
+			u.log.Warn().Str("remote", from.String()).Uint8("version", d.version).Msg("sim: udp hello of another protocol version")
+			u.wbuf = appendMessage(u.wbuf[:0], errorMessage(codeVersion, oldVersionText))
+			u.send(from)
+		}
+		return
+	}
+	if !u.jar.valid(now, from, d.cookie) {
+		// Stateless: the answer is smaller than the hello, and nothing is
+		// kept for an address that has not proven it receives there.
+		u.cnt.cookies.Add(1)
+		u.wbuf = appendDatagram(u.wbuf[:0], &datagram{message: message{typ: msgCookie}, nonce: d.nonce, cookie: u.jar.make(now, from)})
+		u.send(from)
+		return
+	}
+	var ctr uint64
+	switch {
+	case u.psk == nil && len(d.trailer) != 0:
+		u.cnt.authFailures.Add(1)
+		u.helloError(from, 0, codeKey, "this medium has no key; dial without one")
+		u.complain(now, from, "sim: udp hello with a key, but the medium has none", nil)
+		return
+	case u.psk != nil:
+		var ok bool
+		if ctr, ok = u.hello.open(d, dirClient); !ok {
+			u.cnt.authFailures.Add(1)
+			u.helloError(from, 0, codeKey, "key missing or wrong")
+			u.complain(now, from, "sim: udp hello without the medium's key refused", nil)
+			return
+		}
+		if ctr <= u.lastHello[d.node] && !(ss != nil && ss.id == d.node && ss.cnonce == d.nonce) {
+			u.cnt.replays.Add(1)
+			u.complain(now, from, "sim: udp hello replayed; dropped", nil)
+			return
+		}
+		u.lastHello[d.node] = max(u.lastHello[d.node], ctr)
+	}
+	if ss != nil {
+		if ss.id == d.node {
+			ss.heard = now
+			if ss.cnonce == d.nonce {
+				// The welcome was lost: the same one again.
+				u.wbuf = append(u.wbuf[:0], ss.welcome...)
+				u.send(from)
+				return
+			}
+			// The client started over (it lost us for a while): a new
+			// session on the same attachment.
+			u.welcome(now, ss, d)
+			return
+		}
+		u.detach(now, m, conns, ss)
+	}
+	if err := m.Attach(d.node); err != nil {
+		code := uint8(codeProtocol)
+		switch {
+		case errors.Is(err, ErrNodeInUse):
+			code = codeNodeInUse
+			u.cnt.squats.Add(1)
+		case errors.Is(err, ErrInvalidNode):
+			code = codeBadNode
+		}
+		u.helloError(from, ctr, code, err.Error())
+		u.complain(now, from, fmt.Sprintf("sim: udp client rejected (node %d)", d.node), err)
+		return
+	}
+	ss = &udpSession{u: u, addr: from, id: d.node, heard: now}
+	u.sessions[from] = ss
+	conns[d.node] = ss
+	u.cnt.sessions.Add(1)
+	u.welcome(now, ss, d)
+	u.log.Info().Uint8("node", d.node).Str("remote", from.String()).Bool("key", u.psk != nil).Msg("sim: udp client attached")
+}
+
+// welcome (re)starts ss's session for hello d and sends the welcome.
+func (u *udpServer) welcome(now time.Time, ss *udpSession, d *datagram) {
+	w := datagram{message: message{typ: msgWelcome, version: udpVersion, bitRate: u.bitRate, maxFrame: MaxFrame}}
+	rand.Read(w.nonce[:])
+	ss.cnonce, ss.sendCtr, ss.recv = d.nonce, 0, replayWindow{}
+	if u.psk != nil {
+		ss.tag = newTagger(sessionKey(u.psk, d.nonce, w.nonce, ss.id))
+	}
+	u.wbuf = appendDatagram(u.wbuf[:0], &w)
+	ss.send()
+	ss.welcome = append(ss.welcome[:0], u.wbuf...)
+}
+
+// nextExpiry is when the quietest session is due to expire (plus the
+// slack); false without sessions.
+func (u *udpServer) nextExpiry() (time.Time, bool) {
+	var first time.Time
+	for _, ss := range u.sessions {
+		if first.IsZero() || ss.heard.Before(first) {
+			first = ss.heard
+		}
+	}
+	return first.Add(udpTimeout + udpExpirySlack), !first.IsZero()
+}
+
+// tick ends the sessions of silent clients.
+func (u *udpServer) tick(now time.Time, m *Medium, conns *[256]attachment) {
+	for _, ss := range u.sessions {
+		if now.Sub(ss.heard) >= udpTimeout {
+			ss.sendError(codeGone, "silent for too long")
+			u.detach(now, m, conns, ss)
+			u.cnt.expired.Add(1)
+			u.log.Warn().Uint8("node", ss.id).Str("remote", ss.addr.String()).Msg("sim: udp client silent; detached")
+		}
+	}
+}
+
+// readUDP is the UDP reader goroutine: it decodes datagrams and hands the
+// good ones to the owner. It returns nil once ctx is done, or the socket's
+// error if it fails otherwise.
+func (s *Server) readUDP(ctx context.Context, u *udpServer) error {
+	buf := make([]byte, maxDatagram+1) // one more: a longer datagram shows as junk
+	reply := make(chan error, 1)
+	var d datagram
+	for {
+		n, from, err := u.pc.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("sim: udp read: %w", err)
+			}
+			s.log.Warn().Err(err).Msg("sim: udp read")
+			continue
+		}
+		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		d, err = parseDatagram(buf[:n])
+		if err != nil {
+			u.cnt.junk.Add(1)
+			u.complain(time.Now(), from, "sim: junk datagram dropped", err)
+			continue
+		}
+		u.cnt.datagrams.Add(1)
+		if s.ask(ctx, request{op: reqDatagram, from: from, dg: &d, reply: reply}) != nil {
+			return nil
+		}
+	}
+}
+
+// keepalive tracks one peer's liveness; the owner passes the time in.
+type keepalive struct {
+	interval, timeout time.Duration
+	heardAt, sentAt   time.Time
+}
+
+func (k *keepalive) reset(now time.Time)        { k.heardAt, k.sentAt = now, time.Time{} }
+func (k *keepalive) heard(now time.Time)        { k.heardAt = now }
+func (k *keepalive) sent(now time.Time)         { k.sentAt = now }
+func (k *keepalive) dead(now time.Time) bool    { return now.Sub(k.heardAt) >= k.timeout }
+func (k *keepalive) pingDue(now time.Time) bool { return now.Sub(k.sentAt) >= k.interval }
+
+// next is when something is due: a ping, or the peer's timeout.
+func (k *keepalive) next() time.Time {
+	p, d := k.sentAt.Add(k.interval), k.heardAt.Add(k.timeout)
+	if p.Before(d) {
+		return p
+	}
+	return d
+}
