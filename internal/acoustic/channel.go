@@ -318,8 +318,9 @@ const (
 )
 
 type reception struct {
-	b    *burst
-	lost lossReason
+	b      *burst
+	lost   lossReason
+	missed int // Streaming: bytes lost
 }
 
 func serialByte(baud int) time.Duration {
@@ -552,13 +553,22 @@ func (c *Channel) handle(ev *event) {
 		}
 		m.rx = append(m.rx, r)
 	case evRxByte:
-		if r := m.reception(ev.tx); r != nil && r.lost == notLost {
-			c.receive(ev.modem, []byte{ev.b})
+		if r := m.reception(ev.tx); r != nil {
+			if r.lost == notLost {
+				c.receive(ev.modem, []byte{ev.b})
+			} else {
+				r.missed++
+			}
 		}
 	case evRxEnd:
 		r := m.removeReception(ev.tx)
 		if r == nil {
 			return
+		}
+		if ev.tx.data == nil && r.missed == 0 {
+			// Streaming: hit only in the carrier's hold after the
+			// last byte, so nothing was lost.
+			r.lost = notLost
 		}
 		switch r.lost {
 		case lostHalfDuplex:

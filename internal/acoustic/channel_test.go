@@ -278,6 +278,36 @@ func TestStreamingHalfDuplex(t *testing.T) {
 	}
 }
 
+// TestStreamingTail: a receiver that keys up after the last byte of a burst
+// arrived, while the sender still holds its carrier, loses nothing; one that
+// keys up before the last byte loses the rest of the burst.
+func TestStreamingTail(t *testing.T) {
+	last := sb + pre + 10*air(1) // the last byte's end on air (and at B, prop 0)
+	for _, tt := range []struct {
+		desc   string
+		bKeyUp time.Duration
+		lost   bool
+	}{
+		{"in the hold", last + gap/2, false},
+		{"before the last byte", last - air(1)/2, true},
+	} {
+		t.Run(tt.desc, func(t *testing.T) {
+			c, err := NewChannel(twoModems(Streaming, 0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ds := runScript(t, c, []write{{0, 0, pattern(10, 1)}, {tt.bKeyUp - sb, 1, []byte{7}}})
+			st := c.Stats(1)
+			if tt.lost != (st.LostHalfDuplex == 1) || tt.lost == (st.Delivered == 1) {
+				t.Errorf("%+v", st)
+			}
+			if n := len(joined(to(ds, 1))); tt.lost != (n < 10) {
+				t.Errorf("%d bytes delivered", n)
+			}
+		})
+	}
+}
+
 // TestErrors: bit errors, drops, queue overflow, serial overrun and garbage
 // are applied and counted.
 func TestErrors(t *testing.T) {
