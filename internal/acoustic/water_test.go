@@ -181,3 +181,24 @@ func TestWaterClose(t *testing.T) {
 	}
 	t.Errorf("%d goroutines after Close, %d before", runtime.NumGoroutine(), before)
 }
+
+// TestWaterReopen: a daemon that closes its serial port and opens it again
+// (as phy/serial does after a Down) finds the modem still there.
+func TestWaterReopen(t *testing.T) {
+	w := startWater(t, Packet)
+	b := openSlave(t, w.Path(1))
+	first := openSlave(t, w.Path(0))
+	first.Write([]byte("one"))
+	if got := readN(t, b, 3); string(got) != "one" {
+		t.Fatalf("got %q", got)
+	}
+	first.Close()
+	again := openSlave(t, w.Path(0))
+	again.Write([]byte("two"))
+	if got := readN(t, b, 3); string(got) != "two" {
+		t.Fatalf("got %q", got)
+	}
+	if err := w.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
