@@ -288,6 +288,7 @@ func (w *Water) reader(i int) {
 		var rerr error
 		stall := false
 		err := rc.Read(func(fd uintptr) bool {
+			k, rerr = 0, nil // a previous call may have seen EAGAIN
 			n := len(buf)
 			p.stallMu.Lock()
 			after := p.stallAfter
