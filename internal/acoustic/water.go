@@ -268,8 +268,8 @@ func (w *Water) sleepUntil(t time.Duration) bool {
 }
 
 // reader takes what the daemon writes to modem i, no faster than the
-// serial rate (it sleeps while the Channel holds more than a few
-// milliseconds of bytes not yet arrived), honouring a planned stall. It
+// serial rate (it sleeps while the Channel holds more than 50 ms of bytes
+// not yet arrived), honouring a planned stall. It
 // exits when the master is closed.
 func (w *Water) reader(i int) {
 	defer w.wg.Done()
@@ -280,7 +280,10 @@ func (w *Water) reader(i int) {
 		return
 	}
 	buf := make([]byte, 64)
-	slack := 10 * time.Millisecond
+	// The reader takes the next bytes while the Channel still holds this
+	// much of the earlier ones, so that a reader woken late on a busy
+	// machine does not open a gap that would split the daemon's packet.
+	const slack = 50 * time.Millisecond
 	for {
 		// The stall plan is read when the master is readable, not before
 		// waiting, so that a Stall called meanwhile applies to these bytes.
