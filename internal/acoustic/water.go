@@ -269,8 +269,8 @@ func (w *Water) sleepUntil(t time.Duration) bool {
 
 // reader takes what the daemon writes to modem i, no faster than the
 // serial rate (it sleeps while the Channel holds more than 50 ms of bytes
-// not yet arrived), honouring a planned stall. It
-// exits when the master is closed.
+// not yet arrived), honouring a planned stall. It exits when the master is
+// closed.
 func (w *Water) reader(i int) {
 	defer w.wg.Done()
 	p := w.ports[i]
