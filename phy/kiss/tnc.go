@@ -120,8 +120,8 @@ type TNC struct {
 	txbuf   []byte        // the KISS frame of txraw, encoded by run, read by the writer
 	otherc  chan []byte   // SendOther → run: KISS frames of other programs, bounded
 	tap     atomic.Pointer[func(port byte, data []byte)]
-	busy    atomic.Bool   // a burst is outstanding
-	up      atomic.Bool   // connected
+	busy    atomic.Bool // a burst is outstanding
+	up      atomic.Bool // connected
 
 	closing   chan struct{}
 	closeOnce sync.Once
