@@ -67,7 +67,12 @@ const (
 	readBuf = 4096
 	// otherQueue bounds the frames of other programs (SendOther) waiting
 	// for the writer; SendOther refuses more.
-	otherQueue = 16
+	otherQueue = 32
+	// otherBacklog bounds the estimated airtime of other programs' frames
+	// written to the TNC and not yet on air: SendOther refuses more (a
+	// client that floods), so that slided's own bursts never wait longer
+	// behind them.
+	otherBacklog = 15 * time.Second
 	// exitWait bounds the write of the exit command at Close.
 	exitWait = time.Second
 )
@@ -120,8 +125,11 @@ type TNC struct {
 	txbuf   []byte        // the KISS frame of txraw, encoded by run, read by the writer
 	otherc  chan []byte   // SendOther → run: KISS frames of other programs, bounded
 	tap     atomic.Pointer[func(port byte, data []byte)]
-	busy    atomic.Bool // a burst is outstanding
-	up      atomic.Bool // connected
+	// otherEnd is run's estimate of when the other programs' frames
+	// written so far have left (UnixNano), for SendOther's backlog check.
+	otherEnd atomic.Int64
+	busy     atomic.Bool // a burst is outstanding
+	up       atomic.Bool // connected
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -350,6 +358,9 @@ func (t *TNC) SendOther(port byte, data []byte) error {
 	}
 	if !t.up.Load() {
 		return fmt.Errorf("kiss: %s: %w", t.target, phy.ErrDown)
+	}
+	if b := time.Duration(t.otherEnd.Load() - t.clk.Now().UnixNano()); b > otherBacklog {
+		return fmt.Errorf("kiss: other programs' frames hold the channel for %v more (at most %v): %w", b.Round(time.Millisecond), otherBacklog, phy.ErrBusy)
 	}
 	select {
 	case t.otherc <- f:
@@ -708,6 +719,7 @@ func (t *TNC) run(c conn) {
 		}
 		carrierOff()
 		otherEnd = time.Time{}
+		t.otherEnd.Store(0)
 		t.count(func(s *Stats) { s.Drops++ })
 		now := t.clk.Now()
 		upFor := now.Sub(upSince)
@@ -796,7 +808,6 @@ func (t *TNC) run(c conn) {
 				continue
 			}
 			if wSlided {
-				t.count(func(s *Stats) { s.Sent++ })
 				if acking && ackEarly {
 					t.count(func(s *Stats) { s.Acked++ })
 					txDone()
@@ -804,13 +815,14 @@ func (t *TNC) run(c conn) {
 					txTimer = t.clk.NewTimer(txTime())
 					txC = txTimer.C()
 				}
+				t.count(func(s *Stats) { s.Sent++ }) // after the timer: tests wait for the count
 			} else {
-				t.count(func(s *Stats) { s.OthersSent++ })
 				now := t.clk.Now()
 				if otherEnd.Before(now) {
 					otherEnd = now
 				}
 				otherEnd = otherEnd.Add(t.cfg.TxTime(wOther))
+				t.otherEnd.Store(otherEnd.UnixNano())
 				if !carrier {
 					carrier = true
 					q.Push(phy.Event{Kind: phy.CarrierOn})
@@ -820,6 +832,7 @@ func (t *TNC) run(c conn) {
 				}
 				carTimer = t.clk.NewTimer(otherEnd.Sub(now))
 				carC = carTimer.C()
+				t.count(func(s *Stats) { s.OthersSent++ })
 			}
 			kick()
 
