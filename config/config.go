@@ -49,6 +49,7 @@ type File struct {
 	KeyMaxAge   string   `toml:"key_max_age"` // a Go duration, e.g. "10m"
 	NeighAnswer *bool    `toml:"neigh_answer"`
 	CWSenders   *bool    `toml:"cw_senders"`
+	KISSServer  string   `toml:"kiss_server"` // HOST:PORT of a KISS server sharing the TNC (docs/modems.md)
 
 	path string // the file Load read, for Apply's messages
 }

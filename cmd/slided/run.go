@@ -54,6 +54,7 @@ type runFlags struct {
 	keyMaxAge  time.Duration
 	neigh      bool
 	cwSenders  bool
+	kissServer string
 	log        logFlags
 }
 
@@ -81,6 +82,7 @@ func cmdRun(args []string) error {
 	fs.StringVar(&f.key, "key", "", "file with the pre-shared key (64 hex digits, mode 0600): frames are authenticated, forged and replayed ones dropped; a second line holds a key also accepted during a changeover")
 	fs.StringVar(&f.stateDir, "state-dir", defaultStateDir, "directory where, with -key, the counters that must never repeat are kept across restarts (must be writable)")
 	fs.DurationVar(&f.keyMaxAge, "key-max-age", 0, "with -key, refuse frames sealed longer ago than this by the sender's clock (e.g. 10m; only when every node keeps real time; 0: off)")
+	fs.StringVar(&f.kissServer, "kiss-server", "", "with a kiss modem, share the TNC with other programs (APRS clients) through a KISS TCP server at HOST:PORT, or PORT on loopback (off by default; docs/modems.md)")
 	f.log.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -173,8 +175,17 @@ func (f *runFlags) validate() (runConfig, error) {
 		return c, fmt.Errorf("-policy: %w", err)
 	}
 	c.policy = pol
-	if _, _, err := splitPHY(f.phy); err != nil {
+	kind, _, err := splitPHY(f.phy)
+	if err != nil {
 		return c, err
+	}
+	if f.kissServer != "" {
+		if kind != "kiss-tcp" && kind != "kiss-serial" {
+			return c, fmt.Errorf("-kiss-server: only with a kiss modem (-phy kiss-tcp:... or kiss-serial:...), not %s", kind)
+		}
+		if _, err := kiss.ListenAddr(f.kissServer); err != nil {
+			return c, fmt.Errorf("-kiss-server: %w", err)
+		}
 	}
 	return c, nil
 }
@@ -241,6 +252,24 @@ func openPHY(ctx context.Context, spec string, node framing.NodeID, log zerolog.
 		return retryOpen(ctx, log, func() (*kiss.TNC, error) { return kiss.Dial(ctx, cfg, log) })
 	}
 	return nil, fmt.Errorf("unknown modem kind %q", kind)
+}
+
+// serveKISS starts the KISS server that shares the TNC p with other programs.
+func serveKISS(f runFlags, p bridge.PHY, log zerolog.Logger) (*kiss.Server, error) {
+	tnc, ok := p.(*kiss.TNC)
+	if !ok {
+		return nil, fmt.Errorf("-kiss-server: the modem is not a kiss TNC")
+	}
+	kind, rest, _ := splitPHY(f.phy)
+	cfg, err := parseKISS(kind, rest)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := kiss.Serve(kiss.ServerConfig{Addr: f.kissServer, MaxFrame: cfg.MaxFrame}, tnc, log.With().Str("part", "kiss-server").Logger())
+	if err != nil {
+		return nil, fmt.Errorf("-kiss-server: %w", err)
+	}
+	return srv, nil
 }
 
 // retryOpen calls open until it succeeds or ctx is done, backing off from
@@ -370,6 +399,13 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 		return fmt.Errorf("open modem: %w", err)
 	}
 	defer p.Close()
+	if f.kissServer != "" {
+		srv, err := serveKISS(f, p, log)
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+	}
 	tuneNeighbours(dev.Name(), p.Info().BitRate, f.mtu, log)
 
 	if f.user != "" {
