@@ -5,7 +5,10 @@
 // the configured port; each KISS data frame the TNC delivers on that port
 // comes up as one Received event. A TNC says neither when a frame has left
 // nor when the channel is busy, so TxDone is an estimate from the air rate
-// (Config.TxTime) and no carrier events are reported: channel access is the
+// (Config.TxTime), or the TNC's ACKMODE answer where it gives one
+// (Config.AckMode), and no carrier events of the channel are reported (only
+// the estimated airtime of other programs' frames, SendOther, shows as
+// carrier: see Server): channel access is the
 // TNC's own p-persistent CSMA (FullDuplex false), or the client's
 // (FullDuplex true). With the TNC's CSMA, a frame received while a burst is
 // outstanding restarts the estimate from its arrival: the TNC deferred to it.
