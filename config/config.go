@@ -50,6 +50,7 @@ type File struct {
 	NeighAnswer *bool    `toml:"neigh_answer"`
 	CWSenders   *bool    `toml:"cw_senders"`
 	KISSServer  string   `toml:"kiss_server"` // HOST:PORT of a KISS server sharing the TNC (docs/modems.md)
+	KeyMode     string   `toml:"key_mode"`    // "seal" or "sign" (authenticate only, amateur bands)
 
 	path string // the file Load read, for Apply's messages
 }

@@ -55,6 +55,7 @@ type runFlags struct {
 	neigh      bool
 	cwSenders  bool
 	kissServer string
+	keyMode    string
 	log        logFlags
 }
 
@@ -82,6 +83,7 @@ func cmdRun(args []string) error {
 	fs.StringVar(&f.key, "key", "", "file with the pre-shared key (64 hex digits, mode 0600): frames are authenticated, forged and replayed ones dropped; a second line holds a key also accepted during a changeover")
 	fs.StringVar(&f.stateDir, "state-dir", defaultStateDir, "directory where, with -key, the counters that must never repeat are kept across restarts (must be writable)")
 	fs.DurationVar(&f.keyMaxAge, "key-max-age", 0, "with -key, refuse frames sealed longer ago than this by the sender's clock (e.g. 10m; only when every node keeps real time; 0: off)")
+	fs.StringVar(&f.keyMode, "key-mode", "seal", "with -key: seal (encrypt and authenticate) or sign (authenticate only, the payload readable on air: amateur bands forbid encryption); every node must agree (docs/link-arq.md)")
 	fs.StringVar(&f.kissServer, "kiss-server", "", "with a kiss modem, share the TNC with other programs (APRS clients) through a KISS TCP server at HOST:PORT, or PORT on loopback (off by default; docs/modems.md)")
 	f.log.register(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -118,6 +120,7 @@ type runConfig struct {
 	policy bridge.Policy
 	key    *auth.Key
 	key2   *auth.Key // accepted too, during a changeover
+	mode   auth.Mode
 }
 
 // defaultStateDir is -state-dir's default: the unit's StateDirectory.
@@ -153,9 +156,15 @@ func (f *runFlags) validate() (runConfig, error) {
 		if f.stateDir == "" {
 			return c, errors.New("-state-dir: a key needs a state directory, so that no counter is ever reused")
 		}
+		if c.mode, err = auth.ParseMode(f.keyMode); err != nil {
+			return c, fmt.Errorf("-key-mode: %w", err)
+		}
 		if f.keyMaxAge < 0 {
 			return c, fmt.Errorf("-key-max-age %v: want a positive duration (0: off)", f.keyMaxAge)
 		}
+	}
+	if f.key == "" && f.keyMode != "seal" {
+		return c, fmt.Errorf("-key-mode %s: only with -key", f.keyMode)
 	}
 	if err := bridge.CheckFrameMax(bridge.Config{FrameMax: f.frameMax, MTU: f.mtu, Key: c.key}); err != nil {
 		return c, fmt.Errorf("-%w", err)
@@ -435,6 +444,7 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 		Key2:              c.key2,
 		KeyState:          keyState,
 		KeyMaxAge:         f.keyMaxAge,
+		KeyMode:           c.mode,
 		NoNeighAnswer:     !f.neigh,
 		WindowFromSenders: f.cwSenders,
 		Log:               log,
