@@ -13,7 +13,10 @@ import (
 
 // signVector is the test vector of docs/frame-format.md: testKey, node 1 to
 // node 2, counter 0x0102030405, inner kind KindData, payload 08 00 45.
-const signVector = "00010203040500080045"
+const (
+	signVector = "00010203040500080045"
+	signTag    = "2d1a26ab337f9511"
+)
 
 func TestSignLayout(t *testing.T) {
 	s := mustSealer(t, testKey, 1, 0x0102030405)
@@ -40,7 +43,9 @@ func TestSignLayout(t *testing.T) {
 	if !bytes.Equal(env[len(env)-TagLen:], full[:TagLen]) {
 		t.Fatalf("tag % x, want % x", env[len(env)-TagLen:], full[:TagLen])
 	}
-	t.Logf("test vector: frame 15 02 01 | %s | tag %x", signVector, full[:TagLen])
+	if got := hex.EncodeToString(full[:TagLen]); got != signTag {
+		t.Fatalf("tag %s, want the documented %s", got, signTag)
+	}
 }
 
 // TestSignOpen: a signed frame opens in sign mode, once; any change is
