@@ -192,6 +192,8 @@ func TestCommandLineErrors(t *testing.T) {
 		{"key mode without key", []string{"run", "-tap", "s0", "-node", "1", "-phy", "sim:/x", "-key-mode", "sign"}, "-key-mode sign: only with -key"},
 		{"kiss server without kiss", []string{"run", "-tap", "s0", "-node", "1", "-phy", "sim:/x", "-kiss-server", "8001"}, "-kiss-server: only with a kiss modem"},
 		{"bad kiss server address", []string{"run", "-tap", "s0", "-node", "1", "-phy", "kiss-tcp:127.0.0.1:8001", "-kiss-server", "nowhere"}, "-kiss-server: kiss server address"},
+		{"station id without kiss", []string{"run", "-tap", "s0", "-node", "1", "-phy", "sim:/x", "-station-id", "N0CALL"}, "-station-id: only with a kiss modem"},
+		{"bad station id", []string{"run", "-tap", "s0", "-node", "1", "-phy", "kiss-tcp:127.0.0.1:8001", "-station-id", "NOT A CALL"}, "-station-id: kiss: bad config: station id"},
 		{"bad ackmode", []string{"run", "-tap", "s0", "-node", "1", "-phy", "kiss-tcp:127.0.0.1:8001?ackmode=maybe"}, "ackmode"},
 		{"unknown config key", []string{"run", "-config", bad}, "bad.toml:3"},
 		{"missing config", []string{"run", "-config", filepath.Join(dir, "none.toml")}, "none.toml"},

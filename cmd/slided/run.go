@@ -56,6 +56,8 @@ type runFlags struct {
 	cwSenders  bool
 	kissServer string
 	keyMode    string
+	stationID  string
+	idInterval time.Duration
 	log        logFlags
 }
 
@@ -84,6 +86,8 @@ func cmdRun(args []string) error {
 	fs.StringVar(&f.stateDir, "state-dir", defaultStateDir, "directory where, with -key, the counters that must never repeat are kept across restarts (must be writable)")
 	fs.DurationVar(&f.keyMaxAge, "key-max-age", 0, "with -key, refuse frames sealed longer ago than this by the sender's clock (e.g. 10m; only when every node keeps real time; 0: off)")
 	fs.StringVar(&f.keyMode, "key-mode", "seal", "with -key: seal (encrypt and authenticate) or sign (authenticate only, the payload readable on air: amateur bands forbid encryption); every node must agree (docs/link-arq.md)")
+	fs.StringVar(&f.stationID, "station-id", "", "with a kiss modem: a callsign (CALL or CALL-SSID) sent in clear as an AX.25 UI frame to ID while slided transmits, as amateur-radio rules require (docs/modems.md)")
+	fs.DurationVar(&f.idInterval, "station-id-interval", 10*time.Minute, "with -station-id: identify at least this often while transmitting, and once after the last transmission")
 	fs.StringVar(&f.kissServer, "kiss-server", "", "with a kiss modem, share the TNC with other programs (APRS clients) through a KISS TCP server at HOST:PORT, or PORT on loopback (off by default; docs/modems.md)")
 	f.log.register(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -188,6 +192,17 @@ func (f *runFlags) validate() (runConfig, error) {
 	if err != nil {
 		return c, err
 	}
+	if f.stationID != "" {
+		if kind != "kiss-tcp" && kind != "kiss-serial" {
+			return c, fmt.Errorf("-station-id: only with a kiss modem (-phy kiss-tcp:... or kiss-serial:...), not %s", kind)
+		}
+		_, rest, _ := splitPHY(f.phy)
+		kc, _ := parseKISS(kind, rest)
+		kc.StationID, kc.StationIDInterval = f.stationID, f.idInterval
+		if err := kc.Check(); err != nil {
+			return c, fmt.Errorf("-station-id: %w", err)
+		}
+	}
 	if f.kissServer != "" {
 		if kind != "kiss-tcp" && kind != "kiss-serial" {
 			return c, fmt.Errorf("-kiss-server: only with a kiss modem (-phy kiss-tcp:... or kiss-serial:...), not %s", kind)
@@ -235,7 +250,7 @@ func parseKISS(kind, rest string) (kiss.Config, error) {
 }
 
 // openPHY opens the modem; it blocks until the modem is reachable or ctx is done.
-func openPHY(ctx context.Context, spec string, node framing.NodeID, log zerolog.Logger) (bridge.PHY, error) {
+func openPHY(ctx context.Context, spec string, node framing.NodeID, log zerolog.Logger, kissOpt func(*kiss.Config)) (bridge.PHY, error) {
 	kind, rest, err := splitPHY(spec)
 	if err != nil {
 		return nil, err
@@ -256,6 +271,9 @@ func openPHY(ctx context.Context, spec string, node framing.NodeID, log zerolog.
 		cfg, err := parseKISS(kind, rest)
 		if err != nil {
 			return nil, err
+		}
+		if kissOpt != nil {
+			kissOpt(&cfg)
 		}
 		log := log.With().Str("phy", kind).Logger()
 		return retryOpen(ctx, log, func() (*kiss.TNC, error) { return kiss.Dial(ctx, cfg, log) })
@@ -400,7 +418,11 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 	}
 
 	log.Info().Str("phy", f.phy).Msg("opening modem")
-	p, err := openPHY(ctx, f.phy, c.node, log)
+	p, err := openPHY(ctx, f.phy, c.node, log, func(kc *kiss.Config) {
+		if f.stationID != "" {
+			kc.StationID, kc.StationIDInterval = f.stationID, f.idInterval
+		}
+	})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil

@@ -133,6 +133,7 @@ func TestAckMode(t *testing.T) {
 					continue
 				case garbage:
 					conn.Write([]byte("?EH\r\ncmd:"))
+					waitStats(t, tnc, func(st Stats) bool { return st.Decoder.Garbage > 0 })
 				}
 				tm := clk.nextTimer(t)
 				if tm.d != cfg.ackWait(len(burst)) {

@@ -80,6 +80,13 @@ type Config struct {
 	// as the KISS return frame C0 FF C0). Raw bytes, sent as they are.
 	Init, Exit []byte
 	InitWait   time.Duration
+	// StationID, if set, is the callsign (CALL or CALL-SSID) sent in clear
+	// as an AX.25 UI frame (IDFrame) every StationIDInterval while slided
+	// transmits: within the interval after a burst of slided's when none
+	// is pending, so again at each interval's end while it keeps sending,
+	// and once after its last burst. See docs/modems.md.
+	StationID         string
+	StationIDInterval time.Duration
 	// Dial, if set, replaces net.Dialer.DialContext for Addr (tests use it
 	// to reach a TNC inside a network namespace).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -256,6 +263,10 @@ func (c *Config) parseQuery(query string, serial bool) error {
 			if err == nil && (c.InitWait < 0 || c.InitWait > 10*time.Second) {
 				err = fmt.Errorf("%v out of range 0..10s", c.InitWait)
 			}
+		case "id":
+			c.StationID = v
+		case "idinterval":
+			c.StationIDInterval, err = time.ParseDuration(v)
 		case "baud":
 			if !serial {
 				return fmt.Errorf("%w: key %q is for kiss-serial only", ErrConfig, key)
@@ -302,6 +313,9 @@ func tenMs(d time.Duration) (byte, error) {
 	return byte((d + 5*time.Millisecond) / (10 * time.Millisecond)), nil
 }
 
+// Check validates c as Dial does, without connecting.
+func (c Config) Check() error { return c.check() }
+
 // check validates c and fills MaxFrame and Baud when zero.
 func (c *Config) check() error {
 	if (c.Addr == "") == (c.Device == "") {
@@ -332,6 +346,17 @@ func (c *Config) check() error {
 	}
 	if len(c.Init) > maxCommand || len(c.Exit) > maxCommand {
 		return fmt.Errorf("%w: init or exit command longer than %d bytes", ErrConfig, maxCommand)
+	}
+	if c.StationID != "" {
+		if _, err := ax25Addr(c.StationID, false); err != nil {
+			return fmt.Errorf("%w: station id: %w", ErrConfig, err)
+		}
+		if c.StationIDInterval == 0 {
+			c.StationIDInterval = DefaultStationIDInterval
+		}
+		if c.StationIDInterval < time.Minute || c.StationIDInterval > time.Hour {
+			return fmt.Errorf("%w: station id interval %v (1m to 1h)", ErrConfig, c.StationIDInterval)
+		}
 	}
 	if c.AckMode > AckOn {
 		return fmt.Errorf("%w: ack mode %d", ErrConfig, c.AckMode)
@@ -419,3 +444,51 @@ func (c Config) TxTime(n int) time.Duration {
 // host sends port<<4|0x0C, a 2-byte id (big-endian) and the frame; the TNC
 // sends port<<4|0x0C and the same id back once the frame has gone out.
 const kissAckMode = 0x0C
+
+// DefaultStationIDInterval is the usual rule: identify at least every ten
+// minutes while transmitting.
+const DefaultStationIDInterval = 10 * time.Minute
+
+// IDFrame is the station identification for call (CALL or CALL-SSID, valid
+// for ax25Addr): an AX.25 UI frame from call to "ID", control 0x03, PID
+// 0xF0 (no layer 3), and call again as text, so that any packet monitor
+// shows it. Call must be valid (Config.check).
+func IDFrame(call string) []byte {
+	dst, _ := ax25Addr("ID", false)
+	src, _ := ax25Addr(call, true)
+	b := append(dst, src...)
+	b = append(b, 0x03, 0xF0)
+	return append(b, strings.ToUpper(call)...)
+}
+
+// ax25Addr encodes an AX.25 address field: six characters shifted left one
+// bit, space-padded, then the SSID byte 0b0110_sss_e (e: last address).
+func ax25Addr(call string, last bool) ([]byte, error) {
+	base, ssid, hasSSID := strings.Cut(strings.ToUpper(call), "-")
+	if len(base) == 0 || len(base) > 6 {
+		return nil, fmt.Errorf("callsign %q: 1 to 6 letters and digits, then an optional -SSID", call)
+	}
+	b := make([]byte, 0, 7)
+	for i := 0; i < 6; i++ {
+		c := byte(' ')
+		if i < len(base) {
+			c = base[i]
+			if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+				return nil, fmt.Errorf("callsign %q: 1 to 6 letters and digits, then an optional -SSID", call)
+			}
+		}
+		b = append(b, c<<1)
+	}
+	n := 0
+	if hasSSID {
+		var err error
+		if n, err = parseInt(ssid, 0, 15); err != nil {
+			return nil, fmt.Errorf("callsign %q: SSID %w", call, err)
+		}
+	}
+	e := byte(0)
+	if last {
+		e = 1
+	}
+	return append(b, 0x60|byte(n)<<1|e), nil
+}

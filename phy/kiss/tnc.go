@@ -104,6 +104,8 @@ type Stats struct {
 	// unsent when the connection was lost; OthersHeard the frames received
 	// that are not slided's and were offered to the tap.
 	OthersSent, OthersLost, OthersHeard uint64
+	// IDSent counts station identifications sent (Config.StationID).
+	IDSent uint64
 	// Decoder sums the KISS decoder's counters over all connections: garbage
 	// bytes, bad escapes and over-long frames are counted and dropped there.
 	Decoder framing.KISSStats
@@ -128,6 +130,7 @@ type TNC struct {
 	txbuf   []byte        // the KISS frame of txraw, encoded by run, read by the writer
 	otherc  chan []byte   // SendOther → run: KISS frames of other programs, bounded
 	tap     atomic.Pointer[func(port byte, data []byte)]
+	idFrame []byte // the station identification's KISS frame; nil: none
 	// otherEnd is run's estimate of when the other programs' frames
 	// written so far have left (UnixNano), for SendOther's backlog check.
 	otherEnd atomic.Int64
@@ -175,6 +178,9 @@ func dial(ctx context.Context, cfg Config, log zerolog.Logger, clk clock, opts .
 	t.info = phy.Info{BitRate: cfg.AirRate, MaxFrame: t.maxBurst, Turnaround: cfg.TXDelay, OwnAccess: !cfg.FullDuplex,
 		AccessWait: cfg.AccessWait(), MinBurst: MinBurst}
 	t.params = t.paramFrames()
+	if cfg.StationID != "" {
+		t.idFrame = framing.AppendKISS(nil, cfg.Port, framing.KISSData, IDFrame(cfg.StationID))
+	}
 	for _, o := range opts {
 		o(t)
 	}
@@ -603,6 +609,10 @@ func (t *TNC) run(c conn) {
 		wbusy    bool   // the writer holds a frame
 		wSlided  bool   // ... and it is slided's burst
 		wOther   int    // ... or another program's frame of this many bytes
+		wID      bool   // ... or the station identification
+		idTimer  timer  // the next identification: armed by a burst of ours
+		idC      <-chan time.Time
+		idWait   bool // the identification waits for the writer
 		acking   bool   // the outstanding burst went as ACKMODE
 		ackID    uint16 // its id
 		ackEarly bool   // its answer came before the write was reported
@@ -680,9 +690,15 @@ func (t *TNC) run(c conn) {
 			l.wr <- t.txbuf // the writer is idle
 			return
 		}
+		if idWait {
+			idWait = false
+			wbusy, wSlided, wID, wOther = true, false, true, len(t.idFrame)
+			l.wr <- t.idFrame
+			return
+		}
 		select {
 		case f := <-t.otherc:
-			wbusy, wSlided, wOther = true, false, len(f)
+			wbusy, wSlided, wID, wOther = true, false, false, len(f)
 			l.wr <- f
 		default:
 		}
@@ -764,6 +780,9 @@ func (t *TNC) run(c conn) {
 			}
 			stopTx()
 			carrierOff()
+			if idTimer != nil {
+				idTimer.Stop()
+			}
 			if retry != nil {
 				retry.Stop()
 			}
@@ -793,8 +812,13 @@ func (t *TNC) run(c conn) {
 			kick()
 
 		case f := <-otherc:
-			wbusy, wSlided, wOther = true, false, len(f)
+			wbusy, wSlided, wID, wOther = true, false, false, len(f)
 			l.wr <- f
+
+		case <-idC:
+			idTimer, idC = nil, nil
+			idWait = true
+			kick()
 
 		case err := <-wrc:
 			if !wbusy {
@@ -818,6 +842,12 @@ func (t *TNC) run(c conn) {
 					txTimer = t.clk.NewTimer(txTime())
 					txC = txTimer.C()
 				}
+				if t.idFrame != nil && idTimer == nil {
+					// We transmitted: identify within the interval (and so
+					// again at its end, and once after the last burst).
+					idTimer = t.clk.NewTimer(t.cfg.StationIDInterval)
+					idC = idTimer.C()
+				}
 				t.count(func(s *Stats) { s.Sent++ }) // after the timer: tests wait for the count
 			} else {
 				now := t.clk.Now()
@@ -835,7 +865,11 @@ func (t *TNC) run(c conn) {
 				}
 				carTimer = t.clk.NewTimer(otherEnd.Sub(now))
 				carC = carTimer.C()
-				t.count(func(s *Stats) { s.OthersSent++ })
+				if wID {
+					t.count(func(s *Stats) { s.IDSent++ })
+				} else {
+					t.count(func(s *Stats) { s.OthersSent++ })
+				}
 			}
 			kick()
 
