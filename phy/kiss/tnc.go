@@ -605,14 +605,14 @@ func (t *TNC) run(c conn) {
 		attempt  int
 		txTimer  timer // TxDone: the estimate, or the ACKMODE watchdog
 		txC      <-chan time.Time
-		txWait   bool   // slided's burst waits for the writer
-		wbusy    bool   // the writer holds a frame
-		wSlided  bool   // ... and it is slided's burst
-		wOther   int    // ... or another program's frame of this many bytes
-		wID      bool   // ... or the station identification
-		idTimer  timer  // the next identification: armed by a burst of ours
+		txWait   bool  // slided's burst waits for the writer
+		wbusy    bool  // the writer holds a frame
+		wSlided  bool  // ... and it is slided's burst
+		wOther   int   // ... or another program's frame of this many bytes
+		wID      bool  // ... or the station identification
+		idTimer  timer // the next identification: armed by a burst of ours
 		idC      <-chan time.Time
-		idWait   bool // the identification waits for the writer
+		idWait   bool   // the identification waits for the writer
 		acking   bool   // the outstanding burst went as ACKMODE
 		ackID    uint16 // its id
 		ackEarly bool   // its answer came before the write was reported
