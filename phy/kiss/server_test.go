@@ -214,8 +214,8 @@ func TestServerShared(t *testing.T) {
 		t.Fatalf("tnc stats %+v: want 6 frames of others, 3 of slided's", st)
 	}
 
-	// From the air: APRS frames reach the client untouched, slided's do not
-	// (they come up to slided, as before).
+	// From the air: APRS frames reach the client untouched, and not slided;
+	// slided's frames come up to slided and never reach the client.
 	var air []byte
 	ours := slidedBurst("from another slided node")
 	air = framing.AppendKISS(air, 0, framing.KISSData, aprsFrame(10))
@@ -234,14 +234,12 @@ func TestServerShared(t *testing.T) {
 			t.Fatalf("client got %.30s..., want %.30s...", f, w)
 		}
 	}
-	var rx [][]byte
-	for len(rx) < 3 {
-		if ev := nextEvent(t, tnc); ev.Kind == phy.Received {
-			rx = append(rx, ev.Data)
-		}
+	if ev := wantEvent(t, tnc, phy.Received); !bytes.Equal(ev.Data, ours) {
+		t.Fatalf("slided received %x, want its frame", ev.Data)
 	}
-	if !bytes.Equal(rx[1], ours) {
-		t.Fatalf("slided received %x, want its frame", rx[1])
+	noEvent(t, tnc, "after slided's frame (an APRS frame came up to slided?)")
+	if st := tnc.Stats(); st.OthersHeard != 3 || st.Received != 1 {
+		t.Fatalf("stats %+v: want 3 frames of others heard, 1 received", st)
 	}
 
 	// Bad clients.

@@ -383,8 +383,9 @@ func (t *TNC) SendOther(port byte, data []byte) error {
 // delivers that is not slided's (any other port; on slided's port, a frame
 // in which framing's decoder finds no good frame), with its port. It is
 // called on the TNC's reader goroutine with data it may keep; it must not
-// block (the KISS server queues and drops). nil removes it. Frames on
-// slided's port still come up as Received as well, whoever's they are.
+// block (the KISS server queues and drops). nil removes it. While a tap is
+// set, such frames no longer come up as Received (slided's decoder would
+// only count them as garbage); slided's own still do.
 func (t *TNC) SetTap(f func(port byte, data []byte)) {
 	if f == nil {
 		t.tap.Store(nil)
@@ -541,8 +542,11 @@ func (t *TNC) read(l *link) {
 			return
 		}
 		if tap := t.tap.Load(); tap != nil && (port != t.cfg.Port || !IsSlided(data)) {
+			// Another program's frame: to the tap only; slided's
+			// decoder would count it as garbage.
 			t.count(func(s *Stats) { s.OthersHeard++ })
 			(*tap)(port, bytes.Clone(data))
+			return
 		}
 		if port != t.cfg.Port {
 			t.count(func(s *Stats) { s.Ignored++ })
