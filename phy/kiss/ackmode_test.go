@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -264,4 +265,41 @@ func TestParseAckInit(t *testing.T) {
 			t.Errorf("%s: mode %v init %q, want %v %q", tc.q, c.AckMode, c.Init, tc.mode, tc.init)
 		}
 	}
+}
+
+// FuzzUnescapeCommand: any string either decodes to at most as many bytes
+// as it has, or fails with an error; never a panic.
+func FuzzUnescapeCommand(f *testing.F) {
+	for _, s := range []string{"KISS ON\\rRESTART\\r", "\\xc0\\xff\\xc0", "\\", "\\x", "\\x4", "\\q", "a\\\\b", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b, err := UnescapeCommand(s)
+		if err == nil && len(b) > len(s) {
+			t.Fatalf("%q decoded to %d bytes", s, len(b))
+		}
+		if err == nil && !strings.Contains(s, "\\") && string(b) != s {
+			t.Fatalf("%q without escapes decoded to %q", s, b)
+		}
+	})
+}
+
+// FuzzCallsign: ax25Addr accepts only what it can encode in 7 bytes; the
+// ID frame of an accepted callsign holds it.
+func FuzzCallsign(f *testing.F) {
+	for _, s := range []string{"N0CALL", "n0call-7", "TOOLONG", "A-15", "A-16", "-", "AB-"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b, err := ax25Addr(s, true)
+		if err != nil {
+			return
+		}
+		if len(b) != 7 || b[6]&1 != 1 {
+			t.Fatalf("%q: address % x", s, b)
+		}
+		if id := IDFrame(s); !bytes.HasSuffix(id, []byte(strings.ToUpper(s))) {
+			t.Fatalf("%q: ID frame % x", s, id)
+		}
+	})
 }

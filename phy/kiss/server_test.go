@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/slided/slided/framing"
 	"github.com/slided/slided/phy"
 )
@@ -311,4 +313,69 @@ func waitStats(t *testing.T, tnc *TNC, ok func(Stats) bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// fakeShared is a Shared that takes every frame, refusing (phy.ErrBusy)
+// once it holds busyAfter of them.
+type fakeShared struct {
+	mu        sync.Mutex
+	frames    int
+	busyAfter int
+	maxLen    int
+}
+
+func (f *fakeShared) SendOther(port byte, data []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(data) == 0 {
+		return phy.ErrEmpty
+	}
+	if len(framing.AppendKISS(nil, port, framing.KISSData, data)) > f.maxLen {
+		return phy.ErrTooLarge
+	}
+	if f.frames >= f.busyAfter {
+		return phy.ErrBusy
+	}
+	f.frames++
+	return nil
+}
+
+func (f *fakeShared) SetTap(func(byte, []byte)) {}
+
+// FuzzServerClient: whatever a client sends, the server neither panics nor
+// keeps the client after a fault, and its counters add up.
+func FuzzServerClient(f *testing.F) {
+	f.Add(framing.AppendKISS(nil, 0, framing.KISSData, aprsFrame(1)))
+	f.Add([]byte{framing.KISSFEND, 0, 'a', framing.KISSFESC, 'q', framing.KISSFEND})
+	f.Add(append([]byte{framing.KISSFEND, 0}, make([]byte, 300)...))
+	f.Add(bytes.Repeat(framing.AppendKISS(nil, 1, framing.KISSData, []byte("flood")), 20))
+	f.Add([]byte("garbage outside frames"))
+	sh := &fakeShared{busyAfter: 1 << 30, maxLen: 256}
+	srv, err := Serve(ServerConfig{Addr: "127.0.0.1:0", MaxFrame: 256}, sh, zerolog.Nop())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { srv.Close() })
+	f.Fuzz(func(t *testing.T, in []byte) {
+		sh.mu.Lock()
+		sh.frames, sh.busyAfter = 0, 10
+		sh.mu.Unlock()
+		c, err := net.Dial("tcp", srv.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write(in)
+		c.(*net.TCPConn).CloseWrite()
+		c.SetReadDeadline(time.Now().Add(wait))
+		if _, err := io.Copy(io.Discard, c); err != nil {
+			t.Fatalf("the server did not close the connection: %v", err)
+		}
+		st := srv.Stats()
+		if st.Dropped != st.Accepted-st.Connected {
+			// The server may not have removed the client yet when the
+			// close reached us; it does before it closes the socket.
+			t.Fatalf("stats %+v: dropped + connected != accepted", st)
+		}
+	})
 }
