@@ -244,6 +244,20 @@ func TestServerShared(t *testing.T) {
 		t.Fatalf("stats %+v: want 3 frames of others heard, 1 received", st)
 	}
 
+	// Another program's frame heard while slided's burst waits means the
+	// TNC deferred the burst to it, as with any frame heard.
+	pending := slidedBurst("deferred to an APRS frame")
+	if err := tnc.Transmit(pending); err != nil {
+		t.Fatal(err)
+	}
+	fromTNC.waitFor(t, fmt.Sprintf("0/0/%x", pending))
+	waitStats(t, tnc, func(st Stats) bool { return st.Sent == 4 })
+	conn.Write(framing.AppendKISS(nil, 0, framing.KISSData, aprsFrame(13)))
+	aprs.next(t)
+	waitStats(t, tnc, func(st Stats) bool { return st.Deferred == 1 })
+	clk.Advance(time.Hour)
+	wantEvent(t, tnc, phy.TxDone)
+
 	// Bad clients.
 	big := dialClient(t, srv)
 	big.c.Write(append([]byte{framing.KISSFEND, 0}, make([]byte, DefaultMaxFrame+10)...))
@@ -273,7 +287,7 @@ func TestServerShared(t *testing.T) {
 		t.Fatal(err)
 	}
 	fromTNC.waitFor(t, fmt.Sprintf("0/0/%x", b))
-	waitStats(t, tnc, func(st Stats) bool { return st.Sent == 4 })
+	waitStats(t, tnc, func(st Stats) bool { return st.Sent == 5 })
 	clk.Advance(time.Hour)
 	for ev := nextEvent(t, tnc); ev.Kind != phy.TxDone; ev = nextEvent(t, tnc) {
 	}

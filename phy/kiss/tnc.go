@@ -286,10 +286,12 @@ func (t *TNC) Info() phy.Info { return t.info }
 // closed after Close; events not read by then are discarded.
 func (t *TNC) Events() <-chan phy.Event { return t.events }
 
-// Transmit sends b as one KISS data frame. It copies b and returns without
-// waiting for the write, the airtime or the consumer of Events: TxDone
-// follows after Config.TxTime(len(b)) once the frame is written (or Down,
-// if the connection is lost or the write watchdog fires first). It refuses
+// Transmit sends b as one KISS data frame (an ACKMODE frame, see
+// Config.AckMode). It copies b and returns without waiting for the write,
+// the airtime or the consumer of Events: TxDone follows once the frame is
+// written, when the TNC answers ACKMODE, or else after Config.TxTime(len(b))
+// plus the estimated airtime of other programs' frames written before it
+// (or Down, if the connection is lost or the write watchdog fires first). It refuses
 // bursts longer than Info().MaxFrame or whose KISS frame, escapes included
 // (Config.FrameLen), is longer than Config.MaxFrame (phy.ErrTooLarge: the
 // TNC would cut it), empty bursts (phy.ErrEmpty), a second burst before
@@ -435,6 +437,7 @@ type link struct {
 	c      conn
 	rx     chan []byte   // received data frames, owned by the receiver
 	acks   chan uint16   // ACKMODE answers: the id
+	heard  chan struct{} // a frame of another program was heard on our port (tap)
 	errc   chan error    // the read error that ended the connection
 	wr     chan []byte   // to the writer: one frame at a time
 	wrDone chan error    // the writer's result for the frame
@@ -447,6 +450,7 @@ func (t *TNC) startLink(c conn) *link {
 		c:      c,
 		rx:     make(chan []byte, rxQueue),
 		acks:   make(chan uint16, 4),
+		heard:  make(chan struct{}, 1),
 		errc:   make(chan error, 1),
 		wr:     make(chan []byte, 1),
 		wrDone: make(chan error, 1),
@@ -546,6 +550,12 @@ func (t *TNC) read(l *link) {
 			// decoder would count it as garbage.
 			t.count(func(s *Stats) { s.OthersHeard++ })
 			(*tap)(port, bytes.Clone(data))
+			if port == t.cfg.Port {
+				select { // the channel was busy: run defers our burst's estimate
+				case l.heard <- struct{}{}:
+				default:
+				}
+			}
 			return
 		}
 		if port != t.cfg.Port {
@@ -715,6 +725,20 @@ func (t *TNC) run(c conn) {
 		}
 		return ahead() + t.cfg.TxTime(len(t.txraw))
 	}
+	// deferTx: a frame heard while our burst is outstanding held the
+	// channel, and a half-duplex TNC that does its own CSMA cannot have
+	// sent during it: our burst had not started (it would have ended
+	// before this frame began, and TxDone with it), so it goes after this
+	// frame, once the TNC's p-persistence lets it.
+	deferTx := func() {
+		if txTimer == nil || t.cfg.FullDuplex {
+			return
+		}
+		txTimer.Stop()
+		txTimer = t.clk.NewTimer(txTime() + t.info.AccessWait)
+		txC = txTimer.C()
+		t.count(func(s *Stats) { s.Deferred++ })
+	}
 	scheduleRetry := func() {
 		d := backoff(attempt)
 		attempt++
@@ -762,12 +786,13 @@ func (t *TNC) run(c conn) {
 			errc   <-chan error
 			wrc    <-chan error
 			ackc   <-chan uint16
+			heardc <-chan struct{}
 			otherc <-chan []byte
 			out    chan<- phy.Event
 			head   phy.Event
 		)
 		if l != nil {
-			errc, wrc, ackc = l.errc, l.wrDone, l.acks
+			errc, wrc, ackc, heardc = l.errc, l.wrDone, l.acks, l.heard
 			if q.Received() < rxHeld {
 				rxc = l.rx
 			}
@@ -915,19 +940,11 @@ func (t *TNC) run(c conn) {
 
 		case b := <-rxc:
 			t.count(func(s *Stats) { s.Received++ })
-			if txTimer != nil && !t.cfg.FullDuplex {
-				// A frame heard while our burst is outstanding held the
-				// channel, and a half-duplex TNC that does its own CSMA
-				// cannot have sent during it: our burst had not started
-				// (it would have ended before this frame began, and
-				// TxDone with it), so it goes after this frame, once the
-				// TNC's p-persistence lets it.
-				txTimer.Stop()
-				txTimer = t.clk.NewTimer(txTime() + t.info.AccessWait)
-				txC = txTimer.C()
-				t.count(func(s *Stats) { s.Deferred++ })
-			}
+			deferTx()
 			q.Push(phy.Event{Kind: phy.Received, Data: b})
+
+		case <-heardc:
+			deferTx()
 
 		case err := <-errc:
 			drop(err)
