@@ -17,6 +17,20 @@
 //
 // Nonce (12 bytes): src node id, 5 zero bytes, counter. Additional data: the
 // three outer header bytes (0x10|KindSealed, dst, src).
+//
+// Sign mode (SetMode(Sign), for amateur bands, where encryption is not
+// allowed) keeps the same layout, counters, replay window and state, in a
+// framing.KindSigned frame whose inner kind and payload stay in clear:
+//
+//	bytes 0..5   counter, big-endian (48 bits)
+//	bytes 6..    inner kind (1 byte), inner payload, in clear
+//	last 8       the first 8 bytes of the Poly1305 tag
+//
+// The tag is ChaCha20-Poly1305's over an empty plaintext with, as additional
+// data, the outer header bytes (0x10|KindSigned, dst, src) followed by the
+// envelope without its tag; the nonce is that of sealed mode with byte 1 set
+// to 0x01, so that the two modes never share a nonce even if a counter were
+// used in both. A node in one mode refuses the other's frames (ErrWrongMode).
 package auth
 
 import (
@@ -100,7 +114,47 @@ var (
 	// ErrStale: the counter is older than the Opener's clock minus its
 	// maximum age (SetMaxAge).
 	ErrStale = errors.New("auth: counter older than the clock allows")
+	// ErrWrongMode: a signed frame given to an Opener in seal mode, or a
+	// sealed one in sign mode: the nodes' key modes disagree.
+	ErrWrongMode = errors.New("auth: frame in the other key mode (sealed vs signed): -key-mode must agree on every node")
 )
+
+// Mode is how frames are protected: Seal (encrypted and authenticated, the
+// default) or Sign (authenticated, payload readable on air).
+type Mode uint8
+
+const (
+	// Seal: KindSealed frames, ChaCha20-Poly1305.
+	Seal Mode = iota
+	// Sign: KindSigned frames, the payload in clear with a Poly1305 tag.
+	Sign
+)
+
+func (m Mode) String() string {
+	if m == Sign {
+		return "sign"
+	}
+	return "seal"
+}
+
+// ParseMode parses "seal" or "sign".
+func ParseMode(s string) (Mode, error) {
+	switch s {
+	case "seal", "":
+		return Seal, nil
+	case "sign":
+		return Sign, nil
+	}
+	return 0, fmt.Errorf("key mode %q: want seal or sign", s)
+}
+
+// kind is the outer frame kind of mode m.
+func (m Mode) kind() framing.Kind {
+	if m == Sign {
+		return framing.KindSigned
+	}
+	return framing.KindSealed
+}
 
 // Reserver durably records, before Reserve returns nil, that this node may
 // have used every counter below mark under this key. A Sealer calls it from
@@ -164,7 +218,11 @@ type Sealer struct {
 	scratch []byte
 	nonce   [chacha20poly1305.NonceSize]byte // held here: a slice of a local array passed to the AEAD interface escapes
 	ad      [framing.HeaderLen]byte
+	mode    Mode
 }
+
+// SetMode makes Seal produce frames of mode m (Seal by default).
+func (s *Sealer) SetMode(m Mode) { s.mode = m }
 
 // NewSealer returns a Sealer for node self whose first counter is start. A
 // counter must never repeat under one key: pass CounterAt(time.Now()) or a
@@ -240,20 +298,21 @@ func (s *Sealer) Foreign(c uint64) bool {
 	return true
 }
 
-func nonce(src framing.NodeID, counter uint64) [chacha20poly1305.NonceSize]byte {
+func nonce(src framing.NodeID, counter uint64, m Mode) [chacha20poly1305.NonceSize]byte {
 	var n [chacha20poly1305.NonceSize]byte
 	n[0] = byte(src)
+	n[1] = byte(m)                             // 0 sealed, 1 signed
 	binary.BigEndian.PutUint64(n[4:], counter) // bytes 4,5 are zero: counter < 2^48
 	return n
 }
 
-func aad(h framing.Header) [framing.HeaderLen]byte {
-	return [framing.HeaderLen]byte{framing.Version<<4 | byte(framing.KindSealed), byte(h.Dst), byte(h.Src)}
+func aad(h framing.Header, m Mode) [framing.HeaderLen]byte {
+	return [framing.HeaderLen]byte{framing.Version<<4 | byte(m.kind()), byte(h.Dst), byte(h.Src)}
 }
 
 // Seal wraps the frame (h, payload) from this node at time now: it returns
-// the outer header (KindSealed, h.Dst, Self) and dst extended with the
-// envelope (len(payload)+Overhead bytes). It does not retain payload. It
+// the outer header (KindSealed, or KindSigned in sign mode; h.Dst, Self) and
+// dst extended with the envelope (len(payload)+Overhead bytes). It does not retain payload. It
 // fails with ErrExhausted past MaxCounter and with ErrNotReserved when the
 // Reserver fails; the counter is not used then.
 func (s *Sealer) Seal(now time.Time, dst []byte, h framing.Header, payload []byte) (framing.Header, []byte, error) {
@@ -274,11 +333,20 @@ func (s *Sealer) Seal(now time.Time, dst []byte, h framing.Header, payload []byt
 		}
 		s.limit = mark
 	}
-	out := framing.Header{Kind: framing.KindSealed, Dst: h.Dst, Src: s.self}
+	out := framing.Header{Kind: s.mode.kind(), Dst: h.Dst, Src: s.self}
 	s.counter = c + 1
 	s.recent[s.nRecent%recentSent] = c
 	s.nRecent++
-	s.nonce, s.ad = nonce(s.self, c), aad(out)
+	s.nonce, s.ad = nonce(s.self, c, s.mode), aad(out, s.mode)
+	if s.mode == Sign {
+		start := len(dst)
+		dst = append(dst, byte(c>>40), byte(c>>32), byte(c>>24), byte(c>>16), byte(c>>8), byte(c), byte(h.Kind&0x0F))
+		dst = append(dst, payload...)
+		s.scratch = append(append(s.scratch[:0], s.ad[:]...), dst[start:]...)
+		n := len(dst)
+		dst = s.aead.Seal(dst, s.nonce[:], nil, s.scratch)
+		return out, dst[:n+TagLen], nil
+	}
 	s.scratch = append(append(s.scratch[:0], byte(h.Kind&0x0F)), payload...)
 	dst = append(dst, byte(c>>40), byte(c>>32), byte(c>>24), byte(c>>16), byte(c>>8), byte(c))
 	dst = s.aead.Seal(dst, s.nonce[:], s.scratch, s.ad[:])
@@ -349,7 +417,13 @@ type Opener struct {
 	check   []byte
 	nonce   [chacha20poly1305.NonceSize]byte
 	ad      [framing.HeaderLen]byte
+	mode    Mode
+	tag     []byte // sign mode: the tag computed
 }
+
+// SetMode makes the Opener take frames of mode m only (Seal by default);
+// the other mode's frames fail with ErrWrongMode.
+func (o *Opener) SetMode(m Mode) { o.mode = m }
 
 // NewOpener returns an Opener that knows no sender yet: the first frame
 // from each sender sets its window, unless Restore gives it a floor.
@@ -392,9 +466,12 @@ func (o *Opener) SetSaver(s FloorSaver) { o.saver = s }
 func (o *Opener) SetMaxAge(d time.Duration) { o.maxAge = d }
 
 // parse returns the envelope's counter, or an error for a frame that is not
-// sealed or too short.
-func parse(h framing.Header, env []byte) (uint64, error) {
-	if h.Kind != framing.KindSealed {
+// of mode m (ErrWrongMode if it is of the other mode) or too short.
+func parse(h framing.Header, env []byte, m Mode) (uint64, error) {
+	if h.Kind != m.kind() {
+		if h.Kind == framing.KindSealed || h.Kind == framing.KindSigned {
+			return 0, ErrWrongMode
+		}
 		return 0, ErrNotSealed
 	}
 	if len(env) < Overhead {
@@ -411,7 +488,17 @@ func parse(h framing.Header, env []byte) (uint64, error) {
 // and payload in o.plain.
 func (o *Opener) verify(h framing.Header, env []byte, c uint64) error {
 	ct, tag := env[CounterLen:len(env)-TagLen], env[len(env)-TagLen:]
-	o.nonce, o.ad = nonce(h.Src, c), aad(h)
+	o.nonce, o.ad = nonce(h.Src, c, o.mode), aad(h, o.mode)
+	if o.mode == Sign {
+		// The tag of an empty plaintext over header and clear envelope.
+		o.plain = append(o.plain[:0], ct...)
+		o.check = append(append(o.check[:0], o.ad[:]...), env[:len(env)-TagLen]...)
+		o.tag = o.aead.Seal(o.tag[:0], o.nonce[:], nil, o.check)
+		if subtle.ConstantTimeCompare(o.tag[:TagLen], tag) != 1 {
+			return ErrForged
+		}
+		return nil
+	}
 	// The AEAD API verifies only whole tags. ChaCha20 is a stream cipher, so
 	// sealing the ciphertext yields the plaintext (and a tag to discard);
 	// sealing that plaintext yields the received ciphertext and the tag it
@@ -428,14 +515,14 @@ func (o *Opener) verify(h framing.Header, env []byte, c uint64) error {
 // counter, without the replay window: for frames that carry this node's own
 // id (Sealer.Foreign tells whose they are).
 func (o *Opener) Verify(h framing.Header, env []byte) (uint64, error) {
-	c, err := parse(h, env)
+	c, err := parse(h, env, o.mode)
 	if err != nil {
 		return 0, err
 	}
 	return c, o.verify(h, env, c)
 }
 
-// Open verifies the KindSealed frame (h, env) received at now and returns
+// Open verifies the KindSealed frame (KindSigned in sign mode) (h, env) received at now and returns
 // the inner header (the inner kind, h.Dst, h.Src) and dst extended with the
 // inner payload. The tag is checked first, so that a frame sealed under
 // another key fails with ErrForged whatever its counter (a caller with two
@@ -444,7 +531,7 @@ func (o *Opener) Verify(h framing.Header, env []byte) (uint64, error) {
 // authentic, not a replay and its counter saved; only then does the
 // sender's window advance. Open does not retain env.
 func (o *Opener) Open(now time.Time, dst []byte, h framing.Header, env []byte) (framing.Header, []byte, error) {
-	c, err := parse(h, env)
+	c, err := parse(h, env, o.mode)
 	if err != nil {
 		return framing.Header{}, dst, err
 	}

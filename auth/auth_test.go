@@ -214,16 +214,27 @@ func TestLoadKey(t *testing.T) {
 func FuzzOpen(f *testing.F) {
 	f.Add([]byte{}, []byte{0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, uint8(2), uint8(1), 0, uint8(0))
 	f.Add([]byte{8, 0, 0x45}, make([]byte, 20), uint8(255), uint8(7), 3, uint8(1))
+	// Sign mode: the mode is len(payload)'s parity (odd: sign), so that the
+	// fuzz signature, and any corpus, stays as it was.
+	f.Add([]byte{8, 0, 0x45, 1}, make([]byte, 20), uint8(2), uint8(7), 5, uint8(0x80))
+	f.Add([]byte{0}, []byte{0, 0, 0, 0, 0, 1, 0, 8, 0, 0x45, 1, 2, 3, 4, 5, 6, 7, 8}, uint8(2), uint8(1), 0, uint8(0))
 	f.Fuzz(func(t *testing.T, payload, garbage []byte, dst, src uint8, flip int, mask uint8) {
+		mode := Mode(len(payload) % 2) // odd lengths: sign mode
 		o := mustOpener(t, testKey)
-		h := framing.Header{Kind: framing.KindSealed, Dst: framing.NodeID(dst), Src: framing.NodeID(src)}
+		o.SetMode(mode)
+		h := framing.Header{Kind: mode.kind(), Dst: framing.NodeID(dst), Src: framing.NodeID(src)}
 		if _, out, err := o.Open(t0, nil, h, garbage); err == nil {
 			t.Fatalf("garbage % x opened to % x", garbage, out)
+		}
+		other := framing.Header{Kind: Mode(1 - mode).kind(), Dst: h.Dst, Src: h.Src}
+		if _, _, err := o.Open(t0, nil, other, garbage); !errors.Is(err, ErrWrongMode) {
+			t.Fatalf("the other mode's frame: %v, want ErrWrongMode", err)
 		}
 		if src == 0 || src == 0xFF {
 			return
 		}
 		s := mustSealer(t, testKey, framing.NodeID(src), uint64(len(garbage)))
+		s.SetMode(mode)
 		sh, env, err := s.Seal(t0, nil, framing.Header{Kind: framing.KindEthernet, Dst: framing.NodeID(dst)}, payload)
 		if err != nil {
 			t.Fatal(err)

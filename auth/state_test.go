@@ -55,7 +55,7 @@ func (r *run) sealAt(t *testing.T, now time.Time, n int) (framing.Header, [][]by
 }
 
 func counterOf(env []byte) uint64 {
-	c, _ := parse(framing.Header{Kind: framing.KindSealed}, env)
+	c, _ := parse(framing.Header{Kind: framing.KindSealed}, env, Seal)
 	return c
 }
 

@@ -160,6 +160,9 @@ type Config struct {
 	// KeyMaxAge, if positive, refuses sealed frames whose counter is older
 	// than the clock minus KeyMaxAge (auth.Opener.SetMaxAge).
 	KeyMaxAge time.Duration
+	// KeyMode is auth.Seal (frames encrypted and authenticated) or
+	// auth.Sign (authenticated only, payload readable: amateur bands).
+	KeyMode auth.Mode
 	// WindowFromSenders sizes the MAC's contention window from the number
 	// of other nodes heard sending (csma.MAC.Contenders) instead of the
 	// MAC's deferral estimate: every node hears the same senders, so two
@@ -394,6 +397,7 @@ func (l *loop) start(now time.Time) error {
 		if err != nil {
 			return fmt.Errorf("auth: %w", err)
 		}
+		o.SetMode(l.b.cfg.KeyMode)
 		l.overhear = append(l.overhear, o)
 	}
 	l.pacer = newPacer(l.info.BitRate, cfg.QueueLen, l.b.cfg.RingLen, phy.Airtime(l.frameCap, l.info.BitRate))

@@ -157,6 +157,7 @@ func (l *loop) startAuth(now time.Time) error {
 	if l.sealer, err = auth.Resume(*cfg.Key, cfg.Node, now, saved, r); err != nil {
 		return err
 	}
+	l.sealer.SetMode(cfg.KeyMode)
 	for i, k := range []*auth.Key{cfg.Key, cfg.Key2} {
 		if k == nil {
 			continue
@@ -171,6 +172,7 @@ func (l *loop) startAuth(now time.Time) error {
 			o.SetSaver(st)
 		}
 		o.SetMaxAge(cfg.KeyMaxAge)
+		o.SetMode(cfg.KeyMode)
 		l.openers = append(l.openers, o)
 		l.stats.KeyFingerprints = append(l.stats.KeyFingerprints, auth.Fingerprint(*k))
 	}
@@ -182,7 +184,7 @@ func (l *loop) startAuth(now time.Time) error {
 // open unwraps a sealed frame with the first key that authenticates it and
 // counts what it refuses; ok is false for a refused frame.
 func (l *loop) open(h framing.Header, payload []byte) (framing.Header, []byte, bool) {
-	if h.Kind != framing.KindSealed {
+	if h.Kind != framing.KindSealed && h.Kind != framing.KindSigned {
 		l.stats.Drops.Unsealed++
 		return h, nil, false
 	}
@@ -205,6 +207,11 @@ func (l *loop) open(h framing.Header, payload []byte) (framing.Header, []byte, b
 	switch {
 	case errors.Is(err, auth.ErrReplay), errors.Is(err, auth.ErrTooOld), errors.Is(err, auth.ErrStale):
 		l.stats.Drops.Replayed++
+	case errors.Is(err, auth.ErrWrongMode):
+		l.stats.Drops.KeyMode++
+		if l.stats.Drops.KeyMode == 1 {
+			l.log.Error().Err(err).Str("key_mode", l.b.cfg.KeyMode.String()).Msg("a frame in the other key mode (drops.key_mode)")
+		}
 	case errors.Is(err, auth.ErrNotSaved):
 		l.stats.Drops.StateFailed++
 		if !l.saveErr {
@@ -222,7 +229,7 @@ func (l *loop) open(h framing.Header, payload []byte) (framing.Header, []byte, b
 // another station using our id and key. It is counted and logged, at most
 // once a minute; everything else with our id is an echo.
 func (l *loop) ownID(h framing.Header, payload []byte) {
-	if h.Kind == framing.KindSealed && l.sealer != nil {
+	if (h.Kind == framing.KindSealed || h.Kind == framing.KindSigned) && l.sealer != nil {
 		for i, o := range l.openers {
 			c, err := o.Verify(h, payload)
 			if err != nil {
@@ -447,7 +454,7 @@ func (l *loop) fromAir(h framing.Header, payload []byte) {
 		if c := l.b.cfg.Capture; c != nil {
 			c.WriteLink(time.Now(), false, airH, airPayload)
 		}
-	case h.Kind == framing.KindSealed:
+	case h.Kind == framing.KindSealed || h.Kind == framing.KindSigned:
 		l.stats.Drops.Sealed++
 		return
 	}

@@ -239,14 +239,21 @@ func TestKeyRejectsForgedUnsealedAndReplayed(t *testing.T) {
 		key2      *auth.Key
 		delivered bool
 		drop      func(Drops) uint64
+		mode1     auth.Mode
+		mode2     auth.Mode
 	}{
-		{"same key", &k1, &k1, true, func(d Drops) uint64 { return d.Total() }},
-		{"wrong key", &k2, &k1, false, func(d Drops) uint64 { return d.AuthFailed }},
-		{"unsealed", nil, &k1, false, func(d Drops) uint64 { return d.Unsealed }},
-		{"sealed, no key here", &k1, nil, false, func(d Drops) uint64 { return d.Sealed }},
+		{"same key", &k1, &k1, true, func(d Drops) uint64 { return d.Total() }, auth.Seal, auth.Seal},
+		{"wrong key", &k2, &k1, false, func(d Drops) uint64 { return d.AuthFailed }, auth.Seal, auth.Seal},
+		{"unsealed", nil, &k1, false, func(d Drops) uint64 { return d.Unsealed }, auth.Seal, auth.Seal},
+		{"sealed, no key here", &k1, nil, false, func(d Drops) uint64 { return d.Sealed }, auth.Seal, auth.Seal},
+		{"signed, same key", &k1, &k1, true, func(d Drops) uint64 { return d.Total() }, auth.Sign, auth.Sign},
+		{"signed, wrong key", &k2, &k1, false, func(d Drops) uint64 { return d.AuthFailed }, auth.Sign, auth.Sign},
+		{"signed to a sealing node", &k1, &k1, false, func(d Drops) uint64 { return d.KeyMode }, auth.Sign, auth.Seal},
+		{"sealed to a signing node", &k1, &k1, false, func(d Drops) uint64 { return d.KeyMode }, auth.Seal, auth.Sign},
+		{"signed, no key here", &k1, nil, false, func(d Drops) uint64 { return d.Sealed }, auth.Sign, auth.Seal},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w, bs := startWire(t, 0, 115200, [2]Config{{Key: tc.key1, NoARQ: true}, {Key: tc.key2, NoARQ: true}})
+			w, bs := startWire(t, 0, 115200, [2]Config{{Key: tc.key1, NoARQ: true, KeyMode: tc.mode1}, {Key: tc.key2, NoARQ: true, KeyMode: tc.mode2}})
 			var rec [][]byte
 			w.mu.Lock()
 			w.hooks = func(from int, b []byte) {

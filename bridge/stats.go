@@ -138,6 +138,7 @@ type Drops struct {
 	Unsealed   uint64 `json:"unsealed"`    // not sealed at all
 	AuthFailed uint64 `json:"auth_failed"` // forged, wrong key or modified
 	Replayed   uint64 `json:"replayed"`    // a counter already seen or too old
+	KeyMode    uint64 `json:"key_mode"`    // sealed while we sign, or signed while we seal (-key-mode differs)
 	// The counter could not be saved in the state directory (-state-dir):
 	// refused rather than accepted again after a restart.
 	StateFailed uint64 `json:"state_failed"`
@@ -152,5 +153,5 @@ type Drops struct {
 func (d Drops) Total() uint64 {
 	return d.QueueFull + d.QueueHead + d.NoRoute + d.TooBig + d.BadFrame + d.PHYError +
 		d.PHYDown + d.PHYBusy + d.PHYTooLarge + d.PHYEmpty + d.TAPWrite + d.Echo + d.BadCRC + d.Garbage +
-		d.Unsealed + d.AuthFailed + d.Replayed + d.StateFailed + d.Sealed + d.SealFailed + d.AckQueue
+		d.Unsealed + d.AuthFailed + d.Replayed + d.KeyMode + d.StateFailed + d.Sealed + d.SealFailed + d.AckQueue
 }

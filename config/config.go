@@ -27,30 +27,34 @@ import (
 // its default; Shaper is a pointer so that `shaper = false` can be told
 // apart from no shaper key.
 type File struct {
-	TAP         string   `toml:"tap"`
-	Node        int      `toml:"node"`
-	PHY         string   `toml:"phy"`
-	Addr        []string `toml:"addr"`
-	Control     string   `toml:"control"`
-	MTU         int      `toml:"mtu"`
-	TxQueueLen  int      `toml:"txqueuelen"`
-	Policy      string   `toml:"policy"`
-	Shaper      *bool    `toml:"shaper"`
-	Metrics     string   `toml:"metrics"`       // listen address of the Prometheus endpoint, e.g. 127.0.0.1:9469
-	PCAP        string   `toml:"pcap"`          // path of a pcap file of the frames on air
-	PCAPMaxSize string   `toml:"pcap_max_size"` // largest size of one pcap file, e.g. "16M"
-	PCAPFiles   int      `toml:"pcap_files"`    // pcap files in the ring
-	LogLevel    string   `toml:"log_level"`
-	LogFormat   string   `toml:"log_format"`
-	User        string   `toml:"user"`
-	FrameMax    int      `toml:"frame_max"`
-	ARQ         *bool    `toml:"arq"`
-	PropDelay   string   `toml:"prop_delay"`  // a Go duration, e.g. "700ms"
-	Key         string   `toml:"key"`         // path of the pre-shared key file
-	StateDir    string   `toml:"state_dir"`   // where the key's counters are kept across restarts
-	KeyMaxAge   string   `toml:"key_max_age"` // a Go duration, e.g. "10m"
-	NeighAnswer *bool    `toml:"neigh_answer"`
-	CWSenders   *bool    `toml:"cw_senders"`
+	TAP               string   `toml:"tap"`
+	Node              int      `toml:"node"`
+	PHY               string   `toml:"phy"`
+	Addr              []string `toml:"addr"`
+	Control           string   `toml:"control"`
+	MTU               int      `toml:"mtu"`
+	TxQueueLen        int      `toml:"txqueuelen"`
+	Policy            string   `toml:"policy"`
+	Shaper            *bool    `toml:"shaper"`
+	Metrics           string   `toml:"metrics"`       // listen address of the Prometheus endpoint, e.g. 127.0.0.1:9469
+	PCAP              string   `toml:"pcap"`          // path of a pcap file of the frames on air
+	PCAPMaxSize       string   `toml:"pcap_max_size"` // largest size of one pcap file, e.g. "16M"
+	PCAPFiles         int      `toml:"pcap_files"`    // pcap files in the ring
+	LogLevel          string   `toml:"log_level"`
+	LogFormat         string   `toml:"log_format"`
+	User              string   `toml:"user"`
+	FrameMax          int      `toml:"frame_max"`
+	ARQ               *bool    `toml:"arq"`
+	PropDelay         string   `toml:"prop_delay"`  // a Go duration, e.g. "700ms"
+	Key               string   `toml:"key"`         // path of the pre-shared key file
+	StateDir          string   `toml:"state_dir"`   // where the key's counters are kept across restarts
+	KeyMaxAge         string   `toml:"key_max_age"` // a Go duration, e.g. "10m"
+	NeighAnswer       *bool    `toml:"neigh_answer"`
+	CWSenders         *bool    `toml:"cw_senders"`
+	KISSServer        string   `toml:"kiss_server"`         // HOST:PORT of a KISS server sharing the TNC (docs/modems.md)
+	KeyMode           string   `toml:"key_mode"`            // "seal" or "sign" (authenticate only, amateur bands)
+	StationID         string   `toml:"station_id"`          // a callsign sent in clear while transmitting (kiss modems)
+	StationIDInterval string   `toml:"station_id_interval"` // a Go duration, e.g. "10m"
 
 	path string // the file Load read, for Apply's messages
 }

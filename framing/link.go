@@ -20,6 +20,10 @@ const (
 	// KindSealed is an authenticated envelope around another link frame's
 	// kind and payload (see package auth).
 	KindSealed Kind = 4
+	// KindSigned is an authenticated envelope that leaves the inner kind
+	// and payload readable (package auth, sign mode: amateur bands allow
+	// no encryption).
+	KindSigned Kind = 5
 )
 
 const (

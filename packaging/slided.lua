@@ -18,6 +18,9 @@
 --     kind 4 sealed    48-bit counter, ChaCha20 ciphertext of (inner kind,
 --                      inner payload), 8-byte Poly1305 tag; opened when the
 --                      preference slided.key_file names the network's key file
+--     kind 5 signed    48-bit counter, inner kind, inner payload in clear,
+--                      8-byte Poly1305 tag (slided run -key-mode sign); the
+--                      payload is always shown, the tag checked with the key
 --
 -- Use:
 --   tshark -X lua_script:slided.lua -r air.pcap
@@ -29,8 +32,8 @@
 
 local slided = Proto("slided", "slided link frame")
 
-local KIND_DATA, KIND_ETHERNET, KIND_FRAGMENT, KIND_ACK, KIND_SEALED = 0, 1, 2, 3, 4
-local kinds = { [0] = "data", [1] = "ethernet", [2] = "fragment", [3] = "ack", [4] = "sealed" }
+local KIND_DATA, KIND_ETHERNET, KIND_FRAGMENT, KIND_ACK, KIND_SEALED, KIND_SIGNED = 0, 1, 2, 3, 4, 5
+local kinds = { [0] = "data", [1] = "ethernet", [2] = "fragment", [3] = "ack", [4] = "sealed", [5] = "signed" }
 local MAX_FRAGMENTS = 64
 local SEAL_COUNTER, SEAL_TAG = 6, 8
 
@@ -73,6 +76,11 @@ local f = {
     sealed_tag     = ProtoField.bytes("slided.sealed.tag", "Tag (Poly1305, first 8 bytes)"),
     sealed_opened  = ProtoField.bool("slided.sealed.opened", "Opened with the key"),
     sealed_inner   = ProtoField.uint8("slided.sealed.inner", "Inner kind", base.DEC, kinds),
+
+    signed_counter  = ProtoField.uint64("slided.signed.counter", "Counter", base.DEC),
+    signed_inner    = ProtoField.uint8("slided.signed.inner", "Inner kind", base.DEC, kinds),
+    signed_tag      = ProtoField.bytes("slided.signed.tag", "Tag (Poly1305, first 8 bytes)"),
+    signed_verified = ProtoField.bool("slided.signed.verified", "Tag verified with the key"),
 }
 local fields = {}
 for _, v in pairs(f) do
@@ -264,6 +272,19 @@ local function open_envelope(key, hdr, src, env)
         return nil
     end
     return chacha_xor(key, nonce, ct)
+end
+
+-- signed_ok checks the tag of auth's signed envelope (a string; sign mode):
+-- the tag of an empty plaintext with the header and the envelope without its
+-- tag as additional data, under the nonce src, 1, four 0, counter.
+local function signed_ok(key, hdr, src, env)
+    local ctr = env:sub(1, SEAL_COUNTER)
+    local nonce = string.char(src, 1, 0, 0, 0, 0) .. ctr
+    local ad, tag = hdr .. env:sub(1, #env - SEAL_TAG), env:sub(#env - SEAL_TAG + 1)
+    local b, t = chacha_block(key, 0, nonce), {}
+    for i = 1, 32 do t[i] = string.char(b[i]) end
+    local mac = poly1305(pad16(ad) .. le64(#ad) .. le64(0), table.concat(t))
+    return mac:sub(1, SEAL_TAG) == tag
 end
 
 -- The keys, loaded from the preference as slided run -key reads its file
@@ -616,6 +637,45 @@ local function dissect_sealed(dst, src, range, pinfo, tree, item)
     dissect_body(inner, dst, src, ptvb(1), pinfo, tree, it)
 end
 
+-- dissect_signed shows a signed frame: counter, inner kind, the inner
+-- payload (in clear, dissected as its kind), the tag, verified when the key
+-- is known.
+local function dissect_signed(dst, src, range, pinfo, tree, item)
+    if range:len() < SEAL_COUNTER + 1 + SEAL_TAG then
+        malformed(item, pinfo, string.format("signed payload of %d bytes, under the envelope's %d",
+            range:len(), SEAL_COUNTER + 1 + SEAL_TAG))
+        return
+    end
+    local counter = range(0, SEAL_COUNTER):uint64()
+    item:add(f.signed_counter, range(0, SEAL_COUNTER), counter)
+    local inner = band(range(SEAL_COUNTER, 1):uint(), 0x0F)
+    item:add(f.signed_inner, range(SEAL_COUNTER, 1), inner)
+    item:add(f.signed_tag, range(range:len() - SEAL_TAG, SEAL_TAG))
+    info(string.format("Signed #%s", tostring(counter)))
+    load_key()
+    if keys then
+        local hdr = string.char(0x10 + KIND_SIGNED, dst, src)
+        local ok = false
+        for _, key in ipairs(keys) do
+            if signed_ok(key, hdr, src, range:raw()) then ok = true break end
+        end
+        item:add(f.signed_verified, ok):set_generated()
+        if not ok then
+            item:add_proto_expert_info(e.forged)
+            mark("authentication failed")
+        end
+    elseif key_err then
+        item:add_proto_expert_info(e.bad_key, key_err)
+    end
+    if inner == KIND_SEALED or inner == KIND_SIGNED then
+        malformed(item, pinfo, "envelope inside an envelope")
+        return
+    end
+    local body = range(SEAL_COUNTER + 1, range:len() - SEAL_COUNTER - 1 - SEAL_TAG)
+    local it = item:add(slided, body, string.format("Signed payload: %s", kind_name(inner)))
+    dissect_body(inner, dst, src, body, pinfo, tree, it)
+end
+
 -- dissect_body shows a payload (a TvbRange, possibly empty) of kind.
 dissect_body = function(kind, dst, src, range, pinfo, tree, item)
     if kind == KIND_DATA or kind == KIND_ETHERNET then
@@ -627,6 +687,8 @@ dissect_body = function(kind, dst, src, range, pinfo, tree, item)
         dissect_ack(dst, src, range, pinfo, item)
     elseif kind == KIND_SEALED then
         dissect_sealed(dst, src, range, pinfo, tree, item)
+    elseif kind == KIND_SIGNED then
+        dissect_signed(dst, src, range, pinfo, tree, item)
     else
         info(kind_name(kind))
         item:add_proto_expert_info(e.reserved, kind_name(kind) .. ": not sent by this version of slided")

@@ -144,6 +144,7 @@ var dissectorFields = []string{
 	"slided.frag.reassembled_in",
 	"slided.ack.seq", "slided.ack.count", "slided.ack.complete", "slided.ack.packet_in",
 	"slided.sealed.counter", "slided.sealed.opened", "slided.sealed.inner",
+	"slided.signed.counter", "slided.signed.verified", "slided.signed.inner",
 	"udp.length", "icmp.type", "arp.opcode", "ipv6.dst",
 }
 
@@ -502,10 +503,32 @@ func TestDissectorBadFrames(t *testing.T) {
 		counter++
 		return hex.EncodeToString(frame[:len(frame)-(chacha20poly1305.Overhead-8)]) // the tag cut to 8 bytes
 	}
+	// Signed frames (-key-mode sign), by docs/link-arq.md's layout too.
+	signCounter := uint64(5000)
+	sign := func(kind framing.Kind, payload string) string {
+		p, err := hex.DecodeString(strings.ReplaceAll(payload, " ", ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hdr := []byte{framing.Version<<4 | byte(framing.KindSigned), 2, 1}
+		var nonce [chacha20poly1305.NonceSize]byte
+		nonce[0], nonce[1] = hdr[2], 1
+		binary.BigEndian.PutUint64(nonce[4:], signCounter)
+		signCounter++
+		frame := append(append(append(hdr, nonce[6:]...), byte(kind)), p...)
+		tag := aead.Seal(nil, nonce[:], nil, frame)
+		return hex.EncodeToString(append(frame, tag[:8]...))
+	}
+	tampered := []byte(sign(framing.KindAck, "22 01 01"))
+	tampered[21] ^= 1 // the Ack's seq, 0x22 to 0x23: the tag no longer matches
 	cases := []struct {
 		desc, frame, want string
 	}{
 		{"sealed ack", seal(framing.KindAck, "21 01 01"), ok},
+		{"signed ack", sign(framing.KindAck, "21 01 01"), ok},
+		{"signed ack, changed", string(tampered), forged},
+		{"signed frame inside a signed frame", sign(framing.KindSigned, "00 01 02 03"), malformed},
+		{"signed shorter than the envelope", "15 02 01 00 00 00 00 00 01 00 bb", malformed},
 		{"sealed frame inside a sealed frame", seal(framing.KindSealed, "00 01 02 03"), malformed},
 		{"sealed reserved kind 9", seal(9, "aa"), reserved},
 		{"sealed data without its EtherType", seal(framing.KindData, ""), malformed},
@@ -617,6 +640,12 @@ func TestDissectorBadFrames(t *testing.T) {
 		{"sealed ack", "slided.ack.seq", 0x21},
 		{"sealed ack", "slided.ack.complete", 1},
 		{"sealed data without its EtherType", "slided.sealed.counter", 1003},
+		{"signed ack", "slided.signed.verified", 1},
+		{"signed ack", "slided.signed.inner", 3},
+		{"signed ack", "slided.signed.counter", 5001}, // after the changed one, made first
+		{"signed ack", "slided.ack.seq", 0x21},
+		{"signed ack, changed", "slided.signed.verified", 0},
+		{"signed ack, changed", "slided.ack.seq", 0x23},
 	} {
 		if got := at(c.desc).num(c.field); got != c.want {
 			t.Errorf("%s: %s = %d, want %d", c.desc, c.field, got, c.want)

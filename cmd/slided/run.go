@@ -55,6 +55,10 @@ type runFlags struct {
 	keyMaxAge  time.Duration
 	neigh      bool
 	cwSenders  bool
+	kissServer string
+	keyMode    string
+	stationID  string
+	idInterval time.Duration
 	log        logFlags
 }
 
@@ -85,6 +89,10 @@ func cmdRun(args []string) error {
 	fs.StringVar(&f.key, "key", "", "file with the pre-shared key (64 hex digits, mode 0600): frames are authenticated, forged and replayed ones dropped; a second line holds a key also accepted during a changeover")
 	fs.StringVar(&f.stateDir, "state-dir", defaultStateDir, "directory where, with -key, the counters that must never repeat are kept across restarts (must be writable)")
 	fs.DurationVar(&f.keyMaxAge, "key-max-age", 0, "with -key, refuse frames sealed longer ago than this by the sender's clock (e.g. 10m; only when every node keeps real time; 0: off)")
+	fs.StringVar(&f.keyMode, "key-mode", "seal", "with -key: seal (encrypt and authenticate) or sign (authenticate only, the payload readable on air: amateur bands forbid encryption); every node must agree (docs/link-arq.md)")
+	fs.StringVar(&f.stationID, "station-id", "", "with a kiss modem: a callsign (CALL or CALL-SSID) sent in clear as an AX.25 UI frame to ID while slided transmits, as amateur-radio rules require (docs/modems.md)")
+	fs.DurationVar(&f.idInterval, "station-id-interval", 10*time.Minute, "with -station-id: identify at least this often while transmitting, and once after the last transmission")
+	fs.StringVar(&f.kissServer, "kiss-server", "", "with a kiss modem, share the TNC with other programs (APRS clients) through a KISS TCP server at HOST:PORT, or PORT on loopback (off by default; docs/modems.md)")
 	f.log.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -131,7 +139,8 @@ type runConfig struct {
 	addrs  []netip.Prefix
 	policy bridge.Policy
 	key    *auth.Key
-	key2   *auth.Key    // accepted too, during a changeover
+	key2   *auth.Key // accepted too, during a changeover
+	mode   auth.Mode
 	creds  *credentials // -user, resolved
 }
 
@@ -172,9 +181,15 @@ func (f *runFlags) validate() (runConfig, error) {
 		if f.stateDir == "" {
 			return c, errors.New("-state-dir: a key needs a state directory, so that no counter is ever reused")
 		}
+		if c.mode, err = auth.ParseMode(f.keyMode); err != nil {
+			return c, fmt.Errorf("-key-mode: %w", err)
+		}
 		if f.keyMaxAge < 0 {
 			return c, fmt.Errorf("-key-max-age %v: want a positive duration (0: off)", f.keyMaxAge)
 		}
+	}
+	if f.key == "" && f.keyMode != "seal" {
+		return c, fmt.Errorf("-key-mode %s: only with -key", f.keyMode)
 	}
 	if err := bridge.CheckFrameMax(bridge.Config{FrameMax: f.frameMax, MTU: f.mtu, Key: c.key}); err != nil {
 		return c, fmt.Errorf("-%w", err)
@@ -194,8 +209,28 @@ func (f *runFlags) validate() (runConfig, error) {
 		return c, fmt.Errorf("-policy: %w", err)
 	}
 	c.policy = pol
-	if _, _, err := splitPHY(f.phy); err != nil {
+	kind, _, err := splitPHY(f.phy)
+	if err != nil {
 		return c, err
+	}
+	if f.stationID != "" {
+		if kind != "kiss-tcp" && kind != "kiss-serial" {
+			return c, fmt.Errorf("-station-id: only with a kiss modem (-phy kiss-tcp:... or kiss-serial:...), not %s", kind)
+		}
+		_, rest, _ := splitPHY(f.phy)
+		kc, _ := parseKISS(kind, rest)
+		kc.StationID, kc.StationIDInterval = f.stationID, f.idInterval
+		if err := kc.Check(); err != nil {
+			return c, fmt.Errorf("-station-id: %w", err)
+		}
+	}
+	if f.kissServer != "" {
+		if kind != "kiss-tcp" && kind != "kiss-serial" {
+			return c, fmt.Errorf("-kiss-server: only with a kiss modem (-phy kiss-tcp:... or kiss-serial:...), not %s", kind)
+		}
+		if _, err := kiss.ListenAddr(f.kissServer); err != nil {
+			return c, fmt.Errorf("-kiss-server: %w", err)
+		}
 	}
 	return c, nil
 }
@@ -236,7 +271,7 @@ func parseKISS(kind, rest string) (kiss.Config, error) {
 }
 
 // openPHY opens the modem; it blocks until the modem is reachable or ctx is done.
-func openPHY(ctx context.Context, spec string, node framing.NodeID, log zerolog.Logger) (bridge.PHY, error) {
+func openPHY(ctx context.Context, spec string, node framing.NodeID, log zerolog.Logger, kissOpt func(*kiss.Config)) (bridge.PHY, error) {
 	kind, rest, err := splitPHY(spec)
 	if err != nil {
 		return nil, err
@@ -270,10 +305,31 @@ func openPHY(ctx context.Context, spec string, node framing.NodeID, log zerolog.
 		if err != nil {
 			return nil, err
 		}
+		if kissOpt != nil {
+			kissOpt(&cfg)
+		}
 		log := log.With().Str("phy", kind).Logger()
 		return retryOpen(ctx, log, func() (*kiss.TNC, error) { return kiss.Dial(ctx, cfg, log) })
 	}
 	return nil, fmt.Errorf("unknown modem kind %q", kind)
+}
+
+// serveKISS starts the KISS server that shares the TNC p with other programs.
+func serveKISS(f runFlags, p bridge.PHY, log zerolog.Logger) (*kiss.Server, error) {
+	tnc, ok := p.(*kiss.TNC)
+	if !ok {
+		return nil, fmt.Errorf("-kiss-server: the modem is not a kiss TNC")
+	}
+	kind, rest, _ := splitPHY(f.phy)
+	cfg, err := parseKISS(kind, rest)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := kiss.Serve(kiss.ServerConfig{Addr: f.kissServer, MaxFrame: cfg.MaxFrame}, tnc, log.With().Str("part", "kiss-server").Logger())
+	if err != nil {
+		return nil, fmt.Errorf("-kiss-server: %w", err)
+	}
+	return srv, nil
 }
 
 // retryOpen calls open until it succeeds or ctx is done, backing off from
@@ -398,7 +454,11 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 	}
 
 	log.Info().Str("phy", f.phy).Msg("opening modem")
-	p, err := openPHY(ctx, f.phy, c.node, log)
+	p, err := openPHY(ctx, f.phy, c.node, log, func(kc *kiss.Config) {
+		if f.stationID != "" {
+			kc.StationID, kc.StationIDInterval = f.stationID, f.idInterval
+		}
+	})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -406,6 +466,13 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 		return fmt.Errorf("open modem: %w", err)
 	}
 	defer p.Close()
+	if f.kissServer != "" {
+		srv, err := serveKISS(f, p, log)
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+	}
 	tuneNeighbours(dev.Index(), p.Info().BitRate, f.mtu, log)
 
 	if c.creds != nil {
@@ -435,6 +502,7 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 		Key2:              c.key2,
 		KeyState:          keyState,
 		KeyMaxAge:         f.keyMaxAge,
+		KeyMode:           c.mode,
 		NoNeighAnswer:     !f.neigh,
 		WindowFromSenders: f.cwSenders,
 		Log:               log,

@@ -70,9 +70,9 @@ func printStatus(out io.Writer, st *control.Status) {
 		d := b.Drops
 		row("drops", "%d in all: queue-full %d, drop-head %d, no-route %d, too-big %d, bad-crc %d, garbage %d, phy %d/%d, tap-write %d",
 			d.Total(), d.QueueFull, d.QueueHead, d.NoRoute, d.TooBig, d.BadCRC, d.Garbage, d.PHYError, d.PHYDown, d.TAPWrite)
-		if n := d.Unsealed + d.AuthFailed + d.Replayed + d.StateFailed + d.Sealed + d.SealFailed; n > 0 {
-			row("auth drops", "unsealed %d, forged %d, replayed %d, state not saved %d, sealed without our key %d, seal failed %d",
-				d.Unsealed, d.AuthFailed, d.Replayed, d.StateFailed, d.Sealed, d.SealFailed)
+		if n := d.Unsealed + d.AuthFailed + d.Replayed + d.KeyMode + d.StateFailed + d.Sealed + d.SealFailed; n > 0 {
+			row("auth drops", "unsealed %d, forged %d, replayed %d, other key mode %d, state not saved %d, sealed without our key %d, seal failed %d",
+				d.Unsealed, d.AuthFailed, d.Replayed, d.KeyMode, d.StateFailed, d.Sealed, d.SealFailed)
 		}
 		for i, fp := range b.KeyFingerprints {
 			row([...]string{"key", "second key"}[i], "%s, %d frames opened", fp, b.KeyOpened[i])

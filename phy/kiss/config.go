@@ -66,10 +66,111 @@ type Config struct {
 	// client owns channel access. False lets the TNC run p-persistent CSMA
 	// on its own carrier detect.
 	FullDuplex bool
+	// AckMode says whether bursts go as KISS ACKMODE frames (command 0x0C,
+	// a 2-byte id before the data) that the TNC answers with the id once
+	// the frame has gone out: AckOff (the default: the airtime estimate
+	// alone), AckOn (the TNC supports it; the estimate is a watchdog) or
+	// AckAuto (try the first burst with ACKMODE; if no answer comes within
+	// AckWait, use the estimate from then on). See docs/modems.md.
+	AckMode AckMode
+	// Init is sent to the TNC on every (re)connect before the KISS
+	// parameters (a hardware TNC's command to enter KISS mode, such as
+	// "KISS ON\rRESTART\r"); InitWait is the pause after it, for the TNC
+	// to switch. Exit is sent on Close (a command to leave KISS mode, such
+	// as the KISS return frame C0 FF C0). Raw bytes, sent as they are.
+	Init, Exit []byte
+	InitWait   time.Duration
+	// StationID, if set, is the callsign (CALL or CALL-SSID) sent in clear
+	// as an AX.25 UI frame (IDFrame) every StationIDInterval while slided
+	// transmits: within the interval after a burst of slided's when none
+	// is pending, so again at each interval's end while it keeps sending,
+	// and once after its last burst. See docs/modems.md.
+	StationID         string
+	StationIDInterval time.Duration
 	// Dial, if set, replaces net.Dialer.DialContext for Addr (tests use it
 	// to reach a TNC inside a network namespace).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
+
+// AckMode is Config.AckMode.
+type AckMode uint8
+
+const (
+	// AckOff: TxDone from the airtime estimate only.
+	AckOff AckMode = iota
+	// AckAuto: probe the TNC with the first burst, remember the answer.
+	AckAuto
+	// AckOn: every burst as an ACKMODE frame.
+	AckOn
+)
+
+func (m AckMode) String() string {
+	switch m {
+	case AckAuto:
+		return "auto"
+	case AckOn:
+		return "on"
+	}
+	return "off"
+}
+
+// ParseAckMode parses "auto", "on" or "off".
+func ParseAckMode(s string) (AckMode, error) {
+	switch s {
+	case "auto":
+		return AckAuto, nil
+	case "on", "1", "true":
+		return AckOn, nil
+	case "off", "0", "false":
+		return AckOff, nil
+	}
+	return 0, fmt.Errorf("ackmode %q: want auto, on or off", s)
+}
+
+// UnescapeCommand decodes a start-up or exit command as given in a modem
+// URL or the config: after percent-decoding (done by the URL parser), \r,
+// \n, \t, \\ and \xHH stand for CR, LF, TAB, a backslash and any byte.
+// Any other backslash sequence is an error.
+func UnescapeCommand(s string) ([]byte, error) {
+	var b []byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '\\' {
+			b = append(b, c)
+			continue
+		}
+		if i+1 >= len(s) {
+			return nil, fmt.Errorf("command %q: a lone backslash at the end", s)
+		}
+		i++
+		switch s[i] {
+		case 'r':
+			b = append(b, '\r')
+		case 'n':
+			b = append(b, '\n')
+		case 't':
+			b = append(b, '\t')
+		case '\\':
+			b = append(b, '\\')
+		case 'x':
+			if i+2 >= len(s) {
+				return nil, fmt.Errorf("command %q: \\x needs two hex digits", s)
+			}
+			n, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
+			if err != nil {
+				return nil, fmt.Errorf("command %q: \\x needs two hex digits", s)
+			}
+			b = append(b, byte(n))
+			i += 2
+		default:
+			return nil, fmt.Errorf("command %q: unknown escape \\%c (known: \\r \\n \\t \\\\ \\xHH)", s, s[i])
+		}
+	}
+	return b, nil
+}
+
+// maxCommand bounds Init and Exit.
+const maxCommand = 1024
 
 // Defaults returns a Config with the default air rate, frame limit and
 // channel-access settings, and no Addr or Device.
@@ -90,7 +191,8 @@ var ErrConfig = errors.New("kiss: bad config")
 
 // ParseTCP parses the part of a modem URL after "kiss-tcp:", such as
 // "127.0.0.1:8001?air=9600&txdelay=30ms&persist=63&slot=10ms&fullduplex=0".
-// Keys: air, port, maxframe, txdelay, persist, slot, txtail, fullduplex.
+// Keys: air, port, maxframe, txdelay, persist, slot, txtail, fullduplex,
+// ackmode (auto, on, off), init and exit (UnescapeCommand), initwait.
 // Missing keys keep Defaults; an unknown key is an error naming it.
 func ParseTCP(s string) (Config, error) {
 	addr, query, _ := strings.Cut(s, "?")
@@ -150,6 +252,21 @@ func (c *Config) parseQuery(query string, serial bool) error {
 			c.TXTail, err = parseTenMs(v)
 		case "fullduplex":
 			c.FullDuplex, err = strconv.ParseBool(v)
+		case "ackmode":
+			c.AckMode, err = ParseAckMode(v)
+		case "init":
+			c.Init, err = UnescapeCommand(v)
+		case "exit":
+			c.Exit, err = UnescapeCommand(v)
+		case "initwait":
+			c.InitWait, err = time.ParseDuration(v)
+			if err == nil && (c.InitWait < 0 || c.InitWait > 10*time.Second) {
+				err = fmt.Errorf("%v out of range 0..10s", c.InitWait)
+			}
+		case "id":
+			c.StationID = v
+		case "idinterval":
+			c.StationIDInterval, err = time.ParseDuration(v)
 		case "baud":
 			if !serial {
 				return fmt.Errorf("%w: key %q is for kiss-serial only", ErrConfig, key)
@@ -196,6 +313,9 @@ func tenMs(d time.Duration) (byte, error) {
 	return byte((d + 5*time.Millisecond) / (10 * time.Millisecond)), nil
 }
 
+// Check validates c as Dial does, without connecting.
+func (c Config) Check() error { return c.check() }
+
 // check validates c and fills MaxFrame and Baud when zero.
 func (c *Config) check() error {
 	if (c.Addr == "") == (c.Device == "") {
@@ -224,6 +344,26 @@ func (c *Config) check() error {
 	if c.Baud == 0 {
 		c.Baud = DefaultBaud
 	}
+	if len(c.Init) > maxCommand || len(c.Exit) > maxCommand {
+		return fmt.Errorf("%w: init or exit command longer than %d bytes", ErrConfig, maxCommand)
+	}
+	if c.StationID != "" {
+		if _, err := ax25Addr(c.StationID, false); err != nil {
+			return fmt.Errorf("%w: station id: %w", ErrConfig, err)
+		}
+		if c.StationIDInterval == 0 {
+			c.StationIDInterval = DefaultStationIDInterval
+		}
+		if c.StationIDInterval < time.Minute || c.StationIDInterval > time.Hour {
+			return fmt.Errorf("%w: station id interval %v (1m to 1h)", ErrConfig, c.StationIDInterval)
+		}
+	}
+	if c.AckMode > AckOn {
+		return fmt.Errorf("%w: ack mode %d", ErrConfig, c.AckMode)
+	}
+	if c.InitWait < 0 || c.InitWait > 10*time.Second {
+		return fmt.Errorf("%w: init wait %v (0 to 10s)", ErrConfig, c.InitWait)
+	}
 	return nil
 }
 
@@ -236,7 +376,24 @@ func (c Config) MaxBurst() int {
 	if m == 0 {
 		m = DefaultMaxFrame
 	}
-	return m - 3
+	return m - 3 - c.ackOverhead()
+}
+
+// ackOverhead is the room an ACKMODE id takes, escapes included.
+func (c Config) ackOverhead() int {
+	if c.AckMode == AckOff {
+		return 0
+	}
+	return 4
+}
+
+// ackWait bounds the wait for the TNC's ACKMODE answer to a burst of n
+// bytes once written: twice the airtime estimate, four mean waits of the
+// TNC's CSMA, and a second. Past it the burst is taken as sent (TxDone);
+// in auto mode, a first burst that got no answer by then means the TNC
+// does not support ACKMODE.
+func (c Config) ackWait(n int) time.Duration {
+	return 2*c.TxTime(n) + 4*c.AccessWait() + time.Second
 }
 
 // FrameLen is the length of b sent as one KISS data frame on c.Port: two
@@ -281,4 +438,57 @@ func (c Config) TxTime(n int) time.Duration {
 	bits += 8         // closing flag
 	air := time.Duration((bits*int64(time.Second) + int64(c.AirRate) - 1) / int64(c.AirRate))
 	return c.TXDelay + air + c.TXTail
+}
+
+// kissAckMode is the ACKMODE command (the low nibble of the type byte): the
+// host sends port<<4|0x0C, a 2-byte id (big-endian) and the frame; the TNC
+// sends port<<4|0x0C and the same id back once the frame has gone out.
+const kissAckMode = 0x0C
+
+// DefaultStationIDInterval is the usual rule: identify at least every ten
+// minutes while transmitting.
+const DefaultStationIDInterval = 10 * time.Minute
+
+// IDFrame is the station identification for call (CALL or CALL-SSID, valid
+// for ax25Addr): an AX.25 UI frame from call to "ID", control 0x03, PID
+// 0xF0 (no layer 3), and call again as text, so that any packet monitor
+// shows it. Call must be valid (Config.check).
+func IDFrame(call string) []byte {
+	dst, _ := ax25Addr("ID", false)
+	src, _ := ax25Addr(call, true)
+	b := append(dst, src...)
+	b = append(b, 0x03, 0xF0)
+	return append(b, strings.ToUpper(call)...)
+}
+
+// ax25Addr encodes an AX.25 address field: six characters shifted left one
+// bit, space-padded, then the SSID byte 0b0110_sss_e (e: last address).
+func ax25Addr(call string, last bool) ([]byte, error) {
+	base, ssid, hasSSID := strings.Cut(strings.ToUpper(call), "-")
+	if len(base) == 0 || len(base) > 6 {
+		return nil, fmt.Errorf("callsign %q: 1 to 6 letters and digits, then an optional -SSID", call)
+	}
+	b := make([]byte, 0, 7)
+	for i := 0; i < 6; i++ {
+		c := byte(' ')
+		if i < len(base) {
+			c = base[i]
+			if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+				return nil, fmt.Errorf("callsign %q: 1 to 6 letters and digits, then an optional -SSID", call)
+			}
+		}
+		b = append(b, c<<1)
+	}
+	n := 0
+	if hasSSID {
+		var err error
+		if n, err = parseInt(ssid, 0, 15); err != nil {
+			return nil, fmt.Errorf("callsign %q: SSID %w", call, err)
+		}
+	}
+	e := byte(0)
+	if last {
+		e = 1
+	}
+	return append(b, 0x60|byte(n)<<1|e), nil
 }

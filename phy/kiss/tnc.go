@@ -5,7 +5,10 @@
 // the configured port; each KISS data frame the TNC delivers on that port
 // comes up as one Received event. A TNC says neither when a frame has left
 // nor when the channel is busy, so TxDone is an estimate from the air rate
-// (Config.TxTime) and no carrier events are reported: channel access is the
+// (Config.TxTime), or the TNC's ACKMODE answer where it gives one
+// (Config.AckMode), and no carrier events of the channel are reported (only
+// the estimated airtime of other programs' frames, SendOther, shows as
+// carrier: see Server): channel access is the
 // TNC's own p-persistent CSMA (FullDuplex false), or the client's
 // (FullDuplex true). With the TNC's CSMA, a frame received while a burst is
 // outstanding restarts the estimate from its arrival: the TNC deferred to it.
@@ -65,6 +68,16 @@ const (
 	rxHeld  = 64
 	rxQueue = 8 // frames between the reader and run
 	readBuf = 4096
+	// otherQueue bounds the frames of other programs (SendOther) waiting
+	// for the writer; SendOther refuses more.
+	otherQueue = 32
+	// otherBacklog bounds the estimated airtime of other programs' frames
+	// written to the TNC and not yet on air: SendOther refuses more (a
+	// client that floods), so that slided's own bursts never wait longer
+	// behind them.
+	otherBacklog = 15 * time.Second
+	// exitWait bounds the write of the exit command at Close.
+	exitWait = time.Second
 )
 
 // Stats counts what a TNC has done since Dial.
@@ -80,6 +93,19 @@ type Stats struct {
 	Connects, Drops uint64
 	// WriteTimeouts counts the drops by the write watchdog.
 	WriteTimeouts uint64
+	// AckSent counts bursts sent as ACKMODE frames, Acked those the TNC
+	// answered; AckTimeouts those whose answer did not come within the
+	// watchdog (TxDone then came from it), AckStray answers with an id we
+	// were not waiting for. AckUnsupported is 1 once auto mode found that
+	// the TNC does not answer ACKMODE.
+	AckSent, Acked, AckTimeouts, AckStray, AckUnsupported uint64
+	// OthersSent counts the frames of other programs (the KISS server's
+	// clients, SendOther) written to the TNC; OthersLost those dropped
+	// unsent when the connection was lost; OthersHeard the frames received
+	// that are not slided's and were offered to the tap.
+	OthersSent, OthersLost, OthersHeard uint64
+	// IDSent counts station identifications sent (Config.StationID).
+	IDSent uint64
 	// Decoder sums the KISS decoder's counters over all connections: garbage
 	// bytes, bad escapes and over-long frames are counted and dropped there.
 	Decoder framing.KISSStats
@@ -100,10 +126,16 @@ type TNC struct {
 	events  chan phy.Event
 	txc     chan struct{} // Transmit → run: txbuf holds a frame
 	txReply chan error    // run → Transmit: accepted (nil) or ErrDown
-	txbuf   []byte        // written by Transmit while busy was false, read by run until TxDone/Down
-	txlen   int           // the burst's length before escaping, like txbuf
-	busy    atomic.Bool   // a burst is outstanding
-	up      atomic.Bool   // connected
+	txraw   []byte        // written by Transmit while busy was false, read by run until TxDone/Down
+	txbuf   []byte        // the KISS frame of txraw, encoded by run, read by the writer
+	otherc  chan []byte   // SendOther → run: KISS frames of other programs, bounded
+	tap     atomic.Pointer[func(port byte, data []byte)]
+	idFrame []byte // the station identification's KISS frame; nil: none
+	// otherEnd is run's estimate of when the other programs' frames
+	// written so far have left (UnixNano), for SendOther's backlog check.
+	otherEnd atomic.Int64
+	busy     atomic.Bool // a burst is outstanding
+	up       atomic.Bool // connected
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -137,13 +169,18 @@ func dial(ctx context.Context, cfg Config, log zerolog.Logger, clk clock, opts .
 		events:   make(chan phy.Event, eventQueue),
 		txc:      make(chan struct{}),
 		txReply:  make(chan error, 1),
-		txbuf:    make([]byte, 0, cfg.MaxFrame),
+		txraw:    make([]byte, 0, cfg.MaxFrame),
+		txbuf:    make([]byte, 0, cfg.MaxFrame+4),
+		otherc:   make(chan []byte, otherQueue),
 		closing:  make(chan struct{}),
 		done:     make(chan struct{}),
 	}
 	t.info = phy.Info{BitRate: cfg.AirRate, MaxFrame: t.maxBurst, Turnaround: cfg.TXDelay, OwnAccess: !cfg.FullDuplex,
 		AccessWait: cfg.AccessWait(), MinBurst: MinBurst}
 	t.params = t.paramFrames()
+	if cfg.StationID != "" {
+		t.idFrame = framing.AppendKISS(nil, cfg.Port, framing.KISSData, IDFrame(cfg.StationID))
+	}
 	for _, o := range opts {
 		o(t)
 	}
@@ -202,6 +239,21 @@ func (t *TNC) connect(ctx context.Context) (conn, error) {
 		c = l
 	}
 	c.SetWriteDeadline(time.Now().Add(t.wtime))
+	if len(t.cfg.Init) > 0 {
+		if _, err := c.Write(t.cfg.Init); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("kiss: send init command to %s: %w", t.target, err)
+		}
+		if t.cfg.InitWait > 0 {
+			select {
+			case <-time.After(t.cfg.InitWait):
+			case <-ctx.Done():
+				c.Close()
+				return nil, fmt.Errorf("kiss: %s: %w", t.target, ctx.Err())
+			}
+			c.SetWriteDeadline(time.Now().Add(t.wtime))
+		}
+	}
 	if _, err := c.Write(t.params); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("kiss: send parameters to %s: %w", t.target, err)
@@ -234,10 +286,12 @@ func (t *TNC) Info() phy.Info { return t.info }
 // closed after Close; events not read by then are discarded.
 func (t *TNC) Events() <-chan phy.Event { return t.events }
 
-// Transmit sends b as one KISS data frame. It copies b and returns without
-// waiting for the write, the airtime or the consumer of Events: TxDone
-// follows after Config.TxTime(len(b)) once the frame is written (or Down,
-// if the connection is lost or the write watchdog fires first). It refuses
+// Transmit sends b as one KISS data frame (an ACKMODE frame, see
+// Config.AckMode). It copies b and returns without waiting for the write,
+// the airtime or the consumer of Events: TxDone follows once the frame is
+// written, when the TNC answers ACKMODE, or else after Config.TxTime(len(b))
+// plus the estimated airtime of other programs' frames written before it
+// (or Down, if the connection is lost or the write watchdog fires first). It refuses
 // bursts longer than Info().MaxFrame or whose KISS frame, escapes included
 // (Config.FrameLen), is longer than Config.MaxFrame (phy.ErrTooLarge: the
 // TNC would cut it), empty bursts (phy.ErrEmpty), a second burst before
@@ -248,7 +302,7 @@ func (t *TNC) Transmit(b []byte) error {
 	if len(b) > t.maxBurst {
 		return fmt.Errorf("kiss: %d bytes, at most %d: %w", len(b), t.maxBurst, phy.ErrTooLarge)
 	}
-	if n := t.cfg.FrameLen(b); n > t.cfg.MaxFrame {
+	if n := t.cfg.FrameLen(b) + t.cfg.ackOverhead(); n > t.cfg.MaxFrame {
 		return fmt.Errorf("kiss: %d bytes are %d once escaped, at most %d: %w", len(b), n, t.cfg.MaxFrame, phy.ErrTooLarge)
 	}
 	if len(b) == 0 {
@@ -271,8 +325,7 @@ func (t *TNC) Transmit(b []byte) error {
 	if !t.busy.CompareAndSwap(false, true) {
 		return fmt.Errorf("kiss: %w", phy.ErrBusy)
 	}
-	t.txbuf = framing.AppendKISS(t.txbuf[:0], t.cfg.Port, framing.KISSData, b)
-	t.txlen = len(b)
+	t.txraw = append(t.txraw[:0], b...)
 	// run never blocks for long (it waits on no consumer and no I/O), so
 	// this hand-over is prompt.
 	select {
@@ -286,6 +339,74 @@ func (t *TNC) Transmit(b []byte) error {
 		t.busy.Store(false)
 	}
 	return err
+}
+
+// SendOther queues a frame of another program (a client of the KISS
+// server) for the TNC: data goes as one KISS data frame on port, untouched,
+// serialised with slided's own bursts by the TNC's single writer (slided's
+// burst first when both wait). It copies data and never blocks: it refuses
+// an empty or over-long frame (phy.ErrEmpty, phy.ErrTooLarge), a frame while
+// down or closed (phy.ErrDown, phy.ErrClosed) and, with phy.ErrBusy, a frame
+// when otherQueue frames already wait. Once the frame is written, the TNC
+// reports its estimated airtime as carrier (CarrierOn, then CarrierOff when
+// the estimate of every such frame written has run out), so that slided's
+// MAC defers to it; slided's own TxDone estimate counts it too.
+func (t *TNC) SendOther(port byte, data []byte) error {
+	if len(data) == 0 {
+		return fmt.Errorf("kiss: %w", phy.ErrEmpty)
+	}
+	if port > 15 {
+		return fmt.Errorf("kiss: port %d: %w", port, ErrConfig)
+	}
+	f := framing.AppendKISS(make([]byte, 0, 2*len(data)+4), port, framing.KISSData, data)
+	if len(f) > t.cfg.MaxFrame {
+		return fmt.Errorf("kiss: %d bytes are %d once escaped, at most %d: %w", len(data), len(f), t.cfg.MaxFrame, phy.ErrTooLarge)
+	}
+	select {
+	case <-t.closing:
+		return fmt.Errorf("kiss: %w", phy.ErrClosed)
+	default:
+	}
+	if !t.up.Load() {
+		return fmt.Errorf("kiss: %s: %w", t.target, phy.ErrDown)
+	}
+	if b := time.Duration(t.otherEnd.Load() - t.clk.Now().UnixNano()); b > otherBacklog {
+		return fmt.Errorf("kiss: other programs' frames hold the channel for %v more (at most %v): %w", b.Round(time.Millisecond), otherBacklog, phy.ErrBusy)
+	}
+	select {
+	case t.otherc <- f:
+		return nil
+	default:
+		return fmt.Errorf("kiss: %d frames of other programs wait: %w", otherQueue, phy.ErrBusy)
+	}
+}
+
+// SetTap sets the function that gets every KISS data frame the TNC
+// delivers that is not slided's (any other port; on slided's port, a frame
+// in which framing's decoder finds no good frame), with its port. It is
+// called on the TNC's reader goroutine with data it may keep; it must not
+// block (the KISS server queues and drops). nil removes it. While a tap is
+// set, such frames no longer come up as Received (slided's decoder would
+// only count them as garbage); slided's own still do.
+func (t *TNC) SetTap(f func(port byte, data []byte)) {
+	if f == nil {
+		t.tap.Store(nil)
+		return
+	}
+	t.tap.Store(&f)
+}
+
+// IsSlided says whether b, a KISS data frame's payload, carries at least
+// one good slided frame (COBS, version, addresses, CRC-32C): a frame of
+// another program (APRS, AX.25) does not, but for a 2^-32 chance.
+func IsSlided(b []byte) bool {
+	d := framing.NewDecoder(len(b))
+	found := false
+	d.Feed(b, func(framing.Header, []byte) { found = true })
+	if !found {
+		d.Feed([]byte{0}, func(framing.Header, []byte) { found = true })
+	}
+	return found
 }
 
 // Close stops the goroutines, closes the connection and then the Events
@@ -315,6 +436,8 @@ func (t *TNC) count(f func(*Stats)) {
 type link struct {
 	c      conn
 	rx     chan []byte   // received data frames, owned by the receiver
+	acks   chan uint16   // ACKMODE answers: the id
+	heard  chan struct{} // a frame of another program was heard on our port (tap)
 	errc   chan error    // the read error that ended the connection
 	wr     chan []byte   // to the writer: one frame at a time
 	wrDone chan error    // the writer's result for the frame
@@ -326,6 +449,8 @@ func (t *TNC) startLink(c conn) *link {
 	l := &link{
 		c:      c,
 		rx:     make(chan []byte, rxQueue),
+		acks:   make(chan uint16, 4),
+		heard:  make(chan struct{}, 1),
 		errc:   make(chan error, 1),
 		wr:     make(chan []byte, 1),
 		wrDone: make(chan error, 1),
@@ -376,11 +501,64 @@ func (t *TNC) read(l *link) {
 	dec := framing.NewKISSDecoder(t.cfg.MaxFrame)
 	var last framing.KISSStats
 	stopped := false
+	garbageLogged := false
+	// sync adds the decoder's new counts to Stats: after each read, and
+	// before a frame is handed on, so that whoever sees the frame sees
+	// the counts of what came before it.
+	sync := func() {
+		s := dec.Stats()
+		t.count(func(st *Stats) {
+			d := &st.Decoder
+			d.Frames += s.Frames - last.Frames
+			d.TooLong += s.TooLong - last.TooLong
+			d.BadEscape += s.BadEscape - last.BadEscape
+			d.Empty += s.Empty - last.Empty
+			d.Garbage += s.Garbage - last.Garbage
+		})
+		if s.Garbage > last.Garbage && !garbageLogged {
+			// Text from a TNC not (yet) in KISS mode: an answer to the
+			// init command, an error message, a prompt.
+			garbageLogged = true
+			t.log.Warn().Str("tnc", t.target).Uint64("bytes", s.Garbage-last.Garbage).
+				Msg("kiss: tnc sent bytes that are not KISS (an answer to the init command? a TNC not in KISS mode?); ignored and counted (decoder garbage), logged once per connection")
+		}
+		last = s
+	}
 	emit := func(port, cmd byte, data []byte) {
 		if stopped {
 			return
 		}
-		if port != t.cfg.Port || cmd != framing.KISSData || len(data) == 0 {
+		sync()
+		if port == t.cfg.Port && cmd == kissAckMode {
+			if len(data) < 2 {
+				t.count(func(s *Stats) { s.AckStray++ })
+				return
+			}
+			select {
+			case l.acks <- uint16(data[0])<<8 | uint16(data[1]):
+			default: // run has not taken 4 answers: stray ones, dropped
+				t.count(func(s *Stats) { s.AckStray++ })
+			}
+			return
+		}
+		if cmd != framing.KISSData || len(data) == 0 {
+			t.count(func(s *Stats) { s.Ignored++ })
+			return
+		}
+		if tap := t.tap.Load(); tap != nil && (port != t.cfg.Port || !IsSlided(data)) {
+			// Another program's frame: to the tap only; slided's
+			// decoder would count it as garbage.
+			t.count(func(s *Stats) { s.OthersHeard++ })
+			(*tap)(port, bytes.Clone(data))
+			if port == t.cfg.Port {
+				select { // the channel was busy: run defers our burst's estimate
+				case l.heard <- struct{}{}:
+				default:
+				}
+			}
+			return
+		}
+		if port != t.cfg.Port {
 			t.count(func(s *Stats) { s.Ignored++ })
 			return
 		}
@@ -395,16 +573,7 @@ func (t *TNC) read(l *link) {
 		n, err := l.c.Read(buf)
 		if n > 0 {
 			dec.Feed(buf[:n], emit)
-			s := dec.Stats()
-			t.count(func(st *Stats) {
-				d := &st.Decoder
-				d.Frames += s.Frames - last.Frames
-				d.TooLong += s.TooLong - last.TooLong
-				d.BadEscape += s.BadEscape - last.BadEscape
-				d.Empty += s.Empty - last.Empty
-				d.Garbage += s.Garbage - last.Garbage
-			})
-			last = s
+			sync()
 		}
 		if stopped {
 			return
@@ -421,12 +590,23 @@ type dialResult struct {
 	err error
 }
 
-// run owns the connection: it forwards received frames, hands bursts to the
-// writer, times TxDone, and on a lost connection
-// reports Down and reconnects with backoff. It never blocks on the
-// consumer of Events (events wait in its queue) nor on I/O (the reader,
-// the writer and the dialer are goroutines of their own). It exits on
-// Close, after closing the connection and the Events channel.
+// ackState is what run knows of the TNC's ACKMODE support.
+type ackState uint8
+
+const (
+	ackUnknown ackState = iota // auto mode, not probed yet
+	ackYes                     // answered (or AckOn)
+	ackNo                      // auto mode, no answer to the probe
+)
+
+// run owns the connection: it forwards received frames, hands bursts and
+// other programs' frames to the writer (one at a time, slided's first), times
+// TxDone (the TNC's ACKMODE answer, or the estimate) and the carrier of the
+// other programs' frames, and on a lost connection reports Down and
+// reconnects with backoff. It never blocks on the consumer of Events
+// (events wait in its queue) nor on I/O (the reader, the writer and the
+// dialer are goroutines of their own). It exits on Close, after sending the
+// exit command (if any) and closing the connection and the Events channel.
 func (t *TNC) run(c conn) {
 	defer close(t.done)
 	defer close(t.events)
@@ -437,14 +617,35 @@ func (t *TNC) run(c conn) {
 		upSince  = t.clk.Now()
 		downAt   time.Time
 		attempt  int
-		txTimer  timer // TxDone estimate, once the frame is written
+		txTimer  timer // TxDone: the estimate, or the ACKMODE watchdog
 		txC      <-chan time.Time
-		writing  bool
+		txWait   bool  // slided's burst waits for the writer
+		wbusy    bool  // the writer holds a frame
+		wSlided  bool  // ... and it is slided's burst
+		wOther   int   // ... or another program's frame of this many bytes
+		wID      bool  // ... or the station identification
+		idTimer  timer // the next identification: armed by a burst of ours
+		idC      <-chan time.Time
+		idWait   bool   // the identification waits for the writer
+		acking   bool   // the outstanding burst went as ACKMODE
+		ackID    uint16 // its id
+		ackEarly bool   // its answer came before the write was reported
+		acks     ackState
+		carrier  bool      // CarrierOn reported for other programs' frames
+		otherEnd time.Time // when their estimated airtime ends
+		carTimer timer
+		carC     <-chan time.Time
 		retry    timer
 		retryC   <-chan time.Time
 		dialc    chan dialResult
 		stopDial context.CancelFunc
 	)
+	switch t.cfg.AckMode {
+	case AckOn:
+		acks = ackYes
+	case AckOff:
+		acks = ackNo
+	}
 	t.count(func(s *Stats) { s.Connects++ })
 	q.Push(phy.Event{Kind: phy.Up})
 
@@ -453,8 +654,90 @@ func (t *TNC) run(c conn) {
 			txTimer.Stop()
 			txTimer, txC = nil, nil
 		}
-		writing = false
+		txWait, acking, ackEarly = false, false, false
 		t.busy.Store(false) // the writer has exited (link.close) or finished
+	}
+	carrierOff := func() {
+		if carTimer != nil {
+			carTimer.Stop()
+			carTimer, carC = nil, nil
+		}
+		if carrier {
+			carrier = false
+			q.Push(phy.Event{Kind: phy.CarrierOff})
+		}
+	}
+	txDone := func() {
+		if txTimer != nil {
+			txTimer.Stop()
+		}
+		txTimer, txC = nil, nil
+		acking, ackEarly = false, false
+		t.busy.Store(false)
+		q.Push(phy.Event{Kind: phy.TxDone})
+	}
+	// ahead is the estimated airtime of other programs' frames the TNC
+	// still holds before slided's burst.
+	ahead := func() time.Duration {
+		return max(0, otherEnd.Sub(t.clk.Now()))
+	}
+	// kick hands the writer its next frame when it is idle: slided's
+	// burst first, then other programs' frames.
+	kick := func() {
+		if l == nil || wbusy {
+			return
+		}
+		if txWait {
+			txWait = false
+			acking = acks != ackNo
+			if acking {
+				ackID++
+				ackEarly = false
+				var hdr [2]byte
+				hdr[0], hdr[1] = byte(ackID>>8), byte(ackID)
+				t.txbuf = framing.AppendKISS(t.txbuf[:0], t.cfg.Port, kissAckMode, append(hdr[:], t.txraw...))
+				t.count(func(s *Stats) { s.AckSent++ })
+			} else {
+				t.txbuf = framing.AppendKISS(t.txbuf[:0], t.cfg.Port, framing.KISSData, t.txraw)
+			}
+			wbusy, wSlided = true, true
+			l.wr <- t.txbuf // the writer is idle
+			return
+		}
+		if idWait {
+			idWait = false
+			wbusy, wSlided, wID, wOther = true, false, true, len(t.idFrame)
+			l.wr <- t.idFrame
+			return
+		}
+		select {
+		case f := <-t.otherc:
+			wbusy, wSlided, wID, wOther = true, false, false, len(f)
+			l.wr <- f
+		default:
+		}
+	}
+	// txTime is the time to wait for slided's burst: the estimate, or the
+	// ACKMODE watchdog, after the other programs' frames ahead of it.
+	txTime := func() time.Duration {
+		if acking {
+			return ahead() + t.cfg.ackWait(len(t.txraw))
+		}
+		return ahead() + t.cfg.TxTime(len(t.txraw))
+	}
+	// deferTx: a frame heard while our burst is outstanding held the
+	// channel, and a half-duplex TNC that does its own CSMA cannot have
+	// sent during it: our burst had not started (it would have ended
+	// before this frame began, and TxDone with it), so it goes after this
+	// frame, once the TNC's p-persistence lets it.
+	deferTx := func() {
+		if txTimer == nil || t.cfg.FullDuplex {
+			return
+		}
+		txTimer.Stop()
+		txTimer = t.clk.NewTimer(txTime() + t.info.AccessWait)
+		txC = txTimer.C()
+		t.count(func(s *Stats) { s.Deferred++ })
 	}
 	scheduleRetry := func() {
 		d := backoff(attempt)
@@ -471,7 +754,19 @@ func (t *TNC) run(c conn) {
 			t.count(func(s *Stats) { s.Received++ })
 		}
 		l = nil
+		wbusy = false
 		stopTx()
+		for lost := true; lost; {
+			select {
+			case <-t.otherc:
+				t.count(func(s *Stats) { s.OthersLost++ })
+			default:
+				lost = false
+			}
+		}
+		carrierOff()
+		otherEnd = time.Time{}
+		t.otherEnd.Store(0)
 		t.count(func(s *Stats) { s.Drops++ })
 		now := t.clk.Now()
 		upFor := now.Sub(upSince)
@@ -487,25 +782,36 @@ func (t *TNC) run(c conn) {
 
 	for {
 		var (
-			rxc  <-chan []byte
-			errc <-chan error
-			wrc  <-chan error
-			out  chan<- phy.Event
-			head phy.Event
+			rxc    <-chan []byte
+			errc   <-chan error
+			wrc    <-chan error
+			ackc   <-chan uint16
+			heardc <-chan struct{}
+			otherc <-chan []byte
+			out    chan<- phy.Event
+			head   phy.Event
 		)
 		if l != nil {
-			errc, wrc = l.errc, l.wrDone
+			errc, wrc, ackc, heardc = l.errc, l.wrDone, l.acks, l.heard
 			if q.Received() < rxHeld {
 				rxc = l.rx
+			}
+			if !wbusy && !txWait {
+				otherc = t.otherc
 			}
 		}
 		out, head = q.Out(t.events)
 		select {
 		case <-t.closing:
 			if l != nil {
+				t.sendExit(l, wbusy)
 				l.close()
 			}
 			stopTx()
+			carrierOff()
+			if idTimer != nil {
+				idTimer.Stop()
+			}
 			if retry != nil {
 				retry.Stop()
 			}
@@ -531,14 +837,23 @@ func (t *TNC) run(c conn) {
 				continue
 			}
 			t.txReply <- nil
-			writing = true
-			l.wr <- t.txbuf // the writer is idle: its last frame was reported
+			txWait = true
+			kick()
+
+		case f := <-otherc:
+			wbusy, wSlided, wID, wOther = true, false, false, len(f)
+			l.wr <- f
+
+		case <-idC:
+			idTimer, idC = nil, nil
+			idWait = true
+			kick()
 
 		case err := <-wrc:
-			if !writing {
+			if !wbusy {
 				continue
 			}
-			writing = false
+			wbusy = false
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				t.count(func(s *Stats) { s.WriteTimeouts++ })
 				drop(fmt.Errorf("%w: %v", ErrWriteTimeout, t.wtime))
@@ -548,30 +863,88 @@ func (t *TNC) run(c conn) {
 				drop(fmt.Errorf("write: %w", err))
 				continue
 			}
-			t.count(func(s *Stats) { s.Sent++ })
-			txTimer = t.clk.NewTimer(t.cfg.TxTime(t.txlen))
-			txC = txTimer.C()
+			if wSlided {
+				if acking && ackEarly {
+					t.count(func(s *Stats) { s.Acked++ })
+					txDone()
+				} else {
+					txTimer = t.clk.NewTimer(txTime())
+					txC = txTimer.C()
+				}
+				if t.idFrame != nil && idTimer == nil {
+					// We transmitted: identify within the interval (and so
+					// again at its end, and once after the last burst).
+					idTimer = t.clk.NewTimer(t.cfg.StationIDInterval)
+					idC = idTimer.C()
+				}
+				t.count(func(s *Stats) { s.Sent++ }) // after the timer: tests wait for the count
+			} else {
+				now := t.clk.Now()
+				if otherEnd.Before(now) {
+					otherEnd = now
+				}
+				otherEnd = otherEnd.Add(t.cfg.TxTime(wOther))
+				t.otherEnd.Store(otherEnd.UnixNano())
+				if !carrier {
+					carrier = true
+					q.Push(phy.Event{Kind: phy.CarrierOn})
+				}
+				if carTimer != nil {
+					carTimer.Stop()
+				}
+				carTimer = t.clk.NewTimer(otherEnd.Sub(now))
+				carC = carTimer.C()
+				if wID {
+					t.count(func(s *Stats) { s.IDSent++ })
+				} else {
+					t.count(func(s *Stats) { s.OthersSent++ })
+				}
+			}
+			kick()
+
+		case id := <-ackc:
+			if !acking || id != ackID || (txTimer == nil && !(wbusy && wSlided)) {
+				t.count(func(s *Stats) { s.AckStray++ })
+				continue
+			}
+			if acks == ackUnknown {
+				acks = ackYes
+				t.log.Info().Str("tnc", t.target).Msg("kiss: tnc answers ACKMODE: TxDone from the tnc from now on")
+			}
+			if txTimer == nil { // the write is not reported yet
+				ackEarly = true
+				continue
+			}
+			t.count(func(s *Stats) { s.Acked++ })
+			txDone()
 
 		case <-txC:
 			txTimer, txC = nil, nil
-			t.busy.Store(false)
-			q.Push(phy.Event{Kind: phy.TxDone})
+			if acking {
+				if acks == ackUnknown {
+					acks = ackNo
+					t.count(func(s *Stats) { s.AckUnsupported = 1 })
+					t.log.Warn().Str("tnc", t.target).Str("waited", t.cfg.ackWait(len(t.txraw)).String()).
+						Msg("kiss: tnc did not answer ACKMODE: TxDone from the airtime estimate from now on (the probe burst may have been dropped by the tnc; link ARQ resends it)")
+				} else {
+					t.count(func(s *Stats) { s.AckTimeouts++ })
+					t.log.Warn().Str("tnc", t.target).Uint16("id", ackID).
+						Msg("kiss: no ACKMODE answer from the tnc within the watchdog; taking the burst as sent")
+				}
+			}
+			txDone()
+
+		case <-carC:
+			carTimer, carC = nil, nil
+			carrierOff()
 
 		case b := <-rxc:
 			t.count(func(s *Stats) { s.Received++ })
-			if txTimer != nil && !t.cfg.FullDuplex {
-				// A frame heard while our burst is outstanding held the
-				// channel, and a half-duplex TNC that does its own CSMA
-				// cannot have sent during it: our burst had not started
-				// (it would have ended before this frame began, and
-				// TxDone with it), so it goes after this frame, once the
-				// TNC's p-persistence lets it.
-				txTimer.Stop()
-				txTimer = t.clk.NewTimer(t.cfg.TxTime(t.txlen) + t.info.AccessWait)
-				txC = txTimer.C()
-				t.count(func(s *Stats) { s.Deferred++ })
-			}
+			deferTx()
 			q.Push(phy.Event{Kind: phy.Received, Data: b})
+
+		case <-heardc:
+			deferTx()
 
 		case err := <-errc:
 			drop(err)
@@ -604,5 +977,29 @@ func (t *TNC) run(c conn) {
 				Msg("kiss: tnc reconnected")
 			q.Push(phy.Event{Kind: phy.Up})
 		}
+	}
+}
+
+// sendExit writes the exit command at Close, through the writer when it is
+// idle (a frame in progress is not cut into), and waits for the write at
+// most exitWait.
+func (t *TNC) sendExit(l *link, wbusy bool) {
+	if len(t.cfg.Exit) == 0 {
+		return
+	}
+	if wbusy {
+		t.log.Warn().Str("tnc", t.target).Msg("kiss: exit command not sent: a write was in progress at close")
+		return
+	}
+	l.wr <- t.cfg.Exit
+	tm := time.NewTimer(exitWait)
+	defer tm.Stop()
+	select {
+	case err := <-l.wrDone:
+		if err != nil {
+			t.log.Warn().Str("tnc", t.target).Err(err).Msg("kiss: exit command not sent")
+		}
+	case <-tm.C:
+		t.log.Warn().Str("tnc", t.target).Msg("kiss: exit command not sent within a second")
 	}
 }
