@@ -457,8 +457,9 @@ type arqSink loop
 
 // Transmit seals and encodes one link frame and queues it: Acks in l.acks,
 // everything else in l.pend.
-func (s *arqSink) Transmit(h framing.Header, payload []byte) {
+func (s *arqSink) Transmit(_ time.Time, f arq.Frame) {
 	l := (*loop)(s)
+	h, payload := f.Header, f.Payload
 	m := frameMeta{h: h}
 	if h.Kind == framing.KindFragment && len(payload) >= framing.FragHeaderLen {
 		m.frag = true
@@ -508,7 +509,7 @@ func (s *arqSink) Transmit(h framing.Header, payload []byte) {
 }
 
 // Deliver writes one whole packet to the TAP as an Ethernet frame.
-func (s *arqSink) Deliver(h framing.Header, packet []byte) {
+func (s *arqSink) Deliver(_ time.Time, h framing.Header, packet []byte) {
 	l := (*loop)(s)
 	eth, err := framing.AppendEthernet(l.rxBuf[:0], h, packet)
 	if err != nil {
