@@ -255,6 +255,13 @@ func (e *Engine) Host(now time.Time, eth []byte) {
 		}
 		return
 	}
+	if e.cfg.Policy == Block && len(e.pend) >= framing.MaxFragments {
+		// A driver that reads while WantRead is false: the daemon never
+		// does (at most one packet's fragments wait here), but a queue
+		// must not grow with what a caller does wrong.
+		e.stats.Drops.QueueFull++
+		return
+	}
 	holding := len(e.held) > 0
 	if e.cfg.Policy != Block && (holding || len(e.pend) > 0 || e.mac.Room() <= ackReserve) {
 		switch {
