@@ -161,6 +161,14 @@ func (cfg Config) link() link.Config {
 		NoNeighAnswer: cfg.NoNeighAnswer, Capture: cfg.Capture, Log: cfg.Log}
 }
 
+// ConfigFor is the Bridge configuration that runs an engine of e, with the
+// shell's own settings (Tick, RingLen) at their defaults.
+func ConfigFor(e link.Config) Config {
+	return Config{Node: e.Node, MTU: e.MTU, MAC: e.MAC, Policy: e.Policy, Seed: e.Seed, FrameMax: e.FrameMax,
+		NoARQ: e.NoARQ, PropDelay: e.PropDelay, Key: e.Key, Key2: e.Key2, KeyState: e.KeyState, KeyMaxAge: e.KeyMaxAge,
+		WindowFromSenders: e.WindowFromSenders, NoNeighAnswer: e.NoNeighAnswer, Capture: e.Capture, Log: e.Log}
+}
+
 // Bridge moves frames between a TAP and a PHY. Create it with New and run it
 // with Run; Stats may be called from any goroutine.
 type Bridge struct {

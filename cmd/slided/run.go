@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/netip"
@@ -24,6 +25,7 @@ import (
 	"github.com/slided/slided/config"
 	"github.com/slided/slided/control"
 	"github.com/slided/slided/framing"
+	"github.com/slided/slided/link"
 	"github.com/slided/slided/metrics"
 	"github.com/slided/slided/phy"
 	"github.com/slided/slided/phy/kiss"
@@ -60,28 +62,7 @@ type runFlags struct {
 func cmdRun(args []string) error {
 	var f runFlags
 	fs := newFlags("run")
-	fs.StringVar(&f.tap, "tap", "", "name of the TAP interface to create (required)")
-	fs.IntVar(&f.node, "node", 0, "this node's link id, 1..254 (required)")
-	fs.StringVar(&f.phy, "phy", "", "the modem: sim:PATH (a 'slided sim' medium socket), sim-udp:HOST:PORT (a medium on another host), serial:/dev/ttyX?baud=N&air=BPS..., kiss-tcp:HOST:PORT?air=BPS..., kiss-serial:/dev/ttyX?baud=N... (see docs/modems.md) (required)")
-	fs.StringVar(&f.addr, "addr", "", "addresses for the TAP, comma-separated CIDRs (e.g. 192.0.2.1/24,fd00::1/64)")
-	fs.StringVar(&f.control, "control", "", "path of the control socket that 'slided status' reads")
-	fs.IntVar(&f.mtu, "mtu", 1500, "MTU of the TAP")
-	fs.IntVar(&f.txqueuelen, "txqueuelen", bridge.DefaultTxQueueLen, "txqueuelen of the TAP (its ring; keep it small)")
-	fs.StringVar(&f.policy, "policy", "block", "when the link cannot keep up: block (backpressure), drop-tail, drop-head")
-	fs.BoolVar(&f.shaper, "shaper", true, "manage a shaping qdisc on the TAP that carries backpressure (policy block)")
-	fs.StringVar(&f.config, "config", "", "TOML file with these settings (flags given on the command line win)")
-	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9469)")
-	fs.StringVar(&f.pcap, "pcap", "", "write every frame on air to this pcap file (link type USER0; see docs/operations.md)")
-	fs.StringVar(&f.user, "user", "", "after setup, run as this user, keeping only CAP_NET_ADMIN")
-	fs.IntVar(&f.frameMax, "frame-max", 0, "largest frame the modem carries, in bytes on the wire; larger packets are fragmented (0: the modem's own limit)")
-	fs.BoolVar(&f.arq, "arq", true, "link ARQ for unicast: acknowledgements and selective retransmission (-arq=false turns it off)")
-	fs.DurationVar(&f.propDelay, "prop-delay", 0, "one-way propagation delay to the farthest node (e.g. 700ms for 1 km of water), for the ARQ's ack timeout")
-	fs.BoolVar(&f.neigh, "neigh-answer", true, "answer ARP and IPv6 neighbour solicitations for addresses heard from other nodes locally, without airtime")
-	fs.BoolVar(&f.cwSenders, "cw-senders", false, "size the contention window from the number of other nodes heard sending: fair between nodes sending both ways, slower with short frames (docs/mac.md)")
-	fs.StringVar(&f.key, "key", "", "file with the pre-shared key (64 hex digits, mode 0600): frames are authenticated, forged and replayed ones dropped; a second line holds a key also accepted during a changeover")
-	fs.StringVar(&f.stateDir, "state-dir", defaultStateDir, "directory where, with -key, the counters that must never repeat are kept across restarts (must be writable)")
-	fs.DurationVar(&f.keyMaxAge, "key-max-age", 0, "with -key, refuse frames sealed longer ago than this by the sender's clock (e.g. 10m; only when every node keeps real time; 0: off)")
-	f.log.register(fs)
+	f.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -108,6 +89,53 @@ func cmdRun(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	return runDaemon(ctx, f, cfg, log)
+}
+
+// register defines run's flags on fs, bound to f with their defaults.
+// slided bench -protocol link takes its defaults from here too, so that the
+// simulated engines are configured as a daemon started without flags.
+func (f *runFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.tap, "tap", "", "name of the TAP interface to create (required)")
+	fs.IntVar(&f.node, "node", 0, "this node's link id, 1..254 (required)")
+	fs.StringVar(&f.phy, "phy", "", "the modem: sim:PATH (a 'slided sim' medium socket), sim-udp:HOST:PORT (a medium on another host), serial:/dev/ttyX?baud=N&air=BPS..., kiss-tcp:HOST:PORT?air=BPS..., kiss-serial:/dev/ttyX?baud=N... (see docs/modems.md) (required)")
+	fs.StringVar(&f.addr, "addr", "", "addresses for the TAP, comma-separated CIDRs (e.g. 192.0.2.1/24,fd00::1/64)")
+	fs.StringVar(&f.control, "control", "", "path of the control socket that 'slided status' reads")
+	fs.IntVar(&f.mtu, "mtu", 1500, "MTU of the TAP")
+	fs.IntVar(&f.txqueuelen, "txqueuelen", bridge.DefaultTxQueueLen, "txqueuelen of the TAP (its ring; keep it small)")
+	fs.StringVar(&f.policy, "policy", "block", "when the link cannot keep up: block (backpressure), drop-tail, drop-head")
+	fs.BoolVar(&f.shaper, "shaper", true, "manage a shaping qdisc on the TAP that carries backpressure (policy block)")
+	fs.StringVar(&f.config, "config", "", "TOML file with these settings (flags given on the command line win)")
+	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9469)")
+	fs.StringVar(&f.pcap, "pcap", "", "write every frame on air to this pcap file (link type USER0; see docs/operations.md)")
+	fs.StringVar(&f.user, "user", "", "after setup, run as this user, keeping only CAP_NET_ADMIN")
+	fs.IntVar(&f.frameMax, "frame-max", 0, "largest frame the modem carries, in bytes on the wire; larger packets are fragmented (0: the modem's own limit)")
+	fs.BoolVar(&f.arq, "arq", true, "link ARQ for unicast: acknowledgements and selective retransmission (-arq=false turns it off)")
+	fs.DurationVar(&f.propDelay, "prop-delay", 0, "one-way propagation delay to the farthest node (e.g. 700ms for 1 km of water), for the ARQ's ack timeout")
+	fs.BoolVar(&f.neigh, "neigh-answer", true, "answer ARP and IPv6 neighbour solicitations for addresses heard from other nodes locally, without airtime")
+	fs.BoolVar(&f.cwSenders, "cw-senders", false, "size the contention window from the number of other nodes heard sending: fair between nodes sending both ways, slower with short frames (docs/mac.md)")
+	fs.StringVar(&f.key, "key", "", "file with the pre-shared key (64 hex digits, mode 0600): frames are authenticated, forged and replayed ones dropped; a second line holds a key also accepted during a changeover")
+	fs.StringVar(&f.stateDir, "state-dir", defaultStateDir, "directory where, with -key, the counters that must never repeat are kept across restarts (must be writable)")
+	fs.DurationVar(&f.keyMaxAge, "key-max-age", 0, "with -key, refuse frames sealed longer ago than this by the sender's clock (e.g. 10m; only when every node keeps real time; 0: off)")
+	f.log.register(fs)
+}
+
+// engineConfig is the link engine's configuration of a daemon with these
+// flags: the one function that builds it, for slided run and for slided
+// bench -protocol link alike.
+func (f *runFlags) engineConfig(c runConfig) link.Config {
+	return link.Config{
+		Node:              c.node,
+		MTU:               f.mtu,
+		Policy:            c.policy,
+		FrameMax:          f.frameMax,
+		NoARQ:             !f.arq,
+		PropDelay:         f.propDelay,
+		Key:               c.key,
+		Key2:              c.key2,
+		KeyMaxAge:         f.keyMaxAge,
+		NoNeighAnswer:     !f.neigh,
+		WindowFromSenders: f.cwSenders,
+	}
 }
 
 type runConfig struct {
@@ -387,23 +415,12 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 	if capt != nil {
 		bc = capt
 	}
-	br, err := bridge.New(bridge.Config{
-		Node:              c.node,
-		MTU:               f.mtu,
-		Policy:            c.policy,
-		RingLen:           f.txqueuelen,
-		FrameMax:          f.frameMax,
-		NoARQ:             !f.arq,
-		PropDelay:         f.propDelay,
-		Key:               c.key,
-		Key2:              c.key2,
-		KeyState:          keyState,
-		KeyMaxAge:         f.keyMaxAge,
-		NoNeighAnswer:     !f.neigh,
-		WindowFromSenders: f.cwSenders,
-		Log:               log,
-		Capture:           bc,
-	}, dev, p, bs)
+	bcfg := bridge.ConfigFor(f.engineConfig(c))
+	bcfg.RingLen = f.txqueuelen
+	bcfg.KeyState = keyState
+	bcfg.Log = log
+	bcfg.Capture = bc
+	br, err := bridge.New(bcfg, dev, p, bs)
 	if err != nil {
 		return err
 	}
