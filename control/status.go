@@ -1,7 +1,7 @@
 package control
 
 import (
-	"github.com/slided/slided/bridge"
+	"github.com/slided/slided/link"
 	"github.com/slided/slided/tap"
 )
 
@@ -11,6 +11,6 @@ type Status struct {
 	Backpressure string          `json:"backpressure"` // the mechanism in effect, or why none is
 	Link         *tap.LinkStats  `json:"link,omitempty"`
 	Qdisc        *tap.QdiscStats `json:"qdisc,omitempty"`
-	Bridge       *bridge.Stats   `json:"bridge,omitempty"`
+	Bridge       *link.Stats     `json:"bridge,omitempty"`
 	Warnings     []string        `json:"warnings,omitempty"`
 }
