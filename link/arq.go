@@ -239,12 +239,15 @@ func (e *Engine) Host(now time.Time, eth []byte) {
 		return
 	}
 	if e.neigh != nil {
-		d := e.outSlot()
-		if r, ok := e.neigh.answer(d.Eth[:0], now, e.cfg.Node, eth); ok {
-			d.Eth, d.answer = r, true
-			return
+		// With a full outbox (a driver that does not drain) the request
+		// goes on air instead.
+		if d := e.outSlot(); d != nil {
+			if r, ok := e.neigh.answer(d.Eth[:0], now, e.cfg.Node, eth); ok {
+				d.Eth, d.answer = r, true
+				return
+			}
+			e.out = e.out[:len(e.out)-1]
 		}
-		e.out = e.out[:len(e.out)-1]
 	}
 	h, payload, err := framing.Compact(eth, e.cfg.Node)
 	if err != nil {
@@ -501,6 +504,10 @@ func (s *arqSink) Transmit(now time.Time, f arq.Frame) {
 func (s *arqSink) Deliver(now time.Time, h framing.Header, packet []byte) {
 	e := (*Engine)(s)
 	d := e.outSlot()
+	if d == nil {
+		e.stats.Drops.TAPWrite++ // the host did not take its frames (maxOut)
+		return
+	}
 	eth, err := framing.AppendEthernet(d.Eth[:0], h, packet)
 	d.Eth = eth[:0]
 	if err != nil {

@@ -363,9 +363,17 @@ func (e *Engine) Written(now time.Time, d Delivery, err error) {
 	}
 }
 
+// maxOut bounds the host outbox: a Received burst of many small frames
+// fills it, a driver that drains after every input never reaches it.
+const maxOut = 256
+
 // outSlot appends a delivery to the outbox, reusing the buffer its slot had.
+// It returns nil when the outbox is full (a driver that does not drain).
 func (e *Engine) outSlot() *Delivery {
 	n := len(e.out)
+	if n >= maxOut {
+		return nil
+	}
 	if n < cap(e.out) {
 		e.out = e.out[:n+1]
 	} else {

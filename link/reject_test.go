@@ -117,3 +117,28 @@ func TestEngineBlockBounded(t *testing.T) {
 		}
 	})
 }
+
+// TestEngineOutboxBounded: a driver that never takes its deliveries does
+// not grow the outbox without bound; what does not fit is counted as a
+// frame the host did not take.
+func TestEngineOutboxBounded(t *testing.T) {
+	inBubble(t, Config{NoARQ: true}, func(t *testing.T, x *bubble) {
+		h, p, err := framing.Compact(ethFrame(1, 2), 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		one := framing.AppendFrame(nil, h, p)
+		var burst []byte
+		for range 2 * maxOut {
+			burst = append(burst, one...)
+		}
+		e := x.n.e
+		e.Modem(x.m.now, phy.Event{Kind: phy.Received, Data: burst}, phy.Info{})
+		if n := len(e.Deliveries()); n > maxOut {
+			t.Fatalf("%d deliveries waiting, more than %d", n, maxOut)
+		}
+		if st := e.Stats(x.m.now); st.Drops.TAPWrite != maxOut {
+			t.Fatalf("drops %+v, want %d tap_write", st.Drops, maxOut)
+		}
+	})
+}
