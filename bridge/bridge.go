@@ -52,7 +52,7 @@ type PHY interface {
 	// it returns. It must not be called again before the TxDone (or Down)
 	// that follows it, and it blocks neither for the airtime nor on I/O.
 	// Its errors wrap phy.ErrBusy, ErrDown, ErrClosed, ErrTooLarge or
-	// ErrEmpty; the loop branches on them (loop.refused).
+	// ErrEmpty; the engine branches on them (link.Engine.Refused).
 	Transmit(b []byte) error
 	// Events delivers the modem's reports in order; closed after Close.
 	// Carrier events report the channel at all times, our own
@@ -145,7 +145,7 @@ type Config struct {
 	WindowFromSenders bool
 	// NoNeighAnswer stops the daemon from answering ARP requests and IPv6
 	// neighbour solicitations for addresses of other nodes itself
-	// (neigh.go); they then always go on air.
+	// (link/neigh.go); they then always go on air.
 	NoNeighAnswer bool
 	// Capture, if set, records every frame queued for the air and every
 	// frame decoded from it.

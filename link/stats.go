@@ -39,7 +39,7 @@ type Stats struct {
 	Holding     bool   `json:"holding"`      // a packet waits for its destination's ARQ window
 	WindowWaits uint64 `json:"window_waits"` // packets that had to wait for an ARQ window
 	FrameMax    int    `json:"frame_max"`    // largest frame on the wire (0: no limit)
-	// Neighbour discovery answered by the daemon (neigh.go).
+	// Neighbour discovery answered by the daemon (link/neigh.go).
 	NeighAnswered uint64 `json:"neigh_answered"` // ARP requests and IPv6 solicitations answered without airtime
 	NeighKnown    int    `json:"neigh_known"`    // addresses of other nodes heard on air
 	NeighRefused  uint64 `json:"neigh_refused"`  // claims to an address another node holds (not moved)
