@@ -124,7 +124,7 @@ type Drops struct {
 	BadFrame  uint64 `json:"bad_frame"`  // malformed Ethernet frame or link frame kind
 	PHYError  uint64 `json:"phy_error"`  // the modem refused a transmission for another reason (closed, ...)
 	PHYDown   uint64 `json:"phy_down"`   // lost when the modem went down (on air, or refused with phy.ErrDown)
-	TAPWrite  uint64 `json:"tap_write"`  // the TAP refused a received frame
+	TAPWrite  uint64 `json:"tap_write"`  // the TAP refused a received frame (or the driver left the outbox full)
 	Echo      uint64 `json:"echo"`       // our own frame heard back
 	BadCRC    uint64 `json:"bad_crc"`    // received with a bad checksum
 	Garbage   uint64 `json:"garbage"`    // received undecodable (framing, length, version, address)
