@@ -210,3 +210,31 @@ func TestFrameMaxTooSmall(t *testing.T) {
 		t.Fatalf("New with frame max 64: %v", err)
 	}
 }
+
+// TestEngineAcksJumpAndReserve: the receiver's Acks go to the front of its
+// MAC queue (urgent: no IFS, no backoff), and the sender keeps the channel
+// for each after its poll, so the Ack's carrier counts as reserved, not as
+// a competing sender (busy periods with no data frame waiting are not
+// counted either way).
+func TestEngineAcksJumpAndReserve(t *testing.T) {
+	m, n1, n2 := pair(t, 115200, Config{}, Config{})
+	var frames [][]byte
+	sent := map[uint32][]byte{}
+	for id := range uint32(10) {
+		f := numbered(2, 1, id, 300)
+		sent[id] = f
+		frames = append(frames, f)
+	}
+	sendAll(m, n1, frames)
+	m.run(10 * time.Second)
+	if got := checkDelivered(t, n2, sent); got != 10 {
+		t.Fatalf("%d of 10 delivered", got)
+	}
+	s1, s2 := n1.e.Stats(m.now), n2.e.Stats(m.now)
+	if s2.MAC.Urgent != s2.ARQ.AcksSent || s2.ARQ.AcksSent < 10 {
+		t.Errorf("receiver: %d urgent frames, %d Acks sent; want every Ack urgent", s2.MAC.Urgent, s2.ARQ.AcksSent)
+	}
+	if s1.MAC.Reserved == 0 || s1.MAC.Deferrals != 0 {
+		t.Errorf("sender: %d busy periods reserved, %d deferrals; want every Ack inside its reservation", s1.MAC.Reserved, s1.MAC.Deferrals)
+	}
+}
