@@ -29,8 +29,6 @@ import (
 	"github.com/slided/slided/metrics"
 	"github.com/slided/slided/phy"
 	"github.com/slided/slided/phy/kiss"
-	"github.com/slided/slided/phy/serial"
-	"github.com/slided/slided/phy/sim"
 	"github.com/slided/slided/tap"
 )
 
@@ -207,68 +205,11 @@ func (f *runFlags) validate() (runConfig, error) {
 	return c, nil
 }
 
-// splitPHY splits "-phy kind:rest" and checks the kind.
-func splitPHY(spec string) (kind, rest string, err error) {
-	kind, rest, ok := strings.Cut(spec, ":")
-	if !ok || rest == "" {
-		return "", "", fmt.Errorf("-phy %q: want KIND:ARGS, e.g. sim:/run/slided/medium.sock", spec)
-	}
-	switch kind {
-	case "sim":
-		return kind, rest, nil
-	case "sim-udp":
-		if _, _, err := net.SplitHostPort(rest); err != nil {
-			return "", "", fmt.Errorf("-phy %q: want sim-udp:HOST:PORT: %w", spec, err)
-		}
-		return kind, rest, nil
-	case "serial":
-		if _, err := serial.ParseURL(rest); err != nil {
-			return "", "", fmt.Errorf("-phy %q: %w", spec, err)
-		}
-		return kind, rest, nil
-	case "kiss-tcp", "kiss-serial":
-		if _, err := parseKISS(kind, rest); err != nil {
-			return "", "", fmt.Errorf("-phy %q: %w", spec, err)
-		}
-		return kind, rest, nil
-	}
-	return "", "", fmt.Errorf("-phy %q: unknown modem kind %q (known: sim, sim-udp, serial, kiss-tcp, kiss-serial)", spec, kind)
-}
-
 func parseKISS(kind, rest string) (kiss.Config, error) {
 	if kind == "kiss-tcp" {
 		return kiss.ParseTCP(rest)
 	}
 	return kiss.ParseSerial(rest)
-}
-
-// openPHY opens the modem; it blocks until the modem is reachable or ctx is done.
-func openPHY(ctx context.Context, spec string, node framing.NodeID, log zerolog.Logger) (bridge.PHY, error) {
-	kind, rest, err := splitPHY(spec)
-	if err != nil {
-		return nil, err
-	}
-	switch kind {
-	case "sim":
-		return sim.Dial(ctx, rest, sim.NodeID(node), log.With().Str("phy", "sim").Logger())
-	case "sim-udp":
-		return sim.DialUDP(ctx, rest, sim.NodeID(node), log.With().Str("phy", "sim-udp").Logger())
-	case "serial":
-		cfg, err := serial.ParseURL(rest)
-		if err != nil {
-			return nil, err
-		}
-		log := log.With().Str("phy", "serial").Str("port", cfg.Path).Logger()
-		return retryOpen(ctx, log, func() (*serial.Port, error) { return serial.Open(ctx, cfg, log) })
-	case "kiss-tcp", "kiss-serial":
-		cfg, err := parseKISS(kind, rest)
-		if err != nil {
-			return nil, err
-		}
-		log := log.With().Str("phy", kind).Logger()
-		return retryOpen(ctx, log, func() (*kiss.TNC, error) { return kiss.Dial(ctx, cfg, log) })
-	}
-	return nil, fmt.Errorf("unknown modem kind %q", kind)
 }
 
 // retryOpen calls open until it succeeds or ctx is done, backing off from
