@@ -33,7 +33,13 @@
 // caller may read it until the TxDone, Down or Refused that ends it (a modem
 // copies it in Transmit). The Deliveries slice and its frames stay valid
 // until the next call of Host, Modem or Poll; Written and the read-only
-// methods (Stats, Deadline, WantRead, ...) do not disturb them.
+// methods (Stats, Deadline, WantRead, ...) do not disturb them. The outbox
+// holds at most 256 frames: a driver that does not drain it loses the rest
+// (counted as drops.tap_write).
+//
+// Every queue is bounded: frames waiting for the MAC (pend: a packet's
+// fragments; acks: 16), packets waiting for an ARQ window (2), the MAC
+// queue (MAC.QueueLen plus 2 places for Acks) and the host outbox.
 //
 // docs/link-arq.md has the formats; docs/architecture.md shows where the
 // engine sits.
