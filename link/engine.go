@@ -37,9 +37,9 @@
 // holds at most 256 frames: a driver that does not drain it loses the rest
 // (counted as drops.tap_write).
 //
-// Every queue is bounded: frames waiting for the MAC (pend: a packet's
-// fragments; acks: 16), packets waiting for an ARQ window (2), the MAC
-// queue (MAC.QueueLen plus 2 places for Acks) and the host outbox.
+// Every queue is bounded: frames waiting for the MAC (pend: at most two
+// packets' fragments; acks: 16), packets waiting for an ARQ window (2), the
+// MAC queue (MAC.QueueLen plus 2 places for Acks) and the host outbox.
 //
 // docs/link-arq.md has the formats; docs/architecture.md shows where the
 // engine sits.
