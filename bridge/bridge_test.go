@@ -35,18 +35,25 @@ func (f *fakeTAP) Read(p []byte) (int, error) {
 
 func (f *fakeTAP) Write(p []byte) (int, error) { return len(p), nil }
 
-// fakePHY records transmissions and reports only what the test sends on ev.
-type fakePHY struct {
-	ev  chan phy.Event
-	txs chan []byte
+// recTAP is a TAP whose reads come from a channel and whose writes are
+// recorded.
+type recTAP struct {
+	fakeTAP
+	mu     sync.Mutex
+	writes [][]byte
 }
 
-func (f *fakePHY) Info() phy.Info           { return phy.Info{BitRate: 9600} }
-func (f *fakePHY) Events() <-chan phy.Event { return f.ev }
-func (f *fakePHY) Close() error             { return nil }
-func (f *fakePHY) Transmit(b []byte) error {
-	f.txs <- append([]byte(nil), b...)
-	return nil
+func (r *recTAP) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	r.writes = append(r.writes, append([]byte(nil), p...))
+	r.mu.Unlock()
+	return len(p), nil
+}
+
+func (r *recTAP) got() [][]byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([][]byte(nil), r.writes...)
 }
 
 func ethFrame(dst, src framing.NodeID) []byte {
@@ -57,71 +64,31 @@ func ethFrame(dst, src framing.NodeID) []byte {
 	return b
 }
 
-func startBridge(t *testing.T, policy Policy) (*Bridge, *fakeTAP, *fakePHY) {
-	t.Helper()
-	return startBridgeConfig(t, Config{Node: 1, Policy: policy, Log: zerolog.Nop()})
-}
-
-func startBridgeConfig(t *testing.T, cfg Config) (*Bridge, *fakeTAP, *fakePHY) {
-	t.Helper()
-	tp := &fakeTAP{frames: make(chan []byte, 64), done: make(chan struct{})}
-	ph := &fakePHY{ev: make(chan phy.Event, 16), txs: make(chan []byte, 64)}
-	b, err := New(cfg, tp, ph, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		close(tp.done)
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	ph.ev <- phy.Event{Kind: phy.Up}
-	return b, tp, ph
-}
-
-// waitReads waits until the bridge has read want frames and then checks
-// that it reads no more for a while.
-func waitReads(t *testing.T, b *Bridge, want uint64) Stats {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for b.Stats().TAPReads < want && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	time.Sleep(100 * time.Millisecond) // room for a wrong extra read
-	st := b.Stats()
-	if st.TAPReads != want {
-		t.Fatalf("read %d frames from the TAP, want %d", st.TAPReads, want)
-	}
-	return st
-}
-
 // TestBlockReadsOnlyWithRoom: with policy block the bridge leaves frames in
 // the TAP (where, on a real host, the qdisc holds them) once the MAC queue is
 // full, and reads one more for each frame that leaves the air. (Without
 // ARQ: no node answers here, and the ARQ's window would close first.)
 func TestBlockReadsOnlyWithRoom(t *testing.T) {
-	b, tp, ph := startBridgeConfig(t, Config{Node: 1, Policy: Block, NoARQ: true, Log: zerolog.Nop()})
-	for range 10 {
-		tp.frames <- ethFrame(2, 1)
-	}
-	queue := DefaultMAC(9600, Block).QueueLen
-	st := waitReads(t, b, uint64(queue))
-	if st.Drops.Total() != 0 || st.QueueDepth != queue {
-		t.Fatalf("drops %+v, queue %d; want none and a full queue of %d", st.Drops, st.QueueDepth, queue)
-	}
-	// The first frame went on air; its TxDone frees one slot.
-	select {
-	case <-ph.txs:
-	case <-time.After(5 * time.Second):
-		t.Fatal("nothing transmitted")
-	}
-	ph.ev <- phy.Event{Kind: phy.TxDone}
-	waitReads(t, b, uint64(queue)+1)
+	inBubble(t, Config{Policy: Block, NoARQ: true}, func(t *testing.T, x *bubble) {
+		for range 10 {
+			x.tap.frames <- ethFrame(2, 1)
+		}
+		x.after(time.Second)
+		queue := DefaultMAC(9600, Block).QueueLen
+		st := x.b.Stats()
+		if st.TAPReads != uint64(queue) || st.Drops.Total() != 0 || st.QueueDepth != queue {
+			t.Fatalf("read %d, drops %+v, queue %d; want %d reads, no drops and a full queue", st.TAPReads, st.Drops, st.QueueDepth, queue)
+		}
+		// The first frame went on air; its TxDone frees one slot.
+		if _, sent := x.phy.counts(); sent != 1 {
+			t.Fatalf("%d frames on air, want 1", sent)
+		}
+		x.phy.ev <- phy.Event{Kind: phy.TxDone}
+		x.after(time.Millisecond)
+		if st := x.b.Stats(); st.TAPReads != uint64(queue)+1 {
+			t.Fatalf("read %d frames after a TxDone, want %d", st.TAPReads, queue+1)
+		}
+	})
 }
 
 // TestDropTailReadsEverything: with drop-tail the bridge reads at once and
@@ -131,50 +98,53 @@ func TestBlockReadsOnlyWithRoom(t *testing.T) {
 // destination has acknowledged a packet its window is one packet.
 func TestDropTailReadsEverything(t *testing.T) {
 	for _, noARQ := range []bool{true, false} {
-		b, tp, _ := startBridgeConfig(t, Config{Node: 1, Policy: DropTail, NoARQ: noARQ, Log: zerolog.Nop()})
-		for range 30 {
-			tp.frames <- ethFrame(2, 1)
-		}
-		st := waitReads(t, b, 30)
-		kept := uint64(DefaultMAC(9600, DropTail).QueueLen)
-		if !noARQ {
-			kept = uint64(st.ARQ.Packets) + 1 // window, and the held one
-			if !st.Holding || st.ARQ.Packets != 1 {
-				t.Errorf("ARQ accepted %d packets, holding %v; want the first packet's window of 1 and one held", st.ARQ.Packets, st.Holding)
+		inBubble(t, Config{Policy: DropTail, NoARQ: noARQ}, func(t *testing.T, x *bubble) {
+			for range 30 {
+				x.tap.frames <- ethFrame(2, 1)
 			}
-		}
-		if st.Drops.QueueFull != 30-kept {
-			t.Fatalf("no ARQ %v: queue-full drops %d, want %d", noARQ, st.Drops.QueueFull, 30-kept)
-		}
+			x.after(time.Millisecond)
+			st := x.b.Stats()
+			if st.TAPReads != 30 {
+				t.Fatalf("read %d frames, want 30", st.TAPReads)
+			}
+			kept := uint64(DefaultMAC(9600, DropTail).QueueLen)
+			if !noARQ {
+				kept = uint64(st.ARQ.Packets) + 1 // window, and the held one
+				if !st.Holding || st.ARQ.Packets != 1 {
+					t.Errorf("ARQ accepted %d packets, holding %v; want the first packet's window of 1 and one held", st.ARQ.Packets, st.Holding)
+				}
+			}
+			if st.Drops.QueueFull != 30-kept {
+				t.Fatalf("no ARQ %v: queue-full drops %d, want %d", noARQ, st.Drops.QueueFull, 30-kept)
+			}
+		})
 	}
 }
 
 // TestGarbageFromTheAirIsCounted: bytes that are no frame never reach the
 // TAP and leave the decoder in sync for the next good frame.
 func TestGarbageFromTheAirIsCounted(t *testing.T) {
-	b, _, ph := startBridge(t, Block)
-	payload := ethFrame(1, 2)
-	h, p, err := framing.Compact(payload, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	good := framing.AppendFrame(nil, h, p)
-	bad := append([]byte(nil), good...)
-	bad[len(bad)/2] ^= 0x40 // a bit error
-	ph.ev <- phy.Event{Kind: phy.Received, Data: []byte{1, 2, 3, 0, 0xff, 0xfe}}
-	ph.ev <- phy.Event{Kind: phy.Received, Data: bad}
-	ph.ev <- phy.Event{Kind: phy.Received, Data: good}
-	deadline := time.Now().Add(5 * time.Second)
-	for b.Stats().RxFrames < 1 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	st := b.Stats()
-	// The junk and the damaged frame are counted (a flipped bit breaks the
-	// CRC or, inside COBS, the framing itself).
-	if st.RxFrames != 1 || st.Drops.BadCRC+st.Drops.Garbage != 2 {
-		t.Fatalf("rx %d frames, bad crc %d, garbage %d; want 1 good frame and 2 bad runs counted",
-			st.RxFrames, st.Drops.BadCRC, st.Drops.Garbage)
-	}
+	inBubble(t, Config{}, func(t *testing.T, x *bubble) {
+		payload := ethFrame(1, 2)
+		h, p, err := framing.Compact(payload, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		good := framing.AppendFrame(nil, h, p)
+		bad := append([]byte(nil), good...)
+		bad[len(bad)/2] ^= 0x40 // a bit error
+		x.phy.ev <- phy.Event{Kind: phy.Received, Data: []byte{1, 2, 3, 0, 0xff, 0xfe}}
+		x.phy.ev <- phy.Event{Kind: phy.Received, Data: bad}
+		x.phy.ev <- phy.Event{Kind: phy.Received, Data: good}
+		x.after(time.Millisecond)
+		st := x.b.Stats()
+		// The junk and the damaged frame are counted (a flipped bit breaks the
+		// CRC or, inside COBS, the framing itself).
+		if st.RxFrames != 1 || st.Drops.BadCRC+st.Drops.Garbage != 2 || len(x.tap.got()) != 1 {
+			t.Fatalf("rx %d frames, bad crc %d, garbage %d, %d on the TAP; want 1 good frame and 2 bad runs counted",
+				st.RxFrames, st.Drops.BadCRC, st.Drops.Garbage, len(x.tap.got()))
+		}
+	})
 }
 
 // scriptPHY is a modem for tests in a synctest bubble: it reports what the

@@ -1,8 +1,8 @@
 package control
 
 import (
-	"github.com/slided/slided/bridge"
 	"github.com/slided/slided/capture"
+	"github.com/slided/slided/link"
 	"github.com/slided/slided/tap"
 )
 
@@ -12,7 +12,7 @@ type Status struct {
 	Backpressure string          `json:"backpressure"` // the mechanism in effect, or why none is
 	Link         *tap.LinkStats  `json:"link,omitempty"`
 	Qdisc        *tap.QdiscStats `json:"qdisc,omitempty"`
-	Bridge       *bridge.Stats   `json:"bridge,omitempty"`
+	Bridge       *link.Stats     `json:"bridge,omitempty"`
 	Capture      *capture.Stats  `json:"capture,omitempty"` // -pcap
 	Warnings     []string        `json:"warnings,omitempty"`
 }

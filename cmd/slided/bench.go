@@ -16,8 +16,11 @@ import (
 // time and prints one JSON object per run to out, or with -sweep writes a CSV
 // and an SVG plot of S against G. docs/simulation.md explains the figures.
 func cmdBench(args []string, out io.Writer) error {
+	if wantsLinkBench(args) {
+		return cmdBenchLink(args, out)
+	}
 	fs := newFlags("bench")
-	proto := fs.String("protocol", "csma", "aloha, np-csma or csma (slided's own MAC)")
+	proto := fs.String("protocol", "csma", "aloha, np-csma, csma (slided's own MAC) or link (the daemon's link engine: see -protocol link -h)")
 	nodes := fs.Int("nodes", 10, "number of nodes, 2..254")
 	a := fs.Float64("a", 0.01, "propagation delay over the frame time")
 	load := fs.String("load", "", "offered channel traffic G in frames per frame time; with -sweep lo:hi:n (log-spaced)")

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/netip"
@@ -23,11 +24,10 @@ import (
 	"github.com/slided/slided/config"
 	"github.com/slided/slided/control"
 	"github.com/slided/slided/framing"
+	"github.com/slided/slided/link"
 	"github.com/slided/slided/metrics"
 	"github.com/slided/slided/phy"
 	"github.com/slided/slided/phy/kiss"
-	"github.com/slided/slided/phy/serial"
-	"github.com/slided/slided/phy/sim"
 	"github.com/slided/slided/tap"
 )
 
@@ -65,35 +65,7 @@ type runFlags struct {
 func cmdRun(args []string) error {
 	var f runFlags
 	fs := newFlags("run")
-	fs.StringVar(&f.tap, "tap", "", "name of the TAP interface to create (required)")
-	fs.IntVar(&f.node, "node", 0, "this node's link id, 1..254 (required)")
-	fs.StringVar(&f.phy, "phy", "", "the modem: sim:PATH (a 'slided sim' medium socket), sim-udp:HOST:PORT[?key=FILE] (a medium on another host), serial:/dev/ttyX?baud=N&air=BPS..., kiss-tcp:HOST:PORT?air=BPS..., kiss-serial:/dev/ttyX?baud=N... (see docs/modems.md) (required)")
-	fs.StringVar(&f.addr, "addr", "", "addresses for the TAP, comma-separated CIDRs (e.g. 192.0.2.1/24,fd00::1/64)")
-	fs.StringVar(&f.control, "control", "", "path of the control socket that 'slided status' reads")
-	fs.IntVar(&f.mtu, "mtu", 1500, "MTU of the TAP")
-	fs.IntVar(&f.txqueuelen, "txqueuelen", bridge.DefaultTxQueueLen, "txqueuelen of the TAP (its ring; keep it small)")
-	fs.StringVar(&f.policy, "policy", "block", "when the link cannot keep up: block (backpressure), drop-tail, drop-head")
-	fs.BoolVar(&f.shaper, "shaper", true, "manage a shaping qdisc on the TAP that carries backpressure (policy block)")
-	fs.StringVar(&f.config, "config", "", "TOML file with these settings (flags given on the command line win)")
-	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9469)")
-	fs.StringVar(&f.pcap, "pcap", "", "write every frame on air to this pcap file (link type USER0; see docs/operations.md); with -key, received frames only once authenticated")
-	f.pcapMax = defaultPcapMaxSize
-	fs.Var(&f.pcapMax, "pcap-max-size", "largest size of one pcap file (k, M, G suffixes); then the next file is started (default 16M)")
-	fs.IntVar(&f.pcapFiles, "pcap-files", defaultPcapFiles, "number of pcap files in the ring: PATH, PATH.1, ...; the oldest is overwritten (1: stop at -pcap-max-size)")
-	fs.StringVar(&f.user, "user", "", "after setup, run as this user, keeping only CAP_NET_ADMIN")
-	fs.IntVar(&f.frameMax, "frame-max", 0, "largest frame the modem carries, in bytes on the wire; larger packets are fragmented (0: the modem's own limit)")
-	fs.BoolVar(&f.arq, "arq", true, "link ARQ for unicast: acknowledgements and selective retransmission (-arq=false turns it off)")
-	fs.DurationVar(&f.propDelay, "prop-delay", 0, "one-way propagation delay to the farthest node (e.g. 700ms for 1 km of water), for the ARQ's ack timeout")
-	fs.BoolVar(&f.neigh, "neigh-answer", true, "answer ARP and IPv6 neighbour solicitations for addresses heard from other nodes locally, without airtime")
-	fs.BoolVar(&f.cwSenders, "cw-senders", false, "size the contention window from the number of other nodes heard sending: fair between nodes sending both ways, slower with short frames (docs/mac.md)")
-	fs.StringVar(&f.key, "key", "", "file with the pre-shared key (64 hex digits, mode 0600): frames are authenticated, forged and replayed ones dropped; a second line holds a key also accepted during a changeover")
-	fs.StringVar(&f.stateDir, "state-dir", defaultStateDir, "directory where, with -key, the counters that must never repeat are kept across restarts (must be writable)")
-	fs.DurationVar(&f.keyMaxAge, "key-max-age", 0, "with -key, refuse frames sealed longer ago than this by the sender's clock (e.g. 10m; only when every node keeps real time; 0: off)")
-	fs.StringVar(&f.keyMode, "key-mode", "seal", "with -key: seal (encrypt and authenticate) or sign (authenticate only, the payload readable on air: amateur bands forbid encryption); every node must agree (docs/link-arq.md)")
-	fs.StringVar(&f.stationID, "station-id", "", "with a kiss modem: a callsign (CALL or CALL-SSID) sent in clear as an AX.25 UI frame to ID while slided transmits, as amateur-radio rules require (docs/modems.md)")
-	fs.DurationVar(&f.idInterval, "station-id-interval", 10*time.Minute, "with -station-id: identify at least this often while transmitting, and once after the last transmission")
-	fs.StringVar(&f.kissServer, "kiss-server", "", "with a kiss modem, share the TNC with other programs (APRS clients) through a KISS TCP server at HOST:PORT, or PORT on loopback (off by default; docs/modems.md)")
-	f.log.register(fs)
+	f.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -132,6 +104,61 @@ func cmdRun(args []string) error {
 		return exitError{exitPrivileges}
 	}
 	return err
+}
+
+// register defines run's flags on fs, bound to f with their defaults.
+// slided bench -protocol link takes its defaults from here too, so that the
+// simulated engines are configured as a daemon started without flags.
+func (f *runFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.tap, "tap", "", "name of the TAP interface to create (required)")
+	fs.IntVar(&f.node, "node", 0, "this node's link id, 1..254 (required)")
+	fs.StringVar(&f.phy, "phy", "", "the modem: sim:PATH (a 'slided sim' medium socket), sim-udp:HOST:PORT[?key=FILE] (a medium on another host), serial:/dev/ttyX?baud=N&air=BPS..., kiss-tcp:HOST:PORT?air=BPS..., kiss-serial:/dev/ttyX?baud=N... (see docs/modems.md) (required)")
+	fs.StringVar(&f.addr, "addr", "", "addresses for the TAP, comma-separated CIDRs (e.g. 192.0.2.1/24,fd00::1/64)")
+	fs.StringVar(&f.control, "control", "", "path of the control socket that 'slided status' reads")
+	fs.IntVar(&f.mtu, "mtu", 1500, "MTU of the TAP")
+	fs.IntVar(&f.txqueuelen, "txqueuelen", bridge.DefaultTxQueueLen, "txqueuelen of the TAP (its ring; keep it small)")
+	fs.StringVar(&f.policy, "policy", "block", "when the link cannot keep up: block (backpressure), drop-tail, drop-head")
+	fs.BoolVar(&f.shaper, "shaper", true, "manage a shaping qdisc on the TAP that carries backpressure (policy block)")
+	fs.StringVar(&f.config, "config", "", "TOML file with these settings (flags given on the command line win)")
+	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9469)")
+	fs.StringVar(&f.pcap, "pcap", "", "write every frame on air to this pcap file (link type USER0; see docs/operations.md); with -key, received frames only once authenticated")
+	f.pcapMax = defaultPcapMaxSize
+	fs.Var(&f.pcapMax, "pcap-max-size", "largest size of one pcap file (k, M, G suffixes); then the next file is started (default 16M)")
+	fs.IntVar(&f.pcapFiles, "pcap-files", defaultPcapFiles, "number of pcap files in the ring: PATH, PATH.1, ...; the oldest is overwritten (1: stop at -pcap-max-size)")
+	fs.StringVar(&f.user, "user", "", "after setup, run as this user, keeping only CAP_NET_ADMIN")
+	fs.IntVar(&f.frameMax, "frame-max", 0, "largest frame the modem carries, in bytes on the wire; larger packets are fragmented (0: the modem's own limit)")
+	fs.BoolVar(&f.arq, "arq", true, "link ARQ for unicast: acknowledgements and selective retransmission (-arq=false turns it off)")
+	fs.DurationVar(&f.propDelay, "prop-delay", 0, "one-way propagation delay to the farthest node (e.g. 700ms for 1 km of water), for the ARQ's ack timeout")
+	fs.BoolVar(&f.neigh, "neigh-answer", true, "answer ARP and IPv6 neighbour solicitations for addresses heard from other nodes locally, without airtime")
+	fs.BoolVar(&f.cwSenders, "cw-senders", false, "size the contention window from the number of other nodes heard sending: fair between nodes sending both ways, slower with short frames (docs/mac.md)")
+	fs.StringVar(&f.key, "key", "", "file with the pre-shared key (64 hex digits, mode 0600): frames are authenticated, forged and replayed ones dropped; a second line holds a key also accepted during a changeover")
+	fs.StringVar(&f.stateDir, "state-dir", defaultStateDir, "directory where, with -key, the counters that must never repeat are kept across restarts (must be writable)")
+	fs.DurationVar(&f.keyMaxAge, "key-max-age", 0, "with -key, refuse frames sealed longer ago than this by the sender's clock (e.g. 10m; only when every node keeps real time; 0: off)")
+	fs.StringVar(&f.keyMode, "key-mode", "seal", "with -key: seal (encrypt and authenticate) or sign (authenticate only, the payload readable on air: amateur bands forbid encryption); every node must agree (docs/link-arq.md)")
+	fs.StringVar(&f.stationID, "station-id", "", "with a kiss modem: a callsign (CALL or CALL-SSID) sent in clear as an AX.25 UI frame to ID while slided transmits, as amateur-radio rules require (docs/modems.md)")
+	fs.DurationVar(&f.idInterval, "station-id-interval", 10*time.Minute, "with -station-id: identify at least this often while transmitting, and once after the last transmission")
+	fs.StringVar(&f.kissServer, "kiss-server", "", "with a kiss modem, share the TNC with other programs (APRS clients) through a KISS TCP server at HOST:PORT, or PORT on loopback (off by default; docs/modems.md)")
+	f.log.register(fs)
+}
+
+// engineConfig is the link engine's configuration of a daemon with these
+// flags: the one function that builds it, for slided run and for slided
+// bench -protocol link alike.
+func (f *runFlags) engineConfig(c runConfig) link.Config {
+	return link.Config{
+		Node:              c.node,
+		MTU:               f.mtu,
+		Policy:            c.policy,
+		FrameMax:          f.frameMax,
+		NoARQ:             !f.arq,
+		PropDelay:         f.propDelay,
+		Key:               c.key,
+		Key2:              c.key2,
+		KeyMaxAge:         f.keyMaxAge,
+		KeyMode:           c.mode,
+		NoNeighAnswer:     !f.neigh,
+		WindowFromSenders: f.cwSenders,
+	}
 }
 
 type runConfig struct {
@@ -214,53 +241,25 @@ func (f *runFlags) validate() (runConfig, error) {
 		return c, err
 	}
 	if f.stationID != "" {
-		if kind != "kiss-tcp" && kind != "kiss-serial" {
-			return c, fmt.Errorf("-station-id: only with a kiss modem (-phy kiss-tcp:... or kiss-serial:...), not %s", kind)
+		if !kind.kiss {
+			return c, fmt.Errorf("-station-id: only with a kiss modem (-phy kiss-tcp:... or kiss-serial:...), not %s", kind.name)
 		}
 		_, rest, _ := splitPHY(f.phy)
-		kc, _ := parseKISS(kind, rest)
+		kc, _ := parseKISS(kind.name, rest)
 		kc.StationID, kc.StationIDInterval = f.stationID, f.idInterval
 		if err := kc.Check(); err != nil {
 			return c, fmt.Errorf("-station-id: %w", err)
 		}
 	}
 	if f.kissServer != "" {
-		if kind != "kiss-tcp" && kind != "kiss-serial" {
-			return c, fmt.Errorf("-kiss-server: only with a kiss modem (-phy kiss-tcp:... or kiss-serial:...), not %s", kind)
+		if !kind.kiss {
+			return c, fmt.Errorf("-kiss-server: only with a kiss modem (-phy kiss-tcp:... or kiss-serial:...), not %s", kind.name)
 		}
 		if _, err := kiss.ListenAddr(f.kissServer); err != nil {
 			return c, fmt.Errorf("-kiss-server: %w", err)
 		}
 	}
 	return c, nil
-}
-
-// splitPHY splits "-phy kind:rest" and checks the kind.
-func splitPHY(spec string) (kind, rest string, err error) {
-	kind, rest, ok := strings.Cut(spec, ":")
-	if !ok || rest == "" {
-		return "", "", fmt.Errorf("-phy %q: want KIND:ARGS, e.g. sim:/run/slided/medium.sock", spec)
-	}
-	switch kind {
-	case "sim":
-		return kind, rest, nil
-	case "sim-udp":
-		if _, err := sim.ParseUDPTarget(rest); err != nil {
-			return "", "", fmt.Errorf("-phy %q: %w", spec, err)
-		}
-		return kind, rest, nil
-	case "serial":
-		if _, err := serial.ParseURL(rest); err != nil {
-			return "", "", fmt.Errorf("-phy %q: %w", spec, err)
-		}
-		return kind, rest, nil
-	case "kiss-tcp", "kiss-serial":
-		if _, err := parseKISS(kind, rest); err != nil {
-			return "", "", fmt.Errorf("-phy %q: %w", spec, err)
-		}
-		return kind, rest, nil
-	}
-	return "", "", fmt.Errorf("-phy %q: unknown modem kind %q (known: sim, sim-udp, serial, kiss-tcp, kiss-serial)", spec, kind)
 }
 
 func parseKISS(kind, rest string) (kiss.Config, error) {
@@ -270,50 +269,6 @@ func parseKISS(kind, rest string) (kiss.Config, error) {
 	return kiss.ParseSerial(rest)
 }
 
-// openPHY opens the modem; it blocks until the modem is reachable or ctx is done.
-func openPHY(ctx context.Context, spec string, node framing.NodeID, log zerolog.Logger, kissOpt func(*kiss.Config)) (bridge.PHY, error) {
-	kind, rest, err := splitPHY(spec)
-	if err != nil {
-		return nil, err
-	}
-	switch kind {
-	case "sim":
-		return sim.Dial(ctx, rest, sim.NodeID(node), log.With().Str("phy", "sim").Logger())
-	case "sim-udp":
-		t, err := sim.ParseUDPTarget(rest)
-		if err != nil {
-			return nil, err
-		}
-		var key *auth.Key
-		if t.KeyFile != "" {
-			k, err := auth.LoadKey(t.KeyFile)
-			if err != nil {
-				return nil, fmt.Errorf("-phy sim-udp: %w", err)
-			}
-			key = &k
-		}
-		return sim.DialUDP(ctx, t.Addr, sim.NodeID(node), key, log.With().Str("phy", "sim-udp").Logger())
-	case "serial":
-		cfg, err := serial.ParseURL(rest)
-		if err != nil {
-			return nil, err
-		}
-		log := log.With().Str("phy", "serial").Str("port", cfg.Path).Logger()
-		return retryOpen(ctx, log, func() (*serial.Port, error) { return serial.Open(ctx, cfg, log) })
-	case "kiss-tcp", "kiss-serial":
-		cfg, err := parseKISS(kind, rest)
-		if err != nil {
-			return nil, err
-		}
-		if kissOpt != nil {
-			kissOpt(&cfg)
-		}
-		log := log.With().Str("phy", kind).Logger()
-		return retryOpen(ctx, log, func() (*kiss.TNC, error) { return kiss.Dial(ctx, cfg, log) })
-	}
-	return nil, fmt.Errorf("unknown modem kind %q", kind)
-}
-
 // serveKISS starts the KISS server that shares the TNC p with other programs.
 func serveKISS(f runFlags, p bridge.PHY, log zerolog.Logger) (*kiss.Server, error) {
 	tnc, ok := p.(*kiss.TNC)
@@ -321,7 +276,7 @@ func serveKISS(f runFlags, p bridge.PHY, log zerolog.Logger) (*kiss.Server, erro
 		return nil, fmt.Errorf("-kiss-server: the modem is not a kiss TNC")
 	}
 	kind, rest, _ := splitPHY(f.phy)
-	cfg, err := parseKISS(kind, rest)
+	cfg, err := parseKISS(kind.name, rest)
 	if err != nil {
 		return nil, err
 	}
@@ -454,11 +409,11 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 	}
 
 	log.Info().Str("phy", f.phy).Msg("opening modem")
-	p, err := openPHY(ctx, f.phy, c.node, log, func(kc *kiss.Config) {
+	p, err := openPHY(ctx, f.phy, c.node, log, modemOptions{kiss: func(kc *kiss.Config) {
 		if f.stationID != "" {
 			kc.StationID, kc.StationIDInterval = f.stationID, f.idInterval
 		}
-	})
+	}})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -490,24 +445,12 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 	if capt != nil {
 		bc = capt
 	}
-	br, err := bridge.New(bridge.Config{
-		Node:              c.node,
-		MTU:               f.mtu,
-		Policy:            c.policy,
-		RingLen:           f.txqueuelen,
-		FrameMax:          f.frameMax,
-		NoARQ:             !f.arq,
-		PropDelay:         f.propDelay,
-		Key:               c.key,
-		Key2:              c.key2,
-		KeyState:          keyState,
-		KeyMaxAge:         f.keyMaxAge,
-		KeyMode:           c.mode,
-		NoNeighAnswer:     !f.neigh,
-		WindowFromSenders: f.cwSenders,
-		Log:               log,
-		Capture:           bc,
-	}, dev, p, bs)
+	bcfg := bridge.ConfigFor(f.engineConfig(c))
+	bcfg.RingLen = f.txqueuelen
+	bcfg.KeyState = keyState
+	bcfg.Log = log
+	bcfg.Capture = bc
+	br, err := bridge.New(bcfg, dev, p, bs)
 	if err != nil {
 		return err
 	}

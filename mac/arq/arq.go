@@ -31,17 +31,34 @@ import (
 )
 
 // Sink receives what an ARQ produces. Both methods are called synchronously
-// from Send, Receive and Poll, by the goroutine that owns the ARQ; the byte
-// slices are valid only during the call (copy or encode them at once).
+// from Send, Receive and Poll, by the goroutine that owns the ARQ, with the
+// now of that call; the byte slices are valid only during the call (copy or
+// encode them at once).
 type Sink interface {
-	// Transmit queues one link frame. h.Src is the ARQ's Self. A frame the
-	// sink cannot queue may be dropped: ARQ recovers unicast through its
-	// timer.
-	Transmit(h framing.Header, payload []byte)
+	// Transmit queues one link frame. f.Header.Src is the ARQ's Self. A
+	// frame the sink cannot queue may be dropped: ARQ recovers unicast
+	// through its timer.
+	Transmit(now time.Time, f Frame)
 	// Deliver hands up one whole packet; h.Kind is the packet's kind
 	// (KindData or KindEthernet as the sender gave it), h.Dst and h.Src the
 	// link addresses it travelled with.
-	Deliver(h framing.Header, packet []byte)
+	Deliver(now time.Time, h framing.Header, packet []byte)
+}
+
+// Frame is one link frame for Sink.Transmit, with what the driver needs to
+// know about it without parsing it.
+type Frame struct {
+	Header  framing.Header
+	Payload []byte
+	// Poll is set for a unicast fragment that asks for an Ack: the
+	// receiver answers it at once (the driver may keep the channel for the
+	// Ack), and with ArmOnTxDone the driver must report it to TxDone when
+	// it has left (or was dropped).
+	Poll bool
+	// Last is set for the frame that completes the first transmission of
+	// a packet given to Send (a plain frame, or the last fragment); never
+	// for retransmissions or Acks.
+	Last bool
 }
 
 // Errors returned by Send; callers branch on them with errors.Is.
@@ -202,13 +219,13 @@ func (a *ARQ) Send(now time.Time, h framing.Header, packet []byte) error {
 		a.stats.Packets++
 		if len(packet) <= a.cfg.MaxPayload {
 			a.stats.Fragments++
-			a.sink.Transmit(h, packet)
+			a.sink.Transmit(now, Frame{Header: h, Payload: packet, Last: true})
 			return nil
 		}
 		seq := p.nextSeq
 		p.nextSeq++
 		for i := range count {
-			a.sendFrag(h.Dst, framing.FragHeader{Inner: h.Kind, Seq: seq, Index: i, Count: count}, packet)
+			a.sendFrag(now, h.Dst, framing.FragHeader{Inner: h.Kind, Seq: seq, Index: i, Count: count}, packet, i == count-1)
 		}
 		a.stats.Fragments += uint64(count)
 		return nil
@@ -250,20 +267,22 @@ func (a *ARQ) Send(now time.Time, h framing.Header, packet []byte) error {
 	a.stats.Packets++
 	p.stats.packets++
 	for i := range count {
-		a.sendFrag(h.Dst, framing.FragHeader{AckReq: i == count-1, First: !p.synced, Inner: h.Kind, Seq: seq, Index: i, Count: count}, o.data)
+		a.sendFrag(now, h.Dst, framing.FragHeader{AckReq: i == count-1, First: !p.synced, Inner: h.Kind, Seq: seq, Index: i, Count: count}, o.data, i == count-1)
 	}
 	a.stats.Fragments += uint64(count)
 	p.stats.fragments += uint64(count)
 	return nil
 }
 
-// sendFrag transmits fragment f.Index of packet.
-func (a *ARQ) sendFrag(dst framing.NodeID, f framing.FragHeader, packet []byte) {
+// sendFrag transmits fragment f.Index of packet; last marks the frame that
+// completes the packet's first transmission (Frame.Last).
+func (a *ARQ) sendFrag(now time.Time, dst framing.NodeID, f framing.FragHeader, packet []byte, last bool) {
 	lo := int(f.Index) * a.fragData
 	hi := min(lo+a.fragData, len(packet))
 	b, _ := framing.AppendFrag(a.tx[:0], f) // f is in range by construction
 	b = append(b, packet[lo:hi]...)
-	a.sink.Transmit(framing.Header{Kind: framing.KindFragment, Dst: dst, Src: a.cfg.Self}, b)
+	a.sink.Transmit(now, Frame{Header: framing.Header{Kind: framing.KindFragment, Dst: dst, Src: a.cfg.Self}, Payload: b,
+		Poll: f.AckReq && dst != framing.Broadcast, Last: last})
 }
 
 // Receive handles one frame from the decoder. Plain KindData and
@@ -290,7 +309,7 @@ func (a *ARQ) Receive(now time.Time, h framing.Header, payload []byte) {
 			return
 		}
 		a.stats.Delivered++
-		a.sink.Deliver(h, payload)
+		a.sink.Deliver(now, h, payload)
 	case framing.KindFragment:
 		a.onFrag(now, h, payload)
 	case framing.KindAck:
@@ -320,7 +339,7 @@ func (a *ARQ) onFrag(now time.Time, h framing.Header, payload []byte) {
 		if t := p.delivered[f.Seq]; t != 0 && now.UnixNano()-t < int64(a.cfg.DupLifetime) && !(p.seenAny && ahead(f.Seq, p.highest)) {
 			a.stats.Duplicates++
 			if ackReq {
-				a.sendAck(h.Src, framing.Ack{Seq: f.Seq, Count: f.Count, Have: countMask(f.Count)})
+				a.sendAck(now, h.Src, framing.Ack{Seq: f.Seq, Count: f.Count, Have: countMask(f.Count)})
 			}
 			return
 		}
@@ -333,7 +352,7 @@ func (a *ARQ) onFrag(now time.Time, h framing.Header, payload []byte) {
 	if f.Count == 1 {
 		a.deliver(now, p, bcast, f.Seq, hd, body)
 		if ackReq {
-			a.sendAck(h.Src, framing.Ack{Seq: f.Seq, Count: 1, Have: 1})
+			a.sendAck(now, h.Src, framing.Ack{Seq: f.Seq, Count: 1, Have: 1})
 		}
 		return
 	}
@@ -377,7 +396,7 @@ func (a *ARQ) onFrag(now time.Time, h framing.Header, payload []byte) {
 		a.deliver(now, p, bcast, f.Seq, hd, pkt)
 	}
 	if ackReq {
-		a.sendAck(h.Src, framing.Ack{Seq: f.Seq, Count: f.Count, Have: have})
+		a.sendAck(now, h.Src, framing.Ack{Seq: f.Seq, Count: f.Count, Have: have})
 	}
 }
 
@@ -412,16 +431,16 @@ func (a *ARQ) deliver(now time.Time, p *peer, bcast bool, seq uint8, h framing.H
 		}
 	}
 	a.stats.Delivered++
-	a.sink.Deliver(h, pkt)
+	a.sink.Deliver(now, h, pkt)
 }
 
-func (a *ARQ) sendAck(dst framing.NodeID, ack framing.Ack) {
+func (a *ARQ) sendAck(now time.Time, dst framing.NodeID, ack framing.Ack) {
 	b, err := framing.AppendAck(a.tx[:0], ack)
 	if err != nil {
 		return
 	}
 	a.stats.AcksSent++
-	a.sink.Transmit(framing.Header{Kind: framing.KindAck, Dst: dst, Src: a.cfg.Self}, b)
+	a.sink.Transmit(now, Frame{Header: framing.Header{Kind: framing.KindAck, Dst: dst, Src: a.cfg.Self}, Payload: b})
 }
 
 func (a *ARQ) find(src framing.NodeID, bcast bool, seq uint8) *reasm {
@@ -570,7 +589,7 @@ func (a *ARQ) retry(now time.Time, dst framing.NodeID, p *peer, o *outPkt, missi
 	o.poll = last
 	for i := range o.count {
 		if missing&(1<<i) != 0 {
-			a.sendFrag(dst, framing.FragHeader{AckReq: i == last, First: !p.synced, Inner: o.inner, Seq: o.seq, Index: i, Count: o.count}, o.data)
+			a.sendFrag(now, dst, framing.FragHeader{AckReq: i == last, First: !p.synced, Inner: o.inner, Seq: o.seq, Index: i, Count: o.count}, o.data, false)
 			a.stats.Retransmissions++
 			p.stats.retx++
 		}

@@ -21,11 +21,11 @@ type recorder struct {
 	tx, rx []frame
 }
 
-func (r *recorder) Transmit(h framing.Header, p []byte) {
-	r.tx = append(r.tx, frame{h, append([]byte(nil), p...)})
+func (r *recorder) Transmit(_ time.Time, f Frame) {
+	r.tx = append(r.tx, frame{f.Header, append([]byte(nil), f.Payload...)})
 }
 
-func (r *recorder) Deliver(h framing.Header, p []byte) {
+func (r *recorder) Deliver(_ time.Time, h framing.Header, p []byte) {
 	r.rx = append(r.rx, frame{h, append([]byte(nil), p...)})
 }
 
@@ -390,12 +390,12 @@ type sinkFunc struct {
 	tx func(framing.Header, []byte)
 }
 
-func (s sinkFunc) Transmit(h framing.Header, p []byte) {
+func (s sinkFunc) Transmit(_ time.Time, f Frame) {
 	if s.tx != nil {
-		s.tx(h, p)
+		s.tx(f.Header, f.Payload)
 	}
 }
-func (s sinkFunc) Deliver(framing.Header, []byte) {}
+func (s sinkFunc) Deliver(time.Time, framing.Header, []byte) {}
 
 func BenchmarkSendReceive(b *testing.B) {
 	rx, err := New(testConfig(2), sinkFunc{})

@@ -88,8 +88,8 @@ type sinkFuncs struct {
 	deliver func(framing.Header, []byte)
 }
 
-func (sinkFuncs) Transmit(framing.Header, []byte) {}
-func (s sinkFuncs) Deliver(h framing.Header, p []byte) {
+func (sinkFuncs) Transmit(time.Time, Frame) {}
+func (s sinkFuncs) Deliver(_ time.Time, h framing.Header, p []byte) {
 	if s.deliver != nil {
 		s.deliver(h, p)
 	}

@@ -44,15 +44,21 @@ type Stats struct {
 	BusyTime time.Duration
 }
 
-// MAC is one node's channel access: a bounded FIFO of frames and the CSMA
-// state that decides when its head goes on air. Create it with New.
-type MAC struct {
+// MAC is the channel access of a node whose queue holds bare frames.
+type MAC = MACOf[[]byte]
+
+// MACOf is one node's channel access: a bounded FIFO of elements of type T
+// (a frame and whatever its driver wants back with it: the link engine
+// queues a frame with its metadata, so nothing needs looking up when the
+// frame leaves) and the CSMA state that decides when its head goes on air.
+// The MAC never looks inside an element. Create it with New or NewOf.
+type MACOf[T any] struct {
 	cfg Config
 	rng *rand.Rand
 
-	// Ring buffer of frames. While onAir, q[head] is nil (the frame belongs
-	// to the caller) but still counted in n.
-	q     [][]byte
+	// Ring buffer of frames. While onAir, q[head] is the zero T (the frame
+	// belongs to the caller) but still counted in n.
+	q     []T
 	head  int
 	n     int
 	onAir bool
@@ -77,17 +83,20 @@ type MAC struct {
 // New returns a MAC with an empty queue on a channel idle since long ago.
 // rng drives every random choice (backoff draws, persistence), so a fixed
 // seed gives reproducible runs; the MAC is its only user from now on.
-func New(cfg Config, rng *rand.Rand) (*MAC, error) {
+func New(cfg Config, rng *rand.Rand) (*MAC, error) { return NewOf[[]byte](cfg, rng) }
+
+// NewOf is New for a queue of elements of type T.
+func NewOf[T any](cfg Config, rng *rand.Rand) (*MACOf[T], error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if rng == nil {
 		return nil, errors.New("csma: nil rand source")
 	}
-	return &MAC{
+	return &MACOf[T]{
 		cfg:    cfg,
 		rng:    rng,
-		q:      make([][]byte, cfg.QueueLen),
+		q:      make([]T, cfg.QueueLen),
 		cw:     cfg.CWMin,
 		others: -1,
 	}, nil
@@ -97,7 +106,7 @@ func New(cfg Config, rng *rand.Rand) (*MAC, error) {
 // Poll or DropOldest hands it back. It returns ErrQueueFull when Room() == 0.
 // A frame that arrives at an empty queue draws a backoff; if the channel is
 // busy at that moment this counts as a deferral first.
-func (m *MAC) Enqueue(now time.Time, frame []byte) error {
+func (m *MACOf[T]) Enqueue(now time.Time, frame T) error {
 	if m.n == len(m.q) {
 		m.stats.Rejected++
 		return ErrQueueFull
@@ -126,7 +135,7 @@ func (m *MAC) Enqueue(now time.Time, frame []byte) error {
 // data frame. An urgent frame does not change the contention estimate, and
 // the data frame behind it keeps its countdown (resumed after IFS with the
 // slots it had left). Ownership and ErrQueueFull are as for Enqueue.
-func (m *MAC) EnqueueFront(now time.Time, frame []byte) error {
+func (m *MACOf[T]) EnqueueFront(now time.Time, frame T) error {
 	if m.n == len(m.q) {
 		m.stats.Rejected++
 		return ErrQueueFull
@@ -150,7 +159,7 @@ func (m *MAC) EnqueueFront(now time.Time, frame []byte) error {
 }
 
 // offset is the index of the first frame not on air.
-func (m *MAC) offset() int {
+func (m *MACOf[T]) offset() int {
 	if m.onAir {
 		return 1
 	}
@@ -161,10 +170,11 @@ func (m *MAC) offset() int {
 // not an urgent one), for a drop-head policy when the queue is full. It
 // returns false when no data frame waits. The frame on air is never
 // returned: it belongs to the caller.
-func (m *MAC) DropOldest() ([]byte, bool) {
+func (m *MACOf[T]) DropOldest() (T, bool) {
 	i := m.offset() + m.urgent // the oldest data frame
 	if m.n <= i {
-		return nil, false
+		var zero T
+		return zero, false
 	}
 	f := m.q[(m.head+i)%len(m.q)]
 	// Close the gap: move the frames in front of it (the one on air and the
@@ -172,7 +182,7 @@ func (m *MAC) DropOldest() ([]byte, bool) {
 	for j := i; j > 0; j-- {
 		m.q[(m.head+j)%len(m.q)] = m.q[(m.head+j-1)%len(m.q)]
 	}
-	m.q[m.head] = nil
+	m.q[m.head] = *new(T)
 	m.head = (m.head + 1) % len(m.q)
 	m.n--
 	m.stats.Dropped++
@@ -180,16 +190,16 @@ func (m *MAC) DropOldest() ([]byte, bool) {
 }
 
 // Room is the number of frames Enqueue still accepts.
-func (m *MAC) Room() int { return len(m.q) - m.n }
+func (m *MACOf[T]) Room() int { return len(m.q) - m.n }
 
 // Len is the number of frames held, including the one on air.
-func (m *MAC) Len() int { return m.n }
+func (m *MACOf[T]) Len() int { return m.n }
 
 // Transmitting reports whether a frame returned by Poll awaits its TxDone.
-func (m *MAC) Transmitting() bool { return m.onAir }
+func (m *MACOf[T]) Transmitting() bool { return m.onAir }
 
 // Stats returns a copy of the counters.
-func (m *MAC) Stats() Stats { return m.stats }
+func (m *MACOf[T]) Stats() Stats { return m.stats }
 
 // Carrier reports the modem's carrier sense. Repeating the current state is
 // a no-op. While a frame is on air the report is recorded and takes effect
@@ -205,7 +215,7 @@ func (m *MAC) Stats() Stats { return m.stats }
 // has dropped and the channel has been idle for IFS, the countdown resumes
 // where it stopped. docs/mac.md explains the rule and what it was measured
 // against.
-func (m *MAC) Carrier(now time.Time, busy bool) {
+func (m *MACOf[T]) Carrier(now time.Time, busy bool) {
 	if m.onAir {
 		m.airBusy = busy
 		return
@@ -244,7 +254,7 @@ func (m *MAC) Carrier(now time.Time, busy bool) {
 // window. The link layer reserves the time an Ack needs after each frame
 // that asks for one, and ends the reservation (Reserve(now, now)) when the
 // Ack has come. Urgent frames ignore the reservation.
-func (m *MAC) Reserve(now, until time.Time) {
+func (m *MACOf[T]) Reserve(now, until time.Time) {
 	m.reserved = until
 }
 
@@ -256,7 +266,7 @@ func (m *MAC) Reserve(now, until time.Time) {
 // the deferrals a node counts per frame of its own grow as it falls behind
 // and would widen its window further (docs/mac.md). A negative n goes back
 // to the deferral estimate. Takes effect at the next TxDone.
-func (m *MAC) Contenders(n int) {
+func (m *MACOf[T]) Contenders(n int) {
 	m.others = max(n, -1)
 }
 
@@ -264,7 +274,7 @@ func (m *MAC) Contenders(n int) {
 // with it). The next data frame draws its backoff, counted after IFS; a
 // carrier reported on while the frame was on air, and not off since, then
 // turns the channel busy (see Carrier). Without a frame on air it is a no-op.
-func (m *MAC) TxDone(now time.Time) {
+func (m *MACOf[T]) TxDone(now time.Time) {
 	if !m.onAir {
 		return
 	}
@@ -298,13 +308,14 @@ func (m *MAC) TxDone(now time.Time) {
 // Poll is safe to call at any time and calling it again with the same now
 // returns nothing new. When the backoff has run out and the persistence draw
 // fails, the MAC waits one more slot.
-func (m *MAC) Poll(now time.Time) ([]byte, bool) {
+func (m *MACOf[T]) Poll(now time.Time) (T, bool) {
+	var none T
 	if m.onAir || m.n == 0 || m.busy {
-		return nil, false
+		return none, false
 	}
 	if m.urgent > 0 {
 		if now.Before(m.idleSince) {
-			return nil, false
+			return none, false
 		}
 		// The data frame behind keeps its countdown: take off the slots
 		// that have run, as a busy channel would.
@@ -317,13 +328,13 @@ func (m *MAC) Poll(now time.Time) ([]byte, bool) {
 		m.urgent--
 		m.onAir, m.airUrgent, m.airBusy = true, true, false
 		f := m.q[m.head]
-		m.q[m.head] = nil
+		m.q[m.head] = *new(T)
 		m.stats.Transmitted++
 		return f, true
 	}
 	d := m.decision()
 	if now.Before(d) {
-		return nil, false
+		return none, false
 	}
 	m.stats.Backoffs += uint64(m.slots)
 	m.slots = 0
@@ -334,11 +345,11 @@ func (m *MAC) Poll(now time.Time) ([]byte, bool) {
 		m.slots = 1
 		late := now.Sub(d)
 		m.armed = d.Add(late - late%m.cfg.SlotTime)
-		return nil, false
+		return none, false
 	}
 	m.onAir, m.airBusy = true, false
 	f := m.q[m.head]
-	m.q[m.head] = nil
+	m.q[m.head] = *new(T)
 	m.stats.Transmitted++
 	return f, true
 }
@@ -347,7 +358,7 @@ func (m *MAC) Poll(now time.Time) ([]byte, bool) {
 // It returns false when only an input can change anything: the queue is
 // empty, a frame is on air (waiting for TxDone), or the carrier is busy
 // (waiting for Carrier). After Poll(now) the deadline is later than now.
-func (m *MAC) Deadline() (time.Time, bool) {
+func (m *MACOf[T]) Deadline() (time.Time, bool) {
 	if m.onAir || m.n == 0 || m.busy {
 		return time.Time{}, false
 	}
@@ -359,7 +370,7 @@ func (m *MAC) Deadline() (time.Time, bool) {
 
 // countStart is when the countdown (re)starts counting: the channel has been
 // idle for IFS and the current backoff has been armed.
-func (m *MAC) countStart() time.Time {
+func (m *MACOf[T]) countStart() time.Time {
 	s := m.idleSince.Add(m.cfg.IFS)
 	if m.armed.After(s) {
 		return m.armed
@@ -369,7 +380,7 @@ func (m *MAC) countStart() time.Time {
 
 // decision is when the countdown runs out, given an idle channel, and no
 // earlier than the end of a reservation.
-func (m *MAC) decision() time.Time {
+func (m *MACOf[T]) decision() time.Time {
 	d := m.countStart().Add(time.Duration(m.slots) * m.cfg.SlotTime)
 	if d.Before(m.reserved) {
 		return m.reserved
@@ -378,14 +389,14 @@ func (m *MAC) decision() time.Time {
 }
 
 // draw starts a fresh backoff from [0, CW), counted from now at the earliest.
-func (m *MAC) draw(now time.Time) {
+func (m *MACOf[T]) draw(now time.Time) {
 	m.slots = m.rng.IntN(m.cw)
 	m.armed = now
 }
 
 // deferral records that the channel was found busy while a frame waited and
 // doubles the contention window.
-func (m *MAC) deferral() {
+func (m *MACOf[T]) deferral() {
 	m.stats.Deferrals++
 	m.heard++
 }
@@ -400,7 +411,7 @@ func (m *MAC) deferral() {
 // loadFloor is the smoothed load below which the others count as silent.
 const loadFloor = 0.1
 
-func (m *MAC) adapt() {
+func (m *MACOf[T]) adapt() {
 	m.load = 0.75*m.load + 0.25*float64(m.heard)
 	m.heard = 0
 	if m.load < loadFloor {

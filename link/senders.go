@@ -1,4 +1,4 @@
-package bridge
+package link
 
 import (
 	"time"
@@ -13,13 +13,13 @@ import (
 // senders figure. It opens with an Opener of its own (overhear), so that
 // frames for other nodes never touch the replay windows of the frames for
 // us; opening also shows the inner kind, so that an Ack to another node is
-// not counted either. Runs on the loop goroutine.
-func (l *loop) overheard(h framing.Header, payload []byte) {
-	if l.overhear != nil {
+// not counted either.
+func (e *Engine) overheard(h framing.Header, payload []byte) {
+	if e.overhear != nil {
 		opened := false
-		for _, o := range l.overhear {
-			inner, buf, err := o.Open(l.now, l.overBuf[:0], h, payload)
-			l.overBuf = buf
+		for _, o := range e.overhear {
+			inner, buf, err := o.Open(e.now, e.overBuf[:0], h, payload)
+			e.overBuf = buf
 			if err == nil {
 				h, opened = inner, true
 				break
@@ -29,14 +29,14 @@ func (l *loop) overheard(h framing.Header, payload []byte) {
 			return
 		}
 	}
-	l.senders.heard(l.now, h.Src, h.Kind)
+	e.senders.heard(e.now, h.Src, h.Kind)
 }
 
 // senders counts the other nodes heard sending recently, for
 // csma.MAC.Contenders: every node on a shared channel hears the same
 // senders, so windows sized from this count agree between nodes, where the
 // MAC's own deferral estimate grows for the node that falls behind
-// (docs/mac.md). Owned by the loop goroutine.
+// (docs/mac.md). Owned by the engine.
 type senders struct {
 	last   [256]time.Time // when each node was last heard sending (zero: never)
 	window time.Duration  // a node heard within this counts

@@ -1,4 +1,4 @@
-package bridge
+package link
 
 import (
 	"time"
@@ -39,7 +39,7 @@ type Stats struct {
 	Holding     bool   `json:"holding"`      // a packet waits for its destination's ARQ window
 	WindowWaits uint64 `json:"window_waits"` // packets that had to wait for an ARQ window
 	FrameMax    int    `json:"frame_max"`    // largest frame on the wire (0: no limit)
-	// Neighbour discovery answered by the daemon (neigh.go).
+	// Neighbour discovery answered by the daemon (link/neigh.go).
 	NeighAnswered uint64 `json:"neigh_answered"` // ARP requests and IPv6 solicitations answered without airtime
 	NeighKnown    int    `json:"neigh_known"`    // addresses of other nodes heard on air
 	NeighRefused  uint64 `json:"neigh_refused"`  // claims to an address another node holds (not moved)
@@ -124,7 +124,7 @@ type Drops struct {
 	BadFrame  uint64 `json:"bad_frame"`  // malformed Ethernet frame or link frame kind
 	PHYError  uint64 `json:"phy_error"`  // the modem refused a transmission for another reason (closed, ...)
 	PHYDown   uint64 `json:"phy_down"`   // lost when the modem went down (on air, or refused with phy.ErrDown)
-	TAPWrite  uint64 `json:"tap_write"`  // the TAP refused a received frame
+	TAPWrite  uint64 `json:"tap_write"`  // the TAP refused a received frame (or the driver left the outbox full)
 	Echo      uint64 `json:"echo"`       // our own frame heard back
 	BadCRC    uint64 `json:"bad_crc"`    // received with a bad checksum
 	Garbage   uint64 `json:"garbage"`    // received undecodable (framing, length, version, address)

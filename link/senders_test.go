@@ -1,4 +1,4 @@
-package bridge
+package link
 
 import (
 	"testing"
@@ -6,7 +6,6 @@ import (
 
 	"github.com/slided/slided/auth"
 	"github.com/slided/slided/framing"
-	"github.com/slided/slided/phy"
 )
 
 func TestSenders(t *testing.T) {
@@ -43,7 +42,7 @@ func TestSendersAuthenticated(t *testing.T) {
 	key := auth.Key{5, 5, 5}
 	inBubble(t, Config{Key: &key}, func(t *testing.T, x *bubble) {
 		rx := func(b []byte) {
-			x.phy.ev <- phy.Event{Kind: phy.Received, Data: b}
+			x.m.inject(x.n, b)
 			x.after(time.Millisecond)
 		}
 		forged := framing.AppendFrame(nil, framing.Header{Kind: framing.KindSealed, Dst: 3, Src: 5}, make([]byte, 40))
@@ -58,19 +57,19 @@ func TestSendersAuthenticated(t *testing.T) {
 			t.Fatal(err)
 		}
 		rx(framing.AppendFrame(nil, h, p))
-		if st := x.b.Stats(); st.Senders != 0 || st.NotForUs != 3 {
+		if st := x.n.e.Stats(x.m.now); st.Senders != 0 || st.NotForUs != 3 {
 			t.Fatalf("%d senders after a forged, an unsealed and an Ack frame (%d not for us); want none", st.Senders, st.NotForUs)
 		}
 		good := airFrame(t, 4, ethFrame(3, 4), s4)
 		rx(good)
-		if st := x.b.Stats(); st.Senders != 1 {
+		if st := x.n.e.Stats(x.m.now); st.Senders != 1 {
 			t.Fatalf("%d senders after node 4's sealed frame to node 3, want 1", st.Senders)
 		}
 		// The same frame again, once node 4 has fallen out of the count:
 		// a replay, not a sender.
 		x.after(time.Hour)
 		rx(good)
-		if st := x.b.Stats(); st.Senders != 0 {
+		if st := x.n.e.Stats(x.m.now); st.Senders != 0 {
 			t.Fatalf("%d senders after a replayed frame, want none", st.Senders)
 		}
 	})

@@ -1,4 +1,4 @@
-package bridge
+package link
 
 import (
 	"errors"
@@ -63,28 +63,23 @@ func TestKeyStateFailure(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := [2]*memState{{fail: tc.fail[0]}, {fail: tc.fail[1]}}
-			_, bs := startWire(t, 0, 115200, [2]Config{
-				{Key: &k, NoARQ: true, KeyState: [2]AuthState{st[0]}},
-				{Key: &k, NoARQ: true, KeyState: [2]AuthState{st[1]}},
-			})
-			tap1, tap2 := bs[0].tap.(*recTAP), bs[1].tap.(*recTAP)
+			m := newMedium(t, 115200)
+			n1 := m.add(Config{Node: 1, Key: &k, NoARQ: true, KeyState: [2]AuthState{st[0]}})
+			n2 := m.add(Config{Node: 2, Key: &k, NoARQ: true, KeyState: [2]AuthState{st[1]}})
 			sent := map[uint32][]byte{}
 			for id := range uint32(5) {
 				f := numbered(2, 1, id, 100)
 				sent[id] = f
-				tap1.frames <- f
+				m.hostFrame(n1, f)
+				m.run(time.Second)
 			}
-			deadline := time.Now().Add(5 * time.Second)
-			for bs[0].Stats().Drops.SealFailed+bs[1].Stats().Drops.StateFailed+uint64(len(tap2.got())) < 5 && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
-			}
-			if got := checkDelivered(t, tap2, sent, tc.delivered); got != tc.delivered {
+			if got := checkDelivered(t, n2, sent); got != tc.delivered {
 				t.Fatalf("%d packets delivered, want %d", got, tc.delivered)
 			}
-			if d := bs[0].Stats().Drops; d.SealFailed != tc.sealFailed {
+			if d := n1.e.Stats(m.now).Drops; d.SealFailed != tc.sealFailed {
 				t.Errorf("node1 drops %+v, want %d seal_failed", d, tc.sealFailed)
 			}
-			if d := bs[1].Stats().Drops; d.StateFailed != tc.saveFailed {
+			if d := n2.e.Stats(m.now).Drops; d.StateFailed != tc.saveFailed {
 				t.Errorf("node2 drops %+v, want %d state_failed", d, tc.saveFailed)
 			}
 			if tc.delivered > 0 {

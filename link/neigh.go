@@ -1,4 +1,4 @@
-package bridge
+package link
 
 // Answering neighbour discovery locally. A host on the TAP that wants the
 // link address of another slided node broadcasts an ARP request (IPv4) or
@@ -56,7 +56,7 @@ type neighEntry struct {
 }
 
 // neighTable maps IP addresses claimed on air to the node that claimed
-// them. It is owned by the loop goroutine.
+// them. It is owned by the engine.
 type neighTable struct {
 	m map[netip.Addr]neighEntry
 }
@@ -80,19 +80,20 @@ type neighConflict struct {
 }
 
 // learnNeigh teaches the neighbour table from a packet the ARQ delivered
-// from the air. With a key only a packet that was authenticated teaches:
-// fromAir passes on nothing else, and rxAuthentic says so for this one.
-func (l *loop) learnNeigh(src framing.NodeID, eth []byte) {
-	if l.neigh == nil || l.openers != nil && !l.rxAuthentic {
+// from the air, once the host has it (Written). With a key only a packet
+// that was authenticated teaches: fromAir passes on nothing else, and
+// authentic says so for this one.
+func (e *Engine) learnNeigh(now time.Time, src framing.NodeID, authentic bool, eth []byte) {
+	if e.neigh == nil || e.openers != nil && !authentic {
 		return
 	}
-	c, refused := l.neigh.learn(l.now, src, eth)
+	c, refused := e.neigh.learn(now, src, eth)
 	if !refused {
 		return
 	}
-	l.stats.NeighRefused++
+	e.stats.NeighRefused++
 	if c.first {
-		l.log.Warn().Stringer("addr", c.addr).Int("owner", int(c.owner)).Int("claimant", int(c.claimant)).
+		e.log.Warn().Stringer("addr", c.addr).Int("owner", int(c.owner)).Int("claimant", int(c.claimant)).
 			Msg("two nodes claim one address; answering for neither until one is quiet")
 	}
 }

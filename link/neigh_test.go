@@ -1,4 +1,4 @@
-package bridge
+package link
 
 import (
 	"bytes"
@@ -10,7 +10,6 @@ import (
 
 	"github.com/slided/slided/auth"
 	"github.com/slided/slided/framing"
-	"github.com/slided/slided/phy"
 )
 
 var hostMAC = []byte{0x02, 0xaa, 0, 0, 0, 1} // a host on our TAP (the kernel)
@@ -350,10 +349,10 @@ func airFrame(t *testing.T, src framing.NodeID, eth []byte, s *auth.Sealer) []by
 // the daemon answered with (nil: no answer, the request went on air).
 func askARP(t *testing.T, x *bubble, addr string) net.HardwareAddr {
 	t.Helper()
-	before := len(x.tap.got())
-	x.tap.frames <- arpFrame(1, hostMAC, "192.0.2.1", addr)
+	before := len(x.n.host)
+	x.m.hostFrame(x.n, arpFrame(1, hostMAC, "192.0.2.1", addr))
 	x.after(time.Second)
-	for _, w := range x.tap.got()[before:] {
+	for _, w := range x.n.host[before:] {
 		if len(w) >= 42 && bytes.Equal(w[:6], hostMAC) && binary.BigEndian.Uint16(w[12:14]) == etherARP {
 			return net.HardwareAddr(w[22:28])
 		}
@@ -361,40 +360,40 @@ func askARP(t *testing.T, x *bubble, addr string) net.HardwareAddr {
 	return nil
 }
 
-// TestBridgeNeighSpoofedPacket: a UDP datagram from node 3 that carries
+// TestEngineNeighSpoofedPacket: a UDP datagram from node 3 that carries
 // node 2's address as its source does not make the daemon answer for node
 // 3; node 2's ARP reply taught it, and it keeps answering for node 2.
-func TestBridgeNeighSpoofedPacket(t *testing.T) {
+func TestEngineNeighSpoofedPacket(t *testing.T) {
 	inBubble(t, Config{}, func(t *testing.T, x *bubble) {
-		x.phy.ev <- phy.Event{Kind: phy.Received, Data: airFrame(t, 2, arpFrame(2, framing.MACFor(2), "192.0.2.2", "192.0.2.1"), nil)}
+		x.m.inject(x.n, airFrame(t, 2, arpFrame(2, framing.MACFor(2), "192.0.2.2", "192.0.2.1"), nil))
 		x.after(time.Second)
 		if got := askARP(t, x, "192.0.2.2"); !bytes.Equal(got, framing.MACFor(2)) {
 			t.Fatalf("answered %v for 192.0.2.2 after node 2's ARP reply, want %v", got, framing.MACFor(2))
 		}
-		x.phy.ev <- phy.Event{Kind: phy.Received, Data: airFrame(t, 3, ipv4From(3, "192.0.2.2"), nil)}
+		x.m.inject(x.n, airFrame(t, 3, ipv4From(3, "192.0.2.2"), nil))
 		x.after(time.Second)
 		if got := askARP(t, x, "192.0.2.2"); !bytes.Equal(got, framing.MACFor(2)) {
 			t.Fatalf("answered %v for 192.0.2.2 after node 3's spoofed datagram, want %v", got, framing.MACFor(2))
 		}
 		// A claim from node 3 while node 2 is fresh: no answer for either.
-		x.phy.ev <- phy.Event{Kind: phy.Received, Data: airFrame(t, 3, arpFrame(2, framing.MACFor(3), "192.0.2.2", "192.0.2.1"), nil)}
+		x.m.inject(x.n, airFrame(t, 3, arpFrame(2, framing.MACFor(3), "192.0.2.2", "192.0.2.1"), nil))
 		x.after(time.Second)
 		if got := askARP(t, x, "192.0.2.2"); got != nil {
 			t.Fatalf("answered %v for a disputed address", got)
 		}
-		if st := x.b.Stats(); st.NeighRefused != 1 || x.log.count("two nodes claim") != 1 {
-			t.Fatalf("neigh_refused %d, logged %d times; want 1 and 1", st.NeighRefused, x.log.count("two nodes claim"))
+		if st := x.n.e.Stats(x.m.now); st.NeighRefused != 1 || x.n.logCount("two nodes claim") != 1 {
+			t.Fatalf("neigh_refused %d, logged %d times; want 1 and 1", st.NeighRefused, x.n.logCount("two nodes claim"))
 		}
 	})
 }
 
-// TestBridgeNeighKeyed: with a key, only claims in frames sealed with it
+// TestEngineNeighKeyed: with a key, only claims in frames sealed with it
 // teach: an unsealed ARP reply is dropped before it could.
-func TestBridgeNeighKeyed(t *testing.T) {
+func TestEngineNeighKeyed(t *testing.T) {
 	key := auth.Key{7, 7, 7}
 	inBubble(t, Config{Key: &key}, func(t *testing.T, x *bubble) {
 		claim := arpFrame(2, framing.MACFor(2), "192.0.2.2", "192.0.2.1")
-		x.phy.ev <- phy.Event{Kind: phy.Received, Data: airFrame(t, 2, claim, nil)}
+		x.m.inject(x.n, airFrame(t, 2, claim, nil))
 		x.after(time.Second)
 		if got := askARP(t, x, "192.0.2.2"); got != nil {
 			t.Fatalf("answered %v from an unsealed claim", got)
@@ -403,7 +402,7 @@ func TestBridgeNeighKeyed(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		x.phy.ev <- phy.Event{Kind: phy.Received, Data: airFrame(t, 2, claim, s)}
+		x.m.inject(x.n, airFrame(t, 2, claim, s))
 		x.after(time.Second)
 		if got := askARP(t, x, "192.0.2.2"); !bytes.Equal(got, framing.MACFor(2)) {
 			t.Fatalf("answered %v after a sealed claim, want %v", got, framing.MACFor(2))

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/slided/slided/simbench"
+)
+
+// TestBenchLink: slided bench -protocol link runs the engines with the
+// daemon's defaults and, with -compare, the given settings next to them.
+func TestBenchLink(t *testing.T) {
+	var out bytes.Buffer
+	if err := cmdBench([]string{"-protocol", "link", "-duration", "10s", "-flows", "1:2,1:2", "-compare", "-arq=false"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d lines, want 2: %s", len(lines), out.String())
+	}
+	var def, given struct {
+		Settings string `json:"settings"`
+		simbench.EngineResult
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &def); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(lines[1]), &given); err != nil {
+		t.Fatal(err)
+	}
+	if def.Settings != "daemon defaults" || len(def.Flows) != 2 || def.GoodputPerChannel <= 0 {
+		t.Errorf("defaults: %+v", def)
+	}
+	// Without ARQ no Acks go on air: one transmission per datagram; with
+	// it (the default) an Ack follows each.
+	count := func(fs []simbench.FlowResult) (n uint64) {
+		for _, f := range fs {
+			n += f.Datagrams
+		}
+		return n
+	}
+	if n := count(given.Flows); given.Transmissions > n+2 {
+		t.Errorf("-arq=false: %d transmissions for %d datagrams", given.Transmissions, n)
+	}
+	if n := count(def.Flows); def.Transmissions < 2*n-4 {
+		t.Errorf("defaults: %d transmissions for %d datagrams", def.Transmissions, n)
+	}
+	if !wantsLinkBench([]string{"-protocol=link"}) || wantsLinkBench([]string{"-protocol", "csma"}) {
+		t.Error("wantsLinkBench")
+	}
+}

@@ -1,0 +1,537 @@
+package link
+
+// The link layer between the host and the MAC queue: fragmentation and ARQ
+// (mac/arq), the authenticated envelope (auth), and the two waiting lines in
+// front of the MAC.
+//
+// Waiting lines, in the order they are served:
+//
+//	acks  Acks, each put at the front of the MAC queue as soon as it has
+//	      any room (ackReserve places are kept for them): an Ack waits
+//	      behind the frame on air, never behind data.
+//	pend  data frames (fragments, retransmissions, plain frames), moved
+//	      into the MAC while it holds fewer than QueueLen frames.
+//
+// With policy Block the host is read only when pend is empty, the MAC has a
+// data place free and no packet is held for the ARQ window, so a packet's
+// fragments are all the backlog the daemon keeps (at most MaxFragments
+// frames); the rest waits in the qdisc. A packet that finds its
+// destination's ARQ window full is held (one packet) until an Ack or a
+// timeout opens it.
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/slided/slided/auth"
+	"github.com/slided/slided/framing"
+	"github.com/slided/slided/mac/arq"
+	"github.com/slided/slided/mac/csma"
+	"github.com/slided/slided/phy"
+)
+
+// ackReserve is the number of MAC queue places kept for Acks.
+const ackReserve = 2
+
+// maxAcks bounds the Acks waiting outside the MAC; beyond it the newest is
+// dropped (the sender's timer recovers).
+const maxAcks = 16
+
+// frameMeta travels with a queued frame (txFrame): the Ethernet bytes it
+// completes (for pacing and counters; only the frame the ARQ marks Last
+// carries them), and for a poll (a fragment that asks for an Ack) the
+// header and fragment header the ARQ wants back when it has left.
+type frameMeta struct {
+	eth  int
+	poll bool
+	h    framing.Header
+	head [framing.FragHeaderLen]byte
+}
+
+// startLink builds the ARQ and the envelope once the PHY's figures are known.
+func (e *Engine) startLink(now time.Time, mc csma.Config) error {
+	cfg := e.cfg
+	e.frameMax = cfg.FrameMax
+	if m := e.info.MaxFrame; m > 0 && (e.frameMax == 0 || m < e.frameMax) {
+		e.frameMax = m
+	}
+	// The receiver's Ack may wait for the frame it is sending, then IFS and
+	// the widest backoff; a retransmission that comes too early costs one
+	// fragment, one that comes too late costs idle time. A modem that does
+	// its own channel access reports TxDone before the burst may have gone
+	// (it waits for the channel inside the TNC), and the receiver's TNC may
+	// hold a data frame in front of the Ack: two more frames. (Two frames
+	// and the TNCs' access waits in all, tried on the Dire Wolf pair, gave
+	// three times the spurious retransmissions.)
+	frameAir := phy.Airtime(e.frameCap, e.info.BitRate)
+	if e.frameMax > 0 {
+		frameAir = phy.Airtime(min(e.frameCap, e.frameMax), e.info.BitRate)
+	}
+	if e.info.OwnAccess {
+		frameAir *= 3
+	}
+	t := arq.Timing{
+		BitRate:     e.info.BitRate,
+		Propagation: cfg.PropDelay,
+		Turnaround:  e.info.Turnaround + e.info.CarrierLag,
+		Margin:      mc.IFS + time.Duration(mc.CWMax)*mc.SlotTime + frameAir + 50*time.Millisecond,
+	}
+	ac := arqConfig(cfg, e.frameMax, t)
+	// The longest a frame can wait in our queues: a window of packets'
+	// fragments (retransmission rounds included) and the MAC queue.
+	frags := (ac.MaxPacket + ac.MaxPayload - framing.FragHeaderLen - 1) / (ac.MaxPayload - framing.FragHeaderLen)
+	one := phy.Airtime(min(e.frameCap, framing.MaxEncodedLen(ac.MaxPayload)), e.info.BitRate)
+	t.QueueDelay = time.Duration(ac.Window*frags+mc.QueueLen+ackReserve) * one
+	if e.info.OwnAccess {
+		t.QueueDelay *= 3 // and the TNC's own queue and channel access
+	}
+	ac = arqConfig(cfg, e.frameMax, t)
+	// Frames may wait in the MAC queue longer than the ack timeout: time
+	// a round from its poll's TxDone (frameGone reports every poll).
+	ac.ArmOnTxDone = true
+	if !cfg.NoARQ {
+		// After a poll the sender leaves the channel to the Ack: its
+		// airtime, the round trip, the receiver's turnaround, its carrier
+		// hang-over and two slots of scheduling latency. The same modem
+		// settings are assumed at both ends.
+		seal := 0
+		if e.cfg.Key != nil {
+			seal = auth.Overhead
+		}
+		e.ackWait = phy.Airtime(max(framing.MaxEncodedLen(framing.AckMaxLen+seal), e.info.MinBurst), e.info.BitRate) +
+			2*cfg.PropDelay + e.info.Turnaround + 2*mc.SlotTime
+		// The receiver sends its Ack when its carrier sense drops, which
+		// with a hang-over is that long after our frame ended.
+		e.ackWait += e.info.CarrierLag
+		// A TNC that does its own channel access keys the Ack up after its
+		// p-persistent wait: twice the mean covers most of them. Without
+		// the reservation our next frame and their Ack key up together
+		// and collide (neither radio hears while it sends).
+		e.ackWait += 2 * e.info.AccessWait
+	}
+	a, err := arq.New(ac, (*arqSink)(e))
+	if err != nil {
+		return fmt.Errorf("frame-max %d: %w", e.frameMax, err)
+	}
+	e.arq = a
+	if cfg.Key != nil {
+		if err := e.startAuth(now); err != nil {
+			return fmt.Errorf("auth: %w", err)
+		}
+	}
+	e.log.Info().Int("max_payload", ac.MaxPayload).Dur("ack_timeout", ac.AckTimeout).
+		Dur("ack_timeout_min", ac.MinAckTimeout).Dur("ack_timeout_max", ac.MaxAckTimeout).Dur("max_age", ac.MaxAge).
+		Dur("dup_lifetime", ac.DupLifetime).
+		Int("max_retries", ac.MaxRetries).Int("window", ac.Window).Msg("link layer")
+	return nil
+}
+
+// startAuth builds the Sealer (Key) and the Openers (Key, Key2), from the
+// counters KeyState saved.
+func (e *Engine) startAuth(now time.Time) error {
+	cfg := e.cfg
+	var saved uint64
+	var r auth.Reserver
+	if st := cfg.KeyState[0]; st != nil {
+		saved, r = st.State().Send, st
+	}
+	var err error
+	if e.sealer, err = auth.Resume(*cfg.Key, cfg.Node, now, saved, r); err != nil {
+		return err
+	}
+	e.sealer.SetMode(cfg.KeyMode)
+	for i, k := range []*auth.Key{cfg.Key, cfg.Key2} {
+		if k == nil {
+			continue
+		}
+		o, err := auth.NewOpener(*k)
+		if err != nil {
+			return err
+		}
+		if st := cfg.KeyState[i]; st != nil {
+			s := st.State()
+			o.Restore(&s.Recv)
+			o.SetSaver(st)
+		}
+		o.SetMaxAge(cfg.KeyMaxAge)
+		o.SetMode(cfg.KeyMode)
+		e.openers = append(e.openers, o)
+		e.stats.KeyFingerprints = append(e.stats.KeyFingerprints, auth.Fingerprint(*k))
+	}
+	e.log.Info().Strs("key_fingerprints", e.stats.KeyFingerprints).Bool("state", r != nil).
+		Uint64("counter", e.sealer.Counter()).Dur("max_age", cfg.KeyMaxAge).Msg("frames sealed")
+	return nil
+}
+
+// open unwraps a sealed frame with the first key that authenticates it and
+// counts what it refuses; ok is false for a refused frame.
+func (e *Engine) open(h framing.Header, payload []byte) (framing.Header, []byte, bool) {
+	if h.Kind != framing.KindSealed && h.Kind != framing.KindSigned {
+		e.stats.Drops.Unsealed++
+		return h, nil, false
+	}
+	var err error
+	for i, o := range e.openers {
+		var inner framing.Header
+		inner, e.openBuf, err = o.Open(e.now, e.openBuf[:0], h, payload)
+		if err == nil {
+			e.stats.KeyOpened[i]++
+			if e.saveErr {
+				e.saveErr = false
+				e.log.Info().Msg("replay state saved again; accepting sealed frames")
+			}
+			return inner, e.openBuf, true
+		}
+		if !errors.Is(err, auth.ErrForged) {
+			break
+		}
+	}
+	switch {
+	case errors.Is(err, auth.ErrReplay), errors.Is(err, auth.ErrTooOld), errors.Is(err, auth.ErrStale):
+		e.stats.Drops.Replayed++
+	case errors.Is(err, auth.ErrWrongMode):
+		e.stats.Drops.KeyMode++
+		if e.stats.Drops.KeyMode == 1 {
+			e.log.Error().Err(err).Str("key_mode", e.cfg.KeyMode.String()).Msg("a frame in the other key mode (drops.key_mode)")
+		}
+	case errors.Is(err, auth.ErrNotSaved):
+		e.stats.Drops.StateFailed++
+		if !e.saveErr {
+			e.saveErr = true
+			e.log.Error().Err(err).Msg("cannot save the replay state; refusing sealed frames until it can (drops.state_failed)")
+		}
+	default:
+		e.stats.Drops.AuthFailed++
+	}
+	return h, nil, false
+}
+
+// ownID checks a frame that carries our own node id: with a key, one that
+// is authentic but was not sealed here (auth.Sealer.Foreign) comes from
+// another station using our id and key. It is counted and logged, at most
+// once a minute; everything else with our id is an echo.
+func (e *Engine) ownID(h framing.Header, payload []byte) {
+	if (h.Kind == framing.KindSealed || h.Kind == framing.KindSigned) && e.sealer != nil {
+		for i, o := range e.openers {
+			c, err := o.Verify(h, payload)
+			if err != nil {
+				continue
+			}
+			if i > 0 || e.sealer.Foreign(c) {
+				e.stats.OwnIDHeard++
+				if e.now.Sub(e.ownIDLog) >= time.Minute {
+					e.ownIDLog = e.now
+					e.log.Error().Int("node", int(e.cfg.Node)).Uint64("own_id_heard", e.stats.OwnIDHeard).
+						Msg("another station sends with our node id and key: counters (nonces) may repeat; give every node its own id")
+				}
+				return
+			}
+			break
+		}
+	}
+	e.stats.Drops.Echo++
+}
+
+// Host takes one Ethernet frame read from the host: a neighbour request
+// the engine can answer goes back in the outbox (Deliveries); any other
+// frame goes to the ARQ, or is held or dropped as the policy says. eth is
+// only read during the call.
+func (e *Engine) Host(now time.Time, eth []byte) {
+	e.input()
+	e.stats.TAPReads++
+	if e.mac == nil {
+		// Not before the modem's first Up (WantRead is false until then).
+		e.stats.Drops.PHYDown++
+		return
+	}
+	if e.neigh != nil {
+		// With a full outbox (a driver that does not drain) the request
+		// goes on air instead.
+		if d := e.outSlot(); d != nil {
+			if r, ok := e.neigh.answer(d.Eth[:0], now, e.cfg.Node, eth); ok {
+				d.Eth, d.answer = r, true
+				return
+			}
+			e.out = e.out[:len(e.out)-1]
+		}
+	}
+	h, payload, err := framing.Compact(eth, e.cfg.Node)
+	if err != nil {
+		if errors.Is(err, framing.ErrNoRoute) {
+			e.stats.Drops.NoRoute++
+		} else {
+			e.stats.Drops.BadFrame++
+		}
+		return
+	}
+	if e.cfg.Policy == Block && len(e.pend) >= framing.MaxFragments {
+		// A driver that reads while WantRead is false: the daemon never
+		// does (at most one packet's fragments wait here), but a queue
+		// must not grow with what a caller does wrong.
+		e.stats.Drops.QueueFull++
+		return
+	}
+	holding := len(e.held) > 0
+	if e.cfg.Policy != Block && (holding || len(e.pend) > 0 || e.mac.Room() <= ackReserve) {
+		switch {
+		case e.cfg.Policy == DropHead && holding:
+			// The oldest packet waiting for its window gives way.
+			e.stats.Drops.QueueHead++
+			e.popHeld()
+			e.hold(h, payload, len(eth))
+			return
+		case e.cfg.Policy == DropHead && len(e.pend) == 0:
+			if old, ok := e.mac.DropOldest(); ok {
+				e.stats.Drops.QueueHead++
+				e.recycle(now, old)
+			}
+		default:
+			e.stats.Drops.QueueFull++
+			return
+		}
+	}
+	if holding {
+		// Block: the reader already held a token when the window closed.
+		// Keep packets in order behind the one waiting.
+		e.hold(h, payload, len(eth))
+		return
+	}
+	if err := e.send(now, h, payload, len(eth)); errors.Is(err, arq.ErrWindowFull) {
+		e.stats.WindowWaits++
+		e.hold(h, payload, len(eth))
+	}
+}
+
+// maxHeld bounds the packets waiting for an ARQ window: with policy block
+// the TAP is not read while one waits, but the reader may hold a token
+// already, so a second one can arrive.
+const maxHeld = 2
+
+// heldPkt is a packet waiting for its destination's ARQ window.
+type heldPkt struct {
+	h    framing.Header
+	data []byte
+	eth  int
+}
+
+// send passes one packet to the ARQ. It returns arq.ErrWindowFull for the
+// caller to hold the packet; other errors are counted here.
+func (e *Engine) send(now time.Time, h framing.Header, payload []byte, ethLen int) error {
+	e.sendEth = ethLen // for the frame the ARQ marks Last (arqSink.Transmit)
+	err := e.arq.Send(now, h, payload)
+	e.sendEth = 0
+	switch {
+	case err == nil:
+	case errors.Is(err, arq.ErrWindowFull):
+	case errors.Is(err, arq.ErrTooBig):
+		e.stats.Drops.TooBig++
+	default:
+		e.stats.Drops.BadFrame++
+		e.log.Debug().Err(err).Msg("arq send")
+	}
+	return err
+}
+
+// hold keeps a copy of the packet until the ARQ window opens.
+func (e *Engine) hold(h framing.Header, payload []byte, ethLen int) {
+	if len(e.held) >= maxHeld {
+		e.stats.Drops.QueueFull++ // not reached with policy block (see maxHeld)
+		return
+	}
+	n := len(e.held)
+	if n < cap(e.held) {
+		e.held = e.held[:n+1] // reuse the buffer that slot had
+	} else {
+		e.held = append(e.held, heldPkt{})
+	}
+	p := &e.held[n]
+	p.h, p.eth, p.data = h, ethLen, append(p.data[:0], payload...)
+}
+
+// retryHeld offers the waiting packets to the ARQ again, oldest first.
+func (e *Engine) retryHeld(now time.Time) {
+	for len(e.held) > 0 {
+		p := e.held[0]
+		if err := e.send(now, p.h, p.data, p.eth); errors.Is(err, arq.ErrWindowFull) {
+			return
+		}
+		e.popHeld()
+	}
+}
+
+// popHeld removes the oldest held packet; its buffer moves behind the
+// others for reuse, so that no two slots share one.
+func (e *Engine) popHeld() {
+	p := e.held[0]
+	copy(e.held, e.held[1:])
+	e.held[len(e.held)-1] = p
+	e.held = e.held[:len(e.held)-1]
+}
+
+// feed moves waiting frames into the MAC queue: Acks to its front, data
+// behind while fewer than QueueLen frames wait.
+func (e *Engine) feed(now time.Time) {
+	for len(e.acks) > 0 && e.mac.Room() > 0 {
+		f := e.acks[0]
+		e.acks = e.acks[:copy(e.acks, e.acks[1:])]
+		if err := e.mac.EnqueueFront(now, f); err != nil {
+			e.recycle(now, f)
+		}
+	}
+	for len(e.pend) > 0 && e.mac.Room() > ackReserve {
+		f := e.pend[0]
+		e.pend = e.pend[:copy(e.pend, e.pend[1:])]
+		if err := e.mac.Enqueue(now, f); err != nil {
+			e.recycle(now, f)
+		}
+	}
+}
+
+// recycle takes back a frame that will not be sent.
+func (e *Engine) recycle(now time.Time, f txFrame) {
+	e.frameGone(now, f.meta)
+	e.free = append(e.free, f.buf[:0])
+}
+
+// frameGone tells the ARQ that a fragment left the daemon, on air or not:
+// a poll's Ack timer starts now (arq.Config.ArmOnTxDone).
+func (e *Engine) frameGone(now time.Time, m frameMeta) {
+	if m.poll && e.arq != nil {
+		e.arq.TxDone(now, m.h, m.head[:])
+	}
+}
+
+func (e *Engine) buffer() []byte {
+	if n := len(e.free); n > 0 {
+		b := e.free[n-1]
+		e.free = e.free[:n-1]
+		return b
+	}
+	return make([]byte, 0, e.frameCap)
+}
+
+// fromAir takes one frame from the decoder: it checks the address and the
+// envelope and passes the frame to the ARQ, which delivers whole packets
+// through arqSink.Deliver.
+func (e *Engine) fromAir(h framing.Header, payload []byte) {
+	e.rxAuthentic = false
+	// With a key, only frames that pass authentication are captured (as
+	// they were on air), so a keyless neighbour cannot fill the capture.
+	if c := e.cfg.Capture; c != nil && e.openers == nil {
+		c.WriteLink(e.now, false, h, payload)
+	}
+	airH, airPayload := h, payload
+	if h.Src == e.cfg.Node {
+		e.ownID(h, payload)
+		return
+	}
+	if h.Dst != e.cfg.Node && h.Dst != framing.Broadcast {
+		// A sender all the same, once authenticated (senders.go).
+		e.overheard(h, payload)
+		e.stats.NotForUs++
+		return
+	}
+	if e.arq == nil { // nothing decodes before the link is up; be safe
+		e.stats.Drops.BadFrame++
+		return
+	}
+	switch {
+	case e.openers != nil:
+		var ok bool
+		if h, payload, ok = e.open(h, payload); !ok {
+			return
+		}
+		e.rxAuthentic = true
+		if c := e.cfg.Capture; c != nil {
+			c.WriteLink(e.now, false, airH, airPayload)
+		}
+	case h.Kind == framing.KindSealed || h.Kind == framing.KindSigned:
+		e.stats.Drops.Sealed++
+		return
+	}
+	e.senders.heard(e.now, h.Src, h.Kind)
+	if h.Kind == framing.KindAck && h.Dst == e.cfg.Node {
+		e.mac.Reserve(e.now, e.now) // the Ack we kept the channel for has come
+	}
+	e.arq.Receive(e.now, h, payload)
+}
+
+// arqSink is the engine as the ARQ's Sink.
+type arqSink Engine
+
+// Transmit seals and encodes one link frame and queues it with its
+// metadata: Acks in e.acks, everything else in e.pend.
+func (s *arqSink) Transmit(now time.Time, f arq.Frame) {
+	e := (*Engine)(s)
+	h, payload := f.Header, f.Payload
+	m := frameMeta{h: h}
+	if f.Poll && len(payload) >= framing.FragHeaderLen {
+		m.poll = true
+		copy(m.head[:], payload)
+	}
+	if f.Last {
+		m.eth = e.sendEth
+	}
+	if e.sealer != nil {
+		var err error
+		h, e.sealBuf, err = e.sealer.Seal(now, e.sealBuf[:0], h, payload)
+		if err != nil {
+			e.stats.Drops.SealFailed++
+			if !e.sealErr {
+				e.sealErr = true
+				e.log.Error().Err(err).Msg("cannot seal: no frame is sent until the state directory takes the counters again (drops.seal_failed)")
+			}
+			e.frameGone(now, m)
+			return
+		}
+		if e.sealErr {
+			e.sealErr = false
+			e.log.Info().Msg("counters reserved again; sealing")
+		}
+		payload = e.sealBuf
+	}
+	if m.h.Kind == framing.KindAck && len(e.acks) >= maxAcks {
+		e.stats.Drops.AckQueue++
+		return
+	}
+	frame := framing.AppendFrame(e.buffer(), h, payload)
+	if e.frameMax > 0 && len(frame) > e.frameMax {
+		// Not reached: the ARQ cuts packets to fit.
+		e.stats.Drops.TooBig++
+		e.frameGone(now, m)
+		e.free = append(e.free, frame[:0])
+		return
+	}
+	if c := e.cfg.Capture; c != nil {
+		c.WriteLink(now, true, h, payload)
+	}
+	if m.h.Kind == framing.KindAck {
+		e.acks = append(e.acks, txFrame{frame, m})
+	} else {
+		e.pend = append(e.pend, txFrame{frame, m})
+	}
+}
+
+// Deliver puts one whole packet in the host outbox as an Ethernet frame.
+func (s *arqSink) Deliver(now time.Time, h framing.Header, packet []byte) {
+	e := (*Engine)(s)
+	d := e.outSlot()
+	if d == nil {
+		e.stats.Drops.TAPWrite++ // the host did not take its frames (maxOut)
+		return
+	}
+	eth, err := framing.AppendEthernet(d.Eth[:0], h, packet)
+	d.Eth = eth[:0]
+	if err != nil {
+		e.out = e.out[:len(e.out)-1]
+		e.stats.Drops.BadFrame++
+		return
+	}
+	if len(eth) > e.cfg.MTU+14 {
+		e.out = e.out[:len(e.out)-1]
+		e.stats.Drops.TooBig++
+		return
+	}
+	d.Eth, d.src, d.authentic = eth, h.Src, e.rxAuthentic
+}

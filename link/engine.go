@@ -1,0 +1,599 @@
+// Package link is the link engine of one slided interface: everything
+// between the host's Ethernet frames and the modem's bursts that decides
+// anything, and nothing that waits. It owns the link ARQ (mac/arq), the
+// authenticated envelope (auth), the frame decoder (framing), the CSMA MAC
+// (mac/csma), the neighbour answers (neigh.go) and the count of other
+// senders (senders.go).
+//
+// The engine is sans-I/O, in the style of mac/csma and mac/arq: every method
+// takes the current time; it never reads a clock, sleeps, starts a goroutine
+// or touches a device. The daemon (package bridge) drives it in real time,
+// simbench and the tests in virtual time, and for a given seed and input
+// sequence it makes the same decisions. An Engine is not safe for concurrent
+// use: one goroutine owns it. Logging (Config.Log) and a capture
+// (Config.Capture) are the only things it calls out to, and neither may
+// block; the key state (Config.KeyState) writes to disk when a counter block
+// runs out, as auth.Reserver documents.
+//
+// The pipeline, top to bottom as the code runs it:
+//
+//	Host(eth) ─► neighbour answer? ─► Compact ─► ARQ.Send (fragments) ─► Seal ─► AppendFrame ─► pend ─► MAC queue ─► Poll ─► (caller: modem Transmit)
+//	(caller: TAP Write) ◄─ Deliveries ◄─ AppendEthernet ◄─ ARQ (reassembly, Acks ─► acks ─► MAC queue front) ◄─ Open ◄─ Decoder ◄─ Modem(Received)
+//
+// The driver's loop:
+//
+//	modem event:       e.Modem(now, ev, info)      (info is read at Up)
+//	host frame:        e.Host(now, eth)             (when e.WantRead(), with policy Block)
+//	after each input, and when e.Deadline() passes:
+//	    for each d in e.Deliveries(): write d.Eth to the host; e.Written(now, d, err)
+//	    if frame, ok := e.Poll(now); ok { err := modem.Transmit(frame); if err != nil { e.Refused(now, err) } }
+//
+// Buffer ownership: eth passed to Host and ev.Data passed to Modem are only
+// read during the call. A frame returned by Poll belongs to the engine; the
+// caller may read it until the TxDone, Down or Refused that ends it (a modem
+// copies it in Transmit). The Deliveries slice and its frames stay valid
+// until the next call of Host, Modem or Poll; Written and the read-only
+// methods (Stats, Deadline, WantRead, ...) do not disturb them. The outbox
+// holds at most 256 frames: a driver that does not drain it loses the rest
+// (counted as drops.tap_write).
+//
+// Every queue is bounded: frames waiting for the MAC (pend: at most two
+// packets' fragments; acks: 16), packets waiting for an ARQ window (2), the
+// MAC queue (MAC.QueueLen plus 2 places for Acks) and the host outbox.
+//
+// docs/link-arq.md has the formats; docs/architecture.md shows where the
+// engine sits.
+package link
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/slided/slided/auth"
+	"github.com/slided/slided/framing"
+	"github.com/slided/slided/mac/arq"
+	"github.com/slided/slided/mac/csma"
+	"github.com/slided/slided/phy"
+)
+
+// AuthState keeps one key's counters across restarts (auth.StateFile). Its
+// methods are called from the engine's goroutine; Reserve and SaveFloors
+// write durably before they return.
+type AuthState interface {
+	State() auth.State
+	auth.Reserver
+	auth.FloorSaver
+}
+
+// Capture records frames as they go on air and come off it (a pcap file).
+// It is called from the engine's goroutine; payload is only lent for the
+// call. It must not block (queue and drop; a capture that fails turns
+// itself off). With a Key, a received frame is passed only once it has
+// passed authentication (forged, replayed, unsealed frames and frames for
+// other nodes, which this node does not open, are left out).
+type Capture interface {
+	WriteLink(t time.Time, tx bool, h framing.Header, payload []byte)
+}
+
+// Config sets up an Engine.
+type Config struct {
+	Node   framing.NodeID
+	MTU    int         // the host's MTU; Ethernet frames are up to MTU+14 bytes (0: 1500)
+	MAC    csma.Config // zero value: DefaultMAC of the modem's bit rate and Policy
+	Policy Policy      // default Block
+	Seed   uint64      // seeds the MAC's random choices (0: from the node id and the time of Up)
+	// FrameMax is the largest frame, in bytes on the wire, that the modem
+	// carries (-frame-max). Larger packets travel as fragments. 0: the
+	// modem's own limit (phy.Info.MaxFrame), or none.
+	FrameMax int
+	// NoARQ turns link acknowledgements and retransmission off for unicast.
+	NoARQ bool
+	// PropDelay is the one-way propagation delay to the farthest node; it
+	// lengthens the ARQ's acknowledgement timeout.
+	PropDelay time.Duration
+	// Key, if set, seals every frame sent and drops every frame received
+	// that is not sealed with it (forged, replayed or unsealed).
+	Key *auth.Key
+	// Key2, with Key, is a second key frames are also opened with (never
+	// sealed with): a key changeover (docs/operations.md).
+	Key2 *auth.Key
+	// KeyState[i], if set, keeps the counters of Key (i=0) and Key2 (i=1)
+	// across restarts: without it a restart relies on the clock alone to
+	// never reuse a counter, and accepts replays of frames its previous
+	// life accepted (docs/link-arq.md).
+	KeyState [2]AuthState
+	// KeyMaxAge, if positive, refuses sealed frames whose counter is older
+	// than the clock minus KeyMaxAge (auth.Opener.SetMaxAge).
+	KeyMaxAge time.Duration
+	// KeyMode is auth.Seal (frames encrypted and authenticated) or
+	// auth.Sign (authenticated only, payload readable: amateur bands).
+	KeyMode auth.Mode
+	// WindowFromSenders sizes the MAC's contention window from the number
+	// of other nodes heard sending (csma.MAC.Contenders) instead of the
+	// MAC's deferral estimate: every node hears the same senders, so two
+	// nodes sending both ways share the channel evenly, at the cost of a
+	// full window before every frame while both send, which is costly
+	// with short frames (docs/mac.md).
+	WindowFromSenders bool
+	// NoNeighAnswer stops the engine from answering ARP requests and IPv6
+	// neighbour solicitations for addresses of other nodes itself
+	// (neigh.go); they then always go on air.
+	NoNeighAnswer bool
+	// Capture, if set, records every frame queued for the air and every
+	// frame decoded from it.
+	Capture Capture
+	Log     zerolog.Logger
+}
+
+// check fills in defaults and refuses what cannot work.
+func (cfg *Config) check() error {
+	if cfg.Node == 0 || cfg.Node == framing.Broadcast {
+		return fmt.Errorf("node id %d is reserved (use 1 to 254)", cfg.Node)
+	}
+	if cfg.MTU == 0 {
+		cfg.MTU = 1500
+	}
+	if cfg.MTU < 68 || cfg.MTU > 9000 {
+		return fmt.Errorf("mtu %d out of range 68..9000", cfg.MTU)
+	}
+	if cfg.Policy > DropHead {
+		return fmt.Errorf("unknown policy %d", cfg.Policy)
+	}
+	if cfg.MAC != (csma.Config{}) {
+		if err := cfg.MAC.Validate(); err != nil {
+			return fmt.Errorf("mac config: %w", err)
+		}
+	}
+	return CheckFrameMax(*cfg)
+}
+
+// txFrame is a frame on its way to the air: the encoded bytes and what the
+// engine needs back when it leaves. It travels through pend, acks and the
+// MAC queue as one value.
+type txFrame struct {
+	buf  []byte
+	meta frameMeta
+}
+
+// Delivery is one Ethernet frame for the host (Deliveries).
+type Delivery struct {
+	// Eth is the frame; valid until the next Host, Modem or Poll.
+	Eth []byte
+
+	answer    bool           // a neighbour answer made here, not a packet from the air
+	src       framing.NodeID // the node the packet came from
+	authentic bool           // it opened under the key
+}
+
+// Engine is the link engine of one interface. Create it with New.
+type Engine struct {
+	cfg  Config
+	log  zerolog.Logger
+	mac  *csma.MACOf[txFrame] // nil until the modem's first Up
+	dec  *framing.Decoder
+	emit func(framing.Header, []byte)
+	info phy.Info
+
+	macCfg csma.Config
+	// The link layer above the MAC (arq.go).
+	arq      *arq.ARQ
+	sealer   *auth.Sealer
+	openers  []*auth.Opener
+	frameMax int       // effective largest frame on the wire (0: none)
+	now      time.Time // time of the Received event being decoded (the decoder's callback has none)
+	pend     []txFrame // encoded data frames waiting for room in the MAC
+	acks     []txFrame // encoded Acks waiting for room (they go to the MAC queue's front)
+	sendEth  int       // during Send: the Ethernet length of the packet, for its Last frame
+	held     []heldPkt // packets waiting for an ARQ window, oldest first (at most maxHeld)
+	sealBuf  []byte
+	openBuf  []byte
+	onAir    txFrame        // the frame being transmitted (buf nil: none)
+	neigh    *neighTable    // nil with NoNeighAnswer
+	senders  senders        // other nodes heard sending, for the MAC's window
+	overhear []*auth.Opener // with a key: open frames for other nodes before they count as senders (one per key)
+	overBuf  []byte
+	ackWait  time.Duration // how long a poll reserves the channel for its Ack (csma.Reserve)
+	out      []Delivery    // the host outbox; its buffers are reused
+	outTaken bool          // Deliveries handed out the outbox: the next input empties it
+
+	up          bool
+	free        [][]byte // encoded-frame buffers not in use
+	frameCap    int
+	carrierOn   bool
+	carrierAt   time.Time
+	txStart     time.Time
+	stats       Stats
+	tickDeliver uint64 // Ethernet bytes delivered this tick
+	starved     bool   // the MAC ran out of frames during this tick
+	busyLogged  bool   // a Transmit refused with phy.ErrBusy was logged already
+	rxAuthentic bool   // the frame fromAir is handling opened under the key
+
+	// With a key: the openers are Key's, then Key2's.
+	sealErr  bool      // the last seal failed (logged once per episode)
+	saveErr  bool      // the last save of a floor failed (likewise)
+	ownIDLog time.Time // when another station with our id was last logged
+}
+
+// New checks cfg and returns an engine waiting for the modem's first Up.
+func New(cfg Config) (*Engine, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	maxEth := cfg.MTU + 14
+	e := &Engine{
+		cfg:      cfg,
+		log:      cfg.Log,
+		frameCap: framing.MaxEncodedLen(maxEth + framing.FragHeaderLen + auth.Overhead),
+	}
+	// Any frame a node of this MTU sends fits: a whole packet in one
+	// fragment, sealed.
+	e.dec = framing.NewDecoder(maxEth + framing.FragHeaderLen + auth.Overhead)
+	if !cfg.NoNeighAnswer {
+		e.neigh = newNeighTable()
+	}
+	e.emit = e.fromAir // one method value, not one per Received event
+	e.stats.Policy = cfg.Policy.String()
+	e.stats.Node = int(cfg.Node)
+	return e, nil
+}
+
+// start builds the MAC once the modem has told its figures (at its first Up).
+func (e *Engine) start(now time.Time, info phy.Info) error {
+	e.info = info
+	cfg := e.cfg.MAC
+	if cfg == (csma.Config{}) {
+		cfg = DefaultMAC(e.info.BitRate, e.cfg.Policy)
+	}
+	if err := e.startLink(now, cfg); err != nil {
+		return err
+	}
+	// Room for Acks in front of the data: the data limit stays QueueLen.
+	macCfg := cfg
+	macCfg.QueueLen += ackReserve
+	seed := e.cfg.Seed
+	if seed == 0 {
+		seed = uint64(now.UnixNano()) ^ uint64(e.cfg.Node)<<56
+	}
+	m, err := csma.NewOf[txFrame](macCfg, rand.New(rand.NewPCG(seed, uint64(e.cfg.Node))))
+	if err != nil {
+		return fmt.Errorf("mac: %w", err)
+	}
+	e.mac = m
+	e.macCfg = cfg
+	for _, k := range []*auth.Key{e.cfg.Key, e.cfg.Key2} {
+		if k == nil {
+			continue
+		}
+		o, err := auth.NewOpener(*k)
+		if err != nil {
+			return fmt.Errorf("auth: %w", err)
+		}
+		o.SetMode(e.cfg.KeyMode)
+		e.overhear = append(e.overhear, o)
+	}
+	// A node counts as sending for four of the largest frames' airtime
+	// and a second after its last frame: long enough to span the other
+	// nodes' turns on a busy channel.
+	e.senders.window = 4*phy.Airtime(e.frameCap, e.info.BitRate) + time.Second
+	e.stats.BitRate = e.info.BitRate
+	e.log.Info().Int("bit_rate", e.info.BitRate).Int("max_frame", e.info.MaxFrame).Int("frame_max", e.frameMax).
+		Bool("arq", !e.cfg.NoARQ).Bool("auth", e.sealer != nil).
+		Dur("slot", cfg.SlotTime).Dur("ifs", cfg.IFS).Int("queue", cfg.QueueLen).
+		Str("policy", e.cfg.Policy.String()).Msg("link up")
+	return nil
+}
+
+// Started reports whether the modem's first Up has been handled: the MAC,
+// the ARQ and the figures below exist only from then on.
+func (e *Engine) Started() bool { return e.mac != nil }
+
+// MACConfig is the MAC's configuration in use (QueueLen: data frames),
+// once Started.
+func (e *Engine) MACConfig() csma.Config { return e.macCfg }
+
+// Info is the modem's figures the engine started with.
+func (e *Engine) Info() phy.Info { return e.info }
+
+// FrameCap is the longest encoded frame the engine sends or accepts.
+func (e *Engine) FrameCap() int { return e.frameCap }
+
+// QueueDepth is the number of frames in the MAC queue, the one on air
+// included.
+func (e *Engine) QueueDepth() int {
+	if e.mac == nil {
+		return 0
+	}
+	return e.mac.Len()
+}
+
+// HostReads is the number of frames Host has taken.
+func (e *Engine) HostReads() uint64 { return e.stats.TAPReads }
+
+// WantRead says whether the caller should read the host now. With policy
+// Block it is true only while the MAC has a data place free, nothing waits
+// outside it and no packet is held for an ARQ window; with the drop
+// policies, always once Started. Host may be called regardless: the frame
+// is then handled by the policy.
+func (e *Engine) WantRead() bool {
+	if e.mac == nil {
+		return false
+	}
+	if e.cfg.Policy != Block {
+		return true
+	}
+	return len(e.held) == 0 && len(e.pend) == 0 && e.mac.Room() > ackReserve
+}
+
+// Deadline is when Poll must next be called if no input comes first; ok is
+// false when only an input can change anything.
+func (e *Engine) Deadline() (time.Time, bool) {
+	if e.mac == nil {
+		return time.Time{}, false
+	}
+	d, ok := e.mac.Deadline()
+	if ad, aok := e.arq.Deadline(); aok && (!ok || ad.Before(d)) {
+		d, ok = ad, true
+	}
+	return d, ok
+}
+
+// input starts the handling of an input: the outbox handed out before is
+// emptied.
+func (e *Engine) input() {
+	if e.outTaken {
+		e.out = e.out[:0]
+		e.outTaken = false
+	}
+}
+
+// Deliveries returns the frames for the host that the inputs since the last
+// call produced, oldest first. The caller writes each to the host and
+// reports the outcome with Written, in order; the frames stay valid until
+// the next Host, Modem or Poll.
+func (e *Engine) Deliveries() []Delivery {
+	e.outTaken = true
+	return e.out
+}
+
+// Written reports the outcome of writing d (from Deliveries) to the host:
+// it counts the frame, and a packet from the air that claims an address
+// teaches the neighbour table only once the host has it.
+func (e *Engine) Written(now time.Time, d Delivery, err error) {
+	switch {
+	case err != nil:
+		e.stats.Drops.TAPWrite++
+		e.log.Debug().Err(err).Msg("write tap")
+	case d.answer:
+		e.stats.NeighAnswered++
+	default:
+		e.stats.RxFrames++
+		e.stats.RxEthBytes += uint64(len(d.Eth))
+		e.learnNeigh(now, d.src, d.authentic, d.Eth)
+	}
+}
+
+// maxOut bounds the host outbox: a Received burst of many small frames
+// fills it, a driver that drains after every input never reaches it.
+const maxOut = 256
+
+// outSlot appends a delivery to the outbox, reusing the buffer its slot had.
+// It returns nil when the outbox is full (a driver that does not drain).
+func (e *Engine) outSlot() *Delivery {
+	n := len(e.out)
+	if n >= maxOut {
+		return nil
+	}
+	if n < cap(e.out) {
+		e.out = e.out[:n+1]
+	} else {
+		e.out = append(e.out, Delivery{})
+	}
+	d := &e.out[n]
+	d.answer, d.src, d.authentic = false, 0, false
+	return d
+}
+
+// Modem handles one event from the modem. info is read at Up: the first Up
+// starts the engine with the modem's figures, and an error then means the
+// configuration cannot work with this modem.
+func (e *Engine) Modem(now time.Time, ev phy.Event, info phy.Info) error {
+	e.input()
+	switch ev.Kind {
+	case phy.Up:
+		if e.mac == nil {
+			if err := e.start(now, info); err != nil {
+				return err
+			}
+		} else {
+			e.log.Info().Msg("modem back up")
+			e.mac.Carrier(now, false)
+		}
+		e.up = true
+		e.stats.Up = true
+	case phy.Down:
+		e.log.Warn().Msg("modem down; holding frames until it returns")
+		e.stats.PHYDowns++
+		if e.mac != nil && e.mac.Transmitting() {
+			e.stats.Drops.PHYDown++
+			e.txEnded(now)
+		}
+		e.down(now)
+	case phy.CarrierOn:
+		if !e.carrierOn {
+			e.carrierOn, e.carrierAt = true, now
+		}
+		if e.mac != nil {
+			e.mac.Carrier(now, true)
+		}
+	case phy.CarrierOff:
+		if e.carrierOn {
+			e.stats.ChannelBusy += now.Sub(e.carrierAt)
+			e.carrierOn = false
+		}
+		if e.mac != nil && e.up {
+			e.mac.Carrier(now, false)
+		}
+	case phy.TxDone:
+		if e.mac != nil && e.mac.Transmitting() {
+			m := e.onAir.meta
+			e.stats.TxFrames++
+			e.stats.TxBytes += uint64(len(e.onAir.buf))
+			e.stats.TxEthBytes += uint64(m.eth)
+			e.tickDeliver += uint64(m.eth)
+			if m.poll && e.ackWait > 0 {
+				// The Ack answers at once (csma.EnqueueFront): keep
+				// the channel for it.
+				e.mac.Reserve(now, now.Add(e.ackWait))
+			}
+			e.txEnded(now)
+		}
+	case phy.Received:
+		e.stats.RxBursts++
+		e.stats.RxWireBytes += uint64(len(ev.Data))
+		e.now = now
+		e.dec.Feed(ev.Data, e.emit)
+	}
+	return nil
+}
+
+// down holds every transmission until the modem reports Up: after a Down
+// event, or a Transmit refused with phy.ErrDown (the Down is then on its
+// way). The MAC sees a busy channel, so it sets no deadline meanwhile.
+// Down also ends the carrier as the modem reported it (phy.go).
+func (e *Engine) down(now time.Time) {
+	e.up = false
+	e.stats.Up = false
+	if e.carrierOn {
+		e.stats.ChannelBusy += now.Sub(e.carrierAt)
+		e.carrierOn = false
+	}
+	if e.mac != nil {
+		e.mac.Carrier(now, true) // nobody may transmit until Up
+	}
+}
+
+// txEnded closes the current transmission and recycles its buffer.
+func (e *Engine) txEnded(now time.Time) {
+	e.stats.ChannelBusy += now.Sub(e.txStart)
+	if e.cfg.WindowFromSenders {
+		e.mac.Contenders(e.senders.count(now))
+	}
+	e.mac.TxDone(now)
+	e.frameGone(now, e.onAir.meta) // sent or lost: the ARQ's timer recovers a loss
+	if e.onAir.buf != nil {
+		e.free = append(e.free, e.onAir.buf[:0])
+	}
+	e.onAir = txFrame{}
+	if e.mac.Len() == 0 {
+		e.starved = true
+	}
+}
+
+// Poll runs the timers due at now, moves waiting frames into the MAC and
+// returns the frame to put on air now, if any. The caller hands it to the
+// modem and reports a refusal with Refused; otherwise the modem's TxDone
+// (or Down) ends it.
+func (e *Engine) Poll(now time.Time) ([]byte, bool) {
+	e.input()
+	if e.mac == nil {
+		return nil, false
+	}
+	if d, ok := e.arq.Deadline(); ok && !now.Before(d) {
+		e.arq.Poll(now)
+	}
+	e.retryHeld(now)
+	e.feed(now)
+	if !e.up {
+		return nil, false
+	}
+	f, ok := e.mac.Poll(now)
+	if !ok {
+		return nil, false
+	}
+	e.onAir, e.txStart = f, now
+	return f.buf, true
+}
+
+// Refused handles a frame from Poll that the modem would not transmit, by
+// the errors every modem wraps (phy.go). The frame is lost in every case:
+// it ends as if sent (txEnded), so a fragment that asked for an Ack is sent
+// again when the ARQ's timer runs out, and the MAC draws its next backoff.
+func (e *Engine) Refused(now time.Time, err error) {
+	if e.mac == nil || !e.mac.Transmitting() {
+		return
+	}
+	switch {
+	case errors.Is(err, phy.ErrDown):
+		// The modem went down under us; its Down event follows (or is
+		// queued already). Hold everything until its Up.
+		e.stats.Drops.PHYDown++
+		e.log.Warn().Err(err).Msg("transmit: modem down; holding frames until it returns")
+		e.txEnded(now)
+		e.down(now)
+		return
+	case errors.Is(err, phy.ErrBusy):
+		// The loop transmits only after the last TxDone or Down: a modem
+		// that says otherwise, or its driver, has a bug. Say so once.
+		e.stats.Drops.PHYBusy++
+		if !e.busyLogged {
+			e.busyLogged = true
+			e.log.Error().Err(err).Msg("transmit: the modem says a burst is still outstanding; a bug in the modem or the bridge (logged once, counted as drops.phy_busy)")
+		}
+	case errors.Is(err, phy.ErrTooLarge):
+		e.stats.Drops.PHYTooLarge++
+		e.log.Debug().Err(err).Int("bytes", len(e.onAir.buf)).Msg("transmit")
+	case errors.Is(err, phy.ErrEmpty):
+		e.stats.Drops.PHYEmpty++
+		e.log.Debug().Err(err).Msg("transmit")
+	default:
+		e.stats.Drops.PHYError++
+		e.log.Warn().Err(err).Msg("transmit")
+	}
+	e.txEnded(now)
+}
+
+// Tick returns the Ethernet bytes delivered to the air since the last Tick
+// and whether the link was the bottleneck all along (a frame waited in the
+// MAC for the whole interval), for the pacer; it starts a new interval.
+func (e *Engine) Tick() (delivered uint64, saturated bool) {
+	if e.mac == nil {
+		return 0, false
+	}
+	delivered, saturated = e.tickDeliver, !e.starved && e.mac.Len() > 0
+	e.tickDeliver = 0
+	e.starved = e.mac.Len() == 0
+	return delivered, saturated
+}
+
+// Stats returns a snapshot of the counters at now. Peers is a fresh slice;
+// the rest is a copy.
+func (e *Engine) Stats(now time.Time) Stats {
+	s := e.stats
+	s.KeyFingerprints = append([]string(nil), e.stats.KeyFingerprints...)
+	if e.carrierOn {
+		s.ChannelBusy += now.Sub(e.carrierAt)
+	}
+	if e.mac != nil {
+		s.QueueDepth = e.mac.Len()
+		s.QueueLen = e.macCfg.QueueLen
+		s.MAC = e.mac.Stats()
+		s.ARQ = e.arq.Stats()
+		s.Peers = peers(e.arq, now)
+		s.LinkQueue = len(e.pend) + len(e.acks)
+		s.Holding = len(e.held) > 0
+		s.FrameMax = e.frameMax
+		s.Senders = e.senders.count(now)
+	}
+	if e.neigh != nil {
+		s.NeighKnown = len(e.neigh.m)
+	}
+	d := e.dec.Stats()
+	s.Decoder = d
+	s.Drops.BadCRC = d.BadCRC
+	s.Drops.Garbage = d.BadCOBS + d.TooLong + d.Short + d.BadVersion + d.BadAddr
+	return s
+}
