@@ -73,7 +73,8 @@ type Config struct {
 	FrameBytes int
 	// BitRate is the channel's bit rate; 0 means 9600.
 	BitRate int
-	// MAC configures csma; the zero value means csma.DefaultConfig(BitRate).
+	// MAC configures csma; the zero value means csma.ConfigFor(Channel()):
+	// slot and IFS from the propagation delay, the adaptive window.
 	MAC csma.Config
 	// Topology, when set, gives the links instead of A (nodes 1..Nodes).
 	Topology *sim.Topology
@@ -87,8 +88,34 @@ func (c *Config) defaults() {
 		c.BitRate = 9600
 	}
 	if c.Protocol == CSMA && c.MAC == (csma.Config{}) {
-		c.MAC = csma.DefaultConfig(c.BitRate)
+		c.MAC = csma.ConfigFor(c.Channel())
 	}
+}
+
+// Channel describes the simulated channel to csma.ConfigFor: its bit rate,
+// frame length and longest propagation delay (a·T, or the topology's
+// longest link), with carrier sensed as soon as a signal arrives.
+func (c Config) Channel() csma.Channel {
+	if c.FrameBytes == 0 {
+		c.FrameBytes = 100
+	}
+	if c.BitRate == 0 {
+		c.BitRate = 9600
+	}
+	T := phy.Airtime(c.FrameBytes, c.BitRate)
+	delay := time.Duration(math.Round(c.A * float64(T)))
+	if c.Topology != nil {
+		delay = 0
+		ids := c.Topology.Nodes()
+		for _, a := range ids {
+			for _, b := range ids {
+				if l := c.Topology.Link(a, b); l.Reach {
+					delay = max(delay, l.Delay)
+				}
+			}
+		}
+	}
+	return csma.Channel{BitRate: c.BitRate, PropDelay: delay, CarrierAtArrival: true, FrameBytes: c.FrameBytes}
 }
 
 // Validate reports the first problem with c (after defaults), or nil.

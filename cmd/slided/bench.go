@@ -45,7 +45,7 @@ func cmdBench(args []string, out io.Writer) error {
 		Frames: *frames, Seed: *seed, FrameBytes: *size, BitRate: *rate,
 	}
 	if *proto == simbench.CSMA {
-		mc := csma.DefaultConfig(*rate)
+		mc := csma.ConfigFor(cfg.Channel())
 		if *slot > 0 {
 			mc.SlotTime = *slot
 			mc.IFS = 2 * *slot
