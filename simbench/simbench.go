@@ -206,6 +206,10 @@ func NPCSMAS(g, a float64) float64 {
 // frame header: src u8, dst u8, seq u32, made u64 (ns since the epoch).
 const headerLen = 14
 
+// slowMedium makes Run use sim.Medium even without a topology (tests compare
+// the two).
+var slowMedium = false
+
 // epoch is the virtual clock's origin.
 var epoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
@@ -222,7 +226,7 @@ type node struct {
 
 type runner struct {
 	cfg   Config
-	m     *sim.Medium
+	m     medium
 	rng   *rand.Rand
 	nodes []node
 	tm    *timers // slot i: node i's attempt timer or MAC deadline; N+i: its next arrival
@@ -248,12 +252,20 @@ func Run(cfg Config) (Result, error) {
 	start := time.Now()
 	T := phy.Airtime(cfg.FrameBytes, cfg.BitRate)
 	delay := time.Duration(math.Round(cfg.A * float64(T)))
-	m, err := sim.NewMedium(sim.Config{BitRate: cfg.BitRate, PropDelay: delay, Seed: cfg.Seed})
-	if err != nil {
-		return Result{}, err
-	}
-	if cfg.Topology != nil {
-		m.SetTopology(cfg.Topology)
+	var m medium
+	var attach func(sim.NodeID) error
+	if cfg.Topology != nil || slowMedium {
+		sm, err := sim.NewMedium(sim.Config{BitRate: cfg.BitRate, PropDelay: delay, Seed: cfg.Seed})
+		if err != nil {
+			return Result{}, err
+		}
+		if cfg.Topology != nil {
+			sm.SetTopology(cfg.Topology)
+		}
+		m, attach = sm, sm.Attach
+	} else {
+		fm := newFastMedium(cfg.BitRate, delay)
+		m, attach = fm, func(id sim.NodeID) error { fm.attach(id); return nil }
 	}
 	r := &runner{
 		cfg:   cfg,
@@ -272,10 +284,11 @@ func Run(cfg Config) (Result, error) {
 		n := &r.nodes[i]
 		n.id = sim.NodeID(i + 1)
 		n.hol = epoch
-		if err := m.Attach(n.id); err != nil {
+		if err := attach(n.id); err != nil {
 			return Result{}, err
 		}
 		if cfg.Protocol == CSMA {
+			var err error
 			n.mac, err = csma.New(cfg.MAC, rand.New(rand.NewPCG(cfg.Seed, uint64(i)+1)))
 			if err != nil {
 				return Result{}, err
@@ -448,6 +461,12 @@ func (r *runner) deliver(to sim.NodeID, ev phy.Event) {
 		n.carrier = ev.Kind == phy.CarrierOn
 		if n.mac != nil {
 			n.mac.Carrier(r.now, n.carrier)
+			if n.carrier && !n.onAir {
+				// A busy carrier: Poll sends nothing and Deadline is
+				// false until it drops (csma.MAC.Deadline), so skip them.
+				r.tm.clear(i)
+				return
+			}
 			r.service(i)
 		}
 	case phy.TxDone:

@@ -198,3 +198,38 @@ func BenchmarkRun(b *testing.B) {
 		})
 	}
 }
+
+// TestFastMediumMatches runs the same configurations on sim.Medium and on
+// fastMedium: every count must agree, since both fire the same events in the
+// same order.
+func TestFastMediumMatches(t *testing.T) {
+	for _, c := range []Config{
+		{Protocol: Aloha, Nodes: 20, Load: 1, Frames: 2000, Seed: 3},
+		{Protocol: NPCSMA, Nodes: 20, A: 0.1, Load: 2, Frames: 2000, Seed: 4},
+		{Protocol: NPCSMA, Nodes: 5, A: 0, Load: 3, Frames: 2000, Seed: 4},
+		{Protocol: CSMA, Nodes: 10, A: 0.01, Saturated: true, Frames: 2000, Seed: 5},
+		{Protocol: CSMA, Nodes: 30, A: 0.01, Load: 0.7, Frames: 2000, Seed: 6},
+		{Protocol: CSMA, Nodes: 10, A: 1, Saturated: true, Frames: 2000, Seed: 7},
+		{Protocol: CSMA, Nodes: 4, A: 0.5, Saturated: true, Frames: 2000, Seed: 8},
+		{Protocol: CSMA, Nodes: 40, A: 0.01, Saturated: true, Frames: 1000, Seed: 9},
+	} {
+		name := fmt.Sprintf("%s/n=%d/a=%g", c.Protocol, c.Nodes, c.A)
+		fast, err := Run(c)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		slowMedium = true
+		slow, err := Run(c)
+		slowMedium = false
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		fast.WallSeconds, fast.Speed, slow.WallSeconds, slow.Speed = 0, 0, 0, 0
+		if fast != slow {
+			t.Errorf("%s: fast medium\n%+v\nsim.Medium\n%+v", name, fast, slow)
+		}
+		if fast.Successes == 0 {
+			t.Errorf("%s: nothing delivered", name)
+		}
+	}
+}
