@@ -31,7 +31,7 @@ type fastMedium struct {
 	begun   bool
 	now     time.Duration
 
-	nodes []fnode     // by NodeID
+	nodes []fnode      // by NodeID
 	ids   []sim.NodeID // attached, ascending
 	q     []fevent     // binary min-heap by (at, kind, seq)
 	seq   uint64

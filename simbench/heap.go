@@ -7,8 +7,8 @@ import "time"
 // already armed moves it; ties fire in slot order, so runs are deterministic.
 type timers struct {
 	at   []int64 // ns since epoch: cheaper to compare than time.Time
-	pos  []int // index in heap, or -1
-	heap []int // slots
+	pos  []int   // index in heap, or -1
+	heap []int   // slots
 }
 
 func newTimers(n int) *timers {
