@@ -233,3 +233,34 @@ func TestFastMediumMatches(t *testing.T) {
 		}
 	}
 }
+
+// TestAdaptiveGoals checks the goals of issue 13 on slided's MAC with the
+// defaults for each delay (csma.ConfigFor of the simulated channel):
+// throughput near the optimum and long-term fairness, from 2 to 100
+// saturated nodes and at the delays of acoustic modems. Deterministic: fixed
+// seeds, virtual time.
+func TestAdaptiveGoals(t *testing.T) {
+	for _, tc := range []struct {
+		nodes   int
+		a       float64
+		frames  int
+		minS    float64
+		minJain float64
+	}{
+		{2, 0.01, 20000, 0.85, 0.99},
+		{10, 0.01, 20000, 0.85, 0.99},
+		{100, 0.01, 5000, 0.80, 0.97}, // Jain over 5000 T: ~40 frames a node
+		{10, 0.5, 20000, 0.35, 0.99},
+		{10, 1, 20000, 0.30, 0.99},
+		{2, 1, 20000, 0.40, 0.99},
+	} {
+		r, err := Run(Config{Protocol: CSMA, Nodes: tc.nodes, A: tc.a, Saturated: true, Frames: tc.frames, Seed: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%d nodes a=%g: S %.3f collisions %.3f Jain %.4f", tc.nodes, tc.a, r.S, r.CollisionRate, r.Jain)
+		if r.S < tc.minS || r.Jain < tc.minJain {
+			t.Errorf("%d nodes a=%g: S %.3f Jain %.4f, want S >= %v and Jain >= %v", tc.nodes, tc.a, r.S, r.Jain, tc.minS, tc.minJain)
+		}
+	}
+}

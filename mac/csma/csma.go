@@ -288,6 +288,36 @@ func (m *MAC) Contenders(n int) {
 	m.others = max(n, -1)
 }
 
+// MeasuredDelay tells the MAC a one-way propagation delay the link has
+// measured (half an ARQ round trip less the airtimes and turnarounds in it).
+// A delay longer than the configured one lengthens PropDelay, SlotTime and
+// IFS by the difference, so that a daemon configured for radio on an
+// acoustic channel does not keep a radio slot. A measurement never shortens
+// them (a round trip also holds processing time), and one that jumps is
+// taken a step at a time: each call at most doubles PropDelay (plus one
+// slot). Delays outside 0..MaxPropDelay are clamped. It reports whether the
+// timing changed, so that the caller can log it. Takes effect at once: a
+// countdown in progress continues in the new slots.
+func (m *MAC) MeasuredDelay(d time.Duration) bool {
+	d = min(max(d, 0), MaxPropDelay)
+	if d <= m.cfg.PropDelay {
+		return false
+	}
+	d = min(d, 2*m.cfg.PropDelay+m.cfg.SlotTime)
+	grow := d - m.cfg.PropDelay
+	if m.cfg.SlotTime+grow > math.MaxInt64/(2*maxCW) {
+		return false
+	}
+	m.cfg.PropDelay = d
+	m.cfg.SlotTime += grow
+	m.cfg.IFS += grow
+	return true
+}
+
+// Config returns the configuration in use (MeasuredDelay may have changed
+// its timing).
+func (m *MAC) Config() Config { return m.cfg }
+
 // TxDone reports that the frame from Poll has left the modem (or was lost
 // with it). The next data frame draws its backoff, counted after IFS; a
 // carrier reported on while the frame was on air, and not off since, then
