@@ -38,7 +38,7 @@ func cmdBench(args []string, out io.Writer) error {
 	cwmax := fs.Int("cwmax", 0, "csma: maximum contention window (default: ConfigFor's)")
 	persist := fs.Float64("persistence", 0, "csma: persistence p in (0,1] (default: ConfigFor's)")
 	idle := fs.Float64("idle-target", -1, "csma: mean idle slots between transmissions the window aims at; 0 turns the adaptive window off (default: computed from frame and slot)")
-	burst := fs.Int("burst", 0, "csma: data frames per won contention (default: 4 when a >= 0.25, else 1)")
+	burst := fs.Int("burst", 0, "csma: data frames per won contention (default: 4 when a >= 0.05, else 1)")
 	svg := fs.String("svg", "", "write SVG plots of S against N and S against a (csma with defaults beside ALOHA and np-CSMA theory) to DIR; -frames, -seed apply")
 	if err := parseFlags(fs, args); err != nil {
 		return err

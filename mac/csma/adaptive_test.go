@@ -96,6 +96,8 @@ func TestConfigFor(t *testing.T) {
 		{"turnaround in IFS", Channel{BitRate: 9600, CarrierAtArrival: true, Turnaround: 50 * ms}, 104167, 104167 + 50*ms, 1, false},
 		{"negative delay: clamped to radio", Channel{BitRate: 9600, PropDelay: -ms, CarrierAtArrival: true}, 104167, 104167, 1, true},
 		{"impossible delay: clamped to MaxPropDelay", Channel{BitRate: 9600, PropDelay: time.Hour, CarrierAtArrival: true}, MaxPropDelay, MaxPropDelay, 4, true},
+		{"modem profile: detect after a 100 ms preamble", Channel{BitRate: 9600, PropDelay: 300 * ms, SenseDelay: 100 * ms, FrameBytes: 256}, 400 * ms, 500 * ms, 4, false},
+		{"negative detect time: none", Channel{BitRate: 9600, PropDelay: 300 * ms, SenseDelay: -1, CarrierAtArrival: true, FrameBytes: 256}, 300 * ms, 300 * ms, 4, true},
 		{"zero bit rate: 1200", Channel{CarrierAtArrival: true}, 833334, 833334, 1, false},
 	} {
 		c := ConfigFor(tc.ch)

@@ -91,7 +91,7 @@ const (
 	// burstFromA: ConfigFor sends bursts when the propagation delay is at
 	// least this fraction of a frame's airtime (where a contention costs
 	// about two delays).
-	burstFromA = 0.25
+	burstFromA = 0.05
 	// acousticBurst is the burst length ConfigFor then uses.
 	acousticBurst = 4
 )
@@ -111,6 +111,11 @@ type Channel struct {
 	// carrier detection takes 16 bit times (a byte to tell data from noise,
 	// a byte for the report).
 	CarrierAtArrival bool
+	// SenseDelay, when > 0, is the modem's carrier-detect time instead of
+	// the 16 bit times (or none) above: a modem profile sets it, e.g. an
+	// acoustic modem that reports a signal only once it has decoded a
+	// preamble.
+	SenseDelay time.Duration
 	// MinSlot is the shortest slot the caller can keep (a daemon's timer and
 	// input latency, about 1 ms); 0 for virtual time.
 	MinSlot time.Duration
@@ -128,6 +133,8 @@ func (ch Channel) Check() error {
 	switch {
 	case ch.PropDelay < 0 || ch.PropDelay > MaxPropDelay:
 		return fmt.Errorf("%w: propagation delay %v outside 0..%v, clamped", ErrInvalidConfig, ch.PropDelay, MaxPropDelay)
+	case ch.SenseDelay < 0 || ch.SenseDelay > MaxPropDelay:
+		return fmt.Errorf("%w: carrier-detect time %v outside 0..%v, clamped", ErrInvalidConfig, ch.SenseDelay, MaxPropDelay)
 	case ch.MinSlot < 0 || ch.MinSlot > time.Minute:
 		return fmt.Errorf("%w: minimum slot %v outside 0..1m, clamped", ErrInvalidConfig, ch.MinSlot)
 	case ch.Turnaround < 0 || ch.Turnaround > time.Minute:
@@ -150,8 +157,8 @@ func clampDur(d, lo, hi time.Duration) time.Duration { return max(lo, min(d, hi)
 //     countdown starts, and for a flickering carrier not to open the channel.
 //   - CWMin 2, CWMax 8192, IdleTarget from the frame-to-slot ratio
 //     (IdleTargetFor), PropDelay as given.
-//   - Burst 4 when the delay is at least a quarter of a frame's airtime,
-//     else 1.
+//   - Burst 4 when the delay is at least 5% of a frame's airtime (acoustic
+//     modems, links of hundreds of km), else 1.
 //
 // docs/mac.md gives the reasons and the measurements.
 func ConfigFor(ch Channel) Config {
@@ -165,7 +172,10 @@ func ConfigFor(ch Channel) Config {
 		prop = maxPropagation
 	}
 	sense := time.Duration(0)
-	if !ch.CarrierAtArrival {
+	switch {
+	case ch.SenseDelay > 0:
+		sense = clampDur(ch.SenseDelay, 0, MaxPropDelay)
+	case !ch.CarrierAtArrival:
 		sense = senseBits * bit
 	}
 	slot := max(prop+sense, bit, clampDur(ch.MinSlot, 0, time.Minute))
