@@ -29,10 +29,14 @@ type Plot struct {
 // the standard library: no plotting package.
 func WritePlot(w io.Writer, p Plot) error {
 	const (
-		width, height          = 720, 460
+		width                  = 720
 		left, right, top, bott = 70, 20, 40, 60
+		plotH                  = 360
 	)
-	pw, ph := float64(width-left-right), float64(height-top-bott)
+	// The legend goes under the plot, two entries a row: it never hides a
+	// point.
+	height := top + plotH + bott + 18*((len(p.Series)+1)/2) + 8
+	pw, ph := float64(width-left-right), float64(plotH)
 	tx := func(v float64) float64 {
 		if p.LogX {
 			return math.Log10(v)
@@ -47,7 +51,7 @@ func WritePlot(w io.Writer, p Plot) error {
 	bw := bufio.NewWriter(w)
 	fmt.Fprintf(bw, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, height, width, height)
 	fmt.Fprintf(bw, `<rect width="%d" height="%d" fill="white"/>`+"\n", width, height)
-	fmt.Fprintf(bw, `<text x="%d" y="24" font-size="14">%s</text>`+"\n", left, xmlEscape(p.Title))
+	fmt.Fprintf(bw, `<text x="%d" y="24" font-size="13">%s</text>`+"\n", left, xmlEscape(p.Title))
 	// Vertical grid: decades (and 2, 5) on a log axis, tenths otherwise.
 	var ticks []float64
 	if p.LogX {
@@ -64,8 +68,8 @@ func WritePlot(w io.Writer, p Plot) error {
 		}
 	}
 	for _, v := range ticks {
-		fmt.Fprintf(bw, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#ddd"/>`+"\n", x(v), top, x(v), height-bott)
-		fmt.Fprintf(bw, `<text x="%.1f" y="%d" text-anchor="middle">%g</text>`+"\n", x(v), height-bott+16, v)
+		fmt.Fprintf(bw, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#ddd"/>`+"\n", x(v), top, x(v), top+plotH)
+		fmt.Fprintf(bw, `<text x="%.1f" y="%d" text-anchor="middle">%g</text>`+"\n", x(v), top+plotH+16, v)
 	}
 	for i := 0; i <= 5; i++ {
 		s := p.YMax * float64(i) / 5
@@ -73,7 +77,7 @@ func WritePlot(w io.Writer, p Plot) error {
 		fmt.Fprintf(bw, `<text x="%d" y="%.1f" text-anchor="end">%.1f</text>`+"\n", left-6, y(s)+4, s)
 	}
 	fmt.Fprintf(bw, `<rect x="%d" y="%d" width="%.0f" height="%.0f" fill="none" stroke="black"/>`+"\n", left, top, pw, ph)
-	fmt.Fprintf(bw, `<text x="%.0f" y="%d" text-anchor="middle">%s</text>`+"\n", float64(left)+pw/2, height-20, xmlEscape(p.XLabel))
+	fmt.Fprintf(bw, `<text x="%.0f" y="%d" text-anchor="middle">%s</text>`+"\n", float64(left)+pw/2, top+plotH+36, xmlEscape(p.XLabel))
 	fmt.Fprintf(bw, `<text x="18" y="%.0f" text-anchor="middle" transform="rotate(-90 18 %.0f)">%s</text>`+"\n", float64(top)+ph/2, float64(top)+ph/2, xmlEscape(p.YLabel))
 	for row, s := range p.Series {
 		fmt.Fprintf(bw, `<polyline fill="none" stroke="%s" stroke-width="1.5" points="`, s.Colour)
@@ -87,9 +91,12 @@ func WritePlot(w io.Writer, p Plot) error {
 					x(s.X[i]), y(math.Min(s.Y[i], p.YMax)), s.Colour, xmlEscape(s.Label), s.X[i], s.Y[i])
 			}
 		}
-		ly := top + 14 + 16*row
-		fmt.Fprintf(bw, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="1.5"/>`+"\n", width-right-260, ly-4, width-right-240, ly-4, s.Colour)
-		fmt.Fprintf(bw, `<text x="%d" y="%d">%s</text>`+"\n", width-right-234, ly, xmlEscape(s.Label))
+		lx, ly := left+(row%2)*320, top+plotH+bott+8+18*(row/2)
+		fmt.Fprintf(bw, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="1.5"/>`+"\n", lx, ly-4, lx+20, ly-4, s.Colour)
+		if s.Marks {
+			fmt.Fprintf(bw, `<circle cx="%d" cy="%d" r="3.5" fill="%s"/>`+"\n", lx+10, ly-4, s.Colour)
+		}
+		fmt.Fprintf(bw, `<text x="%d" y="%d">%s</text>`+"\n", lx+26, ly, xmlEscape(s.Label))
 	}
 	fmt.Fprintln(bw, "</svg>")
 	return bw.Flush()
