@@ -146,6 +146,14 @@ func (m *fastMedium) Next() (time.Time, bool) {
 	return m.epoch.Add(m.q[0].at), true
 }
 
+// nextAt is Next in ns since the medium's epoch.
+func (m *fastMedium) nextAt() (int64, bool) {
+	if len(m.q) == 0 {
+		return 0, false
+	}
+	return int64(m.q[0].at), true
+}
+
 // Advance is sim.Medium.Advance.
 func (m *fastMedium) Advance(now time.Time, deliver func(to sim.NodeID, ev phy.Event)) {
 	t := m.clock(now)

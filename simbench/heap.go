@@ -100,3 +100,12 @@ func (t *timers) peek() (int, time.Time, bool) {
 	s := t.heap[0]
 	return s, epoch.Add(time.Duration(t.at[s])), true
 }
+
+// peekAt is peek with the time in ns since epoch.
+func (t *timers) peekAt() (int, int64, bool) {
+	if len(t.heap) == 0 {
+		return 0, 0, false
+	}
+	s := t.heap[0]
+	return s, t.at[s], true
+}

@@ -311,26 +311,36 @@ func Run(cfg Config) (Result, error) {
 	measureFrom := epoch.Add(time.Duration(warm) * T)
 	end := measureFrom.Add(time.Duration(cfg.Frames) * T)
 	deliver := r.deliver
+	// Times in the loop are ns since epoch (the medium's epoch too, set by
+	// the Advance above): cheaper to compare than time.Time.
+	nextAt := func() (int64, bool) {
+		t, ok := m.Next()
+		return int64(t.Sub(epoch)), ok
+	}
+	if fm, ok := m.(*fastMedium); ok {
+		nextAt = fm.nextAt
+	}
+	from, until := int64(measureFrom.Sub(epoch)), int64(end.Sub(epoch))
 	for {
-		next, mok := m.Next()
-		slot, at, tok := r.tm.peek()
+		next, mok := nextAt()
+		slot, at, tok := r.tm.peekAt()
 		// Medium events first at equal times: carrier state is then
 		// current when a node decides.
-		useMedium := mok && (!tok || !at.Before(next))
+		useMedium := mok && (!tok || at >= next)
 		if useMedium {
 			at = next
 		} else if !tok {
 			break
 		}
-		if !r.measuring && !at.Before(measureFrom) {
+		if !r.measuring && at >= from {
 			r.startMeasuring()
 		}
-		if at.After(end) {
+		if at > until {
 			break
 		}
-		r.now = at
+		r.now = epoch.Add(time.Duration(at))
 		if useMedium {
-			m.Advance(at, deliver)
+			m.Advance(r.now, deliver)
 			continue
 		}
 		r.tm.clear(slot)
