@@ -245,8 +245,8 @@ func (m *MAC) Carrier(now time.Time, busy bool) {
 	}
 	// The transmission began PropDelay before its carrier came: the slots
 	// since then were not idle.
-	if start := m.countStart(); now.After(start.Add(m.cfg.PropDelay)) {
-		counted := min(int(now.Sub(start.Add(m.cfg.PropDelay))/m.cfg.SlotTime), m.slots)
+	if start := m.countStart().Add(m.cfg.PropDelay); now.After(start) {
+		counted := min(int(now.Sub(start)/m.cfg.SlotTime), m.slots)
 		m.stats.Backoffs += uint64(counted)
 		m.slots -= counted
 		m.armed = time.Time{}
