@@ -1,7 +1,10 @@
 // Package csma decides when a queued frame goes on air: p-persistent CSMA
 // with a slotted backoff that only counts while the channel is idle, and a
-// contention window that grows in doublings with the number of other busy
-// senders the node has heard.
+// contention window that adapts to the channel. By default (Config.IdleTarget
+// > 0, as ConfigFor sets it) the window holds the mean number of idle slots
+// between transmissions near an optimum (Idle Sense); otherwise it grows in
+// doublings with the number of other busy senders the node has heard. The
+// slot and IFS follow the propagation delay (ConfigFor).
 //
 // The package is sans-I/O. Every method takes the current time; the MAC never
 // reads a clock, sleeps or starts a goroutine. The daemon drives it in real
