@@ -452,6 +452,12 @@ func (r *runner) topUp(i int) {
 // service polls node i's MAC and rearms its deadline.
 func (r *runner) service(i int) {
 	n := &r.nodes[i]
+	// A deadline after now means Poll(now) has nothing to send
+	// (csma.MAC.Deadline): skip it, it is the costlier call.
+	if d, ok := n.mac.Deadline(); ok && d.After(r.now) {
+		r.tm.set(i, d)
+		return
+	}
 	if f, ok := n.mac.Poll(r.now); ok {
 		r.transmit(i, f)
 		n.free = append(n.free, f) // the medium copied it
