@@ -6,13 +6,13 @@ import "time"
 // attempt timer, its MAC deadline, its next arrival). Setting a slot that is
 // already armed moves it; ties fire in slot order, so runs are deterministic.
 type timers struct {
-	at   []time.Time
-	pos  []int // index in heap, or -1
-	heap []int // slots
+	at   []int64 // ns since epoch: cheaper to compare than time.Time
+	pos  []int   // index in heap, or -1
+	heap []int   // slots
 }
 
 func newTimers(n int) *timers {
-	t := &timers{at: make([]time.Time, n), pos: make([]int, n), heap: make([]int, 0, n)}
+	t := &timers{at: make([]int64, n), pos: make([]int, n), heap: make([]int, 0, n)}
 	for i := range t.pos {
 		t.pos[i] = -1
 	}
@@ -21,8 +21,8 @@ func newTimers(n int) *timers {
 
 func (t *timers) less(i, j int) bool {
 	a, b := t.heap[i], t.heap[j]
-	if !t.at[a].Equal(t.at[b]) {
-		return t.at[a].Before(t.at[b])
+	if t.at[a] != t.at[b] {
+		return t.at[a] < t.at[b]
 	}
 	return a < b
 }
@@ -64,7 +64,7 @@ func (t *timers) down(i int) {
 
 // set arms slot s for at.
 func (t *timers) set(s int, at time.Time) {
-	t.at[s] = at
+	t.at[s] = int64(at.Sub(epoch))
 	if i := t.pos[s]; i >= 0 {
 		t.up(i)
 		t.down(t.pos[s])
@@ -96,6 +96,15 @@ func (t *timers) clear(s int) {
 func (t *timers) peek() (int, time.Time, bool) {
 	if len(t.heap) == 0 {
 		return 0, time.Time{}, false
+	}
+	s := t.heap[0]
+	return s, epoch.Add(time.Duration(t.at[s])), true
+}
+
+// peekAt is peek with the time in ns since epoch.
+func (t *timers) peekAt() (int, int64, bool) {
+	if len(t.heap) == 0 {
+		return 0, 0, false
 	}
 	s := t.heap[0]
 	return s, t.at[s], true

@@ -73,7 +73,8 @@ type Config struct {
 	FrameBytes int
 	// BitRate is the channel's bit rate; 0 means 9600.
 	BitRate int
-	// MAC configures csma; the zero value means csma.DefaultConfig(BitRate).
+	// MAC configures csma; the zero value means csma.ConfigFor(Channel()):
+	// slot and IFS from the propagation delay, the adaptive window.
 	MAC csma.Config
 	// Topology, when set, gives the links instead of A (nodes 1..Nodes).
 	Topology *sim.Topology
@@ -87,8 +88,34 @@ func (c *Config) defaults() {
 		c.BitRate = 9600
 	}
 	if c.Protocol == CSMA && c.MAC == (csma.Config{}) {
-		c.MAC = csma.DefaultConfig(c.BitRate)
+		c.MAC = csma.ConfigFor(c.Channel())
 	}
+}
+
+// Channel describes the simulated channel to csma.ConfigFor: its bit rate,
+// frame length and longest propagation delay (a·T, or the topology's
+// longest link), with carrier sensed as soon as a signal arrives.
+func (c Config) Channel() csma.Channel {
+	if c.FrameBytes == 0 {
+		c.FrameBytes = 100
+	}
+	if c.BitRate == 0 {
+		c.BitRate = 9600
+	}
+	T := phy.Airtime(c.FrameBytes, c.BitRate)
+	delay := time.Duration(math.Round(c.A * float64(T)))
+	if c.Topology != nil {
+		delay = 0
+		ids := c.Topology.Nodes()
+		for _, a := range ids {
+			for _, b := range ids {
+				if l := c.Topology.Link(a, b); l.Reach {
+					delay = max(delay, l.Delay)
+				}
+			}
+		}
+	}
+	return csma.Channel{BitRate: c.BitRate, PropDelay: delay, CarrierAtArrival: true, FrameBytes: c.FrameBytes}
 }
 
 // Validate reports the first problem with c (after defaults), or nil.
@@ -179,6 +206,10 @@ func NPCSMAS(g, a float64) float64 {
 // frame header: src u8, dst u8, seq u32, made u64 (ns since the epoch).
 const headerLen = 14
 
+// slowMedium makes Run use sim.Medium even without a topology (tests compare
+// the two).
+var slowMedium = false
+
 // epoch is the virtual clock's origin.
 var epoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
@@ -195,7 +226,7 @@ type node struct {
 
 type runner struct {
 	cfg   Config
-	m     *sim.Medium
+	m     medium
 	rng   *rand.Rand
 	nodes []node
 	tm    *timers // slot i: node i's attempt timer or MAC deadline; N+i: its next arrival
@@ -221,12 +252,20 @@ func Run(cfg Config) (Result, error) {
 	start := time.Now()
 	T := phy.Airtime(cfg.FrameBytes, cfg.BitRate)
 	delay := time.Duration(math.Round(cfg.A * float64(T)))
-	m, err := sim.NewMedium(sim.Config{BitRate: cfg.BitRate, PropDelay: delay, Seed: cfg.Seed})
-	if err != nil {
-		return Result{}, err
-	}
-	if cfg.Topology != nil {
-		m.SetTopology(cfg.Topology)
+	var m medium
+	var attach func(sim.NodeID) error
+	if cfg.Topology != nil || slowMedium {
+		sm, err := sim.NewMedium(sim.Config{BitRate: cfg.BitRate, PropDelay: delay, Seed: cfg.Seed})
+		if err != nil {
+			return Result{}, err
+		}
+		if cfg.Topology != nil {
+			sm.SetTopology(cfg.Topology)
+		}
+		m, attach = sm, sm.Attach
+	} else {
+		fm := newFastMedium(cfg.BitRate, delay)
+		m, attach = fm, func(id sim.NodeID) error { fm.attach(id); return nil }
 	}
 	r := &runner{
 		cfg:   cfg,
@@ -245,10 +284,11 @@ func Run(cfg Config) (Result, error) {
 		n := &r.nodes[i]
 		n.id = sim.NodeID(i + 1)
 		n.hol = epoch
-		if err := m.Attach(n.id); err != nil {
+		if err := attach(n.id); err != nil {
 			return Result{}, err
 		}
 		if cfg.Protocol == CSMA {
+			var err error
 			n.mac, err = csma.New(cfg.MAC, rand.New(rand.NewPCG(cfg.Seed, uint64(i)+1)))
 			if err != nil {
 				return Result{}, err
@@ -271,26 +311,36 @@ func Run(cfg Config) (Result, error) {
 	measureFrom := epoch.Add(time.Duration(warm) * T)
 	end := measureFrom.Add(time.Duration(cfg.Frames) * T)
 	deliver := r.deliver
+	// Times in the loop are ns since epoch (the medium's epoch too, set by
+	// the Advance above): cheaper to compare than time.Time.
+	nextAt := func() (int64, bool) {
+		t, ok := m.Next()
+		return int64(t.Sub(epoch)), ok
+	}
+	if fm, ok := m.(*fastMedium); ok {
+		nextAt = fm.nextAt
+	}
+	from, until := int64(measureFrom.Sub(epoch)), int64(end.Sub(epoch))
 	for {
-		next, mok := m.Next()
-		slot, at, tok := r.tm.peek()
+		next, mok := nextAt()
+		slot, at, tok := r.tm.peekAt()
 		// Medium events first at equal times: carrier state is then
 		// current when a node decides.
-		useMedium := mok && (!tok || !at.Before(next))
+		useMedium := mok && (!tok || at >= next)
 		if useMedium {
 			at = next
 		} else if !tok {
 			break
 		}
-		if !r.measuring && !at.Before(measureFrom) {
+		if !r.measuring && at >= from {
 			r.startMeasuring()
 		}
-		if at.After(end) {
+		if at > until {
 			break
 		}
-		r.now = at
+		r.now = epoch.Add(time.Duration(at))
 		if useMedium {
-			m.Advance(at, deliver)
+			m.Advance(r.now, deliver)
 			continue
 		}
 		r.tm.clear(slot)
@@ -402,6 +452,12 @@ func (r *runner) topUp(i int) {
 // service polls node i's MAC and rearms its deadline.
 func (r *runner) service(i int) {
 	n := &r.nodes[i]
+	// A deadline after now means Poll(now) has nothing to send
+	// (csma.MAC.Deadline): skip it, it is the costlier call.
+	if d, ok := n.mac.Deadline(); ok && d.After(r.now) {
+		r.tm.set(i, d)
+		return
+	}
 	if f, ok := n.mac.Poll(r.now); ok {
 		r.transmit(i, f)
 		n.free = append(n.free, f) // the medium copied it
@@ -421,6 +477,12 @@ func (r *runner) deliver(to sim.NodeID, ev phy.Event) {
 		n.carrier = ev.Kind == phy.CarrierOn
 		if n.mac != nil {
 			n.mac.Carrier(r.now, n.carrier)
+			if n.carrier && !n.onAir {
+				// A busy carrier: Poll sends nothing and Deadline is
+				// false until it drops (csma.MAC.Deadline), so skip them.
+				r.tm.clear(i)
+				return
+			}
 			r.service(i)
 		}
 	case phy.TxDone:

@@ -198,3 +198,69 @@ func BenchmarkRun(b *testing.B) {
 		})
 	}
 }
+
+// TestFastMediumMatches runs the same configurations on sim.Medium and on
+// fastMedium: every count must agree, since both fire the same events in the
+// same order.
+func TestFastMediumMatches(t *testing.T) {
+	for _, c := range []Config{
+		{Protocol: Aloha, Nodes: 20, Load: 1, Frames: 2000, Seed: 3},
+		{Protocol: NPCSMA, Nodes: 20, A: 0.1, Load: 2, Frames: 2000, Seed: 4},
+		{Protocol: NPCSMA, Nodes: 5, A: 0, Load: 3, Frames: 2000, Seed: 4},
+		{Protocol: CSMA, Nodes: 10, A: 0.01, Saturated: true, Frames: 2000, Seed: 5},
+		{Protocol: CSMA, Nodes: 30, A: 0.01, Load: 0.7, Frames: 2000, Seed: 6},
+		{Protocol: CSMA, Nodes: 10, A: 1, Saturated: true, Frames: 2000, Seed: 7},
+		{Protocol: CSMA, Nodes: 4, A: 0.5, Saturated: true, Frames: 2000, Seed: 8},
+		{Protocol: CSMA, Nodes: 40, A: 0.01, Saturated: true, Frames: 1000, Seed: 9},
+	} {
+		name := fmt.Sprintf("%s/n=%d/a=%g", c.Protocol, c.Nodes, c.A)
+		fast, err := Run(c)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		slowMedium = true
+		slow, err := Run(c)
+		slowMedium = false
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		fast.WallSeconds, fast.Speed, slow.WallSeconds, slow.Speed = 0, 0, 0, 0
+		if fast != slow {
+			t.Errorf("%s: fast medium\n%+v\nsim.Medium\n%+v", name, fast, slow)
+		}
+		if fast.Successes == 0 {
+			t.Errorf("%s: nothing delivered", name)
+		}
+	}
+}
+
+// TestAdaptiveGoals checks the goals of issue 13 on slided's MAC with the
+// defaults for each delay (csma.ConfigFor of the simulated channel):
+// throughput near the optimum and long-term fairness, from 2 to 100
+// saturated nodes and at the delays of acoustic modems. Deterministic: fixed
+// seeds, virtual time.
+func TestAdaptiveGoals(t *testing.T) {
+	for _, tc := range []struct {
+		nodes   int
+		a       float64
+		frames  int
+		minS    float64
+		minJain float64
+	}{
+		{2, 0.01, 20000, 0.85, 0.99},
+		{10, 0.01, 20000, 0.85, 0.99},
+		{100, 0.01, 5000, 0.80, 0.97}, // Jain over 5000 T: ~40 frames a node
+		{10, 0.5, 20000, 0.35, 0.99},
+		{10, 1, 20000, 0.30, 0.99},
+		{2, 1, 20000, 0.40, 0.99},
+	} {
+		r, err := Run(Config{Protocol: CSMA, Nodes: tc.nodes, A: tc.a, Saturated: true, Frames: tc.frames, Seed: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%d nodes a=%g: S %.3f collisions %.3f Jain %.4f", tc.nodes, tc.a, r.S, r.CollisionRate, r.Jain)
+		if r.S < tc.minS || r.Jain < tc.minJain {
+			t.Errorf("%d nodes a=%g: S %.3f Jain %.4f, want S >= %v and Jain >= %v", tc.nodes, tc.a, r.S, r.Jain, tc.minS, tc.minJain)
+		}
+	}
+}

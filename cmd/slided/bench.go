@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"time"
 
 	"github.com/slided/slided/mac/csma"
+	"github.com/slided/slided/phy"
 	"github.com/slided/slided/phy/sim"
 	"github.com/slided/slided/simbench"
 )
@@ -33,11 +35,14 @@ func cmdBench(args []string, out io.Writer) error {
 	sweep := fs.Bool("sweep", false, "run once per load of -load lo:hi:n and write CSV and SVG")
 	outPrefix := fs.String("out", "", "with -sweep: write PREFIX.csv and PREFIX.svg (default bench-PROTOCOL)")
 	scenario := fs.String("scenario", "", "take the links from a scenario file instead of -a (nodes 1..N must be declared)")
-	slot := fs.Duration("slot", 0, "csma: slot time (default: csma.DefaultConfig for -rate)")
-	ifs := fs.Duration("ifs", -1, "csma: inter-frame space (default: the DefaultConfig's)")
-	cwmin := fs.Int("cwmin", 0, "csma: minimum contention window (default: DefaultConfig's)")
-	cwmax := fs.Int("cwmax", 0, "csma: maximum contention window (default: DefaultConfig's)")
-	persist := fs.Float64("persistence", 0, "csma: persistence p in (0,1] (default: DefaultConfig's)")
+	slot := fs.Duration("slot", 0, "csma: slot time (default: csma.ConfigFor: propagation delay a·T, carrier at arrival)")
+	ifs := fs.Duration("ifs", -1, "csma: inter-frame space (default: ConfigFor's, one slot)")
+	cwmin := fs.Int("cwmin", 0, "csma: minimum contention window (default: ConfigFor's)")
+	cwmax := fs.Int("cwmax", 0, "csma: maximum contention window (default: ConfigFor's)")
+	persist := fs.Float64("persistence", 0, "csma: persistence p in (0,1] (default: ConfigFor's)")
+	idle := fs.Float64("idle-target", -1, "csma: mean idle slots between transmissions the window aims at; 0 turns the adaptive window off (default: computed from frame and slot)")
+	burst := fs.Int("burst", 0, "csma: data frames per won contention (default: 4 when a >= 0.05, else 1)")
+	svg := fs.String("svg", "", "write SVG plots of S against N and S against a (csma with defaults beside ALOHA and np-CSMA theory) to DIR; -frames, -seed apply")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -47,11 +52,21 @@ func cmdBench(args []string, out io.Writer) error {
 		Protocol: *proto, Nodes: *nodes, A: *a, Saturated: *saturated,
 		Frames: *frames, Seed: *seed, FrameBytes: *size, BitRate: *rate,
 	}
+	if *scenario != "" {
+		sc, err := sim.LoadScenario(*scenario)
+		if err != nil {
+			return usageError("bench", "%v", err)
+		}
+		cfg.Topology = sc.Topology
+	}
+	if *svg != "" {
+		return benchPlots(*svg, cfg, out)
+	}
 	if *proto == simbench.CSMA {
-		mc := csma.DefaultConfig(*rate)
+		mc := csma.ConfigFor(cfg.Channel())
 		if *slot > 0 {
 			mc.SlotTime = *slot
-			mc.IFS = 2 * *slot
+			mc.IFS = *slot
 		}
 		if *ifs >= 0 {
 			mc.IFS = *ifs
@@ -65,14 +80,18 @@ func cmdBench(args []string, out io.Writer) error {
 		if *persist > 0 {
 			mc.Persistence = *persist
 		}
-		cfg.MAC = mc
-	}
-	if *scenario != "" {
-		sc, err := sim.LoadScenario(*scenario)
-		if err != nil {
-			return usageError("bench", "%v", err)
+		if *burst > 0 {
+			mc.Burst = *burst
 		}
-		cfg.Topology = sc.Topology
+		if *slot > 0 || *ifs >= 0 || *burst > 0 {
+			// The target follows the frame-to-slot ratio it was set for.
+			air := phy.Airtime(*size, *rate)
+			mc.IdleTarget = csma.IdleTargetFor(time.Duration(max(mc.Burst, 1))*air, mc.SlotTime, mc.IFS, mc.PropDelay)
+		}
+		if *idle >= 0 {
+			mc.IdleTarget = *idle
+		}
+		cfg.MAC = mc
 	}
 	var loads []float64
 	if *load != "" {
@@ -152,4 +171,103 @@ func sweepProgress(w *os.File, start time.Time) func(done, total int, r simbench
 			fmt.Fprintln(w)
 		}
 	}
+}
+
+// v0MAC is the MAC configuration slided bench used before the adaptive
+// window (csma.DefaultConfig of then): a radio slot of 16 bit times plus
+// 100 µs, IFS two slots, CW 16..128 from the deferral estimate. The plots
+// show it as "before".
+func v0MAC(bitRate int) csma.Config {
+	bit := float64(time.Second) / float64(bitRate)
+	slot := time.Duration(math.Ceil(16*bit)) + 100*time.Microsecond
+	return csma.Config{SlotTime: slot, IFS: 2 * slot, Persistence: 1, CWMin: 16, CWMax: 128, QueueLen: 16}
+}
+
+// benchPlots writes dir/s-vs-n.svg (saturated csma nodes at -a, N from 2 to
+// 200) and dir/s-vs-a.svg (-nodes saturated csma nodes, a from 0.001 to 2),
+// each with slided's MAC as it is now and as it was (v0MAC), beside the best
+// throughput of pure ALOHA and of non-persistent CSMA in theory.
+func benchPlots(dir string, base simbench.Config, out io.Writer) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	base.Protocol, base.Saturated, base.Load = simbench.CSMA, true, 0
+	run := func(n int, a float64, old bool) (float64, error) {
+		c := base
+		c.Nodes, c.A = n, a
+		c.MAC = csma.Config{}
+		if old {
+			c.MAC = v0MAC(c.BitRate)
+		}
+		r, err := simbench.Run(c)
+		if err != nil {
+			return 0, err
+		}
+		fmt.Fprintf(out, "nodes %d a %g old %v: S %.3f collisions %.3f jain %.4f\n", n, a, old, r.S, r.CollisionRate, r.Jain)
+		return r.S, nil
+	}
+	sweep := func(xs []float64, f func(x float64, old bool) (float64, error)) (now, before []float64, err error) {
+		for _, x := range xs {
+			s, err := f(x, false)
+			if err != nil {
+				return nil, nil, err
+			}
+			o, err := f(x, true)
+			if err != nil {
+				return nil, nil, err
+			}
+			now, before = append(now, s), append(before, o)
+		}
+		return now, before, nil
+	}
+	flat := func(xs []float64, f func(float64) float64) []float64 {
+		ys := make([]float64, len(xs))
+		for i, x := range xs {
+			ys[i] = f(x)
+		}
+		return ys
+	}
+	ns := []float64{2, 5, 10, 20, 50, 100, 200}
+	now, before, err := sweep(ns, func(x float64, old bool) (float64, error) { return run(int(x), base.A, old) })
+	if err != nil {
+		return err
+	}
+	aloha := flat(ns, func(float64) float64 { return simbench.MaxAlohaS() })
+	np := flat(ns, func(float64) float64 { return simbench.MaxNPCSMAS(base.A) })
+	sub := fmt.Sprintf("%d-byte frames at %d bit/s, %d frame times, seed %d", base.FrameBytes, base.BitRate, base.Frames, base.Seed)
+	pn := simbench.Plot{
+		Title:  fmt.Sprintf("S against N, saturated, a = %g (%s)", base.A, sub),
+		XLabel: "nodes N", YLabel: "S (data frames delivered per frame time)",
+		LogX: true, XMin: 2, XMax: 200, YMax: 1,
+		Series: []simbench.Series{
+			{Label: "slided csma, defaults (ConfigFor)", Colour: "#2ca02c", Marks: true, X: ns, Y: now},
+			{Label: "slided csma before (v0 defaults)", Colour: "#7f7f7f", Marks: true, X: ns, Y: before},
+			{Label: fmt.Sprintf("np-CSMA theory, best G, a = %g", base.A), Colour: "#d62728", X: ns, Y: np},
+			{Label: "pure ALOHA theory, best G", Colour: "#1f77b4", X: ns, Y: aloha},
+		},
+	}
+	if err := writeFile(dir+"/s-vs-n.svg", func(w io.Writer) error { return simbench.WritePlot(w, pn) }); err != nil {
+		return err
+	}
+	as := []float64{0.001, 0.003, 0.01, 0.03, 0.1, 0.2, 0.5, 1, 2}
+	now, before, err = sweep(as, func(x float64, old bool) (float64, error) { return run(base.Nodes, x, old) })
+	if err != nil {
+		return err
+	}
+	pa := simbench.Plot{
+		Title:  fmt.Sprintf("S against a, %d saturated nodes (%s)", base.Nodes, sub),
+		XLabel: "a = propagation delay / frame time", YLabel: "S (data frames delivered per frame time)",
+		LogX: true, XMin: 0.001, XMax: 2, YMax: 1,
+		Series: []simbench.Series{
+			{Label: "slided csma, defaults (ConfigFor)", Colour: "#2ca02c", Marks: true, X: as, Y: now},
+			{Label: "slided csma before (v0 defaults)", Colour: "#7f7f7f", Marks: true, X: as, Y: before},
+			{Label: "np-CSMA theory, best G", Colour: "#d62728", X: as, Y: flat(as, simbench.MaxNPCSMAS)},
+			{Label: "pure ALOHA theory, best G", Colour: "#1f77b4", X: as, Y: flat(as, func(float64) float64 { return simbench.MaxAlohaS() })},
+		},
+	}
+	if err := writeFile(dir+"/s-vs-a.svg", func(w io.Writer) error { return simbench.WritePlot(w, pa) }); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "wrote %s/s-vs-n.svg and %s/s-vs-a.svg\n", dir, dir)
+	return nil
 }

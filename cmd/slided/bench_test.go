@@ -55,9 +55,48 @@ func TestCmdBenchBadInput(t *testing.T) {
 		{"-protocol", "aloha", "-load", "0.1:5:3"},
 		{"-protocol", "aloha", "-load", "-1"},
 		{"-protocol", "csma", "-saturated", "-cwmin", "64", "-cwmax", "8"},
+		{"-protocol", "csma", "-saturated", "-burst", "1000"},
+		{"-protocol", "csma", "-saturated", "-idle-target", "5000"},
 	} {
 		if err := cmdBench(args, &bytes.Buffer{}); err == nil {
 			t.Errorf("%v: accepted", args)
 		}
+	}
+}
+
+func TestCmdBenchPlots(t *testing.T) {
+	dir := t.TempDir()
+	var out bytes.Buffer
+	if err := cmdBench([]string{"-svg", dir, "-frames", "200", "-nodes", "4"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"s-vs-n.svg", "s-vs-a.svg"} {
+		svg, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(svg)
+		if !strings.HasPrefix(s, "<svg") || !strings.HasSuffix(s, "</svg>\n") || strings.Count(s, "<polyline") != 4 {
+			t.Errorf("%s: not an SVG of four series:\n%.300s", name, s)
+		}
+		if strings.Contains(s, "NaN") || strings.Contains(s, "Inf") {
+			t.Errorf("%s: NaN or Inf in the plot", name)
+		}
+	}
+}
+
+func TestCmdBenchDefaultsFollowDelay(t *testing.T) {
+	// At a = 1 the defaults give a slot of the delay: frames get through
+	// (the radio slot of before delivered nothing).
+	var out bytes.Buffer
+	if err := cmdBench([]string{"-protocol", "csma", "-nodes", "10", "-a", "1", "-saturated", "-frames", "2000"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	var r struct{ S, Jain float64 }
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.S < 0.3 || r.Jain < 0.9 {
+		t.Errorf("10 nodes at a = 1 with defaults: S %.3f Jain %.3f, want S >= 0.3, Jain >= 0.9", r.S, r.Jain)
 	}
 }

@@ -1,7 +1,10 @@
 // Package csma decides when a queued frame goes on air: p-persistent CSMA
 // with a slotted backoff that only counts while the channel is idle, and a
-// contention window that grows in doublings with the number of other busy
-// senders the node has heard.
+// contention window that adapts to the channel. By default (Config.IdleTarget
+// > 0, as ConfigFor sets it) the window holds the mean number of idle slots
+// between transmissions near an optimum (Idle Sense); otherwise it grows in
+// doublings with the number of other busy senders the node has heard. The
+// slot and IFS follow the propagation delay (ConfigFor).
 //
 // The package is sans-I/O. Every method takes the current time; the MAC never
 // reads a clock, sleeps or starts a goroutine. The daemon drives it in real
@@ -18,6 +21,7 @@ package csma
 
 import (
 	"errors"
+	"math"
 	"math/rand/v2"
 	"time"
 )
@@ -38,6 +42,7 @@ type Stats struct {
 	CWMaxHits   uint64 // doublings of the contention window capped at CWMax
 	Urgent      uint64 // frames accepted by EnqueueFront (sent without IFS or backoff)
 	Reserved    uint64 // busy periods that began inside a reservation (not deferrals)
+	Burst       uint64 // data frames sent as the continuation of a burst
 	// BusyTime is the total time the carrier was sensed busy, for busy
 	// periods that have ended (the MAC learns a period's length at its end).
 	// The node's own transmissions are not included.
@@ -77,6 +82,15 @@ type MACOf[T any] struct {
 	load      float64   // smoothed deferrals per own transmission: other active senders
 	others    int       // Contenders: other nodes sending now (-1: unknown, use load)
 
+	// The adaptive window (cfg.IdleTarget > 0), docs/mac.md.
+	align     time.Duration // added to idleSince: the others hear the own frame end this much later
+	cwf       float64       // the window, in slots
+	obsIdle   int           // idle slots observed in the current batch
+	obsN      int           // transmissions observed in the current batch
+	obsOwn    int           // own transmissions among them
+	burstLeft int           // data frames still allowed in the current burst
+	burstNext bool          // the next data frame goes at once (a burst goes on)
+
 	stats Stats
 }
 
@@ -93,13 +107,17 @@ func NewOf[T any](cfg Config, rng *rand.Rand) (*MACOf[T], error) {
 	if rng == nil {
 		return nil, errors.New("csma: nil rand source")
 	}
-	return &MACOf[T]{
+	m := &MACOf[T]{
 		cfg:    cfg,
 		rng:    rng,
 		q:      make([]T, cfg.QueueLen),
 		cw:     cfg.CWMin,
 		others: -1,
-	}, nil
+	}
+	if cfg.IdleTarget > 0 {
+		m.setWindow(m.twoSenders())
+	}
+	return m, nil
 }
 
 // Enqueue appends frame to the queue. From now on the MAC owns frame until
@@ -186,6 +204,9 @@ func (m *MACOf[T]) DropOldest() (T, bool) {
 	m.head = (m.head + 1) % len(m.q)
 	m.n--
 	m.stats.Dropped++
+	if m.n-m.urgent-m.offset() == 0 {
+		m.burstNext = false
+	}
 	return f, true
 }
 
@@ -227,17 +248,27 @@ func (m *MACOf[T]) Carrier(now time.Time, busy bool) {
 	if !busy {
 		m.stats.BusyTime += now.Sub(m.busySince)
 		m.idleSince = now
+		m.align = 0
 		return
 	}
 	m.busySince = now
+	m.observe(now, false)
 	if m.n == m.urgent {
 		return // no data frame counts down (urgent frames do not)
 	}
-	if start := m.countStart(); now.After(start) {
+	// The transmission began PropDelay before its carrier came: the slots
+	// since then were not idle.
+	if start := m.countStart().Add(m.cfg.PropDelay); now.After(start) {
 		counted := min(int(now.Sub(start)/m.cfg.SlotTime), m.slots)
 		m.stats.Backoffs += uint64(counted)
 		m.slots -= counted
 		m.armed = time.Time{}
+	}
+	if m.burstNext {
+		// Another's signal ends the burst: contend again.
+		m.burstNext = false
+		m.burstLeft = 0
+		m.draw(now)
 	}
 	if now.Before(m.reserved) {
 		// The answer the channel was reserved for (an Ack): not a
@@ -270,6 +301,36 @@ func (m *MACOf[T]) Contenders(n int) {
 	m.others = max(n, -1)
 }
 
+// MeasuredDelay tells the MAC a one-way propagation delay the link has
+// measured (half an ARQ round trip less the airtimes and turnarounds in it).
+// A delay longer than the configured one lengthens PropDelay, SlotTime and
+// IFS by the difference, so that a daemon configured for radio on an
+// acoustic channel does not keep a radio slot. A measurement never shortens
+// them (a round trip also holds processing time), and one that jumps is
+// taken a step at a time: each call at most doubles PropDelay (plus one
+// slot). Delays outside 0..MaxPropDelay are clamped. It reports whether the
+// timing changed, so that the caller can log it. Takes effect at once: a
+// countdown in progress continues in the new slots.
+func (m *MACOf[T]) MeasuredDelay(d time.Duration) bool {
+	d = min(max(d, 0), MaxPropDelay)
+	if d <= m.cfg.PropDelay {
+		return false
+	}
+	d = min(d, 2*m.cfg.PropDelay+m.cfg.SlotTime)
+	grow := d - m.cfg.PropDelay
+	if m.cfg.SlotTime+grow > math.MaxInt64/(2*maxCW) {
+		return false
+	}
+	m.cfg.PropDelay = d
+	m.cfg.SlotTime += grow
+	m.cfg.IFS += grow
+	return true
+}
+
+// Config returns the configuration in use (MeasuredDelay may have changed
+// its timing).
+func (m *MACOf[T]) Config() Config { return m.cfg }
+
 // TxDone reports that the frame from Poll has left the modem (or was lost
 // with it). The next data frame draws its backoff, counted after IFS; a
 // carrier reported on while the frame was on air, and not off since, then
@@ -283,6 +344,15 @@ func (m *MACOf[T]) TxDone(now time.Time) {
 	m.n--
 	m.busy = false
 	m.idleSince = now
+	m.align = 0
+	if m.cfg.IdleTarget > 0 {
+		// Count from when the others hear the end, so that every node's
+		// slots line up. A lone sender pays this too: otherwise its slots
+		// run ahead of a newcomer's by the delay, and with the delay over
+		// half a slot the newcomer's frame would collide unseen with its
+		// every one (a sender hears nothing while it transmits).
+		m.align = m.cfg.PropDelay
+	}
 	if m.airUrgent {
 		// The data frame behind resumes its countdown after IFS, with the
 		// slots it had left: an Ack sent in the middle of a backoff must
@@ -291,7 +361,11 @@ func (m *MACOf[T]) TxDone(now time.Time) {
 		m.airUrgent = false
 	} else {
 		m.adapt()
-		if m.n > 0 {
+		m.burstLeft--
+		if m.burstLeft > 0 && m.n > m.urgent && !m.airBusy {
+			m.burstNext = true // the burst goes on: no IFS, no backoff
+		} else if m.n > 0 {
+			m.burstLeft = 0
 			m.draw(now)
 		}
 	}
@@ -317,6 +391,7 @@ func (m *MACOf[T]) Poll(now time.Time) (T, bool) {
 		if now.Before(m.idleSince) {
 			return none, false
 		}
+		m.observe(now, true)
 		// The data frame behind keeps its countdown: take off the slots
 		// that have run, as a busy channel would.
 		if start := m.countStart(); m.n > m.urgent && now.After(start) {
@@ -331,6 +406,14 @@ func (m *MACOf[T]) Poll(now time.Time) (T, bool) {
 		m.q[m.head] = *new(T)
 		m.stats.Transmitted++
 		return f, true
+	}
+	if m.burstNext {
+		if now.Before(m.idleSince) || now.Before(m.reserved) {
+			return none, false
+		}
+		m.burstNext = false
+		m.stats.Burst++
+		return m.send(now), true
 	}
 	d := m.decision()
 	if now.Before(d) {
@@ -347,11 +430,18 @@ func (m *MACOf[T]) Poll(now time.Time) (T, bool) {
 		m.armed = d.Add(late - late%m.cfg.SlotTime)
 		return none, false
 	}
+	m.burstLeft = max(m.cfg.Burst, 1)
+	return m.send(now), true
+}
+
+// send puts the head data frame on air.
+func (m *MACOf[T]) send(now time.Time) T {
+	m.observe(now, true)
 	m.onAir, m.airBusy = true, false
 	f := m.q[m.head]
 	m.q[m.head] = *new(T)
 	m.stats.Transmitted++
-	return f, true
+	return f
 }
 
 // Deadline returns when Poll must next be called if no other input arrives.
@@ -365,13 +455,19 @@ func (m *MACOf[T]) Deadline() (time.Time, bool) {
 	if m.urgent > 0 {
 		return m.idleSince, true
 	}
+	if m.burstNext {
+		if m.reserved.After(m.idleSince) {
+			return m.reserved, true
+		}
+		return m.idleSince, true
+	}
 	return m.decision(), true
 }
 
 // countStart is when the countdown (re)starts counting: the channel has been
 // idle for IFS and the current backoff has been armed.
 func (m *MACOf[T]) countStart() time.Time {
-	s := m.idleSince.Add(m.cfg.IFS)
+	s := m.idleSince.Add(m.align + m.cfg.IFS)
 	if m.armed.After(s) {
 		return m.armed
 	}
@@ -392,6 +488,82 @@ func (m *MACOf[T]) decision() time.Time {
 func (m *MACOf[T]) draw(now time.Time) {
 	m.slots = m.rng.IntN(m.cw)
 	m.armed = now
+}
+
+// Adaptive window constants (docs/mac.md).
+const (
+	// idleBatch is the number of transmissions over which the mean idle
+	// gap is taken before the window moves.
+	idleBatch = 5
+	// idleIncrease is the slots added to the window when the channel is
+	// idle less than the target (additive increase).
+	idleIncrease = 6
+	// idleDecrease multiplies the window when it is idle more than the
+	// target (multiplicative decrease): windows that differ converge.
+	idleDecrease = 0.9375
+	// idleStorm: a mean gap under this fraction of the target doubles the
+	// window, so that a crowd that arrives at once is absorbed in a few
+	// batches rather than hundreds.
+	idleStorm = 0.25
+)
+
+// twoSenders is the adaptive window for two senders, where it starts: a
+// newcomer neither waits long nor collides much, and the rule takes it from
+// there.
+func (m *MACOf[T]) twoSenders() float64 {
+	return min(max(4*(m.cfg.IdleTarget+1), float64(m.cfg.CWMin)), float64(m.cfg.CWMax))
+}
+
+func (m *MACOf[T]) setWindow(cw float64) {
+	m.cwf = cw
+	m.cw = int(math.Ceil(cw))
+}
+
+// observe records that a transmission began at now (own or another's) for
+// the adaptive window. A busy period that starts within IFS of the last
+// one's end continues it (an Ack, the next frame of a burst, a flickering
+// carrier) and is not a new transmission. The idle slots before it count
+// while the node has a data frame to send: a node that does not contend has
+// nothing to tune.
+func (m *MACOf[T]) observe(now time.Time, own bool) {
+	if m.cfg.IdleTarget <= 0 {
+		return
+	}
+	gap := now.Sub(m.idleSince.Add(m.align)) - m.cfg.IFS
+	if gap < 0 {
+		return
+	}
+	if !own {
+		gap -= m.cfg.PropDelay // its carrier took that long to come
+	}
+	if m.n-m.urgent-m.offset() <= 0 {
+		return // not contending
+	}
+	m.obsIdle += int(max(gap, 0) / m.cfg.SlotTime)
+	m.obsN++
+	if own {
+		m.obsOwn++
+	}
+	if m.obsN < idleBatch {
+		return
+	}
+	mean := float64(m.obsIdle) / float64(m.obsN)
+	m.setWindow(nextWindow(m.cwf, mean, m.obsOwn > 0, m.cfg))
+	m.obsIdle, m.obsN, m.obsOwn = 0, 0, 0
+}
+
+// nextWindow is the adaptive window rule: the window after a batch whose
+// mean idle gap was mean slots.
+func nextWindow(cw, mean float64, sent bool, cfg Config) float64 {
+	switch {
+	case sent && mean < idleStorm*cfg.IdleTarget:
+		cw *= 2
+	case mean < cfg.IdleTarget:
+		cw += idleIncrease
+	default:
+		cw *= idleDecrease
+	}
+	return min(max(cw, float64(cfg.CWMin)), float64(cfg.CWMax))
 }
 
 // deferral records that the channel was found busy while a frame waited and
@@ -416,6 +588,9 @@ func (m *MACOf[T]) adapt() {
 	m.heard = 0
 	if m.load < loadFloor {
 		m.load = 0 // the others have been silent for a while
+	}
+	if m.cfg.IdleTarget > 0 {
+		return // the window follows the idle slots observed (observe)
 	}
 	per := m.cfg.CWPerSender
 	if per == 0 {
