@@ -295,7 +295,10 @@ func TestMininetBadScenario(t *testing.T) {
 	if err != nil || !r.OK {
 		t.Errorf("checks.py bad-scenario: %v; output:\n%s", err, tail(out, 30))
 	}
-	msg := deref(r.Error)
+	msg := ""
+	if r.Error != nil {
+		msg = *r.Error
+	}
 	for _, want := range []string{"medium did not start", r.Scenario + ":8:", "link to node 9: no such [[node]]"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q: want it to say %q", msg, want)

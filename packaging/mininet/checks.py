@@ -73,6 +73,8 @@ def tap_taken(a, report):
 
 
 def bad_scenario(a, report):
+    if a.workdir:
+        os.makedirs(a.workdir, exist_ok=True)
     fd, path = tempfile.mkstemp(prefix='slided-bad-', suffix='.toml', dir=a.workdir)
     with os.fdopen(fd, 'w') as f:
         f.write(BAD_SCENARIO)

@@ -160,13 +160,13 @@ class Medium:
             self._stop_medium()
             raise
         if self._net is not None and self._net_stop is None:
-            self._net_stop = self._net.stop
+            net_stop = self._net_stop = self._net.stop
 
             def stop_with_network():
                 try:
                     self.stop()
                 finally:
-                    self._net_stop()
+                    net_stop()
             self._net.stop = stop_with_network
         return self
 
@@ -366,6 +366,11 @@ def _tail(path, n=8):
             lines = f.read().decode(errors='replace').strip().splitlines()
     except OSError as e:
         return '(no log: %s)' % e
+    # A usage error: the reason comes first, the flag list after it.
+    for i, l in enumerate(lines):
+        if l.startswith('Usage of ') and i > 0:
+            lines = lines[:i]
+            break
     if not lines:
         return '(no output)'
     return ' | '.join(_plain(l) for l in lines[-n:])
