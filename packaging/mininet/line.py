@@ -190,6 +190,9 @@ def run(a, report):
             h.cmd('sysctl -qw net.ipv4.neigh.%s.retrans_time_ms=3000 '
                   'net.ipv4.neigh.%s.ucast_solicit=5' % (TAP, TAP))
             report['pids'].setdefault('daemons', []).append(att.pid)
+        # Counters once every daemon is up, before any traffic of ours: the
+        # drops that count are those after this.
+        report['nodes_up'] = {h.name: node_report(medium, h) for h in hosts}
         report['tap_tx_dropped'] = {'attached': tap_tx_dropped(hosts)}
         for h in hosts:
             babelds.append(start_babeld(h, medium.workdir))
@@ -260,8 +263,13 @@ def main():
         print('UDP h1 -> %s: sent %d, delivered %d, %d duplicates, sender blocked %.1f of %.1f s'
               % (u['to'], s['sent'], r['received'], r['duplicates'], s['blocked_s'], s['elapsed_s']))
         for name, n in report['nodes'].items():
-            print('%s: %d frames on air, %d to the TAP; drops: daemon %d, qdisc %s, TAP tx %d'
-                  % (name, n['tx_frames'], n['rx_frames'], n['drops_total'], n['qdisc_drops'], n['tap_tx_dropped']))
+            up = report['nodes_up'][name]
+            print('%s: %d frames on air, %d to the TAP; drops since all were up: daemon %d, qdisc %d, TAP tx %d'
+                  '%s' % (name, n['tx_frames'], n['rx_frames'], n['drops_total'] - up['drops_total'],
+                          (n['qdisc_drops'] or 0) - (up['qdisc_drops'] or 0), n['tap_tx_dropped'] - up['tap_tx_dropped'],
+                          ' (at start-up: daemon %d, qdisc %d, TAP tx %d)'
+                          % (up['drops_total'], up['qdisc_drops'] or 0, up['tap_tx_dropped'])
+                          if up['drops_total'] or up['qdisc_drops'] or up['tap_tx_dropped'] else ''))
     return rc
 
 
