@@ -222,10 +222,11 @@ func tail(s string, n int) string {
 // TestMininetLine runs the example: three Mininet hosts in a line on a
 // 115200 bit/s channel (h1 and h3 out of range), babeld routing. h1 pings h3
 // through h2; a blocking UDP sender on h1 sends 100 datagrams of 1000 bytes
-// to h2 and is paced by the link: all arrive, once each, and no host drops
-// anything (daemon counters, qdisc, the TAP's tx_dropped from ip -s link).
+// to h3, forwarded by h2, and is paced by the link: all arrive, once each,
+// and no host drops anything (daemon counters, qdisc, the TAP's tx_dropped
+// from ip -s link).
 func TestMininetLine(t *testing.T) {
-	r, out, workdir, err := runMininet(t, 110*time.Second, "line.py", "--blast-to", "h2", "--count", "100")
+	r, out, workdir, err := runMininet(t, 110*time.Second, "line.py", "--blast-to", "h3", "--count", "100")
 	defer checkNothingLeft(t, r, workdir)
 	if err != nil || r.Error != nil {
 		t.Fatalf("line.py: %v (report error %v); output:\n%s", err, deref(r.Error), tail(out, 40))
