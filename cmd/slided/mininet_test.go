@@ -37,7 +37,9 @@ type mininetReport struct {
 	} `json:"pids"`
 	Netns  []string          `json:"netns"`
 	Routes map[string]string `json:"routes"`
-	Ping   *struct {
+	// RouteWait is how long babeld took to route h1 <-> h3, seconds.
+	RouteWait float64 `json:"route_wait_s"`
+	Ping      *struct {
 		Sent     int      `json:"sent"`
 		Received int      `json:"received"`
 		RTT      *float64 `json:"rtt_avg_ms"`
@@ -231,7 +233,7 @@ func TestMininetLine(t *testing.T) {
 	if err != nil || r.Error != nil {
 		t.Fatalf("line.py: %v (report error %v); output:\n%s", err, deref(r.Error), tail(out, 40))
 	}
-	t.Logf("routes: %v", r.Routes)
+	t.Logf("routes after %.1f s: %v", r.RouteWait, r.Routes)
 	for h, via := range map[string]string{"h1": "192.0.2.3 via 192.0.2.2", "h3": "192.0.2.1 via 192.0.2.2"} {
 		if !strings.Contains(r.Routes[h], via) {
 			t.Errorf("%s: route %q, want %q", h, r.Routes[h], via)
