@@ -128,7 +128,8 @@ func runMininet(t *testing.T, limit time.Duration, script string, args ...string
 	argv := append([]string{src, "--slided", slidedBin, "--report", report, "--workdir", workdir}, args...)
 	cmd := exec.CommandContext(ctx, py, argv...)
 	cmd.Dir = filepath.Dir(src)
-	cmd.Env = append(os.Environ(), "PATH="+os.Getenv("PATH")+":/usr/sbin:/sbin")
+	// No __pycache__ left in the source tree.
+	cmd.Env = append(os.Environ(), "PATH="+os.Getenv("PATH")+":/usr/sbin:/sbin", "PYTHONDONTWRITEBYTECODE=1")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 30 * time.Second
