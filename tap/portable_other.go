@@ -44,9 +44,9 @@ type Config struct {
 	Name string
 	// MTU is the link MTU; 0 leaves the kernel default (1500).
 	MTU int
-	// TxQueueLen is Linux's txqueuelen. Elsewhere the TAP's send queue has
-	// the length of the boot-time tunable net.link.ifqmaxlen and this field
-	// must be 0 or is ignored (see Create).
+	// TxQueueLen is Linux's txqueuelen; it is ignored here. On FreeBSD the
+	// TAP's send queue has the length of the boot-time tunable
+	// net.link.ifqmaxlen (50 frames by default).
 	TxQueueLen int
 	// MAC is the interface's Ethernet address; nil lets the kernel choose.
 	MAC net.HardwareAddr
