@@ -24,6 +24,9 @@ linux-arm64   linux arm64   -
 linux-mipsle  linux mipsle  GOMIPS=softfloat
 linux-riscv64 linux riscv64 -
 linux-amd64   linux amd64   -
+freebsd-amd64 freebsd amd64 -
+freebsd-arm64 freebsd arm64 -
+freebsd-armv7 freebsd arm   GOARM=7
 '
 
 failed=0

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package tap gives slided its Ethernet interface: a TAP device opened
 // non-blocking and close-on-exec through /dev/net/tun, its link settings
 // (MAC, MTU, txqueuelen, addresses, up) over rtnetlink, and the Shaper, the

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // The pre-shared key through real daemons: replays after a receiver restart,

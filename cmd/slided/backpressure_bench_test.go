@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // Benchmarks of backpressure and goodput (docs/backpressure.md,

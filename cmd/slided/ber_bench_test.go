@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // BenchmarkBER: goodput of a blocking bulk sender over a medium that flips

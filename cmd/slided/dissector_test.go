@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // The Wireshark dissector (packaging/slided.lua) against captures written by

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // The link layer's options through real daemons: a pre-shared key shared by

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // The storm test (issue 6): two daemons on phy/serial with small modem

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // Daemon-level tests over real modems: two slided daemons in two network

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // Operations: configuration, privileges, metrics, capture, the control

@@ -344,7 +344,7 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 		Int("txqueuelen", f.txqueuelen).Bool("iff_backpressure", dev.Backpressure()).Msg("tap created")
 
 	var sh *shaper
-	if c.policy == bridge.Block && f.shaper {
+	if c.policy == bridge.Block && f.shaper && tap.ShaperSupported {
 		sh = &shaper{dev: dev, log: log, flowLimit: 1000}
 		defer sh.Close()
 	}
@@ -609,6 +609,8 @@ func (s *statusSource) status() (any, error) {
 		st.Backpressure = "kernel (IFF_BACKPRESSURE)"
 	case s.policy != bridge.Block:
 		st.Backpressure = "off (policy " + s.policy.String() + ")"
+	case !tap.ShaperSupported:
+		st.Backpressure = tap.NoShaperBackpressure
 	case !s.wantShaper:
 		st.Backpressure = "off (-shaper=false): the TAP ring drops when full"
 	default:

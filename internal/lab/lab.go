@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package lab builds small test networks on one host: network namespaces,
 // processes started inside them, and sockets opened inside them. `slided
 // demo` and the end-to-end tests use it. Everything a Lab creates is removed

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/slided/slided/phy"
+	"github.com/slided/slided/phy/internal/tty"
 )
 
 // Carrier-sense sources for Config.Carrier.
@@ -145,6 +146,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := parseParity(c.Parity); err != nil {
 		return err
+	}
+	if err := tty.CheckBaud(c.Baud); err != nil {
+		return cfgErr("baud", "%v", err)
 	}
 	return nil
 }

@@ -416,7 +416,7 @@ func TestRTSCTSIsSet(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tio, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+		tio, err := unix.IoctlGetTermios(fd, ioctlGetTermios)
 		unix.Close(fd)
 		p.Close()
 		if err != nil {
@@ -468,7 +468,7 @@ func TestWatchdog(t *testing.T) {
 		t.Fatal(err)
 	}
 	until(t, "the write to block", func() bool {
-		n, err := unix.IoctlGetInt(int(h.master.Fd()), unix.TIOCINQ)
+		n, err := unix.IoctlGetInt(int(h.master.Fd()), ioctlInQ)
 		return err == nil && n > 0
 	})
 	air := phy.Airtime(len(burst), 1_000_000)

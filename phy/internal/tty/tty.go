@@ -30,6 +30,9 @@ type Line struct {
 // Open opens and configures path. rtscts sets hardware flow control
 // (CRTSCTS), which the library has no switch for.
 func Open(path string, mode goserial.Mode, rtscts bool) (*Line, error) {
+	if err := CheckBaud(mode.BaudRate); err != nil {
+		return nil, fmt.Errorf("configure %s: baud: %w", path, err)
+	}
 	// Our descriptor first: the library sets TIOCEXCL on its own, after
 	// which a second open fails with EBUSY for anyone but root.
 	fd, err := unix.Open(path, unix.O_RDWR|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
@@ -55,7 +58,7 @@ func Open(path string, mode goserial.Mode, rtscts bool) (*Line, error) {
 }
 
 func setRTSCTS(fd int, on bool) error {
-	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	t, err := unix.IoctlGetTermios(fd, ioctlGetTermios)
 	if err != nil {
 		return err
 	}
@@ -64,7 +67,7 @@ func setRTSCTS(fd int, on bool) error {
 	} else {
 		t.Cflag &^= unix.CRTSCTS
 	}
-	return unix.IoctlSetTermios(fd, unix.TCSETS, t)
+	return unix.IoctlSetTermios(fd, ioctlSetTermios, t)
 }
 
 func (l *Line) Read(b []byte) (int, error)  { return l.file.Read(b) }
