@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // Mininet integration tests: the Python module packaging/mininet/slided_mininet.py,

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command acousticemu runs emulated acoustic modems sharing one body of
 // water, for trying slided by hand without modems:
 //
