@@ -17,27 +17,27 @@ func TestParseURL(t *testing.T) {
 			desc: "path only gets defaults",
 			in:   "/dev/ttyUSB0",
 			want: Config{Path: "/dev/ttyUSB0", Baud: 9600, DataBits: 8, Parity: "none", StopBits: 1,
-				AirRate: 9600, Carrier: "rx", Hangover: 50 * time.Millisecond, WriteTimeout: 10 * time.Second},
+				AirRate: 9600, Mode: "stream", Carrier: "rx", Hangover: 50 * time.Millisecond, WriteTimeout: 10 * time.Second},
 		},
 		{
 			desc: "the example from the brief",
 			in:   "/dev/ttyUSB0?baud=19200&air=300&frame=256&txdelay=50ms&carrier=dcd&rtscts=1&parity=none&stop=1",
 			want: Config{Path: "/dev/ttyUSB0", Baud: 19200, DataBits: 8, Parity: "none", StopBits: 1, RTSCTS: true,
-				AirRate: 300, MaxFrame: 256, TXDelay: 50 * time.Millisecond, Carrier: "dcd",
+				AirRate: 300, MaxFrame: 256, TXDelay: 50 * time.Millisecond, Turnaround: 50 * time.Millisecond, Mode: "stream", Carrier: "dcd",
 				Hangover: 20 * 8 * time.Second / 300, WriteTimeout: 10 * time.Second},
 		},
 		{
 			desc: "every other key",
 			in:   "/dev/ttyS1?data=7&parity=even&stop=2&turnaround=1s&hangover=700ms&writetimeout=3s&rtscts=false",
 			want: Config{Path: "/dev/ttyS1", Baud: 9600, DataBits: 7, Parity: "even", StopBits: 2,
-				AirRate: 9600, Turnaround: time.Second, Carrier: "rx", Hangover: 700 * time.Millisecond,
+				AirRate: 9600, Turnaround: time.Second, Mode: "stream", Carrier: "rx", Hangover: 700 * time.Millisecond,
 				WriteTimeout: 3 * time.Second},
 		},
 		{
 			desc: "odd baud rate, air rate defaults to it",
 			in:   "/tmp/a?baud=31250",
 			want: Config{Path: "/tmp/a", Baud: 31250, DataBits: 8, Parity: "none", StopBits: 1,
-				AirRate: 31250, Carrier: "rx", Hangover: 50 * time.Millisecond, WriteTimeout: 10 * time.Second},
+				AirRate: 31250, Mode: "stream", Carrier: "rx", Hangover: 50 * time.Millisecond, WriteTimeout: 10 * time.Second},
 		},
 	}
 	for _, tt := range tests {
