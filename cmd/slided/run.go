@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/netip"
@@ -98,6 +99,7 @@ func cmdRun(args []string) error {
 			return usageError("run", "%v", err)
 		}
 	}
+	modemDefaults(fs, &f)
 	cfg, err := f.validate()
 	if err != nil {
 		return usageError("run", "%v", err)
@@ -178,6 +180,14 @@ func (f *runFlags) validate() (runConfig, error) {
 	}
 	if err := bridge.CheckFrameMax(bridge.Config{FrameMax: f.frameMax, MTU: f.mtu, Key: c.key}); err != nil {
 		return c, fmt.Errorf("-%w", err)
+	}
+	if kind, rest, _ := strings.Cut(f.phy, ":"); kind == "serial" {
+		// The modem's largest packet must carry the link's frames too.
+		if sc, err := serial.ParseURL(rest); err == nil && sc.MaxFrame > 0 && (f.frameMax == 0 || sc.MaxFrame < f.frameMax) {
+			if err := bridge.CheckFrameMax(bridge.Config{FrameMax: sc.MaxFrame, MTU: f.mtu, Key: c.key}); err != nil {
+				return c, fmt.Errorf("-phy serial: the modem's packet (frame=%d) with -mtu %d: %w", sc.MaxFrame, f.mtu, err)
+			}
+		}
 	}
 	c.node = framing.NodeID(f.node)
 	if f.addr != "" {
@@ -452,6 +462,33 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 	}
 	log.Info().Msg("stopped")
 	return nil
+}
+
+// modemDefaults takes -mtu and -prop-delay from a serial modem's settings
+// (its profile= or air rate, packet size and preamble: see
+// serial.Config.RecommendedMTU) when neither the command line nor -config
+// gave them. An MTU below 1280 is raised to 1280 if -addr has an IPv6
+// prefix, which Linux refuses on a smaller MTU.
+func modemDefaults(fs *flag.FlagSet, f *runFlags) {
+	kind, rest, _ := strings.Cut(f.phy, ":")
+	if kind != "serial" {
+		return
+	}
+	cfg, err := serial.ParseURL(rest)
+	if err != nil {
+		return // validate reports it
+	}
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	if !set["mtu"] {
+		f.mtu = cfg.RecommendedMTU()
+		if f.mtu < 1280 && strings.Contains(f.addr, ":") {
+			f.mtu = 1280
+		}
+	}
+	if !set["prop-delay"] {
+		f.propDelay = cfg.PropDelay
+	}
 }
 
 // openKeyState opens the state of key k in -state-dir, checks that it can be

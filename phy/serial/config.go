@@ -400,29 +400,39 @@ func (c Config) burstTime(n int) time.Duration {
 
 // RecommendedMTU is the largest of 1500, 1280 and 576 bytes with which one
 // full-sized packet (plus its Ethernet header) keeps the modem busy for at
-// most MTUHold: its fragments of MaxFrame bytes (12 bytes of slided's
-// overhead each), one BurstTime each. If none does, 296 (the classic MTU
-// of slow serial links). The daemon uses it as -mtu's default. TCP from the
+// most MTUHold, one BurstTime for each of its fragments of MaxFrame bytes,
+// and fits in slided's 64 fragments. If none does, 296 (the classic MTU of
+// slow serial links). The daemon uses it as -mtu's default. TCP from the
 // node derives its MSS from the MTU; forwarded TCP is not clamped (that
 // needs an iptables or nft TCPMSS rule).
 func (c Config) RecommendedMTU() int {
 	c = c.withDefaults()
 	for _, mtu := range []int{1500, 1280, 576} {
-		if c.holdTime(mtu+14) <= MTUHold {
+		k, hold := c.holdTime(mtu + 14)
+		if k <= maxFragments && hold <= MTUHold {
 			return mtu
 		}
 	}
 	return 296
 }
 
-// holdTime is how long n bytes of Ethernet frame keep the modem busy.
-func (c Config) holdTime(n int) time.Duration {
-	const perFrame = 12 // fragment header, frame header, CRC, COBS and delimiter, about
-	if c.MaxFrame <= perFrame {
-		return c.burstTime(n + perFrame)
+// maxFragments is the most fragments slided's link layer cuts a packet into
+// (framing.MaxFragments).
+const maxFragments = 64
+
+// fragOverhead is what slided adds to each fragment in a packet of frame
+// bytes: fragment header (4), frame header (3), CRC (4), COBS code bytes
+// and the delimiter (framing.MaxPayloadLen).
+func fragOverhead(frame int) int { return 13 + (frame+253)/254 }
+
+// holdTime is in how many fragments, and for how long, n bytes of Ethernet
+// frame keep the modem busy.
+func (c Config) holdTime(n int) (int, time.Duration) {
+	if c.MaxFrame <= fragOverhead(c.MaxFrame) {
+		return 1, c.burstTime(n + fragOverhead(n))
 	}
-	k := (n + c.MaxFrame - perFrame - 1) / (c.MaxFrame - perFrame)
-	full := c.burstTime(c.MaxFrame)
-	last := c.burstTime(n + k*perFrame - (k-1)*c.MaxFrame)
-	return time.Duration(k-1)*full + last
+	data := c.MaxFrame - fragOverhead(c.MaxFrame)
+	k := (n + data - 1) / data
+	last := n - (k-1)*data + fragOverhead(c.MaxFrame)
+	return k, time.Duration(k-1)*c.burstTime(c.MaxFrame) + c.burstTime(last)
 }

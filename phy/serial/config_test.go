@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slided/slided/bridge"
 	"github.com/slided/slided/framing"
 	"github.com/slided/slided/phy"
 )
@@ -227,7 +228,7 @@ func TestRecommendedMTU(t *testing.T) {
 		{in: "/x?profile=acoustic-300", want: 296},          // even 576 takes 23 s
 		{in: "/x?air=300&txdelay=1s", want: 296},            // no frame limit, one burst
 		{in: "/x?air=19200&frame=64", want: 1500},           // small packets, fast air
-		{in: "/x?air=2400&frame=20&mode=packet", want: 296}, // 74 packets of 8 bytes for 576
+		{in: "/x?air=2400&frame=20&mode=packet", want: 296}, // 576 needs 99 fragments of 6 bytes
 	}
 	for _, tt := range tests {
 		c, err := ParseURL(tt.in)
@@ -235,7 +236,20 @@ func TestRecommendedMTU(t *testing.T) {
 			t.Fatal(err)
 		}
 		if got := c.RecommendedMTU(); got != tt.want {
-			t.Errorf("%s: RecommendedMTU = %d, want %d (a 1294-byte frame holds %v)", tt.in, got, tt.want, c.holdTime(1294))
+			k, hold := c.holdTime(1294)
+			t.Errorf("%s: RecommendedMTU = %d, want %d (a 1294-byte frame: %d fragments, %v)", tt.in, got, tt.want, k, hold)
+		}
+	}
+}
+
+// TestRecommendedMTUFitsTheLink: the daemon accepts every packet size with
+// the MTU recommended for it (the link layer's fragment limit).
+func TestRecommendedMTUFitsTheLink(t *testing.T) {
+	for frame := MinFrame; frame <= 2000; frame++ {
+		c := Config{Path: "/x", AirRate: 1_000_000, MaxFrame: frame}
+		mtu := c.RecommendedMTU()
+		if err := bridge.CheckFrameMax(bridge.Config{FrameMax: frame, MTU: mtu}); err != nil {
+			t.Fatalf("frame=%d: RecommendedMTU %d: %v", frame, mtu, err)
 		}
 	}
 }
