@@ -73,6 +73,9 @@ const (
 	maxRange = 100_000
 	// maxFrame bounds frame=: no serial modem buffers more than this.
 	maxFrame = 1 << 20
+	// maxDuration bounds every duration key, so that sums of them cannot
+	// overflow.
+	maxDuration = time.Hour
 	// minHangover is the least default hang-over: 20 byte times at the air
 	// rate, but never below this.
 	minHangover = 50 * time.Millisecond
@@ -217,6 +220,8 @@ func (c Config) Validate() error {
 		return cfgErr("hangover", "negative")
 	case c.WriteTimeout < 0:
 		return cfgErr("writetimeout", "negative")
+	case max(c.TXDelay, c.Turnaround, c.Gap, c.PropDelay, c.Hangover, c.WriteTimeout) > maxDuration:
+		return cfgErr("duration", "txdelay, turnaround, gap, prop, hangover and writetimeout are at most %v", maxDuration)
 	case c.Carrier != CarrierRx && c.Carrier != CarrierDCD && c.Carrier != CarrierNone:
 		return cfgErr("carrier", "%q, want %q, %q or %q", c.Carrier, CarrierDCD, CarrierRx, CarrierNone)
 	}
@@ -352,6 +357,9 @@ func parseDuration(key, v string) (time.Duration, error) {
 	d, err := time.ParseDuration(v)
 	if err != nil || d < 0 {
 		return 0, cfgErr(key, "%q is not a duration like 50ms", v)
+	}
+	if d > maxDuration {
+		return 0, cfgErr(key, "%v, at most %v", d, maxDuration)
 	}
 	return d, nil
 }

@@ -126,6 +126,8 @@ func TestParseURLErrors(t *testing.T) {
 		{desc: "writetimeout", in: "/dev/x?writetimeout=x", key: "writetimeout"},
 		{desc: "repeated key", in: "/dev/x?baud=1200&baud=9600", key: "baud"},
 		{desc: "bad escape", in: "/dev/x?baud=%zz", key: "query"},
+		{desc: "txdelay beyond an hour", in: "/dev/x?txdelay=2562047h", key: "txdelay"},
+		{desc: "writetimeout beyond an hour", in: "/dev/x?writetimeout=61m", key: "writetimeout"},
 		{desc: "frame below a link Ack", in: "/dev/x?frame=19", key: "frame"},
 		{desc: "profile frame overridden below a link Ack", in: "/dev/x?profile=acoustic-2400&frame=8", key: "frame"},
 		{desc: "frame beyond any modem", in: "/dev/x?frame=99999999999", key: "frame"},
