@@ -28,6 +28,7 @@ import (
 	"github.com/slided/slided/metrics"
 	"github.com/slided/slided/phy"
 	"github.com/slided/slided/phy/kiss"
+	"github.com/slided/slided/phy/serial"
 	"github.com/slided/slided/tap"
 )
 
@@ -78,6 +79,7 @@ func cmdRun(args []string) error {
 			return usageError("run", "%v", err)
 		}
 	}
+	modemDefaults(fs, &f)
 	cfg, err := f.validate()
 	if err != nil {
 		return usageError("run", "%v", err)
@@ -115,7 +117,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.phy, "phy", "", "the modem: sim:PATH (a 'slided sim' medium socket), sim-udp:HOST:PORT[?key=FILE] (a medium on another host), serial:/dev/ttyX?baud=N&air=BPS..., kiss-tcp:HOST:PORT?air=BPS..., kiss-serial:/dev/ttyX?baud=N... (see docs/modems.md) (required)")
 	fs.StringVar(&f.addr, "addr", "", "addresses for the TAP, comma-separated CIDRs (e.g. 192.0.2.1/24,fd00::1/64)")
 	fs.StringVar(&f.control, "control", "", "path of the control socket that 'slided status' reads")
-	fs.IntVar(&f.mtu, "mtu", 1500, "MTU of the TAP")
+	fs.IntVar(&f.mtu, "mtu", 1500, "MTU of the TAP (a serial modem recommends its own: docs/modems.md, \"Sizes\")")
 	fs.IntVar(&f.txqueuelen, "txqueuelen", bridge.DefaultTxQueueLen, "txqueuelen of the TAP (its ring; keep it small)")
 	fs.StringVar(&f.policy, "policy", "block", "when the link cannot keep up: block (backpressure), drop-tail, drop-head")
 	fs.BoolVar(&f.shaper, "shaper", true, "manage a shaping qdisc on the TAP that carries backpressure (policy block)")
@@ -128,7 +130,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.user, "user", "", "after setup, run as this user, keeping only CAP_NET_ADMIN")
 	fs.IntVar(&f.frameMax, "frame-max", 0, "largest frame the modem carries, in bytes on the wire; larger packets are fragmented (0: the modem's own limit)")
 	fs.BoolVar(&f.arq, "arq", true, "link ARQ for unicast: acknowledgements and selective retransmission (-arq=false turns it off)")
-	fs.DurationVar(&f.propDelay, "prop-delay", 0, "one-way propagation delay to the farthest node (e.g. 700ms for 1 km of water), for the ARQ's ack timeout")
+	fs.DurationVar(&f.propDelay, "prop-delay", 0, "one-way propagation delay to the farthest node (e.g. 700ms for 1 km of water), for the ARQ's ack timeout (default: a serial modem's prop= or range=)")
 	fs.BoolVar(&f.neigh, "neigh-answer", true, "answer ARP and IPv6 neighbour solicitations for addresses heard from other nodes locally, without airtime")
 	fs.BoolVar(&f.cwSenders, "cw-senders", false, "size the contention window from the number of other nodes heard sending: fair between nodes sending both ways, slower with short frames (docs/mac.md)")
 	fs.StringVar(&f.key, "key", "", "file with the pre-shared key (64 hex digits, mode 0600): frames are authenticated, forged and replayed ones dropped; a second line holds a key also accepted during a changeover")
@@ -220,6 +222,14 @@ func (f *runFlags) validate() (runConfig, error) {
 	}
 	if err := bridge.CheckFrameMax(bridge.Config{FrameMax: f.frameMax, MTU: f.mtu, Key: c.key}); err != nil {
 		return c, fmt.Errorf("-%w", err)
+	}
+	if kind, rest, _ := strings.Cut(f.phy, ":"); kind == "serial" {
+		// The modem's largest packet must carry the link's frames too.
+		if sc, err := serial.ParseURL(rest); err == nil && sc.MaxFrame > 0 && (f.frameMax == 0 || sc.MaxFrame < f.frameMax) {
+			if err := bridge.CheckFrameMax(bridge.Config{FrameMax: sc.MaxFrame, MTU: f.mtu, Key: c.key}); err != nil {
+				return c, fmt.Errorf("-phy serial: the modem's packet (frame=%d) with -mtu %d: %w", sc.MaxFrame, f.mtu, err)
+			}
+		}
 	}
 	c.node = framing.NodeID(f.node)
 	if f.addr != "" {
@@ -463,6 +473,33 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 	}
 	log.Info().Msg("stopped")
 	return nil
+}
+
+// modemDefaults takes -mtu and -prop-delay from a serial modem's settings
+// (its profile= or air rate, packet size and preamble: see
+// serial.Config.RecommendedMTU) when neither the command line nor -config
+// gave them. An MTU below 1280 is raised to 1280 if -addr has an IPv6
+// prefix, which Linux refuses on a smaller MTU.
+func modemDefaults(fs *flag.FlagSet, f *runFlags) {
+	kind, rest, _ := strings.Cut(f.phy, ":")
+	if kind != "serial" {
+		return
+	}
+	cfg, err := serial.ParseURL(rest)
+	if err != nil {
+		return // validate reports it
+	}
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	if !set["mtu"] {
+		f.mtu = cfg.RecommendedMTU()
+		if f.mtu < 1280 && strings.Contains(f.addr, ":") {
+			f.mtu = 1280
+		}
+	}
+	if !set["prop-delay"] {
+		f.propDelay = cfg.PropDelay
+	}
 }
 
 // openKeyState opens the state of key k in -state-dir, checks that it can be

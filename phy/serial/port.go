@@ -213,7 +213,8 @@ func open(ctx context.Context, cfg Config, log zerolog.Logger, opt options) (*Po
 	}
 	p.st.timer = opt.clock.AfterFunc(time.Hour, p.onTimer)
 	p.st.timer.Stop()
-	p.log.Info().Int("baud", cfg.Baud).Int("air", cfg.AirRate).Int("frame", cfg.MaxFrame).
+	p.log.Info().Str("profile", cfg.Profile).Str("mode", cfg.Mode).Int("baud", cfg.Baud).Int("air", cfg.AirRate).
+		Int("frame", cfg.MaxFrame).Dur("txdelay", cfg.TXDelay).Dur("gap", cfg.Gap).Dur("turnaround", cfg.Turnaround).
 		Str("carrier", cfg.Carrier).Bool("rtscts", cfg.RTSCTS).Msg("modem open")
 	go p.run(c)
 	return p, nil
@@ -235,8 +236,10 @@ func (p *Port) Stats() Stats {
 }
 
 // Transmit copies b and starts writing it to the modem; it returns without
-// waiting for the airtime. TxDone follows once TXDelay plus the airtime of
-// b at the air rate have passed and the OS holds none of it (TIOCOUTQ), or
+// waiting for the airtime. TxDone follows once the burst is on air in full
+// by the modem model (Config.BurstTime: in stream mode TXDelay plus the
+// airtime of b at the air rate; in packet mode first the serial time of b
+// and the modem's Gap) and the OS holds none of it (TIOCOUTQ), or
 // Down follows if the device went away or the write watchdog fired. It must
 // not be called again before then (phy.ErrBusy). A burst longer than MaxFrame
 // is refused (phy.ErrTooLarge), as is one while the device is down (phy.ErrDown)
@@ -492,7 +495,7 @@ func (p *Port) startTx(b []byte) error {
 	}
 	st.txBuf = append(st.txBuf[:0], b...)
 	now := p.opt.clock.Now()
-	air := p.cfg.TXDelay + phy.Airtime(len(b), p.cfg.AirRate)
+	air := p.cfg.burstTime(len(b))
 	st.txActive, st.txWritten = true, false
 	st.paceAt = now.Add(air)
 	st.watchdogAt = now.Add(air + p.cfg.WriteTimeout)
@@ -530,7 +533,14 @@ func (p *Port) finishTx(now time.Time) {
 			st.outqFailed = true
 			p.log.Info().Err(err).Msg("TIOCOUTQ not supported, pacing by air rate only")
 		} else if q > 0 {
-			st.paceAt = now.Add(max(phy.Airtime(q, p.cfg.AirRate), time.Millisecond))
+			// Stream mode: the bytes still queued go on air as they leave.
+			// Packet mode: the modem keys up only after the last of them,
+			// then sends the whole packet.
+			rest := phy.Airtime(q, p.cfg.AirRate)
+			if p.cfg.Mode == ModePacket {
+				rest = p.cfg.charTime(q) + p.cfg.Gap + p.cfg.TXDelay + phy.Airtime(len(st.txBuf), p.cfg.AirRate)
+			}
+			st.paceAt = now.Add(max(rest, time.Millisecond))
 			return
 		}
 	}

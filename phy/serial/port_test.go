@@ -288,15 +288,15 @@ func TestTransmitArrivesAndReceive(t *testing.T) {
 }
 
 func TestTransmitRefused(t *testing.T) {
-	h := newHarness(t, Config{AirRate: 300, MaxFrame: 16}, options{})
-	if err := h.p.Transmit(make([]byte, 17)); !errors.Is(err, phy.ErrTooLarge) {
-		t.Errorf("Transmit(17 bytes) = %v, want ErrTooLarge", err)
+	h := newHarness(t, Config{AirRate: 300, MaxFrame: 20}, options{})
+	if err := h.p.Transmit(make([]byte, 21)); !errors.Is(err, phy.ErrTooLarge) {
+		t.Errorf("Transmit(21 bytes) = %v, want ErrTooLarge", err)
 	}
 	if err := h.p.Transmit(nil); !errors.Is(err, phy.ErrEmpty) {
 		t.Errorf("Transmit(nil) = %v, want ErrEmpty", err)
 	}
-	if err := h.p.Transmit(make([]byte, 16)); err != nil {
-		t.Fatalf("Transmit(16 bytes): %v", err)
+	if err := h.p.Transmit(make([]byte, 20)); err != nil {
+		t.Fatalf("Transmit(20 bytes): %v", err)
 	}
 	if err := h.p.Transmit(make([]byte, 1)); !errors.Is(err, phy.ErrBusy) {
 		t.Errorf("second Transmit = %v, want ErrBusy", err)
@@ -305,7 +305,7 @@ func TestTransmitRefused(t *testing.T) {
 		t.Errorf("Refused = %d, want 3", got)
 	}
 	// Carrier from receive activity lags by the hang-over: 20 byte times.
-	if got, want := h.p.Info(), (phy.Info{BitRate: 300, MaxFrame: 16, CarrierLag: phy.Airtime(20, 300)}); got != want {
+	if got, want := h.p.Info(), (phy.Info{BitRate: 300, MaxFrame: 20, CarrierLag: phy.Airtime(20, 300)}); got != want {
 		t.Errorf("Info = %+v, want %+v", got, want)
 	}
 }
