@@ -85,7 +85,7 @@ type MACOf[T any] struct {
 	// The adaptive window (cfg.IdleTarget > 0), docs/mac.md.
 	align     time.Duration // added to idleSince: the others hear the own frame end this much later
 	cwf       float64       // the window, in slots
-	obsIdle   int           // idle slots observed in the current batch
+	obsIdle   int64         // idle slots observed in the current batch
 	obsN      int           // transmissions observed in the current batch
 	obsOwn    int           // own transmissions among them
 	burstLeft int           // data frames still allowed in the current burst
@@ -519,6 +519,10 @@ func (m *MACOf[T]) setWindow(cw float64) {
 	m.cw = int(math.Ceil(cw))
 }
 
+// maxIdleGap bounds the idle slots one gap adds to the adaptive window's
+// mean (observe).
+const maxIdleGap = 1 << 20
+
 // observe records that a transmission began at now (own or another's) for
 // the adaptive window. A busy period that starts within IFS of the last
 // one's end continues it (an Ack, the next frame of a burst, a flickering
@@ -539,7 +543,10 @@ func (m *MACOf[T]) observe(now time.Time, own bool) {
 	if m.n-m.urgent-m.offset() <= 0 {
 		return // not contending
 	}
-	m.obsIdle += int(max(gap, 0) / m.cfg.SlotTime)
+	// A gap counts at most maxIdleGap slots: longer is as idle as it
+	// gets, and the first gap (from the zero time) must not overflow the
+	// sum, which is an int64 so that 32-bit boards compute as 64-bit ones.
+	m.obsIdle += int64(min(max(gap, 0)/m.cfg.SlotTime, maxIdleGap))
 	m.obsN++
 	if own {
 		m.obsOwn++
