@@ -41,6 +41,7 @@ type runFlags struct {
 	txqueuelen int
 	policy     string
 	shaper     bool
+	stallLimit time.Duration
 	config     string
 	metrics    string
 	pcap       string
@@ -70,6 +71,7 @@ func cmdRun(args []string) error {
 	fs.IntVar(&f.txqueuelen, "txqueuelen", bridge.DefaultTxQueueLen, "txqueuelen of the TAP (its ring; keep it small)")
 	fs.StringVar(&f.policy, "policy", "block", "when the link cannot keep up: block (backpressure), drop-tail, drop-head")
 	fs.BoolVar(&f.shaper, "shaper", true, "manage a shaping qdisc on the TAP that carries backpressure (policy block)")
+	fs.DurationVar(&f.stallLimit, "stall-limit", tap.DefaultStallLimit, "how long the daemon may stop reading its TAP (SIGSTOP, a starved CPU) with no packet lost; past it the TAP drops slowly so no sender stays blocked (docs/backpressure.md)")
 	fs.StringVar(&f.config, "config", "", "TOML file with these settings (flags given on the command line win)")
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9469)")
 	fs.StringVar(&f.pcap, "pcap", "", "write every frame on air to this pcap file (link type USER0; see docs/operations.md); with -key, received frames only once authenticated")
@@ -334,7 +336,7 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 
 	var sh *shaper
 	if c.policy == bridge.Block && f.shaper {
-		sh = &shaper{dev: dev, log: log, flowLimit: 1000}
+		sh = &shaper{dev: dev, log: log, ringLen: uint32(f.txqueuelen), stallLimit: f.stallLimit}
 		defer sh.Close()
 	}
 	st := &statusSource{dev: dev, shaper: sh, policy: c.policy, wantShaper: f.shaper}
@@ -439,7 +441,7 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 		WindowFromSenders: f.cwSenders,
 		Log:               log,
 		Capture:           bc,
-	}, dev, p, bs)
+	}, creditTAP{dev, sh}, p, bs)
 	if err != nil {
 		return err
 	}
@@ -483,19 +485,30 @@ func openKeyState(f runFlags, k *auth.Key, node framing.NodeID) (*auth.StateFile
 	return sf, nil
 }
 
-// shaper installs the shaping qdisc on first use and retunes it after. Its
-// methods are called from the bridge's loop only; stats, from the control
-// and metrics goroutines, and Close share its fields under mu.
+// shaper installs the shaping qdisc on first use; after that the
+// credit, not the rate, carries backpressure (docs/backpressure.md): the
+// bridge's SetRate only records the pacer's figure, and creditTAP grants
+// the next packets each time the daemon has read a grant's worth. Its
+// methods are called from the bridge's loop (SetRate, Released) and reader
+// (read) goroutines; stats, from the control and metrics goroutines, and
+// Close share its fields under mu.
 type shaper struct {
-	dev       *tap.Device
-	log       zerolog.Logger
-	flowLimit uint32
+	dev        *tap.Device
+	log        zerolog.Logger
+	ringLen    uint32
+	stallLimit time.Duration
 	// install creates the qdisc; nil means tap.NewShaper on dev.
 	install func(tap.ShaperConfig) (qdisc, error)
 
-	mu     sync.Mutex
-	s      qdisc
-	failed error
+	mu        sync.Mutex
+	s         qdisc
+	failed    error
+	reads     uint64 // packets read from the TAP since the qdisc was installed
+	sinceLast uint32 // of those, since the last grant
+	grantErr  error  // the last grant's error, logged once
+	grantErrs uint64
+	wmemAt    time.Time // when wmem_max was last read
+	wmemMax   uint64
 }
 
 // qdisc is the shaping qdisc as shaper uses it; *tap.Shaper is one. Its
@@ -506,45 +519,134 @@ type qdisc interface {
 	Close() error
 }
 
+// granter is a qdisc with a credit (*tap.Shaper).
+type granter interface {
+	Grant() error
+	GrantSize() uint32
+	SetFlowLimit(uint32) error
+}
+
+// wmemMax reads net.core.wmem_max, 0 if it cannot.
+func wmemMax() uint64 {
+	b, err := os.ReadFile("/proc/sys/net/core/wmem_max")
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// flowLimit sizes the flow queues from wmem_max and logs once if it must
+// cap them.
+func (s *shaper) flowLimit(wmem uint64) uint32 {
+	limit, capped := tap.FlowLimitFor(wmem)
+	if capped {
+		s.log.Warn().Uint64("wmem_max", wmem).Uint32("flow_limit", limit).
+			Msg("net.core.wmem_max is too large to honour within the memory bound: a sender with a buffer that large and tiny packets may lose at its flow queue")
+	}
+	return limit
+}
+
 func (s *shaper) SetRate(r uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.failed != nil {
 		return s.failed
 	}
-	if s.s == nil {
-		install := s.install
-		if install == nil {
-			install = func(cfg tap.ShaperConfig) (qdisc, error) { return tap.NewShaper(s.dev.Index(), cfg) }
-		}
-		sh, err := install(tap.ShaperConfig{Rate: r, Burst: 2 * 1514, FlowLimit: s.flowLimit})
-		if err != nil {
-			s.failed = fmt.Errorf("backpressure qdisc unavailable, the TAP ring will drop when full: %w", err)
-			return s.failed
-		}
-		s.s = sh
-		s.log.Info().Uint64("rate_bytes_per_s", r).Msg("shaping qdisc installed")
+	if s.s != nil {
+		// The credit carries backpressure; a rate change would be a
+		// netlink request four times a second for nothing.
 		return nil
 	}
-	return s.s.SetRate(r)
+	install := s.install
+	if install == nil {
+		install = func(cfg tap.ShaperConfig) (qdisc, error) { return tap.NewShaper(s.dev.Index(), cfg) }
+	}
+	s.wmemMax, s.wmemAt = wmemMax(), time.Now()
+	ring := s.ringLen
+	if ring == 0 {
+		ring = bridge.DefaultTxQueueLen
+	}
+	sh, err := install(tap.ShaperConfig{Rate: tap.NoPacing, Burst: 2 * 1514, FlowLimit: s.flowLimit(s.wmemMax),
+		RingLen: ring, StallLimit: s.stallLimit})
+	if err != nil {
+		s.failed = fmt.Errorf("backpressure qdisc unavailable, the TAP ring will drop when full: %w", err)
+		return s.failed
+	}
+	s.s = sh
+	ev := s.log.Info().Uint64("wmem_max", s.wmemMax)
+	if g, ok := sh.(*tap.Shaper); ok {
+		ev = ev.Uint32("grant", g.GrantSize()).Float64("leak_packets_per_s", g.Leak()).Uint32("flow_limit", g.FlowLimit())
+	}
+	ev.Msg("shaping qdisc installed")
+	return nil
 }
 
+// read counts one packet read from the TAP and grants the next ones when
+// a grant's worth has been read. Called by the bridge's reader goroutine.
+func (s *shaper) read() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, ok := s.s.(granter)
+	if !ok {
+		return
+	}
+	s.reads++
+	s.sinceLast++
+	if s.sinceLast < g.GrantSize() {
+		return
+	}
+	s.sinceLast = 0
+	if err := g.Grant(); err != nil {
+		s.grantErrs++
+		if s.grantErr == nil {
+			s.log.Error().Err(err).Msg("cannot grant the shaping qdisc more packets; the TAP drains at the leak rate only")
+		}
+		s.grantErr = err
+		return
+	}
+	s.grantErr = nil
+	if now := time.Now(); now.Sub(s.wmemAt) > 10*time.Second {
+		s.wmemAt = now
+		if w := wmemMax(); w != 0 && w != s.wmemMax {
+			s.wmemMax = w
+			if err := g.SetFlowLimit(s.flowLimit(w)); err != nil {
+				s.log.Error().Err(err).Msg("cannot resize the flow queues after wmem_max changed")
+			} else {
+				s.log.Info().Uint64("wmem_max", w).Msg("flow queues resized")
+			}
+		}
+	}
+}
+
+// Released reports the packets read as released (with the credit, the ring
+// holds at most a grant) and no ring drops: the TAP's tx_dropped is in
+// status. It sends no netlink request, so an idle daemon does none.
 func (s *shaper) Released() (sent, dropped uint64, err error) {
 	s.mu.Lock()
-	sh := s.s
-	s.mu.Unlock()
-	if sh == nil {
+	defer s.mu.Unlock()
+	if s.s == nil {
 		return 0, 0, errors.New("no shaping qdisc")
 	}
-	q, err := sh.Stats()
-	if err != nil {
-		return 0, 0, err
+	return s.reads, 0, nil
+}
+
+// creditTAP is the TAP as the bridge reads it: each packet read counts
+// towards the next grant.
+type creditTAP struct {
+	*tap.Device
+	sh *shaper // nil without a shaper
+}
+
+func (t creditTAP) Read(p []byte) (int, error) {
+	n, err := t.Device.Read(p)
+	if err == nil && t.sh != nil {
+		t.sh.read()
 	}
-	ls, err := s.dev.LinkStats()
-	if err != nil {
-		return 0, 0, err
-	}
-	return q.Root.Packets, ls.TxDropped, nil
+	return n, err
 }
 
 // stats reads the qdisc's counters for a status or a scrape. It holds mu
@@ -601,7 +703,7 @@ func (s *statusSource) status() (any, error) {
 	case !s.wantShaper:
 		st.Backpressure = "off (-shaper=false): the TAP ring drops when full"
 	default:
-		st.Backpressure = "shaping qdisc paced by the MAC"
+		st.Backpressure = "shaping qdisc with a credit granted as the daemon reads (zero host loss for blocking senders; past -stall-limit a stopped daemon's TAP drops slowly)"
 	}
 	if ls, err := s.dev.LinkStats(); err == nil {
 		st.Link = &ls

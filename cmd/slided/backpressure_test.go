@@ -1,0 +1,153 @@
+package main
+
+// End-to-end tests of the backpressure promise (docs/backpressure.md, issue
+// 11): a blocking sender loses nothing on the host, whatever its socket
+// buffer holds, and while its daemon is stopped for a while. They assert
+// counts only (zero host loss, every datagram delivered once), never times.
+
+import (
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/slided/slided/internal/lab"
+)
+
+// hostDrops sums what node i dropped on the host: the TAP ring's
+// tx_dropped, the qdisc's drops and the daemon's own drops.
+func hostDrops(t *testing.T, p *lab.Pair, i int) (ring, qdisc, daemon uint64) {
+	t.Helper()
+	st, err := p.Status(i)
+	if err != nil {
+		t.Fatalf("node%d status: %v", i+1, err)
+	}
+	if st.Link != nil {
+		ring = st.Link.TxDropped
+	}
+	if st.Qdisc != nil {
+		qdisc = uint64(st.Qdisc.Root.Drops)
+	}
+	if st.Bridge != nil {
+		daemon = st.Bridge.Drops.QueueFull + st.Bridge.Drops.QueueHead
+	}
+	return ring, qdisc, daemon
+}
+
+// checkDelivered fails unless the receiver got every datagram the sender
+// sent, once each and in order, and node 1 dropped nothing on the host.
+func checkDelivered(t *testing.T, p *lab.Pair, ss lab.SendStats, rs *lab.RecvStats, flow uint64, before [3]uint64) {
+	t.Helper()
+	got := 0
+	if f := rs.Flows[flow]; f != nil {
+		got = f.Received
+		if f.Duplicates != 0 || f.Reordered != 0 {
+			t.Errorf("flow %d: %d duplicates, %d reordered", flow, f.Duplicates, f.Reordered)
+		}
+	}
+	ring, qdisc, daemon := hostDrops(t, p, 0)
+	t.Logf("sent %d (send errors %d), delivered %d; host drops: ring %d, qdisc %d, daemon %d",
+		ss.Sent, ss.Errors, got, ring-before[0], qdisc-before[1], daemon-before[2])
+	if ss.Sent == 0 {
+		t.Fatal("the sender sent nothing")
+	}
+	if ring != before[0] || qdisc != before[1] || daemon != before[2] {
+		t.Errorf("host lost datagrams: ring %d, qdisc %d, daemon %d", ring-before[0], qdisc-before[1], daemon-before[2])
+	}
+	if got != ss.Sent {
+		t.Errorf("delivered %d of %d datagrams", got, ss.Sent)
+	}
+}
+
+// TestBackpressureBigSendBuffer: one blocking sender with a 4 MiB send
+// buffer (8 MiB once the kernel doubles it, if wmem_max allows) sends 1,500
+// small datagrams at once, more than a 1000-packet flow queue holds. Every
+// one must be delivered and none dropped on the host.
+func TestBackpressureBigSendBuffer(t *testing.T) {
+	l, p := startPair(t, 115200, "192.0.2")
+	if out, err := l.Exec(p.NS[0], "ping", "-c", "1", "-w", "15", p.Addr[1]); err != nil {
+		t.Fatalf("ping: %v\n%s", err, out)
+	}
+	if b, err := os.ReadFile("/proc/sys/net/core/wmem_max"); err == nil {
+		t.Logf("net.core.wmem_max %s", strings.TrimSpace(string(b)))
+	}
+	cs := udpPair(t, p, 6000, 4<<20)
+	if got, err := sockBuf(cs[0]); err == nil {
+		t.Logf("effective SO_SNDBUF %d", got)
+	}
+	var before [3]uint64
+	before[0], before[1], before[2] = hostDrops(t, p, 0)
+	recvd := make(chan *lab.RecvStats, 1)
+	go func() {
+		rs, err := lab.Receive(cs[1], 15*time.Second, time.Now().Add(150*time.Second))
+		if err != nil {
+			t.Error(err)
+		}
+		recvd <- rs
+	}()
+	ss := lab.Blast(cs[0], udpAddr(p.Addr[1], 6000), 1, 64, 60*time.Second, 1500)
+	rs := <-recvd
+	checkDelivered(t, p, ss, rs, 1, before)
+}
+
+// TestBackpressureStoppedDaemon: a blocking sender with the default buffer
+// blasts while node 1's daemon is stopped (SIGSTOP) for 10 s, well inside
+// the stall limit. After SIGCONT every datagram must be delivered, in
+// order, and the TAP ring must not have dropped any.
+func TestBackpressureStoppedDaemon(t *testing.T) {
+	l, p := startPair(t, 115200, "192.0.2")
+	if out, err := l.Exec(p.NS[0], "ping", "-c", "1", "-w", "15", p.Addr[1]); err != nil {
+		t.Fatalf("ping: %v\n%s", err, out)
+	}
+	cs := udpPair(t, p, 6000, 0)
+	var before [3]uint64
+	before[0], before[1], before[2] = hostDrops(t, p, 0)
+	recvd := make(chan *lab.RecvStats, 1)
+	go func() {
+		rs, err := lab.Receive(cs[1], 15*time.Second, time.Now().Add(150*time.Second))
+		if err != nil {
+			t.Error(err)
+		}
+		recvd <- rs
+	}()
+	sent := make(chan lab.SendStats, 1)
+	go func() { sent <- lab.Blast(cs[0], udpAddr(p.Addr[1], 6000), 1, 1000, 18*time.Second, 1<<20) }()
+	d := p.Daemons[0]
+	time.Sleep(3 * time.Second)
+	if err := d.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	defer func() {
+		if !resumed {
+			d.Signal(syscall.SIGCONT)
+		}
+	}()
+	time.Sleep(10 * time.Second)
+	if err := d.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	resumed = true
+	ss := <-sent
+	rs := <-recvd
+	checkDelivered(t, p, ss, rs, 1, before)
+}
+
+// sockBuf is the socket's effective SO_SNDBUF.
+func sockBuf(c interface {
+	SyscallConn() (syscall.RawConn, error)
+}) (int, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var v int
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		v, serr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF)
+	}); err != nil {
+		return 0, err
+	}
+	return v, serr
+}
