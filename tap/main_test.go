@@ -100,7 +100,9 @@ type reader struct {
 	done    chan error
 }
 
-func startReader(d *Device) *reader {
+// If s is not nil, the reader grants s's credit each time it has read a
+// grant's worth, as the daemon does.
+func startReader(d *Device, s *Shaper) *reader {
 	r := &reader{perPort: map[uint16]int{}, done: make(chan error, 1)}
 	go func() { // exits when d is closed
 		buf := make([]byte, 65536)
@@ -114,6 +116,12 @@ func startReader(d *Device) *reader {
 				return
 			}
 			r.frames++
+			if s != nil && r.frames%int(s.GrantSize()) == 0 {
+				if err := s.Grant(); err != nil {
+					r.done <- err
+					return
+				}
+			}
 			if port, size, ok := udpToPeer(buf[:n]); ok {
 				r.perPort[port] += size
 			}

@@ -116,8 +116,8 @@ type ShaperConfig struct {
 	// FlowLimit is how many packets each flow bucket holds before it
 	// drops; 0 means DefaultFlowLimit.
 	FlowLimit uint32
-	// RingLen is the TAP's txqueuelen (> 0): the credit never puts more
-	// than that in the ring.
+	// RingLen is the TAP's txqueuelen: the credit never puts more than
+	// that in the ring. 0 means the interface's txqueuelen now.
 	RingLen uint32
 	// Grant is how many packets each grant lets into the TAP's ring; 0
 	// means DefaultGrant, and it is at most RingLen/2.
@@ -178,6 +178,9 @@ func NewShaper(ifindex int, cfg ShaperConfig) (*Shaper, error) {
 	}
 	if cfg.FlowLimit == 0 {
 		cfg.FlowLimit = DefaultFlowLimit
+	}
+	if cfg.RingLen == 0 && link.Attrs().TxQLen > 0 {
+		cfg.RingLen = uint32(link.Attrs().TxQLen)
 	}
 	grant, leak, err := creditParams(cfg)
 	if err != nil {
