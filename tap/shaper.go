@@ -1,9 +1,12 @@
 package tap
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"sync"
 	"time"
 
@@ -530,4 +533,61 @@ func shaperErr(ifindex int, step string, err error) error {
 		return fmt.Errorf("tap: shaper on %d: %s: %w (run as root or with CAP_NET_ADMIN)", ifindex, step, err)
 	}
 	return fmt.Errorf("tap: shaper on %d: %s: %w", ifindex, step, err)
+}
+
+// kickType is the EtherType of a kick frame (IEEE 802 local experimental).
+const kickType = 0x88b5
+
+// kickMagic follows the Ethernet header of a kick frame.
+var kickMagic = []byte("slided-credit-kick")
+
+// Kicker wakes the qdisc after a grant. A tbf that ran out of tokens sleeps
+// until its own timer, set for when the leak would have refilled it (seconds
+// away), and a grant does not wake it; a packet sent through the qdisc does.
+// So after each grant the daemon sends one kick frame through it (a raw
+// socket on the TAP, opened before privileges drop: it needs CAP_NET_RAW),
+// and the kick frame comes back out of the TAP, where the reader discards
+// it (IsKick). Its methods may be called from several goroutines.
+type Kicker struct {
+	fd    int
+	frame []byte
+	addr  unix.SockaddrLinklayer
+}
+
+// NewKicker opens the raw socket on interface ifindex whose address is mac.
+func NewKicker(ifindex int, mac net.HardwareAddr) (*Kicker, error) {
+	if len(mac) != 6 {
+		return nil, fmt.Errorf("tap: kicker on %d: MAC %v is not 6 bytes", ifindex, mac)
+	}
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0) // protocol 0: sends only
+	if err != nil {
+		return nil, shaperErr(ifindex, "open the kick socket (AF_PACKET)", err)
+	}
+	frame := make([]byte, 60)
+	copy(frame, mac)
+	copy(frame[6:], mac)
+	binary.BigEndian.PutUint16(frame[12:], kickType)
+	copy(frame[14:], kickMagic)
+	k := &Kicker{fd: fd, frame: frame, addr: unix.SockaddrLinklayer{
+		Protocol: nl.Swap16(kickType), Ifindex: ifindex, Halen: 6,
+	}}
+	copy(k.addr.Addr[:], mac)
+	return k, nil
+}
+
+// Kick sends one kick frame through the qdisc.
+func (k *Kicker) Kick() error {
+	if err := unix.Sendto(k.fd, k.frame, unix.MSG_DONTWAIT, &k.addr); err != nil {
+		return fmt.Errorf("tap: kick the qdisc: %w", err)
+	}
+	return nil
+}
+
+// Close closes the raw socket.
+func (k *Kicker) Close() error { return unix.Close(k.fd) }
+
+// IsKick reports whether frame, read from the TAP, is a kick frame.
+func IsKick(frame []byte) bool {
+	return len(frame) >= 14+len(kickMagic) && binary.BigEndian.Uint16(frame[12:]) == kickType &&
+		bytes.Equal(frame[14:14+len(kickMagic)], kickMagic)
 }

@@ -338,6 +338,13 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 	if c.policy == bridge.Block && f.shaper {
 		sh = &shaper{dev: dev, log: log, ringLen: uint32(f.txqueuelen), stallLimit: f.stallLimit}
 		defer sh.Close()
+		// The kick socket needs CAP_NET_RAW: open it before -user drops it.
+		if k, err := tap.NewKicker(dev.Index(), framing.MACFor(c.node)); err != nil {
+			log.Error().Err(err).Msg("no kick socket: after a stall the qdisc waits for its own timer or the next packet to resume")
+		} else {
+			sh.kick = k
+			defer k.Close()
+		}
 	}
 	st := &statusSource{dev: dev, shaper: sh, policy: c.policy, wantShaper: f.shaper}
 
@@ -499,11 +506,12 @@ type shaper struct {
 	stallLimit time.Duration
 	// install creates the qdisc; nil means tap.NewShaper on dev.
 	install func(tap.ShaperConfig) (qdisc, error)
+	kick    *tap.Kicker // nil if it could not be opened
 
 	mu        sync.Mutex
 	s         qdisc
 	failed    error
-	reads     uint64 // packets read from the TAP since the qdisc was installed
+	reads     uint64 // packets read from the TAP since the qdisc was installed, kick frames aside
 	sinceLast uint32 // of those, since the last grant
 	grantErr  error  // the last grant's error, logged once
 	grantErrs uint64
@@ -585,16 +593,19 @@ func (s *shaper) SetRate(r uint64) error {
 	return nil
 }
 
-// read counts one packet read from the TAP and grants the next ones when
+// read counts one packet read from the TAP (kick says it was a kick
+// frame, which used a token too) and grants the next ones when
 // a grant's worth has been read. Called by the bridge's reader goroutine.
-func (s *shaper) read() {
+func (s *shaper) read(kick bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g, ok := s.s.(granter)
 	if !ok {
 		return
 	}
-	s.reads++
+	if !kick {
+		s.reads++
+	}
 	s.sinceLast++
 	if s.sinceLast < g.GrantSize() {
 		return
@@ -609,6 +620,13 @@ func (s *shaper) read() {
 		return
 	}
 	s.grantErr = nil
+	if s.kick != nil {
+		// Wake the tbf: a grant alone does not (tap.Kicker).
+		if err := s.kick.Kick(); err != nil && s.grantErrs == 0 {
+			s.grantErrs++
+			s.log.Error().Err(err).Msg("cannot kick the shaping qdisc after a grant")
+		}
+	}
 	if now := time.Now(); now.Sub(s.wmemAt) > 10*time.Second {
 		s.wmemAt = now
 		if w := wmemMax(); w != 0 && w != s.wmemMax {
@@ -641,12 +659,19 @@ type creditTAP struct {
 	sh *shaper // nil without a shaper
 }
 
+// Read returns the next frame that is not a kick frame (tap.Kicker).
 func (t creditTAP) Read(p []byte) (int, error) {
-	n, err := t.Device.Read(p)
-	if err == nil && t.sh != nil {
-		t.sh.read()
+	for {
+		n, err := t.Device.Read(p)
+		if err != nil || t.sh == nil {
+			return n, err
+		}
+		kick := tap.IsKick(p[:n])
+		t.sh.read(kick)
+		if !kick {
+			return n, nil
+		}
 	}
-	return n, err
 }
 
 // stats reads the qdisc's counters for a status or a scrape. It holds mu
