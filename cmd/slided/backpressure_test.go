@@ -6,6 +6,7 @@ package main
 // counts only (zero host loss, every datagram delivered once), never times.
 
 import (
+	"net"
 	"os"
 	"strings"
 	"syscall"
@@ -78,6 +79,7 @@ func TestBackpressureBigSendBuffer(t *testing.T) {
 		t.Logf("net.core.wmem_max %s", strings.TrimSpace(string(b)))
 	}
 	cs := udpPair(t, p, 6000, 4<<20)
+	receiveBuffer(t, cs[1])
 	if got, err := sockBuf(cs[0]); err == nil {
 		t.Logf("effective SO_SNDBUF %d", got)
 	}
@@ -106,6 +108,7 @@ func TestBackpressureStoppedDaemon(t *testing.T) {
 		t.Fatalf("ping: %v\n%s", err, out)
 	}
 	cs := udpPair(t, p, 6000, 0)
+	receiveBuffer(t, cs[1])
 	var before [3]uint64
 	before[0], before[1], before[2] = hostDrops(t, p, 0)
 	recvd := make(chan *lab.RecvStats, 1)
@@ -137,6 +140,26 @@ func TestBackpressureStoppedDaemon(t *testing.T) {
 	ss := <-sent
 	rs := <-recvd
 	checkDelivered(t, p, ss, rs, 1, before)
+}
+
+// receiveBuffer gives the test's receiver a 4 MiB buffer: on a loaded
+// machine the receiving goroutine may fall behind, and what its socket
+// drops is not the host under test losing (node 2's Udp RcvbufErrors).
+func receiveBuffer(t *testing.T, c *net.UDPConn) {
+	t.Helper()
+	rc, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUFFORCE, 4<<20)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if serr != nil {
+		t.Fatal(serr)
+	}
 }
 
 // sockBuf is the socket's effective SO_SNDBUF.
