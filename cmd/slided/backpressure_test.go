@@ -8,6 +8,7 @@ package main
 import (
 	"net"
 	"os"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -61,6 +62,9 @@ func checkDelivered(t *testing.T, p *lab.Pair, ss lab.SendStats, rs *lab.RecvSta
 		for i := range 2 {
 			if st, err := p.Status(i); err == nil && st.Bridge != nil {
 				t.Logf("node%d: drops %+v; link %+v", i+1, st.Bridge.Drops, st.Bridge.ARQ)
+			}
+			if b, err := exec.Command("ip", "netns", "exec", p.NS[i], "sh", "-c", "grep -E '^(Udp|Ip):' /proc/net/snmp; cat /proc/net/softnet_stat").CombinedOutput(); err == nil {
+				t.Logf("node%d kernel counters:\n%s", i+1, b)
 			}
 		}
 	}
