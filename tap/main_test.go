@@ -116,7 +116,7 @@ func startReader(d *Device, s *Shaper) *reader {
 				return
 			}
 			r.frames++
-			if s != nil && r.frames%int(s.GrantSize()) == 0 {
+			if s != nil && s.Credit() && r.frames%int(s.GrantSize()) == 0 {
 				if err := s.Grant(); err != nil {
 					r.done <- err
 					return

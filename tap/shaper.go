@@ -129,6 +129,11 @@ type ShaperConfig struct {
 	// lost; 0 means DefaultStallLimit. Past it the ring drops at the leak
 	// rate, (RingLen-2*Grant)/StallLimit packets a second.
 	StallLimit time.Duration
+	// NoCredit installs the tree without the credit (the htb at the root,
+	// paced by Rate alone, as before issue 11): the fallback where tbf or
+	// size tables are missing. Its rate keeps running when the daemon
+	// stops, and small packets can overflow the ring.
+	NoCredit bool
 }
 
 // QueueStats are one qdisc's counters.
@@ -154,6 +159,7 @@ type Shaper struct {
 	burst   uint32
 	grant   uint32  // packets per grant
 	leak    float64 // packets/s the credit refills by itself
+	credit  bool    // the tbf credit is the root (else the htb is)
 
 	mu        sync.Mutex
 	rate      uint64
@@ -185,30 +191,44 @@ func NewShaper(ifindex int, cfg ShaperConfig) (*Shaper, error) {
 	if cfg.RingLen == 0 && link.Attrs().TxQLen > 0 {
 		cfg.RingLen = uint32(link.Attrs().TxQLen)
 	}
-	grant, leak, err := creditParams(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("tap: shaper on %d: %w", ifindex, err)
+	var grant uint32
+	var leak float64
+	if !cfg.NoCredit {
+		if grant, leak, err = creditParams(cfg); err != nil {
+			return nil, fmt.Errorf("tap: shaper on %d: %w", ifindex, err)
+		}
 	}
-	s := &Shaper{ifindex: ifindex, burst: cfg.Burst, grant: grant, leak: leak, flowLimit: cfg.FlowLimit}
+	s := &Shaper{ifindex: ifindex, burst: cfg.Burst, grant: grant, leak: leak, flowLimit: cfg.FlowLimit, credit: !cfg.NoCredit}
 	pacer, err := s.pacerClass(cfg.Rate)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.credit(unix.NLM_F_CREATE | unix.NLM_F_REPLACE); err != nil {
-		return nil, shaperErr(ifindex, "install the credit (tbf)", err)
+	parent, unit := uint32(creditHandle|1), uint32(packetUnit)
+	if s.credit {
+		if err := s.setCredit(unix.NLM_F_CREATE | unix.NLM_F_REPLACE); err != nil {
+			return nil, shaperErr(ifindex, "install the credit (tbf with a size table)", err)
+		}
+	} else {
+		parent, unit = netlink.HANDLE_ROOT, frame
 	}
-	root := netlink.NewHtb(netlink.QdiscAttrs{LinkIndex: ifindex, Handle: rootHandle, Parent: creditHandle | 1})
+	root := netlink.NewHtb(netlink.QdiscAttrs{LinkIndex: ifindex, Handle: rootHandle, Parent: parent})
 	root.Defcls = 1
 	root.DirectQlen = &cfg.FlowLimit
-	if err := netlink.QdiscAdd(root); err != nil {
+	var qerr error
+	if s.credit {
+		qerr = netlink.QdiscAdd(root)
+	} else {
+		qerr = netlink.QdiscReplace(root)
+	}
+	if qerr != nil {
 		_ = s.deleteRoot()
-		return nil, shaperErr(ifindex, "install htb", err)
+		return nil, shaperErr(ifindex, "install htb", qerr)
 	}
 	if err := netlink.ClassAdd(pacer); err != nil {
 		_ = s.deleteRoot()
 		return nil, shaperErr(ifindex, "add pacer class 1:100", err)
 	}
-	if err := s.installBuckets(cfg.FlowLimit, packetUnit); err != nil {
+	if err := s.installBuckets(cfg.FlowLimit, unit); err != nil {
 		_ = s.deleteRoot()
 		return nil, err
 	}
@@ -249,7 +269,7 @@ func creditParams(cfg ShaperConfig) (grant uint32, leak float64, err error) {
 
 // credit installs (flags NLM_F_CREATE|NLM_F_REPLACE) or changes (flags 0)
 // the root tbf. A change refills the bucket: that is the grant.
-func (s *Shaper) credit(flags int) error {
+func (s *Shaper) setCredit(flags int) error {
 	rate := uint32(math.Ceil(s.leak * packetUnit))
 	var q nl.TcTbfQopt
 	q.Rate.Rate = rate
@@ -291,7 +311,10 @@ func (s *Shaper) Grant() error {
 	if s.closed {
 		return fmt.Errorf("tap: shaper on %d: grant: %w", s.ifindex, errClosed)
 	}
-	if err := s.credit(0); err != nil {
+	if !s.credit {
+		return fmt.Errorf("tap: shaper on %d: grant: installed without a credit", s.ifindex)
+	}
+	if err := s.setCredit(0); err != nil {
 		return shaperErr(s.ifindex, "grant", err)
 	}
 	s.grants++
@@ -300,6 +323,9 @@ func (s *Shaper) Grant() error {
 
 // GrantSize is the number of packets one grant lets through.
 func (s *Shaper) GrantSize() uint32 { return s.grant }
+
+// Credit reports whether the credit is installed (see NoCredit).
+func (s *Shaper) Credit() bool { return s.credit }
 
 // Leak is the rate, in packets/s, at which the credit refills by itself
 // (what a stopped daemon's qdisc still releases).
@@ -443,7 +469,11 @@ func (s *Shaper) Stats() (QdiscStats, error) {
 	var st QdiscStats
 	found := false
 	for _, q := range qs {
-		if a := q.Attrs(); a.Handle == creditHandle && a.Parent == netlink.HANDLE_ROOT && q.Type() == "tbf" {
+		a := q.Attrs()
+		if a.Parent != netlink.HANDLE_ROOT {
+			continue
+		}
+		if s.credit && a.Handle == creditHandle && q.Type() == "tbf" || !s.credit && a.Handle == rootHandle && q.Type() == "htb" {
 			st.Root = queueStats(a.Statistics)
 			found = true
 		}
@@ -474,6 +504,11 @@ func (s *Shaper) Close() error {
 }
 
 func (s *Shaper) deleteRoot() error {
+	if !s.credit {
+		return netlink.QdiscDel(&netlink.Htb{QdiscAttrs: netlink.QdiscAttrs{
+			LinkIndex: s.ifindex, Handle: rootHandle, Parent: netlink.HANDLE_ROOT,
+		}})
+	}
 	return netlink.QdiscDel(&netlink.GenericQdisc{QdiscAttrs: netlink.QdiscAttrs{
 		LinkIndex: s.ifindex, Handle: creditHandle, Parent: netlink.HANDLE_ROOT,
 	}, QdiscType: "tbf"})

@@ -517,6 +517,7 @@ type shaper struct {
 	grantErrs uint64
 	wmemAt    time.Time // when wmem_max was last read
 	wmemMax   uint64
+	paced     bool // the fallback: no credit, the htb paced by SetRate
 }
 
 // qdisc is the shaping qdisc as shaper uses it; *tap.Shaper is one. Its
@@ -565,6 +566,9 @@ func (s *shaper) SetRate(r uint64) error {
 		return s.failed
 	}
 	if s.s != nil {
+		if s.paced {
+			return s.s.SetRate(r)
+		}
 		// The credit carries backpressure; a rate change would be a
 		// netlink request four times a second for nothing.
 		return nil
@@ -578,15 +582,23 @@ func (s *shaper) SetRate(r uint64) error {
 	if ring == 0 {
 		ring = bridge.DefaultTxQueueLen
 	}
-	sh, err := install(tap.ShaperConfig{Rate: tap.NoPacing, Burst: 2 * 1514, FlowLimit: s.flowLimit(s.wmemMax),
-		RingLen: ring, StallLimit: s.stallLimit})
+	cfg := tap.ShaperConfig{Rate: tap.NoPacing, Burst: 2 * 1514, FlowLimit: s.flowLimit(s.wmemMax),
+		RingLen: ring, StallLimit: s.stallLimit}
+	sh, err := install(cfg)
 	if err != nil {
-		s.failed = fmt.Errorf("backpressure qdisc unavailable, the TAP ring will drop when full: %w", err)
-		return s.failed
+		// The best policy still available: the htb paced by the MAC, as
+		// before the credit (no tbf or no size tables here).
+		s.log.Error().Err(err).Msg("cannot install the credit qdisc; falling back to the paced htb, which drops in the TAP ring if the daemon stalls")
+		cfg.NoCredit, cfg.Rate = true, r
+		if sh, err = install(cfg); err != nil {
+			s.failed = fmt.Errorf("backpressure qdisc unavailable, the TAP ring will drop when full: %w", err)
+			return s.failed
+		}
+		s.paced = true
 	}
 	s.s = sh
-	ev := s.log.Info().Uint64("wmem_max", s.wmemMax)
-	if g, ok := sh.(*tap.Shaper); ok {
+	ev := s.log.Info().Uint64("wmem_max", s.wmemMax).Bool("credit", !s.paced)
+	if g, ok := sh.(*tap.Shaper); ok && !s.paced {
 		ev = ev.Uint32("grant", g.GrantSize()).Float64("leak_packets_per_s", g.Leak()).Uint32("flow_limit", g.FlowLimit())
 	}
 	ev.Msg("shaping qdisc installed")
@@ -600,7 +612,7 @@ func (s *shaper) read(kick bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g, ok := s.s.(granter)
-	if !ok {
+	if !ok || s.paced {
 		return
 	}
 	if !kick {
@@ -645,11 +657,33 @@ func (s *shaper) read(kick bool) {
 // status. It sends no netlink request, so an idle daemon does none.
 func (s *shaper) Released() (sent, dropped uint64, err error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.s == nil {
+	sh, paced, reads := s.s, s.paced, s.reads
+	s.mu.Unlock()
+	if sh == nil {
 		return 0, 0, errors.New("no shaping qdisc")
 	}
-	return s.reads, 0, nil
+	if !paced {
+		return reads, 0, nil
+	}
+	q, err := sh.Stats()
+	if err != nil {
+		return 0, 0, err
+	}
+	ls, err := s.dev.LinkStats()
+	if err != nil {
+		return 0, 0, err
+	}
+	return q.Root.Packets, ls.TxDropped, nil
+}
+
+// mode is how backpressure is carried, for status.
+func (s *shaper) mode() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.paced {
+		return "shaping qdisc paced by the MAC (fallback: no credit; a stalled daemon's TAP ring drops, and small packets may overflow it)"
+	}
+	return "shaping qdisc with a credit granted as the daemon reads (zero host loss for blocking senders; past -stall-limit a stopped daemon's TAP drops slowly)"
 }
 
 // creditTAP is the TAP as the bridge reads it: each packet read counts
@@ -728,7 +762,10 @@ func (s *statusSource) status() (any, error) {
 	case !s.wantShaper:
 		st.Backpressure = "off (-shaper=false): the TAP ring drops when full"
 	default:
-		st.Backpressure = "shaping qdisc with a credit granted as the daemon reads (zero host loss for blocking senders; past -stall-limit a stopped daemon's TAP drops slowly)"
+		st.Backpressure = "shaping qdisc"
+		if s.shaper != nil {
+			st.Backpressure = s.shaper.mode()
+		}
 	}
 	if ls, err := s.dev.LinkStats(); err == nil {
 		st.Link = &ls
