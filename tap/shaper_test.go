@@ -1,9 +1,11 @@
 package tap
 
 import (
+	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 
@@ -465,4 +467,88 @@ func TestCreditParams(t *testing.T) {
 			t.Errorf("creditParams(%+v) = %d, %g, %v; want %d, %g, error %v", tc.cfg, g, l, err, tc.grant, tc.leak, tc.wantErr)
 		}
 	}
+}
+
+// TestShaperGrantNeedsAKick: a tbf that ran dry sleeps until its own timer
+// (seconds away at the leak rate) and a grant does not wake it, so a
+// blocked sender would wait; the kick frame does. Found when
+// TestBackpressureBigSendBuffer delivered one grant per leak tick.
+func TestShaperGrantNeedsAKick(t *testing.T) {
+	d := newTAP(t, "slt-kick0", 16)
+	// No IPv6 chatter (router solicitations, MLD): any packet the stack
+	// sends through the qdisc wakes it, as the kick does.
+	if err := os.WriteFile("/proc/sys/net/ipv6/conf/slt-kick0/disable_ipv6", []byte("1"), 0); err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewShaper(d.Index(), ShaperConfig{Rate: NoPacing})
+	if err != nil {
+		t.Fatalf("NewShaper: %v", err)
+	}
+	defer s.Close()
+	k, err := NewKicker(d.Index(), tapMAC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	released := func() uint64 {
+		t.Helper()
+		qs, err := s.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return qs.Root.Packets
+	}
+	blastFrom(t, 1000, 1<<20, 50) // then the sender is quiet: no enqueue wakes the qdisc
+	time.Sleep(200 * time.Millisecond)
+	first := released()
+	if err := s.Grant(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // the leak's timer is 7.5 s away
+	granted := released()
+	if err := k.Kick(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	kicked := released()
+	t.Logf("released: %d at first, %d after a grant, %d after the kick (grant %d)", first, granted, kicked, s.GrantSize())
+	if first != uint64(s.GrantSize()) {
+		t.Errorf("the first grant released %d packets, want %d", first, s.GrantSize())
+	}
+	if granted != first {
+		t.Errorf("a grant alone released %d packets; the kick is no longer needed", granted-first)
+	}
+	if kicked < granted+uint64(s.GrantSize()) {
+		t.Errorf("after the kick %d released, want at least %d", kicked, granted+uint64(s.GrantSize()))
+	}
+	buf := make([]byte, 2048)
+	kicks := 0
+	for range kicked {
+		n, err := d.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if IsKick(buf[:n]) {
+			kicks++
+		}
+	}
+	if kicks != 1 {
+		t.Errorf("read %d kick frames from the TAP, want 1", kicks)
+	}
+}
+
+func FuzzIsKick(f *testing.F) {
+	k := make([]byte, 60)
+	binary.BigEndian.PutUint16(k[12:], kickType)
+	copy(k[14:], kickMagic)
+	f.Add(k)
+	f.Add([]byte{})
+	f.Add(make([]byte, 14))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got := IsKick(b)
+		want := len(b) >= 14+len(kickMagic) && b[12] == 0x88 && b[13] == 0xb5 && string(b[14:14+len(kickMagic)]) == string(kickMagic)
+		if got != want {
+			t.Errorf("IsKick(%x) = %v", b, got)
+		}
+	})
 }
