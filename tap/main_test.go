@@ -101,10 +101,21 @@ type reader struct {
 }
 
 // If s is not nil, the reader grants s's credit each time it has read a
-// grant's worth, as the daemon does.
+// grant's worth and kicks the qdisc, as the daemon does.
 func startReader(d *Device, s *Shaper) *reader {
 	r := &reader{perPort: map[uint16]int{}, done: make(chan error, 1)}
+	var k *Kicker
+	if s != nil && s.Credit() {
+		var err error
+		if k, err = NewKicker(d.Index(), tapMAC); err != nil {
+			r.done <- err
+			return r
+		}
+	}
 	go func() { // exits when d is closed
+		if k != nil {
+			defer k.Close()
+		}
 		buf := make([]byte, 65536)
 		for {
 			n, err := d.Read(buf)
@@ -116,8 +127,12 @@ func startReader(d *Device, s *Shaper) *reader {
 				return
 			}
 			r.frames++
-			if s != nil && s.Credit() && r.frames%int(s.GrantSize()) == 0 {
+			if k != nil && r.frames%int(s.GrantSize()) == 0 {
 				if err := s.Grant(); err != nil {
+					r.done <- err
+					return
+				}
+				if err := k.Kick(); err != nil {
 					r.done <- err
 					return
 				}

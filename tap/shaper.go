@@ -87,7 +87,7 @@ const (
 	NoPacing = bucketRate
 
 	// DefaultGrant and DefaultStallLimit: see ShaperConfig.
-	DefaultGrant      = 4
+	DefaultGrant      = 2
 	DefaultStallLimit = 60 * time.Second
 
 	// listRetries bounds retries of netlink dumps that return
