@@ -153,6 +153,8 @@ func (f *runFlags) validate() (runConfig, error) {
 		return c, errors.New("-phy is required, e.g. -phy sim:/run/slided/medium.sock")
 	case f.txqueuelen < 1:
 		return c, fmt.Errorf("-txqueuelen %d: want at least 1", f.txqueuelen)
+	case f.stallLimit <= 0:
+		return c, fmt.Errorf("-stall-limit %v: want a positive duration", f.stallLimit)
 	case f.frameMax < 0:
 		return c, fmt.Errorf("-frame-max %d: want a positive size in bytes (0: the modem's own limit)", f.frameMax)
 	case f.pcap != "" && int64(f.pcapMax) < capture.MinRingSize:
