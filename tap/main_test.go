@@ -102,9 +102,22 @@ type reader struct {
 	done    chan error
 }
 
-func startReader(d *Device) *reader {
+// If s is not nil, the reader grants s's credit each time it has read a
+// grant's worth and kicks the qdisc, as the daemon does.
+func startReader(d *Device, s *Shaper) *reader {
 	r := &reader{perPort: map[uint16]int{}, done: make(chan error, 1)}
+	var k *Kicker
+	if s != nil && s.Credit() {
+		var err error
+		if k, err = NewKicker(d.Index(), tapMAC); err != nil {
+			r.done <- err
+			return r
+		}
+	}
 	go func() { // exits when d is closed
+		if k != nil {
+			defer k.Close()
+		}
 		buf := make([]byte, 65536)
 		for {
 			n, err := d.Read(buf)
@@ -116,6 +129,16 @@ func startReader(d *Device) *reader {
 				return
 			}
 			r.frames++
+			if k != nil && r.frames%int(s.GrantSize()) == 0 {
+				if err := s.Grant(); err != nil {
+					r.done <- err
+					return
+				}
+				if err := k.Kick(); err != nil {
+					r.done <- err
+					return
+				}
+			}
 			if port, size, ok := udpToPeer(buf[:n]); ok {
 				r.perPort[port] += size
 			}

@@ -99,11 +99,27 @@ func checkConfig(cfg Config) error {
 // here so that portable code compiles.
 const DefaultFlowLimit = 1000
 
+// The Linux shaper's defaults and bounds, kept here so that portable code
+// compiles; see shaper.go.
+const (
+	DefaultGrant      = 2
+	DefaultStallLimit = 60 * time.Second
+	NoPacing          = 1_250_000_000
+	MaxFlowLimit      = 1 << 18
+)
+
+// FlowLimitFor returns DefaultFlowLimit: there is no flow queue here.
+func FlowLimitFor(wmemMax uint64) (limit uint32, capped bool) { return DefaultFlowLimit, false }
+
 // ShaperConfig sets the qdisc that carries backpressure (Linux only).
 type ShaperConfig struct {
-	Rate      uint64
-	Burst     uint32
-	FlowLimit uint32
+	Rate       uint64
+	Burst      uint32
+	FlowLimit  uint32
+	RingLen    uint32
+	Grant      uint32
+	StallLimit time.Duration
+	NoCredit   bool
 }
 
 // QueueStats are one qdisc's counters.
@@ -140,6 +156,39 @@ func (s *Shaper) Stats() (QdiscStats, error) { return QdiscStats{}, ErrNotSuppor
 
 // Close does nothing.
 func (s *Shaper) Close() error { return nil }
+
+// Grant fails with ErrNotSupported.
+func (s *Shaper) Grant() error { return ErrNotSupported }
+
+// GrantSize is 0.
+func (s *Shaper) GrantSize() uint32 { return 0 }
+
+// Credit is false.
+func (s *Shaper) Credit() bool { return false }
+
+// Leak is 0.
+func (s *Shaper) Leak() float64 { return 0 }
+
+// SetFlowLimit fails with ErrNotSupported.
+func (s *Shaper) SetFlowLimit(limit uint32) error { return ErrNotSupported }
+
+// FlowLimit is 0.
+func (s *Shaper) FlowLimit() uint32 { return 0 }
+
+// Kicker sends the Linux credit's wake-up frames; here none is ever made.
+type Kicker struct{}
+
+// NewKicker fails with ErrNotSupported.
+func NewKicker(ifindex int, mac net.HardwareAddr) (*Kicker, error) { return nil, ErrNotSupported }
+
+// Kick fails with ErrNotSupported.
+func (k *Kicker) Kick() error { return ErrNotSupported }
+
+// Close does nothing.
+func (k *Kicker) Close() error { return nil }
+
+// IsKick is false: no kick frame is ever sent here.
+func IsKick(frame []byte) bool { return false }
 
 // NeighParams are Linux's per-interface neighbour-table settings. The BSDs
 // keep the corresponding ARP settings system-wide (net.link.ether.inet.*

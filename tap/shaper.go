@@ -3,10 +3,14 @@
 package tap
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -14,29 +18,45 @@ import (
 )
 
 // The qdisc tree a Shaper installs on the TAP (see docs/decisions.md, "TAP
-// device", for why it is not tbf+fq or tbf+sfq, and docs/backpressure.md for
-// why the rate sits in an htb class and not in a tbf):
+// device", for why it is not tbf+fq or tbf+sfq, and docs/backpressure.md,
+// "The credit", for why a tbf sits at the root):
 //
-//	1:      htb, default class 1:1
-//	└ 1:100 the pacer class, rate = ceil = ShaperConfig.Rate (SetRate retunes it)
-//	  ├ 1:1 .. 1:64  one class per flow bucket, borrowing all of their rate
-//	  │   └ 101: .. 140: pfifo, limit = ShaperConfig.FlowLimit packets
-//	  └ filter on 1:: cls_bpf, a classic BPF flow hash (classify.go)
+//	a:      tbf, the credit: a size table makes every packet cost one
+//	│       packetUnit, its bucket holds Grant packets and refills only
+//	│       at the leak rate; Grant (a tbf change) fills it again
+//	└ 1:    htb, default class 1:1 (under tbf class a:1)
+//	  └ 1:100 the pacer class, rate = ceil = ShaperConfig.Rate (SetRate retunes it)
+//	    ├ 1:1 .. 1:64  one class per flow bucket, borrowing all of their rate
+//	    │   └ 101: .. 140: pfifo, limit = ShaperConfig.FlowLimit packets
+//	    └ filter on 1:: cls_bpf, a classic BPF flow hash (classify.go)
 //
-// The buckets share the pacer's rate round robin, one frame per turn. A tbf
-// root would be simpler, but the kernel refills a tbf's bucket on every
-// change, so a rate retuned four times a second lets four bursts a second
-// through (measured: 84 kB instead of 12.5 kB in 9 s at 1084 B/s); an htb
-// class change keeps its tokens.
+// The buckets share the pacer's rate round robin, one packet per turn (the
+// size table makes every packet the same size). The tbf is a credit, not a
+// rate: the daemon grants Grant packets each time it has read that many, so
+// a daemon that stops reading (SIGSTOP, a starved CPU) stops the release
+// within Grant packets plus the leak, and the TAP's ring, which would drop,
+// never fills. The leak is what bounds the stall: it fills the ring in
+// ShaperConfig.StallLimit, after which the ring drops at the leak rate and
+// every blocked socket makes progress (the upstream objection).
 const (
-	rootHandle  = 0x0001_0000 // 1:
-	childMajor  = 0x0001      // the buckets are 1:1 .. 1:64
-	childHandle = childMajor << 16
-	pacerMinor  = 0x0100 // 1:100
-	leafMajor   = 0x0100 // leaf of bucket i is (leafMajor+i):
-	flowBuckets = 64
-	filterPrio  = 1
-	filterName  = "slided-flowhash"
+	creditHandle = 0x000a_0000 // a:
+	rootHandle   = 0x0001_0000 // 1:
+	childMajor   = 0x0001      // the buckets are 1:1 .. 1:64
+	childHandle  = childMajor << 16
+	pacerMinor   = 0x0100 // 1:100
+	leafMajor    = 0x0100 // leaf of bucket i is (leafMajor+i):
+	flowBuckets  = 64
+	filterPrio   = 1
+	filterName   = "slided-flowhash"
+
+	// packetUnit is what every packet costs in the tree, whatever its
+	// size (the size table): the tbf then counts packets, and the TAP's
+	// ring is counted in packets too.
+	packetUnit = 1000
+	// stabCellLog and stabCells: the size table's cells of 2^11 bytes
+	// cover packets up to 64 KiB (larger ones cost a few units more).
+	stabCellLog = 11
+	stabCells   = 32
 
 	// bucketRate is the ceiling of each bucket class (bytes/s): far above
 	// any rate the pacer lets through, so the buckets never throttle and
@@ -48,15 +68,48 @@ const (
 	bucketFloor = 1
 
 	// DefaultFlowLimit is the per-bucket queue length used when
-	// ShaperConfig.FlowLimit is 0. It is deliberately larger than a default
-	// socket send buffer holds (212992 bytes is about 90 full-size or 280
-	// small datagrams), so a sender blocks before its bucket drops.
-	DefaultFlowLimit = 1000
+	// ShaperConfig.FlowLimit is 0: what the largest forced send buffer
+	// this package plans for (16 MiB, doubled) holds of the smallest
+	// packets. FlowLimitFor sizes it from wmem_max.
+	DefaultFlowLimit = 2 * ForcedSndbuf / MinTruesize
+	// ForcedSndbuf is the largest SO_SNDBUFFORCE a sender is expected to
+	// set (the kernel doubles it).
+	ForcedSndbuf = 16 << 20
+	// MinTruesize is the least socket memory one queued packet costs
+	// (skb head and shared info; a 1-byte datagram costs about 640 bytes
+	// on 6.x kernels): a socket buffer of B bytes holds at most
+	// B/MinTruesize packets.
+	MinTruesize = 512
+	// MaxFlowLimit bounds a bucket's queue, whatever wmem_max says: it
+	// bounds what traffic without a sending socket (forwarded) may hold.
+	MaxFlowLimit = 1 << 18
+
+	// NoPacing is a Rate for the pacer class that never holds a packet
+	// back: with the credit, the pacer class only shares.
+	NoPacing = bucketRate
+
+	// DefaultGrant and DefaultStallLimit: see ShaperConfig.
+	DefaultGrant      = 2
+	DefaultStallLimit = 60 * time.Second
 
 	// listRetries bounds retries of netlink dumps that return
 	// netlink.ErrDumpInterrupted.
 	listRetries = 5
 )
+
+// FlowLimitFor returns the per-bucket queue length, in packets, that never
+// drops a packet of a blocking sender whose send buffer the kernel allows
+// (twice the larger of wmemMax and ForcedSndbuf, over MinTruesize), and
+// whether it had to be capped at MaxFlowLimit (then a sender with the
+// largest buffer and the smallest packets may lose at its bucket).
+func FlowLimitFor(wmemMax uint64) (limit uint32, capped bool) {
+	b := max(wmemMax, ForcedSndbuf)
+	n := 2*b/MinTruesize + 1
+	if n > MaxFlowLimit {
+		return MaxFlowLimit, true
+	}
+	return uint32(n), false
+}
 
 // ShaperConfig sets the qdisc that carries backpressure.
 type ShaperConfig struct {
@@ -68,6 +121,21 @@ type ShaperConfig struct {
 	// FlowLimit is how many packets each flow bucket holds before it
 	// drops; 0 means DefaultFlowLimit.
 	FlowLimit uint32
+	// RingLen is the TAP's txqueuelen: the credit never puts more than
+	// that in the ring. 0 means the interface's txqueuelen now.
+	RingLen uint32
+	// Grant is how many packets each grant lets into the TAP's ring; 0
+	// means DefaultGrant, and it is at most RingLen/2.
+	Grant uint32
+	// StallLimit is how long a daemon may stop reading with no packet
+	// lost; 0 means DefaultStallLimit. Past it the ring drops at the leak
+	// rate, (RingLen-2*Grant)/StallLimit packets a second.
+	StallLimit time.Duration
+	// NoCredit installs the tree without the credit (the htb at the root,
+	// paced by Rate alone, as before issue 11): the fallback where tbf or
+	// size tables are missing. Its rate keeps running when the daemon
+	// stops, and small packets can overflow the ring.
+	NoCredit bool
 }
 
 // QueueStats are one qdisc's counters.
@@ -91,16 +159,22 @@ type QdiscStats struct {
 type Shaper struct {
 	ifindex int
 	burst   uint32
+	grant   uint32  // packets per grant
+	leak    float64 // packets/s the credit refills by itself
+	credit  bool    // the tbf credit is the root (else the htb is)
 
-	mu     sync.Mutex
-	rate   uint64
-	closed bool
+	mu        sync.Mutex
+	rate      uint64
+	flowLimit uint32
+	grants    uint64
+	closed    bool
 }
 
-// NewShaper replaces the root qdisc of interface ifindex with an htb tree
-// that lets cfg.Rate through and shares it fairly among flows (a hashed
-// deficit round robin; see the comment on the constants above). On failure
-// it removes what it installed.
+// NewShaper replaces the root qdisc of interface ifindex with the credit
+// and, under it, an htb tree that lets cfg.Rate through and shares it
+// fairly among flows (a hashed deficit round robin; see the comment on the
+// constants above). The credit starts full. On failure it removes what it
+// installed.
 func NewShaper(ifindex int, cfg ShaperConfig) (*Shaper, error) {
 	link, err := netlink.LinkByIndex(ifindex)
 	if err != nil {
@@ -116,22 +190,47 @@ func NewShaper(ifindex int, cfg ShaperConfig) (*Shaper, error) {
 	if cfg.FlowLimit == 0 {
 		cfg.FlowLimit = DefaultFlowLimit
 	}
-	s := &Shaper{ifindex: ifindex, burst: cfg.Burst}
+	if cfg.RingLen == 0 && link.Attrs().TxQLen > 0 {
+		cfg.RingLen = uint32(link.Attrs().TxQLen)
+	}
+	var grant uint32
+	var leak float64
+	if !cfg.NoCredit {
+		if grant, leak, err = creditParams(cfg); err != nil {
+			return nil, fmt.Errorf("tap: shaper on %d: %w", ifindex, err)
+		}
+	}
+	s := &Shaper{ifindex: ifindex, burst: cfg.Burst, grant: grant, leak: leak, flowLimit: cfg.FlowLimit, credit: !cfg.NoCredit}
 	pacer, err := s.pacerClass(cfg.Rate)
 	if err != nil {
 		return nil, err
 	}
-	root := netlink.NewHtb(netlink.QdiscAttrs{LinkIndex: ifindex, Handle: rootHandle, Parent: netlink.HANDLE_ROOT})
+	parent, unit := uint32(creditHandle|1), uint32(packetUnit)
+	if s.credit {
+		if err := s.setCredit(unix.NLM_F_CREATE | unix.NLM_F_REPLACE); err != nil {
+			return nil, shaperErr(ifindex, "install the credit (tbf with a size table)", err)
+		}
+	} else {
+		parent, unit = netlink.HANDLE_ROOT, frame
+	}
+	root := netlink.NewHtb(netlink.QdiscAttrs{LinkIndex: ifindex, Handle: rootHandle, Parent: parent})
 	root.Defcls = 1
 	root.DirectQlen = &cfg.FlowLimit
-	if err := netlink.QdiscReplace(root); err != nil {
-		return nil, shaperErr(ifindex, "install root htb", err)
+	var qerr error
+	if s.credit {
+		qerr = netlink.QdiscAdd(root)
+	} else {
+		qerr = netlink.QdiscReplace(root)
+	}
+	if qerr != nil {
+		_ = s.deleteRoot()
+		return nil, shaperErr(ifindex, "install htb", qerr)
 	}
 	if err := netlink.ClassAdd(pacer); err != nil {
 		_ = s.deleteRoot()
 		return nil, shaperErr(ifindex, "add pacer class 1:100", err)
 	}
-	if err := s.installBuckets(cfg.FlowLimit, frame); err != nil {
+	if err := s.installBuckets(cfg.FlowLimit, unit); err != nil {
 		_ = s.deleteRoot()
 		return nil, err
 	}
@@ -139,8 +238,132 @@ func NewShaper(ifindex int, cfg ShaperConfig) (*Shaper, error) {
 	return s, nil
 }
 
+// creditParams checks the credit's settings and returns the grant in
+// packets and the leak in packets/s.
+func creditParams(cfg ShaperConfig) (grant uint32, leak float64, err error) {
+	if cfg.RingLen == 0 {
+		return 0, 0, errors.New("the TAP's ring length must be positive")
+	}
+	grant = cfg.Grant
+	if grant == 0 {
+		grant = DefaultGrant
+	}
+	grant = min(grant, cfg.RingLen/2)
+	if grant == 0 {
+		return 0, 0, fmt.Errorf("a ring of %d packets is too short for a credit (at least 2)", cfg.RingLen)
+	}
+	stall := cfg.StallLimit
+	if stall == 0 {
+		stall = DefaultStallLimit
+	}
+	if stall < 0 {
+		return 0, 0, fmt.Errorf("stall limit %v is negative", stall)
+	}
+	room := float64(cfg.RingLen - 2*grant)
+	if room < 1 {
+		room = 1
+	}
+	leak = room / stall.Seconds()
+	// tbf's rate is in bytes/s: at least 1 byte of a packetUnit.
+	leak = max(leak, 1.0/packetUnit)
+	return grant, leak, nil
+}
+
+// credit installs (flags NLM_F_CREATE|NLM_F_REPLACE) or changes (flags 0)
+// the root tbf. A change refills the bucket: that is the grant.
+func (s *Shaper) setCredit(flags int) error {
+	rate := uint32(math.Ceil(s.leak * packetUnit))
+	var q nl.TcTbfQopt
+	q.Rate.Rate = rate
+	q.Rate.Linklayer = nl.LINKLAYER_ETHERNET // no rate table needed
+	opts := nl.NewRtAttr(nl.TCA_OPTIONS, nil)
+	opts.AddRtAttr(nl.TCA_TBF_PARMS, q.Serialize())
+	// TCA_TBF_BURST, not qopt.buffer: the buffer in ticks is capped at
+	// about 4 s, and the grant at the leak rate lasts longer.
+	opts.AddRtAttr(nl.TCA_TBF_BURST, nl.Uint32Attr(s.grant*packetUnit))
+	return tcRequest(unix.RTM_NEWQDISC, flags, s.ifindex, creditHandle, netlink.HANDLE_ROOT, 0, "tbf", opts, sizeTable())
+}
+
+// sizeTable is the TCA_STAB attribute that makes every packet cost
+// packetUnit. It must accompany every change of the root: a change
+// without it removes the table.
+func sizeTable() *nl.RtAttr {
+	const tcaStabBase, tcaStabData = 1, 2
+	base := make([]byte, 24) // struct tc_sizespec
+	base[0] = stabCellLog    // cell_log; size_log 0, cell_align 0, overhead 0
+	nl.NativeEndian().PutUint32(base[8:], nl.LINKLAYER_ETHERNET)
+	nl.NativeEndian().PutUint32(base[20:], stabCells) // tsize
+	data := make([]byte, 2*stabCells)
+	for i := range stabCells {
+		nl.NativeEndian().PutUint16(data[2*i:], packetUnit)
+	}
+	st := nl.NewRtAttr(nl.TCA_STAB, nil)
+	st.AddRtAttr(tcaStabBase, base)
+	st.AddRtAttr(tcaStabData, data)
+	return st
+}
+
+// Grant lets the next Grant() packets into the TAP's ring (one netlink
+// request). Call it after reading GrantSize packets from the TAP since the
+// last grant: the bucket is set, not added to, so granting early loses
+// nothing but granting before the ring has room could overflow it.
+func (s *Shaper) Grant() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return fmt.Errorf("tap: shaper on %d: grant: %w", s.ifindex, errClosed)
+	}
+	if !s.credit {
+		return fmt.Errorf("tap: shaper on %d: grant: installed without a credit", s.ifindex)
+	}
+	if err := s.setCredit(0); err != nil {
+		return shaperErr(s.ifindex, "grant", err)
+	}
+	s.grants++
+	return nil
+}
+
+// GrantSize is the number of packets one grant lets through.
+func (s *Shaper) GrantSize() uint32 { return s.grant }
+
+// Credit reports whether the credit is installed (see NoCredit).
+func (s *Shaper) Credit() bool { return s.credit }
+
+// Leak is the rate, in packets/s, at which the credit refills by itself
+// (what a stopped daemon's qdisc still releases).
+func (s *Shaper) Leak() float64 { return s.leak }
+
+// SetFlowLimit changes every bucket's queue length (64 netlink requests),
+// for example when wmem_max changes.
+func (s *Shaper) SetFlowLimit(limit uint32) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return fmt.Errorf("tap: shaper on %d: set flow limit: %w", s.ifindex, errClosed)
+	}
+	if limit == 0 || limit == s.flowLimit {
+		return nil
+	}
+	for i := uint16(1); i <= flowBuckets; i++ {
+		fifo := nl.NewRtAttr(nl.TCA_OPTIONS, nl.Uint32Attr(limit))
+		if err := tcRequest(unix.RTM_NEWQDISC, 0, s.ifindex,
+			uint32(leafMajor+i)<<16, netlink.MakeHandle(childMajor, i), 0, "pfifo", fifo); err != nil {
+			return shaperErr(s.ifindex, fmt.Sprintf("set flow queue limit under 1:%x", i), err)
+		}
+	}
+	s.flowLimit = limit
+	return nil
+}
+
+// FlowLimit is each bucket's queue length in packets.
+func (s *Shaper) FlowLimit() uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.flowLimit
+}
+
 // installBuckets adds the flow classes, their queues and the flow hash.
-func (s *Shaper) installBuckets(flowLimit, frame uint32) error {
+func (s *Shaper) installBuckets(flowLimit, unit uint32) error {
 	for i := uint16(1); i <= flowBuckets; i++ {
 		class := &netlink.HtbClass{
 			ClassAttrs: netlink.ClassAttrs{
@@ -150,9 +373,9 @@ func (s *Shaper) installBuckets(flowLimit, frame uint32) error {
 			},
 			Rate:    bucketFloor,
 			Ceil:    bucketRate,
-			Buffer:  clampTicks(float64(frame) / bucketRate),
-			Cbuffer: clampTicks(float64(frame) / bucketRate),
-			Quantum: frame,
+			Buffer:  clampTicks(float64(s.burst) / bucketRate),
+			Cbuffer: clampTicks(float64(s.burst) / bucketRate),
+			Quantum: unit, // one packet per turn
 		}
 		if err := netlink.ClassAdd(class); err != nil {
 			return shaperErr(s.ifindex, fmt.Sprintf("add flow class 1:%x", i), err)
@@ -248,7 +471,11 @@ func (s *Shaper) Stats() (QdiscStats, error) {
 	var st QdiscStats
 	found := false
 	for _, q := range qs {
-		if a := q.Attrs(); a.Handle == rootHandle && a.Parent == netlink.HANDLE_ROOT && q.Type() == "htb" {
+		a := q.Attrs()
+		if a.Parent != netlink.HANDLE_ROOT {
+			continue
+		}
+		if s.credit && a.Handle == creditHandle && q.Type() == "tbf" || !s.credit && a.Handle == rootHandle && q.Type() == "htb" {
 			st.Root = queueStats(a.Statistics)
 			found = true
 		}
@@ -279,9 +506,14 @@ func (s *Shaper) Close() error {
 }
 
 func (s *Shaper) deleteRoot() error {
-	return netlink.QdiscDel(&netlink.Htb{QdiscAttrs: netlink.QdiscAttrs{
-		LinkIndex: s.ifindex, Handle: rootHandle, Parent: netlink.HANDLE_ROOT,
-	}})
+	if !s.credit {
+		return netlink.QdiscDel(&netlink.Htb{QdiscAttrs: netlink.QdiscAttrs{
+			LinkIndex: s.ifindex, Handle: rootHandle, Parent: netlink.HANDLE_ROOT,
+		}})
+	}
+	return netlink.QdiscDel(&netlink.GenericQdisc{QdiscAttrs: netlink.QdiscAttrs{
+		LinkIndex: s.ifindex, Handle: creditHandle, Parent: netlink.HANDLE_ROOT,
+	}, QdiscType: "tbf"})
 }
 
 var errClosed = errors.New("shaper closed")
@@ -320,12 +552,14 @@ func listQdiscs(ifindex int) ([]netlink.Qdisc, error) {
 // tcRequest sends one rtnetlink traffic-control request (qdisc, class or
 // filter) that the netlink package cannot build: pfifo with a limit, and
 // cls_bpf with a classic BPF program.
-func tcRequest(cmd, flags, ifindex int, handle, parent, info uint32, kind string, opts *nl.RtAttr) error {
+func tcRequest(cmd, flags, ifindex int, handle, parent, info uint32, kind string, attrs ...*nl.RtAttr) error {
 	req := nl.NewNetlinkRequest(cmd, flags|unix.NLM_F_ACK)
 	req.AddData(&nl.TcMsg{Family: nl.FAMILY_ALL, Ifindex: int32(ifindex), Handle: handle, Parent: parent, Info: info})
 	req.AddData(nl.NewRtAttr(nl.TCA_KIND, nl.ZeroTerminated(kind)))
-	if opts != nil {
-		req.AddData(opts)
+	for _, a := range attrs {
+		if a != nil {
+			req.AddData(a)
+		}
 	}
 	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
 	return err
@@ -336,4 +570,61 @@ func shaperErr(ifindex int, step string, err error) error {
 		return fmt.Errorf("tap: shaper on %d: %s: %w (run as root or with CAP_NET_ADMIN)", ifindex, step, err)
 	}
 	return fmt.Errorf("tap: shaper on %d: %s: %w", ifindex, step, err)
+}
+
+// kickType is the EtherType of a kick frame (IEEE 802 local experimental).
+const kickType = 0x88b5
+
+// kickMagic follows the Ethernet header of a kick frame.
+var kickMagic = []byte("slided-credit-kick")
+
+// Kicker wakes the qdisc after a grant. A tbf that ran out of tokens sleeps
+// until its own timer, set for when the leak would have refilled it (seconds
+// away), and a grant does not wake it; a packet sent through the qdisc does.
+// So after each grant the daemon sends one kick frame through it (a raw
+// socket on the TAP, opened before privileges drop: it needs CAP_NET_RAW),
+// and the kick frame comes back out of the TAP, where the reader discards
+// it (IsKick). Its methods may be called from several goroutines.
+type Kicker struct {
+	fd    int
+	frame []byte
+	addr  unix.SockaddrLinklayer
+}
+
+// NewKicker opens the raw socket on interface ifindex whose address is mac.
+func NewKicker(ifindex int, mac net.HardwareAddr) (*Kicker, error) {
+	if len(mac) != 6 {
+		return nil, fmt.Errorf("tap: kicker on %d: MAC %v is not 6 bytes", ifindex, mac)
+	}
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0) // protocol 0: sends only
+	if err != nil {
+		return nil, shaperErr(ifindex, "open the kick socket (AF_PACKET)", err)
+	}
+	frame := make([]byte, 60)
+	copy(frame, mac)
+	copy(frame[6:], mac)
+	binary.BigEndian.PutUint16(frame[12:], kickType)
+	copy(frame[14:], kickMagic)
+	k := &Kicker{fd: fd, frame: frame, addr: unix.SockaddrLinklayer{
+		Protocol: nl.Swap16(kickType), Ifindex: ifindex, Halen: 6,
+	}}
+	copy(k.addr.Addr[:], mac)
+	return k, nil
+}
+
+// Kick sends one kick frame through the qdisc.
+func (k *Kicker) Kick() error {
+	if err := unix.Sendto(k.fd, k.frame, unix.MSG_DONTWAIT, &k.addr); err != nil {
+		return fmt.Errorf("tap: kick the qdisc: %w", err)
+	}
+	return nil
+}
+
+// Close closes the raw socket.
+func (k *Kicker) Close() error { return unix.Close(k.fd) }
+
+// IsKick reports whether frame, read from the TAP, is a kick frame.
+func IsKick(frame []byte) bool {
+	return len(frame) >= 14+len(kickMagic) && binary.BigEndian.Uint16(frame[12:]) == kickType &&
+		bytes.Equal(frame[14:14+len(kickMagic)], kickMagic)
 }

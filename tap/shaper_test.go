@@ -3,8 +3,11 @@
 package tap
 
 import (
+	"encoding/binary"
+	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 
@@ -38,7 +41,7 @@ func TestShaperBackpressure(t *testing.T) {
 		t.Fatalf("NewShaper: %v", err)
 	}
 	defer s.Close()
-	r := startReader(d)
+	r := startReader(d, s)
 	res := blast(t, 1500*time.Millisecond, 100_000)
 	qs, err := s.Stats()
 	if err != nil {
@@ -79,7 +82,7 @@ func TestShaperBackpressure(t *testing.T) {
 // if s is not nil, the shaper's counters at the end (before d is closed).
 func twoFlows(t *testing.T, d *Device, s *Shaper, dur time.Duration) (a, b int, qs QdiscStats) {
 	t.Helper()
-	r := startReader(d)
+	r := startReader(d, s)
 	type flow struct {
 		c      *net.UDPConn
 		sndbuf int
@@ -178,7 +181,12 @@ func TestShaperFairShares(t *testing.T) {
 // buffer takes the bigger share.
 func TestFIFOChildIsUnfair(t *testing.T) {
 	d := newTAP(t, "slt-fifo0", 16)
-	s, err := NewShaper(d.Index(), ShaperConfig{Rate: 400_000})
+	// The tree without the credit and with the old 1000-packet queue,
+	// where the big buffer crowds out the small one within the test's
+	// 1.5 s. With the credit's queues, which hold both sockets whole, the
+	// FIFO's shares in so short a run hang on wake-up timing (Jain 0.56 to
+	// 0.997 in three runs), so they cannot make the point.
+	s, err := NewShaper(d.Index(), ShaperConfig{Rate: 400_000, FlowLimit: 1000, NoCredit: true})
 	if err != nil {
 		t.Fatalf("NewShaper: %v", err)
 	}
@@ -189,7 +197,7 @@ func TestFIFOChildIsUnfair(t *testing.T) {
 	if err := tcRequest(unix.RTM_DELTFILTER, 0, d.Index(), 1, childHandle, info, "bpf", nil); err != nil {
 		t.Fatalf("remove the flow hash: %v", err)
 	}
-	a, b, _ := twoFlows(t, d, nil, 1500*time.Millisecond)
+	a, b, _ := twoFlows(t, d, s, 1500*time.Millisecond)
 	j := jain(a, b)
 	t.Logf("FIFO child: big-buffer %d bytes, small-buffer %d bytes, Jain %.3f", a, b, j)
 	if j > 0.9 {
@@ -211,8 +219,8 @@ func TestShaperSetRateAndClose(t *testing.T) {
 		if got := pacerRate(t, d.Index()); got != rate {
 			t.Errorf("pacer class rate %d after SetRate(%d)", got, rate)
 		}
-		if root := rootQdisc(t, d.Index()); root == nil || root.Type() != "htb" {
-			t.Errorf("root qdisc after SetRate: %v, want htb", root)
+		if root := rootQdisc(t, d.Index()); root == nil || root.Type() != "tbf" {
+			t.Errorf("root qdisc after SetRate: %v, want tbf (the credit)", root)
 		}
 	}
 	if err := s.SetRate(0); err == nil {
@@ -224,7 +232,7 @@ func TestShaperSetRateAndClose(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if root := rootQdisc(t, d.Index()); root != nil && (root.Type() == "htb" || root.Attrs().Handle == rootHandle) {
+	if root := rootQdisc(t, d.Index()); root != nil && (root.Type() == "tbf" || root.Attrs().Handle == creditHandle) {
 		t.Errorf("after Close: root %v; want the kernel default", root)
 	}
 	if err := s.Close(); err != nil {
@@ -232,6 +240,38 @@ func TestShaperSetRateAndClose(t *testing.T) {
 	}
 	if err := s.SetRate(1000); err == nil {
 		t.Error("SetRate after Close succeeded")
+	}
+}
+
+// TestShaperNoCredit: the fallback tree (NoCredit) puts the htb at the
+// root, paced by SetRate, and refuses grants.
+func TestShaperNoCredit(t *testing.T) {
+	d := newTAP(t, "slt-nocr0", 16)
+	s, err := NewShaper(d.Index(), ShaperConfig{Rate: 20_000, NoCredit: true})
+	if err != nil {
+		t.Fatalf("NewShaper: %v", err)
+	}
+	defer s.Close()
+	if root := rootQdisc(t, d.Index()); root == nil || root.Type() != "htb" {
+		t.Errorf("root qdisc %v, want htb", root)
+	}
+	if err := s.SetRate(50_000); err != nil {
+		t.Fatal(err)
+	}
+	if got := pacerRate(t, d.Index()); got != 50_000 {
+		t.Errorf("pacer rate %d, want 50000", got)
+	}
+	if err := s.Grant(); err == nil {
+		t.Error("Grant succeeded without a credit")
+	}
+	if _, err := s.Stats(); err != nil {
+		t.Errorf("Stats: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if root := rootQdisc(t, d.Index()); root != nil && root.Type() == "htb" {
+		t.Errorf("after Close: root %v; want the kernel default", root)
 	}
 }
 
@@ -267,4 +307,250 @@ func pacerRate(t *testing.T, ifindex int) uint64 {
 	}
 	t.Fatal("no pacer class 1:100")
 	return 0
+}
+
+// blastFrom sends max datagrams of size bytes from a non-blocking socket
+// whose send buffer is forced to sndbuf (the kernel doubles it), and counts
+// what the socket accepted.
+func blastFrom(t *testing.T, size, sndbuf, max int) (sent, eagain int) {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, sndbuf); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Connect(fd, &unix.SockaddrInet4{Port: peerPort, Addr: peerIP.As4()}); err != nil {
+		t.Fatal(err)
+	}
+	payload := make([]byte, size)
+	for range max {
+		_, err := unix.Write(fd, payload)
+		switch {
+		case err == nil:
+			sent++
+		case errors.Is(err, unix.EAGAIN):
+			eagain++
+		default:
+			t.Fatalf("send: %v", err)
+		}
+	}
+	return sent, eagain
+}
+
+// TestShaperStoppedReaderKeepsTheRing: nobody reads the TAP (a stopped
+// daemon) while a socket offers far more than the ring holds. The credit
+// lets one grant into the ring and then only the leak, so the ring never
+// drops; with the old htb pacer it kept releasing at its last rate.
+func TestShaperStoppedReaderKeepsTheRing(t *testing.T) {
+	d := newTAP(t, "slt-stop0", 16)
+	s, err := NewShaper(d.Index(), ShaperConfig{Rate: 20_000})
+	if err != nil {
+		t.Fatalf("NewShaper: %v", err)
+	}
+	defer s.Close()
+	sent, eagain := blastFrom(t, 1000, 1<<20, 2000)
+	time.Sleep(time.Second) // the kernel releases what it may meanwhile; no assertion on time
+	ls, err := d.LinkStats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs, err := s.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("sent %d, EAGAIN %d; qdisc %+v; TAP tx_packets %d tx_dropped %d", sent, eagain, qs.Root, ls.TxPackets, ls.TxDropped)
+	if ls.TxDropped != 0 || qs.Root.Drops != 0 {
+		t.Errorf("dropped with the reader stopped: ring %d, qdisc %d", ls.TxDropped, qs.Root.Drops)
+	}
+	if eagain == 0 {
+		t.Error("the sender never saw EAGAIN: no backpressure")
+	}
+}
+
+// TestShaperBigBufferSmallPackets: a socket with a 4 MiB buffer (8 MiB
+// doubled) of 64-byte datagrams holds more packets than the old 1000-packet
+// flow queue; none may drop in the qdisc.
+func TestShaperBigBufferSmallPackets(t *testing.T) {
+	d := newTAP(t, "slt-big0", 16)
+	s, err := NewShaper(d.Index(), ShaperConfig{Rate: 20_000})
+	if err != nil {
+		t.Fatalf("NewShaper: %v", err)
+	}
+	defer s.Close()
+	sent, eagain := blastFrom(t, 64, 4<<20, 5000)
+	qs, err := s.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, err := d.LinkStats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("flow limit %d: sent %d, EAGAIN %d; qdisc %+v; TAP tx_dropped %d", s.FlowLimit(), sent, eagain, qs.Root, ls.TxDropped)
+	if sent < 2000 {
+		t.Errorf("the socket took only %d datagrams; the test needs more than 1000 queued", sent)
+	}
+	if qs.Root.Drops != 0 || ls.TxDropped != 0 {
+		t.Errorf("host drops: qdisc %d, ring %d; want 0", qs.Root.Drops, ls.TxDropped)
+	}
+}
+
+// TestShaperStallLimit: both sides of the limit. With the reader stopped
+// and packets queued, a short stall limit makes the ring fill at the leak
+// rate and drop (no socket stays blocked for ever); the default limit
+// loses nothing in the same time.
+func TestShaperStallLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		limit time.Duration
+		drops bool
+	}{
+		{"past", 500 * time.Millisecond, true},
+		{"within", DefaultStallLimit, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newTAP(t, "slt-stall0", 16)
+			s, err := NewShaper(d.Index(), ShaperConfig{Rate: 20_000, StallLimit: tc.limit})
+			if err != nil {
+				t.Fatalf("NewShaper: %v", err)
+			}
+			defer s.Close()
+			blastFrom(t, 1000, 1<<20, 200)
+			time.Sleep(3 * time.Second) // long past the short limit; the counts decide
+			ls, err := d.LinkStats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("stall limit %v, leak %.2f packets/s: TAP tx_packets %d, tx_dropped %d", tc.limit, s.Leak(), ls.TxPackets, ls.TxDropped)
+			if got := ls.TxDropped > 0; got != tc.drops {
+				t.Errorf("TAP dropped %d; want drops: %v", ls.TxDropped, tc.drops)
+			}
+			d.Close()
+		})
+	}
+}
+
+func TestFlowLimitFor(t *testing.T) {
+	for _, tc := range []struct {
+		wmem   uint64
+		want   uint32
+		capped bool
+	}{
+		{212992, 2*ForcedSndbuf/MinTruesize + 1, false},
+		{4 << 20, 2*ForcedSndbuf/MinTruesize + 1, false},
+		{32 << 20, 2*(32<<20)/MinTruesize + 1, false},
+		{1 << 30, MaxFlowLimit, true},
+	} {
+		got, capped := FlowLimitFor(tc.wmem)
+		if got != tc.want || capped != tc.capped {
+			t.Errorf("FlowLimitFor(%d) = %d, %v; want %d, %v", tc.wmem, got, capped, tc.want, tc.capped)
+		}
+	}
+}
+
+func TestCreditParams(t *testing.T) {
+	for _, tc := range []struct {
+		cfg     ShaperConfig
+		grant   uint32
+		leak    float64
+		wantErr bool
+	}{
+		{ShaperConfig{RingLen: 16}, 2, 12.0 / 60, false},
+		{ShaperConfig{RingLen: 16, Grant: 10, StallLimit: 8 * time.Second}, 8, 1.0 / 8, false},
+		{ShaperConfig{RingLen: 1}, 0, 0, true},
+		{ShaperConfig{}, 0, 0, true},
+		{ShaperConfig{RingLen: 16, StallLimit: -time.Second}, 0, 0, true},
+	} {
+		g, l, err := creditParams(tc.cfg)
+		if (err != nil) != tc.wantErr || g != tc.grant || (err == nil && (l < tc.leak*0.999 || l > tc.leak*1.001)) {
+			t.Errorf("creditParams(%+v) = %d, %g, %v; want %d, %g, error %v", tc.cfg, g, l, err, tc.grant, tc.leak, tc.wantErr)
+		}
+	}
+}
+
+// TestShaperGrantNeedsAKick: a tbf that ran dry sleeps until its own timer
+// (seconds away at the leak rate) and a grant does not wake it, so a
+// blocked sender would wait; the kick frame does. Found when
+// TestBackpressureBigSendBuffer delivered one grant per leak tick.
+func TestShaperGrantNeedsAKick(t *testing.T) {
+	d := newTAP(t, "slt-kick0", 16)
+	// No IPv6 chatter (router solicitations, MLD): any packet the stack
+	// sends through the qdisc wakes it, as the kick does.
+	if err := os.WriteFile("/proc/sys/net/ipv6/conf/slt-kick0/disable_ipv6", []byte("1"), 0); err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewShaper(d.Index(), ShaperConfig{Rate: NoPacing})
+	if err != nil {
+		t.Fatalf("NewShaper: %v", err)
+	}
+	defer s.Close()
+	k, err := NewKicker(d.Index(), tapMAC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	released := func() uint64 {
+		t.Helper()
+		qs, err := s.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return qs.Root.Packets
+	}
+	blastFrom(t, 1000, 1<<20, 50) // then the sender is quiet: no enqueue wakes the qdisc
+	time.Sleep(200 * time.Millisecond)
+	first := released()
+	if err := s.Grant(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // the leak's timer is 7.5 s away
+	granted := released()
+	if err := k.Kick(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	kicked := released()
+	t.Logf("released: %d at first, %d after a grant, %d after the kick (grant %d)", first, granted, kicked, s.GrantSize())
+	if first != uint64(s.GrantSize()) {
+		t.Errorf("the first grant released %d packets, want %d", first, s.GrantSize())
+	}
+	if granted != first {
+		t.Errorf("a grant alone released %d packets; the kick is no longer needed", granted-first)
+	}
+	if kicked < granted+uint64(s.GrantSize()) {
+		t.Errorf("after the kick %d released, want at least %d", kicked, granted+uint64(s.GrantSize()))
+	}
+	buf := make([]byte, 2048)
+	kicks := 0
+	for range kicked {
+		n, err := d.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if IsKick(buf[:n]) {
+			kicks++
+		}
+	}
+	if kicks != 1 {
+		t.Errorf("read %d kick frames from the TAP, want 1", kicks)
+	}
+}
+
+func FuzzIsKick(f *testing.F) {
+	k := make([]byte, 60)
+	binary.BigEndian.PutUint16(k[12:], kickType)
+	copy(k[14:], kickMagic)
+	f.Add(k)
+	f.Add([]byte{})
+	f.Add(make([]byte, 14))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got := IsKick(b)
+		want := len(b) >= 14+len(kickMagic) && b[12] == 0x88 && b[13] == 0xb5 && string(b[14:14+len(kickMagic)]) == string(kickMagic)
+		if got != want {
+			t.Errorf("IsKick(%x) = %v", b, got)
+		}
+	})
 }

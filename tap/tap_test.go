@@ -191,7 +191,7 @@ func TestWriteFrameReachesSocket(t *testing.T) {
 
 func TestCloseUnblocksRead(t *testing.T) {
 	d := newTAP(t, "slt-cl0", 0)
-	r := startReader(d)
+	r := startReader(d, nil)
 	r.stop(t, d) // fails if Read does not return after Close
 	if _, err := d.Read(make([]byte, 1514)); !errors.Is(err, os.ErrClosed) {
 		t.Errorf("Read after Close: %v, want os.ErrClosed", err)

@@ -395,8 +395,12 @@ func TestMediumRestart(t *testing.T) {
 // TestStoppedDaemonDoesNotBlockOtherInterfaces: one socket sends through two
 // interfaces; the daemon of one is stopped (SIGSTOP). Datagrams through the
 // other keep flowing: a stuck daemon stalls the host for a bounded time only.
+//
+// With the credit (docs/backpressure.md) a stopped daemon loses nothing for
+// -stall-limit and only then drops slowly: the first pair runs with a short
+// limit so that the 8 s below are well past it.
 func TestStoppedDaemonDoesNotBlockOtherInterfaces(t *testing.T) {
-	l, p := startPair(t, 115200, "192.0.2")
+	l, p := startPair(t, 115200, "192.0.2", "-stall-limit", "500ms")
 	// A second pair of daemons on the same two namespaces, on another TAP,
 	// subnet and medium.
 	dir := t.TempDir()

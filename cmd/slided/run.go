@@ -42,6 +42,7 @@ type runFlags struct {
 	txqueuelen int
 	policy     string
 	shaper     bool
+	stallLimit time.Duration
 	config     string
 	metrics    string
 	pcap       string
@@ -140,6 +141,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.stationID, "station-id", "", "with a kiss modem: a callsign (CALL or CALL-SSID) sent in clear as an AX.25 UI frame to ID while slided transmits, as amateur-radio rules require (docs/modems.md)")
 	fs.DurationVar(&f.idInterval, "station-id-interval", 10*time.Minute, "with -station-id: identify at least this often while transmitting, and once after the last transmission")
 	fs.StringVar(&f.kissServer, "kiss-server", "", "with a kiss modem, share the TNC with other programs (APRS clients) through a KISS TCP server at HOST:PORT, or PORT on loopback (off by default; docs/modems.md)")
+	fs.DurationVar(&f.stallLimit, "stall-limit", tap.DefaultStallLimit, "how long the daemon may stop reading its TAP (SIGSTOP, a starved CPU) with no packet lost; past it the TAP drops slowly so no sender stays blocked (docs/backpressure.md)")
 	f.log.register(fs)
 }
 
@@ -189,6 +191,8 @@ func (f *runFlags) validate() (runConfig, error) {
 		return c, errors.New("-phy is required, e.g. -phy sim:/run/slided/medium.sock")
 	case f.txqueuelen < 1:
 		return c, fmt.Errorf("-txqueuelen %d: want at least 1", f.txqueuelen)
+	case f.stallLimit <= 0:
+		return c, fmt.Errorf("-stall-limit %v: want a positive duration", f.stallLimit)
 	case f.frameMax < 0:
 		return c, fmt.Errorf("-frame-max %d: want a positive size in bytes (0: the modem's own limit)", f.frameMax)
 	case f.pcap != "" && int64(f.pcapMax) < capture.MinRingSize:
@@ -355,8 +359,15 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 
 	var sh *shaper
 	if c.policy == bridge.Block && f.shaper && tap.ShaperSupported {
-		sh = &shaper{dev: dev, log: log, flowLimit: 1000}
+		sh = &shaper{dev: dev, log: log, ringLen: uint32(f.txqueuelen), stallLimit: f.stallLimit}
 		defer sh.Close()
+		// The kick socket needs CAP_NET_RAW: open it before -user drops it.
+		if k, err := tap.NewKicker(dev.Index(), framing.MACFor(c.node)); err != nil {
+			log.Error().Err(err).Msg("no kick socket: after a stall the qdisc waits for its own timer or the next packet to resume")
+		} else {
+			sh.kick = k
+			defer k.Close()
+		}
 	}
 	st := &statusSource{dev: dev, shaper: sh, policy: c.policy, wantShaper: f.shaper}
 
@@ -460,7 +471,7 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 	bcfg.KeyState = keyState
 	bcfg.Log = log
 	bcfg.Capture = bc
-	br, err := bridge.New(bcfg, dev, p, bs)
+	br, err := bridge.New(bcfg, creditTAP{dev, sh}, p, bs)
 	if err != nil {
 		return err
 	}
@@ -531,19 +542,32 @@ func openKeyState(f runFlags, k *auth.Key, node framing.NodeID) (*auth.StateFile
 	return sf, nil
 }
 
-// shaper installs the shaping qdisc on first use and retunes it after. Its
-// methods are called from the bridge's loop only; stats, from the control
-// and metrics goroutines, and Close share its fields under mu.
+// shaper installs the shaping qdisc on first use; after that the
+// credit, not the rate, carries backpressure (docs/backpressure.md): the
+// bridge's SetRate only records the pacer's figure, and creditTAP grants
+// the next packets each time the daemon has read a grant's worth. Its
+// methods are called from the bridge's loop (SetRate, Released) and reader
+// (read) goroutines; stats, from the control and metrics goroutines, and
+// Close share its fields under mu.
 type shaper struct {
-	dev       *tap.Device
-	log       zerolog.Logger
-	flowLimit uint32
+	dev        *tap.Device
+	log        zerolog.Logger
+	ringLen    uint32
+	stallLimit time.Duration
 	// install creates the qdisc; nil means tap.NewShaper on dev.
 	install func(tap.ShaperConfig) (qdisc, error)
+	kick    *tap.Kicker // nil if it could not be opened
 
-	mu     sync.Mutex
-	s      qdisc
-	failed error
+	mu        sync.Mutex
+	s         qdisc
+	failed    error
+	reads     uint64 // packets read from the TAP since the qdisc was installed, kick frames aside
+	sinceLast uint32 // of those, since the last grant
+	grantErr  error  // the last grant's error, logged once
+	grantErrs uint64
+	wmemAt    time.Time // when wmem_max was last read
+	wmemMax   uint64
+	paced     bool // the fallback: no credit, the htb paced by SetRate
 }
 
 // qdisc is the shaping qdisc as shaper uses it; *tap.Shaper is one. Its
@@ -554,35 +578,142 @@ type qdisc interface {
 	Close() error
 }
 
+// granter is a qdisc with a credit (*tap.Shaper).
+type granter interface {
+	Grant() error
+	GrantSize() uint32
+	SetFlowLimit(uint32) error
+}
+
+// wmemMax reads net.core.wmem_max, 0 if it cannot.
+func wmemMax() uint64 {
+	b, err := os.ReadFile("/proc/sys/net/core/wmem_max")
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// flowLimit sizes the flow queues from wmem_max and logs once if it must
+// cap them.
+func (s *shaper) flowLimit(wmem uint64) uint32 {
+	limit, capped := tap.FlowLimitFor(wmem)
+	if capped {
+		s.log.Warn().Uint64("wmem_max", wmem).Uint32("flow_limit", limit).
+			Msg("net.core.wmem_max is too large to honour within the memory bound: a sender with a buffer that large and tiny packets may lose at its flow queue")
+	}
+	return limit
+}
+
 func (s *shaper) SetRate(r uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.failed != nil {
 		return s.failed
 	}
-	if s.s == nil {
-		install := s.install
-		if install == nil {
-			install = func(cfg tap.ShaperConfig) (qdisc, error) { return tap.NewShaper(s.dev.Index(), cfg) }
+	if s.s != nil {
+		if s.paced {
+			return s.s.SetRate(r)
 		}
-		sh, err := install(tap.ShaperConfig{Rate: r, Burst: 2 * 1514, FlowLimit: s.flowLimit})
-		if err != nil {
+		// The credit carries backpressure; a rate change would be a
+		// netlink request four times a second for nothing.
+		return nil
+	}
+	install := s.install
+	if install == nil {
+		install = func(cfg tap.ShaperConfig) (qdisc, error) { return tap.NewShaper(s.dev.Index(), cfg) }
+	}
+	s.wmemMax, s.wmemAt = wmemMax(), time.Now()
+	ring := s.ringLen
+	if ring == 0 {
+		ring = bridge.DefaultTxQueueLen
+	}
+	cfg := tap.ShaperConfig{Rate: tap.NoPacing, Burst: 2 * 1514, FlowLimit: s.flowLimit(s.wmemMax),
+		RingLen: ring, StallLimit: s.stallLimit}
+	sh, err := install(cfg)
+	if err != nil {
+		// The best policy still available: the htb paced by the MAC, as
+		// before the credit (no tbf or no size tables here).
+		s.log.Error().Err(err).Msg("cannot install the credit qdisc; falling back to the paced htb, which drops in the TAP ring if the daemon stalls")
+		cfg.NoCredit, cfg.Rate = true, r
+		if sh, err = install(cfg); err != nil {
 			s.failed = fmt.Errorf("backpressure qdisc unavailable, the TAP ring will drop when full: %w", err)
 			return s.failed
 		}
-		s.s = sh
-		s.log.Info().Uint64("rate_bytes_per_s", r).Msg("shaping qdisc installed")
-		return nil
+		s.paced = true
 	}
-	return s.s.SetRate(r)
+	s.s = sh
+	ev := s.log.Info().Uint64("wmem_max", s.wmemMax).Bool("credit", !s.paced)
+	if g, ok := sh.(*tap.Shaper); ok && !s.paced {
+		ev = ev.Uint32("grant", g.GrantSize()).Float64("leak_packets_per_s", g.Leak()).Uint32("flow_limit", g.FlowLimit())
+	}
+	ev.Msg("shaping qdisc installed")
+	return nil
 }
 
+// read counts one packet read from the TAP (kick says it was a kick
+// frame, which used a token too) and grants the next ones when
+// a grant's worth has been read. Called by the bridge's reader goroutine.
+func (s *shaper) read(kick bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, ok := s.s.(granter)
+	if !ok || s.paced {
+		return
+	}
+	if !kick {
+		s.reads++
+	}
+	s.sinceLast++
+	if s.sinceLast < g.GrantSize() {
+		return
+	}
+	s.sinceLast = 0
+	if err := g.Grant(); err != nil {
+		s.grantErrs++
+		if s.grantErr == nil {
+			s.log.Error().Err(err).Msg("cannot grant the shaping qdisc more packets; the TAP drains at the leak rate only")
+		}
+		s.grantErr = err
+		return
+	}
+	s.grantErr = nil
+	if s.kick != nil {
+		// Wake the tbf: a grant alone does not (tap.Kicker).
+		if err := s.kick.Kick(); err != nil && s.grantErrs == 0 {
+			s.grantErrs++
+			s.log.Error().Err(err).Msg("cannot kick the shaping qdisc after a grant")
+		}
+	}
+	if now := time.Now(); now.Sub(s.wmemAt) > 10*time.Second {
+		s.wmemAt = now
+		if w := wmemMax(); w != 0 && w != s.wmemMax {
+			s.wmemMax = w
+			if err := g.SetFlowLimit(s.flowLimit(w)); err != nil {
+				s.log.Error().Err(err).Msg("cannot resize the flow queues after wmem_max changed")
+			} else {
+				s.log.Info().Uint64("wmem_max", w).Msg("flow queues resized")
+			}
+		}
+	}
+}
+
+// Released reports the packets read as released (with the credit, the ring
+// holds at most a grant) and no ring drops: the TAP's tx_dropped is in
+// status. It sends no netlink request, so an idle daemon does none.
 func (s *shaper) Released() (sent, dropped uint64, err error) {
 	s.mu.Lock()
-	sh := s.s
+	sh, paced, reads := s.s, s.paced, s.reads
 	s.mu.Unlock()
 	if sh == nil {
 		return 0, 0, errors.New("no shaping qdisc")
+	}
+	if !paced {
+		return reads, 0, nil
 	}
 	q, err := sh.Stats()
 	if err != nil {
@@ -593,6 +724,38 @@ func (s *shaper) Released() (sent, dropped uint64, err error) {
 		return 0, 0, err
 	}
 	return q.Root.Packets, ls.TxDropped, nil
+}
+
+// mode is how backpressure is carried, for status.
+func (s *shaper) mode() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.paced {
+		return "shaping qdisc paced by the MAC (fallback: no credit; a stalled daemon's TAP ring drops, and small packets may overflow it)"
+	}
+	return "shaping qdisc with a credit granted as the daemon reads (zero host loss for blocking senders; past -stall-limit a stopped daemon's TAP drops slowly)"
+}
+
+// creditTAP is the TAP as the bridge reads it: each packet read counts
+// towards the next grant.
+type creditTAP struct {
+	*tap.Device
+	sh *shaper // nil without a shaper
+}
+
+// Read returns the next frame that is not a kick frame (tap.Kicker).
+func (t creditTAP) Read(p []byte) (int, error) {
+	for {
+		n, err := t.Device.Read(p)
+		if err != nil || t.sh == nil {
+			return n, err
+		}
+		kick := tap.IsKick(p[:n])
+		t.sh.read(kick)
+		if !kick {
+			return n, nil
+		}
+	}
 }
 
 // stats reads the qdisc's counters for a status or a scrape. It holds mu
@@ -651,7 +814,10 @@ func (s *statusSource) status() (any, error) {
 	case !s.wantShaper:
 		st.Backpressure = "off (-shaper=false): the TAP ring drops when full"
 	default:
-		st.Backpressure = "shaping qdisc paced by the MAC"
+		st.Backpressure = "shaping qdisc"
+		if s.shaper != nil {
+			st.Backpressure = s.shaper.mode()
+		}
 	}
 	if ls, err := s.dev.LinkStats(); err == nil {
 		st.Link = &ls
