@@ -10,10 +10,13 @@ import (
 
 // Stats is a snapshot of one interface's counters.
 type Stats struct {
-	Node    int    `json:"node"`
-	Policy  string `json:"policy"`
-	Up      bool   `json:"up"`
-	BitRate int    `json:"bit_rate"`
+	Node   int    `json:"node"`
+	Policy string `json:"policy"`
+	Up     bool   `json:"up"`
+	// StaleSeconds is how old the snapshot is when the daemon's loop did
+	// not answer in time (bridge.Bridge.Stats): 0 for a live snapshot.
+	StaleSeconds float64 `json:"stale_seconds,omitempty"`
+	BitRate      int     `json:"bit_rate"`
 
 	// Host → air.
 	TAPReads   uint64 `json:"tap_reads"`    // Ethernet frames read from the TAP
