@@ -264,7 +264,7 @@ func (e *Engine) start(now time.Time, info phy.Info) error {
 	}
 	e.mac = m
 	e.macCfg = cfg
-	for _, k := range []*auth.Key{e.cfg.Key, e.cfg.Key2} {
+	for i, k := range []*auth.Key{e.cfg.Key, e.cfg.Key2} {
 		if k == nil {
 			continue
 		}
@@ -273,6 +273,14 @@ func (e *Engine) start(now time.Time, info phy.Info) error {
 			return fmt.Errorf("auth: %w", err)
 		}
 		o.SetMode(e.cfg.KeyMode)
+		// As old as the openers for our frames allow: the maximum age
+		// and the floors saved before a restart (read, never written),
+		// so that a replayed recording does not count as a sender.
+		o.SetMaxAge(e.cfg.KeyMaxAge)
+		if st := e.cfg.KeyState[i]; st != nil {
+			s := st.State()
+			o.Restore(&s.Recv)
+		}
 		e.overhear = append(e.overhear, o)
 	}
 	// A node counts as sending for four of the largest frames' airtime
