@@ -312,12 +312,16 @@ const oldVersionText = "sim: medium speaks udp protocol 2; upgrade slided"
 func (u *udpServer) handleHello(now time.Time, m *Medium, conns *[256]attachment, from netip.AddrPort, d *datagram, ss *udpSession) {
 	if d.old || d.version != udpVersion {
 		u.cnt.oldVersion.Add(1)
-		// At most one answer per source per complaintEvery: the answer is
-		// larger than a version 1 hello.
+		// At most one answer per source per complaintEvery, and only if
+		// it is no larger than the hello: the address has not proven it
+		// asked, and a larger answer would make us a reflector. A version
+		// 1 hello (9 bytes) gets no answer; the log says why.
 		if ok, _ := u.complaints.allow(now, from.Addr()); ok {
-			u.log.Warn().Str("remote", from.String()).Uint8("version", d.version).Msg("sim: udp hello of another protocol version")
+			u.log.Warn().Str("remote", from.String()).Uint8("version", d.version).Msg("sim: udp hello of another protocol version (the client must upgrade)")
 			u.wbuf = appendMessage(u.wbuf[:0], errorMessage(codeVersion, oldVersionText))
-			u.send(from)
+			if len(u.wbuf) <= len(d.raw)+len(d.trailer) {
+				u.send(from)
+			}
 		}
 		return
 	}
