@@ -116,6 +116,11 @@ var (
 	// (the FloorSaver's write is under way or failed); the Opener refuses
 	// the frame rather than accept, after a restart, a replay of it.
 	ErrNotSaved = errors.New("auth: replay state not saved in the state directory; refusing the frame")
+	// ErrPending: with ErrNotReserved or ErrNotSaved, the write that
+	// would record the counter is under way, and none has failed: the
+	// normal case for a sender's first frame, and for a disk slower than
+	// half a reservation.
+	ErrPending = errors.New("auth: state write under way")
 	// ErrStale: the counter is older than the Opener's clock minus its
 	// maximum age (SetMaxAge).
 	ErrStale = errors.New("auth: counter older than the clock allows")
@@ -398,7 +403,7 @@ func (s *Sealer) reserved(c uint64) error {
 	case err != nil:
 		return fmt.Errorf("%w: %w", ErrNotReserved, err)
 	}
-	return ErrNotReserved
+	return fmt.Errorf("%w: %w", ErrNotReserved, ErrPending)
 }
 
 // replay is one sender's window: the newest ReplayWindow counters
@@ -622,5 +627,5 @@ func (o *Opener) saved(src framing.NodeID, c uint64) error {
 	case err != nil:
 		return fmt.Errorf("%w: %w", ErrNotSaved, err)
 	}
-	return ErrNotSaved
+	return fmt.Errorf("%w: %w", ErrNotSaved, ErrPending)
 }

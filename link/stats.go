@@ -142,13 +142,15 @@ type Drops struct {
 	AuthFailed uint64 `json:"auth_failed"` // forged, wrong key or modified
 	Replayed   uint64 `json:"replayed"`    // a counter already seen or too old
 	KeyMode    uint64 `json:"key_mode"`    // sealed while we sign, or signed while we seal (-key-mode differs)
-	// The counter could not be saved in the state directory (-state-dir):
-	// refused rather than accepted again after a restart.
+	// The counter is not saved in the state directory (-state-dir) yet:
+	// its write is under way (a sender's first frame since the start, or
+	// a disk slower than five seconds) or failed. Refused rather than
+	// accepted again after a restart.
 	StateFailed uint64 `json:"state_failed"`
 	// Without a key: sealed frames we cannot open.
 	Sealed uint64 `json:"sealed"`
 	// Sending.
-	SealFailed uint64 `json:"seal_failed"` // counters not reserved in the state directory, or exhausted
+	SealFailed uint64 `json:"seal_failed"` // counters not reserved in the state directory yet (write under way or failed), or exhausted
 	AckQueue   uint64 `json:"ack_queue"`   // Acks dropped, too many waiting
 }
 
