@@ -4,10 +4,12 @@
 // replay window of the 64 newest counters accepted from each sender. docs/link-arq.md gives the layout.
 //
 // A Sealer and an Opener are each owned by one goroutine. Neither does I/O
-// itself: what must survive a restart (the counters a Sealer may have used,
-// the counters an Opener may have accepted) goes through the Reserver and
-// FloorSaver they are given, which StateFile implements with a file in the
-// daemon's state directory. LoadKeys reads the key file.
+// itself nor waits for it: what must survive a restart (the counters a
+// Sealer may have used, the counters an Opener may have accepted) goes
+// through the Reserver and FloorSaver they are given, which take requests
+// and report what is durable without blocking. AsyncState implements both,
+// writing a StateFile in the daemon's state directory on a goroutine of its
+// own. LoadKeys reads the key file.
 //
 // Envelope (the payload of a framing.KindSealed frame):
 //
@@ -72,15 +74,18 @@ const (
 	// at least, with or without frames to seal (CounterAt's unit).
 	CounterRate = 1 << 16
 	// ReserveAhead is how far ahead of the counter in use a Sealer reserves
-	// (Reserver.Reserve): ten minutes of counters, so one write to the state
-	// directory every ten minutes while frames are sealed, and a restart
-	// starts at most that far ahead of the clock.
+	// (Reserver.Reserve): ten minutes of counters, so about one write to the
+	// state directory every five minutes while frames are sealed (the next
+	// reservation is asked for when half of one is used, so that it is
+	// durable before the first runs out), and a restart starts at most that
+	// far ahead of the clock.
 	ReserveAhead = 600 * CounterRate
 	// FloorAhead is how far above a sender's accepted counter an Opener
-	// saves its floor (FloorSaver.SaveFloors): ten seconds of that sender's
-	// counters, so at most one write per sender every ten seconds while it
-	// sends. After a restart the sender is refused until its counter passes
-	// the floor: up to ten seconds after the last frame accepted from it.
+	// saves its floor (FloorSaver.SaveFloor): ten seconds of that sender's
+	// counters, asked for again when half of them are used, so about one
+	// write per sender every five seconds while it sends. After a restart
+	// the sender is refused until its counter passes the floor: up to ten
+	// seconds after the last frame accepted from it.
 	FloorAhead = 10 * CounterRate
 	// recentSent is the number of counters a Sealer remembers having used,
 	// to tell its own frames heard back from another station's (Foreign).
@@ -103,14 +108,19 @@ var (
 	ErrExhausted = errors.New("auth: counter exhausted")
 	// ErrNotSealed: Open was given a frame that is not KindSealed.
 	ErrNotSealed = errors.New("auth: not a sealed frame")
-	// ErrNotReserved: the Sealer could not record the counters it is about
-	// to use (Reserver failed); it refuses to seal rather than risk reusing
-	// a counter after a restart.
+	// ErrNotReserved: the counters the Sealer is about to use are not
+	// recorded yet (the Reserver's write is under way or failed); it
+	// refuses to seal rather than risk reusing a counter after a restart.
 	ErrNotReserved = errors.New("auth: counters not reserved in the state directory; refusing to seal")
-	// ErrNotSaved: the Opener could not record a sender's new counter
-	// (FloorSaver failed); it refuses the frame rather than accept, after a
-	// restart, a replay of it.
+	// ErrNotSaved: a sender's counter is above the floor recorded for it
+	// (the FloorSaver's write is under way or failed); the Opener refuses
+	// the frame rather than accept, after a restart, a replay of it.
 	ErrNotSaved = errors.New("auth: replay state not saved in the state directory; refusing the frame")
+	// ErrPending: with ErrNotReserved or ErrNotSaved, the write that
+	// would record the counter is under way, and none has failed: the
+	// normal case for a sender's first frame, and for a disk slower than
+	// half a reservation.
+	ErrPending = errors.New("auth: state write under way")
 	// ErrStale: the counter is older than the Opener's clock minus its
 	// maximum age (SetMaxAge).
 	ErrStale = errors.New("auth: counter older than the clock allows")
@@ -156,20 +166,31 @@ func (m Mode) kind() framing.Kind {
 	return framing.KindSealed
 }
 
-// Reserver durably records, before Reserve returns nil, that this node may
-// have used every counter below mark under this key. A Sealer calls it from
-// its owner's goroutine before it uses a counter at or above the last mark.
+// Reserver records durably, off its caller's goroutine, that this node may
+// have used every counter below a mark under this key. A Sealer calls it
+// from its owner's goroutine; neither method blocks (AsyncState).
 type Reserver interface {
-	Reserve(mark uint64) error
+	// Reserve asks for mark to be recorded; a higher mark asked for
+	// later supersedes it. Asking again for a mark not yet recorded
+	// retries a write that failed.
+	Reserve(mark uint64)
+	// Reserved returns the highest mark recorded durably so far (at
+	// first the one saved before a restart), and the error of the last
+	// write if it failed.
+	Reserved() (uint64, error)
 }
 
-// FloorSaver durably records, before SaveFloors returns nil, that every
-// counter up to floors[src] from each sender src may have been accepted
-// under this key (0: none). An Opener calls it from its owner's goroutine
-// before it accepts a counter above a sender's last floor; floors is only
-// lent for the call.
+// FloorSaver records durably, off its caller's goroutine, that every
+// counter up to a floor from sender src may have been accepted under this
+// key. An Opener calls it from its owner's goroutine; neither method
+// blocks (AsyncState).
 type FloorSaver interface {
-	SaveFloors(floors *[256]uint64) error
+	// SaveFloor asks for floor to be recorded for src; a higher floor
+	// asked for later supersedes it; asking again retries.
+	SaveFloor(src framing.NodeID, floor uint64)
+	// SavedFloor returns the floor recorded durably for src so far (0:
+	// none), and the error of the last write if it failed.
+	SavedFloor(src framing.NodeID) (uint64, error)
 }
 
 // Key is a pre-shared key. Load it with LoadKey.
@@ -203,7 +224,9 @@ func counterSince(d time.Duration) uint64 {
 // counter also advances at CounterRate with the monotonic clock, so that a
 // receiver's saved floor (FloorAhead) is passed soon after it restarts, even
 // on a board whose wall clock is wrong. With SetReserver, no counter is used
-// before the Reserver has recorded it.
+// before the Reserver has recorded it: Seal asks for the next reservation
+// when half of the durable one is used and refuses (ErrNotReserved) only
+// when the durable one runs out before the write is done.
 type Sealer struct {
 	aead    cipher.AEAD
 	self    framing.NodeID
@@ -211,8 +234,9 @@ type Sealer struct {
 	first   uint64    // the first counter of this Sealer
 	base    uint64    // with Tie: the counter at t0
 	t0      time.Time // with Tie: zero otherwise
-	limit   uint64    // with a Reserver: counters from here on need a reservation
+	limit   uint64    // without a Reserver: counters from here on are refused
 	reserve Reserver
+	asked   uint64             // with a Reserver: the highest mark asked for
 	recent  [recentSent]uint64 // counters used lately, a ring
 	nRecent int                // counters written to recent in all
 	scratch []byte
@@ -251,7 +275,7 @@ func Resume(key Key, self framing.NodeID, now time.Time, saved uint64, r Reserve
 	}
 	s.Tie(now)
 	if r != nil {
-		s.SetReserver(r, 0)
+		s.SetReserver(r)
 	}
 	return s, nil
 }
@@ -263,11 +287,22 @@ func (s *Sealer) Tie(now time.Time) {
 	s.base, s.t0 = s.counter, now
 }
 
-// SetReserver makes the Sealer ask r to record counters before it uses them,
-// ReserveAhead at a time; counters below limit are taken as reserved already
-// (pass 0 to reserve before the first Seal).
-func (s *Sealer) SetReserver(r Reserver, limit uint64) {
-	s.reserve, s.limit = r, limit
+// SetReserver makes the Sealer use only counters r has recorded (below
+// r.Reserved()), and asks r at once for ReserveAhead counters from the
+// current one, so that the first reservation is written before the first
+// Seal needs it.
+func (s *Sealer) SetReserver(r Reserver) {
+	s.reserve = r
+	s.ask(s.counter)
+}
+
+// ask asks the Reserver for ReserveAhead counters above c once half of
+// those asked for last are used.
+func (s *Sealer) ask(c uint64) {
+	if c+ReserveAhead/2 >= s.asked {
+		s.asked = min(c+ReserveAhead, MaxCounter+1)
+		s.reserve.Reserve(s.asked)
+	}
 }
 
 // Counter is the counter the next Seal will use, not counting the advance
@@ -323,15 +358,12 @@ func (s *Sealer) Seal(now time.Time, dst []byte, h framing.Header, payload []byt
 	if c > MaxCounter {
 		return framing.Header{}, dst, ErrExhausted
 	}
-	if c >= s.limit {
-		if s.reserve == nil {
-			return framing.Header{}, dst, ErrNotReserved
+	if s.reserve != nil {
+		if err := s.reserved(c); err != nil {
+			return framing.Header{}, dst, err
 		}
-		mark := min(c+ReserveAhead, MaxCounter+1)
-		if err := s.reserve.Reserve(mark); err != nil {
-			return framing.Header{}, dst, fmt.Errorf("%w: %w", ErrNotReserved, err)
-		}
-		s.limit = mark
+	} else if c >= s.limit {
+		return framing.Header{}, dst, ErrNotReserved
 	}
 	out := framing.Header{Kind: s.mode.kind(), Dst: h.Dst, Src: s.self}
 	s.counter = c + 1
@@ -353,6 +385,25 @@ func (s *Sealer) Seal(now time.Time, dst []byte, h framing.Header, payload []byt
 	// Truncate the 16-byte tag to TagLen.
 	dst = dst[:len(dst)-(chacha20poly1305.Overhead-TagLen)]
 	return out, dst, nil
+}
+
+// reserved asks for more counters when half of those asked for are used,
+// and returns nil if c is recorded, ErrNotReserved (wrapping the last
+// write's error, if it failed) if not yet.
+func (s *Sealer) reserved(c uint64) error {
+	s.ask(c)
+	if lim, _ := s.reserve.Reserved(); c < lim {
+		return nil
+	}
+	s.reserve.Reserve(s.asked) // retries a write that failed (a synchronous Reserver records it at once)
+	lim, err := s.reserve.Reserved()
+	switch {
+	case c < lim:
+		return nil
+	case err != nil:
+		return fmt.Errorf("%w: %w", ErrNotReserved, err)
+	}
+	return fmt.Errorf("%w: %w", ErrNotReserved, ErrPending)
 }
 
 // replay is one sender's window: the newest ReplayWindow counters
@@ -409,8 +460,7 @@ func (r *replay) accept(c uint64) {
 type Opener struct {
 	aead    cipher.AEAD
 	windows [256]*replay // allocated at a sender's first frame
-	floors  [256]uint64  // saved: counters up to floors[src] may have been accepted
-	next    [256]uint64  // scratch for SaveFloors
+	asked   [256]uint64  // with a FloorSaver: the highest floor asked for, per sender
 	saver   FloorSaver
 	maxAge  time.Duration
 	plain   []byte
@@ -442,7 +492,6 @@ func (o *Opener) Restore(floors *[256]uint64) {
 		if f == 0 {
 			continue
 		}
-		o.floors[src] = max(o.floors[src], f)
 		o.window(framing.NodeID(src)).floor = max(o.window(framing.NodeID(src)).floor, f)
 	}
 }
@@ -454,8 +503,12 @@ func (o *Opener) window(src framing.NodeID) *replay {
 	return o.windows[src]
 }
 
-// SetSaver makes the Opener save a sender's floor, FloorAhead above the
-// counter, before it accepts a counter above the sender's last floor.
+// SetSaver makes the Opener accept from a sender only counters below the
+// floor s has recorded for it (SavedFloor), and ask s for a floor
+// FloorAhead above a sender's counter once half of the last one asked for
+// is used: in steady state the next floor is durable before it is needed,
+// and a frame is refused (ErrNotSaved) only when a write is slower than
+// that, failed, or a sender is heard for the first time.
 func (o *Opener) SetSaver(s FloorSaver) { o.saver = s }
 
 // SetMaxAge makes Open refuse (ErrStale) counters below CounterAt(now-d):
@@ -528,7 +581,7 @@ func (o *Opener) Verify(h framing.Header, env []byte) (uint64, error) {
 // another key fails with ErrForged whatever its counter (a caller with two
 // keys tries the next one on ErrForged only); then the replay window, the
 // maximum age and the saved floor. Nothing is appended unless the frame is
-// authentic, not a replay and its counter saved; only then does the
+// authentic, not a replay and its counter below the durable floor; only then does the
 // sender's window advance. Open does not retain env.
 func (o *Opener) Open(now time.Time, dst []byte, h framing.Header, env []byte) (framing.Header, []byte, error) {
 	c, err := parse(h, env, o.mode)
@@ -545,15 +598,34 @@ func (o *Opener) Open(now time.Time, dst []byte, h framing.Header, env []byte) (
 	if o.maxAge > 0 && c < CounterAt(now.Add(-o.maxAge)) {
 		return framing.Header{}, dst, ErrStale
 	}
-	if o.saver != nil && c >= o.floors[h.Src] {
-		o.next = o.floors
-		o.next[h.Src] = min(c+FloorAhead, MaxCounter)
-		if err := o.saver.SaveFloors(&o.next); err != nil {
-			return framing.Header{}, dst, fmt.Errorf("%w: %w", ErrNotSaved, err)
+	if o.saver != nil {
+		if err := o.saved(h.Src, c); err != nil {
+			return framing.Header{}, dst, err
 		}
-		o.floors = o.next
 	}
 	w.accept(c)
 	inner := framing.Header{Kind: framing.Kind(o.plain[0] & 0x0F), Dst: h.Dst, Src: h.Src}
 	return inner, append(dst, o.plain[1:]...), nil
+}
+
+// saved asks for a higher floor for src when half of the last one asked
+// for is used, and returns nil if c is below the floor recorded, ErrNotSaved
+// (wrapping the last write's error, if it failed) if not yet.
+func (o *Opener) saved(src framing.NodeID, c uint64) error {
+	if c+FloorAhead/2 >= o.asked[src] {
+		o.asked[src] = min(c+FloorAhead, MaxCounter)
+		o.saver.SaveFloor(src, o.asked[src])
+	}
+	if f, _ := o.saver.SavedFloor(src); c < f {
+		return nil
+	}
+	o.saver.SaveFloor(src, o.asked[src]) // retries a write that failed (a synchronous FloorSaver records it at once)
+	f, err := o.saver.SavedFloor(src)
+	switch {
+	case c < f:
+		return nil
+	case err != nil:
+		return fmt.Errorf("%w: %w", ErrNotSaved, err)
+	}
+	return fmt.Errorf("%w: %w", ErrNotSaved, ErrPending)
 }

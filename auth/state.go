@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/slided/slided/framing"
@@ -153,8 +154,10 @@ var ErrLocked = errors.New("another slided on this host uses this node id with t
 // directory synced: after a crash or a power cut the file holds the old or
 // the new State, never a mix, and a write that returned nil is on disk.
 //
-// A StateFile is used by the goroutine that owns the Sealer and Opener it
-// serves; Close by the same one after they are done.
+// Write blocks for as long as the disk takes (an SD card: up to seconds):
+// a Sealer and an Opener use a StateFile through an AsyncState, which
+// writes it on a goroutine of its own. A StateFile is used by one goroutine
+// at a time.
 type StateFile struct {
 	path string
 	dir  string
@@ -216,20 +219,6 @@ func (f *StateFile) Chown(uid, gid int) error {
 	return nil
 }
 
-// Reserve implements Reserver.
-func (f *StateFile) Reserve(mark uint64) error {
-	st := f.st
-	st.Send = mark
-	return f.Write(&st)
-}
-
-// SaveFloors implements FloorSaver.
-func (f *StateFile) SaveFloors(floors *[256]uint64) error {
-	st := f.st
-	st.Recv = *floors
-	return f.Write(&st)
-}
-
 // Write replaces the saved State with st, durably.
 func (f *StateFile) Write(st *State) error {
 	f.buf = AppendState(f.buf[:0], st)
@@ -273,3 +262,122 @@ func syncDir(dir string) error {
 
 // Close releases the lock.
 func (f *StateFile) Close() error { return f.lock.Close() }
+
+// StateWriter is what AsyncState writes to (StateFile): State is what was
+// saved before, Write replaces it durably and may block.
+type StateWriter interface {
+	State() State
+	Write(st *State) error
+}
+
+// AsyncState is the Reserver and FloorSaver of one key, for a Sealer and
+// an Opener on a goroutine that must not wait for the disk (the daemon's
+// loop): Reserve and SaveFloor record a request and return; a goroutine of
+// its own writes the State asked for (the highest marks and floors asked,
+// merged) to its StateWriter, one write at a time, the latest request
+// superseding those not yet written; Reserved and SavedFloor report what
+// the last successful write made durable. A write that fails is retried at
+// the next request. All methods may be called from any goroutine. The
+// goroutine exits when Close is called (after the write under way, if
+// any, returns).
+type AsyncState struct {
+	w    StateWriter
+	kick chan struct{} // capacity 1: a request is waiting
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+
+	mu      sync.Mutex
+	want    State // asked for
+	durable State // written
+	err     error // the last write's error (nil: it succeeded)
+}
+
+// NewAsyncState returns an AsyncState writing to w, starting from what w
+// saved before.
+func NewAsyncState(w StateWriter) *AsyncState {
+	st := w.State()
+	a := &AsyncState{w: w, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		want: st, durable: st}
+	go a.run()
+	return a
+}
+
+// State returns the State that was durable when a was created or last
+// written.
+func (a *AsyncState) State() State {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.durable
+}
+
+// Reserve implements Reserver.
+func (a *AsyncState) Reserve(mark uint64) {
+	a.mu.Lock()
+	a.want.Send = max(a.want.Send, mark)
+	a.mu.Unlock()
+	a.wake()
+}
+
+// Reserved implements Reserver.
+func (a *AsyncState) Reserved() (uint64, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.durable.Send, a.err
+}
+
+// SaveFloor implements FloorSaver.
+func (a *AsyncState) SaveFloor(src framing.NodeID, floor uint64) {
+	a.mu.Lock()
+	a.want.Recv[src] = max(a.want.Recv[src], floor)
+	a.mu.Unlock()
+	a.wake()
+}
+
+// SavedFloor implements FloorSaver.
+func (a *AsyncState) SavedFloor(src framing.NodeID) (uint64, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.durable.Recv[src], a.err
+}
+
+func (a *AsyncState) wake() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+// run writes what is asked for until Close.
+func (a *AsyncState) run() {
+	defer close(a.done)
+	for {
+		select {
+		case <-a.stop:
+			return
+		case <-a.kick:
+		}
+		a.mu.Lock()
+		st := a.want
+		same := st == a.durable
+		a.mu.Unlock()
+		if same {
+			continue
+		}
+		err := a.w.Write(&st)
+		a.mu.Lock()
+		if a.err = err; err == nil {
+			a.durable = st
+		}
+		a.mu.Unlock()
+	}
+}
+
+// Close stops the writing goroutine and waits for it; requests not written
+// by then are lost (their counters were never used). It does not close the
+// StateWriter.
+func (a *AsyncState) Close() error {
+	a.once.Do(func() { close(a.stop) })
+	<-a.done
+	return nil
+}

@@ -27,13 +27,13 @@ func startRun(t *testing.T, dir string, k Key, self framing.NodeID, now time.Tim
 		t.Fatal(err)
 	}
 	st := f.State()
-	s, err := Resume(k, self, now, st.Send, f)
+	s, err := Resume(k, self, now, st.Send, &syncState{f: f})
 	if err != nil {
 		t.Fatal(err)
 	}
 	o := mustOpener(t, k)
 	o.Restore(&st.Recv)
-	o.SetSaver(f)
+	o.SetSaver(&syncState{f: f})
 	return &run{f: f, s: s, o: o}
 }
 
@@ -133,8 +133,37 @@ func TestSealerTiedToClock(t *testing.T) {
 
 type failing struct{ err error }
 
-func (f failing) Reserve(uint64) error          { return f.err }
-func (f failing) SaveFloors(*[256]uint64) error { return f.err }
+func (f failing) Reserve(uint64)                            {}
+func (f failing) Reserved() (uint64, error)                 { return 0, f.err }
+func (f failing) SaveFloor(framing.NodeID, uint64)          {}
+func (f failing) SavedFloor(framing.NodeID) (uint64, error) { return 0, f.err }
+
+// syncState writes a StateFile at each request, on the caller's goroutine:
+// a Reserver and FloorSaver for tests that need every request durable at
+// once (the daemon uses AsyncState).
+type syncState struct {
+	f   *StateFile
+	err error
+}
+
+func (s *syncState) Reserve(mark uint64) {
+	st := s.f.State()
+	if mark > st.Send {
+		st.Send = mark
+		s.err = s.f.Write(&st)
+	}
+}
+func (s *syncState) Reserved() (uint64, error) { return s.f.State().Send, s.err }
+func (s *syncState) SaveFloor(src framing.NodeID, floor uint64) {
+	st := s.f.State()
+	if floor > st.Recv[src] {
+		st.Recv[src] = floor
+		s.err = s.f.Write(&st)
+	}
+}
+func (s *syncState) SavedFloor(src framing.NodeID) (uint64, error) {
+	return s.f.State().Recv[src], s.err
+}
 
 // TestSealRefusesWithoutReservation: when the state cannot be written the
 // Sealer refuses, and does not burn the counter; once it can, it seals.
@@ -146,7 +175,7 @@ func TestSealRefusesWithoutReservation(t *testing.T) {
 	}
 	defer f.Close()
 	s := mustSealer(t, testKey, 1, 100)
-	s.SetReserver(failing{errors.New("disk full")}, 0)
+	s.SetReserver(failing{errors.New("disk full")})
 	if _, _, err := s.Seal(t0, nil, framing.Header{Dst: 2}, nil); !errors.Is(err, ErrNotReserved) {
 		t.Fatalf("seal without a reservation: %v", err)
 	}
@@ -154,7 +183,7 @@ func TestSealRefusesWithoutReservation(t *testing.T) {
 		t.Fatalf("a refused seal moved the counter to %d", s.Counter())
 	}
 	// A state directory that went away (unmounted, removed).
-	s.SetReserver(f, 0)
+	s.SetReserver(&syncState{f: f})
 	os.RemoveAll(dir)
 	if _, _, err := s.Seal(t0, nil, framing.Header{Dst: 2}, nil); !errors.Is(err, ErrNotReserved) {
 		t.Fatalf("seal with the state directory gone: %v", err)

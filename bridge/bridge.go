@@ -182,8 +182,9 @@ type Bridge struct {
 
 	statsReq chan chan Stats
 
-	mu   sync.Mutex // guards last, for Stats after Run returned
-	last Stats
+	mu     sync.Mutex // guards last and lastAt
+	last   Stats      // the loop's snapshot at its last tick, and when Run returned
+	lastAt time.Time  // when last was taken (zero: never)
 }
 
 // New checks the configuration and returns a Bridge. shaper may be nil (no
@@ -221,7 +222,9 @@ func DefaultMAC(bitRate int, policy Policy) csma.Config { return link.DefaultMAC
 const DefaultTxQueueLen = 16
 
 // Stats returns a snapshot of the counters. While Run is running it asks the
-// loop; afterwards it returns the last snapshot.
+// loop; if the loop does not answer within a second (it is stalled), or
+// after Run returned, it returns the snapshot the loop took at its last tick
+// (or on return), with StaleSeconds saying how old it is, never a zero one.
 func (b *Bridge) Stats() Stats {
 	reply := make(chan Stats, 1)
 	select {
@@ -230,8 +233,19 @@ func (b *Bridge) Stats() Stats {
 	case <-time.After(time.Second):
 		b.mu.Lock()
 		defer b.mu.Unlock()
-		return b.last
+		s := b.last
+		if !b.lastAt.IsZero() {
+			s.StaleSeconds = max(time.Since(b.lastAt).Seconds(), 1e-9)
+		}
+		return s
 	}
+}
+
+// keep records s, taken at now, as the snapshot Stats falls back to.
+func (b *Bridge) keep(now time.Time, s Stats) {
+	b.mu.Lock()
+	b.last, b.lastAt = s, now
+	b.mu.Unlock()
 }
 
 type packet struct {
@@ -251,9 +265,8 @@ func (b *Bridge) Run(ctx context.Context) error {
 	defer cancel()
 	go l.reader(ctx, b.tap)
 	err = l.run(ctx)
-	b.mu.Lock()
-	b.last = l.snapshot(time.Now())
-	b.mu.Unlock()
+	now := time.Now()
+	b.keep(now, l.snapshot(now))
 	return err
 }
 
@@ -381,6 +394,7 @@ func (l *loop) run(ctx context.Context) error {
 		case now := <-tick.C:
 			l.tick(now, now.Sub(lastTick))
 			lastTick = now
+			l.b.keep(now, l.snapshot(now)) // what Stats returns while the loop stalls
 		case reply := <-l.b.statsReq:
 			reply <- l.snapshot(time.Now())
 		}

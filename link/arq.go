@@ -197,7 +197,11 @@ func (e *Engine) open(h framing.Header, payload []byte) (framing.Header, []byte,
 		}
 	case errors.Is(err, auth.ErrNotSaved):
 		e.stats.Drops.StateFailed++
-		if !e.saveErr {
+		if errors.Is(err, auth.ErrPending) {
+			// The sender's floor is being written (its first frame
+			// since the start, or a disk slower than FloorAhead/2).
+			e.log.Debug().Uint8("src", uint8(h.Src)).Msg("sender's floor not durable yet; frame refused (drops.state_failed)")
+		} else if !e.saveErr {
 			e.saveErr = true
 			e.log.Error().Err(err).Msg("cannot save the replay state; refusing sealed frames until it can (drops.state_failed)")
 		}
@@ -478,7 +482,9 @@ func (s *arqSink) Transmit(now time.Time, f arq.Frame) {
 		h, e.sealBuf, err = e.sealer.Seal(now, e.sealBuf[:0], h, payload)
 		if err != nil {
 			e.stats.Drops.SealFailed++
-			if !e.sealErr {
+			if errors.Is(err, auth.ErrPending) {
+				e.log.Debug().Msg("counters not durable yet; frame not sealed (drops.seal_failed)")
+			} else if !e.sealErr {
 				e.sealErr = true
 				e.log.Error().Err(err).Msg("cannot seal: no frame is sent until the state directory takes the counters again (drops.seal_failed)")
 			}

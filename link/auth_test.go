@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/slided/slided/auth"
+	"github.com/slided/slided/framing"
 )
 
 // memState is an AuthState in memory that can be made to fail.
@@ -23,24 +24,34 @@ func (m *memState) State() auth.State {
 	return m.st
 }
 
-func (m *memState) Reserve(mark uint64) error {
+// Reserve records mark at once (a synchronous AuthState: the engine's
+// decisions stay reproducible), unless the state is made to fail.
+func (m *memState) Reserve(mark uint64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.fail != nil {
-		return m.fail
+	if m.fail == nil && mark > m.st.Send {
+		m.st.Send, m.writes = mark, m.writes+1
 	}
-	m.st.Send, m.writes = mark, m.writes+1
-	return nil
 }
 
-func (m *memState) SaveFloors(f *[256]uint64) error {
+func (m *memState) Reserved() (uint64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.fail != nil {
-		return m.fail
+	return m.st.Send, m.fail
+}
+
+func (m *memState) SaveFloor(src framing.NodeID, floor uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail == nil && floor > m.st.Recv[src] {
+		m.st.Recv[src], m.writes = floor, m.writes+1
 	}
-	m.st.Recv, m.writes = *f, m.writes+1
-	return nil
+}
+
+func (m *memState) SavedFloor(src framing.NodeID) (uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.st.Recv[src], m.fail
 }
 
 // TestKeyStateFailure: a sender whose counters cannot be reserved sends

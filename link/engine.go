@@ -10,10 +10,12 @@
 // or touches a device. The daemon (package bridge) drives it in real time,
 // simbench and the tests in virtual time, and for a given seed and input
 // sequence it makes the same decisions. An Engine is not safe for concurrent
-// use: one goroutine owns it. Logging (Config.Log) and a capture
-// (Config.Capture) are the only things it calls out to, and neither may
-// block; the key state (Config.KeyState) writes to disk when a counter block
-// runs out, as auth.Reserver documents.
+// use: one goroutine owns it. Logging (Config.Log), a capture
+// (Config.Capture) and the key state (Config.KeyState) are the only things
+// it calls out to, and none may block: the key state takes requests for
+// counters to be made durable and reports which are (auth.Reserver,
+// auth.FloorSaver); the daemon's (auth.AsyncState) writes them to disk on a
+// goroutine of its own.
 //
 // The pipeline, top to bottom as the code runs it:
 //
@@ -60,9 +62,13 @@ import (
 	"github.com/slided/slided/phy"
 )
 
-// AuthState keeps one key's counters across restarts (auth.StateFile). Its
-// methods are called from the engine's goroutine; Reserve and SaveFloors
-// write durably before they return.
+// AuthState keeps one key's counters across restarts (auth.AsyncState
+// around an auth.StateFile). Its methods are called from the engine's
+// goroutine and must not block: Reserve and SaveFloor ask for a write,
+// Reserved and SavedFloor report what is durable. The engine seals only
+// counters below Reserved and accepts a sender's counters only below its
+// SavedFloor, asking for more when half of what it asked for is used;
+// State is what was saved before the start (read, never written).
 type AuthState interface {
 	State() auth.State
 	auth.Reserver
@@ -264,7 +270,7 @@ func (e *Engine) start(now time.Time, info phy.Info) error {
 	}
 	e.mac = m
 	e.macCfg = cfg
-	for _, k := range []*auth.Key{e.cfg.Key, e.cfg.Key2} {
+	for i, k := range []*auth.Key{e.cfg.Key, e.cfg.Key2} {
 		if k == nil {
 			continue
 		}
@@ -273,6 +279,14 @@ func (e *Engine) start(now time.Time, info phy.Info) error {
 			return fmt.Errorf("auth: %w", err)
 		}
 		o.SetMode(e.cfg.KeyMode)
+		// As old as the openers for our frames allow: the maximum age
+		// and the floors saved before a restart (read, never written),
+		// so that a replayed recording does not count as a sender.
+		o.SetMaxAge(e.cfg.KeyMaxAge)
+		if st := e.cfg.KeyState[i]; st != nil {
+			s := st.State()
+			o.Restore(&s.Recv)
+		}
 		e.overhear = append(e.overhear, o)
 	}
 	// A node counts as sending for four of the largest frames' airtime

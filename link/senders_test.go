@@ -74,3 +74,37 @@ func TestSendersAuthenticated(t *testing.T) {
 		}
 	})
 }
+
+// TestSendersAfterRestart: a fresh engine (just restarted) does not count
+// as a sender the replay of a recorded frame between two other nodes (4 to
+// 3) that its maximum age (KeyMaxAge) or the floor its previous life saved
+// for that sender (KeyState) refuses: the openers for frames to other
+// nodes apply both, without writing anything.
+func TestSendersAfterRestart(t *testing.T) {
+	key := auth.Key{5, 5, 5}
+	for _, tc := range []struct {
+		name  string
+		cfg   Config
+		start uint64 // node 4's counter in the recording
+	}{
+		{"max age", Config{Key: &key, KeyMaxAge: time.Minute}, 1},
+		{"saved floor", Config{Key: &key, KeyState: [2]AuthState{&memState{st: auth.State{Recv: [256]uint64{4: 1000}}}}}, 500},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inBubble(t, tc.cfg, func(t *testing.T, x *bubble) {
+				s4, err := auth.NewSealer(key, 4, tc.start)
+				if err != nil {
+					t.Fatal(err)
+				}
+				x.m.inject(x.n, airFrame(t, 4, ethFrame(3, 4), s4))
+				x.after(time.Millisecond)
+				if st := x.n.e.Stats(x.m.now); st.Senders != 0 || st.NotForUs != 1 {
+					t.Fatalf("%d senders after a recorded frame from before the restart (%d not for us); want none", st.Senders, st.NotForUs)
+				}
+				if w := tc.cfg.KeyState[0]; w != nil && w.State().Recv[4] != 1000 {
+					t.Fatalf("the engine saved floor %d for node 4 after a frame to another node", w.State().Recv[4])
+				}
+			})
+		})
+	}
+}

@@ -10,10 +10,13 @@ import (
 
 // Stats is a snapshot of one interface's counters.
 type Stats struct {
-	Node    int    `json:"node"`
-	Policy  string `json:"policy"`
-	Up      bool   `json:"up"`
-	BitRate int    `json:"bit_rate"`
+	Node   int    `json:"node"`
+	Policy string `json:"policy"`
+	Up     bool   `json:"up"`
+	// StaleSeconds is how old the snapshot is when the daemon's loop did
+	// not answer in time (bridge.Bridge.Stats): 0 for a live snapshot.
+	StaleSeconds float64 `json:"stale_seconds,omitempty"`
+	BitRate      int     `json:"bit_rate"`
 
 	// Host → air.
 	TAPReads   uint64 `json:"tap_reads"`    // Ethernet frames read from the TAP
@@ -139,13 +142,15 @@ type Drops struct {
 	AuthFailed uint64 `json:"auth_failed"` // forged, wrong key or modified
 	Replayed   uint64 `json:"replayed"`    // a counter already seen or too old
 	KeyMode    uint64 `json:"key_mode"`    // sealed while we sign, or signed while we seal (-key-mode differs)
-	// The counter could not be saved in the state directory (-state-dir):
-	// refused rather than accepted again after a restart.
+	// The counter is not saved in the state directory (-state-dir) yet:
+	// its write is under way (a sender's first frame since the start, or
+	// a disk slower than five seconds) or failed. Refused rather than
+	// accepted again after a restart.
 	StateFailed uint64 `json:"state_failed"`
 	// Without a key: sealed frames we cannot open.
 	Sealed uint64 `json:"sealed"`
 	// Sending.
-	SealFailed uint64 `json:"seal_failed"` // counters not reserved in the state directory, or exhausted
+	SealFailed uint64 `json:"seal_failed"` // counters not reserved in the state directory yet (write under way or failed), or exhausted
 	AckQueue   uint64 `json:"ack_queue"`   // Acks dropped, too many waiting
 }
 

@@ -214,7 +214,8 @@ func writeKeys(t *testing.T, dir, name string, a, b byte) string {
 // TestKeyChangeover: in the middle of a changeover node 1 already seals
 // with the new key and node 2 still with the old one; each accepts both.
 // Pings and UDP cross, each node opens the other's frames with its second
-// key, and nothing is refused. Before, a key file of two keys was refused.
+// key, and nothing is refused but the other node's first frame, while its
+// floor is written. Before, a key file of two keys was refused.
 func TestKeyChangeover(t *testing.T) {
 	keys := t.TempDir()
 	const oldKey, newKey = 0x5a, 0xc3
@@ -229,7 +230,9 @@ func TestKeyChangeover(t *testing.T) {
 	for i := range 2 {
 		st := cliStatus(t, p, i).Bridge
 		d := st.Drops
-		if d.AuthFailed+d.Unsealed+d.Replayed+d.StateFailed+d.SealFailed != 0 {
+		// At most one state_failed: the other node's first frame, refused
+		// while the floor for it is written (off the loop, docs/link-arq.md).
+		if d.AuthFailed+d.Unsealed+d.Replayed+d.SealFailed != 0 || d.StateFailed > 1 {
 			t.Errorf("node%d refused frames: %+v", i+1, d)
 		}
 		if st.KeyOpened[1] == 0 || st.KeyOpened[0] != 0 {

@@ -339,7 +339,11 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 			return err
 		}
 		defer sf.Close()
-		keyState[i] = sf
+		// Written on a goroutine of its own: the bridge's loop never
+		// waits for the disk (auth.AsyncState); closed before sf.
+		as := auth.NewAsyncState(sf)
+		defer as.Close()
+		keyState[i] = as
 	}
 
 	dev, err := tap.Create(tap.Config{

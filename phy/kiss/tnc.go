@@ -59,7 +59,9 @@ const (
 	dialTimeout = 10 * time.Second
 	// writeTimeout is the write watchdog: a write to the TNC (TCP or serial)
 	// that has not finished this long after it started drops the
-	// connection. The longest KISS frame takes 2.2 s at 9600 baud.
+	// connection. The longest KISS frame takes 2.2 s at 9600 baud; on a
+	// serial port a frame longer than the watchdog allows at a low rate
+	// gets more (writeBound).
 	writeTimeout = 10 * time.Second
 	eventQueue   = 64 // capacity of the Events channel
 	// rxHeld bounds the received frames run holds beyond the Events
@@ -482,7 +484,7 @@ func (t *TNC) write(l *link) {
 		case b := <-l.wr:
 			// The write watchdog: a deadline on the connection (TCP, or
 			// the tty's non-blocking descriptor).
-			err := l.c.SetWriteDeadline(time.Now().Add(t.wtime))
+			err := l.c.SetWriteDeadline(time.Now().Add(writeBound(t.wtime, len(b), t.cfg.Device != "", t.cfg.Baud)))
 			if err == nil {
 				_, err = l.c.Write(b)
 			}
@@ -491,6 +493,19 @@ func (t *TNC) write(l *link) {
 			return
 		}
 	}
+}
+
+// writeBound is the write watchdog for a write of n bytes: wtime over TCP;
+// on a serial port at least twice the time the n bytes take on the line at
+// baud (8N1: 10 bits a byte) plus a tenth of wtime, so that a long frame at
+// a low rate (2 KB take 17 s at 1200 baud) does not pass for a TNC that
+// stopped reading.
+func writeBound(wtime time.Duration, n int, serial bool, baud int) time.Duration {
+	if !serial || baud <= 0 {
+		return wtime
+	}
+	line := time.Duration(n) * 10 * time.Second / time.Duration(baud)
+	return max(wtime, 2*line+wtime/10)
 }
 
 // read decodes the TNC's byte stream until a read error (the connection was

@@ -106,16 +106,25 @@ func ListenUDP(addr string) (*net.UDPConn, error) {
 // (readUDP) touches only pc's read side, the counters and the complaint
 // limiter.
 type udpServer struct {
-	pc         *net.UDPConn
-	cnt        *udpCounters
-	log        zerolog.Logger
-	bitRate    uint32
-	sessions   map[netip.AddrPort]*udpSession
-	wbuf       []byte
-	jar        cookieJar
-	psk        *auth.Key // nil: no member authentication
-	hello      *tagger   // under the hello key, with psk
+	pc       *net.UDPConn
+	cnt      *udpCounters
+	log      zerolog.Logger
+	bitRate  uint32
+	sessions map[netip.AddrPort]*udpSession
+	wbuf     []byte
+	jar      cookieJar
+	psk      *auth.Key // nil: no member authentication
+	hello    *tagger   // under the hello key, with psk
+	// The hello replay check, per node id: helloSlot is the newest
+	// cookie slot of a hello accepted, lastHello the highest counter of
+	// the hellos accepted with a cookie of that slot. A hello is fresh if
+	// its cookie is of a newer slot (whatever its counter: a client whose
+	// clock stepped back dials again), or of that slot with a higher
+	// counter. Every hello accepted before has an older cookie or a
+	// counter up to lastHello, so none can be replayed; and a cookie is
+	// valid for two slots at most, so a client is kept out a slot at most.
 	lastHello  [256]uint64
+	helloSlot  [256]int64
 	complaints *complaintLimiter
 }
 
@@ -312,16 +321,21 @@ const oldVersionText = "sim: medium speaks udp protocol 2; upgrade slided"
 func (u *udpServer) handleHello(now time.Time, m *Medium, conns *[256]attachment, from netip.AddrPort, d *datagram, ss *udpSession) {
 	if d.old || d.version != udpVersion {
 		u.cnt.oldVersion.Add(1)
-		// At most one answer per source per complaintEvery: the answer is
-		// larger than a version 1 hello.
+		// At most one answer per source per complaintEvery, and only if
+		// it is no larger than the hello: the address has not proven it
+		// asked, and a larger answer would make us a reflector. A version
+		// 1 hello (9 bytes) gets no answer; the log says why.
 		if ok, _ := u.complaints.allow(now, from.Addr()); ok {
-			u.log.Warn().Str("remote", from.String()).Uint8("version", d.version).Msg("sim: udp hello of another protocol version")
+			u.log.Warn().Str("remote", from.String()).Uint8("version", d.version).Msg("sim: udp hello of another protocol version (the client must upgrade)")
 			u.wbuf = appendMessage(u.wbuf[:0], errorMessage(codeVersion, oldVersionText))
-			u.send(from)
+			if len(u.wbuf) <= len(d.raw)+len(d.trailer) {
+				u.send(from)
+			}
 		}
 		return
 	}
-	if !u.jar.valid(now, from, d.cookie) {
+	slot, valid := u.jar.slotOf(now, from, d.cookie)
+	if !valid {
 		// Stateless: the answer is smaller than the hello, and nothing is
 		// kept for an address that has not proven it receives there.
 		u.cnt.cookies.Add(1)
@@ -344,12 +358,26 @@ func (u *udpServer) handleHello(now time.Time, m *Medium, conns *[256]attachment
 			u.complain(now, from, "sim: udp hello without the medium's key refused", nil)
 			return
 		}
-		if ctr <= u.lastHello[d.node] && !(ss != nil && ss.id == d.node && ss.cnonce == d.nonce) {
+		fresh := slot > u.helloSlot[d.node] || slot == u.helloSlot[d.node] && ctr > u.lastHello[d.node]
+		if !fresh && !(ss != nil && ss.id == d.node && ss.cnonce == d.nonce) {
 			u.cnt.replays.Add(1)
 			u.complain(now, from, "sim: udp hello replayed; dropped", nil)
+			if slot < cookieSlotOf(now) {
+				// Perhaps a client whose clock stepped back, holding a
+				// cookie of the slot of its last hello: a cookie of
+				// this slot (stateless, smaller than the hello) lets it
+				// in as soon as this slot is newer.
+				u.cnt.cookies.Add(1)
+				u.wbuf = appendDatagram(u.wbuf[:0], &datagram{message: message{typ: msgCookie}, nonce: d.nonce, cookie: u.jar.make(now, from)})
+				u.send(from)
+			}
 			return
 		}
-		u.lastHello[d.node] = max(u.lastHello[d.node], ctr)
+		if slot > u.helloSlot[d.node] {
+			u.helloSlot[d.node], u.lastHello[d.node] = slot, ctr
+		} else {
+			u.lastHello[d.node] = max(u.lastHello[d.node], ctr)
+		}
 	}
 	if ss != nil {
 		if ss.id == d.node {

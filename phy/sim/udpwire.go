@@ -232,14 +232,21 @@ func (j *cookieJar) make(now time.Time, addr netip.AddrPort) [cookieLen]byte {
 
 // valid says whether c is addr's cookie of this slot or the last.
 func (j *cookieJar) valid(now time.Time, addr netip.AddrPort, c [cookieLen]byte) bool {
+	_, ok := j.slotOf(now, addr, c)
+	return ok
+}
+
+// slotOf returns the slot of c if it is addr's cookie of this slot or the
+// last.
+func (j *cookieJar) slotOf(now time.Time, addr netip.AddrPort, c [cookieLen]byte) (int64, bool) {
 	s := cookieSlotOf(now)
 	for _, slot := range []int64{s, s - 1} {
 		want := j.cookie(slot, addr)
 		if hmac.Equal(want[:], c[:]) {
-			return true
+			return slot, true
 		}
 	}
-	return false
+	return 0, false
 }
 
 // Member authentication with a pre-shared key (the daemon's key file

@@ -1,0 +1,85 @@
+package bridge
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/slided/slided/auth"
+	"github.com/slided/slided/phy"
+)
+
+// slowWriter is a key state file whose durable writes take 2 s (an SD
+// card).
+type slowWriter struct {
+	mu     sync.Mutex
+	st     auth.State
+	writes int
+}
+
+func (w *slowWriter) State() auth.State { w.mu.Lock(); defer w.mu.Unlock(); return w.st }
+func (w *slowWriter) Write(st *auth.State) error {
+	time.Sleep(2 * time.Second)
+	w.mu.Lock()
+	w.st, w.writes = *st, w.writes+1
+	w.mu.Unlock()
+	return nil
+}
+
+// TestKeyStateWritesOffTheLoop: writes to the key state that take 2 s do
+// not hold up the loop: while one is under way, Stats is answered live and
+// a TxDone is handled; frames are sealed once the counters are durable.
+func TestKeyStateWritesOffTheLoop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tap := &recTAP{fakeTAP: fakeTAP{frames: make(chan []byte, 64), done: make(chan struct{})}}
+		p := &scriptPHY{ev: make(chan phy.Event, 64)}
+		key := auth.Key{7}
+		w := &slowWriter{}
+		st := auth.NewAsyncState(w)
+		defer st.Close()
+		b, err := New(Config{Node: 1, Seed: 1, NoARQ: true, Key: &key, KeyState: [2]AuthState{st}, Log: zerolog.Nop()}, tap, p, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- b.Run(ctx) }()
+		defer func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+			close(tap.done)
+		}()
+		p.ev <- phy.Event{Kind: phy.Up}
+		tap.frames <- ethFrame(2, 1)
+		time.Sleep(100 * time.Millisecond)
+		synctest.Wait()
+		if s := b.Stats(); s.StaleSeconds != 0 || s.TAPReads != 1 {
+			t.Fatalf("during a key state write: stale %v s, %d reads; want a live answer after 1 read", s.StaleSeconds, s.TAPReads)
+		}
+		p.ev <- phy.Event{Kind: phy.TxDone} // handled at once, not after the write
+		time.Sleep(100 * time.Millisecond)
+		synctest.Wait()
+		if s := b.Stats(); s.StaleSeconds != 0 {
+			t.Fatalf("stale %v s after a TxDone during a key state write", s.StaleSeconds)
+		}
+		// Once the reservation is durable, frames are sealed and sent.
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		tap.frames <- ethFrame(2, 1)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		s := b.Stats()
+		if _, sent := p.counts(); sent == 0 {
+			t.Fatalf("nothing sent once the counters were durable (drops %+v)", s.Drops)
+		}
+		if got, _ := st.Reserved(); got == 0 || w.State().Send != got {
+			t.Fatal("no reservation written")
+		}
+	})
+}
