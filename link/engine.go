@@ -207,10 +207,12 @@ type Engine struct {
 	carrierAt   time.Time
 	txStart     time.Time
 	stats       Stats
-	tickDeliver uint64 // Ethernet bytes delivered this tick
-	starved     bool   // the MAC ran out of frames during this tick
-	busyLogged  bool   // a Transmit refused with phy.ErrBusy was logged already
-	rxAuthentic bool   // the frame fromAir is handling opened under the key
+	tickDeliver uint64   // Ethernet bytes delivered this tick
+	starved     bool     // the MAC ran out of frames during this tick
+	busyLogged  bool     // a Transmit refused with phy.ErrBusy was logged already
+	rxAuthentic bool     // the frame fromAir is handling opened under the key
+	vers        versions // each peer's wire-format version (version.go)
+	iphcBuf     []byte   // a packet's compressed form (compress)
 
 	// With a key: the openers are Key's, then Key2's.
 	sealErr  bool      // the last seal failed (logged once per episode)
@@ -582,7 +584,7 @@ func (e *Engine) Stats(now time.Time) Stats {
 		s.QueueLen = e.macCfg.QueueLen
 		s.MAC = e.mac.Stats()
 		s.ARQ = e.arq.Stats()
-		s.Peers = peers(e.arq, now)
+		s.Peers = peers(e.arq, &e.vers, now)
 		s.LinkQueue = len(e.pend) + len(e.acks)
 		s.Holding = len(e.held) > 0
 		s.FrameMax = e.frameMax
