@@ -91,6 +91,20 @@ var frameVectors = []struct {
 		inner:   "11ff03333300000001aabbccddeeff86dd6000369fe39b",
 		wire:    "000611ff03333301010b01aabbccddeeff86dd6005369fe39b00",
 	},
+	{
+		desc:    "version 2, iphc, node 1 to node 2, IPv4 UDP (iphcVectors[0])",
+		h:       Header{Kind: KindIPHC, Dst: 2, Src: 1, Version: 2},
+		payload: "341c46c0000201c000020213881389beef68656c6c6f20776f726c6421",
+		inner:   "260201341c46c0000201c000020213881389beef68656c6c6f20776f726c642180be3ae8",
+		wire:    "0008260201341c46c0040201c019020213881389beef68656c6c6f20776f726c642180be3ae800",
+	},
+	{
+		desc:    "hello (version 1 frame), node 2 to node 1, version 2 spoken",
+		h:       Header{Kind: KindHello, Dst: 1, Src: 2},
+		payload: "02",
+		inner:   "17010202db3c9057",
+		wire:    "000917010202db3c905700",
+	},
 }
 
 func TestFrameVectors(t *testing.T) {
