@@ -7,6 +7,7 @@ import (
 
 	"github.com/slided/slided/auth"
 	"github.com/slided/slided/framing"
+	"github.com/slided/slided/phy"
 )
 
 // udpFrame is an Ethernet frame from node src to node dst carrying an IPv4
@@ -232,4 +233,63 @@ func TestDecompressDrop(t *testing.T) {
 			t.Fatalf("drops %+v, %d frames to the host; want 1 decompress drop and the good packet", st.Drops, len(x.n.host))
 		}
 	})
+}
+
+// restart replaces n's engine by a fresh one of the same node (a daemon
+// restarted, v1Only for an older build) on an idle medium.
+func restart(t *testing.T, m *medium, n *node, v1Only bool) {
+	t.Helper()
+	if n.onAir || len(m.air) > 0 {
+		t.Fatal("restart on a busy medium")
+	}
+	cfg := n.e.cfg
+	cfg.Seed++
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.vers.v1Only = v1Only
+	n.e, n.host = e, nil
+	m.event(n, phy.Event{Kind: phy.Up})
+}
+
+// TestVersionPeerRestarts: a version-2 peer restarted as a version-1 build
+// is talked to in version 1 again as soon as it sends (its First fragment),
+// and a version-1 peer restarted as a version-2 build is upgraded to; in
+// both cases packets flow both ways afterwards.
+func TestVersionPeerRestarts(t *testing.T) {
+	for _, tc := range []struct {
+		desc            string
+		before, after   bool // node 2 is a version-1 build
+		wantVer, wantV2 int  // node 1's view of node 2 at the end, and frames it then sends in version 2
+	}{
+		{"new restarted as old", false, true, 1, 0},
+		{"old restarted as new", true, false, 2, 1},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			m, n1, n2 := pair(t, 115200, Config{}, Config{})
+			n2.e.vers.v1Only = tc.before
+			exchange(t, m, n1, n2, 5)
+			restart(t, m, n2, tc.after)
+			// Node 2 speaks first after its restart, as a restarted
+			// daemon's neighbours usually hear it (ARP, a reply) before
+			// they lose a packet to it.
+			n1.host = nil
+			sendAll(m, n2, [][]byte{udpFrame(1, 2, 77, 100)})
+			m.run(5 * time.Second)
+			n1.host = nil
+			air := airVersions(m)
+			exchange(t, m, n1, n2, 5)
+			s1 := n1.e.Stats(m.now)
+			if v := peerVer(s1, 2); v != tc.wantVer {
+				t.Errorf("node 1 shows node 2 as version %d, want %d", v, tc.wantVer)
+			}
+			if got := air[n1][2]; (got > 0) != (tc.wantV2 > 0) {
+				t.Errorf("node 1 sent %d version-2 frames after the restart; want some: %v", got, tc.wantV2 > 0)
+			}
+			if d := n2.e.Stats(m.now).Drops; d.BadFrame != 0 {
+				t.Errorf("node 2 refused %d frames (version 2 to a version-1 build)", d.BadFrame)
+			}
+		})
+	}
 }
