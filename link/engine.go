@@ -207,12 +207,14 @@ type Engine struct {
 	carrierAt   time.Time
 	txStart     time.Time
 	stats       Stats
-	tickDeliver uint64   // Ethernet bytes delivered this tick
-	starved     bool     // the MAC ran out of frames during this tick
-	busyLogged  bool     // a Transmit refused with phy.ErrBusy was logged already
-	rxAuthentic bool     // the frame fromAir is handling opened under the key
-	vers        versions // each peer's wire-format version (version.go)
-	iphcBuf     []byte   // a packet's compressed form (compress)
+	tickDeliver uint64 // Ethernet bytes delivered this tick
+	starved     bool   // the MAC ran out of frames during this tick
+	busyLogged  bool   // a Transmit refused with phy.ErrBusy was logged already
+	rxAuthentic bool   // the frame fromAir is handling opened under the key
+
+	// Wire-format versions and header compression (version.go).
+	vers    versions // each peer's version
+	iphcBuf []byte   // a packet's compressed form (compress)
 
 	// With a key: the openers are Key's, then Key2's.
 	sealErr  bool      // the last seal failed (logged once per episode)
