@@ -7,7 +7,8 @@ package link
 // KindHello from the node. A node that receives a version-1 unicast frame
 // from a node (which therefore does not know that we speak 2) answers it
 // with a KindHello (link ARQ frames only: polls and Acks; a link without
-// ARQ stays at version 1), at most once per helloEvery; the hello is a version-1
+// ARQ stays at version 1): the first three at most one a second (a hello
+// can be lost), then one per helloEvery; the hello is a version-1
 // frame, so that a version-1 node counts it as an ignored kind
 // (arq.Stats.Ignored). Compressed headers (KindIPHC) go only in version-2
 // frames. What is known of a peer expires versionHold after its last
@@ -24,8 +25,13 @@ import (
 
 const (
 	// helloEvery bounds the hellos to one node: one per 30 s costs a 10-byte
-	// frame, under 0.01 % of a 115200 bit/s channel.
-	helloEvery = 30 * time.Second
+	// frame, under 0.01 % of a 115200 bit/s channel. The first helloQuick
+	// hellos to a node (since it was last heard to restart) may come
+	// helloQuickEvery apart, so that a lost hello costs one more poll,
+	// not 30 s.
+	helloEvery      = 30 * time.Second
+	helloQuick      = 3
+	helloQuickEvery = time.Second
 	// versionHold is how long a version-2 peer stays one without a
 	// version-2 frame or hello from it. Short, because relearning costs one
 	// hello, and a peer replaced by an older build that only listens loses
@@ -50,6 +56,7 @@ type peerVersion struct {
 	heard   uint8
 	v2At    time.Time // last version-2 frame or hello from it
 	helloAt time.Time // last hello sent to it
+	helloN  uint8     // hellos sent to it since it last restarted (up to helloQuick)
 }
 
 // helloWhen is whether and how to answer a frame with a hello.
@@ -67,7 +74,7 @@ const (
 // now: it sent us a version-1 unicast ARQ frame (a poll or an Ack), so it
 // does not know that we speak version 2, we do not know it speaks 2 either
 // (else our next frames, version 2, tell it), and we have not told it
-// within helloEvery. A poll is answered in front of its Ack, inside the
+// lately (helloEvery; helloQuickEvery for the first helloQuick). A poll is answered in front of its Ack, inside the
 // poller's reservation; an Ack behind our data.
 func (v *versions) heard(now time.Time, h framing.Header, kind framing.Kind, payload []byte, toUs bool) helloWhen {
 	p := &v.peer[h.Src]
@@ -89,17 +96,23 @@ func (v *versions) heard(now time.Time, h framing.Header, kind framing.Kind, pay
 		}
 		if f.First {
 			p.heard = framing.Version // it has restarted, maybe as another build
+			p.helloN = 0
 		}
 		p.heard = max(p.heard, framing.Version)
 		poll = f.AckReq
 	default:
 		p.heard = max(p.heard, framing.Version)
 	}
+	every := helloEvery
+	if p.helloN < helloQuick {
+		every = helloQuickEvery
+	}
 	if v.v1Only || !toUs || !poll && kind != framing.KindAck || v.sendVersion(now, h.Src) >= framing.Version2 ||
-		!p.helloAt.IsZero() && now.Sub(p.helloAt) < helloEvery {
+		!p.helloAt.IsZero() && now.Sub(p.helloAt) < every {
 		return helloNone
 	}
 	p.helloAt = now
+	p.helloN = min(p.helloN+1, helloQuick)
 	if poll {
 		return helloUrgent
 	}

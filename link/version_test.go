@@ -182,8 +182,19 @@ func TestVersionRules(t *testing.T) {
 	if w := v.heard(t0, h1, h1.Kind, frag(false, true), true); w != helloUrgent {
 		t.Fatalf("v1 poll: hello %d, want urgent", w)
 	}
-	if w := v.heard(t0.Add(time.Second), h1, h1.Kind, frag(false, true), true); w != helloNone {
-		t.Fatalf("second v1 poll within %v: hello %d, want none", helloEvery, w)
+	// A hello may be lost: the first three go at most one a second, then
+	// one per helloEvery.
+	for _, c := range []struct {
+		at   time.Duration
+		want helloWhen
+	}{
+		{500 * time.Millisecond, helloNone}, {time.Second, helloUrgent}, {2 * time.Second, helloUrgent},
+		{3 * time.Second, helloNone}, {2*time.Second + helloEvery - time.Millisecond, helloNone},
+		{2*time.Second + helloEvery, helloUrgent},
+	} {
+		if w := v.heard(t0.Add(c.at), h1, h1.Kind, frag(false, true), true); w != c.want {
+			t.Fatalf("v1 poll at +%v: hello %d, want %d", c.at, w, c.want)
+		}
 	}
 	if v.sendVersion(t0, 2) != 1 {
 		t.Fatal("version 2 sent before hearing it")
