@@ -18,7 +18,7 @@
 //	last 8       the first 8 bytes of the Poly1305 tag
 //
 // Nonce (12 bytes): src node id, 5 zero bytes, counter. Additional data: the
-// three outer header bytes (0x10|KindSealed, dst, src).
+// three outer header bytes (version<<4|KindSealed, dst, src; version 1 or 2).
 //
 // Sign mode (SetMode(Sign), for amateur bands, where encryption is not
 // allowed) keeps the same layout, counters, replay window and state, in a
@@ -29,7 +29,7 @@
 //	last 8       the first 8 bytes of the Poly1305 tag
 //
 // The tag is ChaCha20-Poly1305's over an empty plaintext with, as additional
-// data, the outer header bytes (0x10|KindSigned, dst, src) followed by the
+// data, the outer header bytes (version<<4|KindSigned, dst, src) followed by the
 // envelope without its tag; the nonce is that of sealed mode with byte 1 set
 // to 0x01, so that the two modes never share a nonce even if a counter were
 // used in both. A node in one mode refuses the other's frames (ErrWrongMode).
@@ -342,7 +342,7 @@ func nonce(src framing.NodeID, counter uint64, m Mode) [chacha20poly1305.NonceSi
 }
 
 func aad(h framing.Header, m Mode) [framing.HeaderLen]byte {
-	return [framing.HeaderLen]byte{framing.Version<<4 | byte(m.kind()), byte(h.Dst), byte(h.Src)}
+	return framing.HeaderBytes(framing.Header{Kind: m.kind(), Dst: h.Dst, Src: h.Src, Version: h.Version})
 }
 
 // Seal wraps the frame (h, payload) from this node at time now: it returns
@@ -365,7 +365,7 @@ func (s *Sealer) Seal(now time.Time, dst []byte, h framing.Header, payload []byt
 	} else if c >= s.limit {
 		return framing.Header{}, dst, ErrNotReserved
 	}
-	out := framing.Header{Kind: s.mode.kind(), Dst: h.Dst, Src: s.self}
+	out := framing.Header{Kind: s.mode.kind(), Dst: h.Dst, Src: s.self, Version: h.Version}
 	s.counter = c + 1
 	s.recent[s.nRecent%recentSent] = c
 	s.nRecent++
@@ -604,7 +604,7 @@ func (o *Opener) Open(now time.Time, dst []byte, h framing.Header, env []byte) (
 		}
 	}
 	w.accept(c)
-	inner := framing.Header{Kind: framing.Kind(o.plain[0] & 0x0F), Dst: h.Dst, Src: h.Src}
+	inner := framing.Header{Kind: framing.Kind(o.plain[0] & 0x0F), Dst: h.Dst, Src: h.Src, Version: h.Version}
 	return inner, append(dst, o.plain[1:]...), nil
 }
 

@@ -255,7 +255,7 @@ func (w *Writer) WriteFrame(t time.Time, dir Direction, frame []byte) error {
 // WriteFrame would for the inner frame (version|kind, DST, SRC, payload)
 // and spares the caller assembling it.
 func (w *Writer) WriteLink(t time.Time, dir Direction, h framing.Header, payload []byte) error {
-	hdr := [framing.HeaderLen]byte{framing.Version<<4 | byte(h.Kind&0x0F), byte(h.Dst), byte(h.Src)}
+	hdr := framing.HeaderBytes(h)
 	return w.write(t, dir, hdr[:], payload)
 }
 

@@ -12,7 +12,7 @@ func BenchmarkAppendFrame(b *testing.B) {
 		b.Run(strconv.Itoa(n), func(b *testing.B) {
 			payload := randPayload(n, 1)
 			buf := make([]byte, 0, MaxEncodedLen(n))
-			h := Header{KindData, 2, 1}
+			h := Header{Kind: KindData, Dst: 2, Src: 1}
 			b.ReportAllocs()
 			b.SetBytes(int64(n))
 			for b.Loop() {
@@ -30,7 +30,7 @@ func BenchmarkDecoderFeed(b *testing.B) {
 				name = strconv.Itoa(n) + "/bytewise"
 			}
 			b.Run(name, func(b *testing.B) {
-				wire := AppendFrame(nil, Header{KindData, 2, 1}, randPayload(n, 1))
+				wire := AppendFrame(nil, Header{Kind: KindData, Dst: 2, Src: 1}, randPayload(n, 1))
 				d := NewDecoder(1500)
 				frames := 0
 				emit := func(Header, []byte) { frames++ }

@@ -24,8 +24,8 @@ type DecoderStats struct {
 	TooLong uint64
 	// Short: fewer than 7 inner bytes (header + CRC).
 	Short uint64
-	// BadVersion: a good CRC but a version other than 1 (another protocol
-	// or a later version of this one).
+	// BadVersion: a good CRC but a version other than 1 or 2 (another
+	// protocol or a later version of this one).
 	BadVersion uint64
 	// BadAddr: a good CRC but a 0x00 address, or Broadcast as the source.
 	BadAddr uint64
@@ -172,10 +172,13 @@ func (d *Decoder) endRun(emit func(Header, []byte)) {
 		d.stats.Short++
 	case crc32.Update(0, castagnoli, in[:len(in)-CRCLen]) != binary.BigEndian.Uint32(in[len(in)-CRCLen:]):
 		d.stats.BadCRC++
-	case in[0]>>4 != Version:
+	case in[0]>>4 < Version || in[0]>>4 > MaxVersion:
 		d.stats.BadVersion++
 	default:
 		h := Header{Kind: Kind(in[0] & 0x0F), Dst: NodeID(in[1]), Src: NodeID(in[2])}
+		if v := in[0] >> 4; v != Version {
+			h.Version = v
+		}
 		if !validAddr(h) {
 			d.stats.BadAddr++
 			break

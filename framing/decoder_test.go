@@ -90,7 +90,7 @@ func TestDecoderChunking(t *testing.T) {
 // TestDecoderNonCanonicalCOBS: an encoder that writes an empty final block
 // after a full 0xFF block produces the same frame; accept it.
 func TestDecoderNonCanonicalCOBS(t *testing.T) {
-	h := Header{KindData, 2, 1}
+	h := Header{Kind: KindData, Dst: 2, Src: 1}
 	for first := byte(1); first != 0; first++ {
 		p := seq(first, 254-Overhead) // inner frame of exactly 254 bytes
 		inner := append([]byte{0x10, 2, 1}, p...)
@@ -112,8 +112,8 @@ func TestDecoderNonCanonicalCOBS(t *testing.T) {
 }
 
 func TestDecoderResync(t *testing.T) {
-	h1, p1 := Header{KindData, 2, 1}, []byte{0x08, 0x00, 0x45, 0x00, 0x00, 0x1c}
-	h2, p2 := Header{KindEthernet, Broadcast, 7}, randPayload(40, 9)
+	h1, p1 := Header{Kind: KindData, Dst: 2, Src: 1}, []byte{0x08, 0x00, 0x45, 0x00, 0x00, 0x1c}
+	h2, p2 := Header{Kind: KindEthernet, Dst: Broadcast, Src: 7}, randPayload(40, 9)
 	f1 := AppendFrame(nil, h1, p1) // 00 05 10 02 01 08 02 45 01 06 1c 04 4f f9 f6 00
 	f2 := AppendFrame(nil, h2, p2)
 	g1, g2 := gotFrame{h1, p1}, gotFrame{h2, p2}
@@ -122,7 +122,7 @@ func TestDecoderResync(t *testing.T) {
 		f[i] ^= 0x40
 		return f
 	}
-	long := AppendFrame(nil, Header{KindData, 2, 1}, randPayload(101, 3))
+	long := AppendFrame(nil, Header{Kind: KindData, Dst: 2, Src: 1}, randPayload(101, 3))
 
 	tests := []struct {
 		desc   string
@@ -161,17 +161,19 @@ func TestDecoderResync(t *testing.T) {
 		{"truncated, stream ends", cat(f2, f1[:len(f1)-5]), []gotFrame{g2}, DecoderStats{Frames: 1}},
 		{"oversize frame", cat(f1, long, f2), []gotFrame{g1, g2},
 			DecoderStats{Frames: 2, TooLong: 1, GarbageBytes: uint64(len(long) - 2)}},
-		{"bad version", cat(rawFrame(0x20, 2, 1, p1), f1), []gotFrame{g1},
-			DecoderStats{Frames: 1, BadVersion: 1, GarbageBytes: uint64(len(rawFrame(0x20, 2, 1, p1)) - 2)}},
+		{"bad version", cat(rawFrame(0x30, 2, 1, p1), f1), []gotFrame{g1},
+			DecoderStats{Frames: 1, BadVersion: 1, GarbageBytes: uint64(len(rawFrame(0x30, 2, 1, p1)) - 2)}},
+		{"version 2", cat(rawFrame(0x26, 2, 1, p1), f1), []gotFrame{{Header{Kind: KindIPHC, Dst: 2, Src: 1, Version: 2}, p1}, g1},
+			DecoderStats{Frames: 2}},
 		{"version 0", cat(rawFrame(0x00, 2, 1, nil), f1), []gotFrame{g1},
 			DecoderStats{Frames: 1, BadVersion: 1, GarbageBytes: uint64(len(rawFrame(0x00, 2, 1, nil)) - 2)}},
-		{"dst 0x00", cat(AppendFrame(nil, Header{KindData, 0, 1}, nil), f1), []gotFrame{g1},
+		{"dst 0x00", cat(AppendFrame(nil, Header{Kind: KindData, Dst: 0, Src: 1}, nil), f1), []gotFrame{g1},
 			DecoderStats{Frames: 1, BadAddr: 1, GarbageBytes: 8}},
-		{"src 0x00", cat(AppendFrame(nil, Header{KindData, 1, 0}, nil), f1), []gotFrame{g1},
+		{"src 0x00", cat(AppendFrame(nil, Header{Kind: KindData, Dst: 1, Src: 0}, nil), f1), []gotFrame{g1},
 			DecoderStats{Frames: 1, BadAddr: 1, GarbageBytes: 8}},
-		{"src broadcast", cat(AppendFrame(nil, Header{KindData, 1, Broadcast}, nil), f1), []gotFrame{g1},
+		{"src broadcast", cat(AppendFrame(nil, Header{Kind: KindData, Dst: 1, Src: Broadcast}, nil), f1), []gotFrame{g1},
 			DecoderStats{Frames: 1, BadAddr: 1, GarbageBytes: 8}},
-		{"reserved kinds pass through", rawFrame(0x1F, 4, 5, []byte{9}), []gotFrame{{Header{15, 4, 5}, []byte{9}}},
+		{"reserved kinds pass through", rawFrame(0x1F, 4, 5, []byte{9}), []gotFrame{{Header{Kind: 15, Dst: 4, Src: 5}, []byte{9}}},
 			DecoderStats{Frames: 1}},
 		{"only garbage, no delimiter", []byte("no delimiter here"), nil, DecoderStats{GarbageBytes: 17}},
 	}
@@ -194,7 +196,7 @@ func TestDecoderResync(t *testing.T) {
 func TestDecoderMaxPayload(t *testing.T) {
 	for _, n := range []int{0, 1, 247, 248, 1000} {
 		p := randPayload(n, uint64(n))
-		f := AppendFrame(nil, Header{KindData, 1, 2}, p)
+		f := AppendFrame(nil, Header{Kind: KindData, Dst: 1, Src: 2}, p)
 		if _, st := collectFrames(NewDecoder(n), f, 1); st != (DecoderStats{Frames: 1}) {
 			t.Errorf("n=%d, max %d: stats %+v", n, n, st)
 		}
@@ -205,14 +207,14 @@ func TestDecoderMaxPayload(t *testing.T) {
 			t.Errorf("n=%d, max %d: stats %+v", n, n-1, st)
 		}
 	}
-	if _, st := collectFrames(NewDecoder(-5), AppendFrame(nil, Header{KindData, 1, 2}, nil), 0); st.Frames != 1 {
+	if _, st := collectFrames(NewDecoder(-5), AppendFrame(nil, Header{Kind: KindData, Dst: 1, Src: 2}, nil), 0); st.Frames != 1 {
 		t.Errorf("negative maxPayload: stats %+v, want an empty payload accepted", st)
 	}
 }
 
 func TestDecoderReset(t *testing.T) {
-	f1 := AppendFrame(nil, Header{KindData, 2, 1}, []byte{8, 0, 1, 2, 3})
-	f2 := AppendFrame(nil, Header{KindData, 1, 2}, []byte{8, 6})
+	f1 := AppendFrame(nil, Header{Kind: KindData, Dst: 2, Src: 1}, []byte{8, 0, 1, 2, 3})
+	f2 := AppendFrame(nil, Header{Kind: KindData, Dst: 1, Src: 2}, []byte{8, 6})
 	d := NewDecoder(100)
 	n := 0
 	emit := func(Header, []byte) { n++ }
@@ -228,7 +230,7 @@ func TestDecoderReset(t *testing.T) {
 
 func TestDecoderNilEmit(t *testing.T) {
 	d := NewDecoder(10)
-	d.Feed(AppendFrame(nil, Header{KindData, 2, 1}, []byte{8, 0}), nil)
+	d.Feed(AppendFrame(nil, Header{Kind: KindData, Dst: 2, Src: 1}, []byte{8, 0}), nil)
 	if d.Stats().Frames != 1 {
 		t.Errorf("stats %+v", d.Stats())
 	}

@@ -88,16 +88,18 @@ func Compact(eth []byte, self NodeID) (Header, []byte, error) {
 // AppendEthernet appends to dst the Ethernet frame that a received link frame
 // stands for and returns the extended slice. KindData rebuilds the header
 // from the node ids (Broadcast becomes ff:ff:ff:ff:ff:ff) and needs at least
-// the 2-byte EtherType; KindEthernet appends the payload as it is and needs
-// at least 14 bytes. Reserved kinds give ErrBadKind, bad node ids ErrBadAddr,
-// short payloads ErrShort; on error dst is returned unchanged.
+// the 2-byte EtherType; KindIPHC does the same and rebuilds the EtherType
+// and IP headers (AppendIPHCData: ErrHeader when it cannot); KindEthernet
+// appends the payload as it is and needs at least 14 bytes. Other kinds give
+// ErrBadKind, bad node ids ErrBadAddr, short payloads ErrShort; on error dst
+// is returned unchanged.
 func AppendEthernet(dst []byte, h Header, payload []byte) ([]byte, error) {
 	switch h.Kind {
-	case KindData:
+	case KindData, KindIPHC:
 		if !validAddr(h) {
 			return dst, fmt.Errorf("append ethernet: dst %#02x src %#02x: %w", byte(h.Dst), byte(h.Src), ErrBadAddr)
 		}
-		if len(payload) < 2 {
+		if h.Kind == KindData && len(payload) < 2 {
 			return dst, fmt.Errorf("append ethernet: %d-byte data payload: %w", len(payload), ErrShort)
 		}
 		n := len(dst)
@@ -107,6 +109,13 @@ func AppendEthernet(dst []byte, h Header, payload []byte) ([]byte, error) {
 		}
 		dst = append(dst, macPrefix[:]...)
 		dst = append(dst, byte(h.Src))
+		if h.Kind == KindIPHC {
+			out, err := AppendIPHCData(dst, payload)
+			if err != nil {
+				return dst[:n], fmt.Errorf("append ethernet: %w", err)
+			}
+			return out, nil
+		}
 		return append(dst, payload...), nil
 	case KindEthernet:
 		if len(payload) < EthHeaderLen {

@@ -60,29 +60,29 @@ func TestCompact(t *testing.T) {
 		err     error
 	}{
 		{"broadcast ARP from self", "ffffffffffff" + selfMAC + "0806" + "0001080006040001",
-			Header{KindData, Broadcast, self}, "0806" + "0001080006040001", nil},
+			Header{Kind: KindData, Dst: Broadcast, Src: self}, "0806" + "0001080006040001", nil},
 		{"unicast IPv4 to node 7", "02534c440007" + selfMAC + "0800" + "4500001c",
-			Header{KindData, 7, self}, "0800" + "4500001c", nil},
+			Header{Kind: KindData, Dst: 7, Src: self}, "0800" + "4500001c", nil},
 		{"unicast IPv6 to node 254", "02534c4400fe" + selfMAC + "86dd" + "60000000",
-			Header{KindData, 254, self}, "86dd" + "60000000", nil},
+			Header{Kind: KindData, Dst: 254, Src: self}, "86dd" + "60000000", nil},
 		{"header only, 14 bytes", "02534c440002" + selfMAC + "88b5",
-			Header{KindData, 2, self}, "88b5", nil},
+			Header{Kind: KindData, Dst: 2, Src: self}, "88b5", nil},
 		{"VLAN-tagged keeps its tag in the payload", "02534c440002" + selfMAC + "8100000a0800" + "45",
-			Header{KindData, 2, self}, "8100000a0800" + "45", nil},
+			Header{Kind: KindData, Dst: 2, Src: self}, "8100000a0800" + "45", nil},
 		{"to self's own MAC", "02534c440001" + selfMAC + "0800",
-			Header{KindData, self, self}, "0800", nil},
+			Header{Kind: KindData, Dst: self, Src: self}, "0800", nil},
 		{"IPv4 multicast", "01005e0000fb" + selfMAC + "0800" + "45000020",
-			Header{KindEthernet, Broadcast, self}, "eth", nil},
+			Header{Kind: KindEthernet, Dst: Broadcast, Src: self}, "eth", nil},
 		{"IPv6 all-nodes multicast", "333300000001" + selfMAC + "86dd" + "60000000",
-			Header{KindEthernet, Broadcast, self}, "eth", nil},
+			Header{Kind: KindEthernet, Dst: Broadcast, Src: self}, "eth", nil},
 		{"IPv6 solicited-node multicast", "3333ff000002" + selfMAC + "86dd" + "60000000",
-			Header{KindEthernet, Broadcast, self}, "eth", nil},
+			Header{Kind: KindEthernet, Dst: Broadcast, Src: self}, "eth", nil},
 		{"broadcast from a foreign MAC", "ffffffffffff" + foreign + "0806" + "0001",
-			Header{KindEthernet, Broadcast, self}, "eth", nil},
+			Header{Kind: KindEthernet, Dst: Broadcast, Src: self}, "eth", nil},
 		{"to node 7 from a foreign MAC", "02534c440007" + foreign + "0800" + "45",
-			Header{KindEthernet, 7, self}, "eth", nil},
+			Header{Kind: KindEthernet, Dst: 7, Src: self}, "eth", nil},
 		{"to node 7 from another node's MAC", "02534c440007" + "02534c440002" + "0800",
-			Header{KindEthernet, 7, self}, "eth", nil},
+			Header{Kind: KindEthernet, Dst: 7, Src: self}, "eth", nil},
 		{"unicast to a foreign MAC", foreign + selfMAC + "0800" + "45", Header{}, "", ErrNoRoute},
 		{"unicast to reserved id 0x00", "02534c440000" + selfMAC + "0800", Header{}, "", ErrNoRoute},
 		{"unicast to id 0xff", "02534c4400ff" + selfMAC + "0800", Header{}, "", ErrNoRoute},
@@ -133,13 +133,13 @@ func TestAppendEthernetErrors(t *testing.T) {
 		payload []byte
 		err     error
 	}{
-		{"reserved kind 2", Header{2, 1, 2}, make([]byte, 20), ErrBadKind},
-		{"reserved kind 15", Header{15, 1, 2}, make([]byte, 20), ErrBadKind},
-		{"data without ethertype", Header{KindData, 1, 2}, []byte{8}, ErrShort},
-		{"ethernet under 14 bytes", Header{KindEthernet, 1, 2}, make([]byte, 13), ErrShort},
-		{"data to 0x00", Header{KindData, 0, 2}, []byte{8, 0}, ErrBadAddr},
-		{"data from 0x00", Header{KindData, 1, 0}, []byte{8, 0}, ErrBadAddr},
-		{"data from broadcast", Header{KindData, 1, Broadcast}, []byte{8, 0}, ErrBadAddr},
+		{"reserved kind 2", Header{Kind: 2, Dst: 1, Src: 2}, make([]byte, 20), ErrBadKind},
+		{"reserved kind 15", Header{Kind: 15, Dst: 1, Src: 2}, make([]byte, 20), ErrBadKind},
+		{"data without ethertype", Header{Kind: KindData, Dst: 1, Src: 2}, []byte{8}, ErrShort},
+		{"ethernet under 14 bytes", Header{Kind: KindEthernet, Dst: 1, Src: 2}, make([]byte, 13), ErrShort},
+		{"data to 0x00", Header{Kind: KindData, Dst: 0, Src: 2}, []byte{8, 0}, ErrBadAddr},
+		{"data from 0x00", Header{Kind: KindData, Dst: 1, Src: 0}, []byte{8, 0}, ErrBadAddr},
+		{"data from broadcast", Header{Kind: KindData, Dst: 1, Src: Broadcast}, []byte{8, 0}, ErrBadAddr},
 	}
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {
@@ -156,7 +156,7 @@ func TestAppendEthernetErrors(t *testing.T) {
 }
 
 func TestAppendEthernetData(t *testing.T) {
-	got, err := AppendEthernet(nil, Header{KindData, Broadcast, 9}, []byte{0x08, 0x06, 0xAA})
+	got, err := AppendEthernet(nil, Header{Kind: KindData, Dst: Broadcast, Src: 9}, []byte{0x08, 0x06, 0xAA})
 	want := mac(t, "ffffffffffff"+"02534c440009"+"0806aa")
 	if err != nil || !bytes.Equal(got, want) {
 		t.Errorf("got % x, %v; want % x", got, err, want)

@@ -9,7 +9,7 @@
 //
 // An inner frame is
 //
-//	byte 0      0x10 | kind   (high nibble: version 1, low nibble: Kind)
+//	byte 0      version<<4 | kind   (high nibble: version 1 or 2, low nibble: Kind)
 //	byte 1      destination NodeID
 //	byte 2      source NodeID
 //	bytes 3..   payload
@@ -48,9 +48,9 @@ const (
 	KindEthernet Kind = 1
 )
 
-// Kinds 2 to 15 are reserved for later use (acknowledgements, fragments,
-// authenticated envelopes). The decoder passes them through; AppendEthernet
-// rejects them with ErrBadKind.
+// Kinds 2 to 7 are link control and compressed headers (link.go, iphc.go);
+// 8 to 15 are reserved. The decoder passes every kind through;
+// AppendEthernet rejects those that carry no Ethernet frame with ErrBadKind.
 
 // String names the kind for logs: "data", "ethernet" or "kind(N)".
 func (k Kind) String() string {
@@ -59,6 +59,18 @@ func (k Kind) String() string {
 		return "data"
 	case KindEthernet:
 		return "ethernet"
+	case KindFragment:
+		return "fragment"
+	case KindAck:
+		return "ack"
+	case KindSealed:
+		return "sealed"
+	case KindSigned:
+		return "signed"
+	case KindIPHC:
+		return "iphc"
+	case KindHello:
+		return "hello"
 	}
 	return "kind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -70,6 +82,26 @@ type Header struct {
 	Kind Kind
 	// Dst is the destination node (or Broadcast); Src the sending node.
 	Dst, Src NodeID
+	// Version is the format version in the high nibble of byte 0. 0 stands
+	// for version 1, so that the zero Header is a version-1 header: the
+	// decoder reports a version-1 frame with Version 0 and a version-2
+	// frame with Version 2 (use Ver for the number).
+	Version uint8
+}
+
+// Ver is h's format version as a number: 1 or 2 (Version 0 is 1).
+func (h Header) Ver() uint8 {
+	if h.Version == 0 {
+		return Version
+	}
+	return h.Version
+}
+
+// HeaderBytes is the 3-byte encoding of h: version<<4 | kind, dst, src.
+// The envelope (package auth) authenticates these bytes and the capture
+// records them.
+func HeaderBytes(h Header) [HeaderLen]byte {
+	return [HeaderLen]byte{h.Ver()<<4 | byte(h.Kind&0x0F), byte(h.Dst), byte(h.Src)}
 }
 
 const (
@@ -77,8 +109,15 @@ const (
 	HeaderLen = 3
 	// CRCLen is the number of CRC-32C trailer bytes.
 	CRCLen = 4
-	// Version is the format version carried in the high nibble of byte 0.
+	// Version is the base format version carried in the high nibble of
+	// byte 0; every node speaks it.
 	Version = 1
+	// Version2 is the format whose packets may travel as KindIPHC
+	// (docs/frame-format.md, "Versions"); a node sends it only to a peer
+	// it has heard speak it.
+	Version2 = 2
+	// MaxVersion is the highest version this package decodes.
+	MaxVersion = Version2
 	// Overhead is the number of inner bytes a frame adds to its payload.
 	Overhead = HeaderLen + CRCLen
 )
@@ -134,11 +173,11 @@ func MaxPayloadLen(wire int) int {
 // 0x00) to dst and returns the extended slice. It does not allocate when
 // cap(dst)-len(dst) >= MaxEncodedLen(len(payload)).
 //
-// AppendFrame does not validate h: it encodes h.Kind & 0x0F and the node ids
-// as given, so a frame with a 0x00 address or a Broadcast source is encoded
+// AppendFrame does not validate h: it encodes h.Ver() & 0x0F, h.Kind & 0x0F
+// and the node ids as given, so a frame with a 0x00 address or a Broadcast source is encoded
 // but every decoder rejects it (BadAddr).
 func AppendFrame(dst []byte, h Header, payload []byte) []byte {
-	hdr := [HeaderLen]byte{Version<<4 | byte(h.Kind&0x0F), byte(h.Dst), byte(h.Src)}
+	hdr := HeaderBytes(h)
 	crc := crc32.Update(crcHeader(hdr), castagnoli, payload)
 	var trailer [CRCLen]byte
 	binary.BigEndian.PutUint32(trailer[:], crc)

@@ -91,6 +91,20 @@ var frameVectors = []struct {
 		inner:   "11ff03333300000001aabbccddeeff86dd6000369fe39b",
 		wire:    "000611ff03333301010b01aabbccddeeff86dd6005369fe39b00",
 	},
+	{
+		desc:    "version 2, iphc, node 1 to node 2, IPv4 UDP (iphcVectors[0])",
+		h:       Header{Kind: KindIPHC, Dst: 2, Src: 1, Version: 2},
+		payload: "341c46c0000201c000020213881389beef68656c6c6f20776f726c6421",
+		inner:   "260201341c46c0000201c000020213881389beef68656c6c6f20776f726c642180be3ae8",
+		wire:    "0008260201341c46c0040201c019020213881389beef68656c6c6f20776f726c642180be3ae800",
+	},
+	{
+		desc:    "hello (version 1 frame), node 2 to node 1, version 2 spoken",
+		h:       Header{Kind: KindHello, Dst: 1, Src: 2},
+		payload: "02",
+		inner:   "17010202db3c9057",
+		wire:    "000917010202db3c905700",
+	},
 }
 
 func TestFrameVectors(t *testing.T) {
@@ -126,12 +140,12 @@ func TestAppendFrameLayout(t *testing.T) {
 		h       Header
 		payload []byte
 	}{
-		{"empty payload", Header{KindData, 1, 2}, nil},
-		{"kind 15", Header{15, Broadcast, 0xFE}, []byte{1, 2, 3}},
-		{"kind above 15 is masked", Header{0x21, 5, 6}, []byte{7}},
-		{"zeros", Header{KindEthernet, 9, 8}, make([]byte, 600)},
-		{"no zeros, 1000 bytes", Header{KindData, 3, 4}, seq(1, 1000)},
-		{"247 bytes: inner frame is 254", Header{KindData, 3, 4}, seq(1, 247)},
+		{"empty payload", Header{Kind: KindData, Dst: 1, Src: 2}, nil},
+		{"kind 15", Header{Kind: 15, Dst: Broadcast, Src: 0xFE}, []byte{1, 2, 3}},
+		{"kind above 15 is masked", Header{Kind: 0x21, Dst: 5, Src: 6}, []byte{7}},
+		{"zeros", Header{Kind: KindEthernet, Dst: 9, Src: 8}, make([]byte, 600)},
+		{"no zeros, 1000 bytes", Header{Kind: KindData, Dst: 3, Src: 4}, seq(1, 1000)},
+		{"247 bytes: inner frame is 254", Header{Kind: KindData, Dst: 3, Src: 4}, seq(1, 247)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {
@@ -194,7 +208,7 @@ func TestMaxEncodedLenReached(t *testing.T) {
 	for _, n := range []int{0, 1, 246, 247, 248, 500, 501, 1000, 1500} {
 		var got []byte
 		for first := byte(1); first != 0; first++ {
-			got = AppendFrame(got[:0], Header{KindData, 1, 2}, seq(first, n))
+			got = AppendFrame(got[:0], Header{Kind: KindData, Dst: 1, Src: 2}, seq(first, n))
 			if len(got) == MaxEncodedLen(n) {
 				break
 			}
@@ -209,7 +223,7 @@ func TestMaxEncodedLenReached(t *testing.T) {
 }
 
 func TestKindString(t *testing.T) {
-	for k, want := range map[Kind]string{KindData: "data", KindEthernet: "ethernet", 2: "kind(2)", 15: "kind(15)"} {
+	for k, want := range map[Kind]string{KindData: "data", KindEthernet: "ethernet", 2: "fragment", 6: "iphc", 7: "hello", 8: "kind(8)", 15: "kind(15)"} {
 		if got := k.String(); got != want {
 			t.Errorf("Kind(%d).String() = %q, want %q", k, got, want)
 		}
@@ -219,7 +233,7 @@ func TestKindString(t *testing.T) {
 func TestNoAllocs(t *testing.T) {
 	payload := randPayload(1000, 1)
 	buf := make([]byte, 0, MaxEncodedLen(len(payload)))
-	h := Header{KindData, 2, 1}
+	h := Header{Kind: KindData, Dst: 2, Src: 1}
 	if n := testing.AllocsPerRun(100, func() { buf = AppendFrame(buf[:0], h, payload) }); n != 0 {
 		t.Errorf("AppendFrame: %v allocs per frame, want 0", n)
 	}

@@ -15,10 +15,12 @@ const fuzzMaxPayload = 600
 func FuzzDecoder(f *testing.F) {
 	f.Add([]byte{}, uint8(0))
 	f.Add([]byte("garbage"), uint8(1))
-	f.Add(AppendFrame(nil, Header{KindData, 2, 1}, []byte{8, 0, 0x45, 0}), uint8(1))
-	f.Add(cat([]byte("xx"), AppendFrame(nil, Header{KindEthernet, Broadcast, 3}, seq(1, 300)), []byte{0, 5, 1}), uint8(7))
-	f.Add(AppendFrame(nil, Header{KindData, 2, 1}, make([]byte, fuzzMaxPayload+1)), uint8(200))
+	f.Add(AppendFrame(nil, Header{Kind: KindData, Dst: 2, Src: 1}, []byte{8, 0, 0x45, 0}), uint8(1))
+	f.Add(cat([]byte("xx"), AppendFrame(nil, Header{Kind: KindEthernet, Dst: Broadcast, Src: 3}, seq(1, 300)), []byte{0, 5, 1}), uint8(7))
+	f.Add(AppendFrame(nil, Header{Kind: KindData, Dst: 2, Src: 1}, make([]byte, fuzzMaxPayload+1)), uint8(200))
 	f.Add(rawFrame(0x25, 1, 2, []byte{1}), uint8(3))
+	f.Add(AppendFrame(nil, Header{Kind: KindIPHC, Dst: 2, Src: 1, Version: 2}, []byte{0x34, 1, 2}), uint8(2))
+	f.Add(rawFrame(0x36, 1, 2, []byte{1}), uint8(3))
 	f.Fuzz(func(t *testing.T, data []byte, chunk uint8) {
 		stream := append(append([]byte(nil), data...), 0) // close the last run
 		whole, st := collectFrames(NewDecoder(fuzzMaxPayload), stream, 0)

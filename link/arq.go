@@ -269,6 +269,7 @@ func (e *Engine) Host(now time.Time, eth []byte) {
 		}
 		return
 	}
+	h, payload = e.compress(now, h, payload) // version-2 peers only
 	if e.cfg.Policy == Block && len(e.pend) >= framing.MaxFragments {
 		// A driver that reads while WantRead is false: the daemon never
 		// does (at most one packet's fragments wait here), but a queue
@@ -426,6 +427,10 @@ func (e *Engine) fromAir(h framing.Header, payload []byte) {
 		c.WriteLink(e.now, false, h, payload)
 	}
 	airH, airPayload := h, payload
+	if e.vers.v1Only && h.Ver() > framing.Version {
+		e.stats.Drops.BadFrame++ // a version-1 build's decoder refuses it (tests)
+		return
+	}
 	if h.Src == e.cfg.Node {
 		e.ownID(h, payload)
 		return
@@ -455,6 +460,10 @@ func (e *Engine) fromAir(h framing.Header, payload []byte) {
 		return
 	}
 	e.senders.heard(e.now, h.Src, h.Kind)
+	e.sendHello(e.now, h.Src, e.vers.heard(e.now, airH, h.Kind, payload, h.Dst == e.cfg.Node))
+	if h.Kind == framing.KindHello && !e.vers.v1Only {
+		return // version-1 builds count it as an ignored kind (arq.Stats.Ignored)
+	}
 	if h.Kind == framing.KindAck && h.Dst == e.cfg.Node {
 		e.mac.Reserve(e.now, e.now) // the Ack we kept the channel for has come
 	}
@@ -477,6 +486,7 @@ func (s *arqSink) Transmit(now time.Time, f arq.Frame) {
 	if f.Last {
 		m.eth = e.sendEth
 	}
+	h.Version = e.frameVersion(now, h, payload)
 	if e.sealer != nil {
 		var err error
 		h, e.sealBuf, err = e.sealer.Seal(now, e.sealBuf[:0], h, payload)
@@ -531,6 +541,11 @@ func (s *arqSink) Deliver(now time.Time, h framing.Header, packet []byte) {
 	d.Eth = eth[:0]
 	if err != nil {
 		e.out = e.out[:len(e.out)-1]
+		if h.Kind == framing.KindIPHC {
+			// Headers it cannot rebuild exactly: never delivered.
+			e.stats.Drops.Decompress++
+			return
+		}
 		e.stats.Drops.BadFrame++
 		return
 	}

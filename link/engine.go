@@ -218,6 +218,10 @@ type Engine struct {
 	busyLogged  bool   // a Transmit refused with phy.ErrBusy was logged already
 	rxAuthentic bool   // the frame fromAir is handling opened under the key
 
+	// Wire-format versions and header compression (version.go).
+	vers    versions // each peer's version
+	iphcBuf []byte   // a packet's compressed form (compress)
+
 	// With a key: the openers are Key's, then Key2's.
 	sealErr  bool      // the last seal failed (logged once per episode)
 	saveErr  bool      // the last save of a floor failed (likewise)
@@ -596,7 +600,7 @@ func (e *Engine) Stats(now time.Time) Stats {
 		s.QueueLen = e.macCfg.QueueLen
 		s.MAC = e.mac.Stats()
 		s.ARQ = e.arq.Stats()
-		s.Peers = peers(e.arq, now)
+		s.Peers = peers(e.arq, &e.vers, now)
 		s.LinkQueue = len(e.pend) + len(e.acks)
 		s.Holding = len(e.held) > 0
 		s.FrameMax = e.frameMax

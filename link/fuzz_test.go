@@ -25,6 +25,14 @@ func FuzzEngine(f *testing.F) {
 	f.Add(append(append([]byte{0, 1, 2}, fragFrame...), ackFrame...), []byte{3, 9}, arpFrame(1, hostMAC, "192.0.2.1", "192.0.2.2"), false)
 	f.Add(good, []byte{}, ethFrame(framing.Broadcast, 1), true)
 	f.Add([]byte{0, 0, 0}, []byte{1}, []byte{}, true)
+	// Version 2: a hello, then a compressed packet in a fragment, and one
+	// whose header cannot be rebuilt.
+	hello := framing.AppendFrame(nil, framing.Header{Kind: framing.KindHello, Dst: 1, Src: 2}, []byte{2})
+	c, _ := framing.AppendIPHC(nil, udpFrame(1, 2, 5, 40)[12:])
+	iphc, _ := framing.AppendFrag(nil, framing.FragHeader{AckReq: true, First: true, Inner: framing.KindIPHC, Count: 1})
+	iphcFrame := framing.AppendFrame(nil, framing.Header{Kind: framing.KindFragment, Dst: 1, Src: 2, Version: 2}, append(iphc, c...))
+	bad := framing.AppendFrame(nil, framing.Header{Kind: framing.KindIPHC, Dst: 1, Src: 2, Version: 2}, []byte{0xb0, 1})
+	f.Add(append(append(hello, iphcFrame...), bad...), []byte{200, 200}, udpFrame(2, 1, 6, 300), false)
 	f.Fuzz(func(t *testing.T, air, cuts, host []byte, keyed bool) {
 		if len(air) > 1<<16 || len(host) > 1<<14 {
 			return

@@ -52,6 +52,13 @@ type Stats struct {
 	// (csma.MAC.Contenders).
 	Senders int `json:"senders"`
 
+	// Wire-format version 2 (link/version.go): packets sent with their IP
+	// and UDP headers compressed (KindIPHC), the bytes that saved, and
+	// hellos sent (announcing version 2 to peers not yet known to speak it).
+	Compressed    uint64 `json:"compressed"`
+	CompressSaved uint64 `json:"compress_saved_bytes"`
+	HellosSent    uint64 `json:"hellos_sent"`
+
 	// With a key (-key): the keys' fingerprints (auth.Fingerprint, the
 	// sealing key first), the frames each key opened (a changeover is over
 	// when the second key's count stops growing on every node), and
@@ -97,10 +104,13 @@ type Peer struct {
 	// never); HeardAgo is how long before the snapshot (-1: never).
 	LastHeard time.Time     `json:"last_heard,omitzero"`
 	HeardAgo  time.Duration `json:"heard_ago_ns"`
+	// Version is the highest wire-format version heard from the node since
+	// it last restarted (0: never heard; docs/frame-format.md, "Versions").
+	Version int `json:"version"`
 }
 
 // peers converts an ARQ's per-peer figures, taken at now.
-func peers(a *arq.ARQ, now time.Time) []Peer {
+func peers(a *arq.ARQ, v *versions, now time.Time) []Peer {
 	var buf [8]arq.PeerStats
 	ps := a.AppendPeers(buf[:0])
 	if len(ps) == 0 {
@@ -110,7 +120,7 @@ func peers(a *arq.ARQ, now time.Time) []Peer {
 	for i, p := range ps {
 		out[i] = Peer{Node: int(p.Node), SRTT: p.SRTT, RTTVar: p.RTTVar, RTO: p.RTO, Samples: p.Samples,
 			Packets: p.Packets, Fragments: p.Fragments, Retransmissions: p.Retransmissions, Timeouts: p.Timeouts,
-			GiveUps: p.GiveUps, Acked: p.Acked, LastHeard: p.LastHeard, HeardAgo: -1}
+			GiveUps: p.GiveUps, Acked: p.Acked, LastHeard: p.LastHeard, HeardAgo: -1, Version: int(v.of(p.Node))}
 		if !p.LastHeard.IsZero() {
 			out[i].HeardAgo = max(now.Sub(p.LastHeard), 0)
 		}
@@ -152,11 +162,15 @@ type Drops struct {
 	// Sending.
 	SealFailed uint64 `json:"seal_failed"` // counters not reserved in the state directory yet (write under way or failed), or exhausted
 	AckQueue   uint64 `json:"ack_queue"`   // Acks dropped, too many waiting
+	// A packet with compressed headers (KindIPHC) that cannot be rebuilt
+	// exactly: dropped, never delivered with a guessed header.
+	Decompress uint64 `json:"decompress"`
 }
 
 // Total is the sum of all drops.
 func (d Drops) Total() uint64 {
 	return d.QueueFull + d.QueueHead + d.NoRoute + d.TooBig + d.BadFrame + d.PHYError +
 		d.PHYDown + d.PHYBusy + d.PHYTooLarge + d.PHYEmpty + d.TAPWrite + d.Echo + d.BadCRC + d.Garbage +
-		d.Unsealed + d.AuthFailed + d.Replayed + d.KeyMode + d.StateFailed + d.Sealed + d.SealFailed + d.AckQueue
+		d.Unsealed + d.AuthFailed + d.Replayed + d.KeyMode + d.StateFailed + d.Sealed + d.SealFailed + d.AckQueue +
+		d.Decompress
 }

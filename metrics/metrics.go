@@ -184,7 +184,7 @@ func (e *encoder) encode(st *control.Status) {
 			{"phy_empty", d.PHYEmpty}, {"tap_write", d.TAPWrite}, {"echo", d.Echo},
 			{"bad_crc", d.BadCRC}, {"garbage", d.Garbage}, {"unsealed", d.Unsealed},
 			{"auth_failed", d.AuthFailed}, {"replayed", d.Replayed}, {"state_failed", d.StateFailed}, {"sealed", d.Sealed},
-			{"seal_failed", d.SealFailed}, {"ack_queue", d.AckQueue},
+			{"seal_failed", d.SealFailed}, {"ack_queue", d.AckQueue}, {"decompress", d.Decompress},
 		} {
 			e.uint("slided_drops_total", r.n, "reason", r.reason)
 		}
@@ -226,6 +226,9 @@ func (e *encoder) encode(st *control.Status) {
 		a := br.ARQ
 		e.one("slided_link_queue_frames", gauge, "Fragments and Acks waiting for room in the MAC queue.", uint64(max(br.LinkQueue, 0)))
 		e.one("slided_link_window_waits_total", counter, "Packets that waited for their destination's ARQ window.", br.WindowWaits)
+		e.one("slided_link_compressed_total", counter, "Packets sent with their IP and UDP headers compressed (wire version 2).", br.Compressed)
+		e.one("slided_link_compress_saved_bytes_total", counter, "Header bytes the compression saved.", br.CompressSaved)
+		e.one("slided_link_hellos_sent_total", counter, "Hellos sent, announcing wire version 2 to peers not known to speak it.", br.HellosSent)
 		e.one("slided_arq_packets_total", counter, "Packets given to the link layer.", a.Packets)
 		e.one("slided_arq_fragments_total", counter, "Fragments transmitted the first time.", a.Fragments)
 		e.one("slided_arq_retransmissions_total", counter, "Fragments transmitted again.", a.Retransmissions)
@@ -323,6 +326,10 @@ func (e *encoder) peers(ps []bridge.Peer) {
 	e.family("slided_arq_peer_ack_timeout_seconds", gauge, "Ack timeout in use towards the peer.")
 	for i, p := range ps {
 		e.float("slided_arq_peer_ack_timeout_seconds", seconds(p.RTO), "peer", ids[i])
+	}
+	e.family("slided_link_peer_version", gauge, "Highest wire-format version heard from the peer since it last restarted (0: none yet).")
+	for i, p := range ps {
+		e.uint("slided_link_peer_version", uint64(max(p.Version, 0)), "peer", ids[i])
 	}
 	e.family("slided_arq_peer_retransmissions_total", counter, "Fragments transmitted again to the peer.")
 	for i, p := range ps {

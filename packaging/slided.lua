@@ -4,7 +4,7 @@
 -- (147). Each record is one link frame as decoded on air, COBS and CRC-32C
 -- removed (docs/frame-format.md; kinds 2..4 in docs/link-arq.md):
 --
---   byte 0   version (high nibble, 1) | kind (low nibble)
+--   byte 0   version (high nibble, 1 or 2) | kind (low nibble)
 --   byte 1   destination node id (0xFF broadcast)
 --   byte 2   source node id
 --   3..      payload:
@@ -21,6 +21,10 @@
 --     kind 5 signed    48-bit counter, inner kind, inner payload in clear,
 --                      8-byte Poly1305 tag (slided run -key-mode sign); the
 --                      payload is always shown, the tag checked with the key
+--     kind 6 iphc      a kind 0 payload with its IPv4/IPv6 and UDP headers
+--                      compressed (version 2); the headers are rebuilt and
+--                      the packet dissected as Ethernet/IP
+--     kind 7 hello     the highest version the sender speaks (1 byte)
 --
 -- Use:
 --   tshark -X lua_script:slided.lua -r air.pcap
@@ -33,7 +37,10 @@
 local slided = Proto("slided", "slided link frame")
 
 local KIND_DATA, KIND_ETHERNET, KIND_FRAGMENT, KIND_ACK, KIND_SEALED, KIND_SIGNED = 0, 1, 2, 3, 4, 5
-local kinds = { [0] = "data", [1] = "ethernet", [2] = "fragment", [3] = "ack", [4] = "sealed", [5] = "signed" }
+local KIND_IPHC, KIND_HELLO = 6, 7
+local MAX_VERSION = 2
+local kinds = { [0] = "data", [1] = "ethernet", [2] = "fragment", [3] = "ack", [4] = "sealed", [5] = "signed",
+    [6] = "iphc", [7] = "hello" }
 local MAX_FRAGMENTS = 64
 local SEAL_COUNTER, SEAL_TAG = 6, 8
 
@@ -81,6 +88,18 @@ local f = {
     signed_inner    = ProtoField.uint8("slided.signed.inner", "Inner kind", base.DEC, kinds),
     signed_tag      = ProtoField.bytes("slided.signed.tag", "Tag (Poly1305, first 8 bytes)"),
     signed_verified = ProtoField.bool("slided.signed.verified", "Tag verified with the key"),
+
+    iphc_dispatch = ProtoField.uint8("slided.iphc.dispatch", "Compressed header dispatch", base.HEX),
+    iphc_ip       = ProtoField.uint8("slided.iphc.ip", "IP version", base.DEC, { [0] = "IPv4", [1] = "IPv6" }, 0xC0),
+    iphc_nh       = ProtoField.bool("slided.iphc.udp", "UDP header compressed", 8, nil, 0x20),
+    iphc_hl       = ProtoField.bool("slided.iphc.ttl64", "TTL / hop limit 64 (elided)", 8, nil, 0x10),
+    iphc_tf       = ProtoField.bool("slided.iphc.tf", "TOS / traffic class and flow label carried", 8, nil, 0x08),
+    iphc_df       = ProtoField.bool("slided.iphc.df", "Don't fragment (IPv4)", 8, nil, 0x04),
+    iphc_id0      = ProtoField.bool("slided.iphc.id0", "Identification 0 (IPv4, elided)", 8, nil, 0x02),
+    iphc_len      = ProtoField.uint8("slided.iphc.length", "Compressed header length", base.DEC),
+    iphc_saved    = ProtoField.uint8("slided.iphc.saved", "Bytes saved (against kind 0)", base.DEC),
+
+    hello_version = ProtoField.uint8("slided.hello.version", "Highest version spoken", base.DEC),
 }
 local fields = {}
 for _, v in pairs(f) do
@@ -419,6 +438,9 @@ end
 -- (cur_what) and remarks such as [Malformed] (cur_marks), written once at
 -- the end of slided.dissector.
 local cur_what, cur_marks = {}, {}
+-- cur_version is the version nibble of the frame being dissected (the
+-- envelope authenticates it).
+local cur_version = 1
 
 local function info(s)
     cur_what[#cur_what + 1] = s
@@ -444,10 +466,99 @@ local function call_data(tvb, pinfo, tree)
     pcall(function() data_dissector:call(tvb, pinfo, tree) end)
 end
 
--- dissect_packet shows a whole packet of kind 0 or 1 (a plain frame's
+-- dissect_packet shows a whole packet of kind 0, 1 or 6 (a plain frame's
 -- payload or a reassembled one) as Ethernet. bytes is a TvbRange.
+-- iphc_rebuild returns the EtherType, IP and UDP header bytes (a string)
+-- that a kind 6 payload p (a string) stands for and the length of its
+-- compressed headers, or nil and the reason (framing/iphc.go, AppendIPHCData).
+local function iphc_rebuild(p)
+    if #p < 1 then return nil, "compressed header: no dispatch byte" end
+    local d = p:byte(1)
+    local v6 = band(d, 0xC0) == 0x40
+    if band(d, 0x80) ~= 0 then return nil, "compressed header: reserved IP version bits" end
+    if band(d, 0x01) ~= 0 then return nil, "compressed header: reserved dispatch bit 0" end
+    if v6 and band(d, 0x06) ~= 0 then return nil, "compressed header: IPv4 flags on IPv6" end
+    local nh, hl, tf = band(d, 0x20) ~= 0, band(d, 0x10) ~= 0, band(d, 0x08) ~= 0
+    local n = 1
+    if tf then n = n + (v6 and 4 or 1) end
+    if not v6 and band(d, 0x02) == 0 then n = n + 2 end
+    if not hl then n = n + 1 end
+    if not nh then n = n + 1 end
+    n = n + (v6 and 32 or 8)
+    if nh then n = n + 6 end
+    if #p < n then
+        return nil, string.format("compressed header of %d bytes, payload of %d", n, #p)
+    end
+    local pos = 2
+    local function take(k)
+        local b = p:sub(pos, pos + k - 1)
+        pos = pos + k
+        return b
+    end
+    local rest = #p - n
+    local out
+    if not v6 then
+        local tos, id = "\0", "\0\0"
+        if tf then tos = take(1) end
+        if band(d, 0x02) == 0 then id = take(2) end
+        local ttl = "\64"
+        if not hl then ttl = take(1) end
+        local proto = "\17"
+        if not nh then proto = take(1) end
+        local addrs = take(8)
+        local total = 20 + rest + (nh and 8 or 0)
+        if total > 65535 then return nil, "compressed header: IPv4 packet over 65535 bytes" end
+        local flags = band(d, 0x04) ~= 0 and "\64\0" or "\0\0"
+        local h = "\69" .. tos .. string.char(math.floor(total / 256), total % 256) .. id .. flags .. ttl .. proto
+        local sum = 0
+        local hs = h .. "\0\0" .. addrs
+        for i = 1, 20, 2 do sum = sum + hs:byte(i) * 256 + hs:byte(i + 1) end
+        while sum > 0xFFFF do sum = band(sum, 0xFFFF) + math.floor(sum / 65536) end
+        sum = 0xFFFF - sum
+        out = "\8\0" .. h .. string.char(math.floor(sum / 256), sum % 256) .. addrs
+    else
+        local first = "\96\0\0\0"
+        if tf then
+            first = take(4)
+            if math.floor(first:byte(1) / 16) ~= 6 then return nil, "compressed header: carried IPv6 bytes without version 6" end
+        end
+        local nxt = "\17"
+        if not nh then nxt = take(1) end
+        local hop = "\64"
+        if not hl then hop = take(1) end
+        local addrs = take(32)
+        local plen = rest + (nh and 8 or 0)
+        if plen > 65535 then return nil, "compressed header: IPv6 payload over 65535 bytes" end
+        out = "\134\221" .. first .. string.char(math.floor(plen / 256), plen % 256) .. nxt .. hop .. addrs
+    end
+    if nh then
+        local ports, sum = take(4), take(2)
+        local ul = 8 + rest
+        out = out .. ports .. string.char(math.floor(ul / 256), ul % 256) .. sum
+    end
+    return out, n
+end
+
 local function dissect_packet(kind, dst, src, range, pinfo, tree, item)
-    if kind == KIND_DATA then
+    if kind == KIND_IPHC then
+        local raw = range:raw()
+        local hdr, n = iphc_rebuild(raw)
+        if range:len() >= 1 then
+            local dt = item:add(f.iphc_dispatch, range(0, 1))
+            for _, fl in ipairs({ f.iphc_ip, f.iphc_nh, f.iphc_hl, f.iphc_tf, f.iphc_df, f.iphc_id0 }) do
+                dt:add(fl, range(0, 1))
+            end
+        end
+        if not hdr then
+            malformed(item, pinfo, n)
+            return
+        end
+        item:add(f.iphc_len, range(0, n), n)
+        item:add(f.iphc_saved, range(0, n), #hdr - n):set_generated()
+        local eth = ByteArray.new(mac_for(dst) .. mac_for(src)) .. ByteArray.new(hdr, true)
+        if range:len() > n then eth = eth .. range(n):bytes() end
+        call_eth(eth:tvb("Ethernet (rebuilt from the compressed header)"), pinfo, tree)
+    elseif kind == KIND_DATA then
         if range:len() < 2 then
             malformed(item, pinfo, "data payload shorter than its 2-byte EtherType")
             return
@@ -613,7 +724,7 @@ local function dissect_sealed(dst, src, range, pinfo, tree, item)
         end
         return
     end
-    local hdr = string.char(0x10 + KIND_SEALED, dst, src)
+    local hdr = string.char(cur_version * 16 + KIND_SEALED, dst, src)
     local plain
     for _, key in ipairs(keys) do
         plain = open_envelope(key, hdr, src, range:raw())
@@ -654,7 +765,7 @@ local function dissect_signed(dst, src, range, pinfo, tree, item)
     info(string.format("Signed #%s", tostring(counter)))
     load_key()
     if keys then
-        local hdr = string.char(0x10 + KIND_SIGNED, dst, src)
+        local hdr = string.char(cur_version * 16 + KIND_SIGNED, dst, src)
         local ok = false
         for _, key in ipairs(keys) do
             if signed_ok(key, hdr, src, range:raw()) then ok = true break end
@@ -678,9 +789,17 @@ end
 
 -- dissect_body shows a payload (a TvbRange, possibly empty) of kind.
 dissect_body = function(kind, dst, src, range, pinfo, tree, item)
-    if kind == KIND_DATA or kind == KIND_ETHERNET then
+    if kind == KIND_DATA or kind == KIND_ETHERNET or kind == KIND_IPHC then
         info(kind_name(kind))
         dissect_packet(kind, dst, src, range, pinfo, tree, item)
+    elseif kind == KIND_HELLO then
+        if range:len() < 1 then
+            info("Hello")
+            malformed(item, pinfo, "hello without its version byte")
+            return
+        end
+        item:add(f.hello_version, range(0, 1))
+        info(string.format("Hello v%d", range(0, 1):uint()))
     elseif kind == KIND_FRAGMENT then
         dissect_fragment(dst, src, range, pinfo, tree, item)
     elseif kind == KIND_ACK then
@@ -719,8 +838,9 @@ local function dissect_frame(tvb, pinfo, tree)
     pinfo.cols.dst = node_name(dst)
     local route = string.format("%s -> %s", node_name(src), node_name(dst))
     pinfo.cols.info = route
-    if version ~= 1 then
-        malformed(vi, pinfo, "version " .. version .. ", not 1")
+    cur_version = version
+    if version < 1 or version > MAX_VERSION then
+        malformed(vi, pinfo, "version " .. version .. ", not 1 or 2")
     elseif dst == 0 then
         malformed(di, pinfo, "destination 0 is invalid")
     elseif src == 0 or src == 0xFF then

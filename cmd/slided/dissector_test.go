@@ -140,7 +140,7 @@ func captureExchange(t *testing.T, subnet string, key string) string {
 
 // dissectorFields are the fields the test reads from every frame.
 var dissectorFields = []string{
-	"frame.number", "slided.kind", "slided.src", "slided.dst",
+	"frame.number", "slided.version", "slided.kind", "slided.src", "slided.dst",
 	"slided.frag.seq", "slided.frag.index", "slided.frag.count", "slided.frag.first", "slided.frag.ackreq",
 	"slided.frag.inner", "slided.reassembled.length", "slided.frag.duplicate_of",
 	"slided.frag.reassembled_in",
@@ -148,6 +148,7 @@ var dissectorFields = []string{
 	"slided.sealed.counter", "slided.sealed.opened", "slided.sealed.inner",
 	"slided.signed.counter", "slided.signed.verified", "slided.signed.inner",
 	"udp.length", "icmp.type", "arp.opcode", "ipv6.dst",
+	"slided.iphc.saved", "slided.hello.version", "ip.checksum", "ip.id", "udp.checksum", "ipv6.flow",
 }
 
 // malformedFilter matches a frame the dissector could not decode, or where
@@ -255,11 +256,14 @@ func checkDecoded(t *testing.T, frames []tsharkFrame) {
 	packets := map[packetKey]*packet{}
 	firstSeen := map[[2]int]bool{}  // direction -> its first fragment seen
 	laterPlain := map[[2]int]bool{} // direction -> a fragment without First seen
-	var arp, mcast, udp, echoReq, echoRep, acks int
+	var arp, mcast, udp, udpIPHC, echoReq, echoRep, acks, hellos, v2 int
 	perKind := map[int]int{}
 	for _, f := range frames {
 		byNum[f.num("frame.number")] = f
 		perKind[f.kind()]++
+		if f.num("slided.version") == 2 {
+			v2++
+		}
 		src, dst := f.num("slided.src"), f.num("slided.dst")
 		switch f.kind() {
 		case 0:
@@ -301,8 +305,18 @@ func checkDecoded(t *testing.T, frames []tsharkFrame) {
 				}
 				switch {
 				case f.num("udp.length") == 1008:
-					if n != 1030 || count < 6 {
-						t.Errorf("frame %s: a 1000-byte datagram reassembled to %d bytes from %d fragments, want 1030 (EtherType and IP packet) from 6 or more", f["frame.number"], n, count)
+					// Kind 0: EtherType and IP packet; kind 6 (version
+					// 2 peers): 13 bytes of IPv4 and UDP header elided.
+					want := 1030
+					if f.num("slided.frag.inner") == int(framing.KindIPHC) {
+						want = 1030 - 13
+						udpIPHC++
+						if f.num("slided.iphc.saved") != 13 || f.num("slided.version") != 2 {
+							t.Errorf("frame %s: compressed datagram saved %s bytes in a version %s frame, want 13 and 2", f["frame.number"], f["slided.iphc.saved"], f["slided.version"])
+						}
+					}
+					if n != want || count < 6 {
+						t.Errorf("frame %s: a 1000-byte datagram reassembled to %d bytes from %d fragments, want %d from 6 or more", f["frame.number"], n, count, want)
 					}
 					udp++
 				case f.num("icmp.type") == 8 && count >= 4:
@@ -328,6 +342,11 @@ func checkDecoded(t *testing.T, frames []tsharkFrame) {
 			} else if f.flag("slided.ack.complete") {
 				t.Errorf("frame %s: a complete ack without the frame of its packet", f["frame.number"])
 			}
+		case int(framing.KindHello):
+			hellos++
+			if f.num("slided.hello.version") != 2 || f.num("slided.version") != 1 {
+				t.Errorf("frame %s: hello for version %s in a version %s frame, want 2 in 1", f["frame.number"], f["slided.hello.version"], f["slided.version"])
+			}
 		default:
 			t.Errorf("frame %s: kind %q (sealed %q, opened %q)", f["frame.number"], f["slided.kind"], f["slided.sealed.inner"], f["slided.sealed.opened"])
 		}
@@ -341,8 +360,14 @@ func checkDecoded(t *testing.T, frames []tsharkFrame) {
 	if acks == 0 {
 		t.Error("no acks")
 	}
-	t.Logf("%d frames by kind %v: %d broadcast ARP, %d IPv6 multicast, reassembled %d datagrams, %d echo requests, %d replies; %d acks",
-		len(frames), perKind, arp, mcast, udp, echoReq, echoRep, acks)
+	// Both daemons speak version 2: a hello before the first Ack, then
+	// version 2 frames, and the datagrams (sent after the pings) with
+	// compressed headers (a lost hello may leave one uncompressed).
+	if hellos == 0 || v2 == 0 || udpIPHC == 0 {
+		t.Errorf("%d hellos, %d version-2 frames, %d of %d datagrams compressed; want some of each", hellos, v2, udpIPHC, udp)
+	}
+	t.Logf("%d frames by kind %v (%d in version 2): %d broadcast ARP, %d IPv6 multicast, reassembled %d datagrams (%d compressed), %d echo requests, %d replies; %d acks, %d hellos",
+		len(frames), perKind, v2, arp, mcast, udp, udpIPHC, echoReq, echoRep, acks, hellos)
 	for _, dir := range [][2]int{{1, 2}, {2, 1}} {
 		if !firstSeen[dir] || !laterPlain[dir] {
 			t.Errorf("node %d to node %d: fragments seen %v, after the first packet without First %v", dir[0], dir[1], firstSeen[dir], laterPlain[dir])
@@ -491,12 +516,16 @@ func TestDissectorBadFrames(t *testing.T) {
 		t.Fatal(err)
 	}
 	counter := uint64(1000)
+	var sealV func(version byte, kind framing.Kind, payload string) string
 	seal := func(kind framing.Kind, payload string) string {
+		return sealV(1, kind, payload)
+	}
+	sealV = func(version byte, kind framing.Kind, payload string) string {
 		p, err := hex.DecodeString(strings.ReplaceAll(payload, " ", ""))
 		if err != nil {
 			t.Fatal(err)
 		}
-		hdr := []byte{framing.Version<<4 | byte(framing.KindSealed), 2, 1}
+		hdr := []byte{version<<4 | byte(framing.KindSealed), 2, 1}
 		var nonce [chacha20poly1305.NonceSize]byte
 		nonce[0] = hdr[2]
 		binary.BigEndian.PutUint64(nonce[4:], counter)
@@ -535,7 +564,8 @@ func TestDissectorBadFrames(t *testing.T) {
 		{"sealed reserved kind 9", seal(9, "aa"), reserved},
 		{"sealed data without its EtherType", seal(framing.KindData, ""), malformed},
 		{"header cut short", "10 02", malformed},
-		{"version 2", "20 02 01 08 00", malformed},
+		{"version 3", "30 02 01 08 00", malformed},
+		{"version 0", "00 02 01 08 00", malformed},
 		{"destination 0", "10 00 01 08 00", malformed},
 		{"source broadcast", "10 02 ff 08 00", malformed},
 		{"data without its EtherType", "10 02 01 08", malformed},
@@ -550,7 +580,7 @@ func TestDissectorBadFrames(t *testing.T) {
 		{"ack longer than its bitmap", "13 01 02 07 01 01 00", malformed},
 		{"ack bits beyond count", "13 01 02 07 02 07", malformed},
 		{"sealed shorter than the envelope", "14 02 01 00 00 00 00 00 01 aa bb", malformed},
-		{"reserved kind 7", "17 02 01 de ad", reserved},
+		{"reserved kind 8", "18 02 01 de ad", reserved},
 		{"reserved kind 15, empty", "1f 02 01", reserved},
 		{"fragment of an ethernet packet shorter than its header", "12 02 01 81 0b 00 01 aa bb cc", malformed},
 		{"fragment of reserved kind 5", "12 02 01 85 0c 00 01 aa", reserved},
@@ -569,6 +599,24 @@ func TestDissectorBadFrames(t *testing.T) {
 		{"next packet", "12 02 01 80 0a 00 01 88 b5 0a", ok},
 		{"restarted sender, seq 9 again", "12 02 01 c0 09 00 01 88 b5 09", ok},
 		{"restarted sender, its retransmission", "12 02 01 c0 09 00 01 88 b5 09", ok},
+		// Version 2: hellos and compressed headers (docs/frame-format.md).
+		{"hello", "17 02 01 02", ok},
+		{"hello without its byte", "17 02 01", malformed},
+		{"iphc ipv4 udp", "26 02 01 " + iphcV4, ok},
+		{"iphc ipv6 udp, flow label", "26 02 01 " + iphcV6, ok},
+		{"iphc in a fragment", "22 02 01 c6 0b 00 01 " + iphcV4, ok},
+		{"sealed iphc, version 2", sealV(2, framing.KindIPHC, iphcV4), ok},
+		{"sealed iphc, version nibble changed", func() string {
+			b := []byte(sealV(2, framing.KindIPHC, iphcV4))
+			b[0] = '1' // the envelope authenticates the version
+			return string(b)
+		}(), forged},
+		{"iphc empty", "26 02 01", malformed},
+		{"iphc reserved version bits", "26 02 01 b0 00 00", malformed},
+		{"iphc reserved bit 0", "26 02 01 31" + strings.Repeat(" 00", 20), malformed},
+		{"iphc ipv6 with ipv4 flags", "26 02 01 74" + strings.Repeat(" 00", 40), malformed},
+		{"iphc cut in the addresses", "26 02 01 32 c0 00 02 01 c0", malformed},
+		{"iphc ipv6 carried bytes not version 6", "26 02 01 78 40 00 00 00" + strings.Repeat(" 00", 40), malformed},
 	}
 	frames := make([]string, len(cases))
 	for i, c := range cases {
@@ -648,12 +696,71 @@ func TestDissectorBadFrames(t *testing.T) {
 		{"signed ack", "slided.ack.seq", 0x21},
 		{"signed ack, changed", "slided.signed.verified", 0},
 		{"signed ack, changed", "slided.ack.seq", 0x23},
+		{"hello", "slided.hello.version", 2},
+		{"iphc ipv4 udp", "slided.version", 2},
+		{"iphc ipv4 udp", "udp.length", 8 + 12},
+		{"iphc ipv4 udp", "slided.iphc.saved", 13},
+		{"iphc ipv6 udp, flow label", "udp.length", 8 + 12},
+		{"iphc ipv6 udp, flow label", "slided.iphc.saved", 7},
+		{"iphc in a fragment", "slided.reassembled.length", len(iphcV4)/3 + 1},
+		{"iphc in a fragment", "udp.length", 8 + 12},
+		{"sealed iphc, version 2", "slided.sealed.opened", 1},
+		{"sealed iphc, version 2", "udp.length", 8 + 12},
 	} {
 		if got := at(c.desc).num(c.field); got != c.want {
 			t.Errorf("%s: %s = %d, want %d", c.desc, c.field, got, c.want)
 		}
 	}
+	// The headers rebuilt by the dissector are the ones compressed, to the
+	// checksums (Go's framing.AppendIPHC made the frames).
+	for _, c := range []struct{ desc, field, want string }{
+		{"iphc ipv4 udp", "ip.checksum", iphcV4Sum},
+		{"iphc ipv4 udp", "ip.id", "0x1c46"},
+		{"iphc ipv4 udp", "udp.checksum", "0xbeef"},
+		{"iphc in a fragment", "ip.checksum", iphcV4Sum},
+		{"iphc ipv6 udp, flow label", "ipv6.flow", "0x0abcde"},
+		{"iphc ipv6 udp, flow label", "udp.checksum", "0xbeef"},
+	} {
+		if got := at(c.desc)[c.field]; got != c.want {
+			t.Errorf("%s: %s = %q, want %q", c.desc, c.field, got, c.want)
+		}
+	}
 }
+
+// iphcV4 and iphcV6 are KindIPHC payloads (hex) of a UDP datagram of 12
+// bytes, 192.0.2.1 -> 192.0.2.2 (IPv4, identification 0x1c46, DF, TTL 64)
+// and fd00::1 -> fd00::2 (IPv6, flow label 0xabcde, hop limit 64), both UDP
+// 5000 -> 5001 with checksum 0xbeef, made by framing.AppendIPHC; iphcV4Sum
+// is the IPv4 header checksum of the packet.
+var iphcV4, iphcV6, iphcV4Sum = func() (string, string, string) {
+	u := []byte{0x13, 0x88, 0x13, 0x89, 0, 20, 0xbe, 0xef, 'h', 'e', 'l', 'l', 'o', ' ', 'w', 'o', 'r', 'l', 'd', '!'}
+	v4 := append([]byte{0x08, 0x00, 0x45, 0, 0, 40, 0x1c, 0x46, 0x40, 0, 64, 17, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2}, u...)
+	var sum uint32
+	for i := 2; i < 22; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(v4[i:]))
+	}
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	binary.BigEndian.PutUint16(v4[12:], ^uint16(sum))
+	v6 := append([]byte{0x86, 0xdd, 0x60, 0x0a, 0xbc, 0xde, 0, 20, 17, 64}, make([]byte, 32)...)
+	v6[10], v6[25], v6[26], v6[41] = 0xfd, 1, 0xfd, 2
+	v6 = append(v6, u...)
+	c4, ok4 := framing.AppendIPHC(nil, v4)
+	c6, ok6 := framing.AppendIPHC(nil, v6)
+	if !ok4 || !ok6 {
+		panic("iphc test packets do not compress")
+	}
+	sp := func(b []byte) string {
+		h := hex.EncodeToString(b)
+		var parts []string
+		for i := 0; i < len(h); i += 2 {
+			parts = append(parts, h[i:i+2])
+		}
+		return strings.Join(parts, " ")
+	}
+	return sp(c4), sp(c6), fmt.Sprintf("0x%04x", ^uint16(sum))
+}()
 
 // pcapRecords returns the offset of each record of a classic pcap file.
 func pcapRecords(t *testing.T, raw []byte) []int {
@@ -752,6 +859,7 @@ func FuzzDissector(f *testing.F) {
 		{"12 02 01 40 09 00 02 88 b5 01 02", "12 02 01 80 09 01 02 03 04", "13 01 02 09 02 03", "12 02 01 80 09 01 02 03 04"},
 		{"12 02 01 81 0b 00 01 aa bb cc", "12 02 01 c5 0c 03 02", "13 01 02 07 02 07", "13 01 02 07 41 ff"},
 		{"14 02 01 00 00 00 00 00 01 00 00 00 00 00 00 00 00 00", "1f 02 01", "20 02 01", "10"},
+		{"17 02 01 02", "26 02 01 " + iphcV4, "26 02 01 " + iphcV6, "22 02 01 c6 0b 00 01 " + iphcV4, "26 02 01 78 40"},
 	}
 	for _, s := range seeds {
 		var in []byte

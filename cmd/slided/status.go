@@ -99,10 +99,11 @@ func printStatus(out io.Writer, st *control.Status) {
 
 // printPeers prints the link ARQ's view of each other node: the round trip
 // (smoothed, its deviation, samples), the ack timeout in use, what was sent
-// and lost, and when the node was last heard.
+// and lost, when the node was last heard, and the highest wire-format
+// version heard from it ("-": none yet).
 func printPeers(out io.Writer, ps []bridge.Peer) {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "peer\tround trip\tdeviation\tsamples\tack timeout\tpackets\tacked\tgiven up\tresent\ttimeouts\tlast heard")
+	fmt.Fprintln(w, "peer\tround trip\tdeviation\tsamples\tack timeout\tpackets\tacked\tgiven up\tresent\ttimeouts\tlast heard\tversion")
 	ms := func(d time.Duration) string { return d.Round(time.Millisecond).String() }
 	for _, p := range ps {
 		rtt, dev := "-", "-"
@@ -117,8 +118,12 @@ func printPeers(out io.Writer, ps []bridge.Peer) {
 		if p.HeardAgo >= 0 {
 			heard = ms(p.HeardAgo) + " ago"
 		}
-		fmt.Fprintf(w, "%d\t%s\t%s\t%d\t%s\t%d\t%d\t%d\t%s\t%d\t%s\n", p.Node, rtt, dev, p.Samples, ms(p.RTO),
-			p.Packets, p.Acked, p.GiveUps, resent, p.Timeouts, heard)
+		version := "-"
+		if p.Version > 0 {
+			version = fmt.Sprint(p.Version)
+		}
+		fmt.Fprintf(w, "%d\t%s\t%s\t%d\t%s\t%d\t%d\t%d\t%s\t%d\t%s\t%s\n", p.Node, rtt, dev, p.Samples, ms(p.RTO),
+			p.Packets, p.Acked, p.GiveUps, resent, p.Timeouts, heard, version)
 	}
 	w.Flush()
 }

@@ -44,12 +44,12 @@ func TestPrintStatus(t *testing.T) {
 }
 
 // TestPrintStatusPeers: the per-peer table shows each node's round trip,
-// timeout, losses and when it was last heard; a node never measured or
-// never heard says so.
+// timeout, losses, when it was last heard and its wire version; a node
+// never measured or never heard says so.
 func TestPrintStatusPeers(t *testing.T) {
 	st := &control.Status{Interface: "slided0", Bridge: &bridge.Stats{Node: 1, Peers: []bridge.Peer{
 		{Node: 2, SRTT: 412300 * time.Microsecond, RTTVar: 30 * time.Millisecond, RTO: 532 * time.Millisecond, Samples: 40,
-			Packets: 41, Fragments: 97, Retransmissions: 3, Timeouts: 1, Acked: 40, HeardAgo: 1200 * time.Millisecond},
+			Packets: 41, Fragments: 97, Retransmissions: 3, Timeouts: 1, Acked: 40, HeardAgo: 1200 * time.Millisecond, Version: 2},
 		{Node: 7, RTO: 4200 * time.Millisecond, HeardAgo: -1},
 	}}}
 	var out bytes.Buffer
@@ -66,8 +66,8 @@ func TestPrintStatusPeers(t *testing.T) {
 		t.Fatalf("no peer table:\n%s", out.String())
 	}
 	for i, want := range [][]string{
-		{"2", "412ms", "30ms", "40", "532ms", "41", "40", "0", "3", "(3.0%)", "1", "1.2s", "ago"},
-		{"7", "-", "-", "0", "4.2s", "0", "0", "0", "0", "0", "never"},
+		{"2", "412ms", "30ms", "40", "532ms", "41", "40", "0", "3", "(3.0%)", "1", "1.2s", "ago", "2"},
+		{"7", "-", "-", "0", "4.2s", "0", "0", "0", "0", "0", "never", "-"},
 	} {
 		if got := strings.Fields(rows[1+i]); !slices.Equal(got, want) {
 			t.Errorf("peer row %d: %q, want %q\n%s", i, got, want, out.String())

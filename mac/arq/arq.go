@@ -303,7 +303,7 @@ func (a *ARQ) Receive(now time.Time, h framing.Header, payload []byte) {
 		return
 	}
 	switch h.Kind {
-	case framing.KindData, framing.KindEthernet:
+	case framing.KindData, framing.KindEthernet, framing.KindIPHC:
 		if len(payload) > a.cfg.MaxPacket {
 			a.stats.Malformed++ // a sender with a larger MTU, or junk
 			return

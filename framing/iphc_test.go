@@ -1,0 +1,291 @@
+package framing
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"testing"
+)
+
+// ipv4 builds a KindData payload: EtherType 0x0800, a 20-byte IPv4 header
+// with a correct checksum (unless badSum), then l4.
+func ipv4(tos byte, id uint16, flags uint16, ttl, proto byte, l4 []byte, badSum bool) []byte {
+	b := []byte{0x08, 0x00, 0x45, tos, 0, 0, byte(id >> 8), byte(id), byte(flags >> 8), byte(flags), ttl, proto, 0, 0,
+		192, 0, 2, 1, 192, 0, 2, 2}
+	ip := b[2:]
+	binary.BigEndian.PutUint16(ip[2:], uint16(20+len(l4)))
+	sum := ^checksum(ip)
+	if badSum {
+		sum ^= 0x0101
+	}
+	binary.BigEndian.PutUint16(ip[10:], sum)
+	return append(b, l4...)
+}
+
+// ipv6 builds a KindData payload: EtherType 0x86DD, an IPv6 header
+// (fd00::1 -> fd00::2), then l4.
+func ipv6(first4 [4]byte, nh, hop byte, l4 []byte) []byte {
+	b := []byte{0x86, 0xdd}
+	b = append(b, first4[:]...)
+	b = append(b, byte(len(l4)>>8), byte(len(l4)), nh, hop)
+	src := [16]byte{0xfd, 15: 1}
+	dst := [16]byte{0xfd, 15: 2}
+	b = append(b, src[:]...)
+	b = append(b, dst[:]...)
+	return append(b, l4...)
+}
+
+// udp builds a UDP header (length from the payload, checksum as given)
+// and payload.
+func udp(sport, dport, sum uint16, payload []byte) []byte {
+	b := binary.BigEndian.AppendUint16(nil, sport)
+	b = binary.BigEndian.AppendUint16(b, dport)
+	b = binary.BigEndian.AppendUint16(b, uint16(8+len(payload)))
+	b = binary.BigEndian.AppendUint16(b, sum)
+	return append(b, payload...)
+}
+
+func TestIPHC(t *testing.T) {
+	p1000 := seq(1, 1000)
+	tcp := seq(3, 40) // a TCP header and some payload, carried as it is
+	badUDPLen := udp(5000, 5001, 0x1234, seq(1, 10))
+	binary.BigEndian.PutUint16(badUDPLen[4:], 99)
+	for _, tc := range []struct {
+		desc string
+		data []byte
+		// want is the compressed length, 0 when the packet must travel
+		// uncompressed.
+		want int
+	}{
+		{"ipv4 udp 1000, DF, TTL 64", ipv4(0, 0x1c46, 0x4000, 64, 17, udp(5000, 5001, 0xabcd, p1000), false), 1 + 2 + 8 + 6 + 1000},
+		{"ipv4 udp, id 0, TOS, TTL 3, no DF", ipv4(0xb8, 0, 0, 3, 17, udp(53, 53, 0, seq(1, 20)), false), 1 + 1 + 1 + 8 + 6 + 20},
+		{"ipv4 tcp: protocol carried", ipv4(0, 7, 0x4000, 64, 6, tcp, false), 1 + 2 + 1 + 8 + 40},
+		{"ipv4 udp shorter than its header: protocol carried", ipv4(0, 7, 0x4000, 64, 17, seq(1, 5), false), 1 + 2 + 1 + 8 + 5},
+		{"ipv4 empty payload, icmp", ipv4(0, 1, 0, 255, 1, nil, false), 1 + 2 + 1 + 1 + 8},
+		{"ipv4 udp length wrong: protocol carried, UDP header as is", ipv4(0, 7, 0x4000, 64, 17, badUDPLen, false), 1 + 2 + 1 + 8 + 18},
+		{"ipv6 udp 1000", ipv6([4]byte{0x60}, 17, 64, udp(5000, 5001, 0xabcd, p1000)), 1 + 32 + 6 + 1000},
+		{"ipv6 udp flow label, hop 255", ipv6([4]byte{0x60, 0x0a, 0xbc, 0xde}, 17, 255, udp(1, 2, 3, nil)), 1 + 4 + 1 + 32 + 6},
+		{"ipv6 icmpv6", ipv6([4]byte{0x60}, 58, 255, seq(1, 8)), 1 + 1 + 1 + 32 + 8},
+
+		{"ipv4 bad header checksum", ipv4(0, 7, 0x4000, 64, 17, udp(1, 2, 3, nil), true), 0},
+		{"ipv4 fragment (MF)", ipv4(0, 7, 0x2000, 64, 17, udp(1, 2, 3, nil), false), 0},
+		{"ipv4 fragment offset", ipv4(0, 7, 0x0001, 64, 17, udp(1, 2, 3, nil), false), 0},
+		{"ipv4 evil bit", ipv4(0, 7, 0x8000, 64, 17, udp(1, 2, 3, nil), false), 0},
+		{"ipv4 padded after the packet", append(ipv4(0, 7, 0x4000, 64, 17, udp(1, 2, 3, nil), false), 0, 0), 0},
+		{"ipv4 options (IHL 6)", func() []byte {
+			b := ipv4(0, 7, 0x4000, 64, 17, udp(1, 2, 3, nil), false)
+			b[2] = 0x46
+			return b
+		}(), 0},
+		{"ipv4 truncated", ipv4(0, 7, 0x4000, 64, 17, nil, false)[:15], 0},
+		{"ipv6 payload length wrong", func() []byte {
+			b := ipv6([4]byte{0x60}, 17, 64, udp(1, 2, 3, nil))
+			b[7]++
+			return b
+		}(), 0},
+		{"ipv6 version nibble 4", ipv6([4]byte{0x40}, 17, 64, udp(1, 2, 3, nil)), 0},
+		{"arp", append([]byte{0x08, 0x06}, seq(1, 28)...), 0},
+		{"ethertype only", []byte{0x08, 0x00}, 0},
+		{"empty", nil, 0},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			c, ok := AppendIPHC([]byte{0xee}, tc.data)
+			if ok != (tc.want > 0) {
+				t.Fatalf("AppendIPHC ok = %v, want %v", ok, tc.want > 0)
+			}
+			if !ok {
+				if !bytes.Equal(c, []byte{0xee}) {
+					t.Fatalf("refused, but dst changed: % x", c)
+				}
+				return
+			}
+			if got := len(c) - 1; got != tc.want {
+				t.Errorf("compressed %d bytes to %d, want %d", len(tc.data), got, tc.want)
+			}
+			back, err := AppendIPHCData([]byte{0xdd}, c[1:])
+			if err != nil {
+				t.Fatalf("AppendIPHCData: %v", err)
+			}
+			if !bytes.Equal(back[1:], tc.data) || back[0] != 0xdd {
+				t.Fatalf("round trip:\n got % x\nwant % x", back[1:], tc.data)
+			}
+			eth, err := AppendEthernet(nil, Header{Kind: KindIPHC, Dst: 2, Src: 1}, c[1:])
+			want, _ := AppendEthernet(nil, Header{Kind: KindData, Dst: 2, Src: 1}, tc.data)
+			if err != nil || !bytes.Equal(eth, want) {
+				t.Fatalf("AppendEthernet(KindIPHC) = % x, %v; want % x", eth, err, want)
+			}
+		})
+	}
+}
+
+func TestIPHCBad(t *testing.T) {
+	for _, tc := range []struct {
+		desc string
+		p    string // hex
+		want error
+	}{
+		{"empty", "", ErrShort},
+		{"version bits 10", "b0" + strings.Repeat("00", 20), ErrHeader},
+		{"version bits 11", "f0" + strings.Repeat("00", 20), ErrHeader},
+		{"reserved bit 0", "31" + strings.Repeat("00", 20), ErrHeader},
+		{"ipv6 with DF", "74" + strings.Repeat("00", 40), ErrHeader},
+		{"ipv6 with ID0", "72" + strings.Repeat("00", 40), ErrHeader},
+		{"ipv6 TF without version 6", "78" + "40000000" + strings.Repeat("00", 40), ErrHeader},
+		{"ipv4 udp: addresses cut", "32" + "c0000201c0", ErrShort},
+		{"ipv4 udp: ports cut", "32" + "c0000201c0000202" + "0001", ErrShort},
+		{"ipv6 addresses cut", "50" + strings.Repeat("00", 31), ErrShort},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			p, _ := hex.DecodeString(tc.p)
+			out, err := AppendIPHCData([]byte{1}, p)
+			if !errors.Is(err, tc.want) || !bytes.Equal(out, []byte{1}) {
+				t.Fatalf("AppendIPHCData(%s) = % x, %v; want %v, dst unchanged", tc.p, out, err, tc.want)
+			}
+			eth, err := AppendEthernet([]byte{1}, Header{Kind: KindIPHC, Dst: 2, Src: 1}, p)
+			if !errors.Is(err, tc.want) || !bytes.Equal(eth, []byte{1}) {
+				t.Fatalf("AppendEthernet = % x, %v; want %v, dst unchanged", eth, err, tc.want)
+			}
+		})
+	}
+	// An IPv4 length beyond 65535.
+	// Dispatch 0x30: IPv4, UDP, TTL 64, identification carried (17
+	// header bytes); 20 + 8 + rest = 65536.
+	p := append([]byte{0x30}, make([]byte, 16+65536-28)...)
+	if _, err := AppendIPHCData(nil, p); !errors.Is(err, ErrHeader) {
+		t.Errorf("ipv4 of 65536 bytes: err %v, want ErrHeader", err)
+	}
+	p = append([]byte{0x70}, make([]byte, 32+6+65536-8)...)
+	if _, err := AppendIPHCData(nil, p); !errors.Is(err, ErrHeader) {
+		t.Errorf("ipv6 payload of 65536 bytes: err %v, want ErrHeader", err)
+	}
+}
+
+func TestIPHCNoAllocs(t *testing.T) {
+	data := ipv4(0, 0x1c46, 0x4000, 64, 17, udp(5000, 5001, 0xabcd, seq(1, 1000)), false)
+	c := make([]byte, 0, len(data))
+	back := make([]byte, 0, len(data))
+	if n := testing.AllocsPerRun(100, func() {
+		c, _ = AppendIPHC(c[:0], data)
+		back, _ = AppendIPHCData(back[:0], c)
+	}); n != 0 {
+		t.Errorf("%v allocations per compress and rebuild", n)
+	}
+}
+
+// FuzzIPHC: any KindData payload either compresses to what rebuilds it
+// exactly or is refused with dst untouched.
+func FuzzIPHC(f *testing.F) {
+	f.Add(ipv4(0, 0x1c46, 0x4000, 64, 17, udp(5000, 5001, 0xabcd, seq(1, 30)), false))
+	f.Add(ipv4(0xb8, 0, 0, 3, 6, seq(1, 30), false))
+	f.Add(ipv4(0, 7, 0x4000, 64, 17, udp(1, 2, 3, nil), true))
+	f.Add(ipv6([4]byte{0x60, 1, 2, 3}, 17, 64, udp(1, 2, 3, seq(1, 9))))
+	f.Add(ipv6([4]byte{0x60}, 58, 255, nil))
+	f.Add([]byte{0x08, 0x06, 1, 2})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, ok := AppendIPHC([]byte{0xee}, data)
+		if !ok {
+			if !bytes.Equal(c, []byte{0xee}) {
+				t.Fatalf("refused, but dst changed")
+			}
+			return
+		}
+		if len(c)-1 >= len(data) {
+			t.Fatalf("compressed %d bytes to %d", len(data), len(c)-1)
+		}
+		back, err := AppendIPHCData(nil, c[1:])
+		if err != nil || !bytes.Equal(back, data) {
+			t.Fatalf("round trip: % x, %v; want % x", back, err, data)
+		}
+	})
+}
+
+// FuzzIPHCData: arbitrary bytes as a KindIPHC payload never panic; what
+// rebuilds is a well-formed packet that compresses back to the same size or
+// smaller and rebuilds to itself.
+func FuzzIPHCData(f *testing.F) {
+	c, _ := AppendIPHC(nil, ipv4(0, 0x1c46, 0x4000, 64, 17, udp(5000, 5001, 0xabcd, seq(1, 30)), false))
+	f.Add(c)
+	c, _ = AppendIPHC(nil, ipv6([4]byte{0x60, 1, 2, 3}, 58, 9, seq(1, 9)))
+	f.Add(c)
+	f.Add([]byte{0x08, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13})
+	f.Add([]byte{0xff})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		data, err := AppendIPHCData([]byte{}, p)
+		if err != nil {
+			if !errors.Is(err, ErrShort) && !errors.Is(err, ErrHeader) {
+				t.Fatalf("error %v wraps neither ErrShort nor ErrHeader", err)
+			}
+			return
+		}
+		c, ok := AppendIPHC(nil, data)
+		if !ok {
+			t.Fatalf("rebuilt packet % x does not compress", data)
+		}
+		if len(c) > len(p) {
+			t.Fatalf("recompressed to %d bytes, was %d", len(c), len(p))
+		}
+		again, err := AppendIPHCData(nil, c)
+		if err != nil || !bytes.Equal(again, data) {
+			t.Fatalf("second round trip differs")
+		}
+	})
+}
+
+// iphcVectors are the compressed-header vectors of docs/frame-format.md: a
+// KindData payload (EtherType + IP packet) and its KindIPHC form. Both carry
+// UDP 5000 -> 5001, checksum 0xbeef, payload "hello world!".
+var iphcVectors = []struct {
+	desc, data, iphc string
+}{
+	{
+		desc: "IPv4 192.0.2.1 -> 192.0.2.2, id 0x1c46, DF, TTL 64",
+		data: "0800450000281c46400040119a7bc0000201c0000202138813890014beef68656c6c6f20776f726c6421",
+		iphc: "341c46c0000201c000020213881389beef68656c6c6f20776f726c6421",
+	},
+	{
+		desc: "IPv6 fd00::1 -> fd00::2, flow label 0xabcde, hop limit 64",
+		data: "86dd600abcde00141140fd000000000000000000000000000001fd000000000000000000000000000002138813890014beef68656c6c6f20776f726c6421",
+		iphc: "78600abcdefd000000000000000000000000000001fd00000000000000000000000000000213881389beef68656c6c6f20776f726c6421",
+	},
+}
+
+func TestIPHCVectors(t *testing.T) {
+	for _, v := range iphcVectors {
+		t.Run(v.desc, func(t *testing.T) {
+			data, c := unhex(t, v.data), unhex(t, v.iphc)
+			if got, ok := AppendIPHC(nil, data); !ok || !bytes.Equal(got, c) {
+				t.Errorf("AppendIPHC = %x, %v; want %x", got, ok, c)
+			}
+			if got, err := AppendIPHCData(nil, c); err != nil || !bytes.Equal(got, data) {
+				t.Errorf("AppendIPHCData = %x, %v; want %x", got, err, data)
+			}
+		})
+	}
+}
+
+// TestIPHCOverhead: the bytes on the wire of a 1000-byte UDP datagram sent
+// as one fragment (link ARQ, no frame limit), as kind 0 and compressed.
+// The payload has a zero every 200 bytes (real packets have them more
+// often), so COBS costs one byte.
+func TestIPHCOverhead(t *testing.T) {
+	payload := make([]byte, 1000)
+	for i := range payload {
+		payload[i] = byte(i % 200)
+	}
+	data := ipv4(0, 0x1c46, 0x4000, 64, 17, udp(5000, 5001, 0xabcd, payload), false)
+	c, ok := AppendIPHC(nil, data)
+	if !ok {
+		t.Fatal("not compressed")
+	}
+	size := func(v uint8, inner Kind, p []byte) int {
+		fh, _ := AppendFrag(nil, FragHeader{AckReq: true, Inner: inner, Count: 1})
+		return len(AppendFrame(nil, Header{Kind: KindFragment, Dst: 2, Src: 1, Version: v}, append(fh, p...)))
+	}
+	plain, comp := size(1, KindData, data), size(2, KindIPHC, c)
+	t.Logf("1000-byte UDP datagram on the wire: %d bytes as kind 0, %d compressed (overhead %d and %d)", plain, comp, plain-1000, comp-1000)
+	if plain != 1044 || comp != 1031 {
+		t.Errorf("frames of %d and %d bytes, want 1044 and 1031", plain, comp)
+	}
+}

@@ -1,0 +1,306 @@
+package link
+
+import (
+	"encoding/binary"
+	"testing"
+	"time"
+
+	"github.com/slided/slided/auth"
+	"github.com/slided/slided/framing"
+	"github.com/slided/slided/phy"
+)
+
+// udpFrame is an Ethernet frame from node src to node dst carrying an IPv4
+// UDP datagram of size payload bytes (id in its first 4), with a correct
+// IPv4 header checksum and TTL 64: a packet KindIPHC compresses.
+func udpFrame(dst, src framing.NodeID, id uint32, size int) []byte {
+	b := make([]byte, 14+20+8+size)
+	copy(b, framing.MACFor(dst))
+	copy(b[6:], framing.MACFor(src))
+	b[12], b[13] = 0x08, 0x00
+	ip := b[14:34]
+	ip[0] = 0x45
+	binary.BigEndian.PutUint16(ip[2:], uint16(20+8+size))
+	binary.BigEndian.PutUint16(ip[4:], uint16(id))
+	ip[6], ip[8], ip[9] = 0x40, 64, 17
+	copy(ip[12:], []byte{192, 0, 2, byte(src), 192, 0, 2, byte(dst)})
+	var s uint32
+	for i := 0; i < 20; i += 2 {
+		s += uint32(binary.BigEndian.Uint16(ip[i:]))
+	}
+	for s > 0xffff {
+		s = s>>16 + s&0xffff
+	}
+	binary.BigEndian.PutUint16(ip[10:], ^uint16(s))
+	u := b[34:42]
+	binary.BigEndian.PutUint16(u[0:], 5000)
+	binary.BigEndian.PutUint16(u[2:], 5001)
+	binary.BigEndian.PutUint16(u[4:], uint16(8+size))
+	binary.BigEndian.PutUint16(u[6:], 0xbeef)
+	binary.BigEndian.PutUint32(b[42:], id)
+	for i := 46; i < len(b); i++ {
+		b[i] = byte(uint32(i) * (id + 1))
+	}
+	return b
+}
+
+// airVersions records the version of every frame each node puts on air.
+func airVersions(m *medium) map[*node]map[uint8]int {
+	got := map[*node]map[uint8]int{}
+	decs := map[*node]*framing.Decoder{}
+	m.lose = func(from, _ *node, data []byte) bool {
+		d := decs[from]
+		if d == nil {
+			d = framing.NewDecoder(4000)
+			decs[from] = d
+			got[from] = map[uint8]int{}
+		}
+		d.Feed(data, func(h framing.Header, _ []byte) { got[from][h.Ver()]++ })
+		return false
+	}
+	return got
+}
+
+// exchange sends n packets each way, a and b interleaved, and checks that
+// each host got exactly the frames sent to it.
+func exchange(t *testing.T, m *medium, a, b *node, n int) {
+	t.Helper()
+	want := map[*node]map[string]bool{a: {}, b: {}}
+	for i := range uint32(n) {
+		fa := udpFrame(2, 1, i, 1000)
+		fb := udpFrame(1, 2, 1000+i, 200)
+		want[b][string(fa)], want[a][string(fb)] = true, true
+		sendAll(m, a, [][]byte{fa})
+		sendAll(m, b, [][]byte{fb})
+	}
+	m.run(20 * time.Second)
+	for _, x := range []*node{a, b} {
+		if len(x.host) != n {
+			t.Errorf("node %d: %d frames to the host, want %d", x.e.cfg.Node, len(x.host), n)
+		}
+		for _, f := range x.host {
+			if !want[x][string(f)] {
+				t.Fatalf("node %d: a frame that was not sent to it (%d bytes)", x.e.cfg.Node, len(f))
+			}
+			delete(want[x], string(f))
+		}
+	}
+}
+
+func peerVer(s Stats, node int) int {
+	for _, p := range s.Peers {
+		if p.Node == node {
+			return p.Version
+		}
+	}
+	return -1
+}
+
+// TestVersionNewNew: two version-2 nodes learn each other's version with
+// one hello and then send UDP with compressed headers, delivered exactly;
+// with a key too (the envelope authenticates the version nibble).
+func TestVersionNewNew(t *testing.T) {
+	key := auth.Key{1, 2, 3}
+	for _, tc := range []struct {
+		desc string
+		cfg  Config
+	}{{"plain", Config{}}, {"sealed", Config{Key: &key}}, {"signed", Config{Key: &key, KeyMode: auth.Sign}}} {
+		t.Run(tc.desc, func(t *testing.T) {
+			m, n1, n2 := pair(t, 115200, tc.cfg, tc.cfg)
+			air := airVersions(m)
+			exchange(t, m, n1, n2, 10)
+			s1, s2 := n1.e.Stats(m.now), n2.e.Stats(m.now)
+			if v1, v2 := peerVer(s1, 2), peerVer(s2, 1); v1 != 2 || v2 != 2 {
+				t.Errorf("peer versions %d and %d, want 2 and 2", v1, v2)
+			}
+			// The first packets each way go before the peer is known
+			// (the window's worth given to the ARQ before the hello).
+			if s1.Compressed < 3 || s2.Compressed < 3 {
+				t.Errorf("compressed %d and %d packets of 10", s1.Compressed, s2.Compressed)
+			}
+			if s1.CompressSaved != 13*s1.Compressed {
+				t.Errorf("saved %d bytes in %d packets, want 13 each", s1.CompressSaved, s1.Compressed)
+			}
+			if h := s1.HellosSent + s2.HellosSent; h < 1 || h > 2 {
+				t.Errorf("%d hellos, want 1 or 2", h)
+			}
+			if air[n1][2] == 0 || air[n2][2] == 0 {
+				t.Errorf("frames on air by version: %v and %v; want version 2 from both", air[n1], air[n2])
+			}
+			// (Replayed may count a duplicate on the fake medium, with
+			// or without version 2.)
+			for _, d := range []Drops{s1.Drops, s2.Drops} {
+				if d.Decompress+d.BadFrame+d.AuthFailed+d.Garbage != 0 {
+					t.Errorf("drops %+v", d)
+				}
+			}
+		})
+	}
+}
+
+// TestVersionOldNew: a version-2 node and a version-1 build keep exchanging
+// packets both ways; nothing in version 2 goes on air, nothing compressed.
+func TestVersionOldNew(t *testing.T) {
+	m, n1, n2 := pair(t, 115200, Config{}, Config{})
+	n2.e.vers.v1Only = true
+	air := airVersions(m)
+	exchange(t, m, n1, n2, 10)
+	m.run(2 * time.Minute)
+	n1.host, n2.host = nil, nil
+	exchange(t, m, n1, n2, 3) // after hellos expire: still version 1
+	s1, s2 := n1.e.Stats(m.now), n2.e.Stats(m.now)
+	if air[n1][2] != 0 || air[n2][2] != 0 {
+		t.Errorf("frames on air by version: %v and %v; want no version 2", air[n1], air[n2])
+	}
+	if s1.Compressed != 0 || s2.Drops.BadFrame != 0 {
+		t.Errorf("compressed %d, old node's bad frames %d; want 0", s1.Compressed, s2.Drops.BadFrame)
+	}
+	if v := peerVer(s1, 2); v != 1 {
+		t.Errorf("node 2 shown as version %d, want 1", v)
+	}
+	// The old build ignored the hellos as a reserved kind.
+	if s1.HellosSent == 0 || s2.ARQ.Ignored != s1.HellosSent {
+		t.Errorf("%d hellos sent, %d frames ignored by the old node", s1.HellosSent, s2.ARQ.Ignored)
+	}
+}
+
+// TestVersionRules: what a node learns from each frame, expiry and restart.
+func TestVersionRules(t *testing.T) {
+	t0 := time.Now()
+	frag := func(first, poll bool) []byte {
+		b, _ := framing.AppendFrag(nil, framing.FragHeader{First: first, AckReq: poll, Count: 1})
+		return b
+	}
+	h1 := framing.Header{Kind: framing.KindFragment, Dst: 1, Src: 2}
+	h2 := h1
+	h2.Version = 2
+	hello := framing.Header{Kind: framing.KindHello, Dst: 1, Src: 2}
+	var v versions
+	if w := v.heard(t0, h1, h1.Kind, frag(true, false), true); w != helloNone || v.of(2) != 1 {
+		t.Fatalf("v1 fragment, no poll: hello %d, version %d; want none, 1", w, v.of(2))
+	}
+	if w := v.heard(t0, h1, h1.Kind, frag(false, true), true); w != helloUrgent {
+		t.Fatalf("v1 poll: hello %d, want urgent", w)
+	}
+	// A hello may be lost: the first three go at most one a second, then
+	// one per helloEvery.
+	for _, c := range []struct {
+		at   time.Duration
+		want helloWhen
+	}{
+		{500 * time.Millisecond, helloNone}, {time.Second, helloUrgent}, {2 * time.Second, helloUrgent},
+		{3 * time.Second, helloNone}, {2*time.Second + helloEvery - time.Millisecond, helloNone},
+		{2*time.Second + helloEvery, helloUrgent},
+	} {
+		if w := v.heard(t0.Add(c.at), h1, h1.Kind, frag(false, true), true); w != c.want {
+			t.Fatalf("v1 poll at +%v: hello %d, want %d", c.at, w, c.want)
+		}
+	}
+	if v.sendVersion(t0, 2) != 1 {
+		t.Fatal("version 2 sent before hearing it")
+	}
+	v.heard(t0, hello, framing.KindHello, []byte{2}, true)
+	if v.sendVersion(t0, 2) != 2 || v.of(2) != 2 || v.sendVersion(t0, framing.Broadcast) != 1 {
+		t.Fatal("hello: not version 2 (or broadcast is)")
+	}
+	if v.sendVersion(t0.Add(versionHold), 2) != 1 {
+		t.Fatal("version 2 kept past versionHold")
+	}
+	v.heard(t0.Add(versionHold), h2, h2.Kind, frag(false, false), true)
+	if v.sendVersion(t0.Add(versionHold), 2) != 2 {
+		t.Fatal("a v2 frame does not renew")
+	}
+	// Restarted (maybe as a version-1 build): a v1 First fragment.
+	v.heard(t0.Add(versionHold), h1, h1.Kind, frag(true, false), true)
+	if v.sendVersion(t0.Add(versionHold), 2) != 1 || v.of(2) != 1 {
+		t.Fatal("a v1 First fragment does not reset")
+	}
+	// A v1 Ack from a node we do not know: a hello behind the data.
+	ack := framing.Header{Kind: framing.KindAck, Dst: 1, Src: 3}
+	if w := v.heard(t0, ack, ack.Kind, []byte{0, 1, 1}, true); w != helloQueued {
+		t.Fatalf("v1 Ack: hello %d, want queued", w)
+	}
+	// Not for us, or plain data: no hello.
+	if w := v.heard(t0, framing.Header{Kind: framing.KindData, Dst: 1, Src: 4}, framing.KindData, []byte{8, 0}, true); w != helloNone {
+		t.Fatalf("plain data: hello %d", w)
+	}
+	if w := v.heard(t0, framing.Header{Kind: framing.KindFragment, Dst: 9, Src: 5}, framing.KindFragment, frag(false, true), false); w != helloNone {
+		t.Fatalf("a poll to another node: hello %d", w)
+	}
+}
+
+// TestDecompressDrop: a compressed header that cannot be rebuilt is dropped
+// and counted, never delivered.
+func TestDecompressDrop(t *testing.T) {
+	inBubble(t, Config{}, func(t *testing.T, x *bubble) {
+		p, _ := framing.AppendFrag(nil, framing.FragHeader{First: true, AckReq: true, Inner: framing.KindIPHC, Count: 1})
+		p = append(p, 0xb0, 1, 2, 3) // reserved version bits
+		x.m.inject(x.n, framing.AppendFrame(nil, framing.Header{Kind: framing.KindFragment, Dst: 1, Src: 2, Version: 2}, p))
+		good, _ := framing.AppendIPHC(nil, udpFrame(1, 2, 7, 30)[12:])
+		x.m.inject(x.n, framing.AppendFrame(nil, framing.Header{Kind: framing.KindIPHC, Dst: 1, Src: 2, Version: 2}, good))
+		x.after(time.Second)
+		st := x.n.e.Stats(x.m.now)
+		if st.Drops.Decompress != 1 || len(x.n.host) != 1 || string(x.n.host[0]) != string(udpFrame(1, 2, 7, 30)) {
+			t.Fatalf("drops %+v, %d frames to the host; want 1 decompress drop and the good packet", st.Drops, len(x.n.host))
+		}
+	})
+}
+
+// restart replaces n's engine by a fresh one of the same node (a daemon
+// restarted, v1Only for an older build) on an idle medium.
+func restart(t *testing.T, m *medium, n *node, v1Only bool) {
+	t.Helper()
+	if n.onAir || len(m.air) > 0 {
+		t.Fatal("restart on a busy medium")
+	}
+	cfg := n.e.cfg
+	cfg.Seed++
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.vers.v1Only = v1Only
+	n.e, n.host = e, nil
+	m.event(n, phy.Event{Kind: phy.Up})
+}
+
+// TestVersionPeerRestarts: a version-2 peer restarted as a version-1 build
+// is talked to in version 1 again as soon as it sends (its First fragment),
+// and a version-1 peer restarted as a version-2 build is upgraded to; in
+// both cases packets flow both ways afterwards.
+func TestVersionPeerRestarts(t *testing.T) {
+	for _, tc := range []struct {
+		desc            string
+		before, after   bool // node 2 is a version-1 build
+		wantVer, wantV2 int  // node 1's view of node 2 at the end, and frames it then sends in version 2
+	}{
+		{"new restarted as old", false, true, 1, 0},
+		{"old restarted as new", true, false, 2, 1},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			m, n1, n2 := pair(t, 115200, Config{}, Config{})
+			n2.e.vers.v1Only = tc.before
+			exchange(t, m, n1, n2, 5)
+			restart(t, m, n2, tc.after)
+			// Node 2 speaks first after its restart, as a restarted
+			// daemon's neighbours usually hear it (ARP, a reply) before
+			// they lose a packet to it.
+			n1.host = nil
+			sendAll(m, n2, [][]byte{udpFrame(1, 2, 77, 100)})
+			m.run(5 * time.Second)
+			n1.host = nil
+			air := airVersions(m)
+			exchange(t, m, n1, n2, 5)
+			s1 := n1.e.Stats(m.now)
+			if v := peerVer(s1, 2); v != tc.wantVer {
+				t.Errorf("node 1 shows node 2 as version %d, want %d", v, tc.wantVer)
+			}
+			if got := air[n1][2]; (got > 0) != (tc.wantV2 > 0) {
+				t.Errorf("node 1 sent %d version-2 frames after the restart; want some: %v", got, tc.wantV2 > 0)
+			}
+			if d := n2.e.Stats(m.now).Drops; d.BadFrame != 0 {
+				t.Errorf("node 2 refused %d frames (version 2 to a version-1 build)", d.BadFrame)
+			}
+		})
+	}
+}
