@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/slided/slided/framing"
+	"github.com/slided/slided/link"
 	"github.com/slided/slided/phy"
 )
 
@@ -69,7 +70,7 @@ func ethFrame(dst, src framing.NodeID) []byte {
 // full, and reads one more for each frame that leaves the air. (Without
 // ARQ: no node answers here, and the ARQ's window would close first.)
 func TestBlockReadsOnlyWithRoom(t *testing.T) {
-	inBubble(t, Config{Policy: Block, NoARQ: true}, func(t *testing.T, x *bubble) {
+	inBubble(t, Config{Config: link.Config{Policy: Block, NoARQ: true}}, func(t *testing.T, x *bubble) {
 		for range 10 {
 			x.tap.frames <- ethFrame(2, 1)
 		}
@@ -98,7 +99,7 @@ func TestBlockReadsOnlyWithRoom(t *testing.T) {
 // destination has acknowledged a packet its window is one packet.
 func TestDropTailReadsEverything(t *testing.T) {
 	for _, noARQ := range []bool{true, false} {
-		inBubble(t, Config{Policy: DropTail, NoARQ: noARQ}, func(t *testing.T, x *bubble) {
+		inBubble(t, Config{Config: link.Config{Policy: DropTail, NoARQ: noARQ}}, func(t *testing.T, x *bubble) {
 			for range 30 {
 				x.tap.frames <- ethFrame(2, 1)
 			}
@@ -258,7 +259,7 @@ func inBubble(t *testing.T, cfg Config, f func(t *testing.T, x *bubble)) {
 // is on air, before its TxDone, keeps the next frame back until the
 // CarrierOff; the modem does not report it again after TxDone (phy.go).
 func TestBridgeCarrierHeldAcrossTxDone(t *testing.T) {
-	inBubble(t, Config{NoARQ: true}, func(t *testing.T, x *bubble) {
+	inBubble(t, Config{Config: link.Config{NoARQ: true}}, func(t *testing.T, x *bubble) {
 		x.tap.frames <- ethFrame(2, 1)
 		x.tap.frames <- ethFrame(2, 1)
 		x.after(time.Second)
@@ -297,7 +298,7 @@ func TestBridgeTransmitRefused(t *testing.T) {
 		{"other", errors.New("something else"), 1, func(d Drops) uint64 { return d.PHYError }, ""},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			inBubble(t, Config{NoARQ: true}, func(t *testing.T, x *bubble) {
+			inBubble(t, Config{Config: link.Config{NoARQ: true}}, func(t *testing.T, x *bubble) {
 				for range tc.times {
 					x.phy.errs = append(x.phy.errs, tc.err)
 				}

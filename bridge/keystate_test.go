@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/slided/slided/auth"
+	"github.com/slided/slided/link"
 	"github.com/slided/slided/phy"
 )
 
@@ -41,7 +42,7 @@ func TestKeyStateWritesOffTheLoop(t *testing.T) {
 		w := &slowWriter{}
 		st := auth.NewAsyncState(w)
 		defer st.Close()
-		b, err := New(Config{Node: 1, Seed: 1, NoARQ: true, Key: &key, KeyState: [2]AuthState{st}, Log: zerolog.Nop()}, tap, p, nil)
+		b, err := New(Config{Config: link.Config{Node: 1, Seed: 1, NoARQ: true, Key: &key, KeyState: [2]AuthState{st}, Log: zerolog.Nop()}}, tap, p, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/slided/slided/link"
 	"github.com/slided/slided/phy"
 )
 
@@ -35,7 +36,7 @@ func TestStatsDuringLoopStall(t *testing.T) {
 		tap := &recTAP{fakeTAP: fakeTAP{frames: make(chan []byte, 64), done: make(chan struct{})}}
 		p := &scriptPHY{ev: make(chan phy.Event, 64)}
 		sh := &slowShaper{stall: make(chan time.Duration, 1)}
-		b, err := New(Config{Node: 1, Seed: 1, NoARQ: true, Log: zerolog.Nop()}, tap, p, sh)
+		b, err := New(Config{Config: link.Config{Node: 1, Seed: 1, NoARQ: true, Log: zerolog.Nop()}}, tap, p, sh)
 		if err != nil {
 			t.Fatal(err)
 		}
