@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/slided/slided/internal/biterr"
+	"github.com/slided/slided/internal/rawtty"
 )
 
 // A Flipper is a noisy cable: it copies bytes both ways between two ends
@@ -307,18 +308,7 @@ func OpenRawTTY(path string) (*os.File, error) {
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
-	if err == nil {
-		// cfmakeraw
-		t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON | unix.IXOFF
-		t.Oflag &^= unix.OPOST
-		t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-		t.Cflag &^= unix.CSIZE | unix.PARENB | unix.CRTSCTS
-		t.Cflag |= unix.CS8 | unix.CREAD | unix.CLOCAL
-		t.Cc[unix.VMIN], t.Cc[unix.VTIME] = 1, 0
-		err = unix.IoctlSetTermios(fd, unix.TCSETS, t)
-	}
-	if err != nil {
+	if err := rawtty.MakeRaw(fd); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("raw mode on %s: %w", path, err)
 	}
