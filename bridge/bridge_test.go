@@ -234,25 +234,34 @@ func inBubble(t *testing.T, cfg Config, f func(t *testing.T, x *bubble)) {
 		}
 		cfg.Seed = 1
 		cfg.Log = zerolog.New(x.log)
-		b, err := New(cfg, x.tap, x.phy, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		x.b = b
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- b.Run(ctx) }()
-		defer func() { // also after t.Fatal in f
-			cancel()
-			close(x.tap.done)
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		}()
+		var stop func()
+		x.b, stop = startBridge(t, cfg, x.tap, x.phy, nil)
+		defer stop() // also after t.Fatal in f
 		x.phy.ev <- phy.Event{Kind: phy.Up}
 		synctest.Wait()
 		f(t, x)
 	})
+}
+
+// startBridge makes a bridge of cfg on tap and p (and sh, which may be nil)
+// and runs it, in the caller's bubble. stop ends Run, closes the TAP and
+// checks Run's error; call it before the bubble ends.
+func startBridge(t *testing.T, cfg Config, tap *recTAP, p *scriptPHY, sh Shaper) (b *Bridge, stop func()) {
+	t.Helper()
+	b, err := New(cfg, tap, p, sh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	return b, func() {
+		cancel()
+		close(tap.done)
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}
 }
 
 // TestBridgeCarrierHeldAcrossTxDone: a CarrierOn reported while our frame
