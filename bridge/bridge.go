@@ -27,8 +27,6 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/slided/slided/auth"
-	"github.com/slided/slided/framing"
 	"github.com/slided/slided/link"
 	"github.com/slided/slided/mac/csma"
 	"github.com/slided/slided/phy"
@@ -102,74 +100,14 @@ type AuthState = link.AuthState
 // Capture records frames as they go on air and come off it (link.Capture).
 type Capture = link.Capture
 
-// Config sets up a Bridge.
+// Config sets up a Bridge: the link engine's settings (link.Config: the
+// MTU is the TAP's, 0 meaning 1500) and the shell's own.
 type Config struct {
-	Node   framing.NodeID
-	MTU    int           // the TAP's MTU; Ethernet frames are up to MTU+14 bytes
-	MAC    csma.Config   // zero value: link.DefaultMAC of the PHY's bit rate and Policy
-	Policy Policy        // default Block
-	Seed   uint64        // seeds the MAC's random choices (0: from the node id and time)
-	Tick   time.Duration // pacing and statistics interval (default 250ms)
+	link.Config
+	Tick time.Duration // pacing and statistics interval (default 250ms)
 	// RingLen is the TAP's txqueuelen: the ring between the qdisc and the
 	// daemon (default DefaultTxQueueLen).
 	RingLen int
-	// FrameMax is the largest frame, in bytes on the wire, that the modem
-	// carries (-frame-max). Larger packets travel as fragments. 0: the
-	// PHY's own limit (phy.Info.MaxFrame), or none.
-	FrameMax int
-	// NoARQ turns link acknowledgements and retransmission off for unicast.
-	NoARQ bool
-	// PropDelay is the one-way propagation delay to the farthest node; it
-	// lengthens the ARQ's acknowledgement timeout.
-	PropDelay time.Duration
-	// Key, if set, seals every frame sent and drops every frame received
-	// that is not sealed with it (forged, replayed or unsealed).
-	Key *auth.Key
-	// Key2, with Key, is a second key frames are also opened with (never
-	// sealed with): a key changeover (docs/operations.md).
-	Key2 *auth.Key
-	// KeyState[i], if set, keeps the counters of Key (i=0) and Key2 (i=1)
-	// across restarts: without it a restart relies on the clock alone to
-	// never reuse a counter, and accepts replays of frames its previous
-	// life accepted (docs/link-arq.md).
-	KeyState [2]AuthState
-	// KeyMaxAge, if positive, refuses sealed frames whose counter is older
-	// than the clock minus KeyMaxAge (auth.Opener.SetMaxAge).
-	KeyMaxAge time.Duration
-	// KeyMode is auth.Seal (frames encrypted and authenticated) or
-	// auth.Sign (authenticated only, payload readable: amateur bands).
-	KeyMode auth.Mode
-	// WindowFromSenders sizes the MAC's contention window from the number
-	// of other nodes heard sending (csma.MAC.Contenders) instead of the
-	// MAC's deferral estimate: every node hears the same senders, so two
-	// nodes sending both ways share the channel evenly, at the cost of a
-	// full window before every frame while both send, which is costly
-	// with short frames (docs/mac.md).
-	WindowFromSenders bool
-	// NoNeighAnswer stops the daemon from answering ARP requests and IPv6
-	// neighbour solicitations for addresses of other nodes itself
-	// (link/neigh.go); they then always go on air.
-	NoNeighAnswer bool
-	// Capture, if set, records every frame queued for the air and every
-	// frame decoded from it.
-	Capture Capture
-	Log     zerolog.Logger
-}
-
-// link is the engine's part of cfg.
-func (cfg Config) link() link.Config {
-	return link.Config{Node: cfg.Node, MTU: cfg.MTU, MAC: cfg.MAC, Policy: cfg.Policy, Seed: cfg.Seed,
-		FrameMax: cfg.FrameMax, NoARQ: cfg.NoARQ, PropDelay: cfg.PropDelay, Key: cfg.Key, Key2: cfg.Key2,
-		KeyState: cfg.KeyState, KeyMaxAge: cfg.KeyMaxAge, KeyMode: cfg.KeyMode, WindowFromSenders: cfg.WindowFromSenders,
-		NoNeighAnswer: cfg.NoNeighAnswer, Capture: cfg.Capture, Log: cfg.Log}
-}
-
-// ConfigFor is the Bridge configuration that runs an engine of e, with the
-// shell's own settings (Tick, RingLen) at their defaults.
-func ConfigFor(e link.Config) Config {
-	return Config{Node: e.Node, MTU: e.MTU, MAC: e.MAC, Policy: e.Policy, Seed: e.Seed, FrameMax: e.FrameMax,
-		NoARQ: e.NoARQ, PropDelay: e.PropDelay, Key: e.Key, Key2: e.Key2, KeyState: e.KeyState, KeyMaxAge: e.KeyMaxAge, KeyMode: e.KeyMode,
-		WindowFromSenders: e.WindowFromSenders, NoNeighAnswer: e.NoNeighAnswer, Capture: e.Capture, Log: e.Log}
 }
 
 // Bridge moves frames between a TAP and a PHY. Create it with New and run it
@@ -199,15 +137,11 @@ func New(cfg Config, tap TAP, p PHY, shaper Shaper) (*Bridge, error) {
 	if cfg.RingLen <= 0 {
 		cfg.RingLen = DefaultTxQueueLen
 	}
-	if _, err := link.New(cfg.link()); err != nil { // the engine's checks, once
+	if _, err := link.New(cfg.Config); err != nil { // the engine's checks, once
 		return nil, err
 	}
 	return &Bridge{cfg: cfg, tap: tap, phy: p, shaper: shaper, statsReq: make(chan chan Stats)}, nil
 }
-
-// CheckFrameMax reports whether cfg.FrameMax can carry a packet of the MTU
-// (link.CheckFrameMax).
-func CheckFrameMax(cfg Config) error { return link.CheckFrameMax(cfg.link()) }
 
 // RealTimeSlot is the shortest contention slot the daemon uses
 // (link.RealTimeSlot).
@@ -297,7 +231,7 @@ type shellStats struct {
 }
 
 func (b *Bridge) newLoop() (*loop, error) {
-	e, err := link.New(b.cfg.link())
+	e, err := link.New(b.cfg.Config)
 	if err != nil {
 		return nil, err
 	}

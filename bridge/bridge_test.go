@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/slided/slided/framing"
+	"github.com/slided/slided/link"
 	"github.com/slided/slided/phy"
 )
 
@@ -69,7 +70,7 @@ func ethFrame(dst, src framing.NodeID) []byte {
 // full, and reads one more for each frame that leaves the air. (Without
 // ARQ: no node answers here, and the ARQ's window would close first.)
 func TestBlockReadsOnlyWithRoom(t *testing.T) {
-	inBubble(t, Config{Policy: Block, NoARQ: true}, func(t *testing.T, x *bubble) {
+	inBubble(t, Config{Config: link.Config{Policy: Block, NoARQ: true}}, func(t *testing.T, x *bubble) {
 		for range 10 {
 			x.tap.frames <- ethFrame(2, 1)
 		}
@@ -98,7 +99,7 @@ func TestBlockReadsOnlyWithRoom(t *testing.T) {
 // destination has acknowledged a packet its window is one packet.
 func TestDropTailReadsEverything(t *testing.T) {
 	for _, noARQ := range []bool{true, false} {
-		inBubble(t, Config{Policy: DropTail, NoARQ: noARQ}, func(t *testing.T, x *bubble) {
+		inBubble(t, Config{Config: link.Config{Policy: DropTail, NoARQ: noARQ}}, func(t *testing.T, x *bubble) {
 			for range 30 {
 				x.tap.frames <- ethFrame(2, 1)
 			}
@@ -233,32 +234,41 @@ func inBubble(t *testing.T, cfg Config, f func(t *testing.T, x *bubble)) {
 		}
 		cfg.Seed = 1
 		cfg.Log = zerolog.New(x.log)
-		b, err := New(cfg, x.tap, x.phy, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		x.b = b
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- b.Run(ctx) }()
-		defer func() { // also after t.Fatal in f
-			cancel()
-			close(x.tap.done)
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		}()
+		var stop func()
+		x.b, stop = startBridge(t, cfg, x.tap, x.phy, nil)
+		defer stop() // also after t.Fatal in f
 		x.phy.ev <- phy.Event{Kind: phy.Up}
 		synctest.Wait()
 		f(t, x)
 	})
 }
 
+// startBridge makes a bridge of cfg on tap and p (and sh, which may be nil)
+// and runs it, in the caller's bubble. stop ends Run, closes the TAP and
+// checks Run's error; call it before the bubble ends.
+func startBridge(t *testing.T, cfg Config, tap *recTAP, p *scriptPHY, sh Shaper) (b *Bridge, stop func()) {
+	t.Helper()
+	b, err := New(cfg, tap, p, sh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	return b, func() {
+		cancel()
+		close(tap.done)
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}
+}
+
 // TestBridgeCarrierHeldAcrossTxDone: a CarrierOn reported while our frame
 // is on air, before its TxDone, keeps the next frame back until the
 // CarrierOff; the modem does not report it again after TxDone (phy.go).
 func TestBridgeCarrierHeldAcrossTxDone(t *testing.T) {
-	inBubble(t, Config{NoARQ: true}, func(t *testing.T, x *bubble) {
+	inBubble(t, Config{Config: link.Config{NoARQ: true}}, func(t *testing.T, x *bubble) {
 		x.tap.frames <- ethFrame(2, 1)
 		x.tap.frames <- ethFrame(2, 1)
 		x.after(time.Second)
@@ -297,7 +307,7 @@ func TestBridgeTransmitRefused(t *testing.T) {
 		{"other", errors.New("something else"), 1, func(d Drops) uint64 { return d.PHYError }, ""},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			inBubble(t, Config{NoARQ: true}, func(t *testing.T, x *bubble) {
+			inBubble(t, Config{Config: link.Config{NoARQ: true}}, func(t *testing.T, x *bubble) {
 				for range tc.times {
 					x.phy.errs = append(x.phy.errs, tc.err)
 				}

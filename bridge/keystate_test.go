@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"context"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -10,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/slided/slided/auth"
+	"github.com/slided/slided/link"
 	"github.com/slided/slided/phy"
 )
 
@@ -41,20 +41,8 @@ func TestKeyStateWritesOffTheLoop(t *testing.T) {
 		w := &slowWriter{}
 		st := auth.NewAsyncState(w)
 		defer st.Close()
-		b, err := New(Config{Node: 1, Seed: 1, NoARQ: true, Key: &key, KeyState: [2]AuthState{st}, Log: zerolog.Nop()}, tap, p, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- b.Run(ctx) }()
-		defer func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
-			}
-			close(tap.done)
-		}()
+		b, stop := startBridge(t, Config{Config: link.Config{Node: 1, Seed: 1, NoARQ: true, Key: &key, KeyState: [2]AuthState{st}, Log: zerolog.Nop()}}, tap, p, nil)
+		defer stop()
 		p.ev <- phy.Event{Kind: phy.Up}
 		tap.frames <- ethFrame(2, 1)
 		time.Sleep(100 * time.Millisecond)

@@ -1,13 +1,13 @@
 package bridge
 
 import (
-	"context"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/slided/slided/link"
 	"github.com/slided/slided/phy"
 )
 
@@ -35,20 +35,8 @@ func TestStatsDuringLoopStall(t *testing.T) {
 		tap := &recTAP{fakeTAP: fakeTAP{frames: make(chan []byte, 64), done: make(chan struct{})}}
 		p := &scriptPHY{ev: make(chan phy.Event, 64)}
 		sh := &slowShaper{stall: make(chan time.Duration, 1)}
-		b, err := New(Config{Node: 1, Seed: 1, NoARQ: true, Log: zerolog.Nop()}, tap, p, sh)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- b.Run(ctx) }()
-		defer func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
-			}
-			close(tap.done)
-		}()
+		b, stop := startBridge(t, Config{Config: link.Config{Node: 1, Seed: 1, NoARQ: true, Log: zerolog.Nop()}}, tap, p, sh)
+		defer stop()
 		p.ev <- phy.Event{Kind: phy.Up}
 		for range 3 {
 			tap.frames <- ethFrame(2, 1)

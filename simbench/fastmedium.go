@@ -234,6 +234,9 @@ func carrierEvent(on bool) phy.Event {
 	return phy.Event{Kind: phy.CarrierOff}
 }
 
+// push, before and pop are sim.Medium's eventQueue written out again for
+// fevent: not shared on purpose, for speed (see eventQueue in
+// phy/sim/medium.go).
 func (m *fastMedium) push(at time.Duration, kind uint8, tx int32) {
 	m.seq++
 	m.txs[tx].refs++

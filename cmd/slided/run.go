@@ -224,13 +224,13 @@ func (f *runFlags) validate() (runConfig, error) {
 	if f.key == "" && f.keyMode != "seal" {
 		return c, fmt.Errorf("-key-mode %s: only with -key", f.keyMode)
 	}
-	if err := bridge.CheckFrameMax(bridge.Config{FrameMax: f.frameMax, MTU: f.mtu, Key: c.key}); err != nil {
+	if err := link.CheckFrameMax(link.Config{FrameMax: f.frameMax, MTU: f.mtu, Key: c.key}); err != nil {
 		return c, fmt.Errorf("-%w", err)
 	}
 	if kind, rest, _ := strings.Cut(f.phy, ":"); kind == "serial" {
 		// The modem's largest packet must carry the link's frames too.
 		if sc, err := serial.ParseURL(rest); err == nil && sc.MaxFrame > 0 && (f.frameMax == 0 || sc.MaxFrame < f.frameMax) {
-			if err := bridge.CheckFrameMax(bridge.Config{FrameMax: sc.MaxFrame, MTU: f.mtu, Key: c.key}); err != nil {
+			if err := link.CheckFrameMax(link.Config{FrameMax: sc.MaxFrame, MTU: f.mtu, Key: c.key}); err != nil {
 				return c, fmt.Errorf("-phy serial: the modem's packet (frame=%d) with -mtu %d: %w", sc.MaxFrame, f.mtu, err)
 			}
 		}
@@ -470,8 +470,7 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 	if capt != nil {
 		bc = capt
 	}
-	bcfg := bridge.ConfigFor(f.engineConfig(c))
-	bcfg.RingLen = f.txqueuelen
+	bcfg := bridge.Config{Config: f.engineConfig(c), RingLen: f.txqueuelen}
 	bcfg.KeyState = keyState
 	bcfg.Log = log
 	bcfg.Capture = bc

@@ -30,6 +30,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"time"
+
+	"github.com/slided/slided/internal/biterr"
 )
 
 // Mode is a modem model.
@@ -279,7 +281,7 @@ type Channel struct {
 	ber    float64
 	drop   float64
 	rng    *rand.Rand
-	flip   bitFlipper
+	flip   biterr.Flipper
 	now    time.Duration
 	events eventHeap
 	seq    uint64
@@ -709,7 +711,8 @@ func (c *Channel) receive(j int, data []byte) {
 		}
 		data = data[:k]
 	}
-	m.st.Corrupted += uint64(c.flip.flip(data, c.ber, c.rng))
+	_, changed := c.flip.Flip(data, c.ber, c.rng)
+	m.st.Corrupted += uint64(changed)
 	if len(data) > 0 {
 		c.deliver(j, c.now, data)
 	}
@@ -727,57 +730,4 @@ func (c *Channel) deliver(j int, now time.Duration, data []byte) {
 		c.out = append(c.out, Delivery{Modem: j, At: at, Data: data})
 	}
 	m.outFree = at + time.Duration(len(data))*m.serialByte
-}
-
-// bitFlipper flips bits at geometric gaps (one random draw per flipped bit).
-type bitFlipper struct {
-	gap   uint64
-	ber   float64
-	drawn bool
-}
-
-const noFlip = math.MaxUint64
-
-func geometricGap(p float64, rng *rand.Rand) uint64 {
-	switch {
-	case p <= 0:
-		return noFlip
-	case p >= 1:
-		return 0
-	}
-	u := 1 - rng.Float64() // (0, 1]
-	g := math.Floor(math.Log(u) / math.Log1p(-p))
-	if g >= 1<<62 {
-		return noFlip
-	}
-	return uint64(g)
-}
-
-// flip flips bits of b and returns how many bytes it changed.
-func (fl *bitFlipper) flip(b []byte, ber float64, rng *rand.Rand) int {
-	if !fl.drawn || ber != fl.ber {
-		fl.ber, fl.drawn = ber, true
-		fl.gap = geometricGap(ber, rng)
-	}
-	if ber <= 0 {
-		return 0
-	}
-	bits := uint64(len(b)) * 8
-	var pos uint64
-	changed := 0
-	last := uint64(math.MaxUint64)
-	for {
-		if fl.gap >= bits-pos {
-			fl.gap -= bits - pos
-			return changed
-		}
-		pos += fl.gap
-		b[pos/8] ^= 1 << (pos % 8)
-		if pos/8 != last {
-			changed++
-			last = pos / 8
-		}
-		pos++
-		fl.gap = geometricGap(ber, rng)
-	}
 }

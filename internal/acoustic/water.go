@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/slided/slided/internal/rawtty"
 )
 
 // MaxOutQueue bounds the bytes waiting to go out on one modem's serial side
@@ -123,26 +125,11 @@ func openPTY() (master, slave *os.File, path string, err error) {
 	if err != nil {
 		return fail(fmt.Errorf("open %s: %w", path, err))
 	}
-	if err := makeRaw(sfd); err != nil {
+	if err := rawtty.MakeRaw(sfd); err != nil {
 		unix.Close(sfd)
 		return fail(fmt.Errorf("raw mode on %s: %w", path, err))
 	}
 	return os.NewFile(uintptr(fd), "/dev/ptmx"), os.NewFile(uintptr(sfd), path), path, nil
-}
-
-// makeRaw is cfmakeraw: no echo, no line editing, no translation, 8 bits.
-func makeRaw(fd int) error {
-	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
-	if err != nil {
-		return err
-	}
-	t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON | unix.IXOFF
-	t.Oflag &^= unix.OPOST
-	t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-	t.Cflag &^= unix.CSIZE | unix.PARENB | unix.CRTSCTS
-	t.Cflag |= unix.CS8 | unix.CREAD | unix.CLOCAL
-	t.Cc[unix.VMIN], t.Cc[unix.VTIME] = 1, 0
-	return unix.IoctlSetTermios(fd, unix.TCSETS, t)
 }
 
 // N is the number of modems.

@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/slided/slided/internal/biterr"
+	"github.com/slided/slided/internal/rawtty"
 )
 
 // A Flipper is a noisy cable: it copies bytes both ways between two ends
@@ -225,11 +228,11 @@ func (f *Flipper) relay(d int, rng *rand.Rand) {
 	src, dst := f.ends[d], f.ends[1-d]
 	names := [2]string{"a", "b"}
 	buf := make([]byte, f.cfg.Chunk)
-	var fl bitFlipper
+	var fl biterr.Flipper
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
-			flips := fl.flip(buf[:n], f.BER(), rng)
+			flips, _ := fl.Flip(buf[:n], f.BER(), rng)
 			// Counted before the write, so that a reader that got the
 			// bytes sees them counted.
 			f.flipped[d].Add(uint64(flips))
@@ -296,59 +299,6 @@ func (f *Flipper) burster(rng *rand.Rand) {
 	}
 }
 
-// bitFlipper flips bits at geometric gaps: gap is the number of bits to let
-// through before the next flip, drawn for ber; a new rate draws a new gap.
-type bitFlipper struct {
-	gap   uint64
-	ber   float64
-	drawn bool
-}
-
-// noFlip is a gap that no run of bytes reaches.
-const noFlip = math.MaxUint64
-
-// geometricGap draws the number of intact bits before the next flipped one
-// when each bit flips with probability p: P(gap = k) = (1-p)^k p.
-func geometricGap(p float64, rng *rand.Rand) uint64 {
-	switch {
-	case p <= 0:
-		return noFlip
-	case p >= 1:
-		return 0
-	}
-	u := 1 - rng.Float64() // (0, 1]
-	g := math.Floor(math.Log(u) / math.Log1p(-p))
-	if g >= 1<<62 {
-		return noFlip
-	}
-	return uint64(g)
-}
-
-// flip flips bits of b and returns how many.
-func (fl *bitFlipper) flip(b []byte, ber float64, rng *rand.Rand) int {
-	if !fl.drawn || ber != fl.ber {
-		fl.ber, fl.drawn = ber, true
-		fl.gap = geometricGap(ber, rng)
-	}
-	if ber <= 0 {
-		return 0
-	}
-	bits := uint64(len(b)) * 8
-	var pos uint64
-	flips := 0
-	for {
-		if fl.gap >= bits-pos {
-			fl.gap -= bits - pos
-			return flips
-		}
-		pos += fl.gap
-		b[pos/8] ^= 1 << (pos % 8)
-		flips++
-		pos++
-		fl.gap = geometricGap(ber, rng)
-	}
-}
-
 // OpenRawTTY opens a terminal device (such as a socat pty link) for the
 // Flipper: read-write, not as the controlling terminal, non-blocking (so the
 // *os.File is served by the runtime poller and Close unblocks a pending Read
@@ -358,18 +308,7 @@ func OpenRawTTY(path string) (*os.File, error) {
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
-	if err == nil {
-		// cfmakeraw
-		t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON | unix.IXOFF
-		t.Oflag &^= unix.OPOST
-		t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-		t.Cflag &^= unix.CSIZE | unix.PARENB | unix.CRTSCTS
-		t.Cflag |= unix.CS8 | unix.CREAD | unix.CLOCAL
-		t.Cc[unix.VMIN], t.Cc[unix.VTIME] = 1, 0
-		err = unix.IoctlSetTermios(fd, unix.TCSETS, t)
-	}
-	if err != nil {
+	if err := rawtty.MakeRaw(fd); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("raw mode on %s: %w", path, err)
 	}

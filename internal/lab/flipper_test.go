@@ -261,21 +261,3 @@ func TestFlipperStops(t *testing.T) {
 	a1.Close()
 	waitGoroutines(t, before)
 }
-
-func TestGeometricGapMean(t *testing.T) {
-	r := rand.New(rand.NewPCG(9, 9))
-	for _, p := range []float64{1e-5, 1e-3, 0.1, 0.5} {
-		const n = 200000
-		var sum float64
-		for range n {
-			sum += float64(geometricGap(p, r))
-		}
-		mean, sd := (1-p)/p, math.Sqrt(1-p)/p/math.Sqrt(n)
-		if got := sum / n; math.Abs(got-mean) > 6*sd {
-			t.Errorf("p %g: mean gap %.2f, want %.2f ± %.2f", p, got, mean, 6*sd)
-		}
-	}
-	if geometricGap(0, r) != noFlip || geometricGap(1, r) != 0 {
-		t.Error("edge rates")
-	}
-}

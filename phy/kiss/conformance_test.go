@@ -3,13 +3,9 @@ package kiss
 import (
 	"context"
 	"net"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/creack/pty"
 
 	"github.com/slided/slided/framing"
 	"github.com/slided/slided/phy/phytest"
@@ -128,35 +124,7 @@ func (ptyHarness) Caps() phytest.Caps {
 // returning makes a new pty behind the same name.
 func (ptyHarness) Open(t *testing.T) (phytest.Modem, phytest.FarEnd) {
 	far := kissEnd()
-	link := filepath.Join(t.TempDir(), "tnc")
-	var (
-		mu  sync.Mutex
-		tty *os.File
-	)
-	plug := func() {
-		master, slave, err := pty.Open()
-		if err != nil {
-			t.Fatalf("pty: %v", err)
-		}
-		os.Remove(link)
-		if err := os.Symlink(slave.Name(), link); err != nil {
-			t.Fatal(err)
-		}
-		mu.Lock()
-		tty = slave // kept open: a master reads EIO while no slave is open
-		mu.Unlock()
-		far.Attach(master)
-	}
-	unplug := func() {
-		os.Remove(link)
-		far.Detach() // closes the master: the TNC's reads fail
-		mu.Lock()
-		tty.Close()
-		mu.Unlock()
-	}
-	plug()
-	far.OnHangUp, far.OnReturn = unplug, plug
-	t.Cleanup(func() { unplug(); far.Close() })
+	link := phytest.PTYBehindLink(t, far, "tnc")
 
 	cfg := fastConfig()
 	cfg.Device = link

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/slided/slided/framing"
 	"github.com/slided/slided/phy"
+	"github.com/slided/slided/phy/phytest"
 )
 
 // TestTransmitDuringFullEventQueue is the hang of issue 1: the TNC delivers
@@ -105,7 +105,7 @@ func frame(i int) []byte {
 // backoff, Up. Close returns while a write is wedged and nobody reads.
 func TestWriteWatchdog(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var logs syncBuffer
+		var logs phytest.SyncBuffer
 		log := zerolog.New(&logs)
 		// The far end of each connection reads the parameters, then
 		// stops reading.
@@ -172,21 +172,4 @@ func wantKind(t *testing.T, tnc *TNC, kind phy.EventKind) {
 	if ev := <-tnc.Events(); ev.Kind != kind {
 		t.Fatalf("event %v, want %v", ev.Kind, kind)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slided/slided/bridge"
 	"github.com/slided/slided/framing"
+	"github.com/slided/slided/link"
 	"github.com/slided/slided/phy"
 )
 
@@ -250,7 +250,7 @@ func TestRecommendedMTUFitsTheLink(t *testing.T) {
 	for frame := MinFrame; frame <= 2000; frame++ {
 		c := Config{Path: "/x", AirRate: 1_000_000, MaxFrame: frame}
 		mtu := c.RecommendedMTU()
-		if err := bridge.CheckFrameMax(bridge.Config{FrameMax: frame, MTU: mtu}); err != nil {
+		if err := link.CheckFrameMax(link.Config{FrameMax: frame, MTU: mtu}); err != nil {
 			t.Fatalf("frame=%d: RecommendedMTU %d: %v", frame, mtu, err)
 		}
 	}

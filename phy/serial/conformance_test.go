@@ -2,14 +2,10 @@ package serial
 
 import (
 	"context"
-	"os"
-	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/creack/pty"
 	"github.com/rs/zerolog"
 
 	"github.com/slided/slided/phy/phytest"
@@ -32,37 +28,9 @@ func (ptyHarness) Caps() phytest.Caps {
 // time, fast: 1 Mbit/s on air, a 500 ms write watchdog, short backoff.
 func (ph ptyHarness) Open(t *testing.T) (phytest.Modem, phytest.FarEnd) {
 	far := &phytest.StreamEnd{}
-	link := filepath.Join(t.TempDir(), "modem")
-	var (
-		mu      sync.Mutex
-		tty     *os.File
-		carrier atomic.Bool
-	)
-	plug := func() {
-		master, slave, err := pty.Open()
-		if err != nil {
-			t.Fatalf("pty: %v", err)
-		}
-		os.Remove(link)
-		if err := os.Symlink(slave.Name(), link); err != nil {
-			t.Fatal(err)
-		}
-		mu.Lock()
-		tty = slave // kept open: a master reads EIO while no slave is open
-		mu.Unlock()
-		far.Attach(master)
-	}
-	unplug := func() {
-		os.Remove(link)
-		far.Detach() // closes the master: the port reads EIO or end of file
-		mu.Lock()
-		tty.Close()
-		mu.Unlock()
-	}
-	plug()
-	far.OnHangUp, far.OnReturn = unplug, plug
+	link := phytest.PTYBehindLink(t, far, "modem")
+	var carrier atomic.Bool
 	far.OnCarrier = carrier.Store
-	t.Cleanup(func() { unplug(); far.Close() })
 
 	cfg := Config{Path: link, Baud: 115200, AirRate: 1_000_000, MaxFrame: 1000, Carrier: CarrierDCD,
 		WriteTimeout: 500 * time.Millisecond, Mode: ph.mode}

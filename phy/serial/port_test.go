@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/slided/slided/phy"
+	"github.com/slided/slided/phy/phytest"
 )
 
 // wait bounds how long a test waits for something a real goroutine does.
@@ -113,31 +114,14 @@ type harness struct {
 	p      *Port
 	clk    *fakeClock
 	master *os.File
-	logs   *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs   *phytest.SyncBuffer
 }
 
 // newHarness opens a Port on a fresh pty (or on path, if set) with a fake
 // clock and waits for Up.
 func newHarness(t *testing.T, cfg Config, opt options) *harness {
 	t.Helper()
-	h := &harness{t: t, clk: newFakeClock(), logs: &syncBuffer{}}
+	h := &harness{t: t, clk: newFakeClock(), logs: &phytest.SyncBuffer{}}
 	if cfg.Path == "" {
 		h.master, cfg.Path = ptyPair(t)
 	}

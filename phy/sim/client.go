@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -90,25 +89,12 @@ func backoff(attempt int, min, max time.Duration) time.Duration {
 // Transmit, Info and Close are safe from any goroutine and never wait on
 // the socket or the consumer.
 type Client struct {
+	clientBase
 	path   string
 	node   NodeID
-	log    zerolog.Logger
 	dialFn func(ctx context.Context) (net.Conn, error)
 
-	ctx    context.Context // cancelled by Close
-	cancel context.CancelFunc
-	pump   *eventPump
-	done   chan struct{} // closed when run and the pump have exited
-
-	backoffMin, backoffMax time.Duration
-
-	mu     sync.Mutex
-	closed bool
-	cur    *clientConn // nil while down
-	info   phy.Info
-	txBusy bool
-
-	carrier bool // owned by run: last carrier event sent
+	cur *clientConn // nil while down; guarded by mu
 }
 
 // clientConn is one connection to the server.
@@ -147,14 +133,8 @@ func dialWith(ctx context.Context, path string, dialFn func(context.Context) (ne
 	if node == 0 || node == 0xFF {
 		return nil, fmt.Errorf("%w: %d", ErrInvalidNode, node)
 	}
-	c := &Client{
-		path: path, node: node, dialFn: dialFn,
-		log:        log.With().Str("medium", path).Uint8("node", node).Logger(),
-		pump:       newEventPump(),
-		done:       make(chan struct{}),
-		backoffMin: bmin, backoffMax: bmax,
-	}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c := &Client{path: path, node: node, dialFn: dialFn}
+	c.init(log.With().Str("medium", path).Uint8("node", node).Logger(), bmin, bmax)
 	dctx, stop := context.WithCancel(ctx)
 	defer stop()
 	cc, info, err := c.connectLoop(dctx, true)
@@ -163,26 +143,9 @@ func dialWith(ctx context.Context, path string, dialFn func(context.Context) (ne
 		return nil, err
 	}
 	c.cur, c.info = cc, info
-	c.pump.push(phy.Event{Kind: phy.Up})
-	pumpStop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); c.pump.run(pumpStop) }()
-	go func() { defer wg.Done(); defer close(pumpStop); c.run(cc) }()
-	go func() { wg.Wait(); close(c.done) }()
+	c.start(func() { c.run(cc) })
 	return c, nil
 }
-
-// Info returns the modem figures from the server's last welcome.
-func (c *Client) Info() phy.Info {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.info
-}
-
-// Events returns the channel of the client's reports; it is closed after
-// Close.
-func (c *Client) Events() <-chan phy.Event { return c.pump.events }
 
 // Dropped counts received frames dropped because the consumer of Events
 // fell behind by more than EventQueue + 256 frames.
@@ -195,17 +158,8 @@ func (c *Client) Dropped() uint64 { return c.pump.dropped.Load() }
 func (c *Client) Transmit(b []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	switch {
-	case c.closed:
-		return fmt.Errorf("sim: transmit: %w", phy.ErrClosed)
-	case c.cur == nil:
-		return fmt.Errorf("sim: transmit: %w", phy.ErrDown)
-	case c.txBusy:
-		return fmt.Errorf("sim: transmit: %w", phy.ErrBusy)
-	case len(b) == 0:
-		return fmt.Errorf("sim: transmit: %w", phy.ErrEmpty)
-	case len(b) > c.info.MaxFrame:
-		return fmt.Errorf("sim: transmit %d bytes (max %d): %w", len(b), c.info.MaxFrame, phy.ErrTooLarge)
+	if err := c.checkTransmitLocked(c.cur != nil, len(b)); err != nil {
+		return err
 	}
 	cc := c.cur
 	cc.out = appendData(cc.out, msgTransmit, b)
@@ -250,11 +204,7 @@ func (c *Client) run(cc *clientConn) {
 		}
 		start := time.Now()
 		c.log.Warn().Err(err).Msg("sim: medium connection lost")
-		if c.carrier {
-			c.carrier = false
-			c.pump.push(phy.Event{Kind: phy.CarrierOff})
-		}
-		c.pump.push(phy.Event{Kind: phy.Down})
+		c.reportDown()
 		var info phy.Info
 		cc, info, err = c.connectLoop(c.ctx, false)
 		if err != nil {
@@ -286,15 +236,8 @@ func (c *Client) read(cc *clientConn) error {
 		case msgReceived:
 			ev = phy.Event{Kind: phy.Received, Data: append([]byte(nil), msg.data...)}
 		case msgCarrierOn, msgCarrierOff:
-			on := msg.typ == msgCarrierOn
-			if on == c.carrier {
-				continue // never two of a kind in a row
-			}
-			c.carrier = on
-			ev = phy.Event{Kind: phy.CarrierOff}
-			if on {
-				ev.Kind = phy.CarrierOn
-			}
+			c.carrierTo(msg.typ == msgCarrierOn)
+			continue
 		case msgTxDone:
 			c.mu.Lock()
 			busy := c.txBusy
@@ -389,13 +332,7 @@ func (c *Client) connectLoop(ctx context.Context, permanent bool) (*clientConn, 
 		if permanent && errors.Is(err, ErrRejected) {
 			return nil, phy.Info{}, err
 		}
-		wait := backoff(attempt, c.backoffMin, c.backoffMax)
-		c.log.Warn().Err(err).Int("attempt", attempt+1).Dur("retry_in", wait).Msg("sim: cannot reach the medium server")
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if !c.backoffWait(ctx, attempt, err, "sim: cannot reach the medium server") {
 			return nil, phy.Info{}, fmt.Errorf("sim: dial %s: %w (last error: %w)", c.path, ctx.Err(), err)
 		}
 	}

@@ -16,29 +16,12 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/slided/slided/phy"
+	"github.com/slided/slided/phy/phytest"
 )
 
 // Real-time tests wait for events with generous timeouts but never assert
 // durations.
 const waitFor = 10 * time.Second
-
-// syncBuffer collects log output from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // checkGoroutines fails the test if goroutines started during it are still
 // running once its cleanups are done. Call it first.
@@ -59,14 +42,14 @@ func checkGoroutines(t *testing.T) {
 
 type testServer struct {
 	srv  *Server
-	log  *syncBuffer
+	log  *phytest.SyncBuffer
 	path string
 	stop func() // stops the current Serve and waits for it; idempotent
 }
 
 func startServer(t *testing.T, cfg Config, path string) *testServer {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &phytest.SyncBuffer{}
 	srv, err := NewServer(cfg, zerolog.New(logs))
 	if err != nil {
 		t.Fatalf("NewServer: %v", err)
@@ -377,7 +360,7 @@ func TestClientReconnects(t *testing.T) {
 func TestDialWaitsForServer(t *testing.T) {
 	checkGoroutines(t)
 	path := filepath.Join(t.TempDir(), "medium.sock")
-	logs := &syncBuffer{}
+	logs := &phytest.SyncBuffer{}
 	type result struct {
 		c   *Client
 		err error

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -51,24 +50,14 @@ type UDPClientStats struct {
 // the next ping (every udpPingInterval); a lost transmit is reported as sent
 // (TxDone) airtime + 1 s after Transmit.
 type UDPClient struct {
+	clientBase
 	addr string
 	node NodeID
-	log  zerolog.Logger
 	conn net.Conn // connected to the server, for the client's whole life
 	psk  *auth.Key
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	pump   *eventPump
-	done   chan struct{} // closed when run and the pump have exited
-
-	backoffMin, backoffMax time.Duration
-
-	mu         sync.Mutex
-	closed     bool
+	// Guarded by mu.
 	up         bool
-	info       phy.Info
-	txBusy     bool
 	txSeq      uint16
 	txDeadline time.Time
 	wbuf       []byte
@@ -76,7 +65,6 @@ type UDPClient struct {
 	sendCtr    uint64
 
 	// Owned by run.
-	carrier  bool
 	ka       keepalive
 	rbuf     []byte
 	cookie   [cookieLen]byte
@@ -122,18 +110,14 @@ func dialUDPConn(ctx context.Context, conn net.Conn, addr string, node NodeID, k
 	}
 	c := &UDPClient{
 		addr: addr, node: node, conn: conn, psk: key,
-		log:        log.With().Str("medium", "udp:"+addr).Uint8("node", node).Logger(),
-		pump:       newEventPump(),
-		done:       make(chan struct{}),
-		backoffMin: bmin, backoffMax: bmax,
 		ka:   keepalive{interval: udpPingInterval, timeout: udpTimeout},
 		rbuf: make([]byte, maxDatagram+1),
 		wbuf: make([]byte, 0, maxDatagram),
 	}
+	c.init(log.With().Str("medium", "udp:"+addr).Uint8("node", node).Logger(), bmin, bmax)
 	if key != nil {
 		c.hello = newTagger(helloKey(key))
 	}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
 	info, err := c.connectLoop(ctx, true)
 	if err != nil {
 		c.cancel()
@@ -141,26 +125,9 @@ func dialUDPConn(ctx context.Context, conn net.Conn, addr string, node NodeID, k
 		return nil, err
 	}
 	c.up, c.info = true, info
-	c.pump.push(phy.Event{Kind: phy.Up})
-	pumpStop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); c.pump.run(pumpStop) }()
-	go func() { defer wg.Done(); defer close(pumpStop); c.run() }()
-	go func() { wg.Wait(); close(c.done) }()
+	c.start(c.run)
 	return c, nil
 }
-
-// Info returns the modem figures from the server's last welcome.
-func (c *UDPClient) Info() phy.Info {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.info
-}
-
-// Events returns the channel of the client's reports; it is closed after
-// Close.
-func (c *UDPClient) Events() <-chan phy.Event { return c.pump.events }
 
 // Stats returns the client's repair counters.
 func (c *UDPClient) Stats() UDPClientStats {
@@ -175,17 +142,8 @@ func (c *UDPClient) Stats() UDPClientStats {
 func (c *UDPClient) Transmit(b []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	switch {
-	case c.closed:
-		return fmt.Errorf("sim: transmit: %w", phy.ErrClosed)
-	case !c.up:
-		return fmt.Errorf("sim: transmit: %w", phy.ErrDown)
-	case c.txBusy:
-		return fmt.Errorf("sim: transmit: %w", phy.ErrBusy)
-	case len(b) == 0:
-		return fmt.Errorf("sim: transmit: %w", phy.ErrEmpty)
-	case len(b) > c.info.MaxFrame:
-		return fmt.Errorf("sim: transmit %d bytes (max %d): %w", len(b), c.info.MaxFrame, phy.ErrTooLarge)
+	if err := c.checkTransmitLocked(c.up, len(b)); err != nil {
+		return err
 	}
 	c.txSeq++
 	if c.txSeq == 0 { // 0 is a fresh session's "nothing done yet"
@@ -251,11 +209,7 @@ func (c *UDPClient) run() {
 		start := time.Now()
 		c.downs.Add(1)
 		c.log.Warn().Err(err).Msg("sim: udp medium lost")
-		if c.carrier {
-			c.carrier = false
-			c.pump.push(phy.Event{Kind: phy.CarrierOff})
-		}
-		c.pump.push(phy.Event{Kind: phy.Down})
+		c.reportDown()
 		info, err := c.connectLoop(c.ctx, false)
 		if err != nil {
 			return // closed
@@ -358,19 +312,12 @@ func (c *UDPClient) handle(now time.Time, b []byte) error {
 	return nil // a late welcome or cookie, or a client message echoed: ignored
 }
 
+// setCarrier reports a carrier change, counting it as a repair if it came
+// from a state message.
 func (c *UDPClient) setCarrier(on, repair bool) {
-	if on == c.carrier {
-		return
-	}
-	c.carrier = on
-	if repair {
+	if c.carrierTo(on) && repair {
 		c.carrierRepairs.Add(1)
 	}
-	k := phy.CarrierOff
-	if on {
-		k = phy.CarrierOn
-	}
-	c.pump.push(phy.Event{Kind: k})
 }
 
 // txDone reports TxDone if seq is the transmission outstanding.
@@ -408,13 +355,7 @@ func (c *UDPClient) connectLoop(ctx context.Context, permanent bool) (phy.Info, 
 			(!errors.Is(err, ErrNodeInUse) || time.Since(start) > udpTimeout+udpExpirySlack) {
 			return phy.Info{}, err
 		}
-		wait := backoff(attempt, c.backoffMin, c.backoffMax)
-		c.log.Warn().Err(err).Int("attempt", attempt+1).Dur("retry_in", wait).Msg("sim: cannot reach the udp medium server")
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if !c.backoffWait(ctx, attempt, err, "sim: cannot reach the udp medium server") {
 			return phy.Info{}, fmt.Errorf("sim: dial udp %s: %w (last error: %w)", c.addr, ctx.Err(), err)
 		}
 	}

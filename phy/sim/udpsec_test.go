@@ -14,6 +14,7 @@ import (
 
 	"github.com/slided/slided/auth"
 	"github.com/slided/slided/phy"
+	"github.com/slided/slided/phy/phytest"
 )
 
 // rawPeer speaks the UDP protocol by hand from a socket of its own: a
@@ -284,7 +285,7 @@ func TestUDPKey(t *testing.T) {
 // TestUDPComplaintsRateLimited: 50 junk datagrams from one source make one
 // log line; the rest are counted. The old medium logged each one.
 func TestUDPComplaintsRateLimited(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &phytest.SyncBuffer{}
 	srv, pc, ns := newUDPServerForTest(t, nil, zerolog.New(logs))
 	p := newRawPeer(t, ns, pc.LocalAddr())
 	for range 50 {
