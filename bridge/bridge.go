@@ -318,6 +318,12 @@ func (l *loop) run(ctx context.Context) error {
 				if isTemporary(p.err) {
 					continue
 				}
+				if ctx.Err() != nil {
+					// Shutting down: the caller may close the TAP as soon
+					// as it has cancelled, and select picks among ready
+					// cases at random.
+					return nil
+				}
 				return fmt.Errorf("read tap: %w", p.err)
 			}
 			l.eng.Host(now, p.buf[:p.n])

@@ -245,7 +245,7 @@ func inBubble(t *testing.T, cfg Config, f func(t *testing.T, x *bubble)) {
 
 // startBridge makes a bridge of cfg on tap and p (and sh, which may be nil)
 // and runs it, in the caller's bubble. stop ends Run, closes the TAP and
-// checks Run's error; call it before the bubble ends.
+// checks Run's error; call it before the bubble ends, from the bubble.
 func startBridge(t *testing.T, cfg Config, tap *recTAP, p *scriptPHY, sh Shaper) (b *Bridge, stop func()) {
 	t.Helper()
 	b, err := New(cfg, tap, p, sh)
@@ -257,6 +257,7 @@ func startBridge(t *testing.T, cfg Config, tap *recTAP, p *scriptPHY, sh Shaper)
 	go func() { done <- b.Run(ctx) }()
 	return b, func() {
 		cancel()
+		synctest.Wait() // Run sees the cancel before the TAP closes under its reader
 		close(tap.done)
 		if err := <-done; err != nil {
 			t.Errorf("Run: %v", err)
