@@ -14,6 +14,7 @@ package main
 //	ACOUSTIC_Q       appended to the -phy serial: URL after the profile (e.g. "&frame=128")
 //	ACOUSTIC_ECHOES  number of echoes (default 20 at 2400 bit/s, 10 otherwise)
 //	ACOUSTIC_DUR     how long both nodes send in BenchmarkAcousticBothWays (default 120s)
+//	ACOUSTIC_STAGGER how long node 2 waits before it starts sending there (default 0)
 
 import (
 	"encoding/binary"
@@ -155,6 +156,25 @@ func reportLink(b *testing.B, a *acousticPair, sts [2]*control.Status) {
 			hostDrops += float64(st.Qdisc.Root.Drops)
 		}
 	}
+	for i, st := range sts {
+		qd := uint64(0)
+		if st.Qdisc != nil {
+			qd = uint64(st.Qdisc.Root.Drops)
+		}
+		var txd uint64
+		if st.Link != nil {
+			txd = st.Link.TxDropped
+		}
+		b.Logf("node%d: host drops: daemon %+v, TAP tx_dropped %d, qdisc %d", i+1, st.Bridge.Drops, txd, qd)
+		// The daemon's link settings, as it logged them at start.
+		if data, err := os.ReadFile(a.p.Logs[i+1]); err == nil {
+			for _, line := range strings.Split(string(data), "\n") {
+				if strings.Contains(line, `"link layer"`) {
+					b.Logf("node%d: %s", i+1, line)
+				}
+			}
+		}
+	}
 	var hd, coll, ovf, sent float64
 	for i := range 2 {
 		s := a.w.Stats(i)
@@ -217,6 +237,16 @@ func runBothWays(b *testing.B, c acousticCase) {
 			defer cn.Close()
 			conns[i] = cn
 		}
+		// ACOUSTIC_STAGGER delays node 2's first send (default 0: both
+		// start together, the worst case for two half-duplex modems).
+		var stagger time.Duration
+		if s := os.Getenv("ACOUSTIC_STAGGER"); s != "" {
+			d, err := time.ParseDuration(s)
+			if err != nil || d < 0 {
+				b.Fatalf("ACOUSTIC_STAGGER=%q: want a duration", s)
+			}
+			stagger = d
+		}
 		start := time.Now()
 		end := start.Add(dur)
 		var wg sync.WaitGroup
@@ -228,6 +258,9 @@ func runBothWays(b *testing.B, c acousticCase) {
 				defer wg.Done()
 				buf := make([]byte, size)
 				dst := udpAddr(p.Addr[1-i], port)
+				if i == 1 {
+					time.Sleep(stagger)
+				}
 				conns[i].SetWriteDeadline(end)
 				for seq := uint64(0); time.Now().Before(end); seq++ {
 					binary.BigEndian.PutUint64(buf, seq)
