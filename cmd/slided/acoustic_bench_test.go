@@ -215,6 +215,10 @@ func BenchmarkAcousticBothWays(b *testing.B) { runBothWays(b, acoustic2400) }
 // BenchmarkAcousticBothWays9600At3km: the same at 9600 bit/s, 3 km.
 func BenchmarkAcousticBothWays9600At3km(b *testing.B) { runBothWays(b, acoustic9600) }
 
+// BenchmarkAcousticBothWays300: the same at 300 bit/s with 64-byte
+// packets.
+func BenchmarkAcousticBothWays300(b *testing.B) { runBothWays(b, acoustic300) }
+
 func runBothWays(b *testing.B, c acousticCase) {
 	const size, port = 200, 5116
 	dur := 120 * time.Second
