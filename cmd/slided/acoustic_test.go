@@ -100,12 +100,19 @@ type acousticPair struct {
 // 19200 baud, 2400 bit/s, 256-byte packets, 0.25 s preamble, 1 s apart)
 // and a daemon on each modem with -phy serial:PATH+q, and sets static
 // neighbour entries so that ARP stays off the air.
-func startAcoustic(t *testing.T, q string) *acousticPair {
-	l, ns, dir := newModemLab(t, "acoustic")
+func startAcoustic(t testing.TB, q string) *acousticPair {
 	mc := acoustic.ModemConfig{Mode: acoustic.Packet, Baud: 19200, AirRate: 2400,
 		Preamble: 250 * time.Millisecond, MaxPacket: 256}
+	return startAcousticWith(t, mc, time.Second, q)
+}
+
+// startAcousticWith is startAcoustic with two modems mc, prop apart; extra
+// is appended to both daemons' run arguments.
+func startAcousticWith(t testing.TB, mc acoustic.ModemConfig, prop time.Duration, q string, extra ...string) *acousticPair {
+	t.Helper()
+	l, ns, dir := newModemLab(t, "acoustic")
 	w, err := acoustic.Start(acoustic.Config{Modems: []acoustic.ModemConfig{mc, mc},
-		Delay: acoustic.UniformDelay(2, time.Second), Seed: 16})
+		Delay: acoustic.UniformDelay(2, prop), Seed: 16})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +121,7 @@ func startAcoustic(t *testing.T, q string) *acousticPair {
 			t.Errorf("emulator: %v", err)
 		}
 	})
-	p := startDaemons(t, l, dir, ns, [2]string{"serial:" + w.Path(0) + q, "serial:" + w.Path(1) + q}, "192.0.2")
+	p := startDaemons(t, l, dir, ns, [2]string{"serial:" + w.Path(0) + q, "serial:" + w.Path(1) + q}, "192.0.2", extra...)
 	for i := range 2 {
 		mac := fmt.Sprintf("02:53:4c:44:00:%02x", 2-i)
 		if out, err := l.Exec(ns[i], "ip", "neigh", "replace", p.Addr[1-i], "lladdr", mac, "nud", "permanent", "dev", p.Cfg.TAP); err != nil {
@@ -133,7 +140,12 @@ func startAcoustic(t *testing.T, q string) *acousticPair {
 // node 2, one at a time, each waiting up to 30 s for its echo, and returns
 // the round trips of those answered, sorted. before(seq), if set, runs
 // before each datagram is sent.
-func (a *acousticPair) echoes(t *testing.T, n int, before func(seq int)) []time.Duration {
+func (a *acousticPair) echoes(t testing.TB, n int, before func(seq int)) []time.Duration {
+	return a.echoesWithin(t, n, 30*time.Second, before)
+}
+
+// echoesWithin is echoes with timeout for each echo instead of 30 s.
+func (a *acousticPair) echoesWithin(t testing.TB, n int, timeout time.Duration, before func(seq int)) []time.Duration {
 	t.Helper()
 	p := a.p
 	srv, err := lab.ListenUDP(p.NS[1], p.Addr[1]+":5016")
@@ -157,7 +169,7 @@ func (a *acousticPair) echoes(t *testing.T, n int, before func(seq int)) []time.
 	}
 	defer cli.Close()
 
-	const size, timeout = 64, 30 * time.Second
+	const size = 64
 	dst := udpAddr(p.Addr[1], 5016)
 	var rtts []time.Duration
 	buf := make([]byte, 2048)
@@ -202,7 +214,7 @@ func (a *acousticPair) echoes(t *testing.T, n int, before func(seq int)) []time.
 
 // report logs the daemons' link and decoder counters and the modems' and
 // returns the daemons' status.
-func (a *acousticPair) report(t *testing.T) [2]*control.Status {
+func (a *acousticPair) report(t testing.TB) [2]*control.Status {
 	t.Helper()
 	var sts [2]*control.Status
 	for i := range 2 {
