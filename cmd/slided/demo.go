@@ -129,9 +129,36 @@ func cmdDemo(args []string, out io.Writer) error {
 }
 
 type demoResult struct {
-	sent    lab.SendStats
-	got     int
-	goodput float64 // bytes/s
+	sent        lab.SendStats
+	got         int
+	goodput     float64 // bytes/s over the window both flows share (sharedGoodput)
+	bytes       int64
+	first, last time.Time
+}
+
+// sharedGoodput sets each flow's goodput over one window, from the first
+// datagram either flow delivered to the last: two flows measured each over
+// its own span could add up to more than the channel carries.
+func sharedGoodput(res *[2]demoResult) {
+	var first, last time.Time
+	for _, r := range res {
+		if r.got == 0 {
+			continue
+		}
+		if first.IsZero() || r.first.Before(first) {
+			first = r.first
+		}
+		if r.last.After(last) {
+			last = r.last
+		}
+	}
+	d := last.Sub(first).Seconds()
+	for i := range res {
+		res[i].goodput = 0
+		if d > 0 {
+			res[i].goodput = float64(res[i].bytes) / d
+		}
+	}
 }
 
 func demoTraffic(ctx context.Context, p *lab.Pair, out io.Writer) ([2]demoResult, error) {
@@ -212,8 +239,9 @@ func demoTraffic(ctx context.Context, p *lab.Pair, out io.Writer) ([2]demoResult
 		// Receiver i got the datagrams node 1-i sent (flow 2-i).
 		if f := r.rs.Flows[uint64(2-r.i)]; f != nil {
 			res[1-r.i].got = f.Received
-			res[1-r.i].goodput = f.Goodput()
+			res[1-r.i].bytes, res[1-r.i].first, res[1-r.i].last = f.Bytes, f.First, f.Last
 		}
 	}
+	sharedGoodput(&res)
 	return res, nil
 }
