@@ -427,6 +427,16 @@ func (a *ARQ) deliver(now time.Time, p *peer, bcast bool, seq uint8, h framing.H
 	if !bcast {
 		p.delivered[seq] = max(now.UnixNano(), 1)
 		if !p.seenAny || ahead(seq, p.highest) {
+			if p.seenAny {
+				// The numbers skipped over belong to packets of this
+				// round of the sequence space that have not arrived yet
+				// (reordered behind this one): what they remember is
+				// from 256 numbers ago, and would make those packets
+				// look like duplicates when they come.
+				for x := p.highest + 1; x != seq; x++ {
+					p.delivered[x] = 0
+				}
+			}
 			p.highest, p.seenAny = seq, true
 		}
 	}
