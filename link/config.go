@@ -8,6 +8,7 @@ import (
 	"github.com/slided/slided/framing"
 	"github.com/slided/slided/mac/arq"
 	"github.com/slided/slided/mac/csma"
+	"github.com/slided/slided/phy"
 )
 
 // Policy says what happens to packets when the link cannot keep up.
@@ -50,35 +51,106 @@ func ParsePolicy(s string) (Policy, error) {
 // wake-up, which takes up to about a millisecond on a busy small board.
 const RealTimeSlot = time.Millisecond
 
-// DefaultMAC is the MAC configuration of every engine that is not given
-// one: the daemon's (slided run) and the simulator's (slided bench
-// -protocol link) alike. It is csma.DefaultConfig for a channel of bitRate
-// bit/s, adjusted for a daemon that runs in real time: the slot is at least
-// RealTimeSlot and the IFS one slot; the contention window starts at 4
-// slots so that a lone sender keeps the channel over 90% busy even with
-// millisecond slots, and grows by 16 slots per other busy sender heard,
-// because with slots this short two contenders whose draws are one slot
-// apart may still collide (the carrier reaches the other node up to a slot
-// late). With policy Block the MAC queue is short (4 frames) so that the
-// backlog waits in the qdisc, where it is shared fairly among flows and
-// counts against the senders.
+// DefaultMAC is MACFor a modem of bitRate bit/s that reports nothing else
+// (a serial radio modem with carrier detect, radio distances) and a link of
+// policy and otherwise default settings.
 func DefaultMAC(bitRate int, policy Policy) csma.Config {
-	c := csma.DefaultConfig(bitRate)
-	c.SlotTime = max(c.SlotTime, RealTimeSlot)
-	c.IFS = c.SlotTime
-	c.CWMin = 4
-	c.CWPerSender = 16
-	// The adaptive window (csma Config.IdleTarget) is not the daemon's
-	// default yet: its slot and IFS must come from the modem and the
-	// propagation delay first (csma.ConfigFor), and the real-time tests
-	// must be rerun with it (docs/mac.md).
-	c.IdleTarget = 0
-	c.Burst = 0
-	c.CWMax = 128 // the deferral estimate's cap (docs/mac.md); the adaptive window's is wider
-	if policy == Block {
+	c, _ := MACFor(phy.Info{BitRate: bitRate}, Config{Policy: policy})
+	return c
+}
+
+// measureSlack is what ARQ round trips measured in real time hold beyond
+// the propagation delay, the Ack's airtime and the modem's turnaround: two
+// goroutine wake-ups and socket or serial hand-overs at each end, a few
+// milliseconds on a busy small board. It is taken off a round trip before
+// it counts as a delay (measuredDelay), so that a radio link's slot is not
+// lengthened by scheduling latency.
+const measureSlack = 10 * time.Millisecond
+
+// MACFor is the MAC configuration of every engine that is not given one:
+// the daemon's (slided run) and the simulator's (slided bench -protocol
+// link) alike, for the modem info and the link settings cfg.
+//
+// It is csma.ConfigFor the channel: the adaptive window (Idle Sense), the
+// slot and IFS from cfg.PropDelay, the modem's carrier-detect behaviour
+// (carrier at arrival: info.CarrierAtArrival; otherwise 16 bit times, plus
+// info.CarrierLag) and turnaround, at least RealTimeSlot because the
+// daemon runs in real time; bursts when the delay is long against a frame.
+// With policy Block the MAC queue is short (4 frames) so that the backlog
+// waits in the qdisc, where it is shared fairly among flows and counts
+// against the senders.
+//
+// Two cases keep the deferral rule of the daemon before the adaptive window
+// (CWMin 4, 16 slots per other busy sender, CWMax 128; docs/mac.md):
+//
+//   - a modem that does its own channel access (info.OwnAccess, a KISS TNC
+//     that is not full duplex) reports no carrier, so the idle slots the
+//     adaptive window counts cannot be observed; its slot and IFS stay the
+//     ones of before (slot = IFS, no turnaround: the TNC's own p-persistence
+//     waits for the channel), lengthened by cfg.PropDelay only.
+//   - cfg.WindowFromSenders (-cw-senders) asks for the window sized from the
+//     number of senders heard, which is a rule of the deferral estimate;
+//     the slot and IFS still follow the delay.
+//
+// The returned error, if any, says what was out of range and clamped (an
+// impossible propagation delay, a negative turnaround): the configuration
+// is usable either way, and the caller logs the error once.
+func MACFor(info phy.Info, cfg Config) (csma.Config, error) {
+	ch := csma.Channel{
+		BitRate:          info.BitRate,
+		PropDelay:        cfg.PropDelay,
+		CarrierAtArrival: info.CarrierAtArrival,
+		MinSlot:          RealTimeSlot,
+		Turnaround:       info.Turnaround + info.CarrierLag,
+		FrameBytes:       macFrameBytes(info, cfg),
+	}
+	err := ch.Check()
+	var c csma.Config
+	switch {
+	case info.OwnAccess:
+		c = csma.ConfigFor(csma.Channel{BitRate: info.BitRate, PropDelay: cfg.PropDelay, MinSlot: RealTimeSlot})
+		c.IFS = c.SlotTime
+		deferral(&c)
+	case cfg.WindowFromSenders:
+		c = csma.ConfigFor(ch)
+		deferral(&c)
+	default:
+		c = csma.ConfigFor(ch)
+	}
+	if cfg.Policy == Block {
 		c.QueueLen = 4
 	}
-	return c
+	return c, err
+}
+
+// deferral turns c's adaptive window off and sets the window of the
+// deferral rule: it starts at 4 slots so that a lone sender keeps the
+// channel over 90% busy even with millisecond slots, and grows by 16 slots
+// per other busy sender heard, because with slots this short two
+// contenders whose draws are one slot apart may still collide (the carrier
+// reaches the other node up to a slot late); 128 caps the estimate.
+func deferral(c *csma.Config) {
+	c.IdleTarget = 0
+	c.Burst = 0
+	c.CWMin = 4
+	c.CWPerSender = 16
+	c.CWMax = 128
+}
+
+// macFrameBytes is the longest data frame on the wire: the MTU's packet in
+// one fragment, or the frame limit (cfg.FrameMax, info.MaxFrame).
+func macFrameBytes(info phy.Info, cfg Config) int {
+	mtu := cfg.MTU
+	if mtu == 0 {
+		mtu = 1500
+	}
+	n := framing.MaxEncodedLen(mtu + 14 + framing.FragHeaderLen)
+	for _, m := range []int{cfg.FrameMax, info.MaxFrame} {
+		if m > 0 && m < n {
+			n = m
+		}
+	}
+	return min(max(n, 1), 65535)
 }
 
 // arqConfig is the ARQ configuration of cfg for frames of at most frameMax

@@ -83,7 +83,7 @@ type Capture interface {
 type Config struct {
 	Node   framing.NodeID
 	MTU    int         // the host's MTU; Ethernet frames are up to MTU+14 bytes (0: 1500)
-	MAC    csma.Config // zero value: DefaultMAC of the modem's bit rate and Policy
+	MAC    csma.Config // zero value: MACFor the modem's Info and this Config
 	Policy Policy      // default Block
 	Seed   uint64      // seeds the MAC's random choices (0: from the node id and the time of Up)
 	// FrameMax is the largest frame, in bytes on the wire, that the modem
@@ -93,7 +93,9 @@ type Config struct {
 	// NoARQ turns link acknowledgements and retransmission off for unicast.
 	NoARQ bool
 	// PropDelay is the one-way propagation delay to the farthest node; it
-	// lengthens the ARQ's acknowledgement timeout.
+	// lengthens the ARQ's acknowledgement timeout and, with the default
+	// MAC (MACFor), the slot and the IFS. ARQ round trips that show a
+	// longer delay lengthen them further (measuredDelay), never shorter.
 	PropDelay time.Duration
 	// Key, if set, seals every frame sent and drops every frame received
 	// that is not sealed with it (forged, replayed or unsealed).
@@ -112,12 +114,13 @@ type Config struct {
 	// KeyMode is auth.Seal (frames encrypted and authenticated) or
 	// auth.Sign (authenticated only, payload readable: amateur bands).
 	KeyMode auth.Mode
-	// WindowFromSenders sizes the MAC's contention window from the number
-	// of other nodes heard sending (csma.MAC.Contenders) instead of the
-	// MAC's deferral estimate: every node hears the same senders, so two
-	// nodes sending both ways share the channel evenly, at the cost of a
-	// full window before every frame while both send, which is costly
-	// with short frames (docs/mac.md).
+	// WindowFromSenders keeps the deferral rule of the MAC before the
+	// adaptive window (MACFor) and sizes its contention window from the
+	// number of other nodes heard sending (csma.MAC.Contenders): every node
+	// hears the same senders, so two nodes sending both ways share the
+	// channel evenly, at the cost of a full window before every frame
+	// while both send, which is costly with short frames (docs/mac.md).
+	// The default adaptive window is fair without it.
 	WindowFromSenders bool
 	// NoNeighAnswer stops the engine from answering ARP requests and IPv6
 	// neighbour solicitations for addresses of other nodes itself
@@ -197,6 +200,7 @@ type Engine struct {
 	overhear []*auth.Opener // with a key: open frames for other nodes before they count as senders (one per key)
 	overBuf  []byte
 	ackWait  time.Duration // how long a poll reserves the channel for its Ack (csma.Reserve)
+	delays   delayWatch    // ARQ round trips for the MAC's timing (arq.go)
 	out      []Delivery    // the host outbox; its buffers are reused
 	outTaken bool          // Deliveries handed out the outbox: the next input empties it
 
@@ -246,7 +250,10 @@ func (e *Engine) start(now time.Time, info phy.Info) error {
 	e.info = info
 	cfg := e.cfg.MAC
 	if cfg == (csma.Config{}) {
-		cfg = DefaultMAC(e.info.BitRate, e.cfg.Policy)
+		var err error
+		if cfg, err = MACFor(e.info, e.cfg); err != nil {
+			e.log.Warn().Err(err).Msg("mac timing")
+		}
 	}
 	if err := e.startLink(now, cfg); err != nil {
 		return err
@@ -283,6 +290,7 @@ func (e *Engine) start(now time.Time, info phy.Info) error {
 	e.log.Info().Int("bit_rate", e.info.BitRate).Int("max_frame", e.info.MaxFrame).Int("frame_max", e.frameMax).
 		Bool("arq", !e.cfg.NoARQ).Bool("auth", e.sealer != nil).
 		Dur("slot", cfg.SlotTime).Dur("ifs", cfg.IFS).Int("queue", cfg.QueueLen).
+		Float64("idle_target", cfg.IdleTarget).Int("burst", cfg.Burst).Dur("prop_delay", cfg.PropDelay).
 		Str("policy", e.cfg.Policy.String()).Msg("link up")
 	return nil
 }

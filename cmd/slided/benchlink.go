@@ -10,6 +10,8 @@ import (
 
 	"github.com/slided/slided/framing"
 	"github.com/slided/slided/link"
+	"github.com/slided/slided/phy"
+	"github.com/slided/slided/phy/sim"
 	"github.com/slided/slided/simbench"
 )
 
@@ -54,13 +56,13 @@ func cmdBenchLink(args []string, out io.Writer) error {
 	fs.DurationVar(&rf.propDelay, "prop-delay", rf.propDelay, "as slided run -prop-delay; also the medium's delay between every pair")
 	fs.BoolVar(&rf.cwSenders, "cw-senders", rf.cwSenders, "as slided run -cw-senders")
 	fs.IntVar(&rf.mtu, "mtu", rf.mtu, "as slided run -mtu")
-	slot := fs.Duration("slot", 0, "MAC slot time (default: link.DefaultMAC's)")
-	ifs := fs.Duration("ifs", -1, "MAC inter-frame space (default: link.DefaultMAC's)")
-	cwmin := fs.Int("cwmin", 0, "MAC minimum contention window (default: link.DefaultMAC's)")
-	cwmax := fs.Int("cwmax", 0, "MAC maximum contention window (default: link.DefaultMAC's)")
-	perSender := fs.Int("cw-per-sender", 0, "MAC window slots per other sender (default: link.DefaultMAC's)")
-	queue := fs.Int("queue", 0, "MAC data queue length (default: link.DefaultMAC's)")
-	persist := fs.Float64("persistence", 0, "MAC persistence p in (0,1] (default: link.DefaultMAC's)")
+	slot := fs.Duration("slot", 0, "MAC slot time (default: link.MACFor's)")
+	ifs := fs.Duration("ifs", -1, "MAC inter-frame space (default: link.MACFor's)")
+	cwmin := fs.Int("cwmin", 0, "MAC minimum contention window (default: link.MACFor's)")
+	cwmax := fs.Int("cwmax", 0, "MAC maximum contention window (default: link.MACFor's)")
+	perSender := fs.Int("cw-per-sender", 0, "MAC window slots per other sender (default: link.MACFor's)")
+	queue := fs.Int("queue", 0, "MAC data queue length (default: link.MACFor's)")
+	persist := fs.Float64("persistence", 0, "MAC persistence p in (0,1] (default: link.MACFor's)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -75,7 +77,12 @@ func cmdBenchLink(args []string, out io.Writer) error {
 		if err != nil {
 			return simbench.EngineConfig{}, err
 		}
-		mac := link.DefaultMAC(*rate, pol)
+		// The engines build their MAC from the medium's Info at Up
+		// (link.MACFor, as slided run does); the same call here gives the
+		// base the MAC flags change.
+		info := phy.Info{BitRate: *rate, MaxFrame: sim.MaxFrame, CarrierAtArrival: true}
+		base, _ := link.MACFor(info, f.engineConfig(runConfig{node: 1, policy: pol}))
+		mac := base
 		if tuned {
 			if *slot > 0 {
 				mac.SlotTime = *slot
@@ -101,7 +108,7 @@ func cmdBenchLink(args []string, out io.Writer) error {
 		}
 		ec := func(id framing.NodeID) link.Config {
 			c := f.engineConfig(runConfig{node: id, policy: pol})
-			if mac != link.DefaultMAC(*rate, pol) {
+			if mac != base {
 				c.MAC = mac
 			}
 			return c
