@@ -31,6 +31,13 @@ import (
 	"github.com/slided/slided/phy"
 )
 
+// marginCW bounds the contention window, in slots, that the ack timeout's
+// margin allows for: the deferral rule's CWMax. The adaptive window may
+// reach 8192 slots with hundreds of busy nodes, but an 8-second margin at
+// 1 ms slots would stretch every timeout and lifetime derived from it (an
+// Ack is sent without backoff, and the timeout learns the round trips).
+const marginCW = 128
+
 // ackReserve is the number of MAC queue places kept for Acks.
 const ackReserve = 2
 
@@ -75,7 +82,7 @@ func (e *Engine) startLink(now time.Time, mc csma.Config) error {
 		BitRate:     e.info.BitRate,
 		Propagation: cfg.PropDelay,
 		Turnaround:  e.info.Turnaround + e.info.CarrierLag,
-		Margin:      mc.IFS + time.Duration(mc.CWMax)*mc.SlotTime + frameAir + 50*time.Millisecond,
+		Margin:      mc.IFS + time.Duration(min(mc.CWMax, marginCW))*mc.SlotTime + frameAir + 50*time.Millisecond,
 	}
 	ac := arqConfig(cfg, e.frameMax, t)
 	// The longest a frame can wait in our queues: a window of packets'
@@ -450,7 +457,7 @@ func (e *Engine) fromAir(h framing.Header, payload []byte) {
 		e.stats.Drops.Sealed++
 		return
 	}
-	e.senders.heard(e.now, h.Src, h.Kind)
+	e.heardSender(h.Src, h.Kind)
 	if h.Kind == framing.KindAck && h.Dst == e.cfg.Node {
 		e.mac.Reserve(e.now, e.now) // the Ack we kept the channel for has come
 	}

@@ -487,7 +487,9 @@ func (e *Engine) down(now time.Time) {
 // txEnded closes the current transmission and recycles its buffer.
 func (e *Engine) txEnded(now time.Time) {
 	e.stats.ChannelBusy += now.Sub(e.txStart)
-	if e.cfg.WindowFromSenders {
+	if e.cfg.WindowFromSenders || e.macCfg.IdleTarget > 0 {
+		// The adaptive window uses only "nobody else": a lone sender's
+		// small window (csma.MAC.Contenders).
 		e.mac.Contenders(e.senders.count(now))
 	}
 	e.mac.TxDone(now)
