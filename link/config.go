@@ -73,8 +73,8 @@ const measureSlack = 10 * time.Millisecond
 //
 // It is csma.ConfigFor the channel: the adaptive window (Idle Sense), the
 // slot and IFS from cfg.PropDelay, the modem's carrier-detect behaviour
-// (carrier at arrival: info.CarrierAtArrival; otherwise 16 bit times, plus
-// info.CarrierLag) and turnaround, at least RealTimeSlot because the
+// (carrier at arrival: info.CarrierAtArrival; otherwise 16 bit times) and
+// turnaround, at least RealTimeSlot because the
 // daemon runs in real time; bursts when the delay is long against a frame.
 // With policy Block the MAC queue is short (4 frames) so that the backlog
 // waits in the qdisc, where it is shared fairly among flows and counts
@@ -101,8 +101,13 @@ func MACFor(info phy.Info, cfg Config) (csma.Config, error) {
 		PropDelay:        cfg.PropDelay,
 		CarrierAtArrival: info.CarrierAtArrival,
 		MinSlot:          RealTimeSlot,
-		Turnaround:       info.Turnaround + info.CarrierLag,
-		FrameBytes:       macFrameBytes(info, cfg),
+		// Not CarrierLag: the carrier already stays on that long after
+		// the channel went quiet, and IFS counts from its end (with it,
+		// a serial modem's 50 ms receive hang-over made IFS four times
+		// a 64-byte frame at 38400 bit/s, and TestLossyStorm delivered
+		// 37 of 100 datagrams).
+		Turnaround: info.Turnaround,
+		FrameBytes: macFrameBytes(info, cfg),
 	}
 	err := ch.Check()
 	var c csma.Config

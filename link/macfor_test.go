@@ -14,7 +14,7 @@ import (
 // with a propagation delay, a KISS TNC, -cw-senders and impossible delays.
 func TestMACFor(t *testing.T) {
 	sim := phy.Info{BitRate: 115200, MaxFrame: 4096, CarrierAtArrival: true}
-	serial := phy.Info{BitRate: 9600, Turnaround: 20 * time.Millisecond}
+	serial := phy.Info{BitRate: 9600, Turnaround: 20 * time.Millisecond, CarrierLag: 50 * time.Millisecond}
 	tnc := phy.Info{BitRate: 1200, Turnaround: 300 * time.Millisecond, OwnAccess: true, AccessWait: 200 * time.Millisecond, MinBurst: 15}
 	bit9600 := time.Second / 9600
 	for _, c := range []struct {
@@ -25,6 +25,7 @@ func TestMACFor(t *testing.T) {
 		slotMin   time.Duration // the slot is at least this
 		slotMax   time.Duration // and at most this (0: no bound)
 		ifsMin    time.Duration
+		ifsMax    time.Duration // 0: no bound
 		queue     int
 		clamped   bool // MACFor reports a clamped value
 		burstOver int  // Burst > this
@@ -35,7 +36,7 @@ func TestMACFor(t *testing.T) {
 			slotMin: RealTimeSlot, slotMax: RealTimeSlot, ifsMin: RealTimeSlot, queue: 16},
 		{name: "serial 50ms", info: serial, cfg: Config{PropDelay: 50 * time.Millisecond}, adaptive: true,
 			slotMin: 50*time.Millisecond + 16*bit9600, slotMax: 52 * time.Millisecond,
-			ifsMin: 50*time.Millisecond + 32*bit9600 + 20*time.Millisecond, queue: 4},
+			ifsMin: 50*time.Millisecond + 32*bit9600 + 20*time.Millisecond, ifsMax: 75 * time.Millisecond, queue: 4},
 		{name: "prop-delay 1s", info: serial, cfg: Config{PropDelay: time.Second}, adaptive: true,
 			slotMin: time.Second, ifsMin: time.Second, queue: 4, burstOver: 1},
 		{name: "kiss tnc", info: tnc, cfg: Config{}, adaptive: false,
@@ -68,6 +69,9 @@ func TestMACFor(t *testing.T) {
 			}
 			if m.IFS < c.ifsMin || m.IFS < m.SlotTime && !c.info.OwnAccess {
 				t.Errorf("ifs %v, want at least %v and the slot %v", m.IFS, c.ifsMin, m.SlotTime)
+			}
+			if c.ifsMax > 0 && m.IFS > c.ifsMax {
+				t.Errorf("ifs %v, want at most %v (the carrier's hang-over is not added)", m.IFS, c.ifsMax)
 			}
 			if m.QueueLen != c.queue {
 				t.Errorf("queue %d, want %d", m.QueueLen, c.queue)
