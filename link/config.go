@@ -71,26 +71,27 @@ const measureSlack = 10 * time.Millisecond
 // the daemon's (slided run) and the simulator's (slided bench -protocol
 // link) alike, for the modem info and the link settings cfg.
 //
-// It is csma.ConfigFor the channel: the adaptive window (Idle Sense), the
-// slot and IFS from cfg.PropDelay, the modem's carrier-detect behaviour
-// (carrier at arrival: info.CarrierAtArrival; otherwise 16 bit times) and
-// turnaround, at least RealTimeSlot because the
-// daemon runs in real time; bursts when the delay is long against a frame.
+// By default it is the daemon's MAC of before: the deferral rule (CWMin 4,
+// 16 slots per other busy sender, CWMax 128; docs/mac.md), slot max(16 bit
+// times + 100 µs, RealTimeSlot) and IFS one slot, now lengthened by
+// cfg.PropDelay beyond the 100 µs of radio, so that an acoustic channel
+// does not keep a radio slot (ARQ round trips lengthen them further:
+// measuredDelay).
+//
+// With cfg.AdaptiveMAC it is csma.ConfigFor the channel: the adaptive
+// window (Idle Sense), the slot and IFS from cfg.PropDelay, the modem's
+// carrier-detect time (none with info.CarrierAtArrival, else 16 bit times)
+// and turnaround, at least RealTimeSlot; bursts when the delay is long
+// against a frame. It is not the default because TestLossyStorm (64-byte
+// frames both ways under bit errors) delivered fewer datagrams with it
+// (docs/performance.md). A modem that does its own channel access
+// (info.OwnAccess, a KISS TNC) keeps the deferral rule either way: it
+// reports no carrier, so the idle slots the adaptive window counts cannot
+// be observed.
+//
 // With policy Block the MAC queue is short (4 frames) so that the backlog
 // waits in the qdisc, where it is shared fairly among flows and counts
 // against the senders.
-//
-// Two cases keep the deferral rule of the daemon before the adaptive window
-// (CWMin 4, 16 slots per other busy sender, CWMax 128; docs/mac.md):
-//
-//   - a modem that does its own channel access (info.OwnAccess, a KISS TNC
-//     that is not full duplex) reports no carrier, so the idle slots the
-//     adaptive window counts cannot be observed; its slot and IFS stay the
-//     ones of before (slot = IFS, no turnaround: the TNC's own p-persistence
-//     waits for the channel), lengthened by cfg.PropDelay only.
-//   - cfg.WindowFromSenders (-cw-senders) asks for the window sized from the
-//     number of senders heard, which is a rule of the deferral estimate;
-//     the slot and IFS still follow the delay.
 //
 // The returned error, if any, says what was out of range and clamped (an
 // impossible propagation delay, a negative turnaround): the configuration
@@ -111,16 +112,21 @@ func MACFor(info phy.Info, cfg Config) (csma.Config, error) {
 	}
 	err := ch.Check()
 	var c csma.Config
-	switch {
-	case info.OwnAccess:
-		c = csma.ConfigFor(csma.Channel{BitRate: info.BitRate, PropDelay: cfg.PropDelay, MinSlot: RealTimeSlot})
+	if cfg.AdaptiveMAC && !info.OwnAccess {
+		c = csma.ConfigFor(ch)
+		if cfg.WindowFromSenders {
+			deferral(&c) // the option's window, the delay's timing
+		}
+	} else {
+		// Today's window and radio timing, lengthened by the delay.
+		c = csma.ConfigFor(csma.Channel{BitRate: info.BitRate, MinSlot: RealTimeSlot})
 		c.IFS = c.SlotTime
 		deferral(&c)
-	case cfg.WindowFromSenders:
-		c = csma.ConfigFor(ch)
-		deferral(&c)
-	default:
-		c = csma.ConfigFor(ch)
+		if d := min(max(cfg.PropDelay, 0), csma.MaxPropDelay); d > c.PropDelay {
+			c.SlotTime += d - c.PropDelay
+			c.IFS += d - c.PropDelay
+			c.PropDelay = d
+		}
 	}
 	if cfg.Policy == Block {
 		c.QueueLen = 4

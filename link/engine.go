@@ -114,14 +114,19 @@ type Config struct {
 	// KeyMode is auth.Seal (frames encrypted and authenticated) or
 	// auth.Sign (authenticated only, payload readable: amateur bands).
 	KeyMode auth.Mode
-	// WindowFromSenders keeps the deferral rule of the MAC before the
-	// adaptive window (MACFor) and sizes its contention window from the
-	// number of other nodes heard sending (csma.MAC.Contenders): every node
-	// hears the same senders, so two nodes sending both ways share the
-	// channel evenly, at the cost of a full window before every frame
-	// while both send, which is costly with short frames (docs/mac.md).
-	// The default adaptive window is fair without it.
+	// WindowFromSenders sizes the deferral rule's contention window from
+	// the number of other nodes heard sending (csma.MAC.Contenders) instead
+	// of the MAC's deferral estimate: every node hears the same senders, so
+	// two nodes sending both ways share the channel evenly, at the cost of
+	// a full window before every frame while both send, which is costly
+	// with short frames (docs/mac.md). With AdaptiveMAC it keeps the
+	// deferral rule (the adaptive window is fair without it).
 	WindowFromSenders bool
+	// AdaptiveMAC makes the default MAC (MACFor) the adaptive window of
+	// csma.ConfigFor instead of the deferral rule: fair between nodes
+	// sending both ways without WindowFromSenders, a small window for a
+	// lone sender; slower for short frames under loss (docs/mac.md).
+	AdaptiveMAC bool
 	// NoNeighAnswer stops the engine from answering ARP requests and IPv6
 	// neighbour solicitations for addresses of other nodes itself
 	// (neigh.go); they then always go on air.

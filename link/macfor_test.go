@@ -30,24 +30,32 @@ func TestMACFor(t *testing.T) {
 		clamped   bool // MACFor reports a clamped value
 		burstOver int  // Burst > this
 	}{
-		{name: "sim", info: sim, cfg: Config{}, adaptive: true,
+		{name: "sim", info: sim, cfg: Config{}, adaptive: false,
 			slotMin: RealTimeSlot, slotMax: RealTimeSlot, ifsMin: RealTimeSlot, queue: 4},
-		{name: "sim drop-tail", info: sim, cfg: Config{Policy: DropTail}, adaptive: true,
+		{name: "sim adaptive", info: sim, cfg: Config{AdaptiveMAC: true}, adaptive: true,
+			slotMin: RealTimeSlot, slotMax: RealTimeSlot, ifsMin: RealTimeSlot, queue: 4},
+		{name: "sim adaptive drop-tail", info: sim, cfg: Config{AdaptiveMAC: true, Policy: DropTail}, adaptive: true,
 			slotMin: RealTimeSlot, slotMax: RealTimeSlot, ifsMin: RealTimeSlot, queue: 16},
-		{name: "serial 50ms", info: serial, cfg: Config{PropDelay: 50 * time.Millisecond}, adaptive: true,
+		{name: "serial 50ms", info: serial, cfg: Config{PropDelay: 50 * time.Millisecond}, adaptive: false,
+			slotMin: 50 * time.Millisecond, slotMax: 52 * time.Millisecond, ifsMin: 50 * time.Millisecond, ifsMax: 52 * time.Millisecond, queue: 4},
+		{name: "serial 50ms adaptive", info: serial, cfg: Config{PropDelay: 50 * time.Millisecond, AdaptiveMAC: true}, adaptive: true,
 			slotMin: 50*time.Millisecond + 16*bit9600, slotMax: 52 * time.Millisecond,
 			ifsMin: 50*time.Millisecond + 32*bit9600 + 20*time.Millisecond, ifsMax: 75 * time.Millisecond, queue: 4},
-		{name: "prop-delay 1s", info: serial, cfg: Config{PropDelay: time.Second}, adaptive: true,
+		{name: "prop-delay 1s", info: serial, cfg: Config{PropDelay: time.Second}, adaptive: false,
+			slotMin: time.Second, ifsMin: time.Second, queue: 4},
+		{name: "prop-delay 1s adaptive", info: serial, cfg: Config{PropDelay: time.Second, AdaptiveMAC: true}, adaptive: true,
 			slotMin: time.Second, ifsMin: time.Second, queue: 4, burstOver: 1},
-		{name: "kiss tnc", info: tnc, cfg: Config{}, adaptive: false,
+		{name: "kiss tnc", info: tnc, cfg: Config{AdaptiveMAC: true}, adaptive: false,
 			slotMin: RealTimeSlot, slotMax: 15 * time.Millisecond, queue: 4},
 		{name: "kiss tnc with delay", info: tnc, cfg: Config{PropDelay: 2 * time.Second}, adaptive: false,
 			slotMin: 2 * time.Second, queue: 4},
-		{name: "cw-senders", info: sim, cfg: Config{WindowFromSenders: true, PropDelay: 10 * time.Millisecond}, adaptive: false,
+		{name: "cw-senders adaptive", info: sim, cfg: Config{WindowFromSenders: true, AdaptiveMAC: true, PropDelay: 10 * time.Millisecond}, adaptive: false,
 			slotMin: 10 * time.Millisecond, queue: 4},
-		{name: "delay too long", info: serial, cfg: Config{PropDelay: time.Hour}, adaptive: true,
+		{name: "delay too long", info: serial, cfg: Config{PropDelay: time.Hour}, adaptive: false,
+			slotMin: csma.MaxPropDelay, slotMax: csma.MaxPropDelay + 2*time.Millisecond, queue: 4, clamped: true},
+		{name: "delay too long adaptive", info: serial, cfg: Config{PropDelay: time.Hour, AdaptiveMAC: true}, adaptive: true,
 			slotMin: csma.MaxPropDelay, slotMax: csma.MaxPropDelay + 2*time.Millisecond, queue: 4, clamped: true, burstOver: 1},
-		{name: "negative delay", info: sim, cfg: Config{PropDelay: -time.Second}, adaptive: true,
+		{name: "negative delay", info: sim, cfg: Config{PropDelay: -time.Second, AdaptiveMAC: true}, adaptive: true,
 			slotMin: RealTimeSlot, slotMax: RealTimeSlot, queue: 4, clamped: true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -81,13 +89,16 @@ func TestMACFor(t *testing.T) {
 			}
 		})
 	}
-	// The KISS TNC keeps today's MAC exactly.
-	old := csma.DefaultConfig(1200)
-	old.SlotTime = max(old.SlotTime, RealTimeSlot)
-	old.IFS = old.SlotTime
-	old.CWMin, old.CWPerSender, old.CWMax, old.IdleTarget, old.Burst, old.QueueLen = 4, 16, 128, 0, 0, 4
-	if m, _ := MACFor(tnc, Config{}); m != old {
-		t.Errorf("kiss tnc: %+v, want the MAC of before %+v", m, old)
+	// Without a delay, the default and the KISS TNC's are today's MAC
+	// exactly (link.DefaultMAC before MACFor).
+	for _, info := range []phy.Info{tnc, sim, serial} {
+		old := csma.DefaultConfig(info.BitRate)
+		old.SlotTime = max(old.SlotTime, RealTimeSlot)
+		old.IFS = old.SlotTime
+		old.CWMin, old.CWPerSender, old.CWMax, old.IdleTarget, old.Burst, old.QueueLen = 4, 16, 128, 0, 0, 4
+		if m, _ := MACFor(info, Config{}); m != old {
+			t.Errorf("%+v: %+v, want the MAC of before %+v", info, m, old)
+		}
 	}
 }
 

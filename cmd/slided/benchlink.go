@@ -50,6 +50,7 @@ func cmdBenchLink(args []string, out io.Writer) error {
 	seed := fs.Uint64("seed", 1, "seed of every random choice")
 	loss := fs.Float64("loss", 0, "chance that a burst is lost at a receiver")
 	compare := fs.Bool("compare", false, "run the daemon's defaults too, and print both")
+	adaptive := fs.Bool("adaptive", false, "the adaptive MAC (link.Config.AdaptiveMAC: Idle Sense, slot and IFS from the delay) instead of the daemon's default")
 	fs.StringVar(&rf.policy, "policy", rf.policy, "as slided run -policy")
 	fs.BoolVar(&rf.arq, "arq", rf.arq, "as slided run -arq")
 	fs.IntVar(&rf.frameMax, "frame-max", rf.frameMax, "as slided run -frame-max")
@@ -81,7 +82,12 @@ func cmdBenchLink(args []string, out io.Writer) error {
 		// (link.MACFor, as slided run does); the same call here gives the
 		// base the MAC flags change.
 		info := phy.Info{BitRate: *rate, MaxFrame: sim.MaxFrame, CarrierAtArrival: true}
-		base, _ := link.MACFor(info, f.engineConfig(runConfig{node: 1, policy: pol}))
+		engine := func(id framing.NodeID) link.Config {
+			c := f.engineConfig(runConfig{node: id, policy: pol})
+			c.AdaptiveMAC = tuned && *adaptive
+			return c
+		}
+		base, _ := link.MACFor(info, engine(1))
 		mac := base
 		if tuned {
 			if *slot > 0 {
@@ -107,7 +113,7 @@ func cmdBenchLink(args []string, out io.Writer) error {
 			}
 		}
 		ec := func(id framing.NodeID) link.Config {
-			c := f.engineConfig(runConfig{node: id, policy: pol})
+			c := engine(id)
 			if mac != base {
 				c.MAC = mac
 			}
