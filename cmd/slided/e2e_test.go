@@ -487,8 +487,7 @@ func TestStoppedDaemonDoesNotBlockOtherInterfaces(t *testing.T) {
 // too (its send buffers keep few frames waiting), so the rule itself is
 // compared in mac/csma (TestMediumSaturated, BenchmarkMedium).
 func TestTwoNodesShareFairly9600(t *testing.T) {
-	// The default MAC (adaptive window): fair without -cw-senders.
-	_, p := startPair(t, 9600, "198.51.100")
+	_, p := startPair(t, 9600, "198.51.100", "-cw-senders")
 	cs := udpPair(t, p, 5006, 4096)
 	done := make(chan *lab.RecvStats, 2)
 	for i := range 2 {
