@@ -91,7 +91,7 @@ func TestARQRecoversLosses(t *testing.T) {
 	sendAll(m, n1, frames)
 	m.run(time.Minute)
 	if got := checkDelivered(t, n2, sent); got != n {
-		t.Fatalf("%d of %d packets delivered; sender arq %+v mac %+v len %d cfg %+v now %v", got, n, n1.e.Stats(m.now).ARQ, n1.e.Stats(m.now).MAC, n1.e.QueueDepth(), n1.e.MACConfig(), m.now)
+		t.Fatalf("%d of %d packets delivered; sender arq %+v", got, n, n1.e.Stats(m.now).ARQ)
 	}
 	st := n1.e.Stats(m.now)
 	if st.ARQ.Retransmissions == 0 || st.ARQ.Acked != n || st.ARQ.GiveUps != 0 {
