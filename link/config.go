@@ -59,13 +59,15 @@ func DefaultMAC(bitRate int, policy Policy) csma.Config {
 	return c
 }
 
-// measureSlack is what ARQ round trips measured in real time hold beyond
-// the propagation delay, the Ack's airtime and the modem's turnaround: two
-// goroutine wake-ups and socket or serial hand-overs at each end, a few
-// milliseconds on a busy small board. It is taken off a round trip before
-// it counts as a delay (measuredDelay), so that a radio link's slot is not
-// lengthened by scheduling latency.
-const measureSlack = 10 * time.Millisecond
+// measureSlack is what ARQ round trips measured in real time may hold
+// beyond the propagation delay, the Ack's airtime and the modem's
+// turnaround: goroutine wake-ups, socket or serial hand-overs and the
+// modem's own latency at each end, the ARQ's timer granularity on a small,
+// busy board (arq.DefaultRTTGranularity). It is taken off a round trip
+// before it counts as a delay (measuredDelay), so that a radio link's slot
+// is not lengthened by scheduling latency; an acoustic delay (tens of
+// milliseconds to seconds each way) still shows.
+const measureSlack = arq.DefaultRTTGranularity
 
 // MACFor is the MAC configuration of every engine that is not given one:
 // the daemon's (slided run) and the simulator's (slided bench -protocol
