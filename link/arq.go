@@ -31,6 +31,13 @@ import (
 	"github.com/slided/slided/phy"
 )
 
+// marginCW bounds the contention window, in slots, that the ack timeout's
+// margin allows for: the deferral rule's CWMax. The adaptive window may
+// reach 8192 slots with hundreds of busy nodes, but an 8-second margin at
+// 1 ms slots would stretch every timeout and lifetime derived from it (an
+// Ack is sent without backoff, and the timeout learns the round trips).
+const marginCW = 128
+
 // ackReserve is the number of MAC queue places kept for Acks.
 const ackReserve = 2
 
@@ -75,7 +82,7 @@ func (e *Engine) startLink(now time.Time, mc csma.Config) error {
 		BitRate:     e.info.BitRate,
 		Propagation: cfg.PropDelay,
 		Turnaround:  e.info.Turnaround + e.info.CarrierLag,
-		Margin:      mc.IFS + time.Duration(mc.CWMax)*mc.SlotTime + frameAir + 50*time.Millisecond,
+		Margin:      mc.IFS + time.Duration(min(mc.CWMax, marginCW))*mc.SlotTime + frameAir + 50*time.Millisecond,
 	}
 	ac := arqConfig(cfg, e.frameMax, t)
 	// The longest a frame can wait in our queues: a window of packets'
@@ -459,7 +466,7 @@ func (e *Engine) fromAir(h framing.Header, payload []byte) {
 		e.stats.Drops.Sealed++
 		return
 	}
-	e.senders.heard(e.now, h.Src, h.Kind)
+	e.heardSender(h.Src, h.Kind)
 	e.sendHello(e.now, h.Src, e.vers.heard(e.now, airH, h.Kind, payload, h.Dst == e.cfg.Node))
 	if h.Kind == framing.KindHello && !e.vers.v1Only {
 		return // version-1 builds count it as an ignored kind (arq.Stats.Ignored)
@@ -468,6 +475,79 @@ func (e *Engine) fromAir(h framing.Header, payload []byte) {
 		e.mac.Reserve(e.now, e.now) // the Ack we kept the channel for has come
 	}
 	e.arq.Receive(e.now, h, payload)
+	if h.Kind == framing.KindAck && h.Dst == e.cfg.Node {
+		e.measuredDelay(h.Src)
+	}
+}
+
+// rttBatch is the number of round-trip samples over which the smallest
+// smoothed round trip towards a node is taken before it counts as a
+// measurement (measuredDelay).
+const rttBatch = 16
+
+// delayWatch follows the ARQ's round trips towards each node for the MAC's
+// timing (measuredDelay). Owned by the engine's goroutine.
+type delayWatch struct {
+	peers  []arq.PeerStats // reused AppendPeers buffer
+	seen   [256]uint64     // samples of each node already looked at
+	minRTT [256]time.Duration
+	logged bool // a lengthened slot was logged
+}
+
+// measuredDelay feeds the MAC (csma.MAC.MeasuredDelay) with the one-way
+// delay towards src that the ARQ's round trips show, once src's round trip
+// has a new sample. A round trip is timed from our poll's TxDone to its Ack
+// (arq ArmOnTxDone): two propagation delays, the Ack's airtime, the
+// receiver's turnaround and carrier hang-over, and the processing and
+// scheduling at both ends (measureSlack). Queueing only adds to it, and
+// one Ack delayed behind another frame moves the smoothed value by an
+// eighth of the delay, so the smallest smoothed round trip of each batch of
+// rttBatch samples is what counts: half of it, less the Ack's airtime, the
+// turnaround and measureSlack, is an upper bound of the one-way delay that
+// follows a delay growing (a node moving away) within a batch. The MAC
+// lengthens its slot and IFS only when it is longer than the configured
+// delay, at most doubling it per batch, and never shortens them. A modem
+// that does its own channel access is not measured: its TxDone comes
+// before the burst went on air.
+func (e *Engine) measuredDelay(src framing.NodeID) {
+	if e.info.OwnAccess || e.mac == nil || e.cfg.MAC != (csma.Config{}) {
+		return
+	}
+	w := &e.delays
+	w.peers = e.arq.AppendPeers(w.peers[:0])
+	for _, p := range w.peers {
+		if p.Node != src || p.Samples == w.seen[src] {
+			continue
+		}
+		w.seen[src] = p.Samples
+		if w.minRTT[src] == 0 || p.SRTT < w.minRTT[src] {
+			w.minRTT[src] = p.SRTT
+		}
+		if p.Samples%rttBatch != 0 {
+			return
+		}
+		rtt := w.minRTT[src]
+		w.minRTT[src] = 0
+		seal := 0
+		if e.cfg.Key != nil {
+			seal = auth.Overhead
+		}
+		ackAir := phy.Airtime(max(framing.MaxEncodedLen(framing.AckMaxLen+seal), e.info.MinBurst), e.info.BitRate)
+		d := (rtt - ackAir - e.info.Turnaround - e.info.CarrierLag - measureSlack) / 2
+		if !e.mac.MeasuredDelay(d) {
+			return
+		}
+		c := e.mac.Config()
+		e.macCfg.SlotTime, e.macCfg.IFS, e.macCfg.PropDelay = c.SlotTime, c.IFS, c.PropDelay
+		ev := e.log.Debug()
+		if !w.logged {
+			w.logged = true
+			ev = e.log.Info()
+		}
+		ev.Int("node", int(src)).Dur("srtt_min", rtt).Dur("prop_delay", c.PropDelay).
+			Dur("slot", c.SlotTime).Dur("ifs", c.IFS).Msg("round trips longer than the configured delay: slot lengthened (further ones logged at debug)")
+		return
+	}
 }
 
 // arqSink is the engine as the ARQ's Sink.

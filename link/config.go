@@ -8,6 +8,7 @@ import (
 	"github.com/slided/slided/framing"
 	"github.com/slided/slided/mac/arq"
 	"github.com/slided/slided/mac/csma"
+	"github.com/slided/slided/phy"
 )
 
 // Policy says what happens to packets when the link cannot keep up.
@@ -50,35 +51,125 @@ func ParsePolicy(s string) (Policy, error) {
 // wake-up, which takes up to about a millisecond on a busy small board.
 const RealTimeSlot = time.Millisecond
 
-// DefaultMAC is the MAC configuration of every engine that is not given
-// one: the daemon's (slided run) and the simulator's (slided bench
-// -protocol link) alike. It is csma.DefaultConfig for a channel of bitRate
-// bit/s, adjusted for a daemon that runs in real time: the slot is at least
-// RealTimeSlot and the IFS one slot; the contention window starts at 4
-// slots so that a lone sender keeps the channel over 90% busy even with
-// millisecond slots, and grows by 16 slots per other busy sender heard,
-// because with slots this short two contenders whose draws are one slot
-// apart may still collide (the carrier reaches the other node up to a slot
-// late). With policy Block the MAC queue is short (4 frames) so that the
-// backlog waits in the qdisc, where it is shared fairly among flows and
-// counts against the senders.
+// DefaultMAC is MACFor a modem of bitRate bit/s that reports nothing else
+// (a serial radio modem with carrier detect, radio distances) and a link of
+// policy and otherwise default settings.
 func DefaultMAC(bitRate int, policy Policy) csma.Config {
-	c := csma.DefaultConfig(bitRate)
-	c.SlotTime = max(c.SlotTime, RealTimeSlot)
-	c.IFS = c.SlotTime
-	c.CWMin = 4
-	c.CWPerSender = 16
-	// The adaptive window (csma Config.IdleTarget) is not the daemon's
-	// default yet: its slot and IFS must come from the modem and the
-	// propagation delay first (csma.ConfigFor), and the real-time tests
-	// must be rerun with it (docs/mac.md).
-	c.IdleTarget = 0
-	c.Burst = 0
-	c.CWMax = 128 // the deferral estimate's cap (docs/mac.md); the adaptive window's is wider
-	if policy == Block {
+	c, _ := MACFor(phy.Info{BitRate: bitRate}, Config{Policy: policy})
+	return c
+}
+
+// measureSlack is what ARQ round trips measured in real time may hold
+// beyond the propagation delay, the Ack's airtime and the modem's
+// turnaround: goroutine wake-ups, socket or serial hand-overs and the
+// modem's own latency at each end, the ARQ's timer granularity on a small,
+// busy board (arq.DefaultRTTGranularity). It is taken off a round trip
+// before it counts as a delay (measuredDelay), so that a radio link's slot
+// is not lengthened by scheduling latency; an acoustic delay (tens of
+// milliseconds to seconds each way) still shows.
+const measureSlack = arq.DefaultRTTGranularity
+
+// MACFor is the MAC configuration of every engine that is not given one:
+// the daemon's (slided run) and the simulator's (slided bench -protocol
+// link) alike, for the modem info and the link settings cfg.
+//
+// By default it is the daemon's MAC of before: the deferral rule (CWMin 4,
+// 16 slots per other busy sender, CWMax 128; docs/mac.md), slot max(16 bit
+// times + 100 µs, RealTimeSlot) and IFS one slot, now lengthened by
+// cfg.PropDelay beyond the 100 µs of radio, so that an acoustic channel
+// does not keep a radio slot (ARQ round trips lengthen them further:
+// measuredDelay).
+//
+// With cfg.AdaptiveMAC it is csma.ConfigFor the channel: the adaptive
+// window (Idle Sense), the slot and IFS from cfg.PropDelay, the modem's
+// carrier-detect time (none with info.CarrierAtArrival, else 16 bit times)
+// and turnaround, at least RealTimeSlot; bursts when the delay is long
+// against a frame. It is not the default because TestLossyStorm (64-byte
+// frames both ways under bit errors) delivered fewer datagrams with it
+// (docs/performance.md). A modem that does its own channel access
+// (info.OwnAccess, a KISS TNC) keeps the deferral rule either way: it
+// reports no carrier, so the idle slots the adaptive window counts cannot
+// be observed.
+//
+// With policy Block the MAC queue is short (4 frames) so that the backlog
+// waits in the qdisc, where it is shared fairly among flows and counts
+// against the senders.
+//
+// The returned error, if any, says what was out of range and clamped (an
+// impossible propagation delay, a negative turnaround): the configuration
+// is usable either way, and the caller logs the error once.
+func MACFor(info phy.Info, cfg Config) (csma.Config, error) {
+	ch := csma.Channel{
+		BitRate:          info.BitRate,
+		PropDelay:        cfg.PropDelay,
+		CarrierAtArrival: info.CarrierAtArrival,
+		MinSlot:          RealTimeSlot,
+		// Not CarrierLag: the carrier already stays on that long after
+		// the channel went quiet, and IFS counts from its end (with it,
+		// a serial modem's 50 ms receive hang-over made IFS four times
+		// a 64-byte frame at 38400 bit/s, and TestLossyStorm delivered
+		// 37 of 100 datagrams).
+		Turnaround: info.Turnaround,
+		FrameBytes: macFrameBytes(info, cfg),
+	}
+	err := ch.Check()
+	var c csma.Config
+	if cfg.AdaptiveMAC && !info.OwnAccess {
+		c = csma.ConfigFor(ch)
+		if cfg.WindowFromSenders {
+			deferral(&c) // the option's window, the delay's timing
+		}
+	} else {
+		// Today's window and radio timing, lengthened by the delay.
+		c = csma.ConfigFor(csma.Channel{BitRate: info.BitRate, MinSlot: RealTimeSlot})
+		c.IFS = c.SlotTime
+		deferral(&c)
+		if d := min(max(cfg.PropDelay, 0), csma.MaxPropDelay); d > c.PropDelay {
+			c.SlotTime += d - c.PropDelay
+			c.IFS += d - c.PropDelay
+			c.PropDelay = d
+		}
+	}
+	if cfg.Policy == Block {
 		c.QueueLen = 4
 	}
-	return c
+	return c, err
+}
+
+// deferral turns c's adaptive window off and sets the window of the
+// deferral rule: it starts at 4 slots so that a lone sender keeps the
+// channel over 90% busy even with millisecond slots, and grows by 16 slots
+// per other busy sender heard, because with slots this short two
+// contenders whose draws are one slot apart may still collide (the carrier
+// reaches the other node up to a slot late); 128 caps the estimate.
+func deferral(c *csma.Config) {
+	c.IdleTarget = 0
+	c.Burst = 0
+	c.CWMin = 4
+	c.CWPerSender = 16
+	c.CWMax = 128
+}
+
+// macFrameBytes is the data frame the idle target is computed for: the
+// frame limit (cfg.FrameMax, info.MaxFrame, the MTU's packet in one
+// fragment) but at most 256 bytes, csma.ConfigFor's typical frame. The
+// target grows with the frame, and one computed for 1500-byte frames made
+// short frames wait 7 ms each at 115200 bit/s (two nodes, 64-byte
+// datagrams: goodput 0.24 of the channel against 0.32 with 256; with
+// 1000-byte datagrams 0.83 against 0.88, Jain ≥ 0.998 either way;
+// docs/performance.md).
+func macFrameBytes(info phy.Info, cfg Config) int {
+	mtu := cfg.MTU
+	if mtu == 0 {
+		mtu = 1500
+	}
+	n := framing.MaxEncodedLen(mtu + 14 + framing.FragHeaderLen)
+	for _, m := range []int{cfg.FrameMax, info.MaxFrame} {
+		if m > 0 && m < n {
+			n = m
+		}
+	}
+	return min(max(n, 1), 256)
 }
 
 // arqConfig is the ARQ configuration of cfg for frames of at most frameMax

@@ -89,7 +89,7 @@ type Capture interface {
 type Config struct {
 	Node   framing.NodeID
 	MTU    int         // the host's MTU; Ethernet frames are up to MTU+14 bytes (0: 1500)
-	MAC    csma.Config // zero value: DefaultMAC of the modem's bit rate and Policy
+	MAC    csma.Config // zero value: MACFor the modem's Info and this Config
 	Policy Policy      // default Block
 	Seed   uint64      // seeds the MAC's random choices (0: from the node id and the time of Up)
 	// FrameMax is the largest frame, in bytes on the wire, that the modem
@@ -99,7 +99,9 @@ type Config struct {
 	// NoARQ turns link acknowledgements and retransmission off for unicast.
 	NoARQ bool
 	// PropDelay is the one-way propagation delay to the farthest node; it
-	// lengthens the ARQ's acknowledgement timeout.
+	// lengthens the ARQ's acknowledgement timeout and, with the default
+	// MAC (MACFor), the slot and the IFS. ARQ round trips that show a
+	// longer delay lengthen them further (measuredDelay), never shorter.
 	PropDelay time.Duration
 	// Key, if set, seals every frame sent and drops every frame received
 	// that is not sealed with it (forged, replayed or unsealed).
@@ -118,13 +120,19 @@ type Config struct {
 	// KeyMode is auth.Seal (frames encrypted and authenticated) or
 	// auth.Sign (authenticated only, payload readable: amateur bands).
 	KeyMode auth.Mode
-	// WindowFromSenders sizes the MAC's contention window from the number
-	// of other nodes heard sending (csma.MAC.Contenders) instead of the
-	// MAC's deferral estimate: every node hears the same senders, so two
-	// nodes sending both ways share the channel evenly, at the cost of a
-	// full window before every frame while both send, which is costly
-	// with short frames (docs/mac.md).
+	// WindowFromSenders sizes the deferral rule's contention window from
+	// the number of other nodes heard sending (csma.MAC.Contenders) instead
+	// of the MAC's deferral estimate: every node hears the same senders, so
+	// two nodes sending both ways share the channel evenly, at the cost of
+	// a full window before every frame while both send, which is costly
+	// with short frames (docs/mac.md). With AdaptiveMAC it keeps the
+	// deferral rule (the adaptive window is fair without it).
 	WindowFromSenders bool
+	// AdaptiveMAC makes the default MAC (MACFor) the adaptive window of
+	// csma.ConfigFor instead of the deferral rule: fair between nodes
+	// sending both ways without WindowFromSenders, a small window for a
+	// lone sender; slower for short frames under loss (docs/mac.md).
+	AdaptiveMAC bool
 	// NoNeighAnswer stops the engine from answering ARP requests and IPv6
 	// neighbour solicitations for addresses of other nodes itself
 	// (neigh.go); they then always go on air.
@@ -203,6 +211,7 @@ type Engine struct {
 	overhear []*auth.Opener // with a key: open frames for other nodes before they count as senders (one per key)
 	overBuf  []byte
 	ackWait  time.Duration // how long a poll reserves the channel for its Ack (csma.Reserve)
+	delays   delayWatch    // ARQ round trips for the MAC's timing (arq.go)
 	out      []Delivery    // the host outbox; its buffers are reused
 	outTaken bool          // Deliveries handed out the outbox: the next input empties it
 
@@ -256,7 +265,10 @@ func (e *Engine) start(now time.Time, info phy.Info) error {
 	e.info = info
 	cfg := e.cfg.MAC
 	if cfg == (csma.Config{}) {
-		cfg = DefaultMAC(e.info.BitRate, e.cfg.Policy)
+		var err error
+		if cfg, err = MACFor(e.info, e.cfg); err != nil {
+			e.log.Warn().Err(err).Msg("mac timing")
+		}
 	}
 	if err := e.startLink(now, cfg); err != nil {
 		return err
@@ -301,6 +313,7 @@ func (e *Engine) start(now time.Time, info phy.Info) error {
 	e.log.Info().Int("bit_rate", e.info.BitRate).Int("max_frame", e.info.MaxFrame).Int("frame_max", e.frameMax).
 		Bool("arq", !e.cfg.NoARQ).Bool("auth", e.sealer != nil).
 		Dur("slot", cfg.SlotTime).Dur("ifs", cfg.IFS).Int("queue", cfg.QueueLen).
+		Float64("idle_target", cfg.IdleTarget).Int("burst", cfg.Burst).Dur("prop_delay", cfg.PropDelay).
 		Str("policy", e.cfg.Policy.String()).Msg("link up")
 	return nil
 }
@@ -497,7 +510,9 @@ func (e *Engine) down(now time.Time) {
 // txEnded closes the current transmission and recycles its buffer.
 func (e *Engine) txEnded(now time.Time) {
 	e.stats.ChannelBusy += now.Sub(e.txStart)
-	if e.cfg.WindowFromSenders {
+	if e.cfg.WindowFromSenders || e.macCfg.IdleTarget > 0 {
+		// The adaptive window uses only "nobody else": a lone sender's
+		// small window (csma.MAC.Contenders).
 		e.mac.Contenders(e.senders.count(now))
 	}
 	e.mac.TxDone(now)

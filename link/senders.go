@@ -29,7 +29,7 @@ func (e *Engine) overheard(h framing.Header, payload []byte) {
 			return
 		}
 	}
-	e.senders.heard(e.now, h.Src, h.Kind)
+	e.heardSender(h.Src, h.Kind)
 }
 
 // senders counts the other nodes heard sending recently, for
@@ -45,11 +45,24 @@ type senders struct {
 // heard records a frame from src at now. Acks are not counted: they answer
 // our own frames inside the reservation we keep for them, so they do not
 // compete with our data.
-func (s *senders) heard(now time.Time, src framing.NodeID, kind framing.Kind) {
+// It reports whether src was not counted before (a newcomer, or a node back
+// after a silence).
+func (s *senders) heard(now time.Time, src framing.NodeID, kind framing.Kind) bool {
 	if kind == framing.KindAck {
-		return
+		return false
 	}
+	t := s.last[src]
 	s.last[src] = now
+	return t.IsZero() || now.Sub(t) >= s.window
+}
+
+// heardSender records a frame from src; a sender not counted before is
+// told to the adaptive MAC at once (csma.MAC.Contenders), so that a node
+// whose countdown waits behind a lone sender's small window cuts it.
+func (e *Engine) heardSender(src framing.NodeID, kind framing.Kind) {
+	if e.senders.heard(e.now, src, kind) && e.mac != nil && e.macCfg.IdleTarget > 0 {
+		e.mac.Contenders(e.senders.count(e.now))
+	}
 }
 
 // count is the number of nodes heard within the window before now.

@@ -152,6 +152,10 @@ type Info struct {
 	// the channel went quiet (a hang-over on receive activity); zero when
 	// carrier follows the channel (DCD, the simulated medium).
 	CarrierLag time.Duration
+	// CarrierAtArrival is true when the modem reports a carrier as soon as
+	// the first bit of another's burst arrives (the simulated medium);
+	// otherwise the MAC assumes carrier detection takes about two bytes.
+	CarrierAtArrival bool
 	// MinBurst is the shortest burst the modem sends; shorter ones are
 	// padded to it (a KISS TNC: 15 bytes). 0: no minimum.
 	MinBurst int

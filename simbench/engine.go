@@ -169,7 +169,7 @@ func RunEngine(cfg EngineConfig) (EngineResult, error) {
 		return EngineResult{}, err
 	}
 	r := &engRunner{cfg: cfg, m: m, now: epoch, got: make([]uint64, len(cfg.Flows)),
-		info: phy.Info{BitRate: cfg.BitRate, MaxFrame: sim.MaxFrame}}
+		info: phy.Info{BitRate: cfg.BitRate, MaxFrame: sim.MaxFrame, CarrierAtArrival: true}}
 	m.Advance(epoch, nil)
 	for i := range cfg.Nodes {
 		id := framing.NodeID(i + 1)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/slided/slided/framing"
 	"github.com/slided/slided/link"
+	"github.com/slided/slided/phy"
+	"github.com/slided/slided/phy/sim"
 	"github.com/slided/slided/simbench"
 )
 
@@ -48,19 +50,20 @@ func cmdBenchLink(args []string, out io.Writer) error {
 	seed := fs.Uint64("seed", 1, "seed of every random choice")
 	loss := fs.Float64("loss", 0, "chance that a burst is lost at a receiver")
 	compare := fs.Bool("compare", false, "run the daemon's defaults too, and print both")
+	adaptive := fs.Bool("adaptive", false, "the adaptive MAC (link.Config.AdaptiveMAC: Idle Sense, slot and IFS from the delay) instead of the daemon's default")
 	fs.StringVar(&rf.policy, "policy", rf.policy, "as slided run -policy")
 	fs.BoolVar(&rf.arq, "arq", rf.arq, "as slided run -arq")
 	fs.IntVar(&rf.frameMax, "frame-max", rf.frameMax, "as slided run -frame-max")
 	fs.DurationVar(&rf.propDelay, "prop-delay", rf.propDelay, "as slided run -prop-delay; also the medium's delay between every pair")
 	fs.BoolVar(&rf.cwSenders, "cw-senders", rf.cwSenders, "as slided run -cw-senders")
 	fs.IntVar(&rf.mtu, "mtu", rf.mtu, "as slided run -mtu")
-	slot := fs.Duration("slot", 0, "MAC slot time (default: link.DefaultMAC's)")
-	ifs := fs.Duration("ifs", -1, "MAC inter-frame space (default: link.DefaultMAC's)")
-	cwmin := fs.Int("cwmin", 0, "MAC minimum contention window (default: link.DefaultMAC's)")
-	cwmax := fs.Int("cwmax", 0, "MAC maximum contention window (default: link.DefaultMAC's)")
-	perSender := fs.Int("cw-per-sender", 0, "MAC window slots per other sender (default: link.DefaultMAC's)")
-	queue := fs.Int("queue", 0, "MAC data queue length (default: link.DefaultMAC's)")
-	persist := fs.Float64("persistence", 0, "MAC persistence p in (0,1] (default: link.DefaultMAC's)")
+	slot := fs.Duration("slot", 0, "MAC slot time (default: link.MACFor's)")
+	ifs := fs.Duration("ifs", -1, "MAC inter-frame space (default: link.MACFor's)")
+	cwmin := fs.Int("cwmin", 0, "MAC minimum contention window (default: link.MACFor's)")
+	cwmax := fs.Int("cwmax", 0, "MAC maximum contention window (default: link.MACFor's)")
+	perSender := fs.Int("cw-per-sender", 0, "MAC window slots per other sender (default: link.MACFor's)")
+	queue := fs.Int("queue", 0, "MAC data queue length (default: link.MACFor's)")
+	persist := fs.Float64("persistence", 0, "MAC persistence p in (0,1] (default: link.MACFor's)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -75,7 +78,17 @@ func cmdBenchLink(args []string, out io.Writer) error {
 		if err != nil {
 			return simbench.EngineConfig{}, err
 		}
-		mac := link.DefaultMAC(*rate, pol)
+		// The engines build their MAC from the medium's Info at Up
+		// (link.MACFor, as slided run does); the same call here gives the
+		// base the MAC flags change.
+		info := phy.Info{BitRate: *rate, MaxFrame: sim.MaxFrame, CarrierAtArrival: true}
+		engine := func(id framing.NodeID) link.Config {
+			c := f.engineConfig(runConfig{node: id, policy: pol})
+			c.AdaptiveMAC = tuned && *adaptive
+			return c
+		}
+		base, _ := link.MACFor(info, engine(1))
+		mac := base
 		if tuned {
 			if *slot > 0 {
 				mac.SlotTime = *slot
@@ -100,8 +113,8 @@ func cmdBenchLink(args []string, out io.Writer) error {
 			}
 		}
 		ec := func(id framing.NodeID) link.Config {
-			c := f.engineConfig(runConfig{node: id, policy: pol})
-			if mac != link.DefaultMAC(*rate, pol) {
+			c := engine(id)
+			if mac != base {
 				c.MAC = mac
 			}
 			return c

@@ -302,3 +302,49 @@ func TestAdaptiveCycleAllocs(t *testing.T) {
 		t.Errorf("adaptive Enqueue/Poll/TxDone/Carrier cycle allocates %v times", n)
 	}
 }
+
+// With the adaptive window, Contenders(0) (the link layer heard nobody else
+// sending) makes a lone sender draw from [0, 2·CWMin): it pauses IFS plus
+// under two slots, not about IdleTarget slots. Told of another sender again,
+// it draws from the two-sender window, where a newcomer starts, and follows
+// the idle slots from there.
+func TestAloneSmallWindow(t *testing.T) {
+	cfg := adaptiveConfig()
+	cfg.IdleTarget = 20
+	m, _ := newPair(t, cfg, 1)
+	frame := []byte("x")
+	now := t0
+	var idle time.Duration
+	const n = 2000
+	for i := range n {
+		m.Contenders(0)
+		mustEnqueue(t, m, now, frame)
+		d, ok := m.Deadline()
+		if !ok {
+			t.Fatal("no deadline")
+		}
+		if gap := d.Sub(now) - cfg.PropDelay - cfg.IFS; i > 0 {
+			idle += gap
+			if gap >= time.Duration(2*cfg.CWMin)*cfg.SlotTime {
+				t.Fatalf("frame %d: alone, %v idle after IFS, want under %d slots", i, gap, 2*cfg.CWMin)
+			}
+		}
+		now = d
+		if _, ok := m.Poll(now); !ok {
+			t.Fatal("nothing sent at the deadline")
+		}
+		now = now.Add(time.Second)
+		m.TxDone(now)
+	}
+	if mean := float64(idle) / float64(n-1) / float64(cfg.SlotTime); mean > float64(cfg.CWMin) {
+		t.Errorf("alone: mean idle %.2f slots, want under %d", mean, cfg.CWMin)
+	}
+	m.Contenders(1)
+	mustEnqueue(t, m, now, frame)
+	d, _ := m.Deadline()
+	m.Poll(d)
+	m.TxDone(d.Add(time.Second))
+	if want := int(4 * (cfg.IdleTarget + 1)); m.cw != want {
+		t.Errorf("another sender heard: window %d, want the two-sender window %d", m.cw, want)
+	}
+}

@@ -297,8 +297,32 @@ func (m *MACOf[T]) Reserve(now, until time.Time) {
 // the deferrals a node counts per frame of its own grow as it falls behind
 // and would widen its window further (docs/mac.md). A negative n goes back
 // to the deferral estimate. Takes effect at the next TxDone.
+//
+// With the adaptive window (IdleTarget > 0) only n = 0 matters: the caller
+// heard nobody else sending, so the node draws its backoffs from
+// [0, 2·CWMin) instead of the window and stops tuning the window (its own
+// short gaps would only widen it). The idle slots it leaves, under two on
+// average, still let a newcomer's countdown run out. Once n is not 0 again
+// the window restarts from the two-sender value, where a newcomer's starts,
+// and follows the idle slots from there (docs/mac.md). A node that learns
+// of another sender this way while its data frame counts down (and it
+// knew of none before: n was 0 or not given) cuts its count to a draw from
+// [0, 2·CWMin): that sender may be alone with its small window, leaving
+// under two idle slots per frame, and would otherwise keep the channel for
+// as many frames as the count has slots. Its first frame heard ends the
+// other's small window.
 func (m *MACOf[T]) Contenders(n int) {
-	m.others = max(n, -1)
+	n = max(n, -1)
+	if m.cfg.IdleTarget > 0 && n > 0 && m.others <= 0 {
+		if m.others == 0 {
+			m.setWindow(m.twoSenders())
+			m.obsIdle, m.obsN, m.obsOwn = 0, 0, 0
+		}
+		if small := min(2*m.cfg.CWMin, m.cfg.CWMax); !m.onAir && m.n-m.urgent-m.offset() > 0 && m.slots >= small {
+			m.slots = m.rng.IntN(small)
+		}
+	}
+	m.others = n
 }
 
 // MeasuredDelay tells the MAC a one-way propagation delay the link has
@@ -486,7 +510,11 @@ func (m *MACOf[T]) decision() time.Time {
 
 // draw starts a fresh backoff from [0, CW), counted from now at the earliest.
 func (m *MACOf[T]) draw(now time.Time) {
-	m.slots = m.rng.IntN(m.cw)
+	cw := m.cw
+	if m.cfg.IdleTarget > 0 && m.others == 0 {
+		cw = min(2*m.cfg.CWMin, m.cfg.CWMax) // alone (Contenders)
+	}
+	m.slots = m.rng.IntN(cw)
 	m.armed = now
 }
 
@@ -540,8 +568,8 @@ func (m *MACOf[T]) observe(now time.Time, own bool) {
 	if !own {
 		gap -= m.cfg.PropDelay // its carrier took that long to come
 	}
-	if m.n-m.urgent-m.offset() <= 0 {
-		return // not contending
+	if m.n-m.urgent-m.offset() <= 0 || m.others == 0 {
+		return // not contending, or alone (Contenders)
 	}
 	// A gap counts at most maxIdleGap slots: longer is as idle as it
 	// gets, and the first gap (from the zero time) must not overflow the

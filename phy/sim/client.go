@@ -379,5 +379,5 @@ func (c *Client) connect(ctx context.Context) (*clientConn, phy.Info, error) {
 	}
 	cc := &clientConn{nc: nc, mr: mr, version: msg.version, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	cc.heard.Store(time.Now().UnixNano())
-	return cc, phy.Info{BitRate: int(msg.bitRate), MaxFrame: maxFrame}, nil
+	return cc, phy.Info{BitRate: int(msg.bitRate), MaxFrame: maxFrame, CarrierAtArrival: true}, nil
 }

@@ -467,7 +467,7 @@ func (c *UDPClient) connect(ctx context.Context) (phy.Info, error) {
 			c.mu.Lock()
 			c.sess, c.sendCtr = sess, 0
 			c.mu.Unlock()
-			return phy.Info{BitRate: int(d.bitRate), MaxFrame: maxFrame}, nil
+			return phy.Info{BitRate: int(d.bitRate), MaxFrame: maxFrame, CarrierAtArrival: true}, nil
 		}
 	}
 }

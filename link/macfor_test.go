@@ -1,0 +1,198 @@
+package link
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slided/slided/mac/csma"
+	"github.com/slided/slided/phy"
+)
+
+// TestMACFor: the daemon's MAC for the simulated medium, a serial modem
+// with a propagation delay, a KISS TNC, -cw-senders and impossible delays.
+func TestMACFor(t *testing.T) {
+	sim := phy.Info{BitRate: 115200, MaxFrame: 4096, CarrierAtArrival: true}
+	serial := phy.Info{BitRate: 9600, Turnaround: 20 * time.Millisecond, CarrierLag: 50 * time.Millisecond}
+	tnc := phy.Info{BitRate: 1200, Turnaround: 300 * time.Millisecond, OwnAccess: true, AccessWait: 200 * time.Millisecond, MinBurst: 15}
+	bit9600 := time.Second / 9600
+	for _, c := range []struct {
+		name      string
+		info      phy.Info
+		cfg       Config
+		adaptive  bool
+		slotMin   time.Duration // the slot is at least this
+		slotMax   time.Duration // and at most this (0: no bound)
+		ifsMin    time.Duration
+		ifsMax    time.Duration // 0: no bound
+		queue     int
+		clamped   bool // MACFor reports a clamped value
+		burstOver int  // Burst > this
+	}{
+		{name: "sim", info: sim, cfg: Config{}, adaptive: false,
+			slotMin: RealTimeSlot, slotMax: RealTimeSlot, ifsMin: RealTimeSlot, queue: 4},
+		{name: "sim adaptive", info: sim, cfg: Config{AdaptiveMAC: true}, adaptive: true,
+			slotMin: RealTimeSlot, slotMax: RealTimeSlot, ifsMin: RealTimeSlot, queue: 4},
+		{name: "sim adaptive drop-tail", info: sim, cfg: Config{AdaptiveMAC: true, Policy: DropTail}, adaptive: true,
+			slotMin: RealTimeSlot, slotMax: RealTimeSlot, ifsMin: RealTimeSlot, queue: 16},
+		{name: "serial 50ms", info: serial, cfg: Config{PropDelay: 50 * time.Millisecond}, adaptive: false,
+			slotMin: 50 * time.Millisecond, slotMax: 52 * time.Millisecond, ifsMin: 50 * time.Millisecond, ifsMax: 52 * time.Millisecond, queue: 4},
+		{name: "serial 50ms adaptive", info: serial, cfg: Config{PropDelay: 50 * time.Millisecond, AdaptiveMAC: true}, adaptive: true,
+			slotMin: 50*time.Millisecond + 16*bit9600, slotMax: 52 * time.Millisecond,
+			ifsMin: 50*time.Millisecond + 32*bit9600 + 20*time.Millisecond, ifsMax: 75 * time.Millisecond, queue: 4},
+		{name: "prop-delay 1s", info: serial, cfg: Config{PropDelay: time.Second}, adaptive: false,
+			slotMin: time.Second, ifsMin: time.Second, queue: 4},
+		{name: "prop-delay 1s adaptive", info: serial, cfg: Config{PropDelay: time.Second, AdaptiveMAC: true}, adaptive: true,
+			slotMin: time.Second, ifsMin: time.Second, queue: 4, burstOver: 1},
+		{name: "kiss tnc", info: tnc, cfg: Config{AdaptiveMAC: true}, adaptive: false,
+			slotMin: RealTimeSlot, slotMax: 15 * time.Millisecond, queue: 4},
+		{name: "kiss tnc with delay", info: tnc, cfg: Config{PropDelay: 2 * time.Second}, adaptive: false,
+			slotMin: 2 * time.Second, queue: 4},
+		{name: "cw-senders adaptive", info: sim, cfg: Config{WindowFromSenders: true, AdaptiveMAC: true, PropDelay: 10 * time.Millisecond}, adaptive: false,
+			slotMin: 10 * time.Millisecond, queue: 4},
+		{name: "delay too long", info: serial, cfg: Config{PropDelay: time.Hour}, adaptive: false,
+			slotMin: csma.MaxPropDelay, slotMax: csma.MaxPropDelay + 2*time.Millisecond, queue: 4, clamped: true},
+		{name: "delay too long adaptive", info: serial, cfg: Config{PropDelay: time.Hour, AdaptiveMAC: true}, adaptive: true,
+			slotMin: csma.MaxPropDelay, slotMax: csma.MaxPropDelay + 2*time.Millisecond, queue: 4, clamped: true, burstOver: 1},
+		{name: "negative delay", info: sim, cfg: Config{PropDelay: -time.Second, AdaptiveMAC: true}, adaptive: true,
+			slotMin: RealTimeSlot, slotMax: RealTimeSlot, queue: 4, clamped: true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m, err := MACFor(c.info, c.cfg)
+			if c.clamped != (err != nil) || err != nil && !errors.Is(err, csma.ErrInvalidConfig) {
+				t.Errorf("error %v, want clamped %v", err, c.clamped)
+			}
+			if err := m.Validate(); err != nil {
+				t.Fatalf("config %+v: %v", m, err)
+			}
+			if got := m.IdleTarget > 0; got != c.adaptive {
+				t.Errorf("adaptive window %v (idle target %v), want %v", got, m.IdleTarget, c.adaptive)
+			}
+			if !c.adaptive && (m.CWMin != 4 || m.CWPerSender != 16 || m.CWMax != 128 || m.Burst != 0) {
+				t.Errorf("deferral rule %+v, want CWMin 4, CWPerSender 16, CWMax 128, no bursts", m)
+			}
+			if m.SlotTime < c.slotMin || c.slotMax > 0 && m.SlotTime > c.slotMax {
+				t.Errorf("slot %v, want in [%v, %v]", m.SlotTime, c.slotMin, c.slotMax)
+			}
+			if m.IFS < c.ifsMin || m.IFS < m.SlotTime && !c.info.OwnAccess {
+				t.Errorf("ifs %v, want at least %v and the slot %v", m.IFS, c.ifsMin, m.SlotTime)
+			}
+			if c.ifsMax > 0 && m.IFS > c.ifsMax {
+				t.Errorf("ifs %v, want at most %v (the carrier's hang-over is not added)", m.IFS, c.ifsMax)
+			}
+			if m.QueueLen != c.queue {
+				t.Errorf("queue %d, want %d", m.QueueLen, c.queue)
+			}
+			if m.Burst <= c.burstOver && c.burstOver > 0 {
+				t.Errorf("burst %d, want more than %d", m.Burst, c.burstOver)
+			}
+		})
+	}
+	// Without a delay, the default and the KISS TNC's are today's MAC
+	// exactly (link.DefaultMAC before MACFor).
+	for _, info := range []phy.Info{tnc, sim, serial} {
+		old := csma.DefaultConfig(info.BitRate)
+		old.SlotTime = max(old.SlotTime, RealTimeSlot)
+		old.IFS = old.SlotTime
+		old.CWMin, old.CWPerSender, old.CWMax, old.IdleTarget, old.Burst, old.QueueLen = 4, 16, 128, 0, 0, 4
+		if m, _ := MACFor(info, Config{}); m != old {
+			t.Errorf("%+v: %+v, want the MAC of before %+v", info, m, old)
+		}
+	}
+}
+
+// An impossible configured delay is clamped and logged once, and the
+// engine works with it.
+func TestMACForLogsClampOnce(t *testing.T) {
+	m := newMedium(t, 115200)
+	n1 := m.add(Config{Node: 1, PropDelay: time.Hour})
+	n2 := m.add(Config{Node: 2, PropDelay: time.Hour})
+	if got := n1.e.MACConfig().PropDelay; got != csma.MaxPropDelay {
+		t.Errorf("prop delay in use %v, want clamped to %v", got, csma.MaxPropDelay)
+	}
+	sent := map[uint32][]byte{}
+	for id := range uint32(3) {
+		f := numbered(2, 1, id, 100)
+		sent[id] = f
+		m.hostFrame(n1, f)
+		m.run(time.Minute)
+	}
+	m.run(10 * time.Minute)
+	if got := checkDelivered(t, n2, sent); got != len(sent) {
+		t.Errorf("%d of %d packets delivered", got, len(sent))
+	}
+	if got := n1.logCount("mac timing"); got != 1 {
+		t.Errorf("clamp logged %d times, want once:\n%s", got, n1.log)
+	}
+}
+
+// ARQ round trips feed the MAC's MeasuredDelay: Acks held back by the
+// medium make the round trips long, and the slot and IFS grow a step per
+// batch of samples; once the Acks come at once again they never shrink.
+// Without a key or a given MAC, on the fake medium with no delay of its own.
+func TestMeasuredDelayFromRoundTrips(t *testing.T) {
+	m := newMedium(t, 115200)
+	n1 := m.add(Config{Node: 1})
+	n2 := m.add(Config{Node: 2})
+	var held [][]byte
+	hold := true
+	m.lose = func(from, to *node, data []byte) bool {
+		if from == n2 && to == n1 && hold {
+			held = append(held, append([]byte(nil), data...))
+			return true
+		}
+		return false
+	}
+	const wait = 600 * time.Millisecond
+	start := n1.e.MACConfig()
+	send := func(id uint32) {
+		m.hostFrame(n1, numbered(2, 1, id, 300))
+		for i := 0; len(held) == 0 && i < 1000; i++ {
+			m.run(time.Millisecond)
+		}
+		if len(held) == 0 {
+			t.Fatalf("packet %d: no Ack", id)
+		}
+		m.run(wait)
+		for _, a := range held {
+			m.inject(n1, a)
+		}
+		held = held[:0]
+		m.run(10 * time.Millisecond)
+	}
+	var id uint32
+	for ; id < 3*rttBatch; id++ {
+		send(id)
+	}
+	grown := n1.e.MACConfig()
+	if grown.SlotTime <= start.SlotTime || grown.IFS <= start.IFS || grown.PropDelay <= start.PropDelay {
+		t.Fatalf("after %d round trips of %v: slot %v, ifs %v, delay %v; want longer than %v, %v, %v",
+			id, wait, grown.SlotTime, grown.IFS, grown.PropDelay, start.SlotTime, start.IFS, start.PropDelay)
+	}
+	if max1 := wait / 2; grown.PropDelay > max1 {
+		t.Errorf("measured delay %v above half the round trip %v", grown.PropDelay, max1)
+	}
+	info := 0
+	for _, l := range strings.Split(n1.log.String(), "\n") {
+		if strings.Contains(l, "slot lengthened") && strings.Contains(l, `"level":"info"`) {
+			info++
+		}
+	}
+	if got := info; got != 1 {
+		t.Errorf("lengthened slot logged %d times at info, want once:\n%s", got, n1.log)
+	}
+	// Prompt Acks: round trips shrink, the timing does not.
+	hold = false
+	for end := id + 3*rttBatch; id < end; id++ {
+		m.hostFrame(n1, numbered(2, 1, id, 300))
+		m.run(50 * time.Millisecond)
+	}
+	if got := n1.e.MACConfig(); got.SlotTime < grown.SlotTime || got.IFS < grown.IFS || got.PropDelay < grown.PropDelay {
+		t.Errorf("after prompt Acks: slot %v, ifs %v, delay %v; want at least %v, %v, %v",
+			got.SlotTime, got.IFS, got.PropDelay, grown.SlotTime, grown.IFS, grown.PropDelay)
+	}
+	if got := n1.e.mac.Config(); got.SlotTime != n1.e.MACConfig().SlotTime {
+		t.Errorf("MACConfig slot %v, the MAC's %v", n1.e.MACConfig().SlotTime, got.SlotTime)
+	}
+}
