@@ -38,6 +38,17 @@ import (
 // Ack is sent without backoff, and the timeout learns the round trips).
 const marginCW = 128
 
+// backoffSlot is the slot the ack timeout's margin counts marginCW of: the
+// MAC's slot, but no longer than a radio slot at the modem's rate. A slot
+// lengthened by a long propagation delay (-prop-delay, an acoustic profile)
+// made the margin 128 such slots: a 133 s ack timeout at 1 s of water, and
+// a packet lifetime of 80 minutes. The delay itself is in the timeout
+// already, twice (Timing.Propagation), and the timeout learns the rest.
+func backoffSlot(info phy.Info, mc csma.Config) time.Duration {
+	radio := csma.ConfigFor(csma.Channel{BitRate: info.BitRate, MinSlot: RealTimeSlot}).SlotTime
+	return min(mc.SlotTime, radio)
+}
+
 // ackReserve is the number of MAC queue places kept for Acks.
 const ackReserve = 2
 
@@ -82,7 +93,7 @@ func (e *Engine) startLink(now time.Time, mc csma.Config) error {
 		BitRate:     e.info.BitRate,
 		Propagation: cfg.PropDelay,
 		Turnaround:  e.info.Turnaround + e.info.CarrierLag,
-		Margin:      mc.IFS + time.Duration(min(mc.CWMax, marginCW))*mc.SlotTime + frameAir + 50*time.Millisecond,
+		Margin:      mc.IFS + time.Duration(min(mc.CWMax, marginCW))*backoffSlot(e.info, mc) + frameAir + 50*time.Millisecond,
 	}
 	ac := arqConfig(cfg, e.frameMax, t)
 	// The longest a frame can wait in our queues: a window of packets'
