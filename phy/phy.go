@@ -156,6 +156,11 @@ type Info struct {
 	// the first bit of another's burst arrives (the simulated medium);
 	// otherwise the MAC assumes carrier detection takes about two bytes.
 	CarrierAtArrival bool
+	// NoCarrier is true when the modem reports no carrier events at all (a
+	// transparent acoustic modem that says nothing until it has decoded a
+	// packet): the MAC cannot sense the channel, and waiting for it to be
+	// idle gains nothing.
+	NoCarrier bool
 	// MinBurst is the shortest burst the modem sends; shorter ones are
 	// padded to it (a KISS TNC: 15 bytes). 0: no minimum.
 	MinBurst int

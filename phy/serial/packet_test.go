@@ -42,7 +42,7 @@ func TestPacketModeTxDone(t *testing.T) {
 		h.advance(time.Nanosecond)
 		h.expect(phy.TxDone)
 	}
-	want := phy.Info{BitRate: 2400, MaxFrame: 256, Turnaround: 250*time.Millisecond + 200*time.Second/19200}
+	want := phy.Info{BitRate: 2400, MaxFrame: 256, Turnaround: 250*time.Millisecond + 200*time.Second/19200, NoCarrier: true}
 	if got := h.p.Info(); got != want {
 		t.Errorf("Info = %+v, want %+v (turnaround: preamble and gap; no carrier lag)", got, want)
 	}

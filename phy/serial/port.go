@@ -188,8 +188,9 @@ func open(ctx context.Context, cfg Config, log zerolog.Logger, opt options) (*Po
 		return nil, err
 	}
 	p := &Port{
-		cfg:      cfg,
-		info:     phy.Info{BitRate: cfg.AirRate, MaxFrame: cfg.MaxFrame, Turnaround: cfg.Turnaround, CarrierLag: carrierLag(cfg)},
+		cfg: cfg,
+		info: phy.Info{BitRate: cfg.AirRate, MaxFrame: cfg.MaxFrame, Turnaround: cfg.Turnaround, CarrierLag: carrierLag(cfg),
+			NoCarrier: cfg.Carrier == CarrierNone},
 		log:      log.With().Str("phy", "serial").Str("path", cfg.Path).Logger(),
 		opt:      opt,
 		ctx:      ctx,
