@@ -109,6 +109,8 @@ func (e *Engine) startLink(now time.Time, mc csma.Config) error {
 		// the reservation our next frame and their Ack key up together
 		// and collide (neither radio hears while it sends).
 		e.ackWait += 2 * e.info.AccessWait
+		// Each further Ack in the answer (to a burst of several polls).
+		e.ackAir = phy.Airtime(max(framing.MaxEncodedLen(framing.AckMaxLen+seal), e.info.MinBurst), e.info.BitRate)
 	}
 	a, err := arq.New(ac, (*arqSink)(e))
 	if err != nil {
@@ -452,7 +454,12 @@ func (e *Engine) fromAir(h framing.Header, payload []byte) {
 	}
 	e.senders.heard(e.now, h.Src, h.Kind)
 	if h.Kind == framing.KindAck && h.Dst == e.cfg.Node {
-		e.mac.Reserve(e.now, e.now) // the Ack we kept the channel for has come
+		// The Acks we kept the channel for: once all have come, it is
+		// free again.
+		if e.ackDue--; e.ackDue <= 0 {
+			e.ackDue = 0
+			e.mac.Reserve(e.now, e.now)
+		}
 	}
 	e.arq.Receive(e.now, h, payload)
 }

@@ -191,12 +191,15 @@ type Engine struct {
 	held     []heldPkt // packets waiting for an ARQ window, oldest first (at most maxHeld)
 	sealBuf  []byte
 	openBuf  []byte
-	onAir    txFrame        // the frame being transmitted (buf nil: none)
+	onAir    []txFrame      // the frames of the burst being transmitted (empty: none)
+	burst    []byte         // the bytes of a burst of several frames (reused)
+	ackDue   int            // Acks still expected for the polls of our last burst (the reservation ends at 0)
 	neigh    *neighTable    // nil with NoNeighAnswer
 	senders  senders        // other nodes heard sending, for the MAC's window
 	overhear []*auth.Opener // with a key: open frames for other nodes before they count as senders (one per key)
 	overBuf  []byte
 	ackWait  time.Duration // how long a poll reserves the channel for its Ack (csma.Reserve)
+	ackAir   time.Duration // the airtime of one Ack on the wire (each further Ack of an answer burst)
 	out      []Delivery    // the host outbox; its buffers are reused
 	outTaken bool          // Deliveries handed out the outbox: the next input empties it
 
@@ -439,15 +442,25 @@ func (e *Engine) Modem(now time.Time, ev phy.Event, info phy.Info) error {
 		}
 	case phy.TxDone:
 		if e.mac != nil && e.mac.Transmitting() {
-			m := e.onAir.meta
-			e.stats.TxFrames++
-			e.stats.TxBytes += uint64(len(e.onAir.buf))
-			e.stats.TxEthBytes += uint64(m.eth)
-			e.tickDeliver += uint64(m.eth)
-			if m.poll && e.ackWait > 0 {
-				// The Ack answers at once (csma.EnqueueFront): keep
-				// the channel for it.
-				e.mac.Reserve(now, now.Add(e.ackWait))
+			polls := 0
+			for _, f := range e.onAir {
+				m := f.meta
+				e.stats.TxFrames++
+				e.stats.TxBytes += uint64(len(f.buf))
+				e.stats.TxEthBytes += uint64(m.eth)
+				e.tickDeliver += uint64(m.eth)
+				if m.poll {
+					polls++
+				}
+			}
+			if len(e.onAir) > 1 {
+				e.stats.TxBursts++
+			}
+			if polls > 0 && e.ackWait > 0 {
+				// The Acks answer at once (csma.EnqueueFront): keep
+				// the channel for them.
+				e.ackDue = polls
+				e.mac.Reserve(now, now.Add(e.answerWait(polls)))
 			}
 			e.txEnded(now)
 		}
@@ -483,11 +496,14 @@ func (e *Engine) txEnded(now time.Time) {
 		e.mac.Contenders(e.senders.count(now))
 	}
 	e.mac.TxDone(now)
-	e.frameGone(now, e.onAir.meta) // sent or lost: the ARQ's timer recovers a loss
-	if e.onAir.buf != nil {
-		e.free = append(e.free, e.onAir.buf[:0])
+	for i, f := range e.onAir {
+		e.frameGone(now, f.meta) // sent or lost: the ARQ's timer recovers a loss
+		if f.buf != nil {
+			e.free = append(e.free, f.buf[:0])
+		}
+		e.onAir[i] = txFrame{}
 	}
-	e.onAir = txFrame{}
+	e.onAir = e.onAir[:0]
 	if e.mac.Len() == 0 {
 		e.starved = true
 	}
@@ -514,8 +530,51 @@ func (e *Engine) Poll(now time.Time) ([]byte, bool) {
 	if !ok {
 		return nil, false
 	}
-	e.onAir, e.txStart = f, now
-	return f.buf, true
+	e.onAir, e.txStart = append(e.onAir[:0], f), now
+	if e.info.MaxBurstFrames < 2 {
+		return f.buf, true
+	}
+	return e.fillBurst(now), true
+}
+
+// fillBurst adds the frames that are ready to the one the MAC granted
+// access to, so that the modem keys up once for all of them: Acks first
+// (the MAC keeps them at its front), then data frames in order, whatever
+// their destination, up to Info.MaxBurstFrames frames; frames waiting
+// outside the MAC (feed) join too. It returns the burst: the lone frame's
+// own buffer, or the frames back to back in e.burst (each self-delimited,
+// as the receiver's decoder and a modem that splits bursts expect).
+func (e *Engine) fillBurst(now time.Time) []byte {
+	for len(e.onAir) < e.info.MaxBurstFrames {
+		f, ok := e.mac.Follow(now)
+		if !ok {
+			e.feed(now)
+			if f, ok = e.mac.Follow(now); !ok {
+				break
+			}
+		}
+		e.onAir = append(e.onAir, f)
+	}
+	if len(e.onAir) == 1 {
+		return e.onAir[0].buf
+	}
+	e.burst = e.burst[:0]
+	for _, f := range e.onAir {
+		e.burst = append(e.burst, f.buf...)
+	}
+	return e.burst
+}
+
+// answerWait is how long the channel is kept for the Acks to a burst that
+// asked for polls of them: the first as for a lone poll (ackWait); more Acks
+// make the answer longer by their airtime, and a receiver that has sent its
+// first Ack before the rest of our burst arrived (a TNC decodes and hands
+// up frame by frame) answers the rest in a second transmission.
+func (e *Engine) answerWait(polls int) time.Duration {
+	if polls <= 1 {
+		return e.ackWait
+	}
+	return 2*e.ackWait + time.Duration(polls-1)*e.ackAir
 }
 
 // Refused handles a frame from Poll that the modem would not transmit, by
@@ -545,7 +604,7 @@ func (e *Engine) Refused(now time.Time, err error) {
 		}
 	case errors.Is(err, phy.ErrTooLarge):
 		e.stats.Drops.PHYTooLarge++
-		e.log.Debug().Err(err).Int("bytes", len(e.onAir.buf)).Msg("transmit")
+		e.log.Debug().Err(err).Int("frames", len(e.onAir)).Msg("transmit")
 	case errors.Is(err, phy.ErrEmpty):
 		e.stats.Drops.PHYEmpty++
 		e.log.Debug().Err(err).Msg("transmit")
