@@ -2,7 +2,9 @@
 // software modem such as Dire Wolf over TCP) as a slided modem.
 //
 // Each burst the bridge hands to Transmit goes out as one KISS data frame on
-// the configured port; each KISS data frame the TNC delivers on that port
+// the configured port, or, when it holds several slided frames, as one KISS
+// data frame each, back to back, which the TNC sends in one transmission;
+// each KISS data frame the TNC delivers on that port
 // comes up as one Received event. A TNC says neither when a frame has left
 // nor when the channel is busy, so TxDone is an estimate from the air rate
 // (Config.TxTime), or the TNC's ACKMODE answer where it gives one
@@ -133,7 +135,7 @@ type TNC struct {
 	txsplit bool          // txraw is a burst of several slided frames, sent as one KISS frame each
 	splitMu sync.Mutex
 	split   *framing.Decoder // Transmit's check that a burst is slided frames
-	otherc  chan []byte   // SendOther → run: KISS frames of other programs, bounded
+	otherc  chan []byte      // SendOther → run: KISS frames of other programs, bounded
 	tap     atomic.Pointer[func(port byte, data []byte)]
 	idFrame []byte // the station identification's KISS frame; nil: none
 	// otherEnd is run's estimate of when the other programs' frames
