@@ -78,6 +78,7 @@ func (e *Engine) startLink(now time.Time, mc csma.Config) error {
 		Margin:      mc.IFS + time.Duration(mc.CWMax)*mc.SlotTime + frameAir + 50*time.Millisecond,
 	}
 	ac := arqConfig(cfg, e.frameMax, t)
+	ac.Window = burstWindow(ac.Window, e.info.MaxBurstFrames)
 	// The longest a frame can wait in our queues: a window of packets'
 	// fragments (retransmission rounds included) and the MAC queue.
 	frags := (ac.MaxPacket + ac.MaxPayload - framing.FragHeaderLen - 1) / (ac.MaxPayload - framing.FragHeaderLen)
@@ -87,6 +88,7 @@ func (e *Engine) startLink(now time.Time, mc csma.Config) error {
 		t.QueueDelay *= 3 // and the TNC's own queue and channel access
 	}
 	ac = arqConfig(cfg, e.frameMax, t)
+	ac.Window = burstWindow(ac.Window, e.info.MaxBurstFrames)
 	// Frames may wait in the MAC queue longer than the ack timeout: time
 	// a round from its poll's TxDone (frameGone reports every poll).
 	ac.ArmOnTxDone = true
@@ -127,6 +129,17 @@ func (e *Engine) startLink(now time.Time, mc csma.Config) error {
 		Dur("dup_lifetime", ac.DupLifetime).
 		Int("max_retries", ac.MaxRetries).Int("window", ac.Window).Msg("link layer")
 	return nil
+}
+
+// burstWindow is the ARQ window for a modem that takes bursts of up to
+// burst frames: two bursts' worth of packets (at most 64), so that the next
+// burst fills the MAC queue while the last one waits for its Acks; the
+// default window otherwise.
+func burstWindow(window, burst int) int {
+	if burst < 2 {
+		return window
+	}
+	return min(max(window, 2*burst), 64)
 }
 
 // startAuth builds the Sealer (Key) and the Openers (Key, Key2), from the

@@ -250,6 +250,9 @@ func (e *Engine) start(now time.Time, info phy.Info) error {
 	cfg := e.cfg.MAC
 	if cfg == (csma.Config{}) {
 		cfg = DefaultMAC(e.info.BitRate, e.cfg.Policy)
+		// A modem that takes bursts: room for a whole burst of data
+		// frames, gathered while the last burst is on air.
+		cfg.QueueLen = max(cfg.QueueLen, min(e.info.MaxBurstFrames, 64))
 	}
 	if err := e.startLink(now, cfg); err != nil {
 		return err
