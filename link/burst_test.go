@@ -1,6 +1,7 @@
 package link
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -253,5 +254,53 @@ func TestBurstsSaveKeyUps(t *testing.T) {
 	t.Logf("transmissions %v, took %v (one frame a key-up, bursts of 8)", tx, took)
 	if tx[1] >= tx[0] || took[1] >= took[0] {
 		t.Errorf("bursts: %d transmissions in %v; without: %d in %v", tx[1], took[1], tx[0], took[0])
+	}
+}
+
+// TestRefusedBurstGoesSolo: a burst the modem refuses is lost whole, and
+// the next transmissions carry one frame each, so that a frame the modem
+// cannot take does not take the others down with it again.
+func TestRefusedBurstGoesSolo(t *testing.T) {
+	m := newMedium(t, 9600)
+	m.burstMax = 8
+	e := m.add(Config{Node: 1, Policy: DropTail, NoARQ: true}).e
+	now := m.now
+	// queue gives the engine n packets while its channel is busy.
+	queue := func(first, n int) {
+		for i := range n {
+			e.Modem(now, phy.Event{Kind: phy.CarrierOn}, phy.Info{})
+			e.Host(now, numbered(2, 1, uint32(first+i), 100))
+			e.Poll(now)
+			e.Modem(now, phy.Event{Kind: phy.CarrierOff}, phy.Info{})
+		}
+	}
+	queue(0, 3)
+	now = now.Add(time.Second)
+	b, ok := e.Poll(now)
+	if !ok || len(frames(t, b)) != 3 {
+		t.Fatalf("first transmission: %v, %d frames; want a burst of 3", ok, len(frames(t, b)))
+	}
+	e.Refused(now, phy.ErrTooLarge)
+	queue(10, 4)
+	var sizes []int
+	for range 10 {
+		now = now.Add(time.Second)
+		b, ok := e.Poll(now)
+		if !ok {
+			continue
+		}
+		sizes = append(sizes, len(frames(t, b)))
+		e.Modem(now, phy.Event{Kind: phy.TxDone}, phy.Info{})
+	}
+	if fmt.Sprint(sizes) != "[1 1 1 1]" {
+		t.Fatalf("transmissions after the refusal held %v frames; want [1 1 1 1] (three alone, then what is left)", sizes)
+	}
+	queue(20, 2)
+	now = now.Add(time.Second)
+	if b, ok := e.Poll(now); !ok || len(frames(t, b)) != 2 {
+		t.Fatalf("after the solo transmissions: %v, %d frames; want a burst of 2 again", ok, len(frames(t, b)))
+	}
+	if st := e.Stats(now); st.Drops.PHYTooLarge != 1 {
+		t.Errorf("phy_too_large %d, want 1", st.Drops.PHYTooLarge)
 	}
 }

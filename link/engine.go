@@ -194,6 +194,7 @@ type Engine struct {
 	onAir    []txFrame      // the frames of the burst being transmitted (empty: none)
 	burst    []byte         // the bytes of a burst of several frames (reused)
 	ackDue   int            // Acks still expected for the polls of our last burst (the reservation ends at 0)
+	solo     int            // transmissions still to go one frame each (after a refused burst)
 	neigh    *neighTable    // nil with NoNeighAnswer
 	senders  senders        // other nodes heard sending, for the MAC's window
 	overhear []*auth.Opener // with a key: open frames for other nodes before they count as senders (one per key)
@@ -534,7 +535,8 @@ func (e *Engine) Poll(now time.Time) ([]byte, bool) {
 		return nil, false
 	}
 	e.onAir, e.txStart = append(e.onAir[:0], f), now
-	if e.info.MaxBurstFrames < 2 {
+	if e.info.MaxBurstFrames < 2 || e.solo > 0 {
+		e.solo = max(e.solo-1, 0)
 		return f.buf, true
 	}
 	return e.fillBurst(now), true
@@ -614,6 +616,12 @@ func (e *Engine) Refused(now time.Time, err error) {
 	default:
 		e.stats.Drops.PHYError++
 		e.log.Warn().Err(err).Msg("transmit")
+	}
+	if len(e.onAir) > 1 {
+		// One frame may have cost the burst (one too long once the
+		// modem escapes it): send as many transmissions one frame each,
+		// so that the others get through while the ARQ resends them.
+		e.solo = len(e.onAir)
 	}
 	e.txEnded(now)
 }
