@@ -31,6 +31,12 @@ import (
 	"github.com/slided/slided/phy"
 )
 
+// maxAckHold bounds how long an Ack waits for data to ride with it, behind
+// a TNC that takes bursts (feed): long enough for the host to answer the
+// packet just delivered (an echo, a TCP segment), short against the TNC's
+// own access wait and the sender's ack timeout.
+const maxAckHold = 30 * time.Millisecond
+
 // ackReserve is the number of MAC queue places kept for Acks.
 const ackReserve = 2
 
@@ -113,6 +119,12 @@ func (e *Engine) startLink(now time.Time, mc csma.Config) error {
 		e.ackWait += 2 * e.info.AccessWait
 		// Each further Ack in the answer (to a burst of several polls).
 		e.ackAir = phy.Airtime(max(framing.MaxEncodedLen(framing.AckMaxLen+seal), e.info.MinBurst), e.info.BitRate)
+		// A TNC that takes bursts and waits for its p-persistent slot
+		// anyway: hold an Ack a moment for the answer to ride with it
+		// (feed), a small part of the TNC's own wait.
+		if e.info.MaxBurstFrames > 1 && e.info.OwnAccess {
+			e.ackHold = min(e.info.AccessWait/4, maxAckHold)
+		}
 	}
 	a, err := arq.New(ac, (*arqSink)(e))
 	if err != nil {
@@ -386,8 +398,12 @@ func (e *Engine) popHeld() {
 
 // feed moves waiting frames into the MAC queue: Acks to its front, data
 // behind while fewer than QueueLen frames wait.
+//
+// Behind a TNC that takes bursts, Acks wait up to ackHold while nothing else
+// is ready (ackHeld): the packet that answers the one acknowledged (an echo,
+// a TCP segment) is often a millisecond away, and rides in the same key-up.
 func (e *Engine) feed(now time.Time) {
-	for len(e.acks) > 0 && e.mac.Room() > 0 {
+	for len(e.acks) > 0 && e.mac.Room() > 0 && !e.ackHeld(now) {
 		f := e.acks[0]
 		e.acks = e.acks[:copy(e.acks, e.acks[1:])]
 		if err := e.mac.EnqueueFront(now, f); err != nil {
@@ -401,6 +417,12 @@ func (e *Engine) feed(now time.Time) {
 			e.recycle(now, f)
 		}
 	}
+}
+
+// ackHeld says whether the waiting Acks are held back for data to ride
+// with (feed).
+func (e *Engine) ackHeld(now time.Time) bool {
+	return e.ackHold > 0 && now.Before(e.ackUntil) && e.mac.Len() == 0 && len(e.pend) == 0
 }
 
 // recycle takes back a frame that will not be sent.
@@ -527,6 +549,9 @@ func (s *arqSink) Transmit(now time.Time, f arq.Frame) {
 		c.WriteLink(now, true, h, payload)
 	}
 	if m.h.Kind == framing.KindAck {
+		if len(e.acks) == 0 {
+			e.ackUntil = now.Add(e.ackHold)
+		}
 		e.acks = append(e.acks, txFrame{frame, m})
 	} else {
 		e.pend = append(e.pend, txFrame{frame, m})

@@ -304,3 +304,55 @@ func TestRefusedBurstGoesSolo(t *testing.T) {
 		t.Errorf("phy_too_large %d, want 1", st.Drops.PHYTooLarge)
 	}
 }
+
+// TestAckWaitsForAnswer: behind a TNC that takes bursts, an Ack waits a
+// moment (maxAckHold at most) for the host's answer to the packet it
+// acknowledges, and both go in one key-up; with no answer the Ack goes
+// alone once the moment has passed.
+func TestAckWaitsForAnswer(t *testing.T) {
+	for _, answer := range []bool{true, false} {
+		m := newMedium(t, 9600)
+		m.burstMax, m.keyUp, m.accessWait = 8, 300*time.Millisecond, 400*time.Millisecond
+		var log []*burst
+		m.bursts = &log
+		n1, n2 := m.add(Config{Node: 1}), m.add(Config{Node: 2})
+		// Both directions past the First handshake.
+		hostAll(m, n2, [][]byte{numbered(1, 2, 100, 100)})
+		m.run(5 * time.Second)
+		hostAll(m, n1, [][]byte{numbered(2, 1, 101, 100)})
+		m.run(5 * time.Second)
+		log = log[:0]
+		m.hostFrame(n1, numbered(2, 1, 1, 200))
+		got := len(n2.host)
+		for i := 0; i < 5000 && len(n2.host) == got; i++ {
+			m.run(time.Millisecond)
+		}
+		delivered := m.now
+		if answer {
+			m.hostFrame(n2, numbered(1, 2, 2, 200)) // the echo, a millisecond later
+		}
+		m.run(10 * time.Second)
+		var first *burst
+		for _, b := range log {
+			if b.from == n2 {
+				first = b
+				break
+			}
+		}
+		if first == nil {
+			t.Fatalf("answer %v: node 2 sent nothing", answer)
+		}
+		hs := frames(t, first.data)
+		switch {
+		case answer && (len(hs) != 2 || hs[0].Kind != framing.KindAck || hs[1].Kind != framing.KindFragment):
+			t.Errorf("with an answer: node 2's first transmission %+v; want the Ack, then the answer", hs)
+		case !answer && (len(hs) != 1 || hs[0].Kind != framing.KindAck):
+			t.Errorf("without an answer: node 2's first transmission %+v; want the Ack alone", hs)
+		case first.start.Sub(delivered) > maxAckHold:
+			t.Errorf("answer %v: the Ack went %v after the packet, more than %v", answer, first.start.Sub(delivered), maxAckHold)
+		}
+		if s := n1.e.Stats(m.now); s.ARQ.Retransmissions != 0 {
+			t.Errorf("answer %v: %d retransmissions", answer, s.ARQ.Retransmissions)
+		}
+	}
+}

@@ -195,6 +195,8 @@ type Engine struct {
 	burst    []byte         // the bytes of a burst of several frames (reused)
 	ackDue   int            // Acks still expected for the polls of our last burst (the reservation ends at 0)
 	solo     int            // transmissions still to go one frame each (after a refused burst)
+	ackHold  time.Duration  // how long an Ack waits for data to ride with it (feed; 0: not at all)
+	ackUntil time.Time      // the Acks waiting in acks are held until then
 	neigh    *neighTable    // nil with NoNeighAnswer
 	senders  senders        // other nodes heard sending, for the MAC's window
 	overhear []*auth.Opener // with a key: open frames for other nodes before they count as senders (one per key)
@@ -344,6 +346,9 @@ func (e *Engine) Deadline() (time.Time, bool) {
 	d, ok := e.mac.Deadline()
 	if ad, aok := e.arq.Deadline(); aok && (!ok || ad.Before(d)) {
 		d, ok = ad, true
+	}
+	if len(e.acks) > 0 && e.ackHold > 0 && e.mac.Len() == 0 && len(e.pend) == 0 && (!ok || e.ackUntil.Before(d)) {
+		d, ok = e.ackUntil, true // held Acks go then (feed)
 	}
 	return d, ok
 }

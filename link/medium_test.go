@@ -62,13 +62,17 @@ type medium struct {
 	// TXTAIL).
 	burstMax int
 	keyUp    time.Duration
+	// accessWait, if set, makes the modems report their own channel
+	// access (a TNC's) with that mean wait.
+	accessWait time.Duration
 	// bursts records every transmission, if set.
 	bursts *[]*burst
 }
 
 // info is what every modem on the medium reports.
 func (m *medium) info() phy.Info {
-	return phy.Info{BitRate: m.rate, MaxBurstFrames: m.burstMax, Turnaround: m.keyUp}
+	return phy.Info{BitRate: m.rate, MaxBurstFrames: m.burstMax, Turnaround: m.keyUp,
+		OwnAccess: m.accessWait > 0, AccessWait: m.accessWait}
 }
 
 func newMedium(t testing.TB, rate int) *medium {
