@@ -120,3 +120,63 @@ func TestTNCBurstAckMode(t *testing.T) {
 		t.Fatalf("acked %d sent %d; want 1, 2", st.Acked, st.Sent)
 	}
 }
+
+// TestTNCShortBurstJoins: an Ack-sized burst the TNC holds for a busy
+// channel (a frame arrives after it was written) is reported done at once,
+// before the frame that showed the channel busy, so that the next burst
+// joins it in the TNC's queue; a longer one waits for its estimate as
+// before.
+func TestTNCShortBurstJoins(t *testing.T) {
+	ns := testNS(t, "join")
+	srv := listenFake(t, ns, "127.0.0.1:0")
+	clk := newFakeClock()
+	cfg := Defaults()
+	cfg.Addr, cfg.Dial, cfg.AirRate = srv.addr, direwolftest.DialIn(ns), 9600
+	tnc, err := dial(context.Background(), cfg, testLog(t), clk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tnc.Close()
+	conn := srv.accept(t)
+	readFrames(t, conn, 5)
+	wantEvent(t, tnc, phy.Up)
+	ack := framing.AppendFrame(nil, framing.Header{Kind: framing.KindAck, Dst: 2, Src: 1}, []byte{7, 1, 1})
+	heard := framing.AppendKISS(nil, 0, framing.KISSData, []byte("a frame of the other station"))
+
+	if err := tnc.Transmit(ack); err != nil {
+		t.Fatal(err)
+	}
+	readFrames(t, conn, 1)
+	clk.nextTimer(t) // the estimate is armed
+	if _, err := conn.Write(heard); err != nil {
+		t.Fatal(err)
+	}
+	wantEvent(t, tnc, phy.TxDone) // no time passed
+	wantEvent(t, tnc, phy.Received)
+	if err := tnc.Transmit(ack); err != nil {
+		t.Fatalf("a burst right after: %v", err)
+	}
+	readFrames(t, conn, 1)
+	clk.Advance(clk.nextTimer(t).d)
+	wantEvent(t, tnc, phy.TxDone)
+
+	long := bytes.Repeat([]byte{0x11}, joinMax+1)
+	if err := tnc.Transmit(long); err != nil {
+		t.Fatal(err)
+	}
+	readFrames(t, conn, 1)
+	tm := clk.nextTimer(t)
+	if _, err := conn.Write(heard); err != nil {
+		t.Fatal(err)
+	}
+	wantEvent(t, tnc, phy.Received)
+	again := clk.nextTimer(t)
+	if again.d != cfg.TxTime(len(long))+cfg.AccessWait() {
+		t.Fatalf("a long burst's estimate after the frame: %v, want %v", again.d, cfg.TxTime(len(long))+cfg.AccessWait())
+	}
+	clk.Advance(tm.d + again.d)
+	wantEvent(t, tnc, phy.TxDone)
+	if st := tnc.Stats(); st.Joined != 1 || st.Deferred != 2 {
+		t.Fatalf("joined %d deferred %d; want 1, 2", st.Joined, st.Deferred)
+	}
+}

@@ -78,6 +78,11 @@ const (
 	// client that floods), so that slided's own bursts never wait longer
 	// behind them.
 	otherBacklog = 15 * time.Second
+	// joinMax is the longest burst reported done as soon as the TNC is
+	// known to hold it for a busy channel (run's deferTx): a few Acks
+	// (13 bytes each, 28 sealed), nothing that waits for an Ack of its own
+	// long enough to matter.
+	joinMax = 64
 	// exitWait bounds the write of the exit command at Close.
 	exitWait = time.Second
 )
@@ -90,8 +95,10 @@ type Stats struct {
 	// Ignored counts frames for other ports, other commands, or empty.
 	Ignored uint64
 	// Deferred counts bursts whose TxDone estimate a received frame pushed
-	// back (the TNC's CSMA held them while the channel was busy).
-	Deferred uint64
+	// back (the TNC's CSMA held them while the channel was busy); Joined
+	// those of them short enough to be reported done at once, so that the
+	// next burst joins them in the TNC's queue (joinMax).
+	Deferred, Joined uint64
 	// Connects counts successful (re)connects, Drops lost connections.
 	Connects, Drops uint64
 	// WriteTimeouts counts the drops by the write watchdog.
@@ -884,8 +891,19 @@ func (t *TNC) run(c conn) {
 	// sent during it: our burst had not started (it would have ended
 	// before this frame began, and TxDone with it), so it goes after this
 	// frame, once the TNC's p-persistence lets it.
+	//
+	// A short burst (an Ack or a few: at most joinMax bytes) that is held
+	// this way is reported done at once, without ACKMODE: the TNC sends it
+	// when the channel clears, and whatever slided writes meanwhile joins
+	// the same key-up (the TNC sends all it has queued), so the Acks to a
+	// burst heard frame by frame go out together, not the first alone.
 	deferTx := func() {
 		if txTimer == nil || t.cfg.FullDuplex {
+			return
+		}
+		if !acking && len(t.txraw) <= joinMax {
+			t.count(func(s *Stats) { s.Deferred++; s.Joined++ })
+			txDone()
 			return
 		}
 		txTimer.Stop()
