@@ -550,20 +550,24 @@ func (e *Engine) Poll(now time.Time) ([]byte, bool) {
 // fillBurst adds the frames that are ready to the one the MAC granted
 // access to, so that the modem keys up once for all of them: Acks first
 // (the MAC keeps them at its front), then data frames in order, whatever
-// their destination, up to Info.MaxBurstFrames frames; frames waiting
+// their destination, up to Info.MaxBurstFrames frames and maxBurstAir of
+// airtime; frames waiting
 // outside the MAC (feed) join too. It returns the burst: the lone frame's
 // own buffer, or the frames back to back in e.burst (each self-delimited,
 // as the receiver's decoder and a modem that splits bursts expect).
 func (e *Engine) fillBurst(now time.Time) []byte {
+	air := phy.Airtime(len(e.onAir[0].buf), e.info.BitRate)
+	fits := func(f txFrame) bool { return air+phy.Airtime(len(f.buf), e.info.BitRate) <= maxBurstAir }
 	for len(e.onAir) < e.info.MaxBurstFrames {
-		f, ok := e.mac.Follow(now)
+		f, ok := e.mac.Follow(now, fits)
 		if !ok {
 			e.feed(now)
-			if f, ok = e.mac.Follow(now); !ok {
+			if f, ok = e.mac.Follow(now, fits); !ok {
 				break
 			}
 		}
 		e.onAir = append(e.onAir, f)
+		air += phy.Airtime(len(f.buf), e.info.BitRate)
 	}
 	if len(e.onAir) == 1 {
 		return e.onAir[0].buf
@@ -574,6 +578,12 @@ func (e *Engine) fillBurst(now time.Time) []byte {
 	}
 	return e.burst
 }
+
+// maxBurstAir bounds a burst's airtime (bytes at the bit rate; a first
+// frame longer than this goes alone): the other stations wait that long,
+// and at 1200 bit/s eight 1000-byte frames would hold the channel for a
+// minute. At 9600 bit/s it admits eight such frames, at 1200 one.
+const maxBurstAir = 8 * time.Second
 
 // answerWait is how long the channel is kept for the Acks to a burst that
 // asked for polls of them: the first as for a lone poll (ackWait); more Acks

@@ -1,6 +1,7 @@
 package link
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -70,10 +71,17 @@ func FuzzEngine(f *testing.F) {
 
 // BenchmarkEngine is the per-frame path of two engines with ARQ: a packet
 // from the host, on air, decoded, delivered, acknowledged and the Ack
-// taken, without a medium in between. The steady state allocates nothing.
+// taken, without a medium in between, on a modem that takes one frame at a
+// time and on one that takes bursts. The steady state allocates nothing.
 func BenchmarkEngine(b *testing.B) {
+	for _, burst := range []int{0, 8} {
+		b.Run(fmt.Sprintf("burst=%d", burst), func(b *testing.B) { benchEngine(b, burst) })
+	}
+}
+
+func benchEngine(b *testing.B, burst int) {
 	now := time.Unix(1_000_000, 0)
-	info := phy.Info{BitRate: 115200}
+	info := phy.Info{BitRate: 115200, MaxBurstFrames: burst}
 	e1, _ := New(Config{Node: 1, Seed: 1})
 	e2, _ := New(Config{Node: 2, Seed: 2})
 	e1.Modem(now, phy.Event{Kind: phy.Up}, info)

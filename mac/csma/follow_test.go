@@ -23,7 +23,7 @@ func TestFollow(t *testing.T) {
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			m, _ := newPair(t, testConfig(), 1)
-			if f, ok := m.Follow(t0); ok {
+			if f, ok := m.Follow(t0, nil); ok {
 				t.Fatalf("Follow with nothing on air = %q", f)
 			}
 			for _, d := range tc.data {
@@ -34,7 +34,7 @@ func TestFollow(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if f, ok := m.Follow(t0); ok {
+			if f, ok := m.Follow(t0, nil); ok {
 				t.Fatalf("Follow before Poll = %q", f)
 			}
 			now := t0.Add(time.Second) // past any backoff
@@ -42,7 +42,7 @@ func TestFollow(t *testing.T) {
 			f, ok := m.Poll(now)
 			for ok {
 				got = append(got, string(f))
-				f, ok = m.Follow(now)
+				f, ok = m.Follow(now, nil)
 			}
 			if len(got) != len(tc.want) {
 				t.Fatalf("burst %q, want %q", got, tc.want)
@@ -87,7 +87,7 @@ func TestFollowPartial(t *testing.T) {
 	if f, ok := m.Poll(now); !ok || string(f) != "a1" {
 		t.Fatalf("Poll = %q, %v", f, ok)
 	}
-	if f, ok := m.Follow(now); !ok || string(f) != "a2" {
+	if f, ok := m.Follow(now, nil); !ok || string(f) != "a2" {
 		t.Fatalf("Follow = %q, %v", f, ok)
 	}
 	m.TxDone(now)
@@ -102,5 +102,34 @@ func TestFollowPartial(t *testing.T) {
 	}
 	if len(got) != 2 || got[0] != "d1" || got[1] != "d2" {
 		t.Fatalf("after the partial burst: %q", got)
+	}
+}
+
+// TestFollowFits: a frame that does not fit the burst stays queued, first
+// in line.
+func TestFollowFits(t *testing.T) {
+	m, _ := newPair(t, testConfig(), 3)
+	for _, f := range []string{"d1", "long", "d3"} {
+		mustEnqueue(t, m, t0, []byte(f))
+	}
+	now := t0.Add(time.Second)
+	short := func(f []byte) bool { return len(f) < 3 }
+	if f, ok := m.Poll(now); !ok || string(f) != "d1" {
+		t.Fatalf("Poll = %q, %v", f, ok)
+	}
+	if f, ok := m.Follow(now, short); ok {
+		t.Fatalf("Follow took %q, which does not fit", f)
+	}
+	m.TxDone(now)
+	var got []string
+	for i := 0; i < 100 && len(got) < 2; i++ {
+		now = now.Add(100 * time.Millisecond)
+		if f, ok := m.Poll(now); ok {
+			got = append(got, string(f))
+			m.TxDone(now)
+		}
+	}
+	if len(got) != 2 || got[0] != "long" || got[1] != "d3" {
+		t.Fatalf("after: %q", got)
 	}
 }
