@@ -180,3 +180,19 @@ func TestTNCShortBurstJoins(t *testing.T) {
 		t.Fatalf("joined %d deferred %d; want 1, 2", st.Joined, st.Deferred)
 	}
 }
+
+func TestParseBurst(t *testing.T) {
+	for _, tc := range []struct {
+		q    string
+		want int
+		ok   bool
+	}{{"", DefaultBurst, true}, {"?burst=1", 1, true}, {"?burst=256", 256, true}, {"?burst=0", 0, false}, {"?burst=257", 0, false}, {"?burst=x", 0, false}} {
+		c, err := ParseTCP("127.0.0.1:8001" + tc.q)
+		if err == nil {
+			err = c.check()
+		}
+		if (err == nil) != tc.ok || (tc.ok && c.Burst != tc.want) {
+			t.Errorf("%q: burst %d, %v; want %d, ok %v", tc.q, c.Burst, err, tc.want, tc.ok)
+		}
+	}
+}
