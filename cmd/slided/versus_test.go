@@ -130,9 +130,10 @@ func versusDaemons(b *testing.B, baud int, ref refFigures) {
 		if ref.goodput > 0 {
 			b.ReportMetric(g/ref.goodput, "goodput-ratio")
 		}
-		st := checkNoHostDrops(b, p, 0)
-		b.Logf("slided bulk: %d of %d datagrams in %.1fs: %.0f bit/s (%.2f of plain KISS); node1 tx %d frames in %d bursts; arq %+v",
-			fc.received, versusBulkN, d, g, g/ref.goodput, st.Bridge.TxFrames, st.Bridge.TxBursts, st.Bridge.ARQ)
+		st, st2 := cliStatus(b, p, 0), cliStatus(b, p, 1)
+		b.Logf("slided bulk: %d of %d datagrams (%d duplicates) in %.1fs: %.0f bit/s (%.2f of plain KISS); node1 tx %d frames in %d bursts, drops %+v, arq %+v; node2 tx %d frames in %d bursts",
+			fc.received, versusBulkN, fc.duplicates, d, g, g/ref.goodput, st.Bridge.TxFrames, st.Bridge.TxBursts, st.Bridge.Drops, st.Bridge.ARQ,
+			st2.Bridge.TxFrames, st2.Bridge.TxBursts)
 		time.Sleep(5 * time.Second) // the last Acks and the channel quiet
 	}
 	// The echo: node 2 answers every datagram at once.
@@ -171,10 +172,10 @@ func versusDaemons(b *testing.B, baud int, ref refFigures) {
 	if m := ref.echo.Median(); m > 0 {
 		b.ReportMetric(med.Seconds()/m.Seconds(), "echo-ratio")
 	}
-	st := checkNoHostDrops(b, p, 0)
-	b.Logf("slided echo: %d of %d answered within %v, median %v (plain KISS %v: ratio %.2f), all %v; node1 tx %d frames in %d bursts; arq %+v",
+	st, st2 := cliStatus(b, p, 0), cliStatus(b, p, 1)
+	b.Logf("slided echo: %d of %d answered within %v, median %v (plain KISS %v: ratio %.2f), all %v; node1 tx %d frames in %d bursts, drops %+v, arq %+v; node2 tx %d frames in %d bursts, arq %+v",
 		len(rtts), versusEchoN, versusWait[baud], med, ref.echo.Median(), med.Seconds()/ref.echo.Median().Seconds(), rtts,
-		st.Bridge.TxFrames, st.Bridge.TxBursts, st.Bridge.ARQ)
+		st.Bridge.TxFrames, st.Bridge.TxBursts, st.Bridge.Drops, st.Bridge.ARQ, st2.Bridge.TxFrames, st2.Bridge.TxBursts, st2.Bridge.ARQ)
 }
 
 // udpEcho answers every datagram c receives with the same bytes, until ctx
