@@ -28,6 +28,12 @@
 //	    for each d in e.Deliveries(): write d.Eth to the host; e.Written(now, d, err)
 //	    if frame, ok := e.Poll(now); ok { err := modem.Transmit(frame); if err != nil { e.Refused(now, err) } }
 //
+// Bursts: when the modem reports phy.Info.MaxBurstFrames > 1 (a KISS TNC
+// sends several frames in one key-up), what Poll returns may be several
+// frames back to back, each self-delimited: Acks first, then data frames,
+// whatever was ready when the MAC granted access (fillBurst). One TxDone
+// ends them all. docs/modems.md ("Bursts") has the rules.
+//
 // Buffer ownership: eth passed to Host and ev.Data passed to Modem are only
 // read during the call. A frame returned by Poll belongs to the engine; the
 // caller may read it until the TxDone, Down or Refused that ends it (a modem
@@ -519,7 +525,7 @@ func (e *Engine) txEnded(now time.Time) {
 }
 
 // Poll runs the timers due at now, moves waiting frames into the MAC and
-// returns the frame to put on air now, if any. The caller hands it to the
+// returns the frame (or burst of frames) to put on air now, if any. The caller hands it to the
 // modem and reports a refusal with Refused; otherwise the modem's TxDone
 // (or Down) ends it.
 func (e *Engine) Poll(now time.Time) ([]byte, bool) {
