@@ -196,3 +196,37 @@ func TestParseBurst(t *testing.T) {
 		}
 	}
 }
+
+// FuzzSplitBurst: cutting any bytes into frames (nextFrame) never panics,
+// finds burstFrames frames, each one run of non-zero bytes with its
+// delimiters, keeps every non-zero byte in order, and BurstTime is at
+// least one MinBurst frame's TxTime.
+func FuzzSplitBurst(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 0, 0, 3, 0})
+	f.Add([]byte{1, 2, 3})
+	f.Add([]byte{0, 0, 0})
+	f.Add([]byte{})
+	cfg := Defaults()
+	cfg.AirRate = 9600
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n := 0
+		var kept []byte
+		for fr, rest := nextFrame(b); len(fr) > 0; fr, rest = nextFrame(rest) {
+			n++
+			inner := bytes.Trim(fr, "\x00")
+			if len(inner) == 0 || bytes.IndexByte(inner, 0) >= 0 || len(fr)-len(inner) > 2 {
+				t.Fatalf("frame % x is not one run with its delimiters", fr)
+			}
+			kept = append(kept, inner...)
+		}
+		if n != burstFrames(b) {
+			t.Fatalf("%d frames, burstFrames says %d", n, burstFrames(b))
+		}
+		if !bytes.Equal(kept, bytes.ReplaceAll(b, []byte{0}, nil)) {
+			t.Fatal("the frames do not hold every non-zero byte in order")
+		}
+		if d := cfg.BurstTime(b); d < cfg.TxTime(MinBurst) {
+			t.Fatalf("BurstTime %v below one frame's %v", d, cfg.TxTime(MinBurst))
+		}
+	})
+}
