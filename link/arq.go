@@ -49,6 +49,12 @@ func backoffSlot(info phy.Info, mc csma.Config) time.Duration {
 	return min(mc.SlotTime, radio)
 }
 
+// maxAckHold bounds how long an Ack waits for data to ride with it, behind
+// a TNC that takes bursts (feed): long enough for the host to answer the
+// packet just delivered (an echo, a TCP segment), short against the TNC's
+// own access wait and the sender's ack timeout.
+const maxAckHold = 30 * time.Millisecond
+
 // ackReserve is the number of MAC queue places kept for Acks.
 const ackReserve = 2
 
@@ -96,6 +102,7 @@ func (e *Engine) startLink(now time.Time, mc csma.Config) error {
 		Margin:      mc.IFS + time.Duration(min(mc.CWMax, marginCW))*backoffSlot(e.info, mc) + frameAir + 50*time.Millisecond,
 	}
 	ac := arqConfig(cfg, e.frameMax, t)
+	ac.Window = burstWindow(ac.Window, e.info.MaxBurstFrames)
 	// The longest a frame can wait in our queues: a window of packets'
 	// fragments (retransmission rounds included) and the MAC queue.
 	frags := (ac.MaxPacket + ac.MaxPayload - framing.FragHeaderLen - 1) / (ac.MaxPayload - framing.FragHeaderLen)
@@ -105,6 +112,7 @@ func (e *Engine) startLink(now time.Time, mc csma.Config) error {
 		t.QueueDelay *= 3 // and the TNC's own queue and channel access
 	}
 	ac = arqConfig(cfg, e.frameMax, t)
+	ac.Window = burstWindow(ac.Window, e.info.MaxBurstFrames)
 	// Frames may wait in the MAC queue longer than the ack timeout: time
 	// a round from its poll's TxDone (frameGone reports every poll).
 	ac.ArmOnTxDone = true
@@ -127,6 +135,14 @@ func (e *Engine) startLink(now time.Time, mc csma.Config) error {
 		// the reservation our next frame and their Ack key up together
 		// and collide (neither radio hears while it sends).
 		e.ackWait += 2 * e.info.AccessWait
+		// Each further Ack in the answer (to a burst of several polls).
+		e.ackAir = phy.Airtime(max(framing.MaxEncodedLen(framing.AckMaxLen+seal), e.info.MinBurst), e.info.BitRate)
+		// A TNC that takes bursts and waits for its p-persistent slot
+		// anyway: hold an Ack a moment for the answer to ride with it
+		// (feed), a small part of the TNC's own wait.
+		if e.info.MaxBurstFrames > 1 && e.info.OwnAccess {
+			e.ackHold = min(e.info.AccessWait/4, maxAckHold)
+		}
 	}
 	a, err := arq.New(ac, (*arqSink)(e))
 	if err != nil {
@@ -143,6 +159,17 @@ func (e *Engine) startLink(now time.Time, mc csma.Config) error {
 		Dur("dup_lifetime", ac.DupLifetime).
 		Int("max_retries", ac.MaxRetries).Int("window", ac.Window).Msg("link layer")
 	return nil
+}
+
+// burstWindow is the ARQ window for a modem that takes bursts of up to
+// burst frames: two bursts' worth of packets (at most 64), so that the next
+// burst fills the MAC queue while the last one waits for its Acks; the
+// default window otherwise.
+func burstWindow(window, burst int) int {
+	if burst < 2 {
+		return window
+	}
+	return min(max(window, 2*burst), 64)
 }
 
 // startAuth builds the Sealer (Key) and the Openers (Key, Key2), from the
@@ -394,8 +421,12 @@ func (e *Engine) popHeld() {
 
 // feed moves waiting frames into the MAC queue: Acks to its front, data
 // behind while fewer than QueueLen frames wait.
+//
+// Behind a TNC that takes bursts, Acks wait up to ackHold while nothing else
+// is ready (ackHeld): the packet that answers the one acknowledged (an echo,
+// a TCP segment) is often a millisecond away, and rides in the same key-up.
 func (e *Engine) feed(now time.Time) {
-	for len(e.acks) > 0 && e.mac.Room() > 0 {
+	for len(e.acks) > 0 && e.mac.Room() > 0 && !e.ackHeld(now) {
 		f := e.acks[0]
 		e.acks = e.acks[:copy(e.acks, e.acks[1:])]
 		if err := e.mac.EnqueueFront(now, f); err != nil {
@@ -409,6 +440,12 @@ func (e *Engine) feed(now time.Time) {
 			e.recycle(now, f)
 		}
 	}
+}
+
+// ackHeld says whether the waiting Acks are held back for data to ride
+// with (feed).
+func (e *Engine) ackHeld(now time.Time) bool {
+	return e.ackHold > 0 && now.Before(e.ackUntil) && e.mac.Len() == 0 && len(e.pend) == 0
 }
 
 // recycle takes back a frame that will not be sent.
@@ -483,7 +520,12 @@ func (e *Engine) fromAir(h framing.Header, payload []byte) {
 		return // version-1 builds count it as an ignored kind (arq.Stats.Ignored)
 	}
 	if h.Kind == framing.KindAck && h.Dst == e.cfg.Node {
-		e.mac.Reserve(e.now, e.now) // the Ack we kept the channel for has come
+		// The Acks we kept the channel for: once all have come, it is
+		// free again.
+		if e.ackDue--; e.ackDue <= 0 {
+			e.ackDue = 0
+			e.mac.Reserve(e.now, e.now)
+		}
 	}
 	e.arq.Receive(e.now, h, payload)
 	if h.Kind == framing.KindAck && h.Dst == e.cfg.Node {
@@ -614,6 +656,9 @@ func (s *arqSink) Transmit(now time.Time, f arq.Frame) {
 		c.WriteLink(now, true, h, payload)
 	}
 	if m.h.Kind == framing.KindAck {
+		if len(e.acks) == 0 {
+			e.ackUntil = now.Add(e.ackHold)
+		}
 		e.acks = append(e.acks, txFrame{frame, m})
 	} else {
 		e.pend = append(e.pend, txFrame{frame, m})

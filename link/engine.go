@@ -30,6 +30,12 @@
 //	    for each d in e.Deliveries(): write d.Eth to the host; e.Written(now, d, err)
 //	    if frame, ok := e.Poll(now); ok { err := modem.Transmit(frame); if err != nil { e.Refused(now, err) } }
 //
+// Bursts: when the modem reports phy.Info.MaxBurstFrames > 1 (a KISS TNC
+// sends several frames in one key-up), what Poll returns may be several
+// frames back to back, each self-delimited: Acks first, then data frames,
+// whatever was ready when the MAC granted access (fillBurst). One TxDone
+// ends them all. docs/modems.md ("Bursts") has the rules.
+//
 // Buffer ownership: eth passed to Host and ev.Data passed to Modem are only
 // read during the call. A frame returned by Poll belongs to the engine; the
 // caller may read it until the TxDone, Down or Refused that ends it (a modem
@@ -205,13 +211,19 @@ type Engine struct {
 	held     []heldPkt // packets waiting for an ARQ window, oldest first (at most maxHeld)
 	sealBuf  []byte
 	openBuf  []byte
-	onAir    txFrame        // the frame being transmitted (buf nil: none)
+	onAir    []txFrame      // the frames of the burst being transmitted (empty: none)
+	burst    []byte         // the bytes of a burst of several frames (reused)
+	ackDue   int            // Acks still expected for the polls of our last burst (the reservation ends at 0)
+	solo     int            // transmissions still to go one frame each (after a refused burst)
+	ackHold  time.Duration  // how long an Ack waits for data to ride with it (feed; 0: not at all)
+	ackUntil time.Time      // the Acks waiting in acks are held until then
 	neigh    *neighTable    // nil with NoNeighAnswer
 	senders  senders        // other nodes heard sending, for the MAC's window
 	overhear []*auth.Opener // with a key: open frames for other nodes before they count as senders (one per key)
 	overBuf  []byte
 	ackWait  time.Duration // how long a poll reserves the channel for its Ack (csma.Reserve)
 	delays   delayWatch    // ARQ round trips for the MAC's timing (arq.go)
+	ackAir   time.Duration // the airtime of one Ack on the wire (each further Ack of an answer burst)
 	out      []Delivery    // the host outbox; its buffers are reused
 	outTaken bool          // Deliveries handed out the outbox: the next input empties it
 
@@ -269,6 +281,9 @@ func (e *Engine) start(now time.Time, info phy.Info) error {
 		if cfg, err = MACFor(e.info, e.cfg); err != nil {
 			e.log.Warn().Err(err).Msg("mac timing")
 		}
+		// A modem that takes bursts: room for a whole burst of data
+		// frames, gathered while the last burst is on air.
+		cfg.QueueLen = max(cfg.QueueLen, min(e.info.MaxBurstFrames, 64))
 	}
 	if err := e.startLink(now, cfg); err != nil {
 		return err
@@ -368,6 +383,9 @@ func (e *Engine) Deadline() (time.Time, bool) {
 	d, ok := e.mac.Deadline()
 	if ad, aok := e.arq.Deadline(); aok && (!ok || ad.Before(d)) {
 		d, ok = ad, true
+	}
+	if len(e.acks) > 0 && e.ackHold > 0 && e.mac.Len() == 0 && len(e.pend) == 0 && (!ok || e.ackUntil.Before(d)) {
+		d, ok = e.ackUntil, true // held Acks go then (feed)
 	}
 	return d, ok
 }
@@ -470,15 +488,25 @@ func (e *Engine) Modem(now time.Time, ev phy.Event, info phy.Info) error {
 		}
 	case phy.TxDone:
 		if e.mac != nil && e.mac.Transmitting() {
-			m := e.onAir.meta
-			e.stats.TxFrames++
-			e.stats.TxBytes += uint64(len(e.onAir.buf))
-			e.stats.TxEthBytes += uint64(m.eth)
-			e.tickDeliver += uint64(m.eth)
-			if m.poll && e.ackWait > 0 {
-				// The Ack answers at once (csma.EnqueueFront): keep
-				// the channel for it.
-				e.mac.Reserve(now, now.Add(e.ackWait))
+			polls := 0
+			for _, f := range e.onAir {
+				m := f.meta
+				e.stats.TxFrames++
+				e.stats.TxBytes += uint64(len(f.buf))
+				e.stats.TxEthBytes += uint64(m.eth)
+				e.tickDeliver += uint64(m.eth)
+				if m.poll {
+					polls++
+				}
+			}
+			if len(e.onAir) > 1 {
+				e.stats.TxBursts++
+			}
+			if polls > 0 && e.ackWait > 0 {
+				// The Acks answer at once (csma.EnqueueFront): keep
+				// the channel for them.
+				e.ackDue = polls
+				e.mac.Reserve(now, now.Add(e.answerWait(polls)))
 			}
 			e.txEnded(now)
 		}
@@ -516,18 +544,21 @@ func (e *Engine) txEnded(now time.Time) {
 		e.mac.Contenders(e.senders.count(now))
 	}
 	e.mac.TxDone(now)
-	e.frameGone(now, e.onAir.meta) // sent or lost: the ARQ's timer recovers a loss
-	if e.onAir.buf != nil {
-		e.free = append(e.free, e.onAir.buf[:0])
+	for i, f := range e.onAir {
+		e.frameGone(now, f.meta) // sent or lost: the ARQ's timer recovers a loss
+		if f.buf != nil {
+			e.free = append(e.free, f.buf[:0])
+		}
+		e.onAir[i] = txFrame{}
 	}
-	e.onAir = txFrame{}
+	e.onAir = e.onAir[:0]
 	if e.mac.Len() == 0 {
 		e.starved = true
 	}
 }
 
 // Poll runs the timers due at now, moves waiting frames into the MAC and
-// returns the frame to put on air now, if any. The caller hands it to the
+// returns the frame (or burst of frames) to put on air now, if any. The caller hands it to the
 // modem and reports a refusal with Refused; otherwise the modem's TxDone
 // (or Down) ends it.
 func (e *Engine) Poll(now time.Time) ([]byte, bool) {
@@ -547,8 +578,62 @@ func (e *Engine) Poll(now time.Time) ([]byte, bool) {
 	if !ok {
 		return nil, false
 	}
-	e.onAir, e.txStart = f, now
-	return f.buf, true
+	e.onAir, e.txStart = append(e.onAir[:0], f), now
+	if e.info.MaxBurstFrames < 2 || e.solo > 0 {
+		e.solo = max(e.solo-1, 0)
+		return f.buf, true
+	}
+	return e.fillBurst(now), true
+}
+
+// fillBurst adds the frames that are ready to the one the MAC granted
+// access to, so that the modem keys up once for all of them: Acks first
+// (the MAC keeps them at its front), then data frames in order, whatever
+// their destination, up to Info.MaxBurstFrames frames and maxBurstAir of
+// airtime; frames waiting outside the MAC (feed) join too. It returns the
+// burst: the lone frame's own buffer, or the frames back to back in e.burst
+// (each self-delimited, as the receiver's decoder and a modem that splits
+// bursts expect).
+func (e *Engine) fillBurst(now time.Time) []byte {
+	air := phy.Airtime(len(e.onAir[0].buf), e.info.BitRate)
+	fits := func(f txFrame) bool { return air+phy.Airtime(len(f.buf), e.info.BitRate) <= maxBurstAir }
+	for len(e.onAir) < e.info.MaxBurstFrames {
+		f, ok := e.mac.Follow(now, fits)
+		if !ok {
+			e.feed(now)
+			if f, ok = e.mac.Follow(now, fits); !ok {
+				break
+			}
+		}
+		e.onAir = append(e.onAir, f)
+		air += phy.Airtime(len(f.buf), e.info.BitRate)
+	}
+	if len(e.onAir) == 1 {
+		return e.onAir[0].buf
+	}
+	e.burst = e.burst[:0]
+	for _, f := range e.onAir {
+		e.burst = append(e.burst, f.buf...)
+	}
+	return e.burst
+}
+
+// maxBurstAir bounds a burst's airtime (bytes at the bit rate; a first
+// frame longer than this goes alone): the other stations wait that long,
+// and at 1200 bit/s eight 1000-byte frames would hold the channel for a
+// minute. At 9600 bit/s it admits eight such frames, at 1200 one.
+const maxBurstAir = 8 * time.Second
+
+// answerWait is how long the channel is kept for the Acks to a burst that
+// asked for polls of them: the first as for a lone poll (ackWait); more Acks
+// make the answer longer by their airtime, and a receiver that has sent its
+// first Ack before the rest of our burst arrived (a TNC decodes and hands
+// up frame by frame) answers the rest in a second transmission.
+func (e *Engine) answerWait(polls int) time.Duration {
+	if polls <= 1 {
+		return e.ackWait
+	}
+	return 2*e.ackWait + time.Duration(polls-1)*e.ackAir
 }
 
 // Refused handles a frame from Poll that the modem would not transmit, by
@@ -578,13 +663,19 @@ func (e *Engine) Refused(now time.Time, err error) {
 		}
 	case errors.Is(err, phy.ErrTooLarge):
 		e.stats.Drops.PHYTooLarge++
-		e.log.Debug().Err(err).Int("bytes", len(e.onAir.buf)).Msg("transmit")
+		e.log.Debug().Err(err).Int("frames", len(e.onAir)).Msg("transmit")
 	case errors.Is(err, phy.ErrEmpty):
 		e.stats.Drops.PHYEmpty++
 		e.log.Debug().Err(err).Msg("transmit")
 	default:
 		e.stats.Drops.PHYError++
 		e.log.Warn().Err(err).Msg("transmit")
+	}
+	if len(e.onAir) > 1 {
+		// One frame may have cost the burst (one too long once the
+		// modem escapes it): send as many transmissions one frame each,
+		// so that the others get through while the ARQ resends them.
+		e.solo = len(e.onAir)
 	}
 	e.txEnded(now)
 }

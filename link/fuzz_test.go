@@ -1,6 +1,7 @@
 package link
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -11,7 +12,7 @@ import (
 
 // FuzzEngine feeds an engine arbitrary modem bytes (cut into bursts where
 // cuts says) and an arbitrary host frame, with and without a key, next to a
-// well-behaved peer: nothing panics, nothing larger than the MTU reaches
+// well-behaved peer, on modems that take bursts or not: nothing panics, nothing larger than the MTU reaches
 // the host, every frame on air decodes, and the engine's queues stay
 // within their bounds.
 func FuzzEngine(f *testing.F) {
@@ -42,6 +43,9 @@ func FuzzEngine(f *testing.F) {
 			key = &auth.Key{1, 2, 3}
 		}
 		m := newMedium(t, 115200)
+		if len(host)%2 == 1 {
+			m.burstMax = 8 // modems that take bursts of frames
+		}
 		n1 := m.add(Config{Node: 1, Key: key, FrameMax: 200, Policy: DropHead})
 		m.add(Config{Node: 2, Key: key})
 		for len(air) > 0 {
@@ -75,10 +79,17 @@ func FuzzEngine(f *testing.F) {
 
 // BenchmarkEngine is the per-frame path of two engines with ARQ: a packet
 // from the host, on air, decoded, delivered, acknowledged and the Ack
-// taken, without a medium in between. The steady state allocates nothing.
+// taken, without a medium in between, on a modem that takes one frame at a
+// time and on one that takes bursts. The steady state allocates nothing.
 func BenchmarkEngine(b *testing.B) {
+	for _, burst := range []int{0, 8} {
+		b.Run(fmt.Sprintf("burst=%d", burst), func(b *testing.B) { benchEngine(b, burst) })
+	}
+}
+
+func benchEngine(b *testing.B, burst int) {
 	now := time.Unix(1_000_000, 0)
-	info := phy.Info{BitRate: 115200}
+	info := phy.Info{BitRate: 115200, MaxBurstFrames: burst}
 	e1, _ := New(Config{Node: 1, Seed: 1})
 	e2, _ := New(Config{Node: 2, Seed: 2})
 	e1.Modem(now, phy.Event{Kind: phy.Up}, info)

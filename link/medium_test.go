@@ -14,11 +14,13 @@ import (
 
 // This file is the one fake medium of the engine's tests: engines on a
 // shared channel in virtual time, driven the way bridge drives one. A
-// transmission occupies the channel for its airtime; every other node
-// senses the carrier from its start to its end and receives the burst at
-// its end, unless lose says otherwise; two overlapping bursts are both
-// lost at every receiver (a collision). No goroutines, no sleeps: time only
-// moves in run.
+// transmission occupies the channel for its airtime (and keyUp); every
+// other node senses the carrier from its start to its end and receives the
+// burst at its end, unless lose says otherwise; two overlapping bursts are
+// both lost at every receiver (a collision). With burstMax > 1 the modems
+// take bursts of several frames, as a TNC does: each frame is received at
+// its own end, as the far TNC decodes and hands it up. No goroutines, no
+// sleeps: time only moves in run.
 
 // node is one engine on the medium with what it gave its host.
 type node struct {
@@ -35,6 +37,14 @@ type burst struct {
 	data       []byte
 	start, end time.Time
 	collided   bool
+	// parts are the frames of a burst received one by one (burstMax > 1)
+	// not yet received, with their ends; the last ends at end.
+	parts []part
+}
+
+type part struct {
+	data []byte
+	end  time.Time
 }
 
 type medium struct {
@@ -47,6 +57,22 @@ type medium struct {
 	// lost (besides collisions).
 	lose func(from, to *node, data []byte) bool
 	sent int // bursts put on air
+	// burstMax is the modems' Info.MaxBurstFrames; keyUp the fixed time
+	// every transmission costs besides its bytes (a TNC's TXDELAY and
+	// TXTAIL).
+	burstMax int
+	keyUp    time.Duration
+	// accessWait, if set, makes the modems report their own channel
+	// access (a TNC's) with that mean wait.
+	accessWait time.Duration
+	// bursts records every transmission, if set.
+	bursts *[]*burst
+}
+
+// info is what every modem on the medium reports.
+func (m *medium) info() phy.Info {
+	return phy.Info{BitRate: m.rate, MaxBurstFrames: m.burstMax, Turnaround: m.keyUp,
+		OwnAccess: m.accessWait > 0, AccessWait: m.accessWait}
 }
 
 func newMedium(t testing.TB, rate int) *medium {
@@ -67,7 +93,7 @@ func (m *medium) add(cfg Config) *node {
 	}
 	n.e = e
 	m.nodes = append(m.nodes, n)
-	if err := e.Modem(m.now, phy.Event{Kind: phy.Up}, phy.Info{BitRate: m.rate}); err != nil {
+	if err := e.Modem(m.now, phy.Event{Kind: phy.Up}, m.info()); err != nil {
 		m.t.Fatal(err)
 	}
 	m.service(n)
@@ -97,7 +123,29 @@ func (m *medium) service(n *node) {
 	if !ok {
 		return
 	}
-	b := &burst{from: n, data: append([]byte(nil), f...), start: m.now, end: m.now.Add(phy.Airtime(len(f), m.rate))}
+	b := &burst{from: n, data: append([]byte(nil), f...), start: m.now, end: m.now.Add(m.keyUp + phy.Airtime(len(f), m.rate))}
+	if m.bursts != nil {
+		*m.bursts = append(*m.bursts, b)
+	}
+	if m.burstMax > 1 {
+		at, rest := m.now.Add(m.keyUp), b.data
+		for len(rest) > 0 {
+			// A frame is a run of non-zero bytes between delimiters.
+			i := 0
+			for i < len(rest) && rest[i] == 0 {
+				i++
+			}
+			j := i
+			for j < len(rest) && rest[j] != 0 {
+				j++
+			}
+			j = min(j+1, len(rest)) // its closing delimiter
+			at = at.Add(phy.Airtime(j, m.rate))
+			b.parts = append(b.parts, part{rest[:j], at})
+			rest = rest[j:]
+		}
+		b.parts[len(b.parts)-1].end = b.end
+	}
 	for _, o := range m.air {
 		o.collided, b.collided = true, true
 	}
@@ -129,7 +177,7 @@ var errTAP error = tapError{}
 
 // event hands one modem event to n and services it.
 func (m *medium) event(n *node, ev phy.Event) {
-	if err := n.e.Modem(m.now, ev, phy.Info{BitRate: m.rate}); err != nil {
+	if err := n.e.Modem(m.now, ev, m.info()); err != nil {
 		m.t.Fatal(err)
 	}
 	m.service(n)
@@ -155,8 +203,8 @@ func (m *medium) run(d time.Duration) {
 		}
 		next, which := end, -1
 		for i, b := range m.air {
-			if b.end.Before(next) {
-				next, which = b.end, i
+			if e := b.next(); e.Before(next) {
+				next, which = e, i
 			}
 		}
 		var due *node
@@ -183,20 +231,50 @@ func (m *medium) run(d time.Duration) {
 	}
 }
 
-// finish ends burst i: the sender's TxDone, everyone else's reception.
+// next is when the next thing happens to b: its next frame is received,
+// or it ends.
+func (b *burst) next() time.Time {
+	if len(b.parts) > 1 {
+		return b.parts[0].end
+	}
+	return b.end
+}
+
+// finish ends burst i: the sender's TxDone, everyone else's reception; or,
+// for a burst received frame by frame, the reception of its next frame.
 func (m *medium) finish(i int) {
 	b := m.air[i]
+	if len(b.parts) > 1 {
+		p := b.parts[0]
+		b.parts = b.parts[1:]
+		for _, o := range m.nodes {
+			if o != b.from && !b.collided && (m.lose == nil || !m.lose(b.from, o, p.data)) {
+				m.event(o, phy.Event{Kind: phy.Received, Data: p.data})
+			}
+		}
+		return
+	}
+	data := b.data
+	if len(b.parts) == 1 {
+		data = b.parts[0].data
+	}
 	m.air = append(m.air[:i], m.air[i+1:]...)
 	b.from.onAir = false
 	for _, o := range m.nodes {
 		if o == b.from {
 			continue
 		}
-		if !m.busyFor(o, nil) {
+		// A modem that hands up frame by frame has the last one decoded
+		// when its carrier drops; the others, at the end of the burst.
+		framed := b.parts != nil
+		if !framed && !m.busyFor(o, nil) {
 			m.event(o, phy.Event{Kind: phy.CarrierOff})
 		}
-		if !b.collided && (m.lose == nil || !m.lose(b.from, o, b.data)) {
-			m.event(o, phy.Event{Kind: phy.Received, Data: b.data})
+		if !b.collided && (m.lose == nil || !m.lose(b.from, o, data)) {
+			m.event(o, phy.Event{Kind: phy.Received, Data: data})
+		}
+		if framed && !m.busyFor(o, nil) {
+			m.event(o, phy.Event{Kind: phy.CarrierOff})
 		}
 	}
 	m.event(b.from, phy.Event{Kind: phy.TxDone})

@@ -21,6 +21,7 @@ type Stats struct {
 	// Host → air.
 	TAPReads   uint64 `json:"tap_reads"`    // Ethernet frames read from the TAP
 	TxFrames   uint64 `json:"tx_frames"`    // frames put on air in full
+	TxBursts   uint64 `json:"tx_bursts"`    // transmissions of several frames (one key-up each; Info.MaxBurstFrames)
 	TxBytes    uint64 `json:"tx_bytes"`     // bytes on air, framing included
 	TxEthBytes uint64 `json:"tx_eth_bytes"` // the Ethernet bytes those frames carried
 

@@ -164,6 +164,13 @@ type Info struct {
 	// MinBurst is the shortest burst the modem sends; shorter ones are
 	// padded to it (a KISS TNC: 15 bytes). 0: no minimum.
 	MinBurst int
+	// MaxBurstFrames is how many frames one burst may hold when the modem
+	// sends each frame of a burst as a frame of its own, all in one
+	// transmission after one key-up (a KISS TNC splits the burst at the
+	// frames' 0x00 delimiters into KISS data frames, which the TNC sends
+	// back to back). MaxFrame then bounds each frame, not the burst. 0 or
+	// 1: a burst is one frame, as the modem's only unit.
+	MaxBurstFrames int
 }
 
 // Airtime is how long n bytes occupy a channel of bitRate bit/s (8 bits a

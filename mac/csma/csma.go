@@ -646,3 +646,37 @@ func (m *MACOf[T]) adapt() {
 	}
 	m.cw = cw
 }
+
+// Follow hands out the next queued frame to go on air in the same
+// transmission as the frame Poll returned (a burst: the modem keys up once
+// for all of them), as long as that transmission has not ended (TxDone).
+// Urgent frames come first, then data frames in order; a data frame taken
+// this way makes the transmission count as a data transmission at TxDone
+// (the next backoff is drawn afresh), even if it began with an urgent one.
+// It returns false when nothing is on air, nothing waits, or fits (if not
+// nil) says the next frame does not fit the burst, which leaves it queued.
+// The caller decides how many frames a burst holds; ownership passes as
+// with Poll, and the one TxDone ends them all.
+func (m *MACOf[T]) Follow(now time.Time, fits func(T) bool) (T, bool) {
+	var none T
+	if !m.onAir || m.n < 2 {
+		return none, false
+	}
+	// q[head] is the zero placeholder of the transmission; the next frame
+	// sits behind it. Move the placeholder onto that frame's place.
+	next := (m.head + 1) % len(m.q)
+	f := m.q[next]
+	if fits != nil && !fits(f) {
+		return none, false
+	}
+	m.q[next] = none
+	m.head = next
+	m.n--
+	if m.urgent > 0 {
+		m.urgent--
+	} else {
+		m.airUrgent = false
+	}
+	m.stats.Transmitted++
+	return f, true
+}

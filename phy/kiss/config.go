@@ -33,6 +33,13 @@ const (
 	DefaultTXTail = 100 * time.Millisecond
 )
 
+// DefaultBurst is Config.Burst when not set; MaxBurstFrames its largest
+// value (Dire Wolf's limit per transmission).
+const (
+	DefaultBurst   = 8
+	MaxBurstFrames = 256
+)
+
 // MinBurst is the shortest burst Transmit sends: Dire Wolf, like AX.25
 // receivers in general, drops frames of fewer than 15 bytes. Data frames are
 // longer; link Acks (13 bytes) are padded with 0x00 delimiters.
@@ -87,6 +94,12 @@ type Config struct {
 	// and once after its last burst. See docs/modems.md.
 	StationID         string
 	StationIDInterval time.Duration
+	// Burst is the most slided frames one burst hands the TNC, each as a
+	// KISS data frame of its own, written back to back so that the TNC
+	// sends them in one transmission after one TXDELAY (Dire Wolf sends up
+	// to 256 queued frames per key-up). 0: DefaultBurst; 1: one frame per
+	// key-up. Reported as Info().MaxBurstFrames.
+	Burst int
 	// Dial, if set, replaces net.Dialer.DialContext for Addr (tests use it
 	// to reach a TNC inside a network namespace).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -191,7 +204,7 @@ var ErrConfig = errors.New("kiss: bad config")
 
 // ParseTCP parses the part of a modem URL after "kiss-tcp:", such as
 // "127.0.0.1:8001?air=9600&txdelay=30ms&persist=63&slot=10ms&fullduplex=0".
-// Keys: air, port, maxframe, txdelay, persist, slot, txtail, fullduplex,
+// Keys: air, port, maxframe, txdelay, persist, slot, txtail, fullduplex, burst,
 // ackmode (auto, on, off), init and exit (UnescapeCommand), initwait.
 // Missing keys keep Defaults; an unknown key is an error naming it.
 func ParseTCP(s string) (Config, error) {
@@ -265,6 +278,8 @@ func (c *Config) parseQuery(query string, serial bool) error {
 			}
 		case "id":
 			c.StationID = v
+		case "burst":
+			c.Burst, err = parseInt(v, 1, MaxBurstFrames)
 		case "idinterval":
 			c.StationIDInterval, err = time.ParseDuration(v)
 		case "baud":
@@ -337,6 +352,12 @@ func (c *Config) check() error {
 	}
 	if c.MaxFrame == 0 {
 		c.MaxFrame = DefaultMaxFrame
+	}
+	if c.Burst == 0 {
+		c.Burst = DefaultBurst
+	}
+	if c.Burst < 1 || c.Burst > MaxBurstFrames {
+		return fmt.Errorf("%w: burst %d (1 to %d frames)", ErrConfig, c.Burst, MaxBurstFrames)
 	}
 	if c.MaxFrame < 3+2*MinBurst {
 		return fmt.Errorf("%w: max frame %d too small", ErrConfig, c.MaxFrame)

@@ -2,7 +2,9 @@
 // software modem such as Dire Wolf over TCP) as a slided modem.
 //
 // Each burst the bridge hands to Transmit goes out as one KISS data frame on
-// the configured port; each KISS data frame the TNC delivers on that port
+// the configured port, or, when it holds several slided frames, as one KISS
+// data frame each, back to back, which the TNC sends in one transmission;
+// each KISS data frame the TNC delivers on that port
 // comes up as one Received event. A TNC says neither when a frame has left
 // nor when the channel is busy, so TxDone is an estimate from the air rate
 // (Config.TxTime), or the TNC's ACKMODE answer where it gives one
@@ -78,19 +80,27 @@ const (
 	// client that floods), so that slided's own bursts never wait longer
 	// behind them.
 	otherBacklog = 15 * time.Second
+	// joinMax is the longest burst reported done as soon as the TNC is
+	// known to hold it for a busy channel (run's deferTx): a few Acks
+	// (13 bytes each, 28 sealed), nothing that waits for an Ack of its own
+	// long enough to matter.
+	joinMax = 64
 	// exitWait bounds the write of the exit command at Close.
 	exitWait = time.Second
 )
 
 // Stats counts what a TNC has done since Dial.
 type Stats struct {
-	// Sent and Received count KISS data frames on the configured port.
-	Sent, Received uint64
+	// Sent and Received count KISS data frames on the configured port
+	// (a burst of several frames counts each, and once in Bursts).
+	Sent, Received, Bursts uint64
 	// Ignored counts frames for other ports, other commands, or empty.
 	Ignored uint64
 	// Deferred counts bursts whose TxDone estimate a received frame pushed
-	// back (the TNC's CSMA held them while the channel was busy).
-	Deferred uint64
+	// back (the TNC's CSMA held them while the channel was busy); Joined
+	// those of them short enough to be reported done at once, so that the
+	// next burst joins them in the TNC's queue (joinMax).
+	Deferred, Joined uint64
 	// Connects counts successful (re)connects, Drops lost connections.
 	Connects, Drops uint64
 	// WriteTimeouts counts the drops by the write watchdog.
@@ -129,8 +139,12 @@ type TNC struct {
 	txc     chan struct{} // Transmit → run: txbuf holds a frame
 	txReply chan error    // run → Transmit: accepted (nil) or ErrDown
 	txraw   []byte        // written by Transmit while busy was false, read by run until TxDone/Down
-	txbuf   []byte        // the KISS frame of txraw, encoded by run, read by the writer
-	otherc  chan []byte   // SendOther → run: KISS frames of other programs, bounded
+	txbuf   []byte        // the KISS frame(s) of txraw, encoded by run, read by the writer
+	txpad   []byte        // run's scratch space for one frame of a burst
+	txsplit bool          // txraw is a burst of several slided frames, sent as one KISS frame each
+	splitMu sync.Mutex
+	split   *framing.Decoder // Transmit's check that a burst is slided frames
+	otherc  chan []byte      // SendOther → run: KISS frames of other programs, bounded
 	tap     atomic.Pointer[func(port byte, data []byte)]
 	idFrame []byte // the station identification's KISS frame; nil: none
 	// otherEnd is run's estimate of when the other programs' frames
@@ -178,7 +192,7 @@ func dial(ctx context.Context, cfg Config, log zerolog.Logger, clk clock, opts .
 		done:     make(chan struct{}),
 	}
 	t.info = phy.Info{BitRate: cfg.AirRate, MaxFrame: t.maxBurst, Turnaround: cfg.TXDelay, OwnAccess: !cfg.FullDuplex,
-		AccessWait: cfg.AccessWait(), MinBurst: MinBurst}
+		AccessWait: cfg.AccessWait(), MinBurst: MinBurst, MaxBurstFrames: cfg.Burst}
 	t.params = t.paramFrames()
 	if cfg.StationID != "" {
 		t.idFrame = framing.AppendKISS(nil, cfg.Port, framing.KISSData, IDFrame(cfg.StationID))
@@ -289,23 +303,38 @@ func (t *TNC) Info() phy.Info { return t.info }
 func (t *TNC) Events() <-chan phy.Event { return t.events }
 
 // Transmit sends b as one KISS data frame (an ACKMODE frame, see
-// Config.AckMode). It copies b and returns without waiting for the write,
-// the airtime or the consumer of Events: TxDone follows once the frame is
-// written, when the TNC answers ACKMODE, or else after Config.TxTime(len(b))
-// plus the estimated airtime of other programs' frames written before it
-// (or Down, if the connection is lost or the write watchdog fires first). It refuses
-// bursts longer than Info().MaxFrame or whose KISS frame, escapes included
+// Config.AckMode), or a burst of several slided frames (every run of
+// non-zero bytes between 0x00 delimiters in b is a good slided frame, and
+// there are several) as one KISS data frame
+// per slided frame, written back to back so that the TNC sends them all in
+// one transmission (Config.Burst, Info().MaxBurstFrames; with ACKMODE the
+// last one asks for the answer). It copies b and returns without waiting
+// for the write, the airtime or the consumer of Events: TxDone follows once
+// the frames are written, when the TNC answers ACKMODE, or else after
+// Config.BurstTime(b) (Config.TxTime(len(b)) for one frame) plus the
+// estimated airtime of other programs' frames written before it (or Down,
+// if the connection is lost or the write watchdog fires first). It refuses
+// frames longer than Info().MaxFrame or whose KISS frame, escapes included
 // (Config.FrameLen), is longer than Config.MaxFrame (phy.ErrTooLarge: the
-// TNC would cut it), empty bursts (phy.ErrEmpty), a second burst before
+// TNC would cut it), bursts of more than Config.Burst frames
+// (phy.ErrTooLarge), empty bursts (phy.ErrEmpty), a second burst before
 // TxDone (phy.ErrBusy), bursts while down (phy.ErrDown) and after Close
-// (phy.ErrClosed). A burst shorter than MinBurst is padded to it with 0x00
+// (phy.ErrClosed). A frame shorter than MinBurst is padded to it with 0x00
 // bytes, which slided's decoder skips as empty frames.
 func (t *TNC) Transmit(b []byte) error {
-	if len(b) > t.maxBurst {
-		return fmt.Errorf("kiss: %d bytes, at most %d: %w", len(b), t.maxBurst, phy.ErrTooLarge)
-	}
-	if n := t.cfg.FrameLen(b) + t.cfg.ackOverhead(); n > t.cfg.MaxFrame {
-		return fmt.Errorf("kiss: %d bytes are %d once escaped, at most %d: %w", len(b), n, t.cfg.MaxFrame, phy.ErrTooLarge)
+	split := false
+	if n := burstFrames(b); n > 1 && t.slidedFrames(b) == n {
+		if err := t.checkBurst(b, n); err != nil {
+			return err
+		}
+		split = true
+	} else {
+		if len(b) > t.maxBurst {
+			return fmt.Errorf("kiss: %d bytes, at most %d: %w", len(b), t.maxBurst, phy.ErrTooLarge)
+		}
+		if n := t.cfg.FrameLen(b) + t.cfg.ackOverhead(); n > t.cfg.MaxFrame {
+			return fmt.Errorf("kiss: %d bytes are %d once escaped, at most %d: %w", len(b), n, t.cfg.MaxFrame, phy.ErrTooLarge)
+		}
 	}
 	if len(b) == 0 {
 		return fmt.Errorf("kiss: %w", phy.ErrEmpty)
@@ -328,6 +357,7 @@ func (t *TNC) Transmit(b []byte) error {
 		return fmt.Errorf("kiss: %w", phy.ErrBusy)
 	}
 	t.txraw = append(t.txraw[:0], b...)
+	t.txsplit = split
 	// run never blocks for long (it waits on no consumer and no I/O), so
 	// this hand-over is prompt.
 	select {
@@ -341,6 +371,111 @@ func (t *TNC) Transmit(b []byte) error {
 		t.busy.Store(false)
 	}
 	return err
+}
+
+// burstFrames counts the slided frames in b: runs of non-zero bytes. It
+// does not allocate.
+func burstFrames(b []byte) int {
+	n, in := 0, false
+	for _, c := range b {
+		if c != 0 && !in {
+			n++
+		}
+		in = c != 0
+	}
+	return n
+}
+
+// nextFrame returns the first slided frame of b with its delimiters (0x00,
+// the run of non-zero bytes, 0x00 if b has it) and the rest of b; frame is
+// empty when b holds no frame. Leading delimiters of the next frame stay
+// with the rest.
+func nextFrame(b []byte) (frame, rest []byte) {
+	i := 0
+	for i < len(b) && b[i] == 0 {
+		i++
+	}
+	if i == len(b) {
+		return nil, nil
+	}
+	start := max(i-1, 0) // its opening delimiter
+	j := i
+	for j < len(b) && b[j] != 0 {
+		j++
+	}
+	end := min(j+1, len(b)) // and its closing one
+	return b[start:end], b[end:]
+}
+
+// slidedFrames counts the good slided frames (COBS, header, CRC) in b:
+// only a burst in which every run of non-zero bytes is one is split into
+// frames; any other bytes go as one KISS frame, as they are.
+func (t *TNC) slidedFrames(b []byte) int {
+	t.splitMu.Lock()
+	defer t.splitMu.Unlock()
+	if t.split == nil {
+		t.split = framing.NewDecoder(t.cfg.MaxFrame)
+	}
+	n := 0
+	count := func(framing.Header, []byte) { n++ }
+	t.split.Reset()
+	t.split.Feed(b, count)
+	t.split.Feed([]byte{0}, count)
+	return n
+}
+
+// checkBurst checks a burst of n > 1 frames against the TNC's limits:
+// the frame count, and each frame (padded to MinBurst) as one KISS frame.
+func (t *TNC) checkBurst(b []byte, n int) error {
+	if n > t.cfg.Burst {
+		return fmt.Errorf("kiss: a burst of %d frames, at most %d: %w", n, t.cfg.Burst, phy.ErrTooLarge)
+	}
+	for f, rest := nextFrame(b); len(f) > 0; f, rest = nextFrame(rest) {
+		if len(f) > t.maxBurst {
+			return fmt.Errorf("kiss: a frame of %d bytes in a burst, at most %d: %w", len(f), t.maxBurst, phy.ErrTooLarge)
+		}
+		if l := t.cfg.FrameLen(f) + t.cfg.ackOverhead(); l > t.cfg.MaxFrame {
+			return fmt.Errorf("kiss: a frame of %d bytes in a burst is %d once escaped, at most %d: %w", len(f), l, t.cfg.MaxFrame, phy.ErrTooLarge)
+		}
+	}
+	return nil
+}
+
+// BurstTime estimates how long the TNC keeps the channel for burst b, as
+// Transmit sends it: one TXDelay and TXTail, and each slided frame in it
+// (padded to MinBurst) as an HDLC frame at AirRate (TxTime's rule). For b
+// of one frame it is TxTime(len(b)).
+func (c Config) BurstTime(b []byte) time.Duration {
+	if burstFrames(b) < 2 {
+		return c.TxTime(max(len(b), MinBurst))
+	}
+	d := c.TXDelay + c.TXTail
+	for f, rest := nextFrame(b); len(f) > 0; f, rest = nextFrame(rest) {
+		d += c.TxTime(max(len(f), MinBurst)) - c.TXDelay - c.TXTail
+	}
+	return d
+}
+
+// appendBurst appends burst b to dst as KISS frames on the configured port:
+// one data frame per slided frame, each padded to MinBurst; with ackID >= 0
+// the last goes as an ACKMODE frame with that id. pad is scratch space.
+func (t *TNC) appendBurst(dst, pad, b []byte, ackID int) ([]byte, []byte) {
+	n := burstFrames(b)
+	i := 0
+	for f, rest := nextFrame(b); len(f) > 0; f, rest = nextFrame(rest) {
+		i++
+		pad = append(pad[:0], f...)
+		for len(pad) < MinBurst {
+			pad = append(pad, 0)
+		}
+		if i == n && ackID >= 0 {
+			pad = append([]byte{byte(ackID >> 8), byte(ackID)}, pad...)
+			dst = framing.AppendKISS(dst, t.cfg.Port, kissAckMode, pad)
+			continue
+		}
+		dst = framing.AppendKISS(dst, t.cfg.Port, framing.KISSData, pad)
+	}
+	return dst, pad
 }
 
 // SendOther queues a frame of another program (a client of the KISS
@@ -705,7 +840,16 @@ func (t *TNC) run(c conn) {
 		if txWait {
 			txWait = false
 			acking = acks != ackNo
-			if acking {
+			if t.txsplit {
+				id := -1
+				if acking {
+					ackID++
+					ackEarly = false
+					id = int(ackID)
+					t.count(func(s *Stats) { s.AckSent++ })
+				}
+				t.txbuf, t.txpad = t.appendBurst(t.txbuf[:0], t.txpad, t.txraw, id)
+			} else if acking {
 				ackID++
 				ackEarly = false
 				var hdr [2]byte
@@ -736,7 +880,13 @@ func (t *TNC) run(c conn) {
 	// ACKMODE watchdog, after the other programs' frames ahead of it.
 	txTime := func() time.Duration {
 		if acking {
+			if t.txsplit {
+				return ahead() + 2*t.cfg.BurstTime(t.txraw) + 4*t.cfg.AccessWait() + time.Second
+			}
 			return ahead() + t.cfg.ackWait(len(t.txraw))
+		}
+		if t.txsplit {
+			return ahead() + t.cfg.BurstTime(t.txraw)
 		}
 		return ahead() + t.cfg.TxTime(len(t.txraw))
 	}
@@ -745,8 +895,19 @@ func (t *TNC) run(c conn) {
 	// sent during it: our burst had not started (it would have ended
 	// before this frame began, and TxDone with it), so it goes after this
 	// frame, once the TNC's p-persistence lets it.
+	//
+	// A short burst (an Ack or a few: at most joinMax bytes) that is held
+	// this way is reported done at once, without ACKMODE: the TNC sends it
+	// when the channel clears, and whatever slided writes meanwhile joins
+	// the same key-up (the TNC sends all it has queued), so the Acks to a
+	// burst heard frame by frame go out together, not the first alone.
 	deferTx := func() {
 		if txTimer == nil || t.cfg.FullDuplex {
+			return
+		}
+		if !acking && len(t.txraw) <= joinMax {
+			t.count(func(s *Stats) { s.Deferred++; s.Joined++ })
+			txDone()
 			return
 		}
 		txTimer.Stop()
@@ -892,7 +1053,12 @@ func (t *TNC) run(c conn) {
 					idTimer = t.clk.NewTimer(t.cfg.StationIDInterval)
 					idC = idTimer.C()
 				}
-				t.count(func(s *Stats) { s.Sent++ }) // after the timer: tests wait for the count
+				n := uint64(1)
+				if t.txsplit {
+					n = uint64(burstFrames(t.txraw))
+					t.count(func(s *Stats) { s.Bursts++ })
+				}
+				t.count(func(s *Stats) { s.Sent += n }) // after the timer: tests wait for the count
 			} else {
 				now := t.clk.Now()
 				if otherEnd.Before(now) {

@@ -1,0 +1,371 @@
+package link
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/slided/slided/framing"
+	"github.com/slided/slided/phy"
+)
+
+// frames decodes a burst into its frames' headers, in order.
+func frames(t *testing.T, data []byte) []framing.Header {
+	t.Helper()
+	var hs []framing.Header
+	d := framing.NewDecoder(4096)
+	d.Feed(data, func(h framing.Header, _ []byte) { hs = append(hs, h) })
+	d.Feed([]byte{0}, func(h framing.Header, _ []byte) { hs = append(hs, h) })
+	if st := d.Stats(); st.BadCRC+st.BadCOBS+st.TooLong+st.Short+st.BadVersion+st.BadAddr != 0 {
+		t.Fatalf("a burst that does not decode: %+v", st)
+	}
+	return hs
+}
+
+// burstPair is two engines on a 9600 bit/s medium whose modems take bursts
+// of up to max frames and key up for 300 ms each transmission; every
+// transmission is recorded.
+func burstPair(t *testing.T, max int, c1, c2 Config) (*medium, *node, *node, *[]*burst) {
+	m := newMedium(t, 9600)
+	m.burstMax, m.keyUp = max, 300*time.Millisecond
+	var log []*burst
+	m.bursts = &log
+	c1.Node, c2.Node = 1, 2
+	return m, m.add(c1), m.add(c2), &log
+}
+
+// hostAll gives n's host the frames while its channel is busy, as frames
+// pile up while another node sends: they are all ready when the MAC grants
+// access.
+func hostAll(m *medium, n *node, fs [][]byte) {
+	m.event(n, phy.Event{Kind: phy.CarrierOn})
+	for _, f := range fs {
+		m.hostFrame(n, f)
+	}
+	m.event(n, phy.Event{Kind: phy.CarrierOff})
+}
+
+// withoutHellos leaves out the version hellos (link/version.go) that ride
+// in front of the first Acks to a peer: they are not part of what a test of
+// bursts counts.
+func withoutHellos(hs []framing.Header) []framing.Header {
+	out := hs[:0:0]
+	for _, h := range hs {
+		if h.Kind != framing.KindHello {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+func numberedSet(n int, size int) ([][]byte, map[uint32][]byte) {
+	var fs [][]byte
+	sent := map[uint32][]byte{}
+	for id := range uint32(n) {
+		f := numbered(2, 1, id, size)
+		sent[id] = f
+		fs = append(fs, f)
+	}
+	return fs, sent
+}
+
+// TestBurstForms: frames ready together go in one transmission, Acks to a
+// burst of polls come back in one transmission, and everything arrives
+// once; the sender keeps the channel until all the Acks have come.
+func TestBurstForms(t *testing.T) {
+	cfg := Config{Policy: DropTail}
+	m, n1, n2, log := burstPair(t, 8, cfg, cfg)
+	// The first packet to a peer goes alone (the First handshake, window
+	// 1); the rest are ready together once it is acknowledged.
+	fs, sent := numberedSet(5, 300)
+	hostAll(m, n1, fs[:1])
+	m.run(5 * time.Second)
+	hostAll(m, n1, fs[1:])
+	m.run(20 * time.Second)
+	if got := checkDelivered(t, n2, sent); got != len(fs) {
+		t.Fatalf("%d of %d delivered", got, len(fs))
+	}
+	var data, acks []int // frames per transmission of each node
+	for _, b := range *log {
+		hs := withoutHellos(frames(t, b.data))
+		if b.from == n1 {
+			data = append(data, len(hs))
+		} else {
+			for _, h := range hs {
+				if h.Kind != framing.KindAck {
+					t.Fatalf("node 2 sent a %v", h.Kind)
+				}
+			}
+			acks = append(acks, len(hs))
+		}
+	}
+	if len(data) != 2 || data[0] != 1 || data[1] != 4 {
+		t.Errorf("node 1's transmissions held %v frames, want [1 4]", data)
+	}
+	if len(acks) != 2 || acks[0] != 1 || acks[1] != 4 {
+		t.Errorf("node 2's transmissions held %v Acks, want [1 4]", acks)
+	}
+	s1 := n1.e.Stats(m.now)
+	if s1.TxFrames != 5 || s1.TxBursts != 1 || s1.ARQ.Retransmissions != 0 {
+		t.Errorf("sender: %d frames, %d bursts, %d retransmissions; want 5, 1, 0",
+			s1.TxFrames, s1.TxBursts, s1.ARQ.Retransmissions)
+	}
+}
+
+// TestBurstLimits: a burst never holds more frames than the modem takes,
+// and each frame stays within the frame size; a modem that takes no bursts
+// (MaxBurstFrames 0 or 1) gets one frame per transmission.
+func TestBurstLimits(t *testing.T) {
+	for _, tc := range []struct {
+		max, frameMax int
+	}{{0, 0}, {1, 0}, {2, 0}, {3, 200}, {64, 200}} {
+		cfg := Config{Policy: DropTail, FrameMax: tc.frameMax}
+		m, n1, n2, log := burstPair(t, tc.max, cfg, cfg)
+		fs, sent := numberedSet(4, 300)
+		hostAll(m, n1, fs[:1])
+		m.run(5 * time.Second)
+		hostAll(m, n1, fs[1:])
+		m.run(time.Minute)
+		if got := checkDelivered(t, n2, sent); got != len(fs) {
+			t.Fatalf("max %d: %d of %d delivered", tc.max, got, len(fs))
+		}
+		most := 0
+		for _, b := range *log {
+			n := len(frames(t, b.data))
+			most = max(most, n)
+			if tc.max <= 1 && n != 1 {
+				t.Fatalf("max %d: a transmission of %d frames", tc.max, n)
+			}
+			if n > tc.max && n > 1 {
+				t.Fatalf("max %d: a transmission of %d frames", tc.max, n)
+			}
+			if tc.frameMax > 0 {
+				// Each frame alone within the limit: split at the
+				// delimiters.
+				for _, f := range splitFrames(b.data) {
+					if len(f)+2 > tc.frameMax {
+						t.Fatalf("max %d: a frame of %d bytes, limit %d", tc.max, len(f)+2, tc.frameMax)
+					}
+				}
+			}
+		}
+		if tc.max > 1 && most < 2 {
+			t.Errorf("max %d: no burst formed", tc.max)
+		}
+	}
+}
+
+// splitFrames cuts a burst at its 0x00 delimiters (without them).
+func splitFrames(b []byte) [][]byte {
+	var out [][]byte
+	start := -1
+	for i, c := range b {
+		switch {
+		case c != 0 && start < 0:
+			start = i
+		case c == 0 && start >= 0:
+			out = append(out, b[start:i])
+			start = -1
+		}
+	}
+	if start >= 0 {
+		out = append(out, b[start:])
+	}
+	return out
+}
+
+// TestLoneFrameUnchanged: one frame ready is sent as it always was: the
+// transmission is exactly the frame, with or without burst support.
+func TestLoneFrameUnchanged(t *testing.T) {
+	var got [2][]byte
+	for i, max := range []int{0, 8} {
+		m, n1, n2, log := burstPair(t, max, Config{Seed: 5}, Config{Seed: 6})
+		fs, sent := numberedSet(1, 200)
+		hostAll(m, n1, fs)
+		m.run(5 * time.Second)
+		if checkDelivered(t, n2, sent) != 1 {
+			t.Fatalf("max %d: not delivered", max)
+		}
+		first := (*log)[0]
+		if first.from != n1 || len(frames(t, first.data)) != 1 {
+			t.Fatalf("max %d: first transmission not the lone frame", max)
+		}
+		if first.data[0] != 0 || first.data[len(first.data)-1] != 0 || len(splitFrames(first.data)) != 1 {
+			t.Fatalf("max %d: the lone frame is not one delimited frame", max)
+		}
+		got[i] = first.data
+	}
+	if len(got[0]) != len(got[1]) {
+		t.Errorf("the lone frame is %d bytes without bursts, %d with", len(got[0]), len(got[1]))
+	}
+}
+
+// TestAckRidesWithData: a node that owes an Ack and has data queued (for
+// the same peer or another) sends both in one transmission, the Ack
+// first, not the Ack in a key-up of its own.
+func TestAckRidesWithData(t *testing.T) {
+	m, n1, n2, log := burstPair(t, 8, Config{}, Config{})
+	// Node 2 sends first so that both directions are past the First
+	// handshake (window 1) before the test.
+	hostAll(m, n2, [][]byte{numbered(1, 2, 100, 100)})
+	m.run(5 * time.Second)
+	hostAll(m, n1, [][]byte{numbered(2, 1, 101, 100)})
+	m.run(5 * time.Second)
+	*log = (*log)[:0]
+	// Node 1 transmits; while it is on air node 2's host gives it a
+	// packet for node 1 (node 2 defers to the carrier).
+	hostAll(m, n1, [][]byte{numbered(2, 1, 1, 1000)})
+	m.run(100 * time.Millisecond)
+	if !n1.onAir {
+		t.Fatal("node 1 is not on air")
+	}
+	m.hostFrame(n2, numbered(1, 2, 2, 1000)) // the channel is busy
+	m.run(20 * time.Second)
+	if len(n2.host) != 2 || len(n1.host) != 2 {
+		t.Fatalf("delivered %d to node 2, %d to node 1; want 2 each", len(n2.host), len(n1.host))
+	}
+	var from2 [][]framing.Header
+	for _, b := range *log {
+		if b.from == n2 {
+			from2 = append(from2, frames(t, b.data))
+		}
+	}
+	if len(from2) == 0 {
+		t.Fatal("node 2 sent nothing")
+	}
+	first := from2[0]
+	if len(first) != 2 || first[0].Kind != framing.KindAck || first[1].Kind != framing.KindFragment {
+		t.Errorf("node 2's first transmission: %+v; want its Ack, then its data", first)
+	}
+	if len(from2) != 1 {
+		for _, b := range *log {
+			t.Logf("%v from %d: %+v", b.start.Sub(m.now), b.from.e.cfg.Node, frames(t, b.data))
+		}
+		t.Errorf("node 2 keyed up %d times, want once", len(from2))
+	}
+}
+
+// TestBurstsSaveKeyUps: a bulk flow over a modem that costs 300 ms per
+// key-up takes fewer transmissions and less time with bursts.
+func TestBurstsSaveKeyUps(t *testing.T) {
+	var tx [2]int
+	var took [2]time.Duration
+	for i, max := range []int{1, 8} {
+		cfg := Config{}
+		m, n1, n2, log := burstPair(t, max, cfg, cfg)
+		fs, sent := numberedSet(30, 1000)
+		start := m.now
+		sendAll(m, n1, fs)
+		for j := 0; j < 600 && len(n2.host) < len(fs); j++ {
+			m.run(100 * time.Millisecond)
+		}
+		if got := checkDelivered(t, n2, sent); got != len(fs) {
+			t.Fatalf("max %d: %d of %d delivered", max, got, len(fs))
+		}
+		tx[i], took[i] = len(*log), m.now.Sub(start)
+	}
+	t.Logf("transmissions %v, took %v (one frame a key-up, bursts of 8)", tx, took)
+	if tx[1] >= tx[0] || took[1] >= took[0] {
+		t.Errorf("bursts: %d transmissions in %v; without: %d in %v", tx[1], took[1], tx[0], took[0])
+	}
+}
+
+// TestRefusedBurstGoesSolo: a burst the modem refuses is lost whole, and
+// the next transmissions carry one frame each, so that a frame the modem
+// cannot take does not take the others down with it again.
+func TestRefusedBurstGoesSolo(t *testing.T) {
+	m := newMedium(t, 9600)
+	m.burstMax = 8
+	e := m.add(Config{Node: 1, Policy: DropTail, NoARQ: true}).e
+	now := m.now
+	// queue gives the engine n packets while its channel is busy.
+	queue := func(first, n int) {
+		for i := range n {
+			e.Modem(now, phy.Event{Kind: phy.CarrierOn}, phy.Info{})
+			e.Host(now, numbered(2, 1, uint32(first+i), 100))
+			e.Poll(now)
+			e.Modem(now, phy.Event{Kind: phy.CarrierOff}, phy.Info{})
+		}
+	}
+	queue(0, 3)
+	now = now.Add(time.Second)
+	b, ok := e.Poll(now)
+	if !ok || len(frames(t, b)) != 3 {
+		t.Fatalf("first transmission: %v, %d frames; want a burst of 3", ok, len(frames(t, b)))
+	}
+	e.Refused(now, phy.ErrTooLarge)
+	queue(10, 4)
+	var sizes []int
+	for range 10 {
+		now = now.Add(time.Second)
+		b, ok := e.Poll(now)
+		if !ok {
+			continue
+		}
+		sizes = append(sizes, len(frames(t, b)))
+		e.Modem(now, phy.Event{Kind: phy.TxDone}, phy.Info{})
+	}
+	if fmt.Sprint(sizes) != "[1 1 1 1]" {
+		t.Fatalf("transmissions after the refusal held %v frames; want [1 1 1 1] (three alone, then what is left)", sizes)
+	}
+	queue(20, 2)
+	now = now.Add(time.Second)
+	if b, ok := e.Poll(now); !ok || len(frames(t, b)) != 2 {
+		t.Fatalf("after the solo transmissions: %v, %d frames; want a burst of 2 again", ok, len(frames(t, b)))
+	}
+	if st := e.Stats(now); st.Drops.PHYTooLarge != 1 {
+		t.Errorf("phy_too_large %d, want 1", st.Drops.PHYTooLarge)
+	}
+}
+
+// TestAckWaitsForAnswer: behind a TNC that takes bursts, an Ack waits a
+// moment (maxAckHold at most) for the host's answer to the packet it
+// acknowledges, and both go in one key-up; with no answer the Ack goes
+// alone once the moment has passed.
+func TestAckWaitsForAnswer(t *testing.T) {
+	for _, answer := range []bool{true, false} {
+		m := newMedium(t, 9600)
+		m.burstMax, m.keyUp, m.accessWait = 8, 300*time.Millisecond, 400*time.Millisecond
+		var log []*burst
+		m.bursts = &log
+		n1, n2 := m.add(Config{Node: 1}), m.add(Config{Node: 2})
+		// Both directions past the First handshake.
+		hostAll(m, n2, [][]byte{numbered(1, 2, 100, 100)})
+		m.run(5 * time.Second)
+		hostAll(m, n1, [][]byte{numbered(2, 1, 101, 100)})
+		m.run(5 * time.Second)
+		log = log[:0]
+		m.hostFrame(n1, numbered(2, 1, 1, 200))
+		got := len(n2.host)
+		for i := 0; i < 5000 && len(n2.host) == got; i++ {
+			m.run(time.Millisecond)
+		}
+		delivered := m.now
+		if answer {
+			m.hostFrame(n2, numbered(1, 2, 2, 200)) // the echo, a millisecond later
+		}
+		m.run(10 * time.Second)
+		var first *burst
+		for _, b := range log {
+			if b.from == n2 {
+				first = b
+				break
+			}
+		}
+		if first == nil {
+			t.Fatalf("answer %v: node 2 sent nothing", answer)
+		}
+		hs := frames(t, first.data)
+		switch {
+		case answer && (len(hs) != 2 || hs[0].Kind != framing.KindAck || hs[1].Kind != framing.KindFragment):
+			t.Errorf("with an answer: node 2's first transmission %+v; want the Ack, then the answer", hs)
+		case !answer && (len(hs) != 1 || hs[0].Kind != framing.KindAck):
+			t.Errorf("without an answer: node 2's first transmission %+v; want the Ack alone", hs)
+		case first.start.Sub(delivered) > maxAckHold:
+			t.Errorf("answer %v: the Ack went %v after the packet, more than %v", answer, first.start.Sub(delivered), maxAckHold)
+		}
+		if s := n1.e.Stats(m.now); s.ARQ.Retransmissions != 0 {
+			t.Errorf("answer %v: %d retransmissions", answer, s.ARQ.Retransmissions)
+		}
+	}
+}

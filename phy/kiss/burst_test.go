@@ -1,0 +1,232 @@
+package kiss
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/slided/slided/framing"
+	"github.com/slided/slided/internal/direwolftest"
+	"github.com/slided/slided/phy"
+)
+
+// TestTNCBurst: a burst of several slided frames goes to the TNC as one
+// KISS data frame each, back to back (an Ack padded to MinBurst), TxDone
+// comes after the burst's estimate (one TXDELAY and TXTAIL for all), with
+// ACKMODE only the last frame asks for the answer, and bursts over the
+// limits are refused.
+func TestTNCBurst(t *testing.T) {
+	ns := testNS(t, "burst")
+	srv := listenFake(t, ns, "127.0.0.1:0")
+	clk := newFakeClock()
+	cfg := Defaults()
+	cfg.Addr, cfg.Dial, cfg.AirRate, cfg.Burst = srv.addr, direwolftest.DialIn(ns), 9600, 3
+	tnc, err := dial(context.Background(), cfg, testLog(t), clk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tnc.Close()
+	conn := srv.accept(t)
+	readFrames(t, conn, 5) // parameters
+	wantEvent(t, tnc, phy.Up)
+	if info := tnc.Info(); info.MaxBurstFrames != 3 || info.MaxFrame != 2045 {
+		t.Fatalf("info %+v: want 3 frames a burst of at most 2045 bytes each", info)
+	}
+
+	ack := framing.AppendFrame(nil, framing.Header{Kind: framing.KindAck, Dst: 2, Src: 1}, []byte{7, 1, 1})
+	data := framing.AppendFrame(nil, framing.Header{Kind: framing.KindData, Dst: 2, Src: 1}, bytes.Repeat([]byte{0xC0, 0, 5}, 400))
+	big := framing.AppendFrame(nil, framing.Header{Kind: framing.KindData, Dst: 3, Src: 1}, bytes.Repeat([]byte{9}, 1900))
+	burst := append(append(append([]byte(nil), ack...), data...), big...)
+	if len(burst) <= tnc.Info().MaxFrame {
+		t.Fatalf("test burst of %d bytes should exceed one frame's limit", len(burst))
+	}
+	if err := tnc.Transmit(burst); err != nil {
+		t.Fatal(err)
+	}
+	padded := append(append([]byte(nil), ack...), make([]byte, MinBurst-len(ack))...)
+	want := []string{fmt.Sprintf("0/0/%x", padded), fmt.Sprintf("0/0/%x", data), fmt.Sprintf("0/0/%x", big)}
+	if got := readFrames(t, conn, 3); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("TNC got %.200v\nwant %.200v", got, want)
+	}
+	tm := clk.nextTimer(t)
+	est := cfg.BurstTime(burst)
+	sum := cfg.TxTime(MinBurst) + cfg.TxTime(len(data)) + cfg.TxTime(len(big))
+	if tm.d != est || est != sum-2*(cfg.TXDelay+cfg.TXTail) {
+		t.Fatalf("TxDone after %v, estimate %v; want one key-up for the three frames (%v)", tm.d, est, sum-2*(cfg.TXDelay+cfg.TXTail))
+	}
+	clk.Advance(tm.d - time.Millisecond)
+	select {
+	case ev := <-tnc.Events():
+		t.Fatalf("event %v before the burst's estimate ended", ev.Kind)
+	default:
+	}
+	clk.Advance(time.Millisecond)
+	wantEvent(t, tnc, phy.TxDone)
+	if st := tnc.Stats(); st.Sent != 3 || st.Bursts != 1 {
+		t.Fatalf("sent %d, bursts %d; want 3, 1", st.Sent, st.Bursts)
+	}
+
+	// Limits: more frames than Burst, and a frame that is too long once
+	// escaped, are refused whole.
+	four := append(append([]byte(nil), burst...), ack...)
+	long := framing.AppendFrame(nil, framing.Header{Kind: framing.KindData, Dst: 2, Src: 1}, bytes.Repeat([]byte{0xC0}, 1100))
+	for _, tc := range []struct {
+		desc string
+		b    []byte
+	}{
+		{"four frames", four},
+		{"a frame too long once escaped", append(append([]byte(nil), ack...), long...)},
+	} {
+		if err := tnc.Transmit(tc.b); !errors.Is(err, phy.ErrTooLarge) {
+			t.Errorf("%s: Transmit = %v, want ErrTooLarge", tc.desc, err)
+		}
+	}
+}
+
+// TestTNCBurstAckMode: with ACKMODE a burst's frames go as data frames but
+// the last, which carries the id; TxDone comes with its answer.
+func TestTNCBurstAckMode(t *testing.T) {
+	ns := testNS(t, "burstack")
+	srv := listenFake(t, ns, "127.0.0.1:0")
+	clk := newFakeClock()
+	cfg := Defaults()
+	cfg.Addr, cfg.Dial, cfg.AirRate, cfg.AckMode = srv.addr, direwolftest.DialIn(ns), 9600, AckOn
+	tnc, err := dial(context.Background(), cfg, testLog(t), clk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tnc.Close()
+	conn := srv.accept(t)
+	readFrames(t, conn, 5)
+	wantEvent(t, tnc, phy.Up)
+	a := framing.AppendFrame(nil, framing.Header{Kind: framing.KindData, Dst: 2, Src: 1}, bytes.Repeat([]byte{1}, 40))
+	b := framing.AppendFrame(nil, framing.Header{Kind: framing.KindData, Dst: 2, Src: 1}, bytes.Repeat([]byte{2}, 40))
+	if err := tnc.Transmit(append(append([]byte(nil), a...), b...)); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{fmt.Sprintf("0/0/%x", a), fmt.Sprintf("0/12/0001%x", b)}
+	if got := readFrames(t, conn, 2); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("TNC got %v\nwant %v", got, want)
+	}
+	clk.nextTimer(t) // the watchdog is armed once the write is reported
+	if _, err := conn.Write(framing.AppendKISS(nil, 0, kissAckMode, []byte{0, 1})); err != nil {
+		t.Fatal(err)
+	}
+	wantEvent(t, tnc, phy.TxDone)
+	if st := tnc.Stats(); st.Acked != 1 || st.Sent != 2 {
+		t.Fatalf("acked %d sent %d; want 1, 2", st.Acked, st.Sent)
+	}
+}
+
+// TestTNCShortBurstJoins: an Ack-sized burst the TNC holds for a busy
+// channel (a frame arrives after it was written) is reported done at once,
+// before the frame that showed the channel busy, so that the next burst
+// joins it in the TNC's queue; a longer one waits for its estimate as
+// before.
+func TestTNCShortBurstJoins(t *testing.T) {
+	ns := testNS(t, "join")
+	srv := listenFake(t, ns, "127.0.0.1:0")
+	clk := newFakeClock()
+	cfg := Defaults()
+	cfg.Addr, cfg.Dial, cfg.AirRate = srv.addr, direwolftest.DialIn(ns), 9600
+	tnc, err := dial(context.Background(), cfg, testLog(t), clk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tnc.Close()
+	conn := srv.accept(t)
+	readFrames(t, conn, 5)
+	wantEvent(t, tnc, phy.Up)
+	ack := framing.AppendFrame(nil, framing.Header{Kind: framing.KindAck, Dst: 2, Src: 1}, []byte{7, 1, 1})
+	heard := framing.AppendKISS(nil, 0, framing.KISSData, []byte("a frame of the other station"))
+
+	if err := tnc.Transmit(ack); err != nil {
+		t.Fatal(err)
+	}
+	readFrames(t, conn, 1)
+	clk.nextTimer(t) // the estimate is armed
+	if _, err := conn.Write(heard); err != nil {
+		t.Fatal(err)
+	}
+	wantEvent(t, tnc, phy.TxDone) // no time passed
+	wantEvent(t, tnc, phy.Received)
+	if err := tnc.Transmit(ack); err != nil {
+		t.Fatalf("a burst right after: %v", err)
+	}
+	readFrames(t, conn, 1)
+	clk.Advance(clk.nextTimer(t).d)
+	wantEvent(t, tnc, phy.TxDone)
+
+	long := bytes.Repeat([]byte{0x11}, joinMax+1)
+	if err := tnc.Transmit(long); err != nil {
+		t.Fatal(err)
+	}
+	readFrames(t, conn, 1)
+	tm := clk.nextTimer(t)
+	if _, err := conn.Write(heard); err != nil {
+		t.Fatal(err)
+	}
+	wantEvent(t, tnc, phy.Received)
+	again := clk.nextTimer(t)
+	if again.d != cfg.TxTime(len(long))+cfg.AccessWait() {
+		t.Fatalf("a long burst's estimate after the frame: %v, want %v", again.d, cfg.TxTime(len(long))+cfg.AccessWait())
+	}
+	clk.Advance(tm.d + again.d)
+	wantEvent(t, tnc, phy.TxDone)
+	if st := tnc.Stats(); st.Joined != 1 || st.Deferred != 2 {
+		t.Fatalf("joined %d deferred %d; want 1, 2", st.Joined, st.Deferred)
+	}
+}
+
+func TestParseBurst(t *testing.T) {
+	for _, tc := range []struct {
+		q    string
+		want int
+		ok   bool
+	}{{"", DefaultBurst, true}, {"?burst=1", 1, true}, {"?burst=256", 256, true}, {"?burst=0", 0, false}, {"?burst=257", 0, false}, {"?burst=x", 0, false}} {
+		c, err := ParseTCP("127.0.0.1:8001" + tc.q)
+		if err == nil {
+			err = c.check()
+		}
+		if (err == nil) != tc.ok || (tc.ok && c.Burst != tc.want) {
+			t.Errorf("%q: burst %d, %v; want %d, ok %v", tc.q, c.Burst, err, tc.want, tc.ok)
+		}
+	}
+}
+
+// FuzzSplitBurst: cutting any bytes into frames (nextFrame) never panics,
+// finds burstFrames frames, each one run of non-zero bytes with its
+// delimiters, keeps every non-zero byte in order, and BurstTime is at
+// least one MinBurst frame's TxTime.
+func FuzzSplitBurst(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 0, 0, 3, 0})
+	f.Add([]byte{1, 2, 3})
+	f.Add([]byte{0, 0, 0})
+	f.Add([]byte{})
+	cfg := Defaults()
+	cfg.AirRate = 9600
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n := 0
+		var kept []byte
+		for fr, rest := nextFrame(b); len(fr) > 0; fr, rest = nextFrame(rest) {
+			n++
+			inner := bytes.Trim(fr, "\x00")
+			if len(inner) == 0 || bytes.IndexByte(inner, 0) >= 0 || len(fr)-len(inner) > 2 {
+				t.Fatalf("frame % x is not one run with its delimiters", fr)
+			}
+			kept = append(kept, inner...)
+		}
+		if n != burstFrames(b) {
+			t.Fatalf("%d frames, burstFrames says %d", n, burstFrames(b))
+		}
+		if !bytes.Equal(kept, bytes.ReplaceAll(b, []byte{0}, nil)) {
+			t.Fatal("the frames do not hold every non-zero byte in order")
+		}
+		if d := cfg.BurstTime(b); d < cfg.TxTime(MinBurst) {
+			t.Fatalf("BurstTime %v below one frame's %v", d, cfg.TxTime(MinBurst))
+		}
+	})
+}
