@@ -66,11 +66,16 @@ const maxAcks = 16
 // completes (for pacing and counters; only the frame the ARQ marks Last
 // carries them), and for a poll (a fragment that asks for an Ack) the
 // header and fragment header the ARQ wants back when it has left.
+//
+// An Ack carries the sequence number of the packet it answers (ackSeq), so
+// that a newer Ack for the same packet can take the place of one still
+// waiting (supersede).
 type frameMeta struct {
-	eth  int
-	poll bool
-	h    framing.Header
-	head [framing.FragHeaderLen]byte
+	eth    int
+	poll   bool
+	ackSeq uint8
+	h      framing.Header
+	head   [framing.FragHeaderLen]byte
 }
 
 // startLink builds the ARQ and the envelope once the PHY's figures are known.
@@ -619,6 +624,11 @@ func (s *arqSink) Transmit(now time.Time, f arq.Frame) {
 	if f.Last {
 		m.eth = e.sendEth
 	}
+	if h.Kind == framing.KindAck {
+		if a, err := framing.ParseAck(payload); err == nil {
+			m.ackSeq = a.Seq
+		}
+	}
 	h.Version = e.frameVersion(now, h, payload)
 	if e.sealer != nil {
 		var err error
@@ -640,10 +650,6 @@ func (s *arqSink) Transmit(now time.Time, f arq.Frame) {
 		}
 		payload = e.sealBuf
 	}
-	if m.h.Kind == framing.KindAck && len(e.acks) >= maxAcks {
-		e.stats.Drops.AckQueue++
-		return
-	}
 	frame := framing.AppendFrame(e.buffer(), h, payload)
 	if e.frameMax > 0 && len(frame) > e.frameMax {
 		// Not reached: the ARQ cuts packets to fit.
@@ -656,6 +662,14 @@ func (s *arqSink) Transmit(now time.Time, f arq.Frame) {
 		c.WriteLink(now, true, h, payload)
 	}
 	if m.h.Kind == framing.KindAck {
+		if e.supersede(txFrame{frame, m}) {
+			return
+		}
+		if len(e.acks) >= maxAcks {
+			e.stats.Drops.AckQueue++
+			e.free = append(e.free, frame[:0])
+			return
+		}
 		if len(e.acks) == 0 {
 			e.ackUntil = now.Add(e.ackHold)
 		}
@@ -663,6 +677,35 @@ func (s *arqSink) Transmit(now time.Time, f arq.Frame) {
 	} else {
 		e.pend = append(e.pend, txFrame{frame, m})
 	}
+}
+
+// supersede puts Ack f in the place of a waiting Ack to the same node for
+// the same packet, in e.acks or among the MAC's urgent frames, and reports
+// whether it found one. An Ack is the receiver's whole state of a packet
+// (mac/arq), so the newer says all the older would: a sender that resends
+// while our Acks wait for the channel (a busy channel, a TNC still
+// sending) gets one answer per packet instead of a queue of copies.
+func (e *Engine) supersede(f txFrame) bool {
+	same := func(o txFrame) bool {
+		return o.meta.h.Kind == framing.KindAck && o.meta.h.Dst == f.meta.h.Dst && o.meta.ackSeq == f.meta.ackSeq
+	}
+	for i := range e.acks {
+		if same(e.acks[i]) {
+			e.free = append(e.free, e.acks[i].buf[:0])
+			e.acks[i] = f
+			e.stats.AcksSuperseded++
+			return true
+		}
+	}
+	if e.mac == nil {
+		return false
+	}
+	old, ok := e.mac.ReplaceUrgent(same, f)
+	if ok {
+		e.free = append(e.free, old.buf[:0])
+		e.stats.AcksSuperseded++
+	}
+	return ok
 }
 
 // Deliver puts one whole packet in the host outbox as an Ethernet frame.

@@ -369,3 +369,71 @@ func TestAckWaitsForAnswer(t *testing.T) {
 		}
 	}
 }
+
+// fragFrame is the air frame of a one-fragment packet from src to dst with
+// sequence number seq that asks for an Ack.
+func fragFrame(t *testing.T, src, dst framing.NodeID, seq uint8, first bool, eth []byte) []byte {
+	t.Helper()
+	h, p, err := framing.Compact(eth, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, err := framing.AppendFrag(nil, framing.FragHeader{AckReq: true, First: first, Inner: h.Kind, Seq: seq, Count: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return framing.AppendFrame(nil, framing.Header{Kind: framing.KindFragment, Dst: dst, Src: src}, append(payload, p...))
+}
+
+// TestAcksSupersede: a sender that resends while the receiver's Acks wait
+// for the channel (another node holds it, or the receiver's TNC is still
+// sending) gets one Ack per packet, the newest, not a queue of copies that
+// overflows and drops Acks; Acks for different packets all go.
+func TestAcksSupersede(t *testing.T) {
+	m, _, n2 := pair(t, 9600, Config{}, Config{})
+	var log []*burst
+	m.bursts = &log
+	m.event(n2, phy.Event{Kind: phy.CarrierOn})
+	const packets, copies = 6, 8
+	for seq := range uint8(packets) {
+		f := fragFrame(t, 1, 2, seq, seq == 0, numbered(2, 1, uint32(seq), 100))
+		for range copies {
+			m.inject(n2, f)
+		}
+	}
+	st := n2.e.Stats(m.now)
+	if st.Drops.AckQueue != 0 || st.AcksSuperseded != packets*(copies-1) {
+		t.Errorf("while the channel was busy: %d Acks dropped, %d superseded; want 0 and %d",
+			st.Drops.AckQueue, st.AcksSuperseded, packets*(copies-1))
+	}
+	m.event(n2, phy.Event{Kind: phy.CarrierOff})
+	m.run(10 * time.Second)
+	if len(n2.host) != packets {
+		t.Fatalf("%d packets delivered, want %d", len(n2.host), packets)
+	}
+	acks := map[uint8]int{}
+	for _, b := range log {
+		if b.from != n2 {
+			continue
+		}
+		d := framing.NewDecoder(4096)
+		d.Feed(append(b.data, 0), func(h framing.Header, p []byte) {
+			if h.Kind != framing.KindAck {
+				return
+			}
+			a, err := framing.ParseAck(p)
+			if err != nil {
+				t.Fatalf("an Ack that does not parse: %v", err)
+			}
+			if !a.Complete() {
+				t.Errorf("Ack for packet %d says %b of %d fragments", a.Seq, a.Have, a.Count)
+			}
+			acks[a.Seq]++
+		})
+	}
+	for seq := range uint8(packets) {
+		if acks[seq] != 1 {
+			t.Errorf("packet %d answered by %d Acks, want 1 (all: %v)", seq, acks[seq], acks)
+		}
+	}
+}

@@ -60,6 +60,10 @@ type Stats struct {
 	CompressSaved uint64 `json:"compress_saved_bytes"`
 	HellosSent    uint64 `json:"hellos_sent"`
 
+	// AcksSuperseded counts Acks that took the place of an older one to
+	// the same node for the same packet, still waiting to be sent.
+	AcksSuperseded uint64 `json:"acks_superseded"`
+
 	// With a key (-key): the keys' fingerprints (auth.Fingerprint, the
 	// sealing key first), the frames each key opened (a changeover is over
 	// when the second key's count stops growing on every node), and

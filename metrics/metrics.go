@@ -229,6 +229,7 @@ func (e *encoder) encode(st *control.Status) {
 		e.one("slided_link_compressed_total", counter, "Packets sent with their IP and UDP headers compressed (wire version 2).", br.Compressed)
 		e.one("slided_link_compress_saved_bytes_total", counter, "Header bytes the compression saved.", br.CompressSaved)
 		e.one("slided_link_hellos_sent_total", counter, "Hellos sent, announcing wire version 2 to peers not known to speak it.", br.HellosSent)
+		e.one("slided_link_acks_superseded_total", counter, "Acks that replaced an older one for the same packet still waiting to be sent.", br.AcksSuperseded)
 		e.one("slided_arq_packets_total", counter, "Packets given to the link layer.", a.Packets)
 		e.one("slided_arq_fragments_total", counter, "Fragments transmitted the first time.", a.Fragments)
 		e.one("slided_arq_retransmissions_total", counter, "Fragments transmitted again.", a.Retransmissions)

@@ -51,7 +51,7 @@ func fullStatus() *control.Status {
 			MAC: csma.Stats{Enqueued: 41, Rejected: 42, Transmitted: 43, Dropped: 44, Deferrals: 45,
 				Backoffs: 46, Persisted: 47, CWMaxHits: 48, Urgent: 49, Reserved: 50, BusyTime: 250 * time.Millisecond},
 			LinkQueue: 61, WindowWaits: 62, NeighAnswered: 63, NeighKnown: 64, Senders: 65,
-			Compressed: 86, CompressSaved: 87, HellosSent: 88,
+			Compressed: 86, CompressSaved: 87, HellosSent: 88, AcksSuperseded: 89,
 			ARQ: arq.Stats{Packets: 71, Fragments: 72, Retransmissions: 73, Timeouts: 74, GiveUps: 75,
 				Acked: 76, AcksSent: 77, Delivered: 78, Duplicates: 79, ReasmTimeouts: 80, ReasmBytes: 81},
 			Decoder: framing.DecoderStats{Frames: 51, BadCRC: 52, BadCOBS: 53, TooLong: 54, Short: 55,
@@ -187,6 +187,7 @@ func TestWriteValues(t *testing.T) {
 		`slided_link_compressed_total{` + i + `}`:                      "86",
 		`slided_link_compress_saved_bytes_total{` + i + `}`:            "87",
 		`slided_link_hellos_sent_total{` + i + `}`:                     "88",
+		`slided_link_acks_superseded_total{` + i + `}`:                 "89",
 		`slided_link_peer_version{` + i + `,peer="2"}`:                 "2",
 		`slided_link_peer_version{` + i + `,peer="9"}`:                 "0",
 		`slided_drops_total{` + i + `,reason="phy_busy"}`:              "38",
@@ -301,10 +302,10 @@ func TestWritePartial(t *testing.T) {
 			wantSamples: 3, wantUp: "0", absent: "slided_tx_frames_total"},
 		{desc: "bridge down, no link, no qdisc, ring unknown", st: &control.Status{Interface: "t0",
 			Bridge: &bridge.Stats{Node: 1, Policy: "block", Ring: -1}},
-			wantSamples: 95 - 8 - 6 - 1, wantUp: "0", absent: "slided_tap_ring_packets"},
+			wantSamples: 96 - 8 - 6 - 1, wantUp: "0", absent: "slided_tap_ring_packets"},
 		{desc: "bridge up, no qdisc", st: &control.Status{Interface: "t0", Link: &tap.LinkStats{},
 			Bridge: &bridge.Stats{Node: 1, Up: true}},
-			wantSamples: 95 - 6, wantUp: "1", absent: "slided_qdisc_backlog_bytes"},
+			wantSamples: 96 - 6, wantUp: "1", absent: "slided_qdisc_backlog_bytes"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {

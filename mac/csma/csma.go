@@ -176,6 +176,26 @@ func (m *MACOf[T]) EnqueueFront(now time.Time, frame T) error {
 	return nil
 }
 
+// ReplaceUrgent puts frame in the place of the first urgent frame waiting
+// (from EnqueueFront, not the one on air) for which match reports true, and
+// returns the frame it replaced, which belongs to the caller again. It
+// returns false, and keeps frame out of the queue, when none matches. The
+// replacement keeps the old frame's place and sends as urgently; counters
+// and backoff state do not change. It is for a newer acknowledgement that
+// says all an older one waiting still would.
+func (m *MACOf[T]) ReplaceUrgent(match func(T) bool, frame T) (T, bool) {
+	for i := m.offset(); i < m.offset()+m.urgent; i++ {
+		j := (m.head + i) % len(m.q)
+		if match(m.q[j]) {
+			old := m.q[j]
+			m.q[j] = frame
+			return old, true
+		}
+	}
+	var zero T
+	return zero, false
+}
+
 // offset is the index of the first frame not on air.
 func (m *MACOf[T]) offset() int {
 	if m.onAir {

@@ -753,6 +753,45 @@ func TestEnqueueFront(t *testing.T) {
 	}
 }
 
+// TestReplaceUrgent: a frame replaces the first matching urgent frame in
+// its place, never the frame on air nor a data frame, and the queue's
+// length and counters stay as they were.
+func TestReplaceUrgent(t *testing.T) {
+	m, _ := newPair(t, testConfig(), 3) // QueueLen 4
+	mustEnqueue(t, m, t0, []byte("d1"))
+	for _, f := range []string{"a1", "b1"} {
+		if err := m.EnqueueFront(t0, []byte(f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantSend(t, m, t0, "a1") // on air: never replaced
+	if err := m.EnqueueFront(t0, []byte("a2")); err != nil {
+		t.Fatal(err)
+	}
+	prefix := func(p string) func([]byte) bool {
+		return func(f []byte) bool { return len(f) > 0 && f[0] == p[0] }
+	}
+	if old, ok := m.ReplaceUrgent(prefix("d"), []byte("d2")); ok {
+		t.Fatalf("a data frame (%q) was replaced", old)
+	}
+	old, ok := m.ReplaceUrgent(prefix("a"), []byte("a3"))
+	if !ok || string(old) != "a2" {
+		t.Fatalf("ReplaceUrgent = %q, %v; want the waiting a2, not a1 on air", old, ok)
+	}
+	before := m.Stats()
+	if m.Len() != 4 {
+		t.Fatalf("len %d after a replacement, want 4", m.Len())
+	}
+	t1 := t0.Add(time.Second)
+	m.TxDone(t1)
+	wantSend(t, m, t1, "b1") // the order of the urgent frames is kept
+	m.TxDone(t1)
+	wantSend(t, m, t1, "a3")
+	if st := m.Stats(); st.Enqueued != before.Enqueued || st.Urgent != before.Urgent {
+		t.Errorf("counters moved on a replacement: %+v, then %+v", before, st)
+	}
+}
+
 // TestReserve: a reservation holds data frames back until it ends (or is
 // ended), and a carrier that starts inside it is not counted as a competing
 // sender; one that starts after it is.
