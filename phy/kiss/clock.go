@@ -1,6 +1,10 @@
 package kiss
 
-import "time"
+import (
+	"time"
+
+	"github.com/slided/slided/phy/internal/redial"
+)
 
 // clock is the TNC's time source: the TxDone estimate and the reconnect
 // backoff run on it, so tests drive both with a fake clock, without sleeping.
@@ -33,11 +37,8 @@ const (
 	backoffMax = 30 * time.Second
 )
 
+// reconnect is the TNC's reconnect policy (package redial).
+var reconnect = redial.Policy{Min: backoffMin, Max: backoffMax}
+
 // backoff is the wait before reconnect attempt number attempt (0 first).
-func backoff(attempt int) time.Duration {
-	d := backoffMin
-	for i := 0; i < attempt && d < backoffMax; i++ {
-		d *= 2
-	}
-	return min(d, backoffMax)
-}
+func backoff(attempt int) time.Duration { return reconnect.Step(attempt) }
