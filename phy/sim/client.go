@@ -60,19 +60,6 @@ const (
 	kaTimeout = 3 * kaInterval
 )
 
-// backoff is the wait before retry number attempt (0-based): min doubling
-// up to max.
-func backoff(attempt int, min, max time.Duration) time.Duration {
-	d := min
-	for i := 0; i < attempt && d < max; i++ {
-		d *= 2
-	}
-	if d > max {
-		d = max
-	}
-	return d
-}
-
 // Client is a PHY on a medium server over a stream socket (it satisfies
 // bridge.PHY and keeps the modem contract of phy/phy.go).
 //

@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/slided/slided/phy"
+	"github.com/slided/slided/phy/internal/redial"
 )
 
 // clientBase is what Client (stream) and UDPClient share: the client's
@@ -110,7 +111,7 @@ func (b *clientBase) reportDown() {
 // msg, and waits before the next attempt. It returns false if ctx ended
 // first.
 func (b *clientBase) backoffWait(ctx context.Context, attempt int, err error, msg string) bool {
-	wait := backoff(attempt, b.backoffMin, b.backoffMax)
+	wait := redial.Policy{Min: b.backoffMin, Max: b.backoffMax}.Step(attempt)
 	b.log.Warn().Err(err).Int("attempt", attempt+1).Dur("retry_in", wait).Msg(msg)
 	t := time.NewTimer(wait)
 	defer t.Stop()

@@ -399,24 +399,6 @@ func TestDialWaitsForServer(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
-	for _, tc := range []struct {
-		desc    string
-		attempt int
-		want    time.Duration
-	}{
-		{"first", 0, 100 * time.Millisecond},
-		{"second", 1, 200 * time.Millisecond},
-		{"fifth", 4, 1600 * time.Millisecond},
-		{"capped", 5, 2 * time.Second},
-		{"far", 1000, 2 * time.Second},
-	} {
-		if got := backoff(tc.attempt, 100*time.Millisecond, 2*time.Second); got != tc.want {
-			t.Errorf("%s: backoff(%d) = %v, want %v", tc.desc, tc.attempt, got, tc.want)
-		}
-	}
-}
-
 func TestListenUnixStaleSocket(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "medium.sock")
 	ln, err := ListenUnix(path)
