@@ -16,6 +16,7 @@ import (
 
 	"github.com/slided/slided/phy"
 	"github.com/slided/slided/phy/internal/evq"
+	"github.com/slided/slided/phy/internal/redial"
 )
 
 // Transmit's errors wrap phy.ErrTooLarge, phy.ErrEmpty, phy.ErrBusy,
@@ -621,7 +622,7 @@ func (p *Port) down(now time.Time, cause error) {
 	}
 	p.q.PushDown(idle)
 	st.downAt = now
-	st.backoff = p.opt.backoffMin
+	st.backoff = p.reopenPolicy().Step(0)
 	st.reopenAt = now.Add(st.backoff)
 	st.tries, st.loggedErr, st.loggedFor = 0, "", 0
 }
@@ -634,7 +635,7 @@ func (p *Port) reopen(now time.Time) {
 	st.tries++
 	c, err := p.openConn()
 	if err != nil {
-		st.backoff = min(2*st.backoff, p.opt.backoffMax)
+		st.backoff = p.reopenPolicy().Step(st.tries)
 		st.reopenAt = now.Add(st.backoff)
 		if msg := err.Error(); msg != st.loggedErr || st.backoff != st.loggedFor {
 			st.loggedErr, st.loggedFor = msg, st.backoff
@@ -650,6 +651,11 @@ func (p *Port) reopen(now time.Time) {
 	p.reopens.Add(1)
 	p.log.Info().Int("tries", st.tries).Dur("down_for", now.Sub(st.downAt)).Msg("modem back up")
 	p.push(phy.Event{Kind: phy.Up})
+}
+
+// reopenPolicy is the port's reopen backoff (package redial).
+func (p *Port) reopenPolicy() redial.Policy {
+	return redial.Policy{Min: p.opt.backoffMin, Max: p.opt.backoffMax}
 }
 
 // sync runs f on the run goroutine after any tick already fired (tests).
