@@ -374,7 +374,7 @@ func TestDialWaitsForServer(t *testing.T) {
 	}()
 	// Start the server once the client has failed at least once.
 	deadline := time.Now().Add(waitFor)
-	for !strings.Contains(logs.String(), "cannot reach") {
+	for !strings.Contains(logs.String(), "cannot connect, retrying") {
 		if time.Now().After(deadline) {
 			t.Fatal("no log line for a failed attempt")
 		}
