@@ -30,8 +30,9 @@ type realTimer struct{ t *time.Timer }
 func (r realTimer) C() <-chan time.Time { return r.t.C }
 func (r realTimer) Stop() bool          { return r.t.Stop() }
 
-// Reconnect backoff: first retry after backoffMin, doubling to backoffMax. A
-// connection that stayed up backoffMax or longer starts the count again.
+// Reconnect backoff (package redial): the first retry after backoffMin to
+// twice that, doubling to backoffMax. A connection that stayed up
+// backoffMax or longer starts the count again.
 const (
 	backoffMin = 500 * time.Millisecond
 	backoffMax = 30 * time.Second
@@ -40,5 +41,6 @@ const (
 // reconnect is the TNC's reconnect policy (package redial).
 var reconnect = redial.Policy{Min: backoffMin, Max: backoffMax}
 
-// backoff is the wait before reconnect attempt number attempt (0 first).
+// backoff is the shortest wait before reconnect attempt number attempt (0
+// first); the wait is up to twice that (jitter), capped at backoffMax.
 func backoff(attempt int) time.Duration { return reconnect.Step(attempt) }
