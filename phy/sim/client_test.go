@@ -390,3 +390,64 @@ func TestClientFlappingBacksOff(t *testing.T) {
 		}
 	})
 }
+
+// TestUDPClientFlappingBacksOff: the same over UDP: a medium that welcomes
+// the client and ends the session at once, again and again. The client's
+// hellos come a growing backoff apart; the old client said hello again at
+// once after each end. After flaps sessions the medium keeps the session.
+func TestUDPClientFlappingBacksOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const bmin, bmax, flaps = 10 * time.Millisecond, time.Second, 8
+		start := time.Now()
+		var (
+			mu sync.Mutex
+			at []time.Duration // when each hello came, after start
+		)
+		a, b := net.Pipe()
+		go func() {
+			buf := make([]byte, maxDatagram)
+			for {
+				n, err := b.Read(buf)
+				if err != nil {
+					return
+				}
+				d, err := parseDatagram(buf[:n])
+				if err != nil || d.typ != msgHello {
+					continue
+				}
+				mu.Lock()
+				at = append(at, time.Since(start))
+				flap := len(at) <= flaps
+				mu.Unlock()
+				welcome := appendDatagram(nil, &datagram{message: message{typ: msgWelcome, version: udpVersion, bitRate: 9600, maxFrame: MaxFrame}})
+				gone := appendDatagram(nil, &datagram{message: *errorMessage(codeGone, "session ended by the medium server")})
+				go func() { // a pipe write waits for the reader
+					b.Write(welcome)
+					if flap {
+						b.Write(gone)
+					}
+				}()
+			}
+		}()
+		c, err := dialUDPConn(t.Context(), a, "pipe", 4, nil, zerolog.Nop(), bmin, bmax)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * bmax)
+		synctest.Wait()
+		mu.Lock()
+		p := redial.Policy{Min: bmin, Max: bmax}
+		if len(at) <= flaps {
+			t.Fatalf("%d hellos, want %d: %v", len(at), flaps+1, at)
+		}
+		for k := 1; k <= flaps; k++ {
+			if gap := at[k] - at[k-1]; gap < p.Step(k-1) || gap > min(2*p.Step(k-1), bmax) {
+				t.Errorf("hello %d came %v after the one before, want within [%v, %v] (hellos at %v)", k, gap, p.Step(k-1), min(2*p.Step(k-1), bmax), at)
+			}
+		}
+		mu.Unlock()
+		c.Close()
+		for range c.Events() { // closed by Close
+		}
+	})
+}
