@@ -96,7 +96,7 @@ type Loop struct {
 }
 
 // New returns the loop of a modem that is connecting for the first time;
-// what names it in the log lines ("kiss: tnc", "sim: medium").
+// what names it in the log lines ("kiss: tnc", "sim: medium server").
 func New(p Policy, what string, log zerolog.Logger) *Loop {
 	return &Loop{p: p, what: what, log: log}
 }
@@ -170,10 +170,10 @@ func Wait(ctx context.Context, d time.Duration) error {
 
 // Redial waits wait (none if 0), then calls connect until it succeeds,
 // waiting l's backoff after each failure, and returns what connect made
-// (after l.Up). It returns early, with the error, when ctx is done (ctx's
-// error: the caller wraps it with the last failure it saw, if it wants) or
-// when giveUp (if not nil) says a failure is final. connect is given ctx
-// and should return promptly when it is done.
+// (after l.Up). It returns early when ctx is done, at once even in the
+// middle of a wait, with an error that wraps ctx's and the last failure, if
+// any; or with the failure for which giveUp (if not nil) returns true.
+// connect is given ctx and should return promptly when it is done.
 func Redial[T any](ctx context.Context, l *Loop, wait time.Duration, connect func(context.Context) (T, error), giveUp func(error) bool) (T, error) {
 	var (
 		zero T
