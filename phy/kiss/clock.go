@@ -1,6 +1,10 @@
 package kiss
 
-import "time"
+import (
+	"time"
+
+	"github.com/slided/slided/phy/internal/redial"
+)
 
 // clock is the TNC's time source: the TxDone estimate and the reconnect
 // backoff run on it, so tests drive both with a fake clock, without sleeping.
@@ -26,18 +30,17 @@ type realTimer struct{ t *time.Timer }
 func (r realTimer) C() <-chan time.Time { return r.t.C }
 func (r realTimer) Stop() bool          { return r.t.Stop() }
 
-// Reconnect backoff: first retry after backoffMin, doubling to backoffMax. A
-// connection that stayed up backoffMax or longer starts the count again.
+// Reconnect backoff (package redial): the first retry after backoffMin to
+// twice that, doubling to backoffMax. A connection that stayed up
+// backoffMax or longer starts the count again.
 const (
 	backoffMin = 500 * time.Millisecond
 	backoffMax = 30 * time.Second
 )
 
-// backoff is the wait before reconnect attempt number attempt (0 first).
-func backoff(attempt int) time.Duration {
-	d := backoffMin
-	for i := 0; i < attempt && d < backoffMax; i++ {
-		d *= 2
-	}
-	return min(d, backoffMax)
-}
+// reconnect is the TNC's reconnect policy (package redial).
+var reconnect = redial.Policy{Min: backoffMin, Max: backoffMax}
+
+// backoff is the shortest wait before reconnect attempt number attempt (0
+// first); the wait is up to twice that (jitter), capped at backoffMax.
+func backoff(attempt int) time.Duration { return reconnect.Step(attempt) }

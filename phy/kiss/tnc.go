@@ -45,6 +45,7 @@ import (
 	"github.com/slided/slided/framing"
 	"github.com/slided/slided/phy"
 	"github.com/slided/slided/phy/internal/evq"
+	"github.com/slided/slided/phy/internal/redial"
 	"github.com/slided/slided/phy/internal/tty"
 )
 
@@ -153,6 +154,10 @@ type TNC struct {
 	busy     atomic.Bool // a burst is outstanding
 	up       atomic.Bool // connected
 
+	// redial is the reconnect policy and its log lines (package redial);
+	// dial uses it, then run.
+	redial *redial.Loop
+
 	closing   chan struct{}
 	closeOnce sync.Once
 	done      chan struct{} // closed when run has exited
@@ -206,6 +211,8 @@ func dial(ctx context.Context, cfg Config, log zerolog.Logger, clk clock, opts .
 	}
 	t.log.Info().Str("tnc", t.target).Int("air_bps", cfg.AirRate).Bool("full_duplex", cfg.FullDuplex).
 		Msg("kiss: tnc connected")
+	t.redial = redial.New(reconnect, "kiss: tnc", t.log.With().Str("tnc", t.target).Logger())
+	t.redial.Up(t.clk.Now())
 	t.up.Store(true) // before the Up is read: Transmit may come first
 	go t.run(c)
 	return t, nil
@@ -764,10 +771,7 @@ func (t *TNC) run(c conn) {
 	var (
 		l        = t.startLink(c)
 		q        evq.Queue // events not yet delivered
-		upSince  = t.clk.Now()
-		downAt   time.Time
-		attempt  int
-		txTimer  timer // TxDone: the estimate, or the ACKMODE watchdog
+		txTimer  timer     // TxDone: the estimate, or the ACKMODE watchdog
 		txC      <-chan time.Time
 		txWait   bool  // slided's burst waits for the writer
 		wbusy    bool  // the writer holds a frame
@@ -915,9 +919,7 @@ func (t *TNC) run(c conn) {
 		txC = txTimer.C()
 		t.count(func(s *Stats) { s.Deferred++ })
 	}
-	scheduleRetry := func() {
-		d := backoff(attempt)
-		attempt++
+	scheduleRetry := func(d time.Duration) {
 		retry = t.clk.NewTimer(d)
 		retryC = retry.C()
 	}
@@ -944,16 +946,8 @@ func (t *TNC) run(c conn) {
 		otherEnd = time.Time{}
 		t.otherEnd.Store(0)
 		t.count(func(s *Stats) { s.Drops++ })
-		now := t.clk.Now()
-		upFor := now.Sub(upSince)
-		if upFor >= backoffMax {
-			attempt = 0
-		}
-		downAt = now
 		q.PushDown(!outstanding)
-		scheduleRetry()
-		t.log.Warn().Str("tnc", t.target).Err(err).Str("up_for", upFor.String()).Str("retry_in", backoff(attempt-1).String()).
-			Msg("kiss: tnc connection lost, reconnecting")
+		scheduleRetry(t.redial.Lost(t.clk.Now(), err))
 	}
 
 	for {
@@ -1144,18 +1138,13 @@ func (t *TNC) run(c conn) {
 			dialc = nil
 			stopDial()
 			if r.err != nil {
-				scheduleRetry()
-				t.log.Warn().Str("tnc", t.target).Err(r.err).Int("attempt", attempt-1).
-					Str("down_for", t.clk.Now().Sub(downAt).String()).Str("retry_in", backoff(attempt-1).String()).
-					Msg("kiss: tnc reconnect failed")
+				scheduleRetry(t.redial.Failed(t.clk.Now(), r.err))
 				continue
 			}
 			l = t.startLink(r.c)
-			upSince = t.clk.Now()
+			t.redial.Up(t.clk.Now())
 			t.up.Store(true)
 			t.count(func(s *Stats) { s.Connects++ })
-			t.log.Info().Str("tnc", t.target).Int("attempts", attempt).Str("down_for", upSince.Sub(downAt).String()).
-				Msg("kiss: tnc reconnected")
 			q.Push(phy.Event{Kind: phy.Up})
 		}
 	}

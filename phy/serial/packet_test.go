@@ -102,6 +102,6 @@ func TestWatchdogPacketMode(t *testing.T) {
 	if err := h.p.Transmit([]byte("x")); !errors.Is(err, phy.ErrDown) {
 		t.Errorf("Transmit while down = %v, want ErrDown", err)
 	}
-	h.advance(250 * time.Millisecond)
+	h.advance(500 * time.Millisecond) // the first backoff: 250 to 500 ms
 	h.expect(phy.Up)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/slided/slided/phy"
 	"github.com/slided/slided/phy/internal/evq"
+	"github.com/slided/slided/phy/internal/redial"
 )
 
 // Transmit's errors wrap phy.ErrTooLarge, phy.ErrEmpty, phy.ErrBusy,
@@ -165,12 +166,8 @@ type runState struct {
 	dcdErr           string
 	pathAt           time.Time
 
-	reopenAt  time.Time
-	downAt    time.Time
-	backoff   time.Duration
-	loggedErr string
-	loggedFor time.Duration
-	tries     int
+	reopenAt time.Time
+	redial   *redial.Loop // the reopen backoff and its log lines
 }
 
 // Open opens cfg.Path (defaults filled in, see Config), reports Up on Events
@@ -212,6 +209,8 @@ func open(ctx context.Context, cfg Config, log zerolog.Logger, opt options) (*Po
 	if cfg.MaxFrame > 0 {
 		p.st.txBuf = make([]byte, 0, cfg.MaxFrame)
 	}
+	p.st.redial = redial.New(redial.Policy{Min: opt.backoffMin, Max: opt.backoffMax}, "serial: modem", p.log)
+	p.st.redial.Up(opt.clock.Now())
 	p.st.timer = opt.clock.AfterFunc(time.Hour, p.onTimer)
 	p.st.timer.Stop()
 	p.log.Info().Str("profile", cfg.Profile).Str("mode", cfg.Mode).Int("baud", cfg.Baud).Int("air", cfg.AirRate).
@@ -606,7 +605,6 @@ func (p *Port) drop() {
 // down drops the device after an error, reports it and schedules a reopen.
 func (p *Port) down(now time.Time, cause error) {
 	st := &p.st
-	p.log.Warn().Err(cause).Msg("modem down")
 	p.drop()
 	idle := !st.txActive
 	if st.txActive {
@@ -620,26 +618,17 @@ func (p *Port) down(now time.Time, cause error) {
 		p.push(phy.Event{Kind: phy.CarrierOff})
 	}
 	p.q.PushDown(idle)
-	st.downAt = now
-	st.backoff = p.opt.backoffMin
-	st.reopenAt = now.Add(st.backoff)
-	st.tries, st.loggedErr, st.loggedFor = 0, "", 0
+	st.reopenAt = now.Add(st.redial.Lost(now, cause))
 }
 
-// reopen tries once; failures back off exponentially up to backoffMax and
-// are logged once per backoff step (and again when the error changes), not
-// per try.
+// reopen tries once; failures back off (package redial: exponentially up
+// to backoffMax, jittered, logged once per backoff step and again when the
+// error changes, not per try).
 func (p *Port) reopen(now time.Time) {
 	st := &p.st
-	st.tries++
 	c, err := p.openConn()
 	if err != nil {
-		st.backoff = min(2*st.backoff, p.opt.backoffMax)
-		st.reopenAt = now.Add(st.backoff)
-		if msg := err.Error(); msg != st.loggedErr || st.backoff != st.loggedFor {
-			st.loggedErr, st.loggedFor = msg, st.backoff
-			p.log.Warn().Err(err).Int("tries", st.tries).Dur("next_in", st.backoff).Msg("reopen failed")
-		}
+		st.reopenAt = now.Add(st.redial.Failed(now, err))
 		return
 	}
 	st.c, st.reopenAt = c, time.Time{}
@@ -648,7 +637,7 @@ func (p *Port) reopen(now time.Time) {
 		st.dcdAt = now
 	}
 	p.reopens.Add(1)
-	p.log.Info().Int("tries", st.tries).Dur("down_for", now.Sub(st.downAt)).Msg("modem back up")
+	st.redial.Up(now)
 	p.push(phy.Event{Kind: phy.Up})
 }
 

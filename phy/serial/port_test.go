@@ -466,8 +466,9 @@ func TestWatchdog(t *testing.T) {
 	if st := h.p.Stats(); st.WriteTimeouts != 1 {
 		t.Errorf("WriteTimeouts = %d, want 1", st.WriteTimeouts)
 	}
-	// The pty is still there: the port comes back after the backoff.
-	h.advance(250 * time.Millisecond)
+	// The pty is still there: the port comes back after the backoff (250
+	// to 500 ms).
+	h.advance(500 * time.Millisecond)
 	h.expect(phy.Up)
 	h.p.Close()
 	for range h.p.Events() { // closed by Close
@@ -503,14 +504,14 @@ func TestReopenAfterHangup(t *testing.T) {
 	}
 	point(filepath.Join(dir, "unplugged")) // the device path is gone
 
-	// Four failed tries, 250 ms, 500 ms, 1 s and 1 s apart: the first two
-	// step the backoff up (500 ms, then the 1 s cap) and are logged; the
-	// tries at the cap are not.
-	for _, d := range []time.Duration{250, 500, 1000, 1000} {
+	// Four failed tries, 250 to 500 ms, 500 ms to 1 s, 1 s and 1 s apart
+	// (each advance lets one come): the first two step the backoff up (500
+	// ms, then the 1 s cap) and are logged; the tries at the cap are not.
+	for _, d := range []time.Duration{500, 1000, 1000, 1000} {
 		h.advance(d * time.Millisecond)
 		h.none()
 	}
-	if n := strings.Count(h.logs.String(), "reopen failed"); n != 2 {
+	if n := strings.Count(h.logs.String(), "cannot connect, retrying"); n != 2 {
 		t.Errorf("%d reopen failures logged, want 2 (one per backoff step):\n%s", n, h.logs)
 	}
 
@@ -535,6 +536,47 @@ func TestReopenAfterHangup(t *testing.T) {
 	}
 }
 
+// TestReopenFlapping: a device that hangs up again right after it was
+// reopened (a loose plug, a modem that resets) does not start the backoff
+// again: the next reopen waits the next step (500 ms to 1 s), not the first
+// (250 ms), which the old port waited after every loss.
+func TestReopenFlapping(t *testing.T) {
+	dir := t.TempDir()
+	link := filepath.Join(dir, "modem")
+	point := func(target string) {
+		tmp := link + ".new"
+		os.Remove(tmp)
+		if err := os.Symlink(target, tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m1, path1 := ptyPair(t)
+	point(path1)
+	h := newHarness(t, Config{Path: link, AirRate: 1_000_000}, options{})
+	m2, path2 := ptyPair(t)
+	point(path2)
+	m1.Close() // the first loss: the first step, 250 to 500 ms
+	h.expect(phy.Down)
+	h.advance(500 * time.Millisecond)
+	h.expect(phy.Up)
+
+	m3, path3 := ptyPair(t)
+	defer m3.Close()
+	point(path3)
+	m2.Close() // hang-up at once
+	h.expect(phy.Down)
+	h.advance(500*time.Millisecond - time.Nanosecond)
+	h.none()
+	h.advance(500 * time.Millisecond)
+	h.expect(phy.Up)
+	if st := h.p.Stats(); st.Reopens != 2 {
+		t.Errorf("Reopens = %d, want 2", st.Reopens)
+	}
+}
+
 func TestPathVanishes(t *testing.T) {
 	dir := t.TempDir()
 	link := filepath.Join(dir, "modem")
@@ -556,7 +598,7 @@ func TestPathVanishes(t *testing.T) {
 	if err := os.Symlink(path, link); err != nil {
 		t.Fatal(err)
 	}
-	h.advance(250 * time.Millisecond)
+	h.advance(500 * time.Millisecond) // the first backoff: 250 to 500 ms
 	h.expect(phy.Up)
 	m.Write([]byte("back"))
 	h.expect(phy.CarrierOn)

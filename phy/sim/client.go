@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/slided/slided/phy"
+	"github.com/slided/slided/phy/internal/redial"
 )
 
 // ErrRejected: the server refused the client (see RejectError).
@@ -59,19 +60,6 @@ const (
 	// unanswered): the client reports Down and reconnects.
 	kaTimeout = 3 * kaInterval
 )
-
-// backoff is the wait before retry number attempt (0-based): min doubling
-// up to max.
-func backoff(attempt int, min, max time.Duration) time.Duration {
-	d := min
-	for i := 0; i < attempt && d < max; i++ {
-		d *= 2
-	}
-	if d > max {
-		d = max
-	}
-	return d
-}
 
 // Client is a PHY on a medium server over a stream socket (it satisfies
 // bridge.PHY and keeps the modem contract of phy/phy.go).
@@ -134,10 +122,10 @@ func dialWith(ctx context.Context, path string, dialFn func(context.Context) (ne
 		return nil, fmt.Errorf("%w: %d", ErrInvalidNode, node)
 	}
 	c := &Client{path: path, node: node, dialFn: dialFn}
-	c.init(log.With().Str("medium", path).Uint8("node", node).Logger(), bmin, bmax)
+	c.init(log.With().Str("medium", path).Uint8("node", node).Logger(), "sim: medium server", bmin, bmax)
 	dctx, stop := context.WithCancel(ctx)
 	defer stop()
-	cc, info, err := c.connectLoop(dctx, true)
+	cc, info, err := c.connectLoop(dctx, 0, true)
 	if err != nil {
 		c.cancel()
 		return nil, err
@@ -202,11 +190,10 @@ func (c *Client) run(cc *clientConn) {
 		if c.ctx.Err() != nil {
 			return
 		}
-		start := time.Now()
-		c.log.Warn().Err(err).Msg("sim: medium connection lost")
+		wait := c.redial.Lost(time.Now(), err)
 		c.reportDown()
 		var info phy.Info
-		cc, info, err = c.connectLoop(c.ctx, false)
+		cc, info, err = c.connectLoop(c.ctx, wait, false)
 		if err != nil {
 			return // closed
 		}
@@ -218,7 +205,6 @@ func (c *Client) run(cc *clientConn) {
 		}
 		c.cur, c.info = cc, info
 		c.mu.Unlock()
-		c.log.Info().Dur("down_for", time.Since(start)).Msg("sim: medium connection restored")
 		c.pump.push(phy.Event{Kind: phy.Up})
 	}
 }
@@ -318,24 +304,22 @@ func (c *Client) write(cc *clientConn) {
 	}
 }
 
-// connectLoop connects until it succeeds or ctx is done. With permanent set,
-// a rejection by the server ends it at once.
-func (c *Client) connectLoop(ctx context.Context, permanent bool) (*clientConn, phy.Info, error) {
-	for attempt := 0; ; attempt++ {
-		cc, info, err := c.connect(ctx)
-		if err == nil {
-			return cc, info, nil
-		}
-		if ctx.Err() != nil {
-			return nil, phy.Info{}, fmt.Errorf("sim: dial %s: %w (last error: %w)", c.path, ctx.Err(), err)
-		}
-		if permanent && errors.Is(err, ErrRejected) {
-			return nil, phy.Info{}, err
-		}
-		if !c.backoffWait(ctx, attempt, err, "sim: cannot reach the medium server") {
-			return nil, phy.Info{}, fmt.Errorf("sim: dial %s: %w (last error: %w)", c.path, ctx.Err(), err)
-		}
+// connectLoop connects after wait, with backoff (package redial), until
+// it succeeds or ctx is done. With permanent set, a rejection by the server
+// ends it at once.
+func (c *Client) connectLoop(ctx context.Context, wait time.Duration, permanent bool) (*clientConn, phy.Info, error) {
+	type session struct {
+		cc   *clientConn
+		info phy.Info
 	}
+	s, err := redial.Redial(ctx, c.redial, wait, func(ctx context.Context) (session, error) {
+		cc, info, err := c.connect(ctx)
+		return session{cc, info}, err
+	}, func(err error) bool { return permanent && errors.Is(err, ErrRejected) })
+	if err != nil && ctx.Err() != nil {
+		return nil, phy.Info{}, fmt.Errorf("sim: dial %s: %w", c.path, err)
+	}
+	return s.cc, s.info, err
 }
 
 // connect makes one attempt: dial, hello, welcome.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -12,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/slided/slided/phy"
+	"github.com/slided/slided/phy/internal/redial"
 )
 
 // These tests run the clients against fake media on net.Pipe inside a
@@ -331,4 +333,121 @@ func TestEventPump(t *testing.T) {
 	if len(p.q) != maxQueuedFrames+1 || p.dropped.Load() != 5 || p.q[len(p.q)-1].Kind != phy.TxDone {
 		t.Errorf("queue of %d, %d dropped; want %d with the tx done last, 5 dropped", len(p.q), p.dropped.Load(), maxQueuedFrames+1)
 	}
+}
+
+// TestClientFlappingBacksOff: a medium server that welcomes the client and
+// hangs up at once, again and again. The client waits a growing backoff
+// between its attempts (the connection never stayed up long enough to
+// start it again); the old client reconnected at once after each loss,
+// as fast as the server let it. When the server is then gone, Close
+// returns at once while the client waits out a backoff.
+func TestClientFlappingBacksOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const bmin, bmax, flaps = 10 * time.Millisecond, time.Second, 8
+		start := time.Now()
+		var (
+			mu sync.Mutex
+			at []time.Duration // when each dial came, after start
+		)
+		dial := func(ctx context.Context) (net.Conn, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			at = append(at, time.Since(start))
+			if len(at) > flaps {
+				return nil, errors.New("connection refused")
+			}
+			a, b := net.Pipe()
+			go func() {
+				defer b.Close() // hang up right after the welcome
+				hello, err := newMsgReader(b).next()
+				if err != nil {
+					return
+				}
+				b.Write(appendMessage(nil, &message{typ: msgWelcome, version: hello.version, bitRate: 9600, maxFrame: MaxFrame}))
+			}()
+			return a, nil
+		}
+		c, err := dialWith(t.Context(), "fake", dial, 3, zerolog.Nop(), bmin, bmax)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * bmax)
+		synctest.Wait()
+		mu.Lock()
+		p := redial.Policy{Min: bmin, Max: bmax}
+		for k := 1; k < len(at); k++ {
+			if gap := at[k] - at[k-1]; gap < p.Step(k-1) || gap > min(2*p.Step(k-1), bmax) {
+				t.Errorf("attempt %d came %v after the one before, want within [%v, %v] (attempts at %v)", k, gap, p.Step(k-1), min(2*p.Step(k-1), bmax), at)
+			}
+		}
+		mu.Unlock()
+		closing := time.Now()
+		c.Close()
+		if d := time.Since(closing); d != 0 {
+			t.Errorf("Close took %v while the client waited out a backoff, want no time", d)
+		}
+		for range c.Events() { // closed by Close
+		}
+	})
+}
+
+// TestUDPClientFlappingBacksOff: the same over UDP: a medium that welcomes
+// the client and ends the session at once, again and again. The client's
+// hellos come a growing backoff apart; the old client said hello again at
+// once after each end. After flaps sessions the medium keeps the session.
+func TestUDPClientFlappingBacksOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const bmin, bmax, flaps = 10 * time.Millisecond, time.Second, 8
+		start := time.Now()
+		var (
+			mu sync.Mutex
+			at []time.Duration // when each hello came, after start
+		)
+		a, b := net.Pipe()
+		go func() {
+			buf := make([]byte, maxDatagram)
+			for {
+				n, err := b.Read(buf)
+				if err != nil {
+					return
+				}
+				d, err := parseDatagram(buf[:n])
+				if err != nil || d.typ != msgHello {
+					continue
+				}
+				mu.Lock()
+				at = append(at, time.Since(start))
+				flap := len(at) <= flaps
+				mu.Unlock()
+				welcome := appendDatagram(nil, &datagram{message: message{typ: msgWelcome, version: udpVersion, bitRate: 9600, maxFrame: MaxFrame}})
+				gone := appendDatagram(nil, &datagram{message: *errorMessage(codeGone, "session ended by the medium server")})
+				go func() { // a pipe write waits for the reader
+					b.Write(welcome)
+					if flap {
+						b.Write(gone)
+					}
+				}()
+			}
+		}()
+		c, err := dialUDPConn(t.Context(), a, "pipe", 4, nil, zerolog.Nop(), bmin, bmax)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * bmax)
+		synctest.Wait()
+		mu.Lock()
+		p := redial.Policy{Min: bmin, Max: bmax}
+		if len(at) <= flaps {
+			t.Fatalf("%d hellos, want %d: %v", len(at), flaps+1, at)
+		}
+		for k := 1; k <= flaps; k++ {
+			if gap := at[k] - at[k-1]; gap < p.Step(k-1) || gap > min(2*p.Step(k-1), bmax) {
+				t.Errorf("hello %d came %v after the one before, want within [%v, %v] (hellos at %v)", k, gap, p.Step(k-1), min(2*p.Step(k-1), bmax), at)
+			}
+		}
+		mu.Unlock()
+		c.Close()
+		for range c.Events() { // closed by Close
+		}
+	})
 }

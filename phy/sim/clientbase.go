@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/slided/slided/phy"
+	"github.com/slided/slided/phy/internal/redial"
 )
 
 // clientBase is what Client (stream) and UDPClient share: the client's
@@ -23,7 +24,9 @@ type clientBase struct {
 	pump   *eventPump
 	done   chan struct{} // closed when run and the pump have exited
 
-	backoffMin, backoffMax time.Duration
+	// redial is the reconnect policy and its log lines: Dial's caller
+	// uses it, then run.
+	redial *redial.Loop
 
 	// mu guards closed, info and txBusy, and the fields of the embedding
 	// client that say so.
@@ -35,10 +38,11 @@ type clientBase struct {
 	carrier bool // owned by run: last carrier event sent
 }
 
-// init sets up a client's base before anything else uses it.
-func (b *clientBase) init(log zerolog.Logger, bmin, bmax time.Duration) {
+// init sets up a client's base before anything else uses it: what names
+// the medium in the reconnect log lines; bmin and bmax bound the backoff.
+func (b *clientBase) init(log zerolog.Logger, what string, bmin, bmax time.Duration) {
 	b.log, b.pump, b.done = log, newEventPump(), make(chan struct{})
-	b.backoffMin, b.backoffMax = bmin, bmax
+	b.redial = redial.New(redial.Policy{Min: bmin, Max: bmax}, what, log)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 }
 
@@ -104,20 +108,4 @@ func (b *clientBase) carrierTo(on bool) bool {
 func (b *clientBase) reportDown() {
 	b.carrierTo(false)
 	b.pump.push(phy.Event{Kind: phy.Down})
-}
-
-// backoffWait logs err, the failure of connection attempt (0-based), with
-// msg, and waits before the next attempt. It returns false if ctx ended
-// first.
-func (b *clientBase) backoffWait(ctx context.Context, attempt int, err error, msg string) bool {
-	wait := backoff(attempt, b.backoffMin, b.backoffMax)
-	b.log.Warn().Err(err).Int("attempt", attempt+1).Dur("retry_in", wait).Msg(msg)
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/slided/slided/auth"
 	"github.com/slided/slided/phy"
+	"github.com/slided/slided/phy/internal/redial"
 )
 
 // UDPClientStats counts what a UDPClient repaired or dropped.
@@ -114,11 +115,11 @@ func dialUDPConn(ctx context.Context, conn net.Conn, addr string, node NodeID, k
 		rbuf: make([]byte, maxDatagram+1),
 		wbuf: make([]byte, 0, maxDatagram),
 	}
-	c.init(log.With().Str("medium", "udp:"+addr).Uint8("node", node).Logger(), bmin, bmax)
+	c.init(log.With().Str("medium", "udp:"+addr).Uint8("node", node).Logger(), "sim: udp medium server", bmin, bmax)
 	if key != nil {
 		c.hello = newTagger(helloKey(key))
 	}
-	info, err := c.connectLoop(ctx, true)
+	info, err := c.connectLoop(ctx, 0, true)
 	if err != nil {
 		c.cancel()
 		conn.Close()
@@ -206,18 +207,16 @@ func (c *UDPClient) run() {
 		if c.ctx.Err() != nil {
 			return
 		}
-		start := time.Now()
 		c.downs.Add(1)
-		c.log.Warn().Err(err).Msg("sim: udp medium lost")
+		wait := c.redial.Lost(time.Now(), err)
 		c.reportDown()
-		info, err := c.connectLoop(c.ctx, false)
+		info, err := c.connectLoop(c.ctx, wait, false)
 		if err != nil {
 			return // closed
 		}
 		c.mu.Lock()
 		c.up, c.info = true, info
 		c.mu.Unlock()
-		c.log.Info().Dur("down_for", time.Since(start)).Msg("sim: udp medium restored")
 		c.pump.push(phy.Event{Kind: phy.Up})
 	}
 }
@@ -337,28 +336,21 @@ func (c *UDPClient) txDone(seq uint16, repair bool) {
 	c.pump.push(phy.Event{Kind: phy.TxDone})
 }
 
-// connectLoop says hello until welcomed or ctx is done. With permanent
-// set, a rejection ends it, except node-in-use before udpTimeout has passed.
-func (c *UDPClient) connectLoop(ctx context.Context, permanent bool) (phy.Info, error) {
+// connectLoop says hello after wait, with backoff (package redial), until
+// welcomed or ctx is done. With permanent set, a rejection ends it, except
+// node-in-use before udpTimeout has passed.
+func (c *UDPClient) connectLoop(ctx context.Context, wait time.Duration, permanent bool) (phy.Info, error) {
 	stop := context.AfterFunc(ctx, func() { c.conn.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 	start := time.Now()
-	for attempt := 0; ; attempt++ {
-		info, err := c.connect(ctx)
-		if err == nil {
-			return info, nil
-		}
-		if ctx.Err() != nil {
-			return phy.Info{}, fmt.Errorf("sim: dial udp %s: %w (last error: %w)", c.addr, ctx.Err(), err)
-		}
-		if permanent && errors.Is(err, ErrRejected) &&
-			(!errors.Is(err, ErrNodeInUse) || time.Since(start) > udpTimeout+udpExpirySlack) {
-			return phy.Info{}, err
-		}
-		if !c.backoffWait(ctx, attempt, err, "sim: cannot reach the udp medium server") {
-			return phy.Info{}, fmt.Errorf("sim: dial udp %s: %w (last error: %w)", c.addr, ctx.Err(), err)
-		}
+	info, err := redial.Redial(ctx, c.redial, wait, c.connect, func(err error) bool {
+		return permanent && errors.Is(err, ErrRejected) &&
+			(!errors.Is(err, ErrNodeInUse) || time.Since(start) > udpTimeout+udpExpirySlack)
+	})
+	if err != nil && ctx.Err() != nil {
+		return phy.Info{}, fmt.Errorf("sim: dial udp %s: %w", c.addr, err)
 	}
+	return info, err
 }
 
 // errNoWelcome: a hello went unanswered.
