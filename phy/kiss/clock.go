@@ -3,7 +3,7 @@ package kiss
 import (
 	"time"
 
-	"github.com/slided/slided/phy/internal/redial"
+	"github.com/slided/slided/internal/redial"
 )
 
 // clock is the TNC's time source: the TxDone estimate and the reconnect

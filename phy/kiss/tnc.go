@@ -45,7 +45,7 @@ import (
 	"github.com/slided/slided/framing"
 	"github.com/slided/slided/phy"
 	"github.com/slided/slided/phy/internal/evq"
-	"github.com/slided/slided/phy/internal/redial"
+	"github.com/slided/slided/internal/redial"
 	"github.com/slided/slided/phy/internal/tty"
 )
 

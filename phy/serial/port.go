@@ -16,7 +16,7 @@ import (
 
 	"github.com/slided/slided/phy"
 	"github.com/slided/slided/phy/internal/evq"
-	"github.com/slided/slided/phy/internal/redial"
+	"github.com/slided/slided/internal/redial"
 )
 
 // Transmit's errors wrap phy.ErrTooLarge, phy.ErrEmpty, phy.ErrBusy,

@@ -11,7 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/slided/slided/phy"
-	"github.com/slided/slided/phy/internal/redial"
+	"github.com/slided/slided/internal/redial"
 )
 
 // ErrRejected: the server refused the client (see RejectError).

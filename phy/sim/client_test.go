@@ -13,7 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/slided/slided/phy"
-	"github.com/slided/slided/phy/internal/redial"
+	"github.com/slided/slided/internal/redial"
 )
 
 // These tests run the clients against fake media on net.Pipe inside a

@@ -16,7 +16,7 @@ import (
 
 	"github.com/slided/slided/auth"
 	"github.com/slided/slided/phy"
-	"github.com/slided/slided/phy/internal/redial"
+	"github.com/slided/slided/internal/redial"
 )
 
 // UDPClientStats counts what a UDPClient repaired or dropped.
