@@ -24,6 +24,7 @@ import (
 	"github.com/slided/slided/config"
 	"github.com/slided/slided/control"
 	"github.com/slided/slided/framing"
+	"github.com/slided/slided/internal/redial"
 	"github.com/slided/slided/link"
 	"github.com/slided/slided/metrics"
 	"github.com/slided/slided/phy"
@@ -301,28 +302,18 @@ func serveKISS(f runFlags, p bridge.PHY, log zerolog.Logger) (*kiss.Server, erro
 	return srv, nil
 }
 
-// retryOpen calls open until it succeeds or ctx is done, backing off from
-// 250 ms to 10 s and logging when the error changes or the backoff grows.
+// openPolicy is the backoff of a modem's first open (internal/redial, the
+// policy the modems use to reconnect): 250 ms doubling to 10 s, each wait
+// drawn between its step and twice that, so daemons started together
+// against a missing modem do not retry in step.
+var openPolicy = redial.Policy{Min: 250 * time.Millisecond, Max: 10 * time.Second}
+
+// retryOpen calls open until it succeeds or ctx is done, waiting
+// openPolicy's backoff between attempts and logging "modem cannot connect,
+// retrying" when the error changes or the wait grows.
 func retryOpen[T any](ctx context.Context, log zerolog.Logger, open func() (T, error)) (T, error) {
-	wait := 250 * time.Millisecond
-	var last string
-	for {
-		v, err := open()
-		if err == nil {
-			return v, nil
-		}
-		if msg := err.Error(); msg != last || wait < 10*time.Second {
-			log.Warn().Err(err).Dur("retry_in", wait).Msg("cannot open modem; retrying")
-			last = msg
-		}
-		select {
-		case <-ctx.Done():
-			var zero T
-			return zero, ctx.Err()
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 10*time.Second)
-	}
+	l := redial.New(openPolicy, "modem", log)
+	return redial.Redial(ctx, l, 0, func(context.Context) (T, error) { return open() }, nil)
 }
 
 func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger) error {
