@@ -12,8 +12,8 @@ import (
 // flowHashProgram returns a classic BPF program for cls_bpf that puts each
 // flow in one of buckets classes major:(1+hash&(buckets-1)); buckets must be
 // a power of two. The hash folds the IPv4 or IPv6 source and destination
-// addresses and, for TCP and UDP (not fragments, no IPv6 extension headers),
-// both ports; consecutive source ports to one destination always land in
+// addresses and, for TCP and UDP (not fragments, the first one included; no
+// IPv6 extension headers), both ports; consecutive source ports to one destination always land in
 // different buckets. Frames that are neither IPv4 nor IPv6 (ARP), or too
 // short, go to bucket 1. cls_bpf hands the program the frame from its
 // Ethernet header on; a return value is the class id.
@@ -37,8 +37,13 @@ func flowHashProgram(major uint16, buckets uint32) ([]unix.SockFilter, error) {
 	a.jeq(unix.IPPROTO_TCP, "ports4", "")
 	a.jeq(unix.IPPROTO_UDP, "ports4", "fold")
 	a.label("ports4")
+	// A fragment, the first one (more fragments, offset 0) included,
+	// hashes by address only: every fragment of a datagram goes to one
+	// bucket and leaves in order. (The first alone in the ports' bucket
+	// reached the far host long before the rest, which a slow link can
+	// keep past the reassembly timeout.)
 	a.op(unix.BPF_LD|unix.BPF_H|unix.BPF_ABS, 14+6) // flags, fragment offset
-	a.jset(0x1fff, "fold", "")
+	a.jset(0x3fff, "fold", "")
 	a.op(unix.BPF_LDX|unix.BPF_B|unix.BPF_MSH, 14) // X = IPv4 header length
 	a.op(unix.BPF_LD|unix.BPF_W|unix.BPF_IND, 14)  // source port << 16 | destination port
 	a.jmp("mixports")

@@ -138,6 +138,10 @@ func TestFlowHashProgram(t *testing.T) {
 		{desc: "udp4 same flow twice", a: ip4Frame(17, 0, 1234, 9), b: ip4Frame(17, 0, 1234, 9), same: true},
 		{desc: "icmp4 ignores ports", a: ip4Frame(1, 0, 1, 2), b: ip4Frame(1, 0, 3, 4), same: true},
 		{desc: "udp4 fragments ignore ports", a: ip4Frame(17, 0x00b9, 1, 2), b: ip4Frame(17, 0x00b9, 3, 4), same: true},
+		// The first fragment (more-fragments set, offset 0) carries the
+		// ports, the others do not: all go to one bucket, so a datagram's
+		// fragments leave in order and together.
+		{desc: "udp4 first fragment with the rest", a: ip4Frame(17, 0x2000, 40000, 9), b: ip4Frame(17, 0x00b9, 0, 0), same: true},
 		{desc: "udp6 consecutive source ports", a: ip6Frame(17, 40000, 9), b: ip6Frame(17, 40001, 9)},
 		{desc: "tcp6 consecutive destination ports", a: ip6Frame(6, 5000, 22), b: ip6Frame(6, 5000, 23)},
 		{desc: "udp4 both ports shifted by one", a: ip4Frame(17, 0, 6000, 6000), b: ip4Frame(17, 0, 6001, 6001)},

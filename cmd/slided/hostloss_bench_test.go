@@ -183,6 +183,34 @@ func forceSndbuf(c *net.UDPConn, n int) error {
 	return serr
 }
 
+// ipCounters reads the Ip: line of /proc/net/snmp in namespace ns as a
+// map from counter name to value.
+func ipCounters(b *testing.B, l *lab.Lab, ns string) map[string]int64 {
+	b.Helper()
+	out, err := l.Exec(ns, "cat", "/proc/net/snmp")
+	if err != nil {
+		b.Fatalf("/proc/net/snmp: %v", err)
+	}
+	var names []string
+	m := map[string]int64{}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "Ip:" {
+			continue
+		}
+		if names == nil {
+			names = f[1:]
+			continue
+		}
+		for i, v := range f[1:] {
+			if i < len(names) {
+				m[names[i]], _ = strconv.ParseInt(v, 10, 64)
+			}
+		}
+	}
+	return m
+}
+
 func runLossCase(b *testing.B, c lossCase) {
 	if c.rate == 0 {
 		c.rate = 115200
@@ -232,6 +260,8 @@ func runLossCase(b *testing.B, c lossCase) {
 		b.Logf("effective SO_SNDBUF %d", got)
 	}
 	before := readHostLoss(b, p)
+	ip0 := ipCounters(b, l, p.NS[1])
+	rx0 := mustStatus(b, p, 1).Bridge.Drops.Total()
 	idle := 20 * time.Second
 	if c.size > 10000 {
 		idle = 40 * time.Second // one datagram is seconds of air
@@ -281,6 +311,8 @@ func runLossCase(b *testing.B, c lossCase) {
 	wg.Wait()
 	r := <-got
 	after := readHostLoss(b, p)
+	ip1 := ipCounters(b, l, p.NS[1])
+	rx1 := mustStatus(b, p, 1).Bridge.Drops.Total()
 	nsent, nerr := 0, 0
 	for i := range sent {
 		nsent += sent[i]
@@ -293,6 +325,11 @@ func runLossCase(b *testing.B, c lossCase) {
 	b.ReportMetric(float64(r.reordered), "reordered")
 	b.ReportMetric(float64(r.dups), "duplicates")
 	after.report(b, before)
+	// What the receiving side lost, apart from the host under test: its
+	// daemon, and its IP reassembly (fragments of a datagram that did not
+	// all come within ipfrag_time).
+	b.ReportMetric(float64(rx1-rx0), "rx_daemon_drops")
+	b.ReportMetric(float64(ip1["ReasmFails"]-ip0["ReasmFails"]), "rx_reasm_fails")
 	if c.sockets > 1 && c.size >= 16 {
 		xs := make([]float64, c.sockets)
 		least := -1
@@ -305,9 +342,10 @@ func runLossCase(b *testing.B, c lossCase) {
 		b.ReportMetric(lab.Jain(xs...), "jain")
 		b.ReportMetric(float64(least), "least_per_socket")
 	}
-	b.Logf("%s: sent %d (errors %d), delivered %d (%d duplicates, %d reordered) in %.0fs; host drops ring %d qdisc %d daemon %d",
+	b.Logf("%s: sent %d (errors %d), delivered %d (%d duplicates, %d reordered) in %.0fs; host drops ring %d qdisc %d daemon %d; receiver: daemon drops %d, IP reassembly fails %d (timeouts %d)",
 		c.name, nsent, nerr, r.total-r.dups, r.dups, r.reordered, time.Since(start).Seconds(),
-		after.ring-before.ring, after.qdisc-before.qdisc, after.daemon-before.daemon)
+		after.ring-before.ring, after.qdisc-before.qdisc, after.daemon-before.daemon,
+		rx1-rx0, ip1["ReasmFails"]-ip0["ReasmFails"], ip1["ReasmTimeout"]-ip0["ReasmTimeout"])
 }
 
 var pingSummary = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
