@@ -67,13 +67,12 @@ if [ -n "$(git -C "$SRC" status --porcelain --untracked-files=no 2>/dev/null)" ]
 	COMMIT="$COMMIT+dirty"
 fi
 
-newns() { # newns N: creates namespace slided-idle-$$-N, prints its name
+newns() { # newns N: creates namespace slided-idle-$$-N (in this shell, not a subshell: NSS records it)
 	local n=slided-idle-$$-$1
-	ip netns add "$n"
 	NSS+=("$n")
+	ip netns add "$n"
 	ip -n "$n" link set lo up
 	ip netns exec "$n" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-	echo "$n"
 }
 
 NAMES=()
@@ -85,8 +84,10 @@ watch() { NAMES+=("$1"); WATCH+=("$2"); }
 PIDS+=($!)
 watch medium $!
 for _ in $(seq 50); do [ -S "$T/m.sock" ] && break; sleep 0.1; done
-NS1=$(newns 1)
-NS2=$(newns 2)
+newns 1
+NS1=slided-idle-$$-1
+newns 2
+NS2=slided-idle-$$-2
 ip netns exec "$NS1" "$BIN" run -tap slided0 -node 1 -phy "sim:$T/m.sock" -addr 192.0.2.1/24 >"$T/sim1.log" 2>&1 &
 PIDS+=($!)
 watch "sim 1" $!
@@ -95,7 +96,8 @@ PIDS+=($!)
 watch "sim 2" $!
 
 # A KISS TNC over TCP that accepts and stays silent (socat -u only reads).
-NS3=$(newns 3)
+newns 3
+NS3=slided-idle-$$-3
 ip netns exec "$NS3" socat -u TCP-LISTEN:8001,bind=127.0.0.1,reuseaddr OPEN:/dev/null,wronly >"$T/tnc.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 50); do ip netns exec "$NS3" ss -Hltn 'sport = :8001' | grep -q . && break; sleep 0.1; done
@@ -109,7 +111,8 @@ PIDS+=($!)
 for _ in $(seq 50); do [ -e "$T/ttyA" ] && [ -e "$T/ttyB" ] && break; sleep 0.1; done
 cat "$T/ttyB" >/dev/null 2>&1 &
 PIDS+=($!)
-NS4=$(newns 4)
+newns 4
+NS4=slided-idle-$$-4
 ip netns exec "$NS4" "$BIN" run -tap slided0 -node 4 -phy "serial:$T/ttyA?baud=115200&air=9600&carrier=rx" -addr 198.51.100.4/24 >"$T/serial.log" 2>&1 &
 PIDS+=($!)
 watch serial $!
