@@ -9,7 +9,14 @@
 //	loop goroutine:   engine.Host ─► engine.Deliveries ─► TAP.Write ─► engine.Written
 //	                  PHY.Events ─► engine.Modem ─► engine.Deliveries ─► TAP.Write
 //	                  after each input and at engine.Deadline: engine.Poll ─► PHY.Transmit (error: engine.Refused)
-//	                  every Tick: engine.Tick ─► pacer ─► Shaper.SetRate
+//	                  every Tick while busy: engine.Tick ─► pacer ─► Shaper.SetRate
+//
+// Idle, the loop sleeps: it arms a timer only for the engine's Deadline,
+// and the pacing tick runs only while something happens. A tick that finds
+// no input since the last one, the MAC queue empty and the ring drained
+// stops the ticker; the next input starts it again, after the pacer has
+// been given the ticks it missed (pacer.idle), so pacing under load is the
+// same as with a ticker that never stops.
 //
 // Goroutines: Run's goroutine (the loop) owns the engine, the pacer and
 // every buffer. One reader goroutine blocks in TAP.Read, but only while it
@@ -104,7 +111,9 @@ type Capture = link.Capture
 // MTU is the TAP's, 0 meaning 1500) and the shell's own.
 type Config struct {
 	link.Config
-	Tick time.Duration // pacing and statistics interval (default 250ms)
+	// Tick is the pacing and statistics interval (default 250ms) while
+	// anything is queued or happening; an idle bridge does not tick.
+	Tick time.Duration
 	// RingLen is the TAP's txqueuelen: the ring between the qdisc and the
 	// daemon (default DefaultTxQueueLen).
 	RingLen int
@@ -159,6 +168,7 @@ const DefaultTxQueueLen = 16
 // loop; if the loop does not answer within a second (it is stalled), or
 // after Run returned, it returns the snapshot the loop took at its last tick
 // (or on return), with StaleSeconds saying how old it is, never a zero one.
+// (An idle loop does not tick, but it answers: its snapshot is live.)
 func (b *Bridge) Stats() Stats {
 	reply := make(chan Stats, 1)
 	select {
@@ -220,6 +230,10 @@ type loop struct {
 	baseDropped uint64
 	haveBase    bool
 	rateErr     bool // a SetRate failure was logged already
+
+	ticking  bool      // the pacing ticker runs
+	active   bool      // an input came since the last tick
+	lastTick time.Time // the last tick, real or accounted for by busy (zero: none yet)
 }
 
 // shellStats are the figures of Stats that the shell, not the engine, keeps.
@@ -276,8 +290,8 @@ func (l *loop) run(ctx context.Context) error {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	tick := time.NewTicker(l.b.cfg.Tick)
+	tick.Stop() // started by the first input (l.busy)
 	defer tick.Stop()
-	lastTick := time.Now()
 	ethBuf := make([]byte, l.b.cfg.MTU+14)
 	for {
 		// Since Go 1.23 Reset and Stop leave no stale tick in timer.C.
@@ -297,6 +311,7 @@ func (l *loop) run(ctx context.Context) error {
 				return errors.New("phy closed its events")
 			}
 			now := time.Now()
+			l.busy(now, tick)
 			started := l.eng.Started()
 			var info phy.Info
 			if ev.Kind == phy.Up {
@@ -326,19 +341,62 @@ func (l *loop) run(ctx context.Context) error {
 				}
 				return fmt.Errorf("read tap: %w", p.err)
 			}
+			l.busy(now, tick)
 			l.eng.Host(now, p.buf[:p.n])
 			l.deliver(now)
 			l.pump(now)
 		case <-timer.C:
-			l.pump(time.Now())
+			now := time.Now()
+			l.busy(now, tick)
+			l.pump(now)
 		case now := <-tick.C:
-			l.tick(now, now.Sub(lastTick))
-			lastTick = now
+			l.tick(now, now.Sub(l.lastTick))
+			l.lastTick = now
 			l.b.keep(now, l.snapshot(now)) // what Stats returns while the loop stalls
+			if !l.active && l.idle() {
+				tick.Stop()
+				l.ticking = false
+			}
+			l.active = false
 		case reply := <-l.b.statsReq:
 			reply <- l.snapshot(time.Now())
 		}
 	}
+}
+
+// busy notes an input at now: the pacing tick runs while inputs come (and
+// for one more tick after the last). A stopped ticker starts again, and
+// the pacer first takes the idle ticks it missed.
+func (l *loop) busy(now time.Time, tick *time.Ticker) {
+	l.active = true
+	if l.ticking {
+		return
+	}
+	l.ticking = true
+	tick.Reset(l.b.cfg.Tick)
+	if l.lastTick.IsZero() {
+		l.lastTick = now
+		return
+	}
+	missed := int(now.Sub(l.lastTick) / l.b.cfg.Tick)
+	l.lastTick = l.lastTick.Add(time.Duration(missed) * l.b.cfg.Tick)
+	if l.pacer == nil || l.b.shaper == nil || missed == 0 {
+		return
+	}
+	if rate := l.pacer.idle(missed, l.b.cfg.Tick); uint64(rate) != l.shell.pacingRate {
+		l.setRate(rate)
+	}
+}
+
+// idle says whether the link is idle at a tick: nothing in the MAC queue,
+// nothing the engine holds back from reading, the TAP's ring drained (or
+// unknown). With no input either since the last tick, nothing changes
+// until the next input, and the ticker may stop.
+func (l *loop) idle() bool {
+	if !l.eng.Started() {
+		return true // nothing to pace; Up is an input
+	}
+	return l.eng.QueueDepth() == 0 && l.eng.WantRead() && l.shell.ring <= 0
 }
 
 // started sets up the pacer once the engine knows the modem's figures.

@@ -128,6 +128,26 @@ func (p *pacer) update(dt time.Duration, delivered uint64, saturated bool, backl
 	return p.rate
 }
 
+// idleTicks bounds the idle ticks idle replays: after this many the pacer
+// no longer changes but for where recent's next sample goes (the rate has
+// grown from min to max by 1.25 a tick in fewer, and recent holds only idle
+// samples). A multiple of len(recent).
+const idleTicks = 32
+
+// idle accounts for n ticks of dt in which nothing was delivered, queued or
+// waiting in the ring, as the bridge's loop skips them while the link is
+// idle, and returns the rate. It leaves the pacer as n calls of
+// update(dt, 0, false, 0, 0) would.
+func (p *pacer) idle(n int, dt time.Duration) float64 {
+	if n > idleTicks {
+		n = idleTicks + n%len(p.recent)
+	}
+	for range n {
+		p.update(dt, 0, false, 0, 0)
+	}
+	return p.rate
+}
+
 func clamp(x, lo, hi float64) float64 {
 	if x < lo {
 		return lo

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -138,4 +139,41 @@ func TestPacerSmallFrames(t *testing.T) {
 // phy1000 is the airtime of a 1000-byte frame at bitRate.
 func phy1000(bitRate int) time.Duration {
 	return time.Duration(1000*8) * time.Second / time.Duration(bitRate)
+}
+
+// TestPacerIdleReplaysTicks: idle(n) leaves the pacer as n idle ticks
+// would (what the bridge's loop skips while the link is idle), from states
+// left by a saturated link, a backed-up ring and a low rate.
+func TestPacerIdleReplaysTicks(t *testing.T) {
+	const tick = 250 * time.Millisecond
+	for _, tc := range []struct {
+		desc string
+		prep func(p *pacer)
+	}{
+		{"fresh", func(*pacer) {}},
+		{"after saturation", func(p *pacer) {
+			for range 40 {
+				p.update(tick, 250, true, 6, 2)
+			}
+		}},
+		{"at the floor", func(p *pacer) {
+			for range 60 {
+				p.update(tick, 0, false, 30, 12)
+			}
+		}},
+	} {
+		for _, n := range []int{0, 1, 3, 4, 5, 19, 31, 32, 33, 34, 35, 36, 100, 1001} {
+			t.Run(fmt.Sprintf("%s/%d", tc.desc, n), func(t *testing.T) {
+				want := newPacer(9600, 4, 16, phy1000(9600))
+				tc.prep(want)
+				got := *want
+				for range n {
+					want.update(tick, 0, false, 0, 0)
+				}
+				if r := got.idle(n, tick); r != want.rate || got != *want {
+					t.Fatalf("idle(%d): rate %.1f, pacer %+v; want %.1f, %+v", n, r, got, want.rate, *want)
+				}
+			})
+		}
+	}
 }

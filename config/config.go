@@ -55,6 +55,8 @@ type File struct {
 	KeyMode           string   `toml:"key_mode"`            // "seal" or "sign" (authenticate only, amateur bands)
 	StationID         string   `toml:"station_id"`          // a callsign sent in clear while transmitting (kiss modems)
 	StationIDInterval string   `toml:"station_id_interval"` // a Go duration, e.g. "10m"
+	StallLimit        string   `toml:"stall_limit"`         // a Go duration, e.g. "60s" (docs/backpressure.md)
+	AdaptiveMAC       *bool    `toml:"adaptive_mac"`        // the adaptive contention window (docs/mac.md)
 
 	path string // the file Load read, for Apply's messages
 }

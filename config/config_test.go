@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func writeFile(t testing.TB, content string) string {
@@ -58,6 +59,8 @@ func TestLoadGood(t *testing.T) {
 		{desc: "shaper true", content: "shaper = true\n", want: File{Shaper: ptr(true)}},
 		{desc: "key and its state", content: "key = \"/etc/slided/key\"\nstate_dir = \"/srv/slided\"\nkey_max_age = \"10m\"\n",
 			want: File{Key: "/etc/slided/key", StateDir: "/srv/slided", KeyMaxAge: "10m"}},
+		{desc: "stall limit and adaptive MAC", content: "stall_limit = \"90s\"\nadaptive_mac = true\n",
+			want: File{StallLimit: "90s", AdaptiveMAC: ptr(true)}},
 		{desc: "multi-line string", content: "phy = \"\"\"\nsim:/run/m.sock\"\"\"\nnode = 2\n",
 			want: File{PHY: "sim:/run/m.sock", Node: 2}},
 	}
@@ -107,6 +110,10 @@ func TestLoadErrors(t *testing.T) {
 			wantErr: ErrType, wantLine: 2, wantKey: "addr"},
 		{desc: "shaper as string", content: "shaper = \"yes\"\n",
 			wantErr: ErrType, wantLine: 1, wantKey: "shaper", wantMsg: "want a boolean"},
+		{desc: "stall_limit as integer", content: "stall_limit = 60\n",
+			wantErr: ErrType, wantLine: 1, wantKey: "stall_limit", wantMsg: "want a string, got an integer (60)"},
+		{desc: "adaptive_mac as string", content: "\nadaptive_mac = \"on\"\n",
+			wantErr: ErrType, wantLine: 2, wantKey: "adaptive_mac", wantMsg: "want a boolean"},
 		{desc: "mtu as float", content: "mtu = 576.5\n",
 			wantErr: ErrType, wantLine: 1, wantKey: "mtu", wantMsg: "got a float"},
 		{desc: "log_level as table", content: "[log_level]\nx = 1\n",
@@ -195,7 +202,8 @@ type runFlagSet struct {
 	tap, phy, addr, control, policy, level, format string
 	metrics, pcap, user                            string
 	node, mtu, txqueuelen                          int
-	shaper                                         bool
+	shaper, adaptive                               bool
+	stall                                          time.Duration
 }
 
 func newRunFlags() *runFlagSet {
@@ -215,6 +223,8 @@ func newRunFlags() *runFlagSet {
 	r.fs.StringVar(&r.level, "log-level", "info", "")
 	r.fs.StringVar(&r.format, "log-format", "auto", "")
 	r.fs.StringVar(&r.user, "user", "", "")
+	r.fs.DurationVar(&r.stall, "stall-limit", time.Minute, "")
+	r.fs.BoolVar(&r.adaptive, "adaptive-mac", false, "")
 	return r
 }
 
@@ -256,11 +266,25 @@ func TestApply(t *testing.T) {
 				return ""
 			}},
 		{desc: "absent keys keep the defaults", file: "tap = \"t\"\n", check: func(r *runFlagSet) string {
-			if r.mtu != 1500 || r.policy != "block" || !r.shaper || r.level != "info" || r.tap != "t" {
-				return "defaults changed: " + fmtAny([]any{r.mtu, r.policy, r.shaper, r.level, r.tap})
+			if r.mtu != 1500 || r.policy != "block" || !r.shaper || r.level != "info" || r.tap != "t" ||
+				r.stall != time.Minute || r.adaptive {
+				return "defaults changed: " + fmtAny([]any{r.mtu, r.policy, r.shaper, r.level, r.tap, r.stall, r.adaptive})
 			}
 			return ""
 		}},
+		{desc: "stall limit and adaptive MAC", file: "stall_limit = \"2m30s\"\nadaptive_mac = true\n", check: func(r *runFlagSet) string {
+			if r.stall != 150*time.Second || !r.adaptive {
+				return "stall limit " + r.stall.String() + ", adaptive " + strconv.FormatBool(r.adaptive) + "; want 2m30s, true"
+			}
+			return ""
+		}},
+		{desc: "adaptive MAC off on the command line wins", file: "adaptive_mac = true\n", args: []string{"-adaptive-mac=false"},
+			check: func(r *runFlagSet) string {
+				if r.adaptive {
+					return "adaptive MAC on, want the command line's off"
+				}
+				return ""
+			}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
@@ -296,6 +320,17 @@ func TestApplyErrors(t *testing.T) {
 		var ce *Error
 		if !errors.Is(err, ErrNoFlag) || !errors.As(err, &ce) || ce.Key != "pcap" || ce.Path != path {
 			t.Fatalf("got %v, want ErrNoFlag for key pcap in %s", err, path)
+		}
+	})
+	t.Run("stall limit that is no duration", func(t *testing.T) {
+		f, err := Load(writeFile(t, "stall_limit = \"a minute\"\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = f.Apply(newRunFlags().fs)
+		var ce *Error
+		if !errors.Is(err, ErrValue) || !errors.As(err, &ce) || ce.Key != "stall_limit" {
+			t.Fatalf("got %v, want ErrValue for key stall_limit", err)
 		}
 	})
 	t.Run("flag rejects the value", func(t *testing.T) {

@@ -58,6 +58,7 @@ type runFlags struct {
 	keyMaxAge  time.Duration
 	neigh      bool
 	cwSenders  bool
+	adaptive   bool // -adaptive-mac
 	kissServer string
 	keyMode    string
 	stationID  string
@@ -66,22 +67,10 @@ type runFlags struct {
 }
 
 func cmdRun(args []string) error {
-	var f runFlags
-	fs := newFlags("run")
-	f.register(fs)
-	if err := parseFlags(fs, args); err != nil {
+	f, err := parseRun(args)
+	if err != nil {
 		return err
 	}
-	if f.config != "" {
-		file, err := config.Load(f.config)
-		if err != nil {
-			return usageError("run", "%v", err)
-		}
-		if err := file.Apply(fs); err != nil {
-			return usageError("run", "%v", err)
-		}
-	}
-	modemDefaults(fs, &f)
 	cfg, err := f.validate()
 	if err != nil {
 		return usageError("run", "%v", err)
@@ -110,6 +99,28 @@ func cmdRun(args []string) error {
 	return err
 }
 
+// parseRun parses run's command line and the -config file it names (the
+// command line wins), and fills in a serial modem's defaults.
+func parseRun(args []string) (runFlags, error) {
+	var f runFlags
+	fs := newFlags("run")
+	f.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return f, err
+	}
+	if f.config != "" {
+		file, err := config.Load(f.config)
+		if err != nil {
+			return f, usageError("run", "%v", err)
+		}
+		if err := file.Apply(fs); err != nil {
+			return f, usageError("run", "%v", err)
+		}
+	}
+	modemDefaults(fs, &f)
+	return f, nil
+}
+
 // register defines run's flags on fs, bound to f with their defaults.
 // slided bench -protocol link takes its defaults from here too, so that the
 // simulated engines are configured as a daemon started without flags.
@@ -134,6 +145,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.arq, "arq", true, "link ARQ for unicast: acknowledgements and selective retransmission (-arq=false turns it off)")
 	fs.DurationVar(&f.propDelay, "prop-delay", 0, "one-way propagation delay to the farthest node (e.g. 700ms for 1 km of water, up to 10s): the MAC's slot and inter-frame space follow it, and the ARQ's ack timeout; ARQ round trips may lengthen them further (default: a serial modem's prop= or range=; docs/mac.md)")
 	fs.BoolVar(&f.neigh, "neigh-answer", true, "answer ARP and IPv6 neighbour solicitations for addresses heard from other nodes locally, without airtime")
+	fs.BoolVar(&f.adaptive, "adaptive-mac", false, "the adaptive contention window (Idle Sense) with slot and IFS from the propagation delay and the modem, instead of the deferral rule: fair between nodes sending both ways, a small window for a lone sender, slower for short frames under loss; a KISS TNC keeps the deferral rule (docs/mac.md)")
 	fs.BoolVar(&f.cwSenders, "cw-senders", false, "size the contention window from the number of other nodes heard sending: fair between nodes sending both ways, slower with short frames (docs/mac.md)")
 	fs.StringVar(&f.key, "key", "", "file with the pre-shared key (64 hex digits, mode 0600): frames are authenticated, forged and replayed ones dropped; a second line holds a key also accepted during a changeover")
 	fs.StringVar(&f.stateDir, "state-dir", defaultStateDir, "directory where, with -key, the counters that must never repeat are kept across restarts (must be writable)")
@@ -163,6 +175,7 @@ func (f *runFlags) engineConfig(c runConfig) link.Config {
 		KeyMode:           c.mode,
 		NoNeighAnswer:     !f.neigh,
 		WindowFromSenders: f.cwSenders,
+		AdaptiveMAC:       f.adaptive,
 	}
 }
 

@@ -64,7 +64,15 @@ const (
 	defaultDCDPoll    = 20 * time.Millisecond
 	defaultBackoffMin = 250 * time.Millisecond
 	defaultBackoffMax = 10 * time.Second
-	defaultPathCheck  = time.Second
+	// defaultPathCheck is how often an idle port checks that its device
+	// path still exists. Every timer costs an idle daemon a dozen or more
+	// context switches (the Go runtime's sysmon spins while the timer is
+	// run), so an idle port wakes for this only twice a minute; a vanished
+	// device usually ends the read at once anyway (EIO, end of file).
+	defaultPathCheck = 30 * time.Second
+	// pathCheckTx: a burst checks the path first if the last check is older
+	// than this, so a port in use notices a vanished path within a burst.
+	pathCheckTx = time.Second
 )
 
 // options are what tests change; Open uses the defaults.
@@ -73,7 +81,7 @@ type options struct {
 	dcdPoll    time.Duration
 	backoffMin time.Duration
 	backoffMax time.Duration
-	pathCheck  time.Duration             // how often the device path is checked
+	pathCheck  time.Duration             // how often the device path is checked while idle (and before a burst: pathCheckTx)
 	dcd        func(*line) (bool, error) // reads DCD; (*line).DCD unless faked
 }
 
@@ -164,7 +172,8 @@ type runState struct {
 	lastRx           time.Time
 	dcdAt            time.Time
 	dcdErr           string
-	pathAt           time.Time
+	pathAt           time.Time // the next check of the device path (pathCheck after the last)
+	pathChecked      time.Time // the last one
 
 	reopenAt time.Time
 	redial   *redial.Loop // the reopen backoff and its log lines
@@ -361,7 +370,7 @@ func (p *Port) run(c *conn) {
 	p.st.c = c
 	p.push(phy.Event{Kind: phy.Up})
 	now := p.opt.clock.Now()
-	p.st.pathAt = now.Add(p.opt.pathCheck)
+	p.st.pathChecked, p.st.pathAt = now, now.Add(p.opt.pathCheck)
 	if p.cfg.Carrier == CarrierDCD {
 		p.st.dcdAt = now
 	}
@@ -459,12 +468,8 @@ func (p *Port) onTick() {
 		p.down(now, ErrWriteTimeout)
 		return
 	}
-	if !now.Before(st.pathAt) {
-		st.pathAt = now.Add(p.opt.pathCheck)
-		if _, err := os.Stat(p.cfg.Path); errors.Is(err, fs.ErrNotExist) {
-			p.down(now, fmt.Errorf("%w: %w", ErrVanished, err))
-			return
-		}
+	if !now.Before(st.pathAt) && !p.checkPath(now) {
+		return
 	}
 	p.finishTx(now)
 	if p.cfg.Carrier == CarrierDCD && !now.Before(st.dcdAt) {
@@ -483,6 +488,18 @@ func (p *Port) onTick() {
 	p.carrier(now)
 }
 
+// checkPath checks that the device path still exists; if it does not, it
+// takes the port down and returns false.
+func (p *Port) checkPath(now time.Time) bool {
+	st := &p.st
+	st.pathChecked, st.pathAt = now, now.Add(p.opt.pathCheck)
+	if _, err := os.Stat(p.cfg.Path); errors.Is(err, fs.ErrNotExist) {
+		p.down(now, fmt.Errorf("%w: %w", ErrVanished, err))
+		return false
+	}
+	return true
+}
+
 func (p *Port) startTx(b []byte) error {
 	st := &p.st
 	switch {
@@ -493,8 +510,12 @@ func (p *Port) startTx(b []byte) error {
 		p.refused.Add(1)
 		return fmt.Errorf("serial: %w", phy.ErrBusy)
 	}
-	st.txBuf = append(st.txBuf[:0], b...)
 	now := p.opt.clock.Now()
+	if now.Sub(st.pathChecked) >= pathCheckTx && !p.checkPath(now) {
+		p.refused.Add(1)
+		return fmt.Errorf("serial %s: %w", p.cfg.Path, phy.ErrDown)
+	}
+	st.txBuf = append(st.txBuf[:0], b...)
 	air := p.cfg.burstTime(len(b))
 	st.txActive, st.txWritten = true, false
 	st.paceAt = now.Add(air)
@@ -632,7 +653,7 @@ func (p *Port) reopen(now time.Time) {
 		return
 	}
 	st.c, st.reopenAt = c, time.Time{}
-	st.pathAt = now.Add(p.opt.pathCheck)
+	st.pathChecked, st.pathAt = now, now.Add(p.opt.pathCheck)
 	if p.cfg.Carrier == CarrierDCD {
 		st.dcdAt = now
 	}

@@ -33,6 +33,7 @@ type fakeClock struct {
 	mu     sync.Mutex
 	now    time.Time
 	timers []*fakeTimer
+	fired  int // timer calls so far
 }
 
 type fakeTimer struct {
@@ -71,6 +72,9 @@ func (t *fakeTimer) Reset(d time.Duration) bool {
 	t.c.mu.Lock()
 	was := t.active
 	t.at, t.active = t.c.now.Add(d), d > 0
+	if d <= 0 {
+		t.c.fired++
+	}
 	t.c.mu.Unlock()
 	if d <= 0 {
 		t.f()
@@ -87,6 +91,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 		if t.active && !t.at.After(c.now) {
 			t.active = false
 			due = append(due, t.f)
+			c.fired++
 		}
 	}
 	c.mu.Unlock()
@@ -604,6 +609,55 @@ func TestPathVanishes(t *testing.T) {
 	h.expect(phy.CarrierOn)
 	if got := h.received(4); string(got) != "back" {
 		t.Errorf("Received %q, want %q", got, "back")
+	}
+}
+
+// fires is the number of timer calls so far.
+func (c *fakeClock) fires() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.fired
+}
+
+// TestIdlePortSleeps: an idle port (carrier from received bytes, the
+// default) wakes at most twice a minute, to check its device path; it
+// checked every second before, and every wake costs an idle daemon a dozen
+// context switches or more.
+func TestIdlePortSleeps(t *testing.T) {
+	h := newHarness(t, Config{}, options{pathCheck: defaultPathCheck})
+	if h.p.cfg.Carrier != CarrierRx {
+		t.Fatalf("carrier %q by default, want %q", h.p.cfg.Carrier, CarrierRx)
+	}
+	before := h.clk.fires()
+	for range 600 {
+		h.advance(time.Second)
+	}
+	if n := h.clk.fires() - before; n > 20 {
+		t.Errorf("%d timer calls in 10 idle minutes, want at most 20", n)
+	}
+	h.none()
+}
+
+// TestPathVanishesBeforeBurst: with an idle check twice a minute, a burst
+// checks the device path first (if the last check is a second old or more):
+// a port in use still notices at once that it went.
+func TestPathVanishesBeforeBurst(t *testing.T) {
+	dir := t.TempDir()
+	link := filepath.Join(dir, "modem")
+	_, path := ptyPair(t)
+	if err := os.Symlink(path, link); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, Config{Path: link}, options{pathCheck: defaultPathCheck})
+	os.Remove(link)
+	h.advance(2 * time.Second)
+	h.none() // idle: not checked yet
+	if err := h.p.Transmit([]byte("x")); !errors.Is(err, phy.ErrDown) {
+		t.Fatalf("Transmit on a vanished path = %v, want ErrDown", err)
+	}
+	h.expect(phy.Down)
+	if !strings.Contains(h.logs.String(), ErrVanished.Error()) {
+		t.Errorf("no log line with the cause %q:\n%s", ErrVanished, h.logs)
 	}
 }
 

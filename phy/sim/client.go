@@ -52,13 +52,26 @@ const (
 	// not finish within it (the server stopped reading) takes the
 	// connection down.
 	writeTimeout = 2 * time.Second
-	// kaInterval: a stream client that heard nothing from the server for
-	// this long pings it (version 2); idle, that is one ping and one pong
-	// every kaInterval.
-	kaInterval = 3 * time.Second
-	// kaTimeout: a server heard from for this long is gone (three pings
-	// unanswered): the client reports Down and reconnects.
-	kaTimeout = 3 * kaInterval
+	// kaInterval: an idle stream client that heard nothing from the server
+	// for this long pings it (version 2); idle, that is one ping and one
+	// pong every kaInterval, the only thing that wakes an idle client. Each
+	// wake costs an idle daemon a dozen context switches or more (the Go
+	// runtime's, around the timer and the two syscalls), so idle pings are
+	// rare: at 3 s they alone made 3.5 wake-ups a second (issue 11). A
+	// medium that died closes the socket, which the client sees at once;
+	// the ping finds only a medium that hangs with its socket open, and an
+	// idle client loses nothing by finding it late.
+	kaInterval = 30 * time.Second
+	// kaTimeout: a server not heard from for this long is gone (the ping
+	// sent after kaInterval unanswered): the client reports Down and
+	// reconnects.
+	kaTimeout = 2 * kaInterval
+	// kaBusyInterval and kaBusyTimeout take their place while a Transmit
+	// waits for its TxDone, counted from the later of the last message
+	// heard and the Transmit: a hung medium then holds up the link, so it
+	// is found within seconds (three pings unanswered).
+	kaBusyInterval = 3 * time.Second
+	kaBusyTimeout  = 3 * kaBusyInterval
 )
 
 // Client is a PHY on a medium server over a stream socket (it satisfies
@@ -246,13 +259,14 @@ func (c *Client) read(cc *clientConn) error {
 
 // write is a connection's writer goroutine: it writes what Transmit queued
 // and the keep-alive pings, and takes the connection down when a write does
-// not finish within writeTimeout or the server was silent for kaTimeout.
-// Idle, it wakes once per kaInterval.
+// not finish within writeTimeout or the server was silent for kaTimeout
+// (kaBusyTimeout while a TxDone is awaited). Idle, it wakes once per
+// kaInterval.
 func (c *Client) write(cc *clientConn) {
 	t := time.NewTimer(kaInterval)
 	defer t.Stop()
 	var buf []byte
-	var pinged time.Time
+	var pinged, busySince time.Time
 	fail := func(err error) {
 		c.mu.Lock()
 		if cc.why == nil {
@@ -269,16 +283,31 @@ func (c *Client) write(cc *clientConn) {
 		case <-t.C:
 		}
 		now := time.Now()
-		heard := time.Unix(0, cc.heard.Load())
-		if cc.version >= 2 && now.Sub(heard) >= kaTimeout {
-			fail(fmt.Errorf("%w: nothing heard for %v (%d pings unanswered)", errSilent, now.Sub(heard).Round(time.Millisecond), kaTimeout/kaInterval-1))
-			return
-		}
 		c.mu.Lock()
 		buf = append(buf[:0], cc.out...)
 		cc.out = cc.out[:0]
+		busy := c.txBusy
 		c.mu.Unlock()
-		if cc.version >= 2 && now.Sub(heard) >= kaInterval && now.Sub(pinged) >= kaInterval {
+		// Silence counts from the last message heard, and while a TxDone
+		// is awaited from the Transmit at the latest.
+		since := time.Unix(0, cc.heard.Load())
+		interval, timeout := kaInterval, kaTimeout
+		if busy {
+			if busySince.IsZero() {
+				busySince = now
+			}
+			if busySince.After(since) {
+				since = busySince
+			}
+			interval, timeout = kaBusyInterval, kaBusyTimeout
+		} else {
+			busySince = time.Time{}
+		}
+		if cc.version >= 2 && now.Sub(since) >= timeout {
+			fail(fmt.Errorf("%w: nothing heard for %v (%d pings unanswered)", errSilent, now.Sub(since).Round(time.Millisecond), timeout/interval-1))
+			return
+		}
+		if cc.version >= 2 && now.Sub(since) >= interval && now.Sub(pinged) >= interval {
 			buf = appendEmpty(buf, msgPing)
 			pinged = now
 		}
@@ -293,11 +322,11 @@ func (c *Client) write(cc *clientConn) {
 			t.Stop()
 			continue
 		}
-		next := heard.Add(kaInterval)
-		if p := pinged.Add(kaInterval); p.After(next) {
+		next := since.Add(interval)
+		if p := pinged.Add(interval); p.After(next) {
 			next = p
 		}
-		if d := heard.Add(kaTimeout); d.Before(next) {
+		if d := since.Add(timeout); d.Before(next) {
 			next = d
 		}
 		t.Reset(time.Until(next))

@@ -28,6 +28,7 @@ type fakeStream struct {
 	stall  atomic.Bool
 	flood  int           // received frames (with carrier on/off) sent after the welcome
 	quit   chan struct{} // with stall: closed at the end of the test
+	pings  atomic.Int32  // pings answered
 }
 
 func (f *fakeStream) serve(nc net.Conn) {
@@ -67,6 +68,7 @@ func (f *fakeStream) serve(nc net.Conn) {
 		}
 		switch msg.typ {
 		case msgPing:
+			f.pings.Add(1)
 			nc.Write(appendEmpty(nil, msgPong))
 		case msgTransmit:
 			nc.Write(appendEmpty(nil, msgTxDone))

@@ -1,0 +1,78 @@
+package sim
+
+import (
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/slided/slided/phy"
+)
+
+// TestClientIdlePings: an idle client on an answering medium pings it at
+// most twice a minute (each ping wakes the daemon, and the Go runtime makes
+// a dozen context switches of every wake), and at least once in ten
+// minutes, so that a medium that hangs is still found. The old client
+// pinged every 3 s.
+func TestClientIdlePings(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeStream{}
+		f.answer.Store(true)
+		c, err := dialWith(t.Context(), "fake", f.dial, 3, zerolog.Nop(), 10*time.Millisecond, 100*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if ev := <-c.Events(); ev.Kind != phy.Up {
+			t.Fatalf("first event %v, want up", ev.Kind)
+		}
+		time.Sleep(10 * time.Minute)
+		synctest.Wait()
+		if n := f.pings.Load(); n < 1 || n > 20 {
+			t.Errorf("%d pings in 10 idle minutes, want 1 to 20", n)
+		}
+		if evs := pending(c.Events()); len(evs) != 0 {
+			t.Errorf("medium answering pings: events %v, want none", kindsOf(evs))
+		}
+	})
+}
+
+// TestClientBusyKeepalive: while a Transmit waits for its TxDone, a medium
+// that stopped answering (after minutes of idle silence) is found within
+// seconds, as with the short keep-alive before, not after the idle
+// timeout; and a Transmit after minutes of idle silence is not taken for
+// one.
+func TestClientBusyKeepalive(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeStream{}
+		f.answer.Store(true)
+		c, err := dialWith(t.Context(), "fake", f.dial, 3, zerolog.Nop(), 10*time.Millisecond, 100*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if ev := <-c.Events(); ev.Kind != phy.Up {
+			t.Fatalf("first event %v, want up", ev.Kind)
+		}
+		time.Sleep(kaInterval - time.Second) // silent since the welcome
+		if err := c.Transmit([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		if ev := <-c.Events(); ev.Kind != phy.TxDone {
+			t.Fatalf("event %v, want tx done", ev.Kind)
+		}
+		time.Sleep(5 * time.Minute)
+		f.answer.Store(false)
+		start := time.Now()
+		if err := c.Transmit([]byte("y")); err != nil {
+			t.Fatal(err)
+		}
+		if ev := <-c.Events(); ev.Kind != phy.Down {
+			t.Fatalf("event %v, want down", ev.Kind)
+		}
+		if d := time.Since(start); d > kaBusyTimeout+kaBusyInterval {
+			t.Errorf("down %v after a Transmit the medium never answered, want within %v", d, kaBusyTimeout+kaBusyInterval)
+		}
+	})
+}
