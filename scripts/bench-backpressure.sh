@@ -10,51 +10,10 @@
 # Takes about 2.5 minutes per count.
 #
 # scripts/bench-backpressure.sh idle [SECONDS]
-#   starts a medium and two idle daemons (9600 bit/s, one peer, no traffic)
-#   in two fresh namespaces, waits 5 s, then reports node 1's CPU (% of a
-#   core), wake-ups a second (context switches of all its threads) and
-#   resident memory over SECONDS (default 60).
+#   is scripts/idle-wakeups.sh [SECONDS]: idle CPU, wake-ups and memory.
 set -eu
 if [ "${1:-}" = idle ]; then
-	SECS=${2:-60}
-	cd "$(dirname "$0")/.."
-	T=$(mktemp -d)
-	go build -o "$T/slided" ./cmd/slided
-	NS1=slided-idle-$$-1 NS2=slided-idle-$$-2
-	PIDS=""
-	cleanup() {
-		for p in $PIDS; do kill "$p" 2>/dev/null || true; done
-		sleep 1
-		ip netns del "$NS1" 2>/dev/null || true
-		ip netns del "$NS2" 2>/dev/null || true
-		rm -rf "$T"
-	}
-	trap cleanup EXIT
-	ip netns add "$NS1"
-	ip netns add "$NS2"
-	"$T/slided" sim -listen "$T/m.sock" -rate 9600 >"$T/m.log" 2>&1 &
-	PIDS="$!"
-	sleep 0.5
-	ip netns exec "$NS1" "$T/slided" run -tap slided0 -node 1 -phy "sim:$T/m.sock" -addr 192.0.2.1/24 >"$T/n1.log" 2>&1 &
-	P1=$!
-	ip netns exec "$NS2" "$T/slided" run -tap slided0 -node 2 -phy "sim:$T/m.sock" -addr 192.0.2.2/24 >"$T/n2.log" 2>&1 &
-	PIDS="$PIDS $P1 $!"
-	sleep 5
-	sample() { # utime+stime ticks, context switches of all threads
-		t=$(awk '{print $14 + $15}' /proc/"$P1"/stat)
-		c=$(cat /proc/"$P1"/task/*/status | awk '/ctxt_switches/ {s += $2} END {print s}')
-		echo "$t $c"
-	}
-	set -- $(sample)
-	T0=$1 C0=$2
-	sleep "$SECS"
-	set -- $(sample)
-	HZ=$(getconf CLK_TCK)
-	RSS=$(awk '/VmRSS/ {print $2}' /proc/"$P1"/status)
-	awk -v t0="$T0" -v t1="$1" -v c0="$C0" -v c1="$2" -v s="$SECS" -v hz="$HZ" -v rss="$RSS" 'BEGIN {
-		printf "idle daemon over %d s: CPU %.3f%% of a core, %.2f wake-ups/s, resident %.1f MB\n",
-			s, 100 * (t1 - t0) / hz / s, (c1 - c0) / s, rss / 1024 }'
-	exit 0
+	exec "$(dirname "$0")/idle-wakeups.sh" "${2:-60}"
 fi
 N=${1:-3}
 RE=${2:-'Bulk|DropTail|TwoFlows|Startup|Stall'}
