@@ -10,7 +10,8 @@ import (
 )
 
 // flowHashProgram returns a classic BPF program for cls_bpf that puts each
-// flow in one of buckets classes major:(1+hash&(buckets-1)); buckets must be
+// flow in one of buckets classes major:(1+hash&(buckets-1)), and the
+// credit's kick frames (Kicker) in class major:(buckets+1); buckets must be
 // a power of two. The hash folds the IPv4 or IPv6 source and destination
 // addresses and, for TCP and UDP (not fragments, the first one included; no
 // IPv6 extension headers), both ports; consecutive source ports to one destination always land in
@@ -25,7 +26,10 @@ func flowHashProgram(major uint16, buckets uint32) ([]unix.SockFilter, error) {
 	var a asm
 	a.op(unix.BPF_LD|unix.BPF_H|unix.BPF_ABS, 12) // EtherType
 	a.jeq(0x0800, "ip4", "")
-	a.jeq(0x86dd, "ip6", "other")
+	a.jeq(0x86dd, "ip6", "")
+	a.jeq(kickType, "", "other")
+	a.op(unix.BPF_LD|unix.BPF_W|unix.BPF_ABS, 14) // the kick's magic, first word
+	a.jeq(binary.BigEndian.Uint32(kickMagic), "kick", "other")
 
 	a.label("ip4")
 	a.op(unix.BPF_LD|unix.BPF_W|unix.BPF_ABS, 14+12) // source address
@@ -91,6 +95,9 @@ func flowHashProgram(major uint16, buckets uint32) ([]unix.SockFilter, error) {
 
 	a.label("other")
 	a.op(unix.BPF_RET|unix.BPF_K, base)
+
+	a.label("kick")
+	a.op(unix.BPF_RET|unix.BPF_K, base+buckets)
 	return a.assemble()
 }
 

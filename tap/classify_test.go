@@ -125,6 +125,11 @@ func TestFlowHashProgram(t *testing.T) {
 	}
 	arp := make([]byte, 42)
 	binary.BigEndian.PutUint16(arp[12:], 0x0806)
+	kick := make([]byte, 60)
+	binary.BigEndian.PutUint16(kick[12:], kickType)
+	copy(kick[14:], kickMagic)
+	other88b5 := make([]byte, 60)
+	binary.BigEndian.PutUint16(other88b5[12:], kickType)
 	base := uint32(childHandle | 1)
 	tests := []struct {
 		desc     string
@@ -148,6 +153,8 @@ func TestFlowHashProgram(t *testing.T) {
 		{desc: "udp4 ports swapped", a: ip4Frame(17, 0, 5000, 6000), b: ip4Frame(17, 0, 6000, 5000)},
 		{desc: "udp6 both ports shifted by one", a: ip6Frame(17, 6000, 6000), b: ip6Frame(17, 6001, 6001)},
 		{desc: "arp goes to bucket 1", a: arp, b: arp, same: true, wantA: base},
+		{desc: "a kick frame goes to the kick class", a: kick, b: kick, same: true, wantA: base + flowBuckets},
+		{desc: "other 0x88b5 frames go to bucket 1", a: other88b5, b: other88b5, same: true, wantA: base},
 		{desc: "truncated udp4 matches nothing", a: ip4Frame(17, 0, 1, 2)[:36], b: ip4Frame(17, 0, 1, 2)[:36], same: true, noMatchA: true},
 	}
 	for _, tc := range tests {
@@ -160,8 +167,8 @@ func TestFlowHashProgram(t *testing.T) {
 				return
 			}
 			for _, c := range []uint32{ca, cb} {
-				if c < base || c >= base+flowBuckets {
-					t.Fatalf("class %#x outside 10:1..10:%x", c, flowBuckets)
+				if c < base || c > base+flowBuckets {
+					t.Fatalf("class %#x outside 1:1..1:%x", c, flowBuckets+1)
 				}
 			}
 			if (ca == cb) != tc.same {
@@ -185,7 +192,7 @@ func FuzzFlowHashProgram(f *testing.F) {
 	}
 	base := uint32(childHandle | 1)
 	f.Fuzz(func(t *testing.T, pkt []byte) {
-		if c := runBPF(t, prog, pkt); c != 0 && (c < base || c >= base+flowBuckets) {
+		if c := runBPF(t, prog, pkt); c != 0 && (c < base || c > base+flowBuckets) {
 			t.Fatalf("class %#x outside the buckets", c)
 		}
 	})

@@ -22,12 +22,15 @@ import (
 // "The credit", for why a tbf sits at the root):
 //
 //	a:      tbf, the credit: a size table makes every packet cost one
-//	│       packetUnit, its bucket holds Grant packets and refills only
+//	│       packetUnit, its bucket holds Grant packets and the kick that
+//	│       follows each grant (Grant+1 units), and refills only
 //	│       at the leak rate; Grant (a tbf change) fills it again
 //	└ 1:    htb, default class 1:1 (under tbf class a:1)
 //	  └ 1:100 the pacer class, rate = ceil = ShaperConfig.Rate (SetRate retunes it)
 //	    ├ 1:1 .. 1:64  one class per flow bucket, borrowing all of their rate
 //	    │   └ 101: .. 140: pfifo, limit = ShaperConfig.FlowLimit packets
+//	    ├ 1:41  the kick frames (Kicker), served before the buckets
+//	    │   └ 141: pfifo
 //	    └ filter on 1:: cls_bpf, a classic BPF flow hash (classify.go)
 //
 // The buckets share the pacer's rate round robin, one packet per turn (the
@@ -46,8 +49,17 @@ const (
 	pacerMinor   = 0x0100 // 1:100
 	leafMajor    = 0x0100 // leaf of bucket i is (leafMajor+i):
 	flowBuckets  = 64
-	filterPrio   = 1
-	filterName   = "slided-flowhash"
+	// kickMinor is the class of the kick frames (1:41), served before the
+	// buckets (htb prio kickPrio against bucketPrio) so that each kick
+	// leaves with the grant it follows: in a bucket of their own, taking
+	// turns with the flows', kicks piled up one per grant until the kick
+	// socket's buffer was full, and then no grant woke the qdisc.
+	kickMinor  = flowBuckets + 1
+	kickPrio   = 0
+	bucketPrio = 1
+	kickLimit  = 64
+	filterPrio = 1
+	filterName = "slided-flowhash"
 
 	// packetUnit is what every packet costs in the tree, whatever its
 	// size (the size table): the tbf then counts packets, and the TAP's
@@ -280,7 +292,9 @@ func (s *Shaper) setCredit(flags int) error {
 	opts.AddRtAttr(nl.TCA_TBF_PARMS, q.Serialize())
 	// TCA_TBF_BURST, not qopt.buffer: the buffer in ticks is capped at
 	// about 4 s, and the grant at the leak rate lasts longer.
-	opts.AddRtAttr(nl.TCA_TBF_BURST, nl.Uint32Attr(s.grant*packetUnit))
+	// One token more than the grant: the kick frame that follows each
+	// grant goes first (kickPrio) and spends it.
+	opts.AddRtAttr(nl.TCA_TBF_BURST, nl.Uint32Attr((s.grant+1)*packetUnit))
 	return tcRequest(unix.RTM_NEWQDISC, flags, s.ifindex, creditHandle, netlink.HANDLE_ROOT, 0, "tbf", opts, sizeTable())
 }
 
@@ -362,9 +376,14 @@ func (s *Shaper) FlowLimit() uint32 {
 	return s.flowLimit
 }
 
-// installBuckets adds the flow classes, their queues and the flow hash.
+// installBuckets adds the flow classes, their queues, the kick class and
+// the flow hash.
 func (s *Shaper) installBuckets(flowLimit, unit uint32) error {
-	for i := uint16(1); i <= flowBuckets; i++ {
+	for i := uint16(1); i <= flowBuckets+1; i++ {
+		limit, prio := flowLimit, uint32(bucketPrio)
+		if i == kickMinor {
+			limit, prio = kickLimit, kickPrio
+		}
 		class := &netlink.HtbClass{
 			ClassAttrs: netlink.ClassAttrs{
 				LinkIndex: s.ifindex,
@@ -376,11 +395,12 @@ func (s *Shaper) installBuckets(flowLimit, unit uint32) error {
 			Buffer:  clampTicks(float64(s.burst) / bucketRate),
 			Cbuffer: clampTicks(float64(s.burst) / bucketRate),
 			Quantum: unit, // one packet per turn
+			Prio:    prio,
 		}
 		if err := netlink.ClassAdd(class); err != nil {
 			return shaperErr(s.ifindex, fmt.Sprintf("add flow class 1:%x", i), err)
 		}
-		fifo := nl.NewRtAttr(nl.TCA_OPTIONS, nl.Uint32Attr(flowLimit)) // struct tc_fifo_qopt
+		fifo := nl.NewRtAttr(nl.TCA_OPTIONS, nl.Uint32Attr(limit)) // struct tc_fifo_qopt
 		if err := tcRequest(unix.RTM_NEWQDISC, unix.NLM_F_CREATE|unix.NLM_F_EXCL, s.ifindex,
 			uint32(leafMajor+i)<<16, netlink.MakeHandle(childMajor, i), 0, "pfifo", fifo); err != nil {
 			return shaperErr(s.ifindex, fmt.Sprintf("add flow queue under 1:%x", i), err)

@@ -662,19 +662,18 @@ func (s *shaper) SetRate(r uint64) error {
 	return nil
 }
 
-// read counts one packet read from the TAP (kick says it was a kick
-// frame, which used a token too) and grants the next ones when
-// a grant's worth has been read. Called by the bridge's reader goroutine.
+// read counts one packet read from the TAP and grants the next ones when
+// a grant's worth has been read. A kick frame (kick) does not count: it
+// leaves first after each grant and spends the grant's one extra token
+// (tap.Shaper). Called by the bridge's reader goroutine.
 func (s *shaper) read(kick bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g, ok := s.s.(granter)
-	if !ok || s.paced {
+	if !ok || s.paced || kick {
 		return
 	}
-	if !kick {
-		s.reads++
-	}
+	s.reads++
 	s.sinceLast++
 	if s.sinceLast < g.GrantSize() {
 		return
