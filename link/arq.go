@@ -119,8 +119,8 @@ func (e *Engine) startLink(now time.Time, mc csma.Config) error {
 	ac = arqConfig(cfg, e.frameMax, t)
 	ac.Window = burstWindow(ac.Window, e.info.MaxBurstFrames)
 	// The sequence span and the reorder buffer's room follow the window;
-	// its timeout, the retry span at the initial ack timeout, comes from t
-	// with the other lifetimes (arq.DefaultConfig).
+	// its timeout (MaxAge + QueueDelay) comes from t with the other
+	// lifetimes (arq.DefaultConfig).
 	ac.SizeForWindow()
 	// Frames may wait in the MAC queue longer than the ack timeout: time
 	// a round from its poll's TxDone (frameGone reports every poll).

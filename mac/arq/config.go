@@ -89,8 +89,8 @@ type Config struct {
 	// ReorderTimeout is the longest a complete packet waits for an earlier
 	// one from the same sender before it is handed up past the gap. It
 	// should be the time after which the sender has given the missing
-	// packet up: DefaultConfig takes the retry span at the initial ack
-	// timeout, (MaxRetries+1)×AckTimeout.
+	// packet up: DefaultConfig takes MaxAge + QueueDelay, when its last
+	// retransmission has arrived or never will.
 	ReorderTimeout time.Duration
 	// ReorderPackets and ReorderBytes cap the packets the reorder buffer
 	// holds in all (a peer holds at most SeqSpan-1); a packet beyond either
@@ -178,11 +178,6 @@ func DefaultConfig(self framing.NodeID, maxPayload, maxPacket int, t Timing) Con
 	}
 	span := time.Duration(c.MaxRetries+1) * c.AckTimeout
 	c.ReasmTimeout = span
-	// A gap waits as long as the sender retries at its initial timeout: a
-	// learnt timeout is shorter on every link that answers (MaxAge, the
-	// strict bound, is four times that), and a sender that keeps sending
-	// shows it has given up sooner, by its next number past the window.
-	c.ReorderTimeout = span
 	c.SizeForWindow()
 	// A packet lives at most MaxAge; its last retransmission, handed over
 	// before then, arrives within QueueDelay more; the receiver delivered it
@@ -190,6 +185,12 @@ func DefaultConfig(self framing.NodeID, maxPayload, maxPacket int, t Timing) Con
 	// MaxAge + QueueDelay (+ one timeout of slack) never delivers it twice.
 	c.MaxAge = 4*span + t.QueueDelay
 	c.DupLifetime = c.MaxAge + t.QueueDelay + c.AckTimeout
+	// A packet held behind a gap was sent after the missing one, so by
+	// MaxAge + QueueDelay after it was held the last retransmission of the
+	// missing packet has arrived or never will: a gap is waited for no
+	// longer, and never given up while the sender may still fill it. A
+	// sender that keeps sending shows a give-up sooner (SeqSpan).
+	c.ReorderTimeout = c.MaxAge + t.QueueDelay
 	return c
 }
 
