@@ -86,7 +86,9 @@ func (a *ARQ) order(now time.Time, src framing.NodeID, p *peer, seq uint8, h fra
 			a.stats.ReorderWaited++
 			return
 		}
-		a.overflow(now)
+		if a.overflow(now, src, p, seq, h, pkt) {
+			return
+		}
 	}
 	// Not reached: each overflow frees a packet, and the pool is finite.
 	a.handUp(now, h, pkt)
@@ -181,9 +183,12 @@ func (a *ARQ) lowestHeld(src framing.NodeID, p *peer) (low *held, oldest time.Ti
 	return low, oldest
 }
 
-// overflow makes room: the peer with the packet held longest is released
-// past its first gap.
-func (a *ARQ) overflow(now time.Time) {
+// overflow makes room for packet seq from src (peer p, with header h and
+// bytes pkt): the peer with the packet held longest is released past its
+// first gap. If that is src and seq comes before everything it holds, the
+// gap ends at seq: pkt is handed up, then what follows it, and overflow
+// reports true.
+func (a *ARQ) overflow(now time.Time, src framing.NodeID, p *peer, seq uint8, h framing.Header, pkt []byte) bool {
 	var old *held
 	for i := range a.held {
 		if e := &a.held[i]; e.used && (old == nil || e.at.Before(old.at)) {
@@ -191,11 +196,19 @@ func (a *ARQ) overflow(now time.Time) {
 		}
 	}
 	if old == nil {
-		return
+		return false
 	}
-	p := a.peers[old.src]
-	low, _ := a.lowestHeld(old.src, p)
-	a.skipTo(now, old.src, p, low.seq, &a.stats.ReorderOverflows)
+	q := a.peers[old.src]
+	low, _ := a.lowestHeld(old.src, q)
+	if q == p && seq-p.rxNext < low.seq-p.rxNext {
+		a.stats.ReorderOverflows++
+		a.handUp(now, h, pkt)
+		p.rxNext = seq + 1
+		a.releaseRun(now, src, p, &a.stats.ReorderOverflows)
+		return true
+	}
+	a.skipTo(now, old.src, q, low.seq, &a.stats.ReorderOverflows)
+	return false
 }
 
 // restart hands up, in order, everything held from src: its sender has
