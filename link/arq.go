@@ -118,6 +118,10 @@ func (e *Engine) startLink(now time.Time, mc csma.Config) error {
 	}
 	ac = arqConfig(cfg, e.frameMax, t)
 	ac.Window = burstWindow(ac.Window, e.info.MaxBurstFrames)
+	// The sequence span and the reorder buffer's room follow the window;
+	// its timeout (MaxAge + QueueDelay) comes from t with the other
+	// lifetimes (arq.DefaultConfig).
+	ac.SizeForWindow()
 	// Frames may wait in the MAC queue longer than the ack timeout: time
 	// a round from its poll's TxDone (frameGone reports every poll).
 	ac.ArmOnTxDone = true
@@ -161,7 +165,7 @@ func (e *Engine) startLink(now time.Time, mc csma.Config) error {
 	}
 	e.log.Info().Int("max_payload", ac.MaxPayload).Dur("ack_timeout", ac.AckTimeout).
 		Dur("ack_timeout_min", ac.MinAckTimeout).Dur("ack_timeout_max", ac.MaxAckTimeout).Dur("max_age", ac.MaxAge).
-		Dur("dup_lifetime", ac.DupLifetime).
+		Dur("dup_lifetime", ac.DupLifetime).Bool("reorder", !ac.NoARQ && !ac.NoReorder).Dur("reorder_timeout", ac.ReorderTimeout).
 		Int("max_retries", ac.MaxRetries).Int("window", ac.Window).Msg("link layer")
 	return nil
 }

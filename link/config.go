@@ -193,6 +193,7 @@ func arqConfig(cfg Config, frameMax int, t arq.Timing) arq.Config {
 	}
 	ac := arq.DefaultConfig(cfg.Node, mp, maxPacket, t)
 	ac.NoARQ = cfg.NoARQ
+	ac.NoReorder = cfg.NoReorder
 	return ac
 }
 

@@ -104,6 +104,10 @@ type Config struct {
 	FrameMax int
 	// NoARQ turns link acknowledgements and retransmission off for unicast.
 	NoARQ bool
+	// NoReorder hands unicast packets to the host as soon as each is
+	// complete; by default those from one sender go in the order they
+	// were sent (arq.Config.NoReorder, docs/link-arq.md "In order").
+	NoReorder bool
 	// PropDelay is the one-way propagation delay to the farthest node; it
 	// lengthens the ARQ's acknowledgement timeout and, with the default
 	// MAC (MACFor), the slot and the IFS. ARQ round trips that show a

@@ -241,6 +241,17 @@ func (e *encoder) encode(st *control.Status) {
 		e.one("slided_arq_duplicates_total", counter, "Fragments of packets already delivered (suppressed).", a.Duplicates)
 		e.one("slided_arq_reassembly_timeouts_total", counter, "Partial packets freed by the reassembly time-out.", a.ReasmTimeouts)
 		e.one("slided_arq_reassembly_bytes", gauge, "Fragment bytes held for reassembly.", uint64(max(a.ReasmBytes, 0)))
+		e.one("slided_arq_reorder_waited_total", counter, "Unicast packets that waited in the reorder buffer for an earlier one from the same sender.", a.ReorderWaited)
+		e.family("slided_arq_reorder_released_total", counter, "Held packets handed up past a gap that never filled, by why the wait ended.")
+		for _, r := range []struct {
+			reason string
+			n      uint64
+		}{{"timeout", a.ReorderTimeouts}, {"skipped", a.ReorderSkipped}, {"overflow", a.ReorderOverflows}} {
+			e.uint("slided_arq_reorder_released_total", r.n, "reason", r.reason)
+		}
+		e.one("slided_arq_reorder_late_total", counter, "Unicast packets that came after their gap had been passed, handed up out of order.", a.ReorderLate)
+		e.one("slided_arq_reorder_held_packets", gauge, "Complete packets the reorder buffer holds.", uint64(max(a.ReorderHeld, 0)))
+		e.one("slided_arq_reorder_held_bytes", gauge, "Bytes of the packets the reorder buffer holds.", uint64(max(a.ReorderHeldBytes, 0)))
 		e.peers(br.Peers)
 		e.one("slided_neigh_answered_total", counter, "ARP requests and IPv6 solicitations answered without airtime.", br.NeighAnswered)
 		e.one("slided_neigh_known", gauge, "Addresses of other nodes heard on air.", uint64(max(br.NeighKnown, 0)))

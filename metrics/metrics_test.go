@@ -53,7 +53,9 @@ func fullStatus() *control.Status {
 			LinkQueue: 61, WindowWaits: 62, NeighAnswered: 63, NeighKnown: 64, Senders: 65,
 			Compressed: 86, CompressSaved: 87, HellosSent: 88, AcksSuperseded: 89,
 			ARQ: arq.Stats{Packets: 71, Fragments: 72, Retransmissions: 73, Timeouts: 74, GiveUps: 75,
-				Acked: 76, AcksSent: 77, Delivered: 78, Duplicates: 79, ReasmTimeouts: 80, ReasmBytes: 81},
+				Acked: 76, AcksSent: 77, Delivered: 78, Duplicates: 79, ReasmTimeouts: 80, ReasmBytes: 81,
+				ReorderWaited: 93, ReorderTimeouts: 94, ReorderSkipped: 95, ReorderOverflows: 96, ReorderLate: 97,
+				ReorderHeld: 98, ReorderHeldBytes: 99},
 			Decoder: framing.DecoderStats{Frames: 51, BadCRC: 52, BadCOBS: 53, TooLong: 54, Short: 55,
 				BadVersion: 56, BadAddr: 57, GarbageBytes: 58},
 			Peers: []bridge.Peer{
@@ -255,6 +257,18 @@ func TestWriteValues(t *testing.T) {
 	want[`slided_key_opened_total{`+i+`,key="first",fingerprint="872d7ed1c48a0e21"}`] = "82"
 	want[`slided_key_opened_total{`+i+`,key="second",fingerprint="d6016cf91e90d3b1"}`] = "83"
 	want[`slided_own_id_heard_total{`+i+`}`] = "84"
+	// The reorder buffer.
+	for k, v := range map[string]string{
+		`slided_arq_reorder_waited_total{` + i + `}`:                     "93",
+		`slided_arq_reorder_released_total{` + i + `,reason="timeout"}`:  "94",
+		`slided_arq_reorder_released_total{` + i + `,reason="skipped"}`:  "95",
+		`slided_arq_reorder_released_total{` + i + `,reason="overflow"}`: "96",
+		`slided_arq_reorder_late_total{` + i + `}`:                       "97",
+		`slided_arq_reorder_held_packets{` + i + `}`:                     "98",
+		`slided_arq_reorder_held_bytes{` + i + `}`:                       "99",
+	} {
+		want[k] = v
+	}
 	// Per peer: no round trip for a peer never measured, no time for one
 	// never heard.
 	for k, v := range map[string]string{
@@ -302,10 +316,10 @@ func TestWritePartial(t *testing.T) {
 			wantSamples: 3, wantUp: "0", absent: "slided_tx_frames_total"},
 		{desc: "bridge down, no link, no qdisc, ring unknown", st: &control.Status{Interface: "t0",
 			Bridge: &bridge.Stats{Node: 1, Policy: "block", Ring: -1}},
-			wantSamples: 96 - 8 - 6 - 1, wantUp: "0", absent: "slided_tap_ring_packets"},
+			wantSamples: 103 - 8 - 6 - 1, wantUp: "0", absent: "slided_tap_ring_packets"},
 		{desc: "bridge up, no qdisc", st: &control.Status{Interface: "t0", Link: &tap.LinkStats{},
 			Bridge: &bridge.Stats{Node: 1, Up: true}},
-			wantSamples: 96 - 6, wantUp: "1", absent: "slided_qdisc_backlog_bytes"},
+			wantSamples: 103 - 6, wantUp: "1", absent: "slided_qdisc_backlog_bytes"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -62,6 +63,15 @@ type FlowResult struct {
 	To        int     `json:"to"`
 	Datagrams uint64  `json:"datagrams"`
 	Goodput   float64 `json:"goodput_bps"` // UDP payload bits per second
+	// OutOfOrder counts datagrams received after one sent later in the
+	// same flow.
+	OutOfOrder uint64 `json:"out_of_order"`
+	// The delay from the sender's engine taking a datagram from its host
+	// to the receiver's engine handing it up: mean, 95th percentile and
+	// largest (payloads of 16 bytes or more carry the time).
+	DelayMean time.Duration `json:"delay_mean_ns"`
+	DelayP95  time.Duration `json:"delay_p95_ns"`
+	DelayMax  time.Duration `json:"delay_max_ns"`
 }
 
 // EngineResult is what an engine-mode run measured.
@@ -108,6 +118,9 @@ type engRunner struct {
 	now       time.Time
 	measuring bool
 	got       []uint64 // datagrams received per flow, while measuring
+	late      []uint64 // of them, received after a later one of the flow
+	highest   []uint32 // the highest sequence number received per flow
+	delays    [][]time.Duration
 	base      [4]uint64
 	err       error
 }
@@ -169,6 +182,7 @@ func RunEngine(cfg EngineConfig) (EngineResult, error) {
 		return EngineResult{}, err
 	}
 	r := &engRunner{cfg: cfg, m: m, now: epoch, got: make([]uint64, len(cfg.Flows)),
+		late: make([]uint64, len(cfg.Flows)), highest: make([]uint32, len(cfg.Flows)), delays: make([][]time.Duration, len(cfg.Flows)),
 		info: phy.Info{BitRate: cfg.BitRate, MaxFrame: sim.MaxFrame, CarrierAtArrival: true}}
 	m.Advance(epoch, nil)
 	for i := range cfg.Nodes {
@@ -253,7 +267,18 @@ func RunEngine(cfg EngineConfig) (EngineResult, error) {
 	var sum, sq, bits float64
 	for fi, f := range cfg.Flows {
 		g := float64(r.got[fi]) * float64(cfg.Payload) * 8 / cfg.Duration.Seconds()
-		res.Flows = append(res.Flows, FlowResult{From: f.From, To: f.To, Datagrams: r.got[fi], Goodput: g})
+		fr := FlowResult{From: f.From, To: f.To, Datagrams: r.got[fi], Goodput: g, OutOfOrder: r.late[fi]}
+		if ds := r.delays[fi]; len(ds) > 0 {
+			slices.Sort(ds)
+			var total time.Duration
+			for _, d := range ds {
+				total += d
+			}
+			fr.DelayMean = total / time.Duration(len(ds))
+			fr.DelayP95 = ds[(len(ds)*95+99)/100-1]
+			fr.DelayMax = ds[len(ds)-1]
+		}
+		res.Flows = append(res.Flows, fr)
 		sum, sq, bits = sum+g, sq+g*g, bits+g
 	}
 	if sq > 0 {
@@ -281,8 +306,20 @@ func (r *engRunner) arqTotals() [4]uint64 {
 // wants one, and the engine may transmit.
 func (r *engRunner) service(n *engNode) {
 	for _, d := range n.e.Deliveries() {
-		if fi, ok := r.flowOf(n, d.Eth); ok && r.measuring {
-			r.got[fi]++
+		if fi, ok := r.flowOf(n, d.Eth); ok {
+			udp := d.Eth[14+20:]
+			seq := binary.BigEndian.Uint32(udp[12:])
+			late := seq < r.highest[fi]
+			r.highest[fi] = max(r.highest[fi], seq)
+			if r.measuring {
+				r.got[fi]++
+				if late {
+					r.late[fi]++
+				}
+				if len(udp) >= 24 {
+					r.delays[fi] = append(r.delays[fi], r.now.Sub(epoch.Add(time.Duration(binary.BigEndian.Uint64(udp[16:])))))
+				}
+			}
 		}
 		n.e.Written(r.now, d, nil)
 	}
@@ -302,7 +339,8 @@ func (r *engRunner) service(n *engNode) {
 
 // datagram builds the next UDP datagram of flow fi in n's buffer: IPv4 from
 // 198.51.100.From port 7000+fi to 198.51.100.To port 6000, the flow index
-// and a sequence number first in the payload.
+// a sequence number and (payloads of 16 bytes or more) the time since
+// epoch in nanoseconds first in the payload.
 func (r *engRunner) datagram(n *engNode, fi int) []byte {
 	f := r.cfg.Flows[fi]
 	size := 14 + 20 + 8 + r.cfg.Payload
@@ -326,6 +364,9 @@ func (r *engRunner) datagram(n *engNode, fi int) []byte {
 	binary.BigEndian.PutUint32(udp[8:], uint32(fi))
 	n.seq++
 	binary.BigEndian.PutUint32(udp[12:], n.seq)
+	if r.cfg.Payload >= 16 {
+		binary.BigEndian.PutUint64(udp[16:], uint64(r.now.Sub(epoch)))
+	}
 	return p
 }
 

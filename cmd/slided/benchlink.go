@@ -33,7 +33,7 @@ func wantsLinkBench(args []string) bool {
 // cmdBenchLink runs slided bench -protocol link: link engines, the code
 // slided run runs, configured by the same function from the same defaults
 // (runFlags.engineConfig), on the simulated medium in virtual time. The
-// daemon's engine flags (-policy, -arq, -frame-max, -prop-delay,
+// daemon's engine flags (-policy, -arq, -reorder, -frame-max, -prop-delay,
 // -cw-senders, -mtu) and the MAC's (-slot, -ifs, -cwmin, -cwmax,
 // -cw-per-sender, -queue, -persistence) change the settings; with -compare
 // it runs the daemon's defaults too and prints both.
@@ -53,6 +53,7 @@ func cmdBenchLink(args []string, out io.Writer) error {
 	adaptive := fs.Bool("adaptive", false, "the adaptive MAC (link.Config.AdaptiveMAC: Idle Sense, slot and IFS from the delay) instead of the daemon's default")
 	fs.StringVar(&rf.policy, "policy", rf.policy, "as slided run -policy")
 	fs.BoolVar(&rf.arq, "arq", rf.arq, "as slided run -arq")
+	fs.BoolVar(&rf.reorder, "reorder", rf.reorder, "as slided run -reorder")
 	fs.IntVar(&rf.frameMax, "frame-max", rf.frameMax, "as slided run -frame-max")
 	fs.DurationVar(&rf.propDelay, "prop-delay", rf.propDelay, "as slided run -prop-delay; also the medium's delay between every pair")
 	fs.BoolVar(&rf.cwSenders, "cw-senders", rf.cwSenders, "as slided run -cw-senders")

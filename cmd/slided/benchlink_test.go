@@ -51,3 +51,35 @@ func TestBenchLink(t *testing.T) {
 		t.Error("wantsLinkBench")
 	}
 }
+
+// TestBenchLinkReorder: the daemon and slided bench -protocol link share the
+// reorder default (on): under loss the defaults deliver every flow in
+// order, and -reorder=false shows what it costs to turn off.
+func TestBenchLinkReorder(t *testing.T) {
+	var rf runFlags
+	rf.register(newFlags("run"))
+	if c := rf.engineConfig(runConfig{node: 1}); c.NoReorder || c.NoARQ {
+		t.Fatalf("slided run's defaults: NoReorder %v, NoARQ %v; want both off", c.NoReorder, c.NoARQ)
+	}
+	var out bytes.Buffer
+	if err := cmdBench([]string{"-protocol", "link", "-duration", "20s", "-loss", "0.2", "-compare", "-reorder=false"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d lines, want 2: %s", len(lines), out.String())
+	}
+	var def, given simbench.EngineResult
+	if err := json.Unmarshal([]byte(lines[0]), &def); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(lines[1]), &given); err != nil {
+		t.Fatal(err)
+	}
+	if f := def.Flows[0]; f.Datagrams == 0 || f.OutOfOrder != 0 || def.Retransmissions == 0 {
+		t.Errorf("defaults: %d datagrams, %d out of order, %d retransmissions; want some, none, some", f.Datagrams, f.OutOfOrder, def.Retransmissions)
+	}
+	if f := given.Flows[0]; f.OutOfOrder == 0 {
+		t.Errorf("-reorder=false: %d datagrams, none out of order under 20%% loss", f.Datagrams)
+	}
+}

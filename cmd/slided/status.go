@@ -66,6 +66,8 @@ func printStatus(out io.Writer, st *control.Status) {
 			limit, a.Packets, a.Fragments, a.Retransmissions, a.Timeouts, a.GiveUps, a.Acked, b.LinkQueue)
 		row("reassembly", "%d delivered, %d duplicates suppressed, %d timed out, %d bytes held",
 			a.Delivered, a.Duplicates, a.ReasmTimeouts, a.ReasmBytes)
+		row("in order", "%d waited for an earlier packet; past a gap: %d by timeout, %d sender moved on, %d for room; %d late; %d packets (%d bytes) held",
+			a.ReorderWaited, a.ReorderTimeouts, a.ReorderSkipped, a.ReorderOverflows, a.ReorderLate, a.ReorderHeld, a.ReorderHeldBytes)
 		row("neighbours", "%d addresses heard, %d requests answered without airtime", b.NeighKnown, b.NeighAnswered)
 		d := b.Drops
 		row("drops", "%d in all: queue-full %d, drop-head %d, no-route %d, too-big %d, bad-crc %d, garbage %d, phy %d/%d, tap-write %d",

@@ -64,8 +64,8 @@ type Frame struct {
 // Errors returned by Send; callers branch on them with errors.Is.
 var (
 	// ErrWindowFull: the destination already has Window packets awaiting
-	// acknowledgement, or its next sequence number was used too recently
-	// (within DupLifetime). Hold the packet and try after the next Receive
+	// acknowledgement, its next sequence number would be SeqSpan after the
+	// oldest of them, or was used too recently (within SeqReuse). Hold the packet and try after the next Receive
 	// or Poll.
 	ErrWindowFull = errors.New("arq: window full")
 	// ErrTooBig: the packet is longer than MaxPacket.
@@ -75,7 +75,7 @@ var (
 )
 
 // Stats counts what an ARQ has done since New. All counters only grow,
-// except the two gauges at the end.
+// except the gauges at the end.
 type Stats struct {
 	Packets         uint64 // packets accepted by Send
 	Fragments       uint64 // fragments transmitted the first time
@@ -95,10 +95,25 @@ type Stats struct {
 	Malformed       uint64 // unparsable fragments or Acks, inconsistent or oversize packets
 	NotForUs        uint64 // frames for another unicast destination
 	Ignored         uint64 // frames of kinds the ARQ does not handle
+	// The reorder buffer (reorder.go): unicast packets that waited for an
+	// earlier one from the same sender; packets handed up past a gap that
+	// never filled, by why the wait ended (ReorderTimeout; the sender moved
+	// past the gap or restarted; room needed for another packet); and
+	// packets that came after their gap had been passed (handed up out of
+	// order).
+	ReorderWaited    uint64
+	ReorderTimeouts  uint64
+	ReorderSkipped   uint64
+	ReorderOverflows uint64
+	ReorderLate      uint64
 	// ReasmBytes is the fragment bytes held in reassembly buffers now.
 	ReasmBytes int
 	// HeldBytes is the packet bytes held for retransmission now.
 	HeldBytes int
+	// ReorderHeld and ReorderHeldBytes are the complete packets, and their
+	// bytes, the reorder buffer holds now.
+	ReorderHeld      int
+	ReorderHeldBytes int
 }
 
 // outPkt is one unicast packet awaiting acknowledgement.
@@ -132,6 +147,9 @@ type peer struct {
 	sessAt    int64      // receiver: when it started (UnixNano, 0 never)
 	out       []outPkt   // len Window, unicast only
 	busy      int        // used entries in out
+	rxNext    uint8      // receiver: the oldest seq not yet handed up (reorder.go)
+	rxSet     bool       // rxNext is set
+	rxHeld    int        // receiver: packets held in the reorder buffer
 	rtt       rtt        // sender: round-trip estimate and ack timeout
 	stats     peerStats  // sender: counters towards this peer
 }
@@ -158,6 +176,7 @@ type ARQ struct {
 	fragData int
 	peers    [256]*peer
 	bufs     []reasm
+	held     []held // the reorder buffer, ReorderPackets entries
 	tx       []byte // fragment being composed
 	out      []byte // packet being assembled
 	stats    Stats
@@ -173,7 +192,7 @@ func New(cfg Config, sink Sink) (*ARQ, error) {
 	if sink == nil {
 		return nil, errors.New("arq: nil sink")
 	}
-	return &ARQ{
+	a := &ARQ{
 		cfg:      cfg,
 		sink:     sink,
 		fragData: cfg.MaxPayload - framing.FragHeaderLen,
@@ -181,7 +200,11 @@ func New(cfg Config, sink Sink) (*ARQ, error) {
 		tx:       make([]byte, 0, cfg.MaxPayload),
 		out:      make([]byte, 0, cfg.MaxPacket),
 		rttb:     cfg.rttBounds(),
-	}, nil
+	}
+	if a.reorders() {
+		a.held = make([]held, cfg.ReorderPackets)
+	}
+	return a, nil
 }
 
 // Stats returns a copy of the counters.
@@ -248,6 +271,13 @@ func (a *ARQ) Send(now time.Time, h framing.Header, packet []byte) error {
 		}
 	}
 	seq := p.nextSeq
+	// Numbers run at most SeqSpan ahead of the oldest packet outstanding,
+	// so that the receiver knows when a gap has been resolved.
+	for i := range p.out {
+		if o := &p.out[i]; o.used && int(seq-o.seq) >= a.cfg.SeqSpan {
+			slot = -1
+		}
+	}
 	if last := p.lastUse[seq]; slot < 0 || (a.cfg.SeqReuse > 0 && last != 0 && now.UnixNano()-last < int64(a.cfg.SeqReuse)) {
 		return fmt.Errorf("send to node %d: %w", h.Dst, ErrWindowFull)
 	}
@@ -350,7 +380,7 @@ func (a *ARQ) onFrag(now time.Time, h framing.Header, payload []byte) {
 	}
 	hd := framing.Header{Kind: f.Inner, Dst: h.Dst, Src: h.Src}
 	if f.Count == 1 {
-		a.deliver(now, p, bcast, f.Seq, hd, body)
+		a.deliver(now, h.Src, p, bcast, f.Seq, hd, body)
 		if ackReq {
 			a.sendAck(now, h.Src, framing.Ack{Seq: f.Seq, Count: 1, Have: 1})
 		}
@@ -393,7 +423,7 @@ func (a *ARQ) onFrag(now time.Time, h framing.Header, payload []byte) {
 			pkt = append(pkt, r.arena[r.off[i]:r.off[i]+r.n[i]]...)
 		}
 		a.free(r)
-		a.deliver(now, p, bcast, f.Seq, hd, pkt)
+		a.deliver(now, h.Src, p, bcast, f.Seq, hd, pkt)
 	}
 	if ackReq {
 		a.sendAck(now, h.Src, framing.Ack{Seq: f.Seq, Count: f.Count, Have: have})
@@ -414,6 +444,7 @@ func (a *ARQ) onFirst(now time.Time, src framing.NodeID, p *peer, seq uint8) {
 		return
 	}
 	p.sessSeq, p.sessAt = seq, max(now.UnixNano(), 1)
+	a.restart(now, src, p, seq)
 	p.delivered = [256]int64{}
 	p.seenAny = false
 	for i := range a.bufs {
@@ -423,7 +454,10 @@ func (a *ARQ) onFirst(now time.Time, src framing.NodeID, p *peer, seq uint8) {
 	}
 }
 
-func (a *ARQ) deliver(now time.Time, p *peer, bcast bool, seq uint8, h framing.Header, pkt []byte) {
+// deliver takes a complete packet seq from src: a unicast one is
+// remembered against duplicates and goes through the reorder buffer, a
+// broadcast one is handed up at once.
+func (a *ARQ) deliver(now time.Time, src framing.NodeID, p *peer, bcast bool, seq uint8, h framing.Header, pkt []byte) {
 	if !bcast {
 		p.delivered[seq] = max(now.UnixNano(), 1)
 		if !p.seenAny || ahead(seq, p.highest) {
@@ -439,9 +473,12 @@ func (a *ARQ) deliver(now time.Time, p *peer, bcast bool, seq uint8, h framing.H
 			}
 			p.highest, p.seenAny = seq, true
 		}
+		if a.reorders() {
+			a.order(now, src, p, seq, h, pkt)
+			return
+		}
 	}
-	a.stats.Delivered++
-	a.sink.Deliver(now, h, pkt)
+	a.handUp(now, h, pkt)
 }
 
 func (a *ARQ) sendAck(now time.Time, dst framing.NodeID, ack framing.Ack) {
@@ -655,9 +692,11 @@ func (a *ARQ) TxDone(now time.Time, h framing.Header, payload []byte) {
 	}
 }
 
-// Deadline is the earliest time at which Poll has work: an Ack timeout or a
-// reassembly time-out. ok is false when nothing is pending.
+// Deadline is the earliest time at which Poll has work: an Ack timeout, a
+// reassembly time-out or the end of a reorder wait. ok is false when
+// nothing is pending.
 func (a *ARQ) Deadline() (t time.Time, ok bool) {
+	t, ok = a.reorderDeadline()
 	for _, p := range a.peers {
 		if p == nil || p.busy == 0 {
 			continue
@@ -680,8 +719,10 @@ func (a *ARQ) Deadline() (t time.Time, ok bool) {
 
 // Poll runs the timers due at now: a unicast packet whose Ack is overdue
 // retransmits its highest unacknowledged fragment as a poll (or is given up
-// after MaxRetries), and a partial packet idle for ReasmTimeout is freed.
+// after MaxRetries), a partial packet idle for ReasmTimeout is freed, and
+// packets held ReorderTimeout behind a gap are handed up past it.
 func (a *ARQ) Poll(now time.Time) {
+	a.pollReorder(now)
 	for id, p := range a.peers {
 		if p == nil || p.busy == 0 {
 			continue

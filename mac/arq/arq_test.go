@@ -19,14 +19,16 @@ type frame struct {
 // recorder is a Sink that copies what it is given.
 type recorder struct {
 	tx, rx []frame
+	rxAt   []time.Time // when each of rx was delivered
 }
 
 func (r *recorder) Transmit(_ time.Time, f Frame) {
 	r.tx = append(r.tx, frame{f.Header, append([]byte(nil), f.Payload...)})
 }
 
-func (r *recorder) Deliver(_ time.Time, h framing.Header, p []byte) {
+func (r *recorder) Deliver(now time.Time, h framing.Header, p []byte) {
 	r.rx = append(r.rx, frame{h, append([]byte(nil), p...)})
+	r.rxAt = append(r.rxAt, now)
 }
 
 func (r *recorder) take() []frame { f := r.tx; r.tx = nil; return f }
@@ -44,7 +46,7 @@ func testConfig(self framing.NodeID) Config {
 	return c
 }
 
-func newNode(t *testing.T, c Config) node {
+func newNode(t testing.TB, c Config) node {
 	t.Helper()
 	rec := &recorder{}
 	a, err := New(c, rec)
@@ -314,7 +316,7 @@ func TestRandomLoss(t *testing.T) {
 			a, b := newNode(t, ca), newNode(t, testConfig(2))
 			const n = 60
 			sent, now, next := 0, t0, 0
-			for step := 0; step < 100000 && (next < n || a.Stats().HeldBytes > 0 || len(a.rec.tx)+len(b.rec.tx) > 0); step++ {
+			for step := 0; step < 100000 && (next < n || a.Stats().HeldBytes > 0 || b.Stats().ReorderHeld > 0 || len(a.rec.tx)+len(b.rec.tx) > 0); step++ {
 				now = now.Add(time.Millisecond)
 				if next < n {
 					size := 1 + rng.IntN(200)

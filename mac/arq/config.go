@@ -80,6 +80,30 @@ type Config struct {
 	// that a retransmission of it is acknowledged but not delivered again.
 	// It must cover the sender's whole retry span.
 	DupLifetime time.Duration
+	// NoReorder hands every unicast packet up as soon as it is complete.
+	// By default (false) packets from one sender are handed up in the order
+	// of their sequence numbers: a packet complete while an earlier one is
+	// still being retransmitted waits for it (reorder.go). Broadcast, and
+	// everything with NoARQ, is never held.
+	NoReorder bool
+	// ReorderTimeout is the longest a complete packet waits for an earlier
+	// one from the same sender before it is handed up past the gap. It
+	// should be the time after which the sender has given the missing
+	// packet up: DefaultConfig takes MaxAge + QueueDelay, when its last
+	// retransmission has arrived or never will.
+	ReorderTimeout time.Duration
+	// ReorderPackets and ReorderBytes cap the packets the reorder buffer
+	// holds in all (a peer holds at most SeqSpan-1); a packet beyond either
+	// releases the longest-waiting peer past its gap.
+	ReorderPackets, ReorderBytes int
+	// SeqSpan bounds how far a sender's numbers run ahead of its oldest
+	// packet still unacknowledged to the same node: Send returns
+	// ErrWindowFull rather than number a packet SeqSpan or more after it.
+	// So a receiver that sees a number SeqSpan or more after a gap knows
+	// the sender has resolved the gap (acknowledged or given it up).
+	// Window..127; both ends are assumed to use the same value (a receiver
+	// with a smaller one hands a late packet up out of order, no more).
+	SeqSpan int
 }
 
 // Timing describes the link for the acknowledgement timeout.
@@ -154,13 +178,30 @@ func DefaultConfig(self framing.NodeID, maxPayload, maxPacket int, t Timing) Con
 	}
 	span := time.Duration(c.MaxRetries+1) * c.AckTimeout
 	c.ReasmTimeout = span
+	c.SizeForWindow()
 	// A packet lives at most MaxAge; its last retransmission, handed over
 	// before then, arrives within QueueDelay more; the receiver delivered it
 	// no earlier than Send. So a receiver that remembers deliveries for
 	// MaxAge + QueueDelay (+ one timeout of slack) never delivers it twice.
 	c.MaxAge = 4*span + t.QueueDelay
 	c.DupLifetime = c.MaxAge + t.QueueDelay + c.AckTimeout
+	// A packet held behind a gap was sent after the missing one, so by
+	// MaxAge + QueueDelay after it was held the last retransmission of the
+	// missing packet has arrived or never will: a gap is waited for no
+	// longer, and never given up while the sender may still fill it. A
+	// sender that keeps sending shows a give-up sooner (SeqSpan).
+	c.ReorderTimeout = c.MaxAge + t.QueueDelay
 	return c
+}
+
+// SizeForWindow sets what follows from Window: SeqSpan four windows (at
+// most 127), and room in the reorder buffer for two peers' worth of
+// packets held behind a gap (SeqSpan-1 each), each up to MaxPacket bytes.
+// Call it again after changing Window.
+func (c *Config) SizeForWindow() {
+	c.SeqSpan = min(4*c.Window, 127)
+	c.ReorderPackets = max(16, 2*(c.SeqSpan-1))
+	c.ReorderBytes = c.ReorderPackets * c.MaxPacket
 }
 
 // Validate reports whether c can be used; the error wraps ErrInvalidConfig.
@@ -184,10 +225,15 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: max retries %d", ErrInvalidConfig, c.MaxRetries)
 	case c.Window < 1 || c.Window > 64:
 		return fmt.Errorf("%w: window %d outside 1..64", ErrInvalidConfig, c.Window)
+	case !c.NoARQ && (c.SeqSpan < c.Window || c.SeqSpan > 127):
+		return fmt.Errorf("%w: sequence span %d outside window %d..127", ErrInvalidConfig, c.SeqSpan, c.Window)
 	case c.ReasmTimeout <= 0:
 		return fmt.Errorf("%w: reassembly timeout %v must be positive", ErrInvalidConfig, c.ReasmTimeout)
 	case c.ReasmBuffers < 1 || c.ReasmBytes < c.MaxPacket:
 		return fmt.Errorf("%w: reassembly needs at least one buffer and max packet bytes (%d, %d)", ErrInvalidConfig, c.ReasmBuffers, c.ReasmBytes)
+	case !c.NoARQ && !c.NoReorder && (c.ReorderTimeout <= 0 || c.ReorderPackets < 1 || c.ReorderBytes < c.MaxPacket):
+		return fmt.Errorf("%w: reorder buffer needs a positive timeout, a packet and max packet bytes (%v, %d, %d)", ErrInvalidConfig,
+			c.ReorderTimeout, c.ReorderPackets, c.ReorderBytes)
 	case c.DupLifetime < 0 || c.MaxAge < 0 || c.SeqReuse < 0:
 		return fmt.Errorf("%w: duplicate lifetime %v, max age %v, sequence reuse %v", ErrInvalidConfig, c.DupLifetime, c.MaxAge, c.SeqReuse)
 	}

@@ -11,8 +11,9 @@ import (
 // each frame is a header byte (kind), a source byte, a length byte and that
 // many payload bytes, at a time that advances by the next byte in
 // milliseconds. Whatever arrives, the ARQ must not panic, must keep its
-// reassembly within ReasmBytes, deliver nothing longer than MaxPacket, and
-// free every partial packet once the time-out has passed.
+// reassembly within ReasmBytes and its reorder buffer within ReorderPackets
+// and ReorderBytes, deliver nothing longer than MaxPacket, and free every
+// partial and held packet once the time-outs have passed.
 func FuzzReceive(f *testing.F) {
 	frag := func(flags, seq, idx, count byte, body ...byte) []byte {
 		return append([]byte{flags, seq, idx, count}, body...)
@@ -61,6 +62,9 @@ func FuzzReceive(f *testing.F) {
 			if st := a.Stats(); st.ReasmBytes > c.ReasmBytes || st.ReasmBytes < 0 {
 				t.Fatalf("holding %d reassembly bytes, limit %d", st.ReasmBytes, c.ReasmBytes)
 			}
+			if st := a.Stats(); st.ReorderHeld > c.ReorderPackets || st.ReorderHeldBytes > c.ReorderBytes || st.ReorderHeld < 0 || st.ReorderHeldBytes < 0 {
+				t.Fatalf("reorder buffer holds %d packets, %d bytes; limits %d, %d", st.ReorderHeld, st.ReorderHeldBytes, c.ReorderPackets, c.ReorderBytes)
+			}
 			if len(in) > 0 {
 				now = now.Add(time.Duration(in[0]) * time.Millisecond)
 				in = in[1:]
@@ -78,8 +82,8 @@ func FuzzReceive(f *testing.F) {
 			a.Poll(d)
 		}
 		a.Poll(end)
-		if st := a.Stats(); st.ReasmBytes != 0 {
-			t.Fatalf("%d reassembly bytes still held after the time-out: %+v", st.ReasmBytes, st)
+		if st := a.Stats(); st.ReasmBytes != 0 || st.ReorderHeld != 0 || st.ReorderHeldBytes != 0 {
+			t.Fatalf("%d reassembly bytes, %d packets in the reorder buffer still held after the time-outs: %+v", st.ReasmBytes, st.ReorderHeld, st)
 		}
 	})
 }
