@@ -57,6 +57,7 @@ type File struct {
 	StationIDInterval string   `toml:"station_id_interval"` // a Go duration, e.g. "10m"
 	StallLimit        string   `toml:"stall_limit"`         // a Go duration, e.g. "60s" (docs/backpressure.md)
 	AdaptiveMAC       *bool    `toml:"adaptive_mac"`        // the adaptive contention window (docs/mac.md)
+	Reorder           *bool    `toml:"reorder"`             // in-order delivery per sending node (docs/link-arq.md)
 
 	path string // the file Load read, for Apply's messages
 }

@@ -61,6 +61,7 @@ func TestLoadGood(t *testing.T) {
 			want: File{Key: "/etc/slided/key", StateDir: "/srv/slided", KeyMaxAge: "10m"}},
 		{desc: "stall limit and adaptive MAC", content: "stall_limit = \"90s\"\nadaptive_mac = true\n",
 			want: File{StallLimit: "90s", AdaptiveMAC: ptr(true)}},
+		{desc: "reorder off", content: "reorder = false\n", want: File{Reorder: ptr(false)}},
 		{desc: "multi-line string", content: "phy = \"\"\"\nsim:/run/m.sock\"\"\"\nnode = 2\n",
 			want: File{PHY: "sim:/run/m.sock", Node: 2}},
 	}
