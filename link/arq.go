@@ -49,6 +49,11 @@ func backoffSlot(info phy.Info, mc csma.Config) time.Duration {
 	return min(mc.SlotTime, radio)
 }
 
+// noCarrierJitter is the ARQ's RetryJitter behind a modem that senses no
+// carrier (arq.Config.RetryJitter): each Ack timer waits up to a quarter
+// of the timeout longer.
+const noCarrierJitter = 0.25
+
 // maxAckHold bounds how long an Ack waits for data to ride with it, behind
 // a TNC that takes bursts (feed): long enough for the host to answer the
 // packet just delivered (an echo, a TCP segment), short against the TNC's
@@ -79,7 +84,7 @@ type frameMeta struct {
 }
 
 // startLink builds the ARQ and the envelope once the PHY's figures are known.
-func (e *Engine) startLink(now time.Time, mc csma.Config) error {
+func (e *Engine) startLink(now time.Time, mc csma.Config, seed uint64) error {
 	cfg := e.cfg
 	e.frameMax = cfg.FrameMax
 	if m := e.info.MaxFrame; m > 0 && (e.frameMax == 0 || m < e.frameMax) {
@@ -118,6 +123,13 @@ func (e *Engine) startLink(now time.Time, mc csma.Config) error {
 	}
 	ac = arqConfig(cfg, e.frameMax, t)
 	ac.Window = burstWindow(ac.Window, e.info.MaxBurstFrames)
+	if e.info.NoCarrier && !e.info.OwnAccess {
+		// Two such nodes whose frames were lost to each other (each
+		// modem keyed up while the other's frame arrived) must not time
+		// out together and lose the retransmissions the same way.
+		ac.RetryJitter = noCarrierJitter
+		ac.Seed = seed
+	}
 	// Frames may wait in the MAC queue longer than the ack timeout: time
 	// a round from its poll's TxDone (frameGone reports every poll).
 	ac.ArmOnTxDone = true
@@ -529,9 +541,10 @@ func (e *Engine) fromAir(h framing.Header, payload []byte) {
 		// free again.
 		if e.ackDue--; e.ackDue <= 0 {
 			e.ackDue = 0
-			e.mac.Reserve(e.now, e.now)
+			e.mac.Reserve(e.now, e.reserveEnd(e.now))
 		}
 	}
+	e.heard(e.now, h, payload) // no carrier: the others' turns (turns.go)
 	e.arq.Receive(e.now, h, payload)
 	if h.Kind == framing.KindAck && h.Dst == e.cfg.Node {
 		e.measuredDelay(h.Src)
@@ -568,8 +581,8 @@ type delayWatch struct {
 // that does its own channel access is not measured: its TxDone comes
 // before the burst went on air.
 func (e *Engine) measuredDelay(src framing.NodeID) {
-	if e.info.OwnAccess || e.mac == nil || e.cfg.MAC != (csma.Config{}) {
-		return
+	if e.info.OwnAccess || e.info.NoCarrier || e.mac == nil || e.cfg.MAC != (csma.Config{}) {
+		return // (no carrier: the slot does not follow the delay, MACFor)
 	}
 	w := &e.delays
 	w.peers = e.arq.AppendPeers(w.peers[:0])

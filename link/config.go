@@ -125,15 +125,17 @@ func MACFor(info phy.Info, cfg Config) (csma.Config, error) {
 		c.IFS = c.SlotTime
 		deferral(&c)
 		if d := min(max(cfg.PropDelay, 0), csma.MaxPropDelay); d > c.PropDelay {
-			c.SlotTime += d - c.PropDelay
 			if !info.NoCarrier {
-				// A modem that senses no carrier cannot tell an idle
-				// channel from a busy one: an IFS as long as the water
-				// only delays every frame (a 64-byte echo over 1 s of
-				// water took 9.1 s with it, 6.0 s without; the two-way
-				// figure was the same, docs/performance.md).
+				c.SlotTime += d - c.PropDelay
 				c.IFS += d - c.PropDelay
 			}
+			// A modem that senses no carrier cannot tell an idle
+			// channel from a busy one, so a slot or an IFS as long as
+			// the water buys nothing and delays every frame (a 64-byte
+			// echo over 1 s of water took 9.1 s with both, 6.0 s with
+			// the slot alone, 4.1 s with neither; docs/performance.md).
+			// Such a node takes turns instead (turns.go), and its ARQ
+			// retransmits with jitter.
 			c.PropDelay = d
 		}
 	}
