@@ -49,6 +49,25 @@ func backoffSlot(info phy.Info, mc csma.Config) time.Duration {
 	return min(mc.SlotTime, radio)
 }
 
+// noCarrierSerial bounds the time a frame of the link's largest size
+// (frameCap, or frameMax if smaller) takes on a store-and-forward modem's
+// serial line: its airtime, which holds for a line at least 1.25 times as
+// fast as the air (10 bits a byte against 8). phy.Info does not carry the
+// line's rate.
+func noCarrierSerial(info phy.Info, frameCap, frameMax int) time.Duration {
+	n := frameCap
+	if frameMax > 0 {
+		n = min(n, frameMax)
+	}
+	return phy.Airtime(n, info.BitRate)
+}
+
+// ackAirFor is the airtime of the largest Ack (with the key's envelope of
+// seal bytes), at least the modem's shortest burst.
+func (e *Engine) ackAirFor(seal int) time.Duration {
+	return phy.Airtime(max(framing.MaxEncodedLen(framing.AckMaxLen+seal), e.info.MinBurst), e.info.BitRate)
+}
+
 // noCarrierJitter is the ARQ's RetryJitter behind a modem that senses no
 // carrier (arq.Config.RetryJitter): each Ack timer waits up to a quarter
 // of the timeout longer.
@@ -147,6 +166,17 @@ func (e *Engine) startLink(now time.Time, mc csma.Config, seed uint64) error {
 		// The receiver sends its Ack when its carrier sense drops, which
 		// with a hang-over is that long after our frame ended.
 		e.ackWait += e.info.CarrierLag
+		if e.info.NoCarrier && !e.info.OwnAccess {
+			// A store-and-forward modem hands our frame up over its
+			// serial line only once it has all of it, and takes the
+			// Ack over the line before it keys up; ours hands the Ack
+			// up the same way. Each takes at most the frame's airtime
+			// (a line at least 1.25 times the air rate). Without this
+			// the reservation ended before the Ack came, the next
+			// frame keyed up and the half-duplex modem lost the Ack
+			// (TestAcousticBothWaysTakeTurns with serial lines).
+			e.ackWait += noCarrierSerial(e.info, e.frameCap, e.frameMax) + 2*e.ackAirFor(seal) + 2*measureSlack
+		}
 		// A TNC that does its own channel access keys the Ack up after its
 		// p-persistent wait: twice the mean covers most of them. Without
 		// the reservation our next frame and their Ack key up together

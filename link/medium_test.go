@@ -36,6 +36,7 @@ type burst struct {
 	from       *node
 	data       []byte
 	start, end time.Time
+	air        time.Time // when it goes on air (after the serial line, medium.baud)
 	collided   bool
 	// parts are the frames of a burst received one by one (burstMax > 1)
 	// not yet received, with their ends; the last ends at end.
@@ -75,6 +76,11 @@ type medium struct {
 	// duplex) or another node's burst arrived during it (collision).
 	// keyUp is then the modem's preamble and turnaround.
 	prop time.Duration
+	// baud, with prop, is the serial line's rate of a store-and-forward
+	// modem: a burst crosses it (10 bits a byte) before the modem keys up,
+	// and the far modem hands it up over its own line after it has
+	// received all of it.
+	baud int
 	// arrivals are the bursts on their way (prop > 0), in the order they
 	// end at their receivers; hist the bursts whose arrivals may still
 	// overlap another's.
@@ -147,6 +153,11 @@ func (m *medium) service(n *node) {
 		return
 	}
 	b := &burst{from: n, data: append([]byte(nil), f...), start: m.now, end: m.now.Add(m.keyUp + phy.Airtime(len(f), m.rate))}
+	b.air = b.start
+	if m.baud > 0 {
+		b.air = b.start.Add(m.serial(len(f)))
+		b.end = b.end.Add(b.air.Sub(b.start))
+	}
 	if m.bursts != nil {
 		*m.bursts = append(*m.bursts, b)
 	}
@@ -304,7 +315,7 @@ func (m *medium) finish(i int) {
 	if m.prop > 0 {
 		for _, o := range m.nodes {
 			if o != b.from {
-				m.arrivals = append(m.arrivals, arrival{b: b, to: o, at: b.end.Add(m.prop)})
+				m.arrivals = append(m.arrivals, arrival{b: b, to: o, at: b.end.Add(m.prop + m.serial(len(b.data)))})
 			}
 		}
 		m.event(b.from, phy.Event{Kind: phy.TxDone})
@@ -336,17 +347,17 @@ func (m *medium) finish(i int) {
 func (m *medium) arrive(i int) {
 	a := m.arrivals[i]
 	m.arrivals = append(m.arrivals[:i], m.arrivals[i+1:]...)
-	from, to := a.b.start.Add(m.prop), a.b.end.Add(m.prop)
+	from, to := a.b.air.Add(m.prop), a.b.end.Add(m.prop)
 	lost := false
 	for _, x := range m.hist {
 		if x == a.b {
 			continue
 		}
 		switch {
-		case x.from == a.to && x.start.Before(to) && x.end.After(from):
+		case x.from == a.to && x.air.Before(to) && x.end.After(from):
 			m.lostHalfDuplex++
 			lost = true
-		case x.from != a.to && x.start.Add(m.prop).Before(to) && x.end.Add(m.prop).After(from):
+		case x.from != a.to && x.air.Add(m.prop).Before(to) && x.end.Add(m.prop).After(from):
 			m.lostCollision++
 			lost = true
 		}
@@ -365,6 +376,15 @@ func (m *medium) arrive(i int) {
 	if !lost && (m.lose == nil || !m.lose(a.b.from, a.to, a.b.data)) {
 		m.event(a.to, phy.Event{Kind: phy.Received, Data: a.b.data})
 	}
+}
+
+// serial is the time n bytes take on a modem's serial line (medium.baud;
+// 0 without).
+func (m *medium) serial(n int) time.Duration {
+	if m.baud <= 0 {
+		return 0
+	}
+	return time.Duration(n) * 10 * time.Second / time.Duration(m.baud)
 }
 
 // ethFrame is a 100-byte IPv4 frame from node src's MAC to node dst's.

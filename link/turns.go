@@ -34,7 +34,6 @@ import (
 
 	"github.com/slided/slided/framing"
 	"github.com/slided/slided/mac/csma"
-	"github.com/slided/slided/phy"
 )
 
 // turns is what a no-carrier node knows of the other nodes' turns. Owned by
@@ -53,19 +52,15 @@ func (e *Engine) startTurns(mc csma.Config) {
 	if !e.info.NoCarrier || e.info.OwnAccess || e.cfg.NoARQ {
 		return
 	}
-	frame := e.frameCap
-	if e.frameMax > 0 {
-		frame = min(frame, e.frameMax)
-	}
 	// The other node's next frame: its IFS and backoff (the deferral
-	// rule's window behind a quiet channel), the modem's key-up, and the
-	// frame twice over: once on air, once more for a packet modem that
-	// takes it over its serial line first (at least 1.25 times the air
-	// rate). Plus scheduling at both ends.
-	air := phy.Airtime(frame, e.info.BitRate)
+	// rule's window behind a quiet channel), its modem taking the frame
+	// over the serial line, the key-up and the frame on air, and our
+	// modem handing it up (noCarrierSerial bounds both lines' times by
+	// the airtime). Plus scheduling at both ends.
+	air := noCarrierSerial(e.info, e.frameCap, e.frameMax)
 	t := &e.turns
 	t.on = true
-	t.follow = mc.IFS + time.Duration(mc.CWMin)*mc.SlotTime + e.info.Turnaround + 2*air + 2*measureSlack
+	t.follow = mc.IFS + time.Duration(mc.CWMin)*mc.SlotTime + e.info.Turnaround + 3*air + 2*measureSlack
 	t.memory = 2 * (e.ackWait + t.follow)
 }
 

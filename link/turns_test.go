@@ -9,13 +9,14 @@ import (
 )
 
 // Two daemons on transparent acoustic modems (issue 16), in virtual time:
-// 2400 bit/s, 256-byte frames, a 260 ms key-up (preamble and the modem's
-// gap), 1 s of water, half duplex and no carrier sense (the medium's prop).
+// store and forward over 19200-baud serial lines, 2400 bit/s, 256-byte
+// frames, a 260 ms key-up (preamble and the modem's gap), 1 s of water,
+// half duplex and no carrier sense (the medium's prop).
 
 // acousticPair is two engines on such a medium.
 func acousticPair(t *testing.T, seed uint64) (*medium, *node, *node) {
 	m := newMedium(t, 2400)
-	m.prop, m.keyUp = time.Second, 260*time.Millisecond
+	m.prop, m.keyUp, m.baud = time.Second, 260*time.Millisecond, 19200
 	cfg := Config{MTU: 576, FrameMax: 256, PropDelay: time.Second}
 	c1, c2 := cfg, cfg
 	c1.Node, c2.Node = 1, 2
@@ -70,8 +71,9 @@ func TestAcousticBothWaysTakeTurns(t *testing.T) {
 
 // TestAcousticEchoNoBackoff: a 64-byte UDP echo over the same channel, one
 // at a time, node 2's host answering each at once. The floor is two
-// one-way trips of the 106-byte frame (key-up, airtime, 1 s of water):
-// 3.3 s; the far node's link Ack goes on air before the echo (0.35 s).
+// one-way trips of the 106-byte frame (both serial lines, key-up, airtime,
+// 1 s of water): 3.6 s; the far node's link Ack goes on air before the
+// echo (0.35 s).
 // The median must stay under 1.25 times the floor: with backoff slots as
 // long as the water (1 s, 4-slot window) each echo waited up to 6 s more.
 func TestAcousticEchoNoBackoff(t *testing.T) {
@@ -105,7 +107,8 @@ func TestAcousticEchoNoBackoff(t *testing.T) {
 		m.run(time.Second)
 	}
 	sortDurations(rtts)
-	floor := 2 * (260*time.Millisecond + time.Second + framingAir(106+14, 2400))
+	const wire = 106 + 14 // the frame on the wire: link header, fragment header, CRC, COBS
+	floor := 2 * (2*m.serial(wire) + 260*time.Millisecond + framingAir(wire, 2400) + time.Second)
 	med := rtts[len(rtts)/2]
 	t.Logf("median %v (%.2f of the floor %v), max %v", med, med.Seconds()/floor.Seconds(), floor, rtts[len(rtts)-1])
 	if med > floor*5/4 {
