@@ -44,7 +44,17 @@ type turns struct {
 	memory time.Duration // a node that sent data this recently is sending
 	until  time.Time     // the channel is kept for the others until then
 	data   [256]time.Time
+	// For a node not heard sending data: its Acks since the channel was
+	// last kept after one (a probe), and how many Acks apart the probes
+	// are (0 means 1; doubled by each probe, up to maxProbeEvery; back to
+	// 1 when it sends data).
+	acks, every [256]uint8
 }
+
+// maxProbeEvery bounds the Acks between two probes: a node that only ever
+// answers costs a one-way sender at most one follow of idle time per this
+// many of its frames.
+const maxProbeEvery = 16
 
 // startTurns sets turn-taking up for a modem that senses no carrier, once
 // the MAC and the ARQ's timing are known.
@@ -79,16 +89,26 @@ func (e *Engine) heard(now time.Time, h framing.Header, payload []byte) {
 	case framing.KindAck:
 		if d := t.data[h.Src]; !d.IsZero() && now.Sub(d) < t.memory {
 			t.until = now.Add(t.follow) // its data follows its Ack
+			break
+		}
+		// Not heard sending: it may have data all the same, which it
+		// sends after its Ack and which our next frame would key up
+		// over every time. Keep the channel after some of its Acks (a
+		// probe), fewer while nothing comes.
+		if t.acks[h.Src]++; t.acks[h.Src] >= max(t.every[h.Src], 1) {
+			t.acks[h.Src] = 0
+			t.every[h.Src] = min(max(t.every[h.Src], 1)*2, maxProbeEvery)
+			t.until = now.Add(t.follow)
 		}
 	case framing.KindFragment:
-		t.data[h.Src] = now
+		t.data[h.Src], t.every[h.Src], t.acks[h.Src] = now, 0, 0
 		if f, _, err := framing.ParseFrag(payload); err == nil && f.AckReq {
 			t.until = now // its turn ends: it waits for our Ack
 		} else {
 			t.until = now.Add(t.follow) // more fragments follow
 		}
 	default:
-		t.data[h.Src] = now
+		t.data[h.Src], t.every[h.Src], t.acks[h.Src] = now, 0, 0
 		t.until = now.Add(t.follow)
 	}
 	if e.ackDue == 0 {

@@ -32,10 +32,19 @@ func udp200(dst, src framing.NodeID, id uint32) []byte { return numbered(dst, sr
 // whenever its engine wants to read (policy Block, as the bridge does),
 // and returns the frames each node's host received from the other.
 func saturate(m *medium, n1, n2 *node, d time.Duration) (got1, got2 int) {
-	end := m.now.Add(d)
+	return saturateFrom(m, n1, n2, d, [2]time.Duration{})
+}
+
+// saturateFrom is saturate with node i+1 starting to send after from[i]
+// (a negative from: never).
+func saturateFrom(m *medium, n1, n2 *node, d time.Duration, from [2]time.Duration) (got1, got2 int) {
+	start, end := m.now, m.now.Add(d)
 	var id [2]uint32
 	for m.now.Before(end) {
 		for i, n := range []*node{n1, n2} {
+			if from[i] < 0 || m.now.Sub(start) < from[i] {
+				continue
+			}
 			for k := 0; n.e.WantRead() && k < 4; k++ {
 				id[i]++
 				src := framing.NodeID(i + 1)
@@ -65,6 +74,85 @@ func TestAcousticBothWaysTakeTurns(t *testing.T) {
 			seed, got2, got1, share, m.lostHalfDuplex, m.lostCollision, m.sent)
 		if share < 0.2 || min(got1, got2) < (got1+got2)/3 {
 			t.Errorf("seed %d: payload/air %.3f (1→2 %d, 2→1 %d); want at least 0.2, neither side under a third", seed, share, got2, got1)
+		}
+	}
+}
+
+// TestAcousticLateStarter: node 2 sends alone for a minute, then node 1
+// starts too. Node 2 has never heard data from node 1, so it has no reason
+// to leave the channel after node 1's Acks, and node 1's data, sent behind
+// its Ack, arrived while node 2 keyed up its next frame, every time (a
+// run of the daemons: 0 datagrams one way, 15 the other). Node 2 must
+// probe: keep the channel after some of node 1's Acks. Over the next ten
+// minutes node 1 gets at least a third of what is delivered.
+func TestAcousticLateStarter(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 3} {
+		m, n1, n2 := acousticPair(t, seed)
+		saturateFrom(m, n1, n2, time.Minute, [2]time.Duration{-1, 0})
+		// Node 1 starts as it acknowledges a frame of node 2's: its
+		// first frame follows its Ack.
+		for had := len(n1.host); len(n1.host) == had; {
+			saturateFrom(m, n1, n2, 10*time.Millisecond, [2]time.Duration{-1, 0})
+		}
+		n1.host, n2.host = nil, nil
+		got1, got2 := saturate(m, n1, n2, 10*time.Minute)
+		t.Logf("seed %d: delivered 1→2 %d, 2→1 %d", seed, got2, got1)
+		if got2 < (got1+got2)/3 {
+			t.Errorf("seed %d: the late starter delivered %d against %d", seed, got2, got1)
+		}
+	}
+}
+
+// TestAcousticOneWayProbes: node 1 sends, node 2 only answers. Node 2 may
+// have data it cannot get through (TestAcousticLateStarter), so node 1
+// keeps the channel after some of its Acks for the frame that would follow
+// one (a probe): after the 1st, 3rd, 7th, 15th, 31st, ... Ack, one in 16
+// at most. Its next frame then waits follow (2.9 s here), after the other
+// Acks it goes at once (under 0.1 s). A lone sender pays little: each round
+// is its frame, the water, the Ack and the water again, 3.8 s at best, and
+// 10 minutes deliver at least 90% of 600 / 3.8 = 158 datagrams.
+func TestAcousticOneWayProbes(t *testing.T) {
+	m, n1, n2 := acousticPair(t, 1)
+	var log []*burst
+	m.bursts = &log
+	_, got2 := saturateFrom(m, n1, n2, 10*time.Minute, [2]time.Duration{0, -1})
+	t.Logf("delivered %d", got2)
+	if got2 < 142 {
+		t.Errorf("one way: %d datagrams in 10 minutes, want at least 142", got2)
+	}
+	var probes []int
+	acks := 0
+	for i, b := range log {
+		if b.from != n2 || len(withoutHellos(frames(t, b.data))) == 0 {
+			continue // (a version hello of its own: no Ack)
+		}
+		acks++
+		heard := b.end.Add(m.prop + m.serial(len(b.data)))
+		var next *burst
+		for _, x := range log[i+1:] {
+			if x.from == n1 {
+				next = x
+				break
+			}
+		}
+		if next == nil {
+			break
+		}
+		switch gap := next.start.Sub(heard); {
+		case gap >= 2500*time.Millisecond:
+			probes = append(probes, acks)
+		case gap > 100*time.Millisecond:
+			t.Errorf("after Ack %d the next frame waited %v: neither at once nor a probe", acks, gap)
+		}
+	}
+	want := []int{1, 3, 7, 15, 31, 47, 63, 79, 95, 111, 127, 143}
+	t.Logf("probes after Acks %v of %d", probes, acks)
+	for i, a := range want {
+		if a > acks {
+			break
+		}
+		if i >= len(probes) || probes[i] != a {
+			t.Fatalf("probes after Acks %v, want %v", probes, want)
 		}
 	}
 }
