@@ -49,6 +49,30 @@ func backoffSlot(info phy.Info, mc csma.Config) time.Duration {
 	return min(mc.SlotTime, radio)
 }
 
+// noCarrierSerial bounds the time a frame of the link's largest size
+// (frameCap, or frameMax if smaller) takes on a store-and-forward modem's
+// serial line: its airtime, which holds for a line at least 1.25 times as
+// fast as the air (10 bits a byte against 8). phy.Info does not carry the
+// line's rate.
+func noCarrierSerial(info phy.Info, frameCap, frameMax int) time.Duration {
+	n := frameCap
+	if frameMax > 0 {
+		n = min(n, frameMax)
+	}
+	return phy.Airtime(n, info.BitRate)
+}
+
+// ackAirFor is the airtime of the largest Ack (with the key's envelope of
+// seal bytes), at least the modem's shortest burst.
+func (e *Engine) ackAirFor(seal int) time.Duration {
+	return phy.Airtime(max(framing.MaxEncodedLen(framing.AckMaxLen+seal), e.info.MinBurst), e.info.BitRate)
+}
+
+// noCarrierJitter is the ARQ's RetryJitter behind a modem that senses no
+// carrier (arq.Config.RetryJitter): each Ack timer waits up to a quarter
+// of the timeout longer.
+const noCarrierJitter = 0.25
+
 // maxAckHold bounds how long an Ack waits for data to ride with it, behind
 // a TNC that takes bursts (feed): long enough for the host to answer the
 // packet just delivered (an echo, a TCP segment), short against the TNC's
@@ -79,7 +103,7 @@ type frameMeta struct {
 }
 
 // startLink builds the ARQ and the envelope once the PHY's figures are known.
-func (e *Engine) startLink(now time.Time, mc csma.Config) error {
+func (e *Engine) startLink(now time.Time, mc csma.Config, seed uint64) error {
 	cfg := e.cfg
 	e.frameMax = cfg.FrameMax
 	if m := e.info.MaxFrame; m > 0 && (e.frameMax == 0 || m < e.frameMax) {
@@ -122,6 +146,13 @@ func (e *Engine) startLink(now time.Time, mc csma.Config) error {
 	// its timeout (MaxAge + QueueDelay) comes from t with the other
 	// lifetimes (arq.DefaultConfig).
 	ac.SizeForWindow()
+	if e.info.NoCarrier && !e.info.OwnAccess {
+		// Two such nodes whose frames were lost to each other (each
+		// modem keyed up while the other's frame arrived) must not time
+		// out together and lose the retransmissions the same way.
+		ac.RetryJitter = noCarrierJitter
+		ac.Seed = seed
+	}
 	// Frames may wait in the MAC queue longer than the ack timeout: time
 	// a round from its poll's TxDone (frameGone reports every poll).
 	ac.ArmOnTxDone = true
@@ -139,6 +170,17 @@ func (e *Engine) startLink(now time.Time, mc csma.Config) error {
 		// The receiver sends its Ack when its carrier sense drops, which
 		// with a hang-over is that long after our frame ended.
 		e.ackWait += e.info.CarrierLag
+		if e.info.NoCarrier && !e.info.OwnAccess {
+			// A store-and-forward modem hands our frame up over its
+			// serial line only once it has all of it, and takes the
+			// Ack over the line before it keys up; ours hands the Ack
+			// up the same way. Each takes at most the frame's airtime
+			// (a line at least 1.25 times the air rate). Without this
+			// the reservation ended before the Ack came, the next
+			// frame keyed up and the half-duplex modem lost the Ack
+			// (TestAcousticBothWaysTakeTurns with serial lines).
+			e.ackWait += noCarrierSerial(e.info, e.frameCap, e.frameMax) + 2*e.ackAirFor(seal) + 2*measureSlack
+		}
 		// A TNC that does its own channel access keys the Ack up after its
 		// p-persistent wait: twice the mean covers most of them. Without
 		// the reservation our next frame and their Ack key up together
@@ -533,9 +575,10 @@ func (e *Engine) fromAir(h framing.Header, payload []byte) {
 		// free again.
 		if e.ackDue--; e.ackDue <= 0 {
 			e.ackDue = 0
-			e.mac.Reserve(e.now, e.now)
+			e.mac.Reserve(e.now, e.reserveEnd(e.now))
 		}
 	}
+	e.heard(e.now, h, payload) // no carrier: the others' turns (turns.go)
 	e.arq.Receive(e.now, h, payload)
 	if h.Kind == framing.KindAck && h.Dst == e.cfg.Node {
 		e.measuredDelay(h.Src)
@@ -572,8 +615,8 @@ type delayWatch struct {
 // that does its own channel access is not measured: its TxDone comes
 // before the burst went on air.
 func (e *Engine) measuredDelay(src framing.NodeID) {
-	if e.info.OwnAccess || e.mac == nil || e.cfg.MAC != (csma.Config{}) {
-		return
+	if e.info.OwnAccess || e.info.NoCarrier || e.mac == nil || e.cfg.MAC != (csma.Config{}) {
+		return // (no carrier: the slot does not follow the delay, MACFor)
 	}
 	w := &e.delays
 	w.peers = e.arq.AppendPeers(w.peers[:0])

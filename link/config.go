@@ -78,7 +78,8 @@ const measureSlack = arq.DefaultRTTGranularity
 // times + 100 µs, RealTimeSlot) and IFS one slot, now lengthened by
 // cfg.PropDelay beyond the 100 µs of radio, so that an acoustic channel
 // does not keep a radio slot (ARQ round trips lengthen them further:
-// measuredDelay).
+// measuredDelay); behind a modem that senses no carrier (info.NoCarrier)
+// they stay radio-short, and the link takes turns instead (turns.go).
 //
 // With cfg.AdaptiveMAC it is csma.ConfigFor the channel: the adaptive
 // window (Idle Sense), the slot and IFS from cfg.PropDelay, the modem's
@@ -125,15 +126,17 @@ func MACFor(info phy.Info, cfg Config) (csma.Config, error) {
 		c.IFS = c.SlotTime
 		deferral(&c)
 		if d := min(max(cfg.PropDelay, 0), csma.MaxPropDelay); d > c.PropDelay {
-			c.SlotTime += d - c.PropDelay
 			if !info.NoCarrier {
-				// A modem that senses no carrier cannot tell an idle
-				// channel from a busy one: an IFS as long as the water
-				// only delays every frame (a 64-byte echo over 1 s of
-				// water took 9.1 s with it, 6.0 s without; the two-way
-				// figure was the same, docs/performance.md).
+				c.SlotTime += d - c.PropDelay
 				c.IFS += d - c.PropDelay
 			}
+			// A modem that senses no carrier cannot tell an idle
+			// channel from a busy one, so a slot or an IFS as long as
+			// the water buys nothing and delays every frame (a 64-byte
+			// echo over 1 s of water took 9.1 s with both, 7-8 s with
+			// the slot alone, 4.0 s with neither; docs/performance.md).
+			// Such a node takes turns instead (turns.go), and its ARQ
+			// retransmits with jitter.
 			c.PropDelay = d
 		}
 	}

@@ -223,6 +223,7 @@ type Engine struct {
 	ackUntil time.Time      // the Acks waiting in acks are held until then
 	neigh    *neighTable    // nil with NoNeighAnswer
 	senders  senders        // other nodes heard sending, for the MAC's window
+	turns    turns          // behind a modem that senses no carrier: the others' turns (turns.go)
 	overhear []*auth.Opener // with a key: open frames for other nodes before they count as senders (one per key)
 	overBuf  []byte
 	ackWait  time.Duration // how long a poll reserves the channel for its Ack (csma.Reserve)
@@ -289,22 +290,23 @@ func (e *Engine) start(now time.Time, info phy.Info) error {
 		// frames, gathered while the last burst is on air.
 		cfg.QueueLen = max(cfg.QueueLen, min(e.info.MaxBurstFrames, 64))
 	}
-	if err := e.startLink(now, cfg); err != nil {
+	seed := e.cfg.Seed
+	if seed == 0 {
+		seed = uint64(now.UnixNano()) ^ uint64(e.cfg.Node)<<56
+	}
+	if err := e.startLink(now, cfg, seed); err != nil {
 		return err
 	}
 	// Room for Acks in front of the data: the data limit stays QueueLen.
 	macCfg := cfg
 	macCfg.QueueLen += ackReserve
-	seed := e.cfg.Seed
-	if seed == 0 {
-		seed = uint64(now.UnixNano()) ^ uint64(e.cfg.Node)<<56
-	}
 	m, err := csma.NewOf[txFrame](macCfg, rand.New(rand.NewPCG(seed, uint64(e.cfg.Node))))
 	if err != nil {
 		return fmt.Errorf("mac: %w", err)
 	}
 	e.mac = m
 	e.macCfg = cfg
+	e.startTurns(cfg)
 	for i, k := range []*auth.Key{e.cfg.Key, e.cfg.Key2} {
 		if k == nil {
 			continue

@@ -44,8 +44,10 @@ func TestMACFor(t *testing.T) {
 			ifsMin: 50*time.Millisecond + 32*bit9600 + 20*time.Millisecond, ifsMax: 75 * time.Millisecond, queue: 4},
 		{name: "prop-delay 1s", info: serial, cfg: Config{PropDelay: time.Second}, adaptive: false,
 			slotMin: time.Second, ifsMin: time.Second, queue: 4},
+		// No carrier sense: neither the slot nor IFS buys anything by
+		// following the water; turns and the ARQ's jitter do (turns.go).
 		{name: "prop-delay 1s, no carrier", info: noCarrier, cfg: Config{PropDelay: time.Second}, adaptive: false,
-			slotMin: time.Second, ifsMax: 10 * time.Millisecond, queue: 4},
+			slotMin: RealTimeSlot, slotMax: 10 * time.Millisecond, ifsMax: 10 * time.Millisecond, queue: 4},
 		{name: "prop-delay 1s adaptive", info: serial, cfg: Config{PropDelay: time.Second, AdaptiveMAC: true}, adaptive: true,
 			slotMin: time.Second, ifsMin: time.Second, queue: 4, burstOver: 1},
 		{name: "kiss tnc", info: tnc, cfg: Config{AdaptiveMAC: true}, adaptive: false,

@@ -36,6 +36,7 @@ type burst struct {
 	from       *node
 	data       []byte
 	start, end time.Time
+	air        time.Time // when it goes on air (after the serial line, medium.baud)
 	collided   bool
 	// parts are the frames of a burst received one by one (burstMax > 1)
 	// not yet received, with their ends; the last ends at end.
@@ -67,12 +68,40 @@ type medium struct {
 	accessWait time.Duration
 	// bursts records every transmission, if set.
 	bursts *[]*burst
+	// prop, if set, is the propagation delay between every two nodes, and
+	// the modems are half duplex and sense no carrier (a transparent
+	// acoustic modem, phy.Info.NoCarrier): a burst reaches every other
+	// node prop after it was sent, and is received at its end there
+	// unless the node transmitted during any part of its arrival (half
+	// duplex) or another node's burst arrived during it (collision).
+	// keyUp is then the modem's preamble and turnaround.
+	prop time.Duration
+	// baud, with prop, is the serial line's rate of a store-and-forward
+	// modem: a burst crosses it (10 bits a byte) before the modem keys up,
+	// and the far modem hands it up over its own line after it has
+	// received all of it.
+	baud int
+	// arrivals are the bursts on their way (prop > 0), in the order they
+	// end at their receivers; hist the bursts whose arrivals may still
+	// overlap another's.
+	arrivals []arrival
+	hist     []*burst
+	// lost counts bursts lost at a receiver (prop > 0): half duplex, and
+	// collisions of two arrivals.
+	lostHalfDuplex, lostCollision int
+}
+
+// arrival is burst b ending at node to.
+type arrival struct {
+	b  *burst
+	to *node
+	at time.Time
 }
 
 // info is what every modem on the medium reports.
 func (m *medium) info() phy.Info {
 	return phy.Info{BitRate: m.rate, MaxBurstFrames: m.burstMax, Turnaround: m.keyUp,
-		OwnAccess: m.accessWait > 0, AccessWait: m.accessWait}
+		OwnAccess: m.accessWait > 0, AccessWait: m.accessWait, NoCarrier: m.prop > 0}
 }
 
 func newMedium(t testing.TB, rate int) *medium {
@@ -124,6 +153,11 @@ func (m *medium) service(n *node) {
 		return
 	}
 	b := &burst{from: n, data: append([]byte(nil), f...), start: m.now, end: m.now.Add(m.keyUp + phy.Airtime(len(f), m.rate))}
+	b.air = b.start
+	if m.baud > 0 {
+		b.air = b.start.Add(m.serial(len(f)))
+		b.end = b.end.Add(b.air.Sub(b.start))
+	}
 	if m.bursts != nil {
 		*m.bursts = append(*m.bursts, b)
 	}
@@ -145,6 +179,14 @@ func (m *medium) service(n *node) {
 			rest = rest[j:]
 		}
 		b.parts[len(b.parts)-1].end = b.end
+	}
+	if m.prop > 0 {
+		// Losses are decided at each receiver (arrive); no carrier.
+		m.air = append(m.air, b)
+		m.hist = append(m.hist, b)
+		n.onAir = true
+		m.sent++
+		return
 	}
 	for _, o := range m.air {
 		o.collided, b.collided = true, true
@@ -207,8 +249,14 @@ func (m *medium) run(d time.Duration) {
 				next, which = e, i
 			}
 		}
+		arr := -1
+		for i, a := range m.arrivals {
+			if a.at.Before(next) {
+				next, which, arr = a.at, -1, i
+			}
+		}
 		var due *node
-		if which < 0 {
+		if which < 0 && arr < 0 {
 			for _, n := range m.nodes {
 				if dl, ok := n.e.Deadline(); ok && dl.Before(next) {
 					next, due = dl, n
@@ -218,11 +266,15 @@ func (m *medium) run(d time.Duration) {
 		if next.Before(m.now) {
 			next = m.now
 		}
-		if which < 0 && due == nil {
+		if which < 0 && due == nil && arr < 0 {
 			m.now = end
 			return
 		}
 		m.now = next
+		if arr >= 0 {
+			m.arrive(arr)
+			continue
+		}
 		if which >= 0 {
 			m.finish(which)
 			continue
@@ -260,6 +312,15 @@ func (m *medium) finish(i int) {
 	}
 	m.air = append(m.air[:i], m.air[i+1:]...)
 	b.from.onAir = false
+	if m.prop > 0 {
+		for _, o := range m.nodes {
+			if o != b.from {
+				m.arrivals = append(m.arrivals, arrival{b: b, to: o, at: b.end.Add(m.prop + m.serial(len(b.data)))})
+			}
+		}
+		m.event(b.from, phy.Event{Kind: phy.TxDone})
+		return
+	}
 	for _, o := range m.nodes {
 		if o == b.from {
 			continue
@@ -278,6 +339,52 @@ func (m *medium) finish(i int) {
 		}
 	}
 	m.event(b.from, phy.Event{Kind: phy.TxDone})
+}
+
+// arrive ends arrival i (prop > 0): its receiver gets the burst unless it
+// transmitted during any part of the arrival (half duplex) or another
+// burst arrived during it (collision).
+func (m *medium) arrive(i int) {
+	a := m.arrivals[i]
+	m.arrivals = append(m.arrivals[:i], m.arrivals[i+1:]...)
+	from, to := a.b.air.Add(m.prop), a.b.end.Add(m.prop)
+	lost := false
+	for _, x := range m.hist {
+		if x == a.b {
+			continue
+		}
+		switch {
+		case x.from == a.to && x.air.Before(to) && x.end.After(from):
+			m.lostHalfDuplex++
+			lost = true
+		case x.from != a.to && x.air.Add(m.prop).Before(to) && x.end.Add(m.prop).After(from):
+			m.lostCollision++
+			lost = true
+		}
+		if lost {
+			break
+		}
+	}
+	// Forget the bursts that can overlap no arrival still to come.
+	keep := m.hist[:0]
+	for _, x := range m.hist {
+		if x.end.Add(m.prop + time.Minute).After(m.now) {
+			keep = append(keep, x)
+		}
+	}
+	m.hist = keep
+	if !lost && (m.lose == nil || !m.lose(a.b.from, a.to, a.b.data)) {
+		m.event(a.to, phy.Event{Kind: phy.Received, Data: a.b.data})
+	}
+}
+
+// serial is the time n bytes take on a modem's serial line (medium.baud;
+// 0 without).
+func (m *medium) serial(n int) time.Duration {
+	if m.baud <= 0 {
+		return 0
+	}
+	return time.Duration(n) * 10 * time.Second / time.Duration(m.baud)
 }
 
 // ethFrame is a 100-byte IPv4 frame from node src's MAC to node dst's.

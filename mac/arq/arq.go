@@ -648,10 +648,11 @@ func (a *ARQ) retry(now time.Time, dst framing.NodeID, p *peer, o *outPkt, missi
 }
 
 // arm starts o's Ack timer at now (its poll was handed to the sink, or left
-// the modem): the peer's current timeout, but no later than the end of the
-// packet's MaxAge, when the timeout gives it up.
+// the modem): the peer's current timeout with its jitter (RetryJitter), but
+// no later than the end of the packet's MaxAge, when the timeout gives it
+// up.
 func (a *ARQ) arm(p *peer, o *outPkt, now time.Time) {
-	d := now.Add(p.rtt.rto)
+	d := now.Add(a.rttb.wait(p.rtt.rto))
 	if a.cfg.MaxAge > 0 {
 		if end := o.sent.Add(a.cfg.MaxAge); end.Before(d) {
 			d = end

@@ -76,6 +76,16 @@ type Config struct {
 	// by its position after the most advanced packet delivered, so no time
 	// gap is needed.
 	SeqReuse time.Duration
+	// RetryJitter, in 0..1, lengthens each Ack timer by a random part of
+	// the timeout, drawn uniformly from [0, RetryJitter·timeout): two nodes
+	// whose frames were lost together (two half-duplex modems that sense
+	// no carrier, each keyed up while the other's frame arrived) would
+	// otherwise time out and retransmit in lockstep, and lose them again
+	// every round. 0: no jitter (every timer as the estimate says).
+	RetryJitter float64
+	// Seed seeds the jitter's random source (with Self), so that a run is
+	// reproducible; the link engine passes its own seed.
+	Seed uint64
 	// DupLifetime is how long a delivered sequence number is remembered so
 	// that a retransmission of it is acknowledged but not delivered again.
 	// It must cover the sender's whole retry span.
@@ -234,6 +244,8 @@ func (c Config) Validate() error {
 	case !c.NoARQ && !c.NoReorder && (c.ReorderTimeout <= 0 || c.ReorderPackets < 1 || c.ReorderBytes < c.MaxPacket):
 		return fmt.Errorf("%w: reorder buffer needs a positive timeout, a packet and max packet bytes (%v, %d, %d)", ErrInvalidConfig,
 			c.ReorderTimeout, c.ReorderPackets, c.ReorderBytes)
+	case !(c.RetryJitter >= 0 && c.RetryJitter <= 1):
+		return fmt.Errorf("%w: retry jitter %v outside 0..1", ErrInvalidConfig, c.RetryJitter)
 	case c.DupLifetime < 0 || c.MaxAge < 0 || c.SeqReuse < 0:
 		return fmt.Errorf("%w: duplicate lifetime %v, max age %v, sequence reuse %v", ErrInvalidConfig, c.DupLifetime, c.MaxAge, c.SeqReuse)
 	}

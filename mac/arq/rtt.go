@@ -1,6 +1,7 @@
 package arq
 
 import (
+	"math/rand/v2"
 	"time"
 
 	"github.com/slided/slided/framing"
@@ -41,6 +42,9 @@ type rtt struct {
 type rttBounds struct {
 	init, lo, hi, g time.Duration
 	fixed           bool // RTO stays init: samples are recorded, the timeout does not follow them
+	// jitter is Config.RetryJitter, drawn from rng (nil without jitter).
+	jitter float64
+	rng    *rand.Rand
 }
 
 func (c *Config) rttBounds() rttBounds {
@@ -48,7 +52,26 @@ func (c *Config) rttBounds() rttBounds {
 	if b.hi <= 0 {
 		b.hi, b.fixed = c.AckTimeout, true
 	}
+	if c.RetryJitter > 0 {
+		b.jitter = c.RetryJitter
+		b.rng = rand.New(rand.NewPCG(c.Seed, uint64(c.Self)))
+	}
 	return b
+}
+
+// wait is how long a round armed with timeout rto waits for its Ack: rto,
+// plus a random part of it below jitter·rto (Config.RetryJitter), so that
+// two nodes that lost their frames to each other do not retransmit in
+// lockstep. The jitter is not part of the estimate: a round trip is still
+// timed from when the round was armed.
+func (b *rttBounds) wait(rto time.Duration) time.Duration {
+	if b.rng == nil || rto <= 0 {
+		return rto
+	}
+	if j := int64(b.jitter * float64(rto)); j > 0 {
+		return rto + time.Duration(b.rng.Int64N(j))
+	}
+	return rto
 }
 
 func newRTT(b rttBounds) rtt { return rtt{rto: b.init, doubt: true} }

@@ -432,3 +432,61 @@ func BenchmarkAck(b *testing.B) {
 		_ = tx.Send(t0, framing.Header{Kind: framing.KindData, Dst: 2}, pkt)
 	}
 }
+
+// TestRetryJitter: two nodes that lost their polls to each other at the
+// same instant must not retransmit in lockstep: with RetryJitter their
+// timers run out at different times, each between the timeout and 1 +
+// RetryJitter times it, the same for the same seed; every later round
+// draws again. Without jitter (the default) both wait exactly the timeout,
+// as before.
+func TestRetryJitter(t *testing.T) {
+	deadline := func(c Config) (first, second time.Duration) {
+		n := newNode(t, c)
+		dst := framing.NodeID(3 - c.Self)
+		if err := n.Send(t0, framing.Header{Kind: framing.KindData, Dst: dst}, pattern(10, 1)); err != nil {
+			t.Fatal(err)
+		}
+		d1, ok := n.Deadline()
+		if !ok {
+			t.Fatal("no ack timer")
+		}
+		n.Poll(d1) // times out: a retransmission, timer armed again
+		d2, ok := n.Deadline()
+		if !ok {
+			t.Fatal("no ack timer after the retransmission")
+		}
+		return d1.Sub(t0), d2.Sub(d1)
+	}
+	c1, c2 := testConfig(1), testConfig(2)
+	rto := c1.AckTimeout
+	a1, _ := deadline(c1)
+	a2, _ := deadline(c2)
+	if a1 != rto || a2 != rto {
+		t.Fatalf("without jitter: timers %v and %v, want both %v", a1, a2, rto)
+	}
+	c1.RetryJitter, c2.RetryJitter = 0.25, 0.25
+	c1.Seed, c2.Seed = 7, 7
+	j1, r1 := deadline(c1)
+	j2, r2 := deadline(c2)
+	t.Logf("timeout %v: node 1 waits %v then %v, node 2 %v then %v", rto, j1, r1, j2, r2)
+	if j1 == j2 {
+		t.Errorf("both nodes time out after %v: lockstep", j1)
+	}
+	for _, w := range []time.Duration{j1, j2} {
+		if w < rto || w >= rto+rto/4 {
+			t.Errorf("first wait %v, want in [%v, %v)", w, rto, rto+rto/4)
+		}
+	}
+	for _, w := range []time.Duration{r1, r2} { // the timeout doubled
+		if w < 2*rto || w >= 2*rto+2*rto/4 {
+			t.Errorf("second wait %v, want in [%v, %v)", w, 2*rto, 2*rto+2*rto/4)
+		}
+	}
+	if k1, _ := deadline(c1); k1 != j1 {
+		t.Errorf("same seed, node 1 waits %v then %v: not reproducible", j1, k1)
+	}
+	c1.RetryJitter = 1.5
+	if err := c1.Validate(); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("jitter 1.5: %v, want ErrInvalidConfig", err)
+	}
+}
