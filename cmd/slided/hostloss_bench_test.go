@@ -266,6 +266,7 @@ func runLossCase(b *testing.B, c lossCase) {
 	if c.size > 10000 {
 		idle = 40 * time.Second // one datagram is seconds of air
 	}
+	idle = max(idle, c.stop+20*time.Second) // nothing arrives while node 1 is stopped
 	got := make(chan flowRecv, 1)
 	go func() { got <- receiveFlows(rc, idle, time.Now().Add(c.blast+15*time.Minute)) }()
 	to := &net.UDPAddr{IP: net.ParseIP(dst), Port: 6000}
@@ -350,15 +351,16 @@ func runLossCase(b *testing.B, c lossCase) {
 
 var pingSummary = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
 
-// runPingFlood: ping -f (a raw socket, which no send buffer paces) of 100-byte
-// echoes for 20 s.
+// runPingFlood: ping -f (a raw socket) of 500 100-byte echoes, sent at up to
+// 100 a second (ping's flood pace while replies lag), and up to 60 s for the
+// replies: what the link queues is answered once it drains.
 func runPingFlood(b *testing.B) {
 	l, p := startPair(b, 115200, "192.0.2")
 	if out, err := l.Exec(p.NS[0], "ping", "-c", "1", "-w", "15", p.Addr[1]); err != nil {
 		b.Fatalf("ping: %v\n%s", err, out)
 	}
 	before := readHostLoss(b, p)
-	out, _ := l.Exec(p.NS[0], "ping", "-f", "-q", "-s", "100", "-w", "20", p.Addr[1])
+	out, _ := l.Exec(p.NS[0], "ping", "-f", "-q", "-s", "100", "-c", "500", "-w", "60", p.Addr[1])
 	m := pingSummary.FindStringSubmatch(out)
 	if m == nil {
 		b.Fatalf("ping -f: no summary:\n%s", out)
