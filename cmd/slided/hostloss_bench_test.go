@@ -331,6 +331,9 @@ func runLossCase(b *testing.B, c lossCase) {
 	// all come within ipfrag_time).
 	b.ReportMetric(float64(rx1-rx0), "rx_daemon_drops")
 	b.ReportMetric(float64(ip1["ReasmFails"]-ip0["ReasmFails"]), "rx_reasm_fails")
+	if after.daemon != before.daemon {
+		b.Logf("node 1's daemon drops: %+v", mustStatus(b, p, 0).Bridge.Drops)
+	}
 	if c.sockets > 1 && c.size >= 16 {
 		xs := make([]float64, c.sockets)
 		least := -1
