@@ -380,9 +380,17 @@ func (s *Shaper) FlowLimit() uint32 {
 // the flow hash.
 func (s *Shaper) installBuckets(flowLimit, unit uint32) error {
 	for i := uint16(1); i <= flowBuckets+1; i++ {
-		limit, prio := flowLimit, uint32(bucketPrio)
+		limit, prio, rate := flowLimit, uint32(bucketPrio), uint64(bucketFloor)
 		if i == kickMinor {
-			limit, prio = kickLimit, kickPrio
+			// The kick class is green (its own rate, never borrowing):
+			// htb serves green classes at the leaves' level before any
+			// class that borrows from the pacer, whatever their prio,
+			// and every bucket is green for its first packet (its
+			// bucketFloor tokens). With the kick borrowing like the
+			// buckets, each grant went to the first packets of up to
+			// 64 buckets while the kicks waited, and the ring crept up
+			// by one packet a grant until it dropped.
+			limit, prio, rate = kickLimit, kickPrio, bucketRate
 		}
 		class := &netlink.HtbClass{
 			ClassAttrs: netlink.ClassAttrs{
@@ -390,7 +398,7 @@ func (s *Shaper) installBuckets(flowLimit, unit uint32) error {
 				Handle:    netlink.MakeHandle(childMajor, i),
 				Parent:    netlink.MakeHandle(1, pacerMinor),
 			},
-			Rate:    bucketFloor,
+			Rate:    rate,
 			Ceil:    bucketRate,
 			Buffer:  clampTicks(float64(s.burst) / bucketRate),
 			Cbuffer: clampTicks(float64(s.burst) / bucketRate),
