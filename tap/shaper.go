@@ -29,7 +29,8 @@ import (
 //	  └ 1:100 the pacer class, rate = ceil = ShaperConfig.Rate (SetRate retunes it)
 //	    ├ 1:1 .. 1:64  one class per flow bucket, borrowing all of their rate
 //	    │   └ 101: .. 140: pfifo, limit = ShaperConfig.FlowLimit packets
-//	    ├ 1:41  the kick frames (Kicker), served before the buckets
+//	    ├ 1:41  the kick frames (Kicker), served before the buckets (prio 0, and
+//	    │       a rate of its own: always green, see installBuckets)
 //	    │   └ 141: pfifo
 //	    └ filter on 1:: cls_bpf, a classic BPF flow hash (classify.go)
 //
