@@ -29,7 +29,8 @@ import (
 //	  └ 1:100 the pacer class, rate = ceil = ShaperConfig.Rate (SetRate retunes it)
 //	    ├ 1:1 .. 1:64  one class per flow bucket, borrowing all of their rate
 //	    │   └ 101: .. 140: pfifo, limit = ShaperConfig.FlowLimit packets
-//	    ├ 1:41  the kick frames (Kicker), served before the buckets
+//	    ├ 1:41  the kick frames (Kicker), served before the buckets (prio 0, and
+//	    │       a rate of its own: always green, see installBuckets)
 //	    │   └ 141: pfifo
 //	    └ filter on 1:: cls_bpf, a classic BPF flow hash (classify.go)
 //
@@ -380,9 +381,17 @@ func (s *Shaper) FlowLimit() uint32 {
 // the flow hash.
 func (s *Shaper) installBuckets(flowLimit, unit uint32) error {
 	for i := uint16(1); i <= flowBuckets+1; i++ {
-		limit, prio := flowLimit, uint32(bucketPrio)
+		limit, prio, rate := flowLimit, uint32(bucketPrio), uint64(bucketFloor)
 		if i == kickMinor {
-			limit, prio = kickLimit, kickPrio
+			// The kick class is green (its own rate, never borrowing):
+			// htb serves green classes at the leaves' level before any
+			// class that borrows from the pacer, whatever their prio,
+			// and every bucket is green for its first packet (its
+			// bucketFloor tokens). With the kick borrowing like the
+			// buckets, each grant went to the first packets of up to
+			// 64 buckets while the kicks waited, and the ring crept up
+			// by one packet a grant until it dropped.
+			limit, prio, rate = kickLimit, kickPrio, bucketRate
 		}
 		class := &netlink.HtbClass{
 			ClassAttrs: netlink.ClassAttrs{
@@ -390,7 +399,7 @@ func (s *Shaper) installBuckets(flowLimit, unit uint32) error {
 				Handle:    netlink.MakeHandle(childMajor, i),
 				Parent:    netlink.MakeHandle(1, pacerMinor),
 			},
-			Rate:    bucketFloor,
+			Rate:    rate,
 			Ceil:    bucketRate,
 			Buffer:  clampTicks(float64(s.burst) / bucketRate),
 			Cbuffer: clampTicks(float64(s.burst) / bucketRate),
