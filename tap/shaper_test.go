@@ -565,42 +565,9 @@ func FuzzIsKick(f *testing.F) {
 // kicks failed (EAGAIN), nothing woke the qdisc after a grant, and the
 // queue stood still (BenchmarkHostLoss, 100 sockets: 3,400 packets stuck).
 func TestShaperManyFlowsKeepFlowing(t *testing.T) {
-	d := newTAP(t, "slt-many0", 16)
-	if err := os.WriteFile("/proc/sys/net/ipv6/conf/slt-many0/disable_ipv6", []byte("1"), 0); err != nil {
-		t.Fatal(err)
-	}
-	// A leak of one packet in 1000 hours: a stall does not resolve by itself.
-	s, err := NewShaper(d.Index(), ShaperConfig{Rate: NoPacing, StallLimit: 1000 * time.Hour})
-	if err != nil {
-		t.Fatalf("NewShaper: %v", err)
-	}
-	defer s.Close()
-	k, err := NewKicker(d.Index(), tapMAC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Close()
-	const flows, each = 32, 50
-	sent := 0
-	for f := range flows {
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer unix.Close(fd)
-		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 1<<20); err != nil {
-			t.Fatal(err)
-		}
-		if err := unix.Connect(fd, &unix.SockaddrInet4{Port: 7000 + f, Addr: peerIP.As4()}); err != nil {
-			t.Fatal(err)
-		}
-		for range each {
-			if _, err := unix.Write(fd, make([]byte, 100)); err != nil {
-				t.Fatalf("flow %d: send: %v", f, err)
-			}
-			sent++
-		}
-	}
+	d, s, k := creditRig(t, "slt-many0", 16)
+	const flows = 32
+	sent := sendFlows(t, flows, 50, 1<<20)
 	// The reader goroutine ends when the device closes (cleanup).
 	frames := make(chan bool, 64) // true: a kick frame
 	go func() {
@@ -664,39 +631,9 @@ read:
 // prio: the kick waited behind the first packet of each of the 64 buckets.
 func TestShaperLazyReaderManyFlows(t *testing.T) {
 	const ring = 16
-	d := newTAP(t, "slt-lazy0", ring)
-	if err := os.WriteFile("/proc/sys/net/ipv6/conf/slt-lazy0/disable_ipv6", []byte("1"), 0); err != nil {
-		t.Fatal(err)
-	}
-	// A leak of one packet in 1000 hours: a stall does not resolve by itself.
-	s, err := NewShaper(d.Index(), ShaperConfig{Rate: NoPacing, StallLimit: 1000 * time.Hour})
-	if err != nil {
-		t.Fatalf("NewShaper: %v", err)
-	}
-	defer s.Close()
-	k, err := NewKicker(d.Index(), tapMAC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Close()
-	const flows, each = 200, 3
-	sent := 0
-	for f := range flows {
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer unix.Close(fd)
-		if err := unix.Connect(fd, &unix.SockaddrInet4{Port: 7000 + f, Addr: peerIP.As4()}); err != nil {
-			t.Fatal(err)
-		}
-		for range each {
-			if _, err := unix.Write(fd, make([]byte, 100)); err != nil {
-				t.Fatalf("flow %d: send: %v", f, err)
-			}
-			sent++
-		}
-	}
+	d, s, k := creditRig(t, "slt-lazy0", ring)
+	const flows = 200
+	sent := sendFlows(t, flows, 3, 0)
 	before, err := d.LinkStats()
 	if err != nil {
 		t.Fatal(err)
@@ -742,4 +679,57 @@ func TestShaperLazyReaderManyFlows(t *testing.T) {
 	if data != sent {
 		t.Errorf("read %d of %d packets: the queue stalled", data, sent)
 	}
+}
+
+// creditRig is a TAP of ring packets with IPv6 off (no chatter of the
+// kernel's own through the qdisc), a credit with a leak of one packet in
+// 1000 hours (a stall does not resolve by itself) and a kicker; all are
+// closed at cleanup.
+func creditRig(t *testing.T, name string, ring int) (*Device, *Shaper, *Kicker) {
+	t.Helper()
+	d := newTAP(t, name, ring)
+	if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+name+"/disable_ipv6", []byte("1"), 0); err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewShaper(d.Index(), ShaperConfig{Rate: NoPacing, StallLimit: 1000 * time.Hour})
+	if err != nil {
+		t.Fatalf("NewShaper: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	k, err := NewKicker(d.Index(), tapMAC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { k.Close() })
+	return d, s, k
+}
+
+// sendFlows sends each 100-byte datagrams from each of flows non-blocking
+// sockets (send buffer forced to sndbuf, if not 0) to the peer's ports
+// 7000, 7001, ..., and returns how many it sent; every send must succeed.
+func sendFlows(t *testing.T, flows, each, sndbuf int) int {
+	t.Helper()
+	sent := 0
+	for f := range flows {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Close(fd) })
+		if sndbuf > 0 {
+			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, sndbuf); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := unix.Connect(fd, &unix.SockaddrInet4{Port: 7000 + f, Addr: peerIP.As4()}); err != nil {
+			t.Fatal(err)
+		}
+		for range each {
+			if _, err := unix.Write(fd, make([]byte, 100)); err != nil {
+				t.Fatalf("flow %d: send: %v", f, err)
+			}
+			sent++
+		}
+	}
+	return sent
 }
