@@ -44,6 +44,7 @@ type runFlags struct {
 	policy     string
 	shaper     bool
 	stallLimit time.Duration
+	stallAuto  bool // -stall-limit not given: scaled to the link (autoStallLimit)
 	config     string
 	metrics    string
 	pcap       string
@@ -119,6 +120,9 @@ func parseRun(args []string) (runFlags, error) {
 		}
 	}
 	modemDefaults(fs, &f)
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	f.stallAuto = !set["stall-limit"]
 	return f, nil
 }
 
@@ -156,7 +160,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.stationID, "station-id", "", "with a kiss modem: a callsign (CALL or CALL-SSID) sent in clear as an AX.25 UI frame to ID while slided transmits, as amateur-radio rules require (docs/modems.md)")
 	fs.DurationVar(&f.idInterval, "station-id-interval", 10*time.Minute, "with -station-id: identify at least this often while transmitting, and once after the last transmission")
 	fs.StringVar(&f.kissServer, "kiss-server", "", "with a kiss modem, share the TNC with other programs (APRS clients) through a KISS TCP server at HOST:PORT, or PORT on loopback (off by default; docs/modems.md)")
-	fs.DurationVar(&f.stallLimit, "stall-limit", tap.DefaultStallLimit, "how long the daemon may stop reading its TAP (SIGSTOP, a starved CPU) with no packet lost; past it the TAP drops slowly so no sender stays blocked (docs/backpressure.md)")
+	fs.DurationVar(&f.stallLimit, "stall-limit", tap.DefaultStallLimit, "how long the daemon may stop reading its TAP (SIGSTOP, a starved CPU) with no packet lost; past it the TAP drops slowly so no sender stays blocked; not given: this, or longer on a link below about 19200 bit/s (docs/backpressure.md)")
 	f.log.register(fs)
 }
 
@@ -370,7 +374,8 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 
 	var sh *shaper
 	if c.policy == bridge.Block && f.shaper && tap.ShaperSupported {
-		sh = &shaper{dev: dev, log: log, ringLen: uint32(f.txqueuelen), stallLimit: f.stallLimit}
+		sh = &shaper{dev: dev, log: log, ringLen: uint32(f.txqueuelen), stallLimit: f.stallLimit,
+			stallAuto: f.stallAuto, mtu: f.mtu}
 		defer sh.Close()
 		// The kick socket needs CAP_NET_RAW: open it before -user drops it.
 		if k, err := tap.NewKicker(dev.Index(), framing.MACFor(c.node)); err != nil {
@@ -564,6 +569,8 @@ type shaper struct {
 	log        zerolog.Logger
 	ringLen    uint32
 	stallLimit time.Duration
+	stallAuto  bool // scale the stall limit to the link (autoStallLimit)
+	mtu        int
 	// install creates the qdisc; nil means tap.NewShaper on dev.
 	install func(tap.ShaperConfig) (qdisc, error)
 	kick    *tap.Kicker // nil if it could not be opened
@@ -642,8 +649,12 @@ func (s *shaper) SetRate(r uint64) error {
 	if ring == 0 {
 		ring = bridge.DefaultTxQueueLen
 	}
+	stall := s.stallLimit
+	if s.stallAuto {
+		stall = autoStallLimit(ring, s.mtu, r)
+	}
 	cfg := tap.ShaperConfig{Rate: tap.NoPacing, Burst: 2 * 1514, FlowLimit: s.flowLimit(s.wmemMax),
-		RingLen: ring, StallLimit: s.stallLimit}
+		RingLen: ring, StallLimit: stall}
 	sh, err := install(cfg)
 	if err != nil {
 		// The best policy still available: the htb paced by the MAC, as
@@ -659,10 +670,30 @@ func (s *shaper) SetRate(r uint64) error {
 	s.s = sh
 	ev := s.log.Info().Uint64("wmem_max", s.wmemMax).Bool("credit", !s.paced)
 	if g, ok := sh.(*tap.Shaper); ok && !s.paced {
-		ev = ev.Uint32("grant", g.GrantSize()).Float64("leak_packets_per_s", g.Leak()).Uint32("flow_limit", g.FlowLimit())
+		ev = ev.Uint32("grant", g.GrantSize()).Float64("leak_packets_per_s", g.Leak()).Uint32("flow_limit", g.FlowLimit()).
+			Dur("stall_limit", stall)
 	}
 	ev.Msg("shaping qdisc installed")
 	return nil
+}
+
+// autoStallLimit is -stall-limit's default on a link that carries rate
+// bytes/s with frames of up to mtu bytes: tap.DefaultStallLimit, or longer
+// where the leak ((ring − 2 grants)/limit packets a second) would come near
+// what the link carries. A live daemon on such a link reads its TAP that
+// slowly when saturated, and a leak as fast filled its ring and dropped (an
+// acoustic modem at 2400 bit/s, both nodes sending: 14–16 ring drops in
+// 120 s with the 60 s default). The leak is kept at an eighth of the
+// link's rate in full-size frames, the lower the longer a stopped daemon's
+// senders then wait: 8 minutes at 2400 bit/s, 2 at 9600, the default from
+// about 19200 bit/s up.
+func autoStallLimit(ring uint32, mtu int, rate uint64) time.Duration {
+	room := float64(ring) - 2*float64(tap.DefaultGrant)
+	if rate == 0 || room < 1 || mtu < 1 {
+		return tap.DefaultStallLimit
+	}
+	perSecond := float64(rate) / float64(mtu+14) // full-size frames a second
+	return max(tap.DefaultStallLimit, time.Duration(8*room/perSecond*float64(time.Second)))
 }
 
 // read counts one packet read from the TAP and grants the next ones when
