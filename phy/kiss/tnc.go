@@ -43,9 +43,9 @@ import (
 	"go.bug.st/serial"
 
 	"github.com/slided/slided/framing"
+	"github.com/slided/slided/internal/redial"
 	"github.com/slided/slided/phy"
 	"github.com/slided/slided/phy/internal/evq"
-	"github.com/slided/slided/internal/redial"
 	"github.com/slided/slided/phy/internal/tty"
 )
 

@@ -14,9 +14,9 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/slided/slided/internal/redial"
 	"github.com/slided/slided/phy"
 	"github.com/slided/slided/phy/internal/evq"
-	"github.com/slided/slided/internal/redial"
 )
 
 // Transmit's errors wrap phy.ErrTooLarge, phy.ErrEmpty, phy.ErrBusy,

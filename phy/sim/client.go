@@ -10,8 +10,8 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/slided/slided/phy"
 	"github.com/slided/slided/internal/redial"
+	"github.com/slided/slided/phy"
 )
 
 // ErrRejected: the server refused the client (see RejectError).

@@ -12,8 +12,8 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/slided/slided/phy"
 	"github.com/slided/slided/internal/redial"
+	"github.com/slided/slided/phy"
 )
 
 // These tests run the clients against fake media on net.Pipe inside a

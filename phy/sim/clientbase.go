@@ -8,8 +8,8 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/slided/slided/phy"
 	"github.com/slided/slided/internal/redial"
+	"github.com/slided/slided/phy"
 )
 
 // clientBase is what Client (stream) and UDPClient share: the client's

@@ -15,8 +15,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/slided/slided/auth"
-	"github.com/slided/slided/phy"
 	"github.com/slided/slided/internal/redial"
+	"github.com/slided/slided/phy"
 )
 
 // UDPClientStats counts what a UDPClient repaired or dropped.
