@@ -104,16 +104,7 @@ func pending(c <-chan phy.Event) []phy.Event {
 // no keep-alive and stayed up forever.
 func TestClientKeepalive(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := &fakeStream{}
-		f.answer.Store(true)
-		c, err := dialWith(t.Context(), "fake", f.dial, 3, zerolog.Nop(), 10*time.Millisecond, 100*time.Millisecond)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if ev := <-c.Events(); ev.Kind != phy.Up {
-			t.Fatalf("first event %v, want up", ev.Kind)
-		}
+		f, c := upFake(t)
 		time.Sleep(10 * kaTimeout)
 		synctest.Wait()
 		if evs := pending(c.Events()); len(evs) != 0 {

@@ -17,16 +17,7 @@ import (
 // pinged every 3 s.
 func TestClientIdlePings(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := &fakeStream{}
-		f.answer.Store(true)
-		c, err := dialWith(t.Context(), "fake", f.dial, 3, zerolog.Nop(), 10*time.Millisecond, 100*time.Millisecond)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if ev := <-c.Events(); ev.Kind != phy.Up {
-			t.Fatalf("first event %v, want up", ev.Kind)
-		}
+		f, c := upFake(t)
 		time.Sleep(10 * time.Minute)
 		synctest.Wait()
 		if n := f.pings.Load(); n < 1 || n > 20 {
@@ -45,16 +36,7 @@ func TestClientIdlePings(t *testing.T) {
 // one.
 func TestClientBusyKeepalive(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := &fakeStream{}
-		f.answer.Store(true)
-		c, err := dialWith(t.Context(), "fake", f.dial, 3, zerolog.Nop(), 10*time.Millisecond, 100*time.Millisecond)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if ev := <-c.Events(); ev.Kind != phy.Up {
-			t.Fatalf("first event %v, want up", ev.Kind)
-		}
+		f, c := upFake(t)
 		time.Sleep(kaInterval - time.Second) // silent since the welcome
 		if err := c.Transmit([]byte("x")); err != nil {
 			t.Fatal(err)
@@ -75,4 +57,22 @@ func TestClientBusyKeepalive(t *testing.T) {
 			t.Errorf("down %v after a Transmit the medium never answered, want within %v", d, kaBusyTimeout+kaBusyInterval)
 		}
 	})
+}
+
+// upFake dials a client over a fakeStream that answers pings (node 3, a
+// 10 ms first backoff) and waits for its Up; the client closes at the end
+// of the test. Call it inside the synctest bubble.
+func upFake(t *testing.T) (*fakeStream, *Client) {
+	t.Helper()
+	f := &fakeStream{}
+	f.answer.Store(true)
+	c, err := dialWith(t.Context(), "fake", f.dial, 3, zerolog.Nop(), 10*time.Millisecond, 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if ev := <-c.Events(); ev.Kind != phy.Up {
+		t.Fatalf("first event %v, want up", ev.Kind)
+	}
+	return f, c
 }
