@@ -272,10 +272,7 @@ func creditParams(cfg ShaperConfig) (grant uint32, leak float64, err error) {
 	if stall < 0 {
 		return 0, 0, fmt.Errorf("stall limit %v is negative", stall)
 	}
-	room := float64(cfg.RingLen - 2*grant)
-	if room < 1 {
-		room = 1
-	}
+	room := LeakRoom(cfg.RingLen, grant)
 	leak = room / stall.Seconds()
 	// tbf's rate is in bytes/s: at least 1 byte of a packetUnit.
 	leak = max(leak, 1.0/packetUnit)

@@ -458,7 +458,8 @@ func TestCreditParams(t *testing.T) {
 		leak    float64
 		wantErr bool
 	}{
-		{ShaperConfig{RingLen: 16}, 2, 12.0 / 60, false},
+		// 16 less two grants with their kicks and one packet of margin.
+		{ShaperConfig{RingLen: 16}, 2, 9.0 / 60, false},
 		{ShaperConfig{RingLen: 16, Grant: 10, StallLimit: 8 * time.Second}, 8, 1.0 / 8, false},
 		{ShaperConfig{RingLen: 1}, 0, 0, true},
 		{ShaperConfig{}, 0, 0, true},

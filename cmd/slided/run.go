@@ -160,7 +160,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.stationID, "station-id", "", "with a kiss modem: a callsign (CALL or CALL-SSID) sent in clear as an AX.25 UI frame to ID while slided transmits, as amateur-radio rules require (docs/modems.md)")
 	fs.DurationVar(&f.idInterval, "station-id-interval", 10*time.Minute, "with -station-id: identify at least this often while transmitting, and once after the last transmission")
 	fs.StringVar(&f.kissServer, "kiss-server", "", "with a kiss modem, share the TNC with other programs (APRS clients) through a KISS TCP server at HOST:PORT, or PORT on loopback (off by default; docs/modems.md)")
-	fs.DurationVar(&f.stallLimit, "stall-limit", tap.DefaultStallLimit, "how long the daemon may stop reading its TAP (SIGSTOP, a starved CPU) with no packet lost; past it the TAP drops slowly so no sender stays blocked; not given: this, or longer on a link below about 19200 bit/s (docs/backpressure.md)")
+	fs.DurationVar(&f.stallLimit, "stall-limit", tap.DefaultStallLimit, "how long the daemon may stop reading its TAP (SIGSTOP, a starved CPU) with no packet lost; past it the TAP drops slowly so no sender stays blocked; not given: this, or longer on a link below about 16,000 bit/s (docs/backpressure.md)")
 	f.log.register(fs)
 }
 
@@ -679,17 +679,17 @@ func (s *shaper) SetRate(r uint64) error {
 
 // autoStallLimit is -stall-limit's default on a link that carries rate
 // bytes/s with frames of up to mtu bytes: tap.DefaultStallLimit, or longer
-// where the leak ((ring − 2 grants)/limit packets a second) would come near
-// what the link carries. A live daemon on such a link reads its TAP that
-// slowly when saturated, and a leak as fast filled its ring and dropped (an
+// where the leak (tap.LeakRoom/limit packets a second) would come near what
+// the link carries. A live daemon on such a link reads its TAP that slowly
+// when saturated, and a leak as fast filled its ring and dropped (an
 // acoustic modem at 2400 bit/s, both nodes sending: 14–16 ring drops in
 // 120 s with the 60 s default). The leak is kept at an eighth of the
 // link's rate in full-size frames, the lower the longer a stopped daemon's
-// senders then wait: 8 minutes at 2400 bit/s, 2 at 9600, the default from
-// about 19200 bit/s up.
+// senders then wait: 7 minutes at 2400 bit/s, under 2 at 9600, the default
+// from about 16,000 bit/s up.
 func autoStallLimit(ring uint32, mtu int, rate uint64) time.Duration {
-	room := float64(ring) - 2*float64(tap.DefaultGrant)
-	if rate == 0 || room < 1 || mtu < 1 {
+	room := tap.LeakRoom(ring, tap.DefaultGrant)
+	if rate == 0 || room <= 1 || mtu < 1 {
 		return tap.DefaultStallLimit
 	}
 	perSecond := float64(rate) / float64(mtu+14) // full-size frames a second
