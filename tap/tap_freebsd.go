@@ -210,6 +210,9 @@ func (d *Device) Index() int { return d.index }
 // Backpressure is false: FreeBSD has no IFF_BACKPRESSURE.
 func (d *Device) Backpressure() bool { return false }
 
+// GSOLimit is nil: no qdisc credit here to bypass.
+func (d *Device) GSOLimit() error { return nil }
+
 // LinkStats reads the interface counters (sysctl
 // net.link.generic.ifdata.INDEX.general). TxDropped is the send queue's
 // drop count (ifi_oqdrops): frames whose senders got ENOBUFS.

@@ -252,3 +252,20 @@ func udpFrame(dst, src net.HardwareAddr, from, to netip.Addr, sport, dport uint1
 	copy(udp[8:], payload)
 	return f
 }
+
+// TestCreateLimitsGSO: the TAP takes one packet per skb (gso_max_segs 1),
+// so that a TCP sender's GSO skbs cannot pass the credit qdisc as one
+// packet and become dozens in the ring.
+func TestCreateLimitsGSO(t *testing.T) {
+	d := newTAP(t, "slt-gso0", 16)
+	if err := d.GSOLimit(); err != nil {
+		t.Fatalf("GSOLimit: %v", err)
+	}
+	link, err := netlink.LinkByIndex(d.Index())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := link.Attrs().GSOMaxSegs; got != 1 {
+		t.Errorf("gso_max_segs %d, want 1", got)
+	}
+}

@@ -24,6 +24,7 @@ func (d *Device) Write(p []byte) (int, error) { return 0, ErrNotSupported }
 func (d *Device) Name() string                { return "" }
 func (d *Device) Index() int                  { return 0 }
 func (d *Device) Backpressure() bool          { return false }
+func (d *Device) GSOLimit() error             { return nil }
 func (d *Device) Close() error                { return nil }
 
 // LinkStats fails with ErrNotSupported.

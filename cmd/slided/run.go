@@ -371,6 +371,9 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 	defer dev.Close()
 	log.Info().Str("mac", framing.MACFor(c.node).String()).Int("mtu", f.mtu).
 		Int("txqueuelen", f.txqueuelen).Bool("iff_backpressure", dev.Backpressure()).Msg("tap created")
+	if err := dev.GSOLimit(); err != nil {
+		log.Warn().Err(err).Msg("TCP's GSO packets pass the backpressure qdisc as one each; the TAP ring may drop under TCP")
+	}
 
 	var sh *shaper
 	if c.policy == bridge.Block && f.shaper && tap.ShaperSupported {
