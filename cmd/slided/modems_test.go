@@ -44,11 +44,12 @@ func newModemLab(t testing.TB, name string) (*lab.Lab, [2]string, string) {
 		if err := l.Close(); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
-		if t.Failed() {
-			logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
-			for _, f := range logs {
+		logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+		for _, f := range logs {
+			if t.Failed() {
 				t.Logf("--- %s ---\n%s", filepath.Base(f), lab.Tail(f, 40))
 			}
+			direwolftest.KeepLog(t, f, filepath.Base(f))
 		}
 	})
 	var ns [2]string
