@@ -93,34 +93,44 @@ const (
 type Stats struct {
 	// Sent and Received count KISS data frames on the configured port
 	// (a burst of several frames counts each, and once in Bursts).
-	Sent, Received, Bursts uint64
+	Sent     uint64 `json:"sent"`
+	Received uint64 `json:"received"`
+	Bursts   uint64 `json:"bursts"`
 	// Ignored counts frames for other ports, other commands, or empty.
-	Ignored uint64
+	Ignored uint64 `json:"ignored"`
 	// Deferred counts bursts whose TxDone estimate a received frame pushed
 	// back (the TNC's CSMA held them while the channel was busy); Joined
 	// those of them short enough to be reported done at once, so that the
 	// next burst joins them in the TNC's queue (joinMax).
-	Deferred, Joined uint64
+	Deferred uint64 `json:"deferred"`
+	Joined   uint64 `json:"joined"`
 	// Connects counts successful (re)connects, Drops lost connections.
-	Connects, Drops uint64
+	Connects uint64 `json:"connects"`
+	Drops    uint64 `json:"drops"`
 	// WriteTimeouts counts the drops by the write watchdog.
-	WriteTimeouts uint64
+	WriteTimeouts uint64 `json:"write_timeouts"`
 	// AckSent counts bursts sent as ACKMODE frames, Acked those the TNC
 	// answered; AckTimeouts those whose answer did not come within the
 	// watchdog (TxDone then came from it), AckStray answers with an id we
 	// were not waiting for. AckUnsupported is 1 once auto mode found that
 	// the TNC does not answer ACKMODE.
-	AckSent, Acked, AckTimeouts, AckStray, AckUnsupported uint64
+	AckSent        uint64 `json:"ack_sent"`
+	Acked          uint64 `json:"acked"`
+	AckTimeouts    uint64 `json:"ack_timeouts"`
+	AckStray       uint64 `json:"ack_stray"`
+	AckUnsupported uint64 `json:"ack_unsupported"`
 	// OthersSent counts the frames of other programs (the KISS server's
 	// clients, SendOther) written to the TNC; OthersLost those dropped
 	// unsent when the connection was lost; OthersHeard the frames received
 	// that are not slided's and were offered to the tap.
-	OthersSent, OthersLost, OthersHeard uint64
+	OthersSent  uint64 `json:"others_sent"`
+	OthersLost  uint64 `json:"others_lost"`
+	OthersHeard uint64 `json:"others_heard"`
 	// IDSent counts station identifications sent (Config.StationID).
-	IDSent uint64
+	IDSent uint64 `json:"id_sent"`
 	// Decoder sums the KISS decoder's counters over all connections: garbage
 	// bytes, bad escapes and over-long frames are counted and dropped there.
-	Decoder framing.KISSStats
+	Decoder framing.KISSStats `json:"decoder"`
 }
 
 // TNC is a connected KISS TNC. Its methods are safe for concurrent use, but
