@@ -133,7 +133,11 @@ type peer struct {
 	out       []outPkt   // len Window, unicast only
 	busy      int        // used entries in out
 	rtt       rtt        // sender: round-trip estimate and ack timeout
-	stats     peerStats  // sender: counters towards this peer
+	// sampledArm is when the round last sampled was armed: polls armed at
+	// the same instant left in one transmission (a burst's TxDone) and
+	// their Acks come back together, so only the first is a sample.
+	sampledArm time.Time
+	stats      peerStats // sender: counters towards this peer
 }
 
 // reasm is one partial packet.
@@ -548,10 +552,16 @@ func (a *ARQ) onAck(now time.Time, h framing.Header, payload []byte) {
 	}
 	// The Ack answers the current poll. Unless a round of this packet
 	// timed out (then it may answer an earlier transmission of the same
-	// fragment: Karn's rule), it measures the round trip the timer covers.
+	// fragment: Karn's rule), it measures the round trip the timer covers,
+	// if no other poll armed at the same instant has measured it already.
+	// One sample per transmission: the Acks to a burst's polls answer one
+	// channel access, and counting that delay once per poll would shrink
+	// RTTVAR until the next burst's Acks, a little later, all time out.
 	switch {
 	case o.armedAt.IsZero():
+	case !o.timedOut && o.armedAt.Equal(p.sampledArm):
 	case !o.timedOut:
+		p.sampledArm = o.armedAt
 		p.rtt.sample(a.rttb, now.Sub(o.armedAt))
 	default:
 		p.rtt.settle(a.rttb, now.Sub(o.armedAt))
