@@ -65,6 +65,8 @@ type medium struct {
 	// accessWait, if set, makes the modems report their own channel
 	// access (a TNC's) with that mean wait.
 	accessWait time.Duration
+	// burstAir is the modems' Info.MaxBurstAir (0: the link's default).
+	burstAir time.Duration
 	// bursts records every transmission, if set.
 	bursts *[]*burst
 }
@@ -72,7 +74,7 @@ type medium struct {
 // info is what every modem on the medium reports.
 func (m *medium) info() phy.Info {
 	return phy.Info{BitRate: m.rate, MaxBurstFrames: m.burstMax, Turnaround: m.keyUp,
-		OwnAccess: m.accessWait > 0, AccessWait: m.accessWait}
+		OwnAccess: m.accessWait > 0, AccessWait: m.accessWait, MaxBurstAir: m.burstAir}
 }
 
 func newMedium(t testing.TB, rate int) *medium {

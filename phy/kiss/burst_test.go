@@ -23,7 +23,7 @@ func TestTNCBurst(t *testing.T) {
 	srv := listenFake(t, ns, "127.0.0.1:0")
 	clk := newFakeClock()
 	cfg := Defaults()
-	cfg.Addr, cfg.Dial, cfg.AirRate, cfg.Burst = srv.addr, direwolftest.DialIn(ns), 9600, 3
+	cfg.Addr, cfg.Dial, cfg.AirRate, cfg.Burst, cfg.BurstAir = srv.addr, direwolftest.DialIn(ns), 9600, 3, 20*time.Second
 	tnc, err := dial(context.Background(), cfg, testLog(t), clk)
 	if err != nil {
 		t.Fatal(err)
@@ -32,8 +32,8 @@ func TestTNCBurst(t *testing.T) {
 	conn := srv.accept(t)
 	readFrames(t, conn, 5) // parameters
 	wantEvent(t, tnc, phy.Up)
-	if info := tnc.Info(); info.MaxBurstFrames != 3 || info.MaxFrame != 2045 {
-		t.Fatalf("info %+v: want 3 frames a burst of at most 2045 bytes each", info)
+	if info := tnc.Info(); info.MaxBurstFrames != 3 || info.MaxFrame != 2045 || info.MaxBurstAir != 20*time.Second {
+		t.Fatalf("info %+v: want 3 frames a burst of at most 2045 bytes each, 20s of airtime", info)
 	}
 
 	ack := framing.AppendFrame(nil, framing.Header{Kind: framing.KindAck, Dst: 2, Src: 1}, []byte{7, 1, 1})

@@ -202,7 +202,7 @@ func dial(ctx context.Context, cfg Config, log zerolog.Logger, clk clock, opts .
 		done:     make(chan struct{}),
 	}
 	t.info = phy.Info{BitRate: cfg.AirRate, MaxFrame: t.maxBurst, Turnaround: cfg.TXDelay, OwnAccess: !cfg.FullDuplex,
-		AccessWait: cfg.AccessWait(), MinBurst: MinBurst, MaxBurstFrames: cfg.Burst}
+		AccessWait: cfg.AccessWait(), MinBurst: MinBurst, MaxBurstFrames: cfg.Burst, MaxBurstAir: cfg.BurstAir}
 	t.params = t.paramFrames()
 	if cfg.StationID != "" {
 		t.idFrame = framing.AppendKISS(nil, cfg.Port, framing.KISSData, IDFrame(cfg.StationID))
