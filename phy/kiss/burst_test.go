@@ -181,6 +181,63 @@ func TestTNCShortBurstJoins(t *testing.T) {
 	}
 }
 
+// TestTNCAckBurstJoins: a burst of Acks only (nothing in it waits for an
+// answer) that the TNC holds for a busy channel is reported done at once
+// whatever its length, like a short one, so that the Ack to the frame that
+// showed the channel busy joins it in the same key-up; a burst as long
+// that carries data waits for its estimate.
+func TestTNCAckBurstJoins(t *testing.T) {
+	ns := testNS(t, "ackjoin")
+	srv := listenFake(t, ns, "127.0.0.1:0")
+	clk := newFakeClock()
+	cfg := Defaults()
+	cfg.Addr, cfg.Dial, cfg.AirRate = srv.addr, direwolftest.DialIn(ns), 9600
+	tnc, err := dial(context.Background(), cfg, testLog(t), clk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tnc.Close()
+	conn := srv.accept(t)
+	readFrames(t, conn, 5)
+	wantEvent(t, tnc, phy.Up)
+	heard := framing.AppendKISS(nil, 0, framing.KISSData, []byte("a frame of the other station"))
+	var acks, mixed []byte
+	for i := range 6 {
+		acks = framing.AppendFrame(acks, framing.Header{Kind: framing.KindAck, Dst: 2, Src: 1}, []byte{byte(i), 1, 1})
+	}
+	if len(acks) <= joinMax {
+		t.Fatalf("six Acks are %d bytes, within joinMax %d: the test needs more", len(acks), joinMax)
+	}
+	mixed = append(framing.AppendFrame(nil, framing.Header{Kind: framing.KindFragment, Dst: 2, Src: 1}, bytes.Repeat([]byte{5}, 40)), acks[:len(acks)/2]...)
+
+	if err := tnc.Transmit(acks); err != nil {
+		t.Fatal(err)
+	}
+	readFrames(t, conn, 6)
+	clk.nextTimer(t)
+	if _, err := conn.Write(heard); err != nil {
+		t.Fatal(err)
+	}
+	wantEvent(t, tnc, phy.TxDone) // no time passed
+	wantEvent(t, tnc, phy.Received)
+
+	if err := tnc.Transmit(mixed); err != nil {
+		t.Fatal(err)
+	}
+	readFrames(t, conn, burstFrames(mixed))
+	tm := clk.nextTimer(t)
+	if _, err := conn.Write(heard); err != nil {
+		t.Fatal(err)
+	}
+	wantEvent(t, tnc, phy.Received)
+	again := clk.nextTimer(t)
+	clk.Advance(tm.d + again.d)
+	wantEvent(t, tnc, phy.TxDone)
+	if st := tnc.Stats(); st.Joined != 1 || st.Deferred != 2 {
+		t.Fatalf("joined %d deferred %d; want 1, 2", st.Joined, st.Deferred)
+	}
+}
+
 func TestParseBurst(t *testing.T) {
 	for _, tc := range []struct {
 		q    string

@@ -152,6 +152,7 @@ type TNC struct {
 	txbuf   []byte        // the KISS frame(s) of txraw, encoded by run, read by the writer
 	txpad   []byte        // run's scratch space for one frame of a burst
 	txsplit bool          // txraw is a burst of several slided frames, sent as one KISS frame each
+	txquiet bool          // txraw is slided Acks and Hellos only: nothing in it waits for an answer
 	splitMu sync.Mutex
 	split   *framing.Decoder // Transmit's check that a burst is slided frames
 	otherc  chan []byte      // SendOther → run: KISS frames of other programs, bounded
@@ -368,6 +369,7 @@ func (t *TNC) Transmit(b []byte) error {
 	}
 	t.txraw = append(t.txraw[:0], b...)
 	t.txsplit = split
+	t.txquiet = len(b) > joinMax && t.answerless(b)
 	// run never blocks for long (it waits on no consumer and no I/O), so
 	// this hand-over is prompt.
 	select {
@@ -432,6 +434,27 @@ func (t *TNC) slidedFrames(b []byte) int {
 	t.split.Feed(b, count)
 	t.split.Feed([]byte{0}, count)
 	return n
+}
+
+// answerless reports whether b is slided frames that ask for no answer
+// (Acks, Hellos) and nothing else: run may report such a burst done as
+// soon as the TNC holds it for a busy channel, whatever its length
+// (deferTx). A sealed frame hides its kind and counts as asking.
+func (t *TNC) answerless(b []byte) bool {
+	t.splitMu.Lock()
+	defer t.splitMu.Unlock()
+	if t.split == nil {
+		t.split = framing.NewDecoder(t.cfg.MaxFrame)
+	}
+	n, quiet := 0, true
+	check := func(h framing.Header, _ []byte) {
+		n++
+		quiet = quiet && (h.Kind == framing.KindAck || h.Kind == framing.KindHello)
+	}
+	t.split.Reset()
+	t.split.Feed(b, check)
+	t.split.Feed([]byte{0}, check)
+	return quiet && n > 0 && n == burstFrames(b)
 }
 
 // checkBurst checks a burst of n > 1 frames against the TNC's limits:
@@ -906,16 +929,17 @@ func (t *TNC) run(c conn) {
 	// before this frame began, and TxDone with it), so it goes after this
 	// frame, once the TNC's p-persistence lets it.
 	//
-	// A short burst (an Ack or a few: at most joinMax bytes) that is held
-	// this way is reported done at once, without ACKMODE: the TNC sends it
-	// when the channel clears, and whatever slided writes meanwhile joins
-	// the same key-up (the TNC sends all it has queued), so the Acks to a
+	// A short burst (an Ack or a few: at most joinMax bytes), or one of
+	// Acks only however many (txquiet: nothing in it arms an Ack timer),
+	// that is held this way is reported done at once, without ACKMODE: the
+	// TNC sends it when the channel clears, and whatever slided writes
+	// meanwhile joins the same key-up (the TNC sends all it has queued), so the Acks to a
 	// burst heard frame by frame go out together, not the first alone.
 	deferTx := func() {
 		if txTimer == nil || t.cfg.FullDuplex {
 			return
 		}
-		if !acking && len(t.txraw) <= joinMax {
+		if !acking && (len(t.txraw) <= joinMax || t.txquiet) {
 			t.count(func(s *Stats) { s.Deferred++; s.Joined++ })
 			txDone()
 			return
