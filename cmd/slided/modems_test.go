@@ -45,6 +45,10 @@ func newModemLab(t testing.TB, name string) (*lab.Lab, [2]string, string) {
 			t.Errorf("cleanup: %v", err)
 		}
 		logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+		pcaps, _ := filepath.Glob(filepath.Join(dir, "*.pcap"))
+		for _, f := range pcaps {
+			direwolftest.KeepLog(t, f, filepath.Base(f))
+		}
 		for _, f := range logs {
 			if t.Failed() {
 				t.Logf("--- %s ---\n%s", filepath.Base(f), lab.Tail(f, 40))
@@ -75,7 +79,13 @@ func startDaemons(t testing.TB, l *lab.Lab, dir string, ns, phys [2]string, subn
 		argv := []string{slidedBin, "run", "-tap", p.Cfg.TAP,
 			"-node", strconv.Itoa(i + 1), "-phy", phys[i], "-addr", p.Addr[i] + "/24", "-control", p.Ctl[i],
 			"-log-format", "json"}
-		d, err := l.Start(ns[i], fmt.Sprintf("node%d", i+1), p.Logs[i+1], append(argv, extra...)...)
+		for _, x := range extra {
+			if strings.Contains(x, "%d") { // per node: a file name
+				x = fmt.Sprintf(x, i+1)
+			}
+			argv = append(argv, x)
+		}
+		d, err := l.Start(ns[i], fmt.Sprintf("node%d", i+1), p.Logs[i+1], argv...)
 		if err != nil {
 			t.Fatal(err)
 		}

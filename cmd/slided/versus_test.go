@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -23,7 +24,8 @@ import (
 // one after the other in one run, with the TNC defaults (TXDELAY 300 ms,
 // P 63, SLOTTIME 100 ms, TXTAIL 100 ms) for both. SLIDED_KISS_EXTRA is
 // appended to the daemons' modem URL (e.g. "&burst=4", to compare burst
-// sizes).
+// sizes). SLIDED_KEEP_LOGS=DIR keeps the daemons' logs and link captures,
+// Dire Wolf's logs and the relay's transmissions (airtime.txt) in DIR.
 //
 //	go test -p 1 -count=1 ./cmd/slided -run '^$' -bench DirewolfVersusKISS/9600 -benchtime 1x -v
 //	go test -p 1 -count=1 ./cmd/slided -run '^$' -bench DirewolfVersusKISS/1200 -benchtime 1x -v
@@ -104,7 +106,13 @@ func versusDaemons(b *testing.B, baud int, ref refFigures) {
 	l, ns, dir := newModemLab(b, fmt.Sprintf("vs%d", baud))
 	ka, kb := direwolftest.StartPair(b, ns[0], ns[1], baud)
 	q := fmt.Sprintf("?air=%d%s", baud, os.Getenv("SLIDED_KISS_EXTRA"))
-	p := startDaemons(b, l, dir, ns, [2]string{"kiss-tcp:" + ka + q, "kiss-tcp:" + kb + q}, "198.51.100")
+	var extra []string
+	if os.Getenv("SLIDED_KEEP_LOGS") != "" {
+		// Each daemon captures its link frames (slided run -pcap), kept
+		// beside the logs: what was sent and heard, when.
+		extra = []string{"-pcap", filepath.Join(dir, "node%d.pcap")}
+	}
+	p := startDaemons(b, l, dir, ns, [2]string{"kiss-tcp:" + ka + q, "kiss-tcp:" + kb + q}, "198.51.100", extra...)
 	const port = 5040
 	cs := udpPair(b, p, port, 0)
 	to := udpAddr(p.Addr[1], port)
