@@ -238,6 +238,70 @@ func TestTNCAckBurstJoins(t *testing.T) {
 	}
 }
 
+// TestTNCAnswerEndsLongBurst: a frame heard while a burst's estimate runs
+// defers it only if that frame began on air before the burst, written
+// when it was, could have ended; one that began later is the far end's
+// answer to the burst, which has gone: TxDone at once. A 28 s burst (32
+// frames of 1000 bytes at 9600) whose Acks came a few hundred ms before
+// its estimate (it counts 3% bit stuffing) was otherwise pushed back by
+// its whole airtime again at each Ack heard, and the sender stayed silent
+// for a minute (BenchmarkDirewolfVersusKISS with burst=32).
+func TestTNCAnswerEndsLongBurst(t *testing.T) {
+	ns := testNS(t, "answer")
+	srv := listenFake(t, ns, "127.0.0.1:0")
+	clk := newFakeClock()
+	cfg := Defaults()
+	cfg.Addr, cfg.Dial, cfg.AirRate, cfg.Burst, cfg.BurstAir = srv.addr, direwolftest.DialIn(ns), 9600, 32, time.Minute
+	tnc, err := dial(context.Background(), cfg, testLog(t), clk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tnc.Close()
+	conn := srv.accept(t)
+	readFrames(t, conn, 5)
+	wantEvent(t, tnc, phy.Up)
+	var burst []byte
+	for i := range 8 {
+		burst = framing.AppendFrame(burst, framing.Header{Kind: framing.KindFragment, Dst: 2, Src: 1}, bytes.Repeat([]byte{byte(i + 1)}, 1000))
+	}
+	ack := framing.AppendKISS(nil, 0, framing.KISSData, framing.AppendFrame(nil, framing.Header{Kind: framing.KindAck, Dst: 1, Src: 2}, []byte{7, 1, 1}))
+
+	// Heard early: the burst cannot have gone yet; deferred.
+	if err := tnc.Transmit(burst); err != nil {
+		t.Fatal(err)
+	}
+	readFrames(t, conn, 8)
+	est := clk.nextTimer(t)
+	clk.Advance(time.Second)
+	if _, err := conn.Write(ack); err != nil {
+		t.Fatal(err)
+	}
+	wantEvent(t, tnc, phy.Received)
+	again := clk.nextTimer(t)
+	if again.d != cfg.BurstTime(burst)+cfg.AccessWait() {
+		t.Fatalf("deferred by %v, want the burst's %v and the access wait", again.d, cfg.BurstTime(burst))
+	}
+	clk.Advance(again.d)
+	wantEvent(t, tnc, phy.TxDone)
+	_ = est
+
+	// Heard when the burst, sent at once, would have ended: the answer.
+	if err := tnc.Transmit(burst); err != nil {
+		t.Fatal(err)
+	}
+	readFrames(t, conn, 8)
+	est = clk.nextTimer(t)
+	clk.Advance(est.d * 97 / 100)
+	if _, err := conn.Write(ack); err != nil {
+		t.Fatal(err)
+	}
+	wantEvent(t, tnc, phy.TxDone)
+	wantEvent(t, tnc, phy.Received)
+	if st := tnc.Stats(); st.Deferred != 1 || st.Answered != 1 {
+		t.Fatalf("deferred %d, answered %d; want 1, 1", st.Deferred, st.Answered)
+	}
+}
+
 func TestParseBurst(t *testing.T) {
 	for _, tc := range []struct {
 		q    string

@@ -104,6 +104,11 @@ type Stats struct {
 	// next burst joins them in the TNC's queue (joinMax).
 	Deferred uint64 `json:"deferred"`
 	Joined   uint64 `json:"joined"`
+	// Answered counts bursts reported done when a frame heard while their
+	// estimate ran began after they would have ended, sent at once: the
+	// far end's answer (the estimate counts 3% bit stuffing, so a long
+	// burst's answer can come before it ends).
+	Answered uint64 `json:"answered"`
 	// Connects counts successful (re)connects, Drops lost connections.
 	Connects uint64 `json:"connects"`
 	Drops    uint64 `json:"drops"`
@@ -607,7 +612,7 @@ type link struct {
 	c      conn
 	rx     chan []byte   // received data frames, owned by the receiver
 	acks   chan uint16   // ACKMODE answers: the id
-	heard  chan struct{} // a frame of another program was heard on our port (tap)
+	heard  chan int      // a frame of another program was heard on our port (tap): its length
 	errc   chan error    // the read error that ended the connection
 	wr     chan []byte   // to the writer: one frame at a time
 	wrDone chan error    // the writer's result for the frame
@@ -620,7 +625,7 @@ func (t *TNC) startLink(c conn) *link {
 		c:      c,
 		rx:     make(chan []byte, rxQueue),
 		acks:   make(chan uint16, 4),
-		heard:  make(chan struct{}, 1),
+		heard:  make(chan int, 1),
 		errc:   make(chan error, 1),
 		wr:     make(chan []byte, 1),
 		wrDone: make(chan error, 1),
@@ -735,7 +740,7 @@ func (t *TNC) read(l *link) {
 			(*tap)(port, bytes.Clone(data))
 			if port == t.cfg.Port {
 				select { // the channel was busy: run defers our burst's estimate
-				case l.heard <- struct{}{}:
+				case l.heard <- len(data):
 				default:
 				}
 			}
@@ -802,12 +807,14 @@ func (t *TNC) run(c conn) {
 		attempt  int
 		txTimer  timer // TxDone: the estimate, or the ACKMODE watchdog
 		txC      <-chan time.Time
-		txWait   bool  // slided's burst waits for the writer
-		wbusy    bool  // the writer holds a frame
-		wSlided  bool  // ... and it is slided's burst
-		wOther   int   // ... or another program's frame of this many bytes
-		wID      bool  // ... or the station identification
-		idTimer  timer // the next identification: armed by a burst of ours
+		txFrom   time.Time     // txTimer counts from here: the write's end, or the last frame heard that deferred it
+		txEst    time.Duration // ... this long
+		txWait   bool          // slided's burst waits for the writer
+		wbusy    bool          // the writer holds a frame
+		wSlided  bool          // ... and it is slided's burst
+		wOther   int           // ... or another program's frame of this many bytes
+		wID      bool          // ... or the station identification
+		idTimer  timer         // the next identification: armed by a burst of ours
 		idC      <-chan time.Time
 		idWait   bool   // the identification waits for the writer
 		acking   bool   // the outstanding burst went as ACKMODE
@@ -935,9 +942,23 @@ func (t *TNC) run(c conn) {
 	// TNC sends it when the channel clears, and whatever slided writes
 	// meanwhile joins the same key-up (the TNC sends all it has queued), so the Acks to a
 	// burst heard frame by frame go out together, not the first alone.
-	deferTx := func() {
+	deferTx := func(n int) {
 		if txTimer == nil || t.cfg.FullDuplex {
 			return
+		}
+		if !acking {
+			// When the heard frame began on air (its airtime before
+			// now, TXDELAY and TXTAIL aside). If that is after our
+			// burst, sent at once, would have ended (less a sixteenth:
+			// the estimate counts 3% bit stuffing), it is the far end's
+			// answer to the burst, which has gone.
+			now := t.clk.Now()
+			began := now.Add(-(t.cfg.TxTime(n) - t.cfg.TXDelay - t.cfg.TXTail))
+			if !began.Before(txFrom.Add(txEst - txEst/16)) {
+				t.count(func(s *Stats) { s.Answered++ })
+				txDone()
+				return
+			}
 		}
 		if !acking && (len(t.txraw) <= joinMax || t.txquiet) {
 			t.count(func(s *Stats) { s.Deferred++; s.Joined++ })
@@ -945,7 +966,8 @@ func (t *TNC) run(c conn) {
 			return
 		}
 		txTimer.Stop()
-		txTimer = t.clk.NewTimer(txTime() + t.info.AccessWait)
+		txFrom, txEst = t.clk.Now(), txTime()+t.info.AccessWait
+		txTimer = t.clk.NewTimer(txEst)
 		txC = txTimer.C()
 		t.count(func(s *Stats) { s.Deferred++ })
 	}
@@ -996,7 +1018,7 @@ func (t *TNC) run(c conn) {
 			errc   <-chan error
 			wrc    <-chan error
 			ackc   <-chan uint16
-			heardc <-chan struct{}
+			heardc <-chan int
 			otherc <-chan []byte
 			out    chan<- phy.Event
 			head   phy.Event
@@ -1078,7 +1100,8 @@ func (t *TNC) run(c conn) {
 					t.count(func(s *Stats) { s.Acked++ })
 					txDone()
 				} else {
-					txTimer = t.clk.NewTimer(txTime())
+					txFrom, txEst = t.clk.Now(), txTime()
+					txTimer = t.clk.NewTimer(txEst)
 					txC = txTimer.C()
 				}
 				if t.idFrame != nil && idTimer == nil {
@@ -1155,11 +1178,11 @@ func (t *TNC) run(c conn) {
 
 		case b := <-rxc:
 			t.count(func(s *Stats) { s.Received++ })
-			deferTx()
+			deferTx(len(b))
 			q.Push(phy.Event{Kind: phy.Received, Data: b})
 
-		case <-heardc:
-			deferTx()
+		case n := <-heardc:
+			deferTx(n)
 
 		case err := <-errc:
 			drop(err)
