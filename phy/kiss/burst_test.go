@@ -181,8 +181,8 @@ func TestTNCShortBurstJoins(t *testing.T) {
 	}
 }
 
-// TestTNCAckBurstJoins: a burst of Acks only (nothing in it waits for an
-// answer) that the TNC holds for a busy channel is reported done at once
+// TestTNCAckBurstJoins: a burst of Acks only, or of broadcast frames
+// (nothing in it waits for an answer) that the TNC holds for a busy channel is reported done at once
 // whatever its length, like a short one, so that the Ack to the frame that
 // showed the channel busy joins it in the same key-up; a burst as long
 // that carries data waits for its estimate.
@@ -221,6 +221,20 @@ func TestTNCAckBurstJoins(t *testing.T) {
 	wantEvent(t, tnc, phy.TxDone) // no time passed
 	wantEvent(t, tnc, phy.Received)
 
+	// A broadcast frame (a host's neighbour discovery) asks for no
+	// answer either, however long.
+	bcast := framing.AppendFrame(nil, framing.Header{Kind: framing.KindFragment, Dst: framing.Broadcast, Src: 1}, bytes.Repeat([]byte{6}, 70))
+	if err := tnc.Transmit(bcast); err != nil {
+		t.Fatal(err)
+	}
+	readFrames(t, conn, 1)
+	clk.nextTimer(t)
+	if _, err := conn.Write(heard); err != nil {
+		t.Fatal(err)
+	}
+	wantEvent(t, tnc, phy.TxDone)
+	wantEvent(t, tnc, phy.Received)
+
 	if err := tnc.Transmit(mixed); err != nil {
 		t.Fatal(err)
 	}
@@ -233,8 +247,8 @@ func TestTNCAckBurstJoins(t *testing.T) {
 	again := clk.nextTimer(t)
 	clk.Advance(tm.d + again.d)
 	wantEvent(t, tnc, phy.TxDone)
-	if st := tnc.Stats(); st.Joined != 1 || st.Deferred != 2 {
-		t.Fatalf("joined %d deferred %d; want 1, 2", st.Joined, st.Deferred)
+	if st := tnc.Stats(); st.Joined != 2 || st.Deferred != 3 {
+		t.Fatalf("joined %d deferred %d; want 2, 3", st.Joined, st.Deferred)
 	}
 }
 

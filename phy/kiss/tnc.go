@@ -157,7 +157,7 @@ type TNC struct {
 	txbuf   []byte        // the KISS frame(s) of txraw, encoded by run, read by the writer
 	txpad   []byte        // run's scratch space for one frame of a burst
 	txsplit bool          // txraw is a burst of several slided frames, sent as one KISS frame each
-	txquiet bool          // txraw is slided Acks and Hellos only: nothing in it waits for an answer
+	txquiet bool          // txraw is slided Acks, Hellos and broadcast frames only: nothing in it waits for an answer
 	splitMu sync.Mutex
 	split   *framing.Decoder // Transmit's check that a burst is slided frames
 	otherc  chan []byte      // SendOther → run: KISS frames of other programs, bounded
@@ -442,9 +442,10 @@ func (t *TNC) slidedFrames(b []byte) int {
 }
 
 // answerless reports whether b is slided frames that ask for no answer
-// (Acks, Hellos) and nothing else: run may report such a burst done as
-// soon as the TNC holds it for a busy channel, whatever its length
-// (deferTx). A sealed frame hides its kind and counts as asking.
+// (Acks, Hellos, broadcast frames) and nothing else: run may report such a
+// burst done as soon as the TNC holds it for a busy channel, whatever its
+// length (deferTx). A sealed unicast frame hides its kind and counts as
+// asking.
 func (t *TNC) answerless(b []byte) bool {
 	t.splitMu.Lock()
 	defer t.splitMu.Unlock()
@@ -454,7 +455,7 @@ func (t *TNC) answerless(b []byte) bool {
 	n, quiet := 0, true
 	check := func(h framing.Header, _ []byte) {
 		n++
-		quiet = quiet && (h.Kind == framing.KindAck || h.Kind == framing.KindHello)
+		quiet = quiet && (h.Kind == framing.KindAck || h.Kind == framing.KindHello || h.Dst == framing.Broadcast)
 	}
 	t.split.Reset()
 	t.split.Feed(b, check)
