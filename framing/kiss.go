@@ -72,19 +72,19 @@ func appendKISSEscaped(dst []byte, c byte) []byte {
 // KISSStats counts what a KISSDecoder has seen.
 type KISSStats struct {
 	// Frames is the number of frames passed to emit.
-	Frames uint64
+	Frames uint64 `json:"frames"`
 	// TooLong counts frames dropped for carrying more than the decoder's
 	// maximum of data.
-	TooLong uint64
+	TooLong uint64 `json:"too_long"`
 	// BadEscape counts frames dropped for a FESC followed by anything other
 	// than TFEND or TFESC.
-	BadEscape uint64
+	BadEscape uint64 `json:"bad_escape"`
 	// Empty counts FEND FEND pairs with nothing between them. Senders use a
 	// FEND to flush line noise before a frame, so these are normal.
-	Empty uint64
+	Empty uint64 `json:"empty"`
 	// Garbage counts bytes received outside any frame (before the first FEND
 	// or after a dropped frame's fault, up to the next FEND).
-	Garbage uint64
+	Garbage uint64 `json:"garbage"`
 }
 
 // KISSDecoder splits a byte stream from a TNC (or a host) into KISS frames.

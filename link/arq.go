@@ -156,6 +156,8 @@ func (e *Engine) startLink(now time.Time, mc csma.Config, seed uint64) error {
 	// Frames may wait in the MAC queue longer than the ack timeout: time
 	// a round from its poll's TxDone (frameGone reports every poll).
 	ac.ArmOnTxDone = true
+	// A modem that takes bursts: the Acks to one burst are one sample.
+	ac.BurstSamples = e.info.MaxBurstFrames > 1
 	if !cfg.NoARQ {
 		// After a poll the sender leaves the channel to the Ack: its
 		// airtime, the round trip, the receiver's turnaround, its carrier

@@ -437,3 +437,40 @@ func TestAcksSupersede(t *testing.T) {
 		}
 	}
 }
+
+// TestBurstAirFromModem: a burst's airtime is bounded by the modem's
+// Info.MaxBurstAir when it gives one (a TNC told to send long bursts), by
+// maxBurstAir otherwise: at 9600 bit/s the default admits nine frames of
+// 1000 bytes, a 30 s bound all twenty that are ready.
+func TestBurstAirFromModem(t *testing.T) {
+	for _, tc := range []struct {
+		air        time.Duration
+		most, less int // the largest burst must hold at least most frames, and fewer than less
+	}{
+		{0, 8, 10},
+		{30 * time.Second, 19, 21},
+	} {
+		m := newMedium(t, 9600)
+		m.burstMax, m.keyUp, m.burstAir = 32, 300*time.Millisecond, tc.air
+		var log []*burst
+		m.bursts = &log
+		n1, n2 := m.add(Config{Policy: DropTail, Node: 1}), m.add(Config{Policy: DropTail, Node: 2})
+		fs, sent := numberedSet(21, 1000)
+		hostAll(m, n1, fs[:1])
+		m.run(5 * time.Second)
+		hostAll(m, n1, fs[1:])
+		m.run(2 * time.Minute)
+		if got := checkDelivered(t, n2, sent); got != len(fs) {
+			t.Fatalf("air %v: %d of %d delivered", tc.air, got, len(fs))
+		}
+		most := 0
+		for _, b := range log {
+			if b.from == n1 {
+				most = max(most, len(frames(t, b.data)))
+			}
+		}
+		if most < tc.most || most >= tc.less {
+			t.Errorf("air %v: the largest burst held %d frames, want %d to %d", tc.air, most, tc.most, tc.less-1)
+		}
+	}
+}

@@ -596,13 +596,18 @@ func (e *Engine) Poll(now time.Time) ([]byte, bool) {
 // access to, so that the modem keys up once for all of them: Acks first
 // (the MAC keeps them at its front), then data frames in order, whatever
 // their destination, up to Info.MaxBurstFrames frames and maxBurstAir of
-// airtime; frames waiting outside the MAC (feed) join too. It returns the
+// airtime (Info.MaxBurstAir when the modem gives it); frames waiting outside
+// the MAC (feed) join too. It returns the
 // burst: the lone frame's own buffer, or the frames back to back in e.burst
 // (each self-delimited, as the receiver's decoder and a modem that splits
 // bursts expect).
 func (e *Engine) fillBurst(now time.Time) []byte {
 	air := phy.Airtime(len(e.onAir[0].buf), e.info.BitRate)
-	fits := func(f txFrame) bool { return air+phy.Airtime(len(f.buf), e.info.BitRate) <= maxBurstAir }
+	limit := maxBurstAir
+	if e.info.MaxBurstAir > 0 {
+		limit = e.info.MaxBurstAir
+	}
+	fits := func(f txFrame) bool { return air+phy.Airtime(len(f.buf), e.info.BitRate) <= limit }
 	for len(e.onAir) < e.info.MaxBurstFrames {
 		f, ok := e.mac.Follow(now, fits)
 		if !ok {

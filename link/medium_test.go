@@ -66,6 +66,8 @@ type medium struct {
 	// accessWait, if set, makes the modems report their own channel
 	// access (a TNC's) with that mean wait.
 	accessWait time.Duration
+	// burstAir is the modems' Info.MaxBurstAir (0: the link's default).
+	burstAir time.Duration
 	// bursts records every transmission, if set.
 	bursts *[]*burst
 	// prop, if set, is the propagation delay between every two nodes, and
@@ -101,7 +103,7 @@ type arrival struct {
 // info is what every modem on the medium reports.
 func (m *medium) info() phy.Info {
 	return phy.Info{BitRate: m.rate, MaxBurstFrames: m.burstMax, Turnaround: m.keyUp,
-		OwnAccess: m.accessWait > 0, AccessWait: m.accessWait, NoCarrier: m.prop > 0}
+		OwnAccess: m.accessWait > 0, AccessWait: m.accessWait, NoCarrier: m.prop > 0, MaxBurstAir: m.burstAir}
 }
 
 func newMedium(t testing.TB, rate int) *medium {

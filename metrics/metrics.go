@@ -272,6 +272,37 @@ func (e *encoder) encode(st *control.Status) {
 		e.one("slided_decoder_garbage_bytes_total", counter, "Stream bytes discarded by the decoder.", dec.GarbageBytes)
 	}
 
+	if k := st.TNC; k != nil {
+		// A KISS TNC's own counters (phy/kiss Stats).
+		e.family("slided_tnc_frames_total", counter, "KISS data frames on the TNC's port, by direction (tx: slided's frames written to the TNC).")
+		e.uint("slided_tnc_frames_total", k.Sent, "direction", "tx")
+		e.uint("slided_tnc_frames_total", k.Received, "direction", "rx")
+		e.one("slided_tnc_bursts_total", counter, "Bursts of several slided frames handed to the TNC for one key-up.", k.Bursts)
+		e.one("slided_tnc_deferred_total", counter, "Bursts whose end estimate a frame heard meanwhile pushed back (the TNC waited for the channel).", k.Deferred)
+		e.one("slided_tnc_answered_total", counter, "Bursts reported done when the far end's answer was heard before their estimate ended.", k.Answered)
+		e.one("slided_tnc_joined_total", counter, "Deferred short bursts (Acks) reported done at once so that the next joins them in the TNC's queue.", k.Joined)
+		e.one("slided_tnc_ignored_total", counter, "Frames from the TNC for other ports or commands, or empty.", k.Ignored)
+		e.one("slided_tnc_connects_total", counter, "Successful connections to the TNC, reconnects included.", k.Connects)
+		e.one("slided_tnc_connection_drops_total", counter, "Connections to the TNC lost.", k.Drops)
+		e.one("slided_tnc_write_timeouts_total", counter, "Connections dropped because a write to the TNC did not finish in time.", k.WriteTimeouts)
+		e.family("slided_tnc_ackmode_total", counter, "KISS ACKMODE: bursts sent with an id, answered by the TNC, unanswered within the watchdog, stray answers.")
+		e.uint("slided_tnc_ackmode_total", k.AckSent, "event", "sent")
+		e.uint("slided_tnc_ackmode_total", k.Acked, "event", "answered")
+		e.uint("slided_tnc_ackmode_total", k.AckTimeouts, "event", "unanswered")
+		e.uint("slided_tnc_ackmode_total", k.AckStray, "event", "stray")
+		e.one("slided_tnc_ackmode_unsupported", gauge, "1 once the TNC was found not to answer ACKMODE.", k.AckUnsupported)
+		e.family("slided_tnc_other_frames_total", counter, "Frames of other programs on the shared TNC: sent, lost unsent at a disconnect, heard.")
+		e.uint("slided_tnc_other_frames_total", k.OthersSent, "event", "sent")
+		e.uint("slided_tnc_other_frames_total", k.OthersLost, "event", "lost")
+		e.uint("slided_tnc_other_frames_total", k.OthersHeard, "event", "heard")
+		e.one("slided_tnc_identifications_total", counter, "Station identifications sent.", k.IDSent)
+		d := k.Decoder
+		e.family("slided_tnc_kiss_rejects_total", counter, "KISS frames from the TNC the decoder dropped, by reason.")
+		e.uint("slided_tnc_kiss_rejects_total", d.TooLong, "reason", "too_long")
+		e.uint("slided_tnc_kiss_rejects_total", d.BadEscape, "reason", "bad_escape")
+		e.one("slided_tnc_kiss_garbage_bytes_total", counter, "Bytes from the TNC outside any KISS frame.", d.Garbage)
+	}
+
 	if l := st.Link; l != nil {
 		// The kernel's view of the TAP: tx is what the host stack sent into
 		// the TAP (towards the air), rx what the daemon injected.

@@ -19,6 +19,7 @@ import (
 	"github.com/slided/slided/framing"
 	"github.com/slided/slided/mac/arq"
 	"github.com/slided/slided/mac/csma"
+	"github.com/slided/slided/phy/kiss"
 	"github.com/slided/slided/tap"
 )
 
@@ -37,6 +38,10 @@ func fullStatus() *control.Status {
 			Root: tap.QueueStats{Packets: 201, Bytes: 202, Drops: 203, Overlimits: 204, Backlog: 205, Qlen: 206},
 		},
 		Capture: &capture.Stats{TxFrames: 301, RxFrames: 302, Bytes: 303, Skipped: 304, Dropped: 305, Rotations: 306},
+		TNC: &kiss.Stats{Sent: 401, Received: 402, Bursts: 403, Ignored: 404, Deferred: 405, Joined: 406, Answered: 423,
+			Connects: 407, Drops: 408, WriteTimeouts: 409, AckSent: 410, Acked: 411, AckTimeouts: 412, AckStray: 413,
+			AckUnsupported: 1, OthersSent: 414, OthersLost: 415, OthersHeard: 416, IDSent: 417,
+			Decoder: framing.KISSStats{Frames: 418, TooLong: 419, BadEscape: 420, Empty: 421, Garbage: 422}},
 		Bridge: &bridge.Stats{
 			Node: 7, Policy: "block", Up: true, BitRate: 9600,
 			TAPReads: 1, TxFrames: 2, TxBytes: 3, TxEthBytes: 4,
@@ -251,6 +256,28 @@ func TestWriteValues(t *testing.T) {
 		`slided_capture_dropped_total{` + i + `}`:                      "305",
 		`slided_capture_rotations_total{` + i + `}`:                    "306",
 		`slided_capture_stopped{` + i + `}`:                            "0",
+		`slided_tnc_frames_total{` + i + `,direction="tx"}`:            "401",
+		`slided_tnc_frames_total{` + i + `,direction="rx"}`:            "402",
+		`slided_tnc_bursts_total{` + i + `}`:                           "403",
+		`slided_tnc_ignored_total{` + i + `}`:                          "404",
+		`slided_tnc_deferred_total{` + i + `}`:                         "405",
+		`slided_tnc_joined_total{` + i + `}`:                           "406",
+		`slided_tnc_answered_total{` + i + `}`:                         "423",
+		`slided_tnc_connects_total{` + i + `}`:                         "407",
+		`slided_tnc_connection_drops_total{` + i + `}`:                 "408",
+		`slided_tnc_write_timeouts_total{` + i + `}`:                   "409",
+		`slided_tnc_ackmode_total{` + i + `,event="sent"}`:             "410",
+		`slided_tnc_ackmode_total{` + i + `,event="answered"}`:         "411",
+		`slided_tnc_ackmode_total{` + i + `,event="unanswered"}`:       "412",
+		`slided_tnc_ackmode_total{` + i + `,event="stray"}`:            "413",
+		`slided_tnc_ackmode_unsupported{` + i + `}`:                    "1",
+		`slided_tnc_other_frames_total{` + i + `,event="sent"}`:        "414",
+		`slided_tnc_other_frames_total{` + i + `,event="lost"}`:        "415",
+		`slided_tnc_other_frames_total{` + i + `,event="heard"}`:       "416",
+		`slided_tnc_identifications_total{` + i + `}`:                  "417",
+		`slided_tnc_kiss_rejects_total{` + i + `,reason="too_long"}`:   "419",
+		`slided_tnc_kiss_rejects_total{` + i + `,reason="bad_escape"}`: "420",
+		`slided_tnc_kiss_garbage_bytes_total{` + i + `}`:               "422",
 	}
 	// With a key.
 	want[`slided_drops_total{`+i+`,reason="state_failed"}`] = "41"

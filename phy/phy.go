@@ -171,6 +171,11 @@ type Info struct {
 	// back to back). MaxFrame then bounds each frame, not the burst. 0 or
 	// 1: a burst is one frame, as the modem's only unit.
 	MaxBurstFrames int
+	// MaxBurstAir, with MaxBurstFrames > 1, bounds the airtime of one
+	// burst (the frames' bytes at BitRate; a first frame longer than it
+	// goes alone): the other stations wait that long. 0: the link's
+	// default (8 s: eight 1000-byte frames at 9600 bit/s, one at 1200).
+	MaxBurstAir time.Duration
 }
 
 // Airtime is how long n bytes occupy a channel of bitRate bit/s (8 bits a

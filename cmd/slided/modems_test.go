@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -44,16 +45,16 @@ func newModemLab(t testing.TB, name string) (*lab.Lab, [2]string, string) {
 		if err := l.Close(); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
-		if d := os.Getenv(keepEnv); d != "" {
-			if out, err := exec.Command("cp", "-r", dir, d).CombinedOutput(); err != nil {
-				t.Logf("%s: %v: %s", keepEnv, err, out)
-			}
+		logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+		pcaps, _ := filepath.Glob(filepath.Join(dir, "*.pcap"))
+		for _, f := range pcaps {
+			direwolftest.KeepLog(t, f, filepath.Base(f))
 		}
-		if t.Failed() {
-			logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
-			for _, f := range logs {
+		for _, f := range logs {
+			if t.Failed() {
 				t.Logf("--- %s ---\n%s", filepath.Base(f), lab.Tail(f, 40))
 			}
+			direwolftest.KeepLog(t, f, filepath.Base(f))
 		}
 	})
 	var ns [2]string
@@ -69,12 +70,6 @@ func newModemLab(t testing.TB, name string) (*lab.Lab, [2]string, string) {
 // ns[1] with phys[1], at subnet.1 and subnet.2 (subnet: the first three
 // octets of a documentation /24), and waits until both report their modem
 // up. extra is appended to both daemons' run arguments. The Lab stops them.
-// keepEnv names a directory (that must not exist yet) to copy a modem
-// test's directory to when it ends: the daemons then log at debug level and
-// write a pcap each (open with packaging/slided.lua), for studying a run
-// that passed but looked slow.
-const keepEnv = "SLIDED_TEST_KEEP"
-
 func startDaemons(t testing.TB, l *lab.Lab, dir string, ns, phys [2]string, subnet string, extra ...string) *lab.Pair {
 	t.Helper()
 	p := &lab.Pair{Cfg: lab.PairConfig{Bin: slidedBin, Dir: dir, Subnet: subnet, TAP: "slided0"}, NS: ns}
@@ -85,10 +80,17 @@ func startDaemons(t testing.TB, l *lab.Lab, dir string, ns, phys [2]string, subn
 		argv := []string{slidedBin, "run", "-tap", p.Cfg.TAP,
 			"-node", strconv.Itoa(i + 1), "-phy", phys[i], "-addr", p.Addr[i] + "/24", "-control", p.Ctl[i],
 			"-log-format", "json"}
-		if os.Getenv(keepEnv) != "" {
+		if os.Getenv("SLIDED_KEEP_LOGS") != "" && !slices.Contains(extra, "-pcap") {
+			// Kept at the end (newModemLab): debug logs and a pcap a node.
 			argv = append(argv, "-log-level", "debug", "-pcap", filepath.Join(dir, fmt.Sprintf("node%d.pcap", i+1)))
 		}
-		d, err := l.Start(ns[i], fmt.Sprintf("node%d", i+1), p.Logs[i+1], append(argv, extra...)...)
+		for _, x := range extra {
+			if strings.Contains(x, "%d") { // per node: a file name
+				x = fmt.Sprintf(x, i+1)
+			}
+			argv = append(argv, x)
+		}
+		d, err := l.Start(ns[i], fmt.Sprintf("node%d", i+1), p.Logs[i+1], argv...)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -493,7 +493,7 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 	if err != nil {
 		return err
 	}
-	st.setBridge(br)
+	st.setBridge(br, p)
 	log.Info().Str("policy", c.policy.String()).Msg("running")
 	err = br.Run(ctx)
 	dev.Close() // ends the bridge's pending TAP read
@@ -835,13 +835,15 @@ type statusSource struct {
 	wantShaper bool
 	capture    *pcapCapture // nil without -pcap
 
-	mu sync.Mutex
-	br *bridge.Bridge
+	mu  sync.Mutex
+	br  *bridge.Bridge
+	tnc *kiss.TNC // the modem, when it is a KISS TNC: its own counters
 }
 
-func (s *statusSource) setBridge(b *bridge.Bridge) {
+func (s *statusSource) setBridge(b *bridge.Bridge, p bridge.PHY) {
 	s.mu.Lock()
 	s.br = b
+	s.tnc, _ = p.(*kiss.TNC)
 	s.mu.Unlock()
 }
 
@@ -883,8 +885,12 @@ func (s *statusSource) status() (any, error) {
 		}
 	}
 	s.mu.Lock()
-	br := s.br
+	br, tnc := s.br, s.tnc
 	s.mu.Unlock()
+	if tnc != nil {
+		ts := tnc.Stats()
+		st.TNC = &ts
+	}
 	if br != nil {
 		bs := br.Stats()
 		st.Bridge = &bs

@@ -83,6 +83,16 @@ func printStatus(out io.Writer, st *control.Status) {
 			row("warning", "%d frames with our node id and key that we did not seal: another station uses node %d", b.OwnIDHeard, b.Node)
 		}
 	}
+	if k := st.TNC; k != nil {
+		row("tnc", "%d frames sent in %d key-ups of several, %d received; %d deferred behind a busy channel (%d joined the next), %d ended by the answer; %d connects, %d lost",
+			k.Sent, k.Bursts, k.Received, k.Deferred, k.Joined, k.Answered, k.Connects, k.Drops)
+		if k.AckSent > 0 || k.AckUnsupported > 0 {
+			row("tnc ackmode", "%d sent, %d answered, %d unanswered, %d stray, unsupported %v", k.AckSent, k.Acked, k.AckTimeouts, k.AckStray, k.AckUnsupported > 0)
+		}
+		if k.OthersSent+k.OthersLost+k.OthersHeard+k.IDSent > 0 {
+			row("tnc others", "%d frames of other programs sent, %d lost, %d heard; %d identifications", k.OthersSent, k.OthersLost, k.OthersHeard, k.IDSent)
+		}
+	}
 	if q := st.Qdisc; q != nil {
 		row("qdisc", "%d packets passed, %d dropped, %d waiting (%d bytes), %d overlimits",
 			q.Root.Packets, q.Root.Drops, q.Root.Qlen, q.Root.Backlog, q.Root.Overlimits)

@@ -10,6 +10,7 @@ import (
 	"github.com/slided/slided/bridge"
 	"github.com/slided/slided/control"
 	"github.com/slided/slided/mac/arq"
+	"github.com/slided/slided/phy/kiss"
 )
 
 // TestPrintStatus: the human table shows the link layer, the neighbour
@@ -71,6 +72,31 @@ func TestPrintStatusPeers(t *testing.T) {
 	} {
 		if got := strings.Fields(rows[1+i]); !slices.Equal(got, want) {
 			t.Errorf("peer row %d: %q, want %q\n%s", i, got, want, out.String())
+		}
+	}
+}
+
+// TestPrintStatusTNC: a KISS modem's own counters (bursts, deferrals,
+// ACKMODE, other programs) show in the table; the ACKMODE and other
+// programs' rows only when they have counted anything.
+func TestPrintStatusTNC(t *testing.T) {
+	st := &control.Status{Interface: "slided0", TNC: &kiss.Stats{Sent: 40, Bursts: 5, Received: 12, Deferred: 3, Joined: 2,
+		Answered: 4, Connects: 1}}
+	var out bytes.Buffer
+	printStatus(&out, st)
+	want := "40 frames sent in 5 key-ups of several, 12 received; 3 deferred behind a busy channel (2 joined the next), 4 ended by the answer; 1 connects, 0 lost"
+	if !strings.Contains(out.String(), want) {
+		t.Errorf("status lacks %q:\n%s", want, out.String())
+	}
+	if strings.Contains(out.String(), "ackmode") || strings.Contains(out.String(), "other programs") {
+		t.Errorf("empty ACKMODE or other programs' rows shown:\n%s", out.String())
+	}
+	st.TNC.AckSent, st.TNC.AckUnsupported, st.TNC.OthersHeard = 1, 1, 7
+	out.Reset()
+	printStatus(&out, st)
+	for _, want := range []string{"1 sent, 0 answered, 0 unanswered, 0 stray, unsupported true", "0 lost, 7 heard"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, out.String())
 		}
 	}
 }

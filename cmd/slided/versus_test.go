@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/slided/slided/control"
 	"github.com/slided/slided/internal/direwolftest"
 	"github.com/slided/slided/internal/lab"
 )
@@ -22,7 +24,8 @@ import (
 // one after the other in one run, with the TNC defaults (TXDELAY 300 ms,
 // P 63, SLOTTIME 100 ms, TXTAIL 100 ms) for both. SLIDED_KISS_EXTRA is
 // appended to the daemons' modem URL (e.g. "&burst=4", to compare burst
-// sizes).
+// sizes). SLIDED_KEEP_LOGS=DIR keeps the daemons' logs and link captures,
+// Dire Wolf's logs and the relay's transmissions (airtime.txt) in DIR.
 //
 //	go test -p 1 -count=1 ./cmd/slided -run '^$' -bench DirewolfVersusKISS/9600 -benchtime 1x -v
 //	go test -p 1 -count=1 ./cmd/slided -run '^$' -bench DirewolfVersusKISS/1200 -benchtime 1x -v
@@ -103,7 +106,13 @@ func versusDaemons(b *testing.B, baud int, ref refFigures) {
 	l, ns, dir := newModemLab(b, fmt.Sprintf("vs%d", baud))
 	ka, kb := direwolftest.StartPair(b, ns[0], ns[1], baud)
 	q := fmt.Sprintf("?air=%d%s", baud, os.Getenv("SLIDED_KISS_EXTRA"))
-	p := startDaemons(b, l, dir, ns, [2]string{"kiss-tcp:" + ka + q, "kiss-tcp:" + kb + q}, "198.51.100")
+	var extra []string
+	if os.Getenv("SLIDED_KEEP_LOGS") != "" {
+		// Each daemon captures its link frames (slided run -pcap), kept
+		// beside the logs: what was sent and heard, when.
+		extra = []string{"-pcap", filepath.Join(dir, "node%d.pcap")}
+	}
+	p := startDaemons(b, l, dir, ns, [2]string{"kiss-tcp:" + ka + q, "kiss-tcp:" + kb + q}, "198.51.100", extra...)
 	const port = 5040
 	cs := udpPair(b, p, port, 0)
 	to := udpAddr(p.Addr[1], port)
@@ -136,6 +145,7 @@ func versusDaemons(b *testing.B, baud int, ref refFigures) {
 		b.Logf("slided bulk: %d of %d datagrams (%d duplicates) in %.1fs: %.0f bit/s (%.2f of plain KISS); node1 tx %d frames in %d bursts, drops %+v, arq %+v; node2 tx %d frames in %d bursts",
 			fc.received, versusBulkN, fc.duplicates, d, g, g/ref.goodput, st.Bridge.TxFrames, st.Bridge.TxBursts, st.Bridge.Drops, st.Bridge.ARQ,
 			st2.Bridge.TxFrames, st2.Bridge.TxBursts)
+		logTNC(b, "bulk", st, st2)
 		time.Sleep(5 * time.Second) // the last Acks and the channel quiet
 	}
 	// The echo: node 2 answers every datagram at once.
@@ -178,6 +188,23 @@ func versusDaemons(b *testing.B, baud int, ref refFigures) {
 	b.Logf("slided echo: %d of %d answered within %v, median %v (plain KISS %v: ratio %.2f), all %v; node1 tx %d frames in %d bursts, drops %+v, arq %+v; node2 tx %d frames in %d bursts, arq %+v",
 		len(rtts), versusEchoN, versusWait[baud], med, ref.echo.Median(), med.Seconds()/ref.echo.Median().Seconds(), rtts,
 		st.Bridge.TxFrames, st.Bridge.TxBursts, st.Bridge.Drops, st.Bridge.ARQ, st2.Bridge.TxFrames, st2.Bridge.TxBursts, st2.Bridge.ARQ)
+	logTNC(b, "echo (totals)", st, st2)
+}
+
+// logTNC logs both daemons' TNC counters (slided status, tnc) and their
+// view of the other node (round trip, ack timeout).
+func logTNC(b *testing.B, phase string, st ...*control.Status) {
+	for i, s := range st {
+		if s.TNC != nil {
+			b.Logf("%s: node%d tnc %+v", phase, i+1, *s.TNC)
+		}
+		for _, p := range s.Bridge.Peers {
+			if p.Samples > 0 {
+				b.Logf("%s: node%d peer %d: srtt %v rttvar %v rto %v (%d samples), %d timeouts", phase, i+1, p.Node,
+					p.SRTT.Round(time.Millisecond), p.RTTVar.Round(time.Millisecond), p.RTO.Round(time.Millisecond), p.Samples, p.Timeouts)
+			}
+		}
+	}
 }
 
 // udpEcho answers every datagram c receives with the same bytes, until ctx

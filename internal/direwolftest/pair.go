@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -70,6 +72,7 @@ func StartPair(t testing.TB, nsA, nsB string, baud int) (kissA, kissB string) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var procs []*instance
+	var ab, ba *relay
 	t.Cleanup(func() {
 		close(stop)
 		for _, p := range procs {
@@ -81,6 +84,12 @@ func StartPair(t testing.TB, nsA, nsB string, baud int) (kissA, kissB string) {
 			for _, p := range procs {
 				t.Logf("direwolf %s log:\n%s", p.name, tail(p.logPath, 3000))
 			}
+		}
+		for _, p := range procs {
+			KeepLog(t, p.logPath, "direwolf-"+p.name+".log")
+		}
+		if ab != nil {
+			keepTimeline(t, ab, ba)
 		}
 	})
 	a, err := startInstance(bin, dir, "a", nsA, baud)
@@ -94,7 +103,7 @@ func StartPair(t testing.TB, nsA, nsB string, baud int) (kissA, kissB string) {
 	}
 	procs = append(procs, b)
 
-	ab, ba := newRelay(a.out, b.in), newRelay(b.out, a.in)
+	ab, ba = newRelay(a.out, b.in), newRelay(b.out, a.in)
 	// Half-duplex radios: a modem hears nothing while it transmits.
 	ab.muted, ba.muted = &ba.sending, &ab.sending
 	for _, r := range []*relay{ab, ba} {
@@ -214,6 +223,10 @@ type relay struct {
 	mu      sync.Mutex
 	queue   bytes.Buffer
 	dropped int // bytes dropped because the queue was full
+
+	// keyUps holds the start and end of each transmission the relay
+	// played (play's goroutine only; read after it exits).
+	keyUps [][2]time.Time
 }
 
 func newRelay(src *os.File, dst io.Writer) *relay { return &relay{src: src, dst: dst} }
@@ -263,6 +276,13 @@ func (r *relay) play(stop <-chan struct{}) {
 		m := min(r.queue.Len(), n) &^ (bytesPerSample - 1) // whole samples only
 		copy(chunk, r.queue.Next(m))
 		r.mu.Unlock()
+		now := time.Now()
+		switch was := r.sending.Load(); {
+		case m > 0 && !was:
+			r.keyUps = append(r.keyUps, [2]time.Time{now, now})
+		case m > 0:
+			r.keyUps[len(r.keyUps)-1][1] = now
+		}
 		r.sending.Store(m > 0)
 		if r.muted != nil && r.muted.Load() {
 			m = 0 // the receiver is keyed up: the sender's audio is lost to it
@@ -272,6 +292,67 @@ func (r *relay) play(stop <-chan struct{}) {
 			return
 		}
 		written = due
+	}
+}
+
+// keepTimeline writes, with SLIDED_KEEP_LOGS set, each transmission the
+// relays carried (direction, start and length in seconds from the first)
+// as airtime.txt beside the logs, and a summary line per direction.
+func keepTimeline(t testing.TB, ab, ba *relay) {
+	dir := os.Getenv("SLIDED_KEEP_LOGS")
+	if dir == "" {
+		return
+	}
+	var t0 time.Time
+	for _, r := range []*relay{ab, ba} {
+		if len(r.keyUps) > 0 && (t0.IsZero() || r.keyUps[0][0].Before(t0)) {
+			t0 = r.keyUps[0][0]
+		}
+	}
+	type tx struct {
+		dir        string
+		start, end time.Time
+	}
+	var all []tx
+	for i, r := range []*relay{ab, ba} {
+		var sum time.Duration
+		for _, k := range r.keyUps {
+			all = append(all, tx{[]string{"a>b", "b>a"}[i], k[0], k[1]})
+			sum += k[1].Sub(k[0]) + relayTick
+		}
+		t.Logf("relay %s: %d transmissions, %.1fs of audio", []string{"a>b", "b>a"}[i], len(r.keyUps), sum.Seconds())
+	}
+	slices.SortFunc(all, func(x, y tx) int { return x.start.Compare(y.start) })
+	var b strings.Builder
+	for _, x := range all {
+		fmt.Fprintf(&b, "%s %s %9.3f %7.3f\n", x.dir, x.start.UTC().Format("15:04:05.000"), x.start.Sub(t0).Seconds(), (x.end.Sub(x.start) + relayTick).Seconds())
+	}
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("airtime-%d.txt", os.Getpid()))
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err == nil {
+		KeepLog(t, path, "airtime.txt")
+		os.Remove(path)
+	}
+}
+
+// KeepLog copies the log at path into the directory SLIDED_KEEP_LOGS names,
+// if set, as <test name>/<name>, so that a benchmark's logs (Dire Wolf's
+// transmissions, the daemons' JSON) can be read after its temporary
+// directory is gone. Errors are logged, never fatal.
+func KeepLog(t testing.TB, path, name string) {
+	dir := os.Getenv("SLIDED_KEEP_LOGS")
+	if dir == "" {
+		return
+	}
+	dst := filepath.Join(dir, strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()))
+	b, err := os.ReadFile(path)
+	if err == nil {
+		err = os.MkdirAll(dst, 0o755)
+	}
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dst, name), b, 0o644)
+	}
+	if err != nil {
+		t.Logf("keep log %s: %v", path, err)
 	}
 }
 

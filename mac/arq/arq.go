@@ -151,7 +151,11 @@ type peer struct {
 	rxSet     bool       // rxNext is set
 	rxHeld    int        // receiver: packets held in the reorder buffer
 	rtt       rtt        // sender: round-trip estimate and ack timeout
-	stats     peerStats  // sender: counters towards this peer
+	// sampledArm is when the round last sampled was armed: polls armed at
+	// the same instant left in one transmission (a burst's TxDone) and
+	// their Acks come back together, so only the first is a sample.
+	sampledArm time.Time
+	stats      peerStats // sender: counters towards this peer
 }
 
 // reasm is one partial packet.
@@ -585,10 +589,16 @@ func (a *ARQ) onAck(now time.Time, h framing.Header, payload []byte) {
 	}
 	// The Ack answers the current poll. Unless a round of this packet
 	// timed out (then it may answer an earlier transmission of the same
-	// fragment: Karn's rule), it measures the round trip the timer covers.
+	// fragment: Karn's rule), it measures the round trip the timer covers,
+	// if no other poll armed at the same instant has measured it already.
+	// One sample per transmission: the Acks to a burst's polls answer one
+	// channel access, and counting that delay once per poll would shrink
+	// RTTVAR until the next burst's Acks, a little later, all time out.
 	switch {
 	case o.armedAt.IsZero():
+	case !o.timedOut && a.cfg.BurstSamples && o.armedAt.Equal(p.sampledArm):
 	case !o.timedOut:
+		p.sampledArm = o.armedAt
 		p.rtt.sample(a.rttb, now.Sub(o.armedAt))
 	default:
 		p.rtt.settle(a.rttb, now.Sub(o.armedAt))

@@ -52,6 +52,13 @@ type Config struct {
 	// several frames queued for a slow modem). The driver must then call
 	// TxDone for every poll, sent or dropped.
 	ArmOnTxDone bool
+	// BurstSamples, with ArmOnTxDone: polls armed at the same instant left
+	// in one transmission (a burst behind a TNC), and their Acks answer one
+	// channel access, so only the first of them is a round-trip sample
+	// (counting that delay once per poll shrank RTTVAR until the next
+	// burst's Acks, a little later, all timed out). Off, every Ack to an
+	// untimed-out poll is a sample, as when each poll goes alone.
+	BurstSamples bool
 	// MaxRetries is the number of retransmission rounds in a row that may
 	// bring no newly acknowledged fragment; the next timeout gives the
 	// packet up. An Ack that acknowledges a new fragment resets the count.

@@ -490,3 +490,44 @@ func TestRetryJitter(t *testing.T) {
 		t.Errorf("jitter 1.5: %v, want ErrInvalidConfig", err)
 	}
 }
+
+// TestBurstOneSample: the polls of several packets that left in one
+// transmission (TxDone at the same instant: a burst behind a TNC) give one
+// round-trip sample, not one each. Their Acks come back together, so
+// sampling each would weigh that one delay as many times and shrink
+// RTTVAR towards zero, and the next burst that waits a little longer for
+// the channel would time out whole (spuriously: its Acks come late, not
+// never).
+func TestBurstOneSample(t *testing.T) {
+	c := testConfig(1)
+	c.ArmOnTxDone, c.BurstSamples, c.Window = true, true, 8
+	a, b := newNode(t, c), newNode(t, testConfig(2))
+	now := t0
+	burst := func(n int, rtt time.Duration) {
+		t.Helper()
+		for i := range n {
+			if err := a.Send(now, framing.Header{Kind: framing.KindData, Dst: 2}, pattern(10, byte(i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		fs := a.rec.take()
+		for _, f := range fs {
+			a.TxDone(now, f.h, f.p)
+		}
+		deliverAll(now, b, fs, nil)
+		// The Acks in one transmission, 20 ms apart.
+		for i, f := range b.rec.take() {
+			a.Receive(now.Add(rtt+time.Duration(i)*20*ms), f.h, f.p)
+		}
+		now = now.Add(rtt + time.Second)
+	}
+	burst(1, 400*ms) // the first packet to a peer goes alone
+	burst(8, 400*ms)
+	p := peerOf(t, a.ARQ, 2)
+	if p.Samples != 2 || p.SRTT != 400*ms {
+		t.Fatalf("after a lone packet and a burst of 8: %+v; want 2 samples of 400ms", p)
+	}
+	if st := a.Stats(); st.Acked != 9 || st.Timeouts != 0 {
+		t.Fatalf("%+v: want 9 acked, no timeout", st)
+	}
+}

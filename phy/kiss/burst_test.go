@@ -23,7 +23,7 @@ func TestTNCBurst(t *testing.T) {
 	srv := listenFake(t, ns, "127.0.0.1:0")
 	clk := newFakeClock()
 	cfg := Defaults()
-	cfg.Addr, cfg.Dial, cfg.AirRate, cfg.Burst = srv.addr, direwolftest.DialIn(ns), 9600, 3
+	cfg.Addr, cfg.Dial, cfg.AirRate, cfg.Burst, cfg.BurstAir = srv.addr, direwolftest.DialIn(ns), 9600, 3, 20*time.Second
 	tnc, err := dial(context.Background(), cfg, testLog(t), clk)
 	if err != nil {
 		t.Fatal(err)
@@ -32,8 +32,8 @@ func TestTNCBurst(t *testing.T) {
 	conn := srv.accept(t)
 	readFrames(t, conn, 5) // parameters
 	wantEvent(t, tnc, phy.Up)
-	if info := tnc.Info(); info.MaxBurstFrames != 3 || info.MaxFrame != 2045 {
-		t.Fatalf("info %+v: want 3 frames a burst of at most 2045 bytes each", info)
+	if info := tnc.Info(); info.MaxBurstFrames != 3 || info.MaxFrame != 2045 || info.MaxBurstAir != 20*time.Second {
+		t.Fatalf("info %+v: want 3 frames a burst of at most 2045 bytes each, 20s of airtime", info)
 	}
 
 	ack := framing.AppendFrame(nil, framing.Header{Kind: framing.KindAck, Dst: 2, Src: 1}, []byte{7, 1, 1})
@@ -178,6 +178,141 @@ func TestTNCShortBurstJoins(t *testing.T) {
 	wantEvent(t, tnc, phy.TxDone)
 	if st := tnc.Stats(); st.Joined != 1 || st.Deferred != 2 {
 		t.Fatalf("joined %d deferred %d; want 1, 2", st.Joined, st.Deferred)
+	}
+}
+
+// TestTNCAckBurstJoins: a burst of Acks only, or of broadcast frames
+// (nothing in it waits for an answer) that the TNC holds for a busy channel is reported done at once
+// whatever its length, like a short one, so that the Ack to the frame that
+// showed the channel busy joins it in the same key-up; a burst as long
+// that carries data waits for its estimate.
+func TestTNCAckBurstJoins(t *testing.T) {
+	ns := testNS(t, "ackjoin")
+	srv := listenFake(t, ns, "127.0.0.1:0")
+	clk := newFakeClock()
+	cfg := Defaults()
+	cfg.Addr, cfg.Dial, cfg.AirRate = srv.addr, direwolftest.DialIn(ns), 9600
+	tnc, err := dial(context.Background(), cfg, testLog(t), clk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tnc.Close()
+	conn := srv.accept(t)
+	readFrames(t, conn, 5)
+	wantEvent(t, tnc, phy.Up)
+	heard := framing.AppendKISS(nil, 0, framing.KISSData, []byte("a frame of the other station"))
+	var acks, mixed []byte
+	for i := range 6 {
+		acks = framing.AppendFrame(acks, framing.Header{Kind: framing.KindAck, Dst: 2, Src: 1}, []byte{byte(i), 1, 1})
+	}
+	if len(acks) <= joinMax {
+		t.Fatalf("six Acks are %d bytes, within joinMax %d: the test needs more", len(acks), joinMax)
+	}
+	mixed = append(framing.AppendFrame(nil, framing.Header{Kind: framing.KindFragment, Dst: 2, Src: 1}, bytes.Repeat([]byte{5}, 40)), acks[:len(acks)/2]...)
+
+	if err := tnc.Transmit(acks); err != nil {
+		t.Fatal(err)
+	}
+	readFrames(t, conn, 6)
+	clk.nextTimer(t)
+	if _, err := conn.Write(heard); err != nil {
+		t.Fatal(err)
+	}
+	wantEvent(t, tnc, phy.TxDone) // no time passed
+	wantEvent(t, tnc, phy.Received)
+
+	// A broadcast frame (a host's neighbour discovery) asks for no
+	// answer either, however long.
+	bcast := framing.AppendFrame(nil, framing.Header{Kind: framing.KindFragment, Dst: framing.Broadcast, Src: 1}, bytes.Repeat([]byte{6}, 70))
+	if err := tnc.Transmit(bcast); err != nil {
+		t.Fatal(err)
+	}
+	readFrames(t, conn, 1)
+	clk.nextTimer(t)
+	if _, err := conn.Write(heard); err != nil {
+		t.Fatal(err)
+	}
+	wantEvent(t, tnc, phy.TxDone)
+	wantEvent(t, tnc, phy.Received)
+
+	if err := tnc.Transmit(mixed); err != nil {
+		t.Fatal(err)
+	}
+	readFrames(t, conn, burstFrames(mixed))
+	tm := clk.nextTimer(t)
+	if _, err := conn.Write(heard); err != nil {
+		t.Fatal(err)
+	}
+	wantEvent(t, tnc, phy.Received)
+	again := clk.nextTimer(t)
+	clk.Advance(tm.d + again.d)
+	wantEvent(t, tnc, phy.TxDone)
+	if st := tnc.Stats(); st.Joined != 2 || st.Deferred != 3 {
+		t.Fatalf("joined %d deferred %d; want 2, 3", st.Joined, st.Deferred)
+	}
+}
+
+// TestTNCAnswerEndsLongBurst: a frame heard while a burst's estimate runs
+// defers it only if that frame began on air before the burst, written
+// when it was, could have ended; one that began later is the far end's
+// answer to the burst, which has gone: TxDone at once. A 28 s burst (32
+// frames of 1000 bytes at 9600) whose Acks came a few hundred ms before
+// its estimate (it counts 3% bit stuffing) was otherwise pushed back by
+// its whole airtime again at each Ack heard, and the sender stayed silent
+// for a minute (BenchmarkDirewolfVersusKISS with burst=32).
+func TestTNCAnswerEndsLongBurst(t *testing.T) {
+	ns := testNS(t, "answer")
+	srv := listenFake(t, ns, "127.0.0.1:0")
+	clk := newFakeClock()
+	cfg := Defaults()
+	cfg.Addr, cfg.Dial, cfg.AirRate, cfg.Burst, cfg.BurstAir = srv.addr, direwolftest.DialIn(ns), 9600, 32, time.Minute
+	tnc, err := dial(context.Background(), cfg, testLog(t), clk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tnc.Close()
+	conn := srv.accept(t)
+	readFrames(t, conn, 5)
+	wantEvent(t, tnc, phy.Up)
+	var burst []byte
+	for i := range 8 {
+		burst = framing.AppendFrame(burst, framing.Header{Kind: framing.KindFragment, Dst: 2, Src: 1}, bytes.Repeat([]byte{byte(i + 1)}, 1000))
+	}
+	ack := framing.AppendKISS(nil, 0, framing.KISSData, framing.AppendFrame(nil, framing.Header{Kind: framing.KindAck, Dst: 1, Src: 2}, []byte{7, 1, 1}))
+
+	// Heard early: the burst cannot have gone yet; deferred.
+	if err := tnc.Transmit(burst); err != nil {
+		t.Fatal(err)
+	}
+	readFrames(t, conn, 8)
+	est := clk.nextTimer(t)
+	clk.Advance(time.Second)
+	if _, err := conn.Write(ack); err != nil {
+		t.Fatal(err)
+	}
+	wantEvent(t, tnc, phy.Received)
+	again := clk.nextTimer(t)
+	if again.d != cfg.BurstTime(burst)+cfg.AccessWait() {
+		t.Fatalf("deferred by %v, want the burst's %v and the access wait", again.d, cfg.BurstTime(burst))
+	}
+	clk.Advance(again.d)
+	wantEvent(t, tnc, phy.TxDone)
+	_ = est
+
+	// Heard when the burst, sent at once, would have ended: the answer.
+	if err := tnc.Transmit(burst); err != nil {
+		t.Fatal(err)
+	}
+	readFrames(t, conn, 8)
+	est = clk.nextTimer(t)
+	clk.Advance(est.d * 97 / 100)
+	if _, err := conn.Write(ack); err != nil {
+		t.Fatal(err)
+	}
+	wantEvent(t, tnc, phy.TxDone)
+	wantEvent(t, tnc, phy.Received)
+	if st := tnc.Stats(); st.Deferred != 1 || st.Answered != 1 {
+		t.Fatalf("deferred %d, answered %d; want 1, 1", st.Deferred, st.Answered)
 	}
 }
 

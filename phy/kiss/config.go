@@ -34,11 +34,19 @@ const (
 )
 
 // DefaultBurst is Config.Burst when not set; MaxBurstFrames its largest
-// value (Dire Wolf's limit per transmission).
+// value (Dire Wolf's limit per transmission). 32 measured best of 1, 4, 8,
+// 16 and 32 on the Dire Wolf pair at 9600 bit/s (docs/modems.md, burst
+// size): each key-up and its Acks cost about 1.5 s of fixed time.
 const (
-	DefaultBurst   = 8
+	DefaultBurst   = 32
 	MaxBurstFrames = 256
 )
+
+// DefaultBurstAir is Config.BurstAir when not set: 32 frames of 1000 bytes
+// at 9600 bit/s (28 s), four at 1200. The other stations wait that long;
+// a plain KISS client that writes its queue to Dire Wolf holds the channel
+// for up to 256 frames.
+const DefaultBurstAir = 30 * time.Second
 
 // MinBurst is the shortest burst Transmit sends: Dire Wolf, like AX.25
 // receivers in general, drops frames of fewer than 15 bytes. Data frames are
@@ -100,6 +108,10 @@ type Config struct {
 	// to 256 queued frames per key-up). 0: DefaultBurst; 1: one frame per
 	// key-up. Reported as Info().MaxBurstFrames.
 	Burst int
+	// BurstAir bounds the airtime of one burst (a first frame longer than
+	// it goes alone): the other stations wait that long. 0:
+	// DefaultBurstAir. Reported as Info().MaxBurstAir.
+	BurstAir time.Duration
 	// Dial, if set, replaces net.Dialer.DialContext for Addr (tests use it
 	// to reach a TNC inside a network namespace).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -205,7 +217,7 @@ var ErrConfig = errors.New("kiss: bad config")
 // ParseTCP parses the part of a modem URL after "kiss-tcp:", such as
 // "127.0.0.1:8001?air=9600&txdelay=30ms&persist=63&slot=10ms&fullduplex=0".
 // Keys: air, port, maxframe, txdelay, persist, slot, txtail, fullduplex, burst,
-// ackmode (auto, on, off), init and exit (UnescapeCommand), initwait.
+// burstair, ackmode (auto, on, off), init and exit (UnescapeCommand), initwait.
 // Missing keys keep Defaults; an unknown key is an error naming it.
 func ParseTCP(s string) (Config, error) {
 	addr, query, _ := strings.Cut(s, "?")
@@ -280,6 +292,11 @@ func (c *Config) parseQuery(query string, serial bool) error {
 			c.StationID = v
 		case "burst":
 			c.Burst, err = parseInt(v, 1, MaxBurstFrames)
+		case "burstair":
+			c.BurstAir, err = time.ParseDuration(v)
+			if err == nil && (c.BurstAir < time.Second || c.BurstAir > 10*time.Minute) {
+				err = fmt.Errorf("%v out of range 1s..10m", c.BurstAir)
+			}
 		case "idinterval":
 			c.StationIDInterval, err = time.ParseDuration(v)
 		case "baud":
@@ -355,6 +372,12 @@ func (c *Config) check() error {
 	}
 	if c.Burst == 0 {
 		c.Burst = DefaultBurst
+	}
+	if c.BurstAir == 0 {
+		c.BurstAir = DefaultBurstAir
+	}
+	if c.BurstAir < 0 {
+		return fmt.Errorf("%w: burst airtime %v", ErrConfig, c.BurstAir)
 	}
 	if c.Burst < 1 || c.Burst > MaxBurstFrames {
 		return fmt.Errorf("%w: burst %d (1 to %d frames)", ErrConfig, c.Burst, MaxBurstFrames)

@@ -33,6 +33,9 @@ func TestParseTCP(t *testing.T) {
 		{"port out of range", "127.0.0.1:8001?port=16", nil, `key "port"`},
 		{"repeated key", "127.0.0.1:8001?air=1200&air=9600", nil, "2 times"},
 		{"air zero", "127.0.0.1:8001?air=0", nil, `key "air"`},
+		{"burst and its airtime", "127.0.0.1:8001?burst=32&burstair=30s", func(c *Config) { c.Burst, c.BurstAir = 32, 30*time.Second }, ""},
+		{"burstair too short", "127.0.0.1:8001?burstair=10ms", nil, `key "burstair"`},
+		{"burstair too long", "127.0.0.1:8001?burstair=11m", nil, `key "burstair"`},
 	}
 	for _, tt := range tests {
 		got, err := ParseTCP(tt.in)
@@ -51,7 +54,8 @@ func TestParseTCP(t *testing.T) {
 		tt.want(&want)
 		if got.Addr != want.Addr || got.AirRate != want.AirRate || got.TXDelay != want.TXDelay ||
 			got.Persistence != want.Persistence || got.SlotTime != want.SlotTime || got.TXTail != want.TXTail ||
-			got.FullDuplex != want.FullDuplex || got.Port != want.Port || got.MaxFrame != want.MaxFrame || got.Baud != want.Baud {
+			got.FullDuplex != want.FullDuplex || got.Port != want.Port || got.MaxFrame != want.MaxFrame || got.Baud != want.Baud ||
+			got.Burst != want.Burst || got.BurstAir != want.BurstAir {
 			t.Errorf("%s: got %+v, want %+v", tt.desc, got, want)
 		}
 	}

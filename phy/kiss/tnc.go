@@ -94,34 +94,49 @@ const (
 type Stats struct {
 	// Sent and Received count KISS data frames on the configured port
 	// (a burst of several frames counts each, and once in Bursts).
-	Sent, Received, Bursts uint64
+	Sent     uint64 `json:"sent"`
+	Received uint64 `json:"received"`
+	Bursts   uint64 `json:"bursts"`
 	// Ignored counts frames for other ports, other commands, or empty.
-	Ignored uint64
+	Ignored uint64 `json:"ignored"`
 	// Deferred counts bursts whose TxDone estimate a received frame pushed
 	// back (the TNC's CSMA held them while the channel was busy); Joined
 	// those of them short enough to be reported done at once, so that the
 	// next burst joins them in the TNC's queue (joinMax).
-	Deferred, Joined uint64
+	Deferred uint64 `json:"deferred"`
+	Joined   uint64 `json:"joined"`
+	// Answered counts bursts reported done when a frame heard while their
+	// estimate ran began after they would have ended, sent at once: the
+	// far end's answer (the estimate counts 3% bit stuffing, so a long
+	// burst's answer can come before it ends).
+	Answered uint64 `json:"answered"`
 	// Connects counts successful (re)connects, Drops lost connections.
-	Connects, Drops uint64
+	Connects uint64 `json:"connects"`
+	Drops    uint64 `json:"drops"`
 	// WriteTimeouts counts the drops by the write watchdog.
-	WriteTimeouts uint64
+	WriteTimeouts uint64 `json:"write_timeouts"`
 	// AckSent counts bursts sent as ACKMODE frames, Acked those the TNC
 	// answered; AckTimeouts those whose answer did not come within the
 	// watchdog (TxDone then came from it), AckStray answers with an id we
 	// were not waiting for. AckUnsupported is 1 once auto mode found that
 	// the TNC does not answer ACKMODE.
-	AckSent, Acked, AckTimeouts, AckStray, AckUnsupported uint64
+	AckSent        uint64 `json:"ack_sent"`
+	Acked          uint64 `json:"acked"`
+	AckTimeouts    uint64 `json:"ack_timeouts"`
+	AckStray       uint64 `json:"ack_stray"`
+	AckUnsupported uint64 `json:"ack_unsupported"`
 	// OthersSent counts the frames of other programs (the KISS server's
 	// clients, SendOther) written to the TNC; OthersLost those dropped
 	// unsent when the connection was lost; OthersHeard the frames received
 	// that are not slided's and were offered to the tap.
-	OthersSent, OthersLost, OthersHeard uint64
+	OthersSent  uint64 `json:"others_sent"`
+	OthersLost  uint64 `json:"others_lost"`
+	OthersHeard uint64 `json:"others_heard"`
 	// IDSent counts station identifications sent (Config.StationID).
-	IDSent uint64
+	IDSent uint64 `json:"id_sent"`
 	// Decoder sums the KISS decoder's counters over all connections: garbage
 	// bytes, bad escapes and over-long frames are counted and dropped there.
-	Decoder framing.KISSStats
+	Decoder framing.KISSStats `json:"decoder"`
 }
 
 // TNC is a connected KISS TNC. Its methods are safe for concurrent use, but
@@ -143,6 +158,7 @@ type TNC struct {
 	txbuf   []byte        // the KISS frame(s) of txraw, encoded by run, read by the writer
 	txpad   []byte        // run's scratch space for one frame of a burst
 	txsplit bool          // txraw is a burst of several slided frames, sent as one KISS frame each
+	txquiet bool          // txraw is slided Acks, Hellos and broadcast frames only: nothing in it waits for an answer
 	splitMu sync.Mutex
 	split   *framing.Decoder // Transmit's check that a burst is slided frames
 	otherc  chan []byte      // SendOther → run: KISS frames of other programs, bounded
@@ -197,7 +213,7 @@ func dial(ctx context.Context, cfg Config, log zerolog.Logger, clk clock, opts .
 		done:     make(chan struct{}),
 	}
 	t.info = phy.Info{BitRate: cfg.AirRate, MaxFrame: t.maxBurst, Turnaround: cfg.TXDelay, OwnAccess: !cfg.FullDuplex,
-		AccessWait: cfg.AccessWait(), MinBurst: MinBurst, MaxBurstFrames: cfg.Burst}
+		AccessWait: cfg.AccessWait(), MinBurst: MinBurst, MaxBurstFrames: cfg.Burst, MaxBurstAir: cfg.BurstAir}
 	t.params = t.paramFrames()
 	if cfg.StationID != "" {
 		t.idFrame = framing.AppendKISS(nil, cfg.Port, framing.KISSData, IDFrame(cfg.StationID))
@@ -365,6 +381,7 @@ func (t *TNC) Transmit(b []byte) error {
 	}
 	t.txraw = append(t.txraw[:0], b...)
 	t.txsplit = split
+	t.txquiet = len(b) > joinMax && t.answerless(b)
 	// run never blocks for long (it waits on no consumer and no I/O), so
 	// this hand-over is prompt.
 	select {
@@ -429,6 +446,28 @@ func (t *TNC) slidedFrames(b []byte) int {
 	t.split.Feed(b, count)
 	t.split.Feed([]byte{0}, count)
 	return n
+}
+
+// answerless reports whether b is slided frames that ask for no answer
+// (Acks, Hellos, broadcast frames) and nothing else: run may report such a
+// burst done as soon as the TNC holds it for a busy channel, whatever its
+// length (deferTx). A sealed unicast frame hides its kind and counts as
+// asking.
+func (t *TNC) answerless(b []byte) bool {
+	t.splitMu.Lock()
+	defer t.splitMu.Unlock()
+	if t.split == nil {
+		t.split = framing.NewDecoder(t.cfg.MaxFrame)
+	}
+	n, quiet := 0, true
+	check := func(h framing.Header, _ []byte) {
+		n++
+		quiet = quiet && (h.Kind == framing.KindAck || h.Kind == framing.KindHello || h.Dst == framing.Broadcast)
+	}
+	t.split.Reset()
+	t.split.Feed(b, check)
+	t.split.Feed([]byte{0}, check)
+	return quiet && n > 0 && n == burstFrames(b)
 }
 
 // checkBurst checks a burst of n > 1 frames against the TNC's limits:
@@ -581,7 +620,7 @@ type link struct {
 	c      conn
 	rx     chan []byte   // received data frames, owned by the receiver
 	acks   chan uint16   // ACKMODE answers: the id
-	heard  chan struct{} // a frame of another program was heard on our port (tap)
+	heard  chan int      // a frame of another program was heard on our port (tap): its length
 	errc   chan error    // the read error that ended the connection
 	wr     chan []byte   // to the writer: one frame at a time
 	wrDone chan error    // the writer's result for the frame
@@ -594,7 +633,7 @@ func (t *TNC) startLink(c conn) *link {
 		c:      c,
 		rx:     make(chan []byte, rxQueue),
 		acks:   make(chan uint16, 4),
-		heard:  make(chan struct{}, 1),
+		heard:  make(chan int, 1),
 		errc:   make(chan error, 1),
 		wr:     make(chan []byte, 1),
 		wrDone: make(chan error, 1),
@@ -709,7 +748,7 @@ func (t *TNC) read(l *link) {
 			(*tap)(port, bytes.Clone(data))
 			if port == t.cfg.Port {
 				select { // the channel was busy: run defers our burst's estimate
-				case l.heard <- struct{}{}:
+				case l.heard <- len(data):
 				default:
 				}
 			}
@@ -773,12 +812,14 @@ func (t *TNC) run(c conn) {
 		q        evq.Queue // events not yet delivered
 		txTimer  timer     // TxDone: the estimate, or the ACKMODE watchdog
 		txC      <-chan time.Time
-		txWait   bool  // slided's burst waits for the writer
-		wbusy    bool  // the writer holds a frame
-		wSlided  bool  // ... and it is slided's burst
-		wOther   int   // ... or another program's frame of this many bytes
-		wID      bool  // ... or the station identification
-		idTimer  timer // the next identification: armed by a burst of ours
+		txFrom   time.Time     // txTimer counts from here: the write's end, or the last frame heard that deferred it
+		txEst    time.Duration // ... this long
+		txWait   bool          // slided's burst waits for the writer
+		wbusy    bool          // the writer holds a frame
+		wSlided  bool          // ... and it is slided's burst
+		wOther   int           // ... or another program's frame of this many bytes
+		wID      bool          // ... or the station identification
+		idTimer  timer         // the next identification: armed by a burst of ours
 		idC      <-chan time.Time
 		idWait   bool   // the identification waits for the writer
 		acking   bool   // the outstanding burst went as ACKMODE
@@ -900,22 +941,38 @@ func (t *TNC) run(c conn) {
 	// before this frame began, and TxDone with it), so it goes after this
 	// frame, once the TNC's p-persistence lets it.
 	//
-	// A short burst (an Ack or a few: at most joinMax bytes) that is held
-	// this way is reported done at once, without ACKMODE: the TNC sends it
-	// when the channel clears, and whatever slided writes meanwhile joins
-	// the same key-up (the TNC sends all it has queued), so the Acks to a
+	// A short burst (an Ack or a few: at most joinMax bytes), or one of
+	// Acks only however many (txquiet: nothing in it arms an Ack timer),
+	// that is held this way is reported done at once, without ACKMODE: the
+	// TNC sends it when the channel clears, and whatever slided writes
+	// meanwhile joins the same key-up (the TNC sends all it has queued), so the Acks to a
 	// burst heard frame by frame go out together, not the first alone.
-	deferTx := func() {
+	deferTx := func(n int) {
 		if txTimer == nil || t.cfg.FullDuplex {
 			return
 		}
-		if !acking && len(t.txraw) <= joinMax {
+		if !acking {
+			// When the heard frame began on air (its airtime before
+			// now, TXDELAY and TXTAIL aside). If that is after our
+			// burst, sent at once, would have ended (less a sixteenth:
+			// the estimate counts 3% bit stuffing), it is the far end's
+			// answer to the burst, which has gone.
+			now := t.clk.Now()
+			began := now.Add(-(t.cfg.TxTime(n) - t.cfg.TXDelay - t.cfg.TXTail))
+			if !began.Before(txFrom.Add(txEst - txEst/16)) {
+				t.count(func(s *Stats) { s.Answered++ })
+				txDone()
+				return
+			}
+		}
+		if !acking && (len(t.txraw) <= joinMax || t.txquiet) {
 			t.count(func(s *Stats) { s.Deferred++; s.Joined++ })
 			txDone()
 			return
 		}
 		txTimer.Stop()
-		txTimer = t.clk.NewTimer(txTime() + t.info.AccessWait)
+		txFrom, txEst = t.clk.Now(), txTime()+t.info.AccessWait
+		txTimer = t.clk.NewTimer(txEst)
 		txC = txTimer.C()
 		t.count(func(s *Stats) { s.Deferred++ })
 	}
@@ -956,7 +1013,7 @@ func (t *TNC) run(c conn) {
 			errc   <-chan error
 			wrc    <-chan error
 			ackc   <-chan uint16
-			heardc <-chan struct{}
+			heardc <-chan int
 			otherc <-chan []byte
 			out    chan<- phy.Event
 			head   phy.Event
@@ -1038,7 +1095,8 @@ func (t *TNC) run(c conn) {
 					t.count(func(s *Stats) { s.Acked++ })
 					txDone()
 				} else {
-					txTimer = t.clk.NewTimer(txTime())
+					txFrom, txEst = t.clk.Now(), txTime()
+					txTimer = t.clk.NewTimer(txEst)
 					txC = txTimer.C()
 				}
 				if t.idFrame != nil && idTimer == nil {
@@ -1115,11 +1173,11 @@ func (t *TNC) run(c conn) {
 
 		case b := <-rxc:
 			t.count(func(s *Stats) { s.Received++ })
-			deferTx()
+			deferTx(len(b))
 			q.Push(phy.Event{Kind: phy.Received, Data: b})
 
-		case <-heardc:
-			deferTx()
+		case n := <-heardc:
+			deferTx(n)
 
 		case err := <-errc:
 			drop(err)
