@@ -582,7 +582,8 @@ func TestShaperManyFlowsKeepFlowing(t *testing.T) {
 			frames <- IsKick(buf[:n])
 		}
 	}()
-	data, kicks, since, kickErrs := 0, 0, uint32(0), 0
+	data, kicks := 0, 0
+	g := &daemonGrants{s: s, k: k}
 	failSafe := time.After(30 * time.Second) // a stall ends the test, not a measurement
 read:
 	for data < sent {
@@ -597,17 +598,9 @@ read:
 			continue
 		}
 		data++
-		if since++; since < s.GrantSize() {
-			continue
-		}
-		since = 0
-		if err := s.Grant(); err != nil {
-			t.Fatal(err)
-		}
-		if err := k.Kick(); err != nil {
-			kickErrs++
-		}
+		g.read(t)
 	}
+	kickErrs := g.kickErrs
 	qs, err := s.Stats()
 	if err != nil {
 		t.Fatal(err)
@@ -644,7 +637,8 @@ func TestShaperLazyReaderManyFlows(t *testing.T) {
 		t.Fatal(err)
 	}
 	buf := make([]byte, 2048)
-	data, kicks, since := 0, 0, uint32(0)
+	data, kicks := 0, 0
+	g := &daemonGrants{s: s, k: k}
 	var rerr error
 	for data < sent {
 		n, err := d.Read(buf)
@@ -657,16 +651,10 @@ func TestShaperLazyReaderManyFlows(t *testing.T) {
 			continue
 		}
 		data++
-		if since++; since < s.GrantSize() {
-			continue
-		}
-		since = 0
-		if err := s.Grant(); err != nil {
-			t.Fatal(err)
-		}
-		if err := k.Kick(); err != nil {
-			t.Fatalf("kick: %v", err)
-		}
+		g.read(t)
+	}
+	if g.kickErrs != 0 {
+		t.Errorf("%d kicks failed", g.kickErrs)
 	}
 	after, err := d.LinkStats()
 	if err != nil {
@@ -733,4 +721,28 @@ func sendFlows(t *testing.T, flows, each, sndbuf int) int {
 		}
 	}
 	return sent
+}
+
+// daemonGrants does what the daemon does after each data packet it reads
+// from the TAP (cmd/slided, shaper.read): after every GrantSize of them, a
+// grant and a kick. Failed kicks are counted.
+type daemonGrants struct {
+	s        *Shaper
+	k        *Kicker
+	since    uint32
+	kickErrs int
+}
+
+func (g *daemonGrants) read(t *testing.T) {
+	t.Helper()
+	if g.since++; g.since < g.s.GrantSize() {
+		return
+	}
+	g.since = 0
+	if err := g.s.Grant(); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.k.Kick(); err != nil {
+		g.kickErrs++
+	}
 }
