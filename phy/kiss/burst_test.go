@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -19,19 +20,7 @@ import (
 // ACKMODE only the last frame asks for the answer, and bursts over the
 // limits are refused.
 func TestTNCBurst(t *testing.T) {
-	ns := testNS(t, "burst")
-	srv := listenFake(t, ns, "127.0.0.1:0")
-	clk := newFakeClock()
-	cfg := Defaults()
-	cfg.Addr, cfg.Dial, cfg.AirRate, cfg.Burst, cfg.BurstAir = srv.addr, direwolftest.DialIn(ns), 9600, 3, 20*time.Second
-	tnc, err := dial(context.Background(), cfg, testLog(t), clk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tnc.Close()
-	conn := srv.accept(t)
-	readFrames(t, conn, 5) // parameters
-	wantEvent(t, tnc, phy.Up)
+	tnc, conn, clk, cfg := upTNC(t, "burst", func(cfg *Config) { cfg.AirRate, cfg.Burst, cfg.BurstAir = 9600, 3, 20*time.Second })
 	if info := tnc.Info(); info.MaxBurstFrames != 3 || info.MaxFrame != 2045 || info.MaxBurstAir != 20*time.Second {
 		t.Fatalf("info %+v: want 3 frames a burst of at most 2045 bytes each, 20s of airtime", info)
 	}
@@ -89,19 +78,7 @@ func TestTNCBurst(t *testing.T) {
 // TestTNCBurstAckMode: with ACKMODE a burst's frames go as data frames but
 // the last, which carries the id; TxDone comes with its answer.
 func TestTNCBurstAckMode(t *testing.T) {
-	ns := testNS(t, "burstack")
-	srv := listenFake(t, ns, "127.0.0.1:0")
-	clk := newFakeClock()
-	cfg := Defaults()
-	cfg.Addr, cfg.Dial, cfg.AirRate, cfg.AckMode = srv.addr, direwolftest.DialIn(ns), 9600, AckOn
-	tnc, err := dial(context.Background(), cfg, testLog(t), clk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tnc.Close()
-	conn := srv.accept(t)
-	readFrames(t, conn, 5)
-	wantEvent(t, tnc, phy.Up)
+	tnc, conn, clk, _ := upTNC(t, "burstack", func(cfg *Config) { cfg.AirRate, cfg.AckMode = 9600, AckOn })
 	a := framing.AppendFrame(nil, framing.Header{Kind: framing.KindData, Dst: 2, Src: 1}, bytes.Repeat([]byte{1}, 40))
 	b := framing.AppendFrame(nil, framing.Header{Kind: framing.KindData, Dst: 2, Src: 1}, bytes.Repeat([]byte{2}, 40))
 	if err := tnc.Transmit(append(append([]byte(nil), a...), b...)); err != nil {
@@ -127,19 +104,7 @@ func TestTNCBurstAckMode(t *testing.T) {
 // joins it in the TNC's queue; a longer one waits for its estimate as
 // before.
 func TestTNCShortBurstJoins(t *testing.T) {
-	ns := testNS(t, "join")
-	srv := listenFake(t, ns, "127.0.0.1:0")
-	clk := newFakeClock()
-	cfg := Defaults()
-	cfg.Addr, cfg.Dial, cfg.AirRate = srv.addr, direwolftest.DialIn(ns), 9600
-	tnc, err := dial(context.Background(), cfg, testLog(t), clk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tnc.Close()
-	conn := srv.accept(t)
-	readFrames(t, conn, 5)
-	wantEvent(t, tnc, phy.Up)
+	tnc, conn, clk, cfg := upTNC(t, "join", func(cfg *Config) { cfg.AirRate = 9600 })
 	ack := framing.AppendFrame(nil, framing.Header{Kind: framing.KindAck, Dst: 2, Src: 1}, []byte{7, 1, 1})
 	heard := framing.AppendKISS(nil, 0, framing.KISSData, []byte("a frame of the other station"))
 
@@ -187,19 +152,7 @@ func TestTNCShortBurstJoins(t *testing.T) {
 // showed the channel busy joins it in the same key-up; a burst as long
 // that carries data waits for its estimate.
 func TestTNCAckBurstJoins(t *testing.T) {
-	ns := testNS(t, "ackjoin")
-	srv := listenFake(t, ns, "127.0.0.1:0")
-	clk := newFakeClock()
-	cfg := Defaults()
-	cfg.Addr, cfg.Dial, cfg.AirRate = srv.addr, direwolftest.DialIn(ns), 9600
-	tnc, err := dial(context.Background(), cfg, testLog(t), clk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tnc.Close()
-	conn := srv.accept(t)
-	readFrames(t, conn, 5)
-	wantEvent(t, tnc, phy.Up)
+	tnc, conn, clk, _ := upTNC(t, "ackjoin", func(cfg *Config) { cfg.AirRate = 9600 })
 	heard := framing.AppendKISS(nil, 0, framing.KISSData, []byte("a frame of the other station"))
 	var acks, mixed []byte
 	for i := range 6 {
@@ -261,19 +214,7 @@ func TestTNCAckBurstJoins(t *testing.T) {
 // its whole airtime again at each Ack heard, and the sender stayed silent
 // for a minute (BenchmarkDirewolfVersusKISS with burst=32).
 func TestTNCAnswerEndsLongBurst(t *testing.T) {
-	ns := testNS(t, "answer")
-	srv := listenFake(t, ns, "127.0.0.1:0")
-	clk := newFakeClock()
-	cfg := Defaults()
-	cfg.Addr, cfg.Dial, cfg.AirRate, cfg.Burst, cfg.BurstAir = srv.addr, direwolftest.DialIn(ns), 9600, 32, time.Minute
-	tnc, err := dial(context.Background(), cfg, testLog(t), clk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tnc.Close()
-	conn := srv.accept(t)
-	readFrames(t, conn, 5)
-	wantEvent(t, tnc, phy.Up)
+	tnc, conn, clk, cfg := upTNC(t, "answer", func(cfg *Config) { cfg.AirRate, cfg.Burst, cfg.BurstAir = 9600, 32, time.Minute })
 	var burst []byte
 	for i := range 8 {
 		burst = framing.AppendFrame(burst, framing.Header{Kind: framing.KindFragment, Dst: 2, Src: 1}, bytes.Repeat([]byte{byte(i + 1)}, 1000))
@@ -364,4 +305,29 @@ func FuzzSplitBurst(f *testing.F) {
 			t.Fatalf("BurstTime %v below one frame's %v", d, cfg.TxTime(MinBurst))
 		}
 	})
+}
+
+// upTNC dials a TNC of Defaults(), changed by tweak if not nil, to a fake
+// TNC in a namespace of its own (named for the test), on a fake clock;
+// reads the parameters it sends and waits for Up. The TNC closes at the
+// end of the test.
+func upTNC(t *testing.T, name string, tweak func(*Config)) (*TNC, net.Conn, *fakeClock, Config) {
+	t.Helper()
+	ns := testNS(t, name)
+	srv := listenFake(t, ns, "127.0.0.1:0")
+	clk := newFakeClock()
+	cfg := Defaults()
+	cfg.Addr, cfg.Dial = srv.addr, direwolftest.DialIn(ns)
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	tnc, err := dial(context.Background(), cfg, testLog(t), clk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tnc.Close() })
+	conn := srv.accept(t)
+	readFrames(t, conn, 5) // parameters
+	wantEvent(t, tnc, phy.Up)
+	return tnc, conn, clk, cfg
 }

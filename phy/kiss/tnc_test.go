@@ -409,19 +409,7 @@ func TestTNCAgainstFake(t *testing.T) {
 // TestTNCDownDuringTransmit: a burst in flight when the connection drops is
 // lost; Down follows instead of TxDone.
 func TestTNCDownDuringTransmit(t *testing.T) {
-	ns := testNS(t, "drop")
-	srv := listenFake(t, ns, "127.0.0.1:0")
-	clk := newFakeClock()
-	cfg := Defaults()
-	cfg.Addr, cfg.Dial = srv.addr, direwolftest.DialIn(ns)
-	tnc, err := dial(context.Background(), cfg, testLog(t), clk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tnc.Close()
-	conn := srv.accept(t)
-	readFrames(t, conn, 5)
-	wantEvent(t, tnc, phy.Up)
+	tnc, conn, clk, _ := upTNC(t, "drop", nil)
 	if err := tnc.Transmit(make([]byte, 100)); err != nil {
 		t.Fatal(err)
 	}
