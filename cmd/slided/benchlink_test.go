@@ -53,16 +53,16 @@ func TestBenchLink(t *testing.T) {
 }
 
 // TestBenchLinkReorder: the daemon and slided bench -protocol link share the
-// reorder default (on): under loss the defaults deliver every flow in
-// order, and -reorder=false shows what it costs to turn off.
+// reorder default (off): under loss the defaults deliver some datagrams out
+// of order, and -reorder delivers every flow in order.
 func TestBenchLinkReorder(t *testing.T) {
 	var rf runFlags
 	rf.register(newFlags("run"))
-	if c := rf.engineConfig(runConfig{node: 1}); c.NoReorder || c.NoARQ {
-		t.Fatalf("slided run's defaults: NoReorder %v, NoARQ %v; want both off", c.NoReorder, c.NoARQ)
+	if c := rf.engineConfig(runConfig{node: 1}); !c.NoReorder || c.NoARQ {
+		t.Fatalf("slided run's defaults: NoReorder %v, NoARQ %v; want reorder off, ARQ on", c.NoReorder, c.NoARQ)
 	}
 	var out bytes.Buffer
-	if err := cmdBench([]string{"-protocol", "link", "-duration", "20s", "-loss", "0.2", "-compare", "-reorder=false"}, &out); err != nil {
+	if err := cmdBench([]string{"-protocol", "link", "-duration", "20s", "-loss", "0.2", "-compare", "-reorder"}, &out); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
@@ -76,10 +76,10 @@ func TestBenchLinkReorder(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[1]), &given); err != nil {
 		t.Fatal(err)
 	}
-	if f := def.Flows[0]; f.Datagrams == 0 || f.OutOfOrder != 0 || def.Retransmissions == 0 {
-		t.Errorf("defaults: %d datagrams, %d out of order, %d retransmissions; want some, none, some", f.Datagrams, f.OutOfOrder, def.Retransmissions)
+	if f := given.Flows[0]; f.Datagrams == 0 || f.OutOfOrder != 0 || given.Retransmissions == 0 {
+		t.Errorf("-reorder: %d datagrams, %d out of order, %d retransmissions; want some, none, some", f.Datagrams, f.OutOfOrder, given.Retransmissions)
 	}
-	if f := given.Flows[0]; f.OutOfOrder == 0 {
-		t.Errorf("-reorder=false: %d datagrams, none out of order under 20%% loss", f.Datagrams)
+	if f := def.Flows[0]; f.OutOfOrder == 0 {
+		t.Errorf("defaults: %d datagrams, none out of order under 20%% loss", f.Datagrams)
 	}
 }

@@ -148,7 +148,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.user, "user", "", "after setup, run as this user, keeping only CAP_NET_ADMIN")
 	fs.IntVar(&f.frameMax, "frame-max", 0, "largest frame the modem carries, in bytes on the wire; larger packets are fragmented (0: the modem's own limit)")
 	fs.BoolVar(&f.arq, "arq", true, "link ARQ for unicast: acknowledgements and selective retransmission (-arq=false turns it off)")
-	fs.BoolVar(&f.reorder, "reorder", true, "with -arq, hand unicast packets from each node to the host in the order they were sent, holding those that overtake a retransmission (-reorder=false: as soon as each is complete; docs/link-arq.md)")
+	fs.BoolVar(&f.reorder, "reorder", false, "with -arq, hand unicast packets from each node to the host in the order they were sent, holding those that overtake a retransmission (off: as soon as each is complete; docs/link-arq.md says why it is off by default)")
 	fs.DurationVar(&f.propDelay, "prop-delay", 0, "one-way propagation delay to the farthest node (e.g. 700ms for 1 km of water, up to 10s): the MAC's slot and inter-frame space follow it, and the ARQ's ack timeout; ARQ round trips may lengthen them further (default: a serial modem's prop= or range=; docs/mac.md)")
 	fs.BoolVar(&f.neigh, "neigh-answer", true, "answer ARP and IPv6 neighbour solicitations for addresses heard from other nodes locally, without airtime")
 	fs.BoolVar(&f.adaptive, "adaptive-mac", false, "the adaptive contention window (Idle Sense) with slot and IFS from the propagation delay and the modem, instead of the deferral rule: fair between nodes sending both ways, a small window for a lone sender, slower for short frames under loss; a KISS TNC keeps the deferral rule (docs/mac.md)")
