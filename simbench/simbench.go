@@ -245,9 +245,15 @@ type runner struct {
 
 // Run runs one simulation.
 func Run(cfg Config) (Result, error) {
+	res, _, err := run(cfg)
+	return res, err
+}
+
+// run is Run that also returns the runner, for tests to look at the nodes.
+func run(cfg Config) (Result, *runner, error) {
 	cfg.defaults()
 	if err := cfg.Validate(); err != nil {
-		return Result{}, err
+		return Result{}, nil, err
 	}
 	start := time.Now()
 	T := phy.Airtime(cfg.FrameBytes, cfg.BitRate)
@@ -257,7 +263,7 @@ func Run(cfg Config) (Result, error) {
 	if cfg.Topology != nil || slowMedium {
 		sm, err := sim.NewMedium(sim.Config{BitRate: cfg.BitRate, PropDelay: delay, Seed: cfg.Seed})
 		if err != nil {
-			return Result{}, err
+			return Result{}, nil, err
 		}
 		if cfg.Topology != nil {
 			sm.SetTopology(cfg.Topology)
@@ -285,13 +291,13 @@ func Run(cfg Config) (Result, error) {
 		n.id = sim.NodeID(i + 1)
 		n.hol = epoch
 		if err := attach(n.id); err != nil {
-			return Result{}, err
+			return Result{}, nil, err
 		}
 		if cfg.Protocol == CSMA {
 			var err error
 			n.mac, err = csma.New(cfg.MAC, rand.New(rand.NewPCG(cfg.Seed, uint64(i)+1)))
 			if err != nil {
-				return Result{}, err
+				return Result{}, nil, err
 			}
 			for range cfg.MAC.QueueLen + 1 {
 				n.free = append(n.free, make([]byte, cfg.FrameBytes))
@@ -349,7 +355,7 @@ func Run(cfg Config) (Result, error) {
 	if !r.measuring {
 		r.startMeasuring()
 	}
-	return r.result(start), nil
+	return r.result(start), r, nil
 }
 
 func (r *runner) after(mean float64) time.Time {
