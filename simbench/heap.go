@@ -6,13 +6,14 @@ import "time"
 // attempt timer, its MAC deadline, its next arrival). Setting a slot that is
 // already armed moves it; ties fire in slot order, so runs are deterministic.
 type timers struct {
-	at   []int64 // ns since epoch: cheaper to compare than time.Time
-	pos  []int   // index in heap, or -1
-	heap []int   // slots
+	at    []int64 // ns since epoch: cheaper to compare than time.Time
+	pos   []int   // index in heap, or -1
+	heap  []int   // slots
+	epoch time.Time
 }
 
-func newTimers(n int) *timers {
-	t := &timers{at: make([]int64, n), pos: make([]int, n), heap: make([]int, 0, n)}
+func newTimers(n int, epoch time.Time) *timers {
+	t := &timers{at: make([]int64, n), pos: make([]int, n), heap: make([]int, 0, n), epoch: epoch}
 	for i := range t.pos {
 		t.pos[i] = -1
 	}
@@ -64,7 +65,7 @@ func (t *timers) down(i int) {
 
 // set arms slot s for at.
 func (t *timers) set(s int, at time.Time) {
-	t.at[s] = int64(at.Sub(epoch))
+	t.at[s] = int64(at.Sub(t.epoch))
 	if i := t.pos[s]; i >= 0 {
 		t.up(i)
 		t.down(t.pos[s])
@@ -98,7 +99,7 @@ func (t *timers) peek() (int, time.Time, bool) {
 		return 0, time.Time{}, false
 	}
 	s := t.heap[0]
-	return s, epoch.Add(time.Duration(t.at[s])), true
+	return s, t.epoch.Add(time.Duration(t.at[s])), true
 }
 
 // peekAt is peek with the time in ns since epoch.

@@ -66,12 +66,30 @@ func TestPinned(t *testing.T) {
 		"S=0.13200 G=0.95700 tx=1914 coll=1650 drop=0 delay=335.026756/959.255670 jain=0.88334601 nodes=38b34aee8d53805b",
 	}
 	for i, c := range pinned(t) {
-		res, r, err := run(c)
+		res, r, err := run(c, monoEpoch)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got := fingerprint(res, r); got != want[i] {
 			t.Errorf("%s %d nodes a=%g seed %d:\n got %s\nwant %s", c.Protocol, c.Nodes, c.A, c.Seed, got, want[i])
+		}
+	}
+}
+
+// TestEpochFree: a run on Run's epoch (a time.Now reading, for its monotonic
+// clock reading) and on a fixed wall-clock epoch are the same run.
+func TestEpochFree(t *testing.T) {
+	for _, c := range pinned(t)[:6] {
+		a, ra, err := run(c, monoEpoch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, rb, err := run(c, epoch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fa, fb := fingerprint(a, ra), fingerprint(b, rb); fa != fb {
+			t.Errorf("%s %d nodes: on time.Now\n%s\non %v\n%s", c.Protocol, c.Nodes, fa, epoch, fb)
 		}
 	}
 }

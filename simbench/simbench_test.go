@@ -155,7 +155,7 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestTimers(t *testing.T) {
-	tm := newTimers(8)
+	tm := newTimers(8, epoch)
 	order := []int{5, 3, 7, 0, 6, 1}
 	for i, s := range order {
 		tm.set(s, epoch.Add(time.Duration(10-i)*time.Second))
