@@ -225,14 +225,17 @@ var epoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 var monoEpoch = time.Now()
 
 type node struct {
-	id      sim.NodeID
 	carrier bool
 	onAir   bool
-	seq     uint32    // aloha, np-csma: the frame at the head of the line
-	hol     time.Time // when it got there
-	mac     *csma.MAC
-	free    [][]byte // csma: frame buffers not in the MAC
-	success uint64
+	// pendingOn: the carrier came on at onAt and the MAC has not been told
+	// yet (runner.carrier).
+	pendingOn bool
+	onAt      time.Time
+	seq       uint32    // aloha, np-csma: the frame at the head of the line
+	hol       time.Time // when it got there
+	mac       *csma.MAC
+	free      [][]byte // csma: frame buffers not in the MAC
+	success   uint64
 }
 
 type runner struct {
@@ -240,9 +243,11 @@ type runner struct {
 	m     medium
 	rng   *rand.Rand
 	nodes []node
-	tm    *timers // slot i: node i's attempt timer or MAC deadline; N+i: its next arrival
+	tm    *timers    // slot i: node i's attempt timer (aloha, np-csma); N+i: its next arrival (csma)
+	dl    *deadlines // csma: slot i is node i's MAC deadline
 	epoch time.Time
 	now   time.Time
+	nowAt int64 // now in ns since epoch
 	T     time.Duration
 	mean  float64 // mean gap between a node's attempts (aloha, np-csma) or arrivals (csma), ns
 
@@ -271,8 +276,19 @@ func run(cfg Config, epoch time.Time) (Result, *runner, error) {
 	start := time.Now()
 	T := phy.Airtime(cfg.FrameBytes, cfg.BitRate)
 	delay := time.Duration(math.Round(cfg.A * float64(T)))
-	var m medium
-	var attach func(sim.NodeID) error
+	r := &runner{
+		cfg:   cfg,
+		rng:   rand.New(rand.NewPCG(cfg.Seed, 0x5eed)),
+		nodes: make([]node, cfg.Nodes),
+		tm:    newTimers(2*cfg.Nodes, epoch),
+		epoch: epoch,
+		now:   epoch,
+		T:     T,
+	}
+	if cfg.Protocol == CSMA {
+		r.dl = newDeadlines(cfg.Nodes)
+	}
+	var attach func(i int) error
 	if cfg.Topology != nil || slowMedium {
 		sm, err := sim.NewMedium(sim.Config{BitRate: cfg.BitRate, PropDelay: delay, Seed: cfg.Seed})
 		if err != nil {
@@ -281,30 +297,21 @@ func run(cfg Config, epoch time.Time) (Result, *runner, error) {
 		if cfg.Topology != nil {
 			sm.SetTopology(cfg.Topology)
 		}
-		m, attach = sm, sm.Attach
+		sm.Advance(epoch, nil) // sets the medium's epoch
+		r.m = &simMedium{m: sm, epoch: epoch, deliver: r.deliver}
+		attach = func(i int) error { return sm.Attach(sim.NodeID(i + 1)) }
 	} else {
-		fm := newFastMedium(cfg.BitRate, delay)
-		m, attach = fm, func(id sim.NodeID) error { fm.attach(id); return nil }
-	}
-	r := &runner{
-		cfg:   cfg,
-		m:     m,
-		rng:   rand.New(rand.NewPCG(cfg.Seed, 0x5eed)),
-		nodes: make([]node, cfg.Nodes),
-		tm:    newTimers(2*cfg.Nodes, epoch),
-		epoch: epoch,
-		now:   epoch,
-		T:     T,
+		fm := newFastMedium(cfg.BitRate, delay, cfg.Nodes, r)
+		r.m = fm
+		attach = func(int) error { fm.attach(); return nil }
 	}
 	if !cfg.Saturated {
 		r.mean = float64(cfg.Nodes) * float64(T) / cfg.Load
 	}
-	m.Advance(epoch, nil) // sets the medium's epoch
 	for i := range r.nodes {
 		n := &r.nodes[i]
-		n.id = sim.NodeID(i + 1)
 		n.hol = epoch
-		if err := attach(n.id); err != nil {
+		if err := attach(i); err != nil {
 			return Result{}, nil, err
 		}
 		if cfg.Protocol == CSMA {
@@ -328,22 +335,13 @@ func run(cfg Config, epoch time.Time) (Result, *runner, error) {
 	}
 
 	warm := min(cfg.Frames/10, 1000)
-	measureFrom := epoch.Add(time.Duration(warm) * T)
-	end := measureFrom.Add(time.Duration(cfg.Frames) * T)
-	deliver := r.deliver
-	// Times in the loop are ns since epoch (the medium's epoch too, set by
-	// the Advance above): cheaper to compare than time.Time.
-	nextAt := func() (int64, bool) {
-		t, ok := m.Next()
-		return int64(t.Sub(epoch)), ok
-	}
-	if fm, ok := m.(*fastMedium); ok {
-		nextAt = fm.nextAt
-	}
-	from, until := int64(measureFrom.Sub(epoch)), int64(end.Sub(epoch))
+	// Times in the loop are ns since epoch (the medium's too): cheaper to
+	// compare than time.Time.
+	from := int64(warm) * int64(T)
+	until := from + int64(cfg.Frames)*int64(T)
 	for {
-		next, mok := nextAt()
-		slot, at, tok := r.tm.peekAt()
+		next, mok := r.m.next()
+		slot, at, tok := r.peek()
 		// Medium events first at equal times: carrier state is then
 		// current when a node decides.
 		useMedium := mok && (!tok || at >= next)
@@ -358,18 +356,39 @@ func run(cfg Config, epoch time.Time) (Result, *runner, error) {
 		if at > until {
 			break
 		}
-		r.now = epoch.Add(time.Duration(at))
+		r.nowAt, r.now = at, epoch.Add(time.Duration(at))
 		if useMedium {
-			m.Advance(r.now, deliver)
+			r.m.advance(at)
 			continue
 		}
-		r.tm.clear(slot)
+		r.clear(slot)
 		r.fire(slot)
 	}
 	if !r.measuring {
 		r.startMeasuring()
 	}
+	r.tellAll()
 	return r.result(start), r, nil
+}
+
+// peek returns the earliest timer: a MAC's deadline (slot i < N) or an
+// attempt or arrival (slots in tm), ties in slot order.
+func (r *runner) peek() (int, int64, bool) {
+	s, at, ok := r.tm.peekAt()
+	if r.dl != nil {
+		if d, dat, dok := r.dl.peek(); dok && (!ok || dat <= at) {
+			return d, dat, true // d < N <= s
+		}
+	}
+	return s, at, ok
+}
+
+func (r *runner) clear(slot int) {
+	if r.dl != nil && slot < r.cfg.Nodes {
+		r.dl.clear(slot)
+		return
+	}
+	r.tm.clear(slot)
 }
 
 func (r *runner) after(mean float64) time.Time {
@@ -377,6 +396,7 @@ func (r *runner) after(mean float64) time.Time {
 }
 
 func (r *runner) startMeasuring() {
+	r.tellAll()
 	r.measuring = true
 	r.attempts, r.tx, r.succ, r.dropped = 0, 0, 0, 0
 	r.delays = r.delays[:0]
@@ -399,6 +419,7 @@ func (r *runner) fire(s int) {
 			r.dropped++
 			return
 		}
+		r.tell(&r.nodes[i])
 		r.enqueue(i)
 		r.service(i)
 		return
@@ -442,7 +463,7 @@ func (r *runner) header(b []byte, i int, seq uint32, made time.Time) {
 
 func (r *runner) transmit(i int, b []byte) {
 	n := &r.nodes[i]
-	if _, err := r.m.Transmit(r.now, n.id, b); err != nil {
+	if err := r.m.transmit(r.nowAt, i, b); err != nil {
 		panic(fmt.Sprintf("simbench: transmit: %v", err)) // a driver bug, not input
 	}
 	n.onAir = true
@@ -475,7 +496,7 @@ func (r *runner) service(i int) {
 	// A deadline after now means Poll(now) has nothing to send
 	// (csma.MAC.Deadline): skip it, it is the costlier call.
 	if d, ok := n.mac.Deadline(); ok && d.After(r.now) {
-		r.tm.set(i, d)
+		r.dl.set(i, int64(d.Sub(r.epoch)))
 		return
 	}
 	if f, ok := n.mac.Poll(r.now); ok {
@@ -483,67 +504,113 @@ func (r *runner) service(i int) {
 		n.free = append(n.free, f) // the medium copied it
 	}
 	if d, ok := n.mac.Deadline(); ok {
-		r.tm.set(i, d)
+		r.dl.set(i, int64(d.Sub(r.epoch)))
 	} else {
-		r.tm.clear(i)
+		r.dl.clear(i)
 	}
 }
 
+// tell gives n's MAC the carrier that came on while it was not looking
+// (carrier), before any other input.
+func (r *runner) tell(n *node) {
+	if n.pendingOn {
+		n.pendingOn = false
+		n.mac.Carrier(n.onAt, true)
+	}
+}
+
+// tellAll tells every MAC, so that their counters are current.
+func (r *runner) tellAll() {
+	for i := range r.nodes {
+		if r.nodes[i].mac != nil {
+			r.tell(&r.nodes[i])
+		}
+	}
+}
+
+// deliver takes sim.Medium's events.
 func (r *runner) deliver(to sim.NodeID, ev phy.Event) {
 	i := int(to) - 1
-	n := &r.nodes[i]
 	switch ev.Kind {
 	case phy.CarrierOn, phy.CarrierOff:
-		n.carrier = ev.Kind == phy.CarrierOn
-		if n.mac != nil {
-			n.mac.Carrier(r.now, n.carrier)
-			if n.carrier && !n.onAir {
-				// A busy carrier: Poll sends nothing and Deadline is
-				// false until it drops (csma.MAC.Deadline), so skip them.
-				r.tm.clear(i)
-				return
-			}
-			r.service(i)
-		}
+		r.carrier(i, ev.Kind == phy.CarrierOn)
 	case phy.TxDone:
-		n.onAir = false
-		if n.mac == nil {
-			r.tm.set(i, r.after(r.mean))
-			return
-		}
-		// The MAC kept the carrier reports that came while on air and
-		// applies them here (csma.MAC.Carrier): no report again.
-		n.mac.TxDone(r.now)
-		if r.cfg.Saturated {
-			r.topUp(i)
-		}
-		r.service(i)
+		r.txDone(i)
 	case phy.Received:
-		d := ev.Data
-		if len(d) < headerLen || d[1] != byte(to) {
-			return
+		r.received(i, ev.Data)
+	}
+}
+
+// carrier: node i's carrier turned on or off.
+//
+// A carrier that comes on while the node waits is not told to its MAC at
+// once: the MAC is told when its next input comes (tell), with the time it
+// came on. A busy carrier holds every MAC back until it drops (Poll sends
+// nothing and Deadline is false: csma.MAC.Deadline), so nothing can happen
+// in between but the node's own next input, and the MAC sees the same calls
+// at the same times, in the same order. On a broadcast channel that next
+// input is nearly always the carrier dropping, so each node's MAC is
+// touched once per busy period, not twice (TestPinned holds the runs to
+// what they were).
+func (r *runner) carrier(i int, on bool) {
+	n := &r.nodes[i]
+	n.carrier = on
+	if n.mac == nil {
+		return
+	}
+	if on && !n.onAir {
+		n.pendingOn, n.onAt = true, r.now
+		r.dl.clear(i)
+		return
+	}
+	r.tell(n)
+	n.mac.Carrier(r.now, on)
+	r.service(i)
+}
+
+// txDone: node i's transmission has left the modem.
+func (r *runner) txDone(i int) {
+	n := &r.nodes[i]
+	n.onAir = false
+	if n.mac == nil {
+		r.tm.set(i, r.after(r.mean))
+		return
+	}
+	// The MAC kept the carrier reports that came while on air and
+	// applies them here (csma.MAC.Carrier): no report again.
+	r.tell(n)
+	n.mac.TxDone(r.now)
+	if r.cfg.Saturated {
+		r.topUp(i)
+	}
+	r.service(i)
+}
+
+// received: a frame arrived at node i intact.
+func (r *runner) received(i int, d []byte) {
+	if len(d) < headerLen || int(d[1]) != i+1 {
+		return
+	}
+	src := int(d[0]) - 1
+	if src < 0 || src >= len(r.nodes) {
+		return
+	}
+	if r.measuring {
+		r.succ++
+		r.nodes[src].success++
+	}
+	sn := &r.nodes[src]
+	seq := binary.BigEndian.Uint32(d[2:])
+	made := r.epoch.Add(time.Duration(binary.BigEndian.Uint64(d[6:])))
+	if sn.mac == nil {
+		if seq != sn.seq {
+			return // a copy sent before the sender learnt of the first
 		}
-		src := int(d[0]) - 1
-		if src < 0 || src >= len(r.nodes) {
-			return
-		}
-		if r.measuring {
-			r.succ++
-			r.nodes[src].success++
-		}
-		sn := &r.nodes[src]
-		seq := binary.BigEndian.Uint32(d[2:])
-		made := r.epoch.Add(time.Duration(binary.BigEndian.Uint64(d[6:])))
-		if sn.mac == nil {
-			if seq != sn.seq {
-				return // a copy sent before the sender learnt of the first
-			}
-			sn.seq++
-			sn.hol = r.now
-		}
-		if r.measuring {
-			r.delays = append(r.delays, float64(r.now.Sub(made))/float64(r.T))
-		}
+		sn.seq++
+		sn.hol = r.now
+	}
+	if r.measuring {
+		r.delays = append(r.delays, float64(r.now.Sub(made))/float64(r.T))
 	}
 }
 
