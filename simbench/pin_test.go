@@ -93,3 +93,41 @@ func TestEpochFree(t *testing.T) {
 		}
 	}
 }
+
+// TestManyNodes: without a topology a run is not bound to sim.NodeID's one
+// byte: 1000 saturated csma nodes share the channel, every one gets frames
+// through, and the run is deterministic.
+func TestManyNodes(t *testing.T) {
+	c := Config{Protocol: CSMA, Nodes: 1000, A: 0.01, Saturated: true, Frames: 3000, Seed: 1}
+	a, ra, err := run(c, monoEpoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, rb, err := run(c, monoEpoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fa, fb := fingerprint(a, ra), fingerprint(b, rb); fa != fb {
+		t.Errorf("two runs differ:\n%s\n%s", fa, fb)
+	}
+	if a.S < 0.5 {
+		t.Errorf("S = %.3f with 1000 nodes, want at least 0.5", a.S)
+	}
+	senders := 0
+	for i := range ra.nodes {
+		if ra.nodes[i].mac.Stats().Transmitted > 0 {
+			senders++
+		}
+	}
+	if senders < 900 {
+		t.Errorf("%d of 1000 nodes transmitted", senders)
+	}
+	t.Logf("1000 nodes: %s; %d sent", fingerprint(a, ra), senders)
+	topo, err := sim.FullMesh(sim.Link{Reach: true}, 1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(Config{Protocol: CSMA, Nodes: 255, Saturated: true, Frames: 10, Topology: topo}); err == nil {
+		t.Errorf("255 nodes with a topology (one-byte ids) accepted")
+	}
+}

@@ -53,7 +53,8 @@ var ErrConfig = errors.New("simbench: invalid config")
 type Config struct {
 	// Protocol is Aloha, NPCSMA or CSMA.
 	Protocol string
-	// Nodes is the number of nodes, 2..254.
+	// Nodes is the number of nodes, 2..MaxNodes; 2..254 with a Topology
+	// (sim.Medium's node ids are one byte).
 	Nodes int
 	// A is the propagation delay over the frame time (every pair alike).
 	// Ignored when Topology is set.
@@ -69,7 +70,7 @@ type Config struct {
 	Frames int
 	// Seed seeds the medium, the driver and each MAC.
 	Seed uint64
-	// FrameBytes is the frame length; 0 means 100. At least 14.
+	// FrameBytes is the frame length; 0 means 100. At least 16.
 	FrameBytes int
 	// BitRate is the channel's bit rate; 0 means 9600.
 	BitRate int
@@ -125,8 +126,10 @@ func (c Config) Validate() error {
 	switch {
 	case c.Protocol != Aloha && c.Protocol != NPCSMA && c.Protocol != CSMA:
 		return bad("protocol %q: want aloha, np-csma or csma", c.Protocol)
-	case c.Nodes < 2 || c.Nodes > 254:
-		return bad("nodes %d: want 2..254", c.Nodes)
+	case c.Nodes < 2 || c.Nodes > MaxNodes:
+		return bad("nodes %d: want 2..%d", c.Nodes, MaxNodes)
+	case c.Topology != nil && c.Nodes > 254:
+		return bad("nodes %d: want 2..254 with a topology (node ids are one byte)", c.Nodes)
 	case !(c.A >= 0 && c.A <= 100):
 		return bad("a %v: want 0..100", c.A)
 	case c.Saturated && c.Protocol != CSMA:
@@ -203,8 +206,14 @@ func NPCSMAS(g, a float64) float64 {
 	return g * e / (g*(1+2*a) + e)
 }
 
-// frame header: src u8, dst u8, seq u32, made u64 (ns since the epoch).
-const headerLen = 14
+// MaxNodes is the most nodes a run without a topology takes. Its medium
+// (fastMedium) numbers them with ints, and its frames carry them in two
+// bytes; only sim.Medium, which a topology needs, takes one-byte ids.
+const MaxNodes = 10000
+
+// frame header: src u16, dst u16 (node ids), seq u32, made u64 (ns since
+// the epoch).
+const headerLen = 16
 
 // slowMedium makes Run use sim.Medium even without a topology (tests compare
 // the two).
@@ -456,9 +465,10 @@ func (r *runner) header(b []byte, i int, seq uint32, made time.Time) {
 	if dst >= i {
 		dst++
 	}
-	b[0], b[1] = byte(i+1), byte(dst+1)
-	binary.BigEndian.PutUint32(b[2:], seq)
-	binary.BigEndian.PutUint64(b[6:], uint64(made.Sub(r.epoch)))
+	binary.BigEndian.PutUint16(b[0:], uint16(i+1))
+	binary.BigEndian.PutUint16(b[2:], uint16(dst+1))
+	binary.BigEndian.PutUint32(b[4:], seq)
+	binary.BigEndian.PutUint64(b[8:], uint64(made.Sub(r.epoch)))
 }
 
 func (r *runner) transmit(i int, b []byte) {
@@ -588,10 +598,10 @@ func (r *runner) txDone(i int) {
 
 // received: a frame arrived at node i intact.
 func (r *runner) received(i int, d []byte) {
-	if len(d) < headerLen || int(d[1]) != i+1 {
+	if len(d) < headerLen || int(binary.BigEndian.Uint16(d[2:])) != i+1 {
 		return
 	}
-	src := int(d[0]) - 1
+	src := int(binary.BigEndian.Uint16(d[0:])) - 1
 	if src < 0 || src >= len(r.nodes) {
 		return
 	}
@@ -600,8 +610,8 @@ func (r *runner) received(i int, d []byte) {
 		r.nodes[src].success++
 	}
 	sn := &r.nodes[src]
-	seq := binary.BigEndian.Uint32(d[2:])
-	made := r.epoch.Add(time.Duration(binary.BigEndian.Uint64(d[6:])))
+	seq := binary.BigEndian.Uint32(d[4:])
+	made := r.epoch.Add(time.Duration(binary.BigEndian.Uint64(d[8:])))
 	if sn.mac == nil {
 		if seq != sn.seq {
 			return // a copy sent before the sender learnt of the first

@@ -130,7 +130,7 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"unknown protocol", func(c *Config) { c.Protocol = "tdma" }},
 		{"one node", func(c *Config) { c.Nodes = 1 }},
-		{"too many nodes", func(c *Config) { c.Nodes = 255 }},
+		{"too many nodes", func(c *Config) { c.Nodes = MaxNodes + 1 }},
 		{"negative a", func(c *Config) { c.A = -1 }},
 		{"NaN a", func(c *Config) { c.A = math.NaN() }},
 		{"zero load", func(c *Config) { c.Load = 0 }},
