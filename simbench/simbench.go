@@ -31,7 +31,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"slices"
 	"time"
 
 	"github.com/slided/slided/mac/csma"
@@ -250,6 +249,7 @@ type node struct {
 type runner struct {
 	cfg   Config
 	m     medium
+	fm    *fastMedium // m, when it is one: called directly, for speed
 	rng   *rand.Rand
 	nodes []node
 	tm    *timers    // slot i: node i's attempt timer (aloha, np-csma); N+i: its next arrival (csma)
@@ -311,7 +311,7 @@ func run(cfg Config, epoch time.Time) (Result, *runner, error) {
 		attach = func(i int) error { return sm.Attach(sim.NodeID(i + 1)) }
 	} else {
 		fm := newFastMedium(cfg.BitRate, delay, cfg.Nodes, r)
-		r.m = fm
+		r.m, r.fm = fm, fm
 		attach = func(int) error { fm.attach(); return nil }
 	}
 	if !cfg.Saturated {
@@ -349,7 +349,13 @@ func run(cfg Config, epoch time.Time) (Result, *runner, error) {
 	from := int64(warm) * int64(T)
 	until := from + int64(cfg.Frames)*int64(T)
 	for {
-		next, mok := r.m.next()
+		var next int64
+		var mok bool
+		if r.fm != nil {
+			next, mok = r.fm.next()
+		} else {
+			next, mok = r.m.next()
+		}
 		slot, at, tok := r.peek()
 		// Medium events first at equal times: carrier state is then
 		// current when a node decides.
@@ -367,7 +373,11 @@ func run(cfg Config, epoch time.Time) (Result, *runner, error) {
 		}
 		r.nowAt, r.now = at, epoch.Add(time.Duration(at))
 		if useMedium {
-			r.m.advance(at)
+			if r.fm != nil {
+				r.fm.advance(at)
+			} else {
+				r.m.advance(at)
+			}
 			continue
 		}
 		r.clear(slot)
@@ -408,6 +418,10 @@ func (r *runner) startMeasuring() {
 	r.tellAll()
 	r.measuring = true
 	r.attempts, r.tx, r.succ, r.dropped = 0, 0, 0, 0
+	if r.delays == nil {
+		// A success takes a frame time: room for all, bar spatial reuse.
+		r.delays = make([]float64, 0, r.cfg.Frames+1)
+	}
 	r.delays = r.delays[:0]
 	r.macBase = 0
 	for i := range r.nodes {
@@ -473,7 +487,13 @@ func (r *runner) header(b []byte, i int, seq uint32, made time.Time) {
 
 func (r *runner) transmit(i int, b []byte) {
 	n := &r.nodes[i]
-	if err := r.m.transmit(r.nowAt, i, b); err != nil {
+	var err error
+	if r.fm != nil {
+		err = r.fm.transmit(r.nowAt, i, b)
+	} else {
+		err = r.m.transmit(r.nowAt, i, b)
+	}
+	if err != nil {
 		panic(fmt.Sprintf("simbench: transmit: %v", err)) // a driver bug, not input
 	}
 	n.onAir = true
@@ -624,10 +644,39 @@ func (r *runner) received(i int, d []byte) {
 	}
 }
 
-// quantile returns the q-quantile of xs (reordered in place).
+// quantile returns the q-quantile of xs, the element a sort would put at
+// index ⌊q·len⌋ (at most the last), and reorders xs. It selects rather than
+// sorts: Hoare partitions around a median of three, O(len) on average.
 func quantile(xs []float64, q float64) float64 {
-	slices.Sort(xs)
-	return xs[min(len(xs)-1, int(q*float64(len(xs))))]
+	k := min(len(xs)-1, int(q*float64(len(xs))))
+	lo, hi := 0, len(xs)-1
+	for lo < hi {
+		a, b, c := xs[lo], xs[lo+(hi-lo)/2], xs[hi]
+		p := max(min(a, b), min(max(a, b), c)) // the median
+		i, j := lo, hi
+		for i <= j {
+			for xs[i] < p {
+				i++
+			}
+			for xs[j] > p {
+				j--
+			}
+			if i <= j {
+				xs[i], xs[j] = xs[j], xs[i]
+				i++
+				j--
+			}
+		}
+		switch {
+		case k <= j:
+			hi = j
+		case k >= i:
+			lo = i
+		default:
+			return xs[k] // between the two parts: equal to p
+		}
+	}
+	return xs[k]
 }
 
 func (r *runner) result(start time.Time) Result {

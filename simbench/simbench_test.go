@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -261,6 +263,27 @@ func TestAdaptiveGoals(t *testing.T) {
 		t.Logf("%d nodes a=%g: S %.3f collisions %.3f Jain %.4f", tc.nodes, tc.a, r.S, r.CollisionRate, r.Jain)
 		if r.S < tc.minS || r.Jain < tc.minJain {
 			t.Errorf("%d nodes a=%g: S %.3f Jain %.4f, want S >= %v and Jain >= %v", tc.nodes, tc.a, r.S, r.Jain, tc.minS, tc.minJain)
+		}
+	}
+}
+
+// TestQuantile: the selection finds what sorting finds, duplicates and all.
+func TestQuantile(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for n := 1; n < 300; n += 7 {
+		for _, levels := range []int{2, 10, 1000} {
+			xs := make([]float64, n)
+			for i := range xs {
+				xs[i] = float64(rng.IntN(levels))
+			}
+			sorted := slices.Clone(xs)
+			slices.Sort(sorted)
+			for _, q := range []float64{0, 0.5, 0.95, 1} {
+				want := sorted[min(n-1, int(q*float64(n)))]
+				if got := quantile(slices.Clone(xs), q); got != want {
+					t.Fatalf("n=%d levels=%d q=%v: %v, sorting gives %v", n, levels, q, got, want)
+				}
+			}
 		}
 	}
 }
