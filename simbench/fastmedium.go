@@ -10,9 +10,11 @@ import (
 
 // medium is what a run needs of the channel: sim.Medium's Transmit, Next and
 // Advance, with the same contracts (phy/sim/medium.go), in ns since the
-// run's epoch, nodes by index (node id − 1). Events go to the runner.
+// run's epoch, nodes by index (node id − 1). Events go to the runner; to is
+// the frame's addressee, the one receiver the runner wants it at (a medium
+// may deliver it to the others too).
 type medium interface {
-	transmit(at int64, from int, data []byte) error
+	transmit(at int64, from, to int, data []byte) error
 	next() (int64, bool)
 	advance(at int64)
 }
@@ -25,7 +27,7 @@ type simMedium struct {
 	deliver func(to sim.NodeID, ev phy.Event)
 }
 
-func (s *simMedium) transmit(at int64, from int, data []byte) error {
+func (s *simMedium) transmit(at int64, from, _ int, data []byte) error {
 	_, err := s.m.Transmit(s.epoch.Add(time.Duration(at)), sim.NodeID(from+1), data)
 	return err
 }
@@ -71,6 +73,7 @@ type fnode struct {
 
 type ftx struct {
 	from int
+	to   int // the receiver the runner wants the frame at
 	refs int32
 	nrx  int // the nodes attached when it began: 0..nrx-1 hear it
 	data []byte
@@ -102,8 +105,9 @@ func newFastMedium(bitRate int, delay time.Duration, nodes int, r *runner) *fast
 // attach attaches the next node (callers attach in ascending order).
 func (m *fastMedium) attach() { m.attached++ }
 
-// transmit is sim.Medium.Transmit.
-func (m *fastMedium) transmit(at int64, from int, data []byte) error {
+// transmit is sim.Medium.Transmit, but for one thing: the frame reaches
+// the runner at node to only.
+func (m *fastMedium) transmit(at int64, from, to int, data []byte) error {
 	if from < 0 || from >= m.attached {
 		return fmt.Errorf("%w: %d", sim.ErrNotAttached, from+1)
 	}
@@ -129,7 +133,7 @@ func (m *fastMedium) transmit(at int64, from int, data []byte) error {
 		ti = int32(len(m.txs) - 1)
 	}
 	tx := &m.txs[ti]
-	tx.from = from
+	tx.from, tx.to = from, to
 	tx.data = append(tx.data[:0], data...)
 	if cap(tx.lost) < m.attached {
 		tx.lost = make([]bool, m.attached, len(m.nodes))
@@ -206,7 +210,14 @@ func (m *fastMedium) fire(ev fevent) {
 			tx.lost[to], tx.disturb[to] = lost, n.disturb
 			if !n.onAir && !n.carrier {
 				n.carrier = true
-				r.carrier(to, true)
+				if rn := &r.nodes[to]; rn.mac != nil && !rn.onAir {
+					// runner.carrier's waiting case, written out here:
+					// it is most of the calls.
+					rn.carrier, rn.pendingOn, rn.onAt = true, true, r.now
+					r.dl.clear(to)
+				} else {
+					r.carrier(to, true)
+				}
 			}
 		}
 	case fArrivalEnd:
@@ -222,7 +233,7 @@ func (m *fastMedium) fire(ev fevent) {
 				r.carrier(to, false)
 			}
 			tx := &m.txs[ev.tx] // the runner may have grown m.txs
-			if !tx.lost[to] && tx.disturb[to] == n.disturb {
+			if to == tx.to && !tx.lost[to] && tx.disturb[to] == n.disturb {
 				r.received(to, tx.data)
 			}
 		}

@@ -488,10 +488,11 @@ func (r *runner) header(b []byte, i int, seq uint32, made time.Time) {
 func (r *runner) transmit(i int, b []byte) {
 	n := &r.nodes[i]
 	var err error
+	to := int(binary.BigEndian.Uint16(b[2:])) - 1 // the addressee (header)
 	if r.fm != nil {
-		err = r.fm.transmit(r.nowAt, i, b)
+		err = r.fm.transmit(r.nowAt, i, to, b)
 	} else {
-		err = r.m.transmit(r.nowAt, i, b)
+		err = r.m.transmit(r.nowAt, i, to, b)
 	}
 	if err != nil {
 		panic(fmt.Sprintf("simbench: transmit: %v", err)) // a driver bug, not input
