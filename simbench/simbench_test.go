@@ -185,6 +185,7 @@ func BenchmarkRun(b *testing.B) {
 		{Protocol: NPCSMA, Nodes: 100, A: 0.1, Load: 2, Frames: 1000, Seed: 1},
 		{Protocol: CSMA, Nodes: 10, A: 0.01, Saturated: true, Frames: 1000, Seed: 1},
 		{Protocol: CSMA, Nodes: 100, A: 0.01, Saturated: true, Frames: 1000, Seed: 1},
+		{Protocol: CSMA, Nodes: 1000, A: 0.01, Saturated: true, Frames: 1000, Seed: 1},
 	} {
 		b.Run(fmt.Sprintf("%s/nodes=%d", c.Protocol, c.Nodes), func(b *testing.B) {
 			b.ReportAllocs()
