@@ -9,12 +9,35 @@ import (
 )
 
 // medium is what a run needs of the channel: sim.Medium's Transmit, Next and
-// Advance, with the same contracts (phy/sim/medium.go).
+// Advance, with the same contracts (phy/sim/medium.go), in ns since the
+// run's epoch, nodes by index (node id − 1). Events go to the runner; to is
+// the frame's addressee, the one receiver the runner wants it at (a medium
+// may deliver it to the others too).
 type medium interface {
-	Transmit(now time.Time, from sim.NodeID, data []byte) (time.Time, error)
-	Next() (time.Time, bool)
-	Advance(now time.Time, deliver func(to sim.NodeID, ev phy.Event))
+	transmit(at int64, from, to int, data []byte) error
+	next() (int64, bool)
+	advance(at int64)
 }
+
+// simMedium is a sim.Medium driving a runner: runs with a topology take it,
+// and tests compare it with fastMedium.
+type simMedium struct {
+	m       *sim.Medium
+	epoch   time.Time
+	deliver func(to sim.NodeID, ev phy.Event)
+}
+
+func (s *simMedium) transmit(at int64, from, _ int, data []byte) error {
+	_, err := s.m.Transmit(s.epoch.Add(time.Duration(at)), sim.NodeID(from+1), data)
+	return err
+}
+
+func (s *simMedium) next() (int64, bool) {
+	t, ok := s.m.Next()
+	return int64(t.Sub(s.epoch)), ok
+}
+
+func (s *simMedium) advance(at int64) { s.m.Advance(s.epoch.Add(time.Duration(at)), s.deliver) }
 
 // fastMedium is sim.Medium for the case a run without a topology has: every
 // pair of nodes the same delay, no loss, no bit errors, no detaching. It
@@ -24,23 +47,23 @@ type medium interface {
 // same instant, so one event stands for all of them and walks the receivers
 // in ascending id order, the order sim.Medium schedules them in. Ties
 // between events fire by (time, kind, scheduling order) as in sim.Medium.
+// Nodes are indexes, not sim.NodeIDs, so that it holds more than 254; it
+// calls the runner's methods for their events directly.
 type fastMedium struct {
 	bitRate int
-	delay   time.Duration
-	epoch   time.Time
-	begun   bool
-	now     time.Duration
+	delay   int64
+	now     int64 // ns since the run's epoch
+	r       *runner
 
-	nodes []fnode      // by NodeID
-	ids   []sim.NodeID // attached, ascending
-	q     []fevent     // binary min-heap by (at, kind, seq)
-	seq   uint64
-	txs   []ftx
-	free  []int32
+	nodes    []fnode
+	attached int      // nodes 0..attached-1 are attached
+	q        []fevent // binary min-heap by (at, kind, seq)
+	seq      uint64
+	txs      []ftx
+	free     []int32
 }
 
 type fnode struct {
-	attached bool
 	busy     bool // a Transmit was accepted and its TxDone not yet delivered
 	onAir    bool
 	carrier  bool
@@ -49,12 +72,13 @@ type fnode struct {
 }
 
 type ftx struct {
-	from sim.NodeID
+	from int
+	to   int // the receiver the runner wants the frame at
 	refs int32
-	nrx  int // the nodes attached when it began: ids[:nrx] hear it
+	nrx  int // the nodes attached when it began: 0..nrx-1 hear it
 	data []byte
-	// Per receiver, by index in ids: spoiled, and the receiver's disturb
-	// count when the arrival began.
+	// Per receiver: spoiled, and the receiver's disturb count when the
+	// arrival began.
 	lost    []bool
 	disturb []uint32
 }
@@ -68,46 +92,35 @@ const (
 )
 
 type fevent struct {
-	at   time.Duration
+	at   int64
 	seq  uint64
 	tx   int32
 	kind uint8
 }
 
-func newFastMedium(bitRate int, delay time.Duration) *fastMedium {
-	return &fastMedium{bitRate: bitRate, delay: delay, nodes: make([]fnode, 256)}
+func newFastMedium(bitRate int, delay time.Duration, nodes int, r *runner) *fastMedium {
+	return &fastMedium{bitRate: bitRate, delay: int64(delay), nodes: make([]fnode, nodes), r: r}
 }
 
-func (m *fastMedium) attach(id sim.NodeID) {
-	m.nodes[id].attached = true
-	m.ids = append(m.ids, id) // callers attach in ascending order
-}
+// attach attaches the next node (callers attach in ascending order).
+func (m *fastMedium) attach() { m.attached++ }
 
-func (m *fastMedium) clock(now time.Time) time.Duration {
-	if !m.begun {
-		m.epoch, m.begun = now, true
+// transmit is sim.Medium.Transmit, but for one thing: the frame reaches
+// the runner at node to only.
+func (m *fastMedium) transmit(at int64, from, to int, data []byte) error {
+	if from < 0 || from >= m.attached {
+		return fmt.Errorf("%w: %d", sim.ErrNotAttached, from+1)
 	}
-	t := now.Sub(m.epoch)
-	if t < m.now {
-		t = m.now
-	}
-	m.now = t
-	return t
-}
-
-// Transmit is sim.Medium.Transmit.
-func (m *fastMedium) Transmit(now time.Time, from sim.NodeID, data []byte) (time.Time, error) {
 	n := &m.nodes[from]
 	switch {
-	case !n.attached:
-		return time.Time{}, fmt.Errorf("%w: %d", sim.ErrNotAttached, from)
 	case n.busy:
-		return time.Time{}, fmt.Errorf("%w: %d", sim.ErrTransmitting, from)
+		return fmt.Errorf("%w: %d", sim.ErrTransmitting, from+1)
 	case len(data) == 0 || len(data) > sim.MaxFrame:
-		return time.Time{}, fmt.Errorf("%w: %d bytes", sim.ErrFrameSize, len(data))
+		return fmt.Errorf("%w: %d bytes", sim.ErrFrameSize, len(data))
 	}
-	t := m.clock(now)
-	air := phy.Airtime(len(data), m.bitRate)
+	t := max(at, m.now)
+	m.now = t
+	air := int64(phy.Airtime(len(data), m.bitRate))
 	if air <= 0 {
 		air = 1
 	}
@@ -120,46 +133,38 @@ func (m *fastMedium) Transmit(now time.Time, from sim.NodeID, data []byte) (time
 		ti = int32(len(m.txs) - 1)
 	}
 	tx := &m.txs[ti]
-	tx.from = from
+	tx.from, tx.to = from, to
 	tx.data = append(tx.data[:0], data...)
-	if cap(tx.lost) < len(m.ids) {
-		tx.lost = make([]bool, len(m.ids))
-		tx.disturb = make([]uint32, len(m.ids))
+	if cap(tx.lost) < m.attached {
+		tx.lost = make([]bool, m.attached, len(m.nodes))
+		tx.disturb = make([]uint32, m.attached, len(m.nodes))
 	}
-	tx.lost, tx.disturb = tx.lost[:len(m.ids)], tx.disturb[:len(m.ids)]
-	tx.nrx = len(m.ids)
+	tx.lost, tx.disturb = tx.lost[:m.attached], tx.disturb[:m.attached]
+	tx.nrx = m.attached
 	m.push(t, fTxStart, ti)
 	m.push(t+air, fTxEnd, ti)
-	if len(m.ids) > 1 {
+	if m.attached > 1 {
 		m.push(t+m.delay, fArrivalStart, ti)
 		m.push(t+m.delay+air, fArrivalEnd, ti)
 	}
 	n.busy = true
-	return m.epoch.Add(t + air), nil
+	return nil
 }
 
-// Next is sim.Medium.Next.
-func (m *fastMedium) Next() (time.Time, bool) {
-	if len(m.q) == 0 {
-		return time.Time{}, false
-	}
-	return m.epoch.Add(m.q[0].at), true
-}
-
-// nextAt is Next in ns since the medium's epoch.
-func (m *fastMedium) nextAt() (int64, bool) {
+// next is sim.Medium.Next.
+func (m *fastMedium) next() (int64, bool) {
 	if len(m.q) == 0 {
 		return 0, false
 	}
-	return int64(m.q[0].at), true
+	return m.q[0].at, true
 }
 
-// Advance is sim.Medium.Advance.
-func (m *fastMedium) Advance(now time.Time, deliver func(to sim.NodeID, ev phy.Event)) {
-	t := m.clock(now)
-	for len(m.q) > 0 && m.q[0].at <= t {
+// advance is sim.Medium.Advance.
+func (m *fastMedium) advance(at int64) {
+	m.now = max(at, m.now)
+	for len(m.q) > 0 && m.q[0].at <= m.now {
 		ev := m.pop()
-		m.fire(ev, deliver)
+		m.fire(ev)
 		tx := &m.txs[ev.tx]
 		if tx.refs--; tx.refs == 0 {
 			m.free = append(m.free, ev.tx)
@@ -167,7 +172,8 @@ func (m *fastMedium) Advance(now time.Time, deliver func(to sim.NodeID, ev phy.E
 	}
 }
 
-func (m *fastMedium) fire(ev fevent, deliver func(sim.NodeID, phy.Event)) {
+func (m *fastMedium) fire(ev fevent) {
+	r := m.r
 	switch ev.kind {
 	case fTxStart:
 		n := &m.nodes[m.txs[ev.tx].from]
@@ -181,12 +187,12 @@ func (m *fastMedium) fire(ev fevent, deliver func(sim.NodeID, phy.Event)) {
 		n.onAir, n.busy = false, false
 		if want := n.arriving > 0; want != n.carrier {
 			n.carrier = want
-			deliver(from, carrierEvent(want))
+			r.carrier(from, want)
 		}
-		deliver(from, phy.Event{Kind: phy.TxDone})
+		r.txDone(from)
 	case fArrivalStart:
 		from, nrx := m.txs[ev.tx].from, m.txs[ev.tx].nrx
-		for i, to := range m.ids[:nrx] {
+		for to := range nrx {
 			if to == from {
 				continue
 			}
@@ -201,15 +207,22 @@ func (m *fastMedium) fire(ev fevent, deliver func(sim.NodeID, phy.Event)) {
 				lost = true
 			}
 			n.arriving++
-			tx.lost[i], tx.disturb[i] = lost, n.disturb
+			tx.lost[to], tx.disturb[to] = lost, n.disturb
 			if !n.onAir && !n.carrier {
 				n.carrier = true
-				deliver(to, phy.Event{Kind: phy.CarrierOn})
+				if rn := &r.nodes[to]; rn.mac != nil && !rn.onAir {
+					// runner.carrier's waiting case, written out here:
+					// it is most of the calls.
+					rn.carrier, rn.pendingOn, rn.onAt = true, true, r.now
+					r.dl.clear(to)
+				} else {
+					r.carrier(to, true)
+				}
 			}
 		}
 	case fArrivalEnd:
 		from, nrx := m.txs[ev.tx].from, m.txs[ev.tx].nrx
-		for i, to := range m.ids[:nrx] {
+		for to := range nrx {
 			if to == from {
 				continue
 			}
@@ -217,27 +230,20 @@ func (m *fastMedium) fire(ev fevent, deliver func(sim.NodeID, phy.Event)) {
 			n.arriving--
 			if !n.onAir && n.arriving == 0 && n.carrier {
 				n.carrier = false
-				deliver(to, phy.Event{Kind: phy.CarrierOff})
+				r.carrier(to, false)
 			}
-			tx := &m.txs[ev.tx] // deliver may have grown m.txs
-			if !tx.lost[i] && tx.disturb[i] == n.disturb {
-				deliver(to, phy.Event{Kind: phy.Received, Data: tx.data})
+			tx := &m.txs[ev.tx] // the runner may have grown m.txs
+			if to == tx.to && !tx.lost[to] && tx.disturb[to] == n.disturb {
+				r.received(to, tx.data)
 			}
 		}
 	}
 }
 
-func carrierEvent(on bool) phy.Event {
-	if on {
-		return phy.Event{Kind: phy.CarrierOn}
-	}
-	return phy.Event{Kind: phy.CarrierOff}
-}
-
 // push, before and pop are sim.Medium's eventQueue written out again for
 // fevent: not shared on purpose, for speed (see eventQueue in
 // phy/sim/medium.go).
-func (m *fastMedium) push(at time.Duration, kind uint8, tx int32) {
+func (m *fastMedium) push(at int64, kind uint8, tx int32) {
 	m.seq++
 	m.txs[tx].refs++
 	m.q = append(m.q, fevent{at: at, seq: m.seq, tx: tx, kind: kind})

@@ -6,13 +6,14 @@ import "time"
 // attempt timer, its MAC deadline, its next arrival). Setting a slot that is
 // already armed moves it; ties fire in slot order, so runs are deterministic.
 type timers struct {
-	at   []int64 // ns since epoch: cheaper to compare than time.Time
-	pos  []int   // index in heap, or -1
-	heap []int   // slots
+	at    []int64 // ns since epoch: cheaper to compare than time.Time
+	pos   []int   // index in heap, or -1
+	heap  []int   // slots
+	epoch time.Time
 }
 
-func newTimers(n int) *timers {
-	t := &timers{at: make([]int64, n), pos: make([]int, n), heap: make([]int, 0, n)}
+func newTimers(n int, epoch time.Time) *timers {
+	t := &timers{at: make([]int64, n), pos: make([]int, n), heap: make([]int, 0, n), epoch: epoch}
 	for i := range t.pos {
 		t.pos[i] = -1
 	}
@@ -64,7 +65,7 @@ func (t *timers) down(i int) {
 
 // set arms slot s for at.
 func (t *timers) set(s int, at time.Time) {
-	t.at[s] = int64(at.Sub(epoch))
+	t.at[s] = int64(at.Sub(t.epoch))
 	if i := t.pos[s]; i >= 0 {
 		t.up(i)
 		t.down(t.pos[s])
@@ -98,7 +99,7 @@ func (t *timers) peek() (int, time.Time, bool) {
 		return 0, time.Time{}, false
 	}
 	s := t.heap[0]
-	return s, epoch.Add(time.Duration(t.at[s])), true
+	return s, t.epoch.Add(time.Duration(t.at[s])), true
 }
 
 // peekAt is peek with the time in ns since epoch.
@@ -108,4 +109,78 @@ func (t *timers) peekAt() (int, int64, bool) {
 	}
 	s := t.heap[0]
 	return s, t.at[s], true
+}
+
+// setAt is set with the time in ns since epoch.
+func (t *timers) setAt(s int, at int64) {
+	t.at[s] = at
+	if i := t.pos[s]; i >= 0 {
+		t.up(i)
+		t.down(t.pos[s])
+		return
+	}
+	t.heap = append(t.heap, s)
+	t.pos[s] = len(t.heap) - 1
+	t.up(len(t.heap) - 1)
+}
+
+// deadlines holds at most one deadline per slot, as timers does, for the
+// MACs of a csma run: every carrier change on a broadcast channel disarms
+// or rearms nearly all of them at once, and the earliest is asked for only
+// a few times in between. So a slot is an array entry, set and cleared in
+// O(1), and the earliest is found by a scan when the one known is gone.
+// Ties go to the lowest slot, as in timers.
+type deadlines struct {
+	at    []int64 // ns since epoch; unarmed: never
+	first int     // the earliest armed slot, or -1 for none, if known
+	known bool
+}
+
+const never = int64(^uint64(0) >> 1)
+
+func newDeadlines(n int) *deadlines {
+	d := &deadlines{at: make([]int64, n), first: -1, known: true}
+	for i := range d.at {
+		d.at[i] = never
+	}
+	return d
+}
+
+// set arms slot s for at.
+func (d *deadlines) set(s int, at int64) {
+	old := d.at[s]
+	d.at[s] = at
+	switch {
+	case !d.known:
+	case d.first == s:
+		d.known = at <= old
+	case d.first < 0 || at < d.at[d.first] || at == d.at[d.first] && s < d.first:
+		d.first = s
+	}
+}
+
+// clear disarms slot s.
+func (d *deadlines) clear(s int) {
+	d.at[s] = never
+	if d.first == s {
+		d.known = false
+	}
+}
+
+// peek returns the earliest armed slot and its time.
+func (d *deadlines) peek() (int, int64, bool) {
+	if !d.known {
+		d.first = -1
+		best := never
+		for s, at := range d.at {
+			if at < best {
+				d.first, best = s, at
+			}
+		}
+		d.known = true
+	}
+	if d.first < 0 {
+		return 0, 0, false
+	}
+	return d.first, d.at[d.first], true
 }

@@ -31,7 +31,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"slices"
 	"time"
 
 	"github.com/slided/slided/mac/csma"
@@ -53,7 +52,8 @@ var ErrConfig = errors.New("simbench: invalid config")
 type Config struct {
 	// Protocol is Aloha, NPCSMA or CSMA.
 	Protocol string
-	// Nodes is the number of nodes, 2..254.
+	// Nodes is the number of nodes, 2..MaxNodes; 2..254 with a Topology
+	// (sim.Medium's node ids are one byte).
 	Nodes int
 	// A is the propagation delay over the frame time (every pair alike).
 	// Ignored when Topology is set.
@@ -69,7 +69,7 @@ type Config struct {
 	Frames int
 	// Seed seeds the medium, the driver and each MAC.
 	Seed uint64
-	// FrameBytes is the frame length; 0 means 100. At least 14.
+	// FrameBytes is the frame length; 0 means 100. At least 16.
 	FrameBytes int
 	// BitRate is the channel's bit rate; 0 means 9600.
 	BitRate int
@@ -125,8 +125,10 @@ func (c Config) Validate() error {
 	switch {
 	case c.Protocol != Aloha && c.Protocol != NPCSMA && c.Protocol != CSMA:
 		return bad("protocol %q: want aloha, np-csma or csma", c.Protocol)
-	case c.Nodes < 2 || c.Nodes > 254:
-		return bad("nodes %d: want 2..254", c.Nodes)
+	case c.Nodes < 2 || c.Nodes > MaxNodes:
+		return bad("nodes %d: want 2..%d", c.Nodes, MaxNodes)
+	case c.Topology != nil && c.Nodes > 254:
+		return bad("nodes %d: want 2..254 with a topology (node ids are one byte)", c.Nodes)
 	case !(c.A >= 0 && c.A <= 100):
 		return bad("a %v: want 0..100", c.A)
 	case c.Saturated && c.Protocol != CSMA:
@@ -203,34 +205,58 @@ func NPCSMAS(g, a float64) float64 {
 	return g * e / (g*(1+2*a) + e)
 }
 
-// frame header: src u8, dst u8, seq u32, made u64 (ns since the epoch).
-const headerLen = 14
+// MaxNodes is the most nodes a run without a topology takes. Its medium
+// (fastMedium) numbers them with ints, and its frames carry them in two
+// bytes; only sim.Medium, which a topology needs, takes one-byte ids.
+const MaxNodes = 10000
+
+// frame header: src u16, dst u16 (node ids), seq u32, made u64 (ns since
+// the epoch).
+const headerLen = 16
 
 // slowMedium makes Run use sim.Medium even without a topology (tests compare
 // the two).
 var slowMedium = false
 
-// epoch is the virtual clock's origin.
+// epoch is the virtual clock's origin in the engine mode, and the fixed one
+// TestEpochFree compares Run's with.
 var epoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
+// monoEpoch is Run's virtual clock origin: a reading of time.Now, for the
+// monotonic clock reading it carries. Every time derived from it with Add
+// carries one too, and time.Time compares and subtracts two such times by
+// their monotonic readings alone, where times without one take the
+// wall-clock path (Sub checks for overflow with an Add and an Equal): that
+// path was a third of a 100-node csma run's CPU, in the MAC's arithmetic.
+// A run depends only on differences between its times, so its results do
+// not depend on when it ran (TestEpochFree runs it on a fixed epoch too).
+var monoEpoch = time.Now()
+
 type node struct {
-	id      sim.NodeID
 	carrier bool
 	onAir   bool
-	seq     uint32    // aloha, np-csma: the frame at the head of the line
-	hol     time.Time // when it got there
-	mac     *csma.MAC
-	free    [][]byte // csma: frame buffers not in the MAC
-	success uint64
+	// pendingOn: the carrier came on at onAt and the MAC has not been told
+	// yet (runner.carrier).
+	pendingOn bool
+	onAt      time.Time
+	seq       uint32    // aloha, np-csma: the frame at the head of the line
+	hol       time.Time // when it got there
+	mac       *csma.MAC
+	free      [][]byte // csma: frame buffers not in the MAC
+	success   uint64
 }
 
 type runner struct {
 	cfg   Config
 	m     medium
+	fm    *fastMedium // m, when it is one: called directly, for speed
 	rng   *rand.Rand
 	nodes []node
-	tm    *timers // slot i: node i's attempt timer or MAC deadline; N+i: its next arrival
+	tm    *timers    // slot i: node i's attempt timer (aloha, np-csma); N+i: its next arrival (csma)
+	dl    *deadlines // csma: slot i is node i's MAC deadline
+	epoch time.Time
 	now   time.Time
+	nowAt int64 // now in ns since epoch
 	T     time.Duration
 	mean  float64 // mean gap between a node's attempts (aloha, np-csma) or arrivals (csma), ns
 
@@ -245,53 +271,63 @@ type runner struct {
 
 // Run runs one simulation.
 func Run(cfg Config) (Result, error) {
+	res, _, err := run(cfg, monoEpoch)
+	return res, err
+}
+
+// run is Run on the virtual clock's origin epoch; it also returns the
+// runner, for tests to look at the nodes.
+func run(cfg Config, epoch time.Time) (Result, *runner, error) {
 	cfg.defaults()
 	if err := cfg.Validate(); err != nil {
-		return Result{}, err
+		return Result{}, nil, err
 	}
 	start := time.Now()
 	T := phy.Airtime(cfg.FrameBytes, cfg.BitRate)
 	delay := time.Duration(math.Round(cfg.A * float64(T)))
-	var m medium
-	var attach func(sim.NodeID) error
+	r := &runner{
+		cfg:   cfg,
+		rng:   rand.New(rand.NewPCG(cfg.Seed, 0x5eed)),
+		nodes: make([]node, cfg.Nodes),
+		tm:    newTimers(2*cfg.Nodes, epoch),
+		epoch: epoch,
+		now:   epoch,
+		T:     T,
+	}
+	if cfg.Protocol == CSMA {
+		r.dl = newDeadlines(cfg.Nodes)
+	}
+	var attach func(i int) error
 	if cfg.Topology != nil || slowMedium {
 		sm, err := sim.NewMedium(sim.Config{BitRate: cfg.BitRate, PropDelay: delay, Seed: cfg.Seed})
 		if err != nil {
-			return Result{}, err
+			return Result{}, nil, err
 		}
 		if cfg.Topology != nil {
 			sm.SetTopology(cfg.Topology)
 		}
-		m, attach = sm, sm.Attach
+		sm.Advance(epoch, nil) // sets the medium's epoch
+		r.m = &simMedium{m: sm, epoch: epoch, deliver: r.deliver}
+		attach = func(i int) error { return sm.Attach(sim.NodeID(i + 1)) }
 	} else {
-		fm := newFastMedium(cfg.BitRate, delay)
-		m, attach = fm, func(id sim.NodeID) error { fm.attach(id); return nil }
-	}
-	r := &runner{
-		cfg:   cfg,
-		m:     m,
-		rng:   rand.New(rand.NewPCG(cfg.Seed, 0x5eed)),
-		nodes: make([]node, cfg.Nodes),
-		tm:    newTimers(2 * cfg.Nodes),
-		now:   epoch,
-		T:     T,
+		fm := newFastMedium(cfg.BitRate, delay, cfg.Nodes, r)
+		r.m, r.fm = fm, fm
+		attach = func(int) error { fm.attach(); return nil }
 	}
 	if !cfg.Saturated {
 		r.mean = float64(cfg.Nodes) * float64(T) / cfg.Load
 	}
-	m.Advance(epoch, nil) // sets the medium's epoch
 	for i := range r.nodes {
 		n := &r.nodes[i]
-		n.id = sim.NodeID(i + 1)
 		n.hol = epoch
-		if err := attach(n.id); err != nil {
-			return Result{}, err
+		if err := attach(i); err != nil {
+			return Result{}, nil, err
 		}
 		if cfg.Protocol == CSMA {
 			var err error
 			n.mac, err = csma.New(cfg.MAC, rand.New(rand.NewPCG(cfg.Seed, uint64(i)+1)))
 			if err != nil {
-				return Result{}, err
+				return Result{}, nil, err
 			}
 			for range cfg.MAC.QueueLen + 1 {
 				n.free = append(n.free, make([]byte, cfg.FrameBytes))
@@ -308,22 +344,19 @@ func Run(cfg Config) (Result, error) {
 	}
 
 	warm := min(cfg.Frames/10, 1000)
-	measureFrom := epoch.Add(time.Duration(warm) * T)
-	end := measureFrom.Add(time.Duration(cfg.Frames) * T)
-	deliver := r.deliver
-	// Times in the loop are ns since epoch (the medium's epoch too, set by
-	// the Advance above): cheaper to compare than time.Time.
-	nextAt := func() (int64, bool) {
-		t, ok := m.Next()
-		return int64(t.Sub(epoch)), ok
-	}
-	if fm, ok := m.(*fastMedium); ok {
-		nextAt = fm.nextAt
-	}
-	from, until := int64(measureFrom.Sub(epoch)), int64(end.Sub(epoch))
+	// Times in the loop are ns since epoch (the medium's too): cheaper to
+	// compare than time.Time.
+	from := int64(warm) * int64(T)
+	until := from + int64(cfg.Frames)*int64(T)
 	for {
-		next, mok := nextAt()
-		slot, at, tok := r.tm.peekAt()
+		var next int64
+		var mok bool
+		if r.fm != nil {
+			next, mok = r.fm.next()
+		} else {
+			next, mok = r.m.next()
+		}
+		slot, at, tok := r.peek()
 		// Medium events first at equal times: carrier state is then
 		// current when a node decides.
 		useMedium := mok && (!tok || at >= next)
@@ -338,18 +371,43 @@ func Run(cfg Config) (Result, error) {
 		if at > until {
 			break
 		}
-		r.now = epoch.Add(time.Duration(at))
+		r.nowAt, r.now = at, epoch.Add(time.Duration(at))
 		if useMedium {
-			m.Advance(r.now, deliver)
+			if r.fm != nil {
+				r.fm.advance(at)
+			} else {
+				r.m.advance(at)
+			}
 			continue
 		}
-		r.tm.clear(slot)
+		r.clear(slot)
 		r.fire(slot)
 	}
 	if !r.measuring {
 		r.startMeasuring()
 	}
-	return r.result(start), nil
+	r.tellAll()
+	return r.result(start), r, nil
+}
+
+// peek returns the earliest timer: a MAC's deadline (slot i < N) or an
+// attempt or arrival (slots in tm), ties in slot order.
+func (r *runner) peek() (int, int64, bool) {
+	s, at, ok := r.tm.peekAt()
+	if r.dl != nil {
+		if d, dat, dok := r.dl.peek(); dok && (!ok || dat <= at) {
+			return d, dat, true // d < N <= s
+		}
+	}
+	return s, at, ok
+}
+
+func (r *runner) clear(slot int) {
+	if r.dl != nil && slot < r.cfg.Nodes {
+		r.dl.clear(slot)
+		return
+	}
+	r.tm.clear(slot)
 }
 
 func (r *runner) after(mean float64) time.Time {
@@ -357,8 +415,13 @@ func (r *runner) after(mean float64) time.Time {
 }
 
 func (r *runner) startMeasuring() {
+	r.tellAll()
 	r.measuring = true
 	r.attempts, r.tx, r.succ, r.dropped = 0, 0, 0, 0
+	if r.delays == nil {
+		// A success takes a frame time: room for all, bar spatial reuse.
+		r.delays = make([]float64, 0, r.cfg.Frames+1)
+	}
 	r.delays = r.delays[:0]
 	r.macBase = 0
 	for i := range r.nodes {
@@ -379,6 +442,7 @@ func (r *runner) fire(s int) {
 			r.dropped++
 			return
 		}
+		r.tell(&r.nodes[i])
 		r.enqueue(i)
 		r.service(i)
 		return
@@ -415,14 +479,22 @@ func (r *runner) header(b []byte, i int, seq uint32, made time.Time) {
 	if dst >= i {
 		dst++
 	}
-	b[0], b[1] = byte(i+1), byte(dst+1)
-	binary.BigEndian.PutUint32(b[2:], seq)
-	binary.BigEndian.PutUint64(b[6:], uint64(made.Sub(epoch)))
+	binary.BigEndian.PutUint16(b[0:], uint16(i+1))
+	binary.BigEndian.PutUint16(b[2:], uint16(dst+1))
+	binary.BigEndian.PutUint32(b[4:], seq)
+	binary.BigEndian.PutUint64(b[8:], uint64(made.Sub(r.epoch)))
 }
 
 func (r *runner) transmit(i int, b []byte) {
 	n := &r.nodes[i]
-	if _, err := r.m.Transmit(r.now, n.id, b); err != nil {
+	var err error
+	to := int(binary.BigEndian.Uint16(b[2:])) - 1 // the addressee (header)
+	if r.fm != nil {
+		err = r.fm.transmit(r.nowAt, i, to, b)
+	} else {
+		err = r.m.transmit(r.nowAt, i, to, b)
+	}
+	if err != nil {
 		panic(fmt.Sprintf("simbench: transmit: %v", err)) // a driver bug, not input
 	}
 	n.onAir = true
@@ -455,7 +527,7 @@ func (r *runner) service(i int) {
 	// A deadline after now means Poll(now) has nothing to send
 	// (csma.MAC.Deadline): skip it, it is the costlier call.
 	if d, ok := n.mac.Deadline(); ok && d.After(r.now) {
-		r.tm.set(i, d)
+		r.dl.set(i, int64(d.Sub(r.epoch)))
 		return
 	}
 	if f, ok := n.mac.Poll(r.now); ok {
@@ -463,74 +535,149 @@ func (r *runner) service(i int) {
 		n.free = append(n.free, f) // the medium copied it
 	}
 	if d, ok := n.mac.Deadline(); ok {
-		r.tm.set(i, d)
+		r.dl.set(i, int64(d.Sub(r.epoch)))
 	} else {
-		r.tm.clear(i)
+		r.dl.clear(i)
 	}
 }
 
+// tell gives n's MAC the carrier that came on while it was not looking
+// (carrier), before any other input.
+func (r *runner) tell(n *node) {
+	if n.pendingOn {
+		n.pendingOn = false
+		n.mac.Carrier(n.onAt, true)
+	}
+}
+
+// tellAll tells every MAC, so that their counters are current.
+func (r *runner) tellAll() {
+	for i := range r.nodes {
+		if r.nodes[i].mac != nil {
+			r.tell(&r.nodes[i])
+		}
+	}
+}
+
+// deliver takes sim.Medium's events.
 func (r *runner) deliver(to sim.NodeID, ev phy.Event) {
 	i := int(to) - 1
-	n := &r.nodes[i]
 	switch ev.Kind {
 	case phy.CarrierOn, phy.CarrierOff:
-		n.carrier = ev.Kind == phy.CarrierOn
-		if n.mac != nil {
-			n.mac.Carrier(r.now, n.carrier)
-			if n.carrier && !n.onAir {
-				// A busy carrier: Poll sends nothing and Deadline is
-				// false until it drops (csma.MAC.Deadline), so skip them.
-				r.tm.clear(i)
-				return
-			}
-			r.service(i)
-		}
+		r.carrier(i, ev.Kind == phy.CarrierOn)
 	case phy.TxDone:
-		n.onAir = false
-		if n.mac == nil {
-			r.tm.set(i, r.after(r.mean))
-			return
-		}
-		// The MAC kept the carrier reports that came while on air and
-		// applies them here (csma.MAC.Carrier): no report again.
-		n.mac.TxDone(r.now)
-		if r.cfg.Saturated {
-			r.topUp(i)
-		}
-		r.service(i)
+		r.txDone(i)
 	case phy.Received:
-		d := ev.Data
-		if len(d) < headerLen || d[1] != byte(to) {
-			return
-		}
-		src := int(d[0]) - 1
-		if src < 0 || src >= len(r.nodes) {
-			return
-		}
-		if r.measuring {
-			r.succ++
-			r.nodes[src].success++
-		}
-		sn := &r.nodes[src]
-		seq := binary.BigEndian.Uint32(d[2:])
-		made := epoch.Add(time.Duration(binary.BigEndian.Uint64(d[6:])))
-		if sn.mac == nil {
-			if seq != sn.seq {
-				return // a copy sent before the sender learnt of the first
-			}
-			sn.seq++
-			sn.hol = r.now
-		}
-		if r.measuring {
-			r.delays = append(r.delays, float64(r.now.Sub(made))/float64(r.T))
-		}
+		r.received(i, ev.Data)
 	}
 }
 
-// quantile returns the q-quantile of xs (reordered in place).
+// carrier: node i's carrier turned on or off.
+//
+// A carrier that comes on while the node waits is not told to its MAC at
+// once: the MAC is told when its next input comes (tell), with the time it
+// came on. A busy carrier holds every MAC back until it drops (Poll sends
+// nothing and Deadline is false: csma.MAC.Deadline), so nothing can happen
+// in between but the node's own next input, and the MAC sees the same calls
+// at the same times, in the same order. On a broadcast channel that next
+// input is nearly always the carrier dropping, so each node's MAC is
+// touched once per busy period, not twice (TestPinned holds the runs to
+// what they were).
+func (r *runner) carrier(i int, on bool) {
+	n := &r.nodes[i]
+	n.carrier = on
+	if n.mac == nil {
+		return
+	}
+	if on && !n.onAir {
+		n.pendingOn, n.onAt = true, r.now
+		r.dl.clear(i)
+		return
+	}
+	r.tell(n)
+	n.mac.Carrier(r.now, on)
+	r.service(i)
+}
+
+// txDone: node i's transmission has left the modem.
+func (r *runner) txDone(i int) {
+	n := &r.nodes[i]
+	n.onAir = false
+	if n.mac == nil {
+		r.tm.set(i, r.after(r.mean))
+		return
+	}
+	// The MAC kept the carrier reports that came while on air and
+	// applies them here (csma.MAC.Carrier): no report again.
+	r.tell(n)
+	n.mac.TxDone(r.now)
+	if r.cfg.Saturated {
+		r.topUp(i)
+	}
+	r.service(i)
+}
+
+// received: a frame arrived at node i intact.
+func (r *runner) received(i int, d []byte) {
+	if len(d) < headerLen || int(binary.BigEndian.Uint16(d[2:])) != i+1 {
+		return
+	}
+	src := int(binary.BigEndian.Uint16(d[0:])) - 1
+	if src < 0 || src >= len(r.nodes) {
+		return
+	}
+	if r.measuring {
+		r.succ++
+		r.nodes[src].success++
+	}
+	sn := &r.nodes[src]
+	seq := binary.BigEndian.Uint32(d[4:])
+	made := r.epoch.Add(time.Duration(binary.BigEndian.Uint64(d[8:])))
+	if sn.mac == nil {
+		if seq != sn.seq {
+			return // a copy sent before the sender learnt of the first
+		}
+		sn.seq++
+		sn.hol = r.now
+	}
+	if r.measuring {
+		r.delays = append(r.delays, float64(r.now.Sub(made))/float64(r.T))
+	}
+}
+
+// quantile returns the q-quantile of xs, the element a sort would put at
+// index ⌊q·len⌋ (at most the last), and reorders xs. It selects rather than
+// sorts: Hoare partitions around a median of three, O(len) on average.
 func quantile(xs []float64, q float64) float64 {
-	slices.Sort(xs)
-	return xs[min(len(xs)-1, int(q*float64(len(xs))))]
+	k := min(len(xs)-1, int(q*float64(len(xs))))
+	lo, hi := 0, len(xs)-1
+	for lo < hi {
+		a, b, c := xs[lo], xs[lo+(hi-lo)/2], xs[hi]
+		p := max(min(a, b), min(max(a, b), c)) // the median
+		i, j := lo, hi
+		for i <= j {
+			for xs[i] < p {
+				i++
+			}
+			for xs[j] > p {
+				j--
+			}
+			if i <= j {
+				xs[i], xs[j] = xs[j], xs[i]
+				i++
+				j--
+			}
+		}
+		switch {
+		case k <= j:
+			hi = j
+		case k >= i:
+			lo = i
+		default:
+			return xs[k] // between the two parts: equal to p
+		}
+	}
+	return xs[k]
 }
 
 func (r *runner) result(start time.Time) Result {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -130,7 +132,7 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"unknown protocol", func(c *Config) { c.Protocol = "tdma" }},
 		{"one node", func(c *Config) { c.Nodes = 1 }},
-		{"too many nodes", func(c *Config) { c.Nodes = 255 }},
+		{"too many nodes", func(c *Config) { c.Nodes = MaxNodes + 1 }},
 		{"negative a", func(c *Config) { c.A = -1 }},
 		{"NaN a", func(c *Config) { c.A = math.NaN() }},
 		{"zero load", func(c *Config) { c.Load = 0 }},
@@ -155,7 +157,7 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestTimers(t *testing.T) {
-	tm := newTimers(8)
+	tm := newTimers(8, epoch)
 	order := []int{5, 3, 7, 0, 6, 1}
 	for i, s := range order {
 		tm.set(s, epoch.Add(time.Duration(10-i)*time.Second))
@@ -183,6 +185,7 @@ func BenchmarkRun(b *testing.B) {
 		{Protocol: NPCSMA, Nodes: 100, A: 0.1, Load: 2, Frames: 1000, Seed: 1},
 		{Protocol: CSMA, Nodes: 10, A: 0.01, Saturated: true, Frames: 1000, Seed: 1},
 		{Protocol: CSMA, Nodes: 100, A: 0.01, Saturated: true, Frames: 1000, Seed: 1},
+		{Protocol: CSMA, Nodes: 1000, A: 0.01, Saturated: true, Frames: 1000, Seed: 1},
 	} {
 		b.Run(fmt.Sprintf("%s/nodes=%d", c.Protocol, c.Nodes), func(b *testing.B) {
 			b.ReportAllocs()
@@ -261,6 +264,27 @@ func TestAdaptiveGoals(t *testing.T) {
 		t.Logf("%d nodes a=%g: S %.3f collisions %.3f Jain %.4f", tc.nodes, tc.a, r.S, r.CollisionRate, r.Jain)
 		if r.S < tc.minS || r.Jain < tc.minJain {
 			t.Errorf("%d nodes a=%g: S %.3f Jain %.4f, want S >= %v and Jain >= %v", tc.nodes, tc.a, r.S, r.Jain, tc.minS, tc.minJain)
+		}
+	}
+}
+
+// TestQuantile: the selection finds what sorting finds, duplicates and all.
+func TestQuantile(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for n := 1; n < 300; n += 7 {
+		for _, levels := range []int{2, 10, 1000} {
+			xs := make([]float64, n)
+			for i := range xs {
+				xs[i] = float64(rng.IntN(levels))
+			}
+			sorted := slices.Clone(xs)
+			slices.Sort(sorted)
+			for _, q := range []float64{0, 0.5, 0.95, 1} {
+				want := sorted[min(n-1, int(q*float64(n)))]
+				if got := quantile(slices.Clone(xs), q); got != want {
+					t.Fatalf("n=%d levels=%d q=%v: %v, sorting gives %v", n, levels, q, got, want)
+				}
+			}
 		}
 	}
 }

@@ -23,7 +23,7 @@ func cmdBench(args []string, out io.Writer) error {
 	}
 	fs := newFlags("bench")
 	proto := fs.String("protocol", "csma", "aloha, np-csma, csma (slided's own MAC) or link (the daemon's link engine: see -protocol link -h)")
-	nodes := fs.Int("nodes", 10, "number of nodes, 2..254")
+	nodes := fs.Int("nodes", 10, "number of nodes, 2..10000 (2..254 with -scenario)")
 	a := fs.Float64("a", 0.01, "propagation delay over the frame time")
 	load := fs.String("load", "", "offered channel traffic G in frames per frame time; with -sweep lo:hi:n (log-spaced)")
 	saturated := fs.Bool("saturated", false, "keep every node's queue full (csma only)")

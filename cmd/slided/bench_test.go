@@ -57,6 +57,7 @@ func TestCmdBenchBadInput(t *testing.T) {
 		{"-protocol", "csma", "-saturated", "-cwmin", "64", "-cwmax", "8"},
 		{"-protocol", "csma", "-saturated", "-burst", "1000"},
 		{"-protocol", "csma", "-saturated", "-idle-target", "5000"},
+		{"-protocol", "csma", "-saturated", "-nodes", "10001"},
 	} {
 		if err := cmdBench(args, &bytes.Buffer{}); err == nil {
 			t.Errorf("%v: accepted", args)

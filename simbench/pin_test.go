@@ -1,0 +1,133 @@
+package simbench
+
+import (
+	"fmt"
+	"hash/fnv"
+	"testing"
+	"time"
+
+	"github.com/slided/slided/mac/csma"
+	"github.com/slided/slided/phy/sim"
+)
+
+// pinned are runs whose every count is pinned by TestPinned: the simulator
+// may get faster, but the same seed must give the same run, bit for bit.
+// They cover each protocol, saturated and Poisson csma, long delays (bursts),
+// a fixed-window MAC with persistence below 1, and a topology (sim.Medium).
+func pinned(t *testing.T) []Config {
+	hidden, err := sim.FullMesh(sim.Link{Reach: true, Delay: time.Millisecond}, 1, 2, 3, 4, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hidden.SetLink(1, 5, sim.Link{})
+	hidden.SetLink(5, 1, sim.Link{})
+	fixed := csma.Config{SlotTime: 2 * time.Millisecond, IFS: 4 * time.Millisecond, Persistence: 0.5, CWMin: 16, CWMax: 128, QueueLen: 16}
+	return []Config{
+		{Protocol: CSMA, Nodes: 10, A: 0.01, Saturated: true, Frames: 5000, Seed: 1},
+		{Protocol: CSMA, Nodes: 100, A: 0.01, Saturated: true, Frames: 2000, Seed: 2},
+		{Protocol: CSMA, Nodes: 200, A: 0.01, Saturated: true, Frames: 1000, Seed: 9},
+		{Protocol: CSMA, Nodes: 10, A: 1, Saturated: true, Frames: 2000, Seed: 3},
+		{Protocol: CSMA, Nodes: 30, A: 0.01, Load: 0.7, Frames: 2000, Seed: 4},
+		{Protocol: CSMA, Nodes: 20, A: 0.1, Load: 3, Frames: 2000, Seed: 5},
+		{Protocol: CSMA, Nodes: 10, A: 0.05, Saturated: true, Frames: 2000, Seed: 10, MAC: fixed},
+		{Protocol: CSMA, Nodes: 5, Saturated: true, Frames: 2000, Seed: 8, Topology: hidden},
+		{Protocol: NPCSMA, Nodes: 100, A: 0.1, Load: 2, Frames: 2000, Seed: 6},
+		{Protocol: Aloha, Nodes: 50, Load: 1, Frames: 2000, Seed: 7},
+	}
+}
+
+// fingerprint is a run's counts, and a hash of every node's successes and
+// MAC counters.
+func fingerprint(res Result, r *runner) string {
+	h := fnv.New64a()
+	for i := range r.nodes {
+		n := &r.nodes[i]
+		fmt.Fprintf(h, "%d %d;", i, n.success)
+		if n.mac != nil {
+			fmt.Fprintf(h, "%+v;", n.mac.Stats())
+		}
+	}
+	return fmt.Sprintf("S=%.5f G=%.5f tx=%d coll=%d drop=%d delay=%.6f/%.6f jain=%.8f nodes=%016x",
+		res.S, res.G, res.Transmissions, res.Collisions, res.Dropped, res.DelayMean, res.DelayP95, res.Jain, h.Sum64())
+}
+
+// TestPinned: the pinned runs give the results they gave on commit 19d005c.
+func TestPinned(t *testing.T) {
+	want := []string{
+		"S=0.85380 G=9.33120 tx=4945 coll=676 drop=0 delay=161.657882/201.489993 jain=0.99871059 nodes=564b0ff3170651fb",
+		"S=0.82850 G=94.08100 tx=2119 coll=462 drop=0 delay=1048.379499/1712.619961 jain=0.93692169 nodes=00ef3cdc697b26dc",
+		"S=0.75800 G=190.04000 tx=1192 coll=434 drop=0 delay=638.194646/1053.949979 jain=0.82457520 nodes=b9b9f23e1b1b997c",
+		"S=0.38300 G=5.13000 tx=1323 coll=557 drop=0 delay=241.639687/369.000000 jain=0.97959197 nodes=6be6df670a997fb6",
+		"S=0.65700 G=1.79400 tx=1391 coll=77 drop=0 delay=2.496875/6.421411 jain=0.98915853 nodes=f85522bd99362638",
+		"S=0.83350 G=17.18650 tx=1767 coll=100 drop=4243 delay=321.614659/518.524020 jain=0.98892143 nodes=a46e12d8815daed3",
+		"S=0.54150 G=8.40750 tx=2168 coll=1085 drop=0 delay=146.901216/185.886001 jain=0.99340967 nodes=8e755f94bfb72bb4",
+		"S=0.01850 G=2.49450 tx=3489 coll=3452 drop=0 delay=868.373946/2013.636001 jain=0.58881720 nodes=b170825e73689bf0",
+		"S=0.50750 G=2.01700 tx=1509 coll=494 drop=0 delay=190.021979/558.639743 jain=0.92025458 nodes=c31fb81960c68e8a",
+		"S=0.13200 G=0.95700 tx=1914 coll=1650 drop=0 delay=335.026756/959.255670 jain=0.88334601 nodes=38b34aee8d53805b",
+	}
+	for i, c := range pinned(t) {
+		res, r, err := run(c, monoEpoch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fingerprint(res, r); got != want[i] {
+			t.Errorf("%s %d nodes a=%g seed %d:\n got %s\nwant %s", c.Protocol, c.Nodes, c.A, c.Seed, got, want[i])
+		}
+	}
+}
+
+// TestEpochFree: a run on Run's epoch (a time.Now reading, for its monotonic
+// clock reading) and on a fixed wall-clock epoch are the same run.
+func TestEpochFree(t *testing.T) {
+	for _, c := range pinned(t)[:6] {
+		a, ra, err := run(c, monoEpoch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, rb, err := run(c, epoch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fa, fb := fingerprint(a, ra), fingerprint(b, rb); fa != fb {
+			t.Errorf("%s %d nodes: on time.Now\n%s\non %v\n%s", c.Protocol, c.Nodes, fa, epoch, fb)
+		}
+	}
+}
+
+// TestManyNodes: without a topology a run is not bound to sim.NodeID's one
+// byte: 1000 saturated csma nodes share the channel, every one gets frames
+// through, and the run is deterministic.
+func TestManyNodes(t *testing.T) {
+	c := Config{Protocol: CSMA, Nodes: 1000, A: 0.01, Saturated: true, Frames: 3000, Seed: 1}
+	a, ra, err := run(c, monoEpoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, rb, err := run(c, monoEpoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fa, fb := fingerprint(a, ra), fingerprint(b, rb); fa != fb {
+		t.Errorf("two runs differ:\n%s\n%s", fa, fb)
+	}
+	if a.S < 0.5 {
+		t.Errorf("S = %.3f with 1000 nodes, want at least 0.5", a.S)
+	}
+	senders := 0
+	for i := range ra.nodes {
+		if ra.nodes[i].mac.Stats().Transmitted > 0 {
+			senders++
+		}
+	}
+	if senders < 900 {
+		t.Errorf("%d of 1000 nodes transmitted", senders)
+	}
+	t.Logf("1000 nodes: %s; %d sent", fingerprint(a, ra), senders)
+	topo, err := sim.FullMesh(sim.Link{Reach: true}, 1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(Config{Protocol: CSMA, Nodes: 255, Saturated: true, Frames: 10, Topology: topo}); err == nil {
+		t.Errorf("255 nodes with a topology (one-byte ids) accepted")
+	}
+}
