@@ -29,6 +29,7 @@ import (
 	"github.com/slided/slided/control"
 	"github.com/slided/slided/framing"
 	"github.com/slided/slided/internal/lab"
+	"github.com/slided/slided/status"
 	"github.com/slided/slided/tap"
 )
 
@@ -344,7 +345,7 @@ func waitExitCode(d *lab.Proc) int {
 // neighbour settings for a slow link are in place.
 func TestOpsUnderTheUnitSandbox(t *testing.T) {
 	l, ns, ctl, _, d := startSandboxed(t, 1200, false, unitSandbox(t, nil, ""), "-user", "nobody")
-	var st control.Status
+	var st status.Snapshot
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		raw, err := control.Query(ctl, "status", 2*time.Second)
 		if err == nil && json.Unmarshal(raw, &st) == nil && st.Bridge != nil && st.Bridge.Up {
@@ -549,7 +550,7 @@ func TestOpsPrivAlreadyThatUser(t *testing.T) {
 	_, _, ctl, _, d := startSandboxed(t, 115200, true, prefix, "-user", "nobody")
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		raw, err := control.Query(ctl, "status", 2*time.Second)
-		var st control.Status
+		var st status.Snapshot
 		if err == nil && json.Unmarshal(raw, &st) == nil && st.Bridge != nil && st.Bridge.Up {
 			break
 		}

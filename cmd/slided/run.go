@@ -30,6 +30,7 @@ import (
 	"github.com/slided/slided/phy"
 	"github.com/slided/slided/phy/kiss"
 	"github.com/slided/slided/phy/serial"
+	"github.com/slided/slided/status"
 	"github.com/slided/slided/tap"
 )
 
@@ -430,12 +431,12 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			get := func() (*control.Status, error) {
+			get := func() (*status.Snapshot, error) {
 				v, err := st.status()
 				if err != nil {
 					return nil, err
 				}
-				s := v.(control.Status)
+				s := v.(status.Snapshot)
 				return &s, nil
 			}
 			srv := &metrics.Server{Get: get, OnAcceptError: func(err error) {
@@ -848,7 +849,7 @@ func (s *statusSource) setBridge(b *bridge.Bridge, p bridge.PHY) {
 }
 
 func (s *statusSource) status() (any, error) {
-	st := control.Status{Interface: s.dev.Name()}
+	st := status.Snapshot{Interface: s.dev.Name()}
 	switch {
 	case s.dev.Backpressure():
 		st.Backpressure = "kernel (IFF_BACKPRESSURE)"

@@ -1,4 +1,4 @@
-package control
+package status
 
 import (
 	"bufio"
@@ -16,7 +16,7 @@ import (
 // it to the file); a renamed or removed one fails. SLIDED_UPDATE_GOLDEN=1
 // rewrites the file after a deliberate change.
 func TestStatusJSONNames(t *testing.T) {
-	var st Status
+	var st Snapshot
 	fill(reflect.ValueOf(&st).Elem())
 	b, err := json.Marshal(&st)
 	if err != nil {
