@@ -7,8 +7,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/slided/slided/bridge"
 	"github.com/slided/slided/control"
+	"github.com/slided/slided/link"
 	"github.com/slided/slided/status"
 )
 
@@ -114,7 +114,7 @@ func printStatus(out io.Writer, st *status.Snapshot) {
 // (smoothed, its deviation, samples), the ack timeout in use, what was sent
 // and lost, when the node was last heard, and the highest wire-format
 // version heard from it ("-": none yet).
-func printPeers(out io.Writer, ps []bridge.Peer) {
+func printPeers(out io.Writer, ps []link.Peer) {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "peer\tround trip\tdeviation\tsamples\tack timeout\tpackets\tacked\tgiven up\tresent\ttimeouts\tlast heard\tversion")
 	ms := func(d time.Duration) string { return d.Round(time.Millisecond).String() }
