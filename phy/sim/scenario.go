@@ -215,6 +215,7 @@ func ParseScenario(path string, data []byte) (*Scenario, error) {
 	}
 	pos := make(map[NodeID]Position, len(f.Node))
 	placed := make(map[NodeID]bool, len(f.Node))
+	posKey := make(map[NodeID]string, len(f.Node))
 	var ids []NodeID
 	for i, n := range f.Node {
 		key := fmt.Sprintf("node.%d", i)
@@ -244,7 +245,7 @@ func ParseScenario(path string, data []byte) (*Scenario, error) {
 					return nil, fail(key+".position", "node %d: position %v is not finite", id, n.Position)
 				}
 			}
-			pos[id], placed[id] = p, true
+			pos[id], placed[id], posKey[id] = p, true, key+".position"
 		}
 	}
 	topo, err := NewTopology(ids...)
@@ -254,7 +255,10 @@ func ParseScenario(path string, data []byte) (*Scenario, error) {
 	for _, a := range ids {
 		for _, b := range ids {
 			if a != b && placed[a] && placed[b] {
-				topo.links[topo.pos(a, b)] = prop.Link(pos[a].Distance(pos[b]))
+				d := pos[a].Distance(pos[b])
+				if err := topo.SetLink(a, b, prop.Link(d)); err != nil {
+					return nil, fail(posKey[b], "node %d: %v m from node %d: %s", b, d, a, strings.TrimPrefix(err.Error(), "sim: "))
+				}
 			}
 		}
 	}
@@ -315,9 +319,11 @@ func ParseScenario(path string, data []byte) (*Scenario, error) {
 			}
 			lk.BitErrorRate = *l.BER
 		}
-		topo.links[topo.pos(NodeID(from), NodeID(to))] = lk
+		if err := topo.SetLink(NodeID(from), NodeID(to), lk); err != nil {
+			return nil, fail(key+".distance", "link %d-%d: %s", from, to, strings.TrimPrefix(err.Error(), "sim: "))
+		}
 		if l.BothWays == nil || *l.BothWays {
-			topo.links[topo.pos(NodeID(to), NodeID(from))] = lk
+			topo.SetLink(NodeID(to), NodeID(from), lk) // valid: the same link
 		}
 	}
 	sc.Topology = topo

@@ -97,6 +97,9 @@ func TestParseScenarioErrors(t *testing.T) {
 		{"link to itself", "[[node]]\nid = 1\n[[link]]\nfrom = 1\nto = 1\ndelay = \"1s\"\n", 5, "itself"},
 		{"acoustic without frequency", "[propagation.acoustic]\nsource_level = 180\nnoise_level = 50\nthreshold = 10\n[[node]]\nid = 1\n", 1, "frequency_khz is required"},
 		{"link without distance or delay", "[[node]]\nid = 1\n[[node]]\nid = 2\n[[link]]\nfrom = 1\nto = 2\n", 5, "needs distance or delay"},
+		// A delay past time.Duration's range converts to a negative one.
+		{"distance too far for a delay", "[[node]]\nid = 1\n[[node]]\nid = 2\n[[link]]\nfrom = 1\nto = 2\ndistance = 1e300\n", 8, "delay"},
+		{"positions too far apart for a delay", "[[node]]\nid = 1\nposition = [0, 0]\n[[node]]\nid = 2\nposition = [1e300, 0]\n", 6, "delay"},
 	}
 	for _, c := range cases {
 		_, err := ParseScenario("s.toml", []byte(c.file))
