@@ -1,16 +1,14 @@
-// Package sim is a simulated shared half-duplex medium.
+// Package medium is the core of the simulated shared half-duplex medium: who
+// hears whom (Topology, Propagation, the acoustic budget), when (propagation
+// delay, airtime at the bit rate), what collides, what is lost and which bits
+// flip. It is sans-I/O: the caller passes the time into every method, takes
+// the events Advance hands out and asks Next when to call again, so the same
+// code runs in real time (phy/sim's Server) and in virtual time (MAC studies,
+// tests). It is deterministic for a seed, and imports no network, logging or
+// file-format code.
 //
-// It has three layers:
-//
-//   - Medium, the core: a sans-I/O model of the channel. Time is passed in and
-//     events come out of Advance, so the same code runs in real time (Server)
-//     and in virtual time (MAC studies, tests). It is deterministic for a seed.
-//   - Server, the medium in real time on a Unix stream socket, so daemons in
-//     different network namespaces share one channel.
-//   - Client, the PHY a daemon uses to reach a Server (bridge.PHY).
-//
-// The model, its assumptions and the wire protocol are in docs/simulator.md.
-package sim
+// The model and its assumptions are in docs/simulator.md.
+package medium
 
 import (
 	"errors"
