@@ -17,30 +17,17 @@ package sim
 
 import "github.com/slided/slided/phy/sim/medium"
 
-// The medium's core lives in phy/sim/medium; these names are sim's own API
-// too (a client's node id, a server's Config and topology) and keep the
-// callers that use the core through sim building.
+// Names of the core that are also sim's own API: a client's node id, the
+// server's Config, the largest burst, the errors the server and the clients
+// return.
 type (
-	NodeID         = medium.NodeID
-	Config         = medium.Config
-	Medium         = medium.Medium
-	MediumStats    = medium.MediumStats
-	Link           = medium.Link
-	Topology       = medium.Topology
-	Position       = medium.Position
-	Propagation    = medium.Propagation
-	AcousticBudget = medium.AcousticBudget
+	NodeID = medium.NodeID
+	Config = medium.Config
 )
 
 // MaxFrame is the largest burst, in bytes, the medium carries in one
 // transmission.
 const MaxFrame = medium.MaxFrame
-
-// Propagation speeds, in metres per second.
-const (
-	SpeedOfSound = medium.SpeedOfSound
-	SpeedOfLight = medium.SpeedOfLight
-)
 
 // Errors returned by the medium, the server and the client. Callers branch on
 // them with errors.Is.
@@ -52,10 +39,17 @@ var (
 	ErrFrameSize    = medium.ErrFrameSize
 )
 
-// Constructors of the core.
+// The core under its old names in sim, for the callers that have not moved
+// to package medium yet (simbench). New code imports phy/sim/medium.
+type (
+	Medium      = medium.Medium
+	MediumStats = medium.Stats
+	Link        = medium.Link
+	Topology    = medium.Topology
+)
+
+// The core's constructors under their old names in sim (see above).
 var (
-	NewMedium   = medium.NewMedium
-	NewTopology = medium.NewTopology
-	FullMesh    = medium.FullMesh
-	PlaceNodes  = medium.PlaceNodes
+	NewMedium = medium.New
+	FullMesh  = medium.FullMesh
 )

@@ -74,8 +74,8 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// MediumStats counts what happened on the medium since it was made.
-type MediumStats struct {
+// Stats counts what happened on the medium since it was made.
+type Stats struct {
 	// Transmissions is the number of transmissions accepted.
 	Transmissions uint64
 	// Deliveries is the number of Received events (one per receiver).
@@ -123,7 +123,7 @@ type Medium struct {
 	scratch   []byte        // Received data handed to deliver, valid during the call
 	onAir     int           // transmissions on air now
 	busySince time.Duration // start of the current busy period
-	stats     MediumStats
+	stats     Stats
 }
 
 type node struct {
@@ -206,8 +206,8 @@ func (m *Medium) SetTopology(t *Topology) { m.topo = t }
 // Topology returns the topology set by SetTopology, or nil.
 func (m *Medium) Topology() *Topology { return m.topo }
 
-// NewMedium returns an empty medium for cfg.
-func NewMedium(cfg Config) (*Medium, error) {
+// New returns an empty medium for cfg.
+func New(cfg Config) (*Medium, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -328,7 +328,7 @@ func (m *Medium) Advance(now time.Time, deliver func(to NodeID, ev phy.Event)) {
 }
 
 // Stats returns the counters.
-func (m *Medium) Stats() MediumStats { return m.stats }
+func (m *Medium) Stats() Stats { return m.stats }
 
 // inFlight reports the transmission and reception records in use (tests).
 func (m *Medium) inFlight() (txs, rxs, events int) {
