@@ -5,6 +5,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/slided/slided/phy"
 )
@@ -106,5 +107,29 @@ func TestTopologyErrors(t *testing.T) {
 		if err := tp.SetLink(c.from, c.to, c.l); err == nil {
 			t.Errorf("%s: accepted", c.desc)
 		}
+	}
+}
+
+// TestTopologyBuildersValidate: FullMesh and PlaceNodes refuse links that
+// SetLink refuses: a negative delay, or positions so far apart that the
+// delay overflows time.Duration (it came out negative).
+func TestTopologyBuildersValidate(t *testing.T) {
+	if _, err := FullMesh(Link{Reach: true, Delay: -1}, 1, 2); err == nil {
+		t.Error("FullMesh: negative delay accepted")
+	}
+	if _, err := FullMesh(Link{Reach: true, LossRate: 2}, 1, 2); err == nil {
+		t.Error("FullMesh: loss rate 2 accepted")
+	}
+	far := map[NodeID]Position{1: {}, 2: {X: 1e300}}
+	if tp, err := PlaceNodes(far, Propagation{Speed: SpeedOfLight}); err == nil {
+		t.Errorf("PlaceNodes: 1e300 m accepted, link %+v", tp.Link(1, 2))
+	}
+	near := map[NodeID]Position{1: {}, 2: {X: 1500}}
+	tp, err := PlaceNodes(near, Propagation{Speed: SpeedOfSound})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := tp.Link(2, 1); !l.Reach || l.Delay != time.Second {
+		t.Errorf("1500 m at the speed of sound: %+v, want reach in 1 s", l)
 	}
 }
