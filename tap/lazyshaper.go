@@ -22,8 +22,8 @@ import (
 // bridge's SetRate only records the pacer's figure, and CreditTAP grants
 // the next packets each time the daemon has read a grant's worth. Its
 // methods are called from the bridge's loop (SetRate, Released) and reader
-// (read) goroutines; stats, from the control and metrics goroutines, and
-// Close share its fields under mu.
+// (read) goroutines; Stats and Mode, from the control and metrics
+// goroutines, and Close share its fields under mu.
 type LazyShaper struct {
 	dev        *Device
 	log        zerolog.Logger

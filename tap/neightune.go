@@ -7,10 +7,10 @@ import (
 )
 
 // TuneNeighbours sets the kernel's neighbour (ARP and IPv6 ND) settings on
-// the TAP for a link on which one full frame takes frameAirtime, over
-// netlink (SetNeighParams):
-// writes under /proc/sys would fail in the systemd unit
-// (ProtectKernelTunables=yes) and for a daemon that is not root.
+// interface ifindex for a link on which one full frame takes frameAirtime,
+// over netlink (SetNeighParams): writes under /proc/sys would fail in the
+// systemd unit (ProtectKernelTunables=yes) and for a daemon that is not
+// root.
 //
 // Always: packets waiting for an address to resolve stay in the kernel's
 // neighbour queue, which by default holds 212,992 bytes per neighbour and
