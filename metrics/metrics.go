@@ -1,4 +1,4 @@
-// Package metrics exposes a daemon's status document (control.Status) in
+// Package metrics exposes a daemon's status document (status.Snapshot) in
 // the Prometheus text exposition format, version 0.0.4, written by hand:
 // prometheus/client_golang would triple the size of the binary for a dozen
 // counters.
@@ -24,7 +24,7 @@ import (
 	"time"
 
 	"github.com/slided/slided/bridge"
-	"github.com/slided/slided/control"
+	"github.com/slided/slided/status"
 )
 
 // ContentType is the media type of the text format Write produces.
@@ -34,7 +34,7 @@ const ContentType = "text/plain; version=0.0.4; charset=utf-8"
 // status, same bytes); it issues a single Write to w. Parts of st that are
 // nil (no bridge before the modem is reached, no qdisc without a shaper)
 // produce no samples, except slided_up, which is then 0.
-func Write(w io.Writer, st *control.Status) error {
+func Write(w io.Writer, st *status.Snapshot) error {
 	if st == nil {
 		return errors.New("metrics: no status")
 	}
@@ -147,7 +147,7 @@ func backpressureMode(s string) string {
 	return strings.ToLower(w)
 }
 
-func (e *encoder) encode(st *control.Status) {
+func (e *encoder) encode(st *status.Snapshot) {
 	br := st.Bridge
 	up := br != nil && br.Up
 	e.family("slided_info", gauge, "Constant 1; the labels describe the interface: link node id, queue policy, backpressure mechanism.")

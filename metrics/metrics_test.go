@@ -15,11 +15,11 @@ import (
 
 	"github.com/slided/slided/bridge"
 	"github.com/slided/slided/capture"
-	"github.com/slided/slided/control"
 	"github.com/slided/slided/framing"
 	"github.com/slided/slided/mac/arq"
 	"github.com/slided/slided/mac/csma"
 	"github.com/slided/slided/phy/kiss"
+	"github.com/slided/slided/status"
 	"github.com/slided/slided/tap"
 )
 
@@ -27,8 +27,8 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // fullStatus has a distinct value in every field, so that a field written
 // under the wrong name shows up as a wrong value.
-func fullStatus() *control.Status {
-	return &control.Status{
+func fullStatus() *status.Snapshot {
+	return &status.Snapshot{
 		Interface:    "slide0",
 		Backpressure: "shaping qdisc paced by the MAC",
 		Warnings:     []string{"one", "two"},
@@ -333,18 +333,18 @@ func TestWriteValues(t *testing.T) {
 func TestWritePartial(t *testing.T) {
 	tests := []struct {
 		desc        string
-		st          *control.Status
+		st          *status.Snapshot
 		wantSamples int
 		wantUp      string
 		absent      string // a family that must not appear
 	}{
-		{desc: "modem not reached: no bridge", st: &control.Status{Interface: "t0",
+		{desc: "modem not reached: no bridge", st: &status.Snapshot{Interface: "t0",
 			Backpressure: "off (policy drop-tail)", Warnings: []string{"modem not reached yet"}},
 			wantSamples: 3, wantUp: "0", absent: "slided_tx_frames_total"},
-		{desc: "bridge down, no link, no qdisc, ring unknown", st: &control.Status{Interface: "t0",
+		{desc: "bridge down, no link, no qdisc, ring unknown", st: &status.Snapshot{Interface: "t0",
 			Bridge: &bridge.Stats{Node: 1, Policy: "block", Ring: -1}},
 			wantSamples: 103 - 8 - 6 - 1, wantUp: "0", absent: "slided_tap_ring_packets"},
-		{desc: "bridge up, no qdisc", st: &control.Status{Interface: "t0", Link: &tap.LinkStats{},
+		{desc: "bridge up, no qdisc", st: &status.Snapshot{Interface: "t0", Link: &tap.LinkStats{},
 			Bridge: &bridge.Stats{Node: 1, Up: true}},
 			wantSamples: 103 - 6, wantUp: "1", absent: "slided_qdisc_backlog_bytes"},
 	}
@@ -375,7 +375,7 @@ func TestWriteNil(t *testing.T) {
 }
 
 func TestEscaping(t *testing.T) {
-	st := &control.Status{Interface: "a\"b\\c\nd", Backpressure: "degraded: qdisc gone"}
+	st := &status.Snapshot{Interface: "a\"b\\c\nd", Backpressure: "degraded: qdisc gone"}
 	var buf bytes.Buffer
 	if err := Write(&buf, st); err != nil {
 		t.Fatal(err)
@@ -436,7 +436,7 @@ func BenchmarkWrite(b *testing.B) {
 }
 
 func ExampleWrite() {
-	st := &control.Status{Interface: "slide0", Backpressure: "kernel (IFF_BACKPRESSURE)"}
+	st := &status.Snapshot{Interface: "slide0", Backpressure: "kernel (IFF_BACKPRESSURE)"}
 	Write(os.Stdout, st)
 	fmt.Println("...")
 	// Output:

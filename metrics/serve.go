@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/slided/slided/control"
+	"github.com/slided/slided/status"
 )
 
 // Defaults of Server's limits.
@@ -53,7 +53,7 @@ type Server struct {
 	// Get returns the status to expose; it is called once per GET or HEAD
 	// /metrics, from the connection's goroutine, so possibly from several
 	// goroutines at once. An error is answered with 503 and its text.
-	Get func() (*control.Status, error)
+	Get func() (*status.Snapshot, error)
 	// MaxConns, HeadTimeout and ConnTimeout: 0 means the default.
 	MaxConns                 int
 	HeadTimeout, ConnTimeout time.Duration
@@ -75,7 +75,7 @@ type conn struct {
 
 // Serve answers scrapes with a Server with the default limits; see
 // Server.Serve.
-func Serve(ctx context.Context, ln net.Listener, get func() (*control.Status, error)) error {
+func Serve(ctx context.Context, ln net.Listener, get func() (*status.Snapshot, error)) error {
 	return (&Server{Get: get}).Serve(ctx, ln)
 }
 

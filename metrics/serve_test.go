@@ -16,7 +16,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/slided/slided/control"
+	"github.com/slided/slided/status"
 )
 
 // pipeListener is a net.Listener over in-memory pipes: Serve is tested
@@ -66,7 +66,7 @@ func (pipeAddr) Network() string { return "pipe" }
 func (pipeAddr) String() string  { return "pipe" }
 
 // startServe runs Serve until the test ends and returns its listener.
-func startServe(t *testing.T, get func() (*control.Status, error)) *pipeListener {
+func startServe(t *testing.T, get func() (*status.Snapshot, error)) *pipeListener {
 	t.Helper()
 	ln := newPipeListener()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -104,10 +104,10 @@ func exchange(t *testing.T, ln *pipeListener, raw, method string) (*http.Respons
 }
 
 func TestServe(t *testing.T) {
-	okGet := func() (*control.Status, error) { return fullStatus(), nil }
+	okGet := func() (*status.Snapshot, error) { return fullStatus(), nil }
 	tests := []struct {
 		desc       string
-		get        func() (*control.Status, error)
+		get        func() (*status.Snapshot, error)
 		raw        string
 		method     string
 		wantCode   int
@@ -130,9 +130,9 @@ func TestServe(t *testing.T) {
 		{desc: "oversized head", get: okGet,
 			raw:    "GET /metrics HTTP/1.1\r\n" + strings.Repeat("X-Pad: "+strings.Repeat("a", 100)+"\r\n", 100) + "\r\n",
 			method: "GET", wantCode: 400, wantInBody: "too large"},
-		{desc: "status error", get: func() (*control.Status, error) { return nil, errors.New("daemon stopping") },
+		{desc: "status error", get: func() (*status.Snapshot, error) { return nil, errors.New("daemon stopping") },
 			raw: "GET /metrics HTTP/1.1\r\n\r\n", method: "GET", wantCode: 503, wantInBody: "daemon stopping"},
-		{desc: "nil status", get: func() (*control.Status, error) { return nil, nil },
+		{desc: "nil status", get: func() (*status.Snapshot, error) { return nil, nil },
 			raw: "GET /metrics HTTP/1.1\r\n\r\n", method: "GET", wantCode: 503, wantInBody: "no status"},
 	}
 	for _, tc := range tests {
@@ -168,7 +168,7 @@ func TestServeStalledClient(t *testing.T) {
 		ln := newPipeListener()
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		s := &Server{Get: func() (*control.Status, error) { return fullStatus(), nil }, HeadTimeout: time.Second}
+		s := &Server{Get: func() (*status.Snapshot, error) { return fullStatus(), nil }, HeadTimeout: time.Second}
 		go s.Serve(ctx, ln)
 		stalled := ln.dial(t)
 		defer stalled.Close()
@@ -185,7 +185,7 @@ func TestServeStalledClient(t *testing.T) {
 // TestServeSequentialScrapes checks that the reused buffers give the same
 // answer each time.
 func TestServeSequentialScrapes(t *testing.T) {
-	ln := startServe(t, func() (*control.Status, error) { return fullStatus(), nil })
+	ln := startServe(t, func() (*status.Snapshot, error) { return fullStatus(), nil })
 	_, first := exchange(t, ln, "GET /metrics HTTP/1.1\r\n\r\n", "GET")
 	for range 3 {
 		if _, body := exchange(t, ln, "GET /metrics HTTP/1.1\r\n\r\n", "GET"); body != first {
@@ -197,7 +197,7 @@ func TestServeSequentialScrapes(t *testing.T) {
 func TestServeListenerError(t *testing.T) {
 	ln := newPipeListener()
 	ln.Close()
-	err := Serve(context.Background(), ln, func() (*control.Status, error) { return fullStatus(), nil })
+	err := Serve(context.Background(), ln, func() (*status.Snapshot, error) { return fullStatus(), nil })
 	if !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("got %v, want net.ErrClosed", err)
 	}
@@ -207,7 +207,7 @@ func TestServeListenerError(t *testing.T) {
 // not delay another scrape; it is still connected when the scrape is answered.
 func TestServeConcurrentScrapes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ln := startServe(t, func() (*control.Status, error) { return fullStatus(), nil })
+		ln := startServe(t, func() (*status.Snapshot, error) { return fullStatus(), nil })
 		stalled := ln.dial(t)
 		defer stalled.Close()
 		var hungUp atomic.Bool
@@ -231,7 +231,7 @@ func TestServeConcurrentScrapes(t *testing.T) {
 // longest without a request is dropped for it.
 func TestServeConnectionCap(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ln := startServe(t, func() (*control.Status, error) { return fullStatus(), nil })
+		ln := startServe(t, func() (*status.Snapshot, error) { return fullStatus(), nil })
 		var stalled []net.Conn
 		for range DefaultMaxConns {
 			c := ln.dial(t)
@@ -271,7 +271,7 @@ func TestServeAcceptErrorRetries(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		var errs []error
-		s := &Server{Get: func() (*control.Status, error) { return fullStatus(), nil },
+		s := &Server{Get: func() (*status.Snapshot, error) { return fullStatus(), nil },
 			OnAcceptError: func(err error) { errs = append(errs, err) }}
 		go func() { done <- s.Serve(ctx, ln) }()
 		resp, _ := exchange(t, ln.pipeListener, "GET /metrics HTTP/1.1\r\n\r\n", "GET")

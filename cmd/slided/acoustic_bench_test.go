@@ -27,9 +27,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slided/slided/control"
 	"github.com/slided/slided/internal/acoustic"
 	"github.com/slided/slided/internal/lab"
+	"github.com/slided/slided/status"
 )
 
 // acousticCase is one deployment: the emulator's modems, the water between
@@ -141,7 +141,7 @@ func runEcho(b *testing.B, c acousticCase) {
 
 // reportLink reports both daemons' ARQ and host-drop counters and the
 // emulator's losses.
-func reportLink(b *testing.B, a *acousticPair, sts [2]*control.Status) {
+func reportLink(b *testing.B, a *acousticPair, sts [2]*status.Snapshot) {
 	var giveUps, timeouts, retx, hostDrops float64
 	for _, st := range sts {
 		r := st.Bridge.ARQ

@@ -16,10 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slided/slided/control"
 	"github.com/slided/slided/internal/acoustic"
 	"github.com/slided/slided/internal/lab"
 	"github.com/slided/slided/phy/serial"
+	"github.com/slided/slided/status"
 )
 
 // TestAcousticEcho: two daemons, each on an emulated store-and-forward
@@ -214,9 +214,9 @@ func (a *acousticPair) echoesWithin(t testing.TB, n int, timeout time.Duration, 
 
 // report logs the daemons' link and decoder counters and the modems' and
 // returns the daemons' status.
-func (a *acousticPair) report(t testing.TB) [2]*control.Status {
+func (a *acousticPair) report(t testing.TB) [2]*status.Snapshot {
 	t.Helper()
-	var sts [2]*control.Status
+	var sts [2]*status.Snapshot
 	for i := range 2 {
 		st := cliStatus(t, a.p, i)
 		sts[i] = st

@@ -26,6 +26,7 @@ import (
 	"github.com/slided/slided/internal/lab"
 	"github.com/slided/slided/phy"
 	"github.com/slided/slided/phy/sim"
+	"github.com/slided/slided/status"
 )
 
 // recorder is a station on the simulated medium that records every burst it
@@ -133,7 +134,7 @@ func sealedFrom(bursts [][]byte, src framing.NodeID) int {
 // settle waits until daemon i has received n bursts from the modem, or
 // until its count has not moved for 2 s (a burst that met the daemon's own
 // transmission is lost), and returns its status.
-func settle(t *testing.T, p *lab.Pair, i int, n uint64) *control.Status {
+func settle(t *testing.T, p *lab.Pair, i int, n uint64) *status.Snapshot {
 	t.Helper()
 	last, since := uint64(0), time.Now()
 	for deadline := time.Now().Add(30 * time.Second); ; {

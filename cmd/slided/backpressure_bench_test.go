@@ -25,6 +25,7 @@ import (
 
 	"github.com/slided/slided/control"
 	"github.com/slided/slided/internal/lab"
+	"github.com/slided/slided/status"
 )
 
 // bulkConfig is one bulk-transfer run from node 1 to node 2.
@@ -122,7 +123,7 @@ func unresolvedDiscards() uint64 {
 }
 
 // mustStatus asks daemon i for its status and fails the benchmark if it cannot.
-func mustStatus(b *testing.B, p *lab.Pair, i int) *control.Status {
+func mustStatus(b *testing.B, p *lab.Pair, i int) *status.Snapshot {
 	b.Helper()
 	st, err := p.Status(i)
 	if err != nil {

@@ -9,14 +9,10 @@ package main
 
 import (
 	"encoding/binary"
-	"errors"
-	"slices"
-
-	"github.com/rs/zerolog"
-	"github.com/slided/slided/tap"
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -216,44 +212,6 @@ func sockBuf(c interface {
 		return 0, err
 	}
 	return v, serr
-}
-
-// rateQdisc records the rates it is set to.
-type rateQdisc struct{ rates []uint64 }
-
-func (q *rateQdisc) SetRate(r uint64) error         { q.rates = append(q.rates, r); return nil }
-func (q *rateQdisc) Stats() (tap.QdiscStats, error) { return tap.QdiscStats{}, nil }
-func (q *rateQdisc) Close() error                   { return nil }
-
-// TestBackpressureFallbackToPaced: where the credit cannot be installed (a
-// kernel without tbf or size tables), the shaper falls back to the htb paced
-// by the MAC, retunes it, and status says which mechanism is in force.
-func TestBackpressureFallbackToPaced(t *testing.T) {
-	q := &rateQdisc{}
-	var cfgs []tap.ShaperConfig
-	s := &shaper{log: zerolog.Nop(), install: func(c tap.ShaperConfig) (qdisc, error) {
-		cfgs = append(cfgs, c)
-		if !c.NoCredit {
-			return nil, errors.New("tbf: no such qdisc kind")
-		}
-		return q, nil
-	}}
-	if err := s.SetRate(1000); err != nil {
-		t.Fatalf("SetRate: %v", err)
-	}
-	if len(cfgs) != 2 || cfgs[0].NoCredit || !cfgs[1].NoCredit || cfgs[1].Rate != 1000 {
-		t.Fatalf("install calls %+v; want the credit, then the paced htb at 1000 B/s", cfgs)
-	}
-	if err := s.SetRate(2000); err != nil {
-		t.Fatalf("SetRate: %v", err)
-	}
-	if len(q.rates) != 1 || q.rates[0] != 2000 {
-		t.Errorf("paced htb retuned to %v; want [2000]", q.rates)
-	}
-	if m := s.mode(); !strings.Contains(m, "fallback") {
-		t.Errorf("status mode %q does not say it is the fallback", m)
-	}
-	s.read(false) // no credit: nothing to grant, no panic
 }
 
 // TestBackpressureSmallFlowDelay: a small flow (64 bytes every 200 ms) beside

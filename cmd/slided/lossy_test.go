@@ -28,8 +28,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slided/slided/control"
 	"github.com/slided/slided/internal/lab"
+	"github.com/slided/slided/status"
 )
 
 // stormSubnet is a documentation /24 from the project's test ranges; the
@@ -465,7 +465,7 @@ func waitDrained(t *testing.T, p *lab.Pair, limit time.Duration) {
 // checkHostSide fails t if daemon i lost a packet on its host: not on air
 // (bad CRC and garbage are the storm's doing) but in its queues, the TAP
 // ring or the qdisc, or for want of a route or room in a modem frame.
-func checkHostSide(t *testing.T, p *lab.Pair, i int) *control.Status {
+func checkHostSide(t *testing.T, p *lab.Pair, i int) *status.Snapshot {
 	t.Helper()
 	st := cliStatus(t, p, i)
 	d := st.Bridge.Drops

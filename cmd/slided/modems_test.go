@@ -24,9 +24,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slided/slided/control"
 	"github.com/slided/slided/internal/direwolftest"
 	"github.com/slided/slided/internal/lab"
+	"github.com/slided/slided/status"
 )
 
 // newModemLab returns a Lab with two namespaces, removed at the end of t
@@ -117,13 +117,13 @@ func startDaemons(t testing.TB, l *lab.Lab, dir string, ns, phys [2]string, subn
 
 // cliStatus reads daemon i's status as an operator would, with
 // `slided status -json`.
-func cliStatus(t testing.TB, p *lab.Pair, i int) *control.Status {
+func cliStatus(t testing.TB, p *lab.Pair, i int) *status.Snapshot {
 	t.Helper()
 	out, err := exec.Command(slidedBin, "status", "-control", p.Ctl[i], "-json").Output()
 	if err != nil {
 		t.Fatalf("slided status node%d: %v", i+1, err)
 	}
-	var st control.Status
+	var st status.Snapshot
 	if err := json.Unmarshal(out, &st); err != nil {
 		t.Fatalf("slided status node%d: %v\n%s", i+1, err, out)
 	}
@@ -136,7 +136,7 @@ func cliStatus(t testing.TB, p *lab.Pair, i int) *control.Status {
 // checkNoHostDrops fails t if daemon i lost anything on its host: in the
 // daemon, in the TAP ring or in the shaping qdisc. Frames lost on air are
 // not counted there (no modem delivers them).
-func checkNoHostDrops(t testing.TB, p *lab.Pair, i int) *control.Status {
+func checkNoHostDrops(t testing.TB, p *lab.Pair, i int) *status.Snapshot {
 	t.Helper()
 	st := cliStatus(t, p, i)
 	if d := st.Bridge.Drops; d.Total() != 0 {

@@ -29,7 +29,7 @@ import (
 	"github.com/slided/slided/control"
 	"github.com/slided/slided/framing"
 	"github.com/slided/slided/internal/lab"
-	"github.com/slided/slided/tap"
+	"github.com/slided/slided/status"
 )
 
 // TestRunAsUserWithMetricsAndCapture: daemons that drop to nobody keep only
@@ -344,7 +344,7 @@ func waitExitCode(d *lab.Proc) int {
 // neighbour settings for a slow link are in place.
 func TestOpsUnderTheUnitSandbox(t *testing.T) {
 	l, ns, ctl, _, d := startSandboxed(t, 1200, false, unitSandbox(t, nil, ""), "-user", "nobody")
-	var st control.Status
+	var st status.Snapshot
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		raw, err := control.Query(ctl, "status", 2*time.Second)
 		if err == nil && json.Unmarshal(raw, &st) == nil && st.Bridge != nil && st.Bridge.Up {
@@ -365,7 +365,7 @@ func TestOpsUnderTheUnitSandbox(t *testing.T) {
 		t.Errorf("daemon credentials, want nobody with CAP_NET_ADMIN only:\n%s", s)
 	}
 	// 1200 bit/s: a full frame takes over 10 s, so probes go out that plus
-	// a second apart, five of them (run.go, tuneNeighbours).
+	// a second apart, five of them (tap.TuneNeighbours).
 	for _, family := range []string{"ipv4", "ipv6"} {
 		for k, want := range map[string]string{"unres_qlen_bytes": "1048576", "ucast_solicit": "5",
 			"mcast_solicit": "5", "base_reachable_time_ms": "120000"} {
@@ -419,46 +419,6 @@ func TestOpsPrivGroupIdsFailure(t *testing.T) {
 	}
 	if log := lab.Tail(logf, 5); !strings.Contains(log, "supplementary groups") {
 		t.Errorf("the error does not say the groups could not be read:\n%s", log)
-	}
-}
-
-// blockingQdisc is a qdisc whose Stats blocks until release is closed, as a
-// netlink dump can.
-type blockingQdisc struct {
-	inStats chan struct{}
-	release chan struct{}
-}
-
-func (q *blockingQdisc) SetRate(uint64) error { return nil }
-func (q *blockingQdisc) Close() error         { return nil }
-func (q *blockingQdisc) Stats() (tap.QdiscStats, error) {
-	q.inStats <- struct{}{}
-	<-q.release
-	return tap.QdiscStats{}, nil
-}
-
-// TestMetricsScrapeLeavesTheLoopAlone: while a scrape reads the qdisc's
-// counters (a netlink dump), the lock the loop's SetRate takes is free.
-func TestMetricsScrapeLeavesTheLoopAlone(t *testing.T) {
-	q := &blockingQdisc{inStats: make(chan struct{}), release: make(chan struct{})}
-	s := &shaper{install: func(tap.ShaperConfig) (qdisc, error) { return q, nil }}
-	if err := s.SetRate(1000); err != nil { // installs q
-		t.Fatal(err)
-	}
-	done := make(chan error)
-	go func() { // the scrape
-		_, err := s.stats()
-		done <- err
-	}()
-	<-q.inStats
-	if !s.mu.TryLock() {
-		t.Error("a scrape holds the shaper's lock across the qdisc dump; the loop's SetRate would wait for it")
-	} else {
-		s.mu.Unlock()
-	}
-	close(q.release)
-	if err := <-done; err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -549,7 +509,7 @@ func TestOpsPrivAlreadyThatUser(t *testing.T) {
 	_, _, ctl, _, d := startSandboxed(t, 115200, true, prefix, "-user", "nobody")
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		raw, err := control.Query(ctl, "status", 2*time.Second)
-		var st control.Status
+		var st status.Snapshot
 		if err == nil && json.Unmarshal(raw, &st) == nil && st.Bridge != nil && st.Bridge.Up {
 			break
 		}

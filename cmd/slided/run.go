@@ -30,6 +30,7 @@ import (
 	"github.com/slided/slided/phy"
 	"github.com/slided/slided/phy/kiss"
 	"github.com/slided/slided/phy/serial"
+	"github.com/slided/slided/status"
 	"github.com/slided/slided/tap"
 )
 
@@ -44,7 +45,7 @@ type runFlags struct {
 	policy     string
 	shaper     bool
 	stallLimit time.Duration
-	stallAuto  bool // -stall-limit not given: scaled to the link (autoStallLimit)
+	stallAuto  bool // -stall-limit not given: scaled to the link (tap.LazyShaperConfig.StallAuto)
 	config     string
 	metrics    string
 	pcap       string
@@ -375,17 +376,23 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 		log.Warn().Err(err).Msg("TCP's GSO packets pass the backpressure qdisc as one each; the TAP ring may drop under TCP")
 	}
 
-	var sh *shaper
+	var sh *tap.LazyShaper
 	if c.policy == bridge.Block && f.shaper && tap.ShaperSupported {
-		sh = &shaper{dev: dev, log: log, ringLen: uint32(f.txqueuelen), stallLimit: f.stallLimit,
-			stallAuto: f.stallAuto, mtu: f.mtu}
-		defer sh.Close()
+		ring := uint32(f.txqueuelen)
+		if ring == 0 {
+			ring = bridge.DefaultTxQueueLen
+		}
 		// The kick socket needs CAP_NET_RAW: open it before -user drops it.
-		if k, err := tap.NewKicker(dev.Index(), framing.MACFor(c.node)); err != nil {
+		kick, err := tap.NewKicker(dev.Index(), framing.MACFor(c.node))
+		if err != nil {
 			log.Error().Err(err).Msg("no kick socket: after a stall the qdisc waits for its own timer or the next packet to resume")
-		} else {
-			sh.kick = k
-			defer k.Close()
+			kick = nil
+		}
+		sh = tap.NewLazyShaper(dev, tap.LazyShaperConfig{RingLen: ring, MTU: f.mtu, StallLimit: f.stallLimit,
+			StallAuto: f.stallAuto, Kick: kick}, log)
+		defer sh.Close()
+		if kick != nil {
+			defer kick.Close()
 		}
 	}
 	st := &statusSource{dev: dev, shaper: sh, policy: c.policy, wantShaper: f.shaper}
@@ -430,12 +437,12 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			get := func() (*control.Status, error) {
+			get := func() (*status.Snapshot, error) {
 				v, err := st.status()
 				if err != nil {
 					return nil, err
 				}
-				s := v.(control.Status)
+				s := v.(status.Snapshot)
 				return &s, nil
 			}
 			srv := &metrics.Server{Get: get, OnAcceptError: func(err error) {
@@ -468,7 +475,7 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 		}
 		defer srv.Close()
 	}
-	tuneNeighbours(dev.Index(), p.Info().BitRate, f.mtu, log)
+	tap.TuneNeighbours(dev.Index(), phy.Airtime(f.mtu+14+framing.Overhead, p.Info().BitRate), log)
 
 	if c.creds != nil {
 		if err := c.creds.apply(); err != nil {
@@ -489,7 +496,7 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 	bcfg.KeyState = keyState
 	bcfg.Log = log
 	bcfg.Capture = bc
-	br, err := bridge.New(bcfg, creditTAP{dev, sh}, p, bs)
+	br, err := bridge.New(bcfg, tap.CreditTAP{Device: dev, Shaper: sh}, p, bs)
 	if err != nil {
 		return err
 	}
@@ -560,277 +567,10 @@ func openKeyState(f runFlags, k *auth.Key, node framing.NodeID) (*auth.StateFile
 	return sf, nil
 }
 
-// shaper installs the shaping qdisc on first use; after that the
-// credit, not the rate, carries backpressure (docs/backpressure.md): the
-// bridge's SetRate only records the pacer's figure, and creditTAP grants
-// the next packets each time the daemon has read a grant's worth. Its
-// methods are called from the bridge's loop (SetRate, Released) and reader
-// (read) goroutines; stats, from the control and metrics goroutines, and
-// Close share its fields under mu.
-type shaper struct {
-	dev        *tap.Device
-	log        zerolog.Logger
-	ringLen    uint32
-	stallLimit time.Duration
-	stallAuto  bool // scale the stall limit to the link (autoStallLimit)
-	mtu        int
-	// install creates the qdisc; nil means tap.NewShaper on dev.
-	install func(tap.ShaperConfig) (qdisc, error)
-	kick    *tap.Kicker // nil if it could not be opened
-
-	mu        sync.Mutex
-	s         qdisc
-	failed    error
-	reads     uint64 // packets read from the TAP since the qdisc was installed, kick frames aside
-	sinceLast uint32 // of those, since the last grant
-	grantErr  error  // the last grant's error, logged once
-	grantErrs uint64
-	wmemAt    time.Time // when wmem_max was last read
-	wmemMax   uint64
-	paced     bool // the fallback: no credit, the htb paced by SetRate
-}
-
-// qdisc is the shaping qdisc as shaper uses it; *tap.Shaper is one. Its
-// methods may be called from several goroutines.
-type qdisc interface {
-	SetRate(bytesPerSec uint64) error
-	Stats() (tap.QdiscStats, error)
-	Close() error
-}
-
-// granter is a qdisc with a credit (*tap.Shaper).
-type granter interface {
-	Grant() error
-	GrantSize() uint32
-	SetFlowLimit(uint32) error
-}
-
-// wmemMax reads net.core.wmem_max, 0 if it cannot.
-func wmemMax() uint64 {
-	b, err := os.ReadFile("/proc/sys/net/core/wmem_max")
-	if err != nil {
-		return 0
-	}
-	n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
-	if err != nil {
-		return 0
-	}
-	return n
-}
-
-// flowLimit sizes the flow queues from wmem_max and logs once if it must
-// cap them.
-func (s *shaper) flowLimit(wmem uint64) uint32 {
-	limit, capped := tap.FlowLimitFor(wmem)
-	if capped {
-		s.log.Warn().Uint64("wmem_max", wmem).Uint32("flow_limit", limit).
-			Msg("net.core.wmem_max is too large to honour within the memory bound: a sender with a buffer that large and tiny packets may lose at its flow queue")
-	}
-	return limit
-}
-
-func (s *shaper) SetRate(r uint64) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failed != nil {
-		return s.failed
-	}
-	if s.s != nil {
-		if s.paced {
-			return s.s.SetRate(r)
-		}
-		// The credit carries backpressure; a rate change would be a
-		// netlink request four times a second for nothing.
-		return nil
-	}
-	install := s.install
-	if install == nil {
-		install = func(cfg tap.ShaperConfig) (qdisc, error) { return tap.NewShaper(s.dev.Index(), cfg) }
-	}
-	s.wmemMax, s.wmemAt = wmemMax(), time.Now()
-	ring := s.ringLen
-	if ring == 0 {
-		ring = bridge.DefaultTxQueueLen
-	}
-	stall := s.stallLimit
-	if s.stallAuto {
-		stall = autoStallLimit(ring, s.mtu, r)
-	}
-	cfg := tap.ShaperConfig{Rate: tap.NoPacing, Burst: 2 * 1514, FlowLimit: s.flowLimit(s.wmemMax),
-		RingLen: ring, StallLimit: stall}
-	sh, err := install(cfg)
-	if err != nil {
-		// The best policy still available: the htb paced by the MAC, as
-		// before the credit (no tbf or no size tables here).
-		s.log.Error().Err(err).Msg("cannot install the credit qdisc; falling back to the paced htb, which drops in the TAP ring if the daemon stalls")
-		cfg.NoCredit, cfg.Rate = true, r
-		if sh, err = install(cfg); err != nil {
-			s.failed = fmt.Errorf("backpressure qdisc unavailable, the TAP ring will drop when full: %w", err)
-			return s.failed
-		}
-		s.paced = true
-	}
-	s.s = sh
-	ev := s.log.Info().Uint64("wmem_max", s.wmemMax).Bool("credit", !s.paced)
-	if g, ok := sh.(*tap.Shaper); ok && !s.paced {
-		ev = ev.Uint32("grant", g.GrantSize()).Float64("leak_packets_per_s", g.Leak()).Uint32("flow_limit", g.FlowLimit()).
-			Dur("stall_limit", stall)
-	}
-	ev.Msg("shaping qdisc installed")
-	return nil
-}
-
-// autoStallLimit is -stall-limit's default on a link that carries rate
-// bytes/s with frames of up to mtu bytes: tap.DefaultStallLimit, or longer
-// where the leak (tap.LeakRoom/limit packets a second) would come near what
-// the link carries. A live daemon on such a link reads its TAP that slowly
-// when saturated, and a leak as fast filled its ring and dropped (an
-// acoustic modem at 2400 bit/s, both nodes sending: 14–16 ring drops in
-// 120 s with the 60 s default). The leak is kept at an eighth of the
-// link's rate in full-size frames, the lower the longer a stopped daemon's
-// senders then wait: 7 minutes at 2400 bit/s, under 2 at 9600, the default
-// from about 16,000 bit/s up.
-func autoStallLimit(ring uint32, mtu int, rate uint64) time.Duration {
-	room := tap.LeakRoom(ring, tap.DefaultGrant)
-	if rate == 0 || room <= 1 || mtu < 1 {
-		return tap.DefaultStallLimit
-	}
-	perSecond := float64(rate) / float64(mtu+14) // full-size frames a second
-	return max(tap.DefaultStallLimit, time.Duration(8*room/perSecond*float64(time.Second)))
-}
-
-// read counts one packet read from the TAP and grants the next ones when
-// a grant's worth has been read. A kick frame (kick) does not count: it
-// leaves first after each grant and spends the grant's one extra token
-// (tap.Shaper). Called by the bridge's reader goroutine.
-func (s *shaper) read(kick bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	g, ok := s.s.(granter)
-	if !ok || s.paced || kick {
-		return
-	}
-	s.reads++
-	s.sinceLast++
-	if s.sinceLast < g.GrantSize() {
-		return
-	}
-	s.sinceLast = 0
-	if err := g.Grant(); err != nil {
-		s.grantErrs++
-		if s.grantErr == nil {
-			s.log.Error().Err(err).Msg("cannot grant the shaping qdisc more packets; the TAP drains at the leak rate only")
-		}
-		s.grantErr = err
-		return
-	}
-	s.grantErr = nil
-	if s.kick != nil {
-		// Wake the tbf: a grant alone does not (tap.Kicker).
-		if err := s.kick.Kick(); err != nil && s.grantErrs == 0 {
-			s.grantErrs++
-			s.log.Error().Err(err).Msg("cannot kick the shaping qdisc after a grant")
-		}
-	}
-	if now := time.Now(); now.Sub(s.wmemAt) > 10*time.Second {
-		s.wmemAt = now
-		if w := wmemMax(); w != 0 && w != s.wmemMax {
-			s.wmemMax = w
-			if err := g.SetFlowLimit(s.flowLimit(w)); err != nil {
-				s.log.Error().Err(err).Msg("cannot resize the flow queues after wmem_max changed")
-			} else {
-				s.log.Info().Uint64("wmem_max", w).Msg("flow queues resized")
-			}
-		}
-	}
-}
-
-// Released reports the packets read as released (with the credit, the ring
-// holds at most a grant) and no ring drops: the TAP's tx_dropped is in
-// status. It sends no netlink request, so an idle daemon does none.
-func (s *shaper) Released() (sent, dropped uint64, err error) {
-	s.mu.Lock()
-	sh, paced, reads := s.s, s.paced, s.reads
-	s.mu.Unlock()
-	if sh == nil {
-		return 0, 0, errors.New("no shaping qdisc")
-	}
-	if !paced {
-		return reads, 0, nil
-	}
-	q, err := sh.Stats()
-	if err != nil {
-		return 0, 0, err
-	}
-	ls, err := s.dev.LinkStats()
-	if err != nil {
-		return 0, 0, err
-	}
-	return q.Root.Packets, ls.TxDropped, nil
-}
-
-// mode is how backpressure is carried, for status.
-func (s *shaper) mode() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.paced {
-		return "shaping qdisc paced by the MAC (fallback: no credit; a stalled daemon's TAP ring drops, and small packets may overflow it)"
-	}
-	return "shaping qdisc with a credit granted as the daemon reads (zero host loss for blocking senders; past -stall-limit a stopped daemon's TAP drops slowly)"
-}
-
-// creditTAP is the TAP as the bridge reads it: each packet read counts
-// towards the next grant.
-type creditTAP struct {
-	*tap.Device
-	sh *shaper // nil without a shaper
-}
-
-// Read returns the next frame that is not a kick frame (tap.Kicker).
-func (t creditTAP) Read(p []byte) (int, error) {
-	for {
-		n, err := t.Device.Read(p)
-		if err != nil || t.sh == nil {
-			return n, err
-		}
-		kick := tap.IsKick(p[:n])
-		t.sh.read(kick)
-		if !kick {
-			return n, nil
-		}
-	}
-}
-
-// stats reads the qdisc's counters for a status or a scrape. It holds mu
-// only to copy the fields: the netlink dump runs without it, so the loop's
-// SetRate never waits for a scrape.
-func (s *shaper) stats() (*tap.QdiscStats, error) {
-	s.mu.Lock()
-	sh, failed := s.s, s.failed
-	s.mu.Unlock()
-	if failed != nil {
-		return nil, failed
-	}
-	if sh == nil {
-		return nil, nil
-	}
-	q, err := sh.Stats()
-	return &q, err
-}
-
-func (s *shaper) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.s != nil {
-		return s.s.Close()
-	}
-	return nil
-}
-
 // statusSource answers the control socket's "status".
 type statusSource struct {
 	dev        *tap.Device
-	shaper     *shaper
+	shaper     *tap.LazyShaper
 	policy     bridge.Policy
 	wantShaper bool
 	capture    *pcapCapture // nil without -pcap
@@ -848,7 +588,7 @@ func (s *statusSource) setBridge(b *bridge.Bridge, p bridge.PHY) {
 }
 
 func (s *statusSource) status() (any, error) {
-	st := control.Status{Interface: s.dev.Name()}
+	st := status.Snapshot{Interface: s.dev.Name()}
 	switch {
 	case s.dev.Backpressure():
 		st.Backpressure = "kernel (IFF_BACKPRESSURE)"
@@ -861,7 +601,7 @@ func (s *statusSource) status() (any, error) {
 	default:
 		st.Backpressure = "shaping qdisc"
 		if s.shaper != nil {
-			st.Backpressure = s.shaper.mode()
+			st.Backpressure = s.shaper.Mode()
 		}
 	}
 	if ls, err := s.dev.LinkStats(); err == nil {
@@ -870,7 +610,7 @@ func (s *statusSource) status() (any, error) {
 		st.Warnings = append(st.Warnings, "link stats: "+err.Error())
 	}
 	if s.shaper != nil {
-		q, err := s.shaper.stats()
+		q, err := s.shaper.Stats()
 		if err != nil {
 			st.Backpressure = "degraded: " + err.Error()
 			st.Warnings = append(st.Warnings, err.Error())
@@ -916,38 +656,4 @@ func hasNetAdmin() bool {
 		}
 	}
 	return os.Geteuid() == 0
-}
-
-// tuneNeighbours sets the kernel's neighbour (ARP and IPv6 ND) settings on
-// the TAP for a link of bitRate bit/s, over netlink (tap.SetNeighParams):
-// writes under /proc/sys would fail in the systemd unit
-// (ProtectKernelTunables=yes) and for a daemon that is not root.
-//
-// Always: packets waiting for an address to resolve stay in the kernel's
-// neighbour queue, which by default holds 212,992 bytes per neighbour and
-// then drops the oldest; two blocked UDP senders overflow it before the first
-// ARP reply is back. Those packets still count against their senders' socket
-// buffers, so a larger queue (1 MiB) turns those losses into backpressure.
-//
-// On slow links also: the defaults (3 probes 1 s apart) give up before a
-// reply can cross a 1200 bit/s channel behind a frame or two, and the kernel
-// then drops the packets that waited for it. Probes go out one full frame's
-// airtime plus a second apart, five of them, and an entry stays reachable for
-// two minutes.
-func tuneNeighbours(ifindex, bitRate, mtu int, log zerolog.Logger) {
-	p := tap.NeighParams{QueueLenBytes: 1 << 20}
-	retrans := phy.Airtime(mtu+14+framing.Overhead, bitRate) + time.Second
-	slow := bitRate > 0 && retrans > 2*time.Second
-	if slow {
-		p.RetransTime = min(retrans, 30*time.Second)
-		p.UcastProbes, p.McastProbes = 5, 5
-		p.BaseReachableTime = 2 * time.Minute
-	}
-	if err := tap.SetNeighParams(ifindex, p); err != nil {
-		log.Warn().Err(err).Msg("cannot tune neighbour settings")
-		return
-	}
-	if slow {
-		log.Info().Dur("retrans", p.RetransTime).Msg("neighbour timers tuned for a slow link")
-	}
 }

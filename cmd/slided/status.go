@@ -7,8 +7,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/slided/slided/bridge"
 	"github.com/slided/slided/control"
+	"github.com/slided/slided/link"
+	"github.com/slided/slided/status"
 )
 
 func cmdStatus(args []string, out io.Writer) error {
@@ -29,7 +30,7 @@ func cmdStatus(args []string, out io.Writer) error {
 		_, err := fmt.Fprintf(out, "%s", raw)
 		return err
 	}
-	var st control.Status
+	var st status.Snapshot
 	if err := json.Unmarshal(raw, &st); err != nil {
 		return fmt.Errorf("decode status: %w", err)
 	}
@@ -37,7 +38,7 @@ func cmdStatus(args []string, out io.Writer) error {
 	return nil
 }
 
-func printStatus(out io.Writer, st *control.Status) {
+func printStatus(out io.Writer, st *status.Snapshot) {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	row := func(k string, format string, a ...any) { fmt.Fprintf(w, "%s\t%s\n", k, fmt.Sprintf(format, a...)) }
 	row("interface", "%s", st.Interface)
@@ -113,7 +114,7 @@ func printStatus(out io.Writer, st *control.Status) {
 // (smoothed, its deviation, samples), the ack timeout in use, what was sent
 // and lost, when the node was last heard, and the highest wire-format
 // version heard from it ("-": none yet).
-func printPeers(out io.Writer, ps []bridge.Peer) {
+func printPeers(out io.Writer, ps []link.Peer) {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "peer\tround trip\tdeviation\tsamples\tack timeout\tpackets\tacked\tgiven up\tresent\ttimeouts\tlast heard\tversion")
 	ms := func(d time.Duration) string { return d.Round(time.Millisecond).String() }

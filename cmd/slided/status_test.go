@@ -7,16 +7,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slided/slided/bridge"
-	"github.com/slided/slided/control"
+	"github.com/slided/slided/link"
 	"github.com/slided/slided/mac/arq"
 	"github.com/slided/slided/phy/kiss"
+	"github.com/slided/slided/status"
 )
 
 // TestPrintStatus: the human table shows the link layer, the neighbour
 // answers and, only when there are any, the authentication drops.
 func TestPrintStatus(t *testing.T) {
-	st := &control.Status{Interface: "slided0", Backpressure: "shaping", Bridge: &bridge.Stats{
+	st := &status.Snapshot{Interface: "slided0", Backpressure: "shaping", Bridge: &link.Stats{
 		Node: 2, Policy: "block", Up: true, BitRate: 9600, FrameMax: 64, LinkQueue: 3,
 		NeighKnown: 4, NeighAnswered: 5,
 		ARQ: arq.Stats{Packets: 10, Fragments: 210, Retransmissions: 7, Timeouts: 2, GiveUps: 1, Acked: 9,
@@ -36,7 +36,7 @@ func TestPrintStatus(t *testing.T) {
 	if strings.Contains(out.String(), "auth drops") {
 		t.Errorf("auth drops shown without any:\n%s", out.String())
 	}
-	st.Bridge.Drops = bridge.Drops{AuthFailed: 3, Replayed: 2}
+	st.Bridge.Drops = link.Drops{AuthFailed: 3, Replayed: 2}
 	out.Reset()
 	printStatus(&out, st)
 	if !strings.Contains(out.String(), "unsealed 0, forged 3, replayed 2") {
@@ -48,7 +48,7 @@ func TestPrintStatus(t *testing.T) {
 // timeout, losses, when it was last heard and its wire version; a node
 // never measured or never heard says so.
 func TestPrintStatusPeers(t *testing.T) {
-	st := &control.Status{Interface: "slided0", Bridge: &bridge.Stats{Node: 1, Peers: []bridge.Peer{
+	st := &status.Snapshot{Interface: "slided0", Bridge: &link.Stats{Node: 1, Peers: []link.Peer{
 		{Node: 2, SRTT: 412300 * time.Microsecond, RTTVar: 30 * time.Millisecond, RTO: 532 * time.Millisecond, Samples: 40,
 			Packets: 41, Fragments: 97, Retransmissions: 3, Timeouts: 1, Acked: 40, HeardAgo: 1200 * time.Millisecond, Version: 2},
 		{Node: 7, RTO: 4200 * time.Millisecond, HeardAgo: -1},
@@ -80,7 +80,7 @@ func TestPrintStatusPeers(t *testing.T) {
 // ACKMODE, other programs) show in the table; the ACKMODE and other
 // programs' rows only when they have counted anything.
 func TestPrintStatusTNC(t *testing.T) {
-	st := &control.Status{Interface: "slided0", TNC: &kiss.Stats{Sent: 40, Bursts: 5, Received: 12, Deferred: 3, Joined: 2,
+	st := &status.Snapshot{Interface: "slided0", TNC: &kiss.Stats{Sent: 40, Bursts: 5, Received: 12, Deferred: 3, Joined: 2,
 		Answered: 4, Connects: 1}}
 	var out bytes.Buffer
 	printStatus(&out, st)

@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slided/slided/control"
 	"github.com/slided/slided/internal/direwolftest"
 	"github.com/slided/slided/internal/lab"
+	"github.com/slided/slided/status"
 )
 
 // The ratio of issue 14: slided through two daemons against two plain KISS
@@ -193,7 +193,7 @@ func versusDaemons(b *testing.B, baud int, ref refFigures) {
 
 // logTNC logs both daemons' TNC counters (slided status, tnc) and their
 // view of the other node (round trip, ack timeout).
-func logTNC(b *testing.B, phase string, st ...*control.Status) {
+func logTNC(b *testing.B, phase string, st ...*status.Snapshot) {
 	for i, s := range st {
 		if s.TNC != nil {
 			b.Logf("%s: node%d tnc %+v", phase, i+1, *s.TNC)

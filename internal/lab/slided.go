@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/slided/slided/control"
+	"github.com/slided/slided/status"
 )
 
 // PairConfig describes two slided daemons in two namespaces sharing one
@@ -123,12 +124,12 @@ func (p *Pair) waitUp(i int) error {
 }
 
 // Status asks daemon i (0 or 1) for its status.
-func (p *Pair) Status(i int) (*control.Status, error) {
+func (p *Pair) Status(i int) (*status.Snapshot, error) {
 	raw, err := control.Query(p.Ctl[i], "status", 2*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	var st control.Status
+	var st status.Snapshot
 	if err := json.Unmarshal(raw, &st); err != nil {
 		return nil, err
 	}

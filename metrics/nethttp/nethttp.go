@@ -10,15 +10,15 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/slided/slided/control"
 	"github.com/slided/slided/metrics"
+	"github.com/slided/slided/status"
 )
 
 // Handler serves GET (and HEAD) /metrics from get, which returns the
 // current status; it is called once per request, from the request's
 // goroutine. An error from get gives 503 with its text. Other paths give
 // 404, other methods 405.
-func Handler(get func() (*control.Status, error)) http.Handler {
+func Handler(get func() (*status.Snapshot, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/metrics" {
 			http.NotFound(w, r)

@@ -7,22 +7,22 @@ import (
 	"testing"
 
 	"github.com/slided/slided/bridge"
-	"github.com/slided/slided/control"
 	"github.com/slided/slided/metrics"
+	"github.com/slided/slided/status"
 )
 
-func fullStatus() *control.Status {
-	return &control.Status{Interface: "slide0", Backpressure: "kernel (IFF_BACKPRESSURE)",
+func fullStatus() *status.Snapshot {
+	return &status.Snapshot{Interface: "slide0", Backpressure: "kernel (IFF_BACKPRESSURE)",
 		Bridge: &bridge.Stats{Node: 7, Up: true, TxFrames: 2}}
 }
 
 func TestHandler(t *testing.T) {
-	okGet := func() (*control.Status, error) { return fullStatus(), nil }
+	okGet := func() (*status.Snapshot, error) { return fullStatus(), nil }
 	tests := []struct {
 		desc       string
 		method     string
 		path       string
-		get        func() (*control.Status, error)
+		get        func() (*status.Snapshot, error)
 		wantCode   int
 		wantType   string
 		wantInBody string
@@ -33,10 +33,10 @@ func TestHandler(t *testing.T) {
 		{desc: "post refused", method: "POST", path: "/metrics", get: okGet, wantCode: 405},
 		{desc: "other path", method: "GET", path: "/", get: okGet, wantCode: 404},
 		{desc: "status error", method: "GET", path: "/metrics",
-			get:      func() (*control.Status, error) { return nil, errors.New("daemon stopping") },
+			get:      func() (*status.Snapshot, error) { return nil, errors.New("daemon stopping") },
 			wantCode: 503, wantInBody: "daemon stopping"},
 		{desc: "nil status", method: "GET", path: "/metrics",
-			get:      func() (*control.Status, error) { return nil, nil },
+			get:      func() (*status.Snapshot, error) { return nil, nil },
 			wantCode: 503, wantInBody: "no status"},
 	}
 	for _, tc := range tests {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/slided/slided/phy/sim/medium"
 )
 
 // ErrScenario is wrapped by every ScenarioError.
@@ -45,7 +47,7 @@ type Scenario struct {
 	Seed    uint64
 	HasSeed bool
 	// Topology is the nodes and their links.
-	Topology *Topology
+	Topology *medium.Topology
 }
 
 // scenarioFile is the TOML layout of a scenario.
@@ -141,16 +143,16 @@ func ParseScenario(path string, data []byte) (*Scenario, error) {
 		sc.Seed, sc.HasSeed = uint64(*f.Seed), true
 	}
 
-	prop := Propagation{Speed: SpeedOfSound}
+	prop := medium.Propagation{Speed: medium.SpeedOfSound}
 	if p := f.Propagation; p != nil {
 		switch v := p.Speed.(type) {
 		case nil:
 		case string:
 			switch v {
 			case "sound":
-				prop.Speed = SpeedOfSound
+				prop.Speed = medium.SpeedOfSound
 			case "light":
-				prop.Speed = SpeedOfLight
+				prop.Speed = medium.SpeedOfLight
 			default:
 				return nil, fail("propagation.speed", `speed %q: want metres per second, "sound" or "light"`, v)
 			}
@@ -183,7 +185,7 @@ func ParseScenario(path string, data []byte) (*Scenario, error) {
 			prop.BitErrorRate = *p.BER
 		}
 		if a := p.Acoustic; a != nil {
-			b := AcousticBudget{Spreading: 1.5}
+			b := medium.AcousticBudget{Spreading: 1.5}
 			for _, fv := range []struct {
 				key string
 				p   *float64
@@ -213,8 +215,9 @@ func ParseScenario(path string, data []byte) (*Scenario, error) {
 	if len(f.Node) == 0 {
 		return nil, fail("", "no [[node]] declared")
 	}
-	pos := make(map[NodeID]Position, len(f.Node))
+	pos := make(map[NodeID]medium.Position, len(f.Node))
 	placed := make(map[NodeID]bool, len(f.Node))
+	posKey := make(map[NodeID]string, len(f.Node))
 	var ids []NodeID
 	for i, n := range f.Node {
 		key := fmt.Sprintf("node.%d", i)
@@ -228,13 +231,13 @@ func ParseScenario(path string, data []byte) (*Scenario, error) {
 		if _, dup := pos[id]; dup {
 			return nil, fail(key+".id", "node %d declared twice", id)
 		}
-		pos[id] = Position{}
+		pos[id] = medium.Position{}
 		ids = append(ids, id)
 		if n.Position != nil {
 			if len(n.Position) < 2 || len(n.Position) > 3 {
 				return nil, fail(key+".position", "node %d: position wants [x, y] or [x, y, z] in metres", id)
 			}
-			var p Position
+			var p medium.Position
 			p.X, p.Y = n.Position[0], n.Position[1]
 			if len(n.Position) == 3 {
 				p.Z = n.Position[2]
@@ -244,17 +247,20 @@ func ParseScenario(path string, data []byte) (*Scenario, error) {
 					return nil, fail(key+".position", "node %d: position %v is not finite", id, n.Position)
 				}
 			}
-			pos[id], placed[id] = p, true
+			pos[id], placed[id], posKey[id] = p, true, key+".position"
 		}
 	}
-	topo, err := NewTopology(ids...)
+	topo, err := medium.NewTopology(ids...)
 	if err != nil {
 		return nil, fail("node", "%s", strings.TrimPrefix(err.Error(), "sim: "))
 	}
 	for _, a := range ids {
 		for _, b := range ids {
 			if a != b && placed[a] && placed[b] {
-				topo.links[topo.pos(a, b)] = prop.Link(pos[a].Distance(pos[b]))
+				d := pos[a].Distance(pos[b])
+				if err := topo.SetLink(a, b, prop.Link(d)); err != nil {
+					return nil, fail(posKey[b], "node %d: %v m from node %d: %s", b, d, a, strings.TrimPrefix(err.Error(), "sim: "))
+				}
 			}
 		}
 	}
@@ -276,7 +282,7 @@ func ParseScenario(path string, data []byte) (*Scenario, error) {
 		if from == to {
 			return nil, fail(key+".to", "link from node %d to itself", from)
 		}
-		var lk Link
+		var lk medium.Link
 		switch {
 		case l.Reach != nil && !*l.Reach:
 			if l.Distance != nil || l.Delay != nil || l.Loss != nil || l.BER != nil {
@@ -296,7 +302,7 @@ func ParseScenario(path string, data []byte) (*Scenario, error) {
 			if *l.Delay < 0 {
 				return nil, fail(key+".delay", "link %d-%d: delay %v: negative", from, to, *l.Delay)
 			}
-			lk = Link{Reach: true, Delay: *l.Delay, LossRate: prop.LossRate, BitErrorRate: prop.BitErrorRate}
+			lk = medium.Link{Reach: true, Delay: *l.Delay, LossRate: prop.LossRate, BitErrorRate: prop.BitErrorRate}
 		default:
 			lk = topo.Link(NodeID(from), NodeID(to))
 			if !lk.Reach {
@@ -315,9 +321,11 @@ func ParseScenario(path string, data []byte) (*Scenario, error) {
 			}
 			lk.BitErrorRate = *l.BER
 		}
-		topo.links[topo.pos(NodeID(from), NodeID(to))] = lk
+		if err := topo.SetLink(NodeID(from), NodeID(to), lk); err != nil {
+			return nil, fail(key+".distance", "link %d-%d: %s", from, to, strings.TrimPrefix(err.Error(), "sim: "))
+		}
 		if l.BothWays == nil || *l.BothWays {
-			topo.links[topo.pos(NodeID(to), NodeID(from))] = lk
+			topo.SetLink(NodeID(to), NodeID(from), lk) // valid: the same link
 		}
 	}
 	sc.Topology = topo

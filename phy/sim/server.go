@@ -16,9 +16,10 @@ import (
 
 	"github.com/slided/slided/auth"
 	"github.com/slided/slided/phy"
+	"github.com/slided/slided/phy/sim/medium"
 )
 
-// Server runs a Medium in real time for clients on a stream socket.
+// Server runs a medium.Medium in real time for clients on a stream socket.
 //
 // Goroutines, while Serve runs:
 //   - the owner goroutine owns the Medium and the table of attached
@@ -40,13 +41,13 @@ import (
 type Server struct {
 	cfg     Config
 	log     zerolog.Logger
-	m       *Medium // owned by the owner goroutine while Serve runs
+	m       *medium.Medium // owned by the owner goroutine while Serve runs
 	reqs    chan request
 	serving atomic.Bool
 	setMu   sync.Mutex // SetTopology before Serve against Serve starting
 
 	statsMu sync.Mutex
-	stats   MediumStats
+	stats   medium.Stats
 
 	udpCount   udpCounters                      // UDP transport counters, kept across Serve calls
 	udpKey     *auth.Key                        // set before Serve (SetUDPKey)
@@ -73,11 +74,11 @@ const (
 type request struct {
 	op    reqOp
 	c     *serverConn
-	data  []byte         // reqTransmit: lent until reply
-	topo  *Topology      // reqTopology
-	reply chan error     // reqAttach, reqTransmit, reqDatagram
-	from  netip.AddrPort // reqDatagram: the sender
-	dg    *datagram      // reqDatagram: lent until reply
+	data  []byte           // reqTransmit: lent until reply
+	topo  *medium.Topology // reqTopology
+	reply chan error       // reqAttach, reqTransmit, reqDatagram
+	from  netip.AddrPort   // reqDatagram: the sender
+	dg    *datagram        // reqDatagram: lent until reply
 }
 
 // attachment is an attached client as the owner sees it: a stream
@@ -92,7 +93,7 @@ type attachment interface {
 
 // NewServer returns a server for a medium configured by cfg, logging to log.
 func NewServer(cfg Config, log zerolog.Logger) (*Server, error) {
-	m, err := NewMedium(cfg)
+	m, err := medium.New(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +102,7 @@ func NewServer(cfg Config, log zerolog.Logger) (*Server, error) {
 
 // Stats returns the medium's counters. It is safe from any goroutine; the
 // figures are as of the owner's last wake-up.
-func (s *Server) Stats() MediumStats {
+func (s *Server) Stats() medium.Stats {
 	s.statsMu.Lock()
 	defer s.statsMu.Unlock()
 	return s.stats
@@ -111,7 +112,7 @@ func (s *Server) Stats() MediumStats {
 // server runs, or before Serve; it is safe from any goroutine and applies to
 // transmissions that start after it returns. It fails only when ctx is done
 // or Serve is stopping. The server keeps t; do not change it afterwards.
-func (s *Server) SetTopology(ctx context.Context, t *Topology) error {
+func (s *Server) SetTopology(ctx context.Context, t *medium.Topology) error {
 	if !s.serving.Load() {
 		s.setMu.Lock()
 		defer s.setMu.Unlock()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/slided/slided/auth"
 	"github.com/slided/slided/phy"
+	"github.com/slided/slided/phy/sim/medium"
 )
 
 // Timing of the UDP transport.
@@ -248,7 +249,7 @@ func (u *udpServer) helloError(to netip.AddrPort, ctr uint64, code uint8, text s
 }
 
 // detach ends a session without telling the client.
-func (u *udpServer) detach(now time.Time, m *Medium, conns *[256]attachment, ss *udpSession) {
+func (u *udpServer) detach(now time.Time, m *medium.Medium, conns *[256]attachment, ss *udpSession) {
 	if conns[ss.id] == ss {
 		conns[ss.id] = nil
 		m.Detach(now, ss.id)
@@ -258,7 +259,7 @@ func (u *udpServer) detach(now time.Time, m *Medium, conns *[256]attachment, ss 
 }
 
 // handle is the owner's part for one datagram from from.
-func (u *udpServer) handle(now time.Time, m *Medium, conns *[256]attachment, from netip.AddrPort, d *datagram) {
+func (u *udpServer) handle(now time.Time, m *medium.Medium, conns *[256]attachment, from netip.AddrPort, d *datagram) {
 	ss := u.sessions[from]
 	if d.typ == msgHello {
 		u.handleHello(now, m, conns, from, d, ss)
@@ -318,7 +319,7 @@ func (u *udpServer) handle(now time.Time, m *Medium, conns *[256]attachment, fro
 // has not proven it asked (a spoofed version 1 hello is 9 bytes).
 const oldVersionText = "sim: medium speaks udp protocol 2; upgrade slided"
 
-func (u *udpServer) handleHello(now time.Time, m *Medium, conns *[256]attachment, from netip.AddrPort, d *datagram, ss *udpSession) {
+func (u *udpServer) handleHello(now time.Time, m *medium.Medium, conns *[256]attachment, from netip.AddrPort, d *datagram, ss *udpSession) {
 	if d.old || d.version != udpVersion {
 		u.cnt.oldVersion.Add(1)
 		// At most one answer per source per complaintEvery, and only if
@@ -442,7 +443,7 @@ func (u *udpServer) nextExpiry() (time.Time, bool) {
 }
 
 // tick ends the sessions of silent clients.
-func (u *udpServer) tick(now time.Time, m *Medium, conns *[256]attachment) {
+func (u *udpServer) tick(now time.Time, m *medium.Medium, conns *[256]attachment) {
 	for _, ss := range u.sessions {
 		if now.Sub(ss.heard) >= udpTimeout {
 			ss.sendError(codeGone, "silent for too long")

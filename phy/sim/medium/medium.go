@@ -1,16 +1,14 @@
-// Package sim is a simulated shared half-duplex medium.
+// Package medium is the core of the simulated shared half-duplex medium: who
+// hears whom (Topology, Propagation, the acoustic budget), when (propagation
+// delay, airtime at the bit rate), what collides, what is lost and which bits
+// flip. It is sans-I/O: the caller passes the time into every method, takes
+// the events Advance hands out and asks Next when to call again, so the same
+// code runs in real time (phy/sim's Server) and in virtual time (MAC studies,
+// tests). It is deterministic for a seed, and imports no network, logging or
+// file-format code.
 //
-// It has three layers:
-//
-//   - Medium, the core: a sans-I/O model of the channel. Time is passed in and
-//     events come out of Advance, so the same code runs in real time (Server)
-//     and in virtual time (MAC studies, tests). It is deterministic for a seed.
-//   - Server, the medium in real time on a Unix stream socket, so daemons in
-//     different network namespaces share one channel.
-//   - Client, the PHY a daemon uses to reach a Server (bridge.PHY).
-//
-// The model, its assumptions and the wire protocol are in docs/simulator.md.
-package sim
+// The model and its assumptions are in docs/simulator.md.
+package medium
 
 import (
 	"errors"
@@ -76,8 +74,8 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// MediumStats counts what happened on the medium since it was made.
-type MediumStats struct {
+// Stats counts what happened on the medium since it was made.
+type Stats struct {
 	// Transmissions is the number of transmissions accepted.
 	Transmissions uint64
 	// Deliveries is the number of Received events (one per receiver).
@@ -125,7 +123,7 @@ type Medium struct {
 	scratch   []byte        // Received data handed to deliver, valid during the call
 	onAir     int           // transmissions on air now
 	busySince time.Duration // start of the current busy period
-	stats     MediumStats
+	stats     Stats
 }
 
 type node struct {
@@ -208,8 +206,8 @@ func (m *Medium) SetTopology(t *Topology) { m.topo = t }
 // Topology returns the topology set by SetTopology, or nil.
 func (m *Medium) Topology() *Topology { return m.topo }
 
-// NewMedium returns an empty medium for cfg.
-func NewMedium(cfg Config) (*Medium, error) {
+// New returns an empty medium for cfg.
+func New(cfg Config) (*Medium, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -330,7 +328,7 @@ func (m *Medium) Advance(now time.Time, deliver func(to NodeID, ev phy.Event)) {
 }
 
 // Stats returns the counters.
-func (m *Medium) Stats() MediumStats { return m.stats }
+func (m *Medium) Stats() Stats { return m.stats }
 
 // inFlight reports the transmission and reception records in use (tests).
 func (m *Medium) inFlight() (txs, rxs, events int) {

@@ -1,4 +1,4 @@
-package sim
+package medium
 
 import (
 	"fmt"
@@ -26,7 +26,7 @@ func advanceAll(m *Medium, until time.Time, deliver func(NodeID, phy.Event)) {
 func BenchmarkMediumCycle(b *testing.B) {
 	for _, nodes := range []int{2, 10, 100} {
 		b.Run(fmt.Sprintf("nodes=%d", nodes), func(b *testing.B) {
-			m, err := NewMedium(Config{BitRate: 9600, PropDelay: ms(10), BitErrorRate: 1e-4, Seed: 1})
+			m, err := New(Config{BitRate: 9600, PropDelay: ms(10), BitErrorRate: 1e-4, Seed: 1})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -64,7 +64,7 @@ func BenchmarkVirtualTime(b *testing.B) {
 	for _, nodes := range []int{10, 100} {
 		b.Run(fmt.Sprintf("nodes=%d", nodes), func(b *testing.B) {
 			cfg := Config{BitRate: 9600, PropDelay: ms(20), LossRate: 0.01, BitErrorRate: 1e-5, Seed: 1}
-			m, err := NewMedium(cfg)
+			m, err := New(cfg)
 			if err != nil {
 				b.Fatal(err)
 			}

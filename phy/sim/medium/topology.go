@@ -1,4 +1,4 @@
-package sim
+package medium
 
 import (
 	"fmt"
@@ -76,16 +76,25 @@ func NewTopology(ids ...NodeID) (*Topology, error) {
 }
 
 // FullMesh returns a topology in which every node reaches every other over
-// link l.
+// link l, which must be valid.
 func FullMesh(l Link, ids ...NodeID) (*Topology, error) {
+	return linkAll(ids, func(NodeID, NodeID) Link { return l })
+}
+
+// linkAll returns a topology of ids in which each node reaches each other
+// over link(from, to); an invalid link (Link.Validate) is an error.
+func linkAll(ids []NodeID, link func(from, to NodeID) Link) (*Topology, error) {
 	t, err := NewTopology(ids...)
 	if err != nil {
 		return nil, err
 	}
 	for _, a := range t.ids {
 		for _, b := range t.ids {
-			if a != b {
-				t.links[t.pos(a, b)] = l
+			if a == b {
+				continue
+			}
+			if err := t.SetLink(a, b, link(a, b)); err != nil {
+				return nil, err
 			}
 		}
 	}
@@ -261,16 +270,5 @@ func PlaceNodes(pos map[NodeID]Position, p Propagation) (*Topology, error) {
 	for id := range pos {
 		ids = append(ids, id)
 	}
-	t, err := NewTopology(ids...)
-	if err != nil {
-		return nil, err
-	}
-	for _, a := range t.ids {
-		for _, b := range t.ids {
-			if a != b {
-				t.links[t.pos(a, b)] = p.Link(pos[a].Distance(pos[b]))
-			}
-		}
-	}
-	return t, nil
+	return linkAll(ids, func(a, b NodeID) Link { return p.Link(pos[a].Distance(pos[b])) })
 }

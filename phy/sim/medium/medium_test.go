@@ -1,4 +1,4 @@
-package sim
+package medium
 
 import (
 	"bytes"
@@ -47,9 +47,9 @@ type harness struct {
 
 func newHarness(t *testing.T, cfg Config, ids ...NodeID) *harness {
 	t.Helper()
-	m, err := NewMedium(cfg)
+	m, err := New(cfg)
 	if err != nil {
-		t.Fatalf("NewMedium: %v", err)
+		t.Fatalf("New: %v", err)
 	}
 	for _, id := range ids {
 		if err := m.Attach(id); err != nil {
@@ -150,8 +150,8 @@ func TestConfigValidate(t *testing.T) {
 		if (err == nil) != tc.ok {
 			t.Errorf("%s: Validate() = %v, want ok=%v", tc.desc, err, tc.ok)
 		}
-		if _, merr := NewMedium(tc.cfg); (merr == nil) != tc.ok {
-			t.Errorf("%s: NewMedium error = %v, want ok=%v", tc.desc, merr, tc.ok)
+		if _, merr := New(tc.cfg); (merr == nil) != tc.ok {
+			t.Errorf("%s: New error = %v, want ok=%v", tc.desc, merr, tc.ok)
 		}
 	}
 }
@@ -520,7 +520,7 @@ func TestDetachBeforeStart(t *testing.T) {
 }
 
 func TestFlipBitsAll(t *testing.T) {
-	m, _ := NewMedium(Config{BitRate: 1})
+	m, _ := New(Config{BitRate: 1})
 	b := []byte{0x0F, 0xF0}
 	if n := m.flipBits(b, 1); n != 16 || b[0] != 0xF0 || b[1] != 0x0F {
 		t.Errorf("flipBits(p=1) = %d, % x; want 16, f0 0f", n, b)

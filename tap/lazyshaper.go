@@ -1,0 +1,304 @@
+package tap
+
+// This file holds the shaping qdisc as the daemon uses it: installed on the
+// first rate the bridge's pacer sets, granted as the daemon reads
+// (CreditTAP), with a fallback to the paced htb where the credit cannot be
+// installed.
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// LazyShaper installs the shaping qdisc on first use; after that the
+// credit, not the rate, carries backpressure (docs/backpressure.md): the
+// bridge's SetRate only records the pacer's figure, and CreditTAP grants
+// the next packets each time the daemon has read a grant's worth. Its
+// methods are called from the bridge's loop (SetRate, Released) and reader
+// (read) goroutines; Stats and Mode, from the control and metrics
+// goroutines, and Close share its fields under mu.
+type LazyShaper struct {
+	dev        *Device
+	log        zerolog.Logger
+	ringLen    uint32
+	stallLimit time.Duration
+	stallAuto  bool // scale the stall limit to the link (autoStallLimit)
+	mtu        int
+	// install creates the qdisc; nil means NewShaper on dev.
+	install func(ShaperConfig) (qdisc, error)
+	kick    *Kicker // nil if it could not be opened
+
+	mu        sync.Mutex
+	s         qdisc
+	failed    error
+	reads     uint64 // packets read from the TAP since the qdisc was installed, kick frames aside
+	sinceLast uint32 // of those, since the last grant
+	grantErr  error  // the last grant's error, logged once
+	grantErrs uint64
+	wmemAt    time.Time // when wmem_max was last read
+	wmemMax   uint64
+	paced     bool // the fallback: no credit, the htb paced by SetRate
+}
+
+// LazyShaperConfig configures a LazyShaper.
+type LazyShaperConfig struct {
+	// RingLen is the TAP's txqueuelen.
+	RingLen uint32
+	// MTU is the TAP's MTU.
+	MTU int
+	// StallLimit is the credit's stall limit (ShaperConfig); with
+	// StallAuto it is scaled to the link instead (autoStallLimit).
+	StallLimit time.Duration
+	StallAuto  bool
+	// Kick, if not nil, wakes the qdisc after each grant (Kicker).
+	Kick *Kicker
+}
+
+// NewLazyShaper returns a LazyShaper for dev; it installs nothing before
+// its first SetRate.
+func NewLazyShaper(dev *Device, cfg LazyShaperConfig, log zerolog.Logger) *LazyShaper {
+	return &LazyShaper{dev: dev, log: log, ringLen: cfg.RingLen, stallLimit: cfg.StallLimit,
+		stallAuto: cfg.StallAuto, mtu: cfg.MTU, kick: cfg.Kick}
+}
+
+// qdisc is the shaping qdisc as LazyShaper uses it; *Shaper is one. Its
+// methods may be called from several goroutines.
+type qdisc interface {
+	SetRate(bytesPerSec uint64) error
+	Stats() (QdiscStats, error)
+	Close() error
+}
+
+// granter is a qdisc with a credit (*Shaper).
+type granter interface {
+	Grant() error
+	GrantSize() uint32
+	SetFlowLimit(uint32) error
+}
+
+// wmemMax reads net.core.wmem_max, 0 if it cannot.
+func wmemMax() uint64 {
+	b, err := os.ReadFile("/proc/sys/net/core/wmem_max")
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// flowLimit sizes the flow queues from wmem_max and logs once if it must
+// cap them.
+func (s *LazyShaper) flowLimit(wmem uint64) uint32 {
+	limit, capped := FlowLimitFor(wmem)
+	if capped {
+		s.log.Warn().Uint64("wmem_max", wmem).Uint32("flow_limit", limit).
+			Msg("net.core.wmem_max is too large to honour within the memory bound: a sender with a buffer that large and tiny packets may lose at its flow queue")
+	}
+	return limit
+}
+
+func (s *LazyShaper) SetRate(r uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failed != nil {
+		return s.failed
+	}
+	if s.s != nil {
+		if s.paced {
+			return s.s.SetRate(r)
+		}
+		// The credit carries backpressure; a rate change would be a
+		// netlink request four times a second for nothing.
+		return nil
+	}
+	install := s.install
+	if install == nil {
+		install = func(cfg ShaperConfig) (qdisc, error) { return NewShaper(s.dev.Index(), cfg) }
+	}
+	s.wmemMax, s.wmemAt = wmemMax(), time.Now()
+	ring := s.ringLen
+	stall := s.stallLimit
+	if s.stallAuto {
+		stall = autoStallLimit(ring, s.mtu, r)
+	}
+	cfg := ShaperConfig{Rate: NoPacing, Burst: 2 * 1514, FlowLimit: s.flowLimit(s.wmemMax),
+		RingLen: ring, StallLimit: stall}
+	sh, err := install(cfg)
+	if err != nil {
+		// The best policy still available: the htb paced by the MAC, as
+		// before the credit (no tbf or no size tables here).
+		s.log.Error().Err(err).Msg("cannot install the credit qdisc; falling back to the paced htb, which drops in the TAP ring if the daemon stalls")
+		cfg.NoCredit, cfg.Rate = true, r
+		if sh, err = install(cfg); err != nil {
+			s.failed = fmt.Errorf("backpressure qdisc unavailable, the TAP ring will drop when full: %w", err)
+			return s.failed
+		}
+		s.paced = true
+	}
+	s.s = sh
+	ev := s.log.Info().Uint64("wmem_max", s.wmemMax).Bool("credit", !s.paced)
+	if g, ok := sh.(*Shaper); ok && !s.paced {
+		ev = ev.Uint32("grant", g.GrantSize()).Float64("leak_packets_per_s", g.Leak()).Uint32("flow_limit", g.FlowLimit()).
+			Dur("stall_limit", stall)
+	}
+	ev.Msg("shaping qdisc installed")
+	return nil
+}
+
+// autoStallLimit is -stall-limit's default on a link that carries rate
+// bytes/s with frames of up to mtu bytes: DefaultStallLimit, or longer
+// where the leak (LeakRoom/limit packets a second) would come near what
+// the link carries. A live daemon on such a link reads its TAP that slowly
+// when saturated, and a leak as fast filled its ring and dropped (an
+// acoustic modem at 2400 bit/s, both nodes sending: 14–16 ring drops in
+// 120 s with the 60 s default). The leak is kept at an eighth of the
+// link's rate in full-size frames, the lower the longer a stopped daemon's
+// senders then wait: 7 minutes at 2400 bit/s, under 2 at 9600, the default
+// from about 16,000 bit/s up.
+func autoStallLimit(ring uint32, mtu int, rate uint64) time.Duration {
+	room := LeakRoom(ring, DefaultGrant)
+	if rate == 0 || room <= 1 || mtu < 1 {
+		return DefaultStallLimit
+	}
+	perSecond := float64(rate) / float64(mtu+14) // full-size frames a second
+	return max(DefaultStallLimit, time.Duration(8*room/perSecond*float64(time.Second)))
+}
+
+// read counts one packet read from the TAP and grants the next ones when
+// a grant's worth has been read. A kick frame (kick) does not count: it
+// leaves first after each grant and spends the grant's one extra token
+// (Shaper). Called by the bridge's reader goroutine.
+func (s *LazyShaper) read(kick bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, ok := s.s.(granter)
+	if !ok || s.paced || kick {
+		return
+	}
+	s.reads++
+	s.sinceLast++
+	if s.sinceLast < g.GrantSize() {
+		return
+	}
+	s.sinceLast = 0
+	if err := g.Grant(); err != nil {
+		s.grantErrs++
+		if s.grantErr == nil {
+			s.log.Error().Err(err).Msg("cannot grant the shaping qdisc more packets; the TAP drains at the leak rate only")
+		}
+		s.grantErr = err
+		return
+	}
+	s.grantErr = nil
+	if s.kick != nil {
+		// Wake the tbf: a grant alone does not (Kicker).
+		if err := s.kick.Kick(); err != nil && s.grantErrs == 0 {
+			s.grantErrs++
+			s.log.Error().Err(err).Msg("cannot kick the shaping qdisc after a grant")
+		}
+	}
+	if now := time.Now(); now.Sub(s.wmemAt) > 10*time.Second {
+		s.wmemAt = now
+		if w := wmemMax(); w != 0 && w != s.wmemMax {
+			s.wmemMax = w
+			if err := g.SetFlowLimit(s.flowLimit(w)); err != nil {
+				s.log.Error().Err(err).Msg("cannot resize the flow queues after wmem_max changed")
+			} else {
+				s.log.Info().Uint64("wmem_max", w).Msg("flow queues resized")
+			}
+		}
+	}
+}
+
+// Released reports the packets read as released (with the credit, the ring
+// holds at most a grant) and no ring drops: the TAP's tx_dropped is in
+// status. It sends no netlink request, so an idle daemon does none.
+func (s *LazyShaper) Released() (sent, dropped uint64, err error) {
+	s.mu.Lock()
+	sh, paced, reads := s.s, s.paced, s.reads
+	s.mu.Unlock()
+	if sh == nil {
+		return 0, 0, errors.New("no shaping qdisc")
+	}
+	if !paced {
+		return reads, 0, nil
+	}
+	q, err := sh.Stats()
+	if err != nil {
+		return 0, 0, err
+	}
+	ls, err := s.dev.LinkStats()
+	if err != nil {
+		return 0, 0, err
+	}
+	return q.Root.Packets, ls.TxDropped, nil
+}
+
+// Mode is how backpressure is carried, for status.
+func (s *LazyShaper) Mode() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.paced {
+		return "shaping qdisc paced by the MAC (fallback: no credit; a stalled daemon's TAP ring drops, and small packets may overflow it)"
+	}
+	return "shaping qdisc with a credit granted as the daemon reads (zero host loss for blocking senders; past -stall-limit a stopped daemon's TAP drops slowly)"
+}
+
+// CreditTAP is the TAP as the bridge reads it: each packet read counts
+// towards the next grant.
+type CreditTAP struct {
+	*Device
+	Shaper *LazyShaper // nil without a shaper
+}
+
+// Read returns the next frame that is not a kick frame (Kicker).
+func (t CreditTAP) Read(p []byte) (int, error) {
+	for {
+		n, err := t.Device.Read(p)
+		if err != nil || t.Shaper == nil {
+			return n, err
+		}
+		kick := IsKick(p[:n])
+		t.Shaper.read(kick)
+		if !kick {
+			return n, nil
+		}
+	}
+}
+
+// Stats reads the qdisc's counters for a status or a scrape. It holds mu
+// only to copy the fields: the netlink dump runs without it, so the loop's
+// SetRate never waits for a scrape.
+func (s *LazyShaper) Stats() (*QdiscStats, error) {
+	s.mu.Lock()
+	sh, failed := s.s, s.failed
+	s.mu.Unlock()
+	if failed != nil {
+		return nil, failed
+	}
+	if sh == nil {
+		return nil, nil
+	}
+	q, err := sh.Stats()
+	return &q, err
+}
+
+// Close removes the qdisc, if it was installed.
+func (s *LazyShaper) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.s != nil {
+		return s.s.Close()
+	}
+	return nil
+}

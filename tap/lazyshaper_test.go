@@ -1,0 +1,128 @@
+package tap
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// rateQdisc records the rates it is set to.
+type rateQdisc struct{ rates []uint64 }
+
+func (q *rateQdisc) SetRate(r uint64) error     { q.rates = append(q.rates, r); return nil }
+func (q *rateQdisc) Stats() (QdiscStats, error) { return QdiscStats{}, nil }
+func (q *rateQdisc) Close() error               { return nil }
+
+// TestBackpressureFallbackToPaced: where the credit cannot be installed (a
+// kernel without tbf or size tables), the shaper falls back to the htb paced
+// by the MAC, retunes it, and status says which mechanism is in force.
+func TestBackpressureFallbackToPaced(t *testing.T) {
+	q := &rateQdisc{}
+	var cfgs []ShaperConfig
+	s := &LazyShaper{log: zerolog.Nop(), install: func(c ShaperConfig) (qdisc, error) {
+		cfgs = append(cfgs, c)
+		if !c.NoCredit {
+			return nil, errors.New("tbf: no such qdisc kind")
+		}
+		return q, nil
+	}}
+	if err := s.SetRate(1000); err != nil {
+		t.Fatalf("SetRate: %v", err)
+	}
+	if len(cfgs) != 2 || cfgs[0].NoCredit || !cfgs[1].NoCredit || cfgs[1].Rate != 1000 {
+		t.Fatalf("install calls %+v; want the credit, then the paced htb at 1000 B/s", cfgs)
+	}
+	if err := s.SetRate(2000); err != nil {
+		t.Fatalf("SetRate: %v", err)
+	}
+	if len(q.rates) != 1 || q.rates[0] != 2000 {
+		t.Errorf("paced htb retuned to %v; want [2000]", q.rates)
+	}
+	if m := s.Mode(); !strings.Contains(m, "fallback") {
+		t.Errorf("status mode %q does not say it is the fallback", m)
+	}
+	s.read(false) // no credit: nothing to grant, no panic
+}
+
+// blockingQdisc is a qdisc whose Stats blocks until release is closed, as a
+// netlink dump can.
+type blockingQdisc struct {
+	inStats chan struct{}
+	release chan struct{}
+}
+
+func (q *blockingQdisc) SetRate(uint64) error { return nil }
+func (q *blockingQdisc) Close() error         { return nil }
+func (q *blockingQdisc) Stats() (QdiscStats, error) {
+	q.inStats <- struct{}{}
+	<-q.release
+	return QdiscStats{}, nil
+}
+
+// TestMetricsScrapeLeavesTheLoopAlone: while a scrape reads the qdisc's
+// counters (a netlink dump), the lock the loop's SetRate takes is free.
+func TestMetricsScrapeLeavesTheLoopAlone(t *testing.T) {
+	q := &blockingQdisc{inStats: make(chan struct{}), release: make(chan struct{})}
+	s := &LazyShaper{install: func(ShaperConfig) (qdisc, error) { return q, nil }}
+	if err := s.SetRate(1000); err != nil { // installs q
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() { // the scrape
+		_, err := s.Stats()
+		done <- err
+	}()
+	<-q.inStats
+	if !s.mu.TryLock() {
+		t.Error("a scrape holds the shaper's lock across the qdisc dump; the loop's SetRate would wait for it")
+	} else {
+		s.mu.Unlock()
+	}
+	close(q.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAutoStallLimit: the default stall limit keeps the leak at most an
+// eighth of what the link carries in full-size frames, and is never below
+// DefaultStallLimit.
+func TestAutoStallLimit(t *testing.T) {
+	for _, tc := range []struct {
+		desc      string
+		ring, mtu int
+		bitRate   int
+		want      time.Duration // 0: only check the rule
+	}{
+		{desc: "115200 bit/s", ring: 16, mtu: 1500, bitRate: 115200, want: DefaultStallLimit},
+		{desc: "9600 bit/s", ring: 16, mtu: 1500, bitRate: 9600},
+		{desc: "acoustic 2400 bit/s, MTU 1500", ring: 16, mtu: 1500, bitRate: 2400},
+		{desc: "acoustic 300 bit/s, MTU 576", ring: 16, mtu: 576, bitRate: 300},
+		{desc: "rate unknown", ring: 16, mtu: 1500, bitRate: 0, want: DefaultStallLimit},
+		{desc: "ring too short for room", ring: 4, mtu: 1500, bitRate: 2400, want: DefaultStallLimit},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			rate := uint64(tc.bitRate) * 9 / 80 // the pacer's start: 90% of the raw rate, bytes/s
+			got := autoStallLimit(uint32(tc.ring), tc.mtu, rate)
+			if got < DefaultStallLimit {
+				t.Fatalf("stall limit %v below the default %v", got, DefaultStallLimit)
+			}
+			if tc.want != 0 && got != tc.want {
+				t.Fatalf("stall limit %v, want %v", got, tc.want)
+			}
+			room := LeakRoom(uint32(tc.ring), DefaultGrant)
+			if rate == 0 || room <= 1 {
+				return
+			}
+			leak := room / got.Seconds()
+			frames := float64(rate) / float64(tc.mtu+14)
+			if leak > frames/8*1.001 {
+				t.Errorf("leak %.3f packets/s against %.3f full frames/s: more than an eighth", leak, frames)
+			}
+			t.Logf("stall limit %v, leak %.3f packets/s, link %.3f frames/s", got, leak, frames)
+		})
+	}
+}
