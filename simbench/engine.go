@@ -1,7 +1,7 @@
 package simbench
 
 // The engine mode: N link engines (package link, the code the daemon runs,
-// ARQ, Acks, reservations and all) on the phy/sim Medium in virtual time,
+// ARQ, Acks, reservations and all) on the phy/sim/medium core in virtual time,
 // each host keeping its flows saturated the way a blocking sender does under
 // policy Block: a packet is handed over whenever the engine wants to read.
 // What it measures is what the daemon's end-to-end benchmarks measure
@@ -20,7 +20,7 @@ import (
 	"github.com/slided/slided/framing"
 	"github.com/slided/slided/link"
 	"github.com/slided/slided/phy"
-	"github.com/slided/slided/phy/sim"
+	"github.com/slided/slided/phy/sim/medium"
 )
 
 // Link is the protocol name of the engine mode (slided bench -protocol link).
@@ -112,7 +112,7 @@ type engNode struct {
 
 type engRunner struct {
 	cfg       EngineConfig
-	m         *sim.Medium
+	m         *medium.Medium
 	info      phy.Info
 	nodes     []*engNode
 	now       time.Time
@@ -177,13 +177,13 @@ func RunEngine(cfg EngineConfig) (EngineResult, error) {
 		return EngineResult{}, err
 	}
 	wall := time.Now()
-	m, err := sim.NewMedium(sim.Config{BitRate: cfg.BitRate, PropDelay: cfg.PropDelay, LossRate: cfg.LossRate, Seed: cfg.Seed})
+	m, err := medium.New(medium.Config{BitRate: cfg.BitRate, PropDelay: cfg.PropDelay, LossRate: cfg.LossRate, Seed: cfg.Seed})
 	if err != nil {
 		return EngineResult{}, err
 	}
 	r := &engRunner{cfg: cfg, m: m, now: epoch, got: make([]uint64, len(cfg.Flows)),
 		late: make([]uint64, len(cfg.Flows)), highest: make([]uint32, len(cfg.Flows)), delays: make([][]time.Duration, len(cfg.Flows)),
-		info: phy.Info{BitRate: cfg.BitRate, MaxFrame: sim.MaxFrame, CarrierAtArrival: true}}
+		info: phy.Info{BitRate: cfg.BitRate, MaxFrame: medium.MaxFrame, CarrierAtArrival: true}}
 	m.Advance(epoch, nil)
 	for i := range cfg.Nodes {
 		id := framing.NodeID(i + 1)
@@ -197,7 +197,7 @@ func RunEngine(cfg EngineConfig) (EngineResult, error) {
 		if err != nil {
 			return EngineResult{}, fmt.Errorf("node %d: %w", id, err)
 		}
-		if err := m.Attach(sim.NodeID(id)); err != nil {
+		if err := m.Attach(medium.NodeID(id)); err != nil {
 			return EngineResult{}, err
 		}
 		n := &engNode{id: id, e: e}
@@ -218,8 +218,8 @@ func RunEngine(cfg EngineConfig) (EngineResult, error) {
 	measureFrom := epoch.Add(warm)
 	end := measureFrom.Add(cfg.Duration)
 	var res EngineResult
-	var mbase sim.MediumStats
-	deliver := func(to sim.NodeID, ev phy.Event) {
+	var mbase medium.Stats
+	deliver := func(to medium.NodeID, ev phy.Event) {
 		n := r.nodes[to-1]
 		if err := n.e.Modem(r.now, ev, r.info); err != nil && r.err == nil {
 			r.err = err
@@ -332,7 +332,7 @@ func (r *engRunner) service(n *engNode) {
 	if !ok {
 		return
 	}
-	if _, err := r.m.Transmit(r.now, sim.NodeID(n.id), f); err != nil {
+	if _, err := r.m.Transmit(r.now, medium.NodeID(n.id), f); err != nil {
 		n.e.Refused(r.now, err)
 	}
 }

@@ -5,30 +5,30 @@ import (
 	"time"
 
 	"github.com/slided/slided/phy"
-	"github.com/slided/slided/phy/sim"
+	"github.com/slided/slided/phy/sim/medium"
 )
 
-// medium is what a run needs of the channel: sim.Medium's Transmit, Next and
-// Advance, with the same contracts (phy/sim/medium.go), in ns since the
+// channel is what a run needs of the channel: medium.Medium's Transmit, Next and
+// Advance, with the same contracts (phy/sim/medium), in ns since the
 // run's epoch, nodes by index (node id − 1). Events go to the runner; to is
 // the frame's addressee, the one receiver the runner wants it at (a medium
 // may deliver it to the others too).
-type medium interface {
+type channel interface {
 	transmit(at int64, from, to int, data []byte) error
 	next() (int64, bool)
 	advance(at int64)
 }
 
-// simMedium is a sim.Medium driving a runner: runs with a topology take it,
+// simMedium is a medium.Medium driving a runner: runs with a topology take it,
 // and tests compare it with fastMedium.
 type simMedium struct {
-	m       *sim.Medium
+	m       *medium.Medium
 	epoch   time.Time
-	deliver func(to sim.NodeID, ev phy.Event)
+	deliver func(to medium.NodeID, ev phy.Event)
 }
 
 func (s *simMedium) transmit(at int64, from, _ int, data []byte) error {
-	_, err := s.m.Transmit(s.epoch.Add(time.Duration(at)), sim.NodeID(from+1), data)
+	_, err := s.m.Transmit(s.epoch.Add(time.Duration(at)), medium.NodeID(from+1), data)
 	return err
 }
 
@@ -39,15 +39,15 @@ func (s *simMedium) next() (int64, bool) {
 
 func (s *simMedium) advance(at int64) { s.m.Advance(s.epoch.Add(time.Duration(at)), s.deliver) }
 
-// fastMedium is sim.Medium for the case a run without a topology has: every
+// fastMedium is medium.Medium for the case a run without a topology has: every
 // pair of nodes the same delay, no loss, no bit errors, no detaching. It
 // fires the same events in the same order (TestFastMediumMatches runs both
 // and compares the results), but keeps four events per transmission instead
 // of two per receiver: the arrivals at every receiver start (and end) at the
 // same instant, so one event stands for all of them and walks the receivers
-// in ascending id order, the order sim.Medium schedules them in. Ties
-// between events fire by (time, kind, scheduling order) as in sim.Medium.
-// Nodes are indexes, not sim.NodeIDs, so that it holds more than 254; it
+// in ascending id order, the order medium.Medium schedules them in. Ties
+// between events fire by (time, kind, scheduling order) as in medium.Medium.
+// Nodes are indexes, not medium.NodeIDs, so that it holds more than 254; it
 // calls the runner's methods for their events directly.
 type fastMedium struct {
 	bitRate int
@@ -83,7 +83,7 @@ type ftx struct {
 	disturb []uint32
 }
 
-// Event kinds, ordered as sim.Medium orders them at equal times.
+// Event kinds, ordered as medium.Medium orders them at equal times.
 const (
 	fArrivalEnd uint8 = iota
 	fTxEnd
@@ -105,18 +105,18 @@ func newFastMedium(bitRate int, delay time.Duration, nodes int, r *runner) *fast
 // attach attaches the next node (callers attach in ascending order).
 func (m *fastMedium) attach() { m.attached++ }
 
-// transmit is sim.Medium.Transmit, but for one thing: the frame reaches
+// transmit is medium.Medium.Transmit, but for one thing: the frame reaches
 // the runner at node to only.
 func (m *fastMedium) transmit(at int64, from, to int, data []byte) error {
 	if from < 0 || from >= m.attached {
-		return fmt.Errorf("%w: %d", sim.ErrNotAttached, from+1)
+		return fmt.Errorf("%w: %d", medium.ErrNotAttached, from+1)
 	}
 	n := &m.nodes[from]
 	switch {
 	case n.busy:
-		return fmt.Errorf("%w: %d", sim.ErrTransmitting, from+1)
-	case len(data) == 0 || len(data) > sim.MaxFrame:
-		return fmt.Errorf("%w: %d bytes", sim.ErrFrameSize, len(data))
+		return fmt.Errorf("%w: %d", medium.ErrTransmitting, from+1)
+	case len(data) == 0 || len(data) > medium.MaxFrame:
+		return fmt.Errorf("%w: %d bytes", medium.ErrFrameSize, len(data))
 	}
 	t := max(at, m.now)
 	m.now = t
@@ -151,7 +151,7 @@ func (m *fastMedium) transmit(at int64, from, to int, data []byte) error {
 	return nil
 }
 
-// next is sim.Medium.Next.
+// next is medium.Medium.Next.
 func (m *fastMedium) next() (int64, bool) {
 	if len(m.q) == 0 {
 		return 0, false
@@ -159,7 +159,7 @@ func (m *fastMedium) next() (int64, bool) {
 	return m.q[0].at, true
 }
 
-// advance is sim.Medium.Advance.
+// advance is medium.Medium.Advance.
 func (m *fastMedium) advance(at int64) {
 	m.now = max(at, m.now)
 	for len(m.q) > 0 && m.q[0].at <= m.now {
@@ -240,9 +240,9 @@ func (m *fastMedium) fire(ev fevent) {
 	}
 }
 
-// push, before and pop are sim.Medium's eventQueue written out again for
+// push, before and pop are medium.Medium's eventQueue written out again for
 // fevent: not shared on purpose, for speed (see eventQueue in
-// phy/sim/medium.go).
+// phy/sim/medium/medium.go).
 func (m *fastMedium) push(at int64, kind uint8, tx int32) {
 	m.seq++
 	m.txs[tx].refs++

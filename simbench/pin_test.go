@@ -7,20 +7,20 @@ import (
 	"time"
 
 	"github.com/slided/slided/mac/csma"
-	"github.com/slided/slided/phy/sim"
+	"github.com/slided/slided/phy/sim/medium"
 )
 
 // pinned are runs whose every count is pinned by TestPinned: the simulator
 // may get faster, but the same seed must give the same run, bit for bit.
 // They cover each protocol, saturated and Poisson csma, long delays (bursts),
-// a fixed-window MAC with persistence below 1, and a topology (sim.Medium).
+// a fixed-window MAC with persistence below 1, and a topology (medium.Medium).
 func pinned(t *testing.T) []Config {
-	hidden, err := sim.FullMesh(sim.Link{Reach: true, Delay: time.Millisecond}, 1, 2, 3, 4, 5)
+	hidden, err := medium.FullMesh(medium.Link{Reach: true, Delay: time.Millisecond}, 1, 2, 3, 4, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
-	hidden.SetLink(1, 5, sim.Link{})
-	hidden.SetLink(5, 1, sim.Link{})
+	hidden.SetLink(1, 5, medium.Link{})
+	hidden.SetLink(5, 1, medium.Link{})
 	fixed := csma.Config{SlotTime: 2 * time.Millisecond, IFS: 4 * time.Millisecond, Persistence: 0.5, CWMin: 16, CWMax: 128, QueueLen: 16}
 	return []Config{
 		{Protocol: CSMA, Nodes: 10, A: 0.01, Saturated: true, Frames: 5000, Seed: 1},
@@ -94,7 +94,7 @@ func TestEpochFree(t *testing.T) {
 	}
 }
 
-// TestManyNodes: without a topology a run is not bound to sim.NodeID's one
+// TestManyNodes: without a topology a run is not bound to medium.NodeID's one
 // byte: 1000 saturated csma nodes share the channel, every one gets frames
 // through, and the run is deterministic.
 func TestManyNodes(t *testing.T) {
@@ -123,7 +123,7 @@ func TestManyNodes(t *testing.T) {
 		t.Errorf("%d of 1000 nodes transmitted", senders)
 	}
 	t.Logf("1000 nodes: %s; %d sent", fingerprint(a, ra), senders)
-	topo, err := sim.FullMesh(sim.Link{Reach: true}, 1, 2)
+	topo, err := medium.FullMesh(medium.Link{Reach: true}, 1, 2)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,5 @@
 // Package simbench measures channel-access protocols on the simulated medium
-// in virtual time: the phy/sim Medium (sans-I/O) and, for protocol "csma",
+// in virtual time: the phy/sim/medium core (sans-I/O) and, for protocol "csma",
 // slided's own mac/csma, driven by a discrete-event clock instead of timers,
 // so that hours of channel time for a hundred nodes run in seconds. A run is
 // deterministic for its Config (seed included).
@@ -35,7 +35,7 @@ import (
 
 	"github.com/slided/slided/mac/csma"
 	"github.com/slided/slided/phy"
-	"github.com/slided/slided/phy/sim"
+	"github.com/slided/slided/phy/sim/medium"
 )
 
 // Protocol names.
@@ -53,7 +53,7 @@ type Config struct {
 	// Protocol is Aloha, NPCSMA or CSMA.
 	Protocol string
 	// Nodes is the number of nodes, 2..MaxNodes; 2..254 with a Topology
-	// (sim.Medium's node ids are one byte).
+	// (medium.Medium's node ids are one byte).
 	Nodes int
 	// A is the propagation delay over the frame time (every pair alike).
 	// Ignored when Topology is set.
@@ -77,7 +77,7 @@ type Config struct {
 	// slot and IFS from the propagation delay, the adaptive window.
 	MAC csma.Config
 	// Topology, when set, gives the links instead of A (nodes 1..Nodes).
-	Topology *sim.Topology
+	Topology *medium.Topology
 }
 
 func (c *Config) defaults() {
@@ -137,8 +137,8 @@ func (c Config) Validate() error {
 		return bad("load %v: want > 0 (and at most 1000)", c.Load)
 	case c.Frames < 1:
 		return bad("frames %d: want at least 1", c.Frames)
-	case c.FrameBytes < headerLen || c.FrameBytes > sim.MaxFrame:
-		return bad("frame size %d: want %d..%d bytes", c.FrameBytes, headerLen, sim.MaxFrame)
+	case c.FrameBytes < headerLen || c.FrameBytes > medium.MaxFrame:
+		return bad("frame size %d: want %d..%d bytes", c.FrameBytes, headerLen, medium.MaxFrame)
 	case c.BitRate <= 0:
 		return bad("bit rate %d: must be positive", c.BitRate)
 	}
@@ -207,14 +207,14 @@ func NPCSMAS(g, a float64) float64 {
 
 // MaxNodes is the most nodes a run without a topology takes. Its medium
 // (fastMedium) numbers them with ints, and its frames carry them in two
-// bytes; only sim.Medium, which a topology needs, takes one-byte ids.
+// bytes; only medium.Medium, which a topology needs, takes one-byte ids.
 const MaxNodes = 10000
 
 // frame header: src u16, dst u16 (node ids), seq u32, made u64 (ns since
 // the epoch).
 const headerLen = 16
 
-// slowMedium makes Run use sim.Medium even without a topology (tests compare
+// slowMedium makes Run use medium.Medium even without a topology (tests compare
 // the two).
 var slowMedium = false
 
@@ -248,7 +248,7 @@ type node struct {
 
 type runner struct {
 	cfg   Config
-	m     medium
+	m     channel
 	fm    *fastMedium // m, when it is one: called directly, for speed
 	rng   *rand.Rand
 	nodes []node
@@ -299,7 +299,7 @@ func run(cfg Config, epoch time.Time) (Result, *runner, error) {
 	}
 	var attach func(i int) error
 	if cfg.Topology != nil || slowMedium {
-		sm, err := sim.NewMedium(sim.Config{BitRate: cfg.BitRate, PropDelay: delay, Seed: cfg.Seed})
+		sm, err := medium.New(medium.Config{BitRate: cfg.BitRate, PropDelay: delay, Seed: cfg.Seed})
 		if err != nil {
 			return Result{}, nil, err
 		}
@@ -308,7 +308,7 @@ func run(cfg Config, epoch time.Time) (Result, *runner, error) {
 		}
 		sm.Advance(epoch, nil) // sets the medium's epoch
 		r.m = &simMedium{m: sm, epoch: epoch, deliver: r.deliver}
-		attach = func(i int) error { return sm.Attach(sim.NodeID(i + 1)) }
+		attach = func(i int) error { return sm.Attach(medium.NodeID(i + 1)) }
 	} else {
 		fm := newFastMedium(cfg.BitRate, delay, cfg.Nodes, r)
 		r.m, r.fm = fm, fm
@@ -559,8 +559,8 @@ func (r *runner) tellAll() {
 	}
 }
 
-// deliver takes sim.Medium's events.
-func (r *runner) deliver(to sim.NodeID, ev phy.Event) {
+// deliver takes medium.Medium's events.
+func (r *runner) deliver(to medium.NodeID, ev phy.Event) {
 	i := int(to) - 1
 	switch ev.Kind {
 	case phy.CarrierOn, phy.CarrierOff:

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slided/slided/phy/sim"
+	"github.com/slided/slided/phy/sim/medium"
 )
 
 // TestTheory checks the medium and the driver against the classic results:
@@ -104,13 +104,13 @@ func TestSlidedMAC(t *testing.T) {
 // np-csma the hidden pair collide at 2 far more than a full mesh does.
 func TestHiddenTerminal(t *testing.T) {
 	run := func(hidden bool) Result {
-		topo, err := sim.FullMesh(sim.Link{Reach: true}, 1, 2, 3)
+		topo, err := medium.FullMesh(medium.Link{Reach: true}, 1, 2, 3)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if hidden {
-			topo.SetLink(1, 3, sim.Link{})
-			topo.SetLink(3, 1, sim.Link{})
+			topo.SetLink(1, 3, medium.Link{})
+			topo.SetLink(3, 1, medium.Link{})
 		}
 		r, err := Run(Config{Protocol: NPCSMA, Nodes: 3, Load: 0.6, Frames: 3000, Seed: 5, Topology: topo})
 		if err != nil {
@@ -202,7 +202,7 @@ func BenchmarkRun(b *testing.B) {
 	}
 }
 
-// TestFastMediumMatches runs the same configurations on sim.Medium and on
+// TestFastMediumMatches runs the same configurations on medium.Medium and on
 // fastMedium: every count must agree, since both fire the same events in the
 // same order.
 func TestFastMediumMatches(t *testing.T) {
@@ -229,7 +229,7 @@ func TestFastMediumMatches(t *testing.T) {
 		}
 		fast.WallSeconds, fast.Speed, slow.WallSeconds, slow.Speed = 0, 0, 0, 0
 		if fast != slow {
-			t.Errorf("%s: fast medium\n%+v\nsim.Medium\n%+v", name, fast, slow)
+			t.Errorf("%s: fast medium\n%+v\nmedium.Medium\n%+v", name, fast, slow)
 		}
 		if fast.Successes == 0 {
 			t.Errorf("%s: nothing delivered", name)

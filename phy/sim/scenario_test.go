@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slided/slided/phy/sim/medium"
 )
 
 const goodScenario = `# three nodes on a line, 1 km apart; 1 and 3 are out of each other's range
@@ -52,14 +54,14 @@ func TestParseScenario(t *testing.T) {
 	cases := []struct {
 		desc     string
 		from, to NodeID
-		want     Link
+		want     medium.Link
 	}{
-		{"1 km of water", 1, 2, Link{Reach: true, Delay: 666_666_666, LossRate: 0.01}},
-		{"and back", 2, 1, Link{Reach: true, Delay: 666_666_666, LossRate: 0.01}},
-		{"2 km is out of range", 1, 3, Link{}},
-		{"link table, both ways", 2, 4, Link{Reach: true, Delay: 50 * time.Millisecond, LossRate: 0.01, BitErrorRate: 1e-4}},
-		{"unplaced node", 4, 1, Link{}},
-		{"undeclared node", 1, 9, Link{}},
+		{"1 km of water", 1, 2, medium.Link{Reach: true, Delay: 666_666_666, LossRate: 0.01}},
+		{"and back", 2, 1, medium.Link{Reach: true, Delay: 666_666_666, LossRate: 0.01}},
+		{"2 km is out of range", 1, 3, medium.Link{}},
+		{"link table, both ways", 2, 4, medium.Link{Reach: true, Delay: 50 * time.Millisecond, LossRate: 0.01, BitErrorRate: 1e-4}},
+		{"unplaced node", 4, 1, medium.Link{}},
+		{"undeclared node", 1, 9, medium.Link{}},
 	}
 	for _, c := range cases {
 		if got := tp.Link(c.from, c.to); got != c.want {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/slided/slided/phy"
 	"github.com/slided/slided/phy/phytest"
+	"github.com/slided/slided/phy/sim/medium"
 )
 
 // Real-time tests wait for events with generous timeouts but never assert
@@ -124,7 +125,7 @@ func kindsOf(evs []phy.Event) []phy.EventKind {
 }
 
 // waitStats polls the server's counters until ok accepts them.
-func waitStats(t *testing.T, srv *Server, ok func(MediumStats) bool) MediumStats {
+func waitStats(t *testing.T, srv *Server, ok func(medium.Stats) bool) medium.Stats {
 	t.Helper()
 	deadline := time.Now().Add(waitFor)
 	for {
@@ -201,7 +202,7 @@ func TestServerCollision(t *testing.T) {
 	if err := n2.Transmit(data); err != nil {
 		t.Fatal(err)
 	}
-	st := waitStats(t, ts.srv, func(st MediumStats) bool { return st.Deliveries+st.Collisions >= 4 })
+	st := waitStats(t, ts.srv, func(st medium.Stats) bool { return st.Deliveries+st.Collisions >= 4 })
 	if st.Deliveries != 0 || st.Collisions != 4 {
 		t.Errorf("stats = %+v, want 0 deliveries and 4 collisions (1↔2 half duplex, both at 3)", st)
 	}
@@ -284,9 +285,9 @@ func TestServerSurvivesJunk(t *testing.T) {
 	}
 	// The server still serves the others, and node 9 is free again.
 	burst(t, n1, []byte("still here"), n2)
-	waitStats(t, ts.srv, func(MediumStats) bool { return strings.Count(ts.log.String(), `"level":"warn"`) >= 5 })
+	waitStats(t, ts.srv, func(medium.Stats) bool { return strings.Count(ts.log.String(), `"level":"warn"`) >= 5 })
 	// Node 9 is free again once the server has seen its connection end.
-	waitStats(t, ts.srv, func(MediumStats) bool {
+	waitStats(t, ts.srv, func(medium.Stats) bool {
 		return strings.Contains(ts.log.String(), `"node":9,"message":"sim: client left"`)
 	})
 	n9 := dialNode(t, path, 9)

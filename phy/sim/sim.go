@@ -38,18 +38,3 @@ var (
 	ErrTransmitting = medium.ErrTransmitting
 	ErrFrameSize    = medium.ErrFrameSize
 )
-
-// The core under its old names in sim, for the callers that have not moved
-// to package medium yet (simbench). New code imports phy/sim/medium.
-type (
-	Medium      = medium.Medium
-	MediumStats = medium.Stats
-	Link        = medium.Link
-	Topology    = medium.Topology
-)
-
-// The core's constructors under their old names in sim (see above).
-var (
-	NewMedium = medium.New
-	FullMesh  = medium.FullMesh
-)

@@ -8,6 +8,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/slided/slided/auth"
+	"github.com/slided/slided/phy/sim/medium"
 )
 
 // TestUDPHelloAfterClockStepBack: a keyed client whose clock stepped back
@@ -21,7 +22,7 @@ func TestUDPHelloAfterClockStepBack(t *testing.T) {
 	pc := udpListen(t, ns, "127.0.0.1:0")
 	var cnt udpCounters
 	u := newUDPServer(pc, 96000, &key, &cnt, newComplaintLimiter(complaintEvery), zerolog.Nop())
-	m, err := NewMedium(Config{BitRate: 96000})
+	m, err := medium.New(Config{BitRate: 96000})
 	if err != nil {
 		t.Fatal(err)
 	}
