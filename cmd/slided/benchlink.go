@@ -35,7 +35,7 @@ func wantsLinkBench(args []string) bool {
 // (runFlags.engineConfig), on the simulated medium in virtual time. The
 // daemon's engine flags (-policy, -arq, -reorder, -frame-max, -prop-delay,
 // -cw-senders, -mtu) and the MAC's (-slot, -ifs, -cwmin, -cwmax,
-// -cw-per-sender, -queue, -persistence) change the settings; with -compare
+// -cw-per-sender, -queue, -persistence, -burst) change the settings; with -compare
 // it runs the daemon's defaults too and prints both.
 func cmdBenchLink(args []string, out io.Writer) error {
 	var rf runFlags
@@ -65,6 +65,7 @@ func cmdBenchLink(args []string, out io.Writer) error {
 	perSender := fs.Int("cw-per-sender", 0, "MAC window slots per other sender (default: link.MACFor's)")
 	queue := fs.Int("queue", 0, "MAC data queue length (default: link.MACFor's)")
 	persist := fs.Float64("persistence", 0, "MAC persistence p in (0,1] (default: link.MACFor's)")
+	burst := fs.Int("burst", -1, "MAC data frames per won contention (default: link.MACFor's)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -111,6 +112,9 @@ func cmdBenchLink(args []string, out io.Writer) error {
 			}
 			if *persist > 0 {
 				mac.Persistence = *persist
+			}
+			if *burst >= 0 {
+				mac.Burst = *burst
 			}
 		}
 		ec := func(id framing.NodeID) link.Config {
