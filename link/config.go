@@ -89,9 +89,11 @@ const measureSlack = arq.DefaultRTTGranularity
 // of 4 when the frame limit splits a packet of the MTU into fragments
 // (the deferral rule was faster there only by leaving the channel to one
 // of two nodes; docs/mac.md). A modem that does its own channel access
-// (info.OwnAccess, a KISS TNC) keeps the deferral rule either way: it
-// reports no carrier, so the idle slots the adaptive window counts cannot
-// be observed.
+// (info.OwnAccess, a KISS TNC) or senses no carrier (info.NoCarrier)
+// keeps the deferral rule and the timing above either way: it reports no
+// carrier, so the idle slots the adaptive window counts cannot be
+// observed (and behind no carrier a slot of the water's length only
+// delays every frame).
 //
 // With policy Block the MAC queue is short (4 frames) so that the backlog
 // waits in the qdisc, where it is shared fairly among flows and counts
@@ -116,7 +118,7 @@ func MACFor(info phy.Info, cfg Config) (csma.Config, error) {
 	}
 	err := ch.Check()
 	var c csma.Config
-	if cfg.AdaptiveMAC && !info.OwnAccess {
+	if cfg.AdaptiveMAC && !info.OwnAccess && !info.NoCarrier {
 		c = csma.ConfigFor(ch)
 		if c.Burst <= 1 && fragments(info, cfg) {
 			// A packet of the MTU travels as several frames: send them

@@ -52,6 +52,8 @@ func TestMACFor(t *testing.T) {
 		// following the water; turns and the ARQ's jitter do (turns.go).
 		{name: "prop-delay 1s, no carrier", info: noCarrier, cfg: Config{PropDelay: time.Second}, adaptive: false,
 			slotMin: RealTimeSlot, slotMax: 10 * time.Millisecond, ifsMax: 10 * time.Millisecond, queue: 4},
+		{name: "prop-delay 1s, no carrier, adaptive asked", info: noCarrier, cfg: Config{PropDelay: time.Second, AdaptiveMAC: true}, adaptive: false,
+			slotMin: RealTimeSlot, slotMax: 10 * time.Millisecond, ifsMax: 10 * time.Millisecond, queue: 4},
 		{name: "prop-delay 1s adaptive", info: serial, cfg: Config{PropDelay: time.Second, AdaptiveMAC: true}, adaptive: true,
 			slotMin: time.Second, ifsMin: time.Second, queue: 4, burstOver: 1},
 		{name: "kiss tnc", info: tnc, cfg: Config{AdaptiveMAC: true}, adaptive: false,
