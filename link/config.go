@@ -73,7 +73,7 @@ const measureSlack = arq.DefaultRTTGranularity
 // the daemon's (slided run) and the simulator's (slided bench -protocol
 // link) alike, for the modem info and the link settings cfg.
 //
-// By default it is the daemon's MAC of before: the deferral rule (CWMin 4,
+// Without cfg.AdaptiveMAC it is the daemon's MAC of before: the deferral rule (CWMin 4,
 // 16 slots per other busy sender, CWMax 128; docs/mac.md), slot max(16 bit
 // times + 100 µs, RealTimeSlot) and IFS one slot, now lengthened by
 // cfg.PropDelay beyond the 100 µs of radio, so that an acoustic channel
@@ -81,16 +81,19 @@ const measureSlack = arq.DefaultRTTGranularity
 // measuredDelay); behind a modem that senses no carrier (info.NoCarrier)
 // they stay radio-short, and the link takes turns instead (turns.go).
 //
-// With cfg.AdaptiveMAC it is csma.ConfigFor the channel: the adaptive
-// window (Idle Sense), the slot and IFS from cfg.PropDelay, the modem's
-// carrier-detect time (none with info.CarrierAtArrival, else 16 bit times)
-// and turnaround, at least RealTimeSlot; bursts when the delay is long
-// against a frame. It is not the default because TestLossyStorm (64-byte
-// frames both ways under bit errors) delivered fewer datagrams with it
-// (docs/performance.md). A modem that does its own channel access
-// (info.OwnAccess, a KISS TNC) keeps the deferral rule either way: it
-// reports no carrier, so the idle slots the adaptive window counts cannot
-// be observed.
+// With cfg.AdaptiveMAC (slided run's default, -adaptive-mac) it is
+// csma.ConfigFor the channel: the adaptive window (Idle Sense), the slot
+// and IFS from cfg.PropDelay, the modem's carrier-detect time (none with
+// info.CarrierAtArrival, else 16 bit times) and turnaround, at least
+// RealTimeSlot; bursts when the delay is long against a frame, and bursts
+// of 4 when the frame limit splits a packet of the MTU into fragments
+// (the deferral rule was faster there only by leaving the channel to one
+// of two nodes; docs/mac.md). A modem that does its own channel access
+// (info.OwnAccess, a KISS TNC) or senses no carrier (info.NoCarrier)
+// keeps the deferral rule and the timing above either way: it reports no
+// carrier, so the idle slots the adaptive window counts cannot be
+// observed (and behind no carrier a slot of the water's length only
+// delays every frame).
 //
 // With policy Block the MAC queue is short (4 frames) so that the backlog
 // waits in the qdisc, where it is shared fairly among flows and counts
@@ -115,8 +118,18 @@ func MACFor(info phy.Info, cfg Config) (csma.Config, error) {
 	}
 	err := ch.Check()
 	var c csma.Config
-	if cfg.AdaptiveMAC && !info.OwnAccess {
+	if cfg.AdaptiveMAC && !info.OwnAccess && !info.NoCarrier {
 		c = csma.ConfigFor(ch)
+		if c.Burst <= 1 && fragments(info, cfg) {
+			// A packet of the MTU travels as several frames: send them
+			// in bursts, so that one contention's idle slots are paid
+			// per burst and a packet's fragments stay together when
+			// two nodes share the channel (docs/mac.md).
+			// The idle target stays the one frame's: computed for the
+			// burst's airtime it was larger, and the storm's proxy
+			// delivered less (docs/mac.md).
+			c.Burst = fragmentBurst
+		}
 		if cfg.WindowFromSenders {
 			deferral(&c) // the option's window, the delay's timing
 		}
@@ -169,6 +182,12 @@ func deferral(c *csma.Config) {
 // 1000-byte datagrams 0.83 against 0.88, Jain ≥ 0.998 either way;
 // docs/performance.md).
 func macFrameBytes(info phy.Info, cfg Config) int {
+	return min(frameLimit(info, cfg), 256)
+}
+
+// frameLimit is the longest data frame: the frame that carries a packet of
+// the MTU in one fragment, or cfg.FrameMax or info.MaxFrame if shorter.
+func frameLimit(info phy.Info, cfg Config) int {
 	mtu := cfg.MTU
 	if mtu == 0 {
 		mtu = 1500
@@ -179,8 +198,17 @@ func macFrameBytes(info phy.Info, cfg Config) int {
 			n = m
 		}
 	}
-	return min(max(n, 1), 256)
+	return max(n, 1)
 }
+
+// fragments reports whether a packet of the MTU needs more than one frame.
+func fragments(info phy.Info, cfg Config) bool {
+	return frameLimit(info, cfg) < frameLimit(phy.Info{}, Config{MTU: cfg.MTU})
+}
+
+// fragmentBurst is the adaptive MAC's burst when a packet of the MTU
+// needs several frames (MACFor).
+const fragmentBurst = 4
 
 // arqConfig is the ARQ configuration of cfg for frames of at most frameMax
 // bytes on the wire (0: no limit).

@@ -35,18 +35,24 @@ func TestMACFor(t *testing.T) {
 			slotMin: RealTimeSlot, slotMax: RealTimeSlot, ifsMin: RealTimeSlot, queue: 4},
 		{name: "sim adaptive", info: sim, cfg: Config{AdaptiveMAC: true}, adaptive: true,
 			slotMin: RealTimeSlot, slotMax: RealTimeSlot, ifsMin: RealTimeSlot, queue: 4},
+		// A frame limit that splits a packet of the MTU: bursts of
+		// fragments, with the one frame's idle target.
+		{name: "sim adaptive frame-max 64", info: phy.Info{BitRate: 38400, MaxFrame: 4096, CarrierAtArrival: true}, cfg: Config{AdaptiveMAC: true, FrameMax: 64}, adaptive: true,
+			slotMin: RealTimeSlot, slotMax: RealTimeSlot, ifsMin: RealTimeSlot, queue: 4, burstOver: 1},
 		{name: "sim adaptive drop-tail", info: sim, cfg: Config{AdaptiveMAC: true, Policy: DropTail}, adaptive: true,
 			slotMin: RealTimeSlot, slotMax: RealTimeSlot, ifsMin: RealTimeSlot, queue: 16},
 		{name: "serial 50ms", info: serial, cfg: Config{PropDelay: 50 * time.Millisecond}, adaptive: false,
 			slotMin: 50 * time.Millisecond, slotMax: 52 * time.Millisecond, ifsMin: 50 * time.Millisecond, ifsMax: 52 * time.Millisecond, queue: 4},
 		{name: "serial 50ms adaptive", info: serial, cfg: Config{PropDelay: 50 * time.Millisecond, AdaptiveMAC: true}, adaptive: true,
 			slotMin: 50*time.Millisecond + 16*bit9600, slotMax: 52 * time.Millisecond,
-			ifsMin: 50*time.Millisecond + 32*bit9600 + 20*time.Millisecond, ifsMax: 75 * time.Millisecond, queue: 4},
+			ifsMin: 50*time.Millisecond + 32*bit9600 + 20*time.Millisecond, ifsMax: 75 * time.Millisecond, queue: 4, burstOver: 1},
 		{name: "prop-delay 1s", info: serial, cfg: Config{PropDelay: time.Second}, adaptive: false,
 			slotMin: time.Second, ifsMin: time.Second, queue: 4},
 		// No carrier sense: neither the slot nor IFS buys anything by
 		// following the water; turns and the ARQ's jitter do (turns.go).
 		{name: "prop-delay 1s, no carrier", info: noCarrier, cfg: Config{PropDelay: time.Second}, adaptive: false,
+			slotMin: RealTimeSlot, slotMax: 10 * time.Millisecond, ifsMax: 10 * time.Millisecond, queue: 4},
+		{name: "prop-delay 1s, no carrier, adaptive asked", info: noCarrier, cfg: Config{PropDelay: time.Second, AdaptiveMAC: true}, adaptive: false,
 			slotMin: RealTimeSlot, slotMax: 10 * time.Millisecond, ifsMax: 10 * time.Millisecond, queue: 4},
 		{name: "prop-delay 1s adaptive", info: serial, cfg: Config{PropDelay: time.Second, AdaptiveMAC: true}, adaptive: true,
 			slotMin: time.Second, ifsMin: time.Second, queue: 4, burstOver: 1},
@@ -91,6 +97,9 @@ func TestMACFor(t *testing.T) {
 			}
 			if m.Burst <= c.burstOver && c.burstOver > 0 {
 				t.Errorf("burst %d, want more than %d", m.Burst, c.burstOver)
+			}
+			if c.burstOver == 0 && m.Burst > 1 {
+				t.Errorf("burst %d, want none", m.Burst)
 			}
 		})
 	}

@@ -34,8 +34,8 @@ func wantsLinkBench(args []string) bool {
 // slided run runs, configured by the same function from the same defaults
 // (runFlags.engineConfig), on the simulated medium in virtual time. The
 // daemon's engine flags (-policy, -arq, -reorder, -frame-max, -prop-delay,
-// -cw-senders, -mtu) and the MAC's (-slot, -ifs, -cwmin, -cwmax,
-// -cw-per-sender, -queue, -persistence) change the settings; with -compare
+// -cw-senders, -adaptive-mac, -mtu) and the MAC's (-slot, -ifs, -cwmin, -cwmax,
+// -cw-per-sender, -queue, -persistence, -burst) change the settings; with -compare
 // it runs the daemon's defaults too and prints both.
 func cmdBenchLink(args []string, out io.Writer) error {
 	var rf runFlags
@@ -50,13 +50,14 @@ func cmdBenchLink(args []string, out io.Writer) error {
 	seed := fs.Uint64("seed", 1, "seed of every random choice")
 	loss := fs.Float64("loss", 0, "chance that a burst is lost at a receiver")
 	compare := fs.Bool("compare", false, "run the daemon's defaults too, and print both")
-	adaptive := fs.Bool("adaptive", false, "the adaptive MAC (link.Config.AdaptiveMAC: Idle Sense, slot and IFS from the delay) instead of the daemon's default")
+	adaptive := fs.Bool("adaptive", false, "the adaptive MAC (link.Config.AdaptiveMAC: Idle Sense, slot and IFS from the delay), now the daemon's default too")
 	fs.StringVar(&rf.policy, "policy", rf.policy, "as slided run -policy")
 	fs.BoolVar(&rf.arq, "arq", rf.arq, "as slided run -arq")
 	fs.BoolVar(&rf.reorder, "reorder", rf.reorder, "as slided run -reorder")
 	fs.IntVar(&rf.frameMax, "frame-max", rf.frameMax, "as slided run -frame-max")
 	fs.DurationVar(&rf.propDelay, "prop-delay", rf.propDelay, "as slided run -prop-delay; also the medium's delay between every pair")
 	fs.BoolVar(&rf.cwSenders, "cw-senders", rf.cwSenders, "as slided run -cw-senders")
+	fs.BoolVar(&rf.adaptive, "adaptive-mac", rf.adaptive, "as slided run -adaptive-mac (false: the deferral rule of before)")
 	fs.IntVar(&rf.mtu, "mtu", rf.mtu, "as slided run -mtu")
 	slot := fs.Duration("slot", 0, "MAC slot time (default: link.MACFor's)")
 	ifs := fs.Duration("ifs", -1, "MAC inter-frame space (default: link.MACFor's)")
@@ -65,6 +66,7 @@ func cmdBenchLink(args []string, out io.Writer) error {
 	perSender := fs.Int("cw-per-sender", 0, "MAC window slots per other sender (default: link.MACFor's)")
 	queue := fs.Int("queue", 0, "MAC data queue length (default: link.MACFor's)")
 	persist := fs.Float64("persistence", 0, "MAC persistence p in (0,1] (default: link.MACFor's)")
+	burst := fs.Int("burst", -1, "MAC data frames per won contention (default: link.MACFor's)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -85,7 +87,7 @@ func cmdBenchLink(args []string, out io.Writer) error {
 		info := phy.Info{BitRate: *rate, MaxFrame: sim.MaxFrame, CarrierAtArrival: true}
 		engine := func(id framing.NodeID) link.Config {
 			c := f.engineConfig(runConfig{node: id, policy: pol})
-			c.AdaptiveMAC = tuned && *adaptive
+			c.AdaptiveMAC = c.AdaptiveMAC || tuned && *adaptive
 			return c
 		}
 		base, _ := link.MACFor(info, engine(1))
@@ -111,6 +113,9 @@ func cmdBenchLink(args []string, out io.Writer) error {
 			}
 			if *persist > 0 {
 				mac.Persistence = *persist
+			}
+			if *burst >= 0 {
+				mac.Burst = *burst
 			}
 		}
 		ec := func(id framing.NodeID) link.Config {

@@ -15,8 +15,8 @@ import (
 	"github.com/slided/slided/tap"
 )
 
-// TestRunFlagsReachTheEngine: -adaptive-mac and the config file's
-// adaptive_mac reach the link engine the daemon builds (its MAC runs the
+// TestRunFlagsReachTheEngine: -adaptive-mac (on by default) and the config
+// file's adaptive_mac reach the link engine the daemon builds (its MAC runs the
 // adaptive window, and the "link up" log line shows its idle target);
 // -stall-limit and stall_limit reach the daemon's settings. The command
 // line wins over the file.
@@ -31,8 +31,8 @@ func TestRunFlagsReachTheEngine(t *testing.T) {
 		adaptive bool
 		stall    time.Duration
 	}{
-		{"defaults", nil, false, tap.DefaultStallLimit},
-		{"flags", []string{"-adaptive-mac", "-stall-limit", "2m"}, true, 2 * time.Minute},
+		{"defaults", nil, true, tap.DefaultStallLimit},
+		{"flags", []string{"-adaptive-mac=false", "-stall-limit", "2m"}, false, 2 * time.Minute},
 		{"config file", []string{"-config", file}, true, 90 * time.Second},
 		{"command line wins", []string{"-config", file, "-adaptive-mac=false", "-stall-limit", "30s"}, false, 30 * time.Second},
 	} {

@@ -594,7 +594,13 @@ func (m *MACOf[T]) observe(now time.Time, own bool) {
 	// A gap counts at most maxIdleGap slots: longer is as idle as it
 	// gets, and the first gap (from the zero time) must not overflow the
 	// sum, which is an int64 so that 32-bit boards compute as 64-bit ones.
-	m.obsIdle += int64(min(max(gap, 0)/m.cfg.SlotTime, maxIdleGap))
+	// It is rounded to the nearest slot, not truncated: another's carrier
+	// comes up to PropDelay sooner than the worst case taken off above, so
+	// a truncated gap counted another's slots one short and its own ones
+	// in full, and the node that sent more saw the longer gaps, kept the
+	// narrower window and stayed ahead (Jain 0.98 for two senders to a
+	// third over 10 minutes, TestEngineTwoSendersAdaptiveFair).
+	m.obsIdle += int64(min((max(gap, 0)+m.cfg.SlotTime/2)/m.cfg.SlotTime, maxIdleGap))
 	m.obsN++
 	if own {
 		m.obsOwn++
