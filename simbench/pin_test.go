@@ -51,14 +51,18 @@ func fingerprint(res Result, r *runner) string {
 		res.S, res.G, res.Transmissions, res.Collisions, res.Dropped, res.DelayMean, res.DelayP95, res.Jain, h.Sum64())
 }
 
-// TestPinned: the pinned runs give the results they gave on commit 19d005c.
+// TestPinned: the pinned runs give the results they gave on commit 19d005c,
+// but for the one the MAC changed on purpose since: the Poisson csma run,
+// re-pinned after 8e3b600 (the adaptive window rounds an idle gap to the
+// nearest slot). A change here is a change of behaviour: say why in its
+// commit.
 func TestPinned(t *testing.T) {
 	want := []string{
 		"S=0.85380 G=9.33120 tx=4945 coll=676 drop=0 delay=161.657882/201.489993 jain=0.99871059 nodes=564b0ff3170651fb",
 		"S=0.82850 G=94.08100 tx=2119 coll=462 drop=0 delay=1048.379499/1712.619961 jain=0.93692169 nodes=00ef3cdc697b26dc",
 		"S=0.75800 G=190.04000 tx=1192 coll=434 drop=0 delay=638.194646/1053.949979 jain=0.82457520 nodes=b9b9f23e1b1b997c",
 		"S=0.38300 G=5.13000 tx=1323 coll=557 drop=0 delay=241.639687/369.000000 jain=0.97959197 nodes=6be6df670a997fb6",
-		"S=0.65700 G=1.79400 tx=1391 coll=77 drop=0 delay=2.496875/6.421411 jain=0.98915853 nodes=f85522bd99362638",
+		"S=0.65650 G=1.80300 tx=1390 coll=77 drop=0 delay=2.509963/6.148595 jain=0.98964357 nodes=766c4b8cc1087800", // re-pinned after 8e3b600
 		"S=0.83350 G=17.18650 tx=1767 coll=100 drop=4243 delay=321.614659/518.524020 jain=0.98892143 nodes=a46e12d8815daed3",
 		"S=0.54150 G=8.40750 tx=2168 coll=1085 drop=0 delay=146.901216/185.886001 jain=0.99340967 nodes=8e755f94bfb72bb4",
 		"S=0.01850 G=2.49450 tx=3489 coll=3452 drop=0 delay=868.373946/2013.636001 jain=0.58881720 nodes=b170825e73689bf0",
