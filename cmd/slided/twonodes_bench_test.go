@@ -62,7 +62,9 @@ func runTwoSenders(b *testing.B, cfg twoSendersConfig) {
 		// Each node's status, by its control socket.
 		ctls := []string{p.Ctl[0], p.Ctl[1]}
 		dst := [2]string{p.Addr[1], p.Addr[0]} // where node 1 and node 2 send
-		recvNS, recvAddr := []string{p.NS[1], p.NS[0]}, []string{p.Addr[1], p.Addr[0]}
+		// The receiving sockets: each node's own, which also sends; or
+		// node 3's one socket.
+		recvNS, recvAddr := []string{p.NS[0], p.NS[1]}, []string{p.Addr[0], p.Addr[1]}
 		if !cfg.bothWays {
 			ns, ctl := startThirdNode(b, l, p, "192.0.2.3")
 			ctls = append(ctls, ctl)
@@ -83,8 +85,6 @@ func runTwoSenders(b *testing.B, cfg twoSendersConfig) {
 			before[i] = mustCounters(b, ctl, i)
 		}
 
-		// The receivers: node 3's one socket, or each node's own (which
-		// also sends).
 		var recv []*net.UDPConn
 		for i := range recvNS {
 			c, err := lab.ListenUDP(recvNS[i], fmt.Sprintf("%s:%d", recvAddr[i], twoSendersPort))
