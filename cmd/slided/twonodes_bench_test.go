@@ -55,7 +55,8 @@ func BenchmarkTwoSendersBothWays115200(b *testing.B) {
 // Jain's index of the two, goodput/channel over the blast (UDP payload bits
 // delivered within it ÷ (bit rate × its length)), what the senders' queues
 // still delivered after it (drained), what never arrived (lost) and what
-// the hosts dropped (TAP tx_dropped, qdisc and daemon drops of every node).
+// the hosts dropped (TAP tx_dropped, qdisc and daemon drops of every node),
+// and the senders' link ARQ retransmissions.
 func runTwoSenders(b *testing.B, cfg twoSendersConfig) {
 	for range b.N {
 		l, p := startPair(b, cfg.rate, "192.0.2")
@@ -144,20 +145,31 @@ func runTwoSenders(b *testing.B, cfg twoSendersConfig) {
 			}
 		}
 
-		var drops float64
+		var drops, retrans float64
 		for i, ctl := range ctls {
 			c := mustCounters(b, ctl, i)
 			drops += c.hostDrops - before[i].hostDrops
+			if i < 2 {
+				retrans += c.retrans - before[i].retrans
+			}
 			b.Logf("node%d: mac %s, arq %s", i+1, c.mac, c.arq)
 		}
 		lost := nsent[0] + nsent[1] - in[0] - in[1] - after[0] - after[1]
+		share := float64((in[0]+in[1])*bulkSize*8) / (float64(cfg.rate) * cfg.blast.Seconds())
+		if share > 1 {
+			// More than the channel carries: the datagrams did not cross it.
+			b.Fatalf("goodput/channel %.2f: delivered %v in %v at %d bit/s", share, in, cfg.blast, cfg.rate)
+		}
 		b.ReportMetric(float64(in[0]), "node1_delivered")
 		b.ReportMetric(float64(in[1]), "node2_delivered")
 		b.ReportMetric(lab.Jain(float64(in[0]), float64(in[1])), "jain")
-		b.ReportMetric(float64((in[0]+in[1])*bulkSize*8)/(float64(cfg.rate)*cfg.blast.Seconds()), "goodput/channel")
+		b.ReportMetric(share, "goodput/channel")
 		b.ReportMetric(float64(after[0]+after[1]), "drained")
 		b.ReportMetric(float64(lost), "lost")
 		b.ReportMetric(drops, "host_drops")
+		// Link ARQ retransmissions of the two senders: each is an Ack
+		// that did not come (a collision, or a lost Ack).
+		b.ReportMetric(retrans, "arq_retransmissions")
 		b.Logf("%d s blast: sent %v, delivered within it %v, after it %v, lost %d, host drops %.0f",
 			int(cfg.blast.Seconds()), nsent, in, after, lost, drops)
 	}
@@ -197,6 +209,7 @@ func startThirdNode(b *testing.B, l *lab.Lab, p *lab.Pair, addr string) (ns, ctl
 // nodeCounters is what a node's status says, for the report.
 type nodeCounters struct {
 	hostDrops float64 // TAP tx_dropped + qdisc drops + daemon drops
+	retrans   float64 // link ARQ retransmissions
 	mac, arq  string  // the MAC's and ARQ's counters, printed
 }
 
@@ -209,6 +222,7 @@ func mustCounters(b *testing.B, ctl string, i int) nodeCounters {
 	}
 	c := nodeCounters{
 		hostDrops: float64(st.Bridge.Drops.Total()),
+		retrans:   float64(st.Bridge.ARQ.Retransmissions),
 		mac:       fmt.Sprintf("%+v", st.Bridge.MAC),
 		arq:       fmt.Sprintf("%+v", st.Bridge.ARQ),
 	}
