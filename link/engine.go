@@ -212,6 +212,7 @@ type Engine struct {
 	pend     []txFrame // encoded data frames waiting for room in the MAC
 	acks     []txFrame // encoded Acks waiting for room (they go to the MAC queue's front)
 	sendEth  int       // during Send: the Ethernet length of the packet, for its Last frame
+	sendFlow uint64    // during Send: the packet's flow (flowKey), for its frames
 	held     []heldPkt // packets waiting for an ARQ window, oldest first (at most maxHeld)
 	sealBuf  []byte
 	openBuf  []byte
