@@ -196,6 +196,20 @@ func (m *MACOf[T]) EnqueueFlow(now time.Time, frame T, flow uint64) error {
 	return nil
 }
 
+// Queued reports whether a data frame of flow waits in the queue or is on
+// air (EnqueueFlow).
+func (m *MACOf[T]) Queued(flow uint64) bool {
+	if m.onAir && !m.airUrgent && m.flow[m.head] == flow {
+		return true
+	}
+	for i := m.offset() + m.urgent; i < m.n; i++ {
+		if m.flow[(m.head+i)%len(m.q)] == flow {
+			return true
+		}
+	}
+	return false
+}
+
 // EnqueueFront puts frame at the head of the queue, behind only the frame on
 // air and other urgent frames, and sends it as soon as the channel is idle:
 // no IFS, no backoff, no persistence draw. It is for link acknowledgements,

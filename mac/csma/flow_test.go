@@ -200,3 +200,34 @@ func TestEnqueueFlowKeepsFlowOrder(t *testing.T) {
 		t.Fatalf("%d frames out, %d still tracked (the queue holds 12)", out, len(waiting))
 	}
 }
+
+// TestQueued: Queued sees a flow's data frames waiting and on air, not
+// urgent frames or other flows.
+func TestQueued(t *testing.T) {
+	m, err := NewOf[flowFrame](testConfig(), rand.New(rand.NewPCG(1, 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.EnqueueFlow(t0, flowFrame{flow: 1}, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.EnqueueFront(t0, flowFrame{tag: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	if !m.Queued(1) || m.Queued(0) || m.Queued(2) {
+		t.Fatalf("waiting: Queued(1, 0, 2) = %v %v %v; want true false false", m.Queued(1), m.Queued(0), m.Queued(2))
+	}
+	now := t0.Add(time.Second)
+	if f, ok := m.Poll(now); !ok || f.tag != "a" {
+		t.Fatalf("Poll = %v %v, want the urgent frame", f, ok)
+	}
+	m.TxDone(now)
+	now = now.Add(time.Second)
+	if _, ok := m.Poll(now); !ok || !m.Queued(1) {
+		t.Fatalf("on air: sent %v, Queued(1) %v; want both", ok, m.Queued(1))
+	}
+	m.TxDone(now)
+	if m.Queued(1) {
+		t.Fatal("sent: still Queued")
+	}
+}
