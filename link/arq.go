@@ -96,7 +96,7 @@ const maxAcks = 16
 // waiting (supersede).
 type frameMeta struct {
 	eth    int
-	flow   uint64 // the packet's flow (flowKey), for the MAC queue's rounds
+	flow   uint64 // the packet's flow (FlowKey), for the MAC queue's rounds
 	poll   bool
 	ackSeq uint8
 	h      framing.Header
@@ -369,7 +369,7 @@ func (e *Engine) Host(now time.Time, eth []byte) {
 		return
 	}
 	h, payload = e.compress(now, h, payload) // version-2 peers only
-	flow := flowKey(eth)
+	flow := FlowKey(eth)
 	if e.cfg.Policy == Block && len(e.pend) >= framing.MaxFragments {
 		// A driver that reads while WantRead is false: the daemon never
 		// does (at most one packet's fragments wait here), but a queue

@@ -2,7 +2,7 @@ package link
 
 import "encoding/binary"
 
-// flowKey is the flow an Ethernet frame from the host belongs to, for the
+// FlowKey is the flow an Ethernet frame from the host belongs to, for the
 // MAC queue's rounds (csma.MACOf.EnqueueFlow): a hash of the IPv4 or IPv6
 // addresses and protocol and, for TCP and UDP, both ports, as the host's
 // qdisc buckets flows (tap/classify.go). Fragments of a datagram, the first
@@ -12,7 +12,7 @@ import "encoding/binary"
 // next header is taken as the protocol). Other frames (ARP) are a flow per
 // EtherType. It reads only the headers and never fails: a frame too short
 // for what it claims hashes what is there.
-func flowKey(eth []byte) uint64 {
+func FlowKey(eth []byte) uint64 {
 	if len(eth) < 14 {
 		return 0
 	}

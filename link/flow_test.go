@@ -92,13 +92,13 @@ func TestSparseFlowNotBehindGreedy(t *testing.T) {
 // ports, the rest without) share one.
 func TestFlowKey(t *testing.T) {
 	a := flowUDP(2, 1, 7000, 1, 1000)
-	if flowKey(a) != flowKey(flowUDP(2, 1, 7000, 2, 64)) {
+	if FlowKey(a) != FlowKey(flowUDP(2, 1, 7000, 2, 64)) {
 		t.Error("two datagrams of one flow: different keys")
 	}
-	if flowKey(a) == flowKey(flowUDP(2, 1, 7001, 1, 1000)) {
+	if FlowKey(a) == FlowKey(flowUDP(2, 1, 7001, 1, 1000)) {
 		t.Error("another source port: same key")
 	}
-	if flowKey(a) == flowKey(flowUDP(3, 1, 7000, 1, 1000)) {
+	if FlowKey(a) == FlowKey(flowUDP(3, 1, 7000, 1, 1000)) {
 		t.Error("another destination: same key")
 	}
 	first := flowUDP(2, 1, 7000, 1, 1000)
@@ -106,7 +106,7 @@ func TestFlowKey(t *testing.T) {
 	later := flowUDP(2, 1, 7000, 1, 1000)
 	later[14+6], later[14+7] = 0x00, 0xb9              // last fragment, offset 1480
 	copy(later[34:42], []byte{1, 2, 3, 4, 5, 6, 7, 8}) // payload, not ports
-	if flowKey(first) != flowKey(later) {
+	if FlowKey(first) != FlowKey(later) {
 		t.Error("fragments of one datagram: different keys")
 	}
 	six := func(sport byte) []byte {
@@ -117,16 +117,16 @@ func TestFlowKey(t *testing.T) {
 		b[14+40+1] = sport
 		return b
 	}
-	if flowKey(six(1)) == flowKey(six(2)) || flowKey(six(1)) != flowKey(six(1)) {
+	if FlowKey(six(1)) == FlowKey(six(2)) || FlowKey(six(1)) != FlowKey(six(1)) {
 		t.Error("ipv6 ports not in the key")
 	}
 	arp := make([]byte, 42)
 	arp[12], arp[13] = 0x08, 0x06
-	if flowKey(arp) != flowKey(append(arp, 1)) {
+	if FlowKey(arp) != FlowKey(append(arp, 1)) {
 		t.Error("arp frames: different keys")
 	}
 	for n := range len(a) {
-		flowKey(a[:n]) // short frames: no panic
+		FlowKey(a[:n]) // short frames: no panic
 	}
 }
 
@@ -137,8 +137,35 @@ func FuzzFlowKey(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x08, 0x00, 0x4f})
 	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x86, 0xdd})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if flowKey(b) != flowKey(append([]byte(nil), b...)) {
+		if FlowKey(b) != FlowKey(append([]byte(nil), b...)) {
 			t.Fatal("same bytes, different keys")
 		}
 	})
+}
+
+// TestFlowQueuedAndAwaitingAck: the engine says which flows it holds, and
+// that it keeps the channel for the Ack to the frame it just sent until
+// that Ack has come.
+func TestFlowQueuedAndAwaitingAck(t *testing.T) {
+	m, n1, _ := pair(t, 115200, Config{NoReorder: true}, Config{NoReorder: true})
+	greedy, small := flowUDP(2, 1, 7000, 1, 1000), flowUDP(2, 1, 7001, 1, 64)
+	m.hostFrame(n1, greedy)
+	if !n1.e.FlowQueued(FlowKey(greedy)) || n1.e.FlowQueued(FlowKey(small)) {
+		t.Fatalf("FlowQueued(greedy, small) = %v %v; want true false", n1.e.FlowQueued(FlowKey(greedy)), n1.e.FlowQueued(FlowKey(small)))
+	}
+	awaited := false
+	for range 200 {
+		m.run(time.Millisecond)
+		_, waiting := n1.e.AwaitingAck(m.now)
+		if waiting {
+			awaited = true
+		}
+		if awaited && !waiting {
+			break
+		}
+	}
+	_, still := n1.e.AwaitingAck(m.now)
+	if !awaited || still || n1.e.FlowQueued(FlowKey(greedy)) {
+		t.Fatalf("awaited an Ack %v, still %v, greedy queued %v; want true, false, false", awaited, still, n1.e.FlowQueued(FlowKey(greedy)))
+	}
 }
