@@ -588,6 +588,7 @@ type shaper struct {
 	wmemAt    time.Time // when wmem_max was last read
 	wmemMax   uint64
 	paced     bool // the fallback: no credit, the htb paced by SetRate
+	onTake    bool // the bridge reads ahead and reports what the engine takes (bridge.Credit)
 }
 
 // qdisc is the shaping qdisc as shaper uses it; *tap.Shaper is one. Its
@@ -702,12 +703,31 @@ func autoStallLimit(ring uint32, mtu int, rate uint64) time.Duration {
 // read counts one packet read from the TAP and grants the next ones when
 // a grant's worth has been read. A kick frame (kick) does not count: it
 // leaves first after each grant and spends the grant's one extra token
-// (tap.Shaper). Called by the bridge's reader goroutine.
+// (tap.Shaper). Called by the bridge's reader goroutine. When the bridge
+// reads ahead (onTake), taken counts instead.
 func (s *shaper) read(kick bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if kick || s.onTake {
+		return
+	}
+	s.count()
+}
+
+// taken counts one packet the bridge handed to the engine, when it reads
+// ahead (bridge.Credit): the grant follows what the link takes, not what
+// was read, so the packets read ahead stay bounded by the credit.
+func (s *shaper) taken() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.count()
+}
+
+// count counts one packet towards the next grant and grants when a
+// grant's worth is counted. s.mu is held.
+func (s *shaper) count() {
 	g, ok := s.s.(granter)
-	if !ok || s.paced || kick {
+	if !ok || s.paced {
 		return
 	}
 	s.reads++
@@ -784,6 +804,26 @@ func (s *shaper) mode() string {
 type creditTAP struct {
 	*tap.Device
 	sh *shaper // nil without a shaper
+}
+
+// GrantOnTake makes the credit count the packets the bridge hands to the
+// engine (Taken) instead of those read (bridge.Credit); false without a
+// shaper.
+func (t creditTAP) GrantOnTake() bool {
+	if t.sh == nil {
+		return false
+	}
+	t.sh.mu.Lock()
+	t.sh.onTake = true
+	t.sh.mu.Unlock()
+	return true
+}
+
+// Taken counts one packet the engine took towards the next grant.
+func (t creditTAP) Taken() {
+	if t.sh != nil {
+		t.sh.taken()
+	}
 }
 
 // Read returns the next frame that is not a kick frame (tap.Kicker).
