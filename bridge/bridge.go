@@ -556,7 +556,7 @@ func (l *loop) tick(now time.Time, dt time.Duration) {
 		if r < 0 {
 			r = 0
 		}
-		ring = int(r) + len(l.hostq) // read ahead: out of the qdisc, not yet in the engine
+		ring = int(r) // with a Credit, the packets read ahead and not yet taken
 		l.shell.ringDropped = dropped - l.baseDropped
 	}
 	l.shell.ring = ring

@@ -351,3 +351,53 @@ func TestBackpressureSmallFlowDelay(t *testing.T) {
 		t.Errorf("host drops: ring %d, qdisc %d, daemon %d", after.ring-before.ring, after.qdisc-before.qdisc, after.daemon-before.daemon)
 	}
 }
+
+// grantQdisc is a credit qdisc that counts its grants.
+type grantQdisc struct {
+	rateQdisc
+	grants int
+}
+
+func (q *grantQdisc) Grant() error              { q.grants++; return nil }
+func (q *grantQdisc) GrantSize() uint32         { return 2 }
+func (q *grantQdisc) SetFlowLimit(uint32) error { return nil }
+
+// TestCreditGrantsOnTake: once the bridge reads ahead (GrantOnTake), the
+// credit grants per two packets taken, not read; Released still counts the
+// packets read, so the bridge's ring estimate includes those read ahead.
+func TestCreditGrantsOnTake(t *testing.T) {
+	q := &grantQdisc{}
+	s := &shaper{log: zerolog.Nop(), install: func(tap.ShaperConfig) (qdisc, error) { return q, nil }}
+	if err := s.SetRate(1000); err != nil {
+		t.Fatal(err)
+	}
+	c := creditTAP{sh: s}
+	for range 4 {
+		s.read(false)
+	}
+	if q.grants != 2 {
+		t.Fatalf("grants after 4 reads: %d, want 2", q.grants)
+	}
+	if !c.GrantOnTake() {
+		t.Fatal("GrantOnTake with a shaper: false")
+	}
+	for range 4 {
+		s.read(false)
+	}
+	s.read(true) // a kick
+	if q.grants != 2 {
+		t.Fatalf("grants after 4 reads ahead: %d, want still 2", q.grants)
+	}
+	for range 3 {
+		c.Taken()
+	}
+	if q.grants != 3 {
+		t.Fatalf("grants after 3 taken: %d, want 3", q.grants)
+	}
+	if sent, _, err := s.Released(); err != nil || sent != 8 {
+		t.Fatalf("Released = %d, %v; want the 8 packets read", sent, err)
+	}
+	if (creditTAP{}).GrantOnTake() {
+		t.Fatal("GrantOnTake without a shaper: true")
+	}
+}

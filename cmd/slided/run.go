@@ -708,10 +708,15 @@ func autoStallLimit(ring uint32, mtu int, rate uint64) time.Duration {
 func (s *shaper) read(kick bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if kick || s.onTake {
+	if kick {
 		return
 	}
-	s.count()
+	if _, ok := s.s.(granter); ok && !s.paced {
+		s.reads++ // what left the ring (Released)
+	}
+	if !s.onTake {
+		s.count()
+	}
 }
 
 // taken counts one packet the bridge handed to the engine, when it reads
@@ -730,7 +735,6 @@ func (s *shaper) count() {
 	if !ok || s.paced {
 		return
 	}
-	s.reads++
 	s.sinceLast++
 	if s.sinceLast < g.GrantSize() {
 		return
