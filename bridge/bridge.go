@@ -2,11 +2,13 @@
 // engine (package link): it reads the TAP, talks to the modem (PHY), keeps
 // the engine's timer, and paces the host's backlog through the shaping
 // qdisc so that it stays where it pushes back on the sending applications.
-// Every decision about frames is the engine's.
+// Every decision about frames is the engine's (the read-ahead asks it
+// which flows it holds, Credit).
 //
 //	reader goroutine: TAP.Read (only with a token: engine.WantRead) ─► packets ─┐
 //	                                                                             ▼
 //	loop goroutine:   engine.Host ─► engine.Deliveries ─► TAP.Write ─► engine.Written
+//	                  (with a Credit: packets read ahead, handed to engine.Host when it wants one)
 //	                  PHY.Events ─► engine.Modem ─► engine.Deliveries ─► TAP.Write
 //	                  after each input and at engine.Deadline: engine.Poll ─► PHY.Transmit (error: engine.Refused)
 //	                  every Tick while busy: engine.Tick ─► pacer ─► Shaper.SetRate
