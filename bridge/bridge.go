@@ -2,11 +2,13 @@
 // engine (package link): it reads the TAP, talks to the modem (PHY), keeps
 // the engine's timer, and paces the host's backlog through the shaping
 // qdisc so that it stays where it pushes back on the sending applications.
-// Every decision about frames is the engine's.
+// Every decision about frames is the engine's (the read-ahead asks it
+// which flows it holds, Credit).
 //
 //	reader goroutine: TAP.Read (only with a token: engine.WantRead) ─► packets ─┐
 //	                                                                             ▼
 //	loop goroutine:   engine.Host ─► engine.Deliveries ─► TAP.Write ─► engine.Written
+//	                  (with a Credit: packets read ahead, handed to engine.Host when it wants one)
 //	                  PHY.Events ─► engine.Modem ─► engine.Deliveries ─► TAP.Write
 //	                  after each input and at engine.Deadline: engine.Poll ─► PHY.Transmit (error: engine.Refused)
 //	                  every Tick while busy: engine.Tick ─► pacer ─► Shaper.SetRate
@@ -76,6 +78,24 @@ type Shaper interface {
 	// Released reports how many packets the qdisc has passed to the TAP's
 	// ring since it was installed, and how many of those the ring dropped.
 	Released() (sent, dropped uint64, err error)
+}
+
+// Credit is a TAP whose qdisc lets packets into the ring on credit
+// (cmd/slided's creditTAP, docs/backpressure.md). With policy block the
+// bridge calls GrantOnTake once; if it returns true, the bridge reads the
+// ring as soon as packets come (holding at most RingLen of them) and hands
+// them to the engine when it wants a packet, calling Taken once for each,
+// which is what grants the next ones. Taken comes as soon as a MAC place
+// is free; the packet is handed over once the Acks to the frame just sent
+// have come (link.Engine.AwaitingAck), a few milliseconds later, so that
+// what the grant released can be that packet; and a packet of a flow with
+// nothing queued in the engine goes first. So nothing waits in the ring's
+// FIFO and a small flow beside a greedy one waits only for the grant and
+// the frame on air. Without a Credit the bridge reads only when the engine
+// wants a packet, and the TAP grants as it is read.
+type Credit interface {
+	GrantOnTake() bool
+	Taken()
 }
 
 // Policy says what happens to packets when the link cannot keep up
@@ -224,7 +244,15 @@ type loop struct {
 	tokens  chan []byte
 	packets chan packet
 
-	tokenOut    bool // the reader holds a buffer
+	tokenOut bool // the reader holds a buffer
+	// With a Credit (read ahead): the packets read, not yet handed to the
+	// engine, oldest first (at most RingLen); their buffers when free;
+	// whether the next packet to hand over was counted already (Taken).
+	credit      Credit
+	hostq       []packet
+	free        [][]byte
+	taking      bool
+	takeAt      time.Time // while taking: when the Acks waited for are given up
 	shell       shellStats
 	baseSent    uint64 // shaper counters at start
 	baseDropped uint64
@@ -293,14 +321,27 @@ func (l *loop) run(ctx context.Context) error {
 	tick.Stop() // started by the first input (l.busy)
 	defer tick.Stop()
 	ethBuf := make([]byte, l.b.cfg.MTU+14)
+	if l.b.cfg.Policy == Block {
+		if c, ok := l.b.tap.(Credit); ok && c.GrantOnTake() {
+			l.credit = c
+		}
+	}
 	for {
 		// Since Go 1.23 Reset and Stop leave no stale tick in timer.C.
 		timer.Stop()
-		if d, ok := l.eng.Deadline(); ok {
+		d, ok := l.eng.Deadline()
+		if l.taking && !l.takeAt.IsZero() && (!ok || l.takeAt.Before(d)) {
+			d, ok = l.takeAt, true
+		}
+		if ok {
 			timer.Reset(time.Until(d))
 		}
-		if !l.tokenOut && l.eng.WantRead() {
+		if !l.tokenOut && l.credit == nil && l.eng.WantRead() {
 			l.tokens <- ethBuf
+			l.tokenOut = true
+		}
+		if !l.tokenOut && l.credit != nil && l.eng.Started() && len(l.hostq) < l.b.cfg.RingLen {
+			l.tokens <- l.buffer()
 			l.tokenOut = true
 		}
 		select {
@@ -327,9 +368,14 @@ func (l *loop) run(ctx context.Context) error {
 			l.pump(now)
 		case p := <-l.packets:
 			l.tokenOut = false
-			ethBuf = p.buf
+			if l.credit == nil {
+				ethBuf = p.buf
+			}
 			now := time.Now()
 			if p.err != nil {
+				if l.credit != nil {
+					l.free = append(l.free, p.buf)
+				}
 				if isTemporary(p.err) {
 					continue
 				}
@@ -342,7 +388,11 @@ func (l *loop) run(ctx context.Context) error {
 				return fmt.Errorf("read tap: %w", p.err)
 			}
 			l.busy(now, tick)
-			l.eng.Host(now, p.buf[:p.n])
+			if l.credit != nil {
+				l.hostq = append(l.hostq, p)
+			} else {
+				l.eng.Host(now, p.buf[:p.n])
+			}
 			l.deliver(now)
 			l.pump(now)
 		case <-timer.C:
@@ -396,7 +446,7 @@ func (l *loop) idle() bool {
 	if !l.eng.Started() {
 		return true // nothing to pace; Up is an input
 	}
-	return l.eng.QueueDepth() == 0 && l.eng.WantRead() && l.shell.ring <= 0
+	return l.eng.QueueDepth() == 0 && l.eng.WantRead() && l.shell.ring <= 0 && len(l.hostq) == 0
 }
 
 // started sets up the pacer once the engine knows the modem's figures.
@@ -417,8 +467,62 @@ func (l *loop) deliver(now time.Time) {
 	}
 }
 
-// pump lets the engine start a transmission if it wants one now.
+// pump lets the engine start a transmission if it wants one now and, with
+// a Credit, hands it the packets read ahead while it wants them.
 func (l *loop) pump(now time.Time) {
+	l.transmit(now)
+	for l.credit != nil {
+		if !l.taking && len(l.hostq) > 0 && l.eng.WantRead() {
+			// A place is free: grant now for the packet taken when the
+			// Acks to the frame just sent have come, so that what the
+			// grant releases can be that packet.
+			l.taking = true
+			l.credit.Taken()
+		}
+		if until, ok := l.eng.AwaitingAck(now); ok {
+			l.takeAt = until // the loop wakes then if no Ack comes
+			return
+		}
+		l.takeAt = time.Time{}
+		if !l.taking || len(l.hostq) == 0 || !l.eng.WantRead() {
+			return
+		}
+		l.taking = false
+		i := l.pick()
+		p := l.hostq[i]
+		l.hostq = append(l.hostq[:i], l.hostq[i+1:]...)
+		l.eng.Host(now, p.buf[:p.n])
+		l.free = append(l.free, p.buf)
+		l.deliver(now)
+		l.transmit(now)
+	}
+}
+
+// pick is the packet read ahead to hand to the engine next: the oldest
+// of a flow with nothing queued in the engine (link.Engine.FlowQueued),
+// else the oldest. A flow's packets keep their order: the first of a flow
+// so chosen has none of its flow ahead of it.
+func (l *loop) pick() int {
+	for i, p := range l.hostq {
+		if !l.eng.FlowQueued(link.FlowKey(p.buf[:p.n])) {
+			return i
+		}
+	}
+	return 0
+}
+
+// buffer is a buffer for the reader to read ahead into.
+func (l *loop) buffer() []byte {
+	if n := len(l.free); n > 0 {
+		b := l.free[n-1]
+		l.free = l.free[:n-1]
+		return b
+	}
+	return make([]byte, l.b.cfg.MTU+14)
+}
+
+// transmit lets the engine start a transmission if it wants one now.
+func (l *loop) transmit(now time.Time) {
 	frame, ok := l.eng.Poll(now)
 	if !ok {
 		return
@@ -454,7 +558,7 @@ func (l *loop) tick(now time.Time, dt time.Duration) {
 		if r < 0 {
 			r = 0
 		}
-		ring = int(r)
+		ring = int(r) // with a Credit, the packets read ahead and not yet taken
 		l.shell.ringDropped = dropped - l.baseDropped
 	}
 	l.shell.ring = ring

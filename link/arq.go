@@ -96,6 +96,7 @@ const maxAcks = 16
 // waiting (supersede).
 type frameMeta struct {
 	eth    int
+	flow   uint64 // the packet's flow (FlowKey), for the MAC queue's rounds
 	poll   bool
 	ackSeq uint8
 	h      framing.Header
@@ -368,6 +369,7 @@ func (e *Engine) Host(now time.Time, eth []byte) {
 		return
 	}
 	h, payload = e.compress(now, h, payload) // version-2 peers only
+	flow := FlowKey(eth)
 	if e.cfg.Policy == Block && len(e.pend) >= framing.MaxFragments {
 		// A driver that reads while WantRead is false: the daemon never
 		// does (at most one packet's fragments wait here), but a queue
@@ -382,7 +384,7 @@ func (e *Engine) Host(now time.Time, eth []byte) {
 			// The oldest packet waiting for its window gives way.
 			e.stats.Drops.QueueHead++
 			e.popHeld()
-			e.hold(h, payload, len(eth))
+			e.hold(h, payload, len(eth), flow)
 			return
 		case e.cfg.Policy == DropHead && len(e.pend) == 0:
 			if old, ok := e.mac.DropOldest(); ok {
@@ -397,12 +399,12 @@ func (e *Engine) Host(now time.Time, eth []byte) {
 	if holding {
 		// Block: the reader already held a token when the window closed.
 		// Keep packets in order behind the one waiting.
-		e.hold(h, payload, len(eth))
+		e.hold(h, payload, len(eth), flow)
 		return
 	}
-	if err := e.send(now, h, payload, len(eth)); errors.Is(err, arq.ErrWindowFull) {
+	if err := e.send(now, h, payload, len(eth), flow); errors.Is(err, arq.ErrWindowFull) {
 		e.stats.WindowWaits++
-		e.hold(h, payload, len(eth))
+		e.hold(h, payload, len(eth), flow)
 	}
 }
 
@@ -416,14 +418,16 @@ type heldPkt struct {
 	h    framing.Header
 	data []byte
 	eth  int
+	flow uint64
 }
 
 // send passes one packet to the ARQ. It returns arq.ErrWindowFull for the
 // caller to hold the packet; other errors are counted here.
-func (e *Engine) send(now time.Time, h framing.Header, payload []byte, ethLen int) error {
+func (e *Engine) send(now time.Time, h framing.Header, payload []byte, ethLen int, flow uint64) error {
 	e.sendEth = ethLen // for the frame the ARQ marks Last (arqSink.Transmit)
+	e.sendFlow = flow  // for its frames (arqSink.Transmit)
 	err := e.arq.Send(now, h, payload)
-	e.sendEth = 0
+	e.sendEth, e.sendFlow = 0, 0
 	switch {
 	case err == nil:
 	case errors.Is(err, arq.ErrWindowFull):
@@ -437,7 +441,7 @@ func (e *Engine) send(now time.Time, h framing.Header, payload []byte, ethLen in
 }
 
 // hold keeps a copy of the packet until the ARQ window opens.
-func (e *Engine) hold(h framing.Header, payload []byte, ethLen int) {
+func (e *Engine) hold(h framing.Header, payload []byte, ethLen int, flow uint64) {
 	if len(e.held) >= maxHeld {
 		e.stats.Drops.QueueFull++ // not reached with policy block (see maxHeld)
 		return
@@ -449,14 +453,14 @@ func (e *Engine) hold(h framing.Header, payload []byte, ethLen int) {
 		e.held = append(e.held, heldPkt{})
 	}
 	p := &e.held[n]
-	p.h, p.eth, p.data = h, ethLen, append(p.data[:0], payload...)
+	p.h, p.eth, p.flow, p.data = h, ethLen, flow, append(p.data[:0], payload...)
 }
 
 // retryHeld offers the waiting packets to the ARQ again, oldest first.
 func (e *Engine) retryHeld(now time.Time) {
 	for len(e.held) > 0 {
 		p := e.held[0]
-		if err := e.send(now, p.h, p.data, p.eth); errors.Is(err, arq.ErrWindowFull) {
+		if err := e.send(now, p.h, p.data, p.eth, p.flow); errors.Is(err, arq.ErrWindowFull) {
 			return
 		}
 		e.popHeld()
@@ -473,7 +477,10 @@ func (e *Engine) popHeld() {
 }
 
 // feed moves waiting frames into the MAC queue: Acks to its front, data
-// behind while fewer than QueueLen frames wait.
+// behind while fewer than QueueLen frames wait, each in its flow's round
+// (csma.MACOf.EnqueueFlow): a packet of a flow with nothing queued goes
+// next after the frame on air and one frame of each other flow, instead
+// of behind a greedy flow's backlog.
 //
 // Behind a TNC that takes bursts, Acks wait up to ackHold while nothing else
 // is ready (ackHeld): the packet that answers the one acknowledged (an echo,
@@ -489,7 +496,7 @@ func (e *Engine) feed(now time.Time) {
 	for len(e.pend) > 0 && e.mac.Room() > ackReserve {
 		f := e.pend[0]
 		e.pend = e.pend[:copy(e.pend, e.pend[1:])]
-		if err := e.mac.Enqueue(now, f); err != nil {
+		if err := e.mac.EnqueueFlow(now, f, f.meta.flow); err != nil {
 			e.recycle(now, f)
 		}
 	}
@@ -673,6 +680,9 @@ func (s *arqSink) Transmit(now time.Time, f arq.Frame) {
 	if f.Last {
 		m.eth = e.sendEth
 	}
+	// A packet's frames from Send are its flow; retransmissions (from
+	// the ARQ's timer) and Hellos are flow 0, one flow of their own.
+	m.flow = e.sendFlow
 	if h.Kind == framing.KindAck {
 		if a, err := framing.ParseAck(payload); err == nil {
 			m.ackSeq = a.Seq

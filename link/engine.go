@@ -212,12 +212,14 @@ type Engine struct {
 	pend     []txFrame // encoded data frames waiting for room in the MAC
 	acks     []txFrame // encoded Acks waiting for room (they go to the MAC queue's front)
 	sendEth  int       // during Send: the Ethernet length of the packet, for its Last frame
+	sendFlow uint64    // during Send: the packet's flow (FlowKey), for its frames
 	held     []heldPkt // packets waiting for an ARQ window, oldest first (at most maxHeld)
 	sealBuf  []byte
 	openBuf  []byte
 	onAir    []txFrame      // the frames of the burst being transmitted (empty: none)
 	burst    []byte         // the bytes of a burst of several frames (reused)
 	ackDue   int            // Acks still expected for the polls of our last burst (the reservation ends at 0)
+	ackEnd   time.Time      // the end of the reservation for them (AwaitingAck)
 	solo     int            // transmissions still to go one frame each (after a refused burst)
 	ackHold  time.Duration  // how long an Ack waits for data to ride with it (feed; 0: not at all)
 	ackUntil time.Time      // the Acks waiting in acks are held until then
@@ -360,6 +362,32 @@ func (e *Engine) QueueDepth() int {
 		return 0
 	}
 	return e.mac.Len()
+}
+
+// AwaitingAck reports whether the channel is kept for the Acks to the
+// last transmission, and until when at most: until they have come (and
+// opened the ARQ window for the next packet) or the reservation ends.
+func (e *Engine) AwaitingAck(now time.Time) (until time.Time, ok bool) {
+	return e.ackEnd, e.ackDue > 0 && now.Before(e.ackEnd)
+}
+
+// FlowQueued reports whether a packet of flow (FlowKey) waits in the
+// engine: in the MAC queue or on air, for the MAC, or for an ARQ window.
+func (e *Engine) FlowQueued(flow uint64) bool {
+	if e.mac == nil {
+		return false
+	}
+	for _, f := range e.pend {
+		if f.meta.flow == flow {
+			return true
+		}
+	}
+	for _, p := range e.held {
+		if p.flow == flow {
+			return true
+		}
+	}
+	return e.mac.Queued(flow)
 }
 
 // HostReads is the number of frames Host has taken.
@@ -512,7 +540,8 @@ func (e *Engine) Modem(now time.Time, ev phy.Event, info phy.Info) error {
 				// The Acks answer at once (csma.EnqueueFront): keep
 				// the channel for them.
 				e.ackDue = polls
-				e.mac.Reserve(now, now.Add(e.answerWait(polls)))
+				e.ackEnd = now.Add(e.answerWait(polls))
+				e.mac.Reserve(now, e.ackEnd)
 			}
 			e.txEnded(now)
 		}

@@ -45,6 +45,7 @@ type LazyShaper struct {
 	wmemAt    time.Time // when wmem_max was last read
 	wmemMax   uint64
 	paced     bool // the fallback: no credit, the htb paced by SetRate
+	onTake    bool // the bridge reads ahead and reports what the engine takes (bridge.Credit)
 }
 
 // LazyShaperConfig configures a LazyShaper.
@@ -177,15 +178,38 @@ func autoStallLimit(ring uint32, mtu int, rate uint64) time.Duration {
 // read counts one packet read from the TAP and grants the next ones when
 // a grant's worth has been read. A kick frame (kick) does not count: it
 // leaves first after each grant and spends the grant's one extra token
-// (Shaper). Called by the bridge's reader goroutine.
+// (Shaper). Called by the bridge's reader goroutine. When the bridge
+// reads ahead (onTake), taken counts instead.
 func (s *LazyShaper) read(kick bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	g, ok := s.s.(granter)
-	if !ok || s.paced || kick {
+	if kick {
 		return
 	}
-	s.reads++
+	if _, ok := s.s.(granter); ok && !s.paced {
+		s.reads++ // what left the ring (Released)
+	}
+	if !s.onTake {
+		s.count()
+	}
+}
+
+// taken counts one packet the bridge handed to the engine, when it reads
+// ahead (bridge.Credit): the grant follows what the link takes, not what
+// was read, so the packets read ahead stay bounded by the credit.
+func (s *LazyShaper) taken() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.count()
+}
+
+// count counts one packet towards the next grant and grants when a
+// grant's worth is counted. s.mu is held.
+func (s *LazyShaper) count() {
+	g, ok := s.s.(granter)
+	if !ok || s.paced {
+		return
+	}
 	s.sinceLast++
 	if s.sinceLast < g.GrantSize() {
 		return
@@ -259,6 +283,26 @@ func (s *LazyShaper) Mode() string {
 type CreditTAP struct {
 	*Device
 	Shaper *LazyShaper // nil without a shaper
+}
+
+// GrantOnTake makes the credit count the packets the bridge hands to the
+// engine (Taken) instead of those read (bridge.Credit); false without a
+// shaper.
+func (t CreditTAP) GrantOnTake() bool {
+	if t.Shaper == nil {
+		return false
+	}
+	t.Shaper.mu.Lock()
+	t.Shaper.onTake = true
+	t.Shaper.mu.Unlock()
+	return true
+}
+
+// Taken counts one packet the engine took towards the next grant.
+func (t CreditTAP) Taken() {
+	if t.Shaper != nil {
+		t.Shaper.taken()
+	}
 }
 
 // Read returns the next frame that is not a kick frame (Kicker).

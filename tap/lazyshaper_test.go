@@ -126,3 +126,53 @@ func TestAutoStallLimit(t *testing.T) {
 		})
 	}
 }
+
+// grantQdisc is a credit qdisc that counts its grants.
+type grantQdisc struct {
+	rateQdisc
+	grants int
+}
+
+func (q *grantQdisc) Grant() error              { q.grants++; return nil }
+func (q *grantQdisc) GrantSize() uint32         { return 2 }
+func (q *grantQdisc) SetFlowLimit(uint32) error { return nil }
+
+// TestCreditGrantsOnTake: once the bridge reads ahead (GrantOnTake), the
+// credit grants per two packets taken, not read; Released still counts the
+// packets read, so the bridge's ring estimate includes those read ahead.
+func TestCreditGrantsOnTake(t *testing.T) {
+	q := &grantQdisc{}
+	s := &LazyShaper{log: zerolog.Nop(), install: func(ShaperConfig) (qdisc, error) { return q, nil }}
+	if err := s.SetRate(1000); err != nil {
+		t.Fatal(err)
+	}
+	c := CreditTAP{Shaper: s}
+	for range 4 {
+		s.read(false)
+	}
+	if q.grants != 2 {
+		t.Fatalf("grants after 4 reads: %d, want 2", q.grants)
+	}
+	if !c.GrantOnTake() {
+		t.Fatal("GrantOnTake with a shaper: false")
+	}
+	for range 4 {
+		s.read(false)
+	}
+	s.read(true) // a kick
+	if q.grants != 2 {
+		t.Fatalf("grants after 4 reads ahead: %d, want still 2", q.grants)
+	}
+	for range 3 {
+		c.Taken()
+	}
+	if q.grants != 3 {
+		t.Fatalf("grants after 3 taken: %d, want 3", q.grants)
+	}
+	if sent, _, err := s.Released(); err != nil || sent != 8 {
+		t.Fatalf("Released = %d, %v; want the 8 packets read", sent, err)
+	}
+	if (CreditTAP{}).GrantOnTake() {
+		t.Fatal("GrantOnTake without a shaper: true")
+	}
+}

@@ -52,18 +52,25 @@ type Stats struct {
 // MAC is the channel access of a node whose queue holds bare frames.
 type MAC = MACOf[[]byte]
 
-// MACOf is one node's channel access: a bounded FIFO of elements of type T
+// MACOf is one node's channel access: a bounded queue of elements of type T
 // (a frame and whatever its driver wants back with it: the link engine
 // queues a frame with its metadata, so nothing needs looking up when the
 // frame leaves) and the CSMA state that decides when its head goes on air.
-// The MAC never looks inside an element. Create it with New or NewOf.
+// The queue is a FIFO per flow, the flows served in rounds (EnqueueFlow);
+// frames queued with Enqueue are one flow, a plain FIFO. The MAC never
+// looks inside an element. Create it with New or NewOf.
 type MACOf[T any] struct {
 	cfg Config
 	rng *rand.Rand
 
 	// Ring buffer of frames. While onAir, q[head] is the zero T (the frame
-	// belongs to the caller) but still counted in n.
+	// belongs to the caller) but still counted in n. flow[i] and tag[i]
+	// are the flow key and the round of the data frame at q[i]
+	// (EnqueueFlow); round is the round of the last data frame sent.
 	q     []T
+	flow  []uint64
+	tag   []uint64
+	round uint64
 	head  int
 	n     int
 	onAir bool
@@ -111,6 +118,8 @@ func NewOf[T any](cfg Config, rng *rand.Rand) (*MACOf[T], error) {
 		cfg:    cfg,
 		rng:    rng,
 		q:      make([]T, cfg.QueueLen),
+		flow:   make([]uint64, cfg.QueueLen),
+		tag:    make([]uint64, cfg.QueueLen),
 		cw:     cfg.CWMin,
 		others: -1,
 	}
@@ -123,13 +132,55 @@ func NewOf[T any](cfg Config, rng *rand.Rand) (*MACOf[T], error) {
 // Enqueue appends frame to the queue. From now on the MAC owns frame until
 // Poll or DropOldest hands it back. It returns ErrQueueFull when Room() == 0.
 // A frame that arrives at an empty queue draws a backoff; if the channel is
-// busy at that moment this counts as a deferral first.
+// busy at that moment this counts as a deferral first. Enqueue is
+// EnqueueFlow with flow 0: a caller that never gives a flow gets a FIFO.
 func (m *MACOf[T]) Enqueue(now time.Time, frame T) error {
+	return m.EnqueueFlow(now, frame, 0)
+}
+
+// EnqueueFlow queues frame as a data frame of the given flow (any key the
+// caller derives from the frame: the link engine hashes addresses and
+// ports). The data frames leave in rounds, one frame of each flow per
+// round, as in deficit round robin with a quantum of one frame (start-time
+// fair queueing with frames of one size): a frame of a flow with nothing
+// waiting joins the round in progress, the round of the last data frame
+// sent, and so waits behind at most one frame of each other flow, not
+// behind a greedy flow's whole backlog; a frame of a flow with frames
+// waiting joins the round after its flow's last. Frames of one flow keep
+// their order; nothing goes ahead of the frame on air (or a burst's frames
+// taken by Follow) or of the urgent frames (EnqueueFront). The countdown in
+// progress is the MAC's, not a frame's: a frame put ahead of the one that
+// was counting down goes when the countdown runs out. Ownership and
+// ErrQueueFull are as for Enqueue.
+func (m *MACOf[T]) EnqueueFlow(now time.Time, frame T, flow uint64) error {
 	if m.n == len(m.q) {
 		m.stats.Rejected++
 		return ErrQueueFull
 	}
-	m.q[(m.head+m.n)%len(m.q)] = frame
+	// The data frames are in the order of their rounds; the queue is
+	// short (QueueLen), so the flow's last frame (the data frame on air
+	// included) is looked up each time.
+	first := m.offset() + m.urgent
+	tag := m.round
+	for i := first; i < m.n; i++ {
+		if j := (m.head + i) % len(m.q); m.flow[j] == flow {
+			tag = max(tag, m.tag[j]+1)
+		}
+	}
+	if m.onAir && !m.airUrgent && m.flow[m.head] == flow {
+		tag = max(tag, m.tag[m.head]+1)
+	}
+	pos := m.n
+	for pos > first && m.tag[(m.head+pos-1)%len(m.q)] > tag {
+		pos--
+	}
+	// Shift the data frames from pos on one place back.
+	for i := m.n - 1; i >= pos; i-- {
+		j, k := (m.head+i+1)%len(m.q), (m.head+i)%len(m.q)
+		m.q[j], m.flow[j], m.tag[j] = m.q[k], m.flow[k], m.tag[k]
+	}
+	j := (m.head + pos) % len(m.q)
+	m.q[j], m.flow[j], m.tag[j] = frame, flow, tag
 	m.n++
 	m.stats.Enqueued++
 	// The first data frame waiting draws its backoff now, unless a data
@@ -143,6 +194,20 @@ func (m *MACOf[T]) Enqueue(now time.Time, frame T) error {
 		m.draw(now)
 	}
 	return nil
+}
+
+// Queued reports whether a data frame of flow waits in the queue or is on
+// air (EnqueueFlow).
+func (m *MACOf[T]) Queued(flow uint64) bool {
+	if m.onAir && !m.airUrgent && m.flow[m.head] == flow {
+		return true
+	}
+	for i := m.offset() + m.urgent; i < m.n; i++ {
+		if m.flow[(m.head+i)%len(m.q)] == flow {
+			return true
+		}
+	}
+	return false
 }
 
 // EnqueueFront puts frame at the head of the queue, behind only the frame on
@@ -166,7 +231,8 @@ func (m *MACOf[T]) EnqueueFront(now time.Time, frame T) error {
 	pos := (first + m.urgent) % len(m.q)
 	// Shift the data frames from pos on one place back.
 	for i := m.n - 1; i >= m.offset()+m.urgent; i-- {
-		m.q[(m.head+i+1)%len(m.q)] = m.q[(m.head+i)%len(m.q)]
+		j, k := (m.head+i+1)%len(m.q), (m.head+i)%len(m.q)
+		m.q[j], m.flow[j], m.tag[j] = m.q[k], m.flow[k], m.tag[k]
 	}
 	m.q[pos] = frame
 	m.n++
@@ -204,10 +270,12 @@ func (m *MACOf[T]) offset() int {
 	return 0
 }
 
-// DropOldest removes and returns the oldest data frame (not the one on air,
-// not an urgent one), for a drop-head policy when the queue is full. It
-// returns false when no data frame waits. The frame on air is never
-// returned: it belongs to the caller.
+// DropOldest removes and returns the data frame at the head of the data
+// frames, the next to go (not the one on air, not an urgent one), for a
+// drop-head policy when the queue is full: with a single flow the oldest,
+// with several the first of the current round (EnqueueFlow). It returns
+// false when no data frame waits. The frame on air is never returned: it
+// belongs to the caller.
 func (m *MACOf[T]) DropOldest() (T, bool) {
 	i := m.offset() + m.urgent // the oldest data frame
 	if m.n <= i {
@@ -215,10 +283,12 @@ func (m *MACOf[T]) DropOldest() (T, bool) {
 		return zero, false
 	}
 	f := m.q[(m.head+i)%len(m.q)]
+	m.round = m.tag[(m.head+i)%len(m.q)]
 	// Close the gap: move the frames in front of it (the one on air and the
 	// urgent ones) one place back. The backoff state stays with the MAC.
 	for j := i; j > 0; j-- {
-		m.q[(m.head+j)%len(m.q)] = m.q[(m.head+j-1)%len(m.q)]
+		a, b := (m.head+j)%len(m.q), (m.head+j-1)%len(m.q)
+		m.q[a], m.flow[a], m.tag[a] = m.q[b], m.flow[b], m.tag[b]
 	}
 	m.q[m.head] = *new(T)
 	m.head = (m.head + 1) % len(m.q)
@@ -484,6 +554,7 @@ func (m *MACOf[T]) send(now time.Time) T {
 	m.onAir, m.airBusy = true, false
 	f := m.q[m.head]
 	m.q[m.head] = *new(T)
+	m.round = m.tag[m.head]
 	m.stats.Transmitted++
 	return f
 }
@@ -702,6 +773,7 @@ func (m *MACOf[T]) Follow(now time.Time, fits func(T) bool) (T, bool) {
 		m.urgent--
 	} else {
 		m.airUrgent = false
+		m.round = m.tag[next]
 	}
 	m.stats.Transmitted++
 	return f, true

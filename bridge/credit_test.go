@@ -1,0 +1,205 @@
+package bridge
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/slided/slided/framing"
+	"github.com/slided/slided/link"
+	"github.com/slided/slided/phy"
+)
+
+// creditTAP is a TAP behind a fake credit qdisc, as cmd/slided's: packets
+// wait in the qdisc (a greedy flow's and a small flow's, the small one
+// served first when both wait, as the qdisc's round robin does after a
+// greedy packet) and go into the ring two per grant. A grant follows every
+// second packet counted: taken (Credit) if the bridge asked for that, read
+// otherwise.
+type creditTAP struct {
+	done chan struct{}
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	greedy  [][]byte
+	small   [][]byte
+	ring    [][]byte
+	onTake  bool
+	counted int
+	taken   int
+	read    int
+	closed  bool
+	// sent counts the transmissions (set by the test); released is its
+	// value when the small packet went into the ring (-1: not yet).
+	sent, released int
+}
+
+func newCreditTAP() *creditTAP {
+	c := &creditTAP{done: make(chan struct{}), released: -1}
+	c.cond = sync.NewCond(&c.mu)
+	return c
+}
+
+// release lets n packets from the qdisc into the ring. c.mu is held.
+func (c *creditTAP) release(n int) {
+	for ; n > 0; n-- {
+		switch {
+		case len(c.small) > 0:
+			c.ring, c.small = append(c.ring, c.small[0]), c.small[1:]
+			c.released = c.sent
+		case len(c.greedy) > 0:
+			c.ring, c.greedy = append(c.ring, c.greedy[0]), c.greedy[1:]
+		default:
+			return
+		}
+	}
+	c.cond.Broadcast()
+}
+
+func (c *creditTAP) count() {
+	if c.counted++; c.counted%2 == 0 {
+		c.release(2)
+	}
+}
+
+func (c *creditTAP) queue(greedy, small [][]byte, grant int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.greedy = append(c.greedy, greedy...)
+	c.small = append(c.small, small...)
+	c.release(grant)
+}
+
+func (c *creditTAP) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for len(c.ring) == 0 && !c.closed {
+		c.cond.Wait()
+	}
+	if c.closed {
+		return 0, errors.New("closed")
+	}
+	n := copy(p, c.ring[0])
+	c.ring = c.ring[1:]
+	c.read++
+	if !c.onTake {
+		c.count()
+	}
+	return n, nil
+}
+
+func (c *creditTAP) Write(p []byte) (int, error) { return len(p), nil }
+
+func (c *creditTAP) GrantOnTake() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.onTake = true
+	return true
+}
+
+func (c *creditTAP) Taken() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.taken++
+	c.count()
+}
+
+func (c *creditTAP) close() {
+	c.mu.Lock()
+	c.closed = true
+	c.cond.Broadcast()
+	c.mu.Unlock()
+}
+
+// udpEth is an IPv4 UDP frame from node 1 to node 2 from source port sport
+// with size bytes of payload.
+func udpEth(sport uint16, size int) []byte {
+	b := make([]byte, 14+20+8+size)
+	copy(b, framing.MACFor(2))
+	copy(b[6:], framing.MACFor(1))
+	b[12], b[13] = 0x08, 0x00
+	b[14], b[14+9] = 0x45, 17
+	copy(b[14+12:], []byte{192, 0, 2, 1, 192, 0, 2, 2})
+	binary.BigEndian.PutUint16(b[14+2:], uint16(20+8+size))
+	binary.BigEndian.PutUint16(b[34:], sport)
+	binary.BigEndian.PutUint16(b[36:], 9)
+	return b
+}
+
+// TestCreditSmallFlowGoesNext: behind a credit, with a greedy flow's
+// packets filling the MAC queue and the ring, a small flow's packet goes
+// on air right after the frame on air when the qdisc releases it, not
+// behind the greedy packets already in the ring: the bridge reads the ring
+// ahead and hands the engine the small packet first. Every packet handed
+// to the engine is counted for the grants, and no more than that, so what
+// the credit lets out stays bounded.
+func TestCreditSmallFlowGoesNext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tp := newCreditTAP()
+		p := &scriptPHY{ev: make(chan phy.Event, 64)}
+		cfg := Config{Config: link.Config{Node: 1, Seed: 1, Policy: Block, NoARQ: true, Log: zerolog.Nop()}}
+		b, err := New(cfg, tp, p, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- b.Run(ctx) }()
+		defer func() {
+			cancel()
+			synctest.Wait()
+			tp.close()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		}()
+		p.ev <- phy.Event{Kind: phy.Up}
+		synctest.Wait()
+		var greedy [][]byte
+		for range 40 {
+			greedy = append(greedy, udpEth(7000, 200))
+		}
+		tp.queue(greedy, nil, 3) // the first grant (and the kick's token)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		small := func(f []byte) bool { return len(f) < 150 }
+		at := -1 // the transmission that carried the small packet
+		for i := 1; i < 20 && at < 0; i++ {
+			if i == 6 {
+				tp.queue(nil, [][]byte{udpEth(7001, 20)}, 0)
+				synctest.Wait()
+			}
+			tp.mu.Lock()
+			tp.sent = i // transmission i starts at this TxDone
+			tp.mu.Unlock()
+			p.ev <- phy.Event{Kind: phy.TxDone}
+			time.Sleep(time.Second)
+			synctest.Wait()
+			p.mu.Lock()
+			for j, f := range p.sent {
+				if small(f) {
+					at = j
+				}
+			}
+			p.mu.Unlock()
+		}
+		st := b.Stats()
+		tp.mu.Lock()
+		defer tp.mu.Unlock()
+		// Released at the TxDone that started transmission r, it goes
+		// next: in r+1.
+		if at < 0 || tp.released < 0 || at > tp.released+1 {
+			t.Errorf("the small packet went into the ring during transmission %d and on air in transmission %d; want the next one", tp.released, at)
+		}
+		t.Logf("small packet released during transmission %d, sent in %d; read %d, taken %d, engine reads %d", tp.released, at, tp.read, tp.taken, st.TAPReads)
+		if tp.taken < int(st.TAPReads) || tp.taken > int(st.TAPReads)+1 {
+			t.Errorf("counted %d packets for the grants, the engine took %d", tp.taken, st.TAPReads)
+		}
+	})
+}

@@ -1,0 +1,233 @@
+package csma
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+)
+
+// flowFrame is a queued element of the flow tests: its flow and its number
+// within the flow.
+type flowFrame struct {
+	flow uint64
+	seq  int
+	tag  string // "a…" for an urgent frame
+	id   int    // the order of enqueueing (TestEnqueueFlowKeepsFlowOrder)
+}
+
+func (f flowFrame) String() string {
+	if f.tag != "" {
+		return f.tag
+	}
+	return fmt.Sprintf("%c%d", 'A'+rune(f.flow), f.seq)
+}
+
+// drain sends everything queued, frame by frame, and returns the order.
+func drain(t *testing.T, m *MACOf[flowFrame], now time.Time) string {
+	t.Helper()
+	var got []string
+	for m.Len() > 0 {
+		now = now.Add(time.Second) // past any backoff
+		f, ok := m.Poll(now)
+		if !ok {
+			t.Fatalf("nothing sent with %d queued", m.Len())
+		}
+		got = append(got, f.String())
+		m.TxDone(now)
+	}
+	return strings.Join(got, " ")
+}
+
+// TestEnqueueFlowRounds: data frames go in rounds, one frame of each flow
+// per round; a frame of a flow with nothing waiting goes behind the first
+// frame of each busy flow, not behind their backlog; urgent frames and the
+// frame on air keep their places; Enqueue alone is a FIFO.
+func TestEnqueueFlowRounds(t *testing.T) {
+	for _, tc := range []struct {
+		desc  string
+		onAir bool   // the first frame enqueued is put on air first
+		in    string // flows enqueued in order ("AAAB"); "u": an urgent frame
+		want  string
+	}{
+		{desc: "one flow is a fifo", in: "AAAA", want: "A0 A1 A2 A3"},
+		{desc: "sparse behind the first greedy frame", in: "AAAB", want: "A0 B0 A1 A2"},
+		{desc: "sparse right behind a frame on air", onAir: true, in: "AAAB", want: "A0 B0 A1 A2"},
+		{desc: "two rounds", in: "AAABB", want: "A0 B0 A1 B1 A2"},
+		{desc: "three flows", in: "AAABC", want: "A0 B0 C0 A1 A2"},
+		{desc: "late round", in: "AABBAB", want: "A0 B0 A1 B1 A2 B2"},
+		{desc: "urgent frames stay in front", in: "AAuB", want: "a A0 B0 A1"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.QueueLen = 8
+			m, err := NewOf[flowFrame](cfg, rand.New(rand.NewPCG(1, 2)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			seq := map[uint64]int{}
+			var got []string
+			now := t0
+			for i, c := range tc.in {
+				if c == 'u' {
+					if err := m.EnqueueFront(now, flowFrame{tag: "a"}); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				fl := uint64(c - 'A')
+				if err := m.EnqueueFlow(now, flowFrame{flow: fl, seq: seq[fl]}, fl); err != nil {
+					t.Fatal(err)
+				}
+				seq[fl]++
+				if i == 0 && tc.onAir {
+					now = now.Add(time.Second)
+					f, ok := m.Poll(now)
+					if !ok {
+						t.Fatal("first frame not sent")
+					}
+					got = append(got, f.String())
+				}
+			}
+			if tc.onAir {
+				m.TxDone(now)
+			}
+			if rest := drain(t, m, now); rest != "" {
+				got = append(got, rest)
+			}
+			if s := strings.Join(got, " "); s != tc.want {
+				t.Errorf("sent %s, want %s", s, tc.want)
+			}
+		})
+	}
+}
+
+// TestEnqueueFlowKeepsFlowOrder: random enqueues of a few flows, urgent
+// frames, bursts (Follow), drops and transmissions: every flow's frames
+// leave in the order they came, none is lost or sent twice, and of the
+// frames already waiting when a frame came, at most one of each other flow
+// leaves before it if its flow had none waiting (r+2 if r).
+func TestEnqueueFlowKeepsFlowOrder(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 5))
+	cfg := testConfig()
+	cfg.QueueLen = 12
+	m, err := NewOf[flowFrame](cfg, rand.New(rand.NewPCG(3, 4)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := t0
+	next := map[uint64]int{} // next number to enqueue, per flow
+	want := map[uint64]int{} // next number expected out, per flow
+	// waiting[id] is a frame still queued: the frames queued before it
+	// that may still leave ahead of it.
+	type wait struct{ budget int }
+	waiting := map[int]*wait{}
+	id, out := 0, 0
+	left := func(f flowFrame) {
+		t.Helper()
+		if f.tag != "" {
+			return
+		}
+		out++
+		if f.seq != want[f.flow] {
+			t.Fatalf("%v left, want %c%d", f, 'A'+rune(f.flow), want[f.flow])
+		}
+		want[f.flow]++
+		delete(waiting, f.id)
+		for k, w := range waiting {
+			if k > f.id {
+				if w.budget--; w.budget < 0 {
+					t.Fatalf("frame %d overtaken by more earlier frames than its round allows (%v left)", k, f)
+				}
+			}
+		}
+	}
+	for step := 0; step < 20000; step++ {
+		switch op := r.IntN(10); {
+		case op < 5 && m.Room() > 0:
+			fl := uint64(r.IntN(4))
+			round := next[fl] - want[fl]
+			if m.onAir && !m.airUrgent && m.flow[m.head] == fl {
+				round++ // its frame on air counts as waiting
+			}
+			budget := round
+			for o := range uint64(4) {
+				if o != fl {
+					// A flow's first waiting frame is in the round
+					// in progress or the next.
+					if round == 0 {
+						budget += min(next[o]-want[o], 1)
+					} else {
+						budget += min(next[o]-want[o], round+2)
+					}
+				}
+			}
+			f := flowFrame{flow: fl, seq: next[fl], id: id}
+			if err := m.EnqueueFlow(now, f, fl); err != nil {
+				t.Fatal(err)
+			}
+			waiting[id] = &wait{budget}
+			id++
+			next[fl]++
+		case op == 5 && m.Room() > 0:
+			if err := m.EnqueueFront(now, flowFrame{tag: "a"}); err != nil {
+				t.Fatal(err)
+			}
+		case op == 6:
+			if f, ok := m.DropOldest(); ok {
+				left(f)
+			}
+		default:
+			if m.Transmitting() {
+				if r.IntN(2) == 0 {
+					if f, ok := m.Follow(now, nil); ok {
+						left(f)
+						continue
+					}
+				}
+				now = now.Add(time.Second)
+				m.TxDone(now)
+				continue
+			}
+			now = now.Add(time.Second)
+			if f, ok := m.Poll(now); ok {
+				left(f)
+			}
+		}
+	}
+	if out < 1000 || len(waiting) > 12 {
+		t.Fatalf("%d frames out, %d still tracked (the queue holds 12)", out, len(waiting))
+	}
+}
+
+// TestQueued: Queued sees a flow's data frames waiting and on air, not
+// urgent frames or other flows.
+func TestQueued(t *testing.T) {
+	m, err := NewOf[flowFrame](testConfig(), rand.New(rand.NewPCG(1, 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.EnqueueFlow(t0, flowFrame{flow: 1}, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.EnqueueFront(t0, flowFrame{tag: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	if !m.Queued(1) || m.Queued(0) || m.Queued(2) {
+		t.Fatalf("waiting: Queued(1, 0, 2) = %v %v %v; want true false false", m.Queued(1), m.Queued(0), m.Queued(2))
+	}
+	now := t0.Add(time.Second)
+	if f, ok := m.Poll(now); !ok || f.tag != "a" {
+		t.Fatalf("Poll = %v %v, want the urgent frame", f, ok)
+	}
+	m.TxDone(now)
+	now = now.Add(time.Second)
+	if _, ok := m.Poll(now); !ok || !m.Queued(1) {
+		t.Fatalf("on air: sent %v, Queued(1) %v; want both", ok, m.Queued(1))
+	}
+	m.TxDone(now)
+	if m.Queued(1) {
+		t.Fatal("sent: still Queued")
+	}
+}
