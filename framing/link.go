@@ -36,6 +36,12 @@ const (
 	// count, then one bitmap byte per 8 fragments.
 	AckMinLen = 3
 	AckMaxLen = 2 + MaxFragments/8
+	// MaxAckRecords and AcksMaxLen bound a version-2 Ack that reports
+	// several packets (AppendAcks, ParseAcks): at most 16 records and 64
+	// bytes in all (21 records of a one-fragment packet would fit the
+	// bytes; the record count binds first for those).
+	MaxAckRecords = 16
+	AcksMaxLen    = 64
 )
 
 // ErrMalformed is wrapped by the link-control parsers when the input is long
@@ -201,6 +207,78 @@ func ParseAck(p []byte) (Ack, error) {
 	return a, nil
 }
 
+// AppendAcks appends a version-2 Ack that reports several packets: the
+// records of acks one after another, each encoded as AppendAck does
+// (docs/frame-format.md, "Version 2"). One record is byte for byte a
+// version-1 Ack. It returns an error wrapping ErrMalformed, and dst
+// unchanged, for no record, more than MaxAckRecords, more than AcksMaxLen
+// bytes, a record out of range, or two records for one Seq.
+func AppendAcks(dst []byte, acks []Ack) ([]byte, error) {
+	n := 0
+	for i, a := range acks {
+		if !a.valid() {
+			return dst, fmt.Errorf("append acks: record %d %+v: %w", i, a, ErrMalformed)
+		}
+		for _, b := range acks[:i] {
+			if b.Seq == a.Seq {
+				return dst, fmt.Errorf("append acks: seq %d twice: %w", a.Seq, ErrMalformed)
+			}
+		}
+		n += AckLen(a.Count)
+	}
+	if len(acks) == 0 || len(acks) > MaxAckRecords || n > AcksMaxLen {
+		return dst, fmt.Errorf("append acks: %d records, %d bytes (1..%d, at most %d): %w", len(acks), n, MaxAckRecords, AcksMaxLen, ErrMalformed)
+	}
+	for _, a := range acks {
+		dst, _ = AppendAck(dst, a)
+	}
+	return dst, nil
+}
+
+// ParseAcks decodes a KindAck payload of one or more records (version 2;
+// ParseAck is the version-1 rule, exactly one) and appends them to dst.
+// Every record must be whole and valid, with at most MaxAckRecords records
+// and AcksMaxLen bytes, and no Seq twice; otherwise dst is returned
+// unchanged with an error wrapping ErrShort (a record cut short) or
+// ErrMalformed. It does not allocate when dst has MaxAckRecords of room.
+func ParseAcks(dst []Ack, p []byte) ([]Ack, error) {
+	if len(p) > AcksMaxLen {
+		return dst, errAcksLen
+	}
+	n := len(dst)
+	for len(p) > 0 {
+		if len(dst)-n == MaxAckRecords {
+			return dst[:n], errAcksLen
+		}
+		if len(p) < 2 {
+			return dst[:n], errShortAck
+		}
+		c := p[1]
+		if c < 1 || c > MaxFragments {
+			return dst[:n], errAckRange
+		}
+		l := AckLen(c)
+		if len(p) < l {
+			return dst[:n], errShortBitmap
+		}
+		a, err := ParseAck(p[:l])
+		if err != nil {
+			return dst[:n], err
+		}
+		for _, b := range dst[n:] {
+			if b.Seq == a.Seq {
+				return dst[:n], errAcksTwice
+			}
+		}
+		dst = append(dst, a)
+		p = p[l:]
+	}
+	if len(dst) == n {
+		return dst, errShortAck
+	}
+	return dst, nil
+}
+
 // Preformatted parse errors, so that rejecting hostile input costs no
 // allocation.
 var (
@@ -212,4 +290,6 @@ var (
 	errShortBitmap  = fmt.Errorf("parse ack: bitmap shorter than count: %w", ErrShort)
 	errAckLen       = fmt.Errorf("parse ack: bytes after the bitmap: %w", ErrMalformed)
 	errAckBits      = fmt.Errorf("parse ack: bitmap bits set beyond count: %w", ErrMalformed)
+	errAcksLen      = fmt.Errorf("parse acks: more than %d records or %d bytes: %w", MaxAckRecords, AcksMaxLen, ErrMalformed)
+	errAcksTwice    = fmt.Errorf("parse acks: two records for one seq: %w", ErrMalformed)
 )
