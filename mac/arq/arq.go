@@ -146,7 +146,10 @@ type outPkt struct {
 	timedOut bool          // a round timed out: Acks may answer an earlier poll, so no RTT sample (Karn)
 	open     bool          // GroupPolls: the last fragment is held until the group's poll is decided (Flush)
 	ride     bool          // GroupPolls: the round rides on a later poll; its timer starts at that poll's TxDone
-	data     []byte        // cap MaxPacket, reused
+	rideSet  bool          // the poll it rides on is sent: fragment rideIdx of packet rideOn
+	rideOn   uint8
+	rideIdx  uint8
+	data     []byte // cap MaxPacket, reused
 }
 
 // peer is the state kept for one other node.
@@ -379,7 +382,7 @@ func (a *ARQ) sendGrouped(now time.Time, dst framing.NodeID, p *peer, slot int) 
 	if p.openSlot >= 0 {
 		if p.gN+1 <= framing.MaxAckRecords && p.gBytes+rec <= a.ackRoom() {
 			q := &p.out[p.openSlot]
-			q.open, q.ride = false, true
+			q.open, q.ride, q.rideSet = false, true, false
 			a.stats.Riders++
 			a.sendFrag(now, dst, framing.FragHeader{Inner: q.inner, Seq: q.seq, Index: q.count - 1, Count: q.count}, q.data, true)
 			p.openSlot = -1
@@ -406,9 +409,10 @@ func (a *ARQ) closeOpen(now time.Time, dst framing.NodeID, p *peer) {
 	a.opens--
 	p.gN, p.gBytes = 0, 0
 	a.sendFrag(now, dst, framing.FragHeader{AckReq: true, Inner: q.inner, Seq: q.seq, Index: q.count - 1, Count: q.count}, q.data, true)
+	a.bindRiders(p, q.seq, q.count-1)
 	if !a.cfg.ArmOnTxDone {
 		a.arm(p, q, now)
-		a.armRiders(p, now)
+		a.armRiders(p, now, q.seq, q.count-1)
 	}
 }
 
@@ -429,13 +433,23 @@ func (a *ARQ) Flush(now time.Time) {
 // Open reports whether a group's poll is held for Flush.
 func (a *ARQ) Open() bool { return a.opens > 0 }
 
-// armRiders starts the timers of p's rounds that rode on a poll, now that
-// a poll has left (or, without ArmOnTxDone, was handed over): their Ack
-// comes with the poll's.
-func (a *ARQ) armRiders(p *peer, now time.Time) {
+// bindRiders ties p's rounds that ride on the next poll to the poll just
+// sent, fragment idx of packet seq: they were sent before it.
+func (a *ARQ) bindRiders(p *peer, seq, idx uint8) {
 	for i := range p.out {
-		if o := &p.out[i]; o.used && o.ride && o.armedAt.IsZero() {
-			o.ride = false
+		if o := &p.out[i]; o.used && o.ride && !o.rideSet {
+			o.rideSet, o.rideOn, o.rideIdx = true, seq, idx
+		}
+	}
+}
+
+// armRiders starts the timers of p's rounds that rode on the poll fragment
+// idx of packet seq, now that it has left (or, without ArmOnTxDone, was
+// handed over): their Ack comes with the poll's.
+func (a *ARQ) armRiders(p *peer, now time.Time, seq, idx uint8) {
+	for i := range p.out {
+		if o := &p.out[i]; o.used && o.ride && o.rideSet && o.rideOn == seq && o.rideIdx == idx {
+			o.ride, o.rideSet = false, false
 			a.arm(p, o, now)
 		}
 	}
@@ -900,14 +914,15 @@ func (a *ARQ) retry(now time.Time, dst framing.NodeID, p *peer, o *outPkt, missi
 			p.stats.retx++
 		}
 	}
-	o.deadline, o.armedAt, o.ride = time.Time{}, time.Time{}, ride
+	o.deadline, o.armedAt, o.ride, o.rideSet = time.Time{}, time.Time{}, ride, false
 	if ride {
 		a.stats.Riders++
 		return
 	}
+	a.bindRiders(p, o.seq, last)
 	if !a.cfg.ArmOnTxDone {
 		a.arm(p, o, now) // else TxDone arms it
-		a.armRiders(p, now)
+		a.armRiders(p, now, o.seq, last)
 	}
 }
 
@@ -954,7 +969,7 @@ func (a *ARQ) TxDone(now time.Time, h framing.Header, payload []byte) {
 				a.arm(p, o, now)
 			}
 		}
-		a.armRiders(p, now)
+		a.armRiders(p, now, f.Seq, f.Index)
 	}
 }
 
