@@ -98,6 +98,7 @@ type frameMeta struct {
 	eth    int
 	poll   bool
 	ackSeq uint8
+	multi  bool // an Ack of several records: never superseded
 	h      framing.Header
 	head   [framing.FragHeaderLen]byte
 }
@@ -158,6 +159,9 @@ func (e *Engine) startLink(now time.Time, mc csma.Config, seed uint64) error {
 	ac.ArmOnTxDone = true
 	// A modem that takes bursts: the Acks to one burst are one sample.
 	ac.BurstSamples = e.info.MaxBurstFrames > 1
+	// Towards version-2 peers, packets that go together share one poll
+	// and one Ack (arqSink.Grouped; flushGroups decides when a group ends).
+	ac.GroupPolls = true
 	if !cfg.NoARQ {
 		// After a poll the sender leaves the channel to the Ack: its
 		// airtime, the round trip, the receiver's turnaround, its carrier
@@ -421,9 +425,14 @@ type heldPkt struct {
 // send passes one packet to the ARQ. It returns arq.ErrWindowFull for the
 // caller to hold the packet; other errors are counted here.
 func (e *Engine) send(now time.Time, h framing.Header, payload []byte, ethLen int) error {
-	e.sendEth = ethLen // for the frame the ARQ marks Last (arqSink.Transmit)
+	// For the frame the ARQ marks Last (arqSink.Transmit): with grouped
+	// polls the last fragment of a packet may go with a later Send or
+	// Flush, and then carries the bytes of every packet since.
+	e.sendEth += ethLen
 	err := e.arq.Send(now, h, payload)
-	e.sendEth = 0
+	if err != nil {
+		e.sendEth -= ethLen // nothing was sent
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, arq.ErrWindowFull):
@@ -486,11 +495,16 @@ func (e *Engine) feed(now time.Time) {
 			e.recycle(now, f)
 		}
 	}
-	for len(e.pend) > 0 && e.mac.Room() > ackReserve {
-		f := e.pend[0]
-		e.pend = e.pend[:copy(e.pend, e.pend[1:])]
-		if err := e.mac.Enqueue(now, f); err != nil {
-			e.recycle(now, f)
+	for range 2 {
+		for len(e.pend) > 0 && e.mac.Room() > ackReserve {
+			f := e.pend[0]
+			e.pend = e.pend[:copy(e.pend, e.pend[1:])]
+			if err := e.mac.Enqueue(now, f); err != nil {
+				e.recycle(now, f)
+			}
+		}
+		if !e.flushGroups(now, false) {
+			break
 		}
 	}
 }
@@ -671,11 +685,12 @@ func (s *arqSink) Transmit(now time.Time, f arq.Frame) {
 		copy(m.head[:], payload)
 	}
 	if f.Last {
-		m.eth = e.sendEth
+		m.eth, e.sendEth = e.sendEth, 0
 	}
 	if h.Kind == framing.KindAck {
-		if a, err := framing.ParseAck(payload); err == nil {
-			m.ackSeq = a.Seq
+		var buf [framing.MaxAckRecords]framing.Ack
+		if recs, err := framing.ParseAcks(buf[:0], payload); err == nil {
+			m.ackSeq, m.multi = recs[0].Seq, len(recs) > 1
 		}
 	}
 	h.Version = e.frameVersion(now, h, payload)
@@ -735,8 +750,11 @@ func (s *arqSink) Transmit(now time.Time, f arq.Frame) {
 // while our Acks wait for the channel (a busy channel, a TNC still
 // sending) gets one answer per packet instead of a queue of copies.
 func (e *Engine) supersede(f txFrame) bool {
+	if f.meta.multi {
+		return false // it says more than the Ack it would replace
+	}
 	same := func(o txFrame) bool {
-		return o.meta.h.Kind == framing.KindAck && o.meta.h.Dst == f.meta.h.Dst && o.meta.ackSeq == f.meta.ackSeq
+		return o.meta.h.Kind == framing.KindAck && !o.meta.multi && o.meta.h.Dst == f.meta.h.Dst && o.meta.ackSeq == f.meta.ackSeq
 	}
 	for i := range e.acks {
 		if same(e.acks[i]) {
@@ -755,6 +773,63 @@ func (e *Engine) supersede(f txFrame) bool {
 		e.stats.AcksSuperseded++
 	}
 	return ok
+}
+
+// Grouped says whether packets to node may share polls and its Acks report
+// several packets (arq.GroupSink): a version-2 peer, as frameVersion sends
+// it version-2 frames.
+func (s *arqSink) Grouped(now time.Time, node framing.NodeID) bool {
+	return (*Engine)(s).vers.sendVersion(now, node) >= framing.Version2
+}
+
+// flushGroups ends the ARQ's open groups (their polls go) once nothing else
+// waits to go on air and, unless a burst is being filled (burst), no
+// transmission of ours is under way: the packets the host gave while our
+// frames waited or were on air share one poll and one Ack
+// (arq.Config.GroupPolls). It reports whether it sent a poll.
+func (e *Engine) flushGroups(now time.Time, burst bool) bool {
+	if e.arq == nil || !e.arq.Open() || len(e.pend) > 0 {
+		return false
+	}
+	waiting := e.mac.Len()
+	if e.mac.Transmitting() {
+		if !burst {
+			return false
+		}
+		waiting-- // the MAC counts the transmission's place
+	} else if e.othersTurn(now) {
+		return false // nothing of ours goes before it ends: more may join
+	}
+	if waiting > 0 {
+		return false
+	}
+	e.arq.Flush(now)
+	return true
+}
+
+// othersTurn says whether the channel is another node's for now: its
+// carrier is on, or (no carrier sense) its turn goes on (turns.go).
+func (e *Engine) othersTurn(now time.Time) bool {
+	return e.carrierOn || e.turns.on && e.turns.until.After(now)
+}
+
+// groupDeadline is when an open group held only for the others' turn is
+// due (flushGroups): the end of that turn. ok is false when none waits for
+// it (a carrier, or our own frames, end the wait with an input).
+func (e *Engine) groupDeadline() (time.Time, bool) {
+	if e.arq == nil || !e.arq.Open() || !e.turns.on || e.carrierOn || len(e.pend) > 0 || e.mac.Len() > 0 || e.mac.Transmitting() {
+		return time.Time{}, false
+	}
+	return e.turns.until, true
+}
+
+// feedBurst is feed while a burst is filled (fillBurst): an open group's
+// poll joins the burst as its last data frame.
+func (e *Engine) feedBurst(now time.Time) {
+	e.feed(now)
+	if e.flushGroups(now, true) {
+		e.feed(now)
+	}
 }
 
 // Deliver puts one whole packet in the host outbox as an Ethernet frame.

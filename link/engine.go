@@ -393,6 +393,9 @@ func (e *Engine) Deadline() (time.Time, bool) {
 	if len(e.acks) > 0 && e.ackHold > 0 && e.mac.Len() == 0 && len(e.pend) == 0 && (!ok || e.ackUntil.Before(d)) {
 		d, ok = e.ackUntil, true // held Acks go then (feed)
 	}
+	if gd, gok := e.groupDeadline(); gok && (!ok || gd.Before(d)) {
+		d, ok = gd, true // a group's poll goes then (flushGroups)
+	}
 	return d, ok
 }
 
@@ -611,7 +614,7 @@ func (e *Engine) fillBurst(now time.Time) []byte {
 	for len(e.onAir) < e.info.MaxBurstFrames {
 		f, ok := e.mac.Follow(now, fits)
 		if !ok {
-			e.feed(now)
+			e.feedBurst(now)
 			if f, ok = e.mac.Follow(now, fits); !ok {
 				break
 			}

@@ -78,6 +78,28 @@ func TestAcousticBothWaysTakeTurns(t *testing.T) {
 	}
 }
 
+// TestAcousticTurnsCarrySeveral: the same two saturated nodes, version 2
+// between them, send the packets that wait for their turn under one poll and
+// answer with one Ack for all of them (arq.Config.GroupPolls): delivered UDP
+// payload both ways ÷ the air rate at least 0.30 (issue 16's goal; one data
+// frame and one Ack a turn gave 0.240–0.246), and fewer Acks than packets.
+func TestAcousticTurnsCarrySeveral(t *testing.T) {
+	const dur = 10 * time.Minute
+	for _, seed := range []uint64{1, 2, 3} {
+		m, n1, n2 := acousticPair(t, seed)
+		got1, got2 := saturate(m, n1, n2, dur)
+		share := float64((got1+got2)*200*8) / (2400 * dur.Seconds())
+		s1, s2 := n1.e.Stats(m.now), n2.e.Stats(m.now)
+		acks := s1.ARQ.AcksSent + s2.ARQ.AcksSent
+		t.Logf("seed %d: delivered 1→2 %d, 2→1 %d, payload/air %.3f; %d Acks, %d timeouts, %d given up",
+			seed, got2, got1, share, acks, s1.ARQ.Timeouts+s2.ARQ.Timeouts, s1.ARQ.GiveUps+s2.ARQ.GiveUps)
+		if share < 0.30 || min(got1, got2) < (got1+got2)/3 || 2*acks > uint64(got1+got2) {
+			t.Errorf("seed %d: payload/air %.3f (1→2 %d, 2→1 %d), %d Acks; want at least 0.30, neither side under a third, at most one Ack per two packets",
+				seed, share, got2, got1, acks)
+		}
+	}
+}
+
 // TestAcousticLateStarter: node 2 sends alone for a minute, then node 1
 // starts too. Node 2 has never heard data from node 1, so it has no reason
 // to leave the channel after node 1's Acks, and node 1's data, sent behind
