@@ -194,6 +194,19 @@ func TestAcksVectors(t *testing.T) {
 	}
 }
 
+// TestAcksFrameVector: a whole version-2 Ack frame of three records, node 2
+// → node 1 (docs/frame-format.md, test vector 8).
+func TestAcksFrameVector(t *testing.T) {
+	p, err := AppendAcks(nil, []Ack{{Seq: 12, Count: 1, Have: 1}, {Seq: 10, Count: 1, Have: 1}, {Seq: 11, Count: 1, Have: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []byte{0x00, 0x11, 0x23, 0x01, 0x02, 0x0c, 0x01, 0x01, 0x0a, 0x01, 0x01, 0x0b, 0x01, 0x01, 0x64, 0x7b, 0xf6, 0x10, 0x00}
+	if got := AppendFrame(nil, Header{Kind: KindAck, Dst: 1, Src: 2, Version: Version2}, p); !bytes.Equal(got, want) {
+		t.Errorf("wire % x, want % x", got, want)
+	}
+}
+
 func TestParseAcksErrors(t *testing.T) {
 	seventeen := make([]byte, 0, 51)
 	for i := range 17 {
