@@ -147,6 +147,10 @@ type Ack struct {
 	Count uint8
 	// Have has bit i set when fragment i has arrived.
 	Have uint64
+	// More (version 2, the first record only; bit 7 of its Count byte):
+	// the Ack's sender has data queued behind the Ack, so the node it
+	// answers may keep the channel for it (link/turns.go).
+	More bool
 }
 
 // Complete reports whether every fragment 0..Count-1 is acknowledged.
@@ -171,7 +175,7 @@ func AckLen(count uint8) int { return 2 + (int(count)+7)/8 }
 // returns an error wrapping ErrMalformed, and dst unchanged, when a is out of
 // range. It does not allocate when dst has AckMaxLen bytes of room.
 func AppendAck(dst []byte, a Ack) ([]byte, error) {
-	if !a.valid() {
+	if !a.valid() || a.More {
 		return dst, fmt.Errorf("append ack %+v: %w", a, ErrMalformed)
 	}
 	dst = append(dst, a.Seq, a.Count)
@@ -216,7 +220,7 @@ func ParseAck(p []byte) (Ack, error) {
 func AppendAcks(dst []byte, acks []Ack) ([]byte, error) {
 	n := 0
 	for i, a := range acks {
-		if !a.valid() {
+		if !a.valid() || a.More && i > 0 {
 			return dst, fmt.Errorf("append acks: record %d %+v: %w", i, a, ErrMalformed)
 		}
 		for _, b := range acks[:i] {
@@ -229,11 +233,20 @@ func AppendAcks(dst []byte, acks []Ack) ([]byte, error) {
 	if len(acks) == 0 || len(acks) > MaxAckRecords || n > AcksMaxLen {
 		return dst, fmt.Errorf("append acks: %d records, %d bytes (1..%d, at most %d): %w", len(acks), n, MaxAckRecords, AcksMaxLen, ErrMalformed)
 	}
+	start := len(dst)
 	for _, a := range acks {
+		more := a.More
+		a.More = false
 		dst, _ = AppendAck(dst, a)
+		if more {
+			dst[start+1] |= AckMoreFlag
+		}
 	}
 	return dst, nil
 }
+
+// AckMoreFlag is the More flag in the first record's Count byte (version 2).
+const AckMoreFlag = 0x80
 
 // ParseAcks decodes a KindAck payload of one or more records (version 2;
 // ParseAck is the version-1 rule, exactly one) and appends them to dst.
@@ -254,6 +267,10 @@ func ParseAcks(dst []Ack, p []byte) ([]Ack, error) {
 			return dst[:n], errShortAck
 		}
 		c := p[1]
+		more := len(dst) == n && c&AckMoreFlag != 0
+		if more {
+			c &^= AckMoreFlag
+		}
 		if c < 1 || c > MaxFragments {
 			return dst[:n], errAckRange
 		}
@@ -261,9 +278,12 @@ func ParseAcks(dst []Ack, p []byte) ([]Ack, error) {
 		if len(p) < l {
 			return dst[:n], errShortBitmap
 		}
-		a, err := ParseAck(p[:l])
-		if err != nil {
-			return dst[:n], err
+		a := Ack{Seq: p[0], Count: c, More: more}
+		for i, b := range p[2:l] {
+			a.Have |= uint64(b) << (8 * i)
+		}
+		if !a.valid() {
+			return dst[:n], errAckBits
 		}
 		for _, b := range dst[n:] {
 			if b.Seq == a.Seq {

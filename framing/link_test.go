@@ -176,6 +176,9 @@ func TestAcksVectors(t *testing.T) {
 			[]byte{12, 1, 0x01, 10, 1, 0x01, 11, 1, 0x01}},
 		{"a whole packet and one of 9 fragments missing 4", []Ack{{Seq: 7, Count: 2, Have: 3}, {Seq: 6, Count: 9, Have: 0x1EF}},
 			[]byte{7, 2, 0x03, 6, 9, 0xEF, 0x01}},
+		{"More: data follows the Ack", []Ack{{Seq: 12, Count: 1, Have: 1, More: true}, {Seq: 11, Count: 1, Have: 1}},
+			[]byte{12, 0x81, 0x01, 11, 1, 0x01}},
+		{"More on a lone record", []Ack{{Seq: 5, Count: 9, Have: 0x1FF, More: true}}, []byte{5, 0x89, 0xFF, 0x01}},
 	}
 	for _, tc := range tests {
 		got, err := AppendAcks(nil, tc.acks)
@@ -227,6 +230,8 @@ func TestParseAcksErrors(t *testing.T) {
 		{"count zero in the second", []byte{1, 1, 1, 2, 0, 0}, ErrMalformed},
 		{"bit beyond count in the second", []byte{1, 1, 1, 2, 3, 0x08}, ErrMalformed},
 		{"one seq twice", []byte{1, 1, 1, 1, 1, 1}, ErrMalformed},
+		{"More on the second record", []byte{1, 1, 1, 2, 0x81, 1}, ErrMalformed},
+		{"More with count zero", []byte{1, 0x80, 1}, ErrMalformed},
 		{"17 records", seventeen, ErrMalformed},
 		{"70 bytes", long, ErrMalformed},
 	}
@@ -242,6 +247,12 @@ func TestParseAcksErrors(t *testing.T) {
 	if _, err := AppendAcks(nil, []Ack{{Seq: 1, Count: 1, Have: 1}, {Seq: 1, Count: 2}}); !errors.Is(err, ErrMalformed) {
 		t.Errorf("AppendAcks with one seq twice: %v", err)
 	}
+	if _, err := AppendAcks(nil, []Ack{{Seq: 1, Count: 1, Have: 1}, {Seq: 2, Count: 2, More: true}}); !errors.Is(err, ErrMalformed) {
+		t.Errorf("AppendAcks with More on the second record: %v", err)
+	}
+	if _, err := AppendAck(nil, Ack{Seq: 1, Count: 1, More: true}); !errors.Is(err, ErrMalformed) {
+		t.Errorf("AppendAck (version 1) with More: %v", err)
+	}
 	buf := make([]Ack, 0, MaxAckRecords)
 	if n := testing.AllocsPerRun(100, func() { _, _ = ParseAcks(buf[:0], []byte{1, 1, 1, 2, 9, 0xEF, 0x01}) }); n != 0 {
 		t.Errorf("ParseAcks: %v allocations per run, want 0", n)
@@ -255,6 +266,7 @@ func FuzzParseAcks(f *testing.F) {
 	f.Add([]byte{12, 1, 0x01, 10, 1, 0x01, 11, 1, 0x01})
 	f.Add([]byte{7, 2, 0x03, 6, 9, 0xEF, 0x01})
 	f.Add([]byte{1, 1, 1, 1, 1, 1})
+	f.Add([]byte{12, 0x81, 0x01, 11, 1, 0x01})
 	f.Fuzz(func(t *testing.T, p []byte) {
 		acks, err := ParseAcks(nil, p)
 		if err != nil {
@@ -273,7 +285,7 @@ func FuzzParseAcks(f *testing.F) {
 		if err != nil || !bytes.Equal(again, p) {
 			t.Fatalf("round trip % x -> % x, %v", p, again, err)
 		}
-		if one, err := ParseAck(p); (err == nil) != (len(acks) == 1) || err == nil && one != acks[0] {
+		if one, err := ParseAck(p); !acks[0].More && ((err == nil) != (len(acks) == 1) || err == nil && one != acks[0]) {
 			t.Fatalf("ParseAck disagrees: %+v, %v; ParseAcks %+v", one, err, acks)
 		}
 	})
