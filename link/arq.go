@@ -694,6 +694,14 @@ func (s *arqSink) Transmit(now time.Time, f arq.Frame) {
 		}
 	}
 	h.Version = e.frameVersion(now, h, payload)
+	if h.Kind == framing.KindAck && h.Ver() >= framing.Version2 && e.turns.on && len(payload) >= 2 && len(payload) <= len(e.ackMore) && e.dataWaits() {
+		// Our data follows this Ack: the node it answers keeps the
+		// channel for it (framing.Ack.More, turns.go) instead of
+		// keying up over it.
+		n := copy(e.ackMore[:], payload)
+		e.ackMore[1] |= framing.AckMoreFlag
+		payload = e.ackMore[:n]
+	}
 	if e.sealer != nil {
 		var err error
 		h, e.sealBuf, err = e.sealer.Seal(now, e.sealBuf[:0], h, payload)
@@ -805,6 +813,12 @@ func (e *Engine) flushGroups(now time.Time, burst bool) bool {
 	}
 	e.arq.Flush(now)
 	return true
+}
+
+// dataWaits says whether data of ours waits to go on air: frames in pend
+// or the MAC queue, or a group whose poll is held.
+func (e *Engine) dataWaits() bool {
+	return len(e.pend) > 0 || e.mac != nil && e.mac.Len() > 0 || e.arq != nil && e.arq.Open()
 }
 
 // othersTurn says whether the channel is another node's for now: its

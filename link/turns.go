@@ -87,8 +87,15 @@ func (e *Engine) heard(now time.Time, h framing.Header, payload []byte) {
 	case framing.KindHello:
 		return
 	case framing.KindAck:
-		if d := t.data[h.Src]; !d.IsZero() && now.Sub(d) < t.memory {
-			t.until = now.Add(t.follow) // its data follows its Ack
+		var buf [framing.MaxAckRecords]framing.Ack
+		var recs []framing.Ack
+		if h.Ver() >= framing.Version2 {
+			recs, _ = framing.ParseAcks(buf[:0], payload)
+		}
+		// Its data follows its Ack: it says so (More), or it has been
+		// sending.
+		if d := t.data[h.Src]; len(recs) > 0 && recs[0].More || !d.IsZero() && now.Sub(d) < t.memory {
+			t.until = now.Add(t.follow)
 			break
 		}
 		// Not heard sending: it may have data all the same, which it
@@ -111,7 +118,16 @@ func (e *Engine) heard(now time.Time, h framing.Header, payload []byte) {
 		t.data[h.Src], t.every[h.Src], t.acks[h.Src] = now, 0, 0
 		t.until = now.Add(t.follow)
 	}
-	if e.ackDue == 0 {
+	if e.ackDue > 0 && !now.Before(e.ackDueAt) {
+		// The Acks we kept the channel for did not come (lost): the
+		// wait for them is over. Before this, a node whose poll went
+		// unanswered never kept the channel for the other's turn again
+		// until its next poll, and its retransmission keyed up into the
+		// other's frames in the water (the start of
+		// TestAcousticStartFair).
+		e.ackDue = 0
+	}
+	if e.ackDue == 0 || t.until.After(e.ackDueAt) {
 		e.mac.Reserve(now, t.until)
 	}
 }
