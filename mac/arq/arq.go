@@ -15,6 +15,7 @@
 //	frame from the decoder: a.Receive(now, h, payload)
 //	frame went on air:      a.TxDone(now, h, payload)    (optional, sharper timer)
 //	when a.Deadline() passes: a.Poll(now)
+//	nothing else to send:   a.Flush(now)                 (GroupPolls: a group's poll goes)
 //
 // The ack timeout is learnt per peer from round trips (RFC 6298 with
 // Karn's rule and backoff, rtt.go); AppendPeers reports it.
