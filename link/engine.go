@@ -215,18 +215,16 @@ type Engine struct {
 	held     []heldPkt // packets waiting for an ARQ window, oldest first (at most maxHeld)
 	sealBuf  []byte
 	openBuf  []byte
-	onAir    []txFrame                // the frames of the burst being transmitted (empty: none)
-	burst    []byte                   // the bytes of a burst of several frames (reused)
-	ackDue   int                      // Acks still expected for the polls of our last burst (the reservation ends at 0)
-	ackDueAt time.Time                // when the reservation for them ends (turns.go: after it, they were lost)
-	ackMore  [framing.AcksMaxLen]byte // an Ack with its More flag set (arqSink.Transmit)
-	solo     int                      // transmissions still to go one frame each (after a refused burst)
-	ackHold  time.Duration            // how long an Ack waits for data to ride with it (feed; 0: not at all)
-	ackUntil time.Time                // the Acks waiting in acks are held until then
-	neigh    *neighTable              // nil with NoNeighAnswer
-	senders  senders                  // other nodes heard sending, for the MAC's window
-	turns    turns                    // behind a modem that senses no carrier: the others' turns (turns.go)
-	overhear []*auth.Opener           // with a key: open frames for other nodes before they count as senders (one per key)
+	onAir    []txFrame      // the frames of the burst being transmitted (empty: none)
+	burst    []byte         // the bytes of a burst of several frames (reused)
+	ackDue   int            // Acks still expected for the polls of our last burst (the reservation ends at 0)
+	solo     int            // transmissions still to go one frame each (after a refused burst)
+	ackHold  time.Duration  // how long an Ack waits for data to ride with it (feed; 0: not at all)
+	ackUntil time.Time      // the Acks waiting in acks are held until then
+	neigh    *neighTable    // nil with NoNeighAnswer
+	senders  senders        // other nodes heard sending, for the MAC's window
+	turns    turns          // behind a modem that senses no carrier: the others' turns (turns.go)
+	overhear []*auth.Opener // with a key: open frames for other nodes before they count as senders (one per key)
 	overBuf  []byte
 	ackWait  time.Duration // how long a poll reserves the channel for its Ack (csma.Reserve)
 	delays   delayWatch    // ARQ round trips for the MAC's timing (arq.go)
@@ -249,6 +247,10 @@ type Engine struct {
 	// Wire-format versions and header compression (version.go).
 	vers    versions // each peer's version
 	iphcBuf []byte   // a packet's compressed form (compress)
+
+	// One Ack for several packets (arq.go, turns.go).
+	ackDueAt time.Time                // when the reservation for the Acks of ackDue ends: after it, they were lost
+	ackMore  [framing.AcksMaxLen]byte // an Ack with its More flag set (arqSink.Transmit)
 
 	// With a key: the openers are Key's, then Key2's.
 	sealErr  bool      // the last seal failed (logged once per episode)
