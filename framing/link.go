@@ -36,6 +36,12 @@ const (
 	// count, then one bitmap byte per 8 fragments.
 	AckMinLen = 3
 	AckMaxLen = 2 + MaxFragments/8
+	// MaxAckRecords and AcksMaxLen bound a version-2 Ack that reports
+	// several packets (AppendAcks, ParseAcks): at most 16 records and 64
+	// bytes in all (21 records of a one-fragment packet would fit the
+	// bytes; the record count binds first for those).
+	MaxAckRecords = 16
+	AcksMaxLen    = 64
 )
 
 // ErrMalformed is wrapped by the link-control parsers when the input is long
@@ -141,6 +147,10 @@ type Ack struct {
 	Count uint8
 	// Have has bit i set when fragment i has arrived.
 	Have uint64
+	// More (version 2, the first record only; bit 7 of its Count byte):
+	// the Ack's sender has data queued behind the Ack, so the node it
+	// answers may keep the channel for it (link/turns.go).
+	More bool
 }
 
 // Complete reports whether every fragment 0..Count-1 is acknowledged.
@@ -165,7 +175,7 @@ func AckLen(count uint8) int { return 2 + (int(count)+7)/8 }
 // returns an error wrapping ErrMalformed, and dst unchanged, when a is out of
 // range. It does not allocate when dst has AckMaxLen bytes of room.
 func AppendAck(dst []byte, a Ack) ([]byte, error) {
-	if !a.valid() {
+	if !a.valid() || a.More {
 		return dst, fmt.Errorf("append ack %+v: %w", a, ErrMalformed)
 	}
 	dst = append(dst, a.Seq, a.Count)
@@ -201,6 +211,94 @@ func ParseAck(p []byte) (Ack, error) {
 	return a, nil
 }
 
+// AppendAcks appends a version-2 Ack that reports several packets: the
+// records of acks one after another, each encoded as AppendAck does
+// (docs/frame-format.md, "Version 2"). One record is byte for byte a
+// version-1 Ack. It returns an error wrapping ErrMalformed, and dst
+// unchanged, for no record, more than MaxAckRecords, more than AcksMaxLen
+// bytes, a record out of range, or two records for one Seq.
+func AppendAcks(dst []byte, acks []Ack) ([]byte, error) {
+	n := 0
+	for i, a := range acks {
+		if !a.valid() || a.More && i > 0 {
+			return dst, fmt.Errorf("append acks: record %d %+v: %w", i, a, ErrMalformed)
+		}
+		for _, b := range acks[:i] {
+			if b.Seq == a.Seq {
+				return dst, fmt.Errorf("append acks: seq %d twice: %w", a.Seq, ErrMalformed)
+			}
+		}
+		n += AckLen(a.Count)
+	}
+	if len(acks) == 0 || len(acks) > MaxAckRecords || n > AcksMaxLen {
+		return dst, fmt.Errorf("append acks: %d records, %d bytes (1..%d, at most %d): %w", len(acks), n, MaxAckRecords, AcksMaxLen, ErrMalformed)
+	}
+	start := len(dst)
+	for _, a := range acks {
+		more := a.More
+		a.More = false
+		dst, _ = AppendAck(dst, a)
+		if more {
+			dst[start+1] |= AckMoreFlag
+		}
+	}
+	return dst, nil
+}
+
+// AckMoreFlag is the More flag in the first record's Count byte (version 2).
+const AckMoreFlag = 0x80
+
+// ParseAcks decodes a KindAck payload of one or more records (version 2;
+// ParseAck is the version-1 rule, exactly one) and appends them to dst.
+// Every record must be whole and valid, with at most MaxAckRecords records
+// and AcksMaxLen bytes, and no Seq twice; otherwise dst is returned
+// unchanged with an error wrapping ErrShort (a record cut short) or
+// ErrMalformed. It does not allocate when dst has MaxAckRecords of room.
+func ParseAcks(dst []Ack, p []byte) ([]Ack, error) {
+	if len(p) > AcksMaxLen {
+		return dst, errAcksLen
+	}
+	n := len(dst)
+	for len(p) > 0 {
+		if len(dst)-n == MaxAckRecords {
+			return dst[:n], errAcksLen
+		}
+		if len(p) < 2 {
+			return dst[:n], errShortAck
+		}
+		c := p[1]
+		more := len(dst) == n && c&AckMoreFlag != 0
+		if more {
+			c &^= AckMoreFlag
+		}
+		if c < 1 || c > MaxFragments {
+			return dst[:n], errAckRange
+		}
+		l := AckLen(c)
+		if len(p) < l {
+			return dst[:n], errShortBitmap
+		}
+		a := Ack{Seq: p[0], Count: c, More: more}
+		for i, b := range p[2:l] {
+			a.Have |= uint64(b) << (8 * i)
+		}
+		if !a.valid() {
+			return dst[:n], errAckBits
+		}
+		for _, b := range dst[n:] {
+			if b.Seq == a.Seq {
+				return dst[:n], errAcksTwice
+			}
+		}
+		dst = append(dst, a)
+		p = p[l:]
+	}
+	if len(dst) == n {
+		return dst, errShortAck
+	}
+	return dst, nil
+}
+
 // Preformatted parse errors, so that rejecting hostile input costs no
 // allocation.
 var (
@@ -212,4 +310,6 @@ var (
 	errShortBitmap  = fmt.Errorf("parse ack: bitmap shorter than count: %w", ErrShort)
 	errAckLen       = fmt.Errorf("parse ack: bytes after the bitmap: %w", ErrMalformed)
 	errAckBits      = fmt.Errorf("parse ack: bitmap bits set beyond count: %w", ErrMalformed)
+	errAcksLen      = fmt.Errorf("parse acks: more than %d records or %d bytes: %w", MaxAckRecords, AcksMaxLen, ErrMalformed)
+	errAcksTwice    = fmt.Errorf("parse acks: two records for one seq: %w", ErrMalformed)
 )

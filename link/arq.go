@@ -99,6 +99,7 @@ type frameMeta struct {
 	flow   uint64 // the packet's flow (FlowKey), for the MAC queue's rounds
 	poll   bool
 	ackSeq uint8
+	multi  bool // an Ack of several records: never superseded
 	h      framing.Header
 	head   [framing.FragHeaderLen]byte
 }
@@ -159,6 +160,10 @@ func (e *Engine) startLink(now time.Time, mc csma.Config, seed uint64) error {
 	ac.ArmOnTxDone = true
 	// A modem that takes bursts: the Acks to one burst are one sample.
 	ac.BurstSamples = e.info.MaxBurstFrames > 1
+	// Towards version-2 peers, packets that go together share one poll
+	// and one Ack (arqSink.Grouped; flushGroups decides when a group ends),
+	// where a channel access costs much more than a frame (groupsPolls).
+	ac.GroupPolls = groupsPolls(e.info, mc, cfg.NoARQ)
 	if !cfg.NoARQ {
 		// After a poll the sender leaves the channel to the Ack: its
 		// airtime, the round trip, the receiver's turnaround, its carrier
@@ -424,10 +429,16 @@ type heldPkt struct {
 // send passes one packet to the ARQ. It returns arq.ErrWindowFull for the
 // caller to hold the packet; other errors are counted here.
 func (e *Engine) send(now time.Time, h framing.Header, payload []byte, ethLen int, flow uint64) error {
-	e.sendEth = ethLen // for the frame the ARQ marks Last (arqSink.Transmit)
-	e.sendFlow = flow  // for its frames (arqSink.Transmit)
+	// For the frame the ARQ marks Last (arqSink.Transmit): with grouped
+	// polls the last fragment of a packet may go with a later Send or
+	// Flush, and then carries the bytes of every packet since.
+	e.sendEth += ethLen
+	e.sendFlow = flow // for its frames (arqSink.Transmit)
 	err := e.arq.Send(now, h, payload)
-	e.sendEth, e.sendFlow = 0, 0
+	e.sendFlow = 0
+	if err != nil {
+		e.sendEth -= ethLen // nothing was sent
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, arq.ErrWindowFull):
@@ -493,11 +504,16 @@ func (e *Engine) feed(now time.Time) {
 			e.recycle(now, f)
 		}
 	}
-	for len(e.pend) > 0 && e.mac.Room() > ackReserve {
-		f := e.pend[0]
-		e.pend = e.pend[:copy(e.pend, e.pend[1:])]
-		if err := e.mac.EnqueueFlow(now, f, f.meta.flow); err != nil {
-			e.recycle(now, f)
+	for range 2 {
+		for len(e.pend) > 0 && e.mac.Room() > ackReserve {
+			f := e.pend[0]
+			e.pend = e.pend[:copy(e.pend, e.pend[1:])]
+			if err := e.mac.EnqueueFlow(now, f, f.meta.flow); err != nil {
+				e.recycle(now, f)
+			}
+		}
+		if !e.flushGroups(now, false) {
+			break
 		}
 	}
 }
@@ -678,17 +694,26 @@ func (s *arqSink) Transmit(now time.Time, f arq.Frame) {
 		copy(m.head[:], payload)
 	}
 	if f.Last {
-		m.eth = e.sendEth
+		m.eth, e.sendEth = e.sendEth, 0
 	}
 	// A packet's frames from Send are its flow; retransmissions (from
 	// the ARQ's timer) and Hellos are flow 0, one flow of their own.
 	m.flow = e.sendFlow
 	if h.Kind == framing.KindAck {
-		if a, err := framing.ParseAck(payload); err == nil {
-			m.ackSeq = a.Seq
+		var buf [framing.MaxAckRecords]framing.Ack
+		if recs, err := framing.ParseAcks(buf[:0], payload); err == nil {
+			m.ackSeq, m.multi = recs[0].Seq, len(recs) > 1
 		}
 	}
 	h.Version = e.frameVersion(now, h, payload)
+	if h.Kind == framing.KindAck && h.Ver() >= framing.Version2 && e.turns.on && len(payload) >= 2 && len(payload) <= len(e.ackMore) && e.dataWaits() {
+		// Our data follows this Ack: the node it answers keeps the
+		// channel for it (framing.Ack.More, turns.go) instead of
+		// keying up over it.
+		n := copy(e.ackMore[:], payload)
+		e.ackMore[1] |= framing.AckMoreFlag
+		payload = e.ackMore[:n]
+	}
 	if e.sealer != nil {
 		var err error
 		h, e.sealBuf, err = e.sealer.Seal(now, e.sealBuf[:0], h, payload)
@@ -745,8 +770,11 @@ func (s *arqSink) Transmit(now time.Time, f arq.Frame) {
 // while our Acks wait for the channel (a busy channel, a TNC still
 // sending) gets one answer per packet instead of a queue of copies.
 func (e *Engine) supersede(f txFrame) bool {
+	if f.meta.multi {
+		return false // it says more than the Ack it would replace
+	}
 	same := func(o txFrame) bool {
-		return o.meta.h.Kind == framing.KindAck && o.meta.h.Dst == f.meta.h.Dst && o.meta.ackSeq == f.meta.ackSeq
+		return o.meta.h.Kind == framing.KindAck && !o.meta.multi && o.meta.h.Dst == f.meta.h.Dst && o.meta.ackSeq == f.meta.ackSeq
 	}
 	for i := range e.acks {
 		if same(e.acks[i]) {
@@ -765,6 +793,87 @@ func (e *Engine) supersede(f txFrame) bool {
 		e.stats.AcksSuperseded++
 	}
 	return ok
+}
+
+// groupsPolls says whether packets that go together share one poll: behind
+// a modem that takes bursts (a TNC: one key-up, its access wait and
+// preamble, for many frames), a MAC that sends bursts (a long propagation
+// delay, or fragments), or a modem that senses no carrier (turns: a whole
+// round trip of water per exchange). Elsewhere (carrier sense, one frame
+// per access: the simulated medium, a radio at short range) an Ack per
+// packet costs a few bytes and an IFS, and grouping would cost more than
+// it saves: a packet's Ack, and with it the ARQ window, waits for the
+// packets queued behind it, and a small flow's packet waits for the
+// window behind a greedy flow's (TestSparseFlowNotBehindGreedy: 357 ms
+// against a limit of 157 with grouping there).
+func groupsPolls(info phy.Info, mc csma.Config, noARQ bool) bool {
+	if noARQ {
+		return false
+	}
+	return info.MaxBurstFrames > 1 || mc.Burst > 1 || info.NoCarrier && !info.OwnAccess
+}
+
+// Grouped says whether packets to node may share polls and its Acks report
+// several packets (arq.GroupSink): a version-2 peer, as frameVersion sends
+// it version-2 frames.
+func (s *arqSink) Grouped(now time.Time, node framing.NodeID) bool {
+	return (*Engine)(s).vers.sendVersion(now, node) >= framing.Version2
+}
+
+// flushGroups ends the ARQ's open groups (their polls go) once nothing else
+// waits to go on air and, unless a burst is being filled (burst), no
+// transmission of ours is under way: the packets the host gave while our
+// frames waited or were on air share one poll and one Ack
+// (arq.Config.GroupPolls). It reports whether it sent a poll.
+func (e *Engine) flushGroups(now time.Time, burst bool) bool {
+	if e.arq == nil || !e.arq.Open() || len(e.pend) > 0 {
+		return false
+	}
+	waiting := e.mac.Len()
+	if e.mac.Transmitting() {
+		if !burst {
+			return false
+		}
+		waiting-- // the MAC counts the transmission's place
+	} else if e.othersTurn(now) {
+		return false // nothing of ours goes before it ends: more may join
+	}
+	if waiting > 0 {
+		return false
+	}
+	e.arq.Flush(now)
+	return true
+}
+
+// dataWaits says whether data of ours waits to go on air: frames in pend
+// or the MAC queue, or a group whose poll is held.
+func (e *Engine) dataWaits() bool {
+	return len(e.pend) > 0 || e.mac != nil && e.mac.Len() > 0 || e.arq != nil && e.arq.Open()
+}
+
+// othersTurn says whether the channel is another node's for now: its
+// carrier is on, or (no carrier sense) its turn goes on (turns.go).
+func (e *Engine) othersTurn(now time.Time) bool {
+	return e.carrierOn || e.turns.on && e.turns.until.After(now)
+}
+
+// groupDeadline is when an open group held only for the others' turn is
+// due (flushGroups): the end of that turn. ok is false when none waits for
+// it (a carrier, or our own frames, end the wait with an input).
+func (e *Engine) groupDeadline() (time.Time, bool) {
+	if e.arq == nil || !e.arq.Open() || !e.turns.on || e.carrierOn || len(e.pend) > 0 || e.mac.Len() > 0 || e.mac.Transmitting() {
+		return time.Time{}, false
+	}
+	return e.turns.until, true
+}
+
+// feedBurst is feed while a burst is filled (fillBurst): an open group's
+// poll joins the burst as its last data frame.
+func (e *Engine) feedBurst(now time.Time) {
+	e.feed(now)
+	if e.flushGroups(now, true) {
+		e.feed(now)
+	}
 }
 
 // Deliver puts one whole packet in the host outbox as an Ethernet frame.

@@ -219,7 +219,6 @@ type Engine struct {
 	onAir    []txFrame      // the frames of the burst being transmitted (empty: none)
 	burst    []byte         // the bytes of a burst of several frames (reused)
 	ackDue   int            // Acks still expected for the polls of our last burst (the reservation ends at 0)
-	ackEnd   time.Time      // the end of the reservation for them (AwaitingAck)
 	solo     int            // transmissions still to go one frame each (after a refused burst)
 	ackHold  time.Duration  // how long an Ack waits for data to ride with it (feed; 0: not at all)
 	ackUntil time.Time      // the Acks waiting in acks are held until then
@@ -249,6 +248,10 @@ type Engine struct {
 	// Wire-format versions and header compression (version.go).
 	vers    versions // each peer's version
 	iphcBuf []byte   // a packet's compressed form (compress)
+
+	// One Ack for several packets (arq.go, turns.go).
+	ackDueAt time.Time                // when the reservation for the Acks of ackDue ends: after it, they were lost (AwaitingAck)
+	ackMore  [framing.AcksMaxLen]byte // an Ack with its More flag set (arqSink.Transmit)
 
 	// With a key: the openers are Key's, then Key2's.
 	sealErr  bool      // the last seal failed (logged once per episode)
@@ -368,7 +371,7 @@ func (e *Engine) QueueDepth() int {
 // last transmission, and until when at most: until they have come (and
 // opened the ARQ window for the next packet) or the reservation ends.
 func (e *Engine) AwaitingAck(now time.Time) (until time.Time, ok bool) {
-	return e.ackEnd, e.ackDue > 0 && now.Before(e.ackEnd)
+	return e.ackDueAt, e.ackDue > 0 && now.Before(e.ackDueAt)
 }
 
 // FlowQueued reports whether a packet of flow (FlowKey) waits in the
@@ -420,6 +423,9 @@ func (e *Engine) Deadline() (time.Time, bool) {
 	}
 	if len(e.acks) > 0 && e.ackHold > 0 && e.mac.Len() == 0 && len(e.pend) == 0 && (!ok || e.ackUntil.Before(d)) {
 		d, ok = e.ackUntil, true // held Acks go then (feed)
+	}
+	if gd, gok := e.groupDeadline(); gok && (!ok || gd.Before(d)) {
+		d, ok = gd, true // a group's poll goes then (flushGroups)
 	}
 	return d, ok
 }
@@ -539,9 +545,8 @@ func (e *Engine) Modem(now time.Time, ev phy.Event, info phy.Info) error {
 			if polls > 0 && e.ackWait > 0 {
 				// The Acks answer at once (csma.EnqueueFront): keep
 				// the channel for them.
-				e.ackDue = polls
-				e.ackEnd = now.Add(e.answerWait(polls))
-				e.mac.Reserve(now, e.ackEnd)
+				e.ackDue, e.ackDueAt = polls, now.Add(e.answerWait(polls))
+				e.mac.Reserve(now, e.ackDueAt)
 			}
 			e.txEnded(now)
 		}
@@ -640,7 +645,7 @@ func (e *Engine) fillBurst(now time.Time) []byte {
 	for len(e.onAir) < e.info.MaxBurstFrames {
 		f, ok := e.mac.Follow(now, fits)
 		if !ok {
-			e.feed(now)
+			e.feedBurst(now)
 			if f, ok = e.mac.Follow(now, fits); !ok {
 				break
 			}

@@ -17,14 +17,20 @@ package link
 //     Ack comes from a node that has sent data lately, the channel stays
 //     reserved for that node's next frame (follow), not only for the Ack:
 //     otherwise the node's own next frame keys up just as the other's data
-//     arrives, and the half-duplex modem loses it.
-//   - A fragment without a poll says more fragments follow: the channel
-//     stays reserved for the next. A poll ends the other node's turn: it
-//     now waits for our Ack, which goes at once (Acks ignore reservations),
-//     and our data follows it.
+//     arrives, and the half-duplex modem loses it. A version-2 Ack says so
+//     itself (framing.Ack.More: data waits behind it), which is how a
+//     node whose data has not been getting through gets its turn.
+//   - A fragment without a poll says more fragments (or packets: one poll
+//     for the packets of a turn, arq.Config.GroupPolls) follow: the
+//     channel stays reserved for the next. A poll ends the other node's
+//     turn: it now waits for our Ack, which goes at once (Acks ignore
+//     reservations), and our data follows it.
+//   - Acks that do not come within their reservation (ackDueAt) were lost:
+//     the turns of the others are kept again from then on.
 //
-// So two saturated nodes take turns: an Ack and a data frame each, every
-// turn one propagation delay long. A turn learned wrongly costs at most
+// So two saturated nodes take turns: an Ack and the data frames that
+// waited (up to a window of packets) each, every turn one propagation
+// delay long. A turn learned wrongly costs at most
 // follow of idle time; frames lost anyway are recovered by the ARQ, whose
 // timers carry jitter behind such modems (arq.Config.RetryJitter) so that
 // two nodes do not retransmit in lockstep.
@@ -87,8 +93,15 @@ func (e *Engine) heard(now time.Time, h framing.Header, payload []byte) {
 	case framing.KindHello:
 		return
 	case framing.KindAck:
-		if d := t.data[h.Src]; !d.IsZero() && now.Sub(d) < t.memory {
-			t.until = now.Add(t.follow) // its data follows its Ack
+		var buf [framing.MaxAckRecords]framing.Ack
+		var recs []framing.Ack
+		if h.Ver() >= framing.Version2 {
+			recs, _ = framing.ParseAcks(buf[:0], payload)
+		}
+		// Its data follows its Ack: it says so (More), or it has been
+		// sending.
+		if d := t.data[h.Src]; len(recs) > 0 && recs[0].More || !d.IsZero() && now.Sub(d) < t.memory {
+			t.until = now.Add(t.follow)
 			break
 		}
 		// Not heard sending: it may have data all the same, which it
@@ -111,7 +124,16 @@ func (e *Engine) heard(now time.Time, h framing.Header, payload []byte) {
 		t.data[h.Src], t.every[h.Src], t.acks[h.Src] = now, 0, 0
 		t.until = now.Add(t.follow)
 	}
-	if e.ackDue == 0 {
+	if e.ackDue > 0 && !now.Before(e.ackDueAt) {
+		// The Acks we kept the channel for did not come (lost): the
+		// wait for them is over. Before this, a node whose poll went
+		// unanswered never kept the channel for the other's turn again
+		// until its next poll, and its retransmission keyed up into the
+		// other's frames in the water (the start of
+		// TestAcousticStartFair).
+		e.ackDue = 0
+	}
+	if e.ackDue == 0 || t.until.After(e.ackDueAt) {
 		e.mac.Reserve(now, t.until)
 	}
 }

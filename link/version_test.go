@@ -155,6 +155,12 @@ func TestVersionOldNew(t *testing.T) {
 	if s1.Compressed != 0 || s2.Drops.BadFrame != 0 {
 		t.Errorf("compressed %d, old node's bad frames %d; want 0", s1.Compressed, s2.Drops.BadFrame)
 	}
+	// No grouped polls or Acks of several records with a version-1 peer:
+	// every packet polls, every Ack reports one.
+	if s1.ARQ.Riders+s2.ARQ.Riders+s1.ARQ.AckRecords+s2.ARQ.AckRecords != 0 || s1.ARQ.Malformed+s2.ARQ.Malformed != 0 {
+		t.Errorf("riders %d, %d; extra Ack records %d, %d; malformed %d, %d: want none with a version-1 peer",
+			s1.ARQ.Riders, s2.ARQ.Riders, s1.ARQ.AckRecords, s2.ARQ.AckRecords, s1.ARQ.Malformed, s2.ARQ.Malformed)
+	}
 	if v := peerVer(s1, 2); v != 1 {
 		t.Errorf("node 2 shown as version %d, want 1", v)
 	}

@@ -15,6 +15,7 @@
 //	frame from the decoder: a.Receive(now, h, payload)
 //	frame went on air:      a.TxDone(now, h, payload)    (optional, sharper timer)
 //	when a.Deadline() passes: a.Poll(now)
+//	nothing else to send:   a.Flush(now)                 (GroupPolls: a group's poll goes)
 //
 // The ack timeout is learnt per peer from round trips (RFC 6298 with
 // Karn's rule and backoff, rtt.go); AppendPeers reports it.
@@ -43,6 +44,17 @@ type Sink interface {
 	// (KindData or KindEthernet as the sender gave it), h.Dst and h.Src the
 	// link addresses it travelled with.
 	Deliver(now time.Time, h framing.Header, packet []byte)
+}
+
+// GroupSink is a Sink that says which peers take version-2 Acks of several
+// records (framing.ParseAcks). With Config.GroupPolls, towards those peers
+// packets sent together share one poll (the last one's) and a poll's Ack
+// reports every packet of the poller held since its last Ack
+// (docs/link-arq.md, "One Ack for several packets"); Grouped must give the
+// same answer for a peer as the frame version the driver sends it.
+type GroupSink interface {
+	Sink
+	Grouped(now time.Time, node framing.NodeID) bool
 }
 
 // Frame is one link frame for Sink.Transmit, with what the driver needs to
@@ -93,6 +105,8 @@ type Stats struct {
 	ReasmTimeouts   uint64 // partial packets freed by ReasmTimeout
 	ReasmEvicted    uint64 // partial packets evicted to make room
 	Malformed       uint64 // unparsable fragments or Acks, inconsistent or oversize packets
+	Riders          uint64 // packets (and retransmission rounds) sent without a poll of their own: a later packet's poll asks for them (GroupPolls)
+	AckRecords      uint64 // records sent in Acks beyond the first of each (GroupPolls)
 	NotForUs        uint64 // frames for another unicast destination
 	Ignored         uint64 // frames of kinds the ARQ does not handle
 	// The reorder buffer (reorder.go): unicast packets that waited for an
@@ -131,7 +145,12 @@ type outPkt struct {
 	armedAt  time.Time     // when the current round's timer was armed (zero: not yet)
 	armedRTO time.Duration // the wait it was armed with
 	timedOut bool          // a round timed out: Acks may answer an earlier poll, so no RTT sample (Karn)
-	data     []byte        // cap MaxPacket, reused
+	open     bool          // GroupPolls: the last fragment is held until the group's poll is decided (Flush)
+	ride     bool          // GroupPolls: the round rides on a later poll; its timer starts at that poll's TxDone
+	rideSet  bool          // the poll it rides on is sent: fragment rideIdx of packet rideOn
+	rideOn   uint8
+	rideIdx  uint8
+	data     []byte // cap MaxPacket, reused
 }
 
 // peer is the state kept for one other node.
@@ -156,6 +175,15 @@ type peer struct {
 	// their Acks come back together, so only the first is a sample.
 	sampledArm time.Time
 	stats      peerStats // sender: counters towards this peer
+	// GroupPolls, sender: the packet whose last fragment is held (an index
+	// in out, -1 none) and the records and Ack bytes of the group it ends.
+	openSlot   int
+	gN, gBytes int
+	// GroupPolls, receiver: when a fragment without a poll last came for
+	// each seq (UnixNano, 0 none since its last record was sent), and its
+	// Count: the next Ack to this peer reports them.
+	rxPend      [256]int64
+	rxPendCount [256]uint8
 }
 
 // reasm is one partial packet.
@@ -186,6 +214,17 @@ type ARQ struct {
 	stats    Stats
 	rttb     rttBounds
 	heard    [256]int64 // when each node was last heard (UnixNano, 0 never)
+	group    GroupSink  // the sink, when GroupPolls and it says which peers group
+	opens    int        // peers with an open packet (GroupPolls)
+	recs     []framing.Ack
+	retr     []retryItem
+}
+
+// retryItem is one packet due for a new round (the fragments in missing),
+// gathered so that only the last of a group polls.
+type retryItem struct {
+	slot    int
+	missing uint64
 }
 
 // New returns an ARQ that sends and delivers through sink.
@@ -204,6 +243,11 @@ func New(cfg Config, sink Sink) (*ARQ, error) {
 		tx:       make([]byte, 0, cfg.MaxPayload),
 		out:      make([]byte, 0, cfg.MaxPacket),
 		rttb:     cfg.rttBounds(),
+		recs:     make([]framing.Ack, 0, framing.MaxAckRecords),
+		retr:     make([]retryItem, 0, max(cfg.Window, framing.MaxAckRecords)),
+	}
+	if gs, ok := sink.(GroupSink); ok && cfg.GroupPolls && !cfg.NoARQ {
+		a.group = gs
 	}
 	if a.reorders() {
 		a.held = make([]held, cfg.ReorderPackets)
@@ -217,7 +261,7 @@ func (a *ARQ) Stats() Stats { return a.stats }
 func (a *ARQ) peer(id framing.NodeID) *peer {
 	p := a.peers[id]
 	if p == nil {
-		p = &peer{rtt: newRTT(a.rttb)}
+		p = &peer{rtt: newRTT(a.rttb), openSlot: -1}
 		if id != framing.Broadcast && !a.cfg.NoARQ {
 			p.out = make([]outPkt, a.cfg.Window)
 		}
@@ -293,19 +337,123 @@ func (a *ARQ) Send(now time.Time, h framing.Header, packet []byte) error {
 	}
 	*o = outPkt{used: true, seq: seq, inner: h.Kind, count: count, poll: count - 1, sent: now,
 		data: append(o.data[:0], packet...)}
-	if !a.cfg.ArmOnTxDone {
+	grouped := p.synced && a.grouped(now, h.Dst)
+	if !a.cfg.ArmOnTxDone && !grouped {
 		a.arm(p, o, now)
 	}
 	p.busy++
 	a.stats.HeldBytes += len(packet)
 	a.stats.Packets++
 	p.stats.packets++
+	if grouped {
+		a.sendGrouped(now, h.Dst, p, slot)
+		a.stats.Fragments += uint64(count)
+		p.stats.fragments += uint64(count)
+		return nil
+	}
 	for i := range count {
 		a.sendFrag(now, h.Dst, framing.FragHeader{AckReq: i == count-1, First: !p.synced, Inner: h.Kind, Seq: seq, Index: i, Count: count}, o.data, i == count-1)
 	}
 	a.stats.Fragments += uint64(count)
 	p.stats.fragments += uint64(count)
 	return nil
+}
+
+// grouped says whether packets to node share polls (GroupPolls, a peer
+// that takes version-2 Acks).
+func (a *ARQ) grouped(now time.Time, node framing.NodeID) bool {
+	return a.group != nil && node != framing.Broadcast && a.group.Grouped(now, node)
+}
+
+// ackRoom is the most bytes an Ack of several records may take: AcksMaxLen,
+// or less where frames are smaller.
+func (a *ARQ) ackRoom() int { return min(framing.AcksMaxLen, a.cfg.MaxPayload) }
+
+// sendGrouped sends the packet in p.out[slot] as part of a group: all
+// fragments but the last at once, the last held (open) until the next
+// packet to the same peer makes it a rider (sent without AckReq) or Flush
+// makes it the group's poll. A group ends, polled, when its Ack's records
+// would reach MaxAckRecords or ackRoom.
+func (a *ARQ) sendGrouped(now time.Time, dst framing.NodeID, p *peer, slot int) {
+	o := &p.out[slot]
+	for i := range o.count - 1 {
+		a.sendFrag(now, dst, framing.FragHeader{Inner: o.inner, Seq: o.seq, Index: i, Count: o.count}, o.data, false)
+	}
+	rec := framing.AckLen(o.count)
+	if p.openSlot >= 0 {
+		if p.gN+1 <= framing.MaxAckRecords && p.gBytes+rec <= a.ackRoom() {
+			q := &p.out[p.openSlot]
+			q.open, q.ride, q.rideSet = false, true, false
+			a.stats.Riders++
+			a.sendFrag(now, dst, framing.FragHeader{Inner: q.inner, Seq: q.seq, Index: q.count - 1, Count: q.count}, q.data, true)
+			p.openSlot = -1
+			a.opens--
+		} else {
+			a.closeOpen(now, dst, p)
+		}
+	}
+	o.open = true
+	p.openSlot = slot
+	a.opens++
+	p.gN++
+	p.gBytes += rec
+	if p.gN >= framing.MaxAckRecords || p.gBytes+framing.AckMinLen > a.ackRoom() {
+		a.closeOpen(now, dst, p) // nothing more fits in its Ack
+	}
+}
+
+// closeOpen sends the last fragment of p's open packet as the group's poll.
+func (a *ARQ) closeOpen(now time.Time, dst framing.NodeID, p *peer) {
+	q := &p.out[p.openSlot]
+	q.open = false
+	p.openSlot = -1
+	a.opens--
+	p.gN, p.gBytes = 0, 0
+	a.sendFrag(now, dst, framing.FragHeader{AckReq: true, Inner: q.inner, Seq: q.seq, Index: q.count - 1, Count: q.count}, q.data, true)
+	a.bindRiders(p, q.seq, q.count-1)
+	if !a.cfg.ArmOnTxDone {
+		a.arm(p, q, now)
+		a.armRiders(p, now, q.seq, q.count-1)
+	}
+}
+
+// Flush sends the held last fragment of every group as its poll
+// (GroupPolls). The driver calls it when nothing else waits to go on air:
+// the packets handed over since are then all the group has.
+func (a *ARQ) Flush(now time.Time) {
+	if a.opens == 0 {
+		return
+	}
+	for id, p := range a.peers {
+		if p != nil && p.openSlot >= 0 {
+			a.closeOpen(now, framing.NodeID(id), p)
+		}
+	}
+}
+
+// Open reports whether a group's poll is held for Flush.
+func (a *ARQ) Open() bool { return a.opens > 0 }
+
+// bindRiders ties p's rounds that ride on the next poll to the poll just
+// sent, fragment idx of packet seq: they were sent before it.
+func (a *ARQ) bindRiders(p *peer, seq, idx uint8) {
+	for i := range p.out {
+		if o := &p.out[i]; o.used && o.ride && !o.rideSet {
+			o.rideSet, o.rideOn, o.rideIdx = true, seq, idx
+		}
+	}
+}
+
+// armRiders starts the timers of p's rounds that rode on the poll fragment
+// idx of packet seq, now that it has left (or, without ArmOnTxDone, was
+// handed over): their Ack comes with the poll's.
+func (a *ARQ) armRiders(p *peer, now time.Time, seq, idx uint8) {
+	for i := range p.out {
+		if o := &p.out[i]; o.used && o.ride && o.rideSet && o.rideOn == seq && o.rideIdx == idx {
+			o.ride, o.rideSet = false, false
+			a.arm(p, o, now)
+		}
+	}
 }
 
 // sendFrag transmits fragment f.Index of packet; last marks the frame that
@@ -365,6 +513,10 @@ func (a *ARQ) onFrag(now time.Time, h framing.Header, payload []byte) {
 	if !bcast && f.First {
 		a.onFirst(now, h.Src, p, f.Seq)
 	}
+	if !bcast && !f.AckReq && a.grouped(now, h.Src) {
+		// A later poll asks for it: its record goes in that Ack.
+		p.rxPend[f.Seq], p.rxPendCount[f.Seq] = max(now.UnixNano(), 1), f.Count
+	}
 	if !bcast {
 		// A duplicate was delivered within DupLifetime and is not ahead of
 		// the most advanced packet delivered: a sender reusing the number
@@ -373,7 +525,7 @@ func (a *ARQ) onFrag(now time.Time, h framing.Header, payload []byte) {
 		if t := p.delivered[f.Seq]; t != 0 && now.UnixNano()-t < int64(a.cfg.DupLifetime) && !(p.seenAny && ahead(f.Seq, p.highest)) {
 			a.stats.Duplicates++
 			if ackReq {
-				a.sendAck(now, h.Src, framing.Ack{Seq: f.Seq, Count: f.Count, Have: countMask(f.Count)})
+				a.answer(now, h.Src, p, framing.Ack{Seq: f.Seq, Count: f.Count, Have: countMask(f.Count)})
 			}
 			return
 		}
@@ -386,7 +538,7 @@ func (a *ARQ) onFrag(now time.Time, h framing.Header, payload []byte) {
 	if f.Count == 1 {
 		a.deliver(now, h.Src, p, bcast, f.Seq, hd, body)
 		if ackReq {
-			a.sendAck(now, h.Src, framing.Ack{Seq: f.Seq, Count: 1, Have: 1})
+			a.answer(now, h.Src, p, framing.Ack{Seq: f.Seq, Count: 1, Have: 1})
 		}
 		return
 	}
@@ -430,7 +582,7 @@ func (a *ARQ) onFrag(now time.Time, h framing.Header, payload []byte) {
 		a.deliver(now, h.Src, p, bcast, f.Seq, hd, pkt)
 	}
 	if ackReq {
-		a.sendAck(now, h.Src, framing.Ack{Seq: f.Seq, Count: f.Count, Have: have})
+		a.answer(now, h.Src, p, framing.Ack{Seq: f.Seq, Count: f.Count, Have: have})
 	}
 }
 
@@ -450,6 +602,7 @@ func (a *ARQ) onFirst(now time.Time, src framing.NodeID, p *peer, seq uint8) {
 	p.sessSeq, p.sessAt = seq, max(now.UnixNano(), 1)
 	a.restart(now, src, p, seq)
 	p.delivered = [256]int64{}
+	p.rxPend = [256]int64{}
 	p.seenAny = false
 	for i := range a.bufs {
 		if r := &a.bufs[i]; r.used && r.src == src && !r.bcast {
@@ -483,6 +636,60 @@ func (a *ARQ) deliver(now time.Time, src framing.NodeID, p *peer, bcast bool, se
 		}
 	}
 	a.handUp(now, h, pkt)
+}
+
+// answer sends the Ack to a poll: the record of the polled packet (first)
+// and, towards a peer that groups its polls, the records of the packets
+// that came from it without a poll since their last record (rxPend), most
+// recent first, as many as fit (MaxAckRecords, ackRoom). Each record is the
+// receiver's whole state of that packet: delivered (all), partial (the
+// fragments held) or neither (none: freed or evicted).
+func (a *ARQ) answer(now time.Time, dst framing.NodeID, p *peer, first framing.Ack) {
+	if !a.grouped(now, dst) {
+		a.sendAck(now, dst, first)
+		return
+	}
+	recs := append(a.recs[:0], first)
+	p.rxPend[first.Seq] = 0
+	n, room := framing.AckLen(first.Count), a.ackRoom()
+	for d := 1; d < 256 && len(recs) < framing.MaxAckRecords; d++ {
+		s := first.Seq - uint8(d)
+		t := p.rxPend[s]
+		if t == 0 {
+			continue
+		}
+		if now.UnixNano()-t >= int64(a.cfg.ReasmTimeout) {
+			p.rxPend[s] = 0 // long gone: the sender has polled it since, or given it up
+			continue
+		}
+		c := p.rxPendCount[s]
+		if n+framing.AckLen(c) > room {
+			continue
+		}
+		n += framing.AckLen(c)
+		p.rxPend[s] = 0
+		recs = append(recs, framing.Ack{Seq: s, Count: c, Have: a.holds(now, dst, p, s, c)})
+	}
+	b, err := framing.AppendAcks(a.tx[:0], recs)
+	if err != nil {
+		return
+	}
+	a.stats.AcksSent++
+	a.stats.AckRecords += uint64(len(recs) - 1)
+	a.sink.Transmit(now, Frame{Header: framing.Header{Kind: framing.KindAck, Dst: dst, Src: a.cfg.Self}, Payload: b})
+}
+
+// holds is the bitmap of packet seq (count fragments) from src that this
+// receiver holds: all of it if delivered (within DupLifetime, as onFrag's
+// duplicate rule), the fragments of its reassembly buffer, or none.
+func (a *ARQ) holds(now time.Time, src framing.NodeID, p *peer, seq, count uint8) uint64 {
+	if t := p.delivered[seq]; t != 0 && now.UnixNano()-t < int64(a.cfg.DupLifetime) && !(p.seenAny && ahead(seq, p.highest)) {
+		return countMask(count)
+	}
+	if r := a.find(src, false, seq); r != nil && r.count == count {
+		return r.have
+	}
+	return 0
 }
 
 func (a *ARQ) sendAck(now time.Time, dst framing.NodeID, ack framing.Ack) {
@@ -561,81 +768,138 @@ func (a *ARQ) onAck(now time.Time, h framing.Header, payload []byte) {
 		a.stats.Malformed++ // Acks are never broadcast
 		return
 	}
-	ack, err := framing.ParseAck(payload)
-	if err != nil {
-		a.stats.Malformed++
-		return
+	// Several records only in a version-2 frame (docs/frame-format.md).
+	recs := a.recs[:0]
+	if h.Ver() >= framing.Version2 {
+		var err error
+		if recs, err = framing.ParseAcks(recs, payload); err != nil {
+			a.stats.Malformed++
+			return
+		}
+	} else {
+		ack, err := framing.ParseAck(payload)
+		if err != nil {
+			a.stats.Malformed++
+			return
+		}
+		recs = append(recs, ack)
 	}
 	a.stats.AcksReceived++
 	p := a.peers[h.Src]
-	var o *outPkt
-	if p != nil {
-		for i := range p.out {
-			if p.out[i].used && p.out[i].seq == ack.Seq && p.out[i].count == ack.Count {
-				o = &p.out[i]
-				break
+	retr := a.retr[:0]
+	sampled := false // one round-trip sample per Ack frame: its records answer one poll
+	for _, ack := range recs {
+		var o *outPkt
+		slot := -1
+		if p != nil {
+			for i := range p.out {
+				if q := &p.out[i]; q.used && !q.open && q.seq == ack.Seq && q.count == ack.Count {
+					o, slot = q, i
+					break
+				}
 			}
 		}
+		if o == nil {
+			a.stats.StaleAcks++
+			continue
+		}
+		p.synced = true // the receiver has seen where our numbering starts
+		complete := ack.Have == countMask(o.count)
+		if !complete && ack.Have&(1<<o.poll) == 0 {
+			// An earlier round's Ack (or, for a rider, the last fragment
+			// of its round lost): the current poll's will say more, or
+			// the timer recovers it.
+			continue
+		}
+		// The Ack answers the current poll. Unless a round of this packet
+		// timed out (then it may answer an earlier transmission of the same
+		// fragment: Karn's rule), it measures the round trip the timer covers,
+		// if no other poll armed at the same instant has measured it already.
+		// One sample per transmission: the Acks to a burst's polls answer one
+		// channel access, and counting that delay once per poll would shrink
+		// RTTVAR until the next burst's Acks, a little later, all time out.
+		// Likewise the records of one Ack are one sample.
+		switch {
+		case o.armedAt.IsZero(), sampled:
+		case !o.timedOut && a.cfg.BurstSamples && o.armedAt.Equal(p.sampledArm):
+		case !o.timedOut:
+			p.sampledArm = o.armedAt
+			p.rtt.sample(a.rttb, now.Sub(o.armedAt))
+			sampled = true
+		default:
+			p.rtt.settle(a.rttb, now.Sub(o.armedAt))
+			sampled = true
+		}
+		if complete {
+			// Whole at the receiver: delivered (or delivered before).
+			a.stats.Acked++
+			p.stats.acked++
+			a.release(p, o)
+			continue
+		}
+		if ack.Have&^o.acked != 0 {
+			// Progress: the retry limit counts rounds that bring nothing, so a
+			// packet of many fragments on a lossy link is not given up while
+			// it advances. Each reset needs a new bit, so a packet gets at most
+			// Count×(MaxRetries+1) rounds; once it is complete at the receiver
+			// no bit is new, and the sender stops within MaxRetries+1 rounds,
+			// inside the receiver's DupLifetime.
+			o.retries = 0
+		}
+		// The Ack is the receiver's whole state, not an increment: if it freed
+		// a partial packet (reassembly time-out or eviction), fragments it
+		// held before are missing again and must be sent again.
+		o.acked = ack.Have
+		if a.expired(now, p, o) {
+			continue
+		}
+		retr = append(retr, retryItem{slot, ^o.acked & countMask(o.count)})
 	}
-	if o == nil {
-		a.stats.StaleAcks++
-		return
+	if len(retr) > 0 {
+		a.resend(now, h.Src, p, retr)
 	}
-	p.synced = true // the receiver has seen where our numbering starts
-	complete := ack.Have == countMask(o.count)
-	if !complete && ack.Have&(1<<o.poll) == 0 {
-		// An earlier round's Ack: the current poll's will say more.
-		return
-	}
-	// The Ack answers the current poll. Unless a round of this packet
-	// timed out (then it may answer an earlier transmission of the same
-	// fragment: Karn's rule), it measures the round trip the timer covers,
-	// if no other poll armed at the same instant has measured it already.
-	// One sample per transmission: the Acks to a burst's polls answer one
-	// channel access, and counting that delay once per poll would shrink
-	// RTTVAR until the next burst's Acks, a little later, all time out.
-	switch {
-	case o.armedAt.IsZero():
-	case !o.timedOut && a.cfg.BurstSamples && o.armedAt.Equal(p.sampledArm):
-	case !o.timedOut:
-		p.sampledArm = o.armedAt
-		p.rtt.sample(a.rttb, now.Sub(o.armedAt))
-	default:
-		p.rtt.settle(a.rttb, now.Sub(o.armedAt))
-	}
-	if complete {
-		// Whole at the receiver: delivered (or delivered before).
-		a.stats.Acked++
-		p.stats.acked++
-		a.release(p, o)
-		return
-	}
-	if ack.Have&^o.acked != 0 {
-		// Progress: the retry limit counts rounds that bring nothing, so a
-		// packet of many fragments on a lossy link is not given up while
-		// it advances. Each reset needs a new bit, so a packet gets at most
-		// Count×(MaxRetries+1) rounds; once it is complete at the receiver
-		// no bit is new, and the sender stops within MaxRetries+1 rounds,
-		// inside the receiver's DupLifetime.
-		o.retries = 0
-	}
-	// The Ack is the receiver's whole state, not an increment: if it freed
-	// a partial packet (reassembly time-out or eviction), fragments it
-	// held before are missing again and must be sent again.
-	o.acked = ack.Have
-	a.retry(now, h.Src, p, o, ^o.acked&countMask(o.count))
 }
 
-// retry starts a new round for o: it retransmits the fragments in missing,
-// the highest of them carrying AckReq, or gives o up after MaxRetries.
-func (a *ARQ) retry(now time.Time, dst framing.NodeID, p *peer, o *outPkt, missing uint64) {
+// expired gives o up, and says so, when its rounds are spent (MaxRetries
+// without progress, Count×(MaxRetries+1) in all) or it is MaxAge old.
+func (a *ARQ) expired(now time.Time, p *peer, o *outPkt) bool {
 	tooOld := a.cfg.MaxAge > 0 && now.Sub(o.sent) >= a.cfg.MaxAge
 	if tooOld || o.retries >= a.cfg.MaxRetries || o.rounds >= int(o.count)*(a.cfg.MaxRetries+1) {
 		a.stats.GiveUps++
 		p.stats.giveUps++
 		a.release(p, o)
-		return
+		return true
 	}
+	return false
+}
+
+// resend starts a new round for each packet in items (none expired). Each
+// round's highest missing fragment carries AckReq; towards a peer that
+// groups polls only the last round of each group does, the others ride on
+// it (a group as sendGrouped bounds it).
+func (a *ARQ) resend(now time.Time, dst framing.NodeID, p *peer, items []retryItem) {
+	grouped := p.synced && a.grouped(now, dst)
+	n, bytes := 0, 0
+	for k, it := range items {
+		o := &p.out[it.slot]
+		poll := true
+		if grouped && k < len(items)-1 {
+			n++
+			bytes += framing.AckLen(o.count)
+			next := framing.AckLen(p.out[items[k+1].slot].count)
+			poll = n+1 > framing.MaxAckRecords || bytes+next > a.ackRoom()
+		}
+		if poll {
+			n, bytes = 0, 0
+		}
+		a.retry(now, dst, p, o, it.missing, !poll)
+	}
+}
+
+// retry starts a new round for o: it retransmits the fragments in missing,
+// the highest of them carrying AckReq unless the round rides on a later
+// poll (ride: its timer then starts with that poll's).
+func (a *ARQ) retry(now time.Time, dst framing.NodeID, p *peer, o *outPkt, missing uint64, ride bool) {
 	o.retries++
 	o.rounds++
 	a.stats.Rounds++
@@ -646,14 +910,20 @@ func (a *ARQ) retry(now time.Time, dst framing.NodeID, p *peer, o *outPkt, missi
 	o.poll = last
 	for i := range o.count {
 		if missing&(1<<i) != 0 {
-			a.sendFrag(now, dst, framing.FragHeader{AckReq: i == last, First: !p.synced, Inner: o.inner, Seq: o.seq, Index: i, Count: o.count}, o.data, false)
+			a.sendFrag(now, dst, framing.FragHeader{AckReq: i == last && !ride, First: !p.synced, Inner: o.inner, Seq: o.seq, Index: i, Count: o.count}, o.data, false)
 			a.stats.Retransmissions++
 			p.stats.retx++
 		}
 	}
-	o.deadline, o.armedAt = time.Time{}, time.Time{}
+	o.deadline, o.armedAt, o.ride, o.rideSet = time.Time{}, time.Time{}, ride, false
+	if ride {
+		a.stats.Riders++
+		return
+	}
+	a.bindRiders(p, o.seq, last)
 	if !a.cfg.ArmOnTxDone {
 		a.arm(p, o, now) // else TxDone arms it
+		a.armRiders(p, now, o.seq, last)
 	}
 }
 
@@ -696,10 +966,11 @@ func (a *ARQ) TxDone(now time.Time, h framing.Header, payload []byte) {
 	if p := a.peers[h.Dst]; p != nil {
 		for i := range p.out {
 			o := &p.out[i]
-			if o.used && o.seq == f.Seq && o.poll == f.Index {
+			if o.used && !o.open && o.seq == f.Seq && o.poll == f.Index {
 				a.arm(p, o, now)
 			}
 		}
+		a.armRiders(p, now, f.Seq, f.Index)
 	}
 }
 
@@ -738,6 +1009,7 @@ func (a *ARQ) Poll(now time.Time) {
 		if p == nil || p.busy == 0 {
 			continue
 		}
+		retr := a.retr[:0]
 		for i := range p.out {
 			o := &p.out[i]
 			if o.used && !o.deadline.IsZero() && !now.Before(o.deadline) {
@@ -745,13 +1017,21 @@ func (a *ARQ) Poll(now time.Time) {
 				p.stats.timeouts++
 				p.rtt.backoff(a.rttb, o.armedRTO)
 				o.timedOut = true
+				if a.expired(now, p, o) {
+					continue
+				}
 				missing := ^o.acked & countMask(o.count)
 				last := uint64(1) << 63
 				for missing&last == 0 {
 					last >>= 1
 				}
-				a.retry(now, framing.NodeID(id), p, o, last)
+				retr = append(retr, retryItem{i, last})
 			}
+		}
+		if len(retr) > 0 {
+			// Rounds that time out together go together: one poll for
+			// them towards a peer that groups (resend).
+			a.resend(now, framing.NodeID(id), p, retr)
 		}
 	}
 	for i := range a.bufs {

@@ -121,6 +121,12 @@ type Config struct {
 	// Window..127; both ends are assumed to use the same value (a receiver
 	// with a smaller one hands a late packet up out of order, no more).
 	SeqSpan int
+	// GroupPolls lets packets to one peer share a poll, and a poll's Ack
+	// report several packets (docs/link-arq.md, "One Ack for several
+	// packets"), towards the peers the Sink says take version-2 Acks
+	// (GroupSink). Off, or towards other peers, every packet polls and
+	// every Ack reports one packet.
+	GroupPolls bool
 }
 
 // Timing describes the link for the acknowledgement timeout.

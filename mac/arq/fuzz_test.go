@@ -13,7 +13,9 @@ import (
 // milliseconds. Whatever arrives, the ARQ must not panic, must keep its
 // reassembly within ReasmBytes and its reorder buffer within ReorderPackets
 // and ReorderBytes, deliver nothing longer than MaxPacket, and free every
-// partial and held packet once the time-outs have passed.
+// partial and held packet, and every packet of its own (acknowledged or
+// given up: no rider without a timer), once the time-outs have passed.
+// Version-2 frames and grouped polls (GroupPolls) are in the mix.
 func FuzzReceive(f *testing.F) {
 	frag := func(flags, seq, idx, count byte, body ...byte) []byte {
 		return append([]byte{flags, seq, idx, count}, body...)
@@ -30,10 +32,16 @@ func FuzzReceive(f *testing.F) {
 	f.Add(seed([]byte{3, 1, 3, 1, 1, 1, 0}))
 	f.Add(seed([]byte{1, 3, 4, 0xde, 0xad, 0xbe, 0xef, 9}))
 	f.Add(seed([]byte{2, 4, 4}, frag(0x01, 9, 63, 64), []byte{200}))
+	// Version 2 (0x10 in the kind byte): a rider, then a poll, then an
+	// Ack of several records for the packets in flight.
+	f.Add(seed([]byte{0x12, 4, 5}, frag(0x00, 3, 0, 1, 7), []byte{1},
+		[]byte{0x12, 4, 5}, frag(0x80, 4, 0, 1, 8), []byte{1},
+		[]byte{0x13, 1, 9, 0, 1, 1, 1, 1, 1, 2, 1, 1}))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		c := testConfig(2)
+		c.GroupPolls = true
 		var delivered int
-		a, err := New(c, sinkFuncs{deliver: func(h framing.Header, p []byte) {
+		a, err := New(c, sinkFuncs{grouped: true, deliver: func(h framing.Header, p []byte) {
 			delivered++
 			if len(p) > c.MaxPacket {
 				t.Fatalf("delivered %d bytes, max packet %d", len(p), c.MaxPacket)
@@ -47,8 +55,10 @@ func FuzzReceive(f *testing.F) {
 		if err := a.Send(t0, framing.Header{Kind: framing.KindData, Dst: 1}, pattern(60, 1)); err != nil {
 			t.Fatal(err)
 		}
+		sends := 0
 		now := t0
 		for len(in) >= 3 {
+			in0 := in[0]
 			kind, src, n := framing.Kind(in[0]&0x0F), framing.NodeID(in[1]), int(in[2])
 			in = in[3:]
 			n = min(n, len(in))
@@ -58,7 +68,20 @@ func FuzzReceive(f *testing.F) {
 			if src&1 == 1 {
 				dst = framing.Broadcast
 			}
-			a.Receive(now, framing.Header{Kind: kind, Dst: dst, Src: src}, payload)
+			h := framing.Header{Kind: kind, Dst: dst, Src: src}
+			if in0&0x10 != 0 {
+				h.Version = framing.Version2 // Acks of several records
+			}
+			a.Receive(now, h, payload)
+			// Packets of our own, grouped once the peer has answered:
+			// riders, polls and Flush between the frames.
+			if in0&0x20 != 0 && sends < 64 {
+				sends++
+				_ = a.Send(now, framing.Header{Kind: framing.KindData, Dst: 1}, pattern(int(in0), 2))
+			}
+			if in0&0x40 != 0 {
+				a.Flush(now)
+			}
 			if st := a.Stats(); st.ReasmBytes > c.ReasmBytes || st.ReasmBytes < 0 {
 				t.Fatalf("holding %d reassembly bytes, limit %d", st.ReasmBytes, c.ReasmBytes)
 			}
@@ -73,8 +96,9 @@ func FuzzReceive(f *testing.F) {
 				a.Poll(now)
 			}
 		}
+		a.Flush(now)
 		end := now.Add(c.ReasmTimeout + c.DupLifetime + time.Duration(c.MaxRetries+2)*c.AckTimeout)
-		for range 200 {
+		for range 2000 {
 			d, ok := a.Deadline()
 			if !ok || d.After(end) {
 				break
@@ -82,7 +106,7 @@ func FuzzReceive(f *testing.F) {
 			a.Poll(d)
 		}
 		a.Poll(end)
-		if st := a.Stats(); st.ReasmBytes != 0 || st.ReorderHeld != 0 || st.ReorderHeldBytes != 0 {
+		if st := a.Stats(); st.ReasmBytes != 0 || st.ReorderHeld != 0 || st.ReorderHeldBytes != 0 || st.HeldBytes != 0 {
 			t.Fatalf("%d reassembly bytes, %d packets in the reorder buffer still held after the time-outs: %+v", st.ReasmBytes, st.ReorderHeld, st)
 		}
 	})
@@ -90,7 +114,10 @@ func FuzzReceive(f *testing.F) {
 
 type sinkFuncs struct {
 	deliver func(framing.Header, []byte)
+	grouped bool
 }
+
+func (s sinkFuncs) Grouped(time.Time, framing.NodeID) bool { return s.grouped }
 
 func (sinkFuncs) Transmit(time.Time, Frame) {}
 func (s sinkFuncs) Deliver(_ time.Time, h framing.Header, p []byte) {

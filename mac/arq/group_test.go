@@ -1,0 +1,255 @@
+package arq
+
+import (
+	"testing"
+	"time"
+
+	"github.com/slided/slided/framing"
+)
+
+// groupRecorder is a recorder whose peers take version-2 Acks (GroupSink)
+// when v2 says so; it sends version-2 frames to them, as the link does.
+type groupRecorder struct {
+	recorder
+	v2 bool
+}
+
+func (g *groupRecorder) Grouped(time.Time, framing.NodeID) bool { return g.v2 }
+
+func (g *groupRecorder) Transmit(now time.Time, f Frame) {
+	if g.v2 {
+		f.Header.Version = framing.Version2
+	}
+	g.recorder.Transmit(now, f)
+}
+
+func newGroupNode(t testing.TB, self framing.NodeID, v2 bool) (node, *groupRecorder) {
+	t.Helper()
+	c := testConfig(self)
+	c.GroupPolls = true
+	g := &groupRecorder{v2: v2}
+	a, err := New(c, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return node{a, &g.recorder}, g
+}
+
+// polls counts the fragments with AckReq among fs, and acks the Ack frames
+// and their records.
+func polls(t *testing.T, fs []frame) (polls, acks, records int) {
+	t.Helper()
+	for _, f := range fs {
+		switch f.h.Kind {
+		case framing.KindFragment:
+			if h, _, err := framing.ParseFrag(f.p); err == nil && h.AckReq {
+				polls++
+			}
+		case framing.KindAck:
+			r, err := framing.ParseAcks(nil, f.p)
+			if err != nil {
+				t.Fatalf("ack % x: %v", f.p, err)
+			}
+			acks++
+			records += len(r)
+		}
+	}
+	return polls, acks, records
+}
+
+// groupRun runs a and b until nothing is pending or 10 minutes pass: each
+// side's frames reach the other (unless drop says so, by the sender and the
+// frame's number among all that sender's frames), each flushes its groups
+// when it has nothing else to send, and timers run at their deadlines. It
+// returns the frames each side sent.
+func groupRun(t *testing.T, now time.Time, a, b node, drop func(from framing.NodeID, n int, f frame) bool) (fromA, fromB []frame, end time.Time) {
+	t.Helper()
+	limit := now.Add(10 * time.Minute)
+	for range 10000 {
+		for _, n := range []node{a, b} {
+			if len(n.rec.tx) == 0 {
+				n.Flush(now)
+			}
+		}
+		fa, fb := a.rec.take(), b.rec.take()
+		if len(fa)+len(fb) == 0 {
+			d, ok := a.Deadline()
+			if db, okb := b.Deadline(); okb && (!ok || db.Before(d)) {
+				d, ok = db, true
+			}
+			if !ok || d.After(limit) {
+				return fromA, fromB, now
+			}
+			now = d
+			a.Poll(now)
+			b.Poll(now)
+			continue
+		}
+		now = now.Add(time.Millisecond)
+		for _, f := range fa {
+			if drop == nil || !drop(1, len(fromA), f) {
+				b.Receive(now, f.h, f.p)
+			}
+			fromA = append(fromA, f)
+		}
+		for _, f := range fb {
+			if drop == nil || !drop(2, len(fromB), f) {
+				a.Receive(now, f.h, f.p)
+			}
+			fromB = append(fromB, f)
+		}
+	}
+	t.Fatal("no end")
+	return
+}
+
+// synced makes a's first packet to b acknowledged (a sender's first packet
+// goes alone, marked First).
+func synced(t *testing.T, a, b node) time.Time {
+	t.Helper()
+	if err := a.Send(t0, framing.Header{Kind: framing.KindData, Dst: 2}, pattern(10, 99)); err != nil {
+		t.Fatal(err)
+	}
+	_, _, now := groupRun(t, t0, a, b, nil)
+	b.rec.rx = nil
+	return now
+}
+
+// TestGroupPolls: towards a version-2 peer, packets sent together share one
+// poll and get one Ack with a record each; a version-1 peer keeps one poll
+// and one Ack per packet.
+func TestGroupPolls(t *testing.T) {
+	for _, v2 := range []bool{true, false} {
+		a, _ := newGroupNode(t, 1, v2)
+		b, _ := newGroupNode(t, 2, v2)
+		now := synced(t, a, b)
+		for i := range 4 {
+			if err := a.Send(now, framing.Header{Kind: framing.KindData, Dst: 2}, pattern(10, byte(i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		fromA, fromB, _ := groupRun(t, now, a, b, nil)
+		p, k, r := polls(t, fromA)
+		_, acks, records := polls(t, fromB)
+		st := a.Stats()
+		t.Logf("version 2 %v: %d frames, %d polls; %d Acks, %d records; acked %d", v2, len(fromA), p, acks, records, st.Acked)
+		want := 1
+		if !v2 {
+			want = 4
+		}
+		if p != want || acks != want || records != 4 || k+r != 0 || len(fromA) != 4 || st.Acked != 5 || len(b.rec.rx) != 4 {
+			t.Errorf("version 2 %v: %d polls, %d Acks with %d records, %d frames, %d acked, %d delivered; want %d polls and Acks, 4 records, 4 frames, 5 acked, 4 delivered",
+				v2, p, acks, records, len(fromA), st.Acked, len(b.rec.rx), want)
+		}
+		if _, ok := a.Deadline(); ok {
+			t.Errorf("version 2 %v: a timer still runs", v2)
+		}
+	}
+}
+
+// TestGroupLosses: whatever of a group is lost (a rider, the poll, the Ack,
+// a fragment of a rider, the receiver's memory), every packet is delivered
+// once and acknowledged.
+func TestGroupLosses(t *testing.T) {
+	tests := []struct {
+		desc string
+		size int // bytes a packet: 10 is one fragment, 50 three
+		drop func(from framing.NodeID, n int, f frame) bool
+	}{
+		{"nothing lost", 10, nil},
+		{"the middle packet", 10, func(from framing.NodeID, n int, _ frame) bool { return from == 1 && n == 1 }},
+		{"the first packet", 10, func(from framing.NodeID, n int, _ frame) bool { return from == 1 && n == 0 }},
+		{"the poll", 10, func(from framing.NodeID, n int, _ frame) bool { return from == 1 && n == 2 }},
+		{"the Ack", 10, func(from framing.NodeID, n int, _ frame) bool { return from == 2 && n == 0 }},
+		{"the poll and its retransmission", 10, func(from framing.NodeID, n int, _ frame) bool { return from == 1 && (n == 2 || n == 5) }},
+		{"a rider's middle fragment", 50, func(from framing.NodeID, n int, _ frame) bool { return from == 1 && n == 1 }},
+		{"a rider's last fragment", 50, func(from framing.NodeID, n int, _ frame) bool { return from == 1 && n == 2 }},
+		{"every other frame once", 50, func(from framing.NodeID, n int, _ frame) bool { return n < 12 && n%2 == 1 }},
+	}
+	for _, tc := range tests {
+		a, _ := newGroupNode(t, 1, true)
+		b, _ := newGroupNode(t, 2, true)
+		now := synced(t, a, b)
+		for i := range 3 {
+			if err := a.Send(now, framing.Header{Kind: framing.KindData, Dst: 2}, pattern(tc.size, byte(i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		fromA, fromB, end := groupRun(t, now, a, b, tc.drop)
+		st := a.Stats()
+		p, _, _ := polls(t, fromA)
+		_, acks, records := polls(t, fromB)
+		t.Logf("%s: %d frames (%d polls), %d Acks (%d records), %v; %+v", tc.desc, len(fromA), p, acks, records, end.Sub(now), st)
+		if st.Acked != 4 || st.GiveUps != 0 || len(b.rec.rx) != 3 {
+			t.Errorf("%s: acked %d, given up %d, delivered %d; want 4, 0, 3", tc.desc, st.Acked, st.GiveUps, len(b.rec.rx))
+		}
+	}
+}
+
+// TestGroupReceiverRestart: a receiver that restarts between the riders and
+// the poll answers the poll alone; the riders' timers recover them.
+func TestGroupReceiverRestart(t *testing.T) {
+	a, _ := newGroupNode(t, 1, true)
+	b, _ := newGroupNode(t, 2, true)
+	now := synced(t, a, b)
+	for i := range 3 {
+		if err := a.Send(now, framing.Header{Kind: framing.KindData, Dst: 2}, pattern(10, byte(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.Flush(now)
+	fs := a.rec.take()
+	deliverAll(now, b, fs[:2], nil) // the riders reach the old receiver
+	b2, _ := newGroupNode(t, 2, true)
+	deliverAll(now, b2, fs[2:], nil)
+	_, fromB, _ := groupRun(t, now, a, b2, nil)
+	if st := a.Stats(); st.Acked != 4 || st.GiveUps != 0 {
+		t.Errorf("acked %d, given up %d; want 4, 0 (%d Acks)", st.Acked, st.GiveUps, len(fromB))
+	}
+}
+
+// TestGroupBounds: a group ends, polled, before its Ack would hold more than
+// MaxAckRecords records; every Ack stays within the bounds.
+func TestGroupBounds(t *testing.T) {
+	for _, tc := range []struct {
+		maxPayload, wantPolls int
+	}{
+		{24, 5},  // 24-byte Acks: 8 records of a one-fragment packet
+		{100, 3}, // 16 records (48 bytes)
+	} {
+		c := DefaultConfig(1, tc.maxPayload, 200, Timing{BitRate: 9600, Propagation: 10 * time.Millisecond, Margin: 20 * time.Millisecond})
+		c.GroupPolls, c.Window = true, 40
+		c.SizeForWindow()
+		g := &groupRecorder{v2: true}
+		a0, err := New(c, g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := node{a0, &g.recorder}
+		c.Self = 2
+		g2 := &groupRecorder{v2: true}
+		b0, err := New(c, g2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := node{b0, &g2.recorder}
+		now := synced(t, a, b)
+		for i := range 40 {
+			if err := a.Send(now, framing.Header{Kind: framing.KindData, Dst: 2}, pattern(10, byte(i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		fromA, fromB, _ := groupRun(t, now, a, b, nil)
+		p, _, _ := polls(t, fromA)
+		_, acks, records := polls(t, fromB)
+		if p != tc.wantPolls || acks != tc.wantPolls || records != 40 || a.Stats().Acked != 41 {
+			t.Errorf("max payload %d, 40 packets: %d polls, %d Acks, %d records, %d acked; want %d, %d, 40, 41",
+				tc.maxPayload, p, acks, records, a.Stats().Acked, tc.wantPolls, tc.wantPolls)
+		}
+		for _, f := range fromB {
+			if len(f.p) > min(framing.AcksMaxLen, tc.maxPayload) {
+				t.Errorf("max payload %d: Ack of %d bytes", tc.maxPayload, len(f.p))
+			}
+		}
+	}
+}
