@@ -131,21 +131,39 @@ func dial(ctx context.Context, path string, node NodeID, log zerolog.Logger, bmi
 
 // dialWith is Dial with the connection made by dialFn (tests hand in pipes).
 func dialWith(ctx context.Context, path string, dialFn func(context.Context) (net.Conn, error), node NodeID, log zerolog.Logger, bmin, bmax time.Duration) (*Client, error) {
+	c, err := newClient(path, dialFn, node, log, bmin, bmax)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.attach(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// newClient makes a Client that is not yet attached (attach); tests set
+// its clock in between.
+func newClient(path string, dialFn func(context.Context) (net.Conn, error), node NodeID, log zerolog.Logger, bmin, bmax time.Duration) (*Client, error) {
 	if node == 0 || node == 0xFF {
 		return nil, fmt.Errorf("%w: %d", ErrInvalidNode, node)
 	}
 	c := &Client{path: path, node: node, dialFn: dialFn}
 	c.init(log.With().Str("medium", path).Uint8("node", node).Logger(), "sim: medium server", bmin, bmax)
+	return c, nil
+}
+
+// attach connects c for the first time, as Dial says, and starts it.
+func (c *Client) attach(ctx context.Context) error {
 	dctx, stop := context.WithCancel(ctx)
 	defer stop()
 	cc, info, err := c.connectLoop(dctx, 0, true)
 	if err != nil {
 		c.cancel()
-		return nil, err
+		return err
 	}
 	c.cur, c.info = cc, info
 	c.start(func() { c.run(cc) })
-	return c, nil
+	return nil
 }
 
 // Dropped counts received frames dropped because the consumer of Events
@@ -229,7 +247,7 @@ func (c *Client) read(cc *clientConn) error {
 		if err != nil {
 			return err
 		}
-		cc.heard.Store(time.Now().UnixNano())
+		cc.heard.Store(c.now().UnixNano())
 		var ev phy.Event
 		switch msg.typ {
 		case msgReceived:
@@ -282,7 +300,7 @@ func (c *Client) write(cc *clientConn) {
 		case <-cc.wake:
 		case <-t.C:
 		}
-		now := time.Now()
+		now := c.now()
 		c.mu.Lock()
 		buf = append(buf[:0], cc.out...)
 		cc.out = cc.out[:0]
@@ -329,7 +347,7 @@ func (c *Client) write(cc *clientConn) {
 		if d := since.Add(timeout); d.Before(next) {
 			next = d
 		}
-		t.Reset(time.Until(next))
+		t.Reset(next.Sub(c.now()))
 	}
 }
 
@@ -391,6 +409,6 @@ func (c *Client) connect(ctx context.Context) (*clientConn, phy.Info, error) {
 		return fail(ctx.Err())
 	}
 	cc := &clientConn{nc: nc, mr: mr, version: msg.version, wake: make(chan struct{}, 1), done: make(chan struct{})}
-	cc.heard.Store(time.Now().UnixNano())
+	cc.heard.Store(c.now().UnixNano())
 	return cc, phy.Info{BitRate: int(msg.bitRate), MaxFrame: maxFrame, CarrierAtArrival: true}, nil
 }

@@ -36,12 +36,16 @@ type clientBase struct {
 	txBusy bool // a Transmit was accepted and its TxDone not yet reported
 
 	carrier bool // owned by run: last carrier event sent
+
+	// now is the client's clock for its deadlines: time.Now, unless a
+	// test stops it. Set before start.
+	now func() time.Time
 }
 
 // init sets up a client's base before anything else uses it: what names
 // the medium in the reconnect log lines; bmin and bmax bound the backoff.
 func (b *clientBase) init(log zerolog.Logger, what string, bmin, bmax time.Duration) {
-	b.log, b.pump, b.done = log, newEventPump(), make(chan struct{})
+	b.log, b.pump, b.done, b.now = log, newEventPump(), make(chan struct{}), time.Now
 	b.redial = redial.New(redial.Policy{Min: bmin, Max: bmax}, what, log)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 }

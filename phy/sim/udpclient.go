@@ -105,6 +105,19 @@ func dialUDP(ctx context.Context, addr string, node NodeID, key *auth.Key, log z
 // dialUDPConn is DialUDP on conn, a connected datagram socket (tests hand
 // in one end of a pipe); it closes conn when it fails.
 func dialUDPConn(ctx context.Context, conn net.Conn, addr string, node NodeID, key *auth.Key, log zerolog.Logger, bmin, bmax time.Duration) (*UDPClient, error) {
+	c, err := newUDPClient(conn, addr, node, key, log, bmin, bmax)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.attach(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// newUDPClient makes a UDPClient on conn that is not yet attached
+// (attach); tests set its clock in between. It closes conn when it fails.
+func newUDPClient(conn net.Conn, addr string, node NodeID, key *auth.Key, log zerolog.Logger, bmin, bmax time.Duration) (*UDPClient, error) {
 	if node == 0 || node == 0xFF {
 		conn.Close()
 		return nil, fmt.Errorf("%w: %d", ErrInvalidNode, node)
@@ -119,15 +132,21 @@ func dialUDPConn(ctx context.Context, conn net.Conn, addr string, node NodeID, k
 	if key != nil {
 		c.hello = newTagger(helloKey(key))
 	}
+	return c, nil
+}
+
+// attach says hello for the first time, as DialUDP says, and starts c; it
+// closes c's connection when it fails.
+func (c *UDPClient) attach(ctx context.Context) error {
 	info, err := c.connectLoop(ctx, 0, true)
 	if err != nil {
 		c.cancel()
-		conn.Close()
-		return nil, err
+		c.conn.Close()
+		return err
 	}
 	c.up, c.info = true, info
 	c.start(c.run)
-	return c, nil
+	return nil
 }
 
 // Stats returns the client's repair counters.
@@ -155,7 +174,7 @@ func (c *UDPClient) Transmit(b []byte) error {
 		return fmt.Errorf("sim: transmit: %w (%w)", phy.ErrDown, err)
 	}
 	c.txBusy = true
-	c.txDeadline = time.Now().Add(phy.Airtime(len(b), c.info.BitRate) + udpTxGrace)
+	c.txDeadline = c.now().Add(phy.Airtime(len(b), c.info.BitRate) + udpTxGrace)
 	return nil
 }
 
@@ -223,7 +242,7 @@ func (c *UDPClient) run() {
 
 // serve runs one session until the server is lost or the client closed.
 func (c *UDPClient) serve() error {
-	c.ka.reset(time.Now())
+	c.ka.reset(c.now())
 	for {
 		wake := c.ka.next()
 		c.mu.Lock()
@@ -239,7 +258,7 @@ func (c *UDPClient) serve() error {
 		if c.ctx.Err() != nil {
 			return c.ctx.Err()
 		}
-		now := time.Now()
+		now := c.now()
 		var ne net.Error
 		switch {
 		case err == nil:
