@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/slided/slided/internal/redial"
+	"github.com/slided/slided/internal/selfstall"
 	"github.com/slided/slided/phy"
 )
 
@@ -280,11 +281,18 @@ func (c *Client) read(cc *clientConn) error {
 // not finish within writeTimeout or the server was silent for kaTimeout
 // (kaBusyTimeout while a TxDone is awaited). Idle, it wakes once per
 // kaInterval.
+//
+// When it wakes much later than its timer was due, its own process did not
+// run meanwhile (package selfstall): what the server sent waits in the
+// socket for the reader, so the silence is not the server's. It then pings
+// and counts the silence from now, a fresh grace period.
 func (c *Client) write(cc *clientConn) {
 	t := time.NewTimer(kaInterval)
 	defer t.Stop()
 	var buf []byte
-	var pinged, busySince time.Time
+	var pinged, busySince, graceFrom time.Time
+	var watch selfstall.Watch
+	watch.Expect(c.now(), c.now().Add(kaInterval))
 	fail := func(err error) {
 		c.mu.Lock()
 		if cc.why == nil {
@@ -301,6 +309,11 @@ func (c *Client) write(cc *clientConn) {
 		case <-t.C:
 		}
 		now := c.now()
+		stalled := false
+		if late := watch.Stalled(now); late > 0 && cc.version >= 2 {
+			c.selfStall(late)
+			stalled, graceFrom = true, now
+		}
 		c.mu.Lock()
 		buf = append(buf[:0], cc.out...)
 		cc.out = cc.out[:0]
@@ -321,11 +334,14 @@ func (c *Client) write(cc *clientConn) {
 		} else {
 			busySince = time.Time{}
 		}
+		if graceFrom.After(since) {
+			since = graceFrom
+		}
 		if cc.version >= 2 && now.Sub(since) >= timeout {
 			fail(fmt.Errorf("%w: nothing heard for %v (%d pings unanswered)", errSilent, now.Sub(since).Round(time.Millisecond), timeout/interval-1))
 			return
 		}
-		if cc.version >= 2 && now.Sub(since) >= interval && now.Sub(pinged) >= interval {
+		if cc.version >= 2 && (stalled || now.Sub(since) >= interval && now.Sub(pinged) >= interval) {
 			buf = appendEmpty(buf, msgPing)
 			pinged = now
 		}
@@ -338,6 +354,7 @@ func (c *Client) write(cc *clientConn) {
 		}
 		if cc.version < 2 {
 			t.Stop()
+			watch.Expect(now, time.Time{})
 			continue
 		}
 		next := since.Add(interval)
@@ -347,7 +364,9 @@ func (c *Client) write(cc *clientConn) {
 		if d := since.Add(timeout); d.Before(next) {
 			next = d
 		}
-		t.Reset(next.Sub(c.now()))
+		at := c.now()
+		t.Reset(next.Sub(at))
+		watch.Expect(at, next)
 	}
 }
 

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/slided/slided/internal/redial"
+	"github.com/slided/slided/internal/selfstall"
 	"github.com/slided/slided/phy"
 )
 
@@ -40,6 +42,8 @@ type clientBase struct {
 	// now is the client's clock for its deadlines: time.Now, unless a
 	// test stops it. Set before start.
 	now func() time.Time
+
+	selfStalls atomic.Uint64
 }
 
 // init sets up a client's base before anything else uses it: what names
@@ -112,4 +116,17 @@ func (b *clientBase) carrierTo(on bool) bool {
 func (b *clientBase) reportDown() {
 	b.carrierTo(false)
 	b.pump.push(phy.Event{Kind: phy.Down})
+}
+
+// SelfStalls counts the times the client found that its own process had
+// not run (SIGSTOP, a starved CPU, swap) while it waited on the medium, and
+// gave the medium a grace period instead of taking it for silent (package
+// selfstall).
+func (b *clientBase) SelfStalls() uint64 { return b.selfStalls.Load() }
+
+// selfStall counts and logs a stall of the client's own process, found
+// late after its expected wake-up.
+func (b *clientBase) selfStall(late time.Duration) {
+	b.selfStalls.Add(1)
+	selfstall.Log(b.log, late, "the medium")
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/slided/slided/auth"
 	"github.com/slided/slided/internal/redial"
+	"github.com/slided/slided/internal/selfstall"
 	"github.com/slided/slided/phy"
 )
 
@@ -28,6 +29,7 @@ type UDPClientStats struct {
 	Downs          uint64 // sessions lost
 	AuthFailures   uint64 // datagrams dropped: wrong or missing tag, or a replayed counter (with a key)
 	Dropped        uint64 // received frames dropped because the consumer of Events fell behind
+	SelfStalls     uint64 // wake-ups found late because the client's own process did not run (package selfstall): the medium got a grace period
 }
 
 // UDPClient is a PHY on a medium server over UDP (it satisfies bridge.PHY
@@ -153,7 +155,7 @@ func (c *UDPClient) attach(ctx context.Context) error {
 func (c *UDPClient) Stats() UDPClientStats {
 	return UDPClientStats{Junk: c.junk.Load(), CarrierRepairs: c.carrierRepairs.Load(),
 		TxDoneRepairs: c.txDoneRepairs.Load(), TxLost: c.txLost.Load(), Downs: c.downs.Load(),
-		AuthFailures: c.authFailures.Load(), Dropped: c.pump.dropped.Load()}
+		AuthFailures: c.authFailures.Load(), Dropped: c.pump.dropped.Load(), SelfStalls: c.selfStalls.Load()}
 }
 
 // Transmit sends b to the medium in one datagram (it copies b); TxDone
@@ -241,8 +243,15 @@ func (c *UDPClient) run() {
 }
 
 // serve runs one session until the server is lost or the client closed.
+//
+// When a read returns much later than its deadline, the client's own
+// process did not run meanwhile (package selfstall): what the server sent
+// waits in the socket, and the deadline that fired first says nothing of
+// the server. The client then reads on, pings, and gives the server a fresh
+// keep-alive timeout and the outstanding transmission a fresh udpTxGrace.
 func (c *UDPClient) serve() error {
 	c.ka.reset(c.now())
+	var watch selfstall.Watch
 	for {
 		wake := c.ka.next()
 		c.mu.Lock()
@@ -251,6 +260,7 @@ func (c *UDPClient) serve() error {
 		}
 		c.mu.Unlock()
 		c.conn.SetReadDeadline(wake)
+		watch.Expect(c.now(), wake)
 		if c.ctx.Err() != nil { // Close may have set its deadline just before
 			return c.ctx.Err()
 		}
@@ -259,6 +269,15 @@ func (c *UDPClient) serve() error {
 			return c.ctx.Err()
 		}
 		now := c.now()
+		if late := watch.Stalled(now); late > 0 {
+			c.selfStall(late)
+			c.ka.reset(now) // the timeout from now, and a ping at once
+			c.mu.Lock()
+			if grace := now.Add(udpTxGrace); c.txBusy && c.txDeadline.Before(grace) {
+				c.txDeadline = grace
+			}
+			c.mu.Unlock()
+		}
 		var ne net.Error
 		switch {
 		case err == nil:
