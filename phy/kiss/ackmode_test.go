@@ -142,7 +142,7 @@ func TestAckMode(t *testing.T) {
 				}
 				clk.Advance(cfg.TxTime(len(burst)))
 				noEvent(t, tnc, "before the ACKMODE wait ended")
-				clk.Advance(tm.d)
+				clk.Advance(tm.d - cfg.TxTime(len(burst))) // on time: later would be a stall of slided's own (TestAckModeSelfStall)
 				wantEvent(t, tnc, phy.TxDone)
 			}
 			st := tnc.Stats()
@@ -302,4 +302,43 @@ func FuzzCallsign(f *testing.F) {
 			t.Fatalf("%q: ID frame % x", s, id)
 		}
 	})
+}
+
+// TestAckModeSelfStall: the first burst of an auto-mode TNC probes ACKMODE,
+// and slided's own process does not run for 50 s while the TNC's answer
+// comes (the fake clock jumps past the watchdog before the answer is read).
+// The answer is taken: ACKMODE stays on, and nothing is counted as a
+// timeout. The old TNC took the 50 s for the TNC's silence and concluded,
+// for the connection's life, that it does not answer ACKMODE.
+func TestAckModeSelfStall(t *testing.T) {
+	cfg := Defaults()
+	cfg.AckMode = AckAuto
+	tnc, conn, clk, _ := startFake(t, "ackstall", cfg)
+	clk.drainTimers()
+	if err := tnc.Transmit(make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+	readFrames(t, conn, 1)
+	tm := clk.nextTimer(t)
+	clk.Advance(tm.d + 50*time.Second)
+	select { // run has handled the watchdog's timer
+	case <-clk.armed: // a grace period
+	case ev := <-tnc.Events():
+		t.Logf("event %v at the watchdog", ev.Kind)
+	case <-time.After(wait):
+		t.Fatal("the watchdog's timer not handled")
+	}
+	conn.Write(framing.AppendKISS(nil, 0, kissAckMode, []byte{0, 1}))
+	for deadline := time.Now().Add(wait); ; time.Sleep(time.Millisecond) { // the answer handled
+		if st := tnc.Stats(); st.Acked+st.AckStray > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the answer not handled")
+		}
+	}
+	if st := tnc.Stats(); st.AckUnsupported != 0 || st.AckTimeouts != 0 || st.Acked != 1 || st.SelfStalls != 1 {
+		t.Fatalf("stats %+v: want the answer taken (acked 1), no timeout, ACKMODE kept", st)
+	}
+	wantEvent(t, tnc, phy.TxDone)
 }

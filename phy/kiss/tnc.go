@@ -44,6 +44,7 @@ import (
 
 	"github.com/slided/slided/framing"
 	"github.com/slided/slided/internal/redial"
+	"github.com/slided/slided/internal/selfstall"
 	"github.com/slided/slided/phy"
 	"github.com/slided/slided/phy/internal/evq"
 	"github.com/slided/slided/phy/internal/tty"
@@ -125,6 +126,10 @@ type Stats struct {
 	AckTimeouts    uint64 `json:"ack_timeouts"`
 	AckStray       uint64 `json:"ack_stray"`
 	AckUnsupported uint64 `json:"ack_unsupported"`
+	// SelfStalls counts ACKMODE watchdogs that fired late because slided's
+	// own process did not run (package selfstall): the watchdog then ran
+	// again instead of taking the TNC for silent.
+	SelfStalls uint64 `json:"self_stalls"`
 	// OthersSent counts the frames of other programs (the KISS server's
 	// clients, SendOther) written to the TNC; OthersLost those dropped
 	// unsent when the connection was lost; OthersHeard the frames received
@@ -1154,6 +1159,20 @@ func (t *TNC) run(c conn) {
 		case <-txC:
 			txTimer, txC = nil, nil
 			if acking {
+				// The ACKMODE watchdog fired; if it fired late, this
+				// process did not run meanwhile (package selfstall)
+				// and the TNC's answer may wait unread: the watchdog
+				// counts again from now.
+				var w selfstall.Watch
+				w.Expect(txFrom, txFrom.Add(txEst))
+				if late := w.Stalled(t.clk.Now()); late > 0 {
+					t.count(func(s *Stats) { s.SelfStalls++ })
+					selfstall.Log(t.log.With().Str("tnc", t.target).Logger(), late, "the tnc")
+					txFrom = t.clk.Now()
+					txTimer = t.clk.NewTimer(txEst)
+					txC = txTimer.C()
+					continue
+				}
 				if acks == ackUnknown {
 					acks = ackNo
 					t.count(func(s *Stats) { s.AckUnsupported = 1 })

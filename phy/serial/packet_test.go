@@ -105,3 +105,52 @@ func TestWatchdogPacketMode(t *testing.T) {
 	h.advance(500 * time.Millisecond) // the first backoff: 250 to 500 ms
 	h.expect(phy.Up)
 }
+
+// TestWatchdogSelfStall: the port's own process does not run for 50 s (a
+// SIGSTOP, a starved CPU, swap) while a burst is on air; the fake clock
+// jumps 50 s at once, and the pacing timer fires 50 s late. The burst was
+// written and went, so the port reports TxDone and stays up; the old port
+// took the 50 s for the write watchdog's and dropped the burst (Down,
+// WriteTimeouts 1). A write that really hangs is still caught, one
+// watchdog period after the resumption.
+func TestWatchdogSelfStall(t *testing.T) {
+	const wt = 2 * time.Second
+	t.Run("burst written", func(t *testing.T) {
+		noPortGoroutines(t)
+		cfg := Config{Baud: 115200, AirRate: 9600, WriteTimeout: wt}
+		h := newHarness(t, cfg, options{pathCheck: time.Hour})
+		if err := h.p.Transmit([]byte("hello")); err != nil {
+			t.Fatal(err)
+		}
+		h.written()
+		h.advance(50 * time.Second)
+		h.expect(phy.TxDone)
+		if st := h.p.Stats(); st.WriteTimeouts != 0 || st.SelfStalls != 1 {
+			t.Errorf("WriteTimeouts = %d, SelfStalls = %d; want 0, 1", st.WriteTimeouts, st.SelfStalls)
+		}
+		if err := h.p.Transmit([]byte("again")); err != nil {
+			t.Errorf("Transmit after the stall: %v", err)
+		}
+	})
+	t.Run("write hangs", func(t *testing.T) {
+		noPortGoroutines(t)
+		cfg := Config{Baud: 115200, AirRate: 1_000_000, Mode: ModePacket, WriteTimeout: wt}
+		h := newHarness(t, cfg, options{pathCheck: time.Hour})
+		if err := h.p.Transmit(pattern(256 << 10)); err != nil { // more than the pty holds
+			t.Fatal(err)
+		}
+		until(t, "the write to block", func() bool {
+			n, err := unix.IoctlGetInt(int(h.master.Fd()), ioctlInQ)
+			return err == nil && n > 0
+		})
+		h.advance(50 * time.Second)
+		h.none() // a grace period from the resumption
+		h.advance(wt - time.Nanosecond)
+		h.none()
+		h.advance(time.Nanosecond)
+		h.expect(phy.Down)
+		if st := h.p.Stats(); st.WriteTimeouts != 1 {
+			t.Errorf("WriteTimeouts = %d, want 1", st.WriteTimeouts)
+		}
+	})
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/slided/slided/internal/redial"
+	"github.com/slided/slided/internal/selfstall"
 	"github.com/slided/slided/phy"
 	"github.com/slided/slided/phy/internal/evq"
 )
@@ -46,6 +47,10 @@ type Stats struct {
 	Reopens uint64
 	// WriteTimeouts counts bursts the watchdog abandoned.
 	WriteTimeouts uint64
+	// SelfStalls counts timer wake-ups found late because the port's own
+	// process did not run (package selfstall); a write watchdog that
+	// expired meanwhile got a fresh period instead of dropping the burst.
+	SelfStalls uint64
 	// Refused counts Transmit calls that returned an error.
 	Refused uint64
 }
@@ -131,7 +136,7 @@ type Port struct {
 	txMu     sync.Mutex // one Transmit at a time
 	wg       sync.WaitGroup
 
-	bytesIn, bytesOut, bursts, reopens, writeTimeouts, refused atomic.Uint64
+	bytesIn, bytesOut, bursts, reopens, writeTimeouts, refused, selfStalls atomic.Uint64
 
 	st runState  // owned by run
 	q  evq.Queue // events not yet delivered, owned by run
@@ -160,6 +165,7 @@ type runState struct {
 	c     *conn // nil while down
 	timer Timer
 	armed time.Time
+	watch selfstall.Watch // when the timer is due, to tell a stall of this process
 
 	txActive   bool
 	txWritten  bool
@@ -240,7 +246,7 @@ func (p *Port) Events() <-chan phy.Event { return p.events }
 func (p *Port) Stats() Stats {
 	return Stats{
 		BytesIn: p.bytesIn.Load(), BytesOut: p.bytesOut.Load(), Bursts: p.bursts.Load(),
-		Reopens: p.reopens.Load(), WriteTimeouts: p.writeTimeouts.Load(), Refused: p.refused.Load(),
+		Reopens: p.reopens.Load(), WriteTimeouts: p.writeTimeouts.Load(), Refused: p.refused.Load(), SelfStalls: p.selfStalls.Load(),
 	}
 }
 
@@ -446,17 +452,29 @@ func (p *Port) arm() {
 		return
 	}
 	st.armed = next
+	now := p.opt.clock.Now()
+	st.watch.Expect(now, next)
 	if next.IsZero() {
 		st.timer.Stop()
 		return
 	}
-	st.timer.Reset(max(next.Sub(p.opt.clock.Now()), 0))
+	st.timer.Reset(max(next.Sub(now), 0))
 }
 
 func (p *Port) onTick() {
 	st := &p.st
 	st.armed = time.Time{} // re-arm whatever is still pending
 	now := p.opt.clock.Now()
+	if late := st.watch.Stalled(now); late > 0 && st.c != nil {
+		// This process did not run: a burst written meanwhile has gone,
+		// and its write's report waits in run's queue. The watchdog
+		// counts from now.
+		p.selfStalls.Add(1)
+		selfstall.Log(p.log, late, "the modem")
+		if st.txActive && !now.Before(st.watchdogAt) {
+			st.watchdogAt = now.Add(p.cfg.WriteTimeout)
+		}
+	}
 	if st.c == nil {
 		if !st.reopenAt.IsZero() && !now.Before(st.reopenAt) {
 			p.reopen(now)

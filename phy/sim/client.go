@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/slided/slided/internal/redial"
+	"github.com/slided/slided/internal/selfstall"
 	"github.com/slided/slided/phy"
 )
 
@@ -131,21 +132,39 @@ func dial(ctx context.Context, path string, node NodeID, log zerolog.Logger, bmi
 
 // dialWith is Dial with the connection made by dialFn (tests hand in pipes).
 func dialWith(ctx context.Context, path string, dialFn func(context.Context) (net.Conn, error), node NodeID, log zerolog.Logger, bmin, bmax time.Duration) (*Client, error) {
+	c, err := newClient(path, dialFn, node, log, bmin, bmax)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.attach(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// newClient makes a Client that is not yet attached (attach); tests set
+// its clock in between.
+func newClient(path string, dialFn func(context.Context) (net.Conn, error), node NodeID, log zerolog.Logger, bmin, bmax time.Duration) (*Client, error) {
 	if node == 0 || node == 0xFF {
 		return nil, fmt.Errorf("%w: %d", ErrInvalidNode, node)
 	}
 	c := &Client{path: path, node: node, dialFn: dialFn}
 	c.init(log.With().Str("medium", path).Uint8("node", node).Logger(), "sim: medium server", bmin, bmax)
+	return c, nil
+}
+
+// attach connects c for the first time, as Dial says, and starts it.
+func (c *Client) attach(ctx context.Context) error {
 	dctx, stop := context.WithCancel(ctx)
 	defer stop()
 	cc, info, err := c.connectLoop(dctx, 0, true)
 	if err != nil {
 		c.cancel()
-		return nil, err
+		return err
 	}
 	c.cur, c.info = cc, info
 	c.start(func() { c.run(cc) })
-	return c, nil
+	return nil
 }
 
 // Dropped counts received frames dropped because the consumer of Events
@@ -229,7 +248,7 @@ func (c *Client) read(cc *clientConn) error {
 		if err != nil {
 			return err
 		}
-		cc.heard.Store(time.Now().UnixNano())
+		cc.heard.Store(c.now().UnixNano())
 		var ev phy.Event
 		switch msg.typ {
 		case msgReceived:
@@ -262,11 +281,18 @@ func (c *Client) read(cc *clientConn) error {
 // not finish within writeTimeout or the server was silent for kaTimeout
 // (kaBusyTimeout while a TxDone is awaited). Idle, it wakes once per
 // kaInterval.
+//
+// When it wakes much later than its timer was due, its own process did not
+// run meanwhile (package selfstall): what the server sent waits in the
+// socket for the reader, so the silence is not the server's. It then pings
+// and counts the silence from now, a fresh grace period.
 func (c *Client) write(cc *clientConn) {
 	t := time.NewTimer(kaInterval)
 	defer t.Stop()
 	var buf []byte
-	var pinged, busySince time.Time
+	var pinged, busySince, graceFrom time.Time
+	var watch selfstall.Watch
+	watch.Expect(c.now(), c.now().Add(kaInterval))
 	fail := func(err error) {
 		c.mu.Lock()
 		if cc.why == nil {
@@ -282,7 +308,12 @@ func (c *Client) write(cc *clientConn) {
 		case <-cc.wake:
 		case <-t.C:
 		}
-		now := time.Now()
+		now := c.now()
+		stalled := false
+		if late := watch.Stalled(now); late > 0 && cc.version >= 2 {
+			c.selfStall(late)
+			stalled, graceFrom = true, now
+		}
 		c.mu.Lock()
 		buf = append(buf[:0], cc.out...)
 		cc.out = cc.out[:0]
@@ -303,11 +334,14 @@ func (c *Client) write(cc *clientConn) {
 		} else {
 			busySince = time.Time{}
 		}
+		if graceFrom.After(since) {
+			since = graceFrom
+		}
 		if cc.version >= 2 && now.Sub(since) >= timeout {
 			fail(fmt.Errorf("%w: nothing heard for %v (%d pings unanswered)", errSilent, now.Sub(since).Round(time.Millisecond), timeout/interval-1))
 			return
 		}
-		if cc.version >= 2 && now.Sub(since) >= interval && now.Sub(pinged) >= interval {
+		if cc.version >= 2 && (stalled || now.Sub(since) >= interval && now.Sub(pinged) >= interval) {
 			buf = appendEmpty(buf, msgPing)
 			pinged = now
 		}
@@ -320,6 +354,7 @@ func (c *Client) write(cc *clientConn) {
 		}
 		if cc.version < 2 {
 			t.Stop()
+			watch.Expect(now, time.Time{})
 			continue
 		}
 		next := since.Add(interval)
@@ -329,7 +364,9 @@ func (c *Client) write(cc *clientConn) {
 		if d := since.Add(timeout); d.Before(next) {
 			next = d
 		}
-		t.Reset(time.Until(next))
+		at := c.now()
+		t.Reset(next.Sub(at))
+		watch.Expect(at, next)
 	}
 }
 
@@ -391,6 +428,6 @@ func (c *Client) connect(ctx context.Context) (*clientConn, phy.Info, error) {
 		return fail(ctx.Err())
 	}
 	cc := &clientConn{nc: nc, mr: mr, version: msg.version, wake: make(chan struct{}, 1), done: make(chan struct{})}
-	cc.heard.Store(time.Now().UnixNano())
+	cc.heard.Store(c.now().UnixNano())
 	return cc, phy.Info{BitRate: int(msg.bitRate), MaxFrame: maxFrame, CarrierAtArrival: true}, nil
 }

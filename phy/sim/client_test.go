@@ -24,11 +24,12 @@ import (
 // is false it reads everything and answers nothing (a medium that stopped);
 // with stall set it stops reading after the welcome (its socket is full).
 type fakeStream struct {
-	answer atomic.Bool
-	stall  atomic.Bool
-	flood  int           // received frames (with carrier on/off) sent after the welcome
-	quit   chan struct{} // with stall: closed at the end of the test
-	pings  atomic.Int32  // pings answered
+	answer  atomic.Bool
+	stall   atomic.Bool
+	flood   int           // received frames (with carrier on/off) sent after the welcome
+	quit    chan struct{} // with stall: closed at the end of the test
+	pings   atomic.Int32  // pings answered
+	txDelay time.Duration // how long a transmission takes before its TxDone
 }
 
 func (f *fakeStream) serve(nc net.Conn) {
@@ -71,6 +72,7 @@ func (f *fakeStream) serve(nc net.Conn) {
 			f.pings.Add(1)
 			nc.Write(appendEmpty(nil, msgPong))
 		case msgTransmit:
+			time.Sleep(f.txDelay)
 			nc.Write(appendEmpty(nil, msgTxDone))
 		}
 	}

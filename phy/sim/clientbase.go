@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/slided/slided/internal/redial"
+	"github.com/slided/slided/internal/selfstall"
 	"github.com/slided/slided/phy"
 )
 
@@ -36,12 +38,18 @@ type clientBase struct {
 	txBusy bool // a Transmit was accepted and its TxDone not yet reported
 
 	carrier bool // owned by run: last carrier event sent
+
+	// now is the client's clock for its deadlines: time.Now, unless a
+	// test stops it. Set before start.
+	now func() time.Time
+
+	selfStalls atomic.Uint64
 }
 
 // init sets up a client's base before anything else uses it: what names
 // the medium in the reconnect log lines; bmin and bmax bound the backoff.
 func (b *clientBase) init(log zerolog.Logger, what string, bmin, bmax time.Duration) {
-	b.log, b.pump, b.done = log, newEventPump(), make(chan struct{})
+	b.log, b.pump, b.done, b.now = log, newEventPump(), make(chan struct{}), time.Now
 	b.redial = redial.New(redial.Policy{Min: bmin, Max: bmax}, what, log)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 }
@@ -108,4 +116,17 @@ func (b *clientBase) carrierTo(on bool) bool {
 func (b *clientBase) reportDown() {
 	b.carrierTo(false)
 	b.pump.push(phy.Event{Kind: phy.Down})
+}
+
+// SelfStalls counts the times the client found that its own process had
+// not run (SIGSTOP, a starved CPU, swap) while it waited on the medium, and
+// gave the medium a grace period instead of taking it for silent (package
+// selfstall).
+func (b *clientBase) SelfStalls() uint64 { return b.selfStalls.Load() }
+
+// selfStall counts and logs a stall of the client's own process, found
+// late after its expected wake-up.
+func (b *clientBase) selfStall(late time.Duration) {
+	b.selfStalls.Add(1)
+	selfstall.Log(b.log, late, "the medium")
 }

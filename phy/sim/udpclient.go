@@ -16,6 +16,7 @@ import (
 
 	"github.com/slided/slided/auth"
 	"github.com/slided/slided/internal/redial"
+	"github.com/slided/slided/internal/selfstall"
 	"github.com/slided/slided/phy"
 )
 
@@ -28,6 +29,7 @@ type UDPClientStats struct {
 	Downs          uint64 // sessions lost
 	AuthFailures   uint64 // datagrams dropped: wrong or missing tag, or a replayed counter (with a key)
 	Dropped        uint64 // received frames dropped because the consumer of Events fell behind
+	SelfStalls     uint64 // wake-ups found late because the client's own process did not run (package selfstall): the medium got a grace period
 }
 
 // UDPClient is a PHY on a medium server over UDP (it satisfies bridge.PHY
@@ -105,6 +107,19 @@ func dialUDP(ctx context.Context, addr string, node NodeID, key *auth.Key, log z
 // dialUDPConn is DialUDP on conn, a connected datagram socket (tests hand
 // in one end of a pipe); it closes conn when it fails.
 func dialUDPConn(ctx context.Context, conn net.Conn, addr string, node NodeID, key *auth.Key, log zerolog.Logger, bmin, bmax time.Duration) (*UDPClient, error) {
+	c, err := newUDPClient(conn, addr, node, key, log, bmin, bmax)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.attach(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// newUDPClient makes a UDPClient on conn that is not yet attached
+// (attach); tests set its clock in between. It closes conn when it fails.
+func newUDPClient(conn net.Conn, addr string, node NodeID, key *auth.Key, log zerolog.Logger, bmin, bmax time.Duration) (*UDPClient, error) {
 	if node == 0 || node == 0xFF {
 		conn.Close()
 		return nil, fmt.Errorf("%w: %d", ErrInvalidNode, node)
@@ -119,22 +134,28 @@ func dialUDPConn(ctx context.Context, conn net.Conn, addr string, node NodeID, k
 	if key != nil {
 		c.hello = newTagger(helloKey(key))
 	}
+	return c, nil
+}
+
+// attach says hello for the first time, as DialUDP says, and starts c; it
+// closes c's connection when it fails.
+func (c *UDPClient) attach(ctx context.Context) error {
 	info, err := c.connectLoop(ctx, 0, true)
 	if err != nil {
 		c.cancel()
-		conn.Close()
-		return nil, err
+		c.conn.Close()
+		return err
 	}
 	c.up, c.info = true, info
 	c.start(c.run)
-	return c, nil
+	return nil
 }
 
 // Stats returns the client's repair counters.
 func (c *UDPClient) Stats() UDPClientStats {
 	return UDPClientStats{Junk: c.junk.Load(), CarrierRepairs: c.carrierRepairs.Load(),
 		TxDoneRepairs: c.txDoneRepairs.Load(), TxLost: c.txLost.Load(), Downs: c.downs.Load(),
-		AuthFailures: c.authFailures.Load(), Dropped: c.pump.dropped.Load()}
+		AuthFailures: c.authFailures.Load(), Dropped: c.pump.dropped.Load(), SelfStalls: c.selfStalls.Load()}
 }
 
 // Transmit sends b to the medium in one datagram (it copies b); TxDone
@@ -155,7 +176,7 @@ func (c *UDPClient) Transmit(b []byte) error {
 		return fmt.Errorf("sim: transmit: %w (%w)", phy.ErrDown, err)
 	}
 	c.txBusy = true
-	c.txDeadline = time.Now().Add(phy.Airtime(len(b), c.info.BitRate) + udpTxGrace)
+	c.txDeadline = c.now().Add(phy.Airtime(len(b), c.info.BitRate) + udpTxGrace)
 	return nil
 }
 
@@ -222,8 +243,15 @@ func (c *UDPClient) run() {
 }
 
 // serve runs one session until the server is lost or the client closed.
+//
+// When a read returns much later than its deadline, the client's own
+// process did not run meanwhile (package selfstall): what the server sent
+// waits in the socket, and the deadline that fired first says nothing of
+// the server. The client then reads on, pings, and gives the server a fresh
+// keep-alive timeout and the outstanding transmission a fresh udpTxGrace.
 func (c *UDPClient) serve() error {
-	c.ka.reset(time.Now())
+	c.ka.reset(c.now())
+	var watch selfstall.Watch
 	for {
 		wake := c.ka.next()
 		c.mu.Lock()
@@ -232,6 +260,7 @@ func (c *UDPClient) serve() error {
 		}
 		c.mu.Unlock()
 		c.conn.SetReadDeadline(wake)
+		watch.Expect(c.now(), wake)
 		if c.ctx.Err() != nil { // Close may have set its deadline just before
 			return c.ctx.Err()
 		}
@@ -239,7 +268,16 @@ func (c *UDPClient) serve() error {
 		if c.ctx.Err() != nil {
 			return c.ctx.Err()
 		}
-		now := time.Now()
+		now := c.now()
+		if late := watch.Stalled(now); late > 0 {
+			c.selfStall(late)
+			c.ka.reset(now) // the timeout from now, and a ping at once
+			c.mu.Lock()
+			if grace := now.Add(udpTxGrace); c.txBusy && c.txDeadline.Before(grace) {
+				c.txDeadline = grace
+			}
+			c.mu.Unlock()
+		}
 		var ne net.Error
 		switch {
 		case err == nil:
