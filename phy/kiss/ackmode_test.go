@@ -320,7 +320,7 @@ func TestAckModeSelfStall(t *testing.T) {
 	}
 	readFrames(t, conn, 1)
 	tm := clk.nextTimer(t)
-	clk.Advance(tm.d + 50*time.Second)
+	clk.Stall(tm.d + 50*time.Second)
 	select { // run has handled the watchdog's timer
 	case <-clk.armed: // a grace period
 	case ev := <-tnc.Events():

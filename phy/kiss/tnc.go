@@ -1156,16 +1156,17 @@ func (t *TNC) run(c conn) {
 			t.count(func(s *Stats) { s.Acked++ })
 			txDone()
 
-		case <-txC:
+		case fired := <-txC:
 			txTimer, txC = nil, nil
 			if acking {
 				// The ACKMODE watchdog fired; if it fired late, this
 				// process did not run meanwhile (package selfstall)
 				// and the TNC's answer may wait unread: the watchdog
-				// counts again from now.
+				// counts again from now. A timer's value is the time
+				// it fired: after a stop, when the process resumed.
 				var w selfstall.Watch
 				w.Expect(txFrom, txFrom.Add(txEst))
-				if late := w.Stalled(t.clk.Now()); late > 0 {
+				if late := w.Stalled(fired); late > 0 {
 					t.count(func(s *Stats) { s.SelfStalls++ })
 					selfstall.Log(t.log.With().Str("tnc", t.target).Logger(), late, "the tnc")
 					txFrom = t.clk.Now()

@@ -65,7 +65,23 @@ func (c *fakeClock) NewTimer(d time.Duration) timer {
 	return t
 }
 
+// Advance lets d pass with the process running: each timer due by then
+// fires on time (its value is its deadline, as a real timer's would be).
 func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	for _, t := range c.timers {
+		if !t.stopped && !t.fired && !t.at.After(c.now) {
+			t.fired = true
+			t.c <- t.at
+		}
+	}
+}
+
+// Stall lets d pass with the process stopped (SIGSTOP): the timers due by
+// then fire when it resumes, late (their value is the new now).
+func (c *fakeClock) Stall(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
