@@ -188,6 +188,15 @@ func TestKISSServerShared(t *testing.T) {
 				break
 			}
 			if time.Now().After(deadline) {
+				// Say where the frames were lost: the TNCs' counters
+				// (frames of other programs written, refused, heard)
+				// and the kiss server lines of the daemons' logs.
+				for j := range 2 {
+					if st := cliStatus(t, p, j); st.TNC != nil {
+						t.Logf("node%d tnc: %+v", j+1, *st.TNC)
+					}
+					t.Logf("node%d log:\n%s", j+1, lab.Tail(p.Logs[j], 40))
+				}
 				t.Fatalf("client %d: %d of %d frames from the other client", i+1, seen, n)
 			}
 			time.Sleep(100 * time.Millisecond)
