@@ -42,6 +42,7 @@ local MAX_VERSION = 2
 local kinds = { [0] = "data", [1] = "ethernet", [2] = "fragment", [3] = "ack", [4] = "sealed", [5] = "signed",
     [6] = "iphc", [7] = "hello" }
 local MAX_FRAGMENTS = 64
+local MAX_ACK_RECORDS, ACKS_MAX_LEN, ACK_MORE = 16, 64, 0x80 -- version-2 Acks (framing.ParseAcks)
 local SEAL_COUNTER, SEAL_TAG = 6, 8
 
 local function kind_name(k)
@@ -76,6 +77,8 @@ local f = {
     ack_held     = ProtoField.uint8("slided.ack.held", "Fragments held", base.DEC),
     ack_missing  = ProtoField.uint8("slided.ack.missing", "Missing fragment", base.DEC),
     ack_complete = ProtoField.bool("slided.ack.complete", "Complete"),
+    ack_record   = ProtoField.bytes("slided.ack.record", "Record"),
+    ack_more     = ProtoField.bool("slided.ack.more", "More: data follows this Ack"),
     ack_packet   = ProtoField.framenum("slided.ack.packet_in", "Acknowledged packet reassembled in frame"),
 
     sealed_counter = ProtoField.uint64("slided.sealed.counter", "Counter", base.DEC),
@@ -641,26 +644,37 @@ local function dissect_fragment(dst, src, range, pinfo, tree, item)
     end
 end
 
-local function dissect_ack(dst, src, range, pinfo, item)
+-- dissect_ack_record shows one record of an Ack (seq, count, bitmap) at
+-- the start of range and returns its length, or nil if it is malformed.
+-- In version 2 the first record's count may carry the More flag (0x80:
+-- data follows this Ack), and an Ack may hold several records back to back.
+local function dissect_ack_record(dst, src, range, pinfo, item, first)
     if range:len() < 3 then
-        malformed(item, pinfo, "ack shorter than 3 bytes")
-        return
+        malformed(item, pinfo, "ack record shorter than 3 bytes")
+        return nil
     end
     local seq, count = range(0, 1):uint(), range(1, 1):uint()
+    local more = false
+    if first and cur_version >= 2 and band(count, ACK_MORE) ~= 0 then
+        count, more = count - ACK_MORE, true
+    end
     item:add(f.ack_seq, range(0, 1))
-    local ct = item:add(f.ack_count, range(1, 1))
+    local ct = item:add(f.ack_count, range(1, 1), count)
+    if more then
+        item:add(f.ack_more, true):set_generated()
+    end
     if count < 1 or count > MAX_FRAGMENTS then
         info(string.format("Ack seq %d", seq))
         malformed(ct, pinfo, string.format("count %d outside 1..%d", count, MAX_FRAGMENTS))
-        return
+        return nil
     end
     local want = 2 + math.floor((count + 7) / 8)
-    if range:len() ~= want then
+    if range:len() < want or (cur_version < 2 and range:len() ~= want) then
         info(string.format("Ack seq %d", seq))
         malformed(item, pinfo, string.format("ack of %d fragments is %d bytes, not %d", count, range:len(), want))
-        return
+        return nil
     end
-    local bm = range(2)
+    local bm = range(2, want - 2)
     local bt = item:add(f.ack_bitmap, bm)
     local held, missing, beyond = 0, {}, false
     for i = 0, 8 * bm:len() - 1 do
@@ -680,16 +694,17 @@ local function dissect_ack(dst, src, range, pinfo, item)
     if beyond then
         info(string.format("Ack seq %d", seq))
         malformed(bt, pinfo, "bitmap bits set beyond count")
-        return
+        return nil
     end
     -- The Ack from src to dst answers the packet from dst to src.
     local res
     if pinfo.visited then
-        res = results[pinfo.number] or {}
+        res = (results[pinfo.number] or {})[seq] or {}
     else
         local b = buffers[dst .. ":" .. src .. ":" .. seq]
         res = { packet_in = b and b.done }
-        results[pinfo.number] = res
+        results[pinfo.number] = results[pinfo.number] or {}
+        results[pinfo.number][seq] = res
     end
     if res.packet_in then
         item:add(f.ack_packet, res.packet_in):set_generated()
@@ -700,6 +715,33 @@ local function dissect_ack(dst, src, range, pinfo, item)
         local ms = {}
         for _, m in ipairs(missing) do ms[#ms + 1] = tostring(m) end
         info(string.format("Ack seq %d: %d of %d fragments, missing %s", seq, held, count, table.concat(ms, ",")))
+    end
+    return want
+end
+
+-- dissect_ack shows an Ack: exactly one record in version 1; in version 2
+-- one or more (at most MAX_ACK_RECORDS), each a subtree of its own.
+local function dissect_ack(dst, src, range, pinfo, item)
+    if cur_version < 2 then
+        dissect_ack_record(dst, src, range, pinfo, item, true)
+        return
+    end
+    if range:len() > ACKS_MAX_LEN then
+        malformed(item, pinfo, string.format("ack of %d bytes, over %d", range:len(), ACKS_MAX_LEN))
+        return
+    end
+    local off, n = 0, 0
+    while off < range:len() do
+        n = n + 1
+        if n > MAX_ACK_RECORDS then
+            malformed(item, pinfo, string.format("ack of more than %d records", MAX_ACK_RECORDS))
+            return
+        end
+        local rt = item:add(f.ack_record, range(off))
+        local len = dissect_ack_record(dst, src, range(off), pinfo, rt, n == 1)
+        if not len then return end
+        rt:set_len(len)
+        off = off + len
     end
 end
 

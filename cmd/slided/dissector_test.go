@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -144,7 +145,7 @@ var dissectorFields = []string{
 	"slided.frag.seq", "slided.frag.index", "slided.frag.count", "slided.frag.first", "slided.frag.ackreq",
 	"slided.frag.inner", "slided.reassembled.length", "slided.frag.duplicate_of",
 	"slided.frag.reassembled_in",
-	"slided.ack.seq", "slided.ack.count", "slided.ack.complete", "slided.ack.packet_in",
+	"slided.ack.seq", "slided.ack.count", "slided.ack.complete", "slided.ack.packet_in", "slided.ack.more",
 	"slided.sealed.counter", "slided.sealed.opened", "slided.sealed.inner",
 	"slided.signed.counter", "slided.signed.verified", "slided.signed.inner",
 	"udp.length", "icmp.type", "arp.opcode", "ipv6.dst",
@@ -166,6 +167,28 @@ func (f tsharkFrame) num(name string) int {
 		return -1
 	}
 	return v
+}
+
+// list is a field that occurs several times in a frame (an Ack's records),
+// one value each; nil if absent.
+func (f tsharkFrame) list(name string) []string {
+	if f[name] == "" {
+		return nil
+	}
+	return strings.Split(f[name], ",")
+}
+
+// nums is list as numbers; a value that is not one is -1.
+func (f tsharkFrame) nums(name string) []int {
+	var ns []int
+	for _, v := range f.list(name) {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			n = -1
+		}
+		ns = append(ns, n)
+	}
+	return ns
 }
 
 // flag reports a boolean field: tshark 4.0 prints 1 and 0.
@@ -300,7 +323,9 @@ func checkDecoded(t *testing.T, frames []tsharkFrame) {
 				if len(p.index) != count {
 					t.Errorf("frame %s: reassembled %v with %d of %d fragments seen", f["frame.number"], k, len(p.index), count)
 				}
-				if !f.flag("slided.frag.ackreq") {
+				if !f.flag("slided.frag.ackreq") && f.num("slided.version") < 2 {
+					// In version 2 a packet may ride on a later
+					// packet's poll (grouped polls, docs/link-arq.md).
 					t.Errorf("frame %s: the fragment that completes a unicast packet has no AckReq", f["frame.number"])
 				}
 				switch {
@@ -327,20 +352,33 @@ func checkDecoded(t *testing.T, frames []tsharkFrame) {
 			}
 		case 3:
 			acks++
-			seq, count := f.num("slided.ack.seq"), f.num("slided.ack.count")
-			// The Ack from src answers the packet dst sent to src.
-			p := packets[packetKey{dst, src, seq}]
-			if p == nil || p.count != count {
-				t.Errorf("frame %s: ack for seq %d of %d fragments from node %d to node %d, not in the capture before it", f["frame.number"], seq, count, dst, src)
+			// One record in version 1; one or more in version 2, each
+			// field listed once per record (tshark joins them with
+			// commas).
+			seqs, counts, completes := f.nums("slided.ack.seq"), f.nums("slided.ack.count"), f.list("slided.ack.complete")
+			if len(seqs) == 0 || len(counts) != len(seqs) || len(completes) != len(seqs) {
+				t.Errorf("frame %s: ack records: seq %q, count %q, complete %q", f["frame.number"], f["slided.ack.seq"], f["slided.ack.count"], f["slided.ack.complete"])
 				continue
 			}
-			if in := f.num("slided.ack.packet_in"); in >= 0 {
-				g := byNum[in]
-				if g == nil || g.num("slided.frag.seq") != seq || g.num("slided.reassembled.length") < 0 {
-					t.Errorf("frame %s: ack of seq %d points at frame %d, which does not reassemble it", f["frame.number"], seq, in)
+			complete := 0
+			for i, seq := range seqs {
+				// The Ack from src answers the packet dst sent to src.
+				if p := packets[packetKey{dst, src, seq}]; p == nil || p.count != counts[i] {
+					t.Errorf("frame %s: ack for seq %d of %d fragments from node %d to node %d, not in the capture before it", f["frame.number"], seq, counts[i], dst, src)
 				}
-			} else if f.flag("slided.ack.complete") {
-				t.Errorf("frame %s: a complete ack without the frame of its packet", f["frame.number"])
+				if completes[i] == "1" || completes[i] == "True" {
+					complete++
+				}
+			}
+			ins := f.nums("slided.ack.packet_in")
+			for _, in := range ins {
+				g := byNum[in]
+				if g == nil || !slices.Contains(seqs, g.num("slided.frag.seq")) || g.num("slided.reassembled.length") < 0 {
+					t.Errorf("frame %s: ack of seqs %v points at frame %d, which does not reassemble one of them", f["frame.number"], seqs, in)
+				}
+			}
+			if len(ins) < complete {
+				t.Errorf("frame %s: %d complete records, %d with the frame of their packet", f["frame.number"], complete, len(ins))
 			}
 		case int(framing.KindHello):
 			hellos++
@@ -617,6 +655,13 @@ func TestDissectorBadFrames(t *testing.T) {
 		{"iphc ipv6 with ipv4 flags", "26 02 01 74" + strings.Repeat(" 00", 40), malformed},
 		{"iphc cut in the addresses", "26 02 01 32 c0 00 02 01 c0", malformed},
 		{"iphc ipv6 carried bytes not version 6", "26 02 01 78 40 00 00 00" + strings.Repeat(" 00", 40), malformed},
+		// Version 2 Acks of several records (docs/frame-format.md), More
+		// in the first record's count.
+		{"ack of three records", "23 01 02 0c 01 01 0a 01 01 0b 01 01", ok},
+		{"ack of two records, more", "23 01 02 0c 81 01 0b 01 01", ok},
+		{"ack of two records in version 1", "13 01 02 0c 01 01 0a 01 01", malformed},
+		{"ack, second record cut short", "23 01 02 0c 01 01 0a 02", malformed},
+		{"ack of 17 records", "23 01 02" + strings.Repeat(" 0c 01 01", 17), malformed},
 	}
 	frames := make([]string, len(cases))
 	for i, c := range cases {
@@ -697,6 +742,7 @@ func TestDissectorBadFrames(t *testing.T) {
 		{"signed ack, changed", "slided.signed.verified", 0},
 		{"signed ack, changed", "slided.ack.seq", 0x23},
 		{"hello", "slided.hello.version", 2},
+		{"ack of two records, more", "slided.ack.more", 1},
 		{"iphc ipv4 udp", "slided.version", 2},
 		{"iphc ipv4 udp", "udp.length", 8 + 12},
 		{"iphc ipv4 udp", "slided.iphc.saved", 13},
