@@ -237,6 +237,8 @@ func (e *encoder) encode(st *status.Snapshot) {
 		e.one("slided_arq_give_ups_total", counter, "Unicast packets abandoned after the retry limit.", a.GiveUps)
 		e.one("slided_arq_acked_total", counter, "Unicast packets fully acknowledged.", a.Acked)
 		e.one("slided_arq_acks_sent_total", counter, "Acks sent.", a.AcksSent)
+		e.one("slided_arq_riders_total", counter, "Packets (and retransmission rounds) sent without a poll of their own, acknowledged through a later packet's poll (grouped polls).", a.Riders)
+		e.one("slided_arq_ack_records_total", counter, "Records sent in Acks beyond the first of each: packets acknowledged without an Ack of their own.", a.AckRecords)
 		e.one("slided_arq_delivered_total", counter, "Packets reassembled and delivered.", a.Delivered)
 		e.one("slided_arq_duplicates_total", counter, "Fragments of packets already delivered (suppressed).", a.Duplicates)
 		e.one("slided_arq_reassembly_timeouts_total", counter, "Partial packets freed by the reassembly time-out.", a.ReasmTimeouts)
@@ -296,6 +298,7 @@ func (e *encoder) encode(st *status.Snapshot) {
 		e.uint("slided_tnc_other_frames_total", k.OthersLost, "event", "lost")
 		e.uint("slided_tnc_other_frames_total", k.OthersHeard, "event", "heard")
 		e.one("slided_tnc_identifications_total", counter, "Station identifications sent.", k.IDSent)
+		e.one("slided_tnc_self_stalls_total", counter, "Times the ACKMODE watchdog fired late because this process did not run (SIGSTOP, a starved CPU) and gave the TNC a grace period.", k.SelfStalls)
 		d := k.Decoder
 		e.family("slided_tnc_kiss_rejects_total", counter, "KISS frames from the TNC the decoder dropped, by reason.")
 		e.uint("slided_tnc_kiss_rejects_total", d.TooLong, "reason", "too_long")

@@ -40,7 +40,7 @@ func fullStatus() *status.Snapshot {
 		Capture: &capture.Stats{TxFrames: 301, RxFrames: 302, Bytes: 303, Skipped: 304, Dropped: 305, Rotations: 306},
 		TNC: &kiss.Stats{Sent: 401, Received: 402, Bursts: 403, Ignored: 404, Deferred: 405, Joined: 406, Answered: 423,
 			Connects: 407, Drops: 408, WriteTimeouts: 409, AckSent: 410, Acked: 411, AckTimeouts: 412, AckStray: 413,
-			AckUnsupported: 1, OthersSent: 414, OthersLost: 415, OthersHeard: 416, IDSent: 417,
+			AckUnsupported: 1, OthersSent: 414, OthersLost: 415, OthersHeard: 416, IDSent: 417, SelfStalls: 424,
 			Decoder: framing.KISSStats{Frames: 418, TooLong: 419, BadEscape: 420, Empty: 421, Garbage: 422}},
 		Bridge: &bridge.Stats{
 			Node: 7, Policy: "block", Up: true, BitRate: 9600,
@@ -60,7 +60,7 @@ func fullStatus() *status.Snapshot {
 			ARQ: arq.Stats{Packets: 71, Fragments: 72, Retransmissions: 73, Timeouts: 74, GiveUps: 75,
 				Acked: 76, AcksSent: 77, Delivered: 78, Duplicates: 79, ReasmTimeouts: 80, ReasmBytes: 81,
 				ReorderWaited: 93, ReorderTimeouts: 94, ReorderSkipped: 95, ReorderOverflows: 96, ReorderLate: 97,
-				ReorderHeld: 98, ReorderHeldBytes: 99},
+				ReorderHeld: 98, ReorderHeldBytes: 99, Riders: 601, AckRecords: 602},
 			Decoder: framing.DecoderStats{Frames: 51, BadCRC: 52, BadCOBS: 53, TooLong: 54, Short: 55,
 				BadVersion: 56, BadAddr: 57, GarbageBytes: 58},
 			Peers: []bridge.Peer{
@@ -213,6 +213,9 @@ func TestWriteValues(t *testing.T) {
 		`slided_arq_timeouts_total{` + i + `}`:                         "74",
 		`slided_arq_give_ups_total{` + i + `}`:                         "75",
 		`slided_arq_acked_total{` + i + `}`:                            "76",
+		`slided_arq_riders_total{` + i + `}`:                           "601",
+		`slided_arq_ack_records_total{` + i + `}`:                      "602",
+		`slided_tnc_self_stalls_total{` + i + `}`:                      "424",
 		`slided_arq_acks_sent_total{` + i + `}`:                        "77",
 		`slided_arq_delivered_total{` + i + `}`:                        "78",
 		`slided_arq_duplicates_total{` + i + `}`:                       "79",
@@ -343,10 +346,10 @@ func TestWritePartial(t *testing.T) {
 			wantSamples: 3, wantUp: "0", absent: "slided_tx_frames_total"},
 		{desc: "bridge down, no link, no qdisc, ring unknown", st: &status.Snapshot{Interface: "t0",
 			Bridge: &bridge.Stats{Node: 1, Policy: "block", Ring: -1}},
-			wantSamples: 103 - 8 - 6 - 1, wantUp: "0", absent: "slided_tap_ring_packets"},
+			wantSamples: 105 - 8 - 6 - 1, wantUp: "0", absent: "slided_tap_ring_packets"},
 		{desc: "bridge up, no qdisc", st: &status.Snapshot{Interface: "t0", Link: &tap.LinkStats{},
 			Bridge: &bridge.Stats{Node: 1, Up: true}},
-			wantSamples: 103 - 6, wantUp: "1", absent: "slided_qdisc_backlog_bytes"},
+			wantSamples: 105 - 6, wantUp: "1", absent: "slided_qdisc_backlog_bytes"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
