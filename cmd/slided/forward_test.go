@@ -3,12 +3,15 @@
 package main
 
 import (
+	"encoding/json"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/slided/slided/control"
 	"github.com/slided/slided/internal/lab"
+	"github.com/slided/slided/status"
 	"github.com/slided/slided/tap"
 )
 
@@ -116,5 +119,52 @@ func TestForwardedFloodBounded(t *testing.T) {
 	}
 	if ring != 0 || daemon != 0 || qdisc != fwDrops {
 		t.Errorf("host drops besides the forward queue's: ring %d, qdisc %d of which forward %d, daemon %d", ring, qdisc, fwDrops, daemon)
+	}
+}
+
+// TestForwardQueueUnderUser: the eBPF classifier is loaded before -user
+// drops every capability but CAP_NET_ADMIN, and attached when the qdisc is
+// installed afterwards, which needs only that one.
+func TestForwardQueueUnderUser(t *testing.T) {
+	l, p := startPair(t, 115200, "192.0.2", "-user", "nobody")
+	if out, err := l.Exec(p.NS[0], "ping", "-c", "1", "-w", "15", p.Addr[1]); err != nil {
+		t.Fatalf("ping: %v\n%s", err, out)
+	}
+	st, err := p.Status(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Qdisc == nil || st.Qdisc.Forward == nil {
+		t.Fatalf("no forward queue under -user: qdisc %+v, warnings %q", st.Qdisc, st.Warnings)
+	}
+	for _, w := range st.Warnings {
+		if strings.Contains(w, "forward queue") {
+			t.Errorf("warning %q with the forward queue installed", w)
+		}
+	}
+}
+
+// TestForwardQueueUnderTheUnitSandbox: started as
+// packaging/slided.service starts it, with -user nobody, the daemon has
+// the forward queue: the unit's bounding set lets it load the classifier.
+func TestForwardQueueUnderTheUnitSandbox(t *testing.T) {
+	l, ns, ctl, _, d := startSandboxed(t, 115200, false, unitSandbox(t, nil, ""), "-user", "nobody")
+	var st status.Snapshot
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		// Traffic into the TAP makes the daemon install its qdisc.
+		l.Exec(ns, "ping", "-c", "1", "-W", "1", "192.0.2.2")
+		raw, err := control.Query(ctl, "status", 2*time.Second)
+		if err == nil && json.Unmarshal(raw, &st) == nil && st.Qdisc != nil {
+			break
+		}
+		if done, err := d.Exited(); done {
+			t.Fatalf("daemon exited: %v", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no qdisc after 15 s: %v", err)
+		}
+	}
+	if st.Qdisc.Forward == nil {
+		t.Errorf("no forward queue under the unit's sandbox; warnings %q", st.Warnings)
 	}
 }
