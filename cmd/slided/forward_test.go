@@ -4,7 +4,9 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -63,7 +65,12 @@ func TestForwardedFloodBounded(t *testing.T) {
 		}
 		recvd <- rs
 	}()
+	mem0 := meminfo(t)
 	fs := lab.Blast(fc, udpAddr(p.Addr[1], 6000), 1, 1000, 5*time.Second, flood)
+	mem1 := meminfo(t)
+	// A figure, not asserted: the machine's other jobs move it too.
+	t.Logf("kernel memory during the flood: Slab %+d kB, MemAvailable %+d kB",
+		mem1["Slab"]-mem0["Slab"], mem1["MemAvailable"]-mem0["MemAvailable"])
 	st, err := p.Status(0)
 	if err != nil {
 		t.Fatal(err)
@@ -167,4 +174,22 @@ func TestForwardQueueUnderTheUnitSandbox(t *testing.T) {
 	if st.Qdisc.Forward == nil {
 		t.Errorf("no forward queue under the unit's sandbox; warnings %q", st.Warnings)
 	}
+}
+
+// meminfo reads /proc/meminfo's figures, in kB.
+func meminfo(t *testing.T) map[string]int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]int64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			m[strings.TrimSuffix(f[0], ":")] = n
+		}
+	}
+	return m
 }
