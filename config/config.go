@@ -56,6 +56,7 @@ type File struct {
 	StationID         string   `toml:"station_id"`          // a callsign sent in clear while transmitting (kiss modems)
 	StationIDInterval string   `toml:"station_id_interval"` // a Go duration, e.g. "10m"
 	StallLimit        string   `toml:"stall_limit"`         // a Go duration, e.g. "60s" (docs/backpressure.md)
+	ForwardQueue      string   `toml:"forward_queue"`       // memory for forwarded traffic, e.g. "4M" (docs/backpressure.md)
 	AdaptiveMAC       *bool    `toml:"adaptive_mac"`        // the adaptive contention window (docs/mac.md)
 	Reorder           *bool    `toml:"reorder"`             // in-order delivery per sending node (docs/link-arq.md)
 

@@ -329,6 +329,14 @@ func (e *encoder) encode(st *status.Snapshot) {
 		e.one("slided_qdisc_overlimits_total", counter, "Times a packet had to wait for the pacer's tokens (32-bit kernel counter, wraps).", uint64(r.Overlimits))
 		e.one("slided_qdisc_backlog_bytes", gauge, "Bytes queued in the shaping qdisc.", uint64(r.Backlog))
 		e.one("slided_qdisc_backlog_packets", gauge, "Packets queued in the shaping qdisc.", uint64(r.Qlen))
+		if f := q.Forward; f != nil {
+			// The queue of traffic no local socket sends (forwarded):
+			// bounded, head drop (docs/backpressure.md).
+			e.one("slided_qdisc_forward_sent_packets_total", counter, "Packets without a local sending socket (forwarded) the shaping qdisc passed to the TAP.", f.Packets)
+			e.one("slided_qdisc_forward_drops_total", counter, "Packets without a local sending socket (forwarded) the forward queue dropped, oldest first; included in slided_qdisc_drops_total (32-bit kernel counter, wraps).", uint64(f.Drops))
+			e.one("slided_qdisc_forward_backlog_packets", gauge, "Packets without a local sending socket queued in the shaping qdisc.", uint64(f.Qlen))
+			e.one("slided_qdisc_forward_limit_packets", gauge, "Length of the forward queue (-forward-queue over the per-packet cost).", uint64(f.Limit))
+		}
 	}
 
 	if c := st.Capture; c != nil {

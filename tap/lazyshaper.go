@@ -34,6 +34,8 @@ type LazyShaper struct {
 	// install creates the qdisc; nil means NewShaper on dev.
 	install func(ShaperConfig) (qdisc, error)
 	kick    *Kicker // nil if it could not be opened
+	forward *ForwardFilter
+	fwLimit uint32
 
 	mu        sync.Mutex
 	s         qdisc
@@ -60,13 +62,17 @@ type LazyShaperConfig struct {
 	StallAuto  bool
 	// Kick, if not nil, wakes the qdisc after each grant (Kicker).
 	Kick *Kicker
+	// Forward and ForwardLimit: the queue of traffic no local socket
+	// sends (ShaperConfig).
+	Forward      *ForwardFilter
+	ForwardLimit uint32
 }
 
 // NewLazyShaper returns a LazyShaper for dev; it installs nothing before
 // its first SetRate.
 func NewLazyShaper(dev *Device, cfg LazyShaperConfig, log zerolog.Logger) *LazyShaper {
 	return &LazyShaper{dev: dev, log: log, ringLen: cfg.RingLen, stallLimit: cfg.StallLimit,
-		stallAuto: cfg.StallAuto, mtu: cfg.MTU, kick: cfg.Kick}
+		stallAuto: cfg.StallAuto, mtu: cfg.MTU, kick: cfg.Kick, forward: cfg.Forward, fwLimit: cfg.ForwardLimit}
 }
 
 // qdisc is the shaping qdisc as LazyShaper uses it; *Shaper is one. Its
@@ -133,7 +139,7 @@ func (s *LazyShaper) SetRate(r uint64) error {
 		stall = autoStallLimit(ring, s.mtu, r)
 	}
 	cfg := ShaperConfig{Rate: NoPacing, Burst: 2 * 1514, FlowLimit: s.flowLimit(s.wmemMax),
-		RingLen: ring, StallLimit: stall}
+		RingLen: ring, StallLimit: stall, Forward: s.forward, ForwardLimit: s.fwLimit}
 	sh, err := install(cfg)
 	if err != nil {
 		// The best policy still available: the htb paced by the MAC, as
@@ -153,6 +159,9 @@ func (s *LazyShaper) SetRate(r uint64) error {
 			Dur("stall_limit", stall)
 	}
 	ev.Msg("shaping qdisc installed")
+	if g, ok := sh.(*Shaper); ok && g.ForwardErr() != nil {
+		s.log.Error().Err(g.ForwardErr()).Msg("no forward queue: traffic no local socket sends (forwarded) shares the flow queues, bounded only by their length")
+	}
 	return nil
 }
 

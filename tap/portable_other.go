@@ -113,13 +113,15 @@ func FlowLimitFor(wmemMax uint64) (limit uint32, capped bool) { return DefaultFl
 
 // ShaperConfig sets the qdisc that carries backpressure (Linux only).
 type ShaperConfig struct {
-	Rate       uint64
-	Burst      uint32
-	FlowLimit  uint32
-	RingLen    uint32
-	Grant      uint32
-	StallLimit time.Duration
-	NoCredit   bool
+	Rate         uint64
+	Burst        uint32
+	FlowLimit    uint32
+	RingLen      uint32
+	Grant        uint32
+	StallLimit   time.Duration
+	NoCredit     bool
+	Forward      *ForwardFilter
+	ForwardLimit uint32
 }
 
 // QueueStats are one qdisc's counters.
@@ -134,8 +136,34 @@ type QueueStats struct {
 
 // QdiscStats are the counters of the Shaper's root qdisc.
 type QdiscStats struct {
-	Root QueueStats
+	Root    QueueStats
+	Forward *ForwardStats `json:",omitempty"`
 }
+
+// ForwardStats are the Linux forward class's counters; never filled here.
+type ForwardStats struct {
+	QueueStats
+	Limit uint32 // packets
+}
+
+// DefaultForwardQueue is the Linux forward queue's default budget in bytes.
+const DefaultForwardQueue = 4 << 20
+
+// ForwardLimit is 0: there is no forward queue here.
+func ForwardLimit(budget uint64, mtu int) uint32 { return 0 }
+
+// ForwardFilter is the Linux eBPF classifier of forwarded traffic; here
+// none is ever made.
+type ForwardFilter struct{}
+
+// LoadForwardFilter fails with ErrNotSupported.
+func LoadForwardFilter() (*ForwardFilter, error) { return nil, ErrNotSupported }
+
+// Close does nothing.
+func (f *ForwardFilter) Close() error { return nil }
+
+// ForwardErr is nil.
+func (s *Shaper) ForwardErr() error { return nil }
 
 // Shaper is the Linux qdisc tree; here no Shaper is ever made.
 type Shaper struct{}

@@ -32,7 +32,11 @@ import (
 //	    ├ 1:41  the kick frames (Kicker), served before the buckets (prio 0, and
 //	    │       a rate of its own: always green, see installBuckets)
 //	    │   └ 141: pfifo
-//	    └ filter on 1:: cls_bpf, a classic BPF flow hash (classify.go)
+//	    ├ 1:42  packets no local socket sends (forwarded), with
+//	    │       ShaperConfig.Forward: a turn like a bucket's
+//	    │   └ 142: pfifo_head_drop, limit = ShaperConfig.ForwardLimit packets
+//	    ├ filter on 1:, prio 1: cls_bpf, eBPF: no socket → 1:42 (forward.go)
+//	    └ filter on 1:, prio 2: cls_bpf, a classic BPF flow hash (classify.go)
 //
 // The buckets share the pacer's rate round robin, one packet per turn (the
 // size table makes every packet the same size). The tbf is a credit, not a
@@ -59,7 +63,7 @@ const (
 	kickPrio   = 0
 	bucketPrio = 1
 	kickLimit  = 64
-	filterPrio = 1
+	filterPrio = 2 // after the forward filter (forwardPrio)
 	filterName = "slided-flowhash"
 
 	// packetUnit is what every packet costs in the tree, whatever its
@@ -144,6 +148,14 @@ type ShaperConfig struct {
 	// lost; 0 means DefaultStallLimit. Past it the ring drops at the leak
 	// rate, (RingLen-2*Grant)/StallLimit packets a second.
 	StallLimit time.Duration
+	// Forward, if not nil, puts packets that no local socket sends
+	// (forwarded from another interface) in a class of their own whose
+	// queue holds ForwardLimit packets and drops the oldest (head drop);
+	// nil leaves them in the flow buckets, bounded only by FlowLimit.
+	Forward *ForwardFilter
+	// ForwardLimit is the forward class's queue length in packets; 0
+	// means ForwardLimit(DefaultForwardQueue, MTU).
+	ForwardLimit uint32
 	// NoCredit installs the tree without the credit (the htb at the root,
 	// paced by Rate alone, as before issue 11): the fallback where tbf or
 	// size tables are missing. Its rate keeps running when the daemon
@@ -162,9 +174,20 @@ type QueueStats struct {
 }
 
 // QdiscStats are the counters of the Shaper's root qdisc (htb: what it
-// passed to the TAP, and the drops of its per-flow queues).
+// passed to the TAP, and the drops of its per-flow queues), and of the
+// forward class's queue.
 type QdiscStats struct {
 	Root QueueStats
+	// Forward is the queue of packets no local socket sends (forwarded),
+	// its drops included in Root's; nil where they share the flow
+	// buckets (no eBPF: ShaperConfig.Forward nil).
+	Forward *ForwardStats `json:",omitempty"`
+}
+
+// ForwardStats are the forward class's queue counters and its length.
+type ForwardStats struct {
+	QueueStats
+	Limit uint32 // packets
 }
 
 // Shaper is the qdisc tree on one interface. Its methods may be called
@@ -175,6 +198,8 @@ type Shaper struct {
 	grant   uint32  // packets per grant
 	leak    float64 // packets/s the credit refills by itself
 	credit  bool    // the tbf credit is the root (else the htb is)
+	fwLimit uint32  // the forward class's queue length; 0: no forward class
+	fwErr   error   // why the forward class could not be installed
 
 	mu        sync.Mutex
 	rate      uint64
@@ -214,6 +239,12 @@ func NewShaper(ifindex int, cfg ShaperConfig) (*Shaper, error) {
 		}
 	}
 	s := &Shaper{ifindex: ifindex, burst: cfg.Burst, grant: grant, leak: leak, flowLimit: cfg.FlowLimit, credit: !cfg.NoCredit}
+	if cfg.Forward != nil {
+		s.fwLimit = cfg.ForwardLimit
+		if s.fwLimit == 0 {
+			s.fwLimit = ForwardLimit(DefaultForwardQueue, link.Attrs().MTU)
+		}
+	}
 	pacer, err := s.pacerClass(cfg.Rate)
 	if err != nil {
 		return nil, err
@@ -246,6 +277,13 @@ func NewShaper(ifindex int, cfg ShaperConfig) (*Shaper, error) {
 	if err := s.installBuckets(cfg.FlowLimit, unit); err != nil {
 		_ = s.deleteRoot()
 		return nil, err
+	}
+	if cfg.Forward != nil {
+		// Without it forwarded packets share the flow buckets, as
+		// before: not a reason to lose the credit.
+		if err := s.installForward(cfg.Forward, unit); err != nil {
+			s.fwErr, s.fwLimit = err, 0
+		}
 	}
 	s.rate = cfg.Rate
 	return s, nil
@@ -428,6 +466,46 @@ func (s *Shaper) installBuckets(flowLimit, unit uint32) error {
 	return nil
 }
 
+// installForward adds the class of packets no local socket sends, its
+// head-drop queue, and the eBPF filter that sends them there.
+func (s *Shaper) installForward(f *ForwardFilter, unit uint32) error {
+	class := &netlink.HtbClass{
+		ClassAttrs: netlink.ClassAttrs{
+			LinkIndex: s.ifindex,
+			Handle:    netlink.MakeHandle(childMajor, forwardMinor),
+			Parent:    netlink.MakeHandle(1, pacerMinor),
+		},
+		Rate:    bucketFloor,
+		Ceil:    bucketRate,
+		Buffer:  clampTicks(float64(s.burst) / bucketRate),
+		Cbuffer: clampTicks(float64(s.burst) / bucketRate),
+		Quantum: unit,
+		Prio:    bucketPrio,
+	}
+	if err := netlink.ClassAdd(class); err != nil {
+		return shaperErr(s.ifindex, fmt.Sprintf("add forward class 1:%x", forwardMinor), err)
+	}
+	fifo := nl.NewRtAttr(nl.TCA_OPTIONS, nl.Uint32Attr(s.fwLimit))
+	if err := tcRequest(unix.RTM_NEWQDISC, unix.NLM_F_CREATE|unix.NLM_F_EXCL, s.ifindex,
+		uint32(leafMajor+forwardMinor)<<16, netlink.MakeHandle(childMajor, forwardMinor), 0, "pfifo_head_drop", fifo); err != nil {
+		return shaperErr(s.ifindex, "add forward queue (pfifo_head_drop)", err)
+	}
+	opts := nl.NewRtAttr(nl.TCA_OPTIONS, nil)
+	opts.AddRtAttr(nl.TCA_BPF_FD, nl.Uint32Attr(uint32(f.fd)))
+	opts.AddRtAttr(nl.TCA_BPF_NAME, nl.ZeroTerminated(forwardName))
+	info := netlink.MakeHandle(forwardPrio, nl.Swap16(unix.ETH_P_ALL))
+	if err := tcRequest(unix.RTM_NEWTFILTER, unix.NLM_F_CREATE|unix.NLM_F_EXCL, s.ifindex,
+		1, childHandle, info, "bpf", opts); err != nil {
+		return shaperErr(s.ifindex, "add forward filter (cls_bpf, eBPF)", err)
+	}
+	return nil
+}
+
+// ForwardErr is why the forward class is missing although
+// ShaperConfig.Forward was given; nil if it is installed or was not asked
+// for.
+func (s *Shaper) ForwardErr() error { return s.fwErr }
+
 // clampTicks converts seconds to psched ticks, the unit of htb's buffers,
 // saturating instead of overflowing (netlink.Xmittime overflows silently at
 // low rates).
@@ -504,6 +582,13 @@ func (s *Shaper) Stats() (QdiscStats, error) {
 		if s.credit && a.Handle == creditHandle && q.Type() == "tbf" || !s.credit && a.Handle == rootHandle && q.Type() == "htb" {
 			st.Root = queueStats(a.Statistics)
 			found = true
+		}
+	}
+	if s.fwLimit > 0 {
+		for _, q := range qs {
+			if a := q.Attrs(); a.Handle == uint32(leafMajor+forwardMinor)<<16 {
+				st.Forward = &ForwardStats{QueueStats: queueStats(a.Statistics), Limit: s.fwLimit}
+			}
 		}
 	}
 	if !found {

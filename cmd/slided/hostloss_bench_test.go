@@ -432,10 +432,11 @@ func runIperf3(b *testing.B) {
 // runForwardFlood: node 1 routes from a veth to its TAP, and a third
 // namespace floods 1000-byte UDP through it for 5 s. Nothing pushes back
 // on a sender behind a veth: the packets reach the TAP's qdisc without a
-// socket to block, and the documented policy (docs/backpressure.md) is
-// tail drop at the flow's bucket. Reports what was queued at the end of
-// the flood (the kernel memory it holds) and the drops; the backlog is not
-// drained (at 115200 bit/s that takes an hour).
+// socket to block, and the documented policy (docs/backpressure.md,
+// "Forwarded traffic") is a queue of their own, -forward-queue bytes' worth,
+// that drops its oldest packet. Reports what was queued at the end of
+// the flood (the kernel memory it holds) and the drops, the forward
+// queue's among them; the backlog is not drained.
 func runForwardFlood(b *testing.B) {
 	l, p := startPair(b, 115200, "192.0.2")
 	if out, err := l.Exec(p.NS[0], "ping", "-c", "1", "-w", "15", p.Addr[1]); err != nil {
@@ -500,6 +501,9 @@ func runForwardFlood(b *testing.B) {
 	b.ReportMetric(float64(qlen), "qdisc_backlog_packets")
 	b.ReportMetric(float64(backlog), "qdisc_backlog_bytes")
 	b.ReportMetric(float64(rss1.rssKB-rss0.rssKB), "daemon_rss_growth_kB")
+	if st.Qdisc != nil && st.Qdisc.Forward != nil {
+		b.ReportMetric(float64(st.Qdisc.Forward.Drops), "forward_drops")
+	}
 	after.report(b, before)
 	b.Logf("forwarded flood: sent %d from behind a veth, %d delivered in 20 s, qdisc holds %d packets (%d bytes), drops ring %d qdisc %d daemon %d, daemon RSS %d → %d kB",
 		ss.Sent, r.total, qlen, backlog, after.ring-before.ring, after.qdisc-before.qdisc, after.daemon-before.daemon, rss0.rssKB, rss1.rssKB)

@@ -50,6 +50,7 @@ type runFlags struct {
 	metrics    string
 	pcap       string
 	pcapMax    byteSize
+	fwQueue    byteSize // -forward-queue: memory budget of traffic no local socket sends
 	pcapFiles  int
 	user       string
 	frameMax   int
@@ -162,6 +163,8 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.idInterval, "station-id-interval", 10*time.Minute, "with -station-id: identify at least this often while transmitting, and once after the last transmission")
 	fs.StringVar(&f.kissServer, "kiss-server", "", "with a kiss modem, share the TNC with other programs (APRS clients) through a KISS TCP server at HOST:PORT, or PORT on loopback (off by default; docs/modems.md)")
 	fs.DurationVar(&f.stallLimit, "stall-limit", tap.DefaultStallLimit, "how long the daemon may stop reading its TAP (SIGSTOP, a starved CPU) with no packet lost; past it the TAP drops slowly so no sender stays blocked; not given: this, or longer on a link below about 16,000 bit/s (docs/backpressure.md)")
+	f.fwQueue = tap.DefaultForwardQueue
+	fs.Var(&f.fwQueue, "forward-queue", "memory for traffic that no local socket sends (forwarded from another interface) queued towards the link (k, M, G suffixes); past it the oldest such packet is dropped and counted (default 4M; docs/backpressure.md)")
 	f.log.register(fs)
 }
 
@@ -219,6 +222,8 @@ func (f *runFlags) validate() (runConfig, error) {
 		return c, fmt.Errorf("-frame-max %d: want a positive size in bytes (0: the modem's own limit)", f.frameMax)
 	case f.pcap != "" && int64(f.pcapMax) < capture.MinRingSize:
 		return c, fmt.Errorf("-pcap-max-size %d: want at least %d bytes, room for one full record", f.pcapMax, capture.MinRingSize)
+	case f.fwQueue < 1:
+		return c, fmt.Errorf("-forward-queue %d: want a positive size in bytes", f.fwQueue)
 	case f.pcap != "" && f.pcapFiles < 1:
 		return c, fmt.Errorf("-pcap-files %d: want at least 1", f.pcapFiles)
 	case f.propDelay < 0:
@@ -388,8 +393,16 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 			log.Error().Err(err).Msg("no kick socket: after a stall the qdisc waits for its own timer or the next packet to resume")
 			kick = nil
 		}
+		// Loading eBPF needs CAP_BPF or CAP_SYS_ADMIN: before -user too.
+		fwd, err := tap.LoadForwardFilter()
+		if err != nil {
+			log.Warn().Err(err).Msg("no forward queue: traffic no local socket sends (forwarded) shares the flow queues, bounded only by their length, not by -forward-queue")
+			fwd = nil
+		} else {
+			defer fwd.Close()
+		}
 		sh = tap.NewLazyShaper(dev, tap.LazyShaperConfig{RingLen: ring, MTU: f.mtu, StallLimit: f.stallLimit,
-			StallAuto: f.stallAuto, Kick: kick}, log)
+			StallAuto: f.stallAuto, Kick: kick, Forward: fwd, ForwardLimit: tap.ForwardLimit(uint64(f.fwQueue), f.mtu)}, log)
 		defer sh.Close()
 		if kick != nil {
 			defer kick.Close()
@@ -616,6 +629,9 @@ func (s *statusSource) status() (any, error) {
 			st.Warnings = append(st.Warnings, err.Error())
 		}
 		st.Qdisc = q
+		if q != nil && q.Forward == nil {
+			st.Warnings = append(st.Warnings, "no forward queue (eBPF classifier missing): traffic no local socket sends shares the flow queues, its memory bounded only by their length")
+		}
 	}
 	if s.capture != nil {
 		cs := s.capture.stats()

@@ -97,6 +97,10 @@ func printStatus(out io.Writer, st *status.Snapshot) {
 	if q := st.Qdisc; q != nil {
 		row("qdisc", "%d packets passed, %d dropped, %d waiting (%d bytes), %d overlimits",
 			q.Root.Packets, q.Root.Drops, q.Root.Qlen, q.Root.Backlog, q.Root.Overlimits)
+		if f := q.Forward; f != nil {
+			row("forward queue", "%d packets passed, %d dropped (oldest first), %d waiting of at most %d: traffic no local socket sends",
+				f.Packets, f.Drops, f.Qlen, f.Limit)
+		}
 	}
 	if l := st.Link; l != nil {
 		row("tap", "tx %d packets, tx_dropped %d, rx %d packets", l.TxPackets, l.TxDropped, l.RxPackets)

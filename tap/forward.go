@@ -1,0 +1,163 @@
+//go:build linux
+
+package tap
+
+// This file holds the classifier of traffic that no local socket sends
+// (forwarded from another interface, ARP, IGMP): an eBPF program for
+// cls_bpf that tests the packet's socket, which classic BPF cannot see.
+// See docs/backpressure.md, "Forwarded traffic", and docs/decisions.md.
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"runtime"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	// forwardMinor is the class of packets without a sending socket
+	// (1:42), beside the buckets and the kick class.
+	forwardMinor = flowBuckets + 2
+	// forwardPrio is the forward filter's priority: it runs before the
+	// flow hash (filterPrio), and sends what it does not claim on to it.
+	forwardPrio = 1
+	forwardName = "slided-nosocket"
+
+	// DefaultForwardQueue is the memory budget, in bytes, of the queue of
+	// traffic without a sending socket (-forward-queue).
+	DefaultForwardQueue = 4 << 20
+	// ForwardOverhead is what a queued packet costs the kernel beyond its
+	// frame (struct sk_buff, skb_shared_info, headroom and kmalloc's
+	// rounding, about 1 KiB for a full frame on 6.x kernels): the
+	// forward queue holds budget/(frame+ForwardOverhead) packets.
+	ForwardOverhead = 1024
+	// minForwardLimit keeps a tiny budget from refusing every packet.
+	minForwardLimit = 4
+
+	// skbSkOffset is offsetof(struct __sk_buff, sk) (Linux 5.1 on).
+	skbSkOffset = 168
+)
+
+// ForwardLimit is the forward queue's length in packets for a budget of
+// budget bytes (0: DefaultForwardQueue) on an interface of MTU mtu.
+func ForwardLimit(budget uint64, mtu int) uint32 {
+	if budget == 0 {
+		budget = DefaultForwardQueue
+	}
+	n := budget / uint64(max(mtu, 68)+14+ForwardOverhead)
+	return uint32(min(max(n, minForwardLimit), MaxFlowLimit))
+}
+
+// ForwardFilter is the loaded eBPF program that puts packets without a
+// sending socket in their own class. Load it while the process still has
+// CAP_BPF or CAP_SYS_ADMIN (before -user drops them): attaching it later
+// needs only CAP_NET_ADMIN.
+type ForwardFilter struct {
+	fd int
+}
+
+// LoadForwardFilter loads the program. It fails where the kernel has no
+// eBPF (CONFIG_BPF_SYSCALL), no socket in __sk_buff (before 5.1), or the
+// process may not load programs.
+func LoadForwardFilter() (*ForwardFilter, error) {
+	insns := forwardProgram(childMajor<<16 | forwardMinor)
+	license := []byte("GPL\x00") // no GPL-only helper is called; any string would do
+	logBuf := make([]byte, 4096)
+	attr := progLoadAttr{
+		progType: unix.BPF_PROG_TYPE_SCHED_CLS,
+		insnCnt:  uint32(len(insns) / 8),
+		insns:    uint64(uintptr(unsafe.Pointer(&insns[0]))),
+		license:  uint64(uintptr(unsafe.Pointer(&license[0]))),
+		logLevel: 1,
+		logSize:  uint32(len(logBuf)),
+		logBuf:   uint64(uintptr(unsafe.Pointer(&logBuf[0]))),
+	}
+	copy(attr.name[:], "slided_nosock")
+	fd, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_LOAD, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+	runtime.KeepAlive(insns)
+	runtime.KeepAlive(license)
+	runtime.KeepAlive(logBuf)
+	if errno != 0 {
+		err := error(errno)
+		if n := bytesBeforeNUL(logBuf); n > 0 {
+			err = fmt.Errorf("%w (verifier: %s)", errno, logBuf[:n])
+		}
+		if errors.Is(errno, unix.EPERM) {
+			return nil, fmt.Errorf("tap: load the forward classifier (eBPF): %w (needs CAP_BPF or CAP_SYS_ADMIN)", err)
+		}
+		return nil, fmt.Errorf("tap: load the forward classifier (eBPF): %w", err)
+	}
+	unix.CloseOnExec(int(fd))
+	return &ForwardFilter{fd: int(fd)}, nil
+}
+
+// Close releases the program; attached filters keep their own reference.
+func (f *ForwardFilter) Close() error {
+	if f == nil {
+		return nil
+	}
+	return unix.Close(f.fd)
+}
+
+func bytesBeforeNUL(b []byte) int {
+	for i, c := range b {
+		if c == 0 {
+			return i
+		}
+	}
+	return len(b)
+}
+
+// progLoadAttr is the head of union bpf_attr for BPF_PROG_LOAD.
+type progLoadAttr struct {
+	progType    uint32
+	insnCnt     uint32
+	insns       uint64
+	license     uint64
+	logLevel    uint32
+	logSize     uint32
+	logBuf      uint64
+	kernVersion uint32
+	progFlags   uint32
+	name        [16]byte
+}
+
+// forwardProgram returns the eBPF instructions (struct bpf_insn, host
+// order) of the classifier: a packet whose skb holds no socket returns
+// classid; any other returns 0, "no match", and goes on to the flow hash.
+//
+//	r2 = *(u64 *)(r1 + offsetof(struct __sk_buff, sk))
+//	if r2 != 0 goto +2
+//	r0 = classid
+//	exit
+//	r0 = 0
+//	exit
+func forwardProgram(classid uint32) []byte {
+	const (
+		ldxdw  = unix.BPF_LDX | unix.BPF_MEM | unix.BPF_DW
+		jnek   = unix.BPF_JMP | unix.BPF_JNE | unix.BPF_K
+		movk   = unix.BPF_ALU64 | unix.BPF_MOV | unix.BPF_K
+		exitOp = unix.BPF_JMP | unix.BPF_EXIT
+	)
+	var b []byte
+	ins := func(code uint8, dst, src uint8, off int16, imm int32) {
+		b = append(b, code)
+		if binary.NativeEndian.Uint16([]byte{1, 0}) == 1 { // little endian: dst in the low nibble
+			b = append(b, src<<4|dst)
+		} else {
+			b = append(b, dst<<4|src)
+		}
+		b = binary.NativeEndian.AppendUint16(b, uint16(off))
+		b = binary.NativeEndian.AppendUint32(b, uint32(imm))
+	}
+	ins(ldxdw, 2, 1, skbSkOffset, 0)
+	ins(jnek, 2, 0, 2, 0)
+	ins(movk, 0, 0, 0, int32(classid))
+	ins(exitOp, 0, 0, 0, 0)
+	ins(movk, 0, 0, 0, 0)
+	ins(exitOp, 0, 0, 0, 0)
+	return b
+}
