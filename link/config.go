@@ -85,10 +85,9 @@ const measureSlack = arq.DefaultRTTGranularity
 // csma.ConfigFor the channel: the adaptive window (Idle Sense), the slot
 // and IFS from cfg.PropDelay, the modem's carrier-detect time (none with
 // info.CarrierAtArrival, else 16 bit times) and turnaround, at least
-// RealTimeSlot; bursts when the delay is long against a frame, and bursts
-// of 4 when the frame limit splits a packet of the MTU into fragments
-// (the deferral rule was faster there only by leaving the channel to one
-// of two nodes; docs/mac.md). A modem that does its own channel access
+// RealTimeSlot; bursts of 4 data frames per won contention (the
+// contention's idle slots and collisions are paid once per burst; a packet
+// split into fragments keeps them together; docs/mac.md). A modem that does its own channel access
 // (info.OwnAccess, a KISS TNC) or senses no carrier (info.NoCarrier)
 // keeps the deferral rule and the timing above either way: it reports no
 // carrier, so the idle slots the adaptive window counts cannot be
@@ -120,15 +119,22 @@ func MACFor(info phy.Info, cfg Config) (csma.Config, error) {
 	var c csma.Config
 	if cfg.AdaptiveMAC && !info.OwnAccess && !info.NoCarrier {
 		c = csma.ConfigFor(ch)
-		if c.Burst <= 1 && fragments(info, cfg) {
-			// A packet of the MTU travels as several frames: send them
-			// in bursts, so that one contention's idle slots are paid
-			// per burst and a packet's fragments stay together when
-			// two nodes share the channel (docs/mac.md).
-			// The idle target stays the one frame's: computed for the
-			// burst's airtime it was larger, and the storm's proxy
-			// delivered less (docs/mac.md).
-			c.Burst = fragmentBurst
+		if c.Burst <= 1 {
+			// Bursts of 4 data frames per won contention, each after
+			// the Ack to the one before (csma: the reserved Ack does
+			// not end a burst): the idle slots and the collisions of a
+			// contention are paid once per burst. Through real daemons
+			// the carrier reaches the others a fraction of a slot late
+			// (the medium server and two processes), so two countdowns
+			// that end in the same slot collide, which virtual time
+			// without a delay never showed: two senders lost 10-13 % of
+			// the channel to it, and bursts win it back (docs/mac.md,
+			// "Two senders through real daemons"). A packet of the MTU
+			// split into fragments (-frame-max) also keeps its
+			// fragments together this way. The idle target stays the
+			// one frame's: computed for the burst's airtime it was
+			// larger, and the storm's proxy delivered less.
+			c.Burst = contentionBurst
 		}
 		if cfg.WindowFromSenders {
 			deferral(&c) // the option's window, the delay's timing
@@ -201,14 +207,8 @@ func frameLimit(info phy.Info, cfg Config) int {
 	return max(n, 1)
 }
 
-// fragments reports whether a packet of the MTU needs more than one frame.
-func fragments(info phy.Info, cfg Config) bool {
-	return frameLimit(info, cfg) < frameLimit(phy.Info{}, Config{MTU: cfg.MTU})
-}
-
-// fragmentBurst is the adaptive MAC's burst when a packet of the MTU
-// needs several frames (MACFor).
-const fragmentBurst = 4
+// contentionBurst is the adaptive MAC's burst (MACFor).
+const contentionBurst = 4
 
 // arqConfig is the ARQ configuration of cfg for frames of at most frameMax
 // bytes on the wire (0: no limit).

@@ -33,14 +33,15 @@ func TestMACFor(t *testing.T) {
 	}{
 		{name: "sim", info: sim, cfg: Config{}, adaptive: false,
 			slotMin: RealTimeSlot, slotMax: RealTimeSlot, ifsMin: RealTimeSlot, queue: 4},
+		// Bursts of 4 per contention (the Acks in between).
 		{name: "sim adaptive", info: sim, cfg: Config{AdaptiveMAC: true}, adaptive: true,
-			slotMin: RealTimeSlot, slotMax: RealTimeSlot, ifsMin: RealTimeSlot, queue: 4},
+			slotMin: RealTimeSlot, slotMax: RealTimeSlot, ifsMin: RealTimeSlot, queue: 4, burstOver: 1},
 		// A frame limit that splits a packet of the MTU: bursts of
 		// fragments, with the one frame's idle target.
 		{name: "sim adaptive frame-max 64", info: phy.Info{BitRate: 38400, MaxFrame: 4096, CarrierAtArrival: true}, cfg: Config{AdaptiveMAC: true, FrameMax: 64}, adaptive: true,
 			slotMin: RealTimeSlot, slotMax: RealTimeSlot, ifsMin: RealTimeSlot, queue: 4, burstOver: 1},
 		{name: "sim adaptive drop-tail", info: sim, cfg: Config{AdaptiveMAC: true, Policy: DropTail}, adaptive: true,
-			slotMin: RealTimeSlot, slotMax: RealTimeSlot, ifsMin: RealTimeSlot, queue: 16},
+			slotMin: RealTimeSlot, slotMax: RealTimeSlot, ifsMin: RealTimeSlot, queue: 16, burstOver: 1},
 		{name: "serial 50ms", info: serial, cfg: Config{PropDelay: 50 * time.Millisecond}, adaptive: false,
 			slotMin: 50 * time.Millisecond, slotMax: 52 * time.Millisecond, ifsMin: 50 * time.Millisecond, ifsMax: 52 * time.Millisecond, queue: 4},
 		{name: "serial 50ms adaptive", info: serial, cfg: Config{PropDelay: 50 * time.Millisecond, AdaptiveMAC: true}, adaptive: true,
@@ -67,7 +68,7 @@ func TestMACFor(t *testing.T) {
 		{name: "delay too long adaptive", info: serial, cfg: Config{PropDelay: time.Hour, AdaptiveMAC: true}, adaptive: true,
 			slotMin: csma.MaxPropDelay, slotMax: csma.MaxPropDelay + 2*time.Millisecond, queue: 4, clamped: true, burstOver: 1},
 		{name: "negative delay", info: sim, cfg: Config{PropDelay: -time.Second, AdaptiveMAC: true}, adaptive: true,
-			slotMin: RealTimeSlot, slotMax: RealTimeSlot, queue: 4, clamped: true},
+			slotMin: RealTimeSlot, slotMax: RealTimeSlot, queue: 4, clamped: true, burstOver: 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			m, err := MACFor(c.info, c.cfg)

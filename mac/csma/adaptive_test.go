@@ -252,6 +252,44 @@ func TestBurst(t *testing.T) {
 	}
 }
 
+// TestBurstPastReservedAck: the Ack the channel was reserved for does not
+// end a burst; the next frame goes as soon as the Ack is over, without IFS
+// or backoff. Before, every Ack ended the burst, so a link with ARQ never
+// sent one (bench -protocol link -burst 4 gave the figures of -burst 1).
+func TestBurstPastReservedAck(t *testing.T) {
+	cfg := adaptiveConfig()
+	cfg.Burst = 3
+	m, _ := newPair(t, cfg, 5)
+	for _, f := range []string{"a", "b", "c", "d"} {
+		mustEnqueue(t, m, t0, []byte(f))
+	}
+	now, _ := m.Deadline()
+	for i, f := range []string{"a", "b", "c"} {
+		wantSend(t, m, now, f)
+		m.Reserve(now, now.Add(2*time.Second)) // the link waits for the Ack
+		now = now.Add(time.Second)
+		m.TxDone(now)
+		// The receiver's Ack, inside the reservation.
+		m.Carrier(now.Add(time.Millisecond), true)
+		now = now.Add(10 * time.Millisecond)
+		m.Carrier(now, false)
+		m.Reserve(now, now) // the Ack came
+		if i == 2 {
+			break
+		}
+		if d, ok := m.Deadline(); !ok || !d.Equal(now) {
+			t.Fatalf("frame %d of the burst due %v after the Ack (ok %v), want at once", i+2, d.Sub(now), ok)
+		}
+	}
+	// Three frames: contend again.
+	if d, _ := m.Deadline(); d.Before(now.Add(cfg.IFS)) {
+		t.Fatalf("fourth frame due %v after the third's Ack, before IFS", d.Sub(now))
+	}
+	if got := m.Stats().Burst; got != 2 {
+		t.Errorf("Stats().Burst = %d, want 2", got)
+	}
+}
+
 func TestMeasuredDelay(t *testing.T) {
 	cfg := adaptiveConfig() // delay 5 ms, slot 10 ms
 	m, _ := newPair(t, cfg, 6)

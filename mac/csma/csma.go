@@ -354,8 +354,10 @@ func (m *MACOf[T]) Carrier(now time.Time, busy bool) {
 		m.slots -= counted
 		m.armed = time.Time{}
 	}
-	if m.burstNext {
-		// Another's signal ends the burst: contend again.
+	if m.burstNext && !now.Before(m.reserved) {
+		// Another's signal ends the burst: contend again. The answer
+		// the channel was reserved for (the Ack to the burst's last
+		// frame) does not: the burst goes on after it.
 		m.burstNext = false
 		m.burstLeft = 0
 		m.draw(now)
