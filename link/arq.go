@@ -163,7 +163,7 @@ func (e *Engine) startLink(now time.Time, mc csma.Config, seed uint64) error {
 	// Towards version-2 peers, packets that go together share one poll
 	// and one Ack (arqSink.Grouped; flushGroups decides when a group ends),
 	// where a channel access costs much more than a frame (groupsPolls).
-	ac.GroupPolls = groupsPolls(e.info, mc, cfg.NoARQ)
+	ac.GroupPolls = groupsPolls(e.info, cfg.NoARQ)
 	if !cfg.NoARQ {
 		// After a poll the sender leaves the channel to the Ack: its
 		// airtime, the round trip, the receiver's turnaround, its carrier
@@ -797,20 +797,20 @@ func (e *Engine) supersede(f txFrame) bool {
 
 // groupsPolls says whether packets that go together share one poll: behind
 // a modem that takes bursts (a TNC: one key-up, its access wait and
-// preamble, for many frames), a MAC that sends bursts (a long propagation
-// delay, or fragments), or a modem that senses no carrier (turns: a whole
-// round trip of water per exchange). Elsewhere (carrier sense, one frame
-// per access: the simulated medium, a radio at short range) an Ack per
-// packet costs a few bytes and an IFS, and grouping would cost more than
-// it saves: a packet's Ack, and with it the ARQ window, waits for the
-// packets queued behind it, and a small flow's packet waits for the
-// window behind a greedy flow's (TestSparseFlowNotBehindGreedy: 357 ms
-// against a limit of 157 with grouping there).
-func groupsPolls(info phy.Info, mc csma.Config, noARQ bool) bool {
+// preamble, for many frames) or a modem that senses no carrier (turns: a
+// whole round trip of water per exchange). Not where the modem senses a
+// carrier, even when the MAC sends bursts (the adaptive window's bursts of
+// 4, MACFor): there an Ack costs a few bytes and an IFS, and grouping
+// would cost more than it saves: a packet's Ack, and with it the ARQ
+// window, waits for the packets queued behind it, and a small flow's
+// packet waits for the window behind a greedy flow's
+// (TestSparseFlowNotBehindGreedy with the daemon's MAC: 396 ms against a
+// limit of 157 with grouping on there, 98 ms without).
+func groupsPolls(info phy.Info, noARQ bool) bool {
 	if noARQ {
 		return false
 	}
-	return info.MaxBurstFrames > 1 || mc.Burst > 1 || info.NoCarrier && !info.OwnAccess
+	return info.MaxBurstFrames > 1 || info.NoCarrier && !info.OwnAccess
 }
 
 // Grouped says whether packets to node may share polls and its Acks report

@@ -29,10 +29,10 @@ func flowUDP(dst, src framing.NodeID, sport uint16, id uint32, size int) []byte 
 // the worst 310 ms.
 func TestSparseFlowNotBehindGreedy(t *testing.T) {
 	const rate = 115200
-	// As the daemon runs by default: no reordering at the receiver (with
-	// it, node 2 would hold the small datagram for the greedy ones it
-	// overtook).
-	m, n1, n2 := pair(t, rate, Config{NoReorder: true}, Config{NoReorder: true})
+	// As the daemon runs by default: the adaptive MAC with its bursts of
+	// 4 (MACFor), no reordering at the receiver (with it, node 2 would
+	// hold the small datagram for the greedy ones it overtook).
+	m, n1, n2 := pair(t, rate, Config{NoReorder: true, AdaptiveMAC: true}, Config{NoReorder: true, AdaptiveMAC: true})
 	const greedyPort, sparsePort = 7000, 7001
 	oneAir := func(eth []byte) time.Duration {
 		return phy.Airtime(framing.MaxEncodedLen(len(eth)+framing.FragHeaderLen+8), rate)
