@@ -26,27 +26,7 @@ import (
 // sending meanwhile, loses nothing on the host and every one of its
 // datagrams arrives.
 func TestForwardedFloodBounded(t *testing.T) {
-	l, p := startPair(t, 115200, "192.0.2")
-	if out, err := l.Exec(p.NS[0], "ping", "-c", "1", "-w", "15", p.Addr[1]); err != nil {
-		t.Fatalf("ping: %v\n%s", err, out)
-	}
-	src, err := l.AddNS("src")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, argv := range [][]string{
-		{"ip", "-n", src, "link", "add", "fw0", "type", "veth", "peer", "name", "fw1", "netns", p.NS[0]},
-		{"ip", "-n", src, "addr", "add", "198.51.100.2/24", "dev", "fw0"},
-		{"ip", "-n", src, "link", "set", "fw0", "up"},
-		{"ip", "-n", p.NS[0], "addr", "add", "198.51.100.1/24", "dev", "fw1"},
-		{"ip", "-n", p.NS[0], "link", "set", "fw1", "up"},
-		{"ip", "netns", "exec", p.NS[0], "sysctl", "-qw", "net.ipv4.ip_forward=1"},
-		{"ip", "-n", src, "route", "add", "192.0.2.0/24", "via", "198.51.100.1"},
-	} {
-		if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
-		}
-	}
+	p, src := forwardingPair(t)
 	fc, err := lab.ListenUDP(src, "198.51.100.2:0")
 	if err != nil {
 		t.Fatal(err)
@@ -192,4 +172,35 @@ func meminfo(t *testing.T) map[string]int64 {
 		}
 	}
 	return m
+}
+
+// forwardingPair starts two daemons at 115200 bit/s (192.0.2.0/24) and a
+// third namespace, returned as src, whose veth fw0 (198.51.100.2) reaches
+// node 1 (198.51.100.1 on fw1); node 1 forwards, and src routes
+// 192.0.2.0/24 through it: what src sends to node 2 reaches node 1's TAP
+// with no socket behind it (forwarded traffic, docs/backpressure.md).
+func forwardingPair(t testing.TB) (*lab.Pair, string) {
+	t.Helper()
+	l, p := startPair(t, 115200, "192.0.2")
+	if out, err := l.Exec(p.NS[0], "ping", "-c", "1", "-w", "15", p.Addr[1]); err != nil {
+		t.Fatalf("ping: %v\n%s", err, out)
+	}
+	src, err := l.AddNS("src")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, argv := range [][]string{
+		{"ip", "-n", src, "link", "add", "fw0", "type", "veth", "peer", "name", "fw1", "netns", p.NS[0]},
+		{"ip", "-n", src, "addr", "add", "198.51.100.2/24", "dev", "fw0"},
+		{"ip", "-n", src, "link", "set", "fw0", "up"},
+		{"ip", "-n", p.NS[0], "addr", "add", "198.51.100.1/24", "dev", "fw1"},
+		{"ip", "-n", p.NS[0], "link", "set", "fw1", "up"},
+		{"ip", "netns", "exec", p.NS[0], "sysctl", "-qw", "net.ipv4.ip_forward=1"},
+		{"ip", "-n", src, "route", "add", "192.0.2.0/24", "via", "198.51.100.1"},
+	} {
+		if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
+		}
+	}
+	return p, src
 }

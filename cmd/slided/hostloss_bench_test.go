@@ -438,27 +438,7 @@ func runIperf3(b *testing.B) {
 // the flood (the kernel memory it holds) and the drops, the forward
 // queue's among them; the backlog is not drained.
 func runForwardFlood(b *testing.B) {
-	l, p := startPair(b, 115200, "192.0.2")
-	if out, err := l.Exec(p.NS[0], "ping", "-c", "1", "-w", "15", p.Addr[1]); err != nil {
-		b.Fatalf("ping: %v\n%s", err, out)
-	}
-	src, err := l.AddNS("src")
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, argv := range [][]string{
-		{"ip", "-n", src, "link", "add", "fw0", "type", "veth", "peer", "name", "fw1", "netns", p.NS[0]},
-		{"ip", "-n", src, "addr", "add", "198.51.100.2/24", "dev", "fw0"},
-		{"ip", "-n", src, "link", "set", "fw0", "up"},
-		{"ip", "-n", p.NS[0], "addr", "add", "198.51.100.1/24", "dev", "fw1"},
-		{"ip", "-n", p.NS[0], "link", "set", "fw1", "up"},
-		{"ip", "netns", "exec", p.NS[0], "sysctl", "-qw", "net.ipv4.ip_forward=1"},
-		{"ip", "-n", src, "route", "add", "192.0.2.0/24", "via", "198.51.100.1"},
-	} {
-		if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
-			b.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
-		}
-	}
+	p, src := forwardingPair(b)
 	var rc *net.UDPConn
 	if err := lab.InNS(p.NS[1], func() error {
 		var err error
