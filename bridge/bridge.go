@@ -315,8 +315,8 @@ func isTemporary(err error) bool {
 
 func (l *loop) run(ctx context.Context) error {
 	events := l.b.phy.Events()
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
+	timer := newAlarm()
+	defer timer.stop()
 	tick := time.NewTicker(l.b.cfg.Tick)
 	tick.Stop() // started by the first input (l.busy)
 	defer tick.Stop()
@@ -327,15 +327,11 @@ func (l *loop) run(ctx context.Context) error {
 		}
 	}
 	for {
-		// Since Go 1.23 Reset and Stop leave no stale tick in timer.C.
-		timer.Stop()
 		d, ok := l.eng.Deadline()
 		if l.taking && !l.takeAt.IsZero() && (!ok || l.takeAt.Before(d)) {
 			d, ok = l.takeAt, true
 		}
-		if ok {
-			timer.Reset(time.Until(d))
-		}
+		timer.set(d, ok)
 		if !l.tokenOut && l.credit == nil && l.eng.WantRead() {
 			l.tokens <- ethBuf
 			l.tokenOut = true
@@ -395,7 +391,8 @@ func (l *loop) run(ctx context.Context) error {
 			}
 			l.deliver(now)
 			l.pump(now)
-		case <-timer.C:
+		case <-timer.t.C:
+			timer.fired()
 			now := time.Now()
 			l.busy(now, tick)
 			l.pump(now)
@@ -413,6 +410,47 @@ func (l *loop) run(ctx context.Context) error {
 		}
 	}
 }
+
+// alarm is the loop's timer for the engine's deadline. It is touched only
+// when the deadline moves: the runtime keeps a moved timer's old time in
+// its heap until that time and wakes the process for it, so re-arming it
+// after every input cost wake-ups for nothing (docs/performance.md, "CPU
+// under load"). Since Go 1.23 Reset and Stop leave no stale tick in t.C.
+type alarm struct {
+	t      *time.Timer
+	at     time.Time // what t is set for; zero: stopped (or fired)
+	resets int       // how often t was set, for the tests
+}
+
+// newAlarm returns a stopped alarm.
+func newAlarm() *alarm {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &alarm{t: t}
+}
+
+// set arms the alarm for d, or stops it if !ok; it leaves the timer alone
+// if it is set for d already.
+func (a *alarm) set(d time.Time, ok bool) {
+	if !ok {
+		d = time.Time{}
+	}
+	if d.Equal(a.at) {
+		return
+	}
+	a.t.Stop()
+	if ok {
+		a.t.Reset(time.Until(d))
+		a.resets++
+	}
+	a.at = d
+}
+
+// fired notes that t.C was received from: the next set arms it again even
+// for the same deadline.
+func (a *alarm) fired() { a.at = time.Time{} }
+
+func (a *alarm) stop() { a.t.Stop() }
 
 // busy notes an input at now: the pacing tick runs while inputs come (and
 // for one more tick after the last). A stopped ticker starts again, and

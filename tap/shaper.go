@@ -14,6 +14,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -206,6 +207,11 @@ type Shaper struct {
 	flowLimit uint32
 	grants    uint64
 	closed    bool
+	// grantSock is the netlink socket Grant keeps for its requests, one
+	// every GrantSize packets: a socket opened and closed for each cost
+	// as much CPU as the request (docs/performance.md, "CPU under
+	// load"). Opened at the first grant, closed by Close.
+	grantSock *nl.SocketHandle
 }
 
 // NewShaper replaces the root qdisc of interface ifindex with the credit
@@ -251,7 +257,7 @@ func NewShaper(ifindex int, cfg ShaperConfig) (*Shaper, error) {
 	}
 	parent, unit := uint32(creditHandle|1), uint32(packetUnit)
 	if s.credit {
-		if err := s.setCredit(unix.NLM_F_CREATE | unix.NLM_F_REPLACE); err != nil {
+		if err := s.setCredit(unix.NLM_F_CREATE|unix.NLM_F_REPLACE, nil); err != nil {
 			return nil, shaperErr(ifindex, "install the credit (tbf with a size table)", err)
 		}
 	} else {
@@ -319,7 +325,7 @@ func creditParams(cfg ShaperConfig) (grant uint32, leak float64, err error) {
 
 // credit installs (flags NLM_F_CREATE|NLM_F_REPLACE) or changes (flags 0)
 // the root tbf. A change refills the bucket: that is the grant.
-func (s *Shaper) setCredit(flags int) error {
+func (s *Shaper) setCredit(flags int, sock *nl.SocketHandle) error {
 	rate := uint32(math.Ceil(s.leak * packetUnit))
 	var q nl.TcTbfQopt
 	q.Rate.Rate = rate
@@ -331,7 +337,7 @@ func (s *Shaper) setCredit(flags int) error {
 	// One token more than the grant: the kick frame that follows each
 	// grant goes first (kickPrio) and spends it.
 	opts.AddRtAttr(nl.TCA_TBF_BURST, nl.Uint32Attr((s.grant+1)*packetUnit))
-	return tcRequest(unix.RTM_NEWQDISC, flags, s.ifindex, creditHandle, netlink.HANDLE_ROOT, 0, "tbf", opts, sizeTable())
+	return tcRequestOn(sock, unix.RTM_NEWQDISC, flags, s.ifindex, creditHandle, netlink.HANDLE_ROOT, 0, "tbf", opts, sizeTable())
 }
 
 // sizeTable is the TCA_STAB attribute that makes every packet cost
@@ -366,7 +372,20 @@ func (s *Shaper) Grant() error {
 	if !s.credit {
 		return fmt.Errorf("tap: shaper on %d: grant: installed without a credit", s.ifindex)
 	}
-	if err := s.setCredit(0); err != nil {
+	if s.grantSock == nil {
+		sock, err := nl.GetNetlinkSocketAt(netns.None(), netns.None(), unix.NETLINK_ROUTE)
+		if err != nil {
+			return shaperErr(s.ifindex, "grant", err)
+		}
+		sock.SetSendTimeout(&nl.SocketTimeoutTv)
+		sock.SetReceiveTimeout(&nl.SocketTimeoutTv)
+		s.grantSock = &nl.SocketHandle{Socket: sock}
+	}
+	if err := s.setCredit(0, s.grantSock); err != nil {
+		// A fresh socket for the next grant: nothing the failed
+		// request left behind waits in this one.
+		s.grantSock.Close()
+		s.grantSock = nil
 		return shaperErr(s.ifindex, "grant", err)
 	}
 	s.grants++
@@ -606,6 +625,10 @@ func (s *Shaper) Close() error {
 		return nil
 	}
 	s.closed = true
+	if s.grantSock != nil {
+		s.grantSock.Close()
+		s.grantSock = nil
+	}
 	err := s.deleteRoot()
 	if errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENOENT) {
 		return nil
@@ -664,7 +687,15 @@ func listQdiscs(ifindex int) ([]netlink.Qdisc, error) {
 // filter) that the netlink package cannot build: pfifo with a limit, and
 // cls_bpf with a classic BPF program.
 func tcRequest(cmd, flags, ifindex int, handle, parent, info uint32, kind string, attrs ...*nl.RtAttr) error {
+	return tcRequestOn(nil, cmd, flags, ifindex, handle, parent, info, kind, attrs...)
+}
+
+// tcRequestOn is tcRequest on the socket sock (nil: a socket of its own).
+func tcRequestOn(sock *nl.SocketHandle, cmd, flags, ifindex int, handle, parent, info uint32, kind string, attrs ...*nl.RtAttr) error {
 	req := nl.NewNetlinkRequest(cmd, flags|unix.NLM_F_ACK)
+	if sock != nil {
+		req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: sock}
+	}
 	req.AddData(&nl.TcMsg{Family: nl.FAMILY_ALL, Ifindex: int32(ifindex), Handle: handle, Parent: parent, Info: info})
 	req.AddData(nl.NewRtAttr(nl.TCA_KIND, nl.ZeroTerminated(kind)))
 	for _, a := range attrs {

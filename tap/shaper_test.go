@@ -746,3 +746,46 @@ func (g *daemonGrants) read(t *testing.T) {
 		g.kickErrs++
 	}
 }
+
+// TestShaperGrantKeepsItsSocket: grants, one every GrantSize packets under
+// load, go over one netlink socket kept for them (opening and closing one
+// per grant cost as much CPU as the request), which Close closes; each
+// grant still refills the credit (the tbf's bucket).
+func TestShaperGrantKeepsItsSocket(t *testing.T) {
+	d := newTAP(t, "slt-gsock0", 16)
+	s, err := NewShaper(d.Index(), ShaperConfig{Rate: NoPacing})
+	if err != nil {
+		t.Fatalf("NewShaper: %v", err)
+	}
+	defer s.Close()
+	if err := s.Grant(); err != nil {
+		t.Fatal(err)
+	}
+	sock := s.grantSock
+	if sock == nil {
+		t.Fatal("no socket kept after a grant")
+	}
+	for range 3 {
+		if err := s.Grant(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.grantSock != sock {
+		t.Error("a later grant opened another socket")
+	}
+	if s.grants != 4 {
+		t.Errorf("%d grants counted, want 4", s.grants)
+	}
+	if root := rootQdisc(t, d.Index()); root == nil || root.Type() != "tbf" {
+		t.Errorf("root qdisc %v after the grants, want the credit's tbf", root)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s.grantSock != nil {
+		t.Error("Close left the grant socket open")
+	}
+	if err := s.Grant(); err == nil {
+		t.Error("Grant succeeded after Close")
+	}
+}

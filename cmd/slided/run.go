@@ -92,6 +92,11 @@ func cmdRun(args []string) error {
 			return exitError{exitPrivileges}
 		}
 	}
+	stopProfile, err := startCPUProfile(os.Getenv("SLIDED_CPUPROFILE"))
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	err = runDaemon(ctx, f, cfg, log)
