@@ -81,7 +81,7 @@ type Shaper interface {
 }
 
 // Credit is a TAP whose qdisc lets packets into the ring on credit
-// (cmd/slided's creditTAP, docs/backpressure.md). With policy block the
+// (tap.CreditTAP, docs/backpressure.md). With policy block the
 // bridge calls GrantOnTake once; if it returns true, the bridge reads the
 // ring as soon as packets come (holding at most RingLen of them) and hands
 // them to the engine when it wants a packet, calling Taken once for each,

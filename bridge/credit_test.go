@@ -16,7 +16,7 @@ import (
 	"github.com/slided/slided/phy"
 )
 
-// creditTAP is a TAP behind a fake credit qdisc, as cmd/slided's: packets
+// creditTAP is a TAP behind a fake credit qdisc, as tap.CreditTAP's: packets
 // wait in the qdisc (a greedy flow's and a small flow's, the small one
 // served first when both wait, as the qdisc's round robin does after a
 // greedy packet) and go into the ring two per grant. A grant follows every
