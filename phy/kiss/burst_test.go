@@ -214,7 +214,9 @@ func TestTNCAckBurstJoins(t *testing.T) {
 // its whole airtime again at each Ack heard, and the sender stayed silent
 // for a minute (BenchmarkDirewolfVersusKISS with burst=32).
 func TestTNCAnswerEndsLongBurst(t *testing.T) {
-	tnc, conn, clk, cfg := upTNC(t, "answer", func(cfg *Config) { cfg.AirRate, cfg.Burst, cfg.BurstAir = 9600, 32, time.Minute })
+	tnc, conn, clk, cfg := upTNC(t, "answer", func(cfg *Config) {
+		cfg.AirRate, cfg.Burst, cfg.BurstAir, cfg.TOT = 9600, 32, time.Minute, 2*time.Minute
+	})
 	var burst []byte
 	for i := range 8 {
 		burst = framing.AppendFrame(burst, framing.Header{Kind: framing.KindFragment, Dst: 2, Src: 1}, bytes.Repeat([]byte{byte(i + 1)}, 1000))
