@@ -34,11 +34,15 @@ const (
 )
 
 // DefaultBurst is Config.Burst when not set; MaxBurstFrames its largest
-// value (Dire Wolf's limit per transmission). 32 measured best of 1, 4, 8,
-// 16 and 32 on the Dire Wolf pair at 9600 bit/s (docs/modems.md, burst
-// size): each key-up and its Acks cost about 1.5 s of fixed time.
+// value (Dire Wolf's limit per transmission). The default is the most
+// packets slided's ARQ keeps outstanding to a peer (its window, 64), so
+// that the burst's airtime (BurstAir, from the radio's time-out) is what
+// ends a burst of large frames: each key-up and its Acks cost about 1.7 s
+// of fixed time on the Dire Wolf pair at 9600 bit/s (docs/modems.md).
+// 32 measured best of 1, 4, 8, 16 and 32 there when bursts were also
+// bounded by 30 s.
 const (
-	DefaultBurst   = 32
+	DefaultBurst   = 64
 	MaxBurstFrames = 256
 )
 
