@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/bits"
 	"net"
 	"sync"
 	"time"
@@ -202,8 +201,6 @@ type Shaper struct {
 	credit  bool    // the tbf credit is the root (else the htb is)
 	fwLimit uint32  // the forward class's queue length; 0: no forward class
 	fwErr   error   // why the forward class could not be installed
-	gsoCut  uint32  // the credit cuts GSO skbs longer than this (gsoCut); 0: it does not
-	gsoErr  error   // why it does not
 
 	mu        sync.Mutex
 	rate      uint64
@@ -248,9 +245,6 @@ func NewShaper(ifindex int, cfg ShaperConfig) (*Shaper, error) {
 		}
 	}
 	s := &Shaper{ifindex: ifindex, burst: cfg.Burst, grant: grant, leak: leak, flowLimit: cfg.FlowLimit, credit: !cfg.NoCredit}
-	if s.credit {
-		s.gsoCut, s.gsoErr = gsoCut(frame, grant)
-	}
 	if cfg.Forward != nil {
 		s.fwLimit = cfg.ForwardLimit
 		if s.fwLimit == 0 {
@@ -343,63 +337,21 @@ func (s *Shaper) setCredit(flags int, sock *nl.SocketHandle) error {
 	// One token more than the grant: the kick frame that follows each
 	// grant goes first (kickPrio) and spends it.
 	opts.AddRtAttr(nl.TCA_TBF_BURST, nl.Uint32Attr((s.grant+1)*packetUnit))
-	return tcRequestOn(sock, unix.RTM_NEWQDISC, flags, s.ifindex, creditHandle, netlink.HANDLE_ROOT, 0, "tbf", opts, sizeTable(s.gsoCut))
-}
-
-// gsoCut returns the frame length above which the credit's size table
-// charges an skb more than the whole bucket, so that tbf cuts it into its
-// segments before they enter the tree (tbf_segment: an skb longer than
-// the bucket that is a GSO skb is segmented, each segment then costs one
-// unit through the htb's size table). A UDP_SEGMENT sender's skb is one
-// skb in the qdisc and up to 64 or 128 packets after it: without the cut,
-// one grant could put hundreds of packets in a ring of 16. It returns 0
-// and why when the cut cannot work: a frame longer than the bucket (tbf
-// would drop the segments, each longer than the bucket too), or a bucket
-// the size table's 16-bit costs cannot exceed.
-func gsoCut(frame, grant uint32) (uint32, error) {
-	bucket := (grant + 1) * packetUnit
-	if frame > bucket {
-		return 0, fmt.Errorf("a frame of %d bytes is longer than the credit's bucket (%d units)", frame, bucket)
-	}
-	if bucket >= math.MaxUint16 {
-		return 0, fmt.Errorf("a grant of %d packets is too large for the size table (at most %d)", grant, math.MaxUint16/packetUnit-2)
-	}
-	if frame >= 1<<16 {
-		return 0, fmt.Errorf("a frame of %d bytes is too long for the size table", frame)
-	}
-	return frame, nil
+	return tcRequestOn(sock, unix.RTM_NEWQDISC, flags, s.ifindex, creditHandle, netlink.HANDLE_ROOT, 0, "tbf", opts, sizeTable())
 }
 
 // sizeTable is the TCA_STAB attribute that makes every packet cost
-// packetUnit, and, with cut > 0, every skb longer than cut bytes more
-// than any bucket (math.MaxUint16 units; see gsoCut). It must accompany
-// every change of the root: a change without it removes the table.
-func sizeTable(cut uint32) *nl.RtAttr {
+// packetUnit. It must accompany every change of the root: a change
+// without it removes the table.
+func sizeTable() *nl.RtAttr {
 	const tcaStabBase, tcaStabData = 1, 2
 	base := make([]byte, 24) // struct tc_sizespec
-	// cell_log; size_log 0, cell_align 0, overhead 0
-	cellLog, cells := uint8(stabCellLog), uint32(stabCells)
-	var align int16
-	if cut > 0 {
-		// Two cells: lengths up to cut in cell 0, longer ones in
-		// cell 1 and beyond (which cost at least cell 1's cost).
-		// The cells are 2^cellLog bytes, aligned so that cut+1
-		// starts cell 1: cell_align is an s16, and 2^cellLog-cut-1 <
-		// 2^(cellLog-1) fits for every cut < 2^16.
-		cellLog = uint8(bits.Len32(cut))
-		align = int16((1 << cellLog) - cut - 1)
-		cells = 2
-	}
-	base[0] = cellLog
-	nl.NativeEndian().PutUint16(base[2:], uint16(align))
+	base[0] = stabCellLog    // cell_log; size_log 0, cell_align 0, overhead 0
 	nl.NativeEndian().PutUint32(base[8:], nl.LINKLAYER_ETHERNET)
-	nl.NativeEndian().PutUint32(base[20:], cells) // tsize
-	data := make([]byte, 2*cells)
-	for i := range cells {
+	nl.NativeEndian().PutUint32(base[20:], stabCells) // tsize
+	data := make([]byte, 2*stabCells)
+	for i := range stabCells {
 		nl.NativeEndian().PutUint16(data[2*i:], packetUnit)
-	}
-	if cut > 0 {
-		nl.NativeEndian().PutUint16(data[2:], math.MaxUint16)
 	}
 	st := nl.NewRtAttr(nl.TCA_STAB, nil)
 	st.AddRtAttr(tcaStabBase, base)
