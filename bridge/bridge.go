@@ -87,8 +87,9 @@ type Shaper interface {
 // them to the engine when it wants a packet, calling Taken once for each,
 // which is what grants the next ones. Taken comes as soon as a MAC place
 // is free; the packet is handed over once the Acks to the frame just sent
-// have come (link.Engine.AwaitingAck), a few milliseconds later, so that
-// what the grant released can be that packet; and a packet of a flow with
+// have come (link.Engine.AwaitingAck), a few milliseconds later, and
+// before the engine picks its next frame, so that what the grant released
+// can be that packet and go next; and a packet of a flow with
 // nothing queued in the engine goes first. So nothing waits in the ring's
 // FIFO and a small flow beside a greedy one waits only for the grant and
 // the frame on air. Without a Credit the bridge reads only when the engine
