@@ -87,8 +87,9 @@ type Shaper interface {
 // them to the engine when it wants a packet, calling Taken once for each,
 // which is what grants the next ones. Taken comes as soon as a MAC place
 // is free; the packet is handed over once the Acks to the frame just sent
-// have come (link.Engine.AwaitingAck), a few milliseconds later, so that
-// what the grant released can be that packet; and a packet of a flow with
+// have come (link.Engine.AwaitingAck), a few milliseconds later, and
+// before the engine picks its next frame, so that what the grant released
+// can be that packet and go next; and a packet of a flow with
 // nothing queued in the engine goes first. So nothing waits in the ring's
 // FIFO and a small flow beside a greedy one waits only for the grant and
 // the frame on air. Without a Credit the bridge reads only when the engine
@@ -505,35 +506,48 @@ func (l *loop) deliver(now time.Time) {
 	}
 }
 
-// pump lets the engine start a transmission if it wants one now and, with
-// a Credit, hands it the packets read ahead while it wants them.
+// pump hands the engine, with a Credit, the packets read ahead while it
+// wants them, and then lets it start a transmission if it wants one now.
+// The hand-over comes first: when the Acks to a frame have come, a packet
+// the grant at its TxDone released (a small flow's) joins the round in
+// progress before the engine picks the next frame, which in a burst it
+// does at once (docs/backpressure.md, "A small flow beside a greedy one").
 func (l *loop) pump(now time.Time) {
+	for l.credit != nil && l.handOver(now) {
+	}
 	l.transmit(now)
-	for l.credit != nil {
-		if !l.taking && len(l.hostq) > 0 && l.eng.WantRead() {
-			// A place is free: grant now for the packet taken when the
-			// Acks to the frame just sent have come, so that what the
-			// grant releases can be that packet.
-			l.taking = true
-			l.credit.Taken()
-		}
-		if until, ok := l.eng.AwaitingAck(now); ok {
-			l.takeAt = until // the loop wakes then if no Ack comes
-			return
-		}
-		l.takeAt = time.Time{}
-		if !l.taking || len(l.hostq) == 0 || !l.eng.WantRead() {
-			return
-		}
-		l.taking = false
-		i := l.pick()
-		p := l.hostq[i]
-		l.hostq = append(l.hostq[:i], l.hostq[i+1:]...)
-		l.eng.Host(now, p.buf[:p.n])
-		l.free = append(l.free, p.buf)
-		l.deliver(now)
+	// What the transmission changed (a place, a held packet) may let
+	// the engine take more.
+	for l.credit != nil && l.handOver(now) {
 		l.transmit(now)
 	}
+}
+
+// handOver hands the engine one packet read ahead if it wants one now
+// and reports whether it did. A place that frees is counted (Taken) at
+// once; the packet is handed over once the Acks to the frame just sent
+// have come, so that what the grant releases can be that packet.
+func (l *loop) handOver(now time.Time) bool {
+	if !l.taking && len(l.hostq) > 0 && l.eng.WantRead() {
+		l.taking = true
+		l.credit.Taken()
+	}
+	if until, ok := l.eng.AwaitingAck(now); ok {
+		l.takeAt = until // the loop wakes then if no Ack comes
+		return false
+	}
+	l.takeAt = time.Time{}
+	if !l.taking || len(l.hostq) == 0 || !l.eng.WantRead() {
+		return false
+	}
+	l.taking = false
+	i := l.pick()
+	p := l.hostq[i]
+	l.hostq = append(l.hostq[:i], l.hostq[i+1:]...)
+	l.eng.Host(now, p.buf[:p.n])
+	l.free = append(l.free, p.buf)
+	l.deliver(now)
+	return true
 }
 
 // pick is the packet read ahead to hand to the engine next: the oldest

@@ -3,6 +3,10 @@
 // byte-stuffing with 0x00 delimiters, a streaming decoder that resynchronises
 // after garbage, and the mapping between Ethernet frames and link frames.
 //
+// It is slided's own frame format only. Other wire formats live with the
+// modem that speaks them: KISS, which carries these frames to a TNC, is
+// phy/kiss/kissproto.
+//
 // Everything here is a pure function or a value owned by one goroutine; the
 // package does no I/O and never panics on any input bytes. The format is
 // specified byte by byte in docs/frame-format.md.

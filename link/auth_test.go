@@ -87,10 +87,10 @@ func TestKeyStateFailure(t *testing.T) {
 			if got := checkDelivered(t, n2, sent); got != tc.delivered {
 				t.Fatalf("%d packets delivered, want %d", got, tc.delivered)
 			}
-			if d := n1.e.Stats(m.now).Drops; d.SealFailed != tc.sealFailed {
+			if d := n1.e.Stats(m.Now()).Drops; d.SealFailed != tc.sealFailed {
 				t.Errorf("node1 drops %+v, want %d seal_failed", d, tc.sealFailed)
 			}
-			if d := n2.e.Stats(m.now).Drops; d.StateFailed != tc.saveFailed {
+			if d := n2.e.Stats(m.Now()).Drops; d.StateFailed != tc.saveFailed {
 				t.Errorf("node2 drops %+v, want %d state_failed", d, tc.saveFailed)
 			}
 			if tc.delivered > 0 {

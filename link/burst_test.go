@@ -28,9 +28,9 @@ func frames(t *testing.T, data []byte) []framing.Header {
 // transmission is recorded.
 func burstPair(t *testing.T, max int, c1, c2 Config) (*medium, *node, *node, *[]*burst) {
 	m := newMedium(t, 9600)
-	m.burstMax, m.keyUp = max, 300*time.Millisecond
+	m.burstMax, m.KeyUp = max, 300*time.Millisecond
 	var log []*burst
-	m.bursts = &log
+	m.Bursts = &log
 	c1.Node, c2.Node = 1, 2
 	return m, m.add(c1), m.add(c2), &log
 }
@@ -90,8 +90,8 @@ func TestBurstForms(t *testing.T) {
 	}
 	var data, acks []int // frames per transmission of each node
 	for _, b := range *log {
-		hs := withoutHellos(frames(t, b.data))
-		if b.from == n1 {
+		hs := withoutHellos(frames(t, b.Data))
+		if m.from(b) == n1 {
 			data = append(data, len(hs))
 		} else {
 			for _, h := range hs {
@@ -108,10 +108,10 @@ func TestBurstForms(t *testing.T) {
 	if len(acks) != 2 || acks[0] != 1 || acks[1] != 1 {
 		t.Errorf("node 2's transmissions held %v Acks, want [1 1]", acks)
 	}
-	if s2 := n2.e.Stats(m.now); s2.ARQ.AcksSent != 2 || s2.ARQ.AckRecords != 3 {
+	if s2 := n2.e.Stats(m.Now()); s2.ARQ.AcksSent != 2 || s2.ARQ.AckRecords != 3 {
 		t.Errorf("receiver: %d Acks with %d records beyond the first; want 2 and 3", s2.ARQ.AcksSent, s2.ARQ.AckRecords)
 	}
-	s1 := n1.e.Stats(m.now)
+	s1 := n1.e.Stats(m.Now())
 	if s1.TxFrames != 5 || s1.TxBursts != 1 || s1.ARQ.Retransmissions != 0 {
 		t.Errorf("sender: %d frames, %d bursts, %d retransmissions; want 5, 1, 0",
 			s1.TxFrames, s1.TxBursts, s1.ARQ.Retransmissions)
@@ -137,7 +137,7 @@ func TestBurstLimits(t *testing.T) {
 		}
 		most := 0
 		for _, b := range *log {
-			n := len(frames(t, b.data))
+			n := len(frames(t, b.Data))
 			most = max(most, n)
 			if tc.max <= 1 && n != 1 {
 				t.Fatalf("max %d: a transmission of %d frames", tc.max, n)
@@ -148,7 +148,7 @@ func TestBurstLimits(t *testing.T) {
 			if tc.frameMax > 0 {
 				// Each frame alone within the limit: split at the
 				// delimiters.
-				for _, f := range splitFrames(b.data) {
+				for _, f := range splitFrames(b.Data) {
 					if len(f)+2 > tc.frameMax {
 						t.Fatalf("max %d: a frame of %d bytes, limit %d", tc.max, len(f)+2, tc.frameMax)
 					}
@@ -193,13 +193,13 @@ func TestLoneFrameUnchanged(t *testing.T) {
 			t.Fatalf("max %d: not delivered", max)
 		}
 		first := (*log)[0]
-		if first.from != n1 || len(frames(t, first.data)) != 1 {
+		if m.from(first) != n1 || len(frames(t, first.Data)) != 1 {
 			t.Fatalf("max %d: first transmission not the lone frame", max)
 		}
-		if first.data[0] != 0 || first.data[len(first.data)-1] != 0 || len(splitFrames(first.data)) != 1 {
+		if first.Data[0] != 0 || first.Data[len(first.Data)-1] != 0 || len(splitFrames(first.Data)) != 1 {
 			t.Fatalf("max %d: the lone frame is not one delimited frame", max)
 		}
-		got[i] = first.data
+		got[i] = first.Data
 	}
 	if len(got[0]) != len(got[1]) {
 		t.Errorf("the lone frame is %d bytes without bursts, %d with", len(got[0]), len(got[1]))
@@ -222,7 +222,7 @@ func TestAckRidesWithData(t *testing.T) {
 	// packet for node 1 (node 2 defers to the carrier).
 	hostAll(m, n1, [][]byte{numbered(2, 1, 1, 1000)})
 	m.run(100 * time.Millisecond)
-	if !n1.onAir {
+	if !m.Transmitting(n1.i) {
 		t.Fatal("node 1 is not on air")
 	}
 	m.hostFrame(n2, numbered(1, 2, 2, 1000)) // the channel is busy
@@ -232,8 +232,8 @@ func TestAckRidesWithData(t *testing.T) {
 	}
 	var from2 [][]framing.Header
 	for _, b := range *log {
-		if b.from == n2 {
-			from2 = append(from2, frames(t, b.data))
+		if m.from(b) == n2 {
+			from2 = append(from2, frames(t, b.Data))
 		}
 	}
 	if len(from2) == 0 {
@@ -245,7 +245,7 @@ func TestAckRidesWithData(t *testing.T) {
 	}
 	if len(from2) != 1 {
 		for _, b := range *log {
-			t.Logf("%v from %d: %+v", b.start.Sub(m.now), b.from.e.cfg.Node, frames(t, b.data))
+			t.Logf("%v from %d: %+v", b.Start.Sub(m.Now()), m.from(b).e.cfg.Node, frames(t, b.Data))
 		}
 		t.Errorf("node 2 keyed up %d times, want once", len(from2))
 	}
@@ -260,7 +260,7 @@ func TestBurstsSaveKeyUps(t *testing.T) {
 		cfg := Config{}
 		m, n1, n2, log := burstPair(t, max, cfg, cfg)
 		fs, sent := numberedSet(30, 1000)
-		start := m.now
+		start := m.Now()
 		sendAll(m, n1, fs)
 		for j := 0; j < 600 && len(n2.host) < len(fs); j++ {
 			m.run(100 * time.Millisecond)
@@ -268,7 +268,7 @@ func TestBurstsSaveKeyUps(t *testing.T) {
 		if got := checkDelivered(t, n2, sent); got != len(fs) {
 			t.Fatalf("max %d: %d of %d delivered", max, got, len(fs))
 		}
-		tx[i], took[i] = len(*log), m.now.Sub(start)
+		tx[i], took[i] = len(*log), m.Now().Sub(start)
 	}
 	t.Logf("transmissions %v, took %v (one frame a key-up, bursts of 8)", tx, took)
 	if tx[1] >= tx[0] || took[1] >= took[0] {
@@ -283,7 +283,7 @@ func TestRefusedBurstGoesSolo(t *testing.T) {
 	m := newMedium(t, 9600)
 	m.burstMax = 8
 	e := m.add(Config{Node: 1, Policy: DropTail, NoARQ: true}).e
-	now := m.now
+	now := m.Now()
 	// queue gives the engine n packets while its channel is busy.
 	queue := func(first, n int) {
 		for i := range n {
@@ -331,9 +331,9 @@ func TestRefusedBurstGoesSolo(t *testing.T) {
 func TestAckWaitsForAnswer(t *testing.T) {
 	for _, answer := range []bool{true, false} {
 		m := newMedium(t, 9600)
-		m.burstMax, m.keyUp, m.accessWait = 8, 300*time.Millisecond, 400*time.Millisecond
+		m.burstMax, m.KeyUp, m.accessWait = 8, 300*time.Millisecond, 400*time.Millisecond
 		var log []*burst
-		m.bursts = &log
+		m.Bursts = &log
 		n1, n2 := m.add(Config{Node: 1}), m.add(Config{Node: 2})
 		// Both directions past the First handshake.
 		hostAll(m, n2, [][]byte{numbered(1, 2, 100, 100)})
@@ -346,14 +346,14 @@ func TestAckWaitsForAnswer(t *testing.T) {
 		for i := 0; i < 5000 && len(n2.host) == got; i++ {
 			m.run(time.Millisecond)
 		}
-		delivered := m.now
+		delivered := m.Now()
 		if answer {
 			m.hostFrame(n2, numbered(1, 2, 2, 200)) // the echo, a millisecond later
 		}
 		m.run(10 * time.Second)
 		var first *burst
 		for _, b := range log {
-			if b.from == n2 {
+			if m.from(b) == n2 {
 				first = b
 				break
 			}
@@ -361,16 +361,16 @@ func TestAckWaitsForAnswer(t *testing.T) {
 		if first == nil {
 			t.Fatalf("answer %v: node 2 sent nothing", answer)
 		}
-		hs := frames(t, first.data)
+		hs := frames(t, first.Data)
 		switch {
 		case answer && (len(hs) != 2 || hs[0].Kind != framing.KindAck || hs[1].Kind != framing.KindFragment):
 			t.Errorf("with an answer: node 2's first transmission %+v; want the Ack, then the answer", hs)
 		case !answer && (len(hs) != 1 || hs[0].Kind != framing.KindAck):
 			t.Errorf("without an answer: node 2's first transmission %+v; want the Ack alone", hs)
-		case first.start.Sub(delivered) > maxAckHold:
-			t.Errorf("answer %v: the Ack went %v after the packet, more than %v", answer, first.start.Sub(delivered), maxAckHold)
+		case first.Start.Sub(delivered) > maxAckHold:
+			t.Errorf("answer %v: the Ack went %v after the packet, more than %v", answer, first.Start.Sub(delivered), maxAckHold)
 		}
-		if s := n1.e.Stats(m.now); s.ARQ.Retransmissions != 0 {
+		if s := n1.e.Stats(m.Now()); s.ARQ.Retransmissions != 0 {
 			t.Errorf("answer %v: %d retransmissions", answer, s.ARQ.Retransmissions)
 		}
 	}
@@ -398,7 +398,7 @@ func fragFrame(t *testing.T, src, dst framing.NodeID, seq uint8, first bool, eth
 func TestAcksSupersede(t *testing.T) {
 	m, _, n2 := pair(t, 9600, Config{}, Config{})
 	var log []*burst
-	m.bursts = &log
+	m.Bursts = &log
 	m.event(n2, phy.Event{Kind: phy.CarrierOn})
 	const packets, copies = 6, 8
 	for seq := range uint8(packets) {
@@ -407,7 +407,7 @@ func TestAcksSupersede(t *testing.T) {
 			m.inject(n2, f)
 		}
 	}
-	st := n2.e.Stats(m.now)
+	st := n2.e.Stats(m.Now())
 	if st.Drops.AckQueue != 0 || st.AcksSuperseded != packets*(copies-1) {
 		t.Errorf("while the channel was busy: %d Acks dropped, %d superseded; want 0 and %d",
 			st.Drops.AckQueue, st.AcksSuperseded, packets*(copies-1))
@@ -419,11 +419,11 @@ func TestAcksSupersede(t *testing.T) {
 	}
 	acks := map[uint8]int{}
 	for _, b := range log {
-		if b.from != n2 {
+		if m.from(b) != n2 {
 			continue
 		}
 		d := framing.NewDecoder(4096)
-		d.Feed(append(b.data, 0), func(h framing.Header, p []byte) {
+		d.Feed(append(b.Data, 0), func(h framing.Header, p []byte) {
 			if h.Kind != framing.KindAck {
 				return
 			}
@@ -457,9 +457,9 @@ func TestBurstAirFromModem(t *testing.T) {
 		{30 * time.Second, 19, 21},
 	} {
 		m := newMedium(t, 9600)
-		m.burstMax, m.keyUp, m.burstAir = 32, 300*time.Millisecond, tc.air
+		m.burstMax, m.KeyUp, m.burstAir = 32, 300*time.Millisecond, tc.air
 		var log []*burst
-		m.bursts = &log
+		m.Bursts = &log
 		n1, n2 := m.add(Config{Policy: DropTail, Node: 1}), m.add(Config{Policy: DropTail, Node: 2})
 		fs, sent := numberedSet(21, 1000)
 		hostAll(m, n1, fs[:1])
@@ -471,8 +471,8 @@ func TestBurstAirFromModem(t *testing.T) {
 		}
 		most := 0
 		for _, b := range log {
-			if b.from == n1 {
-				most = max(most, len(frames(t, b.data)))
+			if m.from(b) == n1 {
+				most = max(most, len(frames(t, b.Data)))
 			}
 		}
 		if most < tc.most || most >= tc.less {
@@ -506,12 +506,12 @@ func TestBurstPollGoesLast(t *testing.T) {
 	}
 	last := (*log)[len(*log)-1]
 	for _, b := range *log {
-		if b.from != n1 || len(withoutHellos(frames(t, b.data))) < 2 {
+		if m.from(b) != n1 || len(withoutHellos(frames(t, b.Data))) < 2 {
 			continue
 		}
 		last = b
 	}
-	hs := withoutHellos(frames(t, last.data))
+	hs := withoutHellos(frames(t, last.Data))
 	d := framing.NewDecoder(4096)
 	var order []string
 	show := func(h framing.Header, p []byte) {
@@ -519,7 +519,7 @@ func TestBurstPollGoesLast(t *testing.T) {
 			order = append(order, fmt.Sprintf("seq %d poll %v", p[1], p[0]&0x80 != 0))
 		}
 	}
-	d.Feed(last.data, show)
+	d.Feed(last.Data, show)
 	d.Feed([]byte{0}, show)
 	if len(order) != len(fs) || !strings.HasSuffix(order[len(order)-1], "poll true") {
 		t.Errorf("the burst: %v; want the poll last", order)
@@ -532,7 +532,7 @@ func TestBurstPollGoesLast(t *testing.T) {
 	if len(hs) != len(fs) {
 		t.Fatalf("the burst held %d frames, want %d", len(hs), len(fs))
 	}
-	s1 := n1.e.Stats(m.now)
+	s1 := n1.e.Stats(m.Now())
 	if s1.ARQ.Retransmissions != 0 || s1.ARQ.Riders != 3 {
 		t.Errorf("sender: %d retransmissions, %d riders; want 0 and 3", s1.ARQ.Retransmissions, s1.ARQ.Riders)
 	}

@@ -91,11 +91,11 @@ func TestARQRecoversLosses(t *testing.T) {
 	sendAll(m, n1, frames)
 	m.run(time.Minute)
 	if got := checkDelivered(t, n2, sent); got != n {
-		t.Fatalf("%d of %d packets delivered; sender arq %+v", got, n, n1.e.Stats(m.now).ARQ)
+		t.Fatalf("%d of %d packets delivered; sender arq %+v", got, n, n1.e.Stats(m.Now()).ARQ)
 	}
-	st := n1.e.Stats(m.now)
+	st := n1.e.Stats(m.Now())
 	if st.ARQ.Retransmissions == 0 || st.ARQ.Acked != n || st.ARQ.GiveUps != 0 {
-		t.Errorf("sender arq %+v: want retransmissions, %d acked, no give-ups; receiver arq %+v, drops %+v %+v", st.ARQ, n, n2.e.Stats(m.now).ARQ, st.Drops, n2.e.Stats(m.now).Drops)
+		t.Errorf("sender arq %+v: want retransmissions, %d acked, no give-ups; receiver arq %+v, drops %+v %+v", st.ARQ, n, n2.e.Stats(m.Now()).ARQ, st.Drops, n2.e.Stats(m.Now()).Drops)
 	}
 	if st.FrameMax != 64 {
 		t.Errorf("frame max %d, want 64", st.FrameMax)
@@ -133,7 +133,7 @@ func TestNoARQLosesWithoutDuplicates(t *testing.T) {
 	if got == n || got == 0 {
 		t.Errorf("%d of %d packets delivered without ARQ at 20%% frame loss; want some but not all", got, n)
 	}
-	if st := n1.e.Stats(m.now); st.ARQ.AcksReceived != 0 || st.ARQ.Retransmissions != 0 {
+	if st := n1.e.Stats(m.Now()); st.ARQ.AcksReceived != 0 || st.ARQ.Retransmissions != 0 {
 		t.Errorf("sender arq %+v: want no Acks, no retransmissions", st.ARQ)
 	}
 }
@@ -188,7 +188,7 @@ func TestKeyRejectsForgedUnsealedAndReplayed(t *testing.T) {
 			if got := checkDelivered(t, n2, sent); got != want {
 				t.Fatalf("%d packets delivered, want %d", got, want)
 			}
-			d := n2.e.Stats(m.now).Drops
+			d := n2.e.Stats(m.Now()).Drops
 			if n := tc.drop(d); (tc.delivered && n != 0) || (!tc.delivered && n != 5) {
 				t.Fatalf("drops %+v", d)
 			}
@@ -199,7 +199,7 @@ func TestKeyRejectsForgedUnsealedAndReplayed(t *testing.T) {
 			for _, b := range rec {
 				m.inject(n2, b)
 			}
-			if d := n2.e.Stats(m.now).Drops; d.Replayed != uint64(len(rec)) || len(n2.host) != 5 {
+			if d := n2.e.Stats(m.Now()).Drops; d.Replayed != uint64(len(rec)) || len(n2.host) != 5 {
 				t.Fatalf("after replaying %d frames: drops %+v, %d to the host; want all replays dropped", len(rec), d, len(n2.host))
 			}
 		})
@@ -237,7 +237,7 @@ func TestEngineAcksJumpAndReserve(t *testing.T) {
 	if got := checkDelivered(t, n2, sent); got != 10 {
 		t.Fatalf("%d of 10 delivered", got)
 	}
-	s1, s2 := n1.e.Stats(m.now), n2.e.Stats(m.now)
+	s1, s2 := n1.e.Stats(m.Now()), n2.e.Stats(m.Now())
 	// The receiver's hello (link/version.go) goes in front of its first
 	// Ack, urgent as well.
 	// An Ack may report several packets (arq.Config.GroupPolls): one

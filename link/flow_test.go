@@ -47,7 +47,7 @@ func TestSparseFlowNotBehindGreedy(t *testing.T) {
 	for step := 0; step < 10_000; step++ { // 10 s in 1 ms steps
 		if step%200 == 100 {
 			hostQ = append(hostQ, sid)
-			sentAt[sid] = m.now
+			sentAt[sid] = m.Now()
 			sid++
 		}
 		for n1.e.WantRead() {
@@ -66,7 +66,7 @@ func TestSparseFlowNotBehindGreedy(t *testing.T) {
 			id := binary.BigEndian.Uint32(f[42:])
 			switch binary.BigEndian.Uint16(f[34:]) {
 			case sparsePort:
-				delays = append(delays, m.now.Sub(sentAt[id]))
+				delays = append(delays, m.Now().Sub(sentAt[id]))
 			case greedyPort:
 				greedyGot++
 			}
@@ -156,7 +156,7 @@ func TestFlowQueuedAndAwaitingAck(t *testing.T) {
 	awaited := false
 	for range 200 {
 		m.run(time.Millisecond)
-		_, waiting := n1.e.AwaitingAck(m.now)
+		_, waiting := n1.e.AwaitingAck(m.Now())
 		if waiting {
 			awaited = true
 		}
@@ -164,7 +164,7 @@ func TestFlowQueuedAndAwaitingAck(t *testing.T) {
 			break
 		}
 	}
-	_, still := n1.e.AwaitingAck(m.now)
+	_, still := n1.e.AwaitingAck(m.Now())
 	if !awaited || still || n1.e.FlowQueued(FlowKey(greedy)) {
 		t.Fatalf("awaited an Ack %v, still %v, greedy queued %v; want true, false, false", awaited, still, n1.e.FlowQueued(FlowKey(greedy)))
 	}

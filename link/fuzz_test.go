@@ -70,7 +70,7 @@ func FuzzEngine(f *testing.F) {
 		if len(e.held) > maxHeld || len(e.acks) > maxAcks || len(e.pend) > 2*framing.MaxFragments {
 			t.Fatalf("held %d, acks %d, pend %d", len(e.held), len(e.acks), len(e.pend))
 		}
-		st := e.Stats(m.now)
+		st := e.Stats(m.Now())
 		if st.QueueDepth > st.QueueLen+ackReserve {
 			t.Fatalf("queue %d of %d", st.QueueDepth, st.QueueLen)
 		}

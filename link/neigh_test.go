@@ -381,7 +381,7 @@ func TestEngineNeighSpoofedPacket(t *testing.T) {
 		if got := askARP(t, x, "192.0.2.2"); got != nil {
 			t.Fatalf("answered %v for a disputed address", got)
 		}
-		if st := x.n.e.Stats(x.m.now); st.NeighRefused != 1 || x.n.logCount("two nodes claim") != 1 {
+		if st := x.n.e.Stats(x.m.Now()); st.NeighRefused != 1 || x.n.logCount("two nodes claim") != 1 {
 			t.Fatalf("neigh_refused %d, logged %d times; want 1 and 1", st.NeighRefused, x.n.logCount("two nodes claim"))
 		}
 	})

@@ -34,7 +34,7 @@ func TestInOrderUnderLoss(t *testing.T) {
 			}
 			sendAll(m, n1, frames)
 			m.run(time.Minute)
-			st1, st2 := n1.e.Stats(m.now), n2.e.Stats(m.now)
+			st1, st2 := n1.e.Stats(m.Now()), n2.e.Stats(m.Now())
 			if got := checkDelivered(t, n2, sent); got != n {
 				t.Fatalf("%d of %d packets delivered; sender arq %+v, receiver arq %+v", got, n, st1.ARQ, st2.ARQ)
 			}

@@ -65,12 +65,12 @@ func TestEngineRejects(t *testing.T) {
 					x.m.hostFrame(x.n, tc.host)
 				}
 				x.after(time.Second)
-				st := x.n.e.Stats(x.m.now)
+				st := x.n.e.Stats(x.m.Now())
 				if n := tc.count(st); n != 1 {
 					t.Errorf("counted %d, want 1; drops %+v", n, st.Drops)
 				}
-				if len(x.n.host) != 0 || x.m.sent != 0 || st.RxFrames != 0 {
-					t.Errorf("%d frames to the host (%d counted), %d on air; want none", len(x.n.host), st.RxFrames, x.m.sent)
+				if len(x.n.host) != 0 || x.m.Stats().Bursts != 0 || st.RxFrames != 0 {
+					t.Errorf("%d frames to the host (%d counted), %d on air; want none", len(x.n.host), st.RxFrames, x.m.Stats().Bursts)
 				}
 			})
 		})
@@ -112,7 +112,7 @@ func TestEngineBlockBounded(t *testing.T) {
 		if e := x.n.e; len(e.pend) > 2*framing.MaxFragments {
 			t.Fatalf("%d frames waiting outside the MAC", len(e.pend))
 		}
-		if st := x.n.e.Stats(x.m.now); st.Drops.QueueFull == 0 {
+		if st := x.n.e.Stats(x.m.Now()); st.Drops.QueueFull == 0 {
 			t.Fatalf("drops %+v, want queue-full drops", st.Drops)
 		}
 	})
@@ -133,11 +133,11 @@ func TestEngineOutboxBounded(t *testing.T) {
 			burst = append(burst, one...)
 		}
 		e := x.n.e
-		e.Modem(x.m.now, phy.Event{Kind: phy.Received, Data: burst}, phy.Info{})
+		e.Modem(x.m.Now(), phy.Event{Kind: phy.Received, Data: burst}, phy.Info{})
 		if n := len(e.Deliveries()); n > maxOut {
 			t.Fatalf("%d deliveries waiting, more than %d", n, maxOut)
 		}
-		if st := e.Stats(x.m.now); st.Drops.TAPWrite != maxOut {
+		if st := e.Stats(x.m.Now()); st.Drops.TAPWrite != maxOut {
 			t.Fatalf("drops %+v, want %d tap_write", st.Drops, maxOut)
 		}
 	})

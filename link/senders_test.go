@@ -57,19 +57,19 @@ func TestSendersAuthenticated(t *testing.T) {
 			t.Fatal(err)
 		}
 		rx(framing.AppendFrame(nil, h, p))
-		if st := x.n.e.Stats(x.m.now); st.Senders != 0 || st.NotForUs != 3 {
+		if st := x.n.e.Stats(x.m.Now()); st.Senders != 0 || st.NotForUs != 3 {
 			t.Fatalf("%d senders after a forged, an unsealed and an Ack frame (%d not for us); want none", st.Senders, st.NotForUs)
 		}
 		good := airFrame(t, 4, ethFrame(3, 4), s4)
 		rx(good)
-		if st := x.n.e.Stats(x.m.now); st.Senders != 1 {
+		if st := x.n.e.Stats(x.m.Now()); st.Senders != 1 {
 			t.Fatalf("%d senders after node 4's sealed frame to node 3, want 1", st.Senders)
 		}
 		// The same frame again, once node 4 has fallen out of the count:
 		// a replay, not a sender.
 		x.after(time.Hour)
 		rx(good)
-		if st := x.n.e.Stats(x.m.now); st.Senders != 0 {
+		if st := x.n.e.Stats(x.m.Now()); st.Senders != 0 {
 			t.Fatalf("%d senders after a replayed frame, want none", st.Senders)
 		}
 	})
@@ -98,7 +98,7 @@ func TestSendersAfterRestart(t *testing.T) {
 				}
 				x.m.inject(x.n, airFrame(t, 4, ethFrame(3, 4), s4))
 				x.after(time.Millisecond)
-				if st := x.n.e.Stats(x.m.now); st.Senders != 0 || st.NotForUs != 1 {
+				if st := x.n.e.Stats(x.m.Now()); st.Senders != 0 || st.NotForUs != 1 {
 					t.Fatalf("%d senders after a recorded frame from before the restart (%d not for us); want none", st.Senders, st.NotForUs)
 				}
 				if w := tc.cfg.KeyState[0]; w != nil && w.State().Recv[4] != 1000 {

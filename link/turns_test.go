@@ -16,7 +16,7 @@ import (
 // acousticPair is two engines on such a medium.
 func acousticPair(t *testing.T, seed uint64) (*medium, *node, *node) {
 	m := newMedium(t, 2400)
-	m.prop, m.keyUp, m.baud = time.Second, 260*time.Millisecond, 19200
+	m.Prop, m.KeyUp, m.Baud, m.NoCarrier = time.Second, 260*time.Millisecond, 19200, true
 	cfg := Config{MTU: 576, FrameMax: 256, PropDelay: time.Second}
 	c1, c2 := cfg, cfg
 	c1.Node, c2.Node = 1, 2
@@ -38,11 +38,11 @@ func saturate(m *medium, n1, n2 *node, d time.Duration) (got1, got2 int) {
 // saturateFrom is saturate with node i+1 starting to send after from[i]
 // (a negative from: never).
 func saturateFrom(m *medium, n1, n2 *node, d time.Duration, from [2]time.Duration) (got1, got2 int) {
-	start, end := m.now, m.now.Add(d)
+	start, end := m.Now(), m.Now().Add(d)
 	var id [2]uint32
-	for m.now.Before(end) {
+	for m.Now().Before(end) {
 		for i, n := range []*node{n1, n2} {
-			if from[i] < 0 || m.now.Sub(start) < from[i] {
+			if from[i] < 0 || m.Now().Sub(start) < from[i] {
 				continue
 			}
 			for k := 0; n.e.WantRead() && k < 4; k++ {
@@ -71,7 +71,7 @@ func TestAcousticBothWaysTakeTurns(t *testing.T) {
 		got1, got2 := saturate(m, n1, n2, dur)
 		share := float64((got1+got2)*200*8) / (2400 * dur.Seconds())
 		t.Logf("seed %d: delivered 1→2 %d, 2→1 %d, payload/air %.3f; lost to half duplex %d, to collisions %d; bursts %d",
-			seed, got2, got1, share, m.lostHalfDuplex, m.lostCollision, m.sent)
+			seed, got2, got1, share, m.Stats().LostHalfDuplex, m.Stats().LostCollision, m.Stats().Bursts)
 		if share < 0.2 || min(got1, got2) < (got1+got2)/3 {
 			t.Errorf("seed %d: payload/air %.3f (1→2 %d, 2→1 %d); want at least 0.2, neither side under a third", seed, share, got2, got1)
 		}
@@ -89,7 +89,7 @@ func TestAcousticTurnsCarrySeveral(t *testing.T) {
 		m, n1, n2 := acousticPair(t, seed)
 		got1, got2 := saturate(m, n1, n2, dur)
 		share := float64((got1+got2)*200*8) / (2400 * dur.Seconds())
-		s1, s2 := n1.e.Stats(m.now), n2.e.Stats(m.now)
+		s1, s2 := n1.e.Stats(m.Now()), n2.e.Stats(m.Now())
 		acks := s1.ARQ.AcksSent + s2.ARQ.AcksSent
 		t.Logf("seed %d: delivered 1→2 %d, 2→1 %d, payload/air %.3f; %d Acks, %d timeouts, %d given up",
 			seed, got2, got1, share, acks, s1.ARQ.Timeouts+s2.ARQ.Timeouts, s1.ARQ.GiveUps+s2.ARQ.GiveUps)
@@ -166,7 +166,7 @@ func TestAcousticLateStarter(t *testing.T) {
 func TestAcousticOneWayProbes(t *testing.T) {
 	m, n1, n2 := acousticPair(t, 1)
 	var log []*burst
-	m.bursts = &log
+	m.Bursts = &log
 	_, got2 := saturateFrom(m, n1, n2, 10*time.Minute, [2]time.Duration{0, -1})
 	t.Logf("delivered %d", got2)
 	if got2 < 142 {
@@ -175,14 +175,14 @@ func TestAcousticOneWayProbes(t *testing.T) {
 	var probes []int
 	acks := 0
 	for i, b := range log {
-		if b.from != n2 || len(withoutHellos(frames(t, b.data))) == 0 {
+		if m.from(b) != n2 || len(withoutHellos(frames(t, b.Data))) == 0 {
 			continue // (a version hello of its own: no Ack)
 		}
 		acks++
-		heard := b.end.Add(m.prop + m.serial(len(b.data)))
+		heard := b.End.Add(m.Prop + m.Serial(len(b.Data)))
 		var next *burst
 		for _, x := range log[i+1:] {
-			if x.from == n1 {
+			if m.from(x) == n1 {
 				next = x
 				break
 			}
@@ -190,7 +190,7 @@ func TestAcousticOneWayProbes(t *testing.T) {
 		if next == nil {
 			break
 		}
-		switch gap := next.start.Sub(heard); {
+		switch gap := next.Start.Sub(heard); {
 		case gap >= 2500*time.Millisecond:
 			probes = append(probes, acks)
 		case gap > 100*time.Millisecond:
@@ -221,7 +221,7 @@ func TestAcousticEchoNoBackoff(t *testing.T) {
 	var rtts []time.Duration
 	for id := uint32(1); id <= 20; id++ {
 		f := numbered(2, 1, id, 92) // 14 + 20 (IPv4) + 8 (UDP) + 64
-		start := m.now
+		start := m.Now()
 		m.hostFrame(n1, f)
 		answered := false
 		for i := 0; i < 3000 && !answered; i++ { // 30 s
@@ -243,12 +243,12 @@ func TestAcousticEchoNoBackoff(t *testing.T) {
 		if !answered {
 			t.Fatalf("echo %d not answered within 30 s", id)
 		}
-		rtts = append(rtts, m.now.Sub(start))
+		rtts = append(rtts, m.Now().Sub(start))
 		m.run(time.Second)
 	}
 	sortDurations(rtts)
 	const wire = 106 + 14 // the frame on the wire: link header, fragment header, CRC, COBS
-	floor := 2 * (2*m.serial(wire) + 260*time.Millisecond + framingAir(wire, 2400) + time.Second)
+	floor := 2 * (2*m.Serial(wire) + 260*time.Millisecond + framingAir(wire, 2400) + time.Second)
 	med := rtts[len(rtts)/2]
 	t.Logf("median %v (%.2f of the floor %v), max %v", med, med.Seconds()/floor.Seconds(), floor, rtts[len(rtts)-1])
 	if med > floor*5/4 {

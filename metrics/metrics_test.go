@@ -19,6 +19,7 @@ import (
 	"github.com/slided/slided/mac/arq"
 	"github.com/slided/slided/mac/csma"
 	"github.com/slided/slided/phy/kiss"
+	"github.com/slided/slided/phy/kiss/kissproto"
 	"github.com/slided/slided/status"
 	"github.com/slided/slided/tap"
 )
@@ -43,7 +44,7 @@ func fullStatus() *status.Snapshot {
 		TNC: &kiss.Stats{Sent: 401, Received: 402, Bursts: 403, Ignored: 404, Deferred: 405, Joined: 406, Answered: 423,
 			Connects: 407, Drops: 408, WriteTimeouts: 409, AckSent: 410, Acked: 411, AckTimeouts: 412, AckStray: 413,
 			AckUnsupported: 1, OthersSent: 414, OthersLost: 415, OthersHeard: 416, IDSent: 417, SelfStalls: 424,
-			Decoder: framing.KISSStats{Frames: 418, TooLong: 419, BadEscape: 420, Empty: 421, Garbage: 422}},
+			Decoder: kissproto.Stats{Frames: 418, TooLong: 419, BadEscape: 420, Empty: 421, Garbage: 422}},
 		Bridge: &bridge.Stats{
 			Node: 7, Policy: "block", Up: true, BitRate: 9600,
 			TAPReads: 1, TxFrames: 2, TxBytes: 3, TxEthBytes: 4,

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slided/slided/framing"
 	"github.com/slided/slided/internal/direwolftest"
 	"github.com/slided/slided/internal/lab"
+	"github.com/slided/slided/phy/kiss/kissproto"
 )
 
 // kissHub is a fake radio channel for two KISS TNCs: it listens on
@@ -59,19 +59,19 @@ func kissHub(t *testing.T, ns [2]string) {
 			mu.Unlock()
 			go func(i int, c net.Conn) {
 				defer c.Close()
-				dec := framing.NewKISSDecoder(4096)
+				dec := kissproto.NewDecoder(4096)
 				buf := make([]byte, 4096)
 				for {
 					n, err := c.Read(buf)
 					dec.Feed(buf[:n], func(port, cmd byte, data []byte) {
-						if cmd != framing.KISSData {
+						if cmd != kissproto.CmdData {
 							return
 						}
 						mu.Lock()
 						other := cur[1-i]
 						mu.Unlock()
 						if other != nil {
-							other.Write(framing.AppendKISS(nil, port, framing.KISSData, data))
+							other.Write(kissproto.AppendFrame(nil, port, kissproto.CmdData, data))
 						}
 					})
 					if err != nil {
@@ -139,7 +139,7 @@ func TestKISSServerShared(t *testing.T) {
 	var got [2]rx
 	for i := range 2 {
 		go func(i int) {
-			dec := framing.NewKISSDecoder(4096)
+			dec := kissproto.NewDecoder(4096)
 			buf := make([]byte, 4096)
 			for {
 				n, err := clients[i].Read(buf)
@@ -167,7 +167,7 @@ func TestKISSServerShared(t *testing.T) {
 	}
 	for k := 0; k < n; k++ {
 		for i := range 2 {
-			if _, err := clients[i].Write(framing.AppendKISS(nil, 0, framing.KISSData, aprsUI(i+1, k))); err != nil {
+			if _, err := clients[i].Write(kissproto.AppendFrame(nil, 0, kissproto.CmdData, aprsUI(i+1, k))); err != nil {
 				t.Fatalf("client %d: %v", i+1, err)
 			}
 		}

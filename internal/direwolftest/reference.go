@@ -19,7 +19,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/slided/slided/framing"
+	"github.com/slided/slided/phy/kiss/kissproto"
 )
 
 // KISSParams are the channel-access settings a reference client sends its
@@ -42,18 +42,18 @@ func (p KISSParams) frames() ([]byte, error) {
 	for _, c := range []struct {
 		cmd byte
 		v   time.Duration
-	}{{framing.KISSTXDelay, p.TXDelay}, {framing.KISSSlotTime, p.SlotTime}, {framing.KISSTXTail, p.TXTail}} {
+	}{{kissproto.CmdTXDelay, p.TXDelay}, {kissproto.CmdSlotTime, p.SlotTime}, {kissproto.CmdTXTail, p.TXTail}} {
 		u := c.v / (10 * time.Millisecond)
 		if u < 0 || u > 255 || c.v%(10*time.Millisecond) != 0 {
 			return nil, fmt.Errorf("direwolftest: %v is not 0 to 2.55 s in 10 ms steps", c.v)
 		}
-		b = framing.AppendKISS(b, 0, c.cmd, []byte{byte(u)})
+		b = kissproto.AppendFrame(b, 0, c.cmd, []byte{byte(u)})
 	}
 	if p.Persistence < 0 || p.Persistence > 255 {
 		return nil, fmt.Errorf("direwolftest: persistence %d (0 to 255)", p.Persistence)
 	}
-	b = framing.AppendKISS(b, 0, framing.KISSPersistence, []byte{byte(p.Persistence)})
-	return append(b, framing.AppendKISS(nil, 0, framing.KISSFullDuplex, []byte{0})...), nil
+	b = kissproto.AppendFrame(b, 0, kissproto.CmdPersistence, []byte{byte(p.Persistence)})
+	return append(b, kissproto.AppendFrame(nil, 0, kissproto.CmdFullDuplex, []byte{0})...), nil
 }
 
 // clientWarmup is how long NewClient waits for the TNC to read a new
@@ -92,13 +92,13 @@ func NewClient(c net.Conn, p KISSParams) (*Client, error) {
 
 func (cl *Client) read() {
 	defer close(cl.rx)
-	d := framing.NewKISSDecoder(4096)
+	d := kissproto.NewDecoder(4096)
 	buf := make([]byte, 4096)
 	for {
 		n, err := cl.c.Read(buf)
 		now := time.Now()
 		d.Feed(buf[:n], func(port, cmd byte, data []byte) {
-			if port == 0 && cmd == framing.KISSData {
+			if port == 0 && cmd == kissproto.CmdData {
 				select {
 				case cl.rx <- rxFrame{append([]byte(nil), data...), now}:
 				default: // nobody reads: dropped (bounded)
@@ -115,7 +115,7 @@ func (cl *Client) read() {
 func (cl *Client) Send(frames ...[]byte) error {
 	var b []byte
 	for _, f := range frames {
-		b = framing.AppendKISS(b, 0, framing.KISSData, f)
+		b = kissproto.AppendFrame(b, 0, kissproto.CmdData, f)
 	}
 	cl.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	_, err := cl.c.Write(b)

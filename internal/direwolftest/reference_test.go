@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slided/slided/framing"
+	"github.com/slided/slided/phy/kiss/kissproto"
 )
 
 // perfectTNC joins two client connections like a lossless channel: every
@@ -15,13 +15,13 @@ func perfectTNC(t *testing.T) (a, b net.Conn) {
 	a, ta := net.Pipe()
 	b, tb := net.Pipe()
 	relay := func(from, to net.Conn) {
-		d := framing.NewKISSDecoder(4096)
+		d := kissproto.NewDecoder(4096)
 		buf := make([]byte, 4096)
 		for {
 			n, err := from.Read(buf)
 			d.Feed(buf[:n], func(port, cmd byte, data []byte) {
-				if cmd == framing.KISSData {
-					to.Write(framing.AppendKISS(nil, port, cmd, data))
+				if cmd == kissproto.CmdData {
+					to.Write(kissproto.AppendFrame(nil, port, cmd, data))
 				}
 			})
 			if err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/slided/slided/framing"
+	"github.com/slided/slided/phy/kiss/kissproto"
 )
 
 type frame struct {
@@ -453,7 +454,7 @@ func TestAirBytes(t *testing.T) {
 				eth := append(make([]byte, 12, 14+ip), pkt...) // 14-byte header + IP
 				copy(eth, framing.MACFor(2))
 				copy(eth[6:], framing.MACFor(1))
-				kissBytes += len(framing.AppendKISS(nil, 0, framing.KISSData, eth))
+				kissBytes += len(kissproto.AppendFrame(nil, 0, kissproto.CmdData, eth))
 			}
 			count := (2 + ip + per - 1) / per
 			a, _ := framing.AppendAck(nil, framing.Ack{Count: uint8(count), Have: countMask(uint8(count))})

@@ -6,29 +6,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slided/slided/internal/testmedium"
 	"github.com/slided/slided/phy"
 )
 
-// medium is an ideal shared channel for tests, run in virtual time: every
-// node senses every other node's transmission the instant it starts and ends.
-// Transmissions that overlap collide (with instant sensing that means they
-// started at the same instant, i.e. in the same slot). Every node is
-// saturated: its queue is topped up after every step.
+// medium is the ideal shared channel of the CSMA studies, on the tests'
+// one fake medium (internal/testmedium) in virtual time: no propagation
+// delay, so every node senses every other node's transmission the instant
+// it starts and ends, and transmissions that overlap collide (with instant
+// sensing that means they started at the same instant, i.e. in the same
+// slot). Every node is saturated: its queue is topped up after every poll.
 type medium struct {
+	*testmedium.Medium
 	macs    []*MAC
-	frame   []byte
 	airtime time.Duration
-
-	now      time.Time
-	txEnd    []time.Time // zero when the node is not transmitting
-	collided []bool      // the node's current transmission overlapped another
-
-	sent      []uint64 // transmissions per node
-	delivered []uint64 // transmissions without collision per node
-	collided2 uint64   // transmissions that collided
-	busy      time.Duration
-	busyFrom  time.Time
-	active    int
 }
 
 // mediumResult sums up a run.
@@ -42,177 +33,85 @@ type mediumResult struct {
 	PerNode     []uint64
 }
 
+// saturated is a MAC on the medium whose queue never runs dry.
+type saturated struct {
+	m     *MAC
+	frame []byte
+}
+
+func (s *saturated) Event(now time.Time, ev phy.Event) {
+	switch ev.Kind {
+	case phy.CarrierOn, phy.CarrierOff:
+		s.m.Carrier(now, ev.Kind == phy.CarrierOn)
+	case phy.TxDone:
+		s.m.TxDone(now)
+	}
+}
+
+func (s *saturated) Poll(now time.Time) ([]byte, bool) {
+	f, ok := s.m.Poll(now)
+	s.topUp(now)
+	return f, ok
+}
+
+func (s *saturated) Deadline() (time.Time, bool) { return s.m.Deadline() }
+
+func (s *saturated) topUp(now time.Time) {
+	for s.m.Room() > 0 {
+		if err := s.m.Enqueue(now, s.frame); err != nil {
+			panic(err)
+		}
+	}
+}
+
 func newMedium(tb testing.TB, cfg Config, nodes int, seed uint64, frameLen, bitRate int) *medium {
 	tb.Helper()
-	md := &medium{
-		frame:     make([]byte, frameLen),
-		airtime:   phy.Airtime(frameLen, bitRate),
-		now:       time.Unix(1_000_000, 0),
-		txEnd:     make([]time.Time, nodes),
-		collided:  make([]bool, nodes),
-		sent:      make([]uint64, nodes),
-		delivered: make([]uint64, nodes),
-	}
+	md := &medium{Medium: testmedium.New(tb, bitRate), airtime: phy.Airtime(frameLen, bitRate)}
+	frame := make([]byte, frameLen)
 	for i := range nodes {
 		m, err := New(cfg, rand.New(rand.NewPCG(seed, uint64(i))))
 		if err != nil {
 			tb.Fatalf("New: %v", err)
 		}
+		s := &saturated{m: m, frame: frame}
+		s.topUp(md.Now())
 		md.macs = append(md.macs, m)
+		md.Add(s)
 	}
-	md.topUp()
 	return md
 }
 
-func (md *medium) topUp() {
-	for _, m := range md.macs {
-		for m.Room() > 0 {
-			if err := m.Enqueue(md.now, md.frame); err != nil {
-				panic(err)
-			}
-		}
-	}
-}
-
-// step advances to the next event and processes it; it returns false if
-// nothing is scheduled.
-func (md *medium) step(tb testing.TB) bool {
-	next, ok := time.Time{}, false
-	for i, m := range md.macs {
-		if !md.txEnd[i].IsZero() && (!ok || md.txEnd[i].Before(next)) {
-			next, ok = md.txEnd[i], true
-		}
-		if d, dok := m.Deadline(); dok && (!ok || d.Before(next)) {
-			next, ok = d, true
-		}
-	}
-	if !ok {
-		return false
-	}
-	if next.Before(md.now) {
-		tb.Fatalf("event at %v is before now %v", next, md.now)
-	}
-	md.now = next
-	var ended []int
-	for i := range md.macs {
-		if !md.txEnd[i].IsZero() && !md.txEnd[i].After(md.now) {
-			md.txEnd[i] = time.Time{}
-			md.active--
-			if md.collided[i] {
-				md.collided2++
-			} else {
-				md.delivered[i]++
-			}
-			ended = append(ended, i)
-		}
-	}
-	// As phy/sim orders them: signals that end now end before the
-	// senders' TxDone, so a sender sees the carrier as it is after now.
-	for _, i := range ended {
-		md.macs[i].Carrier(md.now, md.active > 0)
-		md.macs[i].TxDone(md.now)
-	}
-	if md.active == 0 && !md.busyFrom.IsZero() {
-		md.busy += md.now.Sub(md.busyFrom)
-		md.busyFrom = time.Time{}
-	}
-	// Inputs, then Poll, until nothing changes: a node that starts makes
-	// the others busy, and they are polled again after that input.
-	for round := 0; ; round++ {
-		if round > 3 {
-			tb.Fatalf("no quiescence at %v", md.now)
-		}
-		for i, m := range md.macs {
-			m.Carrier(md.now, md.active > 0 && md.txEnd[i].IsZero() || md.active > 1)
-		}
-		started := 0
-		for i, m := range md.macs {
-			if _, ok := m.Poll(md.now); ok {
-				if !md.txEnd[i].IsZero() {
-					tb.Fatalf("node %d polled a frame while transmitting", i)
-				}
-				md.txEnd[i] = md.now.Add(md.airtime)
-				md.collided[i] = md.active > 0
-				if md.active > 0 {
-					for j := range md.txEnd {
-						if !md.txEnd[j].IsZero() {
-							md.collided[j] = true
-						}
-					}
-				}
-				if md.active == 0 {
-					md.busyFrom = md.now
-				}
-				md.active++
-				md.sent[i]++
-				started++
-			}
-		}
-		if started == 0 {
-			break
-		}
-	}
-	for i, m := range md.macs {
-		if d, ok := m.Deadline(); ok && !d.After(md.now) {
-			tb.Fatalf("node %d: deadline %v not after now %v", i, d, md.now)
-		}
-	}
-	md.topUp()
-	return true
-}
-
-// run steps until the nodes have sent frames transmissions in total.
+// run steps until the nodes have sent frames transmissions in total, then
+// lets those in flight finish without starting new ones.
 func (md *medium) run(tb testing.TB, frames uint64) mediumResult {
 	tb.Helper()
-	start := md.now
-	total := md.total
-	for steps := 0; total() < frames; steps++ {
+	start, busy := md.Now(), md.Stats().BusyTime
+	for steps := 0; md.total() < frames; steps++ {
 		if steps > int(frames)*200 {
 			tb.Fatalf("no progress after %d steps", steps)
 		}
-		if !md.step(tb) {
-			tb.Fatalf("medium stalled at %v", md.now)
+		if !md.Step() {
+			tb.Fatalf("medium stalled at %v", md.Now())
 		}
 	}
-	// Let the transmissions in flight finish, without starting new ones.
-	for i, end := range md.txEnd {
-		if end.IsZero() {
-			continue
-		}
-		if end.After(md.now) {
-			md.now = end
-		}
-		if md.collided[i] {
-			md.collided2++
-		} else {
-			md.delivered[i]++
-		}
-		md.txEnd[i] = time.Time{}
-		md.macs[i].TxDone(end)
-	}
-	if md.active > 0 {
-		md.busy += md.now.Sub(md.busyFrom)
-		md.busyFrom = time.Time{}
-		md.active = 0
-		for _, m := range md.macs {
-			m.Carrier(md.now, false)
-		}
-	}
-	r := mediumResult{Elapsed: md.now.Sub(start), Collisions: md.collided2}
+	md.Drain()
+	st := md.Stats()
+	r := mediumResult{Elapsed: md.Now().Sub(start), Collisions: st.Collided}
 	var sum, sq float64
 	var good uint64
 	for i := range md.macs {
-		r.Sent += md.sent[i]
-		good += md.delivered[i]
-		x := float64(md.delivered[i])
+		s := md.Station(i)
+		r.Sent += s.Sent
+		good += s.Clean
+		x := float64(s.Clean)
 		sum += x
 		sq += x * x
-		r.PerNode = append(r.PerNode, md.delivered[i])
+		r.PerNode = append(r.PerNode, s.Clean)
 	}
 	if sq > 0 {
 		r.Jain = sum * sum / (float64(len(md.macs)) * sq)
 	}
-	r.Utilisation = float64(md.busy) / float64(r.Elapsed)
+	r.Utilisation = float64(st.BusyTime-busy) / float64(r.Elapsed)
 	r.Goodput = float64(time.Duration(good)*md.airtime) / float64(r.Elapsed)
 	return r
 }
@@ -225,12 +124,7 @@ func utilisation(tb testing.TB, cfg Config, frameLen, bitRate int, frames uint64
 	return newMedium(tb, cfg, 1, seed, frameLen, bitRate).run(tb, frames).Utilisation
 }
 
-func (md *medium) total() (s uint64) {
-	for _, v := range md.sent {
-		s += v
-	}
-	return s
-}
+func (md *medium) total() uint64 { return md.Stats().Bursts }
 
 // windowJain runs windows windows of 10 transmissions per node each and
 // returns the mean of Jain's index over the windows: short-term fairness.
@@ -240,11 +134,13 @@ func (md *medium) windowJain(tb testing.TB, windows int) float64 {
 	var sum float64
 	before := make([]uint64, n)
 	for range windows {
-		copy(before, md.delivered)
+		for i := range before {
+			before[i] = md.Station(i).Clean
+		}
 		md.run(tb, md.total()+uint64(10*n))
 		var s, q float64
 		for i := range before {
-			x := float64(md.delivered[i] - before[i])
+			x := float64(md.Station(i).Clean - before[i])
 			s += x
 			q += x * x
 		}

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slided/slided/framing"
 	"github.com/slided/slided/internal/direwolftest"
 	"github.com/slided/slided/phy"
+	"github.com/slided/slided/phy/kiss/kissproto"
 )
 
 // drainTimers forgets the timers armed so far, so that the next nextTimer
@@ -78,7 +78,7 @@ func startFake(t *testing.T, suffix string, cfg Config) (*TNC, net.Conn, *fakeCl
 // a TNC that ignores ACKMODE or answers garbage costs one wait, counted and
 // logged, never the connection.
 func TestAckMode(t *testing.T) {
-	burst := bytes.Repeat([]byte{0x5A, framing.KISSFEND}, 40)
+	burst := bytes.Repeat([]byte{0x5A, kissproto.FEND}, 40)
 	for _, tc := range []struct {
 		mode AckMode
 		tnc  ackTNC
@@ -125,8 +125,8 @@ func TestAckMode(t *testing.T) {
 				switch tc.tnc {
 				case answers:
 					// A stray id first: counted, no TxDone.
-					conn.Write(framing.AppendKISS(nil, 0, kissAckMode, []byte{0xEE, 0xEE}))
-					conn.Write(framing.AppendKISS(nil, 0, kissAckMode, []byte{0, byte(i)}))
+					conn.Write(kissproto.AppendFrame(nil, 0, kissAckMode, []byte{0xEE, 0xEE}))
+					conn.Write(kissproto.AppendFrame(nil, 0, kissAckMode, []byte{0, byte(i)}))
 					wantEvent(t, tnc, phy.TxDone) // the clock never moved
 					if st := tnc.Stats(); st.Acked != uint64(i) || st.AckStray != uint64(i) {
 						t.Fatalf("stats %+v: want %d acked, %d stray", st, i, i)
@@ -183,7 +183,7 @@ func TestAckModeDeferred(t *testing.T) {
 	readFrames(t, conn, 1)
 	tm := clk.nextTimer(t)
 	// A frame heard while waiting pushes the watchdog back.
-	conn.Write(framing.AppendKISS(nil, 0, framing.KISSData, []byte("another station's frame")))
+	conn.Write(kissproto.AppendFrame(nil, 0, kissproto.CmdData, []byte("another station's frame")))
 	wantEvent(t, tnc, phy.Received)
 	again := clk.nextTimer(t)
 	if again.d != cfg.ackWait(len(burst))+cfg.AccessWait() {
@@ -191,7 +191,7 @@ func TestAckModeDeferred(t *testing.T) {
 	}
 	clk.Advance(tm.d)
 	noEvent(t, tnc, "at the first watchdog's end")
-	conn.Write(framing.AppendKISS(nil, 0, kissAckMode, []byte{0, 1}))
+	conn.Write(kissproto.AppendFrame(nil, 0, kissAckMode, []byte{0, 1}))
 	wantEvent(t, tnc, phy.TxDone)
 	clk.Advance(time.Hour)
 	noEvent(t, tnc, "after the answer (a second TxDone?)")
@@ -211,7 +211,7 @@ func TestInitExit(t *testing.T) {
 	tnc, conn, clk, srv := startFake(t, "init", cfg)
 	conn.Write([]byte("cmd:KISS ON\r\n?EH\r\n"))
 	burst := []byte("a burst after the TNC's chatter")
-	conn.Write(framing.AppendKISS(nil, 0, framing.KISSData, burst))
+	conn.Write(kissproto.AppendFrame(nil, 0, kissproto.CmdData, burst))
 	if ev := wantEvent(t, tnc, phy.Received); !bytes.Equal(ev.Data, burst) {
 		t.Fatalf("received %q", ev.Data)
 	}
@@ -328,7 +328,7 @@ func TestAckModeSelfStall(t *testing.T) {
 	case <-time.After(wait):
 		t.Fatal("the watchdog's timer not handled")
 	}
-	conn.Write(framing.AppendKISS(nil, 0, kissAckMode, []byte{0, 1}))
+	conn.Write(kissproto.AppendFrame(nil, 0, kissAckMode, []byte{0, 1}))
 	for deadline := time.Now().Add(wait); ; time.Sleep(time.Millisecond) { // the answer handled
 		if st := tnc.Stats(); st.Acked+st.AckStray > 0 {
 			break

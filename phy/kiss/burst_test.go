@@ -12,6 +12,7 @@ import (
 	"github.com/slided/slided/framing"
 	"github.com/slided/slided/internal/direwolftest"
 	"github.com/slided/slided/phy"
+	"github.com/slided/slided/phy/kiss/kissproto"
 )
 
 // TestTNCBurst: a burst of several slided frames goes to the TNC as one
@@ -89,7 +90,7 @@ func TestTNCBurstAckMode(t *testing.T) {
 		t.Fatalf("TNC got %v\nwant %v", got, want)
 	}
 	clk.nextTimer(t) // the watchdog is armed once the write is reported
-	if _, err := conn.Write(framing.AppendKISS(nil, 0, kissAckMode, []byte{0, 1})); err != nil {
+	if _, err := conn.Write(kissproto.AppendFrame(nil, 0, kissAckMode, []byte{0, 1})); err != nil {
 		t.Fatal(err)
 	}
 	wantEvent(t, tnc, phy.TxDone)
@@ -106,7 +107,7 @@ func TestTNCBurstAckMode(t *testing.T) {
 func TestTNCShortBurstJoins(t *testing.T) {
 	tnc, conn, clk, cfg := upTNC(t, "join", func(cfg *Config) { cfg.AirRate = 9600 })
 	ack := framing.AppendFrame(nil, framing.Header{Kind: framing.KindAck, Dst: 2, Src: 1}, []byte{7, 1, 1})
-	heard := framing.AppendKISS(nil, 0, framing.KISSData, []byte("a frame of the other station"))
+	heard := kissproto.AppendFrame(nil, 0, kissproto.CmdData, []byte("a frame of the other station"))
 
 	if err := tnc.Transmit(ack); err != nil {
 		t.Fatal(err)
@@ -153,7 +154,7 @@ func TestTNCShortBurstJoins(t *testing.T) {
 // that carries data waits for its estimate.
 func TestTNCAckBurstJoins(t *testing.T) {
 	tnc, conn, clk, _ := upTNC(t, "ackjoin", func(cfg *Config) { cfg.AirRate = 9600 })
-	heard := framing.AppendKISS(nil, 0, framing.KISSData, []byte("a frame of the other station"))
+	heard := kissproto.AppendFrame(nil, 0, kissproto.CmdData, []byte("a frame of the other station"))
 	var acks, mixed []byte
 	for i := range 6 {
 		acks = framing.AppendFrame(acks, framing.Header{Kind: framing.KindAck, Dst: 2, Src: 1}, []byte{byte(i), 1, 1})
@@ -221,7 +222,7 @@ func TestTNCAnswerEndsLongBurst(t *testing.T) {
 	for i := range 8 {
 		burst = framing.AppendFrame(burst, framing.Header{Kind: framing.KindFragment, Dst: 2, Src: 1}, bytes.Repeat([]byte{byte(i + 1)}, 1000))
 	}
-	ack := framing.AppendKISS(nil, 0, framing.KISSData, framing.AppendFrame(nil, framing.Header{Kind: framing.KindAck, Dst: 1, Src: 2}, []byte{7, 1, 1}))
+	ack := kissproto.AppendFrame(nil, 0, kissproto.CmdData, framing.AppendFrame(nil, framing.Header{Kind: framing.KindAck, Dst: 1, Src: 2}, []byte{7, 1, 1}))
 
 	// Heard early: the burst cannot have gone yet; deferred.
 	if err := tnc.Transmit(burst); err != nil {

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/slided/slided/framing"
+	"github.com/slided/slided/phy/kiss/kissproto"
 )
 
 // Defaults, as Dire Wolf and most TNCs start.
@@ -496,15 +496,15 @@ func (c Config) ackWait(n int) time.Duration {
 // the type byte or the data, counting twice. It does not allocate.
 func (c Config) FrameLen(b []byte) int {
 	n := 3 + len(b) + bytes.Count(b, fend) + bytes.Count(b, fesc)
-	if t := c.Port << 4; t == framing.KISSFEND || t == framing.KISSFESC {
+	if t := c.Port << 4; t == kissproto.FEND || t == kissproto.FESC {
 		n++ // port 12: the type byte 0xC0 is escaped too
 	}
 	return n
 }
 
 var (
-	fend = []byte{framing.KISSFEND}
-	fesc = []byte{framing.KISSFESC}
+	fend = []byte{kissproto.FEND}
+	fesc = []byte{kissproto.FESC}
 )
 
 // AccessWait is the mean time the TNC's p-persistent CSMA waits once the

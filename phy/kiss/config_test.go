@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slided/slided/framing"
 	"github.com/slided/slided/phy"
+	"github.com/slided/slided/phy/kiss/kissproto"
 )
 
 func TestParseTCP(t *testing.T) {
@@ -229,15 +229,15 @@ func TestMaxBurst(t *testing.T) {
 		if limit == 0 {
 			limit = DefaultMaxFrame
 		}
-		plain := framing.AppendKISS(nil, 0, framing.KISSData, bytes.Repeat([]byte{'x'}, got))
+		plain := kissproto.AppendFrame(nil, 0, kissproto.CmdData, bytes.Repeat([]byte{'x'}, got))
 		if len(plain) != limit {
 			t.Errorf("%s: unescaped burst of %d bytes is a %d-byte frame, want %d", tt.desc, got, len(plain), limit)
 		}
 	}
 }
 
-// TestFrameLen: FrameLen is the length AppendKISS produces, escapes of the
-// data and of the type byte included.
+// TestFrameLen: FrameLen is the length kissproto.AppendFrame produces,
+// escapes of the data and of the type byte included.
 func TestFrameLen(t *testing.T) {
 	tests := []struct {
 		desc string
@@ -247,10 +247,10 @@ func TestFrameLen(t *testing.T) {
 	}{
 		{"empty", 0, nil, 3},
 		{"plain", 0, []byte("hello"), 8},
-		{"one FEND", 0, []byte{1, framing.KISSFEND, 2}, 7},
-		{"one FESC", 0, []byte{1, framing.KISSFESC, 2}, 7},
-		{"TFEND and TFESC need no escape", 0, []byte{framing.KISSTFEND, framing.KISSTFESC}, 5},
-		{"all special", 3, bytes.Repeat([]byte{framing.KISSFEND, framing.KISSFESC}, 100), 403},
+		{"one FEND", 0, []byte{1, kissproto.FEND, 2}, 7},
+		{"one FESC", 0, []byte{1, kissproto.FESC, 2}, 7},
+		{"TFEND and TFESC need no escape", 0, []byte{kissproto.TFEND, kissproto.TFESC}, 5},
+		{"all special", 3, bytes.Repeat([]byte{kissproto.FEND, kissproto.FESC}, 100), 403},
 		{"port 12: the type byte is FEND", 12, []byte("hello"), 9},
 		{"port 13: type byte 0xD0, no escape", 13, []byte("hello"), 8},
 	}
@@ -260,8 +260,8 @@ func TestFrameLen(t *testing.T) {
 		if got != tt.want {
 			t.Errorf("%s: FrameLen = %d, want %d", tt.desc, got, tt.want)
 		}
-		if enc := framing.AppendKISS(nil, tt.port, framing.KISSData, tt.b); len(enc) != got {
-			t.Errorf("%s: FrameLen = %d, AppendKISS made %d bytes", tt.desc, got, len(enc))
+		if enc := kissproto.AppendFrame(nil, tt.port, kissproto.CmdData, tt.b); len(enc) != got {
+			t.Errorf("%s: FrameLen = %d, kissproto.AppendFrame made %d bytes", tt.desc, got, len(enc))
 		}
 	}
 }

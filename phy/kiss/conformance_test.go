@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slided/slided/framing"
+	"github.com/slided/slided/phy/kiss/kissproto"
 	"github.com/slided/slided/phy/phytest"
 )
 
@@ -31,12 +31,12 @@ func withWriteTimeout(t *TNC) { t.wtime = conformanceWrite }
 
 func kissEnd() *phytest.StreamEnd {
 	return &phytest.StreamEnd{
-		Encode: func(b []byte) []byte { return framing.AppendKISS(nil, 0, framing.KISSData, b) },
+		Encode: func(b []byte) []byte { return kissproto.AppendFrame(nil, 0, kissproto.CmdData, b) },
 		NewDecoder: func() func([]byte, func([]byte)) {
-			dec := framing.NewKISSDecoder(DefaultMaxFrame)
+			dec := kissproto.NewDecoder(DefaultMaxFrame)
 			return func(in []byte, out func([]byte)) {
 				dec.Feed(in, func(port, cmd byte, data []byte) {
-					if cmd == framing.KISSData {
+					if cmd == kissproto.CmdData {
 						out(data)
 					}
 				})

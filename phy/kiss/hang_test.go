@@ -12,8 +12,8 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/slided/slided/framing"
 	"github.com/slided/slided/phy"
+	"github.com/slided/slided/phy/kiss/kissproto"
 	"github.com/slided/slided/phy/phytest"
 )
 
@@ -32,12 +32,12 @@ func TestTransmitDuringFullEventQueue(t *testing.T) {
 		// The far end: read what the TNC writes, send n frames.
 		written := make(chan []byte, 16)
 		go func() {
-			dec := framing.NewKISSDecoder(cfg.MaxFrame)
+			dec := kissproto.NewDecoder(cfg.MaxFrame)
 			buf := make([]byte, 4096)
 			for {
 				n, err := far.Read(buf)
 				dec.Feed(buf[:n], func(_, cmd byte, data []byte) {
-					if cmd == framing.KISSData {
+					if cmd == kissproto.CmdData {
 						written <- bytes.Clone(data)
 					}
 				})
@@ -56,7 +56,7 @@ func TestTransmitDuringFullEventQueue(t *testing.T) {
 		var want []byte
 		go func() {
 			for i := range n {
-				if _, err := far.Write(framing.AppendKISS(nil, 0, framing.KISSData, frame(i))); err != nil {
+				if _, err := far.Write(kissproto.AppendFrame(nil, 0, kissproto.CmdData, frame(i))); err != nil {
 					return
 				}
 			}
@@ -116,7 +116,7 @@ func TestWriteWatchdog(t *testing.T) {
 					if _, err := c.Read(buf); err != nil {
 						return
 					}
-					if buf[0] == framing.KISSFEND {
+					if buf[0] == kissproto.FEND {
 						n++
 					}
 				}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/slided/slided/framing"
+	"github.com/slided/slided/phy/kiss/kissproto"
 )
 
 // TestReconnectBackoff: a TNC that takes the parameters and hangs up, again
@@ -46,7 +46,7 @@ func TestReconnectBackoff(t *testing.T) {
 					if _, err := far.Read(buf); err != nil {
 						return
 					}
-					if buf[0] == framing.KISSFEND {
+					if buf[0] == kissproto.FEND {
 						n++
 					}
 				}

@@ -10,8 +10,8 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/slided/slided/framing"
 	"github.com/slided/slided/phy"
+	"github.com/slided/slided/phy/kiss/kissproto"
 )
 
 // Shared is what the KISS server needs of a TNC (a *TNC).
@@ -240,7 +240,7 @@ func (s *Server) drop(c *client, counter func(*ServerStats), why string) {
 // heard is the TNC's tap: a frame that is not slided's, to every client.
 // It never blocks: a client whose queue is full is dropped.
 func (s *Server) heard(port byte, data []byte) {
-	f := framing.AppendKISS(make([]byte, 0, 2*len(data)+4), port, framing.KISSData, data)
+	f := kissproto.AppendFrame(make([]byte, 0, 2*len(data)+4), port, kissproto.CmdData, data)
 	s.mu.Lock()
 	var slow []*client
 	for c := range s.clients {
@@ -275,7 +275,7 @@ func (s *Server) write(c *client) {
 
 func (s *Server) read(c *client) {
 	defer s.wg.Done()
-	dec := framing.NewKISSDecoder(s.cfg.MaxFrame)
+	dec := kissproto.NewDecoder(s.cfg.MaxFrame)
 	var (
 		counter func(*ServerStats)
 		why     string
@@ -285,7 +285,7 @@ func (s *Server) read(c *client) {
 		if why != "" {
 			return
 		}
-		if cmd != framing.KISSData {
+		if cmd != kissproto.CmdData {
 			s.count(func(st *ServerStats) { st.Commands++ })
 			return
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/slided/slided/framing"
 	"github.com/slided/slided/phy"
+	"github.com/slided/slided/phy/kiss/kissproto"
 )
 
 // aprsFrame is an AX.25 UI frame as an APRS client sends it: addresses,
@@ -45,7 +46,7 @@ func dialClient(t *testing.T, s *Server) *kissClient {
 	t.Cleanup(func() { c.Close() })
 	k := &kissClient{c: c, frames: make(chan string, 1000), done: make(chan error, 1)}
 	go func() {
-		d := framing.NewKISSDecoder(4096)
+		d := kissproto.NewDecoder(4096)
 		buf := make([]byte, 4096)
 		for {
 			n, err := c.Read(buf)
@@ -63,7 +64,7 @@ func dialClient(t *testing.T, s *Server) *kissClient {
 
 func (k *kissClient) send(t *testing.T, port byte, data []byte) {
 	t.Helper()
-	if _, err := k.c.Write(framing.AppendKISS(nil, port, framing.KISSData, data)); err != nil {
+	if _, err := k.c.Write(kissproto.AppendFrame(nil, port, kissproto.CmdData, data)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -105,7 +106,7 @@ type tncReader struct {
 func readTNC(c net.Conn) *tncReader {
 	r := &tncReader{more: make(chan struct{}, 1)}
 	go func() {
-		d := framing.NewKISSDecoder(4096)
+		d := kissproto.NewDecoder(4096)
 		buf := make([]byte, 4096)
 		for {
 			n, err := c.Read(buf)
@@ -183,7 +184,7 @@ func TestServerShared(t *testing.T) {
 	}
 	aprs.send(t, 2, aprsFrame(99)) // another KISS port: passed as it is
 	want = append(want, fmt.Sprintf("2/0/%x", aprsFrame(99)))
-	aprs.c.Write(framing.AppendKISS(nil, 0, framing.KISSTXDelay, []byte{99})) // not passed on
+	aprs.c.Write(kissproto.AppendFrame(nil, 0, kissproto.CmdTXDelay, []byte{99})) // not passed on
 	fromTNC.waitFor(t, want...)
 	// Their airtime shows as carrier, so that slided's MAC defers.
 	wantEvent(t, tnc, phy.CarrierOn)
@@ -221,10 +222,10 @@ func TestServerShared(t *testing.T) {
 	// slided's frames come up to slided and never reach the client.
 	var air []byte
 	ours := slidedBurst("from another slided node")
-	air = framing.AppendKISS(air, 0, framing.KISSData, aprsFrame(10))
-	air = framing.AppendKISS(air, 0, framing.KISSData, ours)
-	air = framing.AppendKISS(air, 1, framing.KISSData, aprsFrame(11))
-	air = framing.AppendKISS(air, 0, framing.KISSData, aprsFrame(12))
+	air = kissproto.AppendFrame(air, 0, kissproto.CmdData, aprsFrame(10))
+	air = kissproto.AppendFrame(air, 0, kissproto.CmdData, ours)
+	air = kissproto.AppendFrame(air, 1, kissproto.CmdData, aprsFrame(11))
+	air = kissproto.AppendFrame(air, 0, kissproto.CmdData, aprsFrame(12))
 	if _, err := conn.Write(air); err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +254,7 @@ func TestServerShared(t *testing.T) {
 	}
 	fromTNC.waitFor(t, fmt.Sprintf("0/0/%x", pending))
 	waitStats(t, tnc, func(st Stats) bool { return st.Sent == 4 })
-	conn.Write(framing.AppendKISS(nil, 0, framing.KISSData, aprsFrame(13)))
+	conn.Write(kissproto.AppendFrame(nil, 0, kissproto.CmdData, aprsFrame(13)))
 	aprs.next(t)
 	waitStats(t, tnc, func(st Stats) bool { return st.Deferred == 1 })
 	clk.Advance(time.Hour)
@@ -261,15 +262,15 @@ func TestServerShared(t *testing.T) {
 
 	// Bad clients.
 	big := dialClient(t, srv)
-	big.c.Write(append([]byte{framing.KISSFEND, 0}, make([]byte, DefaultMaxFrame+10)...))
+	big.c.Write(append([]byte{kissproto.FEND, 0}, make([]byte, DefaultMaxFrame+10)...))
 	big.wantDropped(t)
 	bad := dialClient(t, srv)
-	bad.c.Write([]byte{framing.KISSFEND, 0, 'a', framing.KISSFESC, 'q', framing.KISSFEND})
+	bad.c.Write([]byte{kissproto.FEND, 0, 'a', kissproto.FESC, 'q', kissproto.FEND})
 	bad.wantDropped(t)
 	flood := dialClient(t, srv)
 	go func() {
 		for i := 0; i < 200; i++ {
-			if _, err := flood.c.Write(framing.AppendKISS(nil, 0, framing.KISSData, make([]byte, 200))); err != nil {
+			if _, err := flood.c.Write(kissproto.AppendFrame(nil, 0, kissproto.CmdData, make([]byte, 200))); err != nil {
 				return
 			}
 		}
@@ -294,7 +295,7 @@ func TestServerShared(t *testing.T) {
 	}
 	aprs.send(t, 0, aprsFrame(20))
 	fromTNC.waitFor(t, fmt.Sprintf("0/0/%x", aprsFrame(20)))
-	conn.Write(framing.AppendKISS(nil, 0, framing.KISSData, aprsFrame(21)))
+	conn.Write(kissproto.AppendFrame(nil, 0, kissproto.CmdData, aprsFrame(21)))
 	if f := aprs.next(t); f != fmt.Sprintf("0/0/%x", aprsFrame(21)) {
 		t.Fatalf("client got %.30s...", f)
 	}
@@ -345,7 +346,7 @@ func (f *fakeShared) SendOther(port byte, data []byte) error {
 	if len(data) == 0 {
 		return phy.ErrEmpty
 	}
-	if len(framing.AppendKISS(nil, port, framing.KISSData, data)) > f.maxLen {
+	if len(kissproto.AppendFrame(nil, port, kissproto.CmdData, data)) > f.maxLen {
 		return phy.ErrTooLarge
 	}
 	if f.frames >= f.busyAfter {
@@ -360,10 +361,10 @@ func (f *fakeShared) SetTap(func(byte, []byte)) {}
 // FuzzServerClient: whatever a client sends, the server neither panics nor
 // keeps the client after a fault, and its counters add up.
 func FuzzServerClient(f *testing.F) {
-	f.Add(framing.AppendKISS(nil, 0, framing.KISSData, aprsFrame(1)))
-	f.Add([]byte{framing.KISSFEND, 0, 'a', framing.KISSFESC, 'q', framing.KISSFEND})
-	f.Add(append([]byte{framing.KISSFEND, 0}, make([]byte, 300)...))
-	f.Add(bytes.Repeat(framing.AppendKISS(nil, 1, framing.KISSData, []byte("flood")), 20))
+	f.Add(kissproto.AppendFrame(nil, 0, kissproto.CmdData, aprsFrame(1)))
+	f.Add([]byte{kissproto.FEND, 0, 'a', kissproto.FESC, 'q', kissproto.FEND})
+	f.Add(append([]byte{kissproto.FEND, 0}, make([]byte, 300)...))
+	f.Add(bytes.Repeat(kissproto.AppendFrame(nil, 1, kissproto.CmdData, []byte("flood")), 20))
 	f.Add([]byte("garbage outside frames"))
 	sh := &fakeShared{busyAfter: 1 << 30, maxLen: 256}
 	srv, err := Serve(ServerConfig{Addr: "127.0.0.1:0", MaxFrame: 256}, sh, zerolog.Nop())

@@ -48,6 +48,7 @@ import (
 	"github.com/slided/slided/phy"
 	"github.com/slided/slided/phy/internal/evq"
 	"github.com/slided/slided/phy/internal/tty"
+	"github.com/slided/slided/phy/kiss/kissproto"
 )
 
 // Transmit's errors wrap phy.ErrTooLarge, phy.ErrEmpty, phy.ErrBusy,
@@ -141,7 +142,7 @@ type Stats struct {
 	IDSent uint64 `json:"id_sent"`
 	// Decoder sums the KISS decoder's counters over all connections: garbage
 	// bytes, bad escapes and over-long frames are counted and dropped there.
-	Decoder framing.KISSStats `json:"decoder"`
+	Decoder kissproto.Stats `json:"decoder"`
 }
 
 // TNC is a connected KISS TNC. Its methods are safe for concurrent use, but
@@ -221,7 +222,7 @@ func dial(ctx context.Context, cfg Config, log zerolog.Logger, clk clock, opts .
 		AccessWait: cfg.AccessWait(), MinBurst: MinBurst, MaxBurstFrames: cfg.Burst, MaxBurstAir: cfg.BurstAir}
 	t.params = t.paramFrames()
 	if cfg.StationID != "" {
-		t.idFrame = framing.AppendKISS(nil, cfg.Port, framing.KISSData, IDFrame(cfg.StationID))
+		t.idFrame = kissproto.AppendFrame(nil, cfg.Port, kissproto.CmdData, IDFrame(cfg.StationID))
 	}
 	for _, o := range opts {
 		o(t)
@@ -251,11 +252,11 @@ func (t *TNC) paramFrames() []byte {
 		fd = 1
 	}
 	var b []byte
-	b = framing.AppendKISS(b, c.Port, framing.KISSTXDelay, []byte{txd})
-	b = framing.AppendKISS(b, c.Port, framing.KISSPersistence, []byte{byte(c.Persistence)})
-	b = framing.AppendKISS(b, c.Port, framing.KISSSlotTime, []byte{slot})
-	b = framing.AppendKISS(b, c.Port, framing.KISSTXTail, []byte{tail})
-	b = framing.AppendKISS(b, c.Port, framing.KISSFullDuplex, []byte{fd})
+	b = kissproto.AppendFrame(b, c.Port, kissproto.CmdTXDelay, []byte{txd})
+	b = kissproto.AppendFrame(b, c.Port, kissproto.CmdPersistence, []byte{byte(c.Persistence)})
+	b = kissproto.AppendFrame(b, c.Port, kissproto.CmdSlotTime, []byte{slot})
+	b = kissproto.AppendFrame(b, c.Port, kissproto.CmdTXTail, []byte{tail})
+	b = kissproto.AppendFrame(b, c.Port, kissproto.CmdFullDuplex, []byte{fd})
 	return b
 }
 
@@ -521,10 +522,10 @@ func (t *TNC) appendBurst(dst, pad, b []byte, ackID int) ([]byte, []byte) {
 		}
 		if i == n && ackID >= 0 {
 			pad = append([]byte{byte(ackID >> 8), byte(ackID)}, pad...)
-			dst = framing.AppendKISS(dst, t.cfg.Port, kissAckMode, pad)
+			dst = kissproto.AppendFrame(dst, t.cfg.Port, kissAckMode, pad)
 			continue
 		}
-		dst = framing.AppendKISS(dst, t.cfg.Port, framing.KISSData, pad)
+		dst = kissproto.AppendFrame(dst, t.cfg.Port, kissproto.CmdData, pad)
 	}
 	return dst, pad
 }
@@ -546,7 +547,7 @@ func (t *TNC) SendOther(port byte, data []byte) error {
 	if port > 15 {
 		return fmt.Errorf("kiss: port %d: %w", port, ErrConfig)
 	}
-	f := framing.AppendKISS(make([]byte, 0, 2*len(data)+4), port, framing.KISSData, data)
+	f := kissproto.AppendFrame(make([]byte, 0, 2*len(data)+4), port, kissproto.CmdData, data)
 	if len(f) > t.cfg.MaxFrame {
 		return fmt.Errorf("kiss: %d bytes are %d once escaped, at most %d: %w", len(data), len(f), t.cfg.MaxFrame, phy.ErrTooLarge)
 	}
@@ -699,8 +700,8 @@ func writeBound(wtime time.Duration, n int, serial bool, baud int) time.Duration
 // full: nobody reads Events) read waits, and so does the connection.
 func (t *TNC) read(l *link) {
 	defer l.wg.Done()
-	dec := framing.NewKISSDecoder(t.cfg.MaxFrame)
-	var last framing.KISSStats
+	dec := kissproto.NewDecoder(t.cfg.MaxFrame)
+	var last kissproto.Stats
 	stopped := false
 	garbageLogged := false
 	// sync adds the decoder's new counts to Stats: after each read, and
@@ -742,7 +743,7 @@ func (t *TNC) read(l *link) {
 			}
 			return
 		}
-		if cmd != framing.KISSData || len(data) == 0 {
+		if cmd != kissproto.CmdData || len(data) == 0 {
 			t.count(func(s *Stats) { s.Ignored++ })
 			return
 		}
@@ -904,10 +905,10 @@ func (t *TNC) run(c conn) {
 				ackEarly = false
 				var hdr [2]byte
 				hdr[0], hdr[1] = byte(ackID>>8), byte(ackID)
-				t.txbuf = framing.AppendKISS(t.txbuf[:0], t.cfg.Port, kissAckMode, append(hdr[:], t.txraw...))
+				t.txbuf = kissproto.AppendFrame(t.txbuf[:0], t.cfg.Port, kissAckMode, append(hdr[:], t.txraw...))
 				t.count(func(s *Stats) { s.AckSent++ })
 			} else {
-				t.txbuf = framing.AppendKISS(t.txbuf[:0], t.cfg.Port, framing.KISSData, t.txraw)
+				t.txbuf = kissproto.AppendFrame(t.txbuf[:0], t.cfg.Port, kissproto.CmdData, t.txraw)
 			}
 			wbusy, wSlided = true, true
 			l.wr <- t.txbuf // the writer is idle

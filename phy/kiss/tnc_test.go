@@ -17,9 +17,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/slided/slided/bridge"
-	"github.com/slided/slided/framing"
 	"github.com/slided/slided/internal/direwolftest"
 	"github.com/slided/slided/phy"
+	"github.com/slided/slided/phy/kiss/kissproto"
 )
 
 // A TNC is a modem the bridge can drive.
@@ -200,7 +200,7 @@ func readFrames(t *testing.T, r io.Reader, n int) []string {
 	}
 	done := make(chan result, 1)
 	go func() {
-		d := framing.NewKISSDecoder(4096)
+		d := kissproto.NewDecoder(4096)
 		var got []string
 		buf := make([]byte, 4096)
 		for len(got) < n {
@@ -261,10 +261,10 @@ func TestTNCAgainstFake(t *testing.T) {
 	good := bytes.Repeat([]byte{0xC0, 0xDB, 'x'}, 10)
 	var in []byte
 	in = append(in, "line noise"...)
-	in = append(in, framing.KISSFEND, 0x30, 'a', framing.KISSFESC, 'q', 'b', framing.KISSFEND)
-	in = framing.AppendKISS(in, 1, framing.KISSData, []byte("other port, not ours"))
-	in = framing.AppendKISS(in, 3, framing.KISSSetHardware, []byte("hw"))
-	in = framing.AppendKISS(in, 3, framing.KISSData, good)
+	in = append(in, kissproto.FEND, 0x30, 'a', kissproto.FESC, 'q', 'b', kissproto.FEND)
+	in = kissproto.AppendFrame(in, 1, kissproto.CmdData, []byte("other port, not ours"))
+	in = kissproto.AppendFrame(in, 3, kissproto.CmdSetHardware, []byte("hw"))
+	in = kissproto.AppendFrame(in, 3, kissproto.CmdData, good)
 	if _, err := conn.Write(in); err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +278,7 @@ func TestTNCAgainstFake(t *testing.T) {
 	}
 
 	// Transmit: one data frame on port 3; TxDone only when the estimate ends.
-	burst := bytes.Repeat([]byte{0x11, framing.KISSFEND}, 50)
+	burst := bytes.Repeat([]byte{0x11, kissproto.FEND}, 50)
 	if err := tnc.Transmit(burst); err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +311,7 @@ func TestTNCAgainstFake(t *testing.T) {
 	tm = clk.nextTimer(t)
 	clk.Advance(tm.d / 2)
 	heard := []byte("the other station")
-	if _, err := conn.Write(framing.AppendKISS(nil, 3, framing.KISSData, heard)); err != nil {
+	if _, err := conn.Write(kissproto.AppendFrame(nil, 3, kissproto.CmdData, heard)); err != nil {
 		t.Fatal(err)
 	}
 	again := clk.nextTimer(t)
@@ -339,8 +339,8 @@ func TestTNCAgainstFake(t *testing.T) {
 		want error
 	}{
 		{"too long", make([]byte, 2046), phy.ErrTooLarge},
-		{"too long once escaped", bytes.Repeat([]byte{framing.KISSFEND}, 1023), phy.ErrTooLarge},
-		{"one escape too many", append(bytes.Repeat([]byte{framing.KISSFESC}, 6), make([]byte, 2034)...), phy.ErrTooLarge},
+		{"too long once escaped", bytes.Repeat([]byte{kissproto.FEND}, 1023), phy.ErrTooLarge},
+		{"one escape too many", append(bytes.Repeat([]byte{kissproto.FESC}, 6), make([]byte, 2034)...), phy.ErrTooLarge},
 		{"empty", nil, phy.ErrEmpty},
 	} {
 		if err := tnc.Transmit(tc.b); !errors.Is(err, tc.want) {
@@ -350,7 +350,7 @@ func TestTNCAgainstFake(t *testing.T) {
 
 	// A burst whose frame, escapes included, is exactly the TNC's limit goes
 	// out whole.
-	fits := append(bytes.Repeat([]byte{framing.KISSFESC}, 5), make([]byte, 2035)...)
+	fits := append(bytes.Repeat([]byte{kissproto.FESC}, 5), make([]byte, 2035)...)
 	if n := cfg.FrameLen(fits); n != DefaultMaxFrame {
 		t.Fatalf("test burst is a %d-byte frame, want %d", n, DefaultMaxFrame)
 	}
@@ -502,7 +502,7 @@ func TestTNCSerial(t *testing.T) {
 	}
 	clk.Advance(clk.nextTimer(t).d)
 	wantEvent(t, tnc, phy.TxDone)
-	if _, err := master.Write(framing.AppendKISS([]byte("noise"), 0, framing.KISSData, burst)); err != nil {
+	if _, err := master.Write(kissproto.AppendFrame([]byte("noise"), 0, kissproto.CmdData, burst)); err != nil {
 		t.Fatal(err)
 	}
 	if ev := wantEvent(t, tnc, phy.Received); !bytes.Equal(ev.Data, burst) {

@@ -1,0 +1,117 @@
+//go:build linux
+
+package main
+
+// A blocking UDP sender that asks for segmentation offload itself
+// (UDP_SEGMENT, as QUIC stacks do) must lose nothing on the host either
+// (docs/backpressure.md, "UDP segmentation offload"; issue 11).
+
+import (
+	"encoding/binary"
+	"errors"
+	"net"
+	"os"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/slided/slided/internal/lab"
+)
+
+// gsoSend is one UDP_SEGMENT send: segs segments of size bytes (the last
+// one last bytes if last > 0).
+type gsoSend struct{ segs, size, last int }
+
+// gsoBlast sends each of sends as one UDP_SEGMENT datagram from c to dst:
+// the kernel hands one skb to the qdisc, and the device (or the qdisc)
+// cuts it into the segments. Every segment starts with flow and its own
+// sequence number, so the receiver counts segments as datagrams. Sent
+// counts segments.
+func gsoBlast(t *testing.T, c *net.UDPConn, dst *net.UDPAddr, flow uint64, sends []gsoSend) lab.SendStats {
+	t.Helper()
+	var st lab.SendStats
+	seq := uint64(0)
+	buf := make([]byte, 0, 65507)
+	start := time.Now()
+	c.SetWriteDeadline(start.Add(120 * time.Second))
+	defer c.SetWriteDeadline(time.Time{})
+	for _, s := range sends {
+		buf = buf[:0]
+		for i := range s.segs {
+			n := s.size
+			if i == s.segs-1 && s.last > 0 {
+				n = s.last
+			}
+			seg := make([]byte, n)
+			binary.BigEndian.PutUint64(seg, flow)
+			binary.BigEndian.PutUint64(seg[8:], seq+uint64(i))
+			buf = append(buf, seg...)
+		}
+		if _, _, err := c.WriteMsgUDP(buf, gsoCmsg(uint16(s.size)), dst); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				break
+			}
+			t.Fatalf("UDP_SEGMENT send of %d bytes in %d segments: %v", len(buf), s.segs, err)
+		}
+		seq += uint64(s.segs)
+		st.Sent += s.segs
+		st.Bytes += int64(len(buf))
+	}
+	st.Elapsed = time.Since(start)
+	return st
+}
+
+// gsoCmsg is the UDP_SEGMENT control message asking the kernel to cut the
+// datagram into segments of size bytes.
+func gsoCmsg(size uint16) []byte {
+	b := make([]byte, unix.CmsgSpace(2))
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+	h.Level, h.Type = unix.SOL_UDP, unix.UDP_SEGMENT
+	h.SetLen(unix.CmsgLen(2))
+	binary.NativeEndian.PutUint16(b[unix.CmsgLen(0):], size)
+	return b
+}
+
+// TestBackpressureUDPGSO: a blocking sender with the default buffer sends
+// UDP_SEGMENT datagrams of 1000-byte segments, 8 to 64 segments each, and
+// some whose segments fit in one frame together (two segments, the second
+// short, as a QUIC stack's last packet of a burst). One skb passes the
+// qdisc and becomes that many packets in the TAP's ring: every segment
+// must be delivered, in order, and none dropped on the host.
+//
+// Not solved (docs/backpressure.md, "UDP segmentation offload"): on 29a2bc8
+// node 1's ring dropped 265 of 304 segments and 45 were delivered. Skipped
+// unless SLIDED_KNOWN_GAPS is set; it is the failing-first test of
+// whatever fixes it.
+func TestBackpressureUDPGSO(t *testing.T) {
+	if os.Getenv("SLIDED_KNOWN_GAPS") == "" {
+		t.Skip("known gap: a UDP_SEGMENT skb passes the credit as one packet (docs/backpressure.md); set SLIDED_KNOWN_GAPS=1 to run")
+	}
+	l, p := startPair(t, 115200, "192.0.2")
+	if out, err := l.Exec(p.NS[0], "ping", "-c", "1", "-w", "15", p.Addr[1]); err != nil {
+		t.Fatalf("ping: %v\n%s", err, out)
+	}
+	cs := udpPair(t, p, 6000, 0)
+	receiveBuffer(t, cs[1])
+	before := readCounts(t, p)
+	recvd := make(chan *lab.RecvStats, 1)
+	go func() {
+		rs, err := lab.Receive(cs[1], 15*time.Second, time.Now().Add(150*time.Second))
+		if err != nil {
+			t.Error(err)
+		}
+		recvd <- rs
+	}()
+	var sends []gsoSend
+	for _, n := range []int{8, 64, 16, 48, 32, 24, 40, 56} {
+		sends = append(sends, gsoSend{segs: n, size: 1000}, gsoSend{segs: 2, size: 1000, last: 100})
+	}
+	ss := gsoBlast(t, cs[0], udpAddr(p.Addr[1], 6000), 1, sends)
+	rs := <-recvd
+	checkDelivered(t, p, ss, rs, 1, before)
+	if f := rs.Flows[1]; f != nil && f.Reordered > 0 {
+		t.Errorf("%d segments delivered out of order", f.Reordered)
+	}
+}
