@@ -215,7 +215,9 @@ func TestTNCAckBurstJoins(t *testing.T) {
 // its whole airtime again at each Ack heard, and the sender stayed silent
 // for a minute (BenchmarkDirewolfVersusKISS with burst=32).
 func TestTNCAnswerEndsLongBurst(t *testing.T) {
-	tnc, conn, clk, cfg := upTNC(t, "answer", func(cfg *Config) { cfg.AirRate, cfg.Burst, cfg.BurstAir = 9600, 32, time.Minute })
+	tnc, conn, clk, cfg := upTNC(t, "answer", func(cfg *Config) {
+		cfg.AirRate, cfg.Burst, cfg.BurstAir, cfg.TOT = 9600, 32, time.Minute, 2*time.Minute
+	})
 	var burst []byte
 	for i := range 8 {
 		burst = framing.AppendFrame(burst, framing.Header{Kind: framing.KindFragment, Dst: 2, Src: 1}, bytes.Repeat([]byte{byte(i + 1)}, 1000))
@@ -331,4 +333,32 @@ func upTNC(t *testing.T, name string, tweak func(*Config)) (*TNC, net.Conn, *fak
 	readFrames(t, conn, 5) // parameters
 	wantEvent(t, tnc, phy.Up)
 	return tnc, conn, clk, cfg
+}
+
+// TestTNCDefaultBurstFillsWindow: with the defaults at 9600 bit/s a TNC
+// takes a burst of forty 1000-byte packets (the bulk flow of
+// BenchmarkDirewolfVersusKISS, 35 s of airtime) in one Transmit, as one
+// key-up: the bounds are the ARQ's window (64 frames) and the radio's
+// time-out (BurstAir 53.6 s), not 32 frames and 30 s, which cut that flow
+// into two key-ups of about 1.7 s of fixed cost each.
+func TestTNCDefaultBurstFillsWindow(t *testing.T) {
+	tnc, conn, _, _ := upTNC(t, "window", func(cfg *Config) { cfg.AirRate = 9600 })
+	info := tnc.Info()
+	if info.MaxBurstFrames != 64 || info.MaxBurstAir != 53640*time.Millisecond {
+		t.Fatalf("info: %d frames, %v of airtime a burst; want 64 and 53.64s", info.MaxBurstFrames, info.MaxBurstAir)
+	}
+	var burst []byte
+	var air time.Duration
+	for i := range 40 {
+		f := framing.AppendFrame(nil, framing.Header{Kind: framing.KindFragment, Dst: 2, Src: 1}, bytes.Repeat([]byte{byte(i + 1)}, 1030))
+		burst = append(burst, f...)
+		air += phy.Airtime(len(f), info.BitRate)
+	}
+	if air > info.MaxBurstAir {
+		t.Fatalf("40 frames take %v, beyond the %v bound", air, info.MaxBurstAir)
+	}
+	if err := tnc.Transmit(burst); err != nil {
+		t.Fatalf("a burst of 40 frames refused: %v", err)
+	}
+	readFrames(t, conn, 40)
 }

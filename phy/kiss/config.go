@@ -34,19 +34,30 @@ const (
 )
 
 // DefaultBurst is Config.Burst when not set; MaxBurstFrames its largest
-// value (Dire Wolf's limit per transmission). 32 measured best of 1, 4, 8,
-// 16 and 32 on the Dire Wolf pair at 9600 bit/s (docs/modems.md, burst
-// size): each key-up and its Acks cost about 1.5 s of fixed time.
+// value (Dire Wolf's limit per transmission). The default is the most
+// packets slided's ARQ keeps outstanding to a peer (its window, 64), so
+// that the burst's airtime (BurstAir, from the radio's time-out) is what
+// ends a burst of large frames: each key-up and its Acks cost about 1.7 s
+// of fixed time on the Dire Wolf pair at 9600 bit/s (docs/modems.md).
+// 32 measured best of 1, 4, 8, 16 and 32 there when bursts were also
+// bounded by 30 s.
 const (
-	DefaultBurst   = 32
+	DefaultBurst   = 64
 	MaxBurstFrames = 256
 )
 
-// DefaultBurstAir is Config.BurstAir when not set: 32 frames of 1000 bytes
-// at 9600 bit/s (28 s), four at 1200. The other stations wait that long;
-// a plain KISS client that writes its queue to Dire Wolf holds the channel
-// for up to 256 frames.
-const DefaultBurstAir = 30 * time.Second
+// DefaultTOT is Config.TOT when not set: a transmitter time-out timer of
+// one minute, the shortest in common use (commercial radios offer 30 s to
+// 120 s steps; amateur transceivers ship with it off or at several minutes
+// and their manuals suggest one minute). A burst stays inside it
+// (TOTBurstAir).
+const DefaultTOT = 60 * time.Second
+
+// totMargin is the share of the time-out timer, less TXDELAY and TXTAIL,
+// that TOTBurstAir leaves unused: the link counts a burst's bytes at the
+// air rate, and the TNC adds HDLC bit stuffing (up to 1/5, about 3% for
+// slided's frames), two CRC bytes and a flag per frame on top.
+const totMargin = 10 // percent
 
 // MinBurst is the shortest burst Transmit sends: Dire Wolf, like AX.25
 // receivers in general, drops frames of fewer than 15 bytes. Data frames are
@@ -109,9 +120,15 @@ type Config struct {
 	// key-up. Reported as Info().MaxBurstFrames.
 	Burst int
 	// BurstAir bounds the airtime of one burst (a first frame longer than
-	// it goes alone): the other stations wait that long. 0:
-	// DefaultBurstAir. Reported as Info().MaxBurstAir.
+	// it goes alone): the other stations wait that long. 0: TOTBurstAir,
+	// what the radio's time-out timer allows. Reported as
+	// Info().MaxBurstAir.
 	BurstAir time.Duration
+	// TOT is the radio's transmitter time-out timer: the longest it
+	// transmits in one key-up before it unkeys by itself, cutting the
+	// frame on air. 0: DefaultTOT. Bursts are sized to stay inside it
+	// (BurstAir); a BurstAir beyond TOTBurstAir is refused.
+	TOT time.Duration
 	// Dial, if set, replaces net.Dialer.DialContext for Addr (tests use it
 	// to reach a TNC inside a network namespace).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -217,7 +234,7 @@ var ErrConfig = errors.New("kiss: bad config")
 // ParseTCP parses the part of a modem URL after "kiss-tcp:", such as
 // "127.0.0.1:8001?air=9600&txdelay=30ms&persist=63&slot=10ms&fullduplex=0".
 // Keys: air, port, maxframe, txdelay, persist, slot, txtail, fullduplex, burst,
-// burstair, ackmode (auto, on, off), init and exit (UnescapeCommand), initwait.
+// burstair, tot, ackmode (auto, on, off), init and exit (UnescapeCommand), initwait.
 // Missing keys keep Defaults; an unknown key is an error naming it.
 func ParseTCP(s string) (Config, error) {
 	addr, query, _ := strings.Cut(s, "?")
@@ -297,6 +314,11 @@ func (c *Config) parseQuery(query string, serial bool) error {
 			if err == nil && (c.BurstAir < time.Second || c.BurstAir > 10*time.Minute) {
 				err = fmt.Errorf("%v out of range 1s..10m", c.BurstAir)
 			}
+		case "tot":
+			c.TOT, err = time.ParseDuration(v)
+			if err == nil && (c.TOT < minTOT || c.TOT > maxTOT) {
+				err = fmt.Errorf("%v out of range %v..%v", c.TOT, minTOT, maxTOT)
+			}
 		case "idinterval":
 			c.StationIDInterval, err = time.ParseDuration(v)
 		case "baud":
@@ -373,11 +395,21 @@ func (c *Config) check() error {
 	if c.Burst == 0 {
 		c.Burst = DefaultBurst
 	}
+	if c.TOT == 0 {
+		c.TOT = DefaultTOT
+	}
+	if c.TOT < minTOT || c.TOT > maxTOT {
+		return fmt.Errorf("%w: transmitter time-out %v (%v to %v)", ErrConfig, c.TOT, minTOT, maxTOT)
+	}
 	if c.BurstAir == 0 {
-		c.BurstAir = DefaultBurstAir
+		c.BurstAir = c.TOTBurstAir()
 	}
 	if c.BurstAir < 0 {
 		return fmt.Errorf("%w: burst airtime %v", ErrConfig, c.BurstAir)
+	}
+	if m := c.TOTBurstAir(); c.BurstAir > m {
+		return fmt.Errorf("%w: burst airtime %v exceeds the %v the transmitter time-out of %v allows (raise tot if the radio's timer is longer)",
+			ErrConfig, c.BurstAir, m, c.TOT)
 	}
 	if c.Burst < 1 || c.Burst > MaxBurstFrames {
 		return fmt.Errorf("%w: burst %d (1 to %d frames)", ErrConfig, c.Burst, MaxBurstFrames)
@@ -409,6 +441,25 @@ func (c *Config) check() error {
 		return fmt.Errorf("%w: init wait %v (0 to 10s)", ErrConfig, c.InitWait)
 	}
 	return nil
+}
+
+// The transmitter time-out (Config.TOT) may be set from minTOT to maxTOT.
+const (
+	minTOT = 5 * time.Second
+	maxTOT = 10 * time.Minute
+)
+
+// TOTBurstAir is the longest burst airtime (bytes at the air rate, as the
+// link counts it) that keeps a burst inside the radio's transmitter
+// time-out: TOT less TXDELAY and TXTAIL, less totMargin for the TNC's
+// framing, at least 1 s. With the defaults (60 s, 300 ms, 100 ms): 53.6 s,
+// sixty-one 1044-byte slided frames at 9600 bit/s, seven at 1200.
+func (c Config) TOTBurstAir() time.Duration {
+	tot := c.TOT
+	if tot == 0 {
+		tot = DefaultTOT
+	}
+	return max(time.Second, (tot-c.TXDelay-c.TXTail)*(100-totMargin)/100)
 }
 
 // MaxBurst is the longest burst Transmit can accept: MaxFrame less the two

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slided/slided/phy"
 	"github.com/slided/slided/phy/kiss/kissproto"
 )
 
@@ -36,6 +37,8 @@ func TestParseTCP(t *testing.T) {
 		{"burst and its airtime", "127.0.0.1:8001?burst=32&burstair=30s", func(c *Config) { c.Burst, c.BurstAir = 32, 30*time.Second }, ""},
 		{"burstair too short", "127.0.0.1:8001?burstair=10ms", nil, `key "burstair"`},
 		{"burstair too long", "127.0.0.1:8001?burstair=11m", nil, `key "burstair"`},
+		{"tot", "127.0.0.1:8001?tot=3m", func(c *Config) { c.TOT = 3 * time.Minute }, ""},
+		{"tot too short", "127.0.0.1:8001?tot=1s", nil, `key "tot"`},
 	}
 	for _, tt := range tests {
 		got, err := ParseTCP(tt.in)
@@ -55,7 +58,7 @@ func TestParseTCP(t *testing.T) {
 		if got.Addr != want.Addr || got.AirRate != want.AirRate || got.TXDelay != want.TXDelay ||
 			got.Persistence != want.Persistence || got.SlotTime != want.SlotTime || got.TXTail != want.TXTail ||
 			got.FullDuplex != want.FullDuplex || got.Port != want.Port || got.MaxFrame != want.MaxFrame || got.Baud != want.Baud ||
-			got.Burst != want.Burst || got.BurstAir != want.BurstAir {
+			got.Burst != want.Burst || got.BurstAir != want.BurstAir || got.TOT != want.TOT {
 			t.Errorf("%s: got %+v, want %+v", tt.desc, got, want)
 		}
 	}
@@ -112,6 +115,52 @@ func TestConfigCheck(t *testing.T) {
 		err := c.check()
 		if (err == nil) != tt.ok {
 			t.Errorf("%s: check() = %v, want ok=%v", tt.desc, err, tt.ok)
+		}
+	}
+}
+
+// TestBurstAirFromTOT: the burst airtime bound follows the radio's
+// transmitter time-out (60 s unless told) less TXDELAY, TXTAIL and a tenth
+// for the TNC's framing; one beyond it is refused. Before, the bound was a
+// flat 30 s whatever the radio allowed, and tot was an unknown key.
+func TestBurstAirFromTOT(t *testing.T) {
+	tests := []struct {
+		desc    string
+		url     string
+		want    time.Duration
+		wantErr string
+	}{
+		{"defaults: 60 s less 0.4 s, less a tenth", "127.0.0.1:8001?air=9600", 53640 * time.Millisecond, ""},
+		{"a 3 minute timer", "127.0.0.1:8001?air=9600&tot=3m", 161640 * time.Millisecond, ""},
+		{"a 30 s timer, short txdelay", "127.0.0.1:8001?air=9600&tot=30s&txdelay=50ms&txtail=10ms", 26946 * time.Millisecond, ""},
+		{"burstair inside the timer", "127.0.0.1:8001?air=9600&burstair=20s", 20 * time.Second, ""},
+		{"burstair beyond the timer", "127.0.0.1:8001?air=9600&burstair=60s", 0, "transmitter time-out"},
+		{"burstair beyond a short timer", "127.0.0.1:8001?air=9600&tot=20s&burstair=30s", 0, "transmitter time-out"},
+	}
+	for _, tt := range tests {
+		c, err := ParseTCP(tt.url)
+		if err == nil {
+			err = c.check()
+		}
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, ErrConfig) {
+				t.Errorf("%s: error %v, want ErrConfig containing %q", tt.desc, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tt.desc, err)
+			continue
+		}
+		if c.BurstAir != tt.want {
+			t.Errorf("%s: BurstAir %v, want %v", tt.desc, c.BurstAir, tt.want)
+		}
+		// What the TNC would send in one key-up at that bound stays
+		// inside the timer: 1044-byte frames, TXDELAY and TXTAIL.
+		frames := int(c.BurstAir / phy.Airtime(1044, c.AirRate))
+		b := bytes.Repeat(append(bytes.Repeat([]byte{1}, 1043), 0), frames)
+		if d := c.BurstTime(b); d > c.TOT {
+			t.Errorf("%s: %d frames take %v on air, beyond the %v time-out", tt.desc, frames, d, c.TOT)
 		}
 	}
 }

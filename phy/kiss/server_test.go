@@ -2,6 +2,7 @@ package kiss
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -282,7 +284,11 @@ func TestServerShared(t *testing.T) {
 	}
 
 	// slided's own traffic goes on (after the flood's airtime), and so does
-	// the good client.
+	// the good client: once the flood's frames taken before it was dropped
+	// are written, an hour later (the clock moved before some were written
+	// counted their airtime from then, and the good client's next frame was
+	// refused now and then).
+	waitStats(t, tnc, func(tst Stats) bool { return tst.OthersSent == srv.Stats().FramesIn })
 	clk.Advance(time.Hour)
 	b := slidedBurst("after the bad clients")
 	if err := tnc.Transmit(b); err != nil {
@@ -394,6 +400,58 @@ func FuzzServerClient(f *testing.F) {
 			// The server may not have removed the client yet when the
 			// close reached us; it does before it closes the socket.
 			t.Fatalf("stats %+v: dropped + connected != accepted", st)
+		}
+	})
+}
+
+// TestOtherBacklogCountsQueued: the bound on other programs' airtime ahead
+// of slided (otherBacklog) counts the frames still waiting for the writer,
+// not only those written. A TNC that is slow to read (here: not at all)
+// holds the first frame in the writer; before, SendOther then took frames
+// until otherQueue was full, 32 frames of 200 bytes, 58 s at 1200 bit/s,
+// and after a flooding client was dropped its queued frames still held the
+// channel long enough that the good client's next frame was refused
+// (TestServerShared failed that way now and then: the frame after the bad
+// clients never reached the TNC).
+func TestOtherBacklogCountsQueued(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		near, far := net.Pipe()
+		cfg := Defaults() // 1200 bit/s
+		cfg.Addr = "tnc.invalid:8001"
+		cfg.Dial = func(context.Context, string, string) (net.Conn, error) { return near, nil }
+		go func() { // the TNC reads the parameters, then nothing
+			dec := kissproto.NewDecoder(cfg.MaxFrame)
+			buf := make([]byte, 4096)
+			n := 0
+			for n < 5 {
+				k, err := far.Read(buf)
+				if err != nil {
+					return
+				}
+				dec.Feed(buf[:k], func(byte, byte, []byte) { n++ })
+			}
+		}()
+		tnc, err := Dial(context.Background(), cfg, testLog(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { far.Close(); tnc.Close() }()
+		synctest.Wait()
+		frame := bytes.Repeat([]byte{'a'}, 200)
+		air := cfg.TxTime(len(kissproto.AppendFrame(nil, 0, kissproto.CmdData, frame)))
+		accepted := 0
+		for range otherQueue + 1 {
+			if err := tnc.SendOther(0, frame); err != nil {
+				if !errors.Is(err, phy.ErrBusy) {
+					t.Fatal(err)
+				}
+				break
+			}
+			accepted++
+			synctest.Wait() // run takes what it can
+		}
+		if most := int(otherBacklog/air) + 2; accepted > most {
+			t.Fatalf("%d frames of %v each accepted, %v of airtime; want at most %d (%v)", accepted, air, time.Duration(accepted)*air, most, otherBacklog)
 		}
 	})
 }

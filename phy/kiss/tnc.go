@@ -173,8 +173,11 @@ type TNC struct {
 	// otherEnd is run's estimate of when the other programs' frames
 	// written so far have left (UnixNano), for SendOther's backlog check.
 	otherEnd atomic.Int64
-	busy     atomic.Bool // a burst is outstanding
-	up       atomic.Bool // connected
+	// otherQueued is the estimated airtime (ns) of the other programs'
+	// frames in otherc, not yet taken by run (takeOther).
+	otherQueued atomic.Int64
+	busy        atomic.Bool // a burst is outstanding
+	up          atomic.Bool // connected
 
 	// redial is the reconnect policy and its log lines (package redial);
 	// dial uses it, then run.
@@ -536,7 +539,8 @@ func (t *TNC) appendBurst(dst, pad, b []byte, ackID int) ([]byte, []byte) {
 // burst first when both wait). It copies data and never blocks: it refuses
 // an empty or over-long frame (phy.ErrEmpty, phy.ErrTooLarge), a frame while
 // down or closed (phy.ErrDown, phy.ErrClosed) and, with phy.ErrBusy, a frame
-// when otherQueue frames already wait. Once the frame is written, the TNC
+// when otherQueue frames already wait or the other programs' frames written
+// or waiting already take otherBacklog of airtime. Once the frame is written, the TNC
 // reports its estimated airtime as carrier (CarrierOn, then CarrierOff when
 // the estimate of every such frame written has run out), so that slided's
 // MAC defers to it; slided's own TxDone estimate counts it too.
@@ -559,15 +563,30 @@ func (t *TNC) SendOther(port byte, data []byte) error {
 	if !t.up.Load() {
 		return fmt.Errorf("kiss: %s: %w", t.target, phy.ErrDown)
 	}
-	if b := time.Duration(t.otherEnd.Load() - t.clk.Now().UnixNano()); b > otherBacklog {
+	// The backlog counts the frames written and not yet on air, and those
+	// still waiting for the writer: otherwise a flood fills otherQueue
+	// whatever their airtime, and the frames of every client after it are
+	// refused for as long as those take (a minute at 1200 bit/s).
+	b := max(0, time.Duration(t.otherEnd.Load()-t.clk.Now().UnixNano())) + time.Duration(t.otherQueued.Load())
+	if b > otherBacklog {
 		return fmt.Errorf("kiss: other programs' frames hold the channel for %v more (at most %v): %w", b.Round(time.Millisecond), otherBacklog, phy.ErrBusy)
 	}
+	air := t.cfg.TxTime(len(f))
+	t.otherQueued.Add(int64(air))
 	select {
 	case t.otherc <- f:
 		return nil
 	default:
+		t.otherQueued.Add(-int64(air))
 		return fmt.Errorf("kiss: %d frames of other programs wait: %w", otherQueue, phy.ErrBusy)
 	}
+}
+
+// takeOther accounts for frame f of another program taken from otherc
+// (SendOther's backlog): its airtime counts from now on in otherEnd once it
+// is written, or not at all if it is lost.
+func (t *TNC) takeOther(f []byte) {
+	t.otherQueued.Add(-int64(t.cfg.TxTime(len(f))))
 }
 
 // SetTap sets the function that gets every KISS data frame the TNC
@@ -922,6 +941,7 @@ func (t *TNC) run(c conn) {
 		}
 		select {
 		case f := <-t.otherc:
+			t.takeOther(f)
 			wbusy, wSlided, wID, wOther = true, false, false, len(f)
 			l.wr <- f
 		default:
@@ -999,7 +1019,8 @@ func (t *TNC) run(c conn) {
 		stopTx()
 		for lost := true; lost; {
 			select {
-			case <-t.otherc:
+			case f := <-t.otherc:
+				t.takeOther(f)
 				t.count(func(s *Stats) { s.OthersLost++ })
 			default:
 				lost = false
@@ -1074,6 +1095,7 @@ func (t *TNC) run(c conn) {
 			kick()
 
 		case f := <-otherc:
+			t.takeOther(f)
 			wbusy, wSlided, wID, wOther = true, false, false, len(f)
 			l.wr <- f
 
