@@ -546,8 +546,18 @@ func (m *MACOf[T]) Poll(now time.Time) (T, bool) {
 		m.armed = d.Add(late - late%m.cfg.SlotTime)
 		return none, false
 	}
-	m.burstLeft = max(m.cfg.Burst, 1)
+	m.burstLeft = m.burstLen()
 	return m.send(now), true
+}
+
+// burstLen is the number of data frames a won contention sends: LoneBurst
+// while the node hears nobody else (Contenders(0), adaptive window), else
+// Burst, at least 1.
+func (m *MACOf[T]) burstLen() int {
+	if m.cfg.LoneBurst > 0 && m.cfg.IdleTarget > 0 && m.others == 0 {
+		return m.cfg.LoneBurst
+	}
+	return max(m.cfg.Burst, 1)
 }
 
 // send puts the head data frame on air.
