@@ -43,3 +43,31 @@ func TestLoneBurst(t *testing.T) {
 		t.Errorf("LoneBurst %d: valid", cfg.LoneBurst)
 	}
 }
+
+// TestBurstPastAckBeforeTxDone: the Ack the channel is reserved for does
+// not end a burst when its carrier is reported before the TxDone of the
+// frame it answers (a receiver that answers at once, a modem that reports
+// TxDone a moment late: the link package's test medium). Before, the
+// carrier noted while on air ended the burst at TxDone, so with one Ack
+// per group every burst ended at its first poll.
+func TestBurstPastAckBeforeTxDone(t *testing.T) {
+	cfg := adaptiveConfig()
+	cfg.Burst = 3
+	m, _ := newPair(t, cfg, 5)
+	for _, f := range []string{"a", "b", "c"} {
+		mustEnqueue(t, m, t0, []byte(f))
+	}
+	now, _ := m.Deadline()
+	wantSend(t, m, now, "a")
+	now = now.Add(time.Second)
+	m.Carrier(now, true)                   // the Ack begins as our frame ends
+	m.Reserve(now, now.Add(2*time.Second)) // the link keeps the channel for it
+	m.TxDone(now)
+	now = now.Add(10 * time.Millisecond)
+	m.Carrier(now, false)
+	m.Reserve(now, now) // the Ack came
+	if d, ok := m.Deadline(); !ok || !d.Equal(now) {
+		t.Fatalf("second frame of the burst due %v after the Ack (ok %v), want at once", d.Sub(now), ok)
+	}
+	wantSend(t, m, now, "b")
+}
