@@ -671,11 +671,40 @@ func (e *Engine) fromAir(h framing.Header, payload []byte) {
 		}
 	}
 	e.heard(e.now, h, payload) // no carrier: the others' turns (turns.go)
+	e.riderHeard(e.now, h, payload)
 	e.arq.Receive(e.now, h, payload)
 	if h.Kind == framing.KindAck && h.Dst == e.cfg.Node {
 		e.measuredDelay(h.Src)
 	}
 }
+
+// riderHeard keeps the channel, on a modem that senses a carrier, for the
+// frame that follows a rider (a fragment for us without a poll: more of
+// its group comes at once, arq.Config.GroupPolls): for IFS, two slots and
+// riderSlack. Through real daemons the gap between two frames of a burst
+// (the sender's TxDone, its next Transmit, the modem) may outlast IFS, and
+// a frame of ours that waited would start in it and collide with the next
+// rider. Acks ignore the reservation; a longer one (our own Acks due) is
+// kept.
+func (e *Engine) riderHeard(now time.Time, h framing.Header, payload []byte) {
+	if e.turns.on || e.info.OwnAccess || e.info.NoCarrier || h.Kind != framing.KindFragment || h.Dst != e.cfg.Node {
+		return
+	}
+	f, _, err := framing.ParseFrag(payload)
+	if err != nil || f.AckReq {
+		return
+	}
+	until := now.Add(e.macCfg.IFS + 2*e.macCfg.SlotTime + riderSlack)
+	if e.ackDue > 0 && e.ackDueAt.After(until) {
+		return
+	}
+	e.mac.Reserve(now, until)
+}
+
+// riderSlack is what riderHeard allows beyond IFS and two slots for the
+// sender's scheduling and its modem's (about 1.2 ms between two frames of
+// a burst through real daemons on the simulated medium, where IFS is 1 ms).
+const riderSlack = time.Millisecond
 
 // rttBatch is the number of round-trip samples over which the smallest
 // smoothed round trip towards a node is taken before it counts as a
