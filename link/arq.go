@@ -133,7 +133,7 @@ func (e *Engine) startLink(now time.Time, mc csma.Config, seed uint64) error {
 		Margin:      mc.IFS + time.Duration(min(mc.CWMax, marginCW))*backoffSlot(e.info, mc) + frameAir + 50*time.Millisecond,
 	}
 	ac := arqConfig(cfg, e.frameMax, t)
-	ac.Window = burstWindow(ac.Window, e.info.MaxBurstFrames)
+	ac.Window = arqWindow(ac.Window, e.info, mc)
 	// The longest a frame can wait in our queues: a window of packets'
 	// fragments (retransmission rounds included) and the MAC queue.
 	frags := (ac.MaxPacket + ac.MaxPayload - framing.FragHeaderLen - 1) / (ac.MaxPayload - framing.FragHeaderLen)
@@ -143,7 +143,7 @@ func (e *Engine) startLink(now time.Time, mc csma.Config, seed uint64) error {
 		t.QueueDelay *= 3 // and the TNC's own queue and channel access
 	}
 	ac = arqConfig(cfg, e.frameMax, t)
-	ac.Window = burstWindow(ac.Window, e.info.MaxBurstFrames)
+	ac.Window = arqWindow(ac.Window, e.info, mc)
 	// The sequence span and the reorder buffer's room follow the window;
 	// its timeout (MaxAge + QueueDelay) comes from t with the other
 	// lifetimes (arq.DefaultConfig).
@@ -163,7 +163,20 @@ func (e *Engine) startLink(now time.Time, mc csma.Config, seed uint64) error {
 	// Towards version-2 peers, packets that go together share one poll
 	// and one Ack (arqSink.Grouped; flushGroups decides when a group ends),
 	// where a channel access costs much more than a frame (groupsPolls).
-	ac.GroupPolls = groupsPolls(e.info, cfg.NoARQ)
+	ac.GroupPolls = groupsPolls(e.info, mc, cfg.NoARQ)
+	if ac.GroupPolls && e.info.MaxBurstFrames < 2 && mc.Burst > 1 {
+		// The MAC's bursts on a carrier-sense channel: a group is one
+		// burst's worth of packets, polled by the last, so that its Ack
+		// opens the window (arqWindow) for the next group while that
+		// group is on air. Groups form only for a lone flow of a lone
+		// sender (Engine.send).
+		ac.MaxGroup = mc.Burst
+		e.flowGroups = true
+		e.mixedHold = mixedFrames * phy.Airtime(e.frameCap, e.info.BitRate)
+		// Whether another flow sends too is not known yet: one by one
+		// until a single flow has sent for mixedHold.
+		e.mixedUntil = now.Add(e.mixedHold)
+	}
 	if !cfg.NoARQ {
 		// After a poll the sender leaves the channel to the Ack: its
 		// airtime, the round trip, the receiver's turnaround, its carrier
@@ -218,6 +231,23 @@ func (e *Engine) startLink(now time.Time, mc csma.Config, seed uint64) error {
 		Dur("dup_lifetime", ac.DupLifetime).Bool("reorder", !ac.NoARQ && !ac.NoReorder).Dur("reorder_timeout", ac.ReorderTimeout).
 		Int("max_retries", ac.MaxRetries).Int("window", ac.Window).Msg("link layer")
 	return nil
+}
+
+// arqWindow is the ARQ window for the modem info and the MAC mc: for a
+// modem that takes bursts, burstWindow; where the MAC sends bursts on a
+// carrier-sense modem (and packets are grouped one burst each, startLink),
+// three bursts' worth of packets (at most 64): the group on air, whose Ack
+// has not come, the next one in the MAC queue, and the group being
+// gathered outside it, so that the window is not what stops the host
+// being read; the default window otherwise.
+func arqWindow(window int, info phy.Info, mc csma.Config) int {
+	if info.MaxBurstFrames > 1 {
+		return burstWindow(window, info.MaxBurstFrames)
+	}
+	if mc.Burst > 1 && !info.NoCarrier && !info.OwnAccess {
+		return min(max(window, 3*mc.Burst), 64)
+	}
+	return window
 }
 
 // burstWindow is the ARQ window for a modem that takes bursts of up to
@@ -433,11 +463,48 @@ func (e *Engine) send(now time.Time, h framing.Header, payload []byte, ethLen in
 	// polls the last fragment of a packet may go with a later Send or
 	// Flush, and then carries the bytes of every packet since.
 	e.sendEth += ethLen
+	// Groups of one burst (flowGroups) form only while one flow has been
+	// sending (mixedHold): the MAC queue serves flows in rounds,
+	// so a poll of another flow than its riders' could go before them
+	// (and its Ack report them missing), and a packet of a sparse flow
+	// read between a greedy flow's riders, which go back to back, would
+	// wait for the next of them (TestSparseFlowNotBehindGreedy: 231 ms
+	// against a limit of 157). Meanwhile every packet polls, as without
+	// groups.
+	grouping := true
+	if e.flowGroups {
+		if l := e.lastFlow[h.Dst]; l.set && l.flow != flow {
+			e.mixedUntil = now.Add(e.mixedHold)
+		}
+		// And only while no other node has sent unicast data within
+		// the time the MAC counts senders over (4 bursts and a second):
+		// between two senders a lost contention cost a group of riders
+		// instead of one frame (seeds 2 and 3 of
+		// TestBenchLinkTwoSendersLateCarrier: 68 collisions against 48,
+		// 0.04-0.05 retransmissions per transmission), and a node that
+		// kept the channel a while widened the gap to the other's share
+		// (TestEngineTwoSendersAdaptiveFair, seed 1: Jain 0.978).
+		// Broadcasts do not count, as they do for the MAC: through real
+		// daemons the far node's kernel's neighbour discovery and MLD
+		// kept groups off for most of a bulk transfer
+		// (TestGroupsBesideOccasionalTraffic).
+		grouping = !now.Before(e.mixedUntil) && !e.senders.unicastWithin(now, e.senders.window)
+		if !grouping && e.arq.Open() {
+			e.arq.Flush(now)
+		}
+	}
 	e.sendFlow = flow // for its frames (arqSink.Transmit)
 	err := e.arq.Send(now, h, payload)
+	if err == nil && !grouping && e.arq.Open() {
+		e.arq.Flush(now)
+	}
 	e.sendFlow = 0
 	if err != nil {
 		e.sendEth -= ethLen // nothing was sent
+	} else if h.Dst != framing.Broadcast && !e.cfg.NoARQ {
+		// Its last fragment may go later, with the next packet to
+		// h.Dst or a Flush (grouped polls): it keeps this flow then.
+		e.lastFlow[h.Dst] = lastPacket{seq: e.arq.LastSeq(h.Dst), flow: flow, set: true}
 	}
 	switch {
 	case err == nil:
@@ -590,7 +657,7 @@ func (e *Engine) fromAir(h framing.Header, payload []byte) {
 		e.stats.Drops.Sealed++
 		return
 	}
-	e.heardSender(h.Src, h.Kind)
+	e.heardSender(h.Src, h.Dst, h.Kind)
 	e.sendHello(e.now, h.Src, e.vers.heard(e.now, airH, h.Kind, payload, h.Dst == e.cfg.Node))
 	if h.Kind == framing.KindHello && !e.vers.v1Only {
 		return // version-1 builds count it as an ignored kind (arq.Stats.Ignored)
@@ -604,11 +671,40 @@ func (e *Engine) fromAir(h framing.Header, payload []byte) {
 		}
 	}
 	e.heard(e.now, h, payload) // no carrier: the others' turns (turns.go)
+	e.riderHeard(e.now, h, payload)
 	e.arq.Receive(e.now, h, payload)
 	if h.Kind == framing.KindAck && h.Dst == e.cfg.Node {
 		e.measuredDelay(h.Src)
 	}
 }
+
+// riderHeard keeps the channel, on a modem that senses a carrier, for the
+// frame that follows a rider (a fragment for us without a poll: more of
+// its group comes at once, arq.Config.GroupPolls): for IFS, two slots and
+// riderSlack. Through real daemons the gap between two frames of a burst
+// (the sender's TxDone, its next Transmit, the modem) may outlast IFS, and
+// a frame of ours that waited would start in it and collide with the next
+// rider. Acks ignore the reservation; a longer one (our own Acks due) is
+// kept.
+func (e *Engine) riderHeard(now time.Time, h framing.Header, payload []byte) {
+	if e.turns.on || e.info.OwnAccess || e.info.NoCarrier || h.Kind != framing.KindFragment || h.Dst != e.cfg.Node {
+		return
+	}
+	f, _, err := framing.ParseFrag(payload)
+	if err != nil || f.AckReq {
+		return
+	}
+	until := now.Add(e.macCfg.IFS + 2*e.macCfg.SlotTime + riderSlack)
+	if e.ackDue > 0 && e.ackDueAt.After(until) {
+		return
+	}
+	e.mac.Reserve(now, until)
+}
+
+// riderSlack is what riderHeard allows beyond IFS and two slots for the
+// sender's scheduling and its modem's (about 1.2 ms between two frames of
+// a burst through real daemons on the simulated medium, where IFS is 1 ms).
+const riderSlack = time.Millisecond
 
 // rttBatch is the number of round-trip samples over which the smallest
 // smoothed round trip towards a node is taken before it counts as a
@@ -680,6 +776,23 @@ func (e *Engine) measuredDelay(src framing.NodeID) {
 	}
 }
 
+// mixedFrames is how long, in the largest frames' airtime, packets poll
+// one by one after a packet of another flow than the last one to its node
+// (Engine.send): a sparse flow beside a greedy one keeps it so (4 frames
+// of the largest, 1,559 bytes, are 0.43 s at 115200 bit/s), and a lone packet of
+// another flow (a neighbour solicitation) stops groups that long. With 16
+// (and the MAC's count of senders) the daemons' own neighbour discovery
+// kept them off for most of a bulk transfer.
+const mixedFrames = 4
+
+// lastPacket is the last packet sent to a node: its sequence number and
+// flow (arqSink.Transmit).
+type lastPacket struct {
+	seq  uint8
+	set  bool
+	flow uint64
+}
+
 // arqSink is the engine as the ARQ's Sink.
 type arqSink Engine
 
@@ -697,8 +810,15 @@ func (s *arqSink) Transmit(now time.Time, f arq.Frame) {
 		m.eth, e.sendEth = e.sendEth, 0
 	}
 	// A packet's frames from Send are its flow; retransmissions (from
-	// the ARQ's timer) and Hellos are flow 0, one flow of their own.
+	// the ARQ's timer) and Hellos are flow 0, one flow of their own. The
+	// last fragment of the packet sent last to h.Dst, which a grouped
+	// poll holds until the next packet or a Flush (arq.Config.GroupPolls),
+	// keeps that packet's flow: in the next packet's it would wait behind
+	// a greedy flow's frames (TestSparseFlowNotBehindGreedy).
 	m.flow = e.sendFlow
+	if l := e.lastFlow[h.Dst]; l.set && h.Kind == framing.KindFragment && len(payload) >= framing.FragHeaderLen && payload[1] == l.seq {
+		m.flow = l.flow
+	}
 	if h.Kind == framing.KindAck {
 		var buf [framing.MaxAckRecords]framing.Ack
 		if recs, err := framing.ParseAcks(buf[:0], payload); err == nil {
@@ -797,20 +917,22 @@ func (e *Engine) supersede(f txFrame) bool {
 
 // groupsPolls says whether packets that go together share one poll: behind
 // a modem that takes bursts (a TNC: one key-up, its access wait and
-// preamble, for many frames) or a modem that senses no carrier (turns: a
-// whole round trip of water per exchange). Not where the modem senses a
-// carrier, even when the MAC sends bursts (the adaptive window's bursts of
-// 4, MACFor): there an Ack costs a few bytes and an IFS, and grouping
-// would cost more than it saves: a packet's Ack, and with it the ARQ
-// window, waits for the packets queued behind it, and a small flow's
-// packet waits for the window behind a greedy flow's
-// (TestSparseFlowNotBehindGreedy with the daemon's MAC: 396 ms against a
-// limit of 157 with grouping on there, 98 ms without).
-func groupsPolls(info phy.Info, noARQ bool) bool {
+// preamble, for many frames), a modem that senses no carrier (turns: a
+// whole round trip of water per exchange), or where the MAC sends bursts
+// (mc.Burst, the adaptive MAC's bursts of 4 on a carrier-sense modem, MACFor).
+// There each Ack cost its bytes (13 of every 1,070 on air with 1000-byte
+// datagrams) and a turnaround (about 1 ms through real daemons), and a
+// group of one burst (arq.Config.MaxGroup, startLink) pays them once per
+// burst. Grouped without that bound (a group ended only when nothing else
+// waited) a packet's Ack, and with it the ARQ window, waited for the
+// packets queued behind it, and a small flow's packet waited for the
+// window behind a greedy flow's (TestSparseFlowNotBehindGreedy: 396 ms
+// against a limit of 157).
+func groupsPolls(info phy.Info, mc csma.Config, noARQ bool) bool {
 	if noARQ {
 		return false
 	}
-	return info.MaxBurstFrames > 1 || info.NoCarrier && !info.OwnAccess
+	return info.MaxBurstFrames > 1 || info.NoCarrier && !info.OwnAccess || mc.Burst > 1 && !info.OwnAccess
 }
 
 // Grouped says whether packets to node may share polls and its Acks report

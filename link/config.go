@@ -136,6 +136,9 @@ func MACFor(info phy.Info, cfg Config) (csma.Config, error) {
 			// larger, and the storm's proxy delivered less.
 			c.Burst = contentionBurst
 		}
+		// A node that hears nobody else keeps the channel for longer
+		// bursts: its contentions protect nobody (csma.Config.LoneBurst).
+		c.LoneBurst = loneBurst
 		if cfg.WindowFromSenders {
 			deferral(&c) // the option's window, the delay's timing
 		}
@@ -209,6 +212,11 @@ func frameLimit(info phy.Info, cfg Config) int {
 
 // contentionBurst is the adaptive MAC's burst (MACFor).
 const contentionBurst = 4
+
+// loneBurst is the adaptive MAC's burst while the node hears nobody else
+// (MACFor, csma.Config.LoneBurst): four groups of polls (arqWindow), a
+// contention per 16 frames instead of 4.
+const loneBurst = 16
 
 // arqConfig is the ARQ configuration of cfg for frames of at most frameMax
 // bytes on the wire (0: no limit).

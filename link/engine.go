@@ -250,8 +250,12 @@ type Engine struct {
 	iphcBuf []byte   // a packet's compressed form (compress)
 
 	// One Ack for several packets (arq.go, turns.go).
-	ackDueAt time.Time                // when the reservation for the Acks of ackDue ends: after it, they were lost (AwaitingAck)
-	ackMore  [framing.AcksMaxLen]byte // an Ack with its More flag set (arqSink.Transmit)
+	ackDueAt   time.Time                // when the reservation for the Acks of ackDue ends: after it, they were lost (AwaitingAck)
+	ackMore    [framing.AcksMaxLen]byte // an Ack with its More flag set (arqSink.Transmit)
+	lastFlow   [256]lastPacket          // the last packet sent to each node, whose poll a group may hold (arq.go)
+	flowGroups bool                     // groups of one burst, of one flow each (startLink)
+	mixedHold  time.Duration            // packets poll one by one this long after a second flow was seen (arq.go)
+	mixedUntil time.Time                // ... until then
 
 	// With a key: the openers are Key's, then Key2's.
 	sealErr  bool      // the last seal failed (logged once per episode)

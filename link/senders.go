@@ -29,7 +29,7 @@ func (e *Engine) overheard(h framing.Header, payload []byte) {
 			return
 		}
 	}
-	e.heardSender(h.Src, h.Kind)
+	e.heardSender(h.Src, h.Dst, h.Kind)
 }
 
 // senders counts the other nodes heard sending recently, for
@@ -38,8 +38,10 @@ func (e *Engine) overheard(h framing.Header, payload []byte) {
 // MAC's own deferral estimate grows for the node that falls behind
 // (docs/mac.md). Owned by the engine.
 type senders struct {
-	last   [256]time.Time // when each node was last heard sending (zero: never)
-	window time.Duration  // a node heard within this counts
+	last [256]time.Time // when each node was last heard sending (zero: never)
+	// unicast is when each node last sent a unicast frame (unicastWithin).
+	unicast [256]time.Time
+	window  time.Duration // a node heard within this counts
 }
 
 // heard records a frame from src at now. Acks are not counted: they answer
@@ -59,7 +61,10 @@ func (s *senders) heard(now time.Time, src framing.NodeID, kind framing.Kind) bo
 // heardSender records a frame from src; a sender not counted before is
 // told to the adaptive MAC at once (csma.MAC.Contenders), so that a node
 // whose countdown waits behind a lone sender's small window cuts it.
-func (e *Engine) heardSender(src framing.NodeID, kind framing.Kind) {
+func (e *Engine) heardSender(src, dst framing.NodeID, kind framing.Kind) {
+	if dst != framing.Broadcast && kind != framing.KindAck && kind != framing.KindHello {
+		e.senders.unicast[src] = e.now
+	}
 	if e.senders.heard(e.now, src, kind) && e.mac != nil && e.macCfg.IdleTarget > 0 {
 		e.mac.Contenders(e.senders.count(e.now))
 	}
@@ -74,4 +79,16 @@ func (s *senders) count(now time.Time) int {
 		}
 	}
 	return n
+}
+
+// unicastWithin reports whether another node sent a unicast frame other
+// than an Ack within d before now: a node sending data, not one whose
+// kernel sent a broadcast (neighbour discovery, MLD).
+func (s *senders) unicastWithin(now time.Time, d time.Duration) bool {
+	for i := range s.unicast {
+		if t := s.unicast[i]; !t.IsZero() && now.Sub(t) < d {
+			return true
+		}
+	}
+	return false
 }

@@ -351,12 +351,28 @@ func (r *engRunner) datagram(n *engNode, fi int) []byte {
 	copy(p, framing.MACFor(framing.NodeID(f.To)))
 	copy(p[6:], framing.MACFor(n.id))
 	binary.BigEndian.PutUint16(p[12:], 0x0800)
+	// The header a kernel gives a UDP socket's datagram: an identification
+	// that counts, don't-fragment, TTL 64 and a valid checksum, so that
+	// the engine compresses it as it does the daemon's (framing.AppendIPHC
+	// leaves a header with a wrong checksum as it is: 13 more bytes a
+	// frame).
 	ip := p[14:]
 	ip[0], ip[1] = 0x45, 0
 	binary.BigEndian.PutUint16(ip[2:], uint16(20+8+r.cfg.Payload))
+	binary.BigEndian.PutUint16(ip[4:], uint16(n.seq+1))
+	ip[6], ip[7] = 0x40, 0
 	ip[8], ip[9] = 64, 17
+	ip[10], ip[11] = 0, 0
 	copy(ip[12:], []byte{198, 51, 100, byte(f.From)})
 	copy(ip[16:], []byte{198, 51, 100, byte(f.To)})
+	var sum uint32
+	for i := 0; i < 20; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
+	}
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
 	udp := ip[20:]
 	binary.BigEndian.PutUint16(udp[0:], uint16(7000+fi))
 	binary.BigEndian.PutUint16(udp[2:], 6000)

@@ -381,7 +381,7 @@ func (a *ARQ) sendGrouped(now time.Time, dst framing.NodeID, p *peer, slot int) 
 	}
 	rec := framing.AckLen(o.count)
 	if p.openSlot >= 0 {
-		if p.gN+1 <= framing.MaxAckRecords && p.gBytes+rec <= a.ackRoom() {
+		if p.gN+1 <= a.maxGroup() && p.gBytes+rec <= a.ackRoom() {
 			q := &p.out[p.openSlot]
 			q.open, q.ride, q.rideSet = false, true, false
 			a.stats.Riders++
@@ -397,9 +397,17 @@ func (a *ARQ) sendGrouped(now time.Time, dst framing.NodeID, p *peer, slot int) 
 	a.opens++
 	p.gN++
 	p.gBytes += rec
-	if p.gN >= framing.MaxAckRecords || p.gBytes+framing.AckMinLen > a.ackRoom() {
+	if p.gN >= a.maxGroup() || p.gBytes+framing.AckMinLen > a.ackRoom() {
 		a.closeOpen(now, dst, p) // nothing more fits in its Ack
 	}
+}
+
+// maxGroup is the most packets one group holds (Config.MaxGroup).
+func (a *ARQ) maxGroup() int {
+	if a.cfg.MaxGroup > 0 {
+		return a.cfg.MaxGroup
+	}
+	return framing.MaxAckRecords
 }
 
 // closeOpen sends the last fragment of p's open packet as the group's poll.
@@ -433,6 +441,18 @@ func (a *ARQ) Flush(now time.Time) {
 
 // Open reports whether a group's poll is held for Flush.
 func (a *ARQ) Open() bool { return a.opens > 0 }
+
+// LastSeq is the sequence number of the last packet Send took for dst
+// (meaningful once Send has taken one): with GroupPolls its last fragment
+// may go on air only with a later Send or Flush, and the driver that
+// queues frames by the packet they belong to finds it by this number.
+func (a *ARQ) LastSeq(dst framing.NodeID) uint8 {
+	p := a.peers[dst]
+	if p == nil {
+		return 0
+	}
+	return p.nextSeq - 1
+}
 
 // bindRiders ties p's rounds that ride on the next poll to the poll just
 // sent, fragment idx of packet seq: they were sent before it.

@@ -127,6 +127,11 @@ type Config struct {
 	// (GroupSink). Off, or towards other peers, every packet polls and
 	// every Ack reports one packet.
 	GroupPolls bool
+	// MaxGroup bounds the packets of one group (GroupPolls): the packet
+	// that makes it MaxGroup long polls at once, so that its Ack opens the
+	// window for the next group while that group is on air. 0: as many as
+	// one Ack reports (framing.MaxAckRecords). 0..MaxAckRecords.
+	MaxGroup int
 }
 
 // Timing describes the link for the acknowledgement timeout.
@@ -246,6 +251,8 @@ func (c Config) Validate() error {
 			c.MinAckTimeout, c.MaxAckTimeout, c.RTTGranularity, c.AckTimeout)
 	case c.MaxRetries < 0:
 		return fmt.Errorf("%w: max retries %d", ErrInvalidConfig, c.MaxRetries)
+	case c.MaxGroup < 0 || c.MaxGroup > framing.MaxAckRecords:
+		return fmt.Errorf("%w: max group %d outside 0..%d", ErrInvalidConfig, c.MaxGroup, framing.MaxAckRecords)
 	case c.Window < 1 || c.Window > 64:
 		return fmt.Errorf("%w: window %d outside 1..64", ErrInvalidConfig, c.Window)
 	case !c.NoARQ && (c.SeqSpan < c.Window || c.SeqSpan > 127):

@@ -253,3 +253,43 @@ func TestGroupBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxGroup: with MaxGroup 4 the fourth packet of a group polls as soon
+// as it is sent, without waiting for Flush, and eight packets make two
+// groups of four: two polls, two Acks of four records each.
+func TestMaxGroup(t *testing.T) {
+	c := testConfig(1)
+	c.GroupPolls, c.MaxGroup, c.Window = true, 4, 8
+	c.SizeForWindow()
+	g := &groupRecorder{v2: true}
+	aa, err := New(c, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := node{aa, &g.recorder}
+	b, _ := newGroupNode(t, 2, true)
+	now := synced(t, a, b)
+	for i := range 4 {
+		if err := a.Send(now, framing.Header{Kind: framing.KindData, Dst: 2}, pattern(10, byte(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p, _, _ := polls(t, a.rec.tx); p != 1 || a.Open() {
+		t.Errorf("four packets: %d polls, a group open %v; want 1 poll, none open", p, a.Open())
+	}
+	for i := range 4 {
+		if err := a.Send(now, framing.Header{Kind: framing.KindData, Dst: 2}, pattern(10, byte(4+i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fromA, fromB, _ := groupRun(t, now, a, b, nil)
+	p, _, _ := polls(t, fromA)
+	_, acks, records := polls(t, fromB)
+	if p != 2 || acks != 2 || records != 8 || len(b.rec.rx) != 8 {
+		t.Errorf("eight packets: %d polls, %d Acks of %d records, %d delivered; want 2, 2, 8, 8", p, acks, records, len(b.rec.rx))
+	}
+	c.MaxGroup = framing.MaxAckRecords + 1
+	if err := c.Validate(); err == nil {
+		t.Errorf("MaxGroup %d: valid", c.MaxGroup)
+	}
+}

@@ -62,6 +62,12 @@ type Config struct {
 	// Long propagation delays make each contention cost about two delays,
 	// which a burst pays once for several frames. At most 64.
 	Burst int
+	// LoneBurst, when > 0 with the adaptive window, is the burst while the
+	// node hears nobody else sending (Contenders(0)): the idle slots and
+	// IFS of a contention protect nobody then. Another's signal still ends
+	// a burst, and once another sender is known the burst is Burst again.
+	// 0: Burst. At most 64.
+	LoneBurst int
 }
 
 // Default timing constants; see ConfigFor and docs/mac.md.
@@ -270,8 +276,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: idle target %v must be in 0..1000", ErrInvalidConfig, c.IdleTarget)
 	case c.PropDelay < 0 || c.PropDelay > MaxPropDelay:
 		return fmt.Errorf("%w: propagation delay %v must be in 0..%v", ErrInvalidConfig, c.PropDelay, MaxPropDelay)
-	case c.Burst < 0 || c.Burst > maxBurst:
-		return fmt.Errorf("%w: burst %d must be in 0..%d", ErrInvalidConfig, c.Burst, maxBurst)
+	case c.Burst < 0 || c.Burst > maxBurst || c.LoneBurst < 0 || c.LoneBurst > maxBurst:
+		return fmt.Errorf("%w: burst %d (alone %d) must be in 0..%d", ErrInvalidConfig, c.Burst, c.LoneBurst, maxBurst)
 	case c.QueueLen < 1:
 		return fmt.Errorf("%w: queue length %d must be at least 1", ErrInvalidConfig, c.QueueLen)
 	}

@@ -80,6 +80,7 @@ type MACOf[T any] struct {
 	airUrgent bool      // the frame on air came from EnqueueFront
 	busy      bool      // carrier sensed busy (never true while onAir)
 	airBusy   bool      // while onAir: the carrier as last reported, applied at TxDone
+	airOn     time.Time // while onAir: when that carrier came on
 	busySince time.Time // start of the current busy period
 	idleSince time.Time // end of the last busy period or own transmission
 	armed     time.Time // the countdown counts from no earlier than this
@@ -328,6 +329,9 @@ func (m *MACOf[T]) Stats() Stats { return m.stats }
 // against.
 func (m *MACOf[T]) Carrier(now time.Time, busy bool) {
 	if m.onAir {
+		if busy && !m.airBusy {
+			m.airOn = now
+		}
 		m.airBusy = busy
 		return
 	}
@@ -478,7 +482,15 @@ func (m *MACOf[T]) TxDone(now time.Time) {
 	} else {
 		m.adapt()
 		m.burstLeft--
-		if m.burstLeft > 0 && m.n > m.urgent && !m.airBusy {
+		// A carrier noted while on air ends the burst, unless it came
+		// on at the very end of our frame and inside the reservation:
+		// the answer (an Ack) that a receiver at no distance began as
+		// our frame ended, reported before our TxDone. One that came on
+		// earlier is another sender's (with a propagation delay the
+		// answer comes after TxDone: TestBenchLinkTwoSendersLateCarrier
+		// took 80-120 retransmissions for Acks otherwise).
+		answer := m.airBusy && !m.airOn.Before(now) && now.Before(m.reserved)
+		if m.burstLeft > 0 && m.n > m.urgent && (!m.airBusy || answer) {
 			m.burstNext = true // the burst goes on: no IFS, no backoff
 		} else if m.n > 0 {
 			m.burstLeft = 0
@@ -546,8 +558,18 @@ func (m *MACOf[T]) Poll(now time.Time) (T, bool) {
 		m.armed = d.Add(late - late%m.cfg.SlotTime)
 		return none, false
 	}
-	m.burstLeft = max(m.cfg.Burst, 1)
+	m.burstLeft = m.burstLen()
 	return m.send(now), true
+}
+
+// burstLen is the number of data frames a won contention sends: LoneBurst
+// while the node hears nobody else (Contenders(0), adaptive window), else
+// Burst, at least 1.
+func (m *MACOf[T]) burstLen() int {
+	if m.cfg.LoneBurst > 0 && m.cfg.IdleTarget > 0 && m.others == 0 {
+		return m.cfg.LoneBurst
+	}
+	return max(m.cfg.Burst, 1)
 }
 
 // send puts the head data frame on air.
