@@ -31,7 +31,7 @@ func TestGroupsBesideOccasionalTraffic(t *testing.T) {
 		}
 		m.run(time.Millisecond)
 	}
-	s := n1.e.Stats(m.now)
+	s := n1.e.Stats(m.Now())
 	riders := float64(s.ARQ.Riders) / float64(s.ARQ.Packets)
 	t.Logf("%d packets, %d riders (%.2f a packet), %d retransmissions, %d delivered", s.ARQ.Packets, s.ARQ.Riders, riders, s.ARQ.Retransmissions, len(n2.host))
 	if riders < 0.5 {
@@ -64,7 +64,7 @@ func TestLoneSenderLongBursts(t *testing.T) {
 		}
 		m.run(time.Millisecond)
 	}
-	s := n1.e.Stats(m.now).MAC
+	s := n1.e.Stats(m.Now()).MAC
 	data := s.Transmitted - s.Urgent
 	cont := float64(s.Burst) / float64(data)
 	t.Logf("%d data frames, %d continued a burst (%.2f)", data, s.Burst, cont)
@@ -95,7 +95,7 @@ func TestRiderKeepsChannel(t *testing.T) {
 	m.inject(n2, framing.AppendFrame(nil, framing.Header{Kind: framing.KindFragment, Version: framing.Version2, Dst: 2, Src: 1}, p))
 	mc := n2.e.MACConfig()
 	follow := mc.IFS + 2*mc.SlotTime + time.Millisecond
-	if d, ok := n2.e.Deadline(); ok && d.Before(m.now.Add(follow)) {
-		t.Errorf("after a rider, our frame is due in %v; want the channel kept for the sender's next frame (%v)", d.Sub(m.now), follow)
+	if d, ok := n2.e.Deadline(); ok && d.Before(m.Now().Add(follow)) {
+		t.Errorf("after a rider, our frame is due in %v; want the channel kept for the sender's next frame (%v)", d.Sub(m.Now()), follow)
 	}
 }
