@@ -505,7 +505,7 @@ func (e *Engine) feed(now time.Time) {
 		}
 	}
 	for range 2 {
-		for len(e.pend) > 0 && e.mac.Room() > ackReserve {
+		for len(e.pend) > 0 && e.mac.Room() > ackReserve && !e.rideHeld(now) {
 			f := e.pend[0]
 			e.pend = e.pend[:copy(e.pend, e.pend[1:])]
 			if err := e.mac.EnqueueFlow(now, f, f.meta.flow); err != nil {
@@ -590,7 +590,9 @@ func (e *Engine) fromAir(h framing.Header, payload []byte) {
 		e.stats.Drops.Sealed++
 		return
 	}
-	e.heardSender(h.Src, h.Kind)
+	if !e.rode(h) { // ride.go
+		e.heardSender(h.Src, h.Kind)
+	}
 	e.sendHello(e.now, h.Src, e.vers.heard(e.now, airH, h.Kind, payload, h.Dst == e.cfg.Node))
 	if h.Kind == framing.KindHello && !e.vers.v1Only {
 		return // version-1 builds count it as an ignored kind (arq.Stats.Ignored)

@@ -253,6 +253,12 @@ type Engine struct {
 	ackDueAt time.Time                // when the reservation for the Acks of ackDue ends: after it, they were lost (AwaitingAck)
 	ackMore  [framing.AcksMaxLen]byte // an Ack with its More flag set (arqSink.Transmit)
 
+	// The node our last Ack went to, and when it ended; the node whose
+	// Ack to us began the reception being decoded (ride.go).
+	rideDst  framing.NodeID
+	rideAt   time.Time
+	rideFrom framing.NodeID
+
 	// With a key: the openers are Key's, then Key2's.
 	sealErr  bool      // the last seal failed (logged once per episode)
 	saveErr  bool      // the last save of a floor failed (likewise)
@@ -431,6 +437,9 @@ func (e *Engine) Deadline() (time.Time, bool) {
 	if gd, gok := e.groupDeadline(); gok && (!ok || gd.Before(d)) {
 		d, ok = gd, true // a group's poll goes then (flushGroups)
 	}
+	if rd, rok := e.rideDeadline(); rok && (!ok || rd.Before(d)) {
+		d, ok = rd, true // a packet held for a ride goes then (ride.go)
+	}
 	return d, ok
 }
 
@@ -529,6 +538,7 @@ func (e *Engine) Modem(now time.Time, ev phy.Event, info phy.Info) error {
 		}
 		if e.mac != nil && e.up {
 			e.mac.Carrier(now, false)
+			e.answerEnded(now) // ride.go
 		}
 	case phy.TxDone:
 		if e.mac != nil && e.mac.Transmitting() {
@@ -541,6 +551,9 @@ func (e *Engine) Modem(now time.Time, ev phy.Event, info phy.Info) error {
 				e.tickDeliver += uint64(m.eth)
 				if m.poll {
 					polls++
+				}
+				if m.h.Kind == framing.KindAck {
+					e.ackedAt(now, m.h.Dst) // ride.go
 				}
 			}
 			if len(e.onAir) > 1 {
@@ -558,6 +571,7 @@ func (e *Engine) Modem(now time.Time, ev phy.Event, info phy.Info) error {
 		e.stats.RxBursts++
 		e.stats.RxWireBytes += uint64(len(ev.Data))
 		e.now = now
+		e.rideFrom = 0 // ride.go
 		e.dec.Feed(ev.Data, e.emit)
 	}
 	return nil
@@ -624,7 +638,10 @@ func (e *Engine) Poll(now time.Time) ([]byte, bool) {
 	}
 	e.onAir, e.txStart = append(e.onAir[:0], f), now
 	if e.info.MaxBurstFrames < 2 || e.solo > 0 {
-		e.solo = max(e.solo-1, 0)
+		if e.solo == 0 {
+			return e.fillRide(), true // small frames ride with an Ack (ride.go)
+		}
+		e.solo--
 		return f.buf, true
 	}
 	return e.fillBurst(now), true
