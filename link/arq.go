@@ -364,6 +364,13 @@ func (e *Engine) Host(now time.Time, eth []byte) {
 			e.out = e.out[:len(e.out)-1]
 		}
 	}
+	e.hostPacket(now, eth)
+}
+
+// hostPacket takes one Ethernet frame from the host that is not a
+// neighbour request answered here: to the ARQ, or held or dropped as the
+// policy says.
+func (e *Engine) hostPacket(now time.Time, eth []byte) {
 	h, payload, err := framing.Compact(eth, e.cfg.Node)
 	if err != nil {
 		if errors.Is(err, framing.ErrNoRoute) {
