@@ -364,7 +364,9 @@ func (e *Engine) Host(now time.Time, eth []byte) {
 			e.out = e.out[:len(e.out)-1]
 		}
 	}
-	e.hostPacket(now, eth)
+	if !e.stashACK(now, eth) { // tcpack.go
+		e.hostPacket(now, eth)
+	}
 }
 
 // hostPacket takes one Ethernet frame from the host that is not a

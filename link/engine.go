@@ -253,6 +253,8 @@ type Engine struct {
 	ackDueAt time.Time                // when the reservation for the Acks of ackDue ends: after it, they were lost (AwaitingAck)
 	ackMore  [framing.AcksMaxLen]byte // an Ack with its More flag set (arqSink.Transmit)
 
+	stash stash // a pure TCP ACK held for thinning (tcpack.go)
+
 	// The node our last Ack went to, and when it ended; the node whose
 	// Ack to us began the reception being decoded (ride.go).
 	rideDst  framing.NodeID
@@ -400,6 +402,9 @@ func (e *Engine) FlowQueued(flow uint64) bool {
 			return true
 		}
 	}
+	if e.stashQueued(flow) { // tcpack.go
+		return true
+	}
 	return e.mac.Queued(flow)
 }
 
@@ -439,6 +444,9 @@ func (e *Engine) Deadline() (time.Time, bool) {
 	}
 	if rd, rok := e.rideDeadline(); rok && (!ok || rd.Before(d)) {
 		d, ok = rd, true // a packet held for a ride goes then (ride.go)
+	}
+	if sd, sok := e.stashDeadline(); sok && (!ok || sd.Before(d)) {
+		d, ok = sd, true // a TCP ACK held for thinning goes then (tcpack.go)
 	}
 	return d, ok
 }
@@ -628,6 +636,7 @@ func (e *Engine) Poll(now time.Time) ([]byte, bool) {
 		e.arq.Poll(now)
 	}
 	e.retryHeld(now)
+	e.stashDue(now) // tcpack.go
 	e.feed(now)
 	if !e.up {
 		return nil, false

@@ -66,6 +66,7 @@ func (e *Engine) fillRide() []byte {
 	if ack.meta.h.Kind != framing.KindAck || !e.rides() {
 		return ack.buf
 	}
+	e.rideACK(e.txStart, ack.meta.h.Dst) // a held TCP ACK joins (tcpack.go)
 	total := len(ack.buf)
 	limit := e.frameMax // the modem's MaxFrame or -frame-max, if either
 	fits := func(f txFrame) bool {

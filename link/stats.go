@@ -67,6 +67,9 @@ type Stats struct {
 	// one of our Acks, right behind it, instead of in a contention round
 	// of their own (ride.go).
 	AckRides uint64 `json:"ack_rides"`
+	// TCPAcksThinned counts pure TCP ACKs the host gave that a newer one
+	// of the same connection replaced before they were sent (tcpack.go).
+	TCPAcksThinned uint64 `json:"tcp_acks_thinned"`
 
 	// With a key (-key): the keys' fingerprints (auth.Fingerprint, the
 	// sealing key first), the frames each key opened (a changeover is over
