@@ -110,16 +110,30 @@ func (a *pureACK) sameConn(b *pureACK) bool {
 	return a.n == b.n && a.conn == b.conn
 }
 
-// stash is the pure ACK held for thinning (at most one).
+// stash is the pure ACK held for thinning (at most one), and the last
+// pure ACK the host gave.
 type stash struct {
 	held   bool
 	eth    []byte // the host's frame, copied (the buffer is reused)
 	ack    pureACK
 	dst    framing.NodeID
 	at     time.Time // when the host gave the first ACK it stands for
-	merged int       // older ACKs it replaced (ack stays the last held's after it went)
+	merged int       // older ACKs it replaced
 	skips  int       // Acks to dst that went without it
+
+	last pureACK   // the last pure ACK the host gave, held or not
+	seen time.Time // when
+	run  int       // pure ACKs of last's connection before it, each within stashMax of the one before
 }
+
+// quickACKs is how many pure ACKs of a connection go unthinned after a
+// pause (its start included): TCP's first round trips set its
+// retransmission timer, and an ACK held for two more segments there made
+// the sender time out and resend the connection's first segment (2 of 2
+// spurious retransmissions in the first 1.5 s of a run with every ACK
+// thinned from the start). Linux's receiver quick-acks its first segments
+// for the same reason.
+const quickACKs = 16
 
 // stashMax bounds how long an ACK is held: thinEvery of the largest
 // frames' airtime and rideHold (a segment from the sender and our Ack, as
@@ -140,9 +154,15 @@ func (e *Engine) stashACK(now time.Time, eth []byte) bool {
 		e.releaseACK(now)
 		return false
 	}
-	more := int32(a.ack-s.ack.ack) > 0
+	same, more := s.last.sameConn(&a), int32(a.ack-s.last.ack) > 0
+	if same && now.Sub(s.seen) < e.stashMax() {
+		s.run++
+	} else {
+		s.run = 0
+	}
+	s.last, s.seen = a, now
 	if s.held {
-		if s.ack.sameConn(&a) && more {
+		if s.ack.sameConn(&a) && int32(a.ack-s.ack.ack) > 0 {
 			s.eth, s.ack = append(s.eth[:0], eth...), a
 			s.merged++
 			e.stats.TCPAcksThinned++
@@ -150,11 +170,13 @@ func (e *Engine) stashACK(now time.Time, eth []byte) bool {
 		}
 		e.releaseACK(now)
 	}
-	if s.ack.sameConn(&a) && !more {
-		// A duplicate ACK (or a window update) of the connection whose
-		// ACK was held last: it says something the last did not, and
-		// goes at once.
+	if same && !more {
+		// A duplicate ACK (or a window update): it says something the
+		// last did not, and goes at once.
 		return false
+	}
+	if s.run < quickACKs {
+		return false // the connection's start, or after a pause
 	}
 	h, _, err := framing.Compact(eth, e.cfg.Node)
 	if err != nil || h.Dst != e.rideDst || e.rideAt.IsZero() || !now.Before(e.rideAt.Add(e.stashMax())) {

@@ -117,7 +117,8 @@ func FuzzParsePureACK(f *testing.F) {
 // giving a pure ACK with timestamps for every segment delivered, the
 // acknowledgement number growing) sends one ACK on air for about three
 // segments; node 1's host gets them in order of their numbers, none
-// twice, and, once the sender stops, the last. A duplicate ACK, an ACK
+// twice, the connection's first quickACKs all, and, once the sender
+// stops, the last. A duplicate ACK, an ACK
 // with SACK blocks and one with ECE are never replaced. On the old code
 // every ACK went on air.
 func TestTCPAcksThinned(t *testing.T) {
@@ -171,6 +172,11 @@ func TestTCPAcksThinned(t *testing.T) {
 	}
 	if len(recv)*2 > len(given) {
 		t.Errorf("%d of %d ACKs went on air, want at most half", len(recv), len(given))
+	}
+	for i := range quickACKs {
+		if recv[i] != given[i] {
+			t.Fatalf("ACK %d of the connection's first %d: %d arrived, want %d (none thinned)", i, quickACKs, recv[i], given[i])
+		}
 	}
 	for i := 1; i < len(recv); i++ {
 		if int32(recv[i]-recv[i-1]) <= 0 {
