@@ -257,9 +257,10 @@ type Engine struct {
 
 	// The node our last Ack went to, and when it ended; the node whose
 	// Ack to us began the reception being decoded (ride.go).
-	rideDst  framing.NodeID
-	rideAt   time.Time
-	rideFrom framing.NodeID
+	rideDst    framing.NodeID
+	rideAt     time.Time
+	rideStream bool // the Ack before it went to rideDst too, shortly before
+	rideFrom   framing.NodeID
 
 	// With a key: the openers are Key's, then Key2's.
 	sealErr  bool      // the last seal failed (logged once per episode)

@@ -111,12 +111,17 @@ func (e *Engine) rideHold() time.Duration {
 // ackedAt notes that an Ack of ours to dst ended at now (TxDone): small
 // packets for dst are held for the ride with the next one (rideHeld).
 func (e *Engine) ackedAt(now time.Time, dst framing.NodeID) {
+	// Two Acks to dst less than a frame and rideHold apart: it sends a
+	// stream, and its next frame is coming.
+	e.rideStream = dst == e.rideDst && !e.rideAt.IsZero() && now.Sub(e.rideAt) < e.frameAir()+e.rideHold()
 	e.rideDst, e.rideAt = dst, now
 }
 
 // rideHeld says whether the packet at pend's head stays out of the MAC
 // queue for now, to ride with our next Ack to its destination: a whole
-// small packet in one frame, for the node we acknowledged last, within
+// small packet in one frame, for the node we acknowledged last if it sends
+// a stream (our last two Acks to it were at most a frame and rideHold
+// apart: an answer to a lone frame, a ping's reply, is not held), within
 // rideHold of that Ack's end or while an Ack to it is on air, with nothing of ours in the MAC queue (it would
 // be overtaken otherwise; one on air does not matter).
 func (e *Engine) rideHeld(now time.Time) bool {
@@ -132,11 +137,11 @@ func (e *Engine) rideHeld(now time.Time) bool {
 		return false
 	}
 	for _, o := range e.onAir {
-		if o.meta.h.Kind == framing.KindAck && o.meta.h.Dst == f.meta.h.Dst {
+		if o.meta.h.Kind == framing.KindAck && o.meta.h.Dst == f.meta.h.Dst && e.rideStream && o.meta.h.Dst == e.rideDst {
 			return true // its end starts the wait (ackedAt)
 		}
 	}
-	return f.meta.h.Dst == e.rideDst && now.Before(e.rideAt.Add(e.rideHold()))
+	return f.meta.h.Dst == e.rideDst && e.rideStream && now.Before(e.rideAt.Add(e.rideHold()))
 }
 
 // rideDeadline is when a packet held for a ride goes into the MAC queue

@@ -179,3 +179,25 @@ func TestRideKeepsReservation(t *testing.T) {
 		t.Fatalf("node 1 sent %v first, want its Ack to the frame that rode", hs)
 	}
 }
+
+// TestLoneAnswerNotHeld: an answer to a lone frame (a ping's reply, a
+// request's response) is not held back for a ride: the node it answers
+// is not sending a stream, so its next frame, and with it our next Ack,
+// may never come. The answer goes into the MAC queue at once. Before, it
+// waited rideHold (20 ms at 115200 bit/s) in pend first.
+func TestLoneAnswerNotHeld(t *testing.T) {
+	cfg := Config{NoReorder: true, AdaptiveMAC: true}
+	m, n1, n2 := pair(t, 115200, cfg, cfg)
+	for i := range 3 {
+		m.hostFrame(n1, flowUDP(2, 1, 7000, uint32(i), 64))
+		for len(n2.host) <= i {
+			m.run(time.Millisecond)
+		}
+		m.run(time.Millisecond) // our Ack to it has gone
+		m.hostFrame(n2, flowUDP(1, 2, 7001, uint32(i), 64))
+		if len(n2.e.pend) != 0 {
+			t.Fatalf("request %d: the answer is held for a ride (%d frames in pend)", i, len(n2.e.pend))
+		}
+		m.run(time.Second)
+	}
+}
