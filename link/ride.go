@@ -1,7 +1,6 @@
 package link
 
-// Small frames that ride with an Ack (docs/link-arq.md, "Answers ride with
-// the Ack").
+// Small frames that ride with an Ack (docs/link-arq.md, "TCP's ACKs").
 //
 // A TCP receiver answers a bulk sender with a pure ACK for every segment or
 // two. Each ACK is a packet of its own: without this, it waits in the MAC
@@ -121,9 +120,10 @@ func (e *Engine) ackedAt(now time.Time, dst framing.NodeID) {
 // queue for now, to ride with our next Ack to its destination: a whole
 // small packet in one frame, for the node we acknowledged last if it sends
 // a stream (our last two Acks to it were at most a frame and rideHold
-// apart: an answer to a lone frame, a ping's reply, is not held), within
-// rideHold of that Ack's end or while an Ack to it is on air, with nothing of ours in the MAC queue (it would
-// be overtaken otherwise; one on air does not matter).
+// apart: an answer to a lone frame, a ping's reply, is not held), while
+// our Ack to it is on air and for rideHold after its end, with nothing of
+// ours in the MAC queue (it would be overtaken otherwise; the transmission
+// on air does not matter).
 func (e *Engine) rideHeld(now time.Time) bool {
 	waiting := e.mac.Len()
 	if e.mac.Transmitting() {
@@ -133,19 +133,20 @@ func (e *Engine) rideHeld(now time.Time) bool {
 		return false
 	}
 	f := e.pend[0]
-	if f.meta.eth == 0 || len(f.buf) > rideMax || f.meta.h.Kind == framing.KindAck {
+	if f.meta.eth == 0 || len(f.buf) > rideMax || f.meta.h.Kind == framing.KindAck || f.meta.h.Dst != e.rideDst || !e.rideStream {
 		return false
 	}
 	for _, o := range e.onAir {
-		if o.meta.h.Kind == framing.KindAck && o.meta.h.Dst == f.meta.h.Dst && e.rideStream && o.meta.h.Dst == e.rideDst {
-			return true // its end starts the wait (ackedAt)
+		if o.meta.h.Kind == framing.KindAck && o.meta.h.Dst == e.rideDst {
+			return true // its end starts the wait again (ackedAt)
 		}
 	}
-	return f.meta.h.Dst == e.rideDst && e.rideStream && now.Before(e.rideAt.Add(e.rideHold()))
+	return now.Before(e.rideAt.Add(e.rideHold()))
 }
 
 // rideDeadline is when a packet held for a ride goes into the MAC queue
-// after all (feed), if one is held.
+// after all (feed), if one is held (asked as at rideAt: whether it is held
+// for the Ack that ended then). While we transmit, the TxDone comes first.
 func (e *Engine) rideDeadline() (time.Time, bool) {
 	if e.rideAt.IsZero() || !e.rideHeld(e.rideAt) || e.mac.Transmitting() {
 		return time.Time{}, false
