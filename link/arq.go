@@ -100,6 +100,7 @@ type frameMeta struct {
 	poll   bool
 	ackSeq uint8
 	multi  bool // an Ack of several records: never superseded
+	tcpAck bool // a TCP segment without payload, which may ride with an Ack (ride.go)
 	h      framing.Header
 	head   [framing.FragHeaderLen]byte
 }
@@ -373,6 +374,8 @@ func (e *Engine) Host(now time.Time, eth []byte) {
 // neighbour request answered here: to the ARQ, or held or dropped as the
 // policy says.
 func (e *Engine) hostPacket(now time.Time, eth []byte) {
+	e.sendAck = tcpAnswer(eth) // for its frame (ride.go)
+	defer func() { e.sendAck = false }()
 	h, payload, err := framing.Compact(eth, e.cfg.Node)
 	if err != nil {
 		if errors.Is(err, framing.ErrNoRoute) {
@@ -433,6 +436,7 @@ type heldPkt struct {
 	data []byte
 	eth  int
 	flow uint64
+	ack  bool // a TCP segment without payload (tcpAnswer)
 }
 
 // send passes one packet to the ARQ. It returns arq.ErrWindowFull for the
@@ -474,13 +478,17 @@ func (e *Engine) hold(h framing.Header, payload []byte, ethLen int, flow uint64)
 	}
 	p := &e.held[n]
 	p.h, p.eth, p.flow, p.data = h, ethLen, flow, append(p.data[:0], payload...)
+	p.ack = e.sendAck
 }
 
 // retryHeld offers the waiting packets to the ARQ again, oldest first.
 func (e *Engine) retryHeld(now time.Time) {
 	for len(e.held) > 0 {
 		p := e.held[0]
-		if err := e.send(now, p.h, p.data, p.eth, p.flow); errors.Is(err, arq.ErrWindowFull) {
+		e.sendAck = p.ack
+		err := e.send(now, p.h, p.data, p.eth, p.flow)
+		e.sendAck = false
+		if errors.Is(err, arq.ErrWindowFull) {
 			return
 		}
 		e.popHeld()
@@ -710,6 +718,7 @@ func (s *arqSink) Transmit(now time.Time, f arq.Frame) {
 	// A packet's frames from Send are its flow; retransmissions (from
 	// the ARQ's timer) and Hellos are flow 0, one flow of their own.
 	m.flow = e.sendFlow
+	m.tcpAck = e.sendAck // it may ride with an Ack (ride.go)
 	if h.Kind == framing.KindAck {
 		var buf [framing.MaxAckRecords]framing.Ack
 		if recs, err := framing.ParseAcks(buf[:0], payload); err == nil {

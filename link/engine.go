@@ -213,6 +213,7 @@ type Engine struct {
 	acks     []txFrame // encoded Acks waiting for room (they go to the MAC queue's front)
 	sendEth  int       // during Send: the Ethernet length of the packet, for its Last frame
 	sendFlow uint64    // during Send: the packet's flow (FlowKey), for its frames
+	sendAck  bool      // during Send: the packet is a TCP segment without payload (ride.go)
 	held     []heldPkt // packets waiting for an ARQ window, oldest first (at most maxHeld)
 	sealBuf  []byte
 	openBuf  []byte
@@ -261,6 +262,7 @@ type Engine struct {
 	rideAt     time.Time
 	rideStream bool // the Ack before it went to rideDst too, shortly before
 	rideFrom   framing.NodeID
+	noRide     [256]bool // the last data frame from the node rode: our Acks to it carry nothing
 
 	// With a key: the openers are Key's, then Key2's.
 	sealErr  bool      // the last seal failed (logged once per episode)

@@ -36,6 +36,7 @@ package link
 // while nothing of ours waits in the MAC queue (so it never overtakes).
 
 import (
+	"encoding/binary"
 	"time"
 
 	"github.com/slided/slided/framing"
@@ -62,14 +63,14 @@ func (e *Engine) rides() bool {
 // transmission stays within the modem's and the link's frame limits.
 func (e *Engine) fillRide() []byte {
 	ack := e.onAir[0]
-	if ack.meta.h.Kind != framing.KindAck || !e.rides() {
-		return ack.buf
+	if ack.meta.h.Kind != framing.KindAck || !e.rides() || e.noRide[ack.meta.h.Dst] {
+		return ack.buf // (noRide: it answers a frame that rode itself, rode)
 	}
 	e.rideACK(e.txStart, ack.meta.h.Dst) // a held TCP ACK joins (tcpack.go)
 	total := len(ack.buf)
 	limit := e.frameMax // the modem's MaxFrame or -frame-max, if either
 	fits := func(f txFrame) bool {
-		return f.meta.h.Kind != framing.KindAck && f.meta.h.Dst == ack.meta.h.Dst && len(f.buf) <= rideMax &&
+		return f.meta.tcpAck && f.meta.h.Kind != framing.KindAck && f.meta.h.Dst == ack.meta.h.Dst && len(f.buf) <= rideMax &&
 			(limit == 0 || total+len(f.buf) <= limit)
 	}
 	for len(e.onAir) <= maxRide {
@@ -133,7 +134,7 @@ func (e *Engine) rideHeld(now time.Time) bool {
 		return false
 	}
 	f := e.pend[0]
-	if f.meta.eth == 0 || len(f.buf) > rideMax || f.meta.h.Kind == framing.KindAck || f.meta.h.Dst != e.rideDst || !e.rideStream {
+	if !f.meta.tcpAck || f.meta.eth == 0 || len(f.buf) > rideMax || f.meta.h.Kind == framing.KindAck || f.meta.h.Dst != e.rideDst || !e.rideStream {
 		return false
 	}
 	for _, o := range e.onAir {
@@ -179,6 +180,13 @@ func (e *Engine) answerEnded(now time.Time) {
 // senders' after each of its bursts, for a node that never contends while
 // its answers ride. A frame that did not ride, or one split from its Ack
 // over two receptions, counts as before.
+//
+// It also notes whether the last data frame from h.Src rode: our Ack to it
+// then carries nothing (fillRide). Otherwise two nodes sending each other
+// small frames answered every ride with one, the channel never fell idle
+// and a third node never got it (TestRidesDoNotLockOut: 0 datagrams
+// against 667 each in 10 s). So every ride answers a frame whose sender
+// won the channel for it.
 func (e *Engine) rode(h framing.Header) bool {
 	if h.Kind == framing.KindAck {
 		e.rideFrom = 0
@@ -187,5 +195,38 @@ func (e *Engine) rode(h framing.Header) bool {
 		}
 		return false
 	}
-	return h.Src == e.rideFrom && h.Src != 0
+	r := h.Src == e.rideFrom && h.Src != 0
+	e.noRide[h.Src] = r
+	return r
+}
+
+// tcpAnswer says whether eth is a TCP segment without payload with the ACK
+// flag (a pure ACK, with SACK blocks or not, a duplicate, a window update,
+// a FIN): TCP's own answer to the data it receives, the only kind of frame
+// that rides with an Ack. Its rides are bounded by the data the node
+// receives. Any small frame rode at first, and two nodes sending small
+// datagrams both ways then took twice the share of a third
+// (TestRidesDoNotLockOut: 566 and 323 datagrams against 159).
+func tcpAnswer(eth []byte) bool {
+	if len(eth) < 14 {
+		return false
+	}
+	var tcp []byte
+	switch et, ip := binary.BigEndian.Uint16(eth[12:]), eth[14:]; {
+	case et == 0x0800 && len(ip) >= 20 && ip[0]>>4 == 4 && ip[9] == 6:
+		ihl, total := int(ip[0]&0x0f)*4, int(binary.BigEndian.Uint16(ip[2:]))
+		if ihl < 20 || total < ihl || total > len(ip) || binary.BigEndian.Uint16(ip[6:])&0x3fff != 0 {
+			return false
+		}
+		tcp = ip[ihl:total]
+	case et == 0x86dd && len(ip) >= 40 && ip[6] == 6:
+		plen := int(binary.BigEndian.Uint16(ip[4:]))
+		if 40+plen > len(ip) {
+			return false
+		}
+		tcp = ip[40 : 40+plen]
+	default:
+		return false
+	}
+	return len(tcp) >= 20 && int(tcp[12]>>4)*4 == len(tcp) && tcp[13]&0x10 != 0 && tcp[13]&0x06 == 0 // ACK, no SYN or RST
 }
