@@ -100,6 +100,7 @@ type frameMeta struct {
 	poll   bool
 	ackSeq uint8
 	multi  bool // an Ack of several records: never superseded
+	tcpAck bool // a TCP segment without payload, which may ride with an Ack (ride.go)
 	h      framing.Header
 	head   [framing.FragHeaderLen]byte
 }
@@ -394,6 +395,17 @@ func (e *Engine) Host(now time.Time, eth []byte) {
 			e.out = e.out[:len(e.out)-1]
 		}
 	}
+	if !e.stashACK(now, eth) { // tcpack.go
+		e.hostPacket(now, eth)
+	}
+}
+
+// hostPacket takes one Ethernet frame from the host that is not a
+// neighbour request answered here: to the ARQ, or held or dropped as the
+// policy says.
+func (e *Engine) hostPacket(now time.Time, eth []byte) {
+	e.sendAck = tcpAnswer(eth) // for its frame (ride.go)
+	defer func() { e.sendAck = false }()
 	h, payload, err := framing.Compact(eth, e.cfg.Node)
 	if err != nil {
 		if errors.Is(err, framing.ErrNoRoute) {
@@ -454,6 +466,7 @@ type heldPkt struct {
 	data []byte
 	eth  int
 	flow uint64
+	ack  bool // a TCP segment without payload (tcpAnswer)
 }
 
 // send passes one packet to the ARQ. It returns arq.ErrWindowFull for the
@@ -532,13 +545,17 @@ func (e *Engine) hold(h framing.Header, payload []byte, ethLen int, flow uint64)
 	}
 	p := &e.held[n]
 	p.h, p.eth, p.flow, p.data = h, ethLen, flow, append(p.data[:0], payload...)
+	p.ack = e.sendAck
 }
 
 // retryHeld offers the waiting packets to the ARQ again, oldest first.
 func (e *Engine) retryHeld(now time.Time) {
 	for len(e.held) > 0 {
 		p := e.held[0]
-		if err := e.send(now, p.h, p.data, p.eth, p.flow); errors.Is(err, arq.ErrWindowFull) {
+		e.sendAck = p.ack
+		err := e.send(now, p.h, p.data, p.eth, p.flow)
+		e.sendAck = false
+		if errors.Is(err, arq.ErrWindowFull) {
 			return
 		}
 		e.popHeld()
@@ -572,7 +589,7 @@ func (e *Engine) feed(now time.Time) {
 		}
 	}
 	for range 2 {
-		for len(e.pend) > 0 && e.mac.Room() > ackReserve {
+		for len(e.pend) > 0 && e.mac.Room() > ackReserve && !e.rideHeld(now) {
 			f := e.pend[0]
 			e.pend = e.pend[:copy(e.pend, e.pend[1:])]
 			if err := e.mac.EnqueueFlow(now, f, f.meta.flow); err != nil {
@@ -657,7 +674,9 @@ func (e *Engine) fromAir(h framing.Header, payload []byte) {
 		e.stats.Drops.Sealed++
 		return
 	}
-	e.heardSender(h.Src, h.Dst, h.Kind)
+	if !e.rode(h) { // ride.go
+		e.heardSender(h.Src, h.Dst, h.Kind)
+	}
 	e.sendHello(e.now, h.Src, e.vers.heard(e.now, airH, h.Kind, payload, h.Dst == e.cfg.Node))
 	if h.Kind == framing.KindHello && !e.vers.v1Only {
 		return // version-1 builds count it as an ignored kind (arq.Stats.Ignored)
@@ -819,6 +838,7 @@ func (s *arqSink) Transmit(now time.Time, f arq.Frame) {
 	if l := e.lastFlow[h.Dst]; l.set && h.Kind == framing.KindFragment && len(payload) >= framing.FragHeaderLen && payload[1] == l.seq {
 		m.flow = l.flow
 	}
+	m.tcpAck = e.sendAck // it may ride with an Ack (ride.go)
 	if h.Kind == framing.KindAck {
 		var buf [framing.MaxAckRecords]framing.Ack
 		if recs, err := framing.ParseAcks(buf[:0], payload); err == nil {

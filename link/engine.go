@@ -213,6 +213,7 @@ type Engine struct {
 	acks     []txFrame // encoded Acks waiting for room (they go to the MAC queue's front)
 	sendEth  int       // during Send: the Ethernet length of the packet, for its Last frame
 	sendFlow uint64    // during Send: the packet's flow (FlowKey), for its frames
+	sendAck  bool      // during Send: the packet is a TCP segment without payload (ride.go)
 	held     []heldPkt // packets waiting for an ARQ window, oldest first (at most maxHeld)
 	sealBuf  []byte
 	openBuf  []byte
@@ -256,6 +257,16 @@ type Engine struct {
 	flowGroups bool                     // groups of one burst, of one flow each (startLink)
 	mixedHold  time.Duration            // packets poll one by one this long after a second flow was seen (arq.go)
 	mixedUntil time.Time                // ... until then
+
+	stash stash // a pure TCP ACK held for thinning (tcpack.go)
+
+	// The node our last Ack went to, and when it ended; the node whose
+	// Ack to us began the reception being decoded (ride.go).
+	rideDst    framing.NodeID
+	rideAt     time.Time
+	rideStream bool // the Ack before it went to rideDst too, shortly before
+	rideFrom   framing.NodeID
+	noRide     [256]bool // the last data frame from the node rode: our Acks to it carry nothing
 
 	// With a key: the openers are Key's, then Key2's.
 	sealErr  bool      // the last seal failed (logged once per episode)
@@ -398,6 +409,9 @@ func (e *Engine) FlowQueued(flow uint64) bool {
 			return true
 		}
 	}
+	if e.stashQueued(flow) { // tcpack.go
+		return true
+	}
 	return e.mac.Queued(flow)
 }
 
@@ -434,6 +448,12 @@ func (e *Engine) Deadline() (time.Time, bool) {
 	}
 	if gd, gok := e.groupDeadline(); gok && (!ok || gd.Before(d)) {
 		d, ok = gd, true // a group's poll goes then (flushGroups)
+	}
+	if rd, rok := e.rideDeadline(); rok && (!ok || rd.Before(d)) {
+		d, ok = rd, true // a packet held for a ride goes then (ride.go)
+	}
+	if sd, sok := e.stashDeadline(); sok && (!ok || sd.Before(d)) {
+		d, ok = sd, true // a TCP ACK held for thinning goes then (tcpack.go)
 	}
 	return d, ok
 }
@@ -533,6 +553,7 @@ func (e *Engine) Modem(now time.Time, ev phy.Event, info phy.Info) error {
 		}
 		if e.mac != nil && e.up {
 			e.mac.Carrier(now, false)
+			e.answerEnded(now) // ride.go
 		}
 	case phy.TxDone:
 		if e.mac != nil && e.mac.Transmitting() {
@@ -545,6 +566,9 @@ func (e *Engine) Modem(now time.Time, ev phy.Event, info phy.Info) error {
 				e.tickDeliver += uint64(m.eth)
 				if m.poll {
 					polls++
+				}
+				if m.h.Kind == framing.KindAck {
+					e.ackedAt(now, m.h.Dst) // ride.go
 				}
 			}
 			if len(e.onAir) > 1 {
@@ -562,6 +586,7 @@ func (e *Engine) Modem(now time.Time, ev phy.Event, info phy.Info) error {
 		e.stats.RxBursts++
 		e.stats.RxWireBytes += uint64(len(ev.Data))
 		e.now = now
+		e.rideFrom = 0 // ride.go
 		e.dec.Feed(ev.Data, e.emit)
 	}
 	return nil
@@ -618,6 +643,7 @@ func (e *Engine) Poll(now time.Time) ([]byte, bool) {
 		e.arq.Poll(now)
 	}
 	e.retryHeld(now)
+	e.stashDue(now) // tcpack.go
 	e.feed(now)
 	if !e.up {
 		return nil, false
@@ -628,7 +654,10 @@ func (e *Engine) Poll(now time.Time) ([]byte, bool) {
 	}
 	e.onAir, e.txStart = append(e.onAir[:0], f), now
 	if e.info.MaxBurstFrames < 2 || e.solo > 0 {
-		e.solo = max(e.solo-1, 0)
+		if e.solo == 0 {
+			return e.fillRide(), true // small frames ride with an Ack (ride.go)
+		}
+		e.solo--
 		return f.buf, true
 	}
 	return e.fillBurst(now), true

@@ -63,6 +63,13 @@ type Stats struct {
 	// AcksSuperseded counts Acks that took the place of an older one to
 	// the same node for the same packet, still waiting to be sent.
 	AcksSuperseded uint64 `json:"acks_superseded"`
+	// AckRides counts small data frames sent in the same transmission as
+	// one of our Acks, right behind it, instead of in a contention round
+	// of their own (ride.go).
+	AckRides uint64 `json:"ack_rides"`
+	// TCPAcksThinned counts pure TCP ACKs the host gave that a newer one
+	// of the same connection replaced before they were sent (tcpack.go).
+	TCPAcksThinned uint64 `json:"tcp_acks_thinned"`
 
 	// With a key (-key): the keys' fingerprints (auth.Fingerprint, the
 	// sealing key first), the frames each key opened (a changeover is over

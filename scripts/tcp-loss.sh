@@ -9,6 +9,8 @@
 #   scripts/tcp-loss.sh 0.1 30 -reorder=false
 #   BIN=/tmp/slided-old scripts/tcp-loss.sh 0.1 30     (another build)
 #
+# KEEP=DIR keeps the daemons' logs, their link captures (n1.pcap, n2.pcap:
+# -pcap) and a TCP capture of node 2's TAP (tap2.pcap, tcpdump or tshark) in DIR.
 # RATE: the medium's bit rate (default 115200). Addresses 198.51.100.1 and .2
 # in namespaces of its own, no routes beyond the /24; everything it starts is
 # stopped by PID and the namespaces are deleted on exit.
@@ -22,6 +24,9 @@ T=$(mktemp -d /tmp/tcp-loss.XXXXXX)
 NS=tcploss$$
 PIDS=""
 cleanup() {
+	if [ -n "${KEEP:-}" ]; then
+		mkdir -p "$KEEP" && cp "$T"/*.log "$T"/*.pcap* "$KEEP"/ 2>/dev/null || true
+	fi
 	for p in $PIDS; do kill "$p" 2>/dev/null || true; done
 	sleep 1
 	for i in 1 2; do ip netns del "$NS-$i" 2>/dev/null || true; done
@@ -37,11 +42,13 @@ fi
 PIDS="$!"
 for _ in $(seq 50); do [ -S "$T/m.sock" ] && break; sleep 0.1; done
 for i in 1 2; do
+	CAP=""
+	[ -n "${KEEP:-}" ] && CAP="-pcap $T/n$i.pcap -pcap-max-size 256M -pcap-files 1"
 	ip netns add "$NS-$i"
 	ip -n "$NS-$i" link set lo up
 	ip netns exec "$NS-$i" sysctl -qw net.ipv6.conf.default.disable_ipv6=1
 	ip netns exec "$NS-$i" "$T/slided" run -tap slided0 -node "$i" -phy "sim:$T/m.sock" \
-		-addr "198.51.100.$i/24" -control "$T/n$i.ctl" -log-format json "$@" >"$T/n$i.log" 2>&1 &
+		-addr "198.51.100.$i/24" -control "$T/n$i.ctl" -log-format json $CAP "$@" >"$T/n$i.log" 2>&1 &
 	PIDS="$PIDS $!"
 done
 for _ in $(seq 100); do
@@ -51,6 +58,15 @@ done
 sleep 2
 ip -n "$NS-1" neigh replace 198.51.100.2 lladdr 02:53:4c:44:00:02 nud permanent dev slided0
 ip -n "$NS-2" neigh replace 198.51.100.1 lladdr 02:53:4c:44:00:01 nud permanent dev slided0
+if [ -n "${KEEP:-}" ]; then
+	if command -v tcpdump >/dev/null; then
+		ip netns exec "$NS-2" tcpdump -q -n -s 128 -i slided0 -w "$T/tap2.pcap" tcp 2>"$T/tcpdump.log" &
+	else
+		ip netns exec "$NS-2" tshark -q -s 128 -i slided0 -f tcp -w "$T/tap2.pcap" 2>"$T/tcpdump.log" &
+	fi
+	PIDS="$PIDS $!"
+	sleep 1
+fi
 ip netns exec "$NS-2" iperf3 -s -1 -B 198.51.100.2 >"$T/server.log" 2>&1 &
 PIDS="$PIDS $!"
 sleep 1
