@@ -64,7 +64,12 @@ func TestClientBusyKeepalive(t *testing.T) {
 // of the test. Call it inside the synctest bubble.
 func upFake(t *testing.T) (*fakeStream, *Client) {
 	t.Helper()
-	f := &fakeStream{}
+	return upFakeWith(t, &fakeStream{})
+}
+
+// upFakeWith is upFake over f, which it sets to answer.
+func upFakeWith(t *testing.T, f *fakeStream) (*fakeStream, *Client) {
+	t.Helper()
 	f.answer.Store(true)
 	c, err := dialWith(t.Context(), "fake", f.dial, 3, zerolog.Nop(), 10*time.Millisecond, 100*time.Millisecond)
 	if err != nil {
@@ -75,4 +80,52 @@ func upFake(t *testing.T) (*fakeStream, *Client) {
 		t.Fatalf("first event %v, want up", ev.Kind)
 	}
 	return f, c
+}
+
+// TestClientKeepaliveRearmsOnlyWhenMoved: under load (a Transmit and its
+// TxDone every 73 ms, the frame rate at 115200 bit/s) the writer sets its
+// keep-alive timer again only when the deadline moves earlier, and wakes
+// for it only a few times, not once per frame: a timer moved later keeps
+// its old time in the runtime's heap, which wakes the process for nothing
+// (docs/performance.md, "CPU under load"). The old writer reset it after
+// every Transmit.
+func TestClientKeepaliveRearmsOnlyWhenMoved(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f, c := upFakeWith(t, &fakeStream{txDelay: 70 * time.Millisecond})
+		const frames = 200 // 14.6 s, five busy intervals
+		for range frames {
+			if err := c.Transmit([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			if ev := <-c.Events(); ev.Kind != phy.TxDone {
+				t.Fatalf("event %v, want tx done", ev.Kind)
+			}
+			time.Sleep(3 * time.Millisecond)
+		}
+		synctest.Wait()
+		if n := c.kaResets.Load(); n > 10 {
+			t.Errorf("keep-alive timer set %d times for %d frames, want at most 10", n, frames)
+		}
+		if n := c.kaWakes.Load(); n > 10 {
+			t.Errorf("writer woken %d times by its timer for %d frames, want at most 10", n, frames)
+		}
+		if n := f.pings.Load(); n != 0 {
+			t.Errorf("%d pings to a medium that answers every frame, want none", n)
+		}
+	})
+}
+
+// TestClientIdleWakesOncePerPing: idle, the writer's timer fires once per
+// ping, not again a round trip after it (the pong moved the silence on by
+// the round trip after the timer was set). The old writer woke twice.
+func TestClientIdleWakesOncePerPing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f, c := upFakeWith(t, &fakeStream{pongDelay: time.Millisecond})
+		time.Sleep(10*time.Minute + 10*time.Second) // not at a ping
+		synctest.Wait()
+		pings, wakes := f.pings.Load(), c.kaWakes.Load()
+		if pings == 0 || uint64(pings) < wakes-1 {
+			t.Errorf("%d timer wakes for %d pings in 10 idle minutes, want one per ping", wakes, pings)
+		}
+	})
 }
