@@ -360,11 +360,16 @@ func (c *Client) write(cc *clientConn) {
 			pinged = now
 		}
 		if len(buf) > 0 {
+			// The watchdog's deadline is cleared after the write rather
+			// than moved later by the next: a pending deadline moved later
+			// keeps its old time in the runtime's heap, and one left
+			// pending fires by itself (a wake-up after every idle ping).
 			cc.nc.SetWriteDeadline(now.Add(writeTimeout))
 			if _, err := cc.nc.Write(buf); err != nil {
 				fail(fmt.Errorf("sim: write to the medium: %w", err))
 				return
 			}
+			cc.nc.SetWriteDeadline(time.Time{})
 		}
 		if cc.version < 2 {
 			t.Stop()

@@ -1,6 +1,9 @@
 package sim
 
 import (
+	"context"
+	"net"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -128,4 +131,69 @@ func TestClientIdleWakesOncePerPing(t *testing.T) {
 			t.Errorf("%d timer wakes for %d pings in 10 idle minutes, want one per ping", wakes, pings)
 		}
 	})
+}
+
+// TestClientWriteDeadlineNotMovedLater: the write watchdog's deadline is
+// cleared after each write, not moved later by the next one while still
+// pending (which, like a timer moved later, leaves its old time in the
+// runtime's heap to wake the process for nothing), and no deadline is left
+// pending after a write to fire by itself. The old writer moved it later
+// with every frame.
+func TestClientWriteDeadlineNotMovedLater(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeStream{txDelay: 70 * time.Millisecond}
+		f.answer.Store(true)
+		var conns []*deadlineConn
+		dial := func(ctx context.Context) (net.Conn, error) {
+			nc, err := f.dial(ctx)
+			dc := &deadlineConn{Conn: nc}
+			conns = append(conns, dc)
+			return dc, err
+		}
+		c, err := dialWith(t.Context(), "fake", dial, 3, zerolog.Nop(), 10*time.Millisecond, 100*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if ev := <-c.Events(); ev.Kind != phy.Up {
+			t.Fatalf("first event %v, want up", ev.Kind)
+		}
+		for range 50 {
+			if err := c.Transmit([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			if ev := <-c.Events(); ev.Kind != phy.TxDone {
+				t.Fatalf("event %v, want tx done", ev.Kind)
+			}
+			time.Sleep(3 * time.Millisecond)
+		}
+		synctest.Wait()
+		dc := conns[len(conns)-1]
+		dc.mu.Lock()
+		defer dc.mu.Unlock()
+		if dc.later > 0 {
+			t.Errorf("a pending write deadline moved later %d times in 50 frames, want never", dc.later)
+		}
+		if !dc.wd.IsZero() {
+			t.Errorf("write deadline %v left after the last write, want none", dc.wd)
+		}
+	})
+}
+
+// deadlineConn records how the write deadline of a connection is set.
+type deadlineConn struct {
+	net.Conn
+	mu    sync.Mutex
+	wd    time.Time // the write deadline
+	later int       // times a pending deadline was moved later
+}
+
+func (d *deadlineConn) SetWriteDeadline(t time.Time) error {
+	d.mu.Lock()
+	if !d.wd.IsZero() && time.Now().Before(d.wd) && t.After(d.wd) {
+		d.later++
+	}
+	d.wd = t
+	d.mu.Unlock()
+	return d.Conn.SetWriteDeadline(t)
 }
