@@ -180,12 +180,70 @@ func TestClientWriteDeadlineNotMovedLater(t *testing.T) {
 	})
 }
 
-// deadlineConn records how the write deadline of a connection is set.
+// TestUDPClientDeadlinesNotMovedLater: the same for the UDP client, whose
+// read deadline is its keep-alive and tx-done timer: under load it is set
+// again only when it moves earlier (or passed), and the write deadline is
+// cleared after each write. The old client moved both later with every
+// frame.
+func TestUDPClientDeadlinesNotMovedLater(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &udpFake{txDelay: 70 * time.Millisecond}
+		f.answer.Store(true)
+		a, b := net.Pipe()
+		go f.serve(b)
+		dc := &deadlineConn{Conn: a}
+		c, err := newUDPClient(dc, "pipe", 4, nil, zerolog.Nop(), 10*time.Millisecond, 100*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.attach(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if ev := <-c.Events(); ev.Kind != phy.Up {
+			t.Fatalf("event %v, want up", ev.Kind)
+		}
+		for range 50 {
+			if err := c.Transmit([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			if ev := <-c.Events(); ev.Kind != phy.TxDone {
+				t.Fatalf("event %v, want tx done", ev.Kind)
+			}
+			time.Sleep(3 * time.Millisecond)
+		}
+		synctest.Wait()
+		dc.mu.Lock()
+		defer dc.mu.Unlock()
+		if dc.later > 0 || dc.rlater > 0 {
+			t.Errorf("pending deadlines moved later in 50 frames: write %d, read %d times, want never", dc.later, dc.rlater)
+		}
+		if !dc.wd.IsZero() {
+			t.Errorf("write deadline %v left after the last write, want none", dc.wd)
+		}
+		if st := c.Stats(); st.TxLost != 0 || st.Downs != 0 {
+			t.Errorf("stats %+v, want no tx lost and no down", st)
+		}
+	})
+}
+
+// deadlineConn records how the deadlines of a connection are set.
 type deadlineConn struct {
 	net.Conn
-	mu    sync.Mutex
-	wd    time.Time // the write deadline
-	later int       // times a pending deadline was moved later
+	mu     sync.Mutex
+	wd, rd time.Time // the write and read deadlines
+	later  int       // times a pending write deadline was moved later
+	rlater int       // the same for the read deadline
+}
+
+func (d *deadlineConn) SetReadDeadline(t time.Time) error {
+	d.mu.Lock()
+	if !d.rd.IsZero() && time.Now().Before(d.rd) && t.After(d.rd) {
+		d.rlater++
+	}
+	d.rd = t
+	d.mu.Unlock()
+	return d.Conn.SetReadDeadline(t)
 }
 
 func (d *deadlineConn) SetWriteDeadline(t time.Time) error {
