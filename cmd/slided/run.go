@@ -71,6 +71,7 @@ type runFlags struct {
 }
 
 func cmdRun(args []string) error {
+	setProcs(os.Getenv("GOMAXPROCS"))
 	f, err := parseRun(args)
 	if err != nil {
 		return err

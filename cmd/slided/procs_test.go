@@ -1,0 +1,20 @@
+package main
+
+import (
+	"runtime"
+	"testing"
+)
+
+// TestSetProcs: `slided run` runs on one P unless the GOMAXPROCS
+// environment variable asks for more, which it leaves alone.
+func TestSetProcs(t *testing.T) {
+	was := runtime.GOMAXPROCS(0)
+	t.Cleanup(func() { runtime.GOMAXPROCS(was) })
+	if got := setProcs(""); got != 1 || runtime.GOMAXPROCS(0) != 1 {
+		t.Errorf("no GOMAXPROCS in the environment: %d (runtime %d), want 1", got, runtime.GOMAXPROCS(0))
+	}
+	runtime.GOMAXPROCS(3) // as the runtime would have from GOMAXPROCS=3
+	if got := setProcs("3"); got != 3 || runtime.GOMAXPROCS(0) != 3 {
+		t.Errorf("GOMAXPROCS=3: %d (runtime %d), want 3", got, runtime.GOMAXPROCS(0))
+	}
+}
