@@ -2,7 +2,10 @@ package main
 
 import (
 	"runtime"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
+	"time"
 )
 
 // TestSetProcs: `slided run` runs on one P unless the GOMAXPROCS
@@ -17,4 +20,24 @@ func TestSetProcs(t *testing.T) {
 	if got := setProcs("3"); got != 3 || runtime.GOMAXPROCS(0) != 3 {
 		t.Errorf("GOMAXPROCS=3: %d (runtime %d), want 3", got, runtime.GOMAXPROCS(0))
 	}
+}
+
+// TestReleaseAfterStart: the start-up's memory is released once, after
+// settleDelay, and never again.
+func TestReleaseAfterStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var n atomic.Int32
+		tm := releaseAfterStart(func() { n.Add(1) })
+		defer tm.Stop()
+		time.Sleep(settleDelay - time.Millisecond)
+		synctest.Wait()
+		if got := n.Load(); got != 0 {
+			t.Errorf("released %d times before settleDelay, want 0", got)
+		}
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		if got := n.Load(); got != 1 {
+			t.Errorf("released %d times in the first hour, want 1", got)
+		}
+	})
 }
