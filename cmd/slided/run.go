@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,6 +72,8 @@ type runFlags struct {
 }
 
 func cmdRun(args []string) error {
+	setProcs(os.Getenv("GOMAXPROCS"))
+	defer releaseAfterStart(debug.FreeOSMemory).Stop()
 	f, err := parseRun(args)
 	if err != nil {
 		return err

@@ -73,6 +73,10 @@ const (
 	// is found within seconds (three pings unanswered).
 	kaBusyInterval = 3 * time.Second
 	kaBusyTimeout  = 3 * kaBusyInterval
+	// kaSlack: a ping is sent up to this much before its interval is
+	// over, so that a round trip heard after the timer was set does not
+	// cost a second wake-up for the rest of it.
+	kaSlack = 500 * time.Millisecond
 )
 
 // Client is a PHY on a medium server over a stream socket (it satisfies
@@ -97,6 +101,10 @@ type Client struct {
 	dialFn func(ctx context.Context) (net.Conn, error)
 
 	cur *clientConn // nil while down; guarded by mu
+
+	// For the tests: how often a writer set its keep-alive timer, and
+	// how often that timer woke it.
+	kaResets, kaWakes atomic.Uint64
 }
 
 // clientConn is one connection to the server.
@@ -289,10 +297,11 @@ func (c *Client) read(cc *clientConn) error {
 func (c *Client) write(cc *clientConn) {
 	t := time.NewTimer(kaInterval)
 	defer t.Stop()
+	armed := c.now().Add(kaInterval) // what t is set for; zero: not pending
 	var buf []byte
 	var pinged, busySince, graceFrom time.Time
 	var watch selfstall.Watch
-	watch.Expect(c.now(), c.now().Add(kaInterval))
+	watch.Expect(c.now(), armed)
 	fail := func(err error) {
 		c.mu.Lock()
 		if cc.why == nil {
@@ -307,6 +316,8 @@ func (c *Client) write(cc *clientConn) {
 			return
 		case <-cc.wake:
 		case <-t.C:
+			armed = time.Time{}
+			c.kaWakes.Add(1)
 		}
 		now := c.now()
 		stalled := false
@@ -341,19 +352,28 @@ func (c *Client) write(cc *clientConn) {
 			fail(fmt.Errorf("%w: nothing heard for %v (%d pings unanswered)", errSilent, now.Sub(since).Round(time.Millisecond), timeout/interval-1))
 			return
 		}
-		if cc.version >= 2 && (stalled || now.Sub(since) >= interval && now.Sub(pinged) >= interval) {
+		// A ping is due after interval of silence, within kaSlack: the
+		// timer set for it fires a round trip before the silence since the
+		// pong of the last ping is a whole interval.
+		if cc.version >= 2 && (stalled || now.Sub(since) >= interval-kaSlack && now.Sub(pinged) >= interval-kaSlack) {
 			buf = appendEmpty(buf, msgPing)
 			pinged = now
 		}
 		if len(buf) > 0 {
+			// The watchdog's deadline is cleared after the write rather
+			// than moved later by the next: a pending deadline moved later
+			// keeps its old time in the runtime's heap, and one left
+			// pending fires by itself (a wake-up after every idle ping).
 			cc.nc.SetWriteDeadline(now.Add(writeTimeout))
 			if _, err := cc.nc.Write(buf); err != nil {
 				fail(fmt.Errorf("sim: write to the medium: %w", err))
 				return
 			}
+			cc.nc.SetWriteDeadline(time.Time{})
 		}
 		if cc.version < 2 {
 			t.Stop()
+			armed = time.Time{}
 			watch.Expect(now, time.Time{})
 			continue
 		}
@@ -364,9 +384,19 @@ func (c *Client) write(cc *clientConn) {
 		if d := since.Add(timeout); d.Before(next) {
 			next = d
 		}
+		// The timer is set again only when the deadline moves earlier (or
+		// after it fired): a timer moved later keeps its old time in the
+		// runtime's heap, which then wakes the process for nothing, and
+		// under load every message moves the deadline later. A timer that
+		// fires before the deadline finds nothing due and is set for the
+		// rest.
 		at := c.now()
-		t.Reset(next.Sub(at))
-		watch.Expect(at, next)
+		if armed.IsZero() || next.Before(armed) {
+			t.Reset(next.Sub(at))
+			armed = next
+			c.kaResets.Add(1)
+		}
+		watch.Expect(at, armed)
 	}
 }
 

@@ -24,12 +24,13 @@ import (
 // is false it reads everything and answers nothing (a medium that stopped);
 // with stall set it stops reading after the welcome (its socket is full).
 type fakeStream struct {
-	answer  atomic.Bool
-	stall   atomic.Bool
-	flood   int           // received frames (with carrier on/off) sent after the welcome
-	quit    chan struct{} // with stall: closed at the end of the test
-	pings   atomic.Int32  // pings answered
-	txDelay time.Duration // how long a transmission takes before its TxDone
+	answer    atomic.Bool
+	stall     atomic.Bool
+	flood     int           // received frames (with carrier on/off) sent after the welcome
+	quit      chan struct{} // with stall: closed at the end of the test
+	pings     atomic.Int32  // pings answered
+	txDelay   time.Duration // how long a transmission takes before its TxDone
+	pongDelay time.Duration // the round trip of a ping
 }
 
 func (f *fakeStream) serve(nc net.Conn) {
@@ -70,6 +71,7 @@ func (f *fakeStream) serve(nc net.Conn) {
 		switch msg.typ {
 		case msgPing:
 			f.pings.Add(1)
+			time.Sleep(f.pongDelay)
 			nc.Write(appendEmpty(nil, msgPong))
 		case msgTransmit:
 			time.Sleep(f.txDelay)

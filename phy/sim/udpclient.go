@@ -187,8 +187,13 @@ func (c *UDPClient) sendLocked() error {
 		c.sendCtr++
 		c.wbuf = c.sess.seal(c.wbuf, c.wbuf, dirClient, c.sendCtr)
 	}
+	// The deadline is cleared after the write rather than moved later by
+	// the next: a pending deadline moved later keeps its old time in the
+	// runtime's heap, which wakes the process for nothing, and one left
+	// pending fires by itself.
 	c.conn.SetWriteDeadline(time.Now().Add(udpWriteTimeout))
 	_, err := c.conn.Write(c.wbuf)
+	c.conn.SetWriteDeadline(time.Time{})
 	return err
 }
 
@@ -252,6 +257,7 @@ func (c *UDPClient) run() {
 func (c *UDPClient) serve() error {
 	c.ka.reset(c.now())
 	var watch selfstall.Watch
+	var rdl time.Time // the read deadline set
 	for {
 		wake := c.ka.next()
 		c.mu.Lock()
@@ -259,8 +265,15 @@ func (c *UDPClient) serve() error {
 			wake = c.txDeadline
 		}
 		c.mu.Unlock()
-		c.conn.SetReadDeadline(wake)
-		watch.Expect(c.now(), wake)
+		// The deadline is set again only when it moves earlier or has
+		// passed: one moved later keeps its old time in the runtime's
+		// heap and wakes the process for nothing. A read that returns at
+		// an earlier deadline finds nothing due and waits for the rest.
+		if now := c.now(); rdl.IsZero() || wake.Before(rdl) || !now.Before(rdl) {
+			c.conn.SetReadDeadline(wake)
+			rdl = wake
+		}
+		watch.Expect(c.now(), rdl)
 		if c.ctx.Err() != nil { // Close may have set its deadline just before
 			return c.ctx.Err()
 		}
