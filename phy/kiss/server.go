@@ -261,11 +261,16 @@ func (s *Server) write(c *client) {
 	for {
 		select {
 		case f := <-c.out:
+			// The deadline is cleared after the write rather than moved
+			// later by the next: a pending deadline moved later keeps its
+			// old time in the runtime's heap, which wakes the process for
+			// nothing, and one left pending fires by itself.
 			c.c.SetWriteDeadline(time.Now().Add(clientWriteTimeout))
 			if _, err := c.c.Write(f); err != nil {
 				s.drop(c, nil, "")
 				return
 			}
+			c.c.SetWriteDeadline(time.Time{})
 			s.count(func(st *ServerStats) { st.FramesOut++ })
 		case <-c.stop:
 			return

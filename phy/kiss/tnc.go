@@ -689,10 +689,15 @@ func (t *TNC) write(l *link) {
 		select {
 		case b := <-l.wr:
 			// The write watchdog: a deadline on the connection (TCP, or
-			// the tty's non-blocking descriptor).
+			// the tty's non-blocking descriptor). It is cleared after the
+			// write rather than moved later by the next: a pending
+			// deadline moved later keeps its old time in the runtime's
+			// heap, which wakes the process for nothing, and one left
+			// pending fires by itself.
 			err := l.c.SetWriteDeadline(time.Now().Add(writeBound(t.wtime, len(b), t.cfg.Device != "", t.cfg.Baud)))
 			if err == nil {
 				_, err = l.c.Write(b)
+				l.c.SetWriteDeadline(time.Time{})
 			}
 			l.wrDone <- err // capacity 1, one frame at a time
 		case <-l.stop:

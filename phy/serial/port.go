@@ -423,7 +423,7 @@ func (p *Port) run(c *conn) {
 // push queues ev for the consumer; run delivers it when it can.
 func (p *Port) push(ev phy.Event) { p.q.Push(ev) }
 
-// arm sets the one timer to the earliest pending deadline.
+// arm sets the one timer for the earliest pending deadline, or earlier.
 func (p *Port) arm() {
 	st := &p.st
 	var next time.Time
@@ -448,16 +448,26 @@ func (p *Port) arm() {
 			consider(st.lastRx.Add(p.cfg.Hangover))
 		}
 	}
-	if next.Equal(st.armed) {
+	// The timer is set again only when the deadline moves earlier (or
+	// after it fired, which clears armed): a timer moved later keeps its
+	// old time in the runtime's heap, which then wakes the process for
+	// nothing, and on a busy line every read moves the hang-over's end
+	// later. A timer that fires before the deadline finds nothing due and
+	// is set for the rest (onTick).
+	if next.IsZero() {
+		if !st.armed.IsZero() {
+			st.armed = time.Time{}
+			st.watch.Expect(p.opt.clock.Now(), time.Time{})
+			st.timer.Stop()
+		}
+		return
+	}
+	if !st.armed.IsZero() && !next.Before(st.armed) {
 		return
 	}
 	st.armed = next
 	now := p.opt.clock.Now()
 	st.watch.Expect(now, next)
-	if next.IsZero() {
-		st.timer.Stop()
-		return
-	}
 	st.timer.Reset(max(next.Sub(now), 0))
 }
 

@@ -34,6 +34,7 @@ type fakeClock struct {
 	now    time.Time
 	timers []*fakeTimer
 	fired  int // timer calls so far
+	resets int // Reset calls so far (AfterFunc's first included)
 }
 
 type fakeTimer struct {
@@ -70,6 +71,7 @@ func (t *fakeTimer) Stop() bool {
 
 func (t *fakeTimer) Reset(d time.Duration) bool {
 	t.c.mu.Lock()
+	t.c.resets++
 	was := t.active
 	t.at, t.active = t.c.now.Add(d), d > 0
 	if d <= 0 {
