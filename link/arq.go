@@ -156,6 +156,20 @@ func (e *Engine) startLink(now time.Time, mc csma.Config, seed uint64) error {
 		ac.RetryJitter = noCarrierJitter
 		ac.Seed = seed
 	}
+	if e.info.OwnAccess {
+		// Behind a TNC every round trip holds two p-persistent waits,
+		// ours (TxDone is an estimate that leaves it out) and the far
+		// TNC's before its Ack: geometric draws with a long tail, whose
+		// late values Karn's rule keeps out of the estimate, so that
+		// RTTVAR shrinks to the quick ones. The timeout keeps a margin
+		// of tncWaitMargin mean waits above SRTT: without it, on the Dire
+		// Wolf pair, a one-at-a-time echo timed out spuriously in about
+		// one exchange in twenty (learned timeout 1.4 s against a round
+		// trip of 1.0 s), and the retransmission keyed up into the late
+		// answer (TestTNCEchoAckTimeout; docs/modems.md, "The echoes
+		// that went unanswered").
+		ac.RTTGranularity = max(ac.RTTGranularity, tncWaitMargin*e.info.AccessWait)
+	}
 	// Frames may wait in the MAC queue longer than the ack timeout: time
 	// a round from its poll's TxDone (frameGone reports every poll).
 	ac.ArmOnTxDone = true
@@ -1045,3 +1059,10 @@ func (s *arqSink) Deliver(now time.Time, h framing.Header, packet []byte) {
 	}
 	d.Eth, d.src, d.authentic = eth, h.Src, e.rxAuthentic
 }
+
+// tncWaitMargin is the least margin, in mean access waits, that the learned
+// ack timeout keeps above the smoothed round trip behind a modem that does
+// its own channel access (arq.Config.RTTGranularity). Two waits of p = 1/4
+// (Dire Wolf's default P 63) exceed their mean by four mean waits in about
+// 1% of round trips; with the default 100 ms slots the margin is 1.6 s.
+const tncWaitMargin = 4

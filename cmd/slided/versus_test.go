@@ -33,11 +33,30 @@ import (
 // 9600: one bulk flow of 40 × 1000 bytes (goodput), then 20 echoes of 200
 // bytes (answered within 5 s, median round trip). 1200: the echoes only,
 // answered within 15 s.
+//
+// To study the echoes alone: SLIDED_VERSUS_ECHOES=N sends N echoes instead
+// of 20, SLIDED_VERSUS_NOBULK=1 skips the bulk flows, SLIDED_VERSUS_NOREF=1
+// skips the plain KISS clients (the ratios are then not reported):
+//
+//	SLIDED_VERSUS_NOREF=1 SLIDED_VERSUS_NOBULK=1 SLIDED_VERSUS_ECHOES=60 SLIDED_KEEP_LOGS=DIR \
+//	  go test -p 1 -count=1 ./cmd/slided -run '^$' -bench DirewolfVersusKISS/9600/slided -benchtime 1x -v
 
 const (
 	versusBulkN, versusBulkSize = 40, 1000
-	versusEchoN, versusEchoSize = 20, 200
+	versusEchoSize              = 200
 )
+
+// versusEchoN is how many echoes a run sends: 20, or SLIDED_VERSUS_ECHOES.
+func versusEchoN() int {
+	if n, err := strconv.Atoi(os.Getenv("SLIDED_VERSUS_ECHOES")); err == nil && n > 0 {
+		return n
+	}
+	return 20
+}
+
+// versusBulk reports whether a 9600 run has its bulk flows
+// (SLIDED_VERSUS_NOBULK unset).
+func versusBulk(baud int) bool { return baud == 9600 && os.Getenv("SLIDED_VERSUS_NOBULK") == "" }
 
 var versusWait = map[int]time.Duration{9600: 5 * time.Second, 1200: 15 * time.Second}
 
@@ -48,7 +67,9 @@ func BenchmarkDirewolfVersusKISS(b *testing.B) {
 				b.Fatalf("b.N = %d: run with -benchtime 1x", b.N)
 			}
 			var ref refFigures
-			b.Run("kiss", func(b *testing.B) { ref = versusReference(b, baud) })
+			if os.Getenv("SLIDED_VERSUS_NOREF") == "" {
+				b.Run("kiss", func(b *testing.B) { ref = versusReference(b, baud) })
+			}
 			b.Run("slided", func(b *testing.B) { versusDaemons(b, baud, ref) })
 		})
 	}
@@ -78,7 +99,7 @@ func versusReference(b *testing.B, baud int) refFigures {
 		}
 		b.Cleanup(func() { cl[i].Close() })
 	}
-	if baud == 9600 {
+	if versusBulk(baud) {
 		f, err := direwolftest.Bulk(ctx, cl[0], cl[1], versusBulkN, versusBulkSize, 30*time.Second)
 		if err != nil {
 			b.Fatal(err)
@@ -89,7 +110,7 @@ func versusReference(b *testing.B, baud int) refFigures {
 			f.Last.Sub(f.First).Seconds(), ref.goodput)
 		time.Sleep(3 * time.Second) // let the channel go quiet
 	}
-	e, err := direwolftest.Echo(ctx, cl[0], cl[1], versusEchoN, versusEchoSize, versusWait[baud])
+	e, err := direwolftest.Echo(ctx, cl[0], cl[1], versusEchoN(), versusEchoSize, versusWait[baud])
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -110,7 +131,7 @@ func versusDaemons(b *testing.B, baud int, ref refFigures) {
 	if os.Getenv("SLIDED_KEEP_LOGS") != "" {
 		// Each daemon captures its link frames (slided run -pcap), kept
 		// beside the logs: what was sent and heard, when.
-		extra = []string{"-pcap", filepath.Join(dir, "node%d.pcap")}
+		extra = []string{"-pcap", filepath.Join(dir, "node%d.pcap"), "-log-level", "debug"}
 	}
 	p := startDaemons(b, l, dir, ns, [2]string{"kiss-tcp:" + ka + q, "kiss-tcp:" + kb + q}, "198.51.100", extra...)
 	const port = 5040
@@ -121,7 +142,7 @@ func versusDaemons(b *testing.B, baud int, ref refFigures) {
 	if _, err := countFlow(cs[1], 99, 1, 60*time.Second, time.Now().Add(60*time.Second)); err != nil {
 		b.Fatal(err)
 	}
-	if baud == 9600 {
+	if versusBulk(baud) {
 		done := make(chan flowCount, 1)
 		go func() {
 			fc, err := countFlow(cs[1], 1, versusBulkN, 30*time.Second, time.Now().Add(5*time.Minute))
@@ -156,7 +177,7 @@ func versusDaemons(b *testing.B, baud int, ref refFigures) {
 	buf := make([]byte, 2048)
 	msg := make([]byte, versusEchoSize)
 	binary.BigEndian.PutUint64(msg, 0xEC40)
-	for i := range versusEchoN {
+	for i := range versusEchoN() {
 		binary.BigEndian.PutUint64(msg[8:], uint64(i))
 		sent := time.Now()
 		if _, err := cs[0].WriteToUDP(msg, to); err != nil {
@@ -167,6 +188,7 @@ func versusDaemons(b *testing.B, baud int, ref refFigures) {
 			cs[0].SetReadDeadline(deadline)
 			n, _, err := cs[0].ReadFromUDP(buf)
 			if errors.Is(err, os.ErrDeadlineExceeded) {
+				b.Logf("echo %d (sent %s) not answered within %v", i, sent.UTC().Format("15:04:05.000"), versusWait[baud])
 				break
 			}
 			if err != nil {
@@ -186,7 +208,7 @@ func versusDaemons(b *testing.B, baud int, ref refFigures) {
 	}
 	st, st2 := cliStatus(b, p, 0), cliStatus(b, p, 1)
 	b.Logf("slided echo: %d of %d answered within %v, median %v (plain KISS %v: ratio %.2f), all %v; node1 tx %d frames in %d bursts, drops %+v, arq %+v; node2 tx %d frames in %d bursts, arq %+v",
-		len(rtts), versusEchoN, versusWait[baud], med, ref.echo.Median(), med.Seconds()/ref.echo.Median().Seconds(), rtts,
+		len(rtts), versusEchoN(), versusWait[baud], med, ref.echo.Median(), med.Seconds()/ref.echo.Median().Seconds(), rtts,
 		st.Bridge.TxFrames, st.Bridge.TxBursts, st.Bridge.Drops, st.Bridge.ARQ, st2.Bridge.TxFrames, st2.Bridge.TxBursts, st2.Bridge.ARQ)
 	logTNC(b, "echo (totals)", st, st2)
 }
