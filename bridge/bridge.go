@@ -36,6 +36,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/slided/slided/internal/precise"
 	"github.com/slided/slided/link"
 	"github.com/slided/slided/mac/csma"
 	"github.com/slided/slided/phy"
@@ -138,6 +139,13 @@ type Config struct {
 	// RingLen is the TAP's txqueuelen: the ring between the qdisc and the
 	// daemon (default DefaultTxQueueLen).
 	RingLen int
+	// PreciseTimer wakes the loop for the engine's deadlines with a timerfd
+	// (internal/precise) instead of a time.Timer, which the runtime may fire
+	// up to a millisecond late: the MAC's slots and inter-frame spaces are a
+	// few hundred microseconds at 115200 bit/s. The daemon sets it; the
+	// tests, which run the bridge in synctest bubbles, leave it off. Where
+	// no timerfd exists the bridge logs nothing and uses a time.Timer.
+	PreciseTimer bool
 }
 
 // Bridge moves frames between a TAP and a PHY. Create it with New and run it
@@ -316,7 +324,7 @@ func isTemporary(err error) bool {
 
 func (l *loop) run(ctx context.Context) error {
 	events := l.b.phy.Events()
-	timer := newAlarm()
+	timer := newAlarm(l.b.cfg.PreciseTimer)
 	defer timer.stop()
 	tick := time.NewTicker(l.b.cfg.Tick)
 	tick.Stop() // started by the first input (l.busy)
@@ -392,7 +400,7 @@ func (l *loop) run(ctx context.Context) error {
 			}
 			l.deliver(now)
 			l.pump(now)
-		case <-timer.t.C:
+		case <-timer.c:
 			timer.fired()
 			now := time.Now()
 			l.busy(now, tick)
@@ -418,16 +426,17 @@ func (l *loop) run(ctx context.Context) error {
 // after every input cost wake-ups for nothing (docs/performance.md, "CPU
 // under load"). Since Go 1.23 Reset and Stop leave no stale tick in t.C.
 type alarm struct {
-	t      *time.Timer
+	t      *precise.Timer // a timerfd (Config.PreciseTimer) or the runtime's timer
+	c      <-chan time.Time
 	at     time.Time // what t is set for; zero: stopped (or fired)
 	resets int       // how often t was set, for the tests
 }
 
-// newAlarm returns a stopped alarm.
-func newAlarm() *alarm {
-	t := time.NewTimer(time.Hour)
-	t.Stop()
-	return &alarm{t: t}
+// newAlarm returns a stopped alarm: a timerfd if exact and the system has
+// one, else a time.Timer.
+func newAlarm(exact bool) *alarm {
+	t := precise.Choose(exact)
+	return &alarm{t: t, c: t.C}
 }
 
 // set arms the alarm for d, or stops it if !ok; it leaves the timer alone
@@ -447,11 +456,12 @@ func (a *alarm) set(d time.Time, ok bool) {
 	a.at = d
 }
 
-// fired notes that t.C was received from: the next set arms it again even
+// fired notes that c was received from: the next set arms it again even
 // for the same deadline.
 func (a *alarm) fired() { a.at = time.Time{} }
 
-func (a *alarm) stop() { a.t.Stop() }
+// stop stops the alarm for good (the loop is ending).
+func (a *alarm) stop() { a.t.Close() }
 
 // busy notes an input at now: the pacing tick runs while inputs come (and
 // for one more tick after the last). A stopped ticker starts again, and

@@ -513,7 +513,7 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 	if capt != nil {
 		bc = capt
 	}
-	bcfg := bridge.Config{Config: f.engineConfig(c), RingLen: f.txqueuelen}
+	bcfg := bridge.Config{Config: f.engineConfig(c), RingLen: f.txqueuelen, PreciseTimer: true}
 	bcfg.KeyState = keyState
 	bcfg.Log = log
 	bcfg.Capture = bc
