@@ -51,6 +51,7 @@ func cmdSim(args []string) error {
 	if err != nil {
 		return err
 	}
+	srv.UsePreciseTimer()
 	if *keyFile != "" {
 		key, err := auth.LoadKey(*keyFile)
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/slided/slided/auth"
+	"github.com/slided/slided/internal/precise"
 	"github.com/slided/slided/phy"
 	"github.com/slided/slided/phy/sim/medium"
 )
@@ -52,7 +53,16 @@ type Server struct {
 	udpCount   udpCounters                      // UDP transport counters, kept across Serve calls
 	udpKey     *auth.Key                        // set before Serve (SetUDPKey)
 	complaints atomic.Pointer[complaintLimiter] // the UDP transport's, kept across Serve calls
+	precise    bool                             // the owner's timer is a timerfd (UsePreciseTimer)
 }
+
+// UsePreciseTimer makes the owner wake for the medium's events with a
+// timerfd (internal/precise) instead of a time.Timer, which the runtime may
+// fire up to a millisecond late: every TxDone, carrier change and delivery
+// would then come late by as much, a slot or more at 115200 bit/s. Call it
+// before Serve; `slided sim` does, the tests (synctest bubbles among them)
+// do not.
+func (s *Server) UsePreciseTimer() { s.precise = true }
 
 // queueLimit bounds the bytes waiting for one client's writer: room for a few
 // dozen largest bursts, far more than a client that keeps up ever holds.
@@ -250,8 +260,8 @@ func (s *Server) own(ctx context.Context, u *udpServer) {
 		c.close()
 		s.log.Warn().Uint8("node", c.node()).Str("reason", reason).Msg("sim: client dropped")
 	}
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
+	timer := precise.Choose(s.precise) // the medium's next event
+	defer timer.Close()
 	for {
 		if u != nil {
 			if next, ok := u.nextExpiry(); ok {
