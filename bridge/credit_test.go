@@ -142,25 +142,7 @@ func udpEth(sport uint16, size int) []byte {
 func TestCreditSmallFlowGoesNext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tp := newCreditTAP()
-		p := &scriptPHY{ev: make(chan phy.Event, 64)}
-		cfg := Config{Config: link.Config{Node: 1, Seed: 1, Policy: Block, NoARQ: true, Log: zerolog.Nop()}}
-		b, err := New(cfg, tp, p, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- b.Run(ctx) }()
-		defer func() {
-			cancel()
-			synctest.Wait()
-			tp.close()
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		}()
-		p.ev <- phy.Event{Kind: phy.Up}
-		synctest.Wait()
+		b, p := runOnTAP(t, Config{Config: link.Config{Node: 1, Seed: 1, Policy: Block, NoARQ: true, Log: zerolog.Nop()}}, tp)
 		var greedy [][]byte
 		for range 40 {
 			greedy = append(greedy, udpEth(7000, 200))
@@ -227,17 +209,8 @@ func TestCreditSmallFlowBeatsTheBurst(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- b.Run(ctx) }()
-		defer func() {
-			cancel()
-			synctest.Wait()
-			tp.close()
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		}()
+		stop := runBridge(t, b, tp)
+		defer stop()
 		info := p.Info()
 		p.ev <- phy.Event{Kind: phy.Up}
 		if err := far.Modem(time.Now(), phy.Event{Kind: phy.Up}, info); err != nil {
@@ -328,4 +301,42 @@ func TestCreditSmallFlowBeatsTheBurst(t *testing.T) {
 			t.Errorf("the small packet went into the ring at the end of transmission %d and on air in transmission %d; want the next one", released, at)
 		}
 	})
+}
+
+// closer is a test TAP that ends its readers (creditTAP, bucketTAP).
+type closer interface {
+	TAP
+	close()
+}
+
+// runBridge runs b inside the caller's synctest bubble; stop cancels it,
+// closes tp once the loop is idle, and checks that Run returned nil.
+func runBridge(t *testing.T, b *Bridge, tp closer) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	return func() {
+		cancel()
+		synctest.Wait()
+		tp.close()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}
+}
+
+// runOnTAP runs a bridge with cfg on tp and a scriptPHY inside the
+// caller's synctest bubble, until the test ends, and returns it and its
+// modem once the modem's first Up has been handled.
+func runOnTAP(t *testing.T, cfg Config, tp closer) (*Bridge, *scriptPHY) {
+	t.Helper()
+	p := &scriptPHY{ev: make(chan phy.Event, 64)}
+	b, err := New(cfg, tp, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(runBridge(t, b, tp))
+	p.ev <- phy.Event{Kind: phy.Up}
+	synctest.Wait()
+	return b, p
 }

@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"context"
 	"errors"
 	"sync"
 	"testing"
@@ -96,25 +95,7 @@ func (c *bucketTAP) close() {
 func TestCreditLonePackets(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tp := newBucketTAP()
-		p := &scriptPHY{ev: make(chan phy.Event, 64)}
-		cfg := Config{Config: link.Config{Node: 1, Seed: 1, Policy: Block, NoARQ: true, Log: zerolog.Nop()}}
-		b, err := New(cfg, tp, p, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- b.Run(ctx) }()
-		defer func() {
-			cancel()
-			synctest.Wait()
-			tp.close()
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		}()
-		p.ev <- phy.Event{Kind: phy.Up}
-		synctest.Wait()
+		b, p := runOnTAP(t, Config{Config: link.Config{Node: 1, Seed: 1, Policy: Block, NoARQ: true, Log: zerolog.Nop()}}, tp)
 		const n = 30
 		for i := range n {
 			tp.send(udpEth(7000, 200))
