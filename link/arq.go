@@ -735,8 +735,11 @@ func (e *Engine) riderHeard(now time.Time, h framing.Header, payload []byte) {
 }
 
 // riderSlack is what riderHeard allows beyond IFS and two slots for the
-// sender's scheduling and its modem's (about 1.2 ms between two frames of
-// a burst through real daemons on the simulated medium, where IFS is 1 ms).
+// sender's scheduling and its modem's: about 1.2 ms between two frames of
+// a burst through real daemons on the simulated medium, where IFS is 1 ms,
+// while the daemon and the medium woke on the runtime's timers, which fire
+// up to a millisecond late (less since both use a timerfd,
+// internal/precise; a real modem's serial line adds its own).
 const riderSlack = time.Millisecond
 
 // rttBatch is the number of round-trip samples over which the smallest
