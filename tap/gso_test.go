@@ -3,7 +3,7 @@
 package tap
 
 import (
-	"os"
+	"fmt"
 	"testing"
 	"time"
 
@@ -13,7 +13,7 @@ import (
 // sendGSO sends n UDP_SEGMENT datagrams of segs segments of size bytes
 // each to the peer from one non-blocking socket, and returns how many the
 // socket took.
-func sendGSO(t *testing.T, n, segs, size int) int {
+func sendGSO(t testing.TB, n, segs, size int) int {
 	t.Helper()
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -40,22 +40,18 @@ func sendGSO(t *testing.T, n, segs, size int) int {
 	return sent
 }
 
-// TestShaperCutsUDPGSO: a socket that asks for segmentation offload itself
-// (UDP_SEGMENT) hands the qdisc one skb that becomes up to 64 packets after
-// it. Nobody reads the TAP: the credit must let no more into the ring than
-// about one grant and its kick, counted in packets, not skbs, so the ring
-// (16) never drops.
+// BenchmarkShaperUDPGSO measures the known gap of the credit with a
+// socket that asks for segmentation offload itself (UDP_SEGMENT): it hands
+// the qdisc one skb that becomes up to 64 packets after it, so one grant
+// of 2 packets and the kick lets 3 such skbs, not 3 packets, into the ring
+// (docs/backpressure.md, "UDP segmentation offload: a known gap"). Nobody
+// reads the TAP; per case it reports the packets the qdisc let into the
+// ring (segments count one each) against the grant and its kick, and the
+// ring's drops. The goal, not met: ring_packets at most grant+1 and
+// tap_tx_dropped 0. On 29a2bc8, 1000x40: 120 packets, 104 dropped.
 //
-// Not solved (docs/backpressure.md, "UDP segmentation offload"): one grant
-// of 2 packets and the kick lets 3 GSO skbs into the ring: 120 packets of
-// 40-segment skbs, of which the ring (16) drops 104. The test is skipped unless SLIDED_KNOWN_GAPS is set; it is the
-// failing-first test of whatever fixes it. (With the experiment of commit
-// 8604201, which cuts such skbs at the credit, it passes, but the segments
-// cost their length in bytes and the link stalls on the leak.)
-func TestShaperCutsUDPGSO(t *testing.T) {
-	if os.Getenv("SLIDED_KNOWN_GAPS") == "" {
-		t.Skip("known gap: a UDP_SEGMENT skb passes the credit as one packet (docs/backpressure.md); set SLIDED_KNOWN_GAPS=1 to run")
-	}
+//	go test -count=1 -run '^$' -bench ShaperUDPGSO -benchtime 1x ./tap
+func BenchmarkShaperUDPGSO(b *testing.B) {
 	for _, c := range []struct {
 		name       string
 		segs, size int
@@ -64,26 +60,24 @@ func TestShaperCutsUDPGSO(t *testing.T) {
 		{"1472x20", 20, 1472}, // full frames, as QUIC stacks send
 		{"1000x64", 64, 1000},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			d, s, _ := creditRig(t, "slt-gso0", 16)
-			sent := sendGSO(t, 10, c.segs, c.size)
-			time.Sleep(500 * time.Millisecond) // what the kernel releases meanwhile; no assertion on time
-			ls, err := d.LinkStats()
-			if err != nil {
-				t.Fatal(err)
-			}
-			qs, err := s.Stats()
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("sent %d skbs of %d segments; qdisc %+v; TAP tx_dropped %d", sent, c.segs, qs.Root, ls.TxDropped)
-			if ls.TxDropped != 0 || qs.Root.Drops != 0 {
-				t.Errorf("dropped: ring %d, qdisc %d", ls.TxDropped, qs.Root.Drops)
-			}
-			// The qdisc counts a GSO skb it passes whole as its
-			// segments: what it sent is what went into the ring.
-			if max := uint64(s.GrantSize() + 1); qs.Root.Packets > max {
-				t.Errorf("the ring got %d packets from one grant of %d and its kick", qs.Root.Packets, s.GrantSize())
+		b.Run(c.name, func(b *testing.B) {
+			for i := range b.N {
+				d, s, _ := creditRig(b, fmt.Sprintf("slt-gso%d", i), 16)
+				sent := sendGSO(b, 10, c.segs, c.size)
+				time.Sleep(500 * time.Millisecond) // what the kernel releases meanwhile
+				ls, err := d.LinkStats()
+				if err != nil {
+					b.Fatal(err)
+				}
+				qs, err := s.Stats()
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Logf("sent %d skbs of %d segments; qdisc %+v; TAP tx_dropped %d", sent, c.segs, qs.Root, ls.TxDropped)
+				b.ReportMetric(float64(qs.Root.Packets), "ring_packets")
+				b.ReportMetric(float64(s.GrantSize()+1), "grant+kick")
+				b.ReportMetric(float64(ls.TxDropped), "tap_tx_dropped")
+				b.ReportMetric(float64(qs.Root.Drops), "qdisc_drops")
 			}
 		})
 	}

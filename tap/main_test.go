@@ -30,7 +30,7 @@ const peerPort = 9 // discard: the peer never answers, it does not exist
 
 // newTAP creates a device with tapIP/24 and a permanent neighbour entry for
 // peerIP, and closes it at cleanup.
-func newTAP(t *testing.T, name string, txqlen int) *Device {
+func newTAP(t testing.TB, name string, txqlen int) *Device {
 	t.Helper()
 	d, err := Create(Config{
 		Name:       name,

@@ -674,7 +674,7 @@ func TestShaperLazyReaderManyFlows(t *testing.T) {
 // kernel's own through the qdisc), a credit with a leak of one packet in
 // 1000 hours (a stall does not resolve by itself) and a kicker; all are
 // closed at cleanup.
-func creditRig(t *testing.T, name string, ring int) (*Device, *Shaper, *Kicker) {
+func creditRig(t testing.TB, name string, ring int) (*Device, *Shaper, *Kicker) {
 	t.Helper()
 	d := newTAP(t, name, ring)
 	if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+name+"/disable_ipv6", []byte("1"), 0); err != nil {

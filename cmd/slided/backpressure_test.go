@@ -179,7 +179,7 @@ func TestBackpressureStoppedDaemon(t *testing.T) {
 // receiveBuffer gives the test's receiver a 4 MiB buffer: on a loaded
 // machine the receiving goroutine may fall behind, and what its socket
 // drops is not the host under test losing (node 2's Udp RcvbufErrors).
-func receiveBuffer(t *testing.T, c *net.UDPConn) {
+func receiveBuffer(t testing.TB, c *net.UDPConn) {
 	t.Helper()
 	rc, err := c.SyscallConn()
 	if err != nil {

@@ -79,6 +79,11 @@ func BenchmarkHostLoss(b *testing.B) {
 			runPingFlood(b)
 		}
 	})
+	b.Run("udp-gso", func(b *testing.B) {
+		for range b.N {
+			runUDPGSO(b)
+		}
+	})
 	b.Run("iperf3-tcp", func(b *testing.B) {
 		for range b.N {
 			runIperf3(b)
