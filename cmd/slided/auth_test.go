@@ -233,7 +233,11 @@ func TestKeyChangeover(t *testing.T) {
 		d := st.Drops
 		// At most one state_failed: the other node's first frame, refused
 		// while the floor for it is written (off the loop, docs/link-arq.md).
-		if d.AuthFailed+d.Unsealed+d.Replayed+d.SealFailed != 0 || d.StateFailed > 1 {
+		// And at most two seal_failed: our own first frames, not sealed
+		// while the first reservation of counters is written (docs/link-arq.md,
+		// "the first frames after a start, for as long as the first write
+		// takes"; the ARQ sends them again). CI saw one once, on a loaded disk.
+		if d.AuthFailed+d.Unsealed+d.Replayed != 0 || d.StateFailed > 1 || d.SealFailed > 2 {
 			t.Errorf("node%d refused frames: %+v", i+1, d)
 		}
 		if st.KeyOpened[1] == 0 || st.KeyOpened[0] != 0 {
