@@ -156,7 +156,12 @@ var pingReceived = regexp.MustCompile(`(\d+) received`)
 // pingCount pings to from ns count times and returns how many replies came.
 func pingCount(t testing.TB, l *lab.Lab, ns, to string, count int, wait time.Duration) int {
 	t.Helper()
-	out, _ := l.Exec(ns, "ping", "-n", "-c", strconv.Itoa(count), "-i", "1", "-W", strconv.Itoa(int(wait.Seconds())), to)
+	// -w: ping waits for count replies until the deadline; with -W alone,
+	// once some reply came it gave up on the last one after two round
+	// trips, and a slow last reply through a shared TNC was counted lost
+	// (TestKISSServerShared in CI: 890 and 1665 ms, then exit at 2 s).
+	secs := int(wait.Seconds())
+	out, _ := l.Exec(ns, "ping", "-n", "-c", strconv.Itoa(count), "-i", "1", "-W", strconv.Itoa(secs), "-w", strconv.Itoa(count+secs), to)
 	m := pingReceived.FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("ping %s from %s: no summary:\n%s", to, ns, out)
