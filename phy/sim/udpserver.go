@@ -102,12 +102,20 @@ func ListenUDP(addr string) (*net.UDPConn, error) {
 	return pc, nil
 }
 
+// udpSocket is what the UDP side of a Server uses of its socket
+// (*net.UDPConn): the reader goroutine reads, the owner writes.
+type udpSocket interface {
+	ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error)
+	WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
+	SetWriteDeadline(t time.Time) error
+}
+
 // udpServer is the UDP side of a Server. Its sessions are owned by the
 // owner goroutine, which also writes every datagram; the reader goroutine
 // (readUDP) touches only pc's read side, the counters and the complaint
 // limiter.
 type udpServer struct {
-	pc       *net.UDPConn
+	pc       udpSocket
 	cnt      *udpCounters
 	log      zerolog.Logger
 	bitRate  uint32
@@ -129,7 +137,7 @@ type udpServer struct {
 	complaints *complaintLimiter
 }
 
-func newUDPServer(pc *net.UDPConn, bitRate int, psk *auth.Key, cnt *udpCounters, cl *complaintLimiter, log zerolog.Logger) *udpServer {
+func newUDPServer(pc udpSocket, bitRate int, psk *auth.Key, cnt *udpCounters, cl *complaintLimiter, log zerolog.Logger) *udpServer {
 	u := &udpServer{pc: pc, bitRate: uint32(bitRate), cnt: cnt, log: log, psk: psk, complaints: cl,
 		sessions: make(map[netip.AddrPort]*udpSession), wbuf: make([]byte, 0, maxDatagram)}
 	rand.Read(u.jar.secret[:]) // never fails (crypto/rand)
