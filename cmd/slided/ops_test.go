@@ -210,6 +210,7 @@ func TestCommandLineErrors(t *testing.T) {
 		{"status without control", []string{"status"}, "-control PATH is required"},
 		{"sim without listen", []string{"sim"}, "-listen PATH or -listen-udp HOST:PORT (or both) is required"},
 		{"sim zero rate", []string{"sim", "-listen", filepath.Join(dir, "m.sock"), "-rate", "0"}, "rate"},
+		{"sim udp session timeout too short", []string{"sim", "-listen-udp", "127.0.0.1:0", "-udp-session-timeout", "2s"}, "-udp-session-timeout 2s: want at least 6s"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			out, err := exec.Command(slidedBin, tc.args...).CombinedOutput()

@@ -23,6 +23,7 @@ func cmdSim(args []string) error {
 	loss := fs.Float64("loss", 0, "probability that a reception is lost, 0..1")
 	ber := fs.Float64("ber", 0, "bit-error rate applied to each reception, 0..1")
 	seed := fs.Uint64("seed", 1, "seed of the medium's random choices")
+	udpLinger := fs.Duration("udp-session-timeout", sim.DefaultUDPSessionTimeout, "with -listen-udp: how long a UDP member not heard from keeps its session; after 6 s of silence its node leaves the medium, and it comes back with its next datagram if within this (a daemon stopped or starved) (docs/simulator.md)")
 	keyFile := fs.String("key", "", "with -listen-udp: a file holding the pre-shared key (64 hex digits, mode 600, as the daemon's -key) that UDP members must have (-phy 'sim-udp:HOST:PORT?key=FILE')")
 	scen := simScenarioFlag(fs)
 	var lf logFlags
@@ -35,6 +36,9 @@ func cmdSim(args []string) error {
 	}
 	if *keyFile != "" && *listenUDP == "" {
 		return usageError("sim", "-key applies to -listen-udp only (the Unix socket is guarded by its file mode)")
+	}
+	if *udpLinger < 6*time.Second {
+		return usageError("sim", "-udp-session-timeout %v: want at least 6s (the keep-alive timeout)", *udpLinger)
 	}
 	cfg := sim.Config{BitRate: *rate, PropDelay: *delay, LossRate: *loss, BitErrorRate: *ber, Seed: *seed}
 	if err := scen.apply(&cfg); err != nil {
@@ -52,6 +56,7 @@ func cmdSim(args []string) error {
 		return err
 	}
 	srv.UsePreciseTimer()
+	srv.SetUDPSessionTimeout(*udpLinger)
 	if *keyFile != "" {
 		key, err := auth.LoadKey(*keyFile)
 		if err != nil {

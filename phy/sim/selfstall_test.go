@@ -271,15 +271,20 @@ func (f *udpFake) serve(b net.Conn) {
 // passes while its process is stopped for 50 s, with the TxDone waiting in
 // the socket; the old client took the medium for silent and reconnected.
 // A medium that falls silent after its tx done is found one keep-alive
-// timeout after the resumption.
+// timeout after the resumption. A medium that ended the session meanwhile
+// (error 6 after the tx done, as a medium of before parked sessions did
+// after 6 s) is greeted again at once, without Down; the old client
+// reported Down and Up.
 func TestUDPClientSelfStall(t *testing.T) {
 	for _, tc := range []struct {
 		desc   string
 		answer bool
+		gone   bool
 		want   []phy.EventKind
 	}{
-		{"medium answered", true, []phy.EventKind{phy.TxDone}},
-		{"medium silent", false, []phy.EventKind{phy.TxDone, phy.Down}},
+		{"medium answered", true, false, []phy.EventKind{phy.TxDone}},
+		{"medium silent", false, false, []phy.EventKind{phy.TxDone, phy.Down}},
+		{"medium ended the session", true, true, []phy.EventKind{phy.TxDone}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -306,7 +311,11 @@ func TestUDPClientSelfStall(t *testing.T) {
 				synctest.Wait() // the medium has the burst; the client waits to read
 				clk.stop()
 				f.answer.Store(tc.answer)
-				time.Sleep(50 * time.Second)
+				time.Sleep(7 * time.Second)
+				if tc.gone {
+					go b.Write(appendMessage(nil, errorMessage(codeGone, "silent for too long")))
+				}
+				time.Sleep(43 * time.Second)
 				clk.cont()
 				synctest.Wait()
 				resumed := time.Now()
@@ -327,8 +336,8 @@ func TestUDPClientSelfStall(t *testing.T) {
 				if !slices.Equal(got, tc.want) {
 					t.Fatalf("events after the stop: %v, want %v", got, tc.want)
 				}
-				if st := c.Stats(); st.TxLost != 0 || st.SelfStalls != 1 || (tc.answer && st.Downs != 0) {
-					t.Errorf("stats %+v, want no tx lost, one self-stall and (medium answered) no down", st)
+				if st := c.Stats(); st.TxLost != 0 || st.SelfStalls != 1 || (tc.answer && st.Downs != 0) || (tc.gone != (st.Rejoins == 1)) {
+					t.Errorf("stats %+v, want no tx lost, one self-stall, (medium answered) no down and (session ended) one rejoin", st)
 				}
 				if !tc.answer {
 					return

@@ -52,6 +52,7 @@ type Server struct {
 
 	udpCount   udpCounters                      // UDP transport counters, kept across Serve calls
 	udpKey     *auth.Key                        // set before Serve (SetUDPKey)
+	udpLinger  time.Duration                    // set before Serve (SetUDPSessionTimeout); 0: the default
 	complaints atomic.Pointer[complaintLimiter] // the UDP transport's, kept across Serve calls
 	precise    bool                             // the owner's timer is a timerfd (UsePreciseTimer)
 }
@@ -169,6 +170,7 @@ func (s *Server) ServeAll(ctx context.Context, ln net.Listener, pc *net.UDPConn)
 			s.complaints.Store(cl)
 		}
 		u = newUDPServer(pc, s.cfg.BitRate, s.udpKey, &s.udpCount, cl, s.log)
+		u.setSessionTimeout(s.udpLinger)
 		udpErr = make(chan error, 1)
 		// Wake the reader without closing the socket: the owner still
 		// says goodbye to the UDP clients on its way out.

@@ -464,8 +464,8 @@ func TestUDPClientRepairsLoss(t *testing.T) {
 }
 
 // TestUDPServerRestart: the server stops (clients hear it go) and a new one
-// on the same port takes them back; a silent client's session expires and
-// frees its node id.
+// on the same port takes them back; a silent client's session is parked,
+// and its node id goes to a client on another address, which ends it.
 func TestUDPServerRestart(t *testing.T) {
 	ns := testNS(t)
 	srv, err := NewServer(Config{BitRate: 96000}, zerolog.Nop())
@@ -517,11 +517,11 @@ func TestUDPServerRestart(t *testing.T) {
 	}
 	raw.Write(hello(d.cookie))
 	// DialUDP retries "node in use" for udpTimeout, by which time the
-	// silent session has expired.
+	// silent session is parked.
 	c := udpDial(t, ns, addr, 9)
 	wantEvents(t, c.Events(), phy.Up)
-	if st := srv2.UDPStats(); st.Expired != 1 {
-		t.Errorf("stats %+v: want 1 expired session", st)
+	if st := srv2.UDPStats(); st.Parked != 1 || st.Expired != 1 {
+		t.Errorf("stats %+v: want 1 session parked, then ended", st)
 	}
 }
 

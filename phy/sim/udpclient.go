@@ -30,6 +30,7 @@ type UDPClientStats struct {
 	AuthFailures   uint64 // datagrams dropped: wrong or missing tag, or a replayed counter (with a key)
 	Dropped        uint64 // received frames dropped because the consumer of Events fell behind
 	SelfStalls     uint64 // wake-ups found late because the client's own process did not run (package selfstall): the medium got a grace period
+	Rejoins        uint64 // sessions the server ended while the client's process was stopped, joined again at once without Down
 }
 
 // UDPClient is a PHY on a medium server over UDP (it satisfies bridge.PHY
@@ -75,7 +76,7 @@ type UDPClient struct {
 	hello    *tagger // hello key, with psk
 	recv     replayWindow
 
-	junk, carrierRepairs, txDoneRepairs, txLost, downs, authFailures atomic.Uint64
+	junk, carrierRepairs, txDoneRepairs, txLost, downs, authFailures, rejoins atomic.Uint64
 }
 
 // DialUDP attaches node to the medium server at addr ("HOST:PORT", e.g.
@@ -155,7 +156,8 @@ func (c *UDPClient) attach(ctx context.Context) error {
 func (c *UDPClient) Stats() UDPClientStats {
 	return UDPClientStats{Junk: c.junk.Load(), CarrierRepairs: c.carrierRepairs.Load(),
 		TxDoneRepairs: c.txDoneRepairs.Load(), TxLost: c.txLost.Load(), Downs: c.downs.Load(),
-		AuthFailures: c.authFailures.Load(), Dropped: c.pump.dropped.Load(), SelfStalls: c.selfStalls.Load()}
+		AuthFailures: c.authFailures.Load(), Dropped: c.pump.dropped.Load(), SelfStalls: c.selfStalls.Load(),
+		Rejoins: c.rejoins.Load()}
 }
 
 // Transmit sends b to the medium in one datagram (it copies b); TxDone
@@ -254,10 +256,13 @@ func (c *UDPClient) run() {
 // waits in the socket, and the deadline that fired first says nothing of
 // the server. The client then reads on, pings, and gives the server a fresh
 // keep-alive timeout and the outstanding transmission a fresh udpTxGrace.
+// If what it reads is the server ending the session meanwhile (rejoin),
+// it says hello again at once.
 func (c *UDPClient) serve() error {
 	c.ka.reset(c.now())
 	var watch selfstall.Watch
-	var rdl time.Time // the read deadline set
+	var rdl time.Time       // the read deadline set
+	var stalledAt time.Time // when the client last found its process had stopped
 	for {
 		wake := c.ka.next()
 		c.mu.Lock()
@@ -284,6 +289,7 @@ func (c *UDPClient) serve() error {
 		now := c.now()
 		if late := watch.Stalled(now); late > 0 {
 			c.selfStall(late)
+			stalledAt = now
 			c.ka.reset(now) // the timeout from now, and a ping at once
 			c.mu.Lock()
 			if grace := now.Add(udpTxGrace); c.txBusy && c.txDeadline.Before(grace) {
@@ -295,7 +301,11 @@ func (c *UDPClient) serve() error {
 		switch {
 		case err == nil:
 			if err := c.handle(now, c.rbuf[:n]); err != nil {
-				return err
+				if !c.rejoin(now, stalledAt, err) {
+					return err
+				}
+				stalledAt, rdl = time.Time{}, time.Time{} // connect set its own deadlines
+				continue
 			}
 		case errors.Is(err, syscall.ECONNREFUSED):
 			// ICMP port unreachable: the host is up, the medium is not.
@@ -360,6 +370,34 @@ func (c *UDPClient) handle(now time.Time, b []byte) error {
 		return &RejectError{Code: d.code, Text: string(d.data)}
 	}
 	return nil // a late welcome or cookie, or a client message echoed: ignored
+}
+
+// rejoin answers err, the server ending the session (error 6), read at
+// now, within udpTimeout after the client found its process had stopped
+// (at stalledAt): the server took the stopped client for gone (a medium
+// of before parked sessions did after 6 s, a newer one after its session
+// timeout). It says hello again at once and, welcomed, carries on without
+// reporting Down; a transmission outstanding, unknown to the new session,
+// is reported done after its grace, as a lost burst. It returns false
+// when err is anything else or the hello fails (the caller reports Down
+// and reconnects as usual).
+func (c *UDPClient) rejoin(now, stalledAt time.Time, err error) bool {
+	var rej *RejectError
+	if stalledAt.IsZero() || now.Sub(stalledAt) >= udpTimeout || !errors.As(err, &rej) || rej.Code != codeGone {
+		return false
+	}
+	info, cerr := c.connect(c.ctx)
+	if cerr != nil {
+		c.log.Info().Err(cerr).Msg("sim: the udp medium ended the session while this process was stopped; hello again failed")
+		return false
+	}
+	c.mu.Lock()
+	c.info = info
+	c.mu.Unlock()
+	c.ka.reset(c.now())
+	c.rejoins.Add(1)
+	c.log.Info().Str("reason", rej.Text).Msg("sim: the udp medium ended the session while this process was stopped; joined again")
+	return true
 }
 
 // setCarrier reports a carrier change, counting it as a repair if it came

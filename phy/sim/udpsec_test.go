@@ -21,7 +21,7 @@ import (
 // spoofer, a squatter, an injector.
 type rawPeer struct {
 	t      *testing.T
-	c      *net.UDPConn
+	c      net.Conn
 	buf    []byte
 	nonce  [nonceLen]byte
 	cookie [cookieLen]byte

@@ -23,10 +23,12 @@ const (
 	// ping with the session's state. Idle, a client wakes twice per
 	// interval (its ping, the answer).
 	udpPingInterval = 2 * time.Second
-	// udpTimeout: a peer heard from for this long is gone (three pings).
+	// udpTimeout: a peer not heard from for this long is gone (three
+	// pings): the client takes the server for silent, the server parks
+	// the client's session (its node leaves the medium).
 	udpTimeout = 3 * udpPingInterval
-	// udpExpirySlack: how late after udpTimeout the server may notice a
-	// silent session (it batches expiries that fall this close).
+	// udpExpirySlack: how late after its due time the server may notice
+	// a silent session (it batches expiries that fall this close).
 	udpExpirySlack = time.Second
 	// udpHelloWait: how long a client waits for the answer to one hello.
 	udpHelloWait = 500 * time.Millisecond
@@ -37,6 +39,13 @@ const (
 	udpWriteTimeout = 100 * time.Millisecond
 )
 
+// DefaultUDPSessionTimeout is how long the medium server keeps the session
+// of a UDP client it has not heard from, parked, before it ends it
+// (Server.SetUDPSessionTimeout): the client may come back within it
+// without a new hello. Longer than the daemon's default stall limit
+// (60 s) and than the limit it scales to on links down to about 600 bit/s.
+const DefaultUDPSessionTimeout = 10 * time.Minute
+
 // UDPStats counts what a Server's UDP transport saw, over all its Serve
 // calls.
 type UDPStats struct {
@@ -45,7 +54,9 @@ type UDPStats struct {
 	UnknownSource uint64 // well-formed datagrams, hello aside, from an address without a session (dropped)
 	Unexpected    uint64 // well-formed but out of place: a server message from a client, a duplicate or refused transmit
 	Sessions      uint64 // sessions opened (a client's hello accepted)
-	Expired       uint64 // sessions ended because the client fell silent for udpTimeout
+	Parked        uint64 // sessions parked: the client was silent for 6 s, its node left the medium
+	Resumed       uint64 // parked sessions whose client was heard again: its node is back on the medium
+	Expired       uint64 // parked sessions ended: silent for the session timeout, or their node id taken meanwhile
 	SendErrors    uint64 // datagrams the socket refused to send
 	Cookies       uint64 // cookies sent (hellos without a valid cookie)
 	OldVersion    uint64 // hellos of another protocol version (answered at most once per source per 10 s)
@@ -57,7 +68,7 @@ type UDPStats struct {
 
 type udpCounters struct {
 	datagrams, junk, unknown, unexpected, sessions, expired, sendErrors atomic.Uint64
-	cookies, oldVersion, authFailures, replays, squats                  atomic.Uint64
+	cookies, oldVersion, authFailures, replays, squats, parked, resumed atomic.Uint64
 }
 
 // UDPStats returns the UDP transport's counters; safe from any goroutine.
@@ -69,7 +80,8 @@ func (s *Server) UDPStats() UDPStats {
 	}
 	return UDPStats{
 		Datagrams: c.datagrams.Load(), Junk: c.junk.Load(), UnknownSource: c.unknown.Load(),
-		Unexpected: c.unexpected.Load(), Sessions: c.sessions.Load(), Expired: c.expired.Load(),
+		Unexpected: c.unexpected.Load(), Sessions: c.sessions.Load(), Parked: c.parked.Load(),
+		Resumed: c.resumed.Load(), Expired: c.expired.Load(),
 		SendErrors: c.sendErrors.Load(), Cookies: c.cookies.Load(), OldVersion: c.oldVersion.Load(),
 		AuthFailures: c.authFailures.Load(), Replays: c.replays.Load(), Squats: c.squats.Load(),
 		Suppressed: suppressed,
@@ -81,6 +93,17 @@ func (s *Server) UDPStats() UDPStats {
 // any address that passes the cookie exchange may attach.
 func (s *Server) SetUDPKey(key auth.Key) {
 	s.udpKey = &key
+}
+
+// SetUDPSessionTimeout sets how long the UDP transport keeps the session of
+// a client it has not heard from (DefaultUDPSessionTimeout); call it before
+// Serve. A client silent for 6 s is parked: its node leaves the medium (it
+// hears nothing, sends nothing, and a new hello may take its node id), but
+// the session stays, so that a client whose process was stopped (SIGSTOP,
+// a starved CPU) comes back with its next datagram, without a new hello.
+// After d the session ends. A d under 6 s counts as 6 s.
+func (s *Server) SetUDPSessionTimeout(d time.Duration) {
+	s.udpLinger = d
 }
 
 // ServeUDP is Serve for clients on a UDP socket (DialUDP): it serves until
@@ -102,16 +125,30 @@ func ListenUDP(addr string) (*net.UDPConn, error) {
 	return pc, nil
 }
 
+// udpSocket is what the UDP side of a Server uses of its socket
+// (*net.UDPConn): the reader goroutine reads, the owner writes.
+type udpSocket interface {
+	ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error)
+	WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
+	SetWriteDeadline(t time.Time) error
+}
+
 // udpServer is the UDP side of a Server. Its sessions are owned by the
 // owner goroutine, which also writes every datagram; the reader goroutine
 // (readUDP) touches only pc's read side, the counters and the complaint
 // limiter.
 type udpServer struct {
-	pc       *net.UDPConn
-	cnt      *udpCounters
-	log      zerolog.Logger
-	bitRate  uint32
+	pc      udpSocket
+	cnt     *udpCounters
+	log     zerolog.Logger
+	bitRate uint32
+	// sessions by client address, live or parked; byNode holds the same
+	// sessions by node id. A node id has at most one session (a hello for
+	// the node id of a parked session ends it), so there are at most 254,
+	// whatever hellos arrive.
 	sessions map[netip.AddrPort]*udpSession
+	byNode   [256]*udpSession
+	linger   time.Duration // how long a parked session is kept
 	wbuf     []byte
 	jar      cookieJar
 	psk      *auth.Key // nil: no member authentication
@@ -129,14 +166,23 @@ type udpServer struct {
 	complaints *complaintLimiter
 }
 
-func newUDPServer(pc *net.UDPConn, bitRate int, psk *auth.Key, cnt *udpCounters, cl *complaintLimiter, log zerolog.Logger) *udpServer {
+func newUDPServer(pc udpSocket, bitRate int, psk *auth.Key, cnt *udpCounters, cl *complaintLimiter, log zerolog.Logger) *udpServer {
 	u := &udpServer{pc: pc, bitRate: uint32(bitRate), cnt: cnt, log: log, psk: psk, complaints: cl,
-		sessions: make(map[netip.AddrPort]*udpSession), wbuf: make([]byte, 0, maxDatagram)}
+		sessions: make(map[netip.AddrPort]*udpSession), wbuf: make([]byte, 0, maxDatagram),
+		linger: DefaultUDPSessionTimeout}
 	rand.Read(u.jar.secret[:]) // never fails (crypto/rand)
 	if psk != nil {
 		u.hello = newTagger(helloKey(psk))
 	}
 	return u
+}
+
+// setSessionTimeout sets how long a parked session is kept
+// (SetUDPSessionTimeout); 0 leaves the default.
+func (u *udpServer) setSessionTimeout(d time.Duration) {
+	if d != 0 {
+		u.linger = max(d, udpTimeout)
+	}
 }
 
 // complain logs a complaint about src, at most one line per source per
@@ -156,18 +202,29 @@ func (u *udpServer) complain(now time.Time, src netip.AddrPort, msg string, err 
 	ev.Msg(msg)
 }
 
-// udpSession is one attached UDP client (an attachment).
+// udpSession is one UDP client (an attachment while it is live).
+//
+// A session whose client has been silent for udpTimeout is parked: its
+// node leaves the medium (it hears nothing, and a hello from another
+// address may take its node id) but the session is kept, for u.linger,
+// so that a client whose own process did not run (SIGSTOP, a starved CPU,
+// swap) comes back with its next datagram, authenticated in the session
+// as any other, without a new hello and without losing more than what
+// the medium sent meanwhile. The server cannot tell a stopped client
+// from a dead one; a dead one's session ends after u.linger.
 type udpSession struct {
 	u         *udpServer
 	addr      netip.AddrPort
 	id        NodeID
 	heard     time.Time // last datagram from the client
+	parked    bool      // silent: the node is off the medium (not in conns)
 	carrier   bool      // last carrier event sent
 	rxSeq     uint16    // last transmit seen
 	haveRx    bool
 	txSeq     uint16 // the transmit on air, if inTx
 	inTx      bool
-	doneSeq   uint16 // last transmit done (or refused)
+	txEnd     time.Time // when the transmit on air ends, if inTx
+	doneSeq   uint16    // last transmit done (or refused)
 	closeOnce bool
 	cnonce    [nonceLen]byte // of the hello that made the session
 	welcome   []byte         // the welcome sent, resent for a repeated hello
@@ -221,7 +278,15 @@ func (ss *udpSession) close() {
 	}
 	ss.closeOnce = true
 	ss.sendError(codeGone, "session ended by the medium server")
-	delete(ss.u.sessions, ss.addr)
+	ss.u.forget(ss)
+}
+
+// forget drops ss from the tables.
+func (u *udpServer) forget(ss *udpSession) {
+	delete(u.sessions, ss.addr)
+	if u.byNode[ss.id] == ss {
+		u.byNode[ss.id] = nil
+	}
 }
 
 func (ss *udpSession) sendError(code uint8, text string) {
@@ -255,7 +320,44 @@ func (u *udpServer) detach(now time.Time, m *medium.Medium, conns *[256]attachme
 		m.Detach(now, ss.id)
 	}
 	ss.closeOnce = true
-	delete(u.sessions, ss.addr)
+	u.forget(ss)
+}
+
+// park takes the node of a silent session off the medium and keeps the
+// session (udpSession).
+func (u *udpServer) park(now time.Time, m *medium.Medium, conns *[256]attachment, ss *udpSession) {
+	if conns[ss.id] == ss {
+		conns[ss.id] = nil
+		m.Detach(now, ss.id)
+	}
+	ss.parked, ss.carrier = true, false
+	u.cnt.parked.Add(1)
+	u.log.Info().Uint8("node", ss.id).Str("remote", ss.addr.String()).Stringer("keep", u.linger).
+		Msg("sim: udp client silent; its node is off the medium until it is heard again")
+}
+
+// resume puts a parked session's node back on the medium. It fails when
+// the node id was taken meanwhile (by a client on the Unix socket).
+func (u *udpServer) resume(now time.Time, m *medium.Medium, conns *[256]attachment, ss *udpSession) error {
+	if err := m.Attach(ss.id); err != nil {
+		return err
+	}
+	conns[ss.id] = ss
+	ss.parked = false
+	u.cnt.resumed.Add(1)
+	u.log.Info().Uint8("node", ss.id).Str("remote", ss.addr.String()).Stringer("silent", now.Sub(ss.heard).Round(time.Millisecond)).
+		Msg("sim: udp client heard again; its node is back on the medium")
+	return nil
+}
+
+// expire ends a parked session, telling the client in case it is still
+// there.
+func (u *udpServer) expire(ss *udpSession, why string) {
+	ss.sendError(codeGone, why)
+	ss.closeOnce = true
+	u.forget(ss)
+	u.cnt.expired.Add(1)
+	u.log.Warn().Uint8("node", ss.id).Str("remote", ss.addr.String()).Msg("sim: udp session ended: " + why)
 }
 
 // handle is the owner's part for one datagram from from.
@@ -285,6 +387,12 @@ func (u *udpServer) handle(now time.Time, m *medium.Medium, conns *[256]attachme
 		u.cnt.authFailures.Add(1)
 		return
 	}
+	if ss.parked && d.typ != msgBye {
+		if err := u.resume(now, m, conns, ss); err != nil {
+			u.expire(ss, "node id taken while the client was silent")
+			return
+		}
+	}
 	ss.heard = now
 	switch d.typ {
 	case msgPing:
@@ -299,7 +407,8 @@ func (u *udpServer) handle(now time.Time, m *medium.Medium, conns *[256]attachme
 			return
 		}
 		ss.rxSeq, ss.haveRx = d.seq, true
-		if _, err := m.Transmit(now, ss.id, d.data); err != nil {
+		end, err := m.Transmit(now, ss.id, d.data)
+		if err != nil {
 			// The client gave up waiting for the previous tx done, or
 			// sent too much: the burst is lost, and said so at once.
 			u.cnt.unexpected.Add(1)
@@ -309,7 +418,7 @@ func (u *udpServer) handle(now time.Time, m *medium.Medium, conns *[256]attachme
 			ss.send()
 			return
 		}
-		ss.txSeq, ss.inTx = d.seq, true
+		ss.txSeq, ss.inTx, ss.txEnd = d.seq, true, end
 	default:
 		u.cnt.unexpected.Add(1)
 	}
@@ -381,20 +490,31 @@ func (u *udpServer) handleHello(now time.Time, m *medium.Medium, conns *[256]att
 		}
 	}
 	if ss != nil {
-		if ss.id == d.node {
-			ss.heard = now
-			if ss.cnonce == d.nonce {
-				// The welcome was lost: the same one again.
-				u.wbuf = append(u.wbuf[:0], ss.welcome...)
-				u.send(from)
-				return
+		if ss.id == d.node && ss.cnonce == d.nonce {
+			// The welcome was lost: the same one again. It does not
+			// resume a parked session (a replay could): the datagrams
+			// of the session that follow do.
+			if !ss.parked {
+				ss.heard = now
 			}
+			u.wbuf = append(u.wbuf[:0], ss.welcome...)
+			u.send(from)
+			return
+		}
+		if ss.id == d.node && (!ss.parked || u.resume(now, m, conns, ss) == nil) {
 			// The client started over (it lost us for a while): a new
 			// session on the same attachment.
+			ss.heard = now
 			u.welcome(now, ss, d)
 			return
 		}
 		u.detach(now, m, conns, ss)
+	}
+	if old := u.byNode[d.node]; old != nil && old.parked {
+		// The node id of a silent client, asked for by another address
+		// (that client restarted on another port, or moved): the new
+		// one has it, as it would have had it without parking.
+		u.expire(old, "node id taken by another address while the client was silent")
 	}
 	if err := m.Attach(d.node); err != nil {
 		code := uint8(codeProtocol)
@@ -411,6 +531,7 @@ func (u *udpServer) handleHello(now time.Time, m *medium.Medium, conns *[256]att
 	}
 	ss = &udpSession{u: u, addr: from, id: d.node, heard: now}
 	u.sessions[from] = ss
+	u.byNode[d.node] = ss
 	conns[d.node] = ss
 	u.cnt.sessions.Add(1)
 	u.welcome(now, ss, d)
@@ -430,26 +551,42 @@ func (u *udpServer) welcome(now time.Time, ss *udpSession, d *datagram) {
 	ss.welcome = append(ss.welcome[:0], u.wbuf...)
 }
 
-// nextExpiry is when the quietest session is due to expire (plus the
-// slack); false without sessions.
+// due is when tick has something to do for ss: park it (udpTimeout
+// after it was last heard, once its transmission on air has ended) or
+// end it (u.linger after).
+func (u *udpServer) due(ss *udpSession) time.Time {
+	if ss.parked {
+		return ss.heard.Add(u.linger)
+	}
+	at := ss.heard.Add(udpTimeout)
+	if ss.inTx && ss.txEnd.After(at) {
+		at = ss.txEnd
+	}
+	return at
+}
+
+// nextExpiry is when the first session is due (plus the slack); false
+// without sessions.
 func (u *udpServer) nextExpiry() (time.Time, bool) {
 	var first time.Time
 	for _, ss := range u.sessions {
-		if first.IsZero() || ss.heard.Before(first) {
-			first = ss.heard
+		if at := u.due(ss); first.IsZero() || at.Before(first) {
+			first = at
 		}
 	}
-	return first.Add(udpTimeout + udpExpirySlack), !first.IsZero()
+	return first.Add(udpExpirySlack), !first.IsZero()
 }
 
-// tick ends the sessions of silent clients.
+// tick parks the sessions of clients silent for udpTimeout, once their
+// transmission on air has ended (a stopped client's burst is not cut),
+// and ends those parked for u.linger.
 func (u *udpServer) tick(now time.Time, m *medium.Medium, conns *[256]attachment) {
 	for _, ss := range u.sessions {
-		if now.Sub(ss.heard) >= udpTimeout {
-			ss.sendError(codeGone, "silent for too long")
-			u.detach(now, m, conns, ss)
-			u.cnt.expired.Add(1)
-			u.log.Warn().Uint8("node", ss.id).Str("remote", ss.addr.String()).Msg("sim: udp client silent; detached")
+		switch silent := now.Sub(ss.heard); {
+		case ss.parked && silent >= u.linger:
+			u.expire(ss, "silent for too long")
+		case !ss.parked && silent >= udpTimeout && (!ss.inTx || !now.Before(ss.txEnd)):
+			u.park(now, m, conns, ss)
 		}
 	}
 }
