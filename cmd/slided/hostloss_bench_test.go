@@ -426,6 +426,14 @@ func runIperf3(b *testing.B) {
 		b.Fatalf("iperf3 -J: %v\n%s", err, out)
 	}
 	after := readHostLoss(b, p)
+	// Header compression: packets compressed and bytes saved, by the
+	// sender (data segments) and the receiver (mostly pure ACKs).
+	for i, name := range []string{"data", "acks"} {
+		if st := mustStatus(b, p, i).Bridge; st != nil && st.Compressed > 0 {
+			b.ReportMetric(float64(st.Compressed), name+"_compressed")
+			b.ReportMetric(float64(st.CompressSaved)/float64(st.Compressed), name+"_saved_bytes/pkt")
+		}
+	}
 	b.ReportMetric(res.End.SumReceived.BPS, "goodput_bit/s")
 	b.ReportMetric(res.End.SumReceived.BPS/115200, "goodput/channel")
 	b.ReportMetric(res.End.SumSent.Retransmits, "tcp_retransmits")
