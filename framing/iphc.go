@@ -65,9 +65,10 @@ import (
 
 // KindIPHC and KindHello are the kinds of link version 2.
 const (
-	// KindIPHC is a KindData payload with its IP and UDP headers
-	// compressed (AppendIPHC). It is sent only to a peer that speaks
-	// Version2, plain or as the inner kind of fragments.
+	// KindIPHC is a KindData payload with its IP and UDP headers (and, in
+	// Version3, TCP headers) compressed (AppendIPHCVersion). It is sent
+	// only to a peer that speaks Version2 or later, plain or as the inner
+	// kind of fragments.
 	KindIPHC Kind = 6
 	// KindHello announces that the sender speaks versions up to the one in
 	// its payload's byte 0 (one byte; more bytes are ignored). It travels as
