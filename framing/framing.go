@@ -120,8 +120,12 @@ const (
 	// (docs/frame-format.md, "Versions"); a node sends it only to a peer
 	// it has heard speak it.
 	Version2 = 2
+	// Version3 is Version2 whose KindIPHC packets may carry compressed TCP
+	// headers (docs/frame-format.md, "Versions"); a node sends it only to a
+	// peer it has heard speak it.
+	Version3 = 3
 	// MaxVersion is the highest version this package decodes.
-	MaxVersion = Version2
+	MaxVersion = Version3
 	// Overhead is the number of inner bytes a frame adds to its payload.
 	Overhead = HeaderLen + CRCLen
 )

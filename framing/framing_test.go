@@ -105,6 +105,20 @@ var frameVectors = []struct {
 		inner:   "17010202db3c9057",
 		wire:    "000917010202db3c905700",
 	},
+	{
+		desc:    "version 3, fragment of iphc, node 1 to node 2, IPv4 pure TCP ACK (iphcVectors[2])",
+		h:       Header{Kind: KindFragment, Dst: 2, Src: 1, Version: 3},
+		payload: "86090001151c46c0000201c0000202509c401451010203040a0b0c0d01f6beef0012345600abcdef",
+		inner:   "32020186090001151c46c0000201c0000202509c401451010203040a0b0c0d01f6beef0012345600abcdef6696315c",
+		wire:    "0006320201860906011" + "51c46c0040201c0140202509c401451010203040a0b0c0d01f6beef0412345608abcdef6696315c00",
+	},
+	{
+		desc:    "hello (version 1 frame), node 2 to node 1, version 3 spoken",
+		h:       Header{Kind: KindHello, Dst: 1, Src: 2},
+		payload: "03",
+		inner:   "1701020329571354",
+		wire:    "0009170102032957135400",
+	},
 }
 
 func TestFrameVectors(t *testing.T) {

@@ -9,41 +9,66 @@ import (
 
 // Stateless IP header compression (in the spirit of RFC 6282): a KindIPHC
 // payload stands for a KindData payload (EtherType + IP packet) whose IPv4
-// or IPv6 header, and UDP header if any, carry fields that the receiver can
-// derive from the frame itself: EtherType, IP version and header length,
-// lengths (from the frame length), the IPv4 header checksum (recomputed),
-// the protocol when it is UDP. Nothing depends on earlier frames, so loss
-// and restarts cannot make a receiver rebuild a wrong header.
+// or IPv6 header, and UDP or TCP header if any, carry fields that the
+// receiver can derive from the frame itself: EtherType, IP version and
+// header length, lengths (from the frame length), the IPv4 header checksum
+// (recomputed), the protocol when it is UDP or TCP, TCP's data offset,
+// reserved bits and unused urgent pointer, the padding of TCP's usual
+// timestamp option. Nothing depends on earlier frames, so loss and restarts
+// cannot make a receiver rebuild a wrong header.
 //
 //	byte 0  dispatch
 //	        bits 7..6  00 IPv4, 01 IPv6 (1x reserved)
 //	        bit 5  NH: 1 = UDP, its header compressed below; 0 = the
 //	               protocol (IPv4) or next header (IPv6) byte is carried
-//	               and the IP payload follows as it is
+//	               (unless TC) and the IP payload follows as it is
 //	        bit 4  HL: 1 = TTL / hop limit 64, elided; 0 = carried
 //	        bit 3  TF: IPv4: 1 = TOS carried, 0 = TOS 0. IPv6: 1 = bytes
 //	               0..3 (version, traffic class, flow label) carried,
 //	               0 = traffic class and flow label 0
 //	        bit 2  DF (IPv4 only): 1 = flags and offset 0x4000, 0 = 0x0000
 //	        bit 1  ID0 (IPv4 only): 1 = identification 0, elided
-//	        bit 0  reserved, 0
+//	        bit 0  TC (version 3; reserved, 0, in version 2): 1 = TCP, its
+//	               header compressed below (NH must be 0; the protocol
+//	               byte is elided)
 //	then, in this order, the fields that are carried:
 //	        TOS (1) or bytes 0..3 (4), identification (2, IPv4, unless
 //	        ID0), TTL / hop limit (1, unless HL), protocol / next header
-//	        (1, unless NH), source and destination address (4+4 or
-//	        16+16), and with NH the UDP source port, destination port and
-//	        checksum (2+2+2, as they were: end-to-end integrity)
-//	then the rest of the packet (the IP payload, or the UDP payload).
+//	        (1, unless NH or TC), source and destination address (4+4 or
+//	        16+16), with NH the UDP source port, destination port and
+//	        checksum (2+2+2, as they were: end-to-end integrity), with TC
+//	        the compressed TCP header:
+//	        control (1)
+//	               bits 7..6  options: 00 none (data offset 5); 01
+//	                          NOP, NOP, Timestamps (data offset 8: only
+//	                          TSval and TSecr carried); 10 carried as
+//	                          they are, their length in 4-byte words
+//	                          (1..10) in the byte after the control; 11
+//	                          reserved
+//	               bit 5  FL: 1 = the whole flags byte (CWR ECE URG ACK
+//	                          PSH RST SYN FIN) follows; 0 = CWR, ECE and
+//	                          URG are 0 and bits 4..0 are ACK PSH RST SYN
+//	                          FIN (with FL, bits 4..0 are 0)
+//	        [options length (1)], [flags (1)], source and destination
+//	        port (2+2), sequence number (4), acknowledgement number (4),
+//	        window (2), checksum (2, as it was), urgent pointer (2, only
+//	        with URG; 0 without), the options (8: TSval, TSecr; or the
+//	        carried words). The data offset's reserved bits and AE are 0.
+//	then the rest of the packet (the IP payload, or the UDP or TCP payload).
 //
 // AppendIPHC compresses only a packet that AppendIPHCData rebuilds byte for
 // byte (it checks by rebuilding the headers); anything else (options, IPv4
 // fragments, a wrong checksum or length, padding) travels as KindData.
+// AppendIPHCData rebuilds TC whatever the frame's version: the version only
+// keeps TC from nodes that would refuse it (the link sends it only to peers
+// that speak Version3).
 
 // KindIPHC and KindHello are the kinds of link version 2.
 const (
-	// KindIPHC is a KindData payload with its IP and UDP headers
-	// compressed (AppendIPHC). It is sent only to a peer that speaks
-	// Version2, plain or as the inner kind of fragments.
+	// KindIPHC is a KindData payload with its IP and UDP headers (and, in
+	// Version3, TCP headers) compressed (AppendIPHCVersion). It is sent
+	// only to a peer that speaks Version2 or later, plain or as the inner
+	// kind of fragments.
 	KindIPHC Kind = 6
 	// KindHello announces that the sender speaks versions up to the one in
 	// its payload's byte 0 (one byte; more bytes are ignored). It travels as
@@ -54,22 +79,39 @@ const (
 
 // Dispatch byte bits.
 const (
-	iphcV6   = 0x40
-	iphcVer  = 0xC0
-	iphcNH   = 0x20
-	iphcHL   = 0x10
-	iphcTF   = 0x08
-	iphcDF   = 0x04
-	iphcID0  = 0x02
-	iphcRsvd = 0x01
+	iphcV6  = 0x40
+	iphcVer = 0xC0
+	iphcNH  = 0x20
+	iphcHL  = 0x10
+	iphcTF  = 0x08
+	iphcDF  = 0x04
+	iphcID0 = 0x02
+	iphcTC  = 0x01
+
+	// TCP control byte (with iphcTC).
+	tcpOpt     = 0xC0 // options form
+	tcpOptNone = 0x00
+	tcpOptTS   = 0x40
+	tcpOptRaw  = 0x80
+	tcpFL      = 0x20 // the flags byte is carried
+	tcpFlags5  = 0x1F // ACK PSH RST SYN FIN, when not FL
+	tcpURG     = 0x20 // in TCP's flags byte
 
 	etherIPv4 = 0x0800
 	etherIPv6 = 0x86DD
+	protoTCP  = 6
 	protoUDP  = 17
 	udpLen    = 8
-	// maxIPHCHeader is the longest rebuilt header: EtherType, IPv6, UDP.
-	maxIPHCHeader = 2 + 40 + udpLen
+	tcpLen    = 20 // without options
+	tcpMaxLen = 60
+	// maxIPHCHeader is the longest rebuilt header: EtherType, IPv6, TCP
+	// with 40 bytes of options.
+	maxIPHCHeader = 2 + 40 + tcpMaxLen
 )
+
+// tsOption is the option layout that tcpOptTS stands for: NOP, NOP,
+// Timestamps (kind 8, length 10), as Linux and the BSDs send it.
+var tsOption = [4]byte{1, 1, 8, 10}
 
 // ErrHeader is wrapped by AppendIPHCData (and AppendEthernet for KindIPHC)
 // when a compressed header cannot be rebuilt: reserved bits, IPv6 with IPv4
@@ -82,17 +124,25 @@ var (
 	errIPHCBits  = fmt.Errorf("iphc: reserved dispatch bits: %w", ErrHeader)
 	errIPHCTF    = fmt.Errorf("iphc: carried ipv6 bytes 0..3 without version 6: %w", ErrHeader)
 	errIPHCLen   = fmt.Errorf("iphc: packet longer than 65535 bytes: %w", ErrHeader)
+	errIPHCTCP   = fmt.Errorf("iphc: reserved tcp control bits or options length: %w", ErrHeader)
 )
 
 // IPHCLen is the length of the compressed headers that p (a KindIPHC
 // payload) starts with, or an error when p's dispatch is malformed or p is
 // shorter than the headers it announces.
 func IPHCLen(p []byte) (int, error) {
+	n, _, err := iphcLen(p)
+	return n, err
+}
+
+// iphcLen is IPHCLen and the length of the TCP header that p stands for
+// (0 without TC).
+func iphcLen(p []byte) (n, tcpHdr int, err error) {
 	if len(p) < 1 {
-		return 0, errIPHCShort
+		return 0, 0, errIPHCShort
 	}
 	d := p[0]
-	n := 1
+	n = 1
 	addr := 4
 	switch d & iphcVer {
 	case 0:
@@ -104,39 +154,84 @@ func IPHCLen(p []byte) (int, error) {
 		}
 	case iphcV6:
 		if d&(iphcDF|iphcID0) != 0 {
-			return 0, errIPHCBits
+			return 0, 0, errIPHCBits
 		}
 		if d&iphcTF != 0 {
 			n += 4
 		}
 		addr = 16
 	default:
-		return 0, errIPHCBits
+		return 0, 0, errIPHCBits
 	}
-	if d&iphcRsvd != 0 {
-		return 0, errIPHCBits
+	if d&(iphcNH|iphcTC) == iphcNH|iphcTC {
+		return 0, 0, errIPHCBits
 	}
 	if d&iphcHL == 0 {
 		n++
 	}
-	if d&iphcNH == 0 {
+	if d&(iphcNH|iphcTC) == 0 {
 		n++
 	}
 	n += 2 * addr
 	if d&iphcNH != 0 {
 		n += 6
 	}
-	if len(p) < n {
-		return 0, errIPHCShort
+	if d&iphcTC != 0 {
+		if len(p) < n+1 {
+			return 0, 0, errIPHCShort
+		}
+		ctl := p[n]
+		n++
+		olen := 0
+		switch ctl & tcpOpt {
+		case tcpOptTS:
+			olen = 12
+		case tcpOptRaw:
+			if len(p) < n+1 {
+				return 0, 0, errIPHCShort
+			}
+			w := int(p[n])
+			n++
+			if w < 1 || w > (tcpMaxLen-tcpLen)/4 {
+				return 0, 0, errIPHCTCP
+			}
+			olen = 4 * w
+		case tcpOptNone:
+		default:
+			return 0, 0, errIPHCTCP
+		}
+		flags := ctl & tcpFlags5
+		if ctl&tcpFL != 0 {
+			if flags != 0 {
+				return 0, 0, errIPHCTCP
+			}
+			if len(p) < n+1 {
+				return 0, 0, errIPHCShort
+			}
+			flags = p[n]
+			n++
+		}
+		n += 4 + 4 + 4 + 2 + 2 // ports, sequence, acknowledgement, window, checksum
+		if flags&tcpURG != 0 {
+			n += 2
+		}
+		n += olen
+		if ctl&tcpOpt == tcpOptTS {
+			n -= len(tsOption)
+		}
+		tcpHdr = tcpLen + olen
 	}
-	return n, nil
+	if len(p) < n {
+		return 0, 0, errIPHCShort
+	}
+	return n, tcpHdr, nil
 }
 
-// rebuild writes into hdr the EtherType, IP header and UDP header that the
-// KindIPHC payload p stands for; it returns their length and the rest of p
-// (the bytes that follow them in the packet, aliasing p).
+// rebuild writes into hdr the EtherType, IP header and UDP or TCP header
+// that the KindIPHC payload p stands for; it returns their length and the
+// rest of p (the bytes that follow them in the packet, aliasing p).
 func rebuild(hdr *[maxIPHCHeader]byte, p []byte) (int, []byte, error) {
-	clen, err := IPHCLen(p)
+	clen, tcpHdr, err := iphcLen(p)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -145,6 +240,14 @@ func rebuild(hdr *[maxIPHCHeader]byte, p []byte) (int, []byte, error) {
 	rest := p[clen:]
 	take := func(n int) []byte { b := c[:n]; c = c[n:]; return b }
 	h := hdr[:]
+	l4 := 0 // the UDP or TCP header's length
+	proto := byte(0)
+	switch {
+	case d&iphcNH != 0:
+		l4, proto = udpLen, protoUDP
+	case d&iphcTC != 0:
+		l4, proto = tcpHdr, protoTCP
+	}
 	var n int
 	if d&iphcVer == 0 {
 		binary.BigEndian.PutUint16(h, etherIPv4)
@@ -164,16 +267,13 @@ func rebuild(hdr *[maxIPHCHeader]byte, p []byte) (int, []byte, error) {
 		if d&iphcHL == 0 {
 			ip[8] = take(1)[0]
 		}
-		ip[9] = protoUDP
-		if d&iphcNH == 0 {
+		ip[9] = proto
+		if l4 == 0 {
 			ip[9] = take(1)[0]
 		}
 		copy(ip[12:20], take(8))
 		n = 22
-		total := 20 + len(rest)
-		if d&iphcNH != 0 {
-			total += udpLen
-		}
+		total := 20 + l4 + len(rest)
 		if total > 0xFFFF {
 			return 0, nil, errIPHCLen
 		}
@@ -190,8 +290,8 @@ func rebuild(hdr *[maxIPHCHeader]byte, p []byte) (int, []byte, error) {
 				return 0, nil, errIPHCTF
 			}
 		}
-		ip[6] = protoUDP
-		if d&iphcNH == 0 {
+		ip[6] = proto
+		if l4 == 0 {
 			ip[6] = take(1)[0]
 		}
 		ip[7] = 64
@@ -200,24 +300,46 @@ func rebuild(hdr *[maxIPHCHeader]byte, p []byte) (int, []byte, error) {
 		}
 		copy(ip[8:40], take(32))
 		n = 42
-		plen := len(rest)
-		if d&iphcNH != 0 {
-			plen += udpLen
-		}
+		plen := l4 + len(rest)
 		if plen > 0xFFFF {
 			return 0, nil, errIPHCLen
 		}
 		binary.BigEndian.PutUint16(ip[4:], uint16(plen))
 	}
-	if d&iphcNH != 0 {
+	switch proto {
+	case protoUDP:
 		u := h[n : n+udpLen]
 		ports := take(4)
 		copy(u[0:4], ports)
 		binary.BigEndian.PutUint16(u[4:], uint16(udpLen+len(rest)))
 		copy(u[6:8], take(2))
-		n += udpLen
+	case protoTCP:
+		t := h[n : n+l4]
+		clear(t)
+		ctl := take(1)[0]
+		if ctl&tcpOpt == tcpOptRaw {
+			take(1) // the options' length, in l4 already
+		}
+		flags := ctl & tcpFlags5
+		if ctl&tcpFL != 0 {
+			flags = take(1)[0]
+		}
+		copy(t[0:12], take(12)) // ports, sequence, acknowledgement
+		t[12] = byte(l4/4) << 4
+		t[13] = flags
+		copy(t[14:18], take(4)) // window, checksum
+		if flags&tcpURG != 0 {
+			copy(t[18:20], take(2))
+		}
+		switch ctl & tcpOpt {
+		case tcpOptTS:
+			copy(t[20:24], tsOption[:])
+			copy(t[24:32], take(8))
+		case tcpOptRaw:
+			copy(t[20:], take(l4-tcpLen))
+		}
 	}
-	return n, rest, nil
+	return n + l4, rest, nil
 }
 
 // checksum is the ones' complement sum of b (even length) folded to 16 bits.
@@ -235,7 +357,7 @@ func checksum(b []byte) uint16 {
 // AppendIPHCData appends to dst the KindData payload (EtherType + IP
 // packet) that the KindIPHC payload p stands for. On error (wrapping
 // ErrShort or ErrHeader) dst is returned unchanged. It never allocates when
-// dst has room for len(p) + 50 bytes.
+// dst has room for len(p) + 101 bytes.
 func AppendIPHCData(dst, p []byte) ([]byte, error) {
 	var hdr [maxIPHCHeader]byte
 	n, rest, err := rebuild(&hdr, p)
@@ -246,12 +368,31 @@ func AppendIPHCData(dst, p []byte) ([]byte, error) {
 	return append(dst, rest...), nil
 }
 
-// AppendIPHC appends to dst the KindIPHC payload for the KindData payload
-// data (EtherType + IP packet) and reports true, when data is IPv4 or IPv6
-// that AppendIPHCData rebuilds exactly; otherwise it returns dst unchanged
-// and false (send data as KindData). It never allocates when dst has room
-// for len(data) bytes.
+// AppendIPHC appends to dst the version-2 KindIPHC payload for the
+// KindData payload data (EtherType + IP packet): AppendIPHCVersion with
+// Version2, which leaves TCP headers as they are.
 func AppendIPHC(dst, data []byte) ([]byte, bool) {
+	return AppendIPHCVersion(dst, data, Version2)
+}
+
+// AppendIPHCVersion appends to dst the KindIPHC payload for the KindData
+// payload data (EtherType + IP packet) and reports true, when data is IPv4
+// or IPv6 that AppendIPHCData rebuilds exactly; otherwise it returns dst
+// unchanged and false (send data as KindData). With version Version3 or
+// later it compresses TCP headers too (TC); a TCP header it cannot
+// compress exactly leaves the packet in the version-2 form. It never
+// allocates when dst has room for len(data) bytes.
+func AppendIPHCVersion(dst, data []byte, version uint8) ([]byte, bool) {
+	if version >= Version3 {
+		if c, ok := appendIPHC(dst, data, true); ok {
+			return c, true
+		}
+	}
+	return appendIPHC(dst, data, false)
+}
+
+// appendIPHC is AppendIPHCVersion, with TCP's header compressed if tcp.
+func appendIPHC(dst, data []byte, tcp bool) ([]byte, bool) {
 	if len(data) < 2 {
 		return dst, false
 	}
@@ -293,8 +434,19 @@ func AppendIPHC(dst, data []byte) ([]byte, bool) {
 	default:
 		return dst, false
 	}
-	if nh == protoUDP && len(ip) >= ipLen+udpLen && int(binary.BigEndian.Uint16(ip[ipLen+4:])) == len(ip)-ipLen {
+	l4 := ip[ipLen:]
+	tcpHdr := 0
+	switch {
+	case nh == protoUDP && len(l4) >= udpLen && int(binary.BigEndian.Uint16(l4[4:])) == len(l4):
 		d |= iphcNH
+	case tcp && nh == protoTCP && len(l4) >= tcpLen:
+		tcpHdr = int(l4[12]>>4) * 4
+		if tcpHdr < tcpLen || len(l4) < tcpHdr {
+			return dst, false
+		}
+		d |= iphcTC
+	case tcp:
+		return dst, false // the version-2 form does as well
 	}
 	dst = append(dst, d)
 	if d&iphcV6 == 0 {
@@ -307,7 +459,7 @@ func AppendIPHC(dst, data []byte) ([]byte, bool) {
 		if d&iphcHL == 0 {
 			dst = append(dst, ip[8])
 		}
-		if d&iphcNH == 0 {
+		if d&(iphcNH|iphcTC) == 0 {
 			dst = append(dst, ip[9])
 		}
 		dst = append(dst, ip[12:20]...)
@@ -315,7 +467,7 @@ func AppendIPHC(dst, data []byte) ([]byte, bool) {
 		if d&iphcTF != 0 {
 			dst = append(dst, ip[0:4]...)
 		}
-		if d&iphcNH == 0 {
+		if d&(iphcNH|iphcTC) == 0 {
 			dst = append(dst, ip[6])
 		}
 		if d&iphcHL == 0 {
@@ -324,10 +476,13 @@ func AppendIPHC(dst, data []byte) ([]byte, bool) {
 		dst = append(dst, ip[8:40]...)
 	}
 	hlen := 2 + ipLen // rebuilt header bytes
-	if d&iphcNH != 0 {
-		u := ip[ipLen:]
-		dst = append(dst, u[0], u[1], u[2], u[3], u[6], u[7])
+	switch {
+	case d&iphcNH != 0:
+		dst = append(dst, l4[0], l4[1], l4[2], l4[3], l4[6], l4[7])
 		hlen += udpLen
+	case d&iphcTC != 0:
+		dst = appendTCP(dst, l4[:tcpHdr])
+		hlen += tcpHdr
 	}
 	dst = append(dst, data[hlen:]...)
 	// Exactly what the receiver will rebuild, or nothing.
@@ -337,4 +492,42 @@ func AppendIPHC(dst, data []byte) ([]byte, bool) {
 		return dst[:start], false
 	}
 	return dst, true
+}
+
+// appendTCP appends the compressed form of the TCP header t (its length
+// from its data offset); what it cannot express (reserved bits, an urgent
+// pointer without URG) the caller's rebuilding check refuses.
+func appendTCP(dst, t []byte) []byte {
+	opts := t[tcpLen:]
+	var ctl byte
+	switch {
+	case len(opts) == 0:
+		ctl = tcpOptNone
+	case len(opts) == 12 && [4]byte(opts[:4]) == tsOption:
+		ctl = tcpOptTS
+	default:
+		ctl = tcpOptRaw
+	}
+	flags := t[13]
+	if flags&^tcpFlags5 == 0 {
+		ctl |= flags
+	} else {
+		ctl |= tcpFL
+	}
+	dst = append(dst, ctl)
+	if ctl&tcpOpt == tcpOptRaw {
+		dst = append(dst, byte(len(opts)/4))
+	}
+	if ctl&tcpFL != 0 {
+		dst = append(dst, flags)
+	}
+	dst = append(dst, t[0:12]...)  // ports, sequence, acknowledgement
+	dst = append(dst, t[14:18]...) // window, checksum
+	if flags&tcpURG != 0 {
+		dst = append(dst, t[18:20]...)
+	}
+	if ctl&tcpOpt == tcpOptTS {
+		return append(dst, opts[4:]...)
+	}
+	return append(dst, opts...)
 }

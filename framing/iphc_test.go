@@ -175,16 +175,20 @@ func TestIPHCNoAllocs(t *testing.T) {
 }
 
 // FuzzIPHC: any KindData payload either compresses to what rebuilds it
-// exactly or is refused with dst untouched.
+// exactly or is refused with dst untouched; the version-2 form never sets
+// TC, and the version-3 form is never longer than the version-2 one.
 func FuzzIPHC(f *testing.F) {
-	f.Add(ipv4(0, 0x1c46, 0x4000, 64, 17, udp(5000, 5001, 0xabcd, seq(1, 30)), false))
-	f.Add(ipv4(0xb8, 0, 0, 3, 6, seq(1, 30), false))
-	f.Add(ipv4(0, 7, 0x4000, 64, 17, udp(1, 2, 3, nil), true))
-	f.Add(ipv6([4]byte{0x60, 1, 2, 3}, 17, 64, udp(1, 2, 3, seq(1, 9))))
-	f.Add(ipv6([4]byte{0x60}, 58, 255, nil))
-	f.Add([]byte{0x08, 0x06, 1, 2})
-	f.Fuzz(func(t *testing.T, data []byte) {
-		c, ok := AppendIPHC([]byte{0xee}, data)
+	f.Add(ipv4(0, 0x1c46, 0x4000, 64, 17, udp(5000, 5001, 0xabcd, seq(1, 30)), false), uint8(2))
+	f.Add(ipv4(0xb8, 0, 0, 3, 6, seq(1, 30), false), uint8(3))
+	f.Add(ipv4(0, 7, 0x4000, 64, 17, udp(1, 2, 3, nil), true), uint8(2))
+	f.Add(ipv6([4]byte{0x60, 1, 2, 3}, 17, 64, udp(1, 2, 3, seq(1, 9))), uint8(3))
+	f.Add(ipv6([4]byte{0x60}, 58, 255, nil), uint8(3))
+	f.Add([]byte{0x08, 0x06, 1, 2}, uint8(3))
+	f.Add(ipv4(0, 7, 0x4000, 64, 6, tcpSeg(1, 2, tACK, 9, 0, tsOpts, nil), false), uint8(3))
+	f.Add(ipv4(0, 0, 0x4000, 64, 6, tcpSeg(1, 0, tSYN|tECE|tCWR, 9, 0, []byte{2, 4, 5, 0xb4}, nil), false), uint8(3))
+	f.Add(ipv6([4]byte{0x60}, 6, 64, tcpSeg(1, 2, tACK|tURG, 9, 7, tsOpts, seq(1, 9))), uint8(3))
+	f.Fuzz(func(t *testing.T, data []byte, version uint8) {
+		c, ok := AppendIPHCVersion([]byte{0xee}, data, version)
 		if !ok {
 			if !bytes.Equal(c, []byte{0xee}) {
 				t.Fatalf("refused, but dst changed")
@@ -194,6 +198,12 @@ func FuzzIPHC(f *testing.F) {
 		if len(c)-1 >= len(data) {
 			t.Fatalf("compressed %d bytes to %d", len(data), len(c)-1)
 		}
+		if version < Version3 && c[1]&iphcTC != 0 {
+			t.Fatalf("version %d with TC", version)
+		}
+		if c2, ok2 := AppendIPHC(nil, data); !ok2 || len(c2) < len(c)-1 {
+			t.Fatalf("version 2 form: %v, %d bytes; version %d: %d", ok2, len(c2), version, len(c)-1)
+		}
 		back, err := AppendIPHCData(nil, c[1:])
 		if err != nil || !bytes.Equal(back, data) {
 			t.Fatalf("round trip: % x, %v; want % x", back, err, data)
@@ -202,12 +212,16 @@ func FuzzIPHC(f *testing.F) {
 }
 
 // FuzzIPHCData: arbitrary bytes as a KindIPHC payload never panic; what
-// rebuilds is a well-formed packet that compresses back to the same size or
-// smaller and rebuilds to itself.
+// rebuilds is a well-formed packet that compresses back (in version 3) to
+// the same size or smaller and rebuilds to itself.
 func FuzzIPHCData(f *testing.F) {
 	c, _ := AppendIPHC(nil, ipv4(0, 0x1c46, 0x4000, 64, 17, udp(5000, 5001, 0xabcd, seq(1, 30)), false))
 	f.Add(c)
 	c, _ = AppendIPHC(nil, ipv6([4]byte{0x60, 1, 2, 3}, 58, 9, seq(1, 9)))
+	f.Add(c)
+	c, _ = AppendIPHCVersion(nil, ipv4(0, 7, 0x4000, 64, 6, tcpSeg(1, 2, tACK, 9, 0, tsOpts, nil), false), Version3)
+	f.Add(c)
+	c, _ = AppendIPHCVersion(nil, ipv6([4]byte{0x60}, 6, 64, tcpSeg(1, 2, tACK|tURG|tCWR, 9, 7, []byte{2, 4, 5, 0xb4}, seq(1, 9))), Version3)
 	f.Add(c)
 	f.Add([]byte{0x08, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13})
 	f.Add([]byte{0xff})
@@ -219,7 +233,7 @@ func FuzzIPHCData(f *testing.F) {
 			}
 			return
 		}
-		c, ok := AppendIPHC(nil, data)
+		c, ok := AppendIPHCVersion(nil, data, Version3)
 		if !ok {
 			t.Fatalf("rebuilt packet % x does not compress", data)
 		}
@@ -234,10 +248,14 @@ func FuzzIPHCData(f *testing.F) {
 }
 
 // iphcVectors are the compressed-header vectors of docs/frame-format.md: a
-// KindData payload (EtherType + IP packet) and its KindIPHC form. Both carry
-// UDP 5000 -> 5001, checksum 0xbeef, payload "hello world!".
+// KindData payload (EtherType + IP packet) and its KindIPHC form in the
+// given version. The first two carry UDP 5000 -> 5001, checksum 0xbeef,
+// payload "hello world!"; the TCP ones 40000 -> 5201, sequence 0x01020304,
+// acknowledgement 0x0a0b0c0d, window 502, checksum 0xbeef, timestamps
+// 0x00123456 and 0x00abcdef.
 var iphcVectors = []struct {
 	desc, data, iphc string
+	version          uint8 // 0: 2
 }{
 	{
 		desc: "IPv4 192.0.2.1 -> 192.0.2.2, id 0x1c46, DF, TTL 64",
@@ -249,13 +267,25 @@ var iphcVectors = []struct {
 		data: "86dd600abcde00141140fd000000000000000000000000000001fd000000000000000000000000000002138813890014beef68656c6c6f20776f726c6421",
 		iphc: "78600abcdefd000000000000000000000000000001fd00000000000000000000000000000213881389beef68656c6c6f20776f726c6421",
 	},
+	{
+		desc:    "version 3, IPv4 192.0.2.1 -> 192.0.2.2, id 0x1c46, DF, TTL 64, pure TCP ACK",
+		data:    "0800450000341c46400040069a7ac0000201c00002029c401451010203040a0b0c0d801001f6beef00000101080a0012345600abcdef",
+		iphc:    "151c46c0000201c0000202509c401451010203040a0b0c0d01f6beef0012345600abcdef",
+		version: Version3,
+	},
+	{
+		desc:    "version 3, IPv6 fd00::1 -> fd00::2, hop limit 64, TCP PSH ACK, payload \"hello world!\"",
+		data:    "86dd60000000002c0640fd000000000000000000000000000001fd0000000000000000000000000000029c401451010203040a0b0c0d801801f6beef00000101080a0012345600abcdef68656c6c6f20776f726c6421",
+		iphc:    "51fd000000000000000000000000000001fd000000000000000000000000000002589c401451010203040a0b0c0d01f6beef0012345600abcdef68656c6c6f20776f726c6421",
+		version: Version3,
+	},
 }
 
 func TestIPHCVectors(t *testing.T) {
 	for _, v := range iphcVectors {
 		t.Run(v.desc, func(t *testing.T) {
 			data, c := unhex(t, v.data), unhex(t, v.iphc)
-			if got, ok := AppendIPHC(nil, data); !ok || !bytes.Equal(got, c) {
+			if got, ok := AppendIPHCVersion(nil, data, max(v.version, Version2)); !ok || !bytes.Equal(got, c) {
 				t.Errorf("AppendIPHC = %x, %v; want %x", got, ok, c)
 			}
 			if got, err := AppendIPHCData(nil, c); err != nil || !bytes.Equal(got, data) {
@@ -287,5 +317,179 @@ func TestIPHCOverhead(t *testing.T) {
 	t.Logf("1000-byte UDP datagram on the wire: %d bytes as kind 0, %d compressed (overhead %d and %d)", plain, comp, plain-1000, comp-1000)
 	if plain != 1044 || comp != 1031 {
 		t.Errorf("frames of %d and %d bytes, want 1044 and 1031", plain, comp)
+	}
+}
+
+// tcpSeg builds a TCP header and payload: data offset from opts (a
+// multiple of 4 bytes long), the given flags, window 0x1f6 (502), checksum
+// sum and urgent pointer urg.
+func tcpSeg(seq, ack uint32, flags byte, sum, urg uint16, opts, payload []byte) []byte {
+	b := binary.BigEndian.AppendUint16(nil, 40000)
+	b = binary.BigEndian.AppendUint16(b, 5201)
+	b = binary.BigEndian.AppendUint32(b, seq)
+	b = binary.BigEndian.AppendUint32(b, ack)
+	b = append(b, byte((20+len(opts))/4)<<4, flags)
+	b = binary.BigEndian.AppendUint16(b, 0x1f6)
+	b = binary.BigEndian.AppendUint16(b, sum)
+	b = binary.BigEndian.AppendUint16(b, urg)
+	b = append(b, opts...)
+	return append(b, payload...)
+}
+
+// tsOpts is Linux's timestamp option layout: NOP, NOP, TS val, TS ecr.
+var tsOpts = []byte{1, 1, 8, 10, 0x00, 0x12, 0x34, 0x56, 0x00, 0xab, 0xcd, 0xef}
+
+// TCP flags.
+const (
+	tFIN, tSYN, tRST, tPSH, tACK, tURG, tECE, tCWR = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80
+)
+
+// TestIPHCTCPAck: a pure TCP ACK with timestamps, the packet a TCP
+// receiver sends for every other segment, compresses to at most 36 bytes
+// in version 3 (IPv4 11, TCP 25); version 2 leaves its TCP header as it
+// is (44 bytes), and kind 0 is 54.
+func TestIPHCTCPAck(t *testing.T) {
+	data := ipv4(0, 0x1c46, 0x4000, 64, 6, tcpSeg(1, 2, tACK, 0x5555, 0, tsOpts, nil), false)
+	c, ok := AppendIPHCVersion(nil, data, Version3)
+	if !ok || len(c) > 36 {
+		t.Fatalf("pure ACK with timestamps: %d bytes (compressed %v), want at most 36", len(c), ok)
+	}
+	back, err := AppendIPHCData(nil, c)
+	if err != nil || !bytes.Equal(back, data) {
+		t.Fatalf("round trip: % x, %v", back, err)
+	}
+	if c2, ok := AppendIPHC(nil, data); !ok || len(c2) != 44 || c2[0]&iphcTC != 0 {
+		t.Errorf("version 2 form: %d bytes, dispatch %#x; want 44, no TC", len(c2), c2[0])
+	}
+}
+
+func TestIPHCTCP(t *testing.T) {
+	p := seq(1, 100)
+	sack := []byte{1, 1, 5, 10, 0, 0, 0, 1, 0, 0, 0, 2}                              // NOP, NOP, SACK one block
+	syn := []byte{2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7} // MSS, SACK ok, TS, NOP, WS
+	const ip4 = 1 + 2 + 8                                                            // dispatch, id, addresses
+	for _, tc := range []struct {
+		desc string
+		data []byte
+		want int // compressed length in version 3
+		tcp  bool
+	}{
+		{"pure ack, timestamps", ipv4(0, 7, 0x4000, 64, 6, tcpSeg(1, 2, tACK, 9, 0, tsOpts, nil), false), ip4 + 25, true},
+		{"data, timestamps, PSH", ipv4(0, 7, 0x4000, 64, 6, tcpSeg(1, 2, tACK|tPSH, 9, 0, tsOpts, p), false), ip4 + 25 + 100, true},
+		{"no options", ipv4(0, 7, 0x4000, 64, 6, tcpSeg(1, 2, tACK, 9, 0, nil, p), false), ip4 + 17 + 100, true},
+		{"syn, options carried", ipv4(0, 0, 0x4000, 64, 6, tcpSeg(1, 0, tSYN, 9, 0, syn, nil), false), 1 + 8 + 17 + 1 + 20, true},
+		{"sack carried", ipv4(0, 7, 0x4000, 64, 6, tcpSeg(1, 2, tACK, 9, 0, sack, nil), false), ip4 + 17 + 1 + 12, true},
+		{"ecn flags: flags byte carried", ipv4(2, 7, 0x4000, 64, 6, tcpSeg(1, 2, tACK|tECE|tCWR, 9, 0, tsOpts, p), false), ip4 + 1 + 26 + 100, true},
+		{"urgent", ipv4(0, 7, 0x4000, 64, 6, tcpSeg(1, 2, tACK|tURG, 9, 3, nil, p), false), ip4 + 18 + 2 + 100, true},
+		{"fin, rst", ipv4(0, 7, 0x4000, 64, 6, tcpSeg(1, 2, tFIN|tRST|tACK, 9, 0, nil, nil), false), ip4 + 17, true},
+		{"ipv6, timestamps", ipv6([4]byte{0x60}, 6, 64, tcpSeg(1, 2, tACK, 9, 0, tsOpts, p)), 1 + 32 + 25 + 100, true},
+		{"ipv6 flow label, hop 1", ipv6([4]byte{0x60, 1, 2, 3}, 6, 1, tcpSeg(1, 2, tACK, 9, 0, tsOpts, nil)), 1 + 4 + 1 + 32 + 25, true},
+
+		// The version-2 form: the TCP header as it is.
+		{"urgent pointer without URG", ipv4(0, 7, 0x4000, 64, 6, tcpSeg(1, 2, tACK, 9, 3, nil, p), false), ip4 + 1 + 20 + 100, false},
+		{"reserved bits in the data offset byte", func() []byte {
+			b := ipv4(0, 7, 0x4000, 64, 6, tcpSeg(1, 2, tACK, 9, 0, nil, nil), false)
+			b[2+20+12] |= 0x01 // AE
+			return b
+		}(), ip4 + 1 + 20, false},
+		{"data offset below 5", func() []byte {
+			b := ipv4(0, 7, 0x4000, 64, 6, tcpSeg(1, 2, tACK, 9, 0, nil, nil), false)
+			b[2+20+12] = 0x40
+			return b
+		}(), ip4 + 1 + 20, false},
+		{"data offset past the packet", func() []byte {
+			b := ipv4(0, 7, 0x4000, 64, 6, tcpSeg(1, 2, tACK, 9, 0, nil, nil), false)
+			b[2+20+12] = 0x60
+			return b
+		}(), ip4 + 1 + 20, false},
+		{"shorter than a tcp header", ipv4(0, 7, 0x4000, 64, 6, seq(1, 19), false), ip4 + 1 + 19, false},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			c, ok := AppendIPHCVersion([]byte{0xee}, tc.data, Version3)
+			if !ok {
+				t.Fatalf("not compressed")
+			}
+			if got := len(c) - 1; got != tc.want || (c[1]&iphcTC != 0) != tc.tcp {
+				t.Errorf("compressed %d bytes to %d (TC %v), want %d (TC %v)", len(tc.data), got, c[1]&iphcTC != 0, tc.want, tc.tcp)
+			}
+			back, err := AppendIPHCData([]byte{0xdd}, c[1:])
+			if err != nil || !bytes.Equal(back[1:], tc.data) {
+				t.Fatalf("round trip: %v\n got % x\nwant % x", err, back[1:], tc.data)
+			}
+			v2, ok := AppendIPHC(nil, tc.data)
+			if !ok || v2[0]&iphcTC != 0 {
+				t.Fatalf("version 2: compressed %v, dispatch %#x; want compressed without TC", ok, v2[0])
+			}
+			if !tc.tcp && !bytes.Equal(v2, c[1:]) {
+				t.Errorf("refused TCP form differs from version 2's:\n% x\n% x", c[1:], v2)
+			}
+		})
+	}
+}
+
+func TestIPHCTCPBad(t *testing.T) {
+	addrs := "c0000201c0000202"
+	tcp := func(ctl string, more int) string { return ctl + strings.Repeat("00", more) }
+	for _, tc := range []struct {
+		desc string
+		p    string // hex
+		want error
+	}{
+		{"NH and TC", "33" + addrs + strings.Repeat("00", 40), ErrHeader},
+		{"options form 11", "17" + addrs + tcp("d0", 40), ErrHeader},
+		{"carried options, 0 words", "17" + addrs + tcp("9000", 40), ErrHeader},
+		{"carried options, 11 words", "17" + addrs + tcp("900b", 60), ErrHeader},
+		{"FL with flag bits", "17" + addrs + tcp("31", 40), ErrHeader},
+		{"control cut", "17" + addrs, ErrShort},
+		{"options length cut", "17" + addrs + "80", ErrShort},
+		{"flags cut", "17" + addrs + "20", ErrShort},
+		{"fields cut", "17" + addrs + tcp("10", 15), ErrShort},
+		{"urgent pointer cut", "17" + addrs + tcp("2020", 16), ErrShort},
+		{"timestamps cut", "17" + addrs + tcp("50", 16+7), ErrShort},
+		{"carried options cut", "17" + addrs + tcp("8002", 16+7), ErrShort},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			p, _ := hex.DecodeString(tc.p)
+			out, err := AppendIPHCData([]byte{1}, p)
+			if !errors.Is(err, tc.want) || !bytes.Equal(out, []byte{1}) {
+				t.Fatalf("AppendIPHCData(%s) = % x, %v; want %v, dst unchanged", tc.p, out, err, tc.want)
+			}
+		})
+	}
+	// A TCP segment of 65536 bytes in all.
+	p := append([]byte{0x17}, make([]byte, 8+1+16+65536-40)...)
+	if _, err := AppendIPHCData(nil, p); !errors.Is(err, ErrHeader) {
+		t.Errorf("ipv4 tcp of 65536 bytes: err %v, want ErrHeader", err)
+	}
+}
+
+// TestIPHCTCPOverhead: the bytes on the wire of a pure TCP ACK and of a
+// 1000-byte data segment, each as one fragment (link ARQ), as kind 0, in
+// version 2 and in version 3. The headers and the payload have a zero at
+// least every 200 bytes, so COBS costs one byte.
+func TestIPHCTCPOverhead(t *testing.T) {
+	size := func(v uint8, inner Kind, p []byte) int {
+		fh, _ := AppendFrag(nil, FragHeader{AckReq: true, Inner: inner, Count: 1})
+		return len(AppendFrame(nil, Header{Kind: KindFragment, Dst: 2, Src: 1, Version: v}, append(fh, p...)))
+	}
+	payload := make([]byte, 1000)
+	for i := range payload {
+		payload[i] = byte(i % 200)
+	}
+	for _, tc := range []struct {
+		desc          string
+		data          []byte
+		want0, w2, w3 int
+	}{
+		{"pure ack", ipv4(0, 0x1c46, 0x4000, 64, 6, tcpSeg(1, 2, tACK, 9, 0, tsOpts, nil), false), 68, 58, 50},
+		{"1000-byte segment", ipv4(0, 0x1c46, 0x4000, 64, 6, tcpSeg(1, 2, tACK, 9, 0, tsOpts, payload), false), 1068, 1058, 1050},
+	} {
+		c2, _ := AppendIPHC(nil, tc.data)
+		c3, _ := AppendIPHCVersion(nil, tc.data, Version3)
+		k0, v2, v3 := size(1, KindData, tc.data), size(2, KindIPHC, c2), size(3, KindIPHC, c3)
+		t.Logf("%s on the wire: %d bytes as kind 0, %d in version 2, %d in version 3", tc.desc, k0, v2, v3)
+		if k0 != tc.want0 || v2 != tc.w2 || v3 != tc.w3 {
+			t.Errorf("%s: %d, %d, %d bytes; want %d, %d, %d", tc.desc, k0, v2, v3, tc.want0, tc.w2, tc.w3)
+		}
 	}
 }

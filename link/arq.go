@@ -656,8 +656,8 @@ func (e *Engine) fromAir(h framing.Header, payload []byte) {
 		c.WriteLink(e.now, false, h, payload)
 	}
 	airH, airPayload := h, payload
-	if e.vers.v1Only && h.Ver() > framing.Version {
-		e.stats.Drops.BadFrame++ // a version-1 build's decoder refuses it (tests)
+	if h.Ver() > e.vers.speaks() {
+		e.stats.Drops.BadFrame++ // an older build's decoder refuses it (tests)
 		return
 	}
 	if h.Src == e.cfg.Node {

@@ -2,17 +2,19 @@ package link
 
 // Wire-format versions per peer (docs/frame-format.md, "Versions").
 //
-// Every node decodes versions 1 and 2 and sends version 1 unless it knows
-// that the destination speaks 2. It learns that from a version-2 frame or a
-// KindHello from the node. A node that receives a version-1 unicast frame
+// Every node decodes versions 1 to 3 and sends version 1 unless it knows
+// that the destination speaks 2 or 3; then it sends the highest version
+// both speak. It learns that from a version-2 or -3 frame or a KindHello
+// from the node (its payload: the highest version the node speaks). A node that receives a version-1 unicast frame
 // from a node (which therefore does not know that we speak 2) answers it
 // with a KindHello (link ARQ frames only: polls and Acks; a link without
 // ARQ stays at version 1): the first three at most one a second (a hello
 // can be lost), then one per helloEvery; the hello is a version-1
 // frame, so that a version-1 node counts it as an ignored kind
 // (arq.Stats.Ignored). Compressed headers (KindIPHC) go only in version-2
-// frames. What is known of a peer expires versionHold after its last
-// version-2 frame or hello, and is forgotten when the peer starts its
+// frames, and compressed TCP headers (framing.AppendIPHCVersion) only to
+// a version-3 peer. What is known of a peer expires versionHold after its
+// last version-2 or -3 frame or hello, and is forgotten when the peer starts its
 // numbering anew in a version-1 frame (a First fragment: it has restarted,
 // and may be an older build).
 
@@ -47,14 +49,28 @@ type versions struct {
 	// networks): it sends only version 1 and no hello, and drops version-2
 	// frames as a version-1 decoder does (BadVersion there, BadFrame here).
 	v1Only bool
+	// v2Only makes it a version-2 build (tests): it announces and sends
+	// version 2 at most and drops version-3 frames.
+	v2Only bool
 	peer   [256]peerVersion
+}
+
+// speaks is the highest version this node sends and decodes.
+func (v *versions) speaks() uint8 {
+	switch {
+	case v.v1Only:
+		return framing.Version
+	case v.v2Only:
+		return framing.Version2
+	}
+	return framing.MaxVersion
 }
 
 type peerVersion struct {
 	// heard is the highest version heard from the node since it last
 	// started its numbering towards us (0: never heard).
 	heard   uint8
-	v2At    time.Time // last version-2 frame or hello from it
+	v2At    time.Time // last version-2 or -3 frame or hello from it
 	helloAt time.Time // last hello sent to it
 	helloN  uint8     // hellos sent to it since it last restarted (up to helloQuick)
 }
@@ -82,7 +98,7 @@ func (v *versions) heard(now time.Time, h framing.Header, kind framing.Kind, pay
 	poll := false
 	switch {
 	case kind == framing.KindHello && len(payload) >= 1 && payload[0] >= framing.Version2:
-		p.heard = max(p.heard, framing.Version2)
+		p.heard = max(p.heard, min(payload[0], framing.MaxVersion))
 		p.v2At = now
 		return helloNone
 	case ver >= framing.Version2:
@@ -119,15 +135,16 @@ func (v *versions) heard(now time.Time, h framing.Header, kind framing.Kind, pay
 	return helloQueued
 }
 
-// sendVersion is the version to send to dst: 2 for a node heard speaking
-// it within versionHold, else 1 (always 1 for broadcast).
+// sendVersion is the version to send to dst: for a node heard speaking 2
+// or more within versionHold, the highest version both speak; else 1
+// (always 1 for broadcast).
 func (v *versions) sendVersion(now time.Time, dst framing.NodeID) uint8 {
 	if v.v1Only || dst == framing.Broadcast {
 		return framing.Version
 	}
 	p := &v.peer[dst]
 	if p.heard >= framing.Version2 && now.Sub(p.v2At) < versionHold {
-		return framing.Version2
+		return min(p.heard, v.speaks())
 	}
 	return framing.Version
 }
@@ -135,8 +152,9 @@ func (v *versions) sendVersion(now time.Time, dst framing.NodeID) uint8 {
 // of is the version shown for node n in Stats: the highest heard (0 never).
 func (v *versions) of(n framing.NodeID) uint8 { return v.peer[n].heard }
 
-// helloPayload is a KindHello's payload: the highest version we speak.
-var helloPayload = []byte{framing.MaxVersion}
+// helloPayloads are a KindHello's payload, by the highest version we
+// speak (versions.speaks).
+var helloPayloads = [...][]byte{framing.Version2: {framing.Version2}, framing.Version3: {framing.Version3}}
 
 // sendHello queues a KindHello to dst: with the Acks (urgent) or behind the
 // data already queued.
@@ -146,7 +164,7 @@ func (e *Engine) sendHello(now time.Time, dst framing.NodeID, when helloWhen) {
 	}
 	e.stats.HellosSent++
 	n := len(e.pend)
-	(*arqSink)(e).Transmit(now, arq.Frame{Header: framing.Header{Kind: framing.KindHello, Dst: dst, Src: e.cfg.Node}, Payload: helloPayload})
+	(*arqSink)(e).Transmit(now, arq.Frame{Header: framing.Header{Kind: framing.KindHello, Dst: dst, Src: e.cfg.Node}, Payload: helloPayloads[e.vers.speaks()]})
 	if when == helloUrgent && len(e.pend) == n+1 && len(e.acks) < maxAcks {
 		e.acks = append(e.acks, e.pend[n])
 		e.pend = e.pend[:n]
@@ -154,13 +172,14 @@ func (e *Engine) sendHello(now time.Time, dst framing.NodeID, when helloWhen) {
 }
 
 // compress replaces a KindData packet to a version-2 peer by its KindIPHC
-// form when that is exact (framing.AppendIPHC); the result aliases
-// e.iphcBuf.
+// form when that is exact (framing.AppendIPHCVersion: with TCP headers
+// compressed too for a version-3 peer); the result aliases e.iphcBuf.
 func (e *Engine) compress(now time.Time, h framing.Header, payload []byte) (framing.Header, []byte) {
-	if h.Kind != framing.KindData || e.vers.sendVersion(now, h.Dst) < framing.Version2 {
+	ver := e.vers.sendVersion(now, h.Dst)
+	if h.Kind != framing.KindData || ver < framing.Version2 {
 		return h, payload
 	}
-	c, ok := framing.AppendIPHC(e.iphcBuf[:0], payload)
+	c, ok := framing.AppendIPHCVersion(e.iphcBuf[:0], payload, ver)
 	if cap(c) > cap(e.iphcBuf) {
 		e.iphcBuf = c[:0]
 	}
@@ -173,13 +192,16 @@ func (e *Engine) compress(now time.Time, h framing.Header, payload []byte) (fram
 	return h, c
 }
 
-// frameVersion is the version of a frame to dst: 2 to a version-2 peer, and
-// always 2 for a frame that carries compressed headers (a retransmission
-// after the peer's version was forgotten still says what it carries).
+// frameVersion is the version of a frame to dst: the peer's
+// (sendVersion), and at least 2 for a frame that carries compressed
+// headers (a retransmission after the peer's version was forgotten still
+// says what it carries; compressed TCP headers in it, which only a peer
+// known to speak 3 was given, rebuild in any version).
 func (e *Engine) frameVersion(now time.Time, h framing.Header, payload []byte) uint8 {
+	v := e.vers.sendVersion(now, h.Dst)
 	if h.Kind == framing.KindIPHC ||
 		h.Kind == framing.KindFragment && len(payload) >= 1 && framing.Kind(payload[0]&0x0F) == framing.KindIPHC {
-		return framing.Version2
+		return max(v, framing.Version2)
 	}
-	return e.vers.sendVersion(now, h.Dst)
+	return v
 }

@@ -96,7 +96,7 @@ func peerVer(s Stats, node int) int {
 	return -1
 }
 
-// TestVersionNewNew: two version-2 nodes learn each other's version with
+// TestVersionNewNew: two version-3 nodes learn each other's version with
 // one hello and then send UDP with compressed headers, delivered exactly;
 // with a key too (the envelope authenticates the version nibble).
 func TestVersionNewNew(t *testing.T) {
@@ -110,8 +110,8 @@ func TestVersionNewNew(t *testing.T) {
 			air := airVersions(m)
 			exchange(t, m, n1, n2, 10)
 			s1, s2 := n1.e.Stats(m.Now()), n2.e.Stats(m.Now())
-			if v1, v2 := peerVer(s1, 2), peerVer(s2, 1); v1 != 2 || v2 != 2 {
-				t.Errorf("peer versions %d and %d, want 2 and 2", v1, v2)
+			if v1, v2 := peerVer(s1, 2), peerVer(s2, 1); v1 != framing.MaxVersion || v2 != framing.MaxVersion {
+				t.Errorf("peer versions %d and %d, want %d", v1, v2, framing.MaxVersion)
 			}
 			// The first packets each way go before the peer is known
 			// (the window's worth given to the ARQ before the hello).
@@ -124,8 +124,8 @@ func TestVersionNewNew(t *testing.T) {
 			if h := s1.HellosSent + s2.HellosSent; h < 1 || h > 2 {
 				t.Errorf("%d hellos, want 1 or 2", h)
 			}
-			if air[n1][2] == 0 || air[n2][2] == 0 {
-				t.Errorf("frames on air by version: %v and %v; want version 2 from both", air[n1], air[n2])
+			if air[n1][framing.MaxVersion] == 0 || air[n2][framing.MaxVersion] == 0 {
+				t.Errorf("frames on air by version: %v and %v; want version %d from both", air[n1], air[n2], framing.MaxVersion)
 			}
 			// (Replayed may count a duplicate on the fake medium, with
 			// or without version 2.)
@@ -151,8 +151,8 @@ func TestVersionOldNew(t *testing.T) {
 	n1.host, n2.host = nil, nil
 	exchange(t, m, n1, n2, 3) // after hellos expire: still version 1
 	s1, s2 := n1.e.Stats(m.Now()), n2.e.Stats(m.Now())
-	if air[n1][2] != 0 || air[n2][2] != 0 {
-		t.Errorf("frames on air by version: %v and %v; want no version 2", air[n1], air[n2])
+	if air[n1][2]+air[n1][3] != 0 || air[n2][2]+air[n2][3] != 0 {
+		t.Errorf("frames on air by version: %v and %v; want no version 2 or 3", air[n1], air[n2])
 	}
 	if s1.Compressed != 0 || s2.Drops.BadFrame != 0 {
 		t.Errorf("compressed %d, old node's bad frames %d; want 0", s1.Compressed, s2.Drops.BadFrame)
@@ -181,6 +181,100 @@ func TestVersionOldNew(t *testing.T) {
 	}
 	if heard == 0 || s2.ARQ.Ignored != heard {
 		t.Errorf("%d hellos sent, %d heard, %d frames ignored by the old node; want every hello heard ignored", s1.HellosSent, heard, s2.ARQ.Ignored)
+	}
+}
+
+// tcpFrame is an Ethernet frame from node src to node dst carrying an IPv4
+// TCP segment (ports 40000 -> 5201, sequence id, timestamps, ACK) with
+// size bytes of payload; a pure ACK when size is 0.
+func tcpFrame(dst, src framing.NodeID, id uint32, size int) []byte {
+	b := udpFrame(dst, src, id, 32-8+size)
+	ip := b[14:34]
+	ip[9] = 6
+	binary.BigEndian.PutUint16(ip[10:], 0)
+	var s uint32
+	for i := 0; i < 20; i += 2 {
+		s += uint32(binary.BigEndian.Uint16(ip[i:]))
+	}
+	for s > 0xffff {
+		s = s>>16 + s&0xffff
+	}
+	binary.BigEndian.PutUint16(ip[10:], ^uint16(s))
+	t := b[34:66]
+	binary.BigEndian.PutUint16(t[0:], 40000)
+	binary.BigEndian.PutUint16(t[2:], 5201)
+	binary.BigEndian.PutUint32(t[4:], id)
+	binary.BigEndian.PutUint32(t[8:], 7)
+	t[12], t[13] = 8<<4, 0x10
+	binary.BigEndian.PutUint16(t[14:], 502)
+	binary.BigEndian.PutUint16(t[16:], uint16(id)^0xbeef)
+	t[18], t[19] = 0, 0
+	copy(t[20:], []byte{1, 1, 8, 10, 0, 0, 1, byte(id), 0, 0, 2, byte(id)})
+	return b
+}
+
+// TestVersionTCP: compressed TCP headers go only between version-3 nodes;
+// a version-3 node and a version-2 build exchange TCP with the version-2
+// form (protocol carried, TCP header as it is), in version-2 frames, and
+// every segment arrives exactly.
+func TestVersionTCP(t *testing.T) {
+	for _, tc := range []struct {
+		desc   string
+		v2Only [2]bool
+		// wantVer is each node's view of the other; saved the bytes
+		// each compressed packet saves (a pure ACK with timestamps: 54
+		// bytes as kind 0, 44 in version 2, 36 in version 3).
+		wantVer int
+		saved   uint64
+	}{
+		{"new new", [2]bool{}, 3, 18},
+		{"new, version-2 build", [2]bool{false, true}, 2, 10},
+		{"version-2 build, new", [2]bool{true, false}, 2, 10},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			m, n1, n2 := pair(t, 115200, Config{}, Config{})
+			n1.e.vers.v2Only, n2.e.vers.v2Only = tc.v2Only[0], tc.v2Only[1]
+			air := airVersions(m)
+			exchange(t, m, n1, n2, 3) // the versions are known after this
+			n1.host, n2.host = nil, nil
+			s1, s2 := n1.e.Stats(m.Now()), n2.e.Stats(m.Now())
+			c1, c2, sv1, sv2 := s1.Compressed, s2.Compressed, s1.CompressSaved, s2.CompressSaved
+			want := map[*node][]byte{}
+			for i := range uint32(10) {
+				fa, fb := tcpFrame(2, 1, 1+i, 0), tcpFrame(1, 2, 101+i, 0) // identification not 0
+				want[n2], want[n1] = append(want[n2], fa...), append(want[n1], fb...)
+				sendAll(m, n1, [][]byte{fa})
+				sendAll(m, n2, [][]byte{fb})
+			}
+			m.run(20 * time.Second)
+			for _, x := range []*node{n1, n2} {
+				var got []byte
+				for _, f := range x.host {
+					got = append(got, f...)
+				}
+				if string(got) != string(want[x]) {
+					t.Errorf("node %d: %d frames to the host, not the 10 sent in order", x.e.cfg.Node, len(x.host))
+				}
+			}
+			s1, s2 = n1.e.Stats(m.Now()), n2.e.Stats(m.Now())
+			if v1, v2 := peerVer(s1, 2), peerVer(s2, 1); min(v1, v2) != tc.wantVer {
+				t.Errorf("peer versions %d and %d, want %d at least one way", v1, v2, tc.wantVer)
+			}
+			if s1.Compressed-c1 != 10 || s2.Compressed-c2 != 10 {
+				t.Errorf("compressed %d and %d segments of 10", s1.Compressed-c1, s2.Compressed-c2)
+			}
+			if s1.CompressSaved-sv1 != 10*tc.saved || s2.CompressSaved-sv2 != 10*tc.saved {
+				t.Errorf("saved %d and %d bytes in 10 segments, want %d each", s1.CompressSaved-sv1, s2.CompressSaved-sv2, tc.saved)
+			}
+			if v3 := air[n1][3] + air[n2][3]; (v3 > 0) != (tc.wantVer == 3) {
+				t.Errorf("frames on air by version: %v and %v", air[n1], air[n2])
+			}
+			for _, d := range []Drops{s1.Drops, s2.Drops} {
+				if d.Decompress+d.BadFrame != 0 {
+					t.Errorf("drops %+v", d)
+				}
+			}
+		})
 	}
 }
 
@@ -234,6 +328,20 @@ func TestVersionRules(t *testing.T) {
 	v.heard(t0.Add(versionHold), h1, h1.Kind, frag(true, false), true)
 	if v.sendVersion(t0.Add(versionHold), 2) != 1 || v.of(2) != 1 {
 		t.Fatal("a v1 First fragment does not reset")
+	}
+	// A hello announcing 3: version 3, as long as we speak it.
+	v.heard(t0, hello, framing.KindHello, []byte{3}, true)
+	if v.sendVersion(t0, 2) != 3 || v.of(2) != 3 {
+		t.Fatal("hello 3: not version 3")
+	}
+	if v.v2Only = true; v.sendVersion(t0, 2) != 2 {
+		t.Fatal("a version-2 build sends version 3")
+	}
+	v.v2Only = false
+	// Unknown later versions count as the highest we decode.
+	v.heard(t0, hello, framing.KindHello, []byte{9}, true)
+	if v.sendVersion(t0, 2) != framing.MaxVersion || v.of(2) != framing.MaxVersion {
+		t.Fatal("hello 9: not our highest version")
 	}
 	// A v1 Ack from a node we do not know: a hello behind the data.
 	ack := framing.Header{Kind: framing.KindAck, Dst: 1, Src: 3}
@@ -295,7 +403,7 @@ func TestVersionPeerRestarts(t *testing.T) {
 		wantVer, wantV2 int  // node 1's view of node 2 at the end, and frames it then sends in version 2
 	}{
 		{"new restarted as old", false, true, 1, 0},
-		{"old restarted as new", true, false, 2, 1},
+		{"old restarted as new", true, false, framing.MaxVersion, 1},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			m, n1, n2 := pair(t, 115200, Config{}, Config{})
@@ -315,8 +423,8 @@ func TestVersionPeerRestarts(t *testing.T) {
 			if v := peerVer(s1, 2); v != tc.wantVer {
 				t.Errorf("node 1 shows node 2 as version %d, want %d", v, tc.wantVer)
 			}
-			if got := air[n1][2]; (got > 0) != (tc.wantV2 > 0) {
-				t.Errorf("node 1 sent %d version-2 frames after the restart; want some: %v", got, tc.wantV2 > 0)
+			if got := air[n1][2] + air[n1][3]; (got > 0) != (tc.wantV2 > 0) {
+				t.Errorf("node 1 sent %d version-2 or -3 frames after the restart; want some: %v", got, tc.wantV2 > 0)
 			}
 			if d := n2.e.Stats(m.Now()).Drops; d.BadFrame != 0 {
 				t.Errorf("node 2 refused %d frames (version 2 to a version-1 build)", d.BadFrame)

@@ -4,7 +4,7 @@
 -- (147). Each record is one link frame as decoded on air, COBS and CRC-32C
 -- removed (docs/frame-format.md; kinds 2..4 in docs/link-arq.md):
 --
---   byte 0   version (high nibble, 1 or 2) | kind (low nibble)
+--   byte 0   version (high nibble, 1 to 3) | kind (low nibble)
 --   byte 1   destination node id (0xFF broadcast)
 --   byte 2   source node id
 --   3..      payload:
@@ -22,8 +22,9 @@
 --                      8-byte Poly1305 tag (slided run -key-mode sign); the
 --                      payload is always shown, the tag checked with the key
 --     kind 6 iphc      a kind 0 payload with its IPv4/IPv6 and UDP headers
---                      compressed (version 2); the headers are rebuilt and
---                      the packet dissected as Ethernet/IP
+--                      (version 2) or TCP headers (version 3) compressed;
+--                      the headers are rebuilt and the packet dissected as
+--                      Ethernet/IP
 --     kind 7 hello     the highest version the sender speaks (1 byte)
 --
 -- Use:
@@ -38,7 +39,7 @@ local slided = Proto("slided", "slided link frame")
 
 local KIND_DATA, KIND_ETHERNET, KIND_FRAGMENT, KIND_ACK, KIND_SEALED, KIND_SIGNED = 0, 1, 2, 3, 4, 5
 local KIND_IPHC, KIND_HELLO = 6, 7
-local MAX_VERSION = 2
+local MAX_VERSION = 3
 local kinds = { [0] = "data", [1] = "ethernet", [2] = "fragment", [3] = "ack", [4] = "sealed", [5] = "signed",
     [6] = "iphc", [7] = "hello" }
 local MAX_FRAGMENTS = 64
@@ -99,6 +100,7 @@ local f = {
     iphc_tf       = ProtoField.bool("slided.iphc.tf", "TOS / traffic class and flow label carried", 8, nil, 0x08),
     iphc_df       = ProtoField.bool("slided.iphc.df", "Don't fragment (IPv4)", 8, nil, 0x04),
     iphc_id0      = ProtoField.bool("slided.iphc.id0", "Identification 0 (IPv4, elided)", 8, nil, 0x02),
+    iphc_tc       = ProtoField.bool("slided.iphc.tcp", "TCP header compressed (version 3)", 8, nil, 0x01),
     iphc_len      = ProtoField.uint8("slided.iphc.length", "Compressed header length", base.DEC),
     iphc_saved    = ProtoField.uint8("slided.iphc.saved", "Bytes saved (against kind 0)", base.DEC),
 
@@ -471,7 +473,7 @@ end
 
 -- dissect_packet shows a whole packet of kind 0, 1 or 6 (a plain frame's
 -- payload or a reassembled one) as Ethernet. bytes is a TvbRange.
--- iphc_rebuild returns the EtherType, IP and UDP header bytes (a string)
+-- iphc_rebuild returns the EtherType, IP and UDP or TCP header bytes (a string)
 -- that a kind 6 payload p (a string) stands for and the length of its
 -- compressed headers, or nil and the reason (framing/iphc.go, AppendIPHCData).
 local function iphc_rebuild(p)
@@ -479,16 +481,46 @@ local function iphc_rebuild(p)
     local d = p:byte(1)
     local v6 = band(d, 0xC0) == 0x40
     if band(d, 0x80) ~= 0 then return nil, "compressed header: reserved IP version bits" end
-    if band(d, 0x01) ~= 0 then return nil, "compressed header: reserved dispatch bit 0" end
     if v6 and band(d, 0x06) ~= 0 then return nil, "compressed header: IPv4 flags on IPv6" end
-    local nh, hl, tf = band(d, 0x20) ~= 0, band(d, 0x10) ~= 0, band(d, 0x08) ~= 0
+    local nh, hl, tf, tc = band(d, 0x20) ~= 0, band(d, 0x10) ~= 0, band(d, 0x08) ~= 0, band(d, 0x01) ~= 0
+    if nh and tc then return nil, "compressed header: UDP and TCP (dispatch bits 5 and 0)" end
     local n = 1
     if tf then n = n + (v6 and 4 or 1) end
     if not v6 and band(d, 0x02) == 0 then n = n + 2 end
     if not hl then n = n + 1 end
-    if not nh then n = n + 1 end
+    if not nh and not tc then n = n + 1 end
     n = n + (v6 and 32 or 8)
     if nh then n = n + 6 end
+    -- TCP (version 3): control byte, [options words], [flags], 16 bytes,
+    -- [urgent pointer], options (framing/iphc.go).
+    local l4, tform, tflags, olen = (nh and 8 or 0), 0, 0, 0
+    if tc then
+        if #p < n + 1 then return nil, "compressed header: TCP control byte cut" end
+        local ctl = p:byte(n + 1)
+        n = n + 1
+        tform, tflags = band(ctl, 0xC0), band(ctl, 0x1F)
+        if tform == 0x40 then
+            olen = 12
+        elseif tform == 0x80 then
+            if #p < n + 1 then return nil, "compressed header: TCP options length cut" end
+            local w = p:byte(n + 1)
+            n = n + 1
+            if w < 1 or w > 10 then return nil, "compressed header: TCP options of " .. w .. " words" end
+            olen = 4 * w
+        elseif tform == 0xC0 then
+            return nil, "compressed header: reserved TCP options form"
+        end
+        if band(ctl, 0x20) ~= 0 then
+            if tflags ~= 0 then return nil, "compressed header: TCP flags byte and flag bits" end
+            if #p < n + 1 then return nil, "compressed header: TCP flags cut" end
+            tflags = p:byte(n + 1)
+            n = n + 1
+        end
+        n = n + 16 + olen
+        if band(tflags, 0x20) ~= 0 then n = n + 2 end
+        if tform == 0x40 then n = n - 4 end
+        l4 = 20 + olen
+    end
     if #p < n then
         return nil, string.format("compressed header of %d bytes, payload of %d", n, #p)
     end
@@ -506,10 +538,10 @@ local function iphc_rebuild(p)
         if band(d, 0x02) == 0 then id = take(2) end
         local ttl = "\64"
         if not hl then ttl = take(1) end
-        local proto = "\17"
-        if not nh then proto = take(1) end
+        local proto = nh and "\17" or "\6"
+        if not nh and not tc then proto = take(1) end
         local addrs = take(8)
-        local total = 20 + rest + (nh and 8 or 0)
+        local total = 20 + rest + l4
         if total > 65535 then return nil, "compressed header: IPv4 packet over 65535 bytes" end
         local flags = band(d, 0x04) ~= 0 and "\64\0" or "\0\0"
         local h = "\69" .. tos .. string.char(math.floor(total / 256), total % 256) .. id .. flags .. ttl .. proto
@@ -525,12 +557,12 @@ local function iphc_rebuild(p)
             first = take(4)
             if math.floor(first:byte(1) / 16) ~= 6 then return nil, "compressed header: carried IPv6 bytes without version 6" end
         end
-        local nxt = "\17"
-        if not nh then nxt = take(1) end
+        local nxt = nh and "\17" or "\6"
+        if not nh and not tc then nxt = take(1) end
         local hop = "\64"
         if not hl then hop = take(1) end
         local addrs = take(32)
-        local plen = rest + (nh and 8 or 0)
+        local plen = rest + l4
         if plen > 65535 then return nil, "compressed header: IPv6 payload over 65535 bytes" end
         out = "\134\221" .. first .. string.char(math.floor(plen / 256), plen % 256) .. nxt .. hop .. addrs
     end
@@ -538,6 +570,21 @@ local function iphc_rebuild(p)
         local ports, sum = take(4), take(2)
         local ul = 8 + rest
         out = out .. ports .. string.char(math.floor(ul / 256), ul % 256) .. sum
+    end
+    if tc then
+        local ctl = take(1):byte(1)
+        if tform == 0x80 then take(1) end -- the options' length, in l4
+        if band(ctl, 0x20) ~= 0 then take(1) end -- the flags, in tflags
+        local psa, wsum = take(12), take(4)
+        local urg = "\0\0"
+        if band(tflags, 0x20) ~= 0 then urg = take(2) end
+        local opts = ""
+        if tform == 0x40 then
+            opts = "\1\1\8\10" .. take(8)
+        elseif tform == 0x80 then
+            opts = take(olen)
+        end
+        out = out .. psa .. string.char(math.floor(l4 / 4) * 16, tflags) .. wsum .. urg .. opts
     end
     return out, n
 end
@@ -548,7 +595,7 @@ local function dissect_packet(kind, dst, src, range, pinfo, tree, item)
         local hdr, n = iphc_rebuild(raw)
         if range:len() >= 1 then
             local dt = item:add(f.iphc_dispatch, range(0, 1))
-            for _, fl in ipairs({ f.iphc_ip, f.iphc_nh, f.iphc_hl, f.iphc_tf, f.iphc_df, f.iphc_id0 }) do
+            for _, fl in ipairs({ f.iphc_ip, f.iphc_nh, f.iphc_hl, f.iphc_tf, f.iphc_df, f.iphc_id0, f.iphc_tc }) do
                 dt:add(fl, range(0, 1))
             end
         end
@@ -882,7 +929,7 @@ local function dissect_frame(tvb, pinfo, tree)
     pinfo.cols.info = route
     cur_version = version
     if version < 1 or version > MAX_VERSION then
-        malformed(vi, pinfo, "version " .. version .. ", not 1 or 2")
+        malformed(vi, pinfo, "version " .. version .. ", not 1 to 3")
     elseif dst == 0 then
         malformed(di, pinfo, "destination 0 is invalid")
     elseif src == 0 or src == 0xFF then

@@ -150,6 +150,7 @@ var dissectorFields = []string{
 	"slided.signed.counter", "slided.signed.verified", "slided.signed.inner",
 	"udp.length", "icmp.type", "arp.opcode", "ipv6.dst",
 	"slided.iphc.saved", "slided.hello.version", "ip.checksum", "ip.id", "udp.checksum", "ipv6.flow",
+	"tcp.hdr_len", "tcp.checksum", "tcp.seq_raw", "tcp.ack_raw", "tcp.options.timestamp.tsval", "tcp.len", "slided.iphc.tcp",
 }
 
 // malformedFilter matches a frame the dissector could not decode, or where
@@ -284,7 +285,7 @@ func checkDecoded(t *testing.T, frames []tsharkFrame) {
 	for _, f := range frames {
 		byNum[f.num("frame.number")] = f
 		perKind[f.kind()]++
-		if f.num("slided.version") == 2 {
+		if f.num("slided.version") >= 2 {
 			v2++
 		}
 		src, dst := f.num("slided.src"), f.num("slided.dst")
@@ -336,8 +337,8 @@ func checkDecoded(t *testing.T, frames []tsharkFrame) {
 					if f.num("slided.frag.inner") == int(framing.KindIPHC) {
 						want = 1030 - 13
 						udpIPHC++
-						if f.num("slided.iphc.saved") != 13 || f.num("slided.version") != 2 {
-							t.Errorf("frame %s: compressed datagram saved %s bytes in a version %s frame, want 13 and 2", f["frame.number"], f["slided.iphc.saved"], f["slided.version"])
+						if f.num("slided.iphc.saved") != 13 || f.num("slided.version") != framing.MaxVersion {
+							t.Errorf("frame %s: compressed datagram saved %s bytes in a version %s frame, want 13 and %d", f["frame.number"], f["slided.iphc.saved"], f["slided.version"], framing.MaxVersion)
 						}
 					}
 					if n != want || count < 6 {
@@ -382,8 +383,8 @@ func checkDecoded(t *testing.T, frames []tsharkFrame) {
 			}
 		case int(framing.KindHello):
 			hellos++
-			if f.num("slided.hello.version") != 2 || f.num("slided.version") != 1 {
-				t.Errorf("frame %s: hello for version %s in a version %s frame, want 2 in 1", f["frame.number"], f["slided.hello.version"], f["slided.version"])
+			if f.num("slided.hello.version") != framing.MaxVersion || f.num("slided.version") != 1 {
+				t.Errorf("frame %s: hello for version %s in a version %s frame, want %d in 1", f["frame.number"], f["slided.hello.version"], f["slided.version"], framing.MaxVersion)
 			}
 		default:
 			t.Errorf("frame %s: kind %q (sealed %q, opened %q)", f["frame.number"], f["slided.kind"], f["slided.sealed.inner"], f["slided.sealed.opened"])
@@ -404,7 +405,7 @@ func checkDecoded(t *testing.T, frames []tsharkFrame) {
 	if hellos == 0 || v2 == 0 || udpIPHC == 0 {
 		t.Errorf("%d hellos, %d version-2 frames, %d of %d datagrams compressed; want some of each", hellos, v2, udpIPHC, udp)
 	}
-	t.Logf("%d frames by kind %v (%d in version 2): %d broadcast ARP, %d IPv6 multicast, reassembled %d datagrams (%d compressed), %d echo requests, %d replies; %d acks, %d hellos",
+	t.Logf("%d frames by kind %v (%d in version 2 or 3): %d broadcast ARP, %d IPv6 multicast, reassembled %d datagrams (%d compressed), %d echo requests, %d replies; %d acks, %d hellos",
 		len(frames), perKind, v2, arp, mcast, udp, udpIPHC, echoReq, echoRep, acks, hellos)
 	for _, dir := range [][2]int{{1, 2}, {2, 1}} {
 		if !firstSeen[dir] || !laterPlain[dir] {
@@ -602,7 +603,7 @@ func TestDissectorBadFrames(t *testing.T) {
 		{"sealed reserved kind 9", seal(9, "aa"), reserved},
 		{"sealed data without its EtherType", seal(framing.KindData, ""), malformed},
 		{"header cut short", "10 02", malformed},
-		{"version 3", "30 02 01 08 00", malformed},
+		{"version 4", "40 02 01 08 00", malformed},
 		{"version 0", "00 02 01 08 00", malformed},
 		{"destination 0", "10 00 01 08 00", malformed},
 		{"source broadcast", "10 02 ff 08 00", malformed},
@@ -651,10 +652,20 @@ func TestDissectorBadFrames(t *testing.T) {
 		}(), forged},
 		{"iphc empty", "26 02 01", malformed},
 		{"iphc reserved version bits", "26 02 01 b0 00 00", malformed},
-		{"iphc reserved bit 0", "26 02 01 31" + strings.Repeat(" 00", 20), malformed},
+		{"iphc udp and tcp", "26 02 01 31" + strings.Repeat(" 00", 20), malformed},
 		{"iphc ipv6 with ipv4 flags", "26 02 01 74" + strings.Repeat(" 00", 40), malformed},
 		{"iphc cut in the addresses", "26 02 01 32 c0 00 02 01 c0", malformed},
 		{"iphc ipv6 carried bytes not version 6", "26 02 01 78 40 00 00 00" + strings.Repeat(" 00", 40), malformed},
+		// Version 3: compressed TCP headers (docs/frame-format.md, IPHC
+		// vectors 3 and 4).
+		{"hello 3", "17 02 01 03", ok},
+		{"iphc ipv4 tcp ack", "36 02 01 " + iphcTCP4, ok},
+		{"iphc ipv6 tcp data in a fragment", "32 02 01 c6 0c 00 01 " + iphcTCP6, ok},
+		{"iphc tcp syn, options carried, flags byte", "36 02 01 15 00 07 c0 00 02 01 c0 00 02 02 a0 01 c2 9c 40 14 51 00 00 00 01 00 00 00 00 72 10 be ef 02 04 05 b4", ok},
+		{"iphc tcp options form 11", "36 02 01 17 c0 00 02 01 c0 00 02 02 d0" + strings.Repeat(" 00", 40), malformed},
+		{"iphc tcp options of 0 words", "36 02 01 17 c0 00 02 01 c0 00 02 02 90 00" + strings.Repeat(" 00", 40), malformed},
+		{"iphc tcp flags byte and flag bits", "36 02 01 17 c0 00 02 01 c0 00 02 02 31" + strings.Repeat(" 00", 40), malformed},
+		{"iphc tcp cut in the timestamps", "36 02 01 17 c0 00 02 01 c0 00 02 02 50" + strings.Repeat(" 00", 20), malformed},
 		// Version 2 Acks of several records (docs/frame-format.md), More
 		// in the first record's count.
 		{"ack of three records", "23 01 02 0c 01 01 0a 01 01 0b 01 01", ok},
@@ -752,6 +763,19 @@ func TestDissectorBadFrames(t *testing.T) {
 		{"iphc in a fragment", "udp.length", 8 + 12},
 		{"sealed iphc, version 2", "slided.sealed.opened", 1},
 		{"sealed iphc, version 2", "udp.length", 8 + 12},
+		{"hello 3", "slided.hello.version", 3},
+		{"iphc ipv4 tcp ack", "slided.iphc.saved", 18},
+		{"iphc ipv4 tcp ack", "slided.iphc.tcp", 1},
+		{"iphc ipv4 tcp ack", "tcp.hdr_len", 32},
+		{"iphc ipv4 tcp ack", "tcp.len", 0},
+		{"iphc ipv4 tcp ack", "tcp.seq_raw", 0x01020304},
+		{"iphc ipv4 tcp ack", "tcp.ack_raw", 0x0a0b0c0d},
+		{"iphc ipv4 tcp ack", "tcp.options.timestamp.tsval", 0x123456},
+		{"iphc ipv6 tcp data in a fragment", "tcp.hdr_len", 32},
+		{"iphc ipv6 tcp data in a fragment", "tcp.len", 12},
+		{"iphc ipv6 tcp data in a fragment", "tcp.options.timestamp.tsval", 0x123456},
+		{"iphc tcp syn, options carried, flags byte", "tcp.hdr_len", 24},
+		{"iphc tcp syn, options carried, flags byte", "tcp.seq_raw", 1},
 	} {
 		if got := at(c.desc).num(c.field); got != c.want {
 			t.Errorf("%s: %s = %d, want %d", c.desc, c.field, got, c.want)
@@ -766,6 +790,10 @@ func TestDissectorBadFrames(t *testing.T) {
 		{"iphc in a fragment", "ip.checksum", iphcV4Sum},
 		{"iphc ipv6 udp, flow label", "ipv6.flow", "0x0abcde"},
 		{"iphc ipv6 udp, flow label", "udp.checksum", "0xbeef"},
+		{"iphc ipv4 tcp ack", "ip.checksum", "0x9a7a"},
+		{"iphc ipv4 tcp ack", "tcp.checksum", "0xbeef"},
+		{"iphc ipv6 tcp data in a fragment", "tcp.checksum", "0xbeef"},
+		{"iphc tcp syn, options carried, flags byte", "ip.checksum", "0xb6c1"},
 	} {
 		if got := at(c.desc)[c.field]; got != c.want {
 			t.Errorf("%s: %s = %q, want %q", c.desc, c.field, got, c.want)
@@ -807,6 +835,15 @@ var iphcV4, iphcV6, iphcV4Sum = func() (string, string, string) {
 	}
 	return sp(c4), sp(c6), fmt.Sprintf("0x%04x", ^uint16(sum))
 }()
+
+// iphcTCP4 and iphcTCP6 are the version-3 KindIPHC vectors 3 and 4 of
+// docs/frame-format.md (framing's iphcVectors): a pure TCP ACK over IPv4
+// and a TCP segment of "hello world!" over IPv6, 40000 -> 5201, sequence
+// 0x01020304, acknowledgement 0x0a0b0c0d, checksum 0xbeef, timestamps.
+const (
+	iphcTCP4 = "151c46c0000201c0000202509c401451010203040a0b0c0d01f6beef0012345600abcdef"
+	iphcTCP6 = "51fd000000000000000000000000000001fd000000000000000000000000000002589c401451010203040a0b0c0d01f6beef0012345600abcdef68656c6c6f20776f726c6421"
+)
 
 // pcapRecords returns the offset of each record of a classic pcap file.
 func pcapRecords(t *testing.T, raw []byte) []int {

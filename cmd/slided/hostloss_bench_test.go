@@ -405,6 +405,7 @@ func runIperf3(b *testing.B) {
 	}
 	time.Sleep(500 * time.Millisecond)
 	before := readHostLoss(b, p)
+	airBefore := airBytes(b, p)
 	out, err := l.Exec(p.NS[0], "iperf3", "-c", p.Addr[1], "-t", "30", "-J")
 	if err != nil {
 		b.Fatalf("iperf3: %v\n%s", err, out)
@@ -426,12 +427,35 @@ func runIperf3(b *testing.B) {
 		b.Fatalf("iperf3 -J: %v\n%s", err, out)
 	}
 	after := readHostLoss(b, p)
+	// Bytes both nodes put on air per byte of TCP payload received:
+	// headers, framing, Acks and retransmissions, without the timing
+	// noise of goodput.
+	b.ReportMetric(float64(airBytes(b, p)-airBefore)/res.End.SumReceived.Bytes, "air_bytes/payload_byte")
+	// Header compression: packets compressed and bytes saved, by the
+	// sender (data segments) and the receiver (mostly pure ACKs).
+	for i, name := range []string{"data", "acks"} {
+		if st := mustStatus(b, p, i).Bridge; st != nil && st.Compressed > 0 {
+			b.ReportMetric(float64(st.Compressed), name+"_compressed")
+			b.ReportMetric(float64(st.CompressSaved)/float64(st.Compressed), name+"_saved_bytes/pkt")
+		}
+	}
 	b.ReportMetric(res.End.SumReceived.BPS, "goodput_bit/s")
 	b.ReportMetric(res.End.SumReceived.BPS/115200, "goodput/channel")
 	b.ReportMetric(res.End.SumSent.Retransmits, "tcp_retransmits")
 	after.report(b, before)
 	b.Logf("iperf3: %.0f bytes received in %.1fs (%.0f bit/s), %.0f retransmits",
 		res.End.SumReceived.Bytes, res.End.SumReceived.Seconds, res.End.SumReceived.BPS, res.End.SumSent.Retransmits)
+}
+
+// airBytes is the bytes both nodes of p have put on air, framing included.
+func airBytes(b *testing.B, p *lab.Pair) uint64 {
+	var n uint64
+	for i := range 2 {
+		if st := mustStatus(b, p, i).Bridge; st != nil {
+			n += st.TxBytes
+		}
+	}
+	return n
 }
 
 // runForwardFlood: node 1 routes from a veth to its TAP, and a third
