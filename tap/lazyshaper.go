@@ -160,6 +160,11 @@ func (s *LazyShaper) SetRate(r uint64) error {
 			Dur("stall_limit", stall)
 	}
 	ev.Msg("shaping qdisc installed")
+	if g, ok := sh.(*Shaper); ok && !s.paced {
+		if _, err := g.GSOCut(); err != nil {
+			s.log.Warn().Err(err).Msg("the credit cannot cut UDP_SEGMENT skbs into their segments: such a sender's bursts may overflow the TAP ring")
+		}
+	}
 	if g, ok := sh.(*Shaper); ok && g.ForwardErr() != nil {
 		s.log.Error().Err(g.ForwardErr()).Msg("no forward queue: traffic no local socket sends (forwarded) shares the flow queues, bounded only by their length")
 	}
