@@ -41,7 +41,8 @@ type LazyShaper struct {
 	s         qdisc
 	failed    error
 	reads     uint64 // packets read from the TAP since the qdisc was installed, kick frames aside
-	sinceLast uint32 // of those, since the last grant
+	sinceLast uint32 // of those (taken, with onTake), since the last grant
+	held      uint32 // with onTake: packets read ahead and not yet taken
 	grantErr  error  // the last grant's error, logged once
 	grantErrs uint64
 	wmemAt    time.Time // when wmem_max was last read
@@ -159,6 +160,11 @@ func (s *LazyShaper) SetRate(r uint64) error {
 			Dur("stall_limit", stall)
 	}
 	ev.Msg("shaping qdisc installed")
+	if g, ok := sh.(*Shaper); ok && !s.paced {
+		if _, err := g.GSOCut(); err != nil {
+			s.log.Warn().Err(err).Msg("the credit cannot cut UDP_SEGMENT skbs into their segments: such a sender's bursts may overflow the TAP ring")
+		}
+	}
 	if g, ok := sh.(*Shaper); ok && g.ForwardErr() != nil {
 		s.log.Error().Err(g.ForwardErr()).Msg("no forward queue: traffic no local socket sends (forwarded) shares the flow queues, bounded only by their length")
 	}
@@ -197,6 +203,9 @@ func (s *LazyShaper) read(kick bool) {
 	}
 	if _, ok := s.s.(granter); ok && !s.paced {
 		s.reads++ // what left the ring (Released)
+		if s.onTake {
+			s.held++
+		}
 	}
 	if !s.onTake {
 		s.count()
@@ -209,8 +218,22 @@ func (s *LazyShaper) read(kick bool) {
 func (s *LazyShaper) taken() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.held > 0 {
+		s.held--
+	}
 	s.count()
 }
+
+// holdBound is how many packets may wait read ahead when the next grant
+// goes out (with onTake): two grants with their kicks. A grant usually
+// lets Grant packets in, and the engine takes as many before the next;
+// but a GSO skb that the credit cuts into its segments (Shaper.GSOCut)
+// lets in as many segments as a grant's bytes hold (two of 1000 bytes,
+// five of 500, twenty of 100), so counting takes alone, the read-ahead
+// and then the ring grew by the difference at every grant until the ring
+// dropped. Waiting until the read-ahead is back under the bound makes a
+// grant that let more in pay for it with the takes that follow.
+func holdBound(grant uint32) uint32 { return 2 * (grant + 1) }
 
 // count counts one packet towards the next grant and grants when a
 // grant's worth is counted. s.mu is held.
@@ -222,6 +245,9 @@ func (s *LazyShaper) count() {
 	s.sinceLast++
 	if s.sinceLast < g.GrantSize() {
 		return
+	}
+	if s.onTake && s.held > holdBound(g.GrantSize()) {
+		return // the last grants let more in than was taken: take it first
 	}
 	s.sinceLast = 0
 	if err := g.Grant(); err != nil {

@@ -176,3 +176,39 @@ func TestCreditGrantsOnTake(t *testing.T) {
 		t.Fatal("GrantOnTake without a shaper: true")
 	}
 }
+
+// TestCreditPaysForWhatItLetIn: a grant that let more packets in than the
+// grant (the segments of a GSO skb the credit cut) is paid for by takes
+// before the next grant: with 12 packets read ahead, the credit grants
+// again only once the read-ahead is back at holdBound (6), and then every
+// two takes as before.
+func TestCreditPaysForWhatItLetIn(t *testing.T) {
+	q := &grantQdisc{}
+	s := &LazyShaper{log: zerolog.Nop(), install: func(ShaperConfig) (qdisc, error) { return q, nil }}
+	if err := s.SetRate(1000); err != nil {
+		t.Fatal(err)
+	}
+	c := CreditTAP{Shaper: s}
+	c.GrantOnTake()
+	for range 12 {
+		s.read(false)
+	}
+	s.read(true) // a kick: not read ahead
+	for i := range 5 {
+		c.Taken()
+		if q.grants != 0 {
+			t.Fatalf("a grant after %d takes with %d packets read ahead", i+1, 12-i-1)
+		}
+	}
+	c.Taken() // 6 read ahead now
+	if q.grants != 1 {
+		t.Fatalf("grants with the read-ahead back under the bound: %d, want 1", q.grants)
+	}
+	s.read(false)
+	s.read(false)
+	c.Taken()
+	c.Taken()
+	if q.grants != 2 {
+		t.Fatalf("grants after two more takes: %d, want 2", q.grants)
+	}
+}

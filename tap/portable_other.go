@@ -191,6 +191,9 @@ func (s *Shaper) Grant() error { return ErrNotSupported }
 // GrantSize is 0.
 func (s *Shaper) GrantSize() uint32 { return 0 }
 
+// GSOCut is 0: there is no credit to cut GSO skbs.
+func (s *Shaper) GSOCut() (uint32, error) { return 0, nil }
+
 // Credit is false.
 func (s *Shaper) Credit() bool { return false }
 

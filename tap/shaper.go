@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"net"
 	"sync"
 	"time"
@@ -23,9 +24,11 @@ import (
 // "The credit", for why a tbf sits at the root):
 //
 //	a:      tbf, the credit: a size table makes every packet cost one
-//	│       packetUnit, its bucket holds Grant packets and the kick that
-//	│       follows each grant (Grant+1 units), and refills only
-//	│       at the leak rate; Grant (a tbf change) fills it again
+//	│       unit (a frame's bytes), its bucket holds Grant packets and the
+//	│       kick that follows each grant (Grant+1 units), and refills only
+//	│       at the leak rate; Grant (a tbf change) fills it again. A GSO
+//	│       skb longer than a frame costs more than the bucket, so tbf
+//	│       cuts it into its segments, each costing its bytes (gsoCut)
 //	└ 1:    htb, default class 1:1 (under tbf class a:1)
 //	  └ 1:100 the pacer class, rate = ceil = ShaperConfig.Rate (SetRate retunes it)
 //	    ├ 1:1 .. 1:64  one class per flow bucket, borrowing all of their rate
@@ -66,15 +69,6 @@ const (
 	kickLimit  = 64
 	filterPrio = 2 // after the forward filter (forwardPrio)
 	filterName = "slided-flowhash"
-
-	// packetUnit is what every packet costs in the tree, whatever its
-	// size (the size table): the tbf then counts packets, and the TAP's
-	// ring is counted in packets too.
-	packetUnit = 1000
-	// stabCellLog and stabCells: the size table's cells of 2^11 bytes
-	// cover packets up to 64 KiB (larger ones cost a few units more).
-	stabCellLog = 11
-	stabCells   = 32
 
 	// bucketRate is the ceiling of each bucket class (bytes/s): far above
 	// any rate the pacer lets through, so the buckets never throttle and
@@ -199,6 +193,9 @@ type Shaper struct {
 	grant   uint32  // packets per grant
 	leak    float64 // packets/s the credit refills by itself
 	credit  bool    // the tbf credit is the root (else the htb is)
+	unit    uint32  // what a packet costs in the credit (a frame's bytes; unitFor)
+	gsoCut  uint32  // the credit cuts GSO skbs longer than this (gsoCut); 0: it does not
+	gsoErr  error   // why it does not
 	fwLimit uint32  // the forward class's queue length; 0: no forward class
 	fwErr   error   // why the forward class could not be installed
 
@@ -245,6 +242,10 @@ func NewShaper(ifindex int, cfg ShaperConfig) (*Shaper, error) {
 		}
 	}
 	s := &Shaper{ifindex: ifindex, burst: cfg.Burst, grant: grant, leak: leak, flowLimit: cfg.FlowLimit, credit: !cfg.NoCredit}
+	if s.credit {
+		s.unit = unitFor(frame)
+		s.gsoCut, s.gsoErr = gsoCut(frame, s.unit, grant)
+	}
 	if cfg.Forward != nil {
 		s.fwLimit = cfg.ForwardLimit
 		if s.fwLimit == 0 {
@@ -255,7 +256,7 @@ func NewShaper(ifindex int, cfg ShaperConfig) (*Shaper, error) {
 	if err != nil {
 		return nil, err
 	}
-	parent, unit := uint32(creditHandle|1), uint32(packetUnit)
+	parent, unit := uint32(creditHandle|1), s.unit
 	if s.credit {
 		if err := s.setCredit(unix.NLM_F_CREATE|unix.NLM_F_REPLACE, nil); err != nil {
 			return nil, shaperErr(ifindex, "install the credit (tbf with a size table)", err)
@@ -318,15 +319,14 @@ func creditParams(cfg ShaperConfig) (grant uint32, leak float64, err error) {
 	}
 	room := LeakRoom(cfg.RingLen, grant)
 	leak = room / stall.Seconds()
-	// tbf's rate is in bytes/s: at least 1 byte of a packetUnit.
-	leak = max(leak, 1.0/packetUnit)
 	return grant, leak, nil
 }
 
 // credit installs (flags NLM_F_CREATE|NLM_F_REPLACE) or changes (flags 0)
 // the root tbf. A change refills the bucket: that is the grant.
 func (s *Shaper) setCredit(flags int, sock *nl.SocketHandle) error {
-	rate := uint32(math.Ceil(s.leak * packetUnit))
+	// tbf's rate is in bytes/s: at least 1 byte of a unit.
+	rate := uint32(max(1, math.Ceil(s.leak*float64(s.unit))))
 	var q nl.TcTbfQopt
 	q.Rate.Rate = rate
 	q.Rate.Linklayer = nl.LINKLAYER_ETHERNET // no rate table needed
@@ -336,22 +336,71 @@ func (s *Shaper) setCredit(flags int, sock *nl.SocketHandle) error {
 	// about 4 s, and the grant at the leak rate lasts longer.
 	// One token more than the grant: the kick frame that follows each
 	// grant goes first (kickPrio) and spends it.
-	opts.AddRtAttr(nl.TCA_TBF_BURST, nl.Uint32Attr((s.grant+1)*packetUnit))
-	return tcRequestOn(sock, unix.RTM_NEWQDISC, flags, s.ifindex, creditHandle, netlink.HANDLE_ROOT, 0, "tbf", opts, sizeTable())
+	opts.AddRtAttr(nl.TCA_TBF_BURST, nl.Uint32Attr((s.grant+1)*s.unit))
+	return tcRequestOn(sock, unix.RTM_NEWQDISC, flags, s.ifindex, creditHandle, netlink.HANDLE_ROOT, 0, "tbf", opts, sizeTable(s.unit, s.gsoCut))
 }
 
-// sizeTable is the TCA_STAB attribute that makes every packet cost
-// packetUnit. It must accompany every change of the root: a change
-// without it removes the table.
-func sizeTable() *nl.RtAttr {
+// unitFor is what one packet costs in the credit of a TAP whose frames
+// are at most frame bytes: the frame's length, so that a segment of a GSO
+// skb, which the credit cuts and charges its length in bytes (gsoCut),
+// costs at most one packet; at most what the size table's 16-bit cells
+// hold.
+func unitFor(frame uint32) uint32 {
+	return min(frame, math.MaxUint16)
+}
+
+// gsoCut returns the frame length above which the credit's size table
+// charges an skb more than the whole bucket, so that tbf cuts it into its
+// segments before they enter the tree (tbf_enqueue: an skb costing more
+// than the bucket that is a GSO skb goes to tbf_segment; any other would
+// be dropped, and no frame but a GSO skb is longer than the MTU). A
+// UDP_SEGMENT sender's skb is one skb in the qdisc and up to 128 packets
+// after it (UDP_MAX_SEGMENTS): uncut, one grant let three of them into a
+// ring of 16. tbf_segment charges each segment its length in bytes, not
+// the size table's cost (a size table is refused on the htb below: "STAB
+// not supported on a non root"), which is why a packet's unit is a
+// frame's bytes (unitFor): a segment then costs at most one packet. It
+// returns 0 and why when the cut cannot work: a bucket the size table's
+// 16-bit costs cannot exceed.
+func gsoCut(frame, unit, grant uint32) (uint32, error) {
+	bucket := (grant + 1) * unit
+	if bucket >= math.MaxUint16 {
+		return 0, fmt.Errorf("a credit of %d packets of %d bytes is too large for the size table", grant+1, unit)
+	}
+	return frame, nil
+}
+
+// sizeTable is the TCA_STAB attribute that makes every packet cost unit,
+// and, with cut > 0, every skb longer than cut bytes more than any bucket
+// (math.MaxUint16; see gsoCut). It must accompany every change of the
+// root: a change without it removes the table.
+func sizeTable(unit, cut uint32) *nl.RtAttr {
 	const tcaStabBase, tcaStabData = 1, 2
 	base := make([]byte, 24) // struct tc_sizespec
-	base[0] = stabCellLog    // cell_log; size_log 0, cell_align 0, overhead 0
+	// One cell of 2^16 bytes: every skb costs unit (the last cell's cost
+	// repeats for longer ones, as GSO skbs may be).
+	cellLog, cells := uint8(16), uint32(1)
+	var align int16
+	if cut > 0 {
+		// Two cells: lengths up to cut in cell 0, longer ones in
+		// cell 1 and beyond (which cost at least cell 1's cost).
+		// The cells are 2^cellLog bytes, aligned so that cut+1
+		// starts cell 1: cell_align is an s16, and 2^cellLog-cut-1 <
+		// 2^(cellLog-1) fits for every cut < 2^16.
+		cellLog = uint8(bits.Len32(cut))
+		align = int16((1 << cellLog) - cut - 1)
+		cells = 2
+	}
+	base[0] = cellLog // size_log 0, overhead 0
+	nl.NativeEndian().PutUint16(base[2:], uint16(align))
 	nl.NativeEndian().PutUint32(base[8:], nl.LINKLAYER_ETHERNET)
-	nl.NativeEndian().PutUint32(base[20:], stabCells) // tsize
-	data := make([]byte, 2*stabCells)
-	for i := range stabCells {
-		nl.NativeEndian().PutUint16(data[2*i:], packetUnit)
+	nl.NativeEndian().PutUint32(base[20:], cells) // tsize
+	data := make([]byte, 2*cells)
+	for i := range cells {
+		nl.NativeEndian().PutUint16(data[2*i:], uint16(unit))
+	}
+	if cut > 0 {
+		nl.NativeEndian().PutUint16(data[2:], math.MaxUint16)
 	}
 	st := nl.NewRtAttr(nl.TCA_STAB, nil)
 	st.AddRtAttr(tcaStabBase, base)
@@ -391,6 +440,10 @@ func (s *Shaper) Grant() error {
 	s.grants++
 	return nil
 }
+
+// GSOCut is the length above which the credit cuts a GSO skb into its
+// segments (gsoCut), 0 if it does not, and why not.
+func (s *Shaper) GSOCut() (uint32, error) { return s.gsoCut, s.gsoErr }
 
 // GrantSize is the number of packets one grant lets through.
 func (s *Shaper) GrantSize() uint32 { return s.grant }
