@@ -89,6 +89,7 @@ type MACOf[T any] struct {
 	heard     int       // deferrals since the last own transmission
 	load      float64   // smoothed deferrals per own transmission: other active senders
 	others    int       // Contenders: other nodes sending now (-1: unknown, use load)
+	loneWait  int       // contentions to win before others == 0 means alone (alone, Contenders)
 
 	// The adaptive window (cfg.IdleTarget > 0), docs/mac.md.
 	align     time.Duration    // added to idleSince: the others hear the own frame end this much later
@@ -408,9 +409,16 @@ func (m *MACOf[T]) Reserve(now, until time.Time) {
 // under two idle slots per frame, and would otherwise keep the channel for
 // as many frames as the count has slots. Its first frame heard ends the
 // other's small window.
+//
+// A node that had heard others (n > 0) and is then told n = 0 contends as
+// before, window, tuning and Burst, for loneAfter more won contentions
+// before it is alone: the caller stops counting a sender it has not heard
+// for a while, and a sender that merely lost several contentions in a row
+// would otherwise wait behind LoneBurst frames per contention with under
+// two idle slots before each (docs/mac.md, "A winner alone too soon").
 func (m *MACOf[T]) Contenders(n int) {
 	n = max(n, -1)
-	if m.cfg.IdleTarget > 0 && n > 0 && m.others <= 0 {
+	if m.cfg.IdleTarget > 0 && n > 0 && (m.others < 0 || m.alone()) {
 		if m.others == 0 {
 			m.setWindow(m.twoSenders())
 			m.obsN, m.obsAt = 0, 0
@@ -418,6 +426,12 @@ func (m *MACOf[T]) Contenders(n int) {
 		if small := min(2*m.cfg.CWMin, m.cfg.CWMax); !m.onAir && m.n-m.urgent-m.offset() > 0 && m.slots >= small {
 			m.slots = m.rng.IntN(small)
 		}
+	}
+	switch {
+	case n == 0 && m.others > 0:
+		m.loneWait = loneAfter
+	case n != 0:
+		m.loneWait = 0
 	}
 	m.others = n
 }
@@ -560,14 +574,33 @@ func (m *MACOf[T]) Poll(now time.Time) (T, bool) {
 		return none, false
 	}
 	m.burstLeft = m.burstLen()
+	if m.others == 0 && m.loneWait > 0 {
+		m.loneWait--
+	}
 	return m.send(now), true
+}
+
+// loneAfter is the number of contentions a node that heard others sending
+// must win after the caller says it hears nobody (Contenders(0)) before it
+// takes a lone sender's window and bursts. One or two are enough for a
+// node that lost a few in a row (its frozen count is small by then); four
+// gave a receiver's TCP ACKs, which ride with its link Acks while the bulk
+// sender is alone, three times the contention rounds of their own
+// (link's TestAnswersRideWithAcks: 18 of 92 against 6).
+const loneAfter = 2
+
+// alone reports whether the adaptive window treats the node as the only
+// sender: the caller said so (Contenders(0)) and, if it had heard others
+// before, the node has since won loneAfter contentions.
+func (m *MACOf[T]) alone() bool {
+	return m.cfg.IdleTarget > 0 && m.others == 0 && m.loneWait == 0
 }
 
 // burstLen is the number of data frames a won contention sends: LoneBurst
 // while the node hears nobody else (Contenders(0), adaptive window), else
 // Burst, at least 1.
 func (m *MACOf[T]) burstLen() int {
-	if m.cfg.LoneBurst > 0 && m.cfg.IdleTarget > 0 && m.others == 0 {
+	if m.cfg.LoneBurst > 0 && m.alone() {
 		return m.cfg.LoneBurst
 	}
 	return max(m.cfg.Burst, 1)
@@ -627,7 +660,7 @@ func (m *MACOf[T]) decision() time.Time {
 // draw starts a fresh backoff from [0, CW), counted from now at the earliest.
 func (m *MACOf[T]) draw(now time.Time) {
 	cw := m.cw
-	if m.cfg.IdleTarget > 0 && m.others == 0 {
+	if m.alone() {
 		cw = min(2*m.cfg.CWMin, m.cfg.CWMax) // alone (Contenders)
 	}
 	m.slots = m.rng.IntN(cw)
@@ -698,7 +731,7 @@ func (m *MACOf[T]) observe(now time.Time, own bool) {
 	if !own {
 		gap -= m.cfg.PropDelay // its carrier took that long to come
 	}
-	if m.n-m.urgent-m.offset() <= 0 || m.others == 0 {
+	if m.n-m.urgent-m.offset() <= 0 || m.alone() {
 		return // not contending, or alone (Contenders)
 	}
 	// A gap counts at most maxIdleGap slots: longer is as idle as it
