@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -116,8 +118,11 @@ func TestBenchLinkTwoSendersFair(t *testing.T) {
 // contention, and its collisions, per frame: 0.822-0.833 of the channel
 // with 64-86 retransmissions a minute (seeds 1-3; the daemons: 0.77-0.82,
 // docs/simulation.md); bursts of 4 per contention bring it back above the
-// old unfair rule's 0.870. Jain is bounded loosely: over one minute the
-// shares of two senders wander (docs/mac.md).
+// old unfair rule's 0.870. Jain is bounded loosely here (over one minute:
+// TestBenchLinkTwoSendersFairMinute). Two windows that agree collide a
+// little more often than one narrow and one wide (seeds 1-12: 0.008-0.033
+// retransmissions per transmission, median 0.019, against 0.005-0.030,
+// median 0.016, while the windows drifted apart), hence 0.035.
 func TestBenchLinkTwoSendersLateCarrier(t *testing.T) {
 	for _, seed := range []string{"1", "2", "3"} {
 		var out bytes.Buffer
@@ -129,9 +134,71 @@ func TestBenchLinkTwoSendersLateCarrier(t *testing.T) {
 			t.Fatal(err)
 		}
 		perTx := float64(r.Retransmissions) / float64(r.Transmissions)
-		if r.GoodputPerChannel < 0.88 || perTx > 0.03 || r.Jain < 0.8 || r.GiveUps != 0 {
-			t.Errorf("-seed %s: goodput/channel %.3f, %d retransmissions in %d transmissions (%.3f), Jain %.3f, %d given up; want >= 0.88, <= 0.03, >= 0.8, none",
+		if r.GoodputPerChannel < 0.88 || perTx > 0.035 || r.Jain < 0.8 || r.GiveUps != 0 {
+			t.Errorf("-seed %s: goodput/channel %.3f, %d retransmissions in %d transmissions (%.3f), Jain %.3f, %d given up; want >= 0.88, <= 0.035, >= 0.8, none",
 				seed, r.GoodputPerChannel, r.Retransmissions, r.Transmissions, perTx, r.Jain, r.GiveUps)
+		}
+	}
+}
+
+// TestBenchLinkTwoSendersFairMinute: two saturated senders to a third share
+// the channel over a single minute, seeds 1-12, with the engine's carrier at
+// once and half a millisecond late (the daemons'). With bursts of 4 (since
+// 6bfe629) the two windows drifted apart for tens of seconds: each node
+// moved its window once per batch of five idle gaps, the batches of the two
+// nodes held different gaps, and near the target one node's mean fell under
+// it while the other's did not (docs/mac.md, "Why two windows drifted
+// apart"). Before the fix the median was 0.988 and 0.985, the worst seeds
+// 0.820 (11, no delay: 216 against 598 datagrams) and 0.859 (2 at 500 µs:
+// 555 against 235). Virtual time is deterministic per seed; the bounds leave
+// room for changes elsewhere that move the draws.
+func TestBenchLinkTwoSendersFairMinute(t *testing.T) {
+	for _, delay := range []string{"0", "500us"} {
+		var jains []float64
+		for seed := 1; seed <= 12; seed++ {
+			var out bytes.Buffer
+			if err := cmdBench([]string{"-protocol", "link", "-flows", "1:3,2:3", "-prop-delay", delay, "-seed", strconv.Itoa(seed)}, &out); err != nil {
+				t.Fatal(err)
+			}
+			var r simbench.EngineResult
+			if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+				t.Fatal(err)
+			}
+			if r.Jain < 0.97 {
+				t.Errorf("-prop-delay %s -seed %d: delivered %d and %d, Jain %.3f; want >= 0.97",
+					delay, seed, r.Flows[0].Datagrams, r.Flows[1].Datagrams, r.Jain)
+			}
+			jains = append(jains, r.Jain)
+		}
+		slices.Sort(jains)
+		if med := (jains[5] + jains[6]) / 2; med < 0.99 {
+			t.Errorf("-prop-delay %s: median Jain of seeds 1-12 %.4f; want >= 0.99", delay, med)
+		}
+	}
+}
+
+// TestBenchLinkBothWays9600: two nodes sending to each other at 9600 bit/s
+// share the channel over ten minutes, seeds 1-12. The link stops counting a
+// sender it has not heard for four bursts of the largest frame and a second
+// (21.6 s here); a node that won seven contentions in a row took itself for
+// alone at once, sent 16 frames per contention with under two idle slots
+// before each, and the other's frozen count ran down by under two slots per
+// 14-second burst: 31 s without a frame of its own for seed 5 (Jain 0.971
+// with the window moved at every gap; before that, the windows' drift gave
+// 0.980-0.989 for seeds 2, 4, 10, 11). A node now wins csma.loneAfter more
+// contentions first (docs/mac.md, "A winner alone too soon").
+func TestBenchLinkBothWays9600(t *testing.T) {
+	for seed := 1; seed <= 12; seed++ {
+		var out bytes.Buffer
+		if err := cmdBench([]string{"-protocol", "link", "-flows", "1:2,2:1", "-rate", "9600", "-duration", "10m", "-seed", strconv.Itoa(seed)}, &out); err != nil {
+			t.Fatal(err)
+		}
+		var r simbench.EngineResult
+		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Jain < 0.985 {
+			t.Errorf("-seed %d: delivered %d and %d, Jain %.4f; want >= 0.985", seed, r.Flows[0].Datagrams, r.Flows[1].Datagrams, r.Jain)
 		}
 	}
 }

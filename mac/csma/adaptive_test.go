@@ -13,20 +13,26 @@ func TestNextWindow(t *testing.T) {
 	for _, tc := range []struct {
 		desc     string
 		cw, mean float64
-		sent     bool // the node transmitted in the batch
+		sent     bool // the node transmitted after one of the last five gaps
 		want     float64
 	}{
-		{"storm: under a quarter of the target doubles", 100, 1.9, true, 200},
+		{"storm: under a quarter of the target doubles over five gaps", 100, 1.9, true, 200},
 		{"storm, but the node did not send: adds", 100, 1.9, false, 106},
-		{"busy: under the target adds", 100, 2, true, 106},
+		{"busy: under the target adds 6 over five gaps", 100, 2, true, 106},
 		{"busy, just under", 100, 7.99, true, 106},
-		{"idle: at the target shrinks", 100, 8, true, 93.75},
+		{"idle: at the target shrinks by 0.9375 over five gaps", 100, 8, true, 93.75},
 		{"idle: far over shrinks by the same factor", 100, 50, false, 93.75},
 		{"capped at CWMax", 600, 0, true, 1000},
 		{"floored at CWMin", 2, 100, true, 2},
 	} {
-		if got := nextWindow(tc.cw, tc.mean, tc.sent, cfg); math.Abs(got-tc.want) > 1e-9 {
-			t.Errorf("%s: nextWindow(%v, %v) = %v, want %v", tc.desc, tc.cw, tc.mean, got, tc.want)
+		// The window moves at every gap, by a fifth of the step (the fifth
+		// root of the factor); five gaps with the same mean make the step.
+		got := tc.cw
+		for range idleBatch {
+			got = nextWindow(got, tc.mean, tc.sent, cfg)
+		}
+		if math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("%s: nextWindow(%v, %v) five times = %v, want %v", tc.desc, tc.cw, tc.mean, got, tc.want)
 		}
 	}
 }

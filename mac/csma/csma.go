@@ -89,15 +89,17 @@ type MACOf[T any] struct {
 	heard     int       // deferrals since the last own transmission
 	load      float64   // smoothed deferrals per own transmission: other active senders
 	others    int       // Contenders: other nodes sending now (-1: unknown, use load)
+	loneWait  int       // contentions to win before others == 0 means alone (alone, Contenders)
 
 	// The adaptive window (cfg.IdleTarget > 0), docs/mac.md.
-	align     time.Duration // added to idleSince: the others hear the own frame end this much later
-	cwf       float64       // the window, in slots
-	obsIdle   int64         // idle slots observed in the current batch
-	obsN      int           // transmissions observed in the current batch
-	obsOwn    int           // own transmissions among them
-	burstLeft int           // data frames still allowed in the current burst
-	burstNext bool          // the next data frame goes at once (a burst goes on)
+	align     time.Duration    // added to idleSince: the others hear the own frame end this much later
+	cwf       float64          // the window, in slots
+	gaps      [idleBatch]int64 // the last idle gaps observed, in slots (a ring)
+	gapOwn    [idleBatch]bool  // whether the transmission after each was the node's own
+	obsN      int              // gaps in the ring, up to idleBatch
+	obsAt     int              // where the next gap goes in the ring
+	burstLeft int              // data frames still allowed in the current burst
+	burstNext bool             // the next data frame goes at once (a burst goes on)
 
 	stats Stats
 }
@@ -407,16 +409,29 @@ func (m *MACOf[T]) Reserve(now, until time.Time) {
 // under two idle slots per frame, and would otherwise keep the channel for
 // as many frames as the count has slots. Its first frame heard ends the
 // other's small window.
+//
+// A node that had heard others (n > 0) and is then told n = 0 contends as
+// before, window, tuning and Burst, for loneAfter more won contentions
+// before it is alone: the caller stops counting a sender it has not heard
+// for a while, and a sender that merely lost several contentions in a row
+// would otherwise wait behind LoneBurst frames per contention with under
+// two idle slots before each (docs/mac.md, "A winner alone too soon").
 func (m *MACOf[T]) Contenders(n int) {
 	n = max(n, -1)
-	if m.cfg.IdleTarget > 0 && n > 0 && m.others <= 0 {
+	if m.cfg.IdleTarget > 0 && n > 0 && (m.others < 0 || m.alone()) {
 		if m.others == 0 {
 			m.setWindow(m.twoSenders())
-			m.obsIdle, m.obsN, m.obsOwn = 0, 0, 0
+			m.obsN, m.obsAt = 0, 0
 		}
 		if small := min(2*m.cfg.CWMin, m.cfg.CWMax); !m.onAir && m.n-m.urgent-m.offset() > 0 && m.slots >= small {
 			m.slots = m.rng.IntN(small)
 		}
+	}
+	switch {
+	case n == 0 && m.others > 0:
+		m.loneWait = loneAfter
+	case n != 0:
+		m.loneWait = 0
 	}
 	m.others = n
 }
@@ -559,14 +574,33 @@ func (m *MACOf[T]) Poll(now time.Time) (T, bool) {
 		return none, false
 	}
 	m.burstLeft = m.burstLen()
+	if m.others == 0 && m.loneWait > 0 {
+		m.loneWait--
+	}
 	return m.send(now), true
+}
+
+// loneAfter is the number of contentions a node that heard others sending
+// must win after the caller says it hears nobody (Contenders(0)) before it
+// takes a lone sender's window and bursts. One or two are enough for a
+// node that lost a few in a row (its frozen count is small by then); four
+// gave a receiver's TCP ACKs, which ride with its link Acks while the bulk
+// sender is alone, three times the contention rounds of their own
+// (link's TestAnswersRideWithAcks: 18 of 92 against 6).
+const loneAfter = 2
+
+// alone reports whether the adaptive window treats the node as the only
+// sender: the caller said so (Contenders(0)) and, if it had heard others
+// before, the node has since won loneAfter contentions.
+func (m *MACOf[T]) alone() bool {
+	return m.cfg.IdleTarget > 0 && m.others == 0 && m.loneWait == 0
 }
 
 // burstLen is the number of data frames a won contention sends: LoneBurst
 // while the node hears nobody else (Contenders(0), adaptive window), else
 // Burst, at least 1.
 func (m *MACOf[T]) burstLen() int {
-	if m.cfg.LoneBurst > 0 && m.cfg.IdleTarget > 0 && m.others == 0 {
+	if m.cfg.LoneBurst > 0 && m.alone() {
 		return m.cfg.LoneBurst
 	}
 	return max(m.cfg.Burst, 1)
@@ -626,7 +660,7 @@ func (m *MACOf[T]) decision() time.Time {
 // draw starts a fresh backoff from [0, CW), counted from now at the earliest.
 func (m *MACOf[T]) draw(now time.Time) {
 	cw := m.cw
-	if m.cfg.IdleTarget > 0 && m.others == 0 {
+	if m.alone() {
 		cw = min(2*m.cfg.CWMin, m.cfg.CWMax) // alone (Contenders)
 	}
 	m.slots = m.rng.IntN(cw)
@@ -636,18 +670,29 @@ func (m *MACOf[T]) draw(now time.Time) {
 // Adaptive window constants (docs/mac.md).
 const (
 	// idleBatch is the number of transmissions over which the mean idle
-	// gap is taken before the window moves.
+	// gap is taken: the last idleBatch, at every transmission (a sliding
+	// window, not batches one after another).
 	idleBatch = 5
-	// idleIncrease is the slots added to the window when the channel is
-	// idle less than the target (additive increase).
+	// idleIncrease is the slots added to the window over idleBatch gaps
+	// while the channel is idle less than the target (additive increase):
+	// a fifth of it per gap.
 	idleIncrease = 6
-	// idleDecrease multiplies the window when it is idle more than the
-	// target (multiplicative decrease): windows that differ converge.
+	// idleDecrease multiplies the window over idleBatch gaps while it is
+	// idle more than the target (multiplicative decrease: windows that
+	// differ converge): its fifth root per gap.
 	idleDecrease = 0.9375
 	// idleStorm: a mean gap under this fraction of the target doubles the
-	// window, so that a crowd that arrives at once is absorbed in a few
-	// batches rather than hundreds.
+	// window over idleBatch gaps, so that a crowd that arrives at once is
+	// absorbed in a few dozen gaps rather than hundreds.
 	idleStorm = 0.25
+)
+
+// The steps of one gap: over idleBatch gaps they make idleIncrease,
+// idleDecrease and a doubling.
+var (
+	gapIncrease = float64(idleIncrease) / idleBatch
+	gapDecrease = math.Pow(idleDecrease, 1.0/idleBatch)
+	gapStorm    = math.Pow(2, 1.0/idleBatch)
 )
 
 // twoSenders is the adaptive window for two senders, where it starts: a
@@ -671,7 +716,10 @@ const maxIdleGap = 1 << 20
 // one's end continues it (an Ack, the next frame of a burst, a flickering
 // carrier) and is not a new transmission. The idle slots before it count
 // while the node has a data frame to send: a node that does not contend has
-// nothing to tune.
+// nothing to tune. The window moves at every gap, from the mean of the last
+// idleBatch gaps: two nodes that saw the same last gaps take the same step,
+// whenever each began counting (docs/mac.md, "Why two windows drifted
+// apart").
 func (m *MACOf[T]) observe(now time.Time, own bool) {
 	if m.cfg.IdleTarget <= 0 {
 		return
@@ -683,7 +731,7 @@ func (m *MACOf[T]) observe(now time.Time, own bool) {
 	if !own {
 		gap -= m.cfg.PropDelay // its carrier took that long to come
 	}
-	if m.n-m.urgent-m.offset() <= 0 || m.others == 0 {
+	if m.n-m.urgent-m.offset() <= 0 || m.alone() {
 		return // not contending, or alone (Contenders)
 	}
 	// A gap counts at most maxIdleGap slots: longer is as idle as it
@@ -695,29 +743,33 @@ func (m *MACOf[T]) observe(now time.Time, own bool) {
 	// in full, and the node that sent more saw the longer gaps, kept the
 	// narrower window and stayed ahead (Jain 0.98 for two senders to a
 	// third over 10 minutes, TestEngineTwoSendersAdaptiveFair).
-	m.obsIdle += int64(min((max(gap, 0)+m.cfg.SlotTime/2)/m.cfg.SlotTime, maxIdleGap))
-	m.obsN++
-	if own {
-		m.obsOwn++
-	}
+	m.gaps[m.obsAt] = int64(min((max(gap, 0)+m.cfg.SlotTime/2)/m.cfg.SlotTime, maxIdleGap))
+	m.gapOwn[m.obsAt] = own
+	m.obsAt = (m.obsAt + 1) % idleBatch
+	m.obsN = min(m.obsN+1, idleBatch)
 	if m.obsN < idleBatch {
 		return
 	}
-	mean := float64(m.obsIdle) / float64(m.obsN)
-	m.setWindow(nextWindow(m.cwf, mean, m.obsOwn > 0, m.cfg))
-	m.obsIdle, m.obsN, m.obsOwn = 0, 0, 0
+	var sum int64
+	sent := false
+	for i := range m.gaps {
+		sum += m.gaps[i]
+		sent = sent || m.gapOwn[i]
+	}
+	m.setWindow(nextWindow(m.cwf, float64(sum)/idleBatch, sent, m.cfg))
 }
 
-// nextWindow is the adaptive window rule: the window after a batch whose
-// mean idle gap was mean slots.
+// nextWindow is the adaptive window rule: the window after one more gap,
+// when the last idleBatch gaps averaged mean slots and sent says whether
+// the node transmitted after one of them.
 func nextWindow(cw, mean float64, sent bool, cfg Config) float64 {
 	switch {
 	case sent && mean < idleStorm*cfg.IdleTarget:
-		cw *= 2
+		cw *= gapStorm
 	case mean < cfg.IdleTarget:
-		cw += idleIncrease
+		cw += gapIncrease
 	default:
-		cw *= idleDecrease
+		cw *= gapDecrease
 	}
 	return min(max(cw, float64(cfg.CWMin)), float64(cfg.CWMax))
 }
