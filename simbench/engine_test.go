@@ -37,8 +37,12 @@ func TestRunEngine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if noARQ.Retransmissions != 0 || noARQ.GoodputPerChannel <= a.GoodputPerChannel {
-		t.Errorf("without ARQ %+v; with %+v: want no retransmissions and no Acks' airtime", noARQ, a)
+	// Without ARQ nothing is sent again. (Its goodput is no longer above
+	// the ARQ's: the medium's bursts of 16 frames (sim.BurstFrames) carry
+	// the ARQ's groups, one Ack and one contention a burst, while without
+	// ARQ each frame contends: 0.944 against 0.962.)
+	if noARQ.Retransmissions != 0 || noARQ.GoodputPerChannel < 0.9 {
+		t.Errorf("without ARQ %+v; with %+v: want no retransmissions, goodput at least 0.9", noARQ, a)
 	}
 	t.Logf("one flow %.3f, two flows %.3f (Jain %.3f), no ARQ %.3f", a.GoodputPerChannel, two.GoodputPerChannel, two.Jain, noARQ.GoodputPerChannel)
 }
