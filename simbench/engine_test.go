@@ -81,3 +81,25 @@ func TestEngineTwoSendersAdaptiveFair(t *testing.T) {
 		}
 	}
 }
+
+// TestEngineBothWaysBursts: two nodes that send to each other on the
+// simulated medium, whose modem takes bursts of 16 frames, share it as
+// well as with one frame per transmission (0.94 of the channel, no
+// retransmissions; 0.96 with bursts, over 10 minutes). When an Ack's transmission carried the data frames
+// queued behind it, each node answered the other's burst with a burst of
+// its own data without contending, and two such answers started at one
+// instant and collided: 0.58-0.69 of the channel, thousands of
+// retransmissions.
+func TestEngineBothWaysBursts(t *testing.T) {
+	for _, seed := range []uint64{1, 2} {
+		r, err := RunEngine(EngineConfig{Duration: 10 * time.Minute, Seed: seed, Flows: []Flow{{1, 2}, {2, 1}},
+			Engine: func(id framing.NodeID) link.Config { return link.Config{Node: id, AdaptiveMAC: true} }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.GoodputPerChannel < 0.9 || r.Retransmissions > 10 || r.Jain < 0.99 {
+			t.Errorf("seed %d: goodput/channel %.3f, %d retransmissions, %d collisions, Jain %.4f; want at least 0.9, at most 10, Jain at least 0.99",
+				seed, r.GoodputPerChannel, r.Retransmissions, r.Collisions, r.Jain)
+		}
+	}
+}
