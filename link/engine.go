@@ -204,35 +204,36 @@ type Engine struct {
 
 	macCfg csma.Config
 	// The link layer above the MAC (arq.go).
-	arq      *arq.ARQ
-	sealer   *auth.Sealer
-	openers  []*auth.Opener
-	frameMax int       // effective largest frame on the wire (0: none)
-	now      time.Time // time of the Received event being decoded (the decoder's callback has none)
-	pend     []txFrame // encoded data frames waiting for room in the MAC
-	acks     []txFrame // encoded Acks waiting for room (they go to the MAC queue's front)
-	sendEth  int       // during Send: the Ethernet length of the packet, for its Last frame
-	sendFlow uint64    // during Send: the packet's flow (FlowKey), for its frames
-	sendAck  bool      // during Send: the packet is a TCP segment without payload (ride.go)
-	held     []heldPkt // packets waiting for an ARQ window, oldest first (at most maxHeld)
-	sealBuf  []byte
-	openBuf  []byte
-	onAir    []txFrame      // the frames of the burst being transmitted (empty: none)
-	burst    []byte         // the bytes of a burst of several frames (reused)
-	ackDue   int            // Acks still expected for the polls of our last burst (the reservation ends at 0)
-	solo     int            // transmissions still to go one frame each (after a refused burst)
-	ackHold  time.Duration  // how long an Ack waits for data to ride with it (feed; 0: not at all)
-	ackUntil time.Time      // the Acks waiting in acks are held until then
-	neigh    *neighTable    // nil with NoNeighAnswer
-	senders  senders        // other nodes heard sending, for the MAC's window
-	turns    turns          // behind a modem that senses no carrier: the others' turns (turns.go)
-	overhear []*auth.Opener // with a key: open frames for other nodes before they count as senders (one per key)
-	overBuf  []byte
-	ackWait  time.Duration // how long a poll reserves the channel for its Ack (csma.Reserve)
-	delays   delayWatch    // ARQ round trips for the MAC's timing (arq.go)
-	ackAir   time.Duration // the airtime of one Ack on the wire (each further Ack of an answer burst)
-	out      []Delivery    // the host outbox; its buffers are reused
-	outTaken bool          // Deliveries handed out the outbox: the next input empties it
+	arq       *arq.ARQ
+	sealer    *auth.Sealer
+	openers   []*auth.Opener
+	frameMax  int       // effective largest frame on the wire (0: none)
+	now       time.Time // time of the Received event being decoded (the decoder's callback has none)
+	pend      []txFrame // encoded data frames waiting for room in the MAC
+	acks      []txFrame // encoded Acks waiting for room (they go to the MAC queue's front)
+	sendEth   int       // during Send: the Ethernet length of the packet, for its Last frame
+	sendFlow  uint64    // during Send: the packet's flow (FlowKey), for its frames
+	sendAck   bool      // during Send: the packet is a TCP segment without payload (ride.go)
+	held      []heldPkt // packets waiting for an ARQ window, oldest first (at most maxHeld)
+	sealBuf   []byte
+	openBuf   []byte
+	onAir     []txFrame      // the frames of the burst being transmitted (empty: none)
+	burst     []byte         // the bytes of a burst of several frames (reused)
+	ackDue    int            // Acks still expected for the polls of our last burst (the reservation ends at 0)
+	solo      int            // transmissions still to go one frame each (after a refused burst)
+	macBursts uint64         // the MAC's Stats().Burst after the last Poll that gave a frame
+	ackHold   time.Duration  // how long an Ack waits for data to ride with it (feed; 0: not at all)
+	ackUntil  time.Time      // the Acks waiting in acks are held until then
+	neigh     *neighTable    // nil with NoNeighAnswer
+	senders   senders        // other nodes heard sending, for the MAC's window
+	turns     turns          // behind a modem that senses no carrier: the others' turns (turns.go)
+	overhear  []*auth.Opener // with a key: open frames for other nodes before they count as senders (one per key)
+	overBuf   []byte
+	ackWait   time.Duration // how long a poll reserves the channel for its Ack (csma.Reserve)
+	delays    delayWatch    // ARQ round trips for the MAC's timing (arq.go)
+	ackAir    time.Duration // the airtime of one Ack on the wire (each further Ack of an answer burst)
+	out       []Delivery    // the host outbox; its buffers are reused
+	outTaken  bool          // Deliveries handed out the outbox: the next input empties it
 
 	up          bool
 	free        [][]byte // encoded-frame buffers not in use
@@ -675,7 +676,28 @@ func (e *Engine) Poll(now time.Time) ([]byte, bool) {
 		e.solo--
 		return f.buf, true
 	}
+	if e.macDoesAccess() {
+		// The data frame that won a contention goes alone; the MAC's
+		// burst goes on with bursts of frames. Two contenders whose
+		// countdowns end within the carrier's delay then collide on one
+		// frame each, not on a burst each. It costs one hand-over to
+		// the modem a contention.
+		bursts := e.mac.Stats().Burst
+		won := bursts == e.macBursts && f.meta.h.Kind != framing.KindAck
+		e.macBursts = bursts
+		if won {
+			return f.buf, true
+		}
+	}
 	return e.fillBurst(now), true
+}
+
+// macDoesAccess reports whether the engine's MAC alone decides when a
+// burst goes on air and a key-up costs nothing (the simulated medium): the
+// modem takes bursts but does no channel access of its own (OwnAccess) and
+// has no turnaround to save.
+func (e *Engine) macDoesAccess() bool {
+	return e.info.MaxBurstFrames > 1 && !e.info.OwnAccess && e.info.Turnaround == 0
 }
 
 // fillBurst adds the frames that are ready to the one the MAC granted
@@ -702,7 +724,7 @@ func (e *Engine) fillBurst(now time.Time) []byte {
 	// Ack there. A TNC (OwnAccess) contends for the whole burst itself,
 	// and where a key-up costs time (Turnaround) data rides with the Ack
 	// to save one (TestAckRidesWithData).
-	acksOnly := !e.info.OwnAccess && e.info.Turnaround == 0 && e.onAir[0].meta.h.Kind == framing.KindAck
+	acksOnly := e.macDoesAccess() && e.onAir[0].meta.h.Kind == framing.KindAck
 	fits := func(f txFrame) bool {
 		if acksOnly && f.meta.h.Kind != framing.KindAck {
 			return false
