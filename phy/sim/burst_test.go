@@ -166,3 +166,32 @@ func TestSplitter(t *testing.T) {
 		}
 	}
 }
+
+// FuzzSplitter: no input makes Split panic; frames it returns are the
+// input cut into pieces, in order, each holding one run of non-zero bytes.
+func FuzzSplitter(f *testing.F) {
+	b, _ := slidedBurst(3, 20)
+	f.Add(b)
+	f.Add([]byte{0, 1, 2, 0, 3, 0})
+	f.Add([]byte{})
+	var s Splitter
+	f.Fuzz(func(t *testing.T, in []byte) {
+		frames := s.Split(in)
+		if frames == nil {
+			return
+		}
+		if len(frames) < 2 {
+			t.Fatalf("%d frames", len(frames))
+		}
+		var joined []byte
+		for _, fr := range frames {
+			if runs(fr) != 1 {
+				t.Fatalf("frame % x holds %d runs", fr, runs(fr))
+			}
+			joined = append(joined, fr...)
+		}
+		if !bytes.Equal(joined, in) {
+			t.Fatalf("frames join to % x, input % x", joined, in)
+		}
+	})
+}
