@@ -282,6 +282,9 @@ func TestBurstsSaveKeyUps(t *testing.T) {
 func TestRefusedBurstGoesSolo(t *testing.T) {
 	m := newMedium(t, 9600)
 	m.burstMax = 8
+	// A TNC's key-up: where key-ups cost nothing the frame that won a
+	// contention goes alone (Engine.macDoesAccess).
+	m.KeyUp = 10 * time.Millisecond
 	e := m.add(Config{Node: 1, Policy: DropTail, NoARQ: true}).e
 	now := m.Now()
 	// queue gives the engine n packets while its channel is busy.

@@ -20,6 +20,7 @@ import (
 	"github.com/slided/slided/framing"
 	"github.com/slided/slided/link"
 	"github.com/slided/slided/phy"
+	"github.com/slided/slided/phy/sim"
 	"github.com/slided/slided/phy/sim/medium"
 )
 
@@ -114,6 +115,7 @@ type engRunner struct {
 	cfg       EngineConfig
 	m         *medium.Medium
 	info      phy.Info
+	split     sim.Splitter // the daemon's stream client's: a burst's frames back to back
 	nodes     []*engNode
 	now       time.Time
 	measuring bool
@@ -183,7 +185,7 @@ func RunEngine(cfg EngineConfig) (EngineResult, error) {
 	}
 	r := &engRunner{cfg: cfg, m: m, now: epoch, got: make([]uint64, len(cfg.Flows)),
 		late: make([]uint64, len(cfg.Flows)), highest: make([]uint32, len(cfg.Flows)), delays: make([][]time.Duration, len(cfg.Flows)),
-		info: phy.Info{BitRate: cfg.BitRate, MaxFrame: medium.MaxFrame, CarrierAtArrival: true}}
+		info: phy.Info{BitRate: cfg.BitRate, MaxFrame: medium.MaxFrame, CarrierAtArrival: true, MaxBurstFrames: sim.BurstFrames}}
 	m.Advance(epoch, nil)
 	for i := range cfg.Nodes {
 		id := framing.NodeID(i + 1)
@@ -332,7 +334,13 @@ func (r *engRunner) service(n *engNode) {
 	if !ok {
 		return
 	}
-	if _, err := r.m.Transmit(r.now, medium.NodeID(n.id), f); err != nil {
+	var err error
+	if frames := r.split.Split(f); frames != nil {
+		_, err = r.m.TransmitBurst(r.now, medium.NodeID(n.id), frames)
+	} else {
+		_, err = r.m.Transmit(r.now, medium.NodeID(n.id), f)
+	}
+	if err != nil {
 		n.e.Refused(r.now, err)
 	}
 }

@@ -37,8 +37,12 @@ func TestRunEngine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if noARQ.Retransmissions != 0 || noARQ.GoodputPerChannel <= a.GoodputPerChannel {
-		t.Errorf("without ARQ %+v; with %+v: want no retransmissions and no Acks' airtime", noARQ, a)
+	// Without ARQ nothing is sent again. (Its goodput is no longer above
+	// the ARQ's: the medium's bursts of 16 frames (sim.BurstFrames) carry
+	// the ARQ's groups, one Ack and one contention a burst, while without
+	// ARQ each frame contends: 0.944 against 0.962.)
+	if noARQ.Retransmissions != 0 || noARQ.GoodputPerChannel < 0.9 {
+		t.Errorf("without ARQ %+v; with %+v: want no retransmissions, goodput at least 0.9", noARQ, a)
 	}
 	t.Logf("one flow %.3f, two flows %.3f (Jain %.3f), no ARQ %.3f", a.GoodputPerChannel, two.GoodputPerChannel, two.Jain, noARQ.GoodputPerChannel)
 }
@@ -74,6 +78,28 @@ func TestEngineTwoSendersAdaptiveFair(t *testing.T) {
 		if r.Jain < 0.995 || r.GoodputPerChannel < 0.85 {
 			t.Errorf("seed %d: delivered %d and %d, Jain %.4f, goodput/channel %.3f; want Jain >= 0.995, goodput >= 0.85",
 				seed, r.Flows[0].Datagrams, r.Flows[1].Datagrams, r.Jain, r.GoodputPerChannel)
+		}
+	}
+}
+
+// TestEngineBothWaysBursts: two nodes that send to each other on the
+// simulated medium, whose modem takes bursts of 16 frames, share it as
+// well as with one frame per transmission (0.94 of the channel, no
+// retransmissions; 0.96 with bursts, over 10 minutes). When an Ack's transmission carried the data frames
+// queued behind it, each node answered the other's burst with a burst of
+// its own data without contending, and two such answers started at one
+// instant and collided: 0.58-0.69 of the channel, thousands of
+// retransmissions.
+func TestEngineBothWaysBursts(t *testing.T) {
+	for _, seed := range []uint64{1, 2} {
+		r, err := RunEngine(EngineConfig{Duration: 10 * time.Minute, Seed: seed, Flows: []Flow{{1, 2}, {2, 1}},
+			Engine: func(id framing.NodeID) link.Config { return link.Config{Node: id, AdaptiveMAC: true} }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.GoodputPerChannel < 0.9 || r.Retransmissions > 10 || r.Jain < 0.99 {
+			t.Errorf("seed %d: goodput/channel %.3f, %d retransmissions, %d collisions, Jain %.4f; want at least 0.9, at most 10, Jain at least 0.99",
+				seed, r.GoodputPerChannel, r.Retransmissions, r.Collisions, r.Jain)
 		}
 	}
 }

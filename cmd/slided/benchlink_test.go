@@ -36,7 +36,7 @@ func TestBenchLink(t *testing.T) {
 		t.Errorf("defaults: %+v", def)
 	}
 	// Without ARQ no Acks go on air: one transmission per datagram; with
-	// it (the default) an Ack follows each.
+	// it (the default) Acks go too (one a group of datagrams).
 	count := func(fs []simbench.FlowResult) (n uint64) {
 		for _, f := range fs {
 			n += f.Datagrams
@@ -46,7 +46,7 @@ func TestBenchLink(t *testing.T) {
 	if n := count(given.Flows); given.Transmissions > n+2 {
 		t.Errorf("-arq=false: %d transmissions for %d datagrams", given.Transmissions, n)
 	}
-	if n := count(def.Flows); def.Transmissions < 2*n-4 {
+	if n := count(def.Flows); def.Transmissions <= n {
 		t.Errorf("defaults: %d transmissions for %d datagrams", def.Transmissions, n)
 	}
 	if !wantsLinkBench([]string{"-protocol=link"}) || wantsLinkBench([]string{"-protocol", "csma"}) {
@@ -123,6 +123,11 @@ func TestBenchLinkTwoSendersFair(t *testing.T) {
 // little more often than one narrow and one wide (seeds 1-12: 0.008-0.033
 // retransmissions per transmission, median 0.019, against 0.005-0.030,
 // median 0.016, while the windows drifted apart), hence 0.035.
+// With the medium's bursts of
+// 16 frames (sim.BurstFrames) this failed with 0.064-0.080 retransmissions
+// a frame on air while a won contention sent a whole burst: a collision
+// spoiled the overlapping frames of both bursts. The frame that wins a
+// contention now goes alone (link.Engine.Poll).
 func TestBenchLinkTwoSendersLateCarrier(t *testing.T) {
 	for _, seed := range []string{"1", "2", "3"} {
 		var out bytes.Buffer

@@ -100,7 +100,8 @@ type Client struct {
 	node   NodeID
 	dialFn func(ctx context.Context) (net.Conn, error)
 
-	cur *clientConn // nil while down; guarded by mu
+	cur   *clientConn // nil while down; guarded by mu
+	split Splitter    // Transmit's, guarded by mu
 
 	// For the tests: how often a writer set its keep-alive timer, and
 	// how often that timer woke it.
@@ -180,16 +181,42 @@ func (c *Client) attach(ctx context.Context) error {
 func (c *Client) Dropped() uint64 { return c.pump.dropped.Load() }
 
 // Transmit queues b (copied) for the medium and returns at once; TxDone
-// follows after the airtime. Errors wrap phy.ErrClosed after Close,
+// follows after the airtime. When the server speaks version 3
+// (Info().MaxBurstFrames > 1) and b is several slided frames back to back,
+// each frame goes on air as a transmission of its own, right after the one
+// before, and one TxDone follows the last (as a KISS TNC sends a burst);
+// otherwise b is one transmission. Errors wrap phy.ErrClosed after Close,
 // phy.ErrDown while the server is unreachable, phy.ErrBusy before the
-// previous TxDone or Down, phy.ErrEmpty and phy.ErrTooLarge.
+// previous TxDone or Down, phy.ErrEmpty, and phy.ErrTooLarge for a
+// transmission or a frame of a burst longer than Info().MaxFrame or a burst
+// of more than Info().MaxBurstFrames frames.
 func (c *Client) Transmit(b []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.checkTransmitLocked(c.cur != nil, len(b)); err != nil {
+	cc := c.cur
+	var frames [][]byte
+	if cc != nil && cc.version >= 3 {
+		frames = c.split.Split(b)
+	}
+	longest := len(b)
+	if frames != nil {
+		longest = 0
+		for _, f := range frames {
+			longest = max(longest, len(f))
+		}
+	}
+	if err := c.checkTransmitLocked(cc != nil, longest); err != nil {
 		return err
 	}
-	cc := c.cur
+	if len(frames) > c.info.MaxBurstFrames {
+		return fmt.Errorf("sim: transmit a burst of %d frames (max %d): %w", len(frames), c.info.MaxBurstFrames, phy.ErrTooLarge)
+	}
+	if frames != nil {
+		for _, f := range frames[:len(frames)-1] {
+			cc.out = appendData(cc.out, msgFrame, f)
+		}
+		b = frames[len(frames)-1]
+	}
 	cc.out = appendData(cc.out, msgTransmit, b)
 	c.txBusy = true
 	select {
@@ -418,8 +445,20 @@ func (c *Client) connectLoop(ctx context.Context, wait time.Duration, permanent 
 	return s.cc, s.info, err
 }
 
-// connect makes one attempt: dial, hello, welcome.
+// connect makes one attempt: dial, hello, welcome. A server that refuses
+// protoVersion (one from before version 3) is asked again at once in
+// oldProtoVersion.
 func (c *Client) connect(ctx context.Context) (*clientConn, phy.Info, error) {
+	cc, info, err := c.connectVersion(ctx, protoVersion)
+	var rej *RejectError
+	if errors.As(err, &rej) && rej.Code == codeVersion && ctx.Err() == nil {
+		return c.connectVersion(ctx, oldProtoVersion)
+	}
+	return cc, info, err
+}
+
+// connectVersion is connect saying version in its hello.
+func (c *Client) connectVersion(ctx context.Context, version uint8) (*clientConn, phy.Info, error) {
 	nc, err := c.dialFn(ctx)
 	if err != nil {
 		return nil, phy.Info{}, err
@@ -431,7 +470,7 @@ func (c *Client) connect(ctx context.Context) (*clientConn, phy.Info, error) {
 		return nil, phy.Info{}, err
 	}
 	nc.SetDeadline(time.Now().Add(handshakeTimeout))
-	if _, err := nc.Write(appendMessage(nil, &message{typ: msgHello, version: protoVersion, node: c.node})); err != nil {
+	if _, err := nc.Write(appendMessage(nil, &message{typ: msgHello, version: version, node: c.node})); err != nil {
 		return fail(fmt.Errorf("sim: hello: %w", err))
 	}
 	mr := newMsgReader(nc)
@@ -444,7 +483,7 @@ func (c *Client) connect(ctx context.Context) (*clientConn, phy.Info, error) {
 		return fail(&RejectError{Code: msg.code, Text: string(msg.data)})
 	case msg.typ != msgWelcome:
 		return fail(fmt.Errorf("%w: expected welcome, got type %d", errBadMessage, msg.typ))
-	case msg.version != protoVersion:
+	case msg.version != version:
 		return fail(&RejectError{Code: codeVersion, Text: fmt.Sprintf("server speaks protocol version %d", msg.version)})
 	case msg.bitRate == 0:
 		return fail(fmt.Errorf("%w: welcome with bit rate 0", errBadMessage))
@@ -459,5 +498,9 @@ func (c *Client) connect(ctx context.Context) (*clientConn, phy.Info, error) {
 	}
 	cc := &clientConn{nc: nc, mr: mr, version: msg.version, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	cc.heard.Store(c.now().UnixNano())
-	return cc, phy.Info{BitRate: int(msg.bitRate), MaxFrame: maxFrame, CarrierAtArrival: true}, nil
+	info := phy.Info{BitRate: int(msg.bitRate), MaxFrame: maxFrame, CarrierAtArrival: true}
+	if msg.version >= 3 {
+		info.MaxBurstFrames = BurstFrames
+	}
+	return cc, info, nil
 }

@@ -86,6 +86,7 @@ type request struct {
 	op    reqOp
 	c     *serverConn
 	data  []byte           // reqTransmit: lent until reply
+	burst [][]byte         // reqTransmit: a burst's frames, data the last one; lent until reply
 	topo  *medium.Topology // reqTopology
 	reply chan error       // reqAttach, reqTransmit, reqDatagram
 	from  netip.AddrPort   // reqDatagram: the sender
@@ -312,7 +313,11 @@ func (s *Server) own(ctx context.Context, u *udpServer) {
 			case reqTransmit:
 				var err error
 				if conns[r.c.id] == r.c {
-					_, err = s.m.Transmit(now, r.c.id, r.data)
+					if len(r.burst) > 0 {
+						_, err = s.m.TransmitBurst(now, r.c.id, append(r.burst, r.data))
+					} else {
+						_, err = s.m.Transmit(now, r.c.id, r.data)
+					}
 				} else {
 					err = ErrNotAttached
 				}
@@ -417,6 +422,11 @@ func (s *Server) handle(ctx context.Context, wg *sync.WaitGroup, nc net.Conn) {
 	}()
 
 	reply := make(chan error, 1)
+	// The frames of a burst so far (version 3): copies back to back in
+	// held, each ending at its ends entry; frames slices them.
+	var held []byte
+	var ends []int
+	var frames [][]byte
 	for {
 		msg, err := mr.next()
 		if err != nil {
@@ -433,12 +443,31 @@ func (s *Server) handle(ctx context.Context, wg *sync.WaitGroup, nc net.Conn) {
 			c.enqueue(&message{typ: msgPong})
 			continue
 		}
+		if msg.typ == msgFrame && c.version >= 3 {
+			if len(ends)+1 >= medium.MaxBurstFrames {
+				log.Warn().Int("frames", len(ends)+1).Msg("sim: client sent too long a burst; dropping it")
+				c.fail(errorMessage(codeProtocol, fmt.Sprintf("a burst of more than %d frames", medium.MaxBurstFrames)))
+				break
+			}
+			held = append(held, msg.data...)
+			ends = append(ends, len(held))
+			continue
+		}
 		if msg.typ != msgTransmit {
 			log.Warn().Uint8("type", uint8(msg.typ)).Msg("sim: client sent an unexpected message; dropping it")
 			c.fail(errorMessage(codeProtocol, "unexpected message type"))
 			break
 		}
-		if err := s.ask(ctx, request{op: reqTransmit, c: c, data: msg.data, reply: reply}); err != nil {
+		frames = frames[:0]
+		for i, end := range ends {
+			start := 0
+			if i > 0 {
+				start = ends[i-1]
+			}
+			frames = append(frames, held[start:end])
+		}
+		held, ends = held[:0], ends[:0]
+		if err := s.ask(ctx, request{op: reqTransmit, c: c, data: msg.data, burst: frames, reply: reply}); err != nil {
 			if ctx.Err() != nil {
 				break
 			}

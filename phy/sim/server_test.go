@@ -423,26 +423,37 @@ func TestListenUnixStaleSocket(t *testing.T) {
 
 // TestServerVersions: a version 1 client (before the keep-alive) is still
 // welcomed, in version 1, and may not ping; a version 2 client's ping gets
-// a pong; a version 3 hello is refused with error 2.
+// a pong, and it may not send a frame message (version 3's bursts); a
+// version 3 client may; a version 4 hello is refused with error 2.
 func TestServerVersions(t *testing.T) {
 	checkGoroutines(t)
 	path := filepath.Join(t.TempDir(), "medium.sock")
 	startServer(t, rtConfig, path)
+	ping := appendEmpty(nil, msgPing)
+	frame := appendData(nil, msgFrame, []byte("a"))
+	transmit := appendData(nil, msgTransmit, []byte("b"))
+	node := NodeID(3)
 	for _, tc := range []struct {
 		version uint8
+		send    [][]byte  // after the hello
 		want    []message // after the hello
 	}{
-		{1, []message{{typ: msgWelcome, version: 1, bitRate: 9600, maxFrame: MaxFrame}, {typ: msgError, code: codeProtocol}}},
-		{2, []message{{typ: msgWelcome, version: 2, bitRate: 9600, maxFrame: MaxFrame}, {typ: msgPong}}},
-		{3, []message{{typ: msgError, code: codeVersion}}},
+		{1, [][]byte{ping}, []message{{typ: msgWelcome, version: 1, bitRate: 9600, maxFrame: MaxFrame}, {typ: msgError, code: codeProtocol}}},
+		{2, [][]byte{ping}, []message{{typ: msgWelcome, version: 2, bitRate: 9600, maxFrame: MaxFrame}, {typ: msgPong}}},
+		{2, [][]byte{frame, transmit}, []message{{typ: msgWelcome, version: 2, bitRate: 9600, maxFrame: MaxFrame}, {typ: msgError, code: codeProtocol}}},
+		{3, [][]byte{ping, frame, transmit}, []message{{typ: msgWelcome, version: 3, bitRate: 9600, maxFrame: MaxFrame}, {typ: msgPong}, {typ: msgTxDone}}},
+		{4, [][]byte{ping}, []message{{typ: msgError, code: codeVersion}}},
 	} {
+		node++ // the last case's node may not be detached yet
 		nc, err := net.Dial("unix", path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		nc.SetDeadline(time.Now().Add(waitFor))
-		nc.Write(appendMessage(nil, &message{typ: msgHello, version: tc.version, node: 4}))
-		nc.Write(appendEmpty(nil, msgPing))
+		nc.Write(appendMessage(nil, &message{typ: msgHello, version: tc.version, node: node}))
+		for _, b := range tc.send {
+			nc.Write(b)
+		}
 		mr := newMsgReader(nc)
 		for i, want := range tc.want {
 			got, err := mr.next()

@@ -25,8 +25,9 @@ type (
 	Config = medium.Config
 )
 
-// MaxFrame is the largest burst, in bytes, the medium carries in one
-// transmission.
+// MaxFrame is the largest transmission, in bytes, the medium carries: a
+// burst the client sends as one, or each frame of a burst it splits
+// (Client.Transmit).
 const MaxFrame = medium.MaxFrame
 
 // Errors returned by the medium, the server and the client. Callers branch on

@@ -15,9 +15,16 @@ import (
 // where length counts the type byte and the body.
 
 // protoVersion is the stream protocol version a client says in its hello.
-// Version 2 added ping and pong (the client's keep-alive); a server still
-// welcomes version 1 clients, which never ping.
-const protoVersion = 2
+// Version 2 added ping and pong (the client's keep-alive); version 3 the
+// frame message, so that a burst of several frames goes on air back to back
+// (msgFrame). A server still welcomes version 1 and 2 clients, which never
+// send frame messages; a client that a version 2 server refuses says hello
+// again in version 2 (Client.connect).
+const protoVersion = 3
+
+// oldProtoVersion is the version a client falls back to when a server
+// refuses protoVersion.
+const oldProtoVersion = 2
 
 // minProtoVersion is the oldest stream protocol version a server accepts.
 const minProtoVersion = 1
@@ -38,6 +45,7 @@ const (
 	msgError      msgType = 8  // server → client: code, text; the server then closes
 	msgPing       msgType = 11 // client → server: keep-alive, empty (stream version 2; UDP)
 	msgPong       msgType = 14 // server → client: the answer to a ping, empty (stream version 2)
+	msgFrame      msgType = 16 // client → server: a frame of a burst, more follow; a transmit ends the burst (stream version 3)
 )
 
 // Error codes carried by msgError.
@@ -69,7 +77,7 @@ type message struct {
 	bitRate  uint32
 	maxFrame uint16
 	code     uint8
-	data     []byte // transmit, received: the burst; error: the text
+	data     []byte // transmit, received: the burst; frame: the frame; error: the text
 }
 
 // appendMessage appends the encoding of m to dst.
@@ -80,7 +88,7 @@ func appendMessage(dst []byte, m *message) []byte {
 		body = helloLen
 	case msgWelcome:
 		body = welcomeLen
-	case msgTransmit, msgReceived:
+	case msgTransmit, msgReceived, msgFrame:
 		body = len(m.data)
 	case msgError:
 		body = 1 + len(m.data)
@@ -94,7 +102,7 @@ func appendMessage(dst []byte, m *message) []byte {
 	case msgWelcome:
 		dst = append(dst, m.version, byte(m.bitRate>>24), byte(m.bitRate>>16), byte(m.bitRate>>8), byte(m.bitRate),
 			byte(m.maxFrame>>8), byte(m.maxFrame))
-	case msgTransmit, msgReceived:
+	case msgTransmit, msgReceived, msgFrame:
 		dst = append(dst, m.data...)
 	case msgError:
 		dst = append(dst, m.code)
@@ -106,7 +114,7 @@ func appendMessage(dst []byte, m *message) []byte {
 // appendEmpty appends a message without a body (carrier on/off, tx done).
 func appendEmpty(dst []byte, t msgType) []byte { return append(dst, 0, 1, byte(t)) }
 
-// appendData appends a transmit or received message without building a message.
+// appendData appends a transmit, received or frame message without building a message.
 func appendData(dst []byte, t msgType, data []byte) []byte {
 	n := 1 + len(data)
 	dst = append(dst, byte(n>>8), byte(n), byte(t))
@@ -147,7 +155,7 @@ func parseBody(t msgType, body []byte) (message, error) {
 		m.version = body[0]
 		m.bitRate = uint32(body[1])<<24 | uint32(body[2])<<16 | uint32(body[3])<<8 | uint32(body[4])
 		m.maxFrame = uint16(body[5])<<8 | uint16(body[6])
-	case msgTransmit, msgReceived:
+	case msgTransmit, msgReceived, msgFrame:
 		if len(body) == 0 {
 			return message{}, fmt.Errorf("%w: empty burst", errBadMessage)
 		}

@@ -26,6 +26,8 @@ func TestMessageRoundTrip(t *testing.T) {
 		{"error without text", message{typ: msgError, code: 1, data: []byte{}}, []byte{0, 2, 8, 1}},
 		{"ping", message{typ: msgPing}, []byte{0, 1, 11}},
 		{"pong", message{typ: msgPong}, []byte{0, 1, 14}},
+		{"frame", message{typ: msgFrame, data: []byte("ab")}, []byte{0, 3, 16, 'a', 'b'}},
+		{"hello version 3", message{typ: msgHello, version: 3, node: 7}, []byte{0, 7, 1, 'S', 'L', 'S', 'M', 3, 7}},
 	} {
 		enc := appendMessage(nil, &tc.m)
 		if tc.want != nil && !bytes.Equal(enc, tc.want) {
@@ -70,6 +72,7 @@ func TestParseMessageErrors(t *testing.T) {
 		{"hello short", []byte{0, 3, 1, 'S', 'L'}, errBadMessage},
 		{"welcome short", []byte{0, 2, 2, 1}, errBadMessage},
 		{"empty transmit", []byte{0, 1, 3}, errBadMessage},
+		{"empty frame", []byte{0, 1, 16}, errBadMessage},
 		{"carrier with body", []byte{0, 2, 5, 0}, errBadMessage},
 		{"error without code", []byte{0, 1, 8}, errBadMessage},
 	} {
@@ -91,6 +94,7 @@ func FuzzMessageDecoder(f *testing.F) {
 		{typ: msgCarrierOn}, {typ: msgCarrierOff}, {typ: msgTxDone},
 		{typ: msgError, code: 3, data: []byte("node id in use")},
 		{typ: msgPing}, {typ: msgPong}, {typ: msgHello, version: 2, node: 9},
+		{typ: msgHello, version: 3, node: 9}, {typ: msgFrame, data: []byte("frame")},
 	} {
 		f.Add(appendMessage(nil, &m))
 	}

@@ -26,8 +26,11 @@ import (
 type NodeID = uint8
 
 // MaxFrame is the largest burst, in bytes, the medium carries in one
-// transmission.
+// transmission, and the largest frame of a TransmitBurst.
 const MaxFrame = 4096
+
+// MaxBurstFrames is the most frames one TransmitBurst may hold.
+const MaxBurstFrames = 64
 
 // Errors returned by the medium, the server and the client. Callers branch on
 // them with errors.Is.
@@ -130,7 +133,7 @@ type node struct {
 	attached bool
 	gen      uint32 // bumped by Detach, so events of an earlier attachment are ignored
 	busy     bool   // a Transmit was accepted and its TxDone not yet delivered
-	tx       int32  // that transmission, while busy
+	tx       int32  // that transmission (a burst's frame on air or next), while busy
 	onAir    bool   // between its start and end events
 	arriving int32  // signals arriving now
 	carrier  bool   // the carrier state last reported
@@ -145,6 +148,7 @@ type transmission struct {
 	started   bool          // the start event has fired
 	cancelled bool          // detached before it started: it never happened
 	refs      int32         // events in the queue that name it
+	next      int32         // the next frame of its burst, starting at its end; -1: none
 	data      []byte
 	rxs       []int32 // its receptions
 }
@@ -248,7 +252,9 @@ func (m *Medium) Detach(now time.Time, id NodeID) {
 	}
 	t := m.clock(now)
 	if n.busy {
-		m.cut(n.tx, t)
+		for ti := n.tx; ti >= 0; ti = m.txs[ti].next {
+			m.cut(ti, t)
+		}
 	}
 	*n = node{gen: n.gen + 1}
 	if i, ok := slices.BinarySearch(m.ids, id); ok {
@@ -264,23 +270,72 @@ func (m *Medium) Detach(now time.Time, id NodeID) {
 // Call Advance(now, …) first, so that events due before now have fired; the
 // transmission itself takes effect in the next Advance.
 func (m *Medium) Transmit(now time.Time, from NodeID, data []byte) (end time.Time, err error) {
+	if err := m.check(from, data); err != nil {
+		return time.Time{}, err
+	}
+	t := m.clock(now)
+	ti := m.schedule(t, from, data)
+	m.nodes[from].busy, m.nodes[from].tx = true, ti
+	return m.epoch.Add(m.txs[ti].end), nil
+}
+
+// TransmitBurst puts frames on air from node from back to back, the first
+// starting at now and each of the others at the end of the one before, as
+// a modem sends the frames of one key-up: each frame is a transmission of
+// its own (received, lost or spoiled on its own, counted in
+// Stats.Transmissions), the receivers' carrier stays on from the first
+// frame's arrival to the last one's end, and one TxDone, at the last
+// frame's end, ends them all. It returns that end. The medium copies the
+// frames. Besides Transmit's errors it returns ErrFrameSize for no frames
+// or more than MaxBurstFrames.
+func (m *Medium) TransmitBurst(now time.Time, from NodeID, frames [][]byte) (end time.Time, err error) {
+	if len(frames) == 0 || len(frames) > MaxBurstFrames {
+		return time.Time{}, fmt.Errorf("%w: a burst of %d frames (1 to %d)", ErrFrameSize, len(frames), MaxBurstFrames)
+	}
+	for _, f := range frames {
+		if err := m.check(from, f); err != nil {
+			return time.Time{}, err
+		}
+	}
+	t := m.clock(now)
+	first, prev := int32(-1), int32(-1)
+	for _, f := range frames {
+		ti := m.schedule(t, from, f)
+		if prev >= 0 {
+			m.txs[prev].next = ti
+		} else {
+			first = ti
+		}
+		prev, t = ti, m.txs[ti].end
+	}
+	m.nodes[from].busy, m.nodes[from].tx = true, first
+	return m.epoch.Add(t), nil
+}
+
+// check is Transmit's refusal of data from from, if any.
+func (m *Medium) check(from NodeID, data []byte) error {
 	n := &m.nodes[from]
 	switch {
 	case !n.attached:
-		return time.Time{}, fmt.Errorf("%w: %d", ErrNotAttached, from)
+		return fmt.Errorf("%w: %d", ErrNotAttached, from)
 	case n.busy:
-		return time.Time{}, fmt.Errorf("%w: %d", ErrTransmitting, from)
+		return fmt.Errorf("%w: %d", ErrTransmitting, from)
 	case len(data) == 0 || len(data) > MaxFrame:
-		return time.Time{}, fmt.Errorf("%w: %d bytes", ErrFrameSize, len(data))
+		return fmt.Errorf("%w: %d bytes", ErrFrameSize, len(data))
 	}
-	t := m.clock(now)
+	return nil
+}
+
+// schedule puts one transmission of data from from, starting at t, and its
+// receptions in the queue, and returns it.
+func (m *Medium) schedule(t time.Duration, from NodeID, data []byte) int32 {
 	air := phy.Airtime(len(data), m.cfg.BitRate)
 	if air <= 0 {
 		air = 1 // keep end after start so the event order holds
 	}
 	ti := m.allocTx()
 	tx := &m.txs[ti]
-	tx.from, tx.gen, tx.start, tx.end = from, n.gen, t, t+air
+	tx.from, tx.gen, tx.start, tx.end, tx.next = from, m.nodes[from].gen, t, t+air, -1
 	tx.data = append(tx.data[:0], data...)
 	m.push(t, evTxStart, ti, -1)
 	m.push(t+air, evTxEnd, ti, -1)
@@ -300,9 +355,8 @@ func (m *Medium) Transmit(now time.Time, from NodeID, data []byte) (end time.Tim
 		tx = &m.txs[ti]
 		tx.rxs = append(tx.rxs, ri)
 	}
-	n.busy, n.tx = true, ti
 	m.stats.Transmissions++
-	return m.epoch.Add(t + air), nil
+	return ti
 }
 
 // Next returns the time of the next pending event, if any. Advance(next, …)
@@ -357,6 +411,9 @@ func (m *Medium) fire(ev event, deliver func(NodeID, phy.Event)) {
 		tx.started = true
 		n := &m.nodes[tx.from]
 		n.onAir = true
+		if n.attached && n.gen == tx.gen {
+			n.tx = ev.tx // a burst's frame: Detach cuts from here
+		}
 		if n.arriving > 0 {
 			n.disturb++ // half duplex: everything arriving now is lost
 		}
@@ -378,7 +435,11 @@ func (m *Medium) fire(ev event, deliver func(NodeID, phy.Event)) {
 		if !n.attached || n.gen != tx.gen {
 			return
 		}
-		n.onAir, n.busy = false, false
+		n.onAir = false
+		if tx.next >= 0 && !m.txs[tx.next].cancelled {
+			return // the burst's next frame starts now: no TxDone yet
+		}
+		n.busy = false
 		// The carrier was reported while on air (phy/phy.go, rule 3): the
 		// MAC knows the channel's state when it gets TxDone.
 		deliver(tx.from, phy.Event{Kind: phy.TxDone})
@@ -419,7 +480,7 @@ func (m *Medium) fire(ev event, deliver func(NodeID, phy.Event)) {
 		}
 		n.arriving--
 		to, gen := rx.to, rx.gen
-		if n.arriving == 0 && n.carrier {
+		if n.arriving == 0 && n.carrier && !m.continues(ev.tx, to) {
 			n.carrier = false
 			deliver(to, phy.Event{Kind: phy.CarrierOff})
 			if !n.attached || n.gen != gen {
@@ -441,6 +502,23 @@ func (m *Medium) fire(ev event, deliver func(NodeID, phy.Event)) {
 			deliver(to, phy.Event{Kind: phy.Received, Data: m.scratch})
 		}
 	}
+}
+
+// continues reports whether the next frame of transmission ti's burst
+// arrives at node to as ti's arrival there ends (and is not cancelled): the
+// carrier stays on across the two. The next frame's record is still in use,
+// as its arrival has not begun.
+func (m *Medium) continues(ti int32, to NodeID) bool {
+	next := m.txs[ti].next
+	if next < 0 || m.txs[next].cancelled {
+		return false
+	}
+	for _, ri := range m.txs[next].rxs {
+		if rx := &m.rxs[ri]; rx.to == to {
+			return !rx.cancelled
+		}
+	}
+	return false
 }
 
 // cut ends transmission ti at t because its sender detached.
