@@ -349,7 +349,9 @@ func (t *TNC) Events() <-chan phy.Event { return t.events }
 // the frames are written, when the TNC answers ACKMODE, or else after
 // Config.BurstTime(b) (Config.TxTime(len(b)) for one frame) plus the
 // estimated airtime of other programs' frames written before it (or Down,
-// if the connection is lost or the write watchdog fires first). It refuses
+// if the connection is lost or the write watchdog fires first); a burst of
+// Acks only (AcksOnly) goes without ACKMODE and is done as soon as it is
+// written. It refuses
 // frames longer than Info().MaxFrame or whose KISS frame, escapes included
 // (Config.FrameLen), is longer than Config.MaxFrame (phy.ErrTooLarge: the
 // TNC would cut it), bursts of more than Config.Burst frames
