@@ -285,6 +285,7 @@ func (e *encoder) encode(st *status.Snapshot) {
 		e.one("slided_tnc_deferred_total", counter, "Bursts whose end estimate a frame heard meanwhile pushed back (the TNC waited for the channel).", k.Deferred)
 		e.one("slided_tnc_answered_total", counter, "Bursts reported done when the far end's answer was heard before their estimate ended.", k.Answered)
 		e.one("slided_tnc_joined_total", counter, "Deferred short bursts (Acks) reported done at once so that the next joins them in the TNC's queue.", k.Joined)
+		e.one("slided_tnc_early_total", counter, "Bursts of Acks only reported done once written, so that an answer written next joins their key-up in the TNC's queue.", k.Early)
 		e.one("slided_tnc_ignored_total", counter, "Frames from the TNC for other ports or commands, or empty.", k.Ignored)
 		e.one("slided_tnc_connects_total", counter, "Successful connections to the TNC, reconnects included.", k.Connects)
 		e.one("slided_tnc_connection_drops_total", counter, "Connections to the TNC lost.", k.Drops)

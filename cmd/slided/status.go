@@ -85,8 +85,8 @@ func printStatus(out io.Writer, st *status.Snapshot) {
 		}
 	}
 	if k := st.TNC; k != nil {
-		row("tnc", "%d frames sent in %d key-ups of several, %d received; %d deferred behind a busy channel (%d joined the next), %d ended by the answer; %d connects, %d lost",
-			k.Sent, k.Bursts, k.Received, k.Deferred, k.Joined, k.Answered, k.Connects, k.Drops)
+		row("tnc", "%d frames sent in %d key-ups of several, %d received; %d deferred behind a busy channel (%d joined the next), %d ended by the answer, %d of Acks done once written; %d connects, %d lost",
+			k.Sent, k.Bursts, k.Received, k.Deferred, k.Joined, k.Answered, k.Early, k.Connects, k.Drops)
 		if k.AckSent > 0 || k.AckUnsupported > 0 {
 			row("tnc ackmode", "%d sent, %d answered, %d unanswered, %d stray, unsupported %v", k.AckSent, k.Acked, k.AckTimeouts, k.AckStray, k.AckUnsupported > 0)
 		}

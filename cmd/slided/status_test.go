@@ -81,10 +81,10 @@ func TestPrintStatusPeers(t *testing.T) {
 // programs' rows only when they have counted anything.
 func TestPrintStatusTNC(t *testing.T) {
 	st := &status.Snapshot{Interface: "slided0", TNC: &kiss.Stats{Sent: 40, Bursts: 5, Received: 12, Deferred: 3, Joined: 2,
-		Answered: 4, Connects: 1}}
+		Answered: 4, Early: 6, Connects: 1}}
 	var out bytes.Buffer
 	printStatus(&out, st)
-	want := "40 frames sent in 5 key-ups of several, 12 received; 3 deferred behind a busy channel (2 joined the next), 4 ended by the answer; 1 connects, 0 lost"
+	want := "40 frames sent in 5 key-ups of several, 12 received; 3 deferred behind a busy channel (2 joined the next), 4 ended by the answer, 6 of Acks done once written; 1 connects, 0 lost"
 	if !strings.Contains(out.String(), want) {
 		t.Errorf("status lacks %q:\n%s", want, out.String())
 	}

@@ -40,11 +40,23 @@ import (
 //
 //	SLIDED_VERSUS_NOREF=1 SLIDED_VERSUS_NOBULK=1 SLIDED_VERSUS_ECHOES=60 SLIDED_KEEP_LOGS=DIR \
 //	  go test -p 1 -count=1 ./cmd/slided -run '^$' -bench DirewolfVersusKISS/9600/slided -benchtime 1x -v
+//
+// SLIDED_VERSUS_ECHO_DELAY=D (a Go duration) makes the echo server answer D
+// after each datagram instead of at once: a host slower than the link
+// engine's hold of an Ack for the answer (ackHold, 30 ms behind Dire Wolf's
+// defaults), which a loaded machine is now and then.
 
 const (
 	versusBulkN, versusBulkSize = 40, 1000
 	versusEchoSize              = 200
 )
+
+// versusEchoDelay is how long the echo server waits before it answers:
+// SLIDED_VERSUS_ECHO_DELAY, or 0.
+func versusEchoDelay() time.Duration {
+	d, _ := time.ParseDuration(os.Getenv("SLIDED_VERSUS_ECHO_DELAY"))
+	return max(d, 0)
+}
 
 // versusEchoN is how many echoes a run sends: 20, or SLIDED_VERSUS_ECHOES.
 func versusEchoN() int {
@@ -172,7 +184,7 @@ func versusDaemons(b *testing.B, baud int, ref refFigures) {
 	// The echo: node 2 answers every datagram at once.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go udpEcho(ctx, cs[1])
+	go udpEcho(ctx, cs[1], versusEchoDelay())
 	var rtts []time.Duration
 	buf := make([]byte, 2048)
 	msg := make([]byte, versusEchoSize)
@@ -229,15 +241,18 @@ func logTNC(b *testing.B, phase string, st ...*status.Snapshot) {
 	}
 }
 
-// udpEcho answers every datagram c receives with the same bytes, until ctx
-// ends.
-func udpEcho(ctx context.Context, c *net.UDPConn) {
+// udpEcho answers every datagram c receives with the same bytes, delay
+// after it came, until ctx ends.
+func udpEcho(ctx context.Context, c *net.UDPConn, delay time.Duration) {
 	buf := make([]byte, 65536)
 	for ctx.Err() == nil {
 		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 		n, from, err := c.ReadFromUDP(buf)
 		if err != nil {
 			continue
+		}
+		if delay > 0 {
+			time.Sleep(delay)
 		}
 		c.WriteToUDP(buf[:n], from)
 	}

@@ -112,6 +112,9 @@ type Stats struct {
 	// far end's answer (the estimate counts 3% bit stuffing, so a long
 	// burst's answer can come before it ends).
 	Answered uint64 `json:"answered"`
+	// Early counts bursts of Acks (and Hellos) only, reported done as
+	// soon as written (AcksOnly).
+	Early uint64 `json:"early"`
 	// Connects counts successful (re)connects, Drops lost connections.
 	Connects uint64 `json:"connects"`
 	Drops    uint64 `json:"drops"`
@@ -165,6 +168,7 @@ type TNC struct {
 	txpad   []byte        // run's scratch space for one frame of a burst
 	txsplit bool          // txraw is a burst of several slided frames, sent as one KISS frame each
 	txquiet bool          // txraw is slided Acks, Hellos and broadcast frames only: nothing in it waits for an answer
+	txacks  bool          // txraw is slided Acks and Hellos only: reported done once written (AcksOnly)
 	splitMu sync.Mutex
 	split   *framing.Decoder // Transmit's check that a burst is slided frames
 	otherc  chan []byte      // SendOther → run: KISS frames of other programs, bounded
@@ -345,7 +349,9 @@ func (t *TNC) Events() <-chan phy.Event { return t.events }
 // the frames are written, when the TNC answers ACKMODE, or else after
 // Config.BurstTime(b) (Config.TxTime(len(b)) for one frame) plus the
 // estimated airtime of other programs' frames written before it (or Down,
-// if the connection is lost or the write watchdog fires first). It refuses
+// if the connection is lost or the write watchdog fires first); a burst of
+// Acks only (AcksOnly) goes without ACKMODE and is done as soon as it is
+// written. It refuses
 // frames longer than Info().MaxFrame or whose KISS frame, escapes included
 // (Config.FrameLen), is longer than Config.MaxFrame (phy.ErrTooLarge: the
 // TNC would cut it), bursts of more than Config.Burst frames
@@ -391,6 +397,7 @@ func (t *TNC) Transmit(b []byte) error {
 	t.txraw = append(t.txraw[:0], b...)
 	t.txsplit = split
 	t.txquiet = len(b) > joinMax && t.answerless(b)
+	t.txacks = t.acksOnly(b)
 	// run never blocks for long (it waits on no consumer and no I/O), so
 	// this hand-over is prompt.
 	select {
@@ -455,6 +462,45 @@ func (t *TNC) slidedFrames(b []byte) int {
 	t.split.Feed(b, count)
 	t.split.Feed([]byte{0}, count)
 	return n
+}
+
+// acksOnly is AcksOnly with the TNC's decoder.
+func (t *TNC) acksOnly(b []byte) bool {
+	t.splitMu.Lock()
+	defer t.splitMu.Unlock()
+	if t.split == nil {
+		t.split = framing.NewDecoder(t.cfg.MaxFrame)
+	}
+	return acksOnly(t.split, b)
+}
+
+// AcksOnly reports whether burst b (as Transmit takes it) is slided Acks
+// and Hellos only, every run of non-zero bytes one of them: nothing in it
+// waits for an answer or carries a host's packet, and its length is
+// bounded by what slided has received. Transmit reports such a burst done
+// as soon as it is written to the TNC, not after its estimated airtime,
+// and sends it without ACKMODE: the TNC sends it after its own channel
+// access wait, and what slided writes meanwhile (the answer to the packet
+// the Ack acknowledges, when the host was slower than the engine's
+// ackHold) joins the same key-up, since the TNC sends all it has queued.
+// With the estimate, that answer waited for the Ack's TXDELAY, airtime and
+// TXTAIL (415 ms at Dire Wolf's defaults) and then for a key-up of its
+// own (docs/modems.md, "Limits and the TxDone estimate"). A sealed frame
+// hides its kind: with a key, Acks wait for their estimate.
+func AcksOnly(b []byte) bool {
+	return acksOnly(framing.NewDecoder(len(b)), b)
+}
+
+func acksOnly(dec *framing.Decoder, b []byte) bool {
+	n, acks := 0, true
+	check := func(h framing.Header, _ []byte) {
+		n++
+		acks = acks && (h.Kind == framing.KindAck || h.Kind == framing.KindHello)
+	}
+	dec.Reset()
+	dec.Feed(b, check)
+	dec.Feed([]byte{0}, check)
+	return acks && n > 0 && n == burstFrames(b)
 }
 
 // answerless reports whether b is slided frames that ask for no answer
@@ -914,7 +960,7 @@ func (t *TNC) run(c conn) {
 		}
 		if txWait {
 			txWait = false
-			acking = acks != ackNo
+			acking = acks != ackNo && !t.txacks
 			if t.txsplit {
 				id := -1
 				if acking {
@@ -1124,10 +1170,14 @@ func (t *TNC) run(c conn) {
 				continue
 			}
 			if wSlided {
-				if acking && ackEarly {
+				switch {
+				case t.txacks:
+					t.count(func(s *Stats) { s.Early++ })
+					txDone()
+				case acking && ackEarly:
 					t.count(func(s *Stats) { s.Acked++ })
 					txDone()
-				} else {
+				default:
 					txFrom, txEst = t.clk.Now(), txTime()
 					txTimer = t.clk.NewTimer(txEst)
 					txC = txTimer.C()
