@@ -16,6 +16,7 @@
 //	frame went on air:      a.TxDone(now, h, payload)    (optional, sharper timer)
 //	when a.Deadline() passes: a.Poll(now)
 //	nothing else to send:   a.Flush(now)                 (GroupPolls: a group's poll goes)
+//	own process stalled:    a.Stalled(now, lost)         (a timer of the driver's fired lost late)
 //
 // The ack timeout is learnt per peer from round trips (RFC 6298 with
 // Karn's rule and backoff, rtt.go); AppendPeers reports it.
@@ -120,6 +121,9 @@ type Stats struct {
 	ReorderSkipped   uint64
 	ReorderOverflows uint64
 	ReorderLate      uint64
+	// Stalls counts the stalls of the driver's own process it reported
+	// (Stalled): time that aged no packet.
+	Stalls uint64
 	// ReasmBytes is the fragment bytes held in reassembly buffers now.
 	ReasmBytes int
 	// HeldBytes is the packet bytes held for retransmission now.
@@ -142,7 +146,7 @@ type outPkt struct {
 	rounds   int   // all retry rounds: at most Count×(MaxRetries+1)
 	sent     time.Time
 	deadline time.Time
-	armedAt  time.Time     // when the current round's timer was armed (zero: not yet)
+	armedAt  time.Time     // when the current round's timer was armed (zero: not yet, or no sample: Stalled)
 	armedRTO time.Duration // the wait it was armed with
 	timedOut bool          // a round timed out: Acks may answer an earlier poll, so no RTT sample (Karn)
 	open     bool          // GroupPolls: the last fragment is held until the group's poll is decided (Flush)
@@ -214,7 +218,8 @@ type ARQ struct {
 	stats    Stats
 	rttb     rttBounds
 	heard    [256]int64 // when each node was last heard (UnixNano, 0 never): shown, not compared
-	epoch    time.Time  // the ARQ clock's zero (stamp)
+	epoch    time.Time  // the ARQ clock's zero (stamp); moved on by each stall (Stalled)
+	noSample time.Time  // rounds armed before it give no round-trip sample: a stall just ended (Stalled)
 	group    GroupSink  // the sink, when GroupPolls and it says which peers group
 	opens    int        // peers with an open packet (GroupPolls)
 	recs     []framing.Ack
@@ -960,6 +965,9 @@ func (a *ARQ) arm(p *peer, o *outPkt, now time.Time) {
 		}
 	}
 	o.deadline, o.armedAt, o.armedRTO = d, now, d.Sub(now)
+	if now.Before(a.noSample) {
+		o.armedAt = time.Time{} // its Ack may have waited out a stall
+	}
 }
 
 func (a *ARQ) release(p *peer, o *outPkt) {
