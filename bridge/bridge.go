@@ -269,7 +269,7 @@ type loop struct {
 	haveBase    bool
 	rateErr     bool // a SetRate failure was logged already
 
-	watch selfstall.Watch // when the loop expects to wake at the latest (its alarm): later is our own stall (wake)
+	watch selfstall.Watch // when the loop expects to wake at the latest (expected): later is our own stall (wake)
 
 	ticking  bool      // the pacing ticker runs
 	active   bool      // an input came since the last tick
@@ -344,10 +344,7 @@ func (l *loop) run(ctx context.Context) error {
 			d, ok = l.takeAt, true
 		}
 		timer.set(d, ok)
-		if !ok {
-			d = time.Time{}
-		}
-		l.watch.Expect(time.Now(), d)
+		l.watch.Expect(time.Now(), l.expected(d, ok))
 		if !l.tokenOut && l.credit == nil && l.eng.WantRead() {
 			l.tokens <- ethBuf
 			l.tokenOut = true
@@ -443,6 +440,23 @@ func (l *loop) wake() time.Time {
 		l.eng.Stalled(now, late)
 	}
 	return now
+}
+
+// expected is the latest the loop should wake, given its alarm for d (if
+// ok): then, or while the pacing ticker runs (a frame in the MAC queue or
+// on air, whose TxDone the engine waits for without a deadline), by its
+// next tick, taken as two ticks after the last to allow for the ticker's
+// phase. Zero: only an input wakes it (idle, nothing in flight).
+func (l *loop) expected(d time.Time, ok bool) time.Time {
+	if l.ticking && !l.lastTick.IsZero() {
+		if t := l.lastTick.Add(2 * l.b.cfg.Tick); !ok || t.Before(d) {
+			return t
+		}
+	}
+	if !ok {
+		return time.Time{}
+	}
+	return d
 }
 
 // alarm is the loop's timer for the engine's deadline. It is touched only
