@@ -37,7 +37,7 @@ func TestBackpressureLongStop(t *testing.T) {
 	}
 	recvd := make(chan *lab.RecvStats, 1)
 	go func() {
-		rs, err := lab.Receive(cs[1], 15*time.Second, time.Now().Add(150*time.Second+stop))
+		rs, err := lab.Receive(cs[1], stop+15*time.Second, time.Now().Add(150*time.Second+stop))
 		if err != nil {
 			t.Error(err)
 		}
