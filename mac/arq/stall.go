@@ -10,14 +10,20 @@ import "time"
 // of a daemon made its ARQ give up the packets in flight, older than
 // MaxAge when their timers ran, though their Acks waited to be read):
 //
-//   - A packet awaiting its Ack gets lost more of MaxAge, and its Ack
-//     timer starts again at now with the wait it was armed with (or the
-//     peer's timeout, if longer): the Ack may have come during the stall
-//     and wait to be read, so a timer that ran out meanwhile is no
-//     timeout (no round, no retry spent, no backoff). Its retries left
-//     stay as they were. A round armed before the stall, or in the
-//     AckTimeout after it, gives no round-trip sample: its Ack's delay
-//     includes part of the stall.
+//   - A packet awaiting its Ack has its Ack timer started again at now
+//     with the wait it was armed with (or the peer's timeout, if longer):
+//     the Ack may have come during the stall and wait to be read, so a
+//     timer that ran out meanwhile is no timeout (no round, no retry
+//     spent, no backoff). Its retries left stay as they were. A round
+//     armed before the stall, or in the AckTimeout after it, gives no
+//     round-trip sample: its Ack's delay includes part of the stall.
+//     MaxAge still counts the stall: the peer ran on and forgets what it
+//     delivered after DupLifetime of its own time, so a packet sent
+//     again past MaxAge could be delivered twice (a rider the peer
+//     delivered before the stop, reported in no Ack yet, was: one
+//     datagram in two runs of three, 20 s stops, when the stall aged
+//     nothing). Such a packet is given up when its restarted timer runs
+//     out unanswered; its Ack, if it waits to be read, comes first.
 //   - The receiver's waits (a packet held behind a gap, a partial packet)
 //     and its lifetimes (duplicates, a sender's First packet, the records
 //     for the next Ack) get lost more; a wait that would end within
@@ -48,7 +54,6 @@ func (a *ARQ) Stalled(now time.Time, lost time.Duration) {
 			if !o.used {
 				continue
 			}
-			o.sent = o.sent.Add(lost)
 			if !o.deadline.IsZero() {
 				o.deadline = now.Add(max(o.armedRTO, p.rtt.rto))
 				o.armedAt = time.Time{}
