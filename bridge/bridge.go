@@ -37,6 +37,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/slided/slided/internal/precise"
+	"github.com/slided/slided/internal/selfstall"
 	"github.com/slided/slided/link"
 	"github.com/slided/slided/mac/csma"
 	"github.com/slided/slided/phy"
@@ -268,6 +269,8 @@ type loop struct {
 	haveBase    bool
 	rateErr     bool // a SetRate failure was logged already
 
+	watch selfstall.Watch // when the loop expects to wake at the latest (expected): later is our own stall (wake)
+
 	ticking  bool      // the pacing ticker runs
 	active   bool      // an input came since the last tick
 	lastTick time.Time // the last tick, real or accounted for by busy (zero: none yet)
@@ -341,6 +344,7 @@ func (l *loop) run(ctx context.Context) error {
 			d, ok = l.takeAt, true
 		}
 		timer.set(d, ok)
+		l.watch.Expect(time.Now(), l.expected(d, ok))
 		if !l.tokenOut && l.credit == nil && l.eng.WantRead() {
 			l.tokens <- ethBuf
 			l.tokenOut = true
@@ -356,7 +360,7 @@ func (l *loop) run(ctx context.Context) error {
 			if !ok {
 				return errors.New("phy closed its events")
 			}
-			now := time.Now()
+			now := l.wake()
 			l.busy(now, tick)
 			started := l.eng.Started()
 			var info phy.Info
@@ -376,7 +380,7 @@ func (l *loop) run(ctx context.Context) error {
 			if l.credit == nil {
 				ethBuf = p.buf
 			}
-			now := time.Now()
+			now := l.wake()
 			if p.err != nil {
 				if l.credit != nil {
 					l.free = append(l.free, p.buf)
@@ -402,10 +406,11 @@ func (l *loop) run(ctx context.Context) error {
 			l.pump(now)
 		case <-timer.c:
 			timer.fired()
-			now := time.Now()
+			now := l.wake()
 			l.busy(now, tick)
 			l.pump(now)
 		case now := <-tick.C:
+			l.wake()
 			l.tick(now, now.Sub(l.lastTick))
 			l.lastTick = now
 			l.b.keep(now, l.snapshot(now)) // what Stats returns while the loop stalls
@@ -415,9 +420,43 @@ func (l *loop) run(ctx context.Context) error {
 			}
 			l.active = false
 		case reply := <-l.b.statsReq:
-			reply <- l.snapshot(time.Now())
+			reply <- l.snapshot(l.wake())
 		}
 	}
+}
+
+// wake reads the clock as the loop wakes. Woken more than selfstall.Slack
+// after the time its alarm was set for, the loop did not run meanwhile
+// (SIGSTOP, a starved CPU, a long GC or swap): the engine is told before
+// anything else at this wake-up, so that its ARQ does not count that time
+// against its packets (link.Engine.Stalled, docs/backpressure.md "The
+// bounded stall").
+func (l *loop) wake() time.Time {
+	now := time.Now()
+	if late := l.watch.Stalled(now); late > 0 {
+		l.watch = selfstall.Watch{}
+		l.log.Info().Str("late", late.Round(time.Millisecond).String()).
+			Msgf("process was not running for at least %v; the link ARQ counts none of it against its packets", late.Round(100*time.Millisecond))
+		l.eng.Stalled(now, late)
+	}
+	return now
+}
+
+// expected is the latest the loop should wake, given its alarm for d (if
+// ok): then, or while the pacing ticker runs (a frame in the MAC queue or
+// on air, whose TxDone the engine waits for without a deadline), by its
+// next tick, taken as two ticks after the last to allow for the ticker's
+// phase. Zero: only an input wakes it (idle, nothing in flight).
+func (l *loop) expected(d time.Time, ok bool) time.Time {
+	if l.ticking && !l.lastTick.IsZero() {
+		if t := l.lastTick.Add(2 * l.b.cfg.Tick); !ok || t.Before(d) {
+			return t
+		}
+	}
+	if !ok {
+		return time.Time{}
+	}
+	return d
 }
 
 // alarm is the loop's timer for the engine's deadline. It is touched only

@@ -23,7 +23,7 @@ import (
 
 // hostDrops sums what node i dropped on the host: the TAP ring's
 // tx_dropped, the qdisc's drops and the daemon's own drops.
-func hostDrops(t *testing.T, p *lab.Pair, i int) (ring, qdisc, daemon uint64) {
+func hostDrops(t testing.TB, p *lab.Pair, i int) (ring, qdisc, daemon uint64) {
 	t.Helper()
 	st, err := p.Status(i)
 	if err != nil {
@@ -48,7 +48,7 @@ type counts struct {
 	dups                uint64 // node 2's link: packets suppressed as duplicates
 }
 
-func readCounts(t *testing.T, p *lab.Pair) counts {
+func readCounts(t testing.TB, p *lab.Pair) counts {
 	t.Helper()
 	var c counts
 	c.ring, c.qdisc, c.daemon = hostDrops(t, p, 0)
@@ -66,7 +66,7 @@ func readCounts(t *testing.T, p *lab.Pair) counts {
 // except any node 2's link layer suppressed as a duplicate after acking it
 // (seen: 1 or 2 in 1,500 after retransmissions; the link ARQ's, not the
 // host's, and counted here so that the test does not flake on it).
-func checkDelivered(t *testing.T, p *lab.Pair, ss lab.SendStats, rs *lab.RecvStats, flow uint64, before counts) {
+func checkDelivered(t testing.TB, p *lab.Pair, ss lab.SendStats, rs *lab.RecvStats, flow uint64, before counts) {
 	t.Helper()
 	got := 0
 	if f := rs.Flows[flow]; f != nil {

@@ -16,6 +16,7 @@
 //	frame went on air:      a.TxDone(now, h, payload)    (optional, sharper timer)
 //	when a.Deadline() passes: a.Poll(now)
 //	nothing else to send:   a.Flush(now)                 (GroupPolls: a group's poll goes)
+//	own process stalled:    a.Stalled(now, lost)         (a timer of the driver's fired lost late)
 //
 // The ack timeout is learnt per peer from round trips (RFC 6298 with
 // Karn's rule and backoff, rtt.go); AppendPeers reports it.
@@ -120,6 +121,9 @@ type Stats struct {
 	ReorderSkipped   uint64
 	ReorderOverflows uint64
 	ReorderLate      uint64
+	// Stalls counts the stalls of the driver's own process it reported
+	// (Stalled): time that aged no packet.
+	Stalls uint64
 	// ReasmBytes is the fragment bytes held in reassembly buffers now.
 	ReasmBytes int
 	// HeldBytes is the packet bytes held for retransmission now.
@@ -142,7 +146,7 @@ type outPkt struct {
 	rounds   int   // all retry rounds: at most Count×(MaxRetries+1)
 	sent     time.Time
 	deadline time.Time
-	armedAt  time.Time     // when the current round's timer was armed (zero: not yet)
+	armedAt  time.Time     // when the current round's timer was armed (zero: not yet, or no sample: Stalled)
 	armedRTO time.Duration // the wait it was armed with
 	timedOut bool          // a round timed out: Acks may answer an earlier poll, so no RTT sample (Karn)
 	open     bool          // GroupPolls: the last fragment is held until the group's poll is decided (Flush)
@@ -158,12 +162,12 @@ type peer struct {
 	nextSeq   uint8
 	seqSet    bool       // sender: nextSeq has been seeded
 	synced    bool       // sender: the peer has acknowledged a packet of ours (before: one outstanding, marked First)
-	lastUse   [256]int64 // sender: when each seq was last assigned (UnixNano, 0 never)
-	delivered [256]int64 // receiver: when each seq from this peer was delivered
+	lastUse   [256]int64 // sender: when each seq was last assigned (stamp, 0 never)
+	delivered [256]int64 // receiver: when each seq from this peer was delivered (stamp, 0 never)
 	highest   uint8      // receiver: the most advanced seq delivered from this peer
 	seenAny   bool       // highest is set
 	sessSeq   uint8      // receiver: seq of the sender's last First packet
-	sessAt    int64      // receiver: when it started (UnixNano, 0 never)
+	sessAt    int64      // receiver: when it started (stamp, 0 never)
 	out       []outPkt   // len Window, unicast only
 	busy      int        // used entries in out
 	rxNext    uint8      // receiver: the oldest seq not yet handed up (reorder.go)
@@ -180,7 +184,7 @@ type peer struct {
 	openSlot   int
 	gN, gBytes int
 	// GroupPolls, receiver: when a fragment without a poll last came for
-	// each seq (UnixNano, 0 none since its last record was sent), and its
+	// each seq (stamp, 0 none since its last record was sent), and its
 	// Count: the next Ack to this peer reports them.
 	rxPend      [256]int64
 	rxPendCount [256]uint8
@@ -213,7 +217,9 @@ type ARQ struct {
 	out      []byte // packet being assembled
 	stats    Stats
 	rttb     rttBounds
-	heard    [256]int64 // when each node was last heard (UnixNano, 0 never)
+	heard    [256]int64 // when each node was last heard (UnixNano, 0 never): shown, not compared
+	epoch    time.Time  // the ARQ clock's zero (stamp); moved on by each stall (Stalled)
+	noSample time.Time  // rounds armed before it give no round-trip sample: a stall just ended (Stalled)
 	group    GroupSink  // the sink, when GroupPolls and it says which peers group
 	opens    int        // peers with an open packet (GroupPolls)
 	recs     []framing.Ack
@@ -326,11 +332,11 @@ func (a *ARQ) Send(now time.Time, h framing.Header, packet []byte) error {
 			slot = -1
 		}
 	}
-	if last := p.lastUse[seq]; slot < 0 || (a.cfg.SeqReuse > 0 && last != 0 && now.UnixNano()-last < int64(a.cfg.SeqReuse)) {
+	if last := p.lastUse[seq]; slot < 0 || (a.cfg.SeqReuse > 0 && last != 0 && a.stamp(now)-last < int64(a.cfg.SeqReuse)) {
 		return fmt.Errorf("send to node %d: %w", h.Dst, ErrWindowFull)
 	}
 	p.nextSeq++
-	p.lastUse[seq] = max(now.UnixNano(), 1)
+	p.lastUse[seq] = a.stamp(now)
 	o := &p.out[slot]
 	if o.data == nil {
 		o.data = make([]byte, 0, a.cfg.MaxPacket)
@@ -535,14 +541,14 @@ func (a *ARQ) onFrag(now time.Time, h framing.Header, payload []byte) {
 	}
 	if !bcast && !f.AckReq && a.grouped(now, h.Src) {
 		// A later poll asks for it: its record goes in that Ack.
-		p.rxPend[f.Seq], p.rxPendCount[f.Seq] = max(now.UnixNano(), 1), f.Count
+		p.rxPend[f.Seq], p.rxPendCount[f.Seq] = a.stamp(now), f.Count
 	}
 	if !bcast {
 		// A duplicate was delivered within DupLifetime and is not ahead of
 		// the most advanced packet delivered: a sender reusing the number
 		// for a new packet is always ahead (its window is 4 packets, far
 		// less than half the sequence space), a retransmission never is.
-		if t := p.delivered[f.Seq]; t != 0 && now.UnixNano()-t < int64(a.cfg.DupLifetime) && !(p.seenAny && ahead(f.Seq, p.highest)) {
+		if t := p.delivered[f.Seq]; t != 0 && a.stamp(now)-t < int64(a.cfg.DupLifetime) && !(p.seenAny && ahead(f.Seq, p.highest)) {
 			a.stats.Duplicates++
 			if ackReq {
 				a.answer(now, h.Src, p, framing.Ack{Seq: f.Seq, Count: f.Count, Have: countMask(f.Count)})
@@ -615,11 +621,11 @@ func (a *ARQ) onFirst(now time.Time, src framing.NodeID, p *peer, seq uint8) {
 	// receiver has acknowledged one, and marks no retransmission First
 	// after that, so on a channel that keeps order nothing later has been
 	// delivered since.
-	if p.sessAt != 0 && p.sessSeq == seq && now.UnixNano()-p.sessAt < int64(a.cfg.DupLifetime) &&
+	if p.sessAt != 0 && p.sessSeq == seq && a.stamp(now)-p.sessAt < int64(a.cfg.DupLifetime) &&
 		(!p.seenAny || p.highest == seq) {
 		return
 	}
-	p.sessSeq, p.sessAt = seq, max(now.UnixNano(), 1)
+	p.sessSeq, p.sessAt = seq, a.stamp(now)
 	a.restart(now, src, p, seq)
 	p.delivered = [256]int64{}
 	p.rxPend = [256]int64{}
@@ -636,7 +642,7 @@ func (a *ARQ) onFirst(now time.Time, src framing.NodeID, p *peer, seq uint8) {
 // broadcast one is handed up at once.
 func (a *ARQ) deliver(now time.Time, src framing.NodeID, p *peer, bcast bool, seq uint8, h framing.Header, pkt []byte) {
 	if !bcast {
-		p.delivered[seq] = max(now.UnixNano(), 1)
+		p.delivered[seq] = a.stamp(now)
 		if !p.seenAny || ahead(seq, p.highest) {
 			if p.seenAny {
 				// The numbers skipped over belong to packets of this
@@ -678,7 +684,7 @@ func (a *ARQ) answer(now time.Time, dst framing.NodeID, p *peer, first framing.A
 		if t == 0 {
 			continue
 		}
-		if now.UnixNano()-t >= int64(a.cfg.ReasmTimeout) {
+		if a.stamp(now)-t >= int64(a.cfg.ReasmTimeout) {
 			p.rxPend[s] = 0 // long gone: the sender has polled it since, or given it up
 			continue
 		}
@@ -703,7 +709,7 @@ func (a *ARQ) answer(now time.Time, dst framing.NodeID, p *peer, first framing.A
 // receiver holds: all of it if delivered (within DupLifetime, as onFrag's
 // duplicate rule), the fragments of its reassembly buffer, or none.
 func (a *ARQ) holds(now time.Time, src framing.NodeID, p *peer, seq, count uint8) uint64 {
-	if t := p.delivered[seq]; t != 0 && now.UnixNano()-t < int64(a.cfg.DupLifetime) && !(p.seenAny && ahead(seq, p.highest)) {
+	if t := p.delivered[seq]; t != 0 && a.stamp(now)-t < int64(a.cfg.DupLifetime) && !(p.seenAny && ahead(seq, p.highest)) {
 		return countMask(count)
 	}
 	if r := a.find(src, false, seq); r != nil && r.count == count {
@@ -959,6 +965,9 @@ func (a *ARQ) arm(p *peer, o *outPkt, now time.Time) {
 		}
 	}
 	o.deadline, o.armedAt, o.armedRTO = d, now, d.Sub(now)
+	if now.Before(a.noSample) {
+		o.armedAt = time.Time{} // its Ack may have waited out a stall
+	}
 }
 
 func (a *ARQ) release(p *peer, o *outPkt) {
@@ -1060,6 +1069,20 @@ func (a *ARQ) Poll(now time.Time) {
 			a.stats.ReasmTimeouts++
 		}
 	}
+}
+
+// stamp is now on the ARQ's own clock, for the ages it compares with a
+// lifetime (duplicates, sequence reuse, a sender's First packet, records
+// for the next Ack): nanoseconds since the first reading, at least 1 (0
+// means never). It counts as now.Sub does, so with times from time.Now it
+// runs on the monotonic clock, and a wall clock set forward or back (a
+// board without a real-time clock setting it by NTP) ages nothing; Unix
+// time did.
+func (a *ARQ) stamp(now time.Time) int64 {
+	if a.epoch.IsZero() {
+		a.epoch = now
+	}
+	return max(int64(now.Sub(a.epoch))+1, 1)
 }
 
 // ahead reports whether sequence number s comes after h in the circular
