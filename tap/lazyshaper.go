@@ -43,6 +43,7 @@ type LazyShaper struct {
 	reads     uint64 // packets read from the TAP since the qdisc was installed, kick frames aside
 	sinceLast uint32 // of those (taken, with onTake), since the last grant
 	held      uint32 // with onTake: packets read ahead and not yet taken
+	inRead    bool   // the reader waits in Read: the ring is empty
 	grantErr  error  // the last grant's error, logged once
 	grantErrs uint64
 	wmemAt    time.Time // when wmem_max was last read
@@ -198,6 +199,7 @@ func autoStallLimit(ring uint32, mtu int, rate uint64) time.Duration {
 func (s *LazyShaper) read(kick bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.inRead = false
 	if kick {
 		return
 	}
@@ -210,6 +212,14 @@ func (s *LazyShaper) read(kick bool) {
 	if !s.onTake {
 		s.count()
 	}
+}
+
+// reading notes that the reader waits in Read (true), so the ring is
+// empty, or that its Read failed (false).
+func (s *LazyShaper) reading(in bool) {
+	s.mu.Lock()
+	s.inRead = in
+	s.mu.Unlock()
 }
 
 // taken counts one packet the bridge handed to the engine, when it reads
@@ -343,8 +353,15 @@ func (t CreditTAP) Taken() {
 // Read returns the next frame that is not a kick frame (Kicker).
 func (t CreditTAP) Read(p []byte) (int, error) {
 	for {
+		if t.Shaper != nil {
+			t.Shaper.reading(true)
+		}
 		n, err := t.Device.Read(p)
-		if err != nil || t.Shaper == nil {
+		if t.Shaper == nil {
+			return n, err
+		}
+		if err != nil {
+			t.Shaper.reading(false)
 			return n, err
 		}
 		kick := IsKick(p[:n])
