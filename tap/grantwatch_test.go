@@ -81,9 +81,10 @@ func (m *creditModel) counts() (grants, dumps, queued int) {
 
 // runCreditModel installs a LazyShaper on m and reads its ring as the
 // bridge does with a Credit (read ahead; the engine, always with room,
-// takes each packet at once). It returns the shaper, a counter of the
-// packets read and a stop function.
-func runCreditModel(t *testing.T, m *creditModel) (*LazyShaper, func() int, func()) {
+// takes each packet at once), up to limit packets if limit > 0 (then it
+// is busy elsewhere). It returns the shaper, a counter of the packets read
+// and a stop function.
+func runCreditModel(t *testing.T, m *creditModel, limit int) (*LazyShaper, func() int, func()) {
 	s := &LazyShaper{log: zerolog.Nop(), install: func(ShaperConfig) (qdisc, error) { return m, nil }}
 	if err := s.SetRate(1000); err != nil {
 		t.Fatal(err)
@@ -96,7 +97,11 @@ func runCreditModel(t *testing.T, m *creditModel) (*LazyShaper, func() int, func
 	exited := make(chan struct{})
 	go func() {
 		defer close(exited)
-		for {
+		for n := 0; ; n++ {
+			if limit > 0 && n == limit {
+				<-done
+				return
+			}
 			s.reading(true)
 			select {
 			case <-done:
@@ -143,7 +148,7 @@ func TestGrantLostIsGrantedAgain(t *testing.T) {
 		t.Run(tc.desc, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				m := newCreditModel(func(n int) bool { return tc.lost[n] })
-				_, read, stop := runCreditModel(t, m)
+				_, read, stop := runCreditModel(t, m, 0)
 				defer stop()
 				const sent = 40
 				m.send(sent)
@@ -169,7 +174,7 @@ func TestGrantWatchdogIdle(t *testing.T) {
 	for _, sent := range []int{4, 5} {
 		synctest.Test(t, func(t *testing.T) {
 			m := newCreditModel(nil)
-			_, read, stop := runCreditModel(t, m)
+			_, read, stop := runCreditModel(t, m, 0)
 			defer stop()
 			m.send(sent)
 			time.Sleep(time.Minute)
@@ -188,4 +193,21 @@ func TestGrantWatchdogIdle(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestGrantWatchdogNeedsRoom: the watchdog grants again only while the
+// reader waits in Read (the ring is empty): a reader busy elsewhere after
+// a grant partly read gets no grant more, however long it stays busy.
+func TestGrantWatchdogNeedsRoom(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := newCreditModel(func(n int) bool { return n == 4 })
+		_, read, stop := runCreditModel(t, m, 3)
+		defer stop()
+		m.send(10)
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		if g, d, _ := m.counts(); read() != 3 || g != 1 || d != 0 {
+			t.Fatalf("a busy reader: %d read, %d grants, %d dumps; want 3, 1 (the reads') and 0", read(), g, d)
+		}
+	})
 }
