@@ -23,7 +23,8 @@ import (
 // the next packets each time the daemon has read a grant's worth. Its
 // methods are called from the bridge's loop (SetRate, Released) and reader
 // (read) goroutines; Stats and Mode, from the control and metrics
-// goroutines, and Close share its fields under mu.
+// goroutines, Close and the grant watchdog's timer (watchdog) share its
+// fields under mu.
 type LazyShaper struct {
 	dev        *Device
 	log        zerolog.Logger
