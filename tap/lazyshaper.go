@@ -23,7 +23,8 @@ import (
 // the next packets each time the daemon has read a grant's worth. Its
 // methods are called from the bridge's loop (SetRate, Released) and reader
 // (read) goroutines; Stats and Mode, from the control and metrics
-// goroutines, and Close share its fields under mu.
+// goroutines, Close and the grant watchdog's timer (watchdog) share its
+// fields under mu.
 type LazyShaper struct {
 	dev        *Device
 	log        zerolog.Logger
@@ -43,12 +44,22 @@ type LazyShaper struct {
 	reads     uint64 // packets read from the TAP since the qdisc was installed, kick frames aside
 	sinceLast uint32 // of those (taken, with onTake), since the last grant
 	held      uint32 // with onTake: packets read ahead and not yet taken
+	inRead    bool   // the reader waits in Read: the ring is empty
 	grantErr  error  // the last grant's error, logged once
 	grantErrs uint64
 	wmemAt    time.Time // when wmem_max was last read
 	wmemMax   uint64
 	paced     bool // the fallback: no credit, the htb paced by SetRate
 	onTake    bool // the bridge reads ahead and reports what the engine takes (bridge.Credit)
+	closed    bool
+	// The grant watchdog (watchdog): when the last grant went out, what
+	// had been read then, the delay before it is looked at again, the
+	// timer (nil: not armed) and how often it granted again.
+	grantAt      time.Time
+	readsAtGrant uint64
+	watchDelay   time.Duration
+	watch        *time.Timer
+	regrants     uint64
 }
 
 // LazyShaperConfig configures a LazyShaper.
@@ -198,6 +209,7 @@ func autoStallLimit(ring uint32, mtu int, rate uint64) time.Duration {
 func (s *LazyShaper) read(kick bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.inRead = false
 	if kick {
 		return
 	}
@@ -210,6 +222,14 @@ func (s *LazyShaper) read(kick bool) {
 	if !s.onTake {
 		s.count()
 	}
+}
+
+// reading notes that the reader waits in Read (true), so the ring is
+// empty, or that its Read failed (false).
+func (s *LazyShaper) reading(in bool) {
+	s.mu.Lock()
+	s.inRead = in
+	s.mu.Unlock()
 }
 
 // taken counts one packet the bridge handed to the engine, when it reads
@@ -249,22 +269,9 @@ func (s *LazyShaper) count() {
 	if s.onTake && s.held > holdBound(g.GrantSize()) {
 		return // the last grants let more in than was taken: take it first
 	}
-	s.sinceLast = 0
-	if err := g.Grant(); err != nil {
-		s.grantErrs++
-		if s.grantErr == nil {
-			s.log.Error().Err(err).Msg("cannot grant the shaping qdisc more packets; the TAP drains at the leak rate only")
-		}
-		s.grantErr = err
+	s.watchDelay = 0 // the grants keep pace with the reads again
+	if !s.grant(g) {
 		return
-	}
-	s.grantErr = nil
-	if s.kick != nil {
-		// Wake the tbf: a grant alone does not (Kicker).
-		if err := s.kick.Kick(); err != nil && s.grantErrs == 0 {
-			s.grantErrs++
-			s.log.Error().Err(err).Msg("cannot kick the shaping qdisc after a grant")
-		}
 	}
 	if now := time.Now(); now.Sub(s.wmemAt) > 10*time.Second {
 		s.wmemAt = now
@@ -276,6 +283,105 @@ func (s *LazyShaper) count() {
 				s.log.Info().Uint64("wmem_max", w).Msg("flow queues resized")
 			}
 		}
+	}
+}
+
+// grant grants g the next packets and kicks the qdisc; it reports whether
+// the grant went out. s.mu is held.
+func (s *LazyShaper) grant(g granter) bool {
+	s.sinceLast = 0
+	if err := g.Grant(); err != nil {
+		s.grantErrs++
+		if s.grantErr == nil {
+			s.log.Error().Err(err).Msg("cannot grant the shaping qdisc more packets; the TAP drains at the leak rate only")
+		}
+		s.grantErr = err
+		return false
+	}
+	s.grantErr = nil
+	if s.kick != nil {
+		// Wake the tbf: a grant alone does not (Kicker).
+		if err := s.kick.Kick(); err != nil && s.grantErrs == 0 {
+			s.grantErrs++
+			s.log.Error().Err(err).Msg("cannot kick the shaping qdisc after a grant")
+		}
+	}
+	s.grantAt, s.readsAtGrant = time.Now(), s.reads
+	if s.watchDelay == 0 {
+		s.watchDelay = watchFirst
+	}
+	if s.watch == nil {
+		s.watch = time.AfterFunc(s.watchDelay, s.watchdog)
+	}
+	return true
+}
+
+// The grant watchdog's delays: a grant's packets reach the reader within
+// microseconds of the grant (it waits in Read), so a grant not wholly read
+// after watchFirst lost some of them; the delay doubles at each grant the
+// watchdog makes, up to watchMax (under the default leak's 6.7 s a packet).
+const (
+	watchFirst = 250 * time.Millisecond
+	watchMax   = 4 * time.Second
+)
+
+// watchdog looks at the last grant once it is watchDelay old. Its packets
+// may never reach the daemon (the ring dropped them, a kick was lost, the
+// kernel dropped a packet between the qdisc and the ring), and then
+// nothing is read, so nothing grants, until the leak (0.15 packets/s by
+// default) lets the next ones in. It grants again, with the reader waiting
+// on an empty ring (and the read-ahead within holdBound), if the grant was
+// partly read (a sender was waiting for it) or, read not at all, the qdisc
+// reports packets queued (one netlink dump). A grant wholly unused with
+// nothing queued ends it: the watchdog is armed again by the next grant
+// only, so an idle daemon makes no netlink request (issue 11).
+func (s *LazyShaper) watchdog() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.watch = nil
+	g, ok := s.s.(granter)
+	if !ok || s.paced || s.closed {
+		return
+	}
+	if wait := s.watchDelay - time.Since(s.grantAt); wait > 0 {
+		s.watch = time.AfterFunc(wait, s.watchdog) // granted since: look at that grant
+		return
+	}
+	used := s.reads - s.readsAtGrant
+	if used >= uint64(g.GrantSize()) {
+		return // wholly read: the next grant follows the reads (or takes)
+	}
+	if !s.inRead || s.onTake && s.held > holdBound(g.GrantSize()) {
+		// No room: the reader is busy or the read-ahead full. The reads
+		// and takes to come grant; look again, up to watchMax, in case
+		// they do not.
+		if s.watchDelay < watchMax {
+			s.backOff()
+		}
+		return
+	}
+	if used == 0 {
+		grantAt, sh := s.grantAt, s.s
+		s.mu.Unlock()
+		st, err := sh.Stats()
+		s.mu.Lock()
+		if err != nil || st.Root.Qlen == 0 || s.closed || !s.grantAt.Equal(grantAt) || s.watch != nil {
+			return // nothing waits, or a grant went out meanwhile
+		}
+	}
+	s.regrants++
+	s.log.Debug().Uint64("read", used).Uint64("regrants", s.regrants).
+		Msg("granting again: the last grant's packets did not all reach the daemon")
+	s.backOff()
+	s.grant(g)
+}
+
+// backOff doubles the watchdog's delay up to watchMax and arms it. s.mu is
+// held.
+func (s *LazyShaper) backOff() {
+	s.watchDelay = min(2*s.watchDelay, watchMax)
+	if s.watch == nil {
+		s.watch = time.AfterFunc(s.watchDelay, s.watchdog)
 	}
 }
 
@@ -343,8 +449,15 @@ func (t CreditTAP) Taken() {
 // Read returns the next frame that is not a kick frame (Kicker).
 func (t CreditTAP) Read(p []byte) (int, error) {
 	for {
+		if t.Shaper != nil {
+			t.Shaper.reading(true)
+		}
 		n, err := t.Device.Read(p)
-		if err != nil || t.Shaper == nil {
+		if t.Shaper == nil {
+			return n, err
+		}
+		if err != nil {
+			t.Shaper.reading(false)
 			return n, err
 		}
 		kick := IsKick(p[:n])
@@ -376,6 +489,11 @@ func (s *LazyShaper) Stats() (*QdiscStats, error) {
 func (s *LazyShaper) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.closed = true
+	if s.watch != nil {
+		s.watch.Stop()
+		s.watch = nil
+	}
 	if s.s != nil {
 		return s.s.Close()
 	}
