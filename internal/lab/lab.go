@@ -81,7 +81,7 @@ func (l *Lab) Start(ns, name, logPath string, argv ...string) (*Proc, error) {
 		cmd.Stdout, cmd.Stderr = f, f
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	if err := startFromSpawner(cmd); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	p := &Proc{Cmd: cmd, Name: name, done: make(chan struct{})}
@@ -91,6 +91,32 @@ func (l *Lab) Start(ns, name, logPath string, argv ...string) (*Proc, error) {
 	}()
 	l.procs = append(l.procs, p)
 	return p, nil
+}
+
+// spawn carries process starts to the spawner thread.
+var spawn = make(chan func())
+
+// startFromSpawner starts cmd from one OS thread that never exits. Pdeathsig
+// is sent when the *thread* that forked the child ends, not the process
+// (prctl(2) PR_SET_PDEATHSIG; golang/go#27505): a child forked from a
+// thread the runtime later ends (a goroutine that exits while locked to
+// it) is killed with the test still running, which ended a daemon in the
+// middle of a SIGSTOP once ("process already finished" at SIGCONT). The
+// spawner's thread lives as long as the process, so Pdeathsig fires only
+// when the test process dies, as intended.
+func startFromSpawner(cmd *exec.Cmd) error {
+	errc := make(chan error, 1)
+	spawn <- func() { errc <- cmd.Start() }
+	return <-errc
+}
+
+func init() {
+	go func() {
+		runtime.LockOSThread() // never unlocked: this thread only forks
+		for f := range spawn {
+			f()
+		}
+	}()
 }
 
 // Exited reports whether the process has ended, and how.
