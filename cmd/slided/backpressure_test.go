@@ -138,23 +138,47 @@ func TestBackpressureBigSendBuffer(t *testing.T) {
 // the stall limit. After SIGCONT every datagram must be delivered, in
 // order, and the TAP ring must not have dropped any.
 func TestBackpressureStoppedDaemon(t *testing.T) {
+	p, cs, before := blastPair(t)
+	ss, rs := stoppedBlast(t, p, cs, 10*time.Second)
+	checkDelivered(t, p, ss, rs, 1, before)
+}
+
+// blastPair starts two daemons at 115200 bit/s on 192.0.2.0/24, checks
+// that node 1 reaches node 2, and opens flow 1's UDP pair (port 6000, the
+// receiver with a large buffer); it returns the host's counts before.
+func blastPair(t testing.TB) (*lab.Pair, [2]*net.UDPConn, counts) {
+	t.Helper()
 	l, p := startPair(t, 115200, "192.0.2")
 	if out, err := l.Exec(p.NS[0], "ping", "-c", "1", "-w", "15", p.Addr[1]); err != nil {
 		t.Fatalf("ping: %v\n%s", err, out)
 	}
 	cs := udpPair(t, p, 6000, 0)
 	receiveBuffer(t, cs[1])
-	before := readCounts(t, p)
+	return p, cs, readCounts(t, p)
+}
+
+// receiveAsync receives on c in the background until nothing came for
+// idle or until is reached.
+func receiveAsync(t testing.TB, c *net.UDPConn, idle time.Duration, until time.Time) <-chan *lab.RecvStats {
 	recvd := make(chan *lab.RecvStats, 1)
 	go func() {
-		rs, err := lab.Receive(cs[1], 15*time.Second, time.Now().Add(150*time.Second))
+		rs, err := lab.Receive(c, idle, until)
 		if err != nil {
 			t.Error(err)
 		}
 		recvd <- rs
 	}()
+	return recvd
+}
+
+// stoppedBlast: a blocking sender with the default buffer blasts 1000-byte
+// datagrams from node 1 for stop + 8 s while node 1's daemon is stopped
+// (SIGSTOP) for stop, from 3 s in; it returns what was sent and received.
+func stoppedBlast(t testing.TB, p *lab.Pair, cs [2]*net.UDPConn, stop time.Duration) (lab.SendStats, *lab.RecvStats) {
+	t.Helper()
+	recvd := receiveAsync(t, cs[1], max(15*time.Second, stop+5*time.Second), time.Now().Add(150*time.Second+stop))
 	sent := make(chan lab.SendStats, 1)
-	go func() { sent <- lab.Blast(cs[0], udpAddr(p.Addr[1], 6000), 1, 1000, 18*time.Second, 1<<20) }()
+	go func() { sent <- lab.Blast(cs[0], udpAddr(p.Addr[1], 6000), 1, 1000, stop+8*time.Second, 1<<20) }()
 	d := p.Daemons[0]
 	time.Sleep(3 * time.Second)
 	if err := d.Signal(syscall.SIGSTOP); err != nil {
@@ -166,14 +190,12 @@ func TestBackpressureStoppedDaemon(t *testing.T) {
 			d.Signal(syscall.SIGCONT)
 		}
 	}()
-	time.Sleep(10 * time.Second)
+	time.Sleep(stop)
 	if err := d.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
 	resumed = true
-	ss := <-sent
-	rs := <-recvd
-	checkDelivered(t, p, ss, rs, 1, before)
+	return <-sent, <-recvd
 }
 
 // receiveBuffer gives the test's receiver a 4 MiB buffer: on a loaded

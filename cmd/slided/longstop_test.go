@@ -4,11 +4,8 @@ package main
 
 import (
 	"os"
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/slided/slided/internal/lab"
 )
 
 // BenchmarkLongStop is TestBackpressureStoppedDaemon with a stop of
@@ -36,45 +33,12 @@ func BenchmarkLongStop(b *testing.B) {
 }
 
 func longStop(t testing.TB, stop time.Duration) {
-	l, p := startPair(t, 115200, "192.0.2")
-	if out, err := l.Exec(p.NS[0], "ping", "-c", "1", "-w", "15", p.Addr[1]); err != nil {
-		t.Fatalf("ping: %v\n%s", err, out)
-	}
-	cs := udpPair(t, p, 6000, 0)
-	receiveBuffer(t, cs[1])
-	before := readCounts(t, p)
+	p, cs, before := blastPair(t)
 	st0, err := p.Status(0)
 	if err != nil || st0.Bridge == nil {
 		t.Fatalf("node1 status: %v", err)
 	}
-	recvd := make(chan *lab.RecvStats, 1)
-	go func() {
-		rs, err := lab.Receive(cs[1], stop+15*time.Second, time.Now().Add(150*time.Second+stop))
-		if err != nil {
-			t.Error(err)
-		}
-		recvd <- rs
-	}()
-	sent := make(chan lab.SendStats, 1)
-	go func() { sent <- lab.Blast(cs[0], udpAddr(p.Addr[1], 6000), 1, 1000, stop+8*time.Second, 1<<20) }()
-	d := p.Daemons[0]
-	time.Sleep(3 * time.Second)
-	if err := d.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	resumed := false
-	defer func() {
-		if !resumed {
-			d.Signal(syscall.SIGCONT)
-		}
-	}()
-	time.Sleep(stop)
-	if err := d.Signal(syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
-	resumed = true
-	ss := <-sent
-	rs := <-recvd
+	ss, rs := stoppedBlast(t, p, cs, stop)
 	// Not checkDelivered: past MaxAge a packet in flight when the daemon
 	// stopped may be given up unacknowledged though it was delivered
 	// (mac/arq Stalled); what must hold is the host's side.

@@ -94,21 +94,8 @@ func gsoSends() []gsoSend {
 // (docs/backpressure.md, "UDP segmentation offload"). On the old code
 // node 1's ring dropped 265 of 304 segments and 47 were delivered.
 func TestBackpressureUDPGSO(t *testing.T) {
-	l, p := startPair(t, 115200, "192.0.2")
-	if out, err := l.Exec(p.NS[0], "ping", "-c", "1", "-w", "15", p.Addr[1]); err != nil {
-		t.Fatalf("ping: %v\n%s", err, out)
-	}
-	cs := udpPair(t, p, 6000, 0)
-	receiveBuffer(t, cs[1])
-	before := readCounts(t, p)
-	recvd := make(chan *lab.RecvStats, 1)
-	go func() {
-		rs, err := lab.Receive(cs[1], 15*time.Second, time.Now().Add(150*time.Second))
-		if err != nil {
-			t.Error(err)
-		}
-		recvd <- rs
-	}()
+	p, cs, before := blastPair(t)
+	recvd := receiveAsync(t, cs[1], 15*time.Second, time.Now().Add(150*time.Second))
 	ss := gsoBlast(t, cs[0], udpAddr(p.Addr[1], 6000), 1, gsoSends())
 	checkDelivered(t, p, ss, <-recvd, 1, before)
 }
