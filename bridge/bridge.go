@@ -436,7 +436,7 @@ func (l *loop) wake() time.Time {
 	if late := l.watch.Stalled(now); late > 0 {
 		l.watch = selfstall.Watch{}
 		l.log.Info().Str("late", late.Round(time.Millisecond).String()).
-			Msgf("process was not running for at least %v; the link ARQ counts none of it against its packets", late.Round(100*time.Millisecond))
+			Msgf("process was not running for at least %v; the link ARQ restarts its ack timers from now", late.Round(100*time.Millisecond))
 		l.eng.Stalled(now, late)
 	}
 	return now

@@ -6,9 +6,10 @@ import "time"
 // up to now: SIGSTOP, a starved CPU on a small board, a long GC pause or
 // swap. The driver finds it by one of its own timers that fired more than
 // a moment late (internal/selfstall) and calls Stalled before the input or
-// Poll that follows. Time nobody ran ages nothing (issue 11: a 20 s stop
-// of a daemon made its ARQ give up the packets in flight, older than
-// MaxAge when their timers ran, though their Acks waited to be read):
+// Poll that follows. No timer that ran out while nobody ran counts as a
+// time-out (issue 11: a 20 s stop of a daemon made its ARQ give up the
+// packets in flight, older than MaxAge when their timers ran, though their
+// Acks waited to be read):
 //
 //   - A packet awaiting its Ack has its Ack timer started again at now
 //     with the wait it was armed with (or the peer's timeout, if longer):
