@@ -241,6 +241,7 @@ func (e *encoder) encode(st *status.Snapshot) {
 		e.one("slided_arq_acks_sent_total", counter, "Acks sent.", a.AcksSent)
 		e.one("slided_arq_riders_total", counter, "Packets (and retransmission rounds) sent without a poll of their own, acknowledged through a later packet's poll (grouped polls).", a.Riders)
 		e.one("slided_arq_ack_records_total", counter, "Records sent in Acks beyond the first of each: packets acknowledged without an Ack of their own.", a.AckRecords)
+		e.one("slided_arq_self_stalls_total", counter, "Times the daemon found its own process had not run (SIGSTOP, a starved CPU) and told the link ARQ, so that no Ack timer that ran out meanwhile counted as a time-out.", a.Stalls)
 		e.one("slided_arq_delivered_total", counter, "Packets reassembled and delivered.", a.Delivered)
 		e.one("slided_arq_duplicates_total", counter, "Fragments of packets already delivered (suppressed).", a.Duplicates)
 		e.one("slided_arq_reassembly_timeouts_total", counter, "Partial packets freed by the reassembly time-out.", a.ReasmTimeouts)
@@ -332,6 +333,7 @@ func (e *encoder) encode(st *status.Snapshot) {
 		e.one("slided_qdisc_overlimits_total", counter, "Times a packet had to wait for the pacer's tokens (32-bit kernel counter, wraps).", uint64(r.Overlimits))
 		e.one("slided_qdisc_backlog_bytes", gauge, "Bytes queued in the shaping qdisc.", uint64(r.Backlog))
 		e.one("slided_qdisc_backlog_packets", gauge, "Packets queued in the shaping qdisc.", uint64(r.Qlen))
+		e.one("slided_credit_regrants_total", counter, "Grants of the credit made again by its watchdog because the last grant's packets did not all reach the daemon (0 without a credit).", q.Regrants)
 		if f := q.Forward; f != nil {
 			// The queue of traffic no local socket sends (forwarded):
 			// bounded, head drop (docs/backpressure.md).

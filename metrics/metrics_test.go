@@ -39,6 +39,7 @@ func fullStatus() *status.Snapshot {
 			Root: tap.QueueStats{Packets: 201, Bytes: 202, Drops: 203, Overlimits: 204, Backlog: 205, Qlen: 206},
 			Forward: &tap.ForwardStats{QueueStats: tap.QueueStats{Packets: 207, Bytes: 208, Drops: 209, Overlimits: 210, Backlog: 211, Qlen: 212},
 				Limit: 213},
+			Regrants: 214,
 		},
 		Capture: &capture.Stats{TxFrames: 301, RxFrames: 302, Bytes: 303, Skipped: 304, Dropped: 305, Rotations: 306},
 		TNC: &kiss.Stats{Sent: 401, Received: 402, Bursts: 403, Ignored: 404, Deferred: 405, Joined: 406, Answered: 423, Early: 425,
@@ -63,7 +64,7 @@ func fullStatus() *status.Snapshot {
 			ARQ: arq.Stats{Packets: 71, Fragments: 72, Retransmissions: 73, Timeouts: 74, GiveUps: 75,
 				Acked: 76, AcksSent: 77, Delivered: 78, Duplicates: 79, ReasmTimeouts: 80, ReasmBytes: 81,
 				ReorderWaited: 93, ReorderTimeouts: 94, ReorderSkipped: 95, ReorderOverflows: 96, ReorderLate: 97,
-				ReorderHeld: 98, ReorderHeldBytes: 99, Riders: 601, AckRecords: 602},
+				ReorderHeld: 98, ReorderHeldBytes: 99, Riders: 601, AckRecords: 602, Stalls: 605},
 			Decoder: framing.DecoderStats{Frames: 51, BadCRC: 52, BadCOBS: 53, TooLong: 54, Short: 55,
 				BadVersion: 56, BadAddr: 57, GarbageBytes: 58},
 			Peers: []bridge.Peer{
@@ -220,6 +221,7 @@ func TestWriteValues(t *testing.T) {
 		`slided_arq_acked_total{` + i + `}`:                            "76",
 		`slided_arq_riders_total{` + i + `}`:                           "601",
 		`slided_arq_ack_records_total{` + i + `}`:                      "602",
+		`slided_arq_self_stalls_total{` + i + `}`:                      "605",
 		`slided_tnc_self_stalls_total{` + i + `}`:                      "424",
 		`slided_arq_acks_sent_total{` + i + `}`:                        "77",
 		`slided_arq_delivered_total{` + i + `}`:                        "78",
@@ -258,6 +260,7 @@ func TestWriteValues(t *testing.T) {
 		`slided_qdisc_backlog_bytes{` + i + `}`:                        "205",
 		`slided_qdisc_backlog_packets{` + i + `}`:                      "206",
 		`slided_qdisc_forward_sent_packets_total{` + i + `}`:           "207",
+		`slided_credit_regrants_total{` + i + `}`:                      "214",
 		`slided_qdisc_forward_drops_total{` + i + `}`:                  "209",
 		`slided_qdisc_forward_backlog_packets{` + i + `}`:              "212",
 		`slided_qdisc_forward_limit_packets{` + i + `}`:                "213",
@@ -356,10 +359,10 @@ func TestWritePartial(t *testing.T) {
 			wantSamples: 3, wantUp: "0", absent: "slided_tx_frames_total"},
 		{desc: "bridge down, no link, no qdisc, ring unknown", st: &status.Snapshot{Interface: "t0",
 			Bridge: &bridge.Stats{Node: 1, Policy: "block", Ring: -1}},
-			wantSamples: 107 - 8 - 6 - 1, wantUp: "0", absent: "slided_tap_ring_packets"},
+			wantSamples: 109 - 8 - 7 - 1, wantUp: "0", absent: "slided_tap_ring_packets"},
 		{desc: "bridge up, no qdisc", st: &status.Snapshot{Interface: "t0", Link: &tap.LinkStats{},
 			Bridge: &bridge.Stats{Node: 1, Up: true}},
-			wantSamples: 107 - 6, wantUp: "1", absent: "slided_qdisc_backlog_bytes"},
+			wantSamples: 109 - 7, wantUp: "1", absent: "slided_qdisc_backlog_bytes"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {

@@ -148,7 +148,7 @@ func TestGrantLostIsGrantedAgain(t *testing.T) {
 		t.Run(tc.desc, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				m := newCreditModel(func(n int) bool { return tc.lost[n] })
-				_, read, stop := runCreditModel(t, m, 0)
+				s, read, stop := runCreditModel(t, m, 0)
 				defer stop()
 				const sent = 40
 				m.send(sent)
@@ -160,7 +160,11 @@ func TestGrantLostIsGrantedAgain(t *testing.T) {
 					t.Fatalf("read %d of %d in %v, %d still queued (grants %d, dumps %d); want all read",
 						got, want, tc.in, queued, grants, dumps)
 				}
-				t.Logf("grants %d, dumps %d", grants, dumps)
+				// Status and the metrics count the grants made again.
+				if q, err := s.Stats(); err != nil || q.Regrants == 0 {
+					t.Fatalf("Stats: %+v, %v; want the watchdog's grants counted", q, err)
+				}
+				t.Logf("grants %d, dumps %d, regrants %d", grants, dumps, s.regrants)
 			})
 		})
 	}
@@ -174,7 +178,7 @@ func TestGrantWatchdogIdle(t *testing.T) {
 	for _, sent := range []int{4, 5} {
 		synctest.Test(t, func(t *testing.T) {
 			m := newCreditModel(nil)
-			_, read, stop := runCreditModel(t, m, 0)
+			s, read, stop := runCreditModel(t, m, 0)
 			defer stop()
 			m.send(sent)
 			time.Sleep(time.Minute)
@@ -190,6 +194,11 @@ func TestGrantWatchdogIdle(t *testing.T) {
 			synctest.Wait()
 			if g, d, _ := m.counts(); g != grants || d != dumps {
 				t.Fatalf("%d sent, idle for an hour: grants %d -> %d, dumps %d -> %d; want none", sent, grants, g, dumps, d)
+			}
+			// Nothing was lost: the last grant, wholly unused with nothing
+			// queued (4) or partly used (5), is granted again at most once.
+			if q, err := s.Stats(); err != nil || q.Regrants > 1 || sent == 4 && q.Regrants != 0 {
+				t.Fatalf("%d sent, none lost: Stats %+v, %v; want at most one grant made again, none after a whole grant", sent, q, err)
 			}
 		})
 	}

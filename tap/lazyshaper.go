@@ -60,6 +60,9 @@ type LazyShaper struct {
 	watchDelay   time.Duration
 	watch        *time.Timer
 	regrants     uint64
+	// gsoErr is why the credit cannot cut UDP_SEGMENT skbs into their
+	// segments (Shaper.GSOCut), for Mode; nil if it can.
+	gsoErr error
 }
 
 // LazyShaperConfig configures a LazyShaper.
@@ -171,8 +174,9 @@ func (s *LazyShaper) SetRate(r uint64) error {
 			Dur("stall_limit", stall)
 	}
 	ev.Msg("shaping qdisc installed")
-	if g, ok := sh.(*Shaper); ok && !s.paced {
+	if g, ok := sh.(interface{ GSOCut() (uint32, error) }); ok && !s.paced {
 		if _, err := g.GSOCut(); err != nil {
+			s.gsoErr = err
 			s.log.Warn().Err(err).Msg("the credit cannot cut UDP_SEGMENT skbs into their segments: such a sender's bursts may overflow the TAP ring")
 		}
 	}
@@ -416,7 +420,11 @@ func (s *LazyShaper) Mode() string {
 	if s.paced {
 		return "shaping qdisc paced by the MAC (fallback: no credit; a stalled daemon's TAP ring drops, and small packets may overflow it)"
 	}
-	return "shaping qdisc with a credit granted as the daemon reads (zero host loss for blocking senders; past -stall-limit a stopped daemon's TAP drops slowly)"
+	m := "shaping qdisc with a credit granted as the daemon reads (zero host loss for blocking senders; past -stall-limit a stopped daemon's TAP drops slowly)"
+	if s.gsoErr != nil {
+		m += "; it cannot cut UDP_SEGMENT skbs into their segments (" + s.gsoErr.Error() + "): such a sender's bursts may overflow the TAP ring"
+	}
+	return m
 }
 
 // CreditTAP is the TAP as the bridge reads it: each packet read counts
@@ -468,12 +476,13 @@ func (t CreditTAP) Read(p []byte) (int, error) {
 	}
 }
 
-// Stats reads the qdisc's counters for a status or a scrape. It holds mu
+// Stats reads the qdisc's counters for a status or a scrape, with the
+// grant watchdog's count (QdiscStats.Regrants). It holds mu
 // only to copy the fields: the netlink dump runs without it, so the loop's
 // SetRate never waits for a scrape.
 func (s *LazyShaper) Stats() (*QdiscStats, error) {
 	s.mu.Lock()
-	sh, failed := s.s, s.failed
+	sh, failed, regrants := s.s, s.failed, s.regrants
 	s.mu.Unlock()
 	if failed != nil {
 		return nil, failed
@@ -482,6 +491,7 @@ func (s *LazyShaper) Stats() (*QdiscStats, error) {
 		return nil, nil
 	}
 	q, err := sh.Stats()
+	q.Regrants = regrants
 	return &q, err
 }
 

@@ -47,6 +47,41 @@ func TestBackpressureFallbackToPaced(t *testing.T) {
 	s.read(false) // no credit: nothing to grant, no panic
 }
 
+// creditQdisc is a credit (granter) whose GSO cut failed, as
+// Shaper.GSOCut reports it.
+type creditQdisc struct {
+	rateQdisc
+	gsoErr error
+}
+
+func (q *creditQdisc) Grant() error              { return nil }
+func (q *creditQdisc) GrantSize() uint32         { return 2 }
+func (q *creditQdisc) SetFlowLimit(uint32) error { return nil }
+func (q *creditQdisc) GSOCut() (uint32, error)   { return 0, q.gsoErr }
+
+// TestModeSaysTheGSOCutFailed: status's mechanism says what the credit
+// cannot promise when it cannot cut UDP_SEGMENT skbs (a UDP GSO sender's
+// bursts may overflow the ring), and nothing of it when it can.
+func TestModeSaysTheGSOCutFailed(t *testing.T) {
+	for _, gsoErr := range []error{nil, errors.New("a credit of 40 packets of 1514 bytes is too large for the size table")} {
+		s := &LazyShaper{log: zerolog.Nop(), install: func(ShaperConfig) (qdisc, error) { return &creditQdisc{gsoErr: gsoErr}, nil }}
+		if err := s.SetRate(1000); err != nil {
+			t.Fatal(err)
+		}
+		m := s.Mode()
+		if !strings.HasPrefix(m, "shaping qdisc with a credit") {
+			t.Errorf("mode %q: want the credit", m)
+		}
+		says := strings.Contains(m, "cannot cut UDP_SEGMENT") && strings.Contains(m, "overflow the TAP ring")
+		if gsoErr != nil && (!says || !strings.Contains(m, gsoErr.Error())) {
+			t.Errorf("GSO cut failed (%v); mode %q does not say what the credit cannot promise and why", gsoErr, m)
+		}
+		if gsoErr == nil && says {
+			t.Errorf("GSO cut works; mode %q says it does not", m)
+		}
+	}
+}
+
 // blockingQdisc is a qdisc whose Stats blocks until release is closed, as a
 // netlink dump can.
 type blockingQdisc struct {

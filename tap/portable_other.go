@@ -136,8 +136,9 @@ type QueueStats struct {
 
 // QdiscStats are the counters of the Shaper's root qdisc.
 type QdiscStats struct {
-	Root    QueueStats
-	Forward *ForwardStats `json:",omitempty"`
+	Root     QueueStats
+	Forward  *ForwardStats `json:",omitempty"`
+	Regrants uint64        // the credit's grants made again (LazyShaper); never counted here
 }
 
 // ForwardStats are the Linux forward class's counters; never filled here.

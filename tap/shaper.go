@@ -177,6 +177,11 @@ type QdiscStats struct {
 	// its drops included in Root's; nil where they share the flow
 	// buckets (no eBPF: ShaperConfig.Forward nil).
 	Forward *ForwardStats `json:",omitempty"`
+	// Regrants counts the credit's grants made again by its grant
+	// watchdog: the last grant's packets did not all reach the daemon
+	// (LazyShaper.watchdog). The daemon's count, not the kernel's: 0 from
+	// Shaper.Stats and without a credit.
+	Regrants uint64
 }
 
 // ForwardStats are the forward class's queue counters and its length.

@@ -63,8 +63,8 @@ func printStatus(out io.Writer, st *status.Snapshot) {
 		if b.FrameMax > 0 {
 			limit = fmt.Sprintf("frames of at most %d bytes", b.FrameMax)
 		}
-		row("link", "%s; %d packets in %d fragments, %d retransmitted, %d timeouts, %d given up, %d acked; waiting %d",
-			limit, a.Packets, a.Fragments, a.Retransmissions, a.Timeouts, a.GiveUps, a.Acked, b.LinkQueue)
+		row("link", "%s; %d packets in %d fragments, %d retransmitted, %d timeouts, %d given up, %d acked; waiting %d; stalled %d times (this process did not run)",
+			limit, a.Packets, a.Fragments, a.Retransmissions, a.Timeouts, a.GiveUps, a.Acked, b.LinkQueue, a.Stalls)
 		row("reassembly", "%d delivered, %d duplicates suppressed, %d timed out, %d bytes held",
 			a.Delivered, a.Duplicates, a.ReasmTimeouts, a.ReasmBytes)
 		row("in order", "%d waited for an earlier packet; past a gap: %d by timeout, %d sender moved on, %d for room; %d late; %d packets (%d bytes) held",
@@ -95,8 +95,8 @@ func printStatus(out io.Writer, st *status.Snapshot) {
 		}
 	}
 	if q := st.Qdisc; q != nil {
-		row("qdisc", "%d packets passed, %d dropped, %d waiting (%d bytes), %d overlimits",
-			q.Root.Packets, q.Root.Drops, q.Root.Qlen, q.Root.Backlog, q.Root.Overlimits)
+		row("qdisc", "%d packets passed, %d dropped, %d waiting (%d bytes), %d overlimits; %d grants made again by the watchdog (packets that did not reach the daemon)",
+			q.Root.Packets, q.Root.Drops, q.Root.Qlen, q.Root.Backlog, q.Root.Overlimits, q.Regrants)
 		if f := q.Forward; f != nil {
 			row("forward queue", "%d packets passed, %d dropped (oldest first), %d waiting of at most %d: traffic no local socket sends",
 				f.Packets, f.Drops, f.Qlen, f.Limit)

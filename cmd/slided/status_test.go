@@ -11,6 +11,7 @@ import (
 	"github.com/slided/slided/mac/arq"
 	"github.com/slided/slided/phy/kiss"
 	"github.com/slided/slided/status"
+	"github.com/slided/slided/tap"
 )
 
 // TestPrintStatus: the human table shows the link layer, the neighbour
@@ -20,12 +21,12 @@ func TestPrintStatus(t *testing.T) {
 		Node: 2, Policy: "block", Up: true, BitRate: 9600, FrameMax: 64, LinkQueue: 3,
 		NeighKnown: 4, NeighAnswered: 5,
 		ARQ: arq.Stats{Packets: 10, Fragments: 210, Retransmissions: 7, Timeouts: 2, GiveUps: 1, Acked: 9,
-			Delivered: 8, Duplicates: 6, ReasmTimeouts: 1, ReasmBytes: 100},
+			Delivered: 8, Duplicates: 6, ReasmTimeouts: 1, ReasmBytes: 100, Stalls: 4},
 	}}
 	var out bytes.Buffer
 	printStatus(&out, st)
 	for _, want := range []string{
-		"frames of at most 64 bytes; 10 packets in 210 fragments, 7 retransmitted, 2 timeouts, 1 given up, 9 acked; waiting 3",
+		"frames of at most 64 bytes; 10 packets in 210 fragments, 7 retransmitted, 2 timeouts, 1 given up, 9 acked; waiting 3; stalled 4 times (this process did not run)",
 		"8 delivered, 6 duplicates suppressed, 1 timed out, 100 bytes held",
 		"4 addresses heard, 5 requests answered without airtime",
 	} {
@@ -41,6 +42,24 @@ func TestPrintStatus(t *testing.T) {
 	printStatus(&out, st)
 	if !strings.Contains(out.String(), "unsealed 0, forged 3, replayed 2") {
 		t.Errorf("auth drops missing:\n%s", out.String())
+	}
+}
+
+// TestPrintStatusCredit: the qdisc row shows the grants the credit's
+// watchdog made again, and the mechanism says what it cannot promise.
+func TestPrintStatusCredit(t *testing.T) {
+	const mode = "shaping qdisc with a credit granted as the daemon reads (…); it cannot cut UDP_SEGMENT skbs into their segments (…): such a sender's bursts may overflow the TAP ring"
+	st := &status.Snapshot{Interface: "slided0", Backpressure: mode,
+		Qdisc: &tap.QdiscStats{Root: tap.QueueStats{Packets: 20, Drops: 1, Qlen: 2, Backlog: 300, Overlimits: 4}, Regrants: 5}}
+	var out bytes.Buffer
+	printStatus(&out, st)
+	for _, want := range []string{
+		"20 packets passed, 1 dropped, 2 waiting (300 bytes), 4 overlimits; 5 grants made again by the watchdog",
+		mode,
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, out.String())
+		}
 	}
 }
 
