@@ -122,7 +122,8 @@ type Stats struct {
 	ReorderOverflows uint64
 	ReorderLate      uint64
 	// Stalls counts the stalls of the driver's own process it reported
-	// (Stalled): time that aged no packet.
+	// (Stalled): Ack timers that ran out meanwhile were restarted, not
+	// counted as time-outs.
 	Stalls uint64
 	// ReasmBytes is the fragment bytes held in reassembly buffers now.
 	ReasmBytes int
