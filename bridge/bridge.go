@@ -270,6 +270,11 @@ type loop struct {
 	rateErr     bool // a SetRate failure was logged already
 
 	watch selfstall.Watch // when the loop expects to wake at the latest (expected): later is our own stall (wake)
+	// stallLogged is when wake last logged a stall at info, and
+	// stallsQuiet the stalls since, logged at debug: a process throttled
+	// every second or two would otherwise log a line each time.
+	stallLogged time.Time
+	stallsQuiet int
 
 	ticking  bool      // the pacing ticker runs
 	active   bool      // an input came since the last tick
@@ -425,6 +430,10 @@ func (l *loop) run(ctx context.Context) error {
 	}
 }
 
+// stallLogEvery spaces wake's info lines about stalls (the rest go to debug
+// and are counted in the next info line, and every one in arq's Stalls).
+const stallLogEvery = time.Minute
+
 // wake reads the clock as the loop wakes. Woken more than selfstall.Slack
 // after the time its alarm was set for, the loop did not run meanwhile
 // (SIGSTOP, a starved CPU, a long GC or swap): the engine is told before
@@ -435,7 +444,14 @@ func (l *loop) wake() time.Time {
 	now := time.Now()
 	if late := l.watch.Stalled(now); late > 0 {
 		l.watch = selfstall.Watch{}
-		l.log.Info().Str("late", late.Round(time.Millisecond).String()).
+		ev := l.log.Debug()
+		if l.stallLogged.IsZero() || now.Sub(l.stallLogged) >= stallLogEvery {
+			ev = l.log.Info().Int("stalls_since_last_line", l.stallsQuiet)
+			l.stallLogged, l.stallsQuiet = now, 0
+		} else {
+			l.stallsQuiet++
+		}
+		ev.Str("late", late.Round(time.Millisecond).String()).
 			Msgf("process was not running for at least %v; the link ARQ restarts its ack timers from now", late.Round(100*time.Millisecond))
 		l.eng.Stalled(now, late)
 	}

@@ -137,25 +137,26 @@ type Stats struct {
 
 // outPkt is one unicast packet awaiting acknowledgement.
 type outPkt struct {
-	used     bool
-	seq      uint8
-	inner    framing.Kind
-	count    uint8
-	acked    uint64
-	poll     uint8 // the fragment that carried AckReq in the current round
-	retries  int   // rounds in a row without progress
-	rounds   int   // all retry rounds: at most Count×(MaxRetries+1)
-	sent     time.Time
-	deadline time.Time
-	armedAt  time.Time     // when the current round's timer was armed (zero: not yet, or no sample: Stalled)
-	armedRTO time.Duration // the wait it was armed with
-	timedOut bool          // a round timed out: Acks may answer an earlier poll, so no RTT sample (Karn)
-	open     bool          // GroupPolls: the last fragment is held until the group's poll is decided (Flush)
-	ride     bool          // GroupPolls: the round rides on a later poll; its timer starts at that poll's TxDone
-	rideSet  bool          // the poll it rides on is sent: fragment rideIdx of packet rideOn
-	rideOn   uint8
-	rideIdx  uint8
-	data     []byte // cap MaxPacket, reused
+	used           bool
+	seq            uint8
+	inner          framing.Kind
+	count          uint8
+	acked          uint64
+	poll           uint8 // the fragment that carried AckReq in the current round
+	retries        int   // rounds in a row without progress
+	rounds         int   // all retry rounds: at most Count×(MaxRetries+1)
+	sent           time.Time
+	deadline       time.Time
+	armedAt        time.Time     // when the current round's timer was armed (zero: not yet, or no sample: Stalled)
+	armedRTO       time.Duration // the wait it was armed with
+	timedOut       bool          // a round timed out: Acks may answer an earlier poll, so no RTT sample (Karn)
+	stallRestarted bool          // Stalled restarted this round's timer: it does not again (arm clears it)
+	open           bool          // GroupPolls: the last fragment is held until the group's poll is decided (Flush)
+	ride           bool          // GroupPolls: the round rides on a later poll; its timer starts at that poll's TxDone
+	rideSet        bool          // the poll it rides on is sent: fragment rideIdx of packet rideOn
+	rideOn         uint8
+	rideIdx        uint8
+	data           []byte // cap MaxPacket, reused
 }
 
 // peer is the state kept for one other node.
@@ -966,6 +967,7 @@ func (a *ARQ) arm(p *peer, o *outPkt, now time.Time) {
 		}
 	}
 	o.deadline, o.armedAt, o.armedRTO = d, now, d.Sub(now)
+	o.stallRestarted = false
 	if now.Before(a.noSample) {
 		o.armedAt = time.Time{} // its Ack may have waited out a stall
 	}

@@ -15,8 +15,11 @@ import "time"
 //     with the wait it was armed with (or the peer's timeout, if longer):
 //     the Ack may have come during the stall and wait to be read, so a
 //     timer that ran out meanwhile is no timeout (no round, no retry
-//     spent, no backoff). Its retries left stay as they were. A round
-//     armed before the stall, or in the AckTimeout after it, gives no
+//     spent, no backoff). Its retries left stay as they were. A round's
+//     timer is restarted once: stalls that keep coming (a process
+//     throttled every second or two) would otherwise push it back for
+//     ever, and the packet would never be retried, given up or freed.
+//     A round armed before the stall, or in the AckTimeout after it, gives no
 //     round-trip sample: its Ack's delay includes part of the stall.
 //     MaxAge still counts the stall: the peer ran on and forgets what it
 //     delivered after DupLifetime of its own time, so a packet sent
@@ -55,9 +58,10 @@ func (a *ARQ) Stalled(now time.Time, lost time.Duration) {
 			if !o.used {
 				continue
 			}
-			if !o.deadline.IsZero() {
+			if !o.deadline.IsZero() && !o.stallRestarted {
 				o.deadline = now.Add(max(o.armedRTO, p.rtt.rto))
 				o.armedAt = time.Time{}
+				o.stallRestarted = true
 			}
 		}
 	}

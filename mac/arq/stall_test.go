@@ -185,3 +185,37 @@ func TestStalledReceiver(t *testing.T) {
 		}
 	})
 }
+
+// TestRecurringStalls: a process stopped for 0.7 s from 100 ms before each
+// of its Ack deadlines, the peer silent. Each stall restarts a round's
+// timer at most once, so the packets still time out, run out of retries
+// or MaxAge, and are given up; restarting every time pushed the deadlines
+// back for ever (an hour: no time-out, nothing given up, the window held).
+func TestRecurringStalls(t *testing.T) {
+	a, b, _, now := stallSender(t, false)
+	end := now.Add(time.Hour)
+	for now.Before(end) {
+		d, ok := a.Deadline()
+		if !ok {
+			break
+		}
+		from := d.Add(-100 * time.Millisecond)
+		if from.Before(now) {
+			from = now
+		}
+		to := from.Add(700 * time.Millisecond)
+		stall(a, from, to)
+		now = to
+		a.Poll(now)
+		for _, f := range a.rec.take() {
+			a.TxDone(now, f.h, f.p)
+		}
+		b.rec.take()
+	}
+	if st := a.Stats(); st.GiveUps != 4 {
+		t.Fatalf("after an hour of recurring stalls: %+v; want the 4 packets given up", st)
+	}
+	if !now.Before(end) {
+		t.Fatal("a timer was still armed after an hour")
+	}
+}
