@@ -57,6 +57,7 @@ type LazyShaper struct {
 	// timer (nil: not armed) and how often it granted again.
 	grantAt      time.Time
 	readsAtGrant uint64
+	readAt       time.Time // when the last packet was read
 	watchDelay   time.Duration
 	watch        *time.Timer
 	regrants     uint64
@@ -219,6 +220,7 @@ func (s *LazyShaper) read(kick bool) {
 	}
 	if _, ok := s.s.(granter); ok && !s.paced {
 		s.reads++ // what left the ring (Released)
+		s.readAt = time.Now()
 		if s.onTake {
 			s.held++
 		}
@@ -335,8 +337,9 @@ const (
 // nothing is read, so nothing grants, until the leak (0.15 packets/s by
 // default) lets the next ones in. It grants again, with the reader waiting
 // on an empty ring (and the read-ahead within holdBound), if the grant was
-// partly read (a sender was waiting for it) or, read not at all, the qdisc
-// reports packets queued (one netlink dump). A grant wholly unused with
+// partly read (a sender was waiting for it) and nothing was read for a
+// watchDelay, or, read not at all, the qdisc reports packets queued (one
+// netlink dump). While the reader has no room it only looks again. A grant wholly unused with
 // nothing queued ends it: the watchdog is armed again by the next grant
 // only, so an idle daemon makes no netlink request (issue 11).
 func (s *LazyShaper) watchdog() {
@@ -357,11 +360,18 @@ func (s *LazyShaper) watchdog() {
 	}
 	if !s.inRead || s.onTake && s.held > holdBound(g.GrantSize()) {
 		// No room: the reader is busy or the read-ahead full. The reads
-		// and takes to come grant; look again, up to watchMax, in case
-		// they do not.
-		if s.watchDelay < watchMax {
-			s.backOff()
-		}
+		// and takes to come grant; look again every watchMax at most (no
+		// netlink request) in case they do not: a busy reader (the MAC
+		// queue full on a slow link, the modem down) is when a ring
+		// drops, so the watchdog must still be there when it comes back.
+		s.backOff()
+		return
+	}
+	if used > 0 && time.Since(s.readAt) < s.watchDelay {
+		// Packets are still coming (a slow sender): the grant is being
+		// read, not stuck. Look again; granting now would only double the
+		// grants of every flow slower than a grant a watchDelay.
+		s.watch = time.AfterFunc(s.watchDelay, s.watchdog)
 		return
 	}
 	if used == 0 {
