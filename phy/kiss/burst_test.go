@@ -399,3 +399,56 @@ func TestTNCDefaultBurstFillsWindow(t *testing.T) {
 	}
 	readFrames(t, conn, 40)
 }
+
+// TestTNCAckBurstsBounded: a station that holds the channel (its carrier
+// keeps our TNC from keying up) and sends short polls addressed to us gets
+// an Ack burst per poll; at most one burst reported done before its
+// estimated end, on write (AcksOnly) or joined at a frame heard, may be
+// outstanding. A further one waits for its estimate, pushed back by each
+// frame heard, as a data burst does, so that the TNC's queue holds at most
+// two of them however many polls come; once the estimate has passed
+// (nothing more heard) the next Ack is done on write again. Before,
+// every Ack burst was reported done on write (or joined at the next poll)
+// and went straight into the TNC's queue, stale by the time it went on air.
+func TestTNCAckBurstsBounded(t *testing.T) {
+	tnc, conn, clk, _ := upTNC(t, "ackbound", func(cfg *Config) { cfg.AirRate = 9600 })
+	ack := framing.AppendFrame(nil, framing.Header{Kind: framing.KindAck, Dst: 2, Src: 1}, []byte{7, 1, 1})
+	poll := kissproto.AppendFrame(nil, 0, kissproto.CmdData, framing.AppendFrame(nil, framing.Header{Kind: framing.KindFragment, Dst: 1, Src: 2}, []byte{1}))
+
+	written, done := 0, 0
+	for range 10 { // no time passes: the channel is held throughout
+		if err := tnc.Transmit(ack); errors.Is(err, phy.ErrBusy) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		written++
+		readFrames(t, conn, 1)
+		waitStats(t, tnc, func(s Stats) bool { return s.Sent == uint64(written) })
+		if _, err := conn.Write(poll); err != nil {
+			t.Fatal(err)
+		}
+		for ev := nextEvent(t, tnc); ev.Kind != phy.Received; ev = nextEvent(t, tnc) {
+			if ev.Kind != phy.TxDone {
+				t.Fatalf("event %v, want TxDone or Received", ev.Kind)
+			}
+			done++
+		}
+	}
+	if written > 2 || done != written-1 {
+		t.Fatalf("%d Ack bursts written, %d reported done, while the channel was held; want at most 2 written, 1 done", written, done)
+	}
+
+	// The held burst's estimate passes with nothing more heard: it is
+	// done, and the next Ack is done on write again.
+	clk.Advance(time.Minute)
+	wantEvent(t, tnc, phy.TxDone)
+	if err := tnc.Transmit(ack); err != nil {
+		t.Fatal(err)
+	}
+	readFrames(t, conn, 1)
+	wantEvent(t, tnc, phy.TxDone)
+	if st := tnc.Stats(); st.Early != 2 || st.Joined != 0 {
+		t.Fatalf("early %d joined %d; want 2, 0", st.Early, st.Joined)
+	}
+}

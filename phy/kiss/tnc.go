@@ -113,7 +113,9 @@ type Stats struct {
 	// burst's answer can come before it ends).
 	Answered uint64 `json:"answered"`
 	// Early counts bursts of Acks (and Hellos) only, reported done as
-	// soon as written (AcksOnly).
+	// soon as written (AcksOnly). Of the bursts reported done before
+	// their estimated end (Early and Joined) at most one is outstanding:
+	// a further one waits for its estimate.
 	Early uint64 `json:"early"`
 	// Connects counts successful (re)connects, Drops lost connections.
 	Connects uint64 `json:"connects"`
@@ -351,7 +353,8 @@ func (t *TNC) Events() <-chan phy.Event { return t.events }
 // estimated airtime of other programs' frames written before it (or Down,
 // if the connection is lost or the write watchdog fires first); a burst of
 // Acks only (AcksOnly) goes without ACKMODE and is done as soon as it is
-// written. It refuses
+// written, unless a burst so reported (or joined) is still outstanding, its
+// estimate not yet passed. It refuses
 // frames longer than Info().MaxFrame or whose KISS frame, escapes included
 // (Config.FrameLen), is longer than Config.MaxFrame (phy.ErrTooLarge: the
 // TNC would cut it), bursts of more than Config.Burst frames
@@ -486,7 +489,11 @@ func (t *TNC) acksOnly(b []byte) bool {
 // With the estimate, that answer waited for the Ack's TXDELAY, airtime and
 // TXTAIL (415 ms at Dire Wolf's defaults) and then for a key-up of its
 // own (docs/modems.md, "Limits and the TxDone estimate"). A sealed frame
-// hides its kind: with a key, Acks wait for their estimate.
+// hides its kind: with a key, Acks wait for their estimate. So does a
+// burst of Acks while an earlier one reported done before its estimated
+// end (on write, or joined) is still outstanding: at most one such burst
+// waits in the TNC's queue, however many frames a station that holds the
+// channel makes us Ack.
 func AcksOnly(b []byte) bool {
 	return acksOnly(framing.NewDecoder(len(b)), b)
 }
@@ -911,6 +918,15 @@ func (t *TNC) run(c conn) {
 		dialc    chan dialResult
 		stopDial context.CancelFunc
 	)
+	// The last burst reported done before its estimated end (on write,
+	// AcksOnly, or joined in deferTx) is outstanding, in the TNC's queue,
+	// while earlyFrom+earlyEst is ahead. Only one may be: a further one
+	// waits for its estimate (early).
+	var (
+		earlyFrom time.Time
+		earlyEst  time.Duration // 0: none outstanding
+		earlyAir  time.Duration // its own estimate, ahead() aside
+	)
 	switch t.cfg.AckMode {
 	case AckOn:
 		acks = ackYes
@@ -1012,6 +1028,36 @@ func (t *TNC) run(c conn) {
 		}
 		return ahead() + t.cfg.TxTime(len(t.txraw))
 	}
+	// early reports whether a burst reported done before its estimated
+	// end is still outstanding; if not, it makes the current burst
+	// (txraw, as txTime estimates it after d more) that one. A hostile
+	// station that holds the channel and polls us makes an Ack burst per
+	// poll: without this bound each went straight into the TNC's queue,
+	// to go stale there (TestTNCAckBurstsBounded).
+	early := func(d time.Duration) bool {
+		now := t.clk.Now()
+		if earlyEst > 0 && now.Before(earlyFrom.Add(earlyEst)) {
+			return true
+		}
+		earlyAir = txTime() - ahead()
+		earlyFrom, earlyEst = now, d+txTime()
+		return false
+	}
+	// heldEarly: a frame heard while the early burst is outstanding held
+	// it too, as deferTx has it for the current burst: its estimate
+	// restarts from now, unless the frame is the answer to it.
+	heldEarly := func(n int) {
+		if earlyEst == 0 || t.cfg.FullDuplex {
+			return
+		}
+		now := t.clk.Now()
+		began := now.Add(-(t.cfg.TxTime(n) - t.cfg.TXDelay - t.cfg.TXTail))
+		if !now.Before(earlyFrom.Add(earlyEst)) || !began.Before(earlyFrom.Add(earlyEst-earlyEst/16)) {
+			earlyEst = 0
+			return
+		}
+		earlyFrom, earlyEst = now, earlyAir+t.info.AccessWait
+	}
 	// deferTx: a frame heard while our burst is outstanding held the
 	// channel, and a half-duplex TNC that does its own CSMA cannot have
 	// sent during it: our burst had not started (it would have ended
@@ -1023,7 +1069,8 @@ func (t *TNC) run(c conn) {
 	// that is held this way is reported done at once, without ACKMODE: the
 	// TNC sends it when the channel clears, and whatever slided writes
 	// meanwhile joins the same key-up (the TNC sends all it has queued), so the Acks to a
-	// burst heard frame by frame go out together, not the first alone.
+	// burst heard frame by frame go out together, not the first alone;
+	// unless a burst reported done early is still outstanding (early).
 	deferTx := func(n int) {
 		if txTimer == nil || t.cfg.FullDuplex {
 			return
@@ -1042,7 +1089,7 @@ func (t *TNC) run(c conn) {
 				return
 			}
 		}
-		if !acking && (len(t.txraw) <= joinMax || t.txquiet) {
+		if !acking && (len(t.txraw) <= joinMax || t.txquiet) && !early(t.info.AccessWait) {
 			t.count(func(s *Stats) { s.Deferred++; s.Joined++ })
 			txDone()
 			return
@@ -1171,7 +1218,7 @@ func (t *TNC) run(c conn) {
 			}
 			if wSlided {
 				switch {
-				case t.txacks:
+				case t.txacks && !early(0):
 					t.count(func(s *Stats) { s.Early++ })
 					txDone()
 				case acking && ackEarly:
@@ -1271,10 +1318,12 @@ func (t *TNC) run(c conn) {
 
 		case b := <-rxc:
 			t.count(func(s *Stats) { s.Received++ })
+			heldEarly(len(b))
 			deferTx(len(b))
 			q.Push(phy.Event{Kind: phy.Received, Data: b})
 
 		case n := <-heardc:
+			heldEarly(n)
 			deferTx(n)
 
 		case err := <-errc:
