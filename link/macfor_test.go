@@ -211,3 +211,34 @@ func TestMeasuredDelayFromRoundTrips(t *testing.T) {
 		t.Errorf("MACConfig slot %v, the MAC's %v", n1.e.MACConfig().SlotTime, got.SlotTime)
 	}
 }
+
+// TestMACForModemBurstTurn: where the MAC does the access and the modem
+// takes whole bursts (the simulated medium), a won contention's turn holds
+// the lone frame that won it and one modem burst, not three: with the
+// burst of 4, a turn was 1+3×16 frames at 115200 bit/s, 17 turns a minute,
+// and two senders through the daemons shared a minute at Jain 0.91-0.99.
+func TestMACForModemBurstTurn(t *testing.T) {
+	info := phy.Info{BitRate: 115200, MaxFrame: 2048, MaxBurstFrames: 16}
+	m, err := MACFor(info, Config{AdaptiveMAC: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if frames := 1 + (m.Burst-1)*info.MaxBurstFrames; frames > 1+info.MaxBurstFrames {
+		t.Errorf("burst %d: a turn of %d frames, want at most %d", m.Burst, frames, 1+info.MaxBurstFrames)
+	}
+	if m.LoneBurst != loneBurst {
+		t.Errorf("lone burst %d, want %d (a lone sender keeps its long turns)", m.LoneBurst, loneBurst)
+	}
+	// Where maxBurstAir cuts the modem's bursts (9600 bit/s), a turn of
+	// 4 stays (TestBenchLinkBothWays9600).
+	slow := info
+	slow.BitRate = 9600
+	if m, _ := MACFor(slow, Config{AdaptiveMAC: true}); m.Burst != contentionBurst {
+		t.Errorf("at 9600 bit/s: burst %d, want %d", m.Burst, contentionBurst)
+	}
+	// A TNC with a turnaround keeps its bursts of 4.
+	info.Turnaround = 10 * time.Millisecond
+	if m, _ := MACFor(info, Config{AdaptiveMAC: true}); m.Burst != contentionBurst {
+		t.Errorf("with a turnaround: burst %d, want %d", m.Burst, contentionBurst)
+	}
+}

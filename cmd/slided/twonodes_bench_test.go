@@ -114,6 +114,29 @@ func runTwoSenders(b *testing.B, cfg twoSendersConfig) {
 
 		start := time.Now()
 		end := start.Add(cfg.blast)
+		// SLIDED_TWO_SENDERS_TRACE=1 prints to stderr each sender's
+		// frames on air (MAC Transmitted) and senders heard, every
+		// 100 ms that they change: a sender's turns, one line a burst.
+		if os.Getenv("SLIDED_TWO_SENDERS_TRACE") != "" {
+			go func() {
+				var last [2]uint64
+				var lastS [2]int
+				for time.Now().Before(end) {
+					time.Sleep(100 * time.Millisecond)
+					for i := range 2 {
+						st, err := (&lab.Pair{Ctl: [2]string{ctls[i]}}).Status(0)
+						if err != nil || st.Bridge == nil {
+							continue
+						}
+						tx := st.Bridge.MAC.Transmitted
+						if tx != last[i] || st.Bridge.Senders != lastS[i] {
+							fmt.Fprintf(os.Stderr, "TRACE %6.2f node%d tx=%d (+%d) senders=%d\n", time.Since(start).Seconds(), i+1, tx, tx-last[i], st.Bridge.Senders)
+							last[i], lastS[i] = tx, st.Bridge.Senders
+						}
+					}
+				}
+			}()
+		}
 		got := make(chan windowCounts, len(recv))
 		for _, c := range recv {
 			go func() {
