@@ -216,3 +216,19 @@ func crcHeader(hdr [HeaderLen]byte) uint32 {
 func validAddr(h Header) bool {
 	return h.Dst != 0 && h.Src != 0 && h.Src != Broadcast
 }
+
+// CountFrames counts the frames in b, a stream of encoded frames: its runs
+// of non-zero bytes (COBS leaves no zero inside a frame, and 0x00 delimits
+// them). It neither decodes nor allocates; whether each run is a good frame
+// is the Decoder's to say. Modems use it to tell a burst of several frames
+// from one.
+func CountFrames(b []byte) int {
+	n, in := 0, false
+	for _, c := range b {
+		if c != 0 && !in {
+			n++
+		}
+		in = c != 0
+	}
+	return n
+}

@@ -298,3 +298,20 @@ func TestMaxPayloadLen(t *testing.T) {
 		t.Errorf("MaxPayloadLen(64) = %d, want 54 (docs/link-arq.md)", got)
 	}
 }
+
+func TestCountFrames(t *testing.T) {
+	for _, tc := range []struct {
+		in   []byte
+		want int
+	}{
+		{nil, 0},
+		{[]byte{0, 0}, 0},
+		{[]byte{1, 2}, 1},
+		{[]byte{0, 1, 2, 0}, 1},
+		{[]byte{0, 1, 0, 0, 2, 3, 0, 4}, 3},
+	} {
+		if got := CountFrames(tc.in); got != tc.want {
+			t.Errorf("CountFrames(% x) = %d, want %d", tc.in, got, tc.want)
+		}
+	}
+}

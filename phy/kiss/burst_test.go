@@ -182,7 +182,7 @@ func TestTNCAckBurstJoins(t *testing.T) {
 	if err := tnc.Transmit(mixed); err != nil {
 		t.Fatal(err)
 	}
-	readFrames(t, conn, burstFrames(mixed))
+	readFrames(t, conn, framing.CountFrames(mixed))
 	tm := clk.nextTimer(t)
 	if _, err := conn.Write(heard); err != nil {
 		t.Fatal(err)
@@ -314,7 +314,7 @@ func TestParseBurst(t *testing.T) {
 }
 
 // FuzzSplitBurst: cutting any bytes into frames (nextFrame) never panics,
-// finds burstFrames frames, each one run of non-zero bytes with its
+// finds framing.CountFrames frames, each one run of non-zero bytes with its
 // delimiters, keeps every non-zero byte in order, and BurstTime is at
 // least one MinBurst frame's TxTime.
 func FuzzSplitBurst(f *testing.F) {
@@ -335,8 +335,8 @@ func FuzzSplitBurst(f *testing.F) {
 			}
 			kept = append(kept, inner...)
 		}
-		if n != burstFrames(b) {
-			t.Fatalf("%d frames, burstFrames says %d", n, burstFrames(b))
+		if n != framing.CountFrames(b) {
+			t.Fatalf("%d frames, CountFrames says %d", n, framing.CountFrames(b))
 		}
 		if !bytes.Equal(kept, bytes.ReplaceAll(b, []byte{0}, nil)) {
 			t.Fatal("the frames do not hold every non-zero byte in order")

@@ -364,7 +364,7 @@ func (t *TNC) Events() <-chan phy.Event { return t.events }
 // bytes, which slided's decoder skips as empty frames.
 func (t *TNC) Transmit(b []byte) error {
 	split := false
-	if n := burstFrames(b); n > 1 && t.slidedFrames(b) == n {
+	if n := framing.CountFrames(b); n > 1 && t.slidedFrames(b) == n {
 		if err := t.checkBurst(b, n); err != nil {
 			return err
 		}
@@ -414,19 +414,6 @@ func (t *TNC) Transmit(b []byte) error {
 		t.busy.Store(false)
 	}
 	return err
-}
-
-// burstFrames counts the slided frames in b: runs of non-zero bytes. It
-// does not allocate.
-func burstFrames(b []byte) int {
-	n, in := 0, false
-	for _, c := range b {
-		if c != 0 && !in {
-			n++
-		}
-		in = c != 0
-	}
-	return n
 }
 
 // nextFrame returns the first slided frame of b with its delimiters (0x00,
@@ -507,7 +494,7 @@ func acksOnly(dec *framing.Decoder, b []byte) bool {
 	dec.Reset()
 	dec.Feed(b, check)
 	dec.Feed([]byte{0}, check)
-	return acks && n > 0 && n == burstFrames(b)
+	return acks && n > 0 && n == framing.CountFrames(b)
 }
 
 // answerless reports whether b is slided frames that ask for no answer
@@ -529,7 +516,7 @@ func (t *TNC) answerless(b []byte) bool {
 	t.split.Reset()
 	t.split.Feed(b, check)
 	t.split.Feed([]byte{0}, check)
-	return quiet && n > 0 && n == burstFrames(b)
+	return quiet && n > 0 && n == framing.CountFrames(b)
 }
 
 // checkBurst checks a burst of n > 1 frames against the TNC's limits:
@@ -554,7 +541,7 @@ func (t *TNC) checkBurst(b []byte, n int) error {
 // (padded to MinBurst) as an HDLC frame at AirRate (TxTime's rule). For b
 // of one frame it is TxTime(len(b)).
 func (c Config) BurstTime(b []byte) time.Duration {
-	if burstFrames(b) < 2 {
+	if framing.CountFrames(b) < 2 {
 		return c.TxTime(max(len(b), MinBurst))
 	}
 	d := c.TXDelay + c.TXTail
@@ -568,7 +555,7 @@ func (c Config) BurstTime(b []byte) time.Duration {
 // one data frame per slided frame, each padded to MinBurst; with ackID >= 0
 // the last goes as an ACKMODE frame with that id. pad is scratch space.
 func (t *TNC) appendBurst(dst, pad, b []byte, ackID int) ([]byte, []byte) {
-	n := burstFrames(b)
+	n := framing.CountFrames(b)
 	i := 0
 	for f, rest := nextFrame(b); len(f) > 0; f, rest = nextFrame(rest) {
 		i++
@@ -1237,7 +1224,7 @@ func (t *TNC) run(c conn) {
 				}
 				n := uint64(1)
 				if t.txsplit {
-					n = uint64(burstFrames(t.txraw))
+					n = uint64(framing.CountFrames(t.txraw))
 					t.count(func(s *Stats) { s.Bursts++ })
 				}
 				t.count(func(s *Stats) { s.Sent += n }) // after the timer: tests wait for the count

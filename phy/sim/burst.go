@@ -26,7 +26,7 @@ type Splitter struct {
 // nil, and b goes on air as it is. The slices alias b and are valid until
 // the next call.
 func (s *Splitter) Split(b []byte) [][]byte {
-	n := runs(b)
+	n := framing.CountFrames(b)
 	if n < 2 {
 		return nil
 	}
@@ -50,18 +50,6 @@ func (s *Splitter) Split(b []byte) [][]byte {
 	}
 	// The last frame takes any delimiters after it.
 	return append(s.frames, rest)
-}
-
-// runs counts the runs of non-zero bytes in b.
-func runs(b []byte) int {
-	n, in := 0, false
-	for _, c := range b {
-		if c != 0 && !in {
-			n++
-		}
-		in = c != 0
-	}
-	return n
 }
 
 // frameLen is the length of the first frame of b: the delimiters before

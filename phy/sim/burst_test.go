@@ -185,8 +185,8 @@ func FuzzSplitter(f *testing.F) {
 		}
 		var joined []byte
 		for _, fr := range frames {
-			if runs(fr) != 1 {
-				t.Fatalf("frame % x holds %d runs", fr, runs(fr))
+			if framing.CountFrames(fr) != 1 {
+				t.Fatalf("frame % x holds %d runs", fr, framing.CountFrames(fr))
 			}
 			joined = append(joined, fr...)
 		}
