@@ -134,7 +134,7 @@ func (e *Engine) startLink(now time.Time, mc csma.Config, seed uint64) error {
 		// the simulated medium, two nodes sending to each other timed
 		// out spuriously about 3 times a second with 64-byte frames at
 		// 38400 bit/s (TestBenchLinkShortFramesBothWays).
-		frameAir = max(frameAir, min(time.Duration(e.info.MaxBurstFrames)*frameAir, maxBurstAir))
+		frameAir = max(frameAir, min(time.Duration(e.info.MaxBurstFrames)*frameAir, burstAir(e.info)))
 	}
 	t := arq.Timing{
 		BitRate:     e.info.BitRate,

@@ -136,7 +136,7 @@ func MACFor(info phy.Info, cfg Config) (csma.Config, error) {
 			// larger, and the storm's proxy delivered less.
 			c.Burst = contentionBurst
 			if info.MaxBurstFrames > 1 && info.Turnaround == 0 &&
-				time.Duration(info.MaxBurstFrames)*phy.Airtime(frameLimit(info, cfg), info.BitRate) <= maxBurstAir {
+				time.Duration(info.MaxBurstFrames)*phy.Airtime(frameLimit(info, cfg), info.BitRate) <= burstAir(info) {
 				// Where the MAC does the access and the modem takes
 				// whole bursts (the simulated medium), each of the
 				// burst's transmissions after the first (which goes
@@ -146,7 +146,7 @@ func MACFor(info phy.Info, cfg Config) (csma.Config, error) {
 				// the winners of so few contentions made two senders
 				// through the daemons share a minute at Jain
 				// 0.91-0.99. Two make a turn of 1+16 frames.
-				// Where maxBurstAir cuts the modem's bursts (9600
+				// Where the burst bound (burstAir) cuts the modem's bursts (9600
 				// bit/s: 9 frames of 1000 bytes) a turn of 4 is
 				// kept: with 2, two nodes sending both ways
 				// over 10 minutes got 0.864-0.965 of the channel

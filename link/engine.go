@@ -363,11 +363,7 @@ func (e *Engine) start(now time.Time, info phy.Info) error {
 	// the channel (bench -flows 1:3,2:3 -duration 10m: Jain 0.60).
 	turn := phy.Airtime(e.frameCap, e.info.BitRate)
 	if e.info.MaxBurstFrames > 1 && !e.info.OwnAccess {
-		limit := maxBurstAir
-		if e.info.MaxBurstAir > 0 {
-			limit = e.info.MaxBurstAir
-		}
-		turn = max(turn, min(time.Duration(e.info.MaxBurstFrames)*turn, limit))
+		turn = max(turn, min(time.Duration(e.info.MaxBurstFrames)*turn, burstAir(e.info)))
 	}
 	e.senders.window = 4*time.Duration(max(cfg.Burst, 1))*turn + time.Second
 	e.stats.BitRate = e.info.BitRate
@@ -692,6 +688,15 @@ func (e *Engine) Poll(now time.Time) ([]byte, bool) {
 	return e.fillBurst(now), true
 }
 
+// burstAir is the longest airtime of one burst handed to the modem: the
+// modem's own bound (Info.MaxBurstAir) if it gives one, else maxBurstAir.
+func burstAir(info phy.Info) time.Duration {
+	if info.MaxBurstAir > 0 {
+		return info.MaxBurstAir
+	}
+	return maxBurstAir
+}
+
 // macDoesAccess reports whether the engine's MAC alone decides when a
 // burst goes on air and a key-up costs nothing (the simulated medium): the
 // modem takes bursts but does no channel access of its own (OwnAccess) and
@@ -711,10 +716,7 @@ func (e *Engine) macDoesAccess() bool {
 // bursts expect).
 func (e *Engine) fillBurst(now time.Time) []byte {
 	air := phy.Airtime(len(e.onAir[0].buf), e.info.BitRate)
-	limit := maxBurstAir
-	if e.info.MaxBurstAir > 0 {
-		limit = e.info.MaxBurstAir
-	}
+	limit := burstAir(e.info)
 	// An Ack goes without contention (csma.EnqueueFront). Where the MAC
 	// does the access and a key-up costs nothing (the simulated medium),
 	// data frames behind it would skip their contention and save nothing:
