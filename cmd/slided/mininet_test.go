@@ -36,6 +36,8 @@ type mininetReport struct {
 		Medium  int   `json:"medium"`
 		Daemons []int `json:"daemons"`
 		Babeld  []int `json:"babeld"`
+		// Monitors run ip monitor route neigh in each host.
+		Monitors []int `json:"monitors"`
 	} `json:"pids"`
 	Netns  []string          `json:"netns"`
 	Routes map[string]string `json:"routes"`
@@ -159,6 +161,7 @@ func checkNothingLeft(t *testing.T, r *mininetReport, workdir string) {
 	pids = append(pids, r.PIDs.Shells...)
 	pids = append(pids, r.PIDs.Daemons...)
 	pids = append(pids, r.PIDs.Babeld...)
+	pids = append(pids, r.PIDs.Monitors...)
 	if r.PIDs.Medium != 0 {
 		pids = append(pids, r.PIDs.Medium)
 	}
@@ -173,7 +176,7 @@ func checkNothingLeft(t *testing.T, r *mininetReport, workdir string) {
 			continue
 		}
 		c := strings.ReplaceAll(string(cmdline), "\x00", " ")
-		if strings.Contains(c, slidedBin) || strings.Contains(c, "babeld") || strings.Contains(c, "mininet:") {
+		if strings.Contains(c, slidedBin) || strings.Contains(c, "babeld") || strings.HasPrefix(c, "ip -ts monitor") || strings.Contains(c, "mininet:") {
 			t.Errorf("process %d still runs: %s", pid, c)
 			syscall.Kill(pid, syscall.SIGKILL)
 		}

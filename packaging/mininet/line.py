@@ -20,6 +20,7 @@ slided binary (on PATH or --slided). No Open vSwitch: there is no switch.
 import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -48,7 +49,7 @@ def host_ip_json(host, *argv):
         raise SlidedError('%s: %s: %s' % (host.name, ' '.join(argv), out.strip()))
 
 
-def start_babeld(host, workdir):
+def start_babeld(host, workdir, hello):
     """babeld in host on the TAP. The TAP is a shared channel: type wireless
     (no split horizon: h2 must announce what it learns from h3 back out of
     the same interface, to h1). Hellos every 2 s: faster ones are lost or
@@ -56,13 +57,26 @@ def start_babeld(host, workdir):
     for a moment (docs/mininet.md)."""
     base = os.path.join(workdir, host.name + '-babeld')
     argv = ['babeld', '-I', base + '.pid', '-S', base + '.state', '-c', '/dev/null', '-r',
-            '-C', 'interface %s type wireless hello-interval 2 update-interval 8' % TAP,
+            '-C', 'interface %s type wireless hello-interval %g update-interval %g' % (TAP, hello, 4 * hello),
             '-C', 'redistribute local ip 192.0.2.0/24 ge 32 allow',
             '-C', 'redistribute local deny',
             TAP]
     logf = open(base + '.log', 'ab')
     try:
         return host.popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT)
+    finally:
+        logf.close()
+
+
+def start_monitor(host, workdir):
+    """ip monitor of host's routes and neighbours, with timestamps, to
+    <workdir>/<host>-monitor.log: when a datagram is lost in the kernel (a
+    route babeld withdrew, a neighbour ARP gave up on), this log says which
+    and when."""
+    logf = open(os.path.join(workdir, host.name + '-monitor.log'), 'ab')
+    try:
+        return host.popen(['ip', '-ts', 'monitor', 'route', 'neigh'],
+                          stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT)
     finally:
         logf.close()
 
@@ -92,12 +106,16 @@ def ping(src, dst, count):
     out = src.cmd('ping -n -c %d -i 0.5 -W 3 %s' % (count, dst))
     rx = 0
     rtt = None
+    replies = []  # [icmp_seq, rtt ms] of each reply, in arrival order
     for line in out.splitlines():
+        m = re.search(r'icmp_seq=(\d+) .*time=([\d.]+) ms', line)
+        if m:
+            replies.append([int(m.group(1)), float(m.group(2))])
         if 'received' in line:
             rx = int(line.split(',')[1].split()[0])
         if line.startswith('rtt'):
             rtt = float(line.split('=')[1].split('/')[1])
-    return {'sent': count, 'received': rx, 'rtt_avg_ms': rtt}
+    return {'sent': count, 'received': rx, 'rtt_avg_ms': rtt, 'replies': replies}
 
 
 def blast(src, dst, count, size):
@@ -165,6 +183,7 @@ def run(a, report):
     net = Mininet(topo=None, build=False, controller=None)
     hosts = [net.addHost('h%d' % i, ip=None) for i in (1, 2, 3)]
     babelds = []
+    monitors = []
     medium = None
     try:
         net.start()
@@ -197,8 +216,10 @@ def run(a, report):
         report['nodes_up'] = {h.name: node_report(medium, h) for h in hosts}
         report['tap_tx_dropped'] = {'attached': tap_tx_dropped(hosts)}
         for h in hosts:
-            babelds.append(start_babeld(h, medium.workdir))
+            monitors.append(start_monitor(h, medium.workdir))
+            babelds.append(start_babeld(h, medium.workdir, a.babel_hello))
         report['pids']['babeld'] = [p.pid for p in babelds]
+        report['pids']['monitors'] = [p.pid for p in monitors]
         info('*** Waiting for babeld to route h1 <-> h3 through h2\n')
         t0 = time.monotonic()
         report['routes'] = {
@@ -220,7 +241,7 @@ def run(a, report):
             from mininet.cli import CLI
             CLI(net)
     finally:
-        for p in babelds:
+        for p in babelds + monitors:
             stop_proc(p)
         if medium is not None:
             medium.stop()
@@ -235,6 +256,8 @@ def main():
     p.add_argument('--size', type=int, default=1000, help='UDP payload bytes (default 1000)')
     p.add_argument('--blast-to', choices=['h2', 'h3'], default='h3',
                    help='receiver of the UDP blast: h3 (through h2, default) or h2 (one hop)')
+    p.add_argument('--babel-hello', type=float, default=2,
+                   help="babeld's hello interval on the TAP, seconds (updates every 4 hellos; default 2)")
     p.add_argument('--report', help='write the results as JSON to this file')
     p.add_argument('--workdir', help='keep sockets and logs here (default: a temporary directory)')
     p.add_argument('--slided-args', default='', help="extra flags for every 'slided run', e.g. '-cw-senders'")
