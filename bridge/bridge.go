@@ -147,6 +147,19 @@ type Config struct {
 	// tests, which run the bridge in synctest bubbles, leave it off. Where
 	// no timerfd exists the bridge logs nothing and uses a time.Timer.
 	PreciseTimer bool
+	// OnLinkUp, if set, is called once, when the link comes up (the
+	// modem's first Up), with what the link then knows. It runs on the
+	// loop's goroutine and must not block: the daemon starts a goroutine
+	// for the netlink work it does with it.
+	OnLinkUp func(LinkUp)
+}
+
+// LinkUp is what Config.OnLinkUp is told.
+type LinkUp struct {
+	Info phy.Info // the modem's figures
+	// AckTimeout is the link ARQ's Ack timeout at start (0 without ARQ):
+	// a unicast frame lost on air once is sent again about this later.
+	AckTimeout time.Duration
 }
 
 // Bridge moves frames between a TAP and a PHY. Create it with New and run it
@@ -555,6 +568,9 @@ func (l *loop) idle() bool {
 
 // started sets up the pacer once the engine knows the modem's figures.
 func (l *loop) started() {
+	if f := l.b.cfg.OnLinkUp; f != nil {
+		f(LinkUp{Info: l.eng.Info(), AckTimeout: l.eng.AckTimeout()})
+	}
 	mc := l.eng.MACConfig()
 	rate := l.eng.Info().BitRate
 	l.pacer = newPacer(rate, mc.QueueLen, l.b.cfg.RingLen, phy.Airtime(l.eng.FrameCap(), rate))

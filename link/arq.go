@@ -240,6 +240,9 @@ func (e *Engine) startLink(now time.Time, mc csma.Config, seed uint64) error {
 			e.ackHold = min(e.info.AccessWait/4, maxAckHold)
 		}
 	}
+	if !cfg.NoARQ {
+		e.firstRTO = ac.AckTimeout
+	}
 	a, err := arq.New(ac, (*arqSink)(e))
 	if err != nil {
 		return fmt.Errorf("frame-max %d: %w", e.frameMax, err)

@@ -230,6 +230,7 @@ type Engine struct {
 	overhear  []*auth.Opener // with a key: open frames for other nodes before they count as senders (one per key)
 	overBuf   []byte
 	ackWait   time.Duration // how long a poll reserves the channel for its Ack (csma.Reserve)
+	firstRTO  time.Duration // the ARQ's Ack timeout at start (AckTimeout)
 	delays    delayWatch    // ARQ round trips for the MAC's timing (arq.go)
 	ackAir    time.Duration // the airtime of one Ack on the wire (each further Ack of an answer burst)
 	out       []Delivery    // the host outbox; its buffers are reused
@@ -382,6 +383,11 @@ func (e *Engine) Started() bool { return e.mac != nil }
 // MACConfig is the MAC's configuration in use (QueueLen: data frames),
 // once Started.
 func (e *Engine) MACConfig() csma.Config { return e.macCfg }
+
+// AckTimeout is the link ARQ's Ack timeout at start, once Started (0
+// without ARQ): a unicast frame lost on air is sent again about this long
+// later, until round trips measured shorten it.
+func (e *Engine) AckTimeout() time.Duration { return e.firstRTO }
 
 // Info is the modem's figures the engine started with.
 func (e *Engine) Info() phy.Info { return e.info }

@@ -6,11 +6,9 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// TuneNeighbours sets the kernel's neighbour (ARP and IPv6 ND) settings on
-// interface ifindex for a link on which one full frame takes frameAirtime,
-// over netlink (SetNeighParams): writes under /proc/sys would fail in the
-// systemd unit (ProtectKernelTunables=yes) and for a daemon that is not
-// root.
+// NeighTimersFor is the neighbour (ARP and IPv6 ND) settings for a link on
+// which one full frame takes frameAirtime and an answer lost on air once is
+// sent again after resend (the link ARQ's Ack timeout; 0 without ARQ).
 //
 // Always: packets waiting for an address to resolve stay in the kernel's
 // neighbour queue, which by default holds 212,992 bytes per neighbour and
@@ -18,25 +16,53 @@ import (
 // ARP reply is back. Those packets still count against their senders' socket
 // buffers, so a larger queue (1 MiB) turns those losses into backpressure.
 //
-// On slow links also: the defaults (3 probes 1 s apart) give up before a
-// reply can cross a 1200 bit/s channel behind a frame or two, and the kernel
-// then drops the packets that waited for it. Probes go out one full frame's
-// airtime plus a second apart, five of them, and an entry stays reachable for
-// two minutes.
-func TuneNeighbours(ifindex int, frameAirtime time.Duration, log zerolog.Logger) {
-	p := NeighParams{QueueLenBytes: 1 << 20}
-	retrans := frameAirtime + time.Second
-	slow := retrans > 2*time.Second
-	if slow {
-		p.RetransTime = min(retrans, 30*time.Second)
-		p.UcastProbes, p.McastProbes = 5, 5
-		p.BaseReachableTime = 2 * time.Minute
+// Probes go out a full frame's airtime plus a second apart (the kernel's
+// 1 s where that is less than 2 s): a probe's answer has had the time to
+// cross the channel behind a frame before the next probe goes, and a lost
+// broadcast request (sent once, no ARQ) is asked again that soon. The
+// kernel gives up after 3 probes, and drops what waited: at 1200 bit/s that
+// is before a reply crosses the channel behind a frame or two, and on a
+// shared channel at 115200 bit/s it is before an answer that collided
+// comes back, which the ARQ resends an Ack timeout later (about 1.9 s on
+// the simulated medium, where a node's turn is a burst of frames): a
+// routing daemon's unicast to a neighbour it hears well failed under a
+// saturating flow (docs/mininet.md). So there are enough probes for twice
+// what an answer lost once takes (its frame's airtime, the resend and a
+// second), at least 5 on a link where that is longer than 2 s, at most
+// maxNeighProbes; and an entry there stays reachable for two minutes.
+func NeighTimersFor(frameAirtime, resend time.Duration) (p NeighParams, slow bool) {
+	p = NeighParams{QueueLenBytes: 1 << 20}
+	answer := frameAirtime + resend + time.Second
+	if slow = answer > 2*time.Second; !slow {
+		return p, false
 	}
+	spacing := frameAirtime + time.Second
+	if spacing <= 2*time.Second {
+		spacing = time.Second // the kernel's
+	}
+	p.RetransTime = min(spacing, 30*time.Second)
+	probes := min(max(uint32((2*answer+p.RetransTime-1)/p.RetransTime), 5), maxNeighProbes)
+	p.UcastProbes, p.McastProbes = probes, probes
+	p.BaseReachableTime = 2 * time.Minute
+	return p, true
+}
+
+// maxNeighProbes bounds the probes of one resolution: each is a frame on
+// air when the neighbour is gone for good.
+const maxNeighProbes = 10
+
+// TuneNeighbours sets NeighTimersFor(frameAirtime, resend) on interface
+// ifindex over netlink (SetNeighParams): writes under /proc/sys would fail in
+// the systemd unit (ProtectKernelTunables=yes) and for a daemon that is not
+// root. It logs, and returns nothing: a daemon runs on with the kernel's
+// settings.
+func TuneNeighbours(ifindex int, frameAirtime, resend time.Duration, log zerolog.Logger) {
+	p, slow := NeighTimersFor(frameAirtime, resend)
 	if err := SetNeighParams(ifindex, p); err != nil {
 		log.Warn().Err(err).Msg("cannot tune neighbour settings")
 		return
 	}
 	if slow {
-		log.Info().Dur("retrans", p.RetransTime).Msg("neighbour timers tuned for a slow link")
+		log.Info().Dur("retrans", p.RetransTime).Uint32("probes", p.UcastProbes).Msg("neighbour timers tuned for a slow link")
 	}
 }

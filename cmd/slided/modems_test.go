@@ -305,13 +305,19 @@ func startDirewolfPair(t testing.TB, baud int, subnet string) (*lab.Lab, *lab.Pa
 	ka, kb := direwolftest.StartPair(t, ns[0], ns[1], baud)
 	q := fmt.Sprintf("?air=%d&%s", baud, kissParams[baud])
 	p := startDaemons(t, l, dir, ns, [2]string{"kiss-tcp:" + ka + q, "kiss-tcp:" + kb + q}, subnet)
-	// The daemon tunes the TAP's neighbour timers to the link's rate; check
-	// that it did where the kernel's defaults would fail.
+	// The daemon tunes the TAP's neighbour timers to the link once it is
+	// up; check (within 10 s) that it did where the kernel's defaults would
+	// fail.
 	if baud == 1200 {
 		for i := range 2 {
-			out, err := l.Exec(ns[i], "sysctl", "-n", "net.ipv4.neigh."+p.Cfg.TAP+".retrans_time_ms")
-			if err != nil || strings.TrimSpace(out) == "1000" {
-				t.Fatalf("node%d: neighbour retrans time %q (%v): the daemon did not tune it for 1200 bit/s", i+1, out, err)
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+				out, err := l.Exec(ns[i], "sysctl", "-n", "net.ipv4.neigh."+p.Cfg.TAP+".retrans_time_ms")
+				if err == nil && strings.TrimSpace(out) != "1000" {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("node%d: neighbour retrans time %q (%v): the daemon did not tune it for 1200 bit/s", i+1, out, err)
+				}
 			}
 		}
 	}

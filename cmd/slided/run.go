@@ -496,7 +496,9 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 		}
 		defer srv.Close()
 	}
-	tap.TuneNeighbours(dev.Index(), phy.Airtime(f.mtu+14+framing.Overhead, p.Info().BitRate), log)
+	// Neighbour timers once the link is up: its ARQ's Ack timeout (how
+	// late an answer lost once comes) is known from then on.
+	frameAir := phy.Airtime(f.mtu+14+framing.Overhead, p.Info().BitRate)
 
 	if c.creds != nil {
 		if err := c.creds.apply(); err != nil {
@@ -517,6 +519,11 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 	bcfg.KeyState = keyState
 	bcfg.Log = log
 	bcfg.Capture = bc
+	bcfg.OnLinkUp = func(u bridge.LinkUp) {
+		// One netlink request, off the data path; the goroutine ends
+		// with it.
+		go tap.TuneNeighbours(dev.Index(), frameAir, u.AckTimeout, log)
+	}
 	br, err := bridge.New(bcfg, tap.CreditTAP{Device: dev, Shaper: sh}, p, bs)
 	if err != nil {
 		return err

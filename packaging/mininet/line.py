@@ -204,12 +204,6 @@ def run(a, report):
             info('*** Attaching %s as node %d\n' % (h.name, i))
             att = medium.attach(h, node=i, addr=addr(i) + '/24', tap=TAP, args=a.slided_args.split())
             h.IP_ = addr(i)
-            # ARP's timers are made for LANs: a unicast probe unanswered
-            # within 3 x 1 s marks the neighbour failed, and what waits for
-            # it is dropped. Behind a slow channel's queue an answer can take
-            # seconds: allow 5 x 3 s.
-            h.cmd('sysctl -qw net.ipv4.neigh.%s.retrans_time_ms=3000 '
-                  'net.ipv4.neigh.%s.ucast_solicit=5' % (TAP, TAP))
             report['pids'].setdefault('daemons', []).append(att.pid)
         # Counters once every daemon is up, before any traffic of ours: the
         # drops that count are those after this.
