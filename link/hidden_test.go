@@ -363,6 +363,17 @@ func helloOf(eth []byte) (framing.NodeID, uint32, bool) {
 // and with node 1 and node 2 each saturating a flow to the next (flows).
 // Node 3's hellos must reach node 2: babeld declares the link dead after
 // 12 in a row lost.
+//
+// Node 3 hears node 2, so it sends only while node 2 is silent, and node 2
+// is then mostly receiving node 1's bursts (up to 16 frames, 1.2 s), which
+// node 3 cannot hear: before nav.go node 2 got 0-6 of node 3's 30 hellos a
+// minute, with 11-30 in a row lost, and node 2 sent 44-90 fragments again
+// a minute, its polls' Acks from node 3 lost the same way under node 1's
+// next frame. Now node 1 keeps the channel for node 3's Acks and node 3's
+// hellos ride behind them: a hello is lost only when no Ack came within
+// its hold (it then contends as before) or before node 3 learned of the
+// hidden sender. Hence the bounds: three in four arrive (26-30 of 30-31 do),
+// and fewer than 6 in a row are lost, half of babeld's 12 (at most 4 are).
 func TestHiddenBroadcasts(t *testing.T) {
 	for _, forward := range []bool{true, false} {
 		name := "flows"
@@ -375,8 +386,8 @@ func TestHiddenBroadcasts(t *testing.T) {
 				t.Logf("seed %d: hellos%s; datagrams at 2 %d, at 3 %d; retransmissions 1:%d 2:%d 3:%d, give-ups %d, collisions %d of %d, forward drops %d; on air 1:%.2f 2:%.2f 3:%.3f",
 					seed, res.pairs, res.at2, res.at3, res.retx[1], res.retx[2], res.retx[3], res.giveUps, res.collisions, res.transmitted, res.fwdDrops,
 					res.air[1], res.air[2], res.air[3])
-				if 2*res.got < res.sent || res.run >= 6 {
-					t.Errorf("seed %d: node 2 got %d of node 3's %d hellos, %d in a row lost; want at least half, fewer than 6 in a row",
+				if 4*res.got < 3*res.sent || res.run >= 6 {
+					t.Errorf("seed %d: node 2 got %d of node 3's %d hellos, %d in a row lost; want at least three in four, fewer than 6 in a row",
 						seed, res.got, res.sent, res.run)
 				}
 			}
