@@ -243,6 +243,11 @@ func (e *Engine) startLink(now time.Time, mc csma.Config, seed uint64) error {
 	if !cfg.NoARQ {
 		e.firstRTO = ac.AckTimeout
 	}
+	seal := 0
+	if cfg.Key != nil {
+		seal = auth.Overhead
+	}
+	e.startNAV(seal, mc.SlotTime) // nav.go
 	a, err := arq.New(ac, (*arqSink)(e))
 	if err != nil {
 		return fmt.Errorf("frame-max %d: %w", e.frameMax, err)
@@ -614,10 +619,15 @@ func (e *Engine) feed(now time.Time) {
 			e.recycle(now, f)
 		}
 	}
+	e.releaseBroadcast(now, false) // held too long for a ride (nav.go)
 	for range 2 {
 		for len(e.pend) > 0 && e.mac.Room() > ackReserve && !e.rideHeld(now) {
 			f := e.pend[0]
 			e.pend = e.pend[:copy(e.pend, e.pend[1:])]
+			if e.holdsBroadcast(now, f) {
+				e.holdBroadcast(now, f) // for the ride with our next Ack (nav.go)
+				continue
+			}
 			if err := e.mac.EnqueueFlow(now, f, f.meta.flow); err != nil {
 				e.recycle(now, f)
 			}
@@ -676,6 +686,7 @@ func (e *Engine) fromAir(h framing.Header, payload []byte) {
 		e.ownID(h, payload)
 		return
 	}
+	e.navFrom(e.now, h.Src) // nav.go
 	if h.Dst != e.cfg.Node && h.Dst != framing.Broadcast {
 		// A sender all the same, once authenticated (senders.go).
 		e.overheard(h, payload)
@@ -740,7 +751,7 @@ func (e *Engine) riderHeard(now time.Time, h framing.Header, payload []byte) {
 		return
 	}
 	until := now.Add(e.macCfg.IFS + 2*e.macCfg.SlotTime + riderSlack)
-	if e.ackDue > 0 && e.ackDueAt.After(until) {
+	if e.ackDue > 0 && e.ackDueAt.After(until) || e.nav.until.After(until) {
 		return
 	}
 	e.mac.Reserve(now, until)

@@ -231,6 +231,9 @@ type Engine struct {
 	overBuf   []byte
 	ackWait   time.Duration // how long a poll reserves the channel for its Ack (csma.Reserve)
 	firstRTO  time.Duration // the ARQ's Ack timeout at start (AckTimeout)
+	navWait   time.Duration // how long a poll to another node keeps the channel for its Ack (nav.go; 0: never)
+	navRide   time.Duration // of it, the room for broadcasts riding behind the Ack
+	nav       nav           // the virtual carrier sense and the broadcast held for a ride (nav.go)
 	delays    delayWatch    // ARQ round trips for the MAC's timing (arq.go)
 	ackAir    time.Duration // the airtime of one Ack on the wire (each further Ack of an answer burst)
 	out       []Delivery    // the host outbox; its buffers are reused
@@ -473,6 +476,9 @@ func (e *Engine) Deadline() (time.Time, bool) {
 	if sd, sok := e.stashDeadline(); sok && (!ok || sd.Before(d)) {
 		d, ok = sd, true // a TCP ACK held for thinning goes then (tcpack.go)
 	}
+	if bd, bok := e.broadcastDeadline(); bok && (!ok || bd.Before(d)) {
+		d, ok = bd, true // a broadcast held for a ride goes then (nav.go)
+	}
 	return d, ok
 }
 
@@ -571,7 +577,8 @@ func (e *Engine) Modem(now time.Time, ev phy.Event, info phy.Info) error {
 		}
 		if e.mac != nil && e.up {
 			e.mac.Carrier(now, false)
-			e.answerEnded(now) // ride.go
+			e.answerEnded(now)   // ride.go
+			e.navCarrierOff(now) // nav.go
 		}
 	case phy.TxDone:
 		if e.mac != nil && e.mac.Transmitting() {
@@ -750,6 +757,11 @@ func (e *Engine) fillBurst(now time.Time) []byte {
 		e.onAir = append(e.onAir, f)
 		air += phy.Airtime(len(f.buf), e.info.BitRate)
 	}
+	// A broadcast frame rides behind our Acks, inside the channel the
+	// others keep for them (nav.go).
+	e.rideBroadcast(now, func(n int) bool {
+		return len(e.onAir) < e.info.MaxBurstFrames && air+phy.Airtime(n, e.info.BitRate) <= limit
+	})
 	if len(e.onAir) == 1 {
 		return e.onAir[0].buf
 	}

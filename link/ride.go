@@ -63,15 +63,35 @@ func (e *Engine) rides() bool {
 // transmission stays within the modem's and the link's frame limits.
 func (e *Engine) fillRide() []byte {
 	ack := e.onAir[0]
-	if ack.meta.h.Kind != framing.KindAck || !e.rides() || e.noRide[ack.meta.h.Dst] {
-		return ack.buf // (noRide: it answers a frame that rode itself, rode)
+	if ack.meta.h.Kind != framing.KindAck {
+		return ack.buf
 	}
-	e.rideACK(e.txStart, ack.meta.h.Dst) // a held TCP ACK joins (tcpack.go)
 	total := len(ack.buf)
 	limit := e.frameMax // the modem's MaxFrame or -frame-max, if either
+	// (noRide: it answers a frame that rode itself, rode.)
+	if e.rides() && !e.noRide[ack.meta.h.Dst] {
+		e.rideAnswers(ack, &total, limit)
+	}
+	// A broadcast frame rides too, inside the channel the others keep
+	// for our Ack (nav.go).
+	e.rideBroadcast(e.txStart, func(n int) bool { return limit == 0 || total+n <= limit })
+	if len(e.onAir) == 1 {
+		return ack.buf
+	}
+	e.burst = e.burst[:0]
+	for _, f := range e.onAir {
+		e.burst = append(e.burst, f.buf...)
+	}
+	return e.burst
+}
+
+// rideAnswers adds to our Ack the small frames for the same node queued
+// next (fillRide); total counts the transmission's bytes.
+func (e *Engine) rideAnswers(ack txFrame, total *int, limit int) {
+	e.rideACK(e.txStart, ack.meta.h.Dst) // a held TCP ACK joins (tcpack.go)
 	fits := func(f txFrame) bool {
 		return f.meta.tcpAck && f.meta.h.Kind != framing.KindAck && f.meta.h.Dst == ack.meta.h.Dst && len(f.buf) <= rideMax &&
-			(limit == 0 || total+len(f.buf) <= limit)
+			(limit == 0 || *total+len(f.buf) <= limit)
 	}
 	for len(e.onAir) <= maxRide {
 		f, ok := e.mac.Follow(e.txStart, fits)
@@ -85,17 +105,9 @@ func (e *Engine) fillRide() []byte {
 			e.pend = e.pend[:copy(e.pend, e.pend[1:])]
 		}
 		e.onAir = append(e.onAir, f)
-		total += len(f.buf)
+		*total += len(f.buf)
 		e.stats.AckRides++
 	}
-	if len(e.onAir) == 1 {
-		return ack.buf
-	}
-	e.burst = e.burst[:0]
-	for _, f := range e.onAir {
-		e.burst = append(e.burst, f.buf...)
-	}
-	return e.burst
 }
 
 // rideHold is how long a small packet for a node we have just acknowledged
@@ -111,6 +123,7 @@ func (e *Engine) rideHold() time.Duration {
 // ackedAt notes that an Ack of ours to dst ended at now (TxDone): small
 // packets for dst are held for the ride with the next one (rideHeld).
 func (e *Engine) ackedAt(now time.Time, dst framing.NodeID) {
+	e.navAcked(now, dst) // nav.go
 	// Two Acks to dst less than a frame and rideHold apart: it sends a
 	// stream, and its next frame is coming.
 	e.rideStream = dst == e.rideDst && !e.rideAt.IsZero() && now.Sub(e.rideAt) < e.frameAir()+e.rideHold()

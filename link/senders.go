@@ -14,6 +14,9 @@ import (
 // frames for other nodes never touch the replay windows of the frames for
 // us; opening also shows the inner kind, so that an Ack to another node is
 // not counted either.
+//
+// The frame, opened, then goes to the virtual carrier sense (nav.go): a
+// poll to another node keeps the channel for that node's Ack.
 func (e *Engine) overheard(h framing.Header, payload []byte) {
 	if e.overhear != nil {
 		opened := false
@@ -21,7 +24,7 @@ func (e *Engine) overheard(h framing.Header, payload []byte) {
 			inner, buf, err := o.Open(e.now, e.overBuf[:0], h, payload)
 			e.overBuf = buf
 			if err == nil {
-				h, opened = inner, true
+				h, payload, opened = inner, buf, true
 				break
 			}
 		}
@@ -30,6 +33,7 @@ func (e *Engine) overheard(h framing.Header, payload []byte) {
 		}
 	}
 	e.heardSender(h.Src, h.Dst, h.Kind)
+	e.navHeard(e.now, h, payload)
 }
 
 // senders counts the other nodes heard sending recently, for

@@ -144,5 +144,5 @@ func (e *Engine) reserveEnd(now time.Time) time.Time {
 	if e.turns.on && e.turns.until.After(now) {
 		return e.turns.until
 	}
-	return now
+	return e.navEnd(now) // or while another node's Ack is due (nav.go)
 }
