@@ -117,10 +117,16 @@ func benchEngine(b *testing.B, burst int) {
 		}
 		return true
 	}
+	// Behind a modem that takes bursts the packets of a lone flow go in
+	// groups, one Ack a group (arq.Config.GroupPolls): node 2 answers
+	// when it has something to say.
 	round := func() {
 		e1.Host(now, eth)
-		if !send(e1, e2) || !send(e2, e1) {
+		if !send(e1, e2) || burst == 0 && !send(e2, e1) {
 			b.Fatal("no frame or no Ack")
+		}
+		if burst > 0 {
+			send(e2, e1)
 		}
 	}
 	for range 100 {
@@ -132,7 +138,7 @@ func benchEngine(b *testing.B, burst int) {
 		round()
 	}
 	b.StopTimer()
-	if st := e2.Stats(now); st.RxFrames < 100 || st.ARQ.AcksSent < 100 {
+	if st := e2.Stats(now); st.RxFrames < 100 || st.ARQ.AcksSent < 100 && burst == 0 || st.ARQ.AcksSent == 0 {
 		b.Fatalf("rx %d, acks %d", st.RxFrames, st.ARQ.AcksSent)
 	}
 }
