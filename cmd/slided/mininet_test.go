@@ -39,8 +39,11 @@ type mininetReport struct {
 		// Monitors run ip monitor route neigh in each host.
 		Monitors []int `json:"monitors"`
 	} `json:"pids"`
-	Netns  []string          `json:"netns"`
-	Routes map[string]string `json:"routes"`
+	Netns []string `json:"netns"`
+	// RoutesLost lists, per host, the unreachable routes babeld installed
+	// up to the end of the blast (from ip monitor).
+	RoutesLost map[string][]string `json:"routes_lost"`
+	Routes     map[string]string   `json:"routes"`
 	// RouteWait is how long babeld took to route h1 <-> h3, seconds.
 	RouteWait float64 `json:"route_wait_s"`
 	Ping      *struct {
@@ -268,6 +271,18 @@ func TestMininetLine(t *testing.T) {
 	// Paced: the sender spent most of its time blocked in sendto().
 	if s.Blocked < s.Elapsed/2 {
 		t.Errorf("sender blocked only %.1f of %.1f s: the link did not push back", s.Blocked, s.Elapsed)
+	}
+	// babeld kept its routes: it withdraws one (an unreachable route, and
+	// ICMP unreachable for what was sent there) when its neighbour's hellos
+	// stop coming, as h3's did at h2 while h1, hidden from h3, held the
+	// channel (link/nav.go).
+	if r.RoutesLost == nil {
+		t.Error("the report says nothing of routes lost")
+	}
+	for h, lost := range r.RoutesLost {
+		for _, l := range lost {
+			t.Errorf("%s: babeld withdrew a route during the test: %s", h, l)
+		}
 	}
 	if len(r.Nodes) != 3 {
 		t.Errorf("status of %d nodes, want 3", len(r.Nodes))

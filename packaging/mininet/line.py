@@ -81,6 +81,15 @@ def start_monitor(host, workdir):
         logf.close()
 
 
+def routes_lost(workdir, host):
+    """The unreachable routes babeld installed in host so far (it does when
+    a neighbour's link seems dead and it withdraws what went through it),
+    from its ip monitor log: each is a moment in which host answered
+    traffic for that destination with ICMP unreachable."""
+    with open(os.path.join(workdir, host.name + '-monitor.log')) as f:
+        return [line.strip() for line in f if 'unreachable' in line and 'Deleted' not in line]
+
+
 def stop_proc(proc):
     if proc.poll() is None:
         proc.terminate()  # SIGTERM to its own PID
@@ -103,7 +112,11 @@ def wait_route(host, dst, via, timeout):
 
 
 def ping(src, dst, count):
-    out = src.cmd('ping -n -c %d -i 0.5 -W 3 %s' % (count, dst))
+    # A deadline (-w), not -W alone, with which ping exits two round trips
+    # after its last echo: the first echoes wait for ARP at both hops, and
+    # a reply that collided comes an ARQ Ack timeout later, so replies may
+    # come seconds late and all at once (docs/mininet.md).
+    out = src.cmd('ping -n -c %d -i 0.5 -w %d %s' % (count, count // 2 + 15, dst))
     rx = 0
     rtt = None
     replies = []  # [icmp_seq, rtt ms] of each reply, in arrival order
@@ -231,6 +244,7 @@ def run(a, report):
         report['udp'] = blast(hosts[0], dst, a.count, a.size)
         report['udp']['to'] = dst.name
         report['nodes'] = {h.name: node_report(medium, h) for h in hosts}
+        report['routes_lost'] = {h.name: routes_lost(medium.workdir, h) for h in hosts}
         if a.cli:
             from mininet.cli import CLI
             CLI(net)
@@ -281,6 +295,9 @@ def main():
         s, r = u['sender'], u['receiver']
         print('UDP h1 -> %s: sent %d, delivered %d, %d duplicates, sender blocked %.1f of %.1f s'
               % (u['to'], s['sent'], r['received'], r['duplicates'], s['blocked_s'], s['elapsed_s']))
+        for name, lost in report.get('routes_lost', {}).items():
+            for line in lost:
+                print('%s: route withdrawn during the run: %s' % (name, line))
         for name, n in report['nodes'].items():
             up = report['nodes_up'][name]
             print('%s: %d frames on air, %d to the TAP; drops since all were up: daemon %d, qdisc %d, TAP tx %d'
