@@ -101,6 +101,9 @@ type frameMeta struct {
 	ackSeq uint8
 	multi  bool // an Ack of several records: never superseded
 	tcpAck bool // a TCP segment without payload, which may ride with an Ack (ride.go)
+	// unheld: a broadcast frame released from the hold for rides
+	// (nav.go), which goes to the MAC as any other from then on.
+	unheld bool
 	h      framing.Header
 	head   [framing.FragHeaderLen]byte
 }
@@ -619,10 +622,16 @@ func (e *Engine) feed(now time.Time) {
 			e.recycle(now, f)
 		}
 	}
-	e.releaseBroadcast(now, false) // held too long for a ride (nav.go)
+	e.releaseBroadcast(now) // held too long for a ride (nav.go)
 	for range 2 {
 		for len(e.pend) > 0 && e.mac.Room() > ackReserve && !e.rideHeld(now) {
 			f := e.pend[0]
+			if !f.meta.unheld && e.unholdFlow(now, f.meta.flow) {
+				// Its flow's held broadcasts, older, go first (nav.go);
+				// a frame released from the hold is older than those
+				// still held.
+				continue
+			}
 			e.pend = e.pend[:copy(e.pend, e.pend[1:])]
 			if e.holdsBroadcast(now, f) {
 				e.holdBroadcast(now, f) // for the ride with our next Ack (nav.go)
@@ -686,7 +695,6 @@ func (e *Engine) fromAir(h framing.Header, payload []byte) {
 		e.ownID(h, payload)
 		return
 	}
-	e.navFrom(e.now, h.Src) // nav.go
 	if h.Dst != e.cfg.Node && h.Dst != framing.Broadcast {
 		// A sender all the same, once authenticated (senders.go).
 		e.overheard(h, payload)
@@ -711,7 +719,8 @@ func (e *Engine) fromAir(h framing.Header, payload []byte) {
 		e.stats.Drops.Sealed++
 		return
 	}
-	if !e.rode(h) { // ride.go
+	e.navFrom(e.now, h.Src) // authentic, when there is a key (nav.go)
+	if !e.rode(h) {         // ride.go
 		e.heardSender(h.Src, h.Dst, h.Kind)
 	}
 	e.sendHello(e.now, h.Src, e.vers.heard(e.now, airH, h.Kind, payload, h.Dst == e.cfg.Node))

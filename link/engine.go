@@ -603,7 +603,7 @@ func (e *Engine) Modem(now time.Time, ev phy.Event, info phy.Info) error {
 				// The Acks answer at once (csma.EnqueueFront): keep
 				// the channel for them.
 				e.ackDue, e.ackDueAt = polls, now.Add(e.answerWait(polls))
-				e.mac.Reserve(now, e.ackDueAt)
+				e.mac.Reserve(now, e.navEnd(e.ackDueAt)) // or longer, for another node's Ack (nav.go)
 			}
 			e.txEnded(now)
 		}
@@ -628,6 +628,7 @@ func (e *Engine) down(now time.Time) {
 		e.stats.ChannelBusy += now.Sub(e.carrierAt)
 		e.carrierOn = false
 	}
+	e.nav.pending = false // no carrier end will come for that poll (nav.go)
 	if e.mac != nil {
 		e.mac.Carrier(now, true) // nobody may transmit until Up
 	}

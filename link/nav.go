@@ -67,8 +67,14 @@ type heldBroadcast struct {
 
 // nav is the virtual carrier sense's state.
 type nav struct {
-	poller, polled framing.NodeID // the overheard poll's sender and addressee
+	poller, polled framing.NodeID // the sender and addressee of the overheard poll that set until
 	until          time.Time      // the channel is kept for the polled node's Ack until then
+	// pollSeq is the sequence number of the last poll overheard from poller
+	// to polled: the same one again is a retransmission (navHeard).
+	pollSeq uint8
+	// next: the poll that came during the carrier still on (pending).
+	nextPoller, nextPolled framing.NodeID
+	nextRide               bool
 	// pending: the poll came during the carrier still on; the Ack comes
 	// after the end of the poller's transmission (navCarrierOff).
 	pending bool
@@ -126,7 +132,13 @@ func (e *Engine) navHeard(now time.Time, h framing.Header, payload []byte) {
 		if err != nil || !f.AckReq {
 			return
 		}
-		e.nav.poller, e.nav.polled = h.Src, h.Dst
+		// The room for riders only for a node we do not hear, and not
+		// for a retransmission: a poller that repeats its poll got no
+		// Ack (the polled node may be gone; at 1200 bit/s each room is
+		// 1.84 s of silence at every overhearer).
+		seq := f.Seq
+		ride := e.unheard(now, h.Dst) && !(h.Src == e.nav.nextPoller && h.Dst == e.nav.nextPolled && seq == e.nav.pollSeq)
+		e.nav.nextPoller, e.nav.nextPolled, e.nav.pollSeq, e.nav.nextRide = h.Src, h.Dst, seq, ride
 		e.nav.pending = e.carrierOn
 		e.navKeep(now)
 	case framing.KindAck:
@@ -134,6 +146,9 @@ func (e *Engine) navHeard(now time.Time, h framing.Header, payload []byte) {
 			// An Ack to a node we do not hear: it sends to h.Src
 			// unheard by us.
 			e.nav.hiddenAt, e.nav.hiddenBy = now, h.Src
+		}
+		if h.Src == e.nav.nextPolled && h.Dst == e.nav.nextPoller {
+			e.nav.pending = false // answered within the carrier (a hang-over)
 		}
 		if h.Src == e.nav.polled && h.Dst == e.nav.poller && now.Before(e.nav.until) {
 			e.nav.until = now // the carrier covers what rides with it
@@ -147,21 +162,27 @@ func (e *Engine) navHeard(now time.Time, h framing.Header, payload []byte) {
 }
 
 // navKeep keeps the channel from now for the Ack to the poll overheard
-// last: navWait if we do not hear the polled node, else without the room
-// for broadcasts riding behind the Ack (its carrier covers them). Kept for
-// a node we hear, the room would cost each overhearer 1.8 s per poll at
+// last (next*): navWait if it may carry riders (nextRide: we do not hear
+// the polled node, and the poll was not a retransmission), else without the
+// room for broadcasts riding behind the Ack (its carrier covers them). Kept
+// for a node we hear, the room would cost each overhearer 1.8 s per poll at
 // 1200 bit/s whenever an Ack was lost, while the poller contended again
-// after its own, shorter, wait.
+// after its own, shorter, wait. A wait already longer (another pair's) is
+// kept: the poll and its pair replace it only when they end later.
 func (e *Engine) navKeep(now time.Time) {
 	w := e.navWait
-	if !e.unheard(now, e.nav.polled) {
+	if !e.nav.nextRide {
 		w -= e.navRide
 	}
-	e.nav.until = now.Add(w)
-	if until, ok := e.AwaitingAck(now); ok && !until.Before(e.nav.until) {
+	until := now.Add(w)
+	if !until.After(e.nav.until) {
+		return
+	}
+	e.nav.until, e.nav.poller, e.nav.polled = until, e.nav.nextPoller, e.nav.nextPolled
+	if own, ok := e.AwaitingAck(now); ok && !own.Before(until) {
 		return // our own reservation is longer
 	}
-	e.mac.Reserve(now, e.nav.until)
+	e.mac.Reserve(now, until)
 }
 
 // navCarrierOff ends a carrier during which a poll to another node was
@@ -207,7 +228,14 @@ func (e *Engine) holdFor() time.Duration {
 // a ride instead (feed): a small broadcast data frame, while a neighbour we
 // have acknowledged lately hears a sender we do not.
 func (e *Engine) holdsBroadcast(now time.Time, f txFrame) bool {
-	if !e.navs() || !broadcastRider(f) || e.cfg.NoARQ {
+	return !f.meta.unheld && broadcastRider(f) && e.hiding(now)
+}
+
+// hiding says whether we overhear Acks to a node we do not hear (a hidden
+// sender at a neighbour) and have acknowledged that neighbour lately: our
+// small broadcasts then go behind our Acks (holdsBroadcast, rideBroadcast).
+func (e *Engine) hiding(now time.Time) bool {
+	if !e.navs() || e.cfg.NoARQ {
 		return false
 	}
 	recent := e.senders.window
@@ -223,27 +251,63 @@ func broadcastRider(f txFrame) bool {
 		!f.meta.poll && len(f.buf) <= rideMax
 }
 
-// holdBroadcast keeps f for the ride with one of our next Acks. With
-// maxHeldBroadcasts held already the oldest goes to the MAC queue first.
+// holdBroadcast keeps f (taken from e.pend, where it was first) for the
+// ride with one of our next Acks. With maxHeldBroadcasts held already the
+// oldest goes back to the front of e.pend first, released.
 func (e *Engine) holdBroadcast(now time.Time, f txFrame) {
 	if len(e.nav.held) >= maxHeldBroadcasts {
-		e.releaseBroadcast(now, true)
+		e.unhold(now, e.popBroadcast())
 	}
 	e.nav.held = append(e.nav.held, heldBroadcast{f, now})
 }
 
-// releaseBroadcast puts the oldest held broadcast frame into the MAC queue
-// to contend as any other, once it has waited holdFor (or at once with
-// force), and reports whether it did.
-func (e *Engine) releaseBroadcast(now time.Time, force bool) bool {
-	if len(e.nav.held) == 0 || !force && now.Before(e.nav.held[0].at.Add(e.holdFor())) {
+// releaseBroadcast sends the held broadcast frames that have waited
+// holdFor to contend as any other frame (unhold), oldest first.
+func (e *Engine) releaseBroadcast(now time.Time) {
+	for len(e.nav.held) > 0 && !now.Before(e.nav.held[0].at.Add(e.holdFor())) {
+		e.unhold(now, e.popBroadcast())
+	}
+}
+
+// unhold sends f, a broadcast frame taken from the hold, to the MAC queue
+// if it has room beside the places kept for Acks, else back to the front of
+// e.pend (where feed takes it next, within that room); marked so that it is
+// not held again. Held frames are older than anything in e.pend, so a
+// flow's frames stay in order.
+func (e *Engine) unhold(now time.Time, f txFrame) {
+	f.meta.unheld = true
+	if e.mac.Room() > ackReserve {
+		if err := e.mac.EnqueueFlow(now, f, f.meta.flow); err == nil {
+			return
+		}
+	}
+	e.pend = append(e.pend, txFrame{})
+	copy(e.pend[1:], e.pend)
+	e.pend[0] = f
+}
+
+// unholdFlow releases the held broadcast frames of flow, oldest first
+// (unhold), before e.pend's first frame, which is of that flow and not
+// held: a flow's frames leave in the order they came. It reports whether
+// there were any.
+func (e *Engine) unholdFlow(now time.Time, flow uint64) bool {
+	if len(e.nav.held) == 0 {
 		return false
 	}
-	f := e.popBroadcast()
-	if err := e.mac.EnqueueFlow(now, f, f.meta.flow); err != nil {
-		e.recycle(now, f)
+	found := false
+	for i := 0; i < len(e.nav.held); {
+		if e.nav.held[i].f.meta.flow != flow {
+			i++
+			continue
+		}
+		f := e.nav.held[i].f
+		copy(e.nav.held[i:], e.nav.held[i+1:])
+		e.nav.held[len(e.nav.held)-1] = heldBroadcast{}
+		e.nav.held = e.nav.held[:len(e.nav.held)-1]
+		e.unhold(now, f)
+		found = true
 	}
-	return true
+	return found
 }
 
 // popBroadcast takes the oldest held broadcast frame.
@@ -290,11 +354,13 @@ func (e *Engine) rideBroadcast(now time.Time, fits func(n int) bool) int {
 				return added
 			}
 			f = e.popBroadcast()
-		default:
+		case e.hiding(now):
 			var found bool
 			if f, found = e.mac.Follow(now, ok); !found {
 				return added
 			}
+		default:
+			return added
 		}
 		e.onAir = append(e.onAir, f)
 		room -= len(f.buf)

@@ -107,3 +107,129 @@ func TestNAVKeepsChannelForOthersAck(t *testing.T) {
 		})
 	}
 }
+
+// TestNAVPolls: what an overheard poll keeps depends on the polls before it
+// (review of nav.go). A poll repeated (the same sequence number: its Ack did
+// not come, the polled node may be gone) keeps the channel for the Ack only,
+// not for riders: each room is 1.84 s of silence at 1200 bit/s at every
+// overhearer, nine times a packet to a node that left. And a later poll
+// between nodes we hear does not shorten the wait kept for a hidden node's
+// Ack and riders (one poll's state replaced the other's before).
+func TestNAVPolls(t *testing.T) {
+	const (
+		short = iota + 1 // navWait without the room for riders
+		full             // navWait
+	)
+	for _, tc := range []struct {
+		name string
+		// first: a poll from node 2 to node 3 (hidden) before the one
+		// measured, which comes later by gap.
+		first, second []byte
+		gap           time.Duration
+		wait          int
+	}{
+		{"retransmitted poll", pollSeq(t, 2, 3, 7), pollSeq(t, 2, 3, 7), 500 * time.Millisecond, short},
+		{"next poll", pollSeq(t, 2, 3, 7), pollSeq(t, 2, 3, 8), 500 * time.Millisecond, full},
+		{"a heard pair's poll right after", pollSeq(t, 2, 3, 7), pollSeq(t, 4, 5, 1), 0, full},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mac := DefaultMAC(9600, Block)
+			mac.CWMin, mac.CWMax, mac.CWPerSender = 1, 1, 0
+			inBubble(t, Config{MAC: mac}, func(t *testing.T, x *bubble) {
+				var log []*burst
+				x.m.Bursts = &log
+				e := x.n.e
+				// Node 5 is heard (a broadcast of its own); node 3 is not.
+				b := ethFrame(2, 5)
+				copy(b, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+				x.m.inject(x.n, airFrame(t, 5, b, nil))
+				x.m.event(x.n, phy.Event{Kind: phy.CarrierOn})
+				x.after(20 * time.Millisecond)
+				x.m.event(x.n, phy.Event{Kind: phy.CarrierOff})
+				x.m.inject(x.n, tc.first)
+				first := x.m.Now()
+				x.after(tc.gap)
+				x.m.event(x.n, phy.Event{Kind: phy.CarrierOn})
+				x.m.hostFrame(x.n, ethFrame(2, 1))
+				x.after(20 * time.Millisecond)
+				x.m.event(x.n, phy.Event{Kind: phy.CarrierOff})
+				x.m.inject(x.n, tc.second)
+				end := x.m.Now()
+				x.after(5 * time.Second)
+				if len(log) == 0 {
+					t.Fatal("our frame never went")
+				}
+				start := log[0].Start
+				got := 0
+				switch {
+				case tc.wait == full && tc.gap == 0 && !start.Before(first.Add(e.navWait)):
+					got = full // the first poll's wait, kept
+				case !start.Before(end.Add(e.navWait)):
+					got = full
+				case !start.Before(end.Add(e.navWait - e.navRide)):
+					got = short
+				}
+				if got != tc.wait {
+					t.Errorf("our frame went %v after the poll (navWait %v, of it %v for riders): want wait kind %d, got %d",
+						start.Sub(end), e.navWait, e.navRide, tc.wait, got)
+				}
+			})
+		})
+	}
+}
+
+// pollSeq is a poll from src to dst with sequence number seq.
+func pollSeq(t *testing.T, src, dst framing.NodeID, seq uint8) []byte {
+	t.Helper()
+	p, err := framing.AppendFrag(nil, framing.FragHeader{AckReq: true, Inner: framing.KindEthernet, Count: 1, Seq: seq})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = append(p, ethFrame(dst, src)...)
+	return framing.AppendFrame(nil, framing.Header{Kind: framing.KindFragment, Src: src, Dst: dst}, p)
+}
+
+// TestHeldBroadcastKeepsFlowOrder: while a hidden sender is known (we
+// overheard node 2 Ack node 3, whom we do not hear, and we Ack node 2
+// ourselves), a small broadcast is held for the ride with our next Ack; a
+// larger broadcast of the same flow that follows must not overtake it
+// (review of nav.go: it went to the MAC at once and left first).
+func TestHeldBroadcastKeepsFlowOrder(t *testing.T) {
+	inBubble(t, Config{}, func(t *testing.T, x *bubble) {
+		var log []*burst
+		x.m.Bursts = &log
+		// We overhear node 2 Ack node 3, and Ack node 2 (its poll to
+		// us).
+		x.m.inject(x.n, ackFrame(t, 2, 3))
+		x.m.inject(x.n, pollFrame(t, 2, 1, true))
+		x.after(time.Second)
+		if !x.n.e.hiding(x.m.Now()) {
+			t.Fatal("no hidden sender known after an Ack overheard to a node we do not hear")
+		}
+		bcast := func(n int) []byte {
+			b := make([]byte, n)
+			copy(b, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+			copy(b[6:], framing.MACFor(1))
+			b[12], b[13] = 0x88, 0xb5 // local experimental: one flow, not IP
+			return b
+		}
+		x.m.hostFrame(x.n, bcast(60))  // rides, or waits for a ride
+		x.m.hostFrame(x.n, bcast(600)) // too large to ride
+		x.after(30 * time.Second)
+		var sizes []int
+		d := framing.NewDecoder(4096)
+		for _, b := range log[1:] { // after our Ack to node 2
+			d.Feed(b.Data, func(h framing.Header, p []byte) {
+				if h.Dst == framing.Broadcast {
+					sizes = append(sizes, len(p))
+				}
+			})
+		}
+		if len(sizes) != 2 {
+			t.Fatalf("broadcast frames on air, payload bytes in order: %v; want the small one, then the large one", sizes)
+		}
+		if sizes[0] > sizes[1] {
+			t.Errorf("broadcast frames on air, payload bytes in order: %v: the large one overtook the small one held for a ride", sizes)
+		}
+	})
+}

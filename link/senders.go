@@ -32,6 +32,7 @@ func (e *Engine) overheard(h framing.Header, payload []byte) {
 			return
 		}
 	}
+	e.navFrom(e.now, h.Src)
 	e.heardSender(h.Src, h.Dst, h.Kind)
 	e.navHeard(e.now, h, payload)
 }
