@@ -41,7 +41,8 @@ type mininetReport struct {
 	} `json:"pids"`
 	Netns []string `json:"netns"`
 	// RoutesLost lists, per host, the unreachable routes babeld installed
-	// up to the end of the blast (from ip monitor).
+	// from the moment h1 and h3 were routed to the end of the blast (from
+	// ip monitor).
 	RoutesLost map[string][]string `json:"routes_lost"`
 	Routes     map[string]string   `json:"routes"`
 	// RouteWait is how long babeld took to route h1 <-> h3, seconds.

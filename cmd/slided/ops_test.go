@@ -367,8 +367,9 @@ func TestOpsUnderTheUnitSandbox(t *testing.T) {
 		t.Errorf("daemon credentials, want nobody with CAP_NET_ADMIN only:\n%s", s)
 	}
 	// 1200 bit/s: a full frame takes over 10 s, so probes go out that plus
-	// a second apart, five of them (tap.TuneNeighbours, once the link is
-	// up, as nobody with CAP_NET_ADMIN).
+	// a second apart, enough of them to last for an answer the ARQ sends
+	// again (tap.NeighTimersFor; set again once the link is up, as nobody
+	// with CAP_NET_ADMIN).
 	checkNeighTimers(t, l, ns, 10*time.Second, 50*time.Second)
 }
 

@@ -496,9 +496,12 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 		}
 		defer srv.Close()
 	}
-	// Neighbour timers once the link is up: its ARQ's Ack timeout (how
-	// late an answer lost once comes) is known from then on.
-	frameAir := phy.Airtime(f.mtu+14+framing.Overhead, p.Info().BitRate)
+	// Neighbour settings now (the 1 MiB queue, and the timers of a slow
+	// link by the modem's rate), and again once the link is up: its ARQ's
+	// Ack timeout (how late an answer lost once comes) is known from then
+	// on. The first call logs nothing; the second says what holds.
+	frameBytes := f.mtu + 14 + framing.Overhead
+	tap.TuneNeighbours(dev.Index(), phy.Airtime(frameBytes, p.Info().BitRate), 0, zerolog.Nop())
 
 	if c.creds != nil {
 		if err := c.creds.apply(); err != nil {
@@ -521,8 +524,14 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 	bcfg.Capture = bc
 	bcfg.OnLinkUp = func(u bridge.LinkUp) {
 		// One netlink request, off the data path; the goroutine ends
-		// with it.
-		go tap.TuneNeighbours(dev.Index(), frameAir, u.AckTimeout, log)
+		// with it, and runDaemon waits for it (wg) before it returns.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if ctx.Err() == nil {
+				tap.TuneNeighbours(dev.Index(), phy.Airtime(frameBytes, u.Info.BitRate), u.AckTimeout, log)
+			}
+		}()
 	}
 	br, err := bridge.New(bcfg, tap.CreditTAP{Device: dev, Shaper: sh}, p, bs)
 	if err != nil {

@@ -81,12 +81,19 @@ def start_monitor(host, workdir):
         logf.close()
 
 
-def routes_lost(workdir, host):
-    """The unreachable routes babeld installed in host so far (it does when
-    a neighbour's link seems dead and it withdraws what went through it),
-    from its ip monitor log: each is a moment in which host answered
+def monitor_offset(workdir, host):
+    """How much host's ip monitor log holds now (routes_lost counts from
+    there)."""
+    return os.path.getsize(os.path.join(workdir, host.name + '-monitor.log'))
+
+
+def routes_lost(workdir, host, since):
+    """The unreachable routes babeld installed in host after offset since of
+    its ip monitor log (it does when a neighbour's link seems dead and it
+    withdraws what went through it): each is a moment in which host answered
     traffic for that destination with ICMP unreachable."""
     with open(os.path.join(workdir, host.name + '-monitor.log')) as f:
+        f.seek(since)
         return [line.strip() for line in f if 'unreachable' in line and 'Deleted' not in line]
 
 
@@ -234,6 +241,9 @@ def run(a, report):
             'h3': wait_route(hosts[2], addr(1), addr(2), 60),
         }
         report['route_wait_s'] = round(time.monotonic() - t0, 1)
+        # Routes withdrawn count from here: while babeld converges they may
+        # come and go.
+        routed_at = {h.name: monitor_offset(medium.workdir, h) for h in hosts}
         report['tap_tx_dropped']['routed'] = tap_tx_dropped(hosts)
         info('*** %s\n*** %s\n' % (report['routes']['h1'], report['routes']['h3']))
         info('*** Ping h1 -> h3\n')
@@ -244,7 +254,7 @@ def run(a, report):
         report['udp'] = blast(hosts[0], dst, a.count, a.size)
         report['udp']['to'] = dst.name
         report['nodes'] = {h.name: node_report(medium, h) for h in hosts}
-        report['routes_lost'] = {h.name: routes_lost(medium.workdir, h) for h in hosts}
+        report['routes_lost'] = {h.name: routes_lost(medium.workdir, h, routed_at[h.name]) for h in hosts}
         if a.cli:
             from mininet.cli import CLI
             CLI(net)
