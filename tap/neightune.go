@@ -19,30 +19,39 @@ import (
 // Probes go out a full frame's airtime plus a second apart (the kernel's
 // 1 s where that is less than 2 s): a probe's answer has had the time to
 // cross the channel behind a frame before the next probe goes, and a lost
-// broadcast request (sent once, no ARQ) is asked again that soon. The
-// kernel gives up after 3 probes, and drops what waited: at 1200 bit/s that
-// is before a reply crosses the channel behind a frame or two, and on a
-// shared channel at 115200 bit/s it is before an answer that collided
-// comes back, which the ARQ resends an Ack timeout later (about 1.9 s on
-// the simulated medium, where a node's turn is a burst of frames): a
-// routing daemon's unicast to a neighbour it hears well failed under a
-// saturating flow (docs/mininet.md). So there are enough probes for twice
-// what an answer lost once takes (its frame's airtime, the resend and a
-// second), at least 5 on a link where that is longer than 2 s, at most
-// maxNeighProbes; and an entry there stays reachable for two minutes.
+// broadcast request (sent once, no ARQ) is asked again that soon.
+//
+// The kernel gives up after 3 probes and drops what waited. Where a frame
+// takes so long that 3 requests cannot see a reply cross the channel
+// behind a frame or two (1200 bit/s), there are 5 of each kind. And the
+// unicast probes of a neighbour the kernel knows (NUD) are answered by
+// unicast, which the ARQ resends an Ack timeout later when it collides
+// (about 1.9 s on the simulated medium at 115200 bit/s, where a node's turn
+// is a burst of frames): with 3 probes 1 s apart a routing daemon's unicast
+// to a neighbour it hears well failed under a saturating flow
+// (docs/mininet.md). So there are as many unicast probes as last twice what
+// an answer lost once takes (its frame's airtime, the resend and a second),
+// at least 5, at most maxNeighProbes, wherever that is over 2 s; and an
+// entry there stays reachable for two minutes. The broadcast requests of a
+// first resolution keep their number: while they go on, what waits for
+// the answer holds its senders' socket buffers, and a stopped daemon on
+// the way (no answer will come) would hold a socket that also sends
+// through another interface that much longer
+// (TestStoppedDaemonDoesNotBlockOtherInterfaces).
 func NeighTimersFor(frameAirtime, resend time.Duration) (p NeighParams, slow bool) {
 	p = NeighParams{QueueLenBytes: 1 << 20}
+	spacing := frameAirtime + time.Second
+	slowAir := spacing > 2*time.Second
 	answer := frameAirtime + resend + time.Second
-	if slow = answer > 2*time.Second; !slow {
+	if !slowAir && answer <= 2*time.Second {
 		return p, false
 	}
-	spacing := frameAirtime + time.Second
-	if spacing <= 2*time.Second {
-		spacing = time.Second // the kernel's
+	p.RetransTime = time.Second // the kernel's
+	if slowAir {
+		p.RetransTime = min(spacing, 30*time.Second)
+		p.McastProbes = 5
 	}
-	p.RetransTime = min(spacing, 30*time.Second)
-	probes := min(max(uint32((2*answer+p.RetransTime-1)/p.RetransTime), 5), maxNeighProbes)
-	p.UcastProbes, p.McastProbes = probes, probes
+	p.UcastProbes = min(max(uint32((2*answer+p.RetransTime-1)/p.RetransTime), 5), maxNeighProbes)
 	p.BaseReachableTime = 2 * time.Minute
 	return p, true
 }

@@ -409,6 +409,13 @@ func TestStoppedDaemonDoesNotBlockOtherInterfaces(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ctl [2]string
+	t.Cleanup(func() {
+		if t.Failed() {
+			for i := range 2 {
+				t.Logf("--- b%d.log (the live link) ---\n%s", i+1, lab.Tail(filepath.Join(dir, fmt.Sprintf("b%d.log", i+1)), 20))
+			}
+		}
+	})
 	for i := range 2 {
 		ctl[i] = filepath.Join(dir, fmt.Sprintf("b%d.ctl", i+1))
 		if _, err := l.Start(p.NS[i], fmt.Sprintf("b%d", i+1), filepath.Join(dir, fmt.Sprintf("b%d.log", i+1)),
