@@ -497,11 +497,12 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 		defer srv.Close()
 	}
 	// Neighbour settings now (the 1 MiB queue, and the timers of a slow
-	// link by the modem's rate), and again once the link is up: its ARQ's
-	// Ack timeout (how late an answer lost once comes) is known from then
-	// on. The first call logs nothing; the second says what holds.
+	// link by the modem's rate), and again once the link is up if its
+	// ARQ's Ack timeout (how late an answer lost once comes, known from
+	// then on) changes them.
 	frameBytes := f.mtu + 14 + framing.Overhead
-	tap.TuneNeighbours(dev.Index(), phy.Airtime(frameBytes, p.Info().BitRate), 0, zerolog.Nop())
+	tap.TuneNeighbours(dev.Index(), phy.Airtime(frameBytes, p.Info().BitRate), 0, log)
+	tunedAtStart, _ := tap.NeighTimersFor(phy.Airtime(frameBytes, p.Info().BitRate), 0)
 
 	if c.creds != nil {
 		if err := c.creds.apply(); err != nil {
@@ -523,13 +524,17 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 	bcfg.Log = log
 	bcfg.Capture = bc
 	bcfg.OnLinkUp = func(u bridge.LinkUp) {
+		air := phy.Airtime(frameBytes, u.Info.BitRate)
+		if np, _ := tap.NeighTimersFor(air, u.AckTimeout); np == tunedAtStart {
+			return // a slow link's, or a quick one without ARQ: set at start
+		}
 		// One netlink request, off the data path; the goroutine ends
 		// with it, and runDaemon waits for it (wg) before it returns.
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if ctx.Err() == nil {
-				tap.TuneNeighbours(dev.Index(), phy.Airtime(frameBytes, u.Info.BitRate), u.AckTimeout, log)
+				tap.TuneNeighbours(dev.Index(), air, u.AckTimeout, log)
 			}
 		}()
 	}
