@@ -20,6 +20,12 @@ func pollFrame(t *testing.T, src, dst framing.NodeID, ack bool) []byte {
 	return framing.AppendFrame(nil, framing.Header{Kind: framing.KindFragment, Src: src, Dst: dst}, p)
 }
 
+// pollSeq is a poll from src to dst with sequence number seq (fragFrame).
+func pollSeq(t *testing.T, src, dst framing.NodeID, seq uint8) []byte {
+	t.Helper()
+	return fragFrame(t, src, dst, seq, true, ethFrame(dst, src))
+}
+
 // ackFrame is an Ack from src to dst for a one-fragment packet.
 func ackFrame(t *testing.T, src, dst framing.NodeID) []byte {
 	t.Helper()
@@ -28,6 +34,20 @@ func ackFrame(t *testing.T, src, dst framing.NodeID) []byte {
 		t.Fatal(err)
 	}
 	return framing.AppendFrame(nil, framing.Header{Kind: framing.KindAck, Src: src, Dst: dst}, p)
+}
+
+// oneSlotBubble runs f in a bubble whose MAC has a window of one slot (a
+// frame goes IFS after the channel is free, and a reservation shows to the
+// slot), with the medium's log of transmissions.
+func oneSlotBubble(t *testing.T, f func(t *testing.T, x *bubble, log *[]*burst)) {
+	t.Helper()
+	mac := DefaultMAC(9600, Block)
+	mac.CWMin, mac.CWMax, mac.CWPerSender = 1, 1, 0
+	inBubble(t, Config{MAC: mac}, func(t *testing.T, x *bubble) {
+		var log []*burst
+		x.m.Bursts = &log
+		f(t, x, &log)
+	})
 }
 
 // TestNAVKeepsChannelForOthersAck: a node that overhears a poll from node
@@ -57,13 +77,7 @@ func TestNAVKeepsChannelForOthersAck(t *testing.T) {
 		{"no poll", false, false, false, none},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			// A window of one slot: the frame goes IFS after the channel
-			// is free, and the reservation shows to the slot.
-			mac := DefaultMAC(9600, Block)
-			mac.CWMin, mac.CWMax, mac.CWPerSender = 1, 1, 0
-			inBubble(t, Config{MAC: mac}, func(t *testing.T, x *bubble) {
-				var log []*burst
-				x.m.Bursts = &log
+			oneSlotBubble(t, func(t *testing.T, x *bubble, log *[]*burst) {
 				e := x.n.e
 				if e.navWait-e.navRide <= e.MACConfig().IFS+8*e.MACConfig().SlotTime || e.navRide <= 0 {
 					t.Fatalf("navWait %v, of it %v for riders: not longer than IFS and a few slots", e.navWait, e.navRide)
@@ -88,10 +102,10 @@ func TestNAVKeepsChannelForOthersAck(t *testing.T) {
 					x.m.inject(x.n, ackFrame(t, 3, 2))
 				}
 				x.after(time.Second)
-				if len(log) == 0 {
+				if len(*log) == 0 {
 					t.Fatal("our frame never went")
 				}
-				gap := log[0].Start.Sub(end)
+				gap := (*log)[0].Start.Sub(end)
 				got := none
 				switch {
 				case gap >= e.navWait:
@@ -133,11 +147,7 @@ func TestNAVPolls(t *testing.T) {
 		{"a heard pair's poll right after", pollSeq(t, 2, 3, 7), pollSeq(t, 4, 5, 1), 0, full},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			mac := DefaultMAC(9600, Block)
-			mac.CWMin, mac.CWMax, mac.CWPerSender = 1, 1, 0
-			inBubble(t, Config{MAC: mac}, func(t *testing.T, x *bubble) {
-				var log []*burst
-				x.m.Bursts = &log
+			oneSlotBubble(t, func(t *testing.T, x *bubble, log *[]*burst) {
 				e := x.n.e
 				// Node 5 is heard (a broadcast of its own); node 3 is not.
 				b := ethFrame(2, 5)
@@ -156,10 +166,10 @@ func TestNAVPolls(t *testing.T) {
 				x.m.inject(x.n, tc.second)
 				end := x.m.Now()
 				x.after(5 * time.Second)
-				if len(log) == 0 {
+				if len(*log) == 0 {
 					t.Fatal("our frame never went")
 				}
-				start := log[0].Start
+				start := (*log)[0].Start
 				got := 0
 				switch {
 				case tc.wait == full && tc.gap == 0 && !start.Before(first.Add(e.navWait)):
@@ -176,17 +186,6 @@ func TestNAVPolls(t *testing.T) {
 			})
 		})
 	}
-}
-
-// pollSeq is a poll from src to dst with sequence number seq.
-func pollSeq(t *testing.T, src, dst framing.NodeID, seq uint8) []byte {
-	t.Helper()
-	p, err := framing.AppendFrag(nil, framing.FragHeader{AckReq: true, Inner: framing.KindEthernet, Count: 1, Seq: seq})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p = append(p, ethFrame(dst, src)...)
-	return framing.AppendFrame(nil, framing.Header{Kind: framing.KindFragment, Src: src, Dst: dst}, p)
 }
 
 // TestHeldBroadcastKeepsFlowOrder: while a hidden sender is known (we
