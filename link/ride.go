@@ -182,7 +182,7 @@ func (e *Engine) answerEnded(now time.Time) {
 	}
 	if until := now.Add(2 * e.macCfg.SlotTime); until.After(e.ackDueAt) {
 		e.ackDueAt = until
-		e.mac.Reserve(now, until)
+		e.mac.Reserve(now, e.navEnd(until)) // or longer, for another node's Ack (nav.go)
 	}
 }
 
