@@ -342,6 +342,11 @@ func rebuild(hdr *[maxIPHCHeader]byte, p []byte) (int, []byte, error) {
 	return n + l4, rest, nil
 }
 
+// IPv4HeaderChecksum is the value of the checksum field of the IPv4 header
+// h, whose checksum field is zero (RFC 791: the ones' complement of the
+// ones' complement sum of its 16-bit words).
+func IPv4HeaderChecksum(h []byte) uint16 { return ^checksum(h) }
+
 // checksum is the ones' complement sum of b (even length) folded to 16 bits.
 func checksum(b []byte) uint16 {
 	var s uint32

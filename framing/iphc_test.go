@@ -493,3 +493,18 @@ func TestIPHCTCPOverhead(t *testing.T) {
 		}
 	}
 }
+
+// TestIPv4HeaderChecksum: the header of Wikipedia's worked example
+// (192.168.0.1 -> 192.168.0.199, UDP) sums to 0xb861, and a header with
+// its checksum filled in sums to zero.
+func TestIPv4HeaderChecksum(t *testing.T) {
+	h := []byte{0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00,
+		0xc0, 0xa8, 0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7}
+	if got := IPv4HeaderChecksum(h); got != 0xb861 {
+		t.Fatalf("checksum %#04x, want 0xb861", got)
+	}
+	h[10], h[11] = 0xb8, 0x61
+	if got := IPv4HeaderChecksum(h); got != 0 {
+		t.Errorf("a header with its checksum gives %#04x, want 0", got)
+	}
+}

@@ -304,14 +304,7 @@ func (r *lineRun) datagram(n *lineNode, via, dst framing.NodeID) []byte {
 	ip[6], ip[8], ip[9] = 0x40, 64, 17
 	copy(ip[12:], []byte{198, 51, 100, byte(n.id)})
 	copy(ip[16:], []byte{198, 51, 100, byte(dst)})
-	var sum uint32
-	for i := 0; i < 20; i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
-	}
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
+	binary.BigEndian.PutUint16(ip[10:], framing.IPv4HeaderChecksum(ip[:20]))
 	udp := ip[20:]
 	binary.BigEndian.PutUint16(udp[0:], 7000)
 	binary.BigEndian.PutUint16(udp[2:], 6000)

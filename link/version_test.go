@@ -24,14 +24,7 @@ func udpFrame(dst, src framing.NodeID, id uint32, size int) []byte {
 	binary.BigEndian.PutUint16(ip[4:], uint16(id))
 	ip[6], ip[8], ip[9] = 0x40, 64, 17
 	copy(ip[12:], []byte{192, 0, 2, byte(src), 192, 0, 2, byte(dst)})
-	var s uint32
-	for i := 0; i < 20; i += 2 {
-		s += uint32(binary.BigEndian.Uint16(ip[i:]))
-	}
-	for s > 0xffff {
-		s = s>>16 + s&0xffff
-	}
-	binary.BigEndian.PutUint16(ip[10:], ^uint16(s))
+	binary.BigEndian.PutUint16(ip[10:], framing.IPv4HeaderChecksum(ip))
 	u := b[34:42]
 	binary.BigEndian.PutUint16(u[0:], 5000)
 	binary.BigEndian.PutUint16(u[2:], 5001)
@@ -192,14 +185,7 @@ func tcpFrame(dst, src framing.NodeID, id uint32, size int) []byte {
 	ip := b[14:34]
 	ip[9] = 6
 	binary.BigEndian.PutUint16(ip[10:], 0)
-	var s uint32
-	for i := 0; i < 20; i += 2 {
-		s += uint32(binary.BigEndian.Uint16(ip[i:]))
-	}
-	for s > 0xffff {
-		s = s>>16 + s&0xffff
-	}
-	binary.BigEndian.PutUint16(ip[10:], ^uint16(s))
+	binary.BigEndian.PutUint16(ip[10:], framing.IPv4HeaderChecksum(ip))
 	t := b[34:66]
 	binary.BigEndian.PutUint16(t[0:], 40000)
 	binary.BigEndian.PutUint16(t[2:], 5201)

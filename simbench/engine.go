@@ -373,14 +373,7 @@ func (r *engRunner) datagram(n *engNode, fi int) []byte {
 	ip[10], ip[11] = 0, 0
 	copy(ip[12:], []byte{198, 51, 100, byte(f.From)})
 	copy(ip[16:], []byte{198, 51, 100, byte(f.To)})
-	var sum uint32
-	for i := 0; i < 20; i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
-	}
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
+	binary.BigEndian.PutUint16(ip[10:], framing.IPv4HeaderChecksum(ip[:20]))
 	udp := ip[20:]
 	binary.BigEndian.PutUint16(udp[0:], uint16(7000+fi))
 	binary.BigEndian.PutUint16(udp[2:], 6000)
