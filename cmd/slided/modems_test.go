@@ -305,6 +305,16 @@ func startDirewolfPair(t testing.TB, baud int, subnet string) (*lab.Lab, *lab.Pa
 	ka, kb := direwolftest.StartPair(t, ns[0], ns[1], baud)
 	q := fmt.Sprintf("?air=%d&%s", baud, kissParams[baud])
 	p := startDaemons(t, l, dir, ns, [2]string{"kiss-tcp:" + ka + q, "kiss-tcp:" + kb + q}, subnet)
+	// Each namespace's neighbour table, with timestamps, into the logs the
+	// test prints when it fails: in some runs at 1200 bit/s a whole
+	// direction delivered nothing (docs/modems.md), and whether the kernel
+	// gave up on the peer's address is the first thing to know.
+	for i := range 2 {
+		if _, err := l.Start(ns[i], fmt.Sprintf("neigh%d", i+1), filepath.Join(dir, fmt.Sprintf("node%d-neigh.log", i+1)),
+			"ip", "-ts", "monitor", "neigh"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// The daemon tunes the TAP's neighbour timers to the link once it is
 	// up; check (within 10 s) that it did where the kernel's defaults would
 	// fail.
