@@ -224,6 +224,11 @@ def run(a, report):
             info('*** Attaching %s as node %d\n' % (h.name, i))
             att = medium.attach(h, node=i, addr=addr(i) + '/24', tap=TAP, args=a.slided_args.split())
             h.IP_ = addr(i)
+            if a.arp_by_hand:
+                # What the example did up to stop 15, for side-by-side runs
+                # of old builds (docs/mininet.md).
+                h.cmd('sysctl -qw net.ipv4.neigh.%s.retrans_time_ms=3000 '
+                      'net.ipv4.neigh.%s.ucast_solicit=5' % (TAP, TAP))
             report['pids'].setdefault('daemons', []).append(att.pid)
         # Counters once every daemon is up, before any traffic of ours: the
         # drops that count are those after this.
@@ -276,6 +281,8 @@ def main():
                    help='receiver of the UDP blast: h3 (through h2, default) or h2 (one hop)')
     p.add_argument('--babel-hello', type=float, default=2,
                    help="babeld's hello interval on the TAP, seconds (updates every 4 hellos; default 2)")
+    p.add_argument('--arp-by-hand', action='store_true',
+                   help='set IPv4 ARP timers by hand as the example did before the daemon tuned them (5 probes 3 s apart)')
     p.add_argument('--report', help='write the results as JSON to this file')
     p.add_argument('--workdir', help='keep sockets and logs here (default: a temporary directory)')
     p.add_argument('--slided-args', default='', help="extra flags for every 'slided run', e.g. '-cw-senders'")
