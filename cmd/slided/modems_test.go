@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -154,23 +155,41 @@ func checkNoHostDrops(t testing.TB, p *lab.Pair, i int) *status.Snapshot {
 var pingReceived = regexp.MustCompile(`(\d+) received`)
 
 // pingCount pings to from ns count times and returns how many replies came.
+// Each echo request is its own `ping -c 1 -W wait`, started one second
+// after the one before, so exactly count requests go out and each is waited
+// for the whole wait. (With -W alone, ping -c 3 gave up on a slow last reply
+// two round trips after its last send: TestKISSServerShared in CI, replies
+// of 890 and 1665 ms. With a deadline, -w, ping kept sending one request a
+// second until count replies came: 47–50 requests each way at 1200 bit/s,
+// whose backlog took minutes to cross and starved the datagrams the test
+// sends next, TestDirewolf1200's one direction delivering 0–2 of 10.)
 func pingCount(t testing.TB, l *lab.Lab, ns, to string, count int, wait time.Duration) int {
 	t.Helper()
-	// -w: ping waits for count replies until the deadline; with -W alone,
-	// once some reply came it gave up on the last one after two round
-	// trips, and a slow last reply through a shared TNC was counted lost
-	// (TestKISSServerShared in CI: 890 and 1665 ms, then exit at 2 s).
-	secs := int(wait.Seconds())
-	out, _ := l.Exec(ns, "ping", "-n", "-c", strconv.Itoa(count), "-i", "1", "-W", strconv.Itoa(secs), "-w", strconv.Itoa(count+secs), to)
-	m := pingReceived.FindStringSubmatch(out)
-	if m == nil {
-		t.Fatalf("ping %s from %s: no summary:\n%s", to, ns, out)
+	secs := strconv.Itoa(int(wait.Seconds()))
+	outs := make([]string, count)
+	var wg sync.WaitGroup
+	for i := range count {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(time.Duration(i) * time.Second)
+			outs[i], _ = l.Exec(ns, "ping", "-n", "-c", "1", "-W", secs, to)
+		}()
 	}
-	n, _ := strconv.Atoi(m[1])
+	wg.Wait()
+	n := 0
+	for _, out := range outs {
+		m := pingReceived.FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("ping %s from %s: no summary:\n%s", to, ns, out)
+		}
+		got, _ := strconv.Atoi(m[1])
+		n += got
+	}
 	t.Logf("ping %s: %d of %d replies", to, n, count)
 	if n < count {
 		neigh, _ := l.Exec(ns, "ip", "neigh", "show")
-		t.Logf("ping output:\n%s\nneighbours in %s:\n%s", out, ns, neigh)
+		t.Logf("ping output:\n%s\nneighbours in %s:\n%s", strings.Join(outs, ""), ns, neigh)
 	}
 	return n
 }
