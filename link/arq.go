@@ -519,6 +519,18 @@ func (e *Engine) send(now time.Time, h framing.Header, payload []byte, ethLen in
 	// against a limit of 157). Meanwhile every packet polls, as without
 	// groups.
 	grouping := true
+	e.sawFlow(now, h.Dst, flow) // engine.go, mixedBursts
+	if e.mixedBursts(now) {
+		// Data frames go one per transmission (fillBurst), so each
+		// packet polls: a group's poll would wait for the MAC queue to
+		// empty, which a greedy flow keeps full, and the frames before
+		// it timed out (28 spurious timeouts in 10 s of
+		// TestSparseFlowNotBehindGreedy with the modem's bursts).
+		grouping = false
+		if e.arq.Open() {
+			e.arq.Flush(now)
+		}
+	}
 	if e.flowGroups {
 		if l := e.lastFlow[h.Dst]; l.set && l.flow != flow {
 			e.mixedUntil = now.Add(e.mixedHold)
