@@ -79,6 +79,10 @@ type lineNode struct {
 	drops  uint64    // forwarded packets dropped at a full queue
 }
 
+// helloCount is what one node's host got of a neighbour's hellos: sent,
+// received, and the longest run lost.
+type helloCount struct{ sent, got, run int }
+
 // lineRun is one run of the line.
 type lineRun struct {
 	t     testing.TB
@@ -109,6 +113,8 @@ type lineRun struct {
 type lineResult struct {
 	// Hellos of 3 at 2: sent, received, the longest run lost.
 	sent, got, run int
+	// hellos[from][to]: the same for each pair of neighbours.
+	hellos [4][4]helloCount
 	// The same for the other pairs, for the log.
 	pairs string
 	// Datagrams delivered at node 2 (from 1) and at node 3 (from 2, or
@@ -257,6 +263,7 @@ func runLineWith(t testing.TB, seed uint64, mode lineMode, burst int, d time.Dur
 				run = max(run, cur)
 			}
 			res.pairs += fmt.Sprintf(" %d->%d %d/%d (run %d)", from, to, got, sent, run)
+			res.hellos[from][to] = helloCount{sent, got, run}
 			if from == 3 && to == 2 {
 				res.sent, res.got, res.run = sent, got, run
 			}
@@ -494,6 +501,9 @@ func TestHiddenBroadcasts(t *testing.T) {
 //     at most lineMaxGap, a few of the other's turns (a burst of 16
 //     frames is 1.2 s) and an ack timeout, well within babeld's 12
 //     hellos (24 s) and TCP's patience.
+//   - the receiver's hellos reach both senders as TestHiddenBroadcasts
+//     asks of node 3's: three in four, fewer than 6 in a row lost
+//     (babeld on nodes 1 and 3 gives node 2 up after 12).
 //
 // Before the fix both stalled for the whole minute in every run: their
 // first frames collided at node 2, and with the same ack timeouts (no
@@ -533,6 +543,12 @@ func TestHiddenSenders(t *testing.T) {
 				for _, n := range []int{1, 3} {
 					if res.giveUp[n] > 0 || res.gap[n] > lineMaxGap {
 						t.Errorf("seed %d: node %d gave up %d packets, longest gap %v; want none, at most %v", seed, n, res.giveUp[n], res.gap[n], lineMaxGap)
+					}
+					// The receiver's hellos reach both, as in
+					// TestHiddenBroadcasts.
+					if h := res.hellos[2][n]; 4*h.got < 3*h.sent || h.run >= 6 {
+						t.Errorf("seed %d: node %d got %d of node 2's %d hellos, %d in a row lost; want at least three in four, fewer than 6 in a row",
+							seed, n, h.got, h.sent, h.run)
 					}
 				}
 				// Node 3 starting while node 1 saturates: logged, not
