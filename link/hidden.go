@@ -42,6 +42,9 @@ package link
 //     other and time out at the same moment: a timeout towards R before
 //     any round trip to R was measured (fresh) delays the retransmission
 //     by a random part of turnWait.
+//   - The turn handed over by R's Ack starts tokenLead (4·CWMin slots)
+//     after it: R's own frames (babeld's hellos) go first. Without the
+//     lead they collided with the start of nearly every turn.
 //   - The Ack that ends a turn must be read before our next frame goes:
 //     while R's Ack to our poll is due and R has a hidden sender, the end
 //     of a carrier that began after our poll keeps the channel two slots
@@ -182,10 +185,27 @@ func (e *Engine) hiddenToken(now time.Time, r framing.NodeID) {
 	if !t.until.After(now) {
 		return
 	}
-	t.until = now
+	// The receiver's own frames first (tokenLead).
+	t.until = now.Add(e.tokenLead())
 	if _, ok := e.AwaitingAck(now); !ok {
-		e.mac.Reserve(now, e.navEnd(now))
+		e.mac.Reserve(now, e.navEnd(t.until))
 	}
+}
+
+// tokenLead is how long a turn handed over by the receiver's Ack waits
+// for the receiver's own frames (babeld's hellos, which ride its Acks only
+// at a node that knows a hidden sender, nav.go): 4·CWMin slots (8 ms at
+// 115200 bit/s, under 1 % of a turn). The receiver counts IFS from the end
+// of its Ack, a propagation delay before we hear it end, and draws its
+// backoff from the window for several senders; we would start after IFS
+// and a lone sender's small window, often in the slot of its frame or the
+// next, where neither hears the other in time. Its count freezes while we
+// send and runs down by the lead at each turn: it ends before our start
+// within a turn or two, we hear its frame and defer, and it collides only
+// when it ends in the slot or two around our start. With 2·CWMin node 2's
+// hellos still missed 3-9 of 30 at nodes 1 and 3 (TestHiddenSenders).
+func (e *Engine) tokenLead() time.Duration {
+	return time.Duration(4*e.macCfg.CWMin) * e.macCfg.SlotTime
 }
 
 // hiddenHold keeps data for r that became ready after the token had gone
