@@ -42,6 +42,12 @@ package link
 //     other and time out at the same moment: a timeout towards R before
 //     any round trip to R was measured (fresh) delays the retransmission
 //     by a random part of turnWait.
+//   - A timeout towards R after a round trip, while a hidden sender at R
+//     was known within maxRest windows, delays the retransmission until
+//     the token, at most a random part of two turns: the turns were lost
+//     (a hidden sender that went quiet and came back with what it knew of
+//     us, sending as our burst began) and both would otherwise collide at
+//     R until the end (TestHiddenSenders, one datagram at 5 s).
 //   - The turn handed over by R's Ack starts tokenLead (4·CWMin slots)
 //     after it: R's own frames (babeld's hellos) go first. Without the
 //     lead they collided with the start of nearly every turn.
@@ -255,6 +261,18 @@ func (e *Engine) hiddenLoss(now time.Time, r framing.NodeID, timeout bool) {
 	fresh := timeout && e.fresh(r)
 	if !fresh && !e.knewHidden(now, r) {
 		return
+	}
+	if timeout && !fresh {
+		// Our poll to r went unanswered while a hidden sender at r
+		// was known: its frames and ours collide at r, and the turns
+		// (if any) are lost. The retransmission waits for r's Ack to
+		// it (the token, hiddenToken), at most a random part of two
+		// turns: one of the two gets through first and hands the
+		// other its turn.
+		t.until = later(t.until, now.Add(time.Duration(t.rng.Int64N(int64(2*t.turnWait)))))
+		if u, ok := e.AwaitingAck(now); !ok || u.Before(t.until) {
+			e.mac.Reserve(now, e.navEnd(t.until))
+		}
 	}
 	if t.probes == 0 && !now.Before(t.restUntil) {
 		// A round of probes; the next not before a rest, longer each
