@@ -60,7 +60,7 @@ package link
 //     not know), and our frame then went on air as its carrier dropped,
 //     into the hidden sender's turn: on main's nav.go, where the
 //     receiver's broadcasts no longer ride its Acks, that broke the
-//     turns for good in two of three runs with bursts.
+//     turns for good in all three runs with bursts.
 //
 // Nothing changes while no node overhears R Ack a node it does not hear
 // and no ack timer towards R runs out before a first round trip to R.
@@ -223,7 +223,7 @@ func (e *Engine) hiddenHold(now time.Time) {
 		return
 	}
 	t.settled = true
-	grace := e.macCfg.IFS + 2*time.Duration(e.macCfg.CWMin)*e.macCfg.SlotTime
+	grace := e.macCfg.IFS + e.tokenLead() + 2*time.Duration(e.macCfg.CWMin)*e.macCfg.SlotTime
 	if now.Sub(t.tokenAt) <= grace || now.Sub(t.tokenAt) >= t.turnWait ||
 		!e.hiddenAt(now, t.polled) || now.Sub(t.polledAt) >= e.senders.window {
 		return // ready in time: our turn
