@@ -593,7 +593,7 @@ func (e *Engine) Modem(now time.Time, ev phy.Event, info phy.Info) error {
 				e.tickDeliver += uint64(m.eth)
 				if m.poll {
 					polls++
-					e.hiddenSent(now, m.h.Dst, true) // hidden.go
+					e.hiddenSent(m.h.Dst) // hidden.go
 				}
 				if m.h.Kind == framing.KindAck {
 					e.ackedAt(now, m.h.Dst) // ride.go
@@ -602,7 +602,6 @@ func (e *Engine) Modem(now time.Time, ev phy.Event, info phy.Info) error {
 			if len(e.onAir) > 1 {
 				e.stats.TxBursts++
 			}
-			e.hiddenSent(now, 0, false)
 			if polls > 0 && e.ackWait > 0 {
 				// The Acks answer at once (csma.EnqueueFront): keep
 				// the channel for them.
@@ -679,7 +678,6 @@ func (e *Engine) Poll(now time.Time) ([]byte, bool) {
 	if !e.up {
 		return nil, false
 	}
-	e.hiddenHold(now) // hidden.go
 	f, ok := e.mac.Poll(now)
 	if !ok {
 		return nil, false
