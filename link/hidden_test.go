@@ -69,7 +69,13 @@ type lineOpts struct {
 	late time.Duration // node 3 starts its flow this late (lineConverge)
 	// once: node 3 sends node 2 one datagram this long after the start,
 	// before its flow (an ARP reply, a routing protocol's unicast).
-	once     time.Duration
+	once time.Duration
+	// warm: this long after the start nodes 1 and 3 each send node 2 one
+	// datagram and node 2 sends each of them one (a ping through node
+	// 2, routing protocols' unicast), and both flows (lineConverge)
+	// start at 2·warm: the senders know each other at node 2 and have
+	// each heard node 2 send data.
+	warm     time.Duration
 	loss     float64 // the share of receptions each link loses (simmedium.Link.LossRate)
 	noHidden bool    // the engines run without the turns of hidden.go (a reference)
 }
@@ -84,6 +90,7 @@ type lineNode struct {
 	hello  uint32    // hellos sent so far
 	next   time.Time // the next hello
 	drops  uint64    // forwarded packets dropped at a full queue
+	warmed bool      // its part of lineOpts.warm is done
 }
 
 // helloCount is what one node's host got of a neighbour's hellos: sent,
@@ -103,6 +110,8 @@ type lineRun struct {
 	epoch time.Time
 	late  time.Duration // node 3 starts its flow this late (lineConverge)
 	once  time.Time     // node 3 sends node 2 one datagram then (lineOpts.once), if not zero
+	warm  time.Time     // the exchange of lineOpts.warm, if not zero
+	start time.Time     // node 1's flow starts then
 	// heard[to][from][k]: node to's host got hello k of node from.
 	heard [4][4][]bool
 	// delivered[n]: datagrams of the saturated flows delivered to node n's host
@@ -181,6 +190,11 @@ func runLineWith(t testing.TB, seed uint64, mode lineMode, burst int, d time.Dur
 	r.epoch, r.late = epoch, late
 	if o.once > 0 {
 		r.once = epoch.Add(o.once)
+	}
+	r.start = epoch
+	if o.warm > 0 {
+		r.warm, r.start = epoch.Add(o.warm), epoch.Add(2*o.warm)
+		r.late = 2 * o.warm
 	}
 	r.last[3] = epoch.Add(late)
 	for i := range r.nodes {
@@ -314,7 +328,15 @@ func (r *lineRun) service(n *lineNode) {
 		case len(n.hellos) > 0:
 			n.e.Host(r.now, n.hellos[0])
 			n.hellos = n.hellos[1:]
-		case n.id == 1 && r.mode != lineSparse:
+		case !r.warm.IsZero() && !r.now.Before(r.warm) && !n.warmed:
+			n.warmed = true
+			if n.id == 2 {
+				n.e.Host(r.now, r.datagram(n, 1, 1))
+				n.e.Host(r.now, r.datagram(n, 3, 3))
+			} else {
+				n.e.Host(r.now, r.datagram(n, 2, 2))
+			}
+		case n.id == 1 && r.mode != lineSparse && !r.now.Before(r.start):
 			n.e.Host(r.now, r.datagram(n, 2, 2))
 		case n.id == 2 && r.mode == lineFlows:
 			n.e.Host(r.now, r.datagram(n, 3, 3))
@@ -578,11 +600,14 @@ func TestHiddenSenders(t *testing.T) {
 				// node 3's share is logged, not asserted (from
 				// scratch it is locked out), but the two must not
 				// collapse.
-				for _, o := range []lineOpts{{late: lineLateStart}, {late: lineLateStart, once: lineLateStart / 4}} {
+				for _, o := range []lineOpts{{late: lineLateStart}, {late: lineLateStart, once: lineLateStart / 4}, {warm: lineLateStart / 4}} {
 					late := runLineWith(t, seed, lineConverge, tc.burst, time.Minute, o)
 					run := fmt.Sprintf("node 3 from %v on", o.late)
 					if o.once > 0 {
 						run += fmt.Sprintf(", one datagram at %v", o.once)
+					}
+					if o.warm > 0 {
+						run = fmt.Sprintf("both from %v on, datagrams to and from node 2 at %v", 2*o.warm, o.warm)
 					}
 					t.Logf("seed %d, %s: 1->2 %d, 3->2 %d (give-ups %d, longest gap %v)",
 						seed, run, late.from[1], late.from[3], late.giveUp[3], late.gap[3].Round(time.Millisecond))
