@@ -221,13 +221,17 @@ func (e *Engine) hiddenLoss(now time.Time, r framing.NodeID, timeout bool) {
 		return
 	}
 	t.retx = n
-	if r == 0 || e.senders.unicastWithin(now, e.senders.window) {
+	if r == 0 {
 		return
 	}
-	// Evidence of a hidden sender at r, not plain loss: a timeout before
-	// any round trip to r (a sender that started with us), or one known
-	// at r lately (it may have gone quiet and be back).
-	fresh := timeout && e.fresh(r)
+	// Evidence of a hidden sender at r, not plain loss: one known at r
+	// lately (it may have gone quiet and be back), or a timeout before
+	// any round trip to r (a sender that started with us) while no other
+	// node was heard sending unicast data (then the loss may be theirs).
+	// r's own data to us is no competitor: it answers in the channel our
+	// polls keep (hidden2 counted it, and two hidden senders that had
+	// each heard r forward a ping stalled together).
+	fresh := timeout && e.fresh(r) && !e.senders.unicastBesides(now, r, e.senders.window)
 	if !fresh && !e.knewHidden(now, r) {
 		return
 	}
