@@ -127,6 +127,7 @@ func (e *Engine) startLink(now time.Time, mc csma.Config, seed uint64) error {
 	if e.frameMax > 0 {
 		frameAir = phy.Airtime(min(e.frameCap, e.frameMax), e.info.BitRate)
 	}
+	oneAir := frameAir // the longest frame's
 	if e.info.OwnAccess {
 		frameAir *= 3
 	}
@@ -250,7 +251,8 @@ func (e *Engine) startLink(now time.Time, mc csma.Config, seed uint64) error {
 	if cfg.Key != nil {
 		seal = auth.Overhead
 	}
-	e.startNAV(seal, mc.SlotTime) // nav.go
+	e.startNAV(seal, mc.SlotTime)        // nav.go
+	e.startHiddenTurns(mc, oneAir, seed) // hidden.go
 	a, err := arq.New(ac, (*arqSink)(e))
 	if err != nil {
 		return fmt.Errorf("frame-max %d: %w", e.frameMax, err)
@@ -740,6 +742,7 @@ func (e *Engine) fromAir(h framing.Header, payload []byte) {
 		return // version-1 builds count it as an ignored kind (arq.Stats.Ignored)
 	}
 	if h.Kind == framing.KindAck && h.Dst == e.cfg.Node {
+		e.hiddenAcked(e.now, h.Src) // hidden.go
 		// The Acks we kept the channel for: once all have come, it is
 		// free again.
 		if e.ackDue--; e.ackDue <= 0 {
@@ -752,6 +755,7 @@ func (e *Engine) fromAir(h framing.Header, payload []byte) {
 	e.arq.Receive(e.now, h, payload)
 	if h.Kind == framing.KindAck && h.Dst == e.cfg.Node {
 		e.measuredDelay(h.Src)
+		e.hiddenLoss(e.now, h.Src, false) // hidden.go
 	}
 }
 

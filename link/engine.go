@@ -234,6 +234,7 @@ type Engine struct {
 	navWait   time.Duration // how long a poll to another node keeps the channel for its Ack (nav.go; 0: never)
 	navRide   time.Duration // of it, the room for broadcasts riding behind the Ack
 	nav       nav           // the virtual carrier sense and the broadcast held for a ride (nav.go)
+	hidden    hiddenTurns   // turns with a hidden sender at a shared receiver (hidden.go)
 	delays    delayWatch    // ARQ round trips for the MAC's timing (arq.go)
 	ackAir    time.Duration // the airtime of one Ack on the wire (each further Ack of an answer burst)
 	out       []Delivery    // the host outbox; its buffers are reused
@@ -585,8 +586,9 @@ func (e *Engine) Modem(now time.Time, ev phy.Event, info phy.Info) error {
 		}
 		if e.mac != nil && e.up {
 			e.mac.Carrier(now, false)
-			e.answerEnded(now)   // ride.go
-			e.navCarrierOff(now) // nav.go
+			e.answerEnded(now)      // ride.go
+			e.hiddenCarrierOff(now) // hidden.go
+			e.navCarrierOff(now)    // nav.go
 		}
 	case phy.TxDone:
 		if e.mac != nil && e.mac.Transmitting() {
@@ -599,6 +601,7 @@ func (e *Engine) Modem(now time.Time, ev phy.Event, info phy.Info) error {
 				e.tickDeliver += uint64(m.eth)
 				if m.poll {
 					polls++
+					e.hiddenSent(m.h.Dst) // hidden.go
 				}
 				if m.h.Kind == framing.KindAck {
 					e.ackedAt(now, m.h.Dst) // ride.go
@@ -675,6 +678,7 @@ func (e *Engine) Poll(now time.Time) ([]byte, bool) {
 	}
 	if d, ok := e.arq.Deadline(); ok && !now.Before(d) {
 		e.arq.Poll(now)
+		e.hiddenLoss(now, e.hidden.polled, true) // hidden.go
 	}
 	e.retryHeld(now)
 	e.stashDue(now) // tcpack.go

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -38,6 +39,47 @@ const lineHelloEvery = 2 * time.Second
 // between the TAP's receive and transmit sides): drop-tail beyond it.
 const lineForwardQueue = 100
 
+// lineMode is what the hosts of the line send, besides their hellos.
+type lineMode int
+
+const (
+	// lineForward: node 1 saturates a flow to node 3, which node 2
+	// forwards.
+	lineForward lineMode = iota
+	// lineFlows: node 1 saturates a flow to node 2, node 2 one to node 3.
+	lineFlows
+	// lineConverge: node 1 and node 3, hidden from each other, each
+	// saturate a flow to node 2.
+	lineConverge
+	// lineAlone: node 1 alone saturates a flow to node 2 (node 3 sends
+	// only its hellos): what one sender gets through.
+	lineAlone
+	// lineLossy: node 1 alone saturates a flow to node 2 and node 3 is
+	// silent (not even hellos): a lone sender, whose only losses are
+	// the medium's (lineOpts.loss).
+	lineLossy
+	// lineSparse: node 1 and node 3 each send node 2 one datagram with
+	// each of their hellos (every 2 s): sparse flows from two hidden
+	// senders, as a ping or a routing protocol's unicast.
+	lineSparse
+)
+
+// lineOpts are a run's settings besides its seed, mode, modem and length.
+type lineOpts struct {
+	late time.Duration // node 3 starts its flow this late (lineConverge)
+	// once: node 3 sends node 2 one datagram this long after the start,
+	// before its flow (an ARP reply, a routing protocol's unicast).
+	once time.Duration
+	// warm: this long after the start nodes 1 and 3 each send node 2 one
+	// datagram and node 2 sends each of them one (a ping through node
+	// 2, routing protocols' unicast), and both flows (lineConverge)
+	// start at 2·warm: the senders know each other at node 2 and have
+	// each heard node 2 send data.
+	warm     time.Duration
+	loss     float64 // the share of receptions each link loses (simmedium.Link.LossRate)
+	noHidden bool    // the engines run without the turns of hidden.go (a reference)
+}
+
 // lineNode is one node of the line.
 type lineNode struct {
 	id     framing.NodeID
@@ -48,31 +90,51 @@ type lineNode struct {
 	hello  uint32    // hellos sent so far
 	next   time.Time // the next hello
 	drops  uint64    // forwarded packets dropped at a full queue
+	warmed bool      // its part of lineOpts.warm is done
 }
+
+// helloCount is what one node's host got of a neighbour's hellos: sent,
+// received, and the longest run lost.
+type helloCount struct{ sent, got, run int }
 
 // lineRun is one run of the line.
 type lineRun struct {
-	t       testing.TB
-	m       *simmedium.Medium
-	info    phy.Info
-	split   sim.Splitter
-	nodes   [3]*lineNode
-	now     time.Time
-	forward bool // node 2 forwards node 1's packets to node 3; else both send their own
-	rng     *rand.Rand
+	t     testing.TB
+	m     *simmedium.Medium
+	info  phy.Info
+	split sim.Splitter
+	nodes [3]*lineNode
+	now   time.Time
+	mode  lineMode
+	rng   *rand.Rand
+	epoch time.Time
+	late  time.Duration // node 3 starts its flow this late (lineConverge)
+	once  time.Time     // node 3 sends node 2 one datagram then (lineOpts.once), if not zero
+	warm  time.Time     // the exchange of lineOpts.warm, if not zero
+	start time.Time     // node 1's flow starts then
 	// heard[to][from][k]: node to's host got hello k of node from.
 	heard [4][4][]bool
 	// delivered[n]: datagrams of the saturated flows delivered to node n's host
 	// as their final destination.
 	delivered [4]uint64
-	air       [4]time.Duration // each node's time on air
-	err       error
+	// from[n]: datagrams delivered to node 2's host from node n, and when
+	// the last was (or the start); gap[n]: the longest time between two.
+	from [4]uint64
+	last [4]time.Time
+	gap  [4]time.Duration
+	// delays[n]: how long each datagram from node n took from its host
+	// to node 2's (lineSparse).
+	delays [4][]time.Duration
+	air    [4]time.Duration // each node's time on air
+	err    error
 }
 
 // lineResult is what a run measured.
 type lineResult struct {
 	// Hellos of 3 at 2: sent, received, the longest run lost.
 	sent, got, run int
+	// hellos[from][to]: the same for each pair of neighbours.
+	hellos [4][4]helloCount
 	// The same for the other pairs, for the log.
 	pairs string
 	// Datagrams delivered at node 2 (from 1) and at node 3 (from 2, or
@@ -84,18 +146,32 @@ type lineResult struct {
 	fwdDrops    uint64
 	transmitted uint64
 	air         [4]float64 // each node's share of the time on air
+	// Datagrams delivered at node 2 from each node, the longest time
+	// without one (the run's start and end count), and each node's
+	// give-ups; the delays of the datagrams at node 2 (lineSparse).
+	delays [4][]time.Duration
+	from   [4]uint64
+	gap    [4]time.Duration
+	giveUp [4]uint64
 }
 
 // runLine runs the line for d of virtual time, on modems that take bursts
 // of up to burst frames (the sim client's sim.BurstFrames; 0: one frame a
 // transmission, a serial modem with carrier detect).
-func runLine(t testing.TB, seed uint64, forward bool, burst int, d time.Duration) lineResult {
+func runLine(t testing.TB, seed uint64, mode lineMode, burst int, d time.Duration) lineResult {
 	t.Helper()
+	return runLineWith(t, seed, mode, burst, d, lineOpts{})
+}
+
+// runLineWith is runLine with the settings o.
+func runLineWith(t testing.TB, seed uint64, mode lineMode, burst int, d time.Duration, o lineOpts) lineResult {
+	t.Helper()
+	late := o.late
 	m, err := simmedium.New(simmedium.Config{BitRate: 115200, Seed: seed})
 	if err != nil {
 		t.Fatal(err)
 	}
-	topo, err := simmedium.FullMesh(simmedium.Link{Reach: true, Delay: time.Millisecond}, 1, 2, 3)
+	topo, err := simmedium.FullMesh(simmedium.Link{Reach: true, Delay: time.Millisecond, LossRate: o.loss}, 1, 2, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,9 +183,20 @@ func runLine(t testing.TB, seed uint64, forward bool, burst int, d time.Duration
 	}
 	m.SetTopology(topo)
 	epoch := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	r := &lineRun{t: t, m: m, now: epoch, forward: forward, rng: rand.New(rand.NewPCG(seed, 7)),
+	r := &lineRun{t: t, m: m, now: epoch, mode: mode, rng: rand.New(rand.NewPCG(seed, 7)),
 		info: phy.Info{BitRate: 115200, MaxFrame: simmedium.MaxFrame, CarrierAtArrival: true, MaxBurstFrames: burst}}
 	m.Advance(epoch, nil)
+	r.last = [4]time.Time{epoch, epoch, epoch, epoch}
+	r.epoch, r.late = epoch, late
+	if o.once > 0 {
+		r.once = epoch.Add(o.once)
+	}
+	r.start = epoch
+	if o.warm > 0 {
+		r.warm, r.start = epoch.Add(o.warm), epoch.Add(2*o.warm)
+		r.late = 2 * o.warm
+	}
+	r.last[3] = epoch.Add(late)
 	for i := range r.nodes {
 		id := framing.NodeID(i + 1)
 		e, err := New(Config{Node: id, AdaptiveMAC: true, Seed: seed*16 + uint64(id), Log: zerolog.Nop()})
@@ -122,8 +209,14 @@ func runLine(t testing.TB, seed uint64, forward bool, burst int, d time.Duration
 		if err := e.Modem(r.now, phy.Event{Kind: phy.Up}, r.info); err != nil {
 			t.Fatal(err)
 		}
+		if o.noHidden {
+			e.hidden = hiddenTurns{} // hiddenOn is false
+		}
 		// Hellos start at a random phase, as each babeld does.
 		n := &lineNode{id: id, e: e, next: epoch.Add(time.Duration(r.rng.Int64N(int64(lineHelloEvery))))}
+		if mode == lineLossy && id == 3 {
+			n.next = epoch.Add(d + time.Hour) // silent
+		}
 		r.nodes[i] = n
 	}
 	for _, n := range r.nodes {
@@ -164,6 +257,9 @@ func runLine(t testing.TB, seed uint64, forward bool, burst int, d time.Duration
 			m.Advance(at, deliver)
 		case hello:
 			due.hellos = append(due.hellos, r.helloFrame(due))
+			if mode == lineSparse && due.id != 2 {
+				due.fwd = append(due.fwd, r.datagram(due, 2, 2))
+			}
 			// babeld jitters its hellos a little.
 			due.next = due.next.Add(lineHelloEvery - 100*time.Millisecond + time.Duration(r.rng.Int64N(int64(200*time.Millisecond))))
 			r.service(due)
@@ -192,6 +288,7 @@ func runLine(t testing.TB, seed uint64, forward bool, burst int, d time.Duration
 				run = max(run, cur)
 			}
 			res.pairs += fmt.Sprintf(" %d->%d %d/%d (run %d)", from, to, got, sent, run)
+			res.hellos[from][to] = helloCount{sent, got, run}
 			if from == 3 && to == 2 {
 				res.sent, res.got, res.run = sent, got, run
 			}
@@ -202,7 +299,13 @@ func runLine(t testing.TB, seed uint64, forward bool, burst int, d time.Duration
 		s := n.e.Stats(r.now)
 		res.retx[n.id] = s.ARQ.Retransmissions
 		res.giveUps += s.ARQ.GiveUps
+		res.giveUp[n.id] = s.ARQ.GiveUps
 		res.fwdDrops += n.drops
+	}
+	res.delays = r.delays
+	for n := range r.from {
+		res.from[n] = r.from[n]
+		res.gap[n] = max(r.gap[n], end.Sub(r.last[n]))
 	}
 	for i, a := range r.air {
 		res.air[i] = a.Seconds() / d.Seconds()
@@ -225,8 +328,23 @@ func (r *lineRun) service(n *lineNode) {
 		case len(n.hellos) > 0:
 			n.e.Host(r.now, n.hellos[0])
 			n.hellos = n.hellos[1:]
-		case n.id == 1 || n.id == 2 && !r.forward:
-			n.e.Host(r.now, r.datagram(n, n.id+1, n.id+1))
+		case !r.warm.IsZero() && !r.now.Before(r.warm) && !n.warmed:
+			n.warmed = true
+			if n.id == 2 {
+				n.e.Host(r.now, r.datagram(n, 1, 1))
+				n.e.Host(r.now, r.datagram(n, 3, 3))
+			} else {
+				n.e.Host(r.now, r.datagram(n, 2, 2))
+			}
+		case n.id == 1 && r.mode != lineSparse && !r.now.Before(r.start):
+			n.e.Host(r.now, r.datagram(n, 2, 2))
+		case n.id == 2 && r.mode == lineFlows:
+			n.e.Host(r.now, r.datagram(n, 3, 3))
+		case n.id == 3 && !r.once.IsZero() && !r.now.Before(r.once):
+			r.once = time.Time{}
+			n.e.Host(r.now, r.datagram(n, 2, 2))
+		case n.id == 3 && r.mode == lineConverge && !r.now.Before(r.epoch.Add(r.late)):
+			n.e.Host(r.now, r.datagram(n, 2, 2))
 		case len(n.fwd) > 0:
 			n.e.Host(r.now, n.fwd[0])
 			n.fwd = n.fwd[1:]
@@ -270,6 +388,12 @@ func (r *lineRun) hostGot(n *lineNode, eth []byte) {
 	dst := framing.NodeID(eth[14+19])
 	if dst == n.id {
 		r.delivered[n.id]++
+		if src := eth[14+15]; n.id == 2 && src < 4 {
+			r.from[src]++
+			r.delays[src] = append(r.delays[src], r.now.Sub(r.epoch)-time.Duration(binary.BigEndian.Uint64(eth[14+20+12:])))
+			r.gap[src] = max(r.gap[src], r.now.Sub(r.last[src]))
+			r.last[src] = r.now
+		}
 		return
 	}
 	if n.id != 2 || dst != 3 {
@@ -290,7 +414,7 @@ func (r *lineRun) hostGot(n *lineNode, eth []byte) {
 func (r *lineRun) datagram(n *lineNode, via, dst framing.NodeID) []byte {
 	const payload = 1000
 	p := make([]byte, 14+20+8+payload)
-	if r.forward && n.id == 1 {
+	if r.mode == lineForward && n.id == 1 {
 		dst = 3
 	}
 	copy(p, framing.MACFor(via))
@@ -310,6 +434,7 @@ func (r *lineRun) datagram(n *lineNode, via, dst framing.NodeID) []byte {
 	binary.BigEndian.PutUint16(udp[2:], 6000)
 	binary.BigEndian.PutUint16(udp[4:], 8+payload)
 	binary.BigEndian.PutUint32(udp[8:], n.seq)
+	binary.BigEndian.PutUint64(udp[12:], uint64(r.now.Sub(r.epoch))) // when the host sent it
 	return p
 }
 
@@ -374,18 +499,18 @@ func helloOf(eth []byte) (framing.NodeID, uint32, bool) {
 // of 7-16 lost, and now 28-31, runs of at most 1.
 func TestHiddenBroadcasts(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		forward bool
-		burst   int
+		name  string
+		mode  lineMode
+		burst int
 	}{
-		{"forward", true, sim.BurstFrames},
-		{"flows", false, sim.BurstFrames},
-		{"forward, one frame a transmission", true, 0},
-		{"flows, one frame a transmission", false, 0},
+		{"forward", lineForward, sim.BurstFrames},
+		{"flows", lineFlows, sim.BurstFrames},
+		{"forward, one frame a transmission", lineForward, 0},
+		{"flows, one frame a transmission", lineFlows, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for seed := uint64(1); seed <= 3; seed++ {
-				res := runLine(t, seed, tc.forward, tc.burst, time.Minute)
+				res := runLine(t, seed, tc.mode, tc.burst, time.Minute)
 				t.Logf("seed %d: hellos%s; datagrams at 2 %d, at 3 %d; retransmissions 1:%d 2:%d 3:%d, give-ups %d, collisions %d of %d, forward drops %d; on air 1:%.2f 2:%.2f 3:%.3f",
 					seed, res.pairs, res.at2, res.at3, res.retx[1], res.retx[2], res.retx[3], res.giveUps, res.collisions, res.transmitted, res.fwdDrops,
 					res.air[1], res.air[2], res.air[3])
@@ -397,3 +522,210 @@ func TestHiddenBroadcasts(t *testing.T) {
 		})
 	}
 }
+
+// TestHiddenSenders: two senders hidden from each other, node 1 and node 3
+// of the line, each saturate a flow to node 2, which hears both, for a
+// minute of virtual time (through the daemons: the two ends of
+// packaging/mininet/line.py both sending to the middle). Carrier sense
+// cannot keep them apart, so what a sane MAC must still give them:
+//
+//   - both get through, and about equally: Jain's index of their
+//     deliveries at least 0.9 over the minute (two flows at 2:1 give
+//     0.9);
+//   - together at least a third of what node 1 alone gets through in the
+//     same line (lineAlone): taking turns costs each turn's hand-over, and
+//     a collision costs both senders the frames it overlaps, not the
+//     channel;
+//   - no packet given up, and no sender a long time without a delivery:
+//     at most lineMaxGap, a few of the other's turns (a burst of 16
+//     frames is 1.2 s) and an ack timeout, well within babeld's 12
+//     hellos (24 s) and TCP's patience.
+//   - the receiver's hellos reach both senders as TestHiddenBroadcasts
+//     asks of node 3's: three in four, fewer than 6 in a row lost
+//     (babeld on nodes 1 and 3 gives node 2 up after 12).
+//
+// Before the fix both stalled for the whole minute in every run: their
+// first frames collided at node 2, and with the same ack timeouts (no
+// retry jitter behind a modem that senses carrier) every retransmission
+// collided again while the timers doubled in step: 0 datagrams each in
+// all six runs, 5 retransmissions each a minute with bursts, 13
+// retransmissions and 4 give-ups each with one frame a transmission
+// (node 1 alone: 675-756). Retry jitter alone only changed the stall into
+// capture: one sender got 675-739, the other 0 (Jain 0.50). With the turns
+// of link/hidden.go: 380-398 each, Jain 1.00, longest gap 0.5-3.2 s, no
+// give-up (node 1 alone 710-756), node 2's hellos 25-30 of 30-31 at nodes 1
+// and 3 (3-15 without tokenLead). A node 3 that starts 20 s after node 1
+// gets nothing, before and after: node 1 has no evidence of it (R never
+// acknowledged it), and loss alone does not make a sender leave gaps
+// (TestLossyLoneSender). After one datagram at 5 s that got through, the
+// two collapsed to 102 and 1 datagrams without the random wait after a
+// timeout; now 354 and 260. Both starting at 10 s after node 2 sent each a
+// datagram at 5 s collapsed to 1 and 1 while any data heard from node 2
+// kept hiddenLoss from acting; now 219-350 each.
+func TestHiddenSenders(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		burst int
+	}{
+		{"bursts", sim.BurstFrames},
+		{"one frame a transmission", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for seed := uint64(1); seed <= 3; seed++ {
+				alone := runLine(t, seed, lineAlone, tc.burst, time.Minute)
+				res := runLine(t, seed, lineConverge, tc.burst, time.Minute)
+				jain := jainOf(float64(res.from[1]), float64(res.from[3]))
+				t.Logf("seed %d: 1 alone %d; 1->2 %d (retransmissions %d, give-ups %d, longest gap %v), 3->2 %d (retransmissions %d, give-ups %d, longest gap %v); Jain %.2f; collisions %d of %d; hellos%s",
+					seed, alone.from[1], res.from[1], res.retx[1], res.giveUp[1], res.gap[1].Round(time.Millisecond),
+					res.from[3], res.retx[3], res.giveUp[3], res.gap[3].Round(time.Millisecond), jain,
+					res.collisions, res.transmitted, res.pairs)
+				if jain < 0.9 {
+					t.Errorf("seed %d: Jain %.2f between the senders (%d and %d datagrams); want at least 0.9", seed, jain, res.from[1], res.from[3])
+				}
+				if got := res.from[1] + res.from[3]; 3*got < alone.from[1] {
+					t.Errorf("seed %d: %d datagrams together, node 1 alone %d; want at least a third", seed, got, alone.from[1])
+				}
+				for _, n := range []int{1, 3} {
+					if res.giveUp[n] > 0 || res.gap[n] > lineMaxGap {
+						t.Errorf("seed %d: node %d gave up %d packets, longest gap %v; want none, at most %v", seed, n, res.giveUp[n], res.gap[n], lineMaxGap)
+					}
+					// The receiver's hellos reach both, as in
+					// TestHiddenBroadcasts.
+					if h := res.hellos[2][n]; 4*h.got < 3*h.sent || h.run >= 6 {
+						t.Errorf("seed %d: node %d got %d of node 2's %d hellos, %d in a row lost; want at least three in four, fewer than 6 in a row",
+							seed, n, h.got, h.sent, h.run)
+					}
+				}
+				// Node 3 starting while node 1 saturates, from
+				// scratch or after one datagram to node 2 (an ARP
+				// reply) that node 1 overheard node 2 acknowledge:
+				// node 3's share is logged, not asserted (from
+				// scratch it is locked out), but the two must not
+				// collapse.
+				for _, o := range []lineOpts{{late: lineLateStart}, {late: lineLateStart, once: lineLateStart / 4}, {warm: lineLateStart / 4}} {
+					late := runLineWith(t, seed, lineConverge, tc.burst, time.Minute, o)
+					run := fmt.Sprintf("node 3 from %v on", o.late)
+					if o.once > 0 {
+						run += fmt.Sprintf(", one datagram at %v", o.once)
+					}
+					if o.warm > 0 {
+						run = fmt.Sprintf("both from %v on, datagrams to and from node 2 at %v", 2*o.warm, o.warm)
+					}
+					t.Logf("seed %d, %s: 1->2 %d, 3->2 %d (give-ups %d, longest gap %v)",
+						seed, run, late.from[1], late.from[3], late.giveUp[3], late.gap[3].Round(time.Millisecond))
+					if got := late.from[1] + late.from[3]; 3*got < alone.from[1] {
+						t.Errorf("seed %d, %s: %d datagrams together, node 1 alone %d; want at least a third", seed, run, got, alone.from[1])
+					}
+				}
+			}
+		})
+	}
+}
+
+// lineLateStart is when node 3 starts its flow in the late runs of
+// TestHiddenSenders.
+const lineLateStart = 20 * time.Second
+
+// lineMaxGap is the longest a saturated sender of TestHiddenSenders may go
+// without a delivery.
+const lineMaxGap = 5 * time.Second
+
+// jainOf is Jain's fairness index of two shares: 1 when equal, 0.5 when one
+// gets everything; 0 when neither gets anything.
+func jainOf(a, b float64) float64 {
+	if a+b == 0 {
+		return 0
+	}
+	return (a + b) * (a + b) / (2 * (a*a + b*b))
+}
+
+// TestLossyLoneSender: a lone sender on a lossy link (node 1 of the line
+// saturating a flow to node 2, node 3 silent, a tenth or a fifth of the
+// receptions lost on every link) gets as much through with the turns of
+// hidden.go as without them: loss is no evidence of a hidden sender, so it
+// leaves no gaps after its receiver's Acks. Only a timeout before the first
+// round trip looks like two senders that started together (once: a random
+// wait and a round of probes); a run that differs by one event diverges
+// (at a fifth lost, an unlucky start leaves the ARQ's timers doubling for
+// the whole minute in some runs, with or without the turns), so the
+// assertion is on the median of lossySeeds runs: at most 2 % below the
+// median without the turns. Hidden2's probes on every loss while no
+// unicast sender was heard cost up to 10 % here (medians of seeds 1-12:
+// -4 and +1 % with bursts, -10 and -9 % with one frame a transmission).
+func TestLossyLoneSender(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		burst int
+	}{
+		{"bursts", sim.BurstFrames},
+		{"one frame a transmission", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, loss := range []float64{0.1, 0.2} {
+				var with, without []uint64
+				for seed := uint64(1); seed <= lossySeeds; seed++ {
+					w := runLineWith(t, seed, lineLossy, tc.burst, time.Minute, lineOpts{loss: loss})
+					wo := runLineWith(t, seed, lineLossy, tc.burst, time.Minute, lineOpts{loss: loss, noHidden: true})
+					with, without = append(with, w.from[1]), append(without, wo.from[1])
+				}
+				mw, mwo := median(slices.Clone(with)), median(slices.Clone(without))
+				t.Logf("loss %.2f, seeds 1-%d: 1->2 median %d %v, without the turns %d %v", loss, lossySeeds, mw, with, mwo, without)
+				if 50*mw < 49*mwo {
+					t.Errorf("loss %.2f: median %d datagrams, %d without the turns; want at most 2 %% fewer", loss, mw, mwo)
+				}
+			}
+		})
+	}
+}
+
+// lossySeeds is the number of runs of each case of TestLossyLoneSender.
+const lossySeeds = 12
+
+// median is the median of v (the lower of the middle two); v is sorted
+// in place.
+func median(v []uint64) uint64 {
+	slices.Sort(v)
+	return v[(len(v)-1)/2]
+}
+
+// TestHiddenSparseFlows: node 1 and node 3, hidden from each other, each
+// send node 2 one datagram every 2 s (with their hellos), a minute of
+// virtual time: both are known to each other as hidden senders at node 2
+// (each overhears node 2 acknowledge the other), but neither saturates the
+// channel, so neither datagram should wait for the other's turn: the
+// median delay from host to host at most lineSparseDelay, a few frames'
+// times, not a turn (turnWait, 1.7 s at 115200 bit/s with bursts). (The
+// largest is logged: when the first datagrams of both collide, the
+// retransmissions wait a random part of a turn.)
+func TestHiddenSparseFlows(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		burst int
+	}{
+		{"bursts", sim.BurstFrames},
+		{"one frame a transmission", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for seed := uint64(1); seed <= 3; seed++ {
+				res := runLine(t, seed, lineSparse, tc.burst, time.Minute)
+				for _, n := range []int{1, 3} {
+					d := slices.Clone(res.delays[n])
+					slices.Sort(d)
+					if len(d) == 0 {
+						t.Errorf("seed %d: nothing from node %d", seed, n)
+						continue
+					}
+					t.Logf("seed %d: %d->2 %d datagrams, delay median %v, largest %v", seed, n, len(d),
+						d[(len(d)-1)/2].Round(time.Millisecond), d[len(d)-1].Round(time.Millisecond))
+					if m := d[(len(d)-1)/2]; m > lineSparseDelay {
+						t.Errorf("seed %d: node %d's datagrams took %v (median); want at most %v", seed, n, m.Round(time.Millisecond), lineSparseDelay)
+					}
+				}
+			}
+		})
+	}
+}
+
+// lineSparseDelay bounds the delay of a sparse flow's datagram in
+// TestHiddenSparseFlows.
+const lineSparseDelay = 500 * time.Millisecond

@@ -146,6 +146,7 @@ func (e *Engine) navHeard(now time.Time, h framing.Header, payload []byte) {
 			// An Ack to a node we do not hear: it sends to h.Src
 			// unheard by us.
 			e.nav.hiddenAt, e.nav.hiddenBy = now, h.Src
+			defer e.hiddenToken(now, h.Src) // its turn ended (hidden.go)
 		}
 		if h.Src == e.nav.nextPolled && h.Dst == e.nav.nextPoller {
 			e.nav.pending = false // answered within the carrier (a hang-over)

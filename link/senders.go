@@ -97,3 +97,13 @@ func (s *senders) unicastWithin(now time.Time, d time.Duration) bool {
 	}
 	return false
 }
+
+// unicastBesides is unicastWithin for the nodes other than n.
+func (s *senders) unicastBesides(now time.Time, n framing.NodeID, d time.Duration) bool {
+	for i := range s.unicast {
+		if t := s.unicast[i]; i != int(n) && !t.IsZero() && now.Sub(t) < d {
+			return true
+		}
+	}
+	return false
+}

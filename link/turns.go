@@ -144,5 +144,7 @@ func (e *Engine) reserveEnd(now time.Time) time.Time {
 	if e.turns.on && e.turns.until.After(now) {
 		return e.turns.until
 	}
-	return e.navEnd(now) // or while another node's Ack is due (nav.go)
+	// or while another node's Ack is due (nav.go), or a hidden sender's
+	// turn goes on (hidden.go)
+	return e.hiddenEnd(e.navEnd(now))
 }

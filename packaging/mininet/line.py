@@ -2,7 +2,7 @@
 """Three Mininet hosts in a line on a slided channel, routed by babeld.
 
     sudo python3 packaging/mininet/line.py [--slided PATH] [--rate BPS]
-                 [--count N] [--report FILE] [--workdir DIR] [--cli]
+                 [--count N] [--converge] [--report FILE] [--workdir DIR] [--cli]
 
 h1 hears h2, h2 hears h3, h1 and h3 are out of each other's range
 (line.toml: a link table with no link between nodes 1 and 3). Each host runs
@@ -15,6 +15,10 @@ JSON with --report), and removes everything it started.
 
 Needs: root, Debian packages mininet, babeld, iproute2, iputils-ping; the
 slided binary (on PATH or --slided). No Open vSwitch: there is no switch.
+
+--converge: h1 and h3, hidden from each other, each blast --count datagrams
+to h2 at the same time (two hidden senders at one receiver, link/hidden.go);
+the summary gives each sender's deliveries and Jain's index of the two.
 """
 
 import argparse
@@ -160,6 +164,40 @@ def blast(src, dst, count, size):
     return {'sender': json.loads(sout), 'receiver': json.loads(rout)}
 
 
+def blast_converge(srcs, dst, count, size):
+    """Blocking UDP senders on each of srcs at once, each to a receiver of
+    its own on dst (port PORT + i); all bounded."""
+    tool = os.path.join(HERE, 'udpblast.py')
+    recvs, snds = [], []
+    try:
+        for i in range(len(srcs)):
+            r = dst.popen([sys.executable, tool, 'recv', '--bind', '%s:%d' % (dst.IP_, PORT + i),
+                           '--idle', '8', '--seconds', '120'], stdin=subprocess.DEVNULL)
+            recvs.append(r)
+            line = r.stdout.readline().decode().strip()
+            if line != 'ready':
+                raise SlidedError('UDP receiver on %s did not start: %s %s'
+                                  % (dst.name, line, r.stderr.read().decode()))
+        for i, src in enumerate(srcs):
+            snds.append(src.popen([sys.executable, tool, 'send', '--to', '%s:%d' % (dst.IP_, PORT + i),
+                                   '--count', str(count), '--size', str(size), '--seconds', '60'],
+                                  stdin=subprocess.DEVNULL))
+        souts = [p.communicate(timeout=90) for p in snds]
+        routs = [p.communicate(timeout=150) for p in recvs]
+    finally:
+        for p in snds + recvs:
+            stop_proc(p)
+    out = {}
+    for src, snd, (sout, serr), rcv, (rout, rerr) in zip(srcs, snds, souts, recvs, routs):
+        if snd.returncode != 0 or rcv.returncode != 0:
+            raise SlidedError('UDP blast %s -> %s failed: %s %s' % (src.name, dst.name, serr.decode(), rerr.decode()))
+        out[src.name] = {'sender': json.loads(sout), 'receiver': json.loads(rout)}
+    got = [out[s.name]['receiver']['received'] for s in srcs]
+    total = sum(got)
+    out['jain'] = round(total * total / (len(got) * sum(g * g for g in got)), 3) if total else 0
+    return out
+
+
 def node_report(medium, host):
     st = medium.status(host)
     b = st.get('bridge') or {}
@@ -254,10 +292,14 @@ def run(a, report):
         info('*** Ping h1 -> h3\n')
         report['ping'] = ping(hosts[0], addr(3), 5)
         report['tap_tx_dropped']['pinged'] = tap_tx_dropped(hosts)
-        dst = hosts[int(a.blast_to[1]) - 1]
-        info('*** UDP blast h1 -> %s: %d datagrams of %d bytes\n' % (dst.name, a.count, a.size))
-        report['udp'] = blast(hosts[0], dst, a.count, a.size)
-        report['udp']['to'] = dst.name
+        if a.converge:
+            info('*** UDP blasts h1 -> h2 and h3 -> h2: %d datagrams of %d bytes each\n' % (a.count, a.size))
+            report['converge'] = blast_converge([hosts[0], hosts[2]], hosts[1], a.count, a.size)
+        else:
+            dst = hosts[int(a.blast_to[1]) - 1]
+            info('*** UDP blast h1 -> %s: %d datagrams of %d bytes\n' % (dst.name, a.count, a.size))
+            report['udp'] = blast(hosts[0], dst, a.count, a.size)
+            report['udp']['to'] = dst.name
         report['nodes'] = {h.name: node_report(medium, h) for h in hosts}
         report['routes_lost'] = {h.name: routes_lost(medium.workdir, h, routed_at[h.name]) for h in hosts}
         if a.cli:
@@ -279,6 +321,8 @@ def main():
     p.add_argument('--size', type=int, default=1000, help='UDP payload bytes (default 1000)')
     p.add_argument('--blast-to', choices=['h2', 'h3'], default='h3',
                    help='receiver of the UDP blast: h3 (through h2, default) or h2 (one hop)')
+    p.add_argument('--converge', action='store_true',
+                   help='h1 and h3 (hidden from each other) both blast --count datagrams to h2 at once')
     p.add_argument('--babel-hello', type=float, default=2,
                    help="babeld's hello interval on the TAP, seconds (updates every 4 hellos; default 2)")
     p.add_argument('--arp-by-hand', action='store_true',
@@ -306,12 +350,17 @@ def main():
         if a.report:
             with open(a.report, 'w') as f:
                 json.dump(report, f, indent=1)
-    if 'ping' in report:
-        pg, u = report['ping'], report['udp']
+    if 'ping' in report and ('udp' in report or 'converge' in report):
+        pg = report['ping']
         print('ping h1 -> h3: %d of %d replies, rtt avg %s ms' % (pg['received'], pg['sent'], pg['rtt_avg_ms']))
-        s, r = u['sender'], u['receiver']
-        print('UDP h1 -> %s: sent %d, delivered %d, %d duplicates, sender blocked %.1f of %.1f s'
-              % (u['to'], s['sent'], r['received'], r['duplicates'], s['blocked_s'], s['elapsed_s']))
+        blasts = [(report['udp']['to'], 'h1', report['udp'])] if 'udp' in report else \
+            [('h2', name, report['converge'][name]) for name in ('h1', 'h3')]
+        for to, frm, u in blasts:
+            s, r = u['sender'], u['receiver']
+            print('UDP %s -> %s: sent %d, delivered %d, %d duplicates, sender blocked %.1f of %.1f s'
+                  % (frm, to, s['sent'], r['received'], r['duplicates'], s['blocked_s'], s['elapsed_s']))
+        if 'converge' in report:
+            print("Jain's index of h1's and h3's deliveries: %.3f" % report['converge']['jain'])
         for name, lost in report.get('routes_lost', {}).items():
             for line in lost:
                 print('%s: route withdrawn during the run: %s' % (name, line))
