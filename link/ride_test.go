@@ -337,7 +337,9 @@ func TestTCPAnswer(t *testing.T) {
 // sender keeps the channel two slots past the carrier's end for it, so
 // that its Ack to what rode goes before its next data. Driven by hand in
 // the order the medium reports it. Before, the sender's next burst went
-// as soon as the channel had been idle for IFS.
+// as the carrier dropped (its MAC's burst goes on without IFS); and before
+// arqSink.Transmit kept a grouped poll's tcpAck, node 2's answer was its
+// Ack alone, the ACK going as data after it.
 func TestRideKeepsReservationBursts(t *testing.T) {
 	cfg := Config{NoReorder: true, AdaptiveMAC: true}
 	m, n1, n2 := ridePair(t, 115200, sim.BurstFrames, cfg, cfg)
