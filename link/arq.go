@@ -565,7 +565,7 @@ func (e *Engine) send(now time.Time, h framing.Header, payload []byte, ethLen in
 	} else if h.Dst != framing.Broadcast && !e.cfg.NoARQ {
 		// Its last fragment may go later, with the next packet to
 		// h.Dst or a Flush (grouped polls): it keeps this flow then.
-		e.lastFlow[h.Dst] = lastPacket{seq: e.arq.LastSeq(h.Dst), flow: flow, set: true}
+		e.lastFlow[h.Dst] = lastPacket{seq: e.arq.LastSeq(h.Dst), flow: flow, set: true, ack: e.sendAck}
 	}
 	switch {
 	case err == nil:
@@ -869,11 +869,12 @@ func (e *Engine) measuredDelay(src framing.NodeID) {
 // kept them off for most of a bulk transfer.
 const mixedFrames = 4
 
-// lastPacket is the last packet sent to a node: its sequence number and
-// flow (arqSink.Transmit).
+// lastPacket is the last packet sent to a node: its sequence number, flow
+// and whether it is a TCP segment without payload (arqSink.Transmit).
 type lastPacket struct {
 	seq  uint8
 	set  bool
+	ack  bool
 	flow uint64
 }
 
@@ -898,12 +899,15 @@ func (s *arqSink) Transmit(now time.Time, f arq.Frame) {
 	// last fragment of the packet sent last to h.Dst, which a grouped
 	// poll holds until the next packet or a Flush (arq.Config.GroupPolls),
 	// keeps that packet's flow: in the next packet's it would wait behind
-	// a greedy flow's frames (TestSparseFlowNotBehindGreedy).
-	m.flow = e.sendFlow
+	// a greedy flow's frames (TestSparseFlowNotBehindGreedy). Whether it
+	// may ride with an Ack (ride.go) is that packet's too: behind a modem
+	// that takes bursts every packet's poll waits in a group
+	// (groupsPolls), and a TCP ACK's went as data, never riding, when the
+	// group ended outside its Send (TestRideKeepsReservationBursts).
+	m.flow, m.tcpAck = e.sendFlow, e.sendAck
 	if l := e.lastFlow[h.Dst]; l.set && h.Kind == framing.KindFragment && len(payload) >= framing.FragHeaderLen && payload[1] == l.seq {
-		m.flow = l.flow
+		m.flow, m.tcpAck = l.flow, l.ack
 	}
-	m.tcpAck = e.sendAck // it may ride with an Ack (ride.go)
 	if h.Kind == framing.KindAck {
 		var buf [framing.MaxAckRecords]framing.Ack
 		if recs, err := framing.ParseAcks(buf[:0], payload); err == nil {

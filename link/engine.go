@@ -280,7 +280,9 @@ type Engine struct {
 	rideAt     time.Time
 	rideStream bool // the Ack before it went to rideDst too, shortly before
 	rideFrom   framing.NodeID
-	noRide     [256]bool // the last data frame from the node rode: our Acks to it carry nothing
+	noRide     [256]bool      // the last data frame from the node rode: our Acks to it carry nothing
+	dataFrom   framing.NodeID // the node whose data frame to us came last, and when (tcpack.go)
+	dataAt     time.Time
 
 	// With a key: the openers are Key's, then Key2's.
 	sealErr  bool      // the last seal failed (logged once per episode)
@@ -575,6 +577,7 @@ func (e *Engine) Modem(now time.Time, ev phy.Event, info phy.Info) error {
 	case phy.CarrierOn:
 		if !e.carrierOn {
 			e.carrierOn, e.carrierAt = true, now
+			e.rideFrom = 0 // a transmission begins (ride.go)
 		}
 		if e.mac != nil {
 			e.mac.Carrier(now, true)
@@ -622,7 +625,12 @@ func (e *Engine) Modem(now time.Time, ev phy.Event, info phy.Info) error {
 		e.stats.RxBursts++
 		e.stats.RxWireBytes += uint64(len(ev.Data))
 		e.now = now
-		e.rideFrom = 0 // ride.go
+		if e.info.MaxBurstFrames < 2 {
+			// One reception is one transmission; a modem that takes
+			// bursts hands up each of its frames as it ends, under
+			// one carrier (ride.go).
+			e.rideFrom = 0
+		}
 		e.dec.Feed(ev.Data, e.emit)
 	}
 	return nil
@@ -787,9 +795,10 @@ func (e *Engine) fillBurst(now time.Time) []byte {
 	// each node answered the other's burst with a burst of its data, and
 	// two answers that began at one instant collided
 	// (TestEngineBothWaysBursts: 0.59 of the channel). Only Acks join an
-	// Ack there. A TNC (OwnAccess) contends for the whole burst itself,
-	// and where a key-up costs time (Turnaround) data rides with the Ack
-	// to save one (TestAckRidesWithData).
+	// Ack there, and TCP's small answers to its node (below). A TNC
+	// (OwnAccess) contends for the whole burst itself, and where a key-up
+	// costs time (Turnaround) data rides with the Ack to save one
+	// (TestAckRidesWithData).
 	acksOnly := e.macDoesAccess() && e.onAir[0].meta.h.Kind == framing.KindAck
 	// And while more than one flow has been sending (mixedBursts), no
 	// data frame joins another: a burst of 16 is 1.2 s at 115200 bit/s,
@@ -819,11 +828,20 @@ func (e *Engine) fillBurst(now time.Time) []byte {
 		e.onAir = append(e.onAir, f)
 		air += phy.Airtime(len(f.buf), e.info.BitRate)
 	}
+	room := func(n int) bool {
+		return len(e.onAir) < e.info.MaxBurstFrames && air+phy.Airtime(n, e.info.BitRate) <= limit
+	}
+	if dst := e.onAir[len(e.onAir)-1].meta.h.Dst; acksOnly && e.rides() && !e.noRide[dst] {
+		// The one exception: TCP's small answers to the node the last
+		// Ack goes to ride right behind it (ride.go). They are bounded
+		// by the data that node sends us and never answer a ride
+		// (noRide), so no node answers a burst with a burst of its
+		// data.
+		e.rideAnswers(dst, room, func(n int) { air += phy.Airtime(n, e.info.BitRate) })
+	}
 	// A broadcast frame rides behind our Acks, inside the channel the
 	// others keep for them (nav.go).
-	e.rideBroadcast(now, func(n int) bool {
-		return len(e.onAir) < e.info.MaxBurstFrames && air+phy.Airtime(n, e.info.BitRate) <= limit
-	})
+	e.rideBroadcast(now, room)
 	if len(e.onAir) == 1 {
 		return e.onAir[0].buf
 	}

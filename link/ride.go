@@ -15,14 +15,16 @@ package link
 // the last of them ends). The receiver's decoder splits the frames at
 // their delimiters, as it does for a TNC's burst.
 //
-// Only behind a modem that senses carrier and keys up once per frame we
-// hand it (the simulated medium, a serial modem with carrier): a TNC that
-// takes bursts has fillBurst, and a modem without carrier sense takes
-// turns (turns.go) and its Acks say whether data follows (More). The
-// frames ride in queue order (Follow), so no flow's frames are reordered;
-// the first that is not for the same node, is an Ack, or is larger than
-// rideMax ends the ride. Each keeps its poll, and the sender's Ack to it
-// comes as to any other frame.
+// Only behind a modem that senses carrier and whose channel access is our
+// MAC's: one that keys up once per frame we hand it (a serial modem with
+// carrier), or one that takes bursts with no key-up to save (the simulated
+// medium, macDoesAccess), where they are the one kind of data frame that
+// joins an Ack's burst (fillBurst). A TNC that takes bursts has fillBurst
+// alone, and a modem without carrier sense takes turns (turns.go) and its
+// Acks say whether data follows (More). The frames ride in queue order
+// (Follow), so no flow's frames are reordered; the first that is not for
+// the same node, is an Ack, or is larger than rideMax ends the ride. Each
+// keeps its poll, and the sender's Ack to it comes as to any other frame.
 //
 // The answer to the sender's last frame is seldom ready when our Ack to it
 // goes (the host takes a moment to answer), and if it then contends for
@@ -52,9 +54,12 @@ const rideMax = 128
 // maxRide bounds the frames that ride with one Ack.
 const maxRide = 4
 
-// rides says whether small frames may ride with our Acks on this modem.
+// rides says whether small frames may ride with our Acks on this modem:
+// one that senses carrier, whose channel access is our MAC's, and that
+// keys up once per frame handed to it or takes bursts without a key-up to
+// save (macDoesAccess: the simulated medium).
 func (e *Engine) rides() bool {
-	return !e.cfg.NoARQ && e.info.MaxBurstFrames < 2 && !e.info.NoCarrier && !e.info.OwnAccess
+	return !e.cfg.NoARQ && !e.info.NoCarrier && !e.info.OwnAccess && (e.info.MaxBurstFrames < 2 || e.macDoesAccess())
 }
 
 // fillRide adds to the Ack the MAC granted (e.onAir[0]) the small frames
@@ -70,7 +75,7 @@ func (e *Engine) fillRide() []byte {
 	limit := e.frameMax // the modem's MaxFrame or -frame-max, if either
 	// (noRide: it answers a frame that rode itself, rode.)
 	if e.rides() && !e.noRide[ack.meta.h.Dst] {
-		e.rideAnswers(ack, &total, limit)
+		e.rideAnswers(ack.meta.h.Dst, func(n int) bool { return limit == 0 || total+n <= limit }, func(n int) { total += n })
 	}
 	// A broadcast frame rides too, inside the channel the others keep
 	// for our Ack (nav.go).
@@ -85,15 +90,22 @@ func (e *Engine) fillRide() []byte {
 	return e.burst
 }
 
-// rideAnswers adds to our Ack the small frames for the same node queued
-// next (fillRide); total counts the transmission's bytes.
-func (e *Engine) rideAnswers(ack txFrame, total *int, limit int) {
-	e.rideACK(e.txStart, ack.meta.h.Dst) // a held TCP ACK joins (tcpack.go)
-	fits := func(f txFrame) bool {
-		return f.meta.tcpAck && f.meta.h.Kind != framing.KindAck && f.meta.h.Dst == ack.meta.h.Dst && len(f.buf) <= rideMax &&
-			(limit == 0 || *total+len(f.buf) <= limit)
+// rideAnswers adds to our Ack to dst, on air in e.onAir, the small frames
+// for dst queued next (fillRide, fillBurst): room says whether a frame of
+// n bytes still fits in the transmission, took counts one that joined.
+func (e *Engine) rideAnswers(dst framing.NodeID, room func(n int) bool, took func(n int)) {
+	e.rideACK(e.txStart, dst) // a held TCP ACK joins (tcpack.go)
+	if e.info.MaxBurstFrames > 1 {
+		// Packets to one node share a poll there (groupsPolls): the
+		// answers given while the other node's burst was on air, and
+		// the ACK just released, wait in the ARQ's open group. The
+		// group ends here, as it would a moment later (feedBurst).
+		e.feedBurst(e.txStart)
 	}
-	for len(e.onAir) <= maxRide {
+	fits := func(f txFrame) bool {
+		return f.meta.tcpAck && f.meta.h.Kind != framing.KindAck && f.meta.h.Dst == dst && len(f.buf) <= rideMax && room(len(f.buf))
+	}
+	for rode := 0; rode < maxRide; rode++ {
 		f, ok := e.mac.Follow(e.txStart, fits)
 		if !ok {
 			// Nothing else in the MAC queue: the packets held for
@@ -105,7 +117,7 @@ func (e *Engine) rideAnswers(ack txFrame, total *int, limit int) {
 			e.pend = e.pend[:copy(e.pend, e.pend[1:])]
 		}
 		e.onAir = append(e.onAir, f)
-		*total += len(f.buf)
+		took(len(f.buf))
 		e.stats.AckRides++
 	}
 }
@@ -176,8 +188,27 @@ func (e *Engine) rideDeadline() (time.Time, bool) {
 // and without this our next frame of a burst went on air as the carrier
 // dropped, before the answer was read, and our Ack to what rode came a
 // whole frame late (TestRideKeepsReservation).
+//
+// Behind a modem that takes bursts (macDoesAccess) each frame of the answer
+// is handed up as it ends: the Ack, first, ended the reservation (fromAir)
+// while the carrier stayed on for the frames behind it, and the last of
+// them is handed up as the carrier drops, through real daemons a moment
+// later. The channel is kept two slots for it, so that our Ack to it goes
+// before our next data (Acks ignore the reservation): the MAC's burst goes
+// on at the carrier's end, without IFS (TestRideKeepsReservationBursts).
 func (e *Engine) answerEnded(now time.Time) {
-	if !e.rides() || e.ackDue == 0 || e.carrierAt.Before(e.txStart) || !e.carrierAt.Before(e.ackDueAt) {
+	if !e.rides() || e.carrierAt.Before(e.txStart) {
+		return
+	}
+	if e.info.MaxBurstFrames > 1 {
+		// (An Ack to us began this carrier's frames; a longer
+		// reservation, for Acks still due, is kept.)
+		if until := now.Add(2 * e.macCfg.SlotTime); e.rideFrom != 0 && (e.ackDue == 0 || !e.ackDueAt.After(until)) {
+			e.mac.Reserve(now, e.navEnd(until))
+		}
+		return
+	}
+	if e.ackDue == 0 || !e.carrierAt.Before(e.ackDueAt) {
 		return
 	}
 	if until := now.Add(2 * e.macCfg.SlotTime); until.After(e.ackDueAt) {
@@ -192,7 +223,9 @@ func (e *Engine) answerEnded(now time.Time) {
 // window (senders.go). Counted, it widened the bulk sender's window to two
 // senders' after each of its bursts, for a node that never contends while
 // its answers ride. A frame that did not ride, or one split from its Ack
-// over two receptions, counts as before.
+// over two receptions, counts as before. Behind a modem that takes bursts,
+// whose frames are handed up one by one (the simulated medium), the frames
+// of one carrier are one transmission (Engine.Modem).
 //
 // It also notes whether the last data frame from h.Src rode: our Ack to it
 // then carries nothing (fillRide). Otherwise two nodes sending each other
@@ -207,6 +240,9 @@ func (e *Engine) rode(h framing.Header) bool {
 			e.rideFrom = h.Src
 		}
 		return false
+	}
+	if h.Dst == e.cfg.Node && h.Kind != framing.KindHello {
+		e.dataFrom, e.dataAt = h.Src, e.now // (receivingFrom)
 	}
 	r := h.Src == e.rideFrom && h.Src != 0
 	e.noRide[h.Src] = r

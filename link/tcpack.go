@@ -27,7 +27,12 @@ package link
 // it). Anything else the host gives sends the held ACK first, so nothing
 // is reordered; the frame that replaces is the host's own, so no header is
 // rewritten. The ACK held goes at the latest stashMax after the host gave
-// it, into the ARQ (where it rides with the next Ack or contends).
+// it, into the ARQ (where it rides with the next Ack or contends), or, if
+// another node's carrier is on then, when it drops: it could not go on air
+// before. Behind a modem that takes bursts (the simulated medium) one Ack
+// answers a burst of the sender's segments, seconds long at 115200 bit/s:
+// the ACKs given meanwhile replace each other, and the last rides with
+// that Ack (rideACK).
 
 import (
 	"encoding/binary"
@@ -179,11 +184,20 @@ func (e *Engine) stashACK(now time.Time, eth []byte) bool {
 		return false // the connection's start, or after a pause
 	}
 	h, _, err := framing.Compact(eth, e.cfg.Node)
-	if err != nil || h.Dst != e.rideDst || e.rideAt.IsZero() || !now.Before(e.rideAt.Add(e.stashMax())) {
-		return false // not a node we are receiving from
+	if err != nil || !e.receivingFrom(now, h.Dst) {
+		return false
 	}
 	s.held, s.eth, s.ack, s.dst, s.at, s.merged, s.skips = true, append(s.eth[:0], eth...), a, h.Dst, now, 0, 0
 	return true
+}
+
+// receivingFrom says whether node n sends us data: our last Ack went to
+// it, or its last data frame came to us, within stashMax. (Behind a modem
+// that takes bursts our Acks to a node are a burst of its frames apart,
+// seconds at 115200 bit/s, and its frames tell.)
+func (e *Engine) receivingFrom(now time.Time, n framing.NodeID) bool {
+	within := func(t time.Time) bool { return !t.IsZero() && now.Before(t.Add(e.stashMax())) }
+	return n == e.rideDst && within(e.rideAt) || n == e.dataFrom && within(e.dataAt)
 }
 
 // releaseACK sends the held ACK, if any, into the ARQ.
@@ -196,24 +210,29 @@ func (e *Engine) releaseACK(now time.Time) {
 	e.hostPacket(now, s.eth) // the ARQ copies what it keeps
 }
 
-// rideACK is called when our Ack to dst goes on air (fillRide): the held
-// ACK for dst rides with every thinEvery-th Ack to dst since the host gave
-// the first ACK it stands for.
+// rideACK is called when our Ack to dst goes on air (fillRide, fillBurst):
+// the held ACK for dst rides with every thinEvery-th Ack to dst since the
+// host gave the first ACK it stands for, or with the first Ack once it
+// stands for thinEvery of the host's ACKs (one Ack answers a burst of
+// segments behind a modem that takes bursts).
 func (e *Engine) rideACK(now time.Time, dst framing.NodeID) {
 	s := &e.stash
 	if !s.held || s.dst != dst {
 		return
 	}
-	if s.skips < thinEvery-1 { // ride with every thinEvery-th Ack
+	if s.skips < thinEvery-1 && s.merged+1 < thinEvery {
 		s.skips++
 		return
 	}
 	e.releaseACK(now)
 }
 
-// stashDeadline is when the held ACK goes without a ride (stashMax).
+// stashDeadline is when the held ACK goes without a ride (stashMax). While
+// another node's carrier is on, none: the ACK could not go on air before
+// it drops (an input: Poll comes then), and meanwhile newer ACKs replace
+// it (a sender's burst lasts seconds at 115200 bit/s).
 func (e *Engine) stashDeadline() (time.Time, bool) {
-	if !e.stash.held {
+	if !e.stash.held || e.carrierOn {
 		return time.Time{}, false
 	}
 	return e.stash.at.Add(e.stashMax()), true
