@@ -175,7 +175,7 @@ func TestAckedIsDelivered(t *testing.T) {
 // a queue after an earlier copy was acknowledged) is a duplicate: not
 // delivered again, and the packets after it are delivered. A copy 128 or
 // more numbers late cannot be told from a new packet under a reused number
-// (docs/link-arq.md, "Defaults"), so the sender's queues must not hold one
+// (docs/link-arq.md, the duplicate rule), so the sender's queues must not hold one
 // that long.
 func TestLateCopyWithinHalf(t *testing.T) {
 	c := testConfig(1)
