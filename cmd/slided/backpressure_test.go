@@ -63,10 +63,11 @@ func readCounts(t testing.TB, p *lab.Pair) counts {
 }
 
 // checkDelivered fails unless node 1 dropped nothing on the host, node 2
-// acknowledged every datagram, and the receiver got every one of them
-// except any node 2's link layer suppressed as a duplicate after acking it
-// (seen: 1 or 2 in 1,500 after retransmissions; the link ARQ's, not the
-// host's, and counted here so that the test does not flake on it).
+// acknowledged every datagram, and the receiver got every one of them: with
+// a blocking sender nothing may be lost, so a datagram node 2's link
+// acknowledged but never handed up fails the test. The duplicates node 2's
+// link suppressed are logged, not counted towards delivery (they once hid
+// such losses: docs/backpressure.md, "Measured with the credit").
 func checkDelivered(t testing.TB, p *lab.Pair, ss lab.SendStats, rs *lab.RecvStats, flow uint64, before counts) {
 	t.Helper()
 	got := 0
@@ -90,8 +91,8 @@ func checkDelivered(t testing.TB, p *lab.Pair, ss lab.SendStats, rs *lab.RecvSta
 	if acked < uint64(ss.Sent) {
 		t.Errorf("node 2 acknowledged %d of %d datagrams", acked, ss.Sent)
 	}
-	if uint64(got)+dups < uint64(ss.Sent) {
-		t.Errorf("delivered %d of %d datagrams (%d suppressed as duplicates)", got, ss.Sent, dups)
+	if got != ss.Sent {
+		t.Errorf("delivered %d of %d datagrams (node 2's link suppressed %d duplicates)", got, ss.Sent, dups)
 		for i := range 2 {
 			if st, err := p.Status(i); err == nil && st.Bridge != nil {
 				t.Logf("node%d: drops %+v; link %+v", i+1, st.Bridge.Drops, st.Bridge.ARQ)

@@ -645,7 +645,8 @@ func (a *ARQ) onFirst(now time.Time, src framing.NodeID, p *peer, seq uint8) {
 func (a *ARQ) deliver(now time.Time, src framing.NodeID, p *peer, bcast bool, seq uint8, h framing.Header, pkt []byte) {
 	if !bcast {
 		p.delivered[seq] = a.stamp(now)
-		if !p.seenAny || ahead(seq, p.highest) {
+		front := !p.seenAny || ahead(seq, p.highest)
+		if front {
 			if p.seenAny {
 				// The numbers skipped over belong to packets of this
 				// round of the sequence space that have not arrived yet
@@ -659,7 +660,7 @@ func (a *ARQ) deliver(now time.Time, src framing.NodeID, p *peer, bcast bool, se
 			p.highest, p.seenAny = seq, true
 		}
 		if a.reorders() {
-			a.order(now, src, p, seq, h, pkt)
+			a.order(now, src, p, seq, front, h, pkt)
 			return
 		}
 	}

@@ -50,8 +50,10 @@ func (a *ARQ) handUp(now time.Time, h framing.Header, pkt []byte) {
 	a.sink.Deliver(now, h, pkt)
 }
 
-// order hands up, or holds, a complete unicast packet seq from src.
-func (a *ARQ) order(now time.Time, src framing.NodeID, p *peer, seq uint8, h framing.Header, pkt []byte) {
+// order hands up, or holds, a complete unicast packet seq from src; front
+// says it is the most advanced number delivered from src so far (the
+// duplicate rule's highest moved to it).
+func (a *ARQ) order(now time.Time, src framing.NodeID, p *peer, seq uint8, front bool, h framing.Header, pkt []byte) {
 	if !p.rxSet {
 		// The first packet heard from this sender (or of its new life):
 		// nothing before it is waited for.
@@ -66,6 +68,18 @@ func (a *ARQ) order(now time.Time, src framing.NodeID, p *peer, seq uint8, h fra
 			p.rxNext++
 			a.releaseRun(now, src, p, nil)
 			return
+		case front && d >= w:
+			// The sender's newest packet, SeqSpan or more after the
+			// window start, however far: the start lags behind gaps the
+			// sender has resolved. Seen only as a number up to 127 after
+			// the start, a start more than 127 behind (the one packet at
+			// exactly SeqSpan lost, SeqSpan 127) took the sender's new
+			// packets for late ones, and once the numbers wrapped held
+			// them behind a gap that would never fill, under the numbers
+			// of packets held from 256 earlier: dropped as duplicates,
+			// acknowledged and never delivered (TestAckedIsDelivered).
+			a.skipTo(now, src, p, seq-w+1, &a.stats.ReorderSkipped)
+			continue
 		case d >= 128:
 			a.stats.ReorderLate++
 			a.handUp(now, h, pkt)

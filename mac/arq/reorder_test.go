@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -383,4 +384,47 @@ func TestSeqSpan(t *testing.T) {
 	if held := b.Stats().ReorderHeld; held != sent {
 		t.Fatalf("receiver holds %d, want %d", held, sent)
 	}
+}
+
+// TestReorderStartFarBehind: with SeqSpan 127 (a window of 48, as the link
+// sets beside the MAC's bursts), a gap the sender gave up (11), and the one
+// packet exactly SeqSpan after it lost too (138), the sender's next packets
+// are more than 127 after the window start. They are the newest the
+// receiver has seen, so the start moves up behind them: everything is
+// handed up once, in order. Before, they were taken for late packets, the
+// start stayed at the gap, and after the numbers wrapped a new packet under
+// the number of one still held from 256 earlier (12) was dropped as a
+// duplicate, acknowledged and never delivered.
+func TestReorderStartFarBehind(t *testing.T) {
+	c := testConfig(2)
+	c.Window = 48
+	c.SizeForWindow()
+	b := newNode(t, c)
+	var ids []uint16 // the packets sent, in order
+	for id := uint16(10); id < 256+13; id++ {
+		if id == 11 || id == 138 || id == 256+11 {
+			continue // lost: given up by the sender
+		}
+		ids = append(ids, id)
+		body := binary.BigEndian.AppendUint16(nil, id)
+		b.Receive(t0, framing.Header{Kind: framing.KindFragment, Dst: 2, Src: 3}, oneFrag(t, uint8(id), false, body))
+	}
+	var got []uint16
+	for _, f := range b.rec.rx {
+		got = append(got, binary.BigEndian.Uint16(f.p))
+	}
+	// The last packet, 256+12, waits for the gap before it.
+	if want := ids[:len(ids)-1]; !slices.Equal(got, want) || b.Stats().ReorderHeld != 1 {
+		t.Fatalf("handed up %d packets (%d held), want %d in order; first out of place: %v", len(got), b.Stats().ReorderHeld, len(want), firstDiff(got, want))
+	}
+}
+
+// firstDiff describes where got and want first differ.
+func firstDiff(got, want []uint16) string {
+	for i := range min(len(got), len(want)) {
+		if got[i] != want[i] {
+			return fmt.Sprintf("#%d is %d, want %d", i, got[i], want[i])
+		}
+	}
+	return fmt.Sprintf("lengths %d and %d", len(got), len(want))
 }
