@@ -563,13 +563,7 @@ func TestHiddenBroadcasts(t *testing.T) {
 // datagram at 5 s collapsed to 1 and 1 while any data heard from node 2
 // kept hiddenLoss from acting; now 219-350 each.
 func TestHiddenSenders(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		burst int
-	}{
-		{"bursts", sim.BurstFrames},
-		{"one frame a transmission", 0},
-	} {
+	for _, tc := range burstModems {
 		t.Run(tc.name, func(t *testing.T) {
 			for seed := uint64(1); seed <= 3; seed++ {
 				alone := runLine(t, seed, lineAlone, tc.burst, time.Minute)
@@ -653,13 +647,7 @@ func jainOf(a, b float64) float64 {
 // unicast sender was heard cost up to 10 % here (medians of seeds 1-12:
 // -4 and +1 % with bursts, -10 and -9 % with one frame a transmission).
 func TestLossyLoneSender(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		burst int
-	}{
-		{"bursts", sim.BurstFrames},
-		{"one frame a transmission", 0},
-	} {
+	for _, tc := range burstModems {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, loss := range []float64{0.1, 0.2} {
 				var with, without []uint64
@@ -698,13 +686,7 @@ func median(v []uint64) uint64 {
 // largest is logged: when the first datagrams of both collide, the
 // retransmissions wait a random part of a turn.)
 func TestHiddenSparseFlows(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		burst int
-	}{
-		{"bursts", sim.BurstFrames},
-		{"one frame a transmission", 0},
-	} {
+	for _, tc := range burstModems {
 		t.Run(tc.name, func(t *testing.T) {
 			for seed := uint64(1); seed <= 3; seed++ {
 				res := runLine(t, seed, lineSparse, tc.burst, time.Minute)

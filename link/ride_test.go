@@ -10,12 +10,13 @@ import (
 	"github.com/slided/slided/phy/sim"
 )
 
-// rideModems are the modems small frames ride behind (rides): one that
+// burstModems are the two kinds of modem the MAC drives itself (the rides
+// of ride.go, the hidden-sender turns of hidden.go are tested on both): one that
 // takes one frame a transmission (a serial modem with carrier detect) and
 // one that takes bursts of frames while our MAC does the channel access
 // (the simulated medium's stream client, sim.BurstFrames, which puts each
 // frame of a burst on air as one of its own, back to back).
-var rideModems = []struct {
+var burstModems = []struct {
 	name  string
 	burst int
 }{
@@ -42,7 +43,7 @@ func ridePair(t *testing.T, rate, burst int, c1, c2 Config) (*medium, *node, *no
 // its own (each cost a contention round: IFS and backoff), the answers
 // given to node 2's engine, those node 1 received, node 1's datagrams
 // node 2 received, and the other senders node 1 counts at the end. The
-// modems take bursts of up to burstMax frames (rideModems).
+// modems take bursts of up to burstMax frames (burstModems).
 func ackPattern(t *testing.T, burstMax int) (rounds, answers, answered, bulk, senders int, n1, n2 *node) {
 	t.Helper()
 	const rate = 115200
@@ -106,7 +107,7 @@ func ackPattern(t *testing.T, burstMax int) (rounds, answers, answered, bulk, se
 // until the rides came back there (0 of 114, 15 rounds; now 30 of 115, 12
 // rounds).
 func TestAnswersRideWithAcks(t *testing.T) {
-	for _, mo := range rideModems {
+	for _, mo := range burstModems {
 		t.Run(mo.name, func(t *testing.T) { testAnswersRideWithAcks(t, mo.burst) })
 	}
 }
@@ -266,7 +267,7 @@ func TestLoneAnswerNotHeld(t *testing.T) {
 // frames that won the channel, 566 and 323 against 159; now only TCP's
 // answers ride (tcpAnswer).
 func TestRidesDoNotLockOut(t *testing.T) {
-	for _, mo := range rideModems {
+	for _, mo := range burstModems {
 		t.Run(mo.name, func(t *testing.T) { testRidesDoNotLockOut(t, mo.burst) })
 	}
 }

@@ -125,7 +125,7 @@ func FuzzParsePureACK(f *testing.F) {
 // until the rides came back there, every ACK went on air too: 114 of 114,
 // none thinned (now 39 of 115).
 func TestTCPAcksThinned(t *testing.T) {
-	for _, mo := range rideModems {
+	for _, mo := range burstModems {
 		t.Run(mo.name, func(t *testing.T) { testTCPAcksThinned(t, mo.burst) })
 	}
 }
