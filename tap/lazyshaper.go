@@ -430,7 +430,7 @@ func (s *LazyShaper) Mode() string {
 	if s.paced {
 		return "shaping qdisc paced by the MAC (fallback: no credit; a stalled daemon's TAP ring drops, and small packets may overflow it)"
 	}
-	m := "shaping qdisc with a credit granted as the daemon reads (zero host loss for blocking senders; past -stall-limit a stopped daemon's TAP drops slowly)"
+	m := "shaping qdisc with a credit granted as the daemon reads (zero host loss for blocking senders, but a UDP_SEGMENT sender's bursts of segments much smaller than a frame may overflow the TAP ring; past -stall-limit a stopped daemon's TAP drops slowly)"
 	if s.gsoErr != nil {
 		m += "; it cannot cut UDP_SEGMENT skbs into their segments (" + s.gsoErr.Error() + "): such a sender's bursts may overflow the TAP ring"
 	}
