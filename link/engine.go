@@ -733,8 +733,7 @@ func burstAir(info phy.Info) time.Duration {
 
 // mixedBursts reports whether data frames go one per transmission, where
 // the MAC does the access of a modem that takes bursts, because unicast
-// packets of more than one flow were sent lately (sawFlow). A lone flow
-// keeps the modem's bursts.
+// flows interleave (sawFlow). A lone flow keeps the modem's bursts.
 func (e *Engine) mixedBursts(now time.Time) bool {
 	return e.macDoesAccess() && now.Before(e.burstMixedUntil)
 }
@@ -800,8 +799,8 @@ func (e *Engine) fillBurst(now time.Time) []byte {
 	// costs time (Turnaround) data rides with the Ack to save one
 	// (TestAckRidesWithData).
 	acksOnly := e.macDoesAccess() && e.onAir[0].meta.h.Kind == framing.KindAck
-	// And while more than one flow has been sending (mixedBursts), no
-	// data frame joins another: a burst of 16 is 1.2 s at 115200 bit/s,
+	// And while unicast flows interleave (mixedBursts), no data frame
+	// joins another: a burst of 16 is 1.2 s at 115200 bit/s,
 	// and a sparse flow's packet read during it waited for the whole of
 	// it and the next contention (TestSparseFlowNotBehindGreedy with the
 	// modem's bursts: median 1.42 s, worst 2.14 s; through the daemons
