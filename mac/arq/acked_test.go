@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"testing"
 	"time"
 
@@ -20,8 +19,6 @@ import (
 // and flush when they have nothing else to send; noReorder hands packets up
 // as they complete (the daemon's default). It returns how often each
 // packet was delivered and both ends' counters once nothing is pending.
-var dbgHook func(now time.Time, to node, f frame)
-
 func channelRun(t *testing.T, seed uint64, n, size int, loss float64, group, noReorder bool, window int) (counts []int, sa, sb Stats) {
 	t.Helper()
 	const air = 5 * time.Millisecond
@@ -47,12 +44,7 @@ func channelRun(t *testing.T, seed uint64, n, size int, loss float64, group, noR
 	}
 	a, b := mk(1), mk(2)
 	rng := rand.New(rand.NewPCG(seed, 7))
-	type ev struct {
-		at time.Time
-		to node
-		f  frame
-	}
-	var evs []ev
+	var evs inFlight
 	now := t0
 	free := map[framing.NodeID]time.Time{} // when each sender's transmitter is free
 	post := func(from, to node) {
@@ -64,7 +56,7 @@ func channelRun(t *testing.T, seed uint64, n, size int, loss float64, group, noR
 			at = at.Add(air)
 			free[from.cfg.Self] = at
 			if rng.Float64() >= loss {
-				evs = append(evs, ev{at, to, f})
+				evs = append(evs, arrival{at, to, f})
 			}
 		}
 	}
@@ -85,15 +77,7 @@ func channelRun(t *testing.T, seed uint64, n, size int, loss float64, group, noR
 		}
 		post(a, b)
 		post(b, a)
-		next, ok := a.Deadline()
-		if d, okb := b.Deadline(); okb && (!ok || d.Before(next)) {
-			next, ok = d, true
-		}
-		for _, e := range evs {
-			if !ok || e.at.Before(next) {
-				next, ok = e.at, true
-			}
-		}
+		next, ok := evs.next(a, b)
 		if !ok {
 			if a.Open() || b.Open() {
 				a.Flush(now)
@@ -104,17 +88,7 @@ func channelRun(t *testing.T, seed uint64, n, size int, loss float64, group, noR
 		}
 		now = next
 		// Frames first, then timers: an Ack at the deadline is in time.
-		for i := 0; i < len(evs); {
-			if e := evs[i]; !e.at.After(now) {
-				evs = slices.Delete(evs, i, i+1)
-				if dbgHook != nil {
-					dbgHook(now, e.to, e.f)
-				}
-				e.to.Receive(now, e.f.h, e.f.p)
-				continue
-			}
-			i++
-		}
+		evs.deliver(now, nil)
 		if d, ok := a.Deadline(); ok && !now.Before(d) {
 			a.Poll(now)
 		}

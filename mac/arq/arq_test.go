@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -35,6 +36,47 @@ func (r *recorder) Deliver(now time.Time, h framing.Header, p []byte) {
 func (r *recorder) take() []frame { f := r.tx; r.tx = nil; return f }
 
 var t0 = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// inFlight is the frames on their way in a two-node test loop (slowLink,
+// channelRun): each reaches its node at its time.
+type inFlight []arrival
+
+type arrival struct {
+	at time.Time
+	to node
+	f  frame
+}
+
+// next is when the loop must act next: the earliest of a's and b's
+// deadlines and the arrivals; ok is false when nothing is pending.
+func (fl inFlight) next(a, b node) (time.Time, bool) {
+	next, ok := a.Deadline()
+	if d, okb := b.Deadline(); okb && (!ok || d.Before(next)) {
+		next, ok = d, true
+	}
+	for _, e := range fl {
+		if !ok || e.at.Before(next) {
+			next, ok = e.at, true
+		}
+	}
+	return next, ok
+}
+
+// deliver hands every frame due by now to its node, in order of arrival,
+// calling after (if not nil) after each.
+func (fl *inFlight) deliver(now time.Time, after func()) {
+	for i := 0; i < len(*fl); {
+		if e := (*fl)[i]; !e.at.After(now) {
+			*fl = slices.Delete(*fl, i, i+1)
+			e.to.Receive(now, e.f.h, e.f.p)
+			if after != nil {
+				after()
+			}
+			continue
+		}
+		i++
+	}
+}
 
 // node is an ARQ with its recorder.
 type node struct {

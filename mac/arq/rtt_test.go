@@ -206,12 +206,7 @@ func slowLink(t *testing.T, ca Config, rtt time.Duration, n, size int, loss floa
 	t.Helper()
 	a, b := newNode(t, ca), newNode(t, testConfig(2))
 	rng := rand.New(rand.NewPCG(seed, 2))
-	type ev struct {
-		at time.Time
-		to node
-		f  frame
-	}
-	var evs []ev
+	var evs inFlight
 	now, sent := t0, 0
 	last := map[framing.NodeID]time.Time{}
 	post := func(from, to node) {
@@ -223,7 +218,7 @@ func slowLink(t *testing.T, ca Config, rtt time.Duration, n, size int, loss floa
 			if rng.Float64() < loss {
 				continue
 			}
-			evs = append(evs, ev{at, to, f})
+			evs = append(evs, arrival{at, to, f})
 			last[to.cfg.Self] = at
 		}
 	}
@@ -232,29 +227,13 @@ func slowLink(t *testing.T, ca Config, rtt time.Duration, n, size int, loss floa
 			sent++
 		}
 		post(a, b)
-		next, ok := a.Deadline()
-		if d, okb := b.Deadline(); okb && (!ok || d.Before(next)) {
-			next, ok = d, true
-		}
-		for _, e := range evs {
-			if !ok || e.at.Before(next) {
-				next, ok = e.at, true
-			}
-		}
+		next, ok := evs.next(a, b)
 		if !ok {
 			break
 		}
 		now = next
 		// Frames first, then timers: an Ack at the deadline is in time.
-		for i := 0; i < len(evs); {
-			if e := evs[i]; !e.at.After(now) {
-				evs = slices.Delete(evs, i, i+1)
-				e.to.Receive(now, e.f.h, e.f.p)
-				post(b, a)
-				continue
-			}
-			i++
-		}
+		evs.deliver(now, func() { post(b, a) })
 		if d, ok := a.Deadline(); ok && !now.Before(d) {
 			a.Poll(now)
 		}
