@@ -64,12 +64,14 @@ type MACOf[T any] struct {
 	rng *rand.Rand
 
 	// Ring buffer of frames. While onAir, q[head] is the zero T (the frame
-	// belongs to the caller) but still counted in n. flow[i] and tag[i]
-	// are the flow key and the round of the data frame at q[i]
-	// (EnqueueFlow); round is the round of the last data frame sent.
+	// belongs to the caller) but still counted in n. flow[i], tag[i] and
+	// fin[i] are the flow key, the start tag and the finish tag (start
+	// plus the frame's cost) of the data frame at q[i] (EnqueueFlowCost);
+	// round is the start tag of the last data frame sent.
 	q     []T
 	flow  []uint64
 	tag   []uint64
+	fin   []uint64
 	round uint64
 	head  int
 	n     int
@@ -123,6 +125,7 @@ func NewOf[T any](cfg Config, rng *rand.Rand) (*MACOf[T], error) {
 		q:      make([]T, cfg.QueueLen),
 		flow:   make([]uint64, cfg.QueueLen),
 		tag:    make([]uint64, cfg.QueueLen),
+		fin:    make([]uint64, cfg.QueueLen),
 		cw:     cfg.CWMin,
 		others: -1,
 	}
@@ -154,24 +157,40 @@ func (m *MACOf[T]) Enqueue(now time.Time, frame T) error {
 // taken by Follow) or of the urgent frames (EnqueueFront). The countdown in
 // progress is the MAC's, not a frame's: a frame put ahead of the one that
 // was counting down goes when the countdown runs out. Ownership and
-// ErrQueueFull are as for Enqueue.
+// ErrQueueFull are as for Enqueue. EnqueueFlow is EnqueueFlowCost with a
+// cost of 1.
 func (m *MACOf[T]) EnqueueFlow(now time.Time, frame T, flow uint64) error {
+	return m.EnqueueFlowCost(now, frame, flow, 1)
+}
+
+// EnqueueFlowCost is EnqueueFlow for frames of different costs (the link
+// engine gives each frame's bytes on air): start-time fair queueing
+// (Goyal, Vin and Cheng, SIGCOMM 1996), the flows sharing the queue's
+// departures by cost, as deficit round robin does by bytes. A frame starts
+// where its flow's previous frame finished (start plus cost), or at the
+// start of the last data frame sent if its flow had nothing waiting, and
+// the frames leave in order of their starts. A flow of small frames thus
+// sends several in the time a flow of large ones sends one: a sparse
+// flow's backlog of 64-byte datagrams is not served one per greedy frame.
+// A cost below 1 counts as 1. Frames queued with one caller's costs should
+// all have them (EnqueueFlow's frames cost 1).
+func (m *MACOf[T]) EnqueueFlowCost(now time.Time, frame T, flow uint64, cost int) error {
 	if m.n == len(m.q) {
 		m.stats.Rejected++
 		return ErrQueueFull
 	}
-	// The data frames are in the order of their rounds; the queue is
+	// The data frames are in the order of their starts; the queue is
 	// short (QueueLen), so the flow's last frame (the data frame on air
 	// included) is looked up each time.
 	first := m.offset() + m.urgent
 	tag := m.round
 	for i := first; i < m.n; i++ {
 		if j := (m.head + i) % len(m.q); m.flow[j] == flow {
-			tag = max(tag, m.tag[j]+1)
+			tag = max(tag, m.fin[j])
 		}
 	}
 	if m.onAir && !m.airUrgent && m.flow[m.head] == flow {
-		tag = max(tag, m.tag[m.head]+1)
+		tag = max(tag, m.fin[m.head])
 	}
 	pos := m.n
 	for pos > first && m.tag[(m.head+pos-1)%len(m.q)] > tag {
@@ -180,10 +199,10 @@ func (m *MACOf[T]) EnqueueFlow(now time.Time, frame T, flow uint64) error {
 	// Shift the data frames from pos on one place back.
 	for i := m.n - 1; i >= pos; i-- {
 		j, k := (m.head+i+1)%len(m.q), (m.head+i)%len(m.q)
-		m.q[j], m.flow[j], m.tag[j] = m.q[k], m.flow[k], m.tag[k]
+		m.q[j], m.flow[j], m.tag[j], m.fin[j] = m.q[k], m.flow[k], m.tag[k], m.fin[k]
 	}
 	j := (m.head + pos) % len(m.q)
-	m.q[j], m.flow[j], m.tag[j] = frame, flow, tag
+	m.q[j], m.flow[j], m.tag[j], m.fin[j] = frame, flow, tag, tag+uint64(max(cost, 1))
 	m.n++
 	m.stats.Enqueued++
 	// The first data frame waiting draws its backoff now, unless a data
@@ -235,7 +254,7 @@ func (m *MACOf[T]) EnqueueFront(now time.Time, frame T) error {
 	// Shift the data frames from pos on one place back.
 	for i := m.n - 1; i >= m.offset()+m.urgent; i-- {
 		j, k := (m.head+i+1)%len(m.q), (m.head+i)%len(m.q)
-		m.q[j], m.flow[j], m.tag[j] = m.q[k], m.flow[k], m.tag[k]
+		m.q[j], m.flow[j], m.tag[j], m.fin[j] = m.q[k], m.flow[k], m.tag[k], m.fin[k]
 	}
 	m.q[pos] = frame
 	m.n++
@@ -291,7 +310,7 @@ func (m *MACOf[T]) DropOldest() (T, bool) {
 	// urgent ones) one place back. The backoff state stays with the MAC.
 	for j := i; j > 0; j-- {
 		a, b := (m.head+j)%len(m.q), (m.head+j-1)%len(m.q)
-		m.q[a], m.flow[a], m.tag[a] = m.q[b], m.flow[b], m.tag[b]
+		m.q[a], m.flow[a], m.tag[a], m.fin[a] = m.q[b], m.flow[b], m.tag[b], m.fin[b]
 	}
 	m.q[m.head] = *new(T)
 	m.head = (m.head + 1) % len(m.q)

@@ -231,3 +231,45 @@ func TestQueued(t *testing.T) {
 		t.Fatal("sent: still Queued")
 	}
 }
+
+// TestEnqueueFlowCostShares: with costs (EnqueueFlowCost) the flows share
+// the departures by cost, not by frames: a flow of 100-byte frames sends
+// ten in the time a flow of 1000-byte frames sends one, its first behind
+// the frame of the current round, and frames of one cost are still served
+// in rounds.
+func TestEnqueueFlowCostShares(t *testing.T) {
+	for _, tc := range []struct {
+		desc string
+		in   []int // cost of each frame enqueued, in order: 1000 is flow A, anything else flow B
+		want string
+	}{
+		{desc: "one size: rounds", in: []int{1000, 1000, 1000, 1000, 1000, 1000}, want: "A0 A1 A2 A3 A4 A5"},
+		{desc: "small backlog goes before the next large frame",
+			in:   []int{1000, 1000, 1000, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100},
+			want: "A0 B0 B1 B2 B3 B4 B5 B6 B7 B8 B9 A1 B10 B11 A2"},
+		{desc: "like costs alternate", in: []int{1000, 1000, 1001, 1001}, want: "A0 B0 A1 B1"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.QueueLen = 16
+			m, err := NewOf[flowFrame](cfg, rand.New(rand.NewPCG(1, 2)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			seq := map[uint64]int{}
+			for _, c := range tc.in {
+				fl := uint64(0)
+				if c != 1000 {
+					fl = 1
+				}
+				if err := m.EnqueueFlowCost(t0, flowFrame{flow: fl, seq: seq[fl]}, fl, c); err != nil {
+					t.Fatal(err)
+				}
+				seq[fl]++
+			}
+			if got := drain(t, m, t0); got != tc.want {
+				t.Errorf("sent %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
