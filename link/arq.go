@@ -651,7 +651,7 @@ func (e *Engine) feed(now time.Time) {
 				e.holdBroadcast(now, f) // for the ride with our next Ack (nav.go)
 				continue
 			}
-			if err := e.mac.EnqueueFlow(now, f, f.meta.flow); err != nil {
+			if err := e.enqueueData(now, f); err != nil {
 				e.recycle(now, f)
 			}
 		}
@@ -659,6 +659,14 @@ func (e *Engine) feed(now time.Time) {
 			break
 		}
 	}
+}
+
+// enqueueData puts data frame f in the MAC queue, in its flow's place
+// (csma.MACOf.EnqueueFlowCost): the flows share the departures by bytes on
+// air, so that a sparse flow's backlog of small packets goes before the
+// greedy flow's next frame, not one per greedy frame.
+func (e *Engine) enqueueData(now time.Time, f txFrame) error {
+	return e.mac.EnqueueFlowCost(now, f, f.meta.flow, len(f.buf))
 }
 
 // ackHeld says whether the waiting Acks are held back for data to ride

@@ -278,7 +278,7 @@ func (e *Engine) releaseBroadcast(now time.Time) {
 func (e *Engine) unhold(now time.Time, f txFrame) {
 	f.meta.unheld = true
 	if e.mac.Room() > ackReserve {
-		if err := e.mac.EnqueueFlow(now, f, f.meta.flow); err == nil {
+		if err := e.enqueueData(now, f); err == nil {
 			return
 		}
 	}
