@@ -64,6 +64,12 @@ type LazyShaper struct {
 	// gsoErr is why the credit cannot cut UDP_SEGMENT skbs into their
 	// segments (Shaper.GSOCut), for Mode; nil if it can.
 	gsoErr error
+	// capped is the wmem_max that the flow queues cannot hold within
+	// their memory bound (flowLimit), for Mode; 0 if they hold it.
+	capped uint64
+	limit  uint32 // the flow queues' limit, in packets, when capped
+	// wmem reads net.core.wmem_max (nil: from /proc; tests set it).
+	wmem func() uint64
 }
 
 // LazyShaperConfig configures a LazyShaper.
@@ -119,11 +125,21 @@ func wmemMax() uint64 {
 	return n
 }
 
+// readWmem reads net.core.wmem_max (0: unknown).
+func (s *LazyShaper) readWmem() uint64 {
+	if s.wmem != nil {
+		return s.wmem()
+	}
+	return wmemMax()
+}
+
 // flowLimit sizes the flow queues from wmem_max and logs once if it must
 // cap them.
 func (s *LazyShaper) flowLimit(wmem uint64) uint32 {
 	limit, capped := FlowLimitFor(wmem)
+	s.capped, s.limit = 0, limit
 	if capped {
+		s.capped = wmem
 		s.log.Warn().Uint64("wmem_max", wmem).Uint32("flow_limit", limit).
 			Msg("net.core.wmem_max is too large to honour within the memory bound: a sender with a buffer that large and tiny packets may lose at its flow queue")
 	}
@@ -148,7 +164,7 @@ func (s *LazyShaper) SetRate(r uint64) error {
 	if install == nil {
 		install = func(cfg ShaperConfig) (qdisc, error) { return NewShaper(s.dev.Index(), cfg) }
 	}
-	s.wmemMax, s.wmemAt = wmemMax(), time.Now()
+	s.wmemMax, s.wmemAt = s.readWmem(), time.Now()
 	ring := s.ringLen
 	stall := s.stallLimit
 	if s.stallAuto {
@@ -281,7 +297,7 @@ func (s *LazyShaper) count() {
 	}
 	if now := time.Now(); now.Sub(s.wmemAt) > 10*time.Second {
 		s.wmemAt = now
-		if w := wmemMax(); w != 0 && w != s.wmemMax {
+		if w := s.readWmem(); w != 0 && w != s.wmemMax {
 			s.wmemMax = w
 			if err := g.SetFlowLimit(s.flowLimit(w)); err != nil {
 				s.log.Error().Err(err).Msg("cannot resize the flow queues after wmem_max changed")
@@ -433,6 +449,9 @@ func (s *LazyShaper) Mode() string {
 	m := "shaping qdisc with a credit granted as the daemon reads (zero host loss for blocking senders, but a UDP_SEGMENT sender's bursts of segments much smaller than a frame may overflow the TAP ring; past -stall-limit a stopped daemon's TAP drops slowly)"
 	if s.gsoErr != nil {
 		m += "; it cannot cut UDP_SEGMENT skbs into their segments (" + s.gsoErr.Error() + "): such a sender's bursts may overflow the TAP ring"
+	}
+	if s.capped != 0 {
+		m += fmt.Sprintf("; net.core.wmem_max %d is more than the flow queues hold (%d packets each): a sender with a buffer that large and tiny packets may lose at its flow queue", s.capped, s.limit)
 	}
 	return m
 }

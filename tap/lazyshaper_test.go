@@ -2,6 +2,7 @@ package tap
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +59,25 @@ func (q *creditQdisc) Grant() error              { return nil }
 func (q *creditQdisc) GrantSize() uint32         { return 2 }
 func (q *creditQdisc) SetFlowLimit(uint32) error { return nil }
 func (q *creditQdisc) GSOCut() (uint32, error)   { return 0, q.gsoErr }
+
+// TestModeSaysWmemMaxCapped: a wmem_max larger than the flow queues hold
+// within their memory bound (FlowLimitFor) was only logged at start; the
+// status's mode says it too, with the limit, and not when the queues hold
+// it.
+func TestModeSaysWmemMaxCapped(t *testing.T) {
+	for _, wmem := range []uint64{212_992, 1 << 40} {
+		s := &LazyShaper{log: zerolog.Nop(), wmem: func() uint64 { return wmem }, install: func(ShaperConfig) (qdisc, error) { return &creditQdisc{}, nil }}
+		if err := s.SetRate(1000); err != nil {
+			t.Fatal(err)
+		}
+		m := s.Mode()
+		limit, capped := FlowLimitFor(wmem)
+		says := strings.Contains(m, "wmem_max") && strings.Contains(m, strconv.FormatUint(uint64(limit), 10)+" packets")
+		if capped != says {
+			t.Errorf("wmem_max %d (capped %v): mode %q", wmem, capped, m)
+		}
+	}
+}
 
 // TestModeSaysTheGSOCutFailed: status's mechanism says what the credit
 // cannot promise when it cannot cut UDP_SEGMENT skbs (a UDP GSO sender's
