@@ -267,6 +267,8 @@ type Engine struct {
 	// frames go one per transmission until burstMixedUntil after a packet
 	// of another flow than the last (fillBurst, Engine.send).
 	burstFlow       uint64    // the last unicast packet's flow (sawFlow)
+	polled          time.Time // the time of the last Poll (WantRead)
+	readAt          time.Time // no host reads before this (readLate)
 	burstFlowSet    bool      // ... if one was sent
 	burstPrev       uint64    // the flow before it
 	burstChanged    time.Time // when the flow last changed
@@ -462,7 +464,36 @@ func (e *Engine) WantRead() bool {
 	if e.cfg.Policy != Block {
 		return true
 	}
-	return len(e.held) == 0 && len(e.pend) == 0 && e.mac.Room() > ackReserve
+	return len(e.held) == 0 && len(e.pend) == 0 && e.mac.Room() > ackReserve && !e.polled.Before(e.readAt)
+}
+
+// readLead is how long before the end of a long burst on air the engine
+// reads the host again (WantRead, readAt): two frames' airtime and
+// readSlack, time for the host's next burst to come in before the MAC goes
+// on with its own burst at TxDone.
+func (e *Engine) readLead() time.Duration {
+	return 2*phy.Airtime(e.frameCap, e.info.BitRate) + readSlack
+}
+
+// readSlack is the part of readLead for the host's reads themselves (a
+// burst of 16 packets through the credit: 8 grants).
+const readSlack = 50 * time.Millisecond
+
+// readLate holds the host's reads back while a long burst formed at now
+// is on air, until readLead before its end (WantRead): a place freed as
+// the burst formed was filled at once with the next packet of the flow on
+// air, so the next burst was whole before a packet of another flow, sent
+// meanwhile, was read, and that packet waited for both bursts (a 64-byte
+// datagram sent 2 s into a bulk flow: 1.5-1.7 s through the daemons,
+// TestBackpressureSmallFlowDelay). Read late, it joins the next burst's
+// queue in its flow's place, and the flows are known to interleave
+// (mixedBursts) before that burst forms. Only where the MAC does the
+// access of a modem that takes bursts: elsewhere the TNC or the MAC's own
+// contention decides, and a frame's airtime is short.
+func (e *Engine) readLate(now time.Time, air time.Duration) {
+	if lead := e.readLead(); e.macDoesAccess() && air > 2*lead {
+		e.readAt = now.Add(air - lead)
+	}
 }
 
 // Deadline is when Poll must next be called if no input comes first; ok is
@@ -489,6 +520,9 @@ func (e *Engine) Deadline() (time.Time, bool) {
 	}
 	if bd, bok := e.broadcastDeadline(); bok && (!ok || bd.Before(d)) {
 		d, ok = bd, true // a broadcast held for a ride goes then (nav.go)
+	}
+	if e.polled.Before(e.readAt) && (!ok || e.readAt.Before(d)) {
+		d, ok = e.readAt, true // the host is read again then (readLate)
 	}
 	return d, ok
 }
@@ -680,6 +714,7 @@ func (e *Engine) txEnded(now time.Time) {
 // modem and reports a refusal with Refused; otherwise the modem's TxDone
 // (or Down) ends it.
 func (e *Engine) Poll(now time.Time) ([]byte, bool) {
+	e.polled = now
 	e.input()
 	if e.mac == nil {
 		return nil, false
@@ -841,6 +876,9 @@ func (e *Engine) fillBurst(now time.Time) []byte {
 	// A broadcast frame rides behind our Acks, inside the channel the
 	// others keep for them (nav.go).
 	e.rideBroadcast(now, room)
+	if !single {
+		e.readLate(now, air)
+	}
 	if len(e.onAir) == 1 {
 		return e.onAir[0].buf
 	}
