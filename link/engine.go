@@ -454,8 +454,10 @@ func (e *Engine) HostReads() uint64 { return e.stats.TAPReads }
 
 // WantRead says whether the caller should read the host now. With policy
 // Block it is true only while the MAC has a data place free, nothing waits
-// outside it and no packet is held for an ARQ window; with the drop
-// policies, always once Started. Host may be called regardless: the frame
+// outside it, no packet is held for an ARQ window and, during a long burst
+// where the MAC does the access, the burst is near its end (readLate: as of
+// the last Poll, which Deadline asks for then); with the drop policies,
+// always once Started. Host may be called regardless: the frame
 // is then handled by the policy.
 func (e *Engine) WantRead() bool {
 	if e.mac == nil {
