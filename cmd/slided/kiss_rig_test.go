@@ -174,8 +174,8 @@ func scrapeMetric(t *testing.T, ns, addr, name string) float64 {
 // (beside the daemon: Dire Wolf serves several clients) records what that
 // TNC decoded from the air, so that a lost frame is placed on air or in the
 // daemon. On the rig as it is this fails: frames are lost on air, to
-// collisions between the two TNCs (docs/modems.md, "The shared TNC on the
-// Dire Wolf rig").
+// collisions between the two TNCs (docs/modems.md, "On the Dire Wolf rig:
+// TestDirewolfKISSShared").
 func TestDirewolfKISSShared(t *testing.T) {
 	const (
 		baud = 9600
@@ -210,7 +210,7 @@ func TestDirewolfKISSShared(t *testing.T) {
 	// Dire Wolf 1.6 looks for data on a new KISS connection once a second,
 	// and the two instances, started together, look at the same instants:
 	// what the daemons and clients write in their first second reaches
-	// both TNCs at once, and they key up together (a collision in 5 of 6
+	// both TNCs at once, and they key up together (a collision in 6 of 7
 	// runs, docs/modems.md). No station meets that on air: start once the
 	// TNCs read the daemons' connections.
 	time.Sleep(2 * time.Second)
