@@ -692,6 +692,7 @@ func (e *Engine) down(now time.Time) {
 // txEnded closes the current transmission and recycles its buffer.
 func (e *Engine) txEnded(now time.Time) {
 	e.stats.ChannelBusy += now.Sub(e.txStart)
+	e.readAt = time.Time{} // the burst is over, however it ended (readLate)
 	if e.cfg.WindowFromSenders || e.macCfg.IdleTarget > 0 {
 		// The adaptive window uses only "nobody else": a lone sender's
 		// small window (csma.MAC.Contenders).

@@ -280,3 +280,45 @@ func TestMixedBurstsNeedInterleavedFlows(t *testing.T) {
 		})
 	}
 }
+
+// TestReadLateEndsWithTransmission: the host's reads held back during a long
+// burst (Engine.readLate) resume when the transmission ends, however it
+// ends: a burst the modem refused left them held for most of its would-be
+// airtime (790 ms of a 1.06 s burst at 115200 bit/s) with the MAC empty
+// and nothing on air.
+func TestReadLateEndsWithTransmission(t *testing.T) {
+	m := newMedium(t, 115200)
+	m.burstMax = 16
+	e := m.add(Config{Node: 1, NoARQ: true, AdaptiveMAC: true}).e
+	now := m.Now()
+	// The channel busy while the queue fills, so that it goes as a burst.
+	e.Modem(now, phy.Event{Kind: phy.CarrierOn}, phy.Info{})
+	for n := uint32(0); e.WantRead(); n++ {
+		e.Host(now, numbered(2, 1, n, 1000))
+		e.Poll(now)
+	}
+	e.Modem(now, phy.Event{Kind: phy.CarrierOff}, phy.Info{})
+	for range 100 {
+		now = now.Add(50 * time.Millisecond)
+		b, ok := e.Poll(now)
+		if !ok {
+			continue
+		}
+		if len(frames(t, b)) < 2 {
+			now = now.Add(phy.Airtime(len(b), 115200))
+			e.Modem(now, phy.Event{Kind: phy.TxDone}, phy.Info{})
+			continue
+		}
+		if e.WantRead() {
+			t.Fatal("a long burst on air: the host is read at once (readLate not engaged)")
+		}
+		e.Refused(now, phy.ErrTooLarge)
+		e.Poll(now)
+		if !e.WantRead() {
+			d, _ := e.Deadline()
+			t.Fatalf("burst refused, nothing on air: the host is not read for %v", d.Sub(now))
+		}
+		return
+	}
+	t.Fatal("no burst of several frames went on air")
+}

@@ -331,6 +331,16 @@ func (r *engRunner) service(n *engNode) {
 	n.deadline, n.deadlineOK = n.e.Deadline()
 }
 
+// offer gives n's engine up to four of its flows' datagrams, in turns,
+// while it wants to read.
+func (r *engRunner) offer(n *engNode) {
+	for i := 0; len(n.flows) > 0 && n.e.WantRead() && i < 4; i++ {
+		fi := n.flows[n.next%len(n.flows)]
+		n.next++
+		n.e.Host(r.now, r.datagram(n, fi))
+	}
+}
+
 // serve is service's work.
 func (r *engRunner) serve(n *engNode) {
 	for _, d := range n.e.Deliveries() {
@@ -351,12 +361,11 @@ func (r *engRunner) serve(n *engNode) {
 		}
 		n.e.Written(r.now, d, nil)
 	}
-	for i := 0; len(n.flows) > 0 && n.e.WantRead() && i < 4; i++ {
-		fi := n.flows[n.next%len(n.flows)]
-		n.next++
-		n.e.Host(r.now, r.datagram(n, fi))
-	}
+	r.offer(n)
 	f, ok := n.e.Poll(r.now)
+	// Poll may have let the engine read again (link.Engine.WantRead:
+	// a long burst's end near, at the deadline this call runs for).
+	r.offer(n)
 	if !ok {
 		return
 	}
