@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -269,16 +270,17 @@ func forceSndbuf(c *net.UDPConn, n int) error {
 // ipCounters reads the Ip: line of /proc/net/snmp in namespace ns as a
 // map from counter name to value.
 func ipCounters(b *testing.B, l *lab.Lab, ns string) map[string]int64 {
-	return snmpCounters(b, l, ns, "Ip:")
+	return snmpCounters(b, l, ns, "/proc/net/snmp", "Ip:")
 }
 
-// snmpCounters reads the lines of /proc/net/snmp in namespace ns that
-// start with proto ("Ip:", "Tcp:") as a map from counter name to value.
-func snmpCounters(b *testing.B, l *lab.Lab, ns, proto string) map[string]int64 {
+// snmpCounters reads the lines of file (/proc/net/snmp, /proc/net/netstat)
+// in namespace ns that start with proto ("Ip:", "Tcp:", "TcpExt:") as a map
+// from counter name to value.
+func snmpCounters(b *testing.B, l *lab.Lab, ns, file, proto string) map[string]int64 {
 	b.Helper()
-	out, err := l.Exec(ns, "cat", "/proc/net/snmp")
+	out, err := l.Exec(ns, "cat", file)
 	if err != nil {
-		b.Fatalf("/proc/net/snmp: %v", err)
+		b.Fatalf("%s: %v", file, err)
 	}
 	var names []string
 	m := map[string]int64{}
@@ -443,6 +445,14 @@ func runLossCase(b *testing.B, c lossCase) {
 			b.Logf("window of %.1fs in the middle of the delivery: Jain %.3f, per socket least %.0f, mean %.1f datagrams", w.Seconds(), j, wl, wm)
 			if wm < 30 {
 				b.Logf("the window is shorter than the issue asks: fewer than 30 datagrams a socket")
+			}
+			// Flows that share a bucket share its FIFO: how the
+			// sockets fell into the buckets.
+			if sent, err := bucketSent(l, p); err != nil {
+				b.Logf("flow buckets: %v", err)
+			} else {
+				b.ReportMetric(float64(len(sent)), "buckets_used")
+				b.Logf("packets each used flow bucket sent (%d of %d buckets): %v", len(sent), 64, sent)
 			}
 		}
 	}
@@ -619,6 +629,29 @@ func runForwardFlood(b *testing.B) {
 		ss.Sent, r.total, qlen, backlog, after.ring-before.ring, after.qdisc-before.qdisc, after.daemon-before.daemon, rss0.rssKB, rss1.rssKB)
 }
 
+var tcClass = regexp.MustCompile(`(?m)^class htb 1:([0-9a-f]+) parent 1:100 .*\n Sent \d+ bytes (\d+) pkt`)
+
+// bucketSent is the packets each flow bucket (htb classes 1:1 to 1:40 in
+// hex, tap/shaper.go) of node 1's TAP has sent, for the buckets that sent
+// any, largest first.
+func bucketSent(l *lab.Lab, p *lab.Pair) ([]int, error) {
+	out, err := l.Exec(p.NS[0], "tc", "-s", "class", "show", "dev", p.Cfg.TAP)
+	if err != nil {
+		return nil, fmt.Errorf("tc -s class show: %w\n%s", err, out)
+	}
+	var sent []int
+	for _, m := range tcClass.FindAllStringSubmatch(out, -1) {
+		minor, _ := strconv.ParseUint(m[1], 16, 16)
+		n, _ := strconv.Atoi(m[2])
+		if minor >= 1 && minor <= 64 && n > 0 {
+			sent = append(sent, n)
+		}
+	}
+	slices.Sort(sent)
+	slices.Reverse(sent)
+	return sent, nil
+}
+
 // stallLimitLogged is the stall limit a daemon logged in its JSON log at
 // path (the `shaping qdisc installed` line; zerolog writes durations as
 // milliseconds).
@@ -689,7 +722,8 @@ func runTCPMany(b *testing.B, n int, d time.Duration) {
 		}
 	}()
 	before := readHostLoss(b, p)
-	tcp0 := snmpCounters(b, l, p.NS[0], "Tcp:")
+	tcp0 := snmpCounters(b, l, p.NS[0], "/proc/net/snmp", "Tcp:")
+	ext0 := snmpCounters(b, l, p.NS[0], "/proc/net/netstat", "TcpExt:")
 	conns := make([]net.Conn, n)
 	ports := make([]int, n)
 	dialErrs := make([]error, n)
@@ -747,7 +781,8 @@ func runTCPMany(b *testing.B, n int, d time.Duration) {
 		nwritten += w
 	}
 	after := readHostLoss(b, p)
-	tcp1 := snmpCounters(b, l, p.NS[0], "Tcp:")
+	tcp1 := snmpCounters(b, l, p.NS[0], "/proc/net/snmp", "Tcp:")
+	ext1 := snmpCounters(b, l, p.NS[0], "/proc/net/netstat", "TcpExt:")
 	stalled := 0
 	for _, x := range per {
 		if x == 0 {
@@ -761,10 +796,20 @@ func runTCPMany(b *testing.B, n int, d time.Duration) {
 	b.ReportMetric(lab.Jain(per...), "jain")
 	b.ReportMetric(total*8/elapsed.Seconds()/115200, "goodput/channel")
 	b.ReportMetric(float64(tcp1["RetransSegs"]-tcp0["RetransSegs"]), "tcp_retransmits")
+	// Why TCP sent again: its retransmission timer (the queue's delay
+	// grows with 50 senders' windows), and which of those it found
+	// spurious (F-RTO), or a tail loss probe.
+	b.ReportMetric(float64(ext1["TCPTimeouts"]-ext0["TCPTimeouts"]), "tcp_timeouts")
+	b.ReportMetric(float64(ext1["TCPSpuriousRTOs"]-ext0["TCPSpuriousRTOs"]), "tcp_spurious_rtos")
+	b.ReportMetric(float64(ext1["TCPLossProbes"]-ext0["TCPLossProbes"]), "tcp_loss_probes")
 	after.report(b, before)
 	b.Logf("%d TCP connections for %.0fs: %d connected, %d without progress; %.0f bytes delivered (%d written into the sockets), least %.0f per connection, Jain %.3f; %d segments retransmitted; host drops ring %d qdisc %d daemon %d",
 		n, elapsed.Seconds(), n-failed, stalled, total, nwritten, least, lab.Jain(per...), tcp1["RetransSegs"]-tcp0["RetransSegs"],
 		after.ring-before.ring, after.qdisc-before.qdisc, after.daemon-before.daemon)
+	if sent, err := bucketSent(l, p); err == nil {
+		b.ReportMetric(float64(len(sent)), "buckets_used")
+		b.Logf("packets each used flow bucket sent (%d of 64 buckets): %v", len(sent), sent)
+	}
 	for _, c := range conns {
 		if c != nil {
 			c.Close()
