@@ -10,8 +10,9 @@ package main
 //
 //	go test -run '^$' -bench 'HostLoss' -benchtime 1x -timeout 60m ./cmd/slided
 //
-// Each case takes 20 s to 2 minutes. The figures are reported with
-// b.ReportMetric; docs/performance.md has a run.
+// Each case takes 20 s to 5 minutes (the 4 MiB buffer drains for
+// 4½). The figures are reported with b.ReportMetric; docs/backpressure.md,
+// "Every sender the kernel allows", has a run of every case.
 
 import (
 	"encoding/binary"
