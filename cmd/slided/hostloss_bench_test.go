@@ -72,11 +72,13 @@ var lossCases = []lossCase{
 	{name: "udp60000", size: 60000, sockets: 1, perSock: 6, blast: 10 * time.Second},
 	{name: "udp65507", size: 65507, sockets: 1, perSock: 4, blast: 10 * time.Second},
 	{name: "ipv6-udp1000", size: 1000, sockets: 1, perSock: 1 << 20, blast: 10 * time.Second, v6: true},
-	// 100 sockets of 100 datagrams each: every socket's buffer takes its
-	// 100 at once, so all of them stay backlogged until their last
-	// datagram leaves, and the windowed Jain compares them while they
-	// compete (about 50 datagrams a socket in the window).
-	{name: "sockets100-udp100", size: 100, sockets: 100, perSock: 100, blast: 60 * time.Second, window: true},
+	// 100 sockets of 200 datagrams each: every socket's buffer takes
+	// about all of them at once, so all of them stay backlogged until
+	// their last datagram leaves, and the windowed Jain compares them
+	// while they compete. With 100 each the window gave a socket 25
+	// datagrams on average, short of the 30 issue 11 asks for: the
+	// luckiest sockets were done in half the time (docs/backpressure.md).
+	{name: "sockets100-udp100", size: 100, sockets: 100, perSock: 200, blast: 60 * time.Second, window: true},
 	{name: "sockets500-udp100", size: 100, sockets: 500, perSock: 6, blast: 60 * time.Second},
 	{name: "sigstop50s-udp1000", size: 1000, sockets: 1, perSock: 1 << 20, blast: 56 * time.Second, stop: 50 * time.Second},
 	// At the default stall limit: 60 s at 115200 bit/s (autoStallLimit
