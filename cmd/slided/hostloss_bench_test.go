@@ -10,8 +10,9 @@ package main
 //
 //	go test -run '^$' -bench 'HostLoss' -benchtime 1x -timeout 60m ./cmd/slided
 //
-// Each case takes 20 s to 2 minutes. The figures are reported with
-// b.ReportMetric; docs/performance.md has a run.
+// Each case takes 20 s to 5 minutes (the 4 MiB buffer drains for
+// 4½). The figures are reported with b.ReportMetric; docs/backpressure.md,
+// "Every sender the kernel allows", has a run of every case.
 
 import (
 	"encoding/binary"
@@ -23,6 +24,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,12 +48,23 @@ type lossCase struct {
 	v6      bool          // over IPv6 (fd00::/8 addresses on the TAPs)
 	stop    time.Duration // SIGSTOP node 1's daemon this long, 2 s into the blast
 	args    []string      // extra daemon arguments
+	// window: also report Jain's index of the sockets' deliveries over a
+	// window in the middle of the delivery, while every socket still has
+	// datagrams queued (windowedJain), instead of only over final totals,
+	// which are equal by construction when every socket sends the same
+	// count and nothing is lost.
+	window bool
 }
 
 var lossCases = []lossCase{
 	{name: "udp1000-sndbuf-default", size: 1000, sockets: 1, perSock: 1 << 20, blast: 10 * time.Second},
 	// A 32 MiB send buffer (16 MiB doubled) holds about 14,000 datagrams of
 	// 1000 bytes: a faster medium drains them in about a minute.
+	// SO_SNDBUF 1 MiB and 4 MiB, clamped to wmem_max and doubled: about
+	// 900 and 3,600 datagrams of 1000 bytes queued at the blast's end, the
+	// second past the 1000 packets a leaf fifo held before the credit.
+	{name: "udp1000-sndbuf-1M", size: 1000, sockets: 1, perSock: 1 << 20, blast: 10 * time.Second, sndbuf: 1 << 20},
+	{name: "udp1000-sndbuf-4M", size: 1000, sockets: 1, perSock: 1 << 20, blast: 10 * time.Second, sndbuf: 4 << 20},
 	{name: "udp1000-sndbufforce-16M", rate: 2_000_000, size: 1000, sockets: 1, perSock: 1 << 20, blast: 5 * time.Second, force: 16 << 20},
 	{name: "udp1000-sndbufforce-16M-droptail", rate: 2_000_000, size: 1000, sockets: 1, perSock: 1 << 20, blast: 5 * time.Second, force: 16 << 20,
 		args: []string{"-policy", "drop-tail"}},
@@ -59,9 +72,20 @@ var lossCases = []lossCase{
 	{name: "udp60000", size: 60000, sockets: 1, perSock: 6, blast: 10 * time.Second},
 	{name: "udp65507", size: 65507, sockets: 1, perSock: 4, blast: 10 * time.Second},
 	{name: "ipv6-udp1000", size: 1000, sockets: 1, perSock: 1 << 20, blast: 10 * time.Second, v6: true},
-	{name: "sockets100-udp100", size: 100, sockets: 100, perSock: 40, blast: 60 * time.Second},
+	// 100 sockets of 200 datagrams each: every socket's buffer takes
+	// about all of them at once, so all of them stay backlogged until
+	// their last datagram leaves, and the windowed Jain compares them
+	// while they compete. With 100 each the window gave a socket 25
+	// datagrams on average, short of the 30 issue 11 asks for: the
+	// luckiest sockets were done in half the time (docs/backpressure.md).
+	{name: "sockets100-udp100", size: 100, sockets: 100, perSock: 200, blast: 60 * time.Second, window: true},
 	{name: "sockets500-udp100", size: 100, sockets: 500, perSock: 6, blast: 60 * time.Second},
 	{name: "sigstop50s-udp1000", size: 1000, sockets: 1, perSock: 1 << 20, blast: 56 * time.Second, stop: 50 * time.Second},
+	// At the default stall limit: 60 s at 115200 bit/s (autoStallLimit
+	// lengthens it only below about 16,000 bit/s; the stall_limit_s metric
+	// is what node 1's daemon logged). A stop of exactly the limit lets
+	// the leak fill the ring's spare room, no more: nothing may be lost.
+	{name: "sigstop60s-udp1000", size: 1000, sockets: 1, perSock: 1 << 20, blast: 66 * time.Second, stop: 60 * time.Second},
 	{name: "sigstop20s-past-limit-10s", size: 1000, sockets: 1, perSock: 1 << 20, blast: 26 * time.Second, stop: 20 * time.Second,
 		args: []string{"-stall-limit", "10s"}},
 }
@@ -82,6 +106,11 @@ func BenchmarkHostLoss(b *testing.B) {
 	b.Run("udp-gso", func(b *testing.B) {
 		for range b.N {
 			runUDPGSO(b)
+		}
+	})
+	b.Run("tcp50", func(b *testing.B) {
+		for range b.N {
+			runTCPMany(b, 50, 60*time.Second)
 		}
 	})
 	b.Run("iperf3-tcp", func(b *testing.B) {
@@ -142,9 +171,16 @@ func addV6(b *testing.B, l *lab.Lab, p *lab.Pair) string {
 type flowRecv struct {
 	total, dups, reordered int
 	perFlow                map[uint64]int
+	arrivals               []arrival // with track: each datagram counted in perFlow
 }
 
-func receiveFlows(c *net.UDPConn, idle time.Duration, deadline time.Time) flowRecv {
+// arrival is when one datagram of a flow arrived.
+type arrival struct {
+	flow uint64
+	at   time.Time
+}
+
+func receiveFlows(c *net.UDPConn, idle time.Duration, deadline time.Time, track bool) flowRecv {
 	r := flowRecv{perFlow: map[uint64]int{}}
 	next := map[uint64]uint64{}
 	seen := map[[2]uint64]bool{}
@@ -173,7 +209,50 @@ func receiveFlows(c *net.UDPConn, idle time.Duration, deadline time.Time) flowRe
 			next[flow] = seq + 1
 		}
 		r.perFlow[flow]++
+		if track {
+			r.arrivals = append(r.arrivals, arrival{flow, time.Now()})
+		}
 	}
+}
+
+// windowedJain is Jain's index of flows 1..n's deliveries over the middle
+// half of the time every flow still had datagrams to come: from the first
+// arrival to the earliest of the flows' last arrivals. It returns the
+// index, the window's length, and the least and mean deliveries a flow
+// had in it.
+func windowedJain(arr []arrival, n int) (jain float64, window time.Duration, least, mean float64) {
+	if len(arr) == 0 || n == 0 {
+		return 0, 0, 0, 0
+	}
+	last := map[uint64]time.Time{}
+	for _, a := range arr {
+		last[a.flow] = a.at
+	}
+	end := arr[len(arr)-1].at
+	for f := uint64(1); f <= uint64(n); f++ {
+		t, ok := last[f]
+		if !ok {
+			return 0, 0, 0, 0 // a flow got nothing: no window where all competed
+		}
+		if t.Before(end) {
+			end = t
+		}
+	}
+	span := end.Sub(arr[0].at)
+	from, to := arr[0].at.Add(span/4), end.Add(-span/4)
+	xs := make([]float64, n)
+	for _, a := range arr {
+		if a.flow >= 1 && a.flow <= uint64(n) && !a.at.Before(from) && a.at.Before(to) {
+			xs[a.flow-1]++
+		}
+	}
+	least = xs[0]
+	var sum float64
+	for _, x := range xs {
+		least = min(least, x)
+		sum += x
+	}
+	return lab.Jain(xs...), to.Sub(from), least, sum / float64(n)
 }
 
 // forceSndbuf sets SO_SNDBUFFORCE on c.
@@ -194,16 +273,23 @@ func forceSndbuf(c *net.UDPConn, n int) error {
 // ipCounters reads the Ip: line of /proc/net/snmp in namespace ns as a
 // map from counter name to value.
 func ipCounters(b *testing.B, l *lab.Lab, ns string) map[string]int64 {
+	return snmpCounters(b, l, ns, "/proc/net/snmp", "Ip:")
+}
+
+// snmpCounters reads the lines of file (/proc/net/snmp, /proc/net/netstat)
+// in namespace ns that start with proto ("Ip:", "Tcp:", "TcpExt:") as a map
+// from counter name to value.
+func snmpCounters(b *testing.B, l *lab.Lab, ns, file, proto string) map[string]int64 {
 	b.Helper()
-	out, err := l.Exec(ns, "cat", "/proc/net/snmp")
+	out, err := l.Exec(ns, "cat", file)
 	if err != nil {
-		b.Fatalf("/proc/net/snmp: %v", err)
+		b.Fatalf("%s: %v", file, err)
 	}
 	var names []string
 	m := map[string]int64{}
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)
-		if len(f) == 0 || f[0] != "Ip:" {
+		if len(f) == 0 || f[0] != proto {
 			continue
 		}
 		if names == nil {
@@ -276,7 +362,7 @@ func runLossCase(b *testing.B, c lossCase) {
 	}
 	idle = max(idle, c.stop+20*time.Second) // nothing arrives while node 1 is stopped
 	got := make(chan flowRecv, 1)
-	go func() { got <- receiveFlows(rc, idle, time.Now().Add(c.blast+15*time.Minute)) }()
+	go func() { got <- receiveFlows(rc, idle, time.Now().Add(c.blast+15*time.Minute), c.window) }()
 	to := &net.UDPAddr{IP: net.ParseIP(dst), Port: 6000}
 	sent := make([]int, c.sockets)
 	errs := make([]int, c.sockets)
@@ -353,6 +439,34 @@ func runLossCase(b *testing.B, c lossCase) {
 		}
 		b.ReportMetric(lab.Jain(xs...), "jain")
 		b.ReportMetric(float64(least), "least_per_socket")
+		if c.window {
+			j, w, wl, wm := windowedJain(r.arrivals, c.sockets)
+			b.ReportMetric(j, "jain_window")
+			b.ReportMetric(w.Seconds(), "window_s")
+			b.ReportMetric(wl, "least_in_window")
+			b.ReportMetric(wm, "mean_in_window")
+			b.Logf("window of %.1fs in the middle of the delivery: Jain %.3f, per socket least %.0f, mean %.1f datagrams", w.Seconds(), j, wl, wm)
+			if wm < 30 {
+				b.Logf("the window is shorter than the issue asks: fewer than 30 datagrams a socket")
+			}
+			// Flows that share a bucket share its FIFO: how the
+			// sockets fell into the buckets.
+			if sent, err := bucketSent(l, p); err != nil {
+				b.Logf("flow buckets: %v", err)
+			} else {
+				b.ReportMetric(float64(len(sent)), "buckets_used")
+				b.Logf("packets each used flow bucket sent (%d of %d buckets): %v", len(sent), 64, sent)
+			}
+		}
+	}
+	if c.stop > 0 {
+		if lim, err := stallLimitLogged(p.Logs[1]); err != nil {
+			b.Logf("node 1's stall limit: %v", err)
+		} else {
+			b.ReportMetric(lim.Seconds(), "stall_limit_s")
+			b.ReportMetric(c.stop.Seconds(), "stop_s")
+			b.Logf("node 1 stopped %v; its stall limit %v", c.stop, lim)
+		}
 	}
 	b.Logf("%s: sent %d (errors %d), delivered %d (%d duplicates, %d reordered) in %.0fs; host drops ring %d qdisc %d daemon %d; receiver: daemon drops %d, IP reassembly fails %d (timeouts %d)",
 		c.name, nsent, nerr, r.total-r.dups, r.dups, r.reordered, time.Since(start).Seconds(),
@@ -492,7 +606,7 @@ func runForwardFlood(b *testing.B) {
 		b.Fatal(err)
 	}
 	got := make(chan flowRecv, 1)
-	go func() { got <- receiveFlows(rc, 5*time.Second, time.Now().Add(20*time.Second)) }()
+	go func() { got <- receiveFlows(rc, 5*time.Second, time.Now().Add(20*time.Second), false) }()
 	ss := lab.Blast(sc, udpAddr(p.Addr[1], 6000), 1, 1000, 5*time.Second, 1<<30)
 	st := mustStatus(b, p, 0)
 	rss1, err := readProc(p.Daemons[0].Cmd.Process.Pid)
@@ -516,4 +630,229 @@ func runForwardFlood(b *testing.B) {
 	after.report(b, before)
 	b.Logf("forwarded flood: sent %d from behind a veth, %d delivered in 20 s, qdisc holds %d packets (%d bytes), drops ring %d qdisc %d daemon %d, daemon RSS %d → %d kB",
 		ss.Sent, r.total, qlen, backlog, after.ring-before.ring, after.qdisc-before.qdisc, after.daemon-before.daemon, rss0.rssKB, rss1.rssKB)
+}
+
+var tcClass = regexp.MustCompile(`(?m)^class htb 1:([0-9a-f]+) parent 1:100 .*\n Sent \d+ bytes (\d+) pkt`)
+
+// bucketSent is the packets each flow bucket (htb classes 1:1 to 1:40 in
+// hex, tap/shaper.go) of node 1's TAP has sent, for the buckets that sent
+// any, largest first.
+func bucketSent(l *lab.Lab, p *lab.Pair) ([]int, error) {
+	out, err := l.Exec(p.NS[0], "tc", "-s", "class", "show", "dev", p.Cfg.TAP)
+	if err != nil {
+		return nil, fmt.Errorf("tc -s class show: %w\n%s", err, out)
+	}
+	var sent []int
+	for _, m := range tcClass.FindAllStringSubmatch(out, -1) {
+		minor, _ := strconv.ParseUint(m[1], 16, 16)
+		n, _ := strconv.Atoi(m[2])
+		if minor >= 1 && minor <= 64 && n > 0 {
+			sent = append(sent, n)
+		}
+	}
+	slices.Sort(sent)
+	slices.Reverse(sent)
+	return sent, nil
+}
+
+// stallLimitLogged is the stall limit a daemon logged in its JSON log at
+// path (the `shaping qdisc installed` line; zerolog writes durations as
+// milliseconds).
+func stallLimitLogged(path string) (time.Duration, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		var e struct {
+			Msg        string   `json:"message"`
+			StallLimit *float64 `json:"stall_limit"`
+		}
+		if json.Unmarshal([]byte(line), &e) != nil || e.Msg != "shaping qdisc installed" || e.StallLimit == nil {
+			continue
+		}
+		return time.Duration(*e.StallLimit * float64(time.Millisecond)), nil
+	}
+	return 0, fmt.Errorf("no stall_limit logged in %s", path)
+}
+
+// runTCPMany: n TCP connections from node 1 to node 2, each written to
+// without pause for d from its own goroutine (blocking writes, as a bulk
+// sender's). What counts: host drops at node 1 (0 expected: TCP's own
+// queues and the credit hold the rest), and that every connection makes
+// progress, the bytes each delivered to node 2's application during d.
+// The connections are then closed with whatever they still queue.
+func runTCPMany(b *testing.B, n int, d time.Duration) {
+	l, p := startPair(b, 115200, "192.0.2")
+	if out, err := l.Exec(p.NS[0], "ping", "-c", "1", "-w", "15", p.Addr[1]); err != nil {
+		b.Fatalf("ping: %v\n%s", err, out)
+	}
+	var ln net.Listener
+	if err := lab.InNS(p.NS[1], func() error {
+		var err error
+		ln, err = net.Listen("tcp4", net.JoinHostPort(p.Addr[1], "7000"))
+		return err
+	}); err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	var mu sync.Mutex
+	got := map[int]int64{} // bytes received, by the sender's port
+	var accepted []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			port := c.RemoteAddr().(*net.TCPAddr).Port
+			mu.Lock()
+			accepted = append(accepted, c)
+			got[port] += 0
+			mu.Unlock()
+			go func() {
+				buf := make([]byte, 64<<10)
+				for {
+					k, err := c.Read(buf)
+					mu.Lock()
+					got[port] += int64(k)
+					mu.Unlock()
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	before := readHostLoss(b, p)
+	tcp0 := snmpCounters(b, l, p.NS[0], "/proc/net/snmp", "Tcp:")
+	ext0 := snmpCounters(b, l, p.NS[0], "/proc/net/netstat", "TcpExt:")
+	conns := make([]net.Conn, n)
+	ports := make([]int, n)
+	dialErrs := make([]error, n)
+	written := make([]int64, n)
+	var wg sync.WaitGroup
+	start := time.Now()
+	end := start.Add(d)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := lab.InNS(p.NS[0], func() error {
+				var err error
+				dl := net.Dialer{Timeout: d}
+				conns[i], err = dl.Dial("tcp4", net.JoinHostPort(p.Addr[1], "7000"))
+				return err
+			})
+			if err != nil {
+				dialErrs[i] = err
+				return
+			}
+			ports[i] = conns[i].LocalAddr().(*net.TCPAddr).Port
+			conns[i].SetWriteDeadline(end)
+			buf := make([]byte, 1000)
+			for {
+				k, err := conns[i].Write(buf)
+				written[i] += int64(k)
+				if err != nil {
+					return // the deadline, or the connection failed
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	mu.Lock()
+	per := make([]float64, n)
+	var total, least float64
+	failed := 0
+	for i := range n {
+		if dialErrs[i] != nil {
+			failed++
+			b.Logf("connection %d: %v", i, dialErrs[i])
+		} else {
+			per[i] = float64(got[ports[i]])
+		}
+		total += per[i]
+		if i == 0 || per[i] < least {
+			least = per[i]
+		}
+	}
+	mu.Unlock()
+	elapsed := time.Since(start)
+	var nwritten int64
+	for _, w := range written {
+		nwritten += w
+	}
+	after := readHostLoss(b, p)
+	tcp1 := snmpCounters(b, l, p.NS[0], "/proc/net/snmp", "Tcp:")
+	ext1 := snmpCounters(b, l, p.NS[0], "/proc/net/netstat", "TcpExt:")
+	stalled := 0
+	for _, x := range per {
+		if x == 0 {
+			stalled++
+		}
+	}
+	b.ReportMetric(float64(n-failed), "connections")
+	b.ReportMetric(float64(stalled), "connections_without_progress")
+	b.ReportMetric(total, "bytes_delivered")
+	b.ReportMetric(least, "least_bytes_per_connection")
+	b.ReportMetric(lab.Jain(per...), "jain")
+	b.ReportMetric(total*8/elapsed.Seconds()/115200, "goodput/channel")
+	b.ReportMetric(float64(tcp1["RetransSegs"]-tcp0["RetransSegs"]), "tcp_retransmits")
+	// Why TCP sent again: its retransmission timer (the queue's delay
+	// grows with 50 senders' windows), and which of those it found
+	// spurious (F-RTO), or a tail loss probe.
+	b.ReportMetric(float64(ext1["TCPTimeouts"]-ext0["TCPTimeouts"]), "tcp_timeouts")
+	b.ReportMetric(float64(ext1["TCPSpuriousRTOs"]-ext0["TCPSpuriousRTOs"]), "tcp_spurious_rtos")
+	b.ReportMetric(float64(ext1["TCPLossProbes"]-ext0["TCPLossProbes"]), "tcp_loss_probes")
+	after.report(b, before)
+	b.Logf("%d TCP connections for %.0fs: %d connected, %d without progress; %.0f bytes delivered (%d written into the sockets), least %.0f per connection, Jain %.3f; %d segments retransmitted; host drops ring %d qdisc %d daemon %d",
+		n, elapsed.Seconds(), n-failed, stalled, total, nwritten, least, lab.Jain(per...), tcp1["RetransSegs"]-tcp0["RetransSegs"],
+		after.ring-before.ring, after.qdisc-before.qdisc, after.daemon-before.daemon)
+	if sent, err := bucketSent(l, p); err == nil {
+		b.ReportMetric(float64(len(sent)), "buckets_used")
+		b.Logf("packets each used flow bucket sent (%d of 64 buckets): %v", len(sent), sent)
+	}
+	for _, c := range conns {
+		if c != nil {
+			c.Close()
+		}
+	}
+	mu.Lock()
+	for _, c := range accepted {
+		c.Close()
+	}
+	mu.Unlock()
+}
+
+// TestWindowedJain: two flows served alternately, then flow 1 alone after
+// flow 2 finished: the window ends at flow 2's last datagram, so flow 1's
+// run alone does not count, and a flow that starves in the window does.
+func TestWindowedJain(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	var fair []arrival
+	for i := range 40 {
+		fair = append(fair, arrival{uint64(i%2 + 1), t0.Add(time.Duration(i) * time.Second)})
+	}
+	for i := range 40 {
+		fair = append(fair, arrival{1, t0.Add(time.Duration(40+i) * time.Second)})
+	}
+	j, w, least, mean := windowedJain(fair, 2)
+	if j < 0.99 || w != 19500*time.Millisecond || least != 10 || mean != 10 {
+		t.Errorf("alternating: jain %.3f window %v least %v mean %v, want 1, 19.5s, 10, 10", j, w, least, mean)
+	}
+	var unfair []arrival
+	for i := range 40 {
+		f := uint64(1)
+		if i == 0 || i == 39 {
+			f = 2
+		}
+		unfair = append(unfair, arrival{f, t0.Add(time.Duration(i) * time.Second)})
+	}
+	if j, _, least, _ := windowedJain(unfair, 2); j > 0.6 || least != 0 {
+		t.Errorf("flow 2 starved in the middle: jain %.3f least %v, want 0.5 and 0", j, least)
+	}
+	if j, _, _, _ := windowedJain(fair, 3); j != 0 {
+		t.Errorf("a flow with nothing: jain %.3f, want 0", j)
+	}
 }
