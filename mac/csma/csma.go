@@ -862,6 +862,12 @@ func (m *MACOf[T]) Follow(now time.Time, fits func(T) bool) (T, bool) {
 		return none, false
 	}
 	m.q[next] = none
+	if m.urgent > 0 && !m.airUrgent {
+		// The transmission is a data frame's: the placeholder keeps its
+		// flow and tags (Queued, EnqueueFlowCost), not the urgent
+		// frame's place's stale ones.
+		m.flow[next], m.tag[next], m.fin[next] = m.flow[m.head], m.tag[m.head], m.fin[m.head]
+	}
 	m.head = next
 	m.n--
 	if m.urgent > 0 {

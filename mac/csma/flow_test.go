@@ -273,3 +273,33 @@ func TestEnqueueFlowCostShares(t *testing.T) {
 		})
 	}
 }
+
+// TestQueuedThroughABurst: a data frame on air stays queued for its flow
+// (Queued) when an Ack follows it in the burst (Follow takes an urgent
+// frame): the placeholder moved onto the Ack's place and took that place's
+// stale flow, so Queued said no for the flow on air.
+func TestQueuedThroughABurst(t *testing.T) {
+	m, err := NewOf[flowFrame](testConfig(), rand.New(rand.NewPCG(1, 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := t0.Add(time.Second)
+	if err := m.EnqueueFlow(now, flowFrame{flow: 1}, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.Poll(now.Add(time.Second)); !ok {
+		t.Fatal("data frame not sent")
+	}
+	if err := m.EnqueueFront(now, flowFrame{tag: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.Follow(now, nil); !ok {
+		t.Fatal("the Ack did not follow")
+	}
+	if !m.Queued(1) {
+		t.Error("flow 1's frame is on air, Queued says no")
+	}
+	if m.Queued(0) {
+		t.Error("nothing of flow 0 is queued, Queued says yes")
+	}
+}
