@@ -298,8 +298,12 @@ func (s *LazyShaper) count() {
 	if now := time.Now(); now.Sub(s.wmemAt) > 10*time.Second {
 		s.wmemAt = now
 		if w := s.readWmem(); w != 0 && w != s.wmemMax {
+			was, capped, limit := s.wmemMax, s.capped, s.limit
 			s.wmemMax = w
 			if err := g.SetFlowLimit(s.flowLimit(w)); err != nil {
+				// The old limit holds (Mode says so), and the next
+				// look, 10 s on, tries again.
+				s.wmemMax, s.capped, s.limit = was, capped, limit
 				s.log.Error().Err(err).Msg("cannot resize the flow queues after wmem_max changed")
 			} else {
 				s.log.Info().Uint64("wmem_max", w).Msg("flow queues resized")

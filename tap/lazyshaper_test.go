@@ -52,13 +52,20 @@ func TestBackpressureFallbackToPaced(t *testing.T) {
 // Shaper.GSOCut reports it.
 type creditQdisc struct {
 	rateQdisc
-	gsoErr error
+	gsoErr   error
+	limitErr error // SetFlowLimit's answer
+	limits   []uint32
 }
 
-func (q *creditQdisc) Grant() error              { return nil }
-func (q *creditQdisc) GrantSize() uint32         { return 2 }
-func (q *creditQdisc) SetFlowLimit(uint32) error { return nil }
-func (q *creditQdisc) GSOCut() (uint32, error)   { return 0, q.gsoErr }
+func (q *creditQdisc) Grant() error      { return nil }
+func (q *creditQdisc) GrantSize() uint32 { return 2 }
+func (q *creditQdisc) SetFlowLimit(n uint32) error {
+	if q.limitErr == nil {
+		q.limits = append(q.limits, n)
+	}
+	return q.limitErr
+}
+func (q *creditQdisc) GSOCut() (uint32, error) { return 0, q.gsoErr }
 
 // TestModeSaysWmemMaxCapped: a wmem_max larger than the flow queues hold
 // within their memory bound (FlowLimitFor) was only logged at start; the
@@ -76,6 +83,41 @@ func TestModeSaysWmemMaxCapped(t *testing.T) {
 		if capped != says {
 			t.Errorf("wmem_max %d (capped %v): mode %q", wmem, capped, m)
 		}
+	}
+}
+
+// TestModeAfterFailedResize: when wmem_max grows past what the flow
+// queues hold and resizing them fails, the old limit holds, and Mode says
+// that one, not the one that failed; the next look tries again and, once
+// the resize goes through, Mode says the new one.
+func TestModeAfterFailedResize(t *testing.T) {
+	wmem := uint64(212_992)
+	q := &creditQdisc{limitErr: errors.New("netlink: operation not permitted")}
+	s := &LazyShaper{log: zerolog.Nop(), wmem: func() uint64 { return wmem }, install: func(ShaperConfig) (qdisc, error) { return q, nil }}
+	if err := s.SetRate(1000); err != nil {
+		t.Fatal(err)
+	}
+	look := func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.wmemAt = time.Time{} // the next grant looks at wmem_max again
+		for range 2 {          // a grant's worth
+			s.count()
+		}
+	}
+	wmem = 1 << 40
+	look()
+	if m := s.Mode(); strings.Contains(m, "wmem_max") {
+		t.Errorf("resize failed, the old limit holds; mode %q", m)
+	}
+	q.limitErr = nil
+	look()
+	limit, _ := FlowLimitFor(wmem)
+	if len(q.limits) != 1 || q.limits[0] != limit {
+		t.Errorf("limits set %v, want [%d]: the resize was not tried again", q.limits, limit)
+	}
+	if m := s.Mode(); !strings.Contains(m, "wmem_max") {
+		t.Errorf("resized to a capped limit; mode %q does not say so", m)
 	}
 }
 
