@@ -133,9 +133,9 @@ func aprsFrom(fs [][]byte, from, n int) (got, dups int, missing []int) {
 	return got, dups, missing
 }
 
-// scrapeMetric fetches the daemon's metrics inside ns from addr and returns
-// the value of the sample whose line starts with name (labels included).
-func scrapeMetric(t *testing.T, ns, addr, name string) float64 {
+// fetchMetrics fetches the daemon's metrics page inside ns from addr: the
+// whole HTTP answer, status line and headers included.
+func fetchMetrics(t *testing.T, ns, addr string) string {
 	t.Helper()
 	var body string
 	if err := lab.InNS(ns, func() error {
@@ -152,6 +152,14 @@ func scrapeMetric(t *testing.T, ns, addr, name string) float64 {
 	}); err != nil {
 		t.Fatalf("metrics in %s: %v", ns, err)
 	}
+	return body
+}
+
+// scrapeMetric fetches the daemon's metrics inside ns from addr and returns
+// the value of the sample whose line starts with name (labels included).
+func scrapeMetric(t *testing.T, ns, addr, name string) float64 {
+	t.Helper()
+	body := fetchMetrics(t, ns, addr)
 	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindStringSubmatch(body)
 	if m == nil {
 		t.Fatalf("metrics in %s: no sample %s in:\n%.600s", ns, name, body)

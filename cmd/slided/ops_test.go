@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -87,21 +86,7 @@ func TestRunAsUserWithMetricsAndCapture(t *testing.T) {
 		t.Errorf("pacer after dropping privileges: %d errors, rate %d", st.Bridge.ShaperErrors, st.Bridge.PacingRate)
 	}
 	// Metrics, fetched inside node 1's namespace.
-	var body string
-	if err := lab.InNS(p.NS[0], func() error {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:9469", 2*time.Second)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		fmt.Fprint(c, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-		all, err := io.ReadAll(c)
-		body = string(all)
-		return err
-	}); err != nil {
-		t.Fatalf("metrics: %v", err)
-	}
+	body := fetchMetrics(t, p.NS[0], "127.0.0.1:9469")
 	if !strings.HasPrefix(body, "HTTP/1.1 200") || !strings.Contains(body, "slided_tx_frames_total") {
 		t.Errorf("metrics answer:\n%.400s", body)
 	}
