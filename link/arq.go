@@ -620,10 +620,10 @@ func (e *Engine) popHeld() {
 }
 
 // feed moves waiting frames into the MAC queue: Acks to its front, data
-// behind while fewer than QueueLen frames wait, each in its flow's round
-// (csma.MACOf.EnqueueFlow): a packet of a flow with nothing queued goes
-// next after the frame on air and one frame of each other flow, instead
-// of behind a greedy flow's backlog.
+// behind while fewer than QueueLen frames wait, each in its flow's place
+// (enqueueData, by bytes on air): a packet of a flow with nothing queued
+// goes next after the frame on air and one frame of each other flow,
+// instead of behind a greedy flow's backlog.
 //
 // Behind a TNC that takes bursts, Acks wait up to ackHold while nothing else
 // is ready (ackHeld): the packet that answers the one acknowledged (an echo,

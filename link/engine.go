@@ -267,12 +267,14 @@ type Engine struct {
 	// frames go one per transmission until burstMixedUntil after a packet
 	// of another flow than the last (fillBurst, Engine.send).
 	burstFlow       uint64    // the last unicast packet's flow (sawFlow)
-	polled          time.Time // the time of the last Poll (WantRead)
-	readAt          time.Time // no host reads before this (readLate)
 	burstFlowSet    bool      // ... if one was sent
 	burstPrev       uint64    // the flow before it
 	burstChanged    time.Time // when the flow last changed
 	burstMixedUntil time.Time
+	// There too, the host is not read during a long burst until near its
+	// end (readLate).
+	polled time.Time // the time of the last Poll (WantRead)
+	readAt time.Time // no host reads before this
 
 	stash stash // a pure TCP ACK held for thinning (tcpack.go)
 
@@ -850,6 +852,7 @@ func (e *Engine) fillBurst(now time.Time) []byte {
 	// instant and their Acks collided, and a node sending to three others
 	// kept 0.18 of the channel (TestEngineBurstOneReceiver; two flows
 	// alternate one frame a transmission, mixedBursts, and never met it).
+	oneNode := e.macDoesAccess()
 	unicast := func(f txFrame) bool { return f.meta.h.Kind != framing.KindAck && f.meta.h.Dst != framing.Broadcast }
 	var to framing.NodeID // the node the burst's unicast frames go to, once one is in it
 	if unicast(e.onAir[0]) {
@@ -862,7 +865,7 @@ func (e *Engine) fillBurst(now time.Time) []byte {
 		if single && f.meta.h.Kind != framing.KindAck {
 			return false
 		}
-		if e.macDoesAccess() && unicast(f) && to != 0 && f.meta.h.Dst != to {
+		if oneNode && unicast(f) && to != 0 && f.meta.h.Dst != to {
 			return false
 		}
 		return air+phy.Airtime(len(f.buf), e.info.BitRate) <= limit
@@ -895,9 +898,7 @@ func (e *Engine) fillBurst(now time.Time) []byte {
 	// A broadcast frame rides behind our Acks, inside the channel the
 	// others keep for them (nav.go).
 	e.rideBroadcast(now, room)
-	if !single {
-		e.readLate(now, air)
-	}
+	e.readLate(now, air) // a single data frame is never long enough
 	if len(e.onAir) == 1 {
 		return e.onAir[0].buf
 	}
