@@ -67,7 +67,6 @@ type LazyShaper struct {
 	// capped is the wmem_max that the flow queues cannot hold within
 	// their memory bound (flowLimit), for Mode; 0 if they hold it.
 	capped uint64
-	limit  uint32 // the flow queues' limit, in packets, when capped
 	// wmem reads net.core.wmem_max (nil: from /proc; tests set it).
 	wmem func() uint64
 }
@@ -137,7 +136,7 @@ func (s *LazyShaper) readWmem() uint64 {
 // cap them.
 func (s *LazyShaper) flowLimit(wmem uint64) uint32 {
 	limit, capped := FlowLimitFor(wmem)
-	s.capped, s.limit = 0, limit
+	s.capped = 0
 	if capped {
 		s.capped = wmem
 		s.log.Warn().Uint64("wmem_max", wmem).Uint32("flow_limit", limit).
@@ -298,12 +297,12 @@ func (s *LazyShaper) count() {
 	if now := time.Now(); now.Sub(s.wmemAt) > 10*time.Second {
 		s.wmemAt = now
 		if w := s.readWmem(); w != 0 && w != s.wmemMax {
-			was, capped, limit := s.wmemMax, s.capped, s.limit
+			was, capped := s.wmemMax, s.capped
 			s.wmemMax = w
 			if err := g.SetFlowLimit(s.flowLimit(w)); err != nil {
 				// The old limit holds (Mode says so), and the next
 				// look, 10 s on, tries again.
-				s.wmemMax, s.capped, s.limit = was, capped, limit
+				s.wmemMax, s.capped = was, capped
 				s.log.Error().Err(err).Msg("cannot resize the flow queues after wmem_max changed")
 			} else {
 				s.log.Info().Uint64("wmem_max", w).Msg("flow queues resized")
@@ -455,7 +454,8 @@ func (s *LazyShaper) Mode() string {
 		m += "; it cannot cut UDP_SEGMENT skbs into their segments (" + s.gsoErr.Error() + "): such a sender's bursts may overflow the TAP ring"
 	}
 	if s.capped != 0 {
-		m += fmt.Sprintf("; net.core.wmem_max %d is more than the flow queues hold (%d packets each): a sender with a buffer that large and tiny packets may lose at its flow queue", s.capped, s.limit)
+		limit, _ := FlowLimitFor(s.capped)
+		m += fmt.Sprintf("; net.core.wmem_max %d is more than the flow queues hold (%d packets each): a sender with a buffer that large and tiny packets may lose at its flow queue", s.capped, limit)
 	}
 	return m
 }
