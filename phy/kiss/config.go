@@ -545,15 +545,31 @@ const kissAckMode = 0x0C
 const DefaultStationIDInterval = 10 * time.Minute
 
 // IDFrame is the station identification for call (CALL or CALL-SSID, valid
-// for ax25Addr): an AX.25 UI frame from call to "ID", control 0x03, PID
-// 0xF0 (no layer 3), and call again as text, so that any packet monitor
-// shows it. Call must be valid (Config.check).
+// for ax25Addr): an AX.25 UI frame from call to "ID" (UIFrame) with call
+// again as text, so that any packet monitor shows it. Call must be valid
+// (Config.check).
 func IDFrame(call string) []byte {
-	dst, _ := ax25Addr("ID", false)
-	src, _ := ax25Addr(call, true)
-	b := append(dst, src...)
+	b, _ := UIFrame("ID", call, []byte(strings.ToUpper(call)))
+	return b
+}
+
+// UIFrame is an AX.25 UI frame from src to dst (each CALL or CALL-SSID, 1
+// to 6 letters and digits, SSID 0 to 15): the two address fields, control
+// 0x03, PID 0xF0 (no layer 3), then info, as a KISS data frame carries it
+// (an APRS client's frames are such). It returns an error for a call it
+// cannot encode.
+func UIFrame(dst, src string, info []byte) ([]byte, error) {
+	d, err := ax25Addr(dst, false)
+	if err != nil {
+		return nil, err
+	}
+	sa, err := ax25Addr(src, true)
+	if err != nil {
+		return nil, err
+	}
+	b := append(d, sa...)
 	b = append(b, 0x03, 0xF0)
-	return append(b, strings.ToUpper(call)...)
+	return append(b, info...), nil
 }
 
 // ax25Addr encodes an AX.25 address field: six characters shifted left one

@@ -1,6 +1,7 @@
 package kiss
 
 import (
+	"bytes"
 	"encoding/hex"
 	"fmt"
 	"testing"
@@ -90,5 +91,26 @@ func TestStationID(t *testing.T) {
 	send()
 	if st := tnc.Stats(); st.IDSent != 2 {
 		t.Fatalf("stats %+v: an identification while silent", st)
+	}
+}
+
+// TestUIFrame: an APRS client's frame, byte for byte (addresses shifted
+// left one bit and space-padded, the SSID byte 0b0110_sss_e with e on the
+// last address, control 03, PID F0), and calls it cannot encode refused.
+func TestUIFrame(t *testing.T) {
+	got, err := UIFrame("APZSLD", "n0apr-3", []byte("!x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []byte{'A' << 1, 'P' << 1, 'Z' << 1, 'S' << 1, 'L' << 1, 'D' << 1, 0x60,
+		'N' << 1, '0' << 1, 'A' << 1, 'P' << 1, 'R' << 1, ' ' << 1, 0x60 | 3<<1 | 1,
+		0x03, 0xF0, '!', 'x'}
+	if !bytes.Equal(got, want) {
+		t.Errorf("UIFrame = % x, want % x", got, want)
+	}
+	for _, bad := range [][2]string{{"TOOLONGX", "N0APR"}, {"APZSLD", "N0APR-16"}, {"AP ZS", "N0APR"}, {"APZSLD", ""}} {
+		if _, err := UIFrame(bad[0], bad[1], nil); err == nil {
+			t.Errorf("UIFrame(%q, %q): no error", bad[0], bad[1])
+		}
 	}
 }
