@@ -22,34 +22,17 @@ import (
 	"github.com/slided/slided/phy/kiss/kissproto"
 )
 
-// ax25Addr appends an AX.25 address field: the callsign's characters
-// shifted left one bit, padded with spaces to six, then the SSID byte (last
-// marks the end of the address list).
-func ax25Addr(b []byte, call string, ssid int, last bool) []byte {
-	for i := range 6 {
-		c := byte(' ')
-		if i < len(call) {
-			c = call[i]
-		}
-		b = append(b, c<<1)
-	}
-	s := 0x60 | byte(ssid&0x0F)<<1
-	if last {
-		s |= 1
-	}
-	return append(b, s)
-}
-
 // aprsPosition is an APRS position report as an APRS client sends it: an
 // AX.25 UI frame (control 03, PID F0) to APZSLD (an experimental APRS
 // "tocall") from N0APR-i, numbered n; a source call no TNC and no daemon of
 // the rig uses. 0xC0 and 0xDB in the text make the KISS escapes go both
 // ways through both TNCs.
 func aprsPosition(i, n int) []byte {
-	b := ax25Addr(nil, "APZSLD", 0, false)
-	b = ax25Addr(b, "N0APR", i, true)
-	b = append(b, 0x03, 0xF0)
-	return append(b, fmt.Sprintf("!4903.50N/07201.75W-slided rig %02d from %d \xc0\xdb", n, i)...)
+	b, err := kiss.UIFrame("APZSLD", fmt.Sprintf("N0APR-%d", i), fmt.Appendf(nil, "!4903.50N/07201.75W-slided rig %02d from %d \xc0\xdb", n, i))
+	if err != nil {
+		panic(err) // the calls are constants of the test
+	}
+	return b
 }
 
 // kissRecorder keeps every KISS data frame one TCP connection delivers (a

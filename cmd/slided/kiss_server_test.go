@@ -13,6 +13,7 @@ import (
 
 	"github.com/slided/slided/internal/direwolftest"
 	"github.com/slided/slided/internal/lab"
+	"github.com/slided/slided/phy/kiss"
 	"github.com/slided/slided/phy/kiss/kissproto"
 )
 
@@ -83,10 +84,14 @@ func kissHub(t *testing.T, ns [2]string) {
 	}()
 }
 
-// aprsUI is an APRS position-style AX.25 UI frame from node i, numbered n.
+// aprsUI is an APRS position-style AX.25 UI frame from N0CALL-i to APRS,
+// numbered n.
 func aprsUI(i, n int) []byte {
-	b := []byte{0x82, 0xA0, 0xA4, 0xA6, 0x40, 0x40, 0x60, 0x9C, 0x60, 0x86, 0x82, 0x98, 0x98, 0x60 | byte(i)<<1 | 1, 0x03, 0xF0}
-	return append(b, fmt.Sprintf("!4903.50N/07201.75W-test %d from %d \xc0\xdb", n, i)...)
+	b, err := kiss.UIFrame("APRS", fmt.Sprintf("N0CALL-%d", i), fmt.Appendf(nil, "!4903.50N/07201.75W-test %d from %d \xc0\xdb", n, i))
+	if err != nil {
+		panic(err) // the calls are constants of the test
+	}
+	return b
 }
 
 // TestKISSServerShared: an APRS-style client beside slided on each of two
