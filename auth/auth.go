@@ -351,10 +351,7 @@ func aad(h framing.Header, m Mode) [framing.HeaderLen]byte {
 // fails with ErrExhausted past MaxCounter and with ErrNotReserved when the
 // Reserver fails; the counter is not used then.
 func (s *Sealer) Seal(now time.Time, dst []byte, h framing.Header, payload []byte) (framing.Header, []byte, error) {
-	c := s.counter
-	if !s.t0.IsZero() {
-		c = max(c, s.base+counterSince(now.Sub(s.t0)))
-	}
+	c := s.next(now)
 	if c > MaxCounter {
 		return framing.Header{}, dst, ErrExhausted
 	}
@@ -385,6 +382,28 @@ func (s *Sealer) Seal(now time.Time, dst []byte, h framing.Header, payload []byt
 	// Truncate the 16-byte tag to TagLen.
 	dst = dst[:len(dst)-(chacha20poly1305.Overhead-TagLen)]
 	return out, dst, nil
+}
+
+// next is the counter a Seal at now would use.
+func (s *Sealer) next(now time.Time) uint64 {
+	c := s.counter
+	if !s.t0.IsZero() {
+		c = max(c, s.base+counterSince(now.Sub(s.t0)))
+	}
+	return c
+}
+
+// Waiting reports whether a Seal at now would be refused only because the
+// reservation that covers its counter is still being written (ErrPending,
+// and no write has failed): a caller may hold its frames until it is
+// durable rather than lose them, as after a start on a slow disk. It asks
+// for nothing and uses no counter.
+func (s *Sealer) Waiting(now time.Time) bool {
+	if s.reserve == nil {
+		return false
+	}
+	lim, err := s.reserve.Reserved()
+	return err == nil && s.next(now) >= lim
 }
 
 // reserved asks for more counters when half of those asked for are used,

@@ -497,3 +497,40 @@ func FuzzParseKeys(f *testing.F) {
 		}
 	})
 }
+
+// pendingReserver records a reservation only when told to, as
+// AsyncState does once its write is done.
+type pendingReserver struct{ asked, durable uint64 }
+
+func (p *pendingReserver) Reserve(mark uint64)       { p.asked = max(p.asked, mark) }
+func (p *pendingReserver) Reserved() (uint64, error) { return p.durable, nil }
+
+// TestSealerWaiting: Waiting is true while the reservation that covers the
+// next counter is being written, and false once it is durable, when it has
+// failed (Seal then refuses with the error; waiting would not help) and
+// without a Reserver. It uses no counter.
+func TestSealerWaiting(t *testing.T) {
+	s := mustSealer(t, testKey, 1, 100)
+	if s.Waiting(t0) {
+		t.Fatal("waiting without a Reserver")
+	}
+	r := &pendingReserver{}
+	s.SetReserver(r)
+	if !s.Waiting(t0) {
+		t.Fatal("not waiting while the first reservation is written")
+	}
+	if _, _, err := s.Seal(t0, nil, framing.Header{Dst: 2}, nil); !errors.Is(err, ErrPending) {
+		t.Fatalf("seal while waiting: %v, want ErrPending", err)
+	}
+	r.durable = r.asked
+	if s.Waiting(t0) {
+		t.Fatal("waiting once the reservation is durable")
+	}
+	if _, env, err := s.Seal(t0, nil, framing.Header{Dst: 2}, nil); err != nil || counterOf(env) != 100 {
+		t.Fatalf("seal once durable: %v (counter %d, want 100: waiting used none)", err, counterOf(env))
+	}
+	s.SetReserver(failing{errors.New("disk full")})
+	if s.Waiting(t0) {
+		t.Fatal("waiting on a reservation that failed")
+	}
+}
