@@ -427,6 +427,7 @@ func (l *loop) run(ctx context.Context) error {
 			now := l.wake()
 			l.busy(now, tick)
 			l.pump(now)
+			l.deliver(now) // what Poll's timers released (a frame that waited for its sender's floor)
 		case now := <-tick.C:
 			l.wake()
 			l.tick(now, now.Sub(l.lastTick))

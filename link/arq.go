@@ -336,11 +336,24 @@ func (e *Engine) startAuth(now time.Time) error {
 }
 
 // open unwraps a sealed frame with the first key that authenticates it and
-// counts what it refuses; ok is false for a refused frame.
+// counts what it refuses; ok is false for a refused frame, or one that
+// waits for its sender's floor (floorwait.go).
 func (e *Engine) open(h framing.Header, payload []byte) (framing.Header, []byte, bool) {
+	inner, plain, err := e.tryOpen(h, payload)
+	if err == nil {
+		return inner, plain, true
+	}
+	if !e.waitFloor(h, payload, err) {
+		e.refused(h, err)
+	}
+	return h, nil, false
+}
+
+// tryOpen unwraps a sealed frame with the first key that authenticates it
+// and counts the key; it counts nothing when it fails.
+func (e *Engine) tryOpen(h framing.Header, payload []byte) (framing.Header, []byte, error) {
 	if h.Kind != framing.KindSealed && h.Kind != framing.KindSigned {
-		e.stats.Drops.Unsealed++
-		return h, nil, false
+		return h, nil, auth.ErrNotSealed
 	}
 	var err error
 	for i, o := range e.openers {
@@ -352,13 +365,21 @@ func (e *Engine) open(h framing.Header, payload []byte) (framing.Header, []byte,
 				e.saveErr = false
 				e.log.Info().Msg("replay state saved again; accepting sealed frames")
 			}
-			return inner, e.openBuf, true
+			return inner, e.openBuf, nil
 		}
 		if !errors.Is(err, auth.ErrForged) {
 			break
 		}
 	}
+	return h, nil, err
+}
+
+// refused counts (and logs, where that helps) a frame tryOpen refused
+// with err.
+func (e *Engine) refused(h framing.Header, err error) {
 	switch {
+	case errors.Is(err, auth.ErrNotSealed):
+		e.stats.Drops.Unsealed++
 	case errors.Is(err, auth.ErrReplay), errors.Is(err, auth.ErrTooOld), errors.Is(err, auth.ErrStale):
 		e.stats.Drops.Replayed++
 	case errors.Is(err, auth.ErrWrongMode):
@@ -369,8 +390,8 @@ func (e *Engine) open(h framing.Header, payload []byte) (framing.Header, []byte,
 	case errors.Is(err, auth.ErrNotSaved):
 		e.stats.Drops.StateFailed++
 		if errors.Is(err, auth.ErrPending) {
-			// The sender's floor is being written (its first frame
-			// since the start, or a disk slower than FloorAhead/2).
+			// The sender's floor is being written, and the frame
+			// could not wait for it (floorwait.go).
 			e.log.Debug().Uint8("src", uint8(h.Src)).Msg("sender's floor not durable yet; frame refused (drops.state_failed)")
 		} else if !e.saveErr {
 			e.saveErr = true
@@ -379,7 +400,6 @@ func (e *Engine) open(h framing.Header, payload []byte) (framing.Header, []byte,
 	default:
 		e.stats.Drops.AuthFailed++
 	}
-	return h, nil, false
 }
 
 // ownID checks a frame that carries our own node id: with a key, one that
@@ -729,20 +749,34 @@ func (e *Engine) fromAir(h framing.Header, payload []byte) {
 	}
 	switch {
 	case e.openers != nil:
-		var ok bool
-		if h, payload, ok = e.open(h, payload); !ok {
+		if e.floorWaitingFrom(h.Src) {
+			e.openWaiting(e.now) // its sender's frames keep their order
+		}
+		inner, plain, ok := e.open(h, payload)
+		if !ok {
 			return
 		}
+		e.accepted(airH, airPayload, inner, plain, false)
+	case h.Kind == framing.KindSealed || h.Kind == framing.KindSigned:
+		e.stats.Drops.Sealed++
+	default:
+		e.accepted(airH, airPayload, h, payload, false)
+	}
+}
+
+// accepted handles a frame for us (or broadcast), opened if there is a
+// key, from its envelope (airH, airPayload) and what it carries (h,
+// payload). late: it waited for its sender's floor (floorwait.go), and the
+// channel timing it would have set when heard is not set now.
+func (e *Engine) accepted(airH framing.Header, airPayload []byte, h framing.Header, payload []byte, late bool) {
+	if e.openers != nil {
 		e.rxAuthentic = true
 		if c := e.cfg.Capture; c != nil {
 			c.WriteLink(e.now, false, airH, airPayload)
 		}
-	case h.Kind == framing.KindSealed || h.Kind == framing.KindSigned:
-		e.stats.Drops.Sealed++
-		return
 	}
 	e.navFrom(e.now, h.Src) // authentic, when there is a key (nav.go)
-	if !e.rode(h) {         // ride.go
+	if late || !e.rode(h) { // ride.go
 		e.heardSender(h.Src, h.Dst, h.Kind)
 	}
 	e.sendHello(e.now, h.Src, e.vers.heard(e.now, airH, h.Kind, payload, h.Dst == e.cfg.Node))
@@ -753,15 +787,18 @@ func (e *Engine) fromAir(h framing.Header, payload []byte) {
 		e.hiddenAcked(e.now, h.Src) // hidden.go
 		// The Acks we kept the channel for: once all have come, it is
 		// free again.
-		if e.ackDue--; e.ackDue <= 0 {
+		if e.ackDue--; !late && e.ackDue <= 0 {
 			e.ackDue = 0
 			e.mac.Reserve(e.now, e.reserveEnd(e.now))
 		}
+		e.ackDue = max(e.ackDue, 0)
 	}
-	e.heard(e.now, h, payload) // no carrier: the others' turns (turns.go)
-	e.riderHeard(e.now, h, payload)
+	if !late {
+		e.heard(e.now, h, payload) // no carrier: the others' turns (turns.go)
+		e.riderHeard(e.now, h, payload)
+	}
 	e.arq.Receive(e.now, h, payload)
-	if h.Kind == framing.KindAck && h.Dst == e.cfg.Node {
+	if h.Kind == framing.KindAck && h.Dst == e.cfg.Node && !late {
 		e.measuredDelay(h.Src)
 		e.hiddenLoss(e.now, h.Src, false) // hidden.go
 	}

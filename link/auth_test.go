@@ -1,6 +1,7 @@
 package link
 
 import (
+	"encoding/binary"
 	"errors"
 	"sync"
 	"testing"
@@ -102,5 +103,166 @@ func TestKeyStateFailure(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// slowState is an AuthState whose writes take delay of the medium's
+// virtual time, as a disk's do behind auth.AsyncState: what is asked for
+// becomes durable delay after the ask, in the order asked.
+type slowState struct {
+	now     func() time.Time
+	delay   time.Duration
+	durable auth.State
+	asks    []slowAsk
+}
+
+type slowAsk struct {
+	at    time.Time
+	send  uint64         // a reservation, or
+	src   framing.NodeID // a floor for src
+	floor uint64
+}
+
+// settle makes durable what was asked for at least delay ago.
+func (s *slowState) settle() {
+	now := s.now()
+	for len(s.asks) > 0 && !now.Before(s.asks[0].at.Add(s.delay)) {
+		a := s.asks[0]
+		s.asks = s.asks[1:]
+		if a.src == 0 {
+			s.durable.Send = max(s.durable.Send, a.send)
+		} else {
+			s.durable.Recv[a.src] = max(s.durable.Recv[a.src], a.floor)
+		}
+	}
+}
+
+func (s *slowState) State() auth.State { s.settle(); return s.durable }
+
+func (s *slowState) Reserve(mark uint64) {
+	s.asks = append(s.asks, slowAsk{at: s.now(), send: mark})
+}
+
+func (s *slowState) Reserved() (uint64, error) { s.settle(); return s.durable.Send, nil }
+
+func (s *slowState) SaveFloor(src framing.NodeID, floor uint64) {
+	s.asks = append(s.asks, slowAsk{at: s.now(), src: src, floor: floor})
+}
+
+func (s *slowState) SavedFloor(src framing.NodeID) (uint64, error) {
+	s.settle()
+	return s.durable.Recv[src], nil
+}
+
+// TestFirstFramesWaitForTheFloor: after a start, a sender's first frames
+// reach the host once its floor is written (30 ms on this disk), in order,
+// not refused: a broadcast has no ARQ to send it again (a host's first
+// ARP request after every start was lost), and a unicast frame refused
+// waited an Ack timeout for its resend. Where the floor is never written,
+// the frames wait floorWaitMax at most, at most maxFloorWait of them, and
+// are then refused (state_failed) as before.
+func TestFirstFramesWaitForTheFloor(t *testing.T) {
+	k := auth.Key{7, 7, 7}
+	for _, tc := range []struct {
+		name      string
+		delay     time.Duration
+		delivered int
+	}{
+		{"disk takes 30ms", 30 * time.Millisecond, 40},
+		{"disk never writes", time.Hour, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newMedium(t, 115200)
+			st := [2]*slowState{{now: m.Now, delay: 30 * time.Millisecond}, {now: m.Now, delay: tc.delay}}
+			// Node 1's counters are reserved before its first frame (the
+			// engine asks at its start).
+			n1 := m.add(Config{Node: 1, Key: &k, KeyState: [2]AuthState{st[0]}})
+			n2 := m.add(Config{Node: 2, Key: &k, KeyState: [2]AuthState{st[1]}})
+			m.run(time.Second)
+			// Node 2 hears node 1 for the first time: a broadcast, then
+			// unicast frames, one burst's worth and more.
+			bc := numbered(framing.Broadcast, 1, 0, 60)
+			copy(bc, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+			sent := map[uint32][]byte{0: bc}
+			m.hostFrame(n1, bc)
+			for id := uint32(1); id < 40; id++ {
+				f := numbered(2, 1, id, 200)
+				sent[id] = f
+				for i := 0; !n1.e.WantRead() && i < 1000; i++ {
+					m.run(time.Millisecond)
+				}
+				m.hostFrame(n1, f)
+				if id == 3 {
+					m.run(10 * time.Millisecond)
+				}
+			}
+			m.run(200 * time.Millisecond)
+			if got := checkDelivered(t, n2, sent); got != 0 && tc.delivered == 0 {
+				t.Fatalf("%d delivered with no floor written", got)
+			}
+			if n := len(n2.e.floorWait); n > maxFloorWait {
+				t.Fatalf("%d frames held, more than %d", n, maxFloorWait)
+			}
+			m.run(20 * time.Second)
+			got := checkDelivered(t, n2, sent)
+			d := n2.e.Stats(m.Now()).Drops
+			if tc.delivered == 0 {
+				if got != 0 || d.StateFailed == 0 {
+					t.Errorf("floor never written: %d delivered, drops %+v; want none delivered, state_failed", got, d)
+				}
+				for _, w := range n2.e.floorWait { // the ARQ's resends still come
+					if age := m.Now().Sub(w.at); age > floorWaitMax+floorRetry {
+						t.Errorf("a frame held for %v", age)
+					}
+				}
+				return
+			}
+			if got != tc.delivered || d.StateFailed != 0 {
+				t.Fatalf("%d of %d delivered, drops %+v; want all, none refused", got, tc.delivered, d)
+			}
+			if id := binary.BigEndian.Uint32(n2.host[0][14:]); id != 0 {
+				t.Errorf("first delivery is frame %d, want the broadcast (0)", id)
+			}
+			for i, f := range n2.host[1:] {
+				if id := binary.BigEndian.Uint32(f[14:]); id != uint32(i+1) {
+					t.Fatalf("delivery %d is frame %d: out of order", i+1, id)
+				}
+			}
+			if r := n1.e.Stats(m.Now()).ARQ.Retransmissions; r != 0 {
+				t.Errorf("node 1 sent %d frames again; want none (none refused)", r)
+			}
+		})
+	}
+}
+
+// TestFirstFramesWaitForTheReservation: just after a start, while the
+// first reservation of counters is written (300 ms on this disk), the
+// engine does not read its host (WantRead), so that the host's first
+// packet, a broadcast here, waits in the host's queue rather than go
+// unsealed: nothing would send it again. Before, it was read at once and
+// lost (drops.seal_failed).
+func TestFirstFramesWaitForTheReservation(t *testing.T) {
+	k := auth.Key{9, 9, 9}
+	m := newMedium(t, 115200)
+	st := [2]*slowState{{now: m.Now, delay: 300 * time.Millisecond}, {now: m.Now}}
+	n1 := m.add(Config{Node: 1, Key: &k, KeyState: [2]AuthState{st[0]}})
+	m.add(Config{Node: 2, Key: &k, KeyState: [2]AuthState{st[1]}})
+	n2 := m.nodes[1]
+	bc := numbered(framing.Broadcast, 1, 0, 60)
+	copy(bc, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	waited := time.Duration(0)
+	for ; !n1.e.WantRead() && waited < 10*time.Second; waited += time.Millisecond {
+		m.run(time.Millisecond)
+	}
+	m.hostFrame(n1, bc)
+	m.run(time.Second)
+	if got := checkDelivered(t, n2, map[uint32][]byte{0: bc}); got != 1 {
+		t.Fatalf("the host's first broadcast (read after %v): %d delivered, node1 drops %+v", waited, got, n1.e.Stats(m.Now()).Drops)
+	}
+	if d := n1.e.Stats(m.Now()).Drops; d.SealFailed != 0 {
+		t.Errorf("node1 drops %+v, want no seal_failed", d)
+	}
+	if waited < 300*time.Millisecond || waited > 400*time.Millisecond {
+		t.Errorf("read the host %v after the start, want once the reservation is written (300 ms) and soon after", waited)
 	}
 }
