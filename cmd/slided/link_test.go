@@ -17,7 +17,7 @@ import (
 )
 
 // writeKey writes a key file of 64 hex digits made of b, mode 0600.
-func writeKey(t *testing.T, dir, name string, b byte) string {
+func writeKey(t testing.TB, dir, name string, b byte) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, []byte(strings.Repeat(fmt.Sprintf("%02x", b), 32)+"\n"), 0o600); err != nil {
