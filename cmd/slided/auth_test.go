@@ -202,28 +202,58 @@ func TestReplayAfterReceiverRestart(t *testing.T) {
 	}
 }
 
+// TestFirstPingAfterStart: two daemons with a key, just started with empty
+// state directories and IPv6 off, so that the hosts' first frames are the
+// ARP exchange of the test's ping: the one ping (5 s to answer) is
+// answered, and neither node refused the other's frames. Before, each node refused
+// the other's first frame while its floor was written, and the address
+// never resolved (in 4 of 5 and 5 of 5 pairs, BenchmarkFirstPingAfterStart;
+// CI saw it as 0 of 3 pings in TestReplayAfterReceiverRestart).
+func TestFirstPingAfterStart(t *testing.T) {
+	k := writeKey(t, t.TempDir(), "net.key", 0x5a)
+	l, p := startPairConfig(t, lab.PairConfig{Rate: 115200, Subnet: "192.0.2", NodeArgs: keyArgs(t.TempDir(), k), NoIPv6: true})
+	out, err := l.Exec(p.NS[0], "ping", "-n", "-c", "1", "-W", "5", p.Addr[1])
+	if m := pingReceived.FindStringSubmatch(out); m == nil || m[1] != "1" {
+		t.Errorf("first ping after the start unanswered (%v):\n%s", err, out)
+	}
+	for i := range 2 {
+		// seal_failed: as in TestKeyChangeover, our own Acks or Hellos
+		// while the first reservation is written on a loaded disk.
+		if d := cliStatus(t, p, i).Bridge.Drops; d.StateFailed != 0 || d.SealFailed > 2 {
+			t.Errorf("node%d refused frames: %+v", i+1, d)
+		}
+	}
+}
+
 // BenchmarkFirstPingAfterStart: the time one ping takes between two
-// daemons with a key, started just before with empty state directories:
-// the hosts resolve each other's address first, so the ping waits for the
-// first frame each node hears from the other. Reported as the median over
-// b.N pairs (ms/first-ping) and the slowest (ms/first-ping-max). Before a
-// sender's first frames waited for its floor to be written
-// (link/floorwait.go), each node refused the other's first frame: the
-// first ARP request was lost and the reply to the second waited an Ack
-// timeout for its resend, about 2 s.
+// daemons with a key, started just before with empty state directories
+// and IPv6 off (no kernel chatter goes first): the hosts resolve each
+// other's address first, so the ping waits for the first frame each node
+// hears from the other. Reported: the median time over b.N pairs
+// (ms/first-ping), the slowest (ms/first-ping-max) and the share of
+// pings never answered (unanswered/op: the address never resolved). Before
+// a sender's first frames waited for its floor to be written
+// (link/floorwait.go), each node refused the other's first frame, and the
+// first resolution failed (docs/link-arq.md).
 //
 //	go test -run '^$' -bench FirstPingAfterStart -benchtime 5x ./cmd/slided
 func BenchmarkFirstPingAfterStart(b *testing.B) {
 	var took []time.Duration
+	failed := 0
 	for range b.N {
 		keys := b.TempDir()
 		k := writeKey(b, keys, "net.key", 0x5a)
-		l, p := startPairConfig(b, lab.PairConfig{Rate: 115200, Subnet: "192.0.2", NodeArgs: keyArgs(b.TempDir(), k)})
+		l, p := startPairConfig(b, lab.PairConfig{Rate: 115200, Subnet: "192.0.2", NodeArgs: keyArgs(b.TempDir(), k), NoIPv6: true})
 		start := time.Now()
 		out, err := l.Exec(p.NS[0], "ping", "-n", "-c", "1", "-W", "5", p.Addr[1])
 		d := time.Since(start)
-		if m := pingReceived.FindStringSubmatch(out); err != nil || m == nil || m[1] != "1" {
+		m := pingReceived.FindStringSubmatch(out)
+		if m == nil {
 			b.Fatalf("first ping: %v\n%s", err, out)
+		}
+		if m[1] != "1" {
+			failed++
+			b.Logf("first ping unanswered after %v:\n%s", d.Round(time.Millisecond), out)
 		}
 		took = append(took, d)
 		if err := l.Close(); err != nil {
@@ -233,6 +263,7 @@ func BenchmarkFirstPingAfterStart(b *testing.B) {
 	slices.Sort(took)
 	b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "ms/first-ping")
 	b.ReportMetric(float64(took[len(took)-1].Microseconds())/1000, "ms/first-ping-max")
+	b.ReportMetric(float64(failed)/float64(b.N), "unanswered/op")
 }
 
 // writeKeys writes a key file of two keys (made of bytes a and b), mode 0600.

@@ -30,6 +30,10 @@ type PairConfig struct {
 	// MediumArgs are extra arguments for the medium (slided sim), e.g.
 	// -scenario FILE.
 	MediumArgs []string
+	// NoIPv6 turns IPv6 off in both namespaces before the daemons start:
+	// no router solicitations or MLD reports from the kernel, so the
+	// first frame a node sends is the test's own (an ARP request).
+	NoIPv6 bool
 }
 
 // Pair is a running pair: node 1 in NS[0] at Addr[0], node 2 in NS[1] at Addr[1].
@@ -66,6 +70,11 @@ func (l *Lab) StartPair(cfg PairConfig) (*Pair, error) {
 			return nil, err
 		}
 		p.NS[i] = ns
+		if cfg.NoIPv6 {
+			if out, err := l.Exec(ns, "sysctl", "-q", "-w", "net.ipv6.conf.default.disable_ipv6=1", "net.ipv6.conf.all.disable_ipv6=1"); err != nil {
+				return nil, fmt.Errorf("turn IPv6 off in %s: %w: %s", ns, err, out)
+			}
+		}
 		p.Addr[i] = fmt.Sprintf("%s.%d", cfg.Subnet, i+1)
 		p.Ctl[i] = filepath.Join(cfg.Dir, fmt.Sprintf("node%d.ctl", i+1))
 		p.Logs[i+1] = filepath.Join(cfg.Dir, fmt.Sprintf("node%d.log", i+1))
