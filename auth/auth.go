@@ -393,6 +393,33 @@ func (s *Sealer) next(now time.Time) uint64 {
 	return c
 }
 
+// Keep asks the Reserver for the next reservation once the clock has moved
+// the counter past half of the last one asked for, as Seal does, so that a
+// node that seals nothing for a while (it only listens) finds its counters
+// durable when it next seals; before, its first frame after ten idle
+// minutes was refused while the next reservation was written. It returns
+// when the next ask falls due by the clock (zero without a Reserver or a
+// clock, Tie).
+func (s *Sealer) Keep(now time.Time) time.Time {
+	if s.reserve == nil {
+		return time.Time{}
+	}
+	s.ask(s.next(now))
+	if s.t0.IsZero() || s.asked > MaxCounter {
+		return time.Time{} // no clock, or nothing left to ask for
+	}
+	due := s.asked - ReserveAhead/2 // ask asks again once the counter reaches it
+	if due <= s.base {
+		return time.Time{} // not reached: ask has just moved asked on
+	}
+	n := due - s.base
+	t := s.t0.Add(time.Duration(n>>16)*time.Second + time.Duration((n&0xffff)*uint64(time.Second)/CounterRate))
+	if !t.After(now) {
+		t = now.Add(time.Millisecond) // rounding: never a deadline in the past
+	}
+	return t
+}
+
 // Waiting reports whether a Seal at now would be refused only because the
 // reservation that covers its counter is still being written (ErrPending,
 // and no write has failed): a caller may hold its frames until it is

@@ -534,3 +534,42 @@ func TestSealerWaiting(t *testing.T) {
 		t.Fatal("waiting on a reservation that failed")
 	}
 }
+
+// TestSealerKeep: a Sealer that seals nothing asks for its next reservation
+// when the clock has used half of the last one (Keep), and says when that
+// falls due, so that its first Seal after a long silence finds its counter
+// durable. Before, only Seal asked, and the first frame after ten idle
+// minutes was refused (ErrPending) while the write went on.
+func TestSealerKeep(t *testing.T) {
+	r := &pendingReserver{}
+	s, err := Resume(testKey, 1, t0, 0, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.durable = r.asked // the first reservation, written
+	now := t0
+	for i := range 5 {
+		due := s.Keep(now)
+		if !due.After(now) {
+			t.Fatalf("round %d: next Keep due at %v, not after %v", i, due, now)
+		}
+		if d := due.Sub(now); d > 6*time.Minute {
+			t.Fatalf("round %d: next Keep due in %v, want within half a reservation (5 min)", i, d)
+		}
+		now = due
+		s.Keep(now)
+		r.durable = r.asked // the write is done at once
+		if s.Waiting(now.Add(time.Minute)) {
+			t.Fatalf("round %d: waiting a minute after Keep", i)
+		}
+	}
+	if now.Sub(t0) < 20*time.Minute {
+		t.Fatalf("five rounds of Keep covered %v, want past two reservations", now.Sub(t0))
+	}
+	if _, _, err := s.Seal(now.Add(time.Minute), nil, framing.Header{Dst: 2}, nil); err != nil {
+		t.Fatalf("first Seal after %v of silence: %v", now.Add(time.Minute).Sub(t0), err)
+	}
+	if due := mustSealer(t, testKey, 1, 100).Keep(t0); !due.IsZero() {
+		t.Fatalf("Keep without a Reserver: due %v, want none", due)
+	}
+}

@@ -427,7 +427,6 @@ func (l *loop) run(ctx context.Context) error {
 			now := l.wake()
 			l.busy(now, tick)
 			l.pump(now)
-			l.deliver(now) // what Poll's timers released (a frame that waited for its sender's floor)
 		case now := <-tick.C:
 			l.wake()
 			l.tick(now, now.Sub(l.lastTick))
@@ -603,6 +602,7 @@ func (l *loop) pump(now time.Time) {
 	for l.credit != nil && l.handOver(now) {
 		l.transmit(now)
 	}
+	l.deliver(now) // what Poll released (a frame that waited for its sender's floor)
 }
 
 // handOver hands the engine one packet read ahead if it wants one now

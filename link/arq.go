@@ -332,6 +332,7 @@ func (e *Engine) startAuth(now time.Time) error {
 	}
 	e.log.Info().Strs("key_fingerprints", e.stats.KeyFingerprints).Bool("state", r != nil).
 		Uint64("counter", e.sealer.Counter()).Dur("max_age", cfg.KeyMaxAge).Msg("frames sealed")
+	e.keepSeal(now) // WantRead holds the host from the first reservation on (floorwait.go)
 	return nil
 }
 
@@ -751,6 +752,10 @@ func (e *Engine) fromAir(h framing.Header, payload []byte) {
 	case e.openers != nil:
 		if e.floorWaitingFrom(h.Src) {
 			e.openWaiting(e.now) // its sender's frames keep their order
+			if e.floorWaitingFrom(h.Src) {
+				e.waitBehind(h, payload) // (floorwait.go)
+				return
+			}
 		}
 		inner, plain, ok := e.open(h, payload)
 		if !ok {
@@ -783,22 +788,25 @@ func (e *Engine) accepted(airH framing.Header, airPayload []byte, h framing.Head
 	if h.Kind == framing.KindHello && !e.vers.v1Only {
 		return // version-1 builds count it as an ignored kind (arq.Stats.Ignored)
 	}
+	if late {
+		// Its Acks advance the ARQ but give no round-trip sample (the
+		// wait is not the channel's), and it sets no channel timing.
+		e.arq.ReceiveLate(e.now, h, payload)
+		return
+	}
 	if h.Kind == framing.KindAck && h.Dst == e.cfg.Node {
 		e.hiddenAcked(e.now, h.Src) // hidden.go
 		// The Acks we kept the channel for: once all have come, it is
 		// free again.
-		if e.ackDue--; !late && e.ackDue <= 0 {
+		if e.ackDue--; e.ackDue <= 0 {
 			e.ackDue = 0
 			e.mac.Reserve(e.now, e.reserveEnd(e.now))
 		}
-		e.ackDue = max(e.ackDue, 0)
 	}
-	if !late {
-		e.heard(e.now, h, payload) // no carrier: the others' turns (turns.go)
-		e.riderHeard(e.now, h, payload)
-	}
+	e.heard(e.now, h, payload) // no carrier: the others' turns (turns.go)
+	e.riderHeard(e.now, h, payload)
 	e.arq.Receive(e.now, h, payload)
-	if h.Kind == framing.KindAck && h.Dst == e.cfg.Node && !late {
+	if h.Kind == framing.KindAck && h.Dst == e.cfg.Node {
 		e.measuredDelay(h.Src)
 		e.hiddenLoss(e.now, h.Src, false) // hidden.go
 	}

@@ -266,3 +266,147 @@ func TestFirstFramesWaitForTheReservation(t *testing.T) {
 		t.Errorf("read the host %v after the start, want once the reservation is written (300 ms) and soon after", waited)
 	}
 }
+
+// TestListenerKeepsItsCounters: a node that only listens for an hour keeps
+// reading its host, and the first frame it sends after twelve minutes of
+// silence (no event at all) is sealed at once: its reservation follows the
+// clock (auth.Sealer.Keep, on a Deadline). Before, only Seal asked for
+// counters: after ten minutes the next counter passed the durable mark, the
+// host was held for good once a frame was heard, and a broadcast sent after
+// a silence was refused (drops.seal_failed).
+func TestListenerKeepsItsCounters(t *testing.T) {
+	k := auth.Key{9, 9, 9}
+	m := newMedium(t, 115200)
+	st := [2]*slowState{{now: m.Now, delay: 30 * time.Millisecond}, {now: m.Now, delay: 30 * time.Millisecond}}
+	n1 := m.add(Config{Node: 1, Key: &k, KeyState: [2]AuthState{st[0]}})
+	n2 := m.add(Config{Node: 2, Key: &k, KeyState: [2]AuthState{st[1]}})
+	m.run(time.Second)
+	for i := range uint32(60) { // node 2 broadcasts once a minute; node 1 listens
+		bc := numbered(framing.Broadcast, 2, i, 60)
+		copy(bc, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+		m.hostFrame(n2, bc)
+		m.run(time.Minute)
+		if !n1.e.WantRead() {
+			t.Fatalf("minute %d of listening: node 1 does not read its host", i+1)
+		}
+	}
+	m.run(12 * time.Minute) // nothing at all on air
+	bc := numbered(framing.Broadcast, 1, 99, 60)
+	copy(bc, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	if !n1.e.WantRead() {
+		t.Fatal("after 12 silent minutes node 1 does not read its host")
+	}
+	m.hostFrame(n1, bc)
+	m.run(time.Second)
+	if got := checkDelivered(t, n2, map[uint32][]byte{99: bc}); got != 1 {
+		t.Fatalf("node 1's broadcast after the silence: %d delivered, node 1 drops %+v", got, n1.e.Stats(m.Now()).Drops)
+	}
+}
+
+// TestHungDiskHoldsTheHostForAWhile: where the first reservation is never
+// written (a hung disk), the host is held floorWaitMax at most: then it is
+// read again, its frames are refused and counted (drops.seal_failed), and
+// a warning says why, once.
+func TestHungDiskHoldsTheHostForAWhile(t *testing.T) {
+	k := auth.Key{9, 9, 9}
+	m := newMedium(t, 115200)
+	st := [2]*slowState{{now: m.Now, delay: 1000 * time.Hour}, {now: m.Now}}
+	n1 := m.add(Config{Node: 1, Key: &k, KeyState: [2]AuthState{st[0]}})
+	m.add(Config{Node: 2, Key: &k, KeyState: [2]AuthState{st[1]}})
+	m.run(floorWaitMax / 2)
+	if n1.e.WantRead() {
+		t.Fatal("host read while the first reservation is written")
+	}
+	m.run(floorWaitMax)
+	if !n1.e.WantRead() {
+		t.Fatalf("host still held %v after the start", 3*floorWaitMax/2)
+	}
+	m.hostFrame(n1, numbered(2, 1, 1, 100))
+	m.run(2 * time.Second)
+	if d := n1.e.Stats(m.Now()).Drops; d.SealFailed == 0 {
+		t.Errorf("drops %+v, want seal_failed counted", d)
+	}
+	if c := n1.logCount("counters not reserved in time"); c != 1 {
+		t.Errorf("%d warnings, want 1", c)
+	}
+}
+
+// TestLateAckGivesNoSample: an Ack that waited for its sender's floor (the
+// first frame we hear from a peer after our start) advances the ARQ but
+// gives no round-trip sample: the wait is the disk's, not the channel's.
+// Before, a 150 ms write made the peer's SRTT 118 ms against 3 ms.
+func TestLateAckGivesNoSample(t *testing.T) {
+	srtt := map[time.Duration]time.Duration{}
+	for _, d := range []time.Duration{0, 150 * time.Millisecond} {
+		k := auth.Key{9, 9, 9}
+		m := newMedium(t, 115200)
+		st := [2]*slowState{{now: m.Now, delay: d}, {now: m.Now}}
+		n1 := m.add(Config{Node: 1, Key: &k, KeyState: [2]AuthState{st[0]}})
+		n2 := m.add(Config{Node: 2, Key: &k, KeyState: [2]AuthState{st[1]}})
+		for i := 0; !n1.e.WantRead() && i < 10000; i++ {
+			m.run(time.Millisecond)
+		}
+		for id := range uint32(3) {
+			m.hostFrame(n1, numbered(2, 1, id, 200))
+			m.run(2 * time.Second)
+		}
+		if got := len(n2.host); got != 3 {
+			t.Fatalf("floor write %v: %d of 3 delivered", d, got)
+		}
+		for _, p := range n1.e.arq.AppendPeers(nil) {
+			if p.Node == 2 {
+				srtt[d] = p.SRTT
+			}
+		}
+	}
+	if srtt[150*time.Millisecond] > 2*srtt[0] {
+		t.Errorf("SRTT %v after a 150 ms floor write, %v without: the wait counted as round trip", srtt[150*time.Millisecond], srtt[0])
+	}
+}
+
+// TestCopiesDoNotFillTheWait: copies of one frame, repeated (by a station
+// without the key) while its sender's floor is written, take one place:
+// the others are counted as replayed, and the sender's next frames wait
+// and are delivered.
+func TestCopiesDoNotFillTheWait(t *testing.T) {
+	k := auth.Key{9, 9, 9}
+	m := newMedium(t, 115200)
+	st := [2]*slowState{{now: m.Now, delay: time.Millisecond}, {now: m.Now, delay: 100 * time.Millisecond}}
+	n1 := m.add(Config{Node: 1, Key: &k, KeyState: [2]AuthState{st[0]}})
+	n2 := m.add(Config{Node: 2, Key: &k, KeyState: [2]AuthState{st[1]}})
+	m.run(200 * time.Millisecond)
+	var first []byte
+	m.lose = func(from, to *node, data []byte) bool {
+		if from == n1 && to == n2 && first == nil {
+			first = append([]byte(nil), data...)
+		}
+		return false
+	}
+	sent := map[uint32][]byte{}
+	for id := range uint32(2) {
+		bc := numbered(framing.Broadcast, 1, id, 60)
+		copy(bc, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+		sent[id] = bc
+	}
+	m.hostFrame(n1, sent[0])
+	for i := 0; first == nil && i < 100; i++ {
+		m.run(time.Millisecond)
+	}
+	if first == nil {
+		t.Fatal("node 1's broadcast not on air")
+	}
+	for range 20 {
+		m.inject(n2, first)
+	}
+	if n := len(n2.e.floorWait); n != 1 {
+		t.Errorf("%d frames wait after 20 copies of one, want 1", n)
+	}
+	m.hostFrame(n1, sent[1])
+	m.run(time.Second)
+	if got := checkDelivered(t, n2, sent); got != 2 {
+		t.Errorf("%d of node 1's 2 broadcasts delivered, drops %+v", got, n2.e.Stats(m.Now()).Drops)
+	}
+	if d := n2.e.Stats(m.Now()).Drops; d.Replayed != 20 || d.StateFailed != 0 {
+		t.Errorf("drops %+v, want 20 replayed (the copies; the first arrival is kept), no state_failed", d)
+	}
+}

@@ -255,6 +255,10 @@ type Engine struct {
 	floorWait    []floorWaiting // frames that wait for their sender's floor (floorwait.go)
 	floorRetryAt time.Time      // when they are opened again
 	floorSlowLog time.Time      // last "floor not written in time" log line
+	sealKeepAt   time.Time      // when our next reservation falls due (auth.Sealer.Keep)
+	sealHold     bool           // the host is not read: our counters are being reserved (keepSeal)
+	sealWaitFrom time.Time      // since when they have been
+	sealSlowLog  time.Time      // last "counters not reserved in time" log line
 
 	// Wire-format versions and header compression (version.go).
 	vers    versions // each peer's version
@@ -461,7 +465,7 @@ func (e *Engine) HostReads() uint64 { return e.stats.TAPReads }
 // WantRead says whether the caller should read the host now. With policy
 // Block it is true only while the MAC has a data place free, nothing waits
 // outside it, no packet is held for an ARQ window, our counters are
-// durable (sealWaiting) and, during a long burst where the MAC does the
+// durable (sealHold, as of the last Poll) and, during a long burst where the MAC does the
 // access, the burst is near its end (readLate: as of the last Poll, which
 // Deadline asks for then); with the drop policies,
 // always once Started. Host may be called regardless: the frame
@@ -473,18 +477,7 @@ func (e *Engine) WantRead() bool {
 	if e.cfg.Policy != Block {
 		return true
 	}
-	return len(e.held) == 0 && len(e.pend) == 0 && e.mac.Room() > ackReserve && !e.polled.Before(e.readAt) && !e.sealWaiting()
-}
-
-// sealWaiting reports whether our counters are not durable yet while their
-// reservation is written (auth.Sealer.Waiting): after a start, or on a disk
-// slower than half a reservation. With policy Block the host is not read
-// meanwhile (WantRead), so that its packets wait in its queue rather than
-// go unsealed (drops.seal_failed): a broadcast, a host's first ARP request
-// after a start, had nothing to send it again. Deadline asks for a Poll
-// floorRetry later to see.
-func (e *Engine) sealWaiting() bool {
-	return e.sealer != nil && e.sealer.Waiting(e.polled)
+	return len(e.held) == 0 && len(e.pend) == 0 && e.mac.Room() > ackReserve && !e.polled.Before(e.readAt) && !e.sealHold
 }
 
 // readLead is how long before the end of a long burst on air the engine
@@ -544,8 +537,8 @@ func (e *Engine) Deadline() (time.Time, bool) {
 	if e.polled.Before(e.readAt) && (!ok || e.readAt.Before(d)) {
 		d, ok = e.readAt, true // the host is read again then (readLate)
 	}
-	if e.cfg.Policy == Block && e.sealWaiting() && (!ok || e.polled.Add(floorRetry).Before(d)) {
-		d, ok = e.polled.Add(floorRetry), true // WantRead again then (sealWaiting)
+	if sd, sok := e.sealDeadline(); sok && (!ok || sd.Before(d)) {
+		d, ok = sd, true // our next reservation, or WantRead again (keepSeal, floorwait.go)
 	}
 	if fd, fok := e.floorDeadline(); fok && (!ok || fd.Before(d)) {
 		d, ok = fd, true // frames waiting for their sender's floor are opened again then (floorwait.go)
@@ -562,8 +555,9 @@ func (e *Engine) input() {
 	}
 }
 
-// Deliveries returns the frames for the host that the inputs since the last
-// call produced, oldest first. The caller writes each to the host and
+// Deliveries returns the frames for the host that the inputs and Polls
+// since the last call produced (a Poll releases frames that waited for
+// their sender's floor, floorwait.go), oldest first. The caller writes each to the host and
 // reports the outcome with Written, in order; the frames stay valid until
 // the next Host, Modem or Poll.
 func (e *Engine) Deliveries() []Delivery {
@@ -754,6 +748,7 @@ func (e *Engine) Poll(now time.Time) ([]byte, bool) {
 	if fd, ok := e.floorDeadline(); ok && !now.Before(fd) {
 		e.openWaiting(now) // floorwait.go
 	}
+	e.keepSeal(now) // floorwait.go
 	e.stashDue(now) // tcpack.go
 	e.feed(now)
 	if !e.up {

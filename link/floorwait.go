@@ -1,7 +1,9 @@
 package link
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/slided/slided/auth"
@@ -21,15 +23,17 @@ import (
 //
 // Such a frame now waits, authentic and in order, until the write is done:
 // it is opened again floorRetry after it came and as often until then, and
-// before any later frame from its sender. At most maxFloorWait frames
-// wait, for at most floorWaitMax each: as long as a write may take in
-// steady state before frames are refused (the next floor is asked for when
-// half of auth.FloorAhead is used); a disk that stalls longer (fsync
-// behind a large writeback) refuses as before (drops.state_failed), as
-// does one whose write fails. A waiting
-// frame is taken as heard when it is opened: the channel timing it would
-// have set when heard (the answers it kept the channel for, turns, riders,
-// the measured delay) has passed and is not set late.
+// before any later frame from its sender (a later one waits behind it,
+// once authentic). At most maxFloorWait frames wait (a copy of one that
+// waits already is counted as replayed), for at most floorWaitMax each: as
+// long as a write may take in steady state before frames are refused (the
+// next floor is asked for when half of auth.FloorAhead is used); a disk
+// that stalls longer (fsync behind a large writeback) refuses as before
+// (drops.state_failed), as does one whose write fails. A waiting frame is
+// handed to the ARQ when it is opened, without a round-trip sample
+// (arq.ReceiveLate: the wait is not the channel's); the channel timing it
+// would have set when heard (the answers we kept the channel for, hidden
+// senders, turns, riders, the measured delay) has passed and is not set.
 const (
 	floorRetry   = 5 * time.Millisecond
 	floorWaitMax = auth.FloorAhead / auth.CounterRate * time.Second / 2
@@ -52,7 +56,43 @@ func pendingFloor(err error) bool {
 // waitFloor keeps the frame (h, payload), refused by err, to open it again
 // once its sender's floor is written, and reports whether it did.
 func (e *Engine) waitFloor(h framing.Header, payload []byte, err error) bool {
-	if !pendingFloor(err) || len(e.floorWait) >= maxFloorWait {
+	if !pendingFloor(err) {
+		return false
+	}
+	return e.keepWaiting(h, payload)
+}
+
+// waitBehind handles a frame from a sender whose earlier frames still wait
+// for its floor: it waits behind them if authentic, so that it does not
+// overtake them should the write end between their retry and its own
+// opening. Its replay and floor checks come when it is opened.
+func (e *Engine) waitBehind(h framing.Header, payload []byte) {
+	err := auth.ErrForged
+	for _, o := range e.openers {
+		if _, err = o.Verify(h, payload); err == nil {
+			break
+		}
+	}
+	if err != nil || !e.keepWaiting(h, payload) {
+		if err == nil {
+			err = fmt.Errorf("%w: %w", auth.ErrNotSaved, auth.ErrPending) // no place left to wait
+		}
+		e.refused(h, err)
+	}
+}
+
+// keepWaiting keeps the authentic frame (h, payload) to open it again, and
+// reports whether it did: not when maxFloorWait frames wait, nor when the
+// same frame waits already (a copy heard again, or repeated by a station
+// without the key to take the places: counted as replayed).
+func (e *Engine) keepWaiting(h framing.Header, payload []byte) bool {
+	for _, w := range e.floorWait {
+		if w.h == h && bytes.Equal(w.payload, payload) {
+			e.stats.Drops.Replayed++
+			return true // handled: counted, not kept twice
+		}
+	}
+	if len(e.floorWait) >= maxFloorWait {
 		return false
 	}
 	e.floorWait = append(e.floorWait, floorWaiting{at: e.now, h: h, payload: append([]byte(nil), payload...)})
@@ -115,4 +155,50 @@ func (e *Engine) openWaiting(now time.Time) {
 // again (openWaiting), if any wait.
 func (e *Engine) floorDeadline() (time.Time, bool) {
 	return e.floorRetryAt, len(e.floorWait) > 0
+}
+
+// keepSeal keeps our own counters ahead of what we seal, at now (a Poll,
+// or the start): it asks for the next reservation when the clock has used
+// half of the last one (auth.Sealer.Keep; a node that only listens asked
+// for none, and its first frame after ten minutes was refused), and it
+// holds the host's reads (WantRead, sealHold) while the counter the next
+// frame would use is being reserved (auth.Sealer.Waiting): after a start,
+// the host's first packets then wait in its queue instead of going
+// unsealed (drops.seal_failed), and a broadcast, a host's first ARP
+// request, had nothing to send it again. A write that takes longer than
+// floorWaitMax holds the host no longer: its packets are refused as before
+// and counted, and a warning says so at most once a minute (a hung disk
+// must not silently stop the node).
+func (e *Engine) keepSeal(now time.Time) {
+	if e.sealer == nil {
+		return
+	}
+	e.sealKeepAt = e.sealer.Keep(now)
+	switch {
+	case !e.sealer.Waiting(now):
+		e.sealHold, e.sealWaitFrom = false, time.Time{}
+	case e.sealWaitFrom.IsZero():
+		e.sealHold, e.sealWaitFrom = true, now
+	case now.Sub(e.sealWaitFrom) < floorWaitMax:
+		e.sealHold = true
+	default:
+		if e.sealHold && (e.sealSlowLog.IsZero() || now.Sub(e.sealSlowLog) >= time.Minute) {
+			e.sealSlowLog = now
+			e.log.Warn().Dur("waited", now.Sub(e.sealWaitFrom)).
+				Msg("counters not reserved in time; reading the host again, its frames are refused until they are (drops.seal_failed): the state directory's disk is slow")
+		}
+		e.sealHold = false
+	}
+}
+
+// sealDeadline is when keepSeal must run next: floorRetry after the last
+// Poll while the host is held, and when the next reservation falls due.
+func (e *Engine) sealDeadline() (time.Time, bool) {
+	d, ok := e.sealKeepAt, !e.sealKeepAt.IsZero()
+	if e.sealHold && e.cfg.Policy == Block {
+		if r := e.polled.Add(floorRetry); !ok || r.Before(d) {
+			d, ok = r, true
+		}
+	}
+	return d, ok
 }

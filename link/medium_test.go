@@ -137,11 +137,14 @@ func (n *node) Event(now time.Time, ev phy.Event) {
 }
 
 // Poll drains the outbox and runs the engine's timers; the frame it
-// returns goes on air.
+// returns goes on air. What the Poll released for the host (a frame that
+// waited for its sender's floor) is written at once, as the bridge does.
 func (n *node) Poll(now time.Time) ([]byte, bool) {
 	n.drain(now)
+	f, ok := n.e.Poll(now)
 	n.fresh = true
-	return n.e.Poll(now)
+	n.drain(now)
+	return f, ok
 }
 
 // Deadline is the engine's.

@@ -222,6 +222,7 @@ type ARQ struct {
 	heard    [256]int64 // when each node was last heard (UnixNano, 0 never): shown, not compared
 	epoch    time.Time  // the ARQ clock's zero (stamp); moved on by each stall (Stalled)
 	noSample time.Time  // rounds armed before it give no round-trip sample: a stall just ended (Stalled)
+	late     bool       // the frame Receive handles was heard earlier (ReceiveLate): no round-trip sample
 	group    GroupSink  // the sink, when GroupPolls and it says which peers group
 	opens    int        // peers with an open packet (GroupPolls)
 	recs     []framing.Ack
@@ -493,6 +494,16 @@ func (a *ARQ) sendFrag(now time.Time, dst framing.NodeID, f framing.FragHeader, 
 	b = append(b, packet[lo:hi]...)
 	a.sink.Transmit(now, Frame{Header: framing.Header{Kind: framing.KindFragment, Dst: dst, Src: a.cfg.Self}, Payload: b,
 		Poll: f.AckReq && dst != framing.Broadcast, Last: last})
+}
+
+// ReceiveLate is Receive for a frame heard earlier and handled only now (it
+// waited for its sender's replay floor to be written, link/floorwait.go):
+// its Acks advance the sender but give no round-trip sample, which would
+// count the wait.
+func (a *ARQ) ReceiveLate(now time.Time, h framing.Header, payload []byte) {
+	a.late = true
+	a.Receive(now, h, payload)
+	a.late = false
 }
 
 // Receive handles one frame from the decoder. Plain KindData and
@@ -849,7 +860,7 @@ func (a *ARQ) onAck(now time.Time, h framing.Header, payload []byte) {
 		// RTTVAR until the next burst's Acks, a little later, all time out.
 		// Likewise the records of one Ack are one sample.
 		switch {
-		case o.armedAt.IsZero(), sampled:
+		case o.armedAt.IsZero(), sampled, a.late:
 		case !o.timedOut && a.cfg.BurstSamples && o.armedAt.Equal(p.sampledArm):
 		case !o.timedOut:
 			p.sampledArm = o.armedAt
