@@ -238,6 +238,7 @@ func TestFirstPingAfterStart(t *testing.T) {
 //
 //	go test -run '^$' -bench FirstPingAfterStart -benchtime 5x ./cmd/slided
 func BenchmarkFirstPingAfterStart(b *testing.B) {
+	b.ReportAllocs()
 	var took []time.Duration
 	failed := 0
 	for range b.N {
