@@ -154,6 +154,24 @@ func (s *slowState) SavedFloor(src framing.NodeID) (uint64, error) {
 	return s.durable.Recv[src], nil
 }
 
+// slowPair is nodes 1 and 2 on a 115200 bit/s medium with one key, whose
+// key state writes take d1 and d2 (slowState), and their states.
+func slowPair(t *testing.T, d1, d2 time.Duration) (*medium, *node, *node, [2]*slowState) {
+	k := auth.Key{9, 9, 9}
+	m := newMedium(t, 115200)
+	st := [2]*slowState{{now: m.Now, delay: d1}, {now: m.Now, delay: d2}}
+	n1 := m.add(Config{Node: 1, Key: &k, KeyState: [2]AuthState{st[0]}})
+	n2 := m.add(Config{Node: 2, Key: &k, KeyState: [2]AuthState{st[1]}})
+	return m, n1, n2, st
+}
+
+// broadcastFrame is numbered's frame id from src to the broadcast address.
+func broadcastFrame(src framing.NodeID, id uint32, size int) []byte {
+	f := numbered(framing.Broadcast, src, id, size)
+	copy(f, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	return f
+}
+
 // TestFirstFramesWaitForTheFloor: after a start, a sender's first frames
 // reach the host once its floor is written (30 ms on this disk), in order,
 // not refused: a broadcast has no ARQ to send it again (a host's first
@@ -181,8 +199,7 @@ func TestFirstFramesWaitForTheFloor(t *testing.T) {
 			m.run(time.Second)
 			// Node 2 hears node 1 for the first time: a broadcast, then
 			// unicast frames, one burst's worth and more.
-			bc := numbered(framing.Broadcast, 1, 0, 60)
-			copy(bc, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+			bc := broadcastFrame(1, 0, 60)
 			sent := map[uint32][]byte{0: bc}
 			m.hostFrame(n1, bc)
 			for id := uint32(1); id < 40; id++ {
@@ -242,14 +259,8 @@ func TestFirstFramesWaitForTheFloor(t *testing.T) {
 // unsealed: nothing would send it again. Before, it was read at once and
 // lost (drops.seal_failed).
 func TestFirstFramesWaitForTheReservation(t *testing.T) {
-	k := auth.Key{9, 9, 9}
-	m := newMedium(t, 115200)
-	st := [2]*slowState{{now: m.Now, delay: 300 * time.Millisecond}, {now: m.Now}}
-	n1 := m.add(Config{Node: 1, Key: &k, KeyState: [2]AuthState{st[0]}})
-	m.add(Config{Node: 2, Key: &k, KeyState: [2]AuthState{st[1]}})
-	n2 := m.nodes[1]
-	bc := numbered(framing.Broadcast, 1, 0, 60)
-	copy(bc, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	m, n1, n2, _ := slowPair(t, 300*time.Millisecond, 0)
+	bc := broadcastFrame(1, 0, 60)
 	waited := time.Duration(0)
 	for ; !n1.e.WantRead() && waited < 10*time.Second; waited += time.Millisecond {
 		m.run(time.Millisecond)
@@ -275,15 +286,10 @@ func TestFirstFramesWaitForTheReservation(t *testing.T) {
 // host was held for good once a frame was heard, and a broadcast sent after
 // a silence was refused (drops.seal_failed).
 func TestListenerKeepsItsCounters(t *testing.T) {
-	k := auth.Key{9, 9, 9}
-	m := newMedium(t, 115200)
-	st := [2]*slowState{{now: m.Now, delay: 30 * time.Millisecond}, {now: m.Now, delay: 30 * time.Millisecond}}
-	n1 := m.add(Config{Node: 1, Key: &k, KeyState: [2]AuthState{st[0]}})
-	n2 := m.add(Config{Node: 2, Key: &k, KeyState: [2]AuthState{st[1]}})
+	m, n1, n2, _ := slowPair(t, 30*time.Millisecond, 30*time.Millisecond)
 	m.run(time.Second)
 	for i := range uint32(60) { // node 2 broadcasts once a minute; node 1 listens
-		bc := numbered(framing.Broadcast, 2, i, 60)
-		copy(bc, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+		bc := broadcastFrame(2, i, 60)
 		m.hostFrame(n2, bc)
 		m.run(time.Minute)
 		if !n1.e.WantRead() {
@@ -291,8 +297,7 @@ func TestListenerKeepsItsCounters(t *testing.T) {
 		}
 	}
 	m.run(12 * time.Minute) // nothing at all on air
-	bc := numbered(framing.Broadcast, 1, 99, 60)
-	copy(bc, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	bc := broadcastFrame(1, 99, 60)
 	if !n1.e.WantRead() {
 		t.Fatal("after 12 silent minutes node 1 does not read its host")
 	}
@@ -308,11 +313,7 @@ func TestListenerKeepsItsCounters(t *testing.T) {
 // read again, its frames are refused and counted (drops.seal_failed), and
 // a warning says why, once.
 func TestHungDiskHoldsTheHostForAWhile(t *testing.T) {
-	k := auth.Key{9, 9, 9}
-	m := newMedium(t, 115200)
-	st := [2]*slowState{{now: m.Now, delay: 1000 * time.Hour}, {now: m.Now}}
-	n1 := m.add(Config{Node: 1, Key: &k, KeyState: [2]AuthState{st[0]}})
-	m.add(Config{Node: 2, Key: &k, KeyState: [2]AuthState{st[1]}})
+	m, n1, _, _ := slowPair(t, 1000*time.Hour, 0)
 	m.run(floorWaitMax / 2)
 	if n1.e.WantRead() {
 		t.Fatal("host read while the first reservation is written")
@@ -369,11 +370,7 @@ func TestLateAckGivesNoSample(t *testing.T) {
 // the others are counted as replayed, and the sender's next frames wait
 // and are delivered.
 func TestCopiesDoNotFillTheWait(t *testing.T) {
-	k := auth.Key{9, 9, 9}
-	m := newMedium(t, 115200)
-	st := [2]*slowState{{now: m.Now, delay: time.Millisecond}, {now: m.Now, delay: 100 * time.Millisecond}}
-	n1 := m.add(Config{Node: 1, Key: &k, KeyState: [2]AuthState{st[0]}})
-	n2 := m.add(Config{Node: 2, Key: &k, KeyState: [2]AuthState{st[1]}})
+	m, n1, n2, _ := slowPair(t, time.Millisecond, 100*time.Millisecond)
 	m.run(200 * time.Millisecond)
 	var first []byte
 	m.lose = func(from, to *node, data []byte) bool {
@@ -384,8 +381,7 @@ func TestCopiesDoNotFillTheWait(t *testing.T) {
 	}
 	sent := map[uint32][]byte{}
 	for id := range uint32(2) {
-		bc := numbered(framing.Broadcast, 1, id, 60)
-		copy(bc, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+		bc := broadcastFrame(1, id, 60)
 		sent[id] = bc
 	}
 	m.hostFrame(n1, sent[0])
