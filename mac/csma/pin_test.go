@@ -1,0 +1,226 @@
+package csma
+
+import (
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// pinTrace drives a MAC with a random sequence of every input (each kind of
+// enqueue, carrier reports on and off, also while on air, TxDone, Follow,
+// ReplaceUrgent, DropOldest, Reserve, Contenders, MeasuredDelay), its clock
+// starting at origin and stepping by fractions and multiples of a slot,
+// polling after each input and at deadlines as the drivers do. It returns a
+// hash of everything the MAC answered: every Poll and Follow (the frame and
+// when), every Deadline (as an offset from origin), Queued, Len, the
+// counters and the timing it ends with; and at every step the window and
+// the countdown's slots.
+func pinTrace(cfg Config, origin time.Time, seed uint64, steps int) string {
+	m, err := NewOf[int](cfg, rand.New(rand.NewPCG(seed, 7)))
+	if err != nil {
+		panic(err)
+	}
+	r := rand.New(rand.NewPCG(seed, 8))
+	h := fnv.New64a()
+	now := origin
+	slot := cfg.SlotTime
+	id := 0
+	carrier := false
+	var onAirUntil time.Time
+	for range steps {
+		if d, ok := m.Deadline(); ok && r.IntN(3) > 0 {
+			now = d
+		} else {
+			switch r.IntN(7) {
+			case 0: // within a slot, to the ns
+				now = now.Add(time.Duration(r.Int64N(int64(slot))))
+			case 1: // a few slots
+				now = now.Add(time.Duration(r.IntN(8)) * slot)
+			case 2: // a frame's time
+				now = now.Add(time.Duration(10+r.IntN(20)) * slot)
+			case 3: // half slots and delays, to a boundary or 1 ns off it
+				now = now.Add(time.Duration(r.IntN(8))*(slot/2) + time.Duration(r.IntN(3))*cfg.PropDelay + time.Duration(r.IntN(3)-1))
+			case 4, 5: // to IFS and a few slots after the carrier dropped
+				now = now.Add(cfg.IFS + time.Duration(r.IntN(3))*cfg.PropDelay + time.Duration(r.IntN(6))*(slot/2) + time.Duration(r.IntN(3)-1))
+			}
+		}
+		k := r.IntN(24)
+		if m.Transmitting() && !now.Before(onAirUntil) && r.IntN(4) > 0 {
+			k = 15 // TxDone
+		}
+		switch {
+		case k < 6:
+			id++
+			err := m.EnqueueFlowCost(now, id, uint64(r.IntN(4)), r.IntN(3))
+			fmt.Fprintf(h, "e%d %v;", id, err)
+		case k < 7:
+			id++
+			fmt.Fprintf(h, "u%d %v;", id, m.EnqueueFront(now, id))
+		case k < 15:
+			if r.IntN(6) > 0 {
+				carrier = !carrier
+			}
+			m.Carrier(now, carrier)
+		case k < 18:
+			if m.Transmitting() && !now.Before(onAirUntil) || r.IntN(4) == 0 {
+				for r.IntN(3) == 0 {
+					f, ok := m.Follow(now, func(f int) bool { return f%5 != 0 })
+					fmt.Fprintf(h, "f%d %v;", f, ok)
+				}
+				m.TxDone(now)
+			}
+		case k < 19:
+			until := now.Add(time.Duration(r.IntN(40)) * slot / 4)
+			if r.IntN(4) == 0 {
+				until = now
+			}
+			m.Reserve(now, until)
+		case k < 20:
+			if r.IntN(4) == 0 {
+				m.Contenders(r.IntN(4) - 1)
+			}
+			if r.IntN(16) == 0 {
+				fmt.Fprintf(h, "md%v;", m.MeasuredDelay(time.Duration(r.Int64N(int64(4*cfg.PropDelay+slot)))))
+			}
+		case k < 21:
+			f, ok := m.DropOldest()
+			fmt.Fprintf(h, "d%d %v;", f, ok)
+		case k < 22:
+			id++
+			old, ok := m.ReplaceUrgent(func(f int) bool { return f%2 == 0 }, id)
+			fmt.Fprintf(h, "r%d %d %v;", id, old, ok)
+		default:
+			fmt.Fprintf(h, "q%v%v;", m.Queued(0), m.Queued(1))
+		}
+		if r.IntN(5) == 0 {
+			d, ok := m.Deadline() // before Poll, as simbench asks
+			fmt.Fprintf(h, "B%d %v;", d.Sub(origin), ok)
+		}
+		if f, ok := m.Poll(now); ok {
+			fmt.Fprintf(h, "p%d@%d;", f, now.Sub(origin))
+			onAirUntil = now.Add(time.Duration(1+r.IntN(12)) * slot)
+		}
+		d, ok := m.Deadline()
+		fmt.Fprintf(h, "D%d %v %d;", d.Sub(origin), ok, m.Len())
+		// The window and the countdown, which the outputs show only
+		// now and then.
+		fmt.Fprintf(h, "w%v %d %d %v;", m.cwf, m.cw, m.slots, m.gaps)
+	}
+	fmt.Fprintf(h, "%+v %+v", m.Stats(), m.Config())
+	return fmt.Sprintf("%016x", h.Sum64())
+}
+
+// pinConfigs are MACs of each kind: the adaptive window on radio timing,
+// with bursts at a long delay, with lone bursts, and the deferral rule with
+// persistence below 1 and with a window that hits its cap.
+func pinConfigs() map[string]Config {
+	acoustic := ConfigFor(Channel{BitRate: 500, PropDelay: 400 * time.Millisecond, FrameBytes: 64})
+	lone := ConfigFor(Channel{BitRate: 9600, PropDelay: time.Millisecond, CarrierAtArrival: true, FrameBytes: 100})
+	lone.LoneBurst = 8
+	lone.QueueLen = 6
+	fixed := testConfig()
+	fixed.Persistence = 0.4
+	fixed.CWPerSender = 8
+	fixed.CWMax = 256
+	capped := testConfig()
+	capped.CWMax = 8
+	capped.QueueLen = 3
+	return map[string]Config{
+		"adaptive": DefaultConfig(9600),
+		"acoustic": acoustic,
+		"lone":     lone,
+		"fixed":    fixed,
+		"capped":   capped,
+	}
+}
+
+// TestPinnedTraces: the same inputs give the same outputs, bit for bit, as
+// on commit 699352a (before the MAC's times became cheaper to compute, for
+// the simulator's speed), on four clocks: one starting at the zero
+// time.Time (where "idle since long ago" is the clock's own start), one
+// before it, a wall clock without a monotonic reading, and time.Now (with
+// one, as the daemon's and the simulator's clocks are). A change here is a
+// change of behaviour: say why in its commit.
+func TestPinnedTraces(t *testing.T) {
+	origins := map[string]time.Time{
+		"zero":   {},
+		"before": time.Time{}.Add(-time.Hour),
+		"wall":   time.Date(2026, 12, 7, 17, 0, 0, 0, time.UTC),
+		"now":    time.Now(),
+	}
+	want := map[string]string{
+		"adaptive/zero/0":   "dc2cfa5556841d2c",
+		"adaptive/zero/1":   "7a62b389edb12845",
+		"adaptive/zero/2":   "56d274945baba405",
+		"adaptive/before/0": "42f51858581d9d95",
+		"adaptive/before/1": "2270ab8bdfde3109",
+		"adaptive/before/2": "1dc8b0fbe1bc2c6c",
+		"adaptive/wall/0":   "340f60dea5f99c93",
+		"adaptive/wall/1":   "fb32c6252613c5cd",
+		"adaptive/wall/2":   "782e34cc857ae6ba",
+		"adaptive/now/0":    "340f60dea5f99c93",
+		"adaptive/now/1":    "fb32c6252613c5cd",
+		"adaptive/now/2":    "782e34cc857ae6ba",
+		"acoustic/zero/0":   "dce7e0cfd3e824c2",
+		"acoustic/zero/1":   "f2f42f238ae42bb3",
+		"acoustic/zero/2":   "2c66d14b0f275541",
+		"acoustic/before/0": "28804aec62923e51",
+		"acoustic/before/1": "01a6786a7014f3d7",
+		"acoustic/before/2": "b2ebc557c08b46b2",
+		"acoustic/wall/0":   "bf7983969e59fcc3",
+		"acoustic/wall/1":   "3ef7397ded121529",
+		"acoustic/wall/2":   "01ea1bc8f39a19d9",
+		"acoustic/now/0":    "bf7983969e59fcc3",
+		"acoustic/now/1":    "3ef7397ded121529",
+		"acoustic/now/2":    "01ea1bc8f39a19d9",
+		"lone/zero/0":       "70b13fc063dd4af9",
+		"lone/zero/1":       "cd9a2da1d5c05c65",
+		"lone/zero/2":       "7d0d3d1685143d40",
+		"lone/before/0":     "70bf778de6943ddf",
+		"lone/before/1":     "ac631936c1e53426",
+		"lone/before/2":     "4a9c0786057e9ce3",
+		"lone/wall/0":       "879035557b080a63",
+		"lone/wall/1":       "ea5978711f02cd97",
+		"lone/wall/2":       "10db8d5d9d39a59f",
+		"lone/now/0":        "879035557b080a63",
+		"lone/now/1":        "ea5978711f02cd97",
+		"lone/now/2":        "10db8d5d9d39a59f",
+		"fixed/zero/0":      "e9712061987e5765",
+		"fixed/zero/1":      "2b8dfe6a6156a8c9",
+		"fixed/zero/2":      "56e1dfc3c826c5cd",
+		"fixed/before/0":    "ba7af18522a7ba1c",
+		"fixed/before/1":    "f9b738745f43695f",
+		"fixed/before/2":    "c7883619676e4b9d",
+		"fixed/wall/0":      "70bd719a962a6a61",
+		"fixed/wall/1":      "b441a1cd99974344",
+		"fixed/wall/2":      "7bb41ceffba6afb3",
+		"fixed/now/0":       "70bd719a962a6a61",
+		"fixed/now/1":       "b441a1cd99974344",
+		"fixed/now/2":       "7bb41ceffba6afb3",
+		"capped/zero/0":     "6659dcb7a4c168d8",
+		"capped/zero/1":     "d7b6a617e5fc6aff",
+		"capped/zero/2":     "95b286f24e13127f",
+		"capped/before/0":   "e9221622ab118b9a",
+		"capped/before/1":   "fd2d0aa77a9090b6",
+		"capped/before/2":   "972d3c741185559b",
+		"capped/wall/0":     "69b64708ca32ac18",
+		"capped/wall/1":     "e00378f3ea670f22",
+		"capped/wall/2":     "c84765855522a6a3",
+		"capped/now/0":      "69b64708ca32ac18",
+		"capped/now/1":      "e00378f3ea670f22",
+		"capped/now/2":      "c84765855522a6a3",
+	}
+	for _, cn := range []string{"adaptive", "acoustic", "lone", "fixed", "capped"} {
+		for _, on := range []string{"zero", "before", "wall", "now"} {
+			for seed := range uint64(3) {
+				key := fmt.Sprintf("%s/%s/%d", cn, on, seed)
+				got := pinTrace(pinConfigs()[cn], origins[on], seed, 20000)
+				if w, ok := want[key]; !ok || got != w {
+					t.Errorf("%s: got %s, want %s", key, got, w)
+				}
+			}
+		}
+	}
+}
