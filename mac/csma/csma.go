@@ -85,6 +85,7 @@ type MACOf[T any] struct {
 	airOn     time.Time // while onAir: when that carrier came on
 	busySince time.Time // start of the current busy period
 	idleSince time.Time // end of the last busy period or own transmission
+	countFrom time.Time // idleSince + align + IFS, where a countdown resumes (setIdle)
 	armed     time.Time // the countdown counts from no earlier than this
 	slots     int       // backoff slots left before the p-draw
 	cw        int       // contention window, in slots
@@ -98,6 +99,8 @@ type MACOf[T any] struct {
 	cwf       float64          // the window, in slots
 	gaps      [idleBatch]int64 // the last idle gaps observed, in slots (a ring)
 	gapOwn    [idleBatch]bool  // whether the transmission after each was the node's own
+	gapSum    int64            // the sum of gaps
+	gapOwnN   int              // the number of gapOwn that are true
 	obsN      int              // gaps in the ring, up to idleBatch
 	obsAt     int              // where the next gap goes in the ring
 	burstLeft int              // data frames still allowed in the current burst
@@ -129,6 +132,7 @@ func NewOf[T any](cfg Config, rng *rand.Rand) (*MACOf[T], error) {
 		cw:     cfg.CWMin,
 		others: -1,
 	}
+	m.setIdle(time.Time{}, 0)
 	if cfg.IdleTarget > 0 {
 		m.setWindow(m.twoSenders())
 	}
@@ -362,8 +366,7 @@ func (m *MACOf[T]) Carrier(now time.Time, busy bool) {
 	m.busy = busy
 	if !busy {
 		m.stats.BusyTime += now.Sub(m.busySince)
-		m.idleSince = now
-		m.align = 0
+		m.setIdle(now, 0)
 		return
 	}
 	m.busySince = now
@@ -373,11 +376,13 @@ func (m *MACOf[T]) Carrier(now time.Time, busy bool) {
 	}
 	// The transmission began PropDelay before its carrier came: the slots
 	// since then were not idle.
-	if start := m.countStart().Add(m.cfg.PropDelay); now.After(start) {
-		counted := min(int(now.Sub(start)/m.cfg.SlotTime), m.slots)
-		m.stats.Backoffs += uint64(counted)
-		m.slots -= counted
-		m.armed = time.Time{}
+	start := m.countStart()
+	if d := now.Sub(start); near(d) {
+		if d > m.cfg.PropDelay {
+			m.countDown(d - m.cfg.PropDelay)
+		}
+	} else if start := start.Add(m.cfg.PropDelay); now.After(start) {
+		m.countDown(now.Sub(start))
 	}
 	if m.burstNext && !now.Before(m.reserved) {
 		// Another's signal ends the burst: contend again. The answer
@@ -478,6 +483,7 @@ func (m *MACOf[T]) MeasuredDelay(d time.Duration) bool {
 	m.cfg.PropDelay = d
 	m.cfg.SlotTime += grow
 	m.cfg.IFS += grow
+	m.setIdle(m.idleSince, m.align)
 	return true
 }
 
@@ -497,16 +503,16 @@ func (m *MACOf[T]) TxDone(now time.Time) {
 	m.head = (m.head + 1) % len(m.q)
 	m.n--
 	m.busy = false
-	m.idleSince = now
-	m.align = 0
+	align := time.Duration(0)
 	if m.cfg.IdleTarget > 0 {
 		// Count from when the others hear the end, so that every node's
 		// slots line up. A lone sender pays this too: otherwise its slots
 		// run ahead of a newcomer's by the delay, and with the delay over
 		// half a slot the newcomer's frame would collide unseen with its
 		// every one (a sender hears nothing while it transmits).
-		m.align = m.cfg.PropDelay
+		align = m.cfg.PropDelay
 	}
+	m.setIdle(now, align)
 	if m.airUrgent {
 		// The data frame behind resumes its countdown after IFS, with the
 		// slots it had left: an Ack sent in the middle of a backoff must
@@ -557,10 +563,7 @@ func (m *MACOf[T]) Poll(now time.Time) (T, bool) {
 		// The data frame behind keeps its countdown: take off the slots
 		// that have run, as a busy channel would.
 		if start := m.countStart(); m.n > m.urgent && now.After(start) {
-			counted := min(int(now.Sub(start)/m.cfg.SlotTime), m.slots)
-			m.stats.Backoffs += uint64(counted)
-			m.slots -= counted
-			m.armed = time.Time{}
+			m.countDown(now.Sub(start))
 		}
 		m.urgent--
 		m.onAir, m.airUrgent, m.airBusy = true, true, false
@@ -656,14 +659,39 @@ func (m *MACOf[T]) Deadline() (time.Time, bool) {
 	return m.decision(), true
 }
 
+// setIdle records that the channel is idle since t, for the countdown from
+// align later (TxDone), and where the countdown resumes.
+func (m *MACOf[T]) setIdle(t time.Time, align time.Duration) {
+	m.idleSince, m.align = t, align
+	m.countFrom = t.Add(align + m.cfg.IFS)
+}
+
+// near reports whether d, a difference of two times the MAC was given (or
+// derived from them), is small enough to compute with in Durations instead
+// of time.Time: t.Sub(u) is then exact (not saturated) and so are sums with
+// the MAC's own durations (delays, IFS, slots). The MAC's hot paths take
+// one Sub where a time.Time sum would take an Add and a comparison, and
+// fall back on the sums for times far apart (the zero time against a
+// clock's reading, where Sub saturates), so that both give the same
+// results. Far is 2^62 ns, 146 years.
+func near(d time.Duration) bool { return d > -1<<62 && d < 1<<62 }
+
 // countStart is when the countdown (re)starts counting: the channel has been
 // idle for IFS and the current backoff has been armed.
 func (m *MACOf[T]) countStart() time.Time {
-	s := m.idleSince.Add(m.align + m.cfg.IFS)
-	if m.armed.After(s) {
+	if m.armed.After(m.countFrom) {
 		return m.armed
 	}
-	return s
+	return m.countFrom
+}
+
+// countDown takes off the slots counted down in d (> 0) of idle channel,
+// and the countdown from now on counts from when the channel is next idle.
+func (m *MACOf[T]) countDown(d time.Duration) {
+	counted := min(int(d/m.cfg.SlotTime), m.slots)
+	m.stats.Backoffs += uint64(counted)
+	m.slots -= counted
+	m.armed = time.Time{}
 }
 
 // decision is when the countdown runs out, given an idle channel, and no
@@ -743,7 +771,10 @@ func (m *MACOf[T]) observe(now time.Time, own bool) {
 	if m.cfg.IdleTarget <= 0 {
 		return
 	}
-	gap := now.Sub(m.idleSince.Add(m.align)) - m.cfg.IFS
+	gap := now.Sub(m.countFrom) // that is, now − (idleSince + align) − IFS
+	if !near(gap) || m.cfg.IFS >= 1<<61 {
+		gap = now.Sub(m.idleSince.Add(m.align)) - m.cfg.IFS
+	}
 	if gap < 0 {
 		return
 	}
@@ -762,20 +793,25 @@ func (m *MACOf[T]) observe(now time.Time, own bool) {
 	// in full, and the node that sent more saw the longer gaps, kept the
 	// narrower window and stayed ahead (Jain 0.98 for two senders to a
 	// third over 10 minutes, TestEngineTwoSendersAdaptiveFair).
-	m.gaps[m.obsAt] = int64(min((max(gap, 0)+m.cfg.SlotTime/2)/m.cfg.SlotTime, maxIdleGap))
-	m.gapOwn[m.obsAt] = own
+	slots := int64(min((max(gap, 0)+m.cfg.SlotTime/2)/m.cfg.SlotTime, maxIdleGap))
+	m.gapSum += slots - m.gaps[m.obsAt]
+	m.gaps[m.obsAt] = slots
+	if own != m.gapOwn[m.obsAt] {
+		m.gapOwn[m.obsAt] = own
+		if own {
+			m.gapOwnN++
+		} else {
+			m.gapOwnN--
+		}
+	}
 	m.obsAt = (m.obsAt + 1) % idleBatch
 	m.obsN = min(m.obsN+1, idleBatch)
 	if m.obsN < idleBatch {
 		return
 	}
-	var sum int64
-	sent := false
-	for i := range m.gaps {
-		sum += m.gaps[i]
-		sent = sent || m.gapOwn[i]
-	}
-	m.setWindow(nextWindow(m.cwf, float64(sum)/idleBatch, sent, m.cfg))
+	// gapSum and gapOwnN are the whole ring's, which obsN = idleBatch
+	// has filled anew since Contenders last emptied it.
+	m.setWindow(nextWindow(m.cwf, float64(m.gapSum)/idleBatch, m.gapOwnN > 0, m.cfg))
 }
 
 // nextWindow is the adaptive window rule: the window after one more gap,
@@ -790,7 +826,16 @@ func nextWindow(cw, mean float64, sent bool, cfg Config) float64 {
 	default:
 		cw *= gapDecrease
 	}
-	return min(max(cw, float64(cfg.CWMin)), float64(cfg.CWMax))
+	// min(max(cw, CWMin), CWMax), written out: the same for every cw
+	// (a NaN stays one; the bounds are at least 1, so no signed zero),
+	// without the builtins' handling of those.
+	if lo := float64(cfg.CWMin); cw < lo {
+		return lo
+	}
+	if hi := float64(cfg.CWMax); cw > hi {
+		return hi
+	}
+	return cw
 }
 
 // deferral records that the channel was found busy while a frame waited and
