@@ -188,24 +188,27 @@ func (m *MACOf[T]) EnqueueFlowCost(now time.Time, frame T, flow uint64, cost int
 	// included) is looked up each time.
 	first := m.offset() + m.urgent
 	tag := m.round
-	for i := first; i < m.n; i++ {
-		if j := (m.head + i) % len(m.q); m.flow[j] == flow {
+	for i, j := first, m.at(first); i < m.n; i++ {
+		if m.flow[j] == flow {
 			tag = max(tag, m.fin[j])
+		}
+		if j++; j == len(m.q) {
+			j = 0
 		}
 	}
 	if m.onAir && !m.airUrgent && m.flow[m.head] == flow {
 		tag = max(tag, m.fin[m.head])
 	}
 	pos := m.n
-	for pos > first && m.tag[(m.head+pos-1)%len(m.q)] > tag {
+	for pos > first && m.tag[m.at(pos-1)] > tag {
 		pos--
 	}
 	// Shift the data frames from pos on one place back.
 	for i := m.n - 1; i >= pos; i-- {
-		j, k := (m.head+i+1)%len(m.q), (m.head+i)%len(m.q)
+		j, k := m.at(i+1), m.at(i)
 		m.q[j], m.flow[j], m.tag[j], m.fin[j] = m.q[k], m.flow[k], m.tag[k], m.fin[k]
 	}
-	j := (m.head + pos) % len(m.q)
+	j := m.at(pos)
 	m.q[j], m.flow[j], m.tag[j], m.fin[j] = frame, flow, tag, tag+uint64(max(cost, 1))
 	m.n++
 	m.stats.Enqueued++
@@ -229,11 +232,20 @@ func (m *MACOf[T]) Queued(flow uint64) bool {
 		return true
 	}
 	for i := m.offset() + m.urgent; i < m.n; i++ {
-		if m.flow[(m.head+i)%len(m.q)] == flow {
+		if m.flow[m.at(i)] == flow {
 			return true
 		}
 	}
 	return false
+}
+
+// at is the index in the ring of the frame i places from the head, for i
+// in 0..len(m.q) (a modulo without the division).
+func (m *MACOf[T]) at(i int) int {
+	if j := m.head + i; j < len(m.q) {
+		return j
+	}
+	return m.head + i - len(m.q)
 }
 
 // EnqueueFront puts frame at the head of the queue, behind only the frame on
