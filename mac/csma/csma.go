@@ -85,8 +85,9 @@ type MACOf[T any] struct {
 	airOn     time.Time // while onAir: when that carrier came on
 	busySince time.Time // start of the current busy period
 	idleSince time.Time // end of the last busy period or own transmission
-	countFrom time.Time // idleSince + align + IFS, where a countdown resumes (setIdle)
 	armed     time.Time // the countdown counts from no earlier than this
+	armedSet  bool      // armed was set (by draw or Poll): false, it is the zero time
+	exact     bool      // start: idleSince is not before the zero time, IFS is under 2^61 ns
 	slots     int       // backoff slots left before the p-draw
 	cw        int       // contention window, in slots
 	heard     int       // deferrals since the last own transmission
@@ -382,18 +383,23 @@ func (m *MACOf[T]) Carrier(now time.Time, busy bool) {
 		return
 	}
 	m.busySince = now
-	m.observe(now, false)
+	since := now.Sub(m.idleSince)
+	m.observe(now, since, false)
 	if m.n == m.urgent {
 		return // no data frame counts down (urgent frames do not)
 	}
 	// The transmission began PropDelay before its carrier came: the slots
 	// since then were not idle.
-	start := m.countStart()
-	if d := now.Sub(start); near(d) {
+	off, armed, ok := m.start()
+	d := since - off // now − countStart()
+	if armed {
+		d = now.Sub(m.armed)
+	}
+	if ok && near(d) && near(since) {
 		if d > m.cfg.PropDelay {
 			m.countDown(d - m.cfg.PropDelay)
 		}
-	} else if start := start.Add(m.cfg.PropDelay); now.After(start) {
+	} else if start := m.countStart().Add(m.cfg.PropDelay); now.After(start) {
 		m.countDown(now.Sub(start))
 	}
 	if m.burstNext && !now.Before(m.reserved) {
@@ -571,7 +577,7 @@ func (m *MACOf[T]) Poll(now time.Time) (T, bool) {
 		if now.Before(m.idleSince) {
 			return none, false
 		}
-		m.observe(now, true)
+		m.observe(now, now.Sub(m.idleSince), true)
 		// The data frame behind keeps its countdown: take off the slots
 		// that have run, as a busy channel would.
 		if start := m.countStart(); m.n > m.urgent && now.After(start) {
@@ -604,7 +610,7 @@ func (m *MACOf[T]) Poll(now time.Time) (T, bool) {
 		m.stats.Persisted++
 		m.slots = 1
 		late := now.Sub(d)
-		m.armed = d.Add(late - late%m.cfg.SlotTime)
+		m.armed, m.armedSet = d.Add(late-late%m.cfg.SlotTime), true
 		return none, false
 	}
 	m.burstLeft = m.burstLen()
@@ -642,7 +648,7 @@ func (m *MACOf[T]) burstLen() int {
 
 // send puts the head data frame on air.
 func (m *MACOf[T]) send(now time.Time) T {
-	m.observe(now, true)
+	m.observe(now, now.Sub(m.idleSince), true)
 	m.onAir, m.airBusy = true, false
 	f := m.q[m.head]
 	m.q[m.head] = *new(T)
@@ -672,29 +678,56 @@ func (m *MACOf[T]) Deadline() (time.Time, bool) {
 }
 
 // setIdle records that the channel is idle since t, for the countdown from
-// align later (TxDone), and where the countdown resumes.
+// align later (TxDone).
 func (m *MACOf[T]) setIdle(t time.Time, align time.Duration) {
 	m.idleSince, m.align = t, align
-	m.countFrom = t.Add(align + m.cfg.IFS)
+	m.exact = !t.Before(time.Time{}) && m.cfg.IFS < 1<<61
 }
 
-// near reports whether d, a difference of two times the MAC was given (or
-// derived from them), is small enough to compute with in Durations instead
-// of time.Time: t.Sub(u) is then exact (not saturated) and so are sums with
-// the MAC's own durations (delays, IFS, slots). The MAC's hot paths take
-// one Sub where a time.Time sum would take an Add and a comparison, and
-// fall back on the sums for times far apart (the zero time against a
-// clock's reading, where Sub saturates), so that both give the same
-// results. Far is 2^62 ns, 146 years.
+// The MAC's times are the caller's time.Time values, but its hot paths
+// (Carrier, Deadline) compute with Durations since idleSince: a Sub where a
+// time.Time sum would take an Add and a comparison (the simulator calls them
+// for every waiting node at every busy period). For times near each other
+// the two are the same, to the nanosecond and in the same clock (both
+// monotonic readings, or both wall clocks: t.Sub(u) and t.Before(u) choose
+// alike). Where they may not be (a Sub that saturates: the zero time against
+// a clock's reading), the paths fall back on the sums (countStart), so that
+// the decisions are the same for every input (TestPinnedTraces).
+
+// near reports whether d, a difference of two times, is small enough that
+// it is exact (not saturated) and sums of it with the MAC's own durations
+// (delays, IFS, align) cannot overflow: under 2^62 ns, 146 years.
 func near(d time.Duration) bool { return d > -1<<62 && d < 1<<62 }
+
+// start returns countStart() − idleSince, and whether countStart() is armed,
+// without time.Time sums; ok is false where it cannot (times far apart).
+func (m *MACOf[T]) start() (off time.Duration, armed, ok bool) {
+	if !m.exact {
+		return 0, false, false
+	}
+	off = m.align + m.cfg.IFS
+	if !m.armedSet {
+		// armed is the zero time, not after idleSince + off.
+		return off, false, true
+	}
+	a := m.armed.Sub(m.idleSince)
+	if !near(a) {
+		return 0, false, false
+	}
+	if a > off { // armed.After(idleSince + off)
+		return a, true, true
+	}
+	return off, false, true
+}
 
 // countStart is when the countdown (re)starts counting: the channel has been
 // idle for IFS and the current backoff has been armed.
 func (m *MACOf[T]) countStart() time.Time {
-	if m.armed.After(m.countFrom) {
+	s := m.idleSince.Add(m.align + m.cfg.IFS)
+	if m.armed.After(s) {
 		return m.armed
 	}
-	return m.countFrom
+	return s
 }
 
 // countDown takes off the slots counted down in d (> 0) of idle channel,
@@ -703,13 +736,22 @@ func (m *MACOf[T]) countDown(d time.Duration) {
 	counted := min(int(d/m.cfg.SlotTime), m.slots)
 	m.stats.Backoffs += uint64(counted)
 	m.slots -= counted
-	m.armed = time.Time{}
+	m.armed, m.armedSet = time.Time{}, false
 }
 
 // decision is when the countdown runs out, given an idle channel, and no
 // earlier than the end of a reservation.
 func (m *MACOf[T]) decision() time.Time {
-	d := m.countStart().Add(time.Duration(m.slots) * m.cfg.SlotTime)
+	slots := time.Duration(m.slots) * m.cfg.SlotTime
+	var d time.Time
+	switch off, armed, ok := m.start(); {
+	case !ok:
+		d = m.countStart().Add(slots)
+	case armed:
+		d = m.armed.Add(slots)
+	default: // idleSince.Add(off).Add(slots), in one sum
+		d = m.idleSince.Add(off + slots)
+	}
 	if d.Before(m.reserved) {
 		return m.reserved
 	}
@@ -723,7 +765,7 @@ func (m *MACOf[T]) draw(now time.Time) {
 		cw = min(2*m.cfg.CWMin, m.cfg.CWMax) // alone (Contenders)
 	}
 	m.slots = m.rng.IntN(cw)
-	m.armed = now
+	m.armed, m.armedSet = now, true
 }
 
 // Adaptive window constants (docs/mac.md).
@@ -770,8 +812,9 @@ func (m *MACOf[T]) setWindow(cw float64) {
 // mean (observe).
 const maxIdleGap = 1 << 20
 
-// observe records that a transmission began at now (own or another's) for
-// the adaptive window. A busy period that starts within IFS of the last
+// observe records that a transmission began at now (own or another's),
+// since = now − idleSince after the channel went idle, for the adaptive
+// window. A busy period that starts within IFS of the last
 // one's end continues it (an Ack, the next frame of a burst, a flickering
 // carrier) and is not a new transmission. The idle slots before it count
 // while the node has a data frame to send: a node that does not contend has
@@ -779,12 +822,12 @@ const maxIdleGap = 1 << 20
 // idleBatch gaps: two nodes that saw the same last gaps take the same step,
 // whenever each began counting (docs/mac.md, "Why two windows drifted
 // apart").
-func (m *MACOf[T]) observe(now time.Time, own bool) {
+func (m *MACOf[T]) observe(now time.Time, since time.Duration, own bool) {
 	if m.cfg.IdleTarget <= 0 {
 		return
 	}
-	gap := now.Sub(m.countFrom) // that is, now − (idleSince + align) − IFS
-	if !near(gap) || m.cfg.IFS >= 1<<61 {
+	gap := since - m.align - m.cfg.IFS
+	if !m.exact || !near(since) {
 		gap = now.Sub(m.idleSince.Add(m.align)) - m.cfg.IFS
 	}
 	if gap < 0 {
