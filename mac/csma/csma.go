@@ -102,6 +102,8 @@ type MACOf[T any] struct {
 	gapOwn    [idleBatch]bool  // whether the transmission after each was the node's own
 	gapSum    int64            // the sum of gaps
 	gapOwnN   int              // the number of gapOwn that are true
+	stormSum  int64            // gapSum below this: the mean is under idleStorm·IdleTarget (sumBelow)
+	idleSum   int64            // gapSum below this: the mean is under IdleTarget
 	obsN      int              // gaps in the ring, up to idleBatch
 	obsAt     int              // where the next gap goes in the ring
 	burstLeft int              // data frames still allowed in the current burst
@@ -136,6 +138,8 @@ func NewOf[T any](cfg Config, rng *rand.Rand) (*MACOf[T], error) {
 	m.setIdle(time.Time{}, 0)
 	if cfg.IdleTarget > 0 {
 		m.setWindow(m.twoSenders())
+		m.stormSum = sumBelow(idleStorm * cfg.IdleTarget)
+		m.idleSum = sumBelow(cfg.IdleTarget)
 	}
 	return m, nil
 }
@@ -384,23 +388,48 @@ func (m *MACOf[T]) Carrier(now time.Time, busy bool) {
 	}
 	m.busySince = now
 	since := now.Sub(m.idleSince)
-	m.observe(now, since, false)
-	if m.n == m.urgent {
-		return // no data frame counts down (urgent frames do not)
-	}
 	// The transmission began PropDelay before its carrier came: the slots
 	// since then were not idle.
-	off, armed, ok := m.start()
-	d := since - off // now − countStart()
-	if armed {
-		d = now.Sub(m.armed)
-	}
-	if ok && near(d) && near(since) {
-		if d > m.cfg.PropDelay {
-			m.countDown(d - m.cfg.PropDelay)
+	if off, armed, ok := m.start(); ok && !armed && near(since) {
+		// The countdown counts from idleSince + align + IFS, where
+		// observe's gap begins: the idle time before the transmission
+		// is both, in one division.
+		slot := m.cfg.SlotTime
+		idle := since - off - m.cfg.PropDelay
+		var q, r time.Duration
+		if idle > 0 {
+			q = idle / slot
+			r = idle - q*slot
 		}
-	} else if start := m.countStart().Add(m.cfg.PropDelay); now.After(start) {
-		m.countDown(now.Sub(start))
+		if since >= off { // observe's gap is not negative
+			n := int64(q) // the gap rounded to slots, as observe does
+			if idle > 0 && r >= slot-slot/2 {
+				n++
+			}
+			m.observeSlots(min(n, maxIdleGap), false)
+		}
+		if m.n == m.urgent {
+			return // no data frame counts down (urgent frames do not)
+		}
+		if idle > 0 {
+			m.countDownSlots(int(q))
+		}
+	} else {
+		m.observe(now, since, false)
+		if m.n == m.urgent {
+			return
+		}
+		d := since - off // now − countStart()
+		if armed {
+			d = now.Sub(m.armed)
+		}
+		if ok && near(d) && near(since) {
+			if d > m.cfg.PropDelay {
+				m.countDown(d - m.cfg.PropDelay)
+			}
+		} else if start := m.countStart().Add(m.cfg.PropDelay); now.After(start) {
+			m.countDown(now.Sub(start))
+		}
 	}
 	if m.burstNext && !now.Before(m.reserved) {
 		// Another's signal ends the burst: contend again. The answer
@@ -733,7 +762,12 @@ func (m *MACOf[T]) countStart() time.Time {
 // countDown takes off the slots counted down in d (> 0) of idle channel,
 // and the countdown from now on counts from when the channel is next idle.
 func (m *MACOf[T]) countDown(d time.Duration) {
-	counted := min(int(d/m.cfg.SlotTime), m.slots)
+	m.countDownSlots(int(d / m.cfg.SlotTime))
+}
+
+// countDownSlots is countDown of n whole slots.
+func (m *MACOf[T]) countDownSlots(n int) {
+	counted := min(n, m.slots)
 	m.stats.Backoffs += uint64(counted)
 	m.slots -= counted
 	m.armed, m.armedSet = time.Time{}, false
@@ -836,8 +870,8 @@ func (m *MACOf[T]) observe(now time.Time, since time.Duration, own bool) {
 	if !own {
 		gap -= m.cfg.PropDelay // its carrier took that long to come
 	}
-	if m.n-m.urgent-m.offset() <= 0 || m.alone() {
-		return // not contending, or alone (Contenders)
+	if !m.tuning() {
+		return
 	}
 	// A gap counts at most maxIdleGap slots: longer is as idle as it
 	// gets, and the first gap (from the zero time) must not overflow the
@@ -848,7 +882,21 @@ func (m *MACOf[T]) observe(now time.Time, since time.Duration, own bool) {
 	// in full, and the node that sent more saw the longer gaps, kept the
 	// narrower window and stayed ahead (Jain 0.98 for two senders to a
 	// third over 10 minutes, TestEngineTwoSendersAdaptiveFair).
-	slots := int64(min((max(gap, 0)+m.cfg.SlotTime/2)/m.cfg.SlotTime, maxIdleGap))
+	m.observeSlots(int64(min((max(gap, 0)+m.cfg.SlotTime/2)/m.cfg.SlotTime, maxIdleGap)), own)
+}
+
+// tuning reports whether the adaptive window follows the gaps: it is on and
+// the node contends (a data frame waits) and does not send alone
+// (Contenders).
+func (m *MACOf[T]) tuning() bool {
+	return m.cfg.IdleTarget > 0 && m.n-m.urgent-m.offset() > 0 && !m.alone()
+}
+
+// observeSlots is observe's step of the window, with the gap in slots.
+func (m *MACOf[T]) observeSlots(slots int64, own bool) {
+	if !m.tuning() {
+		return
+	}
 	m.gapSum += slots - m.gaps[m.obsAt]
 	m.gaps[m.obsAt] = slots
 	if own != m.gapOwn[m.obsAt] {
@@ -866,17 +914,26 @@ func (m *MACOf[T]) observe(now time.Time, since time.Duration, own bool) {
 	}
 	// gapSum and gapOwnN are the whole ring's, which obsN = idleBatch
 	// has filled anew since Contenders last emptied it.
-	m.setWindow(nextWindow(m.cwf, float64(m.gapSum)/idleBatch, m.gapOwnN > 0, m.cfg))
+	// The mean's comparisons with the targets, as nextWindow makes them,
+	// in integers (sumBelow).
+	storm := m.gapOwnN > 0 && m.gapSum < m.stormSum
+	m.setWindow(windowStep(m.cwf, storm, m.gapSum < m.idleSum, m.cfg.CWMin, m.cfg.CWMax))
 }
 
 // nextWindow is the adaptive window rule: the window after one more gap,
 // when the last idleBatch gaps averaged mean slots and sent says whether
 // the node transmitted after one of them.
 func nextWindow(cw, mean float64, sent bool, cfg Config) float64 {
+	return windowStep(cw, sent && mean < idleStorm*cfg.IdleTarget, mean < cfg.IdleTarget, cfg.CWMin, cfg.CWMax)
+}
+
+// windowStep is nextWindow once the mean is compared: storm, the node sent
+// and the mean is under idleStorm·IdleTarget; busy, it is under IdleTarget.
+func windowStep(cw float64, storm, busy bool, cwMin, cwMax int) float64 {
 	switch {
-	case sent && mean < idleStorm*cfg.IdleTarget:
+	case storm:
 		cw *= gapStorm
-	case mean < cfg.IdleTarget:
+	case busy:
 		cw += gapIncrease
 	default:
 		cw *= gapDecrease
@@ -884,13 +941,29 @@ func nextWindow(cw, mean float64, sent bool, cfg Config) float64 {
 	// min(max(cw, CWMin), CWMax), written out: the same for every cw
 	// (a NaN stays one; the bounds are at least 1, so no signed zero),
 	// without the builtins' handling of those.
-	if lo := float64(cfg.CWMin); cw < lo {
+	if lo := float64(cwMin); cw < lo {
 		return lo
 	}
-	if hi := float64(cfg.CWMax); cw > hi {
+	if hi := float64(cwMax); cw > hi {
 		return hi
 	}
 	return cw
+}
+
+// sumBelow returns the least sum s of idleBatch gaps whose mean
+// float64(s)/idleBatch is not below x (x in 0..1000, not NaN): the mean of
+// a sum is below x exactly when the sum is below it. The mean grows with
+// the sum (a sum is exact in a float64, and division rounds monotonically),
+// so the sums below x are those under the one returned.
+func sumBelow(x float64) int64 {
+	s := max(int64(x*idleBatch), 0)
+	for s > 0 && float64(s-1)/idleBatch >= x {
+		s--
+	}
+	for float64(s)/idleBatch < x {
+		s++
+	}
+	return s
 }
 
 // deferral records that the channel was found busy while a frame waited and
