@@ -77,23 +77,24 @@ type MACOf[T any] struct {
 	n     int
 	onAir bool
 
-	urgent    int       // frames from EnqueueFront waiting at the head (after the one on air)
-	reserved  time.Time // Reserve: no data frame before this
-	airUrgent bool      // the frame on air came from EnqueueFront
-	busy      bool      // carrier sensed busy (never true while onAir)
-	airBusy   bool      // while onAir: the carrier as last reported, applied at TxDone
-	airOn     time.Time // while onAir: when that carrier came on
-	busySince time.Time // start of the current busy period
-	idleSince time.Time // end of the last busy period or own transmission
-	armed     time.Time // the countdown counts from no earlier than this
-	armedSet  bool      // armed was set (by draw or Poll): false, it is the zero time
-	exact     bool      // start: idleSince is not before the zero time, IFS is under 2^61 ns
-	slots     int       // backoff slots left before the p-draw
-	cw        int       // contention window, in slots
-	heard     int       // deferrals since the last own transmission
-	load      float64   // smoothed deferrals per own transmission: other active senders
-	others    int       // Contenders: other nodes sending now (-1: unknown, use load)
-	loneWait  int       // contentions to win before others == 0 means alone (alone, Contenders)
+	urgent      int       // frames from EnqueueFront waiting at the head (after the one on air)
+	reserved    time.Time // Reserve: no data frame before this
+	reservedSet bool      // Reserve was called: false, reserved is the zero time
+	airUrgent   bool      // the frame on air came from EnqueueFront
+	busy        bool      // carrier sensed busy (never true while onAir)
+	airBusy     bool      // while onAir: the carrier as last reported, applied at TxDone
+	airOn       time.Time // while onAir: when that carrier came on
+	busySince   time.Time // start of the current busy period
+	idleSince   time.Time // end of the last busy period or own transmission
+	armed       time.Time // the countdown counts from no earlier than this
+	armedSet    bool      // armed was set (by draw or Poll): false, it is the zero time
+	exact       bool      // start: idleSince is not before the zero time, IFS is under 2^61 ns
+	slots       int       // backoff slots left before the p-draw
+	cw          int       // contention window, in slots
+	heard       int       // deferrals since the last own transmission
+	load        float64   // smoothed deferrals per own transmission: other active senders
+	others      int       // Contenders: other nodes sending now (-1: unknown, use load)
+	loneWait    int       // contentions to win before others == 0 means alone (alone, Contenders)
 
 	// The adaptive window (cfg.IdleTarget > 0), docs/mac.md.
 	align     time.Duration    // added to idleSince: the others hear the own frame end this much later
@@ -431,7 +432,8 @@ func (m *MACOf[T]) Carrier(now time.Time, busy bool) {
 			m.countDown(now.Sub(start))
 		}
 	}
-	if m.burstNext && !now.Before(m.reserved) {
+	reply := m.beforeReserved(now)
+	if m.burstNext && !reply {
 		// Another's signal ends the burst: contend again. The answer
 		// the channel was reserved for (the Ack to the burst's last
 		// frame) does not: the burst goes on after it.
@@ -439,7 +441,7 @@ func (m *MACOf[T]) Carrier(now time.Time, busy bool) {
 		m.burstLeft = 0
 		m.draw(now)
 	}
-	if now.Before(m.reserved) {
+	if reply {
 		// The answer the channel was reserved for (an Ack): not a
 		// competing sender.
 		m.stats.Reserved++
@@ -455,7 +457,7 @@ func (m *MACOf[T]) Carrier(now time.Time, busy bool) {
 // that asks for one, and ends the reservation (Reserve(now, now)) when the
 // Ack has come. Urgent frames ignore the reservation.
 func (m *MACOf[T]) Reserve(now, until time.Time) {
-	m.reserved = until
+	m.reserved, m.reservedSet = until, true
 }
 
 // Contenders tells the MAC how many other nodes are sending now, as the
@@ -706,11 +708,58 @@ func (m *MACOf[T]) Deadline() (time.Time, bool) {
 	return m.decision(), true
 }
 
+// DeadlineSince is Deadline as a Duration since ref: d.Sub(ref), true for
+// the d, true that Deadline returns (0, false for its false), for a driver that keeps its clock as a count
+// since an epoch (the simulator asks every waiting MAC after every busy
+// period). It takes a Sub where Deadline takes a time.Time sum. The same,
+// to the nanosecond, while the times are within 2^61 ns (73 years) of each
+// other and before 2157, where a time.Time sum drops the monotonic reading.
+func (m *MACOf[T]) DeadlineSince(ref time.Time) (time.Duration, bool) {
+	if m.onAir || m.n == 0 || m.busy {
+		return 0, false
+	}
+	if m.urgent == 0 && !m.burstNext && !m.reservedSet {
+		// decision, without the sum: idleSince + off + slots, or
+		// armed + slots (see decision for the reservation).
+		slots := time.Duration(m.slots) * m.cfg.SlotTime
+		if off, armed, ok := m.start(); ok && slots < 1<<59 {
+			base := m.idleSince
+			if armed {
+				base, off = m.armed, 0
+			}
+			if b := base.Sub(ref); near(b) {
+				return b + off + slots, true
+			}
+		}
+	}
+	d, ok := m.Deadline()
+	if !ok {
+		return 0, false
+	}
+	return d.Sub(ref), true
+}
+
 // setIdle records that the channel is idle since t, for the countdown from
 // align later (TxDone).
 func (m *MACOf[T]) setIdle(t time.Time, align time.Duration) {
 	m.idleSince, m.align = t, align
-	m.exact = !t.Before(time.Time{}) && m.cfg.IFS < 1<<61
+	m.exact = !beforeZero(t) && m.cfg.IFS < 1<<61
+}
+
+// zeroUnix is the zero time.Time's Unix time.
+var zeroUnix = time.Time{}.Unix()
+
+// beforeZero is t.Before(time.Time{}), without the call (Before is not
+// inlined, Unix is; Unix overflows only 292 billion years from now).
+func beforeZero(t time.Time) bool { return t.Unix() < zeroUnix }
+
+// beforeReserved is now.Before(m.reserved), without a call while nothing
+// was reserved (the simulator never reserves).
+func (m *MACOf[T]) beforeReserved(now time.Time) bool {
+	if !m.reservedSet {
+		return beforeZero(now)
+	}
+	return now.Before(m.reserved)
 }
 
 // The MAC's times are the caller's time.Time values, but its hot paths
@@ -785,6 +834,11 @@ func (m *MACOf[T]) decision() time.Time {
 		d = m.armed.Add(slots)
 	default: // idleSince.Add(off).Add(slots), in one sum
 		d = m.idleSince.Add(off + slots)
+	}
+	if !m.reservedSet && m.exact {
+		// d is not before idleSince, which is not before the zero
+		// time, the reservation's.
+		return d
 	}
 	if d.Before(m.reserved) {
 		return m.reserved
