@@ -371,7 +371,9 @@ func run(cfg Config, epoch time.Time) (Result, *runner, error) {
 		if at > until {
 			break
 		}
-		r.nowAt, r.now = at, epoch.Add(time.Duration(at))
+		if at != r.nowAt { // a transmission starts when a deadline fires
+			r.nowAt, r.now = at, epoch.Add(time.Duration(at))
+		}
 		if useMedium {
 			if r.fm != nil {
 				r.fm.advance(at)
