@@ -709,11 +709,12 @@ func (m *MACOf[T]) Deadline() (time.Time, bool) {
 }
 
 // DeadlineSince is Deadline as a Duration since ref: d.Sub(ref), true for
-// the d, true that Deadline returns (0, false for its false), for a driver that keeps its clock as a count
-// since an epoch (the simulator asks every waiting MAC after every busy
-// period). It takes a Sub where Deadline takes a time.Time sum. The same,
-// to the nanosecond, while the times are within 2^61 ns (73 years) of each
-// other and before 2157, where a time.Time sum drops the monotonic reading.
+// the d, true that Deadline returns, and 0, false for its false. It is for
+// a driver that keeps its clock as a count since an epoch (the simulator
+// asks every waiting MAC after every busy period), and takes a Sub where
+// Deadline takes a time.Time sum. The same to the nanosecond while the
+// times are within 2^61 ns (73 years) of each other and before 2157, where
+// a time.Time sum drops the monotonic reading.
 func (m *MACOf[T]) DeadlineSince(ref time.Time) (time.Duration, bool) {
 	if m.onAir || m.n == 0 || m.busy {
 		return 0, false
