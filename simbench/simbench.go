@@ -371,7 +371,9 @@ func run(cfg Config, epoch time.Time) (Result, *runner, error) {
 		if at > until {
 			break
 		}
-		r.nowAt, r.now = at, epoch.Add(time.Duration(at))
+		if at != r.nowAt { // a transmission starts when a deadline fires
+			r.nowAt, r.now = at, epoch.Add(time.Duration(at))
+		}
 		if useMedium {
 			if r.fm != nil {
 				r.fm.advance(at)
@@ -525,17 +527,19 @@ func (r *runner) topUp(i int) {
 func (r *runner) service(i int) {
 	n := &r.nodes[i]
 	// A deadline after now means Poll(now) has nothing to send
-	// (csma.MAC.Deadline): skip it, it is the costlier call.
-	if d, ok := n.mac.Deadline(); ok && d.After(r.now) {
-		r.dl.set(i, int64(d.Sub(r.epoch)))
+	// (csma.MAC.Deadline): skip it, it is the costlier call. The
+	// deadlines come as ns since the epoch (DeadlineSince), as the loop
+	// keeps them.
+	if d, ok := n.mac.DeadlineSince(r.epoch); ok && int64(d) > r.nowAt {
+		r.dl.set(i, int64(d))
 		return
 	}
 	if f, ok := n.mac.Poll(r.now); ok {
 		r.transmit(i, f)
 		n.free = append(n.free, f) // the medium copied it
 	}
-	if d, ok := n.mac.Deadline(); ok {
-		r.dl.set(i, int64(d.Sub(r.epoch)))
+	if d, ok := n.mac.DeadlineSince(r.epoch); ok {
+		r.dl.set(i, int64(d))
 	} else {
 		r.dl.clear(i)
 	}

@@ -392,3 +392,24 @@ func TestAloneSmallWindow(t *testing.T) {
 		t.Errorf("another sender heard: window %d, want the two-sender window %d", m.cw, want)
 	}
 }
+
+// TestSumBelow: comparing the sum of the last idleBatch gaps with sumBelow's
+// threshold is comparing their mean with the target, as nextWindow does, for
+// every sum up to far past the targets, at targets ConfigFor gives and at
+// awkward ones.
+func TestSumBelow(t *testing.T) {
+	targets := []float64{0, 0.01, 0.2, 1, 1.9175, 2.24, 6.37, 7.67, 7.6, 0.1 * 3, 999.99, 1000}
+	for range 200 {
+		targets = append(targets, math.Round(rand.Float64()*100000)/100)
+	}
+	for _, target := range targets {
+		for _, x := range []float64{target, idleStorm * target} {
+			lim := sumBelow(x)
+			for s := int64(0); s <= 6000; s++ {
+				if below := float64(s)/idleBatch < x; below != (s < lim) {
+					t.Fatalf("x = %v: sum %d (mean %v) below: %v, sumBelow says %d", x, s, float64(s)/idleBatch, below, lim)
+				}
+			}
+		}
+	}
+}

@@ -77,27 +77,34 @@ type MACOf[T any] struct {
 	n     int
 	onAir bool
 
-	urgent    int       // frames from EnqueueFront waiting at the head (after the one on air)
-	reserved  time.Time // Reserve: no data frame before this
-	airUrgent bool      // the frame on air came from EnqueueFront
-	busy      bool      // carrier sensed busy (never true while onAir)
-	airBusy   bool      // while onAir: the carrier as last reported, applied at TxDone
-	airOn     time.Time // while onAir: when that carrier came on
-	busySince time.Time // start of the current busy period
-	idleSince time.Time // end of the last busy period or own transmission
-	armed     time.Time // the countdown counts from no earlier than this
-	slots     int       // backoff slots left before the p-draw
-	cw        int       // contention window, in slots
-	heard     int       // deferrals since the last own transmission
-	load      float64   // smoothed deferrals per own transmission: other active senders
-	others    int       // Contenders: other nodes sending now (-1: unknown, use load)
-	loneWait  int       // contentions to win before others == 0 means alone (alone, Contenders)
+	urgent      int       // frames from EnqueueFront waiting at the head (after the one on air)
+	reserved    time.Time // Reserve: no data frame before this
+	reservedSet bool      // Reserve was called: false, reserved is the zero time
+	airUrgent   bool      // the frame on air came from EnqueueFront
+	busy        bool      // carrier sensed busy (never true while onAir)
+	airBusy     bool      // while onAir: the carrier as last reported, applied at TxDone
+	airOn       time.Time // while onAir: when that carrier came on
+	busySince   time.Time // start of the current busy period
+	idleSince   time.Time // end of the last busy period or own transmission
+	armed       time.Time // the countdown counts from no earlier than this
+	armedSet    bool      // armed was set (by draw or Poll): false, it is the zero time
+	exact       bool      // start: idleSince is not before the zero time, IFS is under 2^61 ns
+	slots       int       // backoff slots left before the p-draw
+	cw          int       // contention window, in slots
+	heard       int       // deferrals since the last own transmission
+	load        float64   // smoothed deferrals per own transmission: other active senders
+	others      int       // Contenders: other nodes sending now (-1: unknown, use load)
+	loneWait    int       // contentions to win before others == 0 means alone (alone, Contenders)
 
 	// The adaptive window (cfg.IdleTarget > 0), docs/mac.md.
 	align     time.Duration    // added to idleSince: the others hear the own frame end this much later
 	cwf       float64          // the window, in slots
 	gaps      [idleBatch]int64 // the last idle gaps observed, in slots (a ring)
 	gapOwn    [idleBatch]bool  // whether the transmission after each was the node's own
+	gapSum    int64            // the sum of gaps
+	gapOwnN   int              // the number of gapOwn that are true
+	stormSum  int64            // gapSum below this: the mean is under idleStorm·IdleTarget (sumBelow)
+	idleSum   int64            // gapSum below this: the mean is under IdleTarget
 	obsN      int              // gaps in the ring, up to idleBatch
 	obsAt     int              // where the next gap goes in the ring
 	burstLeft int              // data frames still allowed in the current burst
@@ -129,8 +136,11 @@ func NewOf[T any](cfg Config, rng *rand.Rand) (*MACOf[T], error) {
 		cw:     cfg.CWMin,
 		others: -1,
 	}
+	m.setIdle(time.Time{}, 0)
 	if cfg.IdleTarget > 0 {
 		m.setWindow(m.twoSenders())
+		m.stormSum = sumBelow(idleStorm * cfg.IdleTarget)
+		m.idleSum = sumBelow(cfg.IdleTarget)
 	}
 	return m, nil
 }
@@ -184,24 +194,27 @@ func (m *MACOf[T]) EnqueueFlowCost(now time.Time, frame T, flow uint64, cost int
 	// included) is looked up each time.
 	first := m.offset() + m.urgent
 	tag := m.round
-	for i := first; i < m.n; i++ {
-		if j := (m.head + i) % len(m.q); m.flow[j] == flow {
+	for i, j := first, m.at(first); i < m.n; i++ {
+		if m.flow[j] == flow {
 			tag = max(tag, m.fin[j])
+		}
+		if j++; j == len(m.q) {
+			j = 0
 		}
 	}
 	if m.onAir && !m.airUrgent && m.flow[m.head] == flow {
 		tag = max(tag, m.fin[m.head])
 	}
 	pos := m.n
-	for pos > first && m.tag[(m.head+pos-1)%len(m.q)] > tag {
+	for pos > first && m.tag[m.at(pos-1)] > tag {
 		pos--
 	}
 	// Shift the data frames from pos on one place back.
 	for i := m.n - 1; i >= pos; i-- {
-		j, k := (m.head+i+1)%len(m.q), (m.head+i)%len(m.q)
+		j, k := m.at(i+1), m.at(i)
 		m.q[j], m.flow[j], m.tag[j], m.fin[j] = m.q[k], m.flow[k], m.tag[k], m.fin[k]
 	}
-	j := (m.head + pos) % len(m.q)
+	j := m.at(pos)
 	m.q[j], m.flow[j], m.tag[j], m.fin[j] = frame, flow, tag, tag+uint64(max(cost, 1))
 	m.n++
 	m.stats.Enqueued++
@@ -225,11 +238,20 @@ func (m *MACOf[T]) Queued(flow uint64) bool {
 		return true
 	}
 	for i := m.offset() + m.urgent; i < m.n; i++ {
-		if m.flow[(m.head+i)%len(m.q)] == flow {
+		if m.flow[m.at(i)] == flow {
 			return true
 		}
 	}
 	return false
+}
+
+// at is the index in the ring of the frame i places from the head, for i
+// in 0..len(m.q) (a modulo without the division).
+func (m *MACOf[T]) at(i int) int {
+	if j := m.head + i; j < len(m.q) {
+		return j
+	}
+	return m.head + i - len(m.q)
 }
 
 // EnqueueFront puts frame at the head of the queue, behind only the frame on
@@ -362,24 +384,56 @@ func (m *MACOf[T]) Carrier(now time.Time, busy bool) {
 	m.busy = busy
 	if !busy {
 		m.stats.BusyTime += now.Sub(m.busySince)
-		m.idleSince = now
-		m.align = 0
+		m.setIdle(now, 0)
 		return
 	}
 	m.busySince = now
-	m.observe(now, false)
-	if m.n == m.urgent {
-		return // no data frame counts down (urgent frames do not)
-	}
+	since := now.Sub(m.idleSince)
 	// The transmission began PropDelay before its carrier came: the slots
 	// since then were not idle.
-	if start := m.countStart().Add(m.cfg.PropDelay); now.After(start) {
-		counted := min(int(now.Sub(start)/m.cfg.SlotTime), m.slots)
-		m.stats.Backoffs += uint64(counted)
-		m.slots -= counted
-		m.armed = time.Time{}
+	if off, armed, ok := m.start(); ok && !armed && near(since) {
+		// The countdown counts from idleSince + align + IFS, where
+		// observe's gap begins: the idle time before the transmission
+		// is both, in one division.
+		slot := m.cfg.SlotTime
+		idle := since - off - m.cfg.PropDelay
+		var q, r time.Duration
+		if idle > 0 {
+			q = idle / slot
+			r = idle - q*slot
+		}
+		if since >= off { // observe's gap is not negative
+			n := int64(q) // the gap rounded to slots, as observe does
+			if idle > 0 && r >= slot-slot/2 {
+				n++
+			}
+			m.observeSlots(min(n, maxIdleGap), false)
+		}
+		if m.n == m.urgent {
+			return // no data frame counts down (urgent frames do not)
+		}
+		if idle > 0 {
+			m.countDownSlots(int(q))
+		}
+	} else {
+		m.observe(now, since, false)
+		if m.n == m.urgent {
+			return
+		}
+		d := since - off // now − countStart()
+		if armed {
+			d = now.Sub(m.armed)
+		}
+		if ok && near(d) && near(since) {
+			if d > m.cfg.PropDelay {
+				m.countDown(d - m.cfg.PropDelay)
+			}
+		} else if start := m.countStart().Add(m.cfg.PropDelay); now.After(start) {
+			m.countDown(now.Sub(start))
+		}
 	}
-	if m.burstNext && !now.Before(m.reserved) {
+	reply := m.beforeReserved(now)
+	if m.burstNext && !reply {
 		// Another's signal ends the burst: contend again. The answer
 		// the channel was reserved for (the Ack to the burst's last
 		// frame) does not: the burst goes on after it.
@@ -387,7 +441,7 @@ func (m *MACOf[T]) Carrier(now time.Time, busy bool) {
 		m.burstLeft = 0
 		m.draw(now)
 	}
-	if now.Before(m.reserved) {
+	if reply {
 		// The answer the channel was reserved for (an Ack): not a
 		// competing sender.
 		m.stats.Reserved++
@@ -403,7 +457,7 @@ func (m *MACOf[T]) Carrier(now time.Time, busy bool) {
 // that asks for one, and ends the reservation (Reserve(now, now)) when the
 // Ack has come. Urgent frames ignore the reservation.
 func (m *MACOf[T]) Reserve(now, until time.Time) {
-	m.reserved = until
+	m.reserved, m.reservedSet = until, true
 }
 
 // Contenders tells the MAC how many other nodes are sending now, as the
@@ -478,6 +532,7 @@ func (m *MACOf[T]) MeasuredDelay(d time.Duration) bool {
 	m.cfg.PropDelay = d
 	m.cfg.SlotTime += grow
 	m.cfg.IFS += grow
+	m.setIdle(m.idleSince, m.align)
 	return true
 }
 
@@ -497,16 +552,16 @@ func (m *MACOf[T]) TxDone(now time.Time) {
 	m.head = (m.head + 1) % len(m.q)
 	m.n--
 	m.busy = false
-	m.idleSince = now
-	m.align = 0
+	align := time.Duration(0)
 	if m.cfg.IdleTarget > 0 {
 		// Count from when the others hear the end, so that every node's
 		// slots line up. A lone sender pays this too: otherwise its slots
 		// run ahead of a newcomer's by the delay, and with the delay over
 		// half a slot the newcomer's frame would collide unseen with its
 		// every one (a sender hears nothing while it transmits).
-		m.align = m.cfg.PropDelay
+		align = m.cfg.PropDelay
 	}
+	m.setIdle(now, align)
 	if m.airUrgent {
 		// The data frame behind resumes its countdown after IFS, with the
 		// slots it had left: an Ack sent in the middle of a backoff must
@@ -553,14 +608,11 @@ func (m *MACOf[T]) Poll(now time.Time) (T, bool) {
 		if now.Before(m.idleSince) {
 			return none, false
 		}
-		m.observe(now, true)
+		m.observe(now, now.Sub(m.idleSince), true)
 		// The data frame behind keeps its countdown: take off the slots
 		// that have run, as a busy channel would.
 		if start := m.countStart(); m.n > m.urgent && now.After(start) {
-			counted := min(int(now.Sub(start)/m.cfg.SlotTime), m.slots)
-			m.stats.Backoffs += uint64(counted)
-			m.slots -= counted
-			m.armed = time.Time{}
+			m.countDown(now.Sub(start))
 		}
 		m.urgent--
 		m.onAir, m.airUrgent, m.airBusy = true, true, false
@@ -589,7 +641,7 @@ func (m *MACOf[T]) Poll(now time.Time) (T, bool) {
 		m.stats.Persisted++
 		m.slots = 1
 		late := now.Sub(d)
-		m.armed = d.Add(late - late%m.cfg.SlotTime)
+		m.armed, m.armedSet = d.Add(late-late%m.cfg.SlotTime), true
 		return none, false
 	}
 	m.burstLeft = m.burstLen()
@@ -627,7 +679,7 @@ func (m *MACOf[T]) burstLen() int {
 
 // send puts the head data frame on air.
 func (m *MACOf[T]) send(now time.Time) T {
-	m.observe(now, true)
+	m.observe(now, now.Sub(m.idleSince), true)
 	m.onAir, m.airBusy = true, false
 	f := m.q[m.head]
 	m.q[m.head] = *new(T)
@@ -656,6 +708,97 @@ func (m *MACOf[T]) Deadline() (time.Time, bool) {
 	return m.decision(), true
 }
 
+// DeadlineSince is Deadline as a Duration since ref: d.Sub(ref), true for
+// the d, true that Deadline returns, and 0, false for its false. It is for
+// a driver that keeps its clock as a count since an epoch (the simulator
+// asks every waiting MAC after every busy period), and takes a Sub where
+// Deadline takes a time.Time sum. The same to the nanosecond while the
+// times are within 2^61 ns (73 years) of each other and before 2157, where
+// a time.Time sum drops the monotonic reading.
+func (m *MACOf[T]) DeadlineSince(ref time.Time) (time.Duration, bool) {
+	if m.onAir || m.n == 0 || m.busy {
+		return 0, false
+	}
+	if m.urgent == 0 && !m.burstNext && !m.reservedSet {
+		// decision, without the sum: idleSince + off + slots, or
+		// armed + slots (see decision for the reservation).
+		slots := time.Duration(m.slots) * m.cfg.SlotTime
+		if off, armed, ok := m.start(); ok && slots < 1<<59 {
+			base := m.idleSince
+			if armed {
+				base, off = m.armed, 0
+			}
+			if b := base.Sub(ref); near(b) {
+				return b + off + slots, true
+			}
+		}
+	}
+	d, ok := m.Deadline()
+	if !ok {
+		return 0, false
+	}
+	return d.Sub(ref), true
+}
+
+// setIdle records that the channel is idle since t, for the countdown from
+// align later (TxDone).
+func (m *MACOf[T]) setIdle(t time.Time, align time.Duration) {
+	m.idleSince, m.align = t, align
+	m.exact = !beforeZero(t) && m.cfg.IFS < 1<<61
+}
+
+// zeroUnix is the zero time.Time's Unix time.
+var zeroUnix = time.Time{}.Unix()
+
+// beforeZero is t.Before(time.Time{}), without the call (Before is not
+// inlined, Unix is; Unix overflows only 292 billion years from now).
+func beforeZero(t time.Time) bool { return t.Unix() < zeroUnix }
+
+// beforeReserved is now.Before(m.reserved), without a call while nothing
+// was reserved (the simulator never reserves).
+func (m *MACOf[T]) beforeReserved(now time.Time) bool {
+	if !m.reservedSet {
+		return beforeZero(now)
+	}
+	return now.Before(m.reserved)
+}
+
+// The MAC's times are the caller's time.Time values, but its hot paths
+// (Carrier, Deadline) compute with Durations since idleSince: a Sub where a
+// time.Time sum would take an Add and a comparison (the simulator calls them
+// for every waiting node at every busy period). For times near each other
+// the two are the same, to the nanosecond and in the same clock (both
+// monotonic readings, or both wall clocks: t.Sub(u) and t.Before(u) choose
+// alike). Where they may not be (a Sub that saturates: the zero time against
+// a clock's reading), the paths fall back on the sums (countStart), so that
+// the decisions are the same for every input (TestPinnedTraces).
+
+// near reports whether d, a difference of two times, is small enough that
+// it is exact (not saturated) and sums of it with the MAC's own durations
+// (delays, IFS, align) cannot overflow: under 2^62 ns, 146 years.
+func near(d time.Duration) bool { return d > -1<<62 && d < 1<<62 }
+
+// start returns countStart() − idleSince, and whether countStart() is armed,
+// without time.Time sums; ok is false where it cannot (times far apart).
+func (m *MACOf[T]) start() (off time.Duration, armed, ok bool) {
+	if !m.exact {
+		return 0, false, false
+	}
+	off = m.align + m.cfg.IFS
+	if !m.armedSet {
+		// armed is the zero time, not after idleSince + off.
+		return off, false, true
+	}
+	a := m.armed.Sub(m.idleSince)
+	if !near(a) {
+		return 0, false, false
+	}
+	if a > off { // armed.After(idleSince + off)
+		return a, true, true
+	}
+	return off, false, true
+}
+
 // countStart is when the countdown (re)starts counting: the channel has been
 // idle for IFS and the current backoff has been armed.
 func (m *MACOf[T]) countStart() time.Time {
@@ -666,10 +809,38 @@ func (m *MACOf[T]) countStart() time.Time {
 	return s
 }
 
+// countDown takes off the slots counted down in d (> 0) of idle channel,
+// and the countdown from now on counts from when the channel is next idle.
+func (m *MACOf[T]) countDown(d time.Duration) {
+	m.countDownSlots(int(d / m.cfg.SlotTime))
+}
+
+// countDownSlots is countDown of n whole slots.
+func (m *MACOf[T]) countDownSlots(n int) {
+	counted := min(n, m.slots)
+	m.stats.Backoffs += uint64(counted)
+	m.slots -= counted
+	m.armed, m.armedSet = time.Time{}, false
+}
+
 // decision is when the countdown runs out, given an idle channel, and no
 // earlier than the end of a reservation.
 func (m *MACOf[T]) decision() time.Time {
-	d := m.countStart().Add(time.Duration(m.slots) * m.cfg.SlotTime)
+	slots := time.Duration(m.slots) * m.cfg.SlotTime
+	var d time.Time
+	switch off, armed, ok := m.start(); {
+	case !ok:
+		d = m.countStart().Add(slots)
+	case armed:
+		d = m.armed.Add(slots)
+	default: // idleSince.Add(off).Add(slots), in one sum
+		d = m.idleSince.Add(off + slots)
+	}
+	if !m.reservedSet && m.exact {
+		// d is not before idleSince, which is not before the zero
+		// time, the reservation's.
+		return d
+	}
 	if d.Before(m.reserved) {
 		return m.reserved
 	}
@@ -683,7 +854,7 @@ func (m *MACOf[T]) draw(now time.Time) {
 		cw = min(2*m.cfg.CWMin, m.cfg.CWMax) // alone (Contenders)
 	}
 	m.slots = m.rng.IntN(cw)
-	m.armed = now
+	m.armed, m.armedSet = now, true
 }
 
 // Adaptive window constants (docs/mac.md).
@@ -730,8 +901,9 @@ func (m *MACOf[T]) setWindow(cw float64) {
 // mean (observe).
 const maxIdleGap = 1 << 20
 
-// observe records that a transmission began at now (own or another's) for
-// the adaptive window. A busy period that starts within IFS of the last
+// observe records that a transmission began at now (own or another's),
+// since = now − idleSince after the channel went idle, for the adaptive
+// window. A busy period that starts within IFS of the last
 // one's end continues it (an Ack, the next frame of a burst, a flickering
 // carrier) and is not a new transmission. The idle slots before it count
 // while the node has a data frame to send: a node that does not contend has
@@ -739,19 +911,22 @@ const maxIdleGap = 1 << 20
 // idleBatch gaps: two nodes that saw the same last gaps take the same step,
 // whenever each began counting (docs/mac.md, "Why two windows drifted
 // apart").
-func (m *MACOf[T]) observe(now time.Time, own bool) {
+func (m *MACOf[T]) observe(now time.Time, since time.Duration, own bool) {
 	if m.cfg.IdleTarget <= 0 {
 		return
 	}
-	gap := now.Sub(m.idleSince.Add(m.align)) - m.cfg.IFS
+	gap := since - m.align - m.cfg.IFS
+	if !m.exact || !near(since) {
+		gap = now.Sub(m.idleSince.Add(m.align)) - m.cfg.IFS
+	}
 	if gap < 0 {
 		return
 	}
 	if !own {
 		gap -= m.cfg.PropDelay // its carrier took that long to come
 	}
-	if m.n-m.urgent-m.offset() <= 0 || m.alone() {
-		return // not contending, or alone (Contenders)
+	if !m.tuning() {
+		return
 	}
 	// A gap counts at most maxIdleGap slots: longer is as idle as it
 	// gets, and the first gap (from the zero time) must not overflow the
@@ -762,35 +937,88 @@ func (m *MACOf[T]) observe(now time.Time, own bool) {
 	// in full, and the node that sent more saw the longer gaps, kept the
 	// narrower window and stayed ahead (Jain 0.98 for two senders to a
 	// third over 10 minutes, TestEngineTwoSendersAdaptiveFair).
-	m.gaps[m.obsAt] = int64(min((max(gap, 0)+m.cfg.SlotTime/2)/m.cfg.SlotTime, maxIdleGap))
-	m.gapOwn[m.obsAt] = own
+	m.observeSlots(int64(min((max(gap, 0)+m.cfg.SlotTime/2)/m.cfg.SlotTime, maxIdleGap)), own)
+}
+
+// tuning reports whether the adaptive window follows the gaps: it is on and
+// the node contends (a data frame waits) and does not send alone
+// (Contenders).
+func (m *MACOf[T]) tuning() bool {
+	return m.cfg.IdleTarget > 0 && m.n-m.urgent-m.offset() > 0 && !m.alone()
+}
+
+// observeSlots is observe's step of the window, with the gap in slots.
+func (m *MACOf[T]) observeSlots(slots int64, own bool) {
+	if !m.tuning() {
+		return
+	}
+	m.gapSum += slots - m.gaps[m.obsAt]
+	m.gaps[m.obsAt] = slots
+	if own != m.gapOwn[m.obsAt] {
+		m.gapOwn[m.obsAt] = own
+		if own {
+			m.gapOwnN++
+		} else {
+			m.gapOwnN--
+		}
+	}
 	m.obsAt = (m.obsAt + 1) % idleBatch
 	m.obsN = min(m.obsN+1, idleBatch)
 	if m.obsN < idleBatch {
 		return
 	}
-	var sum int64
-	sent := false
-	for i := range m.gaps {
-		sum += m.gaps[i]
-		sent = sent || m.gapOwn[i]
-	}
-	m.setWindow(nextWindow(m.cwf, float64(sum)/idleBatch, sent, m.cfg))
+	// gapSum and gapOwnN are the whole ring's, which obsN = idleBatch
+	// has filled anew since Contenders last emptied it.
+	// The mean's comparisons with the targets, as nextWindow makes them,
+	// in integers (sumBelow).
+	storm := m.gapOwnN > 0 && m.gapSum < m.stormSum
+	m.setWindow(windowStep(m.cwf, storm, m.gapSum < m.idleSum, m.cfg.CWMin, m.cfg.CWMax))
 }
 
 // nextWindow is the adaptive window rule: the window after one more gap,
 // when the last idleBatch gaps averaged mean slots and sent says whether
 // the node transmitted after one of them.
 func nextWindow(cw, mean float64, sent bool, cfg Config) float64 {
+	return windowStep(cw, sent && mean < idleStorm*cfg.IdleTarget, mean < cfg.IdleTarget, cfg.CWMin, cfg.CWMax)
+}
+
+// windowStep is nextWindow once the mean is compared: storm, the node sent
+// and the mean is under idleStorm·IdleTarget; busy, it is under IdleTarget.
+func windowStep(cw float64, storm, busy bool, cwMin, cwMax int) float64 {
 	switch {
-	case sent && mean < idleStorm*cfg.IdleTarget:
+	case storm:
 		cw *= gapStorm
-	case mean < cfg.IdleTarget:
+	case busy:
 		cw += gapIncrease
 	default:
 		cw *= gapDecrease
 	}
-	return min(max(cw, float64(cfg.CWMin)), float64(cfg.CWMax))
+	// min(max(cw, CWMin), CWMax), written out: the same for every cw
+	// (a NaN stays one; the bounds are at least 1, so no signed zero),
+	// without the builtins' handling of those.
+	if lo := float64(cwMin); cw < lo {
+		return lo
+	}
+	if hi := float64(cwMax); cw > hi {
+		return hi
+	}
+	return cw
+}
+
+// sumBelow returns the least sum s of idleBatch gaps whose mean
+// float64(s)/idleBatch is not below x (x in 0..1000, not NaN): the mean of
+// a sum is below x exactly when the sum is below it. The mean grows with
+// the sum (a sum is exact in a float64, and division rounds monotonically),
+// so the sums below x are those under the one returned.
+func sumBelow(x float64) int64 {
+	s := max(int64(x*idleBatch), 0)
+	for s > 0 && float64(s-1)/idleBatch >= x {
+		s--
+	}
+	for float64(s)/idleBatch < x {
+		s++
+	}
+	return s
 }
 
 // deferral records that the channel was found busy while a frame waited and
