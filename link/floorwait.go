@@ -103,7 +103,7 @@ func (e *Engine) keepWaiting(h framing.Header, payload []byte) bool {
 	return true
 }
 
-// floorWaiting reports whether a frame from src waits for its floor.
+// floorWaitingFrom reports whether a frame from src waits for its floor.
 func (e *Engine) floorWaitingFrom(src framing.NodeID) bool {
 	for _, w := range e.floorWait {
 		if w.h.Src == src {
@@ -125,7 +125,7 @@ func (e *Engine) openWaiting(now time.Time) {
 	e.now = now
 	var blocked [256]bool
 	waits := e.floorWait
-	e.floorWait = nil // openAfterWait does not add to it; a fresh slice keeps waits intact
+	e.floorWait = nil // accepted does not add to it; a fresh slice keeps waits intact
 	for _, w := range waits {
 		if blocked[w.h.Src] {
 			e.floorWait = append(e.floorWait, w)
