@@ -12,17 +12,8 @@ old=${1:?usage: side-by-side.sh OLD NEW [ROUNDS] [BENCH]}
 new=${2:?usage: side-by-side.sh OLD NEW [ROUNDS] [BENCH]}
 rounds=${3:-3}
 bench=${4:-'Bulk115200$|TwoSenders115200$|HostLoss/iperf3-tcp'}
-repo=$(git rev-parse --show-toplevel)
-tmp=$(mktemp -d)
-cleanup() {
-	for side in old new; do
-		git -C "$repo" worktree remove --force "$tmp/$side" 2>/dev/null || true
-	done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-git -C "$repo" worktree add -q --detach "$tmp/old" "$old"
-git -C "$repo" worktree add -q --detach "$tmp/new" "$new"
+. "$(dirname "$0")/worktrees.sh"
+checkout_sides "$old" "$new"
 for i in $(seq 1 "$rounds"); do
 	for side in old new; do
 		commit=$(git -C "$tmp/$side" log -1 --format=%h)

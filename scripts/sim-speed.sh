@@ -16,19 +16,9 @@ set -euo pipefail
 old=${1:?usage: sim-speed.sh OLD NEW [ROUNDS]}
 new=${2:?usage: sim-speed.sh OLD NEW [ROUNDS]}
 rounds=${3:-3}
-repo=$(git rev-parse --show-toplevel)
-tmp=$(mktemp -d)
-cleanup() {
-	for side in old new; do
-		git -C "$repo" worktree remove --force "$tmp/$side" 2>/dev/null || true
-	done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/worktrees.sh"
+checkout_sides "$old" "$new"
 for side in old new; do
-	rev=$old
-	[ "$side" = new ] && rev=$new
-	git -C "$repo" worktree add -q --detach "$tmp/$side" "$rev"
 	(cd "$tmp/$side" && CGO_ENABLED=0 go build -o "$tmp/slided-$side" ./cmd/slided)
 done
 oldc=$(git -C "$tmp/old" log -1 --format=%h)
