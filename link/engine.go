@@ -465,11 +465,11 @@ func (e *Engine) HostReads() uint64 { return e.stats.TAPReads }
 // WantRead says whether the caller should read the host now. With policy
 // Block it is true only while the MAC has a data place free, nothing waits
 // outside it, no packet is held for an ARQ window, our counters are
-// durable (sealHold, as of the last Poll) and, during a long burst where the MAC does the
-// access, the burst is near its end (readLate: as of the last Poll, which
-// Deadline asks for then); with the drop policies,
-// always once Started. Host may be called regardless: the frame
-// is then handled by the policy.
+// durable (sealHold, as of the last Poll) and, during a long burst where
+// the MAC does the access, the burst is near its end (readLate: as of the
+// last Poll, which Deadline asks for then); with the drop policies, always
+// once Started. Host may be called regardless: the frame is then handled
+// by the policy.
 func (e *Engine) WantRead() bool {
 	if e.mac == nil {
 		return false
@@ -557,9 +557,9 @@ func (e *Engine) input() {
 
 // Deliveries returns the frames for the host that the inputs and Polls
 // since the last call produced (a Poll releases frames that waited for
-// their sender's floor, floorwait.go), oldest first. The caller writes each to the host and
-// reports the outcome with Written, in order; the frames stay valid until
-// the next Host, Modem or Poll.
+// their sender's floor, floorwait.go), oldest first. The caller writes
+// each to the host and reports the outcome with Written, in order; the
+// frames stay valid until the next Host, Modem or Poll.
 func (e *Engine) Deliveries() []Delivery {
 	e.outTaken = true
 	return e.out
