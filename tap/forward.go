@@ -7,15 +7,7 @@ package tap
 // cls_bpf that tests the packet's socket, which classic BPF cannot see.
 // See docs/backpressure.md, "Forwarded traffic", and docs/decisions.md.
 
-import (
-	"encoding/binary"
-	"errors"
-	"fmt"
-	"runtime"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
-)
+import "golang.org/x/sys/unix"
 
 const (
 	// forwardMinor is the class of packets without a sending socket
@@ -63,35 +55,11 @@ type ForwardFilter struct {
 // eBPF (CONFIG_BPF_SYSCALL), no socket in __sk_buff (before 5.1), or the
 // process may not load programs.
 func LoadForwardFilter() (*ForwardFilter, error) {
-	insns := forwardProgram(childMajor<<16 | forwardMinor)
-	license := []byte("GPL\x00") // no GPL-only helper is called; any string would do
-	logBuf := make([]byte, 4096)
-	attr := progLoadAttr{
-		progType: unix.BPF_PROG_TYPE_SCHED_CLS,
-		insnCnt:  uint32(len(insns) / 8),
-		insns:    uint64(uintptr(unsafe.Pointer(&insns[0]))),
-		license:  uint64(uintptr(unsafe.Pointer(&license[0]))),
-		logLevel: 1,
-		logSize:  uint32(len(logBuf)),
-		logBuf:   uint64(uintptr(unsafe.Pointer(&logBuf[0]))),
+	fd, err := loadSchedCLS("the forward classifier", "slided_nosock", forwardProgram(childMajor<<16|forwardMinor))
+	if err != nil {
+		return nil, err
 	}
-	copy(attr.name[:], "slided_nosock")
-	fd, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_LOAD, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
-	runtime.KeepAlive(insns)
-	runtime.KeepAlive(license)
-	runtime.KeepAlive(logBuf)
-	if errno != 0 {
-		err := error(errno)
-		if n := bytesBeforeNUL(logBuf); n > 0 {
-			err = fmt.Errorf("%w (verifier: %s)", errno, logBuf[:n])
-		}
-		if errors.Is(errno, unix.EPERM) {
-			return nil, fmt.Errorf("tap: load the forward classifier (eBPF): %w (needs CAP_BPF or CAP_SYS_ADMIN)", err)
-		}
-		return nil, fmt.Errorf("tap: load the forward classifier (eBPF): %w", err)
-	}
-	unix.CloseOnExec(int(fd))
-	return &ForwardFilter{fd: int(fd)}, nil
+	return &ForwardFilter{fd: fd}, nil
 }
 
 // Close releases the program; attached filters keep their own reference.
@@ -100,29 +68,6 @@ func (f *ForwardFilter) Close() error {
 		return nil
 	}
 	return unix.Close(f.fd)
-}
-
-func bytesBeforeNUL(b []byte) int {
-	for i, c := range b {
-		if c == 0 {
-			return i
-		}
-	}
-	return len(b)
-}
-
-// progLoadAttr is the head of union bpf_attr for BPF_PROG_LOAD.
-type progLoadAttr struct {
-	progType    uint32
-	insnCnt     uint32
-	insns       uint64
-	license     uint64
-	logLevel    uint32
-	logSize     uint32
-	logBuf      uint64
-	kernVersion uint32
-	progFlags   uint32
-	name        [16]byte
 }
 
 // forwardProgram returns the eBPF instructions (struct bpf_insn, host
@@ -135,29 +80,19 @@ type progLoadAttr struct {
 //	exit
 //	r0 = 0
 //	exit
-func forwardProgram(classid uint32) []byte {
+func forwardProgram(classid uint32) ebpfAsm {
 	const (
 		ldxdw  = unix.BPF_LDX | unix.BPF_MEM | unix.BPF_DW
 		jnek   = unix.BPF_JMP | unix.BPF_JNE | unix.BPF_K
 		movk   = unix.BPF_ALU64 | unix.BPF_MOV | unix.BPF_K
 		exitOp = unix.BPF_JMP | unix.BPF_EXIT
 	)
-	var b []byte
-	ins := func(code uint8, dst, src uint8, off int16, imm int32) {
-		b = append(b, code)
-		if binary.NativeEndian.Uint16([]byte{1, 0}) == 1 { // little endian: dst in the low nibble
-			b = append(b, src<<4|dst)
-		} else {
-			b = append(b, dst<<4|src)
-		}
-		b = binary.NativeEndian.AppendUint16(b, uint16(off))
-		b = binary.NativeEndian.AppendUint32(b, uint32(imm))
-	}
-	ins(ldxdw, 2, 1, skbSkOffset, 0)
-	ins(jnek, 2, 0, 2, 0)
-	ins(movk, 0, 0, 0, int32(classid))
-	ins(exitOp, 0, 0, 0, 0)
-	ins(movk, 0, 0, 0, 0)
-	ins(exitOp, 0, 0, 0, 0)
+	var b ebpfAsm
+	b.ins(ldxdw, 2, 1, skbSkOffset, 0)
+	b.ins(jnek, 2, 0, 2, 0)
+	b.ins(movk, 0, 0, 0, int32(classid))
+	b.ins(exitOp, 0, 0, 0, 0)
+	b.ins(movk, 0, 0, 0, 0)
+	b.ins(exitOp, 0, 0, 0, 0)
 	return b
 }
