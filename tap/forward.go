@@ -11,7 +11,7 @@ import "golang.org/x/sys/unix"
 
 const (
 	// forwardMinor is the class of packets without a sending socket
-	// (1:42), beside the buckets and the kick class.
+	// (1:82), beside the buckets and the kick class.
 	forwardMinor = flowBuckets + 2
 	// forwardPrio is the forward filter's priority: it runs before the
 	// flow hash (filterPrio), and sends what it does not claim on to it.

@@ -11,7 +11,7 @@ import (
 
 // TestShaperForwardClass: with a ForwardFilter, a packet that no local
 // socket sends (here the kernel's ARP requests for an unknown neighbour)
-// goes to the forward class 1:42 and its head-drop queue of ForwardLimit
+// goes to the forward class 1:82 and its head-drop queue of ForwardLimit
 // packets, counted in Stats().Forward; a local UDP sender's packets do
 // not. The TAP is never read, so the queue fills and drops.
 func TestShaperForwardClass(t *testing.T) {

@@ -37,6 +37,7 @@ type LazyShaper struct {
 	kick    *Kicker // nil if it could not be opened
 	forward *ForwardFilter
 	fwLimit uint32
+	sockets *SocketFilter
 
 	mu        sync.Mutex
 	s         qdisc
@@ -67,6 +68,9 @@ type LazyShaper struct {
 	// capped is the wmem_max that the flow queues cannot hold within
 	// their memory bound (flowLimit), for Mode; 0 if they hold it.
 	capped uint64
+	// hashed: the sockets are hashed into the flow queues (no socket
+	// classifier), for Mode.
+	hashed bool
 	// wmem reads net.core.wmem_max (nil: from /proc; tests set it).
 	wmem func() uint64
 }
@@ -87,13 +91,17 @@ type LazyShaperConfig struct {
 	// sends (ShaperConfig).
 	Forward      *ForwardFilter
 	ForwardLimit uint32
+	// Sockets gives each local socket a flow bucket of its own
+	// (ShaperConfig).
+	Sockets *SocketFilter
 }
 
 // NewLazyShaper returns a LazyShaper for dev; it installs nothing before
 // its first SetRate.
 func NewLazyShaper(dev *Device, cfg LazyShaperConfig, log zerolog.Logger) *LazyShaper {
 	return &LazyShaper{dev: dev, log: log, ringLen: cfg.RingLen, stallLimit: cfg.StallLimit,
-		stallAuto: cfg.StallAuto, mtu: cfg.MTU, kick: cfg.Kick, forward: cfg.Forward, fwLimit: cfg.ForwardLimit}
+		stallAuto: cfg.StallAuto, mtu: cfg.MTU, kick: cfg.Kick, forward: cfg.Forward, fwLimit: cfg.ForwardLimit,
+		sockets: cfg.Sockets}
 }
 
 // qdisc is the shaping qdisc as LazyShaper uses it; *Shaper is one. Its
@@ -170,7 +178,7 @@ func (s *LazyShaper) SetRate(r uint64) error {
 		stall = autoStallLimit(ring, s.mtu, r)
 	}
 	cfg := ShaperConfig{Rate: NoPacing, Burst: 2 * 1514, FlowLimit: s.flowLimit(s.wmemMax),
-		RingLen: ring, StallLimit: stall, Forward: s.forward, ForwardLimit: s.fwLimit}
+		RingLen: ring, StallLimit: stall, Forward: s.forward, ForwardLimit: s.fwLimit, Sockets: s.sockets}
 	sh, err := install(cfg)
 	if err != nil {
 		// The best policy still available: the htb paced by the MAC, as
@@ -198,6 +206,12 @@ func (s *LazyShaper) SetRate(r uint64) error {
 	}
 	if g, ok := sh.(*Shaper); ok && g.ForwardErr() != nil {
 		s.log.Error().Err(g.ForwardErr()).Msg("no forward queue: traffic no local socket sends (forwarded) shares the flow queues, bounded only by their length")
+	}
+	if g, ok := sh.(*Shaper); ok && !g.SocketBuckets() {
+		s.hashed = true
+		if g.SocketsErr() != nil {
+			s.log.Error().Err(g.SocketsErr()).Msg("no socket classifier: sockets are hashed into the flow queues, and those that share one take turns unfairly")
+		}
 	}
 	return nil
 }
@@ -452,6 +466,9 @@ func (s *LazyShaper) Mode() string {
 	m := "shaping qdisc with a credit granted as the daemon reads (zero host loss for blocking senders, but a UDP_SEGMENT sender's bursts of segments much smaller than a frame may overflow the TAP ring; past -stall-limit a stopped daemon's TAP drops slowly)"
 	if s.gsoErr != nil {
 		m += "; it cannot cut UDP_SEGMENT skbs into their segments (" + s.gsoErr.Error() + "): such a sender's bursts may overflow the TAP ring"
+	}
+	if s.hashed {
+		m += "; sockets are hashed into the flow queues (no eBPF socket classifier): sockets that share a queue leave it one after the other"
 	}
 	if s.capped != 0 {
 		limit, _ := FlowLimitFor(s.capped)

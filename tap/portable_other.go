@@ -122,6 +122,7 @@ type ShaperConfig struct {
 	NoCredit     bool
 	Forward      *ForwardFilter
 	ForwardLimit uint32
+	Sockets      *SocketFilter
 }
 
 // QueueStats are one qdisc's counters.
@@ -165,6 +166,22 @@ func (f *ForwardFilter) Close() error { return nil }
 
 // ForwardErr is nil.
 func (s *Shaper) ForwardErr() error { return nil }
+
+// SocketFilter is the Linux eBPF classifier that gives each socket a flow
+// bucket; here none is ever made.
+type SocketFilter struct{}
+
+// LoadSocketFilter fails with ErrNotSupported.
+func LoadSocketFilter() (*SocketFilter, error) { return nil, ErrNotSupported }
+
+// Close does nothing.
+func (f *SocketFilter) Close() error { return nil }
+
+// SocketsErr is nil.
+func (s *Shaper) SocketsErr() error { return nil }
+
+// SocketBuckets is false.
+func (s *Shaper) SocketBuckets() bool { return false }
 
 // Shaper is the Linux qdisc tree; here no Shaper is ever made.
 type Shaper struct{}

@@ -31,16 +31,19 @@ import (
 //	│       cuts it into its segments, each costing its bytes (gsoCut)
 //	└ 1:    htb, default class 1:1 (under tbf class a:1)
 //	  └ 1:100 the pacer class, rate = ceil = ShaperConfig.Rate (SetRate retunes it)
-//	    ├ 1:1 .. 1:64  one class per flow bucket, borrowing all of their rate
-//	    │   └ 101: .. 140: pfifo, limit = ShaperConfig.FlowLimit packets
-//	    ├ 1:41  the kick frames (Kicker), served before the buckets (prio 0, and
+//	    ├ 1:1 .. 1:80  one class per flow bucket (128), borrowing all of their rate
+//	    │   └ 101: .. 180: pfifo, limit = ShaperConfig.FlowLimit packets
+//	    ├ 1:81  the kick frames (Kicker), served before the buckets (prio 0, and
 //	    │       a rate of its own: always green, see installBuckets)
-//	    │   └ 141: pfifo
-//	    ├ 1:42  packets no local socket sends (forwarded), with
+//	    │   └ 181: pfifo
+//	    ├ 1:82  packets no local socket sends (forwarded), with
 //	    │       ShaperConfig.Forward: a turn like a bucket's
-//	    │   └ 142: pfifo_head_drop, limit = ShaperConfig.ForwardLimit packets
-//	    ├ filter on 1:, prio 1: cls_bpf, eBPF: no socket → 1:42 (forward.go)
-//	    └ filter on 1:, prio 2: cls_bpf, a classic BPF flow hash (classify.go)
+//	    │   └ 182: pfifo_head_drop, limit = ShaperConfig.ForwardLimit packets
+//	    ├ filter on 1:, prio 1: cls_bpf, eBPF: no socket → 1:82 (forward.go)
+//	    ├ filter on 1:, prio 2: cls_bpf, eBPF: with ShaperConfig.Sockets, each
+//	    │       local socket's IP packets → a bucket of its own, taken in turn
+//	    │       (sockflow.go)
+//	    └ filter on 1:, prio 3: cls_bpf, a classic BPF flow hash (classify.go)
 //
 // The buckets share the pacer's rate round robin, one packet per turn (the
 // size table makes every packet the same size). The tbf is a credit, not a
@@ -53,12 +56,12 @@ import (
 const (
 	creditHandle = 0x000a_0000 // a:
 	rootHandle   = 0x0001_0000 // 1:
-	childMajor   = 0x0001      // the buckets are 1:1 .. 1:64
+	childMajor   = 0x0001      // the buckets are 1:1 .. 1:80
 	childHandle  = childMajor << 16
 	pacerMinor   = 0x0100 // 1:100
 	leafMajor    = 0x0100 // leaf of bucket i is (leafMajor+i):
-	flowBuckets  = 64
-	// kickMinor is the class of the kick frames (1:41), served before the
+	flowBuckets  = 128
+	// kickMinor is the class of the kick frames (1:81), served before the
 	// buckets (htb prio kickPrio against bucketPrio) so that each kick
 	// leaves with the grant it follows: in a bucket of their own, taking
 	// turns with the flows', kicks piled up one per grant until the kick
@@ -67,7 +70,7 @@ const (
 	kickPrio   = 0
 	bucketPrio = 1
 	kickLimit  = 64
-	filterPrio = 2 // after the forward filter (forwardPrio)
+	filterPrio = 3 // after the forward and socket filters (forwardPrio, socketPrio)
 	filterName = "slided-flowhash"
 
 	// bucketRate is the ceiling of each bucket class (bytes/s): far above
@@ -76,7 +79,7 @@ const (
 	bucketRate = 1_250_000_000
 	// bucketFloor is each bucket's own guaranteed rate (bytes/s). htb lets a
 	// class send at its own rate without asking its parent, so this is kept
-	// at the minimum: 64 buckets add at most 64 B/s to the pacer's rate.
+	// at the minimum: 128 buckets add at most 128 B/s to the pacer's rate.
 	bucketFloor = 1
 
 	// DefaultFlowLimit is the per-bucket queue length used when
@@ -151,6 +154,11 @@ type ShaperConfig struct {
 	// ForwardLimit is the forward class's queue length in packets; 0
 	// means ForwardLimit(DefaultForwardQueue, MTU).
 	ForwardLimit uint32
+	// Sockets, if not nil, gives each local socket a flow bucket of its
+	// own (in turn, 128 sockets before two share one); nil hashes
+	// addresses and ports into the buckets, where sockets share a
+	// bucket by chance and leave it one after the other.
+	Sockets *SocketFilter
 	// NoCredit installs the tree without the credit (the htb at the root,
 	// paced by Rate alone, as before issue 11): the fallback where tbf or
 	// size tables are missing. Its rate keeps running when the daemon
@@ -203,6 +211,8 @@ type Shaper struct {
 	gsoErr  error   // why it does not
 	fwLimit uint32  // the forward class's queue length; 0: no forward class
 	fwErr   error   // why the forward class could not be installed
+	sockErr error   // why the socket classifier could not be attached
+	sockets bool    // the socket classifier is attached
 
 	mu        sync.Mutex
 	rate      uint64
@@ -296,6 +306,11 @@ func NewShaper(ifindex int, cfg ShaperConfig) (*Shaper, error) {
 		if err := s.installForward(cfg.Forward, unit); err != nil {
 			s.fwErr, s.fwLimit = err, 0
 		}
+	}
+	if cfg.Sockets != nil {
+		// Without it the flow hash shares the buckets by chance.
+		s.sockErr = s.installSockets(cfg.Sockets)
+		s.sockets = s.sockErr == nil
 	}
 	s.rate = cfg.Rate
 	return s, nil
@@ -460,7 +475,7 @@ func (s *Shaper) Credit() bool { return s.credit }
 // (what a stopped daemon's qdisc still releases).
 func (s *Shaper) Leak() float64 { return s.leak }
 
-// SetFlowLimit changes every bucket's queue length (64 netlink requests),
+// SetFlowLimit changes every bucket's queue length (128 netlink requests),
 // for example when wmem_max changes.
 func (s *Shaper) SetFlowLimit(limit uint32) error {
 	s.mu.Lock()
@@ -577,6 +592,28 @@ func (s *Shaper) installForward(f *ForwardFilter, unit uint32) error {
 	}
 	return nil
 }
+
+// installSockets attaches the socket classifier before the flow hash.
+func (s *Shaper) installSockets(f *SocketFilter) error {
+	opts := nl.NewRtAttr(nl.TCA_OPTIONS, nil)
+	opts.AddRtAttr(nl.TCA_BPF_FD, nl.Uint32Attr(uint32(f.fd)))
+	opts.AddRtAttr(nl.TCA_BPF_NAME, nl.ZeroTerminated(socketName))
+	info := netlink.MakeHandle(socketPrio, nl.Swap16(unix.ETH_P_ALL))
+	if err := tcRequest(unix.RTM_NEWTFILTER, unix.NLM_F_CREATE|unix.NLM_F_EXCL, s.ifindex,
+		1, childHandle, info, "bpf", opts); err != nil {
+		return shaperErr(s.ifindex, "add socket filter (cls_bpf, eBPF)", err)
+	}
+	return nil
+}
+
+// SocketsErr is why the socket classifier is missing although
+// ShaperConfig.Sockets was given; nil if it is attached or was not asked
+// for.
+func (s *Shaper) SocketsErr() error { return s.sockErr }
+
+// SocketBuckets reports whether each local socket has a bucket of its own
+// (the socket classifier is attached), rather than a hashed one.
+func (s *Shaper) SocketBuckets() bool { return s.sockets }
 
 // ForwardErr is why the forward class is missing although
 // ShaperConfig.Forward was given; nil if it is installed or was not asked

@@ -672,19 +672,28 @@ func TestShaperLazyReaderManyFlows(t *testing.T) {
 
 // creditRig is a TAP of ring packets with IPv6 off (no chatter of the
 // kernel's own through the qdisc), a credit with a leak of one packet in
-// 1000 hours (a stall does not resolve by itself) and a kicker; all are
-// closed at cleanup.
+// 1000 hours (a stall does not resolve by itself), the socket classifier
+// (as the daemon has it: the kick socket's frames must still reach the
+// kick class) and a kicker; all are closed at cleanup.
 func creditRig(t testing.TB, name string, ring int) (*Device, *Shaper, *Kicker) {
 	t.Helper()
 	d := newTAP(t, name, ring)
 	if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+name+"/disable_ipv6", []byte("1"), 0); err != nil {
 		t.Fatal(err)
 	}
-	s, err := NewShaper(d.Index(), ShaperConfig{Rate: NoPacing, StallLimit: 1000 * time.Hour})
+	sf, err := LoadSocketFilter()
+	if err != nil {
+		t.Fatalf("LoadSocketFilter: %v", err)
+	}
+	t.Cleanup(func() { sf.Close() })
+	s, err := NewShaper(d.Index(), ShaperConfig{Rate: NoPacing, StallLimit: 1000 * time.Hour, Sockets: sf})
 	if err != nil {
 		t.Fatalf("NewShaper: %v", err)
 	}
 	t.Cleanup(func() { s.Close() })
+	if !s.SocketBuckets() {
+		t.Fatalf("socket classifier not attached: %v", s.SocketsErr())
+	}
 	k, err := NewKicker(d.Index(), tapMAC)
 	if err != nil {
 		t.Fatal(err)

@@ -455,7 +455,7 @@ func runLossCase(b *testing.B, c lossCase) {
 				b.Logf("flow buckets: %v", err)
 			} else {
 				b.ReportMetric(float64(len(sent)), "buckets_used")
-				b.Logf("packets each used flow bucket sent (%d of %d buckets): %v", len(sent), 64, sent)
+				b.Logf("packets each used flow bucket sent (%d of %d buckets): %v", len(sent), flowBuckets, sent)
 			}
 		}
 	}
@@ -634,9 +634,12 @@ func runForwardFlood(b *testing.B) {
 
 var tcClass = regexp.MustCompile(`(?m)^class htb 1:([0-9a-f]+) parent 1:100 .*\n Sent \d+ bytes (\d+) pkt`)
 
-// bucketSent is the packets each flow bucket (htb classes 1:1 to 1:40 in
-// hex, tap/shaper.go) of node 1's TAP has sent, for the buckets that sent
-// any, largest first.
+// flowBuckets is how many flow buckets tap/shaper.go installs (htb
+// classes 1:1 to 1:80 in hex).
+const flowBuckets = 128
+
+// bucketSent is the packets each flow bucket of node 1's TAP has sent, for
+// the buckets that sent any, largest first.
 func bucketSent(l *lab.Lab, p *lab.Pair) ([]int, error) {
 	out, err := l.Exec(p.NS[0], "tc", "-s", "class", "show", "dev", p.Cfg.TAP)
 	if err != nil {
@@ -646,7 +649,7 @@ func bucketSent(l *lab.Lab, p *lab.Pair) ([]int, error) {
 	for _, m := range tcClass.FindAllStringSubmatch(out, -1) {
 		minor, _ := strconv.ParseUint(m[1], 16, 16)
 		n, _ := strconv.Atoi(m[2])
-		if minor >= 1 && minor <= 64 && n > 0 {
+		if minor >= 1 && minor <= flowBuckets && n > 0 {
 			sent = append(sent, n)
 		}
 	}
@@ -811,7 +814,7 @@ func runTCPMany(b *testing.B, n int, d time.Duration) {
 		after.ring-before.ring, after.qdisc-before.qdisc, after.daemon-before.daemon)
 	if sent, err := bucketSent(l, p); err == nil {
 		b.ReportMetric(float64(len(sent)), "buckets_used")
-		b.Logf("packets each used flow bucket sent (%d of 64 buckets): %v", len(sent), sent)
+		b.Logf("packets each used flow bucket sent (%d of %d buckets): %v", len(sent), flowBuckets, sent)
 	}
 	for _, c := range conns {
 		if c != nil {

@@ -409,8 +409,16 @@ func runDaemon(ctx context.Context, f runFlags, c runConfig, log zerolog.Logger)
 		} else {
 			defer fwd.Close()
 		}
+		socks, err := tap.LoadSocketFilter()
+		if err != nil {
+			log.Warn().Err(err).Msg("no socket classifier: sockets are hashed into the flow queues, and those that share one take turns unfairly")
+			socks = nil
+		} else {
+			defer socks.Close()
+		}
 		sh = tap.NewLazyShaper(dev, tap.LazyShaperConfig{RingLen: ring, MTU: f.mtu, StallLimit: f.stallLimit,
-			StallAuto: f.stallAuto, Kick: kick, Forward: fwd, ForwardLimit: tap.ForwardLimit(uint64(f.fwQueue), f.mtu)}, log)
+			StallAuto: f.stallAuto, Kick: kick, Forward: fwd, ForwardLimit: tap.ForwardLimit(uint64(f.fwQueue), f.mtu),
+			Sockets: socks}, log)
 		defer sh.Close()
 		if kick != nil {
 			defer kick.Close()
