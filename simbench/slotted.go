@@ -3,7 +3,8 @@ package simbench
 // The slotted underwater MACs: Slotted FAMA and T-Lohi (the synchronized
 // variant, ST-Lohi), run on the same medium as the others, every node
 // saturated. Both divide time into slots of one propagation delay plus one
-// control packet's airtime (FAMA's RTS, CTS and Ack; T-Lohi's tone), so that
+// control packet's airtime (FAMA's RTS, CTS and Ack; T-Lohi's tone) plus a
+// guard of 1 µs, so that
 // what a node sends at a slot's start has reached every other node by the
 // slot's end: at each slot boundary every node acts on what it heard in the
 // slot before. docs/mac.md ("Underwater MACs compared") has the figures.
@@ -65,6 +66,12 @@ const (
 	maxWindowTimes = 64
 )
 
+// guard is added to every slot, so that the rounding of the delay and the
+// airtimes to whole nanoseconds never ends an arrival just past a slot's
+// end (at a = 0.1 a 100-byte frame and its delay end 1 ns after five
+// 12-byte slots, which cost a sixth slot per frame).
+const guard = time.Microsecond
+
 func slottedProtocol(p string) bool { return p == FAMA || p == TLohi }
 
 // Control packet kinds (first byte); a control packet is Config.Control
@@ -123,7 +130,7 @@ func newSlotted(r *runner) *slotted {
 		fama:  cfg.Protocol == FAMA,
 		delay: delay,
 		air:   int64(r.T),
-		slot:  delay + int64(phy.Airtime(cfg.Control, cfg.BitRate)),
+		slot:  delay + int64(phy.Airtime(cfg.Control, cfg.BitRate)) + int64(guard),
 		ctrl:  make([]byte, cfg.Control),
 		data:  make([]byte, cfg.FrameBytes),
 		nodes: make([]snode, cfg.Nodes),

@@ -10,13 +10,13 @@ import (
 )
 
 // slotOf is a slot (fama) or round (tlohi) of cfg's channel: the
-// propagation delay plus a control packet's airtime, and the data slots: the
+// propagation delay plus a control packet's airtime and the guard, and the data slots: the
 // slots from a data frame's start to its end at every node.
 func slotOf(cfg Config) (slot, dataSlots float64) {
 	cfg.defaults()
 	T := phy.Airtime(cfg.FrameBytes, cfg.BitRate)
 	delay := time.Duration(math.Round(cfg.A * float64(T)))
-	s := delay + phy.Airtime(cfg.Control, cfg.BitRate)
+	s := delay + phy.Airtime(cfg.Control, cfg.BitRate) + guard
 	return float64(s), math.Ceil(float64(delay+T) / float64(s))
 }
 
@@ -148,6 +148,26 @@ func TestSlottedDeterministic(t *testing.T) {
 		}
 		if fa == fc {
 			t.Errorf("%s: seeds 4 and 5 gave the same run: %s", proto, fa)
+		}
+	}
+}
+
+// TestSlotGuard: a data frame takes the slots that exact arithmetic gives,
+// ⌈(a + 1) / (a + control/frame)⌉ in frame times, not one more for the
+// rounding of the delay and airtimes to nanoseconds (at a = 0.1 with 12-byte
+// control packets and 100-byte frames they ended 1 ns past the fifth slot).
+func TestSlotGuard(t *testing.T) {
+	for _, a := range []float64{0.01, 0.1, 0.2, 0.5, 1, 2} {
+		for _, proto := range []string{FAMA, TLohi} {
+			cfg := Config{Protocol: proto, Nodes: 2, A: a, Saturated: true, Frames: 10}
+			_, r, err := run(cfg, monoEpoch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := int64(math.Ceil((a+1)/(a+12.0/100) - 1e-9))
+			if r.sl.dataSlots != want {
+				t.Errorf("%s a=%g: a data frame takes %d slots, want %d", proto, a, r.sl.dataSlots, want)
+			}
 		}
 	}
 }
