@@ -73,7 +73,7 @@ type fnode struct {
 
 type ftx struct {
 	from int
-	to   int // the receiver the runner wants the frame at
+	to   int // the receiver the runner wants the frame at; < 0: all
 	refs int32
 	nrx  int // the nodes attached when it began: 0..nrx-1 hear it
 	data []byte
@@ -106,7 +106,8 @@ func newFastMedium(bitRate int, delay time.Duration, nodes int, r *runner) *fast
 func (m *fastMedium) attach() { m.attached++ }
 
 // transmit is medium.Medium.Transmit, but for one thing: the frame reaches
-// the runner at node to only.
+// the runner at node to only (at every node when to < 0: fama's and tlohi's
+// control packets).
 func (m *fastMedium) transmit(at int64, from, to int, data []byte) error {
 	if from < 0 || from >= m.attached {
 		return fmt.Errorf("%w: %d", medium.ErrNotAttached, from+1)
@@ -233,7 +234,7 @@ func (m *fastMedium) fire(ev fevent) {
 				r.carrier(to, false)
 			}
 			tx := &m.txs[ev.tx] // the runner may have grown m.txs
-			if to == tx.to && !tx.lost[to] && tx.disturb[to] == n.disturb {
+			if (to == tx.to || tx.to < 0) && !tx.lost[to] && tx.disturb[to] == n.disturb {
 				r.received(to, tx.data)
 			}
 		}

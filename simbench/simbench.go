@@ -15,6 +15,8 @@
 //     mean N/G frame times (long against the frame time when N is large).
 //   - "csma": slided's mac/csma with its queue, fed by Poisson arrivals of
 //     total rate G per frame time, or kept full (Saturated).
+//   - "fama" and "tlohi": Slotted FAMA and T-Lohi (ST-Lohi), the underwater
+//     MACs of the literature, saturated only (slotted.go).
 //
 // For aloha and np-csma the many nodes with small memoryless attempt rates
 // make the attempts, new and rescheduled, the Poisson process of rate G that
@@ -50,7 +52,7 @@ var ErrConfig = errors.New("simbench: invalid config")
 
 // Config is one run.
 type Config struct {
-	// Protocol is Aloha, NPCSMA or CSMA.
+	// Protocol is Aloha, NPCSMA, CSMA, FAMA or TLohi.
 	Protocol string
 	// Nodes is the number of nodes, 2..MaxNodes; 2..254 with a Topology
 	// (medium.Medium's node ids are one byte).
@@ -62,7 +64,8 @@ type Config struct {
 	// attempts for aloha and np-csma, new frames for csma. Ignored when
 	// Saturated.
 	Load float64
-	// Saturated keeps every csma node's queue full (csma only).
+	// Saturated keeps every csma node's queue full (csma); fama and tlohi
+	// run saturated only.
 	Saturated bool
 	// Frames is the measured length of the run, in frame times; a warm-up
 	// of a tenth of that (at most 1000 frame times) runs before it.
@@ -77,7 +80,19 @@ type Config struct {
 	// slot and IFS from the propagation delay, the adaptive window.
 	MAC csma.Config
 	// Topology, when set, gives the links instead of A (nodes 1..Nodes).
+	// Not for fama and tlohi.
 	Topology *medium.Topology
+	// Control is the length in bytes of fama's RTS, CTS and Ack, and of
+	// tlohi's tone (its duration is this many bytes' airtime); 0 means
+	// DefaultControl (12). 5 bytes or more, shorter than a data frame.
+	Control int
+	// Window is fama's least back-off window in slots (it doubles after
+	// each RTS that got no CTS, up to 64 times this); 0 means
+	// DefaultWindow (4).
+	Window int
+
+	// senders, for tests: only nodes 1..senders have traffic (0: all).
+	senders int
 }
 
 func (c *Config) defaults() {
@@ -89,6 +104,14 @@ func (c *Config) defaults() {
 	}
 	if c.Protocol == CSMA && c.MAC == (csma.Config{}) {
 		c.MAC = csma.ConfigFor(c.Channel())
+	}
+	if slottedProtocol(c.Protocol) {
+		if c.Control == 0 {
+			c.Control = DefaultControl
+		}
+		if c.Window == 0 && c.Protocol == FAMA {
+			c.Window = DefaultWindow
+		}
 	}
 }
 
@@ -123,16 +146,24 @@ func (c Config) Validate() error {
 	c.defaults()
 	bad := func(f string, a ...any) error { return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(f, a...)) }
 	switch {
-	case c.Protocol != Aloha && c.Protocol != NPCSMA && c.Protocol != CSMA:
-		return bad("protocol %q: want aloha, np-csma or csma", c.Protocol)
+	case c.Protocol != Aloha && c.Protocol != NPCSMA && c.Protocol != CSMA && !slottedProtocol(c.Protocol):
+		return bad("protocol %q: want aloha, np-csma, csma, fama or tlohi", c.Protocol)
 	case c.Nodes < 2 || c.Nodes > MaxNodes:
 		return bad("nodes %d: want 2..%d", c.Nodes, MaxNodes)
 	case c.Topology != nil && c.Nodes > 254:
 		return bad("nodes %d: want 2..254 with a topology (node ids are one byte)", c.Nodes)
 	case !(c.A >= 0 && c.A <= 100):
 		return bad("a %v: want 0..100", c.A)
-	case c.Saturated && c.Protocol != CSMA:
+	case c.Saturated && c.Protocol != CSMA && !slottedProtocol(c.Protocol):
 		return bad("-saturated is for csma; aloha and np-csma always have a frame, give -load")
+	case slottedProtocol(c.Protocol) && !c.Saturated:
+		return bad("%s runs saturated nodes only: give -saturated", c.Protocol)
+	case slottedProtocol(c.Protocol) && c.Topology != nil:
+		return bad("%s runs without a topology (every pair at delay a)", c.Protocol)
+	case !slottedProtocol(c.Protocol) && (c.Control != 0 || c.Window != 0):
+		return bad("-control and -window are for fama and tlohi")
+	case c.Protocol != FAMA && c.Window != 0:
+		return bad("-window is for fama")
 	case !c.Saturated && !(c.Load > 0 && c.Load <= 1000):
 		return bad("load %v: want > 0 (and at most 1000)", c.Load)
 	case c.Frames < 1:
@@ -141,6 +172,12 @@ func (c Config) Validate() error {
 		return bad("frame size %d: want %d..%d bytes", c.FrameBytes, headerLen, medium.MaxFrame)
 	case c.BitRate <= 0:
 		return bad("bit rate %d: must be positive", c.BitRate)
+	case slottedProtocol(c.Protocol) && (c.Control < 5 || c.Control >= c.FrameBytes):
+		return bad("control packet %d bytes: want 5 up to less than the %d-byte frame", c.Control, c.FrameBytes)
+	case c.Protocol == FAMA && (c.Window < 1 || c.Window > 1024):
+		return bad("window %d: want 1..1024 slots", c.Window)
+	case c.senders < 0 || c.senders > c.Nodes:
+		return bad("senders %d: want 0..%d", c.senders, c.Nodes)
 	}
 	if c.Protocol == CSMA {
 		if err := c.MAC.Validate(); err != nil {
@@ -252,8 +289,9 @@ type runner struct {
 	fm    *fastMedium // m, when it is one: called directly, for speed
 	rng   *rand.Rand
 	nodes []node
-	tm    *timers    // slot i: node i's attempt timer (aloha, np-csma); N+i: its next arrival (csma)
+	tm    *timers    // slot i: node i's attempt timer (aloha, np-csma); N+i: its next arrival (csma); 0: the slot boundary (fama, tlohi)
 	dl    *deadlines // csma: slot i is node i's MAC deadline
+	sl    *slotted   // fama, tlohi
 	epoch time.Time
 	now   time.Time
 	nowAt int64 // now in ns since epoch
@@ -317,6 +355,10 @@ func run(cfg Config, epoch time.Time) (Result, *runner, error) {
 	if !cfg.Saturated {
 		r.mean = float64(cfg.Nodes) * float64(T) / cfg.Load
 	}
+	if slottedProtocol(cfg.Protocol) {
+		r.sl = newSlotted(r)
+		r.tm.setAt(0, 0)
+	}
 	for i := range r.nodes {
 		n := &r.nodes[i]
 		n.hol = epoch
@@ -338,7 +380,7 @@ func run(cfg Config, epoch time.Time) (Result, *runner, error) {
 			} else {
 				r.tm.set(cfg.Nodes+i, r.after(r.mean))
 			}
-		} else {
+		} else if r.sl == nil {
 			r.tm.set(i, r.after(r.mean))
 		}
 	}
@@ -462,6 +504,9 @@ func (r *runner) fire(s int) {
 			return
 		}
 		r.transmit(s, r.frame(s))
+	case FAMA, TLohi:
+		r.sl.tick(r)
+		r.tm.setAt(0, r.nowAt+r.sl.slot)
 	}
 }
 
@@ -591,6 +636,9 @@ func (r *runner) carrier(i int, on bool) {
 	n := &r.nodes[i]
 	n.carrier = on
 	if n.mac == nil {
+		if on && r.sl != nil {
+			r.sl.heard(i, r.nowAt)
+		}
 		return
 	}
 	if on && !n.onAir {
@@ -608,7 +656,9 @@ func (r *runner) txDone(i int) {
 	n := &r.nodes[i]
 	n.onAir = false
 	if n.mac == nil {
-		r.tm.set(i, r.after(r.mean))
+		if r.sl == nil {
+			r.tm.set(i, r.after(r.mean))
+		}
 		return
 	}
 	// The MAC kept the carrier reports that came while on air and
@@ -623,12 +673,19 @@ func (r *runner) txDone(i int) {
 
 // received: a frame arrived at node i intact.
 func (r *runner) received(i int, d []byte) {
+	if r.sl != nil && len(d) == r.cfg.Control {
+		r.sl.control(r, i, d)
+		return
+	}
 	if len(d) < headerLen || int(binary.BigEndian.Uint16(d[2:])) != i+1 {
 		return
 	}
 	src := int(binary.BigEndian.Uint16(d[0:])) - 1
 	if src < 0 || src >= len(r.nodes) {
 		return
+	}
+	if r.sl != nil {
+		r.sl.gotData(i, src)
 	}
 	if r.measuring {
 		r.succ++
@@ -702,6 +759,9 @@ func (r *runner) result(start time.Time) Result {
 			def += r.nodes[i].mac.Stats().Deferrals
 		}
 		attempts = r.tx + def - r.macBase
+	}
+	if r.sl != nil {
+		attempts = r.attempts // RTSs or tones
 	}
 	res.Attempts = attempts
 	res.G = float64(attempts) / span

@@ -140,9 +140,29 @@ func TestConfigValidate(t *testing.T) {
 		{"no frames", func(c *Config) { c.Frames = 0 }},
 		{"tiny frame", func(c *Config) { c.FrameBytes = 4 }},
 		{"bad mac", func(c *Config) { c.Protocol = CSMA; c.MAC.SlotTime = -1 }},
+		{"fama not saturated", func(c *Config) { c.Protocol = FAMA }},
+		{"tlohi not saturated", func(c *Config) { c.Protocol = TLohi }},
+		{"fama control too short", func(c *Config) { c.Protocol, c.Saturated, c.Control = FAMA, true, 4 }},
+		{"tlohi control a frame long", func(c *Config) { c.Protocol, c.Saturated, c.Control = TLohi, true, 100 }},
+		{"fama window negative", func(c *Config) { c.Protocol, c.Saturated, c.Window = FAMA, true, -1 }},
+		{"fama window too wide", func(c *Config) { c.Protocol, c.Saturated, c.Window = FAMA, true, 1025 }},
+		{"tlohi window", func(c *Config) { c.Protocol, c.Saturated, c.Window = TLohi, true, 4 }},
+		{"aloha control", func(c *Config) { c.Control = 12 }},
+		{"csma window", func(c *Config) { c.Protocol, c.Saturated, c.Window = CSMA, true, 4 }},
+		{"fama topology", func(c *Config) {
+			topo, _ := medium.FullMesh(medium.Link{Reach: true}, 1, 2)
+			c.Protocol, c.Saturated, c.Nodes, c.Topology = FAMA, true, 2, topo
+		}},
+		{"senders above nodes", func(c *Config) { c.Protocol, c.Saturated, c.senders = TLohi, true, 11 }},
 	}
-	if err := ok.Validate(); err != nil {
-		t.Fatalf("valid config: %v", err)
+	for _, good := range []Config{ok,
+		{Protocol: FAMA, Nodes: 2, Saturated: true, Frames: 10},
+		{Protocol: FAMA, Nodes: 2, Saturated: true, Frames: 10, Control: 99, Window: 1024},
+		{Protocol: TLohi, Nodes: 2, Saturated: true, Frames: 10, Control: 5},
+	} {
+		if err := good.Validate(); err != nil {
+			t.Fatalf("valid config %+v: %v", good, err)
+		}
 	}
 	for _, c := range cases {
 		cfg := ok
@@ -215,6 +235,10 @@ func TestFastMediumMatches(t *testing.T) {
 		{Protocol: CSMA, Nodes: 10, A: 1, Saturated: true, Frames: 2000, Seed: 7},
 		{Protocol: CSMA, Nodes: 4, A: 0.5, Saturated: true, Frames: 2000, Seed: 8},
 		{Protocol: CSMA, Nodes: 40, A: 0.01, Saturated: true, Frames: 1000, Seed: 9},
+		{Protocol: FAMA, Nodes: 10, A: 0.1, Saturated: true, Frames: 2000, Seed: 10},
+		{Protocol: FAMA, Nodes: 5, A: 0, Saturated: true, Frames: 2000, Seed: 11},
+		{Protocol: TLohi, Nodes: 10, A: 1, Saturated: true, Frames: 2000, Seed: 12},
+		{Protocol: TLohi, Nodes: 5, A: 0, Saturated: true, Frames: 2000, Seed: 13},
 	} {
 		name := fmt.Sprintf("%s/n=%d/a=%g", c.Protocol, c.Nodes, c.A)
 		fast, err := Run(c)

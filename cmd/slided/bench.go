@@ -22,11 +22,11 @@ func cmdBench(args []string, out io.Writer) error {
 		return cmdBenchLink(args, out)
 	}
 	fs := newFlags("bench")
-	proto := fs.String("protocol", "csma", "aloha, np-csma, csma (slided's own MAC) or link (the daemon's link engine: see -protocol link -h)")
+	proto := fs.String("protocol", "csma", "aloha, np-csma, csma (slided's own MAC), fama (Slotted FAMA), tlohi (ST-Lohi) or link (the daemon's link engine: see -protocol link -h)")
 	nodes := fs.Int("nodes", 10, "number of nodes, 2..10000 (2..254 with -scenario)")
 	a := fs.Float64("a", 0.01, "propagation delay over the frame time")
 	load := fs.String("load", "", "offered channel traffic G in frames per frame time; with -sweep lo:hi:n (log-spaced)")
-	saturated := fs.Bool("saturated", false, "keep every node's queue full (csma only)")
+	saturated := fs.Bool("saturated", false, "keep every node's queue full (csma; fama and tlohi need it)")
 	frames := fs.Int("frames", 10000, "length of the measured run in frame times")
 	seed := fs.Uint64("seed", 1, "seed of every random choice")
 	size := fs.Int("size", 100, "frame length in bytes")
@@ -42,6 +42,8 @@ func cmdBench(args []string, out io.Writer) error {
 	persist := fs.Float64("persistence", 0, "csma: persistence p in (0,1] (default: ConfigFor's)")
 	idle := fs.Float64("idle-target", -1, "csma: mean idle slots between transmissions the window aims at; 0 turns the adaptive window off (default: computed from frame and slot)")
 	burst := fs.Int("burst", 0, "csma: data frames per won contention (default: 4 when a >= 0.05, else 1)")
+	control := fs.Int("control", 0, "fama: RTS, CTS and Ack length; tlohi: tone length; in bytes (default 12)")
+	window := fs.Int("window", 0, "fama: least back-off window in slots (default 4)")
 	svg := fs.String("svg", "", "write SVG plots of S against N and S against a (csma with defaults beside ALOHA and np-CSMA theory) to DIR; -frames, -seed apply")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -51,6 +53,7 @@ func cmdBench(args []string, out io.Writer) error {
 	cfg := simbench.Config{
 		Protocol: *proto, Nodes: *nodes, A: *a, Saturated: *saturated,
 		Frames: *frames, Seed: *seed, FrameBytes: *size, BitRate: *rate,
+		Control: *control, Window: *window,
 	}
 	if *scenario != "" {
 		sc, err := sim.LoadScenario(*scenario)

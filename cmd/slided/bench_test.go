@@ -58,6 +58,11 @@ func TestCmdBenchBadInput(t *testing.T) {
 		{"-protocol", "csma", "-saturated", "-burst", "1000"},
 		{"-protocol", "csma", "-saturated", "-idle-target", "5000"},
 		{"-protocol", "csma", "-saturated", "-nodes", "10001"},
+		{"-protocol", "fama", "-load", "1"},
+		{"-protocol", "fama", "-saturated", "-control", "100"},
+		{"-protocol", "fama", "-saturated", "-window", "0x"},
+		{"-protocol", "tlohi", "-saturated", "-window", "8"},
+		{"-protocol", "csma", "-saturated", "-control", "12"},
 	} {
 		if err := cmdBench(args, &bytes.Buffer{}); err == nil {
 			t.Errorf("%v: accepted", args)
@@ -99,5 +104,37 @@ func TestCmdBenchDefaultsFollowDelay(t *testing.T) {
 	}
 	if r.S < 0.3 || r.Jain < 0.9 {
 		t.Errorf("10 nodes at a = 1 with defaults: S %.3f Jain %.3f, want S >= 0.3, Jain >= 0.9", r.S, r.Jain)
+	}
+}
+
+// TestCmdBenchSlotted: -protocol fama and tlohi run, and -control and
+// -window reach the run (a longer control packet or a wider window costs
+// throughput).
+func TestCmdBenchSlotted(t *testing.T) {
+	run := func(args ...string) float64 {
+		t.Helper()
+		var out bytes.Buffer
+		if err := cmdBench(append([]string{"-nodes", "5", "-a", "0.1", "-saturated", "-frames", "2000"}, args...), &out); err != nil {
+			t.Fatal(err)
+		}
+		var r struct {
+			Protocol string
+			S        float64
+		}
+		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.S <= 0 {
+			t.Errorf("%v: S %v, protocol %q", args, r.S, r.Protocol)
+		}
+		return r.S
+	}
+	for _, p := range []string{"fama", "tlohi"} {
+		if d, long := run("-protocol", p), run("-protocol", p, "-control", "50"); !(long < d) {
+			t.Errorf("%s: S %.3f with 50-byte control packets, %.3f with 12: want less", p, long, d)
+		}
+	}
+	if d, wide := run("-protocol", "fama"), run("-protocol", "fama", "-window", "512"); !(wide < d) {
+		t.Errorf("fama: S %.3f with window 512, %.3f with 4: want less", wide, d)
 	}
 }
