@@ -83,13 +83,19 @@ func BenchmarkSetRate(b *testing.B) {
 	}
 }
 
-// BenchmarkNewShaper: installing the whole tree (htb, pacer class, 64 classes and
-// queues, the filter) and removing it.
+// BenchmarkNewShaper: installing the whole tree as the daemon does (the
+// credit, htb, pacer class, 128 bucket classes and queues, the kick class,
+// the socket classifier and the flow hash) and removing it.
 func BenchmarkNewShaper(b *testing.B) {
 	d := newBenchTAP(b, "slt-bnew0")
+	f, err := LoadSocketFilter()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
 	b.ReportAllocs()
 	for b.Loop() {
-		s, err := NewShaper(d.Index(), ShaperConfig{Rate: 20_000})
+		s, err := NewShaper(d.Index(), ShaperConfig{Rate: 20_000, Sockets: f})
 		if err != nil {
 			b.Fatal(err)
 		}

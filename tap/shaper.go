@@ -516,8 +516,9 @@ func (s *Shaper) installBuckets(flowLimit, unit uint32) error {
 			// and every bucket is green for its first packet (its
 			// bucketFloor tokens). With the kick borrowing like the
 			// buckets, each grant went to the first packets of up to
-			// 64 buckets while the kicks waited, and the ring crept up
-			// by one packet a grant until it dropped.
+			// 64 buckets (as there were then) while the kicks waited,
+			// and the ring crept up by one packet a grant until it
+			// dropped.
 			limit, prio, rate = kickLimit, kickPrio, bucketRate
 		}
 		class := &netlink.HtbClass{

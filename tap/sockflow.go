@@ -27,19 +27,24 @@ const (
 	socketPrio = 2
 	socketName = "slided-sockets"
 
-	// SocketMapLen is how many sockets the classifier remembers. The
-	// least recently seen is forgotten first; a socket forgotten while
-	// its packets are still queued may get another bucket, and its
-	// packets could then leave out of order. It takes more sockets than
-	// this sending at once through one TAP.
+	// SocketMapLen is how many sockets the classifier remembers at
+	// least. The least recently seen is forgotten first; a socket
+	// forgotten while its packets are still queued may get another
+	// bucket, and its packets could then leave out of order. The map is
+	// larger by lruPerCPU for each CPU: an LRU map keeps up to that many
+	// free entries on each CPU, and before Linux 6.15 it evicted live
+	// entries rather than take another CPU's.
 	SocketMapLen = 4096
+	lruPerCPU    = 128
 
 	skbProtocolOffset = 16 // offsetof(struct __sk_buff, protocol)
 
 	bpfFuncMapLookupElem   = 1
 	bpfFuncMapUpdateElem   = 2
 	bpfFuncGetSocketCookie = 46
+	bpfFuncSkFullsock      = 95
 	bpfPseudoMapFD         = 1
+	bpfNoExist             = 1 // BPF_NOEXIST
 )
 
 // SocketFilter is the loaded eBPF program that puts each local socket's
@@ -52,10 +57,12 @@ type SocketFilter struct {
 }
 
 // LoadSocketFilter creates the maps and loads the program. It fails where
-// the kernel has no eBPF, no socket cookies for cls_bpf (before 4.12), no
-// socket in __sk_buff (before 5.1), or the process may not load programs.
+// the kernel has no eBPF, no socket in __sk_buff or bpf_sk_fullsock (before
+// 5.1), or the process may not create maps (before 5.11 they count against
+// RLIMIT_MEMLOCK: see createMap) or load programs.
 func LoadSocketFilter() (*SocketFilter, error) {
-	cookies, err := createMap(unix.BPF_MAP_TYPE_LRU_HASH, 8, 4, SocketMapLen, "slided_sockets")
+	entries := uint32(SocketMapLen + lruPerCPU*runtime.NumCPU())
+	cookies, err := createMap(unix.BPF_MAP_TYPE_LRU_HASH, 8, 4, entries, "slided_sockets")
 	if err != nil {
 		return nil, fmt.Errorf("tap: socket classifier: %w", err)
 	}
@@ -81,19 +88,25 @@ func (f *SocketFilter) Close() error {
 }
 
 // socketProgram returns the classifier's eBPF instructions: an IPv4 or IPv6
-// packet with a socket returns the class base+b, where b is the bucket the
-// map cookies holds for the socket's cookie, or, for a socket not in it,
-// the next of buckets in turn (the counter in the one-element array next,
-// then stored in cookies); any other packet returns 0, "no match". buckets
-// must be a power of two. The counter is not atomic: two new sockets on
-// two CPUs in the same instant may share a bucket, as with a hash.
+// packet of a full socket returns the class base+b, where b is the bucket
+// the map cookies holds for the socket's cookie, or, for a socket not in
+// it, the next of buckets in turn (the counter in the one-element array
+// next, then stored in cookies); any other packet returns 0, "no match".
+// A request socket's SYN-ACK (not a full socket: the accepted socket has
+// another cookie) is left to the hash, as sch_fq leaves it, so that it
+// takes no turn and no place in the map. buckets must be a power of two.
+// The counter is not atomic: two new sockets on two CPUs in the same
+// instant may share a bucket, as with a hash; one socket's first packets
+// on two CPUs at once take one bucket (BPF_NOEXIST, then the winner's).
 //
 //	r6 = r1
 //	r2 = skb->protocol
 //	if r2 == htons(ETH_P_IP) goto ip
 //	if r2 != htons(ETH_P_IPV6) goto none
-//	ip:	r2 = skb->sk
-//	if r2 == 0 goto none
+//	ip:	r1 = skb->sk
+//	if r1 == 0 goto none
+//	r0 = bpf_sk_fullsock(r1)
+//	if r0 == 0 goto none
 //	r1 = r6
 //	r0 = bpf_get_socket_cookie(r1)
 //	*(u64 *)(r10 - 8) = r0
@@ -111,9 +124,14 @@ func (f *SocketFilter) Close() error {
 //	*(u32 *)(r0 + 0) = r1
 //	r7 &= buckets-1
 //	*(u32 *)(r10 - 12) = r7
-//	r1 = cookies; r2 = r10 - 8; r3 = r10 - 12; r4 = BPF_ANY
-//	bpf_map_update_elem(r1, r2, r3, r4)
-//	r0 = r7
+//	r1 = cookies; r2 = r10 - 8; r3 = r10 - 12; r4 = BPF_NOEXIST
+//	r0 = bpf_map_update_elem(r1, r2, r3, r4)
+//	if r0 == 0 goto mine
+//	r1 = cookies; r2 = r10 - 8
+//	r0 = bpf_map_lookup_elem(r1, r2)
+//	if r0 == 0 goto mine
+//	r7 = *(u32 *)(r0 + 0)
+//	mine:	r0 = r7
 //	class:	r0 &= buckets-1
 //	r0 += base
 //	exit
@@ -159,8 +177,10 @@ func socketProgram(base, buckets uint32, cookies, next int) ebpfAsm {
 	jump(jeqk, 2, int32(htons(unix.ETH_P_IP)), "ip")
 	jump(jnek, 2, int32(htons(unix.ETH_P_IPV6)), "none")
 	label("ip")
-	b.ins(ldxdw, 2, 6, skbSkOffset, 0)
-	jump(jeqk, 2, 0, "none")
+	b.ins(ldxdw, 1, 6, skbSkOffset, 0)
+	jump(jeqk, 1, 0, "none")
+	b.ins(call, 0, 0, 0, bpfFuncSkFullsock)
+	jump(jeqk, 0, 0, "none")
 	b.ins(mov, 1, 6, 0, 0)
 	b.ins(call, 0, 0, 0, bpfFuncGetSocketCookie)
 	b.ins(stxdw, 10, 0, -8, 0)
@@ -189,8 +209,16 @@ func socketProgram(base, buckets uint32, cookies, next int) ebpfAsm {
 	b.ins(addk, 2, 0, 0, -8)
 	b.ins(mov, 3, 10, 0, 0)
 	b.ins(addk, 3, 0, 0, -12)
-	b.ins(movk, 4, 0, 0, 0) // BPF_ANY
+	b.ins(movk, 4, 0, 0, bpfNoExist)
 	b.ins(call, 0, 0, 0, bpfFuncMapUpdateElem)
+	jump(jeqk, 0, 0, "mine")
+	mapFD(&b, 1, cookies)
+	b.ins(mov, 2, 10, 0, 0)
+	b.ins(addk, 2, 0, 0, -8)
+	b.ins(call, 0, 0, 0, bpfFuncMapLookupElem)
+	jump(jeqk, 0, 0, "mine")
+	b.ins(ldxw, 7, 0, 0, 0)
+	label("mine")
 	b.ins(mov, 0, 7, 0, 0)
 	label("class")
 	b.ins(andk, 0, 0, 0, int32(buckets-1))
@@ -224,15 +252,34 @@ type mapCreateAttr struct {
 	name       [16]byte
 }
 
-// createMap creates a map and returns its descriptor, close-on-exec.
+// createMap creates a map and returns its descriptor (the kernel makes it
+// close-on-exec). Before Linux 5.11 a map's memory counts against
+// RLIMIT_MEMLOCK, whose default (64 KiB) is below what the socket map
+// takes: refused with EPERM, it raises the soft limit to the hard one once
+// and tries again.
 func createMap(typ, key, value, entries uint32, name string) (int, error) {
 	attr := mapCreateAttr{mapType: typ, keySize: key, valueSize: value, maxEntries: entries}
 	copy(attr.name[:15], name)
-	fd, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_MAP_CREATE, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
-	runtime.KeepAlive(&attr)
-	if errno != 0 {
-		return -1, fmt.Errorf("create eBPF map %s: %w", name, errno)
+	create := func() (uintptr, unix.Errno) {
+		fd, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_MAP_CREATE, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+		runtime.KeepAlive(&attr)
+		return fd, errno
 	}
-	unix.CloseOnExec(int(fd))
+	fd, errno := create()
+	if errno == unix.EPERM {
+		var lim unix.Rlimit
+		if unix.Getrlimit(unix.RLIMIT_MEMLOCK, &lim) == nil && lim.Cur < lim.Max {
+			lim.Cur = lim.Max
+			if unix.Setrlimit(unix.RLIMIT_MEMLOCK, &lim) == nil {
+				fd, errno = create()
+			}
+		}
+	}
+	if errno == unix.EPERM {
+		return -1, fmt.Errorf("create eBPF map %s (%d entries): %w (needs CAP_BPF or CAP_SYS_ADMIN, and before Linux 5.11 a RLIMIT_MEMLOCK that holds it: LimitMEMLOCK=infinity in the systemd unit)", name, entries, errno)
+	}
+	if errno != 0 {
+		return -1, fmt.Errorf("create eBPF map %s (%d entries): %w", name, entries, errno)
+	}
 	return int(fd), nil
 }
