@@ -153,6 +153,7 @@ type outPkt struct {
 	stallRestarted bool          // Stalled restarted this round's timer: it does not again (arm clears it)
 	open           bool          // GroupPolls: the last fragment is held until the group's poll is decided (Flush)
 	ride           bool          // GroupPolls: the round rides on a later poll; its timer starts at that poll's TxDone
+	rideResend     bool          // the round is a retransmission (resend): it rides on its batch's poll, not on a group's
 	rideSet        bool          // the poll it rides on is sent: fragment rideIdx of packet rideOn
 	rideOn         uint8
 	rideIdx        uint8
@@ -392,7 +393,7 @@ func (a *ARQ) sendGrouped(now time.Time, dst framing.NodeID, p *peer, slot int) 
 	if p.openSlot >= 0 {
 		if p.gN+1 <= a.maxGroup() && p.gBytes+rec <= a.ackRoom() {
 			q := &p.out[p.openSlot]
-			q.open, q.ride, q.rideSet = false, true, false
+			q.open, q.ride, q.rideResend, q.rideSet = false, true, false, false
 			a.stats.Riders++
 			a.sendFrag(now, dst, framing.FragHeader{Inner: q.inner, Seq: q.seq, Index: q.count - 1, Count: q.count}, q.data, true)
 			p.openSlot = -1
@@ -427,7 +428,7 @@ func (a *ARQ) closeOpen(now time.Time, dst framing.NodeID, p *peer) {
 	a.opens--
 	p.gN, p.gBytes = 0, 0
 	a.sendFrag(now, dst, framing.FragHeader{AckReq: true, Inner: q.inner, Seq: q.seq, Index: q.count - 1, Count: q.count}, q.data, true)
-	a.bindRiders(p, q.seq, q.count-1)
+	a.bindRiders(p, q.seq, q.count-1, false)
 	if !a.cfg.ArmOnTxDone {
 		a.arm(p, q, now)
 		a.armRiders(p, now, q.seq, q.count-1)
@@ -464,10 +465,19 @@ func (a *ARQ) LastSeq(dst framing.NodeID) uint8 {
 }
 
 // bindRiders ties p's rounds that ride on the next poll to the poll just
-// sent, fragment idx of packet seq: they were sent before it.
-func (a *ARQ) bindRiders(p *peer, seq, idx uint8) {
+// sent, fragment idx of packet seq: they were sent before it. A poll binds
+// only the riders of its own batch: a retransmission round's (resend) the
+// retransmissions sent with it, a group's poll (closeOpen) the group's
+// packets. The frames of one batch go on air in the order they were
+// handed over, but the driver may send one batch before another (the
+// link's MAC queue serves retransmissions as a flow of their own): a
+// retransmission's poll that went before a group's riders was answered
+// before they came, and its Ack, which reports only what the receiver
+// holds, settled nothing of them while their timers ran from its TxDone
+// (TestRidersWaitForTheirGroupsPoll).
+func (a *ARQ) bindRiders(p *peer, seq, idx uint8, resend bool) {
 	for i := range p.out {
-		if o := &p.out[i]; o.used && o.ride && !o.rideSet {
+		if o := &p.out[i]; o.used && o.ride && !o.rideSet && o.rideResend == resend {
 			o.rideSet, o.rideOn, o.rideIdx = true, seq, idx
 		}
 	}
@@ -955,12 +965,12 @@ func (a *ARQ) retry(now time.Time, dst framing.NodeID, p *peer, o *outPkt, missi
 			p.stats.retx++
 		}
 	}
-	o.deadline, o.armedAt, o.ride, o.rideSet = time.Time{}, time.Time{}, ride, false
+	o.deadline, o.armedAt, o.ride, o.rideResend, o.rideSet = time.Time{}, time.Time{}, ride, ride, false
 	if ride {
 		a.stats.Riders++
 		return
 	}
-	a.bindRiders(p, o.seq, last)
+	a.bindRiders(p, o.seq, last, true)
 	if !a.cfg.ArmOnTxDone {
 		a.arm(p, o, now) // else TxDone arms it
 		a.armRiders(p, now, o.seq, last)
