@@ -837,7 +837,8 @@ func (a *ARQ) onAck(now time.Time, h framing.Header, payload []byte) {
 	a.stats.AcksReceived++
 	p := a.peers[h.Src]
 	retr := a.retr[:0]
-	sampled := false // one round-trip sample per Ack frame: its records answer one poll
+	sampled := false    // one round-trip sample per Ack frame: its records answer one poll
+	var train time.Time // when the round this Ack answers was armed (answerTrain)
 	for _, ack := range recs {
 		var o *outPkt
 		slot := -1
@@ -869,6 +870,9 @@ func (a *ARQ) onAck(now time.Time, h framing.Header, payload []byte) {
 		// channel access, and counting that delay once per poll would shrink
 		// RTTVAR until the next burst's Acks, a little later, all time out.
 		// Likewise the records of one Ack are one sample.
+		if !o.armedAt.IsZero() {
+			train = o.armedAt
+		}
 		switch {
 		case o.armedAt.IsZero(), sampled, a.late:
 		case !o.timedOut && a.cfg.BurstSamples && o.armedAt.Equal(p.sampledArm):
@@ -905,8 +909,40 @@ func (a *ARQ) onAck(now time.Time, h framing.Header, payload []byte) {
 		}
 		retr = append(retr, retryItem{slot, ^o.acked & countMask(o.count)})
 	}
+	if !train.IsZero() {
+		a.answerTrain(now, p, train)
+	}
 	if len(retr) > 0 {
 		a.resend(now, h.Src, p, retr)
+	}
+}
+
+// answerTrain restarts, from now, the timers of p's rounds armed at the
+// instant armed that still wait for their Ack: an Ack has just answered a
+// round armed then. Rounds armed at one instant left in one transmission
+// (a burst's TxDone), and the receiver answers its polls one Ack after the
+// other: the first Ack's delay is what the timeout learns (one sample a
+// burst, Config.BurstSamples), the last comes a burst's worth of Ack
+// airtimes later. While the Acks keep coming, the rest of the train is on
+// its way; when they stop, the timers run out one timeout after the last.
+// Without it the last polls of a 16-frame burst at 9600 bit/s timed out
+// just before their Acks came, and what had been acknowledged went again
+// at the node's next turn (TestBurstAckTrain).
+func (a *ARQ) answerTrain(now time.Time, p *peer, armed time.Time) {
+	for i := range p.out {
+		o := &p.out[i]
+		if !o.used || o.deadline.IsZero() || !o.armedAt.Equal(armed) {
+			continue
+		}
+		d := now.Add(o.armedRTO)
+		if a.cfg.MaxAge > 0 {
+			if end := o.sent.Add(a.cfg.MaxAge); end.Before(d) {
+				d = end
+			}
+		}
+		if d.After(o.deadline) {
+			o.deadline = d
+		}
 	}
 }
 
