@@ -708,8 +708,13 @@ func (a *ARQ) answer(now time.Time, dst framing.NodeID, p *peer, first framing.A
 		if t == 0 {
 			continue
 		}
-		if a.stamp(now)-t >= int64(a.cfg.ReasmTimeout) {
-			p.rxPend[s] = 0 // long gone: the sender has polled it since, or given it up
+		if a.stamp(now)-t >= int64(max(a.cfg.DupLifetime, a.cfg.ReasmTimeout)) {
+			// Long gone: the sender has polled it since, or given it up.
+			// Until then a rider's record waits for its group's poll,
+			// which may leave minutes after it (the sender's next turn
+			// on a crowded channel): as long as the receiver remembers
+			// the delivery (DupLifetime), what holds reports is true.
+			p.rxPend[s] = 0
 			continue
 		}
 		c := p.rxPendCount[s]

@@ -382,3 +382,52 @@ func TestRidersWaitForTheirGroupsPoll(t *testing.T) {
 		t.Error("a timer still runs")
 	}
 }
+
+// TestRiderRecordWaitsForItsPoll: a rider received long before its group's
+// poll (on a crowded channel the riders of the next group go in one turn,
+// the poll in the sender's next, minutes later) is reported in the poll's
+// Ack as long as the receiver remembers delivering it (DupLifetime), not
+// only within ReasmTimeout: past that the record was dropped, the rider's
+// timer ran out and a packet delivered long before went again.
+func TestRiderRecordWaitsForItsPoll(t *testing.T) {
+	c := testConfig(1)
+	c.GroupPolls, c.ArmOnTxDone = true, true
+	g := &groupRecorder{v2: true}
+	a0, err := New(c, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := node{a0, &g.recorder}
+	b, _ := newGroupNode(t, 2, true)
+	now := synced(t, a, b)
+	for i := range 2 {
+		if err := a.Send(now, framing.Header{Kind: framing.KindData, Dst: 2}, pattern(10, byte(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rider := a.rec.take()
+	txDone := func(at time.Time, fs []frame) {
+		for _, f := range fs {
+			a.TxDone(at, f.h, f.p)
+		}
+	}
+	txDone(now, rider)
+	deliverAll(now, b, rider, nil)
+	a.Flush(now)
+	poll := a.rec.take()
+	turn := now.Add(c.ReasmTimeout + (c.DupLifetime-c.ReasmTimeout)/2)
+	if d, ok := a.Deadline(); ok && d.Before(turn) {
+		t.Fatalf("a timer at %v, before the poll went", d.Sub(now))
+	}
+	txDone(turn, poll)
+	deliverAll(turn, b, poll, nil)
+	acks := b.rec.take()
+	if _, n, r := polls(t, acks); n != 1 || r != 2 {
+		t.Fatalf("the poll's Ack, %v after the rider: %d Acks with %d records; want one with two", turn.Sub(now), n, r)
+	}
+	deliverAll(turn, a, acks, nil)
+	st := a.Stats()
+	if st.Acked != 3 || st.Timeouts != 0 || st.Retransmissions != 0 || len(b.rec.rx) != 2 {
+		t.Errorf("%d acked, %d timeouts, %d retransmissions, %d delivered; want 3, 0, 0, 2", st.Acked, st.Timeouts, st.Retransmissions, len(b.rec.rx))
+	}
+}
