@@ -922,14 +922,19 @@ func (a *ARQ) onAck(now time.Time, h framing.Header, payload []byte) {
 	}
 }
 
-// answerTrain restarts, from now, the timers of p's rounds armed at the
-// instant armed that still wait for their Ack: an Ack has just answered a
-// round armed then. Rounds armed at one instant left in one transmission
-// (a burst's TxDone), and the receiver answers its polls one Ack after the
-// other: the first Ack's delay is what the timeout learns (one sample a
-// burst, Config.BurstSamples), the last comes a burst's worth of Ack
-// airtimes later. While the Acks keep coming, the rest of the train is on
-// its way; when they stop, the timers run out one timeout after the last.
+// answerTrain moves on the timers of p's rounds armed at the instant armed
+// that still wait for their Ack: an Ack has just answered a round armed
+// then. Rounds armed at one instant left in one transmission (a burst's
+// TxDone), and the receiver answers its polls one Ack after the other: the
+// first Ack's delay is what the timeout learns (one sample a burst,
+// Config.BurstSamples), the last comes a burst's worth of Ack airtimes
+// later. Each Ack of the train shows when the answers come, so the rest
+// wait from it as long as their timeout waits beyond the expected round
+// trip (its margin over SRTT, at least RTTGranularity once learned): while
+// the Acks keep coming the train is on its way; when they stop, the timers
+// run out that margin after the last. (A whole timeout from each Ack kept
+// polls lost to a half-duplex start waiting, and starved one side of
+// TestAcousticStartFair, seed 11, for two minutes.)
 // Without it the last polls of a 16-frame burst at 9600 bit/s timed out
 // just before their Acks came, and what had been acknowledged went again
 // at the node's next turn (TestBurstAckTrain).
@@ -939,7 +944,7 @@ func (a *ARQ) answerTrain(now time.Time, p *peer, armed time.Time) {
 		if !o.used || o.deadline.IsZero() || !o.armedAt.Equal(armed) {
 			continue
 		}
-		d := now.Add(o.armedRTO)
+		d := now.Add(max(o.armedRTO-p.rtt.srtt, 0))
 		if a.cfg.MaxAge > 0 {
 			if end := o.sent.Add(a.cfg.MaxAge); end.Before(d) {
 				d = end
