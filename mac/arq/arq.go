@@ -914,7 +914,7 @@ func (a *ARQ) onAck(now time.Time, h framing.Header, payload []byte) {
 		}
 		retr = append(retr, retryItem{slot, ^o.acked & countMask(o.count)})
 	}
-	if !train.IsZero() {
+	if !train.IsZero() && a.cfg.BurstSamples && a.cfg.ArmOnTxDone {
 		a.answerTrain(now, p, train)
 	}
 	if len(retr) > 0 {
@@ -924,8 +924,9 @@ func (a *ARQ) onAck(now time.Time, h framing.Header, payload []byte) {
 
 // answerTrain moves on the timers of p's rounds armed at the instant armed
 // that still wait for their Ack: an Ack has just answered a round armed
-// then. Rounds armed at one instant left in one transmission (a burst's
-// TxDone), and the receiver answers its polls one Ack after the other: the
+// then. With BurstSamples (and ArmOnTxDone) rounds armed at one instant
+// left in one transmission (a burst's TxDone: a modem that takes bursts),
+// and the receiver answers its polls one Ack after the other: the
 // first Ack's delay is what the timeout learns (one sample a burst,
 // Config.BurstSamples), the last comes a burst's worth of Ack airtimes
 // later. Each Ack of the train shows when the answers come, so the rest
