@@ -962,8 +962,11 @@ func (s *arqSink) Transmit(now time.Time, f arq.Frame) {
 	// that takes bursts every packet's poll waits in a group
 	// (groupsPolls), and a TCP ACK's went as data, never riding, when the
 	// group ended outside its Send (TestRideKeepsReservationBursts).
+	// Only its first transmission (Last): a retransmission of it is the
+	// poll of a retransmission round, which must follow its riders (flow
+	// 0) through the rounds (TestBurstRetransmissionPollGoesLast).
 	m.flow, m.tcpAck = e.sendFlow, e.sendAck
-	if l := e.lastFlow[h.Dst]; l.set && h.Kind == framing.KindFragment && len(payload) >= framing.FragHeaderLen && payload[1] == l.seq {
+	if l := e.lastFlow[h.Dst]; l.set && f.Last && h.Kind == framing.KindFragment && len(payload) >= framing.FragHeaderLen && payload[1] == l.seq {
 		m.flow, m.tcpAck = l.flow, l.ack
 	}
 	if h.Kind == framing.KindAck {
