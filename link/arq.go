@@ -98,6 +98,7 @@ type frameMeta struct {
 	eth    int
 	flow   uint64 // the packet's flow (FlowKey), for the MAC queue's rounds
 	poll   bool
+	frag   bool // a unicast fragment: head holds its fragment header, for the ARQ's TxDone
 	ackSeq uint8
 	multi  bool // an Ack of several records: never superseded
 	tcpAck bool // a TCP segment without payload, which may ride with an Ack (ride.go)
@@ -703,9 +704,10 @@ func (e *Engine) recycle(now time.Time, f txFrame) {
 }
 
 // frameGone tells the ARQ that a fragment left the daemon, on air or not:
-// a poll's Ack timer starts now (arq.Config.ArmOnTxDone).
+// a poll's Ack timer starts now (arq.Config.ArmOnTxDone), and a packet's
+// MaxAge at its first frame's.
 func (e *Engine) frameGone(now time.Time, m frameMeta) {
-	if m.poll && e.arq != nil {
+	if m.frag && e.arq != nil {
 		e.arq.TxDone(now, m.h, m.head[:])
 	}
 }
@@ -940,8 +942,11 @@ func (s *arqSink) Transmit(now time.Time, f arq.Frame) {
 	e := (*Engine)(s)
 	h, payload := f.Header, f.Payload
 	m := frameMeta{h: h}
-	if f.Poll && len(payload) >= framing.FragHeaderLen {
-		m.poll = true
+	if h.Kind == framing.KindFragment && h.Dst != framing.Broadcast && len(payload) >= framing.FragHeaderLen {
+		// Every unicast fragment is reported when it leaves
+		// (frameGone): a poll arms its round's timer, and the first
+		// frame of a packet starts its MaxAge (arq.ARQ.TxDone).
+		m.frag, m.poll = true, f.Poll
 		copy(m.head[:], payload)
 	}
 	if f.Last {
@@ -957,8 +962,11 @@ func (s *arqSink) Transmit(now time.Time, f arq.Frame) {
 	// that takes bursts every packet's poll waits in a group
 	// (groupsPolls), and a TCP ACK's went as data, never riding, when the
 	// group ended outside its Send (TestRideKeepsReservationBursts).
+	// Only its first transmission (Last): a retransmission of it is the
+	// poll of a retransmission round, which must follow its riders (flow
+	// 0) through the rounds (TestBurstRetransmissionPollGoesLast).
 	m.flow, m.tcpAck = e.sendFlow, e.sendAck
-	if l := e.lastFlow[h.Dst]; l.set && h.Kind == framing.KindFragment && len(payload) >= framing.FragHeaderLen && payload[1] == l.seq {
+	if l := e.lastFlow[h.Dst]; l.set && f.Last && h.Kind == framing.KindFragment && len(payload) >= framing.FragHeaderLen && payload[1] == l.seq {
 		m.flow, m.tcpAck = l.flow, l.ack
 	}
 	if h.Kind == framing.KindAck {

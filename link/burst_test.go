@@ -540,3 +540,58 @@ func TestBurstPollGoesLast(t *testing.T) {
 		t.Errorf("sender: %d retransmissions, %d riders; want 0 and 3", s1.ARQ.Retransmissions, s1.ARQ.Riders)
 	}
 }
+
+// TestBurstRetransmissionPollGoesLast: the retransmissions of a lost burst
+// go as one group whose poll, the packet sent last, goes after its riders.
+// That packet's first transmission keeps its flow in the MAC queue's rounds
+// (lastPacket); its retransmission kept it too, while the riders went as
+// retransmissions (flow 0), so the rounds sent the poll second and the
+// riders behind it: the Ack, sent when the poll came, reported none of
+// them, and they timed out again (100 saturated nodes: docs/mac.md).
+func TestBurstRetransmissionPollGoesLast(t *testing.T) {
+	cfg := Config{Policy: DropTail}
+	m, n1, n2, log := burstPair(t, 8, cfg, cfg)
+	fs, sent := numberedSet(5, 300)
+	hostAll(m, n1, fs[:1])
+	m.run(5 * time.Second)
+	lost := 0 // the four packets' first transmissions are lost
+	m.lose = func(from, _ *node, data []byte) bool {
+		for _, h := range frames(t, data) {
+			if from == n1 && h.Kind == framing.KindFragment && lost < 4 {
+				lost++
+				return true
+			}
+		}
+		return false
+	}
+	hostAll(m, n1, fs[1:])
+	m.run(60 * time.Second)
+	if got := checkDelivered(t, n2, sent); got != len(fs) {
+		t.Fatalf("%d of %d delivered", got, len(fs))
+	}
+	var again []string // the retransmissions' burst
+	for _, b := range *log {
+		if m.from(b) != n1 {
+			continue
+		}
+		var order []string
+		show := func(h framing.Header, p []byte) {
+			if h.Kind == framing.KindFragment && len(p) >= 4 {
+				order = append(order, fmt.Sprintf("seq %d poll %v", p[1], p[0]&0x80 != 0))
+			}
+		}
+		d := framing.NewDecoder(4096)
+		d.Feed(b.Data, show)
+		d.Feed([]byte{0}, show)
+		if len(order) > 1 {
+			again = order // the lost burst, then its retransmission: the last with several
+		}
+	}
+	if len(again) != 4 || !strings.HasSuffix(again[3], "poll true") {
+		t.Errorf("the retransmissions: %v; want four, the poll last", again)
+	}
+	s1 := n1.e.Stats(m.Now())
+	if s1.ARQ.Timeouts != 4 || s1.ARQ.Retransmissions != 4 {
+		t.Errorf("sender: %d timeouts, %d retransmissions; want 4 and 4 (one round)", s1.ARQ.Timeouts, s1.ARQ.Retransmissions)
+	}
+}

@@ -146,6 +146,7 @@ type outPkt struct {
 	retries        int   // rounds in a row without progress
 	rounds         int   // all retry rounds: at most Count×(MaxRetries+1)
 	sent           time.Time
+	aired          time.Time // ArmOnTxDone: the TxDone of its first frame (zero: none reported); MaxAge counts from it (born)
 	deadline       time.Time
 	armedAt        time.Time     // when the current round's timer was armed (zero: not yet, or no sample: Stalled)
 	armedRTO       time.Duration // the wait it was armed with
@@ -153,6 +154,7 @@ type outPkt struct {
 	stallRestarted bool          // Stalled restarted this round's timer: it does not again (arm clears it)
 	open           bool          // GroupPolls: the last fragment is held until the group's poll is decided (Flush)
 	ride           bool          // GroupPolls: the round rides on a later poll; its timer starts at that poll's TxDone
+	rideResend     bool          // the round is a retransmission (resend): it rides on its batch's poll, not on a group's
 	rideSet        bool          // the poll it rides on is sent: fragment rideIdx of packet rideOn
 	rideOn         uint8
 	rideIdx        uint8
@@ -392,7 +394,7 @@ func (a *ARQ) sendGrouped(now time.Time, dst framing.NodeID, p *peer, slot int) 
 	if p.openSlot >= 0 {
 		if p.gN+1 <= a.maxGroup() && p.gBytes+rec <= a.ackRoom() {
 			q := &p.out[p.openSlot]
-			q.open, q.ride, q.rideSet = false, true, false
+			q.open, q.ride, q.rideResend, q.rideSet = false, true, false, false
 			a.stats.Riders++
 			a.sendFrag(now, dst, framing.FragHeader{Inner: q.inner, Seq: q.seq, Index: q.count - 1, Count: q.count}, q.data, true)
 			p.openSlot = -1
@@ -427,7 +429,7 @@ func (a *ARQ) closeOpen(now time.Time, dst framing.NodeID, p *peer) {
 	a.opens--
 	p.gN, p.gBytes = 0, 0
 	a.sendFrag(now, dst, framing.FragHeader{AckReq: true, Inner: q.inner, Seq: q.seq, Index: q.count - 1, Count: q.count}, q.data, true)
-	a.bindRiders(p, q.seq, q.count-1)
+	a.bindRiders(p, q.seq, q.count-1, false)
 	if !a.cfg.ArmOnTxDone {
 		a.arm(p, q, now)
 		a.armRiders(p, now, q.seq, q.count-1)
@@ -464,10 +466,19 @@ func (a *ARQ) LastSeq(dst framing.NodeID) uint8 {
 }
 
 // bindRiders ties p's rounds that ride on the next poll to the poll just
-// sent, fragment idx of packet seq: they were sent before it.
-func (a *ARQ) bindRiders(p *peer, seq, idx uint8) {
+// sent, fragment idx of packet seq: they were sent before it. A poll binds
+// only the riders of its own batch: a retransmission round's (resend) the
+// retransmissions sent with it, a group's poll (closeOpen) the group's
+// packets. The frames of one batch go on air in the order they were
+// handed over, but the driver may send one batch before another (the
+// link's MAC queue serves retransmissions as a flow of their own): a
+// retransmission's poll that went before a group's riders was answered
+// before they came, and its Ack, which reports only what the receiver
+// holds, settled nothing of them while their timers ran from its TxDone
+// (TestRidersWaitForTheirGroupsPoll).
+func (a *ARQ) bindRiders(p *peer, seq, idx uint8, resend bool) {
 	for i := range p.out {
-		if o := &p.out[i]; o.used && o.ride && !o.rideSet {
+		if o := &p.out[i]; o.used && o.ride && !o.rideSet && o.rideResend == resend {
 			o.rideSet, o.rideOn, o.rideIdx = true, seq, idx
 		}
 	}
@@ -698,8 +709,13 @@ func (a *ARQ) answer(now time.Time, dst framing.NodeID, p *peer, first framing.A
 		if t == 0 {
 			continue
 		}
-		if a.stamp(now)-t >= int64(a.cfg.ReasmTimeout) {
-			p.rxPend[s] = 0 // long gone: the sender has polled it since, or given it up
+		if a.stamp(now)-t >= int64(max(a.cfg.DupLifetime, a.cfg.ReasmTimeout)) {
+			// Long gone: the sender has polled it since, or given it up.
+			// Until then a rider's record waits for its group's poll,
+			// which may leave minutes after it (the sender's next turn
+			// on a crowded channel): as long as the receiver remembers
+			// the delivery (DupLifetime), what holds reports is true.
+			p.rxPend[s] = 0
 			continue
 		}
 		c := p.rxPendCount[s]
@@ -827,7 +843,8 @@ func (a *ARQ) onAck(now time.Time, h framing.Header, payload []byte) {
 	a.stats.AcksReceived++
 	p := a.peers[h.Src]
 	retr := a.retr[:0]
-	sampled := false // one round-trip sample per Ack frame: its records answer one poll
+	sampled := false    // one round-trip sample per Ack frame: its records answer one poll
+	var train time.Time // when the round this Ack answers was armed (answerTrain)
 	for _, ack := range recs {
 		var o *outPkt
 		slot := -1
@@ -859,6 +876,9 @@ func (a *ARQ) onAck(now time.Time, h framing.Header, payload []byte) {
 		// channel access, and counting that delay once per poll would shrink
 		// RTTVAR until the next burst's Acks, a little later, all time out.
 		// Likewise the records of one Ack are one sample.
+		if !o.armedAt.IsZero() {
+			train = o.armedAt
+		}
 		switch {
 		case o.armedAt.IsZero(), sampled, a.late:
 		case !o.timedOut && a.cfg.BurstSamples && o.armedAt.Equal(p.sampledArm):
@@ -895,15 +915,70 @@ func (a *ARQ) onAck(now time.Time, h framing.Header, payload []byte) {
 		}
 		retr = append(retr, retryItem{slot, ^o.acked & countMask(o.count)})
 	}
+	if !train.IsZero() && a.cfg.BurstSamples && a.cfg.ArmOnTxDone {
+		a.answerTrain(now, p, train)
+	}
 	if len(retr) > 0 {
 		a.resend(now, h.Src, p, retr)
 	}
 }
 
+// answerTrain moves on the timers of p's rounds armed at the instant armed
+// that still wait for their Ack: an Ack has just answered a round armed
+// then. With BurstSamples (and ArmOnTxDone) rounds armed at one instant
+// left in one transmission (a burst's TxDone: a modem that takes bursts),
+// and the receiver answers its polls one Ack after the other: the
+// first Ack's delay is what the timeout learns (one sample a burst,
+// Config.BurstSamples), the last comes a burst's worth of Ack airtimes
+// later. Each Ack of the train shows when the answers come, so the rest
+// wait from it as long as their timeout waits beyond the expected round
+// trip (its margin over SRTT, at least RTTGranularity once learned): while
+// the Acks keep coming the train is on its way; when they stop, the timers
+// run out that margin after the last. (A whole timeout from each Ack kept
+// polls lost to a half-duplex start waiting, and starved one side of
+// TestAcousticStartFair, seed 11, for two minutes.)
+// Without it the last polls of a 16-frame burst at 9600 bit/s timed out
+// just before their Acks came, and what had been acknowledged went again
+// at the node's next turn (TestBurstAckTrain).
+func (a *ARQ) answerTrain(now time.Time, p *peer, armed time.Time) {
+	for i := range p.out {
+		o := &p.out[i]
+		if !o.used || o.deadline.IsZero() || !o.armedAt.Equal(armed) {
+			continue
+		}
+		d := now.Add(max(o.armedRTO-p.rtt.srtt, 0))
+		if a.cfg.MaxAge > 0 {
+			if end := born(o).Add(a.cfg.MaxAge); end.Before(d) {
+				d = end
+			}
+		}
+		if d.After(o.deadline) {
+			o.deadline = d
+		}
+	}
+}
+
+// born is when o's MaxAge started: with ArmOnTxDone the TxDone of its
+// first frame, the first moment anything of it may have reached the
+// receiver, else (or when the driver reported none) its Send. Time spent in
+// the driver's queues before that ages nothing the receiver's DupLifetime
+// has to cover: on a crowded channel (100 saturated nodes, a turn every two
+// minutes: docs/mac.md) a packet waited most of its MaxAge in the window
+// and the MAC queue, and was given up as soon as its first poll left
+// (TestMaxAgeFromFirstAir). The receiver delivered it no earlier than its
+// first frame began, at most one transmission's airtime before that
+// TxDone: within the ack timeout of slack DupLifetime keeps.
+func born(o *outPkt) time.Time {
+	if !o.aired.IsZero() {
+		return o.aired
+	}
+	return o.sent
+}
+
 // expired gives o up, and says so, when its rounds are spent (MaxRetries
 // without progress, Count×(MaxRetries+1) in all) or it is MaxAge old.
 func (a *ARQ) expired(now time.Time, p *peer, o *outPkt) bool {
-	tooOld := a.cfg.MaxAge > 0 && now.Sub(o.sent) >= a.cfg.MaxAge
+	tooOld := a.cfg.MaxAge > 0 && now.Sub(born(o)) >= a.cfg.MaxAge
 	if tooOld || o.retries >= a.cfg.MaxRetries || o.rounds >= int(o.count)*(a.cfg.MaxRetries+1) {
 		a.stats.GiveUps++
 		p.stats.giveUps++
@@ -955,12 +1030,12 @@ func (a *ARQ) retry(now time.Time, dst framing.NodeID, p *peer, o *outPkt, missi
 			p.stats.retx++
 		}
 	}
-	o.deadline, o.armedAt, o.ride, o.rideSet = time.Time{}, time.Time{}, ride, false
+	o.deadline, o.armedAt, o.ride, o.rideResend, o.rideSet = time.Time{}, time.Time{}, ride, ride, false
 	if ride {
 		a.stats.Riders++
 		return
 	}
-	a.bindRiders(p, o.seq, last)
+	a.bindRiders(p, o.seq, last, true)
 	if !a.cfg.ArmOnTxDone {
 		a.arm(p, o, now) // else TxDone arms it
 		a.armRiders(p, now, o.seq, last)
@@ -974,7 +1049,7 @@ func (a *ARQ) retry(now time.Time, dst framing.NodeID, p *peer, o *outPkt, missi
 func (a *ARQ) arm(p *peer, o *outPkt, now time.Time) {
 	d := now.Add(a.rttb.wait(p.rtt.rto))
 	if a.cfg.MaxAge > 0 {
-		if end := o.sent.Add(a.cfg.MaxAge); end.Before(d) {
+		if end := born(o).Add(a.cfg.MaxAge); end.Before(d) {
 			d = end
 		}
 	}
@@ -995,16 +1070,28 @@ func (a *ARQ) release(p *peer, o *outPkt) {
 // the fragment that asked for an Ack it restarts the Ack timer from now, so
 // that time spent in the MAC queue does not count against the ack timeout,
 // and the round trip sampled when the Ack comes starts here too.
-// Other frames are ignored. Calling TxDone is optional unless ArmOnTxDone is
-// set; then the driver must call it for every fragment with AckReq that it
-// was given, also when it dropped the frame instead of sending it (the
-// timer then recovers the packet).
+// Calling TxDone is optional unless ArmOnTxDone is set; then the driver must
+// call it for every fragment with AckReq that it was given, also when it
+// dropped the frame instead of sending it (the timer then recovers the
+// packet), and should call it for every other unicast fragment too: with
+// ArmOnTxDone a packet's MaxAge counts from the first of its frames
+// reported (born), from Send if none is. Other frames are ignored.
 func (a *ARQ) TxDone(now time.Time, h framing.Header, payload []byte) {
 	if h.Kind != framing.KindFragment || h.Dst == framing.Broadcast {
 		return
 	}
 	f, _, err := framing.ParseFrag(payload)
-	if err != nil || !f.AckReq {
+	if err != nil {
+		return
+	}
+	if p := a.peers[h.Dst]; p != nil && a.cfg.ArmOnTxDone {
+		for i := range p.out {
+			if o := &p.out[i]; o.used && o.seq == f.Seq && o.count == f.Count && o.aired.IsZero() {
+				o.aired = now
+			}
+		}
+	}
+	if !f.AckReq {
 		return
 	}
 	if p := a.peers[h.Dst]; p != nil {

@@ -293,3 +293,141 @@ func TestMaxGroup(t *testing.T) {
 		t.Errorf("MaxGroup %d: valid", c.MaxGroup)
 	}
 }
+
+// TestRidersWaitForTheirGroupsPoll: a retransmission round's poll, handed
+// over while riders of a group wait for the group's poll, does not take
+// them: the driver may send it first (the link's MAC queue serves
+// retransmissions as a flow of their own), and its Ack, which reports only
+// what had come before it, settled nothing of the riders, whose timers then
+// ran from its TxDone and expired while they waited, acknowledged or not,
+// for their own poll (100 saturated nodes, a turn every two minutes: docs/mac.md).
+func TestRidersWaitForTheirGroupsPoll(t *testing.T) {
+	c := testConfig(1)
+	c.GroupPolls, c.ArmOnTxDone = true, true
+	g := &groupRecorder{v2: true}
+	a0, err := New(c, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := node{a0, &g.recorder}
+	b, _ := newGroupNode(t, 2, true)
+	now := synced(t, a, b)
+	send := func(seed byte) {
+		t.Helper()
+		if err := a.Send(now, framing.Header{Kind: framing.KindData, Dst: 2}, pattern(10, seed)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	txDone := func(at time.Time, fs []frame) {
+		for _, f := range fs {
+			a.TxDone(at, f.h, f.p)
+		}
+	}
+	// P0 goes alone, polled, and is lost.
+	send(0)
+	a.Flush(now)
+	txDone(now, a.rec.take())
+	// P1 and P2 form a group: P1 rides, P2's last fragment waits for Flush.
+	send(1)
+	send(2)
+	riders := a.rec.take()
+	if p, _, _ := polls(t, riders); p != 0 || len(riders) != 1 {
+		t.Fatalf("group: %d frames, %d polls; want one rider", len(riders), p)
+	}
+	// P0's timer runs out: its retransmission goes first, as the MAC
+	// queue's rounds may send it, and is answered at once.
+	d, ok := a.Deadline()
+	if !ok {
+		t.Fatal("no timer for the lost poll")
+	}
+	now = d
+	a.Poll(now)
+	retx := a.rec.take()
+	if p, _, _ := polls(t, retx); p != 1 || len(retx) != 1 {
+		t.Fatalf("after the timeout: %d frames, %d polls; want P0's poll again", len(retx), p)
+	}
+	txDone(now, retx)
+	deliverAll(now, b, retx, nil)
+	deliverAll(now, a, b.rec.take(), nil)
+	// The group's poll goes; the group goes on air only at the node's next
+	// turn, long after any timer armed at P0's retransmission would have
+	// run out (AckTimeout; 16 of them at the most).
+	a.Flush(now)
+	group := append(riders, a.rec.take()...)
+	turn := now.Add(40 * c.MaxAckTimeout)
+	for range 100 {
+		d, ok := a.Deadline()
+		if !ok || !d.Before(turn) {
+			break
+		}
+		a.Poll(d)
+	}
+	if st := a.Stats(); st.Timeouts != 1 || st.Retransmissions != 1 {
+		t.Fatalf("before the group went on air: %d timeouts, %d retransmissions; want P0's one", st.Timeouts, st.Retransmissions)
+	}
+	a.rec.take()
+	txDone(turn, group)
+	deliverAll(turn, b, group, nil)
+	acks := b.rec.take()
+	if _, n, r := polls(t, acks); n != 1 || r != 2 {
+		t.Fatalf("the group's Acks: %d with %d records; want one with two", n, r)
+	}
+	deliverAll(turn, a, acks, nil)
+	st := a.Stats()
+	if st.Timeouts != 1 || st.Retransmissions != 1 || st.Acked != 4 || st.GiveUps != 0 || len(b.rec.rx) != 3 {
+		t.Errorf("%d timeouts, %d retransmissions, %d acked, %d given up, %d delivered; want 1, 1, 4, 0, 3",
+			st.Timeouts, st.Retransmissions, st.Acked, st.GiveUps, len(b.rec.rx))
+	}
+	if _, ok := a.Deadline(); ok {
+		t.Error("a timer still runs")
+	}
+}
+
+// TestRiderRecordWaitsForItsPoll: a rider received long before its group's
+// poll (on a crowded channel the riders of the next group go in one turn,
+// the poll in the sender's next, minutes later) is reported in the poll's
+// Ack as long as the receiver remembers delivering it (DupLifetime), not
+// only within ReasmTimeout: past that the record was dropped, the rider's
+// timer ran out and a packet delivered long before went again.
+func TestRiderRecordWaitsForItsPoll(t *testing.T) {
+	c := testConfig(1)
+	c.GroupPolls, c.ArmOnTxDone = true, true
+	g := &groupRecorder{v2: true}
+	a0, err := New(c, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := node{a0, &g.recorder}
+	b, _ := newGroupNode(t, 2, true)
+	now := synced(t, a, b)
+	for i := range 2 {
+		if err := a.Send(now, framing.Header{Kind: framing.KindData, Dst: 2}, pattern(10, byte(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rider := a.rec.take()
+	txDone := func(at time.Time, fs []frame) {
+		for _, f := range fs {
+			a.TxDone(at, f.h, f.p)
+		}
+	}
+	txDone(now, rider)
+	deliverAll(now, b, rider, nil)
+	a.Flush(now)
+	poll := a.rec.take()
+	turn := now.Add(c.ReasmTimeout + (c.DupLifetime-c.ReasmTimeout)/2)
+	if d, ok := a.Deadline(); ok && d.Before(turn) {
+		t.Fatalf("a timer at %v, before the poll went", d.Sub(now))
+	}
+	txDone(turn, poll)
+	deliverAll(turn, b, poll, nil)
+	acks := b.rec.take()
+	if _, n, r := polls(t, acks); n != 1 || r != 2 {
+		t.Fatalf("the poll's Ack, %v after the rider: %d Acks with %d records; want one with two", turn.Sub(now), n, r)
+	}
+	deliverAll(turn, a, acks, nil)
+	st := a.Stats()
+	if st.Acked != 3 || st.Timeouts != 0 || st.Retransmissions != 0 || len(b.rec.rx) != 2 {
+		t.Errorf("%d acked, %d timeouts, %d retransmissions, %d delivered; want 3, 0, 0, 2", st.Acked, st.Timeouts, st.Retransmissions, len(b.rec.rx))
+	}
+}

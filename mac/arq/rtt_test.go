@@ -510,3 +510,60 @@ func TestBurstOneSample(t *testing.T) {
 		t.Fatalf("%+v: want 9 acked, no timeout", st)
 	}
 }
+
+// TestBurstAckTrain: the receiver answers the polls of one burst one Ack
+// after the other, so the last Ack of the train comes a burst's worth of
+// Ack airtimes after the first, whose delay the timeout learned (one
+// sample a burst: TestBurstOneSample). An Ack that answers one of the
+// polls shows the others' answers coming: their timers run from it, not
+// from the burst's end. Without that, a 16-frame burst on the simulated
+// medium at 9600 bit/s timed out its last polls just before their Acks
+// came, and resent what was acknowledged at the node's next turn (100
+// saturated nodes: docs/mac.md).
+func TestBurstAckTrain(t *testing.T) {
+	c := testConfig(1)
+	c.ArmOnTxDone, c.BurstSamples, c.Window = true, true, 16
+	c.SizeForWindow()
+	a, b := newNode(t, c), newNode(t, testConfig(2))
+	ackAir := time.Duration(framing.MaxEncodedLen(framing.AckMaxLen)*8) * time.Second / 9600
+	now := t0
+	burst := func(n int, rtt time.Duration) {
+		t.Helper()
+		for i := range n {
+			if err := a.Send(now, framing.Header{Kind: framing.KindData, Dst: 2}, pattern(10, byte(i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		fs := a.rec.take()
+		for _, f := range fs {
+			a.TxDone(now, f.h, f.p)
+		}
+		deliverAll(now, b, fs, nil)
+		// One transmission of Acks, back to back.
+		for i, f := range b.rec.take() {
+			at := now.Add(rtt + time.Duration(i)*ackAir)
+			for range 100 {
+				d, ok := a.Deadline()
+				if !ok || d.After(at) {
+					break
+				}
+				a.Poll(d)
+				a.rec.take() // retransmissions: not sent
+			}
+			a.Receive(at, f.h, f.p)
+		}
+		now = now.Add(rtt + time.Minute)
+	}
+	for range 8 {
+		burst(1, 2*ackAir) // lone packets: a short round trip learned
+	}
+	rto := peerOf(t, a.ARQ, 2).RTO
+	if rto > 16*ackAir/2 {
+		t.Fatalf("learned timeout %v; want it well below 16 Ack airtimes (%v)", rto, 16*ackAir)
+	}
+	burst(16, 2*ackAir)
+	if st := a.Stats(); st.Acked != 24 || st.Timeouts != 0 || st.Retransmissions != 0 {
+		t.Errorf("learned timeout %v, Acks %v apart: %d acked, %d timeouts, %d retransmissions; want 24, 0, 0",
+			rto, ackAir, st.Acked, st.Timeouts, st.Retransmissions)
+	}
+}
