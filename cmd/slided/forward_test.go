@@ -109,9 +109,10 @@ func TestForwardedFloodBounded(t *testing.T) {
 	}
 }
 
-// TestForwardQueueUnderUser: the eBPF classifier is loaded before -user
-// drops every capability but CAP_NET_ADMIN, and attached when the qdisc is
-// installed afterwards, which needs only that one.
+// TestForwardQueueUnderUser: the eBPF classifiers (forward queue, a bucket
+// for each socket) are loaded before -user drops every capability but
+// CAP_NET_ADMIN, and attached when the qdisc is installed afterwards,
+// which needs only that one.
 func TestForwardQueueUnderUser(t *testing.T) {
 	l, p := startPair(t, 115200, "192.0.2", "-user", "nobody")
 	if out, err := l.Exec(p.NS[0], "ping", "-c", "1", "-w", "15", p.Addr[1]); err != nil {
@@ -129,11 +130,15 @@ func TestForwardQueueUnderUser(t *testing.T) {
 			t.Errorf("warning %q with the forward queue installed", w)
 		}
 	}
+	if strings.Contains(st.Backpressure, "hashed") {
+		t.Errorf("no socket classifier under -user: %s", st.Backpressure)
+	}
 }
 
 // TestForwardQueueUnderTheUnitSandbox: started as
 // packaging/slided.service starts it, with -user nobody, the daemon has
-// the forward queue: the unit's bounding set lets it load the classifier.
+// the forward queue and a bucket for each socket: the unit's bounding set
+// lets it load the classifiers.
 func TestForwardQueueUnderTheUnitSandbox(t *testing.T) {
 	l, ns, ctl, _, d := startSandboxed(t, 115200, false, unitSandbox(t, nil, ""), "-user", "nobody")
 	var st status.Snapshot
@@ -153,6 +158,9 @@ func TestForwardQueueUnderTheUnitSandbox(t *testing.T) {
 	}
 	if st.Qdisc.Forward == nil {
 		t.Errorf("no forward queue under the unit's sandbox; warnings %q", st.Warnings)
+	}
+	if strings.Contains(st.Backpressure, "hashed") {
+		t.Errorf("no socket classifier under the unit's sandbox: %s", st.Backpressure)
 	}
 }
 
