@@ -98,7 +98,6 @@ type frameMeta struct {
 	eth    int
 	flow   uint64 // the packet's flow (FlowKey), for the MAC queue's rounds
 	poll   bool
-	frag   bool // a unicast fragment: head holds its fragment header, for the ARQ's TxDone
 	ackSeq uint8
 	multi  bool // an Ack of several records: never superseded
 	tcpAck bool // a TCP segment without payload, which may ride with an Ack (ride.go)
@@ -704,10 +703,9 @@ func (e *Engine) recycle(now time.Time, f txFrame) {
 }
 
 // frameGone tells the ARQ that a fragment left the daemon, on air or not:
-// a poll's Ack timer starts now (arq.Config.ArmOnTxDone), and a packet's
-// MaxAge at its first frame's.
+// a poll's Ack timer starts now (arq.Config.ArmOnTxDone).
 func (e *Engine) frameGone(now time.Time, m frameMeta) {
-	if m.frag && e.arq != nil {
+	if m.poll && e.arq != nil {
 		e.arq.TxDone(now, m.h, m.head[:])
 	}
 }
@@ -942,11 +940,8 @@ func (s *arqSink) Transmit(now time.Time, f arq.Frame) {
 	e := (*Engine)(s)
 	h, payload := f.Header, f.Payload
 	m := frameMeta{h: h}
-	if h.Kind == framing.KindFragment && h.Dst != framing.Broadcast && len(payload) >= framing.FragHeaderLen {
-		// Every unicast fragment is reported when it leaves
-		// (frameGone): a poll arms its round's timer, and the first
-		// frame of a packet starts its MaxAge (arq.ARQ.TxDone).
-		m.frag, m.poll = true, f.Poll
+	if f.Poll && len(payload) >= framing.FragHeaderLen {
+		m.poll = true
 		copy(m.head[:], payload)
 	}
 	if f.Last {

@@ -146,7 +146,6 @@ type outPkt struct {
 	retries        int   // rounds in a row without progress
 	rounds         int   // all retry rounds: at most Count×(MaxRetries+1)
 	sent           time.Time
-	aired          time.Time // ArmOnTxDone: the TxDone of its first frame (zero: none reported); MaxAge counts from it (born)
 	deadline       time.Time
 	armedAt        time.Time     // when the current round's timer was armed (zero: not yet, or no sample: Stalled)
 	armedRTO       time.Duration // the wait it was armed with
@@ -948,7 +947,7 @@ func (a *ARQ) answerTrain(now time.Time, p *peer, armed time.Time) {
 		}
 		d := now.Add(max(o.armedRTO-p.rtt.srtt, 0))
 		if a.cfg.MaxAge > 0 {
-			if end := born(o).Add(a.cfg.MaxAge); end.Before(d) {
+			if end := o.sent.Add(a.cfg.MaxAge); end.Before(d) {
 				d = end
 			}
 		}
@@ -958,27 +957,10 @@ func (a *ARQ) answerTrain(now time.Time, p *peer, armed time.Time) {
 	}
 }
 
-// born is when o's MaxAge started: with ArmOnTxDone the TxDone of its
-// first frame, the first moment anything of it may have reached the
-// receiver, else (or when the driver reported none) its Send. Time spent in
-// the driver's queues before that ages nothing the receiver's DupLifetime
-// has to cover: on a crowded channel (100 saturated nodes, a turn every two
-// minutes: docs/mac.md) a packet waited most of its MaxAge in the window
-// and the MAC queue, and was given up as soon as its first poll left
-// (TestMaxAgeFromFirstAir). The receiver delivered it no earlier than its
-// first frame began, at most one transmission's airtime before that
-// TxDone: within the ack timeout of slack DupLifetime keeps.
-func born(o *outPkt) time.Time {
-	if !o.aired.IsZero() {
-		return o.aired
-	}
-	return o.sent
-}
-
 // expired gives o up, and says so, when its rounds are spent (MaxRetries
 // without progress, Count×(MaxRetries+1) in all) or it is MaxAge old.
 func (a *ARQ) expired(now time.Time, p *peer, o *outPkt) bool {
-	tooOld := a.cfg.MaxAge > 0 && now.Sub(born(o)) >= a.cfg.MaxAge
+	tooOld := a.cfg.MaxAge > 0 && now.Sub(o.sent) >= a.cfg.MaxAge
 	if tooOld || o.retries >= a.cfg.MaxRetries || o.rounds >= int(o.count)*(a.cfg.MaxRetries+1) {
 		a.stats.GiveUps++
 		p.stats.giveUps++
@@ -1049,7 +1031,7 @@ func (a *ARQ) retry(now time.Time, dst framing.NodeID, p *peer, o *outPkt, missi
 func (a *ARQ) arm(p *peer, o *outPkt, now time.Time) {
 	d := now.Add(a.rttb.wait(p.rtt.rto))
 	if a.cfg.MaxAge > 0 {
-		if end := born(o).Add(a.cfg.MaxAge); end.Before(d) {
+		if end := o.sent.Add(a.cfg.MaxAge); end.Before(d) {
 			d = end
 		}
 	}
@@ -1070,28 +1052,16 @@ func (a *ARQ) release(p *peer, o *outPkt) {
 // the fragment that asked for an Ack it restarts the Ack timer from now, so
 // that time spent in the MAC queue does not count against the ack timeout,
 // and the round trip sampled when the Ack comes starts here too.
-// Calling TxDone is optional unless ArmOnTxDone is set; then the driver must
-// call it for every fragment with AckReq that it was given, also when it
-// dropped the frame instead of sending it (the timer then recovers the
-// packet), and should call it for every other unicast fragment too: with
-// ArmOnTxDone a packet's MaxAge counts from the first of its frames
-// reported (born), from Send if none is. Other frames are ignored.
+// Other frames are ignored. Calling TxDone is optional unless ArmOnTxDone is
+// set; then the driver must call it for every fragment with AckReq that it
+// was given, also when it dropped the frame instead of sending it (the
+// timer then recovers the packet).
 func (a *ARQ) TxDone(now time.Time, h framing.Header, payload []byte) {
 	if h.Kind != framing.KindFragment || h.Dst == framing.Broadcast {
 		return
 	}
 	f, _, err := framing.ParseFrag(payload)
-	if err != nil {
-		return
-	}
-	if p := a.peers[h.Dst]; p != nil && a.cfg.ArmOnTxDone {
-		for i := range p.out {
-			if o := &p.out[i]; o.used && o.seq == f.Seq && o.count == f.Count && o.aired.IsZero() {
-				o.aired = now
-			}
-		}
-	}
-	if !f.AckReq {
+	if err != nil || !f.AckReq {
 		return
 	}
 	if p := a.peers[h.Dst]; p != nil {
