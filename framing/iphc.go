@@ -80,7 +80,8 @@ import (
 // KindIPHC and KindHello are the kinds of link version 2.
 const (
 	// KindIPHC is a KindData payload with its IP and UDP headers (and, in
-	// Version3, TCP headers) compressed (AppendIPHCVersion). It is sent
+	// Version3, TCP headers; in Version4, maybe without their checksum)
+	// compressed (AppendIPHCVersion). It is sent
 	// only to a peer that speaks Version2 or later, plain or as the inner
 	// kind of fragments.
 	KindIPHC Kind = 6
