@@ -24,7 +24,7 @@ type DecoderStats struct {
 	TooLong uint64
 	// Short: fewer than 7 inner bytes (header + CRC).
 	Short uint64
-	// BadVersion: a good CRC but a version other than 1 or 2 (another
+	// BadVersion: a good CRC but a version other than 1 to MaxVersion (another
 	// protocol or a later version of this one).
 	BadVersion uint64
 	// BadAddr: a good CRC but a 0x00 address, or Broadcast as the source.

@@ -13,7 +13,7 @@
 //
 // An inner frame is
 //
-//	byte 0      version<<4 | kind   (high nibble: version 1 or 2, low nibble: Kind)
+//	byte 0      version<<4 | kind   (high nibble: version 1 to 4, low nibble: Kind)
 //	byte 1      destination NodeID
 //	byte 2      source NodeID
 //	bytes 3..   payload
@@ -93,7 +93,7 @@ type Header struct {
 	Version uint8
 }
 
-// Ver is h's format version as a number: 1 or 2 (Version 0 is 1).
+// Ver is h's format version as a number: 1 to MaxVersion (Version 0 is 1).
 func (h Header) Ver() uint8 {
 	if h.Version == 0 {
 		return Version
@@ -124,8 +124,12 @@ const (
 	// headers (docs/frame-format.md, "Versions"); a node sends it only to a
 	// peer it has heard speak it.
 	Version3 = 3
+	// Version4 is Version3 whose KindIPHC packets may elide the UDP or TCP
+	// checksum (the dispatch's CK bit; docs/frame-format.md, "Versions");
+	// a node sends it only to a peer it has heard speak it.
+	Version4 = 4
 	// MaxVersion is the highest version this package decodes.
-	MaxVersion = Version3
+	MaxVersion = Version4
 	// Overhead is the number of inner bytes a frame adds to its payload.
 	Overhead = HeaderLen + CRCLen
 )

@@ -18,7 +18,11 @@ import (
 // cannot make a receiver rebuild a wrong header.
 //
 //	byte 0  dispatch
-//	        bits 7..6  00 IPv4, 01 IPv6 (1x reserved)
+//	        bit 7  CK (version 4; reserved, 0, before): 1 = the UDP (NH)
+//	               or TCP (TC) checksum is elided: the receiver
+//	               recomputes it (pseudo-header, UDP or TCP header, the
+//	               rest); CK without NH or TC is malformed
+//	        bit 6  0 IPv4, 1 IPv6
 //	        bit 5  NH: 1 = UDP, its header compressed below; 0 = the
 //	               protocol (IPv4) or next header (IPv6) byte is carried
 //	               (unless TC) and the IP payload follows as it is
@@ -36,7 +40,8 @@ import (
 //	        ID0), TTL / hop limit (1, unless HL), protocol / next header
 //	        (1, unless NH or TC), source and destination address (4+4 or
 //	        16+16), with NH the UDP source port, destination port and
-//	        checksum (2+2+2, as they were: end-to-end integrity), with TC
+//	        checksum (2+2+2, as they were: end-to-end integrity; the
+//	        checksum elided with CK), with TC
 //	        the compressed TCP header:
 //	        control (1)
 //	               bits 7..6  options: 00 none (data offset 5); 01
@@ -51,7 +56,7 @@ import (
 //	                          FIN (with FL, bits 4..0 are 0)
 //	        [options length (1)], [flags (1)], source and destination
 //	        port (2+2), sequence number (4), acknowledgement number (4),
-//	        window (2), checksum (2, as it was), urgent pointer (2, only
+//	        window (2), checksum (2, as it was; elided with CK), urgent pointer (2, only
 //	        with URG; 0 without), the options (8: TSval, TSecr; or the
 //	        carried words). The data offset's reserved bits and AE are 0.
 //	then the rest of the packet (the IP payload, or the UDP or TCP payload).
@@ -59,14 +64,24 @@ import (
 // AppendIPHC compresses only a packet that AppendIPHCData rebuilds byte for
 // byte (it checks by rebuilding the headers); anything else (options, IPv4
 // fragments, a wrong checksum or length, padding) travels as KindData.
-// AppendIPHCData rebuilds TC whatever the frame's version: the version only
-// keeps TC from nodes that would refuse it (the link sends it only to peers
-// that speak Version3).
+// AppendIPHCData rebuilds TC and CK whatever the frame's version: the
+// version only keeps them from nodes that would refuse them (the link sends
+// TC only to peers that speak Version3, CK only to peers that speak
+// Version4).
+//
+// CK elides a checksum only when the one the receiver computes equals the
+// packet's field byte for byte (AppendIPHCVersion checks by rebuilding): a
+// wrong checksum travels as it was, never corrected, and so does a UDP
+// checksum of 0 (IPv4: none) or 0x0000 for a computed 0, which UDP sends as
+// 0xFFFF (RFC 768; TCP has no such rule: it sends the computed value). The
+// checksum still guards the payload end to end: it is the one the sender's
+// stack computed, and the link's CRC-32C guards what it was recomputed over.
 
 // KindIPHC and KindHello are the kinds of link version 2.
 const (
 	// KindIPHC is a KindData payload with its IP and UDP headers (and, in
-	// Version3, TCP headers) compressed (AppendIPHCVersion). It is sent
+	// Version3, TCP headers; in Version4, maybe without their checksum)
+	// compressed (AppendIPHCVersion). It is sent
 	// only to a peer that speaks Version2 or later, plain or as the inner
 	// kind of fragments.
 	KindIPHC Kind = 6
@@ -79,8 +94,8 @@ const (
 
 // Dispatch byte bits.
 const (
+	iphcCK  = 0x80
 	iphcV6  = 0x40
-	iphcVer = 0xC0
 	iphcNH  = 0x20
 	iphcHL  = 0x10
 	iphcTF  = 0x08
@@ -144,15 +159,14 @@ func iphcLen(p []byte) (n, tcpHdr int, err error) {
 	d := p[0]
 	n = 1
 	addr := 4
-	switch d & iphcVer {
-	case 0:
+	if d&iphcV6 == 0 {
 		if d&iphcTF != 0 {
 			n++
 		}
 		if d&iphcID0 == 0 {
 			n += 2
 		}
-	case iphcV6:
+	} else {
 		if d&(iphcDF|iphcID0) != 0 {
 			return 0, 0, errIPHCBits
 		}
@@ -160,10 +174,8 @@ func iphcLen(p []byte) (n, tcpHdr int, err error) {
 			n += 4
 		}
 		addr = 16
-	default:
-		return 0, 0, errIPHCBits
 	}
-	if d&(iphcNH|iphcTC) == iphcNH|iphcTC {
+	if d&(iphcNH|iphcTC) == iphcNH|iphcTC || d&(iphcCK|iphcNH|iphcTC) == iphcCK {
 		return 0, 0, errIPHCBits
 	}
 	if d&iphcHL == 0 {
@@ -175,6 +187,9 @@ func iphcLen(p []byte) (n, tcpHdr int, err error) {
 	n += 2 * addr
 	if d&iphcNH != 0 {
 		n += 6
+		if d&iphcCK != 0 {
+			n -= 2
+		}
 	}
 	if d&iphcTC != 0 {
 		if len(p) < n+1 {
@@ -212,6 +227,9 @@ func iphcLen(p []byte) (n, tcpHdr int, err error) {
 			n++
 		}
 		n += 4 + 4 + 4 + 2 + 2 // ports, sequence, acknowledgement, window, checksum
+		if d&iphcCK != 0 {
+			n -= 2
+		}
 		if flags&tcpURG != 0 {
 			n += 2
 		}
@@ -249,7 +267,8 @@ func rebuild(hdr *[maxIPHCHeader]byte, p []byte) (int, []byte, error) {
 		l4, proto = tcpHdr, protoTCP
 	}
 	var n int
-	if d&iphcVer == 0 {
+	var addrs []byte // source and destination address, for the pseudo-header
+	if d&iphcV6 == 0 {
 		binary.BigEndian.PutUint16(h, etherIPv4)
 		ip := h[2:22]
 		clear(ip)
@@ -272,6 +291,7 @@ func rebuild(hdr *[maxIPHCHeader]byte, p []byte) (int, []byte, error) {
 			ip[9] = take(1)[0]
 		}
 		copy(ip[12:20], take(8))
+		addrs = ip[12:20]
 		n = 22
 		total := 20 + l4 + len(rest)
 		if total > 0xFFFF {
@@ -299,6 +319,7 @@ func rebuild(hdr *[maxIPHCHeader]byte, p []byte) (int, []byte, error) {
 			ip[7] = take(1)[0]
 		}
 		copy(ip[8:40], take(32))
+		addrs = ip[8:40]
 		n = 42
 		plen := l4 + len(rest)
 		if plen > 0xFFFF {
@@ -312,7 +333,11 @@ func rebuild(hdr *[maxIPHCHeader]byte, p []byte) (int, []byte, error) {
 		ports := take(4)
 		copy(u[0:4], ports)
 		binary.BigEndian.PutUint16(u[4:], uint16(udpLen+len(rest)))
-		copy(u[6:8], take(2))
+		if d&iphcCK != 0 {
+			binary.BigEndian.PutUint16(u[6:], l4Checksum(addrs, protoUDP, u, 6, rest))
+		} else {
+			copy(u[6:8], take(2))
+		}
 	case protoTCP:
 		t := h[n : n+l4]
 		clear(t)
@@ -327,7 +352,10 @@ func rebuild(hdr *[maxIPHCHeader]byte, p []byte) (int, []byte, error) {
 		copy(t[0:12], take(12)) // ports, sequence, acknowledgement
 		t[12] = byte(l4/4) << 4
 		t[13] = flags
-		copy(t[14:18], take(4)) // window, checksum
+		copy(t[14:16], take(2)) // window
+		if d&iphcCK == 0 {
+			copy(t[16:18], take(2)) // checksum
+		}
 		if flags&tcpURG != 0 {
 			copy(t[18:20], take(2))
 		}
@@ -337,6 +365,9 @@ func rebuild(hdr *[maxIPHCHeader]byte, p []byte) (int, []byte, error) {
 			copy(t[24:32], take(8))
 		case tcpOptRaw:
 			copy(t[20:], take(l4-tcpLen))
+		}
+		if d&iphcCK != 0 {
+			binary.BigEndian.PutUint16(t[16:], l4Checksum(addrs, protoTCP, t, 16, rest))
 		}
 	}
 	return n + l4, rest, nil
@@ -357,6 +388,45 @@ func checksum(b []byte) uint16 {
 		s = s>>16 + s&0xFFFF
 	}
 	return uint16(s)
+}
+
+// l4Checksum is the UDP or TCP checksum (RFC 768, RFC 9293) of the
+// segment whose header is hdr (its checksum field at off, ignored) and
+// whose payload is rest, sent between the addresses addrs (source and
+// destination, IPv4 or IPv6: the pseudo-headers of both sum the same
+// words: the addresses, the protocol and the length). UDP sends a
+// computed 0 as 0xFFFF.
+func l4Checksum(addrs []byte, proto byte, hdr []byte, off int, rest []byte) uint16 {
+	s := sum(uint64(proto)+uint64(len(hdr)+len(rest)), addrs)
+	s = sum(s, hdr[:off])
+	s = sum(s, hdr[off+2:])
+	s = sum(s, rest)
+	for s > 0xFFFF {
+		s = s>>16 + s&0xFFFF
+	}
+	c := ^uint16(s)
+	if c == 0 && proto == protoUDP {
+		c = 0xFFFF
+	}
+	return c
+}
+
+// sum adds b's 16-bit big-endian words (an odd last byte padded with a
+// zero) to s, unfolded. s stays far from overflow for any b under 2^47
+// bytes.
+func sum(s uint64, b []byte) uint64 {
+	for len(b) >= 8 {
+		s += uint64(binary.BigEndian.Uint32(b)) + uint64(binary.BigEndian.Uint32(b[4:]))
+		b = b[8:]
+	}
+	for len(b) >= 2 {
+		s += uint64(binary.BigEndian.Uint16(b))
+		b = b[2:]
+	}
+	if len(b) == 1 {
+		s += uint64(b[0]) << 8
+	}
+	return s
 }
 
 // AppendIPHCData appends to dst the KindData payload (EtherType + IP
@@ -385,19 +455,23 @@ func AppendIPHC(dst, data []byte) ([]byte, bool) {
 // or IPv6 that AppendIPHCData rebuilds exactly; otherwise it returns dst
 // unchanged and false (send data as KindData). With version Version3 or
 // later it compresses TCP headers too (TC); a TCP header it cannot
-// compress exactly leaves the packet in the version-2 form. It never
-// allocates when dst has room for len(data) bytes.
+// compress exactly leaves the packet in the version-2 form. With Version4
+// or later it elides the UDP or TCP checksum (CK) when the receiver's
+// recomputed one equals it byte for byte. It never allocates when dst has
+// room for len(data) bytes.
 func AppendIPHCVersion(dst, data []byte, version uint8) ([]byte, bool) {
+	ck := version >= Version4
 	if version >= Version3 {
-		if c, ok := appendIPHC(dst, data, true); ok {
+		if c, ok := appendIPHC(dst, data, true, ck); ok {
 			return c, true
 		}
 	}
-	return appendIPHC(dst, data, false)
+	return appendIPHC(dst, data, false, ck)
 }
 
-// appendIPHC is AppendIPHCVersion, with TCP's header compressed if tcp.
-func appendIPHC(dst, data []byte, tcp bool) ([]byte, bool) {
+// appendIPHC is AppendIPHCVersion, with TCP's header compressed if tcp and
+// the checksum elided where it can be if ck.
+func appendIPHC(dst, data []byte, tcp, ck bool) ([]byte, bool) {
 	if len(data) < 2 {
 		return dst, false
 	}
@@ -453,6 +527,20 @@ func appendIPHC(dst, data []byte, tcp bool) ([]byte, bool) {
 	case tcp:
 		return dst, false // the version-2 form does as well
 	}
+	if ck {
+		var addrs []byte
+		if d&iphcV6 == 0 {
+			addrs = ip[12:20]
+		} else {
+			addrs = ip[8:40]
+		}
+		switch {
+		case d&iphcNH != 0 && l4Checksum(addrs, protoUDP, l4[:udpLen], 6, l4[udpLen:]) == binary.BigEndian.Uint16(l4[6:]):
+			d |= iphcCK
+		case d&iphcTC != 0 && l4Checksum(addrs, protoTCP, l4[:tcpHdr], 16, l4[tcpHdr:]) == binary.BigEndian.Uint16(l4[16:]):
+			d |= iphcCK
+		}
+	}
 	dst = append(dst, d)
 	if d&iphcV6 == 0 {
 		if d&iphcTF != 0 {
@@ -483,10 +571,13 @@ func appendIPHC(dst, data []byte, tcp bool) ([]byte, bool) {
 	hlen := 2 + ipLen // rebuilt header bytes
 	switch {
 	case d&iphcNH != 0:
-		dst = append(dst, l4[0], l4[1], l4[2], l4[3], l4[6], l4[7])
+		dst = append(dst, l4[0], l4[1], l4[2], l4[3])
+		if d&iphcCK == 0 {
+			dst = append(dst, l4[6], l4[7])
+		}
 		hlen += udpLen
 	case d&iphcTC != 0:
-		dst = appendTCP(dst, l4[:tcpHdr])
+		dst = appendTCP(dst, l4[:tcpHdr], d&iphcCK != 0)
 		hlen += tcpHdr
 	}
 	dst = append(dst, data[hlen:]...)
@@ -501,8 +592,9 @@ func appendIPHC(dst, data []byte, tcp bool) ([]byte, bool) {
 
 // appendTCP appends the compressed form of the TCP header t (its length
 // from its data offset); what it cannot express (reserved bits, an urgent
-// pointer without URG) the caller's rebuilding check refuses.
-func appendTCP(dst, t []byte) []byte {
+// pointer without URG) the caller's rebuilding check refuses. elide leaves
+// out the checksum (CK).
+func appendTCP(dst, t []byte, elide bool) []byte {
 	opts := t[tcpLen:]
 	var ctl byte
 	switch {
@@ -527,7 +619,10 @@ func appendTCP(dst, t []byte) []byte {
 		dst = append(dst, flags)
 	}
 	dst = append(dst, t[0:12]...)  // ports, sequence, acknowledgement
-	dst = append(dst, t[14:18]...) // window, checksum
+	dst = append(dst, t[14:16]...) // window
+	if !elide {
+		dst = append(dst, t[16:18]...) // checksum
+	}
 	if flags&tcpURG != 0 {
 		dst = append(dst, t[18:20]...)
 	}

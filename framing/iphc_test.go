@@ -127,8 +127,11 @@ func TestIPHCBad(t *testing.T) {
 		want error
 	}{
 		{"empty", "", ErrShort},
-		{"version bits 10", "b0" + strings.Repeat("00", 20), ErrHeader},
-		{"version bits 11", "f0" + strings.Repeat("00", 20), ErrHeader},
+		{"ipv4 CK without NH or TC", "90" + strings.Repeat("00", 20), ErrHeader},
+		{"ipv6 CK without NH or TC", "d0" + strings.Repeat("00", 40), ErrHeader},
+		{"ipv4 CK, NH and TC", "b3" + strings.Repeat("00", 40), ErrHeader},
+		{"ipv4 udp CK: ports cut", "b2" + "c0000201c0000202" + "138813", ErrShort},
+		{"ipv6 udp CK: ports cut", "f0" + strings.Repeat("00", 32) + "1388", ErrShort},
 		{"reserved bit 0", "31" + strings.Repeat("00", 20), ErrHeader},
 		{"ipv6 with DF", "74" + strings.Repeat("00", 40), ErrHeader},
 		{"ipv6 with ID0", "72" + strings.Repeat("00", 40), ErrHeader},
@@ -172,11 +175,20 @@ func TestIPHCNoAllocs(t *testing.T) {
 	}); n != 0 {
 		t.Errorf("%v allocations per compress and rebuild", n)
 	}
+	withSum(data)
+	if n := testing.AllocsPerRun(100, func() {
+		c, _ = AppendIPHCVersion(c[:0], data, Version4)
+		back, _ = AppendIPHCData(back[:0], c)
+	}); n != 0 || c[0]&iphcCK == 0 {
+		t.Errorf("%v allocations per compress and rebuild in version 4 (dispatch %#x)", n, c[0])
+	}
 }
 
 // FuzzIPHC: any KindData payload either compresses to what rebuilds it
 // exactly or is refused with dst untouched; the version-2 form never sets
-// TC, and the version-3 form is never longer than the version-2 one.
+// TC, versions before 4 never set CK, CK only elides a checksum that the
+// long way (refSum) finds right, and each version's form is never longer
+// than the version-2 one.
 func FuzzIPHC(f *testing.F) {
 	f.Add(ipv4(0, 0x1c46, 0x4000, 64, 17, udp(5000, 5001, 0xabcd, seq(1, 30)), false), uint8(2))
 	f.Add(ipv4(0xb8, 0, 0, 3, 6, seq(1, 30), false), uint8(3))
@@ -187,6 +199,13 @@ func FuzzIPHC(f *testing.F) {
 	f.Add(ipv4(0, 7, 0x4000, 64, 6, tcpSeg(1, 2, tACK, 9, 0, tsOpts, nil), false), uint8(3))
 	f.Add(ipv4(0, 0, 0x4000, 64, 6, tcpSeg(1, 0, tSYN|tECE|tCWR, 9, 0, []byte{2, 4, 5, 0xb4}, nil), false), uint8(3))
 	f.Add(ipv6([4]byte{0x60}, 6, 64, tcpSeg(1, 2, tACK|tURG, 9, 7, tsOpts, seq(1, 9))), uint8(3))
+	f.Add(withSum(ipv4(0, 0x1c46, 0x4000, 64, 17, udp(5000, 5001, 0, seq(1, 31)), false)), uint8(4))
+	f.Add(withSum(ipv6([4]byte{0x60}, 17, 64, udp(1, 2, 0, seq(1, 9)))), uint8(4))
+	f.Add(withSum(ipv4(0, 7, 0x4000, 64, 6, tcpSeg(1, 2, tACK, 0, 0, tsOpts, seq(1, 9)), false)), uint8(4))
+	f.Add(withSum(ipv6([4]byte{0x60}, 6, 64, tcpSeg(1, 2, tACK|tURG, 0, 7, tsOpts, seq(1, 9)))), uint8(4))
+	f.Add(sumZero(ipv4(0, 7, 0x4000, 64, 17, udp(1, 2, 0, seq(1, 20)), false), 0), uint8(4))
+	f.Add(sumZero(ipv4(0, 7, 0x4000, 64, 6, tcpSeg(1, 2, tACK, 0, 0, nil, seq(1, 20)), false), 0xFFFF), uint8(4))
+	f.Add(ipv4(0, 7, 0x4000, 64, 17, udp(1, 2, 3, seq(1, 9)), false), uint8(4))
 	f.Fuzz(func(t *testing.T, data []byte, version uint8) {
 		c, ok := AppendIPHCVersion([]byte{0xee}, data, version)
 		if !ok {
@@ -201,6 +220,9 @@ func FuzzIPHC(f *testing.F) {
 		if version < Version3 && c[1]&iphcTC != 0 {
 			t.Fatalf("version %d with TC", version)
 		}
+		if c[1]&iphcCK != 0 && (version < Version4 || !refSumOK(data)) {
+			t.Fatalf("version %d with CK; checksum right: %v", version, refSumOK(data))
+		}
 		if c2, ok2 := AppendIPHC(nil, data); !ok2 || len(c2) < len(c)-1 {
 			t.Fatalf("version 2 form: %v, %d bytes; version %d: %d", ok2, len(c2), version, len(c)-1)
 		}
@@ -212,8 +234,9 @@ func FuzzIPHC(f *testing.F) {
 }
 
 // FuzzIPHCData: arbitrary bytes as a KindIPHC payload never panic; what
-// rebuilds is a well-formed packet that compresses back (in version 3) to
-// the same size or smaller and rebuilds to itself.
+// rebuilds is a well-formed packet that compresses back (in version 4) to
+// the same size or smaller and rebuilds to itself, and whose checksum,
+// when CK elided it, is the one the long way (refSum) computes.
 func FuzzIPHCData(f *testing.F) {
 	c, _ := AppendIPHC(nil, ipv4(0, 0x1c46, 0x4000, 64, 17, udp(5000, 5001, 0xabcd, seq(1, 30)), false))
 	f.Add(c)
@@ -223,8 +246,13 @@ func FuzzIPHCData(f *testing.F) {
 	f.Add(c)
 	c, _ = AppendIPHCVersion(nil, ipv6([4]byte{0x60}, 6, 64, tcpSeg(1, 2, tACK|tURG|tCWR, 9, 7, []byte{2, 4, 5, 0xb4}, seq(1, 9))), Version3)
 	f.Add(c)
+	c, _ = AppendIPHCVersion(nil, withSum(ipv4(0, 7, 0x4000, 64, 17, udp(1, 2, 0, seq(1, 9)), false)), Version4)
+	f.Add(c)
+	c, _ = AppendIPHCVersion(nil, withSum(ipv6([4]byte{0x60}, 6, 64, tcpSeg(1, 2, tACK|tURG, 0, 7, tsOpts, seq(1, 9)))), Version4)
+	f.Add(c)
 	f.Add([]byte{0x08, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13})
 	f.Add([]byte{0xff})
+	f.Add([]byte{0x90, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13})
 	f.Fuzz(func(t *testing.T, p []byte) {
 		data, err := AppendIPHCData([]byte{}, p)
 		if err != nil {
@@ -233,7 +261,10 @@ func FuzzIPHCData(f *testing.F) {
 			}
 			return
 		}
-		c, ok := AppendIPHCVersion(nil, data, Version3)
+		if p[0]&iphcCK != 0 && !refSumOK(data) {
+			t.Fatalf("CK rebuilt a wrong checksum: % x", data)
+		}
+		c, ok := AppendIPHCVersion(nil, data, Version4)
 		if !ok {
 			t.Fatalf("rebuilt packet % x does not compress", data)
 		}
@@ -279,6 +310,18 @@ var iphcVectors = []struct {
 		iphc:    "51fd000000000000000000000000000001fd000000000000000000000000000002589c401451010203040a0b0c0d01f6beef0012345600abcdef68656c6c6f20776f726c6421",
 		version: Version3,
 	},
+	{
+		desc:    "version 4, vector 1 with its UDP checksum (0xc2c1) elided",
+		data:    "0800450000281c46400040119a7bc0000201c0000202138813890014c2c168656c6c6f20776f726c6421",
+		iphc:    "b41c46c0000201c00002021388138968656c6c6f20776f726c6421",
+		version: Version4,
+	},
+	{
+		desc:    "version 4, vector 4 with its TCP checksum (0x1b0d) elided",
+		data:    "86dd60000000002c0640fd000000000000000000000000000001fd0000000000000000000000000000029c401451010203040a0b0c0d801801f61b0d00000101080a0012345600abcdef68656c6c6f20776f726c6421",
+		iphc:    "d1fd000000000000000000000000000001fd000000000000000000000000000002589c401451010203040a0b0c0d01f60012345600abcdef68656c6c6f20776f726c6421",
+		version: Version4,
+	},
 }
 
 func TestIPHCVectors(t *testing.T) {
@@ -290,6 +333,9 @@ func TestIPHCVectors(t *testing.T) {
 			}
 			if got, err := AppendIPHCData(nil, c); err != nil || !bytes.Equal(got, data) {
 				t.Errorf("AppendIPHCData = %x, %v; want %x", got, err, data)
+			}
+			if v.version == Version4 && !refSumOK(data) {
+				t.Errorf("the vector's checksum is wrong")
 			}
 		})
 	}
@@ -317,6 +363,17 @@ func TestIPHCOverhead(t *testing.T) {
 	t.Logf("1000-byte UDP datagram on the wire: %d bytes as kind 0, %d compressed (overhead %d and %d)", plain, comp, plain-1000, comp-1000)
 	if plain != 1044 || comp != 1031 {
 		t.Errorf("frames of %d and %d bytes, want 1044 and 1031", plain, comp)
+	}
+	// Version 4, the datagram with its right checksum: 2 bytes fewer.
+	withSum(data)
+	c4, ok := AppendIPHCVersion(nil, data, Version4)
+	if !ok {
+		t.Fatal("not compressed in version 4")
+	}
+	v4 := size(4, KindIPHC, c4)
+	t.Logf("in version 4 (checksum elided): %d bytes (overhead %d)", v4, v4-1000)
+	if v4 != 1029 {
+		t.Errorf("version 4 frame of %d bytes, want 1029", v4)
 	}
 }
 
@@ -507,4 +564,186 @@ func TestIPv4HeaderChecksum(t *testing.T) {
 	if got := IPv4HeaderChecksum(h); got != 0 {
 		t.Errorf("a header with its checksum gives %#04x, want 0", got)
 	}
+}
+
+// refSum is the UDP or TCP checksum of the KindData payload data (IPv4 or
+// IPv6 without options), its field taken as 0, computed the long way: the
+// pseudo-header written out, the segment appended, padded to even length,
+// summed by checksum. UDP's 0 stays 0 here.
+func refSum(data []byte) uint16 {
+	var ph, seg []byte
+	var proto byte
+	if data[0] == 0x08 {
+		ip := data[2:22]
+		proto, seg = ip[9], append([]byte(nil), data[22:]...)
+		ph = append(append([]byte(nil), ip[12:20]...), 0, proto)
+		ph = binary.BigEndian.AppendUint16(ph, uint16(len(seg)))
+	} else {
+		ip := data[2:42]
+		proto, seg = ip[6], append([]byte(nil), data[42:]...)
+		ph = append([]byte(nil), ip[8:40]...)
+		ph = binary.BigEndian.AppendUint32(ph, uint32(len(seg)))
+		ph = append(ph, 0, 0, 0, proto)
+	}
+	off := 6
+	if proto == 6 {
+		off = 16
+	}
+	seg[off], seg[off+1] = 0, 0
+	b := append(ph, seg...)
+	if len(b)%2 == 1 {
+		b = append(b, 0)
+	}
+	return ^checksum(b)
+}
+
+// sumOffset is where data's UDP or TCP checksum field is.
+func sumOffset(data []byte) int {
+	if data[0] == 0x08 {
+		if data[2+9] == 6 {
+			return 22 + 16
+		}
+		return 22 + 6
+	}
+	if data[2+6] == 6 {
+		return 42 + 16
+	}
+	return 42 + 6
+}
+
+// withSum fills in data's UDP or TCP checksum (UDP's computed 0 as 0xFFFF)
+// and returns data.
+func withSum(data []byte) []byte {
+	c := refSum(data)
+	if c == 0 && isUDP(data) {
+		c = 0xFFFF
+	}
+	binary.BigEndian.PutUint16(data[sumOffset(data):], c)
+	return data
+}
+
+func isUDP(data []byte) bool {
+	if data[0] == 0x08 {
+		return data[2+9] == 17
+	}
+	return data[2+6] == 17
+}
+
+// refSumOK reports whether data's checksum field is the one the long way
+// computes (UDP: a computed 0 as 0xFFFF).
+func refSumOK(data []byte) bool {
+	c := refSum(data)
+	if c == 0 && isUDP(data) {
+		c = 0xFFFF
+	}
+	return binary.BigEndian.Uint16(data[sumOffset(data):]) == c
+}
+
+// sumZero makes data's computed checksum 0 by setting its last two bytes
+// (at an even offset into the segment), and writes field into the
+// checksum field.
+func sumZero(data []byte, field uint16) []byte {
+	n := len(data)
+	binary.BigEndian.PutUint16(data[n-2:], 0)
+	binary.BigEndian.PutUint16(data[n-2:], refSum(data)) // the sum becomes 0xFFFF
+	binary.BigEndian.PutUint16(data[sumOffset(data):], field)
+	return data
+}
+
+// TestIPHCChecksum: in version 4 a UDP or TCP checksum is elided (CK)
+// exactly when the receiver recomputes the same bytes, over IPv4 and IPv6;
+// a wrong checksum, UDP's "no checksum" 0 and the other zero of ones'
+// complement travel as they were. Every case rebuilds exactly, and
+// version 3 never sets CK.
+func TestIPHCChecksum(t *testing.T) {
+	p1000, odd := seq(1, 1000), seq(7, 33)
+	u4 := func(sum uint16, p []byte) []byte {
+		return ipv4(0, 0x1c46, 0x4000, 64, 17, udp(5000, 5001, sum, p), false)
+	}
+	u6 := func(sum uint16, p []byte) []byte { return ipv6([4]byte{0x60}, 17, 64, udp(5000, 5001, sum, p)) }
+	t4 := func(sum uint16, p []byte) []byte {
+		return ipv4(0, 0x1c46, 0x4000, 64, 6, tcpSeg(1, 2, tACK|tPSH, sum, 0, tsOpts, p), false)
+	}
+	t6 := func(sum uint16, p []byte) []byte {
+		return ipv6([4]byte{0x60}, 6, 64, tcpSeg(1, 2, tACK|tPSH, sum, 0, tsOpts, p))
+	}
+	const (
+		u4h = 1 + 2 + 8 + 6  // dispatch, id, addresses, ports and checksum
+		u6h = 1 + 32 + 6     // dispatch, addresses, ports and checksum
+		t4h = 1 + 2 + 8 + 25 // dispatch, id, addresses, TCP with timestamps
+		t6h = 1 + 32 + 25
+	)
+	for _, tc := range []struct {
+		desc string
+		data []byte
+		ck   bool
+		want int // compressed length in version 4
+	}{
+		{"udp ipv4 1000", withSum(u4(0, p1000)), true, u4h - 2 + 1000},
+		{"udp ipv4 odd length", withSum(u4(0, odd)), true, u4h - 2 + 33},
+		{"udp ipv4 empty", withSum(u4(0, nil)), true, u4h - 2},
+		{"udp ipv6 1000", withSum(u6(0, p1000)), true, u6h - 2 + 1000},
+		{"udp ipv6 odd length", withSum(u6(0, odd)), true, u6h - 2 + 33},
+		{"tcp ipv4 1000", withSum(t4(0, p1000)), true, t4h - 2 + 1000},
+		{"tcp ipv4 pure ack", withSum(t4(0, nil)), true, t4h - 2},
+		{"tcp ipv4 odd length", withSum(t4(0, odd)), true, t4h - 2 + 33},
+		{"tcp ipv6 1000", withSum(t6(0, p1000)), true, t6h - 2 + 1000},
+		{"tcp ipv6 options carried", withSum(ipv6([4]byte{0x60}, 6, 64, tcpSeg(1, 0, tSYN|tECE|tCWR, 0, 0, []byte{2, 4, 5, 0xb4}, nil))), true, 1 + 32 + 3 + 16 - 2 + 4},
+		{"udp ipv4 computed 0, sent as 0xffff", sumZero(u4(0, seq(1, 20)), 0xFFFF), true, u4h - 2 + 20},
+		{"udp ipv6 computed 0, sent as 0xffff", sumZero(u6(0, seq(1, 20)), 0xFFFF), true, u6h - 2 + 20},
+		{"tcp ipv4 computed 0, sent as 0", sumZero(t4(0, seq(1, 20)), 0), true, t4h - 2 + 20},
+		{"tcp ipv6 computed 0, sent as 0", sumZero(t6(0, seq(1, 20)), 0), true, t6h - 2 + 20},
+
+		// Carried as they were.
+		{"udp ipv4 wrong checksum", u4(0xabcd, p1000), false, u4h + 1000},
+		{"udp ipv4 checksum off by one", func() []byte {
+			b := withSum(u4(0, p1000))
+			b[sumOffset(b)+1]++
+			return b
+		}(), false, u4h + 1000},
+		{"udp ipv4 no checksum (0)", u4(0, p1000), false, u4h + 1000},
+		{"udp ipv4 computed 0, sent as 0 (no checksum)", sumZero(u4(0, seq(1, 20)), 0), false, u4h + 20},
+		{"udp ipv6 computed 0, sent as 0", sumZero(u6(0, seq(1, 20)), 0), false, u6h + 20},
+		{"udp ipv6 checksum 0", u6(0, p1000), false, u6h + 1000},
+		{"tcp ipv4 computed 0, sent as 0xffff", sumZero(t4(0, seq(1, 20)), 0xFFFF), false, t4h + 20},
+		{"tcp ipv6 computed 0, sent as 0xffff", sumZero(t6(0, seq(1, 20)), 0xFFFF), false, t6h + 20},
+		{"tcp ipv4 wrong checksum", t4(0x5555, p1000), false, t4h + 1000},
+		{"tcp ipv6 wrong checksum", t6(0x5555, p1000), false, t6h + 1000},
+		{"tcp header the version-2 form keeps (urgent pointer without URG)", func() []byte {
+			return withSum(ipv4(0, 7, 0x4000, 64, 6, tcpSeg(1, 2, tACK, 0, 3, nil, p1000), false))
+		}(), false, 1 + 2 + 1 + 8 + 20 + 1000},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			if tc.ck && !refSumOK(tc.data) {
+				t.Fatal("test packet: checksum not the computed one")
+			}
+			c, ok := AppendIPHCVersion([]byte{0xee}, tc.data, Version4)
+			if !ok {
+				t.Fatal("not compressed")
+			}
+			if got := len(c) - 1; got != tc.want || (c[1]&iphcCK != 0) != tc.ck {
+				t.Errorf("compressed %d bytes to %d (CK %v), want %d (CK %v)", len(tc.data), got, c[1]&iphcCK != 0, tc.want, tc.ck)
+			}
+			back, err := AppendIPHCData([]byte{0xdd}, c[1:])
+			if err != nil || back[0] != 0xdd || !bytes.Equal(back[1:], tc.data) {
+				t.Fatalf("round trip: %v\n got % x\nwant % x", err, back[1:], tc.data)
+			}
+			eth, err := AppendEthernet(nil, Header{Kind: KindIPHC, Dst: 2, Src: 1, Version: 3}, c[1:])
+			want, _ := AppendEthernet(nil, Header{Kind: KindData, Dst: 2, Src: 1}, tc.data)
+			if err != nil || !bytes.Equal(eth, want) {
+				t.Fatalf("AppendEthernet(KindIPHC) in a version-3 frame = % x, %v", eth, err)
+			}
+			c3, ok := AppendIPHCVersion(nil, tc.data, Version3)
+			if !ok || c3[0]&iphcCK != 0 || len(c3) != tc.want+2*b2i(tc.ck) {
+				t.Errorf("version 3: compressed %v to %d bytes, dispatch %#x; want %d, no CK", ok, len(c3), c3[0], tc.want+2*b2i(tc.ck))
+			}
+		})
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

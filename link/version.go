@@ -2,9 +2,9 @@ package link
 
 // Wire-format versions per peer (docs/frame-format.md, "Versions").
 //
-// Every node decodes versions 1 to 3 and sends version 1 unless it knows
-// that the destination speaks 2 or 3; then it sends the highest version
-// both speak. It learns that from a version-2 or -3 frame or a KindHello
+// Every node decodes versions 1 to 4 and sends version 1 unless it knows
+// that the destination speaks 2 or later; then it sends the highest version
+// both speak. It learns that from a version-2 or later frame or a KindHello
 // from the node (its payload: the highest version the node speaks). A node that receives a version-1 unicast frame
 // from a node (which therefore does not know that we speak 2) answers it
 // with a KindHello (link ARQ frames only: polls and Acks; a link without
@@ -12,9 +12,10 @@ package link
 // can be lost), then one per helloEvery; the hello is a version-1
 // frame, so that a version-1 node counts it as an ignored kind
 // (arq.Stats.Ignored). Compressed headers (KindIPHC) go only in version-2
-// frames, and compressed TCP headers (framing.AppendIPHCVersion) only to
-// a version-3 peer. What is known of a peer expires versionHold after its
-// last version-2 or -3 frame or hello, and is forgotten when the peer starts its
+// or later frames, compressed TCP headers (framing.AppendIPHCVersion) only
+// to a version-3 or -4 peer, and elided UDP and TCP checksums only to a
+// version-4 peer. What is known of a peer expires versionHold after its
+// last version-2 or later frame or hello, and is forgotten when the peer starts its
 // numbering anew in a version-1 frame (a First fragment: it has restarted,
 // and may be an older build).
 
@@ -49,10 +50,11 @@ type versions struct {
 	// networks): it sends only version 1 and no hello, and drops version-2
 	// frames as a version-1 decoder does (BadVersion there, BadFrame here).
 	v1Only bool
-	// v2Only makes it a version-2 build (tests): it announces and sends
-	// version 2 at most and drops version-3 frames.
-	v2Only bool
-	peer   [256]peerVersion
+	// upTo, from framing.Version2 up, makes it a build that speaks versions
+	// up to upTo (tests): it announces and sends upTo at most and drops
+	// later frames. 0 is framing.MaxVersion.
+	upTo uint8
+	peer [256]peerVersion
 }
 
 // speaks is the highest version this node sends and decodes.
@@ -60,8 +62,8 @@ func (v *versions) speaks() uint8 {
 	switch {
 	case v.v1Only:
 		return framing.Version
-	case v.v2Only:
-		return framing.Version2
+	case v.upTo >= framing.Version2:
+		return min(v.upTo, framing.MaxVersion)
 	}
 	return framing.MaxVersion
 }
@@ -70,7 +72,7 @@ type peerVersion struct {
 	// heard is the highest version heard from the node since it last
 	// started its numbering towards us (0: never heard).
 	heard   uint8
-	v2At    time.Time // last version-2 or -3 frame or hello from it
+	v2At    time.Time // last version-2 or later frame or hello from it
 	helloAt time.Time // last hello sent to it
 	helloN  uint8     // hellos sent to it since it last restarted (up to helloQuick)
 }
@@ -154,7 +156,11 @@ func (v *versions) of(n framing.NodeID) uint8 { return v.peer[n].heard }
 
 // helloPayloads are a KindHello's payload, by the highest version we
 // speak (versions.speaks).
-var helloPayloads = [...][]byte{framing.Version2: {framing.Version2}, framing.Version3: {framing.Version3}}
+var helloPayloads = [...][]byte{
+	framing.Version2: {framing.Version2},
+	framing.Version3: {framing.Version3},
+	framing.Version4: {framing.Version4},
+}
 
 // sendHello queues a KindHello to dst: with the Acks (urgent) or behind the
 // data already queued.
@@ -173,7 +179,8 @@ func (e *Engine) sendHello(now time.Time, dst framing.NodeID, when helloWhen) {
 
 // compress replaces a KindData packet to a version-2 peer by its KindIPHC
 // form when that is exact (framing.AppendIPHCVersion: with TCP headers
-// compressed too for a version-3 peer); the result aliases e.iphcBuf.
+// compressed too for a version-3 peer, and checksums elided for a
+// version-4 peer); the result aliases e.iphcBuf.
 func (e *Engine) compress(now time.Time, h framing.Header, payload []byte) (framing.Header, []byte) {
 	ver := e.vers.sendVersion(now, h.Dst)
 	if h.Kind != framing.KindData || ver < framing.Version2 {
@@ -195,8 +202,9 @@ func (e *Engine) compress(now time.Time, h framing.Header, payload []byte) (fram
 // frameVersion is the version of a frame to dst: the peer's
 // (sendVersion), and at least 2 for a frame that carries compressed
 // headers (a retransmission after the peer's version was forgotten still
-// says what it carries; compressed TCP headers in it, which only a peer
-// known to speak 3 was given, rebuild in any version).
+// says what it carries; compressed TCP headers and elided checksums in it,
+// which only a peer known to speak 3, or 4, was given, rebuild in any
+// version).
 func (e *Engine) frameVersion(now time.Time, h framing.Header, payload []byte) uint8 {
 	v := e.vers.sendVersion(now, h.Dst)
 	if h.Kind == framing.KindIPHC ||

@@ -144,8 +144,8 @@ func TestVersionOldNew(t *testing.T) {
 	n1.host, n2.host = nil, nil
 	exchange(t, m, n1, n2, 3) // after hellos expire: still version 1
 	s1, s2 := n1.e.Stats(m.Now()), n2.e.Stats(m.Now())
-	if air[n1][2]+air[n1][3] != 0 || air[n2][2]+air[n2][3] != 0 {
-		t.Errorf("frames on air by version: %v and %v; want no version 2 or 3", air[n1], air[n2])
+	if len(air[n1]) != 1 || len(air[n2]) != 1 || air[n1][1] == 0 || air[n2][1] == 0 {
+		t.Errorf("frames on air by version: %v and %v; want version 1 only", air[n1], air[n2])
 	}
 	if s1.Compressed != 0 || s2.Drops.BadFrame != 0 {
 		t.Errorf("compressed %d, old node's bad frames %d; want 0", s1.Compressed, s2.Drops.BadFrame)
@@ -205,21 +205,23 @@ func tcpFrame(dst, src framing.NodeID, id uint32, size int) []byte {
 // every segment arrives exactly.
 func TestVersionTCP(t *testing.T) {
 	for _, tc := range []struct {
-		desc   string
-		v2Only [2]bool
+		desc string
+		upTo [2]uint8
 		// wantVer is each node's view of the other; saved the bytes
 		// each compressed packet saves (a pure ACK with timestamps: 54
-		// bytes as kind 0, 44 in version 2, 36 in version 3).
+		// bytes as kind 0, 44 in version 2, 36 in version 3; its
+		// checksum, wrong, stays in version 4).
 		wantVer int
 		saved   uint64
 	}{
-		{"new new", [2]bool{}, 3, 18},
-		{"new, version-2 build", [2]bool{false, true}, 2, 10},
-		{"version-2 build, new", [2]bool{true, false}, 2, 10},
+		{"new new", [2]uint8{}, framing.MaxVersion, 18},
+		{"new, version-3 build", [2]uint8{0, 3}, 3, 18},
+		{"new, version-2 build", [2]uint8{0, 2}, 2, 10},
+		{"version-2 build, new", [2]uint8{2, 0}, 2, 10},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			m, n1, n2 := pair(t, 115200, Config{}, Config{})
-			n1.e.vers.v2Only, n2.e.vers.v2Only = tc.v2Only[0], tc.v2Only[1]
+			n1.e.vers.upTo, n2.e.vers.upTo = tc.upTo[0], tc.upTo[1]
 			air := airVersions(m)
 			exchange(t, m, n1, n2, 3) // the versions are known after this
 			n1.host, n2.host = nil, nil
@@ -252,7 +254,7 @@ func TestVersionTCP(t *testing.T) {
 			if s1.CompressSaved-sv1 != 10*tc.saved || s2.CompressSaved-sv2 != 10*tc.saved {
 				t.Errorf("saved %d and %d bytes in 10 segments, want %d each", s1.CompressSaved-sv1, s2.CompressSaved-sv2, tc.saved)
 			}
-			if v3 := air[n1][3] + air[n2][3]; (v3 > 0) != (tc.wantVer == 3) {
+			if v3 := air[n1][3] + air[n2][3] + air[n1][4] + air[n2][4]; (v3 > 0) != (tc.wantVer >= 3) {
 				t.Errorf("frames on air by version: %v and %v", air[n1], air[n2])
 			}
 			for _, d := range []Drops{s1.Drops, s2.Drops} {
@@ -320,10 +322,19 @@ func TestVersionRules(t *testing.T) {
 	if v.sendVersion(t0, 2) != 3 || v.of(2) != 3 {
 		t.Fatal("hello 3: not version 3")
 	}
-	if v.v2Only = true; v.sendVersion(t0, 2) != 2 {
+	if v.upTo = 2; v.sendVersion(t0, 2) != 2 {
 		t.Fatal("a version-2 build sends version 3")
 	}
-	v.v2Only = false
+	v.upTo = 0
+	// A hello announcing 4: version 4, unless we are a version-3 build.
+	v.heard(t0, hello, framing.KindHello, []byte{4}, true)
+	if v.sendVersion(t0, 2) != 4 || v.of(2) != 4 {
+		t.Fatal("hello 4: not version 4")
+	}
+	if v.upTo = 3; v.sendVersion(t0, 2) != 3 {
+		t.Fatal("a version-3 build sends version 4")
+	}
+	v.upTo = 0
 	// Unknown later versions count as the highest we decode.
 	v.heard(t0, hello, framing.KindHello, []byte{9}, true)
 	if v.sendVersion(t0, 2) != framing.MaxVersion || v.of(2) != framing.MaxVersion {
@@ -348,7 +359,7 @@ func TestVersionRules(t *testing.T) {
 func TestDecompressDrop(t *testing.T) {
 	inBubble(t, Config{}, func(t *testing.T, x *bubble) {
 		p, _ := framing.AppendFrag(nil, framing.FragHeader{First: true, AckReq: true, Inner: framing.KindIPHC, Count: 1})
-		p = append(p, 0xb0, 1, 2, 3) // reserved version bits
+		p = append(p, 0x90, 1, 2, 3) // CK without NH or TC
 		x.m.inject(x.n, framing.AppendFrame(nil, framing.Header{Kind: framing.KindFragment, Dst: 1, Src: 2, Version: 2}, p))
 		good, _ := framing.AppendIPHC(nil, udpFrame(1, 2, 7, 30)[12:])
 		x.m.inject(x.n, framing.AppendFrame(nil, framing.Header{Kind: framing.KindIPHC, Dst: 1, Src: 2, Version: 2}, good))
@@ -409,11 +420,144 @@ func TestVersionPeerRestarts(t *testing.T) {
 			if v := peerVer(s1, 2); v != tc.wantVer {
 				t.Errorf("node 1 shows node 2 as version %d, want %d", v, tc.wantVer)
 			}
-			if got := air[n1][2] + air[n1][3]; (got > 0) != (tc.wantV2 > 0) {
-				t.Errorf("node 1 sent %d version-2 or -3 frames after the restart; want some: %v", got, tc.wantV2 > 0)
+			if got := len(air[n1]) - min(air[n1][1], 1); (got > 0) != (tc.wantV2 > 0) {
+				t.Errorf("node 1 sent frames in versions %v after the restart; want some later than 1: %v", air[n1], tc.wantV2 > 0)
 			}
 			if d := n2.e.Stats(m.Now()).Drops; d.BadFrame != 0 {
 				t.Errorf("node 2 refused %d frames (version 2 to a version-1 build)", d.BadFrame)
+			}
+		})
+	}
+}
+
+// withL4Sum fills in the UDP or TCP checksum of b, an Ethernet frame with
+// an IPv4 packet without options (UDP sends a computed 0 as 0xFFFF), and
+// returns b.
+func withL4Sum(b []byte) []byte {
+	ip, seg := b[14:34], b[34:]
+	off := 6
+	if ip[9] == 6 {
+		off = 16
+	}
+	seg[off], seg[off+1] = 0, 0
+	var s uint32
+	add := func(p []byte) {
+		for i := 0; i < len(p); i += 2 {
+			w := uint32(p[i]) << 8
+			if i+1 < len(p) {
+				w |= uint32(p[i+1])
+			}
+			s += w
+		}
+	}
+	add(ip[12:20])
+	add([]byte{0, ip[9], byte(len(seg) >> 8), byte(len(seg))})
+	add(seg)
+	for s > 0xFFFF {
+		s = s>>16 + s&0xFFFF
+	}
+	c := ^uint16(s)
+	if c == 0 && ip[9] == 17 {
+		c = 0xFFFF
+	}
+	binary.BigEndian.PutUint16(seg[off:], c)
+	return b
+}
+
+// airCK counts, for each node, the packets with compressed headers it puts
+// on air (plain KindIPHC, or the first fragment of one) whose dispatch has
+// CK set and those without.
+func airCK(m *medium) map[*node]*[2]int {
+	got := map[*node]*[2]int{}
+	decs := map[*node]*framing.Decoder{}
+	m.lose = func(from, _ *node, data []byte) bool {
+		d := decs[from]
+		if d == nil {
+			d = framing.NewDecoder(4000)
+			decs[from] = d
+			got[from] = &[2]int{}
+		}
+		d.Feed(data, func(h framing.Header, p []byte) {
+			if h.Kind == framing.KindFragment {
+				f, rest, err := framing.ParseFrag(p)
+				if err != nil || f.Inner != framing.KindIPHC || f.Index != 0 || len(rest) == 0 {
+					return
+				}
+				p = rest
+			} else if h.Kind != framing.KindIPHC || len(p) == 0 {
+				return
+			}
+			if p[0]&0x80 != 0 {
+				got[from][1]++
+			} else {
+				got[from][0]++
+			}
+		})
+		return false
+	}
+	return got
+}
+
+// TestVersionChecksum: UDP and TCP checksums are elided (the dispatch's
+// CK) only between version-4 nodes; a version-4 node and a version-3 build
+// compress headers but carry the checksums, and every packet arrives
+// exactly, its checksum as it was sent.
+func TestVersionChecksum(t *testing.T) {
+	for _, tc := range []struct {
+		desc string
+		upTo [2]uint8
+		ck   bool
+		// saved is the bytes each compressed packet saves: a UDP
+		// datagram 13 (15 with CK), a pure TCP ACK with timestamps 18
+		// (20 with CK).
+		udp, tcp uint64
+	}{
+		{"new new", [2]uint8{}, true, 15, 20},
+		{"new, version-3 build", [2]uint8{0, 3}, false, 13, 18},
+		{"version-3 build, new", [2]uint8{3, 0}, false, 13, 18},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			m, n1, n2 := pair(t, 115200, Config{}, Config{})
+			n1.e.vers.upTo, n2.e.vers.upTo = tc.upTo[0], tc.upTo[1]
+			exchange(t, m, n1, n2, 3) // the versions are known after this
+			n1.host, n2.host = nil, nil
+			air := airCK(m)
+			s1, s2 := n1.e.Stats(m.Now()), n2.e.Stats(m.Now())
+			c1, c2, sv1, sv2 := s1.Compressed, s2.Compressed, s1.CompressSaved, s2.CompressSaved
+			want := map[*node][]byte{}
+			for i := range uint32(10) {
+				fa, fb := withL4Sum(udpFrame(2, 1, 1+i, 999)), withL4Sum(tcpFrame(1, 2, 101+i, 0))
+				want[n2], want[n1] = append(want[n2], fa...), append(want[n1], fb...)
+				sendAll(m, n1, [][]byte{fa})
+				sendAll(m, n2, [][]byte{fb})
+			}
+			m.run(20 * time.Second)
+			for _, x := range []*node{n1, n2} {
+				var got []byte
+				for _, f := range x.host {
+					got = append(got, f...)
+				}
+				if string(got) != string(want[x]) {
+					t.Errorf("node %d: %d frames to the host, not the 10 sent in order", x.e.cfg.Node, len(x.host))
+				}
+			}
+			s1, s2 = n1.e.Stats(m.Now()), n2.e.Stats(m.Now())
+			if s1.Compressed-c1 != 10 || s2.Compressed-c2 != 10 {
+				t.Errorf("compressed %d and %d packets of 10", s1.Compressed-c1, s2.Compressed-c2)
+			}
+			if s1.CompressSaved-sv1 != 10*tc.udp || s2.CompressSaved-sv2 != 10*tc.tcp {
+				t.Errorf("saved %d and %d bytes in 10 packets each, want %d and %d", s1.CompressSaved-sv1, s2.CompressSaved-sv2, 10*tc.udp, 10*tc.tcp)
+			}
+			for _, x := range []*node{n1, n2} {
+				a := air[x]
+				if a == nil || a[0]+a[1] < 10 || (a[1] > 0) != tc.ck || tc.ck && a[0] > 0 {
+					t.Errorf("node %d put on air compressed packets without and with CK: %v; want CK %v", x.e.cfg.Node, a, tc.ck)
+				}
+			}
+			for _, d := range []Drops{s1.Drops, s2.Drops} {
+				if d.Decompress+d.BadFrame != 0 {
+					t.Errorf("drops %+v", d)
+				}
 			}
 		})
 	}

@@ -4,7 +4,7 @@
 -- (147). Each record is one link frame as decoded on air, COBS and CRC-32C
 -- removed (docs/frame-format.md; kinds 2..4 in docs/link-arq.md):
 --
---   byte 0   version (high nibble, 1 to 3) | kind (low nibble)
+--   byte 0   version (high nibble, 1 to 4) | kind (low nibble)
 --   byte 1   destination node id (0xFF broadcast)
 --   byte 2   source node id
 --   3..      payload:
@@ -22,9 +22,10 @@
 --                      8-byte Poly1305 tag (slided run -key-mode sign); the
 --                      payload is always shown, the tag checked with the key
 --     kind 6 iphc      a kind 0 payload with its IPv4/IPv6 and UDP headers
---                      (version 2) or TCP headers (version 3) compressed;
---                      the headers are rebuilt and the packet dissected as
---                      Ethernet/IP
+--                      (version 2) or TCP headers (version 3) compressed,
+--                      and in version 4 maybe their checksum elided; the
+--                      headers are rebuilt (an elided checksum recomputed)
+--                      and the packet dissected as Ethernet/IP
 --     kind 7 hello     the highest version the sender speaks (1 byte)
 --
 -- Use:
@@ -39,7 +40,7 @@ local slided = Proto("slided", "slided link frame")
 
 local KIND_DATA, KIND_ETHERNET, KIND_FRAGMENT, KIND_ACK, KIND_SEALED, KIND_SIGNED = 0, 1, 2, 3, 4, 5
 local KIND_IPHC, KIND_HELLO = 6, 7
-local MAX_VERSION = 3
+local MAX_VERSION = 4
 local kinds = { [0] = "data", [1] = "ethernet", [2] = "fragment", [3] = "ack", [4] = "sealed", [5] = "signed",
     [6] = "iphc", [7] = "hello" }
 local MAX_FRAGMENTS = 64
@@ -94,7 +95,8 @@ local f = {
     signed_verified = ProtoField.bool("slided.signed.verified", "Tag verified with the key"),
 
     iphc_dispatch = ProtoField.uint8("slided.iphc.dispatch", "Compressed header dispatch", base.HEX),
-    iphc_ip       = ProtoField.uint8("slided.iphc.ip", "IP version", base.DEC, { [0] = "IPv4", [1] = "IPv6" }, 0xC0),
+    iphc_ck       = ProtoField.bool("slided.iphc.ck", "UDP or TCP checksum elided, recomputed by the receiver (version 4)", 8, nil, 0x80),
+    iphc_ip       = ProtoField.uint8("slided.iphc.ip", "IP version", base.DEC, { [0] = "IPv4", [1] = "IPv6" }, 0x40),
     iphc_nh       = ProtoField.bool("slided.iphc.udp", "UDP header compressed", 8, nil, 0x20),
     iphc_hl       = ProtoField.bool("slided.iphc.ttl64", "TTL / hop limit 64 (elided)", 8, nil, 0x10),
     iphc_tf       = ProtoField.bool("slided.iphc.tf", "TOS / traffic class and flow label carried", 8, nil, 0x08),
@@ -479,19 +481,20 @@ end
 local function iphc_rebuild(p)
     if #p < 1 then return nil, "compressed header: no dispatch byte" end
     local d = p:byte(1)
-    local v6 = band(d, 0xC0) == 0x40
-    if band(d, 0x80) ~= 0 then return nil, "compressed header: reserved IP version bits" end
+    local v6, ck = band(d, 0x40) ~= 0, band(d, 0x80) ~= 0
     if v6 and band(d, 0x06) ~= 0 then return nil, "compressed header: IPv4 flags on IPv6" end
     local nh, hl, tf, tc = band(d, 0x20) ~= 0, band(d, 0x10) ~= 0, band(d, 0x08) ~= 0, band(d, 0x01) ~= 0
     if nh and tc then return nil, "compressed header: UDP and TCP (dispatch bits 5 and 0)" end
+    if ck and not nh and not tc then return nil, "compressed header: checksum elided without UDP or TCP (dispatch bit 7)" end
+    local cklen = ck and 0 or 2 -- the UDP or TCP checksum's carried bytes
     local n = 1
     if tf then n = n + (v6 and 4 or 1) end
     if not v6 and band(d, 0x02) == 0 then n = n + 2 end
     if not hl then n = n + 1 end
     if not nh and not tc then n = n + 1 end
     n = n + (v6 and 32 or 8)
-    if nh then n = n + 6 end
-    -- TCP (version 3): control byte, [options words], [flags], 16 bytes,
+    if nh then n = n + 4 + cklen end
+    -- TCP (version 3): control byte, [options words], [flags], 14 or 16 bytes,
     -- [urgent pointer], options (framing/iphc.go).
     local l4, tform, tflags, olen = (nh and 8 or 0), 0, 0, 0
     if tc then
@@ -516,7 +519,7 @@ local function iphc_rebuild(p)
             tflags = p:byte(n + 1)
             n = n + 1
         end
-        n = n + 16 + olen
+        n = n + 14 + cklen + olen
         if band(tflags, 0x20) ~= 0 then n = n + 2 end
         if tform == 0x40 then n = n - 4 end
         l4 = 20 + olen
@@ -531,7 +534,7 @@ local function iphc_rebuild(p)
         return b
     end
     local rest = #p - n
-    local out
+    local out, addrs
     if not v6 then
         local tos, id = "\0", "\0\0"
         if tf then tos = take(1) end
@@ -540,7 +543,7 @@ local function iphc_rebuild(p)
         if not hl then ttl = take(1) end
         local proto = nh and "\17" or "\6"
         if not nh and not tc then proto = take(1) end
-        local addrs = take(8)
+        addrs = take(8)
         local total = 20 + rest + l4
         if total > 65535 then return nil, "compressed header: IPv4 packet over 65535 bytes" end
         local flags = band(d, 0x04) ~= 0 and "\64\0" or "\0\0"
@@ -561,21 +564,43 @@ local function iphc_rebuild(p)
         if not nh and not tc then nxt = take(1) end
         local hop = "\64"
         if not hl then hop = take(1) end
-        local addrs = take(32)
+        addrs = take(32)
         local plen = rest + l4
         if plen > 65535 then return nil, "compressed header: IPv6 payload over 65535 bytes" end
         out = "\134\221" .. first .. string.char(math.floor(plen / 256), plen % 256) .. nxt .. hop .. addrs
     end
+    -- l4sum is the UDP (proto 17) or TCP (6) checksum of the header h
+    -- (its checksum field zero) and the rest of p, with the pseudo-header
+    -- of addrs (IPv4 and IPv6 sum the same words); UDP sends 0 as 0xFFFF.
+    local function l4sum(proto, h)
+        local seg = h .. p:sub(n + 1)
+        local len = #seg
+        if len % 2 == 1 then seg = seg .. "\0" end
+        local sum = proto + len
+        for i = 1, #addrs, 2 do sum = sum + addrs:byte(i) * 256 + addrs:byte(i + 1) end
+        for i = 1, #seg, 2 do sum = sum + seg:byte(i) * 256 + seg:byte(i + 1) end
+        while sum > 0xFFFF do sum = band(sum, 0xFFFF) + math.floor(sum / 65536) end
+        sum = 0xFFFF - sum
+        if sum == 0 and proto == 17 then sum = 0xFFFF end
+        return string.char(math.floor(sum / 256), sum % 256)
+    end
     if nh then
-        local ports, sum = take(4), take(2)
+        local ports = take(4)
         local ul = 8 + rest
-        out = out .. ports .. string.char(math.floor(ul / 256), ul % 256) .. sum
+        local u = ports .. string.char(math.floor(ul / 256), ul % 256)
+        if ck then
+            out = out .. u .. l4sum(17, u .. "\0\0")
+        else
+            out = out .. u .. take(2)
+        end
     end
     if tc then
         local ctl = take(1):byte(1)
         if tform == 0x80 then take(1) end -- the options' length, in l4
         if band(ctl, 0x20) ~= 0 then take(1) end -- the flags, in tflags
-        local psa, wsum = take(12), take(4)
+        local psa, win = take(12), take(2)
+        local sum = "\0\0"
+        if not ck then sum = take(2) end
         local urg = "\0\0"
         if band(tflags, 0x20) ~= 0 then urg = take(2) end
         local opts = ""
@@ -584,7 +609,9 @@ local function iphc_rebuild(p)
         elseif tform == 0x80 then
             opts = take(olen)
         end
-        out = out .. psa .. string.char(math.floor(l4 / 4) * 16, tflags) .. wsum .. urg .. opts
+        local head = psa .. string.char(math.floor(l4 / 4) * 16, tflags) .. win
+        if ck then sum = l4sum(6, head .. sum .. urg .. opts) end
+        out = out .. head .. sum .. urg .. opts
     end
     return out, n
 end
@@ -595,7 +622,7 @@ local function dissect_packet(kind, dst, src, range, pinfo, tree, item)
         local hdr, n = iphc_rebuild(raw)
         if range:len() >= 1 then
             local dt = item:add(f.iphc_dispatch, range(0, 1))
-            for _, fl in ipairs({ f.iphc_ip, f.iphc_nh, f.iphc_hl, f.iphc_tf, f.iphc_df, f.iphc_id0, f.iphc_tc }) do
+            for _, fl in ipairs({ f.iphc_ck, f.iphc_ip, f.iphc_nh, f.iphc_hl, f.iphc_tf, f.iphc_df, f.iphc_id0, f.iphc_tc }) do
                 dt:add(fl, range(0, 1))
             end
         end
@@ -929,7 +956,7 @@ local function dissect_frame(tvb, pinfo, tree)
     pinfo.cols.info = route
     cur_version = version
     if version < 1 or version > MAX_VERSION then
-        malformed(vi, pinfo, "version " .. version .. ", not 1 to 3")
+        malformed(vi, pinfo, "version " .. version .. ", not 1 to " .. MAX_VERSION)
     elseif dst == 0 then
         malformed(di, pinfo, "destination 0 is invalid")
     elseif src == 0 or src == 0xFF then

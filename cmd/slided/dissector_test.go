@@ -151,6 +151,7 @@ var dissectorFields = []string{
 	"udp.length", "icmp.type", "arp.opcode", "ipv6.dst",
 	"slided.iphc.saved", "slided.hello.version", "ip.checksum", "ip.id", "udp.checksum", "ipv6.flow",
 	"tcp.hdr_len", "tcp.checksum", "tcp.seq_raw", "tcp.ack_raw", "tcp.options.timestamp.tsval", "tcp.len", "slided.iphc.tcp",
+	"slided.iphc.ck", "udp.checksum.status", "tcp.checksum.status",
 }
 
 // malformedFilter matches a frame the dissector could not decode, or where
@@ -332,13 +333,14 @@ func checkDecoded(t *testing.T, frames []tsharkFrame) {
 				switch {
 				case f.num("udp.length") == 1008:
 					// Kind 0: EtherType and IP packet; kind 6 (version
-					// 2 peers): 13 bytes of IPv4 and UDP header elided.
+					// 4 peers): 15 bytes of IPv4 and UDP header elided,
+					// the UDP checksum (the kernel's, right) with them.
 					want := 1030
 					if f.num("slided.frag.inner") == int(framing.KindIPHC) {
-						want = 1030 - 13
+						want = 1030 - 15
 						udpIPHC++
-						if f.num("slided.iphc.saved") != 13 || f.num("slided.version") != framing.MaxVersion {
-							t.Errorf("frame %s: compressed datagram saved %s bytes in a version %s frame, want 13 and %d", f["frame.number"], f["slided.iphc.saved"], f["slided.version"], framing.MaxVersion)
+						if f.num("slided.iphc.saved") != 15 || f.num("slided.iphc.ck") != 1 || f.num("slided.version") != framing.MaxVersion {
+							t.Errorf("frame %s: compressed datagram saved %s bytes (checksum elided %s) in a version %s frame, want 15 (1) and %d", f["frame.number"], f["slided.iphc.saved"], f["slided.iphc.ck"], f["slided.version"], framing.MaxVersion)
 						}
 					}
 					if n != want || count < 6 {
@@ -405,7 +407,7 @@ func checkDecoded(t *testing.T, frames []tsharkFrame) {
 	if hellos == 0 || v2 == 0 || udpIPHC == 0 {
 		t.Errorf("%d hellos, %d version-2 frames, %d of %d datagrams compressed; want some of each", hellos, v2, udpIPHC, udp)
 	}
-	t.Logf("%d frames by kind %v (%d in version 2 or 3): %d broadcast ARP, %d IPv6 multicast, reassembled %d datagrams (%d compressed), %d echo requests, %d replies; %d acks, %d hellos",
+	t.Logf("%d frames by kind %v (%d in version 2 or later): %d broadcast ARP, %d IPv6 multicast, reassembled %d datagrams (%d compressed), %d echo requests, %d replies; %d acks, %d hellos",
 		len(frames), perKind, v2, arp, mcast, udp, udpIPHC, echoReq, echoRep, acks, hellos)
 	for _, dir := range [][2]int{{1, 2}, {2, 1}} {
 		if !firstSeen[dir] || !laterPlain[dir] {
@@ -603,7 +605,7 @@ func TestDissectorBadFrames(t *testing.T) {
 		{"sealed reserved kind 9", seal(9, "aa"), reserved},
 		{"sealed data without its EtherType", seal(framing.KindData, ""), malformed},
 		{"header cut short", "10 02", malformed},
-		{"version 4", "40 02 01 08 00", malformed},
+		{"version 5", "50 02 01 08 00", malformed},
 		{"version 0", "00 02 01 08 00", malformed},
 		{"destination 0", "10 00 01 08 00", malformed},
 		{"source broadcast", "10 02 ff 08 00", malformed},
@@ -651,7 +653,9 @@ func TestDissectorBadFrames(t *testing.T) {
 			return string(b)
 		}(), forged},
 		{"iphc empty", "26 02 01", malformed},
-		{"iphc reserved version bits", "26 02 01 b0 00 00", malformed},
+		{"iphc checksum elided, cut", "26 02 01 b0 00 00", malformed},
+		{"iphc checksum elided without udp or tcp", "46 02 01 90" + strings.Repeat(" 00", 20), malformed},
+		{"iphc ipv6 checksum elided without udp or tcp", "46 02 01 d0" + strings.Repeat(" 00", 40), malformed},
 		{"iphc udp and tcp", "26 02 01 31" + strings.Repeat(" 00", 20), malformed},
 		{"iphc ipv6 with ipv4 flags", "26 02 01 74" + strings.Repeat(" 00", 40), malformed},
 		{"iphc cut in the addresses", "26 02 01 32 c0 00 02 01 c0", malformed},
@@ -666,6 +670,12 @@ func TestDissectorBadFrames(t *testing.T) {
 		{"iphc tcp options of 0 words", "36 02 01 17 c0 00 02 01 c0 00 02 02 90 00" + strings.Repeat(" 00", 40), malformed},
 		{"iphc tcp flags byte and flag bits", "36 02 01 17 c0 00 02 01 c0 00 02 02 31" + strings.Repeat(" 00", 40), malformed},
 		{"iphc tcp cut in the timestamps", "36 02 01 17 c0 00 02 01 c0 00 02 02 50" + strings.Repeat(" 00", 20), malformed},
+		// Version 4: checksums elided (docs/frame-format.md, IPHC
+		// vectors 5 and 6).
+		{"hello 4", "17 02 01 04", ok},
+		{"iphc ipv4 udp, checksum elided", "46 02 01 " + iphcCK4, ok},
+		{"iphc ipv6 tcp, checksum elided, in a fragment", "42 02 01 c6 0d 00 01 " + iphcCK6, ok},
+		{"iphc ipv4 udp, checksum elided, in a version-3 frame", "36 02 01 " + iphcCK4, ok},
 		// Version 2 Acks of several records (docs/frame-format.md), More
 		// in the first record's count.
 		{"ack of three records", "23 01 02 0c 01 01 0a 01 01 0b 01 01", ok},
@@ -715,7 +725,9 @@ func TestDissectorBadFrames(t *testing.T) {
 		}
 	}
 
-	fields := dissect(t, pcap, keyOpt...)
+	// Wireshark checks the UDP and TCP checksums: those the dissector
+	// recomputed (CK) must be good.
+	fields := dissect(t, pcap, append(keyOpt, "-o", "udp.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE")...)
 	at := func(desc string) tsharkFrame {
 		for i, c := range cases {
 			if c.desc == desc {
@@ -776,6 +788,17 @@ func TestDissectorBadFrames(t *testing.T) {
 		{"iphc ipv6 tcp data in a fragment", "tcp.options.timestamp.tsval", 0x123456},
 		{"iphc tcp syn, options carried, flags byte", "tcp.hdr_len", 24},
 		{"iphc tcp syn, options carried, flags byte", "tcp.seq_raw", 1},
+		{"hello 4", "slided.hello.version", 4},
+		{"iphc ipv4 udp, checksum elided", "slided.version", 4},
+		{"iphc ipv4 udp, checksum elided", "slided.iphc.saved", 15},
+		{"iphc ipv4 udp, checksum elided", "slided.iphc.ck", 1},
+		{"iphc ipv4 udp, checksum elided", "udp.length", 8 + 12},
+		{"iphc ipv4 udp, checksum elided", "udp.checksum.status", 1}, // Good
+		{"iphc ipv4 udp, checksum elided, in a version-3 frame", "udp.checksum.status", 1},
+		{"iphc ipv4 udp", "slided.iphc.ck", 0},
+		{"iphc ipv6 tcp, checksum elided, in a fragment", "slided.iphc.ck", 1},
+		{"iphc ipv6 tcp, checksum elided, in a fragment", "tcp.len", 12},
+		{"iphc ipv6 tcp, checksum elided, in a fragment", "tcp.checksum.status", 1},
 	} {
 		if got := at(c.desc).num(c.field); got != c.want {
 			t.Errorf("%s: %s = %d, want %d", c.desc, c.field, got, c.want)
@@ -794,6 +817,8 @@ func TestDissectorBadFrames(t *testing.T) {
 		{"iphc ipv4 tcp ack", "tcp.checksum", "0xbeef"},
 		{"iphc ipv6 tcp data in a fragment", "tcp.checksum", "0xbeef"},
 		{"iphc tcp syn, options carried, flags byte", "ip.checksum", "0xb6c1"},
+		{"iphc ipv4 udp, checksum elided", "udp.checksum", "0xc2c1"},
+		{"iphc ipv6 tcp, checksum elided, in a fragment", "tcp.checksum", "0x1b0d"},
 	} {
 		if got := at(c.desc)[c.field]; got != c.want {
 			t.Errorf("%s: %s = %q, want %q", c.desc, c.field, got, c.want)
@@ -837,6 +862,14 @@ var iphcV4, iphcV6, iphcV4Sum = func() (string, string, string) {
 const (
 	iphcTCP4 = "151c46c0000201c0000202509c401451010203040a0b0c0d01f6beef0012345600abcdef"
 	iphcTCP6 = "51fd000000000000000000000000000001fd000000000000000000000000000002589c401451010203040a0b0c0d01f6beef0012345600abcdef68656c6c6f20776f726c6421"
+)
+
+// iphcCK4 and iphcCK6 are the version-4 KindIPHC vectors 5 and 6 of
+// docs/frame-format.md: vectors 1 (UDP over IPv4) and 4 (TCP over IPv6)
+// with their right checksums, 0xc2c1 and 0x1b0d, elided (CK).
+const (
+	iphcCK4 = "b41c46c0000201c00002021388138968656c6c6f20776f726c6421"
+	iphcCK6 = "d1fd000000000000000000000000000001fd000000000000000000000000000002589c401451010203040a0b0c0d01f60012345600abcdef68656c6c6f20776f726c6421"
 )
 
 // pcapRecords returns the offset of each record of a classic pcap file.
@@ -937,6 +970,7 @@ func FuzzDissector(f *testing.F) {
 		{"12 02 01 81 0b 00 01 aa bb cc", "12 02 01 c5 0c 03 02", "13 01 02 07 02 07", "13 01 02 07 41 ff"},
 		{"14 02 01 00 00 00 00 00 01 00 00 00 00 00 00 00 00 00", "1f 02 01", "20 02 01", "10"},
 		{"17 02 01 02", "26 02 01 " + iphcV4, "26 02 01 " + iphcV6, "22 02 01 c6 0b 00 01 " + iphcV4, "26 02 01 78 40"},
+		{"17 02 01 04", "46 02 01 " + iphcCK4, "42 02 01 c6 0d 00 01 " + iphcCK6, "46 02 01 b0 00"},
 	}
 	for _, s := range seeds {
 		var in []byte
