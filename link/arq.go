@@ -862,12 +862,16 @@ type delayWatch struct {
 // has a new sample. A round trip is timed from our poll's TxDone to its Ack
 // (arq ArmOnTxDone): two propagation delays, the Ack's airtime, the
 // receiver's turnaround and carrier hang-over, and the processing and
-// scheduling at both ends (measureSlack). Queueing only adds to it, and
-// one Ack delayed behind another frame moves the smoothed value by an
-// eighth of the delay, so the smallest smoothed round trip of each batch of
-// rttBatch samples is what counts: half of it, less the Ack's airtime, the
-// turnaround and measureSlack, is an upper bound of the one-way delay that
-// follows a delay growing (a node moving away) within a batch. The MAC
+// scheduling at both ends (measureSlack). Queueing only adds to it, so the
+// smallest round trip of each batch of rttBatch samples is what counts:
+// half of it, less the Ack's airtime, the turnaround and measureSlack, is
+// an upper bound of the one-way delay that follows a delay growing (a node
+// moving away) within a batch. The samples themselves, not the smoothed
+// round trip: that starts at the first sample, and one first Ack delayed
+// 1.4 s on a crowded channel left it above 200 ms after the 15 prompt
+// samples of the batch, which lengthened one node's slot alone to 2.8
+// times the others' and starved it (TestMeasuredDelayOneLateAck,
+// docs/mac.md). The MAC
 // lengthens its slot and IFS only when it is longer than the configured
 // delay, at most doubling it per batch, and never shortens them. A modem
 // that does its own channel access is not measured: its TxDone comes
@@ -883,8 +887,8 @@ func (e *Engine) measuredDelay(src framing.NodeID) {
 			continue
 		}
 		w.seen[src] = p.Samples
-		if w.minRTT[src] == 0 || p.SRTT < w.minRTT[src] {
-			w.minRTT[src] = p.SRTT
+		if w.minRTT[src] == 0 || p.LastRTT < w.minRTT[src] {
+			w.minRTT[src] = p.LastRTT
 		}
 		if p.Samples%rttBatch != 0 {
 			return

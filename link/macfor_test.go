@@ -212,6 +212,63 @@ func TestMeasuredDelayFromRoundTrips(t *testing.T) {
 	}
 }
 
+// One late Ack does not lengthen the slot: the first round trip to a node
+// (here its Ack held back by the medium, as a crowded channel held the
+// first Ack to a node of the 100-node ring for 1.4 s) seeded the smoothed
+// round trip, which the prompt Acks after it brought down by an eighth a
+// sample, so the smallest smoothed value of the first batch was still
+// about a seventh of it. That node alone then counted its backoff and IFS
+// in slots 2.8 times the others' and got no data turn for half an hour
+// (docs/mac.md). The batch's smallest round trip itself is
+// the bound: queueing only adds to a round trip.
+func TestMeasuredDelayOneLateAck(t *testing.T) {
+	m := newMedium(t, 9600)
+	n1 := m.add(Config{Node: 1})
+	n2 := m.add(Config{Node: 2})
+	var held [][]byte
+	hold := true
+	m.lose = func(from, to *node, data []byte) bool {
+		if from == n2 && to == n1 && hold {
+			held = append(held, append([]byte(nil), data...))
+			return true
+		}
+		return false
+	}
+	start := n1.e.MACConfig()
+	m.hostFrame(n1, numbered(2, 1, 0, 300))
+	for i := 0; len(held) == 0 && i < 1000; i++ {
+		m.run(time.Millisecond)
+	}
+	if len(held) == 0 {
+		t.Fatal("no Ack")
+	}
+	// Held for most of the first timeout: a round trip measured, not a
+	// timeout (Karn's rule).
+	m.run(n1.e.AckTimeout() * 3 / 4)
+	hold = false
+	for _, a := range held {
+		m.inject(n1, a)
+	}
+	m.run(10 * time.Millisecond)
+	for id := uint32(1); id < 3*rttBatch; id++ {
+		m.hostFrame(n1, numbered(2, 1, id, 300))
+		m.run(time.Second)
+	}
+	var samples, timeouts uint64
+	for _, p := range n1.e.arq.AppendPeers(nil) {
+		if p.Node == 2 {
+			samples, timeouts = p.Samples, p.Timeouts
+		}
+	}
+	if samples < 2*rttBatch || timeouts != 0 {
+		t.Fatalf("%d round trips measured, %d timeouts; want at least %d, none", samples, timeouts, 2*rttBatch)
+	}
+	if got := n1.e.MACConfig(); got.SlotTime != start.SlotTime || got.IFS != start.IFS || got.PropDelay != start.PropDelay {
+		t.Errorf("after one late Ack and %d prompt ones: slot %v, ifs %v, delay %v; want %v, %v, %v",
+			samples-1, got.SlotTime, got.IFS, got.PropDelay, start.SlotTime, start.IFS, start.PropDelay)
+	}
+}
+
 // TestMACForModemBurstTurn: where the MAC does the access and the modem
 // takes whole bursts (the simulated medium), a won contention's turn holds
 // the lone frame that won it and one modem burst, not three: with the

@@ -31,6 +31,7 @@ import (
 // the first.
 type rtt struct {
 	srtt, rttvar time.Duration
+	last         time.Duration // the last sample
 	rto          time.Duration
 	samples      uint64
 	// doubt: the estimate is not to be trusted (no sample yet, or a
@@ -87,6 +88,7 @@ func (e *rtt) base(b rttBounds) time.Duration {
 // sample takes one round-trip measurement r.
 func (e *rtt) sample(b rttBounds, r time.Duration) {
 	r = max(r, 0)
+	e.last = r
 	if e.samples == 0 {
 		e.srtt, e.rttvar = r, r/2
 	} else {
@@ -145,6 +147,9 @@ type PeerStats struct {
 	// from a poll's hand-over (or its TxDone, which re-arms the timer) to
 	// its Ack; 0 before the first sample.
 	SRTT, RTTVar time.Duration
+	// LastRTT is the last round trip measured (the sample itself, not
+	// smoothed); 0 before the first.
+	LastRTT time.Duration
 	// RTO is the ack timeout the next round towards the node gets:
 	// Config.AckTimeout before any sample, then SRTT + max(G, 4·RTTVar)
 	// within [MinAckTimeout, MaxAckTimeout], doubled by each timeout.
@@ -178,7 +183,7 @@ func (a *ARQ) AppendPeers(dst []PeerStats) []PeerStats {
 			s.LastHeard = time.Unix(0, heard)
 		}
 		if p != nil {
-			s.SRTT, s.RTTVar, s.RTO, s.Samples = p.rtt.srtt, p.rtt.rttvar, p.rtt.rto, p.rtt.samples
+			s.SRTT, s.RTTVar, s.LastRTT, s.RTO, s.Samples = p.rtt.srtt, p.rtt.rttvar, p.rtt.last, p.rtt.rto, p.rtt.samples
 			c := &p.stats
 			s.Packets, s.Fragments, s.Retransmissions, s.Timeouts, s.GiveUps, s.Acked =
 				c.packets, c.fragments, c.retx, c.timeouts, c.giveUps, c.acked

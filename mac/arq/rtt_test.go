@@ -337,7 +337,7 @@ func TestPeerStats(t *testing.T) {
 		t.Fatalf("peers %+v; want 2 and 7", ps)
 	}
 	p := ps[0]
-	want := PeerStats{Node: 2, SRTT: 20 * ms, RTTVar: 10 * ms, RTO: max(20*ms+DefaultRTTGranularity, a.cfg.MinAckTimeout),
+	want := PeerStats{Node: 2, SRTT: 20 * ms, RTTVar: 10 * ms, LastRTT: 20 * ms, RTO: max(20*ms+DefaultRTTGranularity, a.cfg.MinAckTimeout),
 		Samples: 1, Packets: 1, Fragments: 3, Acked: 1, LastHeard: heard}
 	if !p.LastHeard.Equal(want.LastHeard) {
 		t.Fatalf("last heard %v, want %v", p.LastHeard, heard)
