@@ -73,6 +73,10 @@ type FlowResult struct {
 	DelayMean time.Duration `json:"delay_mean_ns"`
 	DelayP95  time.Duration `json:"delay_p95_ns"`
 	DelayMax  time.Duration `json:"delay_max_ns"`
+	// MaxGap is the longest time over the measured span in which the
+	// flow delivered nothing (from the span's start to its first
+	// delivery, between two, from its last to the span's end).
+	MaxGap time.Duration `json:"max_gap_ns"`
 }
 
 // EngineResult is what an engine-mode run measured.
@@ -84,6 +88,9 @@ type EngineResult struct {
 	Seed     uint64        `json:"seed"`
 	Duration time.Duration `json:"duration_ns"`
 	Flows    []FlowResult  `json:"flows"`
+	// MaxGap is the longest of the flows' MaxGap: the longest silence
+	// of any flow.
+	MaxGap time.Duration `json:"max_gap_ns"`
 	// GoodputPerChannel is all flows' UDP payload bits received over
 	// bit rate × duration: the daemon benchmarks' goodput/channel.
 	GoodputPerChannel float64 `json:"goodput_per_channel"`
@@ -129,6 +136,8 @@ type engRunner struct {
 	late      []uint64 // of them, received after a later one of the flow
 	highest   []uint32 // the highest sequence number received per flow
 	delays    [][]time.Duration
+	lastGot   []time.Time     // per flow: the last delivery while measuring (or the span's start)
+	maxGap    []time.Duration // per flow: the longest time without one
 	base      [4]uint64
 	err       error
 }
@@ -260,6 +269,10 @@ func runEngine(cfg EngineConfig, askAll bool) (EngineResult, error) {
 		}
 		if !r.measuring && !at.Before(measureFrom) {
 			r.measuring = true
+			r.lastGot, r.maxGap = make([]time.Time, len(cfg.Flows)), make([]time.Duration, len(cfg.Flows))
+			for fi := range r.lastGot {
+				r.lastGot[fi] = at
+			}
 			mbase = m.Stats()
 			r.base = r.arqTotals()
 			for _, n := range r.nodes {
@@ -289,6 +302,10 @@ func runEngine(cfg EngineConfig, askAll bool) (EngineResult, error) {
 	for fi, f := range cfg.Flows {
 		g := float64(r.got[fi]) * float64(cfg.Payload) * 8 / cfg.Duration.Seconds()
 		fr := FlowResult{From: f.From, To: f.To, Datagrams: r.got[fi], Goodput: g, OutOfOrder: r.late[fi]}
+		if r.measuring {
+			fr.MaxGap = max(r.maxGap[fi], end.Sub(r.lastGot[fi]))
+			res.MaxGap = max(res.MaxGap, fr.MaxGap)
+		}
 		if ds := r.delays[fi]; len(ds) > 0 {
 			slices.Sort(ds)
 			var total time.Duration
@@ -350,6 +367,8 @@ func (r *engRunner) serve(n *engNode) {
 			late := seq < r.highest[fi]
 			r.highest[fi] = max(r.highest[fi], seq)
 			if r.measuring {
+				r.maxGap[fi] = max(r.maxGap[fi], r.now.Sub(r.lastGot[fi]))
+				r.lastGot[fi] = r.now
 				r.got[fi]++
 				if late {
 					r.late[fi]++

@@ -166,3 +166,29 @@ func TestEngineDeadlineCache(t *testing.T) {
 		}
 	}
 }
+
+// MaxGap is the longest time a flow delivered nothing: short for bulk
+// flows on a clean channel, longer with half the bursts lost (the ARQ
+// waits out its timeouts), and the run's is its flows' longest.
+func TestEngineMaxGap(t *testing.T) {
+	clean, err := RunEngine(EngineConfig{Duration: 20 * time.Second, Seed: 1, Flows: []Flow{{1, 2}, {1, 2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range clean.Flows {
+		if f.MaxGap <= 0 || f.MaxGap > 5*time.Second {
+			t.Errorf("clean channel, flow %d:%d: longest gap %v, want in (0, 5s]", f.From, f.To, f.MaxGap)
+		}
+	}
+	if want := max(clean.Flows[0].MaxGap, clean.Flows[1].MaxGap); clean.MaxGap != want {
+		t.Errorf("run's longest gap %v, want the flows' longest %v", clean.MaxGap, want)
+	}
+	lossy, err := RunEngine(EngineConfig{Duration: 20 * time.Second, Seed: 1, Flows: []Flow{{1, 2}}, LossRate: 0.5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := lossy.Flows[0]; f.MaxGap <= clean.MaxGap || f.MaxGap > lossy.Duration {
+		t.Errorf("half the bursts lost: longest gap %v, want over the clean channel's %v, at most the span %v", f.MaxGap, clean.MaxGap, lossy.Duration)
+	}
+	t.Logf("clean %v (flows %v, %v), lossy %v", clean.MaxGap, clean.Flows[0].MaxGap, clean.Flows[1].MaxGap, lossy.MaxGap)
+}
