@@ -844,8 +844,8 @@ func (e *Engine) riderHeard(now time.Time, h framing.Header, payload []byte) {
 const riderSlack = time.Millisecond
 
 // rttBatch is the number of round-trip samples over which the smallest
-// smoothed round trip towards a node is taken before it counts as a
-// measurement (measuredDelay).
+// round trip towards a node (a sample, not the smoothed estimate) is taken
+// before it counts as a measurement (measuredDelay).
 const rttBatch = 16
 
 // delayWatch follows the ARQ's round trips towards each node for the MAC's
@@ -911,7 +911,7 @@ func (e *Engine) measuredDelay(src framing.NodeID) {
 			w.logged = true
 			ev = e.log.Info()
 		}
-		ev.Int("node", int(src)).Dur("srtt_min", rtt).Dur("prop_delay", c.PropDelay).
+		ev.Int("node", int(src)).Dur("rtt_min", rtt).Dur("prop_delay", c.PropDelay).
 			Dur("slot", c.SlotTime).Dur("ifs", c.IFS).Msg("round trips longer than the configured delay: slot lengthened (further ones logged at debug)")
 		return
 	}
