@@ -583,26 +583,24 @@ func (s *Shaper) installForward(f *ForwardFilter, unit uint32) error {
 		uint32(leafMajor+forwardMinor)<<16, netlink.MakeHandle(childMajor, forwardMinor), 0, "pfifo_head_drop", fifo); err != nil {
 		return shaperErr(s.ifindex, "add forward queue (pfifo_head_drop)", err)
 	}
-	opts := nl.NewRtAttr(nl.TCA_OPTIONS, nil)
-	opts.AddRtAttr(nl.TCA_BPF_FD, nl.Uint32Attr(uint32(f.fd)))
-	opts.AddRtAttr(nl.TCA_BPF_NAME, nl.ZeroTerminated(forwardName))
-	info := netlink.MakeHandle(forwardPrio, nl.Swap16(unix.ETH_P_ALL))
-	if err := tcRequest(unix.RTM_NEWTFILTER, unix.NLM_F_CREATE|unix.NLM_F_EXCL, s.ifindex,
-		1, childHandle, info, "bpf", opts); err != nil {
-		return shaperErr(s.ifindex, "add forward filter (cls_bpf, eBPF)", err)
-	}
-	return nil
+	return s.attachEBPF(f.fd, forwardPrio, forwardName, "forward")
 }
 
 // installSockets attaches the socket classifier before the flow hash.
 func (s *Shaper) installSockets(f *SocketFilter) error {
+	return s.attachEBPF(f.fd, socketPrio, socketName, "socket")
+}
+
+// attachEBPF attaches the loaded eBPF program fd as a cls_bpf filter on the
+// htb (1:) at priority prio, for every protocol; what names it in errors.
+func (s *Shaper) attachEBPF(fd int, prio uint16, name, what string) error {
 	opts := nl.NewRtAttr(nl.TCA_OPTIONS, nil)
-	opts.AddRtAttr(nl.TCA_BPF_FD, nl.Uint32Attr(uint32(f.fd)))
-	opts.AddRtAttr(nl.TCA_BPF_NAME, nl.ZeroTerminated(socketName))
-	info := netlink.MakeHandle(socketPrio, nl.Swap16(unix.ETH_P_ALL))
+	opts.AddRtAttr(nl.TCA_BPF_FD, nl.Uint32Attr(uint32(fd)))
+	opts.AddRtAttr(nl.TCA_BPF_NAME, nl.ZeroTerminated(name))
+	info := netlink.MakeHandle(prio, nl.Swap16(unix.ETH_P_ALL))
 	if err := tcRequest(unix.RTM_NEWTFILTER, unix.NLM_F_CREATE|unix.NLM_F_EXCL, s.ifindex,
 		1, childHandle, info, "bpf", opts); err != nil {
-		return shaperErr(s.ifindex, "add socket filter (cls_bpf, eBPF)", err)
+		return shaperErr(s.ifindex, "add "+what+" filter (cls_bpf, eBPF)", err)
 	}
 	return nil
 }

@@ -160,6 +160,13 @@ func socketProgram(base, buckets uint32, cookies, next int) ebpfAsm {
 		b.ins(0, 0, 0, 0, 0)
 	}
 	var b ebpfAsm
+	// lookup: r0 = bpf_map_lookup_elem(map fd, r10+key).
+	lookup := func(fd int, key int16) {
+		mapFD(&b, 1, fd)
+		b.ins(mov, 2, 10, 0, 0)
+		b.ins(addk, 2, 0, 0, int32(key))
+		b.ins(call, 0, 0, 0, bpfFuncMapLookupElem)
+	}
 	labels := map[string]int{}
 	type fix struct {
 		at int
@@ -184,19 +191,13 @@ func socketProgram(base, buckets uint32, cookies, next int) ebpfAsm {
 	b.ins(mov, 1, 6, 0, 0)
 	b.ins(call, 0, 0, 0, bpfFuncGetSocketCookie)
 	b.ins(stxdw, 10, 0, -8, 0)
-	mapFD(&b, 1, cookies)
-	b.ins(mov, 2, 10, 0, 0)
-	b.ins(addk, 2, 0, 0, -8)
-	b.ins(call, 0, 0, 0, bpfFuncMapLookupElem)
+	lookup(cookies, -8)
 	jump(jeqk, 0, 0, "new")
 	b.ins(ldxw, 0, 0, 0, 0)
 	jump(ja, 0, 0, "class")
 	label("new")
 	b.ins(stw, 10, 0, -16, 0)
-	mapFD(&b, 1, next)
-	b.ins(mov, 2, 10, 0, 0)
-	b.ins(addk, 2, 0, 0, -16)
-	b.ins(call, 0, 0, 0, bpfFuncMapLookupElem)
+	lookup(next, -16)
 	jump(jeqk, 0, 0, "none")
 	b.ins(ldxw, 7, 0, 0, 0)
 	b.ins(mov, 1, 7, 0, 0)
@@ -212,10 +213,7 @@ func socketProgram(base, buckets uint32, cookies, next int) ebpfAsm {
 	b.ins(movk, 4, 0, 0, bpfNoExist)
 	b.ins(call, 0, 0, 0, bpfFuncMapUpdateElem)
 	jump(jeqk, 0, 0, "mine")
-	mapFD(&b, 1, cookies)
-	b.ins(mov, 2, 10, 0, 0)
-	b.ins(addk, 2, 0, 0, -8)
-	b.ins(call, 0, 0, 0, bpfFuncMapLookupElem)
+	lookup(cookies, -8)
 	jump(jeqk, 0, 0, "mine")
 	b.ins(ldxw, 7, 0, 0, 0)
 	label("mine")
