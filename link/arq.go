@@ -104,8 +104,12 @@ type frameMeta struct {
 	// unheld: a broadcast frame released from the hold for rides
 	// (nav.go), which goes to the MAC as any other from then on.
 	unheld bool
-	h      framing.Header
-	head   [framing.FragHeaderLen]byte
+	// first: a unicast fragment marked First, of packet seq (Settled
+	// takes it out of the queues once an Ack settles that packet).
+	first bool
+	seq   uint8
+	h     framing.Header
+	head  [framing.FragHeaderLen]byte
 }
 
 // startLink builds the ARQ and the envelope once the PHY's figures are known.
@@ -792,6 +796,7 @@ func (e *Engine) accepted(airH framing.Header, airPayload []byte, h framing.Head
 		// Its Acks advance the ARQ but give no round-trip sample (the
 		// wait is not the channel's), and it sets no channel timing.
 		e.arq.ReceiveLate(e.now, h, payload)
+		e.settledGone(e.now)
 		return
 	}
 	if h.Kind == framing.KindAck && h.Dst == e.cfg.Node {
@@ -806,6 +811,7 @@ func (e *Engine) accepted(airH framing.Header, airPayload []byte, h framing.Head
 	e.heard(e.now, h, payload) // no carrier: the others' turns (turns.go)
 	e.riderHeard(e.now, h, payload)
 	e.arq.Receive(e.now, h, payload)
+	e.settledGone(e.now)
 	if h.Kind == framing.KindAck && h.Dst == e.cfg.Node {
 		e.measuredDelay(h.Src)
 		e.hiddenLoss(e.now, h.Src, false) // hidden.go
@@ -948,6 +954,11 @@ func (s *arqSink) Transmit(now time.Time, f arq.Frame) {
 		m.poll = true
 		copy(m.head[:], payload)
 	}
+	if h.Kind == framing.KindFragment && h.Dst != framing.Broadcast {
+		if fh, _, err := framing.ParseFrag(payload); err == nil && fh.First {
+			m.first, m.seq = true, fh.Seq
+		}
+	}
 	if f.Last {
 		m.eth, e.sendEth = e.sendEth, 0
 	}
@@ -1030,6 +1041,59 @@ func (s *arqSink) Transmit(now time.Time, f arq.Frame) {
 	} else {
 		e.pend = append(e.pend, txFrame{frame, m})
 	}
+}
+
+// Settled takes out of e.pend and the MAC queue the First-marked frames of
+// packet seq to dst, which an Ack has just settled (arq.SettleSink). Such a
+// retransmission, waiting there while the Ack came, could go on air after
+// the next packet, which goes unmarked (the MAC serves retransmissions as
+// a flow of their own): the receiver would take it for our restart,
+// forget what it delivered and deliver again (docs/link-arq.md, "A sender
+// that restarts"; TestSettledFirstRetransmissionDropped). Frames given to
+// the modem stay: it sends them in order, ahead of anything queued later.
+// Unmarked retransmissions of a settled packet are harmless (the receiver
+// acknowledges them again) and stay too: taking them out as well changed
+// the timing of every lossy run (TestLossyLoneSender's medians moved by
+// 3 %), a change of its own to weigh separately. The polls among the
+// frames taken out are reported to the ARQ after its Receive has returned
+// (settledGone), and their buffers go back to e.free.
+func (s *arqSink) Settled(now time.Time, dst framing.NodeID, seq uint8) {
+	e := (*Engine)(s)
+	match := func(f txFrame) bool {
+		return f.meta.first && f.meta.h.Dst == dst && f.meta.seq == seq
+	}
+	k := 0
+	for _, f := range e.pend {
+		if match(f) {
+			e.dropSettled(f)
+			continue
+		}
+		e.pend[k] = f
+		k++
+	}
+	clear(e.pend[k:])
+	e.pend = e.pend[:k]
+	if e.mac != nil {
+		e.mac.RemoveData(match, e.dropSettled)
+	}
+}
+
+// dropSettled takes back frame f of a settled packet (Settled).
+func (e *Engine) dropSettled(f txFrame) {
+	e.stats.SettledDropped++
+	if f.meta.poll {
+		e.settledPolls = append(e.settledPolls, f.meta)
+	}
+	e.free = append(e.free, f.buf[:0])
+}
+
+// settledGone reports to the ARQ the polls Settled took out, once the
+// ARQ's call that settled their packets has returned.
+func (e *Engine) settledGone(now time.Time) {
+	for _, m := range e.settledPolls {
+		e.frameGone(now, m)
+	}
+	e.settledPolls = e.settledPolls[:0]
 }
 
 // supersede puts Ack f in the place of a waiting Ack to the same node for

@@ -300,6 +300,10 @@ type Engine struct {
 	sealErr  bool      // the last seal failed (logged once per episode)
 	saveErr  bool      // the last save of a floor failed (likewise)
 	ownIDLog time.Time // when another station with our id was last logged
+
+	// settledPolls: polls of settled packets taken out of the queues
+	// (arqSink.Settled), for the ARQ's TxDone once its Receive returns.
+	settledPolls []frameMeta
 }
 
 // New checks cfg and returns an engine waiting for the modem's first Up.

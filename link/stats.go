@@ -63,6 +63,10 @@ type Stats struct {
 	// AcksSuperseded counts Acks that took the place of an older one to
 	// the same node for the same packet, still waiting to be sent.
 	AcksSuperseded uint64 `json:"acks_superseded"`
+	// SettledDropped counts data frames taken out of the queues, not
+	// sent, because an Ack settled their packet while they waited
+	// (arqSink.Settled): retransmissions that had become useless.
+	SettledDropped uint64 `json:"settled_dropped"`
 	// AckRides counts small data frames sent in the same transmission as
 	// one of our Acks, right behind it, instead of in a contention round
 	// of their own (ride.go).

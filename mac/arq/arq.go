@@ -58,6 +58,22 @@ type GroupSink interface {
 	Grouped(now time.Time, node framing.NodeID) bool
 }
 
+// SettleSink is a Sink that is told when an Ack settles a unicast packet:
+// the receiver holds it whole, and the ARQ has forgotten it. Frames of
+// that packet the driver still holds, not yet given to the modem, are
+// useless from then on, and one marked First is harmful: the next packet
+// to dst goes unmarked, and if it went on air first the receiver would
+// take the late First fragment for a restart of this node
+// (docs/link-arq.md, "A sender that restarts"). So the driver takes them
+// out of its queues; it must still report a poll among them to TxDone
+// (Config.ArmOnTxDone), but after the call that reported the packet
+// settled has returned, never from within Settled. Settled is called
+// synchronously from Receive (and ReceiveLate), like Transmit.
+type SettleSink interface {
+	Sink
+	Settled(now time.Time, dst framing.NodeID, seq uint8)
+}
+
 // Frame is one link frame for Sink.Transmit, with what the driver needs to
 // know about it without parsing it.
 type Frame struct {
@@ -225,6 +241,7 @@ type ARQ struct {
 	noSample time.Time  // rounds armed before it give no round-trip sample: a stall just ended (Stalled)
 	late     bool       // the frame Receive handles was heard earlier (ReceiveLate): no round-trip sample
 	group    GroupSink  // the sink, when GroupPolls and it says which peers group
+	settle   SettleSink // the sink, when it wants to know of settled packets
 	opens    int        // peers with an open packet (GroupPolls)
 	recs     []framing.Ack
 	retr     []retryItem
@@ -258,6 +275,9 @@ func New(cfg Config, sink Sink) (*ARQ, error) {
 	}
 	if gs, ok := sink.(GroupSink); ok && cfg.GroupPolls && !cfg.NoARQ {
 		a.group = gs
+	}
+	if ss, ok := sink.(SettleSink); ok && !cfg.NoARQ {
+		a.settle = ss
 	}
 	if a.reorders() {
 		a.held = make([]held, cfg.ReorderPackets)
@@ -894,6 +914,9 @@ func (a *ARQ) onAck(now time.Time, h framing.Header, payload []byte) {
 			a.stats.Acked++
 			p.stats.acked++
 			a.release(p, o)
+			if a.settle != nil {
+				a.settle.Settled(now, h.Src, o.seq)
+			}
 			continue
 		}
 		if ack.Have&^o.acked != 0 {

@@ -344,6 +344,42 @@ func (m *MACOf[T]) DropOldest() (T, bool) {
 	return f, true
 }
 
+// RemoveData takes out of the queue every waiting data frame (not the
+// one on air or a burst's frames taken by Follow, not an urgent one) for
+// which match reports true, hands each to gone (it belongs to the caller
+// again) and returns how many it took. The other frames keep their order,
+// flows and tags; the countdown in progress is the MAC's and goes on for
+// the frame now first. It is for frames that became useless while they
+// waited: the link engine takes out the retransmissions of a packet its
+// receiver has acknowledged meanwhile (docs/link-arq.md, "A sender that
+// restarts"). It walks the queue once (QueueLen frames at most) and
+// allocates nothing; match and gone must not call back into the MAC.
+func (m *MACOf[T]) RemoveData(match func(T) bool, gone func(T)) int {
+	first := m.offset() + m.urgent
+	w := first // where the next kept frame goes
+	for i := first; i < m.n; i++ {
+		j := m.at(i)
+		if match(m.q[j]) {
+			gone(m.q[j])
+			continue
+		}
+		if w != i {
+			k := m.at(w)
+			m.q[k], m.flow[k], m.tag[k], m.fin[k] = m.q[j], m.flow[j], m.tag[j], m.fin[j]
+		}
+		w++
+	}
+	removed := m.n - w
+	for i := w; i < m.n; i++ {
+		m.q[m.at(i)] = *new(T)
+	}
+	m.n = w
+	if removed > 0 && m.n-m.urgent-m.offset() == 0 {
+		m.burstNext = false
+	}
+	return removed
+}
+
 // Room is the number of frames Enqueue still accepts.
 func (m *MACOf[T]) Room() int { return len(m.q) - m.n }
 

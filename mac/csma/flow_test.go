@@ -303,3 +303,62 @@ func TestQueuedThroughABurst(t *testing.T) {
 		t.Error("nothing of flow 0 is queued, Queued says yes")
 	}
 }
+
+// TestRemoveData: RemoveData takes out the waiting data frames that match,
+// hands each to gone, and leaves the frame on air, the urgent frames and
+// the other data frames where they were, each flow in its order; frames
+// enqueued after it take their places in the rounds as before; it
+// allocates nothing.
+func TestRemoveData(t *testing.T) {
+	cfg := testConfig()
+	cfg.QueueLen = 10
+	m, err := NewOf[flowFrame](cfg, rand.New(rand.NewPCG(1, 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := t0
+	enq := func(fl uint64, seq int) {
+		t.Helper()
+		if err := m.EnqueueFlow(now, flowFrame{flow: fl, seq: seq}, fl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A0 goes on air; then A1 A2 A3, B0 B1, an urgent frame.
+	enq(0, 0)
+	now = now.Add(time.Second)
+	f, ok := m.Poll(now)
+	if !ok || f.String() != "A0" {
+		t.Fatalf("on air %v %v, want A0", f, ok)
+	}
+	for i := 1; i <= 3; i++ {
+		enq(0, i)
+	}
+	enq(1, 0)
+	enq(1, 1)
+	if err := m.EnqueueFront(now, flowFrame{tag: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	var gone []string
+	match := func(f flowFrame) bool { return f.tag == "a" || f.flow == 0 || f.seq == 1 }
+	drop := func(f flowFrame) { gone = append(gone, f.String()) }
+	// A0 (on air) and a (urgent) match too, and stay.
+	if n := m.RemoveData(match, drop); n != 4 || strings.Join(gone, " ") != "A1 B1 A2 A3" {
+		t.Fatalf("removed %d: %v; want 4 in queue order: A1 B1 A2 A3", n, gone)
+	}
+	if m.Len() != 3 || m.Room() != 7 {
+		t.Fatalf("len %d room %d after removal, want 3 and 7", m.Len(), m.Room())
+	}
+	if n := m.RemoveData(func(flowFrame) bool { return false }, drop); n != 0 {
+		t.Fatalf("removed %d matching nothing", n)
+	}
+	if a := testing.AllocsPerRun(10, func() { m.RemoveData(func(f flowFrame) bool { return f.seq == 9 }, drop) }); a != 0 {
+		t.Errorf("RemoveData allocates %v times", a)
+	}
+	m.TxDone(now)
+	enq(0, 4)
+	enq(2, 0)
+	enq(1, 2)
+	if got, want := drain(t, m, now), "a B0 A4 C0 B2"; got != want {
+		t.Errorf("sent %s, want %s", got, want)
+	}
+}

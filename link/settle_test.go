@@ -1,0 +1,141 @@
+package link
+
+import (
+	"encoding/binary"
+	"testing"
+	"time"
+
+	"github.com/slided/slided/framing"
+	"github.com/slided/slided/mac/arq"
+	"github.com/slided/slided/phy"
+)
+
+// arqPeer is a scripted receiver for an engine on the medium: a bare ARQ
+// that the test hands frames and whose Acks it hands back, or loses.
+type arqPeer struct {
+	tx []arqFrame
+	rx [][]byte
+}
+
+type arqFrame struct {
+	h framing.Header
+	p []byte
+}
+
+func (r *arqPeer) Transmit(_ time.Time, f arq.Frame) {
+	r.tx = append(r.tx, arqFrame{f.Header, append([]byte(nil), f.Payload...)})
+}
+
+func (r *arqPeer) Deliver(_ time.Time, _ framing.Header, p []byte) {
+	r.rx = append(r.rx, append([]byte(nil), p...))
+}
+
+// TestSettledFirstRetransmissionDropped: until node 3 has acknowledged one
+// of its packets, node 1 sends it one at a time, marked First. Node 1's
+// First retransmission of X waits in its MAC queue (the channel is busy)
+// behind a retransmission to node 2 (both flow 0) when the Ack of X's
+// first transmission comes: X is settled, node 1 synchronised, and the
+// next packet Z, unmarked and of a flow with nothing waiting, takes its
+// place in the MAC's rounds ahead of X's retransmission; Z's Ack is lost.
+// The engine takes X's First retransmission out of its queue when the Ack
+// settles X (arqSink.Settled), and node 3 delivers X and Z once each.
+// Before, X's late First fragment after Z made node 3 take it for node 1's
+// restart: it forgot Z, delivered X again, and Z again at its
+// retransmission.
+func TestSettledFirstRetransmissionDropped(t *testing.T) {
+	m := newMedium(t, 9600)
+	var log []*burst
+	m.Bursts = &log
+	a := m.add(Config{Node: 1})
+	peer := &arqPeer{}
+	bc := arq.DefaultConfig(3, 200, 2000, arq.Timing{BitRate: 9600, Propagation: 10 * time.Millisecond, Margin: 20 * time.Millisecond})
+	bc.DupLifetime = time.Minute // longer than any of node 1's retries, as a daemon's
+	b, err := arq.New(bc, peer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0 // bursts of log already handed to b
+	toB := func() {
+		for ; seen < len(log); seen++ {
+			d := framing.NewDecoder(4096)
+			feed := func(h framing.Header, p []byte) {
+				if h.Dst == 3 {
+					b.Receive(m.Now(), h, p)
+				}
+			}
+			d.Feed(log[seen].Data, feed)
+			d.Feed([]byte{0}, feed)
+		}
+	}
+	acksToA := func(lose func(f arqFrame) bool) {
+		fs := peer.tx
+		peer.tx = nil
+		for _, f := range fs {
+			if lose != nil && lose(f) {
+				continue
+			}
+			m.inject(a, framing.AppendFrame(nil, f.h, f.p))
+		}
+	}
+	// W to node 2, which never answers, then X to node 3.
+	m.hostFrame(a, numbered(2, 1, 1, 40))
+	m.hostFrame(a, numbered(3, 1, 2, 40))
+	for i := 0; i < 100 && len(log) < 2; i++ {
+		m.run(50 * time.Millisecond)
+	}
+	if len(log) != 2 {
+		t.Fatalf("%d transmissions, want W and X", len(log))
+	}
+	// The channel goes busy: both time out and their First
+	// retransmissions wait in the MAC queue, W's first.
+	m.event(a, phy.Event{Kind: phy.CarrierOn})
+	for i := 0; i < 200 && a.e.Stats(m.Now()).ARQ.Retransmissions < 2; i++ {
+		m.run(100 * time.Millisecond)
+	}
+	if s := a.e.Stats(m.Now()); s.ARQ.Retransmissions != 2 || len(log) != 2 {
+		t.Fatalf("%d retransmissions, %d transmissions; want 2 queued and none more on air", s.ARQ.Retransmissions, len(log))
+	}
+	// Node 3 got X's first transmission; its Ack comes now, late.
+	toB()
+	if len(peer.rx) != 1 || len(peer.tx) != 1 {
+		t.Fatalf("node 3 delivered %d and sent %d frames, want X and its Ack", len(peer.rx), len(peer.tx))
+	}
+	acksToA(nil)
+	m.event(a, phy.Event{Kind: phy.CarrierOff})
+	m.hostFrame(a, numbered(3, 1, 3, 40)) // Z
+	// Node 3 hears all of node 1's frames; its first Ack to Z is lost.
+	zAcks := 0
+	loseZAck := func(f arqFrame) bool {
+		if f.h.Kind != framing.KindAck || len(f.p) < 1 || len(peer.rx) < 2 {
+			return false
+		}
+		zAcks++
+		return zAcks == 1
+	}
+	for i := 0; i < 600; i++ {
+		m.run(100 * time.Millisecond)
+		toB()
+		acksToA(loseZAck)
+	}
+	ids := map[uint32]int{}
+	for _, p := range peer.rx {
+		ids[binary.BigEndian.Uint32(p[2:])]++ // the EtherType, then numbered's id
+	}
+	if len(peer.rx) != 2 || ids[2] != 1 || ids[3] != 1 {
+		for _, bu := range log { // node 1's transmissions, in order
+			d := framing.NewDecoder(4096)
+			show := func(h framing.Header, p []byte) {
+				f, _, _ := framing.ParseFrag(p)
+				t.Logf("%v %d->%d kind %d %+v", bu.Start.Sub(log[0].Start), h.Src, h.Dst, h.Kind, f)
+			}
+			d.Feed(bu.Data, show)
+			d.Feed([]byte{0}, show)
+		}
+	}
+	if len(peer.rx) != 2 || ids[2] != 1 || ids[3] != 1 {
+		t.Errorf("node 3 delivered %d packets %v (id: times), want X (2) and Z (3) once each", len(peer.rx), ids)
+	}
+	if s := a.e.Stats(m.Now()); s.SettledDropped != 1 || zAcks < 2 {
+		t.Errorf("settled dropped %d, Acks to Z %d; want X's retransmission dropped, Z's Ack lost once and Z resent", s.SettledDropped, zAcks)
+	}
+}

@@ -1,0 +1,153 @@
+package arq
+
+import (
+	"testing"
+	"time"
+
+	"github.com/slided/slided/framing"
+)
+
+// settleRecorder is a recorder that is also a SettleSink.
+type settleRecorder struct {
+	recorder
+	settled []framing.Ack // Seq, and the destination in Count
+}
+
+func (r *settleRecorder) Settled(_ time.Time, dst framing.NodeID, seq uint8) {
+	r.settled = append(r.settled, framing.Ack{Seq: seq, Count: uint8(dst)})
+}
+
+// TestSettledFirstRetransmissionOvertaken: until the receiver acknowledges
+// one of its packets the sender marks them First. A First retransmission
+// of X waits in the driver's queue when the Ack of X's first round comes:
+// the sender is synchronised and sends Z unmarked, which (another flow in
+// the MAC queue) goes on air before X's retransmission, and Z's Ack is
+// lost. The ARQ reports X settled (SettleSink) from that Ack, and a driver
+// that then takes X's queued First retransmission out, as the link engine
+// does, gets each packet delivered once. Sent, the late First fragment
+// made the receiver take it for a restart: it forgot Z, delivered X again
+// and Z's retransmission again (4 deliveries before SettleSink).
+func TestSettledFirstRetransmissionOvertaken(t *testing.T) {
+	c := testConfig(1)
+	c.ArmOnTxDone = true
+	srec := &settleRecorder{}
+	sa, err := New(c, srec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := node{sa, &srec.recorder}, newNode(t, testConfig(2))
+	send := func(now time.Time, seed byte) []frame {
+		t.Helper()
+		if err := a.Send(now, framing.Header{Kind: framing.KindData, Dst: 2}, pattern(10, seed)); err != nil {
+			t.Fatal(err)
+		}
+		return a.rec.take()
+	}
+	x := send(t0, 1)
+	now := t0
+	a.TxDone(now, x[0].h, x[0].p)
+	deliverAll(now, b, x, nil)
+	xAck := b.rec.take() // delayed
+	now = now.Add(2*c.AckTimeout + time.Millisecond)
+	a.Poll(now)
+	xr := a.rec.take() // X's retransmission, First, waits in the MAC queue
+	if len(xr) != 1 {
+		t.Fatalf("%d frames retransmitted, want 1", len(xr))
+	}
+	if h, _, _ := framing.ParseFrag(xr[0].p); !h.First {
+		t.Fatal("X's retransmission not marked First")
+	}
+	deliverAll(now, a, xAck, nil) // the first round's Ack: synchronised, X settled
+	if len(srec.settled) != 1 || srec.settled[0] != (framing.Ack{Seq: xHead(t, x).Seq, Count: 2}) {
+		t.Fatalf("settled %+v, want X's seq %d to node 2 once", srec.settled, xHead(t, x).Seq)
+	}
+	// The driver takes X's First frames out of its queue (the link
+	// engine's arqSink.Settled); it still reports the poll to TxDone.
+	var queued []frame
+	for _, f := range xr {
+		if h, _, _ := framing.ParseFrag(f.p); h.First && h.Seq == srec.settled[0].Seq {
+			a.TxDone(now, f.h, f.p)
+			continue
+		}
+		queued = append(queued, f)
+	}
+	z := send(now, 3)
+	if h, _, _ := framing.ParseFrag(z[0].p); h.First {
+		t.Fatal("Z marked First after the Ack")
+	}
+	a.TxDone(now, z[0].h, z[0].p)
+	deliverAll(now, b, z, nil)
+	b.rec.take() // Z's Ack lost
+	now = now.Add(50 * time.Millisecond)
+	for _, f := range queued { // what was left of the queue, after Z
+		a.TxDone(now, f.h, f.p)
+	}
+	deliverAll(now, b, queued, nil)
+	deliverAll(now, a, b.rec.take(), nil)
+	for i := 0; i < 50 && a.Stats().Acked < 2; i++ {
+		now = now.Add(time.Second)
+		a.Poll(now)
+		fs := a.rec.take()
+		for _, f := range fs {
+			a.TxDone(now, f.h, f.p)
+		}
+		deliverAll(now, b, fs, nil)
+		deliverAll(now, a, b.rec.take(), nil)
+	}
+	if len(b.rec.rx) != 2 || b.rec.rx[0].p[0] != pattern(10, 1)[0] || b.rec.rx[1].p[0] != pattern(10, 3)[0] {
+		for i, f := range b.rec.rx {
+			t.Logf("delivered %d: % x", i, f.p)
+		}
+		t.Fatalf("receiver delivered %d packets, want 2: X then Z, once each", len(b.rec.rx))
+	}
+	if st := a.Stats(); st.Acked != 2 || len(srec.settled) != 2 {
+		t.Errorf("acked %d, settled %+v; want 2 and 2", st.Acked, srec.settled)
+	}
+}
+
+// xHead is the fragment header of the first frame of fs.
+func xHead(t *testing.T, fs []frame) framing.FragHeader {
+	t.Helper()
+	h, _, err := framing.ParseFrag(fs[0].p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// TestSettledNotForGiveUpsOrStaleAcks: SettleSink hears of packets an Ack
+// completes, once each: not of a packet given up, not again for a late
+// duplicate Ack.
+func TestSettledNotForGiveUpsOrStaleAcks(t *testing.T) {
+	c := testConfig(1)
+	srec := &settleRecorder{}
+	sa, err := New(c, srec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := node{sa, &srec.recorder}, newNode(t, testConfig(2))
+	if err := a.Send(t0, framing.Header{Kind: framing.KindData, Dst: 2}, pattern(10, 1)); err != nil {
+		t.Fatal(err)
+	}
+	x := a.rec.take()
+	deliverAll(t0, b, x, nil)
+	ack := b.rec.take()
+	deliverAll(t0, a, ack, nil)
+	deliverAll(t0, a, ack, nil) // a duplicate: stale
+	if len(srec.settled) != 1 {
+		t.Fatalf("settled %+v after an Ack and its duplicate, want once", srec.settled)
+	}
+	// Y is never answered: given up, not settled.
+	now := t0
+	if err := a.Send(now, framing.Header{Kind: framing.KindData, Dst: 2}, pattern(10, 2)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 1000 && a.Stats().GiveUps == 0; i++ {
+		now = now.Add(time.Second)
+		a.Poll(now)
+		a.rec.take()
+	}
+	if st := a.Stats(); st.GiveUps != 1 || len(srec.settled) != 1 {
+		t.Errorf("give-ups %d, settled %+v; want 1 give-up, still one settled", st.GiveUps, srec.settled)
+	}
+}
