@@ -67,8 +67,12 @@ type GroupSink interface {
 // (docs/link-arq.md, "A sender that restarts"). So the driver takes them
 // out of its queues; it must still report a poll among them to TxDone
 // (Config.ArmOnTxDone), but after the call that reported the packet
-// settled has returned, never from within Settled. Settled is called
-// synchronously from Receive (and ReceiveLate), like Transmit.
+// settled has returned, never from within Settled. Settled is also called
+// for the first Ack from dst when it acknowledges the packet only in part
+// (the packet stays outstanding): its First frames are as harmful, and
+// what the receiver lacks goes again, unmarked; a driver may drop the
+// packet's unmarked frames only for a packet settled whole. Settled is
+// called synchronously from Receive (and ReceiveLate), like Transmit.
 type SettleSink interface {
 	Sink
 	Settled(now time.Time, dst framing.NodeID, seq uint8)
@@ -879,8 +883,17 @@ func (a *ARQ) onAck(now time.Time, h framing.Header, payload []byte) {
 			a.stats.StaleAcks++
 			continue
 		}
-		p.synced = true // the receiver has seen where our numbering starts
 		complete := ack.Have == countMask(o.count)
+		if !p.synced {
+			p.synced = true // the receiver has seen where our numbering starts
+			if a.settle != nil && !complete {
+				// The first Ack, in part: from now on nothing goes
+				// marked First, so this packet's First frames still
+				// queued would be harmful too (SettleSink). What the
+				// receiver lacks goes again, unmarked.
+				a.settle.Settled(now, h.Src, o.seq)
+			}
+		}
 		if !complete && ack.Have&(1<<o.poll) == 0 {
 			// An earlier round's Ack (or, for a rider, the last fragment
 			// of its round lost): the current poll's will say more, or

@@ -151,3 +151,97 @@ func TestSettledNotForGiveUpsOrStaleAcks(t *testing.T) {
 		t.Errorf("give-ups %d, settled %+v; want 1 give-up, still one settled", st.GiveUps, srec.settled)
 	}
 }
+
+// TestSettledFirstAckInPart: as TestSettledFirstRetransmissionOvertaken,
+// but the first Ack acknowledges X only in part (its first fragment was
+// lost): the sender is synchronised by it all the same and sends Z
+// unmarked, so X's First frames still queued must go too, and the ARQ
+// reports X to SettleSink then (X stays outstanding, its missing fragment
+// goes again unmarked). Before, only a whole Ack was reported, X's queued
+// First retransmission went on air after Z, the receiver took it for a
+// restart, and Z (its Ack lost) was delivered twice.
+func TestSettledFirstAckInPart(t *testing.T) {
+	c := testConfig(1)
+	c.ArmOnTxDone = true
+	srec := &settleRecorder{}
+	sa, err := New(c, srec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := node{sa, &srec.recorder}, newNode(t, testConfig(2))
+	send := func(now time.Time, seed byte) []frame {
+		t.Helper()
+		if err := a.Send(now, framing.Header{Kind: framing.KindData, Dst: 2}, pattern(30, seed)); err != nil {
+			t.Fatal(err)
+		}
+		return a.rec.take()
+	}
+	txDone := func(now time.Time, fs []frame) {
+		for _, f := range fs {
+			a.TxDone(now, f.h, f.p)
+		}
+	}
+	x := send(t0, 1)
+	if len(x) != 2 {
+		t.Fatalf("X went as %d frames, want 2 fragments", len(x))
+	}
+	now := t0
+	txDone(now, x)
+	deliverAll(now, b, x, func(_ int, f frame) bool { return fragIndex(t, f) == 0 }) // fragment 0 lost
+	xAck := b.rec.take()                                                             // in part, delayed
+	now = now.Add(2*c.AckTimeout + time.Millisecond)
+	a.Poll(now)
+	xr := a.rec.take() // X's First retransmission, waiting in the MAC queue
+	if len(xr) == 0 {
+		t.Fatal("no retransmission of X")
+	}
+	deliverAll(now, a, xAck, nil) // the first Ack: synchronised
+	reported := len(srec.settled) == 1 && srec.settled[0].Seq == xHead(t, x).Seq
+	if !reported {
+		t.Errorf("settled %+v, want X's seq %d reported at the first Ack", srec.settled, xHead(t, x).Seq)
+	}
+	// The driver drops X's queued First frames when told (reporting them
+	// to TxDone, as the link engine does); the rest stays queued.
+	var queued []frame
+	for _, f := range append(xr, a.rec.take()...) {
+		if h, _, _ := framing.ParseFrag(f.p); reported && h.First && h.Seq == srec.settled[0].Seq {
+			a.TxDone(now, f.h, f.p)
+			continue
+		}
+		queued = append(queued, f)
+	}
+	z := send(now, 3)
+	for _, f := range z {
+		if h, _, _ := framing.ParseFrag(f.p); h.First {
+			t.Fatal("Z marked First after the first Ack")
+		}
+	}
+	txDone(now, z)
+	deliverAll(now, b, z, nil)
+	b.rec.take() // Z's Ack lost
+	now = now.Add(50 * time.Millisecond)
+	txDone(now, queued)
+	deliverAll(now, b, queued, nil)
+	deliverAll(now, a, b.rec.take(), nil)
+	for i := 0; i < 50 && a.Stats().Acked < 2; i++ {
+		now = now.Add(time.Second)
+		a.Poll(now)
+		fs := a.rec.take()
+		txDone(now, fs)
+		deliverAll(now, b, fs, nil)
+		deliverAll(now, a, b.rec.take(), nil)
+	}
+	got := map[byte]int{}
+	for _, f := range b.rec.rx {
+		got[f.p[0]]++
+	}
+	if len(b.rec.rx) != 2 || got[pattern(30, 1)[0]] != 1 || got[pattern(30, 3)[0]] != 1 {
+		for i, f := range b.rec.rx {
+			t.Logf("delivered %d: % x", i, f.p)
+		}
+		t.Fatalf("receiver delivered %d packets, want X and Z once each", len(b.rec.rx))
+	}
+	if st := a.Stats(); st.Acked != 2 {
+		t.Errorf("acked %d, want 2", st.Acked)
+	}
+}

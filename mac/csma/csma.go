@@ -35,7 +35,7 @@ type Stats struct {
 	Enqueued    uint64 // frames accepted by Enqueue
 	Rejected    uint64 // Enqueue calls refused with ErrQueueFull
 	Transmitted uint64 // frames handed out by Poll
-	Dropped     uint64 // frames removed by DropOldest
+	Dropped     uint64 // frames removed by DropOldest (RemoveData is not counted here: its caller counts)
 	Deferrals   uint64 // times the channel was found busy while a frame waited
 	Backoffs    uint64 // backoff slots counted down (including persistence slots)
 	Persisted   uint64 // slots waited because the p-draw said "not now"
