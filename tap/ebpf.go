@@ -16,6 +16,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// loadAttempts bounds BPF_PROG_LOAD's attempts when it is interrupted.
+const loadAttempts = 50
+
 // ebpfAsm collects eBPF instructions (struct bpf_insn, host order).
 type ebpfAsm []byte
 
@@ -50,7 +53,17 @@ func loadSchedCLS(what, name string, insns ebpfAsm) (int, error) {
 		logBuf:   uint64(uintptr(unsafe.Pointer(&logBuf[0]))),
 	}
 	copy(attr.name[:15], name)
-	fd, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_LOAD, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+	// The verifier gives up with EAGAIN when a signal is pending, and the
+	// Go runtime signals its threads (SIGURG, to preempt goroutines): try
+	// again, as libbpf does.
+	var fd uintptr
+	var errno unix.Errno
+	for range loadAttempts {
+		fd, _, errno = unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_LOAD, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+		if errno != unix.EAGAIN && errno != unix.EINTR {
+			break
+		}
+	}
 	runtime.KeepAlive(insns)
 	runtime.KeepAlive(license)
 	runtime.KeepAlive(logBuf)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"testing"
 	"time"
 
@@ -242,4 +243,51 @@ func bucketQueues(t *testing.T, ifindex int) (used, most, total int) {
 		}
 	}
 	return used, most, total
+}
+
+// TestLoadSocketFilterWhileSignalled: the verifier gives up with EAGAIN
+// when a signal is pending for the loading thread, and the Go runtime
+// signals its threads (SIGURG, to preempt goroutines). Loading must try
+// again: a CI run once failed TestShaperManyFlowsKeepFlowing on it
+// ("resource temporarily unavailable (verifier: processed 1 insns").
+// Loads the classifier on one locked thread while another goroutine sends
+// that thread SIGURG every 500 µs or so (the runtime takes a spurious one
+// in its stride); before the retry, a good part of the loads failed.
+func TestLoadSocketFilterWhileSignalled(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	pid, tid := unix.Getpid(), unix.Gettid()
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // ends when stop closes
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = unix.Tgkill(pid, tid, unix.SIGURG)
+			time.Sleep(500 * time.Microsecond) // often, not always: a load has gaps to succeed in
+		}
+	}()
+	defer func() {
+		close(stop)
+		<-done
+	}()
+	failed := 0
+	var last error
+	const loads = 100
+	for range loads {
+		f, err := LoadSocketFilter()
+		if err != nil {
+			failed++
+			last = err
+			continue
+		}
+		f.Close()
+	}
+	if failed > 0 {
+		t.Errorf("%d of %d loads failed while signalled; the last: %v", failed, loads, last)
+	}
 }
