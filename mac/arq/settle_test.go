@@ -28,20 +28,10 @@ func (r *settleRecorder) Settled(_ time.Time, dst framing.NodeID, seq uint8) {
 // made the receiver take it for a restart: it forgot Z, delivered X again
 // and Z's retransmission again (4 deliveries before SettleSink).
 func TestSettledFirstRetransmissionOvertaken(t *testing.T) {
-	c := testConfig(1)
-	c.ArmOnTxDone = true
-	srec := &settleRecorder{}
-	sa, err := New(c, srec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, b := node{sa, &srec.recorder}, newNode(t, testConfig(2))
+	c, a, b, srec := settleRig(t)
 	send := func(now time.Time, seed byte) []frame {
 		t.Helper()
-		if err := a.Send(now, framing.Header{Kind: framing.KindData, Dst: 2}, pattern(10, seed)); err != nil {
-			t.Fatal(err)
-		}
-		return a.rec.take()
+		return sendTo2(t, a, now, pattern(10, seed))
 	}
 	x := send(t0, 1)
 	now := t0
@@ -105,6 +95,28 @@ func TestSettledFirstRetransmissionOvertaken(t *testing.T) {
 	}
 }
 
+// settleRig is node 1 (ArmOnTxDone, its sink a settleRecorder) and node 2.
+func settleRig(t *testing.T) (Config, node, node, *settleRecorder) {
+	t.Helper()
+	c := testConfig(1)
+	c.ArmOnTxDone = true
+	srec := &settleRecorder{}
+	sa, err := New(c, srec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, node{sa, &srec.recorder}, newNode(t, testConfig(2)), srec
+}
+
+// sendTo2 sends p from a to node 2 and returns the frames it transmitted.
+func sendTo2(t *testing.T, a node, now time.Time, p []byte) []frame {
+	t.Helper()
+	if err := a.Send(now, framing.Header{Kind: framing.KindData, Dst: 2}, p); err != nil {
+		t.Fatal(err)
+	}
+	return a.rec.take()
+}
+
 // xHead is the fragment header of the first frame of fs.
 func xHead(t *testing.T, fs []frame) framing.FragHeader {
 	t.Helper()
@@ -161,20 +173,10 @@ func TestSettledNotForGiveUpsOrStaleAcks(t *testing.T) {
 // First retransmission went on air after Z, the receiver took it for a
 // restart, and Z (its Ack lost) was delivered twice.
 func TestSettledFirstAckInPart(t *testing.T) {
-	c := testConfig(1)
-	c.ArmOnTxDone = true
-	srec := &settleRecorder{}
-	sa, err := New(c, srec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, b := node{sa, &srec.recorder}, newNode(t, testConfig(2))
+	c, a, b, srec := settleRig(t)
 	send := func(now time.Time, seed byte) []frame {
 		t.Helper()
-		if err := a.Send(now, framing.Header{Kind: framing.KindData, Dst: 2}, pattern(30, seed)); err != nil {
-			t.Fatal(err)
-		}
-		return a.rec.take()
+		return sendTo2(t, a, now, pattern(30, seed))
 	}
 	txDone := func(now time.Time, fs []frame) {
 		for _, f := range fs {
