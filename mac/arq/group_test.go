@@ -25,7 +25,12 @@ func (g *groupRecorder) Transmit(now time.Time, f Frame) {
 
 func newGroupNode(t testing.TB, self framing.NodeID, v2 bool) (node, *groupRecorder) {
 	t.Helper()
-	c := testConfig(self)
+	return newGroupNodeWith(t, testConfig(self), v2)
+}
+
+// newGroupNodeWith is newGroupNode with config c (GroupPolls set on it).
+func newGroupNodeWith(t testing.TB, c Config, v2 bool) (node, *groupRecorder) {
+	t.Helper()
 	c.GroupPolls = true
 	g := &groupRecorder{v2: v2}
 	a, err := New(c, g)
@@ -303,13 +308,8 @@ func TestMaxGroup(t *testing.T) {
 // for their own poll (100 saturated nodes, a turn every two minutes: docs/mac.md).
 func TestRidersWaitForTheirGroupsPoll(t *testing.T) {
 	c := testConfig(1)
-	c.GroupPolls, c.ArmOnTxDone = true, true
-	g := &groupRecorder{v2: true}
-	a0, err := New(c, g)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := node{a0, &g.recorder}
+	c.ArmOnTxDone = true
+	a, _ := newGroupNodeWith(t, c, true)
 	b, _ := newGroupNode(t, 2, true)
 	now := synced(t, a, b)
 	send := func(seed byte) {
@@ -391,13 +391,8 @@ func TestRidersWaitForTheirGroupsPoll(t *testing.T) {
 // timer ran out and a packet delivered long before went again.
 func TestRiderRecordWaitsForItsPoll(t *testing.T) {
 	c := testConfig(1)
-	c.GroupPolls, c.ArmOnTxDone = true, true
-	g := &groupRecorder{v2: true}
-	a0, err := New(c, g)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := node{a0, &g.recorder}
+	c.ArmOnTxDone = true
+	a, _ := newGroupNodeWith(t, c, true)
 	b, _ := newGroupNode(t, 2, true)
 	now := synced(t, a, b)
 	for i := range 2 {

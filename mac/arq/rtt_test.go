@@ -484,16 +484,7 @@ func TestBurstOneSample(t *testing.T) {
 	now := t0
 	burst := func(n int, rtt time.Duration) {
 		t.Helper()
-		for i := range n {
-			if err := a.Send(now, framing.Header{Kind: framing.KindData, Dst: 2}, pattern(10, byte(i))); err != nil {
-				t.Fatal(err)
-			}
-		}
-		fs := a.rec.take()
-		for _, f := range fs {
-			a.TxDone(now, f.h, f.p)
-		}
-		deliverAll(now, b, fs, nil)
+		burstTo2(t, a, b, now, n)
 		// The Acks in one transmission, 20 ms apart.
 		for i, f := range b.rec.take() {
 			a.Receive(now.Add(rtt+time.Duration(i)*20*ms), f.h, f.p)
@@ -529,16 +520,7 @@ func TestBurstAckTrain(t *testing.T) {
 	now := t0
 	burst := func(n int, rtt time.Duration) {
 		t.Helper()
-		for i := range n {
-			if err := a.Send(now, framing.Header{Kind: framing.KindData, Dst: 2}, pattern(10, byte(i))); err != nil {
-				t.Fatal(err)
-			}
-		}
-		fs := a.rec.take()
-		for _, f := range fs {
-			a.TxDone(now, f.h, f.p)
-		}
-		deliverAll(now, b, fs, nil)
+		burstTo2(t, a, b, now, n)
 		// One transmission of Acks, back to back.
 		for i, f := range b.rec.take() {
 			at := now.Add(rtt + time.Duration(i)*ackAir)
@@ -566,4 +548,20 @@ func TestBurstAckTrain(t *testing.T) {
 		t.Errorf("learned timeout %v, Acks %v apart: %d acked, %d timeouts, %d retransmissions; want 24, 0, 0",
 			rto, ackAir, st.Acked, st.Timeouts, st.Retransmissions)
 	}
+}
+
+// burstTo2 sends n packets from a to node 2 b at now, reports them all on
+// air at now (one transmission) and delivers them to b.
+func burstTo2(t *testing.T, a, b node, now time.Time, n int) {
+	t.Helper()
+	for i := range n {
+		if err := a.Send(now, framing.Header{Kind: framing.KindData, Dst: 2}, pattern(10, byte(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fs := a.rec.take()
+	for _, f := range fs {
+		a.TxDone(now, f.h, f.p)
+	}
+	deliverAll(now, b, fs, nil)
 }

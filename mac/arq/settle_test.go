@@ -74,16 +74,7 @@ func TestSettledFirstRetransmissionOvertaken(t *testing.T) {
 	}
 	deliverAll(now, b, queued, nil)
 	deliverAll(now, a, b.rec.take(), nil)
-	for i := 0; i < 50 && a.Stats().Acked < 2; i++ {
-		now = now.Add(time.Second)
-		a.Poll(now)
-		fs := a.rec.take()
-		for _, f := range fs {
-			a.TxDone(now, f.h, f.p)
-		}
-		deliverAll(now, b, fs, nil)
-		deliverAll(now, a, b.rec.take(), nil)
-	}
+	runUntilAcked(a, b, now, 2)
 	if len(b.rec.rx) != 2 || b.rec.rx[0].p[0] != pattern(10, 1)[0] || b.rec.rx[1].p[0] != pattern(10, 3)[0] {
 		for i, f := range b.rec.rx {
 			t.Logf("delivered %d: % x", i, f.p)
@@ -115,6 +106,22 @@ func sendTo2(t *testing.T, a node, now time.Time, p []byte) []frame {
 		t.Fatal(err)
 	}
 	return a.rec.take()
+}
+
+// runUntilAcked lets a's timers run (a second a step, at most 50) with
+// every frame on air and delivered, until a has had acked packets
+// acknowledged.
+func runUntilAcked(a, b node, now time.Time, acked uint64) {
+	for i := 0; i < 50 && a.Stats().Acked < acked; i++ {
+		now = now.Add(time.Second)
+		a.Poll(now)
+		fs := a.rec.take()
+		for _, f := range fs {
+			a.TxDone(now, f.h, f.p)
+		}
+		deliverAll(now, b, fs, nil)
+		deliverAll(now, a, b.rec.take(), nil)
+	}
 }
 
 // xHead is the fragment header of the first frame of fs.
@@ -225,14 +232,7 @@ func TestSettledFirstAckInPart(t *testing.T) {
 	txDone(now, queued)
 	deliverAll(now, b, queued, nil)
 	deliverAll(now, a, b.rec.take(), nil)
-	for i := 0; i < 50 && a.Stats().Acked < 2; i++ {
-		now = now.Add(time.Second)
-		a.Poll(now)
-		fs := a.rec.take()
-		txDone(now, fs)
-		deliverAll(now, b, fs, nil)
-		deliverAll(now, a, b.rec.take(), nil)
-	}
+	runUntilAcked(a, b, now, 2)
 	got := map[byte]int{}
 	for _, f := range b.rec.rx {
 		got[f.p[0]]++
