@@ -227,23 +227,8 @@ func TestVersionTCP(t *testing.T) {
 			n1.host, n2.host = nil, nil
 			s1, s2 := n1.e.Stats(m.Now()), n2.e.Stats(m.Now())
 			c1, c2, sv1, sv2 := s1.Compressed, s2.Compressed, s1.CompressSaved, s2.CompressSaved
-			want := map[*node][]byte{}
-			for i := range uint32(10) {
-				fa, fb := tcpFrame(2, 1, 1+i, 0), tcpFrame(1, 2, 101+i, 0) // identification not 0
-				want[n2], want[n1] = append(want[n2], fa...), append(want[n1], fb...)
-				sendAll(m, n1, [][]byte{fa})
-				sendAll(m, n2, [][]byte{fb})
-			}
-			m.run(20 * time.Second)
-			for _, x := range []*node{n1, n2} {
-				var got []byte
-				for _, f := range x.host {
-					got = append(got, f...)
-				}
-				if string(got) != string(want[x]) {
-					t.Errorf("node %d: %d frames to the host, not the 10 sent in order", x.e.cfg.Node, len(x.host))
-				}
-			}
+			tenEachWay(t, m, n1, n2, func(i uint32) []byte { return tcpFrame(2, 1, 1+i, 0) }, // identification not 0
+				func(i uint32) []byte { return tcpFrame(1, 2, 101+i, 0) })
 			s1, s2 = n1.e.Stats(m.Now()), n2.e.Stats(m.Now())
 			if v1, v2 := peerVer(s1, 2), peerVer(s2, 1); min(v1, v2) != tc.wantVer {
 				t.Errorf("peer versions %d and %d, want %d at least one way", v1, v2, tc.wantVer)
@@ -524,23 +509,8 @@ func TestVersionChecksum(t *testing.T) {
 			air := airCK(m)
 			s1, s2 := n1.e.Stats(m.Now()), n2.e.Stats(m.Now())
 			c1, c2, sv1, sv2 := s1.Compressed, s2.Compressed, s1.CompressSaved, s2.CompressSaved
-			want := map[*node][]byte{}
-			for i := range uint32(10) {
-				fa, fb := withL4Sum(udpFrame(2, 1, 1+i, 999)), withL4Sum(tcpFrame(1, 2, 101+i, 0))
-				want[n2], want[n1] = append(want[n2], fa...), append(want[n1], fb...)
-				sendAll(m, n1, [][]byte{fa})
-				sendAll(m, n2, [][]byte{fb})
-			}
-			m.run(20 * time.Second)
-			for _, x := range []*node{n1, n2} {
-				var got []byte
-				for _, f := range x.host {
-					got = append(got, f...)
-				}
-				if string(got) != string(want[x]) {
-					t.Errorf("node %d: %d frames to the host, not the 10 sent in order", x.e.cfg.Node, len(x.host))
-				}
-			}
+			tenEachWay(t, m, n1, n2, func(i uint32) []byte { return withL4Sum(udpFrame(2, 1, 1+i, 999)) },
+				func(i uint32) []byte { return withL4Sum(tcpFrame(1, 2, 101+i, 0)) })
 			s1, s2 = n1.e.Stats(m.Now()), n2.e.Stats(m.Now())
 			if s1.Compressed-c1 != 10 || s2.Compressed-c2 != 10 {
 				t.Errorf("compressed %d and %d packets of 10", s1.Compressed-c1, s2.Compressed-c2)
@@ -560,5 +530,29 @@ func TestVersionChecksum(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// tenEachWay sends ten frames from n1's host (to(i), i = 0..9) and ten from
+// n2's (from(i)), runs the medium 20 s and checks that each host got the
+// other's ten whole and in order.
+func tenEachWay(t *testing.T, m *medium, n1, n2 *node, to, from func(i uint32) []byte) {
+	t.Helper()
+	want := map[*node][]byte{}
+	for i := range uint32(10) {
+		fa, fb := to(i), from(i)
+		want[n2], want[n1] = append(want[n2], fa...), append(want[n1], fb...)
+		sendAll(m, n1, [][]byte{fa})
+		sendAll(m, n2, [][]byte{fb})
+	}
+	m.run(20 * time.Second)
+	for _, x := range []*node{n1, n2} {
+		var got []byte
+		for _, f := range x.host {
+			got = append(got, f...)
+		}
+		if string(got) != string(want[x]) {
+			t.Errorf("node %d: %d frames to the host, not the 10 sent in order", x.e.cfg.Node, len(x.host))
+		}
 	}
 }
