@@ -954,8 +954,8 @@ func (s *arqSink) Transmit(now time.Time, f arq.Frame) {
 		m.poll = true
 		copy(m.head[:], payload)
 	}
-	if h.Kind == framing.KindFragment && h.Dst != framing.Broadcast {
-		if fh, _, err := framing.ParseFrag(payload); err == nil && fh.First {
+	if f.First {
+		if fh, _, err := framing.ParseFrag(payload); err == nil {
 			m.first, m.seq = true, fh.Seq
 		}
 	}

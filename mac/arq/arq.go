@@ -92,6 +92,10 @@ type Frame struct {
 	// a packet given to Send (a plain frame, or the last fragment); never
 	// for retransmissions or Acks.
 	Last bool
+	// First is set for a unicast fragment marked First (sent before the
+	// destination acknowledged any packet of ours): the frames a
+	// SettleSink takes out of its queues.
+	First bool
 }
 
 // Errors returned by Send; callers branch on them with errors.Is.
@@ -527,7 +531,7 @@ func (a *ARQ) sendFrag(now time.Time, dst framing.NodeID, f framing.FragHeader, 
 	b, _ := framing.AppendFrag(a.tx[:0], f) // f is in range by construction
 	b = append(b, packet[lo:hi]...)
 	a.sink.Transmit(now, Frame{Header: framing.Header{Kind: framing.KindFragment, Dst: dst, Src: a.cfg.Self}, Payload: b,
-		Poll: f.AckReq && dst != framing.Broadcast, Last: last})
+		Poll: f.AckReq && dst != framing.Broadcast, Last: last, First: f.First && dst != framing.Broadcast})
 }
 
 // ReceiveLate is Receive for a frame heard earlier and handled only now (it
