@@ -138,6 +138,12 @@ type Config struct {
 	// with short frames (docs/mac.md). With AdaptiveMAC it keeps the
 	// deferral rule (the adaptive window is fair without it).
 	WindowFromSenders bool
+	// OrderedTurns turns on the adaptive window's ordered turns
+	// (csma.Config.TurnFrame, for data frames of 64 bytes or more): after
+	// a turn no other sender broke into, the backoff is half the window
+	// instead of a draw. An option, off by default: docs/mac.md, "Turns in
+	// order after a clean turn", says what it costs.
+	OrderedTurns bool
 	// AdaptiveMAC makes the default MAC (MACFor) the adaptive window of
 	// csma.ConfigFor instead of the deferral rule: fair between nodes
 	// sending both ways without WindowFromSenders, a small window for a

@@ -42,6 +42,7 @@ func cmdBench(args []string, out io.Writer) error {
 	persist := fs.Float64("persistence", 0, "csma: persistence p in (0,1] (default: ConfigFor's)")
 	idle := fs.Float64("idle-target", -1, "csma: mean idle slots between transmissions the window aims at; 0 turns the adaptive window off (default: computed from frame and slot)")
 	burst := fs.Int("burst", 0, "csma: data frames per won contention (default: 4 when a >= 0.05, else 1)")
+	ordered := fs.Bool("ordered-turns", false, "csma: after a turn no other carrier broke into, back off half the window instead of a draw (csma.Config.TurnFrame; docs/mac.md)")
 	control := fs.Int("control", 0, "fama: RTS, CTS and Ack length; tlohi: tone length; in bytes (default 12)")
 	window := fs.Int("window", 0, "fama: least back-off window in slots (default 4)")
 	svg := fs.String("svg", "", "write SVG plots of S against N and S against a (csma with defaults beside ALOHA and np-CSMA theory) to DIR; -frames, -seed apply")
@@ -93,6 +94,9 @@ func cmdBench(args []string, out io.Writer) error {
 		}
 		if *idle >= 0 {
 			mc.IdleTarget = *idle
+		}
+		if *ordered {
+			mc.TurnFrame = phy.Airtime(*size, *rate)
 		}
 		cfg.MAC = mc
 	}
