@@ -77,6 +77,11 @@ type FlowResult struct {
 	// flow delivered nothing (from the span's start to its first
 	// delivery, between two, from its last to the span's end).
 	MaxGap time.Duration `json:"max_gap_ns"`
+	// Duplicates counts datagrams handed up over the measured span that
+	// the receiver's host had been given before (in the span or the
+	// warm-up): the link must deliver each once. They are counted in
+	// Datagrams too.
+	Duplicates uint64 `json:"duplicates"`
 }
 
 // EngineResult is what an engine-mode run measured.
@@ -91,6 +96,8 @@ type EngineResult struct {
 	// MaxGap is the longest of the flows' MaxGap: the longest silence
 	// of any flow.
 	MaxGap time.Duration `json:"max_gap_ns"`
+	// Duplicates is the flows' Duplicates summed.
+	Duplicates uint64 `json:"duplicates"`
 	// GoodputPerChannel is all flows' UDP payload bits received over
 	// bit rate × duration: the daemon benchmarks' goodput/channel.
 	GoodputPerChannel float64 `json:"goodput_per_channel"`
@@ -138,6 +145,8 @@ type engRunner struct {
 	delays    [][]time.Duration
 	lastGot   []time.Time     // per flow: the last delivery while measuring (or the span's start)
 	maxGap    []time.Duration // per flow: the longest time without one
+	seen      []seqSet        // per flow: the sequence numbers handed up
+	dups      []uint64        // per flow: of them, handed up again while measuring
 	base      [4]uint64
 	err       error
 }
@@ -207,6 +216,7 @@ func runEngine(cfg EngineConfig, askAll bool) (EngineResult, error) {
 	}
 	r := &engRunner{cfg: cfg, m: m, now: epoch, got: make([]uint64, len(cfg.Flows)),
 		late: make([]uint64, len(cfg.Flows)), highest: make([]uint32, len(cfg.Flows)), delays: make([][]time.Duration, len(cfg.Flows)),
+		seen: make([]seqSet, len(cfg.Flows)), dups: make([]uint64, len(cfg.Flows)),
 		info: phy.Info{BitRate: cfg.BitRate, MaxFrame: medium.MaxFrame, CarrierAtArrival: true, MaxBurstFrames: sim.BurstFrames}}
 	m.Advance(epoch, nil)
 	for i := range cfg.Nodes {
@@ -301,7 +311,8 @@ func runEngine(cfg EngineConfig, askAll bool) (EngineResult, error) {
 	var sum, sq, bits float64
 	for fi, f := range cfg.Flows {
 		g := float64(r.got[fi]) * float64(cfg.Payload) * 8 / cfg.Duration.Seconds()
-		fr := FlowResult{From: f.From, To: f.To, Datagrams: r.got[fi], Goodput: g, OutOfOrder: r.late[fi]}
+		fr := FlowResult{From: f.From, To: f.To, Datagrams: r.got[fi], Goodput: g, OutOfOrder: r.late[fi], Duplicates: r.dups[fi]}
+		res.Duplicates += fr.Duplicates
 		if r.measuring {
 			fr.MaxGap = max(r.maxGap[fi], end.Sub(r.lastGot[fi]))
 			res.MaxGap = max(res.MaxGap, fr.MaxGap)
@@ -366,7 +377,11 @@ func (r *engRunner) serve(n *engNode) {
 			seq := binary.BigEndian.Uint32(udp[12:])
 			late := seq < r.highest[fi]
 			r.highest[fi] = max(r.highest[fi], seq)
+			again := r.seen[fi].add(seq)
 			if r.measuring {
+				if again {
+					r.dups[fi]++
+				}
 				r.maxGap[fi] = max(r.maxGap[fi], r.now.Sub(r.lastGot[fi]))
 				r.lastGot[fi] = r.now
 				r.got[fi]++
@@ -451,4 +466,19 @@ func (r *engRunner) flowOf(n *engNode, eth []byte) (int, bool) {
 		return 0, false
 	}
 	return fi, true
+}
+
+// seqSet is a set of a flow's datagram sequence numbers (they count from
+// 1), a bit each.
+type seqSet []uint64
+
+// add puts seq in the set and reports whether it was there already.
+func (s *seqSet) add(seq uint32) bool {
+	w, bit := int(seq/64), uint64(1)<<(seq%64)
+	for len(*s) <= w {
+		*s = append(*s, 0)
+	}
+	had := (*s)[w]&bit != 0
+	(*s)[w] |= bit
+	return had
 }

@@ -71,8 +71,12 @@ type GroupSink interface {
 // for the first Ack from dst when it acknowledges the packet only in part
 // (the packet stays outstanding): its First frames are as harmful, and
 // what the receiver lacks goes again, unmarked; a driver may drop the
-// packet's unmarked frames only for a packet settled whole. Settled is
-// called synchronously from Receive (and ReceiveLate), like Transmit.
+// packet's unmarked frames only for a packet settled whole. And when a
+// late Ack of the First packet given up last synchronises the sender,
+// Settled is called for that packet and for the one still outstanding,
+// sent marked First after it (unacknowledged: it goes again, unmarked,
+// when its timer runs out). Settled is called synchronously from Receive
+// (and ReceiveLate), like Transmit.
 type SettleSink interface {
 	Sink
 	Settled(now time.Time, dst framing.NodeID, seq uint8)
@@ -206,6 +210,10 @@ type peer struct {
 	// their Acks come back together, so only the first is a sample.
 	sampledArm time.Time
 	stats      peerStats // sender: counters towards this peer
+	// Sender, before synced: the First packet given up last (its seq and
+	// Count), whose Ack may still come and synchronise us (onAck).
+	goneFirst, goneCount uint8
+	goneSet              bool
 	// GroupPolls, sender: the packet whose last fragment is held (an index
 	// in out, -1 none) and the records and Ack bytes of the group it ends.
 	openSlot   int
@@ -885,6 +893,20 @@ func (a *ARQ) onAck(now time.Time, h framing.Header, payload []byte) {
 		}
 		if o == nil {
 			a.stats.StaleAcks++
+			if p != nil && !p.synced && p.goneSet && ack.Seq == p.goneFirst && ack.Count == p.goneCount && ack.Have != 0 {
+				// The Ack of the First packet given up last, come after
+				// the give-up (its round went on air after MaxAge, and
+				// arm gave it up before the Ack could come): the receiver
+				// has seen where our numbering starts all the same. On a
+				// crowded channel every First packet went that way, and
+				// the sender stayed at one packet at a time, its timeout
+				// backed off to minutes without a sample
+				// (TestLateAckOfFirstSyncs).
+				p.synced = true
+				if a.settle != nil {
+					a.settleFirst(now, h.Src, p, ack.Seq)
+				}
+			}
 			continue
 		}
 		complete := ack.Have == countMask(o.count)
@@ -962,6 +984,29 @@ func (a *ARQ) onAck(now time.Time, h framing.Header, payload []byte) {
 	}
 }
 
+// settleFirst reports to SettleSink, when the late Ack of gone (the First
+// packet given up last) has just synchronised the sender, the packets whose
+// First frames the driver may still hold: gone itself, and the one packet
+// sent after it, still outstanding, marked First (before synced the window
+// is one). From now on packets to dst go unmarked, and one of them that
+// went on air before such a frame (the MAC queue serves flows in rounds)
+// would be taken for a restart by the receiver, which forgets what it
+// delivered from us and delivers it again at its retransmission
+// (TestLateAckOfFirstSettlesQueuedFirst). The driver takes them out of its
+// queues; the outstanding packet goes again, unmarked, when its timer
+// runs out (the dropped poll is reported to TxDone). No frame of an
+// earlier packet given up still waits: with ArmOnTxDone (the link engine)
+// a packet is given up only by a timer its last round's poll armed when
+// it left, and a round's frames leave in the order handed over.
+func (a *ARQ) settleFirst(now time.Time, dst framing.NodeID, p *peer, gone uint8) {
+	a.settle.Settled(now, dst, gone)
+	for i := range p.out {
+		if o := &p.out[i]; o.used {
+			a.settle.Settled(now, dst, o.seq)
+		}
+	}
+}
+
 // answerTrain moves on the timers of p's rounds armed at the instant armed
 // that still wait for their Ack: an Ack has just answered a round armed
 // then. With BurstSamples (and ArmOnTxDone) rounds armed at one instant
@@ -1002,6 +1047,9 @@ func (a *ARQ) answerTrain(now time.Time, p *peer, armed time.Time) {
 func (a *ARQ) expired(now time.Time, p *peer, o *outPkt) bool {
 	tooOld := a.cfg.MaxAge > 0 && now.Sub(o.sent) >= a.cfg.MaxAge
 	if tooOld || o.retries >= a.cfg.MaxRetries || o.rounds >= int(o.count)*(a.cfg.MaxRetries+1) {
+		if !p.synced {
+			p.goneFirst, p.goneCount, p.goneSet = o.seq, o.count, true // its Ack may still come (onAck)
+		}
 		a.stats.GiveUps++
 		p.stats.giveUps++
 		a.release(p, o)
