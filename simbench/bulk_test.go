@@ -38,19 +38,30 @@ func TestEngineOneFlowOneAckPerBurst(t *testing.T) {
 }
 
 // TestEngineDatagramCompressed: the engine mode's datagrams carry the
-// header a kernel gives them (a valid checksum, don't-fragment, an
-// identification), so their headers are compressed on air as the
-// daemon's are: 1,031 bytes a 1000-byte datagram. On the old code the
-// checksum was 0, AppendIPHC left the header as it was, and each frame
-// was 13 bytes longer than through real daemons.
+// header a kernel gives them (a valid IPv4 checksum, don't-fragment, an
+// identification, a valid UDP checksum), so their headers are compressed
+// on air as the daemon's are: 1,029 bytes a 1000-byte datagram to a
+// version-4 peer. Before the engine's datagrams had an IPv4 checksum of
+// 0, AppendIPHC left the header as it was (13 bytes more a frame); before
+// they had a UDP checksum (0: none), version 4 could not elide it and
+// each frame was 2 bytes longer than through the daemons (1,031).
 func TestEngineDatagramCompressed(t *testing.T) {
 	r := &engRunner{cfg: EngineConfig{Flows: []Flow{{1, 2}}, Payload: 1000}}
-	p := r.datagram(&engNode{id: 1}, 0)
-	c, ok := framing.AppendIPHC(nil, p[12:])
-	if !ok {
-		t.Fatalf("datagram % x: not compressed", p[:42])
-	}
-	if got := len(p[12:]) - len(c); got != 13 {
-		t.Errorf("compressed by %d bytes; want 13 (IPv4 and UDP headers of 30 bytes in 17)", got)
+	for i := range 3 { // the buffer is reused: every datagram, not only the first
+		p := r.datagram(&engNode{id: 1, seq: uint32(i * 1000)}, 0)
+		c, ok := framing.AppendIPHC(nil, p[12:])
+		if !ok {
+			t.Fatalf("datagram % x: not compressed", p[:42])
+		}
+		if got := len(p[12:]) - len(c); got != 13 {
+			t.Errorf("compressed by %d bytes; want 13 (IPv4 and UDP headers of 30 bytes in 17)", got)
+		}
+		c4, ok := framing.AppendIPHCVersion(nil, p[12:], framing.Version4)
+		if !ok {
+			t.Fatalf("datagram % x: not compressed for version 4", p[:42])
+		}
+		if got := len(p[12:]) - len(c4); got != 15 {
+			t.Errorf("compressed by %d bytes for version 4; want 15 (the UDP checksum elided too: valid, the receiver computes it again)", got)
+		}
 	}
 }
