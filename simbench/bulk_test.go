@@ -97,3 +97,22 @@ func TestEngineBulkWholeBursts(t *testing.T) {
 		t.Errorf("%d retransmissions, %d give-ups on a clean channel; want none", r.Retransmissions, r.GiveUps)
 	}
 }
+
+// TestHandOverClearsTakeAt: a wait for Acks that handOver noted is
+// forgotten at its next call, also when the engine does not want to read:
+// left set, the runner would service the node at that time again and
+// again (nextDeadline), as the time does not move.
+func TestHandOverClearsTakeAt(t *testing.T) {
+	e, err := link.New(link.Config{Node: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &engRunner{cfg: EngineConfig{Flows: []Flow{{1, 2}}, Payload: 1000}, now: epoch.Add(time.Second)}
+	n := &engNode{id: 1, e: e, flows: []int{0}, takeAt: epoch.Add(time.Second)}
+	if r.handOver(n) {
+		t.Fatal("handed a packet to an engine that is not started")
+	}
+	if d, ok := n.nextDeadline(); ok || !n.takeAt.IsZero() {
+		t.Errorf("after handOver: takeAt %v, next deadline %v (%v); want none", n.takeAt, d, ok)
+	}
+}

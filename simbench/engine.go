@@ -381,14 +381,14 @@ func (n *engNode) nextDeadline() (time.Time, bool) {
 // none while the channel is kept for the Acks to the last transmission
 // (the loop wakes at the reservation's end if no Ack comes: takeAt).
 func (r *engRunner) handOver(n *engNode) bool {
+	n.takeAt = time.Time{} // a wait of before is over or set again here
 	if len(n.flows) == 0 || !n.e.WantRead() {
 		return false
 	}
 	if until, ok := n.e.AwaitingAck(r.now); ok {
-		n.takeAt = until
+		n.takeAt = until // after now: AwaitingAck says so only before it
 		return false
 	}
-	n.takeAt = time.Time{}
 	fi := n.flows[n.next%len(n.flows)]
 	n.next++
 	n.e.Host(r.now, r.datagram(n, fi))
