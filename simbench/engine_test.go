@@ -90,10 +90,14 @@ func TestEngineTwoSendersAdaptiveFair(t *testing.T) {
 // queued behind it, each node answered the other's burst with a burst of
 // its own data without contending, and two such answers started at one
 // instant and collided: 0.58-0.69 of the channel, thousands of
-// retransmissions.
+// retransmissions. Over 30 minutes: since the engine mode hands over
+// packets as the bridge does (serve), a turn is the lone frame and a whole
+// burst of 16 (1.2 s), as through the daemons, not the lone frame and 6,
+// and over 10 minutes the shares of so few turns wandered to Jain 0.987
+// for seed 1 (seeds 1-12: 0.987-1.000; over 30 minutes 0.996-1.000).
 func TestEngineBothWaysBursts(t *testing.T) {
 	for _, seed := range []uint64{1, 2} {
-		r, err := RunEngine(EngineConfig{Duration: 10 * time.Minute, Seed: seed, Flows: []Flow{{1, 2}, {2, 1}},
+		r, err := RunEngine(EngineConfig{Duration: 30 * time.Minute, Seed: seed, Flows: []Flow{{1, 2}, {2, 1}},
 			Engine: func(id framing.NodeID) link.Config { return link.Config{Node: id, AdaptiveMAC: true} }})
 		if err != nil {
 			t.Fatal(err)

@@ -57,7 +57,11 @@ func TestOrderedTurnsMACAlone(t *testing.T) {
 // ordered turns (link.Config.OrderedTurns), seeds 1-12; their turns are
 // 1+16 frames at 115200 bit/s, about 17 a minute, and drawn backoffs left
 // the share of a minute to chance: Jain 0.9917-0.9999 (docs/mac.md, "Two
-// senders through real daemons").
+// senders through real daemons"). The bound is 0.995 since the engine mode
+// hands over packets as the bridge does, so that a turn is the lone frame
+// and a whole burst of 16 in virtual time too (it was the lone frame and
+// about 6): seeds 1-12 give 0.9950-0.9996 ordered (median 0.9993), 0.9915-
+// 0.9999 drawn (median 0.9969).
 func TestEngineOrderedTwoSenders(t *testing.T) {
 	for seed := uint64(1); seed <= 12; seed++ {
 		r, err := RunEngine(EngineConfig{Duration: time.Minute, Seed: seed, Flows: []Flow{{1, 3}, {2, 3}},
@@ -67,8 +71,8 @@ func TestEngineOrderedTwoSenders(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.Jain < 0.998 || r.GoodputPerChannel < 0.95 {
-			t.Errorf("seed %d: delivered %d and %d, Jain %.4f, goodput/channel %.3f; want Jain >= 0.998, goodput >= 0.95",
+		if r.Jain < 0.995 || r.GoodputPerChannel < 0.95 {
+			t.Errorf("seed %d: delivered %d and %d, Jain %.4f, goodput/channel %.3f; want Jain >= 0.995, goodput >= 0.95",
 				seed, r.Flows[0].Datagrams, r.Flows[1].Datagrams, r.Jain, r.GoodputPerChannel)
 		}
 	}
