@@ -73,11 +73,12 @@ type Config struct {
 	// fragment bytes); a new packet beyond either evicts the oldest.
 	ReasmBuffers, ReasmBytes int
 	// MaxAge gives a unicast packet up once this long has passed since
-	// its first frame left (with ArmOnTxDone: the first TxDone of any of
-	// its fragments; without, or before any is reported: Send), whatever
-	// its rounds; 0: no limit. With ArmOnTxDone a round lasts as long as
-	// its poll waits in the driver's queue, so MaxAge, not the retry
-	// count, bounds how late a retransmission can come.
+	// Send, whatever its rounds; 0: no limit. With ArmOnTxDone a round
+	// lasts as long as its poll waits in the driver's queue, so MaxAge,
+	// not the retry count, bounds how late a retransmission can come: a
+	// packet whose poll is still in the driver's queue is given up at
+	// MaxAge too, and the driver sends none of its frames from then on
+	// (Frame.Expires).
 	MaxAge time.Duration
 	// SeqReuse, if positive, is how long a sequence number stays unused
 	// after Send gave it to a packet. The default is 0: the receiver tells a
