@@ -126,3 +126,55 @@ func fragsOf(bu *burst) (uint8, map[uint8]bool) {
 	d.Feed([]byte{0}, check)
 	return first, seqs
 }
+
+// TestDupLifetimeCoversAFrameOnItsWay: a frame handed to the modem before
+// its packet's MaxAge (dropAged) reaches the receiver within DupLifetime of
+// the delivery it may repeat: DupLifetime - MaxAge (QueueDelay and an ack
+// timeout) covers the longest time from the hand-over to the end of its
+// arrival: the whole burst it is part of (the modem's burst bound, or the
+// link's), a TNC's key-up and access wait (8 mean waits: one in 5,000
+// waits of p = 1/4 is longer), and the propagation delay. The receiver
+// delivered the packet no earlier than Send, so it still remembers it.
+func TestDupLifetimeCoversAFrameOnItsWay(t *testing.T) {
+	for _, tc := range []struct {
+		desc       string
+		rate       int
+		burstMax   int
+		keyUp      time.Duration
+		accessWait time.Duration
+		burstAir   time.Duration
+		noCarrier  bool
+		frameMax   int
+		prop       time.Duration
+	}{
+		{desc: "radio, 9600 bit/s", rate: 9600},
+		{desc: "100 nodes' medium (bursts of 16), a = 0.01", rate: 9600, burstMax: 16, prop: 833333 * time.Nanosecond},
+		{desc: "same, a = 1", rate: 9600, burstMax: 16, prop: 83333333 * time.Nanosecond},
+		{desc: "TNC, bursts of 64 within 53.6 s, 9600 bit/s", rate: 9600, burstMax: 64, keyUp: 300 * time.Millisecond, accessWait: 100 * time.Millisecond, burstAir: 53640 * time.Millisecond},
+		{desc: "TNC, bursts of 64 within 53.6 s, 1200 bit/s", rate: 1200, burstMax: 64, keyUp: 300 * time.Millisecond, accessWait: 100 * time.Millisecond, burstAir: 53640 * time.Millisecond},
+		{desc: "TNC, bursts of 64 within 10 min, 1200 bit/s", rate: 1200, burstMax: 64, keyUp: 300 * time.Millisecond, accessWait: 100 * time.Millisecond, burstAir: 10 * time.Minute},
+		{desc: "TNC, one frame a key-up, 1200 bit/s", rate: 1200, keyUp: 300 * time.Millisecond, accessWait: 100 * time.Millisecond},
+		{desc: "acoustic, 1 km of water", rate: 2400, noCarrier: true, frameMax: 256, prop: 670 * time.Millisecond},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			m := newMedium(t, tc.rate)
+			m.burstMax, m.KeyUp, m.accessWait, m.burstAir, m.NoCarrier = tc.burstMax, tc.keyUp, tc.accessWait, tc.burstAir, tc.noCarrier
+			n := m.add(Config{Node: 1, FrameMax: tc.frameMax, PropDelay: tc.prop})
+			ac := n.e.arq.Config()
+			frame := n.e.FrameCap()
+			if tc.frameMax > 0 {
+				frame = min(frame, tc.frameMax)
+			}
+			way := phy.Airtime(frame, tc.rate)
+			if tc.burstMax > 1 {
+				way = min(time.Duration(tc.burstMax)*way, burstAir(m.info()))
+			}
+			way += tc.keyUp + 8*tc.accessWait + tc.prop
+			if slack := ac.DupLifetime - ac.MaxAge; slack < way {
+				t.Errorf("DupLifetime %v - MaxAge %v = %v, less than a frame's way of %v", ac.DupLifetime, ac.MaxAge, slack, way)
+			} else {
+				t.Logf("DupLifetime %v - MaxAge %v = %v against a frame's way of %v", ac.DupLifetime, ac.MaxAge, slack, way)
+			}
+		})
+	}
+}
