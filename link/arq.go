@@ -1062,7 +1062,8 @@ func (s *arqSink) Transmit(now time.Time, f arq.Frame) {
 // that restarts"; TestSettledFirstRetransmissionDropped). Frames given to
 // the modem stay: it sends them in order, ahead of anything queued later.
 // Unmarked retransmissions of a settled packet are harmless (the receiver
-// acknowledges them again) and stay too: taking them out as well changed
+// acknowledges them again: they go on air before MaxAge, dropAged, so
+// within its DupLifetime) and stay too: taking them out as well changed
 // the timing of every lossy run (TestLossyLoneSender's medians moved by
 // 3 %), a change of its own to weigh separately. The polls among the
 // frames taken out are reported to the ARQ after its Receive has returned

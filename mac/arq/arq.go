@@ -1015,9 +1015,11 @@ func (a *ARQ) onAck(now time.Time, h framing.Header, payload []byte) {
 // (TestLateAckOfFirstSettlesQueuedFirst). The driver takes them out of its
 // queues; the outstanding packet goes again, unmarked, when its timer
 // runs out (the dropped poll is reported to TxDone). No frame of an
-// earlier packet given up still waits: with ArmOnTxDone (the link engine)
-// a packet is given up only by a timer its last round's poll armed when
-// it left, and a round's frames leave in the order handed over.
+// earlier packet given up still goes on air: with ArmOnTxDone (the link
+// engine) a packet is given up by a timer its last round's poll armed when
+// it left (a round's frames leave in the order handed over), or at MaxAge
+// with its round's poll still held (Poll), when every frame of it the
+// driver holds is past its Expires and is dropped, not sent.
 func (a *ARQ) settleFirst(now time.Time, dst framing.NodeID, p *peer, gone uint8) {
 	a.settle.Settled(now, dst, gone)
 	for i := range p.out {

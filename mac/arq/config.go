@@ -210,14 +210,13 @@ func DefaultConfig(self framing.NodeID, maxPayload, maxPacket int, t Timing) Con
 	span := time.Duration(c.MaxRetries+1) * c.AckTimeout
 	c.ReasmTimeout = span
 	c.SizeForWindow()
-	// A packet lives at most MaxAge from its first frame's TxDone (Send
-	// without ArmOnTxDone); its last retransmission, handed over before
-	// then, arrives within QueueDelay more; the receiver delivered it no
-	// earlier than that first frame began, at most one transmission's
-	// airtime before its TxDone, which the timeout of slack covers (the
-	// link's Margin holds a burst's airtime). So a receiver that remembers
-	// deliveries for MaxAge + QueueDelay (+ one timeout of slack) never
-	// delivers it twice.
+	// A packet lives at most MaxAge from Send, and the driver puts none of
+	// its frames on air from then on (Frame.Expires); a frame handed to the
+	// modem before then arrives within QueueDelay and a timeout more (the
+	// link's Margin holds a burst's airtime; link's
+	// TestDupLifetimeCoversAFrameOnItsWay); the receiver delivered the
+	// packet no earlier than Send. So a receiver that remembers deliveries
+	// for MaxAge + QueueDelay + one timeout never delivers it twice.
 	c.MaxAge = 4*span + t.QueueDelay
 	c.DupLifetime = c.MaxAge + t.QueueDelay + c.AckTimeout
 	// A packet held behind a gap was sent after the missing one, so by
