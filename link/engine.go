@@ -308,8 +308,12 @@ type Engine struct {
 	ownIDLog time.Time // when another station with our id was last logged
 
 	// settledPolls: polls of settled packets taken out of the queues
-	// (arqSink.Settled), for the ARQ's TxDone once its Receive returns.
+	// (arqSink.Settled), or of packets past their life (dropAged), for
+	// the ARQ's TxDone once its call that settled them has returned.
 	settledPolls []frameMeta
+	// agedNext: no frame handed over ends its life (frameMeta.expires)
+	// before it; zero: none has an end (dropAged).
+	agedNext time.Time
 }
 
 // New checks cfg and returns an engine waiting for the modem's first Up.
@@ -761,6 +765,7 @@ func (e *Engine) Poll(now time.Time) ([]byte, bool) {
 	e.keepSeal(now) // floorwait.go
 	e.stashDue(now) // tcpack.go
 	e.feed(now)
+	e.dropAged(now) // no frame of a packet past its life goes on air
 	if !e.up {
 		return nil, false
 	}
@@ -897,6 +902,9 @@ func (e *Engine) fillBurst(now time.Time) []byte {
 		}
 		if oneNode && unicast(f) && to != 0 && f.meta.h.Dst != to {
 			return false
+		}
+		if aged(now, f) {
+			return false // (a group's poll just flushed: dropAged takes it out at the next Poll)
 		}
 		return air+phy.Airtime(len(f.buf), e.info.BitRate) <= limit
 	}

@@ -141,8 +141,8 @@ func TestSettledFirstRetransmissionDropped(t *testing.T) {
 }
 
 // TestLateAckOfFirstSettlesQueuedFirst: node 1's First packet X to node 3
-// waits in the MAC queue past MaxAge (the channel busy) and is given up at
-// its TxDone; node 3 has it, and its Ack is held. Node 1, not synchronised,
+// waits in the MAC queue until just before MaxAge (the channel busy), goes
+// on air and is given up at MaxAge; node 3 has it, and its Ack is held. Node 1, not synchronised,
 // sends Y, marked First: node 3 delivers it, its Ack is lost, and Y's First
 // retransmission waits in the MAC queue behind one to node 2 (the channel
 // busy again) when X's Ack comes, late, and synchronises node 1
@@ -198,11 +198,12 @@ func TestLateAckOfFirstSettlesQueuedFirst(t *testing.T) {
 			t.Fatalf("%s: not after 300 s (%d transmissions, stats %+v)", what, len(log), stats().ARQ)
 		}
 	}
-	// W to node 2, which never answers, and X to node 3 wait past MaxAge.
+	// W to node 2, which never answers, and X to node 3 wait until just
+	// before MaxAge (past it they would not go on air: TestNoFrameOnAirPastMaxAge).
 	m.event(a, phy.Event{Kind: phy.CarrierOn})
 	m.hostFrame(a, numbered(2, 1, 1, 40))
 	m.hostFrame(a, numbered(3, 1, 2, 40))
-	m.run(5 * time.Minute)
+	m.run(a.e.arq.Config().MaxAge - a.e.AckTimeout()/2)
 	m.event(a, phy.Event{Kind: phy.CarrierOff})
 	runUntil("W and X on air and given up", func() bool { return len(log) == 2 && stats().ARQ.GiveUps == 2 })
 	toB()

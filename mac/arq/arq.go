@@ -100,6 +100,17 @@ type Frame struct {
 	// destination acknowledged any packet of ours): the frames a
 	// SettleSink takes out of its queues.
 	First bool
+	// Expires, for a unicast fragment (with MaxAge), is the end of its
+	// packet's life: Send's now + MaxAge. A driver that holds frames must
+	// not put this one on air at or after it, but drop it (a poll is then
+	// reported to TxDone, as any dropped poll). The receiver remembers a
+	// delivery for DupLifetime, which covers MaxAge and the time a frame
+	// takes from the driver's hands to the far end (QueueDelay and a
+	// timeout of slack: Timing); a frame sent later may find the delivery
+	// forgotten and be delivered again (docs/link-arq.md, "DupLifetime").
+	// At Expires the ARQ gives the packet up, if nothing has settled it.
+	// Zero: no limit (Acks, broadcast, NoARQ, MaxAge 0).
+	Expires time.Time
 }
 
 // Errors returned by Send; callers branch on them with errors.Is.
@@ -342,7 +353,7 @@ func (a *ARQ) Send(now time.Time, h framing.Header, packet []byte) error {
 		seq := p.nextSeq
 		p.nextSeq++
 		for i := range count {
-			a.sendFrag(now, h.Dst, framing.FragHeader{Inner: h.Kind, Seq: seq, Index: i, Count: count}, packet, i == count-1)
+			a.sendFrag(now, h.Dst, framing.FragHeader{Inner: h.Kind, Seq: seq, Index: i, Count: count}, packet, i == count-1, time.Time{})
 		}
 		a.stats.Fragments += uint64(count)
 		return nil
@@ -398,7 +409,7 @@ func (a *ARQ) Send(now time.Time, h framing.Header, packet []byte) error {
 		return nil
 	}
 	for i := range count {
-		a.sendFrag(now, h.Dst, framing.FragHeader{AckReq: i == count-1, First: !p.synced, Inner: h.Kind, Seq: seq, Index: i, Count: count}, o.data, i == count-1)
+		a.sendFrag(now, h.Dst, framing.FragHeader{AckReq: i == count-1, First: !p.synced, Inner: h.Kind, Seq: seq, Index: i, Count: count}, o.data, i == count-1, a.expires(o))
 	}
 	a.stats.Fragments += uint64(count)
 	p.stats.fragments += uint64(count)
@@ -423,7 +434,7 @@ func (a *ARQ) ackRoom() int { return min(framing.AcksMaxLen, a.cfg.MaxPayload) }
 func (a *ARQ) sendGrouped(now time.Time, dst framing.NodeID, p *peer, slot int) {
 	o := &p.out[slot]
 	for i := range o.count - 1 {
-		a.sendFrag(now, dst, framing.FragHeader{Inner: o.inner, Seq: o.seq, Index: i, Count: o.count}, o.data, false)
+		a.sendFrag(now, dst, framing.FragHeader{Inner: o.inner, Seq: o.seq, Index: i, Count: o.count}, o.data, false, a.expires(o))
 	}
 	rec := framing.AckLen(o.count)
 	if p.openSlot >= 0 {
@@ -431,7 +442,7 @@ func (a *ARQ) sendGrouped(now time.Time, dst framing.NodeID, p *peer, slot int) 
 			q := &p.out[p.openSlot]
 			q.open, q.ride, q.rideResend, q.rideSet = false, true, false, false
 			a.stats.Riders++
-			a.sendFrag(now, dst, framing.FragHeader{Inner: q.inner, Seq: q.seq, Index: q.count - 1, Count: q.count}, q.data, true)
+			a.sendFrag(now, dst, framing.FragHeader{Inner: q.inner, Seq: q.seq, Index: q.count - 1, Count: q.count}, q.data, true, a.expires(q))
 			p.openSlot = -1
 			a.opens--
 		} else {
@@ -463,7 +474,7 @@ func (a *ARQ) closeOpen(now time.Time, dst framing.NodeID, p *peer) {
 	p.openSlot = -1
 	a.opens--
 	p.gN, p.gBytes = 0, 0
-	a.sendFrag(now, dst, framing.FragHeader{AckReq: true, Inner: q.inner, Seq: q.seq, Index: q.count - 1, Count: q.count}, q.data, true)
+	a.sendFrag(now, dst, framing.FragHeader{AckReq: true, Inner: q.inner, Seq: q.seq, Index: q.count - 1, Count: q.count}, q.data, true, a.expires(q))
 	a.bindRiders(p, q.seq, q.count-1, false)
 	if !a.cfg.ArmOnTxDone {
 		a.arm(p, q, now)
@@ -533,13 +544,22 @@ func (a *ARQ) armRiders(p *peer, now time.Time, seq, idx uint8) {
 
 // sendFrag transmits fragment f.Index of packet; last marks the frame that
 // completes the packet's first transmission (Frame.Last).
-func (a *ARQ) sendFrag(now time.Time, dst framing.NodeID, f framing.FragHeader, packet []byte, last bool) {
+func (a *ARQ) sendFrag(now time.Time, dst framing.NodeID, f framing.FragHeader, packet []byte, last bool, expires time.Time) {
 	lo := int(f.Index) * a.fragData
 	hi := min(lo+a.fragData, len(packet))
 	b, _ := framing.AppendFrag(a.tx[:0], f) // f is in range by construction
 	b = append(b, packet[lo:hi]...)
 	a.sink.Transmit(now, Frame{Header: framing.Header{Kind: framing.KindFragment, Dst: dst, Src: a.cfg.Self}, Payload: b,
-		Poll: f.AckReq && dst != framing.Broadcast, Last: last, First: f.First && dst != framing.Broadcast})
+		Poll: f.AckReq && dst != framing.Broadcast, Last: last, First: f.First && dst != framing.Broadcast, Expires: expires})
+}
+
+// expires is the end of o's life, for its frames (Frame.Expires): MaxAge
+// after Send; zero without MaxAge.
+func (a *ARQ) expires(o *outPkt) time.Time {
+	if a.cfg.MaxAge <= 0 {
+		return time.Time{}
+	}
+	return o.sent.Add(a.cfg.MaxAge)
 }
 
 // ReceiveLate is Receive for a frame heard earlier and handled only now (it
@@ -995,9 +1015,11 @@ func (a *ARQ) onAck(now time.Time, h framing.Header, payload []byte) {
 // (TestLateAckOfFirstSettlesQueuedFirst). The driver takes them out of its
 // queues; the outstanding packet goes again, unmarked, when its timer
 // runs out (the dropped poll is reported to TxDone). No frame of an
-// earlier packet given up still waits: with ArmOnTxDone (the link engine)
-// a packet is given up only by a timer its last round's poll armed when
-// it left, and a round's frames leave in the order handed over.
+// earlier packet given up still goes on air: with ArmOnTxDone (the link
+// engine) a packet is given up by a timer its last round's poll armed when
+// it left (a round's frames leave in the order handed over), or at MaxAge
+// with its round's poll still held (Poll), when every frame of it the
+// driver holds is past its Expires and is dropped, not sent.
 func (a *ARQ) settleFirst(now time.Time, dst framing.NodeID, p *peer, gone uint8) {
 	a.settle.Settled(now, dst, gone)
 	for i := range p.out {
@@ -1047,15 +1069,35 @@ func (a *ARQ) answerTrain(now time.Time, p *peer, armed time.Time) {
 func (a *ARQ) expired(now time.Time, p *peer, o *outPkt) bool {
 	tooOld := a.cfg.MaxAge > 0 && now.Sub(o.sent) >= a.cfg.MaxAge
 	if tooOld || o.retries >= a.cfg.MaxRetries || o.rounds >= int(o.count)*(a.cfg.MaxRetries+1) {
-		if !p.synced {
-			p.goneFirst, p.goneCount, p.goneSet = o.seq, o.count, true // its Ack may still come (onAck)
-		}
-		a.stats.GiveUps++
-		p.stats.giveUps++
-		a.release(p, o)
+		a.giveUp(p, o)
 		return true
 	}
 	return false
+}
+
+// giveUp abandons o (counted in GiveUps).
+func (a *ARQ) giveUp(p *peer, o *outPkt) {
+	if !p.synced {
+		p.goneFirst, p.goneCount, p.goneSet = o.seq, o.count, true // its Ack may still come (onAck)
+	}
+	a.stats.GiveUps++
+	p.stats.giveUps++
+	a.release(p, o)
+}
+
+// ageEnd is when o, whose round's timer is not running, is given up for
+// its age (Poll): the end of its life (Frame.Expires). ok is false when a
+// timer runs (it ends by MaxAge: arm), when its last fragment is held for
+// a group (open: it ends once that fragment is handed over), or without
+// MaxAge. With ArmOnTxDone a round's timer starts when its poll leaves
+// the driver, and a poll may wait there past MaxAge (a crowded channel:
+// a turn minutes away): the packet is given up at MaxAge all the same,
+// and its frames still held, past their Expires, are never sent.
+func (a *ARQ) ageEnd(o *outPkt) (time.Time, bool) {
+	if a.cfg.MaxAge <= 0 || !o.used || o.open || !o.deadline.IsZero() {
+		return time.Time{}, false
+	}
+	return a.expires(o), true
 }
 
 // resend starts a new round for each packet in items (none expired). Each
@@ -1095,7 +1137,7 @@ func (a *ARQ) retry(now time.Time, dst framing.NodeID, p *peer, o *outPkt, missi
 	o.poll = last
 	for i := range o.count {
 		if missing&(1<<i) != 0 {
-			a.sendFrag(now, dst, framing.FragHeader{AckReq: i == last && !ride, First: !p.synced, Inner: o.inner, Seq: o.seq, Index: i, Count: o.count}, o.data, false)
+			a.sendFrag(now, dst, framing.FragHeader{AckReq: i == last && !ride, First: !p.synced, Inner: o.inner, Seq: o.seq, Index: i, Count: o.count}, o.data, false, a.expires(o))
 			a.stats.Retransmissions++
 			p.stats.retx++
 		}
@@ -1163,8 +1205,9 @@ func (a *ARQ) TxDone(now time.Time, h framing.Header, payload []byte) {
 	}
 }
 
-// Deadline is the earliest time at which Poll has work: an Ack timeout, a
-// reassembly time-out or the end of a reorder wait. ok is false when
+// Deadline is the earliest time at which Poll has work: an Ack timeout, the
+// end of the life of a packet whose round's poll the driver still holds
+// (ArmOnTxDone), a reassembly time-out or the end of a reorder wait. ok is false when
 // nothing is pending.
 func (a *ARQ) Deadline() (t time.Time, ok bool) {
 	t, ok = a.reorderDeadline()
@@ -1173,8 +1216,12 @@ func (a *ARQ) Deadline() (t time.Time, ok bool) {
 			continue
 		}
 		for i := range p.out {
-			if o := &p.out[i]; o.used && !o.deadline.IsZero() && (!ok || o.deadline.Before(t)) {
+			o := &p.out[i]
+			if o.used && !o.deadline.IsZero() && (!ok || o.deadline.Before(t)) {
 				t, ok = o.deadline, true
+			}
+			if end, aged := a.ageEnd(o); aged && (!ok || end.Before(t)) {
+				t, ok = end, true
 			}
 		}
 	}
@@ -1190,7 +1237,8 @@ func (a *ARQ) Deadline() (t time.Time, ok bool) {
 
 // Poll runs the timers due at now: a unicast packet whose Ack is overdue
 // retransmits its highest unacknowledged fragment as a poll (or is given up
-// after MaxRetries), a partial packet idle for ReasmTimeout is freed, and
+// after MaxRetries), one MaxAge old whose round's poll has not left the
+// driver (ArmOnTxDone) is given up, a partial packet idle for ReasmTimeout is freed, and
 // packets held ReorderTimeout behind a gap are handed up past it.
 func (a *ARQ) Poll(now time.Time) {
 	a.pollReorder(now)
@@ -1201,6 +1249,11 @@ func (a *ARQ) Poll(now time.Time) {
 		retr := a.retr[:0]
 		for i := range p.out {
 			o := &p.out[i]
+			if end, aged := a.ageEnd(o); aged && !now.Before(end) {
+				// Its round's poll never left: no timeout, no backoff.
+				a.giveUp(p, o)
+				continue
+			}
 			if o.used && !o.deadline.IsZero() && !now.Before(o.deadline) {
 				a.stats.Timeouts++
 				p.stats.timeouts++
@@ -1258,3 +1311,6 @@ func countMask(n uint8) uint64 {
 	}
 	return 1<<n - 1
 }
+
+// Config returns the configuration the ARQ runs with.
+func (a *ARQ) Config() Config { return a.cfg }

@@ -513,7 +513,9 @@ func TestAirBytes(t *testing.T) {
 
 // TestArmOnTxDone: with ArmOnTxDone the Ack timer of a round runs from the
 // TxDone of its poll, however long the frames waited in the driver's queue,
-// and a retry round is unarmed again until its own poll has gone.
+// and a retry round is unarmed again until its own poll has gone. (Until
+// then the only deadline is the end of the packet's life, MaxAge after
+// Send: TestQueuedPollGivenUpAtMaxAge.)
 func TestArmOnTxDone(t *testing.T) {
 	c := testConfig(1)
 	c.ArmOnTxDone = true
@@ -522,7 +524,11 @@ func TestArmOnTxDone(t *testing.T) {
 		t.Fatal(err)
 	}
 	fs := a.rec.take()
-	if _, ok := a.Deadline(); ok {
+	unarmed := func() bool {
+		d, ok := a.Deadline()
+		return ok && d.Equal(t0.Add(c.MaxAge))
+	}
+	if !unarmed() {
 		t.Fatal("deadline armed before the poll went on air")
 	}
 	queued := t0.Add(10 * c.AckTimeout) // far longer than AckTimeout in the queue
@@ -533,7 +539,7 @@ func TestArmOnTxDone(t *testing.T) {
 	for _, f := range fs[:len(fs)-1] {
 		a.TxDone(queued, f.h, f.p) // not polls: no timer
 	}
-	if _, ok := a.Deadline(); ok {
+	if !unarmed() {
 		t.Fatal("deadline armed by a fragment without AckReq")
 	}
 	poll := fs[len(fs)-1]
@@ -547,7 +553,7 @@ func TestArmOnTxDone(t *testing.T) {
 	if st := a.Stats(); st.Timeouts != 1 || len(retry) != 1 {
 		t.Fatalf("after the timeout: %+v, %d frames; want one timeout and the poll again", st, len(retry))
 	}
-	if _, ok := a.Deadline(); ok {
+	if !unarmed() {
 		t.Fatal("retry round armed before its poll went on air")
 	}
 	a.TxDone(d, retry[0].h, retry[0].p)
