@@ -174,3 +174,86 @@ func TestFrameExpires(t *testing.T) {
 type groupExpiresSink struct{ *expiresSink }
 
 func (groupExpiresSink) Grouped(time.Time, framing.NodeID) bool { return true }
+
+// TestResendPollsYoungest: a retransmission batch that one grouped Ack
+// starts polls with its youngest packet, so that its riders, older, reach
+// their MaxAge first. Before, the Ack's order (the polled packet's record
+// first, older ones after) made the oldest packet the poll: when it expired
+// waiting in the MAC queue the driver dropped it (no frame goes on air past
+// MaxAge), its TxDone armed the younger riders, whose frames had not left,
+// and each timed out and backed the peer's timeout off (found in review:
+// 63 riders timed out so in a 100-node ring).
+func TestResendPollsYoungest(t *testing.T) {
+	c := testConfig(1)
+	c.ArmOnTxDone = true
+	a, _ := newGroupNodeWith(t, c, true)
+	b, _ := newGroupNodeWith(t, testConfig(2), true)
+	send := func(at time.Time, seed byte) {
+		t.Helper()
+		if err := a.Send(at, framing.Header{Kind: framing.KindData, Dst: 2}, pattern(40, seed)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Synchronise: the First packet and its Ack.
+	send(t0, 1)
+	runUntilAcked(a, b, t0, 1)
+	// P1, then P2 a second later, each of two fragments, in one group;
+	// only their last fragments arrive.
+	t1 := t0.Add(time.Minute)
+	send(t1, 2)
+	send(t1.Add(time.Second), 3)
+	now := t1.Add(time.Second)
+	a.Flush(now)
+	fs := a.rec.take()
+	for _, f := range fs {
+		a.TxDone(now, f.h, f.p)
+	}
+	deliverAll(now, b, fs, func(_ int, f frame) bool {
+		h, _, err := framing.ParseFrag(f.p)
+		return err == nil && h.Index == 0
+	})
+	acks := b.rec.take()
+	if len(acks) != 1 {
+		t.Fatalf("%d frames from the receiver; want one Ack", len(acks))
+	}
+	deliverAll(now, a, acks, nil)
+	retx := a.rec.take()
+	if len(retx) != 2 {
+		t.Fatalf("%d frames sent again; want the two first fragments", len(retx))
+	}
+	seqs := map[uint8]bool{}
+	var pollSeq, youngest uint8
+	for _, f := range retx {
+		h, _, err := framing.ParseFrag(f.p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs[h.Seq] = true
+		youngest = max(youngest, h.Seq)
+		if h.AckReq {
+			pollSeq = h.Seq
+		}
+	}
+	if len(seqs) != 2 || pollSeq != youngest {
+		t.Fatalf("the batch polls with seq %d; want %d, the packet sent last", pollSeq, youngest)
+	}
+	// P1 reaches its MaxAge with its rider still queued: the driver drops
+	// the rider, P2's poll goes and its Ack comes. Nothing times out.
+	end := t1.Add(c.MaxAge)
+	a.Poll(end)
+	if st := a.Stats(); st.GiveUps != 1 {
+		t.Fatalf("%d given up at P1's MaxAge; want 1", st.GiveUps)
+	}
+	var poll frame
+	for _, f := range retx {
+		if h, _, _ := framing.ParseFrag(f.p); h.AckReq {
+			poll = f
+		}
+	}
+	a.TxDone(end, poll.h, poll.p)
+	deliverAll(end, b, []frame{poll}, nil)
+	deliverAll(end, a, b.rec.take(), nil)
+	if st := a.Stats(); st.Timeouts != 0 || st.Acked != 2 || st.HeldBytes != 0 {
+		t.Errorf("%d timeouts, %d acked, %d bytes held; want 0, 2 (the First packet and P2), 0", st.Timeouts, st.Acked, st.HeldBytes)
+	}
+}

@@ -27,6 +27,7 @@ package arq
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/slided/slided/framing"
@@ -1103,9 +1104,20 @@ func (a *ARQ) ageEnd(o *outPkt) (time.Time, bool) {
 // resend starts a new round for each packet in items (none expired). Each
 // round's highest missing fragment carries AckReq; towards a peer that
 // groups polls only the last round of each group does, the others ride on
-// it (a group as sendGrouped bounds it).
+// it (a group as sendGrouped bounds it). A group's rounds go oldest packet
+// first, so that its poll is its youngest packet, as a first
+// transmission's group is: the riders reach their MaxAge before the poll
+// does. Were the poll the oldest (an Ack lists the polled packet first),
+// the driver would drop it for age while the younger riders still waited
+// behind it, and their timers, started by its TxDone, would run out for
+// frames that never left (TestResendPollsYoungest).
 func (a *ARQ) resend(now time.Time, dst framing.NodeID, p *peer, items []retryItem) {
 	grouped := p.synced && a.grouped(now, dst)
+	if grouped {
+		slices.SortStableFunc(items, func(x, y retryItem) int {
+			return p.out[x.slot].sent.Compare(p.out[y.slot].sent)
+		})
+	}
 	n, bytes := 0, 0
 	for k, it := range items {
 		o := &p.out[it.slot]
