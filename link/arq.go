@@ -1054,7 +1054,9 @@ func (s *arqSink) Transmit(now time.Time, f arq.Frame) {
 
 // Settled takes out of e.pend and the MAC queue the First-marked frames of
 // packet seq to dst, which an Ack has just settled, or which the first Ack
-// from dst acknowledged in part (arq.SettleSink). Such a
+// from dst acknowledged in part, or which a late Ack of the First packet
+// given up last left marked First after synchronising us (arq.SettleSink,
+// whose comment lists the cases). Such a
 // retransmission, waiting there while the Ack came, could go on air after
 // the next packet, which goes unmarked (the MAC serves retransmissions as
 // a flow of their own): the receiver would take it for our restart,

@@ -60,7 +60,9 @@ type GroupSink interface {
 }
 
 // SettleSink is a Sink that is told when an Ack settles a unicast packet:
-// the receiver holds it whole, and the ARQ has forgotten it. Frames of
+// as a rule the receiver holds it whole, and the ARQ has forgotten it (the
+// exceptions, a partial first Ack and a late Ack of a First packet given
+// up, are below). Frames of
 // that packet the driver still holds, not yet given to the modem, are
 // useless from then on, and one marked First is harmful: the next packet
 // to dst goes unmarked, and if it went on air first the receiver would

@@ -136,7 +136,8 @@ func xHead(t *testing.T, fs []frame) framing.FragHeader {
 
 // TestSettledNotForGiveUpsOrStaleAcks: SettleSink hears of packets an Ack
 // completes, once each: not of a packet given up, not again for a late
-// duplicate Ack.
+// duplicate Ack. (The one exception, a late Ack of the First packet given
+// up last, which synchronises the sender, is TestLateAckOfFirstSyncs's.)
 func TestSettledNotForGiveUpsOrStaleAcks(t *testing.T) {
 	c := testConfig(1)
 	srec := &settleRecorder{}
