@@ -123,18 +123,22 @@ func (s *senders) unicastBesides(now time.Time, n framing.NodeID, d time.Duratio
 // about 117 turns each in 20,000 frame times, Jain 0.987-0.993. Over a
 // span of W frame times at a share S of the channel, n nodes with turns of
 // L frames get t = W·S/(L·n) turns each, so the turn shrinks as the number
-// of senders grows: turnBudget frames over the others heard, which keeps
-// two nodes (one other) at a full turn and gives ten nodes turns of 5
-// frames (t ≈ 370 in 20,000 frame times: Jain ≈ 0.997 by chance).
+// of senders grows: turnBudget frames over the others heard. Two nodes
+// (one other) keep a whole turn, and so do up to four at 115200 bit/s
+// (64/3 = 21 frames, a turn there is 1+16); ten nodes take turns of 7
+// frames (t ≈ 260 in 20,000 frame times: Jain ≈ 0.996 by chance).
 //
 // It never goes below minTurnFrames: a turn of one frame, a contention and
 // an Ack for each, cost ten nodes a fifth of the channel (S 0.75 against
-// 0.91 with turns of up to four), and a hundred nodes with turns of two frames kept 0.785
-// of it (Jain 0.989-0.991) against 0.81 with three (Jain 0.983). Nor below
-// minTurnSlots slots of airtime: where the delay is a large part of a frame
-// (slots of half a frame and more at a = 0.5) a contention costs several
-// frames' time, and turns of 5 frames there took ten nodes from 0.77 of
-// the channel to 0.66 (docs/mac.md, "A turn for each sender").
+// 0.91 with turns of up to four), and a hundred nodes with turns of two
+// frames kept 0.785 of it (Jain 0.989-0.991) against 0.81 with three (Jain
+// 0.983). Nor below minTurnSlots slots of airtime: a contention costs idle
+// slots and collisions, and where the delay makes a slot a large part of a
+// frame shorter turns cost more than fairness gains. Ten nodes at 9600
+// bit/s with turns of 7 frames: a = 0.1 (8.3 ms slots) 0.828 of the
+// channel against 0.907 (0.881 with 128 slots, 13 frames); a = 0.5 0.58
+// against 0.77 (128 slots are 64 frames there, longer than a turn: the
+// old figures). docs/mac.md, "A turn for each sender".
 func turnFrames(others int, frameAir, slot time.Duration) int {
 	if others <= 1 || frameAir <= 0 {
 		return 0
@@ -151,12 +155,12 @@ const (
 	// heard (turnFrames): three modem bursts of 16, the longest turn two
 	// nodes take at 9600 bit/s (a contention burst of 4: the lone frame
 	// and three bursts).
-	turnBudget = 48
+	turnBudget = 64
 	// minTurnFrames is the shortest turn (turnFrames).
 	minTurnFrames = 3
 	// minTurnSlots is the shortest turn's airtime in the MAC's slots
 	// (turnFrames).
-	minTurnSlots = 64
+	minTurnSlots = 128
 )
 
 // startTurn begins the turn of a data frame of n bytes that won a

@@ -122,15 +122,15 @@ func TestTurnFrames(t *testing.T) {
 	}{
 		{0, time.Millisecond, 0},
 		{1, time.Millisecond, 0},
-		{2, time.Millisecond, 24},
-		{3, time.Millisecond, 16},
-		{9, time.Millisecond, 5},         // ten nodes
-		{16, time.Millisecond, 3},        // 48/16
-		{99, time.Millisecond, 3},        // a hundred: minTurnFrames
-		{9, frame / 2, 32},               // a = 0.5: 64 slots of 41.7 ms
-		{9, frame, 64},                   // a = 1: longer than any turn
-		{9, 0, 5},                        // no slot given
-		{99, 100 * time.Millisecond, 77}, // 6.4 s of 83.3 ms frames, rounded up
+		{2, time.Millisecond, 32},
+		{3, time.Millisecond, 21},
+		{9, time.Millisecond, 7},          // ten nodes
+		{16, time.Millisecond, 4},         // 64/16
+		{99, time.Millisecond, 3},         // a hundred: minTurnFrames
+		{9, frame / 10, 13},               // a = 0.1: 128 slots of 8.3 ms
+		{9, frame / 2, 64},                // a = 0.5: longer than any turn
+		{9, 0, 7},                         // no slot given
+		{99, 100 * time.Millisecond, 154}, // 12.8 s of 83.3 ms frames, rounded up
 	} {
 		if got := turnFrames(c.others, frame, c.slot); got != c.want {
 			t.Errorf("turnFrames(%d others, slot %v) = %d, want %d", c.others, c.slot, got, c.want)
