@@ -23,7 +23,7 @@ func ring(n int) []Flow {
 // each node got about 117 turns in the span, and which node wins is close
 // to a draw: Jain 0.9762, 0.9685, 0.9969 for seeds 1-3 (S 0.943-0.945).
 // With turns that shrink with the senders heard (link's turnFrames, 7
-// frames here): 0.9977-0.9986, S 0.914-0.919 (docs/mac.md, "A turn for
+// frames here): 0.9958-0.9988, S 0.916-0.923 (docs/mac.md, "A turn for
 // each sender").
 func TestEngineRingTenShortSpan(t *testing.T) {
 	frame := 100 * 8 * time.Second / 9600 // 83.3 ms
