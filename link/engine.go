@@ -228,6 +228,7 @@ type Engine struct {
 	ackDue    int            // Acks still expected for the polls of our last burst (the reservation ends at 0)
 	solo      int            // transmissions still to go one frame each (after a refused burst)
 	macBursts uint64         // the MAC's Stats().Burst after the last Poll that gave a frame
+	turnLeft  int            // data frames the current turn may still send (turnFrames, senders.go); negative: no bound
 	ackHold   time.Duration  // how long an Ack waits for data to ride with it (feed; 0: not at all)
 	ackUntil  time.Time      // the Acks waiting in acks are held until then
 	neigh     *neighTable    // nil with NoNeighAnswer
@@ -334,6 +335,7 @@ func New(cfg Config) (*Engine, error) {
 		e.neigh = newNeighTable()
 	}
 	e.emit = e.fromAir // one method value, not one per Received event
+	e.turnLeft = -1
 	e.stats.Policy = cfg.Policy.String()
 	e.stats.Node = int(cfg.Node)
 	return e, nil
@@ -791,6 +793,7 @@ func (e *Engine) Poll(now time.Time) ([]byte, bool) {
 		won := bursts == e.macBursts && f.meta.h.Kind != framing.KindAck
 		e.macBursts = bursts
 		if won {
+			e.startTurn(now, len(f.buf))
 			return f.buf, true
 		}
 	}
@@ -908,7 +911,13 @@ func (e *Engine) fillBurst(now time.Time) []byte {
 		}
 		return air+phy.Airtime(len(f.buf), e.info.BitRate) <= limit
 	}
-	for len(e.onAir) < e.info.MaxBurstFrames {
+	// And a turn sends at most its budget of data frames (turnFrames).
+	maxFrames := e.info.MaxBurstFrames
+	turn := oneNode && e.turnLeft >= 0 && e.onAir[0].meta.h.Kind != framing.KindAck
+	if turn {
+		maxFrames = min(maxFrames, max(e.turnLeft, 1))
+	}
+	for len(e.onAir) < maxFrames {
 		f, ok := e.mac.Follow(now, fits)
 		if !ok {
 			e.feedBurst(now)
@@ -937,6 +946,9 @@ func (e *Engine) fillBurst(now time.Time) []byte {
 	// others keep for them (nav.go).
 	e.rideBroadcast(now, room)
 	e.readLate(now, air) // a single data frame is never long enough
+	if turn {
+		e.spendTurn()
+	}
 	if len(e.onAir) == 1 {
 		return e.onAir[0].buf
 	}

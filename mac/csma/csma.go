@@ -710,6 +710,17 @@ func (m *MACOf[T]) Poll(now time.Time) (T, bool) {
 	return m.send(now), true
 }
 
+// EndBurst makes the data frame on air the last of its burst: once it is
+// gone the next data frame contends (IFS and backoff) whatever Burst or
+// LoneBurst allowed. The caller that shortens its turns with the number of
+// senders it hears (link's turn budget, docs/mac.md) calls it after Poll
+// gave the turn's last frame. Without a data frame on air it does nothing.
+func (m *MACOf[T]) EndBurst() {
+	if m.onAir && !m.airUrgent {
+		m.burstLeft = min(m.burstLeft, 1)
+	}
+}
+
 // loneAfter is the number of contentions a node that heard others sending
 // must win after the caller says it hears nobody (Contenders(0)) before it
 // takes a lone sender's window and bursts. One or two are enough for a
