@@ -152,9 +152,9 @@ func turnFrames(others int, frameAir, slot time.Duration) int {
 
 const (
 	// turnBudget is the frames of turn shared out among the other senders
-	// heard (turnFrames): three modem bursts of 16, the longest turn two
-	// nodes take at 9600 bit/s (a contention burst of 4: the lone frame
-	// and three bursts).
+	// heard (turnFrames): four modem bursts of 16. Measured against 48
+	// (turns of 5 for ten nodes: S 0.911–0.915) and 96 (Jain down to
+	// 0.9914), docs/mac.md "A turn for each sender".
 	turnBudget = 64
 	// minTurnFrames is the shortest turn (turnFrames).
 	minTurnFrames = 3
