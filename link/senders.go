@@ -87,6 +87,20 @@ func (s *senders) count(now time.Time) int {
 	return n
 }
 
+// dataCount is the number of nodes heard sending unicast frames other than
+// Acks and Hellos within the window before now: the nodes that take turns
+// of data (turnFrames). A node heard only broadcasting (a routing daemon's
+// hellos, a kernel's neighbour discovery) is not one of them.
+func (s *senders) dataCount(now time.Time) int {
+	n := 0
+	for i := range s.unicast {
+		if t := s.unicast[i]; !t.IsZero() && now.Sub(t) < s.window {
+			n++
+		}
+	}
+	return n
+}
+
 // unicastWithin reports whether another node sent a unicast frame other
 // than an Ack within d before now: a node sending data, not one whose
 // kernel sent a broadcast (neighbour discovery, MLD).
@@ -169,7 +183,7 @@ const (
 // alone spends it, ends the MAC's burst.
 func (e *Engine) startTurn(now time.Time, n int) {
 	e.turnLeft = -1
-	if l := turnFrames(e.senders.count(now), phy.Airtime(n, e.info.BitRate), e.macCfg.SlotTime); l > 0 {
+	if l := turnFrames(e.senders.dataCount(now), phy.Airtime(n, e.info.BitRate), e.macCfg.SlotTime); l > 0 {
 		e.turnLeft = l
 		e.spendTurn()
 	}

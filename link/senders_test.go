@@ -6,6 +6,7 @@ import (
 
 	"github.com/slided/slided/auth"
 	"github.com/slided/slided/framing"
+	"github.com/slided/slided/phy"
 )
 
 func TestSenders(t *testing.T) {
@@ -135,5 +136,39 @@ func TestTurnFrames(t *testing.T) {
 		if got := turnFrames(c.others, frame, c.slot); got != c.want {
 			t.Errorf("turnFrames(%d others, slot %v) = %d, want %d", c.others, c.slot, got, c.want)
 		}
+	}
+}
+
+// TestTurnBoundCountsDataSenders: a turn's bound counts the nodes heard
+// sending unicast data, not those heard only broadcasting (a routing
+// daemon's hellos, a kernel's neighbour discovery, a version Hello): those
+// do not take turns of data, and counting them cut two senders' turns (a
+// review found two senders with receivers of their own, -flows 1:2,3:4 at
+// 9600 bit/s, taking turns of 21 frames for two minutes after the
+// receivers' start-up Hellos).
+func TestTurnBoundCountsDataSenders(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	e, err := New(Config{Node: 1, AdaptiveMAC: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Modem(now, phy.Event{Kind: phy.Up}, phy.Info{BitRate: 9600, MaxFrame: 4096, CarrierAtArrival: true, MaxBurstFrames: 16}); err != nil {
+		t.Fatal(err)
+	}
+	e.now = now
+	e.heardSender(2, 1, framing.KindFragment)                 // data to us
+	e.heardSender(3, framing.Broadcast, framing.KindEthernet) // a broadcast
+	e.heardSender(4, 1, framing.KindHello)                    // a version Hello
+	e.heardSender(5, framing.Broadcast, framing.KindHello)
+	e.startTurn(now, 100)
+	if e.turnLeft >= 0 {
+		t.Fatalf("one data sender and three broadcasters: a turn of %d frames; want no bound", e.turnLeft)
+	}
+	for id := framing.NodeID(6); id < 10; id++ {
+		e.heardSender(id, id+1, framing.KindFragment) // data between others
+	}
+	e.startTurn(now, 100)
+	if want := turnFrames(5, phy.Airtime(100, 9600), e.macCfg.SlotTime); e.turnLeft != want {
+		t.Errorf("five data senders: a turn of %d frames; want %d", e.turnLeft, want)
 	}
 }
