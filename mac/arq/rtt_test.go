@@ -565,3 +565,87 @@ func burstTo2(t *testing.T, a, b node, now time.Time, n int) {
 	}
 	deliverAll(now, b, fs, nil)
 }
+
+// TestBurstLostBeforeAnsweredPoll: a receiver answers the polls of one
+// burst in the order they came, so an Ack to a later poll of a
+// transmission shows that an earlier poll of it still unanswered (and the
+// riders of the answered one it does not list) never arrived: they go
+// again at once, not when their timers run out a margin after the train
+// (answerTrain). On the Dire Wolf rig the far TNC keyed up with a packet
+// of its own host 18 ms after the sender's burst began, its first frame
+// (a poll) was lost, and it waited for its timer 3.3 s after the Acks to
+// the burst's other polls had come (docs/modems.md). The polls that left
+// after the answered one still wait: their Acks are on their way.
+func TestBurstLostBeforeAnsweredPoll(t *testing.T) {
+	c := testConfig(1)
+	c.ArmOnTxDone, c.BurstSamples, c.Window, c.MaxGroup = true, true, 16, 4
+	c.SizeForWindow()
+	a, _ := newGroupNodeWith(t, c, true)
+	b, _ := newGroupNode(t, 2, true)
+	now := synced(t, a, b)
+	// Four groups of four packets, one poll each, in one transmission.
+	for i := range 16 {
+		if err := a.Send(now, framing.Header{Kind: framing.KindData, Dst: 2}, pattern(10, byte(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.Flush(now)
+	fs := a.rec.take()
+	if p, _, _ := polls(t, fs); p != 4 || len(fs) != 16 {
+		t.Fatalf("%d frames, %d polls; want 16 frames, 4 polls", len(fs), p)
+	}
+	for _, f := range fs {
+		a.TxDone(now, f.h, f.p)
+	}
+	// The first group (frames 0-3, poll in frame 3), a rider of the second
+	// (frame 5) and the last poll (frame 15) are lost.
+	lost := func(i int, _ frame) bool { return i < 4 || i == 5 || i == 15 }
+	deliverAll(now, b, fs, lost)
+	acks := b.rec.take()
+	if _, n, r := polls(t, acks); n != 2 || r != 7 {
+		t.Fatalf("the receiver's Acks: %d with %d records; want 2 with 7", n, r)
+	}
+	// The first Ack (the second group's) comes halfway to the timers.
+	d, ok := a.Deadline()
+	if !ok {
+		t.Fatal("no timer runs")
+	}
+	at := now.Add(d.Sub(now) / 2)
+	a.Receive(at, acks[0].h, acks[0].p)
+	retx := a.rec.take()
+	var seqs []uint8
+	for _, f := range retx {
+		h, _, err := framing.ParseFrag(f.p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, h.Seq)
+	}
+	base := seqOf(t, fs[0])
+	want := []uint8{base, base + 1, base + 2, base + 3, base + 5}
+	if !slices.Equal(seqs, want) {
+		t.Errorf("resent at the first Ack: seqs %v; want %v (the first group and the second's lost rider)", seqs, want)
+	}
+	if p, _, _ := polls(t, retx); p != 1 {
+		t.Errorf("resent at the first Ack: %d polls; want 1 (one round for them together)", p)
+	}
+	// The third group's Ack: nothing more is lost before it. The last
+	// poll, after it, waits for its Ack or its timer.
+	a.Receive(at.Add(ms), acks[1].h, acks[1].p)
+	if more := a.rec.take(); len(more) != 0 {
+		t.Errorf("at the second Ack: %d frames resent; want none (the last poll left after it)", len(more))
+	}
+	if st := a.Stats(); st.Timeouts != 0 || st.Acked != 1+7 {
+		t.Errorf("%d timeouts, %d acked; want 0, 8", st.Timeouts, st.Acked)
+	}
+}
+
+// seqOf is the sequence number of fragment f.
+func seqOf(t *testing.T, f frame) uint8 {
+	t.Helper()
+	h, _, err := framing.ParseFrag(f.p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.Seq
+}
