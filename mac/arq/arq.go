@@ -919,7 +919,11 @@ func (a *ARQ) onAck(now time.Time, h framing.Header, payload []byte) {
 		if !o.armedAt.IsZero() {
 			train = o.armedAt
 		}
-		answered = max(answered, o.armOrder)
+		if !o.timedOut {
+			// After a timeout the Ack may answer an earlier poll of the
+			// packet (Karn): it shows nothing of the order.
+			answered = max(answered, o.armOrder)
+		}
 		switch {
 		case o.armedAt.IsZero(), sampled, a.late:
 		case !o.timedOut && a.cfg.BurstSamples && o.armedAt.Equal(p.sampledArm):
@@ -1019,8 +1023,9 @@ func (a *ARQ) answerTrain(now time.Time, p *peer, armed time.Time) {
 // As on a timeout a round resends the highest fragment still missing, as
 // a poll, but the learned timeout is not backed off: nothing came late.
 // Rounds whose poll left after the answered one keep waiting: their Acks
-// are on their way. A frame heard earlier and handled only now
-// (ReceiveLate) says nothing of the order.
+// are on their way. Neither a frame heard earlier and handled only now
+// (ReceiveLate) nor an Ack to a packet whose round timed out (it may
+// answer the packet's earlier poll, Karn) says anything of the order.
 //
 // Behind a TNC the first frames of a key-up are the ones a collision
 // takes (the far TNC keying up before it hears the carrier): on the Dire

@@ -649,3 +649,55 @@ func seqOf(t *testing.T, f frame) uint8 {
 	}
 	return h.Seq
 }
+
+// TestOvertakenNotByALateAck: an Ack to a packet whose round timed out may
+// answer its earlier transmission (Karn), so it shows nothing lost that
+// left before the retransmission: a poll sent between the two keeps
+// waiting for its Ack.
+func TestOvertakenNotByALateAck(t *testing.T) {
+	c := testConfig(1)
+	c.ArmOnTxDone, c.BurstSamples, c.Window = true, true, 16
+	c.SizeForWindow()
+	a, _ := newGroupNodeWith(t, c, true)
+	b, _ := newGroupNode(t, 2, true)
+	now := synced(t, a, b)
+	send := func(seed byte) []frame {
+		t.Helper()
+		if err := a.Send(now, framing.Header{Kind: framing.KindData, Dst: 2}, pattern(10, seed)); err != nil {
+			t.Fatal(err)
+		}
+		a.Flush(now)
+		return a.rec.take()
+	}
+	txDone := func(at time.Time, fs []frame) {
+		for _, f := range fs {
+			a.TxDone(at, f.h, f.p)
+		}
+	}
+	// P0 arrives; its Ack is late.
+	p0 := send(0)
+	txDone(now, p0)
+	deliverAll(now, b, p0, nil)
+	late := b.rec.take()
+	d, ok := a.Deadline()
+	if !ok {
+		t.Fatal("no timer for P0")
+	}
+	now = d
+	a.Poll(now)
+	retx := a.rec.take()
+	if len(retx) != 1 {
+		t.Fatalf("P0's timeout: %d frames; want its poll again", len(retx))
+	}
+	// P1 goes on air, then P0's retransmission; P0's first Ack comes.
+	p1 := send(1)
+	txDone(now, p1)
+	txDone(now, retx)
+	a.Receive(now.Add(ms), late[0].h, late[0].p)
+	if fs := a.rec.take(); len(fs) != 0 {
+		t.Errorf("P0's late Ack: %d frames resent; want none (P1's Ack is on its way)", len(fs))
+	}
+	if st := a.Stats(); st.Overtaken != 0 {
+		t.Errorf("%d rounds overtaken; want 0", st.Overtaken)
+	}
+}
