@@ -10,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/slided/slided/framing"
 	"github.com/slided/slided/phy"
 	"github.com/slided/slided/phy/kiss"
 )
@@ -304,5 +305,56 @@ func TestTNCBurstStartLost(t *testing.T) {
 	if s1.Timeouts != 0 || s1.Retransmissions != 1 {
 		t.Errorf("node 1: %d ack timeouts, %d retransmissions; want 0 and 1 (the lost frame, resent when the Acks to its burst came)",
 			s1.Timeouts, s1.Retransmissions)
+	}
+}
+
+// TestTNCFlowGathered: behind TNCs, a flow whose packets the host hands a
+// millisecond apart goes in one key-up, not its first packets in one and
+// the rest, which waited for that burst's TxDone, in the next after the far
+// end's Acks (on the Dire Wolf rig 4 of 14 runs of the bulk benchmark:
+// gather.go).
+func TestTNCFlowGathered(t *testing.T) {
+	m := newMedium(t, 9600)
+	m.burstMax, m.KeyUp, m.accessWait = 64, 400*time.Millisecond, 400*time.Millisecond
+	m.burstAir = 53600 * time.Millisecond
+	const slot, p = 100 * time.Millisecond, 0.25
+	m.Prop = 30 * time.Millisecond
+	n1, tnc1 := m.addTNC(Config{Node: 1}, slot, p, 1)
+	n2, tnc2 := m.addTNC(Config{Node: 2}, slot, p, 2)
+	tnc1.done, tnc2.done = kiss.AcksOnly, kiss.AcksOnly
+	m.hostFrame(n2, numbered(1, 2, 1, 100))
+	m.run(10 * time.Second)
+	m.hostFrame(n1, numbered(2, 1, 2, 100))
+	m.run(10 * time.Second)
+	const bulk = 20
+	var log []*burst
+	m.Bursts = &log
+	got, start := len(n2.host), m.Now()
+	for i := range bulk {
+		m.hostFrame(n1, numbered(2, 1, uint32(100+i), 1000))
+		m.run(time.Millisecond)
+	}
+	for len(n2.host) < got+bulk && m.Now().Sub(start) < 5*time.Minute {
+		m.run(10 * time.Millisecond)
+	}
+	if n := len(n2.host) - got; n != bulk {
+		t.Fatalf("%d of %d delivered", n, bulk)
+	}
+	var ups []int // data frames in each of node 1's key-ups
+	for _, b := range log {
+		if m.from(b) != n1 {
+			continue
+		}
+		data := 0
+		for _, h := range frames(t, b.Data) {
+			if h.Kind == framing.KindFragment {
+				data++
+			}
+		}
+		ups = append(ups, data)
+	}
+	t.Logf("%d datagrams a millisecond apart in %v: node 1's key-ups with %v data frames", bulk, m.Now().Sub(start), ups)
+	if len(ups) != 1 || ups[0] != bulk {
+		t.Errorf("node 1's key-ups: %v data frames; want one key-up of %d", ups, bulk)
 	}
 }
