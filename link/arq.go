@@ -108,8 +108,11 @@ type frameMeta struct {
 	// takes it out of the queues once an Ack settles that packet).
 	first bool
 	seq   uint8
-	h     framing.Header
-	head  [framing.FragHeaderLen]byte
+	// expires: the end of its packet's life (arq.Frame.Expires), zero
+	// for none; at or after it the frame is dropped, not sent (dropAged).
+	expires time.Time
+	h       framing.Header
+	head    [framing.FragHeaderLen]byte
 }
 
 // startLink builds the ARQ and the envelope once the PHY's figures are known.
@@ -960,6 +963,12 @@ func (s *arqSink) Transmit(now time.Time, f arq.Frame) {
 			m.first, m.seq = true, fh.Seq
 		}
 	}
+	if !f.Expires.IsZero() {
+		m.expires = f.Expires
+		if e.agedNext.IsZero() || f.Expires.Before(e.agedNext) {
+			e.agedNext = f.Expires
+		}
+	}
 	if f.Last {
 		m.eth, e.sendEth = e.sendEth, 0
 	}
@@ -1046,7 +1055,9 @@ func (s *arqSink) Transmit(now time.Time, f arq.Frame) {
 
 // Settled takes out of e.pend and the MAC queue the First-marked frames of
 // packet seq to dst, which an Ack has just settled, or which the first Ack
-// from dst acknowledged in part (arq.SettleSink). Such a
+// from dst acknowledged in part, or which a late Ack of the First packet
+// given up last left marked First after synchronising us (arq.SettleSink,
+// whose comment lists the cases). Such a
 // retransmission, waiting there while the Ack came, could go on air after
 // the next packet, which goes unmarked (the MAC serves retransmissions as
 // a flow of their own): the receiver would take it for our restart,
@@ -1054,7 +1065,8 @@ func (s *arqSink) Transmit(now time.Time, f arq.Frame) {
 // that restarts"; TestSettledFirstRetransmissionDropped). Frames given to
 // the modem stay: it sends them in order, ahead of anything queued later.
 // Unmarked retransmissions of a settled packet are harmless (the receiver
-// acknowledges them again) and stay too: taking them out as well changed
+// acknowledges them again: they go on air before MaxAge, dropAged, so
+// within its DupLifetime) and stay too: taking them out as well changed
 // the timing of every lossy run (TestLossyLoneSender's medians moved by
 // 3 %), a change of its own to weigh separately. The polls among the
 // frames taken out are reported to the ARQ after its Receive has returned
@@ -1083,6 +1095,68 @@ func (s *arqSink) Settled(now time.Time, dst framing.NodeID, seq uint8) {
 // dropSettled takes back frame f of a settled packet (Settled).
 func (e *Engine) dropSettled(f txFrame) {
 	e.stats.SettledDropped++
+	if f.meta.poll {
+		e.settledPolls = append(e.settledPolls, f.meta)
+	}
+	e.free = append(e.free, f.buf[:0])
+}
+
+// aged says whether data frame f is of a packet at or past the end of its
+// life (arq.Frame.Expires): it must not go on air (dropAged).
+func aged(now time.Time, f txFrame) bool {
+	return !f.meta.expires.IsZero() && !now.Before(f.meta.expires)
+}
+
+// dropAged takes out of e.pend and the MAC queue the data frames of packets
+// at or past the end of their life (aged), before the MAC picks the next
+// transmission; the frames that join a transmission (fillBurst, rideAnswers)
+// are checked as they join. So no frame of a packet goes on air later than
+// MaxAge after Send, and the receiver, which remembers a delivery for
+// DupLifetime, recognises every one that comes (docs/link-arq.md,
+// "DupLifetime"). On a crowded channel a retransmission's poll waited
+// minutes there for a turn, past MaxAge, with no timer running to give its
+// packet up, and went on air after the receiver had forgotten the
+// delivery: it was handed up again. The ARQ gives such a packet up at
+// MaxAge by itself (arq.Frame.Expires); a poll dropped here is reported to
+// TxDone, as every dropped poll, so that a rider bound to it is timed and
+// a packet still held is given up. Each frame is counted (AgedDropped).
+// The queues are walked only once the earliest end of life among the
+// frames handed over (agedNext, a lower bound) has come.
+func (e *Engine) dropAged(now time.Time) {
+	if e.agedNext.IsZero() || now.Before(e.agedNext) {
+		return
+	}
+	var next time.Time
+	match := func(f txFrame) bool {
+		if aged(now, f) {
+			return true
+		}
+		if x := f.meta.expires; !x.IsZero() && (next.IsZero() || x.Before(next)) {
+			next = x
+		}
+		return false
+	}
+	k := 0
+	for _, f := range e.pend {
+		if match(f) {
+			e.dropAgedFrame(f)
+			continue
+		}
+		e.pend[k] = f
+		k++
+	}
+	clear(e.pend[k:])
+	e.pend = e.pend[:k]
+	if e.mac != nil {
+		e.mac.RemoveData(match, e.dropAgedFrame)
+	}
+	e.agedNext = next
+	e.settledGone(now) // the polls among them
+}
+
+// dropAgedFrame takes back frame f, past its packet's life (dropAged).
+func (e *Engine) dropAgedFrame(f txFrame) {
+	e.stats.AgedDropped++
 	if f.meta.poll {
 		e.settledPolls = append(e.settledPolls, f.meta)
 	}

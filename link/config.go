@@ -158,6 +158,9 @@ func MACFor(info phy.Info, cfg Config) (csma.Config, error) {
 		// A node that hears nobody else keeps the channel for longer
 		// bursts: its contentions protect nobody (csma.Config.LoneBurst).
 		c.LoneBurst = loneBurst
+		if cfg.OrderedTurns {
+			c.TurnFrame = phy.Airtime(orderedTurnBytes, info.BitRate)
+		}
 		if cfg.WindowFromSenders {
 			deferral(&c) // the option's window, the delay's timing
 		}
@@ -241,6 +244,10 @@ const modemBurstContention = 2
 // (MACFor, csma.Config.LoneBurst): four groups of polls (arqWindow), a
 // contention per 16 frames instead of 4.
 const loneBurst = 16
+
+// orderedTurnBytes is the shortest data frame Config.OrderedTurns counts on
+// (csma.Config.TurnFrame): a small datagram with its headers compressed.
+const orderedTurnBytes = 64
 
 // arqConfig is the ARQ configuration of cfg for frames of at most frameMax
 // bytes on the wire (0: no limit).

@@ -138,6 +138,12 @@ type Config struct {
 	// with short frames (docs/mac.md). With AdaptiveMAC it keeps the
 	// deferral rule (the adaptive window is fair without it).
 	WindowFromSenders bool
+	// OrderedTurns turns on the adaptive window's ordered turns
+	// (csma.Config.TurnFrame, for data frames of 64 bytes or more): after
+	// a turn no other sender broke into, the backoff is half the window
+	// instead of a draw. An option, off by default: docs/mac.md, "Turns in
+	// order after a clean turn", says what it costs.
+	OrderedTurns bool
 	// AdaptiveMAC makes the default MAC (MACFor) the adaptive window of
 	// csma.ConfigFor instead of the deferral rule: fair between nodes
 	// sending both ways without WindowFromSenders, a small window for a
@@ -222,6 +228,7 @@ type Engine struct {
 	ackDue    int           // Acks still expected for the polls of our last burst (the reservation ends at 0)
 	solo      int           // transmissions still to go one frame each (after a refused burst)
 	macBursts uint64        // the MAC's Stats().Burst after the last Poll that gave a frame
+	turnLeft  int           // data frames the current turn may still send (turnFrames, senders.go); negative: no bound
 	ackHold   time.Duration // how long an Ack waits for data to ride with it (feed; 0: not at all)
 	// The host's frames gathered into one burst behind a TNC (gather.go).
 	hostAt, gatherFrom, gatherUntil time.Time
@@ -304,8 +311,12 @@ type Engine struct {
 	ownIDLog time.Time // when another station with our id was last logged
 
 	// settledPolls: polls of settled packets taken out of the queues
-	// (arqSink.Settled), for the ARQ's TxDone once its Receive returns.
+	// (arqSink.Settled), or of packets past their life (dropAged), for
+	// the ARQ's TxDone once its call that settled them has returned.
 	settledPolls []frameMeta
+	// agedNext: no frame handed over ends its life (frameMeta.expires)
+	// before it; zero: none has an end (dropAged).
+	agedNext time.Time
 }
 
 // New checks cfg and returns an engine waiting for the modem's first Up.
@@ -326,6 +337,7 @@ func New(cfg Config) (*Engine, error) {
 		e.neigh = newNeighTable()
 	}
 	e.emit = e.fromAir // one method value, not one per Received event
+	e.turnLeft = -1
 	e.stats.Policy = cfg.Policy.String()
 	e.stats.Node = int(cfg.Node)
 	return e, nil
@@ -760,6 +772,7 @@ func (e *Engine) Poll(now time.Time) ([]byte, bool) {
 	e.keepSeal(now) // floorwait.go
 	e.stashDue(now) // tcpack.go
 	e.feed(now)
+	e.dropAged(now) // no frame of a packet past its life goes on air
 	if !e.up {
 		return nil, false
 	}
@@ -788,6 +801,7 @@ func (e *Engine) Poll(now time.Time) ([]byte, bool) {
 		won := bursts == e.macBursts && f.meta.h.Kind != framing.KindAck
 		e.macBursts = bursts
 		if won {
+			e.startTurn(now, len(f.buf))
 			return f.buf, true
 		}
 	}
@@ -900,9 +914,18 @@ func (e *Engine) fillBurst(now time.Time) []byte {
 		if oneNode && unicast(f) && to != 0 && f.meta.h.Dst != to {
 			return false
 		}
+		if aged(now, f) {
+			return false // (a group's poll just flushed: dropAged takes it out at the next Poll)
+		}
 		return air+phy.Airtime(len(f.buf), e.info.BitRate) <= limit
 	}
-	for len(e.onAir) < e.info.MaxBurstFrames {
+	// And a turn sends at most its budget of data frames (turnFrames).
+	maxFrames := e.info.MaxBurstFrames
+	turn := oneNode && e.turnLeft >= 0 && e.onAir[0].meta.h.Kind != framing.KindAck
+	if turn {
+		maxFrames = min(maxFrames, max(e.turnLeft, 1))
+	}
+	for len(e.onAir) < maxFrames {
 		f, ok := e.mac.Follow(now, fits)
 		if !ok {
 			e.feedBurst(now)
@@ -931,6 +954,9 @@ func (e *Engine) fillBurst(now time.Time) []byte {
 	// others keep for them (nav.go).
 	e.rideBroadcast(now, room)
 	e.readLate(now, air) // a single data frame is never long enough
+	if turn {
+		e.spendTurn()
+	}
 	if len(e.onAir) == 1 {
 		return e.onAir[0].buf
 	}

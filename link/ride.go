@@ -103,7 +103,8 @@ func (e *Engine) rideAnswers(dst framing.NodeID, room func(n int) bool, took fun
 		e.feedBurst(e.txStart)
 	}
 	fits := func(f txFrame) bool {
-		return f.meta.tcpAck && f.meta.h.Kind != framing.KindAck && f.meta.h.Dst == dst && len(f.buf) <= rideMax && room(len(f.buf))
+		return f.meta.tcpAck && f.meta.h.Kind != framing.KindAck && f.meta.h.Dst == dst && len(f.buf) <= rideMax && room(len(f.buf)) &&
+			!aged(e.txStart, f) // (dropAged takes it out at the next Poll)
 	}
 	for rode := 0; rode < maxRide; rode++ {
 		f, ok := e.mac.Follow(e.txStart, fits)

@@ -108,3 +108,32 @@ func TestSendersAfterRestart(t *testing.T) {
 		})
 	}
 }
+
+// TestTurnFrames: the turn's budget shrinks with the other senders heard,
+// never below minTurnFrames nor minTurnSlots slots, and does not bound a
+// node that hears one other node or none (a lone flow's sender hears its
+// receiver) — docs/mac.md, "A turn for each sender".
+func TestTurnFrames(t *testing.T) {
+	frame := 100 * 8 * time.Second / 9600 // 83.3 ms: 100 bytes at 9600 bit/s
+	for _, c := range []struct {
+		others int
+		slot   time.Duration
+		want   int
+	}{
+		{0, time.Millisecond, 0},
+		{1, time.Millisecond, 0},
+		{2, time.Millisecond, 32},
+		{3, time.Millisecond, 21},
+		{9, time.Millisecond, 7},          // ten nodes
+		{16, time.Millisecond, 4},         // 64/16
+		{99, time.Millisecond, 3},         // a hundred: minTurnFrames
+		{9, frame / 10, 13},               // a = 0.1: 128 slots of 8.3 ms
+		{9, frame / 2, 64},                // a = 0.5: longer than any turn
+		{9, 0, 7},                         // no slot given
+		{99, 100 * time.Millisecond, 154}, // 12.8 s of 83.3 ms frames, rounded up
+	} {
+		if got := turnFrames(c.others, frame, c.slot); got != c.want {
+			t.Errorf("turnFrames(%d others, slot %v) = %d, want %d", c.others, c.slot, got, c.want)
+		}
+	}
+}

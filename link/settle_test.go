@@ -139,3 +139,128 @@ func TestSettledFirstRetransmissionDropped(t *testing.T) {
 		t.Errorf("settled dropped %d, Acks to Z %d; want X's retransmission dropped, Z's Ack lost once and Z resent", s.SettledDropped, zAcks)
 	}
 }
+
+// TestLateAckOfFirstSettlesQueuedFirst: node 1's First packet X to node 3
+// waits in the MAC queue until just before MaxAge (the channel busy), goes
+// on air and is given up at MaxAge; node 3 has it, and its Ack is held. Node 1, not synchronised,
+// sends Y, marked First: node 3 delivers it, its Ack is lost, and Y's First
+// retransmission waits in the MAC queue behind one to node 2 (the channel
+// busy again) when X's Ack comes, late, and synchronises node 1
+// (arq.TestLateAckOfFirstSyncs). The next packet Z, unmarked, of a flow with
+// nothing waiting, would go on air ahead of Y's retransmission; Z's Ack is
+// lost. The ARQ reports Y to the engine at X's late Ack and the engine
+// takes Y's First retransmission out of its queue (arqSink.Settled), so
+// node 3 delivers X, Y and Z once each. Without it node 3 took Y's late
+// First fragment for node 1's restart: it forgot Z, delivered Y again and
+// Z again at its retransmission.
+func TestLateAckOfFirstSettlesQueuedFirst(t *testing.T) {
+	m := newMedium(t, 9600)
+	var log []*burst
+	m.Bursts = &log
+	a := m.add(Config{Node: 1})
+	peer := &arqPeer{}
+	bc := arq.DefaultConfig(3, 200, 2000, arq.Timing{BitRate: 9600, Propagation: 10 * time.Millisecond, Margin: 20 * time.Millisecond})
+	bc.DupLifetime = 10 * time.Minute // longer than any of node 1's retries, as a daemon's
+	b, err := arq.New(bc, peer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0 // bursts of log already handed to b
+	toB := func() {
+		for ; seen < len(log); seen++ {
+			d := framing.NewDecoder(4096)
+			feed := func(h framing.Header, p []byte) {
+				if h.Dst == 3 {
+					b.Receive(m.Now(), h, p)
+				}
+			}
+			d.Feed(log[seen].Data, feed)
+			d.Feed([]byte{0}, feed)
+		}
+	}
+	inject := func(fs []arqFrame) {
+		for _, f := range fs {
+			m.inject(a, framing.AppendFrame(nil, f.h, f.p))
+		}
+	}
+	takeAcks := func() []arqFrame {
+		fs := peer.tx
+		peer.tx = nil
+		return fs
+	}
+	stats := func() Stats { return a.e.Stats(m.Now()) }
+	runUntil := func(what string, done func() bool) {
+		t.Helper()
+		for i := 0; i < 3000 && !done(); i++ {
+			m.run(100 * time.Millisecond)
+		}
+		if !done() {
+			t.Fatalf("%s: not after 300 s (%d transmissions, stats %+v)", what, len(log), stats().ARQ)
+		}
+	}
+	// W to node 2, which never answers, and X to node 3 wait until just
+	// before MaxAge (past it they would not go on air: TestNoFrameOnAirPastMaxAge).
+	m.event(a, phy.Event{Kind: phy.CarrierOn})
+	m.hostFrame(a, numbered(2, 1, 1, 40))
+	m.hostFrame(a, numbered(3, 1, 2, 40))
+	m.run(a.e.arq.Config().MaxAge - a.e.AckTimeout()/2)
+	m.event(a, phy.Event{Kind: phy.CarrierOff})
+	runUntil("W and X on air and given up", func() bool { return len(log) == 2 && stats().ARQ.GiveUps == 2 })
+	toB()
+	if len(peer.rx) != 1 {
+		t.Fatalf("node 3 delivered %d packets, want X", len(peer.rx))
+	}
+	xAck := takeAcks() // held: it comes after the give-up
+	// V to node 2 and Y to node 3, both First; node 3 delivers Y, its Ack
+	// is lost.
+	m.hostFrame(a, numbered(2, 1, 3, 40))
+	m.hostFrame(a, numbered(3, 1, 4, 40))
+	runUntil("V and Y on air", func() bool { return len(log) == 4 })
+	toB()
+	takeAcks()
+	if len(peer.rx) != 2 {
+		t.Fatalf("node 3 delivered %d packets, want X and Y", len(peer.rx))
+	}
+	// The channel goes busy: V and Y time out, and their First
+	// retransmissions wait in the MAC queue, V's first.
+	m.event(a, phy.Event{Kind: phy.CarrierOn})
+	runUntil("V's and Y's retransmissions queued", func() bool { return stats().ARQ.Retransmissions == 2 })
+	if len(log) != 4 {
+		t.Fatalf("%d transmissions, want none more on air", len(log))
+	}
+	inject(xAck) // late: synchronises node 1
+	m.event(a, phy.Event{Kind: phy.CarrierOff})
+	m.hostFrame(a, numbered(3, 1, 5, 40)) // Z
+	// Node 3 hears all of node 1's frames; its first Ack to Z is lost.
+	zAcks := 0
+	for i := 0; i < 1200; i++ {
+		m.run(100 * time.Millisecond)
+		toB()
+		for _, f := range takeAcks() {
+			if len(peer.rx) >= 3 && zAcks == 0 {
+				zAcks++
+				continue // Z's Ack, lost
+			}
+			inject([]arqFrame{f})
+		}
+	}
+	ids := map[uint32]int{}
+	for _, p := range peer.rx {
+		ids[binary.BigEndian.Uint32(p[2:])]++ // the EtherType, then numbered's id
+	}
+	if len(peer.rx) != 3 || ids[2] != 1 || ids[4] != 1 || ids[5] != 1 {
+		for _, bu := range log { // node 1's transmissions, in order
+			d := framing.NewDecoder(4096)
+			show := func(h framing.Header, p []byte) {
+				f, _, _ := framing.ParseFrag(p)
+				t.Logf("%v %d->%d kind %d %+v", bu.Start.Sub(log[0].Start), h.Src, h.Dst, h.Kind, f)
+			}
+			d.Feed(bu.Data, show)
+			d.Feed([]byte{0}, show)
+		}
+		t.Errorf("node 3 delivered %d packets %v (id: times), want X (2), Y (4) and Z (5) once each", len(peer.rx), ids)
+	}
+	if s := stats(); s.SettledDropped != 1 || zAcks != 1 {
+		t.Errorf("settled dropped %d, Z's Acks lost %d; want Y's retransmission dropped, Z's Ack lost once", s.SettledDropped, zAcks)
+	}
+}

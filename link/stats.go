@@ -67,6 +67,11 @@ type Stats struct {
 	// sent, because an Ack settled their packet while they waited
 	// (arqSink.Settled): retransmissions that had become useless.
 	SettledDropped uint64 `json:"settled_dropped"`
+	// AgedDropped counts data frames taken out of the queues, not sent,
+	// because their packet had reached MaxAge while they waited
+	// (dropAged): sent later, one could reach a receiver that has
+	// forgotten the delivery, which would hand the packet up again.
+	AgedDropped uint64 `json:"aged_dropped"`
 	// AckRides counts small data frames sent in the same transmission as
 	// one of our Acks, right behind it, instead of in a contention round
 	// of their own (ride.go).

@@ -232,6 +232,8 @@ func (e *encoder) encode(st *status.Snapshot) {
 		e.one("slided_link_acks_superseded_total", counter, "Acks that replaced an older one for the same packet still waiting to be sent.", br.AcksSuperseded)
 		e.one("slided_link_ack_rides_total", counter, "Small data frames sent in the same transmission as one of our Acks, right behind it, instead of in a contention round of their own.", br.AckRides)
 		e.one("slided_link_tcp_acks_thinned_total", counter, "Pure TCP ACKs from the host that a newer one of the same connection replaced before they were sent.", br.TCPAcksThinned)
+		e.one("slided_link_settled_dropped_total", counter, "Data frames taken out of the queues unsent because an Ack settled their packet while they waited.", br.SettledDropped)
+		e.one("slided_link_aged_dropped_total", counter, "Data frames taken out of the queues unsent because their packet reached its maximum age (MaxAge) while they waited.", br.AgedDropped)
 		e.one("slided_arq_packets_total", counter, "Packets given to the link layer.", a.Packets)
 		e.one("slided_arq_fragments_total", counter, "Fragments transmitted the first time.", a.Fragments)
 		e.one("slided_arq_retransmissions_total", counter, "Fragments transmitted again.", a.Retransmissions)

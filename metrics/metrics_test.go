@@ -60,7 +60,7 @@ func fullStatus() *status.Snapshot {
 			MAC: csma.Stats{Enqueued: 41, Rejected: 42, Transmitted: 43, Dropped: 44, Deferrals: 45,
 				Backoffs: 46, Persisted: 47, CWMaxHits: 48, Urgent: 49, Reserved: 50, BusyTime: 250 * time.Millisecond},
 			LinkQueue: 61, WindowWaits: 62, NeighAnswered: 63, NeighKnown: 64, Senders: 65,
-			Compressed: 86, CompressSaved: 87, HellosSent: 88, AcksSuperseded: 89, AckRides: 603, TCPAcksThinned: 604,
+			Compressed: 86, CompressSaved: 87, HellosSent: 88, AcksSuperseded: 89, AckRides: 603, TCPAcksThinned: 604, SettledDropped: 605, AgedDropped: 606,
 			ARQ: arq.Stats{Packets: 71, Fragments: 72, Retransmissions: 73, Timeouts: 74, GiveUps: 75,
 				Acked: 76, AcksSent: 77, Delivered: 78, Duplicates: 79, ReasmTimeouts: 80, ReasmBytes: 81,
 				ReorderWaited: 93, ReorderTimeouts: 94, ReorderSkipped: 95, ReorderOverflows: 96, ReorderLate: 97,
@@ -201,6 +201,8 @@ func TestWriteValues(t *testing.T) {
 		`slided_link_acks_superseded_total{` + i + `}`:                 "89",
 		`slided_link_ack_rides_total{` + i + `}`:                       "603",
 		`slided_link_tcp_acks_thinned_total{` + i + `}`:                "604",
+		`slided_link_settled_dropped_total{` + i + `}`:                 "605",
+		`slided_link_aged_dropped_total{` + i + `}`:                    "606",
 		`slided_link_peer_version{` + i + `,peer="2"}`:                 "2",
 		`slided_link_peer_version{` + i + `,peer="9"}`:                 "0",
 		`slided_drops_total{` + i + `,reason="phy_busy"}`:              "38",
@@ -359,10 +361,10 @@ func TestWritePartial(t *testing.T) {
 			wantSamples: 3, wantUp: "0", absent: "slided_tx_frames_total"},
 		{desc: "bridge down, no link, no qdisc, ring unknown", st: &status.Snapshot{Interface: "t0",
 			Bridge: &bridge.Stats{Node: 1, Policy: "block", Ring: -1}},
-			wantSamples: 109 - 8 - 7 - 1, wantUp: "0", absent: "slided_tap_ring_packets"},
+			wantSamples: 111 - 8 - 7 - 1, wantUp: "0", absent: "slided_tap_ring_packets"},
 		{desc: "bridge up, no qdisc", st: &status.Snapshot{Interface: "t0", Link: &tap.LinkStats{},
 			Bridge: &bridge.Stats{Node: 1, Up: true}},
-			wantSamples: 109 - 7, wantUp: "1", absent: "slided_qdisc_backlog_bytes"},
+			wantSamples: 111 - 7, wantUp: "1", absent: "slided_qdisc_backlog_bytes"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {

@@ -77,6 +77,11 @@ type FlowResult struct {
 	// flow delivered nothing (from the span's start to its first
 	// delivery, between two, from its last to the span's end).
 	MaxGap time.Duration `json:"max_gap_ns"`
+	// Duplicates counts datagrams handed up over the measured span that
+	// the receiver's host had been given before (in the span or the
+	// warm-up): the link must deliver each once. They are counted in
+	// Datagrams too.
+	Duplicates uint64 `json:"duplicates"`
 }
 
 // EngineResult is what an engine-mode run measured.
@@ -91,6 +96,8 @@ type EngineResult struct {
 	// MaxGap is the longest of the flows' MaxGap: the longest silence
 	// of any flow.
 	MaxGap time.Duration `json:"max_gap_ns"`
+	// Duplicates is the flows' Duplicates summed.
+	Duplicates uint64 `json:"duplicates"`
 	// GoodputPerChannel is all flows' UDP payload bits received over
 	// bit rate × duration: the daemon benchmarks' goodput/channel.
 	GoodputPerChannel float64 `json:"goodput_per_channel"`
@@ -122,6 +129,11 @@ type engNode struct {
 	// asking was 60 % of a run, most of it in the ARQ's scans).
 	deadline   time.Time
 	deadlineOK bool
+	// takeAt is when the node's host hands the engine a packet again if
+	// no Ack comes first: the end of the channel kept for the Acks to
+	// its last transmission (link.Engine.AwaitingAck), as the bridge's
+	// loop wakes then (zero: no such wait).
+	takeAt time.Time
 }
 
 type engRunner struct {
@@ -138,6 +150,8 @@ type engRunner struct {
 	delays    [][]time.Duration
 	lastGot   []time.Time     // per flow: the last delivery while measuring (or the span's start)
 	maxGap    []time.Duration // per flow: the longest time without one
+	seen      []seqSet        // per flow: the sequence numbers handed up
+	dups      []uint64        // per flow: of them, handed up again while measuring
 	base      [4]uint64
 	err       error
 }
@@ -207,6 +221,7 @@ func runEngine(cfg EngineConfig, askAll bool) (EngineResult, error) {
 	}
 	r := &engRunner{cfg: cfg, m: m, now: epoch, got: make([]uint64, len(cfg.Flows)),
 		late: make([]uint64, len(cfg.Flows)), highest: make([]uint32, len(cfg.Flows)), delays: make([][]time.Duration, len(cfg.Flows)),
+		seen: make([]seqSet, len(cfg.Flows)), dups: make([]uint64, len(cfg.Flows)),
 		info: phy.Info{BitRate: cfg.BitRate, MaxFrame: medium.MaxFrame, CarrierAtArrival: true, MaxBurstFrames: sim.BurstFrames}}
 	m.Advance(epoch, nil)
 	for i := range cfg.Nodes {
@@ -255,7 +270,7 @@ func runEngine(cfg EngineConfig, askAll bool) (EngineResult, error) {
 		var due *engNode
 		for _, n := range r.nodes {
 			if askAll {
-				n.deadline, n.deadlineOK = n.e.Deadline()
+				n.deadline, n.deadlineOK = n.nextDeadline()
 			}
 			if d, dok := n.deadline, n.deadlineOK; dok && (!ok || d.Before(at)) {
 				at, ok, due = d, true, n
@@ -276,7 +291,7 @@ func runEngine(cfg EngineConfig, askAll bool) (EngineResult, error) {
 			mbase = m.Stats()
 			r.base = r.arqTotals()
 			for _, n := range r.nodes {
-				n.deadline, n.deadlineOK = n.e.Deadline() // in case Stats moved it
+				n.deadline, n.deadlineOK = n.nextDeadline() // in case Stats moved it
 			}
 		}
 		if at.After(end) {
@@ -301,7 +316,8 @@ func runEngine(cfg EngineConfig, askAll bool) (EngineResult, error) {
 	var sum, sq, bits float64
 	for fi, f := range cfg.Flows {
 		g := float64(r.got[fi]) * float64(cfg.Payload) * 8 / cfg.Duration.Seconds()
-		fr := FlowResult{From: f.From, To: f.To, Datagrams: r.got[fi], Goodput: g, OutOfOrder: r.late[fi]}
+		fr := FlowResult{From: f.From, To: f.To, Datagrams: r.got[fi], Goodput: g, OutOfOrder: r.late[fi], Duplicates: r.dups[fi]}
+		res.Duplicates += fr.Duplicates
 		if r.measuring {
 			fr.MaxGap = max(r.maxGap[fi], end.Sub(r.lastGot[fi]))
 			res.MaxGap = max(res.MaxGap, fr.MaxGap)
@@ -345,20 +361,51 @@ func (r *engRunner) arqTotals() [4]uint64 {
 // input to an engine ends here.
 func (r *engRunner) service(n *engNode) {
 	r.serve(n)
-	n.deadline, n.deadlineOK = n.e.Deadline()
+	n.deadline, n.deadlineOK = n.nextDeadline()
 }
 
-// offer gives n's engine up to four of its flows' datagrams, in turns,
-// while it wants to read.
-func (r *engRunner) offer(n *engNode) {
-	for i := 0; len(n.flows) > 0 && n.e.WantRead() && i < 4; i++ {
-		fi := n.flows[n.next%len(n.flows)]
-		n.next++
-		n.e.Host(r.now, r.datagram(n, fi))
+// nextDeadline is when the runner must next service n without an input:
+// the engine's deadline, or the end of its wait for Acks (takeAt) if that
+// comes first.
+func (n *engNode) nextDeadline() (time.Time, bool) {
+	d, ok := n.e.Deadline()
+	if !n.takeAt.IsZero() && (!ok || n.takeAt.Before(d)) {
+		d, ok = n.takeAt, true
 	}
+	return d, ok
 }
 
-// serve is service's work.
+// handOver gives n's engine the next datagram of its flows, in turns, if
+// it wants one now, and reports whether it did: the bridge's hand-over of
+// a packet its reader took ahead (bridge.loop.handOver), one at a time,
+// none while the channel is kept for the Acks to the last transmission
+// (the loop wakes at the reservation's end if no Ack comes: takeAt).
+func (r *engRunner) handOver(n *engNode) bool {
+	n.takeAt = time.Time{} // a wait of before is over or set again here
+	if len(n.flows) == 0 || !n.e.WantRead() {
+		return false
+	}
+	if until, ok := n.e.AwaitingAck(r.now); ok {
+		n.takeAt = until // after now: AwaitingAck says so only before it
+		return false
+	}
+	fi := n.flows[n.next%len(n.flows)]
+	n.next++
+	n.e.Host(r.now, r.datagram(n, fi))
+	return true
+}
+
+// maxHandOvers bounds the hand-overs of one service call; the engine's
+// queues stop it long before (a packet waits outside the MAC after each
+// Host until the next Poll).
+const maxHandOvers = 1024
+
+// serve is service's work: the bridge's deliver and pump (bridge.loop.pump):
+// hand the engine packets while it wants them, let it transmit, and go on
+// handing over and transmitting while what the transmission changed lets
+// it take more. The engine takes one packet into its MAC queue per Poll
+// (it does not read while one waits outside it), so this fills the queue
+// as the bridge does, not a few packets a call.
 func (r *engRunner) serve(n *engNode) {
 	for _, d := range n.e.Deliveries() {
 		if fi, ok := r.flowOf(n, d.Eth); ok {
@@ -366,7 +413,11 @@ func (r *engRunner) serve(n *engNode) {
 			seq := binary.BigEndian.Uint32(udp[12:])
 			late := seq < r.highest[fi]
 			r.highest[fi] = max(r.highest[fi], seq)
+			again := r.seen[fi].add(seq)
 			if r.measuring {
+				if again {
+					r.dups[fi]++
+				}
 				r.maxGap[fi] = max(r.maxGap[fi], r.now.Sub(r.lastGot[fi]))
 				r.lastGot[fi] = r.now
 				r.got[fi]++
@@ -380,11 +431,18 @@ func (r *engRunner) serve(n *engNode) {
 		}
 		n.e.Written(r.now, d, nil)
 	}
-	r.offer(n)
+	for i := 0; i < maxHandOvers && r.handOver(n); i++ {
+	}
+	r.transmit(n)
+	for i := 0; i < maxHandOvers && r.handOver(n); i++ {
+		r.transmit(n)
+	}
+}
+
+// transmit lets n's engine start a transmission if it wants one now
+// (bridge.loop.transmit).
+func (r *engRunner) transmit(n *engNode) {
 	f, ok := n.e.Poll(r.now)
-	// Poll may have let the engine read again (link.Engine.WantRead:
-	// a long burst's end near, at the deadline this call runs for).
-	r.offer(n)
 	if !ok {
 		return
 	}
@@ -438,7 +496,41 @@ func (r *engRunner) datagram(n *engNode, fi int) []byte {
 	if r.cfg.Payload >= 16 {
 		binary.BigEndian.PutUint64(udp[16:], uint64(r.now.Sub(epoch)))
 	}
+	// And a valid UDP checksum, as the kernel computes it (the engine
+	// elides it on air only when the receiver can compute it again:
+	// framing version 4); left 0, every frame was 2 bytes longer than
+	// through the daemons.
+	binary.BigEndian.PutUint16(udp[6:], udpChecksum(ip[12:20], udp))
 	return p
+}
+
+// udpChecksum is the checksum of the UDP datagram udp (its checksum field
+// ignored) between the IPv4 addresses addrs (source, destination; RFC
+// 768): the ones' complement of the ones' complement sum of the
+// pseudo-header and the datagram, a computed 0 sent as 0xFFFF.
+func udpChecksum(addrs, udp []byte) uint16 {
+	s := uint64(17) + uint64(len(udp))
+	word := func(b []byte, i int) uint64 {
+		if i+1 < len(b) {
+			return uint64(b[i])<<8 | uint64(b[i+1])
+		}
+		return uint64(b[i]) << 8
+	}
+	for i := 0; i < len(addrs); i += 2 {
+		s += word(addrs, i)
+	}
+	for i := 0; i < len(udp); i += 2 {
+		if i != 6 {
+			s += word(udp, i)
+		}
+	}
+	for s > 0xFFFF {
+		s = s>>16 + s&0xFFFF
+	}
+	if c := ^uint16(s); c != 0 {
+		return c
+	}
+	return 0xFFFF
 }
 
 // flowOf finds the flow a datagram delivered at n belongs to.
@@ -451,4 +543,19 @@ func (r *engRunner) flowOf(n *engNode, eth []byte) (int, bool) {
 		return 0, false
 	}
 	return fi, true
+}
+
+// seqSet is a set of a flow's datagram sequence numbers (they count from
+// 1), a bit each.
+type seqSet []uint64
+
+// add puts seq in the set and reports whether it was there already.
+func (s *seqSet) add(seq uint32) bool {
+	w, bit := int(seq/64), uint64(1)<<(seq%64)
+	for len(*s) <= w {
+		*s = append(*s, 0)
+	}
+	had := (*s)[w]&bit != 0
+	(*s)[w] |= bit
+	return had
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/slided/slided/framing"
+	"github.com/slided/slided/link"
 	"github.com/slided/slided/mac/csma"
 	"github.com/slided/slided/phy"
 	"github.com/slided/slided/phy/sim"
@@ -42,6 +44,7 @@ func cmdBench(args []string, out io.Writer) error {
 	persist := fs.Float64("persistence", 0, "csma: persistence p in (0,1] (default: ConfigFor's)")
 	idle := fs.Float64("idle-target", -1, "csma: mean idle slots between transmissions the window aims at; 0 turns the adaptive window off (default: computed from frame and slot)")
 	burst := fs.Int("burst", 0, "csma: data frames per won contention (default: 4 when a >= 0.05, else 1)")
+	ordered := fs.Bool("ordered-turns", false, "csma: after a turn no other carrier broke into, back off half the window instead of a draw (csma.Config.TurnFrame; docs/mac.md)")
 	control := fs.Int("control", 0, "fama: RTS, CTS and Ack length; tlohi: tone length; in bytes (default 12)")
 	window := fs.Int("window", 0, "fama: least back-off window in slots (default 4)")
 	svg := fs.String("svg", "", "write SVG plots of S against N and S against a (csma with defaults beside ALOHA and np-CSMA theory) to DIR; -frames, -seed apply")
@@ -93,6 +96,9 @@ func cmdBench(args []string, out io.Writer) error {
 		}
 		if *idle >= 0 {
 			mc.IdleTarget = *idle
+		}
+		if *ordered {
+			mc.TurnFrame = phy.Airtime(*size, *rate)
 		}
 		cfg.MAC = mc
 	}
@@ -188,7 +194,9 @@ func v0MAC(bitRate int) csma.Config {
 
 // benchPlots writes dir/s-vs-n.svg (saturated csma nodes at -a, N from 2 to
 // 200) and dir/s-vs-a.svg (-nodes saturated csma nodes, a from 0.001 to 2),
-// each with slided's MAC as it is now and as it was (v0MAC), beside the best
+// each with slided's MAC as it is now and as it was (v0MAC), the daemon's
+// link engine (a ring of saturated flows, linkS), and the underwater MACs of
+// research (Slotted FAMA, T-Lohi) on the same channel, beside the best
 // throughput of pure ALOHA and of non-persistent CSMA in theory.
 func benchPlots(dir string, base simbench.Config, out io.Writer) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -208,6 +216,47 @@ func benchPlots(dir string, base simbench.Config, out io.Writer) error {
 		}
 		fmt.Fprintf(out, "nodes %d a %g old %v: S %.3f collisions %.3f jain %.4f\n", n, a, old, r.S, r.CollisionRate, r.Jain)
 		return r.S, nil
+	}
+	// slotted runs a research MAC (FAMA, TLohi) with its defaults.
+	slotted := func(proto string, n int, a float64) (float64, error) {
+		c := base
+		c.Protocol, c.Nodes, c.A, c.MAC = proto, n, a, csma.Config{}
+		r, err := simbench.Run(c)
+		if err != nil {
+			return 0, err
+		}
+		fmt.Fprintf(out, "nodes %d a %g %s: S %.3f jain %.4f\n", n, a, proto, r.S, r.Jain)
+		return r.S, nil
+	}
+	engine := func(n int, a float64) (float64, error) {
+		s, err := linkS(base, n, a)
+		if err != nil {
+			return 0, err
+		}
+		fmt.Fprintf(out, "nodes %d a %g link: S %.3f\n", n, a, s)
+		return s, nil
+	}
+	series := func(xs []float64, f func(x float64) (float64, error)) ([]float64, error) {
+		ys := make([]float64, 0, len(xs))
+		for _, x := range xs {
+			y, err := f(x)
+			if err != nil {
+				return nil, err
+			}
+			ys = append(ys, y)
+		}
+		return ys, nil
+	}
+	// others returns the engine's, FAMA's and T-Lohi's S at each x.
+	others := func(xs []float64, na func(x float64) (int, float64)) (link, fama, tlohi []float64, err error) {
+		if link, err = series(xs, func(x float64) (float64, error) { return engine(na(x)) }); err != nil {
+			return nil, nil, nil, err
+		}
+		if fama, err = series(xs, func(x float64) (float64, error) { n, a := na(x); return slotted(simbench.FAMA, n, a) }); err != nil {
+			return nil, nil, nil, err
+		}
+		tlohi, err = series(xs, func(x float64) (float64, error) { n, a := na(x); return slotted(simbench.TLohi, n, a) })
+		return link, fama, tlohi, err
 	}
 	sweep := func(xs []float64, f func(x float64, old bool) (float64, error)) (now, before []float64, err error) {
 		for _, x := range xs {
@@ -235,6 +284,10 @@ func benchPlots(dir string, base simbench.Config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	linkN, famaN, tlohiN, err := others(ns, func(x float64) (int, float64) { return int(x), base.A })
+	if err != nil {
+		return err
+	}
 	aloha := flat(ns, func(float64) float64 { return simbench.MaxAlohaS() })
 	np := flat(ns, func(float64) float64 { return simbench.MaxNPCSMAS(base.A) })
 	sub := fmt.Sprintf("%d-byte frames at %d bit/s, %d frame times, seed %d", base.FrameBytes, base.BitRate, base.Frames, base.Seed)
@@ -245,6 +298,9 @@ func benchPlots(dir string, base simbench.Config, out io.Writer) error {
 		Series: []simbench.Series{
 			{Label: "slided csma, defaults (ConfigFor)", Colour: "#2ca02c", Marks: true, X: ns, Y: now},
 			{Label: "slided csma before (v0 defaults)", Colour: "#7f7f7f", Marks: true, X: ns, Y: before},
+			{Label: linkLabel, Colour: "#ff7f0e", Marks: true, X: ns, Y: linkN},
+			{Label: "Slotted FAMA", Colour: "#9467bd", Marks: true, X: ns, Y: famaN},
+			{Label: "T-Lohi (ST-Lohi)", Colour: "#8c564b", Marks: true, X: ns, Y: tlohiN},
 			{Label: fmt.Sprintf("np-CSMA theory, best G, a = %g", base.A), Colour: "#d62728", X: ns, Y: np},
 			{Label: "pure ALOHA theory, best G", Colour: "#1f77b4", X: ns, Y: aloha},
 		},
@@ -257,6 +313,10 @@ func benchPlots(dir string, base simbench.Config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	linkA, famaA, tlohiA, err := others(as, func(x float64) (int, float64) { return base.Nodes, x })
+	if err != nil {
+		return err
+	}
 	pa := simbench.Plot{
 		Title:  fmt.Sprintf("S against a, %d saturated nodes (%s)", base.Nodes, sub),
 		XLabel: "a = propagation delay / frame time", YLabel: "S (data frames delivered per frame time)",
@@ -264,6 +324,9 @@ func benchPlots(dir string, base simbench.Config, out io.Writer) error {
 		Series: []simbench.Series{
 			{Label: "slided csma, defaults (ConfigFor)", Colour: "#2ca02c", Marks: true, X: as, Y: now},
 			{Label: "slided csma before (v0 defaults)", Colour: "#7f7f7f", Marks: true, X: as, Y: before},
+			{Label: linkLabel, Colour: "#ff7f0e", Marks: true, X: as, Y: linkA},
+			{Label: "Slotted FAMA", Colour: "#9467bd", Marks: true, X: as, Y: famaA},
+			{Label: "T-Lohi (ST-Lohi)", Colour: "#8c564b", Marks: true, X: as, Y: tlohiA},
 			{Label: "np-CSMA theory, best G", Colour: "#d62728", X: as, Y: flat(as, simbench.MaxNPCSMAS)},
 			{Label: "pure ALOHA theory, best G", Colour: "#1f77b4", X: as, Y: flat(as, func(float64) float64 { return simbench.MaxAlohaS() })},
 		},
@@ -274,3 +337,48 @@ func benchPlots(dir string, base simbench.Config, out io.Writer) error {
 	fmt.Fprintf(out, "wrote %s/s-vs-n.svg and %s/s-vs-a.svg\n", dir, dir)
 	return nil
 }
+
+// linkLabel names the engine's series in benchPlots.
+const linkLabel = "slided link engine (daemon defaults, ARQ, bursts)"
+
+// linkS is S for the daemon's link engine on base's channel: n saturated
+// nodes, node i sending to node i+1 (a ring), datagrams whose frame on air
+// is base.FrameBytes long (the link's 31 bytes of overhead with compressed
+// headers, docs/frame-format.md, taken from the UDP payload), a propagation
+// delay of a frame times, for base.Frames frame times. S counts the
+// datagrams delivered per frame time, each one useful frame, as in
+// docs/mac.md ("The same rows with the daemon's engine").
+func linkS(base simbench.Config, n int, a float64) (float64, error) {
+	frame := phy.Airtime(base.FrameBytes, base.BitRate)
+	flows := make([]simbench.Flow, n)
+	for i := range flows {
+		flows[i] = simbench.Flow{From: i + 1, To: (i+1)%n + 1}
+	}
+	// The daemon's defaults, as slided bench -protocol link builds them,
+	// with -prop-delay the channel's delay.
+	var f runFlags
+	f.register(newFlags("run"))
+	f.propDelay = time.Duration(a * float64(frame))
+	pol, err := link.ParsePolicy(f.policy)
+	if err != nil {
+		return 0, err
+	}
+	r, err := simbench.RunEngine(simbench.EngineConfig{Flows: flows, BitRate: base.BitRate,
+		Payload: max(base.FrameBytes-linkOverhead, 1), Duration: time.Duration(base.Frames) * frame, Seed: base.Seed,
+		PropDelay: f.propDelay, Engine: func(id framing.NodeID) link.Config {
+			return f.engineConfig(runConfig{node: id, policy: pol})
+		}})
+	if err != nil {
+		return 0, err
+	}
+	var got uint64
+	for _, f := range r.Flows {
+		got += f.Datagrams
+	}
+	return float64(got) / float64(base.Frames), nil
+}
+
+// linkOverhead is what the link adds to a UDP payload on air, with the IP
+// and UDP headers compressed and the UDP checksum elided (version 4,
+// docs/frame-format.md): a 71-byte payload makes a 100-byte frame.
+const linkOverhead = 29

@@ -82,8 +82,8 @@ func TestCmdBenchPlots(t *testing.T) {
 			t.Fatal(err)
 		}
 		s := string(svg)
-		if !strings.HasPrefix(s, "<svg") || !strings.HasSuffix(s, "</svg>\n") || strings.Count(s, "<polyline") != 4 {
-			t.Errorf("%s: not an SVG of four series:\n%.300s", name, s)
+		if !strings.HasPrefix(s, "<svg") || !strings.HasSuffix(s, "</svg>\n") || strings.Count(s, "<polyline") != 7 {
+			t.Errorf("%s: not an SVG of seven series:\n%.300s", name, s)
 		}
 		if strings.Contains(s, "NaN") || strings.Contains(s, "Inf") {
 			t.Errorf("%s: NaN or Inf in the plot", name)

@@ -67,6 +67,7 @@ func cmdBenchLink(args []string, out io.Writer) error {
 	queue := fs.Int("queue", 0, "MAC data queue length (default: link.MACFor's)")
 	persist := fs.Float64("persistence", 0, "MAC persistence p in (0,1] (default: link.MACFor's)")
 	burst := fs.Int("burst", -1, "MAC data frames per won contention (default: link.MACFor's)")
+	ordered := fs.Bool("ordered-turns", false, "MAC: after a turn no other carrier broke into, back off half the window instead of a draw (link.Config.OrderedTurns; docs/mac.md)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -88,6 +89,7 @@ func cmdBenchLink(args []string, out io.Writer) error {
 		engine := func(id framing.NodeID) link.Config {
 			c := f.engineConfig(runConfig{node: id, policy: pol})
 			c.AdaptiveMAC = c.AdaptiveMAC || tuned && *adaptive
+			c.OrderedTurns = tuned && *ordered
 			return c
 		}
 		base, _ := link.MACFor(info, engine(1))

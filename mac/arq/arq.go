@@ -27,6 +27,7 @@ package arq
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/slided/slided/framing"
@@ -59,7 +60,9 @@ type GroupSink interface {
 }
 
 // SettleSink is a Sink that is told when an Ack settles a unicast packet:
-// the receiver holds it whole, and the ARQ has forgotten it. Frames of
+// as a rule the receiver holds it whole, and the ARQ has forgotten it (the
+// exceptions, a partial first Ack and a late Ack of a First packet given
+// up, are below). Frames of
 // that packet the driver still holds, not yet given to the modem, are
 // useless from then on, and one marked First is harmful: the next packet
 // to dst goes unmarked, and if it went on air first the receiver would
@@ -71,8 +74,12 @@ type GroupSink interface {
 // for the first Ack from dst when it acknowledges the packet only in part
 // (the packet stays outstanding): its First frames are as harmful, and
 // what the receiver lacks goes again, unmarked; a driver may drop the
-// packet's unmarked frames only for a packet settled whole. Settled is
-// called synchronously from Receive (and ReceiveLate), like Transmit.
+// packet's unmarked frames only for a packet settled whole. And when a
+// late Ack of the First packet given up last synchronises the sender,
+// Settled is called for that packet and for the one still outstanding,
+// sent marked First after it (unacknowledged: it goes again, unmarked,
+// when its timer runs out). Settled is called synchronously from Receive
+// (and ReceiveLate), like Transmit.
 type SettleSink interface {
 	Sink
 	Settled(now time.Time, dst framing.NodeID, seq uint8)
@@ -96,6 +103,17 @@ type Frame struct {
 	// destination acknowledged any packet of ours): the frames a
 	// SettleSink takes out of its queues.
 	First bool
+	// Expires, for a unicast fragment (with MaxAge), is the end of its
+	// packet's life: Send's now + MaxAge. A driver that holds frames must
+	// not put this one on air at or after it, but drop it (a poll is then
+	// reported to TxDone, as any dropped poll). The receiver remembers a
+	// delivery for DupLifetime, which covers MaxAge and the time a frame
+	// takes from the driver's hands to the far end (QueueDelay and a
+	// timeout of slack: Timing); a frame sent later may find the delivery
+	// forgotten and be delivered again (docs/link-arq.md, "DupLifetime").
+	// At Expires the ARQ gives the packet up, if nothing has settled it.
+	// Zero: no limit (Acks, broadcast, NoARQ, MaxAge 0).
+	Expires time.Time
 }
 
 // Errors returned by Send; callers branch on them with errors.Is.
@@ -208,6 +226,10 @@ type peer struct {
 	// their Acks come back together, so only the first is a sample.
 	sampledArm time.Time
 	stats      peerStats // sender: counters towards this peer
+	// Sender, before synced: the First packet given up last (its seq and
+	// Count), whose Ack may still come and synchronise us (onAck).
+	goneFirst, goneCount uint8
+	goneSet              bool
 	// GroupPolls, sender: the packet whose last fragment is held (an index
 	// in out, -1 none) and the records and Ack bytes of the group it ends.
 	openSlot   int
@@ -337,7 +359,7 @@ func (a *ARQ) Send(now time.Time, h framing.Header, packet []byte) error {
 		seq := p.nextSeq
 		p.nextSeq++
 		for i := range count {
-			a.sendFrag(now, h.Dst, framing.FragHeader{Inner: h.Kind, Seq: seq, Index: i, Count: count}, packet, i == count-1)
+			a.sendFrag(now, h.Dst, framing.FragHeader{Inner: h.Kind, Seq: seq, Index: i, Count: count}, packet, i == count-1, time.Time{})
 		}
 		a.stats.Fragments += uint64(count)
 		return nil
@@ -393,7 +415,7 @@ func (a *ARQ) Send(now time.Time, h framing.Header, packet []byte) error {
 		return nil
 	}
 	for i := range count {
-		a.sendFrag(now, h.Dst, framing.FragHeader{AckReq: i == count-1, First: !p.synced, Inner: h.Kind, Seq: seq, Index: i, Count: count}, o.data, i == count-1)
+		a.sendFrag(now, h.Dst, framing.FragHeader{AckReq: i == count-1, First: !p.synced, Inner: h.Kind, Seq: seq, Index: i, Count: count}, o.data, i == count-1, a.expires(o))
 	}
 	a.stats.Fragments += uint64(count)
 	p.stats.fragments += uint64(count)
@@ -418,7 +440,7 @@ func (a *ARQ) ackRoom() int { return min(framing.AcksMaxLen, a.cfg.MaxPayload) }
 func (a *ARQ) sendGrouped(now time.Time, dst framing.NodeID, p *peer, slot int) {
 	o := &p.out[slot]
 	for i := range o.count - 1 {
-		a.sendFrag(now, dst, framing.FragHeader{Inner: o.inner, Seq: o.seq, Index: i, Count: o.count}, o.data, false)
+		a.sendFrag(now, dst, framing.FragHeader{Inner: o.inner, Seq: o.seq, Index: i, Count: o.count}, o.data, false, a.expires(o))
 	}
 	rec := framing.AckLen(o.count)
 	if p.openSlot >= 0 {
@@ -426,7 +448,7 @@ func (a *ARQ) sendGrouped(now time.Time, dst framing.NodeID, p *peer, slot int) 
 			q := &p.out[p.openSlot]
 			q.open, q.ride, q.rideResend, q.rideSet = false, true, false, false
 			a.stats.Riders++
-			a.sendFrag(now, dst, framing.FragHeader{Inner: q.inner, Seq: q.seq, Index: q.count - 1, Count: q.count}, q.data, true)
+			a.sendFrag(now, dst, framing.FragHeader{Inner: q.inner, Seq: q.seq, Index: q.count - 1, Count: q.count}, q.data, true, a.expires(q))
 			p.openSlot = -1
 			a.opens--
 		} else {
@@ -458,7 +480,7 @@ func (a *ARQ) closeOpen(now time.Time, dst framing.NodeID, p *peer) {
 	p.openSlot = -1
 	a.opens--
 	p.gN, p.gBytes = 0, 0
-	a.sendFrag(now, dst, framing.FragHeader{AckReq: true, Inner: q.inner, Seq: q.seq, Index: q.count - 1, Count: q.count}, q.data, true)
+	a.sendFrag(now, dst, framing.FragHeader{AckReq: true, Inner: q.inner, Seq: q.seq, Index: q.count - 1, Count: q.count}, q.data, true, a.expires(q))
 	a.bindRiders(p, q.seq, q.count-1, false)
 	if !a.cfg.ArmOnTxDone {
 		a.arm(p, q, now)
@@ -528,13 +550,22 @@ func (a *ARQ) armRiders(p *peer, now time.Time, seq, idx uint8) {
 
 // sendFrag transmits fragment f.Index of packet; last marks the frame that
 // completes the packet's first transmission (Frame.Last).
-func (a *ARQ) sendFrag(now time.Time, dst framing.NodeID, f framing.FragHeader, packet []byte, last bool) {
+func (a *ARQ) sendFrag(now time.Time, dst framing.NodeID, f framing.FragHeader, packet []byte, last bool, expires time.Time) {
 	lo := int(f.Index) * a.fragData
 	hi := min(lo+a.fragData, len(packet))
 	b, _ := framing.AppendFrag(a.tx[:0], f) // f is in range by construction
 	b = append(b, packet[lo:hi]...)
 	a.sink.Transmit(now, Frame{Header: framing.Header{Kind: framing.KindFragment, Dst: dst, Src: a.cfg.Self}, Payload: b,
-		Poll: f.AckReq && dst != framing.Broadcast, Last: last, First: f.First && dst != framing.Broadcast})
+		Poll: f.AckReq && dst != framing.Broadcast, Last: last, First: f.First && dst != framing.Broadcast, Expires: expires})
+}
+
+// expires is the end of o's life, for its frames (Frame.Expires): MaxAge
+// after Send; zero without MaxAge.
+func (a *ARQ) expires(o *outPkt) time.Time {
+	if a.cfg.MaxAge <= 0 {
+		return time.Time{}
+	}
+	return o.sent.Add(a.cfg.MaxAge)
 }
 
 // ReceiveLate is Receive for a frame heard earlier and handled only now (it
@@ -889,6 +920,20 @@ func (a *ARQ) onAck(now time.Time, h framing.Header, payload []byte) {
 		}
 		if o == nil {
 			a.stats.StaleAcks++
+			if p != nil && !p.synced && p.goneSet && ack.Seq == p.goneFirst && ack.Count == p.goneCount && ack.Have != 0 {
+				// The Ack of the First packet given up last, come after
+				// the give-up (its round went on air after MaxAge, and
+				// arm gave it up before the Ack could come): the receiver
+				// has seen where our numbering starts all the same. On a
+				// crowded channel every First packet went that way, and
+				// the sender stayed at one packet at a time, its timeout
+				// backed off to minutes without a sample
+				// (TestLateAckOfFirstSyncs).
+				p.synced = true
+				if a.settle != nil {
+					a.settleFirst(now, h.Src, p, ack.Seq)
+				}
+			}
 			continue
 		}
 		complete := ack.Have == countMask(o.count)
@@ -971,6 +1016,31 @@ func (a *ARQ) onAck(now time.Time, h framing.Header, payload []byte) {
 	}
 	if len(retr) > 0 {
 		a.resend(now, h.Src, p, retr)
+	}
+}
+
+// settleFirst reports to SettleSink, when the late Ack of gone (the First
+// packet given up last) has just synchronised the sender, the packets whose
+// First frames the driver may still hold: gone itself, and the one packet
+// sent after it, still outstanding, marked First (before synced the window
+// is one). From now on packets to dst go unmarked, and one of them that
+// went on air before such a frame (the MAC queue serves flows in rounds)
+// would be taken for a restart by the receiver, which forgets what it
+// delivered from us and delivers it again at its retransmission
+// (TestLateAckOfFirstSettlesQueuedFirst). The driver takes them out of its
+// queues; the outstanding packet goes again, unmarked, when its timer
+// runs out (the dropped poll is reported to TxDone). No frame of an
+// earlier packet given up still goes on air: with ArmOnTxDone (the link
+// engine) a packet is given up by a timer its last round's poll armed when
+// it left (a round's frames leave in the order handed over), or at MaxAge
+// with its round's poll still held (Poll), when every frame of it the
+// driver holds is past its Expires and is dropped, not sent.
+func (a *ARQ) settleFirst(now time.Time, dst framing.NodeID, p *peer, gone uint8) {
+	a.settle.Settled(now, dst, gone)
+	for i := range p.out {
+		if o := &p.out[i]; o.used {
+			a.settle.Settled(now, dst, o.seq)
+		}
 	}
 }
 
@@ -1066,20 +1136,54 @@ next:
 func (a *ARQ) expired(now time.Time, p *peer, o *outPkt) bool {
 	tooOld := a.cfg.MaxAge > 0 && now.Sub(o.sent) >= a.cfg.MaxAge
 	if tooOld || o.retries >= a.cfg.MaxRetries || o.rounds >= int(o.count)*(a.cfg.MaxRetries+1) {
-		a.stats.GiveUps++
-		p.stats.giveUps++
-		a.release(p, o)
+		a.giveUp(p, o)
 		return true
 	}
 	return false
 }
 
+// giveUp abandons o (counted in GiveUps).
+func (a *ARQ) giveUp(p *peer, o *outPkt) {
+	if !p.synced {
+		p.goneFirst, p.goneCount, p.goneSet = o.seq, o.count, true // its Ack may still come (onAck)
+	}
+	a.stats.GiveUps++
+	p.stats.giveUps++
+	a.release(p, o)
+}
+
+// ageEnd is when o, whose round's timer is not running, is given up for
+// its age (Poll): the end of its life (Frame.Expires). ok is false when a
+// timer runs (it ends by MaxAge: arm), when its last fragment is held for
+// a group (open: it ends once that fragment is handed over), or without
+// MaxAge. With ArmOnTxDone a round's timer starts when its poll leaves
+// the driver, and a poll may wait there past MaxAge (a crowded channel:
+// a turn minutes away): the packet is given up at MaxAge all the same,
+// and its frames still held, past their Expires, are never sent.
+func (a *ARQ) ageEnd(o *outPkt) (time.Time, bool) {
+	if a.cfg.MaxAge <= 0 || !o.used || o.open || !o.deadline.IsZero() {
+		return time.Time{}, false
+	}
+	return a.expires(o), true
+}
+
 // resend starts a new round for each packet in items (none expired). Each
 // round's highest missing fragment carries AckReq; towards a peer that
 // groups polls only the last round of each group does, the others ride on
-// it (a group as sendGrouped bounds it).
+// it (a group as sendGrouped bounds it). A group's rounds go oldest packet
+// first, so that its poll is its youngest packet, as a first
+// transmission's group is: the riders reach their MaxAge before the poll
+// does. Were the poll the oldest (an Ack lists the polled packet first),
+// the driver would drop it for age while the younger riders still waited
+// behind it, and their timers, started by its TxDone, would run out for
+// frames that never left (TestResendPollsYoungest).
 func (a *ARQ) resend(now time.Time, dst framing.NodeID, p *peer, items []retryItem) {
 	grouped := p.synced && a.grouped(now, dst)
+	if grouped {
+		slices.SortStableFunc(items, func(x, y retryItem) int {
+			return p.out[x.slot].sent.Compare(p.out[y.slot].sent)
+		})
+	}
 	n, bytes := 0, 0
 	for k, it := range items {
 		o := &p.out[it.slot]
@@ -1111,7 +1215,7 @@ func (a *ARQ) retry(now time.Time, dst framing.NodeID, p *peer, o *outPkt, missi
 	o.poll = last
 	for i := range o.count {
 		if missing&(1<<i) != 0 {
-			a.sendFrag(now, dst, framing.FragHeader{AckReq: i == last && !ride, First: !p.synced, Inner: o.inner, Seq: o.seq, Index: i, Count: o.count}, o.data, false)
+			a.sendFrag(now, dst, framing.FragHeader{AckReq: i == last && !ride, First: !p.synced, Inner: o.inner, Seq: o.seq, Index: i, Count: o.count}, o.data, false, a.expires(o))
 			a.stats.Retransmissions++
 			p.stats.retx++
 		}
@@ -1180,8 +1284,9 @@ func (a *ARQ) TxDone(now time.Time, h framing.Header, payload []byte) {
 	}
 }
 
-// Deadline is the earliest time at which Poll has work: an Ack timeout, a
-// reassembly time-out or the end of a reorder wait. ok is false when
+// Deadline is the earliest time at which Poll has work: an Ack timeout, the
+// end of the life of a packet whose round's poll the driver still holds
+// (ArmOnTxDone), a reassembly time-out or the end of a reorder wait. ok is false when
 // nothing is pending.
 func (a *ARQ) Deadline() (t time.Time, ok bool) {
 	t, ok = a.reorderDeadline()
@@ -1190,8 +1295,12 @@ func (a *ARQ) Deadline() (t time.Time, ok bool) {
 			continue
 		}
 		for i := range p.out {
-			if o := &p.out[i]; o.used && !o.deadline.IsZero() && (!ok || o.deadline.Before(t)) {
+			o := &p.out[i]
+			if o.used && !o.deadline.IsZero() && (!ok || o.deadline.Before(t)) {
 				t, ok = o.deadline, true
+			}
+			if end, aged := a.ageEnd(o); aged && (!ok || end.Before(t)) {
+				t, ok = end, true
 			}
 		}
 	}
@@ -1207,7 +1316,8 @@ func (a *ARQ) Deadline() (t time.Time, ok bool) {
 
 // Poll runs the timers due at now: a unicast packet whose Ack is overdue
 // retransmits its highest unacknowledged fragment as a poll (or is given up
-// after MaxRetries), a partial packet idle for ReasmTimeout is freed, and
+// after MaxRetries), one MaxAge old whose round's poll has not left the
+// driver (ArmOnTxDone) is given up, a partial packet idle for ReasmTimeout is freed, and
 // packets held ReorderTimeout behind a gap are handed up past it.
 func (a *ARQ) Poll(now time.Time) {
 	a.pollReorder(now)
@@ -1218,6 +1328,11 @@ func (a *ARQ) Poll(now time.Time) {
 		retr := a.retr[:0]
 		for i := range p.out {
 			o := &p.out[i]
+			if end, aged := a.ageEnd(o); aged && !now.Before(end) {
+				// Its round's poll never left: no timeout, no backoff.
+				a.giveUp(p, o)
+				continue
+			}
 			if o.used && !o.deadline.IsZero() && !now.Before(o.deadline) {
 				a.stats.Timeouts++
 				p.stats.timeouts++
@@ -1275,3 +1390,6 @@ func countMask(n uint8) uint64 {
 	}
 	return 1<<n - 1
 }
+
+// Config returns the configuration the ARQ runs with.
+func (a *ARQ) Config() Config { return a.cfg }

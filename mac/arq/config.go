@@ -73,11 +73,12 @@ type Config struct {
 	// fragment bytes); a new packet beyond either evicts the oldest.
 	ReasmBuffers, ReasmBytes int
 	// MaxAge gives a unicast packet up once this long has passed since
-	// its first frame left (with ArmOnTxDone: the first TxDone of any of
-	// its fragments; without, or before any is reported: Send), whatever
-	// its rounds; 0: no limit. With ArmOnTxDone a round lasts as long as
-	// its poll waits in the driver's queue, so MaxAge, not the retry
-	// count, bounds how late a retransmission can come.
+	// Send, whatever its rounds; 0: no limit. With ArmOnTxDone a round
+	// lasts as long as its poll waits in the driver's queue, so MaxAge,
+	// not the retry count, bounds how late a retransmission can come: a
+	// packet whose poll is still in the driver's queue is given up at
+	// MaxAge too, and the driver sends none of its frames from then on
+	// (Frame.Expires).
 	MaxAge time.Duration
 	// SeqReuse, if positive, is how long a sequence number stays unused
 	// after Send gave it to a packet. The default is 0: the receiver tells a
@@ -209,14 +210,13 @@ func DefaultConfig(self framing.NodeID, maxPayload, maxPacket int, t Timing) Con
 	span := time.Duration(c.MaxRetries+1) * c.AckTimeout
 	c.ReasmTimeout = span
 	c.SizeForWindow()
-	// A packet lives at most MaxAge from its first frame's TxDone (Send
-	// without ArmOnTxDone); its last retransmission, handed over before
-	// then, arrives within QueueDelay more; the receiver delivered it no
-	// earlier than that first frame began, at most one transmission's
-	// airtime before its TxDone, which the timeout of slack covers (the
-	// link's Margin holds a burst's airtime). So a receiver that remembers
-	// deliveries for MaxAge + QueueDelay (+ one timeout of slack) never
-	// delivers it twice.
+	// A packet lives at most MaxAge from Send, and the driver puts none of
+	// its frames on air from then on (Frame.Expires); a frame handed to the
+	// modem before then arrives within QueueDelay and a timeout more (the
+	// link's Margin holds a burst's airtime; link's
+	// TestDupLifetimeCoversAFrameOnItsWay); the receiver delivered the
+	// packet no earlier than Send. So a receiver that remembers deliveries
+	// for MaxAge + QueueDelay + one timeout never delivers it twice.
 	c.MaxAge = 4*span + t.QueueDelay
 	c.DupLifetime = c.MaxAge + t.QueueDelay + c.AckTimeout
 	// A packet held behind a gap was sent after the missing one, so by

@@ -309,6 +309,10 @@ func TestMaxGroup(t *testing.T) {
 func TestRidersWaitForTheirGroupsPoll(t *testing.T) {
 	c := testConfig(1)
 	c.ArmOnTxDone = true
+	// The turn comes within the packets' life, as a daemon's MaxAge
+	// (minutes) allows; past it their frames would not go at all
+	// (Frame.Expires).
+	c.MaxAge = 100 * c.MaxAckTimeout
 	a, _ := newGroupNodeWith(t, c, true)
 	b, _ := newGroupNode(t, 2, true)
 	now := synced(t, a, b)

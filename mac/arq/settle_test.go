@@ -136,7 +136,8 @@ func xHead(t *testing.T, fs []frame) framing.FragHeader {
 
 // TestSettledNotForGiveUpsOrStaleAcks: SettleSink hears of packets an Ack
 // completes, once each: not of a packet given up, not again for a late
-// duplicate Ack.
+// duplicate Ack. (The one exception, a late Ack of the First packet given
+// up last, which synchronises the sender, is TestLateAckOfFirstSyncs's.)
 func TestSettledNotForGiveUpsOrStaleAcks(t *testing.T) {
 	c := testConfig(1)
 	srec := &settleRecorder{}
@@ -245,5 +246,82 @@ func TestSettledFirstAckInPart(t *testing.T) {
 	}
 	if st := a.Stats(); st.Acked != 2 {
 		t.Errorf("acked %d, want 2", st.Acked)
+	}
+}
+
+// TestLateAckOfFirstSettlesQueuedFirst: X, the sender's First packet, goes
+// on air after MaxAge and is given up at its TxDone; the sender, still not
+// synchronised, sends the next packet Y, marked First, which waits in the
+// driver's queue; then X's Ack comes, late, and synchronises the sender
+// (TestLateAckOfFirstSyncs). The next packet Z goes unmarked and, in
+// another flow of the MAC queue, on air before Y; Z's Ack is lost. The ARQ
+// reports Y (and X) to SettleSink at that Ack, and a driver that takes
+// their queued First frames out, as the link engine does, gets X, Y and Z
+// delivered once each: Y goes again unmarked when its timer runs out.
+// Without it (7f15105 alone) Y's late First fragment made the receiver
+// take it for a restart: it forgot Z and delivered it again at its
+// retransmission.
+func TestLateAckOfFirstSettlesQueuedFirst(t *testing.T) {
+	c, a, b, srec := settleRig(t)
+	x := sendTo2(t, a, t0, pattern(10, 1))
+	now := t0.Add(c.MaxAge + time.Second) // on air after MaxAge: given up at once
+	a.TxDone(now, x[0].h, x[0].p)
+	a.Poll(now)
+	if st := a.Stats(); st.GiveUps != 1 {
+		t.Fatalf("%d give-ups, want X's", st.GiveUps)
+	}
+	deliverAll(now, b, x, nil)
+	xAck := b.rec.take() // comes after the give-up
+	y := sendTo2(t, a, now, pattern(10, 2))
+	if !xHead(t, y).First {
+		t.Fatal("Y not marked First before any Ack")
+	}
+	now = now.Add(20 * time.Millisecond)
+	deliverAll(now, a, xAck, nil) // late: synchronises the sender
+	settled := func(f frame) bool {
+		h, _, _ := framing.ParseFrag(f.p)
+		for _, s := range srec.settled {
+			if h.First && s.Seq == h.Seq && s.Count == 2 {
+				return true
+			}
+		}
+		return false
+	}
+	// The driver takes the settled packets' First frames out of its
+	// queue and reports their polls to TxDone (arqSink.Settled).
+	var queued []frame
+	for _, f := range y {
+		if settled(f) {
+			a.TxDone(now, f.h, f.p)
+			continue
+		}
+		queued = append(queued, f)
+	}
+	z := sendTo2(t, a, now, pattern(10, 3))
+	if xHead(t, z).First {
+		t.Fatal("Z marked First after the late Ack")
+	}
+	a.TxDone(now, z[0].h, z[0].p)
+	deliverAll(now, b, z, nil)
+	b.rec.take() // Z's Ack lost
+	now = now.Add(50 * time.Millisecond)
+	for _, f := range queued { // what was left of the queue, after Z
+		a.TxDone(now, f.h, f.p)
+	}
+	deliverAll(now, b, queued, nil)
+	deliverAll(now, a, b.rec.take(), nil)
+	runUntilAcked(a, b, now, 2)
+	got := map[byte]int{}
+	for _, f := range b.rec.rx {
+		got[f.p[0]]++
+	}
+	if len(b.rec.rx) != 3 || got[pattern(10, 1)[0]] != 1 || got[pattern(10, 2)[0]] != 1 || got[pattern(10, 3)[0]] != 1 {
+		for i, f := range b.rec.rx {
+			t.Logf("delivered %d: % x", i, f.p)
+		}
+		t.Fatalf("receiver delivered %d packets, want X, Y and Z once each", len(b.rec.rx))
+	}
+	if st := a.Stats(); st.Acked != 2 || st.GiveUps != 1 {
+		t.Errorf("acked %d, give-ups %d; want Y and Z acked, X given up", st.Acked, st.GiveUps)
 	}
 }

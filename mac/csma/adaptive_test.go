@@ -413,3 +413,35 @@ func TestSumBelow(t *testing.T) {
 		}
 	}
 }
+
+// TestEndBurst: EndBurst makes the frame on air the burst's last (the
+// link's turn budget, docs/mac.md "A turn for each sender"): the next
+// frame contends although Burst allows more.
+func TestEndBurst(t *testing.T) {
+	cfg := adaptiveConfig()
+	cfg.Burst = 4
+	m, _ := newPair(t, cfg, 5)
+	for _, f := range []string{"a", "b", "c", "d"} {
+		mustEnqueue(t, m, t0, []byte(f))
+	}
+	d, _ := m.Deadline()
+	wantSend(t, m, d, "a")
+	now := d.Add(time.Second)
+	m.TxDone(now)
+	wantDeadline(t, m, now) // the burst goes on
+	wantSend(t, m, now, "b")
+	m.EndBurst()
+	now = now.Add(time.Second)
+	m.TxDone(now)
+	if d, _ := m.Deadline(); d.Before(now.Add(cfg.PropDelay + cfg.IFS)) {
+		t.Fatalf("third frame due %v after the second, before IFS: the burst went on", d.Sub(now))
+	}
+	d, _ = m.Deadline()
+	wantSend(t, m, d, "c")
+	now = d.Add(time.Second)
+	m.TxDone(now)
+	wantDeadline(t, m, now) // a new burst: EndBurst ended only the last
+	if got := m.Stats().Burst; got != 1 {
+		t.Errorf("Stats().Burst = %d, want 1", got)
+	}
+}

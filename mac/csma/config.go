@@ -68,6 +68,15 @@ type Config struct {
 	// a burst, and once another sender is known the burst is Burst again.
 	// 0: Burst. At most 64.
 	LoneBurst int
+	// TurnFrame, when > 0 with the adaptive window, turns on ordered
+	// turns (an option, off in ConfigFor; docs/mac.md, "Turns in order
+	// after a clean turn"): it is the airtime of the shortest data frame
+	// the node sends, and while two delays and a slot take at most half of
+	// it, so that a collision is heard during the own frame, the backoff
+	// after a turn during which no other carrier came is half the window
+	// (within a few slots) instead of a draw from the whole window. 0:
+	// always drawn. Must be >= 0.
+	TurnFrame time.Duration
 }
 
 // Default timing constants; see ConfigFor and docs/mac.md.
@@ -278,6 +287,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: propagation delay %v must be in 0..%v", ErrInvalidConfig, c.PropDelay, MaxPropDelay)
 	case c.Burst < 0 || c.Burst > maxBurst || c.LoneBurst < 0 || c.LoneBurst > maxBurst:
 		return fmt.Errorf("%w: burst %d (alone %d) must be in 0..%d", ErrInvalidConfig, c.Burst, c.LoneBurst, maxBurst)
+	case c.TurnFrame < 0:
+		return fmt.Errorf("%w: turn frame %v must not be negative", ErrInvalidConfig, c.TurnFrame)
 	case c.QueueLen < 1:
 		return fmt.Errorf("%w: queue length %d must be at least 1", ErrInvalidConfig, c.QueueLen)
 	}
