@@ -16,8 +16,8 @@ import "time"
 // and the engine would read more (WantRead), a burst waits for them, up to
 // gatherMax after it was first ready: the TNC waits at least a slot (100 ms
 // at Dire Wolf's defaults) before it keys up anyway. A lone packet waits
-// gatherGap; a frame the host did not just hand (an Ack, a retransmission)
-// does not wait.
+// gatherGap; whatever else is queued meanwhile (an Ack, a retransmission)
+// waits with the host's frames, gatherMax at most.
 const (
 	gatherGap = 5 * time.Millisecond
 	gatherMax = 25 * time.Millisecond

@@ -907,7 +907,7 @@ func (a *ARQ) onAck(now time.Time, h framing.Header, payload []byte) {
 	sampled := false    // one round-trip sample per Ack frame: its records answer one poll
 	var train time.Time // when the round this Ack answers was armed (answerTrain)
 	var answered uint64 // the last poll on air this Ack answers (armOrder; 0: none)
-	for _, ack := range recs {
+	for k, ack := range recs {
 		var o *outPkt
 		slot := -1
 		if p != nil {
@@ -964,10 +964,15 @@ func (a *ARQ) onAck(now time.Time, h framing.Header, payload []byte) {
 		if !o.armedAt.IsZero() {
 			train = o.armedAt
 		}
-		if !o.timedOut {
-			// After a timeout the Ack may answer an earlier poll of the
-			// packet (Karn): it shows nothing of the order.
-			answered = max(answered, o.armOrder)
+		if k == 0 && !o.timedOut {
+			// The polled packet's record (answer puts it first): the
+			// polls that left before it are overtaken. The other records
+			// are riders and earlier packets the receiver holds, some
+			// armed by a poll that left after this one, whose Ack is on
+			// its way (TestOvertakenOnlyByThePolledRecord). After a
+			// timeout the Ack may answer an earlier poll of the packet
+			// (Karn): it shows nothing of the order.
+			answered = o.armOrder
 		}
 		switch {
 		case o.armedAt.IsZero(), sampled, a.late:
@@ -1116,11 +1121,11 @@ next:
 				continue next // answered in part: its round goes again already
 			}
 		}
-		a.stats.Overtaken++
 		o.timedOut = true // its Ack may yet answer this round's poll (Karn)
 		if a.expired(now, p, o) {
 			continue
 		}
+		a.stats.Overtaken++
 		missing := ^o.acked & countMask(o.count)
 		last := uint64(1) << 63
 		for missing&last == 0 {

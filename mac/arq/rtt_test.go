@@ -701,3 +701,54 @@ func TestOvertakenNotByALateAck(t *testing.T) {
 		t.Errorf("%d rounds overtaken; want 0", st.Overtaken)
 	}
 }
+
+// TestOvertakenOnlyByThePolledRecord: an Ack's other records (riders of
+// another group that reached the receiver before the poll it answers)
+// show nothing of the order of the polls: a rider is armed by its own
+// group's poll, which may have left after the answered one, and its Ack
+// is on its way. Found in review: when a retransmission round and a fresh
+// group shared a burst, the later group's poll and riders were resent
+// ("overtaken") 2 ms before their own Ack came.
+func TestOvertakenOnlyByThePolledRecord(t *testing.T) {
+	c := testConfig(1)
+	c.ArmOnTxDone, c.BurstSamples = true, true
+	a, _ := newGroupNodeWith(t, c, true)
+	b, _ := newGroupNodeWith(t, testConfig(2), true)
+	send := func(at time.Time, seed byte) {
+		t.Helper()
+		if err := a.Send(at, framing.Header{Kind: framing.KindData, Dst: 2}, pattern(10, seed)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(t0, 1) // the First packet
+	runUntilAcked(a, b, t0, 1)
+	now := t0.Add(time.Minute)
+	send(now, 2) // X, polled alone
+	a.Flush(now)
+	x := a.rec.take()
+	send(now, 3) // Y1, a rider, and Y2, its group's poll
+	send(now, 4)
+	a.Flush(now)
+	y := a.rec.take()
+	if len(x) != 1 || len(y) != 2 {
+		t.Fatalf("%d and %d frames; want X's poll, then Y1 and Y2's poll", len(x), len(y))
+	}
+	// On air: Y1, X, Y2 (a burst that mixes two groups); TxDone in that
+	// order arms X first, then Y2 and its rider Y1.
+	air := []frame{y[0], x[0], y[1]}
+	for _, f := range air {
+		a.TxDone(now, f.h, f.p)
+	}
+	// The receiver has Y1 and X: its Ack to X reports Y1 too.
+	deliverAll(now, b, air[:2], nil)
+	ack := b.rec.take()
+	deliverAll(now.Add(time.Millisecond), a, ack, nil)
+	if st := a.Stats(); st.Overtaken != 0 || len(a.rec.tx) != 0 {
+		t.Fatalf("after X's Ack: %d rounds overtaken, %d frames resent; want none (Y2's Ack is on its way)", st.Overtaken, len(a.rec.tx))
+	}
+	deliverAll(now, b, air[2:], nil)
+	deliverAll(now.Add(2*time.Millisecond), a, b.rec.take(), nil)
+	if st := a.Stats(); st.Acked != 4 || st.Retransmissions != 0 {
+		t.Errorf("%d acked, %d retransmissions; want 4 (the First packet, X, Y1, Y2), 0", st.Acked, st.Retransmissions)
+	}
+}
