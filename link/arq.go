@@ -443,6 +443,7 @@ func (e *Engine) ownID(h framing.Header, payload []byte) {
 func (e *Engine) Host(now time.Time, eth []byte) {
 	e.input()
 	e.stats.TAPReads++
+	e.hostAt = now // gather.go
 	if e.mac == nil {
 		// Not before the modem's first Up (WantRead is false until then).
 		e.stats.Drops.PHYDown++

@@ -137,6 +137,7 @@ type Stats struct {
 	Retransmissions uint64 // fragments transmitted again
 	Rounds          uint64 // retry rounds (after an Ack with gaps or a timeout)
 	Timeouts        uint64 // Ack timeouts
+	Overtaken       uint64 // rounds resent before their timer ran out: an Ack answered a later poll of their transmission (overtaken)
 	GiveUps         uint64 // unicast packets abandoned after MaxRetries rounds without progress
 	Acked           uint64 // unicast packets fully acknowledged
 	AcksSent        uint64
@@ -191,6 +192,7 @@ type outPkt struct {
 	deadline       time.Time
 	armedAt        time.Time     // when the current round's timer was armed (zero: not yet, or no sample: Stalled)
 	armedRTO       time.Duration // the wait it was armed with
+	armOrder       uint64        // the TxDone that armed it (ARQ.arms): the order of the polls on air
 	timedOut       bool          // a round timed out: Acks may answer an earlier poll, so no RTT sample (Karn)
 	stallRestarted bool          // Stalled restarted this round's timer: it does not again (arm clears it)
 	open           bool          // GroupPolls: the last fragment is held until the group's poll is decided (Flush)
@@ -270,6 +272,7 @@ type ARQ struct {
 	epoch    time.Time  // the ARQ clock's zero (stamp); moved on by each stall (Stalled)
 	noSample time.Time  // rounds armed before it give no round-trip sample: a stall just ended (Stalled)
 	late     bool       // the frame Receive handles was heard earlier (ReceiveLate): no round-trip sample
+	arms     uint64     // TxDone calls that armed a poll: numbers the polls in the order they left
 	group    GroupSink  // the sink, when GroupPolls and it says which peers group
 	settle   SettleSink // the sink, when it wants to know of settled packets
 	opens    int        // peers with an open packet (GroupPolls)
@@ -903,7 +906,8 @@ func (a *ARQ) onAck(now time.Time, h framing.Header, payload []byte) {
 	retr := a.retr[:0]
 	sampled := false    // one round-trip sample per Ack frame: its records answer one poll
 	var train time.Time // when the round this Ack answers was armed (answerTrain)
-	for _, ack := range recs {
+	var answered uint64 // the last poll on air this Ack answers (armOrder; 0: none)
+	for k, ack := range recs {
 		var o *outPkt
 		slot := -1
 		if p != nil {
@@ -960,6 +964,16 @@ func (a *ARQ) onAck(now time.Time, h framing.Header, payload []byte) {
 		if !o.armedAt.IsZero() {
 			train = o.armedAt
 		}
+		if k == 0 && !o.timedOut {
+			// The polled packet's record (answer puts it first): the
+			// polls that left before it are overtaken. The other records
+			// are riders and earlier packets the receiver holds, some
+			// armed by a poll that left after this one, whose Ack is on
+			// its way (TestOvertakenOnlyByThePolledRecord). After a
+			// timeout the Ack may answer an earlier poll of the packet
+			// (Karn): it shows nothing of the order.
+			answered = o.armOrder
+		}
 		switch {
 		case o.armedAt.IsZero(), sampled, a.late:
 		case !o.timedOut && a.cfg.BurstSamples && o.armedAt.Equal(p.sampledArm):
@@ -998,6 +1012,9 @@ func (a *ARQ) onAck(now time.Time, h framing.Header, payload []byte) {
 			continue
 		}
 		retr = append(retr, retryItem{slot, ^o.acked & countMask(o.count)})
+	}
+	if a.cfg.BurstSamples && a.cfg.ArmOnTxDone {
+		retr = a.overtaken(now, p, answered, retr)
 	}
 	if !train.IsZero() && a.cfg.BurstSamples && a.cfg.ArmOnTxDone {
 		a.answerTrain(now, p, train)
@@ -1065,6 +1082,58 @@ func (a *ARQ) answerTrain(now time.Time, p *peer, armed time.Time) {
 			o.deadline = d
 		}
 	}
+}
+
+// overtaken adds to retr, for a new round now, p's rounds still waiting
+// for an Ack whose poll left before the one armed order (or with it, for a
+// rider of it), which an Ack has just answered (Config.BurstSamples: a
+// modem that takes bursts, a TNC, whose TxDone the driver reports in the
+// order the frames go on air, and arms the polls in that order). The
+// receiver answers the polls it gets in the order they come (its Acks
+// queue in order, csma.MACOf.EnqueueFront, and go on air in that order),
+// and an Ack lists the riders the receiver holds of the poll it answers.
+// So those polls and riders never arrived (or their Acks were lost), and
+// their timers would only resend them later: a margin after the last Ack
+// of their train (answerTrain), or a whole timeout after their own key-up.
+// As on a timeout a round resends the highest fragment still missing, as
+// a poll, but the learned timeout is not backed off: nothing came late.
+// Rounds whose poll left after the answered one keep waiting: their Acks
+// are on their way. Neither a frame heard earlier and handled only now
+// (ReceiveLate) nor an Ack to a packet whose round timed out (it may
+// answer the packet's earlier poll, Karn) says anything of the order.
+//
+// Behind a TNC the first frames of a key-up are the ones a collision
+// takes (the far TNC keying up before it hears the carrier): on the Dire
+// Wolf rig such a lost poll waited 3.3 s after the Acks to the frames sent
+// after it had come (docs/modems.md).
+func (a *ARQ) overtaken(now time.Time, p *peer, order uint64, retr []retryItem) []retryItem {
+	if order == 0 || a.late || p == nil {
+		return retr
+	}
+next:
+	for i := range p.out {
+		o := &p.out[i]
+		if !o.used || o.deadline.IsZero() || o.armOrder > order {
+			continue
+		}
+		for _, r := range retr {
+			if r.slot == i {
+				continue next // answered in part: its round goes again already
+			}
+		}
+		o.timedOut = true // its Ack may yet answer this round's poll (Karn)
+		if a.expired(now, p, o) {
+			continue
+		}
+		a.stats.Overtaken++
+		missing := ^o.acked & countMask(o.count)
+		last := uint64(1) << 63
+		for missing&last == 0 {
+			last >>= 1
+		}
+		retr = append(retr, retryItem{i, last})
+	}
+	return retr
 }
 
 // expired gives o up, and says so, when its rounds are spent (MaxRetries
@@ -1179,7 +1248,7 @@ func (a *ARQ) arm(p *peer, o *outPkt, now time.Time) {
 			d = end
 		}
 	}
-	o.deadline, o.armedAt, o.armedRTO = d, now, d.Sub(now)
+	o.deadline, o.armedAt, o.armedRTO, o.armOrder = d, now, d.Sub(now), a.arms
 	o.stallRestarted = false
 	if now.Before(a.noSample) {
 		o.armedAt = time.Time{} // its Ack may have waited out a stall
@@ -1209,6 +1278,7 @@ func (a *ARQ) TxDone(now time.Time, h framing.Header, payload []byte) {
 		return
 	}
 	if p := a.peers[h.Dst]; p != nil {
+		a.arms++
 		for i := range p.out {
 			o := &p.out[i]
 			if o.used && !o.open && o.seq == f.Seq && o.poll == f.Index {

@@ -565,3 +565,190 @@ func burstTo2(t *testing.T, a, b node, now time.Time, n int) {
 	}
 	deliverAll(now, b, fs, nil)
 }
+
+// TestBurstLostBeforeAnsweredPoll: a receiver answers the polls of one
+// burst in the order they came, so an Ack to a later poll of a
+// transmission shows that an earlier poll of it still unanswered (and the
+// riders of the answered one it does not list) never arrived: they go
+// again at once, not when their timers run out a margin after the train
+// (answerTrain). On the Dire Wolf rig the far TNC keyed up with a packet
+// of its own host 18 ms after the sender's burst began, its first frame
+// (a poll) was lost, and it waited for its timer 3.3 s after the Acks to
+// the burst's other polls had come (docs/modems.md). The polls that left
+// after the answered one still wait: their Acks are on their way.
+func TestBurstLostBeforeAnsweredPoll(t *testing.T) {
+	c := testConfig(1)
+	c.ArmOnTxDone, c.BurstSamples, c.Window, c.MaxGroup = true, true, 16, 4
+	c.SizeForWindow()
+	a, _ := newGroupNodeWith(t, c, true)
+	b, _ := newGroupNode(t, 2, true)
+	now := synced(t, a, b)
+	// Four groups of four packets, one poll each, in one transmission.
+	for i := range 16 {
+		if err := a.Send(now, framing.Header{Kind: framing.KindData, Dst: 2}, pattern(10, byte(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.Flush(now)
+	fs := a.rec.take()
+	if p, _, _ := polls(t, fs); p != 4 || len(fs) != 16 {
+		t.Fatalf("%d frames, %d polls; want 16 frames, 4 polls", len(fs), p)
+	}
+	for _, f := range fs {
+		a.TxDone(now, f.h, f.p)
+	}
+	// The first group (frames 0-3, poll in frame 3), a rider of the second
+	// (frame 5) and the last poll (frame 15) are lost.
+	lost := func(i int, _ frame) bool { return i < 4 || i == 5 || i == 15 }
+	deliverAll(now, b, fs, lost)
+	acks := b.rec.take()
+	if _, n, r := polls(t, acks); n != 2 || r != 7 {
+		t.Fatalf("the receiver's Acks: %d with %d records; want 2 with 7", n, r)
+	}
+	// The first Ack (the second group's) comes halfway to the timers.
+	d, ok := a.Deadline()
+	if !ok {
+		t.Fatal("no timer runs")
+	}
+	at := now.Add(d.Sub(now) / 2)
+	a.Receive(at, acks[0].h, acks[0].p)
+	retx := a.rec.take()
+	var seqs []uint8
+	for _, f := range retx {
+		h, _, err := framing.ParseFrag(f.p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, h.Seq)
+	}
+	base := seqOf(t, fs[0])
+	want := []uint8{base, base + 1, base + 2, base + 3, base + 5}
+	if !slices.Equal(seqs, want) {
+		t.Errorf("resent at the first Ack: seqs %v; want %v (the first group and the second's lost rider)", seqs, want)
+	}
+	if p, _, _ := polls(t, retx); p != 1 {
+		t.Errorf("resent at the first Ack: %d polls; want 1 (one round for them together)", p)
+	}
+	// The third group's Ack: nothing more is lost before it. The last
+	// poll, after it, waits for its Ack or its timer.
+	a.Receive(at.Add(ms), acks[1].h, acks[1].p)
+	if more := a.rec.take(); len(more) != 0 {
+		t.Errorf("at the second Ack: %d frames resent; want none (the last poll left after it)", len(more))
+	}
+	if st := a.Stats(); st.Timeouts != 0 || st.Acked != 1+7 {
+		t.Errorf("%d timeouts, %d acked; want 0, 8", st.Timeouts, st.Acked)
+	}
+}
+
+// seqOf is the sequence number of fragment f.
+func seqOf(t *testing.T, f frame) uint8 {
+	t.Helper()
+	h, _, err := framing.ParseFrag(f.p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.Seq
+}
+
+// TestOvertakenNotByALateAck: an Ack to a packet whose round timed out may
+// answer its earlier transmission (Karn), so it shows nothing lost that
+// left before the retransmission: a poll sent between the two keeps
+// waiting for its Ack.
+func TestOvertakenNotByALateAck(t *testing.T) {
+	c := testConfig(1)
+	c.ArmOnTxDone, c.BurstSamples, c.Window = true, true, 16
+	c.SizeForWindow()
+	a, _ := newGroupNodeWith(t, c, true)
+	b, _ := newGroupNode(t, 2, true)
+	now := synced(t, a, b)
+	send := func(seed byte) []frame {
+		t.Helper()
+		if err := a.Send(now, framing.Header{Kind: framing.KindData, Dst: 2}, pattern(10, seed)); err != nil {
+			t.Fatal(err)
+		}
+		a.Flush(now)
+		return a.rec.take()
+	}
+	txDone := func(at time.Time, fs []frame) {
+		for _, f := range fs {
+			a.TxDone(at, f.h, f.p)
+		}
+	}
+	// P0 arrives; its Ack is late.
+	p0 := send(0)
+	txDone(now, p0)
+	deliverAll(now, b, p0, nil)
+	late := b.rec.take()
+	d, ok := a.Deadline()
+	if !ok {
+		t.Fatal("no timer for P0")
+	}
+	now = d
+	a.Poll(now)
+	retx := a.rec.take()
+	if len(retx) != 1 {
+		t.Fatalf("P0's timeout: %d frames; want its poll again", len(retx))
+	}
+	// P1 goes on air, then P0's retransmission; P0's first Ack comes.
+	p1 := send(1)
+	txDone(now, p1)
+	txDone(now, retx)
+	a.Receive(now.Add(ms), late[0].h, late[0].p)
+	if fs := a.rec.take(); len(fs) != 0 {
+		t.Errorf("P0's late Ack: %d frames resent; want none (P1's Ack is on its way)", len(fs))
+	}
+	if st := a.Stats(); st.Overtaken != 0 {
+		t.Errorf("%d rounds overtaken; want 0", st.Overtaken)
+	}
+}
+
+// TestOvertakenOnlyByThePolledRecord: an Ack's other records (riders of
+// another group that reached the receiver before the poll it answers)
+// show nothing of the order of the polls: a rider is armed by its own
+// group's poll, which may have left after the answered one, and its Ack
+// is on its way. Found in review: when a retransmission round and a fresh
+// group shared a burst, the later group's poll and riders were resent
+// ("overtaken") 2 ms before their own Ack came.
+func TestOvertakenOnlyByThePolledRecord(t *testing.T) {
+	c := testConfig(1)
+	c.ArmOnTxDone, c.BurstSamples = true, true
+	a, _ := newGroupNodeWith(t, c, true)
+	b, _ := newGroupNodeWith(t, testConfig(2), true)
+	send := func(at time.Time, seed byte) {
+		t.Helper()
+		if err := a.Send(at, framing.Header{Kind: framing.KindData, Dst: 2}, pattern(10, seed)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(t0, 1) // the First packet
+	runUntilAcked(a, b, t0, 1)
+	now := t0.Add(time.Minute)
+	send(now, 2) // X, polled alone
+	a.Flush(now)
+	x := a.rec.take()
+	send(now, 3) // Y1, a rider, and Y2, its group's poll
+	send(now, 4)
+	a.Flush(now)
+	y := a.rec.take()
+	if len(x) != 1 || len(y) != 2 {
+		t.Fatalf("%d and %d frames; want X's poll, then Y1 and Y2's poll", len(x), len(y))
+	}
+	// On air: Y1, X, Y2 (a burst that mixes two groups); TxDone in that
+	// order arms X first, then Y2 and its rider Y1.
+	air := []frame{y[0], x[0], y[1]}
+	for _, f := range air {
+		a.TxDone(now, f.h, f.p)
+	}
+	// The receiver has Y1 and X: its Ack to X reports Y1 too.
+	deliverAll(now, b, air[:2], nil)
+	ack := b.rec.take()
+	deliverAll(now.Add(time.Millisecond), a, ack, nil)
+	if st := a.Stats(); st.Overtaken != 0 || len(a.rec.tx) != 0 {
+		t.Fatalf("after X's Ack: %d rounds overtaken, %d frames resent; want none (Y2's Ack is on its way)", st.Overtaken, len(a.rec.tx))
+	}
+	deliverAll(now, b, air[2:], nil)
+	deliverAll(now.Add(2*time.Millisecond), a, b.rec.take(), nil)
+	if st := a.Stats(); st.Acked != 4 || st.Retransmissions != 0 {
+		t.Errorf("%d acked, %d retransmissions; want 4 (the First packet, X, Y1, Y2), 0", st.Acked, st.Retransmissions)
+	}
+}
