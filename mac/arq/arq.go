@@ -1013,7 +1013,7 @@ func (a *ARQ) onAck(now time.Time, h framing.Header, payload []byte) {
 		}
 		retr = append(retr, retryItem{slot, ^o.acked & countMask(o.count)})
 	}
-	if a.cfg.BurstSamples && a.cfg.ArmOnTxDone {
+	if a.cfg.ResendOvertaken && a.cfg.BurstSamples && a.cfg.ArmOnTxDone {
 		retr = a.overtaken(now, p, answered, retr)
 	}
 	if !train.IsZero() && a.cfg.BurstSamples && a.cfg.ArmOnTxDone {

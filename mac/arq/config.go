@@ -59,6 +59,13 @@ type Config struct {
 	// burst's Acks, a little later, all timed out). Off, every Ack to an
 	// untimed-out poll is a sample, as when each poll goes alone.
 	BurstSamples bool
+	// ResendOvertaken, with BurstSamples: a poll still unanswered when an
+	// Ack answers a poll that left after it is taken for lost and goes
+	// again at once (Stats.Overtaken), not after its timer. The driver
+	// sets it where the receiver's Acks come back in the order of the
+	// polls and a lost first frame of a burst is the common loss (behind a
+	// KISS TNC: docs/modems.md, "The first frame of the bulk burst").
+	ResendOvertaken bool
 	// MaxRetries is the number of retransmission rounds in a row that may
 	// bring no newly acknowledged fragment; the next timeout gives the
 	// packet up. An Ack that acknowledges a new fragment resets the count.

@@ -578,7 +578,7 @@ func burstTo2(t *testing.T, a, b node, now time.Time, n int) {
 // after the answered one still wait: their Acks are on their way.
 func TestBurstLostBeforeAnsweredPoll(t *testing.T) {
 	c := testConfig(1)
-	c.ArmOnTxDone, c.BurstSamples, c.Window, c.MaxGroup = true, true, 16, 4
+	c.ArmOnTxDone, c.BurstSamples, c.ResendOvertaken, c.Window, c.MaxGroup = true, true, true, 16, 4
 	c.SizeForWindow()
 	a, _ := newGroupNodeWith(t, c, true)
 	b, _ := newGroupNode(t, 2, true)
@@ -656,7 +656,7 @@ func seqOf(t *testing.T, f frame) uint8 {
 // waiting for its Ack.
 func TestOvertakenNotByALateAck(t *testing.T) {
 	c := testConfig(1)
-	c.ArmOnTxDone, c.BurstSamples, c.Window = true, true, 16
+	c.ArmOnTxDone, c.BurstSamples, c.ResendOvertaken, c.Window = true, true, true, 16
 	c.SizeForWindow()
 	a, _ := newGroupNodeWith(t, c, true)
 	b, _ := newGroupNode(t, 2, true)
@@ -711,7 +711,7 @@ func TestOvertakenNotByALateAck(t *testing.T) {
 // ("overtaken") 2 ms before their own Ack came.
 func TestOvertakenOnlyByThePolledRecord(t *testing.T) {
 	c := testConfig(1)
-	c.ArmOnTxDone, c.BurstSamples = true, true
+	c.ArmOnTxDone, c.BurstSamples, c.ResendOvertaken = true, true, true
 	a, _ := newGroupNodeWith(t, c, true)
 	b, _ := newGroupNodeWith(t, testConfig(2), true)
 	send := func(at time.Time, seed byte) {
