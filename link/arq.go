@@ -1082,10 +1082,16 @@ func (s *arqSink) Settled(now time.Time, dst framing.NodeID, seq uint8) {
 	match := func(f txFrame) bool {
 		return f.meta.first && f.meta.h.Dst == dst && f.meta.seq == seq
 	}
+	e.removeData(match, e.dropSettled)
+}
+
+// removeData takes the frames match selects out of e.pend and the MAC
+// queue, in order, handing each to drop.
+func (e *Engine) removeData(match func(txFrame) bool, drop func(txFrame)) {
 	k := 0
 	for _, f := range e.pend {
 		if match(f) {
-			e.dropSettled(f)
+			drop(f)
 			continue
 		}
 		e.pend[k] = f
@@ -1094,7 +1100,7 @@ func (s *arqSink) Settled(now time.Time, dst framing.NodeID, seq uint8) {
 	clear(e.pend[k:])
 	e.pend = e.pend[:k]
 	if e.mac != nil {
-		e.mac.RemoveData(match, e.dropSettled)
+		e.mac.RemoveData(match, drop)
 	}
 }
 
@@ -1142,20 +1148,7 @@ func (e *Engine) dropAged(now time.Time) {
 		}
 		return false
 	}
-	k := 0
-	for _, f := range e.pend {
-		if match(f) {
-			e.dropAgedFrame(f)
-			continue
-		}
-		e.pend[k] = f
-		k++
-	}
-	clear(e.pend[k:])
-	e.pend = e.pend[:k]
-	if e.mac != nil {
-		e.mac.RemoveData(match, e.dropAgedFrame)
-	}
+	e.removeData(match, e.dropAgedFrame)
 	e.agedNext = next
 	e.settledGone(now) // the polls among them
 }
