@@ -25,45 +25,24 @@ func TestNoFrameOnAirPastMaxAge(t *testing.T) {
 	for _, burstMax := range []int{1, 4} {
 		m := newMedium(t, 9600)
 		m.burstMax = burstMax
-		var log []*burst
-		m.Bursts = &log
-		a := m.add(Config{Node: 1})
+		r := newPeerRig(t, m, Config{Node: 1}, func(a *node) arq.Config {
+			ac := a.e.arq.Config()
+			bc := arq.DefaultConfig(3, ac.MaxPayload, ac.MaxPacket, arq.Timing{BitRate: 9600})
+			bc.MaxAge, bc.DupLifetime, bc.ReorderTimeout = ac.MaxAge, ac.DupLifetime, ac.ReorderTimeout
+			return bc
+		})
+		r.atEnd = true
+		a, peer, toB := r.a, r.peer, r.toB
+		acksToA := func() { r.acksToA(nil) }
 		ac := a.e.arq.Config()
 		t.Logf("bursts %d: MaxAge %v, DupLifetime %v", burstMax, ac.MaxAge, ac.DupLifetime)
-		peer := &arqPeer{}
-		bc := arq.DefaultConfig(3, ac.MaxPayload, ac.MaxPacket, arq.Timing{BitRate: 9600})
-		bc.MaxAge, bc.DupLifetime, bc.ReorderTimeout = ac.MaxAge, ac.DupLifetime, ac.ReorderTimeout
-		b, err := arq.New(bc, peer)
-		if err != nil {
-			t.Fatal(err)
-		}
-		seen := 0 // bursts of log already handed to b
-		toB := func() {
-			for ; seen < len(log); seen++ {
-				d := framing.NewDecoder(4096)
-				feed := func(h framing.Header, p []byte) {
-					if h.Dst == 3 {
-						b.Receive(log[seen].End, h, p)
-					}
-				}
-				d.Feed(log[seen].Data, feed)
-				d.Feed([]byte{0}, feed)
-			}
-		}
-		acksToA := func() {
-			fs := peer.tx
-			peer.tx = nil
-			for _, f := range fs {
-				m.inject(a, framing.AppendFrame(nil, f.h, f.p))
-			}
-		}
 		sentA := m.Now()
 		m.hostFrame(a, numbered(3, 1, 1, 40)) // A
-		for i := 0; i < 100 && len(log) < 1; i++ {
+		for i := 0; i < 100 && len(r.log) < 1; i++ {
 			m.run(10 * time.Millisecond)
 		}
-		if len(log) != 1 {
-			t.Fatalf("bursts %d: %d transmissions, want A", burstMax, len(log))
+		if len(r.log) != 1 {
+			t.Fatalf("bursts %d: %d transmissions, want A", burstMax, len(r.log))
 		}
 		toB()
 		peer.tx = nil // A's Ack, lost
@@ -77,8 +56,8 @@ func TestNoFrameOnAirPastMaxAge(t *testing.T) {
 			t.Fatalf("bursts %d: B's life ends before the test does", burstMax)
 		}
 		m.run(busy)
-		if len(log) != 1 || a.e.Stats(m.Now()).ARQ.Retransmissions != 1 {
-			t.Fatalf("bursts %d: %d transmissions, %d retransmissions; want A's queued", burstMax, len(log), a.e.Stats(m.Now()).ARQ.Retransmissions)
+		if len(r.log) != 1 || a.e.Stats(m.Now()).ARQ.Retransmissions != 1 {
+			t.Fatalf("bursts %d: %d transmissions, %d retransmissions; want A's queued", burstMax, len(r.log), a.e.Stats(m.Now()).ARQ.Retransmissions)
 		}
 		m.event(a, phy.Event{Kind: phy.CarrierOff})
 		for range 600 {
@@ -87,8 +66,8 @@ func TestNoFrameOnAirPastMaxAge(t *testing.T) {
 			acksToA()
 		}
 		// No frame of A goes on air from the end of its life on.
-		seqA, _ := fragsOf(log[0])
-		for _, bu := range log[1:] {
+		seqA, _ := fragsOf(r.log[0])
+		for _, bu := range r.log[1:] {
 			if _, seqs := fragsOf(bu); seqs[seqA] && !bu.Air.Before(sentA.Add(ac.MaxAge)) {
 				t.Errorf("bursts %d: a frame of A on air %v after its Send (MaxAge %v)", burstMax, bu.Air.Sub(sentA), ac.MaxAge)
 			}

@@ -30,6 +30,76 @@ func (r *arqPeer) Deliver(_ time.Time, _ framing.Header, p []byte) {
 	r.rx = append(r.rx, append([]byte(nil), p...))
 }
 
+// peerRig is node 1's engine on the medium m, whose transmissions m logs,
+// and a bare ARQ at node 3 (an arqPeer) that the test hands node 1's frames
+// for node 3 and whose Acks it hands back.
+type peerRig struct {
+	m    *medium
+	a    *node
+	log  []*burst
+	b    *arq.ARQ
+	peer *arqPeer
+	seen int // bursts of log already handed to b
+	// atEnd: b receives each burst at its end, not at the medium's now.
+	atEnd bool
+}
+
+// newPeerRig adds node 1 (cfg) to m and makes node 3's ARQ with the
+// configuration bc returns for it.
+func newPeerRig(t *testing.T, m *medium, cfg Config, bc func(a *node) arq.Config) *peerRig {
+	t.Helper()
+	r := &peerRig{m: m, peer: &arqPeer{}}
+	m.Bursts = &r.log
+	r.a = m.add(cfg)
+	b, err := arq.New(bc(r.a), r.peer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.b = b
+	return r
+}
+
+// toB hands b the frames for node 3 of the bursts it has not seen yet.
+func (r *peerRig) toB() {
+	for ; r.seen < len(r.log); r.seen++ {
+		at := r.m.Now()
+		if r.atEnd {
+			at = r.log[r.seen].End
+		}
+		d := framing.NewDecoder(4096)
+		feed := func(h framing.Header, p []byte) {
+			if h.Dst == 3 {
+				r.b.Receive(at, h, p)
+			}
+		}
+		d.Feed(r.log[r.seen].Data, feed)
+		d.Feed([]byte{0}, feed)
+	}
+}
+
+// takeAcks returns what b has sent since the last call.
+func (r *peerRig) takeAcks() []arqFrame {
+	fs := r.peer.tx
+	r.peer.tx = nil
+	return fs
+}
+
+// inject hands fs to node 1.
+func (r *peerRig) inject(fs []arqFrame) {
+	for _, f := range fs {
+		r.m.inject(r.a, framing.AppendFrame(nil, f.h, f.p))
+	}
+}
+
+// acksToA hands node 1 what b has sent, but those lose says are lost.
+func (r *peerRig) acksToA(lose func(f arqFrame) bool) {
+	for _, f := range r.takeAcks() {
+		if lose == nil || !lose(f) {
+			r.inject([]arqFrame{f})
+		}
+	}
+}
+
 // TestSettledFirstRetransmissionDropped: until node 3 has acknowledged one
 // of its packets, node 1 sends it one at a time, marked First. Node 1's
 // First retransmission of X waits in its MAC queue (the channel is busy)
@@ -44,47 +114,18 @@ func (r *arqPeer) Deliver(_ time.Time, _ framing.Header, p []byte) {
 // retransmission.
 func TestSettledFirstRetransmissionDropped(t *testing.T) {
 	m := newMedium(t, 9600)
-	var log []*burst
-	m.Bursts = &log
-	a := m.add(Config{Node: 1})
-	peer := &arqPeer{}
 	bc := arq.DefaultConfig(3, 200, 2000, arq.Timing{BitRate: 9600, Propagation: 10 * time.Millisecond, Margin: 20 * time.Millisecond})
 	bc.DupLifetime = time.Minute // longer than any of node 1's retries, as a daemon's
-	b, err := arq.New(bc, peer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := 0 // bursts of log already handed to b
-	toB := func() {
-		for ; seen < len(log); seen++ {
-			d := framing.NewDecoder(4096)
-			feed := func(h framing.Header, p []byte) {
-				if h.Dst == 3 {
-					b.Receive(m.Now(), h, p)
-				}
-			}
-			d.Feed(log[seen].Data, feed)
-			d.Feed([]byte{0}, feed)
-		}
-	}
-	acksToA := func(lose func(f arqFrame) bool) {
-		fs := peer.tx
-		peer.tx = nil
-		for _, f := range fs {
-			if lose != nil && lose(f) {
-				continue
-			}
-			m.inject(a, framing.AppendFrame(nil, f.h, f.p))
-		}
-	}
+	r := newPeerRig(t, m, Config{Node: 1}, func(*node) arq.Config { return bc })
+	a, peer, toB, acksToA := r.a, r.peer, r.toB, r.acksToA
 	// W to node 2, which never answers, then X to node 3.
 	m.hostFrame(a, numbered(2, 1, 1, 40))
 	m.hostFrame(a, numbered(3, 1, 2, 40))
-	for i := 0; i < 100 && len(log) < 2; i++ {
+	for i := 0; i < 100 && len(r.log) < 2; i++ {
 		m.run(50 * time.Millisecond)
 	}
-	if len(log) != 2 {
-		t.Fatalf("%d transmissions, want W and X", len(log))
+	if len(r.log) != 2 {
+		t.Fatalf("%d transmissions, want W and X", len(r.log))
 	}
 	// The channel goes busy: both time out and their First
 	// retransmissions wait in the MAC queue, W's first.
@@ -92,8 +133,8 @@ func TestSettledFirstRetransmissionDropped(t *testing.T) {
 	for i := 0; i < 200 && a.e.Stats(m.Now()).ARQ.Retransmissions < 2; i++ {
 		m.run(100 * time.Millisecond)
 	}
-	if s := a.e.Stats(m.Now()); s.ARQ.Retransmissions != 2 || len(log) != 2 {
-		t.Fatalf("%d retransmissions, %d transmissions; want 2 queued and none more on air", s.ARQ.Retransmissions, len(log))
+	if s := a.e.Stats(m.Now()); s.ARQ.Retransmissions != 2 || len(r.log) != 2 {
+		t.Fatalf("%d retransmissions, %d transmissions; want 2 queued and none more on air", s.ARQ.Retransmissions, len(r.log))
 	}
 	// Node 3 got X's first transmission; its Ack comes now, late.
 	toB()
@@ -122,11 +163,11 @@ func TestSettledFirstRetransmissionDropped(t *testing.T) {
 		ids[binary.BigEndian.Uint32(p[2:])]++ // the EtherType, then numbered's id
 	}
 	if len(peer.rx) != 2 || ids[2] != 1 || ids[3] != 1 {
-		for _, bu := range log { // node 1's transmissions, in order
+		for _, bu := range r.log { // node 1's transmissions, in order
 			d := framing.NewDecoder(4096)
 			show := func(h framing.Header, p []byte) {
 				f, _, _ := framing.ParseFrag(p)
-				t.Logf("%v %d->%d kind %d %+v", bu.Start.Sub(log[0].Start), h.Src, h.Dst, h.Kind, f)
+				t.Logf("%v %d->%d kind %d %+v", bu.Start.Sub(r.log[0].Start), h.Src, h.Dst, h.Kind, f)
 			}
 			d.Feed(bu.Data, show)
 			d.Feed([]byte{0}, show)
@@ -155,39 +196,11 @@ func TestSettledFirstRetransmissionDropped(t *testing.T) {
 // Z again at its retransmission.
 func TestLateAckOfFirstSettlesQueuedFirst(t *testing.T) {
 	m := newMedium(t, 9600)
-	var log []*burst
-	m.Bursts = &log
-	a := m.add(Config{Node: 1})
-	peer := &arqPeer{}
 	bc := arq.DefaultConfig(3, 200, 2000, arq.Timing{BitRate: 9600, Propagation: 10 * time.Millisecond, Margin: 20 * time.Millisecond})
 	bc.DupLifetime = 10 * time.Minute // longer than any of node 1's retries, as a daemon's
-	b, err := arq.New(bc, peer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := 0 // bursts of log already handed to b
-	toB := func() {
-		for ; seen < len(log); seen++ {
-			d := framing.NewDecoder(4096)
-			feed := func(h framing.Header, p []byte) {
-				if h.Dst == 3 {
-					b.Receive(m.Now(), h, p)
-				}
-			}
-			d.Feed(log[seen].Data, feed)
-			d.Feed([]byte{0}, feed)
-		}
-	}
-	inject := func(fs []arqFrame) {
-		for _, f := range fs {
-			m.inject(a, framing.AppendFrame(nil, f.h, f.p))
-		}
-	}
-	takeAcks := func() []arqFrame {
-		fs := peer.tx
-		peer.tx = nil
-		return fs
-	}
+	r := newPeerRig(t, m, Config{Node: 1}, func(*node) arq.Config { return bc })
+	a, peer, toB := r.a, r.peer, r.toB
+	inject, takeAcks := r.inject, r.takeAcks
 	stats := func() Stats { return a.e.Stats(m.Now()) }
 	runUntil := func(what string, done func() bool) {
 		t.Helper()
@@ -195,7 +208,7 @@ func TestLateAckOfFirstSettlesQueuedFirst(t *testing.T) {
 			m.run(100 * time.Millisecond)
 		}
 		if !done() {
-			t.Fatalf("%s: not after 300 s (%d transmissions, stats %+v)", what, len(log), stats().ARQ)
+			t.Fatalf("%s: not after 300 s (%d transmissions, stats %+v)", what, len(r.log), stats().ARQ)
 		}
 	}
 	// W to node 2, which never answers, and X to node 3 wait until just
@@ -205,7 +218,7 @@ func TestLateAckOfFirstSettlesQueuedFirst(t *testing.T) {
 	m.hostFrame(a, numbered(3, 1, 2, 40))
 	m.run(a.e.arq.Config().MaxAge - a.e.AckTimeout()/2)
 	m.event(a, phy.Event{Kind: phy.CarrierOff})
-	runUntil("W and X on air and given up", func() bool { return len(log) == 2 && stats().ARQ.GiveUps == 2 })
+	runUntil("W and X on air and given up", func() bool { return len(r.log) == 2 && stats().ARQ.GiveUps == 2 })
 	toB()
 	if len(peer.rx) != 1 {
 		t.Fatalf("node 3 delivered %d packets, want X", len(peer.rx))
@@ -215,7 +228,7 @@ func TestLateAckOfFirstSettlesQueuedFirst(t *testing.T) {
 	// is lost.
 	m.hostFrame(a, numbered(2, 1, 3, 40))
 	m.hostFrame(a, numbered(3, 1, 4, 40))
-	runUntil("V and Y on air", func() bool { return len(log) == 4 })
+	runUntil("V and Y on air", func() bool { return len(r.log) == 4 })
 	toB()
 	takeAcks()
 	if len(peer.rx) != 2 {
@@ -225,8 +238,8 @@ func TestLateAckOfFirstSettlesQueuedFirst(t *testing.T) {
 	// retransmissions wait in the MAC queue, V's first.
 	m.event(a, phy.Event{Kind: phy.CarrierOn})
 	runUntil("V's and Y's retransmissions queued", func() bool { return stats().ARQ.Retransmissions == 2 })
-	if len(log) != 4 {
-		t.Fatalf("%d transmissions, want none more on air", len(log))
+	if len(r.log) != 4 {
+		t.Fatalf("%d transmissions, want none more on air", len(r.log))
 	}
 	inject(xAck) // late: synchronises node 1
 	m.event(a, phy.Event{Kind: phy.CarrierOff})
@@ -249,11 +262,11 @@ func TestLateAckOfFirstSettlesQueuedFirst(t *testing.T) {
 		ids[binary.BigEndian.Uint32(p[2:])]++ // the EtherType, then numbered's id
 	}
 	if len(peer.rx) != 3 || ids[2] != 1 || ids[4] != 1 || ids[5] != 1 {
-		for _, bu := range log { // node 1's transmissions, in order
+		for _, bu := range r.log { // node 1's transmissions, in order
 			d := framing.NewDecoder(4096)
 			show := func(h framing.Header, p []byte) {
 				f, _, _ := framing.ParseFrag(p)
-				t.Logf("%v %d->%d kind %d %+v", bu.Start.Sub(log[0].Start), h.Src, h.Dst, h.Kind, f)
+				t.Logf("%v %d->%d kind %d %+v", bu.Start.Sub(r.log[0].Start), h.Src, h.Dst, h.Kind, f)
 			}
 			d.Feed(bu.Data, show)
 			d.Feed([]byte{0}, show)
