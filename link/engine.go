@@ -223,31 +223,32 @@ type Engine struct {
 	held      []heldPkt // packets waiting for an ARQ window, oldest first (at most maxHeld)
 	sealBuf   []byte
 	openBuf   []byte
-	onAir     []txFrame     // the frames of the burst being transmitted (empty: none)
-	burst     []byte        // the bytes of a burst of several frames (reused)
-	ackDue    int           // Acks still expected for the polls of our last burst (the reservation ends at 0)
-	solo      int           // transmissions still to go one frame each (after a refused burst)
-	macBursts uint64        // the MAC's Stats().Burst after the last Poll that gave a frame
-	turnLeft  int           // data frames the current turn may still send (turnFrames, senders.go); negative: no bound
-	ackHold   time.Duration // how long an Ack waits for data to ride with it (feed; 0: not at all)
+	onAir     []txFrame      // the frames of the burst being transmitted (empty: none)
+	burst     []byte         // the bytes of a burst of several frames (reused)
+	ackDue    int            // Acks still expected for the polls of our last burst (the reservation ends at 0)
+	solo      int            // transmissions still to go one frame each (after a refused burst)
+	macBursts uint64         // the MAC's Stats().Burst after the last Poll that gave a frame
+	turnLeft  int            // data frames the current turn may still send (turnFrames, senders.go); negative: no bound
+	ackHold   time.Duration  // how long an Ack waits for data to ride with it (feed; 0: not at all)
+	ackUntil  time.Time      // the Acks waiting in acks are held until then
+	neigh     *neighTable    // nil with NoNeighAnswer
+	senders   senders        // other nodes heard sending, for the MAC's window
+	turns     turns          // behind a modem that senses no carrier: the others' turns (turns.go)
+	overhear  []*auth.Opener // with a key: open frames for other nodes before they count as senders (one per key)
+	overBuf   []byte
+	ackWait   time.Duration // how long a poll reserves the channel for its Ack (csma.Reserve)
+	firstRTO  time.Duration // the ARQ's Ack timeout at start (AckTimeout)
+	navWait   time.Duration // how long a poll to another node keeps the channel for its Ack (nav.go; 0: never)
+	navRide   time.Duration // of it, the room for broadcasts riding behind the Ack
+	nav       nav           // the virtual carrier sense and the broadcast held for a ride (nav.go)
+	hidden    hiddenTurns   // turns with a hidden sender at a shared receiver (hidden.go)
+	delays    delayWatch    // ARQ round trips for the MAC's timing (arq.go)
+	ackAir    time.Duration // the airtime of one Ack on the wire (each further Ack of an answer burst)
+	out       []Delivery    // the host outbox; its buffers are reused
+	outTaken  bool          // Deliveries handed out the outbox: the next input empties it
+
 	// The host's frames gathered into one burst behind a TNC (gather.go).
 	hostAt, gatherFrom, gatherUntil time.Time
-	ackUntil                        time.Time      // the Acks waiting in acks are held until then
-	neigh                           *neighTable    // nil with NoNeighAnswer
-	senders                         senders        // other nodes heard sending, for the MAC's window
-	turns                           turns          // behind a modem that senses no carrier: the others' turns (turns.go)
-	overhear                        []*auth.Opener // with a key: open frames for other nodes before they count as senders (one per key)
-	overBuf                         []byte
-	ackWait                         time.Duration // how long a poll reserves the channel for its Ack (csma.Reserve)
-	firstRTO                        time.Duration // the ARQ's Ack timeout at start (AckTimeout)
-	navWait                         time.Duration // how long a poll to another node keeps the channel for its Ack (nav.go; 0: never)
-	navRide                         time.Duration // of it, the room for broadcasts riding behind the Ack
-	nav                             nav           // the virtual carrier sense and the broadcast held for a ride (nav.go)
-	hidden                          hiddenTurns   // turns with a hidden sender at a shared receiver (hidden.go)
-	delays                          delayWatch    // ARQ round trips for the MAC's timing (arq.go)
-	ackAir                          time.Duration // the airtime of one Ack on the wire (each further Ack of an answer burst)
-	out                             []Delivery    // the host outbox; its buffers are reused
-	outTaken                        bool          // Deliveries handed out the outbox: the next input empties it
 
 	up          bool
 	free        [][]byte // encoded-frame buffers not in use
