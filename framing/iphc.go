@@ -390,6 +390,12 @@ func checksum(b []byte) uint16 {
 	return uint16(s)
 }
 
+// UDPChecksum is the checksum field of the UDP datagram udp (header and
+// payload; its checksum field is ignored) sent between the addresses addrs
+// (source then destination, IPv4 or IPv6), as a kernel sets it: a computed
+// 0 goes as 0xFFFF. udp must hold at least the 8-byte header.
+func UDPChecksum(addrs, udp []byte) uint16 { return l4Checksum(addrs, protoUDP, udp[:8], 6, udp[8:]) }
+
 // l4Checksum is the UDP or TCP checksum (RFC 768, RFC 9293) of the
 // segment whose header is hdr (its checksum field at off, ignored) and
 // whose payload is rest, sent between the addresses addrs (source and

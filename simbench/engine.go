@@ -500,37 +500,8 @@ func (r *engRunner) datagram(n *engNode, fi int) []byte {
 	// elides it on air only when the receiver can compute it again:
 	// framing version 4); left 0, every frame was 2 bytes longer than
 	// through the daemons.
-	binary.BigEndian.PutUint16(udp[6:], udpChecksum(ip[12:20], udp))
+	binary.BigEndian.PutUint16(udp[6:], framing.UDPChecksum(ip[12:20], udp))
 	return p
-}
-
-// udpChecksum is the checksum of the UDP datagram udp (its checksum field
-// ignored) between the IPv4 addresses addrs (source, destination; RFC
-// 768): the ones' complement of the ones' complement sum of the
-// pseudo-header and the datagram, a computed 0 sent as 0xFFFF.
-func udpChecksum(addrs, udp []byte) uint16 {
-	s := uint64(17) + uint64(len(udp))
-	word := func(b []byte, i int) uint64 {
-		if i+1 < len(b) {
-			return uint64(b[i])<<8 | uint64(b[i+1])
-		}
-		return uint64(b[i]) << 8
-	}
-	for i := 0; i < len(addrs); i += 2 {
-		s += word(addrs, i)
-	}
-	for i := 0; i < len(udp); i += 2 {
-		if i != 6 {
-			s += word(udp, i)
-		}
-	}
-	for s > 0xFFFF {
-		s = s>>16 + s&0xFFFF
-	}
-	if c := ^uint16(s); c != 0 {
-		return c
-	}
-	return 0xFFFF
 }
 
 // flowOf finds the flow a datagram delivered at n belongs to.
