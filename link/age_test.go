@@ -1,7 +1,6 @@
 package link
 
 import (
-	"encoding/binary"
 	"testing"
 	"time"
 
@@ -72,10 +71,7 @@ func TestNoFrameOnAirPastMaxAge(t *testing.T) {
 				t.Errorf("bursts %d: a frame of A on air %v after its Send (MaxAge %v)", burstMax, bu.Air.Sub(sentA), ac.MaxAge)
 			}
 		}
-		ids := map[uint32]int{}
-		for _, p := range peer.rx {
-			ids[binary.BigEndian.Uint32(p[2:])]++ // the EtherType, then numbered's id
-		}
+		ids := r.delivered()
 		if len(peer.rx) != 2 || ids[1] != 1 || ids[2] != 1 {
 			t.Errorf("bursts %d: node 3 delivered %d packets %v (id: times), want A (1) and B (2) once each", burstMax, len(peer.rx), ids)
 		}

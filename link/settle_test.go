@@ -77,6 +77,28 @@ func (r *peerRig) toB() {
 	}
 }
 
+// delivered counts the packets b handed up by numbered's id.
+func (r *peerRig) delivered() map[uint32]int {
+	ids := map[uint32]int{}
+	for _, p := range r.peer.rx {
+		ids[binary.BigEndian.Uint32(p[2:])]++ // the EtherType, then numbered's id
+	}
+	return ids
+}
+
+// logAir logs node 1's transmissions, in order, frame by frame.
+func (r *peerRig) logAir(t *testing.T) {
+	for _, bu := range r.log {
+		d := framing.NewDecoder(4096)
+		show := func(h framing.Header, p []byte) {
+			f, _, _ := framing.ParseFrag(p)
+			t.Logf("%v %d->%d kind %d %+v", bu.Start.Sub(r.log[0].Start), h.Src, h.Dst, h.Kind, f)
+		}
+		d.Feed(bu.Data, show)
+		d.Feed([]byte{0}, show)
+	}
+}
+
 // takeAcks returns what b has sent since the last call.
 func (r *peerRig) takeAcks() []arqFrame {
 	fs := r.peer.tx
@@ -158,20 +180,9 @@ func TestSettledFirstRetransmissionDropped(t *testing.T) {
 		toB()
 		acksToA(loseZAck)
 	}
-	ids := map[uint32]int{}
-	for _, p := range peer.rx {
-		ids[binary.BigEndian.Uint32(p[2:])]++ // the EtherType, then numbered's id
-	}
+	ids := r.delivered()
 	if len(peer.rx) != 2 || ids[2] != 1 || ids[3] != 1 {
-		for _, bu := range r.log { // node 1's transmissions, in order
-			d := framing.NewDecoder(4096)
-			show := func(h framing.Header, p []byte) {
-				f, _, _ := framing.ParseFrag(p)
-				t.Logf("%v %d->%d kind %d %+v", bu.Start.Sub(r.log[0].Start), h.Src, h.Dst, h.Kind, f)
-			}
-			d.Feed(bu.Data, show)
-			d.Feed([]byte{0}, show)
-		}
+		r.logAir(t)
 	}
 	if len(peer.rx) != 2 || ids[2] != 1 || ids[3] != 1 {
 		t.Errorf("node 3 delivered %d packets %v (id: times), want X (2) and Z (3) once each", len(peer.rx), ids)
@@ -257,20 +268,9 @@ func TestLateAckOfFirstSettlesQueuedFirst(t *testing.T) {
 			inject([]arqFrame{f})
 		}
 	}
-	ids := map[uint32]int{}
-	for _, p := range peer.rx {
-		ids[binary.BigEndian.Uint32(p[2:])]++ // the EtherType, then numbered's id
-	}
+	ids := r.delivered()
 	if len(peer.rx) != 3 || ids[2] != 1 || ids[4] != 1 || ids[5] != 1 {
-		for _, bu := range r.log { // node 1's transmissions, in order
-			d := framing.NewDecoder(4096)
-			show := func(h framing.Header, p []byte) {
-				f, _, _ := framing.ParseFrag(p)
-				t.Logf("%v %d->%d kind %d %+v", bu.Start.Sub(r.log[0].Start), h.Src, h.Dst, h.Kind, f)
-			}
-			d.Feed(bu.Data, show)
-			d.Feed([]byte{0}, show)
-		}
+		r.logAir(t)
 		t.Errorf("node 3 delivered %d packets %v (id: times), want X (2), Y (4) and Z (5) once each", len(peer.rx), ids)
 	}
 	if s := stats(); s.SettledDropped != 1 || zAcks != 1 {
