@@ -1107,6 +1107,13 @@ func (e *Engine) removeData(match func(txFrame) bool, drop func(txFrame)) {
 // dropSettled takes back frame f of a settled packet (Settled).
 func (e *Engine) dropSettled(f txFrame) {
 	e.stats.SettledDropped++
+	e.takeBack(f)
+}
+
+// takeBack takes back a data frame taken out of the queues unsent: a poll
+// among them goes to the ARQ's TxDone after the call that dropped it
+// (settledGone), its buffer back to e.free.
+func (e *Engine) takeBack(f txFrame) {
 	if f.meta.poll {
 		e.settledPolls = append(e.settledPolls, f.meta)
 	}
@@ -1156,10 +1163,7 @@ func (e *Engine) dropAged(now time.Time) {
 // dropAgedFrame takes back frame f, past its packet's life (dropAged).
 func (e *Engine) dropAgedFrame(f txFrame) {
 	e.stats.AgedDropped++
-	if f.meta.poll {
-		e.settledPolls = append(e.settledPolls, f.meta)
-	}
-	e.free = append(e.free, f.buf[:0])
+	e.takeBack(f)
 }
 
 // settledGone reports to the ARQ the polls Settled took out, once the
