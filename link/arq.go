@@ -810,6 +810,7 @@ func (e *Engine) accepted(airH framing.Header, airPayload []byte, h framing.Head
 		return
 	}
 	if h.Kind == framing.KindAck && h.Dst == e.cfg.Node {
+		e.nav.overruns = 0          // our data got through (navOverrun)
 		e.hiddenAcked(e.now, h.Src) // hidden.go
 		// The Acks we kept the channel for: once all have come, it is
 		// free again.

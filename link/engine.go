@@ -653,7 +653,8 @@ func (e *Engine) Modem(now time.Time, ev phy.Event, info phy.Info) error {
 	case phy.CarrierOn:
 		if !e.carrierOn {
 			e.carrierOn, e.carrierAt = true, now
-			e.rideFrom = 0 // a transmission begins (ride.go)
+			e.rideFrom = 0    // a transmission begins (ride.go)
+			e.navOverrun(now) // nav.go
 		}
 		if e.mac != nil {
 			e.mac.Carrier(now, true)
@@ -740,6 +741,9 @@ func (e *Engine) txEnded(now time.Time) {
 	}
 	e.mac.TxDone(now)
 	for i, f := range e.onAir {
+		if k := f.meta.h.Kind; e.cfg.NoARQ && k != framing.KindAck && k != framing.KindHello {
+			e.nav.overruns = 0 // our data went on air (navOverrun)
+		}
 		e.frameGone(now, f.meta) // sent or lost: the ARQ's timer recovers a loss
 		if f.buf != nil {
 			e.free = append(e.free, f.buf[:0])

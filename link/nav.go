@@ -90,6 +90,15 @@ type nav struct {
 	// heard is when each node was last heard, any frame to anyone
 	// (navFrom).
 	heard [256]time.Time
+	// rideFrom is where the room for riders of the channel kept (until)
+	// begins (zero: kept without it); overruns counts the carriers that
+	// began in that room while our unicast frame waited for nothing but
+	// its end, since our data last got through (an Ack to us came;
+	// without ARQ, our data went on air) and within senders.window of
+	// each other (navOverrun).
+	rideFrom  time.Time
+	overruns  int
+	overrunAt time.Time // the last overrun counted
 }
 
 // navs says whether the modem takes part in the virtual carrier sense.
@@ -170,9 +179,13 @@ func (e *Engine) navHeard(now time.Time, h framing.Header, payload []byte) {
 // 1200 bit/s whenever an Ack was lost, while the poller contended again
 // after its own, shorter, wait. A wait already longer (another pair's) is
 // kept: the poll and its pair replace it only when they end later.
+//
+// The room is left out, too, once it has cost us our turn navOverruns
+// times since our data last got through (navOverrun).
 func (e *Engine) navKeep(now time.Time) {
 	w := e.navWait
-	if !e.nav.nextRide {
+	ride := e.nav.nextRide && e.nav.overruns < navOverruns
+	if !ride {
 		w -= e.navRide
 	}
 	until := now.Add(w)
@@ -180,10 +193,52 @@ func (e *Engine) navKeep(now time.Time) {
 		return
 	}
 	e.nav.until, e.nav.poller, e.nav.polled = until, e.nav.nextPoller, e.nav.nextPolled
+	e.nav.rideFrom = time.Time{}
+	if ride {
+		e.nav.rideFrom = until.Add(-e.navRide)
+	}
 	if own, ok := e.AwaitingAck(now); ok && !own.Before(until) {
 		return // our own reservation is longer
 	}
 	e.mac.Reserve(now, until)
+}
+
+// navOverruns is how many times the room for riders kept after a poll to
+// a node we do not hear may take our turn (navOverrun) before we keep the
+// channel without it, until our data gets through (an Ack to us comes).
+const navOverruns = 4
+
+// navOverrun notes a carrier beginning at now: if it began in the room for
+// riders of the channel kept for an unheard node's Ack (navKeep) while our
+// data frame waited only for the end of that room (the MAC's countdown
+// ends at the reservation), the poller has begun its next transmission
+// there, so its exchange is over, riders and all, and the room took our
+// turn. A poller that hears nobody else sending (a lone sender: a small
+// window and long bursts, csma.MAC.Contenders) begins its next
+// transmission within a few slots of its receiver's Ack, always inside the
+// room, so a node that only hears the poller, with data for it or for
+// anyone, never went on air and was never heard: in a line of three with a
+// flow on each hop and no routing daemon's hellos, the first node got 0-28
+// datagrams a minute in 6 of 12 runs (TestHiddenFlowsNoHellos). Called
+// before the MAC hears of the carrier.
+func (e *Engine) navOverrun(now time.Time) {
+	n := &e.nav
+	if n.rideFrom.IsZero() || now.Before(n.rideFrom) || !now.Before(n.until) || e.mac == nil || e.mac.Transmitting() {
+		return
+	}
+	if n.overruns > 0 && now.Sub(n.overrunAt) >= e.senders.window {
+		n.overruns = 0 // long ago: the poller may have had others since
+	}
+	// Only for a unicast frame, which an Ack answers when it gets
+	// through (and so ends the count): a node with nothing but broadcasts
+	// to send (a routing daemon's hellos) would otherwise drop the room
+	// for good, and its hellos and those riding behind the hidden node's
+	// Acks would meet (TestHiddenQuietNeighbourKeepsRoom).
+	unicast := func(f txFrame) bool { return f.meta.h.Dst != framing.Broadcast }
+	if d, ok := e.mac.Deadline(); ok && d.Equal(n.until) && e.mac.AnyData(unicast) {
+		n.overruns++
+		n.overrunAt = now
+	}
 }
 
 // navCarrierOff ends a carrier during which a poll to another node was

@@ -384,6 +384,18 @@ func (m *MACOf[T]) RemoveData(match func(T) bool, gone func(T)) int {
 	return removed
 }
 
+// AnyData reports whether match holds for a data frame waiting in the
+// queue (not the one on air, nor an urgent frame). It walks the queue once
+// and allocates nothing; match must not call back into the MAC.
+func (m *MACOf[T]) AnyData(match func(T) bool) bool {
+	for i := m.offset() + m.urgent; i < m.n; i++ {
+		if match(m.q[m.at(i)]) {
+			return true
+		}
+	}
+	return false
+}
+
 // Room is the number of frames Enqueue still accepts.
 func (m *MACOf[T]) Room() int { return len(m.q) - m.n }
 

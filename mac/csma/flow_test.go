@@ -354,6 +354,21 @@ func TestRemoveData(t *testing.T) {
 	if a := testing.AllocsPerRun(10, func() { m.RemoveData(func(f flowFrame) bool { return f.seq == 9 }, drop) }); a != 0 {
 		t.Errorf("RemoveData allocates %v times", a)
 	}
+	// AnyData sees the data frames waiting (B0), not the one on air (A0)
+	// nor the urgent one (a).
+	for _, tc := range []struct {
+		name  string
+		match func(flowFrame) bool
+		want  bool
+	}{
+		{"waiting", func(f flowFrame) bool { return f.flow == 1 && f.seq == 0 }, true},
+		{"on air", func(f flowFrame) bool { return f.flow == 0 }, false},
+		{"urgent", func(f flowFrame) bool { return f.tag == "a" }, false},
+	} {
+		if got := m.AnyData(tc.match); got != tc.want {
+			t.Errorf("AnyData(%s) = %v, want %v", tc.name, got, tc.want)
+		}
+	}
 	m.TxDone(now)
 	enq(0, 4)
 	enq(2, 0)
