@@ -197,6 +197,11 @@ func (e *Engine) navKeep(now time.Time) {
 	if ride {
 		e.nav.rideFrom = until.Add(-e.navRide)
 	}
+	if e.nav.nextRide {
+		// We do not hear the Ack: the channel is not idle for the
+		// window until it has ended (csma).
+		e.mac.Unobserved(now.Add(e.navWait - e.navRide - 2*e.macCfg.SlotTime))
+	}
 	if own, ok := e.AwaitingAck(now); ok && !own.Before(until) {
 		return // our own reservation is longer
 	}
