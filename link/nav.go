@@ -120,8 +120,9 @@ func (e *Engine) startNAV(seal int, slot, delay time.Duration) {
 		return
 	}
 	e.navRide = phy.Airtime(maxHeldBroadcasts*rideMax, e.info.BitRate)
-	e.navWait = phy.Airtime(max(framing.MaxEncodedLen(framing.AckMaxLen+seal), e.info.MinBurst), e.info.BitRate) +
-		2*delay + e.info.Turnaround + 2*slot + e.info.CarrierLag + e.navRide
+	e.navAck = phy.Airtime(max(framing.MaxEncodedLen(framing.AckMaxLen+seal), e.info.MinBurst), e.info.BitRate) +
+		2*delay + e.info.Turnaround + e.info.CarrierLag
+	e.navWait = e.navAck + 2*slot + e.navRide
 }
 
 // navFrom notes a frame from src, whoever it is for.
@@ -205,7 +206,7 @@ func (e *Engine) navKeep(now time.Time) {
 	if e.nav.nextRide {
 		// We do not hear the Ack: the channel is not idle for the
 		// window until it has ended (csma).
-		e.mac.Unobserved(now.Add(e.navWait - e.navRide - 2*e.macCfg.SlotTime))
+		e.mac.Unobserved(now.Add(e.navAck))
 	}
 	if own, ok := e.AwaitingAck(now); ok && !own.Before(until) {
 		return // our own reservation is longer

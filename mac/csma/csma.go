@@ -79,7 +79,7 @@ type MACOf[T any] struct {
 
 	urgent      int       // frames from EnqueueFront waiting at the head (after the one on air)
 	reserved    time.Time // Reserve: no data frame before this
-	unobserved  time.Time // Unobserved: a carrier before this leaves no gap for the window
+	unobserved  time.Time // Unobserved: a carrier before this leaves no gap for the window, a later one the gap from it
 	unobsSet    bool      // Unobserved was called
 	reservedSet bool      // Reserve was called: false, reserved is the zero time
 	airUrgent   bool      // the frame on air came from EnqueueFront
@@ -512,19 +512,19 @@ func (m *MACOf[T]) Carrier(now time.Time, busy bool) {
 }
 
 // Unobserved says that the channel is not idle for the adaptive window
-// until the given time, though we hear nothing: the link keeps the channel
-// for the Ack to a poll to a node it does not hear, and passes the time
-// that Ack ends. A carrier that begins before then is not a contention's
-// outcome (the poller's next frame of a burst follows the Ack at once) and
-// leaves no gap to observe; one that begins later leaves the gap from
-// then, as it does at a node that hears the Ack's carrier end. Measured
-// from the poll's end, the gaps held the unheard Ack: none (under IFS)
-// before a frame that went on at once, which widened a neighbour's window
-// to 100-180 slots, and a slot or more before one that contended, which
-// narrowed it. The countdown is not affected.
-func (m *MACOf[T]) Unobserved(until time.Time) {
-	if !m.unobsSet || until.After(m.unobserved) {
-		m.unobserved, m.unobsSet = until, true
+// until end, though we hear nothing: the link keeps the channel for the Ack
+// to a poll to a node it does not hear, and end is when that Ack ends as
+// the configured (or measured) delay reckons it. A carrier that begins
+// before end is not a contention's outcome (the poller's next frame of a
+// burst follows the Ack at once) and leaves no gap to observe; one that
+// begins later leaves the gap from end, as at a node that hears the Ack's
+// carrier end. Measured from the poll's end, the gaps held the unheard
+// Ack: none (under IFS) before a frame that went on at once, which widened
+// a neighbour's window to 100-180 slots, and a slot or more before one
+// that contended, which narrowed it. The countdown is not affected.
+func (m *MACOf[T]) Unobserved(end time.Time) {
+	if !m.unobsSet || end.After(m.unobserved) {
+		m.unobserved, m.unobsSet = end, true
 	}
 }
 
