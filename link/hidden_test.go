@@ -677,15 +677,15 @@ func TestHiddenFlowsNoHellos(t *testing.T) {
 
 // TestHiddenFlowsShortDelay: TestHiddenFlowsNoHellos with 100 µs between
 // neighbours (the engines' configured delay) and with the hellos too: node
-// 1 gets at least 0.2 of the datagrams delivered in every run, and waits
+// 1 gets at least 0.15 of the datagrams delivered in every run, and waits
 // at most 15 s for one. Behind a modem that keys up once per frame, node 2's
 // lone burst goes on after each of node 3's Acks at once; node 1, which
 // does not hear those Acks, took the time from node 2's poll to its next
 // frame for a contention with no idle slot, its adaptive window grew to
 // 100-180 slots, and it seldom went on air: before csma.MAC.Unobserved
-// node 1 got 0.01-0.05 of the datagrams in every run with one frame a
-// transmission (0.03 and 0.01 at least, with and without hellos); now
-// 0.23 and 0.29 at least.
+// node 1 got 0.01-0.06 of the datagrams in every run with one frame a
+// transmission (at least 0.03 without hellos, 0.01 with them), with gaps
+// of 19-58 s; now at least 0.23 without hellos and 0.29 with them.
 func TestHiddenFlowsShortDelay(t *testing.T) {
 	for _, tc := range burstModems {
 		for _, hellos := range []bool{false, true} {
@@ -694,8 +694,8 @@ func TestHiddenFlowsShortDelay(t *testing.T) {
 					res := runLineWith(t, seed, lineFlows, tc.burst, time.Minute, lineOpts{noHellos: !hellos, delay: 100 * time.Microsecond})
 					share := float64(res.at2) / float64(max(res.at2+res.at3, 1))
 					t.Logf("seed %d: datagrams at 2 %d, at 3 %d (node 1's share %.2f, longest gap %v)", seed, res.at2, res.at3, share, res.gap[1].Round(time.Millisecond))
-					if share < 0.2 || res.gap[1] > 15*time.Second {
-						t.Errorf("seed %d: node 1 got %.2f of the datagrams delivered, longest gap %v; want at least 0.2, at most 15 s", seed, share, res.gap[1].Round(time.Millisecond))
+					if share < 0.15 || res.gap[1] > 15*time.Second {
+						t.Errorf("seed %d: node 1 got %.2f of the datagrams delivered, longest gap %v; want at least 0.15, at most 15 s", seed, share, res.gap[1].Round(time.Millisecond))
 					}
 				}
 			})
