@@ -264,8 +264,8 @@ func (e *Engine) startLink(now time.Time, mc csma.Config, seed uint64) error {
 	if cfg.Key != nil {
 		seal = auth.Overhead
 	}
-	e.startNAV(seal, mc.SlotTime)        // nav.go
-	e.startHiddenTurns(mc, oneAir, seed) // hidden.go
+	e.startNAV(seal, mc.SlotTime, cfg.PropDelay) // nav.go
+	e.startHiddenTurns(mc, oneAir, seed)         // hidden.go
 	a, err := arq.New(ac, (*arqSink)(e))
 	if err != nil {
 		return fmt.Errorf("frame-max %d: %w", e.frameMax, err)
@@ -923,6 +923,7 @@ func (e *Engine) measuredDelay(src framing.NodeID) {
 		}
 		c := e.mac.Config()
 		e.macCfg.SlotTime, e.macCfg.IFS, e.macCfg.PropDelay = c.SlotTime, c.IFS, c.PropDelay
+		e.startNAV(seal, c.SlotTime, max(e.cfg.PropDelay, c.PropDelay)) // the wait after others' polls too (nav.go)
 		ev := e.log.Debug()
 		if !w.logged {
 			w.logged = true

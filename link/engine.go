@@ -240,6 +240,7 @@ type Engine struct {
 	firstRTO  time.Duration // the ARQ's Ack timeout at start (AckTimeout)
 	navWait   time.Duration // how long a poll to another node keeps the channel for its Ack (nav.go; 0: never)
 	navRide   time.Duration // of it, the room for broadcasts riding behind the Ack
+	navAck    time.Duration // of it, the Ack's own time from the poll's end: airtime, turnaround, carrier lag and the delays
 	nav       nav           // the virtual carrier sense and the broadcast held for a ride (nav.go)
 	hidden    hiddenTurns   // turns with a hidden sender at a shared receiver (hidden.go)
 	delays    delayWatch    // ARQ round trips for the MAC's timing (arq.go)

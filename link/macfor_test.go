@@ -161,6 +161,7 @@ func TestMeasuredDelayFromRoundTrips(t *testing.T) {
 	}
 	const wait = 600 * time.Millisecond
 	start := n1.e.MACConfig()
+	navStart := n1.e.navWait
 	send := func(id uint32) {
 		m.hostFrame(n1, numbered(2, 1, id, 300))
 		for i := 0; len(held) == 0 && i < 1000; i++ {
@@ -187,6 +188,12 @@ func TestMeasuredDelayFromRoundTrips(t *testing.T) {
 	}
 	if max1 := wait / 2; grown.PropDelay > max1 {
 		t.Errorf("measured delay %v above half the round trip %v", grown.PropDelay, max1)
+	}
+	// The wait after another node's poll (nav.go) counts the delay there
+	// and back and two slots: it grows with them (from the configured
+	// delay, here none, to the measured one).
+	if got, want := n1.e.navWait-navStart, 2*(grown.PropDelay-n1.e.cfg.PropDelay)+2*(grown.SlotTime-start.SlotTime); got != want {
+		t.Errorf("the wait after an overheard poll grew by %v with the measured delay, want %v", got, want)
 	}
 	info := 0
 	for _, l := range strings.Split(n1.log.String(), "\n") {

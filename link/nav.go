@@ -108,15 +108,21 @@ func (e *Engine) navs() bool {
 
 // startNAV sets how long a poll overheard keeps the channel: the Ack's
 // airtime as ackWait counts it (ours, whether or not we use ARQ ourselves,
-// with the same key), and for a polled node we do not hear (navKeep)
-// maxHeldBroadcasts broadcast frames of rideMax bytes behind it (navRide).
-func (e *Engine) startNAV(seal int, slot time.Duration) {
+// with the same key), the delays there and back, and for a polled node we
+// do not hear (navKeep) maxHeldBroadcasts broadcast frames of rideMax bytes
+// behind it (navRide). delay is the one-way delay: the configured one at
+// the start, and the MAC's once round trips have lengthened it
+// (measuredDelay): a wait that counted the configured 100 µs where
+// neighbours are 1 ms apart ended 1.8 ms before the poller's next frame
+// reached us, and a frame of ours sent then met it at the poller.
+func (e *Engine) startNAV(seal int, slot, delay time.Duration) {
 	if e.info.OwnAccess || e.info.NoCarrier {
 		return
 	}
 	e.navRide = phy.Airtime(maxHeldBroadcasts*rideMax, e.info.BitRate)
-	e.navWait = phy.Airtime(max(framing.MaxEncodedLen(framing.AckMaxLen+seal), e.info.MinBurst), e.info.BitRate) +
-		2*e.cfg.PropDelay + e.info.Turnaround + 2*slot + e.info.CarrierLag + e.navRide
+	e.navAck = phy.Airtime(max(framing.MaxEncodedLen(framing.AckMaxLen+seal), e.info.MinBurst), e.info.BitRate) +
+		2*delay + e.info.Turnaround + e.info.CarrierLag
+	e.navWait = e.navAck + 2*slot + e.navRide
 }
 
 // navFrom notes a frame from src, whoever it is for.
@@ -196,6 +202,11 @@ func (e *Engine) navKeep(now time.Time) {
 	e.nav.rideFrom = time.Time{}
 	if ride {
 		e.nav.rideFrom = until.Add(-e.navRide)
+	}
+	if e.nav.nextRide {
+		// We do not hear the Ack: the channel is not idle for the
+		// window until it has ended (csma).
+		e.mac.Unobserved(now.Add(e.navAck))
 	}
 	if own, ok := e.AwaitingAck(now); ok && !own.Before(until) {
 		return // our own reservation is longer

@@ -445,3 +445,54 @@ func TestEndBurst(t *testing.T) {
 		t.Errorf("Stats().Burst = %d, want 1", got)
 	}
 }
+
+// TestUnobserved: a carrier that begins before the time Unobserved set (an
+// Ack we do not hear ends then) leaves no gap for the adaptive window, and
+// one that begins later leaves the gap from that time, not from the end of
+// the last carrier heard; the countdown counts from that end as before.
+func TestUnobserved(t *testing.T) {
+	cfg := adaptiveConfig() // slots and IFS of 10 ms, PropDelay 5 ms
+	m, _ := newPair(t, cfg, 4)
+	m.Contenders(1) // not alone: the window follows the gaps
+	mustEnqueue(t, m, t0, []byte("a"))
+	// Another's poll ends at t0 + 1 s; the Ack we do not hear ends 30
+	// ms later.
+	polled := t0.Add(time.Second)
+	m.Carrier(polled.Add(-time.Millisecond), true)
+	m.Carrier(polled, false)
+	m.Unobserved(polled.Add(30 * time.Millisecond))
+	n, slotsLeft := m.obsN, m.slots
+	// The poller's next frame, 25 ms after its poll (inside the Ack's
+	// time): no gap observed; the countdown still counts the 10 ms past
+	// IFS less PropDelay (0 whole slots here).
+	next := polled.Add(25 * time.Millisecond)
+	m.Carrier(next, true)
+	if m.obsN != n {
+		t.Fatalf("a carrier inside the unheard Ack's time was observed (%d gaps, had %d)", m.obsN, n)
+	}
+	if m.slots != slotsLeft {
+		t.Fatalf("countdown %d slots, want %d", m.slots, slotsLeft)
+	}
+	m.Carrier(next.Add(time.Second), false)
+	// After a frame heard in full, a carrier 65 ms after its end with
+	// the channel unobserved until 20 ms after it: the gap counts from
+	// then, 45 ms less IFS and PropDelay, 3 slots.
+	end := next.Add(time.Second)
+	m.Unobserved(end.Add(20 * time.Millisecond))
+	n = m.obsN
+	at := m.obsAt
+	m.Carrier(end.Add(65*time.Millisecond), true)
+	if m.obsN != n+1 || m.gaps[at] != 3 {
+		t.Fatalf("observed %d gaps (had %d), the last %d slots; want one of 3", m.obsN, n, m.gaps[at])
+	}
+	m.Carrier(end.Add(2*time.Second), false)
+	// With the time Unobserved set behind it, a carrier's gap counts from
+	// the end of the last carrier, as before: 50 ms less IFS and
+	// PropDelay, 4 slots (rounded to the nearest).
+	idle := end.Add(2 * time.Second)
+	at = m.obsAt
+	m.Carrier(idle.Add(50*time.Millisecond), true)
+	if m.gaps[at] != 4 {
+		t.Fatalf("gap %d slots after the unobserved time had passed, want 4", m.gaps[at])
+	}
+}

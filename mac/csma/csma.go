@@ -79,6 +79,8 @@ type MACOf[T any] struct {
 
 	urgent      int       // frames from EnqueueFront waiting at the head (after the one on air)
 	reserved    time.Time // Reserve: no data frame before this
+	unobserved  time.Time // Unobserved: a carrier before this leaves no gap for the window, a later one the gap from it
+	unobsSet    bool      // Unobserved was called
 	reservedSet bool      // Reserve was called: false, reserved is the zero time
 	airUrgent   bool      // the frame on air came from EnqueueFront
 	busy        bool      // carrier sensed busy (never true while onAir)
@@ -444,6 +446,7 @@ func (m *MACOf[T]) Carrier(now time.Time, busy bool) {
 	}
 	m.busySince = now
 	since := now.Sub(m.idleSince)
+	unheard := m.observeUnheard(now) // (Unobserved) observed here, or not at all
 	// The transmission began PropDelay before its carrier came: the slots
 	// since then were not idle.
 	if off, armed, ok := m.start(); ok && !armed && near(since) {
@@ -457,7 +460,7 @@ func (m *MACOf[T]) Carrier(now time.Time, busy bool) {
 			q = idle / slot
 			r = idle - q*slot
 		}
-		if since >= off { // observe's gap is not negative
+		if since >= off && !unheard { // observe's gap is not negative
 			n := int64(q) // the gap rounded to slots, as observe does
 			if idle > 0 && r >= slot-slot/2 {
 				n++
@@ -471,7 +474,9 @@ func (m *MACOf[T]) Carrier(now time.Time, busy bool) {
 			m.countDownSlots(int(q))
 		}
 	} else {
-		m.observe(now, since, false)
+		if !unheard {
+			m.observe(now, since, false)
+		}
 		if m.n == m.urgent {
 			return
 		}
@@ -504,6 +509,43 @@ func (m *MACOf[T]) Carrier(now time.Time, busy bool) {
 		return
 	}
 	m.deferral()
+}
+
+// Unobserved says that the channel is not idle for the adaptive window
+// until end, though we hear nothing: the link keeps the channel for the Ack
+// to a poll to a node it does not hear, and end is when that Ack ends as
+// the configured (or measured) delay reckons it. A carrier that begins
+// before end is not a contention's outcome (the poller's next frame of a
+// burst follows the Ack at once) and leaves no gap to observe; one that
+// begins later leaves the gap from end, as at a node that hears the Ack's
+// carrier end. Measured from the poll's end, the gaps held the unheard
+// Ack: none (under IFS) before a frame that went on at once, which widened
+// a neighbour's window to 100-180 slots, and a slot or more before one
+// that contended, which narrowed it. The countdown is not affected.
+func (m *MACOf[T]) Unobserved(end time.Time) {
+	if !m.unobsSet || end.After(m.unobserved) {
+		m.unobserved, m.unobsSet = end, true
+	}
+}
+
+// observeUnheard observes, for the adaptive window, a carrier beginning at
+// now while the channel was idle since before the time Unobserved set: no
+// gap before that time, the gap from it after. It reports whether it took
+// the observation (then the caller observes nothing).
+func (m *MACOf[T]) observeUnheard(now time.Time) bool {
+	if !m.unobsSet || !m.unobserved.After(m.idleSince) {
+		return false
+	}
+	if now.Before(m.unobserved) || !m.tuning() {
+		return true
+	}
+	gap := now.Sub(m.unobserved) - m.cfg.IFS
+	if gap < 0 {
+		return true
+	}
+	gap -= m.cfg.PropDelay // its carrier took that long to come
+	m.observeSlots(int64(min((max(gap, 0)+m.cfg.SlotTime/2)/m.cfg.SlotTime, maxIdleGap)), false)
+	return true
 }
 
 // Reserve keeps the channel for an expected answer until the given time: no
