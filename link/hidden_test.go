@@ -663,15 +663,24 @@ func TestHiddenSenders(t *testing.T) {
 func TestHiddenFlowsNoHellos(t *testing.T) {
 	for _, tc := range burstModems {
 		t.Run(tc.name, func(t *testing.T) {
-			for seed := uint64(1); seed <= 12; seed++ {
-				res := runLineWith(t, seed, lineFlows, tc.burst, time.Minute, lineOpts{noHellos: true})
-				share := float64(res.at2) / float64(max(res.at2+res.at3, 1))
-				t.Logf("seed %d: datagrams at 2 %d, at 3 %d (node 1's share %.2f, longest gap %v)", seed, res.at2, res.at3, share, res.gap[1].Round(time.Millisecond))
-				if share < 0.3 || res.gap[1] > 15*time.Second {
-					t.Errorf("seed %d: node 1 got %.2f of the datagrams delivered, longest gap %v; want at least 0.3, at most 15 s", seed, share, res.gap[1].Round(time.Millisecond))
-				}
-			}
+			lineFlowsShare(t, tc.burst, lineOpts{noHellos: true}, 0.3)
 		})
+	}
+}
+
+// lineFlowsShare runs the line of lineFlows with o for a minute, seeds
+// 1-12, and wants node 1 to get at least least of the datagrams delivered
+// (its flow's at node 2 against node 2's at node 3) in every run and to
+// wait at most 15 s for one.
+func lineFlowsShare(t *testing.T, burst int, o lineOpts, least float64) {
+	t.Helper()
+	for seed := uint64(1); seed <= 12; seed++ {
+		res := runLineWith(t, seed, lineFlows, burst, time.Minute, o)
+		share := float64(res.at2) / float64(max(res.at2+res.at3, 1))
+		t.Logf("seed %d: datagrams at 2 %d, at 3 %d (node 1's share %.2f, longest gap %v)", seed, res.at2, res.at3, share, res.gap[1].Round(time.Millisecond))
+		if share < least || res.gap[1] > 15*time.Second {
+			t.Errorf("seed %d: node 1 got %.2f of the datagrams delivered, longest gap %v; want at least %.2f, at most 15 s", seed, share, res.gap[1].Round(time.Millisecond), least)
+		}
 	}
 }
 
@@ -690,14 +699,7 @@ func TestHiddenFlowsShortDelay(t *testing.T) {
 	for _, tc := range burstModems {
 		for _, hellos := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s, hellos %v", tc.name, hellos), func(t *testing.T) {
-				for seed := uint64(1); seed <= 12; seed++ {
-					res := runLineWith(t, seed, lineFlows, tc.burst, time.Minute, lineOpts{noHellos: !hellos, delay: 100 * time.Microsecond})
-					share := float64(res.at2) / float64(max(res.at2+res.at3, 1))
-					t.Logf("seed %d: datagrams at 2 %d, at 3 %d (node 1's share %.2f, longest gap %v)", seed, res.at2, res.at3, share, res.gap[1].Round(time.Millisecond))
-					if share < 0.15 || res.gap[1] > 15*time.Second {
-						t.Errorf("seed %d: node 1 got %.2f of the datagrams delivered, longest gap %v; want at least 0.15, at most 15 s", seed, share, res.gap[1].Round(time.Millisecond))
-					}
-				}
+				lineFlowsShare(t, tc.burst, lineOpts{noHellos: !hellos, delay: 100 * time.Microsecond}, 0.15)
 			})
 		}
 	}
