@@ -536,15 +536,9 @@ func (m *MACOf[T]) observeUnheard(now time.Time) bool {
 	if !m.unobsSet || !m.unobserved.After(m.idleSince) {
 		return false
 	}
-	if now.Before(m.unobserved) || !m.tuning() {
-		return true
+	if !now.Before(m.unobserved) {
+		m.observeGap(now.Sub(m.unobserved)-m.cfg.IFS, false)
 	}
-	gap := now.Sub(m.unobserved) - m.cfg.IFS
-	if gap < 0 {
-		return true
-	}
-	gap -= m.cfg.PropDelay // its carrier took that long to come
-	m.observeSlots(int64(min((max(gap, 0)+m.cfg.SlotTime/2)/m.cfg.SlotTime, maxIdleGap)), false)
 	return true
 }
 
@@ -1079,6 +1073,12 @@ func (m *MACOf[T]) observe(now time.Time, since time.Duration, own bool) {
 	if !m.exact || !near(since) {
 		gap = now.Sub(m.idleSince.Add(m.align)) - m.cfg.IFS
 	}
+	m.observeGap(gap, own)
+}
+
+// observeGap takes an idle gap (past IFS) before a transmission, our own or
+// another's, for the adaptive window (observe, observeUnheard).
+func (m *MACOf[T]) observeGap(gap time.Duration, own bool) {
 	if gap < 0 {
 		return
 	}
